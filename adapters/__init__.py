@@ -1,0 +1,1 @@
+"""Venue adapters. Each package implements :class:`adapters.base.Adapter` for one venue."""

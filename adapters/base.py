@@ -1,0 +1,169 @@
+"""The adapter interface every venue implements, and the registry that finds adapters by name.
+
+An adapter turns a venue's protocol into model events pushed into a :class:`VenueEvents` sink (the
+runtime), and turns the runtime's order requests into the venue's messages. Requests are
+non-blocking: ``submit`` returns at once and the venue's answer comes back later through the sink
+(``on_order_update`` / ``on_fill``), exactly as it would from a network venue.
+
+Third-party packages add adapters through the ``engine.adapters`` entry-point group: an entry point
+names a module (or object) with a ``@adapter_hookimpl`` function ``engine_register_adapters()``
+returning ``{name: AdapterClass}`` (the way pytest and datasette find plugins).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, ClassVar, Protocol
+
+import pluggy
+from pydantic import BaseModel, ConfigDict
+
+from engine.clock import Clock
+from engine.model import BookUpdate, Fill, Instrument, Order, OrderUpdate, SessionState, Trade
+
+ENTRY_POINT_GROUP = "engine.adapters"
+adapter_hookspec = pluggy.HookspecMarker("engine.adapters")
+adapter_hookimpl = pluggy.HookimplMarker("engine.adapters")
+
+
+class VenueEvents(Protocol):
+    """What an adapter may call on the runtime. All calls are synchronous and cheap."""
+
+    def on_book(self, update: BookUpdate) -> None: ...
+    def on_trade(self, trade: Trade) -> None: ...
+    def on_order_update(self, update: OrderUpdate) -> None: ...
+    def on_fill(self, fill: Fill) -> None: ...
+    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a venue does natively. The runtime refuses or emulates what is missing rather than
+    silently degrading (VENUES.md 6.9)."""
+
+    amend: bool = False
+    mass_cancel: bool = False
+    post_only: str = "none"  # "reject" | "reprice" | "none"
+    ioc: bool = False
+    fok: bool = False
+    gtc: bool = False
+    market_orders: bool = True
+    mmp: bool = False
+    cancel_on_disconnect: bool = False
+    self_trade_prevention: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A venue's documented request budget, as data: ``count`` requests per ``per_seconds``
+    (``burst`` tokens at most) for one ``scope`` ("orders", "cancels", "all", ...)."""
+
+    scope: str
+    count: int
+    per_seconds: Decimal
+    burst: int | None = None
+    source: str = ""
+
+
+class AdapterOptions(BaseModel):
+    """Base for an adapter's own config block. Unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Adapter(ABC):
+    """One connection to one venue account.
+
+    Lifecycle: construct -> ``await connect()`` -> ``subscribe`` -> trading -> ``await close()``.
+    """
+
+    #: registry name, e.g. "paper"
+    name: ClassVar[str] = ""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    rate_limits: ClassVar[tuple[RateLimit, ...]] = ()
+    #: pydantic model for this adapter's options in config (``venues.<name>.options``)
+    options_model: ClassVar[type[AdapterOptions]] = AdapterOptions
+
+    def __init__(
+        self,
+        venue: str,
+        options: AdapterOptions,
+        instruments: Iterable[Instrument],
+        clock: Clock,
+        sink: VenueEvents,
+        seed: int = 0,
+    ) -> None:
+        self.venue = venue
+        self.options = options
+        self.instruments = {i.symbol: i for i in instruments}
+        self.clock = clock
+        self.sink = sink
+        self.seed = seed
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Open connections, authenticate, and report ``connected`` through the sink."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close connections. Must not raise."""
+
+    @abstractmethod
+    def subscribe(self, symbols: Iterable[str]) -> None:
+        """Ask for market data for these symbols; a snapshot comes first."""
+
+    @abstractmethod
+    def submit(self, order: Order) -> None:
+        """Send a new order. Returns at once; the answer arrives through the sink."""
+
+    @abstractmethod
+    def cancel(self, order: Order) -> None:
+        """Ask the venue to cancel. The order is already ``pending_cancel``."""
+
+    @abstractmethod
+    def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
+        """Ask the venue to change price and/or total quantity. The order is ``pending_replace``."""
+
+    def on_session(self, state: SessionState) -> None:
+        """Told of every session phase change. Embedded and sandbox venues follow it; a real
+        venue keeps its own schedule and may ignore it."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "venue": self.venue}
+
+
+class _AdapterSpec:
+    @adapter_hookspec
+    def engine_register_adapters(self) -> dict[str, type[Adapter]]:  # type: ignore[empty-body]
+        """Return ``{name: AdapterClass}`` for the adapters this plugin provides."""
+
+
+class UnknownAdapter(LookupError):
+    pass
+
+
+def adapter_registry(load_entry_points: bool = True) -> dict[str, type[Adapter]]:
+    """All adapters by name: the built-in ones plus those third-party packages register."""
+    pm = pluggy.PluginManager("engine.adapters")
+    pm.add_hookspecs(_AdapterSpec)
+    from adapters import builtin  # the shipped adapters register like any third-party one
+
+    pm.register(builtin)
+    if load_entry_points:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    registry: dict[str, type[Adapter]] = {}
+    for mapping in pm.hook.engine_register_adapters():
+        registry.update(mapping)
+    return registry
+
+
+def get_adapter(name: str) -> type[Adapter]:
+    registry = adapter_registry()
+    try:
+        return registry[name]
+    except KeyError:
+        known = ", ".join(sorted(registry)) or "none"
+        raise UnknownAdapter(f"unknown adapter {name!r}; known adapters: {known}") from None

@@ -1,0 +1,611 @@
+"""The shared language of the runtime: instruments, orders, books, trades, fills, sessions.
+
+Every number that is money or a quantity is a ``Decimal``: never a binary float. PSX share counts
+are whole Decimals; crypto venues trade fractional amounts through the same model. Timestamps are ``int`` nanoseconds since the Unix epoch, UTC.
+
+Per-event objects are slotted classes, not pydantic models: they are created hundreds of thousands
+of times a second and must cost no validation on the hot path. Validation happens once, at the
+edges (config, venue codecs, the order context's checks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+__all__ = [
+    "ZERO",
+    "Book",
+    "BookUpdate",
+    "Fill",
+    "IllegalTransition",
+    "Instrument",
+    "Liquidity",
+    "Order",
+    "OrderStatus",
+    "OrderType",
+    "OrderUpdate",
+    "Phase",
+    "Side",
+    "TERMINAL_STATUSES",
+    "TimeInForce",
+    "Trade",
+]
+
+ZERO = Decimal(0)
+
+
+class Side(str, Enum):
+    """Order or aggressor side. Strategies may pass the plain strings ``"buy"`` / ``"sell"``."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        """+1 for a buy, -1 for a sell: the sign of the position change a fill causes."""
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(str, Enum):
+    LIMIT = "limit"
+    MARKET = "market"
+
+
+class TimeInForce(str, Enum):
+    """DAY expires at the close; GTC lives across days; IOC fills what it can now and cancels the
+    rest; FOK fills completely now or not at all."""
+
+    DAY = "day"
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+
+
+class Liquidity(str, Enum):
+    MAKER = "maker"
+    TAKER = "taker"
+    UNKNOWN = "unknown"
+
+
+class Phase(str, Enum):
+    """Session phase names, used verbatim in hooks, reports and metrics."""
+
+    CLOSED = "closed"
+    PRE_OPEN = "pre_open"
+    OPENING_MATCH = "opening_match"
+    OPEN = "open"
+    BREAK = "break"
+    POST_CLOSE = "post_close"
+
+
+class OrderStatus(str, Enum):
+    """Order life cycle (VENUES.md section 6.6)."""
+
+    PENDING_NEW = "pending_new"
+    NEW = "new"
+    PARTIALLY_FILLED = "partially_filled"
+    PENDING_CANCEL = "pending_cancel"
+    PENDING_REPLACE = "pending_replace"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+S = OrderStatus
+TERMINAL_STATUSES = frozenset({S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED})
+_LIVE_EXITS = frozenset({S.FILLED, S.CANCELLED, S.EXPIRED})
+
+# Allowed transitions. A fill moves an order between NEW / PARTIALLY_FILLED / FILLED; a pending
+# cancel or replace may be answered by the venue, refused (back to the live state), or overtaken
+# by a fill. Terminal states have no exits: they absorb.
+_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.PENDING_NEW: frozenset({S.NEW, S.REJECTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.EXPIRED}),
+    S.NEW: frozenset({S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.PENDING_REPLACE}) | _LIVE_EXITS,
+    S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.PENDING_REPLACE}) | _LIVE_EXITS,
+    S.PENDING_CANCEL: frozenset({S.NEW, S.PARTIALLY_FILLED}) | _LIVE_EXITS,
+    S.PENDING_REPLACE: frozenset({S.NEW, S.PARTIALLY_FILLED, S.PENDING_CANCEL}) | _LIVE_EXITS,
+    S.FILLED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.EXPIRED: frozenset(),
+}
+
+
+class IllegalTransition(ValueError):
+    """Raised when an order is asked to move to a state its life cycle does not allow."""
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """One tradable symbol on one venue. ``lot_size`` and ``tick_size`` come from the instrument
+    master (config); ``previous_close`` is the reference price for the circuit-breaker band."""
+
+    symbol: str
+    venue: str
+    tick_size: Decimal = Decimal("0.01")
+    lot_size: Decimal = Decimal(1)
+    previous_close: Decimal = ZERO
+    sector: str = ""
+    price_precision: int = 2
+
+    @property
+    def key(self) -> str:
+        """``VENUE:SYMBOL``, unique across venues."""
+        return f"{self.venue}:{self.symbol}"
+
+    def on_tick(self, price: Decimal) -> bool:
+        """True when ``price`` is a whole number of ticks."""
+        return price % self.tick_size == 0
+
+    def round_to_tick(self, price: Decimal, side: Side | None = None) -> Decimal:
+        """Round to the tick grid: down for a buy, up for a sell (never more aggressive than
+        asked), to nearest when no side is given."""
+        ticks = price / self.tick_size
+        if side is Side.BUY:
+            n = ticks.to_integral_value(rounding="ROUND_FLOOR")
+        elif side is Side.SELL:
+            n = ticks.to_integral_value(rounding="ROUND_CEILING")
+        else:
+            n = ticks.to_integral_value(rounding="ROUND_HALF_EVEN")
+        return (n * self.tick_size).quantize(self.tick_size)
+
+
+# --------------------------------------------------------------------------------------------
+# Market data events: what an adapter hands to the runtime.
+
+
+class BookUpdate:
+    """An L2 book change for one instrument. ``changes`` holds ``(side, price, new_total_qty)``;
+    a quantity of 0 removes the level. ``snapshot=True`` means "replace the whole book"."""
+
+    __slots__ = ("venue", "symbol", "ts", "seq", "changes", "snapshot")
+
+    def __init__(
+        self,
+        venue: str,
+        symbol: str,
+        ts: int,
+        seq: int,
+        changes: tuple[tuple[Side, Decimal, Decimal], ...],
+        snapshot: bool = False,
+    ) -> None:
+        self.venue = venue
+        self.symbol = symbol
+        self.ts = ts
+        self.seq = seq
+        self.changes = changes
+        self.snapshot = snapshot
+
+    def __repr__(self) -> str:
+        kind = "snapshot" if self.snapshot else "delta"
+        return f"BookUpdate({self.venue}:{self.symbol} {kind} seq={self.seq} {list(self.changes)})"
+
+
+class Trade:
+    """A public trade print."""
+
+    __slots__ = ("venue", "symbol", "ts", "price", "qty", "aggressor", "trade_id")
+
+    def __init__(
+        self, venue: str, symbol: str, ts: int, price: Decimal, qty: Decimal, aggressor: Side | None, trade_id: str
+    ) -> None:
+        self.venue = venue
+        self.symbol = symbol
+        self.ts = ts
+        self.price = price
+        self.qty = qty
+        self.aggressor = aggressor
+        self.trade_id = trade_id
+
+    def __repr__(self) -> str:
+        return f"Trade({self.venue}:{self.symbol} {self.qty}@{self.price} aggr={self.aggressor} id={self.trade_id})"
+
+
+class Fill:
+    """One execution of one of our orders. ``exec_id`` is unique per venue; the runtime drops a
+    fill whose ``(venue, exec_id)`` it has already applied."""
+
+    __slots__ = (
+        "venue", "symbol", "client_id", "venue_order_id", "exec_id",
+        "side", "price", "qty", "ts", "liquidity", "fee",
+    )
+
+    def __init__(
+        self,
+        venue: str,
+        symbol: str,
+        client_id: str,
+        venue_order_id: str,
+        exec_id: str,
+        side: Side,
+        price: Decimal,
+        qty: Decimal,
+        ts: int,
+        liquidity: Liquidity = Liquidity.UNKNOWN,
+        fee: Decimal = ZERO,
+    ) -> None:
+        self.venue = venue
+        self.symbol = symbol
+        self.client_id = client_id
+        self.venue_order_id = venue_order_id
+        self.exec_id = exec_id
+        self.side = side
+        self.price = price
+        self.qty = qty
+        self.ts = ts
+        self.liquidity = liquidity
+        self.fee = fee
+
+    def __repr__(self) -> str:
+        return (
+            f"Fill({self.venue}:{self.symbol} {self.side.value} {self.qty}@{self.price} "
+            f"order={self.client_id} exec={self.exec_id} {self.liquidity.value})"
+        )
+
+
+class OrderUpdate:
+    """A venue's word on one of our orders, other than a fill: ack, reject, cancel, expiry,
+    replace ack (``price`` / ``qty`` then carry the amended values), or a refused cancel/replace
+    (``status`` is the live state the order returns to)."""
+
+    __slots__ = ("venue", "client_id", "status", "venue_order_id", "ts", "reject_code", "reason", "price", "qty")
+
+    def __init__(
+        self,
+        venue: str,
+        client_id: str,
+        status: OrderStatus,
+        ts: int,
+        venue_order_id: str = "",
+        reject_code: int | None = None,
+        reason: str = "",
+        price: Decimal | None = None,
+        qty: Decimal | None = None,
+    ) -> None:
+        self.venue = venue
+        self.client_id = client_id
+        self.status = status
+        self.ts = ts
+        self.venue_order_id = venue_order_id
+        self.reject_code = reject_code
+        self.reason = reason
+        self.price = price
+        self.qty = qty
+
+    def __repr__(self) -> str:
+        return f"OrderUpdate({self.venue} {self.client_id} -> {self.status.value} {self.reason})"
+
+
+# --------------------------------------------------------------------------------------------
+# Orders
+
+
+class Order:
+    """An order and its life cycle; also the handle a strategy holds.
+
+    Strategies read the public properties; only the engine changes an order, through
+    :meth:`transition` and :meth:`apply_fill`, which enforce VENUES.md 6.6: terminal states absorb,
+    ``cum_qty`` never decreases and never exceeds ``qty``.
+    """
+
+    __slots__ = (
+        "_client_id", "_strategy", "_venue", "_symbol", "_side", "_type", "_tif", "_post_only",
+        "_qty", "_price", "_status", "_cum_qty", "_notional", "_venue_order_id",
+        "_reject_code", "_reject_reason", "_created_ts", "_updated_ts", "_pending_price", "_pending_qty",
+    )
+
+    def __init__(
+        self,
+        client_id: str,
+        strategy: str,
+        venue: str,
+        symbol: str,
+        side: Side,
+        qty: Decimal,
+        price: Decimal | None,
+        order_type: OrderType = OrderType.LIMIT,
+        tif: TimeInForce = TimeInForce.DAY,
+        post_only: bool = False,
+        ts: int = 0,
+    ) -> None:
+        self._client_id = client_id
+        self._strategy = strategy
+        self._venue = venue
+        self._symbol = symbol
+        self._side = side
+        self._type = order_type
+        self._tif = tif
+        self._post_only = post_only
+        self._qty = qty
+        self._price = price
+        self._status = OrderStatus.PENDING_NEW
+        self._cum_qty = ZERO
+        self._notional = ZERO  # sum of price * qty over fills, for the average price
+        self._venue_order_id = ""
+        self._reject_code: int | None = None
+        self._reject_reason = ""
+        self._created_ts = ts
+        self._updated_ts = ts
+        self._pending_price: Decimal | None = None
+        self._pending_qty: Decimal | None = None
+
+    # ---- read-only view for strategies -------------------------------------------------
+    client_id = property(lambda self: self._client_id, doc="Our id for the order; the venue echoes it.")
+    strategy = property(lambda self: self._strategy)
+    venue = property(lambda self: self._venue)
+    symbol = property(lambda self: self._symbol)
+    side = property(lambda self: self._side)
+    type = property(lambda self: self._type)
+    tif = property(lambda self: self._tif)
+    post_only = property(lambda self: self._post_only)
+    qty = property(lambda self: self._qty, doc="Total quantity ordered (after any amend).")
+    price = property(lambda self: self._price, doc="Limit price; None for a market order.")
+    status = property(lambda self: self._status)
+    cum_qty = property(lambda self: self._cum_qty, doc="Quantity filled so far.")
+    venue_order_id = property(lambda self: self._venue_order_id)
+    reject_code = property(lambda self: self._reject_code, doc="Set when status is rejected.")
+    reject_reason = property(lambda self: self._reject_reason, doc="A sentence saying why.")
+    created_ts = property(lambda self: self._created_ts)
+    updated_ts = property(lambda self: self._updated_ts)
+
+    @property
+    def leaves_qty(self) -> Decimal:
+        """Quantity still working: 0 once the order is terminal."""
+        return ZERO if self._status in TERMINAL_STATUSES else self._qty - self._cum_qty
+
+    @property
+    def avg_price(self) -> Decimal | None:
+        """Average fill price, or None before the first fill."""
+        if not self._cum_qty:
+            return None
+        return self._notional / self._cum_qty
+
+    @property
+    def is_open(self) -> bool:
+        """True while the order may still trade (not terminal)."""
+        return self._status not in TERMINAL_STATUSES
+
+    @property
+    def is_terminal(self) -> bool:
+        return self._status in TERMINAL_STATUSES
+
+    @property
+    def pending_price(self) -> Decimal | None:
+        """Price asked for by an amend the venue has not yet answered."""
+        return self._pending_price
+
+    @property
+    def pending_qty(self) -> Decimal | None:
+        return self._pending_qty
+
+    # ---- engine-side mutation ------------------------------------------------------------
+    def transition(self, new: OrderStatus, ts: int = 0) -> None:
+        """Move to ``new`` or raise :class:`IllegalTransition`."""
+        if new not in _TRANSITIONS[self._status]:
+            raise IllegalTransition(
+                f"order {self._client_id}: {self._status.value} -> {new.value} is not allowed"
+            )
+        self._status = new
+        if ts:
+            self._updated_ts = ts
+
+    def can_transition(self, new: OrderStatus) -> bool:
+        return new in _TRANSITIONS[self._status]
+
+    def reject(self, code: int, reason: str, ts: int = 0) -> None:
+        """Mark a pending order rejected with a code and a sentence."""
+        self.transition(OrderStatus.REJECTED, ts)
+        self._reject_code = code
+        self._reject_reason = reason
+
+    def set_venue_order_id(self, venue_order_id: str) -> None:
+        if venue_order_id:
+            self._venue_order_id = venue_order_id
+
+    def request_replace(self, price: Decimal | None, qty: Decimal | None, ts: int = 0) -> None:
+        """Enter pending_replace, remembering what was asked for until the venue answers."""
+        self.transition(OrderStatus.PENDING_REPLACE, ts)
+        self._pending_price = price
+        self._pending_qty = qty
+
+    def confirm_replace(self, price: Decimal | None, qty: Decimal | None, ts: int = 0) -> None:
+        """Apply an accepted amend and return to the live state that matches ``cum_qty``."""
+        if price is not None:
+            self._price = price
+        if qty is not None:
+            if qty < self._cum_qty:
+                raise IllegalTransition(f"order {self._client_id}: amended qty {qty} below filled {self._cum_qty}")
+            self._qty = qty
+        self._pending_price = None
+        self._pending_qty = None
+        if self._status in TERMINAL_STATUSES:
+            return
+        if self._cum_qty >= self._qty:
+            self.transition(OrderStatus.FILLED, ts)
+        else:
+            self.transition(OrderStatus.PARTIALLY_FILLED if self._cum_qty else OrderStatus.NEW, ts)
+
+    def live_status(self) -> OrderStatus:
+        """The live state the order is in when nothing is pending: new or partially filled."""
+        return OrderStatus.PARTIALLY_FILLED if self._cum_qty else OrderStatus.NEW
+
+    def apply_fill(self, qty: Decimal, price: Decimal, ts: int = 0) -> None:
+        """Add one execution. A fill never makes ``cum_qty`` exceed ``qty``; a late fill after a
+        terminal state updates the quantities but not the state (terminal states absorb)."""
+        if qty <= 0:
+            raise ValueError(f"order {self._client_id}: fill quantity must be positive, got {qty}")
+        if self._cum_qty + qty > self._qty:
+            raise IllegalTransition(
+                f"order {self._client_id}: fill of {qty} would exceed order quantity "
+                f"({self._cum_qty} of {self._qty} already filled)"
+            )
+        self._cum_qty += qty
+        self._notional += price * qty
+        if ts:
+            self._updated_ts = ts
+        status = self._status
+        if status in TERMINAL_STATUSES:
+            return
+        if self._cum_qty == self._qty:
+            self.transition(OrderStatus.FILLED, ts)
+        elif status is OrderStatus.NEW or status is OrderStatus.PENDING_NEW:
+            self.transition(OrderStatus.PARTIALLY_FILLED, ts)
+        # In partially_filled, pending_cancel or pending_replace a partial fill keeps the state.
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data view for reports and logs (Decimals as strings)."""
+        return {
+            "client_id": self._client_id,
+            "strategy": self._strategy,
+            "venue": self._venue,
+            "symbol": self._symbol,
+            "side": self._side.value,
+            "type": self._type.value,
+            "tif": self._tif.value,
+            "qty": str(self._qty),
+            "price": None if self._price is None else str(self._price),
+            "status": self._status.value,
+            "cum_qty": str(self._cum_qty),
+            "avg_price": None if self.avg_price is None else str(self.avg_price),
+            "reject_code": self._reject_code,
+            "reject_reason": self._reject_reason,
+        }
+
+    def __repr__(self) -> str:
+        px = "MKT" if self._price is None else str(self._price)
+        return (
+            f"Order({self._client_id} {self._side.value} {self._qty} {self._symbol} @ {px} "
+            f"{self._status.value} filled={self._cum_qty})"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Book
+
+
+class Book:
+    """An L2 order book kept by the runtime from :class:`BookUpdate` events.
+
+    Strategies receive it in ``on_book``. ``best_bid`` / ``best_ask`` are kept up to date on every
+    change at O(1) cost for the common case (a quantity change at a known level); the full sorted
+    ladder is built only when a strategy asks for ``bids`` / ``asks`` / :meth:`depth`.
+    """
+
+    __slots__ = ("venue", "symbol", "ts", "seq", "_bids", "_asks", "best_bid", "best_ask")
+
+    def __init__(self, venue: str, symbol: str) -> None:
+        self.venue = venue
+        self.symbol = symbol
+        self.ts = 0
+        self.seq = 0
+        self._bids: dict[Decimal, Decimal] = {}
+        self._asks: dict[Decimal, Decimal] = {}
+        self.best_bid: Decimal | None = None
+        self.best_ask: Decimal | None = None
+
+    def apply(self, update: BookUpdate) -> None:
+        """Apply one update (snapshot or delta). Quantities are totals per level, 0 deletes."""
+        bids = self._bids
+        asks = self._asks
+        if update.snapshot:
+            bids.clear()
+            asks.clear()
+            self.best_bid = None
+            self.best_ask = None
+        best_bid = self.best_bid
+        best_ask = self.best_ask
+        recompute_bid = recompute_ask = False
+        for side, price, qty in update.changes:
+            if side is Side.BUY:
+                if qty:
+                    bids[price] = qty
+                    if best_bid is None or price > best_bid:
+                        best_bid = price
+                else:
+                    if bids.pop(price, None) is not None and price == best_bid:
+                        recompute_bid = True
+            else:
+                if qty:
+                    asks[price] = qty
+                    if best_ask is None or price < best_ask:
+                        best_ask = price
+                else:
+                    if asks.pop(price, None) is not None and price == best_ask:
+                        recompute_ask = True
+        if recompute_bid:
+            best_bid = max(bids) if bids else None
+        if recompute_ask:
+            best_ask = min(asks) if asks else None
+        self.best_bid = best_bid
+        self.best_ask = best_ask
+        self.ts = update.ts
+        self.seq = update.seq
+
+    # ---- read side -----------------------------------------------------------------------
+    @property
+    def bids(self) -> list[tuple[Decimal, Decimal]]:
+        """Bid levels, best (highest) first, as ``(price, qty)``."""
+        return sorted(self._bids.items(), reverse=True)
+
+    @property
+    def asks(self) -> list[tuple[Decimal, Decimal]]:
+        """Ask levels, best (lowest) first, as ``(price, qty)``."""
+        return sorted(self._asks.items())
+
+    def depth(self, levels: int = 5) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
+        """The top ``levels`` of each side, best first."""
+        return self.bids[:levels], self.asks[:levels]
+
+    @property
+    def bid_size(self) -> Decimal:
+        return self._bids.get(self.best_bid, ZERO) if self.best_bid is not None else ZERO
+
+    @property
+    def ask_size(self) -> Decimal:
+        return self._asks.get(self.best_ask, ZERO) if self.best_ask is not None else ZERO
+
+    @property
+    def mid(self) -> Decimal | None:
+        """Midpoint of the best bid and ask, or None when a side is empty."""
+        if self.best_bid is None or self.best_ask is None:
+            return None
+        return (self.best_bid + self.best_ask) / 2
+
+    @property
+    def spread(self) -> Decimal | None:
+        if self.best_bid is None or self.best_ask is None:
+            return None
+        return self.best_ask - self.best_bid
+
+    def qty_at(self, side: Side, price: Decimal) -> Decimal:
+        return (self._bids if side is Side.BUY else self._asks).get(price, ZERO)
+
+    def is_crossed(self) -> bool:
+        return self.best_bid is not None and self.best_ask is not None and self.best_bid >= self.best_ask
+
+    def levels(self, side: Side) -> Iterator[tuple[Decimal, Decimal]]:
+        return iter(self.bids if side is Side.BUY else self.asks)
+
+    def __repr__(self) -> str:
+        return f"Book({self.venue}:{self.symbol} {self.bid_size}@{self.best_bid} / {self.ask_size}@{self.best_ask})"
+
+
+@dataclass(slots=True)
+class SessionState:
+    """Where the trading day stands: the phase and whether it accepts orders or matches them."""
+
+    phase: Phase = Phase.CLOSED
+    accepts_new: bool = False
+    accepts_modify_cancel: bool = False
+    matches: bool = False
+    trading_day: str = ""
+    flags: dict[str, Any] = field(default_factory=dict)
