@@ -1,7 +1,7 @@
 """The shared language of the runtime: instruments, orders, books, trades, fills, sessions.
 
-Every number that is money or a quantity is a ``Decimal``: never a binary float. PSX share counts
-are whole Decimals; crypto venues trade fractional amounts through the same model. Timestamps are ``int`` nanoseconds since the Unix epoch, UTC.
+Every number that is money or a quantity is a ``Decimal``: never a binary float. PSX share
+counts are whole Decimals; crypto venues trade fractional amounts through the same model. Timestamps are ``int`` nanoseconds since the Unix epoch, UTC.
 
 Per-event objects are slotted classes, not pydantic models: they are created hundreds of thousands
 of times a second and must cost no validation on the hot path. Validation happens once, at the
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 __all__ = [
@@ -38,7 +38,7 @@ __all__ = [
 ZERO = Decimal(0)
 
 
-class Side(str, Enum):
+class Side(StrEnum):
     """Order or aggressor side. Strategies may pass the plain strings ``"buy"`` / ``"sell"``."""
 
     BUY = "buy"
@@ -54,12 +54,12 @@ class Side(str, Enum):
         return Side.SELL if self is Side.BUY else Side.BUY
 
 
-class OrderType(str, Enum):
+class OrderType(StrEnum):
     LIMIT = "limit"
     MARKET = "market"
 
 
-class TimeInForce(str, Enum):
+class TimeInForce(StrEnum):
     """DAY expires at the close; GTC lives across days; IOC fills what it can now and cancels the
     rest; FOK fills completely now or not at all."""
 
@@ -69,13 +69,13 @@ class TimeInForce(str, Enum):
     FOK = "fok"
 
 
-class Liquidity(str, Enum):
+class Liquidity(StrEnum):
     MAKER = "maker"
     TAKER = "taker"
     UNKNOWN = "unknown"
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     """Session phase names, used verbatim in hooks, reports and metrics."""
 
     CLOSED = "closed"
@@ -86,7 +86,7 @@ class Phase(str, Enum):
     POST_CLOSE = "post_close"
 
 
-class OrderStatus(str, Enum):
+class OrderStatus(StrEnum):
     """Order life cycle (VENUES.md section 6.6)."""
 
     PENDING_NEW = "pending_new"
@@ -104,14 +104,16 @@ S = OrderStatus
 TERMINAL_STATUSES = frozenset({S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED})
 _LIVE_EXITS = frozenset({S.FILLED, S.CANCELLED, S.EXPIRED})
 
-# Allowed transitions. A fill moves an order between NEW / PARTIALLY_FILLED / FILLED; a pending
+# Allowed transitions. A cancel may be sent before the venue has acked the order. A fill moves an order between NEW / PARTIALLY_FILLED / FILLED; a pending
 # cancel or replace may be answered by the venue, refused (back to the live state), or overtaken
 # by a fill. Terminal states have no exits: they absorb.
 _TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    S.PENDING_NEW: frozenset({S.NEW, S.REJECTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.EXPIRED}),
+    S.PENDING_NEW: frozenset({S.NEW, S.REJECTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL})
+    | _LIVE_EXITS,
     S.NEW: frozenset({S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.PENDING_REPLACE}) | _LIVE_EXITS,
     S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.PENDING_REPLACE}) | _LIVE_EXITS,
-    S.PENDING_CANCEL: frozenset({S.NEW, S.PARTIALLY_FILLED}) | _LIVE_EXITS,
+    # a cancel sent before the venue's ack may meet the venue's reject of the order itself
+    S.PENDING_CANCEL: frozenset({S.NEW, S.PARTIALLY_FILLED, S.REJECTED}) | _LIVE_EXITS,
     S.PENDING_REPLACE: frozenset({S.NEW, S.PARTIALLY_FILLED, S.PENDING_CANCEL}) | _LIVE_EXITS,
     S.FILLED: frozenset(),
     S.CANCELLED: frozenset(),

@@ -1,0 +1,242 @@
+"""The order context: a strategy's one door to the market.
+
+Every order and amend a strategy makes passes the pre-trade gate (``engine.risk``) here, before
+anything leaves the process. A refused order comes back at once with status ``rejected``, a
+``reject_code`` and a ``reject_reason`` sentence, and ``on_order_update`` fires for it after the
+current hook returns. Nothing is sent for it.
+
+The context exposes no adapter, credential or journal: only orders, positions, books, the session,
+the clock and the strategy's own parameters. Arguments are checked strictly: a binary ``float``
+price or quantity is refused (7005), because a float silently lands off the tick grid.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from engine.model import ZERO, Book, Order, OrderStatus, OrderType, Side, TimeInForce
+from engine.rejects import Reject
+from engine.risk.gate import OrderRequest, Rejection
+
+if TYPE_CHECKING:
+    from engine.runtime import Runtime, StrategyRunner
+
+CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # VENUES.md 6.5: every venue accepts this
+
+_SIDES = {"buy": Side.BUY, "sell": Side.SELL, Side.BUY: Side.BUY, Side.SELL: Side.SELL}
+_TYPES = {"limit": OrderType.LIMIT, "market": OrderType.MARKET, OrderType.LIMIT: OrderType.LIMIT,
+          OrderType.MARKET: OrderType.MARKET}
+_TIFS = {t.value: t for t in TimeInForce} | {t: t for t in TimeInForce}
+
+
+class ArgumentRejection(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _exact(value: Any, what: str) -> Decimal:
+    """int, Decimal or numeric str -> Decimal; a float is refused because it is not exact."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ArgumentRejection(Reject.INVALID_ORDER, f"{what} must be finite, got {value}")
+        return value
+    if isinstance(value, bool):
+        raise ArgumentRejection(Reject.INVALID_ORDER, f"{what} must be a number, got {value!r}")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            result = Decimal(value)
+        except InvalidOperation:
+            raise ArgumentRejection(Reject.INVALID_ORDER, f"{what} {value!r} is not a number") from None
+        if not result.is_finite():
+            raise ArgumentRejection(Reject.INVALID_ORDER, f"{what} must be finite, got {value!r}")
+        return result
+    if isinstance(value, float):
+        raise ArgumentRejection(
+            Reject.INVALID_ORDER,
+            f"{what} {value!r} is a binary float; pass an int, a Decimal or a string such as '{value}'",
+        )
+    raise ArgumentRejection(Reject.INVALID_ORDER, f"{what} must be an int, Decimal or str, got {type(value).__name__}")
+
+
+class OrderContext:
+    """Handed to every hook as ``ctx``. See README "Strategy API" for the full reference."""
+
+    __slots__ = ("_runner", "_runtime", "_params", "_log", "_clock")
+
+    def __init__(self, runner: StrategyRunner, runtime: Runtime, params: Any, log: logging.Logger) -> None:
+        self._runner = runner
+        self._runtime = runtime
+        self._params = params
+        self._log = log
+        self._clock = runtime.clock
+
+    # ---- identity and environment -------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """This strategy instance's name from config."""
+        return self._runner.name
+
+    @property
+    def params(self) -> Any:
+        """The strategy's parameters: its ``PARAMS`` defaults overridden by config, read-only."""
+        return self._params
+
+    @property
+    def log(self) -> logging.Logger:
+        """A logger named after this strategy instance."""
+        return self._log
+
+    @property
+    def session(self) -> str:
+        """The current session phase name: "closed", "pre_open", "open", "post_close", ..."""
+        return self._runtime.session.phase.value
+
+    @property
+    def instruments(self) -> tuple[str, ...]:
+        """The symbols this strategy is subscribed to."""
+        return self._runner.symbols
+
+    def instrument(self, symbol: str):
+        """The Instrument record (tick size, lot size, previous close, sector) for a symbol."""
+        return self._runner.instruments.get(symbol)
+
+    def now(self) -> datetime:
+        """Engine time as an aware datetime in Asia/Karachi (simulated time in paper mode)."""
+        return self._clock.now()
+
+    def now_ns(self) -> int:
+        """Engine time in nanoseconds since the epoch, UTC."""
+        return self._clock.now_ns()
+
+    # ---- market state ---------------------------------------------------------------------
+    def book(self, symbol: str) -> Book | None:
+        """The live book of a subscribed symbol, or None."""
+        if symbol not in self._runner.instruments:
+            return None
+        return self._runtime.book(self._runner.venue, symbol)
+
+    def position(self, symbol: str) -> Decimal:
+        """This strategy's net position in ``symbol`` (shares; negative = short)."""
+        position = self._runner.positions.get(symbol)
+        return position.qty if position is not None else ZERO
+
+    def avg_cost(self, symbol: str) -> Decimal:
+        position = self._runner.positions.get(symbol)
+        return position.avg_cost if position is not None else ZERO
+
+    @property
+    def realized_pnl(self) -> Decimal:
+        return sum((p.realized_pnl for p in self._runner.positions.values()), ZERO)
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        """This strategy's orders that are not yet terminal, oldest first."""
+        orders = self._runner.open_orders.values()
+        if symbol is None:
+            return list(orders)
+        return [o for o in orders if o.symbol == symbol]
+
+    # ---- orders ----------------------------------------------------------------------------
+    def submit(
+        self,
+        symbol: str,
+        side: str | Side,
+        qty: int | Decimal | str,
+        price: Decimal | str | int | None = None,
+        *,
+        type: str | OrderType = "limit",  # the contract's name
+        tif: str | TimeInForce = "day",
+        post_only: bool = False,
+        client_id: str | None = None,
+    ) -> Order:
+        """Place an order. Returns the order handle at once: ``pending_new`` when it went to the
+        venue, ``rejected`` (with ``reject_code`` / ``reject_reason``) when refused locally."""
+        runner = self._runner
+        runtime = self._runtime
+        now = self._clock.now_ns()
+        wire_id = client_id if client_id is not None else runtime.next_client_id(runner)
+        try:
+            side_ = _SIDES.get(side)
+            if side_ is None:
+                raise ArgumentRejection(Reject.INVALID_ORDER, f"side must be 'buy' or 'sell', got {side!r}")
+            type_ = _TYPES.get(type)
+            if type_ is None:
+                raise ArgumentRejection(
+                    Reject.ORDER_TYPE_NOT_SUPPORTED, f"order type must be 'limit' or 'market', got {type!r}"
+                )
+            tif_ = _TIFS.get(tif)
+            if tif_ is None:
+                raise ArgumentRejection(
+                    Reject.ORDER_TYPE_NOT_SUPPORTED, f"time in force must be one of day, gtc, ioc, fok; got {tif!r}"
+                )
+            qty_ = _exact(qty, "quantity")
+            price_ = None if price is None else _exact(price, "price")
+            if client_id is not None and (not isinstance(client_id, str) or not CLIENT_ID_PATTERN.match(client_id)):
+                raise ArgumentRejection(
+                    Reject.INVALID_ORDER, f"client id {client_id!r} must be 1-32 characters of A-Z a-z 0-9 _ -"
+                )
+        except ArgumentRejection as bad:
+            order = Order(
+                str(wire_id), runner.name, runner.venue, str(symbol), _SIDES.get(side, Side.BUY), ZERO, None, ts=now
+            )
+            return runtime.refuse(runner, order, Rejection(bad.code, bad.reason))
+        order = Order(
+            wire_id, runner.name, runner.venue, symbol, side_, qty_, price_,
+            order_type=type_, tif=tif_, post_only=bool(post_only), ts=now,
+        )
+        if runner.state != "running":
+            return runtime.refuse(
+                runner, order, Rejection(Reject.STRATEGY_NOT_RUNNING, f"strategy {runner.name!r} is {runner.state}")
+            )
+        request = OrderRequest(
+            runner.name, runner.venue, symbol, runner.instruments.get(symbol), side_, qty_, price_,
+            type_, tif_, order.post_only, wire_id,
+        )
+        rejection = runner.gate.check(request)
+        if rejection is not None:
+            return runtime.refuse(runner, order, rejection)
+        return runtime.send_new(runner, order)
+
+    def cancel(self, order: Order) -> bool:
+        """Ask the venue to cancel. Returns False (and sends nothing) when the order is not this
+        strategy's, is already terminal, or a cancel is already pending."""
+        return self._runtime.request_cancel(self._runner, order)
+
+    def amend(
+        self, order: Order, price: Decimal | str | int | None = None, qty: int | Decimal | str | None = None
+    ) -> bool:
+        """Change price and/or total quantity in place. The new values pass the same checks as a
+        new order; a refusal is logged and counted and returns False with the order untouched. A
+        price change or a size increase loses time priority at the venue."""
+        runtime = self._runtime
+        runner = self._runner
+        try:
+            price_ = None if price is None else _exact(price, "price")
+            qty_ = None if qty is None else _exact(qty, "quantity")
+        except ArgumentRejection as bad:
+            runtime.refuse_amend(runner, order, Rejection(bad.code, bad.reason))
+            return False
+        return runtime.request_amend(runner, order, price_, qty_)
+
+    def cancel_all(self, symbol: str | None = None) -> int:
+        """Cancel every open order of this strategy (for one symbol, or all). Returns how many
+        cancels were sent."""
+        sent = 0
+        for order in self.open_orders(symbol):
+            if order.status is not OrderStatus.PENDING_CANCEL and self._runtime.request_cancel(self._runner, order):
+                sent += 1
+        return sent
+
+    def __repr__(self) -> str:
+        return f"<OrderContext strategy={self._runner.name!r} venue={self._runner.venue!r}>"
+
+
+HookCallable = Callable[..., object]

@@ -1,0 +1,133 @@
+"""Checks every order passes on any venue: it names a known instrument of the strategy, its
+quantity is a positive multiple of the lot, its price sits on the tick grid, the venue supports its
+type, and its client id is new."""
+
+from __future__ import annotations
+
+from collections.abc import Container
+
+from adapters.base import Capabilities
+from engine.model import OrderType, TimeInForce
+from engine.rejects import Reject
+from engine.risk.gate import OrderRequest, Rejection
+
+
+class KnownInstrument:
+    """2001: the symbol must be one of the strategy's configured instruments on its venue."""
+
+    __slots__ = ()
+
+    def check(self, request: OrderRequest) -> Rejection | None:
+        if request.instrument is None:
+            return Rejection(
+                Reject.INVALID_SYMBOL,
+                f"{request.symbol!r} is not one of strategy {request.strategy!r}'s instruments on venue "
+                f"{request.venue!r}",
+            )
+        return None
+
+
+class SupportedOrderType:
+    """2007: the venue must support the order type, time in force and post-only flag."""
+
+    __slots__ = ("capabilities",)
+
+    def __init__(self, capabilities: Capabilities) -> None:
+        self.capabilities = capabilities
+
+    def check(self, request: OrderRequest) -> Rejection | None:
+        caps = self.capabilities
+        if request.order_type is OrderType.MARKET:
+            if not caps.market_orders:
+                return Rejection(Reject.ORDER_TYPE_NOT_SUPPORTED, f"venue {request.venue!r} takes no market orders")
+            if request.post_only:
+                return Rejection(Reject.ORDER_TYPE_NOT_SUPPORTED, "a market order cannot be post-only")
+        tif = request.tif
+        if (tif is TimeInForce.IOC and not caps.ioc) or (tif is TimeInForce.FOK and not caps.fok) or (
+            tif is TimeInForce.GTC and not caps.gtc
+        ):
+            return Rejection(
+                Reject.ORDER_TYPE_NOT_SUPPORTED, f"venue {request.venue!r} does not support time in force {tif.value}"
+            )
+        if request.post_only and caps.post_only == "none":
+            return Rejection(Reject.ORDER_TYPE_NOT_SUPPORTED, f"venue {request.venue!r} has no post-only orders")
+        if request.post_only and tif in (TimeInForce.IOC, TimeInForce.FOK):
+            return Rejection(Reject.ORDER_TYPE_NOT_SUPPORTED, f"a post-only order cannot be {tif.value}")
+        return None
+
+
+class PricePresence:
+    """7002: a limit order needs a positive price; a market order takes none."""
+
+    __slots__ = ()
+
+    def check(self, request: OrderRequest) -> Rejection | None:
+        price = request.price
+        if request.order_type is OrderType.LIMIT:
+            if price is None:
+                return Rejection(Reject.PRICE_REQUIRED, "a limit order needs a price")
+            if price <= 0:
+                return Rejection(Reject.PRICE_REQUIRED, f"price must be positive, got {price}")
+        elif price is not None:
+            return Rejection(Reject.PRICE_REQUIRED, f"a market order takes no price, got {price}")
+        return None
+
+
+class LotSize:
+    """2002: quantity must be a positive whole multiple of the instrument's lot size."""
+
+    __slots__ = ()
+
+    def check(self, request: OrderRequest) -> Rejection | None:
+        qty = request.qty
+        lot = request.instrument.lot_size  # type: ignore[union-attr]  # KnownInstrument runs first
+        if qty <= 0 or qty % lot:
+            return Rejection(
+                Reject.INVALID_QUANTITY,
+                f"quantity {qty} is not a positive multiple of the lot size {lot} for {request.symbol}",
+            )
+        return None
+
+
+class TickGrid:
+    """7001: a limit price must be a whole number of ticks."""
+
+    __slots__ = ()
+
+    def check(self, request: OrderRequest) -> Rejection | None:
+        price = request.price
+        if price is not None:
+            tick = request.instrument.tick_size  # type: ignore[union-attr]
+            if price % tick:
+                return Rejection(
+                    Reject.PRICE_OFF_TICK, f"price {price} is not on the {tick} tick grid for {request.symbol}"
+                )
+        return None
+
+
+class UniqueClientId:
+    """3002: a client order id may be used once per venue (it is the venue's idempotency key)."""
+
+    __slots__ = ("used",)
+
+    def __init__(self, used: Container[str]) -> None:
+        self.used = used
+
+    def check(self, request: OrderRequest) -> Rejection | None:
+        if request.amend_of is None and request.client_id in self.used:
+            return Rejection(
+                Reject.IDEMPOTENCY_KEY_REUSED, f"client id {request.client_id!r} was already used on {request.venue!r}"
+            )
+        return None
+
+
+def structural_checks(capabilities: Capabilities, used_client_ids: Container[str]) -> list:
+    """The structural chain in its order: cheapest and most basic first."""
+    return [
+        KnownInstrument(),
+        SupportedOrderType(capabilities),
+        PricePresence(),
+        LotSize(),
+        TickGrid(),
+        UniqueClientId(used_client_ids),
+    ]
