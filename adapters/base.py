@@ -127,7 +127,7 @@ class Adapter(ABC):
     def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
         """Ask the venue to change price and/or total quantity. The order is ``pending_replace``."""
 
-    def on_session(self, state: SessionState) -> None:  # noqa: B027 - optional, default no-op
+    def on_session(self, state: SessionState) -> None:
         """Told of every session phase change. Embedded and sandbox venues follow it; a real
         venue keeps its own schedule and may ignore it."""
         return None

@@ -1,7 +1,8 @@
 """The shared language of the runtime: instruments, orders, books, trades, fills, sessions.
 
 Every number that is money or a quantity is a ``Decimal``: never a binary float. PSX share
-counts are whole Decimals; crypto venues trade fractional amounts through the same model. Timestamps are ``int`` nanoseconds since the Unix epoch, UTC.
+counts are whole Decimals; crypto venues trade fractional amounts through the same model.
+Timestamps are ``int`` nanoseconds since the Unix epoch, UTC.
 
 Per-event objects are slotted classes, not pydantic models: they are created hundreds of thousands
 of times a second and must cost no validation on the hot path. Validation happens once, at the
@@ -104,9 +105,9 @@ S = OrderStatus
 TERMINAL_STATUSES = frozenset({S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED})
 _LIVE_EXITS = frozenset({S.FILLED, S.CANCELLED, S.EXPIRED})
 
-# Allowed transitions. A cancel may be sent before the venue has acked the order. A fill moves an order between NEW / PARTIALLY_FILLED / FILLED; a pending
-# cancel or replace may be answered by the venue, refused (back to the live state), or overtaken
-# by a fill. Terminal states have no exits: they absorb.
+# Allowed transitions. A cancel may be sent before the venue has acked the order. A fill moves an
+# order between NEW / PARTIALLY_FILLED / FILLED; a pending cancel or replace may be answered by the
+# venue, refused (back to the live state), or overtaken by a fill. Terminal states absorb.
 _TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.PENDING_NEW: frozenset({S.NEW, S.REJECTED, S.PARTIALLY_FILLED, S.PENDING_CANCEL})
     | _LIVE_EXITS,
