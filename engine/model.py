@@ -149,13 +149,13 @@ class Instrument:
         """True when ``price`` is a whole number of ticks."""
         return price % self.tick_size == 0
 
-    def round_to_tick(self, price: Decimal, side: Side | None = None) -> Decimal:
+    def round_to_tick(self, price: Decimal, side: Side | str | None = None) -> Decimal:
         """Round to the tick grid: down for a buy, up for a sell (never more aggressive than
         asked), to nearest when no side is given."""
         ticks = price / self.tick_size
-        if side is Side.BUY:
+        if side == Side.BUY:
             n = ticks.to_integral_value(rounding="ROUND_FLOOR")
-        elif side is Side.SELL:
+        elif side == Side.SELL:
             n = ticks.to_integral_value(rounding="ROUND_CEILING")
         else:
             n = ticks.to_integral_value(rounding="ROUND_HALF_EVEN")

@@ -1,0 +1,304 @@
+"""Builds a runtime from a config and runs it: clock, sessions, venues, strategies, shutdown.
+
+One process, one event loop (anyio on asyncio). On the simulated clock the engine steps time
+itself, timer by timer, as fast as it can or ``speed`` times real time. On the wall clock asyncio
+runs the adapters' timers and APScheduler fires the session transitions.
+
+Stopping (end of the configured days, SIGINT or SIGTERM) always goes the same way: ``on_stop`` for
+each strategy, cancel every open order and wait for the venue to confirm, write the report, exit 0.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from adapters.base import Adapter, get_adapter
+from engine.clock import NS_PER_S, Clock, SimClock, WallClock
+from engine.config import LoadedConfig, validate_section
+from engine.loader import LoadedStrategy, load_strategies
+from engine.runtime import Runtime, StrategyRunner
+from engine.sessions import SessionDriver, SessionSchedule
+
+log = logging.getLogger("engine")
+
+#: simulated seconds the engine waits for venues to confirm cancels at shutdown
+SHUTDOWN_GRACE_S = 5
+#: timers run between two looks at signals and the heartbeat on the simulated clock
+SIM_BATCH = 512
+
+
+@dataclass
+class RunResult:
+    report: dict[str, Any]
+    exit_code: int = 0
+    stopped_by: str = "end"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Engine:
+    """Everything one ``engine run`` owns."""
+
+    def __init__(self, loaded: LoadedConfig, strategies: list[LoadedStrategy] | None = None) -> None:
+        self.loaded = loaded
+        cfg = loaded.config
+        self.cfg = cfg
+        self.schedule = SessionSchedule(cfg.sessions)
+        self.calendar = self.schedule.calendar
+        self.days = self._trading_days()
+        first_start, _ = self.schedule.day_window(self.days[0])
+        _, last_end = self.schedule.day_window(self.days[-1])
+        if cfg.run.clock == "simulated":
+            # start a minute before the first phase so strategies see closed -> pre_open
+            self.clock: Clock = SimClock(first_start - 60 * NS_PER_S)
+        else:
+            self.clock = WallClock()
+        self.end_ns = last_end + NS_PER_S
+        self.runtime = Runtime(self.clock)
+        self.adapters: dict[str, Adapter] = {}
+        self._build_venues()
+        self._build_strategies(strategies if strategies is not None else load_strategies(loaded))
+        self.driver = SessionDriver(self.schedule, self.clock, self.runtime.on_session_change)
+        self.stop_requested = False
+        self.stopped_by = "end"
+        self._wall_started = 0.0
+        self._wall_done: anyio.Event | None = None
+
+    # ---- build ---------------------------------------------------------------------------
+    def _trading_days(self) -> list[dt.date]:
+        run = self.cfg.run
+        start = run.start
+        if start is None:
+            start = WallClock(self.calendar_tz()).now().date()
+        day = self.calendar.next_trading_day(start)
+        days = [day]
+        while len(days) < run.days:
+            days.append(self.calendar.next_trading_day(days[-1] + dt.timedelta(days=1)))
+        return days
+
+    def calendar_tz(self):
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.cfg.sessions.timezone)
+
+    def _build_venues(self) -> None:
+        used = {s.venue for s in self.cfg.strategies if s.enabled}
+        for name, venue_cfg in self.cfg.venues.items():
+            if name not in used:
+                continue
+            adapter_cls = get_adapter(venue_cfg.adapter)
+            options = validate_section(
+                self.loaded, adapter_cls.options_model, venue_cfg.options, ("venues", name, "options")
+            )
+            instruments = [i.to_instrument() for i in self.cfg.instruments if i.venue == name]
+            adapter = adapter_cls(name, options, instruments, self.clock, self.runtime, seed=self.cfg.run.seed)
+            self.adapters[name] = adapter
+            self.runtime.add_venue(name, adapter, instruments)
+
+    def _build_strategies(self, loaded_strategies: list[LoadedStrategy]) -> None:
+        by_name = {s.name: s for s in self.cfg.strategies}
+        for loaded in loaded_strategies:
+            spec = by_name[loaded.name]
+            master = self.runtime.venues[spec.venue].instruments
+            instruments = [master[symbol] for symbol in spec.instruments]
+            runner = StrategyRunner(loaded.name, spec.venue, instruments, loaded)
+            self.runtime.add_strategy(runner, loaded.params)
+
+    # ---- run -----------------------------------------------------------------------------
+    async def run(self) -> RunResult:
+        self._wall_started = time.perf_counter()
+        log.info(
+            "engine starting: %d strateg%s, venues %s, trading day%s %s, %s clock",
+            len(self.runtime.runners), "y" if len(self.runtime.runners) == 1 else "ies",
+            ", ".join(self.adapters), "" if len(self.days) == 1 else "s",
+            ", ".join(d.isoformat() for d in self.days), self.cfg.run.clock,
+        )
+        for name, adapter in self.adapters.items():
+            await adapter.connect()
+            adapter.subscribe(self.runtime.subscriptions(name))
+        for runner in self.runtime.runners.values():
+            self.runtime.call_rare(runner, "on_start")
+        self.driver.start()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_signals, tg.cancel_scope)
+            tg.start_soon(self._heartbeat)
+            if isinstance(self.clock, SimClock):
+                await self._run_simulated(self.clock)
+            else:
+                await self._run_wall()
+            tg.cancel_scope.cancel()
+        await self._shutdown()
+        return RunResult(self.report(), 0, self.stopped_by)
+
+    async def _run_simulated(self, clock: SimClock) -> None:
+        speed = Decimal(self.cfg.run.speed)
+        advance = clock.advance
+        end = self.end_ns
+        sim_start = clock.now_ns()
+        wall_start = time.perf_counter()
+        while not self.stop_requested:
+            if speed > 0:
+                due = clock.next_due()
+                if due is None or due > end:
+                    break
+                target = float(Decimal(due - sim_start) / NS_PER_S / speed)
+                lag = target - (time.perf_counter() - wall_start)
+                if lag > 0:
+                    await anyio.sleep(min(lag, 0.2))
+                    continue
+                for _ in range(SIM_BATCH):
+                    if clock.next_due() is None or not advance(end):
+                        break
+                    due = clock.next_due()
+                    if due is None or float(Decimal(due - sim_start) / NS_PER_S / speed) > (
+                        time.perf_counter() - wall_start
+                    ):
+                        break
+                await anyio.sleep(0)
+                continue
+            ran = 0
+            while ran < SIM_BATCH and advance(end):
+                ran += 1
+            if ran < SIM_BATCH:
+                break  # nothing left before the end of the last day
+            await anyio.sleep(0)
+
+    async def _run_wall(self) -> None:
+        self._wall_done = anyio.Event()
+        self.clock.call_at(self.end_ns, self._wall_done.set)
+        await self._wall_done.wait()
+
+    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                log.warning("%s received: stopping (on_stop, cancel open orders, write the report)", name)
+                self.stop_requested = True
+                self.stopped_by = name
+                if self._wall_done is not None:
+                    self._wall_done.set()
+                return
+
+    async def _heartbeat(self) -> None:
+        interval = float(self.cfg.run.heartbeat_seconds)
+        last_events = 0
+        last_wall = time.perf_counter()
+        while True:
+            await anyio.sleep(interval)
+            rt = self.runtime
+            events = rt.n_book + rt.n_trade
+            now = time.perf_counter()
+            rate = (events - last_events) / max(now - last_wall, 1e-9)
+            last_events, last_wall = events, now
+            pnl = sum((r.realized_pnl for r in rt.runners.values()), Decimal(0))
+            log.info(
+                "heartbeat %s events/s=%d events=%d orders=%d open=%d fills=%d rejects=%d realized_pnl=%s",
+                rt.session.phase.value, rate, events, rt.orders_submitted, rt.open_order_count(), rt.n_fill,
+                sum(rt.rejects_by_code.values()), pnl,
+            )
+
+    async def _shutdown(self) -> None:
+        rt = self.runtime
+        for runner in rt.runners.values():
+            rt.stop_strategy(runner)
+        # wait for the venues to confirm the cancels
+        if isinstance(self.clock, SimClock):
+            deadline = self.clock.now_ns() + SHUTDOWN_GRACE_S * NS_PER_S
+            while rt.open_order_count() and self.clock.advance(deadline):
+                pass
+        else:
+            with anyio.move_on_after(SHUTDOWN_GRACE_S):
+                while rt.open_order_count():
+                    await anyio.sleep(0.05)
+        if rt.open_order_count():
+            log.error("%d orders still open after shutdown cancels", rt.open_order_count())
+        self.driver.stop()
+        for adapter in self.adapters.values():
+            try:
+                await adapter.close()
+            except Exception:  # close must not stop the report from being written
+                log.exception("closing venue %s failed", adapter.venue)
+
+    # ---- report --------------------------------------------------------------------------
+    def report(self) -> dict[str, Any]:
+        rt = self.runtime
+        final = rt.final_status
+        return {
+            "sessions": rt.sessions_seen,
+            "trading_days": [d.isoformat() for d in self.days],
+            "events": {"book": rt.n_book, "trade": rt.n_trade},
+            "orders": {
+                "submitted": rt.orders_submitted,
+                "filled": final.get("filled", 0),
+                "cancelled": final.get("cancelled", 0),
+                "rejected": final.get("rejected", 0),
+                "expired": final.get("expired", 0),
+                "open_at_exit": rt.open_order_count(),
+            },
+            "fills": rt.n_fill,
+            "duplicate_fills_dropped": rt.n_duplicate_fills,
+            "rejects_by_code": {str(code): n for code, n in sorted(rt.rejects_by_code.items())},
+            "strategies": {name: rt.strategy_summary(r) for name, r in rt.runners.items()},
+            "anomalies": dict(rt.anomalies),
+            "anomaly_samples": rt.anomaly_samples,
+            "seed": self.cfg.run.seed,
+            "clock": self.cfg.run.clock,
+            "stopped_by": self.stopped_by,
+            "wall_seconds": round(time.perf_counter() - self._wall_started, 3),
+        }
+
+
+def write_report(report: dict[str, Any], path: Path) -> None:
+    """Write atomically: a crash mid-write never leaves half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def summary_table(report: dict[str, Any]) -> str:
+    """The per-strategy table printed at exit."""
+    rows = [("strategy", "state", "orders", "fills", "rejects", "position", "realized", "unrealized")]
+    for name, s in report["strategies"].items():
+        position = " ".join(f"{sym}:{qty}" for sym, qty in s["position"].items() if Decimal(qty)) or "flat"
+        rows.append((name, s["state"], str(s["orders"]), str(s["fills"]), str(s["rejects"]), position,
+                     s["realized_pnl"], s["unrealized_pnl"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    o = report["orders"]
+    lines.append("")
+    lines.append(
+        f"sessions: {' -> '.join(report['sessions'])}\n"
+        f"events: {report['events']['book']} book, {report['events']['trade']} trade; orders: {o['submitted']} "
+        f"submitted, {o['filled']} filled, {o['cancelled']} cancelled, {o['rejected']} rejected, "
+        f"{o['expired']} expired; rejects by code: {report['rejects_by_code'] or 'none'}"
+    )
+    return "\n".join(lines)
+
+
+def run_config(
+    loaded: LoadedConfig, report_path: Path | None = None, on_clock: Callable[[Clock], None] | None = None
+) -> RunResult:
+    """Build and run an engine for a loaded config; write the report if asked. ``on_clock`` gets
+    the engine's clock before anything runs (the CLI stamps log lines with engine time)."""
+    engine = Engine(loaded)
+    if on_clock is not None:
+        on_clock(engine.clock)
+    result = anyio.run(engine.run, backend="asyncio")
+    if report_path is not None:
+        write_report(result.report, report_path)
+        log.info("report written to %s", report_path)
+    print(summary_table(result.report), file=sys.stdout, flush=True)
+    return result

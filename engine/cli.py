@@ -1,0 +1,181 @@
+"""``engine``: run, check, and list reject codes.
+
+    engine run CONFIG [--report FILE] [--speed X] [--seed N] [--log-format human|json]
+    engine check CONFIG
+    engine codes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from engine import __version__
+from engine.errors import ConfigError, StrategyLoadError
+
+log = logging.getLogger("engine")
+
+EPILOG = """\
+exit codes: 0 ran (or checked) fine, also after SIGINT/SIGTERM; 1 the config or a strategy is
+invalid (the message names the file and line); 2 bad command-line arguments.
+
+examples:
+  engine run config.yaml                      one simulated PSX day on the paper venue
+  engine run config.yaml --report day.json    ... and write the JSON report
+  engine run config.yaml --speed 60           one simulated minute per real second
+  engine check config.yaml                    validate config and load strategies, no trading
+"""
+
+
+class _EngineTimeFilter(logging.Filter):
+    """Stamps records with engine time (simulated time in paper mode), not the machine's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        clock = self.clock
+        record.engine_time = clock.now().strftime("%Y-%m-%d %H:%M:%S") if clock is not None else "-" * 19
+        return True
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": getattr(record, "engine_time", None),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+TIME_FILTER = _EngineTimeFilter()
+
+
+def setup_logging(level: str = "INFO", fmt: str = "human") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(TIME_FILTER)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(engine_time)s %(levelname)-7s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def _speed(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"--speed takes a number, got {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError("--speed must be 0 (as fast as possible) or a positive number")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="engine",
+        description="A strategy runtime for the Pakistan Stock Exchange: pluggy strategies, a sandboxed "
+        "order context, and venue adapters (the embedded paper venue by default).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", help="run the strategies in CONFIG", description="Run the strategies in CONFIG until the last "
+        "configured trading day closes, or until SIGINT/SIGTERM. Prints a summary table per strategy at exit.",
+    )
+    run.add_argument("config", type=Path, metavar="CONFIG", help="path to the YAML config (see README)")
+    run.add_argument("--report", type=Path, metavar="FILE", help="write the JSON run report to FILE "
+                     "(overrides run.report)")
+    run.add_argument("--speed", type=_speed, metavar="X", help="simulated clock pace: 0 = as fast as "
+                     "possible (default), X = X times real time (overrides run.speed)")
+    run.add_argument("--seed", type=int, metavar="N", help="seed for the simulated market (overrides run.seed)")
+    run.add_argument("--log-format", choices=("human", "json"), help="log line format (overrides logging.format)")
+    run.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level")
+
+    check = sub.add_parser(
+        "check", help="validate CONFIG and load its strategies without trading",
+        description="Validate CONFIG and load every strategy (syntax, hooks, params) without trading. "
+        "Exit 0 when everything loads; exit 1 with a message naming file and line otherwise.",
+    )
+    check.add_argument("config", type=Path, metavar="CONFIG")
+
+    sub.add_parser("codes", help="print every reject code and its sentence")
+    return parser
+
+
+def _load(path: Path):
+    from engine.config import load_config
+
+    return load_config(path)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from engine.app import Engine
+    from engine.loader import load_strategies
+
+    loaded = _load(args.config)
+    strategies = load_strategies(loaded)
+    Engine(loaded, strategies)  # builds venues (adapter options are validated) and runners
+    for s in strategies:
+        hooks = ", ".join(sorted(s.hooks)) or "none"
+        print(f"ok  {s.name:<16} {s.file}  hooks: {hooks}")
+    print(f"{args.config}: valid, {len(strategies)} strateg{'y' if len(strategies) == 1 else 'ies'} loaded")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from engine.app import run_config
+    from engine.config import apply_overrides
+
+    loaded = _load(args.config)
+    loaded = apply_overrides(loaded, speed=args.speed, seed=args.seed, report=args.report)
+    cfg = loaded.config
+    setup_logging(args.log_level or cfg.logging.level, args.log_format or cfg.logging.format)
+    report = cfg.run.report
+    report_path = None if report is None else Path(report)
+    result = run_config(loaded, report_path, on_clock=lambda clock: setattr(TIME_FILTER, "clock", clock))
+    return result.exit_code
+
+
+def cmd_codes(_args: argparse.Namespace) -> int:
+    from engine.rejects import REJECT_CODES
+
+    for code, sentence in sorted(REJECT_CODES.items()):
+        print(f"{code}  {sentence}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "run":
+        setup_logging("WARNING")
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "check":
+            return cmd_check(args)
+        return cmd_codes(args)
+    except (ConfigError, StrategyLoadError) as exc:
+        print(f"engine: {exc}", file=sys.stderr)
+        print("engine: refusing to start", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Market maker: quote both sides around the mid, lean on inventory, requote as the book moves.
+
+Read this first. A strategy is a plain Python file; the engine calls the functions marked
+@hookimpl. `ctx` is the strategy's only door to the market: every order passes the engine's
+pre-trade checks, and a refused order comes back with status "rejected" and a reason.
+"""
+
+from decimal import Decimal
+
+from engine import hookimpl
+
+# Defaults for this strategy's parameters; config.yaml may override any of them by name.
+# A param in config that is not listed here stops the engine with the config line.
+PARAMS = {
+    "half_spread_ticks": 3,  # distance from the mid to each quote, in ticks
+    "size": 100,  # shares per quote: a multiple of the instrument's lot
+    "max_position": 1000,  # stop buying once long this many shares
+    "skew_ticks": Decimal("1"),  # per `size` of inventory, shift both quotes down this many ticks
+    "requote_ticks": 1,  # amend a quote only when its target moved at least this far
+}
+
+quotes = {}  # (symbol, side) -> our working order; module state is per strategy instance
+
+
+@hookimpl
+def on_book(ctx, book):
+    # Quote only in continuous trading, and only when both sides of the book exist.
+    if ctx.session != "open" or book.mid is None:
+        return
+    p = ctx.params
+    instrument = ctx.instrument(book.symbol)
+    tick = instrument.tick_size
+    position = ctx.position(book.symbol)
+    # Inventory skew: when long, move both quotes down so our ask is hit sooner and bid less.
+    skew = position / p.size * p.skew_ticks * tick
+    bid = instrument.round_to_tick(book.mid - p.half_spread_ticks * tick - skew, "buy")
+    ask = instrument.round_to_tick(book.mid + p.half_spread_ticks * tick - skew, "sell")
+    # PSX has no short selling: buy up to max_position, and sell only shares we hold.
+    buy_size = p.size if position + p.size <= p.max_position else 0
+    sell_size = min(Decimal(p.size), position)
+    quote(ctx, book.symbol, "buy", bid, buy_size, tick)
+    quote(ctx, book.symbol, "sell", ask, sell_size, tick)
+
+
+def quote(ctx, symbol, side, price, size, tick):
+    """Keep one order per side at `price`: place it, move it, or pull it."""
+    order = quotes.get((symbol, side))
+    if order is not None and not order.is_open:
+        order = None  # filled, cancelled or rejected: forget it
+    if size <= 0:
+        if order is not None:
+            ctx.cancel(order)
+        return
+    if order is None:
+        quotes[(symbol, side)] = ctx.submit(symbol, side, size, price, post_only=True)
+    elif order.status in ("new", "partially_filled"):  # not while a cancel/amend is in flight
+        if abs(order.price - price) >= ctx.params.requote_ticks * tick:
+            ctx.amend(order, price=price)  # loses queue priority, as on any exchange
+
+
+@hookimpl
+def on_fill(ctx, fill):
+    ctx.log.debug("filled %s %s @ %s, position %s", fill.side, fill.qty, fill.price, ctx.position(fill.symbol))
+
+
+@hookimpl
+def on_order_update(ctx, order):
+    if order.status == "rejected":
+        ctx.log.info("quote rejected: %s %s", order.reject_code, order.reject_reason)
+
+
+@hookimpl
+def on_session_change(ctx, old, new):
+    # Leaving continuous trading: pull every quote (DAY orders also expire at the close).
+    if new != "open":
+        ctx.cancel_all()
+        quotes.clear()
