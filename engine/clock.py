@@ -40,9 +40,6 @@ class Timer:
         if self._handle is not None:
             self._handle.cancel()
 
-    def __lt__(self, other: Timer) -> bool:  # heap order is (when, seq) via the tuple; unused
-        return self.when < other.when
-
 
 class Clock(ABC):
     """What the engine and adapters may ask about time."""
@@ -115,7 +112,8 @@ class SimClock(Clock):
             heapq.heappop(heap)
             if timer.cancelled:
                 continue
-            self._now = when
+            if when > self._now:  # a timer overtaken by set_time runs late, time never goes back
+                self._now = when
             timer.fn(*timer.args)
             return True
         if until_ns is not None and until_ns > self._now:
