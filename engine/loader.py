@@ -329,6 +329,16 @@ def _check_hook(
         return
     allowed = SPEC_ARGS[hook_name]
     allowed_text = ", ".join(allowed)
+    if owner is not None and not isinstance(inspect.getattr_static(owner, attribute, None), staticmethod | classmethod):
+        first = next(iter(inspect.signature(target).parameters), None)
+        if first is None or first in allowed:
+            problems.add(
+                f"{where}() is a method, so its first argument must be 'self' (got "
+                f"{first or 'no arguments'}); write def {attribute}(self, {allowed_text})",
+                file,
+                line,
+            )
+            return
     try:
         parameters = list(inspect.signature(_as_called(attribute, function, owner)).parameters.values())
     except (TypeError, ValueError):

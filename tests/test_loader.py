@@ -319,3 +319,29 @@ def test_all_problems_of_all_strategies_are_reported_together(tmp_path: Path) ->
 def test_load_strategy_loads_one_entry_by_index(tmp_path: Path) -> None:
     loaded = load_strategy(one_strategy(tmp_path, "class_style.py"), 0)
     assert loaded.file == FIXTURES / "class_style.py"
+
+
+def test_class_method_without_self_is_refused_with_its_line(tmp_path):
+    strategy = tmp_path / "noself.py"
+    strategy.write_text(
+        "from engine import hookimpl\n"
+        "\n"
+        "class Quoter:\n"
+        "    @hookimpl\n"
+        "    def on_start(ctx):\n"
+        "        pass\n"
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "instruments:\n"
+        "  - {symbol: MEBL, venue: paper, tick_size: 0.01, lot_size: 1, previous_close: 187.50}\n"
+        "venues:\n"
+        "  paper: {adapter: paper}\n"
+        "strategies:\n"
+        "  - {name: s, file: noself.py, venue: paper, instruments: [MEBL]}\n"
+    )
+    with pytest.raises(StrategyLoadError) as caught:
+        load_strategies(load_config(config))
+    message = str(caught.value)
+    assert f"{strategy}:5" in message
+    assert "first argument must be 'self'" in message
