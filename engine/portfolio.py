@@ -1,28 +1,36 @@
 """Per-strategy positions and PnL, exact to the paisa.
 
-Average-cost accounting: buying into a long (or selling into a short) moves the average cost;
-reducing a position realizes ``(price - avg_cost) * closed_qty`` (sign-adjusted). Fees reduce
-realized PnL when they occur.
+FIFO lot accounting: each fill that opens or adds to a position becomes a lot; a fill that reduces
+it closes the oldest lots first and realizes ``(exit - entry) * qty`` per lot. Only multiplication
+and addition are involved, so realized PnL is exact in Decimal (average-cost accounting divides,
+and leaves residues such as ``-605.000...0140``). Fees reduce realized PnL when they occur.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from decimal import Decimal
 
 from engine.model import ZERO, Side
 
 
 class Position:
-    __slots__ = ("symbol", "qty", "avg_cost", "realized_pnl", "fees", "bought", "sold")
+    __slots__ = ("symbol", "qty", "cost", "realized_pnl", "fees", "bought", "sold", "_lots")
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
-        self.qty = ZERO
-        self.avg_cost = ZERO
+        self.qty = ZERO  # net: positive long, negative short
+        self.cost = ZERO  # signed entry value of the open lots (sum of qty * price)
         self.realized_pnl = ZERO
         self.fees = ZERO
         self.bought = ZERO
         self.sold = ZERO
+        self._lots: deque[list[Decimal]] = deque()  # [signed qty, price], oldest first
+
+    @property
+    def avg_cost(self) -> Decimal:
+        """Average entry price of the open quantity (for display and marks; not used in PnL)."""
+        return self.cost / self.qty if self.qty else ZERO
 
     def apply_fill(self, side: Side, qty: Decimal, price: Decimal, fee: Decimal = ZERO) -> None:
         signed = qty if side is Side.BUY else -qty
@@ -30,21 +38,23 @@ class Position:
             self.bought += qty
         else:
             self.sold += qty
-        old = self.qty
-        new = old + signed
-        if old == 0 or (old > 0) == (signed > 0):
-            # opening or adding: weighted average cost
-            self.avg_cost = (self.avg_cost * abs(old) + price * qty) / abs(new)
-        else:
-            closed = min(abs(old), qty)
-            direction = 1 if old > 0 else -1
-            self.realized_pnl += (price - self.avg_cost) * closed * direction
-            if new == 0:
-                self.avg_cost = ZERO
-            elif (new > 0) != (old > 0):
-                # flipped through zero: the remainder opens at this fill's price
-                self.avg_cost = price
-        self.qty = new
+        lots = self._lots
+        remaining = signed
+        # close opposite-signed lots, oldest first
+        while remaining and lots and (lots[0][0] > 0) != (remaining > 0):
+            lot = lots[0]
+            closing = min(abs(lot[0]), abs(remaining))
+            direction = 1 if lot[0] > 0 else -1
+            self.realized_pnl += (price - lot[1]) * closing * direction
+            lot[0] -= closing * direction
+            remaining += closing * direction
+            self.cost -= lot[1] * closing * direction
+            if not lot[0]:
+                lots.popleft()
+        if remaining:
+            lots.append([remaining, price])
+            self.cost += remaining * price
+        self.qty += signed
         if fee:
             self.fees += fee
             self.realized_pnl -= fee
@@ -53,7 +63,7 @@ class Position:
         """PnL of the open quantity marked at ``mark`` (mid or last); zero without a mark."""
         if mark is None or self.qty == 0:
             return ZERO
-        return (mark - self.avg_cost) * self.qty
+        return mark * self.qty - self.cost
 
     def __repr__(self) -> str:
-        return f"Position({self.symbol} {self.qty} @ {self.avg_cost} realized={self.realized_pnl})"
+        return f"Position({self.symbol} {self.qty} cost={self.cost} realized={self.realized_pnl})"

@@ -122,8 +122,8 @@ class Runtime:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self.session = SessionState()
-        self.sessions_seen: list[str] = []
+        self.session = SessionState()  # closed until the session driver says otherwise
+        self.sessions_seen: list[str] = [self.session.phase.value]
         self.venues: dict[str, _Venue] = {}
         self.runners: dict[str, StrategyRunner] = {}
         self._deferred: deque = deque()
