@@ -1,0 +1,82 @@
+"""Shared helpers: build a real engine (real config loader, real strategy loader, real paper venue
+on a simulated clock) from a strategy source written into a temporary folder."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import anyio
+import pytest
+
+from engine.app import Engine
+from engine.config import load_config
+from engine.model import Phase, SessionState
+
+REPO = Path(__file__).resolve().parent.parent
+
+INSTRUMENTS = """\
+instruments:
+  - {symbol: MEBL, venue: paper, tick_size: 0.01, lot_size: 1, previous_close: 187.50, sector: Commercial Banks}
+  - {symbol: OGDC, venue: paper, tick_size: 0.01, lot_size: 10, previous_close: 109.30, sector: Oil & Gas}
+"""
+
+IDLE_STRATEGY = """\
+from engine import hookimpl
+
+@hookimpl
+def on_start(ctx):
+    pass
+"""
+
+
+def write_engine_config(
+    folder: Path,
+    strategies: dict[str, str],
+    *,
+    market: bool = False,
+    symbols: tuple[str, ...] = ("MEBL", "OGDC"),
+    run: str = "{clock: simulated, start: 2026-11-23, days: 1, seed: 7}",
+) -> Path:
+    """Write one strategy file per entry and a config naming them all; return the config path."""
+    entries = []
+    for name, source in strategies.items():
+        (folder / f"{name}.py").write_text(textwrap.dedent(source))
+        entries.append(f"  - {{name: {name}, file: {name}.py, venue: paper, instruments: [{', '.join(symbols)}]}}")
+    config = folder / "config.yaml"
+    config.write_text(
+        f"run: {run}\n"
+        + INSTRUMENTS
+        + f"venues:\n  paper: {{adapter: paper, options: {{market: {{enabled: {str(market).lower()}}}}}}}\n"
+        + "strategies:\n"
+        + "\n".join(entries)
+        + "\n"
+    )
+    return config
+
+
+def open_session(engine: Engine) -> None:
+    """Connect and subscribe the venues, then put runtime and venue into continuous trading
+    without running the session driver."""
+    for name, adapter in engine.adapters.items():
+        anyio.run(adapter.connect)
+        adapter.subscribe(engine.runtime.subscriptions(name))
+    new = SessionState(Phase.OPEN, True, True, True, "2026-11-23")
+    engine.runtime.on_session_change(engine.runtime.session, new)
+
+
+def settle(engine: Engine, seconds: float = 1.0) -> None:
+    """Let the venue answer: run the simulated clock's timers for ``seconds``."""
+    clock = engine.clock
+    deadline = clock.now_ns() + int(seconds * 1e9)
+    while clock.advance(deadline):
+        pass
+
+
+@pytest.fixture
+def build_engine(tmp_path):
+    def build(strategies: dict[str, str] | None = None, **kwargs) -> Engine:
+        config = write_engine_config(tmp_path, strategies or {"s": IDLE_STRATEGY}, **kwargs)
+        return Engine(load_config(config))
+
+    return build
