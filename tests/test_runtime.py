@@ -1,0 +1,154 @@
+"""Runtime behaviour: containment of a failing strategy, subscriptions, fills from the venue
+(duplicates, unknown orders), and per-instance isolation. Real engine, real paper venue."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from conftest import open_session, settle
+
+from engine.model import Fill, Liquidity, OrderStatus, OrderUpdate, Side
+
+D = Decimal
+
+QUOTER = """\
+from engine import hookimpl
+
+seen = []
+
+@hookimpl
+def on_book(ctx, book):
+    seen.append(book.symbol)
+    if not ctx.open_orders(book.symbol):
+        ctx.submit(book.symbol, "buy", 10, ctx.instrument(book.symbol).previous_close - 1)
+"""
+
+EXPLODER = """\
+from engine import hookimpl
+
+calls = []
+
+@hookimpl
+def on_book(ctx, book):
+    calls.append(book.symbol)
+    if not ctx.open_orders():
+        ctx.submit("MEBL", "buy", 10, "187.00")
+    if len(calls) == 3:
+        raise ZeroDivisionError("strategy bug")
+"""
+
+
+def test_a_raising_hook_fails_only_that_strategy_and_cancels_its_orders(build_engine, caplog):
+    engine = build_engine({"bad": EXPLODER, "good": QUOTER}, market=True)
+    with caplog.at_level(logging.ERROR, logger="engine"):
+        open_session(engine)
+        settle(engine, 120)
+    bad = engine.runtime.runners["bad"]
+    good = engine.runtime.runners["good"]
+    assert bad.state == "failed"
+    assert "ZeroDivisionError" in bad.failure
+    assert len(bad.loaded.module.calls) == 3  # never called again after it raised
+    assert bad.open_orders == {}
+    assert good.state == "running"
+    assert len(good.loaded.module.seen) > 10  # the other strategy kept receiving books
+    tracebacks = [r for r in caplog.records if r.exc_info and "bad" in r.getMessage()]
+    assert len(tracebacks) == 1  # logged once, with its traceback
+
+
+def test_only_subscribed_instruments_reach_a_strategy(build_engine):
+    engine = build_engine({"s": QUOTER}, market=True, symbols=("OGDC",))
+    open_session(engine)
+    settle(engine, 60)
+    seen = set(engine.runtime.runners["s"].loaded.module.seen)
+    assert seen == {"OGDC"}
+
+
+def test_hooks_a_strategy_does_not_define_are_not_in_dispatch(build_engine):
+    engine = build_engine({"s": QUOTER})
+    entry = engine.runtime.venues["paper"].entries["MEBL"]
+    assert [r.name for r in entry.book_subs] == ["s"]
+    assert entry.trade_subs == ()
+
+
+def test_same_file_twice_keeps_separate_state_and_params(build_engine, tmp_path):
+    engine = build_engine({"a": QUOTER, "b": QUOTER}, market=True, symbols=("MEBL",))
+    a, b = engine.runtime.runners["a"], engine.runtime.runners["b"]
+    assert a.loaded.module is not b.loaded.module
+    open_session(engine)
+    settle(engine, 30)
+    assert a.loaded.module.seen is not b.loaded.module.seen
+    assert len(a.loaded.module.seen) == len(b.loaded.module.seen) > 0
+
+
+def _fill(order, exec_id: str, qty: str = "4") -> Fill:
+    return Fill("paper", order.symbol, order.client_id, order.venue_order_id, exec_id, order.side,
+                order.price, D(qty), 1, Liquidity.MAKER)
+
+
+def test_a_repeated_exec_id_is_applied_once(build_engine):
+    engine = build_engine()
+    open_session(engine)
+    runner = engine.runtime.runners["s"]
+    order = runner.ctx.submit("MEBL", "buy", 10, "187.00")
+    settle(engine)
+    engine.runtime.on_fill(_fill(order, "X1"))
+    engine.runtime.on_fill(_fill(order, "X1"))
+    assert order.cum_qty == D(4)
+    assert runner.ctx.position("MEBL") == D(4)
+    assert engine.runtime.n_duplicate_fills == 1
+
+
+def test_a_fill_for_an_unknown_order_is_counted_and_kept_not_applied(build_engine, caplog):
+    engine = build_engine()
+    open_session(engine)
+    ghost = Fill("paper", "MEBL", "nobody-1", "V9", "X9", Side.BUY, D("187.50"), D(5), 1)
+    with caplog.at_level(logging.ERROR, logger="engine"):
+        engine.runtime.on_fill(ghost)
+        engine.runtime.on_fill(Fill("paper", "MEBL", "nobody-2", "V9", "X10", Side.BUY, D("187.50"), D(5), 1))
+    assert engine.runtime.anomalies["fill_unknown_order"] == 2
+    assert "nobody-1" in engine.runtime.anomaly_samples[0]
+    assert len([r for r in caplog.records if "does not know" in r.getMessage()]) == 1  # logged once
+    assert engine.runtime.runners["s"].ctx.position("MEBL") == 0
+
+
+def test_an_overfill_is_refused_and_recorded(build_engine):
+    engine = build_engine()
+    open_session(engine)
+    order = engine.runtime.runners["s"].ctx.submit("MEBL", "buy", 10, "187.00")
+    settle(engine)
+    engine.runtime.on_fill(_fill(order, "X1", "11"))
+    assert order.cum_qty == 0
+    assert engine.runtime.anomalies["fill_rejected"] == 1
+
+
+def test_an_illegal_venue_transition_is_recorded_not_raised(build_engine):
+    engine = build_engine()
+    open_session(engine)
+    order = engine.runtime.runners["s"].ctx.submit("MEBL", "buy", 10, "187.00")
+    settle(engine)
+    order_id = order.client_id
+    engine.runtime.on_order_update(OrderUpdate("paper", order_id, OrderStatus.CANCELLED, 1))
+    engine.runtime.on_order_update(OrderUpdate("paper", order_id, OrderStatus.PENDING_NEW, 2))
+    assert order.status is OrderStatus.CANCELLED
+    assert engine.runtime.anomalies["illegal_transition"] == 1
+
+
+def test_a_strategy_that_resubmits_every_reject_forever_is_stopped(build_engine):
+    looping = """\
+from engine import hookimpl
+
+@hookimpl
+def on_session_change(ctx, old, new):
+    ctx.submit("MEBL", "buy", 3, "1.001")
+
+@hookimpl
+def on_order_update(ctx, order):
+    ctx.submit("MEBL", "buy", 3, "1.001")
+"""
+    engine = build_engine({"loop": looping, "s": QUOTER})
+    open_session(engine)
+    runner = engine.runtime.runners["loop"]
+    assert runner.state == "failed"
+    assert "rejected orders" in runner.failure
+    assert engine.runtime.runners["s"].state == "running"
