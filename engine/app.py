@@ -24,7 +24,7 @@ from typing import Any
 
 import anyio
 
-from adapters.base import Adapter, get_adapter
+from adapters.base import Adapter, UnknownAdapter, get_adapter
 from engine.clock import NS_PER_S, Clock, SimClock, WallClock
 from engine.config import LoadedConfig, validate_section
 from engine.loader import LoadedStrategy, load_strategies
@@ -97,7 +97,10 @@ class Engine:
         for name, venue_cfg in self.cfg.venues.items():
             if name not in used:
                 continue
-            adapter_cls = get_adapter(venue_cfg.adapter)
+            try:
+                adapter_cls = get_adapter(venue_cfg.adapter)
+            except UnknownAdapter as exc:
+                raise self.loaded.error(("venues", name, "adapter"), str(exc)) from None
             options = validate_section(
                 self.loaded, adapter_cls.options_model, venue_cfg.options, ("venues", name, "options")
             )

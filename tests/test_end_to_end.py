@@ -1,0 +1,133 @@
+"""Whole simulated PSX days through the real command line, and SIGTERM in a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+
+def engine_command(*args: str) -> list[str]:
+    """The installed console script when there is one (what users run), else the module."""
+    script = Path(sys.executable).with_name("engine")
+    if script.exists():
+        return [str(script), *args]
+    return [sys.executable, "-m", "engine.cli", *args]
+
+
+def run_day(tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        engine_command("run", "config.yaml", "--report", str(report), *extra),
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done, json.loads(report.read_text())
+
+
+@pytest.fixture(scope="module")
+def default_day(tmp_path_factory):
+    return run_day(tmp_path_factory.mktemp("day"))
+
+
+def test_default_config_trades_a_whole_day_and_exits_zero(default_day):
+    _, report = default_day
+    assert report["sessions"] == ["closed", "pre_open", "open", "post_close", "closed"]
+    assert report["events"]["book"] > 10_000 and report["events"]["trade"] > 100
+    assert report["fills"] > 0
+    assert report["orders"]["submitted"] > 0
+    assert report["orders"]["open_at_exit"] == 0
+    for name in ("mm", "momentum"):
+        strategy = report["strategies"][name]
+        assert strategy["state"] == "stopped"
+        assert strategy["fills"] > 0
+        assert "." in strategy["realized_pnl"]  # a decimal string, exact
+
+
+def test_report_has_the_documented_shape(default_day):
+    _, report = default_day
+    assert set(report["orders"]) >= {"submitted", "filled", "cancelled", "rejected", "expired"}
+    assert isinstance(report["rejects_by_code"], dict)
+    for strategy in report["strategies"].values():
+        assert set(strategy) >= {"orders", "fills", "position", "realized_pnl", "state"}
+        for qty in strategy["position"].values():
+            assert isinstance(qty, str)
+
+
+def test_log_is_short_and_ends_with_a_summary_table(default_day):
+    done, report = default_day
+    lines = done.stderr.splitlines()
+    assert len(lines) < 2000  # session changes, fills, rejects, heartbeats: never a line per tick
+    assert report["events"]["book"] > 20 * len(lines)
+    assert any("session pre_open -> open" in line for line in lines)
+    assert "strategy" in done.stdout and "mm" in done.stdout and "momentum" in done.stdout
+
+
+def test_same_seed_same_day(default_day, tmp_path):
+    _, first = default_day
+    _, second = run_day(tmp_path)
+    for report in (first, second):
+        report.pop("wall_seconds")
+    assert first == second
+
+
+def test_another_seed_another_day(default_day, tmp_path):
+    _, first = default_day
+    _, other = run_day(tmp_path, "--seed", "43")
+    assert other["events"] != first["events"]
+
+
+def test_sigterm_stops_strategies_cancels_orders_writes_report_and_exits_zero(tmp_path):
+    report = tmp_path / "report.json"
+    process = subprocess.Popen(
+        engine_command("run", "config.yaml", "--report", str(report), "--speed", "200"),
+        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    watchdog = threading.Timer(120, process.kill)
+    watchdog.start()
+    try:
+        seen = []
+        for line in process.stderr:
+            seen.append(line)
+            if "session pre_open -> open" in line:
+                break
+        time.sleep(1.0)  # let the strategies place orders in continuous trading
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        watchdog.cancel()
+    assert process.returncode == 0, err[-2000:]
+    assert "SIGTERM received" in err
+    data = json.loads(report.read_text())
+    assert data["stopped_by"] == "SIGTERM"
+    assert data["sessions"][-1] == "open"  # stopped mid-day, not at the close
+    assert data["orders"]["open_at_exit"] == 0
+    assert all(s["state"] == "stopped" for s in data["strategies"].values())
+    assert "mm" in out
+
+
+@pytest.mark.skipif(os.name != "posix", reason="signals")
+def test_sigint_is_handled_like_sigterm(tmp_path):
+    report = tmp_path / "report.json"
+    process = subprocess.Popen(
+        engine_command("run", "config.yaml", "--report", str(report), "--speed", "200"),
+        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        for line in process.stderr:
+            if "session closed -> pre_open" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err[-2000:]
+    assert json.loads(report.read_text())["stopped_by"] == "SIGINT"
