@@ -82,6 +82,11 @@ class Engine:
         if start is None:
             start = WallClock(self.calendar_tz()).now().date()
         day = self.calendar.next_trading_day(start)
+        if run.clock == "wall":
+            # on the wall clock a day whose last phase has ended is already over
+            now = WallClock().now_ns()
+            while (window := self.schedule.day_window(day)) is not None and window[1] <= now:
+                day = self.calendar.next_trading_day(day + dt.timedelta(days=1))
         days = [day]
         while len(days) < run.days:
             days.append(self.calendar.next_trading_day(days[-1] + dt.timedelta(days=1)))

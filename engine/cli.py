@@ -143,11 +143,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.config import apply_overrides
 
     loaded = _load(args.config)
-    loaded = apply_overrides(loaded, speed=args.speed, seed=args.seed, report=args.report)
+    loaded = apply_overrides(loaded, speed=args.speed, seed=args.seed)
     cfg = loaded.config
     setup_logging(args.log_level or cfg.logging.level, args.log_format or cfg.logging.format)
-    report = cfg.run.report
-    report_path = None if report is None else Path(report)
+    # --report is relative to where the user is; run.report to the config file's folder
+    if args.report is not None:
+        report_path: Path | None = args.report
+    else:
+        report_path = None if cfg.run.report is None else loaded.resolve(cfg.run.report)
     result = run_config(loaded, report_path, on_clock=lambda clock: setattr(TIME_FILTER, "clock", clock))
     return result.exit_code
 
