@@ -131,3 +131,42 @@ def test_sigint_is_handled_like_sigterm(tmp_path):
         process.kill()
     assert process.returncode == 0, err[-2000:]
     assert json.loads(report.read_text())["stopped_by"] == "SIGINT"
+
+
+def test_wall_clock_day_runs_through_apscheduler_and_exits(tmp_path):
+    """A real-time day of a few seconds: sessions fired by APScheduler on Asia/Karachi time."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    now = dt.datetime.now(ZoneInfo("Asia/Karachi"))
+    if (now + dt.timedelta(seconds=30)).date() != now.date():
+        pytest.skip("too close to midnight in Karachi for a same-day wall-clock session")
+    weekday = now.strftime("%a").lower()
+
+    def at(seconds: int) -> str:
+        return (now + dt.timedelta(seconds=seconds)).strftime("%H:%M:%S")
+
+    flags = "accepts_new: true, accepts_modify_cancel: true"
+    profile = (
+        f"      {weekday}:\n"
+        f"        - {{phase: pre_open, start: '{at(2)}', end: '{at(3)}', {flags}}}\n"
+        f"        - {{phase: open, start: '{at(3)}', end: '{at(6)}', {flags}, matches: true}}\n"
+        f"        - {{phase: post_close, start: '{at(6)}', end: '{at(7)}', {flags}, matches: true, "
+        "closing_price_only: true}\n"
+    )
+    config = (REPO / "config.yaml").read_text()
+    config = config.replace("clock: simulated ", "clock: wall ").replace(
+        "  profile: broker-doc",
+        f"  profile: now\n  holidays: {{extra_sessions: [{now.date().isoformat()}]}}\n  profiles:\n    now:\n{profile}",
+    ).replace("days: 1 ", f"start: {now.date().isoformat()}\n  days: 1 ")
+    config = config.replace("file: strategies/", f"file: {REPO}/strategies/")
+    path = tmp_path / "wall.yaml"
+    path.write_text(config)
+    report = tmp_path / "report.json"
+    done = subprocess.run(engine_command("run", str(path), "--report", str(report)),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = json.loads(report.read_text())
+    assert data["sessions"] == ["closed", "pre_open", "open", "post_close", "closed"]
+    assert data["stopped_by"] == "end"
+    assert data["events"]["book"] > 0
