@@ -30,12 +30,19 @@ class KnownInstrument:
 class SupportedOrderType:
     """2007: the venue must support the order type, time in force and post-only flag."""
 
-    __slots__ = ("capabilities",)
+    __slots__ = ("capabilities", "_plain_limit_tifs")
 
     def __init__(self, capabilities: Capabilities) -> None:
         self.capabilities = capabilities
+        # the common case (a plain limit order in a supported time in force) is one set lookup
+        self._plain_limit_tifs = frozenset(
+            tif for tif, ok in ((TimeInForce.DAY, True), (TimeInForce.GTC, capabilities.gtc),
+                                (TimeInForce.IOC, capabilities.ioc), (TimeInForce.FOK, capabilities.fok)) if ok
+        )
 
     def check(self, request: OrderRequest) -> Rejection | None:
+        if request.order_type is OrderType.LIMIT and not request.post_only and request.tif in self._plain_limit_tifs:
+            return None
         caps = self.capabilities
         if request.order_type is OrderType.MARKET:
             if not caps.market_orders:
