@@ -258,7 +258,8 @@ class Fill:
 class OrderUpdate:
     """A venue's word on one of our orders, other than a fill: ack, reject, cancel, expiry,
     replace ack (``price`` / ``qty`` then carry the amended values), or a refused cancel/replace
-    (``status`` is the live state the order returns to)."""
+    (``status`` is the live state the order returns to, or its final state when the venue has
+    already finished with it: the runtime ignores updates to terminal orders)."""
 
     __slots__ = ("venue", "client_id", "status", "venue_order_id", "ts", "reject_code", "reason", "price", "qty")
 
