@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from operator import attrgetter as _get
 from typing import Any
 
 __all__ = [
@@ -342,24 +343,24 @@ class Order:
         self._pending_price: Decimal | None = None
         self._pending_qty: Decimal | None = None
 
-    # ---- read-only view for strategies -------------------------------------------------
-    client_id = property(lambda self: self._client_id, doc="Our id for the order; the venue echoes it.")
-    strategy = property(lambda self: self._strategy)
-    venue = property(lambda self: self._venue)
-    symbol = property(lambda self: self._symbol)
-    side = property(lambda self: self._side)
-    type = property(lambda self: self._type)
-    tif = property(lambda self: self._tif)
-    post_only = property(lambda self: self._post_only)
-    qty = property(lambda self: self._qty, doc="Total quantity ordered (after any amend).")
-    price = property(lambda self: self._price, doc="Limit price; None for a market order.")
-    status = property(lambda self: self._status)
-    cum_qty = property(lambda self: self._cum_qty, doc="Quantity filled so far.")
-    venue_order_id = property(lambda self: self._venue_order_id)
-    reject_code = property(lambda self: self._reject_code, doc="Set when status is rejected.")
-    reject_reason = property(lambda self: self._reject_reason, doc="A sentence saying why.")
-    created_ts = property(lambda self: self._created_ts)
-    updated_ts = property(lambda self: self._updated_ts)
+    # ---- read-only view for strategies (C-level getters: no Python frame per read) ----------
+    client_id = property(_get("_client_id"), doc="Our id for the order; the venue echoes it.")
+    strategy = property(_get("_strategy"))
+    venue = property(_get("_venue"))
+    symbol = property(_get("_symbol"))
+    side = property(_get("_side"))
+    type = property(_get("_type"))
+    tif = property(_get("_tif"))
+    post_only = property(_get("_post_only"))
+    qty = property(_get("_qty"), doc="Total quantity ordered (after any amend).")
+    price = property(_get("_price"), doc="Limit price; None for a market order.")
+    status = property(_get("_status"))
+    cum_qty = property(_get("_cum_qty"), doc="Quantity filled so far.")
+    venue_order_id = property(_get("_venue_order_id"))
+    reject_code = property(_get("_reject_code"), doc="Set when status is rejected.")
+    reject_reason = property(_get("_reject_reason"), doc="A sentence saying why.")
+    created_ts = property(_get("_created_ts"))
+    updated_ts = property(_get("_updated_ts"))
 
     @property
     def leaves_qty(self) -> Decimal:

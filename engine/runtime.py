@@ -381,46 +381,52 @@ class Runtime:
     def request_amend(
         self, runner: StrategyRunner, order: Order, price: Decimal | None, qty: Decimal | None
     ) -> bool:
-        if not isinstance(order, Order) or runner.open_orders.get(order.client_id) is not order:
+        # the engine reads the order's slots directly: this runs on the tick-to-order path
+        if not isinstance(order, Order) or runner.open_orders.get(order._client_id) is not order:
             self.refuse_amend(runner, order, Rejection(Reject.ORDER_NOT_OPEN, "not an open order of this strategy"))
             return False
         if runner.state != "running":
             self.refuse_amend(runner, order, Rejection(Reject.STRATEGY_NOT_RUNNING, f"strategy is {runner.state}"))
             return False
         venue = self.venues[runner.venue]
-        if not venue.adapter.capabilities.amend:
+        adapter = venue.adapter
+        if not adapter.capabilities.amend:
             self.refuse_amend(
                 runner, order, Rejection(Reject.ORDER_TYPE_NOT_SUPPORTED, f"venue {venue.name!r} cannot amend orders")
             )
             return False
-        if not order.can_transition(OrderStatus.PENDING_REPLACE) or order.status is OrderStatus.PENDING_NEW:
+        status = order._status
+        if status is not OrderStatus.NEW and status is not OrderStatus.PARTIALLY_FILLED:
             self.refuse_amend(
                 runner, order,
-                Rejection(Reject.ORDER_NOT_OPEN, f"order {order.client_id} is {order.status.value}; cannot amend now"),
+                Rejection(Reject.ORDER_NOT_OPEN, f"order {order._client_id} is {status.value}; cannot amend now"),
             )
             return False
+        old_price = order._price
+        old_qty = order._qty
         if price is None and qty is None:
             self.refuse_amend(runner, order, Rejection(Reject.INVALID_ORDER, "amend needs a new price or quantity"))
             return False
-        if (price is None or price == order.price) and (qty is None or qty == order.qty):
+        if (price is None or price == old_price) and (qty is None or qty == old_qty):
             return False  # nothing to change: no message, no refusal
-        if qty is not None and qty <= order.cum_qty:
+        if qty is not None and qty <= order._cum_qty:
             self.refuse_amend(
                 runner, order,
-                Rejection(Reject.INVALID_ORDER, f"new quantity {qty} is not above the {order.cum_qty} already filled"),
+                Rejection(Reject.INVALID_ORDER, f"new quantity {qty} is not above the {order._cum_qty} already filled"),
             )
             return False
+        symbol = order._symbol
         request = OrderRequest(
-            runner.name, runner.venue, order.symbol, runner.instruments.get(order.symbol), order.side,
-            order.qty if qty is None else qty, order.price if price is None else price,
-            order.type, order.tif, order.post_only, order.client_id, amend_of=order,
+            runner.name, runner.venue, symbol, runner.instruments.get(symbol), order._side,
+            old_qty if qty is None else qty, old_price if price is None else price,
+            order._type, order._tif, order._post_only, order._client_id, order,
         )
         rejection = runner.gate.check(request)
         if rejection is not None:
             self.refuse_amend(runner, order, rejection)
             return False
         order.request_replace(price, qty, self.clock.now_ns())
-        venue.adapter.amend(order, price, qty)
+        adapter.amend(order, price, qty)
         return True
 
     # ---- session ---------------------------------------------------------------------------------
