@@ -11,6 +11,7 @@ each strategy, cancel every open order and wait for the venue to confirm, write 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import logging
 import signal
@@ -137,6 +138,10 @@ class Engine:
             adapter.subscribe(self.runtime.subscriptions(name))
         for runner in self.runtime.runners.values():
             self.runtime.call_rare(runner, "on_start")
+        # Everything built so far (config, strategies, instrument master) lives for the whole run:
+        # move it out of the collector's way so full collections stay short on the event path.
+        gc.collect()
+        gc.freeze()
         self.driver.start()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_signals, tg.cancel_scope)
