@@ -238,13 +238,7 @@ class Runtime:
             runner.name, fill.symbol, fill.side.value, fill.qty, fill.price, fill.liquidity.value,
             runner.positions[fill.symbol].qty,
         )
-        if runner.on_fill is not None and runner.state == "running":
-            try:
-                runner.on_fill(runner.ctx, fill)
-            except Exception:
-                self.strategy_failed(runner, "on_fill")
-        if self._deferred:
-            self.drain()
+        self._call_hook(runner, runner.on_fill, "on_fill", fill)
 
     def on_order_update(self, update: OrderUpdate) -> None:
         venue = self.venues.get(update.venue)
@@ -314,11 +308,16 @@ class Runtime:
             self.final_status[order.status.value] += 1
 
     def _notify_order(self, runner: StrategyRunner, order: Order) -> None:
-        if runner.on_order_update is not None and runner.state == "running":
+        self._call_hook(runner, runner.on_order_update, "on_order_update", order)
+
+    def _call_hook(self, runner: StrategyRunner, hook: Any, name: str, arg: Any) -> None:
+        """Call one strategy's hot hook, contained, then deliver what it queued. (The per-book and
+        per-trade loops inline this for speed.)"""
+        if hook is not None and runner.state == "running":
             try:
-                runner.on_order_update(runner.ctx, order)
+                hook(runner.ctx, arg)
             except Exception:
-                self.strategy_failed(runner, "on_order_update")
+                self.strategy_failed(runner, name)
         if self._deferred:
             self.drain()
 

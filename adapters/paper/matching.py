@@ -286,39 +286,35 @@ class Replaced(EngineEvent):
         self.kept_priority = kept_priority
 
 
-class ReplaceRejected(EngineEvent):
-    """An amend was refused; the order (if it exists) is unchanged. ``filled`` is None when the
-    order is not resting."""
+class _Refused(EngineEvent):
+    """A cancel or amend the engine refused; the order (if it exists) is unchanged and keeps
+    working. ``filled`` is None when the order is not resting."""
 
     __slots__ = ("order_id", "owner", "client_id", "filled", "code", "reason")
+
+    def __init__(
+        self, order_id: int, owner: str, client_id: str, filled: Decimal | None, code: int, reason: str
+    ) -> None:
+        self.order_id = order_id
+        self.owner = owner
+        self.client_id = client_id
+        self.filled = filled
+        self.code = code
+        self.reason = reason
+
+
+class ReplaceRejected(_Refused):
+    """An amend was refused."""
+
+    __slots__ = ()
     kind = "replace_rejected"
 
-    def __init__(
-        self, order_id: int, owner: str, client_id: str, filled: Decimal | None, code: int, reason: str
-    ) -> None:
-        self.order_id = order_id
-        self.owner = owner
-        self.client_id = client_id
-        self.filled = filled
-        self.code = code
-        self.reason = reason
 
+class CancelRejected(_Refused):
+    """A cancel was refused."""
 
-class CancelRejected(EngineEvent):
-    """A cancel was refused; the order (if it exists) keeps working."""
-
-    __slots__ = ("order_id", "owner", "client_id", "filled", "code", "reason")
+    __slots__ = ()
     kind = "cancel_rejected"
-
-    def __init__(
-        self, order_id: int, owner: str, client_id: str, filled: Decimal | None, code: int, reason: str
-    ) -> None:
-        self.order_id = order_id
-        self.owner = owner
-        self.client_id = client_id
-        self.filled = filled
-        self.code = code
-        self.reason = reason
 
 
 class Outcome:
