@@ -152,3 +152,41 @@ def on_order_update(ctx, order):
     assert runner.state == "failed"
     assert "rejected orders" in runner.failure
     assert engine.runtime.runners["s"].state == "running"
+
+
+DAY_AND_GTC = """\
+from engine import hookimpl
+
+placed = {}
+seen_at_close = []
+events = []
+
+@hookimpl
+def on_session_change(ctx, old, new):
+    events.append(("session", new))
+    if new == "open" and not placed:
+        placed["day"] = ctx.submit("MEBL", "buy", 10, "180.00")
+        placed["gtc"] = ctx.submit("MEBL", "buy", 10, "180.00", tif="gtc")
+    if new == "closed" and placed:
+        seen_at_close.extend(sorted(o.tif.value for o in ctx.open_orders()))
+
+@hookimpl
+def on_order_update(ctx, order):
+    if order.status == "expired":
+        events.append(("expired", order.tif.value))
+"""
+
+
+def test_day_orders_expire_at_the_close_before_strategies_hear_of_it(build_engine):
+    import anyio
+
+    engine = build_engine({"s": DAY_AND_GTC}, market=True, symbols=("MEBL",))
+    result = anyio.run(engine.run)
+    module = engine.runtime.runners["s"].loaded.module
+    assert module.placed["day"].status == "expired"
+    # the strategy hears of the expiry before its on_session_change(..., "closed")
+    assert module.events[-2:] == [("expired", "day"), ("session", "closed")]
+    assert module.seen_at_close == ["gtc"]  # at "closed" only the GTC order is still working
+    assert module.placed["gtc"].status == "cancelled"  # cancelled by the engine at shutdown
+    assert result.report["orders"]["expired"] == 1
+    assert result.report["sessions"] == ["closed", "pre_open", "open", "post_close", "closed"]
