@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,6 @@ class RunResult:
     report: dict[str, Any]
     exit_code: int = 0
     stopped_by: str = "end"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Engine:
@@ -160,32 +159,29 @@ class Engine:
         end = self.end_ns
         sim_start = clock.now_ns()
         wall_start = time.perf_counter()
+        ran = 0
         while not self.stop_requested:
             if speed > 0:
+                # paced: run the next timer only once real time has caught up with it
                 due = clock.next_due()
                 if due is None or due > end:
                     break
-                target = float(Decimal(due - sim_start) / NS_PER_S / speed)
-                lag = target - (time.perf_counter() - wall_start)
+                lag = float(Decimal(due - sim_start) / NS_PER_S / speed) - (time.perf_counter() - wall_start)
                 if lag > 0:
                     await anyio.sleep(min(lag, 0.2))
                     continue
-                for _ in range(SIM_BATCH):
-                    if clock.next_due() is None or not advance(end):
-                        break
-                    due = clock.next_due()
-                    if due is None or float(Decimal(due - sim_start) / NS_PER_S / speed) > (
-                        time.perf_counter() - wall_start
-                    ):
-                        break
-                await anyio.sleep(0)
-                continue
-            ran = 0
-            while ran < SIM_BATCH and advance(end):
+                advance(end)
                 ran += 1
-            if ran < SIM_BATCH:
-                break  # nothing left before the end of the last day
-            await anyio.sleep(0)
+            else:
+                batch = 0
+                while batch < SIM_BATCH and advance(end):
+                    batch += 1
+                if batch < SIM_BATCH:
+                    break  # nothing left before the end of the last day
+                ran += batch
+            if ran >= SIM_BATCH:  # let signals and the heartbeat in
+                ran = 0
+                await anyio.sleep(0)
 
     async def _run_wall(self) -> None:
         self._wall_done = anyio.Event()

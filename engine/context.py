@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -238,5 +237,3 @@ class OrderContext:
     def __repr__(self) -> str:
         return f"<OrderContext strategy={self._runner.name!r} venue={self._runner.venue!r}>"
 
-
-HookCallable = Callable[..., object]

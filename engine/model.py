@@ -11,7 +11,6 @@ edges (config, venue codecs, the order context's checks).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -597,8 +596,6 @@ class Book:
     def is_crossed(self) -> bool:
         return self.best_bid is not None and self.best_ask is not None and self.best_bid >= self.best_ask
 
-    def levels(self, side: Side) -> Iterator[tuple[Decimal, Decimal]]:
-        return iter(self.bids if side is Side.BUY else self.asks)
 
     def __repr__(self) -> str:
         return f"Book({self.venue}:{self.symbol} {self.bid_size}@{self.best_bid} / {self.ask_size}@{self.best_ask})"

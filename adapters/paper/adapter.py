@@ -10,7 +10,7 @@ prints (``Trade``), cancels/expiries, and finally the L2 delta (``BookUpdate``) 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -348,22 +348,22 @@ class PaperAdapter(Adapter):
     def _on_step(self, state: _Symbol) -> None:
         market = state.market
         assert market is not None
-        ts = self.clock.now_ns()
-        engine = state.engine
-        engine.begin_batch()
-        events = market.step(self._phase, ts)
-        self._emit(state, events, engine.end_batch(), ts)
+        self._generate(state, market.step)
         state.step_timer = self.clock.call_later(market.next_step_delay_ns(), self._on_step, state)
 
     def _on_flow(self, state: _Symbol) -> None:
         market = state.market
         assert market is not None
+        self._generate(state, market.aggress)
+        state.flow_timer = self.clock.call_later(market.next_flow_delay_ns(), self._on_flow, state)
+
+    def _generate(self, state: _Symbol, action: Callable[[Phase, int], list]) -> None:
+        """Run one generator action as a batch, so it becomes one BookUpdate."""
         ts = self.clock.now_ns()
         engine = state.engine
         engine.begin_batch()
-        events = market.aggress(self._phase, ts)
+        events = action(self._phase, ts)
         self._emit(state, events, engine.end_batch(), ts)
-        state.flow_timer = self.clock.call_later(market.next_flow_delay_ns(), self._on_flow, state)
 
     # ---- engine events -> venue events ---------------------------------------------------
     def _emit(
