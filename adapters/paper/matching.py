@@ -36,11 +36,12 @@ import itertools
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Iterator
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import ClassVar, Literal
 
 from engine.model import OrderType, Phase, Side, TimeInForce
 from engine.rejects import Reject
+from engine.risk.bands import band_around  # re-exported: the venue and the risk gate share one band
 
 __all__ = [
     "CODE_INVALID_AMEND",
@@ -419,14 +420,6 @@ class _BookSide:
         levels = self.levels
         for price in self.prices_best_first():
             yield from levels[price]
-
-
-def band_around(reference: Decimal, tick: Decimal, pct: Decimal = Decimal("0.10")) -> tuple[Decimal, Decimal]:
-    """The circuit band ``reference`` ± ``pct``, rounded inward to the tick grid, so that both
-    bounds are themselves valid prices."""
-    low = (reference * (1 - pct) / tick).to_integral_value(rounding=ROUND_CEILING) * tick
-    high = (reference * (1 + pct) / tick).to_integral_value(rounding=ROUND_FLOOR) * tick
-    return low.quantize(tick), high.quantize(tick)
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,11 +5,14 @@ type, and its client id is new."""
 from __future__ import annotations
 
 from collections.abc import Container
+from decimal import Decimal
 
 from adapters.base import Capabilities
 from engine.model import OrderType, TimeInForce
 from engine.rejects import Reject
 from engine.risk.gate import OrderRequest, Rejection
+
+_ZERO = Decimal(0)
 
 
 class KnownInstrument:
@@ -73,7 +76,7 @@ class PricePresence:
         if request.order_type is OrderType.LIMIT:
             if price is None:
                 return Rejection(Reject.PRICE_REQUIRED, "a limit order needs a price")
-            if price <= 0:
+            if price <= _ZERO:
                 return Rejection(Reject.PRICE_REQUIRED, f"price must be positive, got {price}")
         elif price is not None:
             return Rejection(Reject.PRICE_REQUIRED, f"a market order takes no price, got {price}")

@@ -1,0 +1,273 @@
+"""PSX market-rule checks: the session phase (PSX_RULES rules 1, 3, 15), the circuit breaker
+(rule 6) and the internal fat-finger limits. They read the session and market facts through a
+:class:`MarketView` and the numbers through the symbol's :class:`RulePack`.
+
+They run after the structural chain, so the instrument is known and the price is on the tick grid.
+A symbol without a pack cannot occur then (packs are resolved for every configured symbol); should
+it, the pack-driven rules allow rather than crash, and the venue has the last word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import ROUND_UP, Decimal
+
+from engine.model import OrderType, Phase, SessionState
+from engine.rejects import Reject
+from engine.risk.bands import price_band
+from engine.risk.gate import MarketView, OrderRequest, Rejection
+from engine.risk.rulepack import RulePack
+
+__all__ = ["CircuitBreaker", "FatFinger", "SessionGate", "cancel_refusal", "psx_checks"]
+
+# Module constants: an enum attribute lookup costs more than a global read on the order path.
+_MARKET = OrderType.MARKET
+_PRE_OPEN = Phase.PRE_OPEN
+_POST_CLOSE = Phase.POST_CLOSE
+_HUNDRED = Decimal(100)
+_CENT = Decimal("0.01")
+
+
+def _percent(fraction: Decimal) -> str:
+    """0.10 -> '10%', 0.075 -> '7.5%': a fraction as people write it (rejection text only)."""
+    return f"{(fraction * _HUNDRED).normalize():f}%"
+
+
+def _phase_name(session: SessionState) -> str:
+    phase = session.phase
+    return phase.value if isinstance(phase, Phase) else str(phase)
+
+
+def cancel_refusal(session: SessionState) -> Rejection | None:
+    """2006 when the phase takes no cancels (the opening match): the runtime's cancel path has no
+    :class:`OrderRequest`, so it asks this instead of the gate."""
+    if session.accepts_modify_cancel:
+        return None
+    return Rejection(Reject.MARKET_CLOSED, f"no cancel during '{_phase_name(session)}': the phase accepts no cancels")
+
+
+class SessionGate:
+    """2006 / 2007 / 2003: what the current phase accepts.
+
+    New orders need a phase that accepts new orders, amends one that accepts modify/cancel. Pre-open
+    takes no market orders unless the pack allows them; post-close (when the pack says so) takes
+    only limit orders at the published closing price, because PSX trades only at that price then.
+    """
+
+    __slots__ = ("view", "packs")
+
+    def __init__(self, view: MarketView, packs: Mapping[str, RulePack]) -> None:
+        self.view = view
+        self.packs = packs
+
+    def check(self, request: OrderRequest) -> Rejection | None:
+        session = self.view.session
+        if request.amend_of is None:
+            if not session.accepts_new:
+                return Rejection(
+                    Reject.MARKET_CLOSED, f"market closed: phase '{_phase_name(session)}' accepts no new orders"
+                )
+        elif not session.accepts_modify_cancel:
+            return Rejection(
+                Reject.MARKET_CLOSED,
+                f"no amend during '{_phase_name(session)}': the phase accepts no modify or cancel",
+            )
+        phase = session.phase
+        if phase == _PRE_OPEN:
+            pack = self.packs.get(request.symbol)
+            if request.order_type is _MARKET and pack is not None and not pack.pre_open_market_orders:
+                return Rejection(
+                    Reject.ORDER_TYPE_NOT_SUPPORTED,
+                    f"market orders are not accepted in pre-open for {request.symbol}; send a limit order",
+                )
+        elif phase == _POST_CLOSE:
+            pack = self.packs.get(request.symbol)
+            if pack is not None and pack.post_close_closing_price_only:
+                return self._post_close(request)
+        return None
+
+    def _post_close(self, request: OrderRequest) -> Rejection | None:
+        if request.order_type is _MARKET:
+            return Rejection(
+                Reject.ORDER_TYPE_NOT_SUPPORTED,
+                f"market orders are not accepted in post-close for {request.symbol}; only limit orders at the "
+                f"closing price",
+            )
+        closing = self.view.closing_price(request.venue, request.symbol)
+        if closing is None:
+            return Rejection(
+                Reject.MARKET_CLOSED,
+                f"post-close trades only at the closing price, and the closing price of {request.symbol} is not "
+                f"yet published",
+            )
+        price = request.price
+        if price != closing:
+            return Rejection(
+                Reject.PRICE_OUTSIDE_CIRCUIT_BREAKER,
+                f"price {price} is not the closing price {closing} of {request.symbol}; post-close trades only at "
+                f"the closing price",
+            )
+        return None
+
+
+class CircuitBreaker:
+    """2010 while the instrument is halted; 2003 for a limit price outside today's circuit band.
+
+    The band is cached per symbol with the reference it was built on, so an order pays a dict
+    lookup and a comparison, not a Decimal division; a new reference rebuilds it.
+    """
+
+    __slots__ = ("view", "packs", "_bands")
+
+    def __init__(self, view: MarketView, packs: Mapping[str, RulePack]) -> None:
+        self.view = view
+        self.packs = packs
+        # symbol -> (venue, reference, low, high)
+        self._bands: dict[str, tuple[str, Decimal, Decimal, Decimal]] = {}
+
+    def check(self, request: OrderRequest) -> Rejection | None:
+        venue = request.venue
+        symbol = request.symbol
+        view = self.view
+        halted = view.is_halted(venue, symbol)
+        if halted is not None:
+            return Rejection(Reject.CIRCUIT_BREAKER_TRIGGERED, f"{symbol} is halted: {halted}")
+        price = request.price
+        if price is None:  # a market order trades inside the band by construction
+            return None
+        reference = view.reference_price(venue, symbol)
+        if reference is None:
+            return None
+        cached = self._bands.get(symbol)
+        if cached is not None and cached[1] == reference and cached[0] == venue:
+            low, high = cached[2], cached[3]
+        else:
+            band = self.band(request, reference)
+            if band is None:
+                return None
+            low, high = band
+        if low <= price <= high:
+            return None
+        return Rejection(
+            Reject.PRICE_OUTSIDE_CIRCUIT_BREAKER,
+            f"price {price} is outside the circuit band [{low}, {high}] around the previous close {reference} "
+            f"for {symbol} ({self._width(symbol)})",
+        )
+
+    def band(self, request: OrderRequest, reference: Decimal) -> tuple[Decimal, Decimal] | None:
+        """Build and cache the band for the request's symbol, or None without a pack or instrument."""
+        pack = self.packs.get(request.symbol)
+        instrument = request.instrument
+        if pack is None or instrument is None:
+            return None
+        low, high = price_band(reference, instrument.tick_size, pack.band_pct, pack.band_abs_floor)
+        self._bands[request.symbol] = (request.venue, reference, low, high)
+        return low, high
+
+    def _width(self, symbol: str) -> str:
+        pack = self.packs[symbol]
+        if pack.band_abs_floor:
+            return f"±{_percent(pack.band_pct)} or Rs {pack.band_abs_floor}, whichever is higher"
+        return f"±{_percent(pack.band_pct)}"
+
+
+class FatFinger:
+    """7010 / 7011: internal limits that catch a typo before the venue does.
+
+    Quantity and notional above the pack's maximums are refused (a market order is priced at the
+    last trade, else the mid, else the reference price; unpriceable, its notional is not checked).
+    A limit price further than ``max_price_deviation_pct`` from the last trade (else the mid) is
+    refused; the comparison is exact (``|price - ref| > ref x pct``), never a rounded ratio.
+    """
+
+    __slots__ = ("view", "packs", "_bounds")
+
+    def __init__(self, view: MarketView, packs: Mapping[str, RulePack]) -> None:
+        self.view = view
+        self.packs = packs
+        # (symbol, reference) -> (low, high): exact bounds of the allowed deviation, built once per
+        # reference price so an order pays two comparisons, not a subtraction and a product
+        self._bounds: dict[tuple[str, Decimal], tuple[Decimal, Decimal]] = {}
+
+    def check(self, request: OrderRequest) -> Rejection | None:
+        pack = self.packs.get(request.symbol)
+        if pack is None:
+            return None
+        qty = request.qty
+        max_qty = pack.max_order_qty
+        if max_qty is not None and qty > max_qty:
+            return Rejection(
+                Reject.ORDER_TOO_LARGE,
+                f"quantity {qty} of {request.symbol} is above the largest order quantity {max_qty}",
+            )
+        price = request.price
+        max_notional = pack.max_order_notional
+        if max_notional is not None:
+            rejection = self._notional(request, price, max_notional)
+            if rejection is not None:
+                return rejection
+        max_dev = pack.max_price_deviation_pct
+        if max_dev is None or price is None:
+            return None
+        view = self.view
+        ref = view.last_trade_price(request.venue, request.symbol)
+        ref_name = "last trade price"
+        if ref is None:
+            ref = view.mid_price(request.venue, request.symbol)
+            ref_name = "mid price"
+            if ref is None:
+                return None
+        key = (request.symbol, ref)
+        bounds = self._bounds.get(key)
+        if bounds is None:
+            if len(self._bounds) > 4096:  # references move all day: keep the cache small
+                self._bounds.clear()
+            width = ref * max_dev
+            bounds = self._bounds[key] = (ref - width, ref + width)
+        if bounds[0] <= price <= bounds[1]:
+            return None
+        if ref <= 0:  # not a price anyone trades at: no reference to measure against
+            return None
+        off = (abs(price - ref) * _HUNDRED / ref).quantize(_CENT, rounding=ROUND_UP)  # never shown at the limit
+        return Rejection(
+            Reject.PRICE_TOO_FAR,
+            f"price {price} is {off}% from the {ref_name} {ref} of {request.symbol}; the fat-finger limit is "
+            f"{_percent(max_dev)}",
+        )
+
+    def _notional(self, request: OrderRequest, price: Decimal | None, max_notional: Decimal) -> Rejection | None:
+        if price is not None:
+            notional = price * request.qty
+            if notional <= max_notional:
+                return None
+            how = f"{request.qty} x {price}"
+        else:
+            name, price = self._market_price(request)
+            if price is None:
+                return None
+            notional = price * request.qty
+            if notional <= max_notional:
+                return None
+            how = f"{request.qty} x {price}, the {name} price"
+        return Rejection(
+            Reject.ORDER_TOO_LARGE,
+            f"notional {notional} ({how}) of {request.symbol} is above the largest order notional {max_notional}",
+        )
+
+    def _market_price(self, request: OrderRequest) -> tuple[str, Decimal | None]:
+        """What a market order would likely pay: the last trade, else the mid, else the reference."""
+        view = self.view
+        venue, symbol = request.venue, request.symbol
+        price = view.last_trade_price(venue, symbol)
+        if price is not None:
+            return "last trade", price
+        price = view.mid_price(venue, symbol)
+        if price is not None:
+            return "mid", price
+        return "reference", view.reference_price(venue, symbol)
+
+
+def psx_checks(view: MarketView, packs: Mapping[str, RulePack]) -> list:
+    """The PSX chain in its order: the session first (nothing else matters when the market is
+    closed), then the circuit breaker, then the fat-finger limits."""
+    return [SessionGate(view, packs), CircuitBreaker(view, packs), FatFinger(view, packs)]
