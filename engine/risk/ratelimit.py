@@ -1,0 +1,330 @@
+"""Request-rate limits: a strategy's own budget and its venue account's shared budget.
+
+A venue that sees more requests than it allows answers with throttling rejects, and a busy account
+can be cut off. So the engine keeps its own count and refuses (never queues) an order locally when a
+budget is spent: a queued order would go out late at a stale price, a refused one lets the strategy
+decide again.
+
+Each :class:`RateBucket` enforces two bounds, both in exact integer arithmetic:
+
+* a GCRA token bucket (the sustained rate ``count / per_seconds``, at most ``burst`` at once), and
+* a sliding-window cap: at most ``max(count, burst)`` takes in any window of ``per_seconds``.
+
+The token bucket alone lets ``burst + count`` through in one window (a full bucket plus its refill);
+the window cap is what makes "never more than the venue's number in any window" hold by
+construction, whatever the traffic shape.
+
+Cancels must never be starved by new orders (a strategy that cannot pull its quotes is the
+dangerous one), so a bucket may hold back ``reserve`` takes that only a cancel may use.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from adapters.base import RateLimit
+from engine.clock import NS_PER_S, Clock
+from engine.rejects import Reject
+from engine.risk.gate import OrderRequest, Rejection
+
+TakeKind = Literal["order", "cancel"]
+
+#: share of an "all"-scope venue bucket's window cap that new orders may not use, kept for cancels
+VENUE_CANCEL_RESERVE_PCT = 20
+
+
+def _seconds_to_ns(seconds: Decimal) -> int:
+    """Exact: a window that is not a whole number of nanoseconds would need rounding, so refuse it."""
+    ns = Decimal(seconds) * NS_PER_S
+    if ns <= 0 or ns != ns.to_integral_value():
+        raise ValueError(f"per_seconds must be a positive whole number of nanoseconds, got {seconds}")
+    return int(ns)
+
+
+def _fmt_seconds(seconds: Decimal) -> str:
+    text = format(Decimal(seconds).normalize(), "f")
+    return f"{text}s"
+
+
+class RateBucket:
+    """One request budget: ``count`` takes per ``per_seconds``, ``burst`` at once (default ``count``).
+
+    ``try_take`` either takes one token or changes nothing but the ``refused`` counter. An
+    ``"order"`` take must leave ``reserve`` takes available; a ``"cancel"`` take may use them all.
+    ``scope`` ("orders", "cancels" or "all") says which requests the bucket applies to in a
+    :class:`RateGuard`.
+    """
+
+    __slots__ = (
+        "name", "count", "per_seconds", "burst", "clock", "reserve", "scope",
+        "capacity", "window_cap", "taken", "refused", "_period_ns", "_tat", "_recent",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        count: int,
+        per_seconds: Decimal,
+        burst: int | None,
+        clock: Clock,
+        reserve: int = 0,
+        *,
+        scope: str = "all",
+    ) -> None:
+        if count < 1:
+            raise ValueError(f"rate bucket {name!r}: count must be at least 1, got {count}")
+        if burst is not None and burst < 1:
+            raise ValueError(f"rate bucket {name!r}: burst must be at least 1, got {burst}")
+        self.name = name
+        self.count = count
+        self.per_seconds = Decimal(per_seconds)
+        self.burst = burst
+        self.clock = clock
+        self.scope = scope
+        self._period_ns = _seconds_to_ns(self.per_seconds)
+        self.capacity = burst if burst is not None else count
+        self.window_cap = max(count, self.capacity)
+        if not 0 <= reserve < self.capacity:
+            raise ValueError(
+                f"rate bucket {name!r}: reserve must be in [0, {self.capacity}) so orders can ever pass, got {reserve}"
+            )
+        self.reserve = reserve
+        self.taken = 0
+        self.refused = 0
+        # GCRA theoretical arrival time, in "scaled" time (ns x count) so the emission interval
+        # (period / count) is the integer ``_period_ns`` and nothing is ever rounded.
+        self._tat = 0
+        # timestamps of the last ``window_cap`` takes, oldest first: older ones cannot matter, since
+        # the window never holds more than ``window_cap``
+        self._recent: deque[int] = deque(maxlen=self.window_cap)
+
+    # --- the two bounds ----------------------------------------------------------------------
+
+    def _gcra_headroom(self, now: int) -> int:
+        scaled = now * self.count
+        return (scaled + self.capacity * self._period_ns - max(self._tat, scaled)) // self._period_ns
+
+    def _window_headroom(self, now: int) -> int:
+        # a take at ``now - period`` or earlier is out of the window (now - period, now]; nothing is
+        # pruned here so a question about any instant stays a pure question
+        recent = self._recent
+        expired = bisect_right(recent, now - self._period_ns)
+        return self.window_cap - (len(recent) - expired)
+
+    def _need(self, kind: TakeKind) -> int:
+        if kind == "order":
+            return self.reserve + 1
+        if kind == "cancel":
+            return 1
+        raise ValueError(f"take kind must be 'order' or 'cancel', got {kind!r}")
+
+    # --- public ------------------------------------------------------------------------------
+
+    def headroom(self, now_ns: int | None = None) -> int:
+        """Takes available now (for any kind; orders may use ``headroom() - reserve``)."""
+        now = self.clock.now_ns() if now_ns is None else now_ns
+        return max(0, min(self._gcra_headroom(now), self._window_headroom(now)))
+
+    def can_take(self, kind: TakeKind = "order", now_ns: int | None = None) -> bool:
+        """Would a take of ``kind`` succeed now? Never changes anything (the all-or-nothing guard relies on it)."""
+        now = self.clock.now_ns() if now_ns is None else now_ns
+        need = self._need(kind)
+        # the window bound can only bind once it has recorded that many takes: skip the search
+        if len(self._recent) + need > self.window_cap and self._window_headroom(now) < need:
+            return False
+        return self._gcra_headroom(now) >= need
+
+    def take(self, now_ns: int | None = None) -> None:
+        """Spend one token unconditionally: only after :meth:`can_take` said yes."""
+        now = self.clock.now_ns() if now_ns is None else now_ns
+        self._tat = max(self._tat, now * self.count) + self._period_ns
+        self._recent.append(now)
+        self.taken += 1
+
+    def try_take(self, kind: TakeKind = "order") -> bool:
+        """Take one token, or return False with no token spent (only ``refused`` counts up)."""
+        now = self.clock.now_ns()
+        if not self.can_take(kind, now):
+            self.refused += 1
+            return False
+        self.take(now)
+        return True
+
+    def next_free_ns(self, kind: TakeKind = "order") -> int:
+        """The earliest time a take of ``kind`` would succeed if nothing else is taken meanwhile.
+
+        Both bounds only loosen as time passes, so the answer is the later of the two bounds' own.
+        """
+        now = self.clock.now_ns()
+        need = self._need(kind)
+        when = now
+        # GCRA: (t*count + capacity*P - TAT) // P >= need  <=>  t*count >= TAT - (capacity - need)*P
+        threshold = self._tat - (self.capacity - need) * self._period_ns
+        if threshold > now * self.count:
+            when = max(when, -(-threshold // self.count))  # ceiling division
+        # window: at most window_cap - need of the recorded takes may remain in (t - P, t]
+        excess = len(self._recent) - (self.window_cap - need)
+        if excess > 0:
+            when = max(when, self._recent[excess - 1] + self._period_ns)
+        return when
+
+    def describe(self) -> str:
+        """The limit as a person reads it, e.g. "strategy 'mm' orders 20/1s (burst 40)"."""
+        text = f"{self.name} {self.count}/{_fmt_seconds(self.per_seconds)}"
+        if self.burst is not None and self.burst != self.count:
+            text += f" (burst {self.burst})"
+        return text
+
+    def __repr__(self) -> str:
+        return f"RateBucket({self.describe()}, reserve={self.reserve}, taken={self.taken}, refused={self.refused})"
+
+
+class RateLimitConfig(BaseModel):
+    """A strategy's own request budget per second (None = unlimited); its venue's limits apply on top."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    orders_per_s: int | None = Field(None, gt=0, description="New orders and amends per second.")
+    orders_burst: int | None = Field(None, gt=0, description="Orders at once; default orders_per_s.")
+    cancels_per_s: int | None = Field(None, gt=0, description="Cancels per second.")
+    cancels_burst: int | None = Field(None, gt=0, description="Cancels at once; default cancels_per_s.")
+
+    @model_validator(mode="after")
+    def _burst_needs_rate(self) -> RateLimitConfig:
+        # a burst without a rate would silently mean "unlimited": almost certainly a typo
+        if self.orders_burst is not None and self.orders_per_s is None:
+            raise ValueError("orders_burst needs orders_per_s")
+        if self.cancels_burst is not None and self.cancels_per_s is None:
+            raise ValueError("cancels_burst needs cancels_per_s")
+        return self
+
+
+def venue_cancel_reserve(bucket_capacity: int, window_cap: int) -> int:
+    """20% (at least 1) of the window cap, but always leaving orders at least one token."""
+    return min(max(1, window_cap * VENUE_CANCEL_RESERVE_PCT // 100), bucket_capacity - 1)
+
+
+def venue_buckets(venue_name: str, rate_limits: Iterable[RateLimit], clock: Clock) -> list[RateBucket]:
+    """The shared buckets of one venue account: build once per venue, hand to every strategy's guard.
+
+    Scopes "orders", "cancels" and "all" become buckets; other scopes (market data, queries) are not
+    order traffic and are left to the adapter. An "all" bucket keeps a cancel reserve.
+    """
+    buckets: list[RateBucket] = []
+    for limit in rate_limits:
+        if limit.scope not in ("orders", "cancels", "all"):
+            continue
+        reserve = 0
+        if limit.scope == "all":
+            capacity = limit.burst if limit.burst is not None else limit.count
+            reserve = venue_cancel_reserve(capacity, max(limit.count, capacity))
+        buckets.append(
+            RateBucket(
+                f"venue {venue_name!r} {limit.scope}", limit.count, limit.per_seconds, limit.burst, clock,
+                reserve, scope=limit.scope,
+            )
+        )
+    return buckets
+
+
+def strategy_buckets(strategy: str, config: RateLimitConfig | None, clock: Clock) -> list[RateBucket]:
+    """The strategy's own orders bucket and cancels bucket (absent where its config says unlimited)."""
+    if config is None:
+        return []
+    buckets: list[RateBucket] = []
+    if config.orders_per_s is not None:
+        buckets.append(RateBucket(
+            f"strategy {strategy!r} orders", config.orders_per_s, Decimal(1), config.orders_burst, clock,
+            scope="orders",
+        ))
+    if config.cancels_per_s is not None:
+        buckets.append(RateBucket(
+            f"strategy {strategy!r} cancels", config.cancels_per_s, Decimal(1), config.cancels_burst, clock,
+            scope="cancels",
+        ))
+    return buckets
+
+
+class RateGuard:
+    """One strategy's view of every budget its requests spend: its own buckets and its venue's shared ones.
+
+    A take is all-or-nothing: every bucket involved is asked first and only then does each spend a
+    token, so a refusal never leaves a token spent in some other bucket.
+    """
+
+    __slots__ = ("strategy", "clock", "buckets", "_order_buckets", "_cancel_buckets")
+
+    def __init__(
+        self,
+        strategy: str,
+        config: RateLimitConfig | None,
+        shared: Sequence[RateBucket],
+        clock: Clock,
+    ) -> None:
+        self.strategy = strategy
+        self.clock = clock
+        self.buckets: tuple[RateBucket, ...] = (*strategy_buckets(strategy, config, clock), *shared)
+        self._order_buckets = tuple(b for b in self.buckets if b.scope in ("orders", "all"))
+        self._cancel_buckets = tuple(b for b in self.buckets if b.scope in ("cancels", "all"))
+
+    def _take(self, buckets: tuple[RateBucket, ...], kind: TakeKind) -> Rejection | None:
+        now = self.clock.now_ns()
+        for bucket in buckets:
+            if not bucket.can_take(kind, now):
+                bucket.refused += 1
+                return self._refusal(bucket, kind, buckets, now)
+        for bucket in buckets:
+            bucket.take(now)
+        return None
+
+    def _refusal(self, bucket: RateBucket, kind: TakeKind, buckets: tuple[RateBucket, ...], now: int) -> Rejection:
+        wait_ns = max(b.next_free_ns(kind) for b in buckets) - now
+        wait_ms = max(1, -(-wait_ns // 1_000_000))
+        what = "order" if kind == "order" else "cancel"
+        held = f" ({bucket.reserve} kept for cancels)" if kind == "order" and bucket.reserve else ""
+        return Rejection(
+            Reject.RATE_LIMIT_EXCEEDED,
+            f"rate limit: {bucket.describe()} exhausted{held}; {what} refused, not queued; next slot in {wait_ms} ms",
+        )
+
+    def take_order(self) -> Rejection | None:
+        """Spend one token for a new order or an amend, or say which budget is spent."""
+        return self._take(self._order_buckets, "order")
+
+    def take_cancel(self) -> Rejection | None:
+        """Spend one token for a cancel (it may use the tokens held back from orders)."""
+        return self._take(self._cancel_buckets, "cancel")
+
+    def next_order_ns(self) -> int:
+        """When an order would next pass every budget (now when it would pass now)."""
+        return max((b.next_free_ns("order") for b in self._order_buckets), default=self.clock.now_ns())
+
+    def next_cancel_ns(self) -> int:
+        """When a cancel would next pass every budget: the runtime paces its own cancels with it."""
+        return max((b.next_free_ns("cancel") for b in self._cancel_buckets), default=self.clock.now_ns())
+
+    def headroom(self) -> dict[str, int]:
+        """Takes available now per bucket, for metrics."""
+        return {b.name: b.headroom() for b in self.buckets}
+
+
+class RateLimitCheck:
+    """3001: the request must fit every rate budget of the strategy and its venue.
+
+    Place it LAST in a gate: it spends a token when it allows, so it must only run for an order
+    that every other rule already passed (otherwise refused orders would eat the budget).
+    """
+
+    __slots__ = ("guard",)
+
+    def __init__(self, guard: RateGuard) -> None:
+        self.guard = guard
+
+    def check(self, request: OrderRequest) -> Rejection | None:
+        return self.guard.take_order()
