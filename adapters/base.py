@@ -22,7 +22,17 @@ import pluggy
 from pydantic import BaseModel, ConfigDict
 
 from engine.clock import Clock
-from engine.model import BookUpdate, Fill, Instrument, Order, OrderUpdate, SessionState, Trade
+from engine.model import (
+    BookUpdate,
+    Fill,
+    Instrument,
+    InstrumentStatus,
+    Order,
+    OrderUpdate,
+    SessionState,
+    Trade,
+    VenueOrder,
+)
 
 ENTRY_POINT_GROUP = "engine.adapters"
 adapter_hookspec = pluggy.HookspecMarker("engine.adapters")
@@ -36,7 +46,11 @@ class VenueEvents(Protocol):
     def on_trade(self, trade: Trade) -> None: ...
     def on_order_update(self, update: OrderUpdate) -> None: ...
     def on_fill(self, fill: Fill) -> None: ...
-    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None: ...
+    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
+        """``status``: "connected", "disconnected" (the connection is lost: the engine marks the
+        venue's open orders unknown and reconciles when it is back) or "stale" (no data)."""
+
+    def on_instrument_status(self, status: InstrumentStatus) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +140,19 @@ class Adapter(ABC):
     @abstractmethod
     def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
         """Ask the venue to change price and/or total quantity. The order is ``pending_replace``."""
+
+    # ---- queries for reconciliation (after a reconnect, and at restart) ------------------
+    async def query_open_orders(self) -> list[VenueOrder]:
+        """Every order the venue still works for this account."""
+        raise NotImplementedError(f"adapter {self.name!r} cannot list open orders")
+
+    async def query_order(self, client_id: str) -> VenueOrder | None:
+        """One order's state by our client id, None when the venue never saw it."""
+        raise NotImplementedError(f"adapter {self.name!r} cannot query an order")
+
+    async def query_fills(self, since_ns: int) -> list[Fill]:
+        """Our executions at or after ``since_ns``; the runtime drops the ones it already has."""
+        raise NotImplementedError(f"adapter {self.name!r} cannot list fills")
 
     def on_session(self, state: SessionState) -> None:
         """Told of every session phase change. Embedded and sandbox venues follow it; a real

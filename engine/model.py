@@ -24,6 +24,7 @@ __all__ = [
     "Fill",
     "IllegalTransition",
     "Instrument",
+    "InstrumentStatus",
     "Liquidity",
     "Order",
     "OrderStatus",
@@ -34,6 +35,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "TimeInForce",
     "Trade",
+    "VenueOrder",
 ]
 
 ZERO = Decimal(0)
@@ -99,6 +101,9 @@ class OrderStatus(StrEnum):
     CANCELLED = "cancelled"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    #: the venue's word on the order was lost (connection dropped, request timed out); only a
+    #: venue query or a venue event moves it on, never a guess
+    UNKNOWN = "unknown"
 
 
 S = OrderStatus
@@ -116,11 +121,14 @@ _TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     # a cancel sent before the venue's ack may meet the venue's reject of the order itself
     S.PENDING_CANCEL: frozenset({S.NEW, S.PARTIALLY_FILLED, S.REJECTED}) | _LIVE_EXITS,
     S.PENDING_REPLACE: frozenset({S.NEW, S.PARTIALLY_FILLED, S.PENDING_CANCEL}) | _LIVE_EXITS,
+    S.UNKNOWN: frozenset({S.NEW, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.REJECTED}) | _LIVE_EXITS,
     S.FILLED: frozenset(),
     S.CANCELLED: frozenset(),
     S.REJECTED: frozenset(),
     S.EXPIRED: frozenset(),
 }
+for _live in (S.PENDING_NEW, S.NEW, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.PENDING_REPLACE):
+    _TRANSITIONS[_live] = _TRANSITIONS[_live] | {S.UNKNOWN}
 
 
 class IllegalTransition(ValueError):
@@ -211,6 +219,37 @@ class Trade:
 
     def __repr__(self) -> str:
         return f"Trade({self.venue}:{self.symbol} {self.qty}@{self.price} aggr={self.aggressor} id={self.trade_id})"
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentStatus:
+    """A venue's word on one instrument's state: halted or trading, the reference price the day's
+    circuit band is built on (yesterday's close, the LDCP), and the official closing price once it
+    is known (post-close trades only at it). ``None`` means "not said in this message"."""
+
+    venue: str
+    symbol: str
+    ts: int
+    halted: bool | None = None
+    reason: str = ""
+    reference_price: Decimal | None = None
+    closing_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrder:
+    """One order as the venue reports it in a query (reconciliation after a reconnect or a
+    restart): the venue is the truth about its status and filled quantity."""
+
+    venue: str
+    client_id: str
+    venue_order_id: str
+    symbol: str
+    side: Side
+    status: OrderStatus
+    qty: Decimal
+    cum_qty: Decimal
+    price: Decimal | None = None
 
 
 class Fill:
@@ -305,6 +344,7 @@ class Order:
         "_client_id", "_strategy", "_venue", "_symbol", "_side", "_type", "_tif", "_post_only",
         "_qty", "_price", "_status", "_cum_qty", "_notional", "_venue_order_id",
         "_reject_code", "_reject_reason", "_created_ts", "_updated_ts", "_pending_price", "_pending_qty",
+        "_mmp",
     )
 
     def __init__(
@@ -320,6 +360,7 @@ class Order:
         tif: TimeInForce = TimeInForce.DAY,
         post_only: bool = False,
         ts: int = 0,
+        mmp: bool = False,
     ) -> None:
         self._client_id = client_id
         self._strategy = strategy
@@ -341,6 +382,7 @@ class Order:
         self._updated_ts = ts
         self._pending_price: Decimal | None = None
         self._pending_qty: Decimal | None = None
+        self._mmp = mmp
 
     # ---- read-only view for strategies (C-level getters: no Python frame per read) ----------
     client_id = property(_get("_client_id"), doc="Our id for the order; the venue echoes it.")
@@ -351,6 +393,7 @@ class Order:
     type = property(_get("_type"))
     tif = property(_get("_tif"))
     post_only = property(_get("_post_only"))
+    mmp = property(_get("_mmp"), doc="A quote under market-maker protection (``ctx.submit(..., mmp=True)``).")
     qty = property(_get("_qty"), doc="Total quantity ordered (after any amend).")
     price = property(_get("_price"), doc="Limit price; None for a market order.")
     status = property(_get("_status"))
@@ -410,6 +453,11 @@ class Order:
         self.transition(OrderStatus.REJECTED, ts)
         self._reject_code = code
         self._reject_reason = reason
+
+    def set_reason(self, reason: str) -> None:
+        """Say why the order ended (a cancel or expiry reason from the venue, for logs)."""
+        if reason:
+            self._reject_reason = reason
 
     def set_venue_order_id(self, venue_order_id: str) -> None:
         if venue_order_id:
@@ -482,6 +530,7 @@ class Order:
             "avg_price": None if self.avg_price is None else str(self.avg_price),
             "reject_code": self._reject_code,
             "reject_reason": self._reject_reason,
+            "mmp": self._mmp,
         }
 
     def __repr__(self) -> str:

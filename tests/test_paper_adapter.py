@@ -30,6 +30,7 @@ from engine.model import (
     BookUpdate,
     Fill,
     Instrument,
+    InstrumentStatus,
     Liquidity,
     Order,
     OrderStatus,
@@ -96,6 +97,9 @@ class RecordingSink:
 
     def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
         self.calls.append(("status", (venue, status, detail)))
+
+    def on_instrument_status(self, status: InstrumentStatus) -> None:
+        self.calls.append(("instrument", status))
 
     # ---- views ----
     def of(self, kind: str) -> list[Any]:

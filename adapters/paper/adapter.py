@@ -5,19 +5,29 @@ Requests return at once and are processed ``latency_ms`` later on the clock, as 
 real venue would be; answers come back through the sink in the order the venue produced them:
 acknowledgement (``OrderUpdate`` NEW) before any fill of that order, then fills (``Fill``), public
 prints (``Trade``), cancels/expiries, and finally the L2 delta (``BookUpdate``) of the operation.
+
+The venue also says what a PSX feed says about each instrument (``InstrumentStatus``): the reference
+price when a trading day starts, the closing price once it is fixed, and halts. It answers the
+reconciliation queries from its own state, and can inject faults on the clock (``faults``: see
+:mod:`adapters.paper.faults`) so the engine's recovery paths run in paper mode too.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
+from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from adapters.base import Adapter, AdapterOptions, Capabilities, VenueEvents
+from adapters.base import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
+from adapters.paper.faults import DelayAcksFault, DropFault, Fault, HaltFault, RejectFault, seconds
 from adapters.paper.market import MarketOptions, SymbolMarket
 from adapters.paper.matching import (
     CODE_UNKNOWN_ORDER,
@@ -34,11 +44,13 @@ from adapters.paper.matching import (
     StpPolicy,
     band_around,
 )
-from engine.clock import Clock, Timer
+from engine.clock import KARACHI, NS_PER_S, Clock, Timer
 from engine.model import (
+    TERMINAL_STATUSES,
     BookUpdate,
     Fill,
     Instrument,
+    InstrumentStatus,
     Liquidity,
     Order,
     OrderStatus,
@@ -49,14 +61,21 @@ from engine.model import (
     Side,
     TimeInForce,
     Trade,
+    VenueOrder,
 )
 from engine.rejects import Reject
 
-__all__ = ["CODE_INVALID_SYMBOL", "PaperAdapter", "PaperOptions"]
+__all__ = ["CODE_HALTED", "CODE_INVALID_SYMBOL", "PaperAdapter", "PaperOptions"]
+
+log = logging.getLogger("engine.paper")
 
 CODE_INVALID_SYMBOL = int(Reject.INVALID_SYMBOL)  # 2001
+CODE_HALTED = int(Reject.CIRCUIT_BREAKER_TRIGGERED)  # 2010: new orders in a halted symbol
 NS_PER_MS = 1_000_000
 _ACTIVE_STEP_PHASES = frozenset({Phase.PRE_OPEN, Phase.OPEN, Phase.POST_CLOSE})
+_CLOSE_FIXING_PHASES = frozenset({Phase.POST_CLOSE, Phase.CLOSED})  # where MatchingEngine.set_phase fixes it
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 ZERO = Decimal(0)
 
 
@@ -79,6 +98,16 @@ class PaperOptions(AdapterOptions):
         "order), or cancel_both.",
     )
     market: MarketOptions = Field(default_factory=MarketOptions, description="The synthetic market.")
+    cancel_on_disconnect: bool = Field(
+        True,
+        description="Emulate a venue-native cancel-on-disconnect: when the connection drops the venue cancels "
+        "all our resting orders (silently: the engine learns it by reconciling after the reconnect).",
+    )
+    faults: tuple[Fault, ...] = Field(
+        (),
+        description="Faults injected on purpose (drop, reject, delay_acks, halt), each starting at a time of "
+        "day 'HH:MM[:SS]' Asia/Karachi on every trading day of the run; see adapters/paper/faults.py.",
+    )
 
     @field_validator("account")
     @classmethod
@@ -100,6 +129,38 @@ class _Request:
     order_type: OrderType
     tif: TimeInForce
     post_only: bool
+
+
+class _Tracked:
+    """One of our orders as the venue knows it: what a reconciliation query needs after the engine
+    lost the venue's word on it (kept for live orders, and for finished ones until the next day)."""
+
+    __slots__ = ("client_id", "symbol", "side", "venue_order_id", "price", "qty", "cum_qty", "status")
+
+    def __init__(
+        self,
+        client_id: str,
+        symbol: str,
+        side: Side,
+        venue_order_id: str,
+        price: Decimal | None,
+        qty: Decimal,
+        status: OrderStatus,
+    ) -> None:
+        self.client_id = client_id
+        self.symbol = symbol
+        self.side = side
+        self.venue_order_id = venue_order_id
+        self.price = price
+        self.qty = qty
+        self.cum_qty = ZERO
+        self.status = status
+
+    def view(self, venue: str) -> VenueOrder:
+        return VenueOrder(
+            venue, self.client_id, self.venue_order_id, self.symbol, self.side, self.status,
+            self.qty, self.cum_qty, self.price,
+        )
 
 
 class _Symbol:
@@ -130,7 +191,12 @@ class PaperAdapter(Adapter):
         fok=True,
         gtc=True,
         market_orders=True,
+        cancel_on_disconnect=True,
         self_trade_prevention=True,
+    )
+    # the paper venue stands in for the PSX broker, so it declares the broker's budget
+    rate_limits: ClassVar[tuple[RateLimit, ...]] = (
+        RateLimit("all", 100, Decimal(1), None, source="broker document 1.9: Trading APIs 100 requests/second/user"),
     )
     options_model: ClassVar[type[AdapterOptions]] = PaperOptions
 
@@ -146,6 +212,11 @@ class PaperAdapter(Adapter):
         if not isinstance(options, PaperOptions):
             options = PaperOptions.model_validate(options.model_dump())
         super().__init__(venue, options, instruments, clock, sink, seed)
+        for fault in options.faults:
+            if isinstance(fault, HaltFault) and fault.symbol not in self.instruments:
+                known = ", ".join(sorted(self.instruments)) or "none"
+                raise ValueError(f"halt fault for {fault.symbol!r}: paper venue {venue!r} has no such instrument; "
+                                 f"known: {known}")
         self.paper_options = options
         self._account = options.account
         self._latency_ns = int(options.latency_ms * NS_PER_MS)
@@ -179,14 +250,28 @@ class PaperAdapter(Adapter):
         self._trade_ids = itertools.count(1)
         # our resting orders: client_id -> (symbol state, engine order id)
         self._live: dict[str, tuple[_Symbol, int]] = {}
-        # our orders the venue has finished with: client_id -> final status (answers late cancels)
-        self._done: dict[str, OrderStatus] = {}
+        # our orders of the day (finished ones answer late cancels and queries), plus live older ones
+        self._orders: dict[str, _Tracked] = {}
+        # every fill of ours, delivered or withheld, in time order (answers query_fills)
+        self._fills: list[Fill] = []
+        self._close_fixed = False  # the day's closing price is fixed and was announced
+        # ---- injected faults
+        self._link_up = True  # False during an injected drop: nothing reaches the sink
+        self._down_until_ns = 0
+        self._last_request_ns = 0  # requests are processed in the order they were sent
+        self._extra_delays_ns: list[int] = []  # active delay_acks windows
+        self._rejects: deque[tuple[int, str]] = deque()  # pending injected rejects: (code, reason)
+        self._halts: dict[str, int] = {}  # symbol -> number of halts in force
+        self._fault_days: set[date] = set()
+        self._fault_timers: list[Timer] = []
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def connect(self) -> None:
-        """Start the synthetic market on the clock and report ``connected``."""
+        """Start the synthetic market on the clock, schedule today's faults and report ``connected``."""
         self._connected = True
+        self._link_up = True
         self._schedule_market()
+        self._schedule_faults()
         self.sink.on_venue_status(self.venue, "connected")
 
     async def close(self) -> None:
@@ -194,15 +279,21 @@ class PaperAdapter(Adapter):
         self._connected = False
         for state in self._symbols.values():
             self._stop_timers(state)
+        for timer in self._fault_timers:
+            timer.cancel()
+        self._fault_timers.clear()
 
     def subscribe(self, symbols: Iterable[str]) -> None:
-        """Send a snapshot per symbol now; deltas follow as the book changes."""
+        """Send a snapshot per symbol now; deltas follow as the book changes. During a drop the
+        snapshot waits for the reconnect, which sends one for every subscribed symbol."""
         for symbol in symbols:
             state = self._symbols.get(symbol)
             if state is None:
                 known = ", ".join(sorted(self._symbols)) or "none"
                 raise ValueError(f"paper venue {self.venue!r} has no instrument {symbol!r}; known: {known}")
             state.subscribed = True
+            if not self._link_up:
+                continue
             state.seq += 1
             self.sink.on_book(
                 BookUpdate(self.venue, symbol, self.clock.now_ns(), state.seq, state.engine.snapshot(), snapshot=True)
@@ -217,6 +308,8 @@ class PaperAdapter(Adapter):
             "stp": self.paper_options.stp,
             "market": self.paper_options.market.enabled,
             "seed": self.seed,
+            "cancel_on_disconnect": self.paper_options.cancel_on_disconnect,
+            "faults": [fault.model_dump(mode="json") for fault in self.paper_options.faults],
         }
 
     def matching_engine(self, symbol: str) -> MatchingEngine:
@@ -229,35 +322,59 @@ class PaperAdapter(Adapter):
         request = _Request(
             order.client_id, order.symbol, order.side, order.qty, order.price, order.type, order.tif, order.post_only
         )
-        self.clock.call_later(self._latency_ns, self._process_submit, request)
+        self._send(self._process_submit, request)
 
     def cancel(self, order: Order) -> None:
-        self.clock.call_later(self._latency_ns, self._process_cancel, order.client_id)
+        self._send(self._process_cancel, order.client_id)
 
     def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
-        self.clock.call_later(self._latency_ns, self._process_amend, order.client_id, price, qty)
+        self._send(self._process_amend, order.client_id, price, qty)
+
+    def _send(self, process: Callable[..., None], *args: Any) -> None:
+        """Put a request on the wire: processed ``latency_ms`` (plus any injected delay) later, never
+        before a request sent earlier (one connection, in order); lost while the link is down."""
+        if not self._link_up:
+            return
+        when = self.clock.now_ns() + self._latency_ns
+        if self._extra_delays_ns:
+            when += max(self._extra_delays_ns)
+        if when < self._last_request_ns:
+            when = self._last_request_ns
+        self._last_request_ns = when
+        self.clock.call_at(when, process, *args)
 
     def _process_submit(self, request: _Request) -> None:
-        if not self._connected:
+        if not self._connected or not self._link_up:
             return
         ts = self.clock.now_ns()
+        if self._rejects:
+            code, reason = self._rejects.popleft()
+            self._venue_reject(request, ts, code, reason)
+            return
         state = self._symbols.get(request.symbol)
         if state is None:
-            self.sink.on_order_update(
-                OrderUpdate(
-                    self.venue, request.client_id, OrderStatus.REJECTED, ts,
-                    reject_code=CODE_INVALID_SYMBOL, reason=f"unknown symbol {request.symbol!r}",
-                )
-            )
+            self._venue_reject(request, ts, CODE_INVALID_SYMBOL, f"unknown symbol {request.symbol!r}")
+            return
+        if self._halts.get(request.symbol):
+            self._venue_reject(request, ts, CODE_HALTED, f"trading in {request.symbol} is halted")
             return
         outcome = state.engine.submit(
             self._account, request.client_id, request.side, request.qty, request.price,
             request.order_type, request.tif, request.post_only, ts,
         )
-        self._emit(state, outcome.events, outcome.changes, ts)
+        self._emit(state, outcome.events, outcome.changes, ts, request)
+
+    def _venue_reject(self, request: _Request, ts: int, code: int, reason: str) -> None:
+        """A reject decided by the venue before the matching engine sees the order."""
+        self._orders[request.client_id] = _Tracked(
+            request.client_id, request.symbol, request.side, "", request.price, request.qty, OrderStatus.REJECTED
+        )
+        self.sink.on_order_update(
+            OrderUpdate(self.venue, request.client_id, OrderStatus.REJECTED, ts, reject_code=code, reason=reason)
+        )
 
     def _process_cancel(self, client_id: str) -> None:
-        if not self._connected:
+        if not self._connected or not self._link_up:
             return
         ts = self.clock.now_ns()
         live = self._live.get(client_id)
@@ -269,7 +386,7 @@ class PaperAdapter(Adapter):
         self._emit(state, outcome.events, outcome.changes, ts)
 
     def _process_amend(self, client_id: str, price: Decimal | None, qty: Decimal | None) -> None:
-        if not self._connected:
+        if not self._connected or not self._link_up:
             return
         ts = self.clock.now_ns()
         live = self._live.get(client_id)
@@ -283,29 +400,60 @@ class PaperAdapter(Adapter):
     def _refuse(self, client_id: str, ts: int, reason: str) -> None:
         """Answer a cancel/replace for an order the venue no longer works: the status is the one
         it ended in (the runtime has, or is about to get, the event that ended it)."""
-        status = self._done.get(client_id)
-        if status is None:
+        record = self._orders.get(client_id)
+        if record is None:
             reason = "unknown order: " + reason
             status = OrderStatus.REJECTED
+        else:
+            status = record.status
         self.sink.on_order_update(
             OrderUpdate(self.venue, client_id, status, ts, reject_code=CODE_UNKNOWN_ORDER, reason=reason)
         )
 
+    # ---- reconciliation queries (answered from the venue's own state, at once) -------------
+    async def query_open_orders(self) -> list[VenueOrder]:
+        """Our orders still resting, in the order they were accepted."""
+        orders = self._orders
+        return [orders[client_id].view(self.venue) for client_id in self._live]
+
+    async def query_order(self, client_id: str) -> VenueOrder | None:
+        """A live order, or one finished today (final status and quantities); None when the venue
+        never saw it (or finished it before today)."""
+        record = self._orders.get(client_id)
+        return None if record is None else record.view(self.venue)
+
+    async def query_fills(self, since_ns: int) -> list[Fill]:
+        """Our fills at or after ``since_ns``, including the ones withheld during a drop."""
+        fills = self._fills
+        return fills[bisect_left(fills, since_ns, key=_fill_ts):]
+
     # ---- session -------------------------------------------------------------------------
     def on_session(self, state: SessionState) -> None:
         """Follow the PSX session: every engine changes phase (leaving pre-open runs the opening
-        auction), DAY orders expire at CLOSED, and the synthetic market follows the phase."""
+        auction), DAY orders expire at CLOSED, and the synthetic market follows the phase. A new
+        day announces each reference price (and moves the band to it); the end of continuous
+        trading announces each closing price."""
         old = self._phase
         new = state.phase
         if new is old:
             return
         self._phase = new
         ts = self.clock.now_ns()
-        if old is Phase.CLOSED:
-            self._done.clear()  # a new trading day: late answers about yesterday's orders are moot
+        new_day = old is Phase.CLOSED
+        if new_day:
+            # late answers and queries about yesterday's finished orders are moot; live GTC orders stay
+            self._orders = {cid: r for cid, r in self._orders.items() if r.status not in TERMINAL_STATUSES}
+            self._close_fixed = False
+        fixes_close = new in _CLOSE_FIXING_PHASES and not self._close_fixed
         for symbol_state in self._symbols.values():
             engine = symbol_state.engine
             outcome = engine.set_phase(new, ts)
+            if new_day:
+                self._start_day(symbol_state, ts)
+            if fixes_close:
+                self._instrument_status(
+                    InstrumentStatus(self.venue, symbol_state.symbol, ts, closing_price=engine.closing_price)
+                )
             self._emit(symbol_state, outcome.events, outcome.changes, ts)
             if new is Phase.CLOSED:
                 outcome = engine.expire_day_orders(ts)
@@ -314,7 +462,129 @@ class PaperAdapter(Adapter):
                 engine.begin_batch()
                 events = symbol_state.market.on_phase(old, new, ts)
                 self._emit(symbol_state, events, engine.end_batch(), ts)
+        if fixes_close:
+            self._close_fixed = True
         self._schedule_market()
+        if new_day:
+            self._schedule_faults()
+
+    def _start_day(self, state: _Symbol, ts: int) -> None:
+        """The engine has rolled yesterday's close into its reference price: the circuit band
+        follows it, and the feed announces it."""
+        engine = state.engine
+        reference = engine.reference_price
+        if reference is None:
+            return
+        band = band_around(reference, engine.tick_size, self.paper_options.market.circuit_band_pct)
+        if band != engine.price_band:
+            engine.price_band = band
+        self._instrument_status(InstrumentStatus(self.venue, state.symbol, ts, reference_price=reference))
+
+    def _instrument_status(self, status: InstrumentStatus) -> None:
+        """Send an instrument status if the link is up and the sink takes them (older sinks do not)."""
+        if not self._link_up:
+            return
+        deliver = getattr(self.sink, "on_instrument_status", None)
+        if deliver is not None:
+            deliver(status)
+
+    # ---- injected faults -----------------------------------------------------------------
+    def _schedule_faults(self) -> None:
+        """Put today's faults on the clock (once per day); those whose time has passed are skipped.
+        Dates come from the clock, in Asia/Karachi: the adapter has no calendar of its own."""
+        faults = self.paper_options.faults
+        if not faults or not self._connected:
+            return
+        now_ns = self.clock.now_ns()
+        today = datetime.fromtimestamp(now_ns // NS_PER_S, KARACHI).date()
+        if today in self._fault_days:
+            return
+        self._fault_days.add(today)
+        self._fault_timers = [t for t in self._fault_timers if not t.cancelled and t.when >= now_ns]
+        for fault in faults:
+            at = datetime.combine(today, fault.at, tzinfo=KARACHI)
+            at_ns = (at - _EPOCH) // _MICROSECOND * 1000
+            if at_ns < now_ns:
+                log.info("paper venue %s: %s skipped on %s: already past", self.venue, fault.label, today)
+                continue
+            self._fault_timers.append(self.clock.call_at(at_ns, self._inject, fault))
+
+    def _later(self, duration_s: Decimal, fn: Callable[..., None], *args: Any) -> None:
+        self._fault_timers.append(self.clock.call_later(int(duration_s * NS_PER_S), fn, *args))
+
+    def _inject(self, fault: Fault) -> None:
+        if not self._connected:
+            return
+        log.warning("paper venue %s: injected %s", self.venue, fault.label)
+        if isinstance(fault, DropFault):
+            self._drop(fault)
+        elif isinstance(fault, RejectFault):
+            self._rejects.extend([(fault.code, fault.reason)] * fault.count)
+        elif isinstance(fault, DelayAcksFault):
+            delay_ns = int(fault.delay_ms * NS_PER_MS)
+            self._extra_delays_ns.append(delay_ns)
+            self._later(fault.duration_s, self._extra_delays_ns.remove, delay_ns)
+        elif isinstance(fault, HaltFault):
+            self._halt(fault)
+
+    def _drop(self, fault: DropFault) -> None:
+        """Lose the connection: report it, then (with cancel-on-disconnect) cancel our resting
+        orders without a word; the market goes on and its events are withheld until the reconnect."""
+        ts = self.clock.now_ns()
+        until = ts + int(fault.duration_s * NS_PER_S)
+        self._down_until_ns = max(self._down_until_ns, until)
+        self._fault_timers.append(self.clock.call_at(until, self._reconnect))
+        if not self._link_up:
+            return  # already down: the later of the two ends wins
+        self.sink.on_venue_status(self.venue, "disconnected", f"injected drop for {seconds(fault.duration_s)} s")
+        self._link_up = False
+        if self.paper_options.cancel_on_disconnect:
+            for state, order_id in list(self._live.values()):
+                outcome = state.engine.cancel(order_id, ts, "cancelled on disconnect")
+                self._emit(state, outcome.events, outcome.changes, ts)
+
+    def _reconnect(self) -> None:
+        """Back after a drop: report ``connected``, then a fresh snapshot of each subscribed book and
+        each instrument's status, since the deltas and statuses of the drop were never sent."""
+        if self._link_up or not self._connected or self.clock.now_ns() < self._down_until_ns:
+            return
+        self._link_up = True
+        log.warning("paper venue %s: connection back after an injected drop", self.venue)
+        self.sink.on_venue_status(self.venue, "connected", "reconnected after an injected drop")
+        ts = self.clock.now_ns()
+        for state in self._symbols.values():
+            engine = state.engine
+            if state.subscribed:
+                state.seq += 1
+                self.sink.on_book(BookUpdate(self.venue, state.symbol, ts, state.seq, engine.snapshot(), snapshot=True))
+            self._instrument_status(
+                InstrumentStatus(
+                    self.venue, state.symbol, ts, halted=bool(self._halts.get(state.symbol)),
+                    reference_price=engine.reference_price,
+                    closing_price=engine.closing_price if self._close_fixed else None,
+                )
+            )
+
+    def _halt(self, fault: HaltFault) -> None:
+        symbol = fault.symbol
+        count = self._halts.get(symbol, 0)
+        self._halts[symbol] = count + 1
+        if not count:
+            self._instrument_status(
+                InstrumentStatus(self.venue, symbol, self.clock.now_ns(), halted=True, reason="injected halt")
+            )
+        self._later(fault.duration_s, self._lift_halt, symbol)
+
+    def _lift_halt(self, symbol: str) -> None:
+        count = self._halts[symbol] - 1
+        if count:
+            self._halts[symbol] = count
+            return
+        del self._halts[symbol]
+        log.warning("paper venue %s: injected halt of %s lifted", self.venue, symbol)
+        self._instrument_status(
+            InstrumentStatus(self.venue, symbol, self.clock.now_ns(), halted=False, reason="injected halt lifted")
+        )
 
     # ---- synthetic market timers ---------------------------------------------------------
     def _schedule_market(self) -> None:
@@ -372,13 +642,17 @@ class PaperAdapter(Adapter):
         events: list[EngineEvent],
         changes: tuple[tuple[Side, Decimal, Decimal], ...],
         ts: int,
+        request: _Request | None = None,
     ) -> None:
-        """Turn one operation's engine events into sink calls, in order, then its book delta."""
+        """Turn one operation's engine events into sink calls, in order, then its book delta.
+        Our orders' states are tracked either way; during a drop nothing reaches the sink.
+        ``request`` is the new order being submitted, if any (a reject records it)."""
         sink = self.sink
         venue = self.venue
         account = self._account
         symbol = state.symbol
-        subscribed = state.subscribed
+        up = self._link_up
+        subscribed = state.subscribed and up
         event: Any
         for event in events:
             kind = type(event)
@@ -394,52 +668,59 @@ class PaperAdapter(Adapter):
                     sink.on_trade(
                         Trade(venue, symbol, ts, event.price, event.qty, aggressor, f"T{next(self._trade_ids)}")
                     )
-            elif event.owner != account:
                 continue
-            elif kind is Accepted:
-                self._live[event.client_id] = (state, event.order_id)
-                sink.on_order_update(
-                    OrderUpdate(venue, event.client_id, OrderStatus.NEW, ts, venue_order_id=str(event.order_id))
+            if event.owner != account:
+                continue
+            client_id = event.client_id
+            update: OrderUpdate | None = None
+            if kind is Accepted:
+                self._live[client_id] = (state, event.order_id)
+                self._orders[client_id] = _Tracked(
+                    client_id, symbol, event.side, str(event.order_id), event.price, event.qty, OrderStatus.NEW
                 )
+                if up:
+                    update = OrderUpdate(venue, client_id, OrderStatus.NEW, ts, venue_order_id=str(event.order_id))
             elif kind is Cancelled:
-                self._finish(event.client_id, OrderStatus.CANCELLED)
-                sink.on_order_update(
-                    OrderUpdate(
-                        venue, event.client_id, OrderStatus.CANCELLED, ts,
+                self._finish(client_id, OrderStatus.CANCELLED)
+                if up:
+                    update = OrderUpdate(
+                        venue, client_id, OrderStatus.CANCELLED, ts,
                         venue_order_id=str(event.order_id), reason=event.reason,
                     )
-                )
             elif kind is Expired:
-                self._finish(event.client_id, OrderStatus.EXPIRED)
-                sink.on_order_update(
-                    OrderUpdate(
-                        venue, event.client_id, OrderStatus.EXPIRED, ts,
+                self._finish(client_id, OrderStatus.EXPIRED)
+                if up:
+                    update = OrderUpdate(
+                        venue, client_id, OrderStatus.EXPIRED, ts,
                         venue_order_id=str(event.order_id), reason="day order expired at the close",
                     )
-                )
             elif kind is Replaced:
-                sink.on_order_update(
-                    OrderUpdate(
-                        venue, event.client_id, _live_status(event.filled), ts,
+                record = self._orders[client_id]
+                record.price = event.price
+                record.qty = event.qty
+                record.status = _live_status(event.filled)
+                if up:
+                    update = OrderUpdate(
+                        venue, client_id, record.status, ts,
                         venue_order_id=str(event.order_id), price=event.price, qty=event.qty,
                     )
-                )
             elif kind is Rejected:
-                self._done[event.client_id] = OrderStatus.REJECTED
-                sink.on_order_update(
-                    OrderUpdate(
-                        venue, event.client_id, OrderStatus.REJECTED, ts,
-                        reject_code=event.code, reason=event.reason,
+                if request is not None:
+                    self._orders[client_id] = _Tracked(
+                        client_id, symbol, request.side, "", request.price, request.qty, OrderStatus.REJECTED
                     )
-                )
-            elif kind is ReplaceRejected or kind is CancelRejected:
+                if up:
+                    update = OrderUpdate(
+                        venue, client_id, OrderStatus.REJECTED, ts, reject_code=event.code, reason=event.reason
+                    )
+            elif (kind is ReplaceRejected or kind is CancelRejected) and up:
                 filled = event.filled if event.filled is not None else ZERO
-                sink.on_order_update(
-                    OrderUpdate(
-                        venue, event.client_id, _live_status(filled), ts,
-                        venue_order_id=str(event.order_id), reject_code=event.code, reason=event.reason,
-                    )
+                update = OrderUpdate(
+                    venue, client_id, _live_status(filled), ts,
+                    venue_order_id=str(event.order_id), reject_code=event.code, reason=event.reason,
                 )
+            if update is not None:
+                sink.on_order_update(update)
         if changes and subscribed:
             state.seq += 1
             sink.on_book(BookUpdate(venue, symbol, ts, state.seq, changes))
@@ -455,19 +736,28 @@ class PaperAdapter(Adapter):
         liquidity: Liquidity,
         ts: int,
     ) -> None:
-        if not leaves:
+        record = self._orders[client_id]
+        record.cum_qty += event.qty
+        if leaves:
+            record.status = OrderStatus.PARTIALLY_FILLED
+        else:
             self._finish(client_id, OrderStatus.FILLED)
-        self.sink.on_fill(
-            Fill(
-                self.venue, state.symbol, client_id, str(order_id), f"E{next(self._exec_ids)}",
-                side, event.price, event.qty, ts, liquidity, ZERO,
-            )
+        fill = Fill(
+            self.venue, state.symbol, client_id, str(order_id), f"E{next(self._exec_ids)}",
+            side, event.price, event.qty, ts, liquidity, ZERO,
         )
+        self._fills.append(fill)
+        if self._link_up:
+            self.sink.on_fill(fill)
 
     def _finish(self, client_id: str, status: OrderStatus) -> None:
         self._live.pop(client_id, None)
-        self._done[client_id] = status
+        self._orders[client_id].status = status
 
 
 def _live_status(filled: Decimal) -> OrderStatus:
     return OrderStatus.PARTIALLY_FILLED if filled else OrderStatus.NEW
+
+
+def _fill_ts(fill: Fill) -> int:
+    return fill.ts
