@@ -10,10 +10,12 @@ each strategy, cancel every open order and wait for the venue to confirm, write 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gc
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -25,10 +27,12 @@ from typing import Any
 
 import anyio
 
-from adapters.base import Adapter, UnknownAdapter, get_adapter
+from adapters.base import Adapter, RateLimit, UnknownAdapter, get_adapter
 from engine.clock import NS_PER_S, Clock, SimClock, WallClock
 from engine.config import LoadedConfig, validate_section
 from engine.loader import LoadedStrategy, load_strategies
+from engine.risk.killswitch import TradingState
+from engine.risk.rulepack import resolve_packs
 from engine.runtime import Runtime, StrategyRunner
 from engine.sessions import SessionDriver, SessionSchedule
 
@@ -65,7 +69,15 @@ class Engine:
         else:
             self.clock = WallClock()
         self.end_ns = last_end + NS_PER_S
-        self.runtime = Runtime(self.clock)
+        containment = cfg.risk.containment
+        self.runtime = Runtime(
+            self.clock,
+            self.calendar,
+            cfg.risk.kill_switch,
+            max_hook_failures=containment.max_hook_failures,
+            hook_budget_ms=containment.hook_budget_ms,
+            max_hook_overruns=containment.max_hook_overruns,
+        )
         self.adapters: dict[str, Adapter] = {}
         self._build_venues()
         self._build_strategies(strategies if strategies is not None else load_strategies(loaded))
@@ -109,10 +121,24 @@ class Engine:
             options = validate_section(
                 self.loaded, adapter_cls.options_model, venue_cfg.options, ("venues", name, "options")
             )
-            instruments = [i.to_instrument() for i in self.cfg.instruments if i.venue == name]
+            master = [i.to_instrument() for i in self.cfg.instruments if i.venue == name]
+            risk = self.cfg.risk
+            packs = resolve_packs(risk.profile, risk.rules, risk.instruments, [i.symbol for i in master])
+            # the rule pack may set the lot (psx-2026: one-share lots); venue and gate see the same
+            instruments = [
+                dataclasses.replace(i, lot_size=packs[i.symbol].effective_lot(i.lot_size)) for i in master
+            ]
             adapter = adapter_cls(name, options, instruments, self.clock, self.runtime, seed=self.cfg.run.seed)
             self.adapters[name] = adapter
-            self.runtime.add_venue(name, adapter, instruments)
+            rate_limits = (
+                [RateLimit(r.scope, r.count, r.per_seconds, r.burst, source="config") for r in venue_cfg.rate_limits]
+                if venue_cfg.rate_limits is not None
+                else None
+            )
+            self.runtime.add_venue(
+                name, adapter, instruments, account=venue_cfg.account, packs=packs, rate_limits=rate_limits,
+                cancel_on_disconnect=venue_cfg.cancel_on_disconnect, on_reconnect=venue_cfg.on_reconnect,
+            )
 
     def _build_strategies(self, loaded_strategies: list[LoadedStrategy]) -> None:
         by_name = {s.name: s for s in self.cfg.strategies}
@@ -121,7 +147,10 @@ class Engine:
             master = self.runtime.venues[spec.venue].instruments
             instruments = [master[symbol] for symbol in spec.instruments]
             runner = StrategyRunner(loaded.name, spec.venue, instruments, loaded)
-            self.runtime.add_strategy(runner, loaded.params)
+            self.runtime.add_strategy(
+                runner, loaded.params, limits=spec.limits, rate_limit=spec.rate_limit, mmp=spec.mmp,
+                loss_limit=spec.loss_limit,
+            )
 
     # ---- run -----------------------------------------------------------------------------
     async def run(self) -> RunResult:
@@ -142,20 +171,60 @@ class Engine:
         gc.collect()
         gc.freeze()
         self.driver.start()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch_signals, tg.cancel_scope)
-            tg.start_soon(self._heartbeat)
-            if isinstance(self.clock, SimClock):
-                await self._run_simulated(self.clock)
-            else:
-                await self._run_wall()
-            tg.cancel_scope.cancel()
-        await self._shutdown()
+        self.runtime.start_risk_timer()
+        self._write_pid_file()
+        try:
+            async with anyio.create_task_group() as tg:
+                if not isinstance(self.clock, SimClock):
+                    self.runtime.task_starter = tg.start_soon
+                tg.start_soon(self._watch_signals, tg.cancel_scope)
+                tg.start_soon(self._watch_kill_signals)
+                tg.start_soon(self._heartbeat)
+                await self.runtime.run_pending()
+                if isinstance(self.clock, SimClock):
+                    await self._run_simulated(self.clock)
+                else:
+                    await self._run_wall()
+                tg.cancel_scope.cancel()
+            self.runtime.task_starter = None
+            await self._shutdown()
+        finally:
+            self._remove_pid_file()
         return RunResult(self.report(), 0, self.stopped_by)
+
+    # ---- the operator's kill switch ------------------------------------------------------
+    @property
+    def pid_file(self) -> Path:
+        """Where ``engine halt`` finds this engine: next to the config, named after it."""
+        return pid_file_for(self.loaded.path)
+
+    def _write_pid_file(self) -> None:
+        try:
+            self.pid_file.write_text(f"{os.getpid()}\n")
+        except OSError as exc:  # a read-only folder must not stop trading; SIGUSR1 still works
+            log.warning("cannot write pid file %s (%s); use kill -USR1 <pid> to halt", self.pid_file, exc)
+
+    def _remove_pid_file(self) -> None:
+        try:
+            if self.pid_file.read_text().strip() == str(os.getpid()):
+                self.pid_file.unlink()
+        except OSError:
+            pass
+
+    async def _watch_kill_signals(self) -> None:
+        """SIGUSR1 halts the account (cancel all, refuse all); SIGUSR2 puts it in reducing."""
+        with anyio.open_signal_receiver(signal.SIGUSR1, signal.SIGUSR2) as signals:
+            async for signum in signals:
+                state = TradingState.HALTED if signum == signal.SIGUSR1 else TradingState.REDUCING
+                name = signal.Signals(signum).name
+                log.error("%s received: kill switch -> %s", name, state.value)
+                self.runtime.manual_trigger(state, f"manual ({name})")
 
     async def _run_simulated(self, clock: SimClock) -> None:
         speed = Decimal(self.cfg.run.speed)
         advance = clock.advance
+        runtime = self.runtime
+        pending = runtime.pending_tasks  # the same list object: truthy while async work waits
         end = self.end_ns
         sim_start = clock.now_ns()
         wall_start = time.perf_counter()
@@ -172,10 +241,17 @@ class Engine:
                     continue
                 advance(end)
                 ran += 1
+                if pending:
+                    await runtime.run_pending()
             else:
                 batch = 0
                 while batch < SIM_BATCH and advance(end):
                     batch += 1
+                    if pending:
+                        break
+                if pending:
+                    await runtime.run_pending()  # reconciliation: time waits for the venue's answers
+                    continue
                 if batch < SIM_BATCH:
                     break  # nothing left before the end of the last day
                 ran += batch
@@ -219,13 +295,15 @@ class Engine:
 
     async def _shutdown(self) -> None:
         rt = self.runtime
+        rt.stop_risk_timer()
         for runner in rt.runners.values():
             rt.stop_strategy(runner)
         # wait for the venues to confirm the cancels
         if isinstance(self.clock, SimClock):
             deadline = self.clock.now_ns() + SHUTDOWN_GRACE_S * NS_PER_S
             while rt.open_order_count() and self.clock.advance(deadline):
-                pass
+                if rt.pending_tasks:
+                    await rt.run_pending()
         else:
             with anyio.move_on_after(SHUTDOWN_GRACE_S):
                 while rt.open_order_count():
@@ -259,6 +337,9 @@ class Engine:
             "duplicate_fills_dropped": rt.n_duplicate_fills,
             "rejects_by_code": {str(code): n for code, n in sorted(rt.rejects_by_code.items())},
             "strategies": {name: rt.strategy_summary(r) for name, r in rt.runners.items()},
+            "mmp_triggers": rt.mmp_triggers,
+            "kill_switch": rt.kill_switch.report(),
+            "venues": {name: rt.venue_summary(v) for name, v in rt.venues.items()},
             "anomalies": dict(rt.anomalies),
             "anomaly_samples": rt.anomaly_samples,
             "seed": self.cfg.run.seed,
@@ -266,6 +347,11 @@ class Engine:
             "stopped_by": self.stopped_by,
             "wall_seconds": round(time.perf_counter() - self._wall_started, 3),
         }
+
+
+def pid_file_for(config_path: Path) -> Path:
+    """``config.yaml`` -> ``config.pid`` beside it: one running engine per config file."""
+    return Path(config_path).with_suffix(".pid")
 
 
 def write_report(report: dict[str, Any], path: Path) -> None:

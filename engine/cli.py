@@ -2,6 +2,7 @@
 
     engine run CONFIG [--report FILE] [--speed X] [--seed N] [--log-format human|json]
     engine check CONFIG
+    engine halt CONFIG [--reducing]
     engine codes
 """
 
@@ -28,6 +29,8 @@ examples:
   engine run config.yaml --report day.json    ... and write the JSON report
   engine run config.yaml --speed 60           one simulated minute per real second
   engine check config.yaml                    validate config and load strategies, no trading
+  engine halt config.yaml                     kill switch: the running engine cancels all, refuses all
+  engine halt config.yaml --reducing          ... or accepts only orders that shrink a position
 """
 
 
@@ -114,8 +117,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("config", type=Path, metavar="CONFIG")
 
+    halt = sub.add_parser(
+        "halt", help="trigger the kill switch of the engine running CONFIG",
+        description="Trigger the kill switch of the engine running CONFIG (found through the pid file it "
+        "writes next to the config, e.g. config.pid). Default: halted (cancel every open order, refuse every "
+        "new one). --reducing: accept only orders that shrink a position. Same as kill -USR1 / -USR2 <pid>. "
+        "The state holds until the engine restarts. Exit 1 when no engine runs for CONFIG.",
+    )
+    halt.add_argument("config", type=Path, metavar="CONFIG")
+    halt.add_argument("--reducing", action="store_true", help="reducing instead of halted")
+
     sub.add_parser("codes", help="print every reject code and its sentence")
     return parser
+
+
+def cmd_halt(args: argparse.Namespace) -> int:
+    import os
+    import signal
+
+    from engine.app import pid_file_for
+
+    pid_file = pid_file_for(args.config)
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        print(f"engine: no running engine for {args.config} (no readable pid file {pid_file})", file=sys.stderr)
+        return 1
+    signum = signal.SIGUSR2 if args.reducing else signal.SIGUSR1
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        print(f"engine: pid {pid} from {pid_file} is not running (stale pid file)", file=sys.stderr)
+        return 1
+    print(f"sent {signum.name} to engine pid {pid}: account -> {'reducing' if args.reducing else 'halted'}")
+    return 0
 
 
 def _load(path: Path):
@@ -173,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "check":
             return cmd_check(args)
+        if args.command == "halt":
+            return cmd_halt(args)
         return cmd_codes(args)
     except (ConfigError, StrategyLoadError) as exc:
         print(f"engine: {exc}", file=sys.stderr)

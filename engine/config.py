@@ -38,6 +38,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.errors import ConfigError
 from engine.model import Instrument
+from engine.risk.account import AccountConfig, PositionLimits
+from engine.risk.killswitch import KillSwitchConfig
+from engine.risk.mmp import MmpConfig
+from engine.risk.ratelimit import RateLimitConfig
+from engine.risk.rulepack import DEFAULT_PROFILE, RulePack, shipped_profiles
 from engine.sessions import SessionsConfig
 
 __all__ = [
@@ -49,6 +54,7 @@ __all__ = [
     "KeyPath",
     "LoadedConfig",
     "LoggingConfig",
+    "RiskConfig",
     "RunConfig",
     "StrategyConfig",
     "VenueConfig",
@@ -153,12 +159,83 @@ class InstrumentConfig(_Strict):
         )
 
 
+class VenueRateLimit(_Strict):
+    """A venue account's request budget, replacing what the adapter declares from the venue's
+    documents (``scope``: orders, cancels or all)."""
+
+    scope: Literal["orders", "cancels", "all"]
+    count: int = Field(gt=0)
+    per_seconds: Decimal = Field(default=Decimal(1), gt=0)
+    burst: int | None = Field(default=None, gt=0)
+
+
 class VenueConfig(_Strict):
     """A venue: which adapter serves it, and that adapter's own options (checked later by the
-    adapter's ``options_model`` through :func:`validate_section`)."""
+    adapter's ``options_model`` through :func:`validate_section`), plus the engine's side of the
+    venue account: the cash account, cancel-on-disconnect and request budgets."""
 
     adapter: str = Field(min_length=1)
     options: dict[str, Any] = Field(default_factory=dict)
+    account: AccountConfig = Field(default_factory=AccountConfig)
+    # When the connection drops: open orders become "unknown", new orders are refused (9001); on
+    # reconnect the engine reconciles and then cancels (or keeps) the orders open at the drop.
+    cancel_on_disconnect: bool = True
+    on_reconnect: Literal["cancel", "keep"] = "cancel"
+    # None = the limits the adapter declares from the venue's documents
+    rate_limits: list[VenueRateLimit] | None = None
+
+
+class ContainmentConfig(_Strict):
+    """How much misbehaviour a strategy gets before the engine stops it."""
+
+    max_hook_failures: int = Field(default=1, ge=1)
+    hook_budget_ms: Decimal = Field(default=Decimal(50), gt=0)
+    max_hook_overruns: int = Field(default=3, ge=1)
+
+
+class RiskConfig(_Strict):
+    """The PSX rule pack (profile plus overrides), the kill switch and strategy containment."""
+
+    profile: str = DEFAULT_PROFILE
+    rules: dict[str, Any] = Field(default_factory=dict)
+    instruments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    kill_switch: KillSwitchConfig = Field(default_factory=KillSwitchConfig)
+    containment: ContainmentConfig = Field(default_factory=ContainmentConfig)
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, profile: str) -> str:
+        known = shipped_profiles()
+        if profile not in known:
+            raise ValueError(
+                f"unknown risk profile {profile!r}; shipped profiles: {', '.join(sorted(known))}"
+                f"{_did_you_mean(profile, known)}"
+            )
+        return profile
+
+    @model_validator(mode="after")
+    def _packs_valid(self) -> RiskConfig:
+        base = {**shipped_profiles()[self.profile], **self.rules}
+        problems: list[tuple[KeyPath, str]] = []
+        for path, values in [(("rules",), base)] + [
+            (("instruments", symbol), {**base, **own}) for symbol, own in self.instruments.items()
+        ]:
+            try:
+                RulePack.model_validate(values)
+            except ValidationError as exc:
+                for error in exc.errors():
+                    where = path + tuple(error["loc"])
+                    problems.append((where, _rule_error(error)))
+        if problems:
+            raise CrossFieldProblems(problems)
+        return self
+
+
+def _rule_error(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        field_name = str(error["loc"][-1]) if error["loc"] else "?"
+        return f"unknown rule {field_name!r}{_did_you_mean(field_name, RulePack.model_fields)}"
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 class StrategyConfig(_Strict):
@@ -171,6 +248,12 @@ class StrategyConfig(_Strict):
     # Checked against the strategy's declared PARAMS by the loader, which knows their types.
     params: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
+    # internal position limits (2008), the strategy's own request budget (3001), market-maker
+    # protection for its mmp=True orders, and a loss (rupees, day PnL) at which it is stopped
+    limits: PositionLimits | None = None
+    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    mmp: MmpConfig | None = None
+    loss_limit: Decimal | None = Field(default=None, gt=0)
 
     @field_validator("name")
     @classmethod
@@ -212,6 +295,7 @@ class EngineConfig(_Strict):
     instruments: list[InstrumentConfig] = Field(default_factory=list)
     venues: dict[str, VenueConfig] = Field(default_factory=dict)
     strategies: list[StrategyConfig] = Field(default_factory=list)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
 
     @field_validator("venues")
     @classmethod
@@ -287,6 +371,13 @@ class EngineConfig(_Strict):
                             f"{_did_you_mean(symbol, sorted(known))}",
                         )
                     )
+        all_symbols = {symbol for symbols in master.values() for symbol in symbols}
+        for symbol in self.risk.instruments:
+            if symbol not in all_symbols:
+                problems.append(
+                    (("risk", "instruments", symbol),
+                     f"{symbol} is not in the instrument master{_did_you_mean(symbol, sorted(all_symbols))}")
+                )
         if not any(strategy.enabled for strategy in self.strategies):
             problems.append((("strategies",), "no strategy is enabled; configure at least one with enabled: true"))
         if problems:

@@ -143,6 +143,39 @@ class OrderContext:
             return list(orders)
         return [o for o in orders if o.symbol == symbol]
 
+    @property
+    def trading_state(self) -> str:
+        """The account's kill-switch state: "active", "reducing" (only orders that shrink a
+        position) or "halted" (everything refused)."""
+        return self._runtime.kill_switch.state.value
+
+    @property
+    def venue_status(self) -> str:
+        """This strategy's venue: "connected", "disconnected" or "reconciling"."""
+        return self._runtime.venues[self._runner.venue].status
+
+    @property
+    def buying_power(self) -> Decimal:
+        """Settled cash of the venue account minus what open buys reserve (shared by every
+        strategy on the account)."""
+        return self._runtime.venues[self._runner.venue].account.buying_power
+
+    def sellable(self, symbol: str) -> Decimal:
+        """Shares of ``symbol`` the account may still sell (held, not already being sold)."""
+        return self._runtime.venues[self._runner.venue].account.sellable(symbol)
+
+    @property
+    def mmp_frozen(self) -> bool:
+        """True while market-maker protection refuses this strategy's MMP orders."""
+        mmp = self._runner.mmp
+        return mmp is not None and mmp.is_frozen(self._clock.now_ns())
+
+    def reset_mmp(self) -> None:
+        """Lift an MMP freeze (the only way out when ``frozen_time`` is 0)."""
+        if self._runner.mmp is not None:
+            self._runner.mmp.reset()
+            self._log.info("MMP reset by the strategy")
+
     # ---- orders ----------------------------------------------------------------------------
     def submit(
         self,
@@ -155,9 +188,11 @@ class OrderContext:
         tif: str | TimeInForce = "day",
         post_only: bool = False,
         client_id: str | None = None,
+        mmp: bool = False,
     ) -> Order:
         """Place an order. Returns the order handle at once: ``pending_new`` when it went to the
-        venue, ``rejected`` (with ``reject_code`` / ``reject_reason``) when refused locally."""
+        venue, ``rejected`` (with ``reject_code`` / ``reject_reason``) when refused locally.
+        ``mmp=True`` marks a quote under the strategy's market-maker protection (config ``mmp``)."""
         runner = self._runner
         runtime = self._runtime
         now = self._clock.now_ns()
@@ -182,6 +217,11 @@ class OrderContext:
                 raise ArgumentRejection(
                     Reject.INVALID_ORDER, f"client id {client_id!r} must be 1-32 characters of A-Z a-z 0-9 _ -"
                 )
+            if mmp and runner.mmp is None:
+                raise ArgumentRejection(
+                    Reject.INVALID_ORDER,
+                    f"mmp=True needs market-maker protection configured for strategy {runner.name!r} (config mmp:)",
+                )
         except ArgumentRejection as bad:
             order = Order(
                 str(wire_id), runner.name, runner.venue, str(symbol), _SIDES.get(side, Side.BUY), ZERO, None, ts=now
@@ -189,7 +229,7 @@ class OrderContext:
             return runtime.refuse(runner, order, Rejection(bad.code, bad.reason))
         order = Order(
             wire_id, runner.name, runner.venue, symbol, side_, qty_, price_,
-            order_type=type_, tif=tif_, post_only=bool(post_only), ts=now,
+            order_type=type_, tif=tif_, post_only=bool(post_only), ts=now, mmp=bool(mmp),
         )
         if runner.state != "running":
             return runtime.refuse(
@@ -197,7 +237,7 @@ class OrderContext:
             )
         request = OrderRequest(
             runner.name, runner.venue, symbol, runner.instruments.get(symbol), side_, qty_, price_,
-            type_, tif_, order.post_only, wire_id,
+            type_, tif_, order.post_only, wire_id, None, order.mmp,
         )
         rejection = runner.gate.check(request)
         if rejection is not None:

@@ -93,9 +93,28 @@ def on_session_change(ctx, old, new):
 
 
 @hookspec
+def on_venue_status(ctx, venue, status):
+    """Called when the strategy's venue changes connection state: ``"disconnected"`` (its open
+    orders are now ``unknown`` and new orders are refused with 9001), ``"reconciling"`` (back, the
+    engine is asking the venue what happened) and ``"connected"`` (reconciled: every order has its
+    true state again and orders flow). Also ``"stale"`` when market data stopped arriving."""
+
+
+@hookspec
+def on_mmp_trigger(ctx, info):
+    """Called when market-maker protection fired for this strategy: its MMP orders are being
+    cancelled and new ``mmp=True`` orders are refused (7009) until ``info.frozen_until_ns``
+    (``None``: until ``ctx.reset_mmp()``). ``info`` carries ``ts``, ``filled_qty``,
+    ``fill_count`` and ``reason``."""
+
+
+@hookspec
 def on_stop(ctx):
     """Called once when the engine stops (end of the run, SIGINT or SIGTERM). Open orders are
     cancelled by the engine after this hook returns."""
 
 
-HOOK_NAMES = ("on_start", "on_book", "on_trade", "on_fill", "on_order_update", "on_session_change", "on_stop")
+HOOK_NAMES = (
+    "on_start", "on_book", "on_trade", "on_fill", "on_order_update", "on_session_change", "on_venue_status",
+    "on_mmp_trigger", "on_stop",
+)

@@ -41,6 +41,12 @@ class Reject(IntEnum):
     POST_ONLY_WOULD_TAKE = 7006
     SELF_TRADE_PREVENTED = 7007
     VENUE_NOT_CONNECTED = 7008
+    MMP_FROZEN = 7009
+    ORDER_TOO_LARGE = 7010
+    PRICE_TOO_FAR = 7011
+    ACCOUNT_REDUCING = 7012
+    TRADING_HALTED = 7013
+    HOOK_BUDGET = 7014
 
 
 REJECT_CODES: dict[int, str] = {
@@ -71,6 +77,12 @@ REJECT_CODES: dict[int, str] = {
     7006: "Post-only order would take liquidity",
     7007: "Self-trade prevented",
     7008: "Venue not connected",
+    7009: "Market-maker protection triggered: MMP orders refused until the freeze ends or ctx.reset_mmp()",
+    7010: "Order quantity or notional above the fat-finger maximum",
+    7011: "Limit price too far from the last trade or mid (fat-finger guard)",
+    7012: "Account is reducing: only orders that shrink a position are accepted",
+    7013: "Trading halted by the kill switch",
+    7014: "Strategy stopped: hooks repeatedly ran over their time budget",
 }
 
 assert set(REJECT_CODES) == {int(r) for r in Reject}, "every Reject member needs a sentence"

@@ -9,37 +9,58 @@ dispatch tuples.
 
 Things a strategy causes inside its own hook (a local reject's ``on_order_update``) are queued and
 delivered after that hook returns, so no hook ever runs inside another.
+
+The runtime also owns the risk state the gate reads: one cash account per venue (settled and
+unsettled cash and shares, reservations of open orders), the rule pack per instrument, the
+reference and closing prices and halts per instrument, request budgets, MMP, the kill switch and
+the connection state of every venue (cancel-on-disconnect and reconciliation).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import traceback
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
+from time import perf_counter_ns
 from typing import Any
 
 from adapters.base import Adapter
 from engine.clock import Clock
 from engine.context import OrderContext
 from engine.model import (
+    TERMINAL_STATUSES,
     ZERO,
     Book,
     BookUpdate,
     Fill,
     IllegalTransition,
     Instrument,
+    InstrumentStatus,
     Order,
     OrderStatus,
     OrderUpdate,
+    Phase,
     SessionState,
+    Side,
     Trade,
+    VenueOrder,
 )
 from engine.portfolio import Position
 from engine.rejects import Reject, describe
+from engine.risk.account import AccountConfig, BuyingPower, CashAccount, NoShortSelling, PositionLimit, SectorLimit
+from engine.risk.bands import price_band
+from engine.risk.connectivity import VenueConnected
 from engine.risk.gate import Gate, OrderRequest, Rejection
+from engine.risk.killswitch import KillSwitch, KillSwitchCheck, KillSwitchConfig, TradingState, Transition
+from engine.risk.mmp import MmpCheck, MmpConfig, MmpState
+from engine.risk.psx import cancel_refusal, psx_checks
+from engine.risk.ratelimit import RateGuard, RateLimitCheck, RateLimitConfig, venue_buckets
+from engine.risk.rulepack import DEFAULT_PROFILE, RulePack, resolve_packs
 from engine.risk.structural import structural_checks
+from engine.sessions import TradingCalendar
 
 log = logging.getLogger("engine")
 
@@ -49,13 +70,21 @@ DEFERRED_LOOP_LIMIT = 10_000
 ANOMALY_SAMPLES = 20
 
 
+#: how often (engine time) the loss limits and the kill switch's PnL triggers are evaluated
+RISK_TICK_NS = 1_000_000_000
+#: an engine-initiated cancel refused by the venue's request budget is retried this soon at the latest
+CANCEL_RETRY_MAX_NS = 1_000_000_000
+
+
 class StrategyRunner:
-    """One configured strategy instance: its hooks, context, orders and positions."""
+    """One configured strategy instance: its hooks, context, orders, positions and guards."""
 
     __slots__ = (
         "name", "venue", "symbols", "instruments", "loaded", "ctx", "state", "failure", "gate",
         "open_orders", "positions", "on_book", "on_trade", "on_fill", "on_order_update",
         "orders_submitted", "fills", "rejects", "client_seq", "pm",
+        "mmp", "mmp_triggers", "rate", "limits", "loss_limit", "pnl_day_start",
+        "hook_errors", "hook_overruns", "slowest_hook_ns",
     )
 
     def __init__(self, name: str, venue: str, instruments: Iterable[Instrument], loaded: Any) -> None:
@@ -80,6 +109,15 @@ class StrategyRunner:
         self.fills = 0
         self.rejects = 0
         self.client_seq = 0
+        self.mmp: MmpState | None = None
+        self.mmp_triggers = 0
+        self.rate: RateGuard | None = None
+        self.limits: Any = None
+        self.loss_limit: Decimal | None = None
+        self.pnl_day_start = ZERO
+        self.hook_errors = 0
+        self.hook_overruns = 0
+        self.slowest_hook_ns = 0
 
     def position(self, symbol: str) -> Position:
         position = self.positions.get(symbol)
@@ -93,21 +131,54 @@ class StrategyRunner:
 
 
 class _BookEntry:
-    """A book and the runners that receive its events, as tuples for a tight dispatch loop."""
+    """A book, the runners that receive its events (tuples for a tight dispatch loop), and what
+    the gate needs to know about the instrument: reference and closing price, band, halts."""
 
-    __slots__ = ("book", "book_subs", "trade_subs", "last_price")
+    __slots__ = (
+        "book", "book_subs", "trade_subs", "last_price", "reference", "closing", "band", "band_halts",
+        "venue_halt", "band_halt", "pack", "tick",
+    )
 
-    def __init__(self, book: Book) -> None:
+    def __init__(self, book: Book, instrument: Instrument, pack: RulePack) -> None:
         self.book = book
         self.book_subs: tuple[StrategyRunner, ...] = ()
         self.trade_subs: tuple[StrategyRunner, ...] = ()
         self.last_price: Decimal | None = None
+        self.closing: Decimal | None = None
+        self.pack = pack
+        self.tick = instrument.tick_size
+        self.band: tuple[Decimal, Decimal] | None = None
+        self.band_halts = pack.band_hit_halts
+        self.venue_halt: str | None = None
+        self.band_halt: str | None = None
+        self.reference: Decimal | None = None
+        self.set_reference(instrument.previous_close if instrument.previous_close > 0 else None)
+
+    def set_reference(self, reference: Decimal | None) -> None:
+        self.reference = reference
+        pack = self.pack
+        self.band = (
+            price_band(reference, self.tick, pack.band_pct, pack.band_abs_floor) if reference is not None else None
+        )
+
+    @property
+    def halted(self) -> str | None:
+        return self.venue_halt or self.band_halt
 
 
 class _Venue:
-    __slots__ = ("name", "adapter", "entries", "orders", "exec_ids", "instruments", "status")
+    """One venue account: adapter, books, orders, the cash account and the connection state."""
 
-    def __init__(self, name: str, adapter: Adapter, instruments: dict[str, Instrument]) -> None:
+    __slots__ = (
+        "name", "adapter", "entries", "orders", "exec_ids", "instruments", "status", "account", "packs",
+        "guard", "cancel_on_disconnect", "on_reconnect", "disconnects", "dropped_at_ns", "at_drop",
+        "awaiting_cancels", "ever_connected", "buckets",
+    )
+
+    def __init__(
+        self, name: str, adapter: Adapter, instruments: dict[str, Instrument], account: CashAccount,
+        packs: dict[str, RulePack], guard: RateGuard, cancel_on_disconnect: bool, on_reconnect: str,
+    ) -> None:
         self.name = name
         self.adapter = adapter
         self.instruments = instruments
@@ -115,43 +186,137 @@ class _Venue:
         self.orders: dict[str, Order] = {}  # every order of this run by client id: the id is single-use
         self.exec_ids: set[str] = set()
         self.status = "disconnected"
+        self.account = account
+        self.packs = packs
+        self.guard = guard  # the venue account's request budget, for cancels the engine itself sends
+        self.cancel_on_disconnect = cancel_on_disconnect
+        self.on_reconnect = on_reconnect
+        self.disconnects = 0
+        self.dropped_at_ns = 0
+        self.at_drop: list[Order] = []
+        self.awaiting_cancels: set[str] = set()
+        self.ever_connected = False
+        self.buckets: list = []
 
 
 class Runtime:
-    """Event wiring and order bookkeeping. Build with :meth:`add_venue` / :meth:`add_strategy`."""
+    """Event wiring, order bookkeeping and risk state. Build with :meth:`add_venue` /
+    :meth:`add_strategy`. It is also the gate's :class:`~engine.risk.gate.MarketView`."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        calendar: TradingCalendar | None = None,
+        kill_switch: KillSwitchConfig | None = None,
+        max_hook_failures: int = 1,
+        hook_budget_ms: Decimal = Decimal(50),
+        max_hook_overruns: int = 3,
+    ) -> None:
         self.clock = clock
+        self.calendar = calendar if calendar is not None else TradingCalendar()
         self.session = SessionState()  # closed until the session driver says otherwise
         self.sessions_seen: list[str] = [self.session.phase.value]
+        self.trading_day: dt.date | None = None
+        self._rolled_day: dt.date | None = None
         self.venues: dict[str, _Venue] = {}
         self.runners: dict[str, StrategyRunner] = {}
         self._deferred: deque = deque()
+        self.kill_switch = KillSwitch(kill_switch if kill_switch is not None else KillSwitchConfig(), clock)
+        self.kill_switch.on_change.append(self._on_trading_state)
+        self.pnl_day_start = ZERO
+        self.max_hook_failures = max_hook_failures
+        self.hook_budget_ns = int(hook_budget_ms * 1_000_000)
+        self.max_hook_overruns = max_hook_overruns
+        # async work (reconciliation queries): the engine runs it; the simulated clock waits for it
+        self.pending_tasks: list[Awaitable[None]] = []
+        self.task_starter: Callable[[Callable[[], Awaitable[None]]], None] | None = None
+        self._cancel_retries: set[str] = set()
+        self._risk_timer: Any = None
         # counters: plain ints on the hot path, read by heartbeat and report
         self.n_book = 0
         self.n_trade = 0
         self.n_fill = 0
         self.n_duplicate_fills = 0
         self.orders_submitted = 0
+        self.mmp_triggers = 0
         self.final_status: Counter[str] = Counter()
         self.rejects_by_code: Counter[int] = Counter()
         self.anomalies: Counter[str] = Counter()
         self.anomaly_samples: list[str] = []
 
     # ---- construction ---------------------------------------------------------------------
-    def add_venue(self, name: str, adapter: Adapter, instruments: Iterable[Instrument]) -> None:
-        self.venues[name] = _Venue(name, adapter, {i.symbol: i for i in instruments})
+    def add_venue(
+        self,
+        name: str,
+        adapter: Adapter,
+        instruments: Iterable[Instrument],
+        *,
+        account: AccountConfig | None = None,
+        packs: dict[str, RulePack] | None = None,
+        rate_limits: Iterable[Any] | None = None,
+        cancel_on_disconnect: bool = True,
+        on_reconnect: str = "cancel",
+    ) -> None:
+        """Register a venue account. ``packs`` (rule pack per symbol) defaults to the default
+        profile; ``rate_limits`` to what the adapter declares."""
+        master = {i.symbol: i for i in instruments}
+        if packs is None:
+            packs = resolve_packs(DEFAULT_PROFILE, None, None, master)
+        entries_ref = self  # the account prices market buys at the band around today's reference
 
-    def add_strategy(self, runner: StrategyRunner, params: Any = None) -> StrategyRunner:
+        def reference(symbol: str) -> Decimal | None:
+            return entries_ref.reference_price(name, symbol)
+
+        cash = CashAccount(account if account is not None else AccountConfig(), self.calendar, master, packs,
+                           reference_price=reference)
+        limits = tuple(rate_limits) if rate_limits is not None else tuple(adapter.rate_limits)
+        buckets = venue_buckets(name, limits, self.clock)
+        guard = RateGuard(f"venue-{name}", None, buckets, self.clock)
+        self.venues[name] = _Venue(name, adapter, master, cash, packs, guard, cancel_on_disconnect, on_reconnect)
+        self.venues[name].buckets = buckets
+
+    def add_strategy(
+        self,
+        runner: StrategyRunner,
+        params: Any = None,
+        *,
+        limits: Any = None,
+        rate_limit: RateLimitConfig | None = None,
+        mmp: MmpConfig | None = None,
+        loss_limit: Decimal | None = None,
+    ) -> StrategyRunner:
         venue = self.venues[runner.venue]
         runner.ctx = OrderContext(runner, self, params, logging.getLogger(f"strategy.{runner.name}"))
-        runner.gate = Gate(structural_checks(venue.adapter.capabilities, venue.orders))
+        runner.mmp = MmpState(mmp, self.clock) if mmp is not None else None
+        runner.limits = limits
+        runner.loss_limit = loss_limit
+        runner.rate = RateGuard(runner.name, rate_limit, venue.buckets, self.clock)
         self.runners[runner.name] = runner
         for symbol in runner.symbols:
             if symbol not in venue.entries:
-                venue.entries[symbol] = _BookEntry(Book(runner.venue, symbol))
+                venue.entries[symbol] = _BookEntry(Book(runner.venue, symbol), venue.instruments[symbol],
+                                                   venue.packs[symbol])
+        runner.gate = Gate(self._checks_for(runner, venue))
         self._rebuild_dispatch()
         return runner
+
+    def _checks_for(self, runner: StrategyRunner, venue: _Venue) -> list:
+        """The gate of one strategy, cheapest and most basic first; the request budget last so
+        only an order that passed every rule spends a token."""
+        checks: list = structural_checks(venue.adapter.capabilities, venue.orders)
+        checks.append(VenueConnected(venue))
+        checks.append(KillSwitchCheck(self.kill_switch, self.position_of, self.open_qty))
+        checks.extend(psx_checks(self, venue.packs))
+        if runner.mmp is not None:
+            checks.append(MmpCheck(runner.mmp))
+        if runner.limits is not None:
+            checks.append(PositionLimit({runner.name: runner.limits}, self.position_of, self.open_qty))
+        checks.append(NoShortSelling(venue.account))
+        checks.append(BuyingPower(venue.account))
+        if venue.account.config.sector_limits:
+            checks.append(SectorLimit(venue.account, self._mark_for(venue.name)))
+        checks.append(RateLimitCheck(runner.rate))
+        return checks
 
     def _rebuild_dispatch(self) -> None:
         """Recompute the per-book subscriber tuples (at load and when a strategy stops)."""
@@ -170,10 +335,56 @@ class Runtime:
         return entry.book if entry is not None else None
 
     def last_price(self, venue: str, symbol: str) -> Decimal | None:
+        """The mark: mid, else last trade, else the reference price."""
         entry = self.venues[venue].entries.get(symbol)
         if entry is None:
             return None
-        return entry.book.mid if entry.book.mid is not None else entry.last_price
+        mid = entry.book.mid
+        if mid is not None:
+            return mid
+        return entry.last_price if entry.last_price is not None else entry.reference
+
+    def _mark_for(self, venue: str) -> Callable[[str], Decimal | None]:
+        def mark(symbol: str) -> Decimal | None:
+            return self.last_price(venue, symbol)
+
+        return mark
+
+    # ---- MarketView: what the gate reads ------------------------------------------------------
+    def reference_price(self, venue: str, symbol: str) -> Decimal | None:
+        entry = self.venues[venue].entries.get(symbol)
+        if entry is not None:
+            return entry.reference
+        instrument = self.venues[venue].instruments.get(symbol)
+        return instrument.previous_close if instrument is not None and instrument.previous_close > 0 else None
+
+    def closing_price(self, venue: str, symbol: str) -> Decimal | None:
+        entry = self.venues[venue].entries.get(symbol)
+        return entry.closing if entry is not None else None
+
+    def last_trade_price(self, venue: str, symbol: str) -> Decimal | None:
+        entry = self.venues[venue].entries.get(symbol)
+        return entry.last_price if entry is not None else None
+
+    def mid_price(self, venue: str, symbol: str) -> Decimal | None:
+        entry = self.venues[venue].entries.get(symbol)
+        return entry.book.mid if entry is not None else None
+
+    def is_halted(self, venue: str, symbol: str) -> str | None:
+        entry = self.venues[venue].entries.get(symbol)
+        return entry.halted if entry is not None else None
+
+    def position_of(self, strategy: str, symbol: str) -> Decimal:
+        position = self.runners[strategy].positions.get(symbol)
+        return position.qty if position is not None else ZERO
+
+    def open_qty(self, strategy: str, symbol: str, side: Side) -> Decimal:
+        """Quantity still working in this strategy's orders for one symbol and side."""
+        total = ZERO
+        for order in self.runners[strategy].open_orders.values():
+            if order._symbol == symbol and order._side is side:
+                total += order.leaves_qty
+        return total
 
     # ---- the hot path: market data --------------------------------------------------------
     def on_book(self, update: BookUpdate) -> None:
@@ -184,11 +395,18 @@ class Runtime:
             return
         book = entry.book
         book.apply(update)
+        budget = self.hook_budget_ns
         for runner in entry.book_subs:
+            started = perf_counter_ns()
             try:
                 runner.on_book(runner.ctx, book)
             except Exception:
-                self.strategy_failed(runner, "on_book")
+                self.hook_raised(runner, "on_book")
+            elapsed = perf_counter_ns() - started
+            if elapsed > runner.slowest_hook_ns:
+                runner.slowest_hook_ns = elapsed
+            if elapsed > budget:
+                self.hook_overran(runner, "on_book", elapsed)
         if self._deferred:
             self.drain()
 
@@ -198,14 +416,53 @@ class Runtime:
         entry = venue.entries.get(trade.symbol) if venue is not None else None
         if entry is None:
             return
-        entry.last_price = trade.price
+        price = trade.price
+        entry.last_price = price
+        if entry.band_halts and entry.band is not None and entry.band_halt is None and (
+            price <= entry.band[0] or price >= entry.band[1]
+        ):
+            self._band_hit(entry, trade)
+        budget = self.hook_budget_ns
         for runner in entry.trade_subs:
+            started = perf_counter_ns()
             try:
                 runner.on_trade(runner.ctx, trade)
             except Exception:
-                self.strategy_failed(runner, "on_trade")
+                self.hook_raised(runner, "on_trade")
+            elapsed = perf_counter_ns() - started
+            if elapsed > runner.slowest_hook_ns:
+                runner.slowest_hook_ns = elapsed
+            if elapsed > budget:
+                self.hook_overran(runner, "on_trade", elapsed)
         if self._deferred:
             self.drain()
+
+    def _band_hit(self, entry: _BookEntry, trade: Trade) -> None:
+        low, high = entry.band  # type: ignore[misc]
+        edge = "upper" if trade.price >= high else "lower"
+        entry.band_halt = (
+            f"circuit breaker: {trade.symbol} traded at {trade.price}, the {edge} edge of its band [{low}, {high}]; "
+            "halted for the rest of the day (profile rule band_hit_halts)"
+        )
+        log.warning("%s", entry.band_halt)
+
+    def on_instrument_status(self, status: InstrumentStatus) -> None:
+        """A venue's word on an instrument: halt, reference price for the day, closing price."""
+        venue = self.venues.get(status.venue)
+        entry = venue.entries.get(status.symbol) if venue is not None else None
+        if entry is None:
+            return
+        if status.reference_price is not None and status.reference_price != entry.reference:
+            entry.set_reference(status.reference_price)
+        if status.closing_price is not None:
+            entry.closing = status.closing_price
+        if status.halted is not None:
+            was = entry.venue_halt
+            entry.venue_halt = (status.reason or "halted by the venue") if status.halted else None
+            if (was is None) != (entry.venue_halt is None):
+                log.warning("instrument %s:%s %s%s", status.venue, status.symbol,
+                            "halted" if status.halted else "trading again",
+                            f": {status.reason}" if status.reason else "")
 
     # ---- executions and order updates ---------------------------------------------------------
     def on_fill(self, fill: Fill) -> None:
@@ -231,6 +488,8 @@ class Runtime:
         runner = self.runners[order.strategy]
         runner.fills += 1
         runner.position(fill.symbol).apply_fill(fill.side, fill.qty, fill.price, fill.fee)
+        venue.account.apply_fill(fill, self._today())
+        venue.account.track(order)
         if order.is_terminal:
             self._terminal(runner, order)
         log.info(
@@ -238,7 +497,15 @@ class Runtime:
             runner.name, fill.symbol, fill.side.value, fill.qty, fill.price, fill.liquidity.value,
             runner.positions[fill.symbol].qty,
         )
+        trigger = None
+        if order._mmp and runner.mmp is not None:
+            trigger = runner.mmp.on_fill(fill.qty, fill.ts)
+            if trigger is not None:
+                self._mmp_triggered(runner, trigger)
         self._call_hook(runner, runner.on_fill, "on_fill", fill)
+        if trigger is not None:
+            self.call_rare(runner, "on_mmp_trigger", info=trigger)
+        self._check_losses()
 
     def on_order_update(self, update: OrderUpdate) -> None:
         venue = self.venues.get(update.venue)
@@ -254,6 +521,7 @@ class Runtime:
             return
         if not changed:
             return
+        venue.account.track(order)
         if order.is_terminal:
             self._terminal(runner, order)
             if order.status is OrderStatus.REJECTED:
@@ -271,8 +539,8 @@ class Runtime:
         order.set_venue_order_id(update.venue_order_id)
         ts = update.ts
         if status is OrderStatus.NEW or status is OrderStatus.PARTIALLY_FILLED:
-            if current is OrderStatus.PENDING_NEW:
-                order.transition(OrderStatus.NEW, ts)
+            if current is OrderStatus.PENDING_NEW or current is OrderStatus.UNKNOWN:
+                order.transition(order.live_status(), ts)
                 return True
             if current is OrderStatus.PENDING_REPLACE:
                 if update.price is not None or update.qty is not None:
@@ -297,7 +565,7 @@ class Runtime:
             if order.is_terminal:
                 return False
             order.transition(status, ts)
-            order._reject_reason = update.reason or order._reject_reason  # why it ended, for the log
+            order.set_reason(update.reason)
             return True
         if status is OrderStatus.FILLED:
             return False  # fills drive the filled state; a status-only "filled" adds nothing
@@ -306,26 +574,169 @@ class Runtime:
     def _terminal(self, runner: StrategyRunner, order: Order) -> None:
         if runner.open_orders.pop(order.client_id, None) is not None:
             self.final_status[order.status.value] += 1
+        venue = self.venues[runner.venue]
+        if venue.awaiting_cancels and order.client_id in venue.awaiting_cancels:
+            venue.awaiting_cancels.discard(order.client_id)
+            if not venue.awaiting_cancels and venue.status == "reconciling":
+                self._venue_ready(venue)
 
     def _notify_order(self, runner: StrategyRunner, order: Order) -> None:
         self._call_hook(runner, runner.on_order_update, "on_order_update", order)
 
     def _call_hook(self, runner: StrategyRunner, hook: Any, name: str, arg: Any) -> None:
-        """Call one strategy's hot hook, contained, then deliver what it queued. (The per-book and
-        per-trade loops inline this for speed.)"""
+        """Call one strategy's hot hook, contained and timed, then deliver what it queued. (The
+        per-book and per-trade loops inline this for speed.)"""
         if hook is not None and runner.state == "running":
+            started = perf_counter_ns()
             try:
                 hook(runner.ctx, arg)
             except Exception:
-                self.strategy_failed(runner, name)
+                self.hook_raised(runner, name)
+            elapsed = perf_counter_ns() - started
+            if elapsed > runner.slowest_hook_ns:
+                runner.slowest_hook_ns = elapsed
+            if elapsed > self.hook_budget_ns:
+                self.hook_overran(runner, name, elapsed)
         if self._deferred:
             self.drain()
 
+    # ---- venue connection: cancel-on-disconnect and reconciliation -------------------------------
     def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
+        """``disconnected``: the venue's open orders become unknown and new orders are refused
+        (9001). ``connected`` after a drop: reconcile with the venue, cancel (or keep) what was
+        open at the drop, deliver every final state, and only then let orders flow again."""
         state = self.venues.get(venue)
-        if state is not None:
-            state.status = status
-        log.info("venue %s %s%s", venue, status, f": {detail}" if detail else "")
+        log.log(logging.WARNING if status != "connected" else logging.INFO,
+                "venue %s %s%s", venue, status, f": {detail}" if detail else "")
+        if state is None:
+            return
+        if status == "disconnected":
+            if state.status == "disconnected":
+                return
+            was_reconciling = state.status == "reconciling"
+            state.status = "disconnected"
+            state.disconnects += 1
+            if not was_reconciling:
+                state.dropped_at_ns = self.clock.now_ns()
+            state.awaiting_cancels.clear()
+            now = self.clock.now_ns()
+            marked: list[tuple[StrategyRunner, Order]] = []
+            for runner in self._runners_on(venue):
+                for order in list(runner.open_orders.values()):
+                    if order.status is not OrderStatus.UNKNOWN and order.can_transition(OrderStatus.UNKNOWN):
+                        order.transition(OrderStatus.UNKNOWN, now)
+                        marked.append((runner, order))
+                        if order not in state.at_drop:
+                            state.at_drop.append(order)
+            self._tell_venue_status(venue, "disconnected")
+            for runner, order in marked:
+                self._notify_order(runner, order)
+        elif status == "connected":
+            if not state.ever_connected:
+                state.ever_connected = True
+                state.status = "connected"
+                return
+            if state.status != "disconnected":
+                return
+            state.status = "reconciling"
+            self._tell_venue_status(venue, "reconciling")
+            self.spawn(lambda: self.reconcile(state))
+        else:  # "stale" and anything a future adapter reports: tell strategies, keep trading state
+            self._tell_venue_status(venue, status)
+
+    def _runners_on(self, venue: str) -> list[StrategyRunner]:
+        return [r for r in self.runners.values() if r.venue == venue]
+
+    def _tell_venue_status(self, venue: str, status: str) -> None:
+        for runner in self._runners_on(venue):
+            self.call_rare(runner, "on_venue_status", venue=venue, status=status)
+
+    def spawn(self, make: Callable[[], Awaitable[None]]) -> None:
+        """Run async work (venue queries). On the wall clock it starts at once in the engine's task
+        group; on the simulated clock the engine runs it before time moves on."""
+        if self.task_starter is not None:
+            self.task_starter(make)
+        else:
+            self.pending_tasks.append(make())
+
+    async def run_pending(self) -> None:
+        """Run queued async work to completion (the simulated clock's loop and tests call this)."""
+        while self.pending_tasks:
+            await self.pending_tasks.pop(0)
+
+    async def reconcile(self, venue: _Venue) -> None:
+        """Ask the venue what happened while we could not hear it; the venue is the truth."""
+        adapter = venue.adapter
+        try:
+            fills = await adapter.query_fills(venue.dropped_at_ns)
+            listed = {vo.client_id: vo for vo in await adapter.query_open_orders()}
+        except Exception as exc:  # a failed query leaves the venue refusing orders; say why
+            log.error("reconciliation with venue %s failed: %s; orders stay refused (9001)", venue.name, exc)
+            return
+        if venue.status != "reconciling":
+            return  # dropped again meanwhile; the next reconnect reconciles
+        for fill in sorted(fills, key=lambda f: f.ts):
+            self.on_fill(fill)  # already-applied exec ids are dropped
+        for runner in self._runners_on(venue.name):
+            for order in list(runner.open_orders.values()):
+                seen = listed.pop(order.client_id, None)
+                if seen is None:
+                    try:
+                        seen = await adapter.query_order(order.client_id)
+                    except Exception as exc:
+                        log.error("venue %s: order %s query failed: %s", venue.name, order.client_id, exc)
+                        continue
+                self._settle_from_venue(runner, order, seen)
+        for stray in listed.values():
+            self._anomaly("venue_order_unknown", f"venue {venue.name} works an order the engine does not know: {stray}")
+        at_drop = [o for o in venue.at_drop if not o.is_terminal]
+        venue.at_drop = []
+        if venue.on_reconnect == "cancel":
+            for order in at_drop:
+                runner = self.runners[order.strategy]
+                venue.awaiting_cancels.add(order.client_id)
+                if not self.request_cancel(runner, order, by_engine=True, allow_reconciling=True):
+                    if order.status is not OrderStatus.PENDING_CANCEL:
+                        venue.awaiting_cancels.discard(order.client_id)
+        if not venue.awaiting_cancels:
+            self._venue_ready(venue)
+        if self._deferred:
+            self.drain()
+
+    def _settle_from_venue(self, runner: StrategyRunner, order: Order, seen: VenueOrder | None) -> None:
+        """Give an order the state the venue reports (after its fills were applied)."""
+        ts = self.clock.now_ns()
+        if seen is None:
+            if order.status in (OrderStatus.UNKNOWN, OrderStatus.PENDING_NEW, OrderStatus.PENDING_CANCEL):
+                # the request never reached the venue: it was lost with the connection
+                order.reject(Reject.BACKEND_CONNECTIVITY, "the venue never received this order (connection lost)", ts)
+                self._count_reject(runner, Reject.BACKEND_CONNECTIVITY)
+            else:
+                return
+        else:
+            status = seen.status
+            if status in TERMINAL_STATUSES:
+                if status is OrderStatus.FILLED and not order.is_terminal:
+                    self._anomaly("fill_missing", f"venue reports {order.client_id} filled but its fills never came")
+                    return
+                if not order.can_transition(status):
+                    return
+                order.transition(status, ts)
+                order.set_reason(f"{status.value} at the venue while disconnected")
+            elif order.status is OrderStatus.UNKNOWN or order.status is OrderStatus.PENDING_NEW:
+                order.set_venue_order_id(seen.venue_order_id)
+                order.transition(order.live_status(), ts)
+            else:
+                return
+        self.venues[runner.venue].account.track(order)
+        if order.is_terminal:
+            self._terminal(runner, order)
+        self._notify_order(runner, order)
+
+    def _venue_ready(self, venue: _Venue) -> None:
+        venue.status = "connected"
+        log.info("venue %s reconciled; orders flow again", venue.name)
+        self._tell_venue_status(venue.name, "connected")
 
     # ---- requests from the order context ------------------------------------------------------
     def next_client_id(self, runner: StrategyRunner) -> str:
@@ -355,9 +766,14 @@ class Runtime:
         log.warning("amend refused %-12s %s: %s %s", runner.name, getattr(order, "client_id", order),
                     rejection.code, rejection.reason)
 
+    def refuse_cancel(self, runner: StrategyRunner, order: Order, rejection: Rejection) -> None:
+        self._count_reject(runner, int(rejection.code))
+        log.warning("cancel refused %-12s %s: %s %s", runner.name, order.client_id, rejection.code, rejection.reason)
+
     def _count_reject(self, runner: StrategyRunner, code: int) -> None:
         self.rejects_by_code[int(code)] += 1
         runner.rejects += 1
+        self.kill_switch.on_reject(self.clock.now_ns())
 
     def send_new(self, runner: StrategyRunner, order: Order) -> Order:
         venue = self.venues[runner.venue]
@@ -365,17 +781,57 @@ class Runtime:
         runner.orders_submitted += 1
         venue.orders[order.client_id] = order
         runner.open_orders[order.client_id] = order
+        venue.account.track(order)
+        self.kill_switch.on_order(order._created_ts)
         venue.adapter.submit(order)
         return order
 
-    def request_cancel(self, runner: StrategyRunner, order: Order) -> bool:
-        if not isinstance(order, Order) or runner.open_orders.get(order.client_id) is not order:
+    def request_cancel(
+        self, runner: StrategyRunner, order: Order, *, by_engine: bool = False, allow_reconciling: bool = False
+    ) -> bool:
+        """Send a cancel. A strategy's cancel passes the session rule and its own cancel budget
+        (refusals are counted and logged, the order is untouched). A cancel the engine sends
+        (kill switch, MMP, a failed strategy, shutdown, reconnect) takes only the venue's budget
+        and, when that is exhausted for the moment, is retried as soon as it has room."""
+        if not isinstance(order, Order) or runner.open_orders.get(order._client_id) is not order:
             return False
         if not order.can_transition(OrderStatus.PENDING_CANCEL):
             return False
+        venue = self.venues[runner.venue]
+        if venue.status != "connected" and not (allow_reconciling and venue.status == "reconciling"):
+            if not by_engine:
+                self.refuse_cancel(runner, order, Rejection(
+                    Reject.BACKEND_CONNECTIVITY,
+                    f"venue {venue.name!r} is {venue.status}; the order's state is unknown until it is reconciled",
+                ))
+            return False
+        if by_engine:
+            if venue.guard.take_cancel() is not None:
+                self._retry_cancel_later(runner, order, venue)
+                return False
+        else:
+            rejection = cancel_refusal(self.session)
+            if rejection is None:
+                rejection = runner.rate.take_cancel() if runner.rate is not None else None
+            if rejection is not None:
+                self.refuse_cancel(runner, order, rejection)
+                return False
         order.transition(OrderStatus.PENDING_CANCEL, self.clock.now_ns())
-        self.venues[runner.venue].adapter.cancel(order)
+        venue.adapter.cancel(order)
         return True
+
+    def _retry_cancel_later(self, runner: StrategyRunner, order: Order, venue: _Venue) -> None:
+        if order._client_id in self._cancel_retries:
+            return
+        self._cancel_retries.add(order._client_id)
+        now = self.clock.now_ns()
+        due = min(max(venue.guard.next_cancel_ns(), now + 1), now + CANCEL_RETRY_MAX_NS)
+
+        def retry() -> None:
+            self._cancel_retries.discard(order._client_id)
+            self.request_cancel(runner, order, by_engine=True, allow_reconciling=True)
+
+        self.clock.call_at(due, retry)
 
     def request_amend(
         self, runner: StrategyRunner, order: Order, price: Decimal | None, qty: Decimal | None
@@ -418,42 +874,185 @@ class Runtime:
         request = OrderRequest(
             runner.name, runner.venue, symbol, runner.instruments.get(symbol), order._side,
             old_qty if qty is None else qty, old_price if price is None else price,
-            order._type, order._tif, order._post_only, order._client_id, order,
+            order._type, order._tif, order._post_only, order._client_id, order, order._mmp,
         )
         rejection = runner.gate.check(request)
         if rejection is not None:
             self.refuse_amend(runner, order, rejection)
             return False
         order.request_replace(price, qty, self.clock.now_ns())
+        venue.account.track(order)
         adapter.amend(order, price, qty)
         return True
 
     # ---- session ---------------------------------------------------------------------------------
     def on_session_change(self, old: SessionState, new: SessionState) -> None:
-        """Tell venues first (the embedded venue expires DAY orders at the close), then strategies."""
+        """Tell venues first (the embedded venue expires DAY orders at the close), then strategies.
+        A new trading day resets the day's references; the close rolls settlement one day."""
         self.session = new
         self.sessions_seen.append(new.phase.value)
         log.info("session %s -> %s (%s)", old.phase.value, new.phase.value, new.trading_day)
+        if new.phase is not Phase.CLOSED and new.trading_day:
+            day = dt.date.fromisoformat(new.trading_day)
+            if day != self.trading_day:
+                self._new_day(day)
         for venue in self.venues.values():
             venue.adapter.on_session(new)
+        if new.phase is Phase.CLOSED and old.phase is not Phase.CLOSED:
+            self._end_of_day()
         for runner in list(self.runners.values()):
             self.call_rare(runner, "on_session_change", old=old.phase.value, new=new.phase.value)
 
+    def _new_day(self, day: dt.date) -> None:
+        """Yesterday's close becomes today's reference; band halts lift; daily PnL starts at 0."""
+        self.trading_day = day
+        for venue in self.venues.values():
+            for entry in venue.entries.values():
+                if entry.closing is not None:
+                    entry.set_reference(entry.closing)
+                entry.closing = None
+                entry.band_halt = None
+        for runner in self.runners.values():
+            runner.pnl_day_start = self.strategy_pnl(runner)
+        self.pnl_day_start = sum((self.strategy_pnl(r) for r in self.runners.values()), ZERO)
+        self.kill_switch.reset_day()
+
+    def _end_of_day(self) -> None:
+        """Settlement rolls one trading day: what settles by the next trading day becomes usable."""
+        today = self._today()
+        if self._rolled_day == today:
+            return
+        self._rolled_day = today
+        next_day = self.calendar.next_trading_day(today, include_self=False)
+        for venue in self.venues.values():
+            settled = venue.account.roll(next_day)
+            if settled:
+                log.info("settlement %s: %s settle by %s", venue.name, settled, next_day.isoformat())
+
+    def _today(self) -> dt.date:
+        return self.trading_day if self.trading_day is not None else self.clock.now().date()
+
     def call_rare(self, runner: StrategyRunner, hook: str, **kwargs: Any) -> None:
-        """Call a rare hook (start, session change, stop) through pluggy, contained."""
+        """Call a rare hook (start, session change, venue status, MMP, stop) through pluggy,
+        contained; timed against the budget except on_start and on_stop."""
         if runner.state != "running" or runner.pm is None:
             return
         caller = getattr(runner.pm.hook, hook)
         if not caller.get_hookimpls():
             return
+        started = perf_counter_ns()
         try:
             caller(ctx=runner.ctx, **kwargs)
         except Exception:
-            self.strategy_failed(runner, hook)
+            self.hook_raised(runner, hook)
+        elapsed = perf_counter_ns() - started
+        if hook not in ("on_start", "on_stop"):
+            runner.slowest_hook_ns = max(runner.slowest_hook_ns, elapsed)
+            if elapsed > self.hook_budget_ns:
+                self.hook_overran(runner, hook, elapsed)
         if self._deferred:
             self.drain()
 
+    # ---- MMP, losses and the kill switch ----------------------------------------------------
+    def _mmp_triggered(self, runner: StrategyRunner, trigger: Any) -> None:
+        """Cancel every MMP order of the strategy at once (the venue's budget, not the
+        strategy's: protection must not wait for the strategy's cancel budget)."""
+        runner.mmp_triggers += 1
+        self.mmp_triggers += 1
+        log.warning("MMP triggered for %s: %s; cancelling its MMP orders", runner.name, trigger.reason)
+        for order in list(runner.open_orders.values()):
+            if order._mmp and order.status is not OrderStatus.PENDING_CANCEL:
+                self.request_cancel(runner, order, by_engine=True)
+
+    def venue_mmp_trigger(self, strategy: str, ts: int, frozen_until_ns: int | None, reason: str = "") -> None:
+        """A venue-native MMP trigger (Pulse ``user.mmp_trigger``) drives the same path."""
+        runner = self.runners[strategy]
+        if runner.mmp is None:
+            return
+        trigger = runner.mmp.venue_trigger(ts, frozen_until_ns)
+        self._mmp_triggered(runner, trigger)
+        self.call_rare(runner, "on_mmp_trigger", info=trigger)
+
+    def strategy_pnl(self, runner: StrategyRunner) -> Decimal:
+        """Realized plus unrealized PnL at the current marks, since the start of the run."""
+        total = ZERO
+        for symbol, position in runner.positions.items():
+            total += position.realized_pnl + position.unrealized_pnl(self.last_price(runner.venue, symbol))
+        return total
+
+    def start_risk_timer(self) -> None:
+        """Evaluate loss limits and the kill switch's PnL triggers every second of engine time."""
+        def tick() -> None:
+            self._check_losses()
+            self._risk_timer = self.clock.call_later(RISK_TICK_NS, tick)
+
+        self._risk_timer = self.clock.call_later(RISK_TICK_NS, tick)
+
+    def stop_risk_timer(self) -> None:
+        if self._risk_timer is not None:
+            self._risk_timer.cancel()
+            self._risk_timer = None
+
+    def _check_losses(self) -> None:
+        total = ZERO
+        for runner in self.runners.values():
+            pnl = self.strategy_pnl(runner)
+            total += pnl
+            if runner.loss_limit is not None and runner.state == "running":
+                day = pnl - runner.pnl_day_start
+                if day <= -runner.loss_limit:
+                    self.stop_for_loss(runner, day)
+        self.kill_switch.on_pnl(total - self.pnl_day_start)
+
+    def stop_for_loss(self, runner: StrategyRunner, day_pnl: Decimal) -> None:
+        runner.state = "stopped"
+        runner.failure = f"loss limit: day PnL {day_pnl.quantize(Decimal('0.01'))} reached -{runner.loss_limit}"
+        log.error("strategy %s stopped: %s; its orders are being cancelled, the others keep trading",
+                  runner.name, runner.failure)
+        self._rebuild_dispatch()
+        self.cancel_strategy_orders(runner)
+
+    def manual_trigger(self, state: TradingState, reason: str) -> None:
+        """Operator's kill switch (SIGUSR1 / ``engine halt``)."""
+        self.kill_switch.trigger(state, reason, source="manual")
+
+    def _on_trading_state(self, transition: Transition) -> None:
+        """Halted: cancel everything. Reducing: cancel what would grow a position."""
+        state = transition.state
+        log.error("kill switch: account %s (%s)", state.value, transition.reason)
+        for runner in self.runners.values():
+            for order in list(runner.open_orders.values()):
+                if order.status is OrderStatus.PENDING_CANCEL:
+                    continue
+                if state is TradingState.HALTED:
+                    self.request_cancel(runner, order, by_engine=True)
+                elif state is TradingState.REDUCING:
+                    position = self.position_of(runner.name, order._symbol)
+                    grows = (order._side is Side.BUY and position >= 0) or (order._side is Side.SELL and position <= 0)
+                    if grows:
+                        self.request_cancel(runner, order, by_engine=True)
+
     # ---- containment ------------------------------------------------------------------------
+    def hook_raised(self, runner: StrategyRunner, hook: str) -> None:
+        """Called from inside ``except``: count it; at ``max_hook_failures`` the strategy fails."""
+        runner.hook_errors += 1
+        if runner.hook_errors >= self.max_hook_failures:
+            self.strategy_failed(runner, hook)
+        else:
+            log.error("strategy %s raised in %s (%d of %d allowed); it keeps running", runner.name, hook,
+                      runner.hook_errors, self.max_hook_failures - 1, exc_info=True)
+
+    def hook_overran(self, runner: StrategyRunner, hook: str, elapsed_ns: int) -> None:
+        """A hook ran longer than its budget: counted and logged; repeated overruns stop it."""
+        runner.hook_overruns += 1
+        budget_ms = self.hook_budget_ns / 1e6
+        log.warning("strategy %s: %s took %.1f ms, over its %.0f ms budget (%d of %d)", runner.name, hook,
+                    elapsed_ns / 1e6, budget_ms, runner.hook_overruns, self.max_hook_overruns)
+        if runner.hook_overruns >= self.max_hook_overruns and runner.state == "running":
+            self.strategy_failed(
+                runner, hook, f"hooks ran over the {budget_ms:.0f} ms budget {runner.hook_overruns} times"
+            )
+
     def strategy_failed(self, runner: StrategyRunner, hook: str, why: str | None = None) -> None:
         """A hook raised (or ``why`` says what else went wrong): stop that strategy, cancel its
         orders, log the traceback once."""
@@ -473,7 +1072,7 @@ class Runtime:
     def cancel_strategy_orders(self, runner: StrategyRunner) -> int:
         sent = 0
         for order in list(runner.open_orders.values()):
-            if order.status is not OrderStatus.PENDING_CANCEL and self.request_cancel(runner, order):
+            if order.status is not OrderStatus.PENDING_CANCEL and self.request_cancel(runner, order, by_engine=True):
                 sent += 1
         return sent
 
@@ -502,7 +1101,7 @@ class Runtime:
                 try:
                     runner.on_order_update(runner.ctx, order)
                 except Exception:
-                    self.strategy_failed(runner, "on_order_update")
+                    self.hook_raised(runner, "on_order_update")
 
     def _anomaly(self, kind: str, sample: str) -> None:
         """Something a venue sent that cannot be applied: counted, logged once per kind, kept."""
@@ -530,5 +1129,16 @@ class Runtime:
             "realized_pnl": str(runner.realized_pnl),
             "unrealized_pnl": str(unrealized.quantize(Decimal("0.01"))),
             "state": runner.state,
+            "mmp_triggers": runner.mmp_triggers,
+            "hook_errors": runner.hook_errors,
+            "hook_overruns": runner.hook_overruns,
+            "slowest_hook_ms": round(runner.slowest_hook_ns / 1e6, 3),
             **({"failure": runner.failure} if runner.failure else {}),
+        }
+
+    def venue_summary(self, venue: _Venue) -> dict[str, Any]:
+        return {
+            "status": venue.status,
+            "disconnects": venue.disconnects,
+            "account": venue.account.snapshot(),
         }

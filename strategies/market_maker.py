@@ -17,6 +17,7 @@ PARAMS = {
     "max_position": 1000,  # stop buying once long this many shares
     "skew_ticks": Decimal("1"),  # per `size` of inventory, shift both quotes down this many ticks
     "requote_ticks": 1,  # amend a quote only when its target moved at least this far
+    "mmp": False,  # quote under market-maker protection (needs an mmp: block in config)
 }
 
 quotes = {}  # (symbol, side) -> our working order; module state is per strategy instance
@@ -35,9 +36,12 @@ def on_book(ctx, book):
     skew = position / p.size * p.skew_ticks * tick
     bid = instrument.round_to_tick(book.mid - p.half_spread_ticks * tick - skew, "buy")
     ask = instrument.round_to_tick(book.mid + p.half_spread_ticks * tick - skew, "sell")
-    # PSX has no short selling: buy up to max_position, and sell only shares we hold.
+    # PSX has no short selling: buy up to max_position, and sell only shares the account holds
+    # and may sell (settled, not already offered; ctx.sellable counts our working ask as offered).
     buy_size = p.size if position + p.size <= p.max_position else 0
-    sell_size = min(Decimal(p.size), position)
+    ask_order = quotes.get((book.symbol, "sell"))
+    offered = ask_order.leaves_qty if ask_order is not None else 0
+    sell_size = min(Decimal(p.size), ctx.sellable(book.symbol) + offered)
     quote(ctx, book.symbol, "buy", bid, buy_size, tick)
     quote(ctx, book.symbol, "sell", ask, sell_size, tick)
 
@@ -52,7 +56,9 @@ def quote(ctx, symbol, side, price, size, tick):
             ctx.cancel(order)
         return
     if order is None:
-        quotes[(symbol, side)] = ctx.submit(symbol, side, size, price, post_only=True)
+        # mmp=True: if too much of our quoting fills too fast, the engine pulls every quote
+        # (config mmp:), freezes quoting for a while and calls on_mmp_trigger.
+        quotes[(symbol, side)] = ctx.submit(symbol, side, size, price, post_only=True, mmp=ctx.params.mmp)
     elif order.status in ("new", "partially_filled"):  # not while a cancel/amend is in flight
         if abs(order.price - price) >= ctx.params.requote_ticks * tick:
             ctx.amend(order, price=price)  # loses queue priority, as on any exchange
@@ -67,6 +73,20 @@ def on_fill(ctx, fill):
 def on_order_update(ctx, order):
     if order.status == "rejected":
         ctx.log.info("quote rejected: %s %s", order.reject_code, order.reject_reason)
+
+
+@hookimpl
+def on_mmp_trigger(ctx, info):
+    # The engine is already cancelling every MMP quote; forget them so we requote after the freeze.
+    ctx.log.warning("MMP triggered (%s); quoting resumes when the freeze ends", info.reason)
+    quotes.clear()
+
+
+@hookimpl
+def on_venue_status(ctx, venue, status):
+    # While the venue is away our quotes are "unknown" and new orders are refused; on return the
+    # engine reconciles and cancels what was open at the drop, and quote() replaces them.
+    ctx.log.info("venue %s is %s", venue, status)
 
 
 @hookimpl

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import NamedTuple, Protocol
 
-from engine.model import Instrument, Order, OrderType, Side, TimeInForce
+from engine.model import Instrument, Order, OrderType, SessionState, Side, TimeInForce
 
 
 class Rejection(NamedTuple):
@@ -20,7 +20,7 @@ class OrderRequest:
 
     __slots__ = (
         "strategy", "venue", "symbol", "instrument", "side", "qty", "price",
-        "order_type", "tif", "post_only", "client_id", "amend_of",
+        "order_type", "tif", "post_only", "client_id", "amend_of", "mmp",
     )
 
     def __init__(
@@ -37,6 +37,7 @@ class OrderRequest:
         post_only: bool,
         client_id: str,
         amend_of: Order | None = None,
+        mmp: bool = False,
     ) -> None:
         self.strategy = strategy
         self.venue = venue
@@ -50,6 +51,33 @@ class OrderRequest:
         self.post_only = post_only
         self.client_id = client_id
         self.amend_of = amend_of
+        self.mmp = mmp
+
+    @property
+    def notional(self) -> Decimal | None:
+        """price x quantity, or None for a market order (its checks price it themselves)."""
+        return None if self.price is None else self.price * self.qty
+
+
+class MarketView(Protocol):
+    """What stateful checks read from the runtime: the session and per-instrument market facts.
+    The runtime implements it; tests may pass a small stand-in."""
+
+    @property
+    def session(self) -> SessionState: ...
+
+    def reference_price(self, venue: str, symbol: str) -> Decimal | None:
+        """The price the day's circuit band is built on (previous close / LDCP)."""
+
+    def closing_price(self, venue: str, symbol: str) -> Decimal | None:
+        """Today's official closing price once the venue has published it, else None."""
+
+    def last_trade_price(self, venue: str, symbol: str) -> Decimal | None: ...
+
+    def mid_price(self, venue: str, symbol: str) -> Decimal | None: ...
+
+    def is_halted(self, venue: str, symbol: str) -> str | None:
+        """Why the instrument is halted (venue status or a band hit), or None when it trades."""
 
 
 class Check(Protocol):
