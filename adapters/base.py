@@ -116,6 +116,7 @@ class Adapter(ABC):
         self.clock = clock
         self.sink = sink
         self.seed = seed
+        self.cancel_on_disconnect = self.capabilities.cancel_on_disconnect
 
     @abstractmethod
     async def connect(self) -> None:
@@ -140,6 +141,16 @@ class Adapter(ABC):
     @abstractmethod
     def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
         """Ask the venue to change price and/or total quantity. The order is ``pending_replace``."""
+
+    def set_price_bands(self, bands: dict[str, tuple[Decimal, Decimal]]) -> None:
+        """The engine's circuit-band rule per symbol, ``(pct, abs_floor)``. A simulated venue uses
+        it to build the same band as the pre-trade gate; a real venue has its own and ignores it."""
+        return None
+
+    def set_cancel_on_disconnect(self, enabled: bool) -> None:
+        """The engine's ``venues.<name>.cancel_on_disconnect``: a venue that cancels our orders
+        itself when the connection drops is asked to (at login) only when this is on."""
+        self.cancel_on_disconnect = enabled and self.capabilities.cancel_on_disconnect
 
     # ---- queries for reconciliation (after a reconnect, and at restart) ------------------
     async def query_open_orders(self) -> list[VenueOrder]:

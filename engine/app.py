@@ -129,6 +129,8 @@ class Engine:
                 dataclasses.replace(i, lot_size=packs[i.symbol].effective_lot(i.lot_size)) for i in master
             ]
             adapter = adapter_cls(name, options, instruments, self.clock, self.runtime, seed=self.cfg.run.seed)
+            adapter.set_cancel_on_disconnect(venue_cfg.cancel_on_disconnect)
+            adapter.set_price_bands({s: (p.band_pct, p.band_abs_floor) for s, p in packs.items()})
             self.adapters[name] = adapter
             rate_limits = (
                 [RateLimit(r.scope, r.count, r.per_seconds, r.burst, source="config") for r in venue_cfg.rate_limits]

@@ -233,7 +233,9 @@ class OrderContext:
         )
         if runner.state != "running":
             return runtime.refuse(
-                runner, order, Rejection(Reject.STRATEGY_NOT_RUNNING, f"strategy {runner.name!r} is {runner.state}")
+                runner, order, Rejection(
+                    runner.stop_code, f"strategy {runner.name!r} is {runner.state}: {runner.failure or 'stopped'}"
+                )
             )
         request = OrderRequest(
             runner.name, runner.venue, symbol, runner.instruments.get(symbol), side_, qty_, price_,

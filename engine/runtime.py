@@ -84,7 +84,7 @@ class StrategyRunner:
         "open_orders", "positions", "on_book", "on_trade", "on_fill", "on_order_update",
         "orders_submitted", "fills", "rejects", "client_seq", "pm",
         "mmp", "mmp_triggers", "rate", "limits", "loss_limit", "pnl_day_start",
-        "hook_errors", "hook_overruns", "slowest_hook_ns",
+        "hook_errors", "hook_overruns", "slowest_hook_ns", "stop_code",
     )
 
     def __init__(self, name: str, venue: str, instruments: Iterable[Instrument], loaded: Any) -> None:
@@ -118,6 +118,7 @@ class StrategyRunner:
         self.hook_errors = 0
         self.hook_overruns = 0
         self.slowest_hook_ns = 0
+        self.stop_code = int(Reject.STRATEGY_NOT_RUNNING)  # what its orders are refused with once stopped
 
     def position(self, symbol: str) -> Position:
         position = self.positions.get(symbol)
@@ -172,7 +173,7 @@ class _Venue:
     __slots__ = (
         "name", "adapter", "entries", "orders", "exec_ids", "instruments", "status", "account", "packs",
         "guard", "cancel_on_disconnect", "on_reconnect", "disconnects", "dropped_at_ns", "at_drop",
-        "awaiting_cancels", "ever_connected", "buckets",
+        "awaiting_cancels", "ever_connected", "buckets", "cancel_when_back",
     )
 
     def __init__(
@@ -197,6 +198,7 @@ class _Venue:
         self.awaiting_cancels: set[str] = set()
         self.ever_connected = False
         self.buckets: list = []
+        self.cancel_when_back: dict[str, Order] = {}
 
 
 class Runtime:
@@ -231,6 +233,7 @@ class Runtime:
         self.pending_tasks: list[Awaitable[None]] = []
         self.task_starter: Callable[[Callable[[], Awaitable[None]]], None] | None = None
         self._cancel_retries: set[str] = set()
+        self._ready_after_notify: list[_Venue] = []
         self._risk_timer: Any = None
         # counters: plain ints on the hot path, read by heartbeat and report
         self.n_book = 0
@@ -503,6 +506,8 @@ class Runtime:
             if trigger is not None:
                 self._mmp_triggered(runner, trigger)
         self._call_hook(runner, runner.on_fill, "on_fill", fill)
+        if self._ready_after_notify:
+            self._flush_ready()
         if trigger is not None:
             self.call_rare(runner, "on_mmp_trigger", info=trigger)
         self._check_losses()
@@ -578,10 +583,16 @@ class Runtime:
         if venue.awaiting_cancels and order.client_id in venue.awaiting_cancels:
             venue.awaiting_cancels.discard(order.client_id)
             if not venue.awaiting_cancels and venue.status == "reconciling":
-                self._venue_ready(venue)
+                self._ready_after_notify.append(venue)  # "connected" only after this final state is told
+
+    def _flush_ready(self) -> None:
+        while self._ready_after_notify:
+            self._venue_ready(self._ready_after_notify.pop(0))
 
     def _notify_order(self, runner: StrategyRunner, order: Order) -> None:
         self._call_hook(runner, runner.on_order_update, "on_order_update", order)
+        if self._ready_after_notify:
+            self._flush_ready()
 
     def _call_hook(self, runner: StrategyRunner, hook: Any, name: str, arg: Any) -> None:
         """Call one strategy's hot hook, contained and timed, then deliver what it queued. (The
@@ -689,9 +700,12 @@ class Runtime:
                 self._settle_from_venue(runner, order, seen)
         for stray in listed.values():
             self._anomaly("venue_order_unknown", f"venue {venue.name} works an order the engine does not know: {stray}")
-        at_drop = [o for o in venue.at_drop if not o.is_terminal]
+        at_drop = [o for o in venue.at_drop if not o.is_terminal] if venue.on_reconnect == "cancel" else []
         venue.at_drop = []
-        if venue.on_reconnect == "cancel":
+        # cancels the engine itself decided while the venue was away (kill switch, MMP, a failure)
+        at_drop += [o for o in venue.cancel_when_back.values() if not o.is_terminal and o not in at_drop]
+        venue.cancel_when_back.clear()
+        if at_drop:
             for order in at_drop:
                 runner = self.runners[order.strategy]
                 venue.awaiting_cancels.add(order.client_id)
@@ -798,7 +812,10 @@ class Runtime:
         if not order.can_transition(OrderStatus.PENDING_CANCEL):
             return False
         venue = self.venues[runner.venue]
-        if venue.status != "connected" and not (allow_reconciling and venue.status == "reconciling"):
+        if by_engine and venue.status == "disconnected":
+            venue.cancel_when_back[order._client_id] = order  # sent by reconcile once the venue is back
+            return False
+        if venue.status != "connected" and not ((by_engine or allow_reconciling) and venue.status == "reconciling"):
             if not by_engine:
                 self.refuse_cancel(runner, order, Rejection(
                     Reject.BACKEND_CONNECTIVITY,
@@ -841,7 +858,7 @@ class Runtime:
             self.refuse_amend(runner, order, Rejection(Reject.ORDER_NOT_OPEN, "not an open order of this strategy"))
             return False
         if runner.state != "running":
-            self.refuse_amend(runner, order, Rejection(Reject.STRATEGY_NOT_RUNNING, f"strategy is {runner.state}"))
+            self.refuse_amend(runner, order, Rejection(runner.stop_code, f"strategy is {runner.state}"))
             return False
         venue = self.venues[runner.venue]
         adapter = venue.adapter
@@ -1021,16 +1038,22 @@ class Runtime:
         state = transition.state
         log.error("kill switch: account %s (%s)", state.value, transition.reason)
         for runner in self.runners.values():
+            reducing_left: dict[str, Decimal] = {}  # symbol -> what working orders may still reduce
             for order in list(runner.open_orders.values()):
                 if order.status is OrderStatus.PENDING_CANCEL:
                     continue
                 if state is TradingState.HALTED:
                     self.request_cancel(runner, order, by_engine=True)
                 elif state is TradingState.REDUCING:
-                    position = self.position_of(runner.name, order._symbol)
+                    symbol = order._symbol
+                    position = self.position_of(runner.name, symbol)
                     grows = (order._side is Side.BUY and position >= 0) or (order._side is Side.SELL and position <= 0)
-                    if grows:
+                    left = reducing_left.get(symbol, abs(position))
+                    leaves = order.leaves_qty
+                    if grows or leaves > left:  # it would grow the position or carry it across zero
                         self.request_cancel(runner, order, by_engine=True)
+                    else:
+                        reducing_left[symbol] = left - leaves
 
     # ---- containment ------------------------------------------------------------------------
     def hook_raised(self, runner: StrategyRunner, hook: str) -> None:
@@ -1049,6 +1072,7 @@ class Runtime:
         log.warning("strategy %s: %s took %.1f ms, over its %.0f ms budget (%d of %d)", runner.name, hook,
                     elapsed_ns / 1e6, budget_ms, runner.hook_overruns, self.max_hook_overruns)
         if runner.hook_overruns >= self.max_hook_overruns and runner.state == "running":
+            runner.stop_code = int(Reject.HOOK_BUDGET)
             self.strategy_failed(
                 runner, hook, f"hooks ran over the {budget_ms:.0f} ms budget {runner.hook_overruns} times"
             )

@@ -64,6 +64,7 @@ from engine.model import (
     VenueOrder,
 )
 from engine.rejects import Reject
+from engine.risk.bands import price_band
 
 __all__ = ["CODE_HALTED", "CODE_INVALID_SYMBOL", "PaperAdapter", "PaperOptions"]
 
@@ -221,6 +222,7 @@ class PaperAdapter(Adapter):
         self._account = options.account
         self._latency_ns = int(options.latency_ms * NS_PER_MS)
         next_id = itertools.count(1).__next__  # venue order ids unique across symbols
+        self._band_rules: dict[str, tuple[Decimal, Decimal]] = {}
         self._symbols: dict[str, _Symbol] = {}
         for symbol, instrument in self.instruments.items():
             reference = instrument.previous_close if instrument.previous_close > 0 else None
@@ -468,6 +470,21 @@ class PaperAdapter(Adapter):
         if new_day:
             self._schedule_faults()
 
+    def set_price_bands(self, bands: dict[str, tuple[Decimal, Decimal]]) -> None:
+        """The engine's rule pack per symbol as ``(pct, abs_floor)``: the venue then builds the same
+        band as the pre-trade gate (psx-2026: 10% or Rs 1), so the two never disagree on an edge."""
+        self._band_rules = dict(bands)
+        for symbol, state in self._symbols.items():
+            engine = state.engine
+            if symbol in self._band_rules and engine.reference_price is not None:
+                engine.price_band = self._band(symbol, engine.reference_price, engine.tick_size)
+
+    def _band(self, symbol: str, reference: Decimal, tick: Decimal) -> tuple[Decimal, Decimal]:
+        rule = self._band_rules.get(symbol)
+        if rule is None:
+            return band_around(reference, tick, self.paper_options.market.circuit_band_pct)
+        return price_band(reference, tick, rule[0], rule[1])
+
     def _start_day(self, state: _Symbol, ts: int) -> None:
         """The engine has rolled yesterday's close into its reference price: the circuit band
         follows it, and the feed announces it."""
@@ -475,7 +492,7 @@ class PaperAdapter(Adapter):
         reference = engine.reference_price
         if reference is None:
             return
-        band = band_around(reference, engine.tick_size, self.paper_options.market.circuit_band_pct)
+        band = self._band(state.symbol, reference, engine.tick_size)
         if band != engine.price_band:
             engine.price_band = band
         self._instrument_status(InstrumentStatus(self.venue, state.symbol, ts, reference_price=reference))
@@ -538,7 +555,7 @@ class PaperAdapter(Adapter):
             return  # already down: the later of the two ends wins
         self.sink.on_venue_status(self.venue, "disconnected", f"injected drop for {seconds(fault.duration_s)} s")
         self._link_up = False
-        if self.paper_options.cancel_on_disconnect:
+        if self.paper_options.cancel_on_disconnect and self.cancel_on_disconnect:
             for state, order_id in list(self._live.values()):
                 outcome = state.engine.cancel(order_id, ts, "cancelled on disconnect")
                 self._emit(state, outcome.events, outcome.changes, ts)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import ROUND_UP, Decimal
 
-from engine.model import OrderType, Phase, SessionState
+from engine.model import OrderType, Phase, SessionState, TimeInForce
 from engine.rejects import Reject
 from engine.risk.bands import price_band
 from engine.risk.gate import MarketView, OrderRequest, Rejection
@@ -44,6 +44,9 @@ def cancel_refusal(session: SessionState) -> Rejection | None:
     if session.accepts_modify_cancel:
         return None
     return Rejection(Reject.MARKET_CLOSED, f"no cancel during '{_phase_name(session)}': the phase accepts no cancels")
+
+
+_IMMEDIATE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
 
 
 class SessionGate:
@@ -79,6 +82,12 @@ class SessionGate:
                 return Rejection(
                     Reject.ORDER_TYPE_NOT_SUPPORTED,
                     f"market orders are not accepted in pre-open for {request.symbol}; send a limit order",
+                )
+            if request.tif in _IMMEDIATE:  # nothing matches before the opening auction
+                return Rejection(
+                    Reject.ORDER_TYPE_NOT_SUPPORTED,
+                    f"{request.tif.value} orders cannot be accepted in pre-open (nothing matches until the "
+                    f"opening auction); send a DAY or GTC limit order",
                 )
         elif phase == _POST_CLOSE:
             pack = self.packs.get(request.symbol)
