@@ -709,9 +709,12 @@ class Runtime:
             for order in at_drop:
                 runner = self.runners[order.strategy]
                 venue.awaiting_cancels.add(order.client_id)
-                if not self.request_cancel(runner, order, by_engine=True, allow_reconciling=True):
-                    if order.status is not OrderStatus.PENDING_CANCEL:
-                        venue.awaiting_cancels.discard(order.client_id)
+                sent = self.request_cancel(runner, order, by_engine=True, allow_reconciling=True)
+                # a cancel paced by the venue's budget is still awaited: "connected" waits for it
+                if not sent and order._client_id not in self._cancel_retries and order.status is not (
+                    OrderStatus.PENDING_CANCEL
+                ):
+                    venue.awaiting_cancels.discard(order.client_id)
         if not venue.awaiting_cancels:
             self._venue_ready(venue)
         if self._deferred:

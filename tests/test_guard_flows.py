@@ -237,6 +237,27 @@ def test_every_final_state_is_told_before_connected(tmp_path, venue_cancels):
     assert all(i < reconnected for i in finals.values()), events
 
 
+def test_more_orders_open_at_the_drop_than_one_second_of_cancel_budget(tmp_path):
+    engine = drop_engine(tmp_path, options={"cancel_on_disconnect": False})
+    open_session(engine)
+    ctx = ctx_of(engine)
+    orders = []
+    for i in range(150):  # paced under the venue's 80 new orders/s (100/s, 20 held for cancels)
+        orders.append(ctx.submit("MEBL", "buy", 1, f"{180 + (i % 50) / 10:.2f}"))
+        settle(engine, 0.02)
+    settle(engine)
+    assert all(o.status == "new" for o in orders)
+    events = events_of(engine)
+    events.clear()
+    until(engine, 10, 0, 31)
+    anyio.run(engine.runtime.run_pending)
+    settle(engine, 5)
+    assert all(o.status == "cancelled" for o in orders)
+    connected = events.index(("venue", "paper", "connected"))
+    late = [e[1] for e in events[connected:] if e[0] == "order" and e[2] == "cancelled"]
+    assert late == [], f"{len(late)} orders were still working when 'connected' was told"
+
+
 def test_with_on_reconnect_keep_and_no_venue_cancel_the_orders_stay_open(tmp_path):
     engine = drop_engine(tmp_path, venue={"on_reconnect": "keep"}, options={"cancel_on_disconnect": False})
     open_session(engine)
@@ -438,13 +459,17 @@ def test_reducing_never_lets_a_working_order_flip_the_position(tmp_path):
     enter(engine, Phase.PRE_OPEN)
     offer = ctx.submit("MEBL", "sell", 150, "190.00")  # 50 more than the strategy is long
     settle(engine)
+    small = ctx.submit("MEBL", "sell", 60, "190.10")  # fits inside the position: may stay
+    settle(engine)
     engine.runtime.manual_trigger(TradingState.REDUCING, "operator: wind down")
     settle(engine)
+    working_sells = sum(o.leaves_qty for o in ctx.open_orders("MEBL") if o.side == "sell")
+    assert working_sells <= ctx.position("MEBL") == 100, [(o.qty, o.status.value) for o in ctx.open_orders()]
     counterparty(engine, "MEBL", "buy", 150, "190.00")
     enter(engine, Phase.OPEN)  # the opening auction crosses the two
     settle(engine)
     assert ctx.trading_state == "reducing"
-    assert ctx.position("MEBL") >= 0, (offer.status, ctx.position("MEBL"))
+    assert ctx.position("MEBL") >= 0, (offer.status, small.status, ctx.position("MEBL"))
 
 
 KILL_TARGET = """\
@@ -714,7 +739,8 @@ def on_book(ctx, book):
         order = ctx.submit("MEBL", "buy", 50, book.best_ask)  # needs the sale's proceeds
     else:
         return
-    log.append((day, order.side.value, order.status.value, order.reject_code, ctx.buying_power))
+    log.append((day, order.side.value, order.status.value, order.reject_code, ctx.buying_power,
+                order.reject_reason))
 
 @hookimpl
 def on_fill(ctx, fill):
@@ -741,7 +767,7 @@ def test_sale_proceeds_become_buying_power_on_their_settlement_day(tmp_path, pro
     assert result.report["trading_days"] == ["2026-11-23", "2026-11-24", "2026-11-25"]
     sale, *buys = module.log
     assert sale[:4] == ("2026-11-23", "sell", "pending_new", None) and sale[4] == D(1000)
-    assert [(day, status, code) for day, side, status, code, _ in buys] == attempts
+    assert [(day, status, code) for day, side, status, code, *_ in buys] == attempts
     assert all(side == "buy" for _, side, *_ in buys)
     sold = [(q, p) for d, side, q, p in module.fills if side == "sell"]
     assert sum(q for q, _ in sold) == 100
@@ -749,6 +775,7 @@ def test_sale_proceeds_become_buying_power_on_their_settlement_day(tmp_path, pro
     proceeds = sum(q * p for q, p in sold)
     if profile == "broker-doc":  # refused with the proceeds not yet settled, cash still 1,000
         assert buys[0][4] == D(1000)
+        assert "sale proceeds settle on 2026-11-25" in buys[0][5], buys[0][5]
         assert result.report["rejects_by_code"] == {"4001": 1}
     bought = [(d, q, p) for d, side, q, p in module.fills if side == "buy"]
     assert {d for d, _, _ in bought} == {bought_on} and sum(q for _, q, _ in bought) == 50

@@ -465,7 +465,7 @@ class CashAccount:
         return {
             "cash": str(self._cash),
             "unsettled_cash": str(self._unsettled_cash),
-            "buying_power": str(self.buying_power),
+            "buying_power": str(self.buying_power.quantize(Decimal("0.01"))),
             "unsettled": [
                 {
                     "kind": e.kind,
