@@ -553,7 +553,7 @@ class Book:
     ladder is built only when a strategy asks for ``bids`` / ``asks`` / :meth:`depth`.
     """
 
-    __slots__ = ("venue", "symbol", "ts", "seq", "_bids", "_asks", "best_bid", "best_ask")
+    __slots__ = ("venue", "symbol", "ts", "seq", "_bids", "_asks", "best_bid", "best_ask", "_mid")
 
     def __init__(self, venue: str, symbol: str) -> None:
         self.venue = venue
@@ -562,6 +562,7 @@ class Book:
         self.seq = 0
         self._bids: dict[Decimal, Decimal] = {}
         self._asks: dict[Decimal, Decimal] = {}
+        self._mid: tuple[Decimal, Decimal, Decimal] | None = None
         self.best_bid: Decimal | None = None
         self.best_ask: Decimal | None = None
 
@@ -629,9 +630,16 @@ class Book:
     @property
     def mid(self) -> Decimal | None:
         """Midpoint of the best bid and ask, or None when a side is empty."""
-        if self.best_bid is None or self.best_ask is None:
+        bid = self.best_bid
+        ask = self.best_ask
+        if bid is None or ask is None:
             return None
-        return (self.best_bid + self.best_ask) / 2
+        cached = self._mid  # the pre-trade checks read it per order: divide once per touch change
+        if cached is not None and cached[0] is bid and cached[1] is ask:
+            return cached[2]
+        mid = (bid + ask) / 2
+        self._mid = (bid, ask, mid)
+        return mid
 
     @property
     def spread(self) -> Decimal | None:

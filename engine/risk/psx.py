@@ -194,9 +194,9 @@ class FatFinger:
     def __init__(self, view: MarketView, packs: Mapping[str, RulePack]) -> None:
         self.view = view
         self.packs = packs
-        # (symbol, reference) -> (low, high): exact bounds of the allowed deviation, built once per
-        # reference price so an order pays two comparisons, not a subtraction and a product
-        self._bounds: dict[tuple[str, Decimal], tuple[Decimal, Decimal]] = {}
+        # symbol -> (reference, low, high): exact bounds of the allowed deviation, rebuilt when the
+        # reference moves, so an order pays comparisons, not a subtraction and a product
+        self._bounds: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
 
     def check(self, request: OrderRequest) -> Rejection | None:
         pack = self.packs.get(request.symbol)
@@ -226,14 +226,12 @@ class FatFinger:
             ref_name = "mid price"
             if ref is None:
                 return None
-        key = (request.symbol, ref)
-        bounds = self._bounds.get(key)
-        if bounds is None:
-            if len(self._bounds) > 4096:  # references move all day: keep the cache small
-                self._bounds.clear()
+        symbol = request.symbol
+        bounds = self._bounds.get(symbol)
+        if bounds is None or bounds[0] != ref:
             width = ref * max_dev
-            bounds = self._bounds[key] = (ref - width, ref + width)
-        if bounds[0] <= price <= bounds[1]:
+            bounds = self._bounds[symbol] = (ref, ref - width, ref + width)
+        if bounds[1] <= price <= bounds[2]:
             return None
         if ref <= 0:  # not a price anyone trades at: no reference to measure against
             return None

@@ -63,7 +63,7 @@ class RateBucket:
 
     __slots__ = (
         "name", "count", "per_seconds", "burst", "clock", "reserve", "scope",
-        "capacity", "window_cap", "taken", "refused", "_period_ns", "_tat", "_recent",
+        "capacity", "window_cap", "taken", "refused", "_period_ns", "_tat", "_recent", "_cap_period",
     )
 
     def __init__(
@@ -89,6 +89,7 @@ class RateBucket:
         self.scope = scope
         self._period_ns = _seconds_to_ns(self.per_seconds)
         self.capacity = burst if burst is not None else count
+        self._cap_period = self.capacity * self._period_ns
         self.window_cap = max(count, self.capacity)
         if not 0 <= reserve < self.capacity:
             raise ValueError(
@@ -138,12 +139,17 @@ class RateBucket:
         # the window bound can only bind once it has recorded that many takes: skip the search
         if len(self._recent) + need > self.window_cap and self._window_headroom(now) < need:
             return False
-        return self._gcra_headroom(now) >= need
+        # _gcra_headroom inlined: this runs for every order and cancel
+        scaled = now * self.count
+        tat = self._tat
+        return (scaled + self._cap_period - (tat if tat > scaled else scaled)) // self._period_ns >= need
 
     def take(self, now_ns: int | None = None) -> None:
         """Spend one token unconditionally: only after :meth:`can_take` said yes."""
         now = self.clock.now_ns() if now_ns is None else now_ns
-        self._tat = max(self._tat, now * self.count) + self._period_ns
+        scaled = now * self.count
+        tat = self._tat
+        self._tat = (tat if tat > scaled else scaled) + self._period_ns
         self._recent.append(now)
         self.taken += 1
 
