@@ -54,7 +54,14 @@ from engine.risk.account import AccountConfig, BuyingPower, CashAccount, NoShort
 from engine.risk.bands import price_band
 from engine.risk.connectivity import VenueConnected
 from engine.risk.gate import Gate, OrderRequest, Rejection
-from engine.risk.killswitch import KillSwitch, KillSwitchCheck, KillSwitchConfig, TradingState, Transition
+from engine.risk.killswitch import (
+    KillSwitch,
+    KillSwitchCheck,
+    KillSwitchConfig,
+    StrategyLossLimit,
+    TradingState,
+    Transition,
+)
 from engine.risk.mmp import MmpCheck, MmpConfig, MmpState
 from engine.risk.psx import cancel_refusal, psx_checks
 from engine.risk.ratelimit import RateGuard, RateLimitCheck, RateLimitConfig, venue_buckets
@@ -113,7 +120,7 @@ class StrategyRunner:
         self.mmp_triggers = 0
         self.rate: RateGuard | None = None
         self.limits: Any = None
-        self.loss_limit: Decimal | None = None
+        self.loss_limit: StrategyLossLimit | None = None
         self.pnl_day_start = ZERO
         self.hook_errors = 0
         self.hook_overruns = 0
@@ -178,7 +185,8 @@ class _Venue:
 
     def __init__(
         self, name: str, adapter: Adapter, instruments: dict[str, Instrument], account: CashAccount,
-        packs: dict[str, RulePack], guard: RateGuard, cancel_on_disconnect: bool, on_reconnect: str,
+        packs: dict[str, RulePack], guard: RateGuard, buckets: list, cancel_on_disconnect: bool,
+        on_reconnect: str,
     ) -> None:
         self.name = name
         self.adapter = adapter
@@ -194,10 +202,10 @@ class _Venue:
         self.on_reconnect = on_reconnect
         self.disconnects = 0
         self.dropped_at_ns = 0
-        self.at_drop: list[Order] = []
+        self.at_drop: dict[str, Order] = {}  # open when the connection dropped, by client id
         self.awaiting_cancels: set[str] = set()
         self.ever_connected = False
-        self.buckets: list = []
+        self.buckets = buckets  # the venue account's shared budgets, in every strategy's RateGuard
         self.cancel_when_back: dict[str, Order] = {}
 
 
@@ -225,6 +233,10 @@ class Runtime:
         self._deferred: deque = deque()
         self.kill_switch = KillSwitch(kill_switch if kill_switch is not None else KillSwitchConfig(), clock)
         self.kill_switch.on_change.append(self._on_trading_state)
+        ks = self.kill_switch.config
+        # True when some rule reads PnL (a strategy loss limit, the daily loss or drawdown trigger);
+        # without one no PnL is computed per fill or per second
+        self.watches_losses = ks.daily_loss_limit is not None or ks.max_drawdown is not None
         self.pnl_day_start = ZERO
         self.max_hook_failures = max_hook_failures
         self.hook_budget_ns = int(hook_budget_ms * 1_000_000)
@@ -265,18 +277,17 @@ class Runtime:
         master = {i.symbol: i for i in instruments}
         if packs is None:
             packs = resolve_packs(DEFAULT_PROFILE, None, None, master)
-        entries_ref = self  # the account prices market buys at the band around today's reference
-
-        def reference(symbol: str) -> Decimal | None:
-            return entries_ref.reference_price(name, symbol)
+        def reference(symbol: str) -> Decimal | None:  # market buys reserve at today's upper band
+            return self.reference_price(name, symbol)
 
         cash = CashAccount(account if account is not None else AccountConfig(), self.calendar, master, packs,
                            reference_price=reference)
         limits = tuple(rate_limits) if rate_limits is not None else tuple(adapter.rate_limits)
         buckets = venue_buckets(name, limits, self.clock)
         guard = RateGuard(f"venue-{name}", None, buckets, self.clock)
-        self.venues[name] = _Venue(name, adapter, master, cash, packs, guard, cancel_on_disconnect, on_reconnect)
-        self.venues[name].buckets = buckets
+        self.venues[name] = _Venue(
+            name, adapter, master, cash, packs, guard, buckets, cancel_on_disconnect, on_reconnect
+        )
 
     def add_strategy(
         self,
@@ -292,7 +303,9 @@ class Runtime:
         runner.ctx = OrderContext(runner, self, params, logging.getLogger(f"strategy.{runner.name}"))
         runner.mmp = MmpState(mmp, self.clock) if mmp is not None else None
         runner.limits = limits
-        runner.loss_limit = loss_limit
+        runner.loss_limit = StrategyLossLimit(loss_limit) if loss_limit is not None else None
+        if runner.loss_limit is not None:
+            self.watches_losses = True
         runner.rate = RateGuard(runner.name, rate_limit, venue.buckets, self.clock)
         self.runners[runner.name] = runner
         for symbol in runner.symbols:
@@ -408,12 +421,10 @@ class Runtime:
             ended = perf_counter_ns()
             elapsed = ended - started
             started = ended
-            if elapsed > runner.slowest_hook_ns:
-                runner.slowest_hook_ns = elapsed
-                if elapsed > budget:
-                    self.hook_overran(runner, "on_book", elapsed)
-            elif elapsed > budget:
+            if elapsed > budget:
                 self.hook_overran(runner, "on_book", elapsed)
+            elif elapsed > runner.slowest_hook_ns:
+                runner.slowest_hook_ns = elapsed
         if self._deferred:
             self.drain()
 
@@ -439,12 +450,10 @@ class Runtime:
             ended = perf_counter_ns()
             elapsed = ended - started
             started = ended
-            if elapsed > runner.slowest_hook_ns:
-                runner.slowest_hook_ns = elapsed
-                if elapsed > budget:
-                    self.hook_overran(runner, "on_trade", elapsed)
-            elif elapsed > budget:
+            if elapsed > budget:
                 self.hook_overran(runner, "on_trade", elapsed)
+            elif elapsed > runner.slowest_hook_ns:
+                runner.slowest_hook_ns = elapsed
         if self._deferred:
             self.drain()
 
@@ -518,7 +527,8 @@ class Runtime:
             self._flush_ready()
         if trigger is not None:
             self.call_rare(runner, "on_mmp_trigger", info=trigger)
-        self._check_losses()
+        if self.watches_losses:  # a loss rule is configured: react to the fill at once
+            self._check_losses()
 
     def on_order_update(self, update: OrderUpdate) -> None:
         venue = self.venues.get(update.venue)
@@ -612,10 +622,10 @@ class Runtime:
             except Exception:
                 self.hook_raised(runner, name)
             elapsed = perf_counter_ns() - started
-            if elapsed > runner.slowest_hook_ns:
-                runner.slowest_hook_ns = elapsed
             if elapsed > self.hook_budget_ns:
                 self.hook_overran(runner, name, elapsed)
+            elif elapsed > runner.slowest_hook_ns:
+                runner.slowest_hook_ns = elapsed
         if self._deferred:
             self.drain()
 
@@ -645,8 +655,7 @@ class Runtime:
                     if order.status is not OrderStatus.UNKNOWN and order.can_transition(OrderStatus.UNKNOWN):
                         order.transition(OrderStatus.UNKNOWN, now)
                         marked.append((runner, order))
-                        if order not in state.at_drop:
-                            state.at_drop.append(order)
+                        state.at_drop[order._client_id] = order
             self._tell_venue_status(venue, "disconnected")
             for runner, order in marked:
                 self._notify_order(runner, order)
@@ -708,21 +717,22 @@ class Runtime:
                 self._settle_from_venue(runner, order, seen)
         for stray in listed.values():
             self._anomaly("venue_order_unknown", f"venue {venue.name} works an order the engine does not know: {stray}")
-        at_drop = [o for o in venue.at_drop if not o.is_terminal] if venue.on_reconnect == "cancel" else []
-        venue.at_drop = []
-        # cancels the engine itself decided while the venue was away (kill switch, MMP, a failure)
-        at_drop += [o for o in venue.cancel_when_back.values() if not o.is_terminal and o not in at_drop]
-        venue.cancel_when_back.clear()
-        if at_drop:
-            for order in at_drop:
-                runner = self.runners[order.strategy]
-                venue.awaiting_cancels.add(order.client_id)
-                sent = self.request_cancel(runner, order, by_engine=True, allow_reconciling=True)
-                # a cancel paced by the venue's budget is still awaited: "connected" waits for it
-                if not sent and order._client_id not in self._cancel_retries and order.status is not (
-                    OrderStatus.PENDING_CANCEL
-                ):
-                    venue.awaiting_cancels.discard(order.client_id)
+        to_cancel = venue.at_drop if venue.on_reconnect == "cancel" else {}
+        # plus the cancels the engine itself decided while the venue was away (kill switch, MMP, a failure)
+        to_cancel.update(venue.cancel_when_back)
+        venue.at_drop = {}
+        venue.cancel_when_back = {}
+        for order in to_cancel.values():
+            if order.is_terminal:
+                continue
+            runner = self.runners[order.strategy]
+            venue.awaiting_cancels.add(order.client_id)
+            sent = self.request_cancel(runner, order, by_engine=True, allow_reconciling=True)
+            # a cancel paced by the venue's budget is still awaited: "connected" waits for it
+            if not sent and order._client_id not in self._cancel_retries and order.status is not (
+                OrderStatus.PENDING_CANCEL
+            ):
+                venue.awaiting_cancels.discard(order.client_id)
         if not venue.awaiting_cancels:
             self._venue_ready(venue)
         if self._deferred:
@@ -975,9 +985,10 @@ class Runtime:
             self.hook_raised(runner, hook)
         elapsed = perf_counter_ns() - started
         if hook not in ("on_start", "on_stop"):
-            runner.slowest_hook_ns = max(runner.slowest_hook_ns, elapsed)
             if elapsed > self.hook_budget_ns:
                 self.hook_overran(runner, hook, elapsed)
+            elif elapsed > runner.slowest_hook_ns:
+                runner.slowest_hook_ns = elapsed
         if self._deferred:
             self.drain()
 
@@ -1010,6 +1021,9 @@ class Runtime:
 
     def start_risk_timer(self) -> None:
         """Evaluate loss limits and the kill switch's PnL triggers every second of engine time."""
+        if not self.watches_losses:
+            return
+
         def tick() -> None:
             self._check_losses()
             self._risk_timer = self.clock.call_later(RISK_TICK_NS, tick)
@@ -1028,13 +1042,15 @@ class Runtime:
             total += pnl
             if runner.loss_limit is not None and runner.state == "running":
                 day = pnl - runner.pnl_day_start
-                if day <= -runner.loss_limit:
+                if runner.loss_limit.breached(day):
                     self.stop_for_loss(runner, day)
         self.kill_switch.on_pnl(total - self.pnl_day_start)
 
     def stop_for_loss(self, runner: StrategyRunner, day_pnl: Decimal) -> None:
         runner.state = "stopped"
-        runner.failure = f"loss limit: day PnL {day_pnl.quantize(Decimal('0.01'))} reached -{runner.loss_limit}"
+        runner.failure = (
+            f"loss limit: day PnL {day_pnl.quantize(Decimal('0.01'))} reached -{runner.loss_limit.limit}"  # type: ignore[union-attr]
+        )
         log.error("strategy %s stopped: %s; its orders are being cancelled, the others keep trading",
                   runner.name, runner.failure)
         self._rebuild_dispatch()
@@ -1079,6 +1095,8 @@ class Runtime:
     def hook_overran(self, runner: StrategyRunner, hook: str, elapsed_ns: int) -> None:
         """A hook ran longer than its budget: counted and logged; repeated overruns stop it."""
         runner.hook_overruns += 1
+        if elapsed_ns > runner.slowest_hook_ns:
+            runner.slowest_hook_ns = elapsed_ns
         budget_ms = self.hook_budget_ns / 1e6
         log.warning("strategy %s: %s took %.1f ms, over its %.0f ms budget (%d of %d)", runner.name, hook,
                     elapsed_ns / 1e6, budget_ms, runner.hook_overruns, self.max_hook_overruns)

@@ -1,8 +1,11 @@
 """Pre-trade checks. Each rule is a small class with one method, ``check(request)``, returning
 ``None`` to allow or a :class:`Rejection` (code, reason); a :class:`Gate` runs them in order.
 
-Open a module here to find a rule: ``structural.py`` holds the checks every order passes whatever
-the venue (symbol, lot, tick, order type, client id).
+Open a module here to find a rule: ``structural.py`` (symbol, lot, tick, order type, client id),
+``connectivity.py`` (venue reachable), ``psx.py`` (session, circuit breaker, fat finger, with values
+from ``rulepack.py`` and bands from ``bands.py``), ``account.py`` (buying power, no short selling,
+position and sector limits), ``mmp.py``, ``killswitch.py``, ``ratelimit.py``. The order they run in
+is built by ``Runtime._checks_for``.
 """
 
 from engine.risk.gate import Check, Gate, OrderRequest, Rejection
