@@ -161,7 +161,8 @@ def run_gate(n: int) -> list[float]:
                                               (Side.SELL, Decimal("187.51"), Decimal(500))), snapshot=True)
     engine.runtime.on_book(book)
     request = OrderRequest(runner.name, "paper", "MEBL", runner.instruments["MEBL"], Side.BUY, Decimal(100),
-                           Decimal("187.40"), OrderType.LIMIT, TimeInForce.DAY, False, "bench-gate-1")
+                           Decimal("187.40"), OrderType.LIMIT, TimeInForce.DAY, False, "bench-gate-1",
+                           facts=runner.facts["MEBL"])  # as OrderContext.submit builds it
     check = runner.gate.check
     samples: list[float] = []
     timer = time.perf_counter_ns

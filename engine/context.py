@@ -239,7 +239,7 @@ class OrderContext:
             )
         request = OrderRequest(
             runner.name, runner.venue, symbol, runner.instruments.get(symbol), side_, qty_, price_,
-            type_, tif_, order.post_only, wire_id, None, order.mmp,
+            type_, tif_, order.post_only, wire_id, None, order.mmp, runner.facts.get(symbol),
         )
         rejection = runner.gate.check(request)
         if rejection is not None:

@@ -51,8 +51,8 @@ from engine.model import (
 from engine.portfolio import Position
 from engine.rejects import Reject, describe
 from engine.risk.account import AccountConfig, BuyingPower, CashAccount, NoShortSelling, PositionLimit, SectorLimit
-from engine.risk.bands import price_band
 from engine.risk.connectivity import VenueConnected
+from engine.risk.facts import InstrumentFacts
 from engine.risk.gate import Gate, OrderRequest, Rejection
 from engine.risk.killswitch import (
     KillSwitch,
@@ -87,7 +87,7 @@ class StrategyRunner:
     """One configured strategy instance: its hooks, context, orders, positions and guards."""
 
     __slots__ = (
-        "name", "venue", "symbols", "instruments", "loaded", "ctx", "state", "failure", "gate",
+        "name", "venue", "symbols", "instruments", "facts", "loaded", "ctx", "state", "failure", "gate",
         "open_orders", "positions", "on_book", "on_trade", "on_fill", "on_order_update",
         "orders_submitted", "fills", "rejects", "client_seq", "pm",
         "mmp", "mmp_triggers", "rate", "limits", "loss_limit", "pnl_day_start",
@@ -99,6 +99,7 @@ class StrategyRunner:
         self.venue = venue
         self.instruments: dict[str, Instrument] = {i.symbol: i for i in instruments}
         self.symbols = tuple(self.instruments)
+        self.facts: dict[str, InstrumentFacts] = {}  # the venue's market facts of its instruments
         self.loaded = loaded
         self.pm = getattr(loaded, "pm", None)
         hooks: dict = getattr(loaded, "hooks", {}) or {}
@@ -138,40 +139,18 @@ class StrategyRunner:
         return sum((p.realized_pnl for p in self.positions.values()), ZERO)
 
 
-class _BookEntry:
+class _BookEntry(InstrumentFacts):
     """A book, the runners that receive its events (tuples for a tight dispatch loop), and what
-    the gate needs to know about the instrument: reference and closing price, band, halts."""
+    the gate reads about the instrument (the :class:`InstrumentFacts` it is)."""
 
-    __slots__ = (
-        "book", "book_subs", "trade_subs", "last_price", "reference", "closing", "band", "band_halts",
-        "venue_halt", "band_halt", "pack", "tick",
-    )
+    __slots__ = ("book_subs", "trade_subs", "band_halts")
 
     def __init__(self, book: Book, instrument: Instrument, pack: RulePack) -> None:
-        self.book = book
+        super().__init__(book, instrument.tick_size, pack, instrument.previous_close)
+        self.book: Book = book
         self.book_subs: tuple[StrategyRunner, ...] = ()
         self.trade_subs: tuple[StrategyRunner, ...] = ()
-        self.last_price: Decimal | None = None
-        self.closing: Decimal | None = None
-        self.pack = pack
-        self.tick = instrument.tick_size
-        self.band: tuple[Decimal, Decimal] | None = None
         self.band_halts = pack.band_hit_halts
-        self.venue_halt: str | None = None
-        self.band_halt: str | None = None
-        self.reference: Decimal | None = None
-        self.set_reference(instrument.previous_close if instrument.previous_close > 0 else None)
-
-    def set_reference(self, reference: Decimal | None) -> None:
-        self.reference = reference
-        pack = self.pack
-        self.band = (
-            price_band(reference, self.tick, pack.band_pct, pack.band_abs_floor) if reference is not None else None
-        )
-
-    @property
-    def halted(self) -> str | None:
-        return self.venue_halt or self.band_halt
 
 
 class _Venue:
@@ -277,8 +256,13 @@ class Runtime:
         master = {i.symbol: i for i in instruments}
         if packs is None:
             packs = resolve_packs(DEFAULT_PROFILE, None, None, master)
+        # every listed instrument has its facts (reference, band, halts) from the start, subscribed or not
+        entries = {symbol: _BookEntry(Book(name, symbol), instrument, packs[symbol])
+                   for symbol, instrument in master.items()}
+
         def reference(symbol: str) -> Decimal | None:  # market buys reserve at today's upper band
-            return self.reference_price(name, symbol)
+            entry = entries.get(symbol)
+            return entry.reference if entry is not None else None
 
         cash = CashAccount(account if account is not None else AccountConfig(), self.calendar, master, packs,
                            reference_price=reference)
@@ -288,6 +272,7 @@ class Runtime:
         self.venues[name] = _Venue(
             name, adapter, master, cash, packs, guard, buckets, cancel_on_disconnect, on_reconnect
         )
+        self.venues[name].entries = entries
 
     def add_strategy(
         self,
@@ -307,11 +292,8 @@ class Runtime:
         if runner.loss_limit is not None:
             self.watches_losses = True
         runner.rate = RateGuard(runner.name, rate_limit, venue.buckets, self.clock)
+        runner.facts = {symbol: venue.entries[symbol] for symbol in runner.symbols}
         self.runners[runner.name] = runner
-        for symbol in runner.symbols:
-            if symbol not in venue.entries:
-                venue.entries[symbol] = _BookEntry(Book(runner.venue, symbol), venue.instruments[symbol],
-                                                   venue.packs[symbol])
         runner.gate = Gate(self._checks_for(runner, venue))
         self._rebuild_dispatch()
         return runner
@@ -367,28 +349,8 @@ class Runtime:
         return mark
 
     # ---- MarketView: what the gate reads ------------------------------------------------------
-    def reference_price(self, venue: str, symbol: str) -> Decimal | None:
-        entry = self.venues[venue].entries.get(symbol)
-        if entry is not None:
-            return entry.reference
-        instrument = self.venues[venue].instruments.get(symbol)
-        return instrument.previous_close if instrument is not None and instrument.previous_close > 0 else None
-
-    def closing_price(self, venue: str, symbol: str) -> Decimal | None:
-        entry = self.venues[venue].entries.get(symbol)
-        return entry.closing if entry is not None else None
-
-    def last_trade_price(self, venue: str, symbol: str) -> Decimal | None:
-        entry = self.venues[venue].entries.get(symbol)
-        return entry.last_price if entry is not None else None
-
-    def mid_price(self, venue: str, symbol: str) -> Decimal | None:
-        entry = self.venues[venue].entries.get(symbol)
-        return entry.book.mid if entry is not None else None
-
-    def is_halted(self, venue: str, symbol: str) -> str | None:
-        entry = self.venues[venue].entries.get(symbol)
-        return entry.halted if entry is not None else None
+    def facts(self, venue: str, symbol: str) -> InstrumentFacts | None:
+        return self.venues[venue].entries.get(symbol)
 
     def position_of(self, strategy: str, symbol: str) -> Decimal:
         position = self.runners[strategy].positions.get(symbol)
@@ -913,6 +875,7 @@ class Runtime:
             runner.name, runner.venue, symbol, runner.instruments.get(symbol), order._side,
             old_qty if qty is None else qty, old_price if price is None else price,
             order._type, order._tif, order._post_only, order._client_id, order, order._mmp,
+            runner.facts.get(symbol),
         )
         rejection = runner.gate.check(request)
         if rejection is not None:

@@ -278,7 +278,7 @@ def test_the_gate_refuses_with_the_code_and_the_numbers(tmp_path, code, config, 
 
 def test_2003_post_close_takes_only_the_closing_price(engine):
     enter(engine, Phase.POST_CLOSE, closing_price_only=True)
-    closing = engine.runtime.closing_price("paper", "MEBL")
+    closing = engine.runtime.facts("paper", "MEBL").closing
     assert closing == D("187.50")  # nothing traded: the venue publishes the reference as the close
     spy = VenueSpy(engine)
     order = ctx_of(engine).submit("MEBL", "buy", 10, "187.00")
@@ -527,7 +527,7 @@ def test_7011_price_too_far_from_the_last_trade(engine):
     counterparty(engine, "MEBL", "sell", 10, "187.50")
     ctx.submit("MEBL", "buy", 10, "187.50")
     settle(engine)
-    assert engine.runtime.last_trade_price("paper", "MEBL") == D("187.50")
+    assert engine.runtime.facts("paper", "MEBL").last_price == D("187.50")
     spy = VenueSpy(engine)
     order = ctx.submit("MEBL", "buy", 10, "196.88")  # 9.38 away; 5% of 187.50 is 9.375
     assert_refused(engine, spy, order, 7011, (

@@ -153,7 +153,7 @@ class RuleModel:
             assert order.type is OrderType.LIMIT and order.tif.value in ("day", "gtc"), what
         if session.phase is Phase.POST_CLOSE:
             assert order.type is OrderType.LIMIT, what
-            assert price == self.engine.runtime.closing_price("paper", symbol), what
+            assert price == self.engine.runtime.facts("paper", symbol).closing, what
         # lot, tick, band, halts
         assert qty > 0 and qty % LOT[symbol] == 0, what
         assert not self.halted(symbol), what

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import adapters.paper.matching as matching
-import engine.risk.psx as psx
+import engine.risk.facts as facts_module
 from engine.model import Instrument, Order, OrderType, Phase, SessionState, Side, TimeInForce
 from engine.rejects import Reject
 from engine.risk.bands import band_around, price_band
+from engine.risk.facts import InstrumentFacts
 from engine.risk.gate import Gate, OrderRequest, Rejection
 from engine.risk.psx import CircuitBreaker, FatFinger, SessionGate, cancel_refusal, psx_checks
 from engine.risk.rulepack import RulePack, resolve_packs
@@ -49,7 +51,9 @@ def packs(profile: str = "broker-doc", **rules: object) -> dict[str, RulePack]:
 
 @dataclass
 class View:
-    """A stand-in for the runtime's MarketView: plain dicts keyed by symbol (one venue)."""
+    """A stand-in for the runtime's MarketView: plain dicts keyed by symbol (one venue), turned into
+    one :class:`InstrumentFacts` per symbol the way the runtime keeps them (the band rebuilt only
+    when the reference changes)."""
 
     session: SessionState = field(
         default_factory=lambda: SessionState(Phase.OPEN, accepts_new=True, accepts_modify_cancel=True, matches=True)
@@ -59,21 +63,22 @@ class View:
     last: dict[str, Decimal] = field(default_factory=dict)
     mid: dict[str, Decimal] = field(default_factory=dict)
     halted: dict[str, str] = field(default_factory=dict)
+    rule_packs: dict[str, RulePack] = field(default_factory=lambda: packs())
+    kept: dict[str, InstrumentFacts] = field(default_factory=dict)
 
-    def reference_price(self, venue: str, symbol: str) -> Decimal | None:
-        return self.reference.get(symbol)
-
-    def closing_price(self, venue: str, symbol: str) -> Decimal | None:
-        return self.closing.get(symbol)
-
-    def last_trade_price(self, venue: str, symbol: str) -> Decimal | None:
-        return self.last.get(symbol)
-
-    def mid_price(self, venue: str, symbol: str) -> Decimal | None:
-        return self.mid.get(symbol)
-
-    def is_halted(self, venue: str, symbol: str) -> str | None:
-        return self.halted.get(symbol)
+    def facts(self, venue: str, symbol: str) -> InstrumentFacts:
+        facts = self.kept.get(symbol)
+        if facts is None:
+            facts = InstrumentFacts(SimpleNamespace(mid=None), D("0.01"), self.rule_packs.get(symbol), None)
+            self.kept[symbol] = facts
+        reference = self.reference.get(symbol)
+        if reference != facts.reference:
+            facts.set_reference(reference)
+        facts.closing = self.closing.get(symbol)
+        facts.last_price = self.last.get(symbol)
+        facts.book.mid = self.mid.get(symbol)  # type: ignore[misc]
+        facts.venue_halt = self.halted.get(symbol)
+        return facts
 
 
 def live_order(price: str = "187.50") -> Order:
@@ -338,8 +343,8 @@ PROFILE_PACKS = {"broker-doc": packs("broker-doc"), "psx-2026": packs("psx-2026"
 
 
 def breaker(profile: str = "broker-doc", **kwargs: object) -> tuple[CircuitBreaker, View]:
-    view = View(**kwargs)  # type: ignore[arg-type]
-    return CircuitBreaker(view, packs(profile)), view
+    view = View(rule_packs=packs(profile), **kwargs)  # type: ignore[arg-type]
+    return CircuitBreaker(view), view
 
 
 def test_breaker_halted_instrument_refuses_everything_with_the_reason():
@@ -398,8 +403,8 @@ def test_breaker_does_not_band_market_orders():
 
 
 def test_breaker_without_a_pack_allows_but_still_honours_halts():
-    view = View()
-    check = CircuitBreaker(view, {})
+    view = View(rule_packs={})
+    check = CircuitBreaker(view)
     assert check.check(req("999.00")) is None
     view.halted["MEBL"] = "suspended"
     assert code_of(check.check(req("187.50"))) == Reject.CIRCUIT_BREAKER_TRIGGERED
@@ -412,7 +417,7 @@ def test_breaker_caches_the_band_and_rebuilds_it_for_a_new_reference(monkeypatch
         calls.append(reference)
         return price_band(reference, *args)
 
-    monkeypatch.setattr(psx, "price_band", counting)
+    monkeypatch.setattr(facts_module, "price_band", counting)
     check, view = breaker()
     for _ in range(5):
         assert check.check(req("187.50")) is None
@@ -443,9 +448,9 @@ def test_breaker_property_allows_exactly_the_prices_inside_the_band(
     price = centre + offset_ticks * tick
     if price < tick:
         price = tick
-    view = View(reference={"MEBL": reference})
     pack = resolve_packs("broker-doc", {"band_pct": pct, "band_abs_floor": floor}, None, ["MEBL"])
-    check = CircuitBreaker(view, pack)
+    view = View(reference={"MEBL": reference}, rule_packs=pack)
+    check = CircuitBreaker(view)
     inside = reference - half <= price <= reference + half  # the exact band, no rounding involved
     rejection = check.check(req(price.quantize(tick)))
     assert (rejection is None) is inside

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from engine.model import Instrument, Order, OrderType, SessionState, Side, TimeInForce
+
+if TYPE_CHECKING:
+    from engine.risk.facts import InstrumentFacts
 
 
 class Rejection(NamedTuple):
@@ -16,11 +19,12 @@ class Rejection(NamedTuple):
 
 class OrderRequest:
     """What a check sees: the order as it would go out (for an amend, with the new price and
-    quantity and ``amend_of`` set to the live order)."""
+    quantity and ``amend_of`` set to the live order). ``facts`` is the instrument's market facts
+    when the caller already holds them (the runtime does), so market checks skip the lookup."""
 
     __slots__ = (
         "strategy", "venue", "symbol", "instrument", "side", "qty", "price",
-        "order_type", "tif", "post_only", "client_id", "amend_of", "mmp",
+        "order_type", "tif", "post_only", "client_id", "amend_of", "mmp", "facts",
     )
 
     def __init__(
@@ -38,6 +42,7 @@ class OrderRequest:
         client_id: str,
         amend_of: Order | None = None,
         mmp: bool = False,
+        facts: InstrumentFacts | None = None,
     ) -> None:
         self.strategy = strategy
         self.venue = venue
@@ -52,6 +57,7 @@ class OrderRequest:
         self.client_id = client_id
         self.amend_of = amend_of
         self.mmp = mmp
+        self.facts = facts
 
     @property
     def notional(self) -> Decimal | None:
@@ -60,24 +66,15 @@ class OrderRequest:
 
 
 class MarketView(Protocol):
-    """What stateful checks read from the runtime: the session and per-instrument market facts.
+    """What stateful checks read from the runtime: the session and, per instrument, one
+    :class:`~engine.risk.facts.InstrumentFacts` (reference, band, halts, last trade, mid, close).
     The runtime implements it; tests may pass a small stand-in."""
 
     @property
     def session(self) -> SessionState: ...
 
-    def reference_price(self, venue: str, symbol: str) -> Decimal | None:
-        """The price the day's circuit band is built on (previous close / LDCP)."""
-
-    def closing_price(self, venue: str, symbol: str) -> Decimal | None:
-        """Today's official closing price once the venue has published it, else None."""
-
-    def last_trade_price(self, venue: str, symbol: str) -> Decimal | None: ...
-
-    def mid_price(self, venue: str, symbol: str) -> Decimal | None: ...
-
-    def is_halted(self, venue: str, symbol: str) -> str | None:
-        """Why the instrument is halted (venue status or a band hit), or None when it trades."""
+    def facts(self, venue: str, symbol: str) -> InstrumentFacts | None:
+        """The instrument's market facts, or None for an instrument the venue does not list."""
 
 
 class Check(Protocol):

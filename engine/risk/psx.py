@@ -14,7 +14,6 @@ from decimal import ROUND_UP, Decimal
 
 from engine.model import OrderType, Phase, SessionState, TimeInForce
 from engine.rejects import Reject
-from engine.risk.bands import price_band
 from engine.risk.gate import MarketView, OrderRequest, Rejection
 from engine.risk.rulepack import RulePack
 
@@ -102,7 +101,8 @@ class SessionGate:
                 f"market orders are not accepted in post-close for {request.symbol}; only limit orders at the "
                 f"closing price",
             )
-        closing = self.view.closing_price(request.venue, request.symbol)
+        facts = request.facts or self.view.facts(request.venue, request.symbol)
+        closing = facts.closing if facts is not None else None
         if closing is None:
             return Rejection(
                 Reject.MARKET_CLOSED,
@@ -122,62 +122,38 @@ class SessionGate:
 class CircuitBreaker:
     """2010 while the instrument is halted; 2003 for a limit price outside today's circuit band.
 
-    The band is cached per symbol with the reference it was built on, so an order pays a dict
-    lookup and a comparison, not a Decimal division; a new reference rebuilds it.
+    The band is the instrument facts' own (built once per reference price from the symbol's pack),
+    so an order pays one lookup and two comparisons, and the gate, the paper venue and the
+    runtime's band-hit halts all read the same two numbers.
     """
 
-    __slots__ = ("view", "packs", "_bands")
+    __slots__ = ("view",)
 
-    def __init__(self, view: MarketView, packs: Mapping[str, RulePack]) -> None:
+    def __init__(self, view: MarketView) -> None:
         self.view = view
-        self.packs = packs
-        # symbol -> (venue, reference, low, high)
-        self._bands: dict[str, tuple[str, Decimal, Decimal, Decimal]] = {}
 
     def check(self, request: OrderRequest) -> Rejection | None:
-        venue = request.venue
-        symbol = request.symbol
-        view = self.view
-        halted = view.is_halted(venue, symbol)
+        facts = request.facts or self.view.facts(request.venue, request.symbol)
+        if facts is None:
+            return None
+        halted = facts.venue_halt or facts.band_halt
         if halted is not None:
-            return Rejection(Reject.CIRCUIT_BREAKER_TRIGGERED, f"{symbol} is halted: {halted}")
+            return Rejection(Reject.CIRCUIT_BREAKER_TRIGGERED, f"{request.symbol} is halted: {halted}")
         price = request.price
-        if price is None:  # a market order trades inside the band by construction
+        band = facts.band
+        if price is None or band is None:  # a market order trades inside the band by construction
             return None
-        reference = view.reference_price(venue, symbol)
-        if reference is None:
+        if band[0] <= price <= band[1]:
             return None
-        cached = self._bands.get(symbol)
-        if cached is not None and cached[1] == reference and cached[0] == venue:
-            low, high = cached[2], cached[3]
-        else:
-            band = self.band(request, reference)
-            if band is None:
-                return None
-            low, high = band
-        if low <= price <= high:
-            return None
+        pack = facts.pack
+        width = f"±{_percent(pack.band_pct)}" if pack is not None else "its band"
+        if pack is not None and pack.band_abs_floor:
+            width += f" or Rs {pack.band_abs_floor}, whichever is higher"
         return Rejection(
             Reject.PRICE_OUTSIDE_CIRCUIT_BREAKER,
-            f"price {price} is outside the circuit band [{low}, {high}] around the previous close {reference} "
-            f"for {symbol} ({self._width(symbol)})",
+            f"price {price} is outside the circuit band [{band[0]}, {band[1]}] around the previous close "
+            f"{facts.reference} for {request.symbol} ({width})",
         )
-
-    def band(self, request: OrderRequest, reference: Decimal) -> tuple[Decimal, Decimal] | None:
-        """Build and cache the band for the request's symbol, or None without a pack or instrument."""
-        pack = self.packs.get(request.symbol)
-        instrument = request.instrument
-        if pack is None or instrument is None:
-            return None
-        low, high = price_band(reference, instrument.tick_size, pack.band_pct, pack.band_abs_floor)
-        self._bands[request.symbol] = (request.venue, reference, low, high)
-        return low, high
-
-    def _width(self, symbol: str) -> str:
-        pack = self.packs[symbol]
-        if pack.band_abs_floor:
-            return f"±{_percent(pack.band_pct)} or Rs {pack.band_abs_floor}, whichever is higher"
-        return f"±{_percent(pack.band_pct)}"
 
 
 class FatFinger:
@@ -189,7 +165,7 @@ class FatFinger:
     refused; the comparison is exact (``|price - ref| > ref x pct``), never a rounded ratio.
     """
 
-    __slots__ = ("view", "packs", "_bounds")
+    __slots__ = ("view", "packs", "_bounds", "_limits")
 
     def __init__(self, view: MarketView, packs: Mapping[str, RulePack]) -> None:
         self.view = view
@@ -197,32 +173,37 @@ class FatFinger:
         # symbol -> (reference, low, high): exact bounds of the allowed deviation, rebuilt when the
         # reference moves, so an order pays comparisons, not a subtraction and a product
         self._bounds: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
+        # symbol -> the pack's three limits, read once (packs are frozen)
+        self._limits = {
+            symbol: (pack.max_order_qty, pack.max_order_notional, pack.max_price_deviation_pct)
+            for symbol, pack in packs.items()
+        }
 
     def check(self, request: OrderRequest) -> Rejection | None:
-        pack = self.packs.get(request.symbol)
-        if pack is None:
+        limits = self._limits.get(request.symbol)
+        if limits is None:
             return None
+        max_qty, max_notional, max_dev = limits
         qty = request.qty
-        max_qty = pack.max_order_qty
         if max_qty is not None and qty > max_qty:
             return Rejection(
                 Reject.ORDER_TOO_LARGE,
                 f"quantity {qty} of {request.symbol} is above the largest order quantity {max_qty}",
             )
         price = request.price
-        max_notional = pack.max_order_notional
-        if max_notional is not None:
+        if max_notional is not None and (price is None or price * qty > max_notional):
             rejection = self._notional(request, price, max_notional)
             if rejection is not None:
                 return rejection
-        max_dev = pack.max_price_deviation_pct
         if max_dev is None or price is None:
             return None
-        view = self.view
-        ref = view.last_trade_price(request.venue, request.symbol)
+        facts = request.facts or self.view.facts(request.venue, request.symbol)
+        if facts is None:
+            return None
+        ref = facts.last_price
         ref_name = "last trade price"
         if ref is None:
-            ref = view.mid_price(request.venue, request.symbol)
+            ref = facts.book.mid
             ref_name = "mid price"
             if ref is None:
                 return None
@@ -263,18 +244,18 @@ class FatFinger:
 
     def _market_price(self, request: OrderRequest) -> tuple[str, Decimal | None]:
         """What a market order would likely pay: the last trade, else the mid, else the reference."""
-        view = self.view
-        venue, symbol = request.venue, request.symbol
-        price = view.last_trade_price(venue, symbol)
-        if price is not None:
-            return "last trade", price
-        price = view.mid_price(venue, symbol)
-        if price is not None:
-            return "mid", price
-        return "reference", view.reference_price(venue, symbol)
+        facts = request.facts or self.view.facts(request.venue, request.symbol)
+        if facts is None:
+            return "reference", None
+        if facts.last_price is not None:
+            return "last trade", facts.last_price
+        mid = facts.book.mid
+        if mid is not None:
+            return "mid", mid
+        return "reference", facts.reference
 
 
 def psx_checks(view: MarketView, packs: Mapping[str, RulePack]) -> list:
     """The PSX chain in its order: the session first (nothing else matters when the market is
     closed), then the circuit breaker, then the fat-finger limits."""
-    return [SessionGate(view, packs), CircuitBreaker(view, packs), FatFinger(view, packs)]
+    return [SessionGate(view, packs), CircuitBreaker(view), FatFinger(view, packs)]

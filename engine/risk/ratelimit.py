@@ -134,8 +134,9 @@ class RateBucket:
 
     def can_take(self, kind: TakeKind = "order", now_ns: int | None = None) -> bool:
         """Would a take of ``kind`` succeed now? Never changes anything (the all-or-nothing guard relies on it)."""
-        now = self.clock.now_ns() if now_ns is None else now_ns
-        need = self._need(kind)
+        return self._room(self._need(kind), self.clock.now_ns() if now_ns is None else now_ns)
+
+    def _room(self, need: int, now: int) -> bool:
         # the window bound can only bind once it has recorded that many takes: skip the search
         if len(self._recent) + need > self.window_cap and self._window_headroom(now) < need:
             return False
@@ -152,6 +153,14 @@ class RateBucket:
         self._tat = (tat if tat > scaled else scaled) + self._period_ns
         self._recent.append(now)
         self.taken += 1
+
+    def take_if_room(self, need: int, now: int) -> bool:
+        """Take one token when ``need`` are available at ``now``: one call for the common case of a
+        guard with a single bucket, where asking and spending need no two-phase split."""
+        if not self._room(need, now):
+            return False
+        self.take(now)
+        return True
 
     def try_take(self, kind: TakeKind = "order") -> bool:
         """Take one token, or return False with no token spent (only ``refused`` counts up)."""
@@ -264,7 +273,7 @@ class RateGuard:
     token, so a refusal never leaves a token spent in some other bucket.
     """
 
-    __slots__ = ("strategy", "clock", "buckets", "_order_buckets", "_cancel_buckets")
+    __slots__ = ("strategy", "clock", "buckets", "_order_buckets", "_cancel_buckets", "_single_order_bucket", "_now")
 
     def __init__(
         self,
@@ -278,9 +287,12 @@ class RateGuard:
         self.buckets: tuple[RateBucket, ...] = (*strategy_buckets(strategy, config, clock), *shared)
         self._order_buckets = tuple(b for b in self.buckets if b.scope in ("orders", "all"))
         self._cancel_buckets = tuple(b for b in self.buckets if b.scope in ("cancels", "all"))
+        # the usual shape (no strategy budget, one venue bucket): orders skip the two-phase take
+        self._single_order_bucket = self._order_buckets[0] if len(self._order_buckets) == 1 else None
+        self._now = clock.now_ns
 
     def _take(self, buckets: tuple[RateBucket, ...], kind: TakeKind) -> Rejection | None:
-        now = self.clock.now_ns()
+        now = self._now()
         for bucket in buckets:
             if not bucket.can_take(kind, now):
                 bucket.refused += 1
@@ -301,7 +313,14 @@ class RateGuard:
 
     def take_order(self) -> Rejection | None:
         """Spend one token for a new order or an amend, or say which budget is spent."""
-        return self._take(self._order_buckets, "order")
+        bucket = self._single_order_bucket
+        if bucket is None:
+            return self._take(self._order_buckets, "order")
+        now = self._now()
+        if bucket.take_if_room(bucket.reserve + 1, now):
+            return None
+        bucket.refused += 1
+        return self._refusal(bucket, "order", self._order_buckets, now)
 
     def take_cancel(self) -> Rejection | None:
         """Spend one token for a cancel (it may use the tokens held back from orders)."""
