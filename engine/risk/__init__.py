@@ -3,9 +3,9 @@
 
 Open a module here to find a rule: ``structural.py`` (symbol, lot, tick, order type, client id),
 ``connectivity.py`` (venue reachable), ``psx.py`` (session, circuit breaker, fat finger, with values
-from ``rulepack.py`` and bands from ``bands.py``), ``account.py`` (buying power, no short selling,
-position and sector limits), ``mmp.py``, ``killswitch.py``, ``ratelimit.py``. The order they run in
-is built by ``Runtime._checks_for``.
+from ``rulepack.py``, bands from ``bands.py`` and market facts from ``facts.py``), ``account.py``
+(buying power, no short selling, position and sector limits), ``mmp.py``, ``killswitch.py``,
+``ratelimit.py``. The order they run in is built by ``Runtime._checks_for``.
 """
 
 from engine.risk.gate import Check, Gate, OrderRequest, Rejection
