@@ -28,12 +28,15 @@ from typing import Any
 import anyio
 
 from adapters.base import Adapter, RateLimit, UnknownAdapter, get_adapter
+from engine import systemd
 from engine.clock import NS_PER_S, Clock, SimClock, WallClock
 from engine.config import LoadedConfig, validate_section
 from engine.loader import LoadedStrategy, load_strategies
+from engine.observe import MetricsServer, Observer
 from engine.risk.killswitch import TradingState
 from engine.risk.rulepack import resolve_packs
 from engine.runtime import Runtime, StrategyRunner
+from engine.secrets import Redactor
 from engine.sessions import SessionDriver, SessionSchedule
 
 log = logging.getLogger("engine")
@@ -157,6 +160,18 @@ class Engine:
     # ---- run -----------------------------------------------------------------------------
     async def run(self) -> RunResult:
         self._wall_started = time.perf_counter()
+        metrics = self.cfg.metrics
+        self.observer = Observer(self.runtime, self.cfg.run.clock, metrics.stall_seconds)
+        self.metrics_server = MetricsServer(self.observer, metrics.address) if metrics.enabled else None
+        if self.metrics_server is not None:
+            self.metrics_server.start()  # first: /healthz answers (and /readyz says why not) during start-up
+        try:
+            return await self._run()
+        finally:
+            if self.metrics_server is not None:
+                self.metrics_server.stop()
+
+    async def _run(self) -> RunResult:
         log.info(
             "engine starting: %d strateg%s, venues %s, trading day%s %s, %s clock",
             len(self.runtime.runners), "y" if len(self.runtime.runners) == 1 else "ies",
@@ -173,8 +188,12 @@ class Engine:
         gc.collect()
         gc.freeze()
         self.driver.start()
+        self.observer.session_known = True
+        self.observer.publish()
         self.runtime.start_risk_timer()
+        self._start_timeline_timer()
         self._write_pid_file()
+        systemd.ready(f"trading: {len(self.runtime.runners)} strategies on {', '.join(self.adapters)}")
         try:
             async with anyio.create_task_group() as tg:
                 if not isinstance(self.clock, SimClock):
@@ -182,6 +201,7 @@ class Engine:
                 tg.start_soon(self._watch_signals, tg.cancel_scope)
                 tg.start_soon(self._watch_kill_signals)
                 tg.start_soon(self._heartbeat)
+                tg.start_soon(self._publish_metrics)
                 await self.runtime.run_pending()
                 if isinstance(self.clock, SimClock):
                     await self._run_simulated(self.clock)
@@ -189,7 +209,10 @@ class Engine:
                     await self._run_wall()
                 tg.cancel_scope.cancel()
             self.runtime.task_starter = None
+            systemd.stopping("stopping: on_stop, cancelling open orders, writing the report")
             await self._shutdown()
+            self.runtime.sample_timeline()
+            self.observer.publish()
         finally:
             self._remove_pid_file()
         return RunResult(self.report(), 0, self.stopped_by)
@@ -295,6 +318,33 @@ class Engine:
                 sum(rt.rejects_by_code.values()), pnl,
             )
 
+    def _start_timeline_timer(self) -> None:
+        """Sample PnL, positions and prices for the page of the day every ``interval_s`` of engine
+        time (simulated time in paper mode): cheap, and never per event."""
+        step = self.runtime.timeline.interval_s * NS_PER_S
+
+        def tick() -> None:
+            self.runtime.sample_timeline()
+            self.clock.call_later(step, tick)
+
+        self.clock.call_later(step, tick)
+
+    async def _publish_metrics(self) -> None:
+        """Publish a metrics snapshot every ``metrics.publish_seconds`` of real time, measure how
+        late the loop woke this task (its lag), and ping systemd's watchdog: a stalled loop stops
+        all three, which is what /healthz and systemd then see."""
+        interval = float(self.cfg.metrics.publish_seconds)
+        watchdog = systemd.watchdog_interval()
+        next_ping = time.monotonic()
+        while True:
+            asked = time.monotonic()
+            await anyio.sleep(interval)
+            woke = time.monotonic()
+            self.observer.publish(max(0.0, woke - asked - interval))
+            if watchdog is not None and woke >= next_ping:
+                systemd.watchdog()
+                next_ping = woke + watchdog
+
     async def _shutdown(self) -> None:
         rt = self.runtime
         rt.stop_risk_timer()
@@ -343,6 +393,7 @@ class Engine:
             "kill_switch": rt.kill_switch.report(),
             "venues": {name: rt.venue_summary(v) for name, v in rt.venues.items()},
             "anomalies": dict(rt.anomalies),
+            "timeline": rt.timeline.to_json(),
             "anomaly_samples": rt.anomaly_samples,
             "seed": self.cfg.run.seed,
             "clock": self.cfg.run.clock,
@@ -356,11 +407,12 @@ def pid_file_for(config_path: Path) -> Path:
     return Path(config_path).with_suffix(".pid")
 
 
-def write_report(report: dict[str, Any], path: Path) -> None:
-    """Write atomically: a crash mid-write never leaves half a report."""
+def write_report(report: dict[str, Any], path: Path, redactor: Redactor | None = None) -> None:
+    """Write atomically (a crash mid-write never leaves half a report), scrubbed of secrets."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    text = json.dumps(report, indent=2) + "\n"
+    tmp.write_text(redactor.scrub(text) if redactor else text)
     tmp.replace(path)
 
 
@@ -394,8 +446,9 @@ def run_config(
     if on_clock is not None:
         on_clock(engine.clock)
     result = anyio.run(engine.run, backend="asyncio")
+    redactor = Redactor(loaded.secret_values)
     if report_path is not None:
-        write_report(result.report, report_path)
+        write_report(result.report, report_path, redactor)
         log.info("report written to %s", report_path)
-    print(summary_table(result.report), file=sys.stdout, flush=True)
+    print(redactor.scrub(summary_table(result.report)), file=sys.stdout, flush=True)
     return result

@@ -1,8 +1,9 @@
-"""``engine``: run, check, and list reject codes.
+"""``engine``: run, check, halt, draw a run's report as a page, and list reject codes.
 
-    engine run CONFIG [--report FILE] [--speed X] [--seed N] [--log-format human|json]
+    engine run CONFIG [--report FILE] [--html FILE] [--speed X] [--seed N] [--log-format human|json]
     engine check CONFIG
     engine halt CONFIG [--reducing]
+    engine report REPORT_JSON [--html FILE]
     engine codes
 """
 
@@ -16,17 +17,21 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from engine import __version__
-from engine.errors import ConfigError, StrategyLoadError
+from engine.errors import ConfigError, StartupError, StrategyLoadError
+from engine.secrets import RedactingFilter, Redactor
 
 log = logging.getLogger("engine")
 
 EPILOG = """\
 exit codes: 0 ran (or checked) fine, also after SIGINT/SIGTERM; 1 the config or a strategy is
-invalid (the message names the file and line); 2 bad command-line arguments.
+invalid (the message names the file and line), or a report cannot be read or written; 2 bad
+command-line arguments.
 
 examples:
   engine run config.yaml                      one simulated PSX day on the paper venue
   engine run config.yaml --report day.json    ... and write the JSON report
+  engine run config.yaml --html day.html      ... and the picture of the day (self-contained HTML)
+  engine report day.json --html day.html      draw an existing JSON report as an HTML page
   engine run config.yaml --speed 60           one simulated minute per real second
   engine check config.yaml                    validate config and load strategies, no trading
   engine halt config.yaml                     kill switch: the running engine cancels all, refuses all
@@ -57,15 +62,20 @@ class _JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # already formatted (and scrubbed of secrets) by RedactingFilter
+            entry["traceback"] = record.exc_text
         return json.dumps(entry)
 
 
 TIME_FILTER = _EngineTimeFilter()
 
 
-def setup_logging(level: str = "INFO", fmt: str = "human") -> None:
+def setup_logging(level: str = "INFO", fmt: str = "human", redactor: Redactor | None = None) -> None:
+    """One stderr handler; with ``redactor``, every line and traceback is scrubbed of secrets."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(TIME_FILTER)
+    if redactor:
+        handler.addFilter(RedactingFilter(redactor))
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())
     else:
@@ -104,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", type=Path, metavar="CONFIG", help="path to the YAML config (see README)")
     run.add_argument("--report", type=Path, metavar="FILE", help="write the JSON run report to FILE "
                      "(overrides run.report)")
+    run.add_argument("--html", type=Path, metavar="FILE", help="also write the report as a self-contained HTML "
+                     "page to FILE: PnL, positions, prices with fills, rejects, session phases")
     run.add_argument("--speed", type=_speed, metavar="X", help="simulated clock pace: 0 = as fast as "
                      "possible (default), X = X times real time (overrides run.speed)")
     run.add_argument("--seed", type=int, metavar="N", help="seed for the simulated market (overrides run.seed)")
@@ -126,6 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     halt.add_argument("config", type=Path, metavar="CONFIG")
     halt.add_argument("--reducing", action="store_true", help="reducing instead of halted")
+
+    report = sub.add_parser(
+        "report", help="draw a JSON run report as a self-contained HTML page",
+        description="Read a JSON run report (engine run --report FILE) and write it as one self-contained HTML "
+        "page: summary tables, PnL and positions over time per strategy, the price path per instrument with "
+        "the fills and the circuit band, rejects by code, session phases shaded. The page loads nothing from "
+        "the network and needs no JavaScript. Charts need a report with a timeline (this engine version); "
+        "older reports get the tables. Prints the page's path; exit 1 naming the file when the report cannot "
+        "be read or is not a run report.",
+    )
+    report.add_argument("report", type=Path, metavar="REPORT_JSON", help="the JSON run report to draw")
+    report.add_argument("--html", type=Path, metavar="FILE", help="where to write the page "
+                        "(default: REPORT_JSON with .html instead of .json)")
 
     sub.add_parser("codes", help="print every reject code and its sentence")
     return parser
@@ -180,14 +205,60 @@ def cmd_run(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
     loaded = apply_overrides(loaded, speed=args.speed, seed=args.seed)
     cfg = loaded.config
-    setup_logging(args.log_level or cfg.logging.level, args.log_format or cfg.logging.format)
+    redactor = Redactor(loaded.secret_values)
+    setup_logging(args.log_level or cfg.logging.level, args.log_format or cfg.logging.format, redactor)
     # --report is relative to where the user is; run.report to the config file's folder
     if args.report is not None:
         report_path: Path | None = args.report
     else:
         report_path = None if cfg.run.report is None else loaded.resolve(cfg.run.report)
     result = run_config(loaded, report_path, on_clock=lambda clock: setattr(TIME_FILTER, "clock", clock))
+    if args.html is not None:
+        from engine.htmlreport import write_html
+
+        try:
+            write_html(result.report, args.html, redactor)
+        except OSError as exc:
+            print(f"engine: cannot write the HTML report {args.html}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        log.info("html report written to %s", args.html)
     return result.exit_code
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Draw a saved JSON report; every failure names the file and says what is wrong with it."""
+    from engine.htmlreport import check_report, write_html
+
+    source: Path = args.report
+    out: Path = args.html if args.html is not None else source.with_suffix(".html")
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"engine: cannot read the report {source}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError:
+        print(f"engine: {source} is not a JSON run report (not UTF-8 text)", file=sys.stderr)
+        return 1
+    try:
+        report = json.loads(text)
+    except json.JSONDecodeError as exc:
+        print(f"engine: {source}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})", file=sys.stderr)
+        return 1
+    problem = check_report(report)
+    if problem is not None:
+        print(f"engine: {source}: {problem}", file=sys.stderr)
+        return 1
+    if out.resolve() == source.resolve():
+        print(f"engine: refusing to write the HTML page over the report itself ({source}); pass --html FILE",
+              file=sys.stderr)
+        return 1
+    try:
+        write_html(report, out)
+    except OSError as exc:
+        print(f"engine: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
 
 
 def cmd_codes(_args: argparse.Namespace) -> int:
@@ -210,8 +281,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_check(args)
         if args.command == "halt":
             return cmd_halt(args)
+        if args.command == "report":
+            return cmd_report(args)
         return cmd_codes(args)
-    except (ConfigError, StrategyLoadError) as exc:
+    except (ConfigError, StrategyLoadError, StartupError) as exc:
         print(f"engine: {exc}", file=sys.stderr)
         print("engine: refusing to start", file=sys.stderr)
         return 1

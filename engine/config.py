@@ -54,6 +54,7 @@ __all__ = [
     "KeyPath",
     "LoadedConfig",
     "LoggingConfig",
+    "MetricsConfig",
     "RiskConfig",
     "RunConfig",
     "StrategyConfig",
@@ -110,6 +111,36 @@ class LoggingConfig(_Strict):
     def _level_any_case(cls, value: Any) -> Any:
         """``level: debug`` reads as naturally as ``DEBUG``."""
         return value.upper() if isinstance(value, str) else value
+
+
+#: the engine's metrics port: fixed and documented so scrape configs and firewalls can name it
+DEFAULT_METRICS_PORT = 9310
+
+
+class MetricsConfig(_Strict):
+    """Prometheus metrics and health endpoints (``/metrics``, ``/healthz``, ``/readyz``)."""
+
+    enabled: bool = True
+    # host:port. Loopback by default: a trading engine's internals are not for the whole network;
+    # 0.0.0.0 (or another address) only when written here. Port 0 picks a free port (tests).
+    listen: str = f"127.0.0.1:{DEFAULT_METRICS_PORT}"
+    # how often (real time) the event loop publishes a snapshot for scrapes
+    publish_seconds: Decimal = Field(default=Decimal(1), gt=0, le=60)
+    # /healthz answers 503 when the loop has not published for this long
+    stall_seconds: Decimal = Field(default=Decimal(10), gt=0)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, listen: str) -> str:
+        host, sep, port = listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"listen is 'host:port', e.g. '127.0.0.1:{DEFAULT_METRICS_PORT}'; got {listen!r}")
+        return listen
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
 
 class InstrumentConfig(_Strict):
@@ -296,6 +327,7 @@ class EngineConfig(_Strict):
     venues: dict[str, VenueConfig] = Field(default_factory=dict)
     strategies: list[StrategyConfig] = Field(default_factory=list)
     risk: RiskConfig = Field(default_factory=RiskConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
     @field_validator("venues")
     @classmethod
@@ -415,6 +447,8 @@ class LoadedConfig:
     secret_paths: frozenset[KeyPath]
     base_dir: Path
     data: dict[str, Any] = field(default_factory=dict)
+    #: the values read from the environment: logs, reports and pages scrub them wherever they appear
+    secret_values: frozenset[str] = frozenset()
 
     @property
     def display(self) -> str:
@@ -504,6 +538,7 @@ class _TreeBuilder:
         self.environ = environ
         self.lines: dict[KeyPath, tuple[int, int]] = {}
         self.secret_paths: set[KeyPath] = set()
+        self.secret_values: set[str] = set()
         self.problems: list[ConfigError] = []
         self._constructor = yaml.constructor.SafeConstructor()
         self._active: set[int] = set()
@@ -665,6 +700,8 @@ class _TreeBuilder:
                     f"environment variable {name} is not set (set it, or write ${{{name}:-default}})",
                 )
                 continue
+            if value != default:
+                self.secret_values.add(value)
             pieces.append(value)
         pieces.append(raw[position:])
         if from_environment:
@@ -733,6 +770,7 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
         path=config_path,
         lines=builder.lines,
         secret_paths=frozenset(builder.secret_paths),
+        secret_values=frozenset(builder.secret_values),
         base_dir=config_path.parent,
         data=data,
     )

@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from typing import Self
 
-__all__ = ["ConfigError", "EngineError", "LocatedError", "StrategyLoadError"]
+__all__ = ["ConfigError", "EngineError", "LocatedError", "StartupError", "StrategyLoadError"]
 
 
 class EngineError(Exception):
@@ -86,3 +86,8 @@ class ConfigError(LocatedError):
 
 class StrategyLoadError(LocatedError):
     """A strategy file cannot be loaded: missing, broken, or its hooks or params are wrong."""
+
+
+class StartupError(EngineError):
+    """The engine cannot start on this host as configured (e.g. the metrics port is taken). Nothing
+    has traded yet; the message says what to change."""

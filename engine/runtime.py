@@ -22,7 +22,7 @@ import datetime as dt
 import logging
 import traceback
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from decimal import Decimal
 from time import perf_counter_ns
 from typing import Any
@@ -68,6 +68,8 @@ from engine.risk.ratelimit import RateGuard, RateLimitCheck, RateLimitConfig, ve
 from engine.risk.rulepack import DEFAULT_PROFILE, RulePack, resolve_packs
 from engine.risk.structural import structural_checks
 from engine.sessions import TradingCalendar
+from engine.timeline import Timeline
+from engine.timing import HOOK_FLOOR_NS, Log2Histogram
 
 log = logging.getLogger("engine")
 
@@ -91,7 +93,8 @@ class StrategyRunner:
         "open_orders", "positions", "on_book", "on_trade", "on_fill", "on_order_update",
         "orders_submitted", "fills", "rejects", "client_seq", "pm",
         "mmp", "mmp_triggers", "rate", "limits", "loss_limit", "pnl_day_start",
-        "hook_errors", "hook_overruns", "slowest_hook_ns", "stop_code",
+        "hook_errors", "hook_overruns", "stop_code", "hook_stats", "book_stats", "trade_stats",
+        "hook_errors_by", "rejects_by_code", "final_status", "dispatch_base",
     )
 
     def __init__(self, name: str, venue: str, instruments: Iterable[Instrument], loaded: Any) -> None:
@@ -125,8 +128,26 @@ class StrategyRunner:
         self.pnl_day_start = ZERO
         self.hook_errors = 0
         self.hook_overruns = 0
-        self.slowest_hook_ns = 0
+        # timing per hook; on_book / on_trade calls are counted per book entry (see settle_hook_counts)
+        self.dispatch_base: dict[tuple[Any, str], int] = {}
+        self.hook_stats: dict[str, Log2Histogram] = {}
+        self.book_stats = self.stats_for("on_book")
+        self.trade_stats = self.stats_for("on_trade")
+        self.hook_errors_by: Counter[str] = Counter()
+        self.rejects_by_code: Counter[int] = Counter()
+        self.final_status: Counter[str] = Counter()
         self.stop_code = int(Reject.STRATEGY_NOT_RUNNING)  # what its orders are refused with once stopped
+
+    def stats_for(self, hook: str) -> Log2Histogram:
+        stats = self.hook_stats.get(hook)
+        if stats is None:
+            stats = self.hook_stats[hook] = Log2Histogram(HOOK_FLOOR_NS)
+        return stats
+
+    @property
+    def slowest_hook_ns(self) -> int:
+        """The slowest hook call over the 4 us floor (faster calls are counted, not tracked)."""
+        return max((stats.slowest_ns for stats in self.hook_stats.values()), default=0)
 
     def position(self, symbol: str) -> Position:
         position = self.positions.get(symbol)
@@ -143,7 +164,7 @@ class _BookEntry(InstrumentFacts):
     """A book, the runners that receive its events (tuples for a tight dispatch loop), and what
     the gate reads about the instrument (the :class:`InstrumentFacts` it is)."""
 
-    __slots__ = ("book_subs", "trade_subs", "band_halts")
+    __slots__ = ("book_subs", "trade_subs", "band_halts", "n_book", "n_trade")
 
     def __init__(self, book: Book, instrument: Instrument, pack: RulePack) -> None:
         super().__init__(book, instrument.tick_size, pack, instrument.previous_close)
@@ -151,6 +172,8 @@ class _BookEntry(InstrumentFacts):
         self.book_subs: tuple[StrategyRunner, ...] = ()
         self.trade_subs: tuple[StrategyRunner, ...] = ()
         self.band_halts = pack.band_hit_halts
+        self.n_book = 0
+        self.n_trade = 0
 
 
 class _Venue:
@@ -160,6 +183,7 @@ class _Venue:
         "name", "adapter", "entries", "orders", "exec_ids", "instruments", "status", "account", "packs",
         "guard", "cancel_on_disconnect", "on_reconnect", "disconnects", "dropped_at_ns", "at_drop",
         "awaiting_cancels", "ever_connected", "buckets", "cancel_when_back",
+        "n_fill", "n_order_update", "n_duplicate_fills", "n_unlisted", "tick_to_order",
     )
 
     def __init__(
@@ -186,6 +210,12 @@ class _Venue:
         self.ever_connected = False
         self.buckets = buckets  # the venue account's shared budgets, in every strategy's RateGuard
         self.cancel_when_back: dict[str, Order] = {}
+        # counters for metrics and the report: plain ints, read at scrape time (books count their own events)
+        self.n_fill = 0
+        self.n_order_update = 0
+        self.n_duplicate_fills = 0
+        self.n_unlisted = 0  # market data for an instrument the venue does not list
+        self.tick_to_order = Log2Histogram()
 
 
 class Runtime:
@@ -227,16 +257,17 @@ class Runtime:
         self._ready_after_notify: list[_Venue] = []
         self._risk_timer: Any = None
         # counters: plain ints on the hot path, read by heartbeat and report
-        self.n_book = 0
-        self.n_trade = 0
-        self.n_fill = 0
-        self.n_duplicate_fills = 0
         self.orders_submitted = 0
         self.mmp_triggers = 0
         self.final_status: Counter[str] = Counter()
         self.rejects_by_code: Counter[int] = Counter()
         self.anomalies: Counter[str] = Counter()
         self.anomaly_samples: list[str] = []
+        # perf_counter_ns() when the event being dispatched entered the runtime (0 between events):
+        # tick-to-order latency is measured from it to the adapter hand-off
+        self._event_ns = 0
+        # what the HTML page of the day draws: fills, rejects, phases, bands, periodic samples
+        self.timeline = Timeline()
 
     # ---- construction ---------------------------------------------------------------------
     def add_venue(
@@ -318,12 +349,36 @@ class Runtime:
 
     def _rebuild_dispatch(self) -> None:
         """Recompute the per-book subscriber tuples (at load and when a strategy stops)."""
+        self.settle_hook_counts()
         for venue in self.venues.values():
             for symbol, entry in venue.entries.items():
                 live = [r for r in self.runners.values()
                         if r.venue == venue.name and symbol in r.instruments and r.state == "running"]
                 entry.book_subs = tuple(r for r in live if r.on_book is not None)
                 entry.trade_subs = tuple(r for r in live if r.on_trade is not None)
+                for runner in self.runners.values():
+                    for hook, subs, count in (("on_book", entry.book_subs, entry.n_book),
+                                              ("on_trade", entry.trade_subs, entry.n_trade)):
+                        if runner in subs:
+                            runner.dispatch_base.setdefault((entry, hook), count)
+                        else:
+                            runner.dispatch_base.pop((entry, hook), None)
+
+    def settle_hook_counts(self) -> None:
+        """Bring every runner's on_book / on_trade call counts up to date.
+
+        The per-event loops do not count calls per strategy (an integer per strategy per event is
+        measurable at 10 strategies): every subscriber of an entry is called once per event the
+        entry counts, so a strategy's calls are the entry's events since it subscribed. Metrics
+        and the report call this before reading ``hook_stats``."""
+        for runner in self.runners.values():
+            base = runner.dispatch_base
+            for key, since in base.items():
+                entry, hook = key
+                now = entry.n_book if hook == "on_book" else entry.n_trade
+                if now != since:
+                    runner.hook_stats[hook].calls += now - since
+                    base[key] = now
 
     def subscriptions(self, venue: str) -> list[str]:
         return list(self.venues[venue].entries)
@@ -366,15 +421,16 @@ class Runtime:
 
     # ---- the hot path: market data --------------------------------------------------------
     def on_book(self, update: BookUpdate) -> None:
-        self.n_book += 1
         venue = self.venues.get(update.venue)
         entry = venue.entries.get(update.symbol) if venue is not None else None
         if entry is None:
+            self._unlisted(venue)
             return
+        entry.n_book += 1
         book = entry.book
         book.apply(update)
-        budget = self.hook_budget_ns
-        started = perf_counter_ns()  # one clock read per hook: each hook's end starts the next
+        outer = self._event_ns
+        started = self._event_ns = perf_counter_ns()  # one clock read per hook: each hook's end starts the next
         for runner in entry.book_subs:
             try:
                 runner.on_book(runner.ctx, book)
@@ -383,27 +439,27 @@ class Runtime:
             ended = perf_counter_ns()
             elapsed = ended - started
             started = ended
-            if elapsed > budget:
-                self.hook_overran(runner, "on_book", elapsed)
-            elif elapsed > runner.slowest_hook_ns:
-                runner.slowest_hook_ns = elapsed
+            if elapsed > HOOK_FLOOR_NS:  # counted per entry; only a slow call is bucketed
+                self._slow_hook(runner, runner.book_stats, "on_book", elapsed)
+        self._event_ns = outer
         if self._deferred:
             self.drain()
 
     def on_trade(self, trade: Trade) -> None:
-        self.n_trade += 1
         venue = self.venues.get(trade.venue)
         entry = venue.entries.get(trade.symbol) if venue is not None else None
         if entry is None:
+            self._unlisted(venue)
             return
+        entry.n_trade += 1
         price = trade.price
         entry.last_price = price
         if entry.band_halts and entry.band is not None and entry.band_halt is None and (
             price <= entry.band[0] or price >= entry.band[1]
         ):
             self._band_hit(entry, trade)
-        budget = self.hook_budget_ns
-        started = perf_counter_ns()  # one clock read per hook: each hook's end starts the next
+        outer = self._event_ns
+        started = self._event_ns = perf_counter_ns()  # one clock read per hook: each hook's end starts the next
         for runner in entry.trade_subs:
             try:
                 runner.on_trade(runner.ctx, trade)
@@ -412,12 +468,23 @@ class Runtime:
             ended = perf_counter_ns()
             elapsed = ended - started
             started = ended
-            if elapsed > budget:
-                self.hook_overran(runner, "on_trade", elapsed)
-            elif elapsed > runner.slowest_hook_ns:
-                runner.slowest_hook_ns = elapsed
+            if elapsed > HOOK_FLOOR_NS:
+                self._slow_hook(runner, runner.trade_stats, "on_trade", elapsed)
+        self._event_ns = outer
         if self._deferred:
             self.drain()
+
+    def _slow_hook(self, runner: StrategyRunner, stats: Log2Histogram, hook: str, elapsed: int) -> None:
+        """A hook call over the histogram floor (already counted): bucket it, and hold it to the budget."""
+        stats.record_slow(elapsed)
+        if elapsed > self.hook_budget_ns:
+            self.hook_overran(runner, hook, elapsed)
+
+    def _unlisted(self, venue: _Venue | None) -> None:
+        if venue is not None:
+            venue.n_unlisted += 1
+        else:
+            self._anomaly("market_data_unknown_venue", "market data for a venue this engine does not know")
 
     def _band_hit(self, entry: _BookEntry, trade: Trade) -> None:
         low, high = entry.band  # type: ignore[misc]
@@ -453,7 +520,7 @@ class Runtime:
             self._anomaly("fill_unknown_venue", f"fill for unknown venue: {fill!r}")
             return
         if fill.exec_id in venue.exec_ids:
-            self.n_duplicate_fills += 1
+            venue.n_duplicate_fills += 1
             return
         venue.exec_ids.add(fill.exec_id)
         order = venue.orders.get(fill.client_id)
@@ -466,8 +533,10 @@ class Runtime:
         except (IllegalTransition, ValueError) as exc:
             self._anomaly("fill_rejected", f"fill not applied: {exc}; {fill!r}")
             return
-        self.n_fill += 1
+        venue.n_fill += 1
         runner = self.runners[order.strategy]
+        self.timeline.fill(fill.ts, runner.name, venue.name, fill.symbol, fill.side, fill.qty, fill.price,
+                           fill.liquidity)
         runner.fills += 1
         runner.position(fill.symbol).apply_fill(fill.side, fill.qty, fill.price, fill.fee)
         venue.account.apply_fill(fill, self._today())
@@ -498,6 +567,7 @@ class Runtime:
         if order is None:
             self._anomaly("update_unknown_order", f"order update for an order this engine does not know: {update!r}")
             return
+        venue.n_order_update += 1
         runner = self.runners[order.strategy]
         try:
             changed = self._apply_update(order, update)
@@ -559,6 +629,7 @@ class Runtime:
     def _terminal(self, runner: StrategyRunner, order: Order) -> None:
         if runner.open_orders.pop(order.client_id, None) is not None:
             self.final_status[order.status.value] += 1
+            runner.final_status[order.status.value] += 1
         venue = self.venues[runner.venue]
         if venue.awaiting_cancels and order.client_id in venue.awaiting_cancels:
             venue.awaiting_cancels.discard(order.client_id)
@@ -578,16 +649,17 @@ class Runtime:
         """Call one strategy's hot hook, contained and timed, then deliver what it queued. (The
         per-book and per-trade loops inline this for speed.)"""
         if hook is not None and runner.state == "running":
-            started = perf_counter_ns()
+            outer = self._event_ns
+            started = self._event_ns = perf_counter_ns()
             try:
                 hook(runner.ctx, arg)
             except Exception:
                 self.hook_raised(runner, name)
             elapsed = perf_counter_ns() - started
+            self._event_ns = outer
+            runner.stats_for(name).record(elapsed)
             if elapsed > self.hook_budget_ns:
                 self.hook_overran(runner, name, elapsed)
-            elif elapsed > runner.slowest_hook_ns:
-                runner.slowest_hook_ns = elapsed
         if self._deferred:
             self.drain()
 
@@ -769,7 +841,9 @@ class Runtime:
 
     def _count_reject(self, runner: StrategyRunner, code: int) -> None:
         self.rejects_by_code[int(code)] += 1
+        runner.rejects_by_code[int(code)] += 1
         runner.rejects += 1
+        self.timeline.reject(self.clock.now_ns(), runner.name, int(code))
         self.kill_switch.on_reject(self.clock.now_ns())
 
     def send_new(self, runner: StrategyRunner, order: Order) -> Order:
@@ -780,6 +854,8 @@ class Runtime:
         runner.open_orders[order.client_id] = order
         venue.account.track(order)
         self.kill_switch.on_order(order._created_ts)
+        if self._event_ns:
+            venue.tick_to_order.record(perf_counter_ns() - self._event_ns)
         venue.adapter.submit(order)
         return order
 
@@ -883,6 +959,8 @@ class Runtime:
             return False
         order.request_replace(price, qty, self.clock.now_ns())
         venue.account.track(order)
+        if self._event_ns:
+            venue.tick_to_order.record(perf_counter_ns() - self._event_ns)
         adapter.amend(order, price, qty)
         return True
 
@@ -903,6 +981,37 @@ class Runtime:
             self._end_of_day()
         for runner in list(self.runners.values()):
             self.call_rare(runner, "on_session_change", old=old.phase.value, new=new.phase.value)
+        self.timeline.phase(self.clock.now_ns(), new.phase.value)
+        if new.phase is Phase.PRE_OPEN and new.trading_day:
+            for venue, symbol, entry in self._traded_entries():
+                if entry.band is not None and entry.reference is not None:
+                    self.timeline.band(new.trading_day, f"{venue}:{symbol}", *entry.band, entry.reference)
+        self.sample_timeline()
+
+    def _traded_entries(self) -> Iterator[tuple[str, str, _BookEntry]]:
+        """The book entries of every configured strategy's instruments (stopped ones included)."""
+        seen: set[tuple[str, str]] = set()
+        for runner in self.runners.values():
+            for symbol, entry in runner.facts.items():
+                if (runner.venue, symbol) not in seen:
+                    seen.add((runner.venue, symbol))
+                    yield runner.venue, symbol, entry  # type: ignore[misc]
+
+    def sample_timeline(self) -> None:
+        """One point of every strategy's PnL and positions and every traded price, for the page."""
+        strategies = {
+            runner.name: {
+                "realized": runner.realized_pnl,
+                "unrealized": self.unrealized_pnl(runner),
+                "positions": {symbol: p.qty for symbol, p in runner.positions.items()},
+            }
+            for runner in self.runners.values()
+        }
+        prices = {
+            f"{venue}:{symbol}": entry.last_price if entry.last_price is not None else entry.book.mid
+            for venue, symbol, entry in self._traded_entries()
+        }
+        self.timeline.sample(self.clock.now_ns(), strategies, prices)
 
     def _new_day(self, day: dt.date) -> None:
         """Yesterday's close becomes today's reference; band halts lift; daily PnL starts at 0."""
@@ -947,11 +1056,9 @@ class Runtime:
         except Exception:
             self.hook_raised(runner, hook)
         elapsed = perf_counter_ns() - started
-        if hook not in ("on_start", "on_stop"):
-            if elapsed > self.hook_budget_ns:
-                self.hook_overran(runner, hook, elapsed)
-            elif elapsed > runner.slowest_hook_ns:
-                runner.slowest_hook_ns = elapsed
+        runner.stats_for(hook).record(elapsed)
+        if hook not in ("on_start", "on_stop") and elapsed > self.hook_budget_ns:
+            self.hook_overran(runner, hook, elapsed)
         if self._deferred:
             self.drain()
 
@@ -977,10 +1084,7 @@ class Runtime:
 
     def strategy_pnl(self, runner: StrategyRunner) -> Decimal:
         """Realized plus unrealized PnL at the current marks, since the start of the run."""
-        total = ZERO
-        for symbol, position in runner.positions.items():
-            total += position.realized_pnl + position.unrealized_pnl(self.last_price(runner.venue, symbol))
-        return total
+        return runner.realized_pnl + self.unrealized_pnl(runner)
 
     def start_risk_timer(self) -> None:
         """Evaluate loss limits and the kill switch's PnL triggers every second of engine time."""
@@ -1049,6 +1153,7 @@ class Runtime:
     def hook_raised(self, runner: StrategyRunner, hook: str) -> None:
         """Called from inside ``except``: count it; at ``max_hook_failures`` the strategy fails."""
         runner.hook_errors += 1
+        runner.hook_errors_by[hook] += 1
         if runner.hook_errors >= self.max_hook_failures:
             self.strategy_failed(runner, hook)
         else:
@@ -1058,8 +1163,6 @@ class Runtime:
     def hook_overran(self, runner: StrategyRunner, hook: str, elapsed_ns: int) -> None:
         """A hook ran longer than its budget: counted and logged; repeated overruns stop it."""
         runner.hook_overruns += 1
-        if elapsed_ns > runner.slowest_hook_ns:
-            runner.slowest_hook_ns = elapsed_ns
         budget_ms = self.hook_budget_ns / 1e6
         log.warning("strategy %s: %s took %.1f ms, over its %.0f ms budget (%d of %d)", runner.name, hook,
                     elapsed_ns / 1e6, budget_ms, runner.hook_overruns, self.max_hook_overruns)
@@ -1130,13 +1233,34 @@ class Runtime:
             log.debug(sample)
 
     # ---- read side ---------------------------------------------------------------------------
+    @property
+    def n_book(self) -> int:
+        return sum(entry.n_book for venue in self.venues.values() for entry in venue.entries.values())
+
+    @property
+    def n_trade(self) -> int:
+        return sum(entry.n_trade for venue in self.venues.values() for entry in venue.entries.values())
+
+    @property
+    def n_fill(self) -> int:
+        return sum(venue.n_fill for venue in self.venues.values())
+
+    @property
+    def n_duplicate_fills(self) -> int:
+        return sum(venue.n_duplicate_fills for venue in self.venues.values())
+
     def open_order_count(self) -> int:
         return sum(len(r.open_orders) for r in self.runners.values())
 
-    def strategy_summary(self, runner: StrategyRunner) -> dict[str, Any]:
+    def unrealized_pnl(self, runner: StrategyRunner) -> Decimal:
+        """The strategy's open positions marked at mid, else last trade, else the reference."""
         unrealized = ZERO
         for symbol, position in runner.positions.items():
             unrealized += position.unrealized_pnl(self.last_price(runner.venue, symbol))
+        return unrealized
+
+    def strategy_summary(self, runner: StrategyRunner) -> dict[str, Any]:
+        unrealized = self.unrealized_pnl(runner)
         return {
             "orders": runner.orders_submitted,
             "fills": runner.fills,

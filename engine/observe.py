@@ -1,0 +1,304 @@
+"""Metrics and health over HTTP: ``/metrics`` (Prometheus), ``/healthz`` and ``/readyz``.
+
+Two sides, so the per-event path never waits for a scrape and a scrape never reads state the loop
+is changing:
+
+* the event loop calls :meth:`Observer.publish` every ``metrics.publish_seconds``: it reads the
+  runtime's plain-integer counters and state into immutable metric families (a snapshot) and
+  notes the time, the loop's lag and whether the engine is ready;
+* a small HTTP server on its own thread serves the last snapshot. It keeps answering when the loop
+  is stuck, which is what lets ``/healthz`` say "stalled" (503) instead of timing out, and lets a
+  scrape show the lag that caused it.
+
+Series names, kinds and labels are :data:`engine.metrics.CATALOG`; this module builds exactly
+those (a test scrapes a running engine and compares).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.samples import Sample
+
+from engine import __version__
+from engine.errors import StartupError
+from engine.hookspecs import HOOK_NAMES
+from engine.metrics import CATALOG
+from engine.model import Phase
+from engine.rejects import Reject
+from engine.risk.killswitch import TradingState
+from engine.timing import Log2Histogram
+
+if TYPE_CHECKING:
+    from engine.runtime import Runtime
+
+log = logging.getLogger("engine.metrics")
+
+__all__ = ["MetricsServer", "Observer", "families_of"]
+
+VENUE_STATES = ("connected", "disconnected", "reconciling", "stale")
+STRATEGY_STATES = ("running", "stopped", "failed")
+FINAL_STATUSES = ("filled", "cancelled", "rejected", "expired")
+
+
+def _counter(name: str) -> CounterMetricFamily:
+    metric = CATALOG[name]
+    return CounterMetricFamily(name, metric.help, labels=metric.labels)
+
+
+def _gauge(name: str) -> GaugeMetricFamily:
+    metric = CATALOG[name]
+    return GaugeMetricFamily(name, metric.help, labels=metric.labels)
+
+
+def _histogram(name: str) -> HistogramMetricFamily:
+    metric = CATALOG[name]
+    return HistogramMetricFamily(name, metric.help, labels=metric.labels)
+
+
+def _add_histogram(family: HistogramMetricFamily, labels: list[str], stats: Log2Histogram) -> None:
+    buckets = [("+Inf" if le == float("inf") else repr(le), count) for le, count in stats.buckets()]
+    if CATALOG[family.name].has_sum:
+        family.add_metric(labels, buckets, stats.total_ns / 1e9)
+    else:  # prometheus-client writes _count only with a _sum: add it by hand
+        family.add_metric(labels, buckets, None)
+        names = dict(zip(family._labelnames, labels, strict=True))
+        family.samples.append(Sample(family.name + "_count", names, buckets[-1][1]))
+
+
+def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Metric]:
+    """Every catalogue series except the snapshot's age, read from the runtime now. Runs on the
+    event loop; the result is never changed afterwards, so the HTTP thread may serve it as is."""
+    out: list[Metric] = []
+    runtime.settle_hook_counts()
+    runners = list(runtime.runners.values())
+    venues = list(runtime.venues.values())
+
+    events = _counter("engine_events")
+    up = _gauge("engine_venue_up")
+    state = _gauge("engine_venue_state")
+    disconnects = _counter("engine_venue_disconnects")
+    duplicates = _counter("engine_duplicate_fills")
+    tick_to_order = _histogram("engine_tick_to_order_seconds")
+    cash = _gauge("engine_account_cash")
+    for venue in venues:
+        name = venue.name
+        entries = list(venue.entries.values())
+        events.add_metric([name, "book"], sum(e.n_book for e in entries))
+        events.add_metric([name, "trade"], sum(e.n_trade for e in entries))
+        events.add_metric([name, "fill"], venue.n_fill)
+        events.add_metric([name, "order_update"], venue.n_order_update)
+        events.add_metric([name, "unlisted"], venue.n_unlisted)
+        up.add_metric([name], 1.0 if venue.status == "connected" else 0.0)
+        for each in VENUE_STATES:
+            state.add_metric([name, each], 1.0 if venue.status == each else 0.0)
+        disconnects.add_metric([name], venue.disconnects)
+        duplicates.add_metric([name], venue.n_duplicate_fills)
+        _add_histogram(tick_to_order, [name], venue.tick_to_order)
+        account = venue.account
+        cash.add_metric([name, "settled"], float(account.cash))
+        cash.add_metric([name, "unsettled"], float(account.unsettled_cash))
+        cash.add_metric([name, "reserved"], float(account.reserved_cash))
+        cash.add_metric([name, "buying_power"], float(account.buying_power))
+    out += [events, up, state, disconnects, duplicates, tick_to_order, cash]
+
+    submitted = _counter("engine_orders_submitted")
+    final = _counter("engine_orders_final")
+    open_orders = _gauge("engine_open_orders")
+    fills = _counter("engine_fills")
+    rejects = _counter("engine_rejects")
+    hooks = _histogram("engine_hook_duration_seconds")
+    mmp = _counter("engine_mmp_triggers")
+    strategy_state = _gauge("engine_strategy_state")
+    hook_errors = _counter("engine_hook_errors")
+    overruns = _counter("engine_hook_overruns")
+    position = _gauge("engine_position_shares")
+    realized = _gauge("engine_realized_pnl")
+    unrealized = _gauge("engine_unrealized_pnl")
+    for runner in runners:
+        name, venue_name = runner.name, runner.venue
+        submitted.add_metric([name, venue_name], runner.orders_submitted)
+        for status in FINAL_STATUSES:
+            final.add_metric([name, venue_name, status], runner.final_status.get(status, 0))
+        open_orders.add_metric([name, venue_name], len(runner.open_orders))
+        fills.add_metric([name, venue_name], runner.fills)
+        # every code at 0 from the start: increase() over a series that appears with its first
+        # count would miss that first reject
+        for code in Reject:
+            rejects.add_metric([name, str(int(code))], runner.rejects_by_code.get(int(code), 0))
+        for hook in HOOK_NAMES:
+            stats = runner.hook_stats.get(hook)
+            _add_histogram(hooks, [name, hook], stats if stats is not None else Log2Histogram(1 << 12))
+            hook_errors.add_metric([name, hook], runner.hook_errors_by.get(hook, 0))
+        mmp.add_metric([name], runner.mmp_triggers)
+        for each in STRATEGY_STATES:
+            strategy_state.add_metric([name, each], 1.0 if runner.state == each else 0.0)
+        overruns.add_metric([name], runner.hook_overruns)
+        for symbol in runner.symbols:
+            held = runner.positions.get(symbol)
+            position.add_metric([name, venue_name, symbol], float(held.qty) if held is not None else 0.0)
+        realized.add_metric([name], float(runner.realized_pnl))
+        unrealized.add_metric([name], float(runtime.unrealized_pnl(runner)))
+    out += [submitted, final, open_orders, fills, rejects, hooks, mmp, strategy_state, hook_errors, overruns,
+            position, realized, unrealized]
+
+    headroom = _gauge("engine_rate_limit_headroom")
+    refusals = _counter("engine_rate_limit_refusals")
+    seen: set[int] = set()
+    buckets = [b for v in venues for b in v.buckets] + [b for r in runners if r.rate for b in r.rate.buckets]
+    for bucket in buckets:
+        if id(bucket) in seen:
+            continue
+        seen.add(id(bucket))
+        headroom.add_metric([bucket.name], bucket.headroom())
+        refusals.add_metric([bucket.name], bucket.refused)
+    out += [headroom, refusals]
+
+    kill = _gauge("engine_kill_switch_state")
+    for each in TradingState:
+        kill.add_metric([each.value], 1.0 if runtime.kill_switch.state is each else 0.0)
+    phase = _gauge("engine_session_phase")
+    for each in Phase:
+        phase.add_metric([each.value], 1.0 if runtime.session.phase == each else 0.0)
+    lag = _gauge("engine_event_loop_lag_seconds")
+    lag.add_metric([], loop_lag_s)
+    info = _gauge("engine_info")
+    info.add_metric([__version__, clock_kind], 1.0)
+    out += [kill, phase, lag, info]
+    return out
+
+
+class Observer(Collector):
+    """The snapshot the loop publishes and the scrape reads: a prometheus-client collector."""
+
+    def __init__(self, runtime: Runtime, clock_kind: str, stall_seconds: Decimal) -> None:
+        self.runtime = runtime
+        self.clock_kind = clock_kind
+        self.stall_seconds = float(stall_seconds)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+        self.session_known = False  # set once the session driver has placed the engine in its phase
+        self.loop_lag_s = 0.0
+        # written by the loop, read by the HTTP thread: each is replaced whole, never mutated
+        self._families: list[Metric] = []
+        self._published = time.monotonic()
+        self._ready = (False, "starting: venues not connected yet")
+
+    def publish(self, loop_lag_s: float = 0.0) -> None:
+        """Take a snapshot (on the event loop)."""
+        self.loop_lag_s = loop_lag_s
+        self._families = families_of(self.runtime, self.clock_kind, loop_lag_s)
+        self._ready = self._readiness()
+        self._published = time.monotonic()
+
+    def _readiness(self) -> tuple[bool, str]:
+        down = [f"{v.name} is {v.status}" for v in self.runtime.venues.values() if v.status != "connected"]
+        if down:
+            return False, "venue " + ", ".join(down)
+        if not self.session_known:
+            return False, "session phase not known yet"
+        return True, f"ready: session {self.runtime.session.phase.value}"
+
+    # ---- read by the HTTP thread ---------------------------------------------------------------
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families
+        age = _gauge("engine_metrics_age_seconds")
+        age.add_metric([], time.monotonic() - self._published)
+        yield age
+
+    def health(self) -> tuple[bool, str]:
+        """Alive and the loop not stalled: it published within ``stall_seconds``."""
+        age = time.monotonic() - self._published
+        if age > self.stall_seconds:
+            return False, f"event loop stalled: no snapshot for {age:.1f} s (limit {self.stall_seconds:g} s)"
+        return True, "ok"
+
+    def readiness(self) -> tuple[bool, str]:
+        healthy, why = self.health()
+        return (False, why) if not healthy else self._ready
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        observer = self.server.observer
+        if path == "/metrics":
+            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            self._reply(200, encoder(observer.registry), content_type)
+        elif path in ("/healthz", "/readyz"):
+            ok, why = observer.health() if path == "/healthz" else observer.readiness()
+            self._reply(200 if ok else 503, (why + "\n").encode(), "text/plain; charset=utf-8")
+        else:
+            self._reply(404, b"not found: try /metrics, /healthz or /readyz\n", "text/plain; charset=utf-8")
+
+    def _reply(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http %s", format % args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], observer: Observer) -> None:
+        self.observer = observer
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+
+class MetricsServer:
+    """The HTTP endpoints on a daemon thread. ``start`` raises a clear error when the address is
+    taken, so two engines on one host cannot silently share (or fight over) a port."""
+
+    def __init__(self, observer: Observer, address: tuple[str, int]) -> None:
+        self.observer = observer
+        self.address = address
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("metrics server not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+    def start(self) -> None:
+        try:
+            self._server = _Server(self.address, self.observer)
+        except OSError as exc:
+            host, port = self.address
+            raise StartupError(
+                f"metrics.listen {host}:{port}: {exc.strerror or exc}. Is another engine running on this host? "
+                "Set metrics.listen to a free port, or metrics.enabled: false"
+            ) from exc
+        self._thread = threading.Thread(target=self._server.serve_forever, name="engine-metrics", daemon=True)
+        self._thread.start()
+        log.info("metrics on %s/metrics (health %s/healthz, readiness %s/readyz)", self.url, self.url, self.url)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

@@ -1,0 +1,56 @@
+"""Keep secrets out of everything the engine writes: logs, the JSON report, the HTML page.
+
+A secret is any value the config read from the environment (``${TOKEN}``). Redacting the config
+itself is not enough: a strategy that puts its token into an exception message, or an adapter
+error that echoes a request, would carry it into a log line or the report's failure text. So every
+output passes one :class:`Redactor`, which replaces each secret value wherever it appears.
+Values shorter than :data:`MIN_SECRET_LEN` are left alone: scrubbing "1" or "on" from every line
+would wreck the logs and protect nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+
+from engine.config import REDACTED
+
+__all__ = ["MIN_SECRET_LEN", "RedactingFilter", "Redactor"]
+
+MIN_SECRET_LEN = 4
+
+
+class Redactor:
+    """Replaces every known secret value in a text with ``***`` (longest first, so a secret that
+    contains another is removed whole)."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        kept = sorted({s for s in secrets if len(s) >= MIN_SECRET_LEN}, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, kept))) if kept else None
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def scrub(self, text: str) -> str:
+        return text if self._pattern is None else self._pattern.sub(REDACTED, text)
+
+
+class RedactingFilter(logging.Filter):
+    """A handler filter: the record's message and traceback are formatted, scrubbed, and frozen
+    into the record, so no formatter (human or JSON) sees a secret."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.redactor:
+            return True
+        record.msg = self.redactor.scrub(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            formatted = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = self.redactor.scrub(formatted)
+            record.exc_info = None
+        return True
