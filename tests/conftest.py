@@ -80,3 +80,15 @@ def build_engine(tmp_path):
         return Engine(load_config(config))
 
     return build
+
+
+def json_leaves(value):
+    """Every leaf of a JSON-like structure (tests that prove money is never a float use it)."""
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from json_leaves(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from json_leaves(v)
+    else:
+        yield value

@@ -13,6 +13,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pytest
+from conftest import json_leaves
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -374,17 +375,7 @@ def test_snapshot_is_plain_json_of_strings():
     placed(acct, Side.SELL, 10, "201")
     snap = json.loads(json.dumps(acct.snapshot()))
 
-    def leaves(value):
-        if isinstance(value, dict):
-            for v in value.values():
-                yield from leaves(v)
-        elif isinstance(value, list):
-            for v in value:
-                yield from leaves(v)
-        else:
-            yield value
-
-    assert all(isinstance(v, str) for v in leaves(snap))
+    assert all(isinstance(v, str) for v in json_leaves(snap))
     assert snap["cash"] == "99000" and snap["unsettled_cash"] == "8000"
     assert snap["holdings"]["MEBL"] == {"settled": "60", "unsettled": "0", "total": "60"}
     assert snap["holdings"]["OGDC"] == {"settled": "0", "unsettled": "10", "total": "10"}

@@ -9,6 +9,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import json_leaves
 
 from engine.timeline import Timeline, dec, iso_time
 
@@ -26,18 +27,6 @@ def one(realized: str = "0", unrealized: str = "0", **positions: str) -> dict:
             "positions": {k: Decimal(v) for k, v in positions.items()}}
 
 
-def walk(value):
-    """Every leaf of a JSON-like structure."""
-    if isinstance(value, dict):
-        for v in value.values():
-            yield from walk(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from walk(v)
-    else:
-        yield value
-
-
 def test_decimals_are_exact_strings_never_floats():
     tl = Timeline()
     tl.phase(ns(9, 30), "open")
@@ -51,7 +40,7 @@ def test_decimals_are_exact_strings_never_floats():
     assert sample["prices"] == {"paper:MEBL": "187.50"}  # trailing zero kept: the tick, as the venue sent it
     assert out["fills"][0]["qty"] == "100" and out["fills"][0]["price"] == "187.49"
     assert out["bands"] == {"2026-11-23": {"paper:MEBL": {"low": "168.75", "high": "206.25", "reference": "187.50"}}}
-    assert not [leaf for leaf in walk(out) if isinstance(leaf, float)]
+    assert not [leaf for leaf in json_leaves(out) if isinstance(leaf, float)]
 
 
 def test_dec_never_uses_exponent_form():
