@@ -36,7 +36,7 @@ from engine.observe import MetricsServer, Observer
 from engine.risk.killswitch import TradingState
 from engine.risk.rulepack import resolve_packs
 from engine.runtime import Runtime, StrategyRunner
-from engine.secrets import Redactor
+from engine.secrets import Redactor, write_scrubbed
 from engine.sessions import SessionDriver, SessionSchedule
 
 log = logging.getLogger("engine")
@@ -408,12 +408,7 @@ def pid_file_for(config_path: Path) -> Path:
 
 
 def write_report(report: dict[str, Any], path: Path, redactor: Redactor | None = None) -> None:
-    """Write atomically (a crash mid-write never leaves half a report), scrubbed of secrets."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    text = json.dumps(report, indent=2) + "\n"
-    tmp.write_text(redactor.scrub(text) if redactor else text)
-    tmp.replace(path)
+    write_scrubbed(path, json.dumps(report, indent=2) + "\n", redactor)
 
 
 def summary_table(report: dict[str, Any]) -> str:

@@ -115,6 +115,8 @@ class LoggingConfig(_Strict):
 
 #: the engine's metrics port: fixed and documented so scrape configs and firewalls can name it
 DEFAULT_METRICS_PORT = 9310
+DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_METRICS_PORT}"
+METRICS_LISTEN_ENV = "ENGINE_METRICS_LISTEN"
 
 
 class MetricsConfig(_Strict):
@@ -123,7 +125,11 @@ class MetricsConfig(_Strict):
     enabled: bool = True
     # host:port. Loopback by default: a trading engine's internals are not for the whole network;
     # 0.0.0.0 (or another address) only when written here. Port 0 picks a free port (tests).
-    listen: str = f"127.0.0.1:{DEFAULT_METRICS_PORT}"
+    # ENGINE_METRICS_LISTEN, when set, replaces the default (not a value written in the config):
+    # for test suites and hosts running several engines from one shipped config.
+    listen: str = Field(
+        default_factory=lambda: os.environ.get(METRICS_LISTEN_ENV) or DEFAULT_LISTEN, validate_default=True
+    )
     # how often (real time) the event loop publishes a snapshot for scrapes
     publish_seconds: Decimal = Field(default=Decimal(1), gt=0, le=60)
     # /healthz answers 503 when the loop has not published for this long

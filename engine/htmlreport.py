@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from engine import __version__
 from engine.rejects import describe
-from engine.secrets import Redactor
+from engine.secrets import Redactor, write_scrubbed
 
 __all__ = ["check_report", "render_html", "write_html"]
 
@@ -1107,13 +1107,6 @@ def render_html(report: dict[str, Any]) -> str:
 
 
 def write_html(report: dict[str, Any], path: Path | str, redactor: Redactor | None = None) -> None:
-    """Render and write atomically (a temp file renamed over the target), like the JSON report,
-    scrubbed of the config's secrets when a ``redactor`` is given."""
-    path = Path(path)
-    text = render_html(report)
-    if redactor:
-        text = redactor.scrub(text)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    """Render and write atomically, like the JSON report, scrubbed of the config's secrets when a
+    ``redactor`` is given."""
+    write_scrubbed(path, render_html(report), redactor)

@@ -37,7 +37,7 @@ from engine.metrics import CATALOG
 from engine.model import Phase
 from engine.rejects import Reject
 from engine.risk.killswitch import TradingState
-from engine.timing import Log2Histogram
+from engine.timing import HOOK_FLOOR_NS, Log2Histogram
 
 if TYPE_CHECKING:
     from engine.runtime import Runtime
@@ -138,7 +138,7 @@ def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Me
             rejects.add_metric([name, str(int(code))], runner.rejects_by_code.get(int(code), 0))
         for hook in HOOK_NAMES:
             stats = runner.hook_stats.get(hook)
-            _add_histogram(hooks, [name, hook], stats if stats is not None else Log2Histogram(1 << 12))
+            _add_histogram(hooks, [name, hook], stats if stats is not None else Log2Histogram(HOOK_FLOOR_NS))
             hook_errors.add_metric([name, hook], runner.hook_errors_by.get(hook, 0))
         mmp.add_metric([name], runner.mmp_triggers)
         for each in STRATEGY_STATES:

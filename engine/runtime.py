@@ -91,7 +91,7 @@ class StrategyRunner:
     __slots__ = (
         "name", "venue", "symbols", "instruments", "facts", "loaded", "ctx", "state", "failure", "gate",
         "open_orders", "positions", "on_book", "on_trade", "on_fill", "on_order_update",
-        "orders_submitted", "fills", "rejects", "client_seq", "pm",
+        "orders_submitted", "fills", "client_seq", "pm",
         "mmp", "mmp_triggers", "rate", "limits", "loss_limit", "pnl_day_start",
         "hook_errors", "hook_overruns", "stop_code", "hook_stats", "book_stats", "trade_stats",
         "hook_errors_by", "rejects_by_code", "final_status", "dispatch_base",
@@ -118,7 +118,6 @@ class StrategyRunner:
         self.positions: dict[str, Position] = {}
         self.orders_submitted = 0
         self.fills = 0
-        self.rejects = 0
         self.client_seq = 0
         self.mmp: MmpState | None = None
         self.mmp_triggers = 0
@@ -134,8 +133,8 @@ class StrategyRunner:
         self.book_stats = self.stats_for("on_book")
         self.trade_stats = self.stats_for("on_trade")
         self.hook_errors_by: Counter[str] = Counter()
-        self.rejects_by_code: Counter[int] = Counter()
-        self.final_status: Counter[str] = Counter()
+        self.rejects_by_code: Counter[int] = Counter()  # refusals, local and venue, by code
+        self.final_status: Counter[str] = Counter()  # orders by final status, local rejects included
         self.stop_code = int(Reject.STRATEGY_NOT_RUNNING)  # what its orders are refused with once stopped
 
     def stats_for(self, hook: str) -> Log2Histogram:
@@ -143,6 +142,10 @@ class StrategyRunner:
         if stats is None:
             stats = self.hook_stats[hook] = Log2Histogram(HOOK_FLOOR_NS)
         return stats
+
+    @property
+    def rejects(self) -> int:
+        return sum(self.rejects_by_code.values())
 
     @property
     def slowest_hook_ns(self) -> int:
@@ -168,7 +171,6 @@ class _BookEntry(InstrumentFacts):
 
     def __init__(self, book: Book, instrument: Instrument, pack: RulePack) -> None:
         super().__init__(book, instrument.tick_size, pack, instrument.previous_close)
-        self.book: Book = book
         self.book_subs: tuple[StrategyRunner, ...] = ()
         self.trade_subs: tuple[StrategyRunner, ...] = ()
         self.band_halts = pack.band_hit_halts
@@ -249,6 +251,9 @@ class Runtime:
         self.pnl_day_start = ZERO
         self.max_hook_failures = max_hook_failures
         self.hook_budget_ns = int(hook_budget_ms * 1_000_000)
+        # the per-event loops look closer at a hook call only above this: the histogram floor, or
+        # the budget where someone configured one below it
+        self._slow_ns = min(HOOK_FLOOR_NS, self.hook_budget_ns)
         self.max_hook_overruns = max_hook_overruns
         # async work (reconciliation queries): the engine runs it; the simulated clock waits for it
         self.pending_tasks: list[Awaitable[None]] = []
@@ -259,8 +264,6 @@ class Runtime:
         # counters: plain ints on the hot path, read by heartbeat and report
         self.orders_submitted = 0
         self.mmp_triggers = 0
-        self.final_status: Counter[str] = Counter()
-        self.rejects_by_code: Counter[int] = Counter()
         self.anomalies: Counter[str] = Counter()
         self.anomaly_samples: list[str] = []
         # perf_counter_ns() when the event being dispatched entered the runtime (0 between events):
@@ -429,6 +432,7 @@ class Runtime:
         entry.n_book += 1
         book = entry.book
         book.apply(update)
+        slow = self._slow_ns
         outer = self._event_ns
         started = self._event_ns = perf_counter_ns()  # one clock read per hook: each hook's end starts the next
         for runner in entry.book_subs:
@@ -439,7 +443,7 @@ class Runtime:
             ended = perf_counter_ns()
             elapsed = ended - started
             started = ended
-            if elapsed > HOOK_FLOOR_NS:  # counted per entry; only a slow call is bucketed
+            if elapsed > slow:  # counted per entry; only a slow call is bucketed or held to the budget
                 self._slow_hook(runner, runner.book_stats, "on_book", elapsed)
         self._event_ns = outer
         if self._deferred:
@@ -458,6 +462,7 @@ class Runtime:
             price <= entry.band[0] or price >= entry.band[1]
         ):
             self._band_hit(entry, trade)
+        slow = self._slow_ns
         outer = self._event_ns
         started = self._event_ns = perf_counter_ns()  # one clock read per hook: each hook's end starts the next
         for runner in entry.trade_subs:
@@ -468,16 +473,24 @@ class Runtime:
             ended = perf_counter_ns()
             elapsed = ended - started
             started = ended
-            if elapsed > HOOK_FLOOR_NS:
+            if elapsed > slow:
                 self._slow_hook(runner, runner.trade_stats, "on_trade", elapsed)
         self._event_ns = outer
         if self._deferred:
             self.drain()
 
     def _slow_hook(self, runner: StrategyRunner, stats: Log2Histogram, hook: str, elapsed: int) -> None:
-        """A hook call over the histogram floor (already counted): bucket it, and hold it to the budget."""
-        stats.record_slow(elapsed)
+        """A hook call over the histogram floor or the budget (already counted): bucket it, and hold
+        it to the budget."""
+        if elapsed > stats.floor_ns:
+            stats.record_slow(elapsed)
         if elapsed > self.hook_budget_ns:
+            self.hook_overran(runner, hook, elapsed)
+
+    def _hook_took(self, runner: StrategyRunner, hook: str, elapsed: int, budgeted: bool = True) -> None:
+        """Record a timed hook call outside the per-event loops, and hold it to the budget."""
+        runner.stats_for(hook).record(elapsed)
+        if budgeted and elapsed > self.hook_budget_ns:
             self.hook_overran(runner, hook, elapsed)
 
     def _unlisted(self, venue: _Venue | None) -> None:
@@ -628,7 +641,6 @@ class Runtime:
 
     def _terminal(self, runner: StrategyRunner, order: Order) -> None:
         if runner.open_orders.pop(order.client_id, None) is not None:
-            self.final_status[order.status.value] += 1
             runner.final_status[order.status.value] += 1
         venue = self.venues[runner.venue]
         if venue.awaiting_cancels and order.client_id in venue.awaiting_cancels:
@@ -657,9 +669,7 @@ class Runtime:
                 self.hook_raised(runner, name)
             elapsed = perf_counter_ns() - started
             self._event_ns = outer
-            runner.stats_for(name).record(elapsed)
-            if elapsed > self.hook_budget_ns:
-                self.hook_overran(runner, name, elapsed)
+            self._hook_took(runner, name, elapsed)
         if self._deferred:
             self.drain()
 
@@ -822,7 +832,7 @@ class Runtime:
         self.orders_submitted += 1
         runner.orders_submitted += 1
         order.reject(int(rejection.code), rejection.reason, self.clock.now_ns())
-        self.final_status[OrderStatus.REJECTED.value] += 1
+        runner.final_status[OrderStatus.REJECTED.value] += 1
         self._count_reject(runner, int(rejection.code))
         log.warning("reject %-12s %s %s: %s %s", runner.name, order.symbol, order.client_id, rejection.code,
                     rejection.reason)
@@ -840,9 +850,7 @@ class Runtime:
         log.warning("cancel refused %-12s %s: %s %s", runner.name, order.client_id, rejection.code, rejection.reason)
 
     def _count_reject(self, runner: StrategyRunner, code: int) -> None:
-        self.rejects_by_code[int(code)] += 1
         runner.rejects_by_code[int(code)] += 1
-        runner.rejects += 1
         self.timeline.reject(self.clock.now_ns(), runner.name, int(code))
         self.kill_switch.on_reject(self.clock.now_ns())
 
@@ -990,12 +998,9 @@ class Runtime:
 
     def _traded_entries(self) -> Iterator[tuple[str, str, _BookEntry]]:
         """The book entries of every configured strategy's instruments (stopped ones included)."""
-        seen: set[tuple[str, str]] = set()
-        for runner in self.runners.values():
-            for symbol, entry in runner.facts.items():
-                if (runner.venue, symbol) not in seen:
-                    seen.add((runner.venue, symbol))
-                    yield runner.venue, symbol, entry  # type: ignore[misc]
+        traded = {(r.venue, symbol): entry for r in self.runners.values() for symbol, entry in r.facts.items()}
+        for (venue, symbol), entry in traded.items():
+            yield venue, symbol, entry  # type: ignore[misc]
 
     def sample_timeline(self) -> None:
         """One point of every strategy's PnL and positions and every traded price, for the page."""
@@ -1055,10 +1060,7 @@ class Runtime:
             caller(ctx=runner.ctx, **kwargs)
         except Exception:
             self.hook_raised(runner, hook)
-        elapsed = perf_counter_ns() - started
-        runner.stats_for(hook).record(elapsed)
-        if hook not in ("on_start", "on_stop") and elapsed > self.hook_budget_ns:
-            self.hook_overran(runner, hook, elapsed)
+        self._hook_took(runner, hook, perf_counter_ns() - started, budgeted=hook not in ("on_start", "on_stop"))
         if self._deferred:
             self.drain()
 
@@ -1233,6 +1235,15 @@ class Runtime:
             log.debug(sample)
 
     # ---- read side ---------------------------------------------------------------------------
+    @property
+    def final_status(self) -> Counter[str]:
+        """Orders by final status over every strategy (the strategies' own counters are the truth)."""
+        return sum((r.final_status for r in self.runners.values()), Counter())
+
+    @property
+    def rejects_by_code(self) -> Counter[int]:
+        return sum((r.rejects_by_code for r in self.runners.values()), Counter())
+
     @property
     def n_book(self) -> int:
         return sum(entry.n_book for venue in self.venues.values() for entry in venue.entries.values())

@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 from engine.config import REDACTED
 
-__all__ = ["MIN_SECRET_LEN", "RedactingFilter", "Redactor"]
+__all__ = ["MIN_SECRET_LEN", "RedactingFilter", "Redactor", "write_scrubbed"]
 
 MIN_SECRET_LEN = 4
 
@@ -54,3 +55,14 @@ class RedactingFilter(logging.Filter):
             record.exc_text = self.redactor.scrub(formatted)
             record.exc_info = None
         return True
+
+
+def write_scrubbed(path: Path | str, text: str, redactor: Redactor | None = None) -> None:
+    """Write an output file atomically (a temp file renamed over the target: a crash mid-write
+    never leaves half a report), scrubbed of secrets first. The JSON report and the HTML page both
+    go through here."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(redactor.scrub(text) if redactor else text, encoding="utf-8")
+    tmp.replace(path)

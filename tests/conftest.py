@@ -3,6 +3,7 @@ on a simulated clock) from a strategy source written into a temporary folder."""
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -14,6 +15,11 @@ from engine.config import load_config
 from engine.model import Phase, SessionState
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Engines started by the tests (in process and in subprocesses, which inherit this) take a free
+# port instead of the fixed default, so a suite never collides with a running engine or another
+# suite. Tests of the default itself clear it.
+os.environ["ENGINE_METRICS_LISTEN"] = "127.0.0.1:0"
 
 INSTRUMENTS = """\
 instruments:

@@ -279,3 +279,13 @@ def test_live_scrape_of_a_simulated_day_moves_and_names_only_catalogue_series(li
     assert process.returncode == 0, stderr[-2000:]
     assert (tmp_path / "report.json").exists()
 
+
+
+def test_metrics_listen_defaults_to_loopback_on_the_documented_port(monkeypatch: pytest.MonkeyPatch):
+    from engine.config import MetricsConfig
+
+    monkeypatch.delenv("ENGINE_METRICS_LISTEN")
+    assert MetricsConfig().address == ("127.0.0.1", 9310)
+    monkeypatch.setenv("ENGINE_METRICS_LISTEN", "127.0.0.1:9999")
+    assert MetricsConfig().address == ("127.0.0.1", 9999)
+    assert MetricsConfig(listen="0.0.0.0:9310").address == ("0.0.0.0", 9310)  # written in config: wins
