@@ -13,12 +13,13 @@ returning ``{name: AdapterClass}`` (the way pytest and datasette find plugins).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
 import pluggy
+from anyio.abc import TaskGroup
 from pydantic import BaseModel, ConfigDict
 
 from engine.clock import Clock
@@ -117,6 +118,18 @@ class Adapter(ABC):
         self.sink = sink
         self.seed = seed
         self.cancel_on_disconnect = self.capabilities.cancel_on_disconnect
+        self._task_group: TaskGroup | None = None
+
+    def bind(self, task_group: TaskGroup) -> None:
+        """The engine's task group, given before ``connect``: a network adapter's reader loops,
+        heartbeats and token refreshes run in it, so they stop when the engine stops."""
+        self._task_group = task_group
+
+    def start_task(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
+        """Run ``fn(*args)`` in the background for as long as the engine runs."""
+        if self._task_group is None:
+            raise RuntimeError(f"adapter {self.name!r} started a task before the engine bound its task group")
+        self._task_group.start_soon(fn, *args, name=name)
 
     @abstractmethod
     async def connect(self) -> None:
