@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import pluggy
@@ -164,6 +165,12 @@ class Adapter(ABC):
         """The engine's ``venues.<name>.cancel_on_disconnect``: a venue that cancels our orders
         itself when the connection drops is asked to (at login) only when this is on."""
         self.cancel_on_disconnect = enabled and self.capabilities.cancel_on_disconnect
+
+    def set_state_path(self, path: Path) -> None:
+        """Where an embedded venue keeps its own side of the account (our orders and executions)
+        so that a restarted engine meets the venue it left. A network venue keeps its own state
+        and ignores this."""
+        return None
 
     # ---- queries for reconciliation (after a reconnect, and at restart) ------------------
     async def query_open_orders(self) -> list[VenueOrder]:

@@ -31,8 +31,11 @@ from adapters.base import Adapter, RateLimit, UnknownAdapter, get_adapter
 from engine import systemd
 from engine.clock import NS_PER_S, Clock, SimClock, WallClock
 from engine.config import LoadedConfig, validate_section
+from engine.errors import StartupError
+from engine.journal import Journal, move_aside, peek
 from engine.loader import LoadedStrategy, load_strategies
 from engine.observe import MetricsServer, Observer
+from engine.recovery import Restored, recover_venue, restore
 from engine.risk.killswitch import TradingState
 from engine.risk.rulepack import resolve_packs
 from engine.runtime import Runtime, StrategyRunner
@@ -57,18 +60,32 @@ class RunResult:
 class Engine:
     """Everything one ``engine run`` owns."""
 
-    def __init__(self, loaded: LoadedConfig, strategies: list[LoadedStrategy] | None = None) -> None:
+    def __init__(
+        self, loaded: LoadedConfig, strategies: list[LoadedStrategy] | None = None, *, fresh_account: bool = False,
+        journal_path: Path | None = None,
+    ) -> None:
         self.loaded = loaded
         cfg = loaded.config
         self.cfg = cfg
         self.schedule = SessionSchedule(cfg.sessions)
         self.calendar = self.schedule.calendar
+        self.journal_path = (journal_path or loaded.journal_path) if cfg.journal.enabled else None
+        self.fresh_account = fresh_account or cfg.journal.fresh_account
+        # where the account's timeline stands: a simulated run continues it (read only, no lock)
+        self.resume = peek(self.journal_path) if self.journal_path is not None and not self.fresh_account else None
+        self.journal: Journal | None = None
+        self.restored: Restored | None = None
         self.days = self._trading_days()
         first_start, _ = self.schedule.day_window(self.days[0])
         _, last_end = self.schedule.day_window(self.days[-1])
         if cfg.run.clock == "simulated":
-            # start a minute before the first phase so strategies see closed -> pre_open
-            self.clock: Clock = SimClock(first_start - 60 * NS_PER_S)
+            # start a minute before the first phase so strategies see closed -> pre_open; a day
+            # left in progress resumes a moment after the journal's last word
+            start = first_start - 60 * NS_PER_S
+            resume = self.resume
+            if resume is not None and resume.day_in_progress == self.days[0] and resume.last_ns:
+                start = max(start, resume.last_ns + NS_PER_S // 1000)
+            self.clock: Clock = SimClock(start)
         else:
             self.clock = WallClock()
         self.end_ns = last_end + NS_PER_S
@@ -94,6 +111,23 @@ class Engine:
     def _trading_days(self) -> list[dt.date]:
         run = self.cfg.run
         start = run.start
+        resume = self.resume
+        if resume is not None and run.clock == "simulated":
+            # the paper account has its own timeline: the day left in progress, else the next one
+            if resume.day_in_progress is not None:
+                continue_from = resume.day_in_progress
+            elif resume.last_day_done is not None:
+                continue_from = self.calendar.next_trading_day(resume.last_day_done + dt.timedelta(days=1))
+            else:
+                continue_from = None
+            if continue_from is not None:
+                if start is not None and start < continue_from:
+                    raise StartupError(
+                        f"run.start {start} is before {continue_from}, where the account in journal "
+                        f"{self.journal_path} continues; remove run.start, or start a new account with "
+                        "--fresh-account"
+                    )
+                start = start or continue_from
         if start is None:
             start = WallClock(self.calendar_tz()).now().date()
         day = self.calendar.next_trading_day(start)
@@ -133,6 +167,8 @@ class Engine:
             ]
             adapter = adapter_cls(name, options, instruments, self.clock, self.runtime, seed=self.cfg.run.seed)
             adapter.set_cancel_on_disconnect(venue_cfg.cancel_on_disconnect)
+            if self.journal_path is not None:
+                adapter.set_state_path(self.venue_state_path(name))
             adapter.set_price_bands({s: (p.band_pct, p.band_abs_floor) for s, p in packs.items()})
             self.adapters[name] = adapter
             rate_limits = (
@@ -144,6 +180,109 @@ class Engine:
                 name, adapter, instruments, account=venue_cfg.account, packs=packs, rate_limits=rate_limits,
                 cancel_on_disconnect=venue_cfg.cancel_on_disconnect, on_reconnect=venue_cfg.on_reconnect,
             )
+
+    def venue_state_path(self, venue: str) -> Path:
+        """An embedded venue's own state, beside the journal: ``config.journal.venue-paper.sqlite``."""
+        assert self.journal_path is not None
+        return self.journal_path.with_name(f"{self.journal_path.stem}.venue-{venue}.sqlite")
+
+    def _open_journal(self) -> None:
+        """Open (or start) the journal and rebuild the runtime's state from it."""
+        if self.journal_path is None:
+            return
+        jcfg = self.cfg.journal
+        if self.fresh_account:
+            for name in self.adapters:
+                state = self.venue_state_path(name)
+                if state.exists():
+                    moved = move_aside(state)
+                    log.warning("fresh account: venue state %s moved to %s", state, moved)
+            if self.journal_path.exists():
+                log.warning("fresh account: the journal %s is moved aside (nothing is deleted)", self.journal_path)
+        journal = Journal.open(self.journal_path, sync=jcfg.sync, fresh=self.fresh_account)
+        self.journal = journal
+        try:
+            journal.begin_run(self.clock.now_ns(), str(self.loaded.path), self.days[0])
+            self.restored = restore(self.runtime, journal, self.days[0])
+        except BaseException:
+            journal.close()
+            self.journal = None
+            raise
+        log.info("journal %s: %s", self.journal_path, self.restored.describe())
+
+    async def _connect_and_recover(self) -> None:
+        """Connect every venue; with a journal, reconcile each with it before any strategy hears
+        anything (orders refused with 7015 meanwhile), then hand strategies their saved state."""
+        rt = self.runtime
+        journal = self.journal
+        if journal is not None:
+            rt.hold_strategies()
+            for name in self.adapters:
+                rt.venues[name].status = "recovering"
+        for adapter in self.adapters.values():
+            await adapter.connect()
+        if journal is not None:
+            restart = self.cfg.journal.on_restart
+            # the venue's fills since the journal's last word (a second of margin: exec ids dedupe)
+            since = journal.last_ns - NS_PER_S if journal.last_ns else self.clock.now_ns() - 86_400 * NS_PER_S
+            for name in self.adapters:
+                venue = rt.venues[name]
+                try:
+                    await recover_venue(rt, venue, since, restart.unknown_orders, restart.open_orders)
+                except NotImplementedError as exc:
+                    raise StartupError(f"venue {name}: restart reconciliation is impossible: {exc}") from None
+                except Exception as exc:
+                    raise StartupError(
+                        f"venue {name}: restart reconciliation failed ({type(exc).__name__}: {exc}); the engine "
+                        "does not trade an account it cannot reconcile"
+                    ) from exc
+                await self._await_cancels(venue)
+                rt._venue_ready(venue)
+            journal.commit(self.clock.now_ns())
+            rt.release_strategies()
+            states = self.restored.strategy_states if self.restored is not None else {}
+            for runner in rt.runners.values():
+                if runner.name in states:
+                    rt.call_rare(runner, "on_load", state=states[runner.name])
+        for name, adapter in self.adapters.items():
+            adapter.subscribe(rt.subscriptions(name))
+
+    async def _await_cancels(self, venue: Any) -> None:
+        """Wait (engine time on the simulated clock) for the cancels restart reconciliation sent."""
+        rt = self.runtime
+        if isinstance(self.clock, SimClock):
+            deadline = self.clock.now_ns() + SHUTDOWN_GRACE_S * NS_PER_S
+            while venue.awaiting_cancels and self.clock.advance(deadline):
+                if rt.pending_tasks:
+                    await rt.run_pending()
+        else:
+            with anyio.move_on_after(SHUTDOWN_GRACE_S):
+                while venue.awaiting_cancels:
+                    await anyio.sleep(0.02)
+        if venue.awaiting_cancels:
+            log.error("venue %s: %d restart cancels not confirmed yet: %s", venue.name, len(venue.awaiting_cancels),
+                      ", ".join(sorted(venue.awaiting_cancels)))
+            venue.awaiting_cancels.clear()
+
+    async def _flush_journal(self) -> None:
+        """Group commit: order rows queued on the event path reach the disk within ``flush_ms``."""
+        journal = self.journal
+        assert journal is not None
+        interval = self.cfg.journal.flush_ms / 1000
+        while True:
+            await anyio.sleep(interval)
+            if journal.pending_orders:
+                journal.commit(self.clock.now_ns())
+
+    def _start_save_timer(self) -> None:
+        """Strategies' on_save state every ``journal.save_seconds`` of engine time."""
+        step = int(self.cfg.journal.save_seconds * NS_PER_S)
+
+        def tick() -> None:
+            self.runtime.save_strategy_states()
+            self.clock.call_later(step, tick)
+
+        self.clock.call_later(step, tick)
 
     def _build_strategies(self, loaded_strategies: list[LoadedStrategy]) -> None:
         by_name = {s.name: s for s in self.cfg.strategies}
@@ -172,15 +311,29 @@ class Engine:
                 self.metrics_server.stop()
 
     async def _run(self) -> RunResult:
+        """Adapters get a task group of their own (reader loops, heartbeats) that outlives the
+        trading loop, so they can still answer during shutdown."""
+        try:
+            self._open_journal()
+            async with anyio.create_task_group() as adapter_tasks:
+                for adapter in self.adapters.values():
+                    adapter.bind(adapter_tasks)
+                try:
+                    return await self._run_trading()
+                finally:
+                    adapter_tasks.cancel_scope.cancel()
+        finally:
+            if self.journal is not None:
+                self.journal.close()
+
+    async def _run_trading(self) -> RunResult:
         log.info(
             "engine starting: %d strateg%s, venues %s, trading day%s %s, %s clock",
             len(self.runtime.runners), "y" if len(self.runtime.runners) == 1 else "ies",
             ", ".join(self.adapters), "" if len(self.days) == 1 else "s",
             ", ".join(d.isoformat() for d in self.days), self.cfg.run.clock,
         )
-        for name, adapter in self.adapters.items():
-            await adapter.connect()
-            adapter.subscribe(self.runtime.subscriptions(name))
+        await self._connect_and_recover()
         for runner in self.runtime.runners.values():
             self.runtime.call_rare(runner, "on_start")
         # Everything built so far (config, strategies, instrument master) lives for the whole run:
@@ -202,6 +355,9 @@ class Engine:
                 tg.start_soon(self._watch_kill_signals)
                 tg.start_soon(self._heartbeat)
                 tg.start_soon(self._publish_metrics)
+                if self.journal is not None:
+                    tg.start_soon(self._flush_journal)
+                    self._start_save_timer()
                 await self.runtime.run_pending()
                 if isinstance(self.clock, SimClock):
                     await self._run_simulated(self.clock)
@@ -348,6 +504,7 @@ class Engine:
     async def _shutdown(self) -> None:
         rt = self.runtime
         rt.stop_risk_timer()
+        rt.save_strategy_states()
         for runner in rt.runners.values():
             rt.stop_strategy(runner)
         # wait for the venues to confirm the cancels
@@ -368,6 +525,9 @@ class Engine:
                 await adapter.close()
             except Exception:  # close must not stop the report from being written
                 log.exception("closing venue %s failed", adapter.venue)
+        if self.journal is not None:
+            rt.take_snapshot("stop")
+            self.journal.end_run(self.clock.now_ns(), self.stopped_by, None)
 
     # ---- report --------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
@@ -394,11 +554,27 @@ class Engine:
             "venues": {name: rt.venue_summary(v) for name, v in rt.venues.items()},
             "anomalies": dict(rt.anomalies),
             "timeline": rt.timeline.to_json(),
+            "journal": self._journal_report(),
             "anomaly_samples": rt.anomaly_samples,
             "seed": self.cfg.run.seed,
             "clock": self.cfg.run.clock,
             "stopped_by": self.stopped_by,
             "wall_seconds": round(time.perf_counter() - self._wall_started, 3),
+        }
+
+
+    def _journal_report(self) -> dict[str, Any] | None:
+        journal = self.journal
+        if journal is None:
+            return None
+        return {
+            "path": str(self.journal_path),
+            "sync": self.cfg.journal.sync,
+            "restored": self.restored.describe() if self.restored is not None else "",
+            "fills": journal.n_fills,
+            "order_rows": journal.n_order_rows,
+            "commits": journal.n_commits,
+            "commit_us_mean": round(journal.commit_ns_total / journal.n_commits / 1000, 1) if journal.n_commits else 0,
         }
 
 
@@ -433,11 +609,12 @@ def summary_table(report: dict[str, Any]) -> str:
 
 
 def run_config(
-    loaded: LoadedConfig, report_path: Path | None = None, on_clock: Callable[[Clock], None] | None = None
+    loaded: LoadedConfig, report_path: Path | None = None, on_clock: Callable[[Clock], None] | None = None,
+    *, fresh_account: bool = False, journal_path: Path | None = None,
 ) -> RunResult:
     """Build and run an engine for a loaded config; write the report if asked. ``on_clock`` gets
     the engine's clock before anything runs (the CLI stamps log lines with engine time)."""
-    engine = Engine(loaded)
+    engine = Engine(loaded, fresh_account=fresh_account, journal_path=journal_path)
     if on_clock is not None:
         on_clock(engine.clock)
     result = anyio.run(engine.run, backend="asyncio")

@@ -1,6 +1,8 @@
 """``engine``: run, check, halt, draw a run's report as a page, and list reject codes.
 
     engine run CONFIG [--report FILE] [--html FILE] [--speed X] [--seed N] [--log-format human|json]
+                      [--journal FILE] [--fresh-account]
+    engine journal inspect JOURNAL [--orders N] [--fills N]
     engine check CONFIG
     engine halt CONFIG [--reducing]
     engine report REPORT_JSON [--html FILE]
@@ -36,6 +38,8 @@ examples:
   engine check config.yaml                    validate config and load strategies, no trading
   engine halt config.yaml                     kill switch: the running engine cancels all, refuses all
   engine halt config.yaml --reducing          ... or accepts only orders that shrink a position
+  engine run config.yaml --fresh-account      start a new paper account (the old journal is moved aside)
+  engine journal inspect config.journal.sqlite   orders, fills, positions and account from a journal
 """
 
 
@@ -121,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, metavar="N", help="seed for the simulated market (overrides run.seed)")
     run.add_argument("--log-format", choices=("human", "json"), help="log line format (overrides logging.format)")
     run.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level")
+    run.add_argument("--journal", type=Path, metavar="FILE", help="the journal file (overrides journal.path; "
+                     "default: <config name>.journal.sqlite beside the config). A simulated run continues the "
+                     "account it holds on its next trading day, or resumes a day left unfinished")
+    run.add_argument("--fresh-account", action="store_true", help="start a new account: the existing journal "
+                     "(and the paper venue's state) is moved aside as <name>.<time>.bak, never deleted")
 
     check = sub.add_parser(
         "check", help="validate CONFIG and load its strategies without trading",
@@ -153,6 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: REPORT_JSON with .html instead of .json)")
 
     sub.add_parser("codes", help="print every reject code and its sentence")
+
+    journal = sub.add_parser("journal", help="look into a journal", description="Look into an engine's "
+                             "journal (read only: safe while the engine runs).")
+    journal_sub = journal.add_subparsers(dest="journal_command", required=True, metavar="ACTION")
+    inspect = journal_sub.add_parser(
+        "inspect", help="print orders, fills, positions and account from JOURNAL",
+        description="Print a journal for a human: its runs, the account (cash, unsettled cash, holdings), "
+        "positions per strategy replayed from every applied fill, open orders, the last orders and fills, "
+        "kill-switch and MMP state, and which strategies saved state. Exit 1 naming the file when it is not "
+        "a journal this engine reads.",
+    )
+    inspect.add_argument("journal", type=Path, metavar="JOURNAL", help="e.g. config.journal.sqlite")
+    inspect.add_argument("--orders", type=int, default=20, metavar="N", help="last N orders (default 20)")
+    inspect.add_argument("--fills", type=int, default=20, metavar="N", help="last N fills (default 20)")
     return parser
 
 
@@ -212,7 +235,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         report_path: Path | None = args.report
     else:
         report_path = None if cfg.run.report is None else loaded.resolve(cfg.run.report)
-    result = run_config(loaded, report_path, on_clock=lambda clock: setattr(TIME_FILTER, "clock", clock))
+    result = run_config(loaded, report_path, on_clock=lambda clock: setattr(TIME_FILTER, "clock", clock),
+                        fresh_account=args.fresh_account, journal_path=args.journal)
     if args.html is not None:
         from engine.htmlreport import write_html
 
@@ -261,6 +285,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_journal(args: argparse.Namespace) -> int:
+    from engine.journalview import inspect_text
+
+    print(inspect_text(args.journal, orders=args.orders, fills=args.fills))
+    return 0
+
+
 def cmd_codes(_args: argparse.Namespace) -> int:
     from engine.rejects import REJECT_CODES
 
@@ -283,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_halt(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "journal":
+            return cmd_journal(args)
         return cmd_codes(args)
     except (ConfigError, StrategyLoadError, StartupError) as exc:
         print(f"engine: {exc}", file=sys.stderr)

@@ -222,6 +222,35 @@ class VenueConfig(_Strict):
     rate_limits: list[VenueRateLimit] | None = None
 
 
+class RestartConfig(_Strict):
+    """What restart reconciliation does with orders the venue works for us."""
+
+    # an order at the venue with one of our strategies' client ids that the journal never recorded
+    # (sent in the last flush window before a crash): cancel it, or adopt it into its strategy
+    unknown_orders: Literal["cancel", "adopt"] = "cancel"
+    # orders the journal and the venue both know as open: keep them working for their strategies
+    # (ctx.open_orders lists them), or cancel them before the strategies start
+    open_orders: Literal["keep", "cancel"] = "keep"
+
+
+class JournalConfig(_Strict):
+    """The durable journal (README "Journal and restart")."""
+
+    enabled: bool = True
+    # None = "<config name>.journal.sqlite" next to the config file
+    path: Path | None = None
+    # full: every commit reaches the disk (survives power loss); normal: survives an engine crash,
+    # and restart reconciliation recovers from the venue what an OS crash could lose
+    sync: Literal["full", "normal"] = "full"
+    # order intents and state changes are group-committed at most this long after they happen
+    flush_ms: int = Field(default=50, ge=1, le=10_000)
+    # strategies' on_save state is stored this often (engine time), at each close and at stop
+    save_seconds: Decimal = Field(default=Decimal(60), gt=0)
+    # true: every run starts a new account (the old journal is moved aside, never deleted)
+    fresh_account: bool = False
+    on_restart: RestartConfig = Field(default_factory=RestartConfig)
+
+
 class ContainmentConfig(_Strict):
     """How much misbehaviour a strategy gets before the engine stops it."""
 
@@ -334,6 +363,7 @@ class EngineConfig(_Strict):
     strategies: list[StrategyConfig] = Field(default_factory=list)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    journal: JournalConfig = Field(default_factory=JournalConfig)
 
     @field_validator("venues")
     @classmethod
@@ -487,6 +517,14 @@ class LoadedConfig:
         """A path from the config, relative to the config file's folder unless absolute."""
         candidate = Path(relative)
         return candidate if candidate.is_absolute() else self.base_dir / candidate
+
+    @property
+    def journal_path(self) -> Path:
+        """``journal.path`` resolved; by default ``<config name>.journal.sqlite`` beside the config."""
+        configured = self.config.journal.path
+        if configured is not None:
+            return self.resolve(configured)
+        return self.base_dir / f"{Path(self.path).stem}.journal.sqlite"
 
     def redacted(self) -> dict[str, Any]:
         """The config as JSON-ready data with every environment-substituted value replaced by

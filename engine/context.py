@@ -174,6 +174,7 @@ class OrderContext:
         """Lift an MMP freeze (the only way out when ``frozen_time`` is 0)."""
         if self._runner.mmp is not None:
             self._runner.mmp.reset()
+            self._runtime.journal_mmp(self._runner)
             self._log.info("MMP reset by the strategy")
 
     # ---- orders ----------------------------------------------------------------------------

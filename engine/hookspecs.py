@@ -114,7 +114,21 @@ def on_stop(ctx):
     cancelled by the engine after this hook returns."""
 
 
+@hookspec(firstresult=True)
+def on_save(ctx):
+    """Return this strategy's own state as a JSON-serialisable value (dicts, lists, strings,
+    numbers; Decimals as strings). The engine stores it in the journal at stop, at each close and
+    every ``journal.save_seconds``, and hands it to ``on_load`` when the engine starts again."""
+
+
+@hookspec
+def on_load(ctx, state):
+    """Called at start, before ``on_start``, with what ``on_save`` last returned (not called when
+    nothing was saved). Restart reconciliation is done: ``ctx.position`` and ``ctx.open_orders``
+    already show the venue's truth."""
+
+
 HOOK_NAMES = (
     "on_start", "on_book", "on_trade", "on_fill", "on_order_update", "on_session_change", "on_venue_status",
-    "on_mmp_trigger", "on_stop",
+    "on_mmp_trigger", "on_stop", "on_save", "on_load",
 )

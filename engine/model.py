@@ -445,6 +445,20 @@ class Order:
         if ts:
             self._updated_ts = ts
 
+    def restore(
+        self, status: OrderStatus, cum_qty: Decimal, notional: Decimal, venue_order_id: str, updated_ts: int,
+        reject_code: int | None = None, reason: str = "",
+    ) -> None:
+        """Put back the state a journal recorded (restart only: no transition rules apply to a
+        state the engine already went through once)."""
+        self._status = status
+        self._cum_qty = cum_qty
+        self._notional = notional
+        self._venue_order_id = venue_order_id
+        self._updated_ts = updated_ts
+        self._reject_code = reject_code
+        self._reject_reason = reason
+
     def can_transition(self, new: OrderStatus) -> bool:
         return new in _TRANSITIONS[self._status]
 

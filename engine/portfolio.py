@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from decimal import Decimal
+from typing import Any
 
 from engine.model import ZERO, Side
 
@@ -58,6 +59,23 @@ class Position:
         if fee:
             self.fees += fee
             self.realized_pnl -= fee
+
+    def persisted(self) -> dict[str, Any]:
+        """Exact state for the journal's snapshots: the open lots, not just their average."""
+        return {
+            "qty": str(self.qty), "cost": str(self.cost), "realized_pnl": str(self.realized_pnl),
+            "fees": str(self.fees), "bought": str(self.bought), "sold": str(self.sold),
+            "lots": [[str(q), str(p)] for q, p in self._lots],
+        }
+
+    @classmethod
+    def restored(cls, symbol: str, saved: dict[str, Any]) -> Position:
+        position = cls(symbol)
+        position.qty, position.cost = Decimal(saved["qty"]), Decimal(saved["cost"])
+        position.realized_pnl, position.fees = Decimal(saved["realized_pnl"]), Decimal(saved["fees"])
+        position.bought, position.sold = Decimal(saved["bought"]), Decimal(saved["sold"])
+        position._lots = deque([Decimal(q), Decimal(p)] for q, p in saved["lots"])
+        return position
 
     def unrealized_pnl(self, mark: Decimal | None) -> Decimal:
         """PnL of the open quantity marked at ``mark`` (mid or last); zero without a mark."""

@@ -47,6 +47,7 @@ class Reject(IntEnum):
     ACCOUNT_REDUCING = 7012
     TRADING_HALTED = 7013
     HOOK_BUDGET = 7014
+    RECOVERING = 7015
 
 
 REJECT_CODES: dict[int, str] = {
@@ -83,6 +84,7 @@ REJECT_CODES: dict[int, str] = {
     7012: "Account is reducing: only orders that shrink a position are accepted",
     7013: "Trading halted by the kill switch",
     7014: "Strategy stopped: hooks repeatedly ran over their time budget",
+    7015: "Engine is recovering after a restart: orders are refused until the journal and the venue are reconciled",
 }
 
 assert set(REJECT_CODES) == {int(r) for r in Reject}, "every Reject member needs a sentence"

@@ -18,6 +18,7 @@ the connection state of every venue (cancel-on-disconnect and reconciliation).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import traceback
@@ -30,6 +31,7 @@ from typing import Any
 from adapters.base import Adapter
 from engine.clock import Clock
 from engine.context import OrderContext
+from engine.journal import Journal
 from engine.model import (
     TERMINAL_STATUSES,
     ZERO,
@@ -77,6 +79,8 @@ log = logging.getLogger("engine")
 DEFERRED_LOOP_LIMIT = 10_000
 #: at most this many anomaly samples (unknown fills, illegal transitions) are kept for the report
 ANOMALY_SAMPLES = 20
+#: what call_rare returns when the hook raised (None is a value a hook may return)
+HOOK_FAILED = object()
 
 
 #: how often (engine time) the loss limits and the kill switch's PnL triggers are evaluated
@@ -93,7 +97,7 @@ class StrategyRunner:
         "open_orders", "positions", "on_book", "on_trade", "on_fill", "on_order_update",
         "orders_submitted", "fills", "client_seq", "pm",
         "mmp", "mmp_triggers", "rate", "limits", "loss_limit", "pnl_day_start",
-        "hook_errors", "hook_overruns", "stop_code", "hook_stats", "book_stats", "trade_stats",
+        "hook_errors", "hook_overruns", "stop_code", "client_reserved", "hook_stats", "book_stats", "trade_stats",
         "hook_errors_by", "rejects_by_code", "final_status", "dispatch_base",
     )
 
@@ -119,6 +123,7 @@ class StrategyRunner:
         self.orders_submitted = 0
         self.fills = 0
         self.client_seq = 0
+        self.client_reserved = 0  # client ids up to here are reserved in the journal
         self.mmp: MmpState | None = None
         self.mmp_triggers = 0
         self.rate: RateGuard | None = None
@@ -184,7 +189,7 @@ class _Venue:
     __slots__ = (
         "name", "adapter", "entries", "orders", "exec_ids", "instruments", "status", "account", "packs",
         "guard", "cancel_on_disconnect", "on_reconnect", "disconnects", "dropped_at_ns", "at_drop",
-        "awaiting_cancels", "ever_connected", "buckets", "cancel_when_back",
+        "awaiting_cancels", "ever_connected", "buckets", "cancel_when_back", "orphans",
         "n_fill", "n_order_update", "n_duplicate_fills", "n_unlisted", "tick_to_order",
     )
 
@@ -212,6 +217,8 @@ class _Venue:
         self.ever_connected = False
         self.buckets = buckets  # the venue account's shared budgets, in every strategy's RateGuard
         self.cancel_when_back: dict[str, Order] = {}
+        # open at the venue for a strategy this config no longer runs (restart): cancelled, no hooks
+        self.orphans: dict[str, Order] = {}
         # counters for metrics and the report: plain ints, read at scrape time (books count their own events)
         self.n_fill = 0
         self.n_order_update = 0
@@ -271,6 +278,10 @@ class Runtime:
         self._event_ns = 0
         # what the HTML page of the day draws: fills, rejects, phases, bands, periodic samples
         self.timeline = Timeline()
+        # the durable journal (engine/journal.py); None in tests that build a runtime by hand
+        self.journal: Journal | None = None
+        # positions of strategies the journal knows and this config no longer runs: kept, not lost
+        self.retired_positions: dict[str, Any] = {}
 
     # ---- construction ---------------------------------------------------------------------
     def add_venue(
@@ -366,6 +377,19 @@ class Runtime:
                             runner.dispatch_base.setdefault((entry, hook), count)
                         else:
                             runner.dispatch_base.pop((entry, hook), None)
+
+    def hold_strategies(self) -> None:
+        """Restart: strategies hear nothing (and can send nothing) until reconciliation is done."""
+        for runner in self.runners.values():
+            if runner.state == "running":
+                runner.state = "starting"
+        self._rebuild_dispatch()
+
+    def release_strategies(self) -> None:
+        for runner in self.runners.values():
+            if runner.state == "starting":
+                runner.state = "running"
+        self._rebuild_dispatch()
 
     def settle_hook_counts(self) -> None:
         """Bring every runner's on_book / on_trade call counts up to date.
@@ -541,9 +565,22 @@ class Runtime:
             # Not ours or lost: keep it visible (report, log) rather than guess which order it was.
             self._anomaly("fill_unknown_order", f"fill for an order this engine does not know: {fill!r}")
             return
+        journal = self.journal
+        seq = None
+        if journal is not None:
+            seq = journal.add_fill(fill, order._strategy, self._today())
+            if seq is None:  # the journal has this exec id: applied before (a restart, a re-sent fill)
+                venue.n_duplicate_fills += 1
+                if not journal.same_fill(fill):
+                    self._anomaly("exec_id_reused", f"venue reused exec id {fill.exec_id} for a different fill; "
+                                                    f"not applied: {fill!r}")
+                return
         try:
             order.apply_fill(fill.qty, fill.price, fill.ts)
         except (IllegalTransition, ValueError) as exc:
+            if journal is not None and seq is not None:
+                journal.unapplied(seq)
+                journal.commit(fill.ts)
             self._anomaly("fill_rejected", f"fill not applied: {exc}; {fill!r}")
             return
         venue.n_fill += 1
@@ -553,7 +590,9 @@ class Runtime:
         runner.fills += 1
         runner.position(fill.symbol).apply_fill(fill.side, fill.qty, fill.price, fill.fee)
         venue.account.apply_fill(fill, self._today())
-        venue.account.track(order)
+        self._order_changed(venue, order)
+        if journal is not None:
+            journal.commit(fill.ts)  # durable before the strategy hears of it
         if order.is_terminal:
             self._terminal(runner, order)
         log.info(
@@ -581,7 +620,14 @@ class Runtime:
             self._anomaly("update_unknown_order", f"order update for an order this engine does not know: {update!r}")
             return
         venue.n_order_update += 1
-        runner = self.runners[order.strategy]
+        runner = self.runners.get(order._strategy)
+        if runner is None:  # an orphan being cancelled after a restart: track it, nobody to tell
+            with contextlib.suppress(IllegalTransition):
+                self._apply_update(order, update)
+            self._order_changed(venue, order)
+            if order.is_terminal:
+                venue.orphans.pop(order._client_id, None)
+            return
         try:
             changed = self._apply_update(order, update)
         except IllegalTransition as exc:
@@ -589,7 +635,7 @@ class Runtime:
             return
         if not changed:
             return
-        venue.account.track(order)
+        self._order_changed(venue, order)
         if order.is_terminal:
             self._terminal(runner, order)
             if order.status is OrderStatus.REJECTED:
@@ -638,6 +684,13 @@ class Runtime:
         if status is OrderStatus.FILLED:
             return False  # fills drive the filled state; a status-only "filled" adds nothing
         raise IllegalTransition(f"venue sent unexpected status {status.value} for {order.client_id}")
+
+    def _order_changed(self, venue: _Venue, order: Order) -> None:
+        """After every change to an order: its reservation in the account, and its journal row."""
+        venue.account.track(order)
+        journal = self.journal
+        if journal is not None:
+            journal.order(order)
 
     def _terminal(self, runner: StrategyRunner, order: Order) -> None:
         if runner.open_orders.pop(order.client_id, None) is not None:
@@ -706,7 +759,8 @@ class Runtime:
         elif status == "connected":
             if not state.ever_connected:
                 state.ever_connected = True
-                state.status = "connected"
+                if state.status != "recovering":  # at a restart, recovery says when orders may flow
+                    state.status = "connected"
                 return
             if state.status != "disconnected":
                 return
@@ -715,6 +769,20 @@ class Runtime:
             self.spawn(lambda: self.reconcile(state))
         else:  # "stale" and anything a future adapter reports: tell strategies, keep trading state
             self._tell_venue_status(venue, status)
+
+    def cancel_orphans(self, venue: _Venue) -> None:
+        """Cancel the orders a restart found with no strategy to own them (a strategy no longer in
+        the config, or ``on_restart.unknown_orders: cancel``); called again at every session
+        change, since the venue refuses cancels outside the phases that take them."""
+        now = self.clock.now_ns()
+        for order in list(venue.orphans.values()):
+            if order.is_terminal:
+                venue.orphans.pop(order._client_id, None)
+                continue
+            if order.status is not OrderStatus.PENDING_CANCEL and order.can_transition(OrderStatus.PENDING_CANCEL):
+                order.transition(OrderStatus.PENDING_CANCEL, now)
+                self._order_changed(venue, order)
+                venue.adapter.cancel(order)
 
     def _runners_on(self, venue: str) -> list[StrategyRunner]:
         return [r for r in self.runners.values() if r.venue == venue]
@@ -807,7 +875,7 @@ class Runtime:
                 order.transition(order.live_status(), ts)
             else:
                 return
-        self.venues[runner.venue].account.track(order)
+        self._order_changed(self.venues[runner.venue], order)
         if order.is_terminal:
             self._terminal(runner, order)
         self._notify_order(runner, order)
@@ -823,6 +891,9 @@ class Runtime:
         used = self.venues[runner.venue].orders
         while True:
             runner.client_seq += 1
+            if runner.client_seq > runner.client_reserved and self.journal is not None:
+                # reserved (committed) before use: a restarted engine never hands out this id again
+                runner.client_reserved = self.journal.reserve_client_ids(runner.name, runner.client_seq)
             candidate = f"{runner.name}-{runner.client_seq}"
             if candidate not in used:
                 return candidate
@@ -832,6 +903,8 @@ class Runtime:
         self.orders_submitted += 1
         runner.orders_submitted += 1
         order.reject(int(rejection.code), rejection.reason, self.clock.now_ns())
+        if self.journal is not None:
+            self.journal.order(order, "refused by the engine")
         runner.final_status[OrderStatus.REJECTED.value] += 1
         self._count_reject(runner, int(rejection.code))
         log.warning("reject %-12s %s %s: %s %s", runner.name, order.symbol, order.client_id, rejection.code,
@@ -860,7 +933,7 @@ class Runtime:
         runner.orders_submitted += 1
         venue.orders[order.client_id] = order
         runner.open_orders[order.client_id] = order
-        venue.account.track(order)
+        self._order_changed(venue, order)
         self.kill_switch.on_order(order._created_ts)
         if self._event_ns:
             venue.tick_to_order.record(perf_counter_ns() - self._event_ns)
@@ -901,6 +974,8 @@ class Runtime:
                 self.refuse_cancel(runner, order, rejection)
                 return False
         order.transition(OrderStatus.PENDING_CANCEL, self.clock.now_ns())
+        if self.journal is not None:
+            self.journal.order(order)
         venue.adapter.cancel(order)
         return True
 
@@ -966,7 +1041,7 @@ class Runtime:
             self.refuse_amend(runner, order, rejection)
             return False
         order.request_replace(price, qty, self.clock.now_ns())
-        venue.account.track(order)
+        self._order_changed(venue, order)
         if self._event_ns:
             venue.tick_to_order.record(perf_counter_ns() - self._event_ns)
         adapter.amend(order, price, qty)
@@ -985,6 +1060,8 @@ class Runtime:
                 self._new_day(day)
         for venue in self.venues.values():
             venue.adapter.on_session(new)
+            if venue.orphans and new.accepts_modify_cancel:
+                self.cancel_orphans(venue)
         if new.phase is Phase.CLOSED and old.phase is not Phase.CLOSED:
             self._end_of_day()
         for runner in list(self.runners.values()):
@@ -1030,7 +1107,11 @@ class Runtime:
         for runner in self.runners.values():
             runner.pnl_day_start = self.strategy_pnl(runner)
         self.pnl_day_start = sum((self.strategy_pnl(r) for r in self.runners.values()), ZERO)
-        self.kill_switch.reset_day()
+        if self.kill_switch.reset_day() is not None:
+            self.journal_kill_switch()
+        if self.journal is not None:
+            self.journal.mark_day(day)
+            self.take_snapshot("day start")
 
     def _end_of_day(self) -> None:
         """Settlement rolls one trading day: what settles by the next trading day becomes usable."""
@@ -1039,30 +1120,80 @@ class Runtime:
             return
         self._rolled_day = today
         next_day = self.calendar.next_trading_day(today, include_self=False)
+        now = self.clock.now_ns()
         for venue in self.venues.values():
             settled = venue.account.roll(next_day)
             if settled:
                 log.info("settlement %s: %s settle by %s", venue.name, settled, next_day.isoformat())
+                if self.journal is not None:
+                    self.journal.settled(venue.name, now, settled)
+        if self.journal is not None:
+            self.save_strategy_states()
+            self.journal.mark_day_done(today)
+            self.take_snapshot("close")
 
     def _today(self) -> dt.date:
         return self.trading_day if self.trading_day is not None else self.clock.now().date()
 
-    def call_rare(self, runner: StrategyRunner, hook: str, **kwargs: Any) -> None:
-        """Call a rare hook (start, session change, venue status, MMP, stop) through pluggy,
-        contained; timed against the budget except on_start and on_stop."""
+    def call_rare(self, runner: StrategyRunner, hook: str, **kwargs: Any) -> Any:
+        """Call a rare hook (start, session change, venue status, MMP, stop, save, load) through
+        pluggy, contained; timed against the budget except on_start, on_stop and on_load. Returns
+        what the hook returned (``on_save``), :data:`HOOK_FAILED` when it raised."""
         if runner.state != "running" or runner.pm is None:
-            return
+            return None
         caller = getattr(runner.pm.hook, hook)
         if not caller.get_hookimpls():
-            return
+            return None
         started = perf_counter_ns()
         try:
-            caller(ctx=runner.ctx, **kwargs)
+            result = caller(ctx=runner.ctx, **kwargs)
         except Exception:
             self.hook_raised(runner, hook)
-        self._hook_took(runner, hook, perf_counter_ns() - started, budgeted=hook not in ("on_start", "on_stop"))
+            result = HOOK_FAILED
+        self._hook_took(runner, hook, perf_counter_ns() - started,
+                        budgeted=hook not in ("on_start", "on_stop", "on_load"))
         if self._deferred:
             self.drain()
+        return result
+
+    # ---- the journal's view of the runtime ----------------------------------------------------
+    def persisted_state(self) -> dict[str, Any]:
+        """Account, positions and day-start PnL as exact strings: a journal snapshot."""
+        strategies = dict(self.retired_positions)
+        for name, runner in self.runners.items():
+            strategies[name] = {
+                "positions": {symbol: p.persisted() for symbol, p in runner.positions.items()},
+                "pnl_day_start": str(runner.pnl_day_start),
+            }
+        return {
+            "venues": {name: venue.account.persisted() for name, venue in self.venues.items()},
+            "strategies": strategies,
+            "pnl_day_start": str(self.pnl_day_start),
+            "rolled_day": self._rolled_day.isoformat() if self._rolled_day is not None else None,
+        }
+
+    def take_snapshot(self, reason: str) -> None:
+        if self.journal is not None:
+            self.journal.snapshot(self.clock.now_ns(), self._today(), reason, self.persisted_state())
+
+    def save_strategy_states(self) -> None:
+        """Ask every running strategy for its ``on_save`` state and store it. A hook that raises
+        or returns something JSON cannot hold keeps the state saved before."""
+        journal = self.journal
+        if journal is None:
+            return
+        now = self.clock.now_ns()
+        for runner in self.runners.values():
+            if runner.pm is None or not runner.pm.hook.on_save.get_hookimpls():
+                continue
+            state = self.call_rare(runner, "on_save")
+            if state is HOOK_FAILED:
+                continue
+            try:
+                journal.save_strategy_state(now, runner.name, state)
+            except (TypeError, ValueError) as exc:
+                log.error("strategy %s: on_save returned a value JSON cannot hold (%s); the state saved before "
+                          "is kept", runner.name, exc)
 
     # ---- MMP, losses and the kill switch ----------------------------------------------------
     def _mmp_triggered(self, runner: StrategyRunner, trigger: Any) -> None:
@@ -1071,9 +1202,20 @@ class Runtime:
         runner.mmp_triggers += 1
         self.mmp_triggers += 1
         log.warning("MMP triggered for %s: %s; cancelling its MMP orders", runner.name, trigger.reason)
+        self.journal_mmp(runner)
         for order in list(runner.open_orders.values()):
             if order._mmp and order.status is not OrderStatus.PENDING_CANCEL:
                 self.request_cancel(runner, order, by_engine=True)
+
+    def journal_mmp(self, runner: StrategyRunner) -> None:
+        """A freeze (or its reset) survives a restart."""
+        if self.journal is not None and runner.mmp is not None:
+            self.journal.control(self.clock.now_ns(), "mmp", runner.name, runner.mmp.persisted())
+
+    def journal_kill_switch(self) -> None:
+        if self.journal is not None:
+            self.journal.control(self.clock.now_ns(), "kill_switch", "account",
+                                 self.kill_switch.persisted(self._today()))
 
     def venue_mmp_trigger(self, strategy: str, ts: int, frozen_until_ns: int | None, reason: str = "") -> None:
         """A venue-native MMP trigger (Pulse ``user.mmp_trigger``) drives the same path."""
@@ -1133,6 +1275,7 @@ class Runtime:
         """Halted: cancel everything. Reducing: cancel what would grow a position."""
         state = transition.state
         log.error("kill switch: account %s (%s)", state.value, transition.reason)
+        self.journal_kill_switch()
         for runner in self.runners.values():
             reducing_left: dict[str, Decimal] = {}  # symbol -> what working orders may still reduce
             for order in list(runner.open_orders.values()):

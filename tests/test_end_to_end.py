@@ -26,7 +26,7 @@ def engine_command(*args: str) -> list[str]:
 def run_day(tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
     report = tmp_path / "report.json"
     done = subprocess.run(
-        engine_command("run", "config.yaml", "--report", str(report), *extra),
+        engine_command("run", "config.yaml", "--report", str(report), "--journal", str(tmp_path / "j.sqlite"), *extra),
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -76,6 +76,9 @@ def test_same_seed_same_day(default_day, tmp_path):
     _, second = run_day(tmp_path)
     for report in (first, second):
         report.pop("wall_seconds")
+        report["journal"].pop("path")  # each run has its own journal (a shared one continues the account)
+        for wall_timed in ("commit_us_mean", "commits"):  # group commits follow wall time
+            report["journal"].pop(wall_timed)
         for strategy in report["strategies"].values():
             strategy.pop("slowest_hook_ms")  # wall time: the one figure a seed cannot fix
     assert first == second
@@ -90,7 +93,8 @@ def test_another_seed_another_day(default_day, tmp_path):
 def test_sigterm_stops_strategies_cancels_orders_writes_report_and_exits_zero(tmp_path):
     report = tmp_path / "report.json"
     process = subprocess.Popen(
-        engine_command("run", "config.yaml", "--report", str(report), "--speed", "200"),
+        engine_command("run", "config.yaml", "--report", str(report), "--speed", "200",
+                       "--journal", str(tmp_path / "j.sqlite")),
         cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     watchdog = threading.Timer(120, process.kill)
@@ -120,7 +124,8 @@ def test_sigterm_stops_strategies_cancels_orders_writes_report_and_exits_zero(tm
 def test_sigint_is_handled_like_sigterm(tmp_path):
     report = tmp_path / "report.json"
     process = subprocess.Popen(
-        engine_command("run", "config.yaml", "--report", str(report), "--speed", "200"),
+        engine_command("run", "config.yaml", "--report", str(report), "--speed", "200",
+                       "--journal", str(tmp_path / "j.sqlite")),
         cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:

@@ -22,12 +22,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
 from adapters.base import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
 from adapters.paper.faults import DelayAcksFault, DropFault, Fault, HaltFault, RejectFault, seconds
+from adapters.paper.ledger import VenueLedger
 from adapters.paper.market import MarketOptions, SymbolMarket
 from adapters.paper.matching import (
     CODE_UNKNOWN_ORDER,
@@ -136,7 +138,8 @@ class _Tracked:
     """One of our orders as the venue knows it: what a reconciliation query needs after the engine
     lost the venue's word on it (kept for live orders, and for finished ones until the next day)."""
 
-    __slots__ = ("client_id", "symbol", "side", "venue_order_id", "price", "qty", "cum_qty", "status")
+    __slots__ = ("client_id", "symbol", "side", "venue_order_id", "price", "qty", "cum_qty", "status", "tif",
+                 "post_only", "day")
 
     def __init__(
         self,
@@ -147,6 +150,9 @@ class _Tracked:
         price: Decimal | None,
         qty: Decimal,
         status: OrderStatus,
+        tif: TimeInForce = TimeInForce.DAY,
+        post_only: bool = False,
+        day: str = "",
     ) -> None:
         self.client_id = client_id
         self.symbol = symbol
@@ -156,6 +162,15 @@ class _Tracked:
         self.qty = qty
         self.cum_qty = ZERO
         self.status = status
+        self.tif = tif
+        self.post_only = post_only
+        self.day = day
+
+    def row(self) -> tuple:
+        """The venue ledger's row for this order."""
+        return (self.client_id, self.symbol, self.side.value, self.venue_order_id,
+                None if self.price is None else str(self.price), str(self.qty), str(self.cum_qty), self.status.value,
+                self.tif.value, "limit" if self.price is not None else "market", int(self.post_only), self.day)
 
     def view(self, venue: str) -> VenueOrder:
         return VenueOrder(
@@ -221,7 +236,8 @@ class PaperAdapter(Adapter):
         self.paper_options = options
         self._account = options.account
         self._latency_ns = int(options.latency_ms * NS_PER_MS)
-        next_id = itertools.count(1).__next__  # venue order ids unique across symbols
+        self._order_ids = itertools.count(1)
+        next_id = self._next_order_id  # venue order ids unique across symbols (and across restarts)
         self._band_rules: dict[str, tuple[Decimal, Decimal]] = {}
         self._symbols: dict[str, _Symbol] = {}
         for symbol, instrument in self.instruments.items():
@@ -266,10 +282,73 @@ class PaperAdapter(Adapter):
         self._halts: dict[str, int] = {}  # symbol -> number of halts in force
         self._fault_days: set[date] = set()
         self._fault_timers: list[Timer] = []
+        # the venue's own record on disk (set_state_path): written before the engine hears anything
+        self._state_path: Path | None = None
+        self._ledger: VenueLedger | None = None
+        self._persisted_fills = 0
+
+    def _next_order_id(self) -> int:
+        return next(self._order_ids)
+
+    def set_state_path(self, path: Path) -> None:
+        self._state_path = Path(path)
+
+    def _today(self) -> str:
+        return self.clock.now().date().isoformat()
+
+    def _open_ledger(self) -> None:
+        """Meet the venue we left: our fills, our orders, and the resting ones working again."""
+        assert self._state_path is not None
+        ledger = self._ledger = VenueLedger(self._state_path)
+        self._fills = sorted(ledger.fills(self.venue), key=_fill_ts)
+        self._persisted_fills = len(self._fills)
+        top_exec = max((int(f.exec_id[1:]) for f in self._fills if f.exec_id[1:].isdigit()), default=0)
+        self._exec_ids = itertools.count(top_exec + 1)
+        today = self._today()
+        rows = ledger.orders()
+        top_id = max((int(r.venue_order_id) for r in rows if r.venue_order_id.isdigit()), default=0)
+        self._order_ids = itertools.count(top_id + 1)
+        expired = []
+        for row in rows:
+            record = _Tracked(row.client_id, row.symbol, row.side, row.venue_order_id, row.price, row.qty, row.status,
+                              TimeInForce(row.tif), row.post_only, row.day)
+            record.cum_qty = row.cum_qty
+            if row.status in TERMINAL_STATUSES:
+                if row.day == today:
+                    self._orders[row.client_id] = record  # answers queries about today's finished orders
+                continue
+            state = self._symbols.get(row.symbol)
+            if state is None or row.price is None or (record.tif is TimeInForce.DAY and row.day < today):
+                record.status = OrderStatus.EXPIRED  # a DAY order of a past day ended at that close
+                expired.append(record.row())
+                self._orders[row.client_id] = record
+                continue
+            state.engine.restore_resting(self._account, row.client_id, int(row.venue_order_id), row.side, row.price,
+                                         row.qty, row.cum_qty, record.tif, row.post_only)
+            self._live[row.client_id] = (state, int(row.venue_order_id))
+            self._orders[row.client_id] = record
+        if expired:
+            ledger.write(expired, ())
+        if rows or self._fills:
+            log.info("paper venue %s: state %s: %d of our orders working, %d fills on record", self.venue,
+                     self._state_path, len(self._live), len(self._fills))
+
+    def _persist(self, client_ids: list[str]) -> None:
+        """Write what this operation did to our orders (and our new fills) before anyone hears of it."""
+        ledger = self._ledger
+        assert ledger is not None
+        orders = self._orders
+        rows = [orders[cid].row() for cid in dict.fromkeys(client_ids) if cid in orders]
+        fills = self._fills[self._persisted_fills:]
+        if rows or fills:
+            ledger.write(rows, fills)
+            self._persisted_fills = len(self._fills)
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def connect(self) -> None:
         """Start the synthetic market on the clock, schedule today's faults and report ``connected``."""
+        if self._state_path is not None and self._ledger is None:
+            self._open_ledger()
         self._connected = True
         self._link_up = True
         self._schedule_market()
@@ -284,6 +363,9 @@ class PaperAdapter(Adapter):
         for timer in self._fault_timers:
             timer.cancel()
         self._fault_timers.clear()
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
 
     def subscribe(self, symbols: Iterable[str]) -> None:
         """Send a snapshot per symbol now; deltas follow as the book changes. During a drop the
@@ -369,8 +451,11 @@ class PaperAdapter(Adapter):
     def _venue_reject(self, request: _Request, ts: int, code: int, reason: str) -> None:
         """A reject decided by the venue before the matching engine sees the order."""
         self._orders[request.client_id] = _Tracked(
-            request.client_id, request.symbol, request.side, "", request.price, request.qty, OrderStatus.REJECTED
+            request.client_id, request.symbol, request.side, "", request.price, request.qty, OrderStatus.REJECTED,
+            request.tif, request.post_only, self._today(),
         )
+        if self._ledger is not None:
+            self._persist([request.client_id])
         self.sink.on_order_update(
             OrderUpdate(self.venue, request.client_id, OrderStatus.REJECTED, ts, reject_code=code, reason=reason)
         )
@@ -664,7 +749,10 @@ class PaperAdapter(Adapter):
         """Turn one operation's engine events into sink calls, in order, then its book delta.
         Our orders' states are tracked either way; during a drop nothing reaches the sink.
         ``request`` is the new order being submitted, if any (a reject records it)."""
-        sink = self.sink
+        ledger = self._ledger
+        real_sink = self.sink
+        sink: Any = _Held() if ledger is not None else real_sink  # told only after the ledger has it
+        touched: list[str] = []
         venue = self.venue
         account = self._account
         symbol = state.symbol
@@ -676,10 +764,12 @@ class PaperAdapter(Adapter):
             if kind is Execution:
                 if event.maker_owner == account:
                     self._our_fill(state, event, event.maker_client_id, event.maker_id, event.maker_side,
-                                   event.maker_leaves, Liquidity.MAKER, ts)
+                                   event.maker_leaves, Liquidity.MAKER, ts, sink)
+                    touched.append(event.maker_client_id)
                 if event.taker_owner == account:
                     self._our_fill(state, event, event.taker_client_id, event.taker_id, event.taker_side,
-                                   event.taker_leaves, Liquidity.TAKER, ts)
+                                   event.taker_leaves, Liquidity.TAKER, ts, sink)
+                    touched.append(event.taker_client_id)
                 if subscribed:
                     aggressor = None if event.auction else event.taker_side
                     sink.on_trade(
@@ -689,11 +779,14 @@ class PaperAdapter(Adapter):
             if event.owner != account:
                 continue
             client_id = event.client_id
+            touched.append(client_id)
             update: OrderUpdate | None = None
             if kind is Accepted:
                 self._live[client_id] = (state, event.order_id)
                 self._orders[client_id] = _Tracked(
-                    client_id, symbol, event.side, str(event.order_id), event.price, event.qty, OrderStatus.NEW
+                    client_id, symbol, event.side, str(event.order_id), event.price, event.qty, OrderStatus.NEW,
+                    request.tif if request is not None else TimeInForce.DAY,
+                    request.post_only if request is not None else False, self._today(),
                 )
                 if up:
                     update = OrderUpdate(venue, client_id, OrderStatus.NEW, ts, venue_order_id=str(event.order_id))
@@ -724,7 +817,8 @@ class PaperAdapter(Adapter):
             elif kind is Rejected:
                 if request is not None:
                     self._orders[client_id] = _Tracked(
-                        client_id, symbol, request.side, "", request.price, request.qty, OrderStatus.REJECTED
+                        client_id, symbol, request.side, "", request.price, request.qty, OrderStatus.REJECTED,
+                        request.tif, request.post_only, self._today(),
                     )
                 if up:
                     update = OrderUpdate(
@@ -741,6 +835,10 @@ class PaperAdapter(Adapter):
         if changes and subscribed:
             state.seq += 1
             sink.on_book(BookUpdate(venue, symbol, ts, state.seq, changes))
+        if ledger is not None:
+            if touched:
+                self._persist(touched)
+            sink.deliver(real_sink)
 
     def _our_fill(
         self,
@@ -752,6 +850,7 @@ class PaperAdapter(Adapter):
         leaves: Decimal,
         liquidity: Liquidity,
         ts: int,
+        sink: Any,
     ) -> None:
         record = self._orders[client_id]
         record.cum_qty += event.qty
@@ -765,11 +864,36 @@ class PaperAdapter(Adapter):
         )
         self._fills.append(fill)
         if self._link_up:
-            self.sink.on_fill(fill)
+            sink.on_fill(fill)
 
     def _finish(self, client_id: str, status: OrderStatus) -> None:
         self._live.pop(client_id, None)
         self._orders[client_id].status = status
+
+
+class _Held:
+    """Venue events of one operation, held until the venue's ledger has recorded it."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def on_book(self, update: BookUpdate) -> None:
+        self.calls.append(("on_book", update))
+
+    def on_trade(self, trade: Trade) -> None:
+        self.calls.append(("on_trade", trade))
+
+    def on_fill(self, fill: Fill) -> None:
+        self.calls.append(("on_fill", fill))
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        self.calls.append(("on_order_update", update))
+
+    def deliver(self, sink: VenueEvents) -> None:
+        for name, event in self.calls:
+            getattr(sink, name)(event)
 
 
 def _live_status(filled: Decimal) -> OrderStatus:

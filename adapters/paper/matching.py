@@ -625,6 +625,19 @@ class MatchingEngine:
                 self._rest(order)
         return self._done(events)
 
+    def restore_resting(
+        self, owner: str, client_id: str, order_id: int, side: Side, price: Decimal, qty: Decimal, filled: Decimal,
+        tif: TimeInForce, post_only: bool,
+    ) -> RestingOrder:
+        """Put back an order that was resting when the venue stopped (a restarted venue keeps
+        working what it accepted). Call on an empty book, before the market starts: nothing matches."""
+        self._seq += 1
+        order = RestingOrder(order_id, owner, client_id, side, price, qty, OrderType.LIMIT, tif, post_only, self._seq)
+        order.filled = filled
+        order.leaves = qty - filled
+        self._rest(order)
+        return order
+
     def cancel(self, order_id: int, ts: int = 0, reason: str = "cancelled on request") -> Outcome:
         """Cancel a resting order. Refused during the opening match and for unknown orders."""
         events: list[EngineEvent] = []

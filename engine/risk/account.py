@@ -459,6 +459,31 @@ class CashAccount:
                 return total, entry.settle_day
         return None
 
+    def persisted(self) -> dict[str, Any]:
+        """Cash, holdings and the unsettled ledger as exact strings, for the journal's snapshots.
+        Reservations are not kept: they follow from the open orders, tracked again at restart."""
+        return {
+            "cash": str(self._cash),
+            "unsettled_cash": str(self._unsettled_cash),
+            "settled": {s: str(q) for s, q in self._settled.items()},
+            "unsettled": {s: str(q) for s, q in self._unsettled.items()},
+            "held": {s: str(q) for s, q in self._held.items()},
+            "ledger": [[e.kind, e.trade_day.isoformat(), e.settle_day.isoformat(), e.symbol, str(e.amount)]
+                       for e in self._ledger],
+        }
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Take the state a journal snapshot recorded (before any order is tracked)."""
+        self._cash = Decimal(saved["cash"])
+        self._unsettled_cash = Decimal(saved["unsettled_cash"])
+        self._settled = {s: Decimal(q) for s, q in saved["settled"].items()}
+        self._unsettled = {s: Decimal(q) for s, q in saved["unsettled"].items()}
+        self._held = {s: Decimal(q) for s, q in saved["held"].items()}
+        self._ledger = [
+            LedgerEntry(kind, dt.date.fromisoformat(trade), dt.date.fromisoformat(settle), symbol, Decimal(amount))
+            for kind, trade, settle, symbol, amount in saved["ledger"]
+        ]
+
     def snapshot(self) -> dict[str, Any]:
         """Plain data for the JSON report: amounts as strings, dates as ISO strings."""
         symbols = sorted(set(self._held) | set(self._settled) | set(self._unsettled) | set(self._reserved_shares))

@@ -1,4 +1,4 @@
-"""9001: no order goes to a venue the engine cannot hear.
+"""9001 (7015 at restart): no order goes to a venue the engine cannot hear.
 
 While the connection is down (or back but not yet reconciled) the state of the venue's orders is
 unknown; a new order sent then could duplicate one the venue already has, or be lost unseen.
@@ -29,6 +29,12 @@ class VenueConnected:
         status = self.venue.status
         if status == "connected":
             return None
+        if status == "recovering":
+            return Rejection(
+                Reject.RECOVERING,
+                f"venue {self.venue.name!r} is being reconciled with the journal after a restart: "
+                "orders are refused until that is done",
+            )
         return Rejection(
             Reject.BACKEND_CONNECTIVITY,
             f"venue {self.venue.name!r} is {status}: orders are refused until it is connected and reconciled",

@@ -175,6 +175,25 @@ class KillSwitch:
             return None
         return self._escalate(target, reason, source)
 
+    def persisted(self, trading_day: Any) -> dict[str, Any]:
+        """State for the journal: the current one (valid for ``trading_day``) and the persistent floor."""
+        return {
+            "day": str(trading_day), "state": self.state.value, "reason": self.reason, "source": self.source,
+            "floor": self._floor.value, "floor_reason": self._floor_reason, "floor_source": self._floor_source,
+        }
+
+    def restore(self, saved: dict[str, Any], trading_day: Any) -> None:
+        """Put back what a previous run left: all of it on the same trading day, else only the
+        persistent floor (a manual halt survives a restart; a daily loss trigger ends with its day)."""
+        self._floor = TradingState(saved["floor"])
+        self._floor_reason, self._floor_source = saved["floor_reason"], saved["floor_source"]
+        if saved["day"] == str(trading_day):
+            self.state, self.reason, self.source = TradingState(saved["state"]), saved["reason"], saved["source"]
+        else:
+            self.state, self.reason, self.source = self._floor, self._floor_reason, self._floor_source
+        if self.state is not TradingState.ACTIVE:
+            self.history.append(Transition(self.clock.now_ns(), self.state, f"restored: {self.reason}"))
+
     def reset_day(self) -> Transition | None:
         """New trading day: forget the day's PnL and undo a daily trigger (down to any persistent one)."""
         self.peak_pnl = Decimal(0)

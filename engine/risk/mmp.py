@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -143,6 +144,21 @@ class MmpState:
         self.triggers += 1
         self.last_trigger = trigger
         return trigger
+
+    def persisted(self) -> dict[str, Any]:
+        """The freeze as plain data for the journal (the fill window is not kept: it is seconds long)."""
+        trigger = self.last_trigger
+        return {"frozen": self._frozen, "until_ns": self.frozen_until_ns,
+                "reason": trigger.reason if trigger is not None else "", "triggers": self.triggers}
+
+    def restore(self, state: dict[str, Any], now_ns: int) -> None:
+        """Put back a freeze a previous run left in force (a timed one only if it has not ended)."""
+        until = state.get("until_ns")
+        if not state.get("frozen") or (until is not None and until <= now_ns):
+            return
+        self._frozen = True
+        self.frozen_until_ns = until
+        self.last_trigger = MmpTrigger(now_ns, until, Decimal(0), 0, state.get("reason") or "MMP frozen before restart")
 
     def reset(self) -> None:
         """End any freeze and forget the window (``ctx.reset_mmp()``)."""

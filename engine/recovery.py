@@ -1,0 +1,248 @@
+"""Restart: rebuild the engine's state from the journal, then make it agree with the venues.
+
+:func:`restore` runs before any venue connects: account, settlement ledger and positions from the
+last snapshot plus the journaled fills after it (replayed through the same ``apply_fill`` code
+that applied them), open orders (marked ``unknown``, exactly as after a dropped connection), client
+id reservations, kill-switch and MMP state. A fill applied before is dropped by the journal's
+unique key on venue + exec id.
+
+:func:`recover_venue` runs once the venue is connected and before any strategy hears anything. The
+venue is the truth: missed fills are applied once (the journal's unique exec id drops the rest),
+orders the journal thinks open are given the venue's state, orders the venue works under one of
+our strategies' client ids that the journal never saw are adopted or cancelled (config
+``journal.on_restart``), and orders placed by someone else are left alone and reported.
+Until it is done the venue refuses orders with 7015.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from engine.journal import Journal
+from engine.model import TERMINAL_STATUSES, Order, OrderStatus, OrderType, VenueOrder
+from engine.portfolio import Position
+from engine.rejects import Reject
+
+if TYPE_CHECKING:
+    from engine.runtime import Runtime, StrategyRunner, _Venue
+
+log = logging.getLogger("engine.recovery")
+
+
+
+@dataclass
+class Restored:
+    """What :func:`restore` found, for the log and the report."""
+
+    snapshot_day: dt.date | None = None
+    fills_replayed: int = 0
+    open_orders: int = 0
+    strategy_states: dict[str, Any] = field(default_factory=dict)
+    kill_switch: str = "active"
+    mmp_frozen: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if self.snapshot_day is None and not self.fills_replayed and not self.open_orders:
+            return "new account"
+        parts = [f"snapshot of {self.snapshot_day}" if self.snapshot_day else "no snapshot",
+                 f"{self.fills_replayed} fills replayed", f"{self.open_orders} open orders to reconcile"]
+        if self.kill_switch != "active":
+            parts.append(f"kill switch {self.kill_switch}")
+        if self.mmp_frozen:
+            parts.append(f"MMP frozen: {', '.join(self.mmp_frozen)}")
+        return ", ".join(parts)
+
+
+def restore(runtime: Runtime, journal: Journal, today: dt.date) -> Restored:
+    """Rebuild the runtime's state from ``journal`` for a run on trading day ``today``."""
+    restored = Restored()
+    runtime.journal = journal
+    snapshot = journal.last_snapshot()
+    last_seq = 0
+    day: dt.date | None = None
+    if snapshot is not None:
+        last_seq, day, state = snapshot
+        restored.snapshot_day = day
+        for name, saved in state["venues"].items():
+            venue = runtime.venues.get(name)
+            if venue is not None:
+                venue.account.restore(saved)
+        for name, saved in state["strategies"].items():
+            runner = runtime.runners.get(name)
+            if runner is None:
+                runtime.retired_positions[name] = saved
+                continue
+            runner.positions = {s: Position.restored(s, p) for s, p in saved["positions"].items()}
+            runner.pnl_day_start = Decimal(saved["pnl_day_start"])
+        runtime.pnl_day_start = Decimal(state["pnl_day_start"])
+        if state.get("rolled_day"):
+            runtime._rolled_day = dt.date.fromisoformat(state["rolled_day"])
+        if day == today:
+            runtime.trading_day = today  # the day is resumed: its start PnL stays what it was
+    for journaled in journal.fills_after(last_seq):
+        if not journaled.applied:
+            continue
+        fill = journaled.fill
+        venue = runtime.venues.get(fill.venue)
+        if venue is not None:
+            if day is not None and journaled.trading_day > day:
+                venue.account.roll(journaled.trading_day)
+            venue.account.apply_fill(fill, journaled.trading_day)
+        runner = runtime.runners.get(journaled.strategy)
+        if runner is not None:
+            runner.position(fill.symbol).apply_fill(fill.side, fill.qty, fill.price, fill.fee)
+        restored.fills_replayed += 1
+    for venue in runtime.venues.values():
+        venue.account.roll(today)  # what settled while the engine was down is usable today
+    _restore_orders(runtime, journal, restored)
+    for runner in runtime.runners.values():
+        runner.client_seq = runner.client_reserved = journal.client_ids_reserved(runner.name)
+    controls = journal.latest_controls()
+    saved_switch = controls.get(("kill_switch", "account"))
+    if saved_switch is not None:
+        runtime.kill_switch.restore(saved_switch[1], today)
+        restored.kill_switch = runtime.kill_switch.state.value
+    now = runtime.clock.now_ns()
+    for runner in runtime.runners.values():
+        saved_mmp = controls.get(("mmp", runner.name))
+        if saved_mmp is not None and runner.mmp is not None:
+            runner.mmp.restore(saved_mmp[1], now)
+            if runner.mmp.is_frozen(now):
+                restored.mmp_frozen.append(runner.name)
+    restored.strategy_states = journal.strategy_states()
+    return restored
+
+
+def _restore_orders(runtime: Runtime, journal: Journal, restored: Restored) -> None:
+    """Journal-open orders come back ``unknown``: only the venue can say what they are now."""
+    now = runtime.clock.now_ns()
+    for order in journal.open_orders():
+        venue = runtime.venues.get(order.venue)
+        runner = runtime.runners.get(order.strategy)
+        if venue is None:
+            log.error("journal: open order %s is on venue %s, which this config does not run; it is not "
+                      "reconciled", order.client_id, order.venue)
+            continue
+        order.restore(OrderStatus.UNKNOWN, order.cum_qty, order._notional, order.venue_order_id, now,
+                      order.reject_code, order.reject_reason)
+        venue.orders[order.client_id] = order
+        if runner is None:
+            venue.orphans[order.client_id] = order  # its strategy is gone: cancelled at reconciliation
+        else:
+            runner.open_orders[order.client_id] = order
+            venue.account.track(order)
+        restored.open_orders += 1
+
+
+def strategy_of(runtime: Runtime, venue: str, client_id: str) -> StrategyRunner | None:
+    """The strategy of this venue whose client ids look like ``client_id`` (``<name>-<n>``)."""
+    name, sep, number = client_id.rpartition("-")
+    if not sep or not number.isdigit():
+        return None
+    runner = runtime.runners.get(name)
+    return runner if runner is not None and runner.venue == venue else None
+
+
+def _order_from_venue(seen: VenueOrder, strategy: str, now: int) -> Order:
+    """An engine order for one the venue works under our client id but the journal never saw."""
+    order = Order(
+        seen.client_id, strategy, seen.venue, seen.symbol, seen.side, seen.qty, seen.price,
+        OrderType.LIMIT if seen.price is not None else OrderType.MARKET, ts=now,
+    )
+    order.restore(OrderStatus.UNKNOWN, Decimal(0), Decimal(0), seen.venue_order_id, now)
+    return order
+
+
+async def recover_venue(runtime: Runtime, venue: _Venue, since_ns: int, unknown_orders: str, open_orders: str) -> None:
+    """Reconcile one venue at start (see the module docstring). Raises when the venue cannot
+    answer: trading on an account the engine cannot reconcile is not safe."""
+    adapter = venue.adapter
+    now = runtime.clock.now_ns()
+    listed = {vo.client_id: vo for vo in await adapter.query_open_orders()}
+    fills = sorted(await adapter.query_fills(since_ns), key=lambda f: f.ts)
+    # orders the journal missed (sent in the last flush window): their fills and live ones need an order
+    unknown_ids = {f.client_id for f in fills if f.client_id not in venue.orders}
+    unknown_ids |= {cid for cid in listed if cid not in venue.orders}
+    adopted: list[tuple[StrategyRunner, Order]] = []
+    for client_id in sorted(unknown_ids):
+        runner = strategy_of(runtime, venue.name, client_id)
+        if runner is None:
+            continue
+        seen = listed.get(client_id) or await adapter.query_order(client_id)
+        if seen is None:
+            continue
+        order = _order_from_venue(seen, runner.name, now)
+        venue.orders[client_id] = order
+        runner.open_orders[client_id] = order
+        adopted.append((runner, order))
+        log.warning("restart: venue %s has %s (%s %s %s @ %s, %s) that the journal never recorded", venue.name,
+                    client_id, seen.side.value, seen.qty, seen.symbol, seen.price, seen.status.value)
+    applied_before = venue.n_fill
+    for fill in fills:
+        order = venue.orders.get(fill.client_id)
+        if order is not None and order.status is OrderStatus.UNKNOWN:
+            order.transition(OrderStatus.NEW, now)  # a fill proves the venue had it
+        runtime.on_fill(fill)  # already-journaled exec ids are dropped
+    missed = venue.n_fill - applied_before
+    if missed:
+        log.warning("restart: %d fills on venue %s happened while the engine was down; applied once", missed,
+                    venue.name)
+    for runner in [r for r in runtime.runners.values() if r.venue == venue.name]:
+        for order in list(runner.open_orders.values()):
+            seen = listed.pop(order.client_id, None)
+            if seen is None:
+                seen = await adapter.query_order(order.client_id)
+            _settle(runtime, venue, runner, order, seen)
+    to_cancel: list[tuple[StrategyRunner, Order]] = []
+    for runner, order in adopted:
+        if order.is_terminal:
+            continue
+        if unknown_orders == "cancel":
+            # not the strategy's to see: the engine cancels it, retrying until the venue accepts
+            runner.open_orders.pop(order.client_id, None)
+            venue.orphans[order.client_id] = order
+            venue.account.track(order)
+        else:
+            log.warning("restart: adopted %s into strategy %s", order.client_id, runner.name)
+    if open_orders == "cancel":
+        adopted_ids = {o.client_id for _, o in adopted}
+        for runner in [r for r in runtime.runners.values() if r.venue == venue.name]:
+            to_cancel.extend((runner, o) for o in runner.open_orders.values() if o.client_id not in adopted_ids)
+    for client_id, order in list(venue.orphans.items()):
+        seen = listed.pop(client_id, None)
+        if seen is not None and seen.status not in TERMINAL_STATUSES:
+            if order.status is OrderStatus.UNKNOWN:
+                order.restore(seen.status, seen.cum_qty, order._notional, seen.venue_order_id, now)
+        elif order.status is OrderStatus.UNKNOWN:  # the venue has finished with it
+            del venue.orphans[client_id]
+    for seen in listed.values():  # what is left was placed by someone else (or a strategy long gone)
+        runtime._anomaly("venue_order_unknown", f"venue {venue.name} works an order this engine did not place; "
+                                                f"left alone: {seen}")
+    runtime.cancel_orphans(venue)
+    for runner, order in to_cancel:
+        venue.awaiting_cancels.add(order.client_id)
+        if not runtime.request_cancel(runner, order, by_engine=True, allow_reconciling=True):
+            venue.awaiting_cancels.discard(order.client_id)
+    if runtime.journal is not None:
+        runtime.journal.commit(now)
+
+
+def _settle(runtime: Runtime, venue: _Venue, runner: StrategyRunner, order: Order, seen: VenueOrder | None) -> None:
+    """Give a restored order the venue's state. Not known to the venue: never received if it was
+    never acknowledged, else finished while the engine was down (the venue forgets old orders)."""
+    if seen is None and order.status is OrderStatus.UNKNOWN and order.venue_order_id:
+        order.transition(OrderStatus.CANCELLED, runtime.clock.now_ns())
+        order.set_reason("the venue no longer knows this order: it ended while the engine was down")
+        runtime._order_changed(venue, order)
+        runtime._terminal(runner, order)
+        return
+    if seen is not None and seen.status is OrderStatus.FILLED and order.cum_qty < seen.qty:
+        runtime._anomaly("fill_missing", f"venue reports {order.client_id} filled but its fills never came")
+        return
+    runtime._settle_from_venue(runner, order, seen)
+    if order.status is OrderStatus.REJECTED and order.reject_code == Reject.BACKEND_CONNECTIVITY:
+        log.warning("restart: %s never reached venue %s", order.client_id, venue.name)

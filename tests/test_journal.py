@@ -1,0 +1,230 @@
+"""The journal (engine/journal.py), restart (engine/recovery.py) and the paper venue's own ledger,
+on real SQLite files and real engine runs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import textwrap
+from decimal import Decimal
+from pathlib import Path
+
+import anyio
+import pytest
+from conftest import INSTRUMENTS
+
+from adapters.paper.adapter import PaperAdapter, PaperOptions
+from engine.app import run_config
+from engine.cli import main
+from engine.clock import KARACHI, NS_PER_S, SimClock
+from engine.config import load_config
+from engine.errors import StartupError
+from engine.journal import MIGRATIONS, Journal, JournalError
+from engine.model import Instrument, Order, OrderType, Phase, SessionState, Side, TimeInForce
+from engine.rejects import Reject
+from engine.risk.connectivity import VenueConnected
+from engine.risk.gate import OrderRequest
+
+ACCOUNT = "    account: {cash: 1000000, holdings: {MEBL: 1000, OGDC: 1000}}\n"
+
+# sells 100 MEBL at the first open of the account's life; logs what it sees at each start
+SELLER = """\
+import json
+from engine import hookimpl
+
+PARAMS = {"log": "", "journal": ""}
+state = {"sold": False, "starts": 0}
+
+@hookimpl
+def on_load(ctx, state):
+    globals()["state"] = state
+
+@hookimpl
+def on_start(ctx):
+    state["starts"] += 1
+    with open(ctx.params.log, "a") as out:
+        out.write(json.dumps({"day": ctx.now().date().isoformat(), "bp": str(ctx.buying_power),
+                              "starts": state["starts"], "mebl": str(ctx.sellable("MEBL"))}) + "\\n")
+
+@hookimpl
+def on_session_change(ctx, old, new):
+    if new == "open" and not state["sold"]:
+        ctx.submit("MEBL", "sell", 100, ctx.instrument("MEBL").round_to_tick(180, "sell"))
+        state["sold"] = True
+
+@hookimpl
+def on_fill(ctx, fill):
+    import sqlite3
+    db = sqlite3.connect(ctx.params.journal)
+    found = db.execute("SELECT COUNT(*) FROM fills WHERE exec_id = ?", (fill.exec_id,)).fetchone()[0]
+    db.close()
+    with open(ctx.params.log, "a") as out:
+        out.write(json.dumps({"fill": fill.exec_id, "in_journal_before_on_fill": found}) + "\\n")
+
+@hookimpl
+def on_save(ctx):
+    return state
+"""
+
+
+def _config(folder: Path, strategy: str = SELLER, *, run: str = "{clock: simulated, days: 1, seed: 7}",
+            extra: str = "", venue_extra: str = "") -> Path:
+    (folder / "s.py").write_text(textwrap.dedent(strategy))
+    log = folder / "log.jsonl"
+    config = folder / "config.yaml"
+    config.write_text(
+        f"run: {run}\nlogging: {{level: WARNING}}\n" + INSTRUMENTS
+        + "venues:\n  paper:\n    adapter: paper\n    options: {market: {enabled: true}}\n" + ACCOUNT + venue_extra
+        + "strategies:\n  - {name: s, file: s.py, venue: paper, instruments: [MEBL, OGDC], "
+        + f"params: {{log: '{log}', journal: '{folder / 'config.journal.sqlite'}'}}}}\n" + extra
+    )
+    return config
+
+
+def _log(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+
+
+def test_three_days_continue_one_account_and_t_plus_2_proceeds_are_usable_on_day_three(tmp_path):
+    config = _config(tmp_path)
+    reports = [run_config(load_config(config)).report for _ in range(3)]
+    days = [r["trading_days"][0] for r in reports]
+    assert len(set(days)) == 3 and days == sorted(days)  # consecutive runs, consecutive trading days
+    starts = [e for e in _log(tmp_path) if "day" in e]
+    fills = [e for e in _log(tmp_path) if "fill" in e]
+    assert [s["day"] for s in starts] == days
+    assert [s["starts"] for s in starts] == [1, 2, 3]  # on_save / on_load carried the strategy's state
+    assert sum(r["fills"] for r in reports) == len(fills) >= 1  # sold once, on day 1 only
+    assert all(f["in_journal_before_on_fill"] == 1 for f in fills)  # durable before on_fill
+    journal = Journal.open_readonly(tmp_path / "config.journal.sqlite")
+    try:
+        proceeds = sum(f.fill.qty * f.fill.price - f.fill.fee for f in journal.fills())
+    finally:
+        journal.close()
+    assert proceeds > 0
+    bp = [Decimal(s["bp"]) for s in starts]
+    assert bp[0] == bp[1] == Decimal(1_000_000)  # T+2: day 1's sale is not cash on day 2
+    assert bp[2] == Decimal(1_000_000) + proceeds  # ... and is on day 3
+    assert [Decimal(s["mebl"]) for s in starts] == [1000, 900, 900]
+
+
+def test_a_start_before_the_accounts_next_day_is_refused_and_fresh_account_moves_the_journal_aside(tmp_path):
+    config = _config(tmp_path, run="{clock: simulated, start: 2026-11-23, days: 1, seed: 7}")
+    run_config(load_config(config))
+    with pytest.raises(StartupError, match="--fresh-account"):
+        run_config(load_config(config))
+    report = run_config(load_config(config), fresh_account=True).report
+    assert report["trading_days"] == ["2026-11-23"] and report["journal"]["restored"] == "new account"
+    assert len(list(tmp_path.glob("config.journal.sqlite.*.bak"))) == 1  # moved aside, not deleted
+    assert len(list(tmp_path.glob("config.journal.venue-paper.sqlite.*.bak"))) == 1
+
+
+def test_second_engine_on_one_journal_is_refused_naming_the_pid(tmp_path):
+    first = Journal.open(tmp_path / "j.sqlite")
+    try:
+        with pytest.raises(JournalError, match=r"in use by another engine \(pid \d+\)"):
+            Journal.open(tmp_path / "j.sqlite")
+    finally:
+        first.close()
+    Journal.open(tmp_path / "j.sqlite").close()  # the lock goes with the engine
+
+
+def test_schema_migrates_forward_and_a_newer_journal_is_refused(tmp_path):
+    path = tmp_path / "j.sqlite"
+    journal = Journal.open(path)
+    journal.save_strategy_state(1, "s", {"n": 1})
+    journal.close()
+    newer = (*MIGRATIONS, "CREATE TABLE notes (text TEXT NOT NULL)")
+    journal = Journal.open(path, migrations=newer)
+    assert journal.schema_version() == len(MIGRATIONS) + 1
+    assert journal.strategy_states() == {"s": {"n": 1}}  # data kept across the migration
+    journal.close()
+    with pytest.raises(JournalError, match="newer than this engine"):
+        Journal.open(path)
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(JournalError, match="not a journal"):
+        Journal.open(garbage)
+
+
+def test_restart_refuses_orders_with_7015_until_reconciled():
+    class Venue:
+        name = "paper"
+        status = "recovering"
+
+    request = OrderRequest("s", "paper", "MEBL", None, Side.BUY, Decimal(1), Decimal(1), OrderType.LIMIT,
+                           TimeInForce.DAY, False, "s-1")
+    rejection = VenueConnected(Venue()).check(request)
+    assert rejection is not None and rejection.code == Reject.RECOVERING and "restart" in rejection.reason
+
+
+def _rest_an_order_at_the_venue(state: Path, client_id: str) -> None:
+    """What a crash leaves: the venue works an order the journal never recorded."""
+    clock = SimClock(int(__import__("datetime").datetime(2026, 11, 23, 9, 40, tzinfo=KARACHI).timestamp()) * NS_PER_S)
+
+    class Sink:
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: None
+
+    instrument = Instrument("MEBL", "paper", Decimal("0.01"), Decimal(1), Decimal("187.50"))
+    venue = PaperAdapter("paper", PaperOptions(market={"enabled": False}), [instrument], clock, Sink())
+    venue.set_state_path(state)
+
+    async def go() -> None:
+        await venue.connect()
+        venue.on_session(SessionState(Phase.OPEN, True, True, True, "2026-11-23"))
+        venue.submit(Order(client_id, "s", "paper", "MEBL", Side.BUY, Decimal(100), Decimal("180.00")))
+        while clock.advance():
+            pass
+        await venue.close()
+
+    anyio.run(go)
+
+
+LOOKER = """\
+import json
+from engine import hookimpl
+
+PARAMS = {"log": "", "journal": ""}
+
+@hookimpl
+def on_start(ctx):
+    with open(ctx.params.log, "a") as out:
+        out.write(json.dumps({"open": [o.client_id for o in ctx.open_orders()]}) + "\\n")
+"""
+
+
+@pytest.mark.parametrize("policy", ["cancel", "adopt"])
+def test_an_order_the_venue_works_but_the_journal_never_saw_is_cancelled_or_adopted(tmp_path, policy):
+    _rest_an_order_at_the_venue(tmp_path / "config.journal.venue-paper.sqlite", "s-424242")
+    config = _config(tmp_path, LOOKER, run="{clock: simulated, start: 2026-11-23, days: 1, seed: 7}",
+                     extra=f"journal: {{on_restart: {{unknown_orders: {policy}}}}}\n")
+    report = run_config(load_config(config)).report
+    seen = _log(tmp_path)[0]["open"]
+    assert seen == ([] if policy == "cancel" else ["s-424242"])
+    with sqlite3.connect(tmp_path / "config.journal.venue-paper.sqlite") as db:
+        status = db.execute("SELECT status FROM orders WHERE client_id = 's-424242'").fetchone()[0]
+    # cancelled by the engine as soon as the venue takes cancels (pre-open), or, adopted, worked by the
+    # strategy until the DAY order expired at the close
+    final = "cancelled" if policy == "cancel" else "expired"
+    assert status == final
+    journal = Journal.open_readonly(tmp_path / "config.journal.sqlite")
+    try:
+        assert {r["client_id"]: r["status"] for r in journal.orders()}["s-424242"] == final
+    finally:
+        journal.close()
+    assert report["orders"]["open_at_exit"] == 0
+
+
+def test_journal_inspect_prints_account_positions_orders_and_fills(tmp_path, capsys):
+    config = _config(tmp_path)
+    run_config(load_config(config))
+    capsys.readouterr()
+    assert main(["journal", "inspect", str(tmp_path / "config.journal.sqlite"), "--fills", "5"]) == 0
+    out = capsys.readouterr().out
+    for section in ("runs", "account (last snapshot", "positions by strategy", "open orders (0)", "fills"):
+        assert section in out
+    assert "MEBL:900" in out and " s " in out
+    (tmp_path / "not.sqlite").write_text("hello")
+    assert main(["journal", "inspect", str(tmp_path / "not.sqlite")]) == 1
+    assert "not a journal" in capsys.readouterr().err
