@@ -1,0 +1,940 @@
+"""The Optimus broker adapter: PSX order entry over REST, order updates over webhooks.
+
+Execution only: market data for the same PSX symbols comes from the PSX Live Feed adapter, so
+``subscribe`` does nothing here.
+
+How an order travels (all requests run as background tasks, so ``submit``/``cancel`` return at once):
+
+- ``POST /orders`` with the client order id as idempotency key (OPT-8). The broker's answer is
+  "pending" (accepted by Optimus); the exchange's word comes later as a webhook (``order.confirmed``,
+  ``order.execution``, ``order.rejected``, ``order.cancelled``). A pre-trade refusal comes back at
+  once as an error envelope whose 4-digit code the engine uses as is (document section 13).
+- A transport error, a timeout, a 5xx or a garbage answer leaves the order's outcome **unknown**:
+  never guessed rejected. A status query (``POST /orders/status``) resolves it; "not found" is
+  believed only once ``unknown_grace_s`` has passed since the request was sent (a slow request may
+  still arrive), and then reported as 9001 "the broker never received it".
+- Webhooks may be lost or repeated. They are de-duplicated on ``event_id``; fills on the broker's
+  ``execution_id``; statuses by never reporting the same state twice. A poll of the open orders
+  every ``poll_interval_s`` finds what a lost webhook did not say, and queries the order's status
+  (with its executions) for the details.
+- Tokens: the JWT access token (1 h) is renewed with the refresh token (7 d) ``refresh_margin_s``
+  before it expires (at half its life for tokens shorter than twice that); a 401 / 1002 triggers a renewal
+  and one resend; a refused refresh falls back to a new login.
+- ``disconnect_after_failures`` failed requests in a row report the venue ``disconnected`` (the
+  engine marks the open orders unknown and refuses new ones); the first answer after that reports
+  ``connected`` and the engine reconciles through :meth:`query_open_orders`, :meth:`query_order`
+  and :meth:`query_fills`.
+
+Credentials and the webhook secret are read from environment variables or files named in the
+options, never from the config itself, and never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+import anyio
+import httpx
+from pydantic import Field, field_validator, model_validator
+
+from adapters.base import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
+from adapters.optimus import codec
+from adapters.optimus.codec import (
+    IDEMPOTENCY_HEADER,
+    ORDER_EVENTS,
+    CodecError,
+    Execution,
+    Failure,
+    OrderView,
+    Paths,
+    Success,
+    Tokens,
+    WebhookEvent,
+)
+from adapters.optimus.webhooks import HttpServer, WebhookReceiver, parse_listen
+from engine.clock import NS_PER_S, Clock
+from engine.model import Fill, Instrument, Order, OrderStatus, OrderUpdate, VenueOrder
+from engine.rejects import Reject
+from engine.risk.ratelimit import RateBucket
+
+__all__ = ["OptimusAdapter", "OptimusOptions"]
+
+log = logging.getLogger("engine.optimus")
+
+
+LOG_FIRST = 5
+LOG_EVERY = 1000
+NOT_FOUND = 404
+
+
+class OptimusOptions(AdapterOptions):
+    """Options of the Optimus adapter (``venues.<name>.options``). Secrets are named, never given."""
+
+    base_url: str = Field(
+        "https://api.optimuscapital.com/v1",
+        description="REST base URL including /v1 (document section 2); the sandbox prints its own.",
+    )
+    username_env: str = Field("OPTIMUS_USERNAME", min_length=1, description="Environment variable holding the login.")
+    password_env: str | None = Field(
+        "OPTIMUS_PASSWORD", description="Environment variable holding the password (ignored when password_file is set)."
+    )
+    password_file: Path | None = Field(
+        None, description="File holding the password (first line), e.g. a mounted secret."
+    )
+    connect_timeout_s: Decimal = Field(Decimal(2), gt=0, description="TCP/TLS connect timeout per request.")
+    request_timeout_s: Decimal = Field(
+        Decimal(5), gt=0,
+        description="Read/write timeout per request; an order whose answer takes longer is 'unknown' until queried.",
+    )
+    max_connections: int = Field(8, ge=1, le=100, description="Kept-alive connections to the broker.")
+    refresh_margin_s: Decimal = Field(
+        Decimal(300), ge=0, description="Renew the access token this long before it expires (at most half its life)."
+    )
+    webhook_listen: str = Field(
+        "127.0.0.1:8088", description="host:port the webhook receiver listens on (port 0: any free port)."
+    )
+    webhook_path: str = Field(codec.Paths.WEBHOOK, description="Path the broker POSTs webhooks to.")
+    webhook_secret_env: str | None = Field(
+        "OPTIMUS_WEBHOOK_SECRET", description="Environment variable holding the webhook HMAC secret."
+    )
+    webhook_secret_file: Path | None = Field(None, description="File holding the webhook HMAC secret (first line).")
+    webhook_tolerance_s: int = Field(300, ge=1, description="Refuse webhooks signed further than this from our clock.")
+    poll_interval_s: Decimal = Field(
+        Decimal(1), gt=0, description="Poll the open orders this often: the backup for lost webhooks."
+    )
+    unknown_grace_s: Decimal = Field(
+        Decimal(10), ge=0,
+        description="An order whose answer was lost is believed never received only when the broker still says "
+        "'not found' this long after it was sent.",
+    )
+    disconnect_after_failures: int = Field(3, ge=1, description="Failed requests in a row that mean 'disconnected'.")
+    connect_retries: int = Field(2, ge=0, description="Resends of a request that could not even connect (never sent).")
+    retry_backoff_s: Decimal = Field(Decimal("0.2"), ge=0, description="Wait between such resends.")
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _secret_sources(self) -> OptimusOptions:
+        if self.password_env is None and self.password_file is None:
+            raise ValueError("give password_env or password_file (the password itself never goes in config)")
+        if self.webhook_secret_env is None and self.webhook_secret_file is None:
+            raise ValueError("give webhook_secret_env or webhook_secret_file (webhooks must be signed)")
+        return self
+
+
+class _Secret:
+    """A secret value that never prints."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    __str__ = __repr__
+
+
+def read_secret(env: str | None, file: Path | None, what: str) -> _Secret:
+    """From the file when one is named, else from the environment; errors name the source only."""
+    if file is not None:
+        try:
+            value = file.read_text(encoding="utf-8").splitlines()[0].strip() if file.stat().st_size else ""
+        except OSError as exc:
+            raise ValueError(f"optimus {what}: cannot read {file}: {exc.strerror}") from None
+        if not value:
+            raise ValueError(f"optimus {what}: file {file} is empty")
+        return _Secret(value)
+    assert env is not None
+    value = os.environ.get(env, "")
+    if not value:
+        raise ValueError(f"optimus {what}: environment variable {env} is not set")
+    return _Secret(value)
+
+
+class NotSent(Exception):
+    """The request never left (no connection): the broker cannot have acted on it."""
+
+
+class OutcomeUnknown(Exception):
+    """The request may have reached the broker, but its answer was lost or unreadable."""
+
+
+class AuthFailed(Exception):
+    """Login or refresh refused by the broker."""
+
+
+class _Tracked:
+    """One of our orders and what the adapter has already told the engine about it."""
+
+    __slots__ = (
+        "client_id", "symbol", "side", "qty", "order_id", "acked", "final", "cum_qty", "exec_ids",
+        "in_flight", "unknown", "sent_ns", "lock", "cancels",
+    )
+
+    def __init__(self, order: Order) -> None:
+        self.client_id = order.client_id
+        self.symbol = order.symbol
+        self.side = order.side
+        self.qty = order.qty
+        self.order_id = order.venue_order_id
+        self.acked = False  # NEW told
+        self.final: OrderStatus | None = None  # terminal state told (or reached through fills)
+        self.cum_qty = Decimal(0)
+        self.exec_ids: set[str] = set()
+        self.in_flight = False  # the placing request awaits its answer
+        self.unknown = False  # the placing answer was lost: only a status query settles it
+        self.sent_ns = 0
+        self.lock = anyio.Lock()  # one request at a time per order: a cancel never overtakes its placing
+        self.cancels = 0
+
+
+class OptimusAdapter(Adapter):
+    """Optimus Capital REST + webhooks (VENUES.md section 1)."""
+
+    name: ClassVar[str] = "optimus"
+    # VENUES.md 6.9: no amend, no mass cancel, no cancel-on-disconnect, IOC/FOK as TIF (OPT-7),
+    # no GTC (OPT-9), no post-only.
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        amend=False, mass_cancel=False, post_only="none", ioc=True, fok=True, gtc=False,
+        market_orders=True, mmp=False, cancel_on_disconnect=False, self_trade_prevention=False,
+    )
+    # Document section 11. "all" is what the engine's buckets enforce on orders and cancels; the
+    # adapter keeps 5 of the documented 100/s for its own status polls and reconciliation queries
+    # ("queries"), so together they never exceed the broker's number. "auth" is enforced by the
+    # adapter on login/refresh; it calls no public data API (market data comes from the Live Feed).
+    rate_limits: ClassVar[tuple[RateLimit, ...]] = (
+        RateLimit("all", 95, Decimal(1), None,
+                  source="document section 11: Trading APIs 100 requests/second/user, less the adapter's 5/s queries"),
+        RateLimit("queries", 5, Decimal(1), None, source="the adapter's status polls, inside the 100/s trading budget"),
+        RateLimit("auth", 5, Decimal(60), None, source="document section 11: Authentication APIs 5 requests/minute/IP"),
+        RateLimit("public_data", 200, Decimal(60), None,
+                  source="document section 11: Public Data APIs 200 requests/minute/IP (not used by this adapter)"),
+    )
+    options_model: ClassVar[type[AdapterOptions]] = OptimusOptions
+
+    def __init__(
+        self,
+        venue: str,
+        options: AdapterOptions,
+        instruments: Iterable[Instrument],
+        clock: Clock,
+        sink: VenueEvents,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(options, OptimusOptions):
+            options = OptimusOptions.model_validate(options.model_dump())
+        super().__init__(venue, options, instruments, clock, sink, seed)
+        self.opts = options
+        self._username = read_secret(options.username_env, None, "username").value
+        self._password = read_secret(options.password_env, options.password_file, "password")
+        webhook_secret = read_secret(options.webhook_secret_env, options.webhook_secret_file, "webhook secret")
+        self._client: httpx.AsyncClient | None = None
+        self._tokens: Tokens | None = None
+        self._tokens_at_ns = 0
+        self._token_lock = anyio.Lock()
+        self._orders: dict[str, _Tracked] = {}  # every order of the run (late webhooks find theirs)
+        self._open: dict[str, _Tracked] = {}  # the ones not final yet: what the poll looks at
+        self._by_order_id: dict[str, _Tracked] = {}
+        self._status = "disconnected"
+        self._failures = 0
+        self._closed = True
+        self._scopes: set[anyio.CancelScope] = set()
+        self.counts: Counter[str] = Counter()
+        limits = {limit.scope: limit for limit in self.rate_limits}
+        self._auth_bucket = self._bucket(limits["auth"])
+        self._query_bucket = self._bucket(limits["queries"])
+        host, port = parse_listen(options.webhook_listen)
+        self.receiver = WebhookReceiver(
+            [webhook_secret.value.encode()], clock, self._on_webhook, path=options.webhook_path,
+            tolerance_s=options.webhook_tolerance_s, venue=venue,
+        )
+        self._server = HttpServer(self._on_http, host, port, name=f"optimus {venue} webhooks")
+
+    def _bucket(self, limit: RateLimit) -> RateBucket:
+        return RateBucket(f"venue {self.venue!r} {limit.scope}", limit.count, limit.per_seconds, limit.burst,
+                          self.clock, scope=limit.scope)
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Start the webhook receiver, log in, start token upkeep and polling, report ``connected``.
+        Raises ``ConnectionError`` (with the broker's words, never a secret) when login fails."""
+        if self._task_group is None:
+            raise RuntimeError(f"optimus venue {self.venue!r}: bind(task_group) must come before connect()")
+        opts = self.opts
+        self._closed = False
+        timeout = httpx.Timeout(
+            float(opts.request_timeout_s), connect=float(opts.connect_timeout_s), pool=float(opts.connect_timeout_s)
+        )
+        self._client = httpx.AsyncClient(
+            base_url=opts.base_url,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=opts.max_connections, max_keepalive_connections=opts.max_connections),
+            headers={"User-Agent": "psx-strategy-engine optimus adapter", "Accept": "application/json"},
+        )
+        try:
+            await self._server.start()
+            await self._renew_tokens(None)
+        except (NotSent, OutcomeUnknown, AuthFailed, OSError) as exc:
+            await self.close()
+            raise ConnectionError(f"optimus venue {self.venue!r}: cannot log in at {opts.base_url}: {exc}") from None
+        self._spawn(self._token_loop)
+        self._spawn(self._poll_loop)
+        self._status = "connected"
+        self._failures = 0
+        log.info("optimus %s connected to %s; webhooks on %s", self.venue, opts.base_url, self.webhook_url)
+        self.sink.on_venue_status(self.venue, "connected", f"webhooks on {self.webhook_url}")
+
+    async def close(self) -> None:
+        """Stop the background work, the receiver and the HTTP client. Never raises."""
+        self._closed = True
+        for scope in list(self._scopes):
+            scope.cancel()
+        try:
+            await self._server.close()
+        except Exception:
+            log.exception("optimus %s: closing the webhook receiver failed", self.venue)
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                await client.aclose()
+            except Exception:
+                log.exception("optimus %s: closing the HTTP client failed", self.venue)
+
+    @property
+    def webhook_url(self) -> str:
+        """Where the broker must POST webhooks (the receiver's bound address and path)."""
+        return self._server.url + self.opts.webhook_path
+
+    def subscribe(self, symbols: Iterable[str]) -> None:
+        """Market data comes from the PSX Live Feed adapter; Optimus carries orders only."""
+        return None
+
+    def stats(self) -> dict[str, int]:
+        """Counters for the report: ``messages_in`` (answers and webhooks), ``messages_out``
+        (requests), ``reconnects``, and every error kind seen."""
+        out = dict(self.counts)
+        for key in ("messages_in", "messages_out", "reconnects"):
+            out.setdefault(key, 0)
+        for kind, n in self.receiver.counts.items():
+            out[f"webhook_{kind}"] = n
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "venue": self.venue,
+            "base_url": self.opts.base_url,
+            "webhook_url": self.webhook_url if not self._closed else None,
+            "poll_interval_s": str(self.opts.poll_interval_s),
+            **self.stats(),
+        }
+
+    # ---- background tasks ----------------------------------------------------------------
+    def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        self.start_task(self._guarded, fn, args, name=f"optimus-{self.venue}-{fn.__name__}")
+
+    async def _guarded(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+        """A background task that fails is logged, never allowed to take the engine down; ``close``
+        cancels them all."""
+        with anyio.CancelScope() as scope:
+            self._scopes.add(scope)
+            try:
+                await fn(*args)
+            except Exception:
+                log.exception("optimus %s: %s failed", self.venue, fn.__name__)
+            finally:
+                self._scopes.discard(scope)
+
+    async def _sleep_until(self, when_ns: int) -> None:
+        """Sleep on the engine's clock (wall or scaled), not the system's."""
+        if when_ns <= self.clock.now_ns():
+            await anyio.sleep(0)
+            return
+        event = anyio.Event()
+        timer = self.clock.call_at(when_ns, event.set)
+        try:
+            await event.wait()
+        finally:
+            timer.cancel()
+
+    async def _sleep(self, seconds: Decimal) -> None:
+        await self._sleep_until(self.clock.now_ns() + int(seconds * NS_PER_S))
+
+    async def _token_loop(self) -> None:
+        while not self._closed:
+            tokens = self._tokens
+            if tokens is None:
+                await self._sleep(self.opts.poll_interval_s)
+                continue
+            life = tokens.access_expires_ns - self._tokens_at_ns
+            margin = min(int(self.opts.refresh_margin_s * NS_PER_S), life // 2)  # short-lived tokens: at half life
+            due = tokens.access_expires_ns - margin
+            await self._sleep_until(due)
+            if self._closed or self._tokens is not tokens:
+                continue  # renewed meanwhile (a 401 on some request)
+            try:
+                await self._renew_tokens(tokens)
+            except (NotSent, OutcomeUnknown, AuthFailed) as exc:
+                log.warning("optimus %s: token renewal failed (%s); retrying", self.venue, exc)
+                await self._sleep(self.opts.poll_interval_s)
+
+    async def _poll_loop(self) -> None:
+        interval = self.opts.poll_interval_s
+        while not self._closed:
+            await self._sleep(interval)
+            if not self._closed:
+                await self._poll_once()
+
+    async def _poll_once(self) -> None:
+        """One look at the open orders: the backup for lost webhooks and the link's heartbeat."""
+        try:
+            result = await self._query(Paths.OPEN_ORDERS, {})
+        except (NotSent, OutcomeUnknown):
+            return
+        if isinstance(result, Failure):
+            self._complain("poll_failed", "open orders poll: %s", result.describe())
+            return
+        try:
+            listed = {view.client_order_id: view for view in codec.decode_orders(result.data)}
+        except CodecError as exc:
+            self._complain("malformed", "open orders answer: %s", exc)
+            return
+        for rec in list(self._open.values()):
+            if rec.final is not None or rec.in_flight:
+                continue
+            view = listed.get(rec.client_id)
+            if rec.unknown or view is None or view.filled_quantity != rec.cum_qty:
+                await self._resolve(rec)  # finished, filled meanwhile, or never confirmed: ask for details
+            else:
+                self._apply_view(rec, view)
+
+    # ---- HTTP ----------------------------------------------------------------------------
+    async def _post(
+        self, path: str, body: dict[str, Any], *, token: str | None, idempotency_key: str | None = None
+    ) -> Success | Failure:
+        client = self._client
+        if client is None:
+            raise NotSent("adapter is closed")
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        if idempotency_key is not None:
+            headers[IDEMPOTENCY_HEADER] = idempotency_key
+        content = codec.dumps(body)
+        self.counts["messages_out"] += 1
+        try:
+            response = await client.post(path, content=content, headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            self._link_failed(f"{path}: {type(exc).__name__}")
+            self.counts["not_sent"] += 1
+            raise NotSent(f"{type(exc).__name__}: {exc}") from None
+        except httpx.TransportError as exc:  # timeouts after sending, resets, protocol errors
+            self._link_failed(f"{path}: {type(exc).__name__}")
+            self.counts["transport_errors"] += 1
+            raise OutcomeUnknown(f"{type(exc).__name__}: {str(exc) or 'no detail'}") from None
+        self.counts["messages_in"] += 1
+        try:
+            result = codec.parse_envelope(response.status_code, response.content)
+        except CodecError as exc:
+            self._link_failed(f"{path}: unreadable answer")
+            sample = response.content[:200] if path not in (Paths.LOGIN, Paths.REFRESH) else b"<auth answer withheld>"
+            self._complain("malformed", "HTTP %d from %s: %s; sample %r", response.status_code, path, exc, sample)
+            raise OutcomeUnknown(f"unreadable answer (HTTP {response.status_code}): {exc}") from None
+        if isinstance(result, Failure):
+            if result.http_status >= 500:
+                self._link_failed(f"{path}: {result.describe()}")
+                self.counts["http_5xx"] += 1
+                return result
+            self.counts["http_4xx"] += 1
+        self._link_ok()
+        return result
+
+    async def _call(
+        self, path: str, body: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> Success | Failure:
+        """An authenticated request; a 401 renews the token and sends it once more (a request
+        refused for its token was not processed, so resending cannot duplicate it)."""
+        tokens = self._tokens
+        if tokens is None or self.clock.now_ns() >= tokens.access_expires_ns:
+            try:
+                await self._renew_tokens(tokens)
+            except (OutcomeUnknown, AuthFailed) as exc:  # no token, so the request itself never left
+                raise NotSent(f"no valid access token: {exc}") from None
+            tokens = self._tokens
+        assert tokens is not None
+        result = await self._post(path, body, token=tokens.access_token, idempotency_key=idempotency_key)
+        if isinstance(result, Failure) and codec.classify_order_failure(result) == "auth":
+            self.counts["auth_retries"] += 1
+            try:
+                await self._renew_tokens(tokens)
+            except (NotSent, OutcomeUnknown, AuthFailed) as exc:
+                log.error("optimus %s: token renewal after %s failed: %s", self.venue, result.describe(), exc)
+                return result
+            assert self._tokens is not None
+            result = await self._post(path, body, token=self._tokens.access_token, idempotency_key=idempotency_key)
+        return result
+
+    async def _query(self, path: str, body: dict[str, Any]) -> Success | Failure:
+        """A read (status, listing): paced by the adapter's own share of the trading budget."""
+        await self._take(self._query_bucket)
+        return await self._call(path, body)
+
+    async def _take(self, bucket: RateBucket) -> None:
+        while not bucket.try_take():
+            await self._sleep_until(bucket.next_free_ns())
+
+    async def _renew_tokens(self, stale: Tokens | None) -> None:
+        """Refresh (or log in) unless another task already replaced ``stale``. Auth calls are paced
+        by the document's 5/minute so a broken refresh never hammers the broker."""
+        async with self._token_lock:
+            current = self._tokens
+            if current is not stale and current is not None and self.clock.now_ns() < current.access_expires_ns:
+                return
+            if current is not None and self.clock.now_ns() < current.refresh_expires_ns:
+                await self._take(self._auth_bucket)
+                result = await self._post(Paths.REFRESH, codec.encode_refresh(current.refresh_token), token=None)
+                if isinstance(result, Success):
+                    self._set_tokens(result)
+                    self.counts["token_refreshes"] += 1
+                    return
+                if codec.classify_order_failure(result) != "auth":
+                    raise AuthFailed(result.describe())
+                log.warning("optimus %s: refresh token refused (%s); logging in again", self.venue, result.describe())
+            await self._take(self._auth_bucket)
+            result = await self._post(
+                Paths.LOGIN, codec.encode_login(self._username, self._password.value), token=None
+            )
+            if isinstance(result, Failure):
+                raise AuthFailed(result.describe())
+            self._set_tokens(result)
+            self.counts["logins"] += 1
+
+    def _set_tokens(self, result: Success) -> None:
+        now = self.clock.now_ns()
+        try:
+            self._tokens = codec.decode_tokens(result.data, now)
+        except CodecError as exc:
+            self._complain("malformed", "token answer: %s", exc)
+            raise AuthFailed(f"unreadable token answer: {exc}") from None
+        self._tokens_at_ns = now
+
+    def _link_failed(self, why: str) -> None:
+        self._failures += 1
+        if self._failures >= self.opts.disconnect_after_failures and self._status == "connected" and not self._closed:
+            self._status = "disconnected"
+            log.warning("optimus %s: %d failed requests in a row (last: %s): disconnected",
+                        self.venue, self._failures, why)
+            self.sink.on_venue_status(self.venue, "disconnected", why)
+
+    def _link_ok(self) -> None:
+        self._failures = 0
+        if self._status == "disconnected" and not self._closed and self._tokens is not None:
+            self._status = "connected"
+            self.counts["reconnects"] += 1
+            self.sink.on_venue_status(self.venue, "connected", "the broker answers again")
+
+    def _complain(self, kind: str, message: str, *args: object) -> None:
+        self.counts[kind] += 1
+        n = self.counts[kind]
+        if n <= LOG_FIRST or n % LOG_EVERY == 0:
+            log.error("optimus %s %s (#%d): " + message, self.venue, kind, n, *args)
+
+    # ---- orders --------------------------------------------------------------------------
+    def _track(self, order: Order) -> _Tracked:
+        rec = self._orders.get(order.client_id)
+        if rec is None:
+            rec = self._orders[order.client_id] = self._open[order.client_id] = _Tracked(order)
+            if rec.order_id:
+                self._by_order_id[rec.order_id] = rec
+        return rec
+
+    def submit(self, order: Order) -> None:
+        rec = self._track(order)
+        try:
+            body = codec.encode_place(order)
+        except CodecError as exc:  # the engine's gate refuses these first; never send half an order
+            self._spawn(self._finish_later, rec, OrderStatus.REJECTED, int(Reject.ORDER_TYPE_NOT_SUPPORTED), str(exc))
+            return
+        self._spawn(self._place, rec, body)
+
+    def cancel(self, order: Order) -> None:
+        self._spawn(self._cancel, self._track(order))
+
+    def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
+        """Optimus offers no modification (VENUES.md 1.8); the engine refuses amends before they get
+        here (capabilities.amend is False), so this only answers a caller that did not ask."""
+        rec = self._track(order)
+        self._spawn(self._refuse_amend, rec, order.live_status())
+
+    async def _refuse_amend(self, rec: _Tracked, live: OrderStatus) -> None:
+        self.sink.on_order_update(OrderUpdate(
+            self.venue, rec.client_id, live, self.clock.now_ns(), venue_order_id=rec.order_id,
+            reject_code=int(Reject.ORDER_TYPE_NOT_SUPPORTED), reason="Optimus offers no order modification",
+        ))
+
+    async def _finish_later(self, rec: _Tracked, status: OrderStatus, code: int | None, reason: str) -> None:
+        self._finish(rec, status, code, reason)
+
+    async def _place(self, rec: _Tracked, body: dict[str, Any]) -> None:
+        async with rec.lock:
+            rec.in_flight = True
+            rec.sent_ns = self.clock.now_ns()
+            try:
+                result = await self._send_with_retries(Paths.ORDERS, body, rec.client_id)
+            except NotSent as exc:
+                rec.in_flight = False
+                self._finish(rec, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY), f"order not sent: {exc}")
+                return
+            except OutcomeUnknown as exc:
+                rec.in_flight = False
+                self._mark_unknown(rec, str(exc))
+            else:
+                rec.in_flight = False
+                self._placed(rec, result)
+        if rec.unknown:
+            await self._resolve(rec)
+
+    async def _send_with_retries(self, path: str, body: dict[str, Any], key: str) -> Success | Failure:
+        """Send; resend only what provably never left (a connect failure), with the same key."""
+        attempt = 0
+        while True:
+            try:
+                return await self._call(path, body, idempotency_key=key)
+            except NotSent:
+                attempt += 1
+                if attempt > self.opts.connect_retries or self._closed:
+                    raise
+                await self._sleep(self.opts.retry_backoff_s)
+
+    def _placed(self, rec: _Tracked, result: Success | Failure) -> None:
+        if isinstance(result, Success):
+            try:
+                view = codec.decode_order(result.data)
+            except CodecError as exc:
+                self._complain("malformed", "order answer for %s: %s", rec.client_id, exc)
+                self._mark_unknown(rec, f"unreadable answer: {exc}")
+                return
+            self._apply_view(rec, view)
+            return
+        outcome = codec.classify_order_failure(result)
+        if outcome == "rejected" or outcome == "auth":  # auth: still refused after a renewal: not placed
+            code = result.engine_code
+            reason = result.message or codec.BROKER_ERRORS.get(code, "")
+            if result.error_code is not None and result.error_code != code:
+                reason += f" (broker code {result.error_code})"
+            self._bind_order_id(rec, result.details.get("order_id"))
+            self._finish(rec, OrderStatus.REJECTED, code, reason)
+        else:  # 5xx, 9001, or 3002 (the broker already holds this key): it may exist
+            self._mark_unknown(rec, result.describe())
+
+    def _mark_unknown(self, rec: _Tracked, why: str) -> None:
+        if rec.final is not None:
+            return
+        if not rec.unknown:
+            self.counts["orders_unknown"] += 1
+            log.warning("optimus %s: order %s outcome unknown (%s); resolving by status query",
+                        self.venue, rec.client_id, why)
+        rec.unknown = True
+
+    async def _resolve(self, rec: _Tracked) -> None:
+        """Ask the broker for the order (with its executions) and report what it says."""
+        self.counts["status_queries"] += 1
+        try:
+            result = await self._query(Paths.STATUS, codec.encode_status(rec.client_id))
+        except (NotSent, OutcomeUnknown):
+            return  # still unknown: the next poll asks again
+        if isinstance(result, Failure):
+            if result.http_status == NOT_FOUND and result.error_code is None:
+                self._not_found(rec)
+            else:
+                self._complain("status_failed", "status of %s: %s", rec.client_id, result.describe())
+            return
+        try:
+            view = codec.decode_order(result.data)
+        except CodecError as exc:
+            self._complain("malformed", "status answer for %s: %s", rec.client_id, exc)
+            return
+        if view.client_order_id != rec.client_id:
+            self._complain("malformed", "status answer for %s names %s", rec.client_id, view.client_order_id)
+            return
+        self._apply_view(rec, view)
+
+    def _not_found(self, rec: _Tracked) -> None:
+        if rec.in_flight:
+            return
+        waited = self.clock.now_ns() - rec.sent_ns
+        if not rec.unknown:
+            if not rec.acked:  # sent, answered "pending", then forgotten? say so, keep waiting for the truth
+                self._complain("lost_order", "broker answered pending for %s but now says not found", rec.client_id)
+            return
+        if waited < int(self.opts.unknown_grace_s * NS_PER_S):
+            return  # a slow request may still arrive: ask again at the next poll
+        rec.unknown = False
+        self._finish(rec, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY),
+                     "the broker has no record of this order: its request was lost (status query)")
+
+    async def _cancel(self, rec: _Tracked) -> None:
+        """Send the cancel; the cancelled state itself comes from ``order.cancelled`` or the poll.
+        A cancel whose answer was lost is checked by a status query and sent again while the
+        order still works; one that cannot be delivered is reported refused, so the engine leaves
+        pending_cancel and decides again."""
+        async with rec.lock:  # after the placing answer, never before it
+            why = "cancel could not be delivered"
+            code = int(Reject.BACKEND_CONNECTIVITY)
+            for _ in range(self.opts.connect_retries + 1):
+                if rec.final is not None or self._closed:
+                    return
+                rec.cancels += 1
+                key = f"{rec.client_id}-cxl{rec.cancels}"
+                try:
+                    result = await self._send_with_retries(
+                        Paths.CANCEL, codec.encode_cancel(rec.client_id, rec.order_id, key), key
+                    )
+                except NotSent as exc:
+                    why = f"cancel not sent: {exc}"
+                    break
+                except OutcomeUnknown as exc:
+                    why = f"cancel unanswered: {exc}"
+                    await self._resolve(rec)
+                    continue
+                if isinstance(result, Success):
+                    try:
+                        self._apply_view(rec, codec.decode_order(result.data))
+                    except CodecError as exc:
+                        self._complain("malformed", "cancel answer for %s: %s", rec.client_id, exc)
+                    return
+                outcome = codec.classify_order_failure(result)
+                if outcome == "duplicate":
+                    return  # the broker already works on this cancel
+                why = f"cancel refused: {result.describe()}"
+                code = result.engine_code
+                await self._resolve(rec)
+                if outcome != "unknown":
+                    break
+            if rec.final is None:
+                await self._resolve(rec)
+            if rec.final is None:
+                self._refuse_cancel(rec, code, why)
+
+    def _refuse_cancel(self, rec: _Tracked, code: int, reason: str) -> None:
+        """The order is still working: tell the engine the cancel failed (it leaves pending_cancel)."""
+        live = OrderStatus.PARTIALLY_FILLED if rec.cum_qty else OrderStatus.NEW
+        log.warning("optimus %s: %s: %s", self.venue, rec.client_id, reason)
+        self.sink.on_order_update(OrderUpdate(
+            self.venue, rec.client_id, live, self.clock.now_ns(), venue_order_id=rec.order_id,
+            reject_code=code, reason=reason,
+        ))
+
+    # ---- applying the broker's word (answers, webhooks, polls: all idempotent) ------------
+    def _bind_order_id(self, rec: _Tracked, order_id: Any) -> None:
+        if isinstance(order_id, str) and order_id and not rec.order_id:
+            rec.order_id = order_id
+            self._by_order_id[order_id] = rec
+
+    def _apply_view(self, rec: _Tracked, view: OrderView) -> None:
+        self._bind_order_id(rec, view.order_id)
+        rec.unknown = False  # the broker has it
+        for execution in sorted(view.executions, key=_execution_ts):
+            self._execution(rec, execution)
+        status = view.status
+        if status is OrderStatus.NEW or status is OrderStatus.PARTIALLY_FILLED:
+            self._ack(rec)
+        elif status is OrderStatus.FILLED:
+            if rec.cum_qty < view.filled_quantity:
+                self._complain("fills_missing", "%s filled at the broker, %s of %s executions seen",
+                               rec.client_id, rec.cum_qty, view.filled_quantity)
+        elif status is OrderStatus.REJECTED:
+            code = codec.order_reject_code(view.reject_code)
+            self._finish(rec, status, code, view.reason or codec.BROKER_ERRORS.get(code, ""))
+        elif status is not None:  # cancelled, expired
+            self._finish(rec, status, None, view.reason)
+
+    def _ack(self, rec: _Tracked) -> None:
+        if rec.acked or rec.final is not None:
+            return
+        rec.acked = True
+        self.sink.on_order_update(OrderUpdate(
+            self.venue, rec.client_id, OrderStatus.NEW, self.clock.now_ns(), venue_order_id=rec.order_id
+        ))
+
+    def _execution(self, rec: _Tracked, execution: Execution) -> None:
+        if execution.execution_id in rec.exec_ids:
+            self.counts["duplicate_executions"] += 1
+            return
+        self._ack(rec)  # an execution proves the order was accepted: the ack comes first
+        rec.exec_ids.add(execution.execution_id)
+        rec.cum_qty += execution.quantity
+        if rec.cum_qty >= rec.qty and rec.final is None:
+            self._set_final(rec, OrderStatus.FILLED)
+        self.sink.on_fill(execution.to_fill(self.venue))
+
+    def _set_final(self, rec: _Tracked, status: OrderStatus) -> None:
+        rec.final = status
+        rec.unknown = False
+        self._open.pop(rec.client_id, None)
+
+    def _finish(self, rec: _Tracked, status: OrderStatus, code: int | None, reason: str) -> None:
+        if rec.final is not None:
+            return
+        self._set_final(rec, status)
+        self.sink.on_order_update(OrderUpdate(
+            self.venue, rec.client_id, status, self.clock.now_ns(), venue_order_id=rec.order_id,
+            reject_code=code, reason=reason,
+        ))
+
+    # ---- webhooks ------------------------------------------------------------------------
+    async def _on_http(self, request: Any) -> Any:
+        self.counts["messages_in"] += 1
+        return await self.receiver.handle(request)
+
+    def _on_webhook(self, event: WebhookEvent) -> None:
+        """Apply one verified, new event. Raises CodecError on bad data (answered 400, counted)."""
+        if event.event not in ORDER_EVENTS:
+            if event.event == "margin.call":
+                log.warning("optimus %s: margin call: %s", self.venue, event.data)
+            else:
+                log.info("optimus %s: account alert: %s", self.venue, event.data)
+            self.counts[event.event] += 1
+            return
+        view = event.order()
+        rec = self._orders.get(view.client_order_id) or self._by_order_id.get(view.order_id)
+        if rec is None:
+            self._unknown_order(event, view)
+            return
+        self._bind_order_id(rec, view.order_id)
+        rec.unknown = False
+        kind = event.event
+        if kind == "order.execution":
+            self._execution(rec, event.execution())
+            if view.filled_quantity > rec.cum_qty:  # an earlier execution's webhook was lost
+                self._spawn(self._resolve, rec)
+        elif kind == "order.confirmed":
+            self._ack(rec)
+            if view.filled_quantity > rec.cum_qty:
+                self._spawn(self._resolve, rec)
+        elif kind == "order.rejected":
+            code = codec.order_reject_code(view.reject_code)
+            self._finish(rec, OrderStatus.REJECTED, code, view.reason or codec.BROKER_ERRORS.get(code, ""))
+        else:  # order.cancelled: "expired" rides on it too (the document has no expiry event, OPT-5)
+            if view.filled_quantity > rec.cum_qty:
+                self._spawn(self._resolve, rec)  # fetch the missing fills first; it reports the end too
+            elif view.status is not None:
+                self._finish(rec, view.status, None, view.reason)
+
+    def _unknown_order(self, event: WebhookEvent, view: OrderView) -> None:
+        """Not an order this adapter sent (or one from before a restart): counted, logged, and
+        passed on so the engine records it rather than it vanishing here."""
+        self._complain("webhook_unknown_order", "%s %s for unknown order %s (broker id %s)",
+                       event.event, event.event_id, view.client_order_id, view.order_id)
+        now = self.clock.now_ns()
+        if event.event == "order.execution":
+            self.sink.on_fill(event.execution().to_fill(self.venue))
+        elif view.status is not None:
+            code = codec.order_reject_code(view.reject_code) if view.status is OrderStatus.REJECTED else None
+            self.sink.on_order_update(OrderUpdate(
+                self.venue, view.client_order_id, view.status, now, venue_order_id=view.order_id,
+                reject_code=code, reason=view.reason,
+            ))
+
+    # ---- reconciliation queries ----------------------------------------------------------
+    async def _answer(self, path: str, body: dict[str, Any]) -> Success | Failure:
+        result = await self._query(path, body)
+        if isinstance(result, Failure) and result.http_status != NOT_FOUND:
+            raise ConnectionError(f"optimus {self.venue}: {path}: {result.describe()}")
+        return result
+
+    async def query_open_orders(self) -> list[VenueOrder]:
+        """Every order the broker still works for the account (``POST /orders/open``)."""
+        try:
+            result = await self._answer(Paths.OPEN_ORDERS, {})
+        except (NotSent, OutcomeUnknown) as exc:
+            raise ConnectionError(f"optimus {self.venue}: open orders: {exc}") from None
+        if isinstance(result, Failure):
+            raise ConnectionError(f"optimus {self.venue}: open orders: {result.describe()}")
+        views = codec.decode_orders(result.data)
+        for view in views:
+            rec = self._orders.get(view.client_order_id)
+            if rec is not None:
+                self._bind_order_id(rec, view.order_id)
+        return [view.to_venue_order(self.venue) for view in views]
+
+    async def query_order(self, client_id: str) -> VenueOrder | None:
+        """One order by our id; None when the broker never saw it."""
+        try:
+            result = await self._answer(Paths.STATUS, codec.encode_status(client_id))
+        except (NotSent, OutcomeUnknown) as exc:
+            raise ConnectionError(f"optimus {self.venue}: status of {client_id}: {exc}") from None
+        if isinstance(result, Failure):
+            return None
+        view = codec.decode_order(result.data)
+        rec = self._orders.get(client_id)
+        if rec is not None:
+            self._bind_order_id(rec, view.order_id)
+            rec.unknown = False
+        return view.to_venue_order(self.venue)
+
+    async def query_fills(self, since_ns: int) -> list[Fill]:
+        """Our executions since ``since_ns``. The engine applies them itself (dropping ones it has),
+        so they are only noted here, never pushed to the sink a second time."""
+        try:
+            result = await self._answer(Paths.EXECUTIONS, codec.encode_executions_query(since_ns))
+        except (NotSent, OutcomeUnknown) as exc:
+            raise ConnectionError(f"optimus {self.venue}: executions: {exc}") from None
+        if isinstance(result, Failure):
+            raise ConnectionError(f"optimus {self.venue}: executions: {result.describe()}")
+        fills = []
+        for execution in codec.decode_executions(result.data):
+            rec = self._orders.get(execution.client_order_id)
+            if rec is not None and execution.execution_id not in rec.exec_ids:
+                rec.exec_ids.add(execution.execution_id)
+                rec.cum_qty += execution.quantity
+                if rec.cum_qty >= rec.qty and rec.final is None:
+                    self._set_final(rec, OrderStatus.FILLED)
+                rec.acked = True
+            fills.append(execution.to_fill(self.venue))
+        return fills
+
+    # ---- account (slow REST reads, not on the order path) --------------------------------
+    async def _read(self, path: str) -> Any:
+        try:
+            result = await self._query(path, {})
+        except (NotSent, OutcomeUnknown) as exc:
+            raise ConnectionError(f"optimus {self.venue}: {path}: {exc}") from None
+        if isinstance(result, Failure):
+            raise ConnectionError(f"optimus {self.venue}: {path}: {result.describe()}")
+        return result.data
+
+    async def holdings(self) -> list[codec.Holding]:
+        """``POST /portfolio/holdings``."""
+        return codec.decode_holdings(await self._read(Paths.HOLDINGS))
+
+    async def portfolio_summary(self) -> codec.PortfolioSummary:
+        """``POST /portfolio/summary``."""
+        return codec.decode_summary(await self._read(Paths.SUMMARY))
+
+    async def buying_power(self) -> codec.BuyingPower:
+        """``POST /account/buying-power`` (T+2: unsettled funds are not available)."""
+        return codec.decode_buying_power(await self._read(Paths.BUYING_POWER))
+
+
+def _execution_ts(execution: Execution) -> tuple[int, str]:
+    return execution.ts_ns, execution.execution_id

@@ -1,0 +1,5 @@
+"""PSX Live Feed: market data over WebSocket (``shared/seeds/002_ad1dca0bc7545d13.txt``).
+
+:mod:`.codec` holds the whole wire format (sans-I/O), :mod:`.adapter` the transport
+(:class:`~adapters.psx_feed.adapter.LiveFeedAdapter`, registry name ``psx_feed``), and
+:mod:`.sandbox` a local server backed by the paper venue, with faults on request."""

@@ -1,0 +1,790 @@
+"""PSX Live Feed adapter: market data over one WebSocket, decoded by :mod:`adapters.psx_feed.codec`.
+
+Market data only. Orders for the same exchange go through the execution adapter (Optimus); this
+adapter refuses ``submit``/``cancel``/``amend`` with :class:`OrdersNotSupported`.
+
+What it does about the document's warnings (``shared/seeds/002_ad1dca0bc7545d13.txt``):
+
+- "Only 2 concurrent connections are allowed per authentication token": one socket per adapter,
+  at most ``max_connections`` per token in this process (default 1, never above 2), and a reconnect
+  closes the old socket before it opens a new one (PSX-3).
+- "Implement exponential backoff reconnection logic": full reconnect with exponential backoff and
+  jitter, then a resubscribe, so every book starts again from a fresh snapshot.
+- "Validate all incoming messages and handle partial data gracefully": a malformed message is
+  counted, logged once per kind with a sample, and skipped; the connection stays up.
+- No message for ``stale_seconds`` -> venue status ``stale`` (strategies hear it through
+  ``on_venue_status``); data again -> ``connected``. No traffic for ``stale_reconnect_seconds``
+  -> reconnect (PSX-5).
+
+Liveness timers (backoff, staleness, keepalive) run on the event loop's monotonic clock: they
+measure the network, which runs in real time even when a sandbox day runs on a faster
+:class:`~engine.clock.ScaledClock`. Event timestamps come from the engine's clock.
+
+The token is read from an environment variable or a file at every connection attempt (a rotated
+token file is picked up on the next reconnect). It never appears in config, logs, ``describe()``
+or error messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import os
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+import anyio
+from pydantic import Field, field_validator, model_validator
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from adapters.base import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
+from adapters.psx_feed.codec import (
+    ACCESS_LEVELS,
+    AUTH_HEADER,
+    HOSTS,
+    MAX_CONNECTIONS_PER_TOKEN,
+    FeedDecoder,
+    FeedError,
+    Gap,
+    IndexValue,
+    L3Order,
+    Malformed,
+    MarketStatus,
+    Subscribed,
+    Welcome,
+    encode_subscribe,
+    feed_url,
+    public_url,
+    with_token_query,
+)
+from engine.clock import Clock
+from engine.model import BookUpdate, Fill, Instrument, InstrumentStatus, Order, Phase, SessionState, Side, Trade
+
+__all__ = [
+    "Backoff",
+    "ConnectionCapError",
+    "FeedAuthError",
+    "FeedConnectError",
+    "LiveFeedAdapter",
+    "LiveFeedOptions",
+    "OrdersNotSupported",
+]
+
+log = logging.getLogger("engine.psx_feed")
+
+
+class _RedactCredentials(logging.Filter):
+    """websockets logs the handshake at DEBUG: the Authorization header and the request line
+    (which carries a query-parameter token). Both are masked before any handler sees them."""
+
+    _PATTERNS = (
+        (re.compile(r"(?i)(authorization:\s*\S+\s+)\S+"), r"\1***"),
+        (re.compile(r"(?i)([?&](?:token|access_token)=)[^&\s]+"), r"\1***"),
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        for pattern, replacement in self._PATTERNS:
+            text = pattern.sub(replacement, text)
+        record.msg = text
+        record.args = None
+        return True
+
+
+#: the websockets library logs through this one, never with a credential in it
+wire_log = logging.getLogger("engine.psx_feed.wire")
+wire_log.addFilter(_RedactCredentials())
+
+#: market states (PSX-1) in which silence is expected and not "stale"
+_QUIET_MARKET_STATES = frozenset({"CLOSED"})
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+class FeedConnectError(ConnectionError):
+    """A connection attempt failed. The message says why and never contains the token."""
+
+
+class FeedAuthError(FeedConnectError):
+    """The token is missing or unreadable, or the server refused it (HTTP 401/403)."""
+
+
+class ConnectionCapError(FeedConnectError):
+    """Opening a connection would exceed the per-token limit (ours or the server's HTTP 429)."""
+
+
+class OrdersNotSupported(NotImplementedError):
+    """The Live Feed is market data only; orders go through the venue's execution adapter."""
+
+
+# --------------------------------------------------------------------------------------------
+# Options
+
+
+class LiveFeedOptions(AdapterOptions):
+    """Options of the PSX Live Feed adapter (``venues.<name>.options``). The token itself is never
+    in config: name the environment variable (``token_env``) or the file (``token_file``)."""
+
+    preset: Literal["staging", "production"] | None = Field(
+        None, description="Host from the document: staging = wss://uat.csapis.com, production = wss://csapis.com.",
+    )
+    url: str | None = Field(
+        None, description="Any ws:// or wss:// URL instead of a preset (e.g. the sandbox). Without a path the "
+        "access level's path is added; with one it is used as given.",
+    )
+    access: Literal["feed", "full", "l2"] = Field(
+        "full", description="Access level: feed = /2.0/market/feed (L0), full = /2.0/market/feed/full (L1, top of "
+        "book), l2 = /2.0/market/feed/l2 (L2: depth and individual orders).",
+    )
+    token_env: str | None = Field(None, min_length=1, description="Environment variable holding the bearer token.")
+    token_file: Path | None = Field(None, description="File holding the bearer token (read at every connect).")
+    token_in: Literal["header", "query"] = Field(
+        "header", description="Send the token as 'Authorization: Bearer <token>' or as the query parameter "
+        "'token' (the document allows both and names neither: gap PSX-2).",
+    )
+    max_connections: int = Field(
+        1, ge=1, description="Connections this process may hold on this token, over all adapters using it. The "
+        "document allows 2 per token.",
+    )
+    backoff_base_s: Decimal = Field(Decimal("0.5"), gt=0, description="First reconnect delay (before jitter).")
+    backoff_max_s: Decimal = Field(Decimal(30), gt=0, description="Longest reconnect delay.")
+    stale_seconds: Decimal = Field(
+        Decimal(10), gt=0, description="No message for this long -> venue status 'stale'.",
+    )
+    stale_reconnect_seconds: Decimal = Field(
+        Decimal(60), ge=0, description="No message for this long -> reconnect (PSX-5 assumes 60 s); 0 = never.",
+    )
+    stale_when_closed: bool = Field(
+        False, description="Watch for staleness while the market is closed too (default: a closed market is quiet).",
+    )
+    ping_interval_s: Decimal = Field(Decimal(20), gt=0, description="WebSocket keepalive ping (PSX-5: 20 s).")
+    ping_timeout_s: Decimal = Field(Decimal(20), gt=0, description="Drop the socket when a ping is unanswered.")
+    open_timeout_s: Decimal = Field(Decimal(10), gt=0, description="Timeout of one connection attempt.")
+    max_message_bytes: int = Field(1 << 20, ge=1024, description="Largest accepted message.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_token_in_config(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in ("token", "bearer", "access_token"):
+                if key in data:
+                    raise ValueError(
+                        f"{key!r}: the token never goes into config; set token_env (an environment variable's "
+                        "name) or token_file (a file holding the token)"
+                    )
+        return data
+
+    @field_validator("max_connections")
+    @classmethod
+    def _within_document_cap(cls, value: int) -> int:
+        if value > MAX_CONNECTIONS_PER_TOKEN:
+            raise ValueError(
+                f"max_connections {value} exceeds the PSX Live Feed limit of {MAX_CONNECTIONS_PER_TOKEN} "
+                "concurrent connections per token (the server terminates connections beyond it)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LiveFeedOptions:
+        if (self.preset is None) == (self.url is None):
+            raise ValueError("set exactly one of preset (staging | production) or url")
+        if (self.token_env is None) == (self.token_file is None):
+            raise ValueError("set exactly one of token_env (environment variable) or token_file (file)")
+        if self.backoff_max_s < self.backoff_base_s:
+            raise ValueError("backoff_max_s must be at least backoff_base_s")
+        if self.url is not None:
+            feed_url(self.url, self.access)  # raises ValueError naming the problem
+            parts = urlsplit(self.url)
+            query_keys = {key.lower() for key, _ in parse_qsl(parts.query)}
+            if parts.username or parts.password or query_keys & {"token", "access_token"}:
+                raise ValueError(
+                    f"url {public_url(self.url)!r} carries a credential; the token never goes into config: set "
+                    "token_env or token_file (and token_in: query to send it as a query parameter)"
+                )
+            if parts.scheme == "ws" and not _is_loopback(parts.hostname or ""):
+                raise ValueError(
+                    f"url {public_url(self.url)!r}: plain ws:// would send the token unencrypted; use wss:// "
+                    "(ws:// is allowed only to this machine, e.g. the sandbox)"
+                )
+        return self
+
+    def base(self) -> str:
+        return HOSTS[self.preset] if self.preset is not None else str(self.url)
+
+    def token_source(self) -> str:
+        return f"env:{self.token_env}" if self.token_env is not None else f"file:{self.token_file}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# Backoff and the per-token connection count
+
+
+class Backoff:
+    """Exponential backoff with "equal jitter": attempt n waits between d/2 and d, where
+    d = min(max, base * 2**n). Jitter spreads the reconnects of many clients after an outage;
+    the floor of d/2 keeps a flapping server from being hammered."""
+
+    def __init__(self, base_s: float, max_s: float, rng: random.Random) -> None:
+        self.base_s = base_s
+        self.max_s = max_s
+        self.rng = rng
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.max_s, self.base_s * 2 ** min(self.attempt, 62))
+        self.attempt += 1
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+#: open connections per token in this process, keyed by a digest (the token itself is not kept)
+_OPEN: Counter[str] = Counter()
+
+
+def _token_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _give_back(key: str) -> None:
+    _OPEN[key] -= 1
+    if _OPEN[key] <= 0:
+        del _OPEN[key]
+
+
+# --------------------------------------------------------------------------------------------
+# The adapter
+
+
+class LiveFeedAdapter(Adapter):
+    """PSX Live Feed market data: ticks, L2 book and (L2 access) order details, over one socket
+    kept alive through drops, gaps and token rotation."""
+
+    name: ClassVar[str] = "psx_feed"
+    #: market data only: no order entry, so no order capability at all
+    capabilities: ClassVar[Capabilities] = Capabilities(market_orders=False)
+    #: the document names no request budget ("respect server rate limits", no numbers)
+    rate_limits: ClassVar[tuple[RateLimit, ...]] = ()
+    options_model: ClassVar[type[AdapterOptions]] = LiveFeedOptions
+    #: for the engine: this adapter carries no orders, so a drop leaves no order unknown
+    market_data_only: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        venue: str,
+        options: AdapterOptions,
+        instruments: Iterable[Instrument],
+        clock: Clock,
+        sink: VenueEvents,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(options, LiveFeedOptions):
+            options = LiveFeedOptions.model_validate(options.model_dump())
+        super().__init__(venue, options, instruments, clock, sink, seed)
+        self.feed_options = options
+        self.url = feed_url(options.base(), options.access)  # never carries the token
+        self.level = ACCESS_LEVELS[options.access]
+        self._decoder = FeedDecoder(venue, self.level)
+        self._backoff = Backoff(float(options.backoff_base_s), float(options.backoff_max_s), random.Random(seed))
+        self._symbols: dict[str, None] = {}  # subscribed, in order
+        self._ws: ClientConnection | None = None
+        self._slot: str | None = None  # token key of the connection we hold
+        self._token: str = ""  # the token of the open connection, only to scrub it from texts
+        self._stop: anyio.Event | None = None
+        self._closing = False
+        self._healthy = False  # the current connection has delivered data (backoff resets then)
+        self._resync_pending = False
+        self._conn_serial = 0
+        self._market_state: str | None = None
+        self._phase: Phase | None = None
+        self._logged: set[str] = set()  # malformed kinds already logged
+        self._sink_errors_logged = False
+        self._deliver_status = getattr(sink, "on_instrument_status", None)
+        #: "new" | "connected" | "disconnected" | "stale" | "closed": what the sink was last told
+        self.status = "new"
+        self.stale = False
+        self.server_level: str | None = None
+        # ---- counters (describe(); the run report's messages_in / messages_out / reconnects)
+        self.messages_in = 0
+        self.messages_out = 0
+        self.malformed = 0
+        self.reconnects = 0
+        self.connect_attempts = 0
+        self.gaps = 0
+        self.stale_events = 0
+        self.sink_errors = 0
+        self.last_malformed_sample = ""
+        self.last_error = ""
+        #: latest value per index (the engine model has no index event)
+        self.indices: dict[str, IndexValue] = {}
+        #: L2 access: the order table per symbol, order_id -> (side, price, remaining qty)
+        self.l3: dict[str, dict[str, tuple[Side | None, Decimal | None, Decimal]]] = {}
+        self.l3_unknown = 0  # modify/execute/delete of an order the table does not hold
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Open the socket, subscribe what was asked for, report ``connected``, and start the
+        reader and the staleness watchdog. A first connection that fails raises
+        :class:`FeedConnectError` (bad token, connection cap, unreachable host): the engine refuses
+        to start rather than trade blind; after that, drops are handled by reconnecting."""
+        if self._ws is not None:
+            return
+        self._closing = False
+        self._stop = anyio.Event()
+        self.connect_attempts += 1
+        await self._open()
+        await self._resubscribe()
+        self._report("connected", f"{self.url} ({self.server_level or self.level})")
+        self.start_task(self._reader, name=f"psx_feed[{self.venue}] reader")
+        self.start_task(self._watchdog, name=f"psx_feed[{self.venue}] watchdog")
+
+    async def close(self) -> None:
+        """Close the socket and stop the background tasks. Never raises."""
+        self._closing = True
+        if self._stop is not None:
+            self._stop.set()
+        ws = self._ws
+        self._ws = None
+        if ws is not None:
+            with anyio.move_on_after(2):
+                try:
+                    await ws.close()
+                except Exception:  # closing a broken socket: nothing left to do
+                    pass
+        self._release()
+        self.status = "closed"
+
+    def subscribe(self, symbols: Iterable[str]) -> None:
+        """Ask for these symbols; a snapshot of each comes first. Before ``connect`` (or during a
+        reconnect) they are sent with the (re)subscribe."""
+        new = [s for s in symbols if s not in self._symbols]
+        for symbol in new:
+            self._symbols[symbol] = None
+        if new and self._ws is not None:
+            self.start_task(self._send, encode_subscribe(new))
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(self._symbols)
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None
+
+    # ---- orders: not here ----------------------------------------------------------------
+    def _no_orders(self) -> OrdersNotSupported:
+        return OrdersNotSupported(
+            f"venue {self.venue!r}: the PSX Live Feed adapter is market data only; orders go through the "
+            "venue's execution adapter (Optimus)"
+        )
+
+    def submit(self, order: Order) -> None:
+        raise self._no_orders()
+
+    def cancel(self, order: Order) -> None:
+        raise self._no_orders()
+
+    def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
+        raise self._no_orders()
+
+    async def query_open_orders(self) -> list:
+        """No orders travel over a market-data feed, so none are open here (a reconciliation after
+        a feed reconnect finds nothing to do)."""
+        return []
+
+    async def query_order(self, client_id: str) -> None:
+        return None
+
+    async def query_fills(self, since_ns: int) -> list[Fill]:
+        return []
+
+    def on_session(self, state: SessionState) -> None:
+        """The engine's session phase: a closed market is quiet, not stale."""
+        self._phase = state.phase
+
+    def describe(self) -> dict[str, Any]:
+        opts = self.feed_options
+        return {
+            "name": self.name,
+            "venue": self.venue,
+            "url": self.url,
+            "access": opts.access,
+            "level": self.level,
+            "server_level": self.server_level,
+            "token_source": opts.token_source(),
+            "token_in": opts.token_in,
+            "max_connections": opts.max_connections,
+            "status": self.status,
+            "symbols": len(self._symbols),
+            "messages_in": self.messages_in,
+            "messages_out": self.messages_out,
+            "malformed": self.malformed,
+            "reconnects": self.reconnects,
+            "connect_attempts": self.connect_attempts,
+            "gaps": self.gaps,
+            "dropped_deltas": self._decoder.dropped,
+            "stale_events": self.stale_events,
+            "sink_errors": self.sink_errors,
+            "last_malformed_sample": self.last_malformed_sample,
+            "last_error": self.last_error,
+        }
+
+    def l3_orders(self, symbol: str) -> dict[str, tuple[Side | None, Decimal | None, Decimal]]:
+        """L2 access: the orders the feed says rest in ``symbol``'s book, by order id."""
+        return dict(self.l3.get(symbol, {}))
+
+    # ---- connection ----------------------------------------------------------------------
+    def _read_token(self) -> str:
+        opts = self.feed_options
+        if opts.token_env is not None:
+            token = os.environ.get(opts.token_env, "").strip()
+            if not token:
+                raise FeedAuthError(f"environment variable {opts.token_env} (token_env) is not set or empty")
+            return token
+        assert opts.token_file is not None
+        try:
+            token = opts.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise FeedAuthError(f"cannot read token_file {opts.token_file}: {exc.strerror or exc}") from None
+        if not token:
+            raise FeedAuthError(f"token_file {opts.token_file} is empty")
+        return token
+
+    def _scrub(self, text: str, token: str) -> str:
+        return text.replace(token, "***") if token else text
+
+    async def _open(self) -> None:
+        """One connection attempt. The slot in the per-token count is taken before the handshake
+        (so two adapters racing cannot both pass the cap) and given back if it fails."""
+        opts = self.feed_options
+        token = self._read_token()
+        key = _token_key(token)
+        if _OPEN[key] >= opts.max_connections:
+            raise ConnectionCapError(
+                f"venue {self.venue!r}: another Live Feed connection on this token would exceed max_connections="
+                f"{opts.max_connections} ({_OPEN[key]} already open in this process; the document allows "
+                f"{MAX_CONNECTIONS_PER_TOKEN} per token)"
+            )
+        url = self.url
+        headers: dict[str, str] = {}
+        if opts.token_in == "query":
+            url = with_token_query(url, token)
+        else:
+            headers[AUTH_HEADER] = f"Bearer {token}"
+        loopback = _is_loopback(urlsplit(url).hostname or "")
+        _OPEN[key] += 1
+        try:
+            ws = await ws_connect(
+                url,
+                additional_headers=headers,
+                open_timeout=float(opts.open_timeout_s),
+                ping_interval=float(opts.ping_interval_s),
+                ping_timeout=float(opts.ping_timeout_s),
+                close_timeout=2,
+                max_size=opts.max_message_bytes,
+                compression=None,  # market data is small and hot: no deflate CPU per message
+                proxy=None if loopback else True,
+                logger=wire_log,
+            )
+        except InvalidStatus as exc:
+            _give_back(key)
+            raise self._refused(exc.response.status_code, exc.response.body, token) from None
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            _give_back(key)
+            reason = self._scrub(str(exc) or type(exc).__name__, token)
+            raise FeedConnectError(f"venue {self.venue!r}: cannot connect to {self.url}: {reason}") from None
+        except BaseException:
+            _give_back(key)
+            raise
+        self._ws = ws
+        self._slot = key
+        self._token = token
+        self._healthy = False
+        self._conn_serial += 1
+        self._decoder.new_connection()
+        self.l3.clear()
+
+    def _refused(self, status: int, body: bytes | None, token: str) -> FeedConnectError:
+        """The server's HTTP answer to the upgrade, as a clear error (PSX-2, PSX-3: the document
+        defines no error codes; 401/403 = token, 429 = connection limit are assumed)."""
+        text = (body or b"").decode("utf-8", "replace").strip()[:200]
+        said = f": {self._scrub(text, token)}" if text else ""
+        where = f"venue {self.venue!r} ({self.url})"
+        if status in (401, 403):
+            return FeedAuthError(
+                f"{where}: token refused (HTTP {status}{said}); check the token in "
+                f"{self.feed_options.token_source()} and its access level ({self.level})"
+            )
+        if status == 429:
+            return ConnectionCapError(
+                f"{where}: the server refused another connection on this token (HTTP 429{said}); the document "
+                f"allows {MAX_CONNECTIONS_PER_TOKEN} per token: is another process using it?"
+            )
+        return FeedConnectError(f"{where}: server refused the connection (HTTP {status}{said})")
+
+    def _release(self) -> None:
+        if self._slot is not None:
+            _give_back(self._slot)
+            self._slot = None
+        self._token = ""
+
+    async def _send(self, text: str) -> None:
+        ws = self._ws
+        if ws is None:
+            return  # the reconnect resubscribes everything
+        try:
+            await ws.send(text)
+        except ConnectionClosed:
+            return  # the reader sees the close and reconnects
+        self.messages_out += 1
+
+    async def _resubscribe(self) -> None:
+        """Subscribe every symbol again: on a new socket, and after a gap (PSX-1: a repeated
+        subscribe re-sends the snapshot)."""
+        self._resync_pending = False
+        if self._symbols:
+            await self._send(encode_subscribe(list(self._symbols)))
+
+    def _report(self, status: str, detail: str = "") -> None:
+        self.status = status
+        self.sink.on_venue_status(self.venue, status, detail)
+
+    # ---- background tasks ----------------------------------------------------------------
+    def _ended(self, stop: anyio.Event) -> bool:
+        """True once ``close`` ran for the connect that started this loop (a later ``connect``
+        makes a new stop event, so an old loop never mistakes the new run for its own)."""
+        return self._closing or self._stop is not stop
+
+    async def _reader(self) -> None:
+        """Read until the socket ends, then reconnect; until ``close``."""
+        stop = self._stop
+        assert stop is not None
+        while not self._ended(stop):
+            ws = self._ws
+            if ws is None:
+                return
+            detail = await self._read(ws)
+            if self._ended(stop):
+                return
+            self._lost(ws, detail)
+            if not await self._reconnect():
+                return
+
+    async def _read(self, ws: ClientConnection) -> str:
+        on_data = self._on_data
+        try:
+            async for data in ws:
+                on_data(data)
+        except ConnectionClosed as exc:
+            return self._close_text(exc.rcvd.code if exc.rcvd else None, exc.rcvd.reason if exc.rcvd else "")
+        return self._close_text(ws.close_code, ws.close_reason or "")
+
+    def _close_text(self, code: int | None, reason: str) -> str:
+        if code is None or code == 1006:
+            return "connection lost (no close frame)"
+        return self._scrub(f"closed by the server (code {code}{': ' + reason if reason else ''})", self._token)
+
+    def _lost(self, ws: ClientConnection, detail: str) -> None:
+        if self._ws is ws:
+            self._ws = None
+        self._release()
+        self.stale = False
+        self.last_error = detail
+        log.warning("psx_feed venue %s: %s; reconnecting with backoff", self.venue, detail)
+        self._report("disconnected", detail)
+
+    async def _reconnect(self) -> bool:
+        """Retry with backoff until connected (True) or closed (False). The old socket is gone
+        before a new one opens (PSX-3: the server may count it against the token's limit)."""
+        stop = self._stop
+        assert stop is not None
+        failures = 0
+        while not self._ended(stop):
+            delay = self._backoff.next_delay()
+            with anyio.move_on_after(delay):
+                await stop.wait()
+            if self._ended(stop):
+                return False
+            self.connect_attempts += 1
+            try:
+                await self._open()
+            except FeedConnectError as exc:
+                failures += 1
+                self.last_error = str(exc)
+                log.warning("psx_feed venue %s: reconnect attempt %d failed: %s", self.venue, failures, exc)
+                continue
+            if self._ended(stop):  # closed while the handshake was in flight: this socket is not wanted
+                ws, self._ws = self._ws, None
+                self._release()
+                if ws is not None:
+                    with anyio.move_on_after(2):
+                        await ws.close()
+                return False
+            self.reconnects += 1
+            await self._resubscribe()
+            log.warning("psx_feed venue %s: reconnected after %d failed attempt(s); resubscribed %d symbol(s)",
+                        self.venue, failures, len(self._symbols))
+            self._report("connected", f"reconnected after {failures} failed attempt(s)")
+            return True
+        return False
+
+    async def _watchdog(self) -> None:
+        """Stale and dead-feed detection by counting messages (no per-message clock read)."""
+        stop = self._stop
+        assert stop is not None
+        opts = self.feed_options
+        stale_s = float(opts.stale_seconds)
+        dead_s = float(opts.stale_reconnect_seconds)
+        interval = max(0.005, min(stale_s, dead_s or stale_s) / 4)
+        seen = -1
+        serial = -1
+        idle_since = time.monotonic()
+        while not self._ended(stop):
+            with anyio.move_on_after(interval):
+                await stop.wait()
+            if self._ended(stop):
+                return
+            now = time.monotonic()
+            ws = self._ws
+            if ws is None or self._conn_serial != serial or self.messages_in != seen or not self._watching():
+                serial = self._conn_serial
+                seen = self.messages_in
+                idle_since = now
+                continue
+            idle = now - idle_since
+            if not self.stale and idle >= stale_s:
+                self.stale = True
+                self.stale_events += 1
+                log.warning("psx_feed venue %s: no message for %.1f s: stale", self.venue, idle)
+                self._report("stale", f"no message for {idle:.1f} s")
+            if dead_s and idle >= dead_s:
+                log.warning("psx_feed venue %s: no traffic for %.1f s: reconnecting", self.venue, idle)
+                ws.transport.abort()  # the reader sees the socket end and reconnects
+                idle_since = now
+
+    def _watching(self) -> bool:
+        if self.feed_options.stale_when_closed:
+            return True
+        if self._market_state is not None:
+            return self._market_state not in _QUIET_MARKET_STATES
+        return self._phase is None or self._phase is not Phase.CLOSED
+
+    # ---- messages ------------------------------------------------------------------------
+    def _on_data(self, data: str | bytes) -> None:
+        """One message: decode, then hand market data to the sink in order (the hot path)."""
+        self.messages_in += 1
+        if self.stale:
+            self.stale = False
+            self._report("connected", "data flowing again")
+        try:
+            events = self._decoder.decode(data, self.clock.now_ns())
+        except Malformed as exc:
+            self._malformed(exc)
+            return
+        sink = self.sink
+        try:
+            for event in events:
+                kind = type(event)
+                if kind is BookUpdate:
+                    if event.snapshot and self.level == "L2":
+                        self.l3[event.symbol] = {}
+                    sink.on_book(event)
+                elif kind is Trade:
+                    sink.on_trade(event)
+                elif kind is InstrumentStatus:
+                    if self._deliver_status is not None:
+                        self._deliver_status(event)
+                elif kind is L3Order:
+                    self._apply_l3(event)
+                else:
+                    self._protocol_event(event)
+        except Exception:
+            self.sink_errors += 1
+            if not self._sink_errors_logged:
+                self._sink_errors_logged = True
+                log.exception("psx_feed venue %s: the engine raised on a market data event (counted; logged once)",
+                              self.venue)
+        if not self._healthy:
+            self._healthy = True
+            self._backoff.reset()
+
+    def _malformed(self, exc: Malformed) -> None:
+        self.malformed += 1
+        sample = self._scrub(exc.sample, self._token)
+        self.last_malformed_sample = sample
+        kind = exc.reason.split(":", 1)[0]
+        if kind not in self._logged:
+            self._logged.add(kind)
+            log.warning("psx_feed venue %s: malformed message skipped (%s); sample: %r; further ones of this kind "
+                        "are only counted", self.venue, exc.reason, sample)
+
+    def _protocol_event(self, event: Any) -> None:
+        kind = type(event)
+        if kind is Gap:
+            self.gaps += 1
+            log.warning("psx_feed venue %s: sequence gap (expected seq %d, got %d): asking for fresh snapshots",
+                        self.venue, event.expected, event.received)
+            if not self._resync_pending:
+                self._resync_pending = True
+                self.start_task(self._resubscribe)
+        elif kind is MarketStatus:
+            self._market_state = event.state
+        elif kind is IndexValue:
+            self.indices[event.symbol] = event
+        elif kind is Welcome:
+            self.server_level = event.level
+            if event.level != self.level:
+                log.warning("psx_feed venue %s: server grants access level %s, configured %s", self.venue,
+                            event.level, self.level)
+        elif kind is FeedError:
+            log.warning("psx_feed venue %s: server error %s: %s%s", self.venue, event.code, event.message,
+                        f" ({', '.join(event.symbols)})" if event.symbols else "")
+        elif kind is Subscribed:
+            log.debug("psx_feed venue %s: subscribed %s", self.venue, ", ".join(event.symbols))
+
+    def _apply_l3(self, event: L3Order) -> None:
+        table = self.l3.setdefault(event.symbol, {})
+        action = event.action
+        order_id = event.order_id
+        if action == "add":
+            table[order_id] = (event.side, event.price, event.qty)  # type: ignore[assignment]
+            return
+        known = table.get(order_id)
+        if known is None:
+            self.l3_unknown += 1
+            return
+        if action == "delete":
+            del table[order_id]
+        elif action == "modify":
+            if event.qty:
+                table[order_id] = (event.side or known[0], event.price or known[1], event.qty)  # type: ignore[assignment]
+            else:
+                del table[order_id]
+        else:  # execute: qty is the executed quantity
+            left = known[2] - event.qty  # type: ignore[operator]
+            if left > 0:
+                table[order_id] = (known[0], known[1], left)
+            else:
+                del table[order_id]

@@ -1,0 +1,996 @@
+"""PSX Live Feed sandbox: a local WebSocket server that speaks the Live Feed wire format (VENUES.md
+3.5, PSX-1), backed by the paper venue's matching engine and synthetic market.
+
+It takes market events through sink-shaped methods (``on_book``, ``on_trade``,
+``on_instrument_status``, plus ``on_session`` for the market phase), so one
+:class:`~adapters.paper.adapter.PaperAdapter` can feed it (and, through a fan-out, the Optimus
+sandbox too). It enforces what the document says of the server: a bearer token (header or query
+parameter), the access level of each path, and at most 2 connections per token.
+
+It writes its messages itself from the engine model, not through the client's codec
+(ARCHITECTURE principle 5): a field the adapter misreads shows up as a failing test instead of
+being mirrored. Document facts (paths, the limit) are restated here for the same reason.
+
+Faults on request, for the adapter's recovery paths (``inject(kind, ...)`` in process, or
+``GET /sandbox/fault?kind=...&...`` on the same port):
+
+=================  ===========================================================================
+``drop``           abort every socket (no close frame)
+``drop_mid_frame`` send the first half of a frame, then close the TCP connection
+``truncate``       send half a JSON message as a complete frame, then drop the socket
+``garbage``        send a message that is not valid Live Feed data (``text=`` to choose it)
+``stall``          send nothing for ``seconds=`` (messages queue, nothing is lost)
+``gap``            lose the next ``count=`` sequenced messages (their seq numbers are skipped)
+``expire_token``   expire ``token=`` (default: every token in use): its sockets close with 1008
+                   "token expired" and new handshakes get HTTP 401
+``add_token``      accept ``token=`` from now on (``level=`` L0/L1/L2, default L2)
+``refuse``         answer every handshake with HTTP ``status=`` (default 503) for ``seconds=``
+``burst``          send ``count=`` synthetic book changes (L2) or ticks (L0/L1) of ``symbol=``
+                   as fast as the socket takes them, then a fresh snapshot (benchmarks)
+=================  ===========================================================================
+
+``GET /sandbox/status`` answers with the connections and counters as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import re
+import secrets
+import sys
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable
+from decimal import Decimal
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from engine.clock import NS_PER_S, Clock, Timer
+from engine.model import (
+    Book,
+    BookUpdate,
+    Fill,
+    Instrument,
+    InstrumentStatus,
+    OrderUpdate,
+    Phase,
+    SessionState,
+    Side,
+    Trade,
+)
+
+__all__ = ["FAULTS", "FeedServer", "SessionFollower", "main", "paper_order_source"]
+
+log = logging.getLogger("engine.psx_feed.sandbox")
+
+
+class _RedactTokens(logging.Filter):
+    """websockets logs each handshake at DEBUG, token included: masked here."""
+
+    _PATTERNS = (
+        (re.compile(r"(?i)(authorization:\s*\S+\s+)\S+"), r"\1***"),
+        (re.compile(r"(?i)([?&](?:token|access_token)=)[^&\s]+"), r"\1***"),
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        for pattern, replacement in self._PATTERNS:
+            text = pattern.sub(replacement, text)
+        record.msg = text
+        record.args = None
+        return True
+
+
+wire_log = logging.getLogger("engine.psx_feed.sandbox.wire")
+wire_log.addFilter(_RedactTokens())
+
+# The document's paths and their access levels (Socket Endpoints), restated on purpose (see above).
+LEVEL_OF_PATH = {"/2.0/market/feed": 0, "/2.0/market/feed/full": 1, "/2.0/market/feed/l2": 2}
+LEVEL_NAMES = ("L0", "L1", "L2")
+#: "Only 2 concurrent connections are allowed per authentication token."
+DOCUMENT_CONNECTION_LIMIT = 2
+FAULTS = (
+    "drop", "drop_mid_frame", "truncate", "garbage", "stall", "gap", "expire_token", "add_token", "refuse", "burst",
+)
+#: PSX-1: market-wide states, from the engine's session phase
+_MARKET_STATE = {
+    Phase.CLOSED: "CLOSED",
+    Phase.PRE_OPEN: "PRE_OPEN",
+    Phase.OPENING_MATCH: "PRE_OPEN",
+    Phase.OPEN: "OPEN",
+    Phase.BREAK: "CLOSED",
+    Phase.POST_CLOSE: "POST_CLOSE",
+}
+_GARBAGE = '{"type":"tick","symbol":'  # default garbage: a JSON object cut short
+_SIDE_CODE = {Side.BUY: "B", Side.SELL: "S"}
+NS_PER_MS = 1_000_000
+
+#: ``order_source(symbol)`` -> resting orders as ``(order_id, side, price, remaining_qty)``
+OrderSource = Callable[[str], Iterable[tuple[str, Side, Decimal, Decimal]]]
+
+
+# --------------------------------------------------------------------------------------------
+# Encoding (the server's own, from the model)
+
+
+def _n(value: Decimal) -> str:
+    """A Decimal as a JSON number, never in exponent notation (VENUES.md 6.12)."""
+    return format(value, "f")
+
+
+_iso_heads: dict[int, str] = {}
+
+
+def _iso(ts_ns: int) -> str:
+    """PSX-1 time: ISO 8601 UTC with milliseconds and Z."""
+    seconds, rest = divmod(ts_ns, NS_PER_S)
+    head = _iso_heads.get(seconds)
+    if head is None:
+        if len(_iso_heads) > 4096:
+            _iso_heads.clear()
+        head = _iso_heads[seconds] = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{head}.{rest // NS_PER_MS:03d}Z"
+
+
+def _level_list(levels: Iterable[tuple[Decimal, Decimal]], counts: dict[Decimal, int] | None) -> str:
+    if counts is None:
+        return "[" + ",".join(f"[{_n(p)},{_n(q)}]" for p, q in levels) + "]"
+    return "[" + ",".join(f"[{_n(p)},{_n(q)},{counts.get(p, 0)}]" for p, q in levels) + "]"
+
+
+class _Tick:
+    """What a tick says about one symbol (PSX-1 fields), kept up to date from trades and the book."""
+
+    __slots__ = ("ltp", "ltq", "volume", "open", "high", "low", "prev_close", "close", "bid", "bid_qty", "ask",
+                 "ask_qty", "ts")
+
+    def __init__(self, prev_close: Decimal | None) -> None:
+        self.prev_close = prev_close
+        self.new_day(prev_close)
+        self.bid: Decimal | None = None
+        self.bid_qty: Decimal | None = None
+        self.ask: Decimal | None = None
+        self.ask_qty: Decimal | None = None
+        self.ts = 0
+
+    def new_day(self, prev_close: Decimal | None) -> None:
+        self.prev_close = prev_close
+        self.ltp: Decimal | None = None
+        self.ltq: Decimal | None = None
+        self.volume = Decimal(0)
+        self.open: Decimal | None = None
+        self.high: Decimal | None = None
+        self.low: Decimal | None = None
+        self.close: Decimal | None = None
+
+    def body(self, symbol: str, with_top: bool) -> str:
+        """The tick without its closing brace (the seq goes there). L0 has no top of book (PSX-4)."""
+        parts = [f'{{"type":"tick","symbol":{json.dumps(symbol)},"market":"REG"']
+        for name in ("ltp", "ltq", "volume", "open", "high", "low", "prev_close", "close"):
+            value = getattr(self, name)
+            if value is not None:
+                parts.append(f',"{name}":{_n(value)}')
+        if with_top:
+            for name in ("bid", "bid_qty", "ask", "ask_qty"):
+                value = getattr(self, name)
+                if value is not None:
+                    parts.append(f',"{name}":{_n(value)}')
+        parts.append(f',"ts":"{_iso(self.ts)}"')
+        return "".join(parts)
+
+
+class _Client:
+    """One connection: what it may see, what it asked for, and its own seq and send queue."""
+
+    __slots__ = ("ident", "ws", "token", "level", "symbols", "all", "seq", "outbox", "wake", "stall_until", "skip",
+                 "sent")
+
+    def __init__(self, ident: int, ws: ServerConnection, token: str, level: int) -> None:
+        self.ident = ident
+        self.ws = ws
+        self.token = token
+        self.level = level
+        self.symbols: set[str] = set()
+        self.all = False
+        self.seq = 0  # PSX-1: per connection, monotonic
+        self.outbox: deque[str | Callable[[_Client], Awaitable[None]]] = deque()
+        self.wake = asyncio.Event()
+        self.stall_until = 0.0
+        self.skip = 0  # sequenced messages still to lose (gap fault)
+        self.sent = 0
+
+    def wants(self, symbol: str) -> bool:
+        return self.all or symbol in self.symbols
+
+
+# --------------------------------------------------------------------------------------------
+# The server
+
+
+class FeedServer:
+    """The Live Feed sandbox server. ``async with FeedServer(...) as server`` (or ``start``/``stop``);
+    ``server.url`` is ``ws://host:port`` once started (port 0 picks a free one)."""
+
+    def __init__(
+        self,
+        instruments: Iterable[Instrument],
+        clock: Clock,
+        tokens: Iterable[str] = (),
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_connections_per_token: int = DOCUMENT_CONNECTION_LIMIT,
+        order_source: OrderSource | None = None,
+        ping_interval: float | None = 20.0,
+        outbox_limit: int = 100_000,
+    ) -> None:
+        self.clock = clock
+        self.host = host
+        self.port = port
+        self.max_connections_per_token = max_connections_per_token
+        self.order_source = order_source
+        self.ping_interval = ping_interval
+        self.outbox_limit = outbox_limit
+        self._tokens: dict[str, int] = {token: 2 for token in tokens}  # token -> highest level
+        self._expired: set[str] = set()
+        self._instruments = {i.symbol: i for i in instruments}
+        self._books = {s: Book("sandbox", s) for s in self._instruments}
+        self._ticks = {
+            s: _Tick(i.previous_close if i.previous_close > 0 else None) for s, i in self._instruments.items()
+        }
+        self._orders: dict[str, dict[str, tuple[Side, Decimal, Decimal]]] = {s: {} for s in self._instruments}
+        self._traded: dict[str, set[Decimal]] = {s: set() for s in self._instruments}
+        self._halted: dict[str, str] = {}  # symbol -> reason
+        self._market_state = "CLOSED"
+        self._clients: dict[int, _Client] = {}
+        self._per_token: Counter[str] = Counter()
+        self._next_ident = 0
+        self._refuse_until = 0.0
+        self._refuse_status = 503
+        self._server: Server | None = None
+        self._tasks: set[asyncio.Task] = set()
+        #: counters for tests, benchmarks and ``/sandbox/status``
+        self.stats: Counter[str] = Counter()
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        self._server = await serve(
+            self._handler, self.host, self.port, process_request=self._process_request,
+            ping_interval=self.ping_interval, compression=None, max_size=1 << 16, logger=wire_log,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("psx feed sandbox listening on %s", self.url)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def __aenter__(self) -> FeedServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    def feed_url(self, level: str = "L2") -> str:
+        path = next(p for p, n in LEVEL_OF_PATH.items() if LEVEL_NAMES[n] == level)
+        return self.url + path
+
+    @property
+    def connections(self) -> int:
+        return len(self._clients)
+
+    def book(self, symbol: str) -> Book:
+        """The sandbox's own book of ``symbol`` (what every snapshot sends)."""
+        return self._books[symbol]
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "market_state": self._market_state,
+            "connections": [
+                {"id": c.ident, "level": LEVEL_NAMES[c.level], "symbols": sorted(c.symbols) or (["*"] if c.all else []),
+                 "seq": c.seq, "queued": len(c.outbox), "sent": c.sent}
+                for c in self._clients.values()
+            ],
+            "stats": dict(self.stats),
+        }
+
+    # ---- tokens --------------------------------------------------------------------------
+    def add_token(self, token: str, level: str = "L2") -> None:
+        if level not in LEVEL_NAMES:
+            raise ValueError(f"level must be one of {', '.join(LEVEL_NAMES)}, got {level!r}")
+        self._tokens[token] = LEVEL_NAMES.index(level)
+        self._expired.discard(token)
+
+    def expire_token(self, token: str | None = None) -> int:
+        """Expire one token (default: every token with an open connection); its sockets close
+        with 1008 "token expired" (PSX-2: the document says nothing of expiry; assumed)."""
+        targets = {token} if token is not None else {c.token for c in self._clients.values()}
+        self._expired |= targets
+        closing = [c for c in self._clients.values() if c.token in targets]
+        for client in closing:
+            self._spawn(client.ws.close(1008, "token expired"))
+        return len(closing)
+
+    # ---- market events in (sink-shaped) --------------------------------------------------
+    def on_book(self, update: BookUpdate) -> None:
+        symbol = update.symbol
+        book = self._books.get(symbol)
+        if book is None:
+            return
+        before = (book.best_bid, book.bid_size, book.best_ask, book.ask_size)
+        book.apply(update)
+        ts = update.ts
+        l2 = [c for c in self._clients.values() if c.level == 2 and c.wants(symbol)]
+        counts = None
+        if self.order_source is not None:
+            messages = self._diff_orders(symbol, ts)
+            counts = self._counts(symbol)
+            for body in messages:
+                for client in l2:
+                    self._push_seq(client, body)
+        if l2:
+            bids = [(p, q) for s, p, q in update.changes if s is Side.BUY]
+            asks = [(p, q) for s, p, q in update.changes if s is Side.SELL]
+            if update.snapshot:
+                bids, asks = book.bids, book.asks
+            body = (
+                f'{{"type":"book","symbol":{json.dumps(symbol)},"snapshot":{"true" if update.snapshot else "false"},'
+                f'"bids":{_level_list(bids, counts and counts[0])},"asks":{_level_list(asks, counts and counts[1])},'
+                f'"ts":"{_iso(ts)}"'
+            )
+            for client in l2:
+                self._push_seq(client, body)
+        after = (book.best_bid, book.bid_size, book.best_ask, book.ask_size)
+        if after != before:
+            tick = self._ticks[symbol]
+            tick.bid = after[0]
+            tick.bid_qty = after[1] if after[0] is not None else None
+            tick.ask = after[2]
+            tick.ask_qty = after[3] if after[2] is not None else None
+            tick.ts = ts
+            self._broadcast_tick(symbol, levels=(1, 2))
+
+    def on_trade(self, trade: Trade) -> None:
+        tick = self._ticks.get(trade.symbol)
+        if tick is None:
+            return
+        price = trade.price
+        tick.ltp = price
+        tick.ltq = trade.qty
+        tick.volume += trade.qty
+        if tick.open is None:
+            tick.open = price
+        tick.high = price if tick.high is None or price > tick.high else tick.high
+        tick.low = price if tick.low is None or price < tick.low else tick.low
+        tick.ts = trade.ts
+        self._traded[trade.symbol].add(price)
+        self._broadcast_tick(trade.symbol, levels=(0, 1, 2))
+
+    def on_instrument_status(self, status: InstrumentStatus) -> None:
+        symbol = status.symbol
+        tick = self._ticks.get(symbol)
+        if tick is None:
+            return
+        changed = False
+        if status.reference_price is not None and status.reference_price != tick.prev_close:
+            tick.new_day(status.reference_price)  # a new trading day: volume and OHLC start again
+            changed = True
+        if status.closing_price is not None and status.closing_price != tick.close:
+            tick.close = status.closing_price
+            changed = True
+        if changed:
+            tick.ts = status.ts
+            self._broadcast_tick(symbol, levels=(0, 1, 2))
+        if status.halted is not None and status.halted != (symbol in self._halted):
+            if status.halted:
+                self._halted[symbol] = status.reason or "halted"
+            else:
+                self._halted.pop(symbol, None)
+            body = self._symbol_status(symbol, status.ts, status.halted, status.reason)
+            for client in self._clients.values():
+                if client.wants(symbol):
+                    self._push(client, body)
+
+    def on_session(self, state: SessionState) -> None:
+        """The market phase (PSX-1 market_status): sent to every connection."""
+        market = _MARKET_STATE.get(state.phase, "CLOSED")
+        if market == self._market_state:
+            return
+        self._market_state = market
+        body = self._market_status(self.clock.now_ns())
+        for client in self._clients.values():
+            self._push(client, body)
+
+    # the paper venue also reports our own orders and its link: not the feed's business
+    def on_order_update(self, update: OrderUpdate) -> None:
+        return None
+
+    def on_fill(self, fill: Fill) -> None:
+        return None
+
+    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
+        return None
+
+    # ---- messages ------------------------------------------------------------------------
+    def _market_status(self, ts: int) -> str:
+        return f'{{"type":"market_status","state":"{self._market_state}","ts":"{_iso(ts)}"}}'
+
+    def _symbol_status(self, symbol: str, ts: int, halted: bool, reason: str) -> str:
+        """PSX-1 (our extension): a per-symbol market_status; HALT halts, OPEN lifts it."""
+        state = "HALT" if halted else "OPEN"
+        return (f'{{"type":"market_status","symbol":{json.dumps(symbol)},"state":"{state}",'
+                f'"reason":{json.dumps(reason)},"ts":"{_iso(ts)}"}}')
+
+    def _broadcast_tick(self, symbol: str, levels: tuple[int, ...]) -> None:
+        tick = self._ticks[symbol]
+        bodies: dict[bool, str] = {}
+        for client in self._clients.values():
+            if client.level in levels and client.wants(symbol):
+                with_top = client.level > 0
+                body = bodies.get(with_top)
+                if body is None:
+                    body = bodies[with_top] = tick.body(symbol, with_top)
+                self._push_seq(client, body)
+
+    def _order_body(self, symbol: str, action: str, order_id: str, side: Side | None, price: Decimal | None,
+                    qty: Decimal | None, ts: int) -> str:
+        parts = [f'{{"type":"order","symbol":{json.dumps(symbol)},"action":"{action}","order_id":"{order_id}"']
+        if side is not None:
+            parts.append(f',"side":"{_SIDE_CODE[side]}"')
+        if price is not None:
+            parts.append(f',"price":{_n(price)}')
+        if qty is not None:
+            parts.append(f',"qty":{_n(qty)}')
+        parts.append(f',"ts":"{_iso(ts)}"')
+        return "".join(parts)
+
+    def _diff_orders(self, symbol: str, ts: int) -> list[str]:
+        """L2 order details from the matching engine's resting orders: what changed since the last
+        book update. A shrink or removal at a price that traded since then is an ``execute``."""
+        assert self.order_source is not None
+        before = self._orders[symbol]
+        now = {oid: (side, price, qty) for oid, side, price, qty in self.order_source(symbol)}
+        traded = self._traded[symbol]
+        out: list[str] = []
+        for oid, (side, price, qty) in before.items():
+            current = now.get(oid)
+            if current is None:
+                action = "execute" if price in traded else "delete"
+                out.append(self._order_body(symbol, action, oid, side, price if action == "execute" else None,
+                                            qty if action == "execute" else None, ts))
+            elif current != (side, price, qty):
+                if current[1] == price and current[2] < qty and price in traded:
+                    out.append(self._order_body(symbol, "execute", oid, side, price, qty - current[2], ts))
+                else:
+                    out.append(self._order_body(symbol, "modify", oid, side, current[1], current[2], ts))
+        for oid, (side, price, qty) in now.items():
+            if oid not in before:
+                out.append(self._order_body(symbol, "add", oid, side, price, qty, ts))
+        self._orders[symbol] = now
+        traded.clear()
+        return out
+
+    def _counts(self, symbol: str) -> tuple[dict[Decimal, int], dict[Decimal, int]]:
+        bids: dict[Decimal, int] = {}
+        asks: dict[Decimal, int] = {}
+        for side, price, _ in self._orders[symbol].values():
+            counts = bids if side is Side.BUY else asks
+            counts[price] = counts.get(price, 0) + 1
+        return bids, asks
+
+    def _snapshot(self, client: _Client, symbol: str) -> None:
+        """Everything a new subscriber of ``symbol`` needs: the tick, and at L2 the whole book and
+        every resting order (as ``add``)."""
+        ts = self.clock.now_ns()
+        tick = self._ticks[symbol]
+        self._push_seq(client, tick.body(symbol, client.level > 0))
+        if client.level == 2:
+            book = self._books[symbol]
+            counts = self._counts(symbol) if self.order_source is not None else None
+            self._push_seq(
+                client,
+                f'{{"type":"book","symbol":{json.dumps(symbol)},"snapshot":true,'
+                f'"bids":{_level_list(book.bids, counts and counts[0])},'
+                f'"asks":{_level_list(book.asks, counts and counts[1])},"ts":"{_iso(ts)}"',
+            )
+            for oid, (side, price, qty) in self._orders[symbol].items():
+                self._push_seq(client, self._order_body(symbol, "add", oid, side, price, qty, ts))
+        if symbol in self._halted:
+            self._push(client, self._symbol_status(symbol, ts, True, self._halted[symbol]))
+
+    # ---- per-connection queue ------------------------------------------------------------
+    def _push_seq(self, client: _Client, body: str) -> None:
+        client.seq += 1
+        if client.skip:
+            client.skip -= 1  # gap fault: this message is lost, its seq number with it
+            self.stats["gap_lost"] += 1
+            return
+        self._push(client, f'{body},"seq":{client.seq}}}')
+
+    def _push(self, client: _Client, item: str | Callable[[_Client], Awaitable[None]]) -> None:
+        outbox = client.outbox
+        if len(outbox) >= self.outbox_limit:
+            log.warning("psx feed sandbox: connection %d is %d messages behind: closing it", client.ident, len(outbox))
+            self.stats["slow_consumers"] += 1
+            outbox.clear()
+            self._spawn(client.ws.close(1008, "slow consumer"))
+            return
+        outbox.append(item)
+        client.wake.set()
+
+    async def _writer(self, client: _Client) -> None:
+        loop = asyncio.get_running_loop()
+        ws = client.ws
+        outbox = client.outbox
+        wake = client.wake
+        try:
+            while True:
+                if not outbox:
+                    wake.clear()
+                    await wake.wait()
+                    continue
+                pause = client.stall_until - loop.time()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+                    continue
+                item = outbox.popleft()
+                if type(item) is str:
+                    await ws.send(item)
+                    client.sent += 1
+                else:
+                    await item(client)
+        except ConnectionClosed:
+            return
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---- handshake and connection --------------------------------------------------------
+    def _authorize(self, request: Request) -> tuple[str, int] | tuple[HTTPStatus, str]:
+        """(token, level) for a good handshake, else (HTTP status, reason). PSX-2: bearer token in
+        the Authorization header, or as the query parameter ``token`` (or ``access_token``)."""
+        path, _, query = request.path.partition("?")
+        level = LEVEL_OF_PATH.get(path)
+        if level is None:
+            return HTTPStatus.NOT_FOUND, f"no feed at {path}; paths: {', '.join(LEVEL_OF_PATH)}"
+        if self._refuse_until > asyncio.get_running_loop().time():
+            return HTTPStatus(self._refuse_status), "sandbox: refusing connections (injected fault)"
+        token = ""
+        auth = request.headers.get("Authorization", "")
+        if auth.lower().startswith("bearer "):
+            token = auth[7:].strip()
+        if not token:
+            params = dict(parse_qsl(query))
+            token = params.get("token") or params.get("access_token") or ""
+        if not token:
+            return HTTPStatus.UNAUTHORIZED, "missing bearer token (Authorization header or ?token=)"
+        if token in self._expired:
+            return HTTPStatus.UNAUTHORIZED, "token expired"
+        allowed = self._tokens.get(token)
+        if allowed is None:
+            return HTTPStatus.UNAUTHORIZED, "invalid token"
+        if level > allowed:
+            return HTTPStatus.FORBIDDEN, f"token not entitled to {LEVEL_NAMES[level]} (has {LEVEL_NAMES[allowed]})"
+        if self._per_token[token] >= self.max_connections_per_token:
+            # PSX-3: which connection the limit terminates is not said; the new one is refused
+            return HTTPStatus.TOO_MANY_REQUESTS, (
+                f"connection limit: {self.max_connections_per_token} concurrent connections per token"
+            )
+        return token, level
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.path.startswith("/sandbox/"):
+            return self._control(connection, request)
+        verdict = self._authorize(request)
+        if isinstance(verdict[0], HTTPStatus):
+            status, reason = verdict
+            self.stats[f"refused_{int(status)}"] += 1
+            return connection.respond(status, reason + "\n")
+        return None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        verdict = self._authorize(ws.request)  # again: two handshakes may have raced past the cap
+        if isinstance(verdict[0], HTTPStatus):
+            self.stats["closed_1008"] += 1
+            await ws.close(1008, str(verdict[1])[:120])
+            return
+        token, level = verdict
+        self._per_token[token] += 1
+        self._next_ident += 1
+        client = _Client(self._next_ident, ws, token, level)
+        self._clients[client.ident] = client
+        self.stats["connections"] += 1
+        writer = asyncio.ensure_future(self._writer(client))
+        now = self.clock.now_ns()
+        self._push(client, f'{{"type":"welcome","level":"{LEVEL_NAMES[level]}","server_time":"{_iso(now)}"}}')
+        self._push(client, self._market_status(now))
+        try:
+            async for message in ws:
+                self._on_request(client, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            del self._clients[client.ident]
+            self._per_token[token] -= 1
+            if self._per_token[token] <= 0:
+                del self._per_token[token]
+            writer.cancel()
+
+    def _on_request(self, client: _Client, message: str | bytes) -> None:
+        try:
+            request = json.loads(message)
+            action = request["action"]
+            symbols = request.get("symbols", [])
+            if isinstance(symbols, str):
+                symbols = [symbols]
+            if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
+                raise ValueError("symbols must be a list of strings")
+        except (ValueError, KeyError, TypeError) as exc:
+            self._push(client, self._error("bad_request", f"cannot read request: {exc}", []))
+            return
+        if action == "subscribe":
+            wanted = list(self._instruments) if "*" in symbols else symbols
+            unknown = [s for s in wanted if s not in self._instruments]
+            known = [s for s in wanted if s in self._instruments]
+            if "*" in symbols:
+                client.all = True
+            client.symbols.update(known)
+            self.stats["subscribes"] += 1
+            if unknown:
+                self._push(client, self._error("unknown_symbol", "no such symbol", unknown))
+            self._push(client, '{"type":"subscribed","symbols":' + json.dumps(sorted(client.symbols)) + "}")
+            for symbol in known:
+                self._snapshot(client, symbol)
+        elif action == "unsubscribe":
+            if "*" in symbols:
+                client.all = False
+                client.symbols.clear()
+            client.symbols.difference_update(symbols)
+            self._push(client, '{"type":"subscribed","symbols":' + json.dumps(sorted(client.symbols)) + "}")
+        else:
+            self._push(client, self._error("bad_request", f"unknown action {action!r}", []))
+
+    @staticmethod
+    def _error(code: str, message: str, symbols: list[str]) -> str:
+        """PSX-1 (our extension): the document defines no error message."""
+        return json.dumps({"type": "error", "code": code, "message": message, "symbols": symbols})
+
+    # ---- faults --------------------------------------------------------------------------
+    def _control(self, connection: ServerConnection, request: Request) -> Response:
+        path, _, query = request.path.partition("?")
+        if path == "/sandbox/status":
+            return _json_response(connection, HTTPStatus.OK, self.status())
+        if path != "/sandbox/fault":
+            return _json_response(connection, HTTPStatus.NOT_FOUND, {"error": f"unknown control path {path}"})
+        params = dict(parse_qsl(query))
+        kind = params.pop("kind", "")
+        try:
+            result = self.inject(kind, **params)
+        except (TypeError, ValueError) as exc:
+            return _json_response(connection, HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+        return _json_response(connection, HTTPStatus.OK, result)
+
+    def inject(self, kind: str, **params: Any) -> dict[str, Any]:
+        """Inject one fault now (see the module docstring). Returns what it did."""
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; faults: {', '.join(FAULTS)}")
+        clients = list(self._clients.values())
+        self.stats[f"fault_{kind}"] += 1
+        log.warning("psx feed sandbox: injecting %s %s", kind, {k: v for k, v in params.items() if k != "token"})
+        if kind == "drop":
+            for client in clients:
+                client.ws.transport.abort()
+        elif kind == "drop_mid_frame":
+            for client in clients:
+                self._push(client, self._half_frame)
+        elif kind == "truncate":
+            for client in clients:
+                self._push(client, self._truncated)
+        elif kind == "garbage":
+            text = str(params.get("text", _GARBAGE))
+            for client in clients:
+                self._push(client, text)
+        elif kind == "stall":
+            until = asyncio.get_running_loop().time() + float(params.get("seconds", 5))
+            for client in clients:
+                client.stall_until = until
+        elif kind == "gap":
+            count = int(params.get("count", 1))
+            for client in clients:
+                client.skip += count
+        elif kind == "expire_token":
+            token = params.get("token")
+            return {"kind": kind, "closed": self.expire_token(str(token) if token else None)}
+        elif kind == "add_token":
+            self.add_token(str(params["token"]), str(params.get("level", "L2")))
+            return {"kind": kind}
+        elif kind == "refuse":
+            self._refuse_until = asyncio.get_running_loop().time() + float(params.get("seconds", 5))
+            self._refuse_status = int(params.get("status", 503))
+            HTTPStatus(self._refuse_status)  # ValueError for a status that does not exist
+        elif kind == "burst":
+            count = int(params.get("count", 10_000))
+            symbol = params.get("symbol")
+            for client in clients:
+                target = symbol or next(iter(sorted(client.symbols)), None)
+                if target in self._instruments:
+                    self._push(client, _Burst(self, count, str(target)))
+        return {"kind": kind, "clients": len(clients)}
+
+    async def _half_frame(self, client: _Client) -> None:
+        """Half of a text frame's bytes, then the TCP connection closes (no close frame)."""
+        symbol = next(iter(client.symbols), next(iter(self._instruments)))
+        client.seq += 1
+        payload = (self._ticks[symbol].body(symbol, True) + f',"seq":{client.seq}}}').encode()
+        size = len(payload)
+        if size < 126:
+            header = bytes([0x81, size])
+        else:
+            header = bytes([0x81, 126]) + size.to_bytes(2, "big")
+        transport = client.ws.transport
+        transport.write(header + payload[: size // 2])
+        transport.close()  # flushes the half frame, then closes
+
+    async def _truncated(self, client: _Client) -> None:
+        """Half of a JSON message sent as a whole frame, then the socket drops."""
+        symbol = next(iter(client.symbols), next(iter(self._instruments)))
+        client.seq += 1
+        text = self._ticks[symbol].body(symbol, True) + f',"seq":{client.seq}}}'
+        await client.ws.send(text[: len(text) // 2])
+        client.ws.transport.close()
+
+
+class _Burst:
+    """Synthetic changes of one symbol sent back to back (a load test), then a true snapshot."""
+
+    def __init__(self, server: FeedServer, count: int, symbol: str) -> None:
+        self.server = server
+        self.count = count
+        self.symbol = symbol
+
+    async def __call__(self, client: _Client) -> None:
+        server = self.server
+        symbol = self.symbol
+        name = json.dumps(symbol)
+        book = server._books[symbol]
+        bid = book.best_bid or Decimal("100.00")
+        ask = book.best_ask or bid + Decimal("0.01")
+        send = client.ws.send
+        ts = f'"{_iso(server.clock.now_ns())}"'
+        for i in range(self.count):
+            client.seq += 1
+            qty = 100 + (i % 50) * 100
+            if client.level == 2:
+                text = (f'{{"type":"book","symbol":{name},"snapshot":false,"bids":[[{_n(bid)},{qty},1]],'
+                        f'"asks":[[{_n(ask)},{qty + 100},1]],"ts":{ts},"seq":{client.seq}}}')
+            else:
+                text = (f'{{"type":"tick","symbol":{name},"market":"REG","bid":{_n(bid)},"bid_qty":{qty},'
+                        f'"ask":{_n(ask)},"ask_qty":{qty + 100},"ts":{ts},"seq":{client.seq}}}')
+            await send(text)
+        client.sent += self.count
+        server._snapshot(client, symbol)  # the truth again, after the synthetic changes
+
+
+def _json_response(connection: ServerConnection, status: HTTPStatus, body: Any) -> Response:
+    response = connection.respond(status, json.dumps(body, default=str) + "\n")
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
+# --------------------------------------------------------------------------------------------
+# Wiring to the paper venue and the session schedule
+
+
+def paper_order_source(paper: Any) -> OrderSource:
+    """The paper venue's resting orders of a symbol, for the L2 order details (read only)."""
+
+    def source(symbol: str) -> list[tuple[str, Side, Decimal, Decimal]]:
+        return [(str(o.order_id), o.side, o.price, o.leaves) for o in paper.matching_engine(symbol).resting_orders()]
+
+    return source
+
+
+class SessionFollower:
+    """Tells listeners each session phase on any clock that schedules (ScaledClock included).
+
+    :class:`engine.sessions.SessionDriver` schedules a non-simulated clock with APScheduler on wall
+    time, which is wrong for a ScaledClock day; this follows the same schedule with ``clock.call_at``.
+    """
+
+    def __init__(self, schedule: Any, clock: Clock, listeners: Iterable[Callable[[SessionState], None]]) -> None:
+        self.schedule = schedule
+        self.clock = clock
+        self.listeners = list(listeners)
+        self.state: SessionState | None = None
+        self._timer: Timer | None = None
+
+    def start(self) -> None:
+        self._apply(self.schedule.state_at(self.clock.now_ns()))
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _apply(self, state: SessionState) -> None:
+        self.state = state
+        log.info("psx feed sandbox: session %s (%s)", state.phase.value, state.trading_day)
+        for listener in self.listeners:
+            listener(state)
+        upcoming = self.schedule.next_transition(self.clock.now_ns())
+        if upcoming is not None:
+            self._timer = self.clock.call_at(upcoming[0], self._apply, upcoming[1])
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+#: the broker document's holdings page (VENUES.md 1.12), prices as previous close
+DEFAULT_INSTRUMENTS = (
+    ("MEBL", "187.50"), ("SYS", "432.10"), ("ENGRO", "321.75"), ("OGDC", "109.30"), ("PSO", "75.12"), ("KEL", "102.50"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="psx-feed-sandbox",
+        description="A local PSX Live Feed WebSocket server backed by the paper venue's matching engine and "
+        "synthetic market. Faults on request: GET http://HOST:PORT/sandbox/fault?kind=KIND (drop, drop_mid_frame, "
+        "truncate, garbage, stall&seconds=S, gap&count=N, expire_token, add_token&token=T, refuse&seconds=S, "
+        "burst&count=N); GET /sandbox/status.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="listen port, 0 = any free port (default 8765)")
+    parser.add_argument("--token-env", default="PSX_FEED_TOKEN", metavar="NAME",
+                        help="environment variable holding the accepted token (default PSX_FEED_TOKEN)")
+    parser.add_argument("--token-file", type=Path, metavar="FILE",
+                        help="file of accepted tokens, one a line; created with a random token if missing")
+    parser.add_argument("--max-connections", type=int, default=DOCUMENT_CONNECTION_LIMIT, metavar="N",
+                        help="concurrent connections per token (the document: 2)")
+    parser.add_argument("--config", type=Path, metavar="CONFIG",
+                        help="take the instruments from this engine config (default: the broker document's six)")
+    parser.add_argument("--speed", type=float, default=1.0, metavar="X",
+                        help="run the sandbox day X times faster than real time (default 1)")
+    parser.add_argument("--start", metavar="YYYY-MM-DDTHH:MM",
+                        help="sandbox time at start, Asia/Karachi (default: now; with --speed > 1, five minutes "
+                        "before the next session)")
+    parser.add_argument("--always-open", action="store_true", help="continuous trading all the time (no schedule)")
+    parser.add_argument("--no-market", action="store_true", help="no synthetic market: the books stay empty")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the synthetic market")
+    parser.add_argument("--duration", type=float, default=0, metavar="S", help="stop after S seconds (0 = never)")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return parser
+
+
+def _tokens(args: argparse.Namespace) -> list[str]:
+    if args.token_file is not None:
+        if args.token_file.exists():
+            tokens = [line.strip() for line in args.token_file.read_text().splitlines() if line.strip()]
+            if tokens:
+                return tokens
+        token = secrets.token_urlsafe(24)
+        args.token_file.write_text(token + "\n")
+        args.token_file.chmod(0o600)
+        print(f"psx feed sandbox: wrote a new token to {args.token_file}", flush=True)
+        return [token]
+    token = os.environ.get(args.token_env, "").strip()
+    if token:
+        return [token]
+    token = secrets.token_urlsafe(24)
+    # a throwaway token for a local sandbox: printing it is how the user learns it
+    print(f"psx feed sandbox: no ${args.token_env} set; accepting the generated token {token}", flush=True)
+    return [token]
+
+
+def _instruments(args: argparse.Namespace) -> list[Instrument]:
+    if args.config is None:
+        return [Instrument(s, "PSX", previous_close=Decimal(p)) for s, p in DEFAULT_INSTRUMENTS]
+    from engine.config import load_config
+
+    seen: dict[str, Instrument] = {}
+    for entry in load_config(args.config).config.instruments:
+        seen.setdefault(entry.symbol, entry.to_instrument())
+    return list(seen.values())
+
+
+def _start_ns(args: argparse.Namespace, schedule: Any) -> int | None:
+    from engine.clock import KARACHI, WallClock
+
+    if args.start:
+        moment = dt.datetime.fromisoformat(args.start)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=KARACHI)
+        return int(moment.timestamp()) * NS_PER_S
+    if args.speed <= 1 or args.always_open:
+        return None
+    now = WallClock().now_ns()
+    day = schedule.local_date(now)
+    for _ in range(30):
+        window = schedule.day_window(day)
+        if window is not None and window[1] > now:
+            return max(now, window[0] - 300 * NS_PER_S)
+        day += dt.timedelta(days=1)
+    return None
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    from adapters.paper.adapter import PaperAdapter, PaperOptions
+    from adapters.paper.market import MarketOptions
+    from engine.clock import ScaledClock
+    from engine.sessions import SessionSchedule
+
+    schedule = SessionSchedule()
+    clock = ScaledClock(_start_ns(args, schedule), args.speed)
+    instruments = _instruments(args)
+    server = FeedServer(instruments, clock, _tokens(args), host=args.host, port=args.port,
+                        max_connections_per_token=args.max_connections)
+    paper = PaperAdapter("PSX", PaperOptions(market=MarketOptions(enabled=not args.no_market)), instruments, clock,
+                         server, seed=args.seed)
+    server.order_source = paper_order_source(paper)
+    await server.start()
+    await paper.connect()
+    paper.subscribe([i.symbol for i in instruments])
+    follower: SessionFollower | None = None
+    if args.always_open:
+        state = SessionState(Phase.OPEN, True, True, True, clock.now().date().isoformat())
+        paper.on_session(state)
+        server.on_session(state)
+    else:
+        follower = SessionFollower(schedule, clock, (paper.on_session, server.on_session))
+        follower.start()
+    print(f"psx feed sandbox listening on {server.url} (paths {', '.join(LEVEL_OF_PATH)}); "
+          f"faults: GET http://{args.host}:{server.port}/sandbox/fault?kind=drop", flush=True)
+    try:
+        if args.duration > 0:
+            await asyncio.sleep(args.duration)
+        else:
+            await asyncio.Event().wait()
+    finally:
+        if follower is not None:
+            follower.stop()
+        await paper.close()
+        await server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``psx-feed-sandbox`` (the lead wires it as part of ``engine sandbox psx``)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.max_connections < 1:
+        print("psx-feed-sandbox: --max-connections must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"psx-feed-sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

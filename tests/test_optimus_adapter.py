@@ -1,0 +1,751 @@
+"""The Optimus adapter against the Optimus sandbox over real HTTP on 127.0.0.1 (port 0 for both the
+sandbox's REST server and the adapter's webhook receiver). The sandbox trades on the paper venue's
+matching engine with its synthetic market; faults are injected through the sandbox.
+
+The recording sink applies every update to the Order objects through the model's state machine,
+so an illegal sequence (a fill before its ack, a second terminal state) fails the test."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from adapters.optimus import codec
+from adapters.optimus.adapter import OptimusAdapter, OptimusOptions
+from adapters.optimus.sandbox import DOC_HOLDINGS, DOC_INSTRUMENTS, OptimusSandbox, SandboxSettings
+from engine.clock import KARACHI, NS_PER_S, Clock, ScaledClock, WallClock
+from engine.model import (
+    Fill,
+    InstrumentStatus,
+    Order,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Phase,
+    SessionState,
+    Side,
+    TimeInForce,
+)
+from engine.rejects import Reject
+from engine.runtime import Runtime, StrategyRunner
+
+D = Decimal
+S = OrderStatus
+USER = "tester"
+PASSWORD = "pw-test-only-1"
+SECRET = "whsec-test-only-1"
+UPPER = D("206.25")  # MEBL: previous close 187.50, +10%
+RESTING = D("170.00")  # inside the band, far below the synthetic market: never fills
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPTIMUS_USERNAME", USER)
+    monkeypatch.setenv("OPTIMUS_PASSWORD", PASSWORD)
+    monkeypatch.setenv("OPTIMUS_WEBHOOK_SECRET", SECRET)
+
+
+class RecordingSink:
+    """The runtime's side of the interface, reduced to recording and applying updates."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.orders: dict[str, Order] = {}
+
+    def on_book(self, update: Any) -> None:
+        self.calls.append(("book", update))
+
+    def on_trade(self, trade: Any) -> None:
+        self.calls.append(("trade", trade))
+
+    def on_instrument_status(self, status: InstrumentStatus) -> None:
+        self.calls.append(("instrument", status))
+
+    def on_fill(self, fill: Fill) -> None:
+        self.calls.append(("fill", fill))
+        order = self.orders.get(fill.client_id)
+        if order is not None:
+            order.apply_fill(fill.qty, fill.price, fill.ts)
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        self.calls.append(("update", update))
+        order = self.orders.get(update.client_id)
+        if order is None or order.is_terminal:
+            return
+        if update.status is S.REJECTED:
+            order.reject(update.reject_code or 0, update.reason, update.ts)
+        elif update.status is S.FILLED:
+            pass  # fills drive the filled state
+        elif order.status is S.PENDING_CANCEL and update.status in (S.NEW, S.PARTIALLY_FILLED) and update.reason:
+            order.transition(order.live_status(), update.ts)  # cancel refused
+        elif update.status is not order.status and order.can_transition(update.status):
+            order.transition(update.status, update.ts)
+        order.set_venue_order_id(update.venue_order_id)
+
+    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
+        self.calls.append(("status", status))
+
+    def of(self, kind: str) -> list[Any]:
+        return [obj for k, obj in self.calls if k == kind]
+
+    def updates_for(self, client_id: str) -> list[OrderUpdate]:
+        return [u for u in self.of("update") if u.client_id == client_id]
+
+    def fills_for(self, client_id: str) -> list[Fill]:
+        return [f for f in self.of("fill") if f.client_id == client_id]
+
+
+class Harness:
+    def __init__(self, sandbox: OptimusSandbox, adapter: OptimusAdapter, sink: RecordingSink) -> None:
+        self.sandbox = sandbox
+        self.adapter = adapter
+        self.sink = sink
+        self.seq = 0
+
+    def order(self, side: Side = Side.BUY, qty: int = 500, price: Decimal | None = RESTING, symbol: str = "MEBL",
+              **kwargs: Any) -> Order:
+        self.seq += 1
+        order_type = OrderType.MARKET if price is None else OrderType.LIMIT
+        order = Order(f"t-{self.seq}", "t", "psx", symbol, side, D(qty), price, order_type, **kwargs)
+        self.sink.orders[order.client_id] = order
+        return order
+
+    def submit(self, *args: Any, **kwargs: Any) -> Order:
+        order = self.order(*args, **kwargs)
+        self.adapter.submit(order)
+        return order
+
+    def cancel(self, order: Order) -> None:
+        order.transition(S.PENDING_CANCEL)
+        self.adapter.cancel(order)
+
+    async def liquid(self, symbol: str = "MEBL") -> None:
+        engine = self.sandbox.paper.matching_engine(symbol)
+        await until(lambda: engine.best_ask is not None and engine.best_bid is not None)
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await anyio.sleep(0.01)
+
+
+def settings(**overrides: Any) -> SandboxSettings:
+    values: dict[str, Any] = dict(users={USER: PASSWORD}, webhook_secret=SECRET.encode(), market_step_s=D("0.02"),
+                                  webhook_retry_s=D("0.05"))
+    values.update(overrides)
+    return SandboxSettings(**values)
+
+
+@asynccontextmanager
+async def venue(
+    sandbox_settings: SandboxSettings | None = None, clock: Clock | None = None, sink: Any = None,
+    before_connect: Callable[[OptimusAdapter], None] | None = None, **options: Any
+) -> AsyncIterator[Harness]:
+    clock = clock if clock is not None else WallClock()
+    opts: dict[str, Any] = dict(webhook_listen="127.0.0.1:0", poll_interval_s=D("0.25"), request_timeout_s=D("0.5"),
+                                connect_timeout_s=D("0.5"), unknown_grace_s=D("0.3"), retry_backoff_s=D("0.01"))
+    opts.update(options)
+    async with OptimusSandbox(sandbox_settings or settings(), clock=clock) as sandbox:
+        sink = sink if sink is not None else RecordingSink()
+        adapter = OptimusAdapter("psx", OptimusOptions(base_url=sandbox.base_url, **opts), DOC_INSTRUMENTS, clock,
+                                 sink)
+        if before_connect is not None:
+            before_connect(adapter)
+        async with anyio.create_task_group() as tg:
+            adapter.bind(tg)
+            await adapter.connect()
+            sandbox.webhook_url = adapter.webhook_url
+            try:
+                yield Harness(sandbox, adapter, sink)
+            finally:
+                await adapter.close()
+                tg.cancel_scope.cancel()
+
+
+def statuses(sink: RecordingSink, client_id: str) -> list[OrderStatus]:
+    return [u.status for u in sink.updates_for(client_id)]
+
+
+# ---- connect, place, fill, cancel ---------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_connect_logs_in_and_reports_connected() -> None:
+    async with venue() as v:
+        assert v.sink.of("status") == ["connected"]
+        assert v.sandbox.counts["logins"] == 1
+        assert v.adapter.describe()["webhook_url"].endswith("/webhook/visionmax")
+
+
+@pytest.mark.anyio
+async def test_a_wrong_password_refuses_to_connect_without_printing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPTIMUS_PASSWORD", "wrong-password-xyz")
+    async with OptimusSandbox(settings()) as sandbox:
+        adapter = OptimusAdapter("psx", OptimusOptions(base_url=sandbox.base_url, webhook_listen="127.0.0.1:0"),
+                                 DOC_INSTRUMENTS, WallClock(), RecordingSink())
+        async with anyio.create_task_group() as tg:
+            adapter.bind(tg)
+            with pytest.raises(ConnectionError, match="1001 invalid credentials") as caught:
+                await adapter.connect()
+            tg.cancel_scope.cancel()
+    assert "wrong-password-xyz" not in str(caught.value)
+
+
+@pytest.mark.anyio
+async def test_connect_without_a_task_group_says_so() -> None:
+    adapter = OptimusAdapter("psx", OptimusOptions(webhook_listen="127.0.0.1:0"), DOC_INSTRUMENTS, WallClock(),
+                             RecordingSink())
+    with pytest.raises(RuntimeError, match="bind"):
+        await adapter.connect()
+
+
+def test_missing_credentials_name_the_variable_not_a_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPTIMUS_PASSWORD")
+    with pytest.raises(ValueError, match="environment variable OPTIMUS_PASSWORD is not set"):
+        OptimusAdapter("psx", OptimusOptions(), DOC_INSTRUMENTS, WallClock(), RecordingSink())
+
+
+def test_secrets_can_come_from_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPTIMUS_PASSWORD")
+    monkeypatch.delenv("OPTIMUS_WEBHOOK_SECRET")
+    (tmp_path / "pw").write_text("from-a-file\n")
+    (tmp_path / "wh").write_text("")
+    options = OptimusOptions(password_file=tmp_path / "pw", webhook_secret_file=tmp_path / "wh")
+    with pytest.raises(ValueError, match="is empty"):
+        OptimusAdapter("psx", options, DOC_INSTRUMENTS, WallClock(), RecordingSink())
+    (tmp_path / "wh").write_text("whsec-file")
+    adapter = OptimusAdapter("psx", options, DOC_INSTRUMENTS, WallClock(), RecordingSink())
+    assert "from-a-file" not in repr(vars(adapter))
+
+
+def test_options_refuse_unknown_keys_and_a_config_without_secret_sources() -> None:
+    with pytest.raises(ValueError):
+        OptimusOptions.model_validate({"password": "in-config"})
+    with pytest.raises(ValueError, match="password_env or password_file"):
+        OptimusOptions(password_env=None)
+    with pytest.raises(ValueError, match="host:port"):
+        OptimusOptions(webhook_listen="8088")
+
+
+@pytest.mark.anyio
+async def test_a_marketable_buy_is_acked_then_filled() -> None:
+    async with venue() as v:
+        await v.liquid()
+        order = v.submit(price=UPPER)
+        await until(lambda: order.status is S.FILLED)
+        assert statuses(v.sink, order.client_id)[0] is S.NEW  # the ack before any fill
+        fills = v.sink.fills_for(order.client_id)
+        assert sum(f.qty for f in fills) == D(500) and len({f.exec_id for f in fills}) == len(fills)
+        assert all(f.price <= UPPER and f.venue_order_id == order.venue_order_id for f in fills)
+        broker = v.sandbox.order(order.client_id)
+        assert broker is not None and broker["status"] == "filled"
+        assert [e["execution_id"] for e in broker["executions"]] == [f.exec_id for f in fills]
+        def events() -> list[str]:
+            return [w["event"] for w in v.sandbox.webhooks_sent if w["data"]["client_order_id"] == order.client_id]
+
+        await until(lambda: "order.execution" in events())  # the sandbox notes a delivery once it is answered
+        assert events()[0] == "order.confirmed"
+
+
+@pytest.mark.anyio
+async def test_a_resting_order_is_cancelled() -> None:
+    async with venue() as v:
+        order = v.submit()
+        await until(lambda: order.status is S.NEW)
+        assert order.venue_order_id.startswith("OPT-")
+        v.cancel(order)
+        await until(lambda: order.status is S.CANCELLED)
+        assert statuses(v.sink, order.client_id) == [S.NEW, S.CANCELLED]
+        assert v.sandbox.order(order.client_id)["status"] == "cancelled"
+
+
+@pytest.mark.anyio
+async def test_a_cancel_sent_right_after_the_order_never_overtakes_it() -> None:
+    async with venue() as v:
+        order = v.submit()
+        v.cancel(order)  # before any answer: the adapter sends it only once the order is answered
+        await until(lambda: order.status is S.CANCELLED)
+        assert v.sandbox.counts["cancels"] == 1
+
+
+@pytest.mark.anyio
+async def test_a_cancel_of_a_finished_order_is_answered_by_its_final_state() -> None:
+    async with venue() as v:
+        await v.liquid()
+        order = v.submit(price=UPPER)
+        await until(lambda: order.status is S.FILLED)
+        v.adapter.cancel(order)  # the engine would not, but a race with the fill does the same
+        await anyio.sleep(0.3)
+        assert statuses(v.sink, order.client_id) == [S.NEW]  # nothing more to say: the fills said it
+        assert v.sandbox.counts["cancels"] == 0
+
+
+# ---- the broker's own rules and the reject mapping ------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("kwargs", "code"), [
+    ({"qty": 499}, Reject.INVALID_QUANTITY),  # document: "MEBL lot size = 500 shares"
+    ({"price": D("206.26")}, Reject.PRICE_OUTSIDE_CIRCUIT_BREAKER),  # +10% from last close, one tick over
+    ({"price": D("168.74")}, Reject.PRICE_OUTSIDE_CIRCUIT_BREAKER),  # -10%, one tick under
+    ({"symbol": "NOPE"}, Reject.INVALID_SYMBOL),
+    ({"side": Side.SELL, "symbol": "KEL", "qty": 1501, "price": D("100")}, Reject.POSITION_NOT_HELD),  # holds 1,500
+    ({"qty": 100_000, "price": D("200")}, Reject.INSUFFICIENT_BUYING_POWER),  # 20M against 10M cash
+])
+async def test_pre_trade_rejects_carry_the_documents_code(kwargs: dict, code: int) -> None:
+    async with venue() as v:
+        order = v.submit(**kwargs)
+        await until(lambda: order.status is S.REJECTED)
+        assert order.reject_code == code and order.reject_reason
+        await anyio.sleep(0.1)  # the order.rejected webhook arrives too: still one update
+        assert statuses(v.sink, order.client_id) == [S.REJECTED]
+        assert v.sandbox.order(order.client_id)["reject_code"] == code
+
+
+@pytest.mark.anyio
+async def test_market_hours_follow_the_documents_schedule() -> None:
+    # 2026-11-23 (a Monday) 09:14:40 PKT at ten times real speed: closed, and pre-open (09:15) 2 s later
+    start = int(dt.datetime(2026, 11, 23, 9, 14, 40, tzinfo=KARACHI).timestamp()) * NS_PER_S
+    clock = ScaledClock(start, 10)
+    async with venue(settings(sessions="schedule"), clock=clock) as v:
+        assert clock.now().time() < dt.time(9, 15)
+        early = v.submit()
+        await until(lambda: early.status is S.REJECTED)
+        assert early.reject_code == Reject.MARKET_CLOSED
+        await until(lambda: v.sandbox.paper.matching_engine("MEBL").phase is Phase.PRE_OPEN)
+        limit = v.submit()
+        ioc = v.submit(tif=TimeInForce.IOC)
+        await until(lambda: limit.status is S.NEW and ioc.status is S.REJECTED)
+        assert ioc.reject_code == Reject.ORDER_TYPE_NOT_SUPPORTED  # pre-open takes limit DAY orders only
+
+
+@pytest.mark.anyio
+async def test_a_price_off_the_tick_grid_is_refused_2003() -> None:
+    async with venue(settings(sessions="external")) as v:
+        v.sandbox.paper.on_session(SessionState(Phase.OPEN, True, True, True, "2026-11-23"))
+        order = v.submit(price=D("170.005"))  # off the tick grid: the sandbox's 2003
+        await until(lambda: order.status is S.REJECTED)
+        assert order.reject_code == Reject.PRICE_OUTSIDE_CIRCUIT_BREAKER
+
+
+# ---- idempotency --------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_an_order_sent_twice_with_one_key_exists_once() -> None:
+    async with venue() as v:
+        order = v.submit()
+        v.adapter.submit(order)  # a resend: 3002 from the broker, resolved by a status query
+        await until(lambda: order.status is S.NEW and v.adapter.counts["orders_unknown"] == 1)
+        await anyio.sleep(0.3)
+        assert v.sandbox.counts["orders"] == 1
+        assert statuses(v.sink, order.client_id) == [S.NEW]
+
+
+# ---- tokens -------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_access_token_is_refreshed_before_it_expires() -> None:
+    async with venue(settings(access_ttl_s=1)) as v:
+        await until(lambda: v.sandbox.counts["refreshes"] >= 2, timeout=5)
+        order = v.submit()
+        await until(lambda: order.status is S.NEW)
+        assert v.adapter.counts["auth_retries"] == 0  # never caught with an expired token
+        assert v.sandbox.counts["logins"] == 1
+
+
+@pytest.mark.anyio
+async def test_an_expired_token_is_renewed_and_the_order_sent_once_more() -> None:
+    async with venue() as v:
+        v.sandbox.inject("expire_tokens")
+        order = v.submit()
+        await until(lambda: order.status is S.NEW)
+        assert v.adapter.counts["auth_retries"] == 1
+        assert (v.sandbox.counts["refreshes"], v.sandbox.counts["logins"], v.sandbox.counts["orders"]) == (1, 1, 1)
+
+
+@pytest.mark.anyio
+async def test_an_expired_refresh_token_falls_back_to_a_new_login() -> None:
+    async with venue() as v:
+        v.sandbox.inject("expire_tokens", refresh=True)
+        order = v.submit()
+        await until(lambda: order.status is S.NEW)
+        assert (v.sandbox.counts["refreshes"], v.sandbox.counts["logins"]) == (0, 2)
+
+
+# ---- lost and duplicated webhooks ---------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_lost_webhooks_are_made_good_by_polling() -> None:
+    async with venue() as v:
+        await v.liquid()
+        v.sandbox.inject("lose_webhooks", count=100)
+        filled = v.submit(price=UPPER)
+        resting = v.submit()
+        await until(lambda: filled.status is S.FILLED and resting.status is S.NEW)
+        v.cancel(resting)
+        await until(lambda: resting.status is S.CANCELLED)
+        assert v.adapter.receiver.counts["applied"] == 0 and v.sandbox.counts["webhooks_lost"] >= 4
+        assert statuses(v.sink, filled.client_id)[0] is S.NEW
+        assert sum(f.qty for f in v.sink.fills_for(filled.client_id)) == D(500)
+
+
+@pytest.mark.anyio
+async def test_duplicated_webhooks_are_applied_once() -> None:
+    async with venue(poll_interval_s=D(30)) as v:  # no polling: only webhooks move the orders
+        await v.liquid()
+        v.sandbox.inject("duplicate_webhooks", count=100)
+        filled = v.submit(price=UPPER)
+        resting = v.submit()
+        await until(lambda: filled.status is S.FILLED and resting.status is S.NEW)
+        v.cancel(resting)
+        await until(lambda: resting.status is S.CANCELLED)
+        await until(lambda: v.sandbox.counts["webhooks_delivered"] >= 2 * v.adapter.receiver.counts["applied"])
+        assert v.adapter.receiver.counts["duplicate"] >= 4
+        assert statuses(v.sink, resting.client_id) == [S.NEW, S.CANCELLED]
+        fills = v.sink.fills_for(filled.client_id)
+        assert len({f.exec_id for f in fills}) == len(fills) and sum(f.qty for f in fills) == D(500)
+
+
+@pytest.mark.anyio
+async def test_a_lost_execution_webhook_is_fetched_before_the_order_ends() -> None:
+    async with venue(poll_interval_s=D(30)) as v:  # no polling: the cancelled event itself must reveal the gap
+        await v.liquid()
+        v.sandbox.inject("lose_webhooks", count=100, event="order.execution")
+        engine = v.sandbox.paper.matching_engine("MEBL")
+        order = v.submit(qty=50_000, price=engine.best_ask)  # takes what is offered there, rests the rest
+        await until(lambda: order.status is S.NEW and v.sandbox.order(order.client_id)["filled_quantity"] > 0)
+        assert v.sink.fills_for(order.client_id) == []  # every execution webhook was lost
+        v.cancel(order)
+        await until(lambda: order.is_terminal)
+        broker = v.sandbox.order(order.client_id)
+        assert order.cum_qty == broker["filled_quantity"] > 0
+        kinds = [kind for kind, obj in v.sink.calls if getattr(obj, "client_id", None) == order.client_id]
+        assert kinds[0] == "update" and "fill" in kinds  # the ack, then the fills ...
+        if broker["status"] == "cancelled":  # ... then the end (unless the market filled it all first)
+            assert kinds[-1] == "update" and statuses(v.sink, order.client_id) == [S.NEW, S.CANCELLED]
+
+
+# ---- unknown outcomes: never guessed ------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_5xx_after_processing_leaves_the_order_unknown_until_the_status_query() -> None:
+    async with venue() as v:
+        v.sandbox.inject("lose_webhooks", count=100)  # only the status query can tell
+        v.sandbox.inject("error_5xx", process=True)
+        order = v.submit()
+        await until(lambda: order.status is S.NEW)
+        assert v.adapter.counts["orders_unknown"] == 1 and v.adapter.counts["http_5xx"] == 1
+        assert statuses(v.sink, order.client_id) == [S.NEW]
+        assert v.sandbox.counts["orders"] == 1
+
+
+@pytest.mark.anyio
+async def test_a_5xx_before_processing_is_called_lost_only_after_the_grace_period() -> None:
+    async with venue(unknown_grace_s=D("0.8")) as v:
+        v.sandbox.inject("error_5xx")
+        sent = time.monotonic()
+        order = v.submit()
+        await until(lambda: v.adapter.counts["orders_unknown"] == 1)
+        await anyio.sleep(0.3)
+        assert order.status is S.PENDING_NEW  # "not found" so far, but a slow request may still arrive
+        await until(lambda: order.status is S.REJECTED)
+        assert time.monotonic() - sent >= 0.8
+        assert order.reject_code == Reject.BACKEND_CONNECTIVITY and "no record" in order.reject_reason
+        assert v.sandbox.counts["orders"] == 0
+
+
+@pytest.mark.anyio
+async def test_a_timed_out_order_stays_unknown_until_a_status_query_finds_it() -> None:
+    async with venue() as v:
+        v.sandbox.inject("lose_webhooks", count=100)
+        v.sandbox.inject("slow", delay_s=1.5)  # the answer comes after the 0.5 s request timeout
+        order = v.submit()
+        await until(lambda: order.status is S.NEW)
+        # the only word on it came from a query: the answer timed out and every webhook was lost
+        assert v.adapter.counts["orders_unknown"] == 1 and v.adapter.counts["status_queries"] >= 1
+        assert v.adapter.counts["transport_errors"] == 1
+        assert statuses(v.sink, order.client_id) == [S.NEW]
+
+
+@pytest.mark.anyio
+async def test_a_garbage_answer_is_counted_and_the_order_resolved_by_query() -> None:
+    async with venue() as v:
+        v.sandbox.inject("garbage")
+        order = v.submit()
+        await until(lambda: order.status is S.NEW)
+        assert v.adapter.counts["malformed"] == 1 and v.adapter.counts["orders_unknown"] == 1
+
+
+@pytest.mark.anyio
+async def test_an_unreachable_broker_rejects_what_was_never_sent() -> None:
+    async with venue() as v:
+        await v.sandbox._server.close()  # nothing listens: connect errors, the order provably never left
+        order = v.submit()
+        await until(lambda: order.status is S.REJECTED)
+        assert order.reject_code == Reject.BACKEND_CONNECTIVITY and "not sent" in order.reject_reason
+        assert v.adapter.counts["not_sent"] == 3  # the first try and two resends
+
+
+@pytest.mark.anyio
+async def test_dropped_sockets_cost_nothing_but_a_new_connection() -> None:
+    async with venue() as v:
+        first = v.submit()
+        await until(lambda: first.status is S.NEW)
+        v.sandbox.inject("drop_connections")
+        second = v.submit()
+        await until(lambda: second.status is S.NEW)
+        assert v.adapter.counts["orders_unknown"] == 0
+
+
+# ---- the webhook receiver's refusals ------------------------------------------------------------
+
+
+def signed(body: bytes, secret: str = SECRET, at_ns: int | None = None) -> dict[str, str]:
+    at = time.time_ns() if at_ns is None else at_ns
+    return {codec.SIGNATURE_HEADER: codec.sign_webhook(secret.encode(), at // 1_000_000, body)}
+
+
+def event_body(client_id: str, event: str = "order.cancelled", event_id: str = "EVT-T1") -> bytes:
+    return codec.dumps({"event": event, "event_id": event_id, "occurred_at": codec.format_ts(time.time_ns()),
+                        "data": {"order_id": "OPT-X", "client_order_id": client_id, "symbol": "MEBL", "side": "buy",
+                                 "status": "cancelled", "quantity": 500, "filled_quantity": 0, "reason": "test"}})
+
+
+@pytest.mark.anyio
+async def test_a_webhook_with_a_bad_signature_is_refused_counted_and_not_applied() -> None:
+    async with venue(poll_interval_s=D(30)) as v:
+        order = v.submit()
+        await until(lambda: order.status is S.NEW)
+        body = event_body(order.client_id)
+        async with httpx.AsyncClient() as client:
+            forged = await client.post(v.adapter.webhook_url, content=body, headers=signed(body, "guessed"))
+            stale = await client.post(v.adapter.webhook_url, content=body,
+                                      headers=signed(body, at_ns=time.time_ns() - 600 * NS_PER_S))
+            unsigned = await client.post(v.adapter.webhook_url, content=body)
+        assert (forged.status_code, stale.status_code, unsigned.status_code) == (401, 401, 401)
+        assert v.adapter.receiver.counts["bad_signature"] == 3
+        assert order.status is S.NEW
+
+
+@pytest.mark.anyio
+async def test_a_malformed_webhook_is_refused_and_counted() -> None:
+    async with venue() as v:
+        async with httpx.AsyncClient() as client:
+            garbage = b'{"event": "order.cancelled", "event_id": "E1"}'
+            answer = await client.post(v.adapter.webhook_url, content=garbage, headers=signed(garbage))
+            bad_data = event_body("x").replace(b'"side":"buy"', b'"side":"long"')
+            answer2 = await client.post(v.adapter.webhook_url, content=bad_data, headers=signed(bad_data))
+            wrong_path = await client.post(v.adapter.webhook_url + "x", content=garbage, headers=signed(garbage))
+        assert (answer.status_code, answer2.status_code, wrong_path.status_code) == (400, 400, 404)
+        assert v.adapter.receiver.counts["malformed"] == 2
+
+
+@pytest.mark.anyio
+async def test_a_webhook_for_an_unknown_order_is_counted_and_passed_on() -> None:
+    async with venue() as v:
+        body = event_body("someone-else")
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(v.adapter.webhook_url, content=body, headers=signed(body))
+        assert answer.status_code == 200
+        assert v.adapter.counts["webhook_unknown_order"] == 1
+        [update] = v.sink.updates_for("someone-else")  # the engine records it: nothing vanishes here
+        assert update.status is S.CANCELLED
+
+
+# ---- reconciliation: queries and a drop through the real runtime --------------------------------
+
+
+@pytest.mark.anyio
+async def test_reconciliation_queries_answer_from_the_broker() -> None:
+    async with venue() as v:
+        await v.liquid()
+        since = time.time_ns() - NS_PER_S
+        filled = v.submit(price=UPPER)
+        resting = v.submit()
+        await until(lambda: filled.status is S.FILLED and resting.status is S.NEW)
+        open_orders = await v.adapter.query_open_orders()
+        assert [o.client_id for o in open_orders] == [resting.client_id]
+        assert open_orders[0].status is S.NEW and open_orders[0].venue_order_id == resting.venue_order_id
+        done = await v.adapter.query_order(filled.client_id)
+        assert done is not None and done.status is S.FILLED and done.cum_qty == D(500)
+        assert await v.adapter.query_order("never-sent") is None
+        fills = await v.adapter.query_fills(since)
+        assert {f.exec_id for f in fills} == {f.exec_id for f in v.sink.fills_for(filled.client_id)}
+
+
+@pytest.mark.anyio
+async def test_a_broker_outage_is_a_disconnect_and_the_engine_cancels_on_reconnect() -> None:
+    """Optimus does not cancel on disconnect; the engine does: open orders become unknown while the
+    broker is away, and once it answers again the engine reconciles and cancels them."""
+    clock = WallClock()
+    runtime = Runtime(clock)
+
+    def add_venue(adapter: OptimusAdapter) -> None:  # as the engine does: the venue first, then connect
+        runtime.add_venue("psx", adapter, DOC_INSTRUMENTS, on_reconnect="cancel")
+
+    async with venue(clock=clock, sink=runtime, before_connect=add_venue, poll_interval_s=D("0.1"),
+                     disconnect_after_failures=2) as v:
+        assert runtime.venues["psx"].status == "connected"
+        runner = runtime.add_strategy(StrategyRunner("mm", "psx", DOC_INSTRUMENTS[:1], None))
+        async with anyio.create_task_group() as tg:
+            runtime.task_starter = tg.start_soon
+            runtime.on_session_change(runtime.session, SessionState(Phase.OPEN, True, True, True, "2026-11-23"))
+            order = runner.ctx.submit("MEBL", "buy", 500, "170.00")
+            await until(lambda: order.status is S.NEW)
+            v.sandbox.inject("outage", seconds=1)
+            await until(lambda: runtime.venues["psx"].status == "disconnected")
+            assert order.status is S.UNKNOWN
+            refused = runner.ctx.submit("MEBL", "buy", 500, "170.00")
+            assert refused.status is S.REJECTED and refused.reject_code == Reject.BACKEND_CONNECTIVITY
+            await until(lambda: order.status is S.CANCELLED and runtime.venues["psx"].status == "connected")
+            assert v.sandbox.order(order.client_id)["status"] == "cancelled"
+            assert v.adapter.stats()["reconnects"] == 1
+            tg.cancel_scope.cancel()
+
+
+# ---- account endpoints --------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_holdings_buying_power_and_summary_come_from_the_broker() -> None:
+    async with venue() as v:
+        holdings = await v.adapter.holdings()
+        assert {h.symbol: h.quantity for h in holdings} == {s: q for s, (_p, q) in DOC_HOLDINGS.items()}
+        assert all(h.market_value == h.current_price * h.quantity for h in holdings)
+        power = await v.adapter.buying_power()
+        assert power.buying_power == power.cash_balance == D(10_000_000) and power.unsettled_funds == 0
+        order = v.submit(qty=1000, price=D("170.00"))
+        await until(lambda: order.status is S.NEW)
+        assert (await v.adapter.buying_power()).buying_power == D(10_000_000) - D(170_000)
+        summary = await v.adapter.portfolio_summary()
+        assert summary.positions == 6 and summary.currency == "PKR"
+
+
+# ---- the sandbox itself: envelope, auth, limits, idempotency -----------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures" / "optimus"
+
+
+def test_the_sandbox_market_is_the_documents() -> None:
+    compliance = (FIXTURES / "psx_compliance.txt").read_text(encoding="utf-8")
+    lot = re.search(r"Example: MEBL lot size = (\d+) shares", compliance)
+    band = re.search(r"Upper Circuit: \+(\d+)% from last close Lower Circuit: -(\d+)% from last close", compliance)
+    assert lot is not None and band is not None
+    instruments = {i.symbol: i for i in DOC_INSTRUMENTS}
+    assert instruments["MEBL"].lot_size == D(lot[1])
+    assert UPPER == instruments["MEBL"].previous_close * (1 + D(band[1]) / 100)
+    card = (FIXTURES / "holdings_card.txt").read_text(encoding="utf-8")
+    rows = re.findall(r"^([A-Z]+)(\d+\.\d{2})([\d,]+)PKR", card, re.MULTILINE)
+    assert {s: (D(p), D(q.replace(",", ""))) for s, p, q in rows} == DOC_HOLDINGS
+
+
+
+async def token(client: httpx.AsyncClient, base: str) -> str:
+    answer = await client.post(f"{base}/auth/login", json={"username": USER, "password": PASSWORD})
+    return answer.json()["data"]["access_token"]
+
+
+@pytest.mark.anyio
+async def test_the_sandbox_answers_every_error_in_the_documents_envelope() -> None:
+    async with OptimusSandbox(settings()) as sandbox, httpx.AsyncClient() as client:
+        base = sandbox.base_url
+        answers = [
+            await client.get(f"{base}/orders"),
+            await client.post(f"{base}/nope"),
+            await client.post(f"{base}/orders", json={}),
+            await client.post(f"{base}/orders", json={}, headers={"Authorization": "Bearer forged"}),
+        ]
+        for answer in answers:
+            body = answer.json()
+            assert body["status"] == "error" and body["code"] == answer.status_code and body["request_id"]
+        assert [a.status_code for a in answers] == [405, 404, 401, 401]
+        assert answers[2].json()["error_details"]["error_code"] == 1001
+
+
+@pytest.mark.anyio
+async def test_the_sandbox_refuses_a_reused_idempotency_key_and_unemulated_types() -> None:
+    async with OptimusSandbox(settings()) as sandbox, httpx.AsyncClient() as client:
+        base = sandbox.base_url
+        auth = {"Authorization": f"Bearer {await token(client, base)}", "Idempotency-Key": "k-1"}
+        body = {"symbol": "MEBL", "side": "buy", "order_type": "limit", "quantity": 500, "price": 170,
+                "client_order_id": "c-1"}
+        first = await client.post(f"{base}/orders", json=body, headers=auth)
+        again = await client.post(f"{base}/orders", json=body, headers=auth)
+        assert first.status_code == 200 and first.json()["data"]["status"] == "pending"
+        assert again.status_code == 409 and again.json()["error_details"]["error_code"] == 3002
+        mit = await client.post(f"{base}/orders", headers={**auth, "Idempotency-Key": "k-2"},
+                                json={**body, "order_type": "mit", "client_order_id": "c-2"})
+        assert mit.json()["error_details"]["error_code"] == 2007
+        as_string = await client.post(f"{base}/orders", headers={**auth, "Idempotency-Key": "k-3"},
+                                      content=b'{"symbol":"MEBL","side":"buy","quantity":"500","client_order_id":"c3"}')
+        assert as_string.status_code == 400  # document section 12: numbers are JSON numbers
+
+
+@pytest.mark.anyio
+async def test_the_sandbox_enforces_the_documents_rate_limits() -> None:
+    async with OptimusSandbox(settings(trading_per_second=3)) as sandbox, httpx.AsyncClient() as client:
+        base = sandbox.base_url
+        logins = [await client.post(f"{base}/auth/login", json={"username": USER, "password": PASSWORD})
+                  for _ in range(6)]
+        assert [a.status_code for a in logins] == [200] * 5 + [429]  # 5 per minute per IP
+        assert logins[-1].json()["error_details"]["error_code"] == 3001
+        auth = {"Authorization": f"Bearer {logins[0].json()['data']['access_token']}"}
+        reads = [await client.post(f"{base}/account/buying-power", headers=auth) for _ in range(4)]
+        assert [a.status_code for a in reads] == [200, 200, 200, 429]
+
+
+def test_the_sandbox_runs_from_the_command_line() -> None:
+    env = {**os.environ, "OPTIMUS_USERNAME": USER, "OPTIMUS_PASSWORD": PASSWORD, "OPTIMUS_WEBHOOK_SECRET": SECRET}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "adapters.optimus.sandbox", "--port", "0", "--sessions", "always_open", "--no-market"],
+        cwd=Path(__file__).resolve().parent.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("optimus sandbox: http://127.0.0.1:"), line
+        base = line.split()[2]
+        answer = httpx.post(f"{base}/auth/login", json={"username": USER, "password": PASSWORD}, timeout=5)
+        assert answer.status_code == 200 and answer.json()["data"]["token_type"] == "Bearer"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+
+
+@pytest.mark.anyio
+async def test_the_sandbox_takes_faults_through_its_control_endpoint() -> None:
+    async with OptimusSandbox(settings()) as sandbox, httpx.AsyncClient() as client:
+        answer = await client.post(sandbox.base_url.removesuffix("/v1") + "/sandbox/faults",
+                                   json={"kind": "error_5xx", "count": 2, "status": 502})
+        assert answer.status_code == 200
+        first = await client.post(f"{sandbox.base_url}/auth/login", json={})
+        assert first.status_code == 502 and first.json()["error_details"]["error_code"] == 9001
+        unknown = await client.post(sandbox.base_url.removesuffix("/v1") + "/sandbox/faults", json={"kind": "x"})
+        assert unknown.status_code == 400
