@@ -1,0 +1,1289 @@
+"""The Pulse venue adapter: one WebSocket to ``/ws/api/v2`` speaking JSON-RPC 2.0.
+
+The wire format lives in :mod:`adapters.pulse.codec` (sans-I/O); this module is the transport and
+the bookkeeping around it:
+
+- one connection, a writer task draining an outbound queue (requests leave in the order the runtime
+  made them), a reader task, a sweeper that times requests out, a watchdog for the venue heartbeat,
+  and a token refresher; all run in the engine's task group (``bind``/``start_task``);
+- a callback per request id, so ``submit``/``cancel``/``amend`` never create a task on the order
+  path; error answers become rejects with the engine's codes (codec.PULSE_ERRORS, one table);
+- authentication (``client_credentials`` or ``client_signature``; ``refresh_token`` before expiry),
+  ``public/set_heartbeat`` and answers to the venue's test requests, venue-native
+  cancel-on-disconnect (enabled and checked at login), venue-native MMP (``set_mmp_config`` per
+  index, ``user.mmp_trigger`` driven into the runtime's MMP path), ``private/logout`` on close;
+- market data (``book.*.raw`` with change-id continuity: a gap resubscribes for a fresh snapshot,
+  ``quote.*``, ``trades.*.raw``) and the private streams (``user.orders``, ``user.trades``,
+  ``user.changes``, ``user.mmp_trigger``, ``heartbeat_trade``), deduplicated so each order state
+  and each fill reaches the runtime once whichever stream brings it first;
+- on a lost connection (socket closed, or no heartbeat within 1.5 intervals) the runtime hears
+  ``disconnected`` at once, pending requests are dropped (their outcome is unknown: the runtime
+  reconciles through the ``query_*`` methods once ``connected`` is reported again), and the
+  adapter reconnects with backoff.
+
+Transport timers (request timeouts, heartbeats, token refresh, backoff) run on the monotonic clock
+(``time.monotonic``, what the event loop's timers use), not on the engine clock: they measure the
+socket and the venue's real clock, which do not speed up with a scaled sandbox day. Order, fill and
+book events carry the engine clock's time of receipt, because the engine's MMP windows and freezes
+compare them with that clock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+import secrets as _secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import anyio
+import websockets
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from adapters.base import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
+from adapters.pulse import codec
+from adapters.pulse.codec import (
+    BookMsg,
+    CodecError,
+    Heartbeat,
+    Notification,
+    PulseOrder,
+    PulseTrade,
+    Response,
+    RpcError,
+)
+from engine.clock import Clock
+from engine.model import (
+    BookUpdate,
+    Fill,
+    Instrument,
+    InstrumentStatus,
+    Order,
+    OrderStatus,
+    OrderUpdate,
+    Side,
+    Trade,
+    VenueOrder,
+)
+from engine.rejects import Reject
+
+__all__ = ["ConnectionLost", "PulseAdapter", "PulseError", "PulseMmp", "PulseOptions"]
+
+log = logging.getLogger("engine.pulse")
+
+NS_PER_S = 1_000_000_000
+BAD_FRAME_SAMPLES = 5  # malformed frames logged with a sample; the rest are only counted
+GAP_LOGS = 5
+TRACK_KEEP_S = 600.0  # finished orders stay known this long (late answers, cancels, queries)
+
+
+class PulseMmp(BaseModel):
+    """Venue MMP limits for one index (``private/set_mmp_config``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interval: Decimal = Field(gt=0, description="Trailing window in seconds.")
+    frozen_time: Decimal = Field(ge=0, description="Freeze in seconds after a trigger; 0 = until reset.")
+    quantity_limit: Decimal = Field(gt=0, description="Filled amount of mmp orders within the window that triggers.")
+
+
+class PulseOptions(AdapterOptions):
+    """Options of the Pulse adapter (``venues.<name>.options``). Secrets are never written here:
+    name the environment variable or the file that holds them."""
+
+    url: str = Field(
+        "ws://127.0.0.1:8765/ws/api/v2",
+        description="WebSocket URL, e.g. wss://dev.pulsegateway.devucc.name/ws/api/v2 or the local sandbox.",
+    )
+    client_id: str | None = Field(None, min_length=1, description="The API client_id (not a secret).")
+    client_id_env: str | None = Field(None, min_length=1, description="Or: environment variable holding client_id.")
+    client_secret_env: str | None = Field(
+        "PULSE_CLIENT_SECRET", min_length=1, description="Environment variable holding the client_secret."
+    )
+    client_secret_file: Path | None = Field(
+        None, description="Or: a file holding the client_secret (first line); takes precedence over the variable."
+    )
+    auth: Literal["client_signature", "client_credentials"] = Field(
+        "client_signature",
+        description="public/auth grant: client_signature (HMAC-SHA256; the secret never travels) or "
+        "client_credentials (the secret is sent). Tokens are refreshed with grant refresh_token.",
+    )
+    heartbeat_s: Decimal = Field(
+        Decimal(10), gt=0, description="public/set_heartbeat interval; silence for 1.5 intervals is a disconnect."
+    )
+    request_timeout_s: Decimal = Field(Decimal(5), gt=0, description="Answer deadline of one JSON-RPC request.")
+    connect_timeout_s: Decimal = Field(Decimal(10), gt=0, description="WebSocket opening handshake deadline.")
+    refresh_fraction: Decimal = Field(
+        Decimal("0.8"), gt=0, lt=1, description="Refresh the access token at this fraction of its lifetime."
+    )
+    cancel_on_disconnect: bool = Field(
+        True,
+        description="Ask the venue to cancel this session's orders if the connection drops "
+        "(private/enable_cancel_on_disconnect at login); only when venues.<name>.cancel_on_disconnect is on too.",
+    )
+    index_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="Instrument -> MMP index name; default from the name (BTC_USD-PERPETUAL -> btc_usd).",
+    )
+    currencies: dict[str, str] = Field(
+        default_factory=dict, description="Instrument -> currency for get_order_state_by_label; default BTC, ETH, ..."
+    )
+    mmp: dict[str, PulseMmp] = Field(
+        default_factory=dict,
+        description="Venue MMP per index name. Empty: taken from the mmp: blocks of the strategies on this venue.",
+    )
+    post_only: Literal["reject", "reprice"] = Field(
+        "reject",
+        description="reject: a post-only order that would cross the last known quote is refused locally (7006); "
+        "reprice: sent as is, and Pulse moves its price just inside the spread.",
+    )
+    public_trades: bool = Field(True, description="Subscribe to trades.{instrument}.raw (a sandbox extension, PUL-7).")
+    reconnect_min_s: Decimal = Field(Decimal("0.5"), gt=0, description="First reconnect delay; doubles per failure.")
+    reconnect_max_s: Decimal = Field(Decimal(10), gt=0, description="Longest reconnect delay.")
+    compression: bool = Field(False, description="permessage-deflate on the WebSocket.")
+
+    @model_validator(mode="after")
+    def _credentials_named(self) -> PulseOptions:
+        if (self.client_id is None) == (self.client_id_env is None):
+            raise ValueError("give exactly one of client_id or client_id_env")
+        if self.client_secret_env is None and self.client_secret_file is None:
+            raise ValueError("give client_secret_env or client_secret_file (never the secret itself)")
+        if not self.url.startswith(("ws://", "wss://")):
+            raise ValueError(f"url must be ws:// or wss://, got {self.url!r}")
+        return self
+
+
+class PulseError(Exception):
+    """A JSON-RPC error answer."""
+
+    def __init__(self, method: str, error: RpcError) -> None:
+        super().__init__(f"{method}: {codec.describe_error(error)}")
+        self.method = method
+        self.error = error
+        self.code = error.code
+        self.reject_code = codec.reject_code(error.code)
+
+
+class ConnectionLost(ConnectionError):
+    """The connection went away before the answer came: the outcome is unknown."""
+
+
+class _Pending:
+    __slots__ = ("method", "callback", "deadline", "gen")
+
+    def __init__(self, method: str, callback: Callable[[Any, BaseException | RpcError | None], None] | None,
+                 deadline: float, gen: int) -> None:
+        self.method = method
+        self.callback = callback
+        self.deadline = deadline
+        self.gen = gen
+
+
+class _Track:
+    """One of our orders as this adapter knows it: enough to emit each state and fill once."""
+
+    __slots__ = ("client_id", "symbol", "side", "qty", "price", "post_only", "order_id", "acked", "terminal",
+                 "final", "filled", "cancel_wanted", "pending_edit", "pending_terminal", "touched")
+
+    def __init__(self, order: Order, now: float) -> None:
+        self.client_id = order.client_id
+        self.symbol = order.symbol
+        self.side = order.side
+        self.qty = order.qty
+        self.price = order.price
+        self.post_only = order.post_only
+        self.order_id = ""
+        self.acked = False
+        self.terminal = False
+        self.final = OrderStatus.PENDING_NEW
+        self.filled = Decimal(0)
+        self.cancel_wanted = False
+        self.pending_edit: tuple[Decimal | None, Decimal] | None = None
+        # a terminal venue state that arrived before all its fills: (status, reason, filled, since)
+        self.pending_terminal: tuple[OrderStatus, str, Decimal, float] | None = None
+        self.touched = now
+
+    @property
+    def live(self) -> OrderStatus:
+        return OrderStatus.PARTIALLY_FILLED if self.filled else OrderStatus.NEW
+
+
+class _BookState:
+    __slots__ = ("change_id", "synced", "gaps")
+
+    def __init__(self) -> None:
+        self.change_id = -1
+        self.synced = False
+        self.gaps = 0
+
+
+class PulseAdapter(Adapter):
+    """Pulse API v2 over one WebSocket (shared/seeds/004_df0ce6c3f341e5af.txt, VENUES.md section 5)."""
+
+    name: ClassVar[str] = "pulse"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        amend=True,  # private/edit keeps the order_id
+        mass_cancel=True,  # private/cancel_all, private/cancel_all_by_instrument
+        post_only="reprice",  # the venue reprices; reject mode is the adapter's local refusal (option post_only)
+        ioc=True,
+        fok=True,
+        gtc=True,
+        market_orders=True,
+        mmp=True,
+        cancel_on_disconnect=True,
+        self_trade_prevention=False,  # undocumented (VENUES.md 6.9)
+    )
+    # PUL-11: no limits are documented; VENUES.md 5.14's assumption (the sandbox's own figures)
+    rate_limits: ClassVar[tuple[RateLimit, ...]] = (
+        RateLimit("all", 20, Decimal(1), 20, source="VENUES.md 5.14 assumption (PUL-11): 20 requests/s per connection"),
+        RateLimit("orders", 5, Decimal(1), 20,
+                  source="VENUES.md 5.14 assumption (PUL-11): matching-engine methods 5/s, burst 20"),
+    )
+    options_model: ClassVar[type[AdapterOptions]] = PulseOptions
+    #: ``module:function`` of the local sandbox server (argv -> exit code), for ``engine sandbox pulse``
+    sandbox_entry: ClassVar[str] = "adapters.pulse.sandbox:main"
+
+    def __init__(
+        self,
+        venue: str,
+        options: AdapterOptions,
+        instruments: Iterable[Instrument],
+        clock: Clock,
+        sink: VenueEvents,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(options, PulseOptions):
+            options = PulseOptions.model_validate(options.model_dump())
+        super().__init__(venue, options, instruments, clock, sink, seed)
+        self.pulse_options = options
+        self._timeout = float(options.request_timeout_s)
+        self._heartbeat_s = float(options.heartbeat_s)
+        self._index = {s: options.index_names.get(s) or codec.index_name_for(s) for s in self.instruments}
+        self._currency = {s: options.currencies.get(s) or codec.currency_for(s) for s in self.instruments}
+        self._ws: ClientConnection | None = None
+        self._gen = 0
+        self._ready = False
+        self._closing = False
+        self._reconnecting = False
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self._out_send: MemoryObjectSendStream[tuple[int, str]]
+        self._out_recv: MemoryObjectReceiveStream[tuple[int, str]]
+        self._out_send, self._out_recv = anyio.create_memory_object_stream(math.inf)
+        self._tracks: dict[str, _Track] = {}
+        self._by_oid: dict[str, _Track] = {}
+        self._exec_ids: set[str] = set()
+        self._books = {s: _BookState() for s in self.instruments}
+        self._quotes: dict[str, tuple[Decimal | None, Decimal | None]] = {}
+        self._subscribed: set[str] = set()
+        self._trading_active: bool | None = None
+        self._refresh_token = ""
+        self._refresh_at = math.inf
+        self._last_recv = 0.0
+        self._drop_reason = ""
+        self._venue_offset_ns = 0
+        self._mmp_configs: dict[str, PulseMmp] = dict(options.mmp)
+        self._mmp_strategies: dict[str, set[str]] = {}
+        self._scopes: set[anyio.CancelScope] = set()
+        self._bad_logged = 0
+        self.venue_cod: bool | None = None  # what get_cancel_on_disconnect said at the last login
+        self.counters: Counter[str] = Counter()
+        self._handlers: dict[str, Callable[[Any], None]] = {}
+        for symbol in self.instruments:
+            handlers = self._handlers
+            handlers[codec.book_channel(symbol)] = self._on_book
+            handlers[f"quote.{symbol}"] = self._on_quote
+            handlers[f"trades.{symbol}.raw"] = self._on_public_trades
+            handlers[f"user.orders.{symbol}.raw"] = self._on_user_orders
+            handlers[f"user.trades.{symbol}.raw"] = self._on_user_trades
+            handlers[f"user.changes.{symbol}.raw"] = self._on_user_changes
+        for index in set(self._index.values()):
+            self._handlers[f"user.mmp_trigger.{index}"] = self._on_mmp_trigger
+        self._handlers["heartbeat_trade"] = self._on_heartbeat_trade
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Open the socket, log in, start the background loops, report ``connected``. Raises a
+        ConnectionError naming the URL (and the venue's answer) when the first login fails."""
+        self._closing = False
+        self._discover_mmp()
+        # the loops first: the login's own requests go through the writer and the sweeper
+        self.start_task(self._guard, self._writer, name=f"pulse-writer-{self.venue}")
+        self.start_task(self._guard, self._sweeper, name=f"pulse-sweeper-{self.venue}")
+        self.start_task(self._guard, self._watchdog, name=f"pulse-watchdog-{self.venue}")
+        self.start_task(self._guard, self._refresher, name=f"pulse-refresh-{self.venue}")
+        try:
+            await self._open()
+        except BaseException:
+            for scope in list(self._scopes):
+                scope.cancel()
+            raise
+        self.sink.on_venue_status(self.venue, "connected")
+
+    async def close(self) -> None:
+        """``private/logout`` (graceful: the venue cancels nothing, even with COD on), close the
+        socket, stop the loops. Never raises."""
+        self._closing = True
+        ws = self._ws
+        try:
+            if ws is not None and self._ready:
+                with anyio.move_on_after(self._timeout):
+                    await self._request("private/logout", {"invalidate_token": True})
+        except Exception as exc:  # closing must not fail: the venue may already be gone
+            log.info("pulse %s: logout: %s", self.venue, exc)
+        self._ready = False
+        if ws is not None:
+            with anyio.move_on_after(self._timeout):
+                try:
+                    await ws.close()
+                except Exception:  # already closed or broken: nothing to do
+                    pass
+        for scope in list(self._scopes):
+            scope.cancel()
+
+    async def _guard(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run a background loop under a scope ``close`` can cancel; a crash is logged, not raised
+        into the engine's task group."""
+        with anyio.CancelScope() as scope:
+            self._scopes.add(scope)
+            try:
+                await fn(*args)
+            except Exception:
+                log.exception("pulse %s: background task %s failed", self.venue, getattr(fn, "__name__", fn))
+            finally:
+                self._scopes.discard(scope)
+
+    async def _open(self) -> None:
+        """Connect and log in; on failure the socket is closed and the error raised."""
+        options = self.pulse_options
+        try:
+            ws = await websockets.connect(
+                options.url, open_timeout=float(options.connect_timeout_s), ping_interval=None,
+                compression="deflate" if options.compression else None, max_size=2**24, max_queue=None, proxy=None,
+            )
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            raise ConnectionError(f"pulse {self.venue}: cannot connect to {options.url}: {exc}") from None
+        self._gen += 1
+        gen = self._gen
+        self._ws = ws
+        self._last_recv = time.monotonic()
+        self.start_task(self._guard, self._reader, ws, gen, name=f"pulse-reader-{self.venue}")
+        try:
+            await self._login()
+        except BaseException as exc:
+            self._ready = False
+            with anyio.move_on_after(1, shield=True):
+                await ws.close()
+            if isinstance(exc, (PulseError, ConnectionLost, TimeoutError, CodecError)):
+                raise ConnectionError(f"pulse {self.venue}: login to {options.url} failed: {exc}") from None
+            raise
+        self._ready = True
+        self._drop_reason = ""
+
+    async def _login(self) -> None:
+        options = self.pulse_options
+        await self._authenticate()
+        interval: Decimal | int = options.heartbeat_s
+        if interval == interval.to_integral_value():
+            interval = int(interval)  # documented as integer seconds; fractions only for the sandbox
+        await self._request("public/set_heartbeat", {"interval": interval})
+        if self.cancel_on_disconnect and options.cancel_on_disconnect:
+            await self._request("private/enable_cancel_on_disconnect", {})
+            state = await self._request("private/get_cancel_on_disconnect", {})
+            self.venue_cod = state is True
+            if state is not True:
+                self.counters["cod_not_confirmed"] += 1
+                log.error("pulse %s: cancel-on-disconnect was enabled but the venue reports %r; the engine's "
+                          "reconciliation still cancels what was open at a drop", self.venue, state)
+        else:
+            self.venue_cod = False
+        for index, config in self._mmp_configs.items():
+            await self._request("private/set_mmp_config", {
+                "index_name": index, "interval": config.interval, "frozen_time": config.frozen_time,
+                "quantity_limit": config.quantity_limit,
+            })
+        channels = [c for s in self.instruments for c in
+                    (f"user.orders.{s}.raw", f"user.trades.{s}.raw", f"user.changes.{s}.raw")]
+        channels += sorted(f"user.mmp_trigger.{i}" for i in set(self._index.values()))
+        channels.append("heartbeat_trade")
+        accepted = await self._request("private/subscribe", {"channels": channels})
+        self._check_subscribed(channels, accepted)
+        for state in self._books.values():
+            state.synced = False
+        if self._subscribed:
+            self._subscribe_public(sorted(self._subscribed))
+
+    async def _authenticate(self) -> None:
+        options = self.pulse_options
+        client_id = self._client_id()
+        secret = self._secret()
+        if options.auth == "client_signature":
+            params = codec.auth_params(
+                "client_signature", client_id=client_id, client_secret=secret,
+                timestamp_ms=self.clock.now_ns() // 1_000_000, nonce=_secrets.token_hex(8),
+            )
+        else:
+            params = codec.auth_params("client_credentials", client_id=client_id, client_secret=secret)
+        self._take_login(await self._request("public/auth", params))
+        self.counters["logins"] += 1
+
+    def _take_login(self, result: Any) -> None:
+        login = codec.decode_login(result, self.clock.now_ns() // NS_PER_S)
+        self._refresh_token = login.refresh_token
+        lifetime = float(login.expires_in_s)
+        self._refresh_at = time.monotonic() + lifetime * float(self.pulse_options.refresh_fraction)
+        log.info("pulse %s: authenticated (%s), token valid %.0f s", self.venue, login.scope or "no scope", lifetime)
+
+    def _client_id(self) -> str:
+        options = self.pulse_options
+        if options.client_id is not None:
+            return options.client_id
+        value = os.environ.get(options.client_id_env or "", "")
+        if not value:
+            raise ConnectionError(f"pulse {self.venue}: environment variable {options.client_id_env} "
+                                  "(client_id) is not set")
+        return value
+
+    def _secret(self) -> str:
+        """The client secret, read now (a rotated file is picked up at the next login). Errors
+        name the variable or file, never a value."""
+        options = self.pulse_options
+        if options.client_secret_file is not None:
+            path = options.client_secret_file
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise ConnectionError(f"pulse {self.venue}: cannot read client secret file {path}: "
+                                      f"{exc.strerror}") from None
+            value = lines[0].strip() if lines else ""
+            if not value:
+                raise ConnectionError(f"pulse {self.venue}: client secret file {path} is empty")
+            return value
+        value = os.environ.get(options.client_secret_env or "", "")
+        if not value:
+            raise ConnectionError(f"pulse {self.venue}: environment variable {options.client_secret_env} "
+                                  "(client secret) is not set")
+        return value
+
+    # ---- background loops ----------------------------------------------------------------
+    async def _writer(self) -> None:
+        """Send queued frames in order, on the connection they were made for."""
+        async for gen, frame in self._out_recv:
+            ws = self._ws
+            if ws is None or gen != self._gen:
+                continue  # made for a connection that is gone: its request was already failed
+            try:
+                await ws.send(frame)
+            except ConnectionClosed:
+                continue  # the reader reports the loss
+
+    async def _reader(self, ws: ClientConnection, gen: int) -> None:
+        reason = "connection closed by the venue"
+        try:
+            async for raw in ws:
+                self._last_recv = time.monotonic()
+                try:
+                    self._dispatch(raw)
+                except CodecError as exc:
+                    self._bad_frame(raw, exc)
+                except Exception:
+                    self.counters["handler_errors"] += 1
+                    log.exception("pulse %s: handling a frame failed; frame skipped: %.200r", self.venue, raw)
+        except ConnectionClosed as exc:
+            reason = f"connection lost: {exc}"
+        finally:
+            self._connection_lost(gen, self._drop_reason or reason)
+
+    async def _sweeper(self) -> None:
+        """Time out requests; release terminal states that waited for their fills; forget old orders."""
+        step = min(0.1, self._timeout / 4)
+        while True:
+            await anyio.sleep(step)
+            now = time.monotonic()
+            expired = [rid for rid, p in self._pending.items() if p.deadline <= now]
+            for rid in expired:
+                pending = self._pending.pop(rid, None)
+                if pending is not None:
+                    self.counters["timeouts"] += 1
+                    log.warning("pulse %s: no answer to %s within %.1f s", self.venue, pending.method, self._timeout)
+                    if pending.callback is not None:
+                        pending.callback(None, TimeoutError(f"no answer to {pending.method} within {self._timeout} s"))
+            for track in list(self._tracks.values()):
+                held = track.pending_terminal
+                if held is not None and now - held[3] > self._timeout:
+                    log.warning("pulse %s: order %s is %s at the venue but %s of its %s filled never arrived",
+                                self.venue, track.client_id, held[0].value, track.filled, held[2])
+                    self._release_terminal(track, force=True)
+                elif track.terminal and now - track.touched > TRACK_KEEP_S:
+                    self._forget(track)
+
+    async def _watchdog(self) -> None:
+        """A missed heartbeat counts as a disconnect: no frame for 1.5 intervals drops the socket."""
+        limit = self._heartbeat_s * 1.5
+        while True:
+            await anyio.sleep(min(self._heartbeat_s / 4, 1.0))
+            ws = self._ws
+            if ws is None or not self._ready:
+                continue
+            silent = time.monotonic() - self._last_recv
+            if silent > limit:
+                self.counters["heartbeat_missed"] += 1
+                self._drop(f"no heartbeat from the venue for {silent:.1f} s (interval {self._heartbeat_s:g} s)")
+
+    async def _refresher(self) -> None:
+        """Refresh the access token at ``refresh_fraction`` of its lifetime; a refused refresh
+        falls back to a full login; a failed one drops the connection (reconnect logs in again)."""
+        while True:
+            wait = self._refresh_at - time.monotonic()
+            if wait > 0:
+                await anyio.sleep(min(wait, 1.0))
+                continue
+            if not self._ready:
+                await anyio.sleep(0.1)
+                continue
+            self._refresh_at = math.inf
+            try:
+                try:
+                    result = await self._request("public/auth", codec.auth_params(
+                        "refresh_token", refresh_token=self._refresh_token))
+                    self._take_login(result)
+                    self.counters["token_refreshes"] += 1
+                except PulseError as exc:
+                    log.warning("pulse %s: token refresh refused (%s); logging in again", self.venue, exc)
+                    await self._authenticate()
+            except (PulseError, TimeoutError, ConnectionError, CodecError) as exc:
+                self.counters["auth_failures"] += 1
+                log.error("pulse %s: cannot renew the access token: %s; reconnecting", self.venue, exc)
+                self._drop(f"token renewal failed: {exc}")
+
+    def _drop(self, reason: str) -> None:
+        """Abandon the connection now (the reader then reports it and the adapter reconnects)."""
+        ws = self._ws
+        if ws is None:
+            return
+        self._drop_reason = reason
+        log.warning("pulse %s: dropping the connection: %s", self.venue, reason)
+        transport = getattr(ws, "transport", None)
+        if transport is not None:
+            transport.abort()
+
+    def _connection_lost(self, gen: int, reason: str) -> None:
+        if gen != self._gen:
+            return
+        was_ready = self._ready
+        self._ready = False
+        self._ws = None
+        failed = [rid for rid, p in self._pending.items() if p.gen == gen]
+        for rid in failed:
+            pending = self._pending.pop(rid)
+            if pending.callback is not None:
+                pending.callback(None, ConnectionLost(reason))
+        for state in self._books.values():
+            state.synced = False
+        if self._closing or not was_ready:
+            return
+        self.counters["disconnects"] += 1
+        log.warning("pulse %s: %s", self.venue, reason)
+        self.sink.on_venue_status(self.venue, "disconnected", reason)
+        if not self._reconnecting:
+            self._reconnecting = True
+            self.start_task(self._guard, self._reconnect, name=f"pulse-reconnect-{self.venue}")
+
+    async def _reconnect(self) -> None:
+        delay = float(self.pulse_options.reconnect_min_s)
+        limit = float(self.pulse_options.reconnect_max_s)
+        try:
+            while not self._closing:
+                await anyio.sleep(delay)
+                if self._closing:
+                    return
+                try:
+                    await self._open()
+                except (ConnectionError, OSError) as exc:
+                    log.warning("pulse %s: reconnect failed: %s; next try in %.1f s", self.venue, exc,
+                                min(delay * 2, limit))
+                    delay = min(delay * 2, limit)
+                    continue
+                self.counters["reconnects"] += 1
+                log.warning("pulse %s: reconnected", self.venue)
+                self.sink.on_venue_status(self.venue, "connected", "reconnected")
+                return
+        finally:
+            self._reconnecting = False
+
+    # ---- requests ------------------------------------------------------------------------
+    def _call(
+        self, method: str, params: dict[str, Any],
+        callback: Callable[[Any, BaseException | RpcError | None], None] | None = None,
+    ) -> bool:
+        """Queue a request; ``callback(result, error)`` runs when it is answered, times out or is
+        lost. Returns False (callback not called) when there is no connection."""
+        if self._ws is None:
+            return False
+        req_id = next(self._ids)
+        self._pending[req_id] = _Pending(method, callback, time.monotonic() + self._timeout, self._gen)
+        self._out_send.send_nowait((self._gen, codec.encode_request(req_id, method, params)))
+        return True
+
+    async def _request(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """Send and await the answer; raises PulseError, TimeoutError or ConnectionLost."""
+        done = anyio.Event()
+        box: list[Any] = []
+
+        def answer(result: Any, error: BaseException | RpcError | None) -> None:
+            box.append((result, error))
+            done.set()
+
+        if not self._call(method, params or {}, answer):
+            raise ConnectionLost(f"{method}: not connected")
+        await done.wait()
+        result, error = box[0]
+        if error is None:
+            return result
+        if isinstance(error, RpcError):
+            raise PulseError(method, error)
+        raise error
+
+    # ---- frames in -----------------------------------------------------------------------
+    def _dispatch(self, raw: str | bytes) -> None:
+        msg = codec.decode_message(raw)
+        kind = type(msg)
+        if kind is Notification:
+            handler = self._handlers.get(msg.channel)  # type: ignore[union-attr]
+            if handler is None:
+                self.counters["unexpected_channel"] += 1
+                return
+            handler(msg.data)  # type: ignore[union-attr]
+        elif kind is Response or kind is RpcError:
+            pending = self._pending.pop(msg.id, None)  # type: ignore[union-attr]
+            if pending is None:
+                self.counters["late_answers"] += 1  # timed out or from a lost connection
+                return
+            if pending.callback is not None:
+                if kind is Response:
+                    pending.callback(msg.result, None)  # type: ignore[union-attr]
+                else:
+                    pending.callback(None, msg)  # type: ignore[arg-type]
+            elif kind is RpcError:
+                log.warning("pulse %s: %s refused: %s", self.venue, pending.method, codec.describe_error(msg))
+        elif kind is Heartbeat:
+            self.counters["heartbeats"] += 1
+            if msg.kind == "test_request":  # type: ignore[union-attr]
+                self.counters["test_requests"] += 1
+                self._call("public/test", {})  # any request answers it (VENUES.md 5.11)
+
+    def _bad_frame(self, raw: str | bytes, exc: CodecError) -> None:
+        self.counters["bad_frames"] += 1
+        if self._bad_logged < BAD_FRAME_SAMPLES:
+            self._bad_logged += 1
+            log.error("pulse %s: malformed frame skipped (%s; %d so far): %.200r", self.venue, exc,
+                      self.counters["bad_frames"], raw)
+
+    # ---- market data ---------------------------------------------------------------------
+    def subscribe(self, symbols: Iterable[str]) -> None:
+        """Book, quote (and public trades) channels; each book starts with a snapshot."""
+        wanted = []
+        for symbol in symbols:
+            if symbol not in self.instruments:
+                known = ", ".join(sorted(self.instruments)) or "none"
+                raise ValueError(f"pulse venue {self.venue!r} has no instrument {symbol!r}; known: {known}")
+            if symbol not in self._subscribed:
+                wanted.append(symbol)
+        self._subscribed.update(wanted)
+        if wanted and self._ready:
+            self._subscribe_public(wanted)
+
+    def _subscribe_public(self, symbols: list[str]) -> None:
+        channels = []
+        for symbol in symbols:
+            channels += [codec.book_channel(symbol), f"quote.{symbol}"]
+            if self.pulse_options.public_trades:
+                channels.append(f"trades.{symbol}.raw")
+        self._call("public/subscribe", {"channels": channels}, partial(self._on_public_subscribed, channels))
+
+    def _on_public_subscribed(self, channels: list[str], result: Any, error: BaseException | RpcError | None) -> None:
+        if error is None:
+            self._check_subscribed(channels, result)
+        elif isinstance(error, RpcError):
+            self.counters["subscribe_errors"] += 1
+            log.error("pulse %s: public/subscribe refused: %s", self.venue, codec.describe_error(error))
+        elif not isinstance(error, ConnectionLost):  # a lost connection resubscribes on reconnect
+            self.counters["subscribe_errors"] += 1
+            log.error("pulse %s: public/subscribe failed: %s", self.venue, error)
+
+    def _check_subscribed(self, channels: list[str], result: Any) -> None:
+        """PUL-14: the result is documented as "string"; a list (Deribit) names what was
+        subscribed, and anything missing from it is reported."""
+        if isinstance(result, list):
+            missing = [c for c in channels if c not in result]
+            if missing:
+                self.counters["channels_refused"] += len(missing)
+                log.warning("pulse %s: the venue did not subscribe %s", self.venue, ", ".join(missing))
+
+    def _resubscribe_book(self, symbol: str) -> None:
+        """After a gap: subscribe the book channel again for a fresh snapshot (PUL-6; the sandbox
+        sends one on every subscribe; there is no single-channel unsubscribe, PUL-14)."""
+        channel = codec.book_channel(symbol)
+        self.counters["book_resubscribes"] += 1
+        self._call("public/subscribe", {"channels": [channel]}, partial(self._on_public_subscribed, [channel]))
+
+    def _on_book(self, data: Any) -> None:
+        msg: BookMsg = codec.decode_book(data)
+        state = self._books.get(msg.symbol)
+        if state is None:
+            self.counters["unexpected_channel"] += 1
+            return
+        if msg.snapshot:
+            state.change_id = msg.change_id
+            state.synced = True
+            self.counters["book_snapshots"] += 1
+            self.sink.on_book(BookUpdate(self.venue, msg.symbol, self.clock.now_ns(), msg.change_id, msg.changes,
+                                         snapshot=True))
+            return
+        if not state.synced:
+            self.counters["book_changes_skipped"] += 1  # waiting for the snapshot of a resubscribe
+            return
+        if msg.prev_change_id != state.change_id:
+            state.synced = False
+            state.gaps += 1
+            self.counters["book_gaps"] += 1
+            if state.gaps <= GAP_LOGS:
+                log.warning("pulse %s: book %s gap: prev_change_id %s after change_id %s; resubscribing for a "
+                            "snapshot", self.venue, msg.symbol, msg.prev_change_id, state.change_id)
+            self._resubscribe_book(msg.symbol)
+            return
+        state.change_id = msg.change_id
+        self.sink.on_book(BookUpdate(self.venue, msg.symbol, self.clock.now_ns(), msg.change_id, msg.changes))
+
+    def _on_quote(self, data: Any) -> None:
+        quote = codec.decode_quote(data)
+        self._quotes[quote.symbol] = (quote.bid, quote.ask)
+        if quote.ts_ns:
+            self._venue_offset_ns = quote.ts_ns - self.clock.now_ns()
+
+    def _on_public_trades(self, data: Any) -> None:
+        now = self.clock.now_ns()
+        for trade in codec.decode_trades(data):
+            self.sink.on_trade(Trade(self.venue, trade.instrument, now, trade.price, trade.amount, trade.side,
+                                     trade.trade_id))
+
+    def _on_heartbeat_trade(self, data: Any) -> None:
+        """``heartbeat_trade`` inactive -> every instrument halted at the venue until active again."""
+        active = codec.decode_heartbeat_trade(data)
+        if active == self._trading_active:
+            return
+        first = self._trading_active is None
+        self._trading_active = active
+        if first and active:
+            return
+        deliver = getattr(self.sink, "on_instrument_status", None)
+        if deliver is None:
+            return
+        now = self.clock.now_ns()
+        reason = "Pulse heartbeat_trade: trading " + ("active" if active else "inactive")
+        for symbol in self.instruments:
+            deliver(InstrumentStatus(self.venue, symbol, now, halted=not active, reason=reason))
+
+    # ---- MMP -----------------------------------------------------------------------------
+    def configure_mmp(self, strategy: str, symbols: Iterable[str], interval: Decimal, frozen_time: Decimal,
+                      quantity_limit: Decimal) -> None:
+        """Send this strategy's MMP limits to the venue for the indexes of its instruments (at the
+        next login). Pulse keeps one config per index: strategies sharing one get the strictest."""
+        wanted = PulseMmp(interval=interval, frozen_time=frozen_time, quantity_limit=quantity_limit)
+        for symbol in symbols:
+            index = self._index.get(symbol)
+            if index is None:
+                continue
+            self._mmp_strategies.setdefault(index, set()).add(strategy)
+            if index in self.pulse_options.mmp:
+                continue  # configured explicitly for the venue
+            current = self._mmp_configs.get(index)
+            if current is not None and current != wanted:
+                log.warning("pulse %s: strategies share MMP index %s with different limits; using the strictest",
+                            self.venue, index)
+                wanted = PulseMmp(interval=max(current.interval, interval),
+                                  frozen_time=max(current.frozen_time, frozen_time),
+                                  quantity_limit=min(current.quantity_limit, quantity_limit))
+            self._mmp_configs[index] = wanted
+
+    def _discover_mmp(self) -> None:
+        """The strategies on this venue with an ``mmp:`` block (the runtime's runners): see
+        notes/pulse.md for the engine hook that should replace this look-up."""
+        runners = getattr(self.sink, "runners", None)
+        if not isinstance(runners, dict):
+            return
+        for runner in runners.values():
+            state = getattr(runner, "mmp", None)
+            if getattr(runner, "venue", None) != self.venue or state is None:
+                continue
+            config = state.config
+            self.configure_mmp(runner.name, runner.symbols, config.interval, config.frozen_time,
+                               config.quantity_limit)
+
+    def _on_mmp_trigger(self, data: Any) -> None:
+        """The venue froze our MMP orders on an index: drive the runtime's MMP path for every
+        strategy quoting there (cancel state, refusals until frozen_until, on_mmp_trigger)."""
+        index, until_venue_ns = codec.decode_mmp_trigger(data)
+        self.counters["mmp_triggers"] += 1
+        now = self.clock.now_ns()
+        # the venue's instant on the engine clock, by the offset seen in quote timestamps
+        until = until_venue_ns - self._venue_offset_ns if until_venue_ns else None
+        strategies = sorted(self._mmp_strategies.get(index, ()))
+        log.warning("pulse %s: venue MMP triggered on %s (frozen until %s); strategies %s", self.venue, index,
+                    until_venue_ns // 1_000_000 or "reset", ", ".join(strategies) or "none")
+        trigger = getattr(self.sink, "venue_mmp_trigger", None)
+        if trigger is None:
+            return
+        for strategy in strategies:
+            trigger(strategy, now, until, f"Pulse user.mmp_trigger.{index}")
+
+    # ---- orders --------------------------------------------------------------------------
+    def submit(self, order: Order) -> None:
+        now = time.monotonic()
+        track = _Track(order, now)
+        self._tracks[order.client_id] = track
+        if order.post_only and self.pulse_options.post_only == "reject" and order.price is not None:
+            crossing = self._crosses(order.symbol, order.side, order.price)
+            if crossing is not None:
+                track.terminal = True
+                track.final = OrderStatus.REJECTED
+                self._later(track, OrderStatus.REJECTED, int(Reject.POST_ONLY_WOULD_TAKE),
+                            f"post-only order would take liquidity: {crossing}")
+                return
+        method, params = codec.order_request(order)
+        if not self._call(method, params, partial(self._on_submit_answer, track)):
+            track.terminal = True
+            track.final = OrderStatus.REJECTED
+            self._later(track, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY),
+                        f"venue {self.venue!r} is not connected: the order was not sent")
+
+    def cancel(self, order: Order) -> None:
+        track = self._tracks.get(order.client_id)
+        if track is None:
+            self._later_update(order.client_id, OrderStatus.REJECTED, int(Reject.ORDER_NOT_OPEN),
+                               "cancel refused: unknown order")
+            return
+        if track.terminal:
+            return  # its final state is already on its way to the runtime
+        if not track.order_id:
+            track.cancel_wanted = True  # sent when the venue's answer gives us the order_id
+            return
+        self._send_cancel(track)
+
+    def _send_cancel(self, track: _Track) -> None:
+        if not self._call("private/cancel", {"order_id": track.order_id}, partial(self._on_cancel_answer, track)):
+            self._later(track, track.live, int(Reject.BACKEND_CONNECTIVITY),
+                        f"cancel not sent: venue {self.venue!r} is not connected")
+
+    def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
+        track = self._tracks.get(order.client_id)
+        if track is None or track.terminal or not track.order_id:
+            status = track.final if track is not None and track.terminal else order.live_status()
+            self._later_update(order.client_id, status, int(Reject.ORDER_NOT_OPEN),
+                               "replace refused: the venue has not acknowledged this order or it is finished")
+            return
+        if price is not None and track.post_only and self.pulse_options.post_only == "reject":
+            crossing = self._crosses(track.symbol, track.side, price)
+            if crossing is not None:
+                self._later(track, track.live, int(Reject.POST_ONLY_WOULD_TAKE),
+                            f"replace refused: post-only order would take liquidity: {crossing}")
+                return
+        amount = qty if qty is not None else track.qty
+        track.pending_edit = (price, amount)
+        if not self._call("private/edit", codec.edit_params(track.order_id, amount, price),
+                          partial(self._on_edit_answer, track)):
+            track.pending_edit = None
+            self._later(track, track.live, int(Reject.BACKEND_CONNECTIVITY),
+                        f"replace not sent: venue {self.venue!r} is not connected")
+
+    async def cancel_all(self, symbol: str | None = None) -> int:
+        """Mass cancel (``private/cancel_all``, or ``cancel_all_by_instrument`` for one symbol);
+        each cancelled order reaches the runtime as a cancel. Returns how many were cancelled."""
+        if symbol is None:
+            result = await self._request("private/cancel_all", {"detailed": False})
+        else:
+            result = await self._request("private/cancel_all_by_instrument",
+                                         {"instrument_name": symbol, "type": "all", "detailed": False})
+        if isinstance(result, int) and not isinstance(result, bool):
+            return result  # Deribit answers a count; the document's example is the list of orders
+        orders = codec.decode_orders(result)
+        for pulse_order in orders:
+            self._on_orders_and_trades([pulse_order], ())
+        return len(orders)
+
+    def _crosses(self, symbol: str, side: Side, price: Decimal) -> str | None:
+        bid, ask = self._quotes.get(symbol, (None, None))
+        if side is Side.BUY and ask is not None and price >= ask:
+            return f"buy at {price} against the best ask {ask}"
+        if side is Side.SELL and bid is not None and price <= bid:
+            return f"sell at {price} against the best bid {bid}"
+        return None
+
+    # ---- answers -------------------------------------------------------------------------
+    def _on_submit_answer(self, track: _Track, result: Any, error: BaseException | RpcError | None) -> None:
+        if error is None:
+            try:
+                pulse_order = codec.decode_order(result.get("order") if isinstance(result, dict) else None)
+                trades = codec.decode_trades(result.get("trades") or [])
+            except CodecError as exc:
+                self._bad_frame(repr(result), exc)
+                self.start_task(self._guard, self._resolve, track, "private/buy answer unreadable")
+                return
+            self._on_orders_and_trades([pulse_order], trades)
+        elif isinstance(error, RpcError):
+            if not track.acked and not track.terminal:
+                track.terminal = True
+                track.final = OrderStatus.REJECTED
+                self._emit(track, OrderStatus.REJECTED, codec.reject_code(error.code), codec.describe_error(error))
+        elif isinstance(error, TimeoutError):
+            self.start_task(self._guard, self._resolve, track, str(error))
+        # ConnectionLost: the outcome is unknown; the runtime reconciles after the reconnect
+
+    def _on_cancel_answer(self, track: _Track, result: Any, error: BaseException | RpcError | None) -> None:
+        if error is None:
+            try:
+                self._on_orders_and_trades(codec.decode_orders(result), ())
+            except CodecError as exc:
+                self._bad_frame(repr(result), exc)
+        elif isinstance(error, RpcError):
+            if not track.terminal:
+                # the order is not open at the venue (fills may be on their way) or the cancel is
+                # refused: back to the live state; a final state follows when it arrives
+                self._emit(track, track.live, codec.reject_code(error.code),
+                           "cancel refused: " + codec.describe_error(error))
+        elif isinstance(error, TimeoutError):
+            self.start_task(self._guard, self._resolve, track, str(error))
+
+    def _on_edit_answer(self, track: _Track, result: Any, error: BaseException | RpcError | None) -> None:
+        if error is None:
+            try:
+                pulse_order = codec.decode_order(result.get("order") if isinstance(result, dict) else None)
+                trades = codec.decode_trades(result.get("trades") or [])
+            except CodecError as exc:
+                self._bad_frame(repr(result), exc)
+                self.start_task(self._guard, self._resolve, track, "private/edit answer unreadable")
+                return
+            self._on_orders_and_trades([pulse_order], trades, edited=True)
+        elif isinstance(error, RpcError):
+            if track.pending_edit is not None:
+                track.pending_edit = None
+                status = track.final if track.terminal else track.live
+                self._emit(track, status, codec.reject_code(error.code),
+                           "replace refused: " + codec.describe_error(error))
+        elif isinstance(error, TimeoutError):
+            self.start_task(self._guard, self._resolve, track, str(error))
+
+    async def _resolve(self, track: _Track, why: str) -> None:
+        """A request's answer was lost or unreadable: ask the venue what became of the order."""
+        try:
+            if track.order_id:
+                orders = codec.decode_orders(await self._request("private/get_order_state",
+                                                                 {"order_id": track.order_id}))
+            else:
+                orders = await self._by_label(track)
+        except (PulseError, TimeoutError, CodecError) as exc:
+            log.error("pulse %s: order %s unresolved after %s: %s", self.venue, track.client_id, why, exc)
+            return
+        except ConnectionLost:
+            return  # the runtime reconciles after the reconnect
+        if not orders:
+            if not track.acked and not track.terminal:
+                track.terminal = True
+                track.final = OrderStatus.REJECTED
+                self._emit(track, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY),
+                           f"{why}; the venue does not know label {track.client_id!r}: the order was never placed")
+            return
+        pulse_order = orders[0]
+        trades: list[PulseTrade] = []
+        if pulse_order.filled > track.filled:
+            try:
+                trades = codec.decode_trades(await self._request(
+                    "private/get_user_trades_by_order", {"order_id": pulse_order.order_id, "sorting": "asc"}))
+            except (PulseError, TimeoutError, ConnectionLost, CodecError) as exc:
+                log.error("pulse %s: fills of %s unresolved: %s", self.venue, track.client_id, exc)
+        if track.pending_edit is not None:
+            price, amount = track.pending_edit
+            if pulse_order.amount == amount and (price is None or pulse_order.price == price):
+                self._on_orders_and_trades([pulse_order], trades, edited=True)
+                return
+            track.pending_edit = None
+            self._emit(track, track.final if track.terminal else track.live, int(Reject.BACKEND_CONNECTIVITY),
+                       f"replace outcome unknown ({why}); the venue shows the order unchanged")
+        self._on_orders_and_trades([pulse_order], trades)
+
+    # ---- private streams -----------------------------------------------------------------
+    def _on_user_orders(self, data: Any) -> None:
+        self._on_orders_and_trades(codec.decode_orders(data), ())
+
+    def _on_user_trades(self, data: Any) -> None:
+        for trade in codec.decode_trades(data):
+            self._on_trade(trade, None)
+
+    def _on_user_changes(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise CodecError("user.changes payload is not an object")
+        orders = codec.decode_orders(data.get("orders") or [])
+        trades = codec.decode_trades(data.get("trades") or [])
+        self._on_orders_and_trades(orders, trades)
+
+    def _on_orders_and_trades(self, orders: list[PulseOrder], trades: Iterable[PulseTrade],
+                              edited: bool = False) -> None:
+        """One venue message about our orders: acks (and replace acks) first, then fills, then
+        final states, so the runtime sees NEW before a fill and a fill before FILLED/CANCELLED."""
+        tracks = [self._head(o, edited) for o in orders]
+        # PUL-8: documented trade objects carry no order_id or label; with exactly one of our
+        # orders in the message, its trades are that order's
+        sole = tracks[0] if len(tracks) == 1 else None
+        for trade in trades:
+            self._on_trade(trade, sole)
+        for pulse_order, track in zip(orders, tracks, strict=True):
+            if track is not None:
+                self._tail(pulse_order, track)
+
+    def _find(self, order_id: str, label: str) -> _Track | None:
+        track = self._by_oid.get(order_id) if order_id else None
+        if track is None and label:
+            track = self._tracks.get(label)
+            if track is not None and order_id and not track.order_id:
+                track.order_id = order_id
+                self._by_oid[order_id] = track
+        return track
+
+    def _head(self, pulse_order: PulseOrder, edited: bool) -> _Track | None:
+        track = self._find(pulse_order.order_id, pulse_order.label)
+        if track is None:
+            self.counters["foreign_orders"] += 1  # placed by another client of the account, or forgotten
+            return None
+        track.touched = time.monotonic()
+        if pulse_order.state == "rejected":
+            return track
+        if not track.acked:
+            self._ack(track)
+        if track.pending_edit is not None:
+            price, amount = track.pending_edit
+            if edited or (pulse_order.replaced and pulse_order.amount == amount
+                          and (price is None or pulse_order.price == price)):
+                track.pending_edit = None
+                track.qty = pulse_order.amount
+                if pulse_order.price is not None:
+                    track.price = pulse_order.price
+                self._emit(track, track.live, price=track.price, qty=track.qty)
+        return track
+
+    def _ack(self, track: _Track) -> None:
+        track.acked = True
+        if not track.terminal:
+            self._emit(track, OrderStatus.NEW)
+        if track.cancel_wanted:
+            track.cancel_wanted = False
+            self._send_cancel(track)
+
+    def _tail(self, pulse_order: PulseOrder, track: _Track) -> None:
+        state = pulse_order.state
+        if track.terminal:
+            return
+        if state == "rejected":
+            track.terminal = True
+            track.final = OrderStatus.REJECTED
+            self._emit(track, OrderStatus.REJECTED, int(Reject.EXCHANGE_REJECT),
+                       f"Pulse rejected the order ({pulse_order.cancel_reason or 'no reason given'})")
+        elif state == "cancelled" or state == "filled":
+            status = OrderStatus.CANCELLED if state == "cancelled" else OrderStatus.FILLED
+            track.pending_terminal = (status, pulse_order.cancel_reason, pulse_order.filled, time.monotonic())
+            self._release_terminal(track)
+
+    def _release_terminal(self, track: _Track, force: bool = False) -> None:
+        """Emit a final state once every fill the venue reported before it has been delivered."""
+        held = track.pending_terminal
+        if held is None or track.terminal:
+            return
+        status, reason, filled, _ = held
+        if track.filled < filled and not force:
+            return  # its fills are still on their way (another stream)
+        track.pending_terminal = None
+        track.terminal = True
+        track.final = status
+        if status is OrderStatus.CANCELLED:
+            self._emit(track, OrderStatus.CANCELLED, reason=_cancel_sentence(reason))
+        # FILLED needs no message: the fills have driven the order there
+
+    def _on_trade(self, trade: PulseTrade, sole: _Track | None) -> None:
+        if trade.trade_id in self._exec_ids:
+            self.counters["duplicate_fills"] += 1
+            return
+        track = self._find(trade.order_id, trade.label)
+        if track is None and not trade.order_id and not trade.label:
+            track = sole
+        if track is None:
+            self.counters["unattributed_trades"] += 1
+            log.warning("pulse %s: trade %s cannot be attributed to one of our orders", self.venue, trade.trade_id)
+            return
+        self._exec_ids.add(trade.trade_id)
+        if not track.order_id and trade.order_id:
+            track.order_id = trade.order_id
+            self._by_oid[trade.order_id] = track
+        if not track.acked:
+            self._ack(track)
+        track.filled += trade.amount
+        track.touched = time.monotonic()
+        self.sink.on_fill(Fill(
+            self.venue, track.symbol, track.client_id, track.order_id, trade.trade_id, trade.side or track.side,
+            trade.price, trade.amount, self.clock.now_ns(), trade.liquidity, trade.fee,
+        ))
+        if track.pending_terminal is not None:
+            self._release_terminal(track)
+
+    def _forget(self, track: _Track) -> None:
+        self._tracks.pop(track.client_id, None)
+        if track.order_id:
+            self._by_oid.pop(track.order_id, None)
+
+    # ---- emitting ------------------------------------------------------------------------
+    def _emit(self, track: _Track, status: OrderStatus, code: int | None = None, reason: str = "",
+              price: Decimal | None = None, qty: Decimal | None = None) -> None:
+        self.sink.on_order_update(OrderUpdate(
+            self.venue, track.client_id, status, self.clock.now_ns(), track.order_id, code, reason, price, qty,
+        ))
+
+    def _later(self, track: _Track, status: OrderStatus, code: int | None, reason: str) -> None:
+        """Emit after the current call returns: submit/cancel/amend run inside a strategy's hook,
+        and no hook may run inside another."""
+        self.clock.call_later(0, self._emit, track, status, code, reason)
+
+    def _later_update(self, client_id: str, status: OrderStatus, code: int, reason: str) -> None:
+        def emit() -> None:
+            self.sink.on_order_update(OrderUpdate(self.venue, client_id, status, self.clock.now_ns(),
+                                                  reject_code=code, reason=reason))
+
+        self.clock.call_later(0, emit)
+
+    # ---- reconciliation queries ----------------------------------------------------------
+    async def _by_label(self, track: _Track) -> list[PulseOrder]:
+        result = await self._request("private/get_order_state_by_label",
+                                     {"currency": self._currency[track.symbol], "label": track.client_id})
+        return [o for o in codec.decode_orders(result) if o.label == track.client_id]
+
+    async def query_open_orders(self) -> list[VenueOrder]:
+        """Every order the venue still works for the account, by instrument; ``client_id`` is the
+        order's label (an order without one belongs to someone else and shows up as a stray)."""
+        out: list[VenueOrder] = []
+        for symbol in self.instruments:
+            result = await self._request("private/get_open_orders_by_instrument",
+                                         {"instrument_name": symbol, "type": "all"})
+            for pulse_order in codec.decode_orders(result):
+                track = self._find(pulse_order.order_id, pulse_order.label)
+                out.append(pulse_order.to_venue_order(self.venue, track.side if track is not None else None))
+        return out
+
+    async def query_order(self, client_id: str) -> VenueOrder | None:
+        """By order_id when the venue answered the submit, else by label (a submit whose answer
+        was lost). None when the venue does not know it."""
+        track = self._tracks.get(client_id)
+        try:
+            if track is not None and track.order_id:
+                result = await self._request("private/get_order_state", {"order_id": track.order_id})
+                orders = codec.decode_orders(result)
+            else:
+                symbol = track.symbol if track is not None else next(iter(self.instruments), "")
+                currency = self._currency.get(symbol, "USD")
+                result = await self._request("private/get_order_state_by_label",
+                                             {"currency": currency, "label": client_id})
+                orders = [o for o in codec.decode_orders(result) if o.label == client_id]
+        except PulseError as exc:
+            if exc.code == 4:  # not found
+                return None
+            raise
+        if not orders:
+            return None
+        pulse_order = orders[0]
+        if track is not None and not track.order_id:
+            self._find(pulse_order.order_id, client_id)
+        return pulse_order.to_venue_order(self.venue, track.side if track is not None else None)
+
+    async def query_fills(self, since_ns: int) -> list[Fill]:
+        """Our fills per order (``get_user_trades_by_order``) for every order still working or
+        touched since the drop; orders whose submit answer was lost are first found by label. The
+        runtime drops fills it already applied."""
+        horizon = time.monotonic() - max(0.0, (self.clock.now_ns() - since_ns) / NS_PER_S) - self._timeout
+        fills: list[Fill] = []
+        now = self.clock.now_ns()
+        for track in list(self._tracks.values()):
+            if track.final is OrderStatus.REJECTED or (track.terminal and track.touched < horizon):
+                continue
+            if not track.order_id:
+                orders = await self._by_label(track)
+                if not orders:
+                    continue
+                self._find(orders[0].order_id, track.client_id)
+            trades = codec.decode_trades(await self._request(
+                "private/get_user_trades_by_order", {"order_id": track.order_id, "sorting": "asc"}))
+            for trade in trades:
+                # the venue's time of the trade on the engine clock (offset seen in quote timestamps):
+                # the runtime orders the queried fills by it
+                ts = trade.ts_ns - self._venue_offset_ns if trade.ts_ns else now
+                fills.append(Fill(self.venue, track.symbol, track.client_id, track.order_id, trade.trade_id,
+                                  trade.side or track.side, trade.price, trade.amount, min(ts, now),
+                                  trade.liquidity, trade.fee))
+                if trade.trade_id not in self._exec_ids:
+                    self._exec_ids.add(trade.trade_id)  # delivered by the runtime from this list
+                    track.filled += trade.amount
+        return fills
+
+    async def query_positions(self) -> dict[str, Decimal]:
+        """Position size per instrument (``private/get_positions``), signed: sells negative."""
+        result = await self._request("private/get_positions", {})
+        if not isinstance(result, list):
+            raise CodecError("get_positions result is not a list")
+        out: dict[str, Decimal] = {}
+        for item in result:
+            if not isinstance(item, dict):
+                raise CodecError("position is not an object")
+            size = codec.num(item.get("size", 0), "size")
+            if item.get("direction") == "sell" and size > 0:
+                size = -size
+            out[str(item.get("instrument_name"))] = size
+        return out
+
+    async def query_account(self, currency: str = "USD") -> dict[str, Decimal]:
+        """``private/get_account_summary``: the numeric fields (balance, equity, margins, PnL)."""
+        result = await self._request("private/get_account_summary", {"currency": currency})
+        if not isinstance(result, dict):
+            raise CodecError("account summary is not an object")
+        return {k: codec.num(v, k) for k, v in result.items()
+                if isinstance(v, (int, Decimal)) and not isinstance(v, bool) and k != "creation_timestamp"}
+
+    def describe(self) -> dict[str, Any]:
+        options = self.pulse_options
+        return {
+            "name": self.name,
+            "venue": self.venue,
+            "url": options.url,
+            "auth": options.auth,
+            "client_id": options.client_id or f"${options.client_id_env}",
+            "heartbeat_s": str(options.heartbeat_s),
+            "cancel_on_disconnect": bool(self.cancel_on_disconnect and options.cancel_on_disconnect),
+            "venue_cod_confirmed": self.venue_cod,
+            "mmp": {i: c.model_dump(mode="json") for i, c in self._mmp_configs.items()},
+            "post_only": options.post_only,
+            "counters": dict(self.counters),
+        }
+
+
+def _cancel_sentence(reason: str) -> str:
+    if reason == "mmp_trigger":
+        return "cancelled by the venue's market-maker protection"
+    if reason == "cancel_on_disconnect":
+        return "cancelled by the venue on disconnect"
+    if reason == "user_request" or not reason:
+        return "cancelled on request"
+    return f"cancelled by the venue ({reason})"

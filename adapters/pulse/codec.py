@@ -1,0 +1,683 @@
+"""Pulse API v2 wire format: JSON-RPC 2.0 text frames <-> model events, with no I/O.
+
+Source: shared/seeds/004_df0ce6c3f341e5af.txt ("Pulse API Documentation v2.0"), digested in
+shared/VENUES.md section 5. Every place where the document is silent or contradicts itself is
+decided here once, with the gap number (``PUL-n``) of VENUES.md 5.15 in a comment, so the adapter
+(transport) never has to guess. The sandbox server deliberately does not import this module: it
+builds its frames from the model and the matching engine, so a field this codec misreads is caught
+by the adapter tests instead of being mirrored.
+
+Numbers: JSON numbers are parsed straight from the text into ``Decimal`` (``parse_float``); integers
+become ``Decimal`` where they are money or amounts. Nothing here ever holds a binary float.
+Numbers are written in plain positional notation, never with an exponent (VENUES.md 6.12).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from engine.model import Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce, VenueOrder
+from engine.rejects import Reject
+
+__all__ = [
+    "JSONRPC",
+    "PULSE_ERRORS",
+    "WS_PATH",
+    "BookMsg",
+    "CodecError",
+    "Heartbeat",
+    "Login",
+    "Notification",
+    "PulseOrder",
+    "PulseTrade",
+    "Quote",
+    "Response",
+    "RpcError",
+    "auth_params",
+    "book_channel",
+    "currency_for",
+    "decode_book",
+    "decode_heartbeat_trade",
+    "decode_login",
+    "decode_message",
+    "decode_mmp_trigger",
+    "decode_order",
+    "decode_orders",
+    "decode_quote",
+    "decode_trade",
+    "decode_trades",
+    "dumps",
+    "edit_params",
+    "encode_request",
+    "index_name_for",
+    "loads",
+    "order_request",
+    "reject_code",
+    "signature",
+    "to_ns",
+]
+
+JSONRPC = "2.0"
+#: the WebSocket path (document: "wss://dev.pulsegateway.devucc.name/ws/api/v2")
+WS_PATH = "/ws/api/v2"
+NS_PER_MS = 1_000_000
+_SECONDS_LIMIT = 100_000_000_000  # below this a timestamp is seconds, not ms (VENUES.md 5.13)
+ZERO = Decimal(0)
+
+
+class CodecError(ValueError):
+    """A frame that is not what the document (or our stated assumption) says it is."""
+
+
+# --------------------------------------------------------------------------------------------
+# JSON text
+
+
+# one decoder for every frame: json.loads(..., parse_float=...) builds a new one per call (~3 us)
+_DECODE = json.JSONDecoder(parse_float=Decimal).decode
+
+
+def loads(raw: str | bytes) -> Any:
+    """Parse one frame; JSON numbers with a fraction become ``Decimal`` from their text."""
+    try:
+        return _DECODE(raw if isinstance(raw, str) else raw.decode("utf-8"))
+    except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CodecError(f"not JSON: {exc}") from None
+
+
+_STR = json.encoder.encode_basestring  # the C string escaper json.dumps uses
+
+
+def _dump(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(_STR(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, Decimal):
+        if not value.is_finite():
+            raise CodecError(f"cannot send a non-finite number {value}")
+        text = format(value, "f")  # positional notation: never "1E+2"
+        out.append(text)
+    elif isinstance(value, int):
+        out.append(str(value))
+    elif isinstance(value, dict):
+        out.append("{")
+        first = True
+        for key, item in value.items():
+            if not first:
+                out.append(",")
+            first = False
+            out.append(_STR(str(key)))
+            out.append(":")
+            _dump(item, out)
+        out.append("}")
+    elif isinstance(value, (list, tuple)):
+        out.append("[")
+        for index, item in enumerate(value):
+            if index:
+                out.append(",")
+            _dump(item, out)
+        out.append("]")
+    else:  # a float would be a bug: money is never a binary float
+        raise CodecError(f"cannot encode {type(value).__name__} {value!r} (money must be Decimal)")
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON with Decimals as plain numbers (no exponent) and no float ever."""
+    out: list[str] = []
+    _dump(value, out)
+    return "".join(out)
+
+
+def num(value: Any, field: str = "number") -> Decimal:
+    """A JSON number (or a decimal string: some Pulse payloads quote them, VENUES.md 5.13) as Decimal."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            result = Decimal(value)
+        except InvalidOperation:
+            raise CodecError(f"{field}: {value!r} is not a number") from None
+        if result.is_finite():
+            return result
+    raise CodecError(f"{field}: {value!r} is not a number")
+
+
+def _opt_num(value: Any, field: str) -> Decimal | None:
+    return None if value is None else num(value, field)
+
+
+def to_ns(value: Any) -> int:
+    """A Pulse timestamp as ns. The document says ms but many examples are seconds
+    (``1612137600``): a value below 10^11 is read as seconds (VENUES.md 5.13)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        raise CodecError(f"timestamp {value!r} is not an integer")
+    ms = int(value)
+    if ms < _SECONDS_LIMIT:
+        return ms * 1_000_000_000
+    return ms * NS_PER_MS
+
+
+# --------------------------------------------------------------------------------------------
+# JSON-RPC envelope (PUL-1: the document shows ``"method": "Method Name"`` and bare results; we use
+# Deribit's envelope: method = the path without /api/v2/, results wrapped in ``result``)
+
+
+class Response:
+    """A successful answer to request ``id``."""
+
+    __slots__ = ("id", "result")
+
+    def __init__(self, id: int, result: Any) -> None:
+        self.id = id
+        self.result = result
+
+
+class RpcError:
+    """A JSON-RPC error answer. ``code`` is the venue's status (VENUES.md 5.12, PUL-4)."""
+
+    __slots__ = ("id", "code", "message", "data")
+
+    def __init__(self, id: int | None, code: int, message: str, data: Any = None) -> None:
+        self.id = id
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"RpcError(id={self.id} code={self.code} {self.message!r})"
+
+
+class Notification:
+    """A subscription message: ``channel`` and its ``data`` payload."""
+
+    __slots__ = ("channel", "data")
+
+    def __init__(self, channel: str, data: Any) -> None:
+        self.channel = channel
+        self.data = data
+
+
+class Heartbeat:
+    """The venue's keepalive (``kind`` "heartbeat") or its probe (``kind`` "test_request"), which
+    must be answered with any request. Not in the document (VENUES.md 5.11): Deribit's shape."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+
+Message = Response | RpcError | Notification | Heartbeat
+
+
+def decode_message(raw: str | bytes) -> Message:
+    """Classify one frame. Raises :class:`CodecError` for anything else."""
+    msg = loads(raw)
+    if not isinstance(msg, dict):
+        raise CodecError(f"frame is a {type(msg).__name__}, not a JSON-RPC object")
+    method = msg.get("method")
+    if method == "subscription":
+        params = msg.get("params")
+        if not isinstance(params, dict) or not isinstance(params.get("channel"), str) or "data" not in params:
+            raise CodecError("subscription message without params.channel / params.data")
+        return Notification(params["channel"], params["data"])
+    if "id" in msg and method is None:
+        req_id = msg["id"]
+        error = msg.get("error")
+        if error is not None:
+            if not isinstance(error, dict):
+                raise CodecError("error member is not an object")
+            code = error.get("code")
+            if isinstance(code, bool) or not isinstance(code, int):
+                raise CodecError(f"error code {code!r} is not an integer")
+            return RpcError(req_id, code, str(error.get("message", "")), error.get("data"))
+        if "result" not in msg:
+            raise CodecError("response has neither result nor error")
+        if isinstance(req_id, bool) or not isinstance(req_id, int):
+            raise CodecError(f"response id {req_id!r} is not an integer")
+        return Response(req_id, msg["result"])
+    if method == "heartbeat":
+        params = msg.get("params")
+        kind = params.get("type") if isinstance(params, dict) else None
+        if kind not in ("heartbeat", "test_request"):
+            raise CodecError(f"heartbeat of unknown type {kind!r}")
+        return Heartbeat(kind)
+    raise CodecError(f"unknown message (method {method!r})")
+
+
+def encode_request(req_id: int, method: str, params: dict[str, Any] | None = None) -> str:
+    """One request frame. ``method`` is the document's path without ``/api/v2/`` (PUL-1)."""
+    return dumps({"jsonrpc": JSONRPC, "id": req_id, "method": method, "params": params or {}})
+
+
+# --------------------------------------------------------------------------------------------
+# Authentication (VENUES.md 5.3)
+
+
+def signature(client_secret: str, timestamp_ms: int, nonce: str = "", data: str = "") -> str:
+    """``client_signature``: the document says only "HMAC ... with SHA256" over "some fields" and
+    refers to Deribit (PUL-3). Deribit's formula: lowercase hex of
+    HMAC-SHA256(key=client_secret, msg=f"{timestamp}\\n{nonce}\\n{data}")."""
+    message = f"{timestamp_ms}\n{nonce}\n{data}".encode()
+    return hmac.new(client_secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def auth_params(
+    grant_type: str,
+    *,
+    client_id: str = "",
+    client_secret: str = "",
+    refresh_token: str = "",
+    timestamp_ms: int = 0,
+    nonce: str = "",
+    data: str = "",
+) -> dict[str, Any]:
+    """``public/auth`` params for one grant type. The document flags every param required; we send
+    only those its descriptions say the grant needs (PUL-3)."""
+    if grant_type == "client_credentials":
+        return {"grant_type": grant_type, "client_id": client_id, "client_secret": client_secret}
+    if grant_type == "client_signature":
+        return {
+            "grant_type": grant_type,
+            "client_id": client_id,
+            "timestamp": timestamp_ms,
+            "signature": signature(client_secret, timestamp_ms, nonce, data),
+            "nonce": nonce,
+            "data": data,
+        }
+    if grant_type == "refresh_token":
+        return {"grant_type": grant_type, "refresh_token": refresh_token}
+    raise CodecError(f"unknown grant_type {grant_type!r}")
+
+
+class Login:
+    """``services.LoginResponse``. ``expires_in_s`` is the token's lifetime in seconds."""
+
+    __slots__ = ("access_token", "refresh_token", "expires_in_s", "scope")
+
+    def __init__(self, access_token: str, refresh_token: str, expires_in_s: Decimal, scope: str) -> None:
+        self.access_token = access_token
+        self.refresh_token = refresh_token
+        self.expires_in_s = expires_in_s
+        self.scope = scope
+
+    def __repr__(self) -> str:  # tokens are secrets: never in a repr
+        return f"Login(expires_in_s={self.expires_in_s} scope={self.scope!r})"
+
+
+def decode_login(result: Any, now_s: int) -> Login:
+    """``expires_in`` is described as a lifetime in seconds but its example (1516239022) is an
+    epoch (PUL-3): a value of 10^9 or more is taken as the expiry instant in epoch seconds."""
+    if not isinstance(result, dict):
+        raise CodecError("auth result is not an object")
+    access = result.get("access_token")
+    refresh = result.get("refresh_token")
+    if not isinstance(access, str) or not access:
+        raise CodecError("auth result without access_token")
+    expires = num(result.get("expires_in"), "expires_in")
+    if expires >= 1_000_000_000:
+        expires = max(expires - now_s, ZERO)
+    return Login(access, refresh if isinstance(refresh, str) else "", expires, str(result.get("scope", "")))
+
+
+# --------------------------------------------------------------------------------------------
+# Orders (VENUES.md 5.5, 5.6, 5.8)
+
+_TIF_OUT = {
+    TimeInForce.GTC: "good_til_cancelled",
+    TimeInForce.DAY: "good_til_day",
+    TimeInForce.IOC: "immediate_or_cancel",
+    TimeInForce.FOK: "fill_or_kill",
+}
+_TIF_IN = {v: k for k, v in _TIF_OUT.items()}
+_SIDE_IN = {"buy": Side.BUY, "sell": Side.SELL}
+
+
+def order_request(order: Order) -> tuple[str, dict[str, Any]]:
+    """``private/buy`` or ``private/sell`` for a new order; ``label`` carries our client id (the
+    only client-side id the venue has, VENUES.md 6.5).
+
+    - Side is the method; there is no side field (VENUES.md 5.5).
+    - ``post_only`` is "Only valid in combination with time_in_force=good_til_cancelled" (PUL-12):
+      a post-only DAY order is sent good_til_cancelled (the engine cancels its quotes at the end of
+      its session itself); IOC/FOK post-only orders never get here (the gate refuses them).
+    - ``reduce_only`` is sent false: the engine does not model reduce-only orders.
+    - Stop/take/trailing types, ``trigger``, OTO/OTOCO and ``advanced`` are not sent: the engine
+      models limit and market orders only (PUL-13, PUL-15).
+    """
+    tif = order.tif
+    time_in_force = "good_til_cancelled" if order.post_only and tif is TimeInForce.DAY else _TIF_OUT[tif]
+    params: dict[str, Any] = {
+        "instrument_name": order.symbol,
+        "amount": order.qty,
+        "type": "market" if order.type is OrderType.MARKET else "limit",
+        "label": order.client_id,
+        "time_in_force": time_in_force,
+        "post_only": order.post_only,
+        "reduce_only": False,
+        "mmp": order.mmp,
+    }
+    if order.type is not OrderType.MARKET:
+        params["price"] = order.price
+    return ("private/buy" if order.side is Side.BUY else "private/sell"), params
+
+
+def edit_params(order_id: str, amount: Decimal, price: Decimal | None) -> dict[str, Any]:
+    """``private/edit``: ``amount`` is marked required although described "Optional" (PUL-5), so
+    it is always sent (the current total when only the price changes)."""
+    params: dict[str, Any] = {"order_id": order_id, "amount": amount}
+    if price is not None:
+        params["price"] = price
+    return params
+
+
+class PulseOrder:
+    """The fields of ``models.OrderConfirmation`` the engine uses."""
+
+    __slots__ = (
+        "order_id", "label", "instrument", "side", "state", "amount", "filled", "price", "average_price",
+        "cancel_reason", "replaced", "mmp", "post_only", "order_type", "tif", "ts_ns",
+    )
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        order_id = obj.get("order_id")
+        if not isinstance(order_id, str) or not order_id:
+            raise CodecError("order without order_id")
+        self.order_id = order_id
+        label = obj.get("label")
+        self.label = label if isinstance(label, str) else ""
+        self.instrument = str(obj.get("instrument_name") or "")
+        # direction also takes action words (edit, cancel, ...) in types.Side: only buy/sell are sides
+        self.side = _SIDE_IN.get(obj.get("direction"))  # type: ignore[arg-type]
+        state = obj.get("order_state")
+        if state not in _STATE_STATUS:
+            raise CodecError(f"order {order_id}: unknown order_state {state!r}")
+        self.state: str = state
+        self.amount = num(obj.get("amount"), "amount")
+        self.filled = num(obj.get("filled_amount", 0), "filled_amount")
+        self.price = _opt_num(obj.get("price"), "price")
+        self.average_price = _opt_num(obj.get("average_price"), "average_price")
+        reason = obj.get("cancel_reason")
+        self.cancel_reason = reason if isinstance(reason, str) else ""
+        self.replaced = obj.get("replaced") is True
+        self.mmp = obj.get("mmp") is True
+        self.post_only = obj.get("post_only") is True
+        self.order_type = str(obj.get("order_type") or "")
+        self.tif = _TIF_IN.get(obj.get("time_in_force"))  # type: ignore[arg-type]
+        self.ts_ns = to_ns(obj.get("last_update_timestamp") or obj.get("creation_timestamp"))
+
+    @property
+    def status(self) -> OrderStatus:
+        """The model status. ``open`` with a fill is partially filled (VENUES.md 6.6); an
+        ``untriggered`` order is working (the engine has no separate state for it)."""
+        if self.state == "open" and self.filled > 0:
+            return OrderStatus.PARTIALLY_FILLED
+        return _STATE_STATUS[self.state]
+
+    def to_venue_order(self, venue: str, side: Side | None = None) -> VenueOrder:
+        price = None if self.order_type == "market" else self.price
+        return VenueOrder(
+            venue, self.label, self.order_id, self.instrument, self.side or side or Side.BUY, self.status,
+            self.amount, self.filled, price,
+        )
+
+    def __repr__(self) -> str:
+        return f"PulseOrder({self.order_id} {self.label!r} {self.state} {self.filled}/{self.amount} @ {self.price})"
+
+
+_STATE_STATUS = {
+    "open": OrderStatus.NEW,
+    "partially_filled": OrderStatus.PARTIALLY_FILLED,
+    "filled": OrderStatus.FILLED,
+    "cancelled": OrderStatus.CANCELLED,
+    "untriggered": OrderStatus.NEW,
+    "rejected": OrderStatus.REJECTED,
+}
+
+
+def decode_order(obj: Any) -> PulseOrder:
+    if not isinstance(obj, dict):
+        raise CodecError("order is not an object")
+    return PulseOrder(obj)
+
+
+def decode_orders(result: Any) -> list[PulseOrder]:
+    """A list of orders, or one order: ``get_order_state`` is documented as returning an array
+    where Deribit returns one object (PUL-5); both are accepted everywhere."""
+    if isinstance(result, dict):
+        return [PulseOrder(result)]
+    if not isinstance(result, list):
+        raise CodecError("expected an order or a list of orders")
+    return [decode_order(item) for item in result]
+
+
+class PulseTrade:
+    """``models.TradesResponse`` / ``TradeConfirmation``. ``order_id``, ``label``, ``liquidity``
+    and ``fee`` are missing from the documented trade objects (PUL-8); when the venue adds them
+    (Deribit does; our sandbox does) they are used, otherwise they stay empty."""
+
+    __slots__ = ("trade_id", "trade_seq", "order_id", "label", "instrument", "side", "price", "amount",
+                 "ts_ns", "liquidity", "fee")
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        trade_id = obj.get("trade_id")
+        if not isinstance(trade_id, str) or not trade_id:
+            raise CodecError("trade without trade_id")
+        self.trade_id = trade_id
+        seq = obj.get("trade_seq")
+        self.trade_seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
+        order_id = obj.get("order_id")
+        self.order_id = order_id if isinstance(order_id, str) else ""
+        label = obj.get("label")
+        self.label = label if isinstance(label, str) else ""
+        self.instrument = str(obj.get("instrument_name") or "")
+        self.side = _SIDE_IN.get(obj.get("direction"))  # type: ignore[arg-type]
+        self.price = num(obj.get("price"), "price")
+        self.amount = num(obj.get("amount"), "amount")
+        if self.amount <= 0:
+            raise CodecError(f"trade {trade_id}: amount {self.amount} is not positive")
+        self.ts_ns = to_ns(obj.get("timestamp"))
+        liquidity = obj.get("liquidity")  # Deribit: "M" maker / "T" taker (PUL-8)
+        self.liquidity = (
+            Liquidity.MAKER if liquidity == "M" else Liquidity.TAKER if liquidity == "T" else Liquidity.UNKNOWN
+        )
+        self.fee = num(obj.get("fee", 0), "fee")
+
+    def __repr__(self) -> str:
+        return f"PulseTrade({self.trade_id} {self.order_id} {self.amount}@{self.price})"
+
+
+def decode_trade(obj: Any) -> PulseTrade:
+    if not isinstance(obj, dict):
+        raise CodecError("trade is not an object")
+    return PulseTrade(obj)
+
+
+def decode_trades(data: Any) -> list[PulseTrade]:
+    """``user.trades`` is documented as one trade object per message; Deribit sends a list.
+    Both are accepted."""
+    if isinstance(data, dict):
+        return [PulseTrade(data)]
+    if not isinstance(data, list):
+        raise CodecError("expected a trade or a list of trades")
+    return [decode_trade(item) for item in data]
+
+
+# --------------------------------------------------------------------------------------------
+# Market data (VENUES.md 5.7)
+
+_ACTIONS = {"new": True, "change": True, "delete": False}
+
+
+class BookMsg:
+    """One ``book.{instrument}.raw`` message. ``changes`` are ``(side, price, new_total)``, 0 = delete."""
+
+    __slots__ = ("symbol", "snapshot", "change_id", "prev_change_id", "ts_ns", "changes")
+
+    def __init__(
+        self, symbol: str, snapshot: bool, change_id: int, prev_change_id: int | None, ts_ns: int,
+        changes: tuple[tuple[Side, Decimal, Decimal], ...],
+    ) -> None:
+        self.symbol = symbol
+        self.snapshot = snapshot
+        self.change_id = change_id
+        self.prev_change_id = prev_change_id
+        self.ts_ns = ts_ns
+        self.changes = changes
+
+
+def _levels(side: Side, levels: Any, out: list[tuple[Side, Decimal, Decimal]]) -> None:
+    """Level arrays are documented as ``[[null]]`` (PUL-6). Deribit's raw format is assumed:
+    ``[action, price, amount]`` with action new/change/delete (amount 0 on delete); a plain
+    ``[price, amount]`` is accepted too (amount 0 = delete)."""
+    if not isinstance(levels, list):
+        raise CodecError("book levels are not a list")
+    for level in levels:
+        if not isinstance(level, list):
+            raise CodecError(f"book level {level!r} is not a list")
+        if len(level) == 3:
+            action, price, amount = level
+            keep = _ACTIONS.get(action)
+            if keep is None:
+                raise CodecError(f"book level action {action!r} is not new/change/delete")
+            price = num(price, "price")
+            amount = num(amount, "amount") if keep else ZERO
+        elif len(level) == 2:
+            price = num(level[0], "price")
+            amount = num(level[1], "amount")
+        else:
+            raise CodecError(f"book level {level!r} has {len(level)} elements")
+        if amount < 0 or price <= 0:
+            raise CodecError(f"book level {level!r} has a negative amount or non-positive price")
+        out.append((side, price, amount))
+
+
+def decode_book(data: Any) -> BookMsg:
+    """``models.BookNotification``. ``type`` is "snapshot" or "change"; continuity holds when a
+    change's ``prev_change_id`` equals the last ``change_id`` (PUL-6)."""
+    if not isinstance(data, dict):
+        raise CodecError("book payload is not an object")
+    kind = data.get("type")
+    if kind not in ("snapshot", "change"):
+        raise CodecError(f"book type {kind!r} is not snapshot/change")
+    symbol = data.get("instrument_name")
+    change_id = data.get("change_id")
+    if not isinstance(symbol, str) or isinstance(change_id, bool) or not isinstance(change_id, int):
+        raise CodecError("book payload without instrument_name or integer change_id")
+    prev = data.get("prev_change_id")
+    if prev is not None and (isinstance(prev, bool) or not isinstance(prev, int)):
+        raise CodecError(f"prev_change_id {prev!r} is not an integer")
+    changes: list[tuple[Side, Decimal, Decimal]] = []
+    _levels(Side.BUY, data.get("bids", []), changes)
+    _levels(Side.SELL, data.get("asks", []), changes)
+    return BookMsg(symbol, kind == "snapshot", change_id, prev, to_ns(data.get("timestamp")), tuple(changes))
+
+
+class Quote:
+    """``quote.{instrument}``: best bid/ask; a price is null when its side is empty."""
+
+    __slots__ = ("symbol", "bid", "bid_qty", "ask", "ask_qty", "ts_ns")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.symbol = str(data.get("instrument_name") or "")
+        self.bid = _opt_num(data.get("best_bid_price"), "best_bid_price")
+        self.ask = _opt_num(data.get("best_ask_price"), "best_ask_price")
+        self.bid_qty = num(data.get("best_bid_amount") or 0, "best_bid_amount")
+        self.ask_qty = num(data.get("best_ask_amount") or 0, "best_ask_amount")
+        self.ts_ns = to_ns(data.get("timestamp"))
+
+
+def decode_quote(data: Any) -> Quote:
+    if not isinstance(data, dict):
+        raise CodecError("quote payload is not an object")
+    return Quote(data)
+
+
+def decode_mmp_trigger(data: Any) -> tuple[str, int]:
+    """``user.mmp_trigger.{index_name}`` -> (index_name, frozen_until in ns since the epoch; 0 =
+    frozen until reset). The example value 1640995200 looks like seconds; ms is assumed like other
+    timestamps, and a seconds-sized value is read as seconds (PUL-9, VENUES.md 5.13)."""
+    if not isinstance(data, dict) or not isinstance(data.get("index_name"), str):
+        raise CodecError("mmp trigger without index_name")
+    until = data.get("frozen_until")
+    return data["index_name"], (to_ns(until) if until else 0)
+
+
+def decode_heartbeat_trade(data: Any) -> bool:
+    """``heartbeat_trade``: True while ``status_trade`` is "active" (trading allowed)."""
+    if not isinstance(data, dict) or data.get("status_trade") not in ("active", "inactive"):
+        raise CodecError("heartbeat_trade without status_trade active/inactive")
+    return data["status_trade"] == "active"
+
+
+# --------------------------------------------------------------------------------------------
+# Channels and names
+
+def book_channel(symbol: str) -> str:
+    """Only the ``raw`` interval is documented ("value is raw")."""
+    return f"book.{symbol}.raw"
+
+
+def index_name_for(symbol: str) -> str:
+    """Default index of an instrument: ``BTC_USD-PERPETUAL`` -> ``btc_usd``, ``BTC-31JUN23-50000-C``
+    -> ``btc_usd`` (the document's index names are ``btc_usd``, ``eth_usd``). Config may override."""
+    head = symbol.split("-", 1)[0].lower()
+    return head if "_" in head else f"{head}_usd"
+
+
+def currency_for(symbol: str) -> str:
+    """Currency of an instrument for the currency-keyed queries (``get_order_state_by_label``)."""
+    return index_name_for(symbol).split("_", 1)[0].upper()
+
+
+# --------------------------------------------------------------------------------------------
+# Errors: the venue's status codes onto the engine's reject codes, one table.
+# CommonCodes 1..13 have no meanings in the document (PUL-4); the meanings are ours (VENUES.md 5.12)
+# and the sandbox uses the same ones.
+
+PULSE_ERRORS: dict[int, tuple[str, Reject]] = {
+    1: ("bad request / invalid params", Reject.INVALID_ORDER),
+    2: ("unauthorized", Reject.INVALID_TOKEN),
+    3: ("forbidden", Reject.INSUFFICIENT_PERMISSIONS),
+    4: ("not found", Reject.ORDER_NOT_OPEN),
+    5: ("instrument not found / inactive", Reject.INVALID_SYMBOL),
+    6: ("insufficient funds / margin", Reject.INSUFFICIENT_BUYING_POWER),
+    7: ("invalid price", Reject.PRICE_OUTSIDE_CIRCUIT_BREAKER),
+    8: ("invalid amount", Reject.INVALID_QUANTITY),
+    9: ("post-only / reduce-only violation", Reject.POST_ONLY_WOULD_TAKE),
+    10: ("MMP frozen", Reject.MMP_FROZEN),
+    11: ("rate limited", Reject.RATE_LIMIT_EXCEEDED),
+    12: ("order not open", Reject.ORDER_NOT_OPEN),
+    13: ("internal error", Reject.EXCHANGE_REJECT),
+}
+# JSON-RPC 2.0's own codes (-32700 parse error ... -32603 internal error): our request was malformed
+_JSONRPC_RESERVED = range(-32768, -31999)
+
+
+def reject_code(pulse_code: int) -> int:
+    """The engine's reject code for a venue error code; an unknown code is an exchange reject."""
+    entry = PULSE_ERRORS.get(pulse_code)
+    if entry is not None:
+        return int(entry[1])
+    if pulse_code in _JSONRPC_RESERVED:
+        return int(Reject.INVALID_ORDER)
+    return int(Reject.EXCHANGE_REJECT)
+
+
+def describe_error(error: RpcError) -> str:
+    """A sentence for logs and order reasons: venue code, its meaning, the venue's message."""
+    meaning = PULSE_ERRORS.get(error.code, ("unknown code", Reject.EXCHANGE_REJECT))[0]
+    return f"Pulse error {error.code} ({meaning}): {error.message}"

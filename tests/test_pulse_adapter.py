@@ -1,0 +1,792 @@
+"""The Pulse adapter against the Pulse sandbox over a real WebSocket on 127.0.0.1 (port 0).
+
+The sink stands in for the runtime: it applies every update and fill to the Order objects through
+the model's state machine (an illegal sequence is recorded and fails the test), and records venue
+MMP triggers the way the runtime's ``venue_mmp_trigger`` receives them. The sandbox's own account
+state is the venue's truth the tests compare with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from adapters.pulse.adapter import PulseAdapter, PulseError, PulseOptions
+from adapters.pulse.sandbox import PulseSandbox
+from engine.clock import WallClock
+from engine.model import (
+    Book,
+    BookUpdate,
+    Fill,
+    Instrument,
+    InstrumentStatus,
+    Liquidity,
+    Order,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+    TimeInForce,
+    Trade,
+)
+from engine.rejects import Reject
+
+pytestmark = pytest.mark.anyio
+
+D = Decimal
+S = OrderStatus
+BTC = "BTC_USD-PERPETUAL"
+ETH = "ETH_USD-PERPETUAL"
+SECRET_ENV = "PULSE_TEST_CLIENT_SECRET"
+SECRET = "pulse-test-secret-9f3c"
+os.environ[SECRET_ENV] = SECRET
+
+
+def instruments() -> list[Instrument]:
+    return [Instrument(BTC, "pulse", tick_size=D("0.5"), lot_size=D(10)),
+            Instrument(ETH, "pulse", tick_size=D("0.05"), lot_size=D(1))]
+
+
+class Sink:
+    """The runtime's side: records events and moves Orders through the model's state machine."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.orders: dict[str, Order] = {}
+        self.books: dict[str, Book] = {}
+        self.errors: list[str] = []
+        self.mmp_triggers: list[tuple[str, int, int | None, str]] = []
+
+    def on_book(self, update: BookUpdate) -> None:
+        self.calls.append(("book", update))
+        self.books.setdefault(update.symbol, Book(update.venue, update.symbol)).apply(update)
+
+    def on_trade(self, trade: Trade) -> None:
+        self.calls.append(("trade", trade))
+
+    def on_fill(self, fill: Fill) -> None:
+        self.calls.append(("fill", fill))
+        order = self.orders.get(fill.client_id)
+        try:
+            if order is None:
+                raise ValueError(f"fill for unknown order {fill!r}")
+            order.apply_fill(fill.qty, fill.price, fill.ts)
+        except Exception as exc:
+            self.errors.append(f"{exc}")
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        """The runtime's rules (engine/runtime.py ``_apply_update``)."""
+        self.calls.append(("update", update))
+        order = self.orders.get(update.client_id)
+        if order is None or order.is_terminal:
+            return
+        try:
+            order.set_venue_order_id(update.venue_order_id)
+            status = update.status
+            current = order.status
+            if status in (S.NEW, S.PARTIALLY_FILLED):
+                if current in (S.PENDING_NEW, S.UNKNOWN):
+                    order.transition(order.live_status())
+                elif current is S.PENDING_REPLACE:
+                    order.confirm_replace(update.price, update.qty)
+                elif current is S.PENDING_CANCEL and update.reason:
+                    order.transition(order.live_status())
+            elif status is S.REJECTED:
+                order.reject(update.reject_code or 0, update.reason)
+            elif status in (S.CANCELLED, S.EXPIRED):
+                order.transition(status)
+                order.set_reason(update.reason)
+        except Exception as exc:
+            self.errors.append(f"{exc}")
+
+    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
+        self.calls.append(("status", status))
+
+    def on_instrument_status(self, status: InstrumentStatus) -> None:
+        self.calls.append(("instrument", status))
+
+    def venue_mmp_trigger(self, strategy: str, ts: int, frozen_until_ns: int | None, reason: str = "") -> None:
+        self.mmp_triggers.append((strategy, ts, frozen_until_ns, reason))
+
+    # ---- views ----
+    def of(self, kind: str) -> list[Any]:
+        return [obj for k, obj in self.calls if k == kind]
+
+    def updates(self, client_id: str) -> list[OrderUpdate]:
+        return [u for u in self.of("update") if u.client_id == client_id]
+
+    def fills(self, client_id: str) -> list[Fill]:
+        return [f for f in self.of("fill") if f.client_id == client_id]
+
+    def index(self, kind: str, pred: Callable[[Any], bool]) -> int:
+        return next(i for i, (k, obj) in enumerate(self.calls) if k == kind and pred(obj))
+
+
+async def until(condition: Callable[[], bool], timeout: float = 3.0, what: str = "condition") -> None:
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.005)
+    assert condition(), what
+
+
+class Venue:
+    """A running sandbox and a connected adapter, with the moves the runtime would make."""
+
+    def __init__(self, sandbox: PulseSandbox, adapter: PulseAdapter, sink: Sink) -> None:
+        self.sandbox = sandbox
+        self.adapter = adapter
+        self.sink = sink
+        self._ids = 0
+
+    def submit(self, side: str, qty: str | int, price: str | int | None, *, tif: TimeInForce = TimeInForce.GTC,
+               symbol: str = BTC, post_only: bool = False, mmp: bool = False, **kw: Any) -> Order:
+        self._ids += 1
+        order = Order(f"mm-{self._ids}", "mm", "pulse", symbol, Side(side), D(qty),
+                      None if price is None else D(price), tif=tif, post_only=post_only, mmp=mmp, **kw)
+        self.sink.orders[order.client_id] = order
+        self.adapter.submit(order)
+        return order
+
+    def cancel(self, order: Order) -> None:
+        order.transition(S.PENDING_CANCEL)
+        self.adapter.cancel(order)
+
+    def amend(self, order: Order, price: str | None = None, qty: str | None = None) -> None:
+        new_price = None if price is None else D(price)
+        new_qty = None if qty is None else D(qty)
+        order.request_replace(new_price, new_qty)
+        self.adapter.amend(order, new_price, new_qty)
+
+    async def acked(self, order: Order) -> None:
+        await until(lambda: order.status is not S.PENDING_NEW, what=f"{order.client_id} answered")
+
+    def venue_order(self, order: Order) -> Any:
+        return self.sandbox.accounts["mm"].orders[order.venue_order_id]
+
+    def book_matches_venue(self, symbol: str = BTC) -> bool:
+        book = self.sink.books.get(symbol)
+        engine = self.sandbox.books[symbol].engine
+        return book is not None and book.bids == engine.depth(Side.BUY) and book.asks == engine.depth(Side.SELL)
+
+
+@contextlib.asynccontextmanager
+async def venue(sandbox: dict[str, Any] | None = None, before: Callable[[PulseAdapter], None] | None = None,
+                subscribe: bool = True, **options: Any) -> AsyncIterator[Venue]:
+    settings: dict[str, Any] = {"credentials": {"mm": SECRET, "other": "other-secret"}, "min_heartbeat_s": 0.05}
+    settings.update(sandbox or {})
+    opts: dict[str, Any] = {"client_id": "mm", "client_secret_env": SECRET_ENV, "heartbeat_s": D(5),
+                            "request_timeout_s": D(2), "reconnect_min_s": D("0.05")}
+    opts.update(options)
+    async with PulseSandbox(**settings) as sb:
+        sink = Sink()
+        adapter = PulseAdapter("pulse", PulseOptions(url=sb.url, **opts), instruments(), WallClock(), sink)
+        if before is not None:
+            before(adapter)
+        async with anyio.create_task_group() as tg:
+            adapter.bind(tg)
+            await adapter.connect()
+            if subscribe:
+                adapter.subscribe([BTC])
+                await until(lambda: BTC in sink.books, what="first book snapshot")
+            try:
+                yield Venue(sb, adapter, sink)
+            finally:
+                await adapter.close()
+                tg.cancel_scope.cancel()
+        assert sink.errors == [], sink.errors
+        assert adapter.counters["handler_errors"] == 0
+
+
+# ---- authentication -----------------------------------------------------------------------------
+
+
+async def test_signature_login_connects_and_confirms_cancel_on_disconnect() -> None:
+    async with venue() as v:
+        assert v.sink.of("status") == ["connected"]
+        assert v.adapter.counters["logins"] == 1
+        assert v.adapter.venue_cod is True  # enabled at login and read back with get_cancel_on_disconnect
+        conn = next(iter(v.sandbox.conns))
+        assert conn.cod is True and conn.heartbeat_s == 5.0
+
+
+async def test_client_credentials_login() -> None:
+    async with venue(auth="client_credentials") as v:
+        assert v.adapter.counters["logins"] == 1
+        assert await v.adapter.query_open_orders() == []
+
+
+async def test_token_is_refreshed_before_it_expires() -> None:
+    async with venue(sandbox={"token_ttl_s": 1.0}, refresh_fraction=D("0.5")) as v:
+        await until(lambda: v.adapter.counters["token_refreshes"] >= 2, timeout=4)
+        await anyio.sleep(0.6)  # past the first token's expiry: private calls still work
+        assert await v.adapter.query_open_orders() == []
+        assert v.adapter.counters["auth_failures"] == 0
+        assert v.sink.of("status") == ["connected"]
+
+
+async def test_wrong_secret_refuses_to_connect_without_leaking_it(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with PulseSandbox(credentials={"mm": "the-right-one"}) as sb:
+        adapter = PulseAdapter("pulse", PulseOptions(url=sb.url, client_id="mm", client_secret_env=SECRET_ENV),
+                               instruments(), WallClock(), Sink())
+        async with anyio.create_task_group() as tg:
+            adapter.bind(tg)
+            with pytest.raises(ConnectionError, match=r"login .* failed.*invalid signature") as info:
+                await adapter.connect()
+            tg.cancel_scope.cancel()
+    assert SECRET not in str(info.value) and SECRET not in caplog.text
+
+
+async def test_missing_secret_variable_is_named() -> None:
+    async with PulseSandbox() as sb:
+        adapter = PulseAdapter("pulse", PulseOptions(url=sb.url, client_id="mm", client_secret_env="NO_SUCH_VAR_7"),
+                               instruments(), WallClock(), Sink())
+        async with anyio.create_task_group() as tg:
+            adapter.bind(tg)
+            with pytest.raises(ConnectionError, match="NO_SUCH_VAR_7"):
+                await adapter.connect()
+            tg.cancel_scope.cancel()
+
+
+async def test_secret_from_a_file(tmp_path: Any) -> None:
+    secret_file = tmp_path / "pulse.secret"
+    secret_file.write_text(SECRET + "\n")
+    async with venue(client_secret_file=secret_file, client_secret_env=None) as v:
+        assert v.adapter.counters["logins"] == 1
+
+
+def test_options_never_take_the_secret_itself() -> None:
+    with pytest.raises(ValueError, match="extra"):
+        PulseOptions(client_id="mm", client_secret=SECRET)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="client_secret_env or client_secret_file"):
+        PulseOptions(client_id="mm", client_secret_env=None)
+    with pytest.raises(ValueError, match="exactly one of client_id"):
+        PulseOptions(client_secret_env="X")
+
+
+async def test_secrets_and_tokens_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with venue(sandbox={"token_ttl_s": 1.0}, refresh_fraction=D("0.3")) as v:
+        await until(lambda: v.adapter.counters["token_refreshes"] >= 1)
+        tokens = [t for t in v.sandbox._tokens] + [t for t in v.sandbox._refresh]
+        described = str(v.adapter.describe())
+    assert SECRET not in caplog.text and SECRET not in described
+    assert tokens and not any(token in caplog.text for token in tokens)
+
+
+# ---- market data ------------------------------------------------------------------------------
+
+
+async def test_book_snapshot_then_changes_track_the_venue_book() -> None:
+    async with venue() as v:
+        first = v.sink.of("book")[0]
+        assert first.snapshot and first.symbol == BTC
+        v.sandbox.place(BTC, "buy", D(30), D(49000), tif=TimeInForce.GTC)
+        v.sandbox.place(BTC, "sell", D(20), D(51000), tif=TimeInForce.GTC)
+        v.sandbox.place(BTC, "sell", D(10), D(49000))  # trades against the bid
+        await until(lambda: v.book_matches_venue() and v.sink.books[BTC].bids == [(D(49000), D(20))])
+        deltas = [b for b in v.sink.of("book")[1:]]
+        assert all(not b.snapshot for b in deltas)
+        assert [b.seq for b in deltas] == list(range(first.seq + 1, first.seq + 1 + len(deltas)))
+        (trade,) = v.sink.of("trade")  # trades.{instrument}.raw (PUL-7 extension)
+        assert (trade.price, trade.qty, trade.aggressor) == (D(49000), D(10), Side.SELL)
+
+
+async def test_book_gap_resubscribes_and_recovers_with_a_snapshot() -> None:
+    async with venue() as v:
+        v.sandbox.gap(BTC)  # the next change is lost on the wire
+        v.sandbox.place(BTC, "buy", D(10), D(48000), tif=TimeInForce.GTC)
+        v.sandbox.place(BTC, "buy", D(10), D(48500), tif=TimeInForce.GTC)
+        await until(lambda: v.adapter.counters["book_snapshots"] == 2)
+        await until(v.book_matches_venue)
+        assert v.adapter.counters["book_gaps"] == 1 and v.adapter.counters["book_resubscribes"] == 1
+        assert v.sink.books[BTC].bids == [(D(48500), D(10)), (D(48000), D(10))]
+        v.sandbox.place(BTC, "buy", D(10), D(47000), tif=TimeInForce.GTC)  # changes flow again after it
+        await until(lambda: (D(47000), D(10)) in v.sink.books[BTC].bids)
+        assert v.adapter.counters["book_gaps"] == 1
+
+
+async def test_heartbeat_trade_inactive_halts_every_instrument() -> None:
+    async with venue() as v:
+        v.sandbox.set_trading(False)
+        await until(lambda: len(v.sink.of("instrument")) == 2)
+        assert {(s.symbol, s.halted) for s in v.sink.of("instrument")} == {(BTC, True), (ETH, True)}
+        v.sandbox.set_trading(True)
+        await until(lambda: len(v.sink.of("instrument")) == 4)
+        assert [s.halted for s in v.sink.of("instrument")[2:]] == [False, False]
+
+
+# ---- orders and fills -------------------------------------------------------------------------
+
+
+async def test_resting_order_acks_then_fills_as_maker_once_per_trade() -> None:
+    async with venue() as v:
+        order = v.submit("buy", 20, 49000)
+        await v.acked(order)
+        assert order.status is S.NEW and order.venue_order_id == v.venue_order(order).order_id
+        v.sandbox.place(BTC, "sell", D(10), D(49000))
+        await until(lambda: order.cum_qty == 10)
+        assert order.status is S.PARTIALLY_FILLED
+        v.sandbox.place(BTC, "sell", D(10), D(49000))
+        await until(lambda: order.status is S.FILLED)
+        await anyio.sleep(0.05)  # the same trades also come on user.trades and user.changes
+        fills = v.sink.fills(order.client_id)
+        assert [(f.qty, f.price, f.liquidity) for f in fills] == [(D(10), D(49000), Liquidity.MAKER)] * 2
+        assert len({f.exec_id for f in fills}) == 2
+        assert v.adapter.counters["duplicate_fills"] >= 2
+        assert [u.status for u in v.sink.updates(order.client_id)] == [S.NEW]  # fills drive the rest
+        queried = await v.adapter.query_fills(0)
+        assert sorted(f.exec_id for f in queried) == sorted(f.exec_id for f in fills)
+        assert (await v.adapter.query_order(order.client_id)).status is S.FILLED
+
+
+async def test_marketable_order_is_acked_before_its_taker_fill() -> None:
+    async with venue() as v:
+        v.sandbox.place(BTC, "sell", D(30), D(50000), tif=TimeInForce.GTC)
+        order = v.submit("buy", 10, 50000, tif=TimeInForce.IOC)
+        await until(lambda: order.status is S.FILLED)
+        ack = v.sink.index("update", lambda u: u.client_id == order.client_id and u.status is S.NEW)
+        fill = v.sink.index("fill", lambda f: f.client_id == order.client_id)
+        assert ack < fill
+        assert v.sink.fills(order.client_id)[0].liquidity is Liquidity.TAKER
+
+
+async def test_ioc_remainder_is_cancelled_after_its_fill() -> None:
+    async with venue() as v:
+        v.sandbox.place(BTC, "sell", D(10), D(50000), tif=TimeInForce.GTC)
+        order = v.submit("buy", 30, 50000, tif=TimeInForce.IOC)
+        await until(lambda: order.status is S.CANCELLED)
+        assert order.cum_qty == 10
+        fill = v.sink.index("fill", lambda f: f.client_id == order.client_id)
+        cancel = v.sink.index("update", lambda u: u.client_id == order.client_id and u.status is S.CANCELLED)
+        assert fill < cancel
+
+
+async def test_market_order() -> None:
+    async with venue() as v:
+        v.sandbox.place(BTC, "buy", D(50), D(49500), tif=TimeInForce.GTC)
+        order = v.submit("sell", 20, None, tif=TimeInForce.IOC, order_type=OrderType.MARKET)
+        await until(lambda: order.status is S.FILLED)
+        assert order.avg_price == D(49500)
+
+
+@pytest.mark.parametrize("price,qty,code", [
+    ("49000.3", 10, Reject.PRICE_OUTSIDE_CIRCUIT_BREAKER),  # off the 0.5 tick: venue status 7
+    ("49000", 15, Reject.INVALID_QUANTITY),  # not a multiple of the 10 USD step: venue status 8
+])
+async def test_venue_rejects_carry_engine_codes(price: str, qty: int, code: Reject) -> None:
+    async with venue() as v:
+        order = v.submit("buy", qty, price)
+        await until(lambda: order.status is S.REJECTED)
+        assert order.reject_code == code and "Pulse error" in order.reject_reason
+
+
+async def test_json_rpc_error_answer_becomes_a_clear_reject() -> None:
+    async with venue() as v:
+        v.sandbox.inject_error("private/buy", 11)
+        order = v.submit("buy", 10, 49000)
+        await until(lambda: order.status is S.REJECTED)
+        assert order.reject_code == Reject.RATE_LIMIT_EXCEEDED
+        assert order.reject_reason == "Pulse error 11 (rate limited): injected error for private/buy"
+        with pytest.raises(PulseError) as info:
+            await v.adapter._request("private/no_such_method", {})
+        assert info.value.code == 1 and info.value.reject_code == Reject.INVALID_ORDER
+        again = v.submit("buy", 10, 49000)  # the connection is fine
+        await v.acked(again)
+        assert again.status is S.NEW
+
+
+async def test_cancel() -> None:
+    async with venue() as v:
+        order = v.submit("buy", 10, 49000)
+        await v.acked(order)
+        v.cancel(order)
+        await until(lambda: order.status is S.CANCELLED)
+        assert order.reject_reason == "cancelled on request"
+        assert not v.venue_order(order).is_open
+
+
+async def test_cancel_sent_before_the_ack_waits_for_the_order_id() -> None:
+    async with venue() as v:
+        order = v.submit("buy", 10, 49000)
+        v.cancel(order)  # same instant: the venue has not answered the buy yet
+        await until(lambda: order.status is S.CANCELLED)
+        assert [u.status for u in v.sink.updates(order.client_id)] == [S.NEW, S.CANCELLED]
+
+
+async def test_cancel_refused_by_the_venue_returns_the_order_to_its_live_state() -> None:
+    async with venue() as v:
+        order = v.submit("buy", 10, 49000)
+        await v.acked(order)
+        v.sandbox.inject_error("private/cancel", 12)
+        v.cancel(order)
+        await until(lambda: order.status is S.NEW)
+        refusal = v.sink.updates(order.client_id)[-1]
+        assert refusal.reject_code == Reject.ORDER_NOT_OPEN and "cancel refused" in refusal.reason
+
+
+async def test_edit_amends_in_place() -> None:
+    async with venue() as v:
+        order = v.submit("buy", 10, 49000)
+        await v.acked(order)
+        venue_id = order.venue_order_id
+        v.amend(order, price="49100")
+        await until(lambda: order.status is S.NEW and order.price == D(49100))
+        v.amend(order, qty="30")
+        await until(lambda: order.status is S.NEW and order.qty == D(30))
+        assert order.venue_order_id == venue_id  # same order_id: amended in place
+        at_venue = v.venue_order(order)
+        assert (at_venue.price, at_venue.amount, at_venue.replaced) == (D(49100), D(30), True)
+        await until(v.book_matches_venue)
+
+
+async def test_edit_that_crosses_trades_after_its_replace_ack() -> None:
+    async with venue() as v:
+        v.sandbox.place(BTC, "sell", D(10), D(50000), tif=TimeInForce.GTC)
+        order = v.submit("buy", 20, 49000)
+        await v.acked(order)
+        v.amend(order, price="50000")
+        await until(lambda: order.cum_qty == 10)
+        assert order.status is S.PARTIALLY_FILLED and order.price == D(50000)
+        ack = v.sink.index("update", lambda u: u.client_id == order.client_id and u.price == D(50000))
+        assert ack < v.sink.index("fill", lambda f: f.client_id == order.client_id)
+
+
+async def test_edit_refused_by_the_venue() -> None:
+    async with venue() as v:
+        order = v.submit("buy", 10, 49000)
+        await v.acked(order)
+        v.sandbox.inject_error("private/edit", 12)
+        v.amend(order, price="49100")
+        await until(lambda: order.status is S.NEW)
+        assert order.price == D(49000) and order.pending_price is None
+        assert v.sink.updates(order.client_id)[-1].reject_code == Reject.ORDER_NOT_OPEN
+
+
+async def test_mass_cancel_by_instrument_and_for_the_account() -> None:
+    async with venue() as v:
+        btc = [v.submit("buy", 10, 49000 - 10 * i) for i in range(3)]
+        eth = v.submit("buy", 1, "2900", symbol=ETH)
+        for order in [*btc, eth]:
+            await v.acked(order)
+        assert await v.adapter.cancel_all(BTC) == 3
+        await until(lambda: all(o.status is S.CANCELLED for o in btc))
+        assert eth.status is S.NEW
+        assert await v.adapter.cancel_all() == 1
+        await until(lambda: eth.status is S.CANCELLED)
+        assert await v.adapter.query_open_orders() == []
+
+
+async def test_post_only_that_would_cross_is_refused_locally_in_reject_mode() -> None:
+    async with venue() as v:
+        v.sandbox.place(BTC, "sell", D(10), D(50000), tif=TimeInForce.GTC)
+        await until(lambda: v.adapter._quotes.get(BTC, (None, None))[1] == D(50000))
+        order = v.submit("buy", 10, 50000, post_only=True)
+        await until(lambda: order.status is S.REJECTED)
+        assert order.reject_code == Reject.POST_ONLY_WOULD_TAKE and "best ask 50000" in order.reject_reason
+        assert v.sandbox.accounts["mm"].orders == {}  # nothing was sent
+        passive = v.submit("buy", 10, "49999.5", post_only=True)
+        await v.acked(passive)
+        assert passive.status is S.NEW
+
+
+async def test_post_only_reprice_mode_lets_the_venue_move_the_price() -> None:
+    async with venue(post_only="reprice") as v:
+        v.sandbox.place(BTC, "sell", D(10), D(50000), tif=TimeInForce.GTC)
+        order = v.submit("buy", 10, 50000, post_only=True)
+        await v.acked(order)
+        assert order.status is S.NEW and v.venue_order(order).price == D("49999.5")  # just below the ask
+
+
+async def test_reconciliation_queries_after_a_drop_find_fills_made_meanwhile() -> None:
+    async with venue(reconnect_min_s=D("0.3"), before=lambda a: a.set_cancel_on_disconnect(False)) as v:
+        order = v.submit("buy", 20, 49000)
+        await v.acked(order)
+        v.sandbox.drop()
+        await until(lambda: "disconnected" in v.sink.of("status"))
+        v.sandbox.place(BTC, "sell", D(10), D(49000))  # fills while we cannot hear it
+        await until(lambda: v.sink.of("status")[-1] == "connected")
+        fills = await v.adapter.query_fills(0)
+        assert [(f.client_id, f.qty) for f in fills] == [(order.client_id, D(10))]
+        (listed,) = await v.adapter.query_open_orders()
+        assert (listed.client_id, listed.status, listed.cum_qty) == (order.client_id, S.PARTIALLY_FILLED, D(10))
+        assert v.sink.fills(order.client_id) == []  # the runtime applies the queried fills itself
+        v.sandbox.place(BTC, "sell", D(10), D(49000))
+        await until(lambda: len(v.sink.fills(order.client_id)) == 1)  # new fills flow on the new connection
+
+
+# ---- venue MMP ------------------------------------------------------------------------------------
+
+
+async def test_venue_mmp_trigger_cancels_freezes_and_drives_the_engine_path() -> None:
+    def configure(adapter: PulseAdapter) -> None:
+        adapter.configure_mmp("mm", [BTC], interval=D(5), frozen_time=D(1), quantity_limit=D(20))
+
+    async with venue(before=configure) as v:
+        config = v.sandbox.accounts["mm"].mmp["btc_usd"]  # sent with private/set_mmp_config at login
+        assert (config.interval, config.frozen_time, config.quantity_limit) == (D(5), D(1), D(20))
+        hit = v.submit("buy", 20, 49000, mmp=True)
+        quote = v.submit("buy", 20, 48990, mmp=True)
+        plain = v.submit("buy", 20, 48980)
+        for order in (hit, quote, plain):
+            await v.acked(order)
+        v.sandbox.place(BTC, "sell", D(20), D(49000))
+        await until(lambda: quote.status is S.CANCELLED and hit.status is S.FILLED)
+        assert quote.reject_reason == "cancelled by the venue's market-maker protection"
+        assert plain.status is S.NEW  # not an mmp order
+        await until(lambda: len(v.sink.mmp_triggers) == 1)
+        strategy, ts, frozen_until, reason = v.sink.mmp_triggers[0]
+        assert strategy == "mm" and reason == "Pulse user.mmp_trigger.btc_usd"
+        assert frozen_until is not None and 0.7e9 < frozen_until - ts < 1.3e9
+        refused = v.submit("buy", 10, 48000, mmp=True)
+        await until(lambda: refused.status is S.REJECTED)
+        assert refused.reject_code == Reject.MMP_FROZEN
+        allowed = v.submit("buy", 10, 48000)
+        await v.acked(allowed)
+        await anyio.sleep(1.1)  # frozen_time 1 s
+        again = v.submit("buy", 10, 48000, mmp=True)
+        await v.acked(again)
+        assert again.status is S.NEW
+
+
+async def test_mmp_limits_come_from_the_strategies_on_this_venue() -> None:
+    class Runner:
+        def __init__(self, name: str, venue: str, limit: str) -> None:
+            self.name, self.venue, self.symbols = name, venue, (BTC,)
+            self.mmp = type("State", (), {"config": type("Cfg", (), {
+                "interval": D(1), "frozen_time": D(10), "quantity_limit": D(limit)})()})()
+
+    async with PulseSandbox(credentials={"mm": SECRET}) as sb:
+        sink = Sink()
+        sink.runners = {"a": Runner("a", "pulse", "300"), "b": Runner("b", "pulse", "200"),  # type: ignore[attr-defined]
+                        "c": Runner("c", "elsewhere", "1")}
+        adapter = PulseAdapter("pulse", PulseOptions(url=sb.url, client_id="mm", client_secret_env=SECRET_ENV),
+                               instruments(), WallClock(), sink)
+        async with anyio.create_task_group() as tg:
+            adapter.bind(tg)
+            await adapter.connect()
+            assert sb.accounts["mm"].mmp["btc_usd"].quantity_limit == D(200)  # the strictest of a and b
+            assert adapter._mmp_strategies == {"btc_usd": {"a", "b"}}
+            await adapter.close()
+            tg.cancel_scope.cancel()
+
+
+# ---- cancel-on-disconnect -----------------------------------------------------------------------
+
+
+async def test_drop_with_cancel_on_disconnect_cancels_at_the_venue_and_reconciles() -> None:
+    async with venue() as v:
+        order = v.submit("buy", 10, 49000)
+        await v.acked(order)
+        v.sandbox.drop()
+        await until(lambda: v.sink.of("status")[-1] == "connected" and len(v.sink.of("status")) == 3)
+        assert v.sink.of("status") == ["connected", "disconnected", "connected"]
+        assert v.sandbox.counters["cod_cancels"] == 1
+        assert not v.venue_order(order).is_open and v.venue_order(order).cancel_reason == "cancel_on_disconnect"
+        assert await v.adapter.query_open_orders() == []
+        seen = await v.adapter.query_order(order.client_id)
+        assert seen is not None and seen.status is S.CANCELLED
+        assert v.adapter.counters["reconnects"] == 1 and v.adapter.venue_cod is True
+
+
+async def test_drop_without_cancel_on_disconnect_leaves_orders_working() -> None:
+    async with venue(before=lambda a: a.set_cancel_on_disconnect(False)) as v:
+        assert v.adapter.venue_cod is False and next(iter(v.sandbox.conns)).cod is False
+        order = v.submit("buy", 10, 49000)
+        await v.acked(order)
+        v.sandbox.drop()
+        await until(lambda: len(v.sink.of("status")) == 3)
+        assert v.sandbox.counters["cod_cancels"] == 0
+        (listed,) = await v.adapter.query_open_orders()
+        assert listed.client_id == order.client_id and listed.status is S.NEW
+
+
+async def test_graceful_logout_does_not_cancel_even_with_cod_enabled() -> None:
+    async with venue() as v:
+        order = v.submit("buy", 10, 49000)
+        await v.acked(order)
+        sandbox = v.sandbox
+        assert v.adapter.venue_cod is True
+    # the adapter has logged out and closed
+    assert sandbox.counters["cod_cancels"] == 0
+    (working,) = [o for o in sandbox.accounts["mm"].orders.values() if o.is_open]
+    assert working.label == order.client_id
+
+
+# ---- heartbeats and faults ------------------------------------------------------------------------
+
+
+async def test_venue_test_requests_are_answered_and_keep_the_session() -> None:
+    async with venue(heartbeat_s=D("0.3")) as v:
+        await anyio.sleep(1.3)
+        assert v.adapter.counters["test_requests"] >= 1 and v.adapter.counters["heartbeats"] >= 1
+        assert v.sandbox.counters["heartbeat_drops"] == 0
+        assert v.sink.of("status") == ["connected"]
+
+
+async def test_missed_heartbeat_is_a_disconnect_and_fires_cancel_on_disconnect() -> None:
+    async with venue(heartbeat_s=D("0.3")) as v:
+        order = v.submit("buy", 10, 49000)
+        await v.acked(order)
+        v.sandbox.stall(1.5)  # the venue goes silent: not even heartbeats
+        await until(lambda: "disconnected" in v.sink.of("status"), timeout=3)
+        assert v.adapter.counters["heartbeat_missed"] >= 1
+        await until(lambda: v.sink.of("status")[-1] == "connected")
+        await until(lambda: v.sandbox.counters["cod_cancels"] == 1)  # we dropped it: an ungraceful close
+        assert await v.adapter.query_open_orders() == []
+
+
+async def test_garbage_from_the_venue_is_counted_and_the_connection_survives(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with venue() as v:
+        v.sandbox.garbage()
+        await until(lambda: v.adapter.counters["bad_frames"] == 2)
+        assert "malformed frame skipped" in caplog.text and "this is not json" in caplog.text
+        order = v.submit("buy", 10, 49000)
+        await v.acked(order)
+        assert order.status is S.NEW and v.sink.of("status") == ["connected"]
+
+
+async def test_a_late_answer_after_a_timeout_resolves_without_a_false_reject() -> None:
+    async with venue(request_timeout_s=D("0.2")) as v:
+        v.sandbox.stall(0.6)
+        order = v.submit("buy", 10, 49000)
+        await until(lambda: v.adapter.counters["timeouts"] >= 1)
+        await until(lambda: order.status is S.NEW, timeout=3)  # user.orders with our label after the stall
+        await anyio.sleep(0.1)
+        assert [u.status for u in v.sink.updates(order.client_id)] == [S.NEW]
+        assert v.adapter.counters["late_answers"] >= 1
+
+
+async def test_an_order_the_venue_never_saw_is_rejected_after_its_timeout() -> None:
+    async with venue(request_timeout_s=D("0.3")) as v:
+        sandbox_frame = v.sandbox._on_frame
+
+        def swallow_buys(conn: Any, raw: Any) -> None:
+            if '"private/buy"' not in raw:
+                sandbox_frame(conn, raw)
+
+        v.sandbox._on_frame = swallow_buys  # type: ignore[method-assign]
+        order = v.submit("buy", 10, 49000)
+        await until(lambda: order.status is S.REJECTED, timeout=3)
+        assert order.reject_code == Reject.BACKEND_CONNECTIVITY and "never placed" in order.reject_reason
+
+
+async def test_venue_mmp_trigger_drives_the_runtimes_own_mmp_path() -> None:
+    """With the real Runtime as the sink: the venue's limit (20) is tighter than the strategy's own
+    (1000), so only the venue triggers; the runtime then cancels, counts and refuses (7009) exactly
+    as after a local trigger."""
+    from types import SimpleNamespace
+
+    from engine.model import Phase, SessionState
+    from engine.risk.mmp import MmpConfig
+    from engine.runtime import Runtime, StrategyRunner
+
+    async with PulseSandbox(credentials={"mm": SECRET}) as sb:
+        clock = WallClock()
+        runtime = Runtime(clock)
+        listed = instruments()
+        options = PulseOptions(url=sb.url, client_id="mm", client_secret_env=SECRET_ENV,
+                               mmp={"btc_usd": {"interval": 5, "frozen_time": 1, "quantity_limit": 20}})
+        adapter = PulseAdapter("pulse", options, listed, clock, runtime)
+        runtime.add_venue("pulse", adapter, listed)
+        runner = StrategyRunner("mm", "pulse", [listed[0]], SimpleNamespace(hooks={}, pm=None))
+        runtime.add_strategy(runner, None, mmp=MmpConfig(interval=D(5), frozen_time=D(1), quantity_limit=D(1000)))
+        async with anyio.create_task_group() as tg:
+            adapter.bind(tg)
+            runtime.task_starter = lambda make: tg.start_soon(make)
+            await adapter.connect()
+            assert sb.accounts["mm"].mmp["btc_usd"].quantity_limit == D(20)  # the venue's own limit was sent
+            adapter.subscribe([BTC])
+            runtime.on_session_change(runtime.session, SessionState(Phase.OPEN, True, True, True, "2026-11-23"))
+            ctx = runner.ctx
+            assert ctx is not None
+            hit = ctx.submit(BTC, "buy", 20, D(49000), mmp=True, tif="gtc")
+            quote = ctx.submit(BTC, "buy", 20, D(48990), mmp=True, tif="gtc")
+            await until(lambda: hit.status is S.NEW and quote.status is S.NEW)
+            sb.place(BTC, "sell", D(20), D(49000))
+            await until(lambda: hit.status is S.FILLED and quote.status is S.CANCELLED)
+            assert runner.mmp is not None and runner.mmp.is_frozen()
+            assert runner.mmp_triggers == 1 and runner.mmp.last_trigger.reason == "MMP triggered by the venue"
+            refused = ctx.submit(BTC, "buy", 20, D(48000), mmp=True, tif="gtc")
+            assert refused.status is S.REJECTED and refused.reject_code == Reject.MMP_FROZEN  # refused locally
+            await adapter.close()
+            tg.cancel_scope.cancel()
+
+
+# ---- the adapter's stream handling fed the document's examples directly (no socket) -----------
+
+FIXTURES = Path(__file__).parent / "fixtures" / "pulse"
+
+
+def notification(fixture: str, channel: str) -> str:
+    data = (FIXTURES / fixture).read_text(encoding="utf-8")
+    return '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"' + channel + '","data":' + data + "}}"
+
+
+def offline_adapter(symbol: str) -> tuple[PulseAdapter, Sink]:
+    sink = Sink()
+    listed = [Instrument(symbol, "pulse", tick_size=D("0.5"), lot_size=D(1))]
+    adapter = PulseAdapter("pulse", PulseOptions(client_id="mm", client_secret_env=SECRET_ENV), listed,
+                           WallClock(), sink)
+    return adapter, sink
+
+
+def track(adapter: PulseAdapter, sink: Sink, client_id: str, symbol: str) -> Order:
+    from adapters.pulse.adapter import _Track
+
+    order = Order(client_id, "mm", "pulse", symbol, Side.BUY, D(10), D(50000), tif=TimeInForce.GTC)
+    sink.orders[client_id] = order
+    adapter._tracks[client_id] = _Track(order, 0.0)
+    return order
+
+
+def test_documented_user_changes_is_attributed_by_label_and_the_sole_order() -> None:
+    symbol = "BTC-31JUN23-50000-C"
+    adapter, sink = offline_adapter(symbol)
+    order = track(adapter, sink, "my_order", symbol)  # the example's label
+    adapter._dispatch(notification("user.changes.instrument_name.interval.response.json",
+                                   f"user.changes.{symbol}.raw"))
+    # PUL-8: the example's trade has no order_id; the message's only order is ours, so it is its fill
+    assert [u.status for u in sink.updates("my_order")] == [S.NEW]
+    (fill,) = sink.fills("my_order")
+    assert (fill.exec_id, fill.venue_order_id, fill.qty, fill.price) == (
+        "66fa560b912a3148d07efacf", "60c72b2f9b1e8a001c8e4d5a", D(10), D(50000))
+    assert order.status is S.FILLED and sink.errors == []
+    # the same trade again on user.trades: delivered once
+    adapter._dispatch(notification("user.trades.instrument_name.raw.response.json", f"user.trades.{symbol}.raw"))
+    assert len(sink.fills("my_order")) == 1 and adapter.counters["duplicate_fills"] == 1
+
+
+def test_documented_user_trades_alone_cannot_be_attributed_and_is_reported() -> None:
+    symbol = "BTC-31JUN23-50000-C"
+    adapter, sink = offline_adapter(symbol)
+    track(adapter, sink, "my_order", symbol)
+    adapter._dispatch(notification("user.trades.instrument_name.raw.response.json", f"user.trades.{symbol}.raw"))
+    assert sink.fills("my_order") == [] and adapter.counters["unattributed_trades"] == 1
+
+
+def test_documented_book_example_is_a_bad_frame_not_a_book() -> None:
+    from adapters.pulse.codec import CodecError
+
+    adapter, sink = offline_adapter(BTC)
+    with pytest.raises(CodecError, match="book level"):  # PUL-6: "[[null]]"; the reader counts and skips it
+        adapter._dispatch(notification("book.instrument_name.interval.response.json", f"book.{BTC}.raw"))
+    assert sink.of("book") == []
+
+
+def test_documented_mmp_trigger_reaches_the_strategies_of_its_index() -> None:
+    adapter, sink = offline_adapter(BTC)
+    adapter.configure_mmp("mm", [BTC], D(1), D(10), D(300))
+    adapter._dispatch(notification("user.mmp_trigger.index_name.response.json", "user.mmp_trigger.btc_usd"))
+    ((strategy, _, until, reason),) = sink.mmp_triggers
+    assert strategy == "mm" and until == 1_640_995_200 * 1_000_000_000 and reason.endswith("btc_usd")
