@@ -12,6 +12,7 @@ returning ``{name: AdapterClass}`` (the way pytest and datasette find plugins).
 
 from __future__ import annotations
 
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -84,6 +85,26 @@ class RateLimit:
     source: str = ""
 
 
+class Backoff:
+    """Exponential backoff with "equal jitter" for reconnects: attempt n waits between d/2 and d,
+    where d = min(max, base * 2**n). Jitter spreads the reconnects of many clients after an outage;
+    the floor of d/2 keeps a flapping server from being hammered."""
+
+    def __init__(self, base_s: float, max_s: float, rng: random.Random) -> None:
+        self.base_s = base_s
+        self.max_s = max_s
+        self.rng = rng
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.max_s, self.base_s * 2 ** min(self.attempt, 62))
+        self.attempt += 1
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
 class AdapterOptions(BaseModel):
     """Base for an adapter's own config block. Unknown keys are refused."""
 
@@ -102,6 +123,9 @@ class Adapter(ABC):
     rate_limits: ClassVar[tuple[RateLimit, ...]] = ()
     #: pydantic model for this adapter's options in config (``venues.<name>.options``)
     options_model: ClassVar[type[AdapterOptions]] = AdapterOptions
+    #: ``module:function`` of a local sandbox server of this venue (argv -> exit code), run by
+    #: ``engine sandbox <name>``; empty when the adapter has none
+    sandbox_entry: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -113,6 +137,8 @@ class Adapter(ABC):
         seed: int = 0,
     ) -> None:
         self.venue = venue
+        if not isinstance(options, self.options_model):  # a base AdapterOptions from config or a test
+            options = self.options_model.model_validate(options.model_dump())
         self.options = options
         self.instruments = {i.symbol: i for i in instruments}
         self.clock = clock

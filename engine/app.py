@@ -248,21 +248,26 @@ class Engine:
             adapter.subscribe(rt.subscriptions(name))
 
     async def _await_cancels(self, venue: Any) -> None:
-        """Wait (engine time on the simulated clock) for the cancels restart reconciliation sent."""
-        rt = self.runtime
-        if isinstance(self.clock, SimClock):
-            deadline = self.clock.now_ns() + SHUTDOWN_GRACE_S * NS_PER_S
-            while venue.awaiting_cancels and self.clock.advance(deadline):
-                if rt.pending_tasks:
-                    await rt.run_pending()
-        else:
-            with anyio.move_on_after(SHUTDOWN_GRACE_S):
-                while venue.awaiting_cancels:
-                    await anyio.sleep(0.02)
+        """Wait for the cancels restart reconciliation sent."""
+        await self._wait_until(lambda: not venue.awaiting_cancels)
         if venue.awaiting_cancels:
             log.error("venue %s: %d restart cancels not confirmed yet: %s", venue.name, len(venue.awaiting_cancels),
                       ", ".join(sorted(venue.awaiting_cancels)))
             venue.awaiting_cancels.clear()
+
+    async def _wait_until(self, done: Callable[[], bool]) -> None:
+        """Let venues answer until ``done()`` or SHUTDOWN_GRACE_S have passed: engine time on the
+        simulated clock (timers run, queued venue queries too), real time on the wall clock."""
+        rt = self.runtime
+        if isinstance(self.clock, SimClock):
+            deadline = self.clock.now_ns() + SHUTDOWN_GRACE_S * NS_PER_S
+            while not done() and self.clock.advance(deadline):
+                if rt.pending_tasks:
+                    await rt.run_pending()
+        else:
+            with anyio.move_on_after(SHUTDOWN_GRACE_S):
+                while not done():
+                    await anyio.sleep(0.02)
 
     async def _flush_journal(self) -> None:
         """Group commit: order rows queued on the event path reach the disk within ``flush_ms``."""
@@ -507,16 +512,7 @@ class Engine:
         rt.save_strategy_states()
         for runner in rt.runners.values():
             rt.stop_strategy(runner)
-        # wait for the venues to confirm the cancels
-        if isinstance(self.clock, SimClock):
-            deadline = self.clock.now_ns() + SHUTDOWN_GRACE_S * NS_PER_S
-            while rt.open_order_count() and self.clock.advance(deadline):
-                if rt.pending_tasks:
-                    await rt.run_pending()
-        else:
-            with anyio.move_on_after(SHUTDOWN_GRACE_S):
-                while rt.open_order_count():
-                    await anyio.sleep(0.05)
+        await self._wait_until(lambda: not rt.open_order_count())  # the venues confirm the cancels
         if rt.open_order_count():
             log.error("%d orders still open after shutdown cancels", rt.open_order_count())
         self.driver.stop()

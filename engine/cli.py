@@ -3,6 +3,7 @@
     engine run CONFIG [--report FILE] [--html FILE] [--speed X] [--seed N] [--log-format human|json]
                       [--journal FILE] [--fresh-account]
     engine journal inspect JOURNAL [--orders N] [--fills N]
+    engine sandbox ADAPTER [ARGS...]
     engine check CONFIG
     engine halt CONFIG [--reducing]
     engine report REPORT_JSON [--html FILE]
@@ -40,6 +41,7 @@ examples:
   engine halt config.yaml --reducing          ... or accepts only orders that shrink a position
   engine run config.yaml --fresh-account      start a new paper account (the old journal is moved aside)
   engine journal inspect config.journal.sqlite   orders, fills, positions and account from a journal
+  engine sandbox pulse                        a local Pulse venue for config.pulse-sandbox.yaml
 """
 
 
@@ -176,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("journal", type=Path, metavar="JOURNAL", help="e.g. config.journal.sqlite")
     inspect.add_argument("--orders", type=int, default=20, metavar="N", help="last N orders (default 20)")
     inspect.add_argument("--fills", type=int, default=20, metavar="N", help="last N fills (default 20)")
+
+    sandbox = sub.add_parser(
+        "sandbox", help="run a venue's local sandbox server (pulse, psx_feed, optimus)",
+        description="Run the local sandbox server of a venue adapter on 127.0.0.1, backed by the paper matching "
+        "engine: pulse (JSON-RPC WebSocket), psx_feed (PSX Live Feed WebSocket), optimus (REST with webhooks). "
+        "Arguments after the name go to the server; 'engine sandbox pulse --help' lists them.",
+    )
+    sandbox.add_argument("adapter", metavar="ADAPTER", help="registered adapter name, e.g. pulse")
+    sandbox.add_argument("args", nargs=argparse.REMAINDER, help="the server's own arguments")
     return parser
 
 
@@ -292,6 +303,22 @@ def cmd_journal(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    import importlib
+
+    from adapters.base import adapter_registry
+
+    registry = adapter_registry()
+    with_sandbox = sorted(name for name, cls in registry.items() if cls.sandbox_entry)
+    cls = registry.get(args.adapter)
+    if cls is None or not cls.sandbox_entry:
+        print(f"engine: no sandbox for adapter {args.adapter!r}; adapters with one: {', '.join(with_sandbox)}",
+              file=sys.stderr)
+        return 1
+    module, _, function = cls.sandbox_entry.partition(":")
+    return int(getattr(importlib.import_module(module), function)(args.args) or 0)
+
+
 def cmd_codes(_args: argparse.Namespace) -> int:
     from engine.rejects import REJECT_CODES
 
@@ -316,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "journal":
             return cmd_journal(args)
+        if args.command == "sandbox":
+            return cmd_sandbox(args)
         return cmd_codes(args)
     except (ConfigError, StrategyLoadError, StartupError) as exc:
         print(f"engine: {exc}", file=sys.stderr)

@@ -230,6 +230,7 @@ class OptimusAdapter(Adapter):
                   source="document section 11: Public Data APIs 200 requests/minute/IP (not used by this adapter)"),
     )
     options_model: ClassVar[type[AdapterOptions]] = OptimusOptions
+    sandbox_entry: ClassVar[str] = "adapters.optimus.sandbox:main"
 
     def __init__(
         self,
@@ -240,9 +241,8 @@ class OptimusAdapter(Adapter):
         sink: VenueEvents,
         seed: int = 0,
     ) -> None:
-        if not isinstance(options, OptimusOptions):
-            options = OptimusOptions.model_validate(options.model_dump())
         super().__init__(venue, options, instruments, clock, sink, seed)
+        options = self.options  # a OptimusOptions: Adapter.__init__ validates it against options_model
         self.opts = options
         self._username = read_secret(options.username_env, None, "username").value
         self._password = read_secret(options.password_env, options.password_file, "password")

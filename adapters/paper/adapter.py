@@ -225,9 +225,8 @@ class PaperAdapter(Adapter):
         sink: VenueEvents,
         seed: int = 0,
     ) -> None:
-        if not isinstance(options, PaperOptions):
-            options = PaperOptions.model_validate(options.model_dump())
         super().__init__(venue, options, instruments, clock, sink, seed)
+        options = self.options  # a PaperOptions: Adapter.__init__ validates it against options_model
         for fault in options.faults:
             if isinstance(fault, HaltFault) and fault.symbol not in self.instruments:
                 known = ", ".join(sorted(self.instruments)) or "none"

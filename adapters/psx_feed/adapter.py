@@ -47,7 +47,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from adapters.base import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
+from adapters.base import Adapter, AdapterOptions, Backoff, Capabilities, RateLimit, VenueEvents
 from adapters.psx_feed.codec import (
     ACCESS_LEVELS,
     AUTH_HEADER,
@@ -237,27 +237,9 @@ def _is_loopback(host: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# Backoff and the per-token connection count
+# The per-token connection count (Backoff lives in adapters.base: every network adapter uses it)
 
 
-class Backoff:
-    """Exponential backoff with "equal jitter": attempt n waits between d/2 and d, where
-    d = min(max, base * 2**n). Jitter spreads the reconnects of many clients after an outage;
-    the floor of d/2 keeps a flapping server from being hammered."""
-
-    def __init__(self, base_s: float, max_s: float, rng: random.Random) -> None:
-        self.base_s = base_s
-        self.max_s = max_s
-        self.rng = rng
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self.max_s, self.base_s * 2 ** min(self.attempt, 62))
-        self.attempt += 1
-        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 #: open connections per token in this process, keyed by a digest (the token itself is not kept)
@@ -288,6 +270,7 @@ class LiveFeedAdapter(Adapter):
     #: the document names no request budget ("respect server rate limits", no numbers)
     rate_limits: ClassVar[tuple[RateLimit, ...]] = ()
     options_model: ClassVar[type[AdapterOptions]] = LiveFeedOptions
+    sandbox_entry: ClassVar[str] = "adapters.psx_feed.sandbox:main"
     #: for the engine: this adapter carries no orders, so a drop leaves no order unknown
     market_data_only: ClassVar[bool] = True
 
@@ -300,9 +283,8 @@ class LiveFeedAdapter(Adapter):
         sink: VenueEvents,
         seed: int = 0,
     ) -> None:
-        if not isinstance(options, LiveFeedOptions):
-            options = LiveFeedOptions.model_validate(options.model_dump())
         super().__init__(venue, options, instruments, clock, sink, seed)
+        options = self.options  # a LiveFeedOptions: Adapter.__init__ validates it against options_model
         self.feed_options = options
         self.url = feed_url(options.base(), options.access)  # never carries the token
         self.level = ACCESS_LEVELS[options.access]

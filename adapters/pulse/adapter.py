@@ -34,6 +34,7 @@ import itertools
 import logging
 import math
 import os
+import random
 import secrets as _secrets
 import time
 from collections import Counter
@@ -50,7 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from adapters.base import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
+from adapters.base import Adapter, AdapterOptions, Backoff, Capabilities, RateLimit, VenueEvents
 from adapters.pulse import codec
 from adapters.pulse.codec import (
     BookMsg,
@@ -262,9 +263,8 @@ class PulseAdapter(Adapter):
         sink: VenueEvents,
         seed: int = 0,
     ) -> None:
-        if not isinstance(options, PulseOptions):
-            options = PulseOptions.model_validate(options.model_dump())
         super().__init__(venue, options, instruments, clock, sink, seed)
+        options = self.options  # a PulseOptions: Adapter.__init__ validates it against options_model
         self.pulse_options = options
         self._timeout = float(options.request_timeout_s)
         self._heartbeat_s = float(options.heartbeat_s)
@@ -600,19 +600,17 @@ class PulseAdapter(Adapter):
             self.start_task(self._guard, self._reconnect, name=f"pulse-reconnect-{self.venue}")
 
     async def _reconnect(self) -> None:
-        delay = float(self.pulse_options.reconnect_min_s)
-        limit = float(self.pulse_options.reconnect_max_s)
+        backoff = Backoff(float(self.pulse_options.reconnect_min_s), float(self.pulse_options.reconnect_max_s),
+                          random.Random(self.seed))
         try:
             while not self._closing:
-                await anyio.sleep(delay)
+                await anyio.sleep(backoff.next_delay())
                 if self._closing:
                     return
                 try:
                     await self._open()
                 except (ConnectionError, OSError) as exc:
-                    log.warning("pulse %s: reconnect failed: %s; next try in %.1f s", self.venue, exc,
-                                min(delay * 2, limit))
-                    delay = min(delay * 2, limit)
+                    log.warning("pulse %s: reconnect failed: %s; trying again with backoff", self.venue, exc)
                     continue
                 self.counters["reconnects"] += 1
                 log.warning("pulse %s: reconnected", self.venue)
