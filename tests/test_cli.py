@@ -124,3 +124,14 @@ def test_bad_speed_is_refused_by_the_parser(speed):
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "config.yaml", "--speed", speed])
     assert exit_info.value.code == 2
+
+
+def test_shipped_pulse_sandbox_config_checks_and_sandbox_names_what_exists(capsys):
+    assert main(["check", str(REPO / "config.pulse-sandbox.yaml")]) == 0
+    capsys.readouterr()
+    assert main(["sandbox", "paper"]) == 1
+    err = capsys.readouterr().err
+    assert "no sandbox for adapter 'paper'" in err and "optimus, psx_feed, pulse" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sandbox", "pulse", "--help"])
+    assert exit_info.value.code == 0 and "--port" in capsys.readouterr().out
