@@ -236,7 +236,6 @@ class Engine:
                         f"venue {name}: restart reconciliation failed ({type(exc).__name__}: {exc}); the engine "
                         "does not trade an account it cannot reconcile"
                     ) from exc
-                await self._await_cancels(venue)
                 rt._venue_ready(venue)
             journal.commit(self.clock.now_ns())
             rt.release_strategies()
@@ -246,14 +245,6 @@ class Engine:
                     rt.call_rare(runner, "on_load", state=states[runner.name])
         for name, adapter in self.adapters.items():
             adapter.subscribe(rt.subscriptions(name))
-
-    async def _await_cancels(self, venue: Any) -> None:
-        """Wait for the cancels restart reconciliation sent."""
-        await self._wait_until(lambda: not venue.awaiting_cancels)
-        if venue.awaiting_cancels:
-            log.error("venue %s: %d restart cancels not confirmed yet: %s", venue.name, len(venue.awaiting_cancels),
-                      ", ".join(sorted(venue.awaiting_cancels)))
-            venue.awaiting_cancels.clear()
 
     async def _wait_until(self, done: Callable[[], bool]) -> None:
         """Let venues answer until ``done()`` or SHUTDOWN_GRACE_S have passed: engine time on the

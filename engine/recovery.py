@@ -197,21 +197,25 @@ async def recover_venue(runtime: Runtime, venue: _Venue, since_ns: int, unknown_
             if seen is None:
                 seen = await adapter.query_order(order.client_id)
             _settle(runtime, venue, runner, order, seen)
-    to_cancel: list[tuple[StrategyRunner, Order]] = []
+    def disown(runner: StrategyRunner, order: Order) -> None:
+        """Not the strategy's to see: the engine cancels it, retrying until the venue takes cancels
+        (PSX refuses them while closed, which is when most restarts happen)."""
+        runner.open_orders.pop(order.client_id, None)
+        venue.orphans[order.client_id] = order
+        venue.account.track(order)
+
+    adopted_ids = {o.client_id for _, o in adopted}
     for runner, order in adopted:
         if order.is_terminal:
             continue
         if unknown_orders == "cancel":
-            # not the strategy's to see: the engine cancels it, retrying until the venue accepts
-            runner.open_orders.pop(order.client_id, None)
-            venue.orphans[order.client_id] = order
-            venue.account.track(order)
+            disown(runner, order)
         else:
             log.warning("restart: adopted %s into strategy %s", order.client_id, runner.name)
     if open_orders == "cancel":
-        adopted_ids = {o.client_id for _, o in adopted}
         for runner in [r for r in runtime.runners.values() if r.venue == venue.name]:
-            to_cancel.extend((runner, o) for o in runner.open_orders.values() if o.client_id not in adopted_ids)
+            for order in [o for o in runner.open_orders.values() if o.client_id not in adopted_ids]:
+                disown(runner, order)
     for client_id, order in list(venue.orphans.items()):
         seen = listed.pop(client_id, None)
         if seen is not None and seen.status not in TERMINAL_STATUSES:
@@ -223,10 +227,6 @@ async def recover_venue(runtime: Runtime, venue: _Venue, since_ns: int, unknown_
         runtime._anomaly("venue_order_unknown", f"venue {venue.name} works an order this engine did not place; "
                                                 f"left alone: {seen}")
     runtime.cancel_orphans(venue)
-    for runner, order in to_cancel:
-        venue.awaiting_cancels.add(order.client_id)
-        if not runtime.request_cancel(runner, order, by_engine=True, allow_reconciling=True):
-            venue.awaiting_cancels.discard(order.client_id)
     if runtime.journal is not None:
         runtime.journal.commit(now)
 

@@ -3,6 +3,7 @@ on real SQLite files and real engine runs."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 import textwrap
@@ -20,7 +21,7 @@ from engine.clock import KARACHI, NS_PER_S, SimClock
 from engine.config import load_config
 from engine.errors import StartupError
 from engine.journal import MIGRATIONS, Journal, JournalError
-from engine.model import Instrument, Order, OrderType, Phase, SessionState, Side, TimeInForce
+from engine.model import Instrument, Order, OrderStatus, OrderType, Phase, SessionState, Side, TimeInForce
 from engine.rejects import Reject
 from engine.risk.connectivity import VenueConnected
 from engine.risk.gate import OrderRequest
@@ -160,7 +161,7 @@ def test_restart_refuses_orders_with_7015_until_reconciled():
 
 def _rest_an_order_at_the_venue(state: Path, client_id: str) -> None:
     """What a crash leaves: the venue works an order the journal never recorded."""
-    clock = SimClock(int(__import__("datetime").datetime(2026, 11, 23, 9, 40, tzinfo=KARACHI).timestamp()) * NS_PER_S)
+    clock = SimClock(int(dt.datetime(2026, 11, 23, 9, 40, tzinfo=KARACHI).timestamp()) * NS_PER_S)
 
     class Sink:
         def __getattr__(self, name):
@@ -214,6 +215,24 @@ def test_an_order_the_venue_works_but_the_journal_never_saw_is_cancelled_or_adop
     finally:
         journal.close()
     assert report["orders"]["open_at_exit"] == 0
+
+
+@pytest.mark.parametrize("policy", ["keep", "cancel"])
+def test_orders_both_sides_know_are_kept_for_their_strategy_or_cancelled_by_the_engine(tmp_path, policy):
+    _rest_an_order_at_the_venue(tmp_path / "config.journal.venue-paper.sqlite", "s-7")
+    journal = Journal.open(tmp_path / "config.journal.sqlite")
+    journal.begin_run(0, "earlier run", dt.date(2026, 11, 23))
+    order = Order("s-7", "s", "paper", "MEBL", Side.BUY, Decimal(100), Decimal("180.00"))
+    order.restore(OrderStatus.NEW, Decimal(0), Decimal(0), "1", 1)
+    journal.order(order)
+    journal.close()
+    config = _config(tmp_path, LOOKER, run="{clock: simulated, start: 2026-11-23, days: 1, seed: 7}",
+                     extra=f"journal: {{on_restart: {{open_orders: {policy}}}}}\n")
+    run_config(load_config(config))
+    assert _log(tmp_path)[0]["open"] == (["s-7"] if policy == "keep" else [])
+    final = "expired" if policy == "keep" else "cancelled"  # cancelled once the venue takes cancels
+    with sqlite3.connect(tmp_path / "config.journal.venue-paper.sqlite") as db:
+        assert db.execute("SELECT status FROM orders WHERE client_id = 's-7'").fetchone()[0] == final
 
 
 def test_journal_inspect_prints_account_positions_orders_and_fills(tmp_path, capsys):
