@@ -98,6 +98,8 @@ class Engine:
             hook_budget_ms=containment.hook_budget_ms,
             max_hook_overruns=containment.max_hook_overruns,
         )
+        # one policy for orders under our client ids the engine has no record of: restart and reconnect
+        self.runtime.unknown_orders = cfg.journal.on_restart.unknown_orders
         self.adapters: dict[str, Adapter] = {}
         self._build_venues()
         self._build_strategies(strategies if strategies is not None else load_strategies(loaded))
@@ -228,7 +230,7 @@ class Engine:
             for name in self.adapters:
                 venue = rt.venues[name]
                 try:
-                    await recover_venue(rt, venue, since, restart.unknown_orders, restart.open_orders)
+                    await recover_venue(rt, venue, since, rt.unknown_orders, restart.open_orders)
                 except NotImplementedError as exc:
                     raise StartupError(f"venue {name}: restart reconciliation is impossible: {exc}") from None
                 except Exception as exc:

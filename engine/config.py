@@ -225,8 +225,9 @@ class VenueConfig(_Strict):
 class RestartConfig(_Strict):
     """What restart reconciliation does with orders the venue works for us."""
 
-    # an order at the venue with one of our strategies' client ids that the journal never recorded
-    # (sent in the last flush window before a crash): cancel it, or adopt it into its strategy
+    # an order at the venue with one of our strategies' client ids that the engine has no record of
+    # (sent in the last flush window before a crash, or found by the reconciliation after a
+    # reconnect): cancel it without its strategy seeing it, or adopt it into its strategy
     unknown_orders: Literal["cancel", "adopt"] = "cancel"
     # orders the journal and the venue both know as open: keep them working for their strategies
     # (ctx.open_orders lists them), or cancel them before the strategies start

@@ -161,7 +161,8 @@ class OrderContext:
         return self._runtime.venues[self._runner.venue].account.buying_power
 
     def sellable(self, symbol: str) -> Decimal:
-        """Shares of ``symbol`` the account may still sell (held, not already being sold)."""
+        """Shares of ``symbol`` a new sell may take: settled ones (and unsettled ones where the rule pack
+        allows selling them), minus what open sells already hold. More is refused with 4002."""
         return self._runtime.venues[self._runner.venue].account.sellable(symbol)
 
     @property

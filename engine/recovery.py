@@ -12,6 +12,9 @@ orders the journal thinks open are given the venue's state, orders the venue wor
 our strategies' client ids that the journal never saw are adopted or cancelled (config
 ``journal.on_restart``), and orders placed by someone else are left alone and reported.
 Until it is done the venue refuses orders with 7015.
+
+The reconciliation itself (:func:`ask_venue` then :func:`reconcile_venue`) is the same one
+``Runtime.reconcile`` runs after every reconnect, where orders are refused with 9001 meanwhile.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from engine.journal import Journal
-from engine.model import TERMINAL_STATUSES, Order, OrderStatus, OrderType, VenueOrder
+from engine.model import TERMINAL_STATUSES, Fill, Order, OrderStatus, OrderType, VenueOrder
 from engine.portfolio import Position
 from engine.rejects import Reject
 
@@ -95,6 +98,8 @@ def restore(runtime: Runtime, journal: Journal, today: dt.date) -> Restored:
         runner = runtime.runners.get(journaled.strategy)
         if runner is not None:
             runner.position(fill.symbol).apply_fill(fill.side, fill.qty, fill.price, fill.fee)
+        else:
+            runtime.retired_fill(journaled.strategy, fill)
         restored.fills_replayed += 1
     for venue in runtime.venues.values():
         venue.account.roll(today)  # what settled while the engine was down is usable today
@@ -157,86 +162,152 @@ def _order_from_venue(seen: VenueOrder, strategy: str, now: int) -> Order:
     return order
 
 
-async def recover_venue(runtime: Runtime, venue: _Venue, since_ns: int, unknown_orders: str, open_orders: str) -> None:
-    """Reconcile one venue at start (see the module docstring). Raises when the venue cannot
-    answer: trading on an account the engine cannot reconcile is not safe."""
+# states in which an order the venue has acknowledged may have ended without the engine hearing
+_MAYBE_AT_VENUE = (OrderStatus.UNKNOWN, OrderStatus.PENDING_CANCEL)
+
+
+@dataclass
+class VenueAnswer:
+    """What a venue said when asked, gathered before anything is changed: the engine's state is
+    only touched once every query has answered (a drop in the middle changes nothing)."""
+
+    listed: dict[str, VenueOrder]
+    fills: list[Fill]  # the ones not applied yet
+    looked_up: dict[str, VenueOrder | None]
+    repeated: int = 0  # fills the venue sent again that the engine or its journal already has
+
+    def order(self, client_id: str) -> VenueOrder | None:
+        seen = self.listed.pop(client_id, None)
+        return seen if seen is not None else self.looked_up.get(client_id)
+
+
+async def ask_venue(runtime: Runtime, venue: _Venue, since_ns: int) -> VenueAnswer:
+    """Open orders, fills since ``since_ns``, and each order the engine needs whose state the open
+    list does not give (finished ones, and orders with our client ids the engine never saw)."""
     adapter = venue.adapter
-    now = runtime.clock.now_ns()
     listed = {vo.client_id: vo for vo in await adapter.query_open_orders()}
-    fills = sorted(await adapter.query_fills(since_ns), key=lambda f: f.ts)
-    # orders the journal missed (sent in the last flush window): their fills and live ones need an order
-    unknown_ids = {f.client_id for f in fills if f.client_id not in venue.orders}
-    unknown_ids |= {cid for cid in listed if cid not in venue.orders}
-    adopted: list[tuple[StrategyRunner, Order]] = []
+    answered = sorted(await adapter.query_fills(since_ns), key=lambda f: f.ts)
+    # the query reaches back a little before the journal's last word: what it has is not news
+    journal = runtime.journal
+    fills = [f for f in answered
+             if f.exec_id not in venue.exec_ids and not (journal is not None and journal.same_fill(f))]
+    wanted = {f.client_id for f in fills if f.client_id not in venue.orders
+              and strategy_of(runtime, venue.name, f.client_id) is not None}
+    for runner in runtime.runners.values():
+        if runner.venue == venue.name:
+            wanted.update(runner.open_orders)
+    wanted.update(venue.orphans)
+    looked_up = {cid: await adapter.query_order(cid) for cid in sorted(wanted - listed.keys())}
+    return VenueAnswer(listed, fills, looked_up, len(answered) - len(fills))
+
+
+def reconcile_venue(runtime: Runtime, venue: _Venue, answer: VenueAnswer, unknown_orders: str) -> list[Order]:
+    """Make the engine agree with what the venue answered; the venue is the truth. One mechanism for
+    a restart and for every reconnect:
+
+    - an order the venue works (or filled) under one of our strategies' client ids that the engine
+      never recorded is adopted into its strategy, or (``unknown_orders: cancel``) handed to the
+      engine to cancel without the strategy ever seeing it;
+    - missed fills are applied once (an exec id already applied is dropped);
+    - every open order gets the venue's state (one the venue no longer knows: never received if it
+      was never acknowledged, else finished while the engine could not hear);
+    - orders placed by someone else are left alone and reported.
+
+    Returns the orders adopted into their strategies."""
+    now = runtime.clock.now_ns()
+    venue.n_duplicate_fills += answer.repeated
+    unknown_ids = {f.client_id for f in answer.fills if f.client_id not in venue.orders}
+    unknown_ids |= {cid for cid in answer.listed if cid not in venue.orders}
+    found: list[tuple[StrategyRunner, Order]] = []
     for client_id in sorted(unknown_ids):
         runner = strategy_of(runtime, venue.name, client_id)
-        if runner is None:
-            continue
-        seen = listed.get(client_id) or await adapter.query_order(client_id)
-        if seen is None:
+        seen = answer.listed.get(client_id) or answer.looked_up.get(client_id)
+        if runner is None or seen is None:
             continue
         order = _order_from_venue(seen, runner.name, now)
         venue.orders[client_id] = order
         runner.open_orders[client_id] = order
-        adopted.append((runner, order))
-        log.warning("restart: venue %s has %s (%s %s %s @ %s, %s) that the journal never recorded", venue.name,
+        venue.account.track(order)
+        log.warning("venue %s works %s (%s %s %s @ %s, %s) that this engine has no record of", venue.name,
                     client_id, seen.side.value, seen.qty, seen.symbol, seen.price, seen.status.value)
+        if unknown_orders == "cancel":
+            disown(venue, runner, order)  # before its fills and state: the strategy never sees the order
+        else:
+            found.append((runner, order))
     applied_before = venue.n_fill
-    for fill in fills:
+    for fill in answer.fills:
         order = venue.orders.get(fill.client_id)
         if order is not None and order.status is OrderStatus.UNKNOWN:
             order.transition(OrderStatus.NEW, now)  # a fill proves the venue had it
-        runtime.on_fill(fill)  # already-journaled exec ids are dropped
+        runtime.on_fill(fill)  # already-applied exec ids are dropped
     missed = venue.n_fill - applied_before
     if missed:
-        log.warning("restart: %d fills on venue %s happened while the engine was down; applied once", missed,
-                    venue.name)
+        log.warning("venue %s: %d fills happened while the engine could not hear; applied once", venue.name, missed)
     for runner in [r for r in runtime.runners.values() if r.venue == venue.name]:
         for order in list(runner.open_orders.values()):
-            seen = listed.pop(order.client_id, None)
-            if seen is None:
-                seen = await adapter.query_order(order.client_id)
-            _settle(runtime, venue, runner, order, seen)
-    def disown(runner: StrategyRunner, order: Order) -> None:
-        """Not the strategy's to see: the engine cancels it, retrying until the venue takes cancels
-        (PSX refuses them while closed, which is when most restarts happen)."""
-        runner.open_orders.pop(order.client_id, None)
-        venue.orphans[order.client_id] = order
-        venue.account.track(order)
-
-    adopted_ids = {o.client_id for _, o in adopted}
-    for runner, order in adopted:
-        if order.is_terminal:
-            continue
-        if unknown_orders == "cancel":
-            disown(runner, order)
-        else:
-            log.warning("restart: adopted %s into strategy %s", order.client_id, runner.name)
-    if open_orders == "cancel":
-        for runner in [r for r in runtime.runners.values() if r.venue == venue.name]:
-            for order in [o for o in runner.open_orders.values() if o.client_id not in adopted_ids]:
-                disown(runner, order)
+            _settle(runtime, venue, runner, order, answer.order(order.client_id))
+    adopted: list[Order] = []
+    for runner, order in found:
+        if not order.is_terminal:
+            log.warning("venue %s: %s adopted into strategy %s", venue.name, order.client_id, runner.name)
+            adopted.append(order)
     for client_id, order in list(venue.orphans.items()):
-        seen = listed.pop(client_id, None)
-        if seen is not None and seen.status not in TERMINAL_STATUSES:
-            if order.status is OrderStatus.UNKNOWN:
-                order.restore(seen.status, seen.cum_qty, order._notional, seen.venue_order_id, now)
-        elif order.status is OrderStatus.UNKNOWN:  # the venue has finished with it
-            del venue.orphans[client_id]
-    for seen in listed.values():  # what is left was placed by someone else (or a strategy long gone)
+        _settle_orphan(runtime, venue, order, answer.order(client_id))
+    for seen in answer.listed.values():  # what is left was placed by someone else (or a strategy long gone)
         runtime._anomaly("venue_order_unknown", f"venue {venue.name} works an order this engine did not place; "
                                                 f"left alone: {seen}")
+    return adopted
+
+
+def _settle_orphan(runtime: Runtime, venue: _Venue, order: Order, seen: VenueOrder | None) -> None:
+    """An order the engine is cancelling with no strategy to tell: the venue's state, or its end."""
+    now = runtime.clock.now_ns()
+    if seen is not None and seen.status not in TERMINAL_STATUSES:
+        if order.status is OrderStatus.UNKNOWN:
+            order.restore(seen.status, seen.cum_qty, order._notional, seen.venue_order_id, now)
+    elif not order.is_terminal:
+        if seen is None and not order.venue_order_id:
+            order.reject(Reject.BACKEND_CONNECTIVITY, "the venue never received this order", now)
+        elif seen is not None and seen.status is OrderStatus.REJECTED:
+            order.reject(Reject.EXCHANGE_REJECT, "rejected by the venue", now)
+        elif seen is not None and seen.status is OrderStatus.FILLED:
+            runtime._anomaly("fill_missing", f"venue reports {order.client_id} filled but its fills never came")
+        elif order.can_transition(OrderStatus.CANCELLED):
+            order.transition(seen.status if seen is not None else OrderStatus.CANCELLED, now)
+            order.set_reason("ended at the venue while the engine could not hear")
+    runtime._order_changed(venue, order)
+    if order.is_terminal:
+        del venue.orphans[order.client_id]
+
+
+def disown(venue: _Venue, runner: StrategyRunner, order: Order) -> None:
+    """Not the strategy's to see: the engine cancels it, retrying until the venue takes cancels
+    (PSX refuses them while closed, which is when most restarts happen)."""
+    runner.open_orders.pop(order.client_id, None)
+    venue.orphans[order.client_id] = order
+    venue.account.track(order)
+
+
+async def recover_venue(runtime: Runtime, venue: _Venue, since_ns: int, unknown_orders: str, open_orders: str) -> None:
+    """Reconcile one venue at start (see the module docstring). Raises when the venue cannot
+    answer: trading on an account the engine cannot reconcile is not safe."""
+    answer = await ask_venue(runtime, venue, since_ns)
+    adopted = reconcile_venue(runtime, venue, answer, unknown_orders)
+    if open_orders == "cancel":
+        for runner in [r for r in runtime.runners.values() if r.venue == venue.name]:
+            for order in [o for o in runner.open_orders.values() if o not in adopted]:
+                disown(venue, runner, order)
     runtime.cancel_orphans(venue)
     if runtime.journal is not None:
-        runtime.journal.commit(now)
+        runtime.journal.commit(runtime.clock.now_ns())
 
 
 def _settle(runtime: Runtime, venue: _Venue, runner: StrategyRunner, order: Order, seen: VenueOrder | None) -> None:
-    """Give a restored order the venue's state. Not known to the venue: never received if it was
-    never acknowledged, else finished while the engine was down (the venue forgets old orders)."""
-    if seen is None and order.status is OrderStatus.UNKNOWN and order.venue_order_id:
+    """Give an order the venue's state. Not known to the venue: never received if it was never
+    acknowledged, else finished while the engine could not hear (the venue forgets old orders)."""
+    if seen is None and order.status in _MAYBE_AT_VENUE and order.venue_order_id:
         order.transition(OrderStatus.CANCELLED, runtime.clock.now_ns())
-        order.set_reason("the venue no longer knows this order: it ended while the engine was down")
+        order.set_reason("the venue no longer knows this order: it ended while the engine could not hear")
         runtime._order_changed(venue, order)
         runtime._terminal(runner, order)
         return
@@ -245,4 +316,4 @@ def _settle(runtime: Runtime, venue: _Venue, runner: StrategyRunner, order: Orde
         return
     runtime._settle_from_venue(runner, order, seen)
     if order.status is OrderStatus.REJECTED and order.reject_code == Reject.BACKEND_CONNECTIVITY:
-        log.warning("restart: %s never reached venue %s", order.client_id, venue.name)
+        log.warning("%s never reached venue %s", order.client_id, venue.name)

@@ -51,6 +51,7 @@ from engine.model import (
     VenueOrder,
 )
 from engine.portfolio import Position
+from engine.recovery import ask_venue, reconcile_venue
 from engine.rejects import Reject, describe
 from engine.risk.account import AccountConfig, BuyingPower, CashAccount, NoShortSelling, PositionLimit, SectorLimit
 from engine.risk.connectivity import VenueConnected
@@ -87,6 +88,9 @@ HOOK_FAILED = object()
 RISK_TICK_NS = 1_000_000_000
 #: an engine-initiated cancel refused by the venue's request budget is retried this soon at the latest
 CANCEL_RETRY_MAX_NS = 1_000_000_000
+# a venue that cannot answer reconciliation after a reconnect is asked again after 1, 2, 4 ... 30 s
+RECONCILE_RETRY_MAX_S = 30
+NS_PER_S = 1_000_000_000
 
 
 class StrategyRunner:
@@ -189,7 +193,8 @@ class _Venue:
     __slots__ = (
         "name", "adapter", "entries", "orders", "exec_ids", "instruments", "status", "account", "packs",
         "guard", "cancel_on_disconnect", "on_reconnect", "disconnects", "dropped_at_ns", "at_drop",
-        "awaiting_cancels", "ever_connected", "buckets", "cancel_when_back", "orphans",
+        "awaiting_cancels", "ever_connected", "buckets", "cancel_when_back", "orphans", "orphan_retry_due",
+        "reconcile_failures",
         "n_fill", "n_order_update", "n_duplicate_fills", "n_unlisted", "tick_to_order",
     )
 
@@ -219,6 +224,8 @@ class _Venue:
         self.cancel_when_back: dict[str, Order] = {}
         # open at the venue for a strategy this config no longer runs (restart): cancelled, no hooks
         self.orphans: dict[str, Order] = {}
+        self.orphan_retry_due = False
+        self.reconcile_failures = 0  # in a row, after a reconnect: spaces the next attempt
         # counters for metrics and the report: plain ints, read at scrape time (books count their own events)
         self.n_fill = 0
         self.n_order_update = 0
@@ -282,6 +289,8 @@ class Runtime:
         self.journal: Journal | None = None
         # positions of strategies the journal knows and this config no longer runs: kept, not lost
         self.retired_positions: dict[str, Any] = {}
+        # what reconciliation does with an order under our client ids the engine never saw (journal.on_restart)
+        self.unknown_orders = "cancel"
 
     # ---- construction ---------------------------------------------------------------------
     def add_venue(
@@ -584,7 +593,10 @@ class Runtime:
             self._anomaly("fill_rejected", f"fill not applied: {exc}; {fill!r}")
             return
         venue.n_fill += 1
-        runner = self.runners[order.strategy]
+        runner = self.runners.get(order._strategy)
+        if runner is None or (venue.orphans and order._client_id in venue.orphans):
+            self._orphan_fill(venue, order, fill, runner)
+            return
         self.timeline.fill(fill.ts, runner.name, venue.name, fill.symbol, fill.side, fill.qty, fill.price,
                            fill.liquidity)
         runner.fills += 1
@@ -613,6 +625,36 @@ class Runtime:
         if self.watches_losses:  # a loss rule is configured: react to the fill at once
             self._check_losses()
 
+    def _orphan_fill(self, venue: _Venue, order: Order, fill: Fill, runner: StrategyRunner | None) -> None:
+        """A fill on an order the engine is cancelling without its strategy (reconciliation found it
+        under the strategy's client id, or the strategy left the config): the account and the
+        strategy's position still move, and a running strategy hears the fill, since its position
+        changed; the order itself stays the engine's."""
+        journal = self.journal
+        if runner is not None:
+            runner.fills += 1
+            runner.position(fill.symbol).apply_fill(fill.side, fill.qty, fill.price, fill.fee)
+        else:
+            self.retired_fill(order._strategy, fill)
+        venue.account.apply_fill(fill, self._today())
+        self._order_changed(venue, order)
+        if journal is not None:
+            journal.commit(fill.ts)
+        if order.is_terminal:
+            venue.orphans.pop(order._client_id, None)
+        log.warning("fill  %-12s %s %s %s @ %s on %s, an order the engine is cancelling", order._strategy,
+                    fill.symbol, fill.side.value, fill.qty, fill.price, order._client_id)
+        if runner is not None:
+            self._call_hook(runner, runner.on_fill, "on_fill", fill)
+
+    def retired_fill(self, strategy: str, fill: Fill) -> None:
+        """Keep the position of a strategy this config no longer runs true (it is in every snapshot)."""
+        saved = self.retired_positions.setdefault(strategy, {"positions": {}, "pnl_day_start": "0"})
+        held = saved["positions"].get(fill.symbol)
+        position = Position.restored(fill.symbol, held) if held is not None else Position(fill.symbol)
+        position.apply_fill(fill.side, fill.qty, fill.price, fill.fee)
+        saved["positions"][fill.symbol] = position.persisted()
+
     def on_order_update(self, update: OrderUpdate) -> None:
         venue = self.venues.get(update.venue)
         order = venue.orders.get(update.client_id) if venue is not None else None
@@ -621,7 +663,8 @@ class Runtime:
             return
         venue.n_order_update += 1
         runner = self.runners.get(order._strategy)
-        if runner is None:  # an orphan being cancelled after a restart: track it, nobody to tell
+        if runner is None or (venue.orphans and order._client_id in venue.orphans):
+            # an orphan the engine is cancelling (restart, reconciliation): track it, nobody to tell
             with contextlib.suppress(IllegalTransition):
                 self._apply_update(order, update)
             self._order_changed(venue, order)
@@ -780,9 +823,20 @@ class Runtime:
                 venue.orphans.pop(order._client_id, None)
                 continue
             if order.status is not OrderStatus.PENDING_CANCEL and order.can_transition(OrderStatus.PENDING_CANCEL):
+                if venue.guard.take_cancel() is not None:  # the venue's budget: the rest when it has room
+                    if not venue.orphan_retry_due:
+                        venue.orphan_retry_due = True
+                        self.clock.call_at(max(venue.guard.next_cancel_ns(), now + 1), self._cancel_orphans_again,
+                                           venue)
+                    return
                 order.transition(OrderStatus.PENDING_CANCEL, now)
                 self._order_changed(venue, order)
                 venue.adapter.cancel(order)
+
+    def _cancel_orphans_again(self, venue: _Venue) -> None:
+        venue.orphan_retry_due = False
+        if venue.status in ("connected", "reconciling"):
+            self.cancel_orphans(venue)
 
     def _runners_on(self, venue: str) -> list[StrategyRunner]:
         return [r for r in self.runners.values() if r.venue == venue]
@@ -805,39 +859,34 @@ class Runtime:
             await self.pending_tasks.pop(0)
 
     async def reconcile(self, venue: _Venue) -> None:
-        """Ask the venue what happened while we could not hear it; the venue is the truth."""
-        adapter = venue.adapter
+        """After a reconnect: the same reconciliation as a restart (engine.recovery), then the
+        cancels of what was open at the drop (``on_reconnect: cancel``) and of what the engine
+        decided while the venue was away; ``connected`` is told once their final states are. A
+        venue that cannot answer is asked again, backing off, while orders stay refused (9001)."""
         try:
-            fills = await adapter.query_fills(venue.dropped_at_ns)
-            listed = {vo.client_id: vo for vo in await adapter.query_open_orders()}
-        except Exception as exc:  # a failed query leaves the venue refusing orders; say why
-            log.error("reconciliation with venue %s failed: %s; orders stay refused (9001)", venue.name, exc)
+            answer = await ask_venue(self, venue, venue.dropped_at_ns)
+        except Exception as exc:
+            venue.reconcile_failures += 1
+            delay_s = min(RECONCILE_RETRY_MAX_S, 2 ** min(venue.reconcile_failures - 1, 5))
+            log.error("reconciliation with venue %s failed (%s: %s); orders stay refused (9001), asking again "
+                      "in %d s", venue.name, type(exc).__name__, exc, delay_s)
+            if venue.status == "reconciling":
+                self.clock.call_at(self.clock.now_ns() + delay_s * NS_PER_S, self._reconcile_again, venue)
             return
         if venue.status != "reconciling":
             return  # dropped again meanwhile; the next reconnect reconciles
-        for fill in sorted(fills, key=lambda f: f.ts):
-            self.on_fill(fill)  # already-applied exec ids are dropped
-        for runner in self._runners_on(venue.name):
-            for order in list(runner.open_orders.values()):
-                seen = listed.pop(order.client_id, None)
-                if seen is None:
-                    try:
-                        seen = await adapter.query_order(order.client_id)
-                    except Exception as exc:
-                        log.error("venue %s: order %s query failed: %s", venue.name, order.client_id, exc)
-                        continue
-                self._settle_from_venue(runner, order, seen)
-        for stray in listed.values():
-            self._anomaly("venue_order_unknown", f"venue {venue.name} works an order the engine does not know: {stray}")
+        venue.reconcile_failures = 0
+        reconcile_venue(self, venue, answer, self.unknown_orders)  # an adopted order is told like any other
+        self.cancel_orphans(venue)
         to_cancel = venue.at_drop if venue.on_reconnect == "cancel" else {}
         # plus the cancels the engine itself decided while the venue was away (kill switch, MMP, a failure)
         to_cancel.update(venue.cancel_when_back)
         venue.at_drop = {}
         venue.cancel_when_back = {}
         for order in to_cancel.values():
-            if order.is_terminal:
-                continue
             runner = self.runners[order.strategy]
+            if order.is_terminal or runner.open_orders.get(order._client_id) is not order:
+                continue
             venue.awaiting_cancels.add(order.client_id)
             sent = self.request_cancel(runner, order, by_engine=True, allow_reconciling=True)
             # a cancel paced by the venue's budget is still awaited: "connected" waits for it
@@ -845,10 +894,16 @@ class Runtime:
                 OrderStatus.PENDING_CANCEL
             ):
                 venue.awaiting_cancels.discard(order.client_id)
+        if self.journal is not None:
+            self.journal.commit(self.clock.now_ns())
         if not venue.awaiting_cancels:
             self._venue_ready(venue)
         if self._deferred:
             self.drain()
+
+    def _reconcile_again(self, venue: _Venue) -> None:
+        if venue.status == "reconciling":
+            self.spawn(lambda: self.reconcile(venue))
 
     def _settle_from_venue(self, runner: StrategyRunner, order: Order, seen: VenueOrder | None) -> None:
         """Give an order the state the venue reports (after its fills were applied)."""

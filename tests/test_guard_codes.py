@@ -77,6 +77,7 @@ def write_config(
     risk: dict[str, Any] | None = None,
     run: dict[str, Any] | None = None,
     sessions: dict[str, Any] | None = None,
+    journal: dict[str, Any] | None = None,
     symbols: tuple[str, ...] = ("MEBL", "OGDC"),
     extra_instruments: list[dict[str, Any]] | None = None,
     file_name: str = "config.yaml",
@@ -105,6 +106,8 @@ def write_config(
         config["risk"] = risk
     if sessions:
         config["sessions"] = sessions
+    if journal:
+        config["journal"] = journal
     path = folder / file_name
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

@@ -32,6 +32,7 @@ from test_guard_codes import (
 )
 
 from engine.model import Phase
+from engine.recovery import VenueAnswer, ask_venue, reconcile_venue
 from engine.risk.killswitch import TradingState
 
 D = Decimal
@@ -162,10 +163,10 @@ def test_mmp_with_frozen_time_zero_holds_until_reset_mmp(tmp_path):
 # ---- cancel-on-disconnect through the paper venue's injected drop ------------------------------
 
 
-def drop_engine(tmp_path, *, venue=None, options=None, at="10:00", duration_s=30, sessions=None):
+def drop_engine(tmp_path, *, venue=None, options=None, at="10:00", duration_s=30, sessions=None, journal=None):
     faults = [{"kind": "drop", "at": at, "duration_s": duration_s}]
     return build(tmp_path, {"s": LOGGER}, venue=venue, options={"faults": faults, **(options or {})},
-                 sessions=sessions)
+                 sessions=sessions, journal=journal)
 
 
 def until(engine, hh: int, mm: int, ss: int = 0) -> None:
@@ -347,6 +348,108 @@ def test_an_order_in_flight_at_the_drop_is_lost_and_comes_back_rejected_9001(tmp
     events = events_of(engine)
     assert events.index(("order", lost.client_id, "rejected", 9001)) < events.index(("venue", "paper", "connected"))
     assert engine.report()["rejects_by_code"] == {"9001": 1}
+
+
+def _stray_at_the_venue(engine, client_id: str, price: str = "186.00"):
+    """An order under the strategy's client ids that this engine never sent (a second engine on the
+    account by mistake, a crash's last flush window): it reaches the venue straight, not through the
+    runtime, so the engine's only way to learn of it is reconciliation."""
+    from engine.model import Order, Side
+
+    stray = Order(client_id, "s", "paper", "MEBL", Side.BUY, D(10), D(price))
+    engine.adapters["paper"].submit(stray)
+    settle(engine)
+    assert client_id in resting_ids(engine)
+    assert engine.runtime.anomalies["update_unknown_order"] == 1  # its ack: an order the engine does not know
+
+
+@pytest.mark.parametrize("policy", ["cancel", "adopt"])
+def test_reconnect_reconciliation_cancels_or_adopts_an_order_under_our_client_ids(tmp_path, policy):
+    """The reconciliation after a reconnect is the restart's: journal.on_restart.unknown_orders."""
+    engine = drop_engine(tmp_path, venue={"on_reconnect": "keep"}, options={"cancel_on_disconnect": False},
+                         journal={"on_restart": {"unknown_orders": policy}})
+    open_session(engine)
+    ctx = ctx_of(engine)
+    _stray_at_the_venue(engine, "s-9001")
+    events = events_of(engine)
+    events.clear()
+    until(engine, 10, 0, 31)
+    anyio.run(engine.runtime.run_pending)
+    settle(engine, 2)
+    assert ctx.venue_status == "connected"
+    seen_by_strategy = [e for e in events if e[0] == "order" and e[1] == "s-9001"]
+    if policy == "cancel":
+        assert resting_ids(engine) == [] and ctx.open_orders() == []
+        assert seen_by_strategy == []  # the engine's to cancel: the strategy never hears of it
+        assert engine.runtime.venues["paper"].orders["s-9001"].status.value == "cancelled"
+    else:
+        assert resting_ids(engine) == ["s-9001"]
+        assert [o.client_id for o in ctx.open_orders()] == ["s-9001"]
+        assert seen_by_strategy == [("order", "s-9001", "new", None)]
+        assert ctx.cancel(ctx.open_orders()[0]) is True  # the strategy's now, like any other
+        settle(engine)
+        assert resting_ids(engine) == []
+    assert engine.runtime.anomalies["venue_order_unknown"] == 0  # ours by its id: not reported as foreign
+
+
+def test_a_fill_during_a_drop_on_an_order_the_engine_never_sent_moves_the_position_once(tmp_path):
+    """The stray bid meets another participant's offer in the 09:30 opening auction while the link
+    is down: reconciliation finds the fill, the position and the account follow the venue, and the
+    rest of the order is the engine's to cancel."""
+    engine = drop_engine(tmp_path, options={"cancel_on_disconnect": False}, at="09:29:50")
+    connect(engine)
+    engine.driver.start()
+    until(engine, 9, 20)
+    ctx = ctx_of(engine)
+    _stray_at_the_venue(engine, "s-9002", price="187.50")
+    counterparty(engine, "MEBL", "sell", 4, "187.50")
+    until(engine, 9, 30, 21)
+    anyio.run(engine.runtime.run_pending)
+    settle(engine, 2)
+    engine.driver.stop()
+    assert ctx.venue_status == "connected"
+    assert ctx.position("MEBL") == 4 and engine.runtime.venues["paper"].account.holdings("MEBL") == 4
+    fills = module_of(engine).fills
+    assert [f[0] for f in fills] == ["s-9002"] and fills[0][2:] == ("buy", D(4), D("187.50"))
+    assert resting_ids(engine) == [] and ctx.open_orders() == []  # the other 6 cancelled by the engine
+    assert engine.runtime.venues["paper"].orders["s-9002"].status.value == "cancelled"
+    assert engine.runtime.anomalies["fill_unknown_order"] == 0
+    # reconciled again, the venue repeats the fill: nothing moves twice
+    runtime, venue = engine.runtime, engine.runtime.venues["paper"]
+    answer = anyio.run(ask_venue, runtime, venue, 0)
+    assert (answer.fills, answer.repeated) == ([], 1)  # asked again: known, not news
+    repeated = anyio.run(engine.adapters["paper"].query_fills, 0)
+    assert [f.client_id for f in repeated] == ["s-9002"]
+    reconcile_venue(runtime, venue, VenueAnswer({}, repeated, {}), "cancel")  # even applied again
+    assert ctx.position("MEBL") == 4 and len(module_of(engine).fills) == 1 and venue.account.holdings("MEBL") == 4
+
+
+def test_a_venue_that_cannot_answer_after_a_reconnect_is_asked_again_and_orders_wait(tmp_path):
+    engine = drop_engine(tmp_path, options={"cancel_on_disconnect": False})
+    open_session(engine)
+    ctx = ctx_of(engine)
+    a = ctx.submit("MEBL", "buy", 10, "187.00")
+    settle(engine)
+    adapter = engine.adapters["paper"]
+    real = adapter.query_open_orders
+    failures = []
+
+    async def down_twice():
+        if len(failures) < 2:
+            failures.append(engine.clock.now_ns())
+            raise ConnectionError("503 Service Unavailable")
+        return await real()
+
+    adapter.query_open_orders = down_twice
+    until(engine, 10, 0, 31)
+    anyio.run(engine.runtime.run_pending)
+    assert len(failures) == 1 and ctx.venue_status == "reconciling"
+    assert ctx.submit("MEBL", "buy", 10, "186.00").reject_code == 9001
+    for _ in range(40):  # 1 s, then 2 s, later: the clock runs the retries
+        settle(engine, 0.25)
+        anyio.run(engine.runtime.run_pending)
+    assert len(failures) == 2 and (failures[1] - failures[0]) >= NS
+    assert ctx.venue_status == "connected" and a.status == "cancelled"
 
 
 def test_halted_during_a_drop_still_cancels_the_kept_orders_once_reconnected(tmp_path):
