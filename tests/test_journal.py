@@ -109,6 +109,75 @@ def test_three_days_continue_one_account_and_t_plus_2_proceeds_are_usable_on_day
     assert [Decimal(s["mebl"]) for s in starts] == [1000, 900, 900]
 
 
+def _venue_meta(folder: Path, key: str) -> tuple[str, Decimal]:
+    with sqlite3.connect(folder / "config.journal.venue-paper.sqlite") as db:
+        day, price = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0].split()
+    return day, Decimal(price)
+
+
+def test_the_paper_venue_opens_the_next_run_on_its_own_last_close_not_the_configs_previous_close(tmp_path):
+    config = _config(tmp_path)
+    first = run_config(load_config(config))
+    day1, close1 = _venue_meta(tmp_path, "close:MEBL")
+    assert day1 == first.report["trading_days"][0] and close1 != Decimal("187.50")  # the market moved
+    second = run_config(load_config(config))
+    day2, reference2 = _venue_meta(tmp_path, "reference:MEBL")
+    assert day2 == second.report["trading_days"][0] > day1
+    assert reference2 == close1
+    assert second.report["anomalies"] == {}
+
+
+class _Statuses:
+    """A sink keeping the instrument statuses a venue announces (reference and closing prices)."""
+
+    def __init__(self) -> None:
+        self.statuses: list = []
+
+    def on_instrument_status(self, status) -> None:
+        self.statuses.append(status)
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def test_a_paper_venue_restarted_after_the_close_keeps_the_days_close_and_rolls_it_into_tomorrow(tmp_path):
+    state = tmp_path / "venue.sqlite"
+    instrument = Instrument("MEBL", "paper", Decimal("0.01"), Decimal(1), Decimal("187.50"))
+    clock = SimClock(int(dt.datetime(2026, 11, 23, 9, 40, tzinfo=KARACHI).timestamp()) * NS_PER_S)
+
+    def session(phase: Phase, day: str = "2026-11-23") -> SessionState:
+        return SessionState(phase, phase is not Phase.CLOSED, phase is not Phase.CLOSED, phase is Phase.OPEN, day)
+
+    async def first_run() -> None:
+        venue = PaperAdapter("paper", PaperOptions(market={"enabled": False}), [instrument], clock, _Statuses())
+        venue.set_state_path(state)
+        await venue.connect()
+        venue.on_session(session(Phase.OPEN))
+        book = venue.matching_engine("MEBL")
+        book.submit("street", "a", Side.SELL, Decimal(10), Decimal("190.00"), ts=clock.now_ns())
+        book.submit("avenue", "b", Side.BUY, Decimal(10), Decimal("190.00"), ts=clock.now_ns())  # trades at 190
+        venue.on_session(session(Phase.POST_CLOSE))
+        await venue.close()
+
+    anyio.run(first_run)
+    clock.advance(clock.now_ns() + 6 * 3600 * NS_PER_S)  # 15:40, still the 23rd
+    sink = _Statuses()
+    venue = PaperAdapter("paper", PaperOptions(market={"enabled": False}), [instrument], clock, sink)
+    venue.set_state_path(state)
+
+    async def restarted() -> None:
+        await venue.connect()
+        venue.on_session(session(Phase.POST_CLOSE))
+        assert [s.closing_price for s in sink.statuses if s.closing_price is not None] == [Decimal("190.00")]
+        assert venue.matching_engine("MEBL").closing_price == Decimal("190.00")  # post-close trades at it
+        venue.on_session(session(Phase.CLOSED))
+        venue.on_session(session(Phase.PRE_OPEN, "2026-11-24"))
+        assert [s.reference_price for s in sink.statuses if s.reference_price is not None][-1] == Decimal("190.00")
+        await venue.close()
+
+    anyio.run(restarted)
+
+
 def test_a_start_before_the_accounts_next_day_is_refused_and_fresh_account_moves_the_journal_aside(tmp_path):
     config = _config(tmp_path, run="{clock: simulated, start: 2026-11-23, days: 1, seed: 7}")
     run_config(load_config(config))
@@ -159,8 +228,9 @@ def test_restart_refuses_orders_with_7015_until_reconciled():
     assert rejection is not None and rejection.code == Reject.RECOVERING and "restart" in rejection.reason
 
 
-def _rest_an_order_at_the_venue(state: Path, client_id: str) -> None:
-    """What a crash leaves: the venue works an order the journal never recorded."""
+def _rest_an_order_at_the_venue(state: Path, client_id: str, filled_by_street: int = 0) -> None:
+    """What a crash leaves: the venue works an order the journal never recorded (and, with
+    ``filled_by_street``, the order took that much of another participant's offer meanwhile)."""
     clock = SimClock(int(dt.datetime(2026, 11, 23, 9, 40, tzinfo=KARACHI).timestamp()) * NS_PER_S)
 
     class Sink:
@@ -174,6 +244,9 @@ def _rest_an_order_at_the_venue(state: Path, client_id: str) -> None:
     async def go() -> None:
         await venue.connect()
         venue.on_session(SessionState(Phase.OPEN, True, True, True, "2026-11-23"))
+        if filled_by_street:
+            venue.matching_engine("MEBL").submit("street", "cp-1", Side.SELL, Decimal(filled_by_street),
+                                                 Decimal("180.00"), ts=clock.now_ns())
         venue.submit(Order(client_id, "s", "paper", "MEBL", Side.BUY, Decimal(100), Decimal("180.00")))
         while clock.advance():
             pass
@@ -233,6 +306,31 @@ def test_orders_both_sides_know_are_kept_for_their_strategy_or_cancelled_by_the_
     final = "expired" if policy == "keep" else "cancelled"  # cancelled once the venue takes cancels
     with sqlite3.connect(tmp_path / "config.journal.venue-paper.sqlite") as db:
         assert db.execute("SELECT status FROM orders WHERE client_id = 's-7'").fetchone()[0] == final
+
+
+def test_a_fill_for_a_strategy_no_longer_in_the_config_moves_the_account_and_its_kept_position(tmp_path):
+    """Strategy "gone" left the config while its order worked; 40 of it filled while the engine was
+    down. The fill is the account's (cash, holdings) and "gone"'s position, kept in the snapshots;
+    the rest of the order is cancelled by the engine."""
+    _rest_an_order_at_the_venue(tmp_path / "config.journal.venue-paper.sqlite", "gone-1", filled_by_street=40)
+    journal = Journal.open(tmp_path / "config.journal.sqlite")
+    journal.begin_run(0, "earlier run", dt.date(2026, 11, 23))
+    order = Order("gone-1", "gone", "paper", "MEBL", Side.BUY, Decimal(100), Decimal("180.00"))
+    order.restore(OrderStatus.NEW, Decimal(0), Decimal(0), "1", 1)
+    journal.order(order)
+    journal.close()
+    config = _config(tmp_path, LOOKER, run="{clock: simulated, start: 2026-11-23, days: 1, seed: 7}")
+    run_config(load_config(config))
+    journal = Journal.open_readonly(tmp_path / "config.journal.sqlite")
+    try:
+        _, _, state = journal.last_snapshot()
+        assert state["venues"]["paper"]["held"]["MEBL"] == "1040"
+        assert Decimal(state["strategies"]["gone"]["positions"]["MEBL"]["qty"]) == 40
+        assert {r["client_id"]: r["status"] for r in journal.orders()}["gone-1"] == "cancelled"
+    finally:
+        journal.close()
+    with sqlite3.connect(tmp_path / "config.journal.venue-paper.sqlite") as db:
+        assert db.execute("SELECT status FROM orders WHERE client_id = 'gone-1'").fetchone()[0] == "cancelled"
 
 
 def test_journal_inspect_prints_account_positions_orders_and_fills(tmp_path, capsys):

@@ -179,6 +179,14 @@ class _Tracked:
         )
 
 
+def _dated_price(value: str | None, wanted: Callable[[str], bool]) -> Decimal | None:
+    """``"<ISO day> <price>"`` as the ledger keeps it: the price if ``wanted(day)``."""
+    if value is None:
+        return None
+    day, _, price = value.partition(" ")
+    return Decimal(price) if wanted(day) else None
+
+
 class _Symbol:
     """Per-symbol venue state: engine, generator, subscription, book sequence and timers."""
 
@@ -285,6 +293,8 @@ class PaperAdapter(Adapter):
         self._state_path: Path | None = None
         self._ledger: VenueLedger | None = None
         self._persisted_fills = 0
+        # today's closing prices (day, price) a restarted venue had fixed before it stopped, until its first phase
+        self._restored_closes: dict[str, tuple[str, Decimal]] = {}
 
     def _next_order_id(self) -> int:
         return next(self._order_ids)
@@ -328,9 +338,31 @@ class PaperAdapter(Adapter):
             self._orders[row.client_id] = record
         if expired:
             ledger.write(expired, ())
+        self._restore_references(ledger, today)
         if rows or self._fills:
             log.info("paper venue %s: state %s: %d of our orders working, %d fills on record", self.venue,
                      self._state_path, len(self._live), len(self._fills))
+
+    def _restore_references(self, ledger: VenueLedger, today: str) -> None:
+        """Each symbol's reference price from the venue's own history, not the config's
+        previous_close: the close of the last day this venue traded, or today's reference when the
+        venue restarts within the day."""
+        for symbol, state in self._symbols.items():
+            reference = _dated_price(ledger.meta(f"reference:{symbol}"), lambda day: day == today)
+            if reference is None:
+                reference = _dated_price(ledger.meta(f"close:{symbol}"), lambda day: day < today)
+            engine = state.engine
+            close_today = _dated_price(ledger.meta(f"close:{symbol}"), lambda day: day == today)
+            if close_today is not None:  # restarted after today's close was fixed: it stays fixed
+                self._restored_closes[symbol] = (today, close_today)
+            if reference is None or reference == engine.reference_price:
+                continue
+            log.info("paper venue %s: %s reference price %s (config previous_close %s)", self.venue, symbol,
+                     reference, engine.reference_price)
+            engine.reference_price = reference
+            engine.price_band = self._band(symbol, reference, engine.tick_size)
+            if state.market is not None:
+                state.market.rebase(reference, move_mid=True)
 
     def _persist(self, client_ids: list[str]) -> None:
         """Write what this operation did to our orders (and our new fills) before anyone hears of it."""
@@ -531,15 +563,24 @@ class PaperAdapter(Adapter):
             self._orders = {cid: r for cid, r in self._orders.items() if r.status not in TERMINAL_STATUSES}
             self._close_fixed = False
         fixes_close = new in _CLOSE_FIXING_PHASES and not self._close_fixed
+        restored_closes = self._restored_closes
         for symbol_state in self._symbols.values():
             engine = symbol_state.engine
+            restored = restored_closes.pop(symbol_state.symbol, None) if restored_closes else None
+            if restored is not None and restored[0] != state.trading_day:
+                engine.reference_price = restored[1]  # the first phase is a later day's: the close is its reference
+                if symbol_state.market is not None:
+                    symbol_state.market.rebase(restored[1], move_mid=True)
             outcome = engine.set_phase(new, ts)
+            if restored is not None and restored[0] == state.trading_day:
+                engine.restore_close(restored[1])  # still the day whose close it is (set_phase began it anew)
             if new_day:
                 self._start_day(symbol_state, ts)
             if fixes_close:
-                self._instrument_status(
-                    InstrumentStatus(self.venue, symbol_state.symbol, ts, closing_price=engine.closing_price)
-                )
+                close = engine.closing_price
+                if self._ledger is not None and close is not None:
+                    self._ledger.set_meta(f"close:{symbol_state.symbol}", f"{self._today()} {close}")
+                self._instrument_status(InstrumentStatus(self.venue, symbol_state.symbol, ts, closing_price=close))
             self._emit(symbol_state, outcome.events, outcome.changes, ts)
             if new is Phase.CLOSED:
                 outcome = engine.expire_day_orders(ts)
@@ -579,6 +620,10 @@ class PaperAdapter(Adapter):
         band = self._band(state.symbol, reference, engine.tick_size)
         if band != engine.price_band:
             engine.price_band = band
+        if state.market is not None:
+            state.market.rebase(reference)
+        if self._ledger is not None:
+            self._ledger.set_meta(f"reference:{state.symbol}", f"{self._today()} {reference}")
         self._instrument_status(InstrumentStatus(self.venue, state.symbol, ts, reference_price=reference))
 
     def _instrument_status(self, status: InstrumentStatus) -> None:

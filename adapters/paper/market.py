@@ -90,7 +90,7 @@ class SymbolMarket:
     __slots__ = (
         "symbol", "engine", "rng", "tick", "unit", "levels", "half_spread", "volatility",
         "max_units", "low_ticks", "high_ticks", "mid_ticks", "quoted_mid", "bid_quotes", "ask_quotes",
-        "preopen_orders", "step_mean_ns", "flow_mean_ns",
+        "preopen_orders", "step_mean_ns", "flow_mean_ns", "band_pct",
     )
 
     def __init__(self, instrument: Instrument, engine: MatchingEngine, options: MarketOptions, seed: int) -> None:
@@ -108,17 +108,27 @@ class SymbolMarket:
         self.half_spread = options.half_spread_ticks
         self.volatility = float(options.volatility_ticks)
         self.max_units = options.max_size_units
-        low, high = band_around(instrument.previous_close, tick, options.circuit_band_pct)
-        self.low_ticks = int(low / tick)
-        self.high_ticks = int(high / tick)
-        anchor = (instrument.previous_close / tick).to_integral_value(rounding=ROUND_HALF_EVEN)
-        self.mid_ticks = int(anchor)
+        self.band_pct = options.circuit_band_pct
+        self.low_ticks = self.high_ticks = self.mid_ticks = 0
+        self.rebase(instrument.previous_close, move_mid=True)
         self.quoted_mid = self.mid_ticks
         self.bid_quotes: dict[int, int] = {}  # price in ticks -> order id of our background quote
         self.ask_quotes: dict[int, int] = {}
         self.preopen_orders: list[int] = []  # crossing orders entered in pre-open
         self.step_mean_ns = int(options.step_interval_s * NS_PER_S)
         self.flow_mean_ns = int(options.aggressive_interval_s * NS_PER_S)
+
+    def rebase(self, reference: Decimal, *, move_mid: bool = False) -> None:
+        """A day's reference price (yesterday's close): the walk stays inside its circuit band. The
+        mid moves to it only when the market starts there (a new venue, or one restarted on its
+        own last close); from one day to the next it carries on from where it stood."""
+        tick = self.tick
+        low, high = band_around(reference, tick, self.band_pct)
+        self.low_ticks = int(low / tick)
+        self.high_ticks = int(high / tick)
+        if move_mid:
+            self.mid_ticks = int((reference / tick).to_integral_value(rounding=ROUND_HALF_EVEN))
+        self.mid_ticks = min(max(self.mid_ticks, self.low_ticks), self.high_ticks)
 
     # ---- timing --------------------------------------------------------------------------
     def next_step_delay_ns(self) -> int:

@@ -625,6 +625,12 @@ class MatchingEngine:
                 self._rest(order)
         return self._done(events)
 
+    def restore_close(self, close: Decimal) -> None:
+        """Today's closing price, fixed before the venue restarted: post-close trades at it, and
+        the next day takes it as its reference price."""
+        self._frozen_close = close
+        self._traded_today = True
+
     def restore_resting(
         self, owner: str, client_id: str, order_id: int, side: Side, price: Decimal, qty: Decimal, filled: Decimal,
         tif: TimeInForce, post_only: bool,
