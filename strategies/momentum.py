@@ -42,9 +42,12 @@ def on_trade(ctx, trade):
     if position > 0:
         change = (trade.price - ctx.avg_cost(trade.symbol)) / ctx.avg_cost(trade.symbol) * bps
         if change >= p.take_profit_bps or change <= -p.stop_loss_bps:
-            # Sell everything we hold at the bid; IOC: whatever does not fill now is cancelled.
-            working[trade.symbol] = ctx.submit(trade.symbol, "sell", position, book.best_bid, tif="ioc")
-            return
+            # Sell what we may sell at the bid (shares still settling are not ours to sell yet: the
+            # engine would refuse them with 4002); IOC: whatever does not fill now is cancelled.
+            qty = min(position, ctx.sellable(trade.symbol))
+            if qty > 0:
+                working[trade.symbol] = ctx.submit(trade.symbol, "sell", qty, book.best_bid, tif="ioc")
+                return
     if len(window) == p.lookback and position + p.size <= p.max_position:
         trend = (window[-1] - window[0]) / window[0] * bps
         if trend >= p.entry_bps:
