@@ -126,6 +126,9 @@ class Adapter(ABC):
     #: ``module:function`` of a local sandbox server of this venue (argv -> exit code), run by
     #: ``engine sandbox <name>``; empty when the adapter has none
     sandbox_entry: ClassVar[str] = ""
+    #: True for a market-data adapter (``venues.<name>.market_data``): its connection statuses tell
+    #: strategies about data health and never touch order state
+    market_data_only: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -215,6 +218,24 @@ class Adapter(ABC):
         """Told of every session phase change. Embedded and sandbox venues follow it; a real
         venue keeps its own schedule and may ignore it."""
         return None
+
+    def configure_mmp(self, strategy: str, symbols: Iterable[str], interval: Decimal, frozen_time: Decimal,
+                      quantity_limit: Decimal) -> None:
+        """A strategy's ``mmp:`` limits, given before ``connect`` to an adapter whose venue has
+        market-maker protection of its own (``capabilities.mmp``); others ignore it."""
+        return None
+
+    async def cancel_all(self, symbol: str | None = None) -> int:
+        """Mass cancel every order of this account (or of one symbol) in one request, for an adapter
+        that declares ``capabilities.mass_cancel``; the cancels arrive as order updates. Returns how
+        many the venue cancelled."""
+        raise NotImplementedError(f"adapter {self.name!r} has no mass cancel")
+
+    def stats(self) -> dict[str, int]:
+        """Counters for the report and metrics: at least ``messages_in`` (frames, answers and
+        events received), ``messages_out`` (requests sent) and ``reconnects``; an embedded venue
+        has no wire, so zeros."""
+        return {"messages_in": 0, "messages_out": 0, "reconnects": 0}
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "venue": self.venue}

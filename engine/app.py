@@ -100,7 +100,8 @@ class Engine:
         )
         # one policy for orders under our client ids the engine has no record of: restart and reconnect
         self.runtime.unknown_orders = cfg.journal.on_restart.unknown_orders
-        self.adapters: dict[str, Adapter] = {}
+        self.adapters: dict[str, Adapter] = {}  # per venue: the adapter carrying its orders (and data)
+        self.feeds: dict[str, Adapter] = {}  # per venue with ``market_data:``: the adapter carrying its data
         self._build_venues()
         self._build_strategies(strategies if strategies is not None else load_strategies(loaded))
         self.driver = SessionDriver(self.schedule, self.clock, self.runtime.on_session_change)
@@ -153,13 +154,6 @@ class Engine:
         for name, venue_cfg in self.cfg.venues.items():
             if name not in used:
                 continue
-            try:
-                adapter_cls = get_adapter(venue_cfg.adapter)
-            except UnknownAdapter as exc:
-                raise self.loaded.error(("venues", name, "adapter"), str(exc)) from None
-            options = validate_section(
-                self.loaded, adapter_cls.options_model, venue_cfg.options, ("venues", name, "options")
-            )
             master = [i.to_instrument() for i in self.cfg.instruments if i.venue == name]
             risk = self.cfg.risk
             packs = resolve_packs(risk.profile, risk.rules, risk.instruments, [i.symbol for i in master])
@@ -167,7 +161,13 @@ class Engine:
             instruments = [
                 dataclasses.replace(i, lot_size=packs[i.symbol].effective_lot(i.lot_size)) for i in master
             ]
-            adapter = adapter_cls(name, options, instruments, self.clock, self.runtime, seed=self.cfg.run.seed)
+            adapter = self._make_adapter(name, ("venues", name), venue_cfg.adapter, venue_cfg.options, instruments,
+                                         self.runtime)
+            if venue_cfg.market_data is not None:
+                feed = self._make_adapter(name, ("venues", name, "market_data"), venue_cfg.market_data.adapter,
+                                          venue_cfg.market_data.options, instruments,
+                                          self.runtime.market_data_sink(name))
+                self.feeds[name] = feed
             adapter.set_cancel_on_disconnect(venue_cfg.cancel_on_disconnect)
             if self.journal_path is not None:
                 adapter.set_state_path(self.venue_state_path(name))
@@ -182,6 +182,26 @@ class Engine:
                 name, adapter, instruments, account=venue_cfg.account, packs=packs, rate_limits=rate_limits,
                 cancel_on_disconnect=venue_cfg.cancel_on_disconnect, on_reconnect=venue_cfg.on_reconnect,
             )
+            self.runtime.venues[name].feed = self.feeds.get(name)
+            self.runtime.venues[name].mass_cancel = venue_cfg.mass_cancel
+
+    def _make_adapter(self, venue: str, where: tuple[str, ...], adapter_name: str, raw_options: dict[str, Any],
+                      instruments: list[Any], sink: Any) -> Adapter:
+        """One adapter from its config section; what it refuses (a missing credential, an option
+        its venue cannot honour) is a config error naming the section, not a traceback."""
+        try:
+            adapter_cls = get_adapter(adapter_name)
+        except UnknownAdapter as exc:
+            raise self.loaded.error((*where, "adapter"), str(exc)) from None
+        options = validate_section(self.loaded, adapter_cls.options_model, raw_options, (*where, "options"))
+        try:
+            return adapter_cls(venue, options, instruments, self.clock, sink, seed=self.cfg.run.seed)
+        except ValueError as exc:
+            raise self.loaded.error((*where, "options"), str(exc)) from None
+
+    def all_adapters(self) -> list[Adapter]:
+        """Every adapter this run owns: each venue's order adapter and any separate market-data one."""
+        return [*self.adapters.values(), *self.feeds.values()]
 
     def venue_state_path(self, venue: str) -> Path:
         """An embedded venue's own state, beside the journal: ``config.journal.venue-paper.sqlite``."""
@@ -221,8 +241,11 @@ class Engine:
             rt.hold_strategies()
             for name in self.adapters:
                 rt.venues[name].status = "recovering"
-        for adapter in self.adapters.values():
-            await adapter.connect()
+        for adapter in self.all_adapters():
+            try:
+                await adapter.connect()
+            except Exception as exc:
+                raise StartupError(f"venue {adapter.venue} ({adapter.name}) could not connect: {exc}") from exc
         if journal is not None:
             restart = self.cfg.journal.on_restart
             # the venue's fills since the journal's last word (a second of margin: exec ids dedupe)
@@ -246,7 +269,7 @@ class Engine:
                 if runner.name in states:
                     rt.call_rare(runner, "on_load", state=states[runner.name])
         for name, adapter in self.adapters.items():
-            adapter.subscribe(rt.subscriptions(name))
+            self.feeds.get(name, adapter).subscribe(rt.subscriptions(name))
 
     async def _wait_until(self, done: Callable[[], bool]) -> None:
         """Let venues answer until ``done()`` or SHUTDOWN_GRACE_S have passed: engine time on the
@@ -293,6 +316,10 @@ class Engine:
                 runner, loaded.params, limits=spec.limits, rate_limit=spec.rate_limit, mmp=spec.mmp,
                 loss_limit=spec.loss_limit,
             )
+            adapter = self.adapters[spec.venue]
+            if spec.mmp is not None and adapter.capabilities.mmp:  # the venue protects too (Pulse)
+                adapter.configure_mmp(loaded.name, spec.instruments, spec.mmp.interval, spec.mmp.frozen_time,
+                                      spec.mmp.quantity_limit)
 
     # ---- run -----------------------------------------------------------------------------
     async def run(self) -> RunResult:
@@ -314,12 +341,17 @@ class Engine:
         try:
             self._open_journal()
             async with anyio.create_task_group() as adapter_tasks:
-                for adapter in self.adapters.values():
+                for adapter in self.all_adapters():
                     adapter.bind(adapter_tasks)
                 try:
                     return await self._run_trading()
                 finally:
                     adapter_tasks.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            refusal = _only(group, StartupError)
+            if refusal is not None:
+                raise refusal from None  # one clear line, not the task group's traceback
+            raise
         finally:
             if self.journal is not None:
                 self.journal.close()
@@ -504,12 +536,13 @@ class Engine:
         rt.stop_risk_timer()
         rt.save_strategy_states()
         for runner in rt.runners.values():
-            rt.stop_strategy(runner)
+            rt.stop_strategy(runner, cancel=False)
+        rt.cancel_everything()
         await self._wait_until(lambda: not rt.open_order_count())  # the venues confirm the cancels
         if rt.open_order_count():
             log.error("%d orders still open after shutdown cancels", rt.open_order_count())
         self.driver.stop()
-        for adapter in self.adapters.values():
+        for adapter in self.all_adapters():
             try:
                 await adapter.close()
             except Exception:  # close must not stop the report from being written
@@ -613,3 +646,16 @@ def run_config(
         log.info("report written to %s", report_path)
     print(redactor.scrub(summary_table(result.report)), file=sys.stdout, flush=True)
     return result
+
+
+def _only(group: BaseExceptionGroup, kind: type[BaseException]) -> BaseException | None:
+    """The one ``kind`` exception a task group raised, when nothing else went wrong with it."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, BaseExceptionGroup):
+            pending.extend(item.exceptions)
+        else:
+            leaves.append(item)
+    return leaves[0] if len(leaves) == 1 and isinstance(leaves[0], kind) else None

@@ -89,7 +89,9 @@ def setup_logging(level: str = "INFO", fmt: str = "human", redactor: Redactor | 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # libraries that log every job / request / frame at INFO or DEBUG (a broker poll each second)
+    for noisy in ("apscheduler", "httpx", "httpcore", "websockets"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _speed(text: str) -> Decimal:

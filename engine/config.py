@@ -206,6 +206,14 @@ class VenueRateLimit(_Strict):
     burst: int | None = Field(default=None, gt=0)
 
 
+class MarketDataConfig(_Strict):
+    """Market data for a venue from an adapter other than the one carrying its orders (PSX: the
+    Live Feed for data, the Optimus broker API for orders)."""
+
+    adapter: str = Field(min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
 class VenueConfig(_Strict):
     """A venue: which adapter serves it, and that adapter's own options (checked later by the
     adapter's ``options_model`` through :func:`validate_section`), plus the engine's side of the
@@ -220,6 +228,11 @@ class VenueConfig(_Strict):
     on_reconnect: Literal["cancel", "keep"] = "cancel"
     # None = the limits the adapter declares from the venue's documents
     rate_limits: list[VenueRateLimit] | None = None
+    # None = market data from ``adapter`` too; a feed's drop makes data stale, never orders unknown
+    market_data: MarketDataConfig | None = None
+    # halt and shutdown cancel with one mass-cancel request where the adapter has one. It cancels
+    # EVERY order of the account at that venue: set false when people or other systems share it.
+    mass_cancel: bool = True
 
 
 class RestartConfig(_Strict):

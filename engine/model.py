@@ -500,6 +500,15 @@ class Order:
         else:
             self.transition(OrderStatus.PARTIALLY_FILLED if self._cum_qty else OrderStatus.NEW, ts)
 
+    def accept_venue_price(self, price: Decimal) -> bool:
+        """The venue took a limit order at another price (Pulse reprices a post-only order that
+        would cross to rest just inside the spread): the order is what the venue works. True if
+        the price changed."""
+        if self._price is None or price == self._price:
+            return False
+        self._price = price
+        return True
+
     def live_status(self) -> OrderStatus:
         """The live state the order is in when nothing is pending: new or partially filled."""
         return OrderStatus.PARTIALLY_FILLED if self._cum_qty else OrderStatus.NEW

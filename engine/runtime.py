@@ -187,6 +187,33 @@ class _BookEntry(InstrumentFacts):
         self.n_trade = 0
 
 
+def venue_feed_ok(venue: _Venue) -> bool:
+    """No separate market-data adapter, or it is connected."""
+    return venue.feed is None or venue.data_status == "connected"
+
+
+class _MarketDataSink:
+    """What a venue's separate market-data adapter sends into: data straight to the runtime (bound
+    methods, no extra call on the event path), statuses as data health only."""
+
+    def __init__(self, runtime: Runtime, venue: str) -> None:
+        self.on_book = runtime.on_book
+        self.on_trade = runtime.on_trade
+        self.on_instrument_status = runtime.on_instrument_status
+        self._runtime = runtime
+        self._venue = venue
+
+    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
+        self._runtime.on_market_data_status(self._venue, status, detail)
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        self._runtime._anomaly("feed_order_event", f"market-data adapter of {self._venue} sent an order update: "
+                                                   f"{update!r}")
+
+    def on_fill(self, fill: Fill) -> None:
+        self._runtime._anomaly("feed_order_event", f"market-data adapter of {self._venue} sent a fill: {fill!r}")
+
+
 class _Venue:
     """One venue account: adapter, books, orders, the cash account and the connection state."""
 
@@ -194,7 +221,7 @@ class _Venue:
         "name", "adapter", "entries", "orders", "exec_ids", "instruments", "status", "account", "packs",
         "guard", "cancel_on_disconnect", "on_reconnect", "disconnects", "dropped_at_ns", "at_drop",
         "awaiting_cancels", "ever_connected", "buckets", "cancel_when_back", "orphans", "orphan_retry_due",
-        "reconcile_failures",
+        "reconcile_failures", "feed", "data_status", "told_stale", "mass_cancel",
         "n_fill", "n_order_update", "n_duplicate_fills", "n_unlisted", "tick_to_order",
     )
 
@@ -226,6 +253,10 @@ class _Venue:
         self.orphans: dict[str, Order] = {}
         self.orphan_retry_due = False
         self.reconcile_failures = 0  # in a row, after a reconnect: spaces the next attempt
+        self.feed: Adapter | None = None  # a separate market-data adapter (``venues.<name>.market_data``)
+        self.data_status = "disconnected"  # that feed's own connection
+        self.told_stale = False  # strategies were told "stale" and not yet that data flows again
+        self.mass_cancel = True  # halt and shutdown cancel in one request where the adapter can
         # counters for metrics and the report: plain ints, read at scrape time (books count their own events)
         self.n_fill = 0
         self.n_order_update = 0
@@ -697,6 +728,8 @@ class Runtime:
         ts = update.ts
         if status is OrderStatus.NEW or status is OrderStatus.PARTIALLY_FILLED:
             if current is OrderStatus.PENDING_NEW or current is OrderStatus.UNKNOWN:
+                if update.price is not None and order.accept_venue_price(update.price):
+                    log.info("venue %s took %s at %s (repriced)", order.venue, order.client_id, update.price)
                 order.transition(order.live_status(), ts)
                 return True
             if current is OrderStatus.PENDING_REPLACE:
@@ -726,6 +759,13 @@ class Runtime:
             return True
         if status is OrderStatus.FILLED:
             return False  # fills drive the filled state; a status-only "filled" adds nothing
+        if status is OrderStatus.UNKNOWN:
+            # the adapter lost this request's answer (a timeout): unknown until its status query says
+            if current is OrderStatus.UNKNOWN or order.is_terminal or not order.can_transition(OrderStatus.UNKNOWN):
+                return False
+            order.transition(OrderStatus.UNKNOWN, ts)
+            log.warning("order %s unknown: %s", order.client_id, update.reason or "its answer was lost")
+            return True
         raise IllegalTransition(f"venue sent unexpected status {status.value} for {order.client_id}")
 
     def _order_changed(self, venue: _Venue, order: Order) -> None:
@@ -806,12 +846,41 @@ class Runtime:
                     state.status = "connected"
                 return
             if state.status != "disconnected":
+                if state.told_stale and state.status == "connected" and venue_feed_ok(state):
+                    state.told_stale = False
+                    self._tell_venue_status(venue, "connected")  # data flows again
                 return
+            state.told_stale = False
             state.status = "reconciling"
             self._tell_venue_status(venue, "reconciling")
             self.spawn(lambda: self.reconcile(state))
         else:  # "stale" and anything a future adapter reports: tell strategies, keep trading state
+            if status == "stale":
+                state.told_stale = True
             self._tell_venue_status(venue, status)
+
+    def market_data_sink(self, venue: str) -> _MarketDataSink:
+        """The sink of a venue's separate market-data adapter: its data goes where any adapter's
+        does; its connection statuses only say whether the data is current."""
+        return _MarketDataSink(self, venue)
+
+    def on_market_data_status(self, venue: str, status: str, detail: str = "") -> None:
+        """A market-data adapter's connection: a drop or silence makes the venue's data stale
+        (strategies hear ``stale``), never its orders unknown; when data flows again, and the
+        order side is connected, strategies hear ``connected``."""
+        state = self.venues.get(venue)
+        log.log(logging.WARNING if status != "connected" else logging.INFO, "market data for venue %s %s%s",
+                venue, status, f": {detail}" if detail else "")
+        if state is None:
+            return
+        state.data_status = status
+        if status == "connected":
+            if state.told_stale and state.status == "connected":
+                state.told_stale = False
+                self._tell_venue_status(venue, "connected")
+        elif not state.told_stale:
+            state.told_stale = True
+            self._tell_venue_status(venue, "stale")
 
     def cancel_orphans(self, venue: _Venue) -> None:
         """Cancel the orders a restart found with no strategy to own them (a strategy no longer in
@@ -1115,6 +1184,8 @@ class Runtime:
                 self._new_day(day)
         for venue in self.venues.values():
             venue.adapter.on_session(new)
+            if venue.feed is not None:
+                venue.feed.on_session(new)
             if venue.orphans and new.accepts_modify_cancel:
                 self.cancel_orphans(venue)
         if new.phase is Phase.CLOSED and old.phase is not Phase.CLOSED:
@@ -1277,6 +1348,14 @@ class Runtime:
         runner = self.runners[strategy]
         if runner.mmp is None:
             return
+        if runner.mmp.is_frozen(ts):
+            # the engine's own trigger came first (same limits, the engine counts the fills before
+            # the venue's word arrives): one trigger, one on_mmp_trigger; the stricter freeze holds
+            runner.mmp.extend_freeze(frozen_until_ns)
+            self.journal_mmp(runner)
+            log.info("MMP: venue %s froze %s too (%s); frozen until %s", runner.venue, strategy, reason or "venue",
+                     runner.mmp.frozen_until_ns)
+            return
         trigger = runner.mmp.venue_trigger(ts, frozen_until_ns)
         self._mmp_triggered(runner, trigger)
         self.call_rare(runner, "on_mmp_trigger", info=trigger)
@@ -1337,8 +1416,8 @@ class Runtime:
                 if order.status is OrderStatus.PENDING_CANCEL:
                     continue
                 if state is TradingState.HALTED:
-                    self.request_cancel(runner, order, by_engine=True)
-                elif state is TradingState.REDUCING:
+                    break  # below, all at once
+                if state is TradingState.REDUCING:
                     symbol = order._symbol
                     position = self.position_of(runner.name, symbol)
                     grows = (order._side is Side.BUY and position >= 0) or (order._side is Side.SELL and position <= 0)
@@ -1348,6 +1427,8 @@ class Runtime:
                         self.request_cancel(runner, order, by_engine=True)
                     else:
                         reducing_left[symbol] = left - leaves
+        if state is TradingState.HALTED:
+            self.cancel_everything()
 
     # ---- containment ------------------------------------------------------------------------
     def hook_raised(self, runner: StrategyRunner, hook: str) -> None:
@@ -1395,13 +1476,54 @@ class Runtime:
                 sent += 1
         return sent
 
-    def stop_strategy(self, runner: StrategyRunner) -> None:
-        """Normal stop: on_stop, then cancel what is still open."""
+    def stop_strategy(self, runner: StrategyRunner, *, cancel: bool = True) -> None:
+        """Normal stop: on_stop, then cancel what is still open (``cancel=False``: the caller
+        cancels every strategy's orders at once, see :meth:`cancel_everything`)."""
         self.call_rare(runner, "on_stop")
         if runner.state == "running":
             runner.state = "stopped"
         self._rebuild_dispatch()
-        self.cancel_strategy_orders(runner)
+        if cancel:
+            self.cancel_strategy_orders(runner)
+
+    def cancel_everything(self) -> None:
+        """Every open order of every strategy (halt, shutdown): one mass cancel per venue whose
+        adapter has one (``capabilities.mass_cancel``, ``venues.<name>.mass_cancel``), else order
+        by order within the venue's request budget."""
+        for venue in self.venues.values():
+            runners = self._runners_on(venue.name)
+            if not self._mass_cancel(venue, runners):
+                for runner in runners:
+                    self.cancel_strategy_orders(runner)
+
+    def _mass_cancel(self, venue: _Venue, runners: list[StrategyRunner]) -> bool:
+        """One request for all of them: faster than the venue's per-request budget allows order by
+        order, and nothing can slip between two cancels. If the request fails, order by order."""
+        if not (venue.mass_cancel and venue.adapter.capabilities.mass_cancel and venue.status == "connected"):
+            return False
+        orders = [(runner, order) for runner in runners for order in runner.open_orders.values()
+                  if order.can_transition(OrderStatus.PENDING_CANCEL)]
+        if len(orders) < 2 or venue.guard.take_cancel() is not None:
+            return False
+        now = self.clock.now_ns()
+        for _, order in orders:
+            order.transition(OrderStatus.PENDING_CANCEL, now)
+            self._order_changed(venue, order)
+        log.warning("venue %s: mass cancel of %d orders", venue.name, len(orders))
+
+        async def send() -> None:
+            try:
+                await venue.adapter.cancel_all()
+            except Exception as exc:
+                log.error("venue %s: mass cancel failed (%s: %s); cancelling order by order", venue.name,
+                          type(exc).__name__, exc)
+                for runner, order in orders:
+                    if order.status is OrderStatus.PENDING_CANCEL:
+                        order.transition(order.live_status(), self.clock.now_ns())
+                        self.request_cancel(runner, order, by_engine=True)
+
+        self.spawn(send)
+        return True
 
     def drain(self) -> None:
         """Deliver queued on_order_update calls (local rejects) after the hook that caused them."""
@@ -1486,8 +1608,18 @@ class Runtime:
         }
 
     def venue_summary(self, venue: _Venue) -> dict[str, Any]:
-        return {
+        summary: dict[str, Any] = {
             "status": venue.status,
             "disconnects": venue.disconnects,
             "account": venue.account.snapshot(),
         }
+        summary.update(_wire_counts(venue.adapter.stats()))
+        if venue.feed is not None:
+            summary["market_data"] = {"adapter": venue.feed.name, "status": venue.data_status,
+                                      **_wire_counts(venue.feed.stats())}
+        return summary
+
+
+def _wire_counts(stats: dict[str, int]) -> dict[str, int]:
+    """The counters every adapter reports (``Adapter.stats``), for the report's venue section."""
+    return {key: int(stats.get(key, 0)) for key in ("messages_in", "messages_out", "reconnects")}

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 NS_PER_S = 1_000_000_000
 NS_PER_US = 1_000
 WEEKEND = frozenset({5, 6})  # Saturday, Sunday (PSX_RULES rule 5)
+NO_PROVIDER = "none"  # sessions.holidays.provider for a venue with no holiday calendar
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_CLOSED_RUN_DAYS = 370  # no real calendar is closed this long: a longer run means broken config
 DEFAULT_SEARCH_DAYS = 30  # how far next_transition looks ahead (the longest PSX closure is ~10 days)
@@ -56,7 +57,9 @@ class HolidaysConfig(BaseModel):
     """Trading days = weekdays minus the maintained holiday source, plus/minus overrides."""
 
     model_config = ConfigDict(extra="forbid")
-    provider: str = "XKAR"  # holidays.financial_holidays("XKAR")
+    provider: str = "XKAR"  # holidays.financial_holidays("XKAR"); "none": no holidays (a 24/7 venue)
+    # the weekdays that trade: PSX mon_fri; a crypto venue that never closes mon_sun
+    trading_weekdays: str = "mon_fri"
     add: list[dt.date] = Field(default_factory=list)  # extra closures (PSX notices)
     remove: list[dt.date] = Field(default_factory=list)  # days the provider lists that PSX opens
     # Special sessions on days that are otherwise closed (e.g. a notified Saturday session).
@@ -65,12 +68,18 @@ class HolidaysConfig(BaseModel):
     @field_validator("provider")
     @classmethod
     def _provider_is_known(cls, provider: str) -> str:
-        if provider not in _supported_providers():
+        if provider != NO_PROVIDER and provider not in _supported_providers():
             raise ValueError(
                 f"sessions.holidays.provider: unknown financial holiday provider {provider!r} "
-                f"(holidays.list_supported_financial() has e.g. 'XKAR' for PSX)"
+                f"(holidays.list_supported_financial() has e.g. 'XKAR' for PSX; 'none' for no holidays)"
             )
         return provider
+
+    @field_validator("trading_weekdays")
+    @classmethod
+    def _weekdays_parse(cls, group: str) -> str:
+        _parse_weekday_group(group)
+        return group
 
     @model_validator(mode="after")
     def _overrides_do_not_contradict(self) -> HolidaysConfig:
@@ -252,14 +261,16 @@ class SessionsConfig(BaseModel):
 class TradingCalendar:
     """Which dates PSX trades: weekdays minus provider holidays, adjusted by config overrides.
 
-    Precedence: ``add`` (closed) > ``extra_sessions`` (open) > weekend (closed) > ``remove`` (open)
-    > provider holiday (closed) > open.
+    Precedence: ``add`` (closed) > ``extra_sessions`` (open) > a weekday outside
+    ``trading_weekdays`` (closed) > ``remove`` (open) > provider holiday (closed) > open.
     """
 
     def __init__(self, config: HolidaysConfig | None = None) -> None:
         self.config = config if config is not None else HolidaysConfig()
-        if self.config.provider not in _supported_providers():
-            raise ValueError(f"unknown financial holiday provider {self.config.provider!r} (PSX is 'XKAR')")
+        provider = self.config.provider
+        if provider != NO_PROVIDER and provider not in _supported_providers():
+            raise ValueError(f"unknown financial holiday provider {provider!r} (PSX is 'XKAR')")
+        self._closed_weekdays = frozenset(range(7)) - _parse_weekday_group(self.config.trading_weekdays)
         self._closures = frozenset(self.config.add)
         self._reopened = frozenset(self.config.remove)
         self._extra_sessions = frozenset(self.config.extra_sessions)
@@ -269,7 +280,9 @@ class TradingCalendar:
         """The provider's holidays for one year, built once (building is the slow part)."""
         listed = self._by_year.get(year)
         if listed is None:
-            listed = holidays.financial_holidays(self.config.provider, years=year)
+            provider = self.config.provider
+            listed = holidays.HolidayBase() if provider == NO_PROVIDER else holidays.financial_holidays(provider,
+                                                                                                         years=year)
             self._by_year[year] = listed
         return listed
 
@@ -279,7 +292,7 @@ class TradingCalendar:
             return False
         if day in self._extra_sessions:
             return True
-        if day.weekday() in WEEKEND:
+        if day.weekday() in self._closed_weekdays:
             return False
         if day in self._reopened:
             return True

@@ -64,9 +64,10 @@ def write_engine_config(
 def open_session(engine: Engine) -> None:
     """Connect and subscribe the venues, then put runtime and venue into continuous trading
     without running the session driver."""
-    for name, adapter in engine.adapters.items():
+    for adapter in engine.all_adapters():
         anyio.run(adapter.connect)
-        adapter.subscribe(engine.runtime.subscriptions(name))
+    for name, adapter in engine.adapters.items():
+        engine.feeds.get(name, adapter).subscribe(engine.runtime.subscriptions(name))
     new = SessionState(Phase.OPEN, True, True, True, "2026-11-23")
     engine.runtime.on_session_change(engine.runtime.session, new)
 

@@ -135,3 +135,39 @@ def test_shipped_pulse_sandbox_config_checks_and_sandbox_names_what_exists(capsy
     with pytest.raises(SystemExit) as exit_info:
         main(["sandbox", "pulse", "--help"])
     assert exit_info.value.code == 0 and "--port" in capsys.readouterr().out
+
+
+def _pulse_config(tmp_path, url: str) -> str:
+    text = (REPO / "config.pulse-sandbox.yaml").read_text()
+    text = text.replace("ws://127.0.0.1:8765/ws/api/v2", url)
+    text = text.replace("file: strategies/market_maker.py", f"file: {REPO / 'strategies' / 'market_maker.py'}")
+    path = tmp_path / "pulse.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_venue_that_cannot_be_reached_is_one_clear_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("PULSE_CLIENT_SECRET", "sandbox-secret")
+    config = _pulse_config(tmp_path, f"ws://127.0.0.1:{port}/ws/api/v2")
+    assert main(["run", config]) == 1
+    err = capsys.readouterr().err
+    assert "venue pulse (pulse) could not connect: " in err and f"127.0.0.1:{port}" in err
+    assert "Traceback" not in err and "ExceptionGroup" not in err
+
+
+def test_a_missing_credential_is_a_config_error_naming_the_venue(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("OPTIMUS_USERNAME", raising=False)
+    (tmp_path / "s.py").write_text(textwrap.dedent(GOOD_STRATEGY))
+    (tmp_path / "config.yaml").write_text(
+        "run: {clock: wall}\n" + INSTRUMENTS.replace("venue: paper", "venue: psx")
+        + "venues:\n  psx:\n    adapter: optimus\n    options: {base_url: 'http://127.0.0.1:9/v1'}\n"
+        + "strategies:\n  - {name: s, file: s.py, venue: psx, instruments: [MEBL]}\n"
+    )
+    assert main(["run", str(tmp_path / "config.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert "venues.psx.options" in err and "OPTIMUS_USERNAME is not set" in err and "Traceback" not in err

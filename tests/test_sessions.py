@@ -128,6 +128,34 @@ def test_provider_is_built_once_per_year(monkeypatch: pytest.MonkeyPatch) -> Non
     assert calls == [2026]
 
 
+def test_a_venue_that_never_closes_trades_every_day_with_no_holidays() -> None:
+    calendar = TradingCalendar(HolidaysConfig(provider="none", trading_weekdays="mon_sun"))
+    days = [dt.date(2026, 11, 21) + dt.timedelta(days=i) for i in range(7)]  # Saturday .. Friday
+    assert all(calendar.is_trading_day(d) for d in days)
+    assert calendar.is_trading_day(dt.date(2026, 12, 25))  # a PSX holiday means nothing here
+    assert calendar.add_trading_days(dt.date(2026, 11, 20), 2) == dt.date(2026, 11, 22)  # T+2 over a weekend
+
+
+def test_trading_weekdays_close_the_others_and_a_bad_group_is_a_clear_error() -> None:
+    calendar = TradingCalendar(HolidaysConfig(trading_weekdays="mon_thu"))
+    assert calendar.is_trading_day(dt.date(2026, 11, 19)) and not calendar.is_trading_day(dt.date(2026, 11, 20))
+    with pytest.raises(ValidationError, match="trading_weekdays"):
+        HolidaysConfig(trading_weekdays="mon_fry")
+
+
+def test_the_shipped_pulse_config_opens_on_a_sunday() -> None:
+    from pathlib import Path
+
+    from engine.config import load_config
+
+    cfg = load_config(Path(__file__).parent.parent / "config.pulse-sandbox.yaml").config
+    schedule = SessionSchedule(cfg.sessions)
+    sunday = dt.date(2026, 11, 22)
+    assert schedule.calendar.is_trading_day(sunday)
+    start, end = schedule.day_window(sunday)
+    assert end - start == (24 * 3600 - 1) * 1_000_000_000  # open all day, UTC
+
+
 def test_add_trading_days_skips_weekend_and_holidays() -> None:
     # Thu 03-19 -> Fri 03-20 Eid, Sat, Sun, Mon 03-23 Pakistan Day -> Tue 03-24
     assert TradingCalendar().add_trading_days(dt.date(2026, 3, 19), 1) == dt.date(2026, 3, 24)

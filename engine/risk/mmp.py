@@ -136,6 +136,14 @@ class MmpState:
                 until = current
         return self._freeze(MmpTrigger(ts, until, self._qty, len(self._fills), "MMP triggered by the venue"))
 
+    def extend_freeze(self, frozen_until_ns: int | None) -> None:
+        """The venue froze too, moments after the engine's own trigger: one trigger, and the
+        stricter freeze of the two (``None``/0 = until reset) holds."""
+        until = frozen_until_ns or None
+        current = self.frozen_until_ns
+        if current is not None and (until is None or until > current):
+            self.frozen_until_ns = until
+
     def _freeze(self, trigger: MmpTrigger) -> MmpTrigger:
         self._frozen = True
         self.frozen_until_ns = trigger.frozen_until_ns

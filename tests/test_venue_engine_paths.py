@@ -1,0 +1,130 @@
+"""Where the engine meets a network venue's own machinery, on the real Runtime with the real Pulse
+adapter against the Pulse sandbox on 127.0.0.1 (port 0): the kill switch's halt as one mass
+cancel, and the engine's MMP and the venue's MMP firing on the same fills as ONE trigger.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from types import SimpleNamespace
+
+import anyio
+import pytest
+
+from adapters.pulse.adapter import PulseAdapter, PulseOptions
+from adapters.pulse.sandbox import PulseSandbox
+from engine.clock import WallClock
+from engine.model import Instrument, OrderStatus, Phase, SessionState
+from engine.risk.account import AccountConfig
+from engine.risk.killswitch import TradingState
+from engine.risk.mmp import MmpConfig
+from engine.runtime import Runtime, StrategyRunner
+
+pytestmark = pytest.mark.anyio
+D = Decimal
+S = OrderStatus
+BTC = "BTC_USD-PERPETUAL"
+SECRET_ENV = "PULSE_ENGINE_PATHS_SECRET"
+SECRET = "engine-paths-secret-51b7"
+os.environ[SECRET_ENV] = SECRET
+
+
+async def until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.005)
+
+
+@asynccontextmanager
+async def pulse_runtime(*, engine_mmp: MmpConfig | None = None, venue_mmp: dict | None = None,
+                        mass_cancel: bool = True) -> AsyncIterator[tuple[PulseSandbox, Runtime, PulseAdapter,
+                                                                         StrategyRunner]]:
+    """A Runtime with one strategy on a Pulse venue, connected, session open."""
+    async with PulseSandbox(credentials={"mm": SECRET}) as sandbox:
+        clock = WallClock()
+        runtime = Runtime(clock)
+        listed = [Instrument(BTC, "pulse", tick_size=D("0.5"), lot_size=D(10), previous_close=D(50000))]
+        options = PulseOptions(url=sandbox.url, client_id="mm", client_secret_env=SECRET_ENV, mmp=venue_mmp or {})
+        adapter = PulseAdapter("pulse", options, listed, clock, runtime)
+        runtime.add_venue("pulse", adapter, listed, account=AccountConfig(cash=D(10_000_000), holdings={BTC: D(1000)}))
+        runtime.venues["pulse"].mass_cancel = mass_cancel
+        runner = StrategyRunner("mm", "pulse", listed, SimpleNamespace(hooks={}, pm=None))
+        runtime.add_strategy(runner, None, mmp=engine_mmp)
+        if engine_mmp is not None:  # what the engine does for a strategy's mmp: block
+            adapter.configure_mmp("mm", [BTC], engine_mmp.interval, engine_mmp.frozen_time, engine_mmp.quantity_limit)
+        async with anyio.create_task_group() as tg:
+            adapter.bind(tg)
+            runtime.task_starter = lambda make: tg.start_soon(make)
+            await adapter.connect()
+            adapter.subscribe([BTC])
+            runtime.on_session_change(runtime.session, SessionState(Phase.OPEN, True, True, True, "2026-11-23"))
+            try:
+                yield sandbox, runtime, adapter, runner
+            finally:
+                await adapter.close()
+                tg.cancel_scope.cancel()
+
+
+class Spy:
+    """Counts calls to a real method and passes them on."""
+
+    def __init__(self, target: object, name: str) -> None:
+        self.calls = 0
+        real = getattr(target, name)
+        if inspect.iscoroutinefunction(real):
+            async def spy(*args, **kwargs):
+                self.calls += 1
+                return await real(*args, **kwargs)
+        else:
+            def spy(*args, **kwargs):
+                self.calls += 1
+                return real(*args, **kwargs)
+        setattr(target, name, spy)
+
+
+async def test_a_halt_cancels_every_order_with_one_mass_cancel_on_a_venue_that_has_it() -> None:
+    async with pulse_runtime() as (_, runtime, adapter, runner):
+        ctx = runner.ctx
+        orders = [ctx.submit(BTC, "buy", 10, D(45000) + i, tif="gtc") for i in range(4)]
+        await until(lambda: all(o.status is S.NEW for o in orders))
+        mass, single = Spy(adapter, "cancel_all"), Spy(adapter, "cancel")
+        runtime.manual_trigger(TradingState.HALTED, "operator halt")
+        await until(lambda: all(o.status is S.CANCELLED for o in orders))
+        assert (mass.calls, single.calls) == (1, 0)
+        assert runtime.open_order_count() == 0
+        assert ctx.submit(BTC, "buy", 10, D(45000), tif="gtc").reject_code is not None  # halted refuses
+
+
+async def test_with_mass_cancel_off_the_halt_cancels_order_by_order() -> None:
+    """A shared account: venues.<name>.mass_cancel: false, since a mass cancel takes everyone's orders."""
+    async with pulse_runtime(mass_cancel=False) as (_, runtime, adapter, runner):
+        ctx = runner.ctx
+        orders = [ctx.submit(BTC, "buy", 10, D(45000) + i, tif="gtc") for i in range(3)]
+        await until(lambda: all(o.status is S.NEW for o in orders))
+        mass, single = Spy(adapter, "cancel_all"), Spy(adapter, "cancel")
+        runtime.manual_trigger(TradingState.HALTED, "operator halt")
+        await until(lambda: all(o.status is S.CANCELLED for o in orders))
+        assert (mass.calls, single.calls) == (0, 3)
+
+
+async def test_engine_and_venue_mmp_on_the_same_fills_are_one_trigger_with_the_stricter_freeze() -> None:
+    """Same limits on both sides: the engine counts the fill first and triggers; the venue's
+    user.mmp_trigger follows moments later and only extends the freeze (0 = until reset)."""
+    limits = MmpConfig(interval=D(5), frozen_time=D(2), quantity_limit=D(20))
+    venue = {"btc_usd": {"interval": 5, "frozen_time": 0, "quantity_limit": 20}}  # the venue: until reset
+    async with pulse_runtime(engine_mmp=limits, venue_mmp=venue) as (sandbox, runtime, _, runner):
+        ctx = runner.ctx
+        hit = ctx.submit(BTC, "buy", 20, D(49000), mmp=True, tif="gtc")
+        quote = ctx.submit(BTC, "buy", 20, D(48990), mmp=True, tif="gtc")
+        await until(lambda: hit.status is S.NEW and quote.status is S.NEW)
+        sandbox.place(BTC, "sell", D(20), D(49000))
+        await until(lambda: hit.status is S.FILLED and quote.status is S.CANCELLED)
+        assert runner.mmp is not None
+        await until(lambda: runner.mmp.frozen_until_ns is None)  # the venue's word arrived: until reset
+        await anyio.sleep(0.2)  # nothing more is coming
+        assert runner.mmp_triggers == 1 and runtime.mmp_triggers == 1
+        assert runner.mmp.is_frozen() and runner.mmp.last_trigger.reason.startswith("MMP triggered: filled 20")
