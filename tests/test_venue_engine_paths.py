@@ -86,29 +86,20 @@ class Spy:
         setattr(target, name, spy)
 
 
-async def test_a_halt_cancels_every_order_with_one_mass_cancel_on_a_venue_that_has_it() -> None:
-    async with pulse_runtime() as (_, runtime, adapter, runner):
+@pytest.mark.parametrize(("mass_cancel", "requests"), [(True, (1, 0)), (False, (0, 4))],
+                         ids=["one-mass-cancel", "shared-account-order-by-order"])
+async def test_a_halt_cancels_every_order_at_once_where_the_venue_can(mass_cancel: bool, requests) -> None:
+    """venues.<name>.mass_cancel: false is for a shared account, since a mass cancel takes everyone's orders."""
+    async with pulse_runtime(mass_cancel=mass_cancel) as (_, runtime, adapter, runner):
         ctx = runner.ctx
         orders = [ctx.submit(BTC, "buy", 10, D(45000) + i, tif="gtc") for i in range(4)]
         await until(lambda: all(o.status is S.NEW for o in orders))
         mass, single = Spy(adapter, "cancel_all"), Spy(adapter, "cancel")
         runtime.manual_trigger(TradingState.HALTED, "operator halt")
         await until(lambda: all(o.status is S.CANCELLED for o in orders))
-        assert (mass.calls, single.calls) == (1, 0)
+        assert (mass.calls, single.calls) == requests
         assert runtime.open_order_count() == 0
         assert ctx.submit(BTC, "buy", 10, D(45000), tif="gtc").reject_code is not None  # halted refuses
-
-
-async def test_with_mass_cancel_off_the_halt_cancels_order_by_order() -> None:
-    """A shared account: venues.<name>.mass_cancel: false, since a mass cancel takes everyone's orders."""
-    async with pulse_runtime(mass_cancel=False) as (_, runtime, adapter, runner):
-        ctx = runner.ctx
-        orders = [ctx.submit(BTC, "buy", 10, D(45000) + i, tif="gtc") for i in range(3)]
-        await until(lambda: all(o.status is S.NEW for o in orders))
-        mass, single = Spy(adapter, "cancel_all"), Spy(adapter, "cancel")
-        runtime.manual_trigger(TradingState.HALTED, "operator halt")
-        await until(lambda: all(o.status is S.CANCELLED for o in orders))
-        assert (mass.calls, single.calls) == (0, 3)
 
 
 async def test_engine_and_venue_mmp_on_the_same_fills_are_one_trigger_with_the_stricter_freeze() -> None:

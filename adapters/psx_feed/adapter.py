@@ -406,6 +406,11 @@ class LiveFeedAdapter(Adapter):
         """The engine's session phase: a closed market is quiet, not stale."""
         self._phase = state.phase
 
+    def stats(self) -> dict[str, int]:
+        """The wire counters for the report (see ``describe`` for the rest)."""
+        return {"messages_in": self.messages_in, "messages_out": self.messages_out, "reconnects": self.reconnects,
+                "malformed": self.malformed, "gaps": self.gaps, "stale_events": self.stale_events}
+
     def describe(self) -> dict[str, Any]:
         opts = self.feed_options
         return {
