@@ -3,7 +3,7 @@
     engine run CONFIG [--report FILE] [--html FILE] [--speed X] [--seed N] [--log-format human|json]
                       [--journal FILE] [--fresh-account]
     engine journal inspect JOURNAL [--orders N] [--fills N]
-    engine sandbox ADAPTER [ARGS...]
+    engine sandbox VENUE [ARGS...]
     engine check CONFIG
     engine halt CONFIG [--reducing]
     engine report REPORT_JSON [--html FILE]
@@ -41,6 +41,7 @@ examples:
   engine halt config.yaml --reducing          ... or accepts only orders that shrink a position
   engine run config.yaml --fresh-account      start a new paper account (the old journal is moved aside)
   engine journal inspect config.journal.sqlite   orders, fills, positions and account from a journal
+  engine sandbox psx                          a local PSX venue (Live Feed + Optimus) for config.psx-sandbox.yaml
   engine sandbox pulse                        a local Pulse venue for config.pulse-sandbox.yaml
 """
 
@@ -182,12 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--fills", type=int, default=20, metavar="N", help="last N fills (default 20)")
 
     sandbox = sub.add_parser(
-        "sandbox", help="run a venue's local sandbox server (pulse, psx_feed, optimus)",
-        description="Run the local sandbox server of a venue adapter on 127.0.0.1, backed by the paper matching "
-        "engine: pulse (JSON-RPC WebSocket), psx_feed (PSX Live Feed WebSocket), optimus (REST with webhooks). "
-        "Arguments after the name go to the server; 'engine sandbox pulse --help' lists them.",
+        "sandbox", help="run a venue's local sandbox server (psx, pulse, psx_feed, optimus)",
+        description="Run a venue's local sandbox server on 127.0.0.1, backed by the paper matching engine and "
+        "its synthetic market: psx (the whole PSX venue: Live Feed WebSocket and Optimus REST broker with "
+        "webhooks, one market), pulse (JSON-RPC WebSocket), psx_feed or optimus (one half of psx alone). "
+        "Arguments after the name go to the server; 'engine sandbox psx --help' lists them.",
     )
-    sandbox.add_argument("adapter", metavar="ADAPTER", help="registered adapter name, e.g. pulse")
+    sandbox.add_argument("adapter", metavar="VENUE", help="psx, or a registered adapter name, e.g. pulse")
     sandbox.add_argument("args", nargs=argparse.REMAINDER, help="the server's own arguments")
     return parser
 
@@ -305,19 +307,23 @@ def cmd_journal(args: argparse.Namespace) -> int:
     return 0
 
 
+#: sandboxes of a whole venue served by more than one adapter (PSX: Live Feed data + Optimus orders)
+VENUE_SANDBOXES = {"psx": "adapters.psx_sandbox:main"}
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     import importlib
 
     from adapters.base import adapter_registry
 
     registry = adapter_registry()
-    with_sandbox = sorted(name for name, cls in registry.items() if cls.sandbox_entry)
-    cls = registry.get(args.adapter)
-    if cls is None or not cls.sandbox_entry:
-        print(f"engine: no sandbox for adapter {args.adapter!r}; adapters with one: {', '.join(with_sandbox)}",
-              file=sys.stderr)
+    entries = {name: cls.sandbox_entry for name, cls in registry.items() if cls.sandbox_entry}
+    entries.update(VENUE_SANDBOXES)
+    entry = entries.get(args.adapter)
+    if entry is None:
+        print(f"engine: no sandbox for {args.adapter!r}; sandboxes: {', '.join(sorted(entries))}", file=sys.stderr)
         return 1
-    module, _, function = cls.sandbox_entry.partition(":")
+    module, _, function = entry.partition(":")
     return int(getattr(importlib.import_module(module), function)(args.args) or 0)
 
 

@@ -131,10 +131,14 @@ def test_shipped_pulse_sandbox_config_checks_and_sandbox_names_what_exists(capsy
     capsys.readouterr()
     assert main(["sandbox", "paper"]) == 1
     err = capsys.readouterr().err
-    assert "no sandbox for adapter 'paper'" in err and "optimus, psx_feed, pulse" in err
+    assert "no sandbox for 'paper'" in err and "optimus, psx, psx_feed, pulse" in err
     with pytest.raises(SystemExit) as exit_info:
         main(["sandbox", "pulse", "--help"])
     assert exit_info.value.code == 0 and "--port" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sandbox", "psx", "--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0 and "--feed-port" in out and "--broker-port" in out
 
 
 def _pulse_config(tmp_path, url: str) -> str:

@@ -20,6 +20,11 @@ with the PSX Live Feed sandbox: the caller then routes that paper venue's ``on_o
 acknowledgements, fills, cancels and rejects become order state and signed webhooks
 (``order.confirmed``, ``order.execution``, ``order.cancelled``, ``order.rejected``).
 
+Session phases: ``sessions="schedule"`` follows the broker document's hours with the shared
+:class:`adapters.sandbox_sessions.SessionFollower`; ``"external"`` leaves them to the caller (the
+combined PSX sandbox, adapters/psx_sandbox.py, drives one follower for the paper venue and the
+feed); ``"always_open"`` is continuous trading all the time.
+
 Faults (``inject(kind, ...)`` or ``POST /sandbox/faults {"kind": ..., ...}``):
 
 ``error_5xx`` (count, status, process)  the next requests answer 5xx (9001), processed first if asked
@@ -47,7 +52,7 @@ import os
 import signal
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -59,7 +64,8 @@ import httpx
 from adapters.optimus.webhooks import HttpRequest, HttpResponse, HttpServer
 from adapters.paper.adapter import PaperAdapter, PaperOptions
 from adapters.paper.market import MarketOptions
-from engine.clock import NS_PER_S, Clock, ScaledClock, Timer, WallClock
+from adapters.sandbox_sessions import SessionFollower, always_open_state, parse_start
+from engine.clock import NS_PER_S, Clock, ScaledClock, WallClock
 from engine.model import (
     BookUpdate,
     Fill,
@@ -70,7 +76,6 @@ from engine.model import (
     OrderType,
     OrderUpdate,
     Phase,
-    SessionState,
     Side,
     TimeInForce,
     Trade,
@@ -296,8 +301,10 @@ class OptimusSandbox:
         self._outage_until_ns = 0
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
-        self._schedule: Any = None
-        self._session_timer: Timer | None = None
+        self._follower: SessionFollower | None = None
+        #: set by a combined sandbox (adapters/psx_sandbox.py): ``POST /sandbox/faults`` then goes
+        #: through it, so one control endpoint reaches the feed's faults as well as these
+        self.fault_router: Callable[..., dict[str, Any]] | None = None
         self.counts: Counter[str] = Counter()
         self.webhooks_sent: list[dict[str, Any]] = []  # every delivery attempt that got a 2xx, in order
 
@@ -308,24 +315,17 @@ class OptimusSandbox:
             self.paper.subscribe(list(self.instruments))  # public trades give the holdings their last price
         mode = self.settings.sessions
         if mode == "always_open":
-            day = self.clock.now().date().isoformat()
-            self.paper.on_session(SessionState(Phase.OPEN, True, True, True, day))
+            self.paper.on_session(always_open_state(self.clock))
         elif mode == "schedule":
             from engine.sessions import SessionSchedule
 
-            self._schedule = SessionSchedule()  # the shipped default profile: the broker document's hours
-            self._follow_schedule()
+            # the shipped default profile: the broker document's hours; on the clock's own timers,
+            # so a scaled clock runs the day at its speed (the follower the feed sandbox uses too)
+            self._follower = SessionFollower(SessionSchedule(), self.clock, (self.paper.on_session,))
+            self._follower.start()
         await self._server.start()
         self._worker = asyncio.create_task(self._deliver_loop())
         log.info("optimus sandbox on %s (sessions %s)", self.base_url, mode)
-
-    def _follow_schedule(self) -> None:
-        """Put the paper venue in the phase the schedule gives for now, and come back at the next
-        change. On the clock's own timers, so a scaled clock runs the day at its speed."""
-        now = self.clock.now_ns()
-        self.paper.on_session(self._schedule.state_at(now))
-        upcoming = self._schedule.next_transition(now)
-        self._session_timer = None if upcoming is None else self.clock.call_at(upcoming[0], self._follow_schedule)
 
     async def stop(self) -> None:
         if self._worker is not None:
@@ -333,9 +333,9 @@ class OptimusSandbox:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._worker
             self._worker = None
-        if self._session_timer is not None:
-            self._session_timer.cancel()
-            self._session_timer = None
+        if self._follower is not None:
+            self._follower.stop()
+            self._follower = None
         await self._server.close()
         if self._owns_paper:
             await self.paper.close()
@@ -436,6 +436,8 @@ class OptimusSandbox:
             body = self._body(request)
             if request.path == "/sandbox/faults":
                 kind = str(body.pop("kind", ""))
+                if self.fault_router is not None:
+                    return self._envelope_ok(self.fault_router(kind, **body))
                 count = int(body.pop("count", 1))
                 self.inject(kind, count, **body)
                 return self._envelope_ok({"kind": kind, "count": count})
@@ -934,7 +936,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sessions", choices=("always_open", "schedule"), default="schedule",
                    help="schedule: PSX market hours (broker-doc profile); always_open: for tests and demos")
     p.add_argument("--speed", type=Decimal, default=Decimal(1), help="clock speed (a day in minutes: 60)")
-    p.add_argument("--start", help="start the clock at this ISO time (e.g. 2026-11-23T09:10:00+05:00)")
+    p.add_argument("--start", help="start the clock at this ISO time, Asia/Karachi unless an offset is given "
+                   "(e.g. 2026-11-23T09:10)")
     p.add_argument("--no-market", action="store_true", help="no synthetic market (only your own orders)")
     p.add_argument("--access-ttl", type=int, default=3600, help="access token lifetime, seconds")
     p.add_argument("--trading-rate", type=int, default=100, help="trading requests per second per user")
@@ -954,9 +957,7 @@ def main(argv: list[str] | None = None) -> int:
         webhook_secret=secret, access_ttl_s=args.access_ttl, trading_per_second=args.trading_rate,
         sessions=args.sessions, market=not args.no_market, seed=args.seed, cash=args.cash,
     )
-    start_ns = None
-    if args.start:
-        start_ns = int(datetime.fromisoformat(args.start).timestamp()) * NS_PER_S
+    start_ns = parse_start(args.start) if args.start else None
     speed = float(args.speed) if args.speed != args.speed.to_integral_value() else int(args.speed)
 
     async def run() -> None:

@@ -55,7 +55,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from engine.clock import NS_PER_S, Clock, Timer
+from adapters.sandbox_sessions import SessionFollower, always_open_state, sandbox_start_ns
+from engine.clock import NS_PER_S, Clock
 from engine.model import (
     Book,
     BookUpdate,
@@ -801,7 +802,8 @@ def _json_response(connection: ServerConnection, status: HTTPStatus, body: Any) 
 
 
 # --------------------------------------------------------------------------------------------
-# Wiring to the paper venue and the session schedule
+# Wiring to the paper venue (the session follower is shared: adapters/sandbox_sessions.py,
+# re-exported here as ``SessionFollower``)
 
 
 def paper_order_source(paper: Any) -> OrderSource:
@@ -811,38 +813,6 @@ def paper_order_source(paper: Any) -> OrderSource:
         return [(str(o.order_id), o.side, o.price, o.leaves) for o in paper.matching_engine(symbol).resting_orders()]
 
     return source
-
-
-class SessionFollower:
-    """Tells listeners each session phase on any clock that schedules (ScaledClock included).
-
-    :class:`engine.sessions.SessionDriver` schedules a non-simulated clock with APScheduler on wall
-    time, which is wrong for a ScaledClock day; this follows the same schedule with ``clock.call_at``.
-    """
-
-    def __init__(self, schedule: Any, clock: Clock, listeners: Iterable[Callable[[SessionState], None]]) -> None:
-        self.schedule = schedule
-        self.clock = clock
-        self.listeners = list(listeners)
-        self.state: SessionState | None = None
-        self._timer: Timer | None = None
-
-    def start(self) -> None:
-        self._apply(self.schedule.state_at(self.clock.now_ns()))
-
-    def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _apply(self, state: SessionState) -> None:
-        self.state = state
-        log.info("psx feed sandbox: session %s (%s)", state.phase.value, state.trading_day)
-        for listener in self.listeners:
-            listener(state)
-        upcoming = self.schedule.next_transition(self.clock.now_ns())
-        if upcoming is not None:
-            self._timer = self.clock.call_at(upcoming[0], self._apply, upcoming[1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -917,23 +887,7 @@ def _instruments(args: argparse.Namespace) -> list[Instrument]:
 
 
 def _start_ns(args: argparse.Namespace, schedule: Any) -> int | None:
-    from engine.clock import KARACHI, WallClock
-
-    if args.start:
-        moment = dt.datetime.fromisoformat(args.start)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=KARACHI)
-        return int(moment.timestamp()) * NS_PER_S
-    if args.speed <= 1 or args.always_open:
-        return None
-    now = WallClock().now_ns()
-    day = schedule.local_date(now)
-    for _ in range(30):
-        window = schedule.day_window(day)
-        if window is not None and window[1] > now:
-            return max(now, window[0] - 300 * NS_PER_S)
-        day += dt.timedelta(days=1)
-    return None
+    return sandbox_start_ns(args.start, args.speed, args.always_open, schedule)
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -955,7 +909,7 @@ async def _serve(args: argparse.Namespace) -> None:
     paper.subscribe([i.symbol for i in instruments])
     follower: SessionFollower | None = None
     if args.always_open:
-        state = SessionState(Phase.OPEN, True, True, True, clock.now().date().isoformat())
+        state = always_open_state(clock)
         paper.on_session(state)
         server.on_session(state)
     else:

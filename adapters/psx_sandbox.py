@@ -1,0 +1,875 @@
+"""``engine sandbox psx``: one local PSX venue serving both the Live Feed WebSocket (market data,
+seed 002) and the Optimus REST broker API with webhooks (orders, seed 000).
+
+Why one process: the engine's ``psx`` venue takes its market data from the Live Feed and sends its
+orders through Optimus. For the two to describe one market, they must share one matching engine:
+an order placed over REST must trade against the book the feed shows, and its trade must appear on
+the feed. So there is ONE :class:`~adapters.paper.adapter.PaperAdapter` (matching engine +
+synthetic market) on the given clock, whose events fan out: book, trades and instrument statuses
+to the :class:`~adapters.psx_feed.sandbox.FeedServer`, our orders' updates and fills (and trades,
+for the holdings' last price) to the :class:`~adapters.optimus.sandbox.OptimusSandbox`. ONE
+:class:`~adapters.sandbox_sessions.SessionFollower` drives the paper venue and the feed from the
+same schedule, so the broker's market-hours rule (2006, read from the matching engine's phase) and
+the feed's ``market_status`` can never disagree.
+
+The broker enforces the document's server-side rules (lot 2002, band and tick 2003, market hours
+2006, order types 2007, buying power 2004, short selling 2005, idempotency 3002, tokens
+1001/1002, rate limits 3001) in the document's error envelope; the feed enforces its bearer
+token, access levels and 2 connections per token. Both are the standalone sandboxes' code.
+
+Faults (:data:`FAULTS`), in process (``sandbox.inject(kind, **params)``), on a schedule
+(``faults=`` / ``--fault SPEC``), or over HTTP on the broker port:
+``POST http://HOST:BROKER_PORT/sandbox/faults {"kind": "drop_sockets", ...}``. The feed's own
+``GET http://HOST:FEED_PORT/sandbox/fault?kind=...`` keeps working for the feed's faults.
+
+``async with PsxSandbox(clock=clock, ...) as psx`` is also how an engine in the same process (the
+planned one-command mode) gets its venue: same clock object, ``psx.credentials.env()`` for the
+environment the engine's config names, ``psx.feed_url`` / ``psx.broker_url`` for its options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import textwrap
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from adapters.optimus import codec as optimus_codec
+from adapters.optimus.adapter import OptimusOptions
+from adapters.optimus.sandbox import DOC_HOLDINGS, DOC_INSTRUMENTS, OptimusSandbox, SandboxSettings
+from adapters.optimus.sandbox import FAULT_KINDS as BROKER_FAULTS
+from adapters.paper.adapter import PaperAdapter, PaperOptions
+from adapters.paper.market import MarketOptions
+from adapters.psx_feed.sandbox import DOCUMENT_CONNECTION_LIMIT, LEVEL_OF_PATH, FeedServer, paper_order_source
+from adapters.psx_feed.sandbox import FAULTS as FEED_FAULTS
+from adapters.sandbox_sessions import SessionFollower, always_open_state, parse_start, sandbox_start_ns
+from engine.clock import NS_PER_S, Clock, ScaledClock, Timer, WallClock
+from engine.model import BookUpdate, Fill, Instrument, InstrumentStatus, OrderUpdate, SessionState, Trade
+
+__all__ = [
+    "DEFAULT_BROKER_PORT",
+    "DEFAULT_FEED_PORT",
+    "DEFAULT_WEBHOOK_URL",
+    "FAULTS",
+    "Credentials",
+    "PsxSandbox",
+    "SandboxListenError",
+    "ScheduledFault",
+    "build_parser",
+    "main",
+    "parse_fault_spec",
+]
+
+log = logging.getLogger("engine.psx_sandbox")
+
+DEFAULT_FEED_PORT = 8765  # the Live Feed sandbox's default
+DEFAULT_BROKER_PORT = 8090  # the Optimus sandbox's default
+#: where an engine with the Optimus adapter's default options receives webhooks
+DEFAULT_WEBHOOK_URL = (
+    f"http://{OptimusOptions.model_fields['webhook_listen'].default}{optimus_codec.Paths.WEBHOOK}"
+)
+#: the environment variables the shipped config (config.psx-sandbox.yaml) names
+ENV_NAMES = {
+    "feed_token": "PSX_FEED_TOKEN",
+    "username": "OPTIMUS_USERNAME",
+    "password": "OPTIMUS_PASSWORD",
+    "webhook_secret": "OPTIMUS_WEBHOOK_SECRET",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Credentials
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Every secret the venue checks. Values, not sources: ``main`` reads them from the
+    environment or files (or generates them); tests and the one-command mode pass or generate
+    their own. ``repr`` never shows a value."""
+
+    feed_tokens: tuple[str, ...]
+    username: str
+    password: str = field(repr=False)
+    webhook_secret: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.feed_tokens or not all(self.feed_tokens):
+            raise ValueError("at least one non-empty feed token is needed")
+        if not self.username or not self.password or not self.webhook_secret:
+            raise ValueError("username, password and webhook secret must not be empty")
+
+    def __repr__(self) -> str:
+        return f"Credentials(feed_tokens=<{len(self.feed_tokens)}>, username=<secret>, password=<secret>)"
+
+    @classmethod
+    def generate(cls) -> Credentials:
+        """Throwaway credentials for a local sandbox."""
+        return cls((secrets.token_urlsafe(24),), "sandbox", secrets.token_urlsafe(18),
+                   secrets.token_urlsafe(24).encode())
+
+    def env(self, names: Mapping[str, str] = ENV_NAMES) -> dict[str, str]:
+        """The environment an engine needs for these credentials (by default the names
+        config.psx-sandbox.yaml uses): ``os.environ.update(psx.credentials.env())``."""
+        return {
+            names["feed_token"]: self.feed_tokens[0],
+            names["username"]: self.username,
+            names["password"]: self.password,
+            names["webhook_secret"]: self.webhook_secret.decode(),
+        }
+
+
+class SandboxListenError(OSError):
+    """A server of the sandbox could not listen (the port is taken, the address is not local)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Faults
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _count(value: Any) -> int:
+    count = int(value)
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    return count
+
+
+def _seconds(value: Any) -> Decimal:
+    try:
+        seconds = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"expected seconds, got {value!r}") from None
+    if not seconds.is_finite() or seconds < 0:
+        raise ValueError(f"expected seconds >= 0, got {value!r}")
+    return seconds
+
+
+def _status(value: Any) -> int:
+    status = int(value)
+    if not 500 <= status <= 599:
+        raise ValueError(f"status must be a 5xx code, got {status}")
+    return status
+
+
+def _target(value: Any) -> str:
+    text = str(value)
+    if text not in ("both", "feed", "broker"):
+        raise ValueError(f"target must be both, feed or broker, got {value!r}")
+    return text
+
+
+#: the issue's faults on the combined venue: kind -> (what it does, its parameters and their readers)
+FAULTS: dict[str, tuple[str, dict[str, Callable[[Any], Any]]]] = {
+    "drop_sockets": (
+        "abort every socket without a goodbye: the feed's WebSockets and the broker's HTTP connections "
+        "(target=both|feed|broker)",
+        {"target": _target},
+    ),
+    "5xx": (
+        "the broker's next count= answers are HTTP status= (default 503) with error 9001; process=true "
+        "processes the request first (the order exists, its answer is lost)",
+        {"count": _count, "status": _status, "process": _bool},
+    ),
+    "slow": ("the broker's next count= answers come delay_s= seconds late (default 1)",
+             {"count": _count, "delay_s": _seconds}),
+    "lose_webhooks": ("the next count= webhooks (only of event=, e.g. order.execution, if given) are never delivered",
+                      {"count": _count, "event": str}),
+    "duplicate_webhooks": ("the next count= webhooks are delivered twice (same event_id)", {"count": _count}),
+    "expire_tokens": (
+        "every broker access token (refresh=true: refresh tokens too) and every feed token expires now: "
+        "feed sockets close with 1008 'token expired', new handshakes get 401, REST calls get 401/1002; "
+        "rotate=true accepts a new feed token (written to the feed token file, if any) (target=both|feed|broker)",
+        {"target": _target, "refresh": _bool, "rotate": _bool},
+    ),
+}
+FEED_PREFIX = "feed."
+BROKER_PREFIX = "broker."
+_BROKER_BOOLS = ("process", "refresh")
+#: a fault asked for over HTTP that drops the broker's sockets waits this long: the answer goes first
+_HTTP_DROP_DELAY_S = Decimal("0.05")
+
+
+def check_fault(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate and convert a fault's parameters; ValueError names what is wrong."""
+    if kind in FAULTS:
+        readers = FAULTS[kind][1]
+        unknown = sorted(set(params) - set(readers))
+        if unknown:
+            known = ", ".join(readers) or "none"
+            raise ValueError(f"fault {kind}: unknown parameter(s) {', '.join(unknown)}; known: {known}")
+        return {name: readers[name](value) for name, value in params.items()}
+    if kind.startswith(FEED_PREFIX) and kind[len(FEED_PREFIX):] in FEED_FAULTS:
+        return dict(params)  # FeedServer.inject reads its own parameters
+    if kind.startswith(BROKER_PREFIX) and kind[len(BROKER_PREFIX):] in BROKER_FAULTS:
+        return {k: (_bool(v) if k in _BROKER_BOOLS else _count(v) if k == "count" else v) for k, v in params.items()}
+    kinds = [*FAULTS, *(FEED_PREFIX + k for k in FEED_FAULTS), *(BROKER_PREFIX + k for k in BROKER_FAULTS)]
+    raise ValueError(f"unknown fault {kind!r}; faults: {', '.join(kinds)}")
+
+
+@dataclass(frozen=True)
+class ScheduledFault:
+    """A fault to inject later: ``after_s`` real seconds after the sandbox starts, or at
+    ``at_time`` (time of day on the sandbox clock, Asia/Karachi), then every ``every_s`` real
+    seconds if given."""
+
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+    after_s: Decimal = Decimal(0)
+    at_time: dt.time | None = None
+    every_s: Decimal | None = None
+
+    def __str__(self) -> str:
+        when = self.at_time.isoformat() if self.at_time is not None else f"+{self.after_s}s"
+        every = f" every {self.every_s}s" if self.every_s is not None else ""
+        return f"{self.kind}@{when}{every} {self.params or ''}".rstrip()
+
+
+def parse_fault_spec(text: str) -> ScheduledFault:
+    """``KIND[@WHEN[/EVERY]][,key=value...]``: WHEN is seconds after start (default 0) or a time
+    of day HH:MM[:SS] on the sandbox clock; EVERY repeats it every so many seconds."""
+    head, *pairs = [part.strip() for part in text.split(",")]
+    kind, _, when = head.partition("@")
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"fault {text!r}: expected key=value, got {pair!r}")
+        params[key.strip()] = value.strip()
+    params = check_fault(kind.strip(), params)
+    when, _, every = when.partition("/")
+    every_s = None
+    if every:
+        every_s = _seconds(every)
+        if every_s <= 0:
+            raise ValueError(f"fault {text!r}: the repeat interval must be positive")
+    if ":" in when:
+        try:
+            at_time = dt.time.fromisoformat(when)
+        except ValueError:
+            raise ValueError(f"fault {text!r}: {when!r} is not a time of day HH:MM[:SS]") from None
+        return ScheduledFault(kind.strip(), params, at_time=at_time, every_s=every_s)
+    return ScheduledFault(kind.strip(), params, after_s=_seconds(when or 0), every_s=every_s)
+
+
+# --------------------------------------------------------------------------------------------
+# The venue
+
+
+class _FanOut:
+    """The paper venue's sink: market data to the feed, our orders' events to the broker (which
+    ignores orders it did not place), trades to both (the broker values holdings with them)."""
+
+    __slots__ = ("broker", "feed")
+
+    def __init__(self, feed: FeedServer) -> None:
+        self.feed = feed
+        self.broker: OptimusSandbox | None = None
+
+    def on_book(self, update: BookUpdate) -> None:
+        self.feed.on_book(update)
+
+    def on_trade(self, trade: Trade) -> None:
+        self.feed.on_trade(trade)
+        if self.broker is not None:
+            self.broker.on_trade(trade)
+
+    def on_instrument_status(self, status: InstrumentStatus) -> None:
+        self.feed.on_instrument_status(status)
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        if self.broker is not None:
+            self.broker.on_order_update(update)
+
+    def on_fill(self, fill: Fill) -> None:
+        if self.broker is not None:
+            self.broker.on_fill(fill)
+
+    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
+        return None  # the embedded paper link is always up; clients see the servers' own sockets
+
+
+class PsxSandbox:
+    """The PSX venue on localhost: Live Feed WebSocket + Optimus REST on one paper market.
+
+    ``async with PsxSandbox(clock=clock) as psx`` starts both servers (port 0: any free port);
+    ``psx.feed_url`` (``ws://host:port``; the adapter adds the access level's path) and
+    ``psx.broker_url`` (REST base with ``/v1``) say where. ``psx.inject(kind, **params)`` injects a
+    fault now (:data:`FAULTS`, ``feed.<kind>``, ``broker.<kind>``)."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        instruments: Iterable[Instrument] = DOC_INSTRUMENTS,
+        credentials: Credentials | None = None,
+        host: str = "127.0.0.1",
+        feed_port: int = 0,
+        broker_port: int = 0,
+        webhook_url: str | None = DEFAULT_WEBHOOK_URL,
+        seed: int = 0,
+        market: bool = True,
+        market_step_s: Decimal = Decimal(1),
+        always_open: bool = False,
+        schedule: Any = None,
+        cash: Decimal = Decimal(10_000_000),
+        holdings: Mapping[str, Decimal] | None = None,
+        max_connections_per_token: int = DOCUMENT_CONNECTION_LIMIT,
+        access_ttl_s: int = 3600,
+        trading_per_second: int = 100,
+        webhook_retry_s: Decimal = Decimal("0.2"),
+        feed_token_file: Path | None = None,
+        faults: Iterable[ScheduledFault] = (),
+    ) -> None:
+        self.clock = clock
+        self.instruments = {i.symbol: i for i in instruments}
+        self.credentials = credentials if credentials is not None else Credentials.generate()
+        self.host = host
+        self.always_open = always_open
+        self.schedule = schedule
+        self.feed_token_file = feed_token_file
+        #: the feed tokens accepted now (rotation adds to it)
+        self.feed_tokens = list(self.credentials.feed_tokens)
+        self.scheduled_faults = tuple(faults)
+        self._ports = (feed_port, broker_port)
+        if holdings is None:
+            holdings = {s: q for s, (_p, q) in DOC_HOLDINGS.items() if s in self.instruments}
+        self.feed = FeedServer(self.instruments.values(), clock, self.feed_tokens, host=host, port=feed_port,
+                               max_connections_per_token=max_connections_per_token)
+        sink = _FanOut(self.feed)
+        market_options = MarketOptions(enabled=market, step_interval_s=market_step_s)
+        self.paper = PaperAdapter(
+            "PSX", PaperOptions(latency_ms=Decimal(0), market=market_options, cancel_on_disconnect=False),
+            self.instruments.values(), clock, sink, seed=seed,
+        )
+        self.feed.order_source = paper_order_source(self.paper)  # L2 order details
+        creds = self.credentials
+        settings = SandboxSettings(
+            host=host, port=broker_port, users={creds.username: creds.password}, webhook_url=webhook_url,
+            webhook_secret=creds.webhook_secret, access_ttl_s=access_ttl_s, trading_per_second=trading_per_second,
+            webhook_retry_s=webhook_retry_s, sessions="external", cash=cash, holdings=dict(holdings),
+            market=market, market_step_s=market_step_s, seed=seed,
+        )
+        self.broker = OptimusSandbox(settings, instruments=self.instruments.values(), clock=clock, paper=self.paper)
+        self.broker.fault_router = self._http_fault
+        sink.broker = self.broker
+        self.follower: SessionFollower | None = None
+        self._always_open_state: SessionState | None = None
+        self._handles: list[asyncio.TimerHandle | Timer] = []
+        self._started = False
+        #: faults injected so far, by kind
+        self.faults_injected: Counter[str] = Counter()
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Listen (feed, then broker), start the market and the sessions, arm scheduled faults.
+        Raises :class:`SandboxListenError` naming the address when a server cannot listen."""
+        try:
+            await self.feed.start()
+        except OSError as exc:
+            raise SandboxListenError(
+                f"cannot listen on {self.host}:{self._ports[0]} (live feed): {exc.strerror or exc}"
+            ) from None
+        try:
+            await self.broker.start()
+        except OSError as exc:
+            await self.broker.stop()
+            await self.feed.stop()
+            raise SandboxListenError(
+                f"cannot listen on {self.host}:{self._ports[1]} (optimus broker): {exc.strerror or exc}"
+            ) from None
+        self._started = True
+        await self.paper.connect()
+        self.paper.subscribe(list(self.instruments))
+        if self.always_open:
+            state = self._always_open_state = always_open_state(self.clock)
+            self.paper.on_session(state)
+            self.feed.on_session(state)
+        else:
+            if self.schedule is None:
+                from engine.sessions import SessionSchedule
+
+                self.schedule = SessionSchedule()  # the shipped default profile: the broker document's hours
+            self.follower = SessionFollower(self.schedule, self.clock, (self.paper.on_session, self.feed.on_session))
+            self.follower.start()
+        for fault in self.scheduled_faults:
+            self._arm(fault)
+        log.info("psx sandbox: feed %s, broker %s, webhooks to %s", self.feed_url, self.broker_url, self.webhook_url)
+
+    async def stop(self) -> None:
+        """Stop everything this sandbox started. Safe to call twice."""
+        for handle in self._handles:
+            handle.cancel()
+        self._handles.clear()
+        if self.follower is not None:
+            self.follower.stop()
+            self.follower = None
+        if self._started:
+            self._started = False
+            await self.paper.close()
+            await self.broker.stop()
+            await self.feed.stop()
+
+    async def __aenter__(self) -> PsxSandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ---- where -----------------------------------------------------------------------------
+    @property
+    def feed_url(self) -> str:
+        """``ws://host:port``: the Live Feed adapter's ``url`` option (it adds the access path)."""
+        return self.feed.url
+
+    @property
+    def broker_url(self) -> str:
+        """The Optimus REST base including ``/v1``: the Optimus adapter's ``base_url`` option."""
+        return self.broker.base_url
+
+    @property
+    def webhook_url(self) -> str | None:
+        return self.broker.webhook_url
+
+    @webhook_url.setter
+    def webhook_url(self, url: str | None) -> None:
+        """Deliver webhooks here from now on (e.g. ``adapter.webhook_url`` of an engine in process)."""
+        self.broker.webhook_url = url
+
+    def engine_options(self) -> dict[str, dict[str, str]]:
+        """Option values that point an engine's adapters at this sandbox (ports chosen at start)."""
+        return {"optimus": {"base_url": self.broker_url}, "psx_feed": {"url": self.feed_url}}
+
+    @property
+    def session(self) -> SessionState | None:
+        """The phase both servers are in now."""
+        return self._always_open_state if self.follower is None else self.follower.state
+
+    def status(self) -> dict[str, Any]:
+        session = self.session
+        return {
+            "feed": self.feed.status(),
+            "broker": {"url": self.broker_url, "webhook_url": self.webhook_url, "counts": dict(self.broker.counts)},
+            "session": None if session is None else {"phase": session.phase.value, "day": session.trading_day},
+            "faults_injected": dict(self.faults_injected),
+        }
+
+    # ---- faults ----------------------------------------------------------------------------
+    def inject(self, kind: str, **params: Any) -> dict[str, Any]:
+        """Inject one fault now (:data:`FAULTS`; ``feed.<kind>`` / ``broker.<kind>`` reach either
+        server's own faults). Returns what it did; ValueError for an unknown kind or parameter."""
+        params = check_fault(kind, params)
+        self.faults_injected[kind] += 1
+        log.warning("psx sandbox: injecting %s %s", kind, {k: v for k, v in params.items() if k != "token"})
+        if kind.startswith(FEED_PREFIX):
+            return {"kind": kind, "feed": self.feed.inject(kind[len(FEED_PREFIX):], **params)}
+        if kind.startswith(BROKER_PREFIX):
+            count = params.pop("count", 1)
+            self.broker.inject(kind[len(BROKER_PREFIX):], count, **params)
+            return {"kind": kind, "count": count}
+        target = params.get("target", "both")
+        result: dict[str, Any] = {"kind": kind}
+        if kind == "drop_sockets":
+            if target in ("both", "feed"):
+                result["feed_sockets"] = self.feed.inject("drop")["clients"]
+            if target in ("both", "broker"):
+                result["broker_sockets"] = self.broker._server.drop_connections()
+        elif kind == "expire_tokens":
+            if target in ("both", "broker"):
+                self.broker.inject("expire_tokens", refresh=params.get("refresh", False))
+                result["broker"] = "access tokens expired" + (" (refresh tokens too)" if params.get("refresh") else "")
+            if target in ("both", "feed"):
+                result["feed_sockets_closed"] = self._expire_feed_tokens(bool(params.get("rotate", False)))
+                result["feed_rotated"] = bool(params.get("rotate", False))
+        else:  # the broker's counted faults
+            broker_kind = {"5xx": "error_5xx"}.get(kind, kind)
+            count = params.pop("count", 1)
+            self.broker.inject(broker_kind, count, **params)
+            result["count"] = count
+        return result
+
+    def _expire_feed_tokens(self, rotate: bool) -> int:
+        """Every accepted feed token expires (sockets close 1008, handshakes get 401); with
+        ``rotate`` a new one is accepted and written to the token file (an engine reading the
+        file picks it up at its next connect)."""
+        closed = self.feed.expire_token(None)  # the tokens in use, and their sockets
+        for token in self.feed_tokens:
+            self.feed.expire_token(token)
+        self.feed_tokens.clear()
+        if rotate:
+            token = secrets.token_urlsafe(24)
+            self.feed.add_token(token)
+            self.feed_tokens.append(token)
+            if self.feed_token_file is not None:
+                _write_private(self.feed_token_file, token)
+        return closed
+
+    def _http_fault(self, kind: str, **params: Any) -> dict[str, Any]:
+        """``POST /sandbox/faults`` on the broker port. A fault that drops the broker's sockets is
+        injected a moment later, so the control request itself still gets its answer."""
+        params = check_fault(kind, params)
+        drops_broker = (kind == "drop_sockets" and params.get("target", "both") != "feed") or kind in (
+            BROKER_PREFIX + "drop_connections", BROKER_PREFIX + "outage",
+        )
+        if drops_broker:
+            self._handles.append(
+                asyncio.get_running_loop().call_later(float(_HTTP_DROP_DELAY_S), self._inject_logged, kind, params)
+            )
+            return {"kind": kind, "in_s": _HTTP_DROP_DELAY_S}
+        return self.inject(kind, **params)
+
+    def _inject_logged(self, kind: str, params: dict[str, Any], every_s: Decimal | None = None) -> None:
+        try:
+            self.inject(kind, **params)
+        except Exception:
+            log.exception("psx sandbox: fault %s failed", kind)
+        if every_s is not None and self._started:
+            self._handles.append(
+                asyncio.get_running_loop().call_later(float(every_s), self._inject_logged, kind, params, every_s)
+            )
+
+    def _arm(self, fault: ScheduledFault) -> None:
+        if fault.at_time is None:
+            handle: asyncio.TimerHandle | Timer = asyncio.get_running_loop().call_later(
+                float(fault.after_s), self._inject_logged, fault.kind, dict(fault.params), fault.every_s
+            )
+        else:
+            now = self.clock.now()
+            moment = dt.datetime.combine(now.date(), fault.at_time, tzinfo=now.tzinfo)
+            if moment <= now:
+                moment += dt.timedelta(days=1)
+            handle = self.clock.call_at(int(moment.timestamp()) * NS_PER_S + moment.microsecond * 1000,
+                                        self._inject_logged, fault.kind, dict(fault.params), fault.every_s)
+        self._handles.append(handle)
+        log.info("psx sandbox: fault scheduled: %s", fault)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a secret file readable by its owner only (created that way, never world-readable)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+    path.chmod(0o600)
+
+
+# --------------------------------------------------------------------------------------------
+# Command line: engine sandbox psx [ARGS] (= python -m adapters.psx_sandbox [ARGS])
+
+
+def _fault_help() -> str:
+    entries = [(kind, text) for kind, (text, _readers) in FAULTS.items()]
+    entries.append(("feed.KIND", f"the feed's own faults: {', '.join(FEED_FAULTS)} (adapters/psx_feed/sandbox.py)"))
+    entries.append(("broker.KIND", f"the broker's own faults: {', '.join(BROKER_FAULTS)} "
+                    "(adapters/optimus/sandbox.py)"))
+    return "\n".join(textwrap.fill(f"{kind}: {text}", 100, initial_indent="  ", subsequent_indent="      ")
+                     for kind, text in entries)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="engine sandbox psx",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="One local PSX venue: the PSX Live Feed WebSocket (market data) and the Optimus REST broker "
+        "API with signed webhooks (orders), both backed by ONE paper matching engine with a synthetic market, "
+        "so an order placed over REST trades against the book the feed shows. The broker enforces the "
+        "document's rules (lot 2002, band 2003, market hours 2006, ...) in its error envelope; one session "
+        "schedule (the broker document's hours) drives both servers.",
+        epilog="Two terminals:\n"
+        "  engine sandbox psx [--always-open]          # terminal 1; prints the environment the engine needs\n"
+        "  engine run config.psx-sandbox.yaml          # terminal 2, with those variables exported\n\n"
+        "faults (--fault, or POST http://HOST:BROKER_PORT/sandbox/faults {\"kind\": KIND, key: value}):\n"
+        + _fault_help()
+        + "\n\nexit codes: 0 stopped (Ctrl-C, SIGTERM, --duration); 2 bad arguments, a config that does not\n"
+        "load, or a port that cannot be listened on.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="listen address of both servers (default 127.0.0.1)")
+    parser.add_argument("--feed-port", type=int, default=DEFAULT_FEED_PORT, metavar="PORT",
+                        help=f"Live Feed WebSocket port, 0 = any free port (default {DEFAULT_FEED_PORT})")
+    parser.add_argument("--broker-port", type=int, default=DEFAULT_BROKER_PORT, metavar="PORT",
+                        help=f"Optimus REST port, 0 = any free port (default {DEFAULT_BROKER_PORT})")
+    parser.add_argument("--webhook-url", default=DEFAULT_WEBHOOK_URL, metavar="URL",
+                        help=f"where the broker POSTs signed webhooks (default {DEFAULT_WEBHOOK_URL}: the Optimus "
+                        "adapter's default receiver, so an engine with default options just works)")
+    parser.add_argument("--config", type=Path, metavar="CONFIG",
+                        help="take the instruments (symbols, lots, ticks, previous closes), the session profile and "
+                        "the account (cash, holdings of the optimus venue) from this engine config (default: the "
+                        "broker document's six symbols, MEBL lot 500, its holdings, PKR 10,000,000, its hours)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the synthetic market (default 42)")
+    parser.add_argument("--no-market", action="store_true",
+                        help="no synthetic market: the books hold only the orders placed through the broker")
+    parser.add_argument("--always-open", action="store_true",
+                        help="continuous trading all the time instead of the session schedule (outside PSX hours)")
+    parser.add_argument("--speed", type=float, default=1.0, metavar="X",
+                        help="run the sandbox day X times faster than real time (default 1 = the wall clock; an "
+                        "engine in another terminal runs at real time, so use X > 1 only for a sandbox alone)")
+    parser.add_argument("--start", metavar="YYYY-MM-DDTHH:MM",
+                        help="sandbox time at start, Asia/Karachi (default: now; with --speed > 1, five minutes "
+                        "before the next session)")
+    parser.add_argument("--feed-token-env", default=ENV_NAMES["feed_token"], metavar="NAME",
+                        help="environment variable holding the accepted Live Feed token (default PSX_FEED_TOKEN); "
+                        "unset: a token is generated and printed")
+    parser.add_argument("--feed-token-file", type=Path, metavar="FILE",
+                        help="file of accepted feed tokens, one a line (instead of the variable); created with a "
+                        "random token (mode 600) if missing")
+    parser.add_argument("--max-connections", type=int, default=DOCUMENT_CONNECTION_LIMIT, metavar="N",
+                        help=f"concurrent feed connections per token (the document: {DOCUMENT_CONNECTION_LIMIT})")
+    parser.add_argument("--username-env", default=ENV_NAMES["username"], metavar="NAME",
+                        help="environment variable holding the broker login (default OPTIMUS_USERNAME); unset: "
+                        "'sandbox', printed")
+    parser.add_argument("--password-env", default=ENV_NAMES["password"], metavar="NAME",
+                        help="environment variable holding the broker password (default OPTIMUS_PASSWORD); unset: "
+                        "one is generated and printed")
+    parser.add_argument("--password-file", type=Path, metavar="FILE",
+                        help="file holding the broker password, first line (instead of the variable); created "
+                        "with a random one if missing")
+    parser.add_argument("--webhook-secret-env", default=ENV_NAMES["webhook_secret"], metavar="NAME",
+                        help="environment variable holding the webhook HMAC secret (default OPTIMUS_WEBHOOK_SECRET); "
+                        "unset: one is generated and printed")
+    parser.add_argument("--webhook-secret-file", type=Path, metavar="FILE",
+                        help="file holding the webhook secret, first line (instead of the variable); created with "
+                        "a random one if missing")
+    parser.add_argument("--access-ttl", type=int, default=3600, metavar="S",
+                        help="broker access token lifetime in sandbox seconds (document: 3600)")
+    parser.add_argument("--trading-rate", type=int, default=100, metavar="N",
+                        help="broker trading requests per second per user (document: 100; over it: 3001)")
+    parser.add_argument("--cash", type=Decimal, default=None, metavar="PKR",
+                        help="broker cash balance at start (default: the config's account, else 10000000)")
+    parser.add_argument("--fault", action="append", default=[], metavar="SPEC", type=_fault_arg,
+                        help="inject a fault on a schedule; repeatable. SPEC = KIND[@WHEN[/EVERY]][,key=value...]: "
+                        "WHEN = seconds after start (default 0) or HH:MM[:SS] on the sandbox clock; EVERY = repeat "
+                        "every so many seconds. E.g. drop_sockets@30/60, 5xx@10,count=3, expire_tokens@10:15")
+    parser.add_argument("--duration", type=float, default=0, metavar="S",
+                        help="stop after S real seconds (default 0 = run until Ctrl-C)")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="log level (default INFO)")
+    return parser
+
+
+def _fault_arg(text: str) -> ScheduledFault:
+    try:
+        return parse_fault_spec(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+@dataclass
+class _Secret:
+    value: str
+    source: str  # "env", "file" or "generated"
+    env: str  # the variable the engine's config names
+    file: Path | None = None
+
+
+class _SetupError(Exception):
+    """Exit 2 with this message."""
+
+
+def _secret(env: str, file: Path | None, what: str, default: Callable[[], str]) -> _Secret:
+    if file is not None:
+        if file.exists():
+            try:
+                lines = [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+            except OSError as exc:
+                raise _SetupError(f"cannot read the {what} file {file}: {exc.strerror}") from None
+            if not lines:
+                raise _SetupError(f"the {what} file {file} is empty")
+            return _Secret("\n".join(lines), "file", env, file)
+        value = default()
+        try:
+            _write_private(file, value)
+        except OSError as exc:
+            raise _SetupError(f"cannot write the {what} file {file}: {exc.strerror}") from None
+        return _Secret(value, "file", env, file)
+    value = os.environ.get(env, "").strip()
+    if value:
+        return _Secret(value, "env", env)
+    return _Secret(default(), "generated", env)
+
+
+def _from_config(path: Path) -> tuple[list[Instrument], Any, dict[str, Any], dict[str, Any]]:
+    """Instruments, session schedule, account and the raw venues of an engine config."""
+    from engine.config import load_config
+    from engine.errors import ConfigError
+    from engine.sessions import SessionSchedule
+
+    try:
+        loaded = load_config(path)
+    except ConfigError as exc:
+        raise _SetupError(f"--config {path}: {exc}") from None
+    except OSError as exc:
+        raise _SetupError(f"--config {path}: {exc.strerror or exc}") from None
+    cfg = loaded.config
+    seen: dict[str, Instrument] = {}
+    for entry in cfg.instruments:
+        seen.setdefault(entry.symbol, entry.to_instrument())
+    venues = loaded.data.get("venues") or {}
+    account: dict[str, Any] = {}
+    chosen = next((name for name, v in cfg.venues.items() if v.adapter == "optimus"), next(iter(cfg.venues), None))
+    if chosen is not None:
+        acct = cfg.venues[chosen].account
+        account = {"cash": acct.cash, "holdings": dict(acct.holdings)}
+    return list(seen.values()), SessionSchedule(cfg.sessions), account, venues
+
+
+def _config_mismatches(venues: Mapping[str, Any], psx: PsxSandbox) -> list[str]:
+    """Where the config points its adapters elsewhere than this sandbox (a warning, not an error)."""
+    problems = []
+    for name, venue in venues.items():
+        if not isinstance(venue, Mapping):
+            continue
+        parts = [(venue.get("adapter"), venue.get("options") or {})]
+        data = venue.get("market_data")
+        if isinstance(data, Mapping):
+            parts.append((data.get("adapter"), data.get("options") or {}))
+        for adapter, options in parts:
+            if adapter == "optimus" and options.get("base_url", "").rstrip("/") != psx.broker_url:
+                problems.append(f"venue {name}: optimus base_url {options.get('base_url')} (sandbox: {psx.broker_url})")
+            if adapter == "optimus":
+                fields = OptimusOptions.model_fields
+                listen = options.get("webhook_listen", fields["webhook_listen"].default)
+                receiver = f"http://{listen}{options.get('webhook_path', fields['webhook_path'].default)}"
+                if not str(listen).endswith(":0") and receiver != psx.webhook_url:
+                    problems.append(f"venue {name}: optimus receives webhooks at {receiver} "
+                                    f"(sandbox delivers to {psx.webhook_url})")
+            if adapter == "psx_feed" and "url" in options and not str(options["url"]).startswith(psx.feed_url):
+                problems.append(f"venue {name}: psx_feed url {options['url']} (sandbox: {psx.feed_url})")
+    return problems
+
+
+def _banner(psx: PsxSandbox, secrets_used: Mapping[str, _Secret], clock_text: str) -> str:
+    broker_http = psx.broker_url.removesuffix("/v1")
+    session = psx.session
+    phase = "always open" if psx.always_open else f"schedule, now {session.phase.value if session else '?'}"
+    lines = [
+        f"psx sandbox: live feed on {psx.feed_url} (paths {', '.join(LEVEL_OF_PATH)})",
+        f"psx sandbox: optimus broker on {psx.broker_url} (webhooks to {psx.webhook_url or 'nowhere'})",
+        f"psx sandbox: clock {clock_text}; sessions {phase}",
+        f"psx sandbox: faults: POST {broker_http}/sandbox/faults {{\"kind\": \"drop_sockets\"}} "
+        f"(kinds: {', '.join(FAULTS)}, feed.KIND, broker.KIND)",
+        "psx sandbox: the engine (engine run config.psx-sandbox.yaml) needs in its environment:",
+    ]
+    for secret in secrets_used.values():
+        if secret.source == "generated":
+            lines.append(f"  export {secret.env}={secret.value}")  # throwaway values made up just now
+        elif secret.source == "env":
+            lines.append(f"  {secret.env}: as set in this shell (not printed)")
+        else:
+            lines.append(f"  {secret.env}: the first line of {secret.file} (not printed; or point the adapter's "
+                         "*_file option at it)")
+    return "\n".join(lines)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    instruments: list[Instrument] = list(DOC_INSTRUMENTS)
+    schedule: Any = None
+    account: dict[str, Any] = {}
+    venues: dict[str, Any] = {}
+    if args.config is not None:
+        instruments, schedule, account, venues = _from_config(args.config)
+        if not instruments:
+            raise _SetupError(f"--config {args.config}: no instruments")
+    if schedule is None:
+        from engine.sessions import SessionSchedule
+
+        schedule = SessionSchedule()
+    used = {
+        "feed_token": _secret(args.feed_token_env, args.feed_token_file, "feed token",
+                              lambda: secrets.token_urlsafe(24)),
+        "username": _secret(args.username_env, None, "username", lambda: "sandbox"),
+        "password": _secret(args.password_env, args.password_file, "password", lambda: secrets.token_urlsafe(18)),
+        "webhook_secret": _secret(args.webhook_secret_env, args.webhook_secret_file, "webhook secret",
+                                  lambda: secrets.token_urlsafe(24)),
+    }
+    credentials = Credentials(
+        tuple(used["feed_token"].value.splitlines()), used["username"].value.splitlines()[0],
+        used["password"].value.splitlines()[0], used["webhook_secret"].value.splitlines()[0].encode(),
+    )
+    if args.speed == 1 and not args.start:
+        clock: Clock = WallClock()
+        clock_text = "wall (real time)"
+    else:
+        clock = ScaledClock(sandbox_start_ns(args.start, args.speed, args.always_open, schedule), args.speed)
+        clock_text = f"scaled x{args.speed:g} from {clock.now():%Y-%m-%d %H:%M:%S} Asia/Karachi"
+    cash = args.cash if args.cash is not None else account.get("cash", Decimal(10_000_000))
+    psx = PsxSandbox(
+        clock=clock, instruments=instruments, credentials=credentials, host=args.host, feed_port=args.feed_port,
+        broker_port=args.broker_port, webhook_url=args.webhook_url, seed=args.seed, market=not args.no_market,
+        always_open=args.always_open, schedule=schedule, cash=cash, holdings=account.get("holdings"),
+        max_connections_per_token=args.max_connections, access_ttl_s=args.access_ttl,
+        trading_per_second=args.trading_rate, feed_token_file=args.feed_token_file, faults=args.fault,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with psx:
+        print(_banner(psx, used, clock_text), flush=True)
+        for problem in _config_mismatches(venues, psx):
+            print(f"psx sandbox: warning: the config points elsewhere: {problem}", flush=True)
+        if args.duration > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), args.duration)
+        else:
+            await stop.wait()
+        counts = {k: v for k, v in psx.broker.counts.items() if v}
+        feed = {k: v for k, v in psx.feed.stats.items() if v}
+    print(f"psx sandbox: stopped; broker {json.dumps(counts)}; feed {json.dumps(feed)}", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``engine sandbox psx ARGS``: run the combined venue until Ctrl-C (exit 0); exit 2 for bad
+    arguments, a config that does not load, or a port that cannot be listened on."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("feed_port", "broker_port"):
+        if not 0 <= getattr(args, name) <= 65535:
+            parser.error(f"--{name.replace('_', '-')} must be 0-65535")
+    if args.speed <= 0:
+        parser.error("--speed must be positive")
+    if args.max_connections < 1:
+        parser.error("--max-connections must be at least 1")
+    if not args.webhook_url.startswith(("http://", "https://")):
+        parser.error("--webhook-url must be an http(s) URL")
+    if args.start:
+        try:
+            parse_start(args.start)
+        except ValueError:
+            parser.error(f"--start {args.start!r}: expected YYYY-MM-DDTHH:MM")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore"):  # one INFO line per webhook delivery otherwise
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        return asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        return 0
+    except (SandboxListenError, _SetupError) as exc:
+        print(f"engine sandbox psx: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
