@@ -283,6 +283,8 @@ class Engine:
         else:
             with anyio.move_on_after(SHUTDOWN_GRACE_S):
                 while not done():
+                    if rt.pending_tasks:  # venue requests queued after the trading loop's task group ended
+                        await rt.run_pending()  # (the shutdown's mass cancel)
                     await anyio.sleep(0.02)
 
     async def _flush_journal(self) -> None:

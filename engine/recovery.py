@@ -152,13 +152,16 @@ def strategy_of(runtime: Runtime, venue: str, client_id: str) -> StrategyRunner 
     return runner if runner is not None and runner.venue == venue else None
 
 
-def _order_from_venue(seen: VenueOrder, strategy: str, now: int) -> Order:
-    """An engine order for one the venue works under our client id but the journal never saw."""
+def _order_from_venue(seen: VenueOrder, strategy: str, now: int, cum_qty: Decimal = Decimal(0),
+                      notional: Decimal = Decimal(0)) -> Order:
+    """An engine order for one the venue works under our client id but the journal never saw
+    (``cum_qty``/``notional``: its fills the engine applied before)."""
     order = Order(
         seen.client_id, strategy, seen.venue, seen.symbol, seen.side, seen.qty, seen.price,
         OrderType.LIMIT if seen.price is not None else OrderType.MARKET, ts=now,
     )
-    order.restore(OrderStatus.UNKNOWN, Decimal(0), Decimal(0), seen.venue_order_id, now)
+    status = OrderStatus.UNKNOWN if cum_qty < seen.qty else OrderStatus.FILLED
+    order.restore(status, cum_qty, notional, seen.venue_order_id, now)
     return order
 
 
@@ -174,7 +177,17 @@ class VenueAnswer:
     listed: dict[str, VenueOrder]
     fills: list[Fill]  # the ones not applied yet
     looked_up: dict[str, VenueOrder | None]
-    repeated: int = 0  # fills the venue sent again that the engine or its journal already has
+    known: list[Fill] = field(default_factory=list)  # sent again: the engine or its journal has them
+
+    def applied_before(self, client_id: str) -> tuple[Decimal, Decimal]:
+        """Quantity and notional of an order's fills applied before (an order whose journal row a
+        crash lost, while its fills, durable first, were kept)."""
+        qty = notional = Decimal(0)
+        for fill in self.known:
+            if fill.client_id == client_id:
+                qty += fill.qty
+                notional += fill.qty * fill.price
+        return qty, notional
 
     def order(self, client_id: str) -> VenueOrder | None:
         seen = self.listed.pop(client_id, None)
@@ -189,16 +202,19 @@ async def ask_venue(runtime: Runtime, venue: _Venue, since_ns: int) -> VenueAnsw
     answered = sorted(await adapter.query_fills(since_ns), key=lambda f: f.ts)
     # the query reaches back a little before the journal's last word: what it has is not news
     journal = runtime.journal
-    fills = [f for f in answered
-             if f.exec_id not in venue.exec_ids and not (journal is not None and journal.same_fill(f))]
-    wanted = {f.client_id for f in fills if f.client_id not in venue.orders
+    fills: list[Fill] = []
+    known: list[Fill] = []
+    for fill in answered:
+        seen_before = fill.exec_id in venue.exec_ids or (journal is not None and journal.same_fill(fill))
+        (known if seen_before else fills).append(fill)
+    wanted = {f.client_id for f in answered if f.client_id not in venue.orders
               and strategy_of(runtime, venue.name, f.client_id) is not None}
     for runner in runtime.runners.values():
         if runner.venue == venue.name:
             wanted.update(runner.open_orders)
     wanted.update(venue.orphans)
     looked_up = {cid: await adapter.query_order(cid) for cid in sorted(wanted - listed.keys())}
-    return VenueAnswer(listed, fills, looked_up, len(answered) - len(fills))
+    return VenueAnswer(listed, fills, looked_up, known)
 
 
 def reconcile_venue(runtime: Runtime, venue: _Venue, answer: VenueAnswer, unknown_orders: str) -> list[Order]:
@@ -215,8 +231,8 @@ def reconcile_venue(runtime: Runtime, venue: _Venue, answer: VenueAnswer, unknow
 
     Returns the orders adopted into their strategies."""
     now = runtime.clock.now_ns()
-    venue.n_duplicate_fills += answer.repeated
-    unknown_ids = {f.client_id for f in answer.fills if f.client_id not in venue.orders}
+    venue.n_duplicate_fills += len(answer.known)
+    unknown_ids = {f.client_id for f in (*answer.fills, *answer.known) if f.client_id not in venue.orders}
     unknown_ids |= {cid for cid in answer.listed if cid not in venue.orders}
     found: list[tuple[StrategyRunner, Order]] = []
     for client_id in sorted(unknown_ids):
@@ -224,8 +240,11 @@ def reconcile_venue(runtime: Runtime, venue: _Venue, answer: VenueAnswer, unknow
         seen = answer.listed.get(client_id) or answer.looked_up.get(client_id)
         if runner is None or seen is None:
             continue
-        order = _order_from_venue(seen, runner.name, now)
+        order = _order_from_venue(seen, runner.name, now, *answer.applied_before(client_id))
         venue.orders[client_id] = order
+        if order.is_terminal:  # filled before the crash; only its journal row was lost
+            runtime._order_changed(venue, order)
+            continue
         runner.open_orders[client_id] = order
         venue.account.track(order)
         log.warning("venue %s works %s (%s %s %s @ %s, %s) that this engine has no record of", venue.name,
