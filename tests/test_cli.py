@@ -126,7 +126,8 @@ def test_bad_speed_is_refused_by_the_parser(speed):
     assert exit_info.value.code == 2
 
 
-def test_shipped_pulse_sandbox_config_checks_and_sandbox_names_what_exists(capsys):
+def test_shipped_pulse_sandbox_config_checks_and_sandbox_names_what_exists(capsys, monkeypatch):
+    monkeypatch.setenv("PULSE_CLIENT_SECRET", "sandbox-secret")  # the config names it; check builds the adapter
     assert main(["check", str(REPO / "config.pulse-sandbox.yaml")]) == 0
     capsys.readouterr()
     assert main(["sandbox", "paper"]) == 1

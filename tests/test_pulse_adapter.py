@@ -94,6 +94,8 @@ class Sink:
             current = order.status
             if status in (S.NEW, S.PARTIALLY_FILLED):
                 if current in (S.PENDING_NEW, S.UNKNOWN):
+                    if update.price is not None:  # the venue took it at another price (post-only reprice)
+                        order.accept_venue_price(update.price)
                     order.transition(order.live_status())
                 elif current is S.PENDING_REPLACE:
                     order.confirm_replace(update.price, update.qty)
@@ -246,12 +248,20 @@ async def test_wrong_secret_refuses_to_connect_without_leaking_it(caplog: pytest
 
 
 async def test_missing_secret_variable_is_named() -> None:
+    """Not there at start: refused at construction (the engine makes it a config error naming the
+    venue); gone later (the variable unset before a login): the login fails naming it."""
+    with pytest.raises(ValueError, match="NO_SUCH_VAR_7"):
+        PulseAdapter("pulse", PulseOptions(client_id="mm", client_secret_env="NO_SUCH_VAR_7"), instruments(),
+                     WallClock(), Sink())
+    os.environ["PULSE_SECRET_THAT_GOES_AWAY"] = SECRET
     async with PulseSandbox() as sb:
-        adapter = PulseAdapter("pulse", PulseOptions(url=sb.url, client_id="mm", client_secret_env="NO_SUCH_VAR_7"),
+        adapter = PulseAdapter("pulse", PulseOptions(url=sb.url, client_id="mm",
+                                                     client_secret_env="PULSE_SECRET_THAT_GOES_AWAY"),
                                instruments(), WallClock(), Sink())
+        del os.environ["PULSE_SECRET_THAT_GOES_AWAY"]
         async with anyio.create_task_group() as tg:
             adapter.bind(tg)
-            with pytest.raises(ConnectionError, match="NO_SUCH_VAR_7"):
+            with pytest.raises(ConnectionError, match="PULSE_SECRET_THAT_GOES_AWAY"):
                 await adapter.connect()
             tg.cancel_scope.cancel()
 
@@ -272,14 +282,48 @@ def test_options_never_take_the_secret_itself() -> None:
         PulseOptions(client_secret_env="X")
 
 
-async def test_secrets_and_tokens_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+def windows(value: str, size: int = 8) -> set[str]:
+    """Every ``size``-character piece of a secret: an elided log line may show part of one."""
+    return {value[i:i + size] for i in range(len(value) - size + 1)}
+
+
+@pytest.mark.parametrize("auth", ["client_credentials", "client_signature"])
+async def test_no_secret_or_token_in_any_log_even_at_debug(auth: str, caplog: pytest.LogCaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Login, two token refreshes and an order with every logger at DEBUG: websockets logs every
+    frame both ways (the adapter's connection and the sandbox's), yet no piece of the client
+    secret, of any access token or of any refresh token appears anywhere in the captured log."""
+    import secrets as random_secrets
+
+    secret = "cs-" + random_secrets.token_urlsafe(18)
+    monkeypatch.setenv("PULSE_TEST_DEBUG_SECRET", secret)
+    issued: list[str] = []
+    real_auth = PulseSandbox._methods["public/auth"]
+
+    def auth_recording(sandbox: PulseSandbox, conn: Any, params: dict[str, Any]) -> dict[str, Any]:
+        result = real_auth(sandbox, conn, params)
+        issued.extend((result["access_token"], result["refresh_token"]))
+        return result
+
+    monkeypatch.setitem(PulseSandbox._methods, "public/auth", auth_recording)
     caplog.set_level(logging.DEBUG)
-    async with venue(sandbox={"token_ttl_s": 1.0}, refresh_fraction=D("0.3")) as v:
-        await until(lambda: v.adapter.counters["token_refreshes"] >= 1)
-        tokens = [t for t in v.sandbox._tokens] + [t for t in v.sandbox._refresh]
-        described = str(v.adapter.describe())
-    assert SECRET not in caplog.text and SECRET not in described
-    assert tokens and not any(token in caplog.text for token in tokens)
+    async with venue(sandbox={"credentials": {"mm": secret}, "token_ttl_s": 1.0}, auth=auth,
+                     client_secret_env="PULSE_TEST_DEBUG_SECRET", refresh_fraction=D("0.3")) as v:
+        await until(lambda: v.adapter.counters["token_refreshes"] >= 2, timeout=4)
+        order = v.submit("buy", 10, 49000)
+        await v.acked(order)
+        described = str(v.adapter.describe()) + str(v.adapter.stats())
+    text = caplog.text
+    assert len(issued) == 6  # login + 2 refreshes, each an access and a refresh token
+    # the wire really was logged at DEBUG, both ways, with the credential fields in it
+    assert "> TEXT" in text and "< TEXT" in text and '"method":"public/auth"' in text
+    assert '"refresh_token":"***"}}' in text  # the refresh request's frame, elided by websockets
+    if auth == "client_credentials":
+        assert '"client_secret":"***"}}' in text  # the secret ends the login frame: elision keeps the end
+    assert "private/buy" in text
+    for value in (secret, *issued):
+        leaked = sorted(piece for piece in windows(value) if piece in text or piece in described)
+        assert not leaked, f"pieces of a credential in the log: {leaked}"
 
 
 # ---- market data ------------------------------------------------------------------------------
@@ -498,12 +542,30 @@ async def test_post_only_that_would_cross_is_refused_locally_in_reject_mode() ->
         assert passive.status is S.NEW
 
 
-async def test_post_only_reprice_mode_lets_the_venue_move_the_price() -> None:
+@pytest.mark.parametrize("side,resting,asked,taken", [
+    ("buy", "sell", "50000", "49999.5"),  # a buy at the ask rests one tick below it
+    ("sell", "buy", "50000", "50000.5"),  # a sell at the bid rests one tick above it
+])
+async def test_post_only_reprice_mode_acks_with_the_venues_price_once(side: str, resting: str, asked: str,
+                                                                     taken: str) -> None:
     async with venue(post_only="reprice") as v:
-        v.sandbox.place(BTC, "sell", D(10), D(50000), tif=TimeInForce.GTC)
-        order = v.submit("buy", 10, 50000, post_only=True)
+        v.sandbox.place(BTC, resting, D(10), D(50000), tif=TimeInForce.GTC)
+        order = v.submit(side, 10, asked, post_only=True)
         await v.acked(order)
-        assert order.status is S.NEW and v.venue_order(order).price == D("49999.5")  # just below the ask
+        assert v.venue_order(order).price == D(taken)  # "just below the spread", at the venue
+        assert order.status is S.NEW and order.price == D(taken)  # and in the engine's order
+        await anyio.sleep(0.05)  # user.orders and user.changes repeat the order after the answer
+        updates = v.sink.updates(order.client_id)
+        assert [(u.status, u.price, u.qty) for u in updates] == [(S.NEW, D(taken), None)]  # exactly once
+        assert v.adapter.counters["post_only_repriced"] == 1
+        # it trades at the venue's price, as the engine now knows it
+        v.sandbox.place(BTC, resting, D(10), D(taken))
+        await until(lambda: order.status is S.FILLED)
+        assert order.avg_price == D(taken)
+        plain = v.submit(side, 10, "49000" if side == "buy" else "51000", post_only=True)  # passive: not moved
+        await v.acked(plain)
+        assert [(u.status, u.price) for u in v.sink.updates(plain.client_id)] == [(S.NEW, None)]
+        assert v.adapter.counters["post_only_repriced"] == 1
 
 
 async def test_reconciliation_queries_after_a_drop_find_fills_made_meanwhile() -> None:
@@ -557,26 +619,34 @@ async def test_venue_mmp_trigger_cancels_freezes_and_drives_the_engine_path() ->
         assert again.status is S.NEW
 
 
-async def test_mmp_limits_come_from_the_strategies_on_this_venue() -> None:
-    class Runner:
-        def __init__(self, name: str, venue: str, limit: str) -> None:
-            self.name, self.venue, self.symbols = name, venue, (BTC,)
-            self.mmp = type("State", (), {"config": type("Cfg", (), {
-                "interval": D(1), "frozen_time": D(10), "quantity_limit": D(limit)})()})()
+async def test_mmp_limits_come_from_the_strategies_the_engine_configures() -> None:
+    """The engine calls configure_mmp before connect for each strategy with an mmp: block on this
+    venue; strategies sharing an index get the strictest limits, and only they hear its trigger."""
+    def configure(adapter: PulseAdapter) -> None:
+        adapter.configure_mmp("a", [BTC], D(1), D(10), D(300))
+        adapter.configure_mmp("b", [BTC], D(2), D(5), D(200))
+        adapter.configure_mmp("c", [ETH], D(1), D(10), D(7))
 
-    async with PulseSandbox(credentials={"mm": SECRET}) as sb:
-        sink = Sink()
-        sink.runners = {"a": Runner("a", "pulse", "300"), "b": Runner("b", "pulse", "200"),  # type: ignore[attr-defined]
-                        "c": Runner("c", "elsewhere", "1")}
-        adapter = PulseAdapter("pulse", PulseOptions(url=sb.url, client_id="mm", client_secret_env=SECRET_ENV),
-                               instruments(), WallClock(), sink)
-        async with anyio.create_task_group() as tg:
-            adapter.bind(tg)
-            await adapter.connect()
-            assert sb.accounts["mm"].mmp["btc_usd"].quantity_limit == D(200)  # the strictest of a and b
-            assert adapter._mmp_strategies == {"btc_usd": {"a", "b"}}
-            await adapter.close()
-            tg.cancel_scope.cancel()
+    async with venue(before=configure, subscribe=False) as v:
+        mmp = v.sandbox.accounts["mm"].mmp  # sent with private/set_mmp_config at login
+        assert (mmp["btc_usd"].interval, mmp["btc_usd"].frozen_time, mmp["btc_usd"].quantity_limit) == (
+            D(2), D(10), D(200))  # the longest window, the longest freeze, the smallest quantity
+        assert mmp["eth_usd"].quantity_limit == D(7)
+        assert v.adapter._mmp_strategies == {"btc_usd": {"a", "b"}, "eth_usd": {"c"}}
+
+
+async def test_without_configure_mmp_no_venue_mmp_is_set_even_with_runners_on_the_sink() -> None:
+    """The adapter no longer looks into the runtime for strategies (the engine tells it)."""
+    class Runner:
+        name, venue, symbols = "a", "pulse", (BTC,)
+        mmp = type("State", (), {"config": type("Cfg", (), {
+            "interval": D(1), "frozen_time": D(10), "quantity_limit": D(300)})()})()
+
+    def attach_runners(adapter: PulseAdapter) -> None:
+        adapter.sink.runners = {"a": Runner()}  # type: ignore[attr-defined]
+
+    async with venue(before=attach_runners, subscribe=False) as v:
+        assert v.sandbox.accounts["mm"].mmp == {} and v.adapter._mmp_strategies == {}
 
 
 # ---- cancel-on-disconnect -----------------------------------------------------------------------
@@ -619,6 +689,118 @@ async def test_graceful_logout_does_not_cancel_even_with_cod_enabled() -> None:
     assert sandbox.counters["cod_cancels"] == 0
     (working,) = [o for o in sandbox.accounts["mm"].orders.values() if o.is_open]
     assert working.label == order.client_id
+
+
+# ---- public trades when the venue has no trades channel (PUL-7) ---------------------------------
+
+
+def trade_at(sandbox: PulseSandbox, price: int, qty: int = 10, taker: str = "buy") -> None:
+    """One public trade between two background participants."""
+    maker = "sell" if taker == "buy" else "buy"
+    sandbox.place(BTC, maker, D(qty), D(price), tif=TimeInForce.GTC)
+    sandbox.place(BTC, taker, D(qty), D(price))
+
+
+def public_ids(sandbox: PulseSandbox) -> list[str]:
+    return [t["trade_id"] for t in sandbox.books[BTC].last_trades]
+
+
+@pytest.mark.parametrize("refuse_with_error", [False, True])
+async def test_refused_trades_channel_falls_back_to_polling_each_trade_once(refuse_with_error: bool) -> None:
+    """The document's venue has no trades.*.raw: whether the venue leaves it out of the subscribe
+    result or refuses the whole request, the book still arrives and public trades come from
+    public/last_trades_by_instrument, from the subscription on, each once, across a reconnect."""
+    sandbox = {"refuse_channels": ["trades.*"], "refuse_with_error": refuse_with_error}
+    async with venue(sandbox=sandbox, subscribe=False, public_trades_poll_s=D("0.05"),
+                     before=lambda a: a.set_cancel_on_disconnect(False)) as v:
+        trade_at(v.sandbox, 50000)  # before the subscription: history, not delivered
+        history = public_ids(v.sandbox)
+        v.adapter.subscribe([BTC])
+        await until(lambda: BTC in v.sink.books, what="book snapshot despite the refusal")
+        await until(lambda: v.adapter.counters["public_trade_polls"] >= 2, what="baseline and a poll")
+        subscribed = next(iter(v.sandbox.conns)).subs
+        assert f"book.{BTC}.raw" in subscribed and not any(c.startswith("trades.") for c in subscribed)
+        trade_at(v.sandbox, 50010, taker="buy")
+        trade_at(v.sandbox, 49990, qty=20, taker="sell")
+        await until(lambda: len(v.sink.of("trade")) == 2)
+        polls = v.adapter.counters["public_trade_polls"]
+        await until(lambda: v.adapter.counters["public_trade_polls"] >= polls + 3)  # more polls: nothing new
+        trades = v.sink.of("trade")
+        assert [(t.price, t.qty, t.aggressor) for t in trades] == [(D(50010), D(10), Side.BUY),
+                                                                   (D(49990), D(20), Side.SELL)]
+        assert [t.trade_id for t in trades] == public_ids(v.sandbox)[len(history):]
+        assert v.adapter.counters["public_trades_polled"] == 2 and v.adapter.describe()["public_trades_polled"] == [BTC]
+        if refuse_with_error:
+            assert v.adapter.counters["subscribe_errors"] == 1
+        else:
+            assert v.adapter.counters["channels_refused"] == 1
+        v.sandbox.drop()
+        await until(lambda: v.sink.of("status")[-1] == "connected" and len(v.sink.of("status")) == 3)
+        await until(lambda: v.adapter.counters["public_trade_polls"] >= polls + 5)  # a new baseline
+        trade_at(v.sandbox, 50020)
+        await until(lambda: len(v.sink.of("trade")) == 3)
+        await anyio.sleep(0.2)
+        assert [t.price for t in v.sink.of("trade")] == [D(50010), D(49990), D(50020)]
+        assert v.adapter.counters["public_trade_poll_errors"] == 0
+
+
+async def test_polling_pages_through_a_burst_of_trades_in_order() -> None:
+    async with venue(sandbox={"refuse_channels": ["trades.*"]}, subscribe=False, public_trades_poll_s=D("0.05")) as v:
+        trade_at(v.sandbox, 50000)  # the baseline's trade_seq: later polls ask from the next one
+        v.adapter.subscribe([BTC])
+        await until(lambda: BTC in v.adapter._trade_polls and v.adapter._trade_polls[BTC].last_seq == 1
+                    and not v.adapter._trade_polls[BTC].in_flight)
+        for i in range(150):  # between two polls: more than one page (100) of trades
+            trade_at(v.sandbox, 50000 + i % 7, taker="buy" if i % 2 else "sell")
+        await until(lambda: len(v.sink.of("trade")) == 150)
+        await anyio.sleep(0.2)
+        trades = v.sink.of("trade")
+        assert len(trades) == 150 and [t.trade_id for t in trades] == public_ids(v.sandbox)[-150:]
+
+
+async def test_public_trades_option_off_neither_subscribes_nor_polls() -> None:
+    async with venue(sandbox={"refuse_channels": ["trades.*"]}, public_trades=False,
+                     public_trades_poll_s=D("0.05")) as v:
+        trade_at(v.sandbox, 50000)
+        await anyio.sleep(0.2)
+        assert v.sink.of("trade") == [] and v.adapter.counters["public_trade_polls"] == 0
+        assert v.adapter.counters["channels_refused"] == 0
+
+
+async def test_the_channel_and_a_poll_never_deliver_a_trade_twice() -> None:
+    """Both paths share one record of delivered trade ids."""
+    async with venue() as v:
+        trade_at(v.sandbox, 50000)
+        await until(lambda: len(v.sink.of("trade")) == 1)
+        from adapters.pulse.adapter import _TradePoll
+
+        poll = v.adapter._trade_polls[BTC] = _TradePoll(BTC)
+        poll.primed = True  # as if polling had been running: the channel's trade comes back in the answer
+        v.adapter._poll_trades(poll)
+        await until(lambda: not poll.in_flight and poll.last_seq is not None)
+        assert len(v.sink.of("trade")) == 1 and v.adapter.counters["public_trades_polled"] == 0
+
+
+# ---- stats for the engine's report ------------------------------------------------------------
+
+
+async def test_stats_count_frames_both_ways_and_reconnects() -> None:
+    async with venue(before=lambda a: a.set_cancel_on_disconnect(False)) as v:
+        first = v.adapter.stats()
+        assert all(isinstance(n, int) for n in first.values())
+        assert first["reconnects"] == 0 and first["logins"] == 1 and first["messages_in"] > 0
+        # every frame the adapter sent is a request the sandbox received
+        assert first["messages_out"] == v.sandbox.counters["requests"]
+        order = v.submit("buy", 10, 49000)
+        await v.acked(order)
+        await until(lambda: v.adapter.stats()["messages_in"] >= first["messages_in"] + 4)  # answer, streams, book
+        assert v.adapter.stats()["messages_out"] == first["messages_out"] + 1 == v.sandbox.counters["requests"]
+        v.sandbox.drop()
+        await until(lambda: len(v.sink.of("status")) == 3)
+        after = v.adapter.stats()
+        assert (after["reconnects"], after["disconnects"], after["logins"]) == (1, 1, 2)
+        await until(lambda: v.adapter.stats()["messages_out"] == v.sandbox.counters["requests"])
+        assert v.adapter.stats()["messages_out"] > first["messages_out"] + 1  # the second login's requests
 
 
 # ---- heartbeats and faults ------------------------------------------------------------------------
@@ -701,6 +883,7 @@ async def test_venue_mmp_trigger_drives_the_runtimes_own_mmp_path() -> None:
         runtime.add_venue("pulse", adapter, listed)
         runner = StrategyRunner("mm", "pulse", [listed[0]], SimpleNamespace(hooks={}, pm=None))
         runtime.add_strategy(runner, None, mmp=MmpConfig(interval=D(5), frozen_time=D(1), quantity_limit=D(1000)))
+        adapter.configure_mmp("mm", [BTC], D(5), D(1), D(1000))  # what the engine does for the mmp: block
         async with anyio.create_task_group() as tg:
             adapter.bind(tg)
             runtime.task_starter = lambda make: tg.start_soon(make)
@@ -790,3 +973,40 @@ def test_documented_mmp_trigger_reaches_the_strategies_of_its_index() -> None:
     adapter._dispatch(notification("user.mmp_trigger.index_name.response.json", "user.mmp_trigger.btc_usd"))
     ((strategy, _, until, reason),) = sink.mmp_triggers
     assert strategy == "mm" and until == 1_640_995_200 * 1_000_000_000 and reason.endswith("btc_usd")
+
+
+def test_documented_last_trades_answer_sets_the_baseline_then_only_newer_trades_are_delivered() -> None:
+    """PUL-7 polling fed the document's request and answer: the params are the documented ones, the
+    first answer is history (the baseline), and a later answer delivers only what is new."""
+    import json
+
+    from adapters.pulse.adapter import _TradePoll
+
+    symbol = "BTC-31JUN23-50000-C"
+    adapter, sink = offline_adapter(symbol)
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    def call(method: str, params: dict[str, Any], callback: Any = None) -> bool:
+        sent.append((method, params))
+        return True
+
+    adapter._call = call  # type: ignore[method-assign]
+    poll = adapter._trade_polls[symbol] = _TradePoll(symbol)
+    documented_request = json.loads((FIXTURES / "public.last_trades_by_instrument.request.json").read_text())
+    answer = json.loads((FIXTURES / "public.last_trades_by_instrument.response.json").read_text(),
+                        parse_float=D)
+    adapter._poll_trades(poll)
+    adapter._on_trades_polled(poll, answer, None)
+    assert sink.of("trade") == [] and poll.primed and poll.last_seq == 1  # history before the baseline
+    newer = dict(answer[0], trade_id="66fa560b912a3148d07efad0", trade_seq=2, price=50100, direction="sell")
+    adapter._poll_trades(poll)
+    adapter._on_trades_polled(poll, [newer], None)
+    ((_, baseline), (method, follow_up)) = sent
+    assert method == "public/last_trades_by_instrument"
+    assert set(baseline) <= set(documented_request) and set(follow_up) <= set(documented_request)
+    assert baseline["sorting"] == "desc" and (follow_up["start_seq"], follow_up["sorting"]) == (2, "asc")
+    (trade,) = sink.of("trade")
+    assert (trade.symbol, trade.trade_id, trade.price, trade.qty, trade.aggressor) == (
+        symbol, "66fa560b912a3148d07efad0", D(50100), D(10), Side.SELL)
+    adapter._on_trades_polled(poll, [*answer, newer], None)  # overlapping answers: nothing twice
+    assert len(sink.of("trade")) == 1

@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from adapters.pulse.codec import encode_request
 from adapters.pulse.sandbox import PulseSandbox, parse_fault, parse_instrument
+from engine.model import TimeInForce
 
 pytestmark = pytest.mark.anyio
 
@@ -200,6 +201,7 @@ async def test_graceful_logout_cancels_nothing_even_with_cod() -> None:
             with pytest.raises(ConnectionClosed):
                 await ws.recv()  # the venue closes the socket after the answer
         assert len(await open_orders(sb)) == 1 and sb.counters["cod_cancels"] == 0
+        assert sb.counters["logouts"] == 1
 
 
 async def test_silence_after_a_test_request_drops_the_session_and_fires_cod() -> None:
@@ -336,6 +338,41 @@ async def test_every_book_subscribe_sends_a_fresh_snapshot_and_changes_chain() -
         assert snapshot2["change_id"] == change2["change_id"]
 
 
+async def test_refused_channels_are_left_out_or_fail_the_whole_subscribe() -> None:
+    channels = [f"book.{BTC}.raw", f"trades.{BTC}.raw", f"quote.{BTC}"]
+    async with sandbox(refuse_channels=["trades.*"]) as sb, connect(sb.url) as ws:
+        client = Client(ws)
+        assert await client.result("public/subscribe", {"channels": channels}) == [f"book.{BTC}.raw", f"quote.{BTC}"]
+        sb.place(BTC, "sell", D(10), D(50000), tif=TimeInForce.GTC)
+        sb.place(BTC, "buy", D(10), D(50000))
+        await client.drain()
+        assert client.channel(f"trades.{BTC}.raw") == [] and client.channel(f"book.{BTC}.raw")
+    async with sandbox(refuse_channels=["trades.*"], refuse_with_error=True) as sb, connect(sb.url) as ws:
+        client = Client(ws)
+        answer = await client.call("public/subscribe", {"channels": channels})
+        assert answer["error"] == {"code": 1, "message": f"channel 'trades.{BTC}.raw' is not available"}
+        assert next(iter(sb.conns)).subs == set()
+
+
+async def test_last_trades_by_instrument_sorts_and_starts_at_a_sequence() -> None:
+    async with sandbox() as sb, connect(sb.url) as ws:
+        client = Client(ws)
+        for price in (50000, 50010, 50020, 50030):
+            sb.place(BTC, "sell", D(10), D(price), tif=TimeInForce.GTC)
+            sb.place(BTC, "buy", D(10), D(price))
+
+        async def seqs(**params: Any) -> list[int]:
+            trades = await client.result("public/last_trades_by_instrument", {"instrument_name": BTC, **params})
+            return [t["trade_seq"] for t in trades]
+
+        assert await seqs() == [1, 2, 3, 4]
+        assert await seqs(count=2) == [3, 4]  # default: the latest, oldest first
+        assert await seqs(count=2, sorting="desc") == [4, 3]
+        assert await seqs(start_seq=2, count=2, sorting="asc") == [2, 3]
+        assert await seqs(start_seq=2, end_seq=3) == [2, 3]
+        assert await seqs(start_seq=5, sorting="asc") == []
+
+
 async def test_injected_gap_loses_one_change() -> None:
     async with sandbox() as sb, connect(sb.url) as ws:
         client = Client(ws)
@@ -373,7 +410,8 @@ def test_fault_and_instrument_specs() -> None:
 
 def test_command_line_sandbox_starts_and_serves() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "adapters.pulse.sandbox", "--port", "0", "--no-market", "--log-level", "WARNING"],
+        [sys.executable, "-m", "adapters.pulse.sandbox", "--port", "0", "--no-market", "--log-level", "WARNING",
+         "--refuse-channel", "trades.*"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -384,9 +422,12 @@ def test_command_line_sandbox_starts_and_serves() -> None:
 
         async def hello() -> Any:
             async with connect(url) as ws:
-                return await Client(ws).result("public/test")
+                client = Client(ws)
+                subscribed = await client.result("public/subscribe", {"channels": [f"trades.{BTC}.raw",
+                                                                                    f"quote.{BTC}"]})
+                return await client.result("public/test"), subscribed
 
-        assert anyio.run(hello) == {"version": "2.0.0-sandbox"}
+        assert anyio.run(hello) == ({"version": "2.0.0-sandbox"}, [f"quote.{BTC}"])  # as the document: no trades
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -13,9 +13,17 @@ the bookkeeping around it:
   cancel-on-disconnect (enabled and checked at login), venue-native MMP (``set_mmp_config`` per
   index, ``user.mmp_trigger`` driven into the runtime's MMP path), ``private/logout`` on close;
 - market data (``book.*.raw`` with change-id continuity: a gap resubscribes for a fresh snapshot,
-  ``quote.*``, ``trades.*.raw``) and the private streams (``user.orders``, ``user.trades``,
-  ``user.changes``, ``user.mmp_trigger``, ``heartbeat_trade``), deduplicated so each order state
-  and each fill reaches the runtime once whichever stream brings it first;
+  ``quote.*``, ``trades.*.raw``, or when the venue refuses that channel (the document has none,
+  PUL-7) ``public/last_trades_by_instrument`` polled from the last ``trade_seq``, each public trade
+  delivered once) and the private streams (``user.orders``, ``user.trades``, ``user.changes``,
+  ``user.mmp_trigger``, ``heartbeat_trade``), deduplicated so each order state and each fill
+  reaches the runtime once whichever stream brings it first;
+- the NEW of an order the venue took at another price (a crossing post-only order is repriced
+  "just below the spread") carries the venue's price, so the runtime records what really works;
+- venue MMP limits come from the engine (``configure_mmp``, before ``connect``) or the options;
+- ``stats()`` for the engine's report: frames in and out, reconnects, and every counter;
+- nothing it logs, nor anything websockets logs for its connection (every frame at DEBUG),
+  contains the client secret or a token: :mod:`adapters.pulse.wirelog`;
 - on a lost connection (socket closed, or no heartbeat within 1.5 intervals) the runtime hears
   ``disconnected`` at once, pending requests are dropped (their outcome is unknown: the runtime
   reconciles through the ``query_*`` methods once ``connected`` is reported again), and the
@@ -31,13 +39,12 @@ compare them with that clock.
 from __future__ import annotations
 
 import itertools
-import logging
 import math
 import os
 import random
 import secrets as _secrets
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from functools import partial
@@ -63,6 +70,7 @@ from adapters.pulse.codec import (
     Response,
     RpcError,
 )
+from adapters.pulse.wirelog import REDACT, adapter_log, wire_log
 from engine.clock import Clock
 from engine.model import (
     BookUpdate,
@@ -80,12 +88,15 @@ from engine.rejects import Reject
 
 __all__ = ["ConnectionLost", "PulseAdapter", "PulseError", "PulseMmp", "PulseOptions"]
 
-log = logging.getLogger("engine.pulse")
+log = adapter_log  # "engine.pulse"; with wire_log ("engine.pulse.wire") filtered by wirelog.REDACT
 
 NS_PER_S = 1_000_000_000
 BAD_FRAME_SAMPLES = 5  # malformed frames logged with a sample; the rest are only counted
 GAP_LOGS = 5
 TRACK_KEEP_S = 600.0  # finished orders stay known this long (late answers, cancels, queries)
+TRADE_POLL_COUNT = 100  # trades asked per public/last_trades_by_instrument poll
+PUBLIC_TRADE_IDS_KEPT = 2000  # public trade ids remembered per instrument, to deliver each trade once
+POLL_ERROR_LOGS = 5
 
 
 class PulseMmp(BaseModel):
@@ -141,14 +152,22 @@ class PulseOptions(AdapterOptions):
     )
     mmp: dict[str, PulseMmp] = Field(
         default_factory=dict,
-        description="Venue MMP per index name. Empty: taken from the mmp: blocks of the strategies on this venue.",
+        description="Venue MMP per index name. Empty: the mmp: blocks of the strategies on this venue, which the "
+        "engine hands over with configure_mmp before connecting.",
     )
     post_only: Literal["reject", "reprice"] = Field(
         "reject",
         description="reject: a post-only order that would cross the last known quote is refused locally (7006); "
         "reprice: sent as is, and Pulse moves its price just inside the spread.",
     )
-    public_trades: bool = Field(True, description="Subscribe to trades.{instrument}.raw (a sandbox extension, PUL-7).")
+    public_trades: bool = Field(
+        True,
+        description="Public trades for strategies: subscribe to trades.{instrument}.raw (a sandbox extension, PUL-7); "
+        "when the venue refuses it, poll public/last_trades_by_instrument every public_trades_poll_s instead.",
+    )
+    public_trades_poll_s: Decimal = Field(
+        Decimal(1), gt=0, description="Poll interval of public/last_trades_by_instrument when trades.*.raw is refused."
+    )
     reconnect_min_s: Decimal = Field(Decimal("0.5"), gt=0, description="First reconnect delay; doubles per failure.")
     reconnect_max_s: Decimal = Field(Decimal(10), gt=0, description="Longest reconnect delay.")
     compression: bool = Field(False, description="permessage-deflate on the WebSocket.")
@@ -219,6 +238,41 @@ class _Track:
         return OrderStatus.PARTIALLY_FILLED if self.filled else OrderStatus.NEW
 
 
+class _RecentIds:
+    """The last ``limit`` ids seen, for de-duplication in constant memory."""
+
+    __slots__ = ("ids", "order", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.ids: set[str] = set()
+        self.order: deque[str] = deque()
+        self.limit = limit
+
+    def add(self, item: str) -> bool:
+        """True if ``item`` is new."""
+        if item in self.ids:
+            return False
+        self.ids.add(item)
+        self.order.append(item)
+        if len(self.order) > self.limit:
+            self.ids.discard(self.order.popleft())
+        return True
+
+
+class _TradePoll:
+    """Polling ``public/last_trades_by_instrument`` for one instrument whose ``trades.*.raw``
+    the venue refused (PUL-7). The first answer is the baseline (trades before it are history,
+    as a channel would not replay them either); then each poll asks from the next ``trade_seq``."""
+
+    __slots__ = ("symbol", "last_seq", "primed", "in_flight")
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.last_seq: int | None = None
+        self.primed = False
+        self.in_flight = False
+
+
 class _BookState:
     __slots__ = ("change_id", "synced", "gaps")
 
@@ -266,6 +320,11 @@ class PulseAdapter(Adapter):
         super().__init__(venue, options, instruments, clock, sink, seed)
         options = self.options  # a PulseOptions: Adapter.__init__ validates it against options_model
         self.pulse_options = options
+        try:  # a credential that is not there is a config error at start, not a failed login later
+            self._client_id()
+            self._secret()
+        except ConnectionError as exc:
+            raise ValueError(str(exc)) from None
         self._timeout = float(options.request_timeout_s)
         self._heartbeat_s = float(options.heartbeat_s)
         self._index = {s: options.index_names.get(s) or codec.index_name_for(s) for s in self.instruments}
@@ -286,6 +345,11 @@ class PulseAdapter(Adapter):
         self._books = {s: _BookState() for s in self.instruments}
         self._quotes: dict[str, tuple[Decimal | None, Decimal | None]] = {}
         self._subscribed: set[str] = set()
+        self._trades_channels = {f"trades.{s}.raw": s for s in self.instruments}
+        self._public_seen = {s: _RecentIds(PUBLIC_TRADE_IDS_KEPT) for s in self.instruments}
+        self._trade_polls: dict[str, _TradePoll] = {}
+        self._poller_running = False
+        self._poll_errors_logged = 0
         self._trading_active: bool | None = None
         self._refresh_token = ""
         self._refresh_at = math.inf
@@ -298,6 +362,8 @@ class PulseAdapter(Adapter):
         self._bad_logged = 0
         self.venue_cod: bool | None = None  # what get_cancel_on_disconnect said at the last login
         self.counters: Counter[str] = Counter()
+        self.messages_in = 0  # frames received (answers, notifications, heartbeats, bad frames)
+        self.messages_out = 0  # frames sent
         self._handlers: dict[str, Callable[[Any], None]] = {}
         for symbol in self.instruments:
             handlers = self._handlers
@@ -316,7 +382,6 @@ class PulseAdapter(Adapter):
         """Open the socket, log in, start the background loops, report ``connected``. Raises a
         ConnectionError naming the URL (and the venue's answer) when the first login fails."""
         self._closing = False
-        self._discover_mmp()
         # the loops first: the login's own requests go through the writer and the sweeper
         self.start_task(self._guard, self._writer, name=f"pulse-writer-{self.venue}")
         self.start_task(self._guard, self._sweeper, name=f"pulse-sweeper-{self.venue}")
@@ -339,6 +404,8 @@ class PulseAdapter(Adapter):
             if ws is not None and self._ready:
                 with anyio.move_on_after(self._timeout):
                     await self._request("private/logout", {"invalidate_token": True})
+                    self.counters["logouts"] += 1
+                    log.info("pulse %s: logged out", self.venue)
         except Exception as exc:  # closing must not fail: the venue may already be gone
             log.info("pulse %s: logout: %s", self.venue, exc)
         self._ready = False
@@ -370,6 +437,7 @@ class PulseAdapter(Adapter):
             ws = await websockets.connect(
                 options.url, open_timeout=float(options.connect_timeout_s), ping_interval=None,
                 compression="deflate" if options.compression else None, max_size=2**24, max_queue=None, proxy=None,
+                logger=wire_log,  # its DEBUG frame log passes wirelog.REDACT: no secret or token in it
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             raise ConnectionError(f"pulse {self.venue}: cannot connect to {options.url}: {exc}") from None
@@ -420,6 +488,8 @@ class PulseAdapter(Adapter):
         self._check_subscribed(channels, accepted)
         for state in self._books.values():
             state.synced = False
+        # the resubscribe finds out again whether trades.*.raw exists; a poll restarts from a baseline
+        self._trade_polls.clear()
         if self._subscribed:
             self._subscribe_public(sorted(self._subscribed))
 
@@ -439,6 +509,7 @@ class PulseAdapter(Adapter):
 
     def _take_login(self, result: Any) -> None:
         login = codec.decode_login(result, self.clock.now_ns() // NS_PER_S)
+        REDACT.remember(login.access_token, login.refresh_token)
         self._refresh_token = login.refresh_token
         lifetime = float(login.expires_in_s)
         self._refresh_at = time.monotonic() + lifetime * float(self.pulse_options.refresh_fraction)
@@ -468,11 +539,13 @@ class PulseAdapter(Adapter):
             value = lines[0].strip() if lines else ""
             if not value:
                 raise ConnectionError(f"pulse {self.venue}: client secret file {path} is empty")
+            REDACT.remember(value)
             return value
         value = os.environ.get(options.client_secret_env or "", "")
         if not value:
             raise ConnectionError(f"pulse {self.venue}: environment variable {options.client_secret_env} "
                                   "(client secret) is not set")
+        REDACT.remember(value)
         return value
 
     # ---- background loops ----------------------------------------------------------------
@@ -486,12 +559,14 @@ class PulseAdapter(Adapter):
                 await ws.send(frame)
             except ConnectionClosed:
                 continue  # the reader reports the loss
+            self.messages_out += 1
 
     async def _reader(self, ws: ClientConnection, gen: int) -> None:
         reason = "connection closed by the venue"
         try:
             async for raw in ws:
                 self._last_recv = time.monotonic()
+                self.messages_in += 1
                 try:
                     self._dispatch(raw)
                 except CodecError as exc:
@@ -711,22 +786,40 @@ class PulseAdapter(Adapter):
 
     def _on_public_subscribed(self, channels: list[str], result: Any, error: BaseException | RpcError | None) -> None:
         if error is None:
-            self._check_subscribed(channels, result)
+            missing = self._check_subscribed(channels, result)
+            for channel in channels:
+                symbol = self._trades_channels.get(channel)
+                if symbol is not None and channel not in missing:
+                    self._trade_polls.pop(symbol, None)  # the channel brings them now
+            self._poll_public_trades([c for c in missing if c in self._trades_channels])
         elif isinstance(error, RpcError):
             self.counters["subscribe_errors"] += 1
+            trades = [c for c in channels if c in self._trades_channels]
+            if trades:
+                # PUL-7: the document has no public trades channel; a venue may refuse the whole
+                # request for it. The rest again without it, and the trades by polling.
+                log.warning("pulse %s: public/subscribe refused (%s); subscribing again without %s", self.venue,
+                            codec.describe_error(error), ", ".join(trades))
+                rest = [c for c in channels if c not in self._trades_channels]
+                if rest:
+                    self._call("public/subscribe", {"channels": rest}, partial(self._on_public_subscribed, rest))
+                self._poll_public_trades(trades)
+                return
             log.error("pulse %s: public/subscribe refused: %s", self.venue, codec.describe_error(error))
         elif not isinstance(error, ConnectionLost):  # a lost connection resubscribes on reconnect
             self.counters["subscribe_errors"] += 1
             log.error("pulse %s: public/subscribe failed: %s", self.venue, error)
 
-    def _check_subscribed(self, channels: list[str], result: Any) -> None:
+    def _check_subscribed(self, channels: list[str], result: Any) -> list[str]:
         """PUL-14: the result is documented as "string"; a list (Deribit) names what was
-        subscribed, and anything missing from it is reported."""
-        if isinstance(result, list):
-            missing = [c for c in channels if c not in result]
-            if missing:
-                self.counters["channels_refused"] += len(missing)
-                log.warning("pulse %s: the venue did not subscribe %s", self.venue, ", ".join(missing))
+        subscribed, and anything missing from it is reported and returned."""
+        if not isinstance(result, list):
+            return []
+        missing = [c for c in channels if c not in result]
+        if missing:
+            self.counters["channels_refused"] += len(missing)
+            log.warning("pulse %s: the venue did not subscribe %s", self.venue, ", ".join(missing))
+        return missing
 
     def _resubscribe_book(self, symbol: str) -> None:
         """After a gap: subscribe the book channel again for a fresh snapshot (PUL-6; the sandbox
@@ -772,8 +865,84 @@ class PulseAdapter(Adapter):
     def _on_public_trades(self, data: Any) -> None:
         now = self.clock.now_ns()
         for trade in codec.decode_trades(data):
+            seen = self._public_seen.get(trade.instrument)
+            if seen is not None and not seen.add(trade.trade_id):
+                self.counters["duplicate_public_trades"] += 1
+                continue
             self.sink.on_trade(Trade(self.venue, trade.instrument, now, trade.price, trade.amount, trade.side,
                                      trade.trade_id))
+
+    # ---- public trades by polling (PUL-7) ------------------------------------------------
+    def _poll_public_trades(self, channels: list[str]) -> None:
+        """The venue refused these ``trades.{i}.raw`` channels: poll their instruments instead."""
+        for channel in channels:
+            symbol = self._trades_channels[channel]
+            if symbol in self._trade_polls:
+                continue
+            poll = self._trade_polls[symbol] = _TradePoll(symbol)
+            log.warning("pulse %s: no %s at this venue (PUL-7); polling public/last_trades_by_instrument every %s s",
+                        self.venue, channel, self.pulse_options.public_trades_poll_s)
+            self._poll_trades(poll)  # the baseline, now
+        if self._trade_polls and not self._poller_running:
+            self._poller_running = True
+            self.start_task(self._guard, self._trade_poller, name=f"pulse-trade-poller-{self.venue}")
+
+    async def _trade_poller(self) -> None:
+        interval = float(self.pulse_options.public_trades_poll_s)
+        try:
+            while self._trade_polls:
+                await anyio.sleep(interval)
+                if not self._ready:
+                    continue
+                for poll in list(self._trade_polls.values()):
+                    self._poll_trades(poll)
+        finally:
+            self._poller_running = False
+
+    def _poll_trades(self, poll: _TradePoll) -> None:
+        if poll.in_flight or self._trade_polls.get(poll.symbol) is not poll:
+            return
+        params: dict[str, Any] = {"instrument_name": poll.symbol, "count": TRADE_POLL_COUNT}
+        if poll.last_seq is not None:
+            params["start_seq"] = poll.last_seq + 1  # the next trades, oldest first
+            params["sorting"] = "asc"
+        else:
+            params["sorting"] = "desc"  # the baseline, or a venue without trade_seq: the latest
+        if self._call("public/last_trades_by_instrument", params, partial(self._on_trades_polled, poll)):
+            poll.in_flight = True
+            self.counters["public_trade_polls"] += 1
+
+    def _on_trades_polled(self, poll: _TradePoll, result: Any, error: BaseException | RpcError | None) -> None:
+        poll.in_flight = False
+        if self._trade_polls.get(poll.symbol) is not poll:
+            return  # a newer poll took over after a reconnect, or the channel works now
+        if error is not None:
+            if isinstance(error, RpcError):
+                self.counters["public_trade_poll_errors"] += 1
+                if self._poll_errors_logged < POLL_ERROR_LOGS:
+                    self._poll_errors_logged += 1
+                    log.warning("pulse %s: public/last_trades_by_instrument %s refused: %s", self.venue, poll.symbol,
+                                codec.describe_error(error))
+            return  # a timeout or a lost connection: the next poll asks again
+        try:
+            trades = [t for t in codec.decode_trades(result) if t.instrument in ("", poll.symbol)]
+        except CodecError as exc:
+            self._bad_frame(repr(result)[:200], exc)
+            return
+        trades.sort(key=lambda t: (t.trade_seq, t.ts_ns))
+        seen = self._public_seen[poll.symbol]
+        now = self.clock.now_ns()
+        for trade in trades:
+            if trade.trade_seq and (poll.last_seq is None or trade.trade_seq > poll.last_seq):
+                poll.last_seq = trade.trade_seq
+            if not seen.add(trade.trade_id) or not poll.primed:
+                continue  # delivered already (or by the channel), or history before the baseline
+            self.counters["public_trades_polled"] += 1
+            self.sink.on_trade(Trade(self.venue, poll.symbol, now, trade.price, trade.amount, trade.side,
+                                     trade.trade_id))
+        poll.primed = True
+        if len(trades) >= TRADE_POLL_COUNT and poll.last_seq is not None:
+            self._poll_trades(poll)  # more are waiting: the next page at once
 
     def _on_heartbeat_trade(self, data: Any) -> None:
         """``heartbeat_trade`` inactive -> every instrument halted at the venue until active again."""
@@ -813,20 +982,6 @@ class PulseAdapter(Adapter):
                                   frozen_time=max(current.frozen_time, frozen_time),
                                   quantity_limit=min(current.quantity_limit, quantity_limit))
             self._mmp_configs[index] = wanted
-
-    def _discover_mmp(self) -> None:
-        """The strategies on this venue with an ``mmp:`` block (the runtime's runners): see
-        notes/pulse.md for the engine hook that should replace this look-up."""
-        runners = getattr(self.sink, "runners", None)
-        if not isinstance(runners, dict):
-            return
-        for runner in runners.values():
-            state = getattr(runner, "mmp", None)
-            if getattr(runner, "venue", None) != self.venue or state is None:
-                continue
-            config = state.config
-            self.configure_mmp(runner.name, runner.symbols, config.interval, config.frozen_time,
-                               config.quantity_limit)
 
     def _on_mmp_trigger(self, data: Any) -> None:
         """The venue froze our MMP orders on an index: drive the runtime's MMP path for every
@@ -1066,7 +1221,7 @@ class PulseAdapter(Adapter):
         if pulse_order.state == "rejected":
             return track
         if not track.acked:
-            self._ack(track)
+            self._ack(track, pulse_order)
         if track.pending_edit is not None:
             price, amount = track.pending_edit
             if edited or (pulse_order.replaced and pulse_order.amount == amount
@@ -1078,10 +1233,26 @@ class PulseAdapter(Adapter):
                 self._emit(track, track.live, price=track.price, qty=track.qty)
         return track
 
-    def _ack(self, track: _Track) -> None:
+    def _ack(self, track: _Track, pulse_order: PulseOrder | None = None) -> None:
+        """NEW, once per order. When the venue works the order at another price than we asked (a
+        crossing post-only order is repriced "just below the spread") or another amount, the NEW
+        carries the venue's values so the runtime records what is really working."""
         track.acked = True
+        price = qty = None
+        if pulse_order is not None:
+            if pulse_order.price is not None and track.price is not None and pulse_order.price != track.price:
+                price = pulse_order.price
+                self.counters["post_only_repriced" if track.post_only else "venue_repriced"] += 1
+                log.info("pulse %s: the venue took %s %s at %s instead of %s%s", self.venue, track.client_id,
+                         track.side.value, price, track.price, " (post-only reprice)" if track.post_only else "")
+                track.price = price
+            if pulse_order.amount != track.qty:
+                qty = pulse_order.amount
+                log.info("pulse %s: the venue took %s for %s instead of %s", self.venue, track.client_id, qty,
+                         track.qty)
+                track.qty = qty
         if not track.terminal:
-            self._emit(track, OrderStatus.NEW)
+            self._emit(track, OrderStatus.NEW, price=price, qty=qty)
         if track.cancel_wanted:
             track.cancel_wanted = False
             self._send_cancel(track)
@@ -1260,6 +1431,17 @@ class PulseAdapter(Adapter):
         return {k: codec.num(v, k) for k, v in result.items()
                 if isinstance(v, (int, Decimal)) and not isinstance(v, bool) and k != "creation_timestamp"}
 
+    def stats(self) -> dict[str, int]:
+        """For the engine's report and metrics: ``messages_in`` (frames received), ``messages_out``
+        (frames sent), ``reconnects`` (successful reconnects after a lost connection), and every
+        other counter the adapter keeps (disconnects, logins, token_refreshes, timeouts,
+        bad_frames, book_gaps, duplicate_fills, post_only_repriced, public_trade_polls, ...)."""
+        out = {name: int(value) for name, value in self.counters.items()}
+        out["messages_in"] = self.messages_in
+        out["messages_out"] = self.messages_out
+        out["reconnects"] = int(self.counters["reconnects"])
+        return out
+
     def describe(self) -> dict[str, Any]:
         options = self.pulse_options
         return {
@@ -1273,6 +1455,7 @@ class PulseAdapter(Adapter):
             "venue_cod_confirmed": self.venue_cod,
             "mmp": {i: c.model_dump(mode="json") for i, c in self._mmp_configs.items()},
             "post_only": options.post_only,
+            "public_trades_polled": sorted(self._trade_polls),  # trades.*.raw refused: polling (PUL-7)
             "counters": dict(self.counters),
         }
 

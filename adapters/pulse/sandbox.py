@@ -22,6 +22,13 @@ truncated one). Extensions, all outside the document and marked as such: ``trade
 (PUL-7), ``public/unsubscribe`` / ``private/unsubscribe`` (PUL-14), ``order_id``/``label``/``fee``/
 ``liquidity`` in trade objects (PUL-8), and with ``--test-methods`` the ``sandbox/*`` methods that
 tests and the benchmark use to inject orders, faults and bursts from another process.
+``--refuse-channel 'trades.*'`` (``refuse_channels=``) makes it the document's venue again, without
+the public trades channel: left out of the subscribe result, or with ``refuse_with_error=True``
+the whole subscribe request answered with status 1.
+
+Its log and the websockets server's (logger ``engine.pulse.sandbox.wire``) pass the same
+credential filter as the adapter's (:mod:`adapters.pulse.wirelog`): a DEBUG log of the frames
+shows no client secret and no token.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fnmatch
 import hashlib
 import hmac
 import itertools
@@ -61,13 +69,14 @@ from adapters.paper.matching import (
     Replaced,
     ReplaceRejected,
 )
+from adapters.pulse.wirelog import sandbox_log, sandbox_wire_log
 from engine.clock import Clock, WallClock
 from engine.model import Instrument, OrderType, Phase, Side, TimeInForce
 from engine.rejects import Reject
 
 __all__ = ["PulseSandbox", "SandboxInstrument", "main", "parse_fault", "parse_instrument"]
 
-log = logging.getLogger("engine.pulse.sandbox")
+log = sandbox_log  # "engine.pulse.sandbox"; it and the websockets server's log never show a credential
 
 WS_PATH = "/ws/api/v2"
 ZERO = Decimal(0)
@@ -484,6 +493,8 @@ class PulseSandbox:
         faults: Iterable[FaultSpec] = (),
         test_methods: bool = False,
         clock: Clock | None = None,
+        refuse_channels: Iterable[str] = (),
+        refuse_with_error: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -493,6 +504,11 @@ class PulseSandbox:
         self.min_heartbeat_s = min_heartbeat_s
         self.test_methods = test_methods
         self.faults = tuple(faults)
+        # channels (fnmatch patterns, e.g. "trades.*") this venue does not offer, like the document's
+        # Pulse has no trades.*.raw (PUL-7): left out of the subscribe result, or with
+        # refuse_with_error the whole subscribe request is answered with status 1
+        self.refuse_channels = list(refuse_channels)
+        self.refuse_with_error = refuse_with_error
         self.market_options = market if market is not None else MarketOptions(enabled=False)
         now_ms = self._now_ms()
         creds = credentials if credentials is not None else {DEFAULT_CLIENT_ID: DEFAULT_SECRET}
@@ -525,7 +541,7 @@ class PulseSandbox:
         self._server: Server | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self.counters: dict[str, int] = {"requests": 0, "bad_frames": 0, "cod_cancels": 0, "mmp_triggers": 0,
-                                         "heartbeat_drops": 0}
+                                         "heartbeat_drops": 0, "logouts": 0}
 
     # ---- lifecycle -----------------------------------------------------------------------
     @property
@@ -538,7 +554,7 @@ class PulseSandbox:
         try:
             self._server = await stack.enter_async_context(
                 serve(self._handle, self.host, self.port, ping_interval=None, compression=None,
-                      max_size=2**22, max_queue=None)
+                      max_size=2**22, max_queue=None, logger=sandbox_wire_log)
             )
             self.port = self._server.sockets[0].getsockname()[1]
             tg = await stack.enter_async_context(anyio.create_task_group())
@@ -784,6 +800,11 @@ class PulseSandbox:
         conn.graceful = True  # "when COD is enabled orders are not cancelled"
         if p.get("invalidate_token", True):
             self._tokens.pop(conn.token, None)
+        self.counters["logouts"] += 1
+        account = conn.account
+        open_orders = sum(1 for o in account.orders.values() if o.is_open) if account is not None else 0
+        log.info("pulse sandbox: session %d of %s logged out (%d open orders)", conn.id,
+                 account.client_id if account is not None else "nobody", open_orders)
         return dict(_OK_MESSAGE)
 
     # ---- session methods -----------------------------------------------------------------
@@ -838,7 +859,10 @@ class PulseSandbox:
             raise _Err(BAD_REQUEST, "channels must be a list of channel names")
         if private:
             self._require_auth(conn)
-        accepted = [c for c in channels if self._valid_channel(c, private)]
+        refused = [c for c in channels if any(fnmatch.fnmatchcase(c, p) for p in self.refuse_channels)]
+        if refused and self.refuse_with_error:
+            raise _Err(BAD_REQUEST, f"channel {refused[0]!r} is not available")
+        accepted = [c for c in channels if self._valid_channel(c, private) and c not in refused]
         for channel in accepted:
             conn.subs.add(channel)
             if channel.startswith("book."):
@@ -1283,11 +1307,25 @@ class PulseSandbox:
         }
 
     def _last_trades(self, conn: _Conn, p: dict[str, Any]) -> list[dict[str, Any]]:
+        """The last 200 public trades of the instrument, filtered by ``start_seq``/``end_seq`` and
+        ``start_timestamp``/``end_timestamp``; ``sorting`` asc: the first ``count`` from the start,
+        oldest first; desc: the latest ``count``, newest first; default: the latest, oldest first."""
         book = self._book(p)
         start_seq = p.get("start_seq") or 0
-        trades = [t for t in book.last_trades if t["trade_seq"] >= start_seq]
+        end_seq = p.get("end_seq") or 1 << 62
+        start_ts = p.get("start_timestamp") or 0
+        end_ts = p.get("end_timestamp") or 1 << 62
+        trades = [t for t in book.last_trades
+                  if start_seq <= t["trade_seq"] <= end_seq and start_ts <= t["timestamp"] <= end_ts]
         count = p.get("count")
-        return trades[-count:] if isinstance(count, int) and count > 0 else trades
+        if not (isinstance(count, int) and count > 0):
+            count = len(trades)
+        sorting = p.get("sorting")
+        if sorting == "asc":
+            return trades[:count]
+        if sorting == "desc":
+            return trades[::-1][:count]
+        return trades[-count:] if count else []
 
     def _instruments(self, conn: _Conn, p: dict[str, Any]) -> list[dict[str, Any]]:
         currency = p.get("currency")
@@ -1518,6 +1556,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault", action="append", default=[], metavar="SPEC",
                         help="drop@S | stall@S:SECONDS | gap@S[:INSTRUMENT] | error@S:METHOD[:CODE[:COUNT]] | "
                         "garbage@S (S = seconds after start); repeatable")
+    parser.add_argument("--refuse-channel", action="append", default=[], metavar="PATTERN",
+                        help="a channel this venue does not offer (fnmatch pattern, e.g. 'trades.*' as in the "
+                        "document, which has no public trades channel); left out of subscribe results; repeatable")
     parser.add_argument("--test-methods", action="store_true",
                         help="enable the sandbox/* methods (fault, place, blast_book) for tests and benchmarks")
     parser.add_argument("--log-level", default="INFO")
@@ -1534,7 +1575,7 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = PulseSandbox(
         instruments, host=args.host, port=args.port, seed=args.seed, market=market,
         credentials={args.client_id: secret}, token_ttl_s=args.token_ttl, min_heartbeat_s=args.min_heartbeat,
-        faults=faults, test_methods=args.test_methods,
+        faults=faults, test_methods=args.test_methods, refuse_channels=args.refuse_channel,
     )
 
     async def run() -> None:
