@@ -25,8 +25,9 @@ quotes = {}  # (symbol, side) -> our working order; module state is per strategy
 
 @hookimpl
 def on_book(ctx, book):
-    # Quote only in continuous trading, and only when both sides of the book exist.
-    if ctx.session != "open" or book.mid is None:
+    # Quote only in continuous trading, when both sides of the book exist, and not while
+    # market-maker protection has us frozen (the engine would refuse every quote with 7009).
+    if ctx.session != "open" or book.mid is None or (ctx.params.mmp and ctx.mmp_frozen):
         return
     p = ctx.params
     instrument = ctx.instrument(book.symbol)
