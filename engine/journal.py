@@ -395,6 +395,15 @@ class Journal:
     def client_ids_reserved(self, strategy: str) -> int:
         return self._reserved.get(strategy, 0)
 
+    def last_client_seq(self, strategy: str) -> int:
+        """The highest ``n`` of the ``<strategy>-<n>`` orders the journal has (0: none)."""
+        best = 0
+        for (client_id,) in self.db.execute("SELECT client_id FROM orders WHERE strategy = ?", (strategy,)):
+            number = client_id.rpartition("-")[2]
+            if number.isdigit():
+                best = max(best, int(number))
+        return best
+
     def control(self, now_ns: int, kind: str, key: str, state: dict[str, Any]) -> None:
         """Kill-switch or MMP state changed: committed at once."""
         with self._transaction():

@@ -160,11 +160,42 @@ def _order_from_venue(seen: VenueOrder, strategy: str, now: int, cum_qty: Decima
         seen.client_id, strategy, seen.venue, seen.symbol, seen.side, seen.qty, seen.price,
         OrderType.LIMIT if seen.price is not None else OrderType.MARKET, ts=now,
     )
-    status = OrderStatus.UNKNOWN if cum_qty < seen.qty else OrderStatus.FILLED
+    if seen.status in TERMINAL_STATUSES and cum_qty == seen.cum_qty:
+        status = seen.status  # finished, and every fill of it applied: nothing left to learn
+    else:
+        status = OrderStatus.UNKNOWN if cum_qty < seen.qty else OrderStatus.FILLED
     order.restore(status, cum_qty, notional, seen.venue_order_id, now)
     return order
 
 
+async def probe_unjournaled(runtime: Runtime, venue: _Venue, answer: VenueAnswer) -> None:
+    """Orders sent in the last flush window before a crash have no journal row; one that filled is
+    found by its fills, one still working by the open list, but one that ended with nothing filled
+    (an IOC that missed, a venue reject) only by asking: each strategy's client ids are sequential,
+    so ask for the ids after the journal's last until PROBE_MISSES in a row are unknown."""
+    journal = runtime.journal
+    if journal is None:
+        return
+    for runner in [r for r in runtime.runners.values() if r.venue == venue.name]:
+        number = journal.last_client_seq(runner.name)
+        misses = 0
+        while misses < PROBE_MISSES and number < runner.client_reserved:
+            number += 1
+            client_id = f"{runner.name}-{number}"
+            if client_id in venue.orders or client_id in answer.listed or answer.looked_up.get(client_id):
+                misses = 0
+                continue
+            seen = await venue.adapter.query_order(client_id)
+            if seen is None:
+                misses += 1
+                continue
+            misses = 0
+            answer.looked_up[client_id] = seen
+            answer.probed.add(client_id)
+
+
+# unknown client ids in a row after which restart stops asking the venue for later ones
+PROBE_MISSES = 3
 # states in which an order the venue has acknowledged may have ended without the engine hearing
 _MAYBE_AT_VENUE = (OrderStatus.UNKNOWN, OrderStatus.PENDING_CANCEL)
 
@@ -178,6 +209,7 @@ class VenueAnswer:
     fills: list[Fill]  # the ones not applied yet
     looked_up: dict[str, VenueOrder | None]
     known: list[Fill] = field(default_factory=list)  # sent again: the engine or its journal has them
+    probed: set[str] = field(default_factory=set)  # our client ids found by asking past the journal's last
 
     def applied_before(self, client_id: str) -> tuple[Decimal, Decimal]:
         """Quantity and notional of an order's fills applied before (an order whose journal row a
@@ -233,6 +265,7 @@ def reconcile_venue(runtime: Runtime, venue: _Venue, answer: VenueAnswer, unknow
     now = runtime.clock.now_ns()
     venue.n_duplicate_fills += len(answer.known)
     unknown_ids = {f.client_id for f in (*answer.fills, *answer.known) if f.client_id not in venue.orders}
+    unknown_ids |= answer.probed
     unknown_ids |= {cid for cid in answer.listed if cid not in venue.orders}
     found: list[tuple[StrategyRunner, Order]] = []
     for client_id in sorted(unknown_ids):
@@ -311,6 +344,7 @@ async def recover_venue(runtime: Runtime, venue: _Venue, since_ns: int, unknown_
     """Reconcile one venue at start (see the module docstring). Raises when the venue cannot
     answer: trading on an account the engine cannot reconcile is not safe."""
     answer = await ask_venue(runtime, venue, since_ns)
+    await probe_unjournaled(runtime, venue, answer)
     adopted = reconcile_venue(runtime, venue, answer, unknown_orders)
     if open_orders == "cancel":
         for runner in [r for r in runtime.runners.values() if r.venue == venue.name]:

@@ -228,7 +228,8 @@ def test_restart_refuses_orders_with_7015_until_reconciled():
     assert rejection is not None and rejection.code == Reject.RECOVERING and "restart" in rejection.reason
 
 
-def _rest_an_order_at_the_venue(state: Path, client_id: str, filled_by_street: int = 0) -> None:
+def _rest_an_order_at_the_venue(state: Path, client_id: str, filled_by_street: int = 0,
+                                tif: TimeInForce = TimeInForce.DAY) -> None:
     """What a crash leaves: the venue works an order the journal never recorded (and, with
     ``filled_by_street``, the order took that much of another participant's offer meanwhile)."""
     clock = SimClock(int(dt.datetime(2026, 11, 23, 9, 40, tzinfo=KARACHI).timestamp()) * NS_PER_S)
@@ -247,7 +248,7 @@ def _rest_an_order_at_the_venue(state: Path, client_id: str, filled_by_street: i
         if filled_by_street:
             venue.matching_engine("MEBL").submit("street", "cp-1", Side.SELL, Decimal(filled_by_street),
                                                  Decimal("180.00"), ts=clock.now_ns())
-        venue.submit(Order(client_id, "s", "paper", "MEBL", Side.BUY, Decimal(100), Decimal("180.00")))
+        venue.submit(Order(client_id, "s", "paper", "MEBL", Side.BUY, Decimal(100), Decimal("180.00"), tif=tif))
         while clock.advance():
             pass
         await venue.close()
@@ -331,6 +332,30 @@ def test_a_fill_for_a_strategy_no_longer_in_the_config_moves_the_account_and_its
         journal.close()
     with sqlite3.connect(tmp_path / "config.journal.venue-paper.sqlite") as db:
         assert db.execute("SELECT status FROM orders WHERE client_id = 'gone-1'").fetchone()[0] == "cancelled"
+
+
+def test_an_order_that_ended_unfilled_in_the_last_flush_window_is_found_by_asking_the_venue(tmp_path):
+    """A crash lost the row of s-3, an IOC the venue cancelled with nothing filled: no fill and no
+    open order tell of it, so restart asks the venue for the ids after the journal's last (s-2)."""
+    state = tmp_path / "config.journal.venue-paper.sqlite"
+    _rest_an_order_at_the_venue(state, "s-3", tif=TimeInForce.IOC)
+    journal = Journal.open(tmp_path / "config.journal.sqlite")
+    journal.begin_run(0, "earlier run", dt.date(2026, 11, 23))
+    journal.reserve_client_ids("s", 3)
+    for n in (1, 2):
+        order = Order(f"s-{n}", "s", "paper", "MEBL", Side.BUY, Decimal(100), Decimal("180.00"))
+        order.restore(OrderStatus.CANCELLED, Decimal(0), Decimal(0), str(n), 1)
+        journal.order(order)
+    journal.commit(1)
+    journal.close()
+    config = _config(tmp_path, LOOKER, run="{clock: simulated, start: 2026-11-23, days: 1, seed: 7}")
+    run_config(load_config(config))
+    journal = Journal.open_readonly(tmp_path / "config.journal.sqlite")
+    try:
+        rows = {r["client_id"]: r["status"] for r in journal.orders()}
+    finally:
+        journal.close()
+    assert rows["s-3"] == "cancelled"
 
 
 def test_journal_inspect_prints_account_positions_orders_and_fills(tmp_path, capsys):
