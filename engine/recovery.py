@@ -297,39 +297,18 @@ def reconcile_venue(runtime: Runtime, venue: _Venue, answer: VenueAnswer, unknow
         log.warning("venue %s: %d fills happened while the engine could not hear; applied once", venue.name, missed)
     for runner in [r for r in runtime.runners.values() if r.venue == venue.name]:
         for order in list(runner.open_orders.values()):
-            _settle(runtime, venue, runner, order, answer.order(order.client_id))
+            _settle(runtime, venue, order, answer.order(order.client_id), runner)
     adopted: list[Order] = []
     for runner, order in found:
         if not order.is_terminal:
             log.warning("venue %s: %s adopted into strategy %s", venue.name, order.client_id, runner.name)
             adopted.append(order)
     for client_id, order in list(venue.orphans.items()):
-        _settle_orphan(runtime, venue, order, answer.order(client_id))
+        _settle(runtime, venue, order, answer.order(client_id), None)
     for seen in answer.listed.values():  # what is left was placed by someone else (or a strategy long gone)
         runtime._anomaly("venue_order_unknown", f"venue {venue.name} works an order this engine did not place; "
                                                 f"left alone: {seen}")
     return adopted
-
-
-def _settle_orphan(runtime: Runtime, venue: _Venue, order: Order, seen: VenueOrder | None) -> None:
-    """An order the engine is cancelling with no strategy to tell: the venue's state, or its end."""
-    now = runtime.clock.now_ns()
-    if seen is not None and seen.status not in TERMINAL_STATUSES:
-        if order.status is OrderStatus.UNKNOWN:
-            order.restore(seen.status, seen.cum_qty, order._notional, seen.venue_order_id, now)
-    elif not order.is_terminal:
-        if seen is None and not order.venue_order_id:
-            order.reject(Reject.BACKEND_CONNECTIVITY, "the venue never received this order", now)
-        elif seen is not None and seen.status is OrderStatus.REJECTED:
-            order.reject(Reject.EXCHANGE_REJECT, "rejected by the venue", now)
-        elif seen is not None and seen.status is OrderStatus.FILLED:
-            runtime._anomaly("fill_missing", f"venue reports {order.client_id} filled but its fills never came")
-        elif order.can_transition(OrderStatus.CANCELLED):
-            order.transition(seen.status if seen is not None else OrderStatus.CANCELLED, now)
-            order.set_reason("ended at the venue while the engine could not hear")
-    runtime._order_changed(venue, order)
-    if order.is_terminal:
-        del venue.orphans[order.client_id]
 
 
 def disown(venue: _Venue, runner: StrategyRunner, order: Order) -> None:
@@ -355,18 +334,48 @@ async def recover_venue(runtime: Runtime, venue: _Venue, since_ns: int, unknown_
         runtime.journal.commit(runtime.clock.now_ns())
 
 
-def _settle(runtime: Runtime, venue: _Venue, runner: StrategyRunner, order: Order, seen: VenueOrder | None) -> None:
-    """Give an order the venue's state. Not known to the venue: never received if it was never
-    acknowledged, else finished while the engine could not hear (the venue forgets old orders)."""
-    if seen is None and order.status in _MAYBE_AT_VENUE and order.venue_order_id:
-        order.transition(OrderStatus.CANCELLED, runtime.clock.now_ns())
-        order.set_reason("the venue no longer knows this order: it ended while the engine could not hear")
-        runtime._order_changed(venue, order)
-        runtime._terminal(runner, order)
+def _settle(runtime: Runtime, venue: _Venue, order: Order, seen: VenueOrder | None,
+            runner: StrategyRunner | None) -> None:
+    """Give an order the venue's state (after its fills were applied), and tell its strategy; an
+    order the engine is cancelling for itself (``runner`` None, an orphan) is only recorded. Not
+    known to the venue: never received if it was never acknowledged, else it ended while the engine
+    could not hear (the venue forgets old orders)."""
+    now = runtime.clock.now_ns()
+    if order.is_terminal:  # its fills ended it: already told
+        if runner is None:
+            venue.orphans.pop(order.client_id, None)
         return
-    if seen is not None and seen.status is OrderStatus.FILLED and order.cum_qty < seen.qty:
+    if seen is None:
+        if order.status not in _MAYBE_AT_VENUE and order.status is not OrderStatus.PENDING_NEW:
+            return
+        if order.venue_order_id:
+            order.transition(OrderStatus.CANCELLED, now)
+            order.set_reason("the venue no longer knows this order: it ended while the engine could not hear")
+        else:
+            order.reject(Reject.BACKEND_CONNECTIVITY, "the venue never received this order (connection lost)", now)
+            log.warning("%s never reached venue %s", order.client_id, venue.name)
+            if runner is not None:
+                runtime._count_reject(runner, Reject.BACKEND_CONNECTIVITY)
+    elif seen.status is OrderStatus.FILLED:
         runtime._anomaly("fill_missing", f"venue reports {order.client_id} filled but its fills never came")
         return
-    runtime._settle_from_venue(runner, order, seen)
-    if order.status is OrderStatus.REJECTED and order.reject_code == Reject.BACKEND_CONNECTIVITY:
-        log.warning("%s never reached venue %s", order.client_id, venue.name)
+    elif seen.status is OrderStatus.REJECTED:
+        order.reject(Reject.EXCHANGE_REJECT, "rejected at the venue while the engine could not hear", now)
+    elif seen.status in TERMINAL_STATUSES:
+        if not order.can_transition(seen.status):
+            return
+        order.transition(seen.status, now)
+        order.set_reason(f"{seen.status.value} at the venue while the engine could not hear")
+    elif order.status is OrderStatus.UNKNOWN or order.status is OrderStatus.PENDING_NEW:
+        order.set_venue_order_id(seen.venue_order_id)
+        order.transition(order.live_status(), now)
+    else:
+        return
+    runtime._order_changed(venue, order)
+    if runner is None:
+        if order.is_terminal:
+            venue.orphans.pop(order.client_id, None)
+        return
+    if order.is_terminal:
+        runtime._terminal(runner, order)
+    runtime._notify_order(runner, order)

@@ -29,11 +29,10 @@ from time import perf_counter_ns
 from typing import Any
 
 from adapters.base import Adapter
-from engine.clock import Clock
+from engine.clock import NS_PER_S, Clock
 from engine.context import OrderContext
 from engine.journal import Journal
 from engine.model import (
-    TERMINAL_STATUSES,
     ZERO,
     Book,
     BookUpdate,
@@ -48,7 +47,6 @@ from engine.model import (
     SessionState,
     Side,
     Trade,
-    VenueOrder,
 )
 from engine.portfolio import Position
 from engine.recovery import ask_venue, reconcile_venue
@@ -90,7 +88,6 @@ RISK_TICK_NS = 1_000_000_000
 CANCEL_RETRY_MAX_NS = 1_000_000_000
 # a venue that cannot answer reconciliation after a reconnect is asked again after 1, 2, 4 ... 30 s
 RECONCILE_RETRY_MAX_S = 30
-NS_PER_S = 1_000_000_000
 
 
 class StrategyRunner:
@@ -185,11 +182,6 @@ class _BookEntry(InstrumentFacts):
         self.band_halts = pack.band_hit_halts
         self.n_book = 0
         self.n_trade = 0
-
-
-def venue_feed_ok(venue: _Venue) -> bool:
-    """No separate market-data adapter, or it is connected."""
-    return venue.feed is None or venue.data_status == "connected"
 
 
 class _MarketDataSink:
@@ -846,9 +838,7 @@ class Runtime:
                     state.status = "connected"
                 return
             if state.status != "disconnected":
-                if state.told_stale and state.status == "connected" and venue_feed_ok(state):
-                    state.told_stale = False
-                    self._tell_venue_status(venue, "connected")  # data flows again
+                self._data_flows_again(state)
                 return
             state.told_stale = False
             state.status = "reconciling"
@@ -875,12 +865,18 @@ class Runtime:
             return
         state.data_status = status
         if status == "connected":
-            if state.told_stale and state.status == "connected":
-                state.told_stale = False
-                self._tell_venue_status(venue, "connected")
+            self._data_flows_again(state)
         elif not state.told_stale:
             state.told_stale = True
             self._tell_venue_status(venue, "stale")
+
+    def _data_flows_again(self, venue: _Venue) -> None:
+        """After ``stale``: tell strategies ``connected`` once orders flow and every data source of
+        the venue (its own adapter, a separate market-data one) is current again."""
+        feed_ok = venue.feed is None or venue.data_status == "connected"
+        if venue.told_stale and venue.status == "connected" and feed_ok:
+            venue.told_stale = False
+            self._tell_venue_status(venue.name, "connected")
 
     def cancel_orphans(self, venue: _Venue) -> None:
         """Cancel the orders a restart found with no strategy to own them (a strategy no longer in
@@ -940,7 +936,7 @@ class Runtime:
             log.error("reconciliation with venue %s failed (%s: %s); orders stay refused (9001), asking again "
                       "in %d s", venue.name, type(exc).__name__, exc, delay_s)
             if venue.status == "reconciling":
-                self.clock.call_at(self.clock.now_ns() + delay_s * NS_PER_S, self._reconcile_again, venue)
+                self.clock.call_later(delay_s * NS_PER_S, self._reconcile_again, venue)
             return
         if venue.status != "reconciling":
             return  # dropped again meanwhile; the next reconnect reconciles
@@ -974,40 +970,13 @@ class Runtime:
         if venue.status == "reconciling":
             self.spawn(lambda: self.reconcile(venue))
 
-    def _settle_from_venue(self, runner: StrategyRunner, order: Order, seen: VenueOrder | None) -> None:
-        """Give an order the state the venue reports (after its fills were applied)."""
-        ts = self.clock.now_ns()
-        if seen is None:
-            if order.status in (OrderStatus.UNKNOWN, OrderStatus.PENDING_NEW, OrderStatus.PENDING_CANCEL):
-                # the request never reached the venue: it was lost with the connection
-                order.reject(Reject.BACKEND_CONNECTIVITY, "the venue never received this order (connection lost)", ts)
-                self._count_reject(runner, Reject.BACKEND_CONNECTIVITY)
-            else:
-                return
-        else:
-            status = seen.status
-            if status in TERMINAL_STATUSES:
-                if status is OrderStatus.FILLED and not order.is_terminal:
-                    self._anomaly("fill_missing", f"venue reports {order.client_id} filled but its fills never came")
-                    return
-                if not order.can_transition(status):
-                    return
-                order.transition(status, ts)
-                order.set_reason(f"{status.value} at the venue while disconnected")
-            elif order.status is OrderStatus.UNKNOWN or order.status is OrderStatus.PENDING_NEW:
-                order.set_venue_order_id(seen.venue_order_id)
-                order.transition(order.live_status(), ts)
-            else:
-                return
-        self._order_changed(self.venues[runner.venue], order)
-        if order.is_terminal:
-            self._terminal(runner, order)
-        self._notify_order(runner, order)
-
     def _venue_ready(self, venue: _Venue) -> None:
         venue.status = "connected"
         log.info("venue %s reconciled; orders flow again", venue.name)
         self._tell_venue_status(venue.name, "connected")
+        if venue.feed is not None and venue.data_status != "connected":  # orders are back, data is not
+            venue.told_stale = True
+            self._tell_venue_status(venue.name, "stale")
 
     # ---- requests from the order context ------------------------------------------------------
     def next_client_id(self, runner: StrategyRunner) -> str:
@@ -1410,13 +1379,14 @@ class Runtime:
         state = transition.state
         log.error("kill switch: account %s (%s)", state.value, transition.reason)
         self.journal_kill_switch()
+        if state is TradingState.HALTED:
+            self.cancel_everything()
+            return
         for runner in self.runners.values():
             reducing_left: dict[str, Decimal] = {}  # symbol -> what working orders may still reduce
             for order in list(runner.open_orders.values()):
                 if order.status is OrderStatus.PENDING_CANCEL:
                     continue
-                if state is TradingState.HALTED:
-                    break  # below, all at once
                 if state is TradingState.REDUCING:
                     symbol = order._symbol
                     position = self.position_of(runner.name, symbol)
@@ -1427,8 +1397,6 @@ class Runtime:
                         self.request_cancel(runner, order, by_engine=True)
                     else:
                         reducing_left[symbol] = left - leaves
-        if state is TradingState.HALTED:
-            self.cancel_everything()
 
     # ---- containment ------------------------------------------------------------------------
     def hook_raised(self, runner: StrategyRunner, hook: str) -> None:

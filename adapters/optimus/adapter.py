@@ -32,7 +32,6 @@ options, never from the config itself, and never logged.
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
@@ -43,7 +42,7 @@ import anyio
 import httpx
 from pydantic import Field, field_validator, model_validator
 
-from adapters.base import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
+from adapters.base import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents, read_secret
 from adapters.optimus import codec
 from adapters.optimus.codec import (
     IDEMPOTENCY_HEADER,
@@ -153,21 +152,8 @@ class _Secret:
     __str__ = __repr__
 
 
-def read_secret(env: str | None, file: Path | None, what: str) -> _Secret:
-    """From the file when one is named, else from the environment; errors name the source only."""
-    if file is not None:
-        try:
-            value = file.read_text(encoding="utf-8").splitlines()[0].strip() if file.stat().st_size else ""
-        except OSError as exc:
-            raise ValueError(f"optimus {what}: cannot read {file}: {exc.strerror}") from None
-        if not value:
-            raise ValueError(f"optimus {what}: file {file} is empty")
-        return _Secret(value)
-    assert env is not None
-    value = os.environ.get(env, "")
-    if not value:
-        raise ValueError(f"optimus {what}: environment variable {env} is not set")
-    return _Secret(value)
+def _read(env: str | None, file: Path | None, what: str) -> _Secret:
+    return _Secret(read_secret(env, file, f"optimus {what}"))
 
 
 class NotSent(Exception):
@@ -244,9 +230,9 @@ class OptimusAdapter(Adapter):
         super().__init__(venue, options, instruments, clock, sink, seed)
         options = self.options  # a OptimusOptions: Adapter.__init__ validates it against options_model
         self.opts = options
-        self._username = read_secret(options.username_env, None, "username").value
-        self._password = read_secret(options.password_env, options.password_file, "password")
-        webhook_secret = read_secret(options.webhook_secret_env, options.webhook_secret_file, "webhook secret")
+        self._username = _read(options.username_env, None, "username").value
+        self._password = _read(options.password_env, options.password_file, "password")
+        webhook_secret = _read(options.webhook_secret_env, options.webhook_secret_file, "webhook secret")
         self._client: httpx.AsyncClient | None = None
         self._tokens: Tokens | None = None
         self._tokens_at_ns = 0

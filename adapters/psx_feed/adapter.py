@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
-import os
 import random
 import re
 import time
@@ -47,7 +46,16 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from adapters.base import Adapter, AdapterOptions, Backoff, Capabilities, RateLimit, VenueEvents
+from adapters.base import (
+    Adapter,
+    AdapterOptions,
+    Backoff,
+    Capabilities,
+    MissingSecret,
+    RateLimit,
+    VenueEvents,
+    read_secret,
+)
 from adapters.psx_feed.codec import (
     ACCESS_LEVELS,
     AUTH_HEADER,
@@ -445,19 +453,10 @@ class LiveFeedAdapter(Adapter):
     # ---- connection ----------------------------------------------------------------------
     def _read_token(self) -> str:
         opts = self.feed_options
-        if opts.token_env is not None:
-            token = os.environ.get(opts.token_env, "").strip()
-            if not token:
-                raise FeedAuthError(f"environment variable {opts.token_env} (token_env) is not set or empty")
-            return token
-        assert opts.token_file is not None
         try:
-            token = opts.token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise FeedAuthError(f"cannot read token_file {opts.token_file}: {exc.strerror or exc}") from None
-        if not token:
-            raise FeedAuthError(f"token_file {opts.token_file} is empty")
-        return token
+            return read_secret(opts.token_env, opts.token_file if opts.token_env is None else None, "feed token")
+        except MissingSecret as exc:
+            raise FeedAuthError(str(exc)) from None
 
     def _scrub(self, text: str, token: str) -> str:
         return text.replace(token, "***") if token else text

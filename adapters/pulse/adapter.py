@@ -58,7 +58,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from adapters.base import Adapter, AdapterOptions, Backoff, Capabilities, RateLimit, VenueEvents
+from adapters.base import (
+    Adapter,
+    AdapterOptions,
+    Backoff,
+    Capabilities,
+    MissingSecret,
+    RateLimit,
+    VenueEvents,
+    read_secret,
+)
 from adapters.pulse import codec
 from adapters.pulse.codec import (
     BookMsg,
@@ -529,22 +538,11 @@ class PulseAdapter(Adapter):
         """The client secret, read now (a rotated file is picked up at the next login). Errors
         name the variable or file, never a value."""
         options = self.pulse_options
-        if options.client_secret_file is not None:
-            path = options.client_secret_file
-            try:
-                lines = path.read_text(encoding="utf-8").splitlines()
-            except OSError as exc:
-                raise ConnectionError(f"pulse {self.venue}: cannot read client secret file {path}: "
-                                      f"{exc.strerror}") from None
-            value = lines[0].strip() if lines else ""
-            if not value:
-                raise ConnectionError(f"pulse {self.venue}: client secret file {path} is empty")
-            REDACT.remember(value)
-            return value
-        value = os.environ.get(options.client_secret_env or "", "")
-        if not value:
-            raise ConnectionError(f"pulse {self.venue}: environment variable {options.client_secret_env} "
-                                  "(client secret) is not set")
+        try:
+            value = read_secret(options.client_secret_env, options.client_secret_file,
+                                f"pulse {self.venue}: client secret")
+        except MissingSecret as exc:
+            raise ConnectionError(str(exc)) from None
         REDACT.remember(value)
         return value
 
