@@ -2,7 +2,9 @@
 
 One process, one event loop (anyio on asyncio). On the simulated clock the engine steps time
 itself, timer by timer, as fast as it can or ``speed`` times real time. On the wall clock asyncio
-runs the adapters' timers and APScheduler fires the session transitions.
+runs the adapters' timers and APScheduler fires the session transitions. A caller may hand in its
+own clock (``Engine(..., clock=ScaledClock(...))``): ``engine sandbox psx --run`` shares one sped-up
+day between the engine and the sandbox venue it talks to over loopback.
 
 Stopping (end of the configured days, SIGINT or SIGTERM) always goes the same way: ``on_stop`` for
 each strategy, cancel every open order and wait for the venue to confirm, write the report, exit 0.
@@ -62,11 +64,20 @@ class Engine:
 
     def __init__(
         self, loaded: LoadedConfig, strategies: list[LoadedStrategy] | None = None, *, fresh_account: bool = False,
-        journal_path: Path | None = None,
+        journal_path: Path | None = None, clock: Clock | None = None,
     ) -> None:
+        """``clock``: a real-time clock the caller owns instead of ``run.clock: wall`` (a
+        ``ScaledClock`` shared with an in-process sandbox venue); refused with ``run.clock:
+        simulated``, whose time only the engine may move."""
         self.loaded = loaded
         cfg = loaded.config
         self.cfg = cfg
+        if clock is not None and (cfg.run.clock == "simulated" or clock.simulated):
+            raise StartupError(
+                f"{loaded.display}: run.clock is simulated, but this run is on a real-time clock shared with a "
+                "venue over the network; set run.clock: wall"
+            )
+        self._outside_clock = clock
         self.schedule = SessionSchedule(cfg.sessions)
         self.calendar = self.schedule.calendar
         self.journal_path = (journal_path or loaded.journal_path) if cfg.journal.enabled else None
@@ -87,7 +98,7 @@ class Engine:
                 start = max(start, resume.last_ns + NS_PER_S // 1000)
             self.clock: Clock = SimClock(start)
         else:
-            self.clock = WallClock()
+            self.clock = clock if clock is not None else WallClock()
         self.end_ns = last_end + NS_PER_S
         containment = cfg.risk.containment
         self.runtime = Runtime(
@@ -131,12 +142,13 @@ class Engine:
                         "--fresh-account"
                     )
                 start = start or continue_from
+        real_time = self._outside_clock or WallClock(self.calendar_tz())
         if start is None:
-            start = WallClock(self.calendar_tz()).now().date()
+            start = self.schedule.local_date(real_time.now_ns())
         day = self.calendar.next_trading_day(start)
         if run.clock == "wall":
             # on the wall clock a day whose last phase has ended is already over
-            now = WallClock().now_ns()
+            now = real_time.now_ns()
             while (window := self.schedule.day_window(day)) is not None and window[1] <= now:
                 day = self.calendar.next_trading_day(day + dt.timedelta(days=1))
         days = [day]
@@ -327,7 +339,7 @@ class Engine:
     async def run(self) -> RunResult:
         self._wall_started = time.perf_counter()
         metrics = self.cfg.metrics
-        self.observer = Observer(self.runtime, self.cfg.run.clock, metrics.stall_seconds)
+        self.observer = Observer(self.runtime, self.clock.describe(), metrics.stall_seconds)
         self.metrics_server = MetricsServer(self.observer, metrics.address) if metrics.enabled else None
         if self.metrics_server is not None:
             self.metrics_server.start()  # first: /healthz answers (and /readyz says why not) during start-up
@@ -363,7 +375,7 @@ class Engine:
             "engine starting: %d strateg%s, venues %s, trading day%s %s, %s clock",
             len(self.runtime.runners), "y" if len(self.runtime.runners) == 1 else "ies",
             ", ".join(self.adapters), "" if len(self.days) == 1 else "s",
-            ", ".join(d.isoformat() for d in self.days), self.cfg.run.clock,
+            ", ".join(d.isoformat() for d in self.days), self.clock.describe(),
         )
         await self._connect_and_recover()
         for runner in self.runtime.runners.values():
@@ -474,6 +486,8 @@ class Engine:
 
     async def _run_wall(self) -> None:
         self._wall_done = anyio.Event()
+        if self.stop_requested:  # asked to stop (a signal, --duration) while the venues connected
+            return
         self.clock.call_at(self.end_ns, self._wall_done.set)
         await self._wall_done.wait()
 
@@ -482,11 +496,16 @@ class Engine:
             async for signum in signals:
                 name = signal.Signals(signum).name
                 log.warning("%s received: stopping (on_stop, cancel open orders, write the report)", name)
-                self.stop_requested = True
-                self.stopped_by = name
-                if self._wall_done is not None:
-                    self._wall_done.set()
+                self.request_stop(name)
                 return
+
+    def request_stop(self, reason: str) -> None:
+        """End the run the way SIGINT does (on_stop, cancel open orders, report); ``reason``
+        becomes the report's ``stopped_by``."""
+        self.stop_requested = True
+        self.stopped_by = reason
+        if self._wall_done is not None:
+            self._wall_done.set()
 
     async def _heartbeat(self) -> None:
         interval = float(self.cfg.run.heartbeat_seconds)
@@ -581,7 +600,7 @@ class Engine:
             "journal": self._journal_report(),
             "anomaly_samples": rt.anomaly_samples,
             "seed": self.cfg.run.seed,
-            "clock": self.cfg.run.clock,
+            "clock": self.clock.describe(),
             "stopped_by": self.stopped_by,
             "wall_seconds": round(time.perf_counter() - self._wall_started, 3),
         }
@@ -642,12 +661,18 @@ def run_config(
     if on_clock is not None:
         on_clock(engine.clock)
     result = anyio.run(engine.run, backend="asyncio")
+    publish_result(result, loaded, report_path)
+    return result
+
+
+def publish_result(result: RunResult, loaded: LoadedConfig, report_path: Path | None) -> None:
+    """Write the JSON report (if asked) and print the summary table, the config's secrets
+    (``loaded.secret_values``) scrubbed from both."""
     redactor = Redactor(loaded.secret_values)
     if report_path is not None:
         write_report(result.report, report_path, redactor)
         log.info("report written to %s", report_path)
     print(redactor.scrub(summary_table(result.report)), file=sys.stdout, flush=True)
-    return result
 
 
 def _only(group: BaseExceptionGroup, kind: type[BaseException]) -> BaseException | None:

@@ -66,6 +66,16 @@ class Clock(ABC):
     def simulated(self) -> bool:
         return False
 
+    def describe(self) -> str:
+        """How the report, the log and the ``engine_info`` metric name this clock."""
+        return "simulated" if self.simulated else "wall"
+
+    @property
+    def system_time(self) -> bool:
+        """True when this clock reads the system's time of day, so a scheduler that reads the
+        system clock itself (APScheduler) agrees with it: only :class:`WallClock`."""
+        return False
+
 
 class SimClock(Clock):
     """Deterministic simulated time. Time only moves when :meth:`advance` runs the next timer.
@@ -130,6 +140,10 @@ class SimClock(Clock):
 class WallClock(Clock):
     """Real time. Callbacks run on the asyncio loop that is running when they are scheduled."""
 
+    @property
+    def system_time(self) -> bool:
+        return True
+
     def now_ns(self) -> int:
         return time.time_ns()
 
@@ -157,6 +171,9 @@ class ScaledClock(Clock):
         self._origin_wall = time.time_ns()
         self._origin_mono = time.monotonic_ns()
         self._start = self._origin_wall if start_ns is None else start_ns
+
+    def describe(self) -> str:
+        return f"scaled x{self.speed:g}"
 
     def now_ns(self) -> int:
         return self._start + int((time.monotonic_ns() - self._origin_mono) * self.speed)

@@ -522,10 +522,12 @@ class SessionDriver:
     """Keeps the current :class:`SessionState` and calls ``on_change(old, new)`` once per transition,
     in order.
 
-    On a simulated clock it schedules with ``clock.call_at`` (the engine steps time); on a wall clock
-    with an APScheduler 3.x ``AsyncIOScheduler`` date job, one transition at a time, so a restart
-    simply recomputes from ``clock.now_ns()``. A late wake-up (busy loop, suspended laptop, a
-    ``SimClock.set_time`` jump) replays every transition it missed, in order.
+    On the wall clock it schedules with an APScheduler 3.x ``AsyncIOScheduler`` date job, one
+    transition at a time, so a restart simply recomputes from ``clock.now_ns()``. On any other clock
+    (simulated, or a ``ScaledClock`` day shared with an in-process sandbox) APScheduler, which reads
+    the system time, would fire at the wrong moment: there it schedules with ``clock.call_at``.
+    A late wake-up (busy loop, suspended laptop, a ``SimClock.set_time`` jump) replays every
+    transition it missed, in order.
     """
 
     def __init__(
@@ -566,7 +568,7 @@ class SessionDriver:
         if self._running:
             raise RuntimeError("SessionDriver is already running")
         now = self.clock.now_ns()
-        if not self.clock.simulated:
+        if self.clock.system_time:
             self._start_scheduler()
         self._running = True
         self._cursor_ns = now
@@ -622,7 +624,7 @@ class SessionDriver:
             return
         due = upcoming[0]
         self._next_ns = due
-        if self.clock.simulated:
+        if not self.clock.system_time:
             self._timer = self.clock.call_at(due, self._on_due, due)
         else:
             from apscheduler.triggers.date import DateTrigger

@@ -13,7 +13,7 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from engine.clock import Clock, SimClock, Timer, WallClock
+from engine.clock import Clock, ScaledClock, SimClock, Timer, WallClock
 from engine.model import Phase, SessionState
 from engine.sessions import (
     HolidaysConfig,
@@ -466,6 +466,41 @@ def test_sim_driver_stop_cancels_the_pending_timer() -> None:
     assert record.calls == [] and driver.next_transition_ns is None
 
 
+ONE_DAY = [
+    (Phase.CLOSED, Phase.PRE_OPEN),
+    (Phase.PRE_OPEN, Phase.OPEN),
+    (Phase.OPEN, Phase.POST_CLOSE),
+    (Phase.POST_CLOSE, Phase.CLOSED),
+]
+
+
+def _drive_one_day(schedule: SessionSchedule, clock: Clock, timeout_s: float) -> list[tuple[Phase, Phase, int]]:
+    """Run a driver on a real loop until the day closes; every transition with the clock's time.
+    Each one must run on the loop's thread (APScheduler would run plain functions in a worker)."""
+    calls: list[tuple[Phase, Phase, int]] = []
+
+    async def run() -> None:
+        done = asyncio.Event()
+        loop_thread = threading.get_ident()
+
+        def on_change(old: SessionState, new: SessionState) -> None:
+            assert threading.get_ident() == loop_thread
+            calls.append((old.phase, new.phase, clock.now_ns()))
+            if new.phase is Phase.CLOSED and old.phase is not Phase.CLOSED:
+                done.set()
+
+        driver = SessionDriver(schedule, clock, on_change)
+        driver.start()
+        try:
+            await asyncio.wait_for(done.wait(), timeout=timeout_s)
+        finally:
+            driver.stop()
+
+    asyncio.run(run())
+    assert [(old, new) for old, new, _ in calls] == ONE_DAY
+    return calls
+
+
 def test_wall_driver_fires_transitions_through_apscheduler() -> None:
     """Phases 0.5 s apart from now, on the real clock: about 2 s of wall time."""
     clock = WallClock()
@@ -487,32 +522,7 @@ def test_wall_driver_fires_transitions_through_apscheduler() -> None:
         profiles={"wall-test": test_profile},
         holidays=HolidaysConfig(extra_sessions=[now.date()]),  # today trades, whatever day it is
     )
-    calls: list[tuple[Phase, Phase, int]] = []
-
-    async def run() -> None:
-        done = asyncio.Event()
-        loop_thread = threading.get_ident()
-
-        def on_change(old: SessionState, new: SessionState) -> None:
-            assert threading.get_ident() == loop_thread  # runs on the loop, not in a worker thread
-            calls.append((old.phase, new.phase, clock.now_ns()))
-            if new.phase is Phase.CLOSED:
-                done.set()
-
-        driver = SessionDriver(SessionSchedule(config), clock, on_change)
-        driver.start()
-        try:
-            await asyncio.wait_for(done.wait(), timeout=4)
-        finally:
-            driver.stop()
-
-    asyncio.run(run())
-    assert [(old, new) for old, new, _ in calls] == [
-        (Phase.CLOSED, Phase.PRE_OPEN),
-        (Phase.PRE_OPEN, Phase.OPEN),
-        (Phase.OPEN, Phase.POST_CLOSE),
-        (Phase.POST_CLOSE, Phase.CLOSED),
-    ]
+    calls = _drive_one_day(SessionSchedule(config), clock, timeout_s=4)
     fired = [at for _, _, at in calls]
     assert fired == sorted(fired)
 
@@ -520,3 +530,12 @@ def test_wall_driver_fires_transitions_through_apscheduler() -> None:
 def test_wall_driver_needs_a_running_loop() -> None:
     with pytest.raises(RuntimeError, match="running asyncio loop"):
         SessionDriver(SessionSchedule(), WallClock(), lambda old, new: None).start()
+
+
+def test_scaled_driver_fires_transitions_on_the_scaled_clock() -> None:
+    """A whole broker-doc day (09:15 pre-open to the 15:35 close) at 20,000x: about 1.2 s of real
+    time. APScheduler reads the system time and would fire these hours from now, never here."""
+    clock = ScaledClock(ns(MONDAY, "09:14") + 50 * 1_000_000_000, speed=20_000)
+    calls = _drive_one_day(SessionSchedule(), clock, timeout_s=10)
+    due = [ns(MONDAY, "09:15"), ns(MONDAY, "09:30"), ns(MONDAY, "15:30"), ns(MONDAY, "15:35")]
+    assert all(at >= when for (_, _, at), when in zip(calls, due, strict=True))  # never early on the clock
