@@ -416,7 +416,8 @@ class PsxSandbox:
             self.follower.start()
         for fault in self.scheduled_faults:
             self._arm(fault)
-        log.info("psx sandbox: feed %s, broker %s, webhooks to %s", self.feed_url, self.broker_url, self.webhook_url)
+        log.info("psx sandbox: feed %s, broker %s, webhooks to %s", self.feed_url, self.broker_url,
+                 self.webhook_url or "nowhere yet")
 
     async def stop(self) -> None:
         """Stop everything this sandbox started. Safe to call twice."""
@@ -452,12 +453,19 @@ class PsxSandbox:
 
     @property
     def webhook_url(self) -> str | None:
-        return self.broker.webhook_url
+        source = self.broker.webhook_url_source
+        return self.broker.webhook_url if source is None else source()
 
     @webhook_url.setter
     def webhook_url(self, url: str | None) -> None:
-        """Deliver webhooks here from now on (e.g. ``adapter.webhook_url`` of an engine in process)."""
+        """Deliver webhooks here from now on."""
         self.broker.webhook_url = url
+        self.broker.webhook_url_source = None
+
+    def deliver_webhooks_to(self, source: Callable[[], str | None]) -> None:
+        """Ask ``source`` for the receiver's address at every delivery: an engine in this process
+        whose receiver listens on port 0 (``lambda: adapter.webhook_url``)."""
+        self.broker.webhook_url_source = source
 
     def engine_options(self) -> dict[str, dict[str, str]]:
         """Option values that point an engine's adapters at this sandbox (ports chosen at start)."""
@@ -597,19 +605,22 @@ def build_parser() -> argparse.ArgumentParser:
         "so an order placed over REST trades against the book the feed shows. The broker enforces the "
         "document's rules (lot 2002, band 2003, market hours 2006, ...) in its error envelope; one session "
         "schedule (the broker document's hours) drives both servers.",
-        epilog="Two terminals:\n"
+        epilog="Two terminals (real time):\n"
         "  engine sandbox psx [--always-open]          # terminal 1; prints the environment the engine needs\n"
-        "  engine run config.psx-sandbox.yaml          # terminal 2, with those variables exported\n\n"
+        "  engine run config.psx-sandbox.yaml          # terminal 2, with those variables exported\n"
+        "One command (a PSX day in about 6.5 minutes):\n"
+        "  engine sandbox psx --run config.psx-sandbox.yaml --speed 60 --report report.json\n\n"
         "faults (--fault, or POST http://HOST:BROKER_PORT/sandbox/faults {\"kind\": KIND, key: value}):\n"
         + _fault_help()
         + "\n\nexit codes: 0 stopped (Ctrl-C, SIGTERM, --duration); 2 bad arguments, a config that does not\n"
         "load, or a port that cannot be listened on.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="listen address of both servers (default 127.0.0.1)")
-    parser.add_argument("--feed-port", type=int, default=DEFAULT_FEED_PORT, metavar="PORT",
-                        help=f"Live Feed WebSocket port, 0 = any free port (default {DEFAULT_FEED_PORT})")
-    parser.add_argument("--broker-port", type=int, default=DEFAULT_BROKER_PORT, metavar="PORT",
-                        help=f"Optimus REST port, 0 = any free port (default {DEFAULT_BROKER_PORT})")
+    parser.add_argument("--feed-port", type=int, default=None, metavar="PORT",
+                        help=f"Live Feed WebSocket port, 0 = any free port (default {DEFAULT_FEED_PORT}; with --run "
+                        "0)")
+    parser.add_argument("--broker-port", type=int, default=None, metavar="PORT",
+                        help=f"Optimus REST port, 0 = any free port (default {DEFAULT_BROKER_PORT}; with --run 0)")
     parser.add_argument("--webhook-url", default=DEFAULT_WEBHOOK_URL, metavar="URL",
                         help=f"where the broker POSTs signed webhooks (default {DEFAULT_WEBHOOK_URL}: the Optimus "
                         "adapter's default receiver, so an engine with default options just works)")
@@ -623,8 +634,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--always-open", action="store_true",
                         help="continuous trading all the time instead of the session schedule (outside PSX hours)")
     parser.add_argument("--speed", type=float, default=1.0, metavar="X",
-                        help="run the sandbox day X times faster than real time (default 1 = the wall clock; an "
-                        "engine in another terminal runs at real time, so use X > 1 only for a sandbox alone)")
+                        help="run the sandbox day X times faster than real time (default 1 = the wall clock). An "
+                        "engine in another terminal runs at real time, so use X > 1 with --run (the engine "
+                        "shares this clock) or for a sandbox alone")
     parser.add_argument("--start", metavar="YYYY-MM-DDTHH:MM",
                         help="sandbox time at start, Asia/Karachi (default: now; with --speed > 1, five minutes "
                         "before the next session)")
@@ -662,9 +674,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "WHEN = seconds after start (default 0) or HH:MM[:SS] on the sandbox clock; EVERY = repeat "
                         "every so many seconds. E.g. drop_sockets@30/60, 5xx@10,count=3, expire_tokens@10:15")
     parser.add_argument("--duration", type=float, default=0, metavar="S",
-                        help="stop after S real seconds (default 0 = run until Ctrl-C)")
-    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-                        help="log level (default INFO)")
+                        help="stop after S real seconds (default 0 = run until Ctrl-C; with --run, until the "
+                        "config's last trading day ends)")
+    parser.add_argument("--log-level", default=None, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="log level (default INFO; with --run the config's logging.level)")
+    one = parser.add_argument_group(
+        "one command: venue and engine in one process on one clock",
+        "--run CONFIG runs the engine on CONFIG against this sandbox: one process, one clock, so --speed 60 "
+        "runs a whole PSX day in about 6.5 minutes through the real Optimus and Live Feed adapters. The "
+        "sandbox takes instruments, sessions and account from CONFIG (unless --config says otherwise) and "
+        "listens on any free ports; the config's optimus and psx_feed options are pointed at it and at its "
+        "credentials in memory (the file is not changed). The account starts fresh: an earlier journal is "
+        "moved aside, nothing deleted. Exit codes as engine run: 0 done, 1 the engine refused to start.",
+    )
+    one.add_argument("--run", type=Path, metavar="CONFIG",
+                     help="run the engine on this config in the same process (e.g. config.psx-sandbox.yaml)")
+    one.add_argument("--report", type=Path, metavar="FILE", help="with --run: write the run's JSON report here")
+    one.add_argument("--html", type=Path, metavar="FILE", help="with --run: write the page of the day here")
+    one.add_argument("--journal", type=Path, metavar="FILE",
+                     help="with --run: the engine's journal (default: the config's journal.path)")
     return parser
 
 
@@ -683,7 +711,7 @@ class _Secret:
     file: Path | None = None
 
 
-class _SetupError(Exception):
+class SandboxSetupError(Exception):
     """Exit 2 with this message."""
 
 
@@ -693,15 +721,15 @@ def _secret(env: str, file: Path | None, what: str, default: Callable[[], str]) 
             try:
                 lines = [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
             except OSError as exc:
-                raise _SetupError(f"cannot read the {what} file {file}: {exc.strerror}") from None
+                raise SandboxSetupError(f"cannot read the {what} file {file}: {exc.strerror}") from None
             if not lines:
-                raise _SetupError(f"the {what} file {file} is empty")
+                raise SandboxSetupError(f"the {what} file {file} is empty")
             return _Secret("\n".join(lines), "file", env, file)
         value = default()
         try:
             _write_private(file, value)
         except OSError as exc:
-            raise _SetupError(f"cannot write the {what} file {file}: {exc.strerror}") from None
+            raise SandboxSetupError(f"cannot write the {what} file {file}: {exc.strerror}") from None
         return _Secret(value, "file", env, file)
     value = os.environ.get(env, "").strip()
     if value:
@@ -718,9 +746,9 @@ def _from_config(path: Path) -> tuple[list[Instrument], Any, dict[str, Any], dic
     try:
         loaded = load_config(path)
     except ConfigError as exc:
-        raise _SetupError(f"--config {path}: {exc}") from None
+        raise SandboxSetupError(f"--config {path}: {exc}") from None
     except OSError as exc:
-        raise _SetupError(f"--config {path}: {exc.strerror or exc}") from None
+        raise SandboxSetupError(f"--config {path}: {exc.strerror or exc}") from None
     cfg = loaded.config
     seen: dict[str, Instrument] = {}
     for entry in cfg.instruments:
@@ -782,7 +810,19 @@ def _banner(psx: PsxSandbox, secrets_used: Mapping[str, _Secret], clock_text: st
     return "\n".join(lines)
 
 
-async def _serve(args: argparse.Namespace) -> int:
+@dataclass
+class SandboxSetup:
+    """A sandbox built from the command line, not yet listening."""
+
+    psx: PsxSandbox
+    secrets_used: dict[str, _Secret]
+    clock_text: str
+    venues: dict[str, Any]  # the --config file's raw venues (for the mismatch warnings)
+
+
+def setup_from_args(args: argparse.Namespace) -> SandboxSetup:
+    """Instruments, sessions and account (from ``--config`` or the document), the secrets (from
+    the environment, files, or generated) and the clock (wall, or scaled with ``--speed``)."""
     instruments: list[Instrument] = list(DOC_INSTRUMENTS)
     schedule: Any = None
     account: dict[str, Any] = {}
@@ -790,7 +830,7 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.config is not None:
         instruments, schedule, account, venues = _from_config(args.config)
         if not instruments:
-            raise _SetupError(f"--config {args.config}: no instruments")
+            raise SandboxSetupError(f"--config {args.config}: no instruments")
     if schedule is None:
         from engine.sessions import SessionSchedule
 
@@ -821,22 +861,32 @@ async def _serve(args: argparse.Namespace) -> int:
         max_connections_per_token=args.max_connections, access_ttl_s=args.access_ttl,
         trading_per_second=args.trading_rate, feed_token_file=args.feed_token_file, faults=args.fault,
     )
+    return SandboxSetup(psx, used, clock_text, venues)
+
+
+def stopped_line(psx: PsxSandbox) -> str:
+    counts = {k: v for k, v in psx.broker.counts.items() if v}
+    feed = {k: v for k, v in psx.feed.stats.items() if v}
+    return f"psx sandbox: stopped; broker {json.dumps(counts)}; feed {json.dumps(feed)}"
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    setup = setup_from_args(args)
+    psx = setup.psx
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with psx:
-        print(_banner(psx, used, clock_text), flush=True)
-        for problem in _config_mismatches(venues, psx):
+        print(_banner(psx, setup.secrets_used, setup.clock_text), flush=True)
+        for problem in _config_mismatches(setup.venues, psx):
             print(f"psx sandbox: warning: the config points elsewhere: {problem}", flush=True)
         if args.duration > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), args.duration)
         else:
             await stop.wait()
-        counts = {k: v for k, v in psx.broker.counts.items() if v}
-        feed = {k: v for k, v in psx.feed.stats.items() if v}
-    print(f"psx sandbox: stopped; broker {json.dumps(counts)}; feed {json.dumps(feed)}", flush=True)
+    print(stopped_line(psx), flush=True)
     return 0
 
 
@@ -845,6 +895,17 @@ def main(argv: list[str] | None = None) -> int:
     arguments, a config that does not load, or a port that cannot be listened on."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # alone, the ports the shipped config names; with an engine in process, any free ports
+    if args.feed_port is None:
+        args.feed_port = 0 if args.run else DEFAULT_FEED_PORT
+    if args.broker_port is None:
+        args.broker_port = 0 if args.run else DEFAULT_BROKER_PORT
+    if args.run is None:
+        for flag in ("report", "html", "journal"):
+            if getattr(args, flag) is not None:
+                parser.error(f"--{flag} needs --run CONFIG (it is about the engine's run)")
+    elif args.config is None:
+        args.config = args.run  # the venue serves the instruments, sessions and account the engine trades
     for name in ("feed_port", "broker_port"):
         if not 0 <= getattr(args, name) <= 65535:
             parser.error(f"--{name.replace('_', '-')} must be 0-65535")
@@ -859,14 +920,18 @@ def main(argv: list[str] | None = None) -> int:
             parse_start(args.start)
         except ValueError:
             parser.error(f"--start {args.start!r}: expected YYYY-MM-DDTHH:MM")
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.run is not None:
+        from adapters.psx_run import run_with_engine
+
+        return run_with_engine(args)
+    logging.basicConfig(level=args.log_level or "INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpcore"):  # one INFO line per webhook delivery otherwise
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         return asyncio.run(_serve(args))
     except KeyboardInterrupt:
         return 0
-    except (SandboxListenError, _SetupError) as exc:
+    except (SandboxListenError, SandboxSetupError) as exc:
         print(f"engine sandbox psx: {exc}", file=sys.stderr)
         return 2
 

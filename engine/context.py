@@ -23,6 +23,7 @@ from engine.rejects import Reject
 from engine.risk.gate import OrderRequest, Rejection
 
 if TYPE_CHECKING:
+    from adapters.base import Capabilities
     from engine.runtime import Runtime, StrategyRunner
 
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # VENUES.md 6.5: every venue accepts this
@@ -153,6 +154,13 @@ class OrderContext:
     def venue_status(self) -> str:
         """This strategy's venue: "connected", "disconnected" or "reconciling"."""
         return self._runtime.venues[self._runner.venue].status
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this strategy's venue does natively (amend, post-only, IOC/FOK, GTC, market orders,
+        mass cancel, MMP ...), read-only: one strategy file can quote on every venue, e.g. cancel
+        and replace where the venue cannot amend (Optimus) instead of being refused with 2007."""
+        return self._runtime.venues[self._runner.venue].adapter.capabilities
 
     @property
     def buying_power(self) -> Decimal:

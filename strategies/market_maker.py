@@ -16,7 +16,7 @@ PARAMS = {
     "size": 100,  # shares per quote: a multiple of the instrument's lot
     "max_position": 1000,  # stop buying once long this many shares
     "skew_ticks": Decimal("1"),  # per `size` of inventory, shift both quotes down this many ticks
-    "requote_ticks": 1,  # amend a quote only when its target moved at least this far
+    "requote_ticks": 1,  # move a quote only when its target moved at least this far
     "mmp": False,  # quote under market-maker protection (needs an mmp: block in config)
 }
 
@@ -56,13 +56,23 @@ def quote(ctx, symbol, side, price, size, tick):
         if order is not None:
             ctx.cancel(order)
         return
+    venue = ctx.capabilities  # what the venue does natively: the same file quotes on every venue
     if order is None:
+        # post_only: never take liquidity by accident, where the venue offers it (the PSX broker
+        # API has no post-only flag, so there a plain limit order it is).
         # mmp=True: if too much of our quoting fills too fast, the engine pulls every quote
         # (config mmp:), freezes quoting for a while and calls on_mmp_trigger.
-        quotes[(symbol, side)] = ctx.submit(symbol, side, size, price, post_only=True, mmp=ctx.params.mmp)
+        quotes[(symbol, side)] = ctx.submit(
+            symbol, side, size, price, post_only=venue.post_only != "none", mmp=ctx.params.mmp
+        )
     elif order.status in ("new", "partially_filled"):  # not while a cancel/amend is in flight
         if abs(order.price - price) >= ctx.params.requote_ticks * tick:
-            ctx.amend(order, price=price)  # loses queue priority, as on any exchange
+            if venue.amend:
+                ctx.amend(order, price=price)  # loses queue priority, as on any exchange
+            else:
+                # No amend at this venue (Optimus): cancel, and place the new quote on a later
+                # book once the cancel is confirmed, so two quotes never work at once.
+                ctx.cancel(order)
 
 
 @hookimpl

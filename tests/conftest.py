@@ -35,6 +35,30 @@ def on_start(ctx):
     pass
 """
 
+# Buys 500 MEBL in continuous trading with a marketable IOC 1% through the ask (it fills at the
+# best ask; the margin only covers a book that moved meanwhile), again while none has filled: a
+# fill within seconds on a loaded machine too (the PSX sandbox end-to-end tests).
+MEBL_TAKER = """\
+from decimal import Decimal
+
+from engine import hookimpl
+
+state = {"working": False}
+
+@hookimpl
+def on_book(ctx, book):
+    if (not state["working"] and ctx.position("MEBL") == 0 and ctx.session == "open" and book.symbol == "MEBL"
+            and book.best_ask is not None):
+        state["working"] = True
+        price = ctx.instrument("MEBL").round_to_tick(book.best_ask * Decimal("1.01"), "buy")
+        ctx.submit("MEBL", "buy", 500, price, tif="ioc")
+
+@hookimpl
+def on_order_update(ctx, order):
+    if order.status in ("cancelled", "expired"):  # missed: try again (a refusal is not retried)
+        state["working"] = False
+"""
+
 
 def write_engine_config(
     folder: Path,

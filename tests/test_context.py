@@ -5,6 +5,7 @@ Every test drives a real engine: real loaders, the real paper venue on a simulat
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
@@ -170,10 +171,14 @@ def test_context_exposes_no_adapter_credentials_or_journal(engine):
     assert public == {
         "amend", "avg_cost", "book", "cancel", "cancel_all", "instrument", "instruments", "log", "name",
         "now", "now_ns", "open_orders", "params", "position", "realized_pnl", "session", "submit",
-        "buying_power", "sellable", "trading_state", "venue_status", "mmp_frozen", "reset_mmp",
+        "buying_power", "sellable", "trading_state", "venue_status", "mmp_frozen", "reset_mmp", "capabilities",
     }
     with pytest.raises(AttributeError):
         ctx.adapter  # noqa: B018
+    # the venue's capabilities are data, read-only: a strategy cannot talk the gate into what the venue lacks
+    assert ctx.capabilities.amend is True and ctx.capabilities.post_only == "reject"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ctx.capabilities.amend = False  # type: ignore[misc]
 
 
 def test_cannot_cancel_another_strategys_order(build_engine):

@@ -17,21 +17,10 @@ import time
 from pathlib import Path
 
 import yaml
-from conftest import REPO
+from conftest import MEBL_TAKER, REPO
 
 ENGINE = Path(sys.executable).parent / "engine"
 
-TAKER = """\
-from engine import hookimpl
-
-done = {"sent": False}
-
-@hookimpl
-def on_book(ctx, book):
-    if not done["sent"] and ctx.session == "open" and book.symbol == "MEBL" and book.best_ask is not None:
-        done["sent"] = True
-        ctx.submit("MEBL", "buy", 500, book.best_ask, tif="ioc")
-"""
 
 
 def _free_port() -> int:
@@ -74,7 +63,7 @@ def test_the_shipped_psx_config_trades_through_the_feed_and_the_broker_of_the_sa
         venue["market_data"]["options"]["url"] = feed_url
         config["sessions"].update(profile="always-open", holidays={"provider": "none", "trading_weekdays": "mon_sun"})
         config["logging"] = {"level": "WARNING"}
-        (tmp_path / "taker.py").write_text(TAKER)
+        (tmp_path / "taker.py").write_text(MEBL_TAKER)
         config["strategies"] = [{"name": "taker", "file": "taker.py", "venue": "psx", "instruments": ["MEBL"]}]
         (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 

@@ -278,6 +278,9 @@ class OptimusSandbox:
             self._owns_paper = False
         self.paper = paper
         self.webhook_url = settings.webhook_url
+        #: asked at every delivery instead of ``webhook_url`` when set: a receiver whose address is
+        #: known only once it listens (an engine's adapter in this process on port 0)
+        self.webhook_url_source: Callable[[], str | None] | None = None
         self._server = HttpServer(self._handle, settings.host, settings.port, name="optimus sandbox")
         self._ids = itertools.count(1)
         self._request_ids = itertools.count(1)
@@ -874,7 +877,7 @@ class OptimusSandbox:
         s = self.settings
         delay = float(s.webhook_retry_s)
         for attempt in range(1, s.webhook_attempts + 1):
-            url = self.webhook_url
+            url = self.webhook_url if self.webhook_url_source is None else self.webhook_url_source()
             if url is None:
                 self.counts["webhooks_unrouted"] += 1
                 return

@@ -1,0 +1,171 @@
+"""`engine sandbox psx --run CONFIG --speed X`: the PSX venue and the engine in one process on one
+scaled clock, a simulated day through the real Optimus and Live Feed adapters over loopback.
+
+The end-to-end test runs the shipped config.psx-sandbox.yaml (its market maker and momentum
+strategies, plus a taker that makes a fill certain) on a ten-minute session profile at 60x: about
+ten seconds of real time for pre-open, open, post-close and the close.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import MEBL_TAKER, REPO
+
+from adapters.psx_run import point_config_at
+from adapters.psx_sandbox import ENV_NAMES, Credentials, PsxSandbox
+from engine.clock import ScaledClock, SimClock
+from engine.config import load_config
+from engine.errors import StartupError
+
+ENGINE = Path(sys.executable).parent / "engine"
+
+
+SHORT_DAY = {
+    "mon_sun": [
+        {"phase": "pre_open", "start": "09:00", "end": "09:01", "accepts_new": True, "accepts_modify_cancel": True},
+        {"phase": "open", "start": "09:01", "end": "09:08", "accepts_new": True, "accepts_modify_cancel": True,
+         "matches": True},
+        {"phase": "post_close", "start": "09:08", "end": "09:09", "accepts_modify_cancel": True,
+         "closing_price_only": True},
+    ]
+}
+
+SECRETS = {"PSX_FEED_TOKEN": "run-feed-token-7f3a", "OPTIMUS_USERNAME": "run-user",
+           "OPTIMUS_PASSWORD": "run-password-91c2", "OPTIMUS_WEBHOOK_SECRET": "run-webhook-secret-5d0e"}
+
+
+def _shipped_config_on_a_short_day(tmp_path: Path) -> Path:
+    config = yaml.safe_load((REPO / "config.psx-sandbox.yaml").read_text())
+    config["sessions"] = {"profile": "short", "profiles": {"short": SHORT_DAY},
+                          "holidays": {"provider": "none", "trading_weekdays": "mon_sun"}}
+    for strategy in config["strategies"]:
+        strategy["file"] = str(REPO / strategy["file"])
+    (tmp_path / "taker.py").write_text(MEBL_TAKER)
+    config["strategies"].append({"name": "taker", "file": "taker.py", "venue": "psx", "instruments": ["MEBL"]})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_one_command_runs_a_simulated_day_through_the_real_adapters(tmp_path: Path) -> None:
+    config = _shipped_config_on_a_short_day(tmp_path)
+    old_journal = tmp_path / "config.journal.sqlite"
+    old_journal.write_bytes(b"an earlier run's account")  # the sandbox's account is new: so is the engine's
+    env = {**os.environ, **SECRETS, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}
+    done = subprocess.run(
+        [str(ENGINE), "sandbox", "psx", "--run", str(config), "--speed", "60", "--start", "2026-11-23T08:59",
+         "--report", str(tmp_path / "report.json"), "--html", str(tmp_path / "day.html")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-4000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    # one clock: the engine saw the whole day at the sandbox's speed
+    assert report["clock"] == "scaled x60"
+    assert report["sessions"] == ["closed", "pre_open", "open", "post_close", "closed"]
+    assert report["trading_days"] == ["2026-11-23"]
+    assert report["stopped_by"] == "end"
+    # the fill came back through the broker's webhooks, the books through the feed
+    taker = report["strategies"]["taker"]
+    assert taker["fills"] >= 1 and taker["position"] == {"MEBL": "500"}
+    venue = report["venues"]["psx"]
+    assert venue["messages_in"] > 0 and venue["messages_out"] > 0
+    assert venue["market_data"]["adapter"] == "psx_feed" and venue["market_data"]["messages_in"] > 0
+    # the market maker quotes on Optimus (no post-only, no amend): cancel and replace, never 2007
+    mm = report["strategies"]["mm"]
+    assert mm["orders"] > 2 and report["orders"]["cancelled"] >= 1
+    assert "2007" not in report["rejects_by_code"]
+    assert report["orders"]["open_at_exit"] == 0
+    assert '"webhooks_delivered"' in out and "psx sandbox: stopped" in out
+    # fresh account: the earlier journal was moved aside, not deleted
+    moved = [p for p in tmp_path.iterdir() if p.name.startswith("config.journal.sqlite.") and p.suffix == ".bak"]
+    assert len(moved) == 1 and moved[0].read_bytes() == b"an earlier run's account"
+    # the sandbox's credentials reach the adapters through this process's environment only: never printed
+    page = (tmp_path / "day.html").read_text()
+    for name in ("PSX_FEED_TOKEN", "OPTIMUS_PASSWORD", "OPTIMUS_WEBHOOK_SECRET"):
+        assert SECRETS[name] not in out and SECRETS[name] not in page
+        assert SECRETS[name] not in (tmp_path / "report.json").read_text()
+
+
+@pytest.mark.parametrize("seconds", ["3", "0.01"])  # in continuous trading; before the venues even connected
+def test_duration_stops_the_engine_like_ctrl_c(tmp_path: Path, seconds: str) -> None:
+    config = _shipped_config_on_a_short_day(tmp_path)
+    env = {**os.environ, **SECRETS, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}
+    done = subprocess.run(
+        [str(ENGINE), "sandbox", "psx", "--run", str(config), "--speed", "60", "--start", "2026-11-23T08:59",
+         "--duration", seconds, "--report", str(tmp_path / "report.json")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["stopped_by"] == "duration"
+    assert report["sessions"] == (["closed", "pre_open", "open"] if seconds == "3" else ["closed"])
+    assert report["orders"]["open_at_exit"] == 0  # cancelled on the way out, as on Ctrl-C
+
+
+def test_run_refuses_a_config_without_an_optimus_venue(tmp_path: Path) -> None:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for strategy in config["strategies"]:
+        strategy["file"] = str(REPO / strategy["file"])
+    path = tmp_path / "paper.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    done = subprocess.run(
+        [str(ENGINE), "sandbox", "psx", "--run", str(path), "--speed", "60"],
+        cwd=tmp_path, env={**os.environ, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}, capture_output=True, text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "--run needs exactly one venue with adapter: optimus" in done.stderr
+    assert "refusing to start" in done.stderr
+
+
+def test_report_and_journal_flags_need_run() -> None:
+    done = subprocess.run([str(ENGINE), "sandbox", "psx", "--report", "r.json"], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 2 and "--report needs --run CONFIG" in done.stderr
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_config_is_pointed_at_the_sandbox_and_its_credentials_in_memory_only() -> None:
+    loaded = load_config(REPO / "config.psx-sandbox.yaml")
+    before = (REPO / "config.psx-sandbox.yaml").read_text()
+    clock = ScaledClock(speed=60)
+    names = {**ENV_NAMES, "password": "MY_PASSWORD_VAR"}
+    async with PsxSandbox(clock=clock, credentials=Credentials.generate(), market=False) as psx:
+        pointed, venue = point_config_at(loaded, psx, names)
+        options = pointed.config.venues[venue].options
+        feed = pointed.config.venues[venue].market_data.options
+    assert venue == "psx"
+    assert options["base_url"] == psx.broker_url and options["webhook_listen"] == "127.0.0.1:0"
+    assert options["password_env"] == "MY_PASSWORD_VAR"
+    assert feed["url"] == psx.feed_url and feed["token_env"] == "PSX_FEED_TOKEN"
+    creds = psx.credentials
+    assert {creds.password, creds.feed_tokens[0], creds.webhook_secret.decode()} <= pointed.secret_values
+    assert creds.username not in pointed.secret_values  # "sandbox" is a login, not a secret: logs keep the word
+    # the original is untouched, in memory and on disk
+    assert loaded.config.venues["psx"].options["base_url"] == "http://127.0.0.1:8090/v1"
+    assert (REPO / "config.psx-sandbox.yaml").read_text() == before
+
+
+def test_an_engine_on_a_shared_clock_refuses_the_simulated_clock(tmp_path: Path) -> None:
+    from engine.app import Engine
+
+    loaded = load_config(REPO / "config.yaml")  # run.clock: simulated
+    with pytest.raises(StartupError, match=r"set run\.clock: wall"):
+        Engine(loaded, clock=ScaledClock(speed=60))
+    wall = load_config(REPO / "config.psx-sandbox.yaml")
+    with pytest.raises(StartupError, match=r"set run\.clock: wall"):
+        Engine(wall, clock=SimClock(0))
+
