@@ -1,10 +1,10 @@
 """Session phases for the local sandboxes (Live Feed, Optimus, and the combined PSX venue).
 
-:class:`engine.sessions.SessionDriver` schedules a non-simulated clock with APScheduler on *wall*
-time, which is wrong for a :class:`~engine.clock.ScaledClock` day (speed != 1 or a start that is not
-now). A sandbox follows the same :class:`~engine.sessions.SessionSchedule` on ``clock.call_at``
-instead, so a scaled day runs its phases at the clock's speed. One follower tells every listener
-(the paper venue, the feed server, ...) so they can never disagree on the phase.
+A sandbox follows the same :class:`~engine.sessions.SessionSchedule` with the engine's own
+:class:`~engine.sessions.SessionDriver` (``clock.call_at`` on a simulated or scaled clock, APScheduler
+on the wall clock), so a sandbox and an engine sharing a clock change phase at the same instants.
+One follower tells every listener (the paper venue, the feed server, ...) so they can never
+disagree on the phase.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from engine.clock import KARACHI, NS_PER_S, Clock, Timer, WallClock
+from engine.clock import KARACHI, NS_PER_S, Clock, WallClock
 from engine.model import Phase, SessionState
+from engine.sessions import SessionDriver
 
 __all__ = ["SessionFollower", "always_open_state", "parse_start", "sandbox_start_ns"]
 
@@ -25,33 +26,29 @@ Listener = Callable[[SessionState], None]
 
 
 class SessionFollower:
-    """Tells listeners each session phase on any clock that schedules (ScaledClock included).
+    """Tells listeners each session phase, the one in force at ``start`` included, on any clock.
 
-    ``start`` applies the phase in force now, then re-arms itself at every transition the schedule
-    gives; ``stop`` cancels the pending timer."""
+    The engine's :class:`~engine.sessions.SessionDriver` does the scheduling (and replays phases a
+    late wake-up missed); the follower only fans each state out."""
 
     def __init__(self, schedule: Any, clock: Clock, listeners: Iterable[Listener]) -> None:
-        self.schedule = schedule
-        self.clock = clock
         self.listeners = list(listeners)
         self.state: SessionState | None = None
-        self._timer: Timer | None = None
+        self._driver = SessionDriver(schedule, clock, lambda _old, new: self._apply(new))
 
     def start(self) -> None:
-        self._apply(self.schedule.state_at(self.clock.now_ns()))
+        self._driver.start()
+        if self.state is None:  # the driver reports changes: a sandbox starting closed is told so too
+            self._apply(self._driver.state)
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._driver.stop()
 
     def _apply(self, state: SessionState) -> None:
         self.state = state
         log.info("sandbox session: %s (%s)", state.phase.value, state.trading_day)
         for listener in self.listeners:
             listener(state)
-        upcoming = self.schedule.next_transition(self.clock.now_ns())
-        self._timer = None if upcoming is None else self.clock.call_at(upcoming[0], self._apply, upcoming[1])
 
 
 def always_open_state(clock: Clock) -> SessionState:
