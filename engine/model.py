@@ -11,11 +11,16 @@ edges (config, venue codecs, the order context's checks).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from operator import attrgetter as _get
 from typing import Any
+
+from engine.rejects import Reject, describe
+
+log = logging.getLogger("engine.orders")
 
 __all__ = [
     "ZERO",
@@ -691,3 +696,54 @@ class SessionState:
     matches: bool = False
     trading_day: str = ""
     flags: dict[str, Any] = field(default_factory=dict)
+
+
+def apply_venue_update(order: Order, update: OrderUpdate) -> bool:
+    """Apply a venue's update to ``order`` by the engine's rules; False when it changes nothing a
+    strategy sees. The runtime's one way to move an order on a venue's word, and the adapters'
+    tests use it too, so they hold an adapter to the rules the engine really applies."""
+    status = update.status
+    current = order.status
+    order.set_venue_order_id(update.venue_order_id)
+    ts = update.ts
+    if status is OrderStatus.NEW or status is OrderStatus.PARTIALLY_FILLED:
+        if current is OrderStatus.PENDING_NEW or current is OrderStatus.UNKNOWN:
+            if update.price is not None and order.accept_venue_price(update.price):
+                log.info("venue %s took %s at %s (repriced)", order.venue, order.client_id, update.price)
+            order.transition(order.live_status(), ts)
+            return True
+        if current is OrderStatus.PENDING_REPLACE:
+            if update.price is not None or update.qty is not None:
+                order.confirm_replace(update.price, update.qty, ts)
+            else:  # replace refused: back to the live state, values unchanged
+                order.confirm_replace(None, None, ts)
+                log.info("amend refused by venue for %s: %s", order.client_id, update.reason)
+            return True
+        if current is OrderStatus.PENDING_CANCEL:
+            if update.reason:  # cancel refused by the venue
+                order.transition(order.live_status(), ts)
+                log.info("cancel refused by venue for %s: %s", order.client_id, update.reason)
+                return True
+            return False  # a late ack of the order itself, cancel still pending
+        return False
+    if status is OrderStatus.REJECTED:
+        if order.is_terminal:
+            return False
+        order.reject(update.reject_code or Reject.EXCHANGE_REJECT, update.reason or describe(9002), ts)
+        return True
+    if status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
+        if order.is_terminal:
+            return False
+        order.transition(status, ts)
+        order.set_reason(update.reason)
+        return True
+    if status is OrderStatus.FILLED:
+        return False  # fills drive the filled state; a status-only "filled" adds nothing
+    if status is OrderStatus.UNKNOWN:
+        # the adapter lost this request's answer (a timeout): unknown until its status query says
+        if current is OrderStatus.UNKNOWN or order.is_terminal or not order.can_transition(OrderStatus.UNKNOWN):
+            return False
+        order.transition(OrderStatus.UNKNOWN, ts)
+        log.warning("order %s unknown: %s", order.client_id, update.reason or "its answer was lost")
+        return True
+    raise IllegalTransition(f"venue sent unexpected status {status.value} for {order.client_id}")

@@ -47,10 +47,11 @@ from engine.model import (
     SessionState,
     Side,
     Trade,
+    apply_venue_update,
 )
 from engine.portfolio import Position
 from engine.recovery import ask_venue, reconcile_venue
-from engine.rejects import Reject, describe
+from engine.rejects import Reject
 from engine.risk.account import AccountConfig, BuyingPower, CashAccount, NoShortSelling, PositionLimit, SectorLimit
 from engine.risk.connectivity import VenueConnected
 from engine.risk.facts import InstrumentFacts
@@ -689,13 +690,13 @@ class Runtime:
         if runner is None or (venue.orphans and order._client_id in venue.orphans):
             # an orphan the engine is cancelling (restart, reconciliation): track it, nobody to tell
             with contextlib.suppress(IllegalTransition):
-                self._apply_update(order, update)
+                apply_venue_update(order, update)
             self._order_changed(venue, order)
             if order.is_terminal:
                 venue.orphans.pop(order._client_id, None)
             return
         try:
-            changed = self._apply_update(order, update)
+            changed = apply_venue_update(order, update)
         except IllegalTransition as exc:
             self._anomaly("illegal_transition", f"{exc}; {update!r}")
             return
@@ -711,54 +712,6 @@ class Runtime:
                     order.reject_code, order.reject_reason,
                 )
         self._notify_order(runner, order)
-
-    def _apply_update(self, order: Order, update: OrderUpdate) -> bool:
-        """Apply a venue update to the order; False when it changes nothing the strategy sees."""
-        status = update.status
-        current = order.status
-        order.set_venue_order_id(update.venue_order_id)
-        ts = update.ts
-        if status is OrderStatus.NEW or status is OrderStatus.PARTIALLY_FILLED:
-            if current is OrderStatus.PENDING_NEW or current is OrderStatus.UNKNOWN:
-                if update.price is not None and order.accept_venue_price(update.price):
-                    log.info("venue %s took %s at %s (repriced)", order.venue, order.client_id, update.price)
-                order.transition(order.live_status(), ts)
-                return True
-            if current is OrderStatus.PENDING_REPLACE:
-                if update.price is not None or update.qty is not None:
-                    order.confirm_replace(update.price, update.qty, ts)
-                else:  # replace refused: back to the live state, values unchanged
-                    order.confirm_replace(None, None, ts)
-                    log.info("amend refused by venue for %s: %s", order.client_id, update.reason)
-                return True
-            if current is OrderStatus.PENDING_CANCEL:
-                if update.reason:  # cancel refused by the venue
-                    order.transition(order.live_status(), ts)
-                    log.info("cancel refused by venue for %s: %s", order.client_id, update.reason)
-                    return True
-                return False  # a late ack of the order itself, cancel still pending
-            return False
-        if status is OrderStatus.REJECTED:
-            if order.is_terminal:
-                return False
-            order.reject(update.reject_code or Reject.EXCHANGE_REJECT, update.reason or describe(9002), ts)
-            return True
-        if status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
-            if order.is_terminal:
-                return False
-            order.transition(status, ts)
-            order.set_reason(update.reason)
-            return True
-        if status is OrderStatus.FILLED:
-            return False  # fills drive the filled state; a status-only "filled" adds nothing
-        if status is OrderStatus.UNKNOWN:
-            # the adapter lost this request's answer (a timeout): unknown until its status query says
-            if current is OrderStatus.UNKNOWN or order.is_terminal or not order.can_transition(OrderStatus.UNKNOWN):
-                return False
-            order.transition(OrderStatus.UNKNOWN, ts)
-            log.warning("order %s unknown: %s", order.client_id, update.reason or "its answer was lost")
-            return True
-        raise IllegalTransition(f"venue sent unexpected status {status.value} for {order.client_id}")
 
     def _order_changed(self, venue: _Venue, order: Order) -> None:
         """After every change to an order: its reservation in the account, and its journal row."""
