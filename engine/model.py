@@ -41,6 +41,7 @@ __all__ = [
     "TimeInForce",
     "Trade",
     "VenueOrder",
+    "apply_venue_update",
 ]
 
 ZERO = Decimal(0)
