@@ -42,6 +42,8 @@ examples:
   engine run config.yaml --fresh-account      start a new paper account (the old journal is moved aside)
   engine journal inspect config.journal.sqlite   orders, fills, positions and account from a journal
   engine sandbox psx                          a local PSX venue (Live Feed + Optimus) for config.psx-sandbox.yaml
+  engine sandbox psx --run config.psx-sandbox.yaml --speed 60
+                                              venue and engine in one process: a PSX day in ~6.5 minutes
   engine sandbox pulse                        a local Pulse venue for config.pulse-sandbox.yaml
 """
 
