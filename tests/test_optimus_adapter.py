@@ -2,8 +2,9 @@
 sandbox's REST server and the adapter's webhook receiver). The sandbox trades on the paper venue's
 matching engine with its synthetic market; faults are injected through the sandbox.
 
-The recording sink applies every update to the Order objects through the model's state machine,
-so an illegal sequence (a fill before its ack, a second terminal state) fails the test."""
+The recording sink (tests/sinks.py) applies every update and fill to the Order objects by the
+engine's own rules, so an illegal sequence (a fill before its ack, a second terminal state) or an
+event for an order the engine does not know fails the test."""
 
 from __future__ import annotations
 
@@ -23,18 +24,16 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from sinks import RecordingSink
 
 from adapters.optimus import codec
 from adapters.optimus.adapter import OptimusAdapter, OptimusOptions
 from adapters.optimus.sandbox import DOC_HOLDINGS, DOC_INSTRUMENTS, OptimusSandbox, SandboxSettings
 from engine.clock import KARACHI, NS_PER_S, Clock, ScaledClock, WallClock
 from engine.model import (
-    Fill,
-    InstrumentStatus,
     Order,
     OrderStatus,
     OrderType,
-    OrderUpdate,
     Phase,
     SessionState,
     Side,
@@ -62,56 +61,6 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPTIMUS_USERNAME", USER)
     monkeypatch.setenv("OPTIMUS_PASSWORD", PASSWORD)
     monkeypatch.setenv("OPTIMUS_WEBHOOK_SECRET", SECRET)
-
-
-class RecordingSink:
-    """The runtime's side of the interface, reduced to recording and applying updates."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-        self.orders: dict[str, Order] = {}
-
-    def on_book(self, update: Any) -> None:
-        self.calls.append(("book", update))
-
-    def on_trade(self, trade: Any) -> None:
-        self.calls.append(("trade", trade))
-
-    def on_instrument_status(self, status: InstrumentStatus) -> None:
-        self.calls.append(("instrument", status))
-
-    def on_fill(self, fill: Fill) -> None:
-        self.calls.append(("fill", fill))
-        order = self.orders.get(fill.client_id)
-        if order is not None:
-            order.apply_fill(fill.qty, fill.price, fill.ts)
-
-    def on_order_update(self, update: OrderUpdate) -> None:
-        self.calls.append(("update", update))
-        order = self.orders.get(update.client_id)
-        if order is None or order.is_terminal:
-            return
-        if update.status is S.REJECTED:
-            order.reject(update.reject_code or 0, update.reason, update.ts)
-        elif update.status is S.FILLED:
-            pass  # fills drive the filled state
-        elif order.status is S.PENDING_CANCEL and update.status in (S.NEW, S.PARTIALLY_FILLED) and update.reason:
-            order.transition(order.live_status(), update.ts)  # cancel refused
-        elif update.status is not order.status and order.can_transition(update.status):
-            order.transition(update.status, update.ts)
-        order.set_venue_order_id(update.venue_order_id)
-
-    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
-        self.calls.append(("status", status))
-
-    def of(self, kind: str) -> list[Any]:
-        return [obj for k, obj in self.calls if k == kind]
-
-    def updates_for(self, client_id: str) -> list[OrderUpdate]:
-        return [u for u in self.of("update") if u.client_id == client_id]
-
-    def fills_for(self, client_id: str) -> list[Fill]:
-        return [f for f in self.of("fill") if f.client_id == client_id]
 
 
 class Harness:
@@ -182,6 +131,8 @@ async def venue(
             finally:
                 await adapter.close()
                 tg.cancel_scope.cancel()
+    if isinstance(sink, RecordingSink):
+        assert sink.errors == [], sink.errors
 
 
 def statuses(sink: RecordingSink, client_id: str) -> list[OrderStatus]:
@@ -194,7 +145,7 @@ def statuses(sink: RecordingSink, client_id: str) -> list[OrderStatus]:
 @pytest.mark.anyio
 async def test_connect_logs_in_and_reports_connected() -> None:
     async with venue() as v:
-        assert v.sink.of("status") == ["connected"]
+        assert v.sink.statuses() == ["connected"]
         assert v.sandbox.counts["logins"] == 1
         assert v.adapter.describe()["webhook_url"].endswith("/webhook/visionmax")
 
@@ -576,6 +527,9 @@ async def test_a_webhook_for_an_unknown_order_is_counted_and_passed_on() -> None
         assert v.adapter.counts["webhook_unknown_order"] == 1
         [update] = v.sink.updates_for("someone-else")  # the engine records it: nothing vanishes here
         assert update.status is S.CANCELLED
+        [anomaly] = v.sink.errors  # the runtime reports it (update_unknown_order) and moves no order
+        assert "does not know" in anomaly and "someone-else" in anomaly
+        v.sink.errors.clear()
 
 
 # ---- reconciliation: queries and a drop through the real runtime --------------------------------

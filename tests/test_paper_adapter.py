@@ -1,16 +1,17 @@
-"""The paper venue through the adapter interface: a SimClock, a recording sink standing in for the
-runtime (it applies every update to the Order objects through the model's state machine, so an
-illegal sequence fails the test), and the synthetic market."""
+"""The paper venue through the adapter interface: a SimClock, the recording sink standing in for the
+runtime (tests/sinks.py: it applies every update and fill to the Order objects by the engine's own
+rules, so an illegal sequence fails the test), and the synthetic market."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from sinks import RecordingSink
 
 from adapters.base import get_adapter
 from adapters.paper.adapter import CODE_INVALID_SYMBOL, PaperAdapter, PaperOptions
@@ -26,21 +27,15 @@ from adapters.paper.matching import (
 )
 from engine.clock import SimClock
 from engine.model import (
-    Book,
-    BookUpdate,
-    Fill,
     Instrument,
-    InstrumentStatus,
     Liquidity,
     Order,
     OrderStatus,
     OrderType,
-    OrderUpdate,
     Phase,
     SessionState,
     Side,
     TimeInForce,
-    Trade,
 )
 
 D = Decimal
@@ -58,58 +53,17 @@ def instruments(symbols: Iterable[str] = HOLDINGS) -> list[Instrument]:
     return [Instrument(s, "PSX", previous_close=D(HOLDINGS[s])) for s in symbols]
 
 
-class RecordingSink:
-    """The runtime's side of the interface, reduced to recording and applying updates."""
+VENUES: list[Venue] = []  # the venues the running test made, for ``no_sink_errors``
 
-    def __init__(self, clock: SimClock) -> None:
-        self.clock = clock
-        self.calls: list[tuple[str, Any]] = []
-        self.orders: dict[str, Order] = {}
-        self.books: dict[str, Book] = {}
 
-    def on_book(self, update: BookUpdate) -> None:
-        self.calls.append(("book", update))
-        self.books.setdefault(update.symbol, Book(update.venue, update.symbol)).apply(update)
-
-    def on_trade(self, trade: Trade) -> None:
-        self.calls.append(("trade", trade))
-
-    def on_fill(self, fill: Fill) -> None:
-        self.calls.append(("fill", fill))
-        order = self.orders.get(fill.client_id)
-        if order is not None:
-            order.apply_fill(fill.qty, fill.price, fill.ts)
-
-    def on_order_update(self, update: OrderUpdate) -> None:
-        self.calls.append(("update", update))
-        order = self.orders.get(update.client_id)
-        if order is None or order.is_terminal:
-            return
-        status = update.status
-        if update.price is not None or update.qty is not None:
-            order.confirm_replace(update.price, update.qty, update.ts)
-        elif status is S.REJECTED:
-            order.reject(update.reject_code or 0, update.reason, update.ts)
-        elif status is not order.status:
-            order.transition(status, update.ts)
-        if update.venue_order_id:
-            order.set_venue_order_id(update.venue_order_id)
-
-    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
-        self.calls.append(("status", (venue, status, detail)))
-
-    def on_instrument_status(self, status: InstrumentStatus) -> None:
-        self.calls.append(("instrument", status))
-
-    # ---- views ----
-    def of(self, kind: str) -> list[Any]:
-        return [obj for k, obj in self.calls if k == kind]
-
-    def updates_for(self, client_id: str) -> list[OrderUpdate]:
-        return [u for u in self.of("update") if u.client_id == client_id]
-
-    def fills_for(self, client_id: str) -> list[Fill]:
-        return [f for f in self.of("fill") if f.client_id == client_id]
+@pytest.fixture(autouse=True)
+def no_sink_errors() -> Iterator[None]:
+    """What the runtime would report as an anomaly fails the test that caused it."""
+    VENUES.clear()
+    yield
+    errors = [error for venue in VENUES for error in venue.sink.errors]
+    VENUES.clear()
+    assert errors == [], errors
 
 
 class Venue:
@@ -124,7 +78,8 @@ class Venue:
         **options: Any,
     ) -> None:
         self.clock = SimClock(START)
-        self.sink = RecordingSink(self.clock)
+        self.sink = RecordingSink()
+        VENUES.append(self)
         opts = PaperOptions(market=MarketOptions(enabled=market, **(market_options or {})), **options)
         self.adapter = PaperAdapter("PSX", opts, instruments(symbols), self.clock, self.sink, seed=seed)
         self._ids = 0

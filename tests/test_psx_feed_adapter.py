@@ -19,6 +19,7 @@ import anyio
 import httpx
 import pytest
 from pydantic import ValidationError
+from sinks import RecordingSink
 from websockets.asyncio.client import connect as ws_connect
 
 from adapters.paper.adapter import PaperAdapter, PaperOptions
@@ -35,7 +36,6 @@ from adapters.psx_feed.adapter import (
 from adapters.psx_feed.sandbox import FeedServer, paper_order_source
 from engine.clock import Clock, ScaledClock, WallClock
 from engine.model import (
-    Book,
     BookUpdate,
     Instrument,
     InstrumentStatus,
@@ -79,49 +79,13 @@ def no_leaked_connections() -> Iterator[None]:
     assert not leaked, f"connection slots still held after the test: {leaked}"
 
 
-class Sink:
-    """The runtime's side of the interface: records every call and keeps a Book per symbol."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-        self.books: dict[str, Book] = {}
-
-    def on_book(self, update: BookUpdate) -> None:
-        self.calls.append(("book", update))
-        self.books.setdefault(update.symbol, Book(update.venue, update.symbol)).apply(update)
-
-    def on_trade(self, trade: Trade) -> None:
-        self.calls.append(("trade", trade))
-
-    def on_instrument_status(self, status: InstrumentStatus) -> None:
-        self.calls.append(("instrument", status))
-
-    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
-        self.calls.append(("status", (status, detail)))
-
-    def on_order_update(self, update: Any) -> None:
-        self.calls.append(("update", update))
-
-    def on_fill(self, fill: Any) -> None:
-        self.calls.append(("fill", fill))
-
-    def of(self, kind: str) -> list[Any]:
-        return [obj for k, obj in self.calls if k == kind]
-
-    def statuses(self) -> list[str]:
-        return [status for status, _ in self.of("status")]
-
-    def snapshots(self, symbol: str) -> int:
-        return sum(1 for u in self.of("book") if u.symbol == symbol and u.snapshot)
-
-
 async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     with anyio.fail_after(timeout):
         while not condition():
             await anyio.sleep(0.005)
 
 
-def same_book(sink: Sink, server: FeedServer, symbol: str) -> bool:
+def same_book(sink: RecordingSink, server: FeedServer, symbol: str) -> bool:
     mine = sink.books.get(symbol)
     theirs = server.book(symbol)
     return mine is not None and mine.bids == theirs.bids and mine.asks == theirs.asks
@@ -158,8 +122,8 @@ def options(server: FeedServer, **changes: Any) -> LiveFeedOptions:
 @asynccontextmanager
 async def running(
     server: FeedServer, symbols: tuple[str, ...] = ("MEBL",), **changes: Any
-) -> AsyncIterator[tuple[LiveFeedAdapter, Sink]]:
-    sink = Sink()
+) -> AsyncIterator[tuple[LiveFeedAdapter, RecordingSink]]:
+    sink = RecordingSink()
     adapter = LiveFeedAdapter("PSX", options(server, **changes), INSTRUMENTS, WallClock(), sink, seed=1)
     async with anyio.create_task_group() as tg:
         adapter.bind(tg)
@@ -175,6 +139,7 @@ async def running(
         finally:
             await adapter.close()
             tg.cancel_scope.cancel()
+    assert sink.errors == [], sink.errors  # a feed sends no order events: the runtime would report one
 
 
 def delta(symbol: str, *changes: tuple[Side, Decimal, Decimal]) -> BookUpdate:
@@ -214,7 +179,7 @@ async def test_l1_gets_top_of_book_from_ticks():
 
 
 async def test_l0_gets_trades_without_a_book():
-    sink = Sink()
+    sink = RecordingSink()
     async with sandbox() as server:
         adapter = LiveFeedAdapter("PSX", options(server, access="feed"), INSTRUMENTS, WallClock(), sink)
         async with anyio.create_task_group() as tg:
@@ -310,7 +275,7 @@ async def test_wrong_token_refuses_to_start_and_never_shows_the_token(
     caplog.set_level(logging.DEBUG)  # websockets logs the whole handshake at DEBUG
     os.environ[TOKEN_ENV] = "wrong-token-abcdef"
     async with sandbox() as server:
-        adapter = LiveFeedAdapter("PSX", options(server, token_in=token_in), INSTRUMENTS, WallClock(), Sink())
+        adapter = LiveFeedAdapter("PSX", options(server, token_in=token_in), INSTRUMENTS, WallClock(), RecordingSink())
         async with anyio.create_task_group() as tg:
             adapter.bind(tg)
             with pytest.raises(FeedAuthError, match="token refused \\(HTTP 401") as info:
@@ -322,7 +287,7 @@ async def test_wrong_token_refuses_to_start_and_never_shows_the_token(
 async def test_unset_token_variable_is_named():
     os.environ.pop(TOKEN_ENV)
     async with sandbox() as server:
-        adapter = LiveFeedAdapter("PSX", options(server), INSTRUMENTS, WallClock(), Sink())
+        adapter = LiveFeedAdapter("PSX", options(server), INSTRUMENTS, WallClock(), RecordingSink())
         with pytest.raises(FeedAuthError, match=TOKEN_ENV):
             await adapter.connect()
 
@@ -330,7 +295,7 @@ async def test_unset_token_variable_is_named():
 async def test_access_level_beyond_the_token_is_refused():
     async with sandbox(tokens=()) as server:
         server.add_token(TOKEN, level="L1")
-        adapter = LiveFeedAdapter("PSX", options(server, access="l2"), INSTRUMENTS, WallClock(), Sink())
+        adapter = LiveFeedAdapter("PSX", options(server, access="l2"), INSTRUMENTS, WallClock(), RecordingSink())
         with pytest.raises(FeedAuthError, match="HTTP 403"):
             await adapter.connect()
 
@@ -338,7 +303,7 @@ async def test_access_level_beyond_the_token_is_refused():
 # ---- the connection cap -------------------------------------------------------------------------------
 async def test_connection_cap_per_token_in_this_process():
     async with sandbox() as server, running(server):
-        second = LiveFeedAdapter("PSX2", options(server), INSTRUMENTS, WallClock(), Sink())
+        second = LiveFeedAdapter("PSX2", options(server), INSTRUMENTS, WallClock(), RecordingSink())
         with pytest.raises(ConnectionCapError, match="max_connections=1"):
             await second.connect()
         assert server.connections == 1  # refused before touching the network
@@ -353,7 +318,7 @@ async def test_two_connections_when_configured_then_the_server_refuses_a_third()
             await ws_connect(server.feed_url("L2"), additional_headers=headers)
     async with sandbox() as server:
         outside = [await ws_connect(server.feed_url("L2"), additional_headers=headers) for _ in range(2)]
-        adapter = LiveFeedAdapter("PSX", options(server), INSTRUMENTS, WallClock(), Sink())
+        adapter = LiveFeedAdapter("PSX", options(server), INSTRUMENTS, WallClock(), RecordingSink())
         with pytest.raises(ConnectionCapError, match="HTTP 429"):
             await adapter.connect()
         for ws in outside:
@@ -451,7 +416,7 @@ async def test_expired_token_is_retried_and_a_rotated_token_file_reconnects(
         server.add_token(new_token)
         token_file.write_text(new_token + "\n")
         await wait_for(lambda: adapter.reconnects == 1 and sink.snapshots("MEBL") == 2)
-        assert "token expired" in sink.of("status")[1][1]  # the close reason reached the engine
+        assert "token expired" in sink.of("status")[1][2]  # the close reason reached the engine
         text = caplog.text + json.dumps(adapter.describe()) + repr(sink.calls)
         assert TOKEN not in text and new_token not in text
 
@@ -487,7 +452,7 @@ async def test_describe_counts_messages_in_and_out_and_reconnects():
 
 
 async def test_close_then_connect_again_starts_clean():
-    sink = Sink()
+    sink = RecordingSink()
     async with sandbox() as server:
         adapter = LiveFeedAdapter("PSX", options(server), INSTRUMENTS, WallClock(), sink)
         async with anyio.create_task_group() as tg:
@@ -530,7 +495,7 @@ async def test_sandbox_command_serves_the_paper_market(tmp_path: Path):
                 while b"listening on" not in line:
                     line += await process.stdout.receive()
             url = line.decode().split("listening on ", 1)[1].split()[0]
-            sink = Sink()
+            sink = RecordingSink()
             adapter = LiveFeedAdapter("PSX", LiveFeedOptions(url=url, access="l2", token_file=token_file, **FAST),
                                       INSTRUMENTS, WallClock(), sink)
             async with anyio.create_task_group() as tg:

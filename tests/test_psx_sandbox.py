@@ -23,6 +23,7 @@ import anyio
 import httpx
 import pytest
 import yaml
+from sinks import RecordingSink
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -50,18 +51,12 @@ from adapters.psx_sandbox import (
 from engine.clock import KARACHI, NS_PER_S, Clock, ScaledClock, WallClock
 from engine.config import load_config
 from engine.model import (
-    Book,
-    BookUpdate,
-    Fill,
-    InstrumentStatus,
     Order,
     OrderStatus,
     OrderType,
-    OrderUpdate,
     Phase,
     Side,
     TimeInForce,
-    Trade,
 )
 
 D = Decimal
@@ -161,41 +156,6 @@ def refusal(answer: httpx.Response) -> int:
     return int(body["error_details"]["error_code"])
 
 
-class Sink:
-    """The runtime's side: records every call, keeps a Book per symbol and applies order updates."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-        self.books: dict[str, Book] = {}
-        self.orders: dict[str, Order] = {}
-
-    def on_book(self, update: BookUpdate) -> None:
-        self.calls.append(("book", update))
-        self.books.setdefault(update.symbol, Book(update.venue, update.symbol)).apply(update)
-
-    def on_trade(self, trade: Trade) -> None:
-        self.calls.append(("trade", trade))
-
-    def on_instrument_status(self, status: InstrumentStatus) -> None:
-        self.calls.append(("instrument", status))
-
-    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
-        self.calls.append(("status", status))
-
-    def on_fill(self, fill: Fill) -> None:
-        self.calls.append(("fill", fill))
-        self.orders[fill.client_id].apply_fill(fill.qty, fill.price, fill.ts)
-
-    def on_order_update(self, update: OrderUpdate) -> None:
-        self.calls.append(("update", update))
-        order = self.orders[update.client_id]
-        if update.status is OrderStatus.NEW and order.status is OrderStatus.PENDING_NEW:
-            order.transition(OrderStatus.NEW, update.ts)
-
-    def of(self, kind: str) -> list[Any]:
-        return [obj for k, obj in self.calls if k == kind]
-
-
 class Receiver:
     """A small local webhook receiver: the project's HTTP server, checking each signature."""
 
@@ -224,7 +184,7 @@ async def test_a_rest_order_trades_on_the_feed_and_returns_as_webhooks() -> None
     # the one-command shape: adapters and sandbox on ONE ScaledClock object (20x: a minute in 3 s)
     clock = ScaledClock(None, 20)
     async with venue(clock=clock, market=True, seed=3) as psx, anyio.create_task_group() as tg:
-        feed_sink, broker_sink = Sink(), Sink()
+        feed_sink, broker_sink = RecordingSink(), RecordingSink()
         feed = LiveFeedAdapter("psx", LiveFeedOptions(url=psx.feed_url, access="l2", token_env="PSX_FEED_TOKEN"),
                                DOC_INSTRUMENTS, clock, feed_sink)
         # the poll is slow on purpose: what the broker sink learns here comes through the webhooks
@@ -273,6 +233,7 @@ async def test_a_rest_order_trades_on_the_feed_and_returns_as_webhooks() -> None
             await broker.close()
             await feed.close()
             tg.cancel_scope.cancel()
+    assert broker_sink.errors == [] and feed_sink.errors == [], (broker_sink.errors, feed_sink.errors)
 
 
 @pytest.mark.anyio

@@ -1,9 +1,9 @@
 """The Pulse adapter against the Pulse sandbox over a real WebSocket on 127.0.0.1 (port 0).
 
-The sink stands in for the runtime: it applies every update and fill to the Order objects through
-the model's state machine (an illegal sequence is recorded and fails the test), and records venue
-MMP triggers the way the runtime's ``venue_mmp_trigger`` receives them. The sandbox's own account
-state is the venue's truth the tests compare with.
+The recording sink (tests/sinks.py) stands in for the runtime: it applies every update and fill to
+the Order objects by the engine's own rules (an illegal sequence is recorded and fails the test),
+and records venue MMP triggers the way the runtime's ``venue_mmp_trigger`` receives them. The
+sandbox's own account state is the venue's truth the tests compare with.
 """
 
 from __future__ import annotations
@@ -18,24 +18,19 @@ from typing import Any
 
 import anyio
 import pytest
+from sinks import RecordingSink
 
 from adapters.pulse.adapter import PulseAdapter, PulseError, PulseOptions
 from adapters.pulse.sandbox import PulseSandbox
 from engine.clock import WallClock
 from engine.model import (
-    Book,
-    BookUpdate,
-    Fill,
     Instrument,
-    InstrumentStatus,
     Liquidity,
     Order,
     OrderStatus,
     OrderType,
-    OrderUpdate,
     Side,
     TimeInForce,
-    Trade,
 )
 from engine.rejects import Reject
 
@@ -55,83 +50,6 @@ def instruments() -> list[Instrument]:
             Instrument(ETH, "pulse", tick_size=D("0.05"), lot_size=D(1))]
 
 
-class Sink:
-    """The runtime's side: records events and moves Orders through the model's state machine."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-        self.orders: dict[str, Order] = {}
-        self.books: dict[str, Book] = {}
-        self.errors: list[str] = []
-        self.mmp_triggers: list[tuple[str, int, int | None, str]] = []
-
-    def on_book(self, update: BookUpdate) -> None:
-        self.calls.append(("book", update))
-        self.books.setdefault(update.symbol, Book(update.venue, update.symbol)).apply(update)
-
-    def on_trade(self, trade: Trade) -> None:
-        self.calls.append(("trade", trade))
-
-    def on_fill(self, fill: Fill) -> None:
-        self.calls.append(("fill", fill))
-        order = self.orders.get(fill.client_id)
-        try:
-            if order is None:
-                raise ValueError(f"fill for unknown order {fill!r}")
-            order.apply_fill(fill.qty, fill.price, fill.ts)
-        except Exception as exc:
-            self.errors.append(f"{exc}")
-
-    def on_order_update(self, update: OrderUpdate) -> None:
-        """The runtime's rules (engine/runtime.py ``_apply_update``)."""
-        self.calls.append(("update", update))
-        order = self.orders.get(update.client_id)
-        if order is None or order.is_terminal:
-            return
-        try:
-            order.set_venue_order_id(update.venue_order_id)
-            status = update.status
-            current = order.status
-            if status in (S.NEW, S.PARTIALLY_FILLED):
-                if current in (S.PENDING_NEW, S.UNKNOWN):
-                    if update.price is not None:  # the venue took it at another price (post-only reprice)
-                        order.accept_venue_price(update.price)
-                    order.transition(order.live_status())
-                elif current is S.PENDING_REPLACE:
-                    order.confirm_replace(update.price, update.qty)
-                elif current is S.PENDING_CANCEL and update.reason:
-                    order.transition(order.live_status())
-            elif status is S.REJECTED:
-                order.reject(update.reject_code or 0, update.reason)
-            elif status in (S.CANCELLED, S.EXPIRED):
-                order.transition(status)
-                order.set_reason(update.reason)
-        except Exception as exc:
-            self.errors.append(f"{exc}")
-
-    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
-        self.calls.append(("status", status))
-
-    def on_instrument_status(self, status: InstrumentStatus) -> None:
-        self.calls.append(("instrument", status))
-
-    def venue_mmp_trigger(self, strategy: str, ts: int, frozen_until_ns: int | None, reason: str = "") -> None:
-        self.mmp_triggers.append((strategy, ts, frozen_until_ns, reason))
-
-    # ---- views ----
-    def of(self, kind: str) -> list[Any]:
-        return [obj for k, obj in self.calls if k == kind]
-
-    def updates(self, client_id: str) -> list[OrderUpdate]:
-        return [u for u in self.of("update") if u.client_id == client_id]
-
-    def fills(self, client_id: str) -> list[Fill]:
-        return [f for f in self.of("fill") if f.client_id == client_id]
-
-    def index(self, kind: str, pred: Callable[[Any], bool]) -> int:
-        return next(i for i, (k, obj) in enumerate(self.calls) if k == kind and pred(obj))
-
-
 async def until(condition: Callable[[], bool], timeout: float = 3.0, what: str = "condition") -> None:
     with anyio.fail_after(timeout):
         while not condition():
@@ -142,7 +60,7 @@ async def until(condition: Callable[[], bool], timeout: float = 3.0, what: str =
 class Venue:
     """A running sandbox and a connected adapter, with the moves the runtime would make."""
 
-    def __init__(self, sandbox: PulseSandbox, adapter: PulseAdapter, sink: Sink) -> None:
+    def __init__(self, sandbox: PulseSandbox, adapter: PulseAdapter, sink: RecordingSink) -> None:
         self.sandbox = sandbox
         self.adapter = adapter
         self.sink = sink
@@ -188,7 +106,7 @@ async def venue(sandbox: dict[str, Any] | None = None, before: Callable[[PulseAd
                             "request_timeout_s": D(2), "reconnect_min_s": D("0.05")}
     opts.update(options)
     async with PulseSandbox(**settings) as sb:
-        sink = Sink()
+        sink = RecordingSink()
         adapter = PulseAdapter("pulse", PulseOptions(url=sb.url, **opts), instruments(), WallClock(), sink)
         if before is not None:
             before(adapter)
@@ -212,7 +130,7 @@ async def venue(sandbox: dict[str, Any] | None = None, before: Callable[[PulseAd
 
 async def test_signature_login_connects_and_confirms_cancel_on_disconnect() -> None:
     async with venue() as v:
-        assert v.sink.of("status") == ["connected"]
+        assert v.sink.statuses() == ["connected"]
         assert v.adapter.counters["logins"] == 1
         assert v.adapter.venue_cod is True  # enabled at login and read back with get_cancel_on_disconnect
         conn = next(iter(v.sandbox.conns))
@@ -231,14 +149,14 @@ async def test_token_is_refreshed_before_it_expires() -> None:
         await anyio.sleep(0.6)  # past the first token's expiry: private calls still work
         assert await v.adapter.query_open_orders() == []
         assert v.adapter.counters["auth_failures"] == 0
-        assert v.sink.of("status") == ["connected"]
+        assert v.sink.statuses() == ["connected"]
 
 
 async def test_wrong_secret_refuses_to_connect_without_leaking_it(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     async with PulseSandbox(credentials={"mm": "the-right-one"}) as sb:
         adapter = PulseAdapter("pulse", PulseOptions(url=sb.url, client_id="mm", client_secret_env=SECRET_ENV),
-                               instruments(), WallClock(), Sink())
+                               instruments(), WallClock(), RecordingSink())
         async with anyio.create_task_group() as tg:
             adapter.bind(tg)
             with pytest.raises(ConnectionError, match=r"login .* failed.*invalid signature") as info:
@@ -252,12 +170,12 @@ async def test_missing_secret_variable_is_named() -> None:
     venue); gone later (the variable unset before a login): the login fails naming it."""
     with pytest.raises(ValueError, match="NO_SUCH_VAR_7"):
         PulseAdapter("pulse", PulseOptions(client_id="mm", client_secret_env="NO_SUCH_VAR_7"), instruments(),
-                     WallClock(), Sink())
+                     WallClock(), RecordingSink())
     os.environ["PULSE_SECRET_THAT_GOES_AWAY"] = SECRET
     async with PulseSandbox() as sb:
         adapter = PulseAdapter("pulse", PulseOptions(url=sb.url, client_id="mm",
                                                      client_secret_env="PULSE_SECRET_THAT_GOES_AWAY"),
-                               instruments(), WallClock(), Sink())
+                               instruments(), WallClock(), RecordingSink())
         del os.environ["PULSE_SECRET_THAT_GOES_AWAY"]
         async with anyio.create_task_group() as tg:
             adapter.bind(tg)
@@ -382,11 +300,11 @@ async def test_resting_order_acks_then_fills_as_maker_once_per_trade() -> None:
         v.sandbox.place(BTC, "sell", D(10), D(49000))
         await until(lambda: order.status is S.FILLED)
         await anyio.sleep(0.05)  # the same trades also come on user.trades and user.changes
-        fills = v.sink.fills(order.client_id)
+        fills = v.sink.fills_for(order.client_id)
         assert [(f.qty, f.price, f.liquidity) for f in fills] == [(D(10), D(49000), Liquidity.MAKER)] * 2
         assert len({f.exec_id for f in fills}) == 2
         assert v.adapter.counters["duplicate_fills"] >= 2
-        assert [u.status for u in v.sink.updates(order.client_id)] == [S.NEW]  # fills drive the rest
+        assert [u.status for u in v.sink.updates_for(order.client_id)] == [S.NEW]  # fills drive the rest
         queried = await v.adapter.query_fills(0)
         assert sorted(f.exec_id for f in queried) == sorted(f.exec_id for f in fills)
         assert (await v.adapter.query_order(order.client_id)).status is S.FILLED
@@ -400,7 +318,7 @@ async def test_marketable_order_is_acked_before_its_taker_fill() -> None:
         ack = v.sink.index("update", lambda u: u.client_id == order.client_id and u.status is S.NEW)
         fill = v.sink.index("fill", lambda f: f.client_id == order.client_id)
         assert ack < fill
-        assert v.sink.fills(order.client_id)[0].liquidity is Liquidity.TAKER
+        assert v.sink.fills_for(order.client_id)[0].liquidity is Liquidity.TAKER
 
 
 async def test_ioc_remainder_is_cancelled_after_its_fill() -> None:
@@ -463,7 +381,7 @@ async def test_cancel_sent_before_the_ack_waits_for_the_order_id() -> None:
         order = v.submit("buy", 10, 49000)
         v.cancel(order)  # same instant: the venue has not answered the buy yet
         await until(lambda: order.status is S.CANCELLED)
-        assert [u.status for u in v.sink.updates(order.client_id)] == [S.NEW, S.CANCELLED]
+        assert [u.status for u in v.sink.updates_for(order.client_id)] == [S.NEW, S.CANCELLED]
 
 
 async def test_cancel_refused_by_the_venue_returns_the_order_to_its_live_state() -> None:
@@ -473,7 +391,7 @@ async def test_cancel_refused_by_the_venue_returns_the_order_to_its_live_state()
         v.sandbox.inject_error("private/cancel", 12)
         v.cancel(order)
         await until(lambda: order.status is S.NEW)
-        refusal = v.sink.updates(order.client_id)[-1]
+        refusal = v.sink.updates_for(order.client_id)[-1]
         assert refusal.reject_code == Reject.ORDER_NOT_OPEN and "cancel refused" in refusal.reason
 
 
@@ -512,7 +430,7 @@ async def test_edit_refused_by_the_venue() -> None:
         v.amend(order, price="49100")
         await until(lambda: order.status is S.NEW)
         assert order.price == D(49000) and order.pending_price is None
-        assert v.sink.updates(order.client_id)[-1].reject_code == Reject.ORDER_NOT_OPEN
+        assert v.sink.updates_for(order.client_id)[-1].reject_code == Reject.ORDER_NOT_OPEN
 
 
 async def test_mass_cancel_by_instrument_and_for_the_account() -> None:
@@ -555,7 +473,7 @@ async def test_post_only_reprice_mode_acks_with_the_venues_price_once(side: str,
         assert v.venue_order(order).price == D(taken)  # "just below the spread", at the venue
         assert order.status is S.NEW and order.price == D(taken)  # and in the engine's order
         await anyio.sleep(0.05)  # user.orders and user.changes repeat the order after the answer
-        updates = v.sink.updates(order.client_id)
+        updates = v.sink.updates_for(order.client_id)
         assert [(u.status, u.price, u.qty) for u in updates] == [(S.NEW, D(taken), None)]  # exactly once
         assert v.adapter.counters["post_only_repriced"] == 1
         # it trades at the venue's price, as the engine now knows it
@@ -564,7 +482,7 @@ async def test_post_only_reprice_mode_acks_with_the_venues_price_once(side: str,
         assert order.avg_price == D(taken)
         plain = v.submit(side, 10, "49000" if side == "buy" else "51000", post_only=True)  # passive: not moved
         await v.acked(plain)
-        assert [(u.status, u.price) for u in v.sink.updates(plain.client_id)] == [(S.NEW, None)]
+        assert [(u.status, u.price) for u in v.sink.updates_for(plain.client_id)] == [(S.NEW, None)]
         assert v.adapter.counters["post_only_repriced"] == 1
 
 
@@ -573,16 +491,16 @@ async def test_reconciliation_queries_after_a_drop_find_fills_made_meanwhile() -
         order = v.submit("buy", 20, 49000)
         await v.acked(order)
         v.sandbox.drop()
-        await until(lambda: "disconnected" in v.sink.of("status"))
+        await until(lambda: "disconnected" in v.sink.statuses())
         v.sandbox.place(BTC, "sell", D(10), D(49000))  # fills while we cannot hear it
-        await until(lambda: v.sink.of("status")[-1] == "connected")
+        await until(lambda: v.sink.statuses()[-1] == "connected")
         fills = await v.adapter.query_fills(0)
         assert [(f.client_id, f.qty) for f in fills] == [(order.client_id, D(10))]
         (listed,) = await v.adapter.query_open_orders()
         assert (listed.client_id, listed.status, listed.cum_qty) == (order.client_id, S.PARTIALLY_FILLED, D(10))
-        assert v.sink.fills(order.client_id) == []  # the runtime applies the queried fills itself
+        assert v.sink.fills_for(order.client_id) == []  # the runtime applies the queried fills itself
         v.sandbox.place(BTC, "sell", D(10), D(49000))
-        await until(lambda: len(v.sink.fills(order.client_id)) == 1)  # new fills flow on the new connection
+        await until(lambda: len(v.sink.fills_for(order.client_id)) == 1)  # new fills flow on the new connection
 
 
 # ---- venue MMP ------------------------------------------------------------------------------------
@@ -657,8 +575,8 @@ async def test_drop_with_cancel_on_disconnect_cancels_at_the_venue_and_reconcile
         order = v.submit("buy", 10, 49000)
         await v.acked(order)
         v.sandbox.drop()
-        await until(lambda: v.sink.of("status")[-1] == "connected" and len(v.sink.of("status")) == 3)
-        assert v.sink.of("status") == ["connected", "disconnected", "connected"]
+        await until(lambda: v.sink.statuses()[-1] == "connected" and len(v.sink.statuses()) == 3)
+        assert v.sink.statuses() == ["connected", "disconnected", "connected"]
         assert v.sandbox.counters["cod_cancels"] == 1
         assert not v.venue_order(order).is_open and v.venue_order(order).cancel_reason == "cancel_on_disconnect"
         assert await v.adapter.query_open_orders() == []
@@ -673,7 +591,7 @@ async def test_drop_without_cancel_on_disconnect_leaves_orders_working() -> None
         order = v.submit("buy", 10, 49000)
         await v.acked(order)
         v.sandbox.drop()
-        await until(lambda: len(v.sink.of("status")) == 3)
+        await until(lambda: len(v.sink.statuses()) == 3)
         assert v.sandbox.counters["cod_cancels"] == 0
         (listed,) = await v.adapter.query_open_orders()
         assert listed.client_id == order.client_id and listed.status is S.NEW
@@ -735,7 +653,7 @@ async def test_refused_trades_channel_falls_back_to_polling_each_trade_once(refu
         else:
             assert v.adapter.counters["channels_refused"] == 1
         v.sandbox.drop()
-        await until(lambda: v.sink.of("status")[-1] == "connected" and len(v.sink.of("status")) == 3)
+        await until(lambda: v.sink.statuses()[-1] == "connected" and len(v.sink.statuses()) == 3)
         await until(lambda: v.adapter.counters["public_trade_polls"] >= polls + 5)  # a new baseline
         trade_at(v.sandbox, 50020)
         await until(lambda: len(v.sink.of("trade")) == 3)
@@ -796,7 +714,7 @@ async def test_stats_count_frames_both_ways_and_reconnects() -> None:
         await until(lambda: v.adapter.stats()["messages_in"] >= first["messages_in"] + 4)  # answer, streams, book
         assert v.adapter.stats()["messages_out"] == first["messages_out"] + 1 == v.sandbox.counters["requests"]
         v.sandbox.drop()
-        await until(lambda: len(v.sink.of("status")) == 3)
+        await until(lambda: len(v.sink.statuses()) == 3)
         after = v.adapter.stats()
         assert (after["reconnects"], after["disconnects"], after["logins"]) == (1, 1, 2)
         await until(lambda: v.adapter.stats()["messages_out"] == v.sandbox.counters["requests"])
@@ -811,7 +729,7 @@ async def test_venue_test_requests_are_answered_and_keep_the_session() -> None:
         await anyio.sleep(1.3)
         assert v.adapter.counters["test_requests"] >= 1 and v.adapter.counters["heartbeats"] >= 1
         assert v.sandbox.counters["heartbeat_drops"] == 0
-        assert v.sink.of("status") == ["connected"]
+        assert v.sink.statuses() == ["connected"]
 
 
 async def test_missed_heartbeat_is_a_disconnect_and_fires_cancel_on_disconnect() -> None:
@@ -819,9 +737,9 @@ async def test_missed_heartbeat_is_a_disconnect_and_fires_cancel_on_disconnect()
         order = v.submit("buy", 10, 49000)
         await v.acked(order)
         v.sandbox.stall(1.5)  # the venue goes silent: not even heartbeats
-        await until(lambda: "disconnected" in v.sink.of("status"), timeout=3)
+        await until(lambda: "disconnected" in v.sink.statuses(), timeout=3)
         assert v.adapter.counters["heartbeat_missed"] >= 1
-        await until(lambda: v.sink.of("status")[-1] == "connected")
+        await until(lambda: v.sink.statuses()[-1] == "connected")
         await until(lambda: v.sandbox.counters["cod_cancels"] == 1)  # we dropped it: an ungraceful close
         assert await v.adapter.query_open_orders() == []
 
@@ -835,7 +753,7 @@ async def test_garbage_from_the_venue_is_counted_and_the_connection_survives(
         assert "malformed frame skipped" in caplog.text and "this is not json" in caplog.text
         order = v.submit("buy", 10, 49000)
         await v.acked(order)
-        assert order.status is S.NEW and v.sink.of("status") == ["connected"]
+        assert order.status is S.NEW and v.sink.statuses() == ["connected"]
 
 
 async def test_a_late_answer_after_a_timeout_resolves_without_a_false_reject() -> None:
@@ -845,7 +763,7 @@ async def test_a_late_answer_after_a_timeout_resolves_without_a_false_reject() -
         await until(lambda: v.adapter.counters["timeouts"] >= 1)
         await until(lambda: order.status is S.NEW, timeout=3)  # user.orders with our label after the stall
         await anyio.sleep(0.1)
-        assert [u.status for u in v.sink.updates(order.client_id)] == [S.NEW]
+        assert [u.status for u in v.sink.updates_for(order.client_id)] == [S.NEW]
         assert v.adapter.counters["late_answers"] >= 1
 
 
@@ -916,15 +834,15 @@ def notification(fixture: str, channel: str) -> str:
     return '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"' + channel + '","data":' + data + "}}"
 
 
-def offline_adapter(symbol: str) -> tuple[PulseAdapter, Sink]:
-    sink = Sink()
+def offline_adapter(symbol: str) -> tuple[PulseAdapter, RecordingSink]:
+    sink = RecordingSink()
     listed = [Instrument(symbol, "pulse", tick_size=D("0.5"), lot_size=D(1))]
     adapter = PulseAdapter("pulse", PulseOptions(client_id="mm", client_secret_env=SECRET_ENV), listed,
                            WallClock(), sink)
     return adapter, sink
 
 
-def track(adapter: PulseAdapter, sink: Sink, client_id: str, symbol: str) -> Order:
+def track(adapter: PulseAdapter, sink: RecordingSink, client_id: str, symbol: str) -> Order:
     from adapters.pulse.adapter import _Track
 
     order = Order(client_id, "mm", "pulse", symbol, Side.BUY, D(10), D(50000), tif=TimeInForce.GTC)
@@ -940,14 +858,14 @@ def test_documented_user_changes_is_attributed_by_label_and_the_sole_order() -> 
     adapter._dispatch(notification("user.changes.instrument_name.interval.response.json",
                                    f"user.changes.{symbol}.raw"))
     # PUL-8: the example's trade has no order_id; the message's only order is ours, so it is its fill
-    assert [u.status for u in sink.updates("my_order")] == [S.NEW]
-    (fill,) = sink.fills("my_order")
+    assert [u.status for u in sink.updates_for("my_order")] == [S.NEW]
+    (fill,) = sink.fills_for("my_order")
     assert (fill.exec_id, fill.venue_order_id, fill.qty, fill.price) == (
         "66fa560b912a3148d07efacf", "60c72b2f9b1e8a001c8e4d5a", D(10), D(50000))
     assert order.status is S.FILLED and sink.errors == []
     # the same trade again on user.trades: delivered once
     adapter._dispatch(notification("user.trades.instrument_name.raw.response.json", f"user.trades.{symbol}.raw"))
-    assert len(sink.fills("my_order")) == 1 and adapter.counters["duplicate_fills"] == 1
+    assert len(sink.fills_for("my_order")) == 1 and adapter.counters["duplicate_fills"] == 1
 
 
 def test_documented_user_trades_alone_cannot_be_attributed_and_is_reported() -> None:
@@ -955,7 +873,7 @@ def test_documented_user_trades_alone_cannot_be_attributed_and_is_reported() -> 
     adapter, sink = offline_adapter(symbol)
     track(adapter, sink, "my_order", symbol)
     adapter._dispatch(notification("user.trades.instrument_name.raw.response.json", f"user.trades.{symbol}.raw"))
-    assert sink.fills("my_order") == [] and adapter.counters["unattributed_trades"] == 1
+    assert sink.fills_for("my_order") == [] and adapter.counters["unattributed_trades"] == 1
 
 
 def test_documented_book_example_is_a_bad_frame_not_a_book() -> None:
