@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 import pytest
 from pydantic import ValidationError
-from test_paper_adapter import HOUR, LATENCY_NS, MINUTE, NS, START, RecordingSink, Venue, instruments
+from sinks import RecordingSink
+from test_paper_adapter import HOUR, LATENCY_NS, MINUTE, NS, START, Venue, instruments
 
 from adapters.base import RateLimit
 from adapters.paper.adapter import CODE_HALTED, PaperAdapter, PaperOptions
@@ -115,7 +116,7 @@ def test_an_invalid_fault_is_refused_with_a_clear_message(fault: dict[str, Any],
 def test_a_halt_of_a_symbol_the_venue_does_not_list_is_refused():
     options = PaperOptions(faults=[HaltFault(at="10:00", duration_s=D(60), symbol="NOPE")])
     with pytest.raises(ValueError, match=r"'NOPE'.*known: MEBL"):
-        PaperAdapter("PSX", options, instruments(["MEBL"]), SimClock(START), RecordingSink(SimClock(START)))
+        PaperAdapter("PSX", options, instruments(["MEBL"]), SimClock(START), RecordingSink())
 
 
 # ---- reconciliation queries --------------------------------------------------------------
@@ -260,7 +261,7 @@ def test_a_sink_without_on_instrument_status_still_works():
         on_instrument_status = None  # type: ignore[assignment]
 
     clock = SimClock(START)
-    sink = OldSink(clock)
+    sink = OldSink()
     adapter = PaperAdapter("PSX", PaperOptions(), instruments(["MEBL"]), clock, sink)
     asyncio.run(adapter.connect())
     for phase in (Phase.PRE_OPEN, Phase.OPEN, Phase.POST_CLOSE, Phase.CLOSED):
