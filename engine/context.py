@@ -16,6 +16,7 @@ import logging
 import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from engine.model import ZERO, Book, Order, OrderStatus, OrderType, Side, TimeInForce
@@ -80,30 +81,21 @@ class OrderContext:
         self._clock = runtime.clock
 
     # ---- identity and environment -------------------------------------------------------
-    @property
-    def name(self) -> str:
-        """This strategy instance's name from config."""
-        return self._runner.name
-
-    @property
-    def params(self) -> Any:
-        """The strategy's parameters: its ``PARAMS`` defaults overridden by config, read-only."""
-        return self._params
-
-    @property
-    def log(self) -> logging.Logger:
-        """A logger named after this strategy instance."""
-        return self._log
+    # C-level getters (as on Order): a strategy may read these on every event, and a property
+    # written in Python costs a frame per read; still read-only, with the same docstrings
+    name = property(attrgetter("_runner.name"), doc="This strategy instance's name from config.")
+    params = property(
+        attrgetter("_params"),
+        doc="The strategy's parameters: its ``PARAMS`` defaults overridden by config, read-only.",
+    )
+    log = property(attrgetter("_log"), doc="A logger named after this strategy instance.")
 
     @property
     def session(self) -> str:
         """The current session phase name: "closed", "pre_open", "open", "post_close", ..."""
         return self._runtime.session.phase.value
 
-    @property
-    def instruments(self) -> tuple[str, ...]:
-        """The symbols this strategy is subscribed to."""
-        return self._runner.symbols
+    instruments = property(attrgetter("_runner.symbols"), doc="The symbols this strategy is subscribed to.")
 
     def instrument(self, symbol: str):
         """The Instrument record (tick size, lot size, previous close, sector) for a symbol."""

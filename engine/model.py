@@ -56,11 +56,18 @@ class Side(StrEnum):
     @property
     def sign(self) -> int:
         """+1 for a buy, -1 for a sell: the sign of the position change a fill causes."""
-        return 1 if self is Side.BUY else -1
+        return 1 if self is _BUY else -1
 
     @property
     def opposite(self) -> Side:
-        return Side.SELL if self is Side.BUY else Side.BUY
+        return _SELL if self is _BUY else _BUY
+
+
+# Members as module globals for the per-event and per-order paths: on Python 3.11 ``Side.BUY``
+# runs EnumType's attribute hook (it defines __getattr__), some twenty times the cost of a global
+# read. They are the same objects (an enum member cannot be rebound).
+_BUY = Side.BUY
+_SELL = Side.SELL
 
 
 class OrderType(StrEnum):
@@ -113,6 +120,17 @@ class OrderStatus(StrEnum):
 
 
 S = OrderStatus
+# the same, for the order life cycle (see _BUY above)
+_PENDING_NEW = S.PENDING_NEW
+_NEW = S.NEW
+_PARTIALLY_FILLED = S.PARTIALLY_FILLED
+_PENDING_CANCEL = S.PENDING_CANCEL
+_PENDING_REPLACE = S.PENDING_REPLACE
+_FILLED = S.FILLED
+_CANCELLED = S.CANCELLED
+_REJECTED = S.REJECTED
+_EXPIRED = S.EXPIRED
+_UNKNOWN = S.UNKNOWN
 TERMINAL_STATUSES = frozenset({S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED})
 _LIVE_EXITS = frozenset({S.FILLED, S.CANCELLED, S.EXPIRED})
 
@@ -167,9 +185,9 @@ class Instrument:
         """Round to the tick grid: down for a buy, up for a sell (never more aggressive than
         asked), to nearest when no side is given."""
         ticks = price / self.tick_size
-        if side == Side.BUY:
+        if side == _BUY:
             n = ticks.to_integral_value(rounding="ROUND_FLOOR")
-        elif side == Side.SELL:
+        elif side == _SELL:
             n = ticks.to_integral_value(rounding="ROUND_CEILING")
         else:
             n = ticks.to_integral_value(rounding="ROUND_HALF_EVEN")
@@ -378,7 +396,7 @@ class Order:
         self._post_only = post_only
         self._qty = qty
         self._price = price
-        self._status = OrderStatus.PENDING_NEW
+        self._status = _PENDING_NEW
         self._cum_qty = ZERO
         self._notional = ZERO  # sum of price * qty over fills, for the average price
         self._venue_order_id = ""
@@ -470,7 +488,7 @@ class Order:
 
     def reject(self, code: int, reason: str, ts: int = 0) -> None:
         """Mark a pending order rejected with a code and a sentence."""
-        self.transition(OrderStatus.REJECTED, ts)
+        self.transition(_REJECTED, ts)
         self._reject_code = code
         self._reject_reason = reason
 
@@ -485,7 +503,7 @@ class Order:
 
     def request_replace(self, price: Decimal | None, qty: Decimal | None, ts: int = 0) -> None:
         """Enter pending_replace, remembering what was asked for until the venue answers."""
-        self.transition(OrderStatus.PENDING_REPLACE, ts)
+        self.transition(_PENDING_REPLACE, ts)
         self._pending_price = price
         self._pending_qty = qty
 
@@ -502,9 +520,9 @@ class Order:
         if self._status in TERMINAL_STATUSES:
             return
         if self._cum_qty >= self._qty:
-            self.transition(OrderStatus.FILLED, ts)
+            self.transition(_FILLED, ts)
         else:
-            self.transition(OrderStatus.PARTIALLY_FILLED if self._cum_qty else OrderStatus.NEW, ts)
+            self.transition(_PARTIALLY_FILLED if self._cum_qty else _NEW, ts)
 
     def accept_venue_price(self, price: Decimal) -> bool:
         """The venue took a limit order at another price (Pulse reprices a post-only order that
@@ -517,7 +535,7 @@ class Order:
 
     def live_status(self) -> OrderStatus:
         """The live state the order is in when nothing is pending: new or partially filled."""
-        return OrderStatus.PARTIALLY_FILLED if self._cum_qty else OrderStatus.NEW
+        return _PARTIALLY_FILLED if self._cum_qty else _NEW
 
     def apply_fill(self, qty: Decimal, price: Decimal, ts: int = 0) -> None:
         """Add one execution. A fill never makes ``cum_qty`` exceed ``qty``; a late fill after a
@@ -537,9 +555,9 @@ class Order:
         if status in TERMINAL_STATUSES:
             return
         if self._cum_qty == self._qty:
-            self.transition(OrderStatus.FILLED, ts)
-        elif status is OrderStatus.NEW or status is OrderStatus.PENDING_NEW:
-            self.transition(OrderStatus.PARTIALLY_FILLED, ts)
+            self.transition(_FILLED, ts)
+        elif status is _NEW or status is _PENDING_NEW:
+            self.transition(_PARTIALLY_FILLED, ts)
         # In partially_filled, pending_cancel or pending_replace a partial fill keeps the state.
 
     def to_dict(self) -> dict[str, Any]:
@@ -608,7 +626,7 @@ class Book:
         best_ask = self.best_ask
         recompute_bid = recompute_ask = False
         for side, price, qty in update.changes:
-            if side is Side.BUY:
+            if side is _BUY:
                 if qty:
                     bids[price] = qty
                     if best_bid is None or price > best_bid:
@@ -677,7 +695,7 @@ class Book:
         return self.best_ask - self.best_bid
 
     def qty_at(self, side: Side, price: Decimal) -> Decimal:
-        return (self._bids if side is Side.BUY else self._asks).get(price, ZERO)
+        return (self._bids if side is _BUY else self._asks).get(price, ZERO)
 
     def is_crossed(self) -> bool:
         return self.best_bid is not None and self.best_ask is not None and self.best_bid >= self.best_ask
@@ -707,44 +725,44 @@ def apply_venue_update(order: Order, update: OrderUpdate) -> bool:
     current = order.status
     order.set_venue_order_id(update.venue_order_id)
     ts = update.ts
-    if status is OrderStatus.NEW or status is OrderStatus.PARTIALLY_FILLED:
-        if current is OrderStatus.PENDING_NEW or current is OrderStatus.UNKNOWN:
+    if status is _NEW or status is _PARTIALLY_FILLED:
+        if current is _PENDING_NEW or current is _UNKNOWN:
             if update.price is not None and order.accept_venue_price(update.price):
                 log.info("venue %s took %s at %s (repriced)", order.venue, order.client_id, update.price)
             order.transition(order.live_status(), ts)
             return True
-        if current is OrderStatus.PENDING_REPLACE:
+        if current is _PENDING_REPLACE:
             if update.price is not None or update.qty is not None:
                 order.confirm_replace(update.price, update.qty, ts)
             else:  # replace refused: back to the live state, values unchanged
                 order.confirm_replace(None, None, ts)
                 log.info("amend refused by venue for %s: %s", order.client_id, update.reason)
             return True
-        if current is OrderStatus.PENDING_CANCEL:
+        if current is _PENDING_CANCEL:
             if update.reason:  # cancel refused by the venue
                 order.transition(order.live_status(), ts)
                 log.info("cancel refused by venue for %s: %s", order.client_id, update.reason)
                 return True
             return False  # a late ack of the order itself, cancel still pending
         return False
-    if status is OrderStatus.REJECTED:
+    if status is _REJECTED:
         if order.is_terminal:
             return False
         order.reject(update.reject_code or Reject.EXCHANGE_REJECT, update.reason or describe(9002), ts)
         return True
-    if status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
+    if status in (_CANCELLED, _EXPIRED):
         if order.is_terminal:
             return False
         order.transition(status, ts)
         order.set_reason(update.reason)
         return True
-    if status is OrderStatus.FILLED:
+    if status is _FILLED:
         return False  # fills drive the filled state; a status-only "filled" adds nothing
-    if status is OrderStatus.UNKNOWN:
+    if status is _UNKNOWN:
         # the adapter lost this request's answer (a timeout): unknown until its status query says
-        if current is OrderStatus.UNKNOWN or order.is_terminal or not order.can_transition(OrderStatus.UNKNOWN):
+        if current is _UNKNOWN or order.is_terminal or not order.can_transition(_UNKNOWN):
             return False
-        order.transition(OrderStatus.UNKNOWN, ts)
+        order.transition(_UNKNOWN, ts)
         log.warning("order %s unknown: %s", order.client_id, update.reason or "its answer was lost")
         return True
     raise IllegalTransition(f"venue sent unexpected status {status.value} for {order.client_id}")

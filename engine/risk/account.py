@@ -21,7 +21,7 @@ from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engine.model import ZERO, Fill, Instrument, Order, Side
+from engine.model import TERMINAL_STATUSES, ZERO, Fill, Instrument, Order, Side
 from engine.rejects import Reject
 from engine.risk.bands import price_band
 from engine.risk.gate import OrderRequest, Rejection
@@ -309,36 +309,51 @@ class CashAccount:
         holds its leaves. While an amend is unanswered the larger of old and new is held, since
         the venue may settle on either. Terminal orders hold nothing; an order whose state is
         UNKNOWN is still live and keeps holding."""
-        if order.is_terminal:
+        # It runs after every change to every order, so the order's slots are read directly (as the
+        # runtime does), buy_cost is inlined, and ``max(a, b)`` is spelled ``b if b > a else a``:
+        # the same object the builtin returns (the first of equal values), without its call.
+        if order._status in TERMINAL_STATUSES:
             return ZERO, ZERO
-        cum = order.cum_qty
-        leaves = order.qty - cum
-        if leaves < 0:
+        cum = order._cum_qty
+        qty = order._qty
+        leaves = qty - cum
+        if leaves < ZERO:
             leaves = ZERO
-        pending_qty = order.pending_qty
-        pending_price = order.pending_price
+        pending_qty = order._pending_qty
+        pending_price = order._pending_price
         pending = pending_qty is not None or pending_price is not None
         p_leaves = ZERO
         if pending:
-            p_leaves = (pending_qty if pending_qty is not None else order.qty) - cum
-            if p_leaves < 0:
+            p_leaves = (pending_qty if pending_qty is not None else qty) - cum
+            if p_leaves < ZERO:
                 p_leaves = ZERO
-        if order.side is _SELL:
-            return ZERO, max(leaves, p_leaves)
-        symbol = order.symbol
-        price = order.price
+        if order._side is _SELL:
+            return ZERO, p_leaves if p_leaves > leaves else leaves
+        symbol = order._symbol
+        price = order._price
         if price is None:
             price = self.market_buy_price(symbol) or ZERO
-        cash = self.buy_cost(symbol, leaves, price)
+        try:  # self._fees.get(symbol, default) without a method call
+            rate, fee_min = self._fees[symbol]
+        except KeyError:
+            rate, fee_min = self._default_fees
+        notional = leaves * price
+        fee = notional * rate
+        cash = notional + (fee if fee > fee_min else fee_min)
         if pending:
             p_price = pending_price if pending_price is not None else price
-            cash = max(cash, self.buy_cost(symbol, p_leaves, p_price))
-            leaves = max(leaves, p_leaves)
+            notional = p_leaves * p_price
+            fee = notional * rate
+            p_cash = notional + (fee if fee > fee_min else fee_min)
+            if p_cash > cash:
+                cash = p_cash
+            if p_leaves > leaves:
+                leaves = p_leaves
         return cash, leaves
 
     def track(self, order: Order) -> None:
         """Recompute ``order``'s reservation and move the totals by the difference (O(1))."""
-        client_id = order.client_id
+        client_id = order._client_id
         old = self._orders.get(client_id)
         if old is not None:
             symbol, side, cash, qty = old
@@ -347,13 +362,13 @@ class CashAccount:
             else:
                 self._reserved_cash -= cash
                 self._open_buys[symbol] -= qty
-        if order.is_terminal:
+        if order._status in TERMINAL_STATUSES:
             if old is not None:
                 del self._orders[client_id]
             return
         cash, qty = self.reservation(order)
-        symbol = order.symbol
-        side = _SELL if order.side is _SELL else _BUY
+        symbol = order._symbol
+        side = _SELL if order._side is _SELL else _BUY
         self._orders[client_id] = (symbol, side, cash, qty)
         if side is _SELL:
             self._reserved_shares[symbol] = self._reserved_shares.get(symbol, ZERO) + qty
@@ -531,6 +546,7 @@ class BuyingPower:
     """2004 / 4001: a buy must fit in settled cash not already reserved (plus unsettled sale
     proceeds where the pack's broker policy lets them be used)."""
 
+    always_allows = _SELL  # the gate skips it for sells (see Check)
     __slots__ = ("account",)
 
     def __init__(self, account: CashAccount) -> None:
@@ -554,7 +570,10 @@ class BuyingPower:
         if amend is not None:
             qty -= amend.cum_qty
         notional = qty * price
-        rate, fee_min = account._fees.get(symbol, account._default_fees)
+        try:  # account._fees.get(symbol, default) without a method call on the common path
+            rate, fee_min = account._fees[symbol]
+        except KeyError:
+            rate, fee_min = account._default_fees
         fee = notional * rate
         need = notional + (fee if fee > fee_min else fee_min)
         if amend is not None:
@@ -562,7 +581,7 @@ class BuyingPower:
         # the account's private fields are read directly: a property call per read would cost more
         # than the arithmetic on this path
         available = account._cash - account._reserved_cash
-        if need <= available or need <= 0:
+        if need <= available or need <= ZERO:  # Decimal(0): no int conversion per comparison
             return None
         unsettled = account._unsettled_cash
         if need <= available + unsettled:
@@ -589,6 +608,7 @@ class NoShortSelling:
     """2005 / 4002: a sell must be covered by shares held and not already being sold. A sell never
     becomes a short: PSX refuses blank sales (rule 11)."""
 
+    always_allows = _BUY  # the gate skips it for buys (see Check)
     __slots__ = ("account",)
 
     def __init__(self, account: CashAccount) -> None:
@@ -603,7 +623,7 @@ class NoShortSelling:
         amend = request.amend_of
         if amend is not None:
             qty -= account.reserved_for(amend.client_id)[1]
-            if qty <= 0:
+            if qty <= ZERO:
                 return None
         sellable = account.sellable(symbol)
         if qty <= sellable:
@@ -678,7 +698,7 @@ class PositionLimit:
         position = self.positions(strategy, symbol)
         delta = open_same + qty
         worst = position + delta if side is _BUY else position - delta
-        if (position > 0 and 0 <= worst <= position) or (position < 0 and position <= worst <= 0):
+        if (position > ZERO and ZERO <= worst <= position) or (position < ZERO and position <= worst <= ZERO):
             return None  # reduces the position without crossing zero
         size = abs(worst)
         if max_position is not None and size > max_position:
@@ -708,6 +728,7 @@ class SectorLimit:
     """2009: a buy may not take its sector's exposure (holdings plus open buys, at mark) over the
     sector's internal cap. Instruments the master gives no sector are in no sector."""
 
+    always_allows = _SELL  # the gate skips it for sells (see Check)
     __slots__ = ("account", "mark")
 
     def __init__(self, account: CashAccount, mark: Mark) -> None:
@@ -738,7 +759,7 @@ class SectorLimit:
         amend = request.amend_of
         if amend is not None:
             added -= amend.leaves_qty * account.mark_price(symbol, mark)
-        if added <= 0:
+        if added <= ZERO:
             return None
         if cap.notional is not None:
             limit = cap.notional

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -78,22 +78,45 @@ class MarketView(Protocol):
 
 
 class Check(Protocol):
-    """One pre-trade rule. Return None to allow, or a Rejection."""
+    """One pre-trade rule. Return None to allow, or a Rejection.
+
+    A rule that judges only one side's orders may say so with a class attribute ``always_allows``
+    (:attr:`Side.BUY` or :attr:`Side.SELL`): its check must then return None at once for every
+    request whose ``side is always_allows``, and the gate leaves it out for those requests."""
 
     def check(self, request: OrderRequest) -> Rejection | None: ...
 
 
-class Gate:
-    """Runs its checks in order; the first rejection wins. Cheap checks go first."""
+_BUY = Side.BUY
+_SELL = Side.SELL
 
-    __slots__ = ("checks", "_calls")
+
+class Gate:
+    """Runs its checks in order; the first rejection wins. Cheap checks go first.
+
+    Each side has its own chain without the rules that allow that side unseen (``always_allows``):
+    a buy skips the no-short rule, a sell the cash rules. Skipping a rule that would have returned
+    None changes nothing but the cost; any other side value (a plain string from a test) runs the
+    full chain, exactly as the rules' own ``is`` tests would."""
+
+    __slots__ = ("checks", "_buy", "_sell", "_all")
 
     def __init__(self, checks: Iterable[Check]) -> None:
         self.checks = tuple(checks)
-        self._calls = tuple(rule.check for rule in self.checks)  # bound once, not per order
+
+        def chain_for(side: Side | None) -> tuple[Callable[[OrderRequest], Rejection | None], ...]:
+            # each rule's check bound once, not per order
+            return tuple(rule.check for rule in self.checks
+                         if side is None or getattr(rule, "always_allows", None) is not side)
+
+        self._buy = chain_for(_BUY)
+        self._sell = chain_for(_SELL)
+        self._all = chain_for(None)
 
     def check(self, request: OrderRequest) -> Rejection | None:
-        for call in self._calls:
+        side = request.side
+        calls = self._buy if side is _BUY else self._sell if side is _SELL else self._all
+        for call in calls:
             rejection = call(request)
             if rejection is not None:
                 return rejection

@@ -242,6 +242,10 @@ class KillSwitch:
 
 
 _ACTIVE = TradingState.ACTIVE  # a global read: cheaper than the enum lookup per order
+_HALTED = TradingState.HALTED
+_ZERO = Decimal(0)  # comparing two Decimals skips an int conversion
+_BUY = Side.BUY
+_SELL = Side.SELL
 
 
 class KillSwitchCheck:
@@ -270,13 +274,13 @@ class KillSwitchCheck:
         state = switch.state
         if state is _ACTIVE:
             return None
-        if state is TradingState.HALTED:
+        if state is _HALTED:
             return Rejection(Reject.TRADING_HALTED, f"trading halted by the kill switch: {switch.reason}")
         side = Side(request.side)
         pos = self.position(request.strategy, request.symbol)
-        if pos == 0:
+        if pos == _ZERO:
             return self._refuse(request, f"strategy {request.strategy!r} is flat in {request.symbol}")
-        reducing_side = Side.SELL if pos > 0 else Side.BUY
+        reducing_side = _SELL if pos > _ZERO else _BUY
         if side is not reducing_side:
             return self._refuse(request, f"a {side.value} would grow the position {pos} in {request.symbol}")
         open_same = self.open_qty(request.strategy, request.symbol, side)

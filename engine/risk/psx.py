@@ -21,6 +21,7 @@ __all__ = ["CircuitBreaker", "FatFinger", "SessionGate", "cancel_refusal", "psx_
 
 # Module constants: an enum attribute lookup costs more than a global read on the order path.
 _MARKET = OrderType.MARKET
+_OPEN = Phase.OPEN
 _PRE_OPEN = Phase.PRE_OPEN
 _POST_CLOSE = Phase.POST_CLOSE
 _HUNDRED = Decimal(100)
@@ -75,6 +76,8 @@ class SessionGate:
                 f"no amend during '{_phase_name(session)}': the phase accepts no modify or cancel",
             )
         phase = session.phase
+        if phase is _OPEN:  # continuous trading, the common case: neither pre-open nor post-close
+            return None
         if phase == _PRE_OPEN:
             pack = self.packs.get(request.symbol)
             if request.order_type is _MARKET and pack is not None and not pack.pre_open_market_orders:
@@ -156,6 +159,22 @@ class CircuitBreaker:
         )
 
 
+class _SymbolLimits:
+    """One symbol's fat-finger limits, read once from its (frozen) pack, and the exact bounds of
+    the allowed deviation around the reference price they were last built for: one dict lookup
+    per order finds all of it."""
+
+    __slots__ = ("max_qty", "max_notional", "max_dev", "ref", "low", "high")
+
+    def __init__(self, pack: RulePack) -> None:
+        self.max_qty = pack.max_order_qty
+        self.max_notional = pack.max_order_notional
+        self.max_dev = pack.max_price_deviation_pct
+        self.ref: Decimal | None = None  # no bounds built yet
+        self.low: Decimal | None = None
+        self.high: Decimal | None = None
+
+
 class FatFinger:
     """7010 / 7011: internal limits that catch a typo before the venue does.
 
@@ -165,36 +184,34 @@ class FatFinger:
     refused; the comparison is exact (``|price - ref| > ref x pct``), never a rounded ratio.
     """
 
-    __slots__ = ("view", "packs", "_bounds", "_limits")
+    __slots__ = ("view", "packs", "_symbols")
 
     def __init__(self, view: MarketView, packs: Mapping[str, RulePack]) -> None:
         self.view = view
         self.packs = packs
-        # symbol -> (reference, low, high): exact bounds of the allowed deviation, rebuilt when the
-        # reference moves, so an order pays comparisons, not a subtraction and a product
-        self._bounds: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
-        # symbol -> the pack's three limits, read once (packs are frozen)
-        self._limits = {
-            symbol: (pack.max_order_qty, pack.max_order_notional, pack.max_price_deviation_pct)
-            for symbol, pack in packs.items()
-        }
+        # symbol -> its limits and deviation bounds (rebuilt when the reference moves, so an order
+        # pays two comparisons, not a subtraction and a product)
+        self._symbols = {symbol: _SymbolLimits(pack) for symbol, pack in packs.items()}
 
     def check(self, request: OrderRequest) -> Rejection | None:
-        limits = self._limits.get(request.symbol)
-        if limits is None:
+        try:  # a subscript, not .get(): no method call on the common path
+            limits = self._symbols[request.symbol]
+        except KeyError:
             return None
-        max_qty, max_notional, max_dev = limits
         qty = request.qty
+        max_qty = limits.max_qty
         if max_qty is not None and qty > max_qty:
             return Rejection(
                 Reject.ORDER_TOO_LARGE,
                 f"quantity {qty} of {request.symbol} is above the largest order quantity {max_qty}",
             )
         price = request.price
+        max_notional = limits.max_notional
         if max_notional is not None and (price is None or price * qty > max_notional):
             rejection = self._notional(request, price, max_notional)
             if rejection is not None:
                 return rejection
+        max_dev = limits.max_dev
         if max_dev is None or price is None:
             return None
         facts = request.facts or self.view.facts(request.venue, request.symbol)
@@ -207,12 +224,13 @@ class FatFinger:
             ref_name = "mid price"
             if ref is None:
                 return None
-        symbol = request.symbol
-        bounds = self._bounds.get(symbol)
-        if bounds is None or bounds[0] != ref:
+        # the same object as last time (the book's cached mid, an unchanged last trade) is the
+        # same value: the comparison is only needed for a new object
+        built = limits.ref
+        if ref is not built and (built is None or built != ref):
             width = ref * max_dev
-            bounds = self._bounds[symbol] = (ref, ref - width, ref + width)
-        if bounds[1] <= price <= bounds[2]:
+            limits.low, limits.high, limits.ref = ref - width, ref + width, ref
+        if limits.low <= price <= limits.high:  # type: ignore[operator]  # built just above
             return None
         if ref <= 0:  # not a price anyone trades at: no reference to measure against
             return None

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Literal
 
@@ -64,6 +64,7 @@ class RateBucket:
     __slots__ = (
         "name", "count", "per_seconds", "burst", "clock", "reserve", "scope",
         "capacity", "window_cap", "taken", "refused", "_period_ns", "_tat", "_recent", "_cap_period",
+        "_order_need", "_order_free", "_order_slack", "_in_order", "_last_take",
     )
 
     def __init__(
@@ -96,6 +97,11 @@ class RateBucket:
                 f"rate bucket {name!r}: reserve must be in [0, {self.capacity}) so orders can ever pass, got {reserve}"
             )
         self.reserve = reserve
+        # an order take needs reserve + 1 tokens: the GCRA test ``(scaled + cap x P - tat) // P >= need``
+        # solved once for the arrival time, so an order pays a subtraction, not a division
+        self._order_need = reserve + 1
+        self._order_slack = self._cap_period - self._order_need * self._period_ns
+        self._order_free = self.window_cap - self._order_need  # takes the window holds before it can bind
         self.taken = 0
         self.refused = 0
         # GCRA theoretical arrival time, in "scaled" time (ns x count) so the emission interval
@@ -104,6 +110,11 @@ class RateBucket:
         # timestamps of the last ``window_cap`` takes, oldest first: older ones cannot matter, since
         # the window never holds more than ``window_cap``
         self._recent: deque[int] = deque(maxlen=self.window_cap)
+        # True while every take was recorded in time order (always, unless a caller hands in an
+        # earlier ``now_ns`` than the last take's): the window test is then one index, not a search.
+        # A take before ``_last_take``'s start of 0 (a negative time) only turns that shortcut off.
+        self._in_order = True
+        self._last_take = 0
 
     # --- the two bounds ----------------------------------------------------------------------
 
@@ -136,9 +147,21 @@ class RateBucket:
         """Would a take of ``kind`` succeed now? Never changes anything (the all-or-nothing guard relies on it)."""
         return self._room(self._need(kind), self.clock.now_ns() if now_ns is None else now_ns)
 
+    def _window_full(self, need: int, now: int) -> bool:
+        """``_window_headroom(now) < need``, cheaply: the bound can only bind once ``over`` =
+        len + need - window_cap is positive, and with the takes in time order the headroom is short
+        exactly when the over-th oldest take is still inside the window (at most ``over - 1`` of
+        them have left it), so one index answers what the binary search would."""
+        recent = self._recent
+        over = len(recent) + need - self.window_cap
+        if over <= 0:
+            return False
+        if self._in_order:
+            return recent[over - 1] > now - self._period_ns
+        return self._window_headroom(now) < need
+
     def _room(self, need: int, now: int) -> bool:
-        # the window bound can only bind once it has recorded that many takes: skip the search
-        if len(self._recent) + need > self.window_cap and self._window_headroom(now) < need:
+        if self._window_full(need, now):
             return False
         # _gcra_headroom inlined: this runs for every order and cancel
         scaled = now * self.count
@@ -151,6 +174,9 @@ class RateBucket:
         scaled = now * self.count
         tat = self._tat
         self._tat = (tat if tat > scaled else scaled) + self._period_ns
+        if now < self._last_take:
+            self._in_order = False
+        self._last_take = now
         self._recent.append(now)
         self.taken += 1
 
@@ -160,6 +186,32 @@ class RateBucket:
         if not self._room(need, now):
             return False
         self.take(now)
+        return True
+
+    def take_order(self, now: int) -> bool:
+        """:meth:`take_if_room` for an order (``reserve + 1`` tokens), the window test, the GCRA
+        test and the take inlined: a single-bucket guard runs this for every order and amend."""
+        recent = self._recent
+        over = len(recent) - self._order_free
+        if over > 0 and (
+            recent[over - 1] > now - self._period_ns if self._in_order
+            else self._window_headroom(now) < self._order_need
+        ):
+            return False
+        scaled = now * self.count
+        tat = self._tat
+        if tat > scaled:
+            # (scaled + cap x P - tat) // P >= need  <=>  tat - scaled <= cap x P - need x P
+            if tat - scaled > self._order_slack:
+                return False
+        else:
+            tat = scaled  # at or behind now: a full bucket, which always holds need <= capacity
+        self._tat = tat + self._period_ns
+        if now < self._last_take:
+            self._in_order = False
+        self._last_take = now
+        recent.append(now)
+        self.taken += 1
         return True
 
     def try_take(self, kind: TakeKind = "order") -> bool:
@@ -273,7 +325,7 @@ class RateGuard:
     token, so a refusal never leaves a token spent in some other bucket.
     """
 
-    __slots__ = ("strategy", "clock", "buckets", "_order_buckets", "_cancel_buckets", "_single_order_bucket", "_now")
+    __slots__ = ("strategy", "clock", "buckets", "_order_buckets", "_cancel_buckets", "_single_order_bucket")
 
     def __init__(
         self,
@@ -289,10 +341,9 @@ class RateGuard:
         self._cancel_buckets = tuple(b for b in self.buckets if b.scope in ("cancels", "all"))
         # the usual shape (no strategy budget, one venue bucket): orders skip the two-phase take
         self._single_order_bucket = self._order_buckets[0] if len(self._order_buckets) == 1 else None
-        self._now = clock.now_ns
 
     def _take(self, buckets: tuple[RateBucket, ...], kind: TakeKind) -> Rejection | None:
-        now = self._now()
+        now = self.clock.now_ns()
         for bucket in buckets:
             if not bucket.can_take(kind, now):
                 bucket.refused += 1
@@ -311,13 +362,16 @@ class RateGuard:
             f"rate limit: {bucket.describe()} exhausted{held}; {what} refused, not queued; next slot in {wait_ms} ms",
         )
 
-    def take_order(self) -> Rejection | None:
-        """Spend one token for a new order or an amend, or say which budget is spent."""
+    def take_order(self, request: object = None) -> Rejection | None:
+        """Spend one token for a new order or an amend, or say which budget is spent.
+
+        ``request`` is not read (every order and amend spends the same): taking it lets
+        :class:`RateLimitCheck` hand this method to the gate as its check, one call less per order."""
         bucket = self._single_order_bucket
         if bucket is None:
             return self._take(self._order_buckets, "order")
-        now = self._now()
-        if bucket.take_if_room(bucket.reserve + 1, now):
+        now = self.clock.now_ns()
+        if bucket.take_order(now):
             return None
         bucket.refused += 1
         return self._refusal(bucket, "order", self._order_buckets, now)
@@ -346,10 +400,10 @@ class RateLimitCheck:
     that every other rule already passed (otherwise refused orders would eat the budget).
     """
 
-    __slots__ = ("guard",)
+    __slots__ = ("guard", "check")
 
     def __init__(self, guard: RateGuard) -> None:
         self.guard = guard
-
-    def check(self, request: OrderRequest) -> Rejection | None:
-        return self.guard.take_order()
+        # the check is the guard's own take (it ignores the request), bound once: the gate calls it
+        # directly instead of through a method that would only forward the call
+        self.check: Callable[[OrderRequest], Rejection | None] = guard.take_order

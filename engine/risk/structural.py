@@ -16,6 +16,9 @@ _ZERO = Decimal(0)
 # module constants: a global read is cheaper than an enum attribute lookup on the order path
 _LIMIT = OrderType.LIMIT
 _MARKET = OrderType.MARKET
+_GTC = TimeInForce.GTC
+_IOC = TimeInForce.IOC
+_FOK = TimeInForce.FOK
 
 
 class KnownInstrument:
@@ -56,15 +59,13 @@ class SupportedOrderType:
             if request.post_only:
                 return Rejection(Reject.ORDER_TYPE_NOT_SUPPORTED, "a market order cannot be post-only")
         tif = request.tif
-        if (tif is TimeInForce.IOC and not caps.ioc) or (tif is TimeInForce.FOK and not caps.fok) or (
-            tif is TimeInForce.GTC and not caps.gtc
-        ):
+        if (tif is _IOC and not caps.ioc) or (tif is _FOK and not caps.fok) or (tif is _GTC and not caps.gtc):
             return Rejection(
                 Reject.ORDER_TYPE_NOT_SUPPORTED, f"venue {request.venue!r} does not support time in force {tif.value}"
             )
         if request.post_only and caps.post_only == "none":
             return Rejection(Reject.ORDER_TYPE_NOT_SUPPORTED, f"venue {request.venue!r} has no post-only orders")
-        if request.post_only and tif in (TimeInForce.IOC, TimeInForce.FOK):
+        if request.post_only and tif in (_IOC, _FOK):
             return Rejection(Reject.ORDER_TYPE_NOT_SUPPORTED, f"a post-only order cannot be {tif.value}")
         return None
 
@@ -94,7 +95,7 @@ class LotSize:
     def check(self, request: OrderRequest) -> Rejection | None:
         qty = request.qty
         lot = request.instrument.lot_size  # type: ignore[union-attr]  # KnownInstrument runs first
-        if qty <= 0 or qty % lot:
+        if qty <= _ZERO or qty % lot:  # Decimal(0), not 0: comparing two Decimals skips a conversion
             return Rejection(
                 Reject.INVALID_QUANTITY,
                 f"quantity {qty} is not a positive multiple of the lot size {lot} for {request.symbol}",

@@ -1,0 +1,301 @@
+"""The gate's fast paths decide exactly what the plain code they replace decided.
+
+Each test puts a fast path next to a reference: the straightforward code it replaced (a loop over
+every rule, a binary search over the rate window, a fresh deviation band per order, the account's
+reservation through the order's public properties), on random inputs, and compares every answer.
+Nothing here measures time.
+"""
+
+from __future__ import annotations
+
+import random
+from bisect import bisect_right
+from collections import deque
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine import model
+from engine.clock import NS_PER_S, SimClock
+from engine.model import Instrument, Order, OrderStatus, OrderType, Side, TimeInForce
+from engine.risk.account import AccountConfig, BuyingPower, CashAccount, NoShortSelling, SectorLimit
+from engine.risk.gate import Gate, OrderRequest, Rejection
+from engine.risk.psx import FatFinger
+from engine.risk.ratelimit import RateBucket, RateGuard, RateLimitCheck
+from engine.risk.rulepack import resolve_packs
+from engine.sessions import TradingCalendar
+
+D = Decimal
+T0 = 1_795_000_000 * NS_PER_S
+SIDES = (Side.BUY, Side.SELL, "buy", "sell")
+QTY = D(100)
+PRICE = D("187.40")
+
+
+def request(side: object = Side.BUY, qty: Decimal = QTY, price: Decimal | None = PRICE,
+            symbol: str = "MEBL", facts: object = None) -> OrderRequest:
+    return OrderRequest("s", "psx", symbol, None, side, qty, price, OrderType.LIMIT, TimeInForce.DAY, False, "c1",
+                        facts=facts)  # type: ignore[arg-type]
+
+
+# ---- the gate: generated straight-line chains, one per side ----------------------------------
+
+
+class Stub:
+    """A rule that refuses when the request's quantity is in ``refuses``, records every call, and
+    (with ``always_allows``) allows that side unseen, as the contract asks."""
+
+    def __init__(self, index: int, refuses: frozenset[int], calls: list[int], always: Side | None) -> None:
+        self.index = index
+        self.refuses = refuses
+        self.calls = calls
+        if always is not None:
+            self.always_allows = always
+
+    def check(self, req: OrderRequest) -> Rejection | None:
+        self.calls.append(self.index)
+        if getattr(self, "always_allows", None) is req.side:
+            return None
+        if int(req.qty) in self.refuses:
+            return Rejection(1000 + self.index, f"rule {self.index}")
+        return None
+
+
+def loop_gate(rules: list[Stub], req: OrderRequest) -> Rejection | None:
+    """The gate as it was: every rule in order, the first rejection wins."""
+    for rule in rules:
+        rejection = rule.check(req)
+        if rejection is not None:
+            return rejection
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    specs=st.lists(st.tuples(st.frozensets(st.integers(0, 5), max_size=3),
+                             st.sampled_from((None, None, Side.BUY, Side.SELL))), max_size=8),
+    qty=st.integers(0, 5),
+    side=st.sampled_from(SIDES),
+)
+def test_generated_gate_answers_as_the_loop_did(specs, qty, side) -> None:
+    calls: list[int] = []
+    rules = [Stub(i, refuses, calls, always) for i, (refuses, always) in enumerate(specs)]
+    req = request(side=side, qty=D(qty))
+    expected = loop_gate(rules, req)
+    looped = list(calls)
+    calls.clear()
+    assert Gate(rules).check(req) == expected
+    # the same rules in the same order, less only those that allow this side unseen
+    assert calls == [i for i in looped if getattr(rules[i], "always_allows", None) is not side]
+
+
+def test_plain_string_sides_run_every_rule() -> None:
+    calls: list[int] = []
+    rules = [Stub(0, frozenset(), calls, Side.BUY), Stub(1, frozenset(), calls, Side.SELL)]
+    for side in ("buy", "sell"):
+        calls.clear()
+        assert Gate(rules).check(request(side=side)) is None
+        assert calls == [0, 1]
+
+
+def test_an_empty_gate_allows() -> None:
+    assert Gate(()).check(request()) is None
+
+
+# ---- rules that declare a side they always allow --------------------------------------------
+
+INSTRUMENTS = {"MEBL": Instrument("MEBL", "psx", previous_close=D("187.50"), sector="Commercial Banks")}
+
+
+def empty_account() -> CashAccount:
+    """No cash, no shares, a sector cap of 1 rupee: every rule refuses whatever it judges."""
+    config = AccountConfig(cash=D(0), sector_limits={"*": {"notional": "1"}})
+    return CashAccount(config, TradingCalendar(), INSTRUMENTS, resolve_packs("broker-doc", None, None, INSTRUMENTS))
+
+
+@pytest.mark.parametrize("rule", [BuyingPower, NoShortSelling, SectorLimit])
+def test_always_allows_is_true_of_the_rule(rule) -> None:
+    acct = empty_account()
+    check = rule(acct) if rule is not SectorLimit else rule(acct, lambda symbol: D("187.50"))
+    allowed = check.always_allows
+    other = Side.SELL if allowed is Side.BUY else Side.BUY
+    req = OrderRequest("s", "psx", "MEBL", INSTRUMENTS["MEBL"], allowed, D(100), D("187.40"), OrderType.LIMIT,
+                       TimeInForce.DAY, False, "c1")
+    assert check.check(req) is None
+    req.side = other
+    assert check.check(req) is not None  # the other side is judged (and refused here)
+
+
+# ---- the rate bucket: one index instead of a binary search -------------------------------------
+
+
+class ReferenceBucket:
+    """The bucket's two bounds as they were written before the fast path: GCRA with a floor
+    division, the window by a binary search over every recorded take."""
+
+    def __init__(self, count: int, period: int, capacity: int, reserve: int) -> None:
+        self.count, self.period, self.capacity, self.reserve = count, period, capacity, reserve
+        self.window_cap = max(count, capacity)
+        self.tat = 0
+        self.recent: deque[int] = deque(maxlen=self.window_cap)
+
+    def room(self, need: int, now: int) -> bool:
+        expired = bisect_right(self.recent, now - self.period)
+        if len(self.recent) + need > self.window_cap and self.window_cap - (len(self.recent) - expired) < need:
+            return False
+        scaled = now * self.count
+        return (scaled + self.capacity * self.period - max(self.tat, scaled)) // self.period >= need
+
+    def take(self, now: int) -> None:
+        self.tat = max(self.tat, now * self.count) + self.period
+        self.recent.append(now)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    count=st.integers(1, 6), burst=st.one_of(st.none(), st.integers(1, 8)), reserve_seed=st.integers(0, 7),
+    seed=st.integers(0, 2**32), backwards=st.booleans(),
+)
+def test_bucket_fast_window_decides_as_the_binary_search(count, burst, reserve_seed, seed, backwards) -> None:
+    rng = random.Random(seed)
+    clock = SimClock(T0)
+    capacity = burst if burst is not None else count
+    reserve = reserve_seed % capacity
+    bucket = RateBucket("b", count, D(1), burst, clock, reserve)
+    ref = ReferenceBucket(count, NS_PER_S, capacity, reserve)
+    now = T0
+    for _ in range(120):
+        now += rng.choice((0, 1, 50_000_000, 200_000_000, 999_999_999, 1_000_000_000, 3 * NS_PER_S))
+        # a caller may hand in an earlier instant: the fast path must then give way to the search
+        at = now - rng.choice((0, 0, 0, 700_000_000)) if backwards else now
+        kind = rng.choice(("order", "order", "cancel", "single"))
+        if kind == "single":
+            need = reserve + 1
+            assert bucket.take_order(at) == ref.room(need, at)
+            if ref.room(need, at):
+                ref.take(at)
+        else:
+            need = reserve + 1 if kind == "order" else 1
+            assert bucket.can_take(kind, at) == ref.room(need, at)  # type: ignore[arg-type]
+            if ref.room(need, at):
+                bucket.take(at)
+                ref.take(at)
+        assert list(bucket._recent) == list(ref.recent)
+        assert bucket._tat == ref.tat
+
+
+def test_guard_check_is_the_guards_own_take() -> None:
+    clock = SimClock(T0)
+    guard = RateGuard("s", None, [RateBucket("venue", 2, D(1), None, clock)], clock)
+    check = RateLimitCheck(guard)
+    assert [check.check(request()) is None for _ in range(3)] == [True, True, False]
+    assert Gate([check]).check(request()).code == 3001  # type: ignore[union-attr]
+
+
+# ---- fat finger: the deviation band kept per symbol ------------------------------------------
+
+
+class Book:
+    def __init__(self) -> None:
+        self.mid: Decimal | None = None
+
+
+class Facts:
+    def __init__(self) -> None:
+        self.book = Book()
+        self.last_price: Decimal | None = None
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32))
+def test_fat_finger_band_follows_every_reference(seed) -> None:
+    rng = random.Random(seed)
+    packs = resolve_packs("broker-doc", {"max_price_deviation_pct": "0.05"}, None, ["MEBL"])
+    rule = FatFinger(None, packs)  # type: ignore[arg-type]  # facts come with each request
+    facts = Facts()
+    for _ in range(60):
+        # equal references as new objects and in other exponents, moves, and no reference at all
+        ref = rng.choice((None, D("100"), D("100.00"), D("100.0"), D("104.98"), D(rng.randint(90, 110))))
+        if rng.random() < 0.5:
+            facts.last_price, facts.book.mid = ref, rng.choice((None, D("101.5")))
+        else:
+            facts.last_price, facts.book.mid = None, ref
+        price = D(rng.randint(9000, 11500)) / 100
+        used = facts.last_price if facts.last_price is not None else facts.book.mid
+        rejection = rule.check(request(qty=D(1), price=price, facts=facts))
+        if used is None or used - used * D("0.05") <= price <= used + used * D("0.05"):
+            assert rejection is None
+        else:
+            assert rejection is not None and rejection.code == 7011
+            assert f"{used} of MEBL" in rejection.reason
+
+
+# ---- the account's reservation, read from the order's slots --------------------------------
+
+
+def reference_reservation(acct: CashAccount, order: Order) -> tuple[Decimal, Decimal]:
+    """CashAccount.reservation as it was: public properties, buy_cost and max()."""
+    if order.is_terminal:
+        return D(0), D(0)
+    cum = order.cum_qty
+    leaves = order.qty - cum
+    if leaves < 0:
+        leaves = D(0)
+    pending = order.pending_qty is not None or order.pending_price is not None
+    p_leaves = D(0)
+    if pending:
+        p_leaves = (order.pending_qty if order.pending_qty is not None else order.qty) - cum
+        if p_leaves < 0:
+            p_leaves = D(0)
+    if order.side is Side.SELL:
+        return D(0), max(leaves, p_leaves)
+    price = order.price
+    if price is None:
+        price = acct.market_buy_price(order.symbol) or D(0)
+    cash = acct.buy_cost(order.symbol, leaves, price)
+    if pending:
+        p_price = order.pending_price if order.pending_price is not None else price
+        cash = max(cash, acct.buy_cost(order.symbol, p_leaves, p_price))
+        leaves = max(leaves, p_leaves)
+    return cash, leaves
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    side=st.sampled_from((Side.BUY, Side.SELL)), qty=st.integers(1, 500),
+    price=st.one_of(st.none(), st.integers(1, 30000)), filled=st.integers(0, 500),
+    new_qty=st.one_of(st.none(), st.integers(1, 600)),
+    new_price=st.one_of(st.none(), st.integers(1, 30000)), fee_min=st.sampled_from(("0", "5", "40.00")),
+    end=st.booleans(),
+)
+def test_reservation_matches_the_property_code(side, qty, price, filled, new_qty, new_price, fee_min, end) -> None:
+    packs = resolve_packs("broker-doc", {"fee_min": fee_min}, None, INSTRUMENTS)
+    acct = CashAccount(AccountConfig(), TradingCalendar(), INSTRUMENTS, packs)
+    order = Order("o1", "s", "psx", "MEBL", side, D(qty), None if price is None else D(price) / 100,
+                  OrderType.LIMIT if price is not None else OrderType.MARKET)
+    order.transition(OrderStatus.NEW)
+    if 0 < filled < qty:
+        order.apply_fill(D(filled), D("187.00"))
+    if new_qty is not None or new_price is not None:
+        order.request_replace(None if new_price is None else D(new_price) / 100,
+                              None if new_qty is None else D(new_qty))
+    if end:
+        order.transition(OrderStatus.CANCELLED)
+    got = acct.reservation(order)
+    want = reference_reservation(acct, order)
+    assert got == want
+    assert [str(x) for x in got] == [str(x) for x in want]  # the same objects' digits, not just equal values
+    acct.track(order)
+    assert acct.reserved_for("o1") == ((D(0), D(0)) if end else want)
+
+
+# ---- enum members as module globals ------------------------------------------------------------
+
+
+def test_module_globals_are_the_enum_members() -> None:
+    assert model._BUY is Side.BUY and model._SELL is Side.SELL
+    for name in ("PENDING_NEW", "NEW", "PARTIALLY_FILLED", "PENDING_CANCEL", "PENDING_REPLACE", "FILLED",
+                 "CANCELLED", "REJECTED", "EXPIRED", "UNKNOWN"):
+        assert getattr(model, f"_{name}") is OrderStatus[name]
