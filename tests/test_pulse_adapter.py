@@ -50,6 +50,20 @@ def instruments() -> list[Instrument]:
             Instrument(ETH, "pulse", tick_size=D("0.05"), lot_size=D(1))]
 
 
+def record_issued_tokens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every access and refresh token the sandbox hands out from now on, to prove none is logged."""
+    issued: list[str] = []
+    real_auth = PulseSandbox._methods["public/auth"]
+
+    def auth_recording(sandbox: PulseSandbox, conn: Any, params: dict[str, Any]) -> dict[str, Any]:
+        result = real_auth(sandbox, conn, params)
+        issued.extend((result["access_token"], result["refresh_token"]))
+        return result
+
+    monkeypatch.setitem(PulseSandbox._methods, "public/auth", auth_recording)
+    return issued
+
+
 async def until(condition: Callable[[], bool], timeout: float = 3.0, what: str = "condition") -> None:
     with anyio.fail_after(timeout):
         while not condition():
@@ -215,15 +229,7 @@ async def test_no_secret_or_token_in_any_log_even_at_debug(auth: str, caplog: py
 
     secret = "cs-" + random_secrets.token_urlsafe(18)
     monkeypatch.setenv("PULSE_TEST_DEBUG_SECRET", secret)
-    issued: list[str] = []
-    real_auth = PulseSandbox._methods["public/auth"]
-
-    def auth_recording(sandbox: PulseSandbox, conn: Any, params: dict[str, Any]) -> dict[str, Any]:
-        result = real_auth(sandbox, conn, params)
-        issued.extend((result["access_token"], result["refresh_token"]))
-        return result
-
-    monkeypatch.setitem(PulseSandbox._methods, "public/auth", auth_recording)
+    issued = record_issued_tokens(monkeypatch)
     caplog.set_level(logging.DEBUG)
     async with venue(sandbox={"credentials": {"mm": secret}, "token_ttl_s": 1.0}, auth=auth,
                      client_secret_env="PULSE_TEST_DEBUG_SECRET", refresh_fraction=D("0.3")) as v:

@@ -19,12 +19,12 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 import yaml
 from conftest import REPO
+from test_pulse_adapter import record_issued_tokens
 
 from adapters.paper.market import MarketOptions
 from adapters.pulse.sandbox import PulseSandbox
@@ -80,15 +80,7 @@ async def test_engine_runs_the_shipped_config_against_the_sandbox(tmp_path: Path
     import secrets as random_secrets
 
     secret = "e2e-" + random_secrets.token_urlsafe(18)
-    issued: list[str] = []
-    real_auth = PulseSandbox._methods["public/auth"]
-
-    def auth_recording(sandbox: PulseSandbox, conn: Any, params: dict[str, Any]) -> dict[str, Any]:
-        result = real_auth(sandbox, conn, params)
-        issued.extend((result["access_token"], result["refresh_token"]))
-        return result
-
-    monkeypatch.setitem(PulseSandbox._methods, "public/auth", auth_recording)
+    issued = record_issued_tokens(monkeypatch)
     # the sandbox's synthetic market, with background takers every second or so to fill our quotes
     market = MarketOptions(enabled=True, step_interval_s=Decimal("0.3"), aggressive_interval_s=Decimal(1),
                            size_unit_shares=1)

@@ -91,7 +91,7 @@ __all__ = [
 log = logging.getLogger("engine.psx_feed")
 
 
-class _RedactCredentials(logging.Filter):
+class RedactCredentials(logging.Filter):
     """websockets logs the handshake at DEBUG: the Authorization header and the request line
     (which carries a query-parameter token). Both are masked before any handler sees them."""
 
@@ -111,7 +111,7 @@ class _RedactCredentials(logging.Filter):
 
 #: the websockets library logs through this one, never with a credential in it
 wire_log = logging.getLogger("engine.psx_feed.wire")
-wire_log.addFilter(_RedactCredentials())
+wire_log.addFilter(RedactCredentials())
 
 #: market states (PSX-1) in which silence is expected and not "stale"
 _QUIET_MARKET_STATES = frozenset({"CLOSED"})

@@ -40,7 +40,6 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 import secrets
 import sys
 from collections import Counter, deque
@@ -55,6 +54,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from adapters.psx_feed.adapter import RedactCredentials
 from adapters.sandbox_sessions import SessionFollower, always_open_state, sandbox_start_ns
 from engine.clock import NS_PER_S, Clock
 from engine.model import (
@@ -75,25 +75,8 @@ __all__ = ["FAULTS", "FeedServer", "SessionFollower", "main", "paper_order_sourc
 log = logging.getLogger("engine.psx_feed.sandbox")
 
 
-class _RedactTokens(logging.Filter):
-    """websockets logs each handshake at DEBUG, token included: masked here."""
-
-    _PATTERNS = (
-        (re.compile(r"(?i)(authorization:\s*\S+\s+)\S+"), r"\1***"),
-        (re.compile(r"(?i)([?&](?:token|access_token)=)[^&\s]+"), r"\1***"),
-    )
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        for pattern, replacement in self._PATTERNS:
-            text = pattern.sub(replacement, text)
-        record.msg = text
-        record.args = None
-        return True
-
-
 wire_log = logging.getLogger("engine.psx_feed.sandbox.wire")
-wire_log.addFilter(_RedactTokens())
+wire_log.addFilter(RedactCredentials())  # the adapter's: one set of patterns for both ends
 
 # The document's paths and their access levels (Socket Endpoints), restated on purpose (see above).
 LEVEL_OF_PATH = {"/2.0/market/feed": 0, "/2.0/market/feed/full": 1, "/2.0/market/feed/l2": 2}

@@ -1081,16 +1081,23 @@ class PulseAdapter(Adapter):
         return None
 
     # ---- answers -------------------------------------------------------------------------
+    def _decode_order_answer(self, track: _Track, result: Any, method: str) -> tuple[Any, list[Any]] | None:
+        """The order and trades of a ``buy``/``sell``/``edit`` answer; None when it cannot be read
+        (counted as a bad frame, and the order's state asked for instead of guessed)."""
+        try:
+            pulse_order = codec.decode_order(result.get("order") if isinstance(result, dict) else None)
+            trades = codec.decode_trades(result.get("trades") or [])
+        except CodecError as exc:
+            self._bad_frame(repr(result), exc)
+            self.start_task(self._guard, self._resolve, track, f"{method} answer unreadable")
+            return None
+        return pulse_order, trades
+
     def _on_submit_answer(self, track: _Track, result: Any, error: BaseException | RpcError | None) -> None:
         if error is None:
-            try:
-                pulse_order = codec.decode_order(result.get("order") if isinstance(result, dict) else None)
-                trades = codec.decode_trades(result.get("trades") or [])
-            except CodecError as exc:
-                self._bad_frame(repr(result), exc)
-                self.start_task(self._guard, self._resolve, track, "private/buy answer unreadable")
-                return
-            self._on_orders_and_trades([pulse_order], trades)
+            decoded = self._decode_order_answer(track, result, "private/buy")
+            if decoded is not None:
+                self._on_orders_and_trades([decoded[0]], decoded[1])
         elif isinstance(error, RpcError):
             if not track.acked and not track.terminal:
                 track.terminal = True
@@ -1117,14 +1124,9 @@ class PulseAdapter(Adapter):
 
     def _on_edit_answer(self, track: _Track, result: Any, error: BaseException | RpcError | None) -> None:
         if error is None:
-            try:
-                pulse_order = codec.decode_order(result.get("order") if isinstance(result, dict) else None)
-                trades = codec.decode_trades(result.get("trades") or [])
-            except CodecError as exc:
-                self._bad_frame(repr(result), exc)
-                self.start_task(self._guard, self._resolve, track, "private/edit answer unreadable")
-                return
-            self._on_orders_and_trades([pulse_order], trades, edited=True)
+            decoded = self._decode_order_answer(track, result, "private/edit")
+            if decoded is not None:
+                self._on_orders_and_trades([decoded[0]], decoded[1], edited=True)
         elif isinstance(error, RpcError):
             if track.pending_edit is not None:
                 track.pending_edit = None
