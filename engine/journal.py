@@ -84,6 +84,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE strategy_state (strategy TEXT PRIMARY KEY, ts INTEGER NOT NULL, state TEXT NOT NULL);
     CREATE TABLE client_ids (strategy TEXT PRIMARY KEY, reserved INTEGER NOT NULL);
     """,
+    # every block of client ids reserved, not only the highest: restart asks the venue about the ids
+    # after the journal's last order *and* from the first id of each later block, which a run that
+    # started after a crash began with (999 is the block size when version 1 was written; such a
+    # journal knows only its last block)
+    """
+    CREATE TABLE client_id_blocks (
+        strategy TEXT NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, PRIMARY KEY (strategy, first)
+    );
+    INSERT INTO client_id_blocks (strategy, first, last)
+        SELECT strategy, MAX(1, reserved - 999), reserved FROM client_ids;
+    DROP TABLE client_ids;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: client ids reserved per commit: a restart skips at most this many ids per strategy
@@ -189,7 +201,8 @@ class Journal:
                 os.close(lock_fd)
             raise
         journal = cls(path, db, lock_fd)
-        journal._reserved = {r["strategy"]: r["reserved"] for r in db.execute("SELECT * FROM client_ids")}
+        journal._reserved = {r["strategy"]: r["reserved"] for r in db.execute(
+            "SELECT strategy, MAX(last) AS reserved FROM client_id_blocks GROUP BY strategy")}
         journal.last_ns = int(journal.meta("last_ns") or 0)
         return journal
 
@@ -387,13 +400,19 @@ class Journal:
             return reserved
         reserved = used + CLIENT_ID_BLOCK - 1
         with self._transaction():
-            self.db.execute("INSERT OR REPLACE INTO client_ids (strategy, reserved) VALUES (?, ?)",
-                            (strategy, reserved))
+            self.db.execute("INSERT INTO client_id_blocks (strategy, first, last) VALUES (?, ?, ?)",
+                            (strategy, used, reserved))
         self._reserved[strategy] = reserved
         return reserved
 
     def client_ids_reserved(self, strategy: str) -> int:
         return self._reserved.get(strategy, 0)
+
+    def client_id_blocks_after(self, strategy: str, number: int) -> list[int]:
+        """The first id of each reserved block that starts after ``number``, in order: a run that
+        began after a crash took its ids from a new block, past ids nobody used."""
+        return [first for (first,) in self.db.execute(
+            "SELECT first FROM client_id_blocks WHERE strategy = ? AND first > ? ORDER BY first", (strategy, number))]
 
     def last_client_seq(self, strategy: str) -> int:
         """The highest ``n`` of the ``<strategy>-<n>`` orders the journal has (0: none)."""

@@ -172,26 +172,33 @@ async def probe_unjournaled(runtime: Runtime, venue: _Venue, answer: VenueAnswer
     """Orders sent in the last flush window before a crash have no journal row; one that filled is
     found by its fills, one still working by the open list, but one that ended with nothing filled
     (an IOC that missed, a venue reject) only by asking: each strategy's client ids are sequential,
-    so ask for the ids after the journal's last until PROBE_MISSES in a row are unknown."""
+    so ask for the ids after the journal's last until PROBE_MISSES in a row are unknown. A run that
+    started after a crash took its ids from a new block, so each later block is asked from its first
+    id the same way (the ids between were never used)."""
     journal = runtime.journal
     if journal is None:
         return
     for runner in [r for r in runtime.runners.values() if r.venue == venue.name]:
-        number = journal.last_client_seq(runner.name)
-        misses = 0
-        while misses < PROBE_MISSES and number < runner.client_reserved:
-            number += 1
-            client_id = f"{runner.name}-{number}"
-            if client_id in venue.orders or client_id in answer.listed or answer.looked_up.get(client_id):
-                misses = 0
-                continue
-            seen = await venue.adapter.query_order(client_id)
-            if seen is None:
-                misses += 1
-                continue
+        last = journal.last_client_seq(runner.name)
+        number = last
+        for start in [last + 1, *journal.client_id_blocks_after(runner.name, last + 1)]:
+            if start <= number:
+                continue  # the block before ran into this one: asked already
+            number = start - 1
             misses = 0
-            answer.looked_up[client_id] = seen
-            answer.probed.add(client_id)
+            while misses < PROBE_MISSES and number < runner.client_reserved:
+                number += 1
+                client_id = f"{runner.name}-{number}"
+                if client_id in venue.orders or client_id in answer.listed or answer.looked_up.get(client_id):
+                    misses = 0
+                    continue
+                seen = await venue.adapter.query_order(client_id)
+                if seen is None:
+                    misses += 1
+                    continue
+                misses = 0
+                answer.looked_up[client_id] = seen
+                answer.probed.add(client_id)
 
 
 # unknown client ids in a row after which restart stops asking the venue for later ones

@@ -50,7 +50,7 @@ from engine.model import (
     apply_venue_update,
 )
 from engine.portfolio import Position
-from engine.recovery import ask_venue, reconcile_venue
+from engine.recovery import PROBE_MISSES, ask_venue, reconcile_venue
 from engine.rejects import Reject
 from engine.risk.account import AccountConfig, BuyingPower, CashAccount, NoShortSelling, PositionLimit, SectorLimit
 from engine.risk.connectivity import VenueConnected
@@ -106,7 +106,8 @@ class StrategyRunner:
         "open_orders", "positions", "on_book", "on_trade", "on_fill", "on_order_update",
         "orders_submitted", "fills", "client_seq", "pm",
         "mmp", "mmp_triggers", "rate", "limits", "loss_limit", "pnl_day_start",
-        "hook_errors", "hook_overruns", "stop_code", "client_reserved", "hook_stats", "book_stats", "trade_stats",
+        "hook_errors", "hook_overruns", "stop_code", "client_reserved", "refused_in_row",
+        "hook_stats", "book_stats", "trade_stats",
         "hook_errors_by", "rejects_by_code", "final_status", "dispatch_base",
     )
 
@@ -133,6 +134,7 @@ class StrategyRunner:
         self.fills = 0
         self.client_seq = 0
         self.client_reserved = 0  # client ids up to here are reserved in the journal
+        self.refused_in_row = 0  # orders refused locally since the last one sent (each used a client id)
         self.mmp: MmpState | None = None
         self.mmp_triggers = 0
         self.rate: RateGuard | None = None
@@ -956,6 +958,7 @@ class Runtime:
         self.orders_submitted += 1
         runner.orders_submitted += 1
         order.reject(int(rejection.code), rejection.reason, self.clock.now_ns())
+        runner.refused_in_row += 1
         if self.journal is not None:
             self.journal.order(order, "refused by the engine")
         runner.final_status[OrderStatus.REJECTED.value] += 1
@@ -982,6 +985,12 @@ class Runtime:
 
     def send_new(self, runner: StrategyRunner, order: Order) -> Order:
         venue = self.venues[runner.venue]
+        if runner.refused_in_row:
+            if runner.refused_in_row >= PROBE_MISSES - 1 and self.journal is not None:
+                # refused ids are unknown at the venue: were their rows lost in a crash, restart's probe
+                # would run out of misses on them before reaching this order; so they are made durable
+                self.journal.commit(self.clock.now_ns())
+            runner.refused_in_row = 0
         self.orders_submitted += 1
         runner.orders_submitted += 1
         venue.orders[order.client_id] = order

@@ -217,6 +217,22 @@ def test_schema_migrates_forward_and_a_newer_journal_is_refused(tmp_path):
         Journal.open(garbage)
 
 
+def test_a_version_1_journal_keeps_its_client_id_reservation_as_its_last_block(tmp_path):
+    path = tmp_path / "j.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0] + "INSERT INTO client_ids (strategy, reserved) VALUES ('s', 2000);"
+                     "PRAGMA user_version = 1;")
+    db.close()
+    journal = Journal.open(path)
+    try:
+        assert journal.client_ids_reserved("s") == 2000  # never handed out again
+        assert journal.client_id_blocks_after("s", 0) == [1001]
+        assert journal.reserve_client_ids("s", 2001) == 3000
+        assert journal.client_id_blocks_after("s", 1001) == [2001]
+    finally:
+        journal.close()
+
+
 def test_restart_refuses_orders_with_7015_until_reconciled():
     class Venue:
         name = "paper"
@@ -334,14 +350,18 @@ def test_a_fill_for_a_strategy_no_longer_in_the_config_moves_the_account_and_its
         assert db.execute("SELECT status FROM orders WHERE client_id = 'gone-1'").fetchone()[0] == "cancelled"
 
 
-def test_an_order_that_ended_unfilled_in_the_last_flush_window_is_found_by_asking_the_venue(tmp_path):
-    """A crash lost the row of s-3, an IOC the venue cancelled with nothing filled: no fill and no
-    open order tell of it, so restart asks the venue for the ids after the journal's last (s-2)."""
+@pytest.mark.parametrize("lost, blocks", [(3, (1,)), (1001, (1, 1001)), (2001, (1, 1001, 2001))])
+def test_an_order_that_ended_unfilled_in_the_last_flush_window_is_found_by_asking_the_venue(tmp_path, lost, blocks):
+    """A crash lost the row of s-<lost>, an IOC the venue cancelled with nothing filled: no fill and no
+    open order tell of it, so restart asks the venue for the ids after the journal's last (s-2), and
+    from the first id of each later block: a run restarted after a crash took ids 1001-2000, and the
+    order it sent first is the one whose row the next crash lost (seen in the SIGKILL test)."""
     state = tmp_path / "config.journal.venue-paper.sqlite"
-    _rest_an_order_at_the_venue(state, "s-3", tif=TimeInForce.IOC)
+    _rest_an_order_at_the_venue(state, f"s-{lost}", tif=TimeInForce.IOC)
     journal = Journal.open(tmp_path / "config.journal.sqlite")
     journal.begin_run(0, "earlier run", dt.date(2026, 11, 23))
-    journal.reserve_client_ids("s", 3)
+    for first in blocks:
+        journal.reserve_client_ids("s", first)
     for n in (1, 2):
         order = Order(f"s-{n}", "s", "paper", "MEBL", Side.BUY, Decimal(100), Decimal("180.00"))
         order.restore(OrderStatus.CANCELLED, Decimal(0), Decimal(0), str(n), 1)
@@ -355,7 +375,41 @@ def test_an_order_that_ended_unfilled_in_the_last_flush_window_is_found_by_askin
         rows = {r["client_id"]: r["status"] for r in journal.orders()}
     finally:
         journal.close()
-    assert rows["s-3"] == "cancelled"
+    assert rows[f"s-{lost}"] == "cancelled"
+
+
+REFUSED_THEN_SENT = """\
+import json
+import sqlite3
+from engine import hookimpl
+
+PARAMS = {"log": "", "journal": ""}
+
+@hookimpl
+def on_session_change(ctx, old, new):
+    if new != "open":
+        return
+    orders = [ctx.submit("MEBL", "sideways", 1, "180.00") for _ in range(2)]  # refused: no such side
+    sent = ctx.submit("MEBL", "buy", 1, ctx.instrument("MEBL").round_to_tick(180, "buy"))
+    db = sqlite3.connect(ctx.params.journal)
+    durable = [r[0] for r in db.execute("SELECT client_id FROM orders WHERE status = 'rejected'")]
+    db.close()
+    with open(ctx.params.log, "a") as out:
+        out.write(json.dumps({"refused": [o.client_id for o in orders], "sent": sent.client_id,
+                              "status": sent.status.value, "durable": durable}) + "\\n")
+"""
+
+
+def test_ids_refused_in_a_row_are_durable_before_the_next_order_goes_out(tmp_path):
+    """Restart asks the venue about the ids after the journal's last and stops after PROBE_MISSES
+    unknown in a row. Ids refused locally are unknown at the venue, so were their rows lost with the
+    order sent after them, the probe would stop short of it: the journal commits them first."""
+    config = _config(tmp_path, REFUSED_THEN_SENT, run="{clock: simulated, start: 2026-11-23, days: 1, seed: 7}")
+    run_config(load_config(config))
+    seen = _log(tmp_path)[0]
+    assert seen["status"] == "pending_new"
+    assert seen["refused"] == ["s-1", "s-2"] and seen["sent"] == "s-3"
+    assert sorted(seen["durable"]) == ["s-1", "s-2"]
 
 
 def test_journal_inspect_prints_account_positions_orders_and_fills(tmp_path, capsys):
