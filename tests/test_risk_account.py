@@ -380,6 +380,10 @@ def test_snapshot_is_plain_json_of_strings():
     assert snap["holdings"]["MEBL"] == {"settled": "60", "unsettled": "0", "total": "60"}
     assert snap["holdings"]["OGDC"] == {"settled": "0", "unsettled": "10", "total": "10"}
     assert snap["reserved"]["shares"] == {"MEBL": "10"}
+    assert snap["reserved"]["cash"] == "0.00"  # not the fee estimate's "0.000000"
+    placed(acct, Side.BUY, 3, "33.37", symbol="OGDC")  # 100.11 plus a fee estimate with more digits
+    held = json.loads(json.dumps(acct.snapshot()))["reserved"]["cash"]
+    assert held == str(acct.reserved_cash.quantize(D("0.01"))) and len(held.split(".")[1]) == 2
     assert {"kind": "cash", "symbol": "MEBL", "amount": "8000", "trade_day": "2026-11-19",
             "settle_day": "2026-11-23"} in snap["unsettled"]
 

@@ -525,7 +525,8 @@ class CashAccount:
                 for symbol in symbols
             },
             "reserved": {
-                "cash": str(self._reserved_cash),
+                # held for open buys incl. the estimated fee: shown to the paisa like buying power
+                "cash": str(self._reserved_cash.quantize(Decimal("0.01"))),
                 "shares": {s: str(q) for s, q in sorted(self._reserved_shares.items()) if q},
                 "orders": str(len(self._orders)),
             },
