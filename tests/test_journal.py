@@ -272,6 +272,22 @@ def _rest_an_order_at_the_venue(state: Path, client_id: str, filled_by_street: i
     anyio.run(go)
 
 
+def _earlier_run_journaled(folder: Path, *client_ids: str, status: OrderStatus = OrderStatus.NEW,
+                           blocks: tuple[int, ...] = ()) -> None:
+    """What an earlier run left in the journal: these orders (a 100 MEBL buy each, the strategy
+    named by the id) and, with ``blocks``, strategy "s"'s client-id blocks starting at those ids."""
+    journal = Journal.open(folder / "config.journal.sqlite")
+    journal.begin_run(0, "earlier run", dt.date(2026, 11, 23))
+    for first in blocks:
+        journal.reserve_client_ids("s", first)
+    for n, client_id in enumerate(client_ids, 1):
+        order = Order(client_id, client_id.rpartition("-")[0], "paper", "MEBL", Side.BUY, Decimal(100),
+                      Decimal("180.00"))
+        order.restore(status, Decimal(0), Decimal(0), str(n), 1)
+        journal.order(order)
+    journal.close()
+
+
 LOOKER = """\
 import json
 from engine import hookimpl
@@ -310,12 +326,7 @@ def test_an_order_the_venue_works_but_the_journal_never_saw_is_cancelled_or_adop
 @pytest.mark.parametrize("policy", ["keep", "cancel"])
 def test_orders_both_sides_know_are_kept_for_their_strategy_or_cancelled_by_the_engine(tmp_path, policy):
     _rest_an_order_at_the_venue(tmp_path / "config.journal.venue-paper.sqlite", "s-7")
-    journal = Journal.open(tmp_path / "config.journal.sqlite")
-    journal.begin_run(0, "earlier run", dt.date(2026, 11, 23))
-    order = Order("s-7", "s", "paper", "MEBL", Side.BUY, Decimal(100), Decimal("180.00"))
-    order.restore(OrderStatus.NEW, Decimal(0), Decimal(0), "1", 1)
-    journal.order(order)
-    journal.close()
+    _earlier_run_journaled(tmp_path, "s-7")
     config = _config(tmp_path, LOOKER, run="{clock: simulated, start: 2026-11-23, days: 1, seed: 7}",
                      extra=f"journal: {{on_restart: {{open_orders: {policy}}}}}\n")
     run_config(load_config(config))
@@ -330,12 +341,7 @@ def test_a_fill_for_a_strategy_no_longer_in_the_config_moves_the_account_and_its
     down. The fill is the account's (cash, holdings) and "gone"'s position, kept in the snapshots;
     the rest of the order is cancelled by the engine."""
     _rest_an_order_at_the_venue(tmp_path / "config.journal.venue-paper.sqlite", "gone-1", filled_by_street=40)
-    journal = Journal.open(tmp_path / "config.journal.sqlite")
-    journal.begin_run(0, "earlier run", dt.date(2026, 11, 23))
-    order = Order("gone-1", "gone", "paper", "MEBL", Side.BUY, Decimal(100), Decimal("180.00"))
-    order.restore(OrderStatus.NEW, Decimal(0), Decimal(0), "1", 1)
-    journal.order(order)
-    journal.close()
+    _earlier_run_journaled(tmp_path, "gone-1")
     config = _config(tmp_path, LOOKER, run="{clock: simulated, start: 2026-11-23, days: 1, seed: 7}")
     run_config(load_config(config))
     journal = Journal.open_readonly(tmp_path / "config.journal.sqlite")
@@ -358,16 +364,7 @@ def test_an_order_that_ended_unfilled_in_the_last_flush_window_is_found_by_askin
     order it sent first is the one whose row the next crash lost (seen in the SIGKILL test)."""
     state = tmp_path / "config.journal.venue-paper.sqlite"
     _rest_an_order_at_the_venue(state, f"s-{lost}", tif=TimeInForce.IOC)
-    journal = Journal.open(tmp_path / "config.journal.sqlite")
-    journal.begin_run(0, "earlier run", dt.date(2026, 11, 23))
-    for first in blocks:
-        journal.reserve_client_ids("s", first)
-    for n in (1, 2):
-        order = Order(f"s-{n}", "s", "paper", "MEBL", Side.BUY, Decimal(100), Decimal("180.00"))
-        order.restore(OrderStatus.CANCELLED, Decimal(0), Decimal(0), str(n), 1)
-        journal.order(order)
-    journal.commit(1)
-    journal.close()
+    _earlier_run_journaled(tmp_path, "s-1", "s-2", status=OrderStatus.CANCELLED, blocks=blocks)
     config = _config(tmp_path, LOOKER, run="{clock: simulated, start: 2026-11-23, days: 1, seed: 7}")
     run_config(load_config(config))
     journal = Journal.open_readonly(tmp_path / "config.journal.sqlite")
