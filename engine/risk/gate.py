@@ -91,15 +91,46 @@ _BUY = Side.BUY
 _SELL = Side.SELL
 
 
+def _written_out(chains: dict[str, tuple[Callable[[OrderRequest], Rejection | None], ...]]) -> Callable[
+        [OrderRequest], Rejection | None]:
+    """One function that runs each side's chain as straight-line code, written out and compiled
+    once per gate (as :mod:`dataclasses` writes ``__init__``): a ``for`` loop over the bound checks
+    costs ~2,500 more instructions per order (callgrind, 13 rules), about 9% of the whole gate.
+    The chains are the same tuples a loop would walk; ``test_gate_fast_paths`` checks the answers."""
+    namespace: dict[str, object] = {"_BUY": _BUY, "_SELL": _SELL}
+    body: dict[str, list[str]] = {}
+    for side, calls in chains.items():
+        lines = body[side] = []
+        for index, call in enumerate(calls):
+            name = f"{side}{index}"
+            namespace[name] = call
+            lines += [f"rejection = {name}(request)", "if rejection is not None:", "    return rejection"]
+        lines.append("return None")
+
+    def block(side: str, indent: str) -> str:
+        return "".join(f"{indent}{line}\n" for line in body[side])
+
+    source = (
+        "def check(request):\n"
+        "    side = request.side\n"
+        "    if side is _BUY:\n" + block("buy", "        ")
+        + "    if side is _SELL:\n" + block("sell", "        ")
+        + block("all", "    ")
+    )
+    exec(compile(source, "<engine.risk.gate chain>", "exec"), namespace)  # our own text, no outside input
+    return namespace["check"]  # type: ignore[return-value]
+
+
 class Gate:
     """Runs its checks in order; the first rejection wins. Cheap checks go first.
 
     Each side has its own chain without the rules that allow that side unseen (``always_allows``):
     a buy skips the no-short rule, a sell the cash rules. Skipping a rule that would have returned
     None changes nothing but the cost; any other side value (a plain string from a test) runs the
-    full chain, exactly as the rules' own ``is`` tests would."""
+    full chain, exactly as the rules' own ``is`` tests would. ``check`` is a plain function built
+    from the chains (see :func:`_written_out`), so a call costs what calling the rules costs."""
 
-    __slots__ = ("checks", "_buy", "_sell", "_all")
+    __slots__ = ("checks", "check")
 
     def __init__(self, checks: Iterable[Check]) -> None:
         self.checks = tuple(checks)
@@ -109,15 +140,5 @@ class Gate:
             return tuple(rule.check for rule in self.checks
                          if side is None or getattr(rule, "always_allows", None) is not side)
 
-        self._buy = chain_for(_BUY)
-        self._sell = chain_for(_SELL)
-        self._all = chain_for(None)
-
-    def check(self, request: OrderRequest) -> Rejection | None:
-        side = request.side
-        calls = self._buy if side is _BUY else self._sell if side is _SELL else self._all
-        for call in calls:
-            rejection = call(request)
-            if rejection is not None:
-                return rejection
-        return None
+        self.check: Callable[[OrderRequest], Rejection | None] = _written_out(
+            {"buy": chain_for(_BUY), "sell": chain_for(_SELL), "all": chain_for(None)})
