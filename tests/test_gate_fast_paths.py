@@ -173,9 +173,14 @@ def test_bucket_fast_window_decides_as_the_binary_search(count, burst, reserve_s
         kind = rng.choice(("order", "order", "cancel", "single"))
         if kind == "single":
             need = reserve + 1
-            assert bucket.take_order(at) == ref.room(need, at)
-            if ref.room(need, at):
+            refused = bucket.refused
+            answer = bucket.take_order(now=at)
+            assert (answer is None) == ref.room(need, at)
+            assert bucket.refused == refused + (answer is not None)
+            if answer is None:
                 ref.take(at)
+            else:
+                assert answer.code == 3001
         else:
             need = reserve + 1 if kind == "order" else 1
             assert bucket.can_take(kind, at) == ref.room(need, at)  # type: ignore[arg-type]
@@ -183,15 +188,33 @@ def test_bucket_fast_window_decides_as_the_binary_search(count, burst, reserve_s
                 bucket.take(at)
                 ref.take(at)
         assert list(bucket._recent) == list(ref.recent)
-        assert bucket._tat == ref.tat
+        assert bucket._tat * count == ref.tat * bucket._scale  # the same instant, in either scale
 
 
-def test_guard_check_is_the_guards_own_take() -> None:
+def test_guard_check_is_the_buckets_own_take_when_orders_spend_one_bucket() -> None:
     clock = SimClock(T0)
-    guard = RateGuard("s", None, [RateBucket("venue", 2, D(1), None, clock)], clock)
+    bucket = RateBucket("venue", 2, D(1), None, clock)
+    guard = RateGuard("s", None, [bucket], clock)
     check = RateLimitCheck(guard)
+    assert check.check == bucket.take_order  # one call per order, not the guard's forwarding one
     assert [check.check(request()) is None for _ in range(3)] == [True, True, False]
-    assert Gate([check]).check(request()).code == 3001  # type: ignore[union-attr]
+    rejection = Gate([check]).check(request())
+    assert rejection is not None and rejection.code == 3001
+    # the same sentence the guard's two-phase take gives for the same bucket running out
+    two_phase = RateGuard("s", None, [RateBucket("venue", 2, D(1), None, clock)], clock)
+    assert two_phase._take(two_phase._order_buckets, "order") is None
+    assert two_phase._take(two_phase._order_buckets, "order") is None
+    assert two_phase._take(two_phase._order_buckets, "order") == rejection
+    assert bucket.taken == 2 and bucket.refused == 2
+
+
+def test_guard_check_takes_every_bucket_when_orders_spend_several() -> None:
+    clock = SimClock(T0)
+    own = RateBucket("strategy", 5, D(1), None, clock, scope="orders")
+    venue = RateBucket("venue", 2, D(1), None, clock)
+    check = RateLimitCheck(RateGuard("s", None, [own, venue], clock))
+    assert [check.check(request()) is None for _ in range(3)] == [True, True, False]
+    assert (own.taken, venue.taken, venue.refused) == (2, 2, 1)  # all or nothing: no token spent in own
 
 
 # ---- fat finger: the deviation band kept per symbol ------------------------------------------

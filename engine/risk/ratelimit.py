@@ -52,6 +52,19 @@ def _fmt_seconds(seconds: Decimal) -> str:
     return f"{text}s"
 
 
+def rate_refusal(bucket: RateBucket, kind: TakeKind, buckets: tuple[RateBucket, ...], now: int) -> Rejection:
+    """3001 for ``bucket`` running out: what is spent and when the next take of ``kind`` passes
+    every one of ``buckets`` (refused, never queued)."""
+    wait_ns = max(b.next_free_ns(kind) for b in buckets) - now
+    wait_ms = max(1, -(-wait_ns // 1_000_000))
+    what = "order" if kind == "order" else "cancel"
+    held = f" ({bucket.reserve} kept for cancels)" if kind == "order" and bucket.reserve else ""
+    return Rejection(
+        Reject.RATE_LIMIT_EXCEEDED,
+        f"rate limit: {bucket.describe()} exhausted{held}; {what} refused, not queued; next slot in {wait_ms} ms",
+    )
+
+
 class RateBucket:
     """One request budget: ``count`` takes per ``per_seconds``, ``burst`` at once (default ``count``).
 
@@ -64,7 +77,7 @@ class RateBucket:
     __slots__ = (
         "name", "count", "per_seconds", "burst", "clock", "reserve", "scope",
         "capacity", "window_cap", "taken", "refused", "_period_ns", "_tat", "_recent", "_cap_period",
-        "_order_need", "_order_free", "_order_slack", "_in_order", "_last_take",
+        "_scale", "_unscaled", "_interval", "_order_need", "_order_free", "_order_slack", "_in_order", "_last_take",
     )
 
     def __init__(
@@ -89,8 +102,14 @@ class RateBucket:
         self.clock = clock
         self.scope = scope
         self._period_ns = _seconds_to_ns(self.per_seconds)
+        # GCRA runs in "scaled" time (ns x scale) where the emission interval (period / count) is
+        # the integer ``_interval``, so nothing is ever rounded. When count divides the period (100/s
+        # is 10 ms exactly) the scale is 1 and an order's take skips a multiplication of the clock.
+        self._unscaled = self._period_ns % count == 0
+        self._scale = 1 if self._unscaled else count
+        self._interval = self._period_ns // count if self._unscaled else self._period_ns
         self.capacity = burst if burst is not None else count
-        self._cap_period = self.capacity * self._period_ns
+        self._cap_period = self.capacity * self._interval
         self.window_cap = max(count, self.capacity)
         if not 0 <= reserve < self.capacity:
             raise ValueError(
@@ -100,13 +119,11 @@ class RateBucket:
         # an order take needs reserve + 1 tokens: the GCRA test ``(scaled + cap x P - tat) // P >= need``
         # solved once for the arrival time, so an order pays a subtraction, not a division
         self._order_need = reserve + 1
-        self._order_slack = self._cap_period - self._order_need * self._period_ns
+        self._order_slack = self._cap_period - self._order_need * self._interval
         self._order_free = self.window_cap - self._order_need  # takes the window holds before it can bind
         self.taken = 0
         self.refused = 0
-        # GCRA theoretical arrival time, in "scaled" time (ns x count) so the emission interval
-        # (period / count) is the integer ``_period_ns`` and nothing is ever rounded.
-        self._tat = 0
+        self._tat = 0  # GCRA theoretical arrival time, in scaled time
         # timestamps of the last ``window_cap`` takes, oldest first: older ones cannot matter, since
         # the window never holds more than ``window_cap``
         self._recent: deque[int] = deque(maxlen=self.window_cap)
@@ -119,8 +136,8 @@ class RateBucket:
     # --- the two bounds ----------------------------------------------------------------------
 
     def _gcra_headroom(self, now: int) -> int:
-        scaled = now * self.count
-        return (scaled + self.capacity * self._period_ns - max(self._tat, scaled)) // self._period_ns
+        scaled = now * self._scale
+        return (scaled + self._cap_period - max(self._tat, scaled)) // self._interval
 
     def _window_headroom(self, now: int) -> int:
         # a take at ``now - period`` or earlier is out of the window (now - period, now]; nothing is
@@ -164,55 +181,57 @@ class RateBucket:
         if self._window_full(need, now):
             return False
         # _gcra_headroom inlined: this runs for every order and cancel
-        scaled = now * self.count
+        scaled = now if self._unscaled else now * self._scale
         tat = self._tat
-        return (scaled + self._cap_period - (tat if tat > scaled else scaled)) // self._period_ns >= need
+        return (scaled + self._cap_period - (tat if tat > scaled else scaled)) // self._interval >= need
 
     def take(self, now_ns: int | None = None) -> None:
         """Spend one token unconditionally: only after :meth:`can_take` said yes."""
         now = self.clock.now_ns() if now_ns is None else now_ns
-        scaled = now * self.count
+        scaled = now if self._unscaled else now * self._scale
         tat = self._tat
-        self._tat = (tat if tat > scaled else scaled) + self._period_ns
+        self._tat = (tat if tat > scaled else scaled) + self._interval
         if now < self._last_take:
             self._in_order = False
         self._last_take = now
         self._recent.append(now)
         self.taken += 1
 
-    def take_if_room(self, need: int, now: int) -> bool:
-        """Take one token when ``need`` are available at ``now``: one call for the common case of a
-        guard with a single bucket, where asking and spending need no two-phase split."""
-        if not self._room(need, now):
-            return False
-        self.take(now)
-        return True
+    def take_order(self, request: object = None, now: int | None = None) -> Rejection | None:
+        """Take one token for an order or amend (``reserve + 1`` must be available), or return
+        the 3001 refusal with no token spent. ``now`` defaults to the clock.
 
-    def take_order(self, now: int) -> bool:
-        """:meth:`take_if_room` for an order (``reserve + 1`` tokens), the window test, the GCRA
-        test and the take inlined: a single-bucket guard runs this for every order and amend."""
+        This is the gate's rate check itself when the bucket is the only one an order spends (the
+        usual shape), so the window test, the GCRA test and the take are inlined in one call; like
+        :meth:`RateGuard.take_order` it takes the request it does not read."""
+        if now is None:
+            now = self.clock.now_ns()
         recent = self._recent
         over = len(recent) - self._order_free
         if over > 0 and (
             recent[over - 1] > now - self._period_ns if self._in_order
             else self._window_headroom(now) < self._order_need
         ):
-            return False
-        scaled = now * self.count
+            return self._refuse_order(now)
+        scaled = now if self._unscaled else now * self._scale
         tat = self._tat
         if tat > scaled:
             # (scaled + cap x P - tat) // P >= need  <=>  tat - scaled <= cap x P - need x P
             if tat - scaled > self._order_slack:
-                return False
+                return self._refuse_order(now)
         else:
             tat = scaled  # at or behind now: a full bucket, which always holds need <= capacity
-        self._tat = tat + self._period_ns
+        self._tat = tat + self._interval
         if now < self._last_take:
             self._in_order = False
         self._last_take = now
         recent.append(now)
         self.taken += 1
-        return True
+        return None
+
+    def _refuse_order(self, now: int) -> Rejection:
+        self.refused += 1
+        return rate_refusal(self, "order", (self,), now)
 
     def try_take(self, kind: TakeKind = "order") -> bool:
         """Take one token, or return False with no token spent (only ``refused`` counts up)."""
@@ -231,10 +250,10 @@ class RateBucket:
         now = self.clock.now_ns()
         need = self._need(kind)
         when = now
-        # GCRA: (t*count + capacity*P - TAT) // P >= need  <=>  t*count >= TAT - (capacity - need)*P
-        threshold = self._tat - (self.capacity - need) * self._period_ns
-        if threshold > now * self.count:
-            when = max(when, -(-threshold // self.count))  # ceiling division
+        # GCRA, I the interval: (t*scale + capacity*I - TAT) // I >= need  <=>  t*scale >= TAT - (capacity - need)*I
+        threshold = self._tat - (self.capacity - need) * self._interval
+        if threshold > now * self._scale:
+            when = max(when, -(-threshold // self._scale))  # ceiling division
         # window: at most window_cap - need of the recorded takes may remain in (t - P, t]
         excess = len(self._recent) - (self.window_cap - need)
         if excess > 0:
@@ -347,20 +366,10 @@ class RateGuard:
         for bucket in buckets:
             if not bucket.can_take(kind, now):
                 bucket.refused += 1
-                return self._refusal(bucket, kind, buckets, now)
+                return rate_refusal(bucket, kind, buckets, now)
         for bucket in buckets:
             bucket.take(now)
         return None
-
-    def _refusal(self, bucket: RateBucket, kind: TakeKind, buckets: tuple[RateBucket, ...], now: int) -> Rejection:
-        wait_ns = max(b.next_free_ns(kind) for b in buckets) - now
-        wait_ms = max(1, -(-wait_ns // 1_000_000))
-        what = "order" if kind == "order" else "cancel"
-        held = f" ({bucket.reserve} kept for cancels)" if kind == "order" and bucket.reserve else ""
-        return Rejection(
-            Reject.RATE_LIMIT_EXCEEDED,
-            f"rate limit: {bucket.describe()} exhausted{held}; {what} refused, not queued; next slot in {wait_ms} ms",
-        )
 
     def take_order(self, request: object = None) -> Rejection | None:
         """Spend one token for a new order or an amend, or say which budget is spent.
@@ -370,11 +379,7 @@ class RateGuard:
         bucket = self._single_order_bucket
         if bucket is None:
             return self._take(self._order_buckets, "order")
-        now = self.clock.now_ns()
-        if bucket.take_order(now):
-            return None
-        bucket.refused += 1
-        return self._refusal(bucket, "order", self._order_buckets, now)
+        return bucket.take_order()
 
     def take_cancel(self) -> Rejection | None:
         """Spend one token for a cancel (it may use the tokens held back from orders)."""
@@ -404,6 +409,9 @@ class RateLimitCheck:
 
     def __init__(self, guard: RateGuard) -> None:
         self.guard = guard
-        # the check is the guard's own take (it ignores the request), bound once: the gate calls it
-        # directly instead of through a method that would only forward the call
-        self.check: Callable[[OrderRequest], Rejection | None] = guard.take_order
+        # the check is the take itself, bound once: the single bucket's own when an order spends
+        # only one (the usual shape), else the guard's; the gate calls it directly
+        single = guard._single_order_bucket
+        self.check: Callable[[OrderRequest], Rejection | None] = (
+            guard.take_order if single is None else single.take_order
+        )
