@@ -223,6 +223,7 @@ def test_guard_check_takes_every_bucket_when_orders_spend_several() -> None:
 class Book:
     def __init__(self) -> None:
         self.mid: Decimal | None = None
+        self.known_mid: Decimal | None = None  # None, or the mid already worked out
 
 
 class Facts:
@@ -245,6 +246,7 @@ def test_fat_finger_band_follows_every_reference(seed) -> None:
             facts.last_price, facts.book.mid = ref, rng.choice((None, D("101.5")))
         else:
             facts.last_price, facts.book.mid = None, ref
+        facts.book.known_mid = rng.choice((None, facts.book.mid))
         price = D(rng.randint(9000, 11500)) / 100
         used = facts.last_price if facts.last_price is not None else facts.book.mid
         rejection = rule.check(request(qty=D(1), price=price, facts=facts))

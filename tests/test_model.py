@@ -200,6 +200,40 @@ def test_book_best_levels_match_a_full_recompute(changes):
         assert book.best_ask == (min(reference[Side.SELL]) if reference[Side.SELL] else None)
 
 
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["delta", "delta", "delta", "snapshot"]), st.sampled_from([Side.BUY, Side.SELL]),
+                  st.integers(1, 12), st.integers(0, 3), st.booleans()),
+        min_size=1,
+        max_size=120,
+    )
+)
+def test_book_mid_is_the_touch_midpoint_after_any_update(steps):
+    """``known_mid`` keeps the mid between reads: after any mix of deltas, snapshots (empty ones
+    too) and reads, it is None or the current touch's midpoint, and so is ``mid``."""
+    book = Book("paper", "X")
+    reference: dict[Side, dict[Decimal, Decimal]] = {Side.BUY: {}, Side.SELL: {}}
+    for seq, (kind, side, ticks, qty, read) in enumerate(steps, 1):
+        price = D(ticks) / 4  # equal values as new objects: 1/4 and 0.25 are different Decimals
+        if kind == "snapshot":
+            reference = {Side.BUY: {}, Side.SELL: {}}
+            changes = ((side, price, D(qty)),) if qty else ()
+            book.apply(BookUpdate("paper", "X", seq, seq, changes, snapshot=True))
+        else:
+            book.apply(BookUpdate("paper", "X", seq, seq, ((side, price, D(qty)),)))
+        if qty:
+            reference[side][price] = D(qty)
+        else:
+            reference[side].pop(price, None)
+        bid = max(reference[Side.BUY]) if reference[Side.BUY] else None
+        ask = min(reference[Side.SELL]) if reference[Side.SELL] else None
+        expected = None if bid is None or ask is None else (bid + ask) / 2
+        assert book.known_mid is None or book.known_mid == expected
+        if read:
+            assert book.mid == expected
+            assert book.known_mid == expected
+
+
 # ---- instrument ----------------------------------------------------------------------------
 
 def test_round_to_tick_never_more_aggressive_than_asked():

@@ -69,7 +69,8 @@ class View:
     def facts(self, venue: str, symbol: str) -> InstrumentFacts:
         facts = self.kept.get(symbol)
         if facts is None:
-            facts = InstrumentFacts(SimpleNamespace(mid=None), D("0.01"), self.rule_packs.get(symbol), None)
+            book = SimpleNamespace(mid=None, known_mid=None)
+            facts = InstrumentFacts(book, D("0.01"), self.rule_packs.get(symbol), None)
             self.kept[symbol] = facts
         reference = self.reference.get(symbol)
         if reference != facts.reference:

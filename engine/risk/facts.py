@@ -18,7 +18,10 @@ __all__ = ["HasMid", "InstrumentFacts"]
 
 
 class HasMid(Protocol):
-    """A book, or anything that knows the instrument's mid price."""
+    """A book, or anything that knows the instrument's mid price. ``known_mid`` is the mid when
+    already worked out for the current touch, else None (then ``mid`` works it out)."""
+
+    known_mid: Decimal | None
 
     @property
     def mid(self) -> Decimal | None: ...

@@ -220,10 +220,13 @@ class FatFinger:
         ref = facts.last_price
         ref_name = "last trade price"
         if ref is None:
-            ref = facts.book.mid
-            ref_name = "mid price"
+            book = facts.book
+            ref = book.known_mid  # a slot: the property only when the touch changed since last asked
             if ref is None:
-                return None
+                ref = book.mid
+                if ref is None:
+                    return None
+            ref_name = "mid price"
         # the same object as last time (the book's cached mid, an unchanged last trade) is the
         # same value: the comparison is only needed for a new object
         built = limits.ref
