@@ -11,7 +11,8 @@ tick_to_order_p50_us / _p99_us  from a book event entering the runtime to the or
                                the adapter (submit or amend), over the events that caused one
 gate_check_p50_us / _p99_us    one limit buy through the whole pre-trade gate (structural, venue,
                                kill switch, session, circuit band, fat finger, no-short, buying
-                               power, rate limits) that passes every rule: the common case
+                               power, rate limits) that passes every rule: the common case;
+                               each sample includes its two perf_counter_ns() reads
 
 The venue's request budget is raised in this config (the paper venue declares the broker's
 100/s): the harness hands over 1000 orders per simulated second, which would otherwise be
