@@ -116,7 +116,7 @@ class RateBucket:
                 f"rate bucket {name!r}: reserve must be in [0, {self.capacity}) so orders can ever pass, got {reserve}"
             )
         self.reserve = reserve
-        # an order take needs reserve + 1 tokens: the GCRA test ``(scaled + cap x P - tat) // P >= need``
+        # an order take needs reserve + 1 tokens: the GCRA test ``(scaled + cap x I - tat) // I >= need``
         # solved once for the arrival time, so an order pays a subtraction, not a division
         self._order_need = reserve + 1
         self._order_slack = self._cap_period - self._order_need * self._interval
@@ -216,7 +216,7 @@ class RateBucket:
         scaled = now if self._unscaled else now * self._scale
         tat = self._tat
         if tat > scaled:
-            # (scaled + cap x P - tat) // P >= need  <=>  tat - scaled <= cap x P - need x P
+            # (scaled + cap x I - tat) // I >= need  <=>  tat - scaled <= cap x I - need x I
             if tat - scaled > self._order_slack:
                 return self._refuse_order(now)
         else:
