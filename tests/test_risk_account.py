@@ -410,6 +410,24 @@ def test_buying_power_counts_reservations_of_open_buys():
     assert "4,000.00" in rejection.reason and "6,000.00 reserved" in rejection.reason
 
 
+@settings(max_examples=200, deadline=None)
+@given(qty=QTYS, price=PRICES, fee_rate=st.sampled_from(["0", "0.0015", "0.003"]), fee_min=st.sampled_from(["0", "25"]),
+       slack=st.sampled_from(["-0.01", "0", "0.01", "-1000", "1000"]))
+def test_the_gate_and_the_reservation_cost_a_buy_as_buy_cost_does(qty, price, fee_rate, fee_min, slack):
+    """BuyingPower and CashAccount.reservation spell buy_cost out for speed: they must cost a buy
+    exactly as it does (allowed iff buy_cost fits, then reserved at buy_cost), so the copies
+    cannot drift apart."""
+    cost = account(fee_rate=fee_rate, fee_min=fee_min).buy_cost("MEBL", qty, price)
+    cash = cost + D(slack)
+    if cash < 0:
+        return
+    acct = account(cash=str(cash), fee_rate=fee_rate, fee_min=fee_min)
+    allowed = BuyingPower(acct).check(request(Side.BUY, qty, str(price))) is None
+    assert allowed == (cost <= cash)
+    placed(acct, Side.BUY, qty, str(price))
+    assert acct.reserved_cash == cost
+
+
 def test_sells_are_not_buying_power_checks():
     assert BuyingPower(account(cash="0")).check(request(Side.SELL, 10**6, "100")) is None
 
