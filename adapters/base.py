@@ -261,6 +261,13 @@ class Adapter(ABC):
         has no wire, so zeros."""
         return {"messages_in": 0, "messages_out": 0, "reconnects": 0}
 
+    def bad_input(self) -> dict[str, int]:
+        """What the venue sent that was dropped, counted by kind (``adapters.badinput`` names the
+        kinds: ``not_json``, ``bad_number``, ``bad_signature`` ...), for the report and
+        ``/metrics``. An adapter keeps a :class:`adapters.badinput.BadInput` and returns its
+        ``counts``; an embedded venue sends nothing bad, so empty."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "venue": self.venue}
 
