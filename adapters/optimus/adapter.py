@@ -42,6 +42,7 @@ import anyio
 import httpx
 from pydantic import Field, field_validator, model_validator
 
+from adapters.badinput import BadInput, sample_of
 from adapters.base import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents, read_secret
 from adapters.optimus import codec
 from adapters.optimus.codec import (
@@ -104,6 +105,11 @@ class OptimusOptions(AdapterOptions):
     )
     webhook_secret_file: Path | None = Field(None, description="File holding the webhook HMAC secret (first line).")
     webhook_tolerance_s: int = Field(300, ge=1, description="Refuse webhooks signed further than this from our clock.")
+    webhook_max_body: int = Field(1 << 20, ge=1024, description="Largest webhook body accepted (bytes; more: 413).")
+    webhook_read_timeout_s: Decimal = Field(
+        Decimal(10), gt=0, description="A webhook request must arrive whole within this (else 408 and closed).",
+    )
+    webhook_max_connections: int = Field(64, ge=1, description="Webhook connections open at once; more are closed.")
     poll_interval_s: Decimal = Field(
         Decimal(1), gt=0, description="Poll the open orders this often: the backup for lost webhooks."
     )
@@ -249,11 +255,17 @@ class OptimusAdapter(Adapter):
         self._auth_bucket = self._bucket(limits["auth"])
         self._query_bucket = self._bucket(limits["queries"])
         host, port = parse_listen(options.webhook_listen)
+        self.bad = BadInput(log, f"optimus {venue}")
+        self._state_path: Path | None = None  # set_state_path: where the webhook delivery ids outlive us
         self.receiver = WebhookReceiver(
             [webhook_secret.value.encode()], clock, self._on_webhook, path=options.webhook_path,
-            tolerance_s=options.webhook_tolerance_s, venue=venue,
+            tolerance_s=options.webhook_tolerance_s, venue=venue, bad_input=self.bad,
         )
-        self._server = HttpServer(self._on_http, host, port, name=f"optimus {venue} webhooks")
+        self._server = HttpServer(
+            self._on_http, host, port, name=f"optimus {venue} webhooks", max_body=options.webhook_max_body,
+            read_timeout_s=float(options.webhook_read_timeout_s), max_connections=options.webhook_max_connections,
+            bad_input=self.bad,
+        )
 
     def _bucket(self, limit: RateLimit) -> RateBucket:
         return RateBucket(f"venue {self.venue!r} {limit.scope}", limit.count, limit.per_seconds, limit.burst,
@@ -277,6 +289,7 @@ class OptimusAdapter(Adapter):
             headers={"User-Agent": "psx-strategy-engine optimus adapter", "Accept": "application/json"},
         )
         try:
+            self.receiver.open_store(self._state_path)
             await self._server.start()
             await self._renew_tokens(None)
         except (NotSent, OutcomeUnknown, AuthFailed, OSError) as exc:
@@ -298,12 +311,20 @@ class OptimusAdapter(Adapter):
             await self._server.close()
         except Exception:
             log.exception("optimus %s: closing the webhook receiver failed", self.venue)
+        self.receiver.close()
         client, self._client = self._client, None
         if client is not None:
             try:
                 await client.aclose()
             except Exception:
                 log.exception("optimus %s: closing the HTTP client failed", self.venue)
+
+    def set_state_path(self, path: Path) -> None:
+        """Keep the applied webhook delivery ids there, so a replay after a restart is caught."""
+        self._state_path = Path(path)
+
+    def bad_input(self) -> dict[str, int]:
+        return dict(self.bad.counts)
 
     @property
     def webhook_url(self) -> str:
@@ -796,21 +817,27 @@ class OptimusAdapter(Adapter):
         """Apply one verified, new event. Raises CodecError on bad data (answered 400, counted)."""
         if event.event not in ORDER_EVENTS:
             if event.event == "margin.call":
-                log.warning("optimus %s: margin call: %s", self.venue, event.data)
+                log.warning("optimus %s: margin call: %s", self.venue, sample_of(repr(event.data)))
             else:
-                log.info("optimus %s: account alert: %s", self.venue, event.data)
+                log.info("optimus %s: account alert: %s", self.venue, sample_of(repr(event.data)))
             self.counts[event.event] += 1
             return
-        view = event.order()
+        kind = event.event
+        try:  # all of the event's data decoded before any of it is applied
+            view = event.order()
+            execution = event.execution() if kind == "order.execution" else None
+        except CodecError:
+            raise
+        except Exception as exc:  # the codec should raise only CodecError (issue 17 item 2); until it does
+            raise CodecError(f"undecodable {kind} data: {type(exc).__name__}") from None
         rec = self._orders.get(view.client_order_id) or self._by_order_id.get(view.order_id)
         if rec is None:
-            self._unknown_order(event, view)
+            self._unknown_order(event, view, execution)
             return
         self._bind_order_id(rec, view.order_id)
         rec.unknown = False
-        kind = event.event
-        if kind == "order.execution":
-            self._execution(rec, event.execution())
+        if execution is not None:
+            self._execution(rec, execution)
             if view.filled_quantity > rec.cum_qty:  # an earlier execution's webhook was lost
                 self._spawn(self._resolve, rec)
         elif kind == "order.confirmed":
@@ -826,14 +853,14 @@ class OptimusAdapter(Adapter):
             elif view.status is not None:
                 self._finish(rec, view.status, None, view.reason)
 
-    def _unknown_order(self, event: WebhookEvent, view: OrderView) -> None:
+    def _unknown_order(self, event: WebhookEvent, view: OrderView, execution: Execution | None) -> None:
         """Not an order this adapter sent (or one from before a restart): counted, logged, and
         passed on so the engine records it rather than it vanishing here."""
         self._complain("webhook_unknown_order", "%s %s for unknown order %s (broker id %s)",
                        event.event, event.event_id, view.client_order_id, view.order_id)
         now = self.clock.now_ns()
-        if event.event == "order.execution":
-            self.sink.on_fill(event.execution().to_fill(self.venue))
+        if execution is not None:
+            self.sink.on_fill(execution.to_fill(self.venue))
         elif view.status is not None:
             code = codec.order_reject_code(view.reject_code) if view.status is OrderStatus.REJECTED else None
             self.sink.on_order_update(OrderUpdate(

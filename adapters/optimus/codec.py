@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from adapters.badinput import BAD_SIGNATURE, STALE_SIGNATURE
 from engine.model import Fill, Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce, VenueOrder
 from engine.rejects import REJECT_CODES, Reject
 
@@ -45,6 +46,7 @@ __all__ = [
     "Paths",
     "PortfolioSummary",
     "SignatureError",
+    "StaleSignatureError",
     "Success",
     "Tokens",
     "WebhookEvent",
@@ -84,7 +86,15 @@ class CodecError(ValueError):
 
 
 class SignatureError(ValueError):
-    """A webhook whose HMAC signature is missing, malformed, stale or wrong."""
+    """A webhook whose HMAC signature is missing, malformed or wrong (answered 401)."""
+
+    kind: str = BAD_SIGNATURE
+
+
+class StaleSignatureError(SignatureError):
+    """A well-formed signature made too far from our clock: a replay, or a clock that drifted."""
+
+    kind = STALE_SIGNATURE
 
 
 # --------------------------------------------------------------------------------------------
@@ -840,26 +850,44 @@ def sign_webhook(secret: bytes, timestamp_ms: int, body: bytes) -> str:
     return f"t={timestamp_ms},v1={digest}"
 
 
+#: bounds on the signature header: a sane one is ~90 characters with one or two v1 entries
+MAX_SIGNATURE_HEADER = 1024
+MAX_SIGNATURES = 4
+_SIGNATURE_TS = re.compile(r"[0-9]{1,15}")  # unix ms, ASCII digits only: int() also takes '٣' and '²'
+_SIGNATURE_V1 = re.compile(r"[0-9a-fA-F]{64}")  # hex SHA-256 only: compare_digest refuses non-ASCII str
+
+
 def verify_webhook(
     secrets: Iterable[bytes], header: str | None, body: bytes, now_ns: int, tolerance_s: int
 ) -> None:
     """Raise :class:`SignatureError` unless ``header`` signs ``body`` with one of ``secrets``
-    within ``tolerance_s`` of ``now_ns``. Comparisons are constant time."""
+    within ``tolerance_s`` of ``now_ns`` (:class:`StaleSignatureError` when only the time is
+    wrong). Anything but one ``t=`` of ASCII digits and 1..4 ``v1=`` of 64 hex digits is
+    malformed, so no header can make this raise anything else. Comparisons are constant time."""
     if not header:
         raise SignatureError(f"missing {SIGNATURE_HEADER} header")
+    malformed = SignatureError(f"malformed {SIGNATURE_HEADER} header (expected t=<ms>,v1=<hex>)")
+    if len(header) > MAX_SIGNATURE_HEADER:
+        raise malformed
     timestamp: int | None = None
     signatures: list[str] = []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
+        if key == "t":
+            if timestamp is not None or not _SIGNATURE_TS.fullmatch(value):
+                raise malformed
             timestamp = int(value)
-        elif key == "v1" and value:
-            signatures.append(value)
+        elif key == "v1":
+            if not _SIGNATURE_V1.fullmatch(value) or len(signatures) == MAX_SIGNATURES:
+                raise malformed
+            signatures.append(value.lower())
     if timestamp is None or not signatures:
-        raise SignatureError(f"malformed {SIGNATURE_HEADER} header (expected t=<ms>,v1=<hex>)")
+        raise malformed
     skew_ms = abs(now_ns // NS_PER_MS - timestamp)
     if skew_ms > tolerance_s * 1000:
-        raise SignatureError(f"signature timestamp {skew_ms} ms away from our clock (tolerance {tolerance_s} s)")
+        raise StaleSignatureError(
+            f"signature timestamp {skew_ms} ms away from our clock (tolerance {tolerance_s} s)"
+        )
     signed = f"{timestamp}.".encode() + body
     for secret in secrets:
         expected = hmac.new(secret, signed, hashlib.sha256).hexdigest()
