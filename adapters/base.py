@@ -220,9 +220,11 @@ class Adapter(ABC):
         self.cancel_on_disconnect = enabled and self.capabilities.cancel_on_disconnect
 
     def set_state_path(self, path: Path) -> None:
-        """Where an embedded venue keeps its own side of the account (our orders and executions)
-        so that a restarted engine meets the venue it left. A network venue keeps its own state
-        and ignores this."""
+        """Where an adapter keeps its own durable state, beside the journal (called only when the
+        journal is enabled; ``--fresh-account`` moves the file aside): an embedded venue its side
+        of the account (our orders and executions) so that a restarted engine meets the venue it
+        left; a network adapter what must outlive the process (Optimus: the webhook delivery ids
+        already applied). Others ignore it."""
         return None
 
     # ---- queries for reconciliation (after a reconnect, and at restart) ------------------
