@@ -19,6 +19,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_optimus_adapter import PASSWORD, SECRET, USER, signed, venue
 
 from adapters.badinput import BAD_SIGNATURE, MALFORMED, NOT_JSON, REPLAYED, TOO_DEEP, TOO_LARGE
@@ -96,6 +98,24 @@ def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
 
 def bad_input_lines(caplog: pytest.LogCaptureFixture, kind: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if f"dropped bad input ({kind})" in r.getMessage()]
+
+
+HEADER_PARTS = st.lists(
+    st.tuples(st.sampled_from(["t", "v1", "T", "x", "", " t"]), st.sampled_from(["=", "", "=="]),
+              st.one_of(st.text(max_size=80), st.from_regex(r"[0-9a-f]{64}", fullmatch=True),
+                        st.from_regex(r"[0-9]{1,20}", fullmatch=True),
+                        st.text(alphabet="0123456789²³¹٣۳߃", max_size=9))),  # int() takes some, not others
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(HEADER_PARTS)
+def test_the_signature_check_raises_only_signature_error_for_any_header(parts: list[tuple[str, str, str]]) -> None:
+    body = b"{}"
+    header = ",".join(key + eq + value for key, eq, value in parts)
+    with pytest.raises(codec.SignatureError):
+        codec.verify_webhook([SECRET.encode()], header, body, time.time_ns(), TOLERANCE_S)
 
 
 @pytest.mark.anyio
@@ -209,6 +229,27 @@ async def test_a_slow_sender_is_cut_off_and_does_not_hold_up_other_deliveries() 
                         break
         assert received.startswith(b"HTTP/1.1 408")
         assert v.adapter.bad_input() == {MALFORMED: 1}
+
+
+@pytest.mark.anyio
+async def test_connections_over_the_cap_are_closed_at_accept() -> None:
+    async with venue(webhook_max_connections=2) as v:
+        port = int(v.adapter.webhook_url.split(":")[2].split("/")[0])
+        held = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(2)]
+        # the server accepts in order and counts a connection before its first await: no wait needed
+        try:
+            async with await anyio.connect_tcp("127.0.0.1", port) as third:
+                await third.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                with anyio.fail_after(10), pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await third.receive()
+        finally:
+            for stream in held:
+                await stream.aclose()
+        assert v.adapter.bad_input() == {TOO_LARGE: 1}
+        body = alert()
+        async with httpx.AsyncClient() as client:  # the slots are free again
+            answer = await client.post(v.adapter.webhook_url, content=body, headers=signed(body))
+        assert answer.status_code == 200
 
 
 def with_state(path: Path) -> Any:
