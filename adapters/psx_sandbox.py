@@ -880,7 +880,9 @@ def setup_from_args(args: argparse.Namespace) -> SandboxSetup:
 def stopped_line(psx: PsxSandbox) -> str:
     counts = {k: v for k, v in psx.broker.counts.items() if v}
     feed = {k: v for k, v in psx.feed.stats.items() if v}
-    return f"psx sandbox: stopped; broker {json.dumps(counts)}; feed {json.dumps(feed)}"
+    working = psx.broker.working_orders()
+    return (f"psx sandbox: stopped; broker {json.dumps(counts)}; feed {json.dumps(feed)}; "
+            f"orders working at the broker: {len(working)}{' (' + ', '.join(working) + ')' if working else ''}")
 
 
 async def _serve(args: argparse.Namespace) -> int:

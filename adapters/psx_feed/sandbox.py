@@ -735,8 +735,26 @@ class FeedServer:
             if count < 1:
                 raise ValueError(f"badframe: count must be at least 1, got {count}")
             for client in clients:
-                self._push(client, _BadFrames(self, frame_kind, count))
+                self._push(client, _BadFrames(self._bad_frames(client, frame_kind, count)))
         return {"kind": kind, "clients": len(clients)}
+
+    def _bad_frames(self, client: _Client, kind: str, count: int) -> list[str | bytes]:
+        """``count`` hostile frames of ``kind`` for ``client``, built now so a used-up seq takes its
+        place among the messages queued around it. Only a ``truncated`` frame uses one: it is a real
+        message cut short, so the client must see the gap; the others stand for no message."""
+        symbol = next(iter(sorted(client.symbols)), next(iter(self._instruments)))
+        name = json.dumps(symbol)
+        type_list = '{"type":[]}'
+        huge_number = f'{{"type":"tick","symbol":{name},"ltp":{HUGE_NUMBER}}}'
+        frames = []
+        for _ in range(count):
+            good = self._ticks[symbol].body(symbol, client.level > 0)
+            if kind == "truncated":
+                client.seq += 1
+                good += f',"seq":{client.seq}'
+            frames.append(bad_frame(kind, good + "}", type_list=type_list, huge_number=huge_number))
+        self.stats[f"badframe_{kind}"] += count
+        return frames
 
     async def _half_frame(self, client: _Client) -> None:
         """Half of a text frame's bytes, then the TCP connection closes (no close frame)."""
@@ -793,30 +811,16 @@ class _Burst:
 
 
 class _BadFrames:
-    """``count`` hostile frames of one kind, in the client's queue order (``badframe`` fault). Only a
-    ``truncated`` frame uses up a seq: it is a real message cut short, so the client must see the
-    gap; the others are extra frames that stand for no message."""
+    """Hostile frames (``badframe`` fault), sent in the client's queue order; a binary one too (the
+    queue's plain items are text)."""
 
-    def __init__(self, server: FeedServer, kind: str, count: int) -> None:
-        self.server = server
-        self.kind = kind
-        self.count = count
+    def __init__(self, frames: list[str | bytes]) -> None:
+        self.frames = frames
 
     async def __call__(self, client: _Client) -> None:
-        server = self.server
-        symbol = next(iter(sorted(client.symbols)), next(iter(server._instruments)))
-        name = json.dumps(symbol)
-        type_list = '{"type":[]}'
-        huge_number = f'{{"type":"tick","symbol":{name},"ltp":{HUGE_NUMBER}}}'
-        for _ in range(self.count):
-            good = server._ticks[symbol].body(symbol, client.level > 0)
-            if self.kind == "truncated":
-                client.seq += 1
-                good += f',"seq":{client.seq}'
-            frame = bad_frame(self.kind, good + "}", type_list=type_list, huge_number=huge_number)
+        for frame in self.frames:
             await client.ws.send(frame)
             client.sent += 1
-            server.stats[f"badframe_{self.kind}"] += 1
 
 
 def _json_response(connection: ServerConnection, status: HTTPStatus, body: Any) -> Response:

@@ -65,7 +65,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from adapters.badinput import BINARY, TOO_LARGE, BadInput, kind_of, sample_of
+from adapters.badinput import BINARY, MALFORMED, TOO_LARGE, BadInput, kind_of, sample_of
 from adapters.base import (
     Adapter,
     AdapterOptions,
@@ -776,10 +776,11 @@ class PulseAdapter(Adapter):
                 self._call("public/test", {})  # any request answers it (VENUES.md 5.11)
 
     def _bad_frame(self, raw: str | bytes, kind: str, reason: str, exc: Exception | None = None) -> None:
-        """Drop one frame: counted by kind, logged rate-limited. An exception that is not the
-        codec's is also a bug of ours or of the codec: its first traceback is logged once."""
+        """Drop one frame: counted by kind, logged rate-limited. An exception that is neither the
+        codec's nor explained by the input (too deep, a number out of range) is a bug of ours or
+        of the codec: counted in ``handler_errors`` and its first traceback logged once."""
         self.counters["bad_frames"] += 1
-        if exc is not None and not isinstance(exc, CodecError):
+        if exc is not None and kind == MALFORMED and not isinstance(exc, CodecError):
             self.counters["handler_errors"] += 1
             if not self._handler_error_logged:
                 self._handler_error_logged = True
