@@ -141,6 +141,20 @@ async def test_psx_feed_a_frame_over_max_message_bytes_is_counted_and_the_feed_r
     assert logged_kinds(messages(caplog))[0] == {TOO_LARGE: 1}
 
 
+async def test_psx_feed_sending_only_bad_frames_is_stale_then_reconnected() -> None:
+    """Frames that cannot be used are not data: a feed that sends nothing else goes stale (the
+    strategies hear it) and is reconnected like a silent one, whatever it sends meanwhile."""
+    async with sandbox() as server, running(server, stale_seconds=Decimal("0.2"),
+                                            stale_reconnect_seconds=Decimal("0.6")) as (adapter, sink):
+        with anyio.fail_after(10):
+            while adapter.reconnects == 0:
+                server.inject("badframe", frame="type_list")  # faster than the stale bound, without a pause
+                await anyio.sleep(0.01)
+        assert sink.statuses()[:3] == ["connected", "stale", "disconnected"]
+        await wait_for(lambda: sink.snapshots("MEBL") == 2 and sink.statuses()[-1] == "connected")
+        assert adapter.bad_input()[MALFORMED] >= 1
+
+
 # ---- the Pulse adapter ------------------------------------------------------------------------------
 
 

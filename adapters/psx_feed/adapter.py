@@ -17,7 +17,7 @@ What it does about the document's warnings (``shared/seeds/002_ad1dca0bc7545d13.
   changed no decoder state, so if it carried a ``seq`` the next message shows the gap and every
   book is re-snapshotted. A message over ``max_message_bytes`` is not read at all: websockets
   closes with 1009, counted ``too_large``, and the adapter reconnects with backoff.
-- No message for ``stale_seconds`` -> venue status ``stale`` (strategies hear it through
+- No usable message for ``stale_seconds`` -> venue status ``stale`` (strategies hear it through
   ``on_venue_status``); data again -> ``connected``. No traffic for ``stale_reconnect_seconds``
   -> reconnect (PSX-5).
 
@@ -174,7 +174,8 @@ class LiveFeedOptions(AdapterOptions):
     backoff_base_s: Decimal = Field(Decimal("0.5"), gt=0, description="First reconnect delay (before jitter).")
     backoff_max_s: Decimal = Field(Decimal(30), gt=0, description="Longest reconnect delay.")
     stale_seconds: Decimal = Field(
-        Decimal(10), gt=0, description="No message for this long -> venue status 'stale'.",
+        Decimal(10), gt=0, description="No usable message for this long (frames that cannot be decoded do not "
+        "count) -> venue status 'stale'.",
     )
     stale_reconnect_seconds: Decimal = Field(
         Decimal(60), ge=0, description="No message for this long -> reconnect (PSX-5 assumes 60 s); 0 = never.",
@@ -328,6 +329,7 @@ class LiveFeedAdapter(Adapter):
         self.server_level: str | None = None
         # ---- counters (describe(); the run report's messages_in / messages_out / reconnects)
         self.messages_in = 0
+        self.messages_used = 0  # messages that decoded: what staleness watches (garbage is not data)
         self.messages_out = 0
         self.malformed = 0
         self.reconnects = 0
@@ -662,7 +664,8 @@ class LiveFeedAdapter(Adapter):
         return False
 
     async def _watchdog(self) -> None:
-        """Stale and dead-feed detection by counting messages (no per-message clock read)."""
+        """Stale and dead-feed detection by counting messages that decoded (no per-message clock
+        read): a feed sending only frames that cannot be used is as good as silent."""
         stop = self._stop
         assert stop is not None
         opts = self.feed_options
@@ -679,9 +682,9 @@ class LiveFeedAdapter(Adapter):
                 return
             now = time.monotonic()
             ws = self._ws
-            if ws is None or self._conn_serial != serial or self.messages_in != seen or not self._watching():
+            if ws is None or self._conn_serial != serial or self.messages_used != seen or not self._watching():
                 serial = self._conn_serial
-                seen = self.messages_in
+                seen = self.messages_used
                 idle_since = now
                 continue
             idle = now - idle_since
@@ -706,14 +709,15 @@ class LiveFeedAdapter(Adapter):
     def _on_data(self, data: str | bytes) -> None:
         """One message: decode, then hand market data to the sink in order (the hot path)."""
         self.messages_in += 1
-        if self.stale:
-            self.stale = False
-            self._report("connected", "data flowing again")
         try:
             events = self._decoder.decode(data, self.clock.now_ns())
         except Exception as exc:  # any failure is this message's alone (never a cancellation: BaseException)
             self._dropped(data, exc)
-            return
+            return  # not data: a feed sending only garbage goes stale, then is reconnected
+        self.messages_used += 1
+        if self.stale:
+            self.stale = False
+            self._report("connected", "data flowing again")
         sink = self.sink
         try:
             for event in events:
