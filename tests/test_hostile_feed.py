@@ -58,7 +58,8 @@ from adapters.badinput import (
     UNKNOWN_MESSAGE,
 )
 from adapters.paper.market import MarketOptions
-from adapters.pulse.sandbox import PulseSandbox
+from adapters.psx_sandbox import parse_fault_spec
+from adapters.pulse.sandbox import FaultSpec, PulseSandbox, parse_fault
 from engine.model import Side
 
 pytestmark = pytest.mark.anyio
@@ -195,6 +196,20 @@ async def test_pulse_a_frame_over_max_message_bytes_is_counted_and_the_adapter_r
         await v.acked(order)
         await until(v.book_matches_venue, what="the book equal to the venue's after the reconnect")
     assert logged_kinds(messages(caplog))[0] == {TOO_LARGE: 1}
+
+
+# ---- the fault, as the command lines take it --------------------------------------------------------
+
+
+def test_the_badframe_fault_is_parsed_and_checked_where_it_is_written() -> None:
+    assert parse_fault_spec("badframe@5/10,frame=deep,count=50").params == {"frame": "deep", "count": 50}
+    for wrong in ("badframe@5", "badframe@5,frame=nested", "badframe@5,frame=deep,count=0"):
+        with pytest.raises(ValueError, match=r"badframe|frame|count"):
+            parse_fault_spec(wrong)
+    assert parse_fault("badframe@2:huge_number:7") == FaultSpec("badframe", 2.0, frame="huge_number", count=7)
+    for wrong in ("badframe@2", "badframe@2:nested", "badframe@2:deep:0"):
+        with pytest.raises(ValueError, match="badframe"):
+            parse_fault(wrong)
 
 
 # ---- end to end: a real engine trading while the feed sends every class -----------------------------
