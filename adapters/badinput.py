@@ -105,3 +105,20 @@ class BadInput:
         self._last_logged[kind] = now
         self._log.warning("%s: dropped bad input (%s) %s more time%s in the last %.0f s; latest: %s",
                           self._where, kind, f"{more:,}", "" if more == 1 else "s", since, latest)
+
+
+def kind_of(exc: BaseException) -> str:
+    """The kind of a frame's decode failure: the codec error's own ``kind`` when it carries one;
+    else what Python's parser raised on its own (a nesting past the recursion limit, a number
+    ``Decimal`` cannot hold), else ``MALFORMED``. Readers use this so a codec that does not yet
+    label every failure still gets an honest kind, never a crash."""
+    kind = getattr(exc, "kind", None)
+    if type(kind) is str:
+        return kind
+    if isinstance(exc, RecursionError):
+        return TOO_DEEP
+    if isinstance(exc, ArithmeticError):  # decimal.InvalidOperation / Overflow, OverflowError
+        return BAD_NUMBER
+    if isinstance(exc, UnicodeError):
+        return NOT_JSON
+    return MALFORMED

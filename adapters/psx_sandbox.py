@@ -55,6 +55,7 @@ from adapters.paper.adapter import PaperAdapter, PaperOptions
 from adapters.paper.market import MarketOptions
 from adapters.psx_feed.sandbox import DOCUMENT_CONNECTION_LIMIT, LEVEL_OF_PATH, FeedServer, paper_order_source
 from adapters.psx_feed.sandbox import FAULTS as FEED_FAULTS
+from adapters.sandbox_badframes import BAD_FRAME_KINDS, check_kind
 from adapters.sandbox_sessions import SessionFollower, always_open_state, parse_start, sandbox_start_ns
 from engine.clock import NS_PER_S, Clock, ScaledClock, Timer, WallClock
 from engine.model import BookUpdate, Fill, Instrument, InstrumentStatus, OrderUpdate, SessionState, Trade
@@ -204,6 +205,13 @@ FAULTS: dict[str, tuple[str, dict[str, Callable[[Any], Any]]]] = {
         "rotate=true accepts a new feed token (written to the feed token file, if any) (target=both|feed|broker)",
         {"target": _target, "refresh": _bool, "rotate": _bool},
     ),
+    "badframe": (
+        f"the feed sends every client count= (default 1) hostile frames of class frame= "
+        f"({'|'.join(BAD_FRAME_KINDS)}): {{\"type\":[]}}, an array nested 100,000 deep, "
+        "\"ltp\":1e9999999999999999999, a tick as a binary frame, half a real tick (its seq used up), a tick "
+        "padded to 10 MiB; the engine must drop each, count it by kind and keep trading",
+        {"frame": check_kind, "count": _count},
+    ),
 }
 FEED_PREFIX = "feed."
 BROKER_PREFIX = "broker."
@@ -220,6 +228,8 @@ def check_fault(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
         if unknown:
             known = ", ".join(readers) or "none"
             raise ValueError(f"fault {kind}: unknown parameter(s) {', '.join(unknown)}; known: {known}")
+        if kind == "badframe" and "frame" not in params:
+            raise ValueError(f"fault badframe: frame= is required ({'|'.join(BAD_FRAME_KINDS)})")
         return {name: readers[name](value) for name, value in params.items()}
     if kind.startswith(FEED_PREFIX) and kind[len(FEED_PREFIX):] in FEED_FAULTS:
         return dict(params)  # FeedServer.inject reads its own parameters
@@ -505,6 +515,8 @@ class PsxSandbox:
                 result["feed_sockets"] = self.feed.inject("drop")["clients"]
             if target in ("both", "broker"):
                 result["broker_sockets"] = self.broker._server.drop_connections()
+        elif kind == "badframe":
+            result["feed"] = self.feed.inject("badframe", **params)
         elif kind == "expire_tokens":
             if target in ("both", "broker"):
                 self.broker.inject("expire_tokens", refresh=params.get("refresh", False))
@@ -672,7 +684,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault", action="append", default=[], metavar="SPEC", type=_fault_arg,
                         help="inject a fault on a schedule; repeatable. SPEC = KIND[@WHEN[/EVERY]][,key=value...]: "
                         "WHEN = seconds after start (default 0) or HH:MM[:SS] on the sandbox clock; EVERY = repeat "
-                        "every so many seconds. E.g. drop_sockets@30/60, 5xx@10,count=3, expire_tokens@10:15")
+                        "every so many seconds. E.g. drop_sockets@30/60, 5xx@10,count=3, expire_tokens@10:15, "
+                        "badframe@5/10,frame=deep,count=50")
     parser.add_argument("--duration", type=float, default=0, metavar="S",
                         help="stop after S real seconds (default 0 = run until Ctrl-C; with --run, until the "
                         "config's last trading day ends)")
@@ -867,7 +880,9 @@ def setup_from_args(args: argparse.Namespace) -> SandboxSetup:
 def stopped_line(psx: PsxSandbox) -> str:
     counts = {k: v for k, v in psx.broker.counts.items() if v}
     feed = {k: v for k, v in psx.feed.stats.items() if v}
-    return f"psx sandbox: stopped; broker {json.dumps(counts)}; feed {json.dumps(feed)}"
+    working = psx.broker.working_orders()
+    return (f"psx sandbox: stopped; broker {json.dumps(counts)}; feed {json.dumps(feed)}; "
+            f"orders working at the broker: {len(working)}{' (' + ', '.join(working) + ')' if working else ''}")
 
 
 async def _serve(args: argparse.Namespace) -> int:

@@ -337,9 +337,10 @@ async def test_garbage_is_counted_logged_once_with_a_sample_and_the_connection_s
         server.on_book(delta("MEBL", level(Side.SELL, "187.55", 100)))
         await wait_for(lambda: same_book(sink, server, "MEBL") and adapter.malformed == 3)
         assert adapter.reconnects == 0 and sink.statuses() == ["connected"]
-        logged = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
-        assert len(logged) == 2  # one per kind: invalid JSON, bad tick
-        assert '{"type":"tick","symbol":' in logged[0]
+        assert sum(adapter.bad_input().values()) == 3
+        first = [r.getMessage() for r in caplog.records if "dropped bad input (" in r.getMessage()]
+        assert len(first) == len(adapter.bad_input())  # one line per kind (the codec names the kinds)
+        assert '{"type":"tick","symbol":' in first[0]
         assert adapter.describe()["last_malformed_sample"] == '{"type":"tick","symbol":"MEBL","ltp":"187.5"}'
 
 

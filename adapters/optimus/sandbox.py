@@ -361,6 +361,11 @@ class OptimusSandbox:
             order = next((o for o in self._orders.values() if o.client_order_id == order_id_or_client_id), None)
         return None if order is None else order.view(with_executions=True)
 
+    def working_orders(self) -> list[str]:
+        """Client order ids of the orders still working at the broker (an engine that stopped
+        cleanly leaves none)."""
+        return [o.client_order_id for o in self._orders.values() if o.status in _OPEN]
+
     # ---- faults --------------------------------------------------------------------------
     def inject(self, kind: str, count: int = 1, **params: Any) -> None:
         """Inject a fault (see the module docstring)."""

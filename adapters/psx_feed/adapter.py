@@ -10,9 +10,14 @@ What it does about the document's warnings (``shared/seeds/002_ad1dca0bc7545d13.
   closes the old socket before it opens a new one (PSX-3).
 - "Implement exponential backoff reconnection logic": full reconnect with exponential backoff and
   jitter, then a resubscribe, so every book starts again from a fresh snapshot.
-- "Validate all incoming messages and handle partial data gracefully": a malformed message is
-  counted, logged once per kind with a sample, and skipped; the connection stays up.
-- No message for ``stale_seconds`` -> venue status ``stale`` (strategies hear it through
+- "Validate all incoming messages and handle partial data gracefully": a message that cannot be
+  used (not JSON, too deep, a number out of bounds, a binary frame, any exception while decoding
+  it) is dropped, counted by kind and logged rate-limited through :class:`adapters.badinput.BadInput`
+  (``bad_input()``); the connection stays up. A dropped message cannot leave a wrong book: it
+  changed no decoder state, so if it carried a ``seq`` the next message shows the gap and every
+  book is re-snapshotted. A message over ``max_message_bytes`` is not read at all: websockets
+  closes with 1009, counted ``too_large``, and the adapter reconnects with backoff.
+- No usable message for ``stale_seconds`` -> venue status ``stale`` (strategies hear it through
   ``on_venue_status``); data again -> ``connected``. No traffic for ``stale_reconnect_seconds``
   -> reconnect (PSX-5).
 
@@ -46,6 +51,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from adapters.badinput import BINARY, TOO_LARGE, BadInput, kind_of, sample_of
 from adapters.base import (
     Adapter,
     AdapterOptions,
@@ -66,7 +72,6 @@ from adapters.psx_feed.codec import (
     Gap,
     IndexValue,
     L3Order,
-    Malformed,
     MarketStatus,
     Subscribed,
     Welcome,
@@ -169,7 +174,8 @@ class LiveFeedOptions(AdapterOptions):
     backoff_base_s: Decimal = Field(Decimal("0.5"), gt=0, description="First reconnect delay (before jitter).")
     backoff_max_s: Decimal = Field(Decimal(30), gt=0, description="Longest reconnect delay.")
     stale_seconds: Decimal = Field(
-        Decimal(10), gt=0, description="No message for this long -> venue status 'stale'.",
+        Decimal(10), gt=0, description="No usable message for this long (frames that cannot be decoded do not "
+        "count) -> venue status 'stale'.",
     )
     stale_reconnect_seconds: Decimal = Field(
         Decimal(60), ge=0, description="No message for this long -> reconnect (PSX-5 assumes 60 s); 0 = never.",
@@ -180,7 +186,11 @@ class LiveFeedOptions(AdapterOptions):
     ping_interval_s: Decimal = Field(Decimal(20), gt=0, description="WebSocket keepalive ping (PSX-5: 20 s).")
     ping_timeout_s: Decimal = Field(Decimal(20), gt=0, description="Drop the socket when a ping is unanswered.")
     open_timeout_s: Decimal = Field(Decimal(10), gt=0, description="Timeout of one connection attempt.")
-    max_message_bytes: int = Field(1 << 20, ge=1024, description="Largest accepted message.")
+    max_message_bytes: int = Field(
+        1 << 20, ge=1024, description="Largest message read (default 1 MiB). The largest legitimate one is an L2 "
+        "snapshot of one symbol, tens of KB; a bigger message is not read: the socket closes with 1009, the "
+        "message is counted too_large and the adapter reconnects with backoff.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -309,7 +319,8 @@ class LiveFeedAdapter(Adapter):
         self._conn_serial = 0
         self._market_state: str | None = None
         self._phase: Phase | None = None
-        self._logged: set[str] = set()  # malformed kinds already logged
+        #: what the venue sent that could not be used: counted by kind, logged rate-limited
+        self._bad = BadInput(log, f"psx_feed venue {venue}")
         self._sink_errors_logged = False
         self._deliver_status = getattr(sink, "on_instrument_status", None)
         #: "new" | "connected" | "disconnected" | "stale" | "closed": what the sink was last told
@@ -318,6 +329,7 @@ class LiveFeedAdapter(Adapter):
         self.server_level: str | None = None
         # ---- counters (describe(); the run report's messages_in / messages_out / reconnects)
         self.messages_in = 0
+        self.messages_used = 0  # messages that decoded: what staleness watches (garbage is not data)
         self.messages_out = 0
         self.malformed = 0
         self.reconnects = 0
@@ -365,6 +377,7 @@ class LiveFeedAdapter(Adapter):
                     pass
         self._release()
         self.status = "closed"
+        self._bad.flush()
 
     def subscribe(self, symbols: Iterable[str]) -> None:
         """Ask for these symbols; a snapshot of each comes first. Before ``connect`` (or during a
@@ -413,6 +426,10 @@ class LiveFeedAdapter(Adapter):
     def on_session(self, state: SessionState) -> None:
         """The engine's session phase: a closed market is quiet, not stale."""
         self._phase = state.phase
+
+    def bad_input(self) -> dict[str, int]:
+        """Messages dropped, by kind (adapters.badinput), for the report and ``/metrics``."""
+        return dict(self._bad.counts)
 
     def stats(self) -> dict[str, int]:
         """The wire counters for the report (see ``describe`` for the rest)."""
@@ -584,8 +601,18 @@ class LiveFeedAdapter(Adapter):
             async for data in ws:
                 on_data(data)
         except ConnectionClosed as exc:
+            if exc.rcvd is None and exc.sent is not None and exc.sent.code == 1009:
+                return self._too_large(exc.sent.reason)
             return self._close_text(exc.rcvd.code if exc.rcvd else None, exc.rcvd.reason if exc.rcvd else "")
         return self._close_text(ws.close_code, ws.close_reason or "")
+
+    def _too_large(self, reason: str) -> str:
+        """websockets refused a message over ``max_message_bytes`` without reading it and closed
+        with 1009: counted like any other bad message; the reconnect that follows resnapshots."""
+        self.malformed += 1
+        limit = self.feed_options.max_message_bytes
+        self._bad.record(TOO_LARGE, f"a message over max_message_bytes={limit:,} ({reason}); reconnecting")
+        return f"closed by us (code 1009: a message over max_message_bytes={limit:,})"
 
     def _close_text(self, code: int | None, reason: str) -> str:
         if code is None or code == 1006:
@@ -637,7 +664,8 @@ class LiveFeedAdapter(Adapter):
         return False
 
     async def _watchdog(self) -> None:
-        """Stale and dead-feed detection by counting messages (no per-message clock read)."""
+        """Stale and dead-feed detection by counting messages that decoded (no per-message clock
+        read): a feed sending only frames that cannot be used is as good as silent."""
         stop = self._stop
         assert stop is not None
         opts = self.feed_options
@@ -654,9 +682,9 @@ class LiveFeedAdapter(Adapter):
                 return
             now = time.monotonic()
             ws = self._ws
-            if ws is None or self._conn_serial != serial or self.messages_in != seen or not self._watching():
+            if ws is None or self._conn_serial != serial or self.messages_used != seen or not self._watching():
                 serial = self._conn_serial
-                seen = self.messages_in
+                seen = self.messages_used
                 idle_since = now
                 continue
             idle = now - idle_since
@@ -681,14 +709,15 @@ class LiveFeedAdapter(Adapter):
     def _on_data(self, data: str | bytes) -> None:
         """One message: decode, then hand market data to the sink in order (the hot path)."""
         self.messages_in += 1
+        try:
+            events = self._decoder.decode(data, self.clock.now_ns())
+        except Exception as exc:  # any failure is this message's alone (never a cancellation: BaseException)
+            self._dropped(data, exc)
+            return  # not data: a feed sending only garbage goes stale, then is reconnected
+        self.messages_used += 1
         if self.stale:
             self.stale = False
             self._report("connected", "data flowing again")
-        try:
-            events = self._decoder.decode(data, self.clock.now_ns())
-        except Malformed as exc:
-            self._malformed(exc)
-            return
         sink = self.sink
         try:
             for event in events:
@@ -716,15 +745,15 @@ class LiveFeedAdapter(Adapter):
             self._healthy = True
             self._backoff.reset()
 
-    def _malformed(self, exc: Malformed) -> None:
+    def _dropped(self, data: str | bytes, exc: Exception) -> None:
+        """A message the decoder could not read: counted by kind, logged rate-limited, skipped. The
+        decoder changed no state for it, so a lost ``seq`` shows as a gap on the next message."""
         self.malformed += 1
-        sample = self._scrub(exc.sample, self._token)
+        kind = BINARY if type(data) is not str else kind_of(exc)
+        sample = self._scrub(sample_of(data), self._token)
         self.last_malformed_sample = sample
-        kind = exc.reason.split(":", 1)[0]
-        if kind not in self._logged:
-            self._logged.add(kind)
-            log.warning("psx_feed venue %s: malformed message skipped (%s); sample: %r; further ones of this kind "
-                        "are only counted", self.venue, exc.reason, sample)
+        reason = self._scrub(str(exc)[:200] or type(exc).__name__, self._token)
+        self._bad.record(kind, f"{type(exc).__name__}: {reason}", sample)
 
     def _protocol_event(self, event: Any) -> None:
         kind = type(event)

@@ -27,6 +27,12 @@ Faults on request, for the adapter's recovery paths (``inject(kind, ...)`` in pr
 ``refuse``         answer every handshake with HTTP ``status=`` (default 503) for ``seconds=``
 ``burst``          send ``count=`` synthetic book changes (L2) or ticks (L0/L1) of ``symbol=``
                    as fast as the socket takes them, then a fresh snapshot (benchmarks)
+``badframe``       send ``count=`` (default 1) hostile frames of class ``frame=``
+                   (adapters/sandbox_badframes.py): ``type_list`` ``{"type":[]}``, ``deep`` (an
+                   array nested 100,000 deep), ``huge_number`` (``"ltp":1e9999999999999999999``),
+                   ``binary`` (a tick as a binary frame), ``truncated`` (half of a real tick: its
+                   seq is used up, so the client sees a gap), ``huge`` (a tick padded to 10 MiB);
+                   the server keeps the connection (a client refusing a huge frame closes it, 1009)
 =================  ===========================================================================
 
 ``GET /sandbox/status`` answers with the connections and counters as JSON.
@@ -55,6 +61,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from adapters.psx_feed.adapter import RedactCredentials
+from adapters.sandbox_badframes import HUGE_NUMBER, bad_frame, check_kind
 from adapters.sandbox_sessions import SessionFollower, always_open_state, sandbox_start_ns
 from engine.clock import NS_PER_S, Clock
 from engine.model import (
@@ -85,6 +92,7 @@ LEVEL_NAMES = ("L0", "L1", "L2")
 DOCUMENT_CONNECTION_LIMIT = 2
 FAULTS = (
     "drop", "drop_mid_frame", "truncate", "garbage", "stall", "gap", "expire_token", "add_token", "refuse", "burst",
+    "badframe",
 )
 #: PSX-1: market-wide states, from the engine's session phase
 _MARKET_STATE = {
@@ -721,7 +729,32 @@ class FeedServer:
                 target = symbol or next(iter(sorted(client.symbols)), None)
                 if target in self._instruments:
                     self._push(client, _Burst(self, count, str(target)))
+        elif kind == "badframe":
+            frame_kind = check_kind(str(params.get("frame", "")))
+            count = int(params.get("count", 1))
+            if count < 1:
+                raise ValueError(f"badframe: count must be at least 1, got {count}")
+            for client in clients:
+                self._push(client, _BadFrames(self._bad_frames(client, frame_kind, count)))
         return {"kind": kind, "clients": len(clients)}
+
+    def _bad_frames(self, client: _Client, kind: str, count: int) -> list[str | bytes]:
+        """``count`` hostile frames of ``kind`` for ``client``, built now so a used-up seq takes its
+        place among the messages queued around it. Only a ``truncated`` frame uses one: it is a real
+        message cut short, so the client must see the gap; the others stand for no message."""
+        symbol = next(iter(sorted(client.symbols)), next(iter(self._instruments)))
+        name = json.dumps(symbol)
+        type_list = '{"type":[]}'
+        huge_number = f'{{"type":"tick","symbol":{name},"ltp":{HUGE_NUMBER}}}'
+        frames = []
+        for _ in range(count):
+            good = self._ticks[symbol].body(symbol, client.level > 0)
+            if kind == "truncated":
+                client.seq += 1
+                good += f',"seq":{client.seq}'
+            frames.append(bad_frame(kind, good + "}", type_list=type_list, huge_number=huge_number))
+        self.stats[f"badframe_{kind}"] += count
+        return frames
 
     async def _half_frame(self, client: _Client) -> None:
         """Half of a text frame's bytes, then the TCP connection closes (no close frame)."""
@@ -777,6 +810,19 @@ class _Burst:
         server._snapshot(client, symbol)  # the truth again, after the synthetic changes
 
 
+class _BadFrames:
+    """Hostile frames (``badframe`` fault), sent in the client's queue order; a binary one too (the
+    queue's plain items are text)."""
+
+    def __init__(self, frames: list[str | bytes]) -> None:
+        self.frames = frames
+
+    async def __call__(self, client: _Client) -> None:
+        for frame in self.frames:
+            await client.ws.send(frame)
+            client.sent += 1
+
+
 def _json_response(connection: ServerConnection, status: HTTPStatus, body: Any) -> Response:
     response = connection.respond(status, json.dumps(body, default=str) + "\n")
     del response.headers["Content-Type"]
@@ -813,7 +859,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="A local PSX Live Feed WebSocket server backed by the paper venue's matching engine and "
         "synthetic market. Faults on request: GET http://HOST:PORT/sandbox/fault?kind=KIND (drop, drop_mid_frame, "
         "truncate, garbage, stall&seconds=S, gap&count=N, expire_token, add_token&token=T, refuse&seconds=S, "
-        "burst&count=N); GET /sandbox/status.",
+        "burst&count=N, badframe&frame=type_list|deep|huge_number|binary|truncated|huge&count=N); "
+        "GET /sandbox/status.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="listen port, 0 = any free port (default 8765)")

@@ -22,6 +22,13 @@ the bookkeeping around it:
   "just below the spread") carries the venue's price, so the runtime records what really works;
 - venue MMP limits come from the engine (``configure_mmp``, before ``connect``) or the options;
 - ``stats()`` for the engine's report: frames in and out, reconnects, and every counter;
+- a frame that cannot be used (not JSON, too deep, a number out of bounds, binary, any exception
+  while decoding or handling it) is dropped, counted by kind and logged rate-limited
+  (:class:`adapters.badinput.BadInput`, ``bad_input()``); the connection stays up. A book change
+  that cannot be read unsyncs its book and resubscribes for a snapshot, as a change-id gap does
+  (an unreadable frame whose channel is unknown shows as a gap at the next change). A frame over
+  ``max_message_bytes`` is not read: websockets closes with 1009, counted ``too_large``, and the
+  adapter reconnects;
 - nothing it logs, nor anything websockets logs for its connection (every frame at DEBUG),
   contains the client secret or a token: :mod:`adapters.pulse.wirelog`;
 - on a lost connection (socket closed, or no heartbeat within 1.5 intervals) the runtime hears
@@ -58,6 +65,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from adapters.badinput import BINARY, MALFORMED, TOO_LARGE, BadInput, kind_of, sample_of
 from adapters.base import (
     Adapter,
     AdapterOptions,
@@ -100,7 +108,6 @@ __all__ = ["ConnectionLost", "PulseAdapter", "PulseError", "PulseMmp", "PulseOpt
 log = adapter_log  # "engine.pulse"; with wire_log ("engine.pulse.wire") filtered by wirelog.REDACT
 
 NS_PER_S = 1_000_000_000
-BAD_FRAME_SAMPLES = 5  # malformed frames logged with a sample; the rest are only counted
 GAP_LOGS = 5
 TRACK_KEEP_S = 600.0  # finished orders stay known this long (late answers, cancels, queries)
 TRADE_POLL_COUNT = 100  # trades asked per public/last_trades_by_instrument poll
@@ -144,6 +151,11 @@ class PulseOptions(AdapterOptions):
     )
     request_timeout_s: Decimal = Field(Decimal(5), gt=0, description="Answer deadline of one JSON-RPC request.")
     connect_timeout_s: Decimal = Field(Decimal(10), gt=0, description="WebSocket opening handshake deadline.")
+    max_message_bytes: int = Field(
+        8 << 20, ge=1 << 16, description="Largest frame read (default 8 MiB). The largest legitimate one is an answer "
+        "listing orders or trades (about 600 bytes each: 8 MiB holds ~13,000) or a full book snapshot; a bigger "
+        "frame is not read: the socket closes with 1009, it is counted too_large and the adapter reconnects.",
+    )
     refresh_fraction: Decimal = Field(
         Decimal("0.8"), gt=0, lt=1, description="Refresh the access token at this fraction of its lifetime."
     )
@@ -368,7 +380,9 @@ class PulseAdapter(Adapter):
         self._mmp_configs: dict[str, PulseMmp] = dict(options.mmp)
         self._mmp_strategies: dict[str, set[str]] = {}
         self._scopes: set[anyio.CancelScope] = set()
-        self._bad_logged = 0
+        #: what the venue sent that could not be used: counted by kind, logged rate-limited
+        self._bad = BadInput(log, f"pulse {venue}")
+        self._handler_error_logged = False
         self.venue_cod: bool | None = None  # what get_cancel_on_disconnect said at the last login
         self.counters: Counter[str] = Counter()
         self.messages_in = 0  # frames received (answers, notifications, heartbeats, bad frames)
@@ -376,7 +390,7 @@ class PulseAdapter(Adapter):
         self._handlers: dict[str, Callable[[Any], None]] = {}
         for symbol in self.instruments:
             handlers = self._handlers
-            handlers[codec.book_channel(symbol)] = self._on_book
+            handlers[codec.book_channel(symbol)] = partial(self._on_book, symbol)
             handlers[f"quote.{symbol}"] = self._on_quote
             handlers[f"trades.{symbol}.raw"] = self._on_public_trades
             handlers[f"user.orders.{symbol}.raw"] = self._on_user_orders
@@ -426,6 +440,7 @@ class PulseAdapter(Adapter):
                     pass
         for scope in list(self._scopes):
             scope.cancel()
+        self._bad.flush()
 
     async def _guard(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run a background loop under a scope ``close`` can cancel; a crash is logged, not raised
@@ -445,7 +460,8 @@ class PulseAdapter(Adapter):
         try:
             ws = await websockets.connect(
                 options.url, open_timeout=float(options.connect_timeout_s), ping_interval=None,
-                compression="deflate" if options.compression else None, max_size=2**24, max_queue=None, proxy=None,
+                compression="deflate" if options.compression else None, max_size=options.max_message_bytes,
+                max_queue=None, proxy=None,
                 logger=wire_log,  # its DEBUG frame log passes wirelog.REDACT: no secret or token in it
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
@@ -565,15 +581,21 @@ class PulseAdapter(Adapter):
             async for raw in ws:
                 self._last_recv = time.monotonic()
                 self.messages_in += 1
+                if type(raw) is not str:
+                    self._bad_frame(raw, BINARY, "a binary frame (the API is JSON text frames)")
+                    continue
                 try:
                     self._dispatch(raw)
-                except CodecError as exc:
-                    self._bad_frame(raw, exc)
-                except Exception:
-                    self.counters["handler_errors"] += 1
-                    log.exception("pulse %s: handling a frame failed; frame skipped: %.200r", self.venue, raw)
+                except Exception as exc:  # this frame's alone; a cancellation (BaseException) still ends the loop
+                    self._bad_frame(raw, kind_of(exc), f"{type(exc).__name__}: {str(exc)[:200]}", exc)
         except ConnectionClosed as exc:
             reason = f"connection lost: {exc}"
+            if exc.rcvd is None and exc.sent is not None and exc.sent.code == 1009:
+                limit = self.pulse_options.max_message_bytes
+                reason = f"closed by us (code 1009: a frame over max_message_bytes={limit:,})"
+                self.counters["bad_frames"] += 1
+                self._bad.record(TOO_LARGE, f"a frame over max_message_bytes={limit:,} ({exc.sent.reason}); "
+                                 "reconnecting")
         finally:
             self._connection_lost(gen, self._drop_reason or reason)
 
@@ -753,12 +775,22 @@ class PulseAdapter(Adapter):
                 self.counters["test_requests"] += 1
                 self._call("public/test", {})  # any request answers it (VENUES.md 5.11)
 
-    def _bad_frame(self, raw: str | bytes, exc: CodecError) -> None:
+    def _bad_frame(self, raw: str | bytes, kind: str, reason: str, exc: Exception | None = None) -> None:
+        """Drop one frame: counted by kind, logged rate-limited. An exception that is neither the
+        codec's nor explained by the input (too deep, a number out of range) is a bug of ours or
+        of the codec: counted in ``handler_errors`` and its first traceback logged once."""
         self.counters["bad_frames"] += 1
-        if self._bad_logged < BAD_FRAME_SAMPLES:
-            self._bad_logged += 1
-            log.error("pulse %s: malformed frame skipped (%s; %d so far): %.200r", self.venue, exc,
-                      self.counters["bad_frames"], raw)
+        if exc is not None and kind == MALFORMED and not isinstance(exc, CodecError):
+            self.counters["handler_errors"] += 1
+            if not self._handler_error_logged:
+                self._handler_error_logged = True
+                log.error("pulse %s: a frame raised %s outside the codec's errors (traceback logged once)",
+                          self.venue, type(exc).__name__, exc_info=exc)
+        self._bad.record(kind, reason, sample_of(raw))  # the "engine.pulse" log scrubs credentials (wirelog)
+
+    def bad_input(self) -> dict[str, int]:
+        """Frames dropped, by kind (adapters.badinput), for the report and ``/metrics``."""
+        return dict(self._bad.counts)
 
     # ---- market data ---------------------------------------------------------------------
     def subscribe(self, symbols: Iterable[str]) -> None:
@@ -826,8 +858,12 @@ class PulseAdapter(Adapter):
         self.counters["book_resubscribes"] += 1
         self._call("public/subscribe", {"channels": [channel]}, partial(self._on_public_subscribed, [channel]))
 
-    def _on_book(self, data: Any) -> None:
-        msg: BookMsg = codec.decode_book(data)
+    def _on_book(self, channel_symbol: str, data: Any) -> None:
+        try:
+            msg: BookMsg = codec.decode_book(data)
+        except Exception:
+            self._book_unreadable(channel_symbol)
+            raise  # the reader drops and counts the frame
         state = self._books.get(msg.symbol)
         if state is None:
             self.counters["unexpected_channel"] += 1
@@ -853,6 +889,21 @@ class PulseAdapter(Adapter):
             return
         state.change_id = msg.change_id
         self.sink.on_book(BookUpdate(self.venue, msg.symbol, self.clock.now_ns(), msg.change_id, msg.changes))
+
+    def _book_unreadable(self, symbol: str) -> None:
+        """A frame on ``symbol``'s book channel could not be read: it may have been a change, so the
+        book is no longer known to be right. As after a change-id gap: unsync (later changes are
+        skipped) and resubscribe for a fresh snapshot, once until that snapshot arrives."""
+        state = self._books.get(symbol)
+        if state is None or not state.synced:
+            return
+        state.synced = False
+        state.gaps += 1
+        self.counters["book_gaps"] += 1
+        if state.gaps <= GAP_LOGS:
+            log.warning("pulse %s: book %s: a frame on its channel could not be read; resubscribing for a snapshot",
+                        self.venue, symbol)
+        self._resubscribe_book(symbol)
 
     def _on_quote(self, data: Any) -> None:
         quote = codec.decode_quote(data)

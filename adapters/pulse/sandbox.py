@@ -18,10 +18,14 @@ the matching engine is always in continuous trading.
 Faults (``--fault`` or the methods of the same names): ``drop`` (abort every socket), ``stall``
 (send nothing for a while), ``gap`` (lose the next book change of an instrument), ``error`` (answer
 the next requests of a method with an error status), ``garbage`` (send a non-JSON frame and a
-truncated one). Extensions, all outside the document and marked as such: ``trades.{instrument}.raw``
-(PUL-7), ``public/unsubscribe`` / ``private/unsubscribe`` (PUL-14), ``order_id``/``label``/``fee``/
-``liquidity`` in trade objects (PUL-8), and with ``--test-methods`` the ``sandbox/*`` methods that
-tests and the benchmark use to inject orders, faults and bursts from another process.
+truncated one), ``badframe`` (send hostile frames of one class, :mod:`adapters.sandbox_badframes`: a
+book change whose ``type`` is a list, an array nested 100,000 deep, a number with a 20-digit
+exponent, a heartbeat as a binary frame, half of a real book change (its change_id used up, so the
+client sees a gap), a heartbeat padded to 10 MiB). Extensions, all outside the document and marked
+as such: ``trades.{instrument}.raw`` (PUL-7), ``public/unsubscribe`` / ``private/unsubscribe``
+(PUL-14), ``order_id``/``label``/``fee``/``liquidity`` in trade objects (PUL-8), and with
+``--test-methods`` the ``sandbox/*`` methods that tests and the benchmark use to inject orders,
+faults and bursts from another process.
 ``--refuse-channel 'trades.*'`` (``refuse_channels=``) makes it the document's venue again, without
 the public trades channel: left out of the subscribe result, or with ``refuse_with_error=True``
 the whole subscribe request answered with status 1.
@@ -70,6 +74,7 @@ from adapters.paper.matching import (
     ReplaceRejected,
 )
 from adapters.pulse.wirelog import sandbox_log, sandbox_wire_log
+from adapters.sandbox_badframes import BAD_FRAME_KINDS, HUGE_NUMBER, bad_frame, check_kind
 from engine.clock import Clock, WallClock
 from engine.model import Instrument, OrderType, Phase, Side, TimeInForce
 from engine.rejects import Reject
@@ -225,11 +230,12 @@ class FaultSpec:
     method: str = ""
     code: int = INTERNAL
     count: int = 1
+    frame: str = ""
 
 
 def parse_fault(text: str) -> FaultSpec:
     """``drop@S`` | ``stall@S:SECONDS`` | ``gap@S[:INSTRUMENT]`` | ``error@S:METHOD[:CODE[:COUNT]]``
-    | ``garbage@S``; S = seconds after start."""
+    | ``garbage@S`` | ``badframe@S:FRAME[:COUNT]``; S = seconds after start."""
     kind, at, rest = text.partition("@")[0], *text.partition("@")[2].partition(":")[::2]
     try:
         at_s = float(at)
@@ -240,6 +246,13 @@ def parse_fault(text: str) -> FaultSpec:
             return FaultSpec(kind, at_s, duration_s=float(args[0]) if args else 5.0)
         if kind == "gap":
             return FaultSpec(kind, at_s, instrument=args[0] if args else "")
+        if kind == "badframe":
+            if not args or not args[0]:
+                raise ValueError(f"badframe fault needs a frame class ({'|'.join(BAD_FRAME_KINDS)})")
+            count = int(args[1]) if len(args) > 1 else 1
+            if count < 1:
+                raise ValueError(f"count must be at least 1, got {count}")
+            return FaultSpec(kind, at_s, frame=check_kind(args[0]), count=count)
         if kind == "error":
             if not args or not args[0]:
                 raise ValueError("error fault needs a method")
@@ -248,7 +261,7 @@ def parse_fault(text: str) -> FaultSpec:
             return FaultSpec(kind, at_s, method=args[0], code=code, count=count)
     except (ValueError, IndexError) as exc:
         raise ValueError(f"fault {text!r}: {exc}") from None
-    raise ValueError(f"fault {text!r}: unknown kind {kind!r} (drop, stall, gap, error, garbage)")
+    raise ValueError(f"fault {text!r}: unknown kind {kind!r} (drop, stall, gap, error, garbage, badframe)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1371,6 +1384,34 @@ class PulseSandbox:
             conn.push('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.')
         return len(self.conns)
 
+    def badframe(self, frame: str, count: int = 1) -> int:
+        """Send every connection ``count`` hostile frames of class ``frame`` (adapters.sandbox_badframes).
+        A ``type_list`` frame is a change on the first subscribed book channel whose ``type`` is a list;
+        a ``truncated`` one is half of a real change of that book, whose change_id it uses up."""
+        check_kind(frame)
+        heartbeat = '{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"heartbeat"}}'
+        huge_number = ('{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"heartbeat","timestamp":'
+                       f'{HUGE_NUMBER}}}}}')
+        for conn in self.conns:
+            book = next((b for name, b in sorted(self.books.items()) if f"book.{name}.raw" in conn.subs), None)
+            for _ in range(count):
+                good = heartbeat
+                type_list = heartbeat
+                if book is not None:
+                    change = {"asks": [], "bids": [], "change_id": book.change_id + 1,
+                              "instrument_name": book.inst.name, "prev_change_id": book.change_id,
+                              "timestamp": self._now_ms(), "type": "change"}
+                    type_list = _json({"jsonrpc": "2.0", "method": "subscription", "params": {
+                        "channel": f"book.{book.inst.name}.raw", "data": {**change, "type": []}}})
+                    if frame == "truncated":
+                        book.change_id += 1  # a real change, lost on the wire: the next one shows the gap
+                        good = _json({"jsonrpc": "2.0", "method": "subscription", "params": {
+                            "channel": f"book.{book.inst.name}.raw", "data": change}})
+                conn.push(bad_frame(frame, good, type_list=type_list, huge_number=huge_number))
+            self.counters[f"badframe_{frame}"] = self.counters.get(f"badframe_{frame}", 0) + count
+        log.warning("pulse sandbox: injected %d %s frame(s) on %d connection(s)", count, frame, len(self.conns))
+        return len(self.conns)
+
     def set_trading(self, active: bool) -> None:
         """Publish ``heartbeat_trade`` with status_trade active/inactive."""
         self._heartbeat_trade_active = active
@@ -1430,16 +1471,24 @@ class PulseSandbox:
             self.inject_error(fault.method, fault.code, fault.count)
         elif fault.kind == "garbage":
             self.garbage()
+        elif fault.kind == "badframe":
+            self.badframe(fault.frame, fault.count)
 
     def _t_fault(self, conn: _Conn, p: dict[str, Any]) -> str:
         kind = str(p.get("kind", ""))
         spec = FaultSpec(kind, 0.0, duration_s=float(p.get("duration_s", 5)), instrument=str(p.get("instrument", "")),
                          method=str(p.get("method", "*")), code=int(p.get("code", INTERNAL)),
-                         count=int(p.get("count", 1)))
+                         count=int(p.get("count", 1)), frame=str(p.get("frame", "")))
         if kind == "drop" or kind == "stall":
             # after this response is written, so the caller hears the answer
             asyncio.get_running_loop().call_later(0.05, self.apply_fault, spec)
         elif kind in ("gap", "error", "garbage"):
+            self.apply_fault(spec)
+        elif kind == "badframe":
+            try:
+                check_kind(spec.frame)
+            except ValueError as exc:
+                raise _Err(BAD_REQUEST, str(exc)) from None
             self.apply_fault(spec)
         else:
             raise _Err(BAD_REQUEST, f"unknown fault {kind!r}")
@@ -1555,7 +1604,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="smallest public/set_heartbeat interval accepted, seconds (default 10)")
     parser.add_argument("--fault", action="append", default=[], metavar="SPEC",
                         help="drop@S | stall@S:SECONDS | gap@S[:INSTRUMENT] | error@S:METHOD[:CODE[:COUNT]] | "
-                        "garbage@S (S = seconds after start); repeatable")
+                        "garbage@S | badframe@S:FRAME[:COUNT] (S = seconds after start; FRAME = "
+                        f"{'|'.join(BAD_FRAME_KINDS)}: hostile frames the client must drop and count); repeatable")
     parser.add_argument("--refuse-channel", action="append", default=[], metavar="PATTERN",
                         help="a channel this venue does not offer (fnmatch pattern, e.g. 'trades.*' as in the "
                         "document, which has no public trades channel); left out of subscribe results; repeatable")
