@@ -31,6 +31,7 @@ import anyio
 
 from adapters.base import Adapter, RateLimit, UnknownAdapter, get_adapter
 from engine import systemd
+from engine.clientids import new_epoch
 from engine.clock import NS_PER_S, Clock, SimClock, WallClock
 from engine.config import LoadedConfig, validate_section
 from engine.errors import StartupError
@@ -223,6 +224,7 @@ class Engine:
     def _open_journal(self) -> None:
         """Open (or start) the journal and rebuild the runtime's state from it."""
         if self.journal_path is None:
+            self.runtime.client_epoch = new_epoch()  # nothing durable: each run is its own epoch
             return
         jcfg = self.cfg.journal
         if self.fresh_account:

@@ -40,6 +40,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from engine.clientids import new_epoch, parse_client_id
 from engine.errors import StartupError
 from engine.model import TERMINAL_STATUSES, Fill, Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce
 
@@ -96,8 +97,15 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT strategy, MAX(1, reserved - 999), reserved FROM client_ids;
     DROP TABLE client_ids;
     """,
+    # client ids carry the journal's epoch (engine/clientids.py): a new journal draws one when it is
+    # created (Journal.open); a journal from before keeps the empty epoch and its <strategy>-<n> ids
+    """
+    INSERT OR IGNORE INTO meta (key, value) VALUES ('client_epoch', '');
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+#: the schema version from which a journal has a client-id epoch
+CLIENT_EPOCH_VERSION = 3
 #: client ids reserved per commit: a restart skips at most this many ids per strategy
 CLIENT_ID_BLOCK = 1000
 #: queued order rows that force a commit before the flush timer (bounds memory and the loss window)
@@ -190,7 +198,10 @@ class Journal:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
                 db.execute("PRAGMA foreign_keys=ON")
-                _migrate(db, path, migrations)
+                if _migrate(db, path, migrations) == 0 and len(migrations) >= CLIENT_EPOCH_VERSION:
+                    # a new journal: its own epoch, so its ids never repeat an earlier journal's
+                    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('client_epoch', ?)",
+                               (new_epoch(),))
             except sqlite3.DatabaseError as exc:
                 raise JournalError(
                     f"journal {path}: {exc}; it is not a journal this engine can read "
@@ -405,6 +416,12 @@ class Journal:
         self._reserved[strategy] = reserved
         return reserved
 
+    @property
+    def client_epoch(self) -> str:
+        """This journal's part of every client id it hands out ('' for a journal from before
+        epochs: its ids keep the ``<strategy>-<n>`` shape)."""
+        return self.meta("client_epoch") or ""
+
     def client_ids_reserved(self, strategy: str) -> int:
         return self._reserved.get(strategy, 0)
 
@@ -415,12 +432,13 @@ class Journal:
             "SELECT first FROM client_id_blocks WHERE strategy = ? AND first > ? ORDER BY first", (strategy, number))]
 
     def last_client_seq(self, strategy: str) -> int:
-        """The highest ``n`` of the ``<strategy>-<n>`` orders the journal has (0: none)."""
+        """The highest ``n`` of the strategy's ``<strategy>-<epoch>-<n>`` orders the journal has (0: none)."""
         best = 0
+        epoch = self.client_epoch
         for (client_id,) in self.db.execute("SELECT client_id FROM orders WHERE strategy = ?", (strategy,)):
-            number = client_id.rpartition("-")[2]
-            if number.isdigit():
-                best = max(best, int(number))
+            parsed = parse_client_id(client_id, epoch)
+            if parsed is not None:
+                best = max(best, parsed[1])
         return best
 
     def control(self, now_ns: int, kind: str, key: str, state: dict[str, Any]) -> None:
@@ -496,7 +514,8 @@ class Journal:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
 
-def _migrate(db: sqlite3.Connection, path: Path, migrations: Sequence[str]) -> None:
+def _migrate(db: sqlite3.Connection, path: Path, migrations: Sequence[str]) -> int:
+    """Bring the schema forward; returns the version the file had (0: it was just created)."""
     version = int(db.execute("PRAGMA user_version").fetchone()[0])
     if version > len(migrations):
         raise JournalError(
@@ -509,6 +528,7 @@ def _migrate(db: sqlite3.Connection, path: Path, migrations: Sequence[str]) -> N
             db.execute(statement)
         db.execute(f"PRAGMA user_version = {target}")
         db.execute("COMMIT")
+    return version
 
 
 def _statements(script: str) -> list[str]:
