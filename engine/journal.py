@@ -31,6 +31,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -41,8 +42,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.clientids import new_epoch, parse_client_id
+from engine.config import REDACTED
 from engine.errors import StartupError
 from engine.model import TERMINAL_STATUSES, Fill, Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce
+from engine.secrets import Redactor
 
 #: schema migrations, in order: ``MIGRATIONS[i]`` takes a journal from version i to i + 1
 MIGRATIONS: tuple[str, ...] = (
@@ -112,6 +115,13 @@ CLIENT_ID_BLOCK = 1000
 MAX_PENDING = 4096
 _LIVE = tuple(s.value for s in OrderStatus if s not in TERMINAL_STATUSES)
 ZERO = Decimal(0)
+#: journal, venue state and their copies hold the account's orders, fills and the strategies' own
+#: state: readable by the engine's user only
+PRIVATE_MODE = 0o600
+#: the files SQLite keeps beside a database in WAL mode
+SQLITE_SIDE_FILES = ("-wal", "-shm")
+
+log = logging.getLogger("engine.journal")
 
 
 class JournalError(StartupError):
@@ -172,6 +182,8 @@ class Journal:
         self._pending: list[tuple[Order, OrderStatus, Decimal | None, Decimal, Decimal, int, str]] = []
         self._reserved: dict[str, int] = {}
         self.last_ns = 0
+        # the config's secrets, scrubbed from the strategies' on_save state before it is stored
+        self.redactor = Redactor(())
         # counters for the report and metrics: plain ints
         self.n_commits = 0
         self.n_fills = 0
@@ -182,19 +194,23 @@ class Journal:
     @classmethod
     def open(
         cls, path: Path, *, sync: str = "full", fresh: bool = False, migrations: Sequence[str] = MIGRATIONS,
-        lock: bool = True,
+        lock: bool = True, redactor: Redactor | None = None,
     ) -> Journal:
         """Open (creating or migrating) the journal at ``path``. ``fresh`` moves an existing journal
-        aside (``<name>.<timestamp>.bak``, nothing deleted) and starts an empty one."""
+        aside (``<name>.<timestamp>.bak``, nothing deleted) and starts an empty one. ``redactor``:
+        the config's secrets, kept out of the strategies' saved state. The file (and SQLite's
+        -wal/-shm beside it) is made readable by the owner only."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         lock_fd = _take_lock(path) if lock else None
         try:
             if fresh and path.exists():
                 move_aside(path)
+            make_private(path)
             try:
                 db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
                 db.row_factory = sqlite3.Row
+                db.execute("PRAGMA secure_delete=ON")  # a replaced row (an older saved state) is zeroed, not left
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
                 db.execute("PRAGMA foreign_keys=ON")
@@ -212,6 +228,8 @@ class Journal:
                 os.close(lock_fd)
             raise
         journal = cls(path, db, lock_fd)
+        if redactor is not None:
+            journal.redactor = redactor
         journal._reserved = {r["strategy"]: r["reserved"] for r in db.execute(
             "SELECT strategy, MAX(last) AS reserved FROM client_id_blocks GROUP BY strategy")}
         journal.last_ns = int(journal.meta("last_ns") or 0)
@@ -448,6 +466,12 @@ class Journal:
                             (now_ns, kind, key, json.dumps(state, sort_keys=True)))
 
     def save_strategy_state(self, now_ns: int, strategy: str, state: Any) -> None:
+        """Store a strategy's ``on_save`` value, scrubbed of the config's secrets like every log
+        line and report (the journal and its .bak copies outlive the run)."""
+        state, found = self.redactor.scrub_value(state)
+        if found:
+            log.warning("strategy %s: on_save returned a secret from the config; it is stored as %s",
+                        strategy, REDACTED)
         text = json.dumps(state, sort_keys=True)
         with self._transaction():
             self.db.execute("INSERT OR REPLACE INTO strategy_state (strategy, ts, state) VALUES (?, ?, ?)",
@@ -538,7 +562,7 @@ def _statements(script: str) -> list[str]:
 
 def _take_lock(path: Path) -> int:
     lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, PRIVATE_MODE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -563,11 +587,26 @@ def move_aside(path: Path) -> Path:
         n += 1
         target = path.with_name(f"{path.name}.{stamp}-{n}.bak")
     path.rename(target)
-    for suffix in ("-wal", "-shm"):
+    for suffix in SQLITE_SIDE_FILES:
         side = path.with_name(path.name + suffix)
         if side.exists():
             side.rename(target.with_name(target.name + suffix))
+    make_private(target)  # a copy from before 0600 journals is tightened too
     return target
+
+
+def make_private(path: Path) -> None:
+    """Create ``path`` (empty: SQLite takes an empty file as a new database) or tighten it, and its
+    -wal/-shm, to owner-only. Done before SQLite opens it: SQLite creates the -wal and -shm with
+    the main file's mode, so they are 0600 too; ones left by an older engine are tightened here."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_MODE)
+    finally:
+        os.close(fd)
+    for suffix in SQLITE_SIDE_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(path.with_name(path.name + suffix), PRIVATE_MODE)
 
 
 @dataclass(frozen=True, slots=True)
