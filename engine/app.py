@@ -31,10 +31,11 @@ import anyio
 
 from adapters.base import Adapter, RateLimit, UnknownAdapter, get_adapter
 from engine import systemd
+from engine.clientids import new_epoch
 from engine.clock import NS_PER_S, Clock, SimClock, WallClock
 from engine.config import LoadedConfig, validate_section
 from engine.errors import StartupError
-from engine.journal import Journal, move_aside, peek
+from engine.journal import Journal, make_private, move_aside, peek
 from engine.loader import LoadedStrategy, load_strategies
 from engine.observe import MetricsServer, Observer
 from engine.recovery import Restored, recover_venue, restore
@@ -223,6 +224,7 @@ class Engine:
     def _open_journal(self) -> None:
         """Open (or start) the journal and rebuild the runtime's state from it."""
         if self.journal_path is None:
+            self.runtime.client_epoch = new_epoch()  # nothing durable: each run is its own epoch
             return
         jcfg = self.cfg.journal
         if self.fresh_account:
@@ -233,7 +235,10 @@ class Engine:
                     log.warning("fresh account: venue state %s moved to %s", state, moved)
             if self.journal_path.exists():
                 log.warning("fresh account: the journal %s is moved aside (nothing is deleted)", self.journal_path)
-        journal = Journal.open(self.journal_path, sync=jcfg.sync, fresh=self.fresh_account)
+        for name in self.adapters:
+            make_private(self.venue_state_path(name))  # 0600 before the venue's SQLite opens it
+        journal = Journal.open(self.journal_path, sync=jcfg.sync, fresh=self.fresh_account,
+                               redactor=Redactor(self.loaded.secret_values))
         self.journal = journal
         try:
             journal.begin_run(self.clock.now_ns(), str(self.loaded.path), self.days[0])

@@ -70,7 +70,8 @@ KeyPath = tuple[str | int, ...]
 
 REDACTED = "***"
 EXTENSION_PREFIX = "x-"  # top-level keys ignored by validation, for YAML anchors
-STRATEGY_NAME = re.compile(r"^[A-Za-z0-9_-]{1,24}$")
+# 16: a client id is <name>-<epoch>-<n> within a venue's 32 characters (engine/clientids.py)
+STRATEGY_NAME = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 VENUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -340,7 +341,7 @@ class StrategyConfig(_Strict):
     def _name_fits_order_ids(cls, name: str) -> str:
         if not STRATEGY_NAME.match(name):
             raise ValueError(
-                f"a strategy name is 1 to 24 letters, digits, '_' or '-' (it goes into client order ids), got {name!r}"
+                f"a strategy name is 1 to 16 letters, digits, '_' or '-' (it goes into client order ids), got {name!r}"
             )
         return name
 

@@ -38,7 +38,13 @@ HOT_HOOKS = ("on_book", "on_trade", "on_fill", "on_order_update")
 @hookspec
 def on_start(ctx):
     """Called once, after the strategy is loaded and the venues are connected, before any market
-    event. Set up state here; orders may be placed if the session accepts them."""
+    event. Set up state here; orders may be placed if the session accepts them.
+
+    After a restart (a crash included) ``ctx.open_orders()`` already lists this strategy's orders
+    that the venue still works, reconciled with the venue: rebuild any map of working orders from
+    it, or the strategy places a second order beside each one. These are the same ``Order`` objects
+    later ``on_order_update`` / ``on_fill`` calls carry; what happened to them while the engine was
+    down is not replayed as ``on_order_update`` calls."""
 
 
 @hookspec
@@ -125,7 +131,7 @@ def on_save(ctx):
 def on_load(ctx, state):
     """Called at start, before ``on_start``, with what ``on_save`` last returned (not called when
     nothing was saved). Restart reconciliation is done: ``ctx.position`` and ``ctx.open_orders``
-    already show the venue's truth."""
+    already show the venue's truth (the restored orders, see ``on_start``)."""
 
 
 HOOK_NAMES = (

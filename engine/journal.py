@@ -31,6 +31,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -40,8 +41,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from engine.clientids import new_epoch, parse_client_id
+from engine.config import REDACTED
 from engine.errors import StartupError
 from engine.model import TERMINAL_STATUSES, Fill, Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce
+from engine.secrets import Redactor
 
 #: schema migrations, in order: ``MIGRATIONS[i]`` takes a journal from version i to i + 1
 MIGRATIONS: tuple[str, ...] = (
@@ -96,14 +100,28 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT strategy, MAX(1, reserved - 999), reserved FROM client_ids;
     DROP TABLE client_ids;
     """,
+    # client ids carry the journal's epoch (engine/clientids.py): a new journal draws one when it is
+    # created (Journal.open); a journal from before keeps the empty epoch and its <strategy>-<n> ids
+    """
+    INSERT OR IGNORE INTO meta (key, value) VALUES ('client_epoch', '');
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+#: the schema version from which a journal has a client-id epoch
+CLIENT_EPOCH_VERSION = 3
 #: client ids reserved per commit: a restart skips at most this many ids per strategy
 CLIENT_ID_BLOCK = 1000
 #: queued order rows that force a commit before the flush timer (bounds memory and the loss window)
 MAX_PENDING = 4096
 _LIVE = tuple(s.value for s in OrderStatus if s not in TERMINAL_STATUSES)
 ZERO = Decimal(0)
+#: journal, venue state and their copies hold the account's orders, fills and the strategies' own
+#: state: readable by the engine's user only
+PRIVATE_MODE = 0o600
+#: the files SQLite keeps beside a database in WAL mode
+SQLITE_SIDE_FILES = ("-wal", "-shm")
+
+log = logging.getLogger("engine.journal")
 
 
 class JournalError(StartupError):
@@ -164,6 +182,8 @@ class Journal:
         self._pending: list[tuple[Order, OrderStatus, Decimal | None, Decimal, Decimal, int, str]] = []
         self._reserved: dict[str, int] = {}
         self.last_ns = 0
+        # the config's secrets, scrubbed from the strategies' on_save state before it is stored
+        self.redactor = Redactor(())
         # counters for the report and metrics: plain ints
         self.n_commits = 0
         self.n_fills = 0
@@ -174,23 +194,30 @@ class Journal:
     @classmethod
     def open(
         cls, path: Path, *, sync: str = "full", fresh: bool = False, migrations: Sequence[str] = MIGRATIONS,
-        lock: bool = True,
+        lock: bool = True, redactor: Redactor | None = None,
     ) -> Journal:
         """Open (creating or migrating) the journal at ``path``. ``fresh`` moves an existing journal
-        aside (``<name>.<timestamp>.bak``, nothing deleted) and starts an empty one."""
+        aside (``<name>.<timestamp>.bak``, nothing deleted) and starts an empty one. ``redactor``:
+        the config's secrets, kept out of the strategies' saved state. The file (and SQLite's
+        -wal/-shm beside it) is made readable by the owner only."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         lock_fd = _take_lock(path) if lock else None
         try:
             if fresh and path.exists():
                 move_aside(path)
+            make_private(path)
             try:
                 db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
                 db.row_factory = sqlite3.Row
+                db.execute("PRAGMA secure_delete=ON")  # a replaced row (an older saved state) is zeroed, not left
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
                 db.execute("PRAGMA foreign_keys=ON")
-                _migrate(db, path, migrations)
+                if _migrate(db, path, migrations) == 0 and len(migrations) >= CLIENT_EPOCH_VERSION:
+                    # a new journal: its own epoch, so its ids never repeat an earlier journal's
+                    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('client_epoch', ?)",
+                               (new_epoch(),))
             except sqlite3.DatabaseError as exc:
                 raise JournalError(
                     f"journal {path}: {exc}; it is not a journal this engine can read "
@@ -201,6 +228,8 @@ class Journal:
                 os.close(lock_fd)
             raise
         journal = cls(path, db, lock_fd)
+        if redactor is not None:
+            journal.redactor = redactor
         journal._reserved = {r["strategy"]: r["reserved"] for r in db.execute(
             "SELECT strategy, MAX(last) AS reserved FROM client_id_blocks GROUP BY strategy")}
         journal.last_ns = int(journal.meta("last_ns") or 0)
@@ -405,6 +434,12 @@ class Journal:
         self._reserved[strategy] = reserved
         return reserved
 
+    @property
+    def client_epoch(self) -> str:
+        """This journal's part of every client id it hands out ('' for a journal from before
+        epochs: its ids keep the ``<strategy>-<n>`` shape)."""
+        return self.meta("client_epoch") or ""
+
     def client_ids_reserved(self, strategy: str) -> int:
         return self._reserved.get(strategy, 0)
 
@@ -415,12 +450,13 @@ class Journal:
             "SELECT first FROM client_id_blocks WHERE strategy = ? AND first > ? ORDER BY first", (strategy, number))]
 
     def last_client_seq(self, strategy: str) -> int:
-        """The highest ``n`` of the ``<strategy>-<n>`` orders the journal has (0: none)."""
+        """The highest ``n`` of the strategy's ``<strategy>-<epoch>-<n>`` orders the journal has (0: none)."""
         best = 0
+        epoch = self.client_epoch
         for (client_id,) in self.db.execute("SELECT client_id FROM orders WHERE strategy = ?", (strategy,)):
-            number = client_id.rpartition("-")[2]
-            if number.isdigit():
-                best = max(best, int(number))
+            parsed = parse_client_id(client_id, epoch)
+            if parsed is not None:
+                best = max(best, parsed[1])
         return best
 
     def control(self, now_ns: int, kind: str, key: str, state: dict[str, Any]) -> None:
@@ -430,6 +466,12 @@ class Journal:
                             (now_ns, kind, key, json.dumps(state, sort_keys=True)))
 
     def save_strategy_state(self, now_ns: int, strategy: str, state: Any) -> None:
+        """Store a strategy's ``on_save`` value, scrubbed of the config's secrets like every log
+        line and report (the journal and its .bak copies outlive the run)."""
+        state, found = self.redactor.scrub_value(state)
+        if found:
+            log.warning("strategy %s: on_save returned a secret from the config; it is stored as %s",
+                        strategy, REDACTED)
         text = json.dumps(state, sort_keys=True)
         with self._transaction():
             self.db.execute("INSERT OR REPLACE INTO strategy_state (strategy, ts, state) VALUES (?, ?, ?)",
@@ -496,7 +538,8 @@ class Journal:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
 
-def _migrate(db: sqlite3.Connection, path: Path, migrations: Sequence[str]) -> None:
+def _migrate(db: sqlite3.Connection, path: Path, migrations: Sequence[str]) -> int:
+    """Bring the schema forward; returns the version the file had (0: it was just created)."""
     version = int(db.execute("PRAGMA user_version").fetchone()[0])
     if version > len(migrations):
         raise JournalError(
@@ -509,6 +552,7 @@ def _migrate(db: sqlite3.Connection, path: Path, migrations: Sequence[str]) -> N
             db.execute(statement)
         db.execute(f"PRAGMA user_version = {target}")
         db.execute("COMMIT")
+    return version
 
 
 def _statements(script: str) -> list[str]:
@@ -518,7 +562,7 @@ def _statements(script: str) -> list[str]:
 
 def _take_lock(path: Path) -> int:
     lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, PRIVATE_MODE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -543,11 +587,26 @@ def move_aside(path: Path) -> Path:
         n += 1
         target = path.with_name(f"{path.name}.{stamp}-{n}.bak")
     path.rename(target)
-    for suffix in ("-wal", "-shm"):
+    for suffix in SQLITE_SIDE_FILES:
         side = path.with_name(path.name + suffix)
         if side.exists():
             side.rename(target.with_name(target.name + suffix))
+    make_private(target)  # a copy from before 0600 journals is tightened too
     return target
+
+
+def make_private(path: Path) -> None:
+    """Create ``path`` (empty: SQLite takes an empty file as a new database) or tighten it, and its
+    -wal/-shm, to owner-only. Done before SQLite opens it: SQLite creates the -wal and -shm with
+    the main file's mode, so they are 0600 too; ones left by an older engine are tightened here."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_MODE)
+    finally:
+        os.close(fd)
+    for suffix in SQLITE_SIDE_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(path.with_name(path.name + suffix), PRIVATE_MODE)
 
 
 @dataclass(frozen=True, slots=True)

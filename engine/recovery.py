@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from engine.clientids import format_client_id, parse_client_id, strategy_of_other_epoch
 from engine.journal import Journal
 from engine.model import TERMINAL_STATUSES, Fill, Order, OrderStatus, OrderType, VenueOrder
 from engine.portfolio import Position
@@ -103,6 +104,7 @@ def restore(runtime: Runtime, journal: Journal, today: dt.date) -> Restored:
         restored.fills_replayed += 1
     for venue in runtime.venues.values():
         venue.account.roll(today)  # what settled while the engine was down is usable today
+    runtime.client_epoch = journal.client_epoch  # before any id is parsed or handed out
     _restore_orders(runtime, journal, restored)
     for runner in runtime.runners.values():
         runner.client_seq = runner.client_reserved = journal.client_ids_reserved(runner.name)
@@ -144,12 +146,20 @@ def _restore_orders(runtime: Runtime, journal: Journal, restored: Restored) -> N
 
 
 def strategy_of(runtime: Runtime, venue: str, client_id: str) -> StrategyRunner | None:
-    """The strategy of this venue whose client ids look like ``client_id`` (``<name>-<n>``)."""
-    name, sep, number = client_id.rpartition("-")
-    if not sep or not number.isdigit():
+    """The strategy of this venue that this journal handed ``client_id`` to
+    (``<name>-<epoch>-<n>`` with this journal's epoch); None for any other id, an earlier
+    journal's included."""
+    parsed = parse_client_id(client_id, runtime.client_epoch)
+    if parsed is None:
         return None
-    runner = runtime.runners.get(name)
+    runner = runtime.runners.get(parsed[0])
     return runner if runner is not None and runner.venue == venue else None
+
+
+def earlier_journal(runtime: Runtime, client_id: str) -> str | None:
+    """The strategy whose id ``client_id`` looks like when an earlier journal (another epoch)
+    handed it out: that journal's history, never this one's (see :func:`reconcile_venue`)."""
+    return strategy_of_other_epoch(client_id, runtime.client_epoch, runtime.runners)
 
 
 def _order_from_venue(seen: VenueOrder, strategy: str, now: int, cum_qty: Decimal = Decimal(0),
@@ -188,7 +198,7 @@ async def probe_unjournaled(runtime: Runtime, venue: _Venue, answer: VenueAnswer
             misses = 0
             while misses < PROBE_MISSES and number < runner.client_reserved:
                 number += 1
-                client_id = f"{runner.name}-{number}"
+                client_id = format_client_id(runner.name, runtime.client_epoch, number)
                 if client_id in venue.orders or client_id in answer.listed or answer.looked_up.get(client_id):
                     misses = 0
                     continue
@@ -266,7 +276,11 @@ def reconcile_venue(runtime: Runtime, venue: _Venue, answer: VenueAnswer, unknow
     - missed fills are applied once (an exec id already applied is dropped);
     - every open order gets the venue's state (one the venue no longer knows: never received if it
       was never acknowledged, else finished while the engine could not hear);
-    - orders placed by someone else are left alone and reported.
+    - orders placed by someone else are left alone and reported;
+    - so are orders and fills under an earlier journal's ids (our strategies' names, another
+      epoch: ``--fresh-account``, or another engine with its own journal on the same account):
+      they are not this journal's account, so they are neither adopted nor applied, and the
+      engine does not cancel what may be another engine's working order.
 
     Returns the orders adopted into their strategies."""
     now = runtime.clock.now_ns()
@@ -295,6 +309,10 @@ def reconcile_venue(runtime: Runtime, venue: _Venue, answer: VenueAnswer, unknow
             found.append((runner, order))
     applied_before = venue.n_fill
     for fill in answer.fills:
+        if fill.client_id not in venue.orders and earlier_journal(runtime, fill.client_id) is not None:
+            runtime._anomaly("venue_earlier_journal", f"venue {venue.name}: a fill of an earlier journal's "
+                                                      f"order, not this account's; not applied: {fill}")
+            continue
         order = venue.orders.get(fill.client_id)
         if order is not None and order.status is OrderStatus.UNKNOWN:
             order.transition(OrderStatus.NEW, now)  # a fill proves the venue had it
@@ -313,6 +331,10 @@ def reconcile_venue(runtime: Runtime, venue: _Venue, answer: VenueAnswer, unknow
     for client_id, order in list(venue.orphans.items()):
         _settle(runtime, venue, order, answer.order(client_id), None)
     for seen in answer.listed.values():  # what is left was placed by someone else (or a strategy long gone)
+        if earlier_journal(runtime, seen.client_id) is not None:
+            runtime._anomaly("venue_earlier_journal", f"venue {venue.name} works an order of an earlier journal "
+                                                      f"(another client-id epoch); left alone: {seen}")
+            continue
         runtime._anomaly("venue_order_unknown", f"venue {venue.name} works an order this engine did not place; "
                                                 f"left alone: {seen}")
     return adopted

@@ -29,6 +29,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from adapters.base import Adapter
+from engine.clientids import format_client_id
 from engine.clock import NS_PER_S, Clock
 from engine.context import OrderContext
 from engine.journal import Journal
@@ -320,6 +321,9 @@ class Runtime:
         self.timeline = Timeline()
         # the durable journal (engine/journal.py); None in tests that build a runtime by hand
         self.journal: Journal | None = None
+        # the journal's part of every client id (engine/clientids.py); restore sets it, and a run
+        # without a journal draws its own (Engine), so only a bare runtime (tests) has none
+        self.client_epoch = ""
         # positions of strategies the journal knows and this config no longer runs: kept, not lost
         self.retired_positions: dict[str, Any] = {}
         # what reconciliation does with an order under our client ids the engine never saw (journal.on_restart)
@@ -942,14 +946,15 @@ class Runtime:
 
     # ---- requests from the order context ------------------------------------------------------
     def next_client_id(self, runner: StrategyRunner) -> str:
-        """``<strategy>-<n>``: short, venue-safe ([A-Za-z0-9_-], <= 32 chars), unique in the run."""
+        """``<strategy>-<epoch>-<n>``: short, venue-safe ([A-Za-z0-9_-], <= 32 chars), unique in the
+        journal, and across journals by the journal's epoch."""
         used = self.venues[runner.venue].orders
         while True:
             runner.client_seq += 1
             if runner.client_seq > runner.client_reserved and self.journal is not None:
                 # reserved (committed) before use: a restarted engine never hands out this id again
                 runner.client_reserved = self.journal.reserve_client_ids(runner.name, runner.client_seq)
-            candidate = f"{runner.name}-{runner.client_seq}"
+            candidate = format_client_id(runner.name, self.client_epoch, runner.client_seq)
             if candidate not in used:
                 return candidate
 

@@ -5,7 +5,8 @@ itself is not enough: a strategy that puts its token into an exception message, 
 error that echoes a request, would carry it into a log line or the report's failure text. So every
 output passes one :class:`Redactor`, which replaces each secret value wherever it appears.
 Values shorter than :data:`MIN_SECRET_LEN` are left alone: scrubbing "1" or "on" from every line
-would wreck the logs and protect nothing.
+would wreck the logs and protect nothing. The journal passes the strategies' ``on_save`` state
+through the same :class:`Redactor` (:meth:`Redactor.scrub_value`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from engine.config import REDACTED
 
@@ -35,6 +38,33 @@ class Redactor:
 
     def scrub(self, text: str) -> str:
         return text if self._pattern is None else self._pattern.sub(REDACTED, text)
+
+    def scrub_value(self, value: Any) -> tuple[Any, bool]:
+        """Scrub a JSON-like value (a strategy's ``on_save`` state): every string, dict key
+        included, at any depth; a number whose text holds a secret (a PIN saved as an int)
+        becomes ``***``. Scrubbing the value, not its JSON text, also catches a secret JSON would
+        escape (a quote, non-ASCII). Returns the scrubbed value and whether anything was found."""
+        if self._pattern is None:
+            return value, False
+        found = False
+
+        def walk(item: Any) -> Any:
+            nonlocal found
+            if isinstance(item, str):
+                clean = self.scrub(item)
+                found = found or clean != item
+                return clean
+            if isinstance(item, dict):
+                return {walk(k) if isinstance(k, str) else k: walk(v) for k, v in item.items()}
+            if isinstance(item, (list, tuple)):
+                return [walk(v) for v in item]
+            if isinstance(item, (int, float, Decimal)) and not isinstance(item, bool):
+                if self.scrub(str(item)) != str(item):
+                    found = True
+                    return REDACTED
+            return item
+
+        return walk(value), found
 
 
 class RedactingFilter(logging.Filter):

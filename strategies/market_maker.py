@@ -24,6 +24,20 @@ quotes = {}  # (symbol, side) -> our working order; module state is per strategy
 
 
 @hookimpl
+def on_start(ctx):
+    # After a restart (a crash included) the venue may still work quotes we placed before: the
+    # engine has reconciled them with the venue and ctx.open_orders() lists them. Take them back
+    # as our quotes, or on_book would place a second quote beside each one. One quote per side:
+    # should a side have two, cancel the later one.
+    quotes.clear()
+    for order in ctx.open_orders():
+        if (order.symbol, order.side) in quotes:
+            ctx.cancel(order)
+        else:
+            quotes[(order.symbol, order.side)] = order
+
+
+@hookimpl
 def on_book(ctx, book):
     # Quote only in continuous trading, when both sides of the book exist, and not while
     # market-maker protection has us frozen (the engine would refuse every quote with 7009).

@@ -23,6 +23,15 @@ working = {}  # symbol -> our order still in flight, so we never stack orders
 
 
 @hookimpl
+def on_start(ctx):
+    # After a restart the engine lists the orders the venue still has for us (reconciled before
+    # this hook): count them as in flight, so we never stack a second order on one.
+    working.clear()
+    for order in ctx.open_orders():
+        working[order.symbol] = order
+
+
+@hookimpl
 def on_trade(ctx, trade):
     if ctx.session != "open":
         return

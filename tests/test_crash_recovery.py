@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 from conftest import REPO
 
+from engine.clientids import parse_client_id
 from engine.journal import Journal
 from engine.journalview import account, positions
 
@@ -96,7 +97,8 @@ def test_sigkill_at_random_points_loses_nothing_and_counts_nothing_twice(tmp_pat
             sign = 1 if row["side"] == "buy" else -1
             cash -= sign * notional + Decimal(row["fee"])
             holdings[row["symbol"]] += sign * qty
-            by_strategy[(row["client_id"].rpartition("-")[0], row["symbol"])] += sign * qty
+            strategy, _ = parse_client_id(row["client_id"], journal.client_epoch)  # <strategy>-<epoch>-<n>
+            by_strategy[(strategy, row["symbol"])] += sign * qty
         ours = account(journal)["paper"]
         assert ours["cash"] + ours["unsettled_cash"] == cash
         assert {s: q for s, q in ours["holdings"].items() if q} == {s: q for s, q in holdings.items() if q}

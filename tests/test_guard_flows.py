@@ -350,17 +350,21 @@ def test_an_order_in_flight_at_the_drop_is_lost_and_comes_back_rejected_9001(tmp
     assert engine.report()["rejects_by_code"] == {"9001": 1}
 
 
-def _stray_at_the_venue(engine, client_id: str, price: str = "186.00"):
-    """An order under the strategy's client ids that this engine never sent (a second engine on the
-    account by mistake, a crash's last flush window): it reaches the venue straight, not through the
-    runtime, so the engine's only way to learn of it is reconciliation."""
+def _stray_at_the_venue(engine, n: int, price: str = "186.00") -> str:
+    """An order under the strategy's client ids that this engine never sent (a crash's last flush
+    window): it reaches the venue straight, not through the runtime, so the engine's only way to
+    learn of it is reconciliation. Returns its client id (``n`` in this journal's shape)."""
+    from engine.clientids import format_client_id
     from engine.model import Order, Side
+
+    client_id = format_client_id("s", engine.runtime.client_epoch, n)
 
     stray = Order(client_id, "s", "paper", "MEBL", Side.BUY, D(10), D(price))
     engine.adapters["paper"].submit(stray)
     settle(engine)
     assert client_id in resting_ids(engine)
     assert engine.runtime.anomalies["update_unknown_order"] == 1  # its ack: an order the engine does not know
+    return client_id
 
 
 @pytest.mark.parametrize("policy", ["cancel", "adopt"])
@@ -370,22 +374,22 @@ def test_reconnect_reconciliation_cancels_or_adopts_an_order_under_our_client_id
                          journal={"on_restart": {"unknown_orders": policy}})
     open_session(engine)
     ctx = ctx_of(engine)
-    _stray_at_the_venue(engine, "s-9001")
+    stray = _stray_at_the_venue(engine, 9001)
     events = events_of(engine)
     events.clear()
     until(engine, 10, 0, 31)
     anyio.run(engine.runtime.run_pending)
     settle(engine, 2)
     assert ctx.venue_status == "connected"
-    seen_by_strategy = [e for e in events if e[0] == "order" and e[1] == "s-9001"]
+    seen_by_strategy = [e for e in events if e[0] == "order" and e[1] == stray]
     if policy == "cancel":
         assert resting_ids(engine) == [] and ctx.open_orders() == []
         assert seen_by_strategy == []  # the engine's to cancel: the strategy never hears of it
-        assert engine.runtime.venues["paper"].orders["s-9001"].status.value == "cancelled"
+        assert engine.runtime.venues["paper"].orders[stray].status.value == "cancelled"
     else:
-        assert resting_ids(engine) == ["s-9001"]
-        assert [o.client_id for o in ctx.open_orders()] == ["s-9001"]
-        assert seen_by_strategy == [("order", "s-9001", "new", None)]
+        assert resting_ids(engine) == [stray]
+        assert [o.client_id for o in ctx.open_orders()] == [stray]
+        assert seen_by_strategy == [("order", stray, "new", None)]
         assert ctx.cancel(ctx.open_orders()[0]) is True  # the strategy's now, like any other
         settle(engine)
         assert resting_ids(engine) == []
@@ -401,7 +405,7 @@ def test_a_fill_during_a_drop_on_an_order_the_engine_never_sent_moves_the_positi
     engine.driver.start()
     until(engine, 9, 20)
     ctx = ctx_of(engine)
-    _stray_at_the_venue(engine, "s-9002", price="187.50")
+    stray = _stray_at_the_venue(engine, 9002, price="187.50")
     counterparty(engine, "MEBL", "sell", 4, "187.50")
     until(engine, 9, 30, 21)
     anyio.run(engine.runtime.run_pending)
@@ -410,16 +414,16 @@ def test_a_fill_during_a_drop_on_an_order_the_engine_never_sent_moves_the_positi
     assert ctx.venue_status == "connected"
     assert ctx.position("MEBL") == 4 and engine.runtime.venues["paper"].account.holdings("MEBL") == 4
     fills = module_of(engine).fills
-    assert [f[0] for f in fills] == ["s-9002"] and fills[0][2:] == ("buy", D(4), D("187.50"))
+    assert [f[0] for f in fills] == [stray] and fills[0][2:] == ("buy", D(4), D("187.50"))
     assert resting_ids(engine) == [] and ctx.open_orders() == []  # the other 6 cancelled by the engine
-    assert engine.runtime.venues["paper"].orders["s-9002"].status.value == "cancelled"
+    assert engine.runtime.venues["paper"].orders[stray].status.value == "cancelled"
     assert engine.runtime.anomalies["fill_unknown_order"] == 0
     # reconciled again, the venue repeats the fill: nothing moves twice
     runtime, venue = engine.runtime, engine.runtime.venues["paper"]
     answer = anyio.run(ask_venue, runtime, venue, 0)
-    assert answer.fills == [] and [f.client_id for f in answer.known] == ["s-9002"]  # asked again: not news
+    assert answer.fills == [] and [f.client_id for f in answer.known] == [stray]  # asked again: not news
     repeated = anyio.run(engine.adapters["paper"].query_fills, 0)
-    assert [f.client_id for f in repeated] == ["s-9002"]
+    assert [f.client_id for f in repeated] == [stray]
     reconcile_venue(runtime, venue, VenueAnswer({}, repeated, {}), "cancel")  # even applied again
     assert ctx.position("MEBL") == 4 and len(module_of(engine).fills) == 1 and venue.account.holdings("MEBL") == 4
 

@@ -17,6 +17,7 @@ from conftest import INSTRUMENTS
 from adapters.paper.adapter import PaperAdapter, PaperOptions
 from engine.app import run_config
 from engine.cli import main
+from engine.clientids import format_client_id
 from engine.clock import KARACHI, NS_PER_S, SimClock
 from engine.config import load_config
 from engine.errors import StartupError
@@ -225,6 +226,7 @@ def test_a_version_1_journal_keeps_its_client_id_reservation_as_its_last_block(t
     db.close()
     journal = Journal.open(path)
     try:
+        assert journal.client_epoch == ""  # its ids keep the <strategy>-<n> shape: still recognised
         assert journal.client_ids_reserved("s") == 2000  # never handed out again
         assert journal.client_id_blocks_after("s", 0) == [1001]
         assert journal.reserve_client_ids("s", 2001) == 3000
@@ -272,6 +274,16 @@ def _rest_an_order_at_the_venue(state: Path, client_id: str, filled_by_street: i
     anyio.run(go)
 
 
+def _id(folder: Path, strategy: str, n: int) -> str:
+    """The client id ``n`` of ``strategy`` in the journal at ``folder`` (created on first use, which
+    draws its client-id epoch)."""
+    journal = Journal.open(folder / "config.journal.sqlite")
+    try:
+        return format_client_id(strategy, journal.client_epoch, n)
+    finally:
+        journal.close()
+
+
 def _earlier_run_journaled(folder: Path, *client_ids: str, status: OrderStatus = OrderStatus.NEW,
                            blocks: tuple[int, ...] = ()) -> None:
     """What an earlier run left in the journal: these orders (a 100 MEBL buy each, the strategy
@@ -281,7 +293,7 @@ def _earlier_run_journaled(folder: Path, *client_ids: str, status: OrderStatus =
     for first in blocks:
         journal.reserve_client_ids("s", first)
     for n, client_id in enumerate(client_ids, 1):
-        order = Order(client_id, client_id.rpartition("-")[0], "paper", "MEBL", Side.BUY, Decimal(100),
+        order = Order(client_id, client_id.split("-")[0], "paper", "MEBL", Side.BUY, Decimal(100),
                       Decimal("180.00"))
         order.restore(status, Decimal(0), Decimal(0), str(n), 1)
         journal.order(order)
@@ -303,21 +315,22 @@ def on_start(ctx):
 
 @pytest.mark.parametrize("policy", ["cancel", "adopt"])
 def test_an_order_the_venue_works_but_the_journal_never_saw_is_cancelled_or_adopted(tmp_path, policy):
-    _rest_an_order_at_the_venue(tmp_path / "config.journal.venue-paper.sqlite", "s-424242")
+    ours = _id(tmp_path, "s", 424242)
+    _rest_an_order_at_the_venue(tmp_path / "config.journal.venue-paper.sqlite", ours)
     config = _config(tmp_path, LOOKER, run="{clock: simulated, start: 2026-11-23, days: 1, seed: 7}",
                      extra=f"journal: {{on_restart: {{unknown_orders: {policy}}}}}\n")
     report = run_config(load_config(config)).report
     seen = _log(tmp_path)[0]["open"]
-    assert seen == ([] if policy == "cancel" else ["s-424242"])
+    assert seen == ([] if policy == "cancel" else [ours])
     with sqlite3.connect(tmp_path / "config.journal.venue-paper.sqlite") as db:
-        status = db.execute("SELECT status FROM orders WHERE client_id = 's-424242'").fetchone()[0]
+        status = db.execute("SELECT status FROM orders WHERE client_id = ?", (ours,)).fetchone()[0]
     # cancelled by the engine as soon as the venue takes cancels (pre-open), or, adopted, worked by the
     # strategy until the DAY order expired at the close
     final = "cancelled" if policy == "cancel" else "expired"
     assert status == final
     journal = Journal.open_readonly(tmp_path / "config.journal.sqlite")
     try:
-        assert {r["client_id"]: r["status"] for r in journal.orders()}["s-424242"] == final
+        assert {r["client_id"]: r["status"] for r in journal.orders()}[ours] == final
     finally:
         journal.close()
     assert report["orders"]["open_at_exit"] == 0
@@ -325,23 +338,25 @@ def test_an_order_the_venue_works_but_the_journal_never_saw_is_cancelled_or_adop
 
 @pytest.mark.parametrize("policy", ["keep", "cancel"])
 def test_orders_both_sides_know_are_kept_for_their_strategy_or_cancelled_by_the_engine(tmp_path, policy):
-    _rest_an_order_at_the_venue(tmp_path / "config.journal.venue-paper.sqlite", "s-7")
-    _earlier_run_journaled(tmp_path, "s-7")
+    ours = _id(tmp_path, "s", 7)
+    _rest_an_order_at_the_venue(tmp_path / "config.journal.venue-paper.sqlite", ours)
+    _earlier_run_journaled(tmp_path, ours)
     config = _config(tmp_path, LOOKER, run="{clock: simulated, start: 2026-11-23, days: 1, seed: 7}",
                      extra=f"journal: {{on_restart: {{open_orders: {policy}}}}}\n")
     run_config(load_config(config))
-    assert _log(tmp_path)[0]["open"] == (["s-7"] if policy == "keep" else [])
+    assert _log(tmp_path)[0]["open"] == ([ours] if policy == "keep" else [])
     final = "expired" if policy == "keep" else "cancelled"  # cancelled once the venue takes cancels
     with sqlite3.connect(tmp_path / "config.journal.venue-paper.sqlite") as db:
-        assert db.execute("SELECT status FROM orders WHERE client_id = 's-7'").fetchone()[0] == final
+        assert db.execute("SELECT status FROM orders WHERE client_id = ?", (ours,)).fetchone()[0] == final
 
 
 def test_a_fill_for_a_strategy_no_longer_in_the_config_moves_the_account_and_its_kept_position(tmp_path):
     """Strategy "gone" left the config while its order worked; 40 of it filled while the engine was
     down. The fill is the account's (cash, holdings) and "gone"'s position, kept in the snapshots;
     the rest of the order is cancelled by the engine."""
-    _rest_an_order_at_the_venue(tmp_path / "config.journal.venue-paper.sqlite", "gone-1", filled_by_street=40)
-    _earlier_run_journaled(tmp_path, "gone-1")
+    gone = _id(tmp_path, "gone", 1)
+    _rest_an_order_at_the_venue(tmp_path / "config.journal.venue-paper.sqlite", gone, filled_by_street=40)
+    _earlier_run_journaled(tmp_path, gone)
     config = _config(tmp_path, LOOKER, run="{clock: simulated, start: 2026-11-23, days: 1, seed: 7}")
     run_config(load_config(config))
     journal = Journal.open_readonly(tmp_path / "config.journal.sqlite")
@@ -349,11 +364,11 @@ def test_a_fill_for_a_strategy_no_longer_in_the_config_moves_the_account_and_its
         _, _, state = journal.last_snapshot()
         assert state["venues"]["paper"]["held"]["MEBL"] == "1040"
         assert Decimal(state["strategies"]["gone"]["positions"]["MEBL"]["qty"]) == 40
-        assert {r["client_id"]: r["status"] for r in journal.orders()}["gone-1"] == "cancelled"
+        assert {r["client_id"]: r["status"] for r in journal.orders()}[gone] == "cancelled"
     finally:
         journal.close()
     with sqlite3.connect(tmp_path / "config.journal.venue-paper.sqlite") as db:
-        assert db.execute("SELECT status FROM orders WHERE client_id = 'gone-1'").fetchone()[0] == "cancelled"
+        assert db.execute("SELECT status FROM orders WHERE client_id = ?", (gone,)).fetchone()[0] == "cancelled"
 
 
 @pytest.mark.parametrize("lost, blocks", [(3, (1,)), (1001, (1, 1001)), (2001, (1, 1001, 2001))])
@@ -363,8 +378,9 @@ def test_an_order_that_ended_unfilled_in_the_last_flush_window_is_found_by_askin
     from the first id of each later block: a run restarted after a crash took ids 1001-2000, and the
     order it sent first is the one whose row the next crash lost (seen in the SIGKILL test)."""
     state = tmp_path / "config.journal.venue-paper.sqlite"
-    _rest_an_order_at_the_venue(state, f"s-{lost}", tif=TimeInForce.IOC)
-    _earlier_run_journaled(tmp_path, "s-1", "s-2", status=OrderStatus.CANCELLED, blocks=blocks)
+    _rest_an_order_at_the_venue(state, _id(tmp_path, "s", lost), tif=TimeInForce.IOC)
+    _earlier_run_journaled(tmp_path, _id(tmp_path, "s", 1), _id(tmp_path, "s", 2), status=OrderStatus.CANCELLED,
+                           blocks=blocks)
     config = _config(tmp_path, LOOKER, run="{clock: simulated, start: 2026-11-23, days: 1, seed: 7}")
     run_config(load_config(config))
     journal = Journal.open_readonly(tmp_path / "config.journal.sqlite")
@@ -372,7 +388,7 @@ def test_an_order_that_ended_unfilled_in_the_last_flush_window_is_found_by_askin
         rows = {r["client_id"]: r["status"] for r in journal.orders()}
     finally:
         journal.close()
-    assert rows[f"s-{lost}"] == "cancelled"
+    assert rows[_id(tmp_path, "s", lost)] == "cancelled"
 
 
 REFUSED_THEN_SENT = """\
@@ -405,8 +421,9 @@ def test_ids_refused_in_a_row_are_durable_before_the_next_order_goes_out(tmp_pat
     run_config(load_config(config))
     seen = _log(tmp_path)[0]
     assert seen["status"] == "pending_new"
-    assert seen["refused"] == ["s-1", "s-2"] and seen["sent"] == "s-3"
-    assert sorted(seen["durable"]) == ["s-1", "s-2"]
+    refused = [_id(tmp_path, "s", 1), _id(tmp_path, "s", 2)]
+    assert seen["refused"] == refused and seen["sent"] == _id(tmp_path, "s", 3)
+    assert sorted(seen["durable"]) == sorted(refused)
 
 
 def test_journal_inspect_prints_account_positions_orders_and_fills(tmp_path, capsys):
@@ -421,3 +438,60 @@ def test_journal_inspect_prints_account_positions_orders_and_fills(tmp_path, cap
     (tmp_path / "not.sqlite").write_text("hello")
     assert main(["journal", "inspect", str(tmp_path / "not.sqlite")]) == 1
     assert "not a journal" in capsys.readouterr().err
+
+
+# at each open: one sell that fills at once and one GTC buy that rests until the engine cancels it at stop
+TWO_ORDERS = """\
+import json
+from engine import hookimpl
+
+PARAMS = {"log": "", "journal": ""}
+
+@hookimpl
+def on_start(ctx):
+    with open(ctx.params.log, "a") as out:
+        out.write(json.dumps({"open": [o.client_id for o in ctx.open_orders()]}) + "\\n")
+
+@hookimpl
+def on_session_change(ctx, old, new):
+    if new == "open":
+        mebl = ctx.instrument("MEBL")
+        ctx.submit("MEBL", "sell", 100, mebl.round_to_tick(180, "sell"))
+        ctx.submit("MEBL", "buy", 100, mebl.round_to_tick(182, "buy"), tif="gtc")
+"""
+
+
+def _journal_rows(path: Path) -> tuple[set[str], set[str]]:
+    """(client ids of the orders, client ids of the fills) a journal holds."""
+    with sqlite3.connect(path) as db:
+        return ({r[0] for r in db.execute("SELECT client_id FROM orders")},
+                {r[0] for r in db.execute("SELECT client_id FROM fills")})
+
+
+def test_a_new_journal_on_an_account_with_history_reuses_no_client_id_and_adopts_nothing_of_the_old_one(tmp_path):
+    """Issue 17 item 7: the venue keeps its state (and its memory of client ids) across journals. A
+    second journal on it must hand out ids the venue never saw, and must not take the first
+    journal's fills, or an order of it still working, for its own, even under ``adopt``."""
+    state = tmp_path / "config.journal.venue-paper.sqlite"
+    first_journal = tmp_path / "config.journal.sqlite"
+    config = _config(tmp_path, TWO_ORDERS, run="{clock: simulated, start: 2026-11-23, days: 1, seed: 7}",
+                     extra="journal: {on_restart: {unknown_orders: adopt}}\n")
+    run_config(load_config(config))
+    first_orders, first_fills = _journal_rows(first_journal)
+    assert len(first_orders) == 2 and len(first_fills) >= 1
+    # the first journal's order still working (a crash left it): its epoch, its strategy's name
+    left = _id(tmp_path, "s", 99)
+    _rest_an_order_at_the_venue(state, left, tif=TimeInForce.GTC)
+    first_journal.rename(tmp_path / "first.journal.sqlite")  # a new journal, the venue's state kept
+    config = _config(tmp_path, TWO_ORDERS, run="{clock: simulated, start: 2026-11-24, days: 1, seed: 7}",
+                     extra="journal: {on_restart: {unknown_orders: adopt}}\n")
+    report = run_config(load_config(config)).report
+    second_orders, second_fills = _journal_rows(first_journal)
+    assert len(second_orders) == 2 and not second_orders & (first_orders | {left})  # no id reused
+    assert second_fills <= second_orders  # none of the first journal's fills taken
+    assert _log(tmp_path)[-1]["open"] == []  # nothing adopted into the strategy
+    assert report["anomalies"].get("venue_earlier_journal", 0) >= 2  # its fill and its working order, reported
+    with sqlite3.connect(state) as db:
+        venue_ids = [r[0] for r in db.execute("SELECT client_id FROM orders")]
+        assert db.execute("SELECT status FROM orders WHERE client_id = ?", (left,)).fetchone()[0] == "new"
+    assert sorted(venue_ids) == sorted(first_orders | second_orders | {left})  # the venue saw 5 distinct ids
