@@ -544,8 +544,9 @@ class Engine:
             last_events, last_wall = events, now
             pnl = sum((r.realized_pnl for r in rt.runners.values()), Decimal(0))
             log.info(
-                "heartbeat %s events/s=%d events=%d orders=%d open=%d fills=%d rejects=%d realized_pnl=%s",
-                rt.session.phase.value, rate, events, rt.orders_submitted, rt.open_order_count(), rt.n_fill,
+                "heartbeat %s events/s=%d events=%d orders=%d refused=%d open=%d fills=%d rejects=%d realized_pnl=%s",
+                rt.session.phase.value, rate, events, rt.orders_submitted, rt.orders_refused, rt.open_order_count(),
+                rt.n_fill,
                 sum(rt.rejects_by_code.values()), pnl,
             )
 
@@ -639,6 +640,7 @@ class Engine:
             "events": {"book": rt.n_book, "trade": rt.n_trade},
             "orders": {
                 "submitted": rt.orders_submitted,
+                "refused": rt.orders_refused,
                 "filled": final.get("filled", 0),
                 "cancelled": final.get("cancelled", 0),
                 "rejected": final.get("rejected", 0),
@@ -703,8 +705,9 @@ def summary_table(report: dict[str, Any]) -> str:
     lines.append(
         f"sessions: {' -> '.join(report['sessions'])}\n"
         f"events: {report['events']['book']} book, {report['events']['trade']} trade; orders: {o['submitted']} "
-        f"submitted, {o['filled']} filled, {o['cancelled']} cancelled, {o['rejected']} rejected, "
-        f"{o['expired']} expired; rejects by code: {report['rejects_by_code'] or 'none'}"
+        f"submitted, {o['filled']} filled, {o['cancelled']} cancelled, {o['rejected']} rejected "
+        f"({o.get('refused', 0)} of them by the engine, never sent), {o['expired']} expired; rejects by code: "
+        f"{report['rejects_by_code'] or 'none'}"
     )
     return "\n".join(lines)
 
