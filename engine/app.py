@@ -607,7 +607,9 @@ class Engine:
         what is left is logged (ERROR, one line per order), told to systemd and kept for the report."""
         rt = self.runtime
         timeout_s = self.cfg.run.shutdown_timeout_s
-        closer = OrderCloser(rt, self.clock.now_ns() + int(timeout_s * NS_PER_S))
+        # real time unless the engine steps time itself: network venues answer in real time
+        now_ns = self.clock.now_ns if isinstance(self.clock, SimClock) else time.monotonic_ns
+        closer = OrderCloser(rt, int(timeout_s * NS_PER_S), now_ns)
         self.closer = closer
         rt.cancel_everything()
         while not closer.done() and closer.seconds_left() > 0:

@@ -133,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run", help="run the strategies in CONFIG", description="Run the strategies in CONFIG until the last "
         "configured trading day closes, or until SIGINT/SIGTERM. Prints a summary table per strategy at exit.",
+        epilog="exit codes: 0 ran fine, also after SIGINT/SIGTERM, every order final; 1 invalid config or "
+        "strategy, a taken metrics port, a report that cannot be written; 2 bad arguments; 3 orders still "
+        "working at a venue when shutdown's cancels ran out of time (--shutdown-timeout): each is logged "
+        "(ERROR) and listed in the report's orders.left_working.",
     )
     run.add_argument("config", type=Path, metavar="CONFIG", help="path to the YAML config (see README)")
     run.add_argument("--report", type=Path, metavar="FILE", help="write the JSON run report to FILE "
@@ -142,10 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--speed", type=_speed, metavar="X", help="simulated clock pace: 0 = as fast as "
                      "possible (default), X = X times real time (overrides run.speed)")
     run.add_argument("--seed", type=int, metavar="N", help="seed for the simulated market (overrides run.seed)")
-    run.add_argument("--shutdown-timeout", type=_shutdown_timeout, metavar="S", help="seconds of engine time "
-                     "shutdown keeps cancelling (retrying refused cancels, querying unanswered ones) until every "
-                     "order is final; then exit 3 naming those still working (overrides run.shutdown_timeout_s, "
-                     "default 30). A second SIGINT/SIGTERM meanwhile does not abandon them")
+    run.add_argument("--shutdown-timeout", type=_shutdown_timeout, metavar="S", help="seconds (real time; "
+                     "simulated time on the simulated clock) shutdown keeps cancelling, retrying refused cancels "
+                     "and querying unanswered ones, until every order is final; then exit 3 naming those still "
+                     "working (overrides run.shutdown_timeout_s, default 30). A second SIGINT/SIGTERM meanwhile "
+                     "does not abandon them")
     run.add_argument("--log-format", choices=("human", "json"), help="log line format (overrides logging.format)")
     run.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level")
     run.add_argument("--journal", type=Path, metavar="FILE", help="the journal file (overrides journal.path; "

@@ -100,8 +100,8 @@ class RunConfig(_Strict):
     seed: int = 0
     report: Path | None = None
     heartbeat_seconds: Decimal = Field(default=Decimal(5), gt=0)
-    # How long shutdown keeps cancelling (engine time: simulated on the simulated clock) before it
-    # gives up and exits 3 naming every order still working.
+    # How long shutdown keeps cancelling (real seconds; simulated ones on the simulated clock)
+    # before it gives up and exits 3 naming every order still working.
     shutdown_timeout_s: Decimal = Field(default=Decimal(30), gt=0, le=3600)
 
 

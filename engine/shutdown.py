@@ -17,12 +17,16 @@ looks at every order not yet final, over and over until each one is or the deadl
 
 What is still working at the deadline is listed by :meth:`OrderCloser.left_working`; the engine
 logs each one, puts them in the report and exits non-zero (``EXIT_ORDERS_LEFT_WORKING``).
+
+Its times (deadline, backoff, answer wait) are on the clock it is given: engine time on the
+simulated clock, real time otherwise, since a network venue answers in real time even when the
+engine's clock runs faster (``engine sandbox psx --run --speed 60``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from engine.clock import NS_PER_S
@@ -38,26 +42,29 @@ __all__ = ["ANSWER_WAIT_NS", "EXIT_ORDERS_LEFT_WORKING", "OrderCloser"]
 
 #: ``engine run``'s exit code when shutdown could not confirm every order final before its deadline
 EXIT_ORDERS_LEFT_WORKING = 3
-#: a cancel unanswered this long (engine time) was lost, or its answer was: ask the venue
+#: a cancel unanswered this long was lost, or its answer was: ask the venue
 ANSWER_WAIT_NS = 2 * NS_PER_S
 #: a refused cancel is sent again after 0.25 s, then 0.5, 1, 2 s (per order): a venue refusing for
 #: its rate limit gets room, one refusing for a while is asked often enough to catch its return
 RETRY_FIRST_NS = NS_PER_S // 4
 RETRY_MAX_NS = 2 * NS_PER_S
-#: at most one reconciliation query per venue this often (engine time)
+#: at most one reconciliation query per venue this often
 QUERY_INTERVAL_NS = 2 * NS_PER_S
 
 
 class OrderCloser:
-    """Drives every open order to a final state until ``deadline_ns`` (engine time). The caller
-    lets venues answer between two calls of :meth:`chase` and stops once :meth:`done`."""
+    """Drives every open order to a final state for ``timeout_ns`` of ``now_ns`` (the engine's
+    clock when it is simulated, a monotonic real-time clock otherwise). The caller lets venues
+    answer between two calls of :meth:`chase` and stops once :meth:`done`."""
 
-    def __init__(self, runtime: Runtime, deadline_ns: int) -> None:
+    def __init__(self, runtime: Runtime, timeout_ns: int, now_ns: Callable[[], int]) -> None:
         self.runtime = runtime
-        self.started_ns = runtime.clock.now_ns()
-        self.deadline_ns = deadline_ns
+        self.now_ns = now_ns
+        self.started_ns = runtime.clock.now_ns()  # engine time: the venue's fills are asked from here
+        self.deadline_ns = now_ns() + timeout_ns
         self._attempts: dict[str, int] = {}  # cancels sent by this closer, per client id
         self._next_try_ns: dict[str, int] = {}
+        self._pending_since: dict[str, int] = {}  # when this closer first saw the order's cancel pending
         self._asked_ns: dict[str, int] = {}  # per venue: when it was last asked
         self._asking: set[str] = set()  # venues with a query in flight
         self.cancels_sent = 0  # after the first round: the retries
@@ -79,24 +86,27 @@ class OrderCloser:
         return next(self.working(), None) is None
 
     def seconds_left(self) -> float:
-        return max(0, self.deadline_ns - self.runtime.clock.now_ns()) / NS_PER_S
+        return max(0, self.deadline_ns - self.now_ns()) / NS_PER_S
 
     def chase(self) -> None:
         """One look at every order not final yet: cancel again what the venue still works, ask
         about what is unknown or unanswered."""
         runtime = self.runtime
-        now = runtime.clock.now_ns()
+        now = self.now_ns()
         to_ask: set[str] = set()
         for venue, runner, order in self.working():
             status = order.status
-            if status is OrderStatus.UNKNOWN or (
-                status is OrderStatus.PENDING_CANCEL and now - order.updated_ts >= ANSWER_WAIT_NS
-            ):
+            client_id = order.client_id
+            if status is OrderStatus.PENDING_CANCEL:
+                if now - self._pending_since.setdefault(client_id, now) >= ANSWER_WAIT_NS:
+                    to_ask.add(venue.name)
+                continue  # its answer is awaited
+            self._pending_since.pop(client_id, None)
+            if status is OrderStatus.UNKNOWN:
                 to_ask.add(venue.name)
                 continue
-            if runner is None or status is OrderStatus.PENDING_CANCEL:
-                continue  # orphans: cancel_orphans below; a pending cancel: its answer is awaited
-            client_id = order.client_id
+            if runner is None:
+                continue  # orphans: cancel_orphans below
             if now < self._next_try_ns.get(client_id, 0):
                 continue
             attempt = self._attempts.get(client_id, 0) + 1
@@ -126,7 +136,7 @@ class OrderCloser:
         runtime = self.runtime
         since = min(self.started_ns, venue.dropped_at_ns or self.started_ns) - NS_PER_S
         try:
-            asked_ns = runtime.clock.now_ns()
+            asked_ns = self.now_ns()
             answer = await ask_venue(runtime, venue, since)
         except Exception as exc:  # asked again at the next look, until the deadline
             log.warning("shutdown: venue %s did not answer the order query (%s: %s); asking again", venue.name,
@@ -139,8 +149,9 @@ class OrderCloser:
         now = runtime.clock.now_ns()
         for _, _, order in self.working():
             # still no answer to the cancel: the venue's word decides (live orders are cancelled again)
-            if (order.venue == venue.name and order.status is OrderStatus.PENDING_CANCEL
-                    and asked_ns - order.updated_ts >= ANSWER_WAIT_NS):
+            since = self._pending_since.get(order.client_id)
+            if (order.venue == venue.name and order.status is OrderStatus.PENDING_CANCEL and since is not None
+                    and asked_ns - since >= ANSWER_WAIT_NS):
                 order.transition(OrderStatus.UNKNOWN, now)
         reconcile_venue(runtime, venue, answer, runtime.unknown_orders)
         if runtime.journal is not None:

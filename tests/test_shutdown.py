@@ -205,3 +205,30 @@ def test_engine_run_exits_3_and_a_second_ctrl_c_does_not_abandon_the_orders(tmp_
     assert sorted(each["client_id"] for each in left) == [f"rester-{i}" for i in range(1, 6)]
     assert done.stderr.count("left working at venue paper") == 5
     assert "5 orders still working after 7 s of shutdown cancels" in done.stderr
+
+
+def test_through_the_optimus_sandbox_a_broker_outage_at_shutdown_is_waited_out(tmp_path):
+    """``engine sandbox psx --run`` at 60x: the broker answers 9001 (HTTP 503) to its next 40
+    requests as the engine stops, the adapter reports the venue disconnected, and shutdown waits
+    for it to come back and reconcile. The deadline is real time on this sped-up clock: in engine
+    time 30 s would be half a real second, less than the adapter needs to reconnect."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from test_psx_sandbox_run import SECRETS, _shipped_config_on_a_short_day
+
+    config = _shipped_config_on_a_short_day(tmp_path)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "engine"), "sandbox", "psx", "--run", str(config), "--speed", "60",
+         "--start", "2026-11-23T08:59", "--duration", "4", "--fault", "5xx@3.9,count=40",
+         "--report", str(tmp_path / "report.json")],
+        cwd=tmp_path, env={**os.environ, **SECRETS, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}, capture_output=True,
+        text=True, timeout=120,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-4000:]
+    assert "injecting 5xx" in out and "venue psx disconnected" in out
+    orders = json.loads((tmp_path / "report.json").read_text())["orders"]
+    assert orders["open_at_exit"] == 0 and orders["left_working"] == []
