@@ -600,7 +600,10 @@ class Engine:
                 log.exception("closing venue %s failed", adapter.venue)
         if self.journal is not None:
             rt.take_snapshot("stop")
-            self.journal.end_run(self.clock.now_ns(), self.stopped_by, None)
+            stopped_by = self.stopped_by
+            if self.left_working:  # the next start reconciles them: the journal says why they are open
+                stopped_by += f"; {len(self.left_working)} orders left working"
+            self.journal.end_run(self.clock.now_ns(), stopped_by, None)
 
     async def _close_every_order(self) -> None:
         """Cancel everything, then keep at it until each order is final or the deadline passes;

@@ -18,6 +18,7 @@ import pytest
 
 from engine.app import Engine
 from engine.config import load_config
+from engine.journal import Journal
 from engine.shutdown import EXIT_ORDERS_LEFT_WORKING
 
 D = Decimal
@@ -109,6 +110,13 @@ def test_cancels_refused_past_the_deadline_exit_non_zero_naming_every_order(tmp_
         assert any(client_id in line and "left working at venue paper" in line for line in errors)
     # the deadline is engine time: 12 s after the shutdown began, not the old 5 s grace
     assert engine.clock.now_ns() - engine.end_ns >= 12 * 10**9
+    # the journal keeps them open for the next start to reconcile, and says why
+    journal = Journal.open_readonly(engine.journal_path)
+    try:
+        assert sorted(o.client_id for o in journal.open_orders()) == sorted(working)
+        assert journal.runs()[-1]["stopped_by"] == "end; 5 orders left working"
+    finally:
+        journal.close()
 
 
 def test_more_open_orders_than_one_seconds_cancel_budget_are_all_cancelled_within_it(tmp_path):
