@@ -50,7 +50,8 @@ from engine.shutdown import EXIT_ORDERS_LEFT_WORKING, OrderCloser
 
 log = logging.getLogger("engine")
 
-#: seconds (engine time) shutdown lets venues answer between two looks at the orders not yet final
+#: seconds shutdown lets venues answer between two looks at the orders not yet final (engine time on
+#: the simulated clock, real time otherwise)
 SHUTDOWN_LOOK_S = 0.25
 #: timers run between two looks at signals and the heartbeat on the simulated clock
 SIM_BATCH = 512
