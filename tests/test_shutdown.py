@@ -240,3 +240,22 @@ def test_through_the_optimus_sandbox_a_broker_outage_at_shutdown_is_waited_out(t
     assert "injecting 5xx" in out and "venue psx disconnected" in out
     orders = json.loads((tmp_path / "report.json").read_text())["orders"]
     assert orders["open_at_exit"] == 0 and orders["left_working"] == []
+
+
+def test_the_shipped_supervisors_wait_longer_than_the_shutdown_deadline():
+    """systemd and compose send SIGKILL after their stop timeout: it must leave shutdown its time."""
+    import configparser
+    import re
+
+    import yaml
+    from conftest import REPO
+
+    from engine.config import RunConfig
+
+    deadline = RunConfig().shutdown_timeout_s
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(REPO / "deploy" / "systemd" / "engine.service")
+    assert int(unit["Service"]["TimeoutStopSec"]) >= 2 * deadline
+    compose = yaml.safe_load((REPO / "deploy" / "docker-compose.yml").read_text())
+    grace = [service["stop_grace_period"] for service in compose["services"].values() if "stop_grace_period" in service]
+    assert grace and all(int(re.fullmatch(r"(\d+)s", g).group(1)) >= 2 * deadline for g in grace)
