@@ -13,6 +13,7 @@ from test_metrics import scrape, total
 
 from engine.app import Engine, summary_table
 from engine.config import load_config
+from engine.htmlreport import render_html
 from engine.observe import MetricsServer, Observer
 
 IDLE = "from engine import hookimpl\n\n@hookimpl\ndef on_start(ctx):\n    pass\n"
@@ -71,6 +72,7 @@ def test_submitted_counts_what_reached_the_venue_and_refusals_apart(tmp_path):
     assert total(series, "engine_orders_refused_total", strategy="s", venue="paper") == 200
     assert "1 submitted" in summary_table(result.report)
     assert "200 rejected (200 of them by the engine, never sent)" in summary_table(result.report)
+    assert "200 refused by the engine" in render_html(result.report)
 
 
 def test_bad_input_of_each_adapter_is_in_the_report_and_on_metrics(tmp_path):
@@ -85,6 +87,9 @@ def test_bad_input_of_each_adapter_is_in_the_report_and_on_metrics(tmp_path):
     report = engine.report()["venues"]["paper"]
     assert report["bad_input"] == {"bad_signature": 4, "replayed": 1}
     assert report["market_data"]["bad_input"] == {"bad_number": 1, "not_json": 3, "too_deep": 2}
+    page = render_html(engine.report())
+    assert "bad input: bad_signature 4 · replayed 1" in page
+    assert "market data bad input: bad_number 1 · not_json 3 · too_deep 2" in page
     series = _scrape(engine)
     name = "engine_venue_bad_input_total"
     assert total(series, name, venue="paper", channel="venue", kind="bad_signature") == 4

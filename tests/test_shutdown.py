@@ -18,6 +18,7 @@ import pytest
 
 from engine.app import Engine
 from engine.config import load_config
+from engine.htmlreport import render_html
 from engine.journal import Journal
 from engine.shutdown import EXIT_ORDERS_LEFT_WORKING
 
@@ -110,6 +111,10 @@ def test_cancels_refused_past_the_deadline_exit_non_zero_naming_every_order(tmp_
         assert any(client_id in line and "left working at venue paper" in line for line in errors)
     # the deadline is engine time: 12 s after the shutdown began, not the old 5 s grace
     assert engine.clock.now_ns() - engine.end_ns >= 12 * 10**9
+    # the picture of the day names them too
+    page = render_html(result.report)
+    assert "Orders left working" in page and "5 left working" in page
+    assert all(f"<td>{client_id}</td>" in page for client_id in working)
     # the journal keeps them open for the next start to reconcile, and says why
     journal = Journal.open_readonly(engine.journal_path)
     try:
