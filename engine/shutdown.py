@@ -151,9 +151,9 @@ class OrderCloser:
         now = runtime.clock.now_ns()
         for _, _, order in self.working():
             # still no answer to the cancel: the venue's word decides (live orders are cancelled again)
-            since = self._pending_since.get(order.client_id)
-            if (order.venue == venue.name and order.status is OrderStatus.PENDING_CANCEL and since is not None
-                    and asked_ns - since >= ANSWER_WAIT_NS):
+            pending_since = self._pending_since.get(order.client_id)
+            if (order.venue == venue.name and order.status is OrderStatus.PENDING_CANCEL
+                    and pending_since is not None and asked_ns - pending_since >= ANSWER_WAIT_NS):
                 order.transition(OrderStatus.UNKNOWN, now)
         reconcile_venue(runtime, venue, answer, runtime.unknown_orders)
         if runtime.journal is not None:
