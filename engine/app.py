@@ -7,7 +7,9 @@ own clock (``Engine(..., clock=ScaledClock(...))``): ``engine sandbox psx --run`
 day between the engine and the sandbox venue it talks to over loopback.
 
 Stopping (end of the configured days, SIGINT or SIGTERM) always goes the same way: ``on_stop`` for
-each strategy, cancel every open order and wait for the venue to confirm, write the report, exit 0.
+each strategy, cancel every open order and keep at it until the venues confirm each one final
+(:mod:`engine.shutdown`), write the report; exit 0, or 3 naming every order still working when
+``run.shutdown_timeout_s`` ran out. A second signal during that does not abandon the orders.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup
 
 from adapters.base import Adapter, RateLimit, UnknownAdapter, get_adapter
 from engine import systemd
@@ -44,11 +47,13 @@ from engine.risk.rulepack import resolve_packs
 from engine.runtime import Runtime, StrategyRunner
 from engine.secrets import Redactor, write_scrubbed
 from engine.sessions import SessionDriver, SessionSchedule
+from engine.shutdown import EXIT_ORDERS_LEFT_WORKING, OrderCloser
 
 log = logging.getLogger("engine")
 
-#: simulated seconds the engine waits for venues to confirm cancels at shutdown
-SHUTDOWN_GRACE_S = 5
+#: seconds shutdown lets venues answer between two looks at the orders not yet final (engine time on
+#: the simulated clock, real time otherwise)
+SHUTDOWN_LOOK_S = 0.25
 #: timers run between two looks at signals and the heartbeat on the simulated clock
 SIM_BATCH = 512
 
@@ -121,6 +126,8 @@ class Engine:
         self.stopped_by = "end"
         self._wall_started = 0.0
         self._wall_done: anyio.Event | None = None
+        self.closer: OrderCloser | None = None  # while shutdown cancels
+        self.left_working: list[dict[str, Any]] = []  # orders shutdown could not confirm final
 
     # ---- build ---------------------------------------------------------------------------
     def _trading_days(self) -> list[dt.date]:
@@ -288,20 +295,22 @@ class Engine:
         for name, adapter in self.adapters.items():
             self.feeds.get(name, adapter).subscribe(rt.subscriptions(name))
 
-    async def _wait_until(self, done: Callable[[], bool]) -> None:
-        """Let venues answer until ``done()`` or SHUTDOWN_GRACE_S have passed: engine time on the
+    async def _wait_until(self, done: Callable[[], bool], seconds: float) -> None:
+        """Let venues answer until ``done()`` or ``seconds`` have passed: engine time on the
         simulated clock (timers run, queued venue queries too), real time on the wall clock."""
         rt = self.runtime
         if isinstance(self.clock, SimClock):
-            deadline = self.clock.now_ns() + SHUTDOWN_GRACE_S * NS_PER_S
+            deadline = self.clock.now_ns() + int(seconds * NS_PER_S)
             while not done() and self.clock.advance(deadline):
                 if rt.pending_tasks:
                     await rt.run_pending()
+            if rt.pending_tasks:
+                await rt.run_pending()
         else:
-            with anyio.move_on_after(SHUTDOWN_GRACE_S):
+            with anyio.move_on_after(seconds):
                 while not done():
-                    if rt.pending_tasks:  # venue requests queued after the trading loop's task group ended
-                        await rt.run_pending()  # (the shutdown's mass cancel)
+                    if rt.pending_tasks:
+                        await rt.run_pending()
                     await anyio.sleep(0.02)
 
     async def _flush_journal(self) -> None:
@@ -397,30 +406,34 @@ class Engine:
         self._write_pid_file()
         systemd.ready(f"trading: {len(self.runtime.runners)} strategies on {', '.join(self.adapters)}")
         try:
-            async with anyio.create_task_group() as tg:
-                if not isinstance(self.clock, SimClock):
-                    self.runtime.task_starter = tg.start_soon
-                tg.start_soon(self._watch_signals, tg.cancel_scope)
-                tg.start_soon(self._watch_kill_signals)
-                tg.start_soon(self._heartbeat)
-                tg.start_soon(self._publish_metrics)
-                if self.journal is not None:
-                    tg.start_soon(self._flush_journal)
-                    self._start_save_timer()
-                await self.runtime.run_pending()
-                if isinstance(self.clock, SimClock):
-                    await self._run_simulated(self.clock)
-                else:
-                    await self._run_wall()
-                tg.cancel_scope.cancel()
-            self.runtime.task_starter = None
-            systemd.stopping("stopping: on_stop, cancelling open orders, writing the report")
-            await self._shutdown()
+            # signals, metrics and the watchdog outlive the trading loop: shutdown may take a while
+            async with anyio.create_task_group() as outer:
+                outer.start_soon(self._watch_signals)
+                outer.start_soon(self._publish_metrics)
+                async with anyio.create_task_group() as tg:
+                    if not isinstance(self.clock, SimClock):
+                        self.runtime.task_starter = tg.start_soon
+                    tg.start_soon(self._watch_kill_signals)
+                    tg.start_soon(self._heartbeat)
+                    if self.journal is not None:
+                        tg.start_soon(self._flush_journal)
+                        self._start_save_timer()
+                    await self.runtime.run_pending()
+                    if isinstance(self.clock, SimClock):
+                        await self._run_simulated(self.clock)
+                    else:
+                        await self._run_wall()
+                    tg.cancel_scope.cancel()
+                self.runtime.task_starter = None
+                systemd.stopping("stopping: on_stop, cancelling open orders, writing the report")
+                await self._shutdown(outer)
+                outer.cancel_scope.cancel()
             self.runtime.sample_timeline()
             self.observer.publish()
         finally:
             self._remove_pid_file()
-        return RunResult(self.report(), 0, self.stopped_by)
+        exit_code = EXIT_ORDERS_LEFT_WORKING if self.left_working else 0
+        return RunResult(self.report(), exit_code, self.stopped_by)
 
     # ---- the operator's kill switch ------------------------------------------------------
     @property
@@ -496,13 +509,25 @@ class Engine:
         self.clock.call_at(self.end_ns, self._wall_done.set)
         await self._wall_done.wait()
 
-    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+    async def _watch_signals(self) -> None:
+        """The first SIGINT/SIGTERM stops the run. Later ones never abandon open orders: while
+        shutdown cancels they say how many are left and when it gives up (SIGKILL still kills)."""
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 name = signal.Signals(signum).name
-                log.warning("%s received: stopping (on_stop, cancel open orders, write the report)", name)
-                self.request_stop(name)
-                return
+                closer = self.closer
+                if closer is not None:
+                    log.warning(
+                        "%s received while shutdown cancels: still cancelling %d open orders; the engine gives "
+                        "up in %.1f s (run.shutdown_timeout_s) and exits %d naming them. SIGKILL would leave them "
+                        "working at the venue", name, sum(1 for _ in closer.working()), closer.seconds_left(),
+                        EXIT_ORDERS_LEFT_WORKING,
+                    )
+                elif self.stop_requested:
+                    log.warning("%s received: already stopping", name)
+                else:
+                    log.warning("%s received: stopping (on_stop, cancel open orders, write the report)", name)
+                    self.request_stop(name)
 
     def request_stop(self, reason: str) -> None:
         """End the run the way SIGINT does (on_stop, cancel open orders, report); ``reason``
@@ -525,8 +550,9 @@ class Engine:
             last_events, last_wall = events, now
             pnl = sum((r.realized_pnl for r in rt.runners.values()), Decimal(0))
             log.info(
-                "heartbeat %s events/s=%d events=%d orders=%d open=%d fills=%d rejects=%d realized_pnl=%s",
-                rt.session.phase.value, rate, events, rt.orders_submitted, rt.open_order_count(), rt.n_fill,
+                "heartbeat %s events/s=%d events=%d orders=%d refused=%d open=%d fills=%d rejects=%d realized_pnl=%s",
+                rt.session.phase.value, rate, events, rt.orders_submitted, rt.orders_refused, rt.open_order_count(),
+                rt.n_fill,
                 sum(rt.rejects_by_code.values()), pnl,
             )
 
@@ -557,16 +583,21 @@ class Engine:
                 systemd.watchdog()
                 next_ping = woke + watchdog
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, tasks: TaskGroup) -> None:
+        """``tasks`` runs venue requests on the wall clock (a query must not be cut off by the
+        pause between two looks at the orders)."""
         rt = self.runtime
         rt.stop_risk_timer()
         rt.save_strategy_states()
         for runner in rt.runners.values():
             rt.stop_strategy(runner, cancel=False)
-        rt.cancel_everything()
-        await self._wait_until(lambda: not rt.open_order_count())  # the venues confirm the cancels
-        if rt.open_order_count():
-            log.error("%d orders still open after shutdown cancels", rt.open_order_count())
+        if not isinstance(self.clock, SimClock):
+            rt.task_starter = tasks.start_soon
+            tasks.start_soon(rt.run_pending)  # requests queued since the trading loop ended
+        try:
+            await self._close_every_order()
+        finally:
+            rt.task_starter = None
         self.driver.stop()
         for adapter in self.all_adapters():
             try:
@@ -575,7 +606,40 @@ class Engine:
                 log.exception("closing venue %s failed", adapter.venue)
         if self.journal is not None:
             rt.take_snapshot("stop")
-            self.journal.end_run(self.clock.now_ns(), self.stopped_by, None)
+            stopped_by = self.stopped_by
+            if self.left_working:  # the next start reconciles them: the journal says why they are open
+                stopped_by += f"; {len(self.left_working)} orders left working"
+            self.journal.end_run(self.clock.now_ns(), stopped_by, None)
+
+    async def _close_every_order(self) -> None:
+        """Cancel everything, then keep at it until each order is final or the deadline passes;
+        what is left is logged (ERROR, one line per order), told to systemd and kept for the report."""
+        rt = self.runtime
+        timeout_s = self.cfg.run.shutdown_timeout_s
+        # real time unless the engine steps time itself: network venues answer in real time
+        now_ns = self.clock.now_ns if isinstance(self.clock, SimClock) else time.monotonic_ns
+        closer = OrderCloser(rt, int(timeout_s * NS_PER_S), now_ns)
+        self.closer = closer
+        rt.cancel_everything()
+        while not closer.done() and closer.seconds_left() > 0:
+            await self._wait_until(closer.done, min(SHUTDOWN_LOOK_S, closer.seconds_left()))
+            await anyio.sleep(0)  # let signals and metrics in (the simulated clock never waits)
+            if not closer.done():
+                closer.chase()
+        self.closer = None
+        if closer.cancels_sent or closer.queries:
+            log.info("shutdown: %d cancels sent again, %d venue queries", closer.cancels_sent, closer.queries)
+        self.left_working = closer.left_working()
+        if not self.left_working:
+            return
+        log.error("%d orders still working after %s s of shutdown cancels (run.shutdown_timeout_s); exit %d",
+                  len(self.left_working), timeout_s, EXIT_ORDERS_LEFT_WORKING)
+        for each in self.left_working:
+            log.error("left working at venue %s: %s %s %s leaves %s (%s), venue id %s, strategy %s",
+                      each["venue"], each["client_id"], each["side"], each["symbol"], each["leaves"],
+                      each["status"], each["venue_order_id"] or "none", each["strategy"])
+        systemd.status(f"stopped with {len(self.left_working)} orders still working: "
+                       + ", ".join(each["client_id"] for each in self.left_working))
 
     # ---- report --------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
@@ -587,11 +651,13 @@ class Engine:
             "events": {"book": rt.n_book, "trade": rt.n_trade},
             "orders": {
                 "submitted": rt.orders_submitted,
+                "refused": rt.orders_refused,
                 "filled": final.get("filled", 0),
                 "cancelled": final.get("cancelled", 0),
                 "rejected": final.get("rejected", 0),
                 "expired": final.get("expired", 0),
                 "open_at_exit": rt.open_order_count(),
+                "left_working": self.left_working,
             },
             "fills": rt.n_fill,
             "duplicate_fills_dropped": rt.n_duplicate_fills,
@@ -650,8 +716,9 @@ def summary_table(report: dict[str, Any]) -> str:
     lines.append(
         f"sessions: {' -> '.join(report['sessions'])}\n"
         f"events: {report['events']['book']} book, {report['events']['trade']} trade; orders: {o['submitted']} "
-        f"submitted, {o['filled']} filled, {o['cancelled']} cancelled, {o['rejected']} rejected, "
-        f"{o['expired']} expired; rejects by code: {report['rejects_by_code'] or 'none'}"
+        f"submitted, {o['filled']} filled, {o['cancelled']} cancelled, {o['rejected']} rejected "
+        f"({o.get('refused', 0)} of them by the engine, never sent), {o['expired']} expired; rejects by code: "
+        f"{report['rejects_by_code'] or 'none'}"
     )
     return "\n".join(lines)
 

@@ -28,7 +28,9 @@ log = logging.getLogger("engine")
 EPILOG = """\
 exit codes: 0 ran (or checked) fine, also after SIGINT/SIGTERM; 1 the config or a strategy is
 invalid (the message names the file and line), or a report cannot be read or written; 2 bad
-command-line arguments.
+command-line arguments; 3 (engine run) orders still working at a venue after shutdown's cancels
+ran out of time (run.shutdown_timeout_s): each is logged (ERROR) and listed in the report's
+orders.left_working.
 
 examples:
   engine run config.yaml                      one simulated PSX day on the paper venue
@@ -107,6 +109,16 @@ def _speed(text: str) -> Decimal:
     return value
 
 
+def _shutdown_timeout(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"--shutdown-timeout takes a number of seconds, got {text!r}") from None
+    if not value.is_finite() or not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError("--shutdown-timeout must be above 0 and at most 3600 seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="engine",
@@ -121,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run", help="run the strategies in CONFIG", description="Run the strategies in CONFIG until the last "
         "configured trading day closes, or until SIGINT/SIGTERM. Prints a summary table per strategy at exit.",
+        epilog="exit codes: 0 ran fine, also after SIGINT/SIGTERM, every order final; 1 invalid config or "
+        "strategy, a taken metrics port, a report that cannot be written; 2 bad arguments; 3 orders still "
+        "working at a venue when shutdown's cancels ran out of time (--shutdown-timeout): each is logged "
+        "(ERROR) and listed in the report's orders.left_working.",
     )
     run.add_argument("config", type=Path, metavar="CONFIG", help="path to the YAML config (see README)")
     run.add_argument("--report", type=Path, metavar="FILE", help="write the JSON run report to FILE "
@@ -130,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--speed", type=_speed, metavar="X", help="simulated clock pace: 0 = as fast as "
                      "possible (default), X = X times real time (overrides run.speed)")
     run.add_argument("--seed", type=int, metavar="N", help="seed for the simulated market (overrides run.seed)")
+    run.add_argument("--shutdown-timeout", type=_shutdown_timeout, metavar="S", help="seconds (real time; "
+                     "simulated time on the simulated clock) shutdown keeps cancelling, retrying refused cancels "
+                     "and querying unanswered ones, until every order is final; then exit 3 naming those still "
+                     "working (overrides run.shutdown_timeout_s, default 30). A second SIGINT/SIGTERM meanwhile "
+                     "does not abandon them")
     run.add_argument("--log-format", choices=("human", "json"), help="log line format (overrides logging.format)")
     run.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level")
     run.add_argument("--journal", type=Path, metavar="FILE", help="the journal file (overrides journal.path; "
@@ -243,7 +264,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.config import apply_overrides
 
     loaded = _load(args.config)
-    loaded = apply_overrides(loaded, speed=args.speed, seed=args.seed)
+    loaded = apply_overrides(loaded, speed=args.speed, seed=args.seed, shutdown_timeout_s=args.shutdown_timeout)
     cfg = loaded.config
     redactor = Redactor(loaded.secret_values)
     setup_logging(args.log_level or cfg.logging.level, args.log_format or cfg.logging.format, redactor)

@@ -101,6 +101,9 @@ class RunConfig(_Strict):
     seed: int = 0
     report: Path | None = None
     heartbeat_seconds: Decimal = Field(default=Decimal(5), gt=0)
+    # How long shutdown keeps cancelling (real seconds; simulated ones on the simulated clock)
+    # before it gives up and exits 3 naming every order still working.
+    shutdown_timeout_s: Decimal = Field(default=Decimal(30), gt=0, le=3600)
 
 
 class LoggingConfig(_Strict):
@@ -995,12 +998,16 @@ def apply_overrides(
     speed: Decimal | int | str | None = None,
     seed: int | None = None,
     report: str | os.PathLike[str] | None = None,
+    shutdown_timeout_s: Decimal | int | str | None = None,
 ) -> _ConfigT:
-    """A copy with command-line values in place of ``run.speed`` / ``run.seed`` / ``run.report``;
+    """A copy with command-line values in place of ``run.speed`` / ``run.seed`` / ``run.report`` /
+    ``run.shutdown_timeout_s``;
     the original is untouched. Accepts an :class:`EngineConfig` or a :class:`LoadedConfig` and
     returns the same kind. Bad values raise :class:`ConfigError` naming the option."""
     if isinstance(config, LoadedConfig):
-        return dataclasses.replace(config, config=apply_overrides(config.config, speed, seed, report))
+        return dataclasses.replace(
+            config, config=apply_overrides(config.config, speed, seed, report, shutdown_timeout_s)
+        )
     changes: dict[str, Any] = {}
     if speed is not None:
         if isinstance(speed, float):
@@ -1010,6 +1017,8 @@ def apply_overrides(
         changes["seed"] = seed
     if report is not None:
         changes["report"] = Path(report)
+    if shutdown_timeout_s is not None:
+        changes["shutdown_timeout_s"] = shutdown_timeout_s
     if not changes:
         return copy.deepcopy(config)
     try:

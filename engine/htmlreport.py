@@ -881,6 +881,7 @@ def _cards(report: dict[str, Any]) -> str:
     realized = sum((_dec(s.get("realized_pnl")) or Decimal(0) for s in strategies.values()), Decimal(0))
     unrealized = sum((_dec(s.get("unrealized_pnl")) or Decimal(0) for s in strategies.values()), Decimal(0))
     orders = report.get("orders") or {}
+    left = _left_working(report)
     rejects = sum(n for n in (report.get("rejects_by_code") or {}).values() if isinstance(n, int))
     ks = report.get("kill_switch") or {}
     state = str(ks.get("state", "n/a"))
@@ -890,8 +891,10 @@ def _cards(report: dict[str, Any]) -> str:
         ("fills", fmt_num(report.get("fills", "?")), f"{fmt_num(orders.get('submitted', '?'))} orders submitted"),
         ("orders", f"{fmt_num(orders.get('filled', 0))} filled",
          f"{fmt_num(orders.get('cancelled', 0))} cancelled · {fmt_num(orders.get('expired', 0))} expired · "
-         f"{fmt_num(orders.get('open_at_exit', 0))} open at exit"),
-        ("rejects", fmt_num(rejects), f"{len(report.get('rejects_by_code') or {})} distinct codes"),
+         f"{fmt_num(orders.get('open_at_exit', 0))} open at exit"
+         + (f' · <span class="badge bad">{fmt_num(len(left))} left working</span>' if left else "")),
+        ("rejects", fmt_num(rejects), f"{len(report.get('rejects_by_code') or {})} distinct codes"
+         + (f" · {fmt_num(orders['refused'])} refused by the engine" if orders.get("refused") else "")),
         ("kill switch", f'<span class="badge {badge}">{esc(state)}</span>', esc(ks.get("reason", "")) or "&nbsp;"),
     ]
     return '<div class="cards">' + "".join(
@@ -969,6 +972,11 @@ def _venues_section(report: dict[str, Any]) -> str:
         badge = "ok" if status == "connected" else "warn"
         parts.append(f'<h3>{esc(name)} <span class="badge {badge}">{esc(status)}</span> '
                      f'<span class="muted">disconnects: {fmt_num(v.get("disconnects", 0))}</span></h3>')
+        data = v.get("market_data") if isinstance(v.get("market_data"), dict) else {}
+        for label, counts in (("bad input", v.get("bad_input")), ("market data bad input", data.get("bad_input"))):
+            if isinstance(counts, dict) and counts:
+                parts.append(f'<p class="muted">{esc(label)}: ' + " · ".join(
+                    f"{esc(kind)} {fmt_num(n)}" for kind, n in counts.items()) + "</p>")
         account = v.get("account")
         if not isinstance(account, dict):
             continue
@@ -997,6 +1005,24 @@ def _venues_section(report: dict[str, Any]) -> str:
                          '<th>kind</th><th>symbol</th><th class="n">amount</th><th>trade day</th><th>settles</th>'
                          f"</tr>{rows}</table></details>")
     return "".join(parts)
+
+
+def _left_working(report: dict[str, Any]) -> list[dict[str, Any]]:
+    left = (report.get("orders") or {}).get("left_working")
+    return [o for o in left if isinstance(o, dict)] if isinstance(left, list) else []
+
+
+def _left_working_section(report: dict[str, Any]) -> str:
+    """The orders shutdown could not confirm final: still working at the venue, nobody watching."""
+    left = _left_working(report)
+    if not left:
+        return ""
+    keys = ("venue", "strategy", "client_id", "venue_order_id", "symbol", "side", "leaves", "status")
+    rows = "".join("<tr>" + "".join(f"<td>{esc(o.get(k, ''))}</td>" for k in keys) + "</tr>" for o in left)
+    return ('<h2 id="left-working">Orders left working</h2><p class="note">Shutdown could not confirm these '
+            "final before <code>run.shutdown_timeout_s</code> (the run exited 3): they may still trade at the "
+            "venue. The next start reconciles them from the journal.</p><table><tr>"
+            + "".join(f"<th>{esc(k.replace('_', ' '))}</th>" for k in keys) + f"</tr>{rows}</table>")
 
 
 def _anomalies_section(report: dict[str, Any]) -> str:
@@ -1073,6 +1099,9 @@ def render_html(report: dict[str, Any]) -> str:
         charts = ('<p class="note">No charts: this report has no <code>timeline</code>. Charts need a report '
                   f"written by engine {esc(__version__)} or later (<code>engine run CONFIG --report FILE</code>); "
                   "the tables below are complete.</p>")
+    left_working = _left_working_section(report)
+    if left_working:
+        nav.insert(0, ("left-working", "Left working"))
     nav += [("rejects", "Rejects"), ("risk", "Kill switch and MMP")]
     venues = _venues_section(report)
     if venues:
@@ -1081,6 +1110,7 @@ def render_html(report: dict[str, Any]) -> str:
     if anomalies:
         nav.append(("anomalies", "Anomalies"))
     sections.append("<nav>" + "".join(f'<a href="#{a}">{esc(t)}</a>' for a, t in nav) + "</nav>")
+    sections.append(left_working)
     sections.append(_strategies_table(report, colors))
     sections.append(charts)
     sections.append(_rejects_section(report, reject_colors, strip))

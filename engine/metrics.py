@@ -39,8 +39,15 @@ CATALOG: dict[str, Metric] = {
     "engine_venue_state": Metric("gauge", "1 for the venue's current connection state (connected, disconnected, "
                                  "reconciling, stale).", ("venue", "state")),
     "engine_venue_disconnects": Metric("counter", "Connection drops reported by the venue's adapter.", ("venue",)),
+    "engine_venue_bad_input": Metric("counter", "Frames, messages and webhooks a venue's adapter dropped as bad "
+                                     "input, by kind (not_json, bad_number, bad_signature, ...); channel: venue (its "
+                                     "adapter) or market_data (its separate market-data adapter).",
+                                     ("venue", "channel", "kind")),
     # orders
-    "engine_orders_submitted": Metric("counter", "Orders handed to the venue adapter.", ("strategy", "venue")),
+    "engine_orders_submitted": Metric("counter", "Orders handed to the venue adapter (what reached the wire); "
+                                      "refusals are engine_orders_refused.", ("strategy", "venue")),
+    "engine_orders_refused": Metric("counter", "Orders refused in the process (risk gate, session, rate budget): "
+                                    "never sent.", ("strategy", "venue")),
     "engine_orders_final": Metric("counter", "Orders that reached a final status (filled, cancelled, rejected, "
                                   "expired).", ("strategy", "venue", "status")),
     "engine_open_orders": Metric("gauge", "Orders working at the venue now.", ("strategy", "venue")),

@@ -30,6 +30,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 
+from adapters.badinput import KINDS as BAD_INPUT_KINDS
 from engine import __version__
 from engine.errors import StartupError
 from engine.hookspecs import HOOK_NAMES
@@ -88,6 +89,7 @@ def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Me
     up = _gauge("engine_venue_up")
     state = _gauge("engine_venue_state")
     disconnects = _counter("engine_venue_disconnects")
+    bad_input = _counter("engine_venue_bad_input")
     duplicates = _counter("engine_duplicate_fills")
     tick_to_order = _histogram("engine_tick_to_order_seconds")
     cash = _gauge("engine_account_cash")
@@ -103,6 +105,12 @@ def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Me
         for each in VENUE_STATES:
             state.add_metric([name, each], 1.0 if venue.status == each else 0.0)
         disconnects.add_metric([name], venue.disconnects)
+        for channel, adapter in (("venue", venue.adapter), ("market_data", venue.feed)):
+            if adapter is not None:
+                counts = adapter.bad_input()
+                # every kind at 0 from the start, so increase() sees the first one
+                for kind in (*BAD_INPUT_KINDS, *sorted(counts.keys() - set(BAD_INPUT_KINDS))):
+                    bad_input.add_metric([name, channel, kind], counts.get(kind, 0))
         duplicates.add_metric([name], venue.n_duplicate_fills)
         _add_histogram(tick_to_order, [name], venue.tick_to_order)
         account = venue.account
@@ -110,9 +118,10 @@ def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Me
         cash.add_metric([name, "unsettled"], float(account.unsettled_cash))
         cash.add_metric([name, "reserved"], float(account.reserved_cash))
         cash.add_metric([name, "buying_power"], float(account.buying_power))
-    out += [events, up, state, disconnects, duplicates, tick_to_order, cash]
+    out += [events, up, state, disconnects, bad_input, duplicates, tick_to_order, cash]
 
     submitted = _counter("engine_orders_submitted")
+    refused = _counter("engine_orders_refused")
     final = _counter("engine_orders_final")
     open_orders = _gauge("engine_open_orders")
     fills = _counter("engine_fills")
@@ -128,6 +137,7 @@ def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Me
     for runner in runners:
         name, venue_name = runner.name, runner.venue
         submitted.add_metric([name, venue_name], runner.orders_submitted)
+        refused.add_metric([name, venue_name], runner.orders_refused)
         for status in FINAL_STATUSES:
             final.add_metric([name, venue_name, status], runner.final_status.get(status, 0))
         open_orders.add_metric([name, venue_name], len(runner.open_orders))
@@ -149,7 +159,7 @@ def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Me
             position.add_metric([name, venue_name, symbol], float(held.qty) if held is not None else 0.0)
         realized.add_metric([name], float(runner.realized_pnl))
         unrealized.add_metric([name], float(runtime.unrealized_pnl(runner)))
-    out += [submitted, final, open_orders, fills, rejects, hooks, mmp, strategy_state, hook_errors, overruns,
+    out += [submitted, refused, final, open_orders, fills, rejects, hooks, mmp, strategy_state, hook_errors, overruns,
             position, realized, unrealized]
 
     headroom = _gauge("engine_rate_limit_headroom")

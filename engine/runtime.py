@@ -105,7 +105,7 @@ class StrategyRunner:
     __slots__ = (
         "name", "venue", "symbols", "instruments", "facts", "loaded", "ctx", "state", "failure", "gate",
         "open_orders", "positions", "on_book", "on_trade", "on_fill", "on_order_update",
-        "orders_submitted", "fills", "client_seq", "pm",
+        "orders_submitted", "orders_refused", "fills", "client_seq", "pm",
         "mmp", "mmp_triggers", "rate", "limits", "loss_limit", "pnl_day_start",
         "hook_errors", "hook_overruns", "stop_code", "client_reserved", "refused_in_row",
         "hook_stats", "book_stats", "trade_stats",
@@ -131,7 +131,8 @@ class StrategyRunner:
         self.gate: Gate = Gate(())
         self.open_orders: dict[str, Order] = {}
         self.positions: dict[str, Position] = {}
-        self.orders_submitted = 0
+        self.orders_submitted = 0  # handed to the venue adapter: what reached the wire
+        self.orders_refused = 0  # refused by the engine (gate, session, budget): never sent
         self.fills = 0
         self.client_seq = 0
         self.client_reserved = 0  # client ids up to here are reserved in the journal
@@ -310,7 +311,8 @@ class Runtime:
         self._ready_after_notify: list[_Venue] = []
         self._risk_timer: Any = None
         # counters: plain ints on the hot path, read by heartbeat and report
-        self.orders_submitted = 0
+        self.orders_submitted = 0  # handed to a venue adapter (refusals are not: orders_refused)
+        self.orders_refused = 0
         self.mmp_triggers = 0
         self.anomalies: Counter[str] = Counter()
         self.anomaly_samples: list[str] = []
@@ -960,8 +962,8 @@ class Runtime:
 
     def refuse(self, runner: StrategyRunner, order: Order, rejection: Rejection) -> Order:
         """Reject locally: nothing is sent; the strategy hears of it after its hook returns."""
-        self.orders_submitted += 1
-        runner.orders_submitted += 1
+        self.orders_refused += 1
+        runner.orders_refused += 1
         order.reject(int(rejection.code), rejection.reason, self.clock.now_ns())
         runner.refused_in_row += 1
         if self.journal is not None:
@@ -1536,6 +1538,7 @@ class Runtime:
         unrealized = self.unrealized_pnl(runner)
         return {
             "orders": runner.orders_submitted,
+            "refused": runner.orders_refused,
             "fills": runner.fills,
             "rejects": runner.rejects,
             "position": {s: str(p.qty) for s, p in sorted(runner.positions.items())},
@@ -1555,13 +1558,17 @@ class Runtime:
             "disconnects": venue.disconnects,
             "account": venue.account.snapshot(),
         }
-        summary.update(_wire_counts(venue.adapter.stats()))
+        summary.update(_wire_counts(venue.adapter))
         if venue.feed is not None:
             summary["market_data"] = {"adapter": venue.feed.name, "status": venue.data_status,
-                                      **_wire_counts(venue.feed.stats())}
+                                      **_wire_counts(venue.feed)}
         return summary
 
 
-def _wire_counts(stats: dict[str, int]) -> dict[str, int]:
-    """The counters every adapter reports (``Adapter.stats``), for the report's venue section."""
-    return {key: int(stats.get(key, 0)) for key in ("messages_in", "messages_out", "reconnects")}
+def _wire_counts(adapter: Adapter) -> dict[str, Any]:
+    """The counters every adapter reports (``Adapter.stats``), and what it dropped as bad input
+    by kind (``Adapter.bad_input``), for the report's venue section."""
+    stats = adapter.stats()
+    counts: dict[str, Any] = {key: int(stats.get(key, 0)) for key in ("messages_in", "messages_out", "reconnects")}
+    counts["bad_input"] = {kind: int(n) for kind, n in sorted(adapter.bad_input().items())}
+    return counts

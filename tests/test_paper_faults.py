@@ -103,6 +103,8 @@ def test_describe_lists_the_faults_and_cancel_on_disconnect():
         ({"kind": "delay_acks", "at": "10:30", "duration_s": 5, "delay_ms": 0}, "greater than 0"),
         ({"kind": "reject", "at": "10:30", "count": 0}, "greater than or equal to 1"),
         ({"kind": "halt", "at": "10:30", "duration_s": 5}, "symbol\n  Field required"),
+        ({"kind": "reject_cancels", "at": "10:30"}, "duration_s\n  Field required"),
+        ({"kind": "reject_cancels", "at": "10:30", "duration_s": 5, "code": 0}, "greater than or equal to 1"),
         ({"kind": "drop", "at": "10:30", "duration_s": 5, "duraton": 1}, "Extra inputs are not permitted"),
     ],
 )
@@ -398,6 +400,25 @@ def test_faults_recur_every_trading_day_and_past_ones_are_skipped():
 
 
 # ---- reject, delay, halt -----------------------------------------------------------------
+
+
+def test_cancels_during_a_reject_cancels_fault_are_refused_and_the_order_keeps_working():
+    venue = Venue(market=False, faults=[{"kind": "reject_cancels", "at": "09:30", "duration_s": 60}])
+    venue.phase(Phase.OPEN)
+    order = venue.submit(Side.BUY, 1, "187.00")
+    run_to(venue, at(9, 30, 1))
+    venue.cancel(order)
+    venue.run(NS)
+    assert order.status is S.NEW  # refused: back to the live state, still resting at the venue
+    refusal = venue.sink.of("update")[-1]
+    assert (refusal.status, refusal.reject_code, refusal.reason) == (S.NEW, 3001, "injected: cancel refused (3001)")
+    assert [o.client_id for o in query(venue.adapter.query_open_orders())] == [order.client_id]
+    run_to(venue, at(9, 31, 1))  # the window is over
+    venue.cancel(order)
+    venue.run(NS)
+    assert order.status is S.CANCELLED
+    assert query(venue.adapter.query_open_orders()) == []
+    assert venue.sink.errors == []
 
 
 def test_the_next_n_orders_after_a_reject_fault_are_rejected():

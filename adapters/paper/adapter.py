@@ -28,7 +28,15 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 
 from adapters.base import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
-from adapters.paper.faults import DelayAcksFault, DropFault, Fault, HaltFault, RejectFault, seconds
+from adapters.paper.faults import (
+    DelayAcksFault,
+    DropFault,
+    Fault,
+    HaltFault,
+    RejectCancelsFault,
+    RejectFault,
+    seconds,
+)
 from adapters.paper.ledger import VenueLedger
 from adapters.paper.market import MarketOptions, SymbolMarket
 from adapters.paper.matching import (
@@ -108,8 +116,8 @@ class PaperOptions(AdapterOptions):
     )
     faults: tuple[Fault, ...] = Field(
         (),
-        description="Faults injected on purpose (drop, reject, delay_acks, halt), each starting at a time of "
-        "day 'HH:MM[:SS]' Asia/Karachi on every trading day of the run; see adapters/paper/faults.py.",
+        description="Faults injected on purpose (drop, reject, delay_acks, halt, reject_cancels), each starting at a "
+        "time of day 'HH:MM[:SS]' Asia/Karachi on every trading day of the run; see adapters/paper/faults.py.",
     )
 
     @field_validator("account")
@@ -286,6 +294,7 @@ class PaperAdapter(Adapter):
         self._last_request_ns = 0  # requests are processed in the order they were sent
         self._extra_delays_ns: list[int] = []  # active delay_acks windows
         self._rejects: deque[tuple[int, str]] = deque()  # pending injected rejects: (code, reason)
+        self._cancel_refusals: list[tuple[int, str]] = []  # active reject_cancels windows: (code, reason)
         self._halts: dict[str, int] = {}  # symbol -> number of halts in force
         self._fault_days: set[date] = set()
         self._fault_timers: list[Timer] = []
@@ -499,9 +508,20 @@ class PaperAdapter(Adapter):
         if live is None or live[1] not in live[0].engine.resting:
             self._refuse(client_id, ts, "cancel refused: the order is no longer working")
             return
+        if self._cancel_refusals:
+            self._refuse_cancel(client_id, ts, *self._cancel_refusals[-1])
+            return
         state, order_id = live
         outcome = state.engine.cancel(order_id, ts)
         self._emit(state, outcome.events, outcome.changes, ts)
+
+    def _refuse_cancel(self, client_id: str, ts: int, code: int, reason: str) -> None:
+        """An injected refusal (``reject_cancels``): the order keeps working, its state unchanged."""
+        record = self._orders[client_id]
+        self.sink.on_order_update(OrderUpdate(
+            self.venue, client_id, _live_status(record.cum_qty), ts, record.venue_order_id, reject_code=code,
+            reason=f"{reason} ({code})",
+        ))
 
     def _process_amend(self, client_id: str, price: Decimal | None, qty: Decimal | None) -> None:
         if not self._connected or not self._link_up:
@@ -672,6 +692,10 @@ class PaperAdapter(Adapter):
             self._later(fault.duration_s, self._extra_delays_ns.remove, delay_ns)
         elif isinstance(fault, HaltFault):
             self._halt(fault)
+        elif isinstance(fault, RejectCancelsFault):
+            refusal = (fault.code, fault.reason)
+            self._cancel_refusals.append(refusal)
+            self._later(fault.duration_s, self._cancel_refusals.remove, refusal)
 
     def _drop(self, fault: DropFault) -> None:
         """Lose the connection: report it, then (with cancel-on-disconnect) cancel our resting

@@ -14,6 +14,7 @@ Config example::
       - {kind: reject, at: "11:30", count: 3, code: 9002}
       - {kind: delay_acks, at: "12:00", duration_s: 60, delay_ms: 250}
       - {kind: halt, at: "13:00", duration_s: 600, symbol: MEBL}
+      - {kind: reject_cancels, at: "15:34", duration_s: 20, code: 3001}
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-__all__ = ["DelayAcksFault", "DropFault", "Fault", "HaltFault", "RejectFault", "TimeOfDay"]
+__all__ = ["DelayAcksFault", "DropFault", "Fault", "HaltFault", "RejectCancelsFault", "RejectFault", "TimeOfDay"]
 
 _TIME_OF_DAY = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?")
 _DAY_S = 86_400
@@ -117,7 +118,23 @@ class HaltFault(_Fault):
         return f"halt of {self.symbol} for {seconds(self.duration_s)} s"
 
 
-Fault = Annotated[DropFault | RejectFault | DelayAcksFault | HaltFault, Field(discriminator="kind")]
+class RejectCancelsFault(_Fault):
+    """Every cancel the venue receives during ``duration_s`` is refused with ``code`` and the order
+    keeps working: what a broker does when its rate limit (3001) or its backend (9001) refuses a
+    cancel. The engine's shutdown must retry until the window ends or its deadline passes."""
+
+    kind: Literal["reject_cancels"] = Field("reject_cancels", description="Refuse every cancel for a while.")
+    duration_s: Decimal = Field(gt=0, le=_DAY_S, description="Seconds during which cancels are refused.")
+    code: int = Field(3001, ge=1, le=9999, description="Code sent with each refusal (default 3001: rate limit).")
+    reason: str = Field("injected: cancel refused", min_length=1, description="Sentence sent with each refusal.")
+
+    def _what(self) -> str:
+        return f"refusal of every cancel with {self.code} for {seconds(self.duration_s)} s"
+
+
+Fault = Annotated[
+    DropFault | RejectFault | DelayAcksFault | HaltFault | RejectCancelsFault, Field(discriminator="kind")
+]
 
 
 def seconds(value: Decimal) -> str:
