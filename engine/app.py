@@ -37,7 +37,7 @@ from engine.errors import StartupError
 from engine.journal import Journal, move_aside, peek
 from engine.loader import LoadedStrategy, load_strategies
 from engine.observe import MetricsServer, Observer
-from engine.outfile import OutputPathError
+from engine.outfile import OutputPathError, write_atomic
 from engine.recovery import Restored, recover_venue, restore
 from engine.risk.killswitch import TradingState
 from engine.risk.rulepack import resolve_packs
@@ -426,13 +426,14 @@ class Engine:
 
     def _write_pid_file(self) -> None:
         try:
-            self.pid_file.write_text(f"{os.getpid()}\n")
+            write_atomic(self.pid_file, f"{os.getpid()}\n")  # a FIFO there would block the start forever
         except OSError as exc:  # a read-only folder must not stop trading; SIGUSR1 still works
             log.warning("cannot write pid file %s (%s); use kill -USR1 <pid> to halt", self.pid_file, exc)
 
     def _remove_pid_file(self) -> None:
         try:
-            if self.pid_file.read_text().strip() == str(os.getpid()):
+            # is_file: reading a FIFO someone put there would block the exit forever
+            if self.pid_file.is_file() and self.pid_file.read_text().strip() == str(os.getpid()):
                 self.pid_file.unlink()
         except OSError:
             pass

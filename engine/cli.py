@@ -208,6 +208,8 @@ def cmd_halt(args: argparse.Namespace) -> int:
 
     pid_file = pid_file_for(args.config)
     try:
+        if not pid_file.is_file():  # reading a FIFO would block forever
+            raise FileNotFoundError(pid_file)
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         print(f"engine: no running engine for {args.config} (no readable pid file {pid_file})", file=sys.stderr)

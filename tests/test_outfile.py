@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import re
 import stat
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import IDLE_STRATEGY, INSTRUMENTS
+from conftest import IDLE_STRATEGY, INSTRUMENTS, REPO
 
 from engine.cli import main
 from engine.outfile import OutputPathError, write_atomic
@@ -128,3 +130,24 @@ def test_a_path_below_a_regular_file_is_refused(tmp_path):
 def test_a_new_path_is_created_with_its_folders(tmp_path):
     out = write_atomic(tmp_path / "a" / "b" / "out.json", "{}\n")
     assert out.read_text() == "{}\n" and [p.name for p in out.parent.iterdir()] == ["out.json"]
+
+
+def test_a_fifo_where_the_pid_file_goes_does_not_block_the_run(tmp_path):
+    """``config.pid`` is written beside the config; opening a FIFO there for writing blocked the
+    engine before it traded (no reader, forever). Now it is refused with the usual warning and the
+    run goes on (the timeout only ends a hang; it is never reached when the engine works)."""
+    config = write_config(tmp_path)
+    pid_file = tmp_path / "config.pid"
+    os.mkfifo(pid_file)
+    try:
+        done = subprocess.run([sys.executable, "-m", "engine.cli", "run", str(config)], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        os.close(os.open(pid_file, os.O_RDONLY | os.O_NONBLOCK))
+        raise
+    assert done.returncode == 0, done.stderr
+    assert "cannot write pid file" in done.stderr and "FIFO" in done.stderr
+    assert stat.S_ISFIFO(os.lstat(pid_file).st_mode)
+    halt = subprocess.run([sys.executable, "-m", "engine.cli", "halt", str(config)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert halt.returncode == 1 and "no running engine" in halt.stderr  # not blocked reading the FIFO
