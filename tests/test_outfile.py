@@ -151,3 +151,20 @@ def test_a_fifo_where_the_pid_file_goes_does_not_block_the_run(tmp_path):
     halt = subprocess.run([sys.executable, "-m", "engine.cli", "halt", str(config)], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert halt.returncode == 1 and "no running engine" in halt.stderr  # not blocked reading the FIFO
+
+
+@pytest.mark.parametrize("option", ["--report", "--html"])
+def test_sandbox_psx_run_refuses_a_fifo_before_the_day(tmp_path, option):
+    """``engine sandbox psx --run`` writes the same report and page: refused before venue and
+    engine start (the timeout only ends a day run by mistake; never reached when refused)."""
+    target = tmp_path / "out"
+    os.mkfifo(target)
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "sandbox", "psx", "--run", str(REPO / "config.psx-sandbox.yaml"),
+         "--journal", str(tmp_path / "j.sqlite"), option, str(target), "--duration", "5"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 1
+    assert f"{option} {target} is a FIFO" in done.stderr and "refusing to start" in done.stderr
+    assert "psx sandbox:" not in done.stderr  # the venue never started
+    assert stat.S_ISFIFO(os.lstat(target).st_mode)
