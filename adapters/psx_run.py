@@ -131,6 +131,7 @@ def run_with_engine(args: argparse.Namespace) -> int:
     from engine.cli import setup_logging
     from engine.config import load_config
     from engine.errors import ConfigError, StartupError, StrategyLoadError
+    from engine.outfile import check_output_path
     from engine.secrets import Redactor
 
     try:
@@ -141,6 +142,9 @@ def run_with_engine(args: argparse.Namespace) -> int:
     cfg = loaded.config
     setup_logging(args.log_level or cfg.logging.level, cfg.logging.format, Redactor(loaded.secret_values))
     try:
+        # refused now, not after the day: reports go only to a regular file or a new path
+        check_output_path(args.report, "--report")
+        check_output_path(args.html, "--html")
         return anyio.run(_run, args, loaded, backend="asyncio")
     except (ConfigError, StrategyLoadError, StartupError) as exc:
         print(f"engine: {exc}\nengine: refusing to start", file=sys.stderr)

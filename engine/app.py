@@ -41,6 +41,7 @@ from engine.errors import StartupError
 from engine.journal import Journal, make_private, move_aside, peek
 from engine.loader import LoadedStrategy, load_strategies
 from engine.observe import MetricsServer, Observer
+from engine.outfile import OutputPathError, write_atomic
 from engine.recovery import Restored, recover_venue, restore
 from engine.risk.killswitch import TradingState
 from engine.risk.rulepack import resolve_packs
@@ -443,13 +444,14 @@ class Engine:
 
     def _write_pid_file(self) -> None:
         try:
-            self.pid_file.write_text(f"{os.getpid()}\n")
+            write_atomic(self.pid_file, f"{os.getpid()}\n")  # a FIFO there would block the start forever
         except OSError as exc:  # a read-only folder must not stop trading; SIGUSR1 still works
             log.warning("cannot write pid file %s (%s); use kill -USR1 <pid> to halt", self.pid_file, exc)
 
     def _remove_pid_file(self) -> None:
         try:
-            if self.pid_file.read_text().strip() == str(os.getpid()):
+            # is_file: reading a FIFO someone put there would block the exit forever
+            if self.pid_file.is_file() and self.pid_file.read_text().strip() == str(os.getpid()):
                 self.pid_file.unlink()
         except OSError:
             pass
@@ -738,13 +740,19 @@ def run_config(
 
 
 def publish_result(result: RunResult, loaded: LoadedConfig, report_path: Path | None) -> None:
-    """Write the JSON report (if asked) and print the summary table, the config's secrets
-    (``loaded.secret_values``) scrubbed from both."""
+    """Print the summary table and write the JSON report (if asked), the config's secrets
+    (``loaded.secret_values``) scrubbed from both. A report that cannot be written raises
+    :class:`~engine.outfile.OutputPathError` naming the path (after the table is printed)."""
     redactor = Redactor(loaded.secret_values)
-    if report_path is not None:
-        write_report(result.report, report_path, redactor)
-        log.info("report written to %s", report_path)
     print(redactor.scrub(summary_table(result.report)), file=sys.stdout, flush=True)
+    if report_path is not None:
+        try:
+            write_report(result.report, report_path, redactor)
+        except OutputPathError:
+            raise  # already names the path and what is there
+        except OSError as exc:
+            raise OutputPathError(f"cannot write the report {report_path}: {exc.strerror or exc}") from exc
+        log.info("report written to %s", report_path)
 
 
 def _only(group: BaseExceptionGroup, kind: type[BaseException]) -> BaseException | None:

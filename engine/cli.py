@@ -21,13 +21,15 @@ from pathlib import Path
 
 from engine import __version__
 from engine.errors import ConfigError, StartupError, StrategyLoadError
+from engine.outfile import OutputPathError
 from engine.secrets import RedactingFilter, Redactor
 
 log = logging.getLogger("engine")
 
 EPILOG = """\
 exit codes: 0 ran (or checked) fine, also after SIGINT/SIGTERM; 1 the config or a strategy is
-invalid (the message names the file and line), or a report cannot be read or written; 2 bad
+invalid (the message names the file and line), or a report cannot be read or written (a report
+goes only to a regular file or a new path: a FIFO, device or directory is refused at start); 2 bad
 command-line arguments; 3 (engine run) orders still working at a venue after shutdown's cancels
 ran out of time (run.shutdown_timeout_s): each is logged (ERROR) and listed in the report's
 orders.left_working.
@@ -140,9 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("config", type=Path, metavar="CONFIG", help="path to the YAML config (see README)")
     run.add_argument("--report", type=Path, metavar="FILE", help="write the JSON run report to FILE "
-                     "(overrides run.report)")
+                     "(overrides run.report); FILE must be a regular file or a new path (a symlink is "
+                     "followed), else the run is refused at start")
     run.add_argument("--html", type=Path, metavar="FILE", help="also write the report as a self-contained HTML "
-                     "page to FILE: PnL, positions, prices with fills, rejects, session phases")
+                     "page to FILE: PnL, positions, prices with fills, rejects, session phases (a regular file "
+                     "or a new path, like --report)")
     run.add_argument("--speed", type=_speed, metavar="X", help="simulated clock pace: 0 = as fast as "
                      "possible (default), X = X times real time (overrides run.speed)")
     run.add_argument("--seed", type=int, metavar="N", help="seed for the simulated market (overrides run.seed)")
@@ -225,6 +229,8 @@ def cmd_halt(args: argparse.Namespace) -> int:
 
     pid_file = pid_file_for(args.config)
     try:
+        if not pid_file.is_file():  # reading a FIFO would block forever
+            raise FileNotFoundError(pid_file)
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         print(f"engine: no running engine for {args.config} (no readable pid file {pid_file})", file=sys.stderr)
@@ -262,6 +268,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from engine.app import run_config
     from engine.config import apply_overrides
+    from engine.outfile import check_output_path
 
     loaded = _load(args.config)
     loaded = apply_overrides(loaded, speed=args.speed, seed=args.seed, shutdown_timeout_s=args.shutdown_timeout)
@@ -273,6 +280,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         report_path: Path | None = args.report
     else:
         report_path = None if cfg.run.report is None else loaded.resolve(cfg.run.report)
+    # refused now, not after a day of trading: a report goes only to a regular file or a new path
+    check_output_path(report_path, "--report" if args.report is not None else "run.report")
+    check_output_path(args.html, "--html")
     result = run_config(loaded, report_path, on_clock=lambda clock: setattr(TIME_FILTER, "clock", clock),
                         fresh_account=args.fresh_account, journal_path=args.journal)
     if args.html is not None:
@@ -290,6 +300,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """Draw a saved JSON report; every failure names the file and says what is wrong with it."""
     from engine.htmlreport import check_report, write_html
+    from engine.outfile import output_target
 
     source: Path = args.report
     out: Path = args.html if args.html is not None else source.with_suffix(".html")
@@ -309,6 +320,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     problem = check_report(report)
     if problem is not None:
         print(f"engine: {source}: {problem}", file=sys.stderr)
+        return 1
+    try:
+        output_target(out)
+    except OutputPathError as exc:
+        print(f"engine: {exc}", file=sys.stderr)
         return 1
     if out.resolve() == source.resolve():
         print(f"engine: refusing to write the HTML page over the report itself ({source}); pass --html FILE",
@@ -380,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, StrategyLoadError, StartupError) as exc:
         print(f"engine: {exc}", file=sys.stderr)
         print("engine: refusing to start", file=sys.stderr)
+        return 1
+    except OutputPathError as exc:  # the run is over; its report cannot be written where asked
+        print(f"engine: {exc}", file=sys.stderr)
         return 1
 
 

@@ -1180,9 +1180,26 @@ class Runtime:
         self.pnl_day_start = sum((self.strategy_pnl(r) for r in self.runners.values()), ZERO)
         if self.kill_switch.reset_day() is not None:
             self.journal_kill_switch()
+        self.forget_finished_orders()
         if self.journal is not None:
             self.journal.mark_day(day)
             self.take_snapshot("day start")
+
+    def forget_finished_orders(self) -> int:
+        """Drop the orders that reached a final state before this trading day from each venue's
+        order map, so a process that runs for weeks does not keep every order it ever sent (issue
+        17). They are in the journal; no venue message can change them; a restarted engine does not
+        load them either, and reconciliation treats a late word about one the way it does after a
+        restart (it asks the venue). Client ids stay unique: the per-strategy sequence only grows
+        (and is reserved in the journal). Returns how many were dropped."""
+        dropped = 0
+        for venue in self.venues.values():
+            orders = venue.orders  # mutated in place: the gate's UniqueClientId holds this dict
+            finished = [client_id for client_id, order in orders.items() if order.is_terminal]
+            for client_id in finished:
+                del orders[client_id]
+            dropped += len(finished)
+        return dropped
 
     def _end_of_day(self) -> None:
         """Settlement rolls one trading day: what settles by the next trading day becomes usable."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import REDACTED
+from engine.outfile import write_atomic
 
 __all__ = ["MIN_SECRET_LEN", "RedactingFilter", "Redactor", "write_scrubbed"]
 
@@ -89,10 +90,7 @@ class RedactingFilter(logging.Filter):
 
 def write_scrubbed(path: Path | str, text: str, redactor: Redactor | None = None) -> None:
     """Write an output file atomically (a temp file renamed over the target: a crash mid-write
-    never leaves half a report), scrubbed of secrets first. The JSON report and the HTML page both
-    go through here."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(redactor.scrub(text) if redactor else text, encoding="utf-8")
-    tmp.replace(path)
+    never leaves half a report), scrubbed of secrets first, and only to a regular file or a new
+    path (:func:`engine.outfile.write_atomic`; else :class:`~engine.outfile.OutputPathError`).
+    The JSON report and the HTML page both go through here."""
+    write_atomic(path, redactor.scrub(text) if redactor else text)

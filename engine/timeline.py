@@ -6,12 +6,14 @@ PnL, positions and prices taken on a timer (every ``interval_s`` of engine time,
 change and at the end). Recording stores plain tuples; all formatting happens once, in
 :meth:`Timeline.to_json`.
 
-Memory is bounded. While the session is closed (before the first phase, nights) nothing trades,
-so only the first and the latest sample of such a stretch are kept. Past the caps, fills and
-rejects are counted instead of kept, and samples are thinned (every other one dropped, the
-sampling stride doubled) so a long run still spans its whole length; what the caps left out is
-counted under ``dropped``. The first sample after a phase change and the run's last sample are
-always kept.
+Memory is bounded whatever the length of the run (a live engine runs for weeks). While the
+session is closed (before the first phase, nights) nothing trades, so only the first and the
+latest sample of such a stretch are kept. Past the caps, fills and rejects are counted instead of
+kept, and samples are thinned (every other one dropped, the sampling stride doubled) so a long run
+still spans its whole length at a coarser step: with the default 60 s and :data:`MAX_SAMPLES`, one
+sample per 2 min after about five broker-doc days, per 4 min after ten, and so on. What the caps
+left out is counted under ``dropped``. The first sample after a phase change and the run's last
+sample are always kept.
 
 The report's ``timeline`` key (:meth:`Timeline.to_json`); times are ISO 8601 in the venue time
 zone with its offset (``2026-11-23T09:42:19.125+05:00`` for Asia/Karachi), amounts are exact
@@ -46,8 +48,11 @@ from zoneinfo import ZoneInfo
 __all__ = ["MAX_FILLS", "MAX_PHASES", "MAX_REJECTS", "MAX_SAMPLES", "Timeline", "dec", "iso_time"]
 
 NS_PER_S = 1_000_000_000
-#: caps: a paper day has ~400 samples (60 s) and tens of fills; these hold weeks of that
-MAX_SAMPLES = 20_000
+#: caps: a paper day has ~400 samples (60 s) and tens of fills. A sample is ~2.3 KB (a dict per
+#: strategy, Decimals), so samples are capped at about five days' worth (~5 MB): a longer run is
+#: thinned to a coarser step instead of growing ~0.9 MB a day (issue 17). A chart has fewer
+#: pixels across than that anyway. Fills and rejects are small tuples; their caps hold weeks.
+MAX_SAMPLES = 2_000
 MAX_FILLS = 20_000
 MAX_REJECTS = 20_000
 MAX_PHASES = 5_000
