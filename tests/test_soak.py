@@ -13,6 +13,7 @@ import anyio
 from conftest import INSTRUMENTS
 
 from engine.app import Engine
+from engine.clientids import format_client_id
 from engine.config import load_config
 from engine.timeline import MAX_SAMPLES, Timeline
 
@@ -49,11 +50,12 @@ def run_days(tmp_path, days: int) -> Engine:
 def test_finished_orders_leave_the_order_map_at_the_day_roll_and_stay_in_the_journal(tmp_path):
     engine = run_days(tmp_path, 3)
     orders = engine.runtime.venues["paper"].orders
+    third = format_client_id("s", engine.runtime.client_epoch, 3)
     # the last day's order (expired at its close) is still there; the first two days' are not
-    assert list(orders) == ["s-3"] and orders["s-3"].status.value == "expired"
+    assert list(orders) == [third] and orders[third].status.value == "expired"
     with sqlite3.connect(engine.journal_path) as db:
         journaled = {row[0]: row[1] for row in db.execute("SELECT client_id, status FROM orders")}
-    assert journaled == {"s-1": "expired", "s-2": "expired", "s-3": "expired"}
+    assert journaled == {format_client_id("s", engine.runtime.client_epoch, n): "expired" for n in (1, 2, 3)}
     assert engine.report()["orders"]["expired"] == 3  # the report still counts every day's
 
 
