@@ -20,6 +20,7 @@ import anyio
 import pytest
 from sinks import RecordingSink
 
+from adapters.base import RateLimit
 from adapters.pacing import max_in_window
 from adapters.pulse.adapter import PulseAdapter, PulseError, PulseOptions
 from adapters.pulse.sandbox import PulseSandbox
@@ -961,3 +962,25 @@ async def test_a_burst_leaves_within_the_assumed_limits_in_every_window() -> Non
     assert most <= 20
     assert most_orders <= 20
     assert all(o.status is S.NEW or o.status is S.CANCELLED for o in orders)
+
+
+@pytest.mark.anyio
+async def test_frames_still_paced_at_close_are_reported_not_sent() -> None:
+    """After the login, a budget of 4 requests a minute (one kept for cancels): three orders leave,
+    the first cancel takes the reserve, the second cancel and a fourth order wait. Closing reports
+    both: the order rejected as never sent, the cancel refused with its order still live."""
+    async with venue(subscribe=False) as v:
+        v.adapter.set_rate_limits((RateLimit("all", 4, D(60)),))
+        working = [v.submit("buy", 10, 49000) for _ in range(3)]
+        await until(lambda: all(o.status is S.NEW for o in working), what="three acks")
+        waiting_order = v.submit("buy", 10, 49000)
+        v.cancel(working[0])
+        await until(lambda: working[0].status is S.CANCELLED, what="the first cancel")
+        v.cancel(working[1])
+        await v.adapter.close()
+        assert waiting_order.status is S.REJECTED
+        assert waiting_order.reject_code == Reject.BACKEND_CONNECTIVITY
+        assert working[1].status is S.NEW
+        refusal = v.sink.updates_for(working[1].client_id)[-1]
+        assert refusal.reject_code == Reject.BACKEND_CONNECTIVITY and "cancel not sent" in refusal.reason
+        assert v.venue_order(working[1]).is_open

@@ -160,6 +160,10 @@ class NotSent(Exception):
     """The request never left (no connection): the broker cannot have acted on it."""
 
 
+class ClosedBeforeSent(NotSent):
+    """The adapter closed while the request waited for the rate limit: ``close`` reports it."""
+
+
 class OutcomeUnknown(Exception):
     """The request may have reached the broker, but its answer was lost or unreadable."""
 
@@ -437,7 +441,7 @@ class OptimusAdapter(Adapter):
                     rec.sent_ns = self.clock.now_ns()  # the grace for "not found" runs from the departure
                 return await self._post_now(path, body, token, idempotency_key)
         except PacerClosed as exc:
-            raise NotSent(str(exc)) from None
+            raise ClosedBeforeSent(str(exc)) from None
 
     async def _post_now(
         self, path: str, body: dict[str, Any], token: str | None, idempotency_key: str | None
@@ -732,6 +736,8 @@ class OptimusAdapter(Adapter):
                     result = await self._send_with_retries(
                         Paths.CANCEL, codec.encode_cancel(rec.client_id, rec.order_id, key), key, "cancel", rec
                     )
+                except ClosedBeforeSent:
+                    return  # close() told the engine this cancel never left
                 except NotSent as exc:
                     why = f"cancel not sent: {exc}"
                     break
