@@ -22,6 +22,7 @@ from adapters.pacing import (
     DepartureQueue,
     PacerClosed,
     WirePacer,
+    guarded,
     lane_buckets,
     max_in_window,
     pacing_clock,
@@ -58,6 +59,20 @@ class ManualClock(Clock):
         self.timers = [t for t in self.timers if t not in due]
         for timer in sorted(due, key=lambda t: t.when):
             timer.fn(*timer.args)
+
+
+def test_the_pacer_counts_a_window_longer_than_the_venue() -> None:
+    """Requests that left a window apart may arrive closer: the pacer's windows are 5% longer."""
+    assert guarded([RateLimit("all", 95, D(1), 10, "doc")]) == (RateLimit("all", 95, D("1.05"), 10, "doc"),)
+    clock = ManualClock()
+    pacer = WirePacer("v", [RateLimit("cancels", 2, D(1))], ORDER_LANES, clock)
+    for n in range(3):
+        pacer.put("cancel", n)
+    assert pacer.departed["cancel"] == 2
+    clock.advance(T0 + NS_PER_S)
+    assert pacer.departed["cancel"] == 2  # the venue's window has passed, the pacer's not yet
+    clock.advance(T0 + NS_PER_S * 105 // 100)
+    assert pacer.departed["cancel"] == 3
 
 
 def test_max_in_window_counts_the_buckets_window() -> None:
@@ -155,7 +170,8 @@ def anyio_backend() -> str:
 @pytest.mark.anyio
 async def test_waiting_requests_leave_in_order_cancels_first_as_the_clock_moves() -> None:
     clock = ManualClock()
-    pacer = WirePacer("v", [RateLimit("all", 5, D(1))], ORDER_LANES, clock)  # GCRA: one per 200 ms
+    # GCRA one per 200 ms; no arrival-spread guard, so the window is exactly 1 s
+    pacer = WirePacer("v", [RateLimit("all", 5, D(1))], ORDER_LANES, clock, guard=D(0))
     left: list[str] = []
 
     async def send(lane: str, name: str) -> None:
