@@ -206,9 +206,14 @@ class WirePacer:
         self.departed: Counter[str] = Counter()  # per lane
         self.delayed: Counter[str] = Counter()  # per lane: ``depart`` senders that had to wait for room
 
-    def set_limits(self, limits: Iterable[RateLimit]) -> None:
-        """New limits (the engine's effective ones): buckets start empty, waiting requests keep
+    def set_limits(self, limits: Iterable[RateLimit], lanes: Mapping[str, LaneSpec] | None = None) -> None:
+        """New limits (the engine's effective ones, given before the first request) and, when
+        given, new lane specs under the same lane names: buckets start full, waiting requests keep
         their places."""
+        if lanes is not None:
+            if set(lanes) != set(self.lane_specs):
+                raise ValueError(f"lanes {sorted(lanes)} are not the pacer's {sorted(self.lane_specs)}")
+            self.lane_specs = dict(lanes)
         waiting = self._queue.drain()
         self._queue = DepartureQueue(lane_buckets(self.venue, guarded(limits, self.guard), self.lane_specs,
                                                   self.clock))

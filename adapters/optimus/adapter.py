@@ -249,7 +249,8 @@ class OptimusAdapter(Adapter):
         self._closed = True
         self._scopes: set[anyio.CancelScope] = set()
         self.counts: Counter[str] = Counter()
-        self._pacer = self._new_pacer(self.rate_limits)
+        self._limits = self.rate_limits
+        self._pacer = self._new_pacer()
         host, port = parse_listen(options.webhook_listen)
         self.receiver = WebhookReceiver(
             [webhook_secret.value.encode()], clock, self._on_webhook, path=options.webhook_path,
@@ -264,11 +265,13 @@ class OptimusAdapter(Adapter):
         limits = tuple(limits)
         if not any(limit.scope == "auth" for limit in limits):
             limits += tuple(limit for limit in self.rate_limits if limit.scope == "auth")
-        self._pacer = self._new_pacer(limits)
+        self._limits = limits
+        self._pacer.set_limits(limits, _lanes(limits))
 
-    def _new_pacer(self, limits: tuple[RateLimit, ...]) -> WirePacer:
+    def _new_pacer(self) -> WirePacer:
         # one place per kept-alive connection: a request only leaves when a connection is free
-        return WirePacer(self.venue, limits, _lanes(limits), self.clock, max_in_flight=self.opts.max_connections)
+        return WirePacer(self.venue, self._limits, _lanes(self._limits), self.clock,
+                         max_in_flight=self.opts.max_connections)
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def connect(self) -> None:
@@ -278,6 +281,8 @@ class OptimusAdapter(Adapter):
             raise RuntimeError(f"optimus venue {self.venue!r}: bind(task_group) must come before connect()")
         opts = self.opts
         self._closed = False
+        if self._pacer.closed:  # connected again after a close
+            self._pacer = self._new_pacer()
         timeout = httpx.Timeout(
             float(opts.request_timeout_s), connect=float(opts.connect_timeout_s), pool=float(opts.connect_timeout_s)
         )
