@@ -17,6 +17,10 @@ Requests wait in lanes, first in first out per lane, and the lanes are served in
 bucket's cancel reserve untouched (20%, :func:`engine.risk.ratelimit.venue_cancel_reserve`), a
 ``"cancel"`` take may use it all. Nothing is dropped: a request waits until its lane's buckets have
 room, and :meth:`WirePacer.close` hands back whatever never left so the adapter can say so.
+
+Two margins keep "what left" equal to "what arrives": each window is counted 5% longer than the
+venue's (:data:`ARRIVAL_SPREAD_GUARD`), and a REST adapter lets a request go only when one of its
+connections is free (``max_in_flight``), so nothing waits in the HTTP pool after being paced.
 """
 
 from __future__ import annotations
