@@ -214,6 +214,13 @@ class Adapter(ABC):
         it to build the same band as the pre-trade gate; a real venue has its own and ignores it."""
         return None
 
+    def set_rate_limits(self, limits: tuple[RateLimit, ...]) -> None:
+        """The venue account's effective request budget (what the adapter declares, or the config's
+        ``venues.<name>.rate_limits``), given before ``connect``. The gate spends it at submit; a
+        network adapter paces its departures with the same limits, since the venue counts what
+        arrives (``adapters.pacing``). An embedded venue has no wire and ignores it."""
+        return None
+
     def set_cancel_on_disconnect(self, enabled: bool) -> None:
         """The engine's ``venues.<name>.cancel_on_disconnect``: a venue that cancels our orders
         itself when the connection drops is asked to (at login) only when this is on."""

@@ -34,6 +34,7 @@ import anyio
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from adapters.base import RateLimit  # noqa: E402
 from adapters.optimus.adapter import OptimusAdapter, OptimusOptions  # noqa: E402
 from adapters.optimus.sandbox import DOC_INSTRUMENTS, OptimusSandbox, SandboxSettings  # noqa: E402
 from engine.clock import WallClock  # noqa: E402
@@ -100,6 +101,9 @@ async def run(orders: int, warmup: int, inprocess: bool) -> dict[str, Any]:
     sink = TimingSink()
     options = OptimusOptions(base_url=base_url, webhook_listen=f"127.0.0.1:{webhook_port}", poll_interval_s=Decimal(5))
     adapter = OptimusAdapter("psx", options, DOC_INSTRUMENTS, clock, sink)
+    # the sandbox runs with --trading-rate 1000000: the adapter paces departures to the same figure,
+    # so the round trip measures the wire, not the 100/s budget
+    adapter.set_rate_limits((RateLimit("all", 1_000_000, Decimal(1)), RateLimit("queries", 1_000, Decimal(1))))
     rtt: list[int] = []
     rest: list[int] = []
     client = None

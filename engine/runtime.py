@@ -360,6 +360,7 @@ class Runtime:
         cash = CashAccount(account if account is not None else AccountConfig(), self.calendar, master, packs,
                            reference_price=reference)
         limits = tuple(rate_limits) if rate_limits is not None else tuple(adapter.rate_limits)
+        adapter.set_rate_limits(limits)  # the adapter paces its wire with the budget the gate spends
         buckets = venue_buckets(name, limits, self.clock)
         guard = RateGuard(f"venue-{name}", None, buckets, self.clock)
         self.venues[name] = _Venue(

@@ -26,9 +26,11 @@ import httpx
 import pytest
 from sinks import RecordingSink
 
+from adapters.base import RateLimit
 from adapters.optimus import codec
 from adapters.optimus.adapter import OptimusAdapter, OptimusOptions
 from adapters.optimus.sandbox import DOC_HOLDINGS, DOC_INSTRUMENTS, OptimusSandbox, SandboxSettings
+from adapters.pacing import max_in_window
 from engine.clock import KARACHI, NS_PER_S, Clock, ScaledClock, WallClock
 from engine.model import (
     Order,
@@ -703,3 +705,49 @@ async def test_the_sandbox_takes_faults_through_its_control_endpoint() -> None:
         assert first.status_code == 502 and first.json()["error_details"]["error_code"] == 9001
         unknown = await client.post(sandbox.base_url.removesuffix("/v1") + "/sandbox/faults", json={"kind": "x"})
         assert unknown.status_code == 400
+
+
+@pytest.mark.anyio
+async def test_a_ten_times_burst_never_exceeds_the_brokers_limit_in_any_window() -> None:
+    """1,000 orders handed to the adapter at once, a cancel for every fifth, against the broker's
+    100 requests/second/user: the sandbox records when each request arrives and the test counts
+    every sliding 1 s window itself (the sandbox's own bucket is not the judge). Before departure
+    pacing the window held hundreds and the broker refused them with 3001."""
+    burst = 1000
+    async with venue(settings(cash=D(1_000_000_000))) as v:
+        orders = [v.submit() for _ in range(burst)]  # as fast as a strategy can
+        for order in orders[::5]:
+            v.cancel(order)
+        await until(lambda: all(o.status is not S.PENDING_NEW and o.status is not S.PENDING_CANCEL for o in orders),
+                    timeout=120)
+        arrivals = list(v.sandbox.trading_arrivals)
+        refused = v.sandbox.counts["rate_limited"]
+    most = max_in_window(arrivals, NS_PER_S)
+    print(f"optimus burst: {len(arrivals)} trading requests, at most {most} in any 1 s window, {refused} refused 3001")
+    assert len(arrivals) >= burst + burst // 5
+    assert most <= 100
+    assert refused == 0
+    assert all(o.reject_code != Reject.RATE_LIMIT_EXCEEDED for o in orders)
+
+
+@pytest.mark.anyio
+async def test_requests_still_paced_at_close_are_reported_not_sent() -> None:
+    """A budget of 4 requests a minute (one kept for cancels): three orders leave, the first cancel
+    takes the reserve, the second cancel and a fourth order wait. Closing reports both: the order
+    rejected as never sent, the cancel refused with its order still working."""
+    budget = (RateLimit("all", 4, D(60)), RateLimit("queries", 1, D(60)))
+    async with venue(before_connect=lambda a: a.set_rate_limits(budget)) as v:
+        working = [v.submit() for _ in range(3)]
+        await until(lambda: all(o.status is S.NEW for o in working))
+        waiting_order = v.submit()
+        v.cancel(working[0])
+        await until(lambda: working[0].status is S.CANCELLED)
+        v.cancel(working[1])
+        await until(lambda: v.adapter.stats()["messages_out"] >= 5 and len(v.sandbox.trading_arrivals) >= 5)
+        await v.adapter.close()
+        assert waiting_order.status is S.REJECTED
+        assert waiting_order.reject_code == Reject.BACKEND_CONNECTIVITY
+        assert working[1].status is S.NEW  # the cancel was refused: still working, and the engine knows
+        refusal = v.sink.updates_for(working[1].client_id)[-1]
+        assert refusal.reject_code == Reject.BACKEND_CONNECTIVITY and "cancel not sent" in refusal.reason
+        assert v.sandbox.order(working[1].client_id)["status"] in ("pending", "open")

@@ -20,9 +20,11 @@ import anyio
 import pytest
 from sinks import RecordingSink
 
+from adapters.base import RateLimit
+from adapters.pacing import max_in_window
 from adapters.pulse.adapter import PulseAdapter, PulseError, PulseOptions
 from adapters.pulse.sandbox import PulseSandbox
-from engine.clock import WallClock
+from engine.clock import NS_PER_S, WallClock
 from engine.model import (
     Instrument,
     Liquidity,
@@ -935,3 +937,51 @@ def test_documented_last_trades_answer_sets_the_baseline_then_only_newer_trades_
         symbol, "66fa560b912a3148d07efad0", D(50100), D(10), Side.SELL)
     adapter._on_trades_polled(poll, [*answer, newer], None)  # overlapping answers: nothing twice
     assert len(sink.of("trade")) == 1
+
+
+@pytest.mark.anyio
+async def test_a_burst_leaves_within_the_assumed_limits_in_every_window() -> None:
+    """60 orders handed to the adapter at once (12x the assumed 5 matching-engine requests/s), a
+    cancel for every fifth: the sandbox records when each request arrives and the test counts every
+    sliding 1 s window itself, against VENUES.md 5.14's 20 requests/s per connection and 20 orders
+    at once. Before departure pacing all 60 orders arrived within one window."""
+    burst = 60
+    async with venue() as v:
+        start = len(v.sandbox.arrivals)
+        orders = [v.submit("buy", 10, 49000) for _ in range(burst)]  # as fast as a strategy can
+        await until(lambda: all(o.venue_order_id for o in orders[::5]), timeout=60, what="the first acks")
+        for order in orders[::5]:
+            v.cancel(order)
+        await until(lambda: all(o.status not in (S.PENDING_NEW, S.PENDING_CANCEL) for o in orders), timeout=60,
+                    what="every order answered")
+        arrivals = list(v.sandbox.arrivals)[start:]
+    order_methods = {"private/buy", "private/sell", "private/edit"}
+    most = max_in_window([t for t, _, _ in arrivals], NS_PER_S)
+    most_orders = max_in_window([t for t, _, method in arrivals if method in order_methods], NS_PER_S)
+    print(f"pulse burst: {len(arrivals)} requests, at most {most} in any 1 s window ({most_orders} orders)")
+    assert len(arrivals) >= burst + burst // 5
+    assert most <= 20
+    assert most_orders <= 20
+    assert all(o.status is S.NEW or o.status is S.CANCELLED for o in orders)
+
+
+@pytest.mark.anyio
+async def test_frames_still_paced_at_close_are_reported_not_sent() -> None:
+    """After the login, a budget of 4 requests a minute (one kept for cancels): three orders leave,
+    the first cancel takes the reserve, the second cancel and a fourth order wait. Closing reports
+    both: the order rejected as never sent, the cancel refused with its order still live."""
+    async with venue(subscribe=False) as v:
+        v.adapter.set_rate_limits((RateLimit("all", 4, D(60)),))
+        working = [v.submit("buy", 10, 49000) for _ in range(3)]
+        await until(lambda: all(o.status is S.NEW for o in working), what="three acks")
+        waiting_order = v.submit("buy", 10, 49000)
+        v.cancel(working[0])
+        await until(lambda: working[0].status is S.CANCELLED, what="the first cancel")
+        v.cancel(working[1])
+        await v.adapter.close()
+        assert waiting_order.status is S.REJECTED
+        assert waiting_order.reject_code == Reject.BACKEND_CONNECTIVITY
+        assert working[1].status is S.NEW
+        refusal = v.sink.updates_for(working[1].client_id)[-1]
+        assert refusal.reject_code == Reject.BACKEND_CONNECTIVITY and "cancel not sent" in refusal.reason
+        assert v.venue_order(working[1]).is_open

@@ -58,10 +58,10 @@ from adapters.optimus.codec import (
     WebhookEvent,
 )
 from adapters.optimus.webhooks import HttpServer, WebhookReceiver, parse_listen
+from adapters.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
 from engine.clock import NS_PER_S, Clock
 from engine.model import Fill, Instrument, Order, OrderStatus, OrderUpdate, VenueOrder
 from engine.rejects import Reject
-from engine.risk.ratelimit import RateBucket
 
 __all__ = ["OptimusAdapter", "OptimusOptions"]
 
@@ -166,6 +166,10 @@ class NotSent(Exception):
     """The request never left (no connection): the broker cannot have acted on it."""
 
 
+class ClosedBeforeSent(NotSent):
+    """The adapter closed while the request waited for the rate limit: ``close`` reports it."""
+
+
 class OutcomeUnknown(Exception):
     """The request may have reached the broker, but its answer was lost or unreadable."""
 
@@ -251,9 +255,8 @@ class OptimusAdapter(Adapter):
         self._closed = True
         self._scopes: set[anyio.CancelScope] = set()
         self.counts: Counter[str] = Counter()
-        limits = {limit.scope: limit for limit in self.rate_limits}
-        self._auth_bucket = self._bucket(limits["auth"])
-        self._query_bucket = self._bucket(limits["queries"])
+        self._limits = self.rate_limits
+        self._pacer = self._new_pacer()
         host, port = parse_listen(options.webhook_listen)
         self.bad = BadInput(log, f"optimus {venue}")
         self._state_path: Path | None = None  # set_state_path: where the webhook delivery ids outlive us
@@ -267,9 +270,20 @@ class OptimusAdapter(Adapter):
             bad_input=self.bad,
         )
 
-    def _bucket(self, limit: RateLimit) -> RateBucket:
-        return RateBucket(f"venue {self.venue!r} {limit.scope}", limit.count, limit.per_seconds, limit.burst,
-                          self.clock, scope=limit.scope)
+    def set_rate_limits(self, limits: tuple[RateLimit, ...]) -> None:
+        """Pace every request at departure with the engine's effective limits. The login's own
+        budget (5/minute per IP, not the trading account's) stays the declared one when the
+        config's list does not name ``auth``."""
+        limits = tuple(limits)
+        if not any(limit.scope == "auth" for limit in limits):
+            limits += tuple(limit for limit in self.rate_limits if limit.scope == "auth")
+        self._limits = limits
+        self._pacer.set_limits(limits, _lanes(limits))
+
+    def _new_pacer(self) -> WirePacer:
+        # one place per kept-alive connection: a request only leaves when a connection is free
+        return WirePacer(self.venue, self._limits, _lanes(self._limits), self.clock,
+                         max_in_flight=self.opts.max_connections)
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def connect(self) -> None:
@@ -279,6 +293,8 @@ class OptimusAdapter(Adapter):
             raise RuntimeError(f"optimus venue {self.venue!r}: bind(task_group) must come before connect()")
         opts = self.opts
         self._closed = False
+        if self._pacer.closed:  # connected again after a close
+            self._pacer = self._new_pacer()
         timeout = httpx.Timeout(
             float(opts.request_timeout_s), connect=float(opts.connect_timeout_s), pool=float(opts.connect_timeout_s)
         )
@@ -305,6 +321,7 @@ class OptimusAdapter(Adapter):
     async def close(self) -> None:
         """Stop the background work, the receiver and the HTTP client. Never raises."""
         self._closed = True
+        self._unsent(self._pacer.close())
         for scope in list(self._scopes):
             scope.cancel()
         try:
@@ -436,7 +453,24 @@ class OptimusAdapter(Adapter):
 
     # ---- HTTP ----------------------------------------------------------------------------
     async def _post(
-        self, path: str, body: dict[str, Any], *, token: str | None, idempotency_key: str | None = None
+        self, path: str, body: dict[str, Any], *, token: str | None, idempotency_key: str | None = None,
+        lane: str, rec: _Tracked | None = None,
+    ) -> Success | Failure:
+        """One request on the wire, leaving only when ``lane``'s share of the venue's budget has
+        room and a connection is free: the broker counts arrivals, so a request paced earlier and
+        then queued for a connection would still arrive in a bunch."""
+        if self._client is None:
+            raise NotSent("adapter is closed")
+        try:
+            async with self._pacer.sending(lane, rec):
+                if rec is not None and lane == "order":
+                    rec.sent_ns = self.clock.now_ns()  # the grace for "not found" runs from the departure
+                return await self._post_now(path, body, token, idempotency_key)
+        except PacerClosed as exc:
+            raise ClosedBeforeSent(str(exc)) from None
+
+    async def _post_now(
+        self, path: str, body: dict[str, Any], token: str | None, idempotency_key: str | None
     ) -> Success | Failure:
         client = self._client
         if client is None:
@@ -476,7 +510,8 @@ class OptimusAdapter(Adapter):
         return result
 
     async def _call(
-        self, path: str, body: dict[str, Any], *, idempotency_key: str | None = None
+        self, path: str, body: dict[str, Any], *, idempotency_key: str | None = None, lane: str = "query",
+        rec: _Tracked | None = None,
     ) -> Success | Failure:
         """An authenticated request; a 401 renews the token and sends it once more (a request
         refused for its token was not processed, so resending cannot duplicate it)."""
@@ -488,7 +523,8 @@ class OptimusAdapter(Adapter):
                 raise NotSent(f"no valid access token: {exc}") from None
             tokens = self._tokens
         assert tokens is not None
-        result = await self._post(path, body, token=tokens.access_token, idempotency_key=idempotency_key)
+        result = await self._post(path, body, token=tokens.access_token, idempotency_key=idempotency_key,
+                                  lane=lane, rec=rec)
         if isinstance(result, Failure) and codec.classify_order_failure(result) == "auth":
             self.counts["auth_retries"] += 1
             try:
@@ -497,17 +533,13 @@ class OptimusAdapter(Adapter):
                 log.error("optimus %s: token renewal after %s failed: %s", self.venue, result.describe(), exc)
                 return result
             assert self._tokens is not None
-            result = await self._post(path, body, token=self._tokens.access_token, idempotency_key=idempotency_key)
+            result = await self._post(path, body, token=self._tokens.access_token, idempotency_key=idempotency_key,
+                                      lane=lane, rec=rec)
         return result
 
     async def _query(self, path: str, body: dict[str, Any]) -> Success | Failure:
         """A read (status, listing): paced by the adapter's own share of the trading budget."""
-        await self._take(self._query_bucket)
-        return await self._call(path, body)
-
-    async def _take(self, bucket: RateBucket) -> None:
-        while not bucket.try_take():
-            await self._sleep_until(bucket.next_free_ns())
+        return await self._call(path, body, lane="query")
 
     async def _renew_tokens(self, stale: Tokens | None) -> None:
         """Refresh (or log in) unless another task already replaced ``stale``. Auth calls are paced
@@ -517,8 +549,8 @@ class OptimusAdapter(Adapter):
             if current is not stale and current is not None and self.clock.now_ns() < current.access_expires_ns:
                 return
             if current is not None and self.clock.now_ns() < current.refresh_expires_ns:
-                await self._take(self._auth_bucket)
-                result = await self._post(Paths.REFRESH, codec.encode_refresh(current.refresh_token), token=None)
+                result = await self._post(Paths.REFRESH, codec.encode_refresh(current.refresh_token), token=None,
+                                          lane="auth")
                 if isinstance(result, Success):
                     self._set_tokens(result)
                     self.counts["token_refreshes"] += 1
@@ -526,9 +558,8 @@ class OptimusAdapter(Adapter):
                 if codec.classify_order_failure(result) != "auth":
                     raise AuthFailed(result.describe())
                 log.warning("optimus %s: refresh token refused (%s); logging in again", self.venue, result.describe())
-            await self._take(self._auth_bucket)
             result = await self._post(
-                Paths.LOGIN, codec.encode_login(self._username, self._password.value), token=None
+                Paths.LOGIN, codec.encode_login(self._username, self._password.value), token=None, lane="auth"
             )
             if isinstance(result, Failure):
                 raise AuthFailed(result.describe())
@@ -606,7 +637,7 @@ class OptimusAdapter(Adapter):
             rec.in_flight = True
             rec.sent_ns = self.clock.now_ns()
             try:
-                result = await self._send_with_retries(Paths.ORDERS, body, rec.client_id)
+                result = await self._send_with_retries(Paths.ORDERS, body, rec.client_id, "order", rec)
             except NotSent as exc:
                 rec.in_flight = False
                 self._finish(rec, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY), f"order not sent: {exc}")
@@ -620,17 +651,32 @@ class OptimusAdapter(Adapter):
         if rec.unknown:
             await self._resolve(rec)
 
-    async def _send_with_retries(self, path: str, body: dict[str, Any], key: str) -> Success | Failure:
+    async def _send_with_retries(
+        self, path: str, body: dict[str, Any], key: str, lane: str, rec: _Tracked
+    ) -> Success | Failure:
         """Send; resend only what provably never left (a connect failure), with the same key."""
         attempt = 0
         while True:
             try:
-                return await self._call(path, body, idempotency_key=key)
+                return await self._call(path, body, idempotency_key=key, lane=lane, rec=rec)
             except NotSent:
                 attempt += 1
                 if attempt > self.opts.connect_retries or self._closed:
                     raise
                 await self._sleep(self.opts.retry_backoff_s)
+
+    def _unsent(self, waiting: list[tuple[str, Any]]) -> None:
+        """Requests the pacer still held when the adapter closed: they never left, so an order is
+        rejected as not sent and a cancel refused (the order still works at the broker, and the
+        engine must hear so rather than wait for a cancel that will never come)."""
+        why = "the adapter closed before the venue's rate limit let it leave"
+        for lane, rec in waiting:
+            if not isinstance(rec, _Tracked) or rec.final is not None:
+                continue
+            if lane == "order":
+                self._finish(rec, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY), f"order not sent: {why}")
+            elif lane == "cancel":
+                self._refuse_cancel(rec, int(Reject.BACKEND_CONNECTIVITY), f"cancel not sent: {why}")
 
     def _placed(self, rec: _Tracked, result: Success | Failure) -> None:
         if isinstance(result, Success):
@@ -714,8 +760,10 @@ class OptimusAdapter(Adapter):
                 key = f"{rec.client_id}-cxl{rec.cancels}"
                 try:
                     result = await self._send_with_retries(
-                        Paths.CANCEL, codec.encode_cancel(rec.client_id, rec.order_id, key), key
+                        Paths.CANCEL, codec.encode_cancel(rec.client_id, rec.order_id, key), key, "cancel", rec
                     )
+                except ClosedBeforeSent:
+                    return  # close() told the engine this cancel never left
                 except NotSent as exc:
                     why = f"cancel not sent: {exc}"
                     break
@@ -951,3 +999,15 @@ class OptimusAdapter(Adapter):
 
 def _execution_ts(execution: Execution) -> tuple[int, str]:
     return execution.ts_ns, execution.execution_id
+
+
+def _lanes(limits: tuple[RateLimit, ...]) -> dict[str, LaneSpec]:
+    """Optimus's departure lanes, cancels first. The broker counts every authenticated request in
+    one 100/s per user (document section 11): orders and cancels spend the "all" budget (the gate's),
+    status polls and reconciliation reads their own "queries" share of it (in "all", without the
+    cancels' reserve, when the limits have no "queries"). Login and refresh have their own budget
+    per IP ("auth")."""
+    has_queries = any(limit.scope == "queries" for limit in limits)
+    query: LaneSpec = (("queries",), "cancel") if has_queries else (("all",), "order")
+    return {"cancel": ORDER_LANES["cancel"], "auth": (("auth",), "cancel"), "query": query,
+            "order": ORDER_LANES["order"]}

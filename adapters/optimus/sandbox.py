@@ -51,7 +51,7 @@ import logging
 import os
 import signal
 import sys
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,6 +89,8 @@ log = logging.getLogger("engine.optimus.sandbox")
 NS_PER_MS = 1_000_000
 ZERO = Decimal(0)
 API = "/v1"
+#: arrival times the sandbox keeps for a test to count windows in (a day-long run stays bounded)
+ARRIVALS_KEPT = 100_000
 
 # Document "YOUR HOLDINGS" card (symbol, price, quantity). The prices serve as previous closes.
 DOC_HOLDINGS: dict[str, tuple[Decimal, Decimal]] = {
@@ -293,6 +295,9 @@ class OptimusSandbox:
         self._executions: list[dict[str, Any]] = []
         self._ip_buckets: dict[str, RateBucket] = {}
         self._user_buckets: dict[str, RateBucket] = {}
+        #: when each authenticated (trading-budget) request arrived, on the sandbox's clock: a test
+        #: counts the requests in every sliding window itself, whatever the bucket above decides
+        self.trading_arrivals: deque[int] = deque(maxlen=ARRIVALS_KEPT)
         self.cash = settings.cash
         self._reserved = ZERO  # cash held for the unfilled part of open buys
         self._selling: dict[str, Decimal] = {}  # shares held for the unfilled part of open sells
@@ -503,7 +508,9 @@ class OptimusSandbox:
             bucket = self._user_buckets[user] = RateBucket(
                 f"user {user}", self.settings.trading_per_second, Decimal(1), None, self.clock
             )
+        self.trading_arrivals.append(self.clock.now_ns())
         if not bucket.try_take():
+            self.counts["rate_limited"] += 1
             raise _Refusal(429, _ERROR_TEXT[3001], 3001, limit="100 requests per second per user")
         return handler(request, user, body)
 

@@ -76,6 +76,7 @@ from adapters.base import (
     VenueEvents,
     read_secret,
 )
+from adapters.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
 from adapters.pulse import codec
 from adapters.pulse.codec import (
     BookMsg,
@@ -106,6 +107,32 @@ from engine.rejects import Reject
 __all__ = ["ConnectionLost", "PulseAdapter", "PulseError", "PulseMmp", "PulseOptions"]
 
 log = adapter_log  # "engine.pulse"; with wire_log ("engine.pulse.wire") filtered by wirelog.REDACT
+
+#: departure lanes, cancels first. The assumed limit (VENUES.md 5.14) is per connection and counts
+#: every request: orders spend "orders" (matching-engine methods) and "all"; cancels "all" with its
+#: reserve; everything else (login, refresh, heartbeat answers, subscriptions, queries, logout)
+#: "all" without the cancels' reserve, ahead of orders
+PACING_LANES: dict[str, LaneSpec] = {
+    "cancel": ORDER_LANES["cancel"],
+    "control": (("all",), "order"),
+    "order": ORDER_LANES["order"],
+}
+_LANE_OF = {
+    "private/buy": "order", "private/sell": "order", "private/edit": "order",
+    "private/cancel": "cancel", "private/cancel_all": "cancel", "private/cancel_all_by_instrument": "cancel",
+}
+
+
+class _Frame:
+    """A request waiting for its departure: ``unsent(why)`` tells the engine when it never left."""
+
+    __slots__ = ("gen", "req_id", "text", "unsent")
+
+    def __init__(self, gen: int, req_id: int, text: str, unsent: Callable[[str], None] | None) -> None:
+        self.gen = gen
+        self.req_id = req_id
+        self.text = text
+        self.unsent = unsent
 
 NS_PER_S = 1_000_000_000
 GAP_LOGS = 5
@@ -360,6 +387,8 @@ class PulseAdapter(Adapter):
         self._out_send: MemoryObjectSendStream[tuple[int, str]]
         self._out_recv: MemoryObjectReceiveStream[tuple[int, str]]
         self._out_send, self._out_recv = anyio.create_memory_object_stream(math.inf)
+        self._limits: tuple[RateLimit, ...] = self.rate_limits
+        self._pacer = self._new_pacer()
         self._tracks: dict[str, _Track] = {}
         self._by_oid: dict[str, _Track] = {}
         self._exec_ids: set[str] = set()
@@ -400,11 +429,40 @@ class PulseAdapter(Adapter):
             self._handlers[f"user.mmp_trigger.{index}"] = self._on_mmp_trigger
         self._handlers["heartbeat_trade"] = self._on_heartbeat_trade
 
+    def set_rate_limits(self, limits: tuple[RateLimit, ...]) -> None:
+        """Pace every frame at departure with the engine's effective limits."""
+        self._limits = tuple(limits)
+        self._pacer.set_limits(self._limits)
+
+    def _new_pacer(self) -> WirePacer:
+        return WirePacer(self.venue, self._limits, PACING_LANES, self.clock, on_depart=self._depart)
+
+    def _depart(self, lane: str, frame: _Frame) -> None:
+        """The pacer let ``frame`` go: to the writer, and its answer deadline starts now (a request
+        that waited for room must not time out, and be resolved as lost, before it was sent)."""
+        pending = self._pending.get(frame.req_id)
+        if pending is not None:
+            pending.deadline = time.monotonic() + self._timeout
+        self._out_send.send_nowait((frame.gen, frame.text))
+
+    def _unsent(self, waiting: list[tuple[str, _Frame]]) -> None:
+        """Frames the pacer still held at close never left: each sender hears "not sent" (an
+        order rejected, a cancel or edit refused with the order still live)."""
+        why = f"venue {self.venue!r}: the adapter closed before the rate limit let it leave"
+        for _, frame in waiting:
+            pending = self._pending.pop(frame.req_id, None)
+            if frame.unsent is not None:
+                frame.unsent(why)
+            elif pending is not None and pending.callback is not None:
+                pending.callback(None, ConnectionLost(f"not sent: {why}"))
+
     # ---- lifecycle -----------------------------------------------------------------------
     async def connect(self) -> None:
         """Open the socket, log in, start the background loops, report ``connected``. Raises a
         ConnectionError naming the URL (and the venue's answer) when the first login fails."""
         self._closing = False
+        if self._pacer.closed:
+            self._pacer = self._new_pacer()
         # the loops first: the login's own requests go through the writer and the sweeper
         self.start_task(self._guard, self._writer, name=f"pulse-writer-{self.venue}")
         self.start_task(self._guard, self._sweeper, name=f"pulse-sweeper-{self.venue}")
@@ -432,6 +490,7 @@ class PulseAdapter(Adapter):
         except Exception as exc:  # closing must not fail: the venue may already be gone
             log.info("pulse %s: logout: %s", self.venue, exc)
         self._ready = False
+        self._unsent(self._pacer.close())
         if ws is not None:
             with anyio.move_on_after(self._timeout):
                 try:
@@ -718,14 +777,23 @@ class PulseAdapter(Adapter):
     def _call(
         self, method: str, params: dict[str, Any],
         callback: Callable[[Any, BaseException | RpcError | None], None] | None = None,
+        unsent: Callable[[str], None] | None = None,
     ) -> bool:
-        """Queue a request; ``callback(result, error)`` runs when it is answered, times out or is
-        lost. Returns False (callback not called) when there is no connection."""
-        if self._ws is None:
+        """Queue a request; it leaves when the venue's budget has room (cancels first, see
+        ``PACING_LANES``). ``callback(result, error)`` runs when it is answered, times out or is
+        lost; ``unsent(why)``, when given, instead when the adapter closes before it left.
+        Returns False (callback not called) when there is no connection."""
+        if self._ws is None or self._pacer.closed:
             return False
         req_id = next(self._ids)
-        self._pending[req_id] = _Pending(method, callback, time.monotonic() + self._timeout, self._gen)
-        self._out_send.send_nowait((self._gen, codec.encode_request(req_id, method, params)))
+        # no deadline while it waits for room: the answer's deadline starts at departure (_depart)
+        self._pending[req_id] = _Pending(method, callback, math.inf, self._gen)
+        frame = _Frame(self._gen, req_id, codec.encode_request(req_id, method, params), unsent)
+        try:
+            self._pacer.put(_LANE_OF.get(method, "control"), frame)
+        except PacerClosed:
+            self._pending.pop(req_id, None)
+            return False
         return True
 
     async def _request(self, method: str, params: dict[str, Any] | None = None) -> Any:
@@ -1063,7 +1131,7 @@ class PulseAdapter(Adapter):
                             f"post-only order would take liquidity: {crossing}")
                 return
         method, params = codec.order_request(order)
-        if not self._call(method, params, partial(self._on_submit_answer, track)):
+        if not self._call(method, params, partial(self._on_submit_answer, track), partial(self._not_sent, track)):
             track.terminal = True
             track.final = OrderStatus.REJECTED
             self._later(track, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY),
@@ -1083,7 +1151,8 @@ class PulseAdapter(Adapter):
         self._send_cancel(track)
 
     def _send_cancel(self, track: _Track) -> None:
-        if not self._call("private/cancel", {"order_id": track.order_id}, partial(self._on_cancel_answer, track)):
+        if not self._call("private/cancel", {"order_id": track.order_id}, partial(self._on_cancel_answer, track),
+                          partial(self._not_sent, track)):
             self._later(track, track.live, int(Reject.BACKEND_CONNECTIVITY),
                         f"cancel not sent: venue {self.venue!r} is not connected")
 
@@ -1103,10 +1172,24 @@ class PulseAdapter(Adapter):
         amount = qty if qty is not None else track.qty
         track.pending_edit = (price, amount)
         if not self._call("private/edit", codec.edit_params(track.order_id, amount, price),
-                          partial(self._on_edit_answer, track)):
+                          partial(self._on_edit_answer, track), partial(self._not_sent, track)):
             track.pending_edit = None
             self._later(track, track.live, int(Reject.BACKEND_CONNECTIVITY),
                         f"replace not sent: venue {self.venue!r} is not connected")
+
+    def _not_sent(self, track: _Track, why: str) -> None:
+        """A request of ``track`` that never left (the adapter closed first): a new order is
+        rejected; an edit or cancel refused, the order still live at the venue."""
+        if track.terminal:
+            return
+        if not track.order_id and not track.acked:
+            track.terminal = True
+            track.final = OrderStatus.REJECTED
+            self._emit(track, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY), f"order not sent: {why}")
+            return
+        what = "replace" if track.pending_edit is not None else "cancel"
+        track.pending_edit = None
+        self._emit(track, track.live, int(Reject.BACKEND_CONNECTIVITY), f"{what} not sent: {why}")
 
     async def cancel_all(self, symbol: str | None = None) -> int:
         """Mass cancel (``private/cancel_all``, or ``cancel_all_by_instrument`` for one symbol);

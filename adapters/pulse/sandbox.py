@@ -116,6 +116,8 @@ _TIFS = {
     "fill_or_kill": TimeInForce.FOK,
 }
 _OK_MESSAGE = {"description": "ok", "response": None, "status": 200}
+#: request arrival times kept for a test to count windows in (a day-long run stays bounded)
+ARRIVALS_KEPT = 100_000
 _DECODE = json.JSONDecoder(parse_float=Decimal).decode  # one decoder: json.loads builds one per call
 
 
@@ -553,6 +555,9 @@ class PulseSandbox:
         self._heartbeat_trade_active = True
         self._server: Server | None = None
         self._stack: contextlib.AsyncExitStack | None = None
+        #: ``(arrival ns, connection id, method)`` of each request: a test counts the requests in every
+        #: sliding window itself (the sandbox enforces no limit: none is documented, PUL-11)
+        self.arrivals: deque[tuple[int, int, str]] = deque(maxlen=ARRIVALS_KEPT)
         self.counters: dict[str, int] = {"requests": 0, "bad_frames": 0, "cod_cancels": 0, "mmp_triggers": 0,
                                          "heartbeat_drops": 0, "logouts": 0}
 
@@ -706,6 +711,7 @@ class PulseSandbox:
             return
         req_id = msg.get("id") if isinstance(msg, dict) else None
         method = msg.get("method") if isinstance(msg, dict) else None
+        self.arrivals.append((self.clock.now_ns(), conn.id, method if isinstance(method, str) else ""))
         params = msg.get("params") if isinstance(msg, dict) else None
         if params is None:
             params = {}

@@ -1,0 +1,347 @@
+"""Departure pacing: a venue's request budget held at the moment a request leaves the process.
+
+The pre-trade gate spends the venue account's budget when a strategy submits (and refuses, never
+queues, what could not be sent in time). But a request reaches the socket later: background tasks,
+token renewals, resends and reconciliation queries make requests bunch up on the wire, and the
+venue counts what arrives, not what the gate allowed. So each network adapter sends through a
+:class:`WirePacer` built from the same limits as the venue account's bucket (what the adapter
+declares, or ``venues.<name>.rate_limits``): it decides WHEN a request leaves, so that no window of
+``per_seconds`` ever sees more than ``count`` departures.
+
+The pacer reuses :class:`engine.risk.ratelimit.RateBucket` (GCRA plus the sliding-window cap) as
+separate instances: the gate's tokens are spent at submit, the pacer's at departure, and nothing is
+spent twice in one bucket.
+
+Requests wait in lanes, first in first out per lane, and the lanes are served in priority order
+(cancels first). A lane names the scopes it spends and how: an ``"order"`` take leaves the ``all``
+bucket's cancel reserve untouched (20%, :func:`engine.risk.ratelimit.venue_cancel_reserve`), a
+``"cancel"`` take may use it all. Nothing is dropped: a request waits until its lane's buckets have
+room, and :meth:`WirePacer.close` hands back whatever never left so the adapter can say so.
+
+Two margins keep "what left" equal to "what arrives": each window is counted 5% longer than the
+venue's (:data:`ARRIVAL_SPREAD_GUARD`), and a REST adapter lets a request go only when one of its
+connections is free (``max_in_flight``), so nothing waits in the HTTP pool after being paced.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import anyio
+
+from adapters.base import RateLimit
+from engine.clock import Clock, Timer, WallClock
+from engine.risk.ratelimit import RateBucket, TakeKind, venue_buckets
+
+#: a lane: the scopes of the venue's limits its requests spend, and the kind of take
+LaneSpec = tuple[tuple[str, ...], TakeKind]
+
+#: lanes of an adapter whose venue counts orders and cancels in the shared "all" budget
+ORDER_LANES: dict[str, LaneSpec] = {
+    "cancel": (("cancels", "all"), "cancel"),
+    "order": (("orders", "all"), "order"),
+}
+
+
+#: the pacer counts each window this much longer than the venue does. The venue counts arrivals, and
+#: requests that left a window apart do not arrive a window apart: a burst the venue reads (and
+#: stamps) over tens of milliseconds, followed exactly one window later by the next requests the
+#: budget allows, lands in one of the venue's windows. 5% of the window (50 ms at 1 s) absorbs that
+#: spread; it costs the same 5% of the sustained rate.
+ARRIVAL_SPREAD_GUARD = Decimal("0.05")
+
+
+def guarded(limits: Iterable[RateLimit], guard: Decimal = ARRIVAL_SPREAD_GUARD) -> tuple[RateLimit, ...]:
+    """The venue's limits with each window ``guard`` longer (same count, same burst)."""
+    return tuple(replace(limit, per_seconds=limit.per_seconds * (1 + guard)) for limit in limits)
+
+
+class PacerClosed(ConnectionError):
+    """The adapter is closing: the request never left the process."""
+
+
+def pacing_clock(clock: Clock) -> Clock:
+    """The clock departures are paced on: the engine's when it is real time (wall, or a scaled day
+    shared with a sandbox venue, which counts on that same clock), the wall clock when the engine
+    runs a simulated clock. A network venue counts in real time, and a simulated clock moves only
+    when the engine steps it: a request waiting on it could wait forever (at shutdown) or leave in
+    a real-time burst (when the engine steps fast)."""
+    return WallClock(clock.tz) if clock.simulated else clock
+
+
+def lane_buckets(
+    venue: str, limits: Iterable[RateLimit], lanes: Mapping[str, LaneSpec], clock: Clock
+) -> dict[str, tuple[tuple[RateBucket, TakeKind], ...]]:
+    """Each lane's buckets: the venue account's own (:func:`venue_buckets`, the cancel reserve on
+    "all" included) plus one per other scope a lane names ("queries", "auth" ...), shared between
+    lanes that name the same scope. A scope the limits do not have costs nothing."""
+    limits = tuple(limits)
+    by_scope: dict[str, list[RateBucket]] = {}
+    for bucket in venue_buckets(venue, limits, clock):
+        by_scope.setdefault(bucket.scope, []).append(bucket)
+    for limit in limits:
+        if limit.scope in ("orders", "cancels", "all"):
+            continue
+        by_scope.setdefault(limit.scope, []).append(RateBucket(
+            f"venue {venue!r} {limit.scope}", limit.count, limit.per_seconds, limit.burst, clock, scope=limit.scope,
+        ))
+    return {
+        lane: tuple((bucket, kind) for scope in scopes for bucket in by_scope.get(scope, ()))
+        for lane, (scopes, kind) in lanes.items()
+    }
+
+
+class DepartureQueue:
+    """The pacing decision with no I/O and no waiting, so a fake clock can drive it: requests wait
+    in lanes (FIFO each); :meth:`pop_ready` lets out the next one whose lane's buckets all have room
+    now, lanes in priority order (the mapping's order), and spends its tokens."""
+
+    __slots__ = ("_lanes", "_queues")
+
+    def __init__(self, lanes: Mapping[str, Sequence[tuple[RateBucket, TakeKind]]]) -> None:
+        self._lanes = {lane: tuple(buckets) for lane, buckets in lanes.items()}
+        self._queues: dict[str, deque[Any]] = {lane: deque() for lane in lanes}
+
+    def put(self, lane: str, item: Any) -> None:
+        """Queue ``item`` at the back of ``lane`` (KeyError for a lane the pacer has not)."""
+        self._queues[lane].append(item)
+
+    def pop_ready(self, now: int) -> tuple[str, Any] | None:
+        """The next request that may leave at ``now``, its tokens spent; None when none may.
+
+        A lane whose head must wait does not hold up a lower lane that spends other buckets or
+        needs fewer tokens: an order never needs less of the shared bucket than a cancel does, so
+        it cannot overtake a waiting cancel there."""
+        for lane, queue in self._queues.items():
+            if not queue:
+                continue
+            buckets = self._lanes[lane]
+            if all(bucket.can_take(kind, now) for bucket, kind in buckets):
+                for bucket, _ in buckets:
+                    bucket.take(now)
+                return lane, queue.popleft()
+        return None
+
+    def next_due_ns(self) -> int | None:
+        """When the earliest waiting lane head could leave (None when nothing waits); the buckets'
+        own clock tells the time."""
+        due: int | None = None
+        for lane, queue in self._queues.items():
+            if not queue:
+                continue
+            buckets = self._lanes[lane]
+            if not buckets:
+                return 0
+            when = max(bucket.next_free_ns(kind) for bucket, kind in buckets)
+            due = when if due is None else min(due, when)
+        return due
+
+    def remove(self, lane: str, item: Any) -> bool:
+        """Take a request out before it left (its sender gave up); True when it was waiting."""
+        try:
+            self._queues[lane].remove(item)
+        except ValueError:
+            return False
+        return True
+
+    def drain(self) -> list[tuple[str, Any]]:
+        """Everything still waiting, lanes in priority order, each lane in its order; now empty."""
+        out = [(lane, item) for lane, queue in self._queues.items() for item in queue]
+        for queue in self._queues.values():
+            queue.clear()
+        return out
+
+    def waiting(self, lane: str | None = None) -> int:
+        """Requests waiting (in one lane, or in all)."""
+        if lane is not None:
+            return len(self._queues[lane])
+        return sum(len(queue) for queue in self._queues.values())
+
+
+class _Ticket:
+    """One sender waiting in :meth:`WirePacer.depart`; ``what`` is the adapter's note of whose
+    request it is, handed back by :meth:`WirePacer.close` when the request never left."""
+
+    __slots__ = ("what", "place", "event", "granted", "closed")
+
+    def __init__(self, what: Any, place: bool) -> None:
+        self.what = what
+        self.place = place  # holds one of ``max_in_flight`` places from its grant until released
+        self.event = anyio.Event()
+        self.granted = False
+        self.closed = False
+
+
+class WirePacer:
+    """A venue connection's departure limiter (see the module docstring).
+
+    Two ways in: ``await depart(lane)`` right before a request is written (a sender per request,
+    like the REST adapter's tasks), or ``put(lane, item)`` with ``on_depart(lane, item)`` called the
+    moment the item may leave (a queue in front of one writer, like the WebSocket adapter's). The
+    waiting is done by one timer on the pacing clock, armed for the next head's due time.
+    """
+
+    def __init__(
+        self,
+        venue: str,
+        limits: Iterable[RateLimit],
+        lanes: Mapping[str, LaneSpec],
+        clock: Clock,
+        on_depart: Callable[[str, Any], None] | None = None,
+        max_in_flight: int | None = None,
+        guard: Decimal = ARRIVAL_SPREAD_GUARD,
+    ) -> None:
+        self.venue = venue
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+        self.clock = pacing_clock(clock)
+        self.lane_specs = dict(lanes)
+        self.guard = guard
+        self._queue = DepartureQueue(lane_buckets(venue, guarded(limits, guard), self.lane_specs, self.clock))
+        self._on_depart = on_depart
+        self._timer: Timer | None = None
+        self._timer_at = 0
+        self.closed = False
+        self.departed: Counter[str] = Counter()  # per lane
+        self.delayed: Counter[str] = Counter()  # per lane: ``depart`` senders that had to wait for room
+
+    def set_limits(self, limits: Iterable[RateLimit], lanes: Mapping[str, LaneSpec] | None = None) -> None:
+        """New limits (the engine's effective ones, given before the first request) and, when
+        given, new lane specs under the same lane names: buckets start full, waiting requests keep
+        their places."""
+        if lanes is not None:
+            if set(lanes) != set(self.lane_specs):
+                raise ValueError(f"lanes {sorted(lanes)} are not the pacer's {sorted(self.lane_specs)}")
+            self.lane_specs = dict(lanes)
+        waiting = self._queue.drain()
+        self._queue = DepartureQueue(lane_buckets(self.venue, guarded(limits, self.guard), self.lane_specs,
+                                                  self.clock))
+        for lane, item in waiting:
+            self._queue.put(lane, item)
+        self._pump()
+
+    def put(self, lane: str, item: Any) -> None:
+        """Queue ``item``; ``on_depart(lane, item)`` runs when it may leave (at once if there is room)."""
+        if self.closed:
+            raise PacerClosed(f"venue {self.venue!r}: the adapter is closing; request not sent")
+        self._queue.put(lane, item)
+        self._pump()
+
+    async def depart(self, lane: str, what: Any = None) -> None:
+        """Return when a request of ``lane`` may be written now (its tokens spent). Raises
+        :class:`PacerClosed` when the pacer closes first; a cancelled sender leaves the queue."""
+        await self._wait(lane, _Ticket(what, place=False))
+
+    async def _wait(self, lane: str, ticket: _Ticket) -> None:
+        self.put(lane, ticket)
+        if ticket.granted:
+            return
+        self.delayed[lane] += 1
+        try:
+            await ticket.event.wait()
+        except BaseException:
+            if ticket.granted:
+                self._release(ticket)  # let go as its sender was cancelled: the place goes unused
+            elif not ticket.closed:
+                self._queue.remove(lane, ticket)
+            raise
+        if not ticket.granted:
+            raise PacerClosed(f"venue {self.venue!r}: the adapter closed; request not sent")
+
+    @asynccontextmanager
+    async def sending(self, lane: str, what: Any = None) -> AsyncIterator[None]:
+        """:meth:`depart`, then hold one of ``max_in_flight`` places until the answer is in. A
+        request granted while every connection is busy would wait in the HTTP pool and leave in a
+        bunch with the next ones: with the places counted here it is not granted until one frees,
+        and then cancels still come first."""
+        ticket = _Ticket(what, place=True)
+        await self._wait(lane, ticket)
+        try:
+            yield
+        finally:
+            self._release(ticket)
+
+    def _release(self, ticket: _Ticket) -> None:
+        if ticket.place:
+            ticket.place = False
+            self.in_flight -= 1
+            self._pump()
+
+    def waiting(self, lane: str | None = None) -> int:
+        """Requests waiting for room (in one lane, or in all)."""
+        return self._queue.waiting(lane)
+
+    def close(self) -> list[tuple[str, Any]]:
+        """Stop: nothing more leaves. Returns what was waiting, ``(lane, item)`` (a ``depart``
+        sender's ``what``), so the adapter reports each as not sent; those senders get
+        :class:`PacerClosed`."""
+        self.closed = True
+        self._cancel_timer()
+        out = []
+        for lane, item in self._queue.drain():
+            if isinstance(item, _Ticket):
+                item.closed = True
+                item.event.set()
+                out.append((lane, item.what))
+            else:
+                out.append((lane, item))
+        return out
+
+    # ---- the timer -----------------------------------------------------------------------
+    def _pump(self) -> None:
+        if self.closed:
+            return
+        queue = self._queue
+        now = self.clock.now_ns()
+        while not self._full() and (ready := queue.pop_ready(now)) is not None:
+            lane, item = ready
+            self.departed[lane] += 1
+            if isinstance(item, _Ticket):
+                item.granted = True
+                if item.place:
+                    self.in_flight += 1
+                item.event.set()
+            elif self._on_depart is not None:
+                self._on_depart(lane, item)
+        if self._full():
+            self._cancel_timer()  # the next answer frees a place and pumps
+            return
+        due = queue.next_due_ns()
+        if due is None:
+            self._cancel_timer()
+            return
+        due = max(due, now + 1)  # never a timer in the past: no spinning if the bounds disagree
+        if self._timer is None or self._timer_at != due:
+            self._cancel_timer()
+            self._timer_at = due
+            self._timer = self.clock.call_at(due, self._on_timer)
+
+    def _full(self) -> bool:
+        """Every place taken (only :meth:`sending` takes places): nothing leaves until one frees."""
+        return self.max_in_flight is not None and self.in_flight >= self.max_in_flight
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._pump()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def max_in_window(times_ns: Iterable[int], per_ns: int) -> int:
+    """The most of ``times_ns`` in any window ``(t - per_ns, t]``, the window the buckets count:
+    what a venue counting arrivals with a sliding window sees at its worst moment."""
+    ordered = sorted(times_ns)
+    most = start = 0
+    for end, t in enumerate(ordered):
+        while ordered[start] <= t - per_ns:
+            start += 1
+        most = max(most, end - start + 1)
+    return most

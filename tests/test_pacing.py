@@ -1,0 +1,287 @@
+"""Departure pacing (adapters/pacing.py): the venue's budget held where the venue counts it.
+
+The decision is driven by a fake clock (no sleeping, no timing in any assertion): a property test
+holds :class:`DepartureQueue` to the window limit, the cancels' share and FIFO for any arrival
+pattern; :class:`WirePacer` is driven by a manual real-time clock; the runtime is checked to hand
+the effective limits to its adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+
+import anyio
+import pytest
+from anyio import wait_all_tasks_blocked
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.base import AdapterOptions, RateLimit
+from adapters.pacing import (
+    ORDER_LANES,
+    DepartureQueue,
+    PacerClosed,
+    WirePacer,
+    guarded,
+    lane_buckets,
+    max_in_window,
+    pacing_clock,
+)
+from adapters.paper.adapter import PaperAdapter
+from engine.clock import NS_PER_S, Clock, SimClock, Timer, WallClock
+from engine.model import Instrument
+from engine.risk.ratelimit import venue_cancel_reserve
+from engine.runtime import Runtime
+
+T0 = 1_795_000_000 * NS_PER_S
+D = Decimal
+
+
+class ManualClock(Clock):
+    """A real-time clock (not ``simulated``) whose time a test moves; timers run on ``advance``."""
+
+    def __init__(self, start: int = T0) -> None:
+        super().__init__()
+        self.now = start
+        self.timers: list[Timer] = []
+
+    def now_ns(self) -> int:
+        return self.now
+
+    def call_at(self, when_ns: int, fn: Callable[..., object], *args: object) -> Timer:
+        timer = Timer(when_ns, fn, args)
+        self.timers.append(timer)
+        return timer
+
+    def advance(self, to: int) -> None:
+        self.now = to
+        due = [t for t in self.timers if t.when <= to and not t.cancelled]
+        self.timers = [t for t in self.timers if t not in due]
+        for timer in sorted(due, key=lambda t: t.when):
+            timer.fn(*timer.args)
+
+
+def test_the_pacer_counts_a_window_longer_than_the_venue() -> None:
+    """Requests that left a window apart may arrive closer: the pacer's windows are 5% longer."""
+    assert guarded([RateLimit("all", 95, D(1), 10, "doc")]) == (RateLimit("all", 95, D("1.05"), 10, "doc"),)
+    clock = ManualClock()
+    pacer = WirePacer("v", [RateLimit("cancels", 2, D(1))], ORDER_LANES, clock)
+    for n in range(3):
+        pacer.put("cancel", n)
+    assert pacer.departed["cancel"] == 2
+    clock.advance(T0 + NS_PER_S)
+    assert pacer.departed["cancel"] == 2  # the venue's window has passed, the pacer's not yet
+    clock.advance(T0 + NS_PER_S * 105 // 100)
+    assert pacer.departed["cancel"] == 3
+
+
+def test_max_in_window_counts_the_buckets_window() -> None:
+    assert max_in_window([], NS_PER_S) == 0
+    assert max_in_window([0, NS_PER_S], NS_PER_S) == 1  # (t - P, t]: the first has left
+    assert max_in_window([0, NS_PER_S - 1, 5, 3], NS_PER_S) == 4
+
+
+# ---- the decision, for any arrival pattern ------------------------------------------------------
+
+limits_st = st.builds(
+    lambda count, per_ms, burst_frac, orders: (count, per_ms, burst_frac, orders),
+    st.integers(2, 25), st.sampled_from([100, 250, 1000, 2000]), st.sampled_from([None, 0.5, 1.0]),
+    st.sampled_from([None, (1, 3), (2, 5)]),
+)
+arrivals_st = st.lists(
+    st.tuples(st.integers(0, 400), st.sampled_from(["order", "cancel"])), min_size=1, max_size=120,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(limits_st, arrivals_st)
+def test_departures_hold_the_window_the_cancels_share_and_fifo(limits, arrivals) -> None:
+    """Whatever arrives when: in every sliding window the shared bucket's cap holds (its count,
+    unless a larger burst was declared), orders alone never take the cancels' reserve, a cancel
+    waits only while the buckets could not take a cancel, each lane leaves in arrival order, and
+    everything leaves in the end (nothing dropped, never stuck)."""
+    count, per_ms, burst_frac, orders = limits
+    per_ns = per_ms * 1_000_000
+    burst = None if burst_frac is None else max(1, int(count * burst_frac))
+    declared = [RateLimit("all", count, D(per_ms) / 1000, burst)]
+    if orders is not None:
+        declared.append(RateLimit("orders", orders[0], D(per_ms) / 1000, orders[1]))
+    clock = SimClock(T0)
+    lanes = lane_buckets("v", declared, ORDER_LANES, clock)
+    queue = DepartureQueue(lanes)
+    shared = next(b for b, _ in lanes["cancel"] if b.scope == "all")
+    cancel_buckets = lanes["cancel"]
+    departed: list[tuple[int, str, int]] = []
+
+    def release(now: int) -> None:
+        clock.set_time(now)
+        while (ready := queue.pop_ready(now)) is not None:
+            departed.append((now, ready[0], ready[1]))
+        if queue.waiting("cancel"):  # a cancel waits only when a cancel could not leave now
+            assert not all(b.can_take(kind, now) for b, kind in cancel_buckets)
+
+    def run_until(target: int) -> None:
+        while (due := queue.next_due_ns()) is not None and due <= target:
+            before = len(departed)
+            release(max(due, clock.now_ns()))
+            assert len(departed) > before, "a head said due left nothing: stuck"
+        release(target)
+
+    now = T0
+    for seq, (gap_ms, lane) in enumerate(arrivals):
+        now += gap_ms * 1_000_000
+        run_until(now)
+        queue.put(lane, seq)
+        release(now)
+    run_until(now + 10_000 * NS_PER_S)
+    assert queue.waiting() == 0
+    assert sorted(seq for _, _, seq in departed) == list(range(len(arrivals)))
+    times = [t for t, _, _ in departed]
+    assert max_in_window(times, per_ns) <= shared.window_cap
+    assert max_in_window([t for t, lane, _ in departed if lane == "order"], per_ns) <= (
+        shared.window_cap - shared.reserve
+    )
+    assert shared.reserve == venue_cancel_reserve(shared.capacity, shared.window_cap)
+    for lane in ("order", "cancel"):
+        in_lane = [seq for _, name, seq in departed if name == lane]
+        assert in_lane == sorted(in_lane)
+    assert times == sorted(times)
+
+
+def test_a_cancel_overtakes_waiting_orders_and_orders_leave_the_reserve() -> None:
+    clock = SimClock(T0)
+    queue = DepartureQueue(lane_buckets("v", [RateLimit("all", 5, D(1))], ORDER_LANES, clock))  # reserve 1
+    for n in range(6):
+        queue.put("order", n)
+    assert [queue.pop_ready(T0) for _ in range(5)] == [("order", n) for n in range(4)] + [None]
+    queue.put("cancel", "c")
+    assert queue.pop_ready(T0) == ("cancel", "c")  # the reserve is the cancel's
+    assert queue.pop_ready(T0) is None
+    assert queue.waiting("order") == 2
+
+
+# ---- the async pacer ----------------------------------------------------------------------------
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_waiting_requests_leave_in_order_cancels_first_as_the_clock_moves() -> None:
+    clock = ManualClock()
+    # GCRA one per 200 ms; no arrival-spread guard, so the window is exactly 1 s
+    pacer = WirePacer("v", [RateLimit("all", 5, D(1))], ORDER_LANES, clock, guard=D(0))
+    left: list[str] = []
+
+    async def send(lane: str, name: str) -> None:
+        await pacer.depart(lane)
+        left.append(name)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(6):
+            tg.start_soon(send, "order", f"o{n}")
+            await wait_all_tasks_blocked()
+        assert left == ["o0", "o1", "o2", "o3"]  # the fifth would take the cancels' reserve
+        tg.start_soon(send, "cancel", "c0")
+        await wait_all_tasks_blocked()
+        tg.start_soon(send, "cancel", "c1")
+        await wait_all_tasks_blocked()
+        assert left[-1] == "c0" and pacer.waiting() == 3
+        clock.advance(T0 + NS_PER_S - 1)  # the window (t - 1 s, t] still holds all five
+        await wait_all_tasks_blocked()
+        assert pacer.waiting() == 3
+        clock.advance(T0 + NS_PER_S)
+        await wait_all_tasks_blocked()
+    assert left == ["o0", "o1", "o2", "o3", "c0", "c1", "o4", "o5"]  # the waiting cancel first
+
+
+@pytest.mark.anyio
+async def test_close_hands_back_what_never_left_and_wakes_its_senders() -> None:
+    clock = ManualClock()
+    pacer = WirePacer("v", [RateLimit("all", 2, D(1))], ORDER_LANES, clock)  # reserve 1: one order
+    outcomes: list[str] = []
+
+    async def send(lane: str, what: str) -> None:
+        try:
+            await pacer.depart(lane, what)
+            outcomes.append(f"sent {what}")
+        except PacerClosed:
+            outcomes.append(f"not sent {what}")
+
+    async with anyio.create_task_group() as tg:
+        for lane, what in (("order", "o1"), ("order", "o2"), ("cancel", "c1"), ("cancel", "c2")):
+            tg.start_soon(send, lane, what)
+            await wait_all_tasks_blocked()
+        assert pacer.close() == [("cancel", "c2"), ("order", "o2")]
+    assert outcomes == ["sent o1", "sent c1", "not sent c2", "not sent o2"]
+    assert pacer.waiting() == 0
+    assert all(timer.cancelled for timer in clock.timers)  # no timer left to fire
+    with pytest.raises(PacerClosed):
+        pacer.put("cancel", "late")
+
+
+@pytest.mark.anyio
+async def test_a_sender_cancelled_while_waiting_leaves_the_queue() -> None:
+    clock = ManualClock()
+    pacer = WirePacer("v", [RateLimit("all", 2, D(1))], ORDER_LANES, clock)
+    await pacer.depart("order")
+    with anyio.move_on_after(0.05):
+        await pacer.depart("order")
+    assert pacer.waiting() == 0
+
+
+@pytest.mark.anyio
+async def test_only_free_connections_let_requests_leave() -> None:
+    """A request granted while every connection is busy would queue in the HTTP pool and leave in
+    a bunch later: with ``max_in_flight`` the next one is granted only when an answer is in."""
+    pacer = WirePacer("v", [RateLimit("all", 100, D(1))], ORDER_LANES, ManualClock(), max_in_flight=2)
+    done = [anyio.Event() for _ in range(3)]
+    started: list[int] = []
+
+    async def send(n: int) -> None:
+        async with pacer.sending("order"):
+            started.append(n)
+            await done[n].wait()
+
+    async with anyio.create_task_group() as tg:
+        for n in range(3):
+            tg.start_soon(send, n)
+        await wait_all_tasks_blocked()
+        assert started == [0, 1] and pacer.in_flight == 2
+        done[0].set()
+        await wait_all_tasks_blocked()
+        assert started == [0, 1, 2]
+        done[1].set()
+        done[2].set()
+    assert pacer.in_flight == 0
+
+
+@pytest.mark.anyio
+async def test_an_engine_on_the_simulated_clock_paces_on_real_time() -> None:
+    """The simulated clock moves only when the engine steps it (and not at all at shutdown): a
+    request waiting on it would never leave. The pacer waits on real time instead."""
+    frozen = SimClock(T0)
+    pacer = WirePacer("v", [RateLimit("all", 2, D("0.01"))], ORDER_LANES, frozen)  # one order per 10 ms
+    with anyio.fail_after(10):  # generous: each waits about 10 ms of real time
+        for _ in range(3):
+            await pacer.depart("order")
+    assert pacer.departed["order"] == 3
+    assert isinstance(pacing_clock(frozen), WallClock)
+    assert pacing_clock(clock := ManualClock()) is clock  # a real-time clock (wall, scaled) is kept
+
+
+class _LimitsRecorded(PaperAdapter):
+    def set_rate_limits(self, limits: tuple[RateLimit, ...]) -> None:
+        self.limits_given = limits
+
+
+@pytest.mark.parametrize("override", [None, [RateLimit("all", 40, D(1), source="config")]])
+def test_the_runtime_hands_the_effective_limits_to_the_adapter(override) -> None:
+    """What the gate spends is what the adapter paces with: the declared limits, or the config's."""
+    clock = SimClock(T0)
+    runtime = Runtime(clock)
+    listed = [Instrument("MEBL", "psx", tick_size=D("0.01"), lot_size=D(1), previous_close=D(100))]
+    adapter = _LimitsRecorded("psx", AdapterOptions(), listed, clock, runtime)
+    runtime.add_venue("psx", adapter, listed, rate_limits=override)
+    assert adapter.limits_given == tuple(override if override is not None else PaperAdapter.rate_limits)
