@@ -214,12 +214,15 @@ class Adapter(ABC):
         it to build the same band as the pre-trade gate; a real venue has its own and ignores it."""
         return None
 
-    def set_rate_limits(self, limits: tuple[RateLimit, ...]) -> None:
+    def set_rate_limits(self, limits: tuple[RateLimit, ...]) -> tuple[RateLimit, ...]:
         """The venue account's effective request budget (what the adapter declares, or the config's
-        ``venues.<name>.rate_limits``), given before ``connect``. The gate spends it at submit; a
-        network adapter paces its departures with the same limits, since the venue counts what
-        arrives (``adapters.pacing``). An embedded venue has no wire and ignores it."""
-        return None
+        ``venues.<name>.rate_limits``), given before ``connect``. A network adapter paces its
+        departures with these limits, since the venue counts what arrives (``adapters.pacing``),
+        and returns the limits it will actually let requests leave at (with its safety margin):
+        the gate spends exactly those at submit, so it never admits more than the wire can carry
+        and the departure queue cannot grow without bound. An embedded venue has no wire: the
+        limits come back unchanged."""
+        return limits
 
     def set_cancel_on_disconnect(self, enabled: bool) -> None:
         """The engine's ``venues.<name>.cancel_on_disconnect``: a venue that cancels our orders

@@ -202,6 +202,7 @@ class WirePacer:
         self.clock = pacing_clock(clock)
         self.lane_specs = dict(lanes)
         self.guard = guard
+        self._limits = tuple(limits)
         self._queue = DepartureQueue(lane_buckets(venue, guarded(limits, guard), self.lane_specs, self.clock))
         self._on_depart = on_depart
         self._timer: Timer | None = None
@@ -218,12 +219,19 @@ class WirePacer:
             if set(lanes) != set(self.lane_specs):
                 raise ValueError(f"lanes {sorted(lanes)} are not the pacer's {sorted(self.lane_specs)}")
             self.lane_specs = dict(lanes)
+        self._limits = tuple(limits)
         waiting = self._queue.drain()
-        self._queue = DepartureQueue(lane_buckets(self.venue, guarded(limits, self.guard), self.lane_specs,
+        self._queue = DepartureQueue(lane_buckets(self.venue, guarded(self._limits, self.guard), self.lane_specs,
                                                   self.clock))
         for lane, item in waiting:
             self._queue.put(lane, item)
         self._pump()
+
+    @property
+    def departure_limits(self) -> tuple[RateLimit, ...]:
+        """The limits requests actually leave at (each window ``guard`` longer): what the gate must
+        spend at submit so that it admits no more than departs, and the queue stays bounded."""
+        return guarded(self._limits, self.guard)
 
     def put(self, lane: str, item: Any) -> None:
         """Queue ``item``; ``on_depart(lane, item)`` runs when it may leave (at once if there is room)."""

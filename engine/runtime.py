@@ -360,8 +360,9 @@ class Runtime:
         cash = CashAccount(account if account is not None else AccountConfig(), self.calendar, master, packs,
                            reference_price=reference)
         limits = tuple(rate_limits) if rate_limits is not None else tuple(adapter.rate_limits)
-        adapter.set_rate_limits(limits)  # the adapter paces its wire with the budget the gate spends
-        buckets = venue_buckets(name, limits, self.clock)
+        # the adapter paces its wire with these limits and answers with what really departs (its
+        # margin included): the gate spends exactly that, so it never admits more than can leave
+        buckets = venue_buckets(name, adapter.set_rate_limits(limits), self.clock)
         guard = RateGuard(f"venue-{name}", None, buckets, self.clock)
         self.venues[name] = _Venue(
             name, adapter, master, cash, packs, guard, buckets, cancel_on_disconnect, on_reconnect

@@ -272,8 +272,11 @@ async def test_an_engine_on_the_simulated_clock_paces_on_real_time() -> None:
 
 
 class _LimitsRecorded(PaperAdapter):
-    def set_rate_limits(self, limits: tuple[RateLimit, ...]) -> None:
+    """Records the limits it is given and answers, like a pacing adapter, with a longer window."""
+
+    def set_rate_limits(self, limits: tuple[RateLimit, ...]) -> tuple[RateLimit, ...]:
         self.limits_given = limits
+        return guarded(limits)
 
 
 @pytest.mark.parametrize("override", [None, [RateLimit("all", 40, D(1), source="config")]])
@@ -285,3 +288,6 @@ def test_the_runtime_hands_the_effective_limits_to_the_adapter(override) -> None
     adapter = _LimitsRecorded("psx", AdapterOptions(), listed, clock, runtime)
     runtime.add_venue("psx", adapter, listed, rate_limits=override)
     assert adapter.limits_given == tuple(override if override is not None else PaperAdapter.rate_limits)
+    # the gate's venue buckets spend what the adapter says really departs, not the raw limits
+    spent = [(b.count, b.per_seconds) for b in runtime.venues["psx"].buckets]
+    assert spent == [(limit.count, limit.per_seconds) for limit in guarded(adapter.limits_given)]

@@ -270,15 +270,16 @@ class OptimusAdapter(Adapter):
             bad_input=self.bad,
         )
 
-    def set_rate_limits(self, limits: tuple[RateLimit, ...]) -> None:
-        """Pace every request at departure with the engine's effective limits. The login's own
-        budget (5/minute per IP, not the trading account's) stays the declared one when the
-        config's list does not name ``auth``."""
+    def set_rate_limits(self, limits: tuple[RateLimit, ...]) -> tuple[RateLimit, ...]:
+        """Pace every request at departure with the engine's effective limits, and give the gate
+        the limits requests really leave at. The login's own budget (5/minute per IP, not the
+        trading account's) stays the declared one when the config's list does not name ``auth``."""
         limits = tuple(limits)
         if not any(limit.scope == "auth" for limit in limits):
             limits += tuple(limit for limit in self.rate_limits if limit.scope == "auth")
         self._limits = limits
         self._pacer.set_limits(limits, _lanes(limits))
+        return self._pacer.departure_limits
 
     def _new_pacer(self) -> WirePacer:
         # one place per kept-alive connection: a request only leaves when a connection is free

@@ -429,10 +429,12 @@ class PulseAdapter(Adapter):
             self._handlers[f"user.mmp_trigger.{index}"] = self._on_mmp_trigger
         self._handlers["heartbeat_trade"] = self._on_heartbeat_trade
 
-    def set_rate_limits(self, limits: tuple[RateLimit, ...]) -> None:
-        """Pace every frame at departure with the engine's effective limits."""
+    def set_rate_limits(self, limits: tuple[RateLimit, ...]) -> tuple[RateLimit, ...]:
+        """Pace every frame at departure with the engine's effective limits, and give the gate the
+        limits frames really leave at."""
         self._limits = tuple(limits)
         self._pacer.set_limits(self._limits)
+        return self._pacer.departure_limits
 
     def _new_pacer(self) -> WirePacer:
         return WirePacer(self.venue, self._limits, PACING_LANES, self.clock, on_depart=self._depart)
