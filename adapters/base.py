@@ -12,6 +12,7 @@ returning ``{name: AdapterClass}`` (the way pytest and datasette find plugins).
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from abc import ABC, abstractmethod
@@ -37,6 +38,8 @@ from engine.model import (
     Trade,
     VenueOrder,
 )
+
+_log = logging.getLogger("engine.adapters")
 
 ENTRY_POINT_GROUP = "engine.adapters"
 adapter_hookspec = pluggy.HookspecMarker("engine.adapters")
@@ -180,10 +183,19 @@ class Adapter(ABC):
         self._task_group = task_group
 
     def start_task(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
-        """Run ``fn(*args)`` in the background for as long as the engine runs."""
+        """Run ``fn(*args)`` in the background for as long as the engine runs. A task that fails
+        is logged with its traceback and ends alone: an exception let into the engine's task group
+        would end the whole process without its shutdown cancels, leaving orders working."""
         if self._task_group is None:
             raise RuntimeError(f"adapter {self.name!r} started a task before the engine bound its task group")
-        self._task_group.start_soon(fn, *args, name=name)
+        self._task_group.start_soon(self._contained, fn, args, name=name)
+
+    async def _contained(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+        try:
+            await fn(*args)
+        except Exception:  # never BaseException: cancellation must still end the task
+            _log.exception("%s venue %s: background task %s failed; the engine goes on",
+                           self.name, self.venue, getattr(fn, "__qualname__", fn))
 
     @abstractmethod
     async def connect(self) -> None:
