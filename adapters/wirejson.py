@@ -10,9 +10,11 @@ and each differed; this reader is the single place where the bounds are decided:
 - nesting: at most ``max_depth`` levels, checked by a scan of the brackets *before* parsing (so the
   parser never recurses deep), and only when the text holds more brackets than ``max_depth`` (the
   common frame pays two ``str.count`` calls);
-- numbers: read from their text into ``Decimal`` (never a binary float) or ``int``, refused before
-  conversion when the text is longer than ``NUMBER_CHARS`` or the exponent is beyond
-  ``EXPONENT_LIMIT``; ``NaN`` / ``Infinity`` refused.
+- numbers: a fraction or exponent is read from its text into ``Decimal`` (never a binary float) by
+  a decimal context whose traps refuse more than ``NUMBER_DIGITS`` significant digits or an
+  exponent beyond ``EXPONENT_LIMIT`` while converting (C speed: no Python call per number); an
+  integer stays an ``int`` and is bounded by CPython's own limit of 4,300 digits, checked before
+  conversion, then per field; ``NaN`` / ``Infinity`` refused.
 
 Everything it refuses raises :class:`WireError` with a ``kind`` from :mod:`adapters.badinput`; each
 codec turns it into its own error type with the same ``kind``. The field helpers below
@@ -25,7 +27,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import (
+    Clamped,
+    Context,
+    Decimal,
+    DecimalException,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    Rounded,
+    Subnormal,
+    Underflow,
+)
 from typing import Any, TypeVar
 
 from adapters.badinput import BAD_NUMBER, MALFORMED, NOT_JSON, TOO_DEEP, TOO_LARGE
@@ -36,6 +49,7 @@ __all__ = [
     "MAX_CHARS",
     "MAX_DEPTH",
     "NUMBER_CHARS",
+    "NUMBER_DIGITS",
     "Reader",
     "WireError",
     "amount",
@@ -46,10 +60,12 @@ __all__ = [
 
 #: default largest frame or body, in characters (a Pulse book or an Optimus listing is far smaller)
 MAX_CHARS = 4 << 20
-#: default deepest nesting; the documents' deepest message has 4 levels
-MAX_DEPTH = 32
-#: longest number text accepted (sign, digits, point, exponent): more is never a price or an id
+#: default deepest nesting; the documents' deepest message has 5 levels (a Pulse book notification)
+MAX_DEPTH = 64
+#: longest number *string* accepted where a venue quotes numbers (:func:`amount_text`)
 NUMBER_CHARS = 64
+#: most significant digits of a JSON number with a fraction or exponent
+NUMBER_DIGITS = 64
 #: largest |adjusted exponent| of a number: 1e64 is far past any amount and nothing overflows
 EXPONENT_LIMIT = 64
 #: per-field bound of amounts (prices, quantities, money, timestamps in ms): |value| < 10**18
@@ -72,29 +88,15 @@ def _no_constant(name: str) -> Any:
     raise WireError(f"non-finite number {name} refused", BAD_NUMBER)
 
 
-def _decimal(text: str) -> Decimal:
-    """``parse_float``: the number's own text -> Decimal, length and exponent checked first."""
-    if len(text) > NUMBER_CHARS:
-        raise WireError(f"number of {len(text)} characters refused (limit {NUMBER_CHARS})", BAD_NUMBER)
-    try:
-        value = Decimal(text)
-    except InvalidOperation:  # an exponent past the decimal module's own range
-        raise WireError(f"number {text[:NUMBER_CHARS]} out of range", BAD_NUMBER) from None
-    if not -EXPONENT_LIMIT <= value.adjusted() <= EXPONENT_LIMIT:
-        raise WireError(f"number {text} out of range (exponent limit {EXPONENT_LIMIT})", BAD_NUMBER)
-    return value
+#: converts a number's text exactly, and raises (a DecimalException) instead of rounding, clamping
+#: or overflowing: the bound is checked by the conversion itself, before any value exists
+_NUMBERS = Context(prec=NUMBER_DIGITS, Emax=EXPONENT_LIMIT, Emin=-EXPONENT_LIMIT, traps=[
+    InvalidOperation, Overflow, Underflow, Subnormal, Rounded, Clamped, DivisionByZero])
+_decimal = _NUMBERS.create_decimal
 
 
-def _int(text: str) -> int:
-    """``parse_int``: refuse a digit string longer than any id or amount before ``int()``."""
-    if len(text) > NUMBER_CHARS:
-        raise WireError(f"integer of {len(text)} digits refused (limit {NUMBER_CHARS})", BAD_NUMBER)
-    return int(text)
-
-
-# A JSON string (escapes included): removed before counting brackets, so "[" inside text is no level.
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-_QUOTED = re.compile(rb'"[^"]*"')  # the same once escapes are known absent
+# A JSON string once its escapes are gone: removed before counting brackets ("[" in text is no level).
+_QUOTED = re.compile(rb'"[^"]*"')
 _NORMALIZE = bytes.maketrans(b"{}", b"[]")  # both kinds of bracket nest alike
 _KEEP = frozenset(b'"[]{}')
 _DELETE = bytes(c for c in range(256) if c not in _KEEP)
@@ -106,16 +108,11 @@ def _balanced(depth: int) -> bytes:
     return b"" if depth == 0 else rb"(?:\[" + _balanced(depth - 1) + rb"\])*+"
 
 
-def _open_prefix(depth: int) -> bytes:
-    """Regex of the prefixes of such strings (a frame cut short while at most ``depth`` deep)."""
-    return b"" if depth == 0 else _balanced(depth) + rb"(?:\[" + _open_prefix(depth - 1) + rb")?+"
-
-
 def _brackets(data: bytes) -> bytes:
     """Only the brackets outside strings, ``{}`` written as ``[]``; cut at an unterminated string
     (the parser stops there)."""
-    if b"\\" in data:  # escapes: remove whole strings exactly first (rare: slower path)
-        data = _STRING.sub(b"", data)
+    if b"\\" in data:  # escapes: drop escaped backslashes, then escaped quotes (left to right, as JSON pairs them)
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
     kept = data.translate(_NORMALIZE, _DELETE)
     if b'"' in kept:
         kept = kept.replace(b'""', b"")  # strings without brackets (all but a few)
@@ -130,15 +127,14 @@ def _brackets(data: bytes) -> bytes:
 class Reader:
     """A JSON decoder with bounds. One per codec (its own limits), shared by every frame."""
 
-    __slots__ = ("max_chars", "max_depth", "_decoder", "_scan_once", "_balanced", "_open_prefix")
+    __slots__ = ("max_chars", "max_depth", "_decoder", "_scan_once", "_balanced")
 
     def __init__(self, max_chars: int = MAX_CHARS, max_depth: int = MAX_DEPTH) -> None:
         self.max_chars = max_chars
         self.max_depth = max_depth
-        self._decoder = json.JSONDecoder(parse_float=_decimal, parse_int=_int, parse_constant=_no_constant)
+        self._decoder = json.JSONDecoder(parse_float=_decimal, parse_constant=_no_constant)
         self._scan_once = self._decoder.scan_once  # the C scanner, without decode()'s whitespace regexes
         self._balanced = re.compile(_balanced(max_depth))
-        self._open_prefix = re.compile(_open_prefix(max_depth))
 
     def too_deep(self, text: str) -> bool:
         """True when parsing ``text`` would nest past ``max_depth``: decided by two linear regex
@@ -151,7 +147,11 @@ class Reader:
         end = self._balanced.match(brackets).end()  # type: ignore[union-attr]  # matches "" at least
         if end == len(brackets) or brackets[end:end + 1] == b"]":
             return False  # all within the bound, or an unmatched "]" where the parser stops
-        return self._open_prefix.fullmatch(brackets, end) is None
+        # The group starting at ``end`` either nests too deep or is cut short (a truncated frame):
+        # closed with the brackets it lacks, it is within the bound only in the second case.
+        rest = brackets[end:]
+        missing = rest.count(b"[") - rest.count(b"]")
+        return self._balanced.fullmatch(rest + b"]" * missing) is None
 
     def loads(self, data: str | bytes | bytearray | memoryview) -> Any:
         """One JSON text -> Python values (numbers as ``Decimal`` / ``int``). Raises only
@@ -176,10 +176,14 @@ class Reader:
             return value
         except WireError:
             raise
+        except DecimalException as exc:  # a trap of _NUMBERS: too many digits, exponent out of range
+            raise WireError(f"number out of range ({type(exc).__name__})", BAD_NUMBER) from None
         except RecursionError:  # cannot happen after the depth check; never let it out
             raise WireError("nesting too deep", TOO_DEEP) from None
-        except ValueError as exc:  # JSONDecodeError
+        except json.JSONDecodeError as exc:
             raise WireError(f"not JSON: {exc}", NOT_JSON) from None
+        except ValueError as exc:  # int(): "Exceeds the limit (4300 digits) for integer string conversion"
+            raise WireError(f"number out of range: {exc}", BAD_NUMBER) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,6 +194,8 @@ def amount(value: Any, field: str, limit: Decimal = _DECIMAL_LIMIT) -> Decimal:
     """A JSON number (``Decimal`` or ``int``, never a bool) as a Decimal with ``|value| < limit``."""
     kind = type(value)
     if kind is int:
+        if not -MAGNITUDE_LIMIT < value < MAGNITUDE_LIMIT:  # int against int: no 4,000-digit Decimal made
+            raise WireError(f"{field}: {_short(value)} is beyond the bound 1e+18", BAD_NUMBER)
         value = Decimal(value)
     elif kind is not Decimal:
         raise WireError(f"{field}: expected a JSON number, got {_short(value)}")
@@ -207,9 +213,9 @@ def amount_text(text: str, field: str, limit: Decimal = _DECIMAL_LIMIT) -> Decim
     if len(text) > NUMBER_CHARS:
         raise WireError(f"{field}: number text of {len(text)} characters", BAD_NUMBER)
     try:
-        value = Decimal(text)
-    except (InvalidOperation, ValueError):
-        raise WireError(f"{field}: {text!r} is not a number", BAD_NUMBER) from None
+        value = _decimal(text)
+    except (DecimalException, ValueError):
+        raise WireError(f"{field}: {text!r} is not a number within bounds", BAD_NUMBER) from None
     return amount(value, field, limit)
 
 
@@ -218,7 +224,7 @@ def integer(value: Any, field: str, limit: int = MAGNITUDE_LIMIT) -> int:
     if type(value) is not int:
         raise WireError(f"{field}: expected an integer, got {_short(value)}")
     if not -limit < value < limit:
-        raise WireError(f"{field}: {value} is beyond the bound {limit:.0e}", BAD_NUMBER)
+        raise WireError(f"{field}: {_short(value)} is beyond the bound {limit:.0e}", BAD_NUMBER)
     return value
 
 
@@ -229,7 +235,10 @@ def lookup(table: Mapping[str, T], value: Any) -> T | None:
 
 
 def _short(value: Any) -> str:
-    """A bounded repr for an error message (a value can be a megabyte list)."""
+    """A bounded repr for an error message (a value can be a megabyte list or a 4,000-digit int,
+    whose repr alone costs a millisecond)."""
+    if type(value) is int and not -MAGNITUDE_LIMIT < value < MAGNITUDE_LIMIT:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
     if type(value) is str:
         value = value[:81]
     text = repr(value) if type(value) is not list and type(value) is not dict else type(value).__name__

@@ -139,15 +139,15 @@ def optimus_seeds() -> list[str]:
          "refresh_expires_in": 604800},
     ]
     for body in bodies:
-        seeds.append(_dump({"status": "success", "code": 200, "data": body, "request_id": "req-1"}))
-    seeds.append(_dump({"status": "error", "code": 422, "message": "lot size",
+        seeds.append(dump({"status": "success", "code": 200, "data": body, "request_id": "req-1"}))
+    seeds.append(dump({"status": "error", "code": 422, "message": "lot size",
                         "error_details": {"error_code": 2002}, "request_id": "req-2"}))
     events = [line.split(" - ")[0] for line in
               (FIXTURES / "optimus" / "webhook_events.txt").read_text(encoding="utf-8").splitlines()]
     for event in events:
         data = {k: v for k, v in order.items() if k != "executions"}
         data.update(execution_id="EXE-2", last_fill_price=Decimal("187.5"), last_fill_quantity=100)
-        seeds.append(_dump({"event": event, "event_id": f"evt-{event}", "occurred_at": TS, "data": data}))
+        seeds.append(dump({"event": event, "event_id": f"evt-{event}", "occurred_at": TS, "data": data}))
     return seeds
 
 
@@ -185,7 +185,7 @@ def hostile_seeds(codec: str) -> list[str | bytes]:
             '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.X.raw","data":{"type":"change",'
             '"instrument_name":"X","change_id":1,"bids":[[[],1,1]],"asks":[]}}}',
         ]
-    order = _dump({k: v for k, v in _optimus_order().items() if k != "quantity"})
+    order = dump({k: v for k, v in _optimus_order().items() if k != "quantity"})
     return [
         *common,
         '{"event":"order.confirmed","event_id":"e","occurred_at":"' + TS + '","data":'
@@ -389,16 +389,16 @@ class Dup:
         self.pairs = pairs
 
 
-def _dump(value: Any) -> str:
+def dump(value: Any) -> str:
     """JSON text of a seed value; Decimals as written, ``Raw`` verbatim, ``Dup`` with its repeated key."""
     if isinstance(value, Raw):
         return str(value)
     if isinstance(value, Dup):
-        return "{" + ", ".join(f"{json.dumps(k)}: {_dump(v)}" for k, v in value.pairs) + "}"
+        return "{" + ", ".join(f"{json.dumps(k)}: {dump(v)}" for k, v in value.pairs) + "}"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {_dump(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {dump(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
-        return "[" + ", ".join(_dump(v) for v in value) + "]"
+        return "[" + ", ".join(dump(v) for v in value) + "]"
     if isinstance(value, Decimal):
         return str(value)
     return json.dumps(value, ensure_ascii=False)
@@ -421,7 +421,7 @@ UNICODE = ["\u00e9", "\u20ac", "\U0001f600", "\ufeff", "\u2028", "\\ud800", "\\u
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
-def _tree(text: str) -> Any:
+def tree_of(text: str) -> Any:
     """A message's JSON values with every number kept as its text (``Raw``), or None if it is not
     JSON (any more). The fuzzer's own parse must survive what it feeds the codecs."""
     try:
@@ -430,7 +430,7 @@ def _tree(text: str) -> Any:
         return None
 
 
-def _nodes(value: Any, out: list[tuple[Any, Any]]) -> None:
+def nodes_of(value: Any, out: list[tuple[Any, Any]]) -> None:
     """Every (container, key) in a parsed seed, iteratively (a seed is shallow, but be safe)."""
     stack = [value]
     while stack and len(out) < 500:
@@ -449,7 +449,7 @@ class Mutator:
         self.seeds = seeds
         self.hostile = [h for h in hostile if isinstance(h, str) and len(h) < 20_000]
         self.seed = seed
-        self.parsed = [_tree(s) for s in seeds]
+        self.parsed = [tree_of(s) for s in seeds]
         self.ops: list[Callable[[str, random.Random], str]] = [
             self.flip, self.insert, self.delete, self.duplicate, self.splice, self.truncate, self.number,
             self.value, self.value, self.value, self.dup_key, self.nest, self.unicode, self.swap,
@@ -534,38 +534,38 @@ class Mutator:
     # ---- JSON level (on a fresh parse of the text, which may already be broken: then no change)
 
     def value(self, text: str, rng: random.Random) -> str:
-        tree = _tree(text)
+        tree = tree_of(text)
         nodes: list[tuple[Any, Any]] = []
-        _nodes(tree, nodes)
+        nodes_of(tree, nodes)
         if not nodes:
             return text
         container, key = rng.choice(nodes)
         container[key] = rng.choice(HOSTILE_VALUES) if rng.random() < 0.8 else self._other_value(rng)
-        return _dump(tree)
+        return dump(tree)
 
     def _other_value(self, rng: random.Random) -> Any:
         nodes: list[tuple[Any, Any]] = []
-        _nodes(rng.choice(self.parsed), nodes)
+        nodes_of(rng.choice(self.parsed), nodes)
         if not nodes:
             return None
         container, key = rng.choice(nodes)
-        return _tree(_dump(container[key]))  # a copy: seeds stay intact
+        return tree_of(dump(container[key]))  # a copy: seeds stay intact
 
     def swap(self, text: str, rng: random.Random) -> str:
         """A value replaced by one of another type from the documents (a list where a string was)."""
-        tree = _tree(text)
+        tree = tree_of(text)
         nodes: list[tuple[Any, Any]] = []
-        _nodes(tree, nodes)
+        nodes_of(tree, nodes)
         if not nodes:
             return text
         container, key = rng.choice(nodes)
         container[key] = self._other_value(rng)
-        return _dump(tree)
+        return dump(tree)
 
     def dup_key(self, text: str, rng: random.Random) -> str:
-        tree = _tree(text)
+        tree = tree_of(text)
         nodes: list[tuple[Any, Any]] = []
-        _nodes(tree, nodes)
+        nodes_of(tree, nodes)
         dicts = [c for c, _ in nodes if isinstance(c, dict) and c]
         if isinstance(tree, dict) and tree:
             dicts.append(tree)
@@ -577,12 +577,12 @@ class Mutator:
         pairs.insert(rng.randint(0, len(pairs)), (name, rng.choice(HOSTILE_VALUES)))
         dup = Dup(pairs)
         if target is tree:
-            return _dump(dup)
+            return dump(dup)
         for container, key in nodes:
             if container[key] is target:
                 container[key] = dup
                 break
-        return _dump(tree)
+        return dump(tree)
 
 
 # --------------------------------------------------------------------------------------------

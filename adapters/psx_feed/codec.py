@@ -259,11 +259,13 @@ class L3Order:
 
 
 _decode_json = Reader(MAX_FRAME_CHARS).loads  # raises WireError (a ValueError) with its kind
-_PRICE_LIMIT = Decimal(MAGNITUDE_LIMIT)  # for the inlined checks of _levels
+_PRICE_LIMIT = Decimal(MAGNITUDE_LIMIT)  # for the inlined checks of _number and _levels
 
 
 def _number(value: Any, name: str) -> Decimal:
     """A JSON number as a Decimal, bounded (wirejson.amount: |x| < 10**18, never a bool)."""
+    if type(value) is Decimal and -_PRICE_LIMIT < value < _PRICE_LIMIT:  # the common case, inlined
+        return value
     return amount(value, name)
 
 
