@@ -264,8 +264,12 @@ _PRICE_LIMIT = Decimal(MAGNITUDE_LIMIT)  # for the inlined checks of _number and
 
 def _number(value: Any, name: str) -> Decimal:
     """A JSON number as a Decimal, bounded (wirejson.amount: |x| < 10**18, never a bool)."""
-    if type(value) is Decimal and -_PRICE_LIMIT < value < _PRICE_LIMIT:  # the common case, inlined
-        return value
+    kind = type(value)
+    if kind is Decimal:  # the common cases, inlined: this runs for every number of every tick
+        if -_PRICE_LIMIT < value < _PRICE_LIMIT:
+            return value
+    elif kind is int and -MAGNITUDE_LIMIT < value < MAGNITUDE_LIMIT:
+        return Decimal(value)
     return amount(value, name)
 
 

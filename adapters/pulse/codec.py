@@ -163,9 +163,13 @@ def dumps(value: Any) -> str:
 def num(value: Any, field: str = "number") -> Decimal:
     """A JSON number (or a decimal string: some Pulse payloads quote them, VENUES.md 5.13) as Decimal."""
     try:
-        if type(value) is Decimal and _NEG_LIMIT < value < _LIMIT:  # the common case, inlined
-            return value
-        if type(value) is str:
+        kind = type(value)
+        if kind is Decimal:  # the common cases, inlined: this runs for every level of every book
+            if _NEG_LIMIT < value < _LIMIT:
+                return value
+        elif kind is int and -MAGNITUDE_LIMIT < value < MAGNITUDE_LIMIT:
+            return Decimal(value)
+        elif kind is str:
             return amount_text(value, field)
         return amount(value, field)
     except WireError as exc:
@@ -583,7 +587,7 @@ def _levels(side: Side, levels: Any, out: list[tuple[Side, Decimal, Decimal]]) -
             raise CodecError(f"book level {level!r} is not a list")
         if len(level) == 3:
             action, price, amount = level
-            keep = lookup(_ACTIONS, action)
+            keep = _ACTIONS.get(action) if type(action) is str else None  # lookup(), inlined: every level
             if keep is None:
                 raise CodecError(f"book level action {action!r} is not new/change/delete")
             price = num(price, "price")
