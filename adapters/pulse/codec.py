@@ -290,7 +290,7 @@ def decode_message(raw: str | bytes) -> Message:
         if kind not in ("heartbeat", "test_request"):
             raise CodecError(f"heartbeat of unknown type {kind!r}")
         return Heartbeat(kind)
-    if method is None or type(method) is not str:
+    if type(method) is not str:
         raise CodecError(f"neither a response nor a method ({type(method).__name__})")
     raise CodecError(f"unknown message (method {method[:40]!r})", UNKNOWN_MESSAGE)
 
