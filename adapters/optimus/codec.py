@@ -13,6 +13,13 @@ Conventions (document section 12): snake_case names, ISO 8601 ``YYYY-MM-DDTHH:mm
 numbers as JSON numbers. Numbers are read straight from the text into ``Decimal``
 (``parse_float=Decimal``) and written from ``Decimal`` without exponent and without ever passing
 through a binary float.
+
+Hostile input (issue 17): the decode entry points (:func:`loads`, :func:`parse_envelope`,
+:func:`decode_webhook` and the ``WebhookEvent`` readers, the ``decode_*`` functions, :func:`parse_ts`)
+raise only :class:`CodecError`, for any bytes whatever, with ``CodecError.kind`` an
+:mod:`adapters.badinput` kind (``not_json``, ``too_large``, ``too_deep``, ``bad_number``,
+``malformed``). JSON is read by the shared bounded reader (:mod:`adapters.wirejson`); numbers are
+bounded (``|x| < 10**18``) before any arithmetic, so no sum can overflow the decimal context.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from adapters.badinput import BAD_SIGNATURE, STALE_SIGNATURE
+from adapters.badinput import BAD_SIGNATURE, MALFORMED, STALE_SIGNATURE
+from adapters.wirejson import Reader, WireError, amount, integer
 from engine.model import Fill, Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce, VenueOrder
 from engine.rejects import REJECT_CODES, Reject
 
@@ -81,8 +89,12 @@ NS_PER_MS = 1_000_000
 
 
 class CodecError(ValueError):
-    """A message that does not follow the wire format: the caller counts it, logs it once with a
-    sample, and never guesses what it meant."""
+    """A message that does not follow the wire format: the caller counts it (by ``kind``, an
+    :mod:`adapters.badinput` kind), logs it once with a sample, and never guesses what it meant."""
+
+    def __init__(self, reason: str, kind: str = MALFORMED) -> None:
+        super().__init__(reason)
+        self.kind = kind
 
 
 class SignatureError(ValueError):
@@ -183,18 +195,18 @@ def engine_code(error_code: int | None, http_status: int) -> int:
 # JSON and time
 
 
-def _no_constants(name: str) -> Any:
-    raise CodecError(f"JSON constant {name} is not a number")
+#: a body larger than this is refused unread (a listing of a thousand orders is about 500 KB)
+MAX_BODY_CHARS = 8 << 20
+_READER = Reader(MAX_BODY_CHARS)
 
 
 def loads(raw: bytes | str) -> Any:
-    """Parse JSON with every non-integer number as an exact ``Decimal`` (never a float)."""
+    """Parse UTF-8 JSON with every non-integer number as an exact ``Decimal`` (never a float),
+    within the shared reader's bounds (adapters.wirejson)."""
     try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=_no_constants)
-    except CodecError:
-        raise
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CodecError(f"not JSON: {exc}") from None
+        return _READER.loads(raw)
+    except WireError as exc:
+        raise CodecError(exc.reason, exc.kind) from None
 
 
 def _encode(value: Any, out: list[str]) -> None:
@@ -311,12 +323,12 @@ def _dec(data: dict[str, Any], name: str, *, optional: bool = False) -> Decimal 
             return None
         raise CodecError(f"field {name!r} must be a number, got null")
     # document section 12: "Numbers: Use JSON number type (not strings)"; a string is a misread
-    if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        raise CodecError(f"field {name!r} must be a JSON number, got {value!r}")
-    result = Decimal(value)
-    if not result.is_finite():
-        raise CodecError(f"field {name!r} must be finite, got {value!r}")
-    return result
+    if type(value) is not int and type(value) is not Decimal:
+        raise CodecError(f"field {name!r} must be a JSON number, got {str(value)[:40]!r}")
+    try:
+        return amount(value, f"field {name!r}")
+    except WireError as exc:
+        raise CodecError(exc.reason, exc.kind) from None
 
 
 def _req_dec(data: dict[str, Any], name: str) -> Decimal:
@@ -329,9 +341,10 @@ def _int(data: dict[str, Any], name: str, *, optional: bool = False) -> int | No
     value = data.get(name) if optional else _field(data, name)
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise CodecError(f"field {name!r} must be an integer, got {value!r}")
-    return value
+    try:
+        return integer(value, f"field {name!r}")
+    except WireError as exc:
+        raise CodecError(exc.reason, exc.kind) from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,6 +15,13 @@ no I/O and never reads the time: the caller passes the receive time.
 
 Numbers are JSON numbers (PSX-1): they are parsed from the raw text straight into ``Decimal``
 (``parse_float=Decimal``), never through a binary float.
+
+Hostile input (issue 17): :meth:`FeedDecoder.decode` raises only :class:`Malformed`, for any str or
+bytes whatever, and ``Malformed.kind`` says what was wrong (an :mod:`adapters.badinput` kind:
+``binary``, ``not_json``, ``too_large``, ``too_deep``, ``bad_number``, ``malformed``,
+``unknown_message``). JSON is read by the shared bounded reader (:mod:`adapters.wirejson`: size,
+depth, number length and exponent checked before conversion, ``NaN``/``Infinity`` refused) and every
+price, quantity and value is bounded (``|x| < 10**18``) before the engine sees it.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from adapters.badinput import BINARY, MALFORMED, UNKNOWN_MESSAGE
+from adapters.wirejson import MAGNITUDE_LIMIT, Reader, WireError, amount, lookup
 from engine.model import BookUpdate, InstrumentStatus, Side, Trade
 
 __all__ = [
@@ -84,6 +93,8 @@ _ORDER_ACTIONS = frozenset({"add", "modify", "delete", "execute"})  # PSX-1
 #: boards (odd lots, futures, ...) are read but not turned into trades or books.
 REGULAR_BOARD = "REG"
 ZERO = Decimal(0)
+#: a feed frame larger than this is refused unread (a 40-level book is about 2 KB)
+MAX_FRAME_CHARS = 1 << 20
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,11 +150,15 @@ def encode_unsubscribe(symbols: list[str] | tuple[str, ...]) -> str:
 
 
 class Malformed(ValueError):
-    """A message that cannot be decoded: counted, logged once with ``sample``, and skipped."""
+    """A message that cannot be decoded: counted by ``kind`` (an :mod:`adapters.badinput` kind),
+    logged once with ``sample``, and skipped."""
 
-    def __init__(self, reason: str, data: object) -> None:
+    def __init__(self, reason: str, data: object, kind: str = MALFORMED) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
+        if isinstance(data, (str, bytes, bytearray)):
+            data = data[:SAMPLE_CHARS]  # never repr a megabyte to keep 200 characters of it
         text = data if isinstance(data, str) else repr(data)
         self.sample = text[:SAMPLE_CHARS]
 
@@ -243,33 +258,19 @@ class L3Order:
 # Field readers: raise ValueError/KeyError/TypeError, which the decoder turns into Malformed
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"non-finite number {name} is not a price or quantity")
-
-
-_json_decoder = json.JSONDecoder(parse_float=Decimal, parse_constant=_no_constant)
-_scan_once = _json_decoder.scan_once  # the C scanner, without decode()'s whitespace regexes
-
-
-def _decode_json(text: str) -> Any:
-    """JSON text -> Python, floats as Decimal. The common case (no leading whitespace) goes straight
-    to the C scanner; anything else takes the standard path and its error messages."""
-    try:
-        value, end = _scan_once(text, 0)
-    except StopIteration:
-        return _json_decoder.decode(text)
-    if end != len(text) and text[end:].strip():
-        return _json_decoder.decode(text)  # raises "Extra data" with a position
-    return value
+_decode_json = Reader(MAX_FRAME_CHARS).loads  # raises WireError (a ValueError) with its kind
+_PRICE_LIMIT = Decimal(MAGNITUDE_LIMIT)  # for the inlined checks of _number and _levels
 
 
 def _number(value: Any, name: str) -> Decimal:
+    """A JSON number as a Decimal, bounded (wirejson.amount: |x| < 10**18, never a bool)."""
     kind = type(value)
-    if kind is Decimal:
-        return value
-    if kind is int:
+    if kind is Decimal:  # the common cases, inlined: this runs for every number of every tick
+        if -_PRICE_LIMIT < value < _PRICE_LIMIT:
+            return value
+    elif kind is int and -MAGNITUDE_LIMIT < value < MAGNITUDE_LIMIT:
         return Decimal(value)
-    raise ValueError(f"{name}: expected a JSON number, got {value!r}")
+    return amount(value, name)
 
 
 def _price(value: Any, name: str) -> Decimal:
@@ -369,9 +370,9 @@ def _levels(raw: Any, side: Side, name: str, snapshot: bool) -> list[tuple[Side,
             raise ValueError(f"{name}: a level is [price, qty] or [price, qty, orders], got {level!r}")
         price = level[0]
         qty = level[1]
-        if type(price) is not Decimal or price <= 0:  # the common case costs two checks
+        if type(price) is not Decimal or price <= 0 or price >= _PRICE_LIMIT:  # the common case: 3 checks
             price = _price(price, name)
-        if type(qty) is not Decimal or qty < 0:
+        if type(qty) is not Decimal or qty < 0 or qty >= _PRICE_LIMIT:
             qty = _qty(qty, name)
         if snapshot and not qty:
             continue  # an empty level in a snapshot is simply absent
@@ -435,22 +436,27 @@ class FeedDecoder:
         """One WebSocket message -> events, in order. Raises :class:`Malformed` (and changes no
         state) when the message cannot be read."""
         if type(data) is not str:
-            raise Malformed("binary frame (PSX-1: messages are JSON text frames)", data)
+            raise Malformed("binary frame (PSX-1: messages are JSON text frames)", data, BINARY)
         try:
             msg = _decode_json(data)
-        except ValueError as exc:
-            raise Malformed(f"invalid JSON: {exc}", data) from None
+        except WireError as exc:
+            raise Malformed(f"invalid JSON: {exc}", data, exc.kind) from None
         if type(msg) is not dict:
             raise Malformed("not a JSON object", data)
-        handler = self._handlers.get(msg.get("type"))
+        kind = msg.get("type")
+        handler = lookup(self._handlers, kind)
         if handler is None:
-            raise Malformed(f"unknown message type {msg.get('type')!r}", data)
+            if type(kind) is not str:
+                raise Malformed(f"type: expected a string, got {type(kind).__name__}", data)
+            raise Malformed(f"unknown message type {kind[:40]!r}", data, UNKNOWN_MESSAGE)
         try:
             return handler(msg, recv_ns)
         except KeyError as exc:
-            raise Malformed(f"{msg['type']}: missing field {exc.args[0]!r}", data) from None
+            raise Malformed(f"{kind}: missing field {exc.args[0]!r}", data) from None
+        except WireError as exc:
+            raise Malformed(f"{kind}: {exc}", data, exc.kind) from None
         except (ValueError, TypeError, ArithmeticError) as exc:
-            raise Malformed(f"{msg['type']}: {exc}", data) from None
+            raise Malformed(f"{kind}: {exc}", data) from None
 
     # ---- sequence --------------------------------------------------------------------------
     def _check_seq(self, seq: int | None, out: list[Any]) -> None:
@@ -546,7 +552,7 @@ class FeedDecoder:
         symbol = _text(msg, "symbol")
         seq = _seq(msg)
         action = msg["action"]
-        if action not in _ORDER_ACTIONS:
+        if type(action) is not str or action not in _ORDER_ACTIONS:
             raise ValueError(f"action: expected add|modify|delete|execute, got {action!r}")
         order_id = msg["order_id"]
         if type(order_id) is int:
@@ -554,7 +560,7 @@ class FeedDecoder:
         elif type(order_id) is not str or not order_id:
             raise ValueError(f"order_id: expected a string, got {order_id!r}")
         raw_side = msg.get("side")
-        side = None if raw_side is None else _SIDES.get(raw_side)
+        side = None if raw_side is None else lookup(_SIDES, raw_side)
         if raw_side is not None and side is None:
             raise ValueError(f"side: expected B or S, got {raw_side!r}")
         price = _opt_price(msg, "price")

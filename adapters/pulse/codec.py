@@ -10,6 +10,15 @@ by the adapter tests instead of being mirrored.
 Numbers: JSON numbers are parsed straight from the text into ``Decimal`` (``parse_float``); integers
 become ``Decimal`` where they are money or amounts. Nothing here ever holds a binary float.
 Numbers are written in plain positional notation, never with an exponent (VENUES.md 6.12).
+
+Hostile input (issue 17): every decode entry point (:func:`loads`, :func:`decode_message`, the
+``decode_*`` functions and :func:`num` / :func:`to_ns`) raises only :class:`CodecError`, for any
+input whatever, with ``CodecError.kind`` an :mod:`adapters.badinput` kind (``not_json``,
+``too_large``, ``too_deep``, ``bad_number``, ``malformed``, ``unknown_message``). JSON is read by the
+shared bounded reader (:mod:`adapters.wirejson`); ``NaN``/``Infinity`` are refused; amounts are
+bounded (``|x| < 10**18``) and timestamps (``|ms| < 10**14``) before any arithmetic, so no number can
+spin ``int()``; a list or object where a word is expected (``direction``, ``order_state``, ...) is a
+``malformed`` error, not a ``TypeError``.
 """
 
 from __future__ import annotations
@@ -17,9 +26,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from adapters.badinput import BAD_NUMBER, MALFORMED, UNKNOWN_MESSAGE
+from adapters.wirejson import MAGNITUDE_LIMIT, Reader, WireError, amount, amount_text, lookup
 from engine.model import Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce, VenueOrder
 from engine.rejects import Reject
 
@@ -67,26 +78,38 @@ WS_PATH = "/ws/api/v2"
 NS_PER_MS = 1_000_000
 _SECONDS_LIMIT = 100_000_000_000  # below this a timestamp is seconds, not ms (VENUES.md 5.13)
 ZERO = Decimal(0)
+_LIMIT = Decimal(MAGNITUDE_LIMIT)  # |amount| bound (adapters.wirejson), for num's inlined check
+_NEG_LIMIT = -_LIMIT
+#: a timestamp (ms, or s when small) beyond this is refused: 10**14 ms is the year 5138
+TIMESTAMP_LIMIT = Decimal(10**14)
+_TIMESTAMP_INT = 10**14
+#: a frame larger than this is refused unread (an order book answer is a few KB)
+MAX_FRAME_CHARS = 4 << 20
 
 
 class CodecError(ValueError):
-    """A frame that is not what the document (or our stated assumption) says it is."""
+    """A frame that is not what the document (or our stated assumption) says it is. ``kind`` is
+    the :mod:`adapters.badinput` kind a reader counts it under."""
+
+    def __init__(self, reason: str, kind: str = MALFORMED) -> None:
+        super().__init__(reason)
+        self.kind = kind
 
 
 # --------------------------------------------------------------------------------------------
 # JSON text
 
 
-# one decoder for every frame: json.loads(..., parse_float=...) builds a new one per call (~3 us)
-_DECODE = json.JSONDecoder(parse_float=Decimal).decode
+# one bounded reader for every frame (adapters.wirejson: size, depth, number bounds)
+_DECODE = Reader(MAX_FRAME_CHARS).loads
 
 
 def loads(raw: str | bytes) -> Any:
     """Parse one frame; JSON numbers with a fraction become ``Decimal`` from their text."""
     try:
-        return _DECODE(raw if isinstance(raw, str) else raw.decode("utf-8"))
-    except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise CodecError(f"not JSON: {exc}") from None
+        return _DECODE(raw)
+    except WireError as exc:
+        raise CodecError(exc.reason, exc.kind) from None
 
 
 _STR = json.encoder.encode_basestring  # the C string escaper json.dumps uses
@@ -139,18 +162,20 @@ def dumps(value: Any) -> str:
 
 def num(value: Any, field: str = "number") -> Decimal:
     """A JSON number (or a decimal string: some Pulse payloads quote them, VENUES.md 5.13) as Decimal."""
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return Decimal(value)
-    if isinstance(value, str):
-        try:
-            result = Decimal(value)
-        except InvalidOperation:
-            raise CodecError(f"{field}: {value!r} is not a number") from None
-        if result.is_finite():
-            return result
-    raise CodecError(f"{field}: {value!r} is not a number")
+    try:
+        kind = type(value)
+        if kind is Decimal:  # the common cases, inlined: this runs for every level of every book
+            if _NEG_LIMIT < value < _LIMIT:
+                return value
+        elif kind is int and -MAGNITUDE_LIMIT < value < MAGNITUDE_LIMIT:
+            return Decimal(value)
+        elif kind is str:
+            return amount_text(value, field)
+        return amount(value, field)
+    except WireError as exc:
+        raise CodecError(exc.reason, exc.kind) from None
+    except ArithmeticError:  # a NaN Decimal passed in cannot be ordered
+        raise CodecError(f"{field}: {value} is not a finite number", BAD_NUMBER) from None
 
 
 def _opt_num(value: Any, field: str) -> Decimal | None:
@@ -162,9 +187,17 @@ def to_ns(value: Any) -> int:
     (``1612137600``): a value below 10^11 is read as seconds (VENUES.md 5.13)."""
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
-        raise CodecError(f"timestamp {value!r} is not an integer")
-    ms = int(value)
+    kind = type(value)
+    if kind is int:
+        if not -_TIMESTAMP_INT < value < _TIMESTAMP_INT:  # int against int: cheap for 4,000 digits too
+            raise CodecError("timestamp out of range", BAD_NUMBER)
+        ms = value
+    elif kind is Decimal:
+        if not value.is_finite() or not -TIMESTAMP_LIMIT < value < TIMESTAMP_LIMIT:  # before int(): 1e999999 spun
+            raise CodecError(f"timestamp {str(value)[:40]} out of range", BAD_NUMBER)
+        ms = int(value)
+    else:
+        raise CodecError(f"timestamp of type {kind.__name__} is not an integer")
     if ms < _SECONDS_LIMIT:
         return ms * 1_000_000_000
     return ms * NS_PER_MS
@@ -237,6 +270,8 @@ def decode_message(raw: str | bytes) -> Message:
     if "id" in msg and method is None:
         req_id = msg["id"]
         error = msg.get("error")
+        if req_id is not None and type(req_id) is not int:  # the reader looks the id up in a dict
+            raise CodecError(f"response id of type {type(req_id).__name__} is not an integer")
         if error is not None:
             if not isinstance(error, dict):
                 raise CodecError("error member is not an object")
@@ -255,7 +290,9 @@ def decode_message(raw: str | bytes) -> Message:
         if kind not in ("heartbeat", "test_request"):
             raise CodecError(f"heartbeat of unknown type {kind!r}")
         return Heartbeat(kind)
-    raise CodecError(f"unknown message (method {method!r})")
+    if type(method) is not str:
+        raise CodecError(f"neither a response nor a method ({type(method).__name__})")
+    raise CodecError(f"unknown message (method {method[:40]!r})", UNKNOWN_MESSAGE)
 
 
 def encode_request(req_id: int, method: str, params: dict[str, Any] | None = None) -> str:
@@ -401,10 +438,10 @@ class PulseOrder:
         self.label = label if isinstance(label, str) else ""
         self.instrument = str(obj.get("instrument_name") or "")
         # direction also takes action words (edit, cancel, ...) in types.Side: only buy/sell are sides
-        self.side = _SIDE_IN.get(obj.get("direction"))  # type: ignore[arg-type]
+        self.side = lookup(_SIDE_IN, obj.get("direction"))
         state = obj.get("order_state")
-        if state not in _STATE_STATUS:
-            raise CodecError(f"order {order_id}: unknown order_state {state!r}")
+        if lookup(_STATE_STATUS, state) is None:
+            raise CodecError(f"order {order_id}: unknown order_state {str(state)[:40]!r}")
         self.state: str = state
         self.amount = num(obj.get("amount"), "amount")
         self.filled = num(obj.get("filled_amount", 0), "filled_amount")
@@ -416,7 +453,7 @@ class PulseOrder:
         self.mmp = obj.get("mmp") is True
         self.post_only = obj.get("post_only") is True
         self.order_type = str(obj.get("order_type") or "")
-        self.tif = _TIF_IN.get(obj.get("time_in_force"))  # type: ignore[arg-type]
+        self.tif = lookup(_TIF_IN, obj.get("time_in_force"))
         self.ts_ns = to_ns(obj.get("last_update_timestamp") or obj.get("creation_timestamp"))
 
     @property
@@ -484,7 +521,7 @@ class PulseTrade:
         label = obj.get("label")
         self.label = label if isinstance(label, str) else ""
         self.instrument = str(obj.get("instrument_name") or "")
-        self.side = _SIDE_IN.get(obj.get("direction"))  # type: ignore[arg-type]
+        self.side = lookup(_SIDE_IN, obj.get("direction"))
         self.price = num(obj.get("price"), "price")
         self.amount = num(obj.get("amount"), "amount")
         if self.amount <= 0:
@@ -550,7 +587,7 @@ def _levels(side: Side, levels: Any, out: list[tuple[Side, Decimal, Decimal]]) -
             raise CodecError(f"book level {level!r} is not a list")
         if len(level) == 3:
             action, price, amount = level
-            keep = _ACTIONS.get(action)
+            keep = _ACTIONS.get(action) if type(action) is str else None  # lookup(), inlined: every level
             if keep is None:
                 raise CodecError(f"book level action {action!r} is not new/change/delete")
             price = num(price, "price")

@@ -1,0 +1,245 @@
+"""One bounded, exact JSON reader for every venue codec, and the field bounds they share.
+
+Why one module: a venue (or anyone who can reach its socket or webhook port) chooses every byte we
+decode. Python's ``json`` alone lets a 100,000-deep array raise ``RecursionError``, ``NaN`` become a
+float, ``1e9999999999999999999`` raise ``decimal.InvalidOperation`` and ``1e999999`` become a
+Decimal whose ``int()`` holds the GIL for a minute. Each codec had its own copy of ``json.loads``
+and each differed; this reader is the single place where the bounds are decided:
+
+- input: UTF-8 text only (bytes that are not UTF-8 are refused), at most ``max_chars`` characters;
+- nesting: at most ``max_depth`` levels, checked by a scan of the brackets *before* parsing (so the
+  parser never recurses deep), and only when the text holds more brackets than ``max_depth`` (the
+  common frame pays two ``str.count`` calls);
+- numbers: a fraction or exponent is read from its text into ``Decimal`` (never a binary float) by
+  a decimal context whose traps refuse more than ``NUMBER_DIGITS`` significant digits or an
+  exponent beyond ``EXPONENT_LIMIT`` while converting (C speed: no Python call per number); an
+  integer stays an ``int`` and is bounded by CPython's own limit of 4,300 digits, checked before
+  conversion, then per field; ``NaN`` / ``Infinity`` refused.
+
+Everything it refuses raises :class:`WireError` with a ``kind`` from :mod:`adapters.badinput`; each
+codec turns it into its own error type with the same ``kind``. The field helpers below
+(:func:`amount`, :func:`amount_text`, :func:`lookup`) bound what a codec accepts per field, so no
+later arithmetic can overflow, spin or raise.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from decimal import (
+    Clamped,
+    Context,
+    Decimal,
+    DecimalException,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    Rounded,
+    Subnormal,
+    Underflow,
+)
+from typing import Any, TypeVar
+
+from adapters.badinput import BAD_NUMBER, MALFORMED, NOT_JSON, TOO_DEEP, TOO_LARGE
+
+__all__ = [
+    "EXPONENT_LIMIT",
+    "MAGNITUDE_LIMIT",
+    "MAX_CHARS",
+    "MAX_DEPTH",
+    "NUMBER_CHARS",
+    "NUMBER_DIGITS",
+    "Reader",
+    "WireError",
+    "amount",
+    "amount_text",
+    "integer",
+    "lookup",
+]
+
+#: default largest frame or body, in characters (a Pulse book or an Optimus listing is far smaller)
+MAX_CHARS = 4 << 20
+#: default deepest nesting; the documents' deepest message has 5 levels (a Pulse book notification)
+MAX_DEPTH = 64
+#: longest number *string* accepted where a venue quotes numbers (:func:`amount_text`)
+NUMBER_CHARS = 64
+#: most significant digits of a JSON number with a fraction or exponent
+NUMBER_DIGITS = 64
+#: largest |adjusted exponent| of a number: 1e64 is far past any amount and nothing overflows
+EXPONENT_LIMIT = 64
+#: per-field bound of amounts (prices, quantities, money, timestamps in ms): |value| < 10**18
+MAGNITUDE_LIMIT = 10**18
+_DECIMAL_LIMIT = Decimal(MAGNITUDE_LIMIT)
+
+T = TypeVar("T")
+
+
+class WireError(ValueError):
+    """Input the reader or a field bound refuses. ``kind`` is an :mod:`adapters.badinput` kind."""
+
+    def __init__(self, reason: str, kind: str = MALFORMED) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+
+
+def _no_constant(name: str) -> Any:
+    raise WireError(f"non-finite number {name} refused", BAD_NUMBER)
+
+
+#: converts a number's text exactly, and raises (a DecimalException) instead of rounding, clamping
+#: or overflowing: the bound is checked by the conversion itself, before any value exists
+_NUMBERS = Context(prec=NUMBER_DIGITS, Emax=EXPONENT_LIMIT, Emin=-EXPONENT_LIMIT, traps=[
+    InvalidOperation, Overflow, Underflow, Subnormal, Rounded, Clamped, DivisionByZero])
+_decimal = _NUMBERS.create_decimal
+
+
+# A JSON string once its escapes are gone: removed before counting brackets ("[" in text is no level).
+_QUOTED = re.compile(rb'"[^"]*"')
+_NORMALIZE = bytes.maketrans(b"{}", b"[]")  # both kinds of bracket nest alike
+_KEEP = frozenset(b'"[]{}')
+_DELETE = bytes(c for c in range(256) if c not in _KEEP)
+
+
+def _balanced(depth: int) -> bytes:
+    """Regex of balanced brackets at most ``depth`` deep (a regular language for a fixed bound).
+    Possessive repeats keep the match linear: no backtracking into a group once it closed."""
+    return b"" if depth == 0 else rb"(?:\[" + _balanced(depth - 1) + rb"\])*+"
+
+
+def _brackets(data: bytes) -> bytes:
+    """Only the brackets outside strings, ``{}`` written as ``[]``; cut at an unterminated string
+    (the parser stops there)."""
+    if b"\\" in data:  # escapes: drop escaped backslashes, then escaped quotes (left to right, as JSON pairs them)
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    kept = data.translate(_NORMALIZE, _DELETE)
+    if b'"' in kept:
+        kept = kept.replace(b'""', b"")  # strings without brackets (all but a few)
+        if b'"' in kept:
+            kept = _QUOTED.sub(b"", kept)
+            cut = kept.find(b'"')
+            if cut >= 0:
+                kept = kept[:cut]
+    return kept
+
+
+class Reader:
+    """A JSON decoder with bounds. One per codec (its own limits), shared by every frame."""
+
+    __slots__ = ("max_chars", "max_depth", "_decoder", "_scan_once", "_balanced")
+
+    def __init__(self, max_chars: int = MAX_CHARS, max_depth: int = MAX_DEPTH) -> None:
+        self.max_chars = max_chars
+        self.max_depth = max_depth
+        self._decoder = json.JSONDecoder(parse_float=_decimal, parse_constant=_no_constant)
+        self._scan_once = self._decoder.scan_once  # the C scanner, without decode()'s whitespace regexes
+        self._balanced = re.compile(_balanced(max_depth))
+
+    def too_deep(self, text: str) -> bool:
+        """True when parsing ``text`` would nest past ``max_depth``: decided by two linear regex
+        matches over its brackets, never by recursing."""
+        brackets = _brackets(text.encode("utf-8", "surrogatepass"))
+        if brackets.count(b"[") <= self.max_depth:
+            return False
+        if b"[" * (self.max_depth + 1) in brackets:
+            return True
+        end = self._balanced.match(brackets).end()  # type: ignore[union-attr]  # matches "" at least
+        if end == len(brackets) or brackets[end:end + 1] == b"]":
+            return False  # all within the bound, or an unmatched "]" where the parser stops
+        # The group starting at ``end`` either nests too deep or is cut short (a truncated frame):
+        # closed with the brackets it lacks, it is within the bound only in the second case.
+        rest = brackets[end:]
+        missing = rest.count(b"[") - rest.count(b"]")
+        return self._balanced.fullmatch(rest + b"]" * missing) is None
+
+    def loads(self, data: str | bytes | bytearray | memoryview) -> Any:
+        """One JSON text -> Python values (numbers as ``Decimal`` / ``int``). Raises only
+        :class:`WireError`."""
+        if type(data) is not str:
+            try:
+                data = bytes(data).decode("utf-8")
+            except (UnicodeDecodeError, TypeError):
+                raise WireError("not UTF-8 text", NOT_JSON) from None
+        if len(data) > self.max_chars:
+            raise WireError(f"{len(data):,} characters (limit {self.max_chars:,})", TOO_LARGE)
+        if data.count("[") + data.count("{") > self.max_depth:  # only then can it be too deep
+            if self.too_deep(data):
+                raise WireError(f"nesting deeper than {self.max_depth} levels", TOO_DEEP)
+        try:
+            try:
+                value, end = self._scan_once(data, 0)
+            except StopIteration:
+                return self._decoder.decode(data)  # leading whitespace or not JSON: its message
+            if end != len(data) and data[end:].strip():
+                return self._decoder.decode(data)  # raises "Extra data" with a position
+            return value
+        except WireError:
+            raise
+        except DecimalException as exc:  # a trap of _NUMBERS: too many digits, exponent out of range
+            raise WireError(f"number out of range ({type(exc).__name__})", BAD_NUMBER) from None
+        except RecursionError:  # cannot happen after the depth check; never let it out
+            raise WireError("nesting too deep", TOO_DEEP) from None
+        except json.JSONDecodeError as exc:
+            raise WireError(f"not JSON: {exc}", NOT_JSON) from None
+        except ValueError as exc:  # int(): "Exceeds the limit (4300 digits) for integer string conversion"
+            raise WireError(f"number out of range: {exc}", BAD_NUMBER) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Field bounds
+
+
+def amount(value: Any, field: str, limit: Decimal = _DECIMAL_LIMIT) -> Decimal:
+    """A JSON number (``Decimal`` or ``int``, never a bool) as a Decimal with ``|value| < limit``."""
+    kind = type(value)
+    if kind is int:
+        if not -MAGNITUDE_LIMIT < value < MAGNITUDE_LIMIT:  # int against int: no 4,000-digit Decimal made
+            raise WireError(f"{field}: {_short(value)} is beyond the bound 1e+18", BAD_NUMBER)
+        value = Decimal(value)
+    elif kind is not Decimal:
+        raise WireError(f"{field}: expected a JSON number, got {_short(value)}")
+    try:
+        if -limit < value < limit:
+            return value
+    except InvalidOperation:  # a NaN cannot be ordered
+        pass
+    raise WireError(f"{field}: {_short(value)} is not a finite number below {limit:.0e}", BAD_NUMBER)
+
+
+def amount_text(text: str, field: str, limit: Decimal = _DECIMAL_LIMIT) -> Decimal:
+    """A decimal *string* (some venues quote numbers) as a bounded Decimal: its length is checked
+    before ``Decimal()`` sees it."""
+    if len(text) > NUMBER_CHARS:
+        raise WireError(f"{field}: number text of {len(text)} characters", BAD_NUMBER)
+    try:
+        value = _decimal(text)
+    except (DecimalException, ValueError):
+        raise WireError(f"{field}: {text!r} is not a number within bounds", BAD_NUMBER) from None
+    return amount(value, field, limit)
+
+
+def integer(value: Any, field: str, limit: int = MAGNITUDE_LIMIT) -> int:
+    """A JSON integer (not a bool) with ``|value| < limit``."""
+    if type(value) is not int:
+        raise WireError(f"{field}: expected an integer, got {_short(value)}")
+    if not -limit < value < limit:
+        raise WireError(f"{field}: {_short(value)} is beyond the bound {limit:.0e}", BAD_NUMBER)
+    return value
+
+
+def lookup(table: Mapping[str, T], value: Any) -> T | None:
+    """``table.get(value)`` for a wire value that may be a list or an object (unhashable): only a
+    string can be a key, anything else is simply not found."""
+    return table.get(value) if type(value) is str else None
+
+
+def _short(value: Any) -> str:
+    """A bounded repr for an error message (a value can be a megabyte list or a 4,000-digit int,
+    whose repr alone costs a millisecond)."""
+    if type(value) is int and not -MAGNITUDE_LIMIT < value < MAGNITUDE_LIMIT:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    if type(value) is str:
+        value = value[:81]
+    text = repr(value) if type(value) is not list and type(value) is not dict else type(value).__name__
+    return text if len(text) <= 80 else text[:80] + "..."
