@@ -828,14 +828,17 @@ class WebhookEvent:
         """The fill an ``order.execution`` event reports (OPT-5; ``execution_id`` is our
         extension so a polled fill and a pushed one share an id)."""
         data = self.data
+        price, qty = _req_dec(data, "last_fill_price"), _req_dec(data, "last_fill_quantity")
+        if price <= 0 or qty <= 0:  # a fill moves money: a zero or negative one is never a guess to apply
+            raise CodecError(f"execution: last_fill_price {price} and last_fill_quantity {qty} must be positive")
         return Execution(
             _str(data, "execution_id"),
             _str(data, "order_id"),
             _str(data, "client_order_id"),
             _str(data, "symbol"),
             _side(data),
-            _req_dec(data, "last_fill_price"),
-            _req_dec(data, "last_fill_quantity"),
+            price,
+            qty,
             self.occurred_ns,
         )
 
