@@ -31,7 +31,7 @@ from typing import Any
 from adapters.base import Adapter
 from engine.clientids import format_client_id
 from engine.clock import NS_PER_S, Clock
-from engine.context import OrderContext
+from engine.context import OrderContext, strategy_logger
 from engine.journal import Journal
 from engine.model import (
     ZERO,
@@ -380,7 +380,7 @@ class Runtime:
         loss_limit: Decimal | None = None,
     ) -> StrategyRunner:
         venue = self.venues[runner.venue]
-        runner.ctx = OrderContext(runner, self, params, logging.getLogger(f"strategy.{runner.name}"))
+        runner.ctx = OrderContext(runner, self, params, strategy_logger(runner.name))
         runner.mmp = MmpState(mmp, self.clock) if mmp is not None else None
         runner.limits = limits
         runner.loss_limit = StrategyLossLimit(loss_limit) if loss_limit is not None else None
