@@ -1213,10 +1213,12 @@ class Runtime:
         now = self.clock.now_ns()
         for venue in self.venues.values():
             settled = venue.account.roll(next_day)
-            if settled:
-                log.info("settlement %s: %s settle by %s", venue.name, settled, next_day.isoformat())
-                if self.journal is not None:
-                    self.journal.settled(venue.name, now, settled)
+            if settled or venue.account.has_unsettled:
+                # totals only: one short line however many fills the day had (issue 18)
+                log.info("settlement %s %s close: %s", venue.name, today.isoformat(),
+                         venue.account.settlement_line(settled))
+            if settled and self.journal is not None:
+                self.journal.settled(venue.name, now, settled)
         if self.journal is not None:
             self.save_strategy_states()
             self.journal.mark_day_done(today)

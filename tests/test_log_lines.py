@@ -7,13 +7,21 @@ handler ``engine run`` installs (:func:`engine.cli.setup_logging`), reading what
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
 import logging
+from decimal import Decimal
 
 import pytest
+from conftest import open_session
 
 from engine.cli import setup_logging
+from engine.model import Fill, Phase, SessionState, Side
+from engine.risk.account import LedgerEntry, settlement_summary
 from engine.secrets import Redactor
+
+D = Decimal
 
 SECRET = "tok-7f3a9c1e55d24b"
 
@@ -80,3 +88,52 @@ def test_a_strategy_line_carries_a_strategy_field_in_json(build_engine, engine_l
     assert next(e for e in entries if e["message"] == "child line")["strategy"] == "mm"
     assert "strategy" not in next(e for e in entries if e["message"] == "an engine line")
     assert all(SECRET not in json.dumps(e) for e in entries)
+
+
+# ---- the settlement line at each close ---------------------------------------------------------
+
+FRI, MON = dt.date(2026, 11, 20), dt.date(2026, 11, 23)
+
+
+def _fill(side: Side, symbol: str, qty: int, price: str) -> Fill:
+    return Fill("paper", symbol, "c", "v", f"x{next(_fill_ids)}", side, D(price), D(qty), 0)
+
+
+_fill_ids = itertools.count()
+
+
+def test_the_close_logs_one_short_line_of_settlement_totals(build_engine, caplog):
+    engine = build_engine()
+    open_session(engine)  # Monday 2026-11-23, broker-doc: T+2
+    account = engine.runtime.venues["paper"].account
+    for _ in range(150):  # Friday's buys and sales settle Tuesday: usable from Tuesday's open
+        account.apply_fill(_fill(Side.BUY, "MEBL", 10, "187.50"), FRI)
+    for _ in range(50):
+        account.apply_fill(_fill(Side.SELL, "OGDC", 10, "109.30"), FRI)
+    for _ in range(100):  # Monday's buys settle Wednesday
+        account.apply_fill(_fill(Side.BUY, "OGDC", 10, "109.30"), MON)
+    closed = SessionState(Phase.CLOSED, False, False, False, "2026-11-23")
+    with caplog.at_level(logging.INFO, logger="engine"):
+        engine.runtime.on_session_change(engine.runtime.session, closed)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("settlement")]
+    assert lines == [
+        "settlement paper 2026-11-23 close: 200 settled (cash +54,650.00; shares MEBL +1,500); "
+        "unsettled: 100 due 2026-11-25 (shares OGDC +1,000)"
+    ]
+    assert account.cash == D(10_000_000) - 1500 * D("187.50") - 1000 * D("109.30") + D("54650.00")
+
+
+def test_the_settlement_line_stays_short_however_many_entries_symbols_and_days():
+    symbols = [f"SYM{n:02d}" for n in range(50)]
+    settled = [LedgerEntry("shares", FRI, MON, symbol, D(n + 1)) for n, symbol in enumerate(symbols)] * 40
+    settled += [LedgerEntry("cash", FRI, MON, "SYM00", D("1000.25"))] * 1000
+    days = [MON + dt.timedelta(days=n) for n in range(1, 6)]
+    unsettled = [LedgerEntry("shares", MON, day, symbol, D(10)) for day in days for symbol in symbols] * 10
+    line = "settlement paper 2026-11-23 close: " + settlement_summary(settled, unsettled)
+    assert len(line) < 300, line
+    # totals: cash summed, the largest share totals named, the rest counted
+    assert line.startswith(
+        "settlement paper 2026-11-23 close: 3000 settled (cash +1,000,250.00; shares SYM49 +2,000, SYM48 +1,960, "
+        "SYM47 +1,920, +47 more symbols); unsettled: 500 due 2026-11-24 (shares SYM00 +100, "
+    )
+    assert line.endswith("+47 more symbols), 2000 due on 4 later days")
