@@ -69,10 +69,11 @@ class _EngineTimeFilter(logging.Filter):
 class _StrategyFilter(logging.Filter):
     """Stamps records with the strategy that wrote them (from ``ctx.log``'s logger name), so a
     line says which of several strategies logged it: ``[mm] `` in the human format, a
-    ``strategy`` field in JSON."""
+    ``strategy`` field in JSON. An engine line about one strategy gets the same with
+    ``log.info(..., extra={"strategy": name})``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        strategy = strategy_of(record.name)
+        strategy = strategy_of(record.name) or getattr(record, "strategy", None)
         record.strategy = strategy
         record.strategy_tag = f"[{strategy}] " if strategy else ""
         return True

@@ -61,6 +61,7 @@ def _log_from_strategy(build_engine) -> None:
     ctx.log.warning("login with token %s", SECRET)
     ctx.log.getChild("quotes").info("child line")
     logging.getLogger("engine").info("an engine line")
+    logging.getLogger("engine").info("an engine line about mm", extra={"strategy": "mm"})
 
 
 def test_a_strategy_line_names_the_strategy_in_the_human_format(build_engine, engine_log):
@@ -73,6 +74,7 @@ def test_a_strategy_line_names_the_strategy_in_the_human_format(build_engine, en
     assert any(line.endswith("WARNING [mm] login with token ***") for line in lines)
     assert any(line.endswith("INFO    [mm] child line") for line in lines)  # ctx.log's children too
     assert any(line.endswith("INFO    an engine line") for line in lines)  # the engine's own: no tag
+    assert any(line.endswith("INFO    [mm] an engine line about mm") for line in lines)
     assert all(SECRET not in line for line in lines)
 
 
@@ -87,6 +89,7 @@ def test_a_strategy_line_carries_a_strategy_field_in_json(build_engine, engine_l
     assert token["strategy"] == "mm" and token["message"] == "login with token ***"
     assert next(e for e in entries if e["message"] == "child line")["strategy"] == "mm"
     assert "strategy" not in next(e for e in entries if e["message"] == "an engine line")
+    assert next(e for e in entries if e["message"] == "an engine line about mm")["strategy"] == "mm"
     assert all(SECRET not in json.dumps(e) for e in entries)
 
 
