@@ -46,6 +46,7 @@ def strategy_of(logger_name: str) -> str | None:
         return None
     return logger_name[len(STRATEGY_LOGGER_PREFIX):].partition(".")[0] or None
 
+
 _SIDES = {"buy": Side.BUY, "sell": Side.SELL, Side.BUY: Side.BUY, Side.SELL: Side.SELL}
 _TYPES = {"limit": OrderType.LIMIT, "market": OrderType.MARKET, OrderType.LIMIT: OrderType.LIMIT,
           OrderType.MARKET: OrderType.MARKET}

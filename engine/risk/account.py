@@ -142,15 +142,15 @@ SUMMARY_DAYS = 1
 def _ledger_totals(entries: Sequence[LedgerEntry]) -> str:
     """``cash +1,234.00; shares MEBL +300, OGDC +100, +2 more symbols``: the entries' cash total
     and shares per symbol (largest first, at most :data:`SUMMARY_SYMBOLS`)."""
-    cash = ZERO
+    cash: Decimal | None = None
     shares: dict[str, Decimal] = {}
     for entry in entries:
         if entry.kind == _CASH:
-            cash += entry.amount
+            cash = entry.amount if cash is None else cash + entry.amount
         else:
             shares[entry.symbol] = shares.get(entry.symbol, ZERO) + entry.amount
     parts = []
-    if any(entry.kind == _CASH for entry in entries):
+    if cash is not None:
         parts.append(f"cash {cash:+,.2f}")
     if shares:
         ranked = sorted(shares.items(), key=lambda item: (-abs(item[1]), item[0]))
