@@ -156,6 +156,10 @@ class Adapter(ABC):
     #: True for a market-data adapter (``venues.<name>.market_data``): its connection statuses tell
     #: strategies about data health and never touch order state
     market_data_only: ClassVar[bool] = False
+    #: True for a venue that trades whole units only (PSX: shares, in lots of 1 or 500): a
+    #: fractional ``lot_size`` for its instruments, in the master or a rule pack, is a config
+    #: error. Crypto venues trade fractions (a Pulse amount, a 0.0001 lot), so the default is False
+    whole_shares: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -37,14 +37,14 @@ from engine import systemd
 from engine.clientids import new_epoch
 from engine.clock import NS_PER_S, Clock, SimClock, WallClock
 from engine.config import LoadedConfig, validate_section
-from engine.errors import StartupError
+from engine.errors import ConfigError, StartupError
 from engine.journal import Journal, make_private, move_aside, peek
 from engine.loader import LoadedStrategy, load_strategies
 from engine.observe import MetricsServer, Observer
 from engine.outfile import OutputPathError, write_atomic
 from engine.recovery import Restored, recover_venue, restore
 from engine.risk.killswitch import TradingState
-from engine.risk.rulepack import resolve_packs
+from engine.risk.rulepack import RulePack, resolve_packs
 from engine.runtime import Runtime, StrategyRunner
 from engine.secrets import Redactor, write_scrubbed
 from engine.sessions import SessionDriver, SessionSchedule
@@ -178,6 +178,8 @@ class Engine:
             master = [i.to_instrument() for i in self.cfg.instruments if i.venue == name]
             risk = self.cfg.risk
             packs = resolve_packs(risk.profile, risk.rules, risk.instruments, [i.symbol for i in master])
+            if self._adapter_class(("venues", name), venue_cfg.adapter).whole_shares:
+                self._refuse_fractional_lots(name, venue_cfg.adapter, packs)
             # the rule pack may set the lot (psx-2026: one-share lots); venue and gate see the same
             instruments = [
                 dataclasses.replace(i, lot_size=packs[i.symbol].effective_lot(i.lot_size)) for i in master
@@ -206,14 +208,43 @@ class Engine:
             self.runtime.venues[name].feed = self.feeds.get(name)
             self.runtime.venues[name].mass_cancel = venue_cfg.mass_cancel
 
+    def _adapter_class(self, where: tuple[str, ...], adapter_name: str) -> type[Adapter]:
+        """The adapter class a config section names; an unknown name is a config error there."""
+        try:
+            return get_adapter(adapter_name)
+        except UnknownAdapter as exc:
+            raise self.loaded.error((*where, "adapter"), str(exc)) from None
+
+    def _refuse_fractional_lots(self, venue: str, adapter_name: str, packs: dict[str, RulePack]) -> None:
+        """A venue of whole shares (PSX) takes no fractional lot: ``lot_size: 1.5`` in the instrument
+        master, or in a rule pack that overrides it, is a config error at its key. Pydantic has
+        already refused lots <= 0; fractions stay legal for venues that trade them (Pulse)."""
+        why = f"venue {venue!r} ({adapter_name}) trades whole shares; a PSX lot is 1, or 500 for ETFs and futures"
+        problems: dict[tuple[str | int, ...], ConfigError] = {}
+        for index, instrument in enumerate(self.cfg.instruments):
+            if instrument.venue == venue and not _is_whole(instrument.lot_size):
+                where: tuple[str | int, ...] = ("instruments", index, "lot_size")
+                problems[where] = self.loaded.error(where, f"lot_size {instrument.lot_size} is not whole: {why}")
+        risk = self.cfg.risk
+        for symbol, pack in packs.items():
+            if pack.lot_size is None or _is_whole(pack.lot_size):
+                continue
+            if "lot_size" in risk.instruments.get(symbol, {}):
+                where = ("risk", "instruments", symbol, "lot_size")
+            elif "lot_size" in risk.rules:
+                where = ("risk", "rules", "lot_size")
+            else:
+                where = ("risk", "profile")
+            problems[where] = self.loaded.error(where, f"lot_size {pack.lot_size} for {symbol} is not whole: {why}")
+        if problems:
+            found = sorted(problems.values(), key=lambda problem: problem.line or 0)
+            raise ConfigError.combine(found, f"{self.loaded.display}: {len(found)} problems in the config:")
+
     def _make_adapter(self, venue: str, where: tuple[str, ...], adapter_name: str, raw_options: dict[str, Any],
                       instruments: list[Any], sink: Any) -> Adapter:
         """One adapter from its config section; what it refuses (a missing credential, an option
         its venue cannot honour) is a config error naming the section, not a traceback."""
-        try:
-            adapter_cls = get_adapter(adapter_name)
-        except UnknownAdapter as exc:
-            raise self.loaded.error((*where, "adapter"), str(exc)) from None
+        adapter_cls = self._adapter_class(where, adapter_name)
         options = validate_section(self.loaded, adapter_cls.options_model, raw_options, (*where, "options"))
         try:
             return adapter_cls(venue, options, instruments, self.clock, sink, seed=self.cfg.run.seed)
@@ -692,6 +723,10 @@ class Engine:
             "commits": journal.n_commits,
             "commit_us_mean": round(journal.commit_ns_total / journal.n_commits / 1000, 1) if journal.n_commits else 0,
         }
+
+
+def _is_whole(value: Decimal) -> bool:
+    return value == value.to_integral_value()
 
 
 def pid_file_for(config_path: Path) -> Path:

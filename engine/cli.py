@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from engine import __version__
+from engine.context import strategy_of
 from engine.errors import ConfigError, StartupError, StrategyLoadError
 from engine.outfile import OutputPathError
 from engine.secrets import RedactingFilter, Redactor
@@ -65,6 +66,22 @@ class _EngineTimeFilter(logging.Filter):
         return True
 
 
+class _StrategyFilter(logging.Filter):
+    """Stamps records with the strategy that wrote them (from ``ctx.log``'s logger name), so a
+    line says which of several strategies logged it: ``[mm] `` in the human format, a
+    ``strategy`` field in JSON. An engine line about one strategy gets the same with
+    ``log.info(..., extra={"strategy": name})``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        strategy = strategy_of(record.name) or getattr(record, "strategy", None)
+        record.strategy = strategy
+        record.strategy_tag = f"[{strategy}] " if strategy else ""
+        return True
+
+
+HUMAN_FORMAT = "%(engine_time)s %(levelname)-7s %(strategy_tag)s%(message)s"
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -73,6 +90,9 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        strategy = getattr(record, "strategy", None)
+        if strategy:
+            entry["strategy"] = strategy
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
         elif record.exc_text:  # already formatted (and scrubbed of secrets) by RedactingFilter
@@ -87,12 +107,13 @@ def setup_logging(level: str = "INFO", fmt: str = "human", redactor: Redactor | 
     """One stderr handler; with ``redactor``, every line and traceback is scrubbed of secrets."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(TIME_FILTER)
+    handler.addFilter(_StrategyFilter())
     if redactor:
         handler.addFilter(RedactingFilter(redactor))
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(engine_time)s %(levelname)-7s %(message)s"))
+        handler.setFormatter(logging.Formatter(HUMAN_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

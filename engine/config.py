@@ -37,7 +37,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.errors import ConfigError
-from engine.model import Instrument
+from engine.model import Instrument, Side
 from engine.risk.account import AccountConfig, PositionLimits
 from engine.risk.killswitch import KillSwitchConfig
 from engine.risk.mmp import MmpConfig
@@ -181,6 +181,23 @@ class InstrumentConfig(_Strict):
                 f"{self.price_precision}; raise price_precision or leave it out"
             )
         return self
+
+    @model_validator(mode="after")
+    def _previous_close_on_tick(self) -> InstrumentConfig:
+        """A close is a traded price, so it sits on the tick grid; one off it is a typo, and the
+        band and the paper market built on it would be off the grid too."""
+        instrument = self.to_instrument()
+        close = self.previous_close
+        try:
+            if instrument.on_tick(close):
+                return self
+            below, above = instrument.round_to_tick(close, Side.BUY), instrument.round_to_tick(close, Side.SELL)
+        except ArithmeticError:  # more ticks than 28 digits hold: no venue quotes such a price
+            sentence = f"previous_close {close} is too many ticks of tick_size {self.tick_size} for exact arithmetic"
+        else:
+            sentence = (f"previous_close {close} is not on the tick grid of tick_size {self.tick_size} "
+                        f"(nearest ticks {below} and {above})")
+        raise CrossFieldProblems([(("previous_close",), sentence)])
 
     @property
     def key(self) -> tuple[str, str]:

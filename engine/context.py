@@ -29,6 +29,24 @@ if TYPE_CHECKING:
 
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # VENUES.md 6.5: every venue accepts this
 
+# ctx.log is the logger "strategy.<name>": the log handler reads the name back from it, so every
+# line a strategy writes (and any child logger it makes) says which strategy wrote it
+STRATEGY_LOGGER_PREFIX = "strategy."
+
+
+def strategy_logger(name: str) -> logging.Logger:
+    """The logger handed to strategy ``name`` as ``ctx.log``."""
+    return logging.getLogger(STRATEGY_LOGGER_PREFIX + name)
+
+
+def strategy_of(logger_name: str) -> str | None:
+    """The strategy a logger belongs to (``strategy.mm`` and ``strategy.mm.quotes`` -> ``mm``), or
+    None for the engine's own loggers. Strategy names hold no dots (config checks them)."""
+    if not logger_name.startswith(STRATEGY_LOGGER_PREFIX):
+        return None
+    return logger_name[len(STRATEGY_LOGGER_PREFIX):].partition(".")[0] or None
+
+
 _SIDES = {"buy": Side.BUY, "sell": Side.SELL, Side.BUY: Side.BUY, Side.SELL: Side.SELL}
 _TYPES = {"limit": OrderType.LIMIT, "market": OrderType.MARKET, OrderType.LIMIT: OrderType.LIMIT,
           OrderType.MARKET: OrderType.MARKET}

@@ -31,7 +31,7 @@ from typing import Any
 from adapters.base import Adapter
 from engine.clientids import format_client_id
 from engine.clock import NS_PER_S, Clock
-from engine.context import OrderContext
+from engine.context import OrderContext, strategy_logger
 from engine.journal import Journal
 from engine.model import (
     ZERO,
@@ -380,7 +380,7 @@ class Runtime:
         loss_limit: Decimal | None = None,
     ) -> StrategyRunner:
         venue = self.venues[runner.venue]
-        runner.ctx = OrderContext(runner, self, params, logging.getLogger(f"strategy.{runner.name}"))
+        runner.ctx = OrderContext(runner, self, params, strategy_logger(runner.name))
         runner.mmp = MmpState(mmp, self.clock) if mmp is not None else None
         runner.limits = limits
         runner.loss_limit = StrategyLossLimit(loss_limit) if loss_limit is not None else None
@@ -1213,10 +1213,12 @@ class Runtime:
         now = self.clock.now_ns()
         for venue in self.venues.values():
             settled = venue.account.roll(next_day)
-            if settled:
-                log.info("settlement %s: %s settle by %s", venue.name, settled, next_day.isoformat())
-                if self.journal is not None:
-                    self.journal.settled(venue.name, now, settled)
+            if settled or venue.account.has_unsettled:
+                # totals only: one short line however many fills the day had (issue 18)
+                log.info("settlement %s %s close: %s", venue.name, today.isoformat(),
+                         venue.account.settlement_line(settled))
+            if settled and self.journal is not None:
+                self.journal.settled(venue.name, now, settled)
         if self.journal is not None:
             self.save_strategy_states()
             self.journal.mark_day_done(today)

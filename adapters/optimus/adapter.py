@@ -227,6 +227,7 @@ class OptimusAdapter(Adapter):
     )
     options_model: ClassVar[type[AdapterOptions]] = OptimusOptions
     sandbox_entry: ClassVar[str] = "adapters.optimus.sandbox:main"
+    whole_shares: ClassVar[bool] = True  # PSX shares: lots of 1 (regular market) or 500 (ETFs, futures)
 
     def __init__(
         self,

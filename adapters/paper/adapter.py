@@ -231,6 +231,7 @@ class PaperAdapter(Adapter):
         RateLimit("all", 100, Decimal(1), None, source="broker document 1.9: Trading APIs 100 requests/second/user"),
     )
     options_model: ClassVar[type[AdapterOptions]] = PaperOptions
+    whole_shares: ClassVar[bool] = True  # it stands in for PSX, where shares are whole
 
     def __init__(
         self,

@@ -15,7 +15,7 @@ their rejections say so.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Annotated, Any, NamedTuple
 
@@ -131,6 +131,56 @@ def _money(value: Decimal) -> str:
 
 def _count(value: Decimal) -> str:
     return f"{value:,f}"
+
+
+# The close's settlement line names at most this many symbols per group and this many settle days:
+# its length stays bounded however many fills the day had (the full ledger is in the report)
+SUMMARY_SYMBOLS = 3
+SUMMARY_DAYS = 1
+
+
+def _ledger_totals(entries: Sequence[LedgerEntry]) -> str:
+    """``cash +1,234.00; shares MEBL +300, OGDC +100, +2 more symbols``: the entries' cash total
+    and shares per symbol (largest first, at most :data:`SUMMARY_SYMBOLS`)."""
+    cash: Decimal | None = None
+    shares: dict[str, Decimal] = {}
+    for entry in entries:
+        if entry.kind == _CASH:
+            cash = entry.amount if cash is None else cash + entry.amount
+        else:
+            shares[entry.symbol] = shares.get(entry.symbol, ZERO) + entry.amount
+    parts = []
+    if cash is not None:
+        parts.append(f"cash {cash:+,.2f}")
+    if shares:
+        ranked = sorted(shares.items(), key=lambda item: (-abs(item[1]), item[0]))
+        shown = [f"{symbol} {qty:+,f}" for symbol, qty in ranked[:SUMMARY_SYMBOLS]]
+        if len(ranked) > SUMMARY_SYMBOLS:
+            shown.append(f"+{len(ranked) - SUMMARY_SYMBOLS} more symbols")
+        parts.append("shares " + ", ".join(shown))
+    return "; ".join(parts)
+
+
+def settlement_summary(settled: Sequence[LedgerEntry], unsettled: Sequence[LedgerEntry]) -> str:
+    """One line for the log at a close: totals of what just settled, and of what stays unsettled
+    per settle day (the earliest :data:`SUMMARY_DAYS`), never an entry each: a busy day makes
+    thousands of entries, and the log is read by people. The report and ``engine journal inspect``
+    keep every entry."""
+    parts = []
+    if settled:
+        parts.append(f"{len(settled)} settled ({_ledger_totals(settled)})")
+    if unsettled:
+        by_day: dict[dt.date, list[LedgerEntry]] = {}
+        for entry in unsettled:
+            by_day.setdefault(entry.settle_day, []).append(entry)
+        days = sorted(by_day)
+        groups = [f"{len(by_day[day])} due {day.isoformat()} ({_ledger_totals(by_day[day])})"
+                  for day in days[:SUMMARY_DAYS]]
+        if len(days) > SUMMARY_DAYS:
+            later = sum(len(by_day[day]) for day in days[SUMMARY_DAYS:])
+            groups.append(f"{later} due on {len(days) - SUMMARY_DAYS} later days")
+        parts.append("unsettled: " + ", ".join(groups))
+    return "; ".join(parts) if parts else "nothing settled, nothing unsettled"
 
 
 class CashAccount:
@@ -300,6 +350,15 @@ class CashAccount:
                 self._settled[symbol] = self._settled.get(symbol, ZERO) + entry.amount
                 self._unsettled[symbol] = self._unsettled.get(symbol, ZERO) - entry.amount
         return due
+
+    @property
+    def has_unsettled(self) -> bool:
+        return bool(self._ledger)
+
+    def settlement_line(self, settled: Sequence[LedgerEntry]) -> str:
+        """What :meth:`roll` just ``settled`` and what stays unsettled, as totals on one line
+        (:func:`settlement_summary`)."""
+        return settlement_summary(settled, self._ledger)
 
     # ---- reservations -------------------------------------------------------------------
     def reservation(self, order: Order) -> tuple[Decimal, Decimal]:
