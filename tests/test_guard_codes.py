@@ -244,6 +244,11 @@ TABLE = [
      ("sector 'Commercial Banks' exposure to 18,750.00", "limit 10,000.00")),
     ("7001-off-tick", 7001, {}, Phase.OPEN, ("MEBL", "buy", 100, "187.005"), {},
      ("price 187.005 is not on the 0.01 tick grid for MEBL",)),
+    # past Decimal's 28 digits the remainder raises; refused with the code, never a strategy crash
+    ("7001-absurd-price", 7001, {}, Phase.OPEN, ("MEBL", "buy", 100, "1e30"), {},
+     ("price 1E+30 is not on the 0.01 tick grid for MEBL",)),
+    ("2002-absurd-quantity", 2002, {}, Phase.OPEN, ("OGDC", "buy", "1e40", "109.00"), {},
+     ("quantity 1E+40 is not a positive multiple of the lot size 10 for OGDC",)),
     ("7002-limit-without-price", 7002, {}, Phase.OPEN, ("MEBL", "buy", 100, None), {},
      ("a limit order needs a price",)),
     ("7002-market-with-price", 7002, {}, Phase.OPEN, ("MEBL", "buy", 100, "187.00"), {"type": "market"},

@@ -5,7 +5,7 @@ type, and its client id is new."""
 from __future__ import annotations
 
 from collections.abc import Container
-from decimal import Decimal
+from decimal import Decimal, DecimalException
 
 from adapters.base import Capabilities
 from engine.model import OrderType, TimeInForce
@@ -95,7 +95,11 @@ class LotSize:
     def check(self, request: OrderRequest) -> Rejection | None:
         qty = request.qty
         lot = request.instrument.lot_size  # type: ignore[union-attr]  # KnownInstrument runs first
-        if qty <= _ZERO or qty % lot:  # Decimal(0), not 0: comparing two Decimals skips a conversion
+        try:  # free on Python 3.11 unless it raises
+            off_lot = qty <= _ZERO or qty % lot  # Decimal(0), not 0: comparing two Decimals skips a conversion
+        except DecimalException:  # a quotient past 28 digits (qty 1e30): no lot multiple, not a crash
+            off_lot = True
+        if off_lot:
             return Rejection(
                 Reject.INVALID_QUANTITY,
                 f"quantity {qty} is not a positive multiple of the lot size {lot} for {request.symbol}",
@@ -112,7 +116,11 @@ class TickGrid:
         price = request.price
         if price is not None:
             tick = request.instrument.tick_size  # type: ignore[union-attr]
-            if price % tick:
+            try:
+                off_grid = price % tick
+            except DecimalException:  # price 1e30 on a 0.01 grid: past Decimal's 28 digits, refused
+                off_grid = True
+            if off_grid:
                 return Rejection(
                     Reject.PRICE_OFF_TICK, f"price {price} is not on the {tick} tick grid for {request.symbol}"
                 )
