@@ -371,7 +371,7 @@ class Engine:
             spec = by_name[loaded.name]
             master = self.runtime.venues[spec.venue].instruments
             instruments = [master[symbol] for symbol in spec.instruments]
-            runner = StrategyRunner(loaded.name, spec.venue, instruments, loaded)
+            runner = StrategyRunner(loaded.name, spec.venue, instruments, loaded, spec.algorithm_id)
             self.runtime.add_strategy(
                 runner, loaded.params, limits=spec.limits, rate_limit=spec.rate_limit, mmp=spec.mmp,
                 loss_limit=spec.loss_limit,

@@ -3,6 +3,7 @@
     engine run CONFIG [--report FILE] [--html FILE] [--speed X] [--seed N] [--log-format human|json]
                       [--journal FILE] [--fresh-account]
     engine journal inspect JOURNAL [--orders N] [--fills N]
+    engine journal export JOURNAL --format csv|parquet [--out PATH]
     engine sandbox VENUE [ARGS...]
     engine check CONFIG
     engine halt CONFIG [--reducing]
@@ -46,6 +47,7 @@ examples:
   engine halt config.yaml --reducing          ... or accepts only orders that shrink a position
   engine run config.yaml --fresh-account      start a new paper account (the old journal is moved aside)
   engine journal inspect config.journal.sqlite   orders, fills, positions and account from a journal
+  engine journal export config.journal.sqlite --format csv   the audit trail (every order event and fill)
   engine sandbox psx                          a local PSX venue (Live Feed + Optimus) for config.psx-sandbox.yaml
   engine sandbox psx --run config.psx-sandbox.yaml --speed 60
                                               venue and engine in one process: a PSX day in ~6.5 minutes
@@ -229,6 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("journal", type=Path, metavar="JOURNAL", help="e.g. config.journal.sqlite")
     inspect.add_argument("--orders", type=int, default=20, metavar="N", help="last N orders (default 20)")
     inspect.add_argument("--fills", type=int, default=20, metavar="N", help="last N fills (default 20)")
+    export = journal_sub.add_parser(
+        "export", help="write the audit trail of JOURNAL (every order event and fill) as CSV or Parquet",
+        description="Write the audit trail (README \"Regulatory controls (SECP)\"): one row per order event "
+        "(sent, refused, acknowledged, amended, cancel requested, cancelled, rejected, expired, filled) and one "
+        "per fill, with algo id, strategy, client and venue order ids, the engine's and the venue's time, reject "
+        "code and reason. Read only: safe while the engine runs. Amounts are exact decimal text.",
+    )
+    export.add_argument("journal", type=Path, metavar="JOURNAL", help="e.g. config.journal.sqlite")
+    export.add_argument("--format", required=True, choices=("csv", "parquet"),
+                        help="csv (no extra package) or parquet (needs pyarrow: pip install '.[audit]')")
+    export.add_argument("--out", type=Path, metavar="PATH", help="file to write: a regular file (replaced) or a "
+                        "new path (default: <JOURNAL>.audit.<format> beside the journal); written owner-only")
 
     sandbox = sub.add_parser(
         "sandbox", help="run a venue's local sandbox server (psx, pulse, psx_feed, optimus)",
@@ -361,6 +375,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_journal(args: argparse.Namespace) -> int:
+    if args.journal_command == "export":
+        from engine.auditexport import ExportError, export
+
+        try:
+            path, rows = export(args.journal, args.format, args.out)
+        except ExportError as exc:
+            print(f"engine: {exc}", file=sys.stderr)
+            return 1
+        print(f"{path}: {rows} rows")
+        return 0
     from engine.journalview import inspect_text
 
     print(inspect_text(args.journal, orders=args.orders, fills=args.fills))

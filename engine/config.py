@@ -72,6 +72,9 @@ REDACTED = "***"
 EXTENSION_PREFIX = "x-"  # top-level keys ignored by validation, for YAML anchors
 # 16: a client id is <name>-<epoch>-<n> within a venue's 32 characters (engine/clientids.py)
 STRATEGY_NAME = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+#: a registered algorithm id (SECP: every algorithm under a unique id): short and venue-safe, so it
+#: fits a journal column, a CSV cell and any venue's free-text field without escaping
+ALGO_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 VENUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -355,6 +358,21 @@ class StrategyConfig(_Strict):
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     mmp: MmpConfig | None = None
     loss_limit: Decimal | None = Field(default=None, gt=0)
+    # the id the algorithm is registered under with the broker/regulator; defaults to the name
+    algo_id: str | None = None
+
+    @property
+    def algorithm_id(self) -> str:
+        """The algo id every order of this strategy carries: ``algo_id``, else the strategy's name
+        (names are unique too, so a config that sets none still has one id per algorithm)."""
+        return self.algo_id if self.algo_id is not None else self.name
+
+    @field_validator("algo_id")
+    @classmethod
+    def _algo_id_venue_safe(cls, algo_id: str | None) -> str | None:
+        if algo_id is not None and not ALGO_ID.match(algo_id):
+            raise ValueError(f"an algo_id is 1 to 32 letters, digits, '_' or '-', got {algo_id!r}")
+        return algo_id
 
     @field_validator("name")
     @classmethod
@@ -438,7 +456,19 @@ class EngineConfig(_Strict):
             master.setdefault(instrument.venue, set()).add(instrument.symbol)
 
         names: dict[str, int] = {}
+        algo_ids: dict[str, int] = {}
         for index, strategy in enumerate(self.strategies):
+            if strategy.algorithm_id in algo_ids and not (strategy.algo_id is None and strategy.name in names):
+                problems.append(
+                    (
+                        ("strategies", index, "algo_id"),
+                        f"algo_id {strategy.algorithm_id!r} is already the algo id of strategies"
+                        f"[{algo_ids[strategy.algorithm_id]}] (an unset algo_id is the strategy's name); "
+                        "each algorithm needs its own",
+                    )
+                )
+            else:
+                algo_ids[strategy.algorithm_id] = index
             if strategy.name in names:
                 problems.append(
                     (

@@ -244,12 +244,13 @@ class OrderContext:
                 )
         except ArgumentRejection as bad:
             order = Order(
-                str(wire_id), runner.name, runner.venue, str(symbol), _SIDES.get(side, Side.BUY), ZERO, None, ts=now
+                str(wire_id), runner.name, runner.venue, str(symbol), _SIDES.get(side, Side.BUY), ZERO, None, ts=now,
+                algo_id=runner.algo_id,
             )
             return runtime.refuse(runner, order, Rejection(bad.code, bad.reason))
         order = Order(
             wire_id, runner.name, runner.venue, symbol, side_, qty_, price_,
-            order_type=type_, tif=tif_, post_only=bool(post_only), ts=now, mmp=bool(mmp),
+            order_type=type_, tif=tif_, post_only=bool(post_only), ts=now, mmp=bool(mmp), algo_id=runner.algo_id,
         )
         if runner.state != "running":
             return runtime.refuse(

@@ -35,7 +35,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -105,6 +105,16 @@ MIGRATIONS: tuple[str, ...] = (
     """
     INSERT OR IGNORE INTO meta (key, value) VALUES ('client_epoch', '');
     """,
+    # every order carries the registered algorithm id of its strategy (config algo_id, SECP audit
+    # trail); an order journaled before had none, and the strategy's name is what algo_id defaults to.
+    # Order events and fills get the engine's time beside the time they carry (the venue's for what
+    # the venue reported): rows from before have none (NULL)
+    """
+    ALTER TABLE orders ADD COLUMN algo_id TEXT NOT NULL DEFAULT '';
+    UPDATE orders SET algo_id = strategy;
+    ALTER TABLE order_events ADD COLUMN engine_ts INTEGER;
+    ALTER TABLE fills ADD COLUMN engine_ts INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: the schema version from which a journal has a client-id epoch
@@ -152,7 +162,7 @@ def order_from_row(row: sqlite3.Row) -> Order:
     order = Order(
         row["client_id"], row["strategy"], row["venue"], row["symbol"], Side(row["side"]), Decimal(row["qty"]),
         _dec(row["price"]), OrderType(row["order_type"]), TimeInForce(row["tif"]), bool(row["post_only"]),
-        row["created_ns"], bool(row["mmp"]),
+        row["created_ns"], bool(row["mmp"]), row["algo_id"],
     )
     order.restore(
         OrderStatus(row["status"]), Decimal(row["cum_qty"]), Decimal(row["notional"]), row["venue_order_id"],
@@ -178,8 +188,11 @@ class Journal:
         self.db = connection
         self._lock_fd = lock_fd
         self.run_id = 0
-        # queued order rows: (order, status, price, qty, cum_qty, ts, detail) as they were when queued
-        self._pending: list[tuple[Order, OrderStatus, Decimal | None, Decimal, Decimal, int, str]] = []
+        # queued order rows: (order, status, price, qty, cum_qty, ts, detail, engine ts) as they were when queued
+        self._pending: list[tuple[Order, OrderStatus, Decimal | None, Decimal, Decimal, int, str, int]] = []
+        # the engine's clock (set by restore): each event and fill is stamped with the engine's time
+        # as well as the time it carries, for the audit trail; without one, the time it carries
+        self.engine_clock: Callable[[], int] | None = None
         self._reserved: dict[str, int] = {}
         self.last_ns = 0
         # the config's secrets, scrubbed from the strategies' on_save state before it is stored
@@ -314,7 +327,10 @@ class Journal:
     def order(self, order: Order, detail: str = "") -> None:
         """Queue an order's current state (group-committed; see the module docstring)."""
         pending = self._pending
-        pending.append((order, order._status, order._price, order._qty, order._cum_qty, order._updated_ts, detail))
+        clock = self.engine_clock
+        ts = order._updated_ts
+        pending.append((order, order._status, order._price, order._qty, order._cum_qty, ts, detail,
+                        ts if clock is None else clock()))
         if len(pending) >= MAX_PENDING:
             self.commit()
 
@@ -326,9 +342,10 @@ class Journal:
             db.execute("BEGIN")
         cursor = db.execute(
             "INSERT OR IGNORE INTO fills (venue, exec_id, client_id, venue_order_id, strategy, symbol, side, qty, "
-            "price, fee, liquidity, ts, trading_day) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "price, fee, liquidity, ts, trading_day, engine_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (fill.venue, fill.exec_id, fill.client_id, fill.venue_order_id, strategy, fill.symbol, fill.side.value,
-             str(fill.qty), str(fill.price), str(fill.fee), fill.liquidity.value, fill.ts, trading_day.isoformat()),
+             str(fill.qty), str(fill.price), str(fill.fee), fill.liquidity.value, fill.ts, trading_day.isoformat(),
+             fill.ts if self.engine_clock is None else self.engine_clock()),
         )
         if not cursor.rowcount:
             return None
@@ -384,24 +401,25 @@ class Journal:
     def _write_orders(self, pending: list) -> None:
         events = []
         latest: dict[tuple[str, str], Order] = {}
-        for order, status, price, qty, cum_qty, ts, detail in pending:
+        for order, status, price, qty, cum_qty, ts, detail, engine_ts in pending:
             events.append((order._venue, order._client_id, ts, status.value, _text(price), str(qty), str(cum_qty),
-                           detail))
+                           detail, engine_ts))
             latest[(order._venue, order._client_id)] = order
             if ts > self.last_ns:
                 self.last_ns = ts
         run_id = self.run_id
         self.db.executemany(
-            "INSERT INTO order_events (venue, client_id, ts, status, price, qty, cum_qty, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", events,
+            "INSERT INTO order_events (venue, client_id, ts, status, price, qty, cum_qty, detail, engine_ts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", events,
         )
         self.db.executemany(
             "INSERT OR REPLACE INTO orders (venue, client_id, strategy, symbol, side, order_type, tif, price, qty, "
             "cum_qty, notional, status, venue_order_id, post_only, mmp, reject_code, reason, created_ns, updated_ns, "
-            "run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "run_id, algo_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(o._venue, o._client_id, o._strategy, o._symbol, o._side.value, o._type.value, o._tif.value,
               _text(o._price), str(o._qty), str(o._cum_qty), str(o._notional), o._status.value, o._venue_order_id,
-              int(o._post_only), int(o._mmp), o._reject_code, o._reject_reason, o._created_ts, o._updated_ts, run_id)
+              int(o._post_only), int(o._mmp), o._reject_code, o._reject_reason, o._created_ts, o._updated_ts, run_id,
+              o._algo_id)
              for o in latest.values()],
         )
         self.n_order_rows += len(events)

@@ -54,6 +54,13 @@ CATALOG: dict[str, Metric] = {
     "engine_fills": Metric("counter", "Fills applied (duplicates excluded).", ("strategy", "venue")),
     "engine_duplicate_fills": Metric("counter", "Fills dropped because their exec id was already applied.",
                                      ("venue",)),
+    "engine_order_messages": Metric("counter", "Orders, amends and cancels of a strategy that reached the wire, by "
+                                    "kind (order, amend, cancel): the order-to-trade ratio's numerator.",
+                                    ("strategy", "kind")),
+    "engine_order_to_trade_ratio": Metric("gauge", "A strategy's order-to-trade ratio today: (orders + amends + "
+                                          "cancels that reached the wire) / max(fills, 1); with no fill, the "
+                                          "message count. risk.kill_switch.order_to_trade limits it.",
+                                          ("strategy",)),
     "engine_rejects": Metric("counter", "Orders, amends and cancels refused in the process, by reject code.",
                              ("strategy", "code")),
     # latency

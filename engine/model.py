@@ -368,7 +368,7 @@ class Order:
         "_client_id", "_strategy", "_venue", "_symbol", "_side", "_type", "_tif", "_post_only",
         "_qty", "_price", "_status", "_cum_qty", "_notional", "_venue_order_id",
         "_reject_code", "_reject_reason", "_created_ts", "_updated_ts", "_pending_price", "_pending_qty",
-        "_mmp",
+        "_mmp", "_algo_id",
     )
 
     def __init__(
@@ -385,6 +385,7 @@ class Order:
         post_only: bool = False,
         ts: int = 0,
         mmp: bool = False,
+        algo_id: str = "",
     ) -> None:
         self._client_id = client_id
         self._strategy = strategy
@@ -407,6 +408,8 @@ class Order:
         self._pending_price: Decimal | None = None
         self._pending_qty: Decimal | None = None
         self._mmp = mmp
+        # the registered algorithm (config ``algo_id``) that sent it: the journal and audit export carry it
+        self._algo_id = algo_id or strategy
 
     # ---- read-only view for strategies (C-level getters: no Python frame per read) ----------
     client_id = property(_get("_client_id"), doc="Our id for the order; the venue echoes it.")
@@ -418,6 +421,7 @@ class Order:
     tif = property(_get("_tif"))
     post_only = property(_get("_post_only"))
     mmp = property(_get("_mmp"), doc="A quote under market-maker protection (``ctx.submit(..., mmp=True)``).")
+    algo_id = property(_get("_algo_id"), doc="The registered algorithm id (config ``algo_id``) of its strategy.")
     qty = property(_get("_qty"), doc="Total quantity ordered (after any amend).")
     price = property(_get("_price"), doc="Limit price; None for a market order.")
     status = property(_get("_status"))

@@ -37,7 +37,7 @@ from engine.hookspecs import HOOK_NAMES
 from engine.metrics import CATALOG
 from engine.model import Phase
 from engine.rejects import Reject
-from engine.risk.killswitch import TradingState
+from engine.risk.killswitch import TradingState, order_to_trade_ratio
 from engine.timing import HOOK_FLOOR_NS, Log2Histogram
 
 if TYPE_CHECKING:
@@ -125,6 +125,8 @@ def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Me
     final = _counter("engine_orders_final")
     open_orders = _gauge("engine_open_orders")
     fills = _counter("engine_fills")
+    messages = _counter("engine_order_messages")
+    otr = _gauge("engine_order_to_trade_ratio")
     rejects = _counter("engine_rejects")
     hooks = _histogram("engine_hook_duration_seconds")
     mmp = _counter("engine_mmp_triggers")
@@ -142,6 +144,10 @@ def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Me
             final.add_metric([name, venue_name, status], runner.final_status.get(status, 0))
         open_orders.add_metric([name, venue_name], len(runner.open_orders))
         fills.add_metric([name, venue_name], runner.fills)
+        messages.add_metric([name, "order"], runner.orders_submitted)
+        messages.add_metric([name, "amend"], runner.amends_sent)
+        messages.add_metric([name, "cancel"], runner.cancels_sent)
+        otr.add_metric([name], float(order_to_trade_ratio(*runner.day_messages_and_fills())))
         # every code at 0 from the start: increase() over a series that appears with its first
         # count would miss that first reject
         for code in Reject:
@@ -159,8 +165,8 @@ def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Me
             position.add_metric([name, venue_name, symbol], float(held.qty) if held is not None else 0.0)
         realized.add_metric([name], float(runner.realized_pnl))
         unrealized.add_metric([name], float(runtime.unrealized_pnl(runner)))
-    out += [submitted, refused, final, open_orders, fills, rejects, hooks, mmp, strategy_state, hook_errors, overruns,
-            position, realized, unrealized]
+    out += [submitted, refused, final, open_orders, fills, messages, otr, rejects, hooks, mmp, strategy_state,
+            hook_errors, overruns, position, realized, unrealized]
 
     headroom = _gauge("engine_rate_limit_headroom")
     refusals = _counter("engine_rate_limit_refusals")

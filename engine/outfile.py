@@ -82,10 +82,11 @@ def check_output_path(path: Path | str | None, option: str) -> None:
         raise StartupError(f"{option} {exc}") from None
 
 
-def write_atomic(path: Path | str, text: str) -> Path:
-    """Write ``text`` to ``path`` (see :func:`output_target`) through a temporary file renamed
-    over the target, so a crash mid-write never leaves half a file. A file replaced keeps its
-    permission bits; a new one gets the usual 0666 minus umask. Returns the file written."""
+def write_atomic(path: Path | str, text: str | bytes, new_mode: int = 0o666) -> Path:
+    """Write ``text`` (or bytes) to ``path`` (see :func:`output_target`) through a temporary file
+    renamed over the target, so a crash mid-write never leaves half a file. A file replaced keeps
+    its permission bits; a new one gets ``new_mode`` (default 0666) minus umask. Returns the file
+    written."""
     target = output_target(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -94,9 +95,9 @@ def write_atomic(path: Path | str, text: str) -> Path:
         keep_mode = None
     # O_EXCL: never through a link or over another file that happens to have this name
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, new_mode)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8") as handle:
             if keep_mode is not None:
                 os.fchmod(handle.fileno(), keep_mode)
             handle.write(text)

@@ -65,6 +65,7 @@ def restore(runtime: Runtime, journal: Journal, today: dt.date) -> Restored:
     """Rebuild the runtime's state from ``journal`` for a run on trading day ``today``."""
     restored = Restored()
     runtime.journal = journal
+    journal.engine_clock = runtime.clock.now_ns
     snapshot = journal.last_snapshot()
     last_seq = 0
     day: dt.date | None = None
@@ -162,13 +163,13 @@ def earlier_journal(runtime: Runtime, client_id: str) -> str | None:
     return strategy_of_other_epoch(client_id, runtime.client_epoch, runtime.runners)
 
 
-def _order_from_venue(seen: VenueOrder, strategy: str, now: int, cum_qty: Decimal = Decimal(0),
+def _order_from_venue(seen: VenueOrder, runner: StrategyRunner, now: int, cum_qty: Decimal = Decimal(0),
                       notional: Decimal = Decimal(0)) -> Order:
     """An engine order for one the venue works under our client id but the journal never saw
     (``cum_qty``/``notional``: its fills the engine applied before)."""
     order = Order(
-        seen.client_id, strategy, seen.venue, seen.symbol, seen.side, seen.qty, seen.price,
-        OrderType.LIMIT if seen.price is not None else OrderType.MARKET, ts=now,
+        seen.client_id, runner.name, seen.venue, seen.symbol, seen.side, seen.qty, seen.price,
+        OrderType.LIMIT if seen.price is not None else OrderType.MARKET, ts=now, algo_id=runner.algo_id,
     )
     if seen.status in TERMINAL_STATUSES and cum_qty == seen.cum_qty:
         status = seen.status  # finished, and every fill of it applied: nothing left to learn
@@ -294,7 +295,7 @@ def reconcile_venue(runtime: Runtime, venue: _Venue, answer: VenueAnswer, unknow
         seen = answer.listed.get(client_id) or answer.looked_up.get(client_id)
         if runner is None or seen is None:
             continue
-        order = _order_from_venue(seen, runner.name, now, *answer.applied_before(client_id))
+        order = _order_from_venue(seen, runner, now, *answer.applied_before(client_id))
         venue.orders[client_id] = order
         if order.is_terminal:  # filled before the crash; only its journal row was lost
             runtime._order_changed(venue, order)

@@ -64,6 +64,7 @@ from engine.risk.killswitch import (
     StrategyLossLimit,
     TradingState,
     Transition,
+    order_to_trade_ratio,
 )
 from engine.risk.mmp import MmpCheck, MmpConfig, MmpState
 from engine.risk.psx import cancel_refusal, psx_checks
@@ -109,11 +110,15 @@ class StrategyRunner:
         "mmp", "mmp_triggers", "rate", "limits", "loss_limit", "pnl_day_start",
         "hook_errors", "hook_overruns", "stop_code", "client_reserved", "refused_in_row",
         "hook_stats", "book_stats", "trade_stats",
-        "hook_errors_by", "rejects_by_code", "final_status", "dispatch_base",
+        "hook_errors_by", "rejects_by_code", "final_status", "dispatch_base", "algo_id",
+        "amends_sent", "cancels_sent", "otr_day_base",
     )
 
-    def __init__(self, name: str, venue: str, instruments: Iterable[Instrument], loaded: Any) -> None:
+    def __init__(
+        self, name: str, venue: str, instruments: Iterable[Instrument], loaded: Any, algo_id: str = ""
+    ) -> None:
         self.name = name
+        self.algo_id = algo_id or name  # config algo_id (SECP: a registered id per algorithm)
         self.venue = venue
         self.instruments: dict[str, Instrument] = {i.symbol: i for i in instruments}
         self.symbols = tuple(self.instruments)
@@ -134,6 +139,11 @@ class StrategyRunner:
         self.orders_submitted = 0  # handed to the venue adapter: what reached the wire
         self.orders_refused = 0  # refused by the engine (gate, session, budget): never sent
         self.fills = 0
+        # order-to-trade ratio: amends and cancels that reached the wire, and (orders + amends +
+        # cancels, fills) at the start of the trading day: the day's figures are the difference
+        self.amends_sent = 0
+        self.cancels_sent = 0
+        self.otr_day_base = (0, 0)
         self.client_seq = 0
         self.client_reserved = 0  # client ids up to here are reserved in the journal
         self.refused_in_row = 0  # orders refused locally since the last one sent (each used a client id)
@@ -164,6 +174,17 @@ class StrategyRunner:
     @property
     def rejects(self) -> int:
         return sum(self.rejects_by_code.values())
+
+    @property
+    def messages_sent(self) -> int:
+        """Orders, amends and cancels of this strategy that reached the wire (the order-to-trade
+        ratio's numerator; local refusals never left the process)."""
+        return self.orders_submitted + self.amends_sent + self.cancels_sent
+
+    def day_messages_and_fills(self) -> tuple[int, int]:
+        """Messages sent and fills since the start of the trading day."""
+        messages, fills = self.otr_day_base
+        return self.messages_sent - messages, self.fills - fills
 
     @property
     def slowest_hook_ns(self) -> int:
@@ -294,6 +315,7 @@ class Runtime:
         self.kill_switch = KillSwitch(kill_switch if kill_switch is not None else KillSwitchConfig(), clock)
         self.kill_switch.on_change.append(self._on_trading_state)
         ks = self.kill_switch.config
+        self.watches_order_to_trade = ks.order_to_trade is not None
         # True when some rule reads PnL (a strategy loss limit, the daily loss or drawdown trigger);
         # without one no PnL is computed per fill or per second
         self.watches_losses = ks.daily_loss_limit is not None or ks.max_drawdown is not None
@@ -1006,6 +1028,8 @@ class Runtime:
         runner.open_orders[order.client_id] = order
         self._order_changed(venue, order)
         self.kill_switch.on_order(order._created_ts)
+        if self.watches_order_to_trade:
+            self._check_order_to_trade(runner)
         if self._event_ns:
             venue.tick_to_order.record(perf_counter_ns() - self._event_ns)
         venue.adapter.submit(order)
@@ -1048,6 +1072,9 @@ class Runtime:
         if self.journal is not None:
             self.journal.order(order)
         venue.adapter.cancel(order)
+        runner.cancels_sent += 1
+        if self.watches_order_to_trade:
+            self._check_order_to_trade(runner)
         return True
 
     def _retry_cancel_later(self, runner: StrategyRunner, order: Order, venue: _Venue) -> None:
@@ -1116,7 +1143,15 @@ class Runtime:
         if self._event_ns:
             venue.tick_to_order.record(perf_counter_ns() - self._event_ns)
         adapter.amend(order, price, qty)
+        runner.amends_sent += 1
+        if self.watches_order_to_trade:
+            self._check_order_to_trade(runner)
         return True
+
+    def _check_order_to_trade(self, runner: StrategyRunner) -> None:
+        """After a message went out: the day's order-to-trade ratio against the kill switch's limit."""
+        messages, fills = runner.day_messages_and_fills()
+        self.kill_switch.on_order_to_trade(runner.name, messages, fills)
 
     # ---- session ---------------------------------------------------------------------------------
     def on_session_change(self, old: SessionState, new: SessionState) -> None:
@@ -1179,6 +1214,7 @@ class Runtime:
                 entry.band_halt = None
         for runner in self.runners.values():
             runner.pnl_day_start = self.strategy_pnl(runner)
+            runner.otr_day_base = (runner.messages_sent, runner.fills)
         self.pnl_day_start = sum((self.strategy_pnl(r) for r in self.runners.values()), ZERO)
         if self.kill_switch.reset_day() is not None:
             self.journal_kill_switch()
@@ -1561,6 +1597,11 @@ class Runtime:
             "orders": runner.orders_submitted,
             "refused": runner.orders_refused,
             "fills": runner.fills,
+            "amends": runner.amends_sent,
+            "cancels": runner.cancels_sent,
+            # (orders + amends + cancels that reached the wire) per fill over the run; no fill: the count
+            "order_to_trade": str(order_to_trade_ratio(runner.messages_sent, runner.fills)),
+            "algo_id": runner.algo_id,
             "rejects": runner.rejects,
             "position": {s: str(p.qty) for s, p in sorted(runner.positions.items())},
             "realized_pnl": str(runner.realized_pnl),

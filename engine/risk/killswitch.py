@@ -38,7 +38,7 @@ class TradingState(StrEnum):
 _RANK = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 
 #: trigger sources that belong to one trading day and are undone by ``reset_day``
-DAILY_SOURCES = frozenset({"daily_loss", "drawdown"})
+DAILY_SOURCES = frozenset({"daily_loss", "drawdown", "order_to_trade"})
 
 
 class RejectRateConfig(BaseModel):
@@ -48,6 +48,26 @@ class RejectRateConfig(BaseModel):
 
     max_rejects: int = Field(gt=0)
     window_s: Decimal = Field(gt=0)
+    action: Literal["reducing", "halted"] = "halted"
+
+
+class OrderToTradeConfig(BaseModel):
+    """Order-to-trade ratio limit (SECP), per strategy over its trading day.
+
+    A strategy's messages are its orders that reached the wire plus its amends and cancels that
+    reached the wire (local refusals never left the process and are not counted); its ratio is
+    ``messages / max(fills, 1)`` (fills: fill events, a partial fill counts once). With no fill
+    the ratio is the message count, so ``min_orders`` keeps a quiet start from tripping: the limit
+    is looked at once a strategy has sent ``min_orders`` messages that day, and trips when the
+    ratio is above ``max_ratio``. The action is the account's (the kill switch's states); it
+    belongs to the day, like the loss triggers, and lifts at the next trading day.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_ratio: Decimal = Field(gt=0, description="Messages per fill above which the action is taken.")
+    min_orders: int = Field(100, gt=0, description="Messages of a strategy in the day before the ratio counts.")
+    window: Literal["day"] = "day"
     action: Literal["reducing", "halted"] = "halted"
 
 
@@ -63,6 +83,7 @@ class KillSwitchConfig(BaseModel):
         None, gt=0, lt=1, description="Go REDUCING at this fraction of daily_loss_limit (e.g. 0.8)."
     )
     reject_rate: RejectRateConfig | None = None
+    order_to_trade: OrderToTradeConfig | None = None
 
 
 class Transition(NamedTuple):
@@ -208,6 +229,24 @@ class KillSwitch:
         self.history.append(transition)
         return transition
 
+    # --- order-to-trade ratio ----------------------------------------------------------------
+
+    def on_order_to_trade(self, strategy: str, messages: int, fills: int) -> Transition | None:
+        """A strategy sent a message: its day's ``messages`` and ``fills`` (see
+        :class:`OrderToTradeConfig`); takes the configured action when the ratio is over the limit."""
+        otr = self.config.order_to_trade
+        if otr is None or messages < otr.min_orders:
+            return None
+        action = TradingState(otr.action)
+        if action.rank <= self.state.rank or messages <= otr.max_ratio * max(fills, 1):
+            return None
+        ratio = order_to_trade_ratio(messages, fills)
+        reason = (
+            f"strategy {strategy!r}: order-to-trade ratio {ratio} ({messages} orders, amends and cancels, "
+            f"{fills} fills today) is above the limit {otr.max_ratio}"
+        )
+        return self._escalate(action, reason, "order_to_trade")
+
     # --- reject-rate breaker -------------------------------------------------------------------
 
     def _prune(self, window: deque[int], now: int) -> None:
@@ -239,6 +278,11 @@ class KillSwitch:
             f" ({len(self._orders)} orders sent)"
         )
         return self._escalate(TradingState(rr.action), reason, "reject_rate")
+
+
+def order_to_trade_ratio(messages: int, fills: int) -> Decimal:
+    """Messages per fill to two places; with no fill, the message count (as if one fill)."""
+    return (Decimal(messages) / max(fills, 1)).quantize(Decimal("0.01"))
 
 
 _ACTIVE = TradingState.ACTIVE  # a global read: cheaper than the enum lookup per order
