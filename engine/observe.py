@@ -215,6 +215,9 @@ class Observer(Collector):
         down = [f"{v.name} is {v.status}" for v in self.runtime.venues.values() if v.status != "connected"]
         if down:
             return False, "venue " + ", ".join(down)
+        kill_switch = self.runtime.kill_switch
+        if kill_switch.halted:  # alive, but it will not trade: a load balancer or operator should know
+            return False, f"kill switch halted: {kill_switch.reason}"
         if not self.session_known:
             return False, "session phase not known yet"
         return True, f"ready: session {self.runtime.session.phase.value}"
