@@ -115,6 +115,8 @@ class Engine:
             max_hook_failures=containment.max_hook_failures,
             hook_budget_ms=containment.hook_budget_ms,
             max_hook_overruns=containment.max_hook_overruns,
+            refusals_per_s=containment.refusals_per_s,
+            repeat_refusals=containment.repeat_refusals,
         )
         # one policy for orders under our client ids the engine has no record of: restart and reconnect
         self.runtime.unknown_orders = cfg.journal.on_restart.unknown_orders
@@ -590,6 +592,7 @@ class Engine:
         pause between two looks at the orders)."""
         rt = self.runtime
         rt.stop_risk_timer()
+        rt.flush_logs()
         rt.save_strategy_states()
         for runner in rt.runners.values():
             rt.stop_strategy(runner, cancel=False)
