@@ -1,0 +1,131 @@
+"""Reject storms (issue 18): a strategy that keeps sending what the gate refuses is slowed, then
+stopped, and the log stays readable.
+
+Before: the README's market maker on an account with no holdings sent 69,067 refused sells (4002)
+in one simulated day and wrote a log line for each; the shipped market maker after ``engine halt``
+sent thousands of 7013 refusals in 20 simulated minutes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import anyio
+import yaml
+from conftest import REPO
+
+from engine.app import Engine
+from engine.config import load_config
+from engine.risk.killswitch import TradingState
+
+# The README's strategy example as it stood when issue 18 was filed (the first code block under
+# "Writing a strategy", copied verbatim): it sells whenever its position reaches ``size``, but a
+# position bought today is not sellable under T+2, so every book event resubmitted a refused sell.
+README_MM_BEFORE_ISSUE_18 = """\
+from engine import hookimpl
+
+PARAMS = {"size": 100, "half_spread_ticks": 3}   # defaults; config.yaml may override by name
+
+quotes = {}                                      # module state is per configured instance
+
+@hookimpl
+def on_start(ctx):
+    for order in ctx.open_orders():              # after a restart: the quotes the venue still works
+        quotes[(order.symbol, order.side)] = order
+
+@hookimpl
+def on_book(ctx, book):
+    if ctx.session != "open" or book.mid is None:
+        return
+    inst = ctx.instrument(book.symbol)
+    offset = ctx.params.half_spread_ticks * inst.tick_size
+    for side, price in (("buy", book.mid - offset), ("sell", book.mid + offset)):
+        price = inst.round_to_tick(price, side)
+        if side == "sell" and ctx.position(book.symbol) < ctx.params.size:
+            continue                             # PSX: no short selling
+        order = quotes.get((book.symbol, side))
+        if order is None or not order.is_open:
+            quotes[(book.symbol, side)] = ctx.submit(book.symbol, side, ctx.params.size, price)
+        elif order.status == "new" and order.price != price:
+            ctx.amend(order, price=price)
+
+@hookimpl
+def on_session_change(ctx, old, new):
+    if new != "open":
+        ctx.cancel_all()
+"""
+
+NS_PER_MIN = 60 * 1_000_000_000
+
+
+def shipped_config(folder: Path, **changes: Any) -> dict[str, Any]:
+    """The shipped config.yaml as a mapping, without a journal (each test starts a fresh account)."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["journal"] = {"enabled": False}
+    for strategy in config["strategies"]:
+        strategy["file"] = str(REPO / strategy["file"])
+    config.update(changes)
+    return config
+
+
+def engine_for(folder: Path, config: dict[str, Any]) -> Engine:
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return Engine(load_config(path))
+
+
+def engine_lines(records: list[logging.LogRecord]) -> list[str]:
+    """What the engine itself wrote at WARNING and above (refusals, pauses, failures)."""
+    return [r.getMessage() for r in records if r.name == "engine" and r.levelno >= logging.WARNING]
+
+
+def test_the_readme_strategy_without_holdings_is_slowed_then_stopped_in_a_handful_of_lines(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    (tmp_path / "readme_mm.py").write_text(README_MM_BEFORE_ISSUE_18)
+    config = shipped_config(tmp_path)
+    config["venues"]["paper"]["account"]["holdings"] = {}
+    config["strategies"] = [
+        {"name": "readme", "file": "readme_mm.py", "venue": "paper", "instruments": ["MEBL", "OGDC", "KEL"]}
+    ]
+    result = anyio.run(engine_for(tmp_path, config).run)
+    report = result.report
+    strategy = report["strategies"]["readme"]
+    refused = report["orders"]["refused"]
+    # shipped rule: 20 of the same refusal within 60 s pause it (300 s or the next phase), the 4th
+    # trip in a day fails it: about 4 x 20 refusals instead of 69,067
+    assert 20 <= refused <= 200, report["rejects_by_code"]
+    assert strategy["state"] == "failed" and strategy["pauses"] == 3
+    assert "refused 20 times within 60 s after 3 pauses today" in strategy["failure"]
+    assert "repeat_refusals" in strategy["pause_reason"] and "paused for 300 s" in strategy["pause_reason"]
+    lines = engine_lines(caplog.records)
+    assert len(lines) <= 20, lines  # 69,067 lines before: one per refusal
+    assert sum("paused for 300 s" in line for line in lines) >= 3
+    counted = [line for line in lines if "sell order refused" in line and "more times in the last" in line]
+    assert counted, lines  # the refusals between two lines are told as a count
+
+
+def test_the_shipped_market_maker_after_a_halt_does_not_storm(tmp_path, caplog):
+    """``engine halt`` refuses every order (7013); the market maker resubmits its quotes on every
+    book. Its refusals spend its budget and the repeat rule pauses it: bounded, like any storm."""
+    caplog.set_level(logging.INFO)
+    config = shipped_config(tmp_path)
+    config["strategies"] = [s for s in config["strategies"] if s["name"] == "mm"]
+    engine = engine_for(tmp_path, config)
+    pre_open, _ = engine.schedule.day_window(engine.days[0])
+    halt_at = pre_open + 30 * NS_PER_MIN  # 09:45, a quarter of an hour into continuous trading
+    engine.clock.call_at(halt_at, lambda: engine.runtime.manual_trigger(TradingState.HALTED, "engine halt"))
+    engine.clock.call_at(halt_at + 20 * NS_PER_MIN, lambda: engine.request_stop("test: 20 minutes after the halt"))
+    report = anyio.run(engine.run).report
+    halted = report["rejects_by_code"].get("7013", 0)
+    assert report["kill_switch"]["state"] == "halted"
+    # 7,431 refusals in these 20 minutes before; now at most 20 of each (code, symbol, side) per
+    # pause cycle: 3 symbols x 2 sides, three pauses, then the strategy fails
+    assert 0 < halted <= 500, report["rejects_by_code"]
+    assert report["orders"]["refused"] <= 520, report["rejects_by_code"]
+    mm = report["strategies"]["mm"]
+    assert mm["state"] == "failed" and mm["pauses"] == 3, mm
+    assert "7013" in mm["pause_reason"] and "7013" in mm["failure"]
+    lines = engine_lines(caplog.records)
+    assert len(lines) <= 60, lines  # a line per refusal before
