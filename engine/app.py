@@ -661,6 +661,10 @@ class Engine:
                 "cancelled": final.get("cancelled", 0),
                 "rejected": final.get("rejected", 0),
                 "expired": final.get("expired", 0),
+                # refusals of a change to an order (it stays as it was): not orders, counted apart;
+                # rejects_by_code counts all three: rejected orders, refused amends, refused cancels
+                "amends_refused": sum(r.amends_refused for r in rt.runners.values()),
+                "cancels_refused": sum(r.cancels_refused for r in rt.runners.values()),
                 "open_at_exit": rt.open_order_count(),
                 "left_working": self.left_working,
             },
@@ -717,13 +721,16 @@ def summary_table(report: dict[str, Any]) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     o = report["orders"]
+    by_code = report["rejects_by_code"]
     lines.append("")
+    # "rejects" (the table, rejects_by_code) = rejected orders + refused amends + refused cancels
     lines.append(
         f"sessions: {' -> '.join(report['sessions'])}\n"
         f"events: {report['events']['book']} book, {report['events']['trade']} trade; orders: {o['submitted']} "
         f"submitted, {o['filled']} filled, {o['cancelled']} cancelled, {o['rejected']} rejected "
-        f"({o.get('refused', 0)} of them by the engine, never sent), {o['expired']} expired; rejects by code: "
-        f"{report['rejects_by_code'] or 'none'}"
+        f"({o.get('refused', 0)} of them by the engine, never sent), {o['expired']} expired; refused by the "
+        f"engine: {o.get('amends_refused', 0)} amends, {o.get('cancels_refused', 0)} cancels; "
+        f"rejects by code ({sum(by_code.values())}: orders, amends and cancels): {by_code or 'none'}"
     )
     return "\n".join(lines)
 
