@@ -48,7 +48,7 @@ log = logging.getLogger("engine.metrics")
 __all__ = ["MetricsServer", "Observer", "families_of"]
 
 VENUE_STATES = ("connected", "disconnected", "reconciling", "stale")
-STRATEGY_STATES = ("running", "stopped", "failed")
+STRATEGY_STATES = ("running", "paused", "stopped", "failed")
 FINAL_STATUSES = ("filled", "cancelled", "rejected", "expired")
 
 
