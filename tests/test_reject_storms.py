@@ -14,7 +14,8 @@ from typing import Any
 
 import anyio
 import yaml
-from conftest import REPO
+from conftest import REPO, open_session, settle
+from test_guard_codes import build
 
 from engine.app import Engine
 from engine.config import load_config
@@ -155,3 +156,53 @@ def test_the_readme_and_shipped_strategies_sell_only_what_is_sellable(tmp_path):
     by_code = report["rejects_by_code"]
     assert "4002" not in by_code and "2005" not in by_code, by_code
     assert report["orders"]["refused"] == 0, report["rejects_by_code"]
+
+
+IDLE = "from engine import hookimpl\n\n@hookimpl\ndef on_start(ctx):\n    pass\n"
+
+
+def test_refusals_spend_the_order_budget_and_an_empty_budget_refuses_before_any_rule(tmp_path):
+    """orders_per_s: 2. Two refused orders (7001) spend both tokens; the third is refused 3001 at
+    once, before the tick rule; a second later the budget has room and the rules run again. An
+    accepted order in between is untouched by any of it."""
+    engine = build(tmp_path, {"s": IDLE}, per_strategy={"s": {"rate_limit": {"orders_per_s": 2}}})
+    open_session(engine)
+    ctx = engine.runtime.runners["s"].ctx
+    codes = [ctx.submit("MEBL", "buy", 1, "187.001").reject_code for _ in range(3)]
+    assert codes == [7001, 7001, 3001]
+    third = engine.runtime.runners["s"].open_orders  # nothing went out
+    assert not third
+    settle(engine, 1.0)
+    assert ctx.submit("MEBL", "buy", 1, "187.001").reject_code == 7001  # the rules run again
+    accepted = ctx.submit("MEBL", "buy", 1, "187.00")
+    assert accepted.reject_code is None and accepted.status == "pending_new"
+
+
+def test_a_strategy_without_a_rate_limit_spends_the_refusals_budget(tmp_path):
+    """No rate_limit: refusals spend risk.containment.refusals_per_s (here 3), accepted orders never do."""
+    engine = build(tmp_path, {"s": IDLE}, risk={"containment": {"refusals_per_s": 3}})
+    open_session(engine)
+    ctx = engine.runtime.runners["s"].ctx
+    for _ in range(10):  # accepted orders: no budget of their own
+        assert ctx.submit("MEBL", "buy", 1, "187.00").reject_code is None
+    refusals = [ctx.submit("MEBL", "buy", 1, "187.001") for _ in range(5)]
+    assert [o.reject_code for o in refusals] == [7001, 7001, 7001, 3001, 3001]
+    assert "strategy 's' refusals 3/1s exhausted" in refusals[-1].reject_reason
+    assert "no other check ran" in refusals[-1].reject_reason
+
+
+def test_refusals_are_logged_once_then_counted_per_minute_of_engine_time(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    engine = build(tmp_path, {"s": IDLE}, risk={"containment": {"repeat_refusals": None}})
+    open_session(engine)
+    ctx = engine.runtime.runners["s"].ctx
+    for _ in range(130):  # 130 s: one refused order a second
+        ctx.submit("MEBL", "sell", 1, "187.00")
+        settle(engine, 1.0)
+    engine.runtime.flush_logs()
+    lines = [r.getMessage() for r in caplog.records if r.name == "engine" and "MEBL" in r.getMessage()]
+    assert len(lines) == 4, lines  # the first in full, one a minute, the rest at the flush
+    assert lines[0].startswith("reject s") and "2005" in lines[0]
+    assert lines[1].startswith("s: 2005 MEBL sell order refused 60 more times in the last 60 s; latest: ")
+    assert lines[2].startswith("s: 2005 MEBL sell order refused 60 more times in the last 60 s")
+    assert lines[3].startswith("s: 2005 MEBL sell order refused 9 more times in the last 10 s")
