@@ -277,8 +277,8 @@ class ContainmentConfig(_Strict):
     hook_budget_ms: Decimal = Field(default=Decimal(50), gt=0)
     max_hook_overruns: int = Field(default=3, ge=1)
     # reject storms (engine/risk/storm.py): a refusal spends from the strategy's order budget, or
-    # from this many per second where the strategy has no rate_limit.orders_per_s
-    refusals_per_s: int = Field(default=10, ge=1)
+    # from this many per second where the strategy has no rate_limit.orders_per_s (null: nothing)
+    refusals_per_s: int | None = Field(default=10, ge=1)
     # the same refusal repeated: pause or fail the strategy; null turns the rule off
     repeat_refusals: RepeatRefusalsConfig | None = Field(default_factory=RepeatRefusalsConfig)
 
