@@ -26,7 +26,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from decimal import Decimal
 from time import perf_counter_ns
-from typing import Any
+from typing import Any, NamedTuple
 
 from adapters.base import Adapter
 from engine.clientids import format_client_id
@@ -103,6 +103,18 @@ RECONCILE_RETRY_MAX_S = 30
 REFUSAL_LOG_INTERVAL_S = 60.0
 #: the shipped repeat-refusal rule (risk.containment.repeat_refusals), on unless a config turns it off
 DEFAULT_REPEAT_REFUSALS = RepeatRefusalsConfig()
+
+
+class Containment(NamedTuple):
+    """The repeat-refusal rule tripped: fail the strategy or pause it; ``why`` is the sentence the
+    refused order's reason and the log carry, ``what`` the refusal that repeated."""
+
+    fails: bool
+    why: str
+    what: str
+
+
+_RULE = "risk.containment.repeat_refusals"
 
 
 class StrategyRunner:
@@ -996,8 +1008,8 @@ class Runtime:
         code = int(rejection.code)
         reason = rejection.reason
         contained = self._refusal_spends(runner, code, order._symbol, order._side)
-        if contained:
-            reason = f"{reason}; {contained}"
+        if contained is not None:
+            reason = f"{reason}; {contained.why}"
         self.orders_refused += 1
         runner.orders_refused += 1
         order.reject(code, reason, self.clock.now_ns())
@@ -1010,7 +1022,7 @@ class Runtime:
                                 "reject %-12s %s %s: %s %s", runner.name, order.symbol, order.client_id, code, reason)
         if runner.on_order_update is not None:
             self._deferred.append((runner, order))
-        if contained:
+        if contained is not None:
             self._contain(runner, order, contained)
         return order
 
@@ -1020,15 +1032,15 @@ class Runtime:
         reason = rejection.reason
         symbol = getattr(order, "symbol", "?")
         side = getattr(order, "side", None)
-        contained = self._refusal_spends(runner, code, symbol, side) if isinstance(side, Side) else ""
-        if contained:
-            reason = f"{reason}; {contained}"
+        contained = self._refusal_spends(runner, code, symbol, side) if isinstance(side, Side) else None
+        if contained is not None:
+            reason = f"{reason}; {contained.why}"
         runner.amends_refused += 1
         self._count_reject(runner, code)
         self.refusal_log.record(("amend", runner.name, code, symbol, getattr(side, "value", "?")), reason,
                                 "amend refused %-12s %s: %s %s", runner.name, getattr(order, "client_id", order),
                                 code, reason)
-        if contained:
+        if contained is not None:
             self._contain(runner, None, contained)
 
     def refuse_cancel(self, runner: StrategyRunner, order: Order, rejection: Rejection) -> None:
@@ -1039,41 +1051,41 @@ class Runtime:
                                 "cancel refused %-12s %s: %s %s", runner.name, order.client_id, code,
                                 rejection.reason)
 
-    def _refusal_spends(self, runner: StrategyRunner, code: int, symbol: str, side: Side) -> str:
+    def _refusal_spends(self, runner: StrategyRunner, code: int, symbol: str, side: Side) -> Containment | None:
         """A local refusal of an order or amend spends one token of the strategy's refusal budget
         (so its next submit is refused 3001 at once while the budget is empty) and counts towards
-        the repeat-refusal rule. Returns the sentence naming the pause (or failure) when this
-        refusal trips the rule, else "". Refusals of a strategy that is not running count nothing."""
+        the repeat-refusal rule. Returns the pause (or failure) when this refusal trips the rule,
+        else None. Refusals of a strategy that is not running count nothing."""
         if runner.state != "running":
-            return ""
+            return None
         rate = runner.rate
         if rate is not None and rate.refusal_bucket is not None:
             rate.spend_refusal()
             runner.throttled = True
         repeats = runner.repeats
         if repeats is None or not repeats.record(code, symbol, side, self.clock.now_ns()):
-            return ""
+            return None
         cfg = repeats.config
         what = f"{code} {symbol} {side.value} refused {cfg.max} times within {cfg.window_s} s"
-        fails = cfg.action == "fail" or (
-            cfg.fail_after_pauses is not None and runner.pauses_today >= cfg.fail_after_pauses
-        )
-        if fails:
-            paused_before = f" after {runner.pauses_today} pauses today" if cfg.action == "pause" else ""
-            return f"strategy {runner.name!r} failed: {what}{paused_before} (risk.containment.repeat_refusals)"
+        if cfg.action == "fail":
+            return Containment(True, f"strategy {runner.name!r} failed: {what} ({_RULE})", what)
+        if cfg.fail_after_pauses is not None and runner.pauses_today >= cfg.fail_after_pauses:
+            what += f" after {runner.pauses_today} pauses today"
+            return Containment(True, f"strategy {runner.name!r} failed: {what} ({_RULE})", what)
         until = f"for {cfg.pause_s} s or until the next session phase" if cfg.pause_s is not None \
             else "until the next session phase"
-        return f"strategy {runner.name!r} paused {until}: {what} (risk.containment.repeat_refusals)"
+        return Containment(False, f"strategy {runner.name!r} paused {until}: {what} ({_RULE})", what)
 
-    def _contain(self, runner: StrategyRunner, order: Order | None, why: str) -> None:
+    def _contain(self, runner: StrategyRunner, order: Order | None, contained: Containment) -> None:
         """Pause or fail a strategy the repeat-refusal rule tripped on. ``order`` (the refusal that
         tripped it) is still told to its on_order_update, so the strategy reads why in its reason."""
         runner.pause_told = order
-        if " failed: " in why:
+        if contained.fails:
             runner.stop_code = int(Reject.STRATEGY_NOT_RUNNING)
-            self.strategy_failed(runner, "order flow", why)
+            self.strategy_failed(runner, "order flow", f"{contained.what} ({_RULE})")
             return
         cfg = self.repeat_refusals
+        why = contained.why
         runner.state = "paused"
         runner.failure = why
         runner.pause_reason = why
