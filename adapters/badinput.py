@@ -16,6 +16,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from engine.countedlog import CountedLog
+
 # Frame or body level: nothing in it could be used.
 NOT_JSON = "not_json"              # not text, not UTF-8, or not JSON at all
 TOO_DEEP = "too_deep"              # nesting past the codec's depth bound
@@ -54,21 +56,21 @@ class BadInput:
     """Per-kind counters and a rate-limited log for one adapter's bad input.
 
     ``record`` is cheap (a dict update and a clock read) so a flood costs little more than the
-    decode that failed. ``where`` names the adapter and venue in every line.
+    decode that failed. ``where`` names the adapter and venue in every line. The "first line, then
+    a count per interval" part is :class:`engine.countedlog.CountedLog`, shared with the runtime's
+    refused orders.
     """
 
-    __slots__ = ("counts", "_log", "_where", "_interval", "_now", "_pending", "_last_logged", "_latest")
+    __slots__ = ("counts", "_where", "_lines")
 
     def __init__(self, logger: logging.Logger, where: str, interval_s: float = 60.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.counts: dict[str, int] = {}
-        self._log = logger
         self._where = where
-        self._interval = interval_s
-        self._now = monotonic
-        self._pending: dict[str, int] = {}       # recorded since the kind's last log line
-        self._last_logged: dict[str, float] = {}
-        self._latest: dict[str, str] = {}
+        self._lines = CountedLog(logger, interval_s, monotonic, self._subject)
+
+    def _subject(self, kind: object) -> str:
+        return f"{self._where}: dropped bad input ({kind})"
 
     @property
     def total(self) -> int:
@@ -78,33 +80,12 @@ class BadInput:
         """Count one bad input of ``kind``; log it now if it is the first of its kind or the
         interval since that kind's last line has passed, else only count it."""
         self.counts[kind] = self.counts.get(kind, 0) + 1
-        now = self._now()
-        last = self._last_logged.get(kind)
         detail = f"{reason}; sample: {sample}" if sample else reason
-        if last is None:
-            self._last_logged[kind] = now
-            self._log.warning("%s: dropped bad input (%s): %s", self._where, kind, detail)
-            return
-        self._pending[kind] = self._pending.get(kind, 0) + 1
-        self._latest[kind] = detail
-        if now - last >= self._interval:
-            self._emit(kind, now)
+        self._lines.record(kind, detail, "%s: dropped bad input (%s): %s", self._where, kind, detail)
 
     def flush(self) -> None:
         """Log what was counted but not yet told (at close, so no count is left unsaid)."""
-        now = self._now()
-        for kind in list(self._pending):
-            self._emit(kind, now)
-
-    def _emit(self, kind: str, now: float) -> None:
-        more = self._pending.pop(kind, 0)
-        latest = self._latest.pop(kind, "")
-        if not more:
-            return
-        since = now - self._last_logged.get(kind, now)
-        self._last_logged[kind] = now
-        self._log.warning("%s: dropped bad input (%s) %s more time%s in the last %.0f s; latest: %s",
-                          self._where, kind, f"{more:,}", "" if more == 1 else "s", since, latest)
+        self._lines.flush()
 
 
 def kind_of(exc: BaseException) -> str:

@@ -115,6 +115,8 @@ class Engine:
             max_hook_failures=containment.max_hook_failures,
             hook_budget_ms=containment.hook_budget_ms,
             max_hook_overruns=containment.max_hook_overruns,
+            refusals_per_s=containment.refusals_per_s,
+            repeat_refusals=containment.repeat_refusals,
         )
         # one policy for orders under our client ids the engine has no record of: restart and reconnect
         self.runtime.unknown_orders = cfg.journal.on_restart.unknown_orders
@@ -621,6 +623,7 @@ class Engine:
         pause between two looks at the orders)."""
         rt = self.runtime
         rt.stop_risk_timer()
+        rt.flush_logs()
         rt.save_strategy_states()
         for runner in rt.runners.values():
             rt.stop_strategy(runner, cancel=False)
@@ -689,6 +692,10 @@ class Engine:
                 "cancelled": final.get("cancelled", 0),
                 "rejected": final.get("rejected", 0),
                 "expired": final.get("expired", 0),
+                # refusals of a change to an order (it stays as it was): not orders, counted apart;
+                # rejects_by_code counts all three: rejected orders, refused amends, refused cancels
+                "amends_refused": sum(r.amends_refused for r in rt.runners.values()),
+                "cancels_refused": sum(r.cancels_refused for r in rt.runners.values()),
                 "open_at_exit": rt.open_order_count(),
                 "left_working": self.left_working,
             },
@@ -749,13 +756,16 @@ def summary_table(report: dict[str, Any]) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     o = report["orders"]
+    by_code = report["rejects_by_code"]
     lines.append("")
+    # "rejects" (the table, rejects_by_code) = rejected orders + refused amends + refused cancels
     lines.append(
         f"sessions: {' -> '.join(report['sessions'])}\n"
         f"events: {report['events']['book']} book, {report['events']['trade']} trade; orders: {o['submitted']} "
         f"submitted, {o['filled']} filled, {o['cancelled']} cancelled, {o['rejected']} rejected "
-        f"({o.get('refused', 0)} of them by the engine, never sent), {o['expired']} expired; rejects by code: "
-        f"{report['rejects_by_code'] or 'none'}"
+        f"({o.get('refused', 0)} of them by the engine, never sent), {o['expired']} expired; refused by the "
+        f"engine: {o.get('amends_refused', 0)} amends, {o.get('cancels_refused', 0)} cancels; "
+        f"rejects by code ({sum(by_code.values())}: orders, amends and cancels): {by_code or 'none'}"
     )
     return "\n".join(lines)
 

@@ -43,6 +43,7 @@ from engine.risk.killswitch import KillSwitchConfig
 from engine.risk.mmp import MmpConfig
 from engine.risk.ratelimit import RateLimitConfig
 from engine.risk.rulepack import DEFAULT_PROFILE, RulePack, shipped_profiles
+from engine.risk.storm import RepeatRefusalsConfig
 from engine.sessions import SessionsConfig
 
 __all__ = [
@@ -295,6 +296,11 @@ class ContainmentConfig(_Strict):
     max_hook_failures: int = Field(default=1, ge=1)
     hook_budget_ms: Decimal = Field(default=Decimal(50), gt=0)
     max_hook_overruns: int = Field(default=3, ge=1)
+    # reject storms (engine/risk/storm.py): a refusal spends from the strategy's order budget, or
+    # from this many per second where the strategy has no rate_limit.orders_per_s (null: nothing)
+    refusals_per_s: int | None = Field(default=10, ge=1)
+    # the same refusal repeated: pause or fail the strategy; null turns the rule off
+    repeat_refusals: RepeatRefusalsConfig | None = Field(default_factory=RepeatRefusalsConfig)
 
 
 class RiskConfig(_Strict):

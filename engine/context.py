@@ -155,6 +155,12 @@ class OrderContext:
         return [o for o in orders if o.symbol == symbol]
 
     @property
+    def state(self) -> str:
+        """This strategy's own state: "running", or "paused" (the repeat-refusal rule; it resumes
+        by itself), "failed" or "stopped"."""
+        return self._runner.state
+
+    @property
     def trading_state(self) -> str:
         """The account's kill-switch state: "active", "reducing" (only orders that shrink a
         position) or "halted" (everything refused)."""
@@ -258,6 +264,11 @@ class OrderContext:
                     runner.stop_code, f"strategy {runner.name!r} is {runner.state}: {runner.failure or 'stopped'}"
                 )
             )
+        if runner.throttled:  # refusals spent its budget: refused before any other rule runs
+            spent = runner.rate.refusal_budget_spent()
+            if spent is not None:
+                return runtime.refuse(runner, order, spent)
+            runner.throttled = False
         request = OrderRequest(
             runner.name, runner.venue, symbol, runner.instruments.get(symbol), side_, qty_, price_,
             type_, tif_, order.post_only, wire_id, None, order.mmp, runner.facts.get(symbol),

@@ -78,7 +78,7 @@ CATALOG: dict[str, Metric] = {
     "engine_mmp_triggers": Metric("counter", "Market-maker protection triggers (local or venue).", ("strategy",)),
     "engine_kill_switch_state": Metric("gauge", "1 for the account's current trading state (active, reducing, "
                                        "halted).", ("state",)),
-    "engine_strategy_state": Metric("gauge", "1 for the strategy's current state (running, stopped, failed).",
+    "engine_strategy_state": Metric("gauge", "1 for the strategy's current state (running, paused, stopped, failed).",
                                     ("strategy", "state")),
     "engine_hook_errors": Metric("counter", "Hook calls that raised.", ("strategy", "hook")),
     "engine_hook_overruns": Metric("counter", "Hook calls that ran past the time budget.", ("strategy",)),

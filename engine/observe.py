@@ -48,7 +48,7 @@ log = logging.getLogger("engine.metrics")
 __all__ = ["MetricsServer", "Observer", "families_of"]
 
 VENUE_STATES = ("connected", "disconnected", "reconciling", "stale")
-STRATEGY_STATES = ("running", "stopped", "failed")
+STRATEGY_STATES = ("running", "paused", "stopped", "failed")
 FINAL_STATUSES = ("filled", "cancelled", "rejected", "expired")
 
 
@@ -221,6 +221,9 @@ class Observer(Collector):
         down = [f"{v.name} is {v.status}" for v in self.runtime.venues.values() if v.status != "connected"]
         if down:
             return False, "venue " + ", ".join(down)
+        kill_switch = self.runtime.kill_switch
+        if kill_switch.halted:  # alive, but it will not trade: a load balancer or operator should know
+            return False, f"kill switch halted: {kill_switch.reason}"
         if not self.session_known:
             return False, "session phase not known yet"
         return True, f"ready: session {self.runtime.session.phase.value}"

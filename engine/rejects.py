@@ -48,6 +48,7 @@ class Reject(IntEnum):
     TRADING_HALTED = 7013
     HOOK_BUDGET = 7014
     RECOVERING = 7015
+    STRATEGY_PAUSED = 7016
 
 
 REJECT_CODES: dict[int, str] = {
@@ -85,6 +86,7 @@ REJECT_CODES: dict[int, str] = {
     7013: "Trading halted by the kill switch",
     7014: "Strategy stopped: hooks repeatedly ran over their time budget",
     7015: "Engine is recovering after a restart: orders are refused until the journal and the venue are reconciled",
+    7016: "Strategy paused: it repeated the same refused order too often; orders refused until it resumes",
 }
 
 assert set(REJECT_CODES) == {int(r) for r in Reject}, "every Reject member needs a sentence"

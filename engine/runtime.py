@@ -26,12 +26,13 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from decimal import Decimal
 from time import perf_counter_ns
-from typing import Any
+from typing import Any, NamedTuple
 
 from adapters.base import Adapter
 from engine.clientids import format_client_id
 from engine.clock import NS_PER_S, Clock
 from engine.context import OrderContext, strategy_logger
+from engine.countedlog import CountedLog
 from engine.journal import Journal
 from engine.model import (
     ZERO,
@@ -70,6 +71,7 @@ from engine.risk.mmp import MmpCheck, MmpConfig, MmpState
 from engine.risk.psx import cancel_refusal, psx_checks
 from engine.risk.ratelimit import RateGuard, RateLimitCheck, RateLimitConfig, venue_buckets
 from engine.risk.rulepack import DEFAULT_PROFILE, RulePack, resolve_packs
+from engine.risk.storm import RepeatRefusals, RepeatRefusalsConfig
 from engine.risk.structural import structural_checks
 from engine.sessions import TradingCalendar
 from engine.timeline import Timeline
@@ -98,6 +100,22 @@ RISK_TICK_NS = 1_000_000_000
 CANCEL_RETRY_MAX_NS = 1_000_000_000
 # a venue that cannot answer reconciliation after a reconnect is asked again after 1, 2, 4 ... 30 s
 RECONCILE_RETRY_MAX_S = 30
+#: refusals of one kind (strategy, code, symbol, side) are logged once, then counted: one line per this
+REFUSAL_LOG_INTERVAL_S = 60.0
+#: the shipped repeat-refusal rule (risk.containment.repeat_refusals), on unless a config turns it off
+DEFAULT_REPEAT_REFUSALS = RepeatRefusalsConfig()
+
+
+class Containment(NamedTuple):
+    """The repeat-refusal rule tripped: fail the strategy or pause it; ``why`` is the sentence the
+    refused order's reason and the log carry, ``what`` the refusal that repeated."""
+
+    fails: bool
+    why: str
+    what: str
+
+
+_RULE = "risk.containment.repeat_refusals"
 
 
 class StrategyRunner:
@@ -112,6 +130,8 @@ class StrategyRunner:
         "hook_stats", "book_stats", "trade_stats",
         "hook_errors_by", "rejects_by_code", "final_status", "dispatch_base", "algo_id",
         "amends_sent", "cancels_sent", "otr_day_base",
+        "throttled", "repeats", "pauses", "pauses_today", "pause_reason", "pause_told", "resume_timer",
+        "amends_refused", "cancels_refused",
     )
 
     def __init__(
@@ -164,6 +184,17 @@ class StrategyRunner:
         self.rejects_by_code: Counter[int] = Counter()  # refusals, local and venue, by code
         self.final_status: Counter[str] = Counter()  # orders by final status, local rejects included
         self.stop_code = int(Reject.STRATEGY_NOT_RUNNING)  # what its orders are refused with once stopped
+        self.amends_refused = 0  # local amend refusals (the order stays as it was; counted apart from orders)
+        self.cancels_refused = 0  # a strategy's cancels refused (session, budget, venue away)
+        # reject storms (engine/risk/storm.py): True once a refusal spent from the refusal budget, so
+        # the next submit asks that budget first; accepted orders never look further than this flag
+        self.throttled = False
+        self.repeats: RepeatRefusals | None = None
+        self.pauses = 0  # times the repeat-refusal rule paused it (run)
+        self.pauses_today = 0
+        self.pause_reason = ""  # the last pause's reason (kept after it resumes, for the report)
+        self.pause_told: Order | None = None  # the refusal that paused it: its on_order_update is still told
+        self.resume_timer: Any = None
 
     def stats_for(self, hook: str) -> Log2Histogram:
         stats = self.hook_stats.get(hook)
@@ -302,6 +333,8 @@ class Runtime:
         max_hook_failures: int = 1,
         hook_budget_ms: Decimal = Decimal(50),
         max_hook_overruns: int = 3,
+        refusals_per_s: int | None = 10,
+        repeat_refusals: RepeatRefusalsConfig | None = DEFAULT_REPEAT_REFUSALS,
     ) -> None:
         self.clock = clock
         self.calendar = calendar if calendar is not None else TradingCalendar()
@@ -326,6 +359,11 @@ class Runtime:
         # the budget where someone configured one below it
         self._slow_ns = min(HOOK_FLOOR_NS, self.hook_budget_ns)
         self.max_hook_overruns = max_hook_overruns
+        self.refusals_per_s = refusals_per_s
+        self.repeat_refusals = repeat_refusals
+        # refusals are logged once per kind, then counted (a storm writes a line a minute, not 68k)
+        self.refusal_log = CountedLog(log, REFUSAL_LOG_INTERVAL_S, lambda: clock.now_ns() / NS_PER_S,
+                                      _refusal_subject)
         # async work (reconciliation queries): the engine runs it; the simulated clock waits for it
         self.pending_tasks: list[Awaitable[None]] = []
         self.task_starter: Callable[[Callable[[], Awaitable[None]]], None] | None = None
@@ -408,7 +446,8 @@ class Runtime:
         runner.loss_limit = StrategyLossLimit(loss_limit) if loss_limit is not None else None
         if runner.loss_limit is not None:
             self.watches_losses = True
-        runner.rate = RateGuard(runner.name, rate_limit, venue.buckets, self.clock)
+        runner.rate = RateGuard(runner.name, rate_limit, venue.buckets, self.clock, self.refusals_per_s)
+        runner.repeats = RepeatRefusals(self.repeat_refusals) if self.repeat_refusals is not None else None
         runner.facts = {symbol: venue.entries[symbol] for symbol in runner.symbols}
         self.runners[runner.name] = runner
         runner.gate = Gate(self._checks_for(runner, venue))
@@ -985,29 +1024,122 @@ class Runtime:
                 return candidate
 
     def refuse(self, runner: StrategyRunner, order: Order, rejection: Rejection) -> Order:
-        """Reject locally: nothing is sent; the strategy hears of it after its hook returns."""
+        """Reject locally: nothing is sent; the strategy hears of it after its hook returns. The
+        refusal spends from the strategy's refusal budget and may pause it (:meth:`_refusal_spends`);
+        the order's reason then says so."""
+        code = int(rejection.code)
+        reason = rejection.reason
+        contained = self._refusal_spends(runner, code, order._symbol, order._side)
+        if contained is not None:
+            reason = f"{reason}; {contained.why}"
         self.orders_refused += 1
         runner.orders_refused += 1
-        order.reject(int(rejection.code), rejection.reason, self.clock.now_ns())
+        order.reject(code, reason, self.clock.now_ns())
         runner.refused_in_row += 1
         if self.journal is not None:
             self.journal.order(order, "refused by the engine")
         runner.final_status[OrderStatus.REJECTED.value] += 1
-        self._count_reject(runner, int(rejection.code))
-        log.warning("reject %-12s %s %s: %s %s", runner.name, order.symbol, order.client_id, rejection.code,
-                    rejection.reason)
+        self._count_reject(runner, code)
+        self.refusal_log.record(("order", runner.name, code, order._symbol, order._side.value), reason,
+                                "reject %-12s %s %s: %s %s", runner.name, order.symbol, order.client_id, code, reason)
         if runner.on_order_update is not None:
             self._deferred.append((runner, order))
+        if contained is not None:
+            self._contain(runner, order, contained)
         return order
 
     def refuse_amend(self, runner: StrategyRunner, order: Order, rejection: Rejection) -> None:
-        self._count_reject(runner, int(rejection.code))
-        log.warning("amend refused %-12s %s: %s %s", runner.name, getattr(order, "client_id", order),
-                    rejection.code, rejection.reason)
+        """A local amend refusal: the order is untouched; it spends like a refused order."""
+        code = int(rejection.code)
+        reason = rejection.reason
+        symbol = getattr(order, "symbol", "?")
+        side = getattr(order, "side", None)
+        contained = self._refusal_spends(runner, code, symbol, side) if isinstance(side, Side) else None
+        if contained is not None:
+            reason = f"{reason}; {contained.why}"
+        runner.amends_refused += 1
+        self._count_reject(runner, code)
+        self.refusal_log.record(("amend", runner.name, code, symbol, getattr(side, "value", "?")), reason,
+                                "amend refused %-12s %s: %s %s", runner.name, getattr(order, "client_id", order),
+                                code, reason)
+        if contained is not None:
+            self._contain(runner, None, contained)
 
     def refuse_cancel(self, runner: StrategyRunner, order: Order, rejection: Rejection) -> None:
-        self._count_reject(runner, int(rejection.code))
-        log.warning("cancel refused %-12s %s: %s %s", runner.name, order.client_id, rejection.code, rejection.reason)
+        code = int(rejection.code)
+        runner.cancels_refused += 1
+        self._count_reject(runner, code)
+        self.refusal_log.record(("cancel", runner.name, code, order.symbol, order.side.value), rejection.reason,
+                                "cancel refused %-12s %s: %s %s", runner.name, order.client_id, code,
+                                rejection.reason)
+
+    def _refusal_spends(self, runner: StrategyRunner, code: int, symbol: str, side: Side) -> Containment | None:
+        """A local refusal of an order or amend spends one token of the strategy's refusal budget
+        (so its next submit is refused 3001 at once while the budget is empty) and counts towards
+        the repeat-refusal rule. Returns the pause (or failure) when this refusal trips the rule,
+        else None. Refusals of a strategy that is not running count nothing."""
+        if runner.state != "running":
+            return None
+        rate = runner.rate
+        if rate is not None and rate.refusal_bucket is not None:
+            rate.spend_refusal()
+            runner.throttled = True
+        repeats = runner.repeats
+        if repeats is None or not repeats.record(code, symbol, side, self.clock.now_ns()):
+            return None
+        cfg = repeats.config
+        what = f"{code} {symbol} {side.value} refused {cfg.max} times within {cfg.window_s} s"
+        if cfg.action == "fail":
+            return Containment(True, f"strategy {runner.name!r} failed: {what} ({_RULE})", what)
+        if cfg.fail_after_pauses is not None and runner.pauses_today >= cfg.fail_after_pauses:
+            what += f" after {runner.pauses_today} pauses today"
+            return Containment(True, f"strategy {runner.name!r} failed: {what} ({_RULE})", what)
+        until = f"for {cfg.pause_s} s or until the next session phase" if cfg.pause_s is not None \
+            else "until the next session phase"
+        return Containment(False, f"strategy {runner.name!r} paused {until}: {what} ({_RULE})", what)
+
+    def _contain(self, runner: StrategyRunner, order: Order | None, contained: Containment) -> None:
+        """Pause or fail a strategy the repeat-refusal rule tripped on. ``order`` (the refusal that
+        tripped it) is still told to its on_order_update, so the strategy reads why in its reason."""
+        runner.pause_told = order
+        if contained.fails:
+            runner.stop_code = int(Reject.STRATEGY_NOT_RUNNING)
+            self.strategy_failed(runner, "order flow", f"{contained.what} ({_RULE})")
+            return
+        cfg = self.repeat_refusals
+        why = contained.why
+        runner.state = "paused"
+        runner.failure = why
+        runner.pause_reason = why
+        runner.pauses += 1
+        runner.pauses_today += 1
+        runner.stop_code = int(Reject.STRATEGY_PAUSED)
+        log.error("strategy %s: %s; its orders are being cancelled", runner.name, why)
+        self._rebuild_dispatch()
+        self.cancel_strategy_orders(runner)
+        if cfg is not None and cfg.pause_s is not None:
+            runner.resume_timer = self.clock.call_later(int(cfg.pause_s * NS_PER_S),
+                                                        lambda: self.resume_strategy(runner))
+
+    def resume_strategy(self, runner: StrategyRunner) -> None:
+        """A paused strategy trades again (its pause ran out, or a new session phase began)."""
+        if runner.state != "paused":
+            return
+        if runner.resume_timer is not None:
+            runner.resume_timer.cancel()
+            runner.resume_timer = None
+        runner.state = "running"
+        runner.failure = ""
+        runner.pause_told = None
+        runner.stop_code = int(Reject.STRATEGY_NOT_RUNNING)
+        if runner.repeats is not None:
+            runner.repeats.clear()
+        log.warning("strategy %s resumes after its pause (%s)", runner.name, runner.pause_reason)
+        self._rebuild_dispatch()
+
+    def flush_logs(self) -> None:
+        """Say what the refusal log counted but did not yet tell (at each close, at stop)."""
+        self.refusal_log.flush()
 
     def _count_reject(self, runner: StrategyRunner, code: int) -> None:
         runner.rejects_by_code[int(code)] += 1
@@ -1100,6 +1232,12 @@ class Runtime:
         if runner.state != "running":
             self.refuse_amend(runner, order, Rejection(runner.stop_code, f"strategy is {runner.state}"))
             return False
+        if runner.throttled:  # refusals spent its budget: refused before any other rule runs
+            spent = runner.rate.refusal_budget_spent()  # type: ignore[union-attr]
+            if spent is not None:
+                self.refuse_amend(runner, order, spent)
+                return False
+            runner.throttled = False
         venue = self.venues[runner.venue]
         adapter = venue.adapter
         if not adapter.capabilities.amend:
@@ -1173,6 +1311,8 @@ class Runtime:
         if new.phase is Phase.CLOSED and old.phase is not Phase.CLOSED:
             self._end_of_day()
         for runner in list(self.runners.values()):
+            if runner.state == "paused":  # a pause lasts at most until the next session phase
+                self.resume_strategy(runner)
             self.call_rare(runner, "on_session_change", old=old.phase.value, new=new.phase.value)
         self.timeline.phase(self.clock.now_ns(), new.phase.value)
         if new.phase is Phase.PRE_OPEN and new.trading_day:
@@ -1215,6 +1355,7 @@ class Runtime:
         for runner in self.runners.values():
             runner.pnl_day_start = self.strategy_pnl(runner)
             runner.otr_day_base = (runner.messages_sent, runner.fills)
+            runner.pauses_today = 0
         self.pnl_day_start = sum((self.strategy_pnl(r) for r in self.runners.values()), ZERO)
         if self.kill_switch.reset_day() is not None:
             self.journal_kill_switch()
@@ -1241,6 +1382,7 @@ class Runtime:
 
     def _end_of_day(self) -> None:
         """Settlement rolls one trading day: what settles by the next trading day becomes usable."""
+        self.flush_logs()
         today = self._today()
         if self._rolled_day == today:
             return
@@ -1481,6 +1623,11 @@ class Runtime:
         """Normal stop: on_stop, then cancel what is still open (``cancel=False``: the caller
         cancels every strategy's orders at once, see :meth:`cancel_everything`)."""
         self.call_rare(runner, "on_stop")
+        if runner.state == "paused":  # it stays out: no timer or session change may resume it now
+            if runner.resume_timer is not None:
+                runner.resume_timer.cancel()
+                runner.resume_timer = None
+            runner.state = "stopped"
         if runner.state == "running":
             runner.state = "stopped"
         self._rebuild_dispatch()
@@ -1539,7 +1686,7 @@ class Runtime:
                     runner, "on_order_update", f"more than {DEFERRED_LOOP_LIMIT} rejected orders from one event"
                 )
                 return
-            if runner.state == "running" and runner.on_order_update is not None:
+            if runner.on_order_update is not None and (runner.state == "running" or order is runner.pause_told):
                 try:
                     runner.on_order_update(runner.ctx, order)
                 except Exception:
@@ -1596,6 +1743,8 @@ class Runtime:
         return {
             "orders": runner.orders_submitted,
             "refused": runner.orders_refused,
+            "amends_refused": runner.amends_refused,
+            "cancels_refused": runner.cancels_refused,
             "fills": runner.fills,
             "amends": runner.amends_sent,
             "cancels": runner.cancels_sent,
@@ -1612,6 +1761,7 @@ class Runtime:
             "hook_overruns": runner.hook_overruns,
             "slowest_hook_ms": round(runner.slowest_hook_ns / 1e6, 3),
             **({"failure": runner.failure} if runner.failure else {}),
+            **({"pauses": runner.pauses, "pause_reason": runner.pause_reason} if runner.pauses else {}),
         }
 
     def venue_summary(self, venue: _Venue) -> dict[str, Any]:
@@ -1625,6 +1775,12 @@ class Runtime:
             summary["market_data"] = {"adapter": venue.feed.name, "status": venue.data_status,
                                       **_wire_counts(venue.feed)}
         return summary
+
+
+def _refusal_subject(key: Any) -> str:
+    """The counted refusal line's subject: "mm: 4002 MEBL sell order refused"."""
+    kind, strategy, code, symbol, side = key
+    return f"{strategy}: {code} {symbol} {side} {kind} refused"
 
 
 def _wire_counts(adapter: Adapter) -> dict[str, Any]:

@@ -53,6 +53,7 @@ def on_book(ctx, book):
     ask = instrument.round_to_tick(book.mid + p.half_spread_ticks * tick - skew, "sell")
     # PSX has no short selling: buy up to max_position, and sell only shares the account holds
     # and may sell (settled, not already offered; ctx.sellable counts our working ask as offered).
+    # Not ctx.position: shares bought today settle T+2, and a sell of them is refused (4002).
     buy_size = p.size if position + p.size <= p.max_position else 0
     ask_order = quotes.get((book.symbol, "sell"))
     offered = ask_order.leaves_qty if ask_order is not None else 0

@@ -51,6 +51,7 @@ def _scrape(engine: Engine) -> dict:
 
 def test_submitted_counts_what_reached_the_venue_and_refusals_apart(tmp_path):
     engine = Engine(load_config(write_engine_config(tmp_path, {"s": REFUSED_OFTEN}, market=True, symbols=("MEBL",))))
+    engine.runtime.runners["s"].repeats = None  # counting 200 refusals, not pausing after 20 of them
     adapter = engine.adapters["paper"]
     on_the_wire: list[str] = []
     submit = adapter.submit
@@ -105,3 +106,28 @@ def test_an_adapter_with_no_bad_input_reports_an_empty_section(tmp_path):
     engine = Engine(load_config(write_engine_config(tmp_path, {"s": IDLE})))
     open_session(engine)
     assert engine.report()["venues"]["paper"]["bad_input"] == {}
+
+
+def test_the_summary_reject_counts_agree_and_say_which_are_orders_amends_and_cancels(tmp_path):
+    """Issue 18: "rejects" (the table, rejects_by_code) counted refused amends and cancels while
+    "rejected" counted orders only, and nothing said so. Now the report counts refused amends and
+    cancels apart and the summary adds them up to the rejects by code."""
+    engine = build(tmp_path, {"s": IDLE})
+    open_session(engine)
+    ctx = engine.runtime.runners["s"].ctx
+    assert ctx.submit("MEBL", "buy", 1, "187.001").reject_code == 7001  # a refused order
+    resting = ctx.submit("MEBL", "buy", 1, "187.00")
+    settle(engine)
+    assert resting.status == "new"
+    assert ctx.amend(resting, price="187.005") is False  # a refused amend, 7001 too
+    assert ctx.amend(resting, price="150.00") is False  # 2003: under the circuit band
+    report = engine.report()
+    orders = report["orders"]
+    assert (orders["rejected"], orders["refused"], orders["amends_refused"], orders["cancels_refused"]) == (1, 1, 2, 0)
+    assert report["rejects_by_code"] == {"2003": 1, "7001": 2}
+    assert sum(report["rejects_by_code"].values()) == orders["rejected"] + orders["amends_refused"] + \
+        orders["cancels_refused"] == report["strategies"]["s"]["rejects"]
+    assert report["strategies"]["s"]["amends_refused"] == 2
+    table = summary_table(report)
+    assert "1 rejected (1 of them by the engine, never sent)" in table
+    assert "refused by the engine: 2 amends, 0 cancels; rejects by code (3: orders, amends and cancels)" in table

@@ -791,7 +791,9 @@ def max_in_window(times: list[int], window_ns: int = NS) -> int:
 
 
 def test_rate_limits_hold_over_every_sliding_second_and_cancels_are_never_starved(tmp_path):
-    engine = build(tmp_path, {"a": LOGGER, "b": LOGGER}, per_strategy={"a": {"rate_limit": {"orders_per_s": 5}}})
+    # the repeat-refusal rule would pause both hammering strategies: this test is about the budgets
+    engine = build(tmp_path, {"a": LOGGER, "b": LOGGER}, per_strategy={"a": {"rate_limit": {"orders_per_s": 5}}},
+                   risk={"containment": {"repeat_refusals": None}})
     open_session(engine)
     spy = VenueSpy(engine)
     a, b = ctx_of(engine, "a"), ctx_of(engine, "b")

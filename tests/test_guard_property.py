@@ -196,7 +196,9 @@ class RuleModel:
 
 
 def fresh_engine(folder: Path):
-    engine = build(folder, {"s": WATCHER}, risk={"rules": {"max_order_qty": str(MAX_QTY)}},
+    # the model judges each request by the rules alone: no refusal budget, no repeat-refusal pause
+    engine = build(folder, {"s": WATCHER}, risk={"rules": {"max_order_qty": str(MAX_QTY)},
+                                                 "containment": {"refusals_per_s": None, "repeat_refusals": None}},
                    venue={"account": {"cash": str(CASH), "holdings": {k: str(v) for k, v in HOLDINGS.items()}}})
     open_session(engine)
     model = RuleModel(engine)

@@ -30,6 +30,7 @@ from engine.app import Engine
 from engine.config import load_config
 from engine.metrics import CATALOG, exported_names
 from engine.observe import MetricsServer, Observer
+from engine.risk.killswitch import TradingState
 from engine.timing import Log2Histogram
 
 
@@ -161,6 +162,22 @@ def test_readyz_names_the_venue_that_is_down_while_healthz_stays_ok(tmp_path: Pa
         assert series["engine_venue_up"] == {(("venue", "paper"),): 0.0}
         assert total(series, "engine_venue_state", venue="paper", state="disconnected") == 1.0
         assert get(server.url + "/nothing")[0] == 404
+    finally:
+        server.stop()
+
+
+def test_readyz_says_not_ready_while_the_kill_switch_is_halted(tmp_path: Path):
+    """A halted engine is alive (/healthz ok) but will not trade: /readyz says so, and why."""
+    engine, observer, server = started_observer(tmp_path)
+    try:
+        open_session(engine)
+        observer.session_known = True
+        observer.publish()
+        assert get(server.url + "/readyz") == (200, "ready: session open\n")
+        engine.runtime.manual_trigger(TradingState.HALTED, "operator: engine halt")
+        observer.publish()
+        assert get(server.url + "/readyz") == (503, "kill switch halted: operator: engine halt\n")
+        assert get(server.url + "/healthz") == (200, "ok\n")
     finally:
         server.stop()
 

@@ -147,10 +147,42 @@ def on_order_update(ctx, order):
     ctx.submit("MEBL", "buy", 3, "1.001")
 """
     engine = build_engine({"loop": looping, "s": QUOTER})
-    open_session(engine)
     runner = engine.runtime.runners["loop"]
+    runner.repeats = None  # without the repeat-refusal rule: the loop guard is the last line
+    open_session(engine)
     assert runner.state == "failed"
     assert "rejected orders" in runner.failure
+    assert engine.runtime.runners["s"].state == "running"
+
+
+def test_a_strategy_that_resubmits_every_reject_is_paused_by_the_repeat_rule_first(build_engine):
+    """The shipped repeat-refusal rule pauses the same loop after its 20th identical refusal, long
+    before the 10,000 of the loop guard; the refusal that paused it says so in its reason."""
+    looping = """\
+from engine import hookimpl
+
+reasons = []
+
+@hookimpl
+def on_session_change(ctx, old, new):
+    ctx.submit("MEBL", "buy", 3, "1.001")
+
+@hookimpl
+def on_order_update(ctx, order):
+    reasons.append((ctx.state, order.reject_code, order.reject_reason))
+    ctx.submit("MEBL", "buy", 3, "1.001")
+"""
+    engine = build_engine({"loop": looping, "s": QUOTER})
+    open_session(engine)
+    runner = engine.runtime.runners["loop"]
+    assert runner.state == "paused" and runner.pauses == 1
+    # 10 refusals spend its refusal budget (10/s: it has no rate_limit); then 3001 at once, and the
+    # 20th 3001 trips the rule; the hook told of the pause submits once more (7016)
+    assert runner.rejects_by_code == {7001: 10, 3001: 20, 7016: 1}
+    assert runner.orders_refused == 31
+    state, code, reason = runner.loaded.module.reasons[-1]
+    assert state == "paused" and code == 3001
+    assert "paused for 300 s or until the next session phase: 3001 MEBL buy refused 20 times within 60 s" in reason
     assert engine.runtime.runners["s"].state == "running"
 
 

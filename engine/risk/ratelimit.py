@@ -344,7 +344,10 @@ class RateGuard:
     token, so a refusal never leaves a token spent in some other bucket.
     """
 
-    __slots__ = ("strategy", "clock", "buckets", "_order_buckets", "_cancel_buckets", "_single_order_bucket")
+    __slots__ = (
+        "strategy", "clock", "buckets", "_order_buckets", "_cancel_buckets", "_single_order_bucket",
+        "refusal_bucket",
+    )
 
     def __init__(
         self,
@@ -352,14 +355,23 @@ class RateGuard:
         config: RateLimitConfig | None,
         shared: Sequence[RateBucket],
         clock: Clock,
+        refusals_per_s: int | None = None,
     ) -> None:
         self.strategy = strategy
         self.clock = clock
-        self.buckets: tuple[RateBucket, ...] = (*strategy_buckets(strategy, config, clock), *shared)
+        own = strategy_buckets(strategy, config, clock)
+        self.buckets: tuple[RateBucket, ...] = (*own, *shared)
         self._order_buckets = tuple(b for b in self.buckets if b.scope in ("orders", "all"))
         self._cancel_buckets = tuple(b for b in self.buckets if b.scope in ("cancels", "all"))
         # the usual shape (no strategy budget, one venue bucket): orders skip the two-phase take
         self._single_order_bucket = self._order_buckets[0] if len(self._order_buckets) == 1 else None
+        # what a refused order or amend spends (engine.risk.storm): the strategy's own order budget,
+        # else a bucket only refusals spend (accepted orders never touch it, so none pays for it)
+        self.refusal_bucket: RateBucket | None = next((b for b in own if b.scope == "orders"), None)
+        if self.refusal_bucket is None and refusals_per_s is not None:
+            self.refusal_bucket = RateBucket(
+                f"strategy {strategy!r} refusals", refusals_per_s, Decimal(1), None, clock, scope="refusals",
+            )
 
     def _take(self, buckets: tuple[RateBucket, ...], kind: TakeKind) -> Rejection | None:
         now = self.clock.now_ns()
@@ -384,6 +396,27 @@ class RateGuard:
     def take_cancel(self) -> Rejection | None:
         """Spend one token for a cancel (it may use the tokens held back from orders)."""
         return self._take(self._cancel_buckets, "cancel")
+
+    def spend_refusal(self) -> None:
+        """A local refusal spends one token of the refusal budget when it has one (never below empty)."""
+        bucket = self.refusal_bucket
+        if bucket is not None:
+            now = self.clock.now_ns()
+            if bucket.can_take("order", now):
+                bucket.take(now)
+
+    def refusal_budget_spent(self) -> Rejection | None:
+        """3001 when refusals have emptied the refusal budget: the next order is refused at once,
+        before any other rule runs (a storm costs little); None when it has room again."""
+        bucket = self.refusal_bucket
+        if bucket is None:
+            return None
+        now = self.clock.now_ns()
+        if bucket.can_take("order", now):
+            return None
+        bucket.refused += 1
+        code, reason = rate_refusal(bucket, "order", (bucket,), now)
+        return Rejection(code, f"{reason} (refused orders spend it too; no other check ran)")
 
     def next_order_ns(self) -> int:
         """When an order would next pass every budget (now when it would pass now)."""
