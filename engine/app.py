@@ -193,6 +193,7 @@ class Engine:
             if self.journal_path is not None:
                 adapter.set_state_path(self.venue_state_path(name))
             adapter.set_price_bands({s: (p.band_pct, p.band_abs_floor) for s, p in packs.items()})
+            adapter.set_fee_schedules({s: p.fee_schedule() for s, p in packs.items()})
             self.adapters[name] = adapter
             rate_limits = (
                 [RateLimit(r.scope, r.count, r.per_seconds, r.burst, source="config") for r in venue_cfg.rate_limits]

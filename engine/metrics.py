@@ -80,8 +80,11 @@ CATALOG: dict[str, Metric] = {
     # positions, PnL, account
     "engine_position_shares": Metric("gauge", "A strategy's position in an instrument, in shares.",
                                      ("strategy", "venue", "symbol")),
-    "engine_realized_pnl": Metric("gauge", "A strategy's realized PnL today, in the account currency.",
+    "engine_realized_pnl": Metric("gauge", "A strategy's realized PnL today, net of fees, in the account currency.",
                                   ("strategy",)),
+    "engine_gross_pnl": Metric("gauge", "A strategy's realized PnL today before fees (net + fees).", ("strategy",)),
+    "engine_fees": Metric("counter", "Fees charged on a strategy's fills (the venue's, else the rule pack's "
+                          "schedule), in the account currency.", ("strategy",)),
     "engine_unrealized_pnl": Metric("gauge", "A strategy's unrealized PnL at the last price or mid.",
                                     ("strategy",)),
     "engine_account_cash": Metric("gauge", "Cash of a venue account: settled, unsettled (sale proceeds not yet "

@@ -133,6 +133,8 @@ def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Me
     overruns = _counter("engine_hook_overruns")
     position = _gauge("engine_position_shares")
     realized = _gauge("engine_realized_pnl")
+    gross = _gauge("engine_gross_pnl")
+    fees = _counter("engine_fees")
     unrealized = _gauge("engine_unrealized_pnl")
     for runner in runners:
         name, venue_name = runner.name, runner.venue
@@ -158,9 +160,12 @@ def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Me
             held = runner.positions.get(symbol)
             position.add_metric([name, venue_name, symbol], float(held.qty) if held is not None else 0.0)
         realized.add_metric([name], float(runner.realized_pnl))
+        paid = runner.fees
+        gross.add_metric([name], float(runner.realized_pnl + paid))
+        fees.add_metric([name], float(paid))
         unrealized.add_metric([name], float(runtime.unrealized_pnl(runner)))
     out += [submitted, refused, final, open_orders, fills, rejects, hooks, mmp, strategy_state, hook_errors, overruns,
-            position, realized, unrealized]
+            position, realized, gross, fees, unrealized]
 
     headroom = _gauge("engine_rate_limit_headroom")
     refusals = _counter("engine_rate_limit_refusals")
