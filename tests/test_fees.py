@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 from decimal import Decimal
 
+import pytest
 from conftest import IDLE_STRATEGY, open_session, settle, write_engine_config
 
 from adapters.pulse.codec import PulseTrade
@@ -16,7 +17,7 @@ from engine.config import load_config
 from engine.htmlreport import render_html
 from engine.journal import Journal
 from engine.journalview import inspect_text
-from engine.model import Fill, Liquidity, Side
+from engine.model import Fill, Liquidity, Side, TimeInForce
 from engine.observe import families_of
 from engine.risk.rulepack import resolve_packs
 
@@ -188,3 +189,17 @@ def test_report_and_metrics_show_gross_fees_and_net(tmp_path) -> None:
     assert value == {"engine_fees": float(fees), "engine_gross_pnl": float(gross), "engine_realized_pnl": float(net)}
     html = render_html({"strategies": {"s": summary}, "orders": {}, "trading_days": []})
     assert "<th class=\"n\">gross</th>" in html and format(fees, ",f") in html
+
+
+@pytest.mark.anyio
+async def test_the_pulse_sandbox_charges_its_fee_and_the_adapter_carries_it() -> None:
+    """The sandbox fill path: the venue's own fee (0.2% here, not the schedule's 0.15%) reaches the
+    engine on the fill, where the runtime takes it and counts the difference."""
+    from test_pulse_adapter import BTC, until, venue
+
+    async with venue(sandbox={"fee_rate": D("0.002")}) as v:
+        v.sandbox.place(BTC, "sell", D(30), D(50000), tif=TimeInForce.GTC)
+        order = v.submit("buy", 10, 50000, tif=TimeInForce.IOC)
+        await until(lambda: bool(v.sink.fills_for(order.client_id)))
+        [fill] = v.sink.fills_for(order.client_id)
+    assert fill.fee == D(10) * D(50000) * D("0.002") == D(1000)
