@@ -226,7 +226,7 @@ class CashAccount:
         notional = qty * price
         rate, floor_rate, floor = self._fees.get(symbol, self._default_fees)
         fee = notional * rate
-        low = notional * floor_rate + floor
+        low = notional * floor_rate + floor if floor_rate else floor
         return notional + (fee if fee > low else low)
 
     def settle_day(self, symbol: str, trading_day: dt.date) -> dt.date:
@@ -341,13 +341,13 @@ class CashAccount:
             rate, floor_rate, floor = self._default_fees
         notional = leaves * price
         fee = notional * rate
-        low = notional * floor_rate + floor
+        low = notional * floor_rate + floor if floor_rate else floor  # no levies: skip a multiplication
         cash = notional + (fee if fee > low else low)
         if pending:
             p_price = pending_price if pending_price is not None else price
             notional = p_leaves * p_price
             fee = notional * rate
-            low = notional * floor_rate + floor
+            low = notional * floor_rate + floor if floor_rate else floor
             p_cash = notional + (fee if fee > low else low)
             if p_cash > cash:
                 cash = p_cash
@@ -581,7 +581,7 @@ class BuyingPower:
         except KeyError:
             rate, floor_rate, floor = account._default_fees
         fee = notional * rate
-        low = notional * floor_rate + floor
+        low = notional * floor_rate + floor if floor_rate else floor  # no levies: skip a multiplication
         need = notional + (fee if fee > low else low)
         if amend is not None:
             need -= account.reserved_for(amend.client_id)[0]
