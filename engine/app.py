@@ -706,11 +706,11 @@ def write_report(report: dict[str, Any], path: Path, redactor: Redactor | None =
 
 def summary_table(report: dict[str, Any]) -> str:
     """The per-strategy table printed at exit."""
-    rows = [("strategy", "state", "orders", "fills", "rejects", "position", "realized", "unrealized")]
+    rows = [("strategy", "state", "orders", "fills", "rejects", "position", "fees", "realized", "unrealized")]
     for name, s in report["strategies"].items():
         position = " ".join(f"{sym}:{qty}" for sym, qty in s["position"].items() if Decimal(qty)) or "flat"
         rows.append((name, s["state"], str(s["orders"]), str(s["fills"]), str(s["rejects"]), position,
-                     s["realized_pnl"], s["unrealized_pnl"]))
+                     s.get("fees", "0"), s["realized_pnl"], s["unrealized_pnl"]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
