@@ -226,8 +226,11 @@ class CashAccount:
         notional = qty * price
         rate, floor_rate, floor = self._fees.get(symbol, self._default_fees)
         fee = notional * rate
-        low = notional * floor_rate + floor if floor_rate else floor
-        return notional + (fee if fee > low else low)
+        if floor:  # a commission minimum; without one, n * rate >= n * floor_rate always
+            low = notional * floor_rate + floor
+            if low > fee:
+                fee = low
+        return notional + fee
 
     def settle_day(self, symbol: str, trading_day: dt.date) -> dt.date:
         """The day a trade done on ``trading_day`` settles: T+N trading days under the symbol's pack."""
@@ -341,14 +344,20 @@ class CashAccount:
             rate, floor_rate, floor = self._default_fees
         notional = leaves * price
         fee = notional * rate
-        low = notional * floor_rate + floor if floor_rate else floor  # no levies: skip a multiplication
-        cash = notional + (fee if fee > low else low)
+        if floor:  # a commission minimum (see buy_cost)
+            low = notional * floor_rate + floor
+            if low > fee:
+                fee = low
+        cash = notional + fee
         if pending:
             p_price = pending_price if pending_price is not None else price
             notional = p_leaves * p_price
             fee = notional * rate
-            low = notional * floor_rate + floor if floor_rate else floor
-            p_cash = notional + (fee if fee > low else low)
+            if floor:
+                low = notional * floor_rate + floor
+                if low > fee:
+                    fee = low
+            p_cash = notional + fee
             if p_cash > cash:
                 cash = p_cash
             if p_leaves > leaves:
@@ -581,8 +590,11 @@ class BuyingPower:
         except KeyError:
             rate, floor_rate, floor = account._default_fees
         fee = notional * rate
-        low = notional * floor_rate + floor if floor_rate else floor  # no levies: skip a multiplication
-        need = notional + (fee if fee > low else low)
+        if floor:  # a commission minimum (see CashAccount.buy_cost)
+            low = notional * floor_rate + floor
+            if low > fee:
+                fee = low
+        need = notional + fee
         if amend is not None:
             need -= account.reserved_for(amend.client_id)[0]
         # the account's private fields are read directly: a property call per read would cost more
