@@ -19,7 +19,7 @@ from engine.journal import Journal
 from engine.journalview import inspect_text
 from engine.model import Fill, Liquidity, Side, TimeInForce
 from engine.observe import families_of
-from engine.risk.rulepack import resolve_packs
+from engine.risk.rulepack import ValidationError, resolve_packs
 
 D = Decimal
 
@@ -203,3 +203,11 @@ async def test_the_pulse_sandbox_charges_its_fee_and_the_adapter_carries_it() ->
         await until(lambda: bool(v.sink.fills_for(order.client_id)))
         [fill] = v.sink.fills_for(order.client_id)
     assert fill.fee == D(10) * D(50000) * D("0.002") == D(1000)
+
+
+def test_fee_lines_need_their_own_names_and_a_source() -> None:
+    line = {"name": "laga", "rate": "0.0001", "source": "assumption, verify with your broker"}
+    with pytest.raises(ValidationError, match="its own name"):
+        resolve_packs("psx-2026", {"fees": [line, line]}, None, ["MEBL"])
+    with pytest.raises(ValidationError, match="source"):
+        resolve_packs("psx-2026", {"fees": [{"name": "laga", "rate": "0.0001"}]}, None, ["MEBL"])

@@ -119,6 +119,13 @@ class RulePack(BaseModel):
             raise ValueError("settlement entries must be in increasing 'from' order")
         return self
 
+    @model_validator(mode="after")
+    def _fee_lines_named_once(self) -> RulePack:
+        names = [line.name for line in self.fees]
+        if "commission" in names or len(set(names)) != len(names):
+            raise ValueError("each fee line needs its own name, and 'commission' is fee_rate / fee_min")
+        return self
+
     def settlement_days(self, trade_day: dt.date) -> int:
         """The settlement cycle for a trade done on ``trade_day`` (T+2, T+1 from 2026-02-09, ...)."""
         days = self.settlement[0].days
@@ -139,8 +146,9 @@ class RulePack(BaseModel):
 
 
 class FeeSchedule:
-    """A pack's fee lines folded into two numbers per side, so the gate prices a buy's fee with
-    two multiplications (see README Benchmarks) and the venue charges the same figure.
+    """A pack's fee lines folded into three numbers per side, so the gate prices a buy's fee with
+    one multiplication (two with a commission minimum; see README Benchmarks) and the venue
+    charges the same figure.
 
     The commission is ``max(n * fee_rate, fee_min)``; commission-based taxes scale it by
     ``1 + T``; notional levies add ``n * L``. Their sum is exactly
