@@ -54,6 +54,8 @@ CATALOG: dict[str, Metric] = {
     "engine_fills": Metric("counter", "Fills applied (duplicates excluded).", ("strategy", "venue")),
     "engine_duplicate_fills": Metric("counter", "Fills dropped because their exec id was already applied.",
                                      ("venue",)),
+    "engine_anomalies": Metric("counter", "What a venue sent that the engine did not apply as sent, by kind "
+                               "(fill_unknown_order, fee_mismatch: a venue's fee off the schedule, ...).", ("kind",)),
     "engine_rejects": Metric("counter", "Orders, amends and cancels refused in the process, by reject code.",
                              ("strategy", "code")),
     # latency

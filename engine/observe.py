@@ -85,6 +85,12 @@ def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Me
     runners = list(runtime.runners.values())
     venues = list(runtime.venues.values())
 
+    anomalies = _counter("engine_anomalies")
+    # fee_mismatch at 0 from the start, so increase() sees the first one (like the reject codes)
+    for kind, count in sorted({"fee_mismatch": 0, **runtime.anomalies}.items()):
+        anomalies.add_metric([kind], count)
+    out.append(anomalies)
+
     events = _counter("engine_events")
     up = _gauge("engine_venue_up")
     state = _gauge("engine_venue_state")

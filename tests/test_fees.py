@@ -142,6 +142,8 @@ def test_a_venue_fee_is_taken_at_its_word_and_a_difference_is_counted_once_logge
             engine.runtime.on_fill(Fill("paper", "MEBL", order.client_id, order.venue_order_id, f"X{n}", Side.BUY,
                                         D("187.50"), D(10), 1, Liquidity.MAKER, fee))
     assert engine.runtime.anomalies["fee_mismatch"] == 2  # within the 0.01 tolerance: not counted
+    [family] = [f for f in families_of(engine.runtime, "simulated", 0.0) if f.name == "engine_anomalies"]
+    assert {s.labels["kind"]: s.value for s in family.samples if s.name.endswith("_total")} == {"fee_mismatch": 2}
     assert engine.runtime.venues["paper"].account.cash == cash - D(5625) - (expected + D("0.005") + D(110))
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR and "fee" in r.getMessage()]
     assert len(errors) == 1 and "50.00" in errors[0].getMessage()
