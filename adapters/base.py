@@ -38,6 +38,7 @@ from engine.model import (
     Trade,
     VenueOrder,
 )
+from engine.risk.rulepack import FeeSchedule
 
 _log = logging.getLogger("engine.adapters")
 
@@ -228,6 +229,12 @@ class Adapter(ABC):
     def set_price_bands(self, bands: dict[str, tuple[Decimal, Decimal]]) -> None:
         """The engine's circuit-band rule per symbol, ``(pct, abs_floor)``. A simulated venue uses
         it to build the same band as the pre-trade gate; a real venue has its own and ignores it."""
+        return None
+
+    def set_fee_schedules(self, schedules: dict[str, FeeSchedule]) -> None:
+        """The engine's fee schedule per symbol. A simulated venue charges it on its fills; a real
+        venue either states its own fee (taken at its word, compared by the engine) or none (the
+        engine then charges the schedule), and ignores this."""
         return None
 
     def set_rate_limits(self, limits: tuple[RateLimit, ...]) -> tuple[RateLimit, ...]:

@@ -197,6 +197,7 @@ class Engine:
             if self.journal_path is not None:
                 adapter.set_state_path(self.venue_state_path(name))
             adapter.set_price_bands({s: (p.band_pct, p.band_abs_floor) for s, p in packs.items()})
+            adapter.set_fee_schedules({s: p.fee_schedule() for s, p in packs.items()})
             self.adapters[name] = adapter
             rate_limits = (
                 [RateLimit(r.scope, r.count, r.per_seconds, r.burst, source="config") for r in venue_cfg.rate_limits]
@@ -747,11 +748,11 @@ def write_report(report: dict[str, Any], path: Path, redactor: Redactor | None =
 
 def summary_table(report: dict[str, Any]) -> str:
     """The per-strategy table printed at exit."""
-    rows = [("strategy", "state", "orders", "fills", "rejects", "position", "realized", "unrealized")]
+    rows = [("strategy", "state", "orders", "fills", "rejects", "position", "fees", "realized", "unrealized")]
     for name, s in report["strategies"].items():
         position = " ".join(f"{sym}:{qty}" for sym, qty in s["position"].items() if Decimal(qty)) or "flat"
         rows.append((name, s["state"], str(s["orders"]), str(s["fills"]), str(s["rejects"]), position,
-                     s["realized_pnl"], s["unrealized_pnl"]))
+                     s.get("fees", "0"), s["realized_pnl"], s["unrealized_pnl"]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

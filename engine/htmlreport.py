@@ -880,6 +880,7 @@ def _cards(report: dict[str, Any]) -> str:
     strategies = {n: s for n, s in (report.get("strategies") or {}).items() if isinstance(s, dict)}
     realized = sum((_dec(s.get("realized_pnl")) or Decimal(0) for s in strategies.values()), Decimal(0))
     unrealized = sum((_dec(s.get("unrealized_pnl")) or Decimal(0) for s in strategies.values()), Decimal(0))
+    fees = sum((_dec(s.get("fees")) or Decimal(0) for s in strategies.values()), Decimal(0))
     orders = report.get("orders") or {}
     left = _left_working(report)
     rejects = sum(n for n in (report.get("rejects_by_code") or {}).values() if isinstance(n, int))
@@ -887,7 +888,8 @@ def _cards(report: dict[str, Any]) -> str:
     state = str(ks.get("state", "n/a"))
     badge = {"active": "ok", "reducing": "warn", "halted": "bad"}.get(state, "")
     cards = [
-        ("PnL", fmt_money(realized + unrealized), f"realized {fmt_num(realized)} · unrealized {fmt_num(unrealized)}"),
+        ("PnL", fmt_money(realized + unrealized), f"realized {fmt_num(realized)} net of fees {fmt_num(fees)} · "
+         f"unrealized {fmt_num(unrealized)}"),
         ("fills", fmt_num(report.get("fills", "?")), f"{fmt_num(orders.get('submitted', '?'))} orders submitted"),
         ("orders", f"{fmt_num(orders.get('filled', 0))} filled",
          f"{fmt_num(orders.get('cancelled', 0))} cancelled · {fmt_num(orders.get('expired', 0))} expired · "
@@ -903,8 +905,9 @@ def _cards(report: dict[str, Any]) -> str:
 
 
 def _strategies_table(report: dict[str, Any], colors: dict[str, str]) -> str:
-    head = ("strategy", "state", "orders", "fills", "rejects", "MMP", "position", "realized", "unrealized")
-    numeric = {"orders", "fills", "rejects", "MMP", "realized", "unrealized"}
+    head = ("strategy", "state", "orders", "fills", "rejects", "MMP", "position", "gross", "fees", "realized (net)",
+            "unrealized")
+    numeric = {"orders", "fills", "rejects", "MMP", "gross", "fees", "realized (net)", "unrealized"}
     rows = []
     for name, s in (report.get("strategies") or {}).items():
         if not isinstance(s, dict):
@@ -919,6 +922,7 @@ def _strategies_table(report: dict[str, Any], colors: dict[str, str]) -> str:
             f'<span class="badge {badge}">{esc(state)}</span>{failure}',
             fmt_num(s.get("orders", "")), fmt_num(s.get("fills", "")), fmt_num(s.get("rejects", "")),
             fmt_num(s.get("mmp_triggers", 0)), position,
+            fmt_money(s.get("gross_pnl", "")), fmt_money(s.get("fees", "")),
             fmt_money(s.get("realized_pnl", "")), fmt_money(s.get("unrealized_pnl", "")),
         ]
         rows.append("<tr>" + "".join(

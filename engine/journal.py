@@ -115,6 +115,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE order_events ADD COLUMN engine_ts INTEGER;
     ALTER TABLE fills ADD COLUMN engine_ts INTEGER;
     """,
+    # whose figure a fill's fee is: 'venue' (stated on the fill, checked against the schedule) or
+    # 'schedule' (the rule pack's, the venue stated none); '' for fills journaled before
+    """
+    ALTER TABLE fills ADD COLUMN fee_source TEXT NOT NULL DEFAULT '';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: the schema version from which a journal has a client-id epoch
@@ -334,18 +339,20 @@ class Journal:
         if len(pending) >= MAX_PENDING:
             self.commit()
 
-    def add_fill(self, fill: Fill, strategy: str, trading_day: dt.date) -> int | None:
+    def add_fill(self, fill: Fill, strategy: str, trading_day: dt.date, fee_source: str = "") -> int | None:
         """Record a fill inside the open transaction; None when (venue, exec id) is already there.
+        ``fee_source`` says whose figure ``fill.fee`` is ('venue' or 'schedule').
         Call :meth:`commit` before anything acts on it."""
         db = self.db
         if not db.in_transaction:
             db.execute("BEGIN")
         cursor = db.execute(
             "INSERT OR IGNORE INTO fills (venue, exec_id, client_id, venue_order_id, strategy, symbol, side, qty, "
-            "price, fee, liquidity, ts, trading_day, engine_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "price, fee, liquidity, ts, trading_day, engine_ts, fee_source) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (fill.venue, fill.exec_id, fill.client_id, fill.venue_order_id, strategy, fill.symbol, fill.side.value,
              str(fill.qty), str(fill.price), str(fill.fee), fill.liquidity.value, fill.ts, trading_day.isoformat(),
-             fill.ts if self.engine_clock is None else self.engine_clock()),
+             fill.ts if self.engine_clock is None else self.engine_clock(), fee_source),
         )
         if not cursor.rowcount:
             return None

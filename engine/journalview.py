@@ -113,11 +113,12 @@ def _lines(journal: Journal, n_orders: int, n_fills: int) -> Iterable[str]:
     yield from _table(rows)
     yield ""
     yield "positions by strategy (every applied fill, FIFO)"
-    rows = [("strategy", "symbol", "qty", "avg cost", "realized", "bought", "sold")]
+    rows = [("strategy", "symbol", "qty", "avg cost", "gross", "fees", "net realized", "bought", "sold")]
     for strategy, book in sorted(positions(journal).items()):
         for symbol, p in sorted(book.items()):
             avg = f"{p.avg_cost:.4f}" if p.qty else "-"
-            rows.append((strategy, symbol, str(p.qty), avg, str(p.realized_pnl), str(p.bought), str(p.sold)))
+            rows.append((strategy, symbol, str(p.qty), avg, str(p.gross_pnl), str(p.fees), str(p.realized_pnl),
+                         str(p.bought), str(p.sold)))
     yield from _table(rows)
     yield ""
     open_rows = journal.open_orders()
@@ -141,9 +142,9 @@ def _lines(journal: Journal, n_orders: int, n_fills: int) -> Iterable[str]:
     rows_f = list(journal.db.execute("SELECT * FROM fills ORDER BY seq DESC LIMIT ?", (n_fills,)))
     yield f"last {len(rows_f)} of {total} fills"
     yield from _table([("time", "exec id", "client id", "strategy", "symbol", "side", "qty", "price", "fee",
-                        "applied")] + [
+                        "fee from", "applied")] + [
         (_time(r["ts"]), r["exec_id"], r["client_id"], r["strategy"], r["symbol"], r["side"], r["qty"], r["price"],
-         r["fee"], "yes" if r["applied"] else "NO")
+         r["fee"], r["fee_source"] or "-", "yes" if r["applied"] else "NO")
         for r in rows_f
     ])
     controls = journal.latest_controls()

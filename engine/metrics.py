@@ -61,6 +61,8 @@ CATALOG: dict[str, Metric] = {
                                           "cancels that reached the wire) / max(fills, 1); with no fill, the "
                                           "message count. risk.kill_switch.order_to_trade limits it.",
                                           ("strategy",)),
+    "engine_anomalies": Metric("counter", "What a venue sent that the engine did not apply as sent, by kind "
+                               "(fill_unknown_order, fee_mismatch: a venue's fee off the schedule, ...).", ("kind",)),
     "engine_rejects": Metric("counter", "Orders, amends and cancels refused in the process, by reject code.",
                              ("strategy", "code")),
     # latency
@@ -87,8 +89,11 @@ CATALOG: dict[str, Metric] = {
     # positions, PnL, account
     "engine_position_shares": Metric("gauge", "A strategy's position in an instrument, in shares.",
                                      ("strategy", "venue", "symbol")),
-    "engine_realized_pnl": Metric("gauge", "A strategy's realized PnL today, in the account currency.",
+    "engine_realized_pnl": Metric("gauge", "A strategy's realized PnL today, net of fees, in the account currency.",
                                   ("strategy",)),
+    "engine_gross_pnl": Metric("gauge", "A strategy's realized PnL today before fees (net + fees).", ("strategy",)),
+    "engine_fees": Metric("counter", "Fees charged on a strategy's fills (the venue's, else the rule pack's "
+                          "schedule), in the account currency.", ("strategy",)),
     "engine_unrealized_pnl": Metric("gauge", "A strategy's unrealized PnL at the last price or mid.",
                                     ("strategy",)),
     "engine_account_cash": Metric("gauge", "Cash of a venue account: settled, unsettled (sale proceeds not yet "

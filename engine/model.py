@@ -278,7 +278,8 @@ class VenueOrder:
 
 class Fill:
     """One execution of one of our orders. ``exec_id`` is unique per venue; the runtime drops a
-    fill whose ``(venue, exec_id)`` it has already applied."""
+    fill whose ``(venue, exec_id)`` it has already applied. ``fee`` is what the venue charged;
+    None when it states none, and the runtime then charges the rule pack's fee schedule."""
 
     __slots__ = (
         "venue", "symbol", "client_id", "venue_order_id", "exec_id",
@@ -297,7 +298,7 @@ class Fill:
         qty: Decimal,
         ts: int,
         liquidity: Liquidity = Liquidity.UNKNOWN,
-        fee: Decimal = ZERO,
+        fee: Decimal | None = None,
     ) -> None:
         self.venue = venue
         self.symbol = symbol
@@ -309,7 +310,7 @@ class Fill:
         self.qty = qty
         self.ts = ts
         self.liquidity = liquidity
-        self.fee = fee
+        self.fee: Decimal | None = fee
 
     def __repr__(self) -> str:
         return (

@@ -85,6 +85,12 @@ def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Me
     runners = list(runtime.runners.values())
     venues = list(runtime.venues.values())
 
+    anomalies = _counter("engine_anomalies")
+    # fee_mismatch at 0 from the start, so increase() sees the first one (like the reject codes)
+    for kind, count in sorted({"fee_mismatch": 0, **runtime.anomalies}.items()):
+        anomalies.add_metric([kind], count)
+    out.append(anomalies)
+
     events = _counter("engine_events")
     up = _gauge("engine_venue_up")
     state = _gauge("engine_venue_state")
@@ -135,6 +141,8 @@ def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Me
     overruns = _counter("engine_hook_overruns")
     position = _gauge("engine_position_shares")
     realized = _gauge("engine_realized_pnl")
+    gross = _gauge("engine_gross_pnl")
+    fees = _counter("engine_fees")
     unrealized = _gauge("engine_unrealized_pnl")
     for runner in runners:
         name, venue_name = runner.name, runner.venue
@@ -164,9 +172,12 @@ def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Me
             held = runner.positions.get(symbol)
             position.add_metric([name, venue_name, symbol], float(held.qty) if held is not None else 0.0)
         realized.add_metric([name], float(runner.realized_pnl))
+        paid = runner.fees
+        gross.add_metric([name], float(runner.realized_pnl + paid))
+        fees.add_metric([name], float(paid))
         unrealized.add_metric([name], float(runtime.unrealized_pnl(runner)))
     out += [submitted, refused, final, open_orders, fills, messages, otr, rejects, hooks, mmp, strategy_state,
-            hook_errors, overruns, position, realized, unrealized]
+            hook_errors, overruns, position, realized, gross, fees, unrealized]
 
     headroom = _gauge("engine_rate_limit_headroom")
     refusals = _counter("engine_rate_limit_refusals")

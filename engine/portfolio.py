@@ -3,7 +3,9 @@
 FIFO lot accounting: each fill that opens or adds to a position becomes a lot; a fill that reduces
 it closes the oldest lots first and realizes ``(exit - entry) * qty`` per lot. Only multiplication
 and addition are involved, so realized PnL is exact in Decimal (average-cost accounting divides,
-and leaves residues such as ``-605.000...0140``). Fees reduce realized PnL when they occur.
+and leaves residues such as ``-605.000...0140``). Fees reduce realized PnL when they occur:
+``realized_pnl`` is net of every fee paid (a buy's fee counts at the buy, not when its lot is
+closed), ``gross_pnl`` is the same before fees, and ``fees`` their sum.
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ class Position:
         if fee:
             self.fees += fee
             self.realized_pnl -= fee
+
+    @property
+    def gross_pnl(self) -> Decimal:
+        """Realized PnL before fees: net plus every fee paid."""
+        return self.realized_pnl + self.fees
 
     def persisted(self) -> dict[str, Any]:
         """Exact state for the journal's snapshots: the open lots, not just their average."""

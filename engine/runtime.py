@@ -230,7 +230,12 @@ class StrategyRunner:
 
     @property
     def realized_pnl(self) -> Decimal:
+        """Net of fees."""
         return sum((p.realized_pnl for p in self.positions.values()), ZERO)
+
+    @property
+    def fees(self) -> Decimal:
+        return sum((p.fees for p in self.positions.values()), ZERO)
 
 
 class _BookEntry(InstrumentFacts):
@@ -278,7 +283,7 @@ class _Venue:
         "guard", "cancel_on_disconnect", "on_reconnect", "disconnects", "dropped_at_ns", "at_drop",
         "awaiting_cancels", "ever_connected", "buckets", "cancel_when_back", "orphans", "orphan_retry_due",
         "reconcile_failures", "feed", "data_status", "told_stale", "mass_cancel",
-        "n_fill", "n_order_update", "n_duplicate_fills", "n_unlisted", "tick_to_order",
+        "n_fill", "n_order_update", "n_duplicate_fills", "n_unlisted", "tick_to_order", "fee_schedules",
     )
 
     def __init__(
@@ -295,6 +300,8 @@ class _Venue:
         self.status = "disconnected"
         self.account = account
         self.packs = packs
+        #: what a fill is charged when the venue states no fee, and what a stated fee is checked against
+        self.fee_schedules = {symbol: pack.fee_schedule() for symbol, pack in packs.items()}
         self.guard = guard  # the venue account's request budget, for cancels the engine itself sends
         self.cancel_on_disconnect = cancel_on_disconnect
         self.on_reconnect = on_reconnect
@@ -676,10 +683,11 @@ class Runtime:
             # Not ours or lost: keep it visible (report, log) rather than guess which order it was.
             self._anomaly("fill_unknown_order", f"fill for an order this engine does not know: {fill!r}")
             return
+        fee_source = self._price_fee(venue, fill)
         journal = self.journal
         seq = None
         if journal is not None:
-            seq = journal.add_fill(fill, order._strategy, self._today())
+            seq = journal.add_fill(fill, order._strategy, self._today(), fee_source)
             if seq is None:  # the journal has this exec id: applied before (a restart, a re-sent fill)
                 venue.n_duplicate_fills += 1
                 if not journal.same_fill(fill):
@@ -726,6 +734,27 @@ class Runtime:
             self.call_rare(runner, "on_mmp_trigger", info=trigger)
         if self.watches_losses:  # a loss rule is configured: react to the fill at once
             self._check_losses()
+
+    def _price_fee(self, venue: _Venue, fill: Fill) -> str:
+        """Every fill carries its fee: the schedule's when the venue states none (paper without a
+        schedule, Optimus, whose executions carry no commission); a venue's own fee is taken at
+        its word and compared with the schedule, a difference beyond the pack's ``fee_tolerance``
+        counted as the anomaly ``fee_mismatch`` (logged once, then counted)."""
+        schedule = venue.fee_schedules.get(fill.symbol)
+        if schedule is None:
+            if fill.fee is None:
+                fill.fee = ZERO
+                return "schedule"
+            return "venue"
+        expected = schedule.fee(fill.side, fill.qty * fill.price)
+        if fill.fee is None:
+            fill.fee = expected
+            return "schedule"
+        tolerance = schedule.pack.fee_tolerance
+        if abs(fill.fee - expected) > tolerance:
+            self._anomaly("fee_mismatch", f"venue fee {fill.fee} differs from the schedule's {expected} "
+                                          f"(tolerance {tolerance}); the venue's is applied: {fill!r}")
+        return "venue"
 
     def _orphan_fill(self, venue: _Venue, order: Order, fill: Fill, runner: StrategyRunner | None) -> None:
         """A fill on an order the engine is cancelling without its strategy (reconciliation found it
@@ -1739,7 +1768,9 @@ class Runtime:
         return unrealized
 
     def strategy_summary(self, runner: StrategyRunner) -> dict[str, Any]:
+        """realized_pnl is net: gross_pnl - fees."""
         unrealized = self.unrealized_pnl(runner)
+        fees = runner.fees
         return {
             "orders": runner.orders_submitted,
             "refused": runner.orders_refused,
@@ -1753,6 +1784,8 @@ class Runtime:
             "algo_id": runner.algo_id,
             "rejects": runner.rejects,
             "position": {s: str(p.qty) for s, p in sorted(runner.positions.items())},
+            "gross_pnl": str(runner.realized_pnl + fees),
+            "fees": str(fees),
             "realized_pnl": str(runner.realized_pnl),
             "unrealized_pnl": str(unrealized.quantize(Decimal("0.01"))),
             "state": runner.state,

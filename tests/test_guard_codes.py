@@ -435,12 +435,12 @@ def test_4001_a_buy_that_only_unsettled_sale_proceeds_would_cover(tmp_path):
     sale = ctx.submit("MEBL", "sell", 100, "187.50")
     settle(engine)
     assert sale.status == "filled"
-    assert ctx.buying_power == D(1000)  # the 18,750.00 of proceeds settle T+2
+    assert ctx.buying_power == D(1000)  # the 18,721.875 of proceeds (net of the sale's fee) settle T+2
     spy = VenueSpy(engine)
     order = ctx.submit("MEBL", "buy", 50, "187.50")  # 9,375.00 + fee: more than cash, less than cash + proceeds
     assert_refused(engine, spy, order, 4001, (
         "buy 50 MEBL needs 8,389.06 more than the buying power of 1,000.00",
-        "18,750.00 of sale proceeds settle on 2026-11-25",
+        "18,721.88 of sale proceeds settle on 2026-11-25",
     ))
 
 

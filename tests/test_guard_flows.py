@@ -515,7 +515,8 @@ def test_daily_loss_limit_halts_cancels_every_open_order_and_refuses_every_new_o
     buy_filled(engine, 100, "187.50")
     assert ctx.trading_state == "active" and all(o.status == "new" for o in resting)
     buy_filled(engine, 1, "185.00")  # the last trade marks the 101 shares down: -250.00
-    assert engine.runtime.strategy_pnl(engine.runtime.runners["s"]) == D("-250.00")
+    fees = D("18750.00") * D("0.0015") + D("185.00") * D("0.0015")  # the two buys' commission: losses are net
+    assert engine.runtime.strategy_pnl(engine.runtime.runners["s"]) == D("-250.00") - fees
     settle(engine, 1)  # the next risk tick
     assert ctx.trading_state == "halted"
     assert all(o.status == "cancelled" for o in resting) and ctx.open_orders() == []
@@ -528,7 +529,7 @@ def test_daily_loss_limit_halts_cancels_every_open_order_and_refuses_every_new_o
     assert spy.sent == []
     report = engine.report()["kill_switch"]
     assert (report["state"], report["source"]) == ("halted", "daily_loss")
-    assert "daily loss 250" in report["reason"] and "reached the limit 100" in report["reason"]
+    assert "daily loss 278.4025" in report["reason"] and "reached the limit 100" in report["reason"]
     assert [h["state"] for h in report["history"]] == ["halted"]
 
 
@@ -747,7 +748,8 @@ def test_slow_hooks_are_counted_and_after_max_overruns_the_strategy_fails(tmp_pa
 
 def test_loss_limit_stops_only_that_strategy(tmp_path):
     engine = build(tmp_path, {"loser": LOGGER, "other": LOGGER},
-                   per_strategy={"loser": {"loss_limit": "200"}})
+                   per_strategy={"loser": {"loss_limit": "200"}},
+                   risk={"rules": {"fee_rate": "0"}})  # marks alone reach the limit: no fees
     open_session(engine)
     engine.runtime.start_risk_timer()
     loser, other = ctx_of(engine, "loser"), ctx_of(engine, "other")
@@ -869,7 +871,7 @@ def test_sale_proceeds_become_buying_power_on_their_settlement_day(tmp_path, pro
                                                                    settles_on):
     engine = build(tmp_path, {"s": SETTLER}, symbols=("MEBL",), run={"days": 3},
                    options={"market": {"enabled": True, "step_interval_s": "30", "aggressive_interval_s": "600"}},
-                   risk={"profile": profile},
+                   risk={"profile": profile, "rules": {"fee_rate": "0", "fees": []}},  # settlement, not fees
                    venue={"account": {"cash": "1000", "holdings": {"MEBL": "100"}}})
     result = anyio.run(engine.run)
     module = module_of(engine)

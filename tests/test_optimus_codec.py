@@ -283,6 +283,7 @@ def test_an_order_view_decodes_with_its_executions() -> None:
     fill = execution.to_fill("psx")
     assert (fill.exec_id, fill.client_id, fill.venue_order_id, fill.side) == ("EXE-1", "mm-1", "OPT-1", Side.BUY)
     assert (fill.price, fill.qty, fill.ts) == (D("187.45"), D(500), codec.parse_ts("2026-11-23T04:20:01.250Z"))
+    assert fill.fee is None  # no commission field in the document: the engine charges its schedule
     vo = view.to_venue_order("psx")
     assert (vo.client_id, vo.venue_order_id, vo.status, vo.cum_qty) == ("mm-1", "OPT-1", view.status, D(500))
 

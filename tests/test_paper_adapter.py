@@ -283,7 +283,7 @@ def test_marketable_order_is_acknowledged_then_filled_as_taker():
     assert updates[0].status is S.NEW
     [fill] = venue.sink.fills_for(order.client_id)
     assert (fill.price, fill.qty, fill.liquidity, fill.side) == (ask, D(1), Liquidity.TAKER, Side.BUY)
-    assert fill.fee == 0 and fill.venue_order_id == updates[0].venue_order_id
+    assert fill.fee is None and fill.venue_order_id == updates[0].venue_order_id
     assert order.status is S.FILLED
     ack_index = venue.sink.calls.index(("update", updates[0]))
     assert ack_index < venue.sink.calls.index(("fill", fill))

@@ -217,7 +217,7 @@ def test_buy_response_decodes_order_and_trade() -> None:
     assert (trade.trade_id, trade.order_id, trade.label) == ("66fa560b912a3148d07efacf", "60c72b2f9b1e8a001c8e4d5a",
                                                              "my_trade")
     assert (trade.price, trade.amount, trade.side, trade.trade_seq) == (D(50000), D(10), Side.BUY, 1)
-    assert trade.liquidity is Liquidity.UNKNOWN and trade.fee == 0  # not in the document (PUL-8)
+    assert trade.liquidity is Liquidity.UNKNOWN and trade.fee is None  # not in the document (PUL-8): the schedule
 
 
 @pytest.mark.parametrize("name", [

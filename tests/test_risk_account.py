@@ -47,7 +47,8 @@ INSTRUMENTS = {
 SYMBOLS = tuple(INSTRUMENTS)
 THU = dt.date(2026, 11, 19)
 MON = dt.date(2026, 11, 23)
-NO_FEE = {"fee_rate": "0"}
+PROFILES = ["broker-doc", "psx-2026"]
+NO_FEE = {"fee_rate": "0", "fees": []}  # no commission and no levies (psx-2026 has some)
 
 
 def packs(profile: str = "broker-doc", **rules: object) -> dict:
@@ -412,16 +413,19 @@ def test_buying_power_counts_reservations_of_open_buys():
 
 @settings(max_examples=200, deadline=None)
 @given(qty=QTYS, price=PRICES, fee_rate=st.sampled_from(["0", "0.0015", "0.003"]), fee_min=st.sampled_from(["0", "25"]),
-       slack=st.sampled_from(["-0.01", "0", "0.01", "-1000", "1000"]))
-def test_the_gate_and_the_reservation_cost_a_buy_as_buy_cost_does(qty, price, fee_rate, fee_min, slack):
+       slack=st.sampled_from(["-0.01", "0", "0.01", "-1000", "1000"]), profile=st.sampled_from(PROFILES))
+def test_the_gate_and_the_reservation_cost_a_buy_as_buy_cost_does(qty, price, fee_rate, fee_min, slack, profile):
     """BuyingPower and CashAccount.reservation spell buy_cost out for speed: they must cost a buy
     exactly as it does (allowed iff buy_cost fits, then reserved at buy_cost), so the copies
-    cannot drift apart."""
-    cost = account(fee_rate=fee_rate, fee_min=fee_min).buy_cost("MEBL", qty, price)
+    cannot drift apart; and buy_cost is the notional plus exactly the fee the fill is charged
+    (psx-2026: commission, its sales tax and the levies)."""
+    cost = account(profile=profile, fee_rate=fee_rate, fee_min=fee_min).buy_cost("MEBL", qty, price)
+    charged = packs(profile, fee_rate=fee_rate, fee_min=fee_min)["MEBL"].fee_schedule().fee(Side.BUY, qty * price)
+    assert cost == qty * price + charged
     cash = cost + D(slack)
     if cash < 0:
         return
-    acct = account(cash=str(cash), fee_rate=fee_rate, fee_min=fee_min)
+    acct = account(cash=str(cash), profile=profile, fee_rate=fee_rate, fee_min=fee_min)
     allowed = BuyingPower(acct).check(request(Side.BUY, qty, str(price))) is None
     assert allowed == (cost <= cash)
     placed(acct, Side.BUY, qty, str(price))

@@ -575,6 +575,8 @@ class Execution:
     ts_ns: int
 
     def to_fill(self, venue: str) -> Fill:
+        # the document's order.execution carries no commission field: the fill states no fee
+        # (None) and the engine charges its rule pack's fee schedule
         return Fill(
             venue, self.symbol, self.client_order_id, self.order_id, self.execution_id, self.side,
             self.price, self.quantity, self.ts_ns, Liquidity.UNKNOWN,

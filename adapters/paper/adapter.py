@@ -75,6 +75,7 @@ from engine.model import (
 )
 from engine.rejects import Reject
 from engine.risk.bands import price_band
+from engine.risk.rulepack import FeeSchedule
 
 __all__ = ["CODE_HALTED", "CODE_INVALID_SYMBOL", "PaperAdapter", "PaperOptions"]
 
@@ -255,6 +256,8 @@ class PaperAdapter(Adapter):
         self._order_ids = itertools.count(1)
         next_id = self._next_order_id  # venue order ids unique across symbols (and across restarts)
         self._band_rules: dict[str, tuple[Decimal, Decimal]] = {}
+        #: the engine's fee schedule per symbol (set_fee_schedules): the fee each of our fills carries
+        self._fee_schedules: dict[str, FeeSchedule] = {}
         self._symbols: dict[str, _Symbol] = {}
         for symbol, instrument in self.instruments.items():
             reference = instrument.previous_close if instrument.previous_close > 0 else None
@@ -625,6 +628,11 @@ class PaperAdapter(Adapter):
             if symbol in self._band_rules and engine.reference_price is not None:
                 engine.price_band = self._band(symbol, engine.reference_price, engine.tick_size)
 
+    def set_fee_schedules(self, schedules: dict[str, FeeSchedule]) -> None:
+        """The venue charges each of our fills the engine's schedule (every line of it), as a
+        broker would on its contract note; a symbol without one states no fee."""
+        self._fee_schedules = dict(schedules)
+
     def _band(self, symbol: str, reference: Decimal, tick: Decimal) -> tuple[Decimal, Decimal]:
         rule = self._band_rules.get(symbol)
         if rule is None:
@@ -927,9 +935,11 @@ class PaperAdapter(Adapter):
             record.status = OrderStatus.PARTIALLY_FILLED
         else:
             self._finish(client_id, OrderStatus.FILLED)
+        schedule = self._fee_schedules.get(state.symbol)
         fill = Fill(
             self.venue, state.symbol, client_id, str(order_id), f"E{next(self._exec_ids)}",
-            side, event.price, event.qty, ts, liquidity, ZERO,
+            side, event.price, event.qty, ts, liquidity,
+            schedule.fee(side, event.qty * event.price) if schedule is not None else None,
         )
         self._fills.append(fill)
         if self._link_up:

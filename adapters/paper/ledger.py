@@ -76,7 +76,7 @@ class VenueLedger:
             "INSERT OR IGNORE INTO fills (exec_id, client_id, venue_order_id, symbol, side, price, qty, ts, liquidity, "
             "fee) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(f.exec_id, f.client_id, f.venue_order_id, f.symbol, f.side.value, str(f.price), str(f.qty), f.ts,
-              f.liquidity.value, str(f.fee)) for f in fills],
+              f.liquidity.value, "" if f.fee is None else str(f.fee)) for f in fills],
         )
         db.execute("COMMIT")
 
@@ -93,7 +93,8 @@ class VenueLedger:
     def fills(self, venue: str) -> list[Fill]:
         return [
             Fill(venue, r["symbol"], r["client_id"], r["venue_order_id"], r["exec_id"], Side(r["side"]),
-                 Decimal(r["price"]), Decimal(r["qty"]), r["ts"], Liquidity(r["liquidity"]), Decimal(r["fee"]))
+                 Decimal(r["price"]), Decimal(r["qty"]), r["ts"], Liquidity(r["liquidity"]),
+                 Decimal(r["fee"]) if r["fee"] else None)
             for r in self.db.execute("SELECT * FROM fills ORDER BY seq")
         ]
 

@@ -504,7 +504,7 @@ def decode_orders(result: Any) -> list[PulseOrder]:
 class PulseTrade:
     """``models.TradesResponse`` / ``TradeConfirmation``. ``order_id``, ``label``, ``liquidity``
     and ``fee`` are missing from the documented trade objects (PUL-8); when the venue adds them
-    (Deribit does; our sandbox does) they are used, otherwise they stay empty."""
+    (Deribit does; our sandbox does) they are used, otherwise they stay empty (``fee`` None)."""
 
     __slots__ = ("trade_id", "trade_seq", "order_id", "label", "instrument", "side", "price", "amount",
                  "ts_ns", "liquidity", "fee")
@@ -531,7 +531,8 @@ class PulseTrade:
         self.liquidity = (
             Liquidity.MAKER if liquidity == "M" else Liquidity.TAKER if liquidity == "T" else Liquidity.UNKNOWN
         )
-        self.fee = num(obj.get("fee", 0), "fee")
+        fee = obj.get("fee")  # None: the venue stated no fee, the engine charges its schedule
+        self.fee = None if fee is None else num(fee, "fee")
 
     def __repr__(self) -> str:
         return f"PulseTrade({self.trade_id} {self.order_id} {self.amount}@{self.price})"

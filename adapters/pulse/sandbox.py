@@ -489,6 +489,11 @@ class _Conn:
 # The server
 
 
+#: the sandbox's fee per trade, as a fraction of price x amount: the shipped broker-doc schedule's
+#: commission, so a default engine finds the venue's fee and its schedule agree
+DEFAULT_FEE_RATE = Decimal("0.0015")
+
+
 class PulseSandbox:
     """A Pulse venue on localhost. Use ``async with PulseSandbox(...) as sandbox:``; ``sandbox.url``
     is then the WebSocket URL (port 0 picks a free port)."""
@@ -510,8 +515,12 @@ class PulseSandbox:
         clock: Clock | None = None,
         refuse_channels: Iterable[str] = (),
         refuse_with_error: bool = False,
+        fee_rate: Decimal = DEFAULT_FEE_RATE,
     ) -> None:
         self.host = host
+        #: the fee each trade reports (``fee``, a fraction of price x amount): the venue's own
+        #: figure, which the engine takes at its word and compares with its fee schedule
+        self.fee_rate = fee_rate
         self.port = port
         self.seed = seed
         self.clock = clock or WallClock()
@@ -1108,7 +1117,8 @@ class PulseSandbox:
                     order.state = "filled" if order.filled >= order.amount else "partially_filled"
                     order.updated_ms = now_ms
                     trade = {
-                        "amount": event.qty, "api": True, "direction": order.side.value, "fee": ZERO,
+                        "amount": event.qty, "api": True, "direction": order.side.value,
+                        "fee": event.qty * event.price * self.fee_rate,
                         "fee_currency": "USD", "index_price": mid, "instrument_name": book.inst.name,
                         "label": order.label, "liquidity": liquidity, "mark_iv": ZERO, "mark_price": mid,
                         "order_id": order.order_id, "order_type": order.order_type, "price": event.price,

@@ -214,10 +214,10 @@ class CashAccount:
         self._reference = reference_price if reference_price is not None else self._previous_close
         # a symbol with no pack (cannot happen for configured symbols) gets the conservative defaults
         self._default_pack = RulePack()
-        # (fee_rate, fee_min) per symbol: RulePack.estimated_fee inlined, as a method call it costs
-        # ~0.5 us, a tenth of the whole gate's budget
-        self._fees = {symbol: (pack.fee_rate, pack.fee_min) for symbol, pack in packs.items()}
-        self._default_fees = (self._default_pack.fee_rate, self._default_pack.fee_min)
+        # a buy's fee terms (rate, floor_rate, floor) per symbol: FeeSchedule.fee inlined, as a
+        # method call it costs ~0.5 us, a tenth of the whole gate's budget
+        self._fees = {symbol: pack.fee_schedule().buy for symbol, pack in packs.items()}
+        self._default_fees = self._default_pack.fee_schedule().buy
         self._sell_unsettled = {symbol: pack.sell_unsettled_buys for symbol, pack in packs.items()}
         self._cash = config.cash
         self._unsettled_cash = ZERO
@@ -271,11 +271,16 @@ class CashAccount:
         return high
 
     def buy_cost(self, symbol: str, qty: Decimal, price: Decimal) -> Decimal:
-        """What a buy of ``qty`` at ``price`` takes from cash: notional plus the estimated fee."""
+        """What a buy of ``qty`` at ``price`` takes from cash: notional plus the fee its fill is
+        charged (the pack's whole fee schedule)."""
         notional = qty * price
-        rate, fee_min = self._fees.get(symbol, self._default_fees)
+        rate, floor_rate, floor = self._fees.get(symbol, self._default_fees)
         fee = notional * rate
-        return notional + (fee if fee > fee_min else fee_min)
+        if floor:  # a commission minimum; without one, n * rate >= n * floor_rate always
+            low = notional * floor_rate + floor
+            if low > fee:
+                fee = low
+        return notional + fee
 
     def settle_day(self, symbol: str, trading_day: dt.date) -> dt.date:
         """The day a trade done on ``trading_day`` settles: T+N trading days under the symbol's pack."""
@@ -393,17 +398,25 @@ class CashAccount:
         if price is None:
             price = self.market_buy_price(symbol) or ZERO
         try:  # self._fees.get(symbol, default) without a method call
-            rate, fee_min = self._fees[symbol]
+            rate, floor_rate, floor = self._fees[symbol]
         except KeyError:
-            rate, fee_min = self._default_fees
+            rate, floor_rate, floor = self._default_fees
         notional = leaves * price
         fee = notional * rate
-        cash = notional + (fee if fee > fee_min else fee_min)
+        if floor:  # a commission minimum (see buy_cost)
+            low = notional * floor_rate + floor
+            if low > fee:
+                fee = low
+        cash = notional + fee
         if pending:
             p_price = pending_price if pending_price is not None else price
             notional = p_leaves * p_price
             fee = notional * rate
-            p_cash = notional + (fee if fee > fee_min else fee_min)
+            if floor:
+                low = notional * floor_rate + floor
+                if low > fee:
+                    fee = low
+            p_cash = notional + fee
             if p_cash > cash:
                 cash = p_cash
             if p_leaves > leaves:
@@ -632,11 +645,15 @@ class BuyingPower:
         # account.buy_cost spelled out (a call costs ~420 instructions per order); a test holds the two equal
         notional = qty * price
         try:  # account._fees.get(symbol, default) without a method call on the common path
-            rate, fee_min = account._fees[symbol]
+            rate, floor_rate, floor = account._fees[symbol]
         except KeyError:
-            rate, fee_min = account._default_fees
+            rate, floor_rate, floor = account._default_fees
         fee = notional * rate
-        need = notional + (fee if fee > fee_min else fee_min)
+        if floor:  # a commission minimum (see CashAccount.buy_cost)
+            low = notional * floor_rate + floor
+            if low > fee:
+                fee = low
+        need = notional + fee
         if amend is not None:
             need -= account.reserved_for(amend.client_id)[0]
         # the account's private fields are read directly: a property call per read would cost more

@@ -14,10 +14,12 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.model import Side
 
 SHIPPED_PROFILES_RESOURCE = "data/risk_profiles.yaml"
 DEFAULT_PROFILE = "broker-doc"
@@ -30,6 +32,21 @@ class SettlementEntry(BaseModel):
 
     days: int = Field(ge=0, le=10)
     from_: dt.date | None = Field(default=None, alias="from")
+
+
+class FeeLine(BaseModel):
+    """One levy or tax a trade carries on top of the broker's commission, with where its figure
+    comes from: ``basis: notional`` is a fraction of price x quantity, ``basis: commission`` a
+    fraction of the commission (sales tax on brokerage). No minimum: only the commission has one,
+    which keeps the buy reservation equal to the charged fee (see :class:`FeeSchedule`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    rate: Decimal = Field(ge=0, lt=1)
+    basis: Literal["notional", "commission"] = "notional"
+    side: Literal["both", "buy", "sell"] = "both"
+    source: str = Field(min_length=1, description="Where the figure comes from; 'assumption, verify ...' if unsure.")
 
 
 class RulePack(BaseModel):
@@ -66,9 +83,15 @@ class RulePack(BaseModel):
     )
     # --- short selling (rule 11) -----------------------------------------------------------------
     short_selling: bool = Field(False, description="Blank short sales are always refused; must stay false.")
-    # --- estimated fees reserved with every buy --------------------------------------------------
-    fee_rate: Decimal = Field(Decimal("0.0015"), ge=0, lt=1, description="Estimated fees as a fraction of notional.")
-    fee_min: Decimal = Field(Decimal(0), ge=0, description="Minimum estimated fee per order, rupees.")
+    # --- fee schedule: charged on every fill, reserved with every buy -----------------------------
+    fee_rate: Decimal = Field(Decimal("0.0015"), ge=0, lt=1, description="Broker commission, fraction of notional.")
+    fee_min: Decimal = Field(Decimal(0), ge=0, description="Minimum broker commission per fill, rupees.")
+    fee_source: str = Field("assumption, verify with your broker", min_length=1,
+                            description="Where the commission figures come from.")
+    fees: tuple[FeeLine, ...] = Field((), description="Levies and taxes on top of the commission.")
+    fee_tolerance: Decimal = Field(
+        Decimal("0.01"), ge=0, description="A venue-reported fee further than this from the schedule's is an anomaly."
+    )
     # --- fat-finger guards (internal limits) -----------------------------------------------------
     max_order_qty: Decimal | None = Field(None, gt=0, description="Largest quantity one order may carry.")
     max_order_notional: Decimal | None = Field(None, gt=0, description="Largest price x quantity of one order.")
@@ -96,6 +119,13 @@ class RulePack(BaseModel):
             raise ValueError("settlement entries must be in increasing 'from' order")
         return self
 
+    @model_validator(mode="after")
+    def _fee_lines_named_once(self) -> RulePack:
+        names = [line.name for line in self.fees]
+        if "commission" in names or len(set(names)) != len(names):
+            raise ValueError("each fee line needs its own name, and 'commission' is fee_rate / fee_min")
+        return self
+
     def settlement_days(self, trade_day: dt.date) -> int:
         """The settlement cycle for a trade done on ``trade_day`` (T+2, T+1 from 2026-02-09, ...)."""
         days = self.settlement[0].days
@@ -105,11 +135,61 @@ class RulePack(BaseModel):
         return days
 
     def estimated_fee(self, notional: Decimal) -> Decimal:
-        """The fee reserved with a buy: ``fee_rate`` of the notional, at least ``fee_min``."""
-        return max(notional * self.fee_rate, self.fee_min)
+        """The fee reserved with a buy: exactly what a buy fill of ``notional`` is charged."""
+        return self.fee_schedule().fee(Side.BUY, notional)
+
+    def fee_schedule(self) -> FeeSchedule:
+        return _schedule_of(self)
 
     def effective_lot(self, master_lot: Decimal) -> Decimal:
         return self.lot_size if self.lot_size is not None else master_lot
+
+
+class FeeSchedule:
+    """A pack's fee lines folded into three numbers per side, so the gate prices a buy's fee with
+    one multiplication (two with a commission minimum; see README Benchmarks) and the venue
+    charges the same figure.
+
+    The commission is ``max(n * fee_rate, fee_min)``; commission-based taxes scale it by
+    ``1 + T``; notional levies add ``n * L``. Their sum is exactly
+    ``max(n * (fee_rate * (1 + T) + L), n * L + fee_min * (1 + T))``: ``(rate, floor_rate,
+    floor)`` per side below. Exact Decimal, not rounded: the paper venue charges it unrounded."""
+
+    __slots__ = ("pack", "buy", "sell")
+
+    def __init__(self, pack: RulePack) -> None:
+        self.pack = pack
+        self.buy = self._terms(pack, "buy")
+        self.sell = self._terms(pack, "sell")
+
+    @staticmethod
+    def _terms(pack: RulePack, side: str) -> tuple[Decimal, Decimal, Decimal]:
+        lines = [line for line in pack.fees if line.side in ("both", side)]
+        tax = sum((line.rate for line in lines if line.basis == "commission"), Decimal(0))
+        levy = sum((line.rate for line in lines if line.basis == "notional"), Decimal(0))
+        return pack.fee_rate * (1 + tax) + levy, levy, pack.fee_min * (1 + tax)
+
+    def fee(self, side: Side, notional: Decimal) -> Decimal:
+        """The whole fee of one fill of ``notional``."""
+        rate, floor_rate, floor = self.buy if side is Side.BUY else self.sell
+        fee = notional * rate
+        low = notional * floor_rate + floor
+        return fee if fee > low else low
+
+    def breakdown(self, side: Side, notional: Decimal) -> list[tuple[str, Decimal]]:
+        """The fee line by line (commission first); the amounts sum to :meth:`fee`."""
+        pack = self.pack
+        commission = max(notional * pack.fee_rate, pack.fee_min)
+        rows = [("commission", commission)]
+        for line in pack.fees:
+            if line.side in ("both", side.value):
+                rows.append((line.name, (commission if line.basis == "commission" else notional) * line.rate))
+        return rows
+
+
+@cache
+def _schedule_of(pack: RulePack) -> FeeSchedule:
+    return FeeSchedule(pack)
 
 
 @cache
@@ -154,6 +234,8 @@ def resolve_packs(
 
 __all__ = [
     "DEFAULT_PROFILE",
+    "FeeLine",
+    "FeeSchedule",
     "RulePack",
     "SettlementEntry",
     "UnknownProfile",
