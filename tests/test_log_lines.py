@@ -99,7 +99,7 @@ FRI, MON = dt.date(2026, 11, 20), dt.date(2026, 11, 23)
 
 
 def _fill(side: Side, symbol: str, qty: int, price: str) -> Fill:
-    return Fill("paper", symbol, "c", "v", f"x{next(_fill_ids)}", side, D(price), D(qty), 0)
+    return Fill("paper", symbol, "c", "v", f"x{next(_fill_ids)}", side, D(price), D(qty), 0, fee=D(0))
 
 
 _fill_ids = itertools.count()
