@@ -408,9 +408,10 @@ class Journal:
     def _write_orders(self, pending: list) -> None:
         events = []
         latest: dict[tuple[str, str], Order] = {}
+        scrub = self.redactor.scrub  # a venue's reject text may echo a credential: not into the file
         for order, status, price, qty, cum_qty, ts, detail, engine_ts in pending:
             events.append((order._venue, order._client_id, ts, status.value, _text(price), str(qty), str(cum_qty),
-                           detail, engine_ts))
+                           scrub(detail) if detail else detail, engine_ts))
             latest[(order._venue, order._client_id)] = order
             if ts > self.last_ns:
                 self.last_ns = ts
@@ -425,7 +426,8 @@ class Journal:
             "run_id, algo_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(o._venue, o._client_id, o._strategy, o._symbol, o._side.value, o._type.value, o._tif.value,
               _text(o._price), str(o._qty), str(o._cum_qty), str(o._notional), o._status.value, o._venue_order_id,
-              int(o._post_only), int(o._mmp), o._reject_code, o._reject_reason, o._created_ts, o._updated_ts, run_id,
+              int(o._post_only), int(o._mmp), o._reject_code, scrub(o._reject_reason) if o._reject_reason else "",
+              o._created_ts, o._updated_ts, run_id,
               o._algo_id)
              for o in latest.values()],
         )
@@ -485,7 +487,9 @@ class Journal:
         return best
 
     def control(self, now_ns: int, kind: str, key: str, state: dict[str, Any]) -> None:
-        """Kill-switch or MMP state changed: committed at once."""
+        """Kill-switch or MMP state changed: committed at once. Its reasons are scrubbed of the
+        config's secrets (an operator's halt reason, a venue's words) like a log line."""
+        state, _ = self.redactor.scrub_value(state)
         with self._transaction():
             self.db.execute("INSERT INTO controls (ts, kind, key, state) VALUES (?, ?, ?, ?)",
                             (now_ns, kind, key, json.dumps(state, sort_keys=True)))

@@ -7,9 +7,11 @@ files is mode 0600."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import stat
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from conftest import INSTRUMENTS
 from engine.app import run_config
 from engine.config import load_config
 from engine.journal import Journal
+from engine.model import Order, Side
 from engine.secrets import Redactor
 
 TOKEN = "jt-7f3a9c1e55d24b"
@@ -111,3 +114,28 @@ def test_scrub_value_reaches_every_string_and_number_of_a_json_value():
     value, found = redactor.scrub_value({"a": [1, 2.5, True, None, {TOKEN: f'x"{TOKEN}"'}], "p": int(PIN)})
     assert found and value == {"a": [1, 2.5, True, None, {"***": 'x"***"'}], "p": "***"}
     assert Redactor([TOKEN]).scrub_value({"a": "clean"}) == ({"a": "clean"}, False)
+
+
+def test_reject_reasons_order_details_and_kill_switch_reasons_are_scrubbed(tmp_path):
+    """A venue's reject text or an operator's halt reason may echo a credential: the journal keeps
+    the sentence, with the secret as ``***``."""
+    path = tmp_path / "j.sqlite"
+    journal = Journal.open(path, redactor=Redactor([TOKEN]))
+    journal.begin_run(0, "config.yaml", dt.date(2026, 11, 23))
+    order = Order("s-abcde-1", "s", "paper", "MEBL", Side.BUY, Decimal(100), Decimal("180.00"))
+    journal.order(order, detail=f"sent with Bearer {TOKEN}")
+    order.reject(1001, f"Invalid token {TOKEN}", 1)
+    journal.order(order, detail=f"rejected: {TOKEN} refused")
+    journal.control(2, "kill_switch", "account", {"state": "halted", "reason": f"operator: leaked {TOKEN}"})
+    journal.commit(3)
+    journal.close()
+    reader = Journal.open_readonly(path)
+    try:
+        rows = reader.db.execute("SELECT reason FROM orders").fetchall()
+        details = reader.db.execute("SELECT detail FROM order_events ORDER BY rowid").fetchall()
+    finally:
+        reader.close()
+    assert [r[0] for r in rows] == ["Invalid token ***"]
+    assert [d[0] for d in details] == ["sent with Bearer ***", "rejected: *** refused"]
+    for each in tmp_path.iterdir():
+        assert TOKEN.encode() not in each.read_bytes(), each.name
