@@ -193,14 +193,14 @@ class Adapter(ABC):
         would end the whole process without its shutdown cancels, leaving orders working."""
         if self._task_group is None:
             raise RuntimeError(f"adapter {self.name!r} started a task before the engine bound its task group")
-        self._task_group.start_soon(self._contained, fn, args, name=name)
+        self._task_group.start_soon(self._contained, fn, args, name, name=name)
 
-    async def _contained(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+    async def _contained(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], name: str | None) -> None:
         try:
             await fn(*args)
         except Exception:  # never BaseException: cancellation must still end the task
             _log.exception("%s venue %s: background task %s failed; the engine goes on",
-                           self.name, self.venue, getattr(fn, "__qualname__", fn))
+                           self.name, self.venue, name or getattr(fn, "__qualname__", fn))
 
     @abstractmethod
     async def connect(self) -> None:

@@ -46,7 +46,7 @@ from test_psx_feed_adapter import (  # noqa: F401 (token_env, no_leaked_connecti
 )
 from test_psx_sandbox_run import SECRETS, _shipped_config_on_a_short_day
 from test_pulse_adapter import until, venue
-from test_pulse_end_to_end import copy_config, engine_command, summary
+from test_pulse_end_to_end import copy_config, engine_command, interrupt, summary
 
 from adapters.badinput import (
     BAD_NUMBER,
@@ -303,10 +303,7 @@ async def test_engine_trades_through_the_pulse_sandbox_while_it_sends_every_bad_
                 await wait(lambda: "dropped bad input (too_large)" in log_path.read_text()
                            and "pulse pulse: reconnected" in log_path.read_text(), "no reconnect after the huge frame")
                 await wait(quoting, "no quote working after the reconnect")
-                process.send_signal(signal.SIGINT)
-                deadline = time.monotonic() + 60
-                while process.poll() is None and time.monotonic() < deadline:
-                    await anyio.sleep(0.1)  # the sandbox answers the shutdown's cancels and the logout
+                await interrupt(process, 60)
             finally:
                 if process.poll() is None:
                     process.kill()

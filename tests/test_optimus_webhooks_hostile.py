@@ -21,7 +21,13 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_optimus_adapter import PASSWORD, SECRET, USER, signed, venue
+from test_optimus_adapter import (  # the fixtures too: the same event loop, the same credentials
+    SECRET,
+    anyio_backend,  # noqa: F401
+    credentials,  # noqa: F401
+    signed,
+    venue,
+)
 
 from adapters.badinput import BAD_SIGNATURE, MALFORMED, NOT_JSON, REPLAYED, TOO_DEEP, TOO_LARGE
 from adapters.optimus import codec
@@ -30,17 +36,6 @@ from engine.clock import NS_PER_S
 D = Decimal
 TOLERANCE_S = 300
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(autouse=True)
-def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPTIMUS_USERNAME", USER)
-    monkeypatch.setenv("OPTIMUS_PASSWORD", PASSWORD)
-    monkeypatch.setenv("OPTIMUS_WEBHOOK_SECRET", SECRET)
 
 
 def alert(event_id: str = "EVT-H1") -> bytes:

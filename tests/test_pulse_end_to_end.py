@@ -75,6 +75,15 @@ def test_the_shipped_config_trades_today_whatever_the_weekday() -> None:
         assert sessions.day_window(day) is not None, day
 
 
+async def interrupt(process: subprocess.Popen, seconds: float) -> None:
+    """Ctrl-C the engine and wait up to ``seconds`` for it to end, yielding to the event loop: the
+    sandbox in this process answers the shutdown's cancels and the logout meanwhile."""
+    process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + seconds
+    while process.poll() is None and time.monotonic() < deadline:
+        await anyio.sleep(0.1)
+
+
 async def test_engine_runs_the_shipped_config_against_the_sandbox(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import secrets as random_secrets
@@ -105,10 +114,7 @@ async def test_engine_runs_the_shipped_config_against_the_sandbox(tmp_path: Path
                     await anyio.sleep(0.1)
                 assert traded_and_quoting(), "no fill with quotes working within the deadline:\n" + \
                     summary(log_path.read_text())
-                process.send_signal(signal.SIGINT)
-                deadline = time.monotonic() + STOP_DEADLINE_S
-                while process.poll() is None and time.monotonic() < deadline:
-                    await anyio.sleep(0.1)  # the sandbox answers the shutdown's cancels and the logout
+                await interrupt(process, STOP_DEADLINE_S)
             finally:
                 if process.poll() is None:
                     process.kill()

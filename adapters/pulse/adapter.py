@@ -504,14 +504,12 @@ class PulseAdapter(Adapter):
         self._bad.flush()
 
     async def _guard(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run a background loop under a scope ``close`` can cancel; a crash is logged, not raised
-        into the engine's task group."""
+        """Run a background loop under a scope ``close`` can cancel (a crash is contained by
+        ``start_task``, which every adapter task runs under)."""
         with anyio.CancelScope() as scope:
             self._scopes.add(scope)
             try:
                 await fn(*args)
-            except Exception:
-                log.exception("pulse %s: background task %s failed", self.venue, getattr(fn, "__name__", fn))
             finally:
                 self._scopes.discard(scope)
 
