@@ -1,1 +1,1 @@
-"""Venue adapters. Each package implements :class:`adapters.base.Adapter` for one venue."""
+"""Venue adapters. Each package implements :class:`engine.venue.Adapter` for one venue."""

@@ -34,11 +34,11 @@ import anyio
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from adapters.base import RateLimit  # noqa: E402
 from adapters.optimus.adapter import OptimusAdapter, OptimusOptions  # noqa: E402
 from adapters.optimus.sandbox import DOC_INSTRUMENTS, OptimusSandbox, SandboxSettings  # noqa: E402
 from engine.clock import WallClock  # noqa: E402
 from engine.model import Order, OrderStatus, OrderUpdate, Side  # noqa: E402
+from engine.venue import RateLimit  # noqa: E402
 
 USER, PASSWORD, SECRET = "bench", "bench-password-1", "bench-webhook-secret-1"
 

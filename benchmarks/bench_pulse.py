@@ -31,10 +31,10 @@ import anyio
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from adapters.base import RateLimit  # noqa: E402
 from adapters.pulse.adapter import PulseAdapter, PulseOptions  # noqa: E402
 from engine.clock import WallClock  # noqa: E402
 from engine.model import Instrument, Order, OrderStatus, OrderUpdate, Side, TimeInForce  # noqa: E402
+from engine.venue import RateLimit  # noqa: E402
 
 SYMBOL = "BTC_USD-PERPETUAL"
 SECRET_ENV = "PULSE_BENCH_SECRET"

@@ -12,7 +12,7 @@ deletions, splices of other seeds, truncation, JSON values swapped for other typ
 message goes to every decode entry point of the codec (see ``DRIVERS``).
 
 Reported: messages run and per second; crashes (any exception other than the codec's error, or a
-codec error whose ``kind`` is not an adapters.badinput kind) counted by exception type and entry
+codec error whose ``kind`` is not an engine.venue.badinput kind) counted by exception type and entry
 point, with the first sample of each saved as a reproducer; slow messages (CPU time of the thread
 over ``--slow-ms``, confirmed by re-running the message on fresh decoders, so a descheduled process
 is not blamed on the codec) with the slowest; hangs (the decoding process is watched from outside:
@@ -43,10 +43,10 @@ from typing import Any, ClassVar
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from adapters.badinput import KINDS, sample_of  # noqa: E402
 from adapters.optimus import codec as optimus  # noqa: E402
 from adapters.psx_feed import codec as psx_feed  # noqa: E402
 from adapters.pulse import codec as pulse  # noqa: E402
+from engine.venue.badinput import KINDS, sample_of  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures"
 TS = "2024-01-01T04:30:00.000Z"
@@ -205,11 +205,11 @@ SEEDS: dict[str, Callable[[], list[str]]] = {
 
 # --------------------------------------------------------------------------------------------
 # Drivers: one message to every decode entry point of a codec. The codec's own error (with a
-# kind from adapters.badinput) is the only exception allowed; anything else propagates.
+# kind from engine.venue.badinput) is the only exception allowed; anything else propagates.
 
 
 class BadKind(Exception):
-    """A codec error whose ``kind`` is not one of adapters.badinput.KINDS."""
+    """A codec error whose ``kind`` is not one of engine.venue.badinput.KINDS."""
 
 
 def _expected(exc: Exception) -> None:

@@ -32,7 +32,6 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from adapters.base import Adapter, RateLimit, UnknownAdapter, get_adapter
 from engine import systemd
 from engine.clientids import new_epoch
 from engine.clock import NS_PER_S, Clock, SimClock, WallClock
@@ -49,6 +48,7 @@ from engine.runtime import Runtime, StrategyRunner
 from engine.secrets import Redactor, write_scrubbed
 from engine.sessions import SessionDriver, SessionSchedule
 from engine.shutdown import EXIT_ORDERS_LEFT_WORKING, OrderCloser
+from engine.venue import Adapter, OrderEntryAdapter, RateLimit, UnknownAdapter, VenueAdapter, get_adapter
 
 log = logging.getLogger("engine")
 
@@ -121,7 +121,7 @@ class Engine:
         # one policy for orders under our client ids the engine has no record of: restart and reconnect
         self.runtime.unknown_orders = cfg.journal.on_restart.unknown_orders
         self.adapters: dict[str, Adapter] = {}  # per venue: the adapter carrying its orders (and data)
-        self.feeds: dict[str, Adapter] = {}  # per venue with ``market_data:``: the adapter carrying its data
+        self.feeds: dict[str, VenueAdapter] = {}  # per venue with ``market_data:``: the adapter carrying its data
         self._build_venues()
         self._build_strategies(strategies if strategies is not None else load_strategies(loaded))
         self.driver = SessionDriver(self.schedule, self.clock, self.runtime.on_session_change)
@@ -180,7 +180,7 @@ class Engine:
             master = [i.to_instrument() for i in self.cfg.instruments if i.venue == name]
             risk = self.cfg.risk
             packs = resolve_packs(risk.profile, risk.rules, risk.instruments, [i.symbol for i in master])
-            if self._adapter_class(("venues", name), venue_cfg.adapter).whole_shares:
+            if self._order_adapter_class(("venues", name), venue_cfg.adapter).whole_shares:
                 self._refuse_fractional_lots(name, venue_cfg.adapter, packs)
             # the rule pack may set the lot (psx-2026: one-share lots); venue and gate see the same
             instruments = [
@@ -188,6 +188,7 @@ class Engine:
             ]
             adapter = self._make_adapter(name, ("venues", name), venue_cfg.adapter, venue_cfg.options, instruments,
                                          self.runtime)
+            assert isinstance(adapter, OrderEntryAdapter)  # _adapter_class refused the others
             if venue_cfg.market_data is not None:
                 feed = self._make_adapter(name, ("venues", name, "market_data"), venue_cfg.market_data.adapter,
                                           venue_cfg.market_data.options, instruments,
@@ -211,12 +212,25 @@ class Engine:
             self.runtime.venues[name].feed = self.feeds.get(name)
             self.runtime.venues[name].mass_cancel = venue_cfg.mass_cancel
 
-    def _adapter_class(self, where: tuple[str, ...], adapter_name: str) -> type[Adapter]:
-        """The adapter class a config section names; an unknown name is a config error there."""
+    def _adapter_class(self, where: tuple[str, ...], adapter_name: str) -> type[VenueAdapter]:
+        """The adapter class a config section names; an unknown name, or a market-data-only adapter
+        named where orders go, is a config error there."""
         try:
-            return get_adapter(adapter_name)
+            adapter_cls = get_adapter(adapter_name)
         except UnknownAdapter as exc:
             raise self.loaded.error((*where, "adapter"), str(exc)) from None
+        if where[-1] != "market_data" and not issubclass(adapter_cls, OrderEntryAdapter):
+            raise self.loaded.error(
+                (*where, "adapter"),
+                f"adapter {adapter_name!r} carries market data only and takes no orders: name it under "
+                f"{'.'.join((*where, 'market_data', 'adapter'))} beside an order adapter",
+            )
+        return adapter_cls
+
+    def _order_adapter_class(self, where: tuple[str, ...], adapter_name: str) -> type[OrderEntryAdapter]:
+        adapter_cls = self._adapter_class(where, adapter_name)
+        assert issubclass(adapter_cls, OrderEntryAdapter)  # _adapter_class refused the others
+        return adapter_cls
 
     def _refuse_fractional_lots(self, venue: str, adapter_name: str, packs: dict[str, RulePack]) -> None:
         """A venue of whole shares (PSX) takes no fractional lot: ``lot_size: 1.5`` in the instrument
@@ -244,7 +258,7 @@ class Engine:
             raise ConfigError.combine(found, f"{self.loaded.display}: {len(found)} problems in the config:")
 
     def _make_adapter(self, venue: str, where: tuple[str, ...], adapter_name: str, raw_options: dict[str, Any],
-                      instruments: list[Any], sink: Any) -> Adapter:
+                      instruments: list[Any], sink: Any) -> VenueAdapter:
         """One adapter from its config section; what it refuses (a missing credential, an option
         its venue cannot honour) is a config error naming the section, not a traceback."""
         adapter_cls = self._adapter_class(where, adapter_name)
@@ -254,7 +268,7 @@ class Engine:
         except ValueError as exc:
             raise self.loaded.error((*where, "options"), str(exc)) from None
 
-    def all_adapters(self) -> list[Adapter]:
+    def all_adapters(self) -> list[VenueAdapter]:
         """Every adapter this run owns: each venue's order adapter and any separate market-data one."""
         return [*self.adapters.values(), *self.feeds.values()]
 

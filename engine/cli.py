@@ -391,18 +391,12 @@ def cmd_journal(args: argparse.Namespace) -> int:
     return 0
 
 
-#: sandboxes of a whole venue served by more than one adapter (PSX: Live Feed data + Optimus orders)
-VENUE_SANDBOXES = {"psx": "adapters.psx_sandbox:main"}
-
-
 def cmd_sandbox(args: argparse.Namespace) -> int:
     import importlib
 
-    from adapters.base import adapter_registry
+    from engine.venue import sandbox_registry
 
-    registry = adapter_registry()
-    entries = {name: cls.sandbox_entry for name, cls in registry.items() if cls.sandbox_entry}
-    entries.update(VENUE_SANDBOXES)
+    entries = sandbox_registry()
     entry = entries.get(args.adapter)
     if entry is None:
         print(f"engine: no sandbox for {args.adapter!r}; sandboxes: {', '.join(sorted(entries))}", file=sys.stderr)

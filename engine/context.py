@@ -24,8 +24,8 @@ from engine.rejects import Reject
 from engine.risk.gate import OrderRequest, Rejection
 
 if TYPE_CHECKING:
-    from adapters.base import Capabilities
     from engine.runtime import Runtime, StrategyRunner
+    from engine.venue import Capabilities
 
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # VENUES.md 6.5: every venue accepts this
 

@@ -6,7 +6,7 @@ event. :class:`CountedLog` logs the first event of each key in full, then only c
 and writes one summary line at most once per ``interval_s`` ("... refused 68,137 more times in the
 last 60 s; latest: ..."). :meth:`CountedLog.flush` says what is still counted (at a close, at stop).
 
-Used by ``adapters.badinput.BadInput`` (wall time) and the runtime's refusals (engine time, so a
+Used by ``engine.venue.badinput.BadInput`` (wall time) and the runtime's refusals (engine time, so a
 simulated day reads the same as a real one).
 """
 

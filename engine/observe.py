@@ -30,7 +30,6 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 
-from adapters.badinput import KINDS as BAD_INPUT_KINDS
 from engine import __version__
 from engine.errors import StartupError
 from engine.hookspecs import HOOK_NAMES
@@ -39,6 +38,7 @@ from engine.model import Phase
 from engine.rejects import Reject
 from engine.risk.killswitch import TradingState, order_to_trade_ratio
 from engine.timing import HOOK_FLOOR_NS, Log2Histogram
+from engine.venue.badinput import KINDS as BAD_INPUT_KINDS
 
 if TYPE_CHECKING:
     from engine.runtime import Runtime

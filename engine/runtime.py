@@ -1,6 +1,6 @@
 """The runtime: wires adapters <-> books <-> strategies <-> the pre-trade gate.
 
-Adapters push model events in through the :class:`adapters.base.VenueEvents` methods
+Adapters push model events in through the :class:`engine.venue.VenueEvents` methods
 (``on_book``, ``on_trade``, ``on_fill``, ``on_order_update``, ``on_venue_status``). The runtime
 updates books, orders and positions, then calls the hooks of the strategies subscribed to that
 instrument. Hot hooks are called directly through callables resolved once at load (no pluggy call
@@ -28,7 +28,6 @@ from decimal import Decimal
 from time import perf_counter_ns
 from typing import Any, NamedTuple
 
-from adapters.base import Adapter
 from engine.clientids import format_client_id
 from engine.clock import NS_PER_S, Clock
 from engine.context import OrderContext, strategy_logger
@@ -76,6 +75,7 @@ from engine.risk.structural import structural_checks
 from engine.sessions import TradingCalendar
 from engine.timeline import Timeline
 from engine.timing import HOOK_FLOOR_NS, Log2Histogram
+from engine.venue import Adapter, VenueAdapter
 
 log = logging.getLogger("engine")
 
@@ -316,7 +316,7 @@ class _Venue:
         self.orphans: dict[str, Order] = {}
         self.orphan_retry_due = False
         self.reconcile_failures = 0  # in a row, after a reconnect: spaces the next attempt
-        self.feed: Adapter | None = None  # a separate market-data adapter (``venues.<name>.market_data``)
+        self.feed: VenueAdapter | None = None  # a separate market-data adapter (``venues.<name>.market_data``)
         self.data_status = "disconnected"  # that feed's own connection
         self.told_stale = False  # strategies were told "stale" and not yet that data flows again
         self.mass_cancel = True  # halt and shutdown cancel in one request where the adapter can
@@ -1816,7 +1816,7 @@ def _refusal_subject(key: Any) -> str:
     return f"{strategy}: {code} {symbol} {side} {kind} refused"
 
 
-def _wire_counts(adapter: Adapter) -> dict[str, Any]:
+def _wire_counts(adapter: VenueAdapter) -> dict[str, Any]:
     """The counters every adapter reports (``Adapter.stats``), and what it dropped as bad input
     by kind (``Adapter.bad_input``), for the report's venue section."""
     stats = adapter.stats()

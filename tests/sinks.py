@@ -41,7 +41,7 @@ class RecordingSink:
         self.duplicate_fills = 0
         self.mmp_triggers: list[tuple[str, int, int | None, str]] = []
 
-    # ---- the adapter interface (adapters.base.VenueEvents) ----
+    # ---- the adapter interface (engine.venue.VenueEvents) ----
     def on_book(self, update: BookUpdate) -> None:
         self.calls.append(("book", update))
         self.books.setdefault(update.symbol, Book(update.venue, update.symbol)).apply(update)

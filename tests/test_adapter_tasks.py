@@ -10,11 +10,11 @@ from decimal import Decimal
 import anyio
 import pytest
 
-from adapters.base import AdapterOptions
 from adapters.paper.adapter import PaperAdapter
 from engine.clock import SimClock
 from engine.model import Instrument
 from engine.runtime import Runtime
+from engine.venue import AdapterOptions
 
 T0 = 1_790_000_000_000_000_000
 

@@ -1,5 +1,5 @@
 """Hostile input to the three venue codecs (issue 17, items 2 and 3): a codec's decode entry points
-raise only that codec's own error, with a ``kind`` from adapters.badinput, for any input; no number
+raise only that codec's own error, with a ``kind`` from engine.venue.badinput, for any input; no number
 can make them spin or overflow.
 
 The explicit cases are the findings the issue names; the property tests are a bounded run of the
@@ -19,8 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters import wirejson
-from adapters.badinput import (
+from adapters.kit import wirejson
+from adapters.optimus import codec as optimus
+from adapters.psx_feed import codec as psx_feed
+from adapters.pulse import codec as pulse
+from engine.venue.badinput import (
     BAD_NUMBER,
     BINARY,
     MALFORMED,
@@ -29,9 +32,6 @@ from adapters.badinput import (
     TOO_LARGE,
     UNKNOWN_MESSAGE,
 )
-from adapters.optimus import codec as optimus
-from adapters.psx_feed import codec as psx_feed
-from adapters.pulse import codec as pulse
 
 REPO = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("codec_fuzz", REPO / "benchmarks" / "fuzz.py")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.base import AdapterOptions
 from engine.config import EngineConfig, LoadedConfig, apply_overrides, load_config, validate_section
 from engine.errors import ConfigError
 from engine.model import Instrument
+from engine.venue import AdapterOptions
 
 VALID = """\
 run:

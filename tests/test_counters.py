@@ -80,7 +80,7 @@ def test_bad_input_of_each_adapter_is_in_the_report_and_on_metrics(tmp_path):
     feed = {"adapter": "paper", "options": {"market": {"enabled": True}}}
     engine = build(tmp_path, {"s": IDLE}, venue={"market_data": feed})
     venue, data = engine.adapters["paper"], engine.feeds["paper"]
-    # stub adapters: what a codec reader would have counted (adapters.badinput.BadInput.counts)
+    # stub adapters: what a codec reader would have counted (engine.venue.badinput.BadInput.counts)
     venue.bad_input = lambda: {"bad_signature": 4, "replayed": 1}
     data.bad_input = lambda: {"not_json": 3, "too_deep": 2, "bad_number": 1}
     open_session(engine)

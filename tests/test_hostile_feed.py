@@ -1,6 +1,6 @@
 """Issue 17, item 1: nothing a feed sends can stop the engine.
 
-Each class of hostile frame the sandboxes' ``badframe`` fault sends (adapters/sandbox_badframes.py:
+Each class of hostile frame the sandboxes' ``badframe`` fault sends (adapters/sim/badframes.py:
 ``{"type":[]}``, an array nested 100,000 deep, ``1e9999999999999999999``, a binary frame, half a
 real message, 10 MiB) is tried twice:
 
@@ -48,7 +48,11 @@ from test_psx_sandbox_run import SECRETS, _shipped_config_on_a_short_day
 from test_pulse_adapter import until, venue
 from test_pulse_end_to_end import copy_config, engine_command, interrupt, summary
 
-from adapters.badinput import (
+from adapters.paper.market import MarketOptions
+from adapters.psx.sandbox import parse_fault_spec
+from adapters.pulse.sandbox import FaultSpec, PulseSandbox, parse_fault
+from engine.model import Side
+from engine.venue.badinput import (
     BAD_NUMBER,
     BINARY,
     MALFORMED,
@@ -57,10 +61,6 @@ from adapters.badinput import (
     TOO_LARGE,
     UNKNOWN_MESSAGE,
 )
-from adapters.paper.market import MarketOptions
-from adapters.psx_sandbox import parse_fault_spec
-from adapters.pulse.sandbox import FaultSpec, PulseSandbox, parse_fault
-from engine.model import Side
 
 pytestmark = pytest.mark.anyio
 

@@ -26,11 +26,10 @@ import httpx
 import pytest
 from sinks import RecordingSink
 
-from adapters.base import RateLimit
+from adapters.kit.pacing import max_in_window
 from adapters.optimus import codec
 from adapters.optimus.adapter import OptimusAdapter, OptimusOptions
 from adapters.optimus.sandbox import DOC_HOLDINGS, DOC_INSTRUMENTS, OptimusSandbox, SandboxSettings
-from adapters.pacing import max_in_window
 from engine.clock import KARACHI, NS_PER_S, Clock, ScaledClock, WallClock
 from engine.model import (
     Order,
@@ -43,6 +42,7 @@ from engine.model import (
 )
 from engine.rejects import Reject
 from engine.runtime import Runtime, StrategyRunner
+from engine.venue import RateLimit
 
 D = Decimal
 S = OrderStatus

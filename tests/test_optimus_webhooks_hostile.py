@@ -29,9 +29,9 @@ from test_optimus_adapter import (  # the fixtures too: the same event loop, the
     venue,
 )
 
-from adapters.badinput import BAD_SIGNATURE, MALFORMED, NOT_JSON, REPLAYED, TOO_DEEP, TOO_LARGE
 from adapters.optimus import codec
 from engine.clock import NS_PER_S
+from engine.venue.badinput import BAD_SIGNATURE, MALFORMED, NOT_JSON, REPLAYED, TOO_DEEP, TOO_LARGE
 
 D = Decimal
 TOLERANCE_S = 300

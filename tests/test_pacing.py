@@ -1,4 +1,4 @@
-"""Departure pacing (adapters/pacing.py): the venue's budget held where the venue counts it.
+"""Departure pacing (adapters/kit/pacing.py): the venue's budget held where the venue counts it.
 
 The decision is driven by a fake clock (no sleeping, no timing in any assertion): a property test
 holds :class:`DepartureQueue` to the window limit, the cancels' share and FIFO for any arrival
@@ -16,8 +16,7 @@ from anyio import wait_all_tasks_blocked
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.base import AdapterOptions, RateLimit
-from adapters.pacing import (
+from adapters.kit.pacing import (
     ORDER_LANES,
     DepartureQueue,
     PacerClosed,
@@ -32,6 +31,7 @@ from engine.clock import NS_PER_S, Clock, SimClock, Timer, WallClock
 from engine.model import Instrument
 from engine.risk.ratelimit import venue_cancel_reserve
 from engine.runtime import Runtime
+from engine.venue import AdapterOptions, RateLimit
 
 T0 = 1_795_000_000 * NS_PER_S
 D = Decimal

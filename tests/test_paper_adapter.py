@@ -13,7 +13,6 @@ import pytest
 from pydantic import ValidationError
 from sinks import RecordingSink
 
-from adapters.base import get_adapter
 from adapters.paper.adapter import CODE_INVALID_SYMBOL, PaperAdapter, PaperOptions
 from adapters.paper.market import BACKGROUND_OWNERS, MarketOptions, SymbolMarket
 from adapters.paper.matching import (
@@ -37,6 +36,7 @@ from engine.model import (
     Side,
     TimeInForce,
 )
+from engine.venue import get_adapter
 
 D = Decimal
 NS = 1_000_000_000

@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from sinks import RecordingSink
 from test_paper_adapter import HOUR, LATENCY_NS, MINUTE, NS, START, Venue, instruments
 
-from adapters.base import RateLimit
 from adapters.paper.adapter import CODE_HALTED, PaperAdapter, PaperOptions
 from adapters.paper.faults import DropFault, HaltFault
 from adapters.paper.matching import CODE_INVALID_PRICE, band_around
@@ -31,6 +30,7 @@ from engine.model import (
     TimeInForce,
     VenueOrder,
 )
+from engine.venue import RateLimit
 
 D = Decimal
 S = OrderStatus

@@ -47,7 +47,7 @@ def test_the_shipped_psx_config_trades_through_the_feed_and_the_broker_of_the_sa
            "OPTIMUS_PASSWORD": "e2e-password", "OPTIMUS_WEBHOOK_SECRET": "e2e-webhook-secret",
            "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "adapters.psx_sandbox", "--feed-port", "0", "--broker-port", "0", "--always-open",
+        [sys.executable, "-m", "adapters.psx.sandbox", "--feed-port", "0", "--broker-port", "0", "--always-open",
          "--webhook-url", f"http://127.0.0.1:{webhook_port}/webhook/visionmax", "--duration", "60",
          "--log-level", "WARNING"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

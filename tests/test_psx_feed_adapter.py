@@ -31,7 +31,6 @@ from adapters.psx_feed.adapter import (
     FeedAuthError,
     LiveFeedAdapter,
     LiveFeedOptions,
-    OrdersNotSupported,
 )
 from adapters.psx_feed.sandbox import FeedServer, paper_order_source
 from engine.clock import Clock, ScaledClock, WallClock
@@ -39,7 +38,6 @@ from engine.model import (
     BookUpdate,
     Instrument,
     InstrumentStatus,
-    Order,
     Phase,
     SessionState,
     Side,
@@ -431,15 +429,15 @@ async def test_unknown_symbol_is_logged_and_the_rest_flows(caplog: pytest.LogCap
 
 
 # ---- surface ---------------------------------------------------------------------------------------------
-async def test_orders_are_refused_with_a_clear_error():
-    async with sandbox() as server, running(server) as (adapter, _sink):
-        order = Order("c1", "s", "PSX", "MEBL", Side.BUY, D(100), D("187.45"))
-        for call in (lambda: adapter.submit(order), lambda: adapter.cancel(order),
-                     lambda: adapter.amend(order, D(1), None)):
-            with pytest.raises(OrdersNotSupported, match=r"market data only.*Optimus"):
-                call()
-        assert adapter.capabilities.market_orders is False and adapter.market_data_only
-        assert await adapter.query_open_orders() == [] and await adapter.query_fills(0) == []
+def test_the_feed_is_a_market_data_adapter_with_no_order_methods():
+    """A feed-only adapter implements the market-data contract only: nothing can route an order
+    to it, and the engine refuses to name it where orders go (tests/test_config.py)."""
+    from engine.venue import MarketDataAdapter, OrderEntryAdapter
+
+    assert issubclass(LiveFeedAdapter, MarketDataAdapter)
+    assert not issubclass(LiveFeedAdapter, OrderEntryAdapter)
+    for method in ("submit", "cancel", "amend", "query_open_orders", "cancel_all"):
+        assert not hasattr(LiveFeedAdapter, method)
 
 
 async def test_describe_counts_messages_in_and_out_and_reconnects():

@@ -1,4 +1,4 @@
-"""The combined PSX sandbox (adapters/psx_sandbox.py) on 127.0.0.1, port 0 only: one paper market
+"""The combined PSX sandbox (adapters/psx/sandbox.py) on 127.0.0.1, port 0 only: one paper market
 behind the Live Feed WebSocket and the Optimus REST API. Real parts throughout: the real Live Feed
 and Optimus adapters, raw WebSocket and HTTP clients, the project's own HTTP server as a webhook
 receiver checking signatures, and the command as a subprocess."""
@@ -32,9 +32,7 @@ from adapters.optimus import codec as optimus_codec
 from adapters.optimus.adapter import OptimusAdapter, OptimusOptions
 from adapters.optimus.sandbox import DOC_HOLDINGS, DOC_INSTRUMENTS
 from adapters.optimus.webhooks import HttpRequest, HttpResponse, HttpServer
-from adapters.psx_feed import adapter as feed_adapter_module
-from adapters.psx_feed.adapter import LiveFeedAdapter, LiveFeedOptions
-from adapters.psx_sandbox import (
+from adapters.psx.sandbox import (
     DEFAULT_BROKER_PORT,
     DEFAULT_FEED_PORT,
     DEFAULT_WEBHOOK_URL,
@@ -48,6 +46,8 @@ from adapters.psx_sandbox import (
     main,
     parse_fault_spec,
 )
+from adapters.psx_feed import adapter as feed_adapter_module
+from adapters.psx_feed.adapter import LiveFeedAdapter, LiveFeedOptions
 from engine.clock import KARACHI, NS_PER_S, Clock, ScaledClock, WallClock
 from engine.config import load_config
 from engine.model import (
@@ -479,7 +479,7 @@ async def test_the_command_prints_its_urls_and_stops_cleanly_on_sigint() -> None
     env = {**os.environ, "OPTIMUS_PASSWORD": "pw-from-env-never-printed", "OPTIMUS_USERNAME": "envuser"}
     env.pop("PSX_FEED_TOKEN")  # generated, and then printed: the engine needs it
     env.pop("OPTIMUS_WEBHOOK_SECRET")
-    command = [sys.executable, "-m", "adapters.psx_sandbox", "--feed-port", "0", "--broker-port", "0",
+    command = [sys.executable, "-m", "adapters.psx.sandbox", "--feed-port", "0", "--broker-port", "0",
                "--always-open", "--no-market", "--duration", "30", "--log-level", "WARNING"]
     async with await anyio.open_process(command, cwd=REPO, env=env) as process:
         assert process.stdout is not None

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from conftest import MEBL_TAKER, REPO
 
-from adapters.psx_run import point_config_at
-from adapters.psx_sandbox import ENV_NAMES, Credentials, PsxSandbox
+from adapters.psx.run import point_config_at
+from adapters.psx.sandbox import ENV_NAMES, Credentials, PsxSandbox
 from engine.clock import ScaledClock, SimClock
 from engine.config import load_config
 from engine.errors import StartupError

@@ -20,8 +20,7 @@ import anyio
 import pytest
 from sinks import RecordingSink
 
-from adapters.base import RateLimit
-from adapters.pacing import max_in_window
+from adapters.kit.pacing import max_in_window
 from adapters.pulse.adapter import PulseAdapter, PulseError, PulseOptions
 from adapters.pulse.sandbox import PulseSandbox
 from engine.clock import NS_PER_S, WallClock
@@ -35,6 +34,7 @@ from engine.model import (
     TimeInForce,
 )
 from engine.rejects import Reject
+from engine.venue import RateLimit
 
 pytestmark = pytest.mark.anyio
 

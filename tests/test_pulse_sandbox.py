@@ -443,12 +443,12 @@ async def test_scheduled_faults_play_after_start() -> None:
         assert "order" in await client.result("private/buy", {"instrument_name": BTC, "amount": 10, "price": 49000})
 
 
-def test_the_adapter_names_its_sandbox_entry_point() -> None:
+def test_the_pulse_sandbox_is_registered_by_name() -> None:
     import importlib
 
-    from adapters.pulse.adapter import PulseAdapter
+    from engine.venue import sandbox_registry
 
-    module, _, function = PulseAdapter.sandbox_entry.partition(":")
+    module, _, function = sandbox_registry()["pulse"].partition(":")
     main = getattr(importlib.import_module(module), function)
     with pytest.raises(SystemExit) as info:
         main(["--help"])

@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from adapters.base import RateLimit
 from engine.clock import NS_PER_S, SimClock
 from engine.model import OrderType, Side, TimeInForce
 from engine.rejects import Reject
@@ -24,6 +23,7 @@ from engine.risk.ratelimit import (
     RateLimitConfig,
     venue_buckets,
 )
+from engine.venue import RateLimit
 
 T0 = 1_795_000_000 * NS_PER_S
 MS = 1_000_000

@@ -17,8 +17,8 @@ through a binary float.
 Hostile input (issue 17): the decode entry points (:func:`loads`, :func:`parse_envelope`,
 :func:`decode_webhook` and the ``WebhookEvent`` readers, the ``decode_*`` functions, :func:`parse_ts`)
 raise only :class:`CodecError`, for any bytes whatever, with ``CodecError.kind`` an
-:mod:`adapters.badinput` kind (``not_json``, ``too_large``, ``too_deep``, ``bad_number``,
-``malformed``). JSON is read by the shared bounded reader (:mod:`adapters.wirejson`); numbers are
+:mod:`engine.venue.badinput` kind (``not_json``, ``too_large``, ``too_deep``, ``bad_number``,
+``malformed``). JSON is read by the shared bounded reader (:mod:`adapters.kit.wirejson`); numbers are
 bounded (``|x| < 10**18``) before any arithmetic, so no sum can overflow the decimal context.
 """
 
@@ -34,10 +34,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from adapters.badinput import BAD_SIGNATURE, MALFORMED, STALE_SIGNATURE
-from adapters.wirejson import Reader, WireError, amount, integer
+from adapters.kit.wirejson import Reader, WireError, amount, integer
 from engine.model import Fill, Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce, VenueOrder
 from engine.rejects import REJECT_CODES, Reject
+from engine.venue.badinput import BAD_SIGNATURE, MALFORMED, STALE_SIGNATURE
 
 __all__ = [
     "BROKER_ERRORS",
@@ -90,7 +90,7 @@ NS_PER_MS = 1_000_000
 
 class CodecError(ValueError):
     """A message that does not follow the wire format: the caller counts it (by ``kind``, an
-    :mod:`adapters.badinput` kind), logs it once with a sample, and never guesses what it meant."""
+    :mod:`engine.venue.badinput` kind), logs it once with a sample, and never guesses what it meant."""
 
     def __init__(self, reason: str, kind: str = MALFORMED) -> None:
         super().__init__(reason)
@@ -202,7 +202,7 @@ _READER = Reader(MAX_BODY_CHARS)
 
 def loads(raw: bytes | str) -> Any:
     """Parse UTF-8 JSON with every non-integer number as an exact ``Decimal`` (never a float),
-    within the shared reader's bounds (adapters.wirejson)."""
+    within the shared reader's bounds (adapters.kit.wirejson)."""
     try:
         return _READER.loads(raw)
     except WireError as exc:

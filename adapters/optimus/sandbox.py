@@ -16,13 +16,13 @@ tests instead of being mirrored. Only the HTTP transport class is shared.
 
 Orders go to a :class:`~adapters.paper.adapter.PaperAdapter` (its own, or one passed in and shared
 with the PSX Live Feed sandbox: the caller then routes that paper venue's ``on_order_update`` and
-``on_fill`` to this object, which is a :class:`~adapters.base.VenueEvents` sink). The paper venue's
+``on_fill`` to this object, which is a :class:`~engine.venue.VenueEvents` sink). The paper venue's
 acknowledgements, fills, cancels and rejects become order state and signed webhooks
 (``order.confirmed``, ``order.execution``, ``order.cancelled``, ``order.rejected``).
 
 Session phases: ``sessions="schedule"`` follows the broker document's hours with the shared
-:class:`adapters.sandbox_sessions.SessionFollower`; ``"external"`` leaves them to the caller (the
-combined PSX sandbox, adapters/psx_sandbox.py, drives one follower for the paper venue and the
+:class:`adapters.sim.sessions.SessionFollower`; ``"external"`` leaves them to the caller (the
+combined PSX sandbox, adapters/psx/sandbox.py, drives one follower for the paper venue and the
 feed); ``"always_open"`` is continuous trading all the time.
 
 Faults (``inject(kind, ...)`` or ``POST /sandbox/faults {"kind": ..., ...}``):
@@ -64,7 +64,7 @@ import httpx
 from adapters.optimus.webhooks import HttpRequest, HttpResponse, HttpServer
 from adapters.paper.adapter import PaperAdapter, PaperOptions
 from adapters.paper.market import MarketOptions
-from adapters.sandbox_sessions import SessionFollower, always_open_state, parse_start
+from adapters.sim.sessions import SessionFollower, always_open_state, parse_start
 from engine.clock import NS_PER_S, Clock, ScaledClock, WallClock
 from engine.model import (
     BookUpdate,
@@ -310,7 +310,7 @@ class OptimusSandbox:
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._follower: SessionFollower | None = None
-        #: set by a combined sandbox (adapters/psx_sandbox.py): ``POST /sandbox/faults`` then goes
+        #: set by a combined sandbox (adapters/psx/sandbox.py): ``POST /sandbox/faults`` then goes
         #: through it, so one control endpoint reaches the feed's faults as well as these
         self.fault_router: Callable[..., dict[str, Any]] | None = None
         self.counts: Counter[str] = Counter()

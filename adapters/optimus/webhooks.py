@@ -16,7 +16,7 @@ the receiver:
 5. remembers the id, then hands the event to the adapter; an event whose handling failed is
    forgotten again and answered 500 (400 for bad data), so the broker's retry applies it.
 
-Every refusal is counted and logged rate-limited through one :class:`adapters.badinput.BadInput`
+Every refusal is counted and logged rate-limited through one :class:`engine.venue.badinput.BadInput`
 (a flood of bad requests costs a few log lines, never a traceback each).
 
 The server is transport only (h11 over asyncio streams, keep-alive, Content-Length bodies); the
@@ -35,7 +35,6 @@ from pathlib import Path
 
 import h11
 
-from adapters.badinput import MALFORMED, REPLAYED, TOO_DEEP, TOO_LARGE, BadInput, sample_of
 from adapters.optimus.codec import (
     SIGNATURE_HEADER,
     CodecError,
@@ -46,6 +45,7 @@ from adapters.optimus.codec import (
 )
 from adapters.optimus.deliveries import SeenDeliveries
 from engine.clock import NS_PER_S, Clock
+from engine.venue.badinput import MALFORMED, REPLAYED, TOO_DEEP, TOO_LARGE, BadInput, sample_of
 
 __all__ = ["HttpRequest", "HttpResponse", "HttpServer", "WebhookReceiver", "parse_listen"]
 

@@ -1,5 +1,5 @@
 """The paper venue: an embedded matching engine per symbol plus a synthetic market, behind the
-same :class:`~adapters.base.Adapter` interface as a network venue.
+same :class:`~engine.venue.Adapter` interface as a network venue.
 
 Requests return at once and are processed ``latency_ms`` later on the clock, as a round trip to a
 real venue would be; answers come back through the sink in the order the venue produced them:
@@ -25,9 +25,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator
-
-from adapters.base import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
 from adapters.paper.faults import (
     DelayAcksFault,
     DropFault,
@@ -38,7 +35,7 @@ from adapters.paper.faults import (
     seconds,
 )
 from adapters.paper.ledger import VenueLedger
-from adapters.paper.market import MarketOptions, SymbolMarket
+from adapters.paper.market import SymbolMarket
 from adapters.paper.matching import (
     CODE_UNKNOWN_ORDER,
     Accepted,
@@ -51,9 +48,9 @@ from adapters.paper.matching import (
     Rejected,
     Replaced,
     ReplaceRejected,
-    StpPolicy,
     band_around,
 )
+from adapters.paper.options import PaperOptions
 from engine.clock import KARACHI, NS_PER_S, Clock, Timer
 from engine.model import (
     TERMINAL_STATUSES,
@@ -76,6 +73,7 @@ from engine.model import (
 from engine.rejects import Reject
 from engine.risk.bands import price_band
 from engine.risk.rulepack import FeeSchedule
+from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
 
 __all__ = ["CODE_HALTED", "CODE_INVALID_SYMBOL", "PaperAdapter", "PaperOptions"]
 
@@ -89,44 +87,6 @@ _CLOSE_FIXING_PHASES = frozenset({Phase.POST_CLOSE, Phase.CLOSED})  # where Matc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 ZERO = Decimal(0)
-
-
-class PaperOptions(AdapterOptions):
-    """Options of the paper venue (``venues.<name>.options`` in config)."""
-
-    account: str = Field(
-        "paper",
-        min_length=1,
-        description="Account (owner) of our orders in the matching engine; self-trade prevention works per account.",
-    )
-    latency_ms: Decimal = Field(
-        Decimal("0.5"),
-        ge=0,
-        description="Simulated order round trip: a request is processed this long after it is sent.",
-    )
-    stp: StpPolicy = Field(
-        "cancel_newest",
-        description="Self-trade prevention: cancel_newest (the incoming remainder), cancel_oldest (the resting "
-        "order), or cancel_both.",
-    )
-    market: MarketOptions = Field(default_factory=MarketOptions, description="The synthetic market.")
-    cancel_on_disconnect: bool = Field(
-        True,
-        description="Emulate a venue-native cancel-on-disconnect: when the connection drops the venue cancels "
-        "all our resting orders (silently: the engine learns it by reconciling after the reconnect).",
-    )
-    faults: tuple[Fault, ...] = Field(
-        (),
-        description="Faults injected on purpose (drop, reject, delay_acks, halt, reject_cancels), each starting at a "
-        "time of day 'HH:MM[:SS]' Asia/Karachi on every trading day of the run; see adapters/paper/faults.py.",
-    )
-
-    @field_validator("account")
-    @classmethod
-    def _not_background(cls, value: str) -> str:
-        if value.startswith("~"):  # BACKGROUND_OWNERS all start with "~"
-            raise ValueError("account names starting with '~' are reserved for the synthetic market")
-        return value
 
 
 @dataclass(slots=True)

@@ -22,9 +22,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from pydantic import Field
 
-from adapters.base import AdapterOptions
 from adapters.paper.matching import Accepted, EngineEvent, MatchingEngine, band_around
 from engine.model import Instrument, OrderType, Phase, Side, TimeInForce
+from engine.venue import AdapterOptions
 
 __all__ = [
     "BACKGROUND_OWNERS",

@@ -1,7 +1,7 @@
 """PSX Live Feed adapter: market data over one WebSocket, decoded by :mod:`adapters.psx_feed.codec`.
 
-Market data only. Orders for the same exchange go through the execution adapter (Optimus); this
-adapter refuses ``submit``/``cancel``/``amend`` with :class:`OrdersNotSupported`.
+Market data only (a :class:`engine.venue.MarketDataAdapter`: it has no order methods at all). Orders
+for the same exchange go through the execution adapter (Optimus).
 
 What it does about the document's warnings (``shared/seeds/002_ad1dca0bc7545d13.txt``):
 
@@ -12,7 +12,7 @@ What it does about the document's warnings (``shared/seeds/002_ad1dca0bc7545d13.
   jitter, then a resubscribe, so every book starts again from a fresh snapshot.
 - "Validate all incoming messages and handle partial data gracefully": a message that cannot be
   used (not JSON, too deep, a number out of bounds, a binary frame, any exception while decoding
-  it) is dropped, counted by kind and logged rate-limited through :class:`adapters.badinput.BadInput`
+  it) is dropped, counted by kind and logged rate-limited through :class:`engine.venue.badinput.BadInput`
   (``bad_input()``); the connection stays up. A dropped message cannot leave a wrong book: it
   changed no decoder state, so if it carried a ``seq`` the next message shows the gap and every
   book is re-snapshotted. A message over ``max_message_bytes`` is not read at all: websockets
@@ -33,7 +33,6 @@ or error messages.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import random
 import re
@@ -41,31 +40,20 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from decimal import Decimal
-from pathlib import Path
-from typing import Any, ClassVar, Literal
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import anyio
-from pydantic import Field, field_validator, model_validator
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from adapters.badinput import BINARY, TOO_LARGE, BadInput, kind_of, sample_of
-from adapters.base import (
-    Adapter,
-    AdapterOptions,
-    Backoff,
-    Capabilities,
-    MissingSecret,
-    RateLimit,
-    VenueEvents,
-    read_secret,
-)
+from adapters.kit.backoff import Backoff
+from adapters.kit.credentials import MissingSecret, read_secret
+from adapters.kit.urls import is_loopback
 from adapters.psx_feed.codec import (
     ACCESS_LEVELS,
     AUTH_HEADER,
-    HOSTS,
     MAX_CONNECTIONS_PER_TOKEN,
     FeedDecoder,
     FeedError,
@@ -77,11 +65,13 @@ from adapters.psx_feed.codec import (
     Welcome,
     encode_subscribe,
     feed_url,
-    public_url,
     with_token_query,
 )
+from adapters.psx_feed.options import LiveFeedOptions
 from engine.clock import Clock
-from engine.model import BookUpdate, Fill, Instrument, InstrumentStatus, Order, Phase, SessionState, Side, Trade
+from engine.model import BookUpdate, Instrument, InstrumentStatus, Phase, SessionState, Side, Trade
+from engine.venue import AdapterOptions, MarketDataAdapter, VenueEvents
+from engine.venue.badinput import BINARY, TOO_LARGE, BadInput, kind_of, sample_of
 
 __all__ = [
     "Backoff",
@@ -90,7 +80,6 @@ __all__ = [
     "FeedConnectError",
     "LiveFeedAdapter",
     "LiveFeedOptions",
-    "OrdersNotSupported",
 ]
 
 log = logging.getLogger("engine.psx_feed")
@@ -138,124 +127,12 @@ class ConnectionCapError(FeedConnectError):
     """Opening a connection would exceed the per-token limit (ours or the server's HTTP 429)."""
 
 
-class OrdersNotSupported(NotImplementedError):
-    """The Live Feed is market data only; orders go through the venue's execution adapter."""
-
-
 # --------------------------------------------------------------------------------------------
 # Options
 
 
-class LiveFeedOptions(AdapterOptions):
-    """Options of the PSX Live Feed adapter (``venues.<name>.options``). The token itself is never
-    in config: name the environment variable (``token_env``) or the file (``token_file``)."""
-
-    preset: Literal["staging", "production"] | None = Field(
-        None, description="Host from the document: staging = wss://uat.csapis.com, production = wss://csapis.com.",
-    )
-    url: str | None = Field(
-        None, description="Any ws:// or wss:// URL instead of a preset (e.g. the sandbox). Without a path the "
-        "access level's path is added; with one it is used as given.",
-    )
-    access: Literal["feed", "full", "l2"] = Field(
-        "full", description="Access level: feed = /2.0/market/feed (L0), full = /2.0/market/feed/full (L1, top of "
-        "book), l2 = /2.0/market/feed/l2 (L2: depth and individual orders).",
-    )
-    token_env: str | None = Field(None, min_length=1, description="Environment variable holding the bearer token.")
-    token_file: Path | None = Field(None, description="File holding the bearer token (read at every connect).")
-    token_in: Literal["header", "query"] = Field(
-        "header", description="Send the token as 'Authorization: Bearer <token>' or as the query parameter "
-        "'token' (the document allows both and names neither: gap PSX-2).",
-    )
-    max_connections: int = Field(
-        1, ge=1, description="Connections this process may hold on this token, over all adapters using it. The "
-        "document allows 2 per token.",
-    )
-    backoff_base_s: Decimal = Field(Decimal("0.5"), gt=0, description="First reconnect delay (before jitter).")
-    backoff_max_s: Decimal = Field(Decimal(30), gt=0, description="Longest reconnect delay.")
-    stale_seconds: Decimal = Field(
-        Decimal(10), gt=0, description="No usable message for this long (frames that cannot be decoded do not "
-        "count) -> venue status 'stale'.",
-    )
-    stale_reconnect_seconds: Decimal = Field(
-        Decimal(60), ge=0, description="No message for this long -> reconnect (PSX-5 assumes 60 s); 0 = never.",
-    )
-    stale_when_closed: bool = Field(
-        False, description="Watch for staleness while the market is closed too (default: a closed market is quiet).",
-    )
-    ping_interval_s: Decimal = Field(Decimal(20), gt=0, description="WebSocket keepalive ping (PSX-5: 20 s).")
-    ping_timeout_s: Decimal = Field(Decimal(20), gt=0, description="Drop the socket when a ping is unanswered.")
-    open_timeout_s: Decimal = Field(Decimal(10), gt=0, description="Timeout of one connection attempt.")
-    max_message_bytes: int = Field(
-        1 << 20, ge=1024, description="Largest message read (default 1 MiB). The largest legitimate one is an L2 "
-        "snapshot of one symbol, tens of KB; a bigger message is not read: the socket closes with 1009, the "
-        "message is counted too_large and the adapter reconnects with backoff.",
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_token_in_config(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key in ("token", "bearer", "access_token"):
-                if key in data:
-                    raise ValueError(
-                        f"{key!r}: the token never goes into config; set token_env (an environment variable's "
-                        "name) or token_file (a file holding the token)"
-                    )
-        return data
-
-    @field_validator("max_connections")
-    @classmethod
-    def _within_document_cap(cls, value: int) -> int:
-        if value > MAX_CONNECTIONS_PER_TOKEN:
-            raise ValueError(
-                f"max_connections {value} exceeds the PSX Live Feed limit of {MAX_CONNECTIONS_PER_TOKEN} "
-                "concurrent connections per token (the server terminates connections beyond it)"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> LiveFeedOptions:
-        if (self.preset is None) == (self.url is None):
-            raise ValueError("set exactly one of preset (staging | production) or url")
-        if (self.token_env is None) == (self.token_file is None):
-            raise ValueError("set exactly one of token_env (environment variable) or token_file (file)")
-        if self.backoff_max_s < self.backoff_base_s:
-            raise ValueError("backoff_max_s must be at least backoff_base_s")
-        if self.url is not None:
-            feed_url(self.url, self.access)  # raises ValueError naming the problem
-            parts = urlsplit(self.url)
-            query_keys = {key.lower() for key, _ in parse_qsl(parts.query)}
-            if parts.username or parts.password or query_keys & {"token", "access_token"}:
-                raise ValueError(
-                    f"url {public_url(self.url)!r} carries a credential; the token never goes into config: set "
-                    "token_env or token_file (and token_in: query to send it as a query parameter)"
-                )
-            if parts.scheme == "ws" and not _is_loopback(parts.hostname or ""):
-                raise ValueError(
-                    f"url {public_url(self.url)!r}: plain ws:// would send the token unencrypted; use wss:// "
-                    "(ws:// is allowed only to this machine, e.g. the sandbox)"
-                )
-        return self
-
-    def base(self) -> str:
-        return HOSTS[self.preset] if self.preset is not None else str(self.url)
-
-    def token_source(self) -> str:
-        return f"env:{self.token_env}" if self.token_env is not None else f"file:{self.token_file}"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 # --------------------------------------------------------------------------------------------
-# The per-token connection count (Backoff lives in adapters.base: every network adapter uses it)
+# The per-token connection count (Backoff lives in engine.venue: every network adapter uses it)
 
 
 
@@ -278,19 +155,12 @@ def _give_back(key: str) -> None:
 # The adapter
 
 
-class LiveFeedAdapter(Adapter):
+class LiveFeedAdapter(MarketDataAdapter):
     """PSX Live Feed market data: ticks, L2 book and (L2 access) order details, over one socket
     kept alive through drops, gaps and token rotation."""
 
     name: ClassVar[str] = "psx_feed"
-    #: market data only: no order entry, so no order capability at all
-    capabilities: ClassVar[Capabilities] = Capabilities(market_orders=False)
-    #: the document names no request budget ("respect server rate limits", no numbers)
-    rate_limits: ClassVar[tuple[RateLimit, ...]] = ()
     options_model: ClassVar[type[AdapterOptions]] = LiveFeedOptions
-    sandbox_entry: ClassVar[str] = "adapters.psx_feed.sandbox:main"
-    #: for the engine: this adapter carries no orders, so a drop leaves no order unknown
-    market_data_only: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -396,39 +266,12 @@ class LiveFeedAdapter(Adapter):
     def connected(self) -> bool:
         return self._ws is not None
 
-    # ---- orders: not here ----------------------------------------------------------------
-    def _no_orders(self) -> OrdersNotSupported:
-        return OrdersNotSupported(
-            f"venue {self.venue!r}: the PSX Live Feed adapter is market data only; orders go through the "
-            "venue's execution adapter (Optimus)"
-        )
-
-    def submit(self, order: Order) -> None:
-        raise self._no_orders()
-
-    def cancel(self, order: Order) -> None:
-        raise self._no_orders()
-
-    def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
-        raise self._no_orders()
-
-    async def query_open_orders(self) -> list:
-        """No orders travel over a market-data feed, so none are open here (a reconciliation after
-        a feed reconnect finds nothing to do)."""
-        return []
-
-    async def query_order(self, client_id: str) -> None:
-        return None
-
-    async def query_fills(self, since_ns: int) -> list[Fill]:
-        return []
-
     def on_session(self, state: SessionState) -> None:
         """The engine's session phase: a closed market is quiet, not stale."""
         self._phase = state.phase
 
     def bad_input(self) -> dict[str, int]:
-        """Messages dropped, by kind (adapters.badinput), for the report and ``/metrics``."""
+        """Messages dropped, by kind (engine.venue.badinput), for the report and ``/metrics``."""
         return dict(self._bad.counts)
 
     def stats(self) -> dict[str, int]:
@@ -496,7 +339,7 @@ class LiveFeedAdapter(Adapter):
             url = with_token_query(url, token)
         else:
             headers[AUTH_HEADER] = f"Bearer {token}"
-        loopback = _is_loopback(urlsplit(url).hostname or "")
+        loopback = is_loopback(urlsplit(url).hostname or "")
         _OPEN[key] += 1
         try:
             ws = await ws_connect(

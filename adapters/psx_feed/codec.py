@@ -17,9 +17,9 @@ Numbers are JSON numbers (PSX-1): they are parsed from the raw text straight int
 (``parse_float=Decimal``), never through a binary float.
 
 Hostile input (issue 17): :meth:`FeedDecoder.decode` raises only :class:`Malformed`, for any str or
-bytes whatever, and ``Malformed.kind`` says what was wrong (an :mod:`adapters.badinput` kind:
+bytes whatever, and ``Malformed.kind`` says what was wrong (an :mod:`engine.venue.badinput` kind:
 ``binary``, ``not_json``, ``too_large``, ``too_deep``, ``bad_number``, ``malformed``,
-``unknown_message``). JSON is read by the shared bounded reader (:mod:`adapters.wirejson`: size,
+``unknown_message``). JSON is read by the shared bounded reader (:mod:`adapters.kit.wirejson`: size,
 depth, number length and exponent checked before conversion, ``NaN``/``Infinity`` refused) and every
 price, quantity and value is bounded (``|x| < 10**18``) before the engine sees it.
 """
@@ -32,9 +32,9 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from adapters.badinput import BINARY, MALFORMED, UNKNOWN_MESSAGE
-from adapters.wirejson import MAGNITUDE_LIMIT, Reader, WireError, amount, lookup
+from adapters.kit.wirejson import MAGNITUDE_LIMIT, Reader, WireError, amount, lookup
 from engine.model import BookUpdate, InstrumentStatus, Side, Trade
+from engine.venue.badinput import BINARY, MALFORMED, UNKNOWN_MESSAGE
 
 __all__ = [
     "ACCESS_LEVELS",
@@ -150,7 +150,7 @@ def encode_unsubscribe(symbols: list[str] | tuple[str, ...]) -> str:
 
 
 class Malformed(ValueError):
-    """A message that cannot be decoded: counted by ``kind`` (an :mod:`adapters.badinput` kind),
+    """A message that cannot be decoded: counted by ``kind`` (an :mod:`engine.venue.badinput` kind),
     logged once with ``sample``, and skipped."""
 
     def __init__(self, reason: str, data: object, kind: str = MALFORMED) -> None:

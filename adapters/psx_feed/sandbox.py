@@ -28,7 +28,7 @@ Faults on request, for the adapter's recovery paths (``inject(kind, ...)`` in pr
 ``burst``          send ``count=`` synthetic book changes (L2) or ticks (L0/L1) of ``symbol=``
                    as fast as the socket takes them, then a fresh snapshot (benchmarks)
 ``badframe``       send ``count=`` (default 1) hostile frames of class ``frame=``
-                   (adapters/sandbox_badframes.py): ``type_list`` ``{"type":[]}``, ``deep`` (an
+                   (adapters/sim/badframes.py): ``type_list`` ``{"type":[]}``, ``deep`` (an
                    array nested 100,000 deep), ``huge_number`` (``"ltp":1e9999999999999999999``),
                    ``binary`` (a tick as a binary frame), ``truncated`` (half of a real tick: its
                    seq is used up, so the client sees a gap), ``huge`` (a tick padded to 10 MiB);
@@ -61,8 +61,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from adapters.psx_feed.adapter import RedactCredentials
-from adapters.sandbox_badframes import HUGE_NUMBER, bad_frame, check_kind
-from adapters.sandbox_sessions import SessionFollower, always_open_state, sandbox_start_ns
+from adapters.sim.badframes import HUGE_NUMBER, bad_frame, check_kind
+from adapters.sim.sessions import SessionFollower, always_open_state, sandbox_start_ns
 from engine.clock import NS_PER_S, Clock
 from engine.model import (
     Book,
@@ -831,7 +831,7 @@ def _json_response(connection: ServerConnection, status: HTTPStatus, body: Any) 
 
 
 # --------------------------------------------------------------------------------------------
-# Wiring to the paper venue (the session follower is shared: adapters/sandbox_sessions.py,
+# Wiring to the paper venue (the session follower is shared: adapters/sim/sessions.py,
 # re-exported here as ``SessionFollower``)
 
 

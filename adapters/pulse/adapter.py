@@ -24,7 +24,7 @@ the bookkeeping around it:
 - ``stats()`` for the engine's report: frames in and out, reconnects, and every counter;
 - a frame that cannot be used (not JSON, too deep, a number out of bounds, binary, any exception
   while decoding or handling it) is dropped, counted by kind and logged rate-limited
-  (:class:`adapters.badinput.BadInput`, ``bad_input()``); the connection stays up. A book change
+  (:class:`engine.venue.badinput.BadInput`, ``bad_input()``); the connection stays up. A book change
   that cannot be read unsyncs its book and resubscribes for a snapshot, as a change-id gap does
   (an unreadable frame whose channel is unknown shows as a gap at the next change). A frame over
   ``max_message_bytes`` is not read: websockets closes with 1009, counted ``too_large``, and the
@@ -55,28 +55,17 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from functools import partial
-from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import anyio
 import websockets
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from adapters.badinput import BINARY, MALFORMED, TOO_LARGE, BadInput, kind_of, sample_of
-from adapters.base import (
-    Adapter,
-    AdapterOptions,
-    Backoff,
-    Capabilities,
-    MissingSecret,
-    RateLimit,
-    VenueEvents,
-    read_secret,
-)
-from adapters.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
+from adapters.kit.backoff import Backoff
+from adapters.kit.credentials import MissingSecret, read_secret
+from adapters.kit.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
 from adapters.pulse import codec
 from adapters.pulse.codec import (
     BookMsg,
@@ -88,6 +77,7 @@ from adapters.pulse.codec import (
     Response,
     RpcError,
 )
+from adapters.pulse.options import PulseMmp, PulseOptions
 from adapters.pulse.wirelog import REDACT, adapter_log, wire_log
 from engine.clock import Clock
 from engine.model import (
@@ -103,6 +93,8 @@ from engine.model import (
     VenueOrder,
 )
 from engine.rejects import Reject
+from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
+from engine.venue.badinput import BINARY, MALFORMED, TOO_LARGE, BadInput, kind_of, sample_of
 
 __all__ = ["ConnectionLost", "PulseAdapter", "PulseError", "PulseMmp", "PulseOptions"]
 
@@ -140,95 +132,6 @@ TRACK_KEEP_S = 600.0  # finished orders stay known this long (late answers, canc
 TRADE_POLL_COUNT = 100  # trades asked per public/last_trades_by_instrument poll
 PUBLIC_TRADE_IDS_KEPT = 2000  # public trade ids remembered per instrument, to deliver each trade once
 POLL_ERROR_LOGS = 5
-
-
-class PulseMmp(BaseModel):
-    """Venue MMP limits for one index (``private/set_mmp_config``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    interval: Decimal = Field(gt=0, description="Trailing window in seconds.")
-    frozen_time: Decimal = Field(ge=0, description="Freeze in seconds after a trigger; 0 = until reset.")
-    quantity_limit: Decimal = Field(gt=0, description="Filled amount of mmp orders within the window that triggers.")
-
-
-class PulseOptions(AdapterOptions):
-    """Options of the Pulse adapter (``venues.<name>.options``). Secrets are never written here:
-    name the environment variable or the file that holds them."""
-
-    url: str = Field(
-        "ws://127.0.0.1:8765/ws/api/v2",
-        description="WebSocket URL, e.g. wss://dev.pulsegateway.devucc.name/ws/api/v2 or the local sandbox.",
-    )
-    client_id: str | None = Field(None, min_length=1, description="The API client_id (not a secret).")
-    client_id_env: str | None = Field(None, min_length=1, description="Or: environment variable holding client_id.")
-    client_secret_env: str | None = Field(
-        "PULSE_CLIENT_SECRET", min_length=1, description="Environment variable holding the client_secret."
-    )
-    client_secret_file: Path | None = Field(
-        None, description="Or: a file holding the client_secret (first line); takes precedence over the variable."
-    )
-    auth: Literal["client_signature", "client_credentials"] = Field(
-        "client_signature",
-        description="public/auth grant: client_signature (HMAC-SHA256; the secret never travels) or "
-        "client_credentials (the secret is sent). Tokens are refreshed with grant refresh_token.",
-    )
-    heartbeat_s: Decimal = Field(
-        Decimal(10), gt=0, description="public/set_heartbeat interval; silence for 1.5 intervals is a disconnect."
-    )
-    request_timeout_s: Decimal = Field(Decimal(5), gt=0, description="Answer deadline of one JSON-RPC request.")
-    connect_timeout_s: Decimal = Field(Decimal(10), gt=0, description="WebSocket opening handshake deadline.")
-    max_message_bytes: int = Field(
-        8 << 20, ge=1 << 16, description="Largest frame read (default 8 MiB). The largest legitimate one is an answer "
-        "listing orders or trades (about 600 bytes each: 8 MiB holds ~13,000) or a full book snapshot; a bigger "
-        "frame is not read: the socket closes with 1009, it is counted too_large and the adapter reconnects.",
-    )
-    refresh_fraction: Decimal = Field(
-        Decimal("0.8"), gt=0, lt=1, description="Refresh the access token at this fraction of its lifetime."
-    )
-    cancel_on_disconnect: bool = Field(
-        True,
-        description="Ask the venue to cancel this session's orders if the connection drops "
-        "(private/enable_cancel_on_disconnect at login); only when venues.<name>.cancel_on_disconnect is on too.",
-    )
-    index_names: dict[str, str] = Field(
-        default_factory=dict,
-        description="Instrument -> MMP index name; default from the name (BTC_USD-PERPETUAL -> btc_usd).",
-    )
-    currencies: dict[str, str] = Field(
-        default_factory=dict, description="Instrument -> currency for get_order_state_by_label; default BTC, ETH, ..."
-    )
-    mmp: dict[str, PulseMmp] = Field(
-        default_factory=dict,
-        description="Venue MMP per index name. Empty: the mmp: blocks of the strategies on this venue, which the "
-        "engine hands over with configure_mmp before connecting.",
-    )
-    post_only: Literal["reject", "reprice"] = Field(
-        "reject",
-        description="reject: a post-only order that would cross the last known quote is refused locally (7006); "
-        "reprice: sent as is, and Pulse moves its price just inside the spread.",
-    )
-    public_trades: bool = Field(
-        True,
-        description="Public trades for strategies: subscribe to trades.{instrument}.raw (a sandbox extension, PUL-7); "
-        "when the venue refuses it, poll public/last_trades_by_instrument every public_trades_poll_s instead.",
-    )
-    public_trades_poll_s: Decimal = Field(
-        Decimal(1), gt=0, description="Poll interval of public/last_trades_by_instrument when trades.*.raw is refused."
-    )
-    reconnect_min_s: Decimal = Field(Decimal("0.5"), gt=0, description="First reconnect delay; doubles per failure.")
-    reconnect_max_s: Decimal = Field(Decimal(10), gt=0, description="Longest reconnect delay.")
-    compression: bool = Field(False, description="permessage-deflate on the WebSocket.")
-
-    @model_validator(mode="after")
-    def _credentials_named(self) -> PulseOptions:
-        if (self.client_id is None) == (self.client_id_env is None):
-            raise ValueError("give exactly one of client_id or client_id_env")
-        if self.client_secret_env is None and self.client_secret_file is None:
-            raise ValueError("give client_secret_env or client_secret_file (never the secret itself)")
-        if not self.url.startswith(("ws://", "wss://")):
-            raise ValueError(f"url must be ws:// or wss://, got {self.url!r}")
-        return self
 
 
 class PulseError(Exception):
@@ -354,7 +257,6 @@ class PulseAdapter(Adapter):
     )
     options_model: ClassVar[type[AdapterOptions]] = PulseOptions
     #: ``module:function`` of the local sandbox server (argv -> exit code), for ``engine sandbox pulse``
-    sandbox_entry: ClassVar[str] = "adapters.pulse.sandbox:main"
 
     def __init__(
         self,
@@ -857,7 +759,7 @@ class PulseAdapter(Adapter):
         self._bad.record(kind, reason, sample_of(raw))  # the "engine.pulse" log scrubs credentials (wirelog)
 
     def bad_input(self) -> dict[str, int]:
-        """Frames dropped, by kind (adapters.badinput), for the report and ``/metrics``."""
+        """Frames dropped, by kind (engine.venue.badinput), for the report and ``/metrics``."""
         return dict(self._bad.counts)
 
     # ---- market data ---------------------------------------------------------------------

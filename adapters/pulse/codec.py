@@ -13,9 +13,9 @@ Numbers are written in plain positional notation, never with an exponent (VENUES
 
 Hostile input (issue 17): every decode entry point (:func:`loads`, :func:`decode_message`, the
 ``decode_*`` functions and :func:`num` / :func:`to_ns`) raises only :class:`CodecError`, for any
-input whatever, with ``CodecError.kind`` an :mod:`adapters.badinput` kind (``not_json``,
+input whatever, with ``CodecError.kind`` an :mod:`engine.venue.badinput` kind (``not_json``,
 ``too_large``, ``too_deep``, ``bad_number``, ``malformed``, ``unknown_message``). JSON is read by the
-shared bounded reader (:mod:`adapters.wirejson`); ``NaN``/``Infinity`` are refused; amounts are
+shared bounded reader (:mod:`adapters.kit.wirejson`); ``NaN``/``Infinity`` are refused; amounts are
 bounded (``|x| < 10**18``) and timestamps (``|ms| < 10**14``) before any arithmetic, so no number can
 spin ``int()``; a list or object where a word is expected (``direction``, ``order_state``, ...) is a
 ``malformed`` error, not a ``TypeError``.
@@ -29,10 +29,10 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from adapters.badinput import BAD_NUMBER, MALFORMED, UNKNOWN_MESSAGE
-from adapters.wirejson import MAGNITUDE_LIMIT, Reader, WireError, amount, amount_text, lookup
+from adapters.kit.wirejson import MAGNITUDE_LIMIT, Reader, WireError, amount, amount_text, lookup
 from engine.model import Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce, VenueOrder
 from engine.rejects import Reject
+from engine.venue.badinput import BAD_NUMBER, MALFORMED, UNKNOWN_MESSAGE
 
 __all__ = [
     "JSONRPC",
@@ -78,7 +78,7 @@ WS_PATH = "/ws/api/v2"
 NS_PER_MS = 1_000_000
 _SECONDS_LIMIT = 100_000_000_000  # below this a timestamp is seconds, not ms (VENUES.md 5.13)
 ZERO = Decimal(0)
-_LIMIT = Decimal(MAGNITUDE_LIMIT)  # |amount| bound (adapters.wirejson), for num's inlined check
+_LIMIT = Decimal(MAGNITUDE_LIMIT)  # |amount| bound (adapters.kit.wirejson), for num's inlined check
 _NEG_LIMIT = -_LIMIT
 #: a timestamp (ms, or s when small) beyond this is refused: 10**14 ms is the year 5138
 TIMESTAMP_LIMIT = Decimal(10**14)
@@ -89,7 +89,7 @@ MAX_FRAME_CHARS = 4 << 20
 
 class CodecError(ValueError):
     """A frame that is not what the document (or our stated assumption) says it is. ``kind`` is
-    the :mod:`adapters.badinput` kind a reader counts it under."""
+    the :mod:`engine.venue.badinput` kind a reader counts it under."""
 
     def __init__(self, reason: str, kind: str = MALFORMED) -> None:
         super().__init__(reason)
@@ -100,7 +100,7 @@ class CodecError(ValueError):
 # JSON text
 
 
-# one bounded reader for every frame (adapters.wirejson: size, depth, number bounds)
+# one bounded reader for every frame (adapters.kit.wirejson: size, depth, number bounds)
 _DECODE = Reader(MAX_FRAME_CHARS).loads
 
 

@@ -18,7 +18,7 @@ the matching engine is always in continuous trading.
 Faults (``--fault`` or the methods of the same names): ``drop`` (abort every socket), ``stall``
 (send nothing for a while), ``gap`` (lose the next book change of an instrument), ``error`` (answer
 the next requests of a method with an error status), ``garbage`` (send a non-JSON frame and a
-truncated one), ``badframe`` (send hostile frames of one class, :mod:`adapters.sandbox_badframes`: a
+truncated one), ``badframe`` (send hostile frames of one class, :mod:`adapters.sim.badframes`: a
 book change whose ``type`` is a list, an array nested 100,000 deep, a number with a 20-digit
 exponent, a heartbeat as a binary frame, half of a real book change (its change_id used up, so the
 client sees a gap), a heartbeat padded to 10 MiB). Extensions, all outside the document and marked
@@ -74,7 +74,7 @@ from adapters.paper.matching import (
     ReplaceRejected,
 )
 from adapters.pulse.wirelog import sandbox_log, sandbox_wire_log
-from adapters.sandbox_badframes import BAD_FRAME_KINDS, HUGE_NUMBER, bad_frame, check_kind
+from adapters.sim.badframes import BAD_FRAME_KINDS, HUGE_NUMBER, bad_frame, check_kind
 from engine.clock import Clock, WallClock
 from engine.model import Instrument, OrderType, Phase, Side, TimeInForce
 from engine.rejects import Reject
@@ -1401,7 +1401,7 @@ class PulseSandbox:
         return len(self.conns)
 
     def badframe(self, frame: str, count: int = 1) -> int:
-        """Send every connection ``count`` hostile frames of class ``frame`` (adapters.sandbox_badframes).
+        """Send every connection ``count`` hostile frames of class ``frame`` (adapters.sim.badframes).
         A ``type_list`` frame is a change on the first subscribed book channel whose ``type`` is a list;
         a ``truncated`` one is half of a real change of that book, whose change_id it uses up."""
         check_kind(frame)

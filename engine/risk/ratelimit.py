@@ -28,10 +28,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from adapters.base import RateLimit
 from engine.clock import NS_PER_S, Clock
 from engine.rejects import Reject
 from engine.risk.gate import OrderRequest, Rejection
+from engine.venue import RateLimit
 
 TakeKind = Literal["order", "cancel"]
 

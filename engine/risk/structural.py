@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Container
 from decimal import Decimal, DecimalException
 
-from adapters.base import Capabilities
 from engine.model import OrderType, TimeInForce
 from engine.rejects import Reject
 from engine.risk.gate import OrderRequest, Rejection
+from engine.venue import Capabilities
 
 _ZERO = Decimal(0)
 # module constants: a global read is cheaper than an enum attribute lookup on the order path

@@ -34,9 +34,9 @@ from typing import Any
 
 import anyio
 
-from adapters.base import RateLimit
 from engine.clock import Clock, Timer, WallClock
 from engine.risk.ratelimit import RateBucket, TakeKind, venue_buckets
+from engine.venue import RateLimit
 
 #: a lane: the scopes of the venue's limits its requests spend, and the kind of take
 LaneSpec = tuple[tuple[str, ...], TakeKind]

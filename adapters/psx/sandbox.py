@@ -8,7 +8,7 @@ the feed. So there is ONE :class:`~adapters.paper.adapter.PaperAdapter` (matchin
 synthetic market) on the given clock, whose events fan out: book, trades and instrument statuses
 to the :class:`~adapters.psx_feed.sandbox.FeedServer`, our orders' updates and fills (and trades,
 for the holdings' last price) to the :class:`~adapters.optimus.sandbox.OptimusSandbox`. ONE
-:class:`~adapters.sandbox_sessions.SessionFollower` drives the paper venue and the feed from the
+:class:`~adapters.sim.sessions.SessionFollower` drives the paper venue and the feed from the
 same schedule, so the broker's market-hours rule (2006, read from the matching engine's phase) and
 the feed's ``market_status`` can never disagree.
 
@@ -55,8 +55,8 @@ from adapters.paper.adapter import PaperAdapter, PaperOptions
 from adapters.paper.market import MarketOptions
 from adapters.psx_feed.sandbox import DOCUMENT_CONNECTION_LIMIT, LEVEL_OF_PATH, FeedServer, paper_order_source
 from adapters.psx_feed.sandbox import FAULTS as FEED_FAULTS
-from adapters.sandbox_badframes import BAD_FRAME_KINDS, check_kind
-from adapters.sandbox_sessions import SessionFollower, always_open_state, parse_start, sandbox_start_ns
+from adapters.sim.badframes import BAD_FRAME_KINDS, check_kind
+from adapters.sim.sessions import SessionFollower, always_open_state, parse_start, sandbox_start_ns
 from engine.clock import NS_PER_S, Clock, ScaledClock, Timer, WallClock
 from engine.model import BookUpdate, Fill, Instrument, InstrumentStatus, OrderUpdate, SessionState, Trade
 
@@ -596,7 +596,7 @@ def _write_private(path: Path, text: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Command line: engine sandbox psx [ARGS] (= python -m adapters.psx_sandbox [ARGS])
+# Command line: engine sandbox psx [ARGS] (= python -m adapters.psx.sandbox [ARGS])
 
 
 def _fault_help() -> str:
@@ -936,7 +936,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             parser.error(f"--start {args.start!r}: expected YYYY-MM-DDTHH:MM")
     if args.run is not None:
-        from adapters.psx_run import run_with_engine
+        from adapters.psx.run import run_with_engine
 
         return run_with_engine(args)
     logging.basicConfig(level=args.log_level or "INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -16,7 +16,7 @@ and each differed; this reader is the single place where the bounds are decided:
   integer stays an ``int`` and is bounded by CPython's own limit of 4,300 digits, checked before
   conversion, then per field; ``NaN`` / ``Infinity`` refused.
 
-Everything it refuses raises :class:`WireError` with a ``kind`` from :mod:`adapters.badinput`; each
+Everything it refuses raises :class:`WireError` with a ``kind`` from :mod:`engine.venue.badinput`; each
 codec turns it into its own error type with the same ``kind``. The field helpers below
 (:func:`amount`, :func:`amount_text`, :func:`lookup`) bound what a codec accepts per field, so no
 later arithmetic can overflow, spin or raise.
@@ -41,7 +41,7 @@ from decimal import (
 )
 from typing import Any, TypeVar
 
-from adapters.badinput import BAD_NUMBER, MALFORMED, NOT_JSON, TOO_DEEP, TOO_LARGE
+from engine.venue.badinput import BAD_NUMBER, MALFORMED, NOT_JSON, TOO_DEEP, TOO_LARGE
 
 __all__ = [
     "EXPONENT_LIMIT",
@@ -76,7 +76,7 @@ T = TypeVar("T")
 
 
 class WireError(ValueError):
-    """Input the reader or a field bound refuses. ``kind`` is an :mod:`adapters.badinput` kind."""
+    """Input the reader or a field bound refuses. ``kind`` is an :mod:`engine.venue.badinput` kind."""
 
     def __init__(self, reason: str, kind: str = MALFORMED) -> None:
         super().__init__(reason)

@@ -1,28 +1,23 @@
-"""The adapter interface every venue implements, and the registry that finds adapters by name.
+"""The venue contract: what the engine asks of an adapter and what an adapter delivers back.
 
-An adapter turns a venue's protocol into model events pushed into a :class:`VenueEvents` sink (the
-runtime), and turns the runtime's order requests into the venue's messages. Requests are
-non-blocking: ``submit`` returns at once and the venue's answer comes back later through the sink
-(``on_order_update`` / ``on_fill``), exactly as it would from a network venue.
-
-Third-party packages add adapters through the ``engine.adapters`` entry-point group: an entry point
-names a module (or object) with a ``@adapter_hookimpl`` function ``engine_register_adapters()``
-returning ``{name: AdapterClass}`` (the way pytest and datasette find plugins).
+Two contracts, because a venue can carry market data, orders, or both: a
+:class:`MarketDataAdapter` subscribes and delivers books, trades and statuses; an
+:class:`OrderEntryAdapter` also takes orders, declares :class:`Capabilities` and
+:class:`RateLimit` budgets, and answers reconciliation queries. Both deliver into a
+:class:`VenueEvents` sink (the runtime). The engine depends on this module only; adapters depend on
+it, the model and ``adapters.kit``, never the other way round (ARCHITECTURE principle 1).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-import pluggy
 from anyio.abc import TaskGroup
 from pydantic import BaseModel, ConfigDict
 
@@ -38,13 +33,11 @@ from engine.model import (
     Trade,
     VenueOrder,
 )
-from engine.risk.rulepack import FeeSchedule
+
+if TYPE_CHECKING:
+    from engine.risk.rulepack import FeeSchedule
 
 _log = logging.getLogger("engine.adapters")
-
-ENTRY_POINT_GROUP = "engine.adapters"
-adapter_hookspec = pluggy.HookspecMarker("engine.adapters")
-adapter_hookimpl = pluggy.HookimplMarker("engine.adapters")
 
 
 class VenueEvents(Protocol):
@@ -90,77 +83,23 @@ class RateLimit:
     source: str = ""
 
 
-class Backoff:
-    """Exponential backoff with "equal jitter" for reconnects: attempt n waits between d/2 and d,
-    where d = min(max, base * 2**n). Jitter spreads the reconnects of many clients after an outage;
-    the floor of d/2 keeps a flapping server from being hammered."""
-
-    def __init__(self, base_s: float, max_s: float, rng: random.Random) -> None:
-        self.base_s = base_s
-        self.max_s = max_s
-        self.rng = rng
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self.max_s, self.base_s * 2 ** min(self.attempt, 62))
-        self.attempt += 1
-        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
-class MissingSecret(ValueError):
-    """A credential an adapter's options name is not there; the message names the variable or
-    file, never a value."""
-
-
-def read_secret(env: str | None, file: Path | None, what: str) -> str:
-    """A credential, read now (a rotated file is picked up at the next login): the first line of
-    ``file`` when one is named, else the environment variable ``env``."""
-    if file is not None:
-        try:
-            lines = file.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise MissingSecret(f"{what}: cannot read {file}: {exc.strerror or exc}") from None
-        value = lines[0].strip() if lines else ""
-        if not value:
-            raise MissingSecret(f"{what}: file {file} is empty")
-        return value
-    value = os.environ.get(env or "", "").strip()
-    if not value:
-        raise MissingSecret(f"{what}: environment variable {env} is not set")
-    return value
-
-
 class AdapterOptions(BaseModel):
     """Base for an adapter's own config block. Unknown keys are refused."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Adapter(ABC):
-    """One connection to one venue account.
+class VenueAdapter(ABC):
+    """What every adapter is, whether it carries market data, orders or both: one connection to one
+    venue account, its options, its background tasks, and what it reports.
 
     Lifecycle: construct -> ``await connect()`` -> ``subscribe`` -> trading -> ``await close()``.
     """
 
     #: registry name, e.g. "paper"
     name: ClassVar[str] = ""
-    capabilities: ClassVar[Capabilities] = Capabilities()
-    rate_limits: ClassVar[tuple[RateLimit, ...]] = ()
     #: pydantic model for this adapter's options in config (``venues.<name>.options``)
     options_model: ClassVar[type[AdapterOptions]] = AdapterOptions
-    #: ``module:function`` of a local sandbox server of this venue (argv -> exit code), run by
-    #: ``engine sandbox <name>``; empty when the adapter has none
-    sandbox_entry: ClassVar[str] = ""
-    #: True for a market-data adapter (``venues.<name>.market_data``): its connection statuses tell
-    #: strategies about data health and never touch order state
-    market_data_only: ClassVar[bool] = False
-    #: True for a venue that trades whole units only (PSX: shares, in lots of 1 or 500): a
-    #: fractional ``lot_size`` for its instruments, in the master or a rule pack, is a config
-    #: error. Crypto venues trade fractions (a Pulse amount, a 0.0001 lot), so the default is False
-    whole_shares: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -179,7 +118,6 @@ class Adapter(ABC):
         self.clock = clock
         self.sink = sink
         self.seed = seed
-        self.cancel_on_disconnect = self.capabilities.cancel_on_disconnect
         self._task_group: TaskGroup | None = None
 
     def bind(self, task_group: TaskGroup) -> None:
@@ -214,6 +152,68 @@ class Adapter(ABC):
     def subscribe(self, symbols: Iterable[str]) -> None:
         """Ask for market data for these symbols; a snapshot comes first."""
 
+    def set_state_path(self, path: Path) -> None:
+        """Where an adapter keeps its own durable state, beside the journal (called only when the
+        journal is enabled; ``--fresh-account`` moves the file aside): an embedded venue its side
+        of the account (our orders and executions) so that a restarted engine meets the venue it
+        left; a network adapter what must outlive the process (Optimus: the webhook delivery ids
+        already applied). Others ignore it."""
+        return None
+
+    def on_session(self, state: SessionState) -> None:
+        """Told of every session phase change. Embedded and sandbox venues follow it; a real
+        venue keeps its own schedule and may ignore it."""
+        return None
+
+    def stats(self) -> dict[str, int]:
+        """Counters for the report and metrics: at least ``messages_in`` (frames, answers and
+        events received), ``messages_out`` (requests sent) and ``reconnects``; an embedded venue
+        has no wire, so zeros."""
+        return {"messages_in": 0, "messages_out": 0, "reconnects": 0}
+
+    def bad_input(self) -> dict[str, int]:
+        """What the venue sent that was dropped, counted by kind (``engine.venue.badinput`` names the
+        kinds: ``not_json``, ``bad_number``, ``bad_signature`` ...), for the report and
+        ``/metrics``. An adapter keeps a :class:`engine.venue.badinput.BadInput` and returns its
+        ``counts``; an embedded venue sends nothing bad, so empty."""
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "venue": self.venue}
+
+
+class MarketDataAdapter(VenueAdapter):
+    """A market-data-only adapter (``venues.<name>.market_data``): books, trades and instrument
+    statuses, no orders. Its connection statuses tell strategies about data health and never touch
+    order state; it has no order methods at all, so nothing can route an order to it."""
+
+
+class OrderEntryAdapter(VenueAdapter):
+    """An adapter that carries orders (and usually the venue's market data too).
+
+    Requests are non-blocking: ``submit`` returns at once and the venue's answer comes back later
+    through the sink (``on_order_update`` / ``on_fill``), exactly as it would from a network venue.
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    rate_limits: ClassVar[tuple[RateLimit, ...]] = ()
+    #: True for a venue that trades whole units only (PSX: shares, in lots of 1 or 500): a
+    #: fractional ``lot_size`` for its instruments, in the master or a rule pack, is a config
+    #: error. Crypto venues trade fractions (a Pulse amount, a 0.0001 lot), so the default is False
+    whole_shares: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        venue: str,
+        options: AdapterOptions,
+        instruments: Iterable[Instrument],
+        clock: Clock,
+        sink: VenueEvents,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(venue, options, instruments, clock, sink, seed)
+        self.cancel_on_disconnect = self.capabilities.cancel_on_disconnect
+
     @abstractmethod
     def submit(self, order: Order) -> None:
         """Send a new order. Returns at once; the answer arrives through the sink."""
@@ -240,7 +240,7 @@ class Adapter(ABC):
     def set_rate_limits(self, limits: tuple[RateLimit, ...]) -> tuple[RateLimit, ...]:
         """The venue account's effective request budget (what the adapter declares, or the config's
         ``venues.<name>.rate_limits``), given before ``connect``. A network adapter paces its
-        departures with these limits, since the venue counts what arrives (``adapters.pacing``),
+        departures with these limits, since the venue counts what arrives (``adapters.kit.pacing``),
         and returns the limits it will actually let requests leave at (with its safety margin):
         the gate spends exactly those at submit, so it never admits more than the wire can carry
         and the departure queue cannot grow without bound. An embedded venue has no wire: the
@@ -252,15 +252,6 @@ class Adapter(ABC):
         itself when the connection drops is asked to (at login) only when this is on."""
         self.cancel_on_disconnect = enabled and self.capabilities.cancel_on_disconnect
 
-    def set_state_path(self, path: Path) -> None:
-        """Where an adapter keeps its own durable state, beside the journal (called only when the
-        journal is enabled; ``--fresh-account`` moves the file aside): an embedded venue its side
-        of the account (our orders and executions) so that a restarted engine meets the venue it
-        left; a network adapter what must outlive the process (Optimus: the webhook delivery ids
-        already applied). Others ignore it."""
-        return None
-
-    # ---- queries for reconciliation (after a reconnect, and at restart) ------------------
     async def query_open_orders(self) -> list[VenueOrder]:
         """Every order the venue still works for this account."""
         raise NotImplementedError(f"adapter {self.name!r} cannot list open orders")
@@ -272,11 +263,6 @@ class Adapter(ABC):
     async def query_fills(self, since_ns: int) -> list[Fill]:
         """Our executions at or after ``since_ns``; the runtime drops the ones it already has."""
         raise NotImplementedError(f"adapter {self.name!r} cannot list fills")
-
-    def on_session(self, state: SessionState) -> None:
-        """Told of every session phase change. Embedded and sandbox venues follow it; a real
-        venue keeps its own schedule and may ignore it."""
-        return None
 
     def configure_mmp(self, strategy: str, symbols: Iterable[str], interval: Decimal, frozen_time: Decimal,
                       quantity_limit: Decimal) -> None:
@@ -290,52 +276,6 @@ class Adapter(ABC):
         many the venue cancelled."""
         raise NotImplementedError(f"adapter {self.name!r} has no mass cancel")
 
-    def stats(self) -> dict[str, int]:
-        """Counters for the report and metrics: at least ``messages_in`` (frames, answers and
-        events received), ``messages_out`` (requests sent) and ``reconnects``; an embedded venue
-        has no wire, so zeros."""
-        return {"messages_in": 0, "messages_out": 0, "reconnects": 0}
 
-    def bad_input(self) -> dict[str, int]:
-        """What the venue sent that was dropped, counted by kind (``adapters.badinput`` names the
-        kinds: ``not_json``, ``bad_number``, ``bad_signature`` ...), for the report and
-        ``/metrics``. An adapter keeps a :class:`adapters.badinput.BadInput` and returns its
-        ``counts``; an embedded venue sends nothing bad, so empty."""
-        return {}
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "venue": self.venue}
-
-
-class _AdapterSpec:
-    @adapter_hookspec
-    def engine_register_adapters(self) -> dict[str, type[Adapter]]:  # type: ignore[empty-body]
-        """Return ``{name: AdapterClass}`` for the adapters this plugin provides."""
-
-
-class UnknownAdapter(LookupError):
-    pass
-
-
-def adapter_registry(load_entry_points: bool = True) -> dict[str, type[Adapter]]:
-    """All adapters by name: the built-in ones plus those third-party packages register."""
-    pm = pluggy.PluginManager("engine.adapters")
-    pm.add_hookspecs(_AdapterSpec)
-    from adapters import builtin  # the shipped adapters register like any third-party one
-
-    pm.register(builtin)
-    if load_entry_points:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    registry: dict[str, type[Adapter]] = {}
-    for mapping in pm.hook.engine_register_adapters():
-        registry.update(mapping)
-    return registry
-
-
-def get_adapter(name: str) -> type[Adapter]:
-    registry = adapter_registry()
-    try:
-        return registry[name]
-    except KeyError:
-        known = ", ".join(sorted(registry)) or "none"
-        raise UnknownAdapter(f"unknown adapter {name!r}; known adapters: {known}") from None
+#: The name third-party adapters and the engine have always used for an order-entry adapter.
+Adapter = OrderEntryAdapter

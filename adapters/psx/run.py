@@ -30,7 +30,7 @@ from typing import Any
 
 import anyio
 
-from adapters.psx_sandbox import (
+from adapters.psx.sandbox import (
     ENV_NAMES,
     PsxSandbox,
     SandboxListenError,
