@@ -60,7 +60,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from adapters.psx_feed.adapter import RedactCredentials
+from adapters.psx_feed.adapter import REDACT
 from adapters.sim.badframes import HUGE_NUMBER, bad_frame, check_kind
 from adapters.sim.sessions import SessionFollower, always_open_state, sandbox_start_ns
 from engine.clock import NS_PER_S, Clock
@@ -83,7 +83,7 @@ log = logging.getLogger("engine.psx_feed.sandbox")
 
 
 wire_log = logging.getLogger("engine.psx_feed.sandbox.wire")
-wire_log.addFilter(RedactCredentials())  # the adapter's: one set of patterns for both ends
+wire_log.addFilter(REDACT)  # the adapter's: one filter for both ends
 
 # The document's paths and their access levels (Socket Endpoints), restated on purpose (see above).
 LEVEL_OF_PATH = {"/2.0/market/feed": 0, "/2.0/market/feed/full": 1, "/2.0/market/feed/l2": 2}
