@@ -44,6 +44,7 @@ from engine.risk.mmp import MmpConfig
 from engine.risk.ratelimit import RateLimitConfig
 from engine.risk.rulepack import DEFAULT_PROFILE, RulePack, shipped_profiles
 from engine.risk.storm import RepeatRefusalsConfig
+from engine.secrets import REDACTED  # one replacement text for every secret (config dumps, logs, reports)
 from engine.sessions import SessionsConfig
 
 __all__ = [
@@ -69,7 +70,6 @@ __all__ = [
 KeyPath = tuple[str | int, ...]
 """Where a value sits in the config: ``("strategies", 0, "params", "spread")``."""
 
-REDACTED = "***"
 EXTENSION_PREFIX = "x-"  # top-level keys ignored by validation, for YAML anchors
 # 16: a client id is <name>-<epoch>-<n> within a venue's 32 characters (engine/clientids.py)
 STRATEGY_NAME = re.compile(r"^[A-Za-z0-9_-]{1,16}$")

@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 import anyio
 import httpx
 
-from adapters.kit.credentials import read_secret
+from adapters.kit.credentials import Secret, read_secret
 from adapters.kit.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
 from adapters.optimus import codec
 from adapters.optimus.codec import (
@@ -72,24 +72,6 @@ log = logging.getLogger("engine.optimus")
 LOG_FIRST = 5
 LOG_EVERY = 1000
 NOT_FOUND = 404
-
-
-class _Secret:
-    """A secret value that never prints."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return "<secret>"
-
-    __str__ = __repr__
-
-
-def _read(env: str | None, file: Path | None, what: str) -> _Secret:
-    return _Secret(read_secret(env, file, f"optimus {what}"))
 
 
 class NotSent(Exception):
@@ -170,9 +152,9 @@ class OptimusAdapter(Adapter):
         super().__init__(venue, options, instruments, clock, sink, seed)
         options = self.options  # a OptimusOptions: Adapter.__init__ validates it against options_model
         self.opts = options
-        self._username = _read(options.username_env, None, "username").value
-        self._password = _read(options.password_env, options.password_file, "password")
-        webhook_secret = _read(options.webhook_secret_env, options.webhook_secret_file, "webhook secret")
+        self._username = read_secret(options.username_env, None, "optimus username")
+        self._password = Secret(read_secret(options.password_env, options.password_file, "optimus password"))
+        webhook_secret = read_secret(options.webhook_secret_env, options.webhook_secret_file, "optimus webhook secret")
         self._client: httpx.AsyncClient | None = None
         self._tokens: Tokens | None = None
         self._tokens_at_ns = 0
@@ -191,7 +173,7 @@ class OptimusAdapter(Adapter):
         self.bad = BadInput(log, f"optimus {venue}")
         self._state_path: Path | None = None  # set_state_path: where the webhook delivery ids outlive us
         self.receiver = WebhookReceiver(
-            [webhook_secret.value.encode()], clock, self._on_webhook, path=options.webhook_path,
+            [webhook_secret.encode()], clock, self._on_webhook, path=options.webhook_path,
             tolerance_s=options.webhook_tolerance_s, venue=venue, bad_input=self.bad,
         )
         self._server = HttpServer(

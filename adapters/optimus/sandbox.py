@@ -48,7 +48,6 @@ import hmac
 import itertools
 import json
 import logging
-import os
 import signal
 import sys
 from collections import Counter, deque
@@ -61,6 +60,8 @@ from typing import Any, Literal
 
 import httpx
 
+from adapters.kit.credentials import MissingSecret, read_secret
+from adapters.kit.wirejson import Reader, WireError
 from adapters.optimus.webhooks import HttpRequest, HttpResponse, HttpServer
 from adapters.paper.adapter import PaperAdapter, PaperOptions
 from adapters.paper.market import MarketOptions
@@ -85,6 +86,8 @@ from engine.risk.ratelimit import RateBucket
 __all__ = ["DOC_HOLDINGS", "DOC_INSTRUMENTS", "OptimusSandbox", "SandboxSettings", "main"]
 
 log = logging.getLogger("engine.optimus.sandbox")
+#: what clients send is read as the adapter reads the venue: one bounded, exact reader (adapters.kit.wirejson)
+_READ_JSON = Reader().loads
 
 NS_PER_MS = 1_000_000
 ZERO = Decimal(0)
@@ -473,8 +476,8 @@ class OptimusSandbox:
         if not request.body:
             return {}
         try:
-            body = json.loads(request.body, parse_float=Decimal)
-        except (ValueError, UnicodeDecodeError):
+            body = _READ_JSON(request.body)
+        except WireError:
             raise _Refusal(400, "body is not JSON") from None
         if not isinstance(body, dict):
             raise _Refusal(400, "body must be a JSON object")
@@ -905,7 +908,7 @@ class OptimusSandbox:
             else:
                 if 200 <= response.status_code < 300:
                     self.counts["webhooks_delivered"] += 1
-                    self.webhooks_sent.append(json.loads(body, parse_float=Decimal))
+                    self.webhooks_sent.append(_READ_JSON(body))
                     return
                 log.info("optimus sandbox: webhook %s attempt %d answered %d", event_id, attempt,
                          response.status_code)
@@ -924,15 +927,10 @@ def _b64(raw: bytes) -> bytes:
 
 
 def _secret(env: str | None, file: Path | None, what: str) -> str:
-    if file is not None:
-        text = file.read_text(encoding="utf-8").strip()
-        if not text:
-            raise SystemExit(f"optimus sandbox: {what} file {file} is empty")
-        return text.splitlines()[0]
-    value = os.environ.get(env or "", "")
-    if not value:
-        raise SystemExit(f"optimus sandbox: set {env} (or pass a file) for the {what}")
-    return value
+    try:
+        return read_secret(env, file, what)
+    except MissingSecret as exc:
+        raise SystemExit(f"optimus sandbox: {exc}") from None
 
 
 def _parser() -> argparse.ArgumentParser:

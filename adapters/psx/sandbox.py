@@ -35,7 +35,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import secrets
 import signal
 import sys
@@ -47,6 +46,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from adapters.kit.credentials import MissingSecret, Secret, sandbox_secret, write_secret_file
 from adapters.optimus import codec as optimus_codec
 from adapters.optimus.adapter import OptimusOptions
 from adapters.optimus.sandbox import DOC_HOLDINGS, DOC_INSTRUMENTS, OptimusSandbox, SandboxSettings
@@ -544,7 +544,7 @@ class PsxSandbox:
             self.feed.add_token(token)
             self.feed_tokens.append(token)
             if self.feed_token_file is not None:
-                _write_private(self.feed_token_file, token)
+                write_secret_file(self.feed_token_file, token)
         return closed
 
     def _http_fault(self, kind: str, **params: Any) -> dict[str, Any]:
@@ -585,14 +585,6 @@ class PsxSandbox:
                                         self._inject_logged, fault.kind, dict(fault.params), fault.every_s)
         self._handles.append(handle)
         log.info("psx sandbox: fault scheduled: %s", fault)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a secret file readable by its owner only (created that way, never world-readable)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text + "\n")
-    path.chmod(0o600)
 
 
 # --------------------------------------------------------------------------------------------
@@ -716,38 +708,15 @@ def _fault_arg(text: str) -> ScheduledFault:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-@dataclass
-class _Secret:
-    value: str
-    source: str  # "env", "file" or "generated"
-    env: str  # the variable the engine's config names
-    file: Path | None = None
-
-
 class SandboxSetupError(Exception):
     """Exit 2 with this message."""
 
 
-def _secret(env: str, file: Path | None, what: str, default: Callable[[], str]) -> _Secret:
-    if file is not None:
-        if file.exists():
-            try:
-                lines = [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-            except OSError as exc:
-                raise SandboxSetupError(f"cannot read the {what} file {file}: {exc.strerror}") from None
-            if not lines:
-                raise SandboxSetupError(f"the {what} file {file} is empty")
-            return _Secret("\n".join(lines), "file", env, file)
-        value = default()
-        try:
-            _write_private(file, value)
-        except OSError as exc:
-            raise SandboxSetupError(f"cannot write the {what} file {file}: {exc.strerror}") from None
-        return _Secret(value, "file", env, file)
-    value = os.environ.get(env, "").strip()
-    if value:
-        return _Secret(value, "env", env)
-    return _Secret(default(), "generated", env)
+def _secret(env: str, file: Path | None, what: str, default: Callable[[], str]) -> Secret:
+    try:
+        return sandbox_secret(env, file, what, default)
+    except MissingSecret as exc:
+        raise SandboxSetupError(str(exc)) from None
 
 
 def _from_config(path: Path) -> tuple[list[Instrument], Any, dict[str, Any], dict[str, Any]]:
@@ -800,7 +769,7 @@ def _config_mismatches(venues: Mapping[str, Any], psx: PsxSandbox) -> list[str]:
     return problems
 
 
-def _banner(psx: PsxSandbox, secrets_used: Mapping[str, _Secret], clock_text: str) -> str:
+def _banner(psx: PsxSandbox, secrets_used: Mapping[str, Secret], clock_text: str) -> str:
     broker_http = psx.broker_url.removesuffix("/v1")
     session = psx.session
     phase = "always open" if psx.always_open else f"schedule, now {session.phase.value if session else '?'}"
@@ -828,7 +797,7 @@ class SandboxSetup:
     """A sandbox built from the command line, not yet listening."""
 
     psx: PsxSandbox
-    secrets_used: dict[str, _Secret]
+    secrets_used: dict[str, Secret]
     clock_text: str
     venues: dict[str, Any]  # the --config file's raw venues (for the mismatch warnings)
 

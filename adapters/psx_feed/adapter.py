@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import re
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -70,7 +69,7 @@ from adapters.psx_feed.codec import (
 from adapters.psx_feed.options import LiveFeedOptions
 from engine.clock import Clock
 from engine.model import BookUpdate, Instrument, InstrumentStatus, Phase, SessionState, Side, Trade
-from engine.venue import AdapterOptions, MarketDataAdapter, VenueEvents
+from engine.venue import AdapterOptions, MarketDataAdapter, RedactingFilter, VenueEvents
 from engine.venue.badinput import BINARY, TOO_LARGE, BadInput, kind_of, sample_of
 
 __all__ = [
@@ -85,27 +84,15 @@ __all__ = [
 log = logging.getLogger("engine.psx_feed")
 
 
-class RedactCredentials(logging.Filter):
-    """websockets logs the handshake at DEBUG: the Authorization header and the request line
-    (which carries a query-parameter token). Both are masked before any handler sees them."""
-
-    _PATTERNS = (
-        (re.compile(r"(?i)(authorization:\s*\S+\s+)\S+"), r"\1***"),
-        (re.compile(r"(?i)([?&](?:token|access_token)=)[^&\s]+"), r"\1***"),
-    )
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        for pattern, replacement in self._PATTERNS:
-            text = pattern.sub(replacement, text)
-        record.msg = text
-        record.args = None
-        return True
-
+#: the token's names in a URL's query (PSX-2: "passed as query parameter or header")
+TOKEN_KEYS = ("token", "access_token")
+#: websockets logs the handshake at DEBUG: the Authorization header and the request line (which
+#: carries a query-parameter token); the engine's one credential filter masks both
+REDACT = RedactingFilter(keys=TOKEN_KEYS)
 
 #: the websockets library logs through this one, never with a credential in it
 wire_log = logging.getLogger("engine.psx_feed.wire")
-wire_log.addFilter(RedactCredentials())
+wire_log.addFilter(REDACT)
 
 #: market states (PSX-1) in which silence is expected and not "stale"
 _QUIET_MARKET_STATES = frozenset({"CLOSED"})

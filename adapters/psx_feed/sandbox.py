@@ -45,7 +45,6 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import os
 import secrets
 import sys
 from collections import Counter, deque
@@ -60,7 +59,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from adapters.psx_feed.adapter import RedactCredentials
+from adapters.kit.credentials import MissingSecret, sandbox_secret
+from adapters.kit.wirejson import Reader
+from adapters.psx_feed.adapter import REDACT
 from adapters.sim.badframes import HUGE_NUMBER, bad_frame, check_kind
 from adapters.sim.sessions import SessionFollower, always_open_state, sandbox_start_ns
 from engine.clock import NS_PER_S, Clock
@@ -80,10 +81,12 @@ from engine.model import (
 __all__ = ["FAULTS", "FeedServer", "SessionFollower", "main", "paper_order_source"]
 
 log = logging.getLogger("engine.psx_feed.sandbox")
+#: what clients send is read as the adapter reads the venue: one bounded, exact reader (adapters.kit.wirejson)
+_READ_JSON = Reader().loads
 
 
 wire_log = logging.getLogger("engine.psx_feed.sandbox.wire")
-wire_log.addFilter(RedactCredentials())  # the adapter's: one set of patterns for both ends
+wire_log.addFilter(REDACT)  # the adapter's: one filter for both ends
 
 # The document's paths and their access levels (Socket Endpoints), restated on purpose (see above).
 LEVEL_OF_PATH = {"/2.0/market/feed": 0, "/2.0/market/feed/full": 1, "/2.0/market/feed/l2": 2}
@@ -632,7 +635,7 @@ class FeedServer:
 
     def _on_request(self, client: _Client, message: str | bytes) -> None:
         try:
-            request = json.loads(message)
+            request = _READ_JSON(message)
             action = request["action"]
             symbols = request.get("symbols", [])
             if isinstance(symbols, str):
@@ -886,23 +889,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _tokens(args: argparse.Namespace) -> list[str]:
-    if args.token_file is not None:
-        if args.token_file.exists():
-            tokens = [line.strip() for line in args.token_file.read_text().splitlines() if line.strip()]
-            if tokens:
-                return tokens
-        token = secrets.token_urlsafe(24)
-        args.token_file.write_text(token + "\n")
-        args.token_file.chmod(0o600)
+    try:
+        token = sandbox_secret(args.token_env, args.token_file, "feed token", lambda: secrets.token_urlsafe(24))
+    except MissingSecret as exc:
+        raise SystemExit(f"psx feed sandbox: {exc}") from None
+    if token.source == "written":
         print(f"psx feed sandbox: wrote a new token to {args.token_file}", flush=True)
-        return [token]
-    token = os.environ.get(args.token_env, "").strip()
-    if token:
-        return [token]
-    token = secrets.token_urlsafe(24)
-    # a throwaway token for a local sandbox: printing it is how the user learns it
-    print(f"psx feed sandbox: no ${args.token_env} set; accepting the generated token {token}", flush=True)
-    return [token]
+    elif token.source == "generated":
+        # a throwaway token for a local sandbox: printing it is how the user learns it
+        print(f"psx feed sandbox: no ${args.token_env} set; accepting the generated token {token.value}", flush=True)
+    return token.value.splitlines()
 
 
 def _instruments(args: argparse.Namespace) -> list[Instrument]:

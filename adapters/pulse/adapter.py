@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import random
 import secrets as _secrets
 import time
@@ -505,11 +504,10 @@ class PulseAdapter(Adapter):
         options = self.pulse_options
         if options.client_id is not None:
             return options.client_id
-        value = os.environ.get(options.client_id_env or "", "")
-        if not value:
-            raise ConnectionError(f"pulse {self.venue}: environment variable {options.client_id_env} "
-                                  "(client_id) is not set")
-        return value
+        try:
+            return read_secret(options.client_id_env, None, f"pulse {self.venue}: client_id")
+        except MissingSecret as exc:
+            raise ConnectionError(str(exc)) from None
 
     def _secret(self) -> str:
         """The client secret, read now (a rotated file is picked up at the next login). Errors

@@ -46,7 +46,6 @@ import hmac
 import itertools
 import json
 import logging
-import os
 import re
 import secrets
 import sys
@@ -61,6 +60,8 @@ import anyio
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from adapters.kit.credentials import sandbox_secret
+from adapters.kit.wirejson import Reader, WireError
 from adapters.paper.market import MarketOptions, SymbolMarket
 from adapters.paper.matching import (
     Accepted,
@@ -118,7 +119,8 @@ _TIFS = {
 _OK_MESSAGE = {"description": "ok", "response": None, "status": 200}
 #: request arrival times kept for a test to count windows in (a day-long run stays bounded)
 ARRIVALS_KEPT = 100_000
-_DECODE = json.JSONDecoder(parse_float=Decimal).decode  # one decoder: json.loads builds one per call
+#: what clients send is read as the adapter reads the venue: one bounded, exact reader (adapters.kit.wirejson)
+_DECODE = Reader().loads
 
 
 class _Err(Exception):
@@ -713,8 +715,8 @@ class PulseSandbox:
     def _on_frame(self, conn: _Conn, raw: str | bytes) -> None:
         self.counters["requests"] += 1
         try:
-            msg = _DECODE(raw if isinstance(raw, str) else raw.decode("utf-8"))
-        except ValueError:
+            msg = _DECODE(raw)
+        except WireError:
             self.counters["bad_frames"] += 1
             conn.push(_json({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}}))
             return
@@ -1635,7 +1637,7 @@ def main(argv: list[str] | None = None) -> int:
         faults = [parse_fault(t) for t in args.fault]
     except ValueError as exc:
         parser.error(str(exc))
-    secret = os.environ.get(args.client_secret_env) or DEFAULT_SECRET
+    secret = sandbox_secret(args.client_secret_env, None, "client secret", lambda: DEFAULT_SECRET).value
     market = MarketOptions(enabled=not args.no_market, step_interval_s=args.step_interval,
                            aggressive_interval_s=args.flow_interval, size_unit_shares=1)
     sandbox = PulseSandbox(

@@ -1,7 +1,9 @@
 """The engine's port to venues: the contracts adapters implement, the events they deliver, what
 they declare (capabilities, rate limits, options), the bad-input vocabulary they report in, and the
-registry that finds them. Nothing in ``engine`` imports ``adapters``; adapters import this."""
+registry that finds them, and the one credential filter for their logs. Nothing in ``engine``
+imports ``adapters``; adapters import this."""
 
+from engine.secrets import REDACTED, RedactingFilter
 from engine.venue.contract import (
     Adapter,
     AdapterOptions,
@@ -28,7 +30,9 @@ __all__ = [
     "Capabilities",
     "MarketDataAdapter",
     "OrderEntryAdapter",
+    "REDACTED",
     "RateLimit",
+    "RedactingFilter",
     "UnknownAdapter",
     "VenueAdapter",
     "VenueEvents",
