@@ -48,9 +48,9 @@ from test_psx_sandbox_run import SECRETS, _shipped_config_on_a_short_day
 from test_pulse_adapter import until, venue
 from test_pulse_end_to_end import copy_config, engine_command, interrupt, summary
 
-from adapters.paper.market import MarketOptions
 from adapters.psx.sandbox import parse_fault_spec
 from adapters.pulse.sandbox import FaultSpec, PulseSandbox, parse_fault
+from adapters.sim.market import MarketOptions
 from engine.model import Side
 from engine.venue.badinput import (
     BAD_NUMBER,

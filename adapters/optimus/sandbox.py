@@ -63,7 +63,7 @@ import httpx
 
 from adapters.optimus.webhooks import HttpRequest, HttpResponse, HttpServer
 from adapters.paper.adapter import PaperAdapter, PaperOptions
-from adapters.paper.market import MarketOptions
+from adapters.sim.market import MarketOptions
 from adapters.sim.sessions import SessionFollower, always_open_state, parse_start
 from engine.clock import NS_PER_S, Clock, ScaledClock, WallClock
 from engine.model import (

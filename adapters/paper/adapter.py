@@ -34,9 +34,10 @@ from adapters.paper.faults import (
     RejectFault,
     seconds,
 )
-from adapters.paper.ledger import VenueLedger
-from adapters.paper.market import SymbolMarket
-from adapters.paper.matching import (
+from adapters.paper.options import PaperOptions
+from adapters.sim.ledger import VenueLedger
+from adapters.sim.market import SymbolMarket
+from adapters.sim.matching import (
     CODE_UNKNOWN_ORDER,
     Accepted,
     Cancelled,
@@ -50,7 +51,6 @@ from adapters.paper.matching import (
     ReplaceRejected,
     band_around,
 )
-from adapters.paper.options import PaperOptions
 from engine.clock import KARACHI, NS_PER_S, Clock, Timer
 from engine.model import (
     TERMINAL_STATUSES,

@@ -52,10 +52,10 @@ from adapters.optimus.adapter import OptimusOptions
 from adapters.optimus.sandbox import DOC_HOLDINGS, DOC_INSTRUMENTS, OptimusSandbox, SandboxSettings
 from adapters.optimus.sandbox import FAULT_KINDS as BROKER_FAULTS
 from adapters.paper.adapter import PaperAdapter, PaperOptions
-from adapters.paper.market import MarketOptions
 from adapters.psx_feed.sandbox import DOCUMENT_CONNECTION_LIMIT, LEVEL_OF_PATH, FeedServer, paper_order_source
 from adapters.psx_feed.sandbox import FAULTS as FEED_FAULTS
 from adapters.sim.badframes import BAD_FRAME_KINDS, check_kind
+from adapters.sim.market import MarketOptions
 from adapters.sim.sessions import SessionFollower, always_open_state, parse_start, sandbox_start_ns
 from engine.clock import NS_PER_S, Clock, ScaledClock, Timer, WallClock
 from engine.model import BookUpdate, Fill, Instrument, InstrumentStatus, OrderUpdate, SessionState, Trade

@@ -922,7 +922,7 @@ def _start_ns(args: argparse.Namespace, schedule: Any) -> int | None:
 
 async def _serve(args: argparse.Namespace) -> None:
     from adapters.paper.adapter import PaperAdapter, PaperOptions
-    from adapters.paper.market import MarketOptions
+    from adapters.sim.market import MarketOptions
     from engine.clock import ScaledClock
     from engine.sessions import SessionSchedule
 

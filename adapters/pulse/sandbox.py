@@ -61,8 +61,10 @@ import anyio
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from adapters.paper.market import MarketOptions, SymbolMarket
-from adapters.paper.matching import (
+from adapters.pulse.wirelog import sandbox_log, sandbox_wire_log
+from adapters.sim.badframes import BAD_FRAME_KINDS, HUGE_NUMBER, bad_frame, check_kind
+from adapters.sim.market import MarketOptions, SymbolMarket
+from adapters.sim.matching import (
     Accepted,
     Cancelled,
     CancelRejected,
@@ -73,8 +75,6 @@ from adapters.paper.matching import (
     Replaced,
     ReplaceRejected,
 )
-from adapters.pulse.wirelog import sandbox_log, sandbox_wire_log
-from adapters.sim.badframes import BAD_FRAME_KINDS, HUGE_NUMBER, bad_frame, check_kind
 from engine.clock import Clock, WallClock
 from engine.model import Instrument, OrderType, Phase, Side, TimeInForce
 from engine.rejects import Reject
