@@ -15,6 +15,10 @@ Config example::
       - {kind: delay_acks, at: "12:00", duration_s: 60, delay_ms: 250}
       - {kind: halt, at: "13:00", duration_s: 600, symbol: MEBL}
       - {kind: reject_cancels, at: "15:34", duration_s: 20, code: 3001}
+      - "halt@13:30,duration_s=60,symbol=OGDC"     # the sandboxes' --fault SPEC text works too
+
+The kinds and the spec text are the simulated venue's one vocabulary (:mod:`adapters.sim.faults`);
+the paper venue plays :data:`SUPPORTED_FAULTS` and refuses the others by name.
 """
 
 from __future__ import annotations
@@ -26,7 +30,21 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-__all__ = ["DelayAcksFault", "DropFault", "Fault", "HaltFault", "RejectCancelsFault", "RejectFault", "TimeOfDay"]
+from adapters.sim.faults import FaultSpec, check_supported, parse_fault_spec
+
+__all__ = [
+    "SUPPORTED_FAULTS",
+    "DelayAcksFault",
+    "DropFault",
+    "Fault",
+    "HaltFault",
+    "RejectCancelsFault",
+    "RejectFault",
+    "TimeOfDay",
+]
+
+#: the kinds of :data:`adapters.sim.faults.FAULT_KINDS` the paper venue plays
+SUPPORTED_FAULTS = frozenset({"drop", "reject", "delay_acks", "halt", "reject_cancels"})
 
 _TIME_OF_DAY = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?")
 _DAY_S = 86_400
@@ -67,6 +85,11 @@ class _Fault(BaseModel):
 
     def _what(self) -> str:  # pragma: no cover - every kind overrides it
         raise NotImplementedError
+
+    def spec(self) -> FaultSpec:
+        """This fault in the one vocabulary (its ``--fault`` text is ``str(fault.spec())``)."""
+        params = self.model_dump(exclude={"kind", "at"}, exclude_defaults=True)
+        return FaultSpec(getattr(self, "kind"), params, at_time=self.at)  # noqa: B009 - each kind declares it
 
 
 class DropFault(_Fault):
@@ -132,8 +155,23 @@ class RejectCancelsFault(_Fault):
         return f"refusal of every cancel with {self.code} for {seconds(self.duration_s)} s"
 
 
+def _from_spec_text(value: object) -> object:
+    """A config entry written as ``--fault`` text ("drop@11:00,duration_s=30") becomes the mapping
+    the models read, through the one parser; a mapping passes unchanged (configs keep working)."""
+    if not isinstance(value, str):
+        return value
+    spec = parse_fault_spec(value)
+    check_supported(spec, "paper", SUPPORTED_FAULTS)
+    if spec.at_time is None or spec.every_s is not None or spec.target:
+        raise ValueError(f"paper fault {value!r}: give a time of day KIND@HH:MM[:SS] (no /EVERY, no target): the "
+                         "paper venue plays each fault at that time on every trading day")
+    return {"kind": spec.kind, "at": spec.at_time, **spec.params}
+
+
 Fault = Annotated[
-    DropFault | RejectFault | DelayAcksFault | HaltFault | RejectCancelsFault, Field(discriminator="kind")
+    DropFault | RejectFault | DelayAcksFault | HaltFault | RejectCancelsFault,
+    Field(discriminator="kind"),
+    BeforeValidator(_from_spec_text),
 ]
 
 
