@@ -206,7 +206,8 @@ def test_the_badframe_fault_is_parsed_and_checked_where_it_is_written() -> None:
     for wrong in ("badframe@5", "badframe@5,frame=nested", "badframe@5,frame=deep,count=0"):
         with pytest.raises(ValueError, match=r"badframe|frame|count"):
             parse_fault_spec(wrong)
-    assert parse_fault("badframe@2:huge_number:7") == FaultSpec("badframe", 2.0, frame="huge_number", count=7)
+    assert parse_fault("badframe@2:huge_number:7") == FaultSpec("badframe", {"frame": "huge_number", "count": 7},
+                                                                after_s=Decimal(2))
     for wrong in ("badframe@2", "badframe@2:nested", "badframe@2:deep:0"):
         with pytest.raises(ValueError, match="badframe"):
             parse_fault(wrong)

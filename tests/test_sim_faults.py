@@ -11,8 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from adapters.optimus.sandbox import SUPPORTED_FAULTS as BROKER_FAULTS
 from adapters.paper.faults import SUPPORTED_FAULTS as PAPER_FAULTS
 from adapters.paper.options import PaperOptions
+from adapters.psx.sandbox import SUPPORTED_FAULTS as PSX_FAULTS
+from adapters.psx_feed.sandbox import SUPPORTED_FAULTS as FEED_FAULTS
+from adapters.pulse.sandbox import SUPPORTED_FAULTS as PULSE_FAULTS
 from adapters.sim.badframes import BAD_FRAME_KINDS
 from adapters.sim.faults import (
     FAULT_KINDS,
@@ -131,7 +135,12 @@ def test_one_help_text_lists_every_kind_and_a_venue_its_own() -> None:
 
 def venues() -> dict[str, frozenset[str]]:
     """Every simulated venue and the kinds it declares."""
-    return {"paper": PAPER_FAULTS}
+    return {"paper": PAPER_FAULTS, "psx": PSX_FAULTS, "psx_feed": FEED_FAULTS, "optimus": BROKER_FAULTS,
+            "pulse": PULSE_FAULTS}
+
+
+def test_every_kind_is_played_by_some_venue() -> None:
+    assert set().union(*venues().values()) == set(FAULT_KINDS)
 
 
 @pytest.mark.parametrize("venue", sorted(venues()))

@@ -25,13 +25,15 @@ Session phases: ``sessions="schedule"`` follows the broker document's hours with
 combined PSX sandbox, adapters/psx/sandbox.py, drives one follower for the paper venue and the
 feed); ``"always_open"`` is continuous trading all the time.
 
-Faults (``inject(kind, ...)`` or ``POST /sandbox/faults {"kind": ..., ...}``):
+Faults (``inject(kind, ...)`` or ``POST /sandbox/faults {"kind": ..., ...}``), from the simulated
+venue's one vocabulary (:mod:`adapters.sim.faults`; older names such as ``error_5xx``,
+``lose_webhooks``, ``duplicate_webhooks`` still read); the others are refused by name:
 
-``error_5xx`` (count, status, process)  the next requests answer 5xx (9001), processed first if asked
+``5xx`` (count, status, process)         the next requests answer 5xx (9001), processed first if asked
 ``slow`` (count, delay_s)               the next answers come late (after processing)
 ``garbage`` (count)                     the next answers are not JSON (HTTP 200)
-``lose_webhooks`` (count, event)        the next events (of that kind only, if given) are never delivered
-``duplicate_webhooks`` (count)          the next events are delivered twice
+``lost_webhooks`` (count, event)        the next events (of that kind only, if given) are never delivered
+``duplicate_reports`` (count)           the next events are delivered twice
 ``expire_tokens`` (refresh)             every access token (and refresh token) expires now
 ``drop_connections``                    every open client socket is aborted now
 ``outage`` (seconds)                    every request's socket is aborted for a while
@@ -63,6 +65,7 @@ import httpx
 
 from adapters.optimus.webhooks import HttpRequest, HttpResponse, HttpServer
 from adapters.paper.adapter import PaperAdapter, PaperOptions
+from adapters.sim.faults import canonical_kind, check_params, check_supported, read_count
 from adapters.sim.market import MarketOptions
 from adapters.sim.sessions import SessionFollower, always_open_state, parse_start
 from engine.clock import NS_PER_S, Clock, ScaledClock, WallClock
@@ -119,10 +122,10 @@ _ERROR_TEXT = {  # document section 13, for the sandbox's own messages
 }
 _OPEN = frozenset({"pending", "open", "partially_filled"})
 _ACCEPTS_NEW = frozenset({Phase.PRE_OPEN, Phase.OPEN})  # OPT-6
-FAULT_KINDS = (
-    "error_5xx", "slow", "garbage", "lose_webhooks", "duplicate_webhooks", "expire_tokens", "drop_connections",
-    "outage",
-)
+#: the kinds of :data:`adapters.sim.faults.FAULT_KINDS` this broker plays
+SUPPORTED_FAULTS = frozenset({
+    "5xx", "slow", "garbage", "lost_webhooks", "duplicate_reports", "expire_tokens", "drop_connections", "outage",
+})
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,9 +376,12 @@ class OptimusSandbox:
 
     # ---- faults --------------------------------------------------------------------------
     def inject(self, kind: str, count: int = 1, **params: Any) -> None:
-        """Inject a fault (see the module docstring)."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_KINDS)}")
+        """Inject a fault (see the module docstring); ValueError for a kind this broker does not
+        play or a parameter it does not take."""
+        kind = canonical_kind(kind)
+        check_supported(kind, "optimus", SUPPORTED_FAULTS)
+        params = check_params(kind, params)
+        count = read_count(count)
         now = self.clock.now_ns()
         log.warning("optimus sandbox: fault %s x%d %s", kind, count, params or "")
         if kind == "expire_tokens":
@@ -423,7 +429,7 @@ class OptimusSandbox:
         if self.clock.now_ns() < self._outage_until_ns:
             self.counts["aborted"] += 1
             return None
-        fault_5xx = self._take_fault("error_5xx")
+        fault_5xx = self._take_fault("5xx")
         if fault_5xx is not None and not fault_5xx.get("process"):
             return self._fault_answer(fault_5xx)
         try:
@@ -860,14 +866,14 @@ class OptimusSandbox:
             data["last_fill_quantity"] = execution["quantity"]
         event_id = f"EVT-{next(self._event_ids):08d}"
         payload = {"event": event, "event_id": event_id, "occurred_at": _iso(self.clock.now_ns()), "data": data}
-        only = self._fault_params.get("lose_webhooks", {}).get("event")
-        if (only is None or only == event) and self._take_fault("lose_webhooks") is not None:
+        only = self._fault_params.get("lost_webhooks", {}).get("event")
+        if (only is None or only == event) and self._take_fault("lost_webhooks") is not None:
             self.counts["webhooks_lost"] += 1
             log.warning("optimus sandbox: webhook %s %s lost on purpose", event, event_id)
             return
         body = _json_text(payload).encode()
         self._queue.put_nowait((event_id, body))
-        if self._take_fault("duplicate_webhooks") is not None:
+        if self._take_fault("duplicate_reports") is not None:
             self.counts["webhooks_duplicated"] += 1
             self._queue.put_nowait((event_id, body))
 

@@ -46,6 +46,10 @@ __all__ = [
     "fault_help",
     "format_fault_spec",
     "parse_fault_spec",
+    "read_bool",
+    "read_count",
+    "read_seconds",
+    "split_target",
 ]
 
 Reader = Callable[[Any], Any]
@@ -114,6 +118,14 @@ def read_status(value: Any) -> int:
     status = read_code(value)
     if not 500 <= status <= 599:
         raise ValueError(f"status must be a 5xx code, got {status}")
+    return status
+
+
+def read_http_status(value: Any) -> int:
+    """Any HTTP status a server may answer a handshake with (429 as well as 503)."""
+    status = read_code(value)
+    if not 100 <= status <= 599:
+        raise ValueError(f"status must be an HTTP status, got {status}")
     return status
 
 
@@ -210,7 +222,7 @@ FAULT_KINDS: dict[str, FaultKind] = _kinds(
     FaultKind("add_token", "accept token= from now on (level= L0/L1/L2, default L2)",
               {"token": read_text, "level": read_level}, required=("token",)),
     FaultKind("refuse", "answer every handshake with HTTP status= (default 503) for seconds= (default 5)",
-              {"status": read_status, "seconds": read_seconds}),
+              {"status": read_http_status, "seconds": read_seconds}),
     FaultKind("burst", "send count= (default 10000) synthetic book changes of symbol= as fast as the socket takes "
               "them, then a fresh snapshot", {"count": read_count, "symbol": read_text}),
 )
@@ -279,8 +291,9 @@ def check_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
     return checked
 
 
-def _split_kind(text: str) -> tuple[str, str]:
-    """``feed.gap`` -> ("feed", "gap"); ``gap`` -> ("", "gap")."""
+def split_target(text: str) -> tuple[str, str]:
+    """``feed.gap`` -> ("feed", "gap"); ``gap`` -> ("", "gap") (a venue with several servers aims
+    a fault at one of them by this prefix)."""
     target, dot, kind = text.partition(".")
     if dot and target in FAULT_TARGETS:
         return target, kind
@@ -291,7 +304,7 @@ def parse_fault_spec(text: str) -> FaultSpec:
     """Read one ``--fault`` SPEC (see the module docstring); ValueError naming what is wrong."""
     head, *pairs = [part.strip() for part in text.strip().split(",")]
     name, _, when = head.partition("@")
-    target, raw_kind = _split_kind(name.strip())
+    target, raw_kind = split_target(name.strip())
     try:
         kind = FAULT_KINDS[canonical_kind(raw_kind)]
     except ValueError:
