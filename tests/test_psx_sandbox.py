@@ -439,7 +439,8 @@ def test_fault_specs_and_parameters_are_checked() -> None:
                 "drop_sockets@soon", "drop_sockets@25:99", "lose_webhooks,count", "feed.nope"):
         with pytest.raises(ValueError):
             parse_fault_spec(bad)
-    for refused in ("halt,symbol=MEBL", "feed.5xx", "broker.gap"):  # kinds the venue (or that server) does not play
+    # kinds the venue (or that server) does not play
+    for refused in ("halt,symbol=MEBL,duration_s=5", "feed.5xx", "broker.gap"):
         with pytest.raises(ValueError, match="is not supported by venue psx"):
             parse_fault_spec(refused)
     # the list: every one of them exists on the combined venue (the older names still read)

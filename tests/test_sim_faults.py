@@ -157,7 +157,8 @@ def test_every_kind_a_venue_does_not_play_is_refused_naming_kind_and_venue(venue
 
 def minimal_spec(kind: str) -> FaultSpec:
     """A ``kind`` fault with its required parameters only."""
-    required = {"frame": "deep", "method": "private/buy", "symbol": "MEBL", "token": "t"}
+    required = {"frame": "deep", "method": "private/buy", "symbol": "MEBL", "token": "t", "duration_s": "1",
+                "delay_ms": "5"}
     return parse_fault_spec(kind + "".join(f",{name}={required[name]}" for name in FAULT_KINDS[kind].required))
 
 

@@ -30,7 +30,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from adapters.sim.faults import FaultSpec, check_supported, parse_fault_spec
+from adapters.sim.faults import FAULT_KINDS, FaultSpec, check_supported, fault_label, parse_fault_spec
 
 __all__ = [
     "SUPPORTED_FAULTS",
@@ -46,6 +46,8 @@ __all__ = [
 #: the kinds of :data:`adapters.sim.faults.FAULT_KINDS` the paper venue plays
 SUPPORTED_FAULTS = frozenset({"drop", "reject", "delay_acks", "halt", "reject_cancels"})
 
+_REJECT = FAULT_KINDS["reject"].defaults
+_REJECT_CANCELS = FAULT_KINDS["reject_cancels"].defaults
 _TIME_OF_DAY = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?")
 _DAY_S = 86_400
 _AT_DESCRIPTION = (
@@ -81,14 +83,11 @@ class _Fault(BaseModel):
     @property
     def label(self) -> str:
         """One line for logs: what happens, and when."""
-        return f"{self._what()} at {self.at.isoformat()}"
-
-    def _what(self) -> str:  # pragma: no cover - every kind overrides it
-        raise NotImplementedError
+        return fault_label(self.spec())
 
     def spec(self) -> FaultSpec:
         """This fault in the one vocabulary (its ``--fault`` text is ``str(fault.spec())``)."""
-        params = self.model_dump(exclude={"kind", "at"}, exclude_defaults=True)
+        params = self.model_dump(exclude={"kind", "at"}, exclude_defaults=True)  # the venue has the same defaults
         return FaultSpec(getattr(self, "kind"), params, at_time=self.at)  # noqa: B009 - each kind declares it
 
 
@@ -99,22 +98,18 @@ class DropFault(_Fault):
     kind: Literal["drop"] = Field("drop", description="Connection drop.")
     duration_s: Decimal = Field(gt=0, le=_DAY_S, description="Seconds until the connection is back.")
 
-    def _what(self) -> str:
-        return f"connection drop for {seconds(self.duration_s)} s"
 
 
 class RejectFault(_Fault):
     """The next ``count`` new orders after ``at`` are rejected by the venue, whatever they are."""
 
     kind: Literal["reject"] = Field("reject", description="Reject a run of new orders.")
-    count: int = Field(1, ge=1, description="How many new orders are rejected.")
-    code: int = Field(9002, ge=1, le=9999, description="Reject code sent (default 9002: order rejected by exchange).")
-    reason: str = Field(
-        "injected reject: order rejected by exchange", min_length=1, description="Sentence sent with the reject."
+    count: int = Field(_REJECT["count"], ge=1, description="How many new orders are rejected.")
+    code: int = Field(
+        _REJECT["code"], ge=1, le=9999, description="Reject code sent (default 9002: order rejected by exchange)."
     )
+    reason: str = Field(_REJECT["reason"], min_length=1, description="Sentence sent with the reject.")
 
-    def _what(self) -> str:
-        return f"reject of the next {self.count} new order(s) with {self.code}"
 
 
 class DelayAcksFault(_Fault):
@@ -125,8 +120,6 @@ class DelayAcksFault(_Fault):
     duration_s: Decimal = Field(gt=0, le=_DAY_S, description="Length of the slow window in seconds.")
     delay_ms: Decimal = Field(gt=0, description="Extra processing delay per request, in milliseconds.")
 
-    def _what(self) -> str:
-        return f"{seconds(self.delay_ms)} ms extra request delay for {seconds(self.duration_s)} s"
 
 
 class HaltFault(_Fault):
@@ -137,8 +130,6 @@ class HaltFault(_Fault):
     duration_s: Decimal = Field(gt=0, le=_DAY_S, description="Seconds until the halt is lifted.")
     symbol: str = Field(min_length=1, description="The halted instrument (must be one of the venue's).")
 
-    def _what(self) -> str:
-        return f"halt of {self.symbol} for {seconds(self.duration_s)} s"
 
 
 class RejectCancelsFault(_Fault):
@@ -148,11 +139,11 @@ class RejectCancelsFault(_Fault):
 
     kind: Literal["reject_cancels"] = Field("reject_cancels", description="Refuse every cancel for a while.")
     duration_s: Decimal = Field(gt=0, le=_DAY_S, description="Seconds during which cancels are refused.")
-    code: int = Field(3001, ge=1, le=9999, description="Code sent with each refusal (default 3001: rate limit).")
-    reason: str = Field("injected: cancel refused", min_length=1, description="Sentence sent with each refusal.")
+    code: int = Field(
+        _REJECT_CANCELS["code"], ge=1, le=9999, description="Code sent with each refusal (default 3001: rate limit)."
+    )
+    reason: str = Field(_REJECT_CANCELS["reason"], min_length=1, description="Sentence sent with each refusal.")
 
-    def _what(self) -> str:
-        return f"refusal of every cancel with {self.code} for {seconds(self.duration_s)} s"
 
 
 def _from_spec_text(value: object) -> object:
@@ -174,7 +165,3 @@ Fault = Annotated[
     BeforeValidator(_from_spec_text),
 ]
 
-
-def seconds(value: Decimal) -> str:
-    """A Decimal as plain text without exponent or trailing zeros ("30", "0.25")."""
-    return format(value.normalize(), "f")

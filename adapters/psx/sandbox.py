@@ -4,7 +4,7 @@ seed 002) and the Optimus REST broker API with webhooks (orders, seed 000).
 Why one process: the engine's ``psx`` venue takes its market data from the Live Feed and sends its
 orders through Optimus. For the two to describe one market, they must share one matching engine:
 an order placed over REST must trade against the book the feed shows, and its trade must appear on
-the feed. So there is ONE :class:`~adapters.paper.adapter.PaperAdapter` (matching engine +
+the feed. So there is ONE :class:`~adapters.sim.venue.SimVenue` (matching engine +
 synthetic market) on the given clock, whose events fan out: book, trades and instrument statuses
 to the :class:`~adapters.psx_feed.sandbox.FeedServer`, our orders' updates and fills (and trades,
 for the holdings' last price) to the :class:`~adapters.optimus.sandbox.OptimusSandbox`. ONE
@@ -52,15 +52,15 @@ from adapters.optimus import codec as optimus_codec
 from adapters.optimus.adapter import OptimusOptions
 from adapters.optimus.sandbox import DOC_HOLDINGS, DOC_INSTRUMENTS, OptimusSandbox, SandboxSettings
 from adapters.optimus.sandbox import SUPPORTED_FAULTS as BROKER_FAULTS
-from adapters.paper.adapter import PaperAdapter, PaperOptions
 from adapters.psx_feed.sandbox import DOCUMENT_CONNECTION_LIMIT, LEVEL_OF_PATH, FeedServer, paper_order_source
 from adapters.psx_feed.sandbox import SUPPORTED_FAULTS as FEED_FAULTS
 from adapters.sim.faults import FaultSpec, canonical_kind, check_params, check_supported, fault_help, split_target
 from adapters.sim.faults import parse_fault_spec as parse_spec
 from adapters.sim.market import MarketOptions
-from adapters.sim.sessions import SessionFollower, always_open_state, parse_start, sandbox_start_ns
+from adapters.sim.sessions import SessionFollower, parse_start, sandbox_start_ns
+from adapters.sim.venue import SimVenue
 from engine.clock import NS_PER_S, Clock, ScaledClock, Timer, WallClock
-from engine.model import BookUpdate, Fill, Instrument, InstrumentStatus, OrderUpdate, SessionState, Trade
+from engine.model import Instrument, SessionState
 
 __all__ = [
     "DEFAULT_BROKER_PORT",
@@ -187,39 +187,6 @@ def parse_fault_spec(text: str) -> FaultSpec:
 # The venue
 
 
-class _FanOut:
-    """The paper venue's sink: market data to the feed, our orders' events to the broker (which
-    ignores orders it did not place), trades to both (the broker values holdings with them)."""
-
-    __slots__ = ("broker", "feed")
-
-    def __init__(self, feed: FeedServer) -> None:
-        self.feed = feed
-        self.broker: OptimusSandbox | None = None
-
-    def on_book(self, update: BookUpdate) -> None:
-        self.feed.on_book(update)
-
-    def on_trade(self, trade: Trade) -> None:
-        self.feed.on_trade(trade)
-        if self.broker is not None:
-            self.broker.on_trade(trade)
-
-    def on_instrument_status(self, status: InstrumentStatus) -> None:
-        self.feed.on_instrument_status(status)
-
-    def on_order_update(self, update: OrderUpdate) -> None:
-        if self.broker is not None:
-            self.broker.on_order_update(update)
-
-    def on_fill(self, fill: Fill) -> None:
-        if self.broker is not None:
-            self.broker.on_fill(fill)
-
-    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
-        return None  # the embedded paper link is always up; clients see the servers' own sockets
-
-
 class PsxSandbox:
     """The PSX venue on localhost: Live Feed WebSocket + Optimus REST on one paper market.
 
@@ -267,13 +234,12 @@ class PsxSandbox:
             holdings = {s: q for s, (_p, q) in DOC_HOLDINGS.items() if s in self.instruments}
         self.feed = FeedServer(self.instruments.values(), clock, self.feed_tokens, host=host, port=feed_port,
                                max_connections_per_token=max_connections_per_token)
-        sink = _FanOut(self.feed)
         market_options = MarketOptions(enabled=market, step_interval_s=market_step_s)
-        self.paper = PaperAdapter(
-            "PSX", PaperOptions(latency_ms=Decimal(0), market=market_options, cancel_on_disconnect=False),
-            self.instruments.values(), clock, sink, seed=seed,
-        )
-        self.feed.order_source = paper_order_source(self.paper)  # L2 order details
+        #: the one simulated exchange both servers serve: the feed listens to its book and tape
+        #: (first), the broker to our orders' reports and the tape (it values holdings with them)
+        self.sim = SimVenue("PSX", self.instruments.values(), clock, market=market_options,
+                            cancel_on_disconnect=False, seed=seed, listeners=(self.feed,))
+        self.feed.order_source = paper_order_source(self.sim)  # L2 order details
         creds = self.credentials
         settings = SandboxSettings(
             host=host, port=broker_port, users={creds.username: creds.password}, webhook_url=webhook_url,
@@ -281,9 +247,8 @@ class PsxSandbox:
             webhook_retry_s=webhook_retry_s, sessions="external", cash=cash, holdings=dict(holdings),
             market=market, market_step_s=market_step_s, seed=seed,
         )
-        self.broker = OptimusSandbox(settings, instruments=self.instruments.values(), clock=clock, paper=self.paper)
+        self.broker = OptimusSandbox(settings, instruments=self.instruments.values(), clock=clock, sim=self.sim)
         self.broker.fault_router = self._http_fault
-        sink.broker = self.broker
         self.follower: SessionFollower | None = None
         self._always_open_state: SessionState | None = None
         self._handles: list[asyncio.TimerHandle | Timer] = []
@@ -310,19 +275,16 @@ class PsxSandbox:
                 f"cannot listen on {self.host}:{self._ports[1]} (optimus broker): {exc.strerror or exc}"
             ) from None
         self._started = True
-        await self.paper.connect()
-        self.paper.subscribe(list(self.instruments))
+        self.sim.start()
+        self.sim.subscribe_book(list(self.instruments))
         if self.always_open:
-            state = self._always_open_state = always_open_state(self.clock)
-            self.paper.on_session(state)
-            self.feed.on_session(state)
+            self._always_open_state = self.sim.always_open(self.feed.on_session)
         else:
             if self.schedule is None:
                 from engine.sessions import SessionSchedule
 
                 self.schedule = SessionSchedule()  # the shipped default profile: the broker document's hours
-            self.follower = SessionFollower(self.schedule, self.clock, (self.paper.on_session, self.feed.on_session))
-            self.follower.start()
+            self.follower = self.sim.follow_sessions(self.schedule, self.feed.on_session)
         for fault in self.scheduled_faults:
             self._arm(fault)
         log.info("psx sandbox: feed %s, broker %s, webhooks to %s", self.feed_url, self.broker_url,
@@ -333,12 +295,10 @@ class PsxSandbox:
         for handle in self._handles:
             handle.cancel()
         self._handles.clear()
-        if self.follower is not None:
-            self.follower.stop()
-            self.follower = None
+        self.follower = None  # the venue stops its own follower
         if self._started:
             self._started = False
-            await self.paper.close()
+            self.sim.stop()
             await self.broker.stop()
             await self.feed.stop()
 

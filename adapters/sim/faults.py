@@ -44,11 +44,13 @@ __all__ = [
     "check_params",
     "check_supported",
     "fault_help",
+    "fault_label",
     "format_fault_spec",
     "parse_fault_spec",
     "read_bool",
     "read_count",
     "read_seconds",
+    "seconds",
     "split_target",
 ]
 
@@ -167,6 +169,13 @@ class FaultKind:
     required: tuple[str, ...] = ()
     positional: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    #: values a venue uses for parameters the spec leaves out (one place, so the paper config and a
+    #: sandbox's --fault play the same fault)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_defaults(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` completed with this kind's :attr:`defaults`."""
+        return {**self.defaults, **params}
 
 
 def _kinds(*kinds: FaultKind) -> dict[str, FaultKind]:
@@ -195,13 +204,16 @@ FAULT_KINDS: dict[str, FaultKind] = _kinds(
               "each, count it by kind and keep trading", {"frame": check_kind, "count": read_count},
               required=("frame",), positional=("frame", "count")),
     FaultKind("reject", "reject the next count= (default 1) new orders with code= (default 9002) and reason=",
-              {"count": read_count, "code": read_code, "reason": read_text}),
+              {"count": read_count, "code": read_code, "reason": read_text},
+              defaults={"count": 1, "code": 9002, "reason": "injected reject: order rejected by exchange"}),
     FaultKind("reject_cancels", "refuse every cancel for duration_s= with code= (default 3001) and reason=; the "
-              "orders keep working", {"duration_s": read_positive_seconds, "code": read_code, "reason": read_text}),
+              "orders keep working", {"duration_s": read_positive_seconds, "code": read_code, "reason": read_text},
+              required=("duration_s",), defaults={"code": 3001, "reason": "injected: cancel refused"}),
     FaultKind("delay_acks", "process every request delay_ms= later for duration_s= (requests stay in order)",
-              {"duration_s": read_positive_seconds, "delay_ms": read_positive_seconds}),
+              {"duration_s": read_positive_seconds, "delay_ms": read_positive_seconds},
+              required=("duration_s", "delay_ms")),
     FaultKind("halt", "halt symbol= for duration_s=: the venue says so and rejects new orders in it",
-              {"duration_s": read_positive_seconds, "symbol": read_text}, required=("symbol",)),
+              {"duration_s": read_positive_seconds, "symbol": read_text}, required=("duration_s", "symbol")),
     FaultKind("5xx", "the next count= answers are HTTP status= (default 503) with error 9001; process=true "
               "processes the request first (the order exists, its answer is lost)",
               {"count": read_count, "status": read_status, "process": read_bool}, aliases=("error_5xx",)),
@@ -354,11 +366,16 @@ def _time_of_day(text: str, value: str) -> time:
         raise ValueError(f"fault {text!r}: {value!r} is not a time of day HH:MM[:SS]") from None
 
 
+def seconds(value: Decimal) -> str:
+    """A Decimal as plain text without exponent or trailing zeros ("30", "0.25")."""
+    return format(value.normalize(), "f") if value else "0"
+
+
 def _param_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value else "0"
+        return seconds(value)
     return str(value)
 
 
@@ -372,6 +389,29 @@ def format_fault_spec(spec: FaultSpec) -> str:
         when += "/" + _param_text(spec.every_s)
     pairs = "".join(f",{key}={_param_text(value)}" for key, value in spec.params.items())
     return f"{spec.name}@{when}{pairs}"
+
+
+#: what a fault does, in words, for the kinds whose log line says more than their spec
+_LABELS: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "drop": lambda p: f"connection drop for {seconds(p['duration_s'])} s",
+    "reject": lambda p: f"reject of the next {p['count']} new order(s) with {p['code']}",
+    "delay_acks": lambda p: f"{seconds(p['delay_ms'])} ms extra request delay for {seconds(p['duration_s'])} s",
+    "halt": lambda p: f"halt of {p['symbol']} for {seconds(p['duration_s'])} s",
+    "reject_cancels": lambda p: f"refusal of every cancel with {p['code']} for {seconds(p['duration_s'])} s",
+}
+
+
+def fault_label(spec: FaultSpec) -> str:
+    """One line for logs: what happens, and when ("halt of MEBL for 5 s at 09:32:00"); a token is
+    never shown."""
+    label = _LABELS.get(spec.kind)
+    try:
+        what = label(FAULT_KINDS[spec.kind].with_defaults(spec.params)) if label is not None else None
+    except KeyError:  # a parameter the words need is missing: the spec says it all
+        what = None
+    if what is None:
+        return str(spec)
+    return f"{what} at {spec.at_time.isoformat()}" if spec.at_time is not None else what
 
 
 def check_supported(spec: FaultSpec | str, venue: str, supported: Collection[str]) -> None:
