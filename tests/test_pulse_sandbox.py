@@ -397,7 +397,7 @@ def test_fault_and_instrument_specs() -> None:
     assert error.params == {"method": "private/buy", "code": 11, "count": 3}
     assert parse_fault("gap@2:BTC_USD-PERPETUAL").params["instrument"] == BTC
     with pytest.raises(ValueError, match="fault 'halt' is not supported by venue pulse"):
-        parse_fault("halt@1,symbol=BTC_USD-PERPETUAL")
+        parse_fault("halt@1,symbol=BTC_USD-PERPETUAL,duration_s=5")
     with pytest.raises(ValueError, match="unknown kind"):
         parse_fault("melt@1")
     with pytest.raises(ValueError, match="needs a method"):
