@@ -26,7 +26,7 @@ import pytest
 import yaml
 from conftest import open_session, settle
 
-from adapters.paper.matching import Accepted
+from adapters.sim.matching import Accepted
 from engine.app import Engine
 from engine.config import load_config
 from engine.model import Order, Phase, SessionState, Side

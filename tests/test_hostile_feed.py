@@ -48,9 +48,9 @@ from test_psx_sandbox_run import SECRETS, _shipped_config_on_a_short_day
 from test_pulse_adapter import until, venue
 from test_pulse_end_to_end import copy_config, engine_command, interrupt, summary
 
-from adapters.paper.market import MarketOptions
 from adapters.psx.sandbox import parse_fault_spec
 from adapters.pulse.sandbox import FaultSpec, PulseSandbox, parse_fault
+from adapters.sim.market import MarketOptions
 from engine.model import Side
 from engine.venue.badinput import (
     BAD_NUMBER,
@@ -206,7 +206,8 @@ def test_the_badframe_fault_is_parsed_and_checked_where_it_is_written() -> None:
     for wrong in ("badframe@5", "badframe@5,frame=nested", "badframe@5,frame=deep,count=0"):
         with pytest.raises(ValueError, match=r"badframe|frame|count"):
             parse_fault_spec(wrong)
-    assert parse_fault("badframe@2:huge_number:7") == FaultSpec("badframe", 2.0, frame="huge_number", count=7)
+    assert parse_fault("badframe@2:huge_number:7") == FaultSpec("badframe", {"frame": "huge_number", "count": 7},
+                                                                after_s=Decimal(2))
     for wrong in ("badframe@2", "badframe@2:nested", "badframe@2:deep:0"):
         with pytest.raises(ValueError, match="badframe"):
             parse_fault(wrong)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.paper.matching import (
+from adapters.sim.matching import (
     CODE_INVALID_AMEND,
     CODE_INVALID_PRICE,
     CODE_INVALID_QTY,

@@ -90,7 +90,7 @@ class Harness:
         self.adapter.cancel(order)
 
     async def liquid(self, symbol: str = "MEBL") -> None:
-        engine = self.sandbox.paper.matching_engine(symbol)
+        engine = self.sandbox.sim.matching_engine(symbol)
         await until(lambda: engine.best_ask is not None and engine.best_bid is not None)
 
 
@@ -287,7 +287,7 @@ async def test_market_hours_follow_the_documents_schedule() -> None:
         early = v.submit()
         await until(lambda: early.status is S.REJECTED)
         assert early.reject_code == Reject.MARKET_CLOSED
-        await until(lambda: v.sandbox.paper.matching_engine("MEBL").phase is Phase.PRE_OPEN)
+        await until(lambda: v.sandbox.sim.matching_engine("MEBL").phase is Phase.PRE_OPEN)
         limit = v.submit()
         ioc = v.submit(tif=TimeInForce.IOC)
         await until(lambda: limit.status is S.NEW and ioc.status is S.REJECTED)
@@ -297,7 +297,7 @@ async def test_market_hours_follow_the_documents_schedule() -> None:
 @pytest.mark.anyio
 async def test_a_price_off_the_tick_grid_is_refused_2003() -> None:
     async with venue(settings(sessions="external")) as v:
-        v.sandbox.paper.on_session(SessionState(Phase.OPEN, True, True, True, "2026-11-23"))
+        v.sandbox.sim.on_session(SessionState(Phase.OPEN, True, True, True, "2026-11-23"))
         order = v.submit(price=D("170.005"))  # off the tick grid: the sandbox's 2003
         await until(lambda: order.status is S.REJECTED)
         assert order.reject_code == Reject.PRICE_OUTSIDE_CIRCUIT_BREAKER
@@ -389,7 +389,7 @@ async def test_a_lost_execution_webhook_is_fetched_before_the_order_ends() -> No
     async with venue(poll_interval_s=D(30)) as v:  # no polling: the cancelled event itself must reveal the gap
         await v.liquid()
         v.sandbox.inject("lose_webhooks", count=100, event="order.execution")
-        engine = v.sandbox.paper.matching_engine("MEBL")
+        engine = v.sandbox.sim.matching_engine("MEBL")
         order = v.submit(qty=50_000, price=engine.best_ask)  # takes what is offered there, rests the rest
         await until(lambda: order.status is S.NEW and v.sandbox.order(order.client_id)["filled_quantity"] > 0)
         assert v.sink.fills_for(order.client_id) == []  # every execution webhook was lost

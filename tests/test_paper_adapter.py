@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from sinks import RecordingSink
 
 from adapters.paper.adapter import CODE_INVALID_SYMBOL, PaperAdapter, PaperOptions
-from adapters.paper.market import BACKGROUND_OWNERS, MarketOptions, SymbolMarket
-from adapters.paper.matching import (
+from adapters.sim.market import BACKGROUND_OWNERS, MarketOptions, SymbolMarket
+from adapters.sim.matching import (
     CODE_MARKET_CLOSED,
     CODE_POST_ONLY,
     CODE_UNKNOWN_ORDER,

@@ -18,7 +18,7 @@ from test_paper_adapter import HOUR, LATENCY_NS, MINUTE, NS, START, Venue, instr
 
 from adapters.paper.adapter import CODE_HALTED, PaperAdapter, PaperOptions
 from adapters.paper.faults import DropFault, HaltFault
-from adapters.paper.matching import CODE_INVALID_PRICE, band_around
+from adapters.sim.matching import CODE_INVALID_PRICE, band_around
 from engine.clock import SimClock
 from engine.model import (
     Fill,

@@ -23,7 +23,6 @@ from sinks import RecordingSink
 from websockets.asyncio.client import connect as ws_connect
 
 from adapters.paper.adapter import PaperAdapter, PaperOptions
-from adapters.paper.market import MarketOptions
 from adapters.psx_feed import adapter as adapter_module
 from adapters.psx_feed.adapter import (
     Backoff,
@@ -33,6 +32,7 @@ from adapters.psx_feed.adapter import (
     LiveFeedOptions,
 )
 from adapters.psx_feed.sandbox import FeedServer, paper_order_source
+from adapters.sim.market import MarketOptions
 from engine.clock import Clock, ScaledClock, WallClock
 from engine.model import (
     BookUpdate,

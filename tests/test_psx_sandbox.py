@@ -434,13 +434,19 @@ def test_fault_specs_and_parameters_are_checked() -> None:
     assert spec.params == {"count": 3, "status": 502, "process": True}
     assert parse_fault_spec("expire_tokens@10:15").at_time == dt.time(10, 15)
     assert parse_fault_spec("broker.garbage,count=2").params == {"count": 2}
-    assert check_fault("feed.stall", {"seconds": "1"}) == {"seconds": "1"}
+    assert check_fault("feed.stall", {"seconds": "1"}) == {"seconds": D(1)}
     for bad in ("meltdown", "5xx,count=0", "5xx,status=404", "slow,delay=1", "drop_sockets,target=db",
                 "drop_sockets@soon", "drop_sockets@25:99", "lose_webhooks,count", "feed.nope"):
         with pytest.raises(ValueError):
             parse_fault_spec(bad)
-    # the list: every one of them exists on the combined venue
-    assert {"drop_sockets", "5xx", "slow", "lose_webhooks", "duplicate_webhooks", "expire_tokens"} <= set(FAULTS)
+    # kinds the venue (or that server) does not play
+    for refused in ("halt,symbol=MEBL,duration_s=5", "feed.5xx", "broker.gap"):
+        with pytest.raises(ValueError, match="is not supported by venue psx"):
+            parse_fault_spec(refused)
+    # the list: every one of them exists on the combined venue (the older names still read)
+    assert {"drop_sockets", "5xx", "slow", "lost_webhooks", "duplicate_reports", "expire_tokens"} <= set(FAULTS)
+    assert parse_fault_spec("lose_webhooks").kind == "lost_webhooks"
+    assert parse_fault_spec("duplicate_webhooks").kind == "duplicate_reports"
 
 
 # ---- the command ----------------------------------------------------------------------------------

@@ -26,8 +26,8 @@ import yaml
 from conftest import REPO
 from test_pulse_adapter import record_issued_tokens
 
-from adapters.paper.market import MarketOptions
 from adapters.pulse.sandbox import PulseSandbox
+from adapters.sim.market import MarketOptions
 from engine.sessions import SessionSchedule, SessionsConfig
 
 pytestmark = [pytest.mark.anyio, pytest.mark.skipif(os.name != "posix", reason="SIGINT to a subprocess")]

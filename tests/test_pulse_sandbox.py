@@ -392,10 +392,12 @@ async def test_injected_gap_loses_one_change() -> None:
 def test_fault_and_instrument_specs() -> None:
     assert parse_fault("drop@30").kind == "drop"
     stall = parse_fault("stall@5:2.5")
-    assert (stall.kind, stall.at_s, stall.duration_s) == ("stall", 5.0, 2.5)
+    assert (stall.kind, stall.after_s, stall.params["duration_s"]) == ("stall", D(5), D("2.5"))
     error = parse_fault("error@1:private/buy:11:3")
-    assert (error.method, error.code, error.count) == ("private/buy", 11, 3)
-    assert parse_fault("gap@2:BTC_USD-PERPETUAL").instrument == BTC
+    assert error.params == {"method": "private/buy", "code": 11, "count": 3}
+    assert parse_fault("gap@2:BTC_USD-PERPETUAL").params["instrument"] == BTC
+    with pytest.raises(ValueError, match="fault 'halt' is not supported by venue pulse"):
+        parse_fault("halt@1,symbol=BTC_USD-PERPETUAL,duration_s=5")
     with pytest.raises(ValueError, match="unknown kind"):
         parse_fault("melt@1")
     with pytest.raises(ValueError, match="needs a method"):

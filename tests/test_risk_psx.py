@@ -12,7 +12,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-import adapters.paper.matching as matching
+import adapters.sim.matching as matching
 import engine.risk.facts as facts_module
 from engine.model import Instrument, Order, OrderType, Phase, SessionState, Side, TimeInForce
 from engine.rejects import Reject

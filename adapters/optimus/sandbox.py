@@ -1,5 +1,6 @@
-"""A local Optimus REST server: the broker's API as VENUES.md section 1 assumes it, backed by the
-paper venue (matching engine + synthetic market), with webhook delivery and faults on request.
+"""A local Optimus REST server: the broker's API as VENUES.md section 1 assumes it, served on the
+simulated venue (:class:`~adapters.sim.venue.SimVenue`: matching engine + synthetic market), with
+webhook delivery and faults on request.
 
 What it enforces, as the broker document says Optimus does before anything reaches Vision Max:
 market hours (2006; OPT-6: new orders in pre-open and continuous trading only), board lots (2002),
@@ -14,24 +15,25 @@ It deliberately does not import the client's codec (adapters/optimus/codec.py): 
 format from the same assumptions independently, so a field the adapter misreads is caught by the
 tests instead of being mirrored. Only the HTTP transport class is shared.
 
-Orders go to a :class:`~adapters.paper.adapter.PaperAdapter` (its own, or one passed in and shared
-with the PSX Live Feed sandbox: the caller then routes that paper venue's ``on_order_update`` and
-``on_fill`` to this object, which is a :class:`~engine.venue.VenueEvents` sink). The paper venue's
-acknowledgements, fills, cancels and rejects become order state and signed webhooks
+Orders are placed on a :class:`~adapters.sim.venue.SimVenue` (its own, or one passed in and shared
+with the PSX Live Feed sandbox), which this broker listens to: the venue's execution reports
+(acknowledgements, fills, cancels and rejects) become order state and signed webhooks
 (``order.confirmed``, ``order.execution``, ``order.cancelled``, ``order.rejected``).
 
 Session phases: ``sessions="schedule"`` follows the broker document's hours with the shared
 :class:`adapters.sim.sessions.SessionFollower`; ``"external"`` leaves them to the caller (the
-combined PSX sandbox, adapters/psx/sandbox.py, drives one follower for the paper venue and the
-feed); ``"always_open"`` is continuous trading all the time.
+combined PSX sandbox, adapters/psx/sandbox.py, drives one follower for the simulated venue and
+the feed); ``"always_open"`` is continuous trading all the time.
 
-Faults (``inject(kind, ...)`` or ``POST /sandbox/faults {"kind": ..., ...}``):
+Faults (``inject(kind, ...)`` or ``POST /sandbox/faults {"kind": ..., ...}``), from the simulated
+venue's one vocabulary (:mod:`adapters.sim.faults`; older names such as ``error_5xx``,
+``lose_webhooks``, ``duplicate_webhooks`` still read); the others are refused by name:
 
-``error_5xx`` (count, status, process)  the next requests answer 5xx (9001), processed first if asked
+``5xx`` (count, status, process)         the next requests answer 5xx (9001), processed first if asked
 ``slow`` (count, delay_s)               the next answers come late (after processing)
 ``garbage`` (count)                     the next answers are not JSON (HTTP 200)
-``lose_webhooks`` (count, event)        the next events (of that kind only, if given) are never delivered
-``duplicate_webhooks`` (count)          the next events are delivered twice
+``lost_webhooks`` (count, event)        the next events (of that kind only, if given) are never delivered
+``duplicate_reports`` (count)           the next events are delivered twice
 ``expire_tokens`` (refresh)             every access token (and refresh token) expires now
 ``drop_connections``                    every open client socket is aborted now
 ``outage`` (seconds)                    every request's socket is aborted for a while
@@ -63,16 +65,14 @@ import httpx
 from adapters.kit.credentials import MissingSecret, read_secret
 from adapters.kit.wirejson import Reader, WireError
 from adapters.optimus.webhooks import HttpRequest, HttpResponse, HttpServer
-from adapters.paper.adapter import PaperAdapter, PaperOptions
-from adapters.paper.market import MarketOptions
-from adapters.sim.sessions import SessionFollower, always_open_state, parse_start
+from adapters.sim.faults import canonical_kind, check_params, check_supported, read_count
+from adapters.sim.market import MarketOptions
+from adapters.sim.sessions import SessionFollower, parse_start
+from adapters.sim.venue import SimVenue
 from engine.clock import NS_PER_S, Clock, ScaledClock, WallClock
 from engine.model import (
-    BookUpdate,
     Fill,
     Instrument,
-    InstrumentStatus,
-    Order,
     OrderStatus,
     OrderType,
     OrderUpdate,
@@ -122,10 +122,10 @@ _ERROR_TEXT = {  # document section 13, for the sandbox's own messages
 }
 _OPEN = frozenset({"pending", "open", "partially_filled"})
 _ACCEPTS_NEW = frozenset({Phase.PRE_OPEN, Phase.OPEN})  # OPT-6
-FAULT_KINDS = (
-    "error_5xx", "slow", "garbage", "lose_webhooks", "duplicate_webhooks", "expire_tokens", "drop_connections",
-    "outage",
-)
+#: the kinds of :data:`adapters.sim.faults.FAULT_KINDS` this broker plays
+SUPPORTED_FAULTS = frozenset({
+    "5xx", "slow", "garbage", "lost_webhooks", "duplicate_reports", "expire_tokens", "drop_connections", "outage",
+})
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,7 +198,7 @@ class _Order:
     __slots__ = (
         "order_id", "client_order_id", "user", "symbol", "side", "order_type", "tif", "quantity", "price",
         "status", "filled", "notional", "reject_code", "reason", "created_ns", "updated_ns", "executions",
-        "model", "reserve_unit", "held",
+        "placed", "reserve_unit", "held",
     )
 
     def __init__(self, order_id: str, client_order_id: str, user: str, body: dict[str, Any], now: int) -> None:
@@ -219,7 +219,7 @@ class _Order:
         self.created_ns = now
         self.updated_ns = now
         self.executions: list[dict[str, Any]] = []
-        self.model: Order | None = None
+        self.placed = False  # sent to the simulated venue (past the broker's own checks)
         self.reserve_unit = ZERO  # cash held per unfilled share of a buy
         self.held = False  # its unfilled part counts against buying power / holdings
 
@@ -267,21 +267,21 @@ class OptimusSandbox:
         *,
         instruments: Iterable[Instrument] = DOC_INSTRUMENTS,
         clock: Clock | None = None,
-        paper: PaperAdapter | None = None,
+        sim: SimVenue | None = None,
     ) -> None:
         self.settings = settings = settings if settings is not None else SandboxSettings()
         self.clock = clock if clock is not None else WallClock()
         self.instruments = {i.symbol: i for i in instruments}
-        if paper is None:
+        if sim is None:
             market = MarketOptions(enabled=settings.market, step_interval_s=settings.market_step_s)
-            paper = PaperAdapter(
-                "PSX", PaperOptions(latency_ms=Decimal(0), market=market, cancel_on_disconnect=False),
-                self.instruments.values(), self.clock, self, seed=settings.seed,
-            )
-            self._owns_paper = True
+            sim = SimVenue("PSX", self.instruments.values(), self.clock, market=market, cancel_on_disconnect=False,
+                           seed=settings.seed)
+            self._owns_sim = True
         else:
-            self._owns_paper = False
-        self.paper = paper
+            self._owns_sim = False
+        #: the simulated exchange this broker routes to; the broker hears its reports as a listener
+        self.sim = sim
+        sim.add_listener(self)
         self.webhook_url = settings.webhook_url
         #: asked at every delivery instead of ``webhook_url`` when set: a receiver whose address is
         #: known only once it listens (an engine's adapter in this process on port 0)
@@ -321,18 +321,18 @@ class OptimusSandbox:
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        if self._owns_paper:
-            await self.paper.connect()
-            self.paper.subscribe(list(self.instruments))  # public trades give the holdings their last price
+        if self._owns_sim:
+            self.sim.start()
+            self.sim.subscribe_book(list(self.instruments))  # public trades give the holdings their last price
         mode = self.settings.sessions
         if mode == "always_open":
-            self.paper.on_session(always_open_state(self.clock))
+            self.sim.always_open()
         elif mode == "schedule":
             from engine.sessions import SessionSchedule
 
             # the shipped default profile: the broker document's hours; on the clock's own timers,
             # so a scaled clock runs the day at its speed (the follower the feed sandbox uses too)
-            self._follower = SessionFollower(SessionSchedule(), self.clock, (self.paper.on_session,))
+            self._follower = SessionFollower(SessionSchedule(), self.clock, (self.sim.on_session,))
             self._follower.start()
         await self._server.start()
         self._worker = asyncio.create_task(self._deliver_loop())
@@ -348,8 +348,8 @@ class OptimusSandbox:
             self._follower.stop()
             self._follower = None
         await self._server.close()
-        if self._owns_paper:
-            await self.paper.close()
+        if self._owns_sim:
+            self.sim.stop()
 
     async def __aenter__(self) -> OptimusSandbox:
         await self.start()
@@ -376,9 +376,12 @@ class OptimusSandbox:
 
     # ---- faults --------------------------------------------------------------------------
     def inject(self, kind: str, count: int = 1, **params: Any) -> None:
-        """Inject a fault (see the module docstring)."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {kind!r}; known: {', '.join(FAULT_KINDS)}")
+        """Inject a fault (see the module docstring); ValueError for a kind this broker does not
+        play or a parameter it does not take."""
+        kind = canonical_kind(kind)
+        check_supported(kind, "optimus", SUPPORTED_FAULTS)
+        params = check_params(kind, params)
+        count = read_count(count)
         now = self.clock.now_ns()
         log.warning("optimus sandbox: fault %s x%d %s", kind, count, params or "")
         if kind == "expire_tokens":
@@ -426,7 +429,7 @@ class OptimusSandbox:
         if self.clock.now_ns() < self._outage_until_ns:
             self.counts["aborted"] += 1
             return None
-        fault_5xx = self._take_fault("error_5xx")
+        fault_5xx = self._take_fault("5xx")
         if fault_5xx is not None and not fault_5xx.get("process"):
             return self._fault_answer(fault_5xx)
         try:
@@ -615,16 +618,14 @@ class OptimusSandbox:
         if order.side == "buy":
             order.reserve_unit = order.price if order.price is not None else self._upper(order.symbol)
         self._hold(order, order.quantity)
-        order.model = Order(
-            order.order_id, "optimus-sandbox", "PSX", order.symbol, Side(order.side), order.quantity, order.price,
-            OrderType(order.order_type), TimeInForce(order.tif),
-        )
         self.counts["orders"] += 1
-        self.paper.submit(order.model)
+        order.placed = True
+        self.sim.place(order.order_id, order.symbol, Side(order.side), order.quantity, order.price,
+                       OrderType(order.order_type), TimeInForce(order.tif))
         return self._envelope_ok(order.view())
 
     def _upper(self, symbol: str) -> Decimal:
-        engine = self.paper.matching_engine(symbol)
+        engine = self.sim.matching_engine(symbol)
         band = engine.price_band
         reference = engine.reference_price or self.instruments[symbol].previous_close
         return band[1] if band is not None else reference * Decimal("1.1")
@@ -641,7 +642,7 @@ class OptimusSandbox:
             return 2007, f"unknown order type {order.order_type!r}"
         if order.tif not in ("day", "ioc", "fok"):  # OPT-9: no GTC
             return 2007, f"time in force {order.tif!r} is not supported"
-        engine = self.paper.matching_engine(order.symbol)
+        engine = self.sim.matching_engine(order.symbol)
         qty = order.quantity
         if qty <= 0 or qty != qty.to_integral_value() or qty % engine.lot_size:
             return 2002, f"quantity {qty} is not a positive multiple of the board lot {engine.lot_size}"
@@ -721,12 +722,12 @@ class OptimusSandbox:
         if order.status not in _OPEN:
             raise _Refusal(409, f"order is {order.status}, not open", None, order_id=order.order_id,
                            status=order.status)
-        phase = self.paper.matching_engine(order.symbol).phase
+        phase = self.sim.matching_engine(order.symbol).phase
         if phase is Phase.OPENING_MATCH:
             raise _Refusal(400, "cancels are not accepted during the opening match", 2006, order_id=order.order_id)
-        assert order.model is not None
+        assert order.placed
         self.counts["cancels"] += 1
-        self.paper.cancel(order.model)
+        self.sim.cancel(order.order_id)
         return self._envelope_ok(order.view())
 
     def _status(self, request: HttpRequest, user: str, body: dict[str, Any]) -> HttpResponse:
@@ -779,15 +780,15 @@ class OptimusSandbox:
             "currency": "PKR",
         })
 
-    # ---- the paper venue's answers (VenueEvents) -----------------------------------------
+    # ---- the simulated venue's reports (this broker is one of its listeners) ----------------
     def on_order_update(self, update: OrderUpdate) -> None:
         order = self._orders.get(update.client_id)
         if order is None:
-            return  # not an order placed through this sandbox (a shared paper venue)
+            return  # not an order placed through this sandbox (a shared simulated venue)
         status = update.status
         order.updated_ns = self.clock.now_ns()
         if update.reject_code is not None and status is not OrderStatus.REJECTED:
-            log.info("optimus sandbox: paper refused a cancel of %s: %s", order.order_id, update.reason)
+            log.info("optimus sandbox: the venue refused a cancel of %s: %s", order.order_id, update.reason)
             return
         if status is OrderStatus.NEW:
             if order.status == "pending":
@@ -845,15 +846,6 @@ class OptimusSandbox:
     def on_trade(self, trade: Trade) -> None:
         self.last_price[trade.symbol] = trade.price
 
-    def on_book(self, update: BookUpdate) -> None:
-        return None
-
-    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
-        return None
-
-    def on_instrument_status(self, status: InstrumentStatus) -> None:
-        return None
-
     # ---- webhooks (OPT-5) ----------------------------------------------------------------
     def _emit(self, event: str, order: _Order, execution: dict[str, Any] | None = None) -> None:
         data = order.view()
@@ -863,14 +855,14 @@ class OptimusSandbox:
             data["last_fill_quantity"] = execution["quantity"]
         event_id = f"EVT-{next(self._event_ids):08d}"
         payload = {"event": event, "event_id": event_id, "occurred_at": _iso(self.clock.now_ns()), "data": data}
-        only = self._fault_params.get("lose_webhooks", {}).get("event")
-        if (only is None or only == event) and self._take_fault("lose_webhooks") is not None:
+        only = self._fault_params.get("lost_webhooks", {}).get("event")
+        if (only is None or only == event) and self._take_fault("lost_webhooks") is not None:
             self.counts["webhooks_lost"] += 1
             log.warning("optimus sandbox: webhook %s %s lost on purpose", event, event_id)
             return
         body = _json_text(payload).encode()
         self._queue.put_nowait((event_id, body))
-        if self._take_fault("duplicate_webhooks") is not None:
+        if self._take_fault("duplicate_reports") is not None:
             self.counts["webhooks_duplicated"] += 1
             self._queue.put_nowait((event_id, body))
 

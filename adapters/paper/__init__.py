@@ -1,3 +1,3 @@
-"""The paper venue: an embedded price-time matching engine per symbol (:mod:`.matching`), a
-deterministic synthetic market that trades through it (:mod:`.market`), and the adapter that puts
-both behind the venue interface (:mod:`.adapter`)."""
+"""The paper venue: the engine-facing adapter (:mod:`.adapter`) over the simulated venue in
+:mod:`adapters.sim` (matching engine, synthetic market, ledger), with its options and the paper
+config's fault list."""

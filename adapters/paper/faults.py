@@ -15,6 +15,10 @@ Config example::
       - {kind: delay_acks, at: "12:00", duration_s: 60, delay_ms: 250}
       - {kind: halt, at: "13:00", duration_s: 600, symbol: MEBL}
       - {kind: reject_cancels, at: "15:34", duration_s: 20, code: 3001}
+      - "halt@13:30,duration_s=60,symbol=OGDC"     # the sandboxes' --fault SPEC text works too
+
+The kinds and the spec text are the simulated venue's one vocabulary (:mod:`adapters.sim.faults`);
+the paper venue plays :data:`SUPPORTED_FAULTS` and refuses the others by name.
 """
 
 from __future__ import annotations
@@ -26,8 +30,24 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-__all__ = ["DelayAcksFault", "DropFault", "Fault", "HaltFault", "RejectCancelsFault", "RejectFault", "TimeOfDay"]
+from adapters.sim.faults import FAULT_KINDS, FaultSpec, check_supported, fault_label, parse_fault_spec
 
+__all__ = [
+    "SUPPORTED_FAULTS",
+    "DelayAcksFault",
+    "DropFault",
+    "Fault",
+    "HaltFault",
+    "RejectCancelsFault",
+    "RejectFault",
+    "TimeOfDay",
+]
+
+#: the kinds of :data:`adapters.sim.faults.FAULT_KINDS` the paper venue plays
+SUPPORTED_FAULTS = frozenset({"drop", "reject", "delay_acks", "halt", "reject_cancels"})
+
+_REJECT = FAULT_KINDS["reject"].defaults
+_REJECT_CANCELS = FAULT_KINDS["reject_cancels"].defaults
 _TIME_OF_DAY = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?")
 _DAY_S = 86_400
 _AT_DESCRIPTION = (
@@ -63,10 +83,12 @@ class _Fault(BaseModel):
     @property
     def label(self) -> str:
         """One line for logs: what happens, and when."""
-        return f"{self._what()} at {self.at.isoformat()}"
+        return fault_label(self.spec())
 
-    def _what(self) -> str:  # pragma: no cover - every kind overrides it
-        raise NotImplementedError
+    def spec(self) -> FaultSpec:
+        """This fault in the one vocabulary (its ``--fault`` text is ``str(fault.spec())``)."""
+        params = self.model_dump(exclude={"kind", "at"}, exclude_defaults=True)  # the venue has the same defaults
+        return FaultSpec(getattr(self, "kind"), params, at_time=self.at)  # noqa: B009 - each kind declares it
 
 
 class DropFault(_Fault):
@@ -76,22 +98,18 @@ class DropFault(_Fault):
     kind: Literal["drop"] = Field("drop", description="Connection drop.")
     duration_s: Decimal = Field(gt=0, le=_DAY_S, description="Seconds until the connection is back.")
 
-    def _what(self) -> str:
-        return f"connection drop for {seconds(self.duration_s)} s"
 
 
 class RejectFault(_Fault):
     """The next ``count`` new orders after ``at`` are rejected by the venue, whatever they are."""
 
     kind: Literal["reject"] = Field("reject", description="Reject a run of new orders.")
-    count: int = Field(1, ge=1, description="How many new orders are rejected.")
-    code: int = Field(9002, ge=1, le=9999, description="Reject code sent (default 9002: order rejected by exchange).")
-    reason: str = Field(
-        "injected reject: order rejected by exchange", min_length=1, description="Sentence sent with the reject."
+    count: int = Field(_REJECT["count"], ge=1, description="How many new orders are rejected.")
+    code: int = Field(
+        _REJECT["code"], ge=1, le=9999, description="Reject code sent (default 9002: order rejected by exchange)."
     )
+    reason: str = Field(_REJECT["reason"], min_length=1, description="Sentence sent with the reject.")
 
-    def _what(self) -> str:
-        return f"reject of the next {self.count} new order(s) with {self.code}"
 
 
 class DelayAcksFault(_Fault):
@@ -102,8 +120,6 @@ class DelayAcksFault(_Fault):
     duration_s: Decimal = Field(gt=0, le=_DAY_S, description="Length of the slow window in seconds.")
     delay_ms: Decimal = Field(gt=0, description="Extra processing delay per request, in milliseconds.")
 
-    def _what(self) -> str:
-        return f"{seconds(self.delay_ms)} ms extra request delay for {seconds(self.duration_s)} s"
 
 
 class HaltFault(_Fault):
@@ -114,8 +130,6 @@ class HaltFault(_Fault):
     duration_s: Decimal = Field(gt=0, le=_DAY_S, description="Seconds until the halt is lifted.")
     symbol: str = Field(min_length=1, description="The halted instrument (must be one of the venue's).")
 
-    def _what(self) -> str:
-        return f"halt of {self.symbol} for {seconds(self.duration_s)} s"
 
 
 class RejectCancelsFault(_Fault):
@@ -125,18 +139,29 @@ class RejectCancelsFault(_Fault):
 
     kind: Literal["reject_cancels"] = Field("reject_cancels", description="Refuse every cancel for a while.")
     duration_s: Decimal = Field(gt=0, le=_DAY_S, description="Seconds during which cancels are refused.")
-    code: int = Field(3001, ge=1, le=9999, description="Code sent with each refusal (default 3001: rate limit).")
-    reason: str = Field("injected: cancel refused", min_length=1, description="Sentence sent with each refusal.")
+    code: int = Field(
+        _REJECT_CANCELS["code"], ge=1, le=9999, description="Code sent with each refusal (default 3001: rate limit)."
+    )
+    reason: str = Field(_REJECT_CANCELS["reason"], min_length=1, description="Sentence sent with each refusal.")
 
-    def _what(self) -> str:
-        return f"refusal of every cancel with {self.code} for {seconds(self.duration_s)} s"
+
+
+def _from_spec_text(value: object) -> object:
+    """A config entry written as ``--fault`` text ("drop@11:00,duration_s=30") becomes the mapping
+    the models read, through the one parser; a mapping passes unchanged (configs keep working)."""
+    if not isinstance(value, str):
+        return value
+    spec = parse_fault_spec(value)
+    check_supported(spec, "paper", SUPPORTED_FAULTS)
+    if spec.at_time is None or spec.every_s is not None or spec.target:
+        raise ValueError(f"paper fault {value!r}: give a time of day KIND@HH:MM[:SS] (no /EVERY, no target): the "
+                         "paper venue plays each fault at that time on every trading day")
+    return {"kind": spec.kind, "at": spec.at_time, **spec.params}
 
 
 Fault = Annotated[
-    DropFault | RejectFault | DelayAcksFault | HaltFault | RejectCancelsFault, Field(discriminator="kind")
+    DropFault | RejectFault | DelayAcksFault | HaltFault | RejectCancelsFault,
+    Field(discriminator="kind"),
+    BeforeValidator(_from_spec_text),
 ]
 
-
-def seconds(value: Decimal) -> str:
-    """A Decimal as plain text without exponent or trailing zeros ("30", "0.25")."""
-    return format(value.normalize(), "f")

@@ -10,8 +10,8 @@ from pydantic import Field, field_validator
 from adapters.paper.faults import (
     Fault,
 )
-from adapters.paper.market import MarketOptions
-from adapters.paper.matching import (
+from adapters.sim.market import MarketOptions
+from adapters.sim.matching import (
     StpPolicy,
 )
 from engine.venue import AdapterOptions

@@ -4,7 +4,7 @@ seed 002) and the Optimus REST broker API with webhooks (orders, seed 000).
 Why one process: the engine's ``psx`` venue takes its market data from the Live Feed and sends its
 orders through Optimus. For the two to describe one market, they must share one matching engine:
 an order placed over REST must trade against the book the feed shows, and its trade must appear on
-the feed. So there is ONE :class:`~adapters.paper.adapter.PaperAdapter` (matching engine +
+the feed. So there is ONE :class:`~adapters.sim.venue.SimVenue` (matching engine +
 synthetic market) on the given clock, whose events fan out: book, trades and instrument statuses
 to the :class:`~adapters.psx_feed.sandbox.FeedServer`, our orders' updates and fills (and trades,
 for the holdings' last price) to the :class:`~adapters.optimus.sandbox.OptimusSandbox`. ONE
@@ -17,8 +17,9 @@ The broker enforces the document's server-side rules (lot 2002, band and tick 20
 1001/1002, rate limits 3001) in the document's error envelope; the feed enforces its bearer
 token, access levels and 2 connections per token. Both are the standalone sandboxes' code.
 
-Faults (:data:`FAULTS`), in process (``sandbox.inject(kind, **params)``), on a schedule
-(``faults=`` / ``--fault SPEC``), or over HTTP on the broker port:
+Faults (:data:`FAULTS`, of the simulated venue's one vocabulary, :mod:`adapters.sim.faults`), in
+process (``sandbox.inject(kind, **params)``), on a schedule (``faults=`` / ``--fault SPEC``), or
+over HTTP on the broker port:
 ``POST http://HOST:BROKER_PORT/sandbox/faults {"kind": "drop_sockets", ...}``. The feed's own
 ``GET http://HOST:FEED_PORT/sandbox/fault?kind=...`` keeps working for the feed's faults.
 
@@ -42,7 +43,7 @@ import textwrap
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +51,16 @@ from adapters.kit.credentials import MissingSecret, Secret, sandbox_secret, writ
 from adapters.optimus import codec as optimus_codec
 from adapters.optimus.adapter import OptimusOptions
 from adapters.optimus.sandbox import DOC_HOLDINGS, DOC_INSTRUMENTS, OptimusSandbox, SandboxSettings
-from adapters.optimus.sandbox import FAULT_KINDS as BROKER_FAULTS
-from adapters.paper.adapter import PaperAdapter, PaperOptions
-from adapters.paper.market import MarketOptions
+from adapters.optimus.sandbox import SUPPORTED_FAULTS as BROKER_FAULTS
 from adapters.psx_feed.sandbox import DOCUMENT_CONNECTION_LIMIT, LEVEL_OF_PATH, FeedServer, paper_order_source
-from adapters.psx_feed.sandbox import FAULTS as FEED_FAULTS
-from adapters.sim.badframes import BAD_FRAME_KINDS, check_kind
-from adapters.sim.sessions import SessionFollower, always_open_state, parse_start, sandbox_start_ns
+from adapters.psx_feed.sandbox import SUPPORTED_FAULTS as FEED_FAULTS
+from adapters.sim.faults import FaultSpec, canonical_kind, check_params, check_supported, fault_help, split_target
+from adapters.sim.faults import parse_fault_spec as parse_spec
+from adapters.sim.market import MarketOptions
+from adapters.sim.sessions import SessionFollower, parse_start, sandbox_start_ns
+from adapters.sim.venue import SimVenue
 from engine.clock import NS_PER_S, Clock, ScaledClock, Timer, WallClock
-from engine.model import BookUpdate, Fill, Instrument, InstrumentStatus, OrderUpdate, SessionState, Trade
+from engine.model import Instrument, SessionState
 
 __all__ = [
     "DEFAULT_BROKER_PORT",
@@ -67,6 +69,7 @@ __all__ = [
     "FAULTS",
     "Credentials",
     "PsxSandbox",
+    "SUPPORTED_FAULTS",
     "SandboxListenError",
     "ScheduledFault",
     "build_parser",
@@ -140,185 +143,48 @@ class SandboxListenError(OSError):
 # Faults
 
 
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"expected true or false, got {value!r}")
-
-
-def _count(value: Any) -> int:
-    count = int(value)
-    if count < 1:
-        raise ValueError(f"count must be at least 1, got {count}")
-    return count
-
-
-def _seconds(value: Any) -> Decimal:
-    try:
-        seconds = Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError(f"expected seconds, got {value!r}") from None
-    if not seconds.is_finite() or seconds < 0:
-        raise ValueError(f"expected seconds >= 0, got {value!r}")
-    return seconds
-
-
-def _status(value: Any) -> int:
-    status = int(value)
-    if not 500 <= status <= 599:
-        raise ValueError(f"status must be a 5xx code, got {status}")
-    return status
-
-
-def _target(value: Any) -> str:
-    text = str(value)
-    if text not in ("both", "feed", "broker"):
-        raise ValueError(f"target must be both, feed or broker, got {value!r}")
-    return text
-
-
-#: the issue's faults on the combined venue: kind -> (what it does, its parameters and their readers)
-FAULTS: dict[str, tuple[str, dict[str, Callable[[Any], Any]]]] = {
-    "drop_sockets": (
-        "abort every socket without a goodbye: the feed's WebSockets and the broker's HTTP connections "
-        "(target=both|feed|broker)",
-        {"target": _target},
-    ),
-    "5xx": (
-        "the broker's next count= answers are HTTP status= (default 503) with error 9001; process=true "
-        "processes the request first (the order exists, its answer is lost)",
-        {"count": _count, "status": _status, "process": _bool},
-    ),
-    "slow": ("the broker's next count= answers come delay_s= seconds late (default 1)",
-             {"count": _count, "delay_s": _seconds}),
-    "lose_webhooks": ("the next count= webhooks (only of event=, e.g. order.execution, if given) are never delivered",
-                      {"count": _count, "event": str}),
-    "duplicate_webhooks": ("the next count= webhooks are delivered twice (same event_id)", {"count": _count}),
-    "expire_tokens": (
-        "every broker access token (refresh=true: refresh tokens too) and every feed token expires now: "
-        "feed sockets close with 1008 'token expired', new handshakes get 401, REST calls get 401/1002; "
-        "rotate=true accepts a new feed token (written to the feed token file, if any) (target=both|feed|broker)",
-        {"target": _target, "refresh": _bool, "rotate": _bool},
-    ),
-    "badframe": (
-        f"the feed sends every client count= (default 1) hostile frames of class frame= "
-        f"({'|'.join(BAD_FRAME_KINDS)}): {{\"type\":[]}}, an array nested 100,000 deep, "
-        "\"ltp\":1e9999999999999999999, a tick as a binary frame, half a real tick (its seq used up), a tick "
-        "padded to 10 MiB; the engine must drop each, count it by kind and keep trading",
-        {"frame": check_kind, "count": _count},
-    ),
-}
+#: the kinds of :data:`adapters.sim.faults.FAULT_KINDS` the combined venue plays itself;
+#: ``feed.KIND`` and ``broker.KIND`` reach either server's own (its ``SUPPORTED_FAULTS``)
+SUPPORTED_FAULTS = FAULTS = frozenset({
+    "drop_sockets", "5xx", "slow", "lost_webhooks", "duplicate_reports", "expire_tokens", "badframe",
+})
+_SERVER_FAULTS = {"feed": FEED_FAULTS, "broker": BROKER_FAULTS}
+#: the older name of a scheduled fault: one spec of the one vocabulary now
+ScheduledFault = FaultSpec
 FEED_PREFIX = "feed."
 BROKER_PREFIX = "broker."
-_BROKER_BOOLS = ("process", "refresh")
 #: a fault asked for over HTTP that drops the broker's sockets waits this long: the answer goes first
 _HTTP_DROP_DELAY_S = Decimal("0.05")
 
 
+def _fault_name(kind: str) -> tuple[str, str, str]:
+    """``kind`` as (target, canonical kind, name): ``feed.gap`` -> ("feed", "gap", "feed.gap");
+    ValueError for a kind the combined venue (or the server named) does not play."""
+    target, base = split_target(kind.strip())
+    base = canonical_kind(base)
+    if target:
+        check_supported(base, f"psx ({target})", _SERVER_FAULTS[target])
+        return target, base, f"{target}.{base}"
+    check_supported(base, "psx", SUPPORTED_FAULTS)
+    return target, base, base
+
+
 def check_fault(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """Validate and convert a fault's parameters; ValueError names what is wrong."""
-    if kind in FAULTS:
-        readers = FAULTS[kind][1]
-        unknown = sorted(set(params) - set(readers))
-        if unknown:
-            known = ", ".join(readers) or "none"
-            raise ValueError(f"fault {kind}: unknown parameter(s) {', '.join(unknown)}; known: {known}")
-        if kind == "badframe" and "frame" not in params:
-            raise ValueError(f"fault badframe: frame= is required ({'|'.join(BAD_FRAME_KINDS)})")
-        return {name: readers[name](value) for name, value in params.items()}
-    if kind.startswith(FEED_PREFIX) and kind[len(FEED_PREFIX):] in FEED_FAULTS:
-        return dict(params)  # FeedServer.inject reads its own parameters
-    if kind.startswith(BROKER_PREFIX) and kind[len(BROKER_PREFIX):] in BROKER_FAULTS:
-        return {k: (_bool(v) if k in _BROKER_BOOLS else _count(v) if k == "count" else v) for k, v in params.items()}
-    kinds = [*FAULTS, *(FEED_PREFIX + k for k in FEED_FAULTS), *(BROKER_PREFIX + k for k in BROKER_FAULTS)]
-    raise ValueError(f"unknown fault {kind!r}; faults: {', '.join(kinds)}")
+    _target, base, _name = _fault_name(kind)
+    return check_params(base, params)
 
 
-@dataclass(frozen=True)
-class ScheduledFault:
-    """A fault to inject later: ``after_s`` real seconds after the sandbox starts, or at
-    ``at_time`` (time of day on the sandbox clock, Asia/Karachi), then every ``every_s`` real
-    seconds if given."""
-
-    kind: str
-    params: dict[str, Any] = field(default_factory=dict)
-    after_s: Decimal = Decimal(0)
-    at_time: dt.time | None = None
-    every_s: Decimal | None = None
-
-    def __str__(self) -> str:
-        when = self.at_time.isoformat() if self.at_time is not None else f"+{self.after_s}s"
-        every = f" every {self.every_s}s" if self.every_s is not None else ""
-        return f"{self.kind}@{when}{every} {self.params or ''}".rstrip()
-
-
-def parse_fault_spec(text: str) -> ScheduledFault:
-    """``KIND[@WHEN[/EVERY]][,key=value...]``: WHEN is seconds after start (default 0) or a time
-    of day HH:MM[:SS] on the sandbox clock; EVERY repeats it every so many seconds."""
-    head, *pairs = [part.strip() for part in text.split(",")]
-    kind, _, when = head.partition("@")
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"fault {text!r}: expected key=value, got {pair!r}")
-        params[key.strip()] = value.strip()
-    params = check_fault(kind.strip(), params)
-    when, _, every = when.partition("/")
-    every_s = None
-    if every:
-        every_s = _seconds(every)
-        if every_s <= 0:
-            raise ValueError(f"fault {text!r}: the repeat interval must be positive")
-    if ":" in when:
-        try:
-            at_time = dt.time.fromisoformat(when)
-        except ValueError:
-            raise ValueError(f"fault {text!r}: {when!r} is not a time of day HH:MM[:SS]") from None
-        return ScheduledFault(kind.strip(), params, at_time=at_time, every_s=every_s)
-    return ScheduledFault(kind.strip(), params, after_s=_seconds(when or 0), every_s=every_s)
+def parse_fault_spec(text: str) -> FaultSpec:
+    """One ``--fault`` SPEC of the one vocabulary (:func:`adapters.sim.faults.parse_fault_spec`),
+    refused by name if the combined venue (or the server it targets) does not play it."""
+    spec = parse_spec(text)
+    _fault_name(spec.name)
+    return spec
 
 
 # --------------------------------------------------------------------------------------------
 # The venue
-
-
-class _FanOut:
-    """The paper venue's sink: market data to the feed, our orders' events to the broker (which
-    ignores orders it did not place), trades to both (the broker values holdings with them)."""
-
-    __slots__ = ("broker", "feed")
-
-    def __init__(self, feed: FeedServer) -> None:
-        self.feed = feed
-        self.broker: OptimusSandbox | None = None
-
-    def on_book(self, update: BookUpdate) -> None:
-        self.feed.on_book(update)
-
-    def on_trade(self, trade: Trade) -> None:
-        self.feed.on_trade(trade)
-        if self.broker is not None:
-            self.broker.on_trade(trade)
-
-    def on_instrument_status(self, status: InstrumentStatus) -> None:
-        self.feed.on_instrument_status(status)
-
-    def on_order_update(self, update: OrderUpdate) -> None:
-        if self.broker is not None:
-            self.broker.on_order_update(update)
-
-    def on_fill(self, fill: Fill) -> None:
-        if self.broker is not None:
-            self.broker.on_fill(fill)
-
-    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
-        return None  # the embedded paper link is always up; clients see the servers' own sockets
 
 
 class PsxSandbox:
@@ -368,13 +234,12 @@ class PsxSandbox:
             holdings = {s: q for s, (_p, q) in DOC_HOLDINGS.items() if s in self.instruments}
         self.feed = FeedServer(self.instruments.values(), clock, self.feed_tokens, host=host, port=feed_port,
                                max_connections_per_token=max_connections_per_token)
-        sink = _FanOut(self.feed)
         market_options = MarketOptions(enabled=market, step_interval_s=market_step_s)
-        self.paper = PaperAdapter(
-            "PSX", PaperOptions(latency_ms=Decimal(0), market=market_options, cancel_on_disconnect=False),
-            self.instruments.values(), clock, sink, seed=seed,
-        )
-        self.feed.order_source = paper_order_source(self.paper)  # L2 order details
+        #: the one simulated exchange both servers serve: the feed listens to its book and tape
+        #: (first), the broker to our orders' reports and the tape (it values holdings with them)
+        self.sim = SimVenue("PSX", self.instruments.values(), clock, market=market_options,
+                            cancel_on_disconnect=False, seed=seed, listeners=(self.feed,))
+        self.feed.order_source = paper_order_source(self.sim)  # L2 order details
         creds = self.credentials
         settings = SandboxSettings(
             host=host, port=broker_port, users={creds.username: creds.password}, webhook_url=webhook_url,
@@ -382,9 +247,8 @@ class PsxSandbox:
             webhook_retry_s=webhook_retry_s, sessions="external", cash=cash, holdings=dict(holdings),
             market=market, market_step_s=market_step_s, seed=seed,
         )
-        self.broker = OptimusSandbox(settings, instruments=self.instruments.values(), clock=clock, paper=self.paper)
+        self.broker = OptimusSandbox(settings, instruments=self.instruments.values(), clock=clock, sim=self.sim)
         self.broker.fault_router = self._http_fault
-        sink.broker = self.broker
         self.follower: SessionFollower | None = None
         self._always_open_state: SessionState | None = None
         self._handles: list[asyncio.TimerHandle | Timer] = []
@@ -411,19 +275,16 @@ class PsxSandbox:
                 f"cannot listen on {self.host}:{self._ports[1]} (optimus broker): {exc.strerror or exc}"
             ) from None
         self._started = True
-        await self.paper.connect()
-        self.paper.subscribe(list(self.instruments))
+        self.sim.start()
+        self.sim.subscribe_book(list(self.instruments))
         if self.always_open:
-            state = self._always_open_state = always_open_state(self.clock)
-            self.paper.on_session(state)
-            self.feed.on_session(state)
+            self._always_open_state = self.sim.always_open(self.feed.on_session)
         else:
             if self.schedule is None:
                 from engine.sessions import SessionSchedule
 
                 self.schedule = SessionSchedule()  # the shipped default profile: the broker document's hours
-            self.follower = SessionFollower(self.schedule, self.clock, (self.paper.on_session, self.feed.on_session))
-            self.follower.start()
+            self.follower = self.sim.follow_sessions(self.schedule, self.feed.on_session)
         for fault in self.scheduled_faults:
             self._arm(fault)
         log.info("psx sandbox: feed %s, broker %s, webhooks to %s", self.feed_url, self.broker_url,
@@ -434,12 +295,10 @@ class PsxSandbox:
         for handle in self._handles:
             handle.cancel()
         self._handles.clear()
-        if self.follower is not None:
-            self.follower.stop()
-            self.follower = None
+        self.follower = None  # the venue stops its own follower
         if self._started:
             self._started = False
-            await self.paper.close()
+            self.sim.stop()
             await self.broker.stop()
             await self.feed.stop()
 
@@ -499,14 +358,15 @@ class PsxSandbox:
     def inject(self, kind: str, **params: Any) -> dict[str, Any]:
         """Inject one fault now (:data:`FAULTS`; ``feed.<kind>`` / ``broker.<kind>`` reach either
         server's own faults). Returns what it did; ValueError for an unknown kind or parameter."""
-        params = check_fault(kind, params)
+        target, base, kind = _fault_name(kind)
+        params = check_params(base, params)
         self.faults_injected[kind] += 1
         log.warning("psx sandbox: injecting %s %s", kind, {k: v for k, v in params.items() if k != "token"})
-        if kind.startswith(FEED_PREFIX):
-            return {"kind": kind, "feed": self.feed.inject(kind[len(FEED_PREFIX):], **params)}
-        if kind.startswith(BROKER_PREFIX):
+        if target == "feed":
+            return {"kind": kind, "feed": self.feed.inject(base, **params)}
+        if target == "broker":
             count = params.pop("count", 1)
-            self.broker.inject(kind[len(BROKER_PREFIX):], count, **params)
+            self.broker.inject(base, count, **params)
             return {"kind": kind, "count": count}
         target = params.get("target", "both")
         result: dict[str, Any] = {"kind": kind}
@@ -525,9 +385,8 @@ class PsxSandbox:
                 result["feed_sockets_closed"] = self._expire_feed_tokens(bool(params.get("rotate", False)))
                 result["feed_rotated"] = bool(params.get("rotate", False))
         else:  # the broker's counted faults
-            broker_kind = {"5xx": "error_5xx"}.get(kind, kind)
             count = params.pop("count", 1)
-            self.broker.inject(broker_kind, count, **params)
+            self.broker.inject(kind, count, **params)
             result["count"] = count
         return result
 
@@ -551,7 +410,8 @@ class PsxSandbox:
         """``POST /sandbox/faults`` on the broker port. A fault that drops the broker's sockets is
         injected a moment later, so the control request itself still gets its answer."""
         params = check_fault(kind, params)
-        drops_broker = (kind == "drop_sockets" and params.get("target", "both") != "feed") or kind in (
+        _target, _base, name = _fault_name(kind)
+        drops_broker = (name == "drop_sockets" and params.get("target", "both") != "feed") or name in (
             BROKER_PREFIX + "drop_connections", BROKER_PREFIX + "outage",
         )
         if drops_broker:
@@ -574,7 +434,7 @@ class PsxSandbox:
     def _arm(self, fault: ScheduledFault) -> None:
         if fault.at_time is None:
             handle: asyncio.TimerHandle | Timer = asyncio.get_running_loop().call_later(
-                float(fault.after_s), self._inject_logged, fault.kind, dict(fault.params), fault.every_s
+                float(fault.after_s), self._inject_logged, fault.name, dict(fault.params), fault.every_s
             )
         else:
             now = self.clock.now()
@@ -582,7 +442,7 @@ class PsxSandbox:
             if moment <= now:
                 moment += dt.timedelta(days=1)
             handle = self.clock.call_at(int(moment.timestamp()) * NS_PER_S + moment.microsecond * 1000,
-                                        self._inject_logged, fault.kind, dict(fault.params), fault.every_s)
+                                        self._inject_logged, fault.name, dict(fault.params), fault.every_s)
         self._handles.append(handle)
         log.info("psx sandbox: fault scheduled: %s", fault)
 
@@ -592,12 +452,13 @@ class PsxSandbox:
 
 
 def _fault_help() -> str:
-    entries = [(kind, text) for kind, (text, _readers) in FAULTS.items()]
-    entries.append(("feed.KIND", f"the feed's own faults: {', '.join(FEED_FAULTS)} (adapters/psx_feed/sandbox.py)"))
-    entries.append(("broker.KIND", f"the broker's own faults: {', '.join(BROKER_FAULTS)} "
-                    "(adapters/optimus/sandbox.py)"))
-    return "\n".join(textwrap.fill(f"{kind}: {text}", 100, initial_indent="  ", subsequent_indent="      ")
-                     for kind, text in entries)
+    """The one vocabulary's help for the kinds this venue plays, and the two servers' own."""
+    servers = [
+        ("feed.KIND", f"the feed's own faults: {', '.join(sorted(FEED_FAULTS))} (adapters/psx_feed/sandbox.py)"),
+        ("broker.KIND", f"the broker's own faults: {', '.join(sorted(BROKER_FAULTS))} (adapters/optimus/sandbox.py)"),
+    ]
+    return "\n".join([fault_help(FAULTS), *(textwrap.fill(f"{kind}: {text}", 100, initial_indent="  ",
+                                                          subsequent_indent="      ") for kind, text in servers)])
 
 
 def build_parser() -> argparse.ArgumentParser:

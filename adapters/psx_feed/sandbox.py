@@ -12,7 +12,9 @@ It writes its messages itself from the engine model, not through the client's co
 being mirrored. Document facts (paths, the limit) are restated here for the same reason.
 
 Faults on request, for the adapter's recovery paths (``inject(kind, ...)`` in process, or
-``GET /sandbox/fault?kind=...&...`` on the same port):
+``GET /sandbox/fault?kind=...&...`` on the same port), from the simulated venue's one vocabulary
+(:mod:`adapters.sim.faults`); the feed plays these (:data:`SUPPORTED_FAULTS`) and refuses the
+others by name:
 
 =================  ===========================================================================
 ``drop``           abort every socket (no close frame)
@@ -62,7 +64,8 @@ from websockets.http11 import Request, Response
 from adapters.kit.credentials import MissingSecret, sandbox_secret
 from adapters.kit.wirejson import Reader
 from adapters.psx_feed.adapter import REDACT
-from adapters.sim.badframes import HUGE_NUMBER, bad_frame, check_kind
+from adapters.sim.badframes import HUGE_NUMBER, bad_frame
+from adapters.sim.faults import canonical_kind, check_params, check_supported
 from adapters.sim.sessions import SessionFollower, always_open_state, sandbox_start_ns
 from engine.clock import NS_PER_S, Clock
 from engine.model import (
@@ -78,7 +81,7 @@ from engine.model import (
     Trade,
 )
 
-__all__ = ["FAULTS", "FeedServer", "SessionFollower", "main", "paper_order_source"]
+__all__ = ["FAULTS", "SUPPORTED_FAULTS", "FeedServer", "SessionFollower", "main", "paper_order_source"]
 
 log = logging.getLogger("engine.psx_feed.sandbox")
 #: what clients send is read as the adapter reads the venue: one bounded, exact reader (adapters.kit.wirejson)
@@ -93,10 +96,11 @@ LEVEL_OF_PATH = {"/2.0/market/feed": 0, "/2.0/market/feed/full": 1, "/2.0/market
 LEVEL_NAMES = ("L0", "L1", "L2")
 #: "Only 2 concurrent connections are allowed per authentication token."
 DOCUMENT_CONNECTION_LIMIT = 2
-FAULTS = (
+#: the kinds of :data:`adapters.sim.faults.FAULT_KINDS` the feed plays (``FAULTS``: the older name)
+SUPPORTED_FAULTS = FAULTS = frozenset({
     "drop", "drop_mid_frame", "truncate", "garbage", "stall", "gap", "expire_token", "add_token", "refuse", "burst",
     "badframe",
-)
+})
 #: PSX-1: market-wide states, from the engine's session phase
 _MARKET_STATE = {
     Phase.CLOSED: "CLOSED",
@@ -688,9 +692,11 @@ class FeedServer:
         return _json_response(connection, HTTPStatus.OK, result)
 
     def inject(self, kind: str, **params: Any) -> dict[str, Any]:
-        """Inject one fault now (see the module docstring). Returns what it did."""
-        if kind not in FAULTS:
-            raise ValueError(f"unknown fault {kind!r}; faults: {', '.join(FAULTS)}")
+        """Inject one fault now (see the module docstring). Returns what it did; ValueError for a
+        kind the feed does not play or a parameter it does not take."""
+        kind = canonical_kind(kind)
+        check_supported(kind, "psx_feed", SUPPORTED_FAULTS)
+        params = check_params(kind, params)
         clients = list(self._clients.values())
         self.stats[f"fault_{kind}"] += 1
         log.warning("psx feed sandbox: injecting %s %s", kind, {k: v for k, v in params.items() if k != "token"})
@@ -708,7 +714,7 @@ class FeedServer:
             for client in clients:
                 self._push(client, text)
         elif kind == "stall":
-            until = asyncio.get_running_loop().time() + float(params.get("seconds", 5))
+            until = asyncio.get_running_loop().time() + float(params.get("seconds", params.get("duration_s", 5)))
             for client in clients:
                 client.stall_until = until
         elif kind == "gap":
@@ -733,10 +739,7 @@ class FeedServer:
                 if target in self._instruments:
                     self._push(client, _Burst(self, count, str(target)))
         elif kind == "badframe":
-            frame_kind = check_kind(str(params.get("frame", "")))
-            count = int(params.get("count", 1))
-            if count < 1:
-                raise ValueError(f"badframe: count must be at least 1, got {count}")
+            frame_kind, count = params["frame"], params.get("count", 1)  # checked by check_params
             for client in clients:
                 self._push(client, _BadFrames(self._bad_frames(client, frame_kind, count)))
         return {"kind": kind, "clients": len(clients)}
@@ -918,7 +921,7 @@ def _start_ns(args: argparse.Namespace, schedule: Any) -> int | None:
 
 async def _serve(args: argparse.Namespace) -> None:
     from adapters.paper.adapter import PaperAdapter, PaperOptions
-    from adapters.paper.market import MarketOptions
+    from adapters.sim.market import MarketOptions
     from engine.clock import ScaledClock
     from engine.sessions import SessionSchedule
 

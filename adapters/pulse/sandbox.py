@@ -15,17 +15,18 @@ heartbeat test_request left unanswered) cancels that session's open orders when 
 cancelled"). Time is real time on the given clock (WallClock by default): Pulse trades 24/7, so
 the matching engine is always in continuous trading.
 
-Faults (``--fault`` or the methods of the same names): ``drop`` (abort every socket), ``stall``
-(send nothing for a while), ``gap`` (lose the next book change of an instrument), ``error`` (answer
-the next requests of a method with an error status), ``garbage`` (send a non-JSON frame and a
-truncated one), ``badframe`` (send hostile frames of one class, :mod:`adapters.sim.badframes`: a
-book change whose ``type`` is a list, an array nested 100,000 deep, a number with a 20-digit
-exponent, a heartbeat as a binary frame, half of a real book change (its change_id used up, so the
-client sees a gap), a heartbeat padded to 10 MiB). Extensions, all outside the document and marked
-as such: ``trades.{instrument}.raw`` (PUL-7), ``public/unsubscribe`` / ``private/unsubscribe``
-(PUL-14), ``order_id``/``label``/``fee``/``liquidity`` in trade objects (PUL-8), and with
-``--test-methods`` the ``sandbox/*`` methods that tests and the benchmark use to inject orders,
-faults and bursts from another process.
+Faults (``--fault`` or the methods of the same names; :data:`SUPPORTED_FAULTS` of the simulated
+venue's one vocabulary, :mod:`adapters.sim.faults`, the others refused by name): ``drop`` (abort
+every socket), ``stall`` (send nothing for a while), ``gap`` (lose the next book change of an
+instrument), ``error`` (answer the next requests of a method with an error status), ``garbage``
+(send a non-JSON frame and a truncated one), ``badframe`` (send hostile frames of one class,
+:mod:`adapters.sim.badframes`: a book change whose ``type`` is a list, an array nested 100,000 deep,
+a number with a 20-digit exponent, a heartbeat as a binary frame, half of a real book change (its
+change_id used up, so the client sees a gap), a heartbeat padded to 10 MiB). Extensions, all outside
+the document and marked as such: ``trades.{instrument}.raw`` (PUL-7), ``public/unsubscribe`` /
+``private/unsubscribe`` (PUL-14), ``order_id``/``label``/``fee``/``liquidity`` in trade objects
+(PUL-8), and with ``--test-methods`` the ``sandbox/*`` methods that tests and the benchmark use to
+inject orders, faults and bursts from another process.
 ``--refuse-channel 'trades.*'`` (``refuse_channels=``) makes it the document's venue again, without
 the public trades channel: left out of the subscribe result, or with ``refuse_with_error=True``
 the whole subscribe request answered with status 1.
@@ -62,8 +63,18 @@ from websockets.exceptions import ConnectionClosed
 
 from adapters.kit.credentials import sandbox_secret
 from adapters.kit.wirejson import Reader, WireError
-from adapters.paper.market import MarketOptions, SymbolMarket
-from adapters.paper.matching import (
+from adapters.pulse.wirelog import sandbox_log, sandbox_wire_log
+from adapters.sim.badframes import BAD_FRAME_KINDS, HUGE_NUMBER, bad_frame, check_kind
+from adapters.sim.faults import (
+    FAULT_KINDS,
+    FaultSpec,
+    canonical_kind,
+    check_params,
+    check_supported,
+    parse_fault_spec,
+)
+from adapters.sim.market import MarketOptions, SymbolMarket
+from adapters.sim.matching import (
     Accepted,
     Cancelled,
     CancelRejected,
@@ -74,13 +85,12 @@ from adapters.paper.matching import (
     Replaced,
     ReplaceRejected,
 )
-from adapters.pulse.wirelog import sandbox_log, sandbox_wire_log
-from adapters.sim.badframes import BAD_FRAME_KINDS, HUGE_NUMBER, bad_frame, check_kind
 from engine.clock import Clock, WallClock
 from engine.model import Instrument, OrderType, Phase, Side, TimeInForce
 from engine.rejects import Reject
 
-__all__ = ["PulseSandbox", "SandboxInstrument", "main", "parse_fault", "parse_instrument"]
+__all__ = ["SUPPORTED_FAULTS", "FaultSpec", "PulseSandbox", "SandboxInstrument", "main", "parse_fault",
+           "parse_instrument"]
 
 log = sandbox_log  # "engine.pulse.sandbox"; it and the websockets server's log never show a credential
 
@@ -223,49 +233,19 @@ def parse_instrument(text: str) -> SandboxInstrument:
     return SandboxInstrument(name, mid, tick, step)
 
 
-@dataclass(frozen=True)
-class FaultSpec:
-    """A fault played ``at_s`` seconds after the sandbox starts."""
-
-    kind: str
-    at_s: float
-    duration_s: float = 0.0
-    instrument: str = ""
-    method: str = ""
-    code: int = INTERNAL
-    count: int = 1
-    frame: str = ""
+#: the kinds of :data:`adapters.sim.faults.FAULT_KINDS` the Pulse sandbox plays
+SUPPORTED_FAULTS = frozenset({"drop", "stall", "gap", "error", "garbage", "badframe"})
 
 
 def parse_fault(text: str) -> FaultSpec:
-    """``drop@S`` | ``stall@S:SECONDS`` | ``gap@S[:INSTRUMENT]`` | ``error@S:METHOD[:CODE[:COUNT]]``
-    | ``garbage@S`` | ``badframe@S:FRAME[:COUNT]``; S = seconds after start."""
-    kind, at, rest = text.partition("@")[0], *text.partition("@")[2].partition(":")[::2]
-    try:
-        at_s = float(at)
-        args = rest.split(":") if rest else []
-        if kind == "drop" or kind == "garbage":
-            return FaultSpec(kind, at_s)
-        if kind == "stall":
-            return FaultSpec(kind, at_s, duration_s=float(args[0]) if args else 5.0)
-        if kind == "gap":
-            return FaultSpec(kind, at_s, instrument=args[0] if args else "")
-        if kind == "badframe":
-            if not args or not args[0]:
-                raise ValueError(f"badframe fault needs a frame class ({'|'.join(BAD_FRAME_KINDS)})")
-            count = int(args[1]) if len(args) > 1 else 1
-            if count < 1:
-                raise ValueError(f"count must be at least 1, got {count}")
-            return FaultSpec(kind, at_s, frame=check_kind(args[0]), count=count)
-        if kind == "error":
-            if not args or not args[0]:
-                raise ValueError("error fault needs a method")
-            code = int(args[1]) if len(args) > 1 else INTERNAL
-            count = int(args[2]) if len(args) > 2 else 1
-            return FaultSpec(kind, at_s, method=args[0], code=code, count=count)
-    except (ValueError, IndexError) as exc:
-        raise ValueError(f"fault {text!r}: {exc}") from None
-    raise ValueError(f"fault {text!r}: unknown kind {kind!r} (drop, stall, gap, error, garbage, badframe)")
+    """One ``--fault`` SPEC of the one vocabulary (:func:`adapters.sim.faults.parse_fault_spec`;
+    Pulse's short form ``stall@5:2.5``, ``error@1:private/buy:11:3`` included), refused by name if
+    Pulse does not play it. Pulse trades 24/7 on real time, so a fault starts S seconds after start."""
+    spec = parse_fault_spec(text)
+    check_supported(spec, "pulse", SUPPORTED_FAULTS)
+    if spec.at_time is not None or spec.target:
+        raise ValueError(f"fault {text!r}: the Pulse sandbox takes KIND@SECONDS (no time of day, no target)")
+    return spec
 
 
 # --------------------------------------------------------------------------------------------
@@ -1475,41 +1455,43 @@ class PulseSandbox:
         return frames
 
     async def _scheduled_fault(self, fault: FaultSpec) -> None:
-        await anyio.sleep(fault.at_s)
+        await anyio.sleep(float(fault.after_s))
         self.apply_fault(fault)
+        while fault.every_s is not None:
+            await anyio.sleep(float(fault.every_s))
+            self.apply_fault(fault)
 
     def apply_fault(self, fault: FaultSpec) -> None:
+        """Play one fault of :data:`SUPPORTED_FAULTS` now (ValueError for another kind)."""
+        check_supported(fault, "pulse", SUPPORTED_FAULTS)
+        params = fault.params
         if fault.kind == "drop":
             self.drop()
         elif fault.kind == "stall":
-            self.stall(fault.duration_s)
+            self.stall(float(params.get("duration_s", params.get("seconds", 5))))
         elif fault.kind == "gap":
-            self.gap(fault.instrument)
+            self.gap(params.get("instrument", ""), params.get("count", 1))
         elif fault.kind == "error":
-            self.inject_error(fault.method, fault.code, fault.count)
+            self.inject_error(params.get("method", "*"), params.get("code", INTERNAL), params.get("count", 1))
         elif fault.kind == "garbage":
             self.garbage()
         elif fault.kind == "badframe":
-            self.badframe(fault.frame, fault.count)
+            self.badframe(params["frame"], params.get("count", 1))
 
     def _t_fault(self, conn: _Conn, p: dict[str, Any]) -> str:
-        kind = str(p.get("kind", ""))
-        spec = FaultSpec(kind, 0.0, duration_s=float(p.get("duration_s", 5)), instrument=str(p.get("instrument", "")),
-                         method=str(p.get("method", "*")), code=int(p.get("code", INTERNAL)),
-                         count=int(p.get("count", 1)), frame=str(p.get("frame", "")))
+        try:
+            kind = canonical_kind(str(p.get("kind", "")))
+            check_supported(kind, "pulse", SUPPORTED_FAULTS)
+            taken = FAULT_KINDS[kind].params  # other keys were always ignored here
+            defaults = {"method": "*"} if kind == "error" else {}
+            spec = FaultSpec(kind, check_params(kind, {**defaults, **{k: v for k, v in p.items() if k in taken}}))
+        except ValueError as exc:
+            raise _Err(BAD_REQUEST, str(exc)) from None
         if kind == "drop" or kind == "stall":
             # after this response is written, so the caller hears the answer
             asyncio.get_running_loop().call_later(0.05, self.apply_fault, spec)
-        elif kind in ("gap", "error", "garbage"):
-            self.apply_fault(spec)
-        elif kind == "badframe":
-            try:
-                check_kind(spec.frame)
-            except ValueError as exc:
-                raise _Err(BAD_REQUEST, str(exc)) from None
-            self.apply_fault(spec)
         else:
-            raise _Err(BAD_REQUEST, f"unknown fault {kind!r}")
+            self.apply_fault(spec)
         return "ok"
 
     def _t_place(self, conn: _Conn, p: dict[str, Any]) -> str:

@@ -3,7 +3,7 @@
 Each symbol gets a random-walk mid price (inside the ±10% circuit band around its previous close)
 and a background market maker quoting a few levels each side of it, plus background buyers and
 sellers who hit the book at Poisson times. Every background order goes through the symbol's
-:class:`~adapters.paper.matching.MatchingEngine`, so the book a strategy sees is the engine's real
+:class:`~adapters.sim.matching.MatchingEngine`, so the book a strategy sees is the engine's real
 book, and a strategy's passive quote at the touch really is traded against.
 
 No clock and no I/O here: the adapter calls :meth:`SymbolMarket.step` and
@@ -22,7 +22,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from pydantic import Field
 
-from adapters.paper.matching import Accepted, EngineEvent, MatchingEngine, band_around
+from adapters.sim.matching import Accepted, EngineEvent, MatchingEngine, band_around
 from engine.model import Instrument, OrderType, Phase, Side, TimeInForce
 from engine.venue import AdapterOptions
 
