@@ -20,6 +20,7 @@ from engine.venue.registry import (
     get_adapter,
     sandbox_registry,
 )
+from engine.venue.sandbox import SandboxCommand, SandboxLink, SandboxStartError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -29,6 +30,9 @@ __all__ = [
     "MarketDataAdapter",
     "OrderEntryAdapter",
     "RateLimit",
+    "SandboxCommand",
+    "SandboxLink",
+    "SandboxStartError",
     "UnknownAdapter",
     "VenueAdapter",
     "VenueEvents",
