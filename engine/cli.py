@@ -4,7 +4,7 @@
                       [--journal FILE] [--fresh-account]
     engine journal inspect JOURNAL [--orders N] [--fills N]
     engine journal export JOURNAL --format csv|parquet [--out PATH]
-    engine sandbox VENUE [ARGS...]
+    engine sandbox VENUE [ARGS...] [--run CONFIG [--report FILE] [--html FILE] [--journal FILE]]
     engine check CONFIG
     engine halt CONFIG [--reducing]
     engine report REPORT_JSON [--html FILE]

@@ -1050,8 +1050,8 @@ def _parse_fault(text: str) -> Any:
 
 
 def _fault_help() -> str:
-    return ("  on request: POST http://HOST:PORT/sandbox/faults {\"kind\": KIND, ...} with " + ", ".join(FAULT_KINDS)
-            + "\n  (adapters/optimus/sandbox.py says what each does)")
+    return ('  on request: POST http://HOST:PORT/sandbox/faults {"kind": KIND, key: value}; the kinds and their\n'
+            "  parameters: adapters/optimus/sandbox.py (module docstring)")
 
 
 COMMAND = VenueSandboxCommand(

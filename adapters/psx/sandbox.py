@@ -22,9 +22,9 @@ Faults (:data:`FAULTS`), in process (``sandbox.inject(kind, **params)``), on a s
 ``POST http://HOST:BROKER_PORT/sandbox/faults {"kind": "drop_sockets", ...}``. The feed's own
 ``GET http://HOST:FEED_PORT/sandbox/fault?kind=...`` keeps working for the feed's faults.
 
-``async with PsxSandbox(clock=clock, ...) as psx`` is also how an engine in the same process (the
-planned one-command mode) gets its venue: same clock object, ``psx.credentials.env()`` for the
-environment the engine's config names, ``psx.feed_url`` / ``psx.broker_url`` for its options.
+``engine sandbox psx --run CONFIG`` runs an engine in the same process on the same clock:
+:data:`COMMAND` starts the venue and describes it to the engine (engine/sandboxrun.py) with a
+:class:`~engine.venue.SandboxLink`: its URLs, credentials and webhook receiver.
 """
 
 from __future__ import annotations
