@@ -3,7 +3,7 @@ hook third parties use (``pyproject.toml``: ``[project.entry-points."engine.adap
 
 from __future__ import annotations
 
-from engine.venue import VenueAdapter, adapter_hookimpl
+from engine.venue import SandboxCommand, VenueAdapter, adapter_hookimpl
 
 
 @adapter_hookimpl
@@ -17,10 +17,10 @@ def engine_register_adapters() -> dict[str, type[VenueAdapter]]:
 
 
 @adapter_hookimpl
-def engine_register_sandboxes() -> dict[str, str]:
-    return {
-        "psx": "adapters.psx.sandbox:main",  # Live Feed data + Optimus orders on one market
-        "psx_feed": "adapters.psx_feed.sandbox:main",
-        "optimus": "adapters.optimus.sandbox:main",
-        "pulse": "adapters.pulse.sandbox:main",
-    }
+def engine_register_sandboxes() -> dict[str, SandboxCommand]:
+    from adapters.optimus.sandbox import COMMAND as OPTIMUS
+    from adapters.psx.sandbox import COMMAND as PSX  # Live Feed data + Optimus orders on one market
+    from adapters.psx_feed.sandbox import COMMAND as PSX_FEED
+    from adapters.pulse.sandbox import COMMAND as PULSE
+
+    return {command.name: command for command in (PSX, PSX_FEED, OPTIMUS, PULSE)}

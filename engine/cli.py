@@ -4,7 +4,7 @@
                       [--journal FILE] [--fresh-account]
     engine journal inspect JOURNAL [--orders N] [--fills N]
     engine journal export JOURNAL --format csv|parquet [--out PATH]
-    engine sandbox VENUE [ARGS...]
+    engine sandbox VENUE [ARGS...] [--run CONFIG [--report FILE] [--html FILE] [--journal FILE]]
     engine check CONFIG
     engine halt CONFIG [--reducing]
     engine report REPORT_JSON [--html FILE]
@@ -52,6 +52,8 @@ examples:
   engine sandbox psx --run config.psx-sandbox.yaml --speed 60
                                               venue and engine in one process: a PSX day in ~6.5 minutes
   engine sandbox pulse                        a local Pulse venue for config.pulse-sandbox.yaml
+  engine sandbox pulse --run config.pulse-sandbox.yaml --speed 60 --duration 30
+                                              ... with the engine in one process, every venue the same way
 """
 
 
@@ -249,7 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a venue's local sandbox server on 127.0.0.1, backed by the paper matching engine and "
         "its synthetic market: psx (the whole PSX venue: Live Feed WebSocket and Optimus REST broker with "
         "webhooks, one market), pulse (JSON-RPC WebSocket), psx_feed or optimus (one half of psx alone). "
-        "Arguments after the name go to the server; 'engine sandbox psx --help' lists them.",
+        "Every sandbox takes the same flags (--host, its ports, --seed, --no-market, --always-open, --speed, "
+        "--start, --duration, --fault, --log-level, --config, and --run CONFIG with --report/--html/--journal to "
+        "run an engine against it in the same process) plus its protocol's own; 'engine sandbox psx --help' "
+        "lists them.",
     )
     sandbox.add_argument("adapter", metavar="VENUE", help="psx, or a registered adapter name, e.g. pulse")
     sandbox.add_argument("args", nargs=argparse.REMAINDER, help="the server's own arguments")
@@ -392,17 +397,10 @@ def cmd_journal(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    import importlib
+    from engine.sandboxrun import sandbox_main
 
-    from engine.venue import sandbox_registry
-
-    entries = sandbox_registry()
-    entry = entries.get(args.adapter)
-    if entry is None:
-        print(f"engine: no sandbox for {args.adapter!r}; sandboxes: {', '.join(sorted(entries))}", file=sys.stderr)
-        return 1
-    module, _, function = entry.partition(":")
-    return int(getattr(importlib.import_module(module), function)(args.args) or 0)
+    return sandbox_main(args.adapter, args.args, setup_logging=setup_logging,
+                        on_clock=lambda clock: setattr(TIME_FILTER, "clock", clock))
 
 
 def cmd_codes(_args: argparse.Namespace) -> int:

@@ -40,7 +40,6 @@ from adapters.psx.sandbox import (
     Credentials,
     PsxSandbox,
     _config_mismatches,
-    _from_config,
     build_parser,
     check_fault,
     main,
@@ -48,6 +47,7 @@ from adapters.psx.sandbox import (
 )
 from adapters.psx_feed import adapter as feed_adapter_module
 from adapters.psx_feed.adapter import LiveFeedAdapter, LiveFeedOptions
+from adapters.sim.cli import venue_from_config
 from engine.clock import KARACHI, NS_PER_S, Clock, ScaledClock, WallClock
 from engine.config import load_config
 from engine.model import (
@@ -552,7 +552,8 @@ def test_the_shipped_config_points_at_the_sandboxs_defaults() -> None:
 
 @pytest.mark.anyio
 async def test_config_gives_instruments_sessions_and_account_and_mismatches_are_named() -> None:
-    instruments, schedule, account, venues = _from_config(REPO / "config.psx-sandbox.yaml")
+    taken = venue_from_config(REPO / "config.psx-sandbox.yaml", "optimus")
+    instruments, schedule, account, venues = taken.instruments, taken.schedule, taken.account, taken.venues
     assert {i.symbol: i.lot_size for i in instruments}["MEBL"] == D(500)
     assert schedule.config.profile == "broker-doc"
     assert account["cash"] == D(10_000_000)

@@ -18,11 +18,11 @@ import pytest
 import yaml
 from conftest import MEBL_TAKER, REPO
 
-from adapters.psx.run import point_config_at
-from adapters.psx.sandbox import ENV_NAMES, Credentials, PsxSandbox
+from adapters.psx.sandbox import COMMAND, ENV_NAMES
 from engine.clock import ScaledClock, SimClock
 from engine.config import load_config
 from engine.errors import StartupError
+from engine.sandboxrun import point_config_at
 
 ENGINE = Path(sys.executable).parent / "engine"
 
@@ -138,22 +138,28 @@ def anyio_backend() -> str:
 
 
 @pytest.mark.anyio
-async def test_the_config_is_pointed_at_the_sandbox_and_its_credentials_in_memory_only() -> None:
+async def test_the_config_is_pointed_at_the_sandbox_and_its_credentials_in_memory_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV_NAMES.values():
+        monkeypatch.delenv(name, raising=False)  # every credential generated: fresh ones for this sandbox
     loaded = load_config(REPO / "config.psx-sandbox.yaml")
     before = (REPO / "config.psx-sandbox.yaml").read_text()
-    clock = ScaledClock(speed=60)
-    names = {**ENV_NAMES, "password": "MY_PASSWORD_VAR"}
-    async with PsxSandbox(clock=clock, credentials=Credentials.generate(), market=False) as psx:
-        pointed, venue = point_config_at(loaded, psx, names)
+    args = COMMAND.build_parser().parse_args(["--password-env", "MY_PASSWORD_VAR", "--no-market", "--speed", "60"])
+    async with COMMAND.start(args, REPO / "config.psx-sandbox.yaml") as link:
+        pointed, venue = point_config_at(loaded, link)
         options = pointed.config.venues[venue].options
         feed = pointed.config.venues[venue].market_data.options
-    assert venue == "psx"
-    assert options["base_url"] == psx.broker_url and options["webhook_listen"] == "127.0.0.1:0"
-    assert options["password_env"] == "MY_PASSWORD_VAR"
-    assert feed["url"] == psx.feed_url and feed["token_env"] == "PSX_FEED_TOKEN"
-    creds = psx.credentials
-    assert {creds.password, creds.feed_tokens[0], creds.webhook_secret.decode()} <= pointed.secret_values
-    assert creds.username not in pointed.secret_values  # "sandbox" is a login, not a secret: logs keep the word
+    served = link.adapter_options
+    assert venue == "psx" and link.order_adapter == "optimus" and isinstance(link.clock, ScaledClock)
+    assert options["base_url"] == served["optimus"]["base_url"] != "http://127.0.0.1:8090/v1"  # any free port
+    assert options["webhook_listen"] == "127.0.0.1:0" and options["password_env"] == "MY_PASSWORD_VAR"
+    assert feed["url"] == served["psx_feed"]["url"] and feed["token_env"] == "PSX_FEED_TOKEN"
+    env = link.environment
+    assert set(env) == {"PSX_FEED_TOKEN", "OPTIMUS_USERNAME", "MY_PASSWORD_VAR", "OPTIMUS_WEBHOOK_SECRET"}
+    secrets = {env["MY_PASSWORD_VAR"], env["PSX_FEED_TOKEN"], env["OPTIMUS_WEBHOOK_SECRET"]}
+    assert secrets == link.secret_values and secrets <= pointed.secret_values
+    assert env["OPTIMUS_USERNAME"] not in pointed.secret_values  # "sandbox" is a login, not a secret: logs keep it
+    assert "MY_PASSWORD_VAR" not in os.environ  # the engine's run sets them, in its process only
     # the original is untouched, in memory and on disk
     assert loaded.config.venues["psx"].options["base_url"] == "http://127.0.0.1:8090/v1"
     assert (REPO / "config.psx-sandbox.yaml").read_text() == before

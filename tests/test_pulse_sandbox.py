@@ -446,12 +446,11 @@ async def test_scheduled_faults_play_after_start() -> None:
 
 
 def test_the_pulse_sandbox_is_registered_by_name() -> None:
-    import importlib
-
+    from adapters.pulse.sandbox import COMMAND
     from engine.venue import sandbox_registry
 
-    module, _, function = sandbox_registry()["pulse"].partition(":")
-    main = getattr(importlib.import_module(module), function)
+    command = sandbox_registry()["pulse"]
+    assert command is COMMAND
     with pytest.raises(SystemExit) as info:
-        main(["--help"])
+        command.build_parser().parse_args(["--help"])
     assert info.value.code == 0

@@ -50,10 +50,10 @@ import hmac
 import itertools
 import json
 import logging
-import signal
+import secrets
 import sys
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -65,11 +65,20 @@ import httpx
 from adapters.kit.credentials import MissingSecret, read_secret
 from adapters.kit.wirejson import Reader, WireError
 from adapters.optimus.webhooks import HttpRequest, HttpResponse, HttpServer
-from adapters.sim.faults import canonical_kind, check_params, check_supported, read_count
+from adapters.sim.cli import Port, VenueSandboxCommand, free_ports, sandbox_clock, until_stopped, venue_from_config
+from adapters.sim.faults import (
+    FaultTimers,
+    canonical_kind,
+    check_params,
+    check_supported,
+    fault_help,
+    read_count,
+    spec_reader,
+)
 from adapters.sim.market import MarketOptions
-from adapters.sim.sessions import SessionFollower, parse_start
+from adapters.sim.sessions import SessionFollower
 from adapters.sim.venue import SimVenue
-from engine.clock import NS_PER_S, Clock, ScaledClock, WallClock
+from engine.clock import NS_PER_S, Clock, WallClock
 from engine.model import (
     Fill,
     Instrument,
@@ -82,8 +91,9 @@ from engine.model import (
     Trade,
 )
 from engine.risk.ratelimit import RateBucket
+from engine.venue import SandboxLink, SandboxStartError
 
-__all__ = ["DOC_HOLDINGS", "DOC_INSTRUMENTS", "OptimusSandbox", "SandboxSettings", "main"]
+__all__ = ["COMMAND", "DOC_HOLDINGS", "DOC_INSTRUMENTS", "OptimusSandbox", "SandboxSettings", "main"]
 
 log = logging.getLogger("engine.optimus.sandbox")
 #: what clients send is read as the adapter reads the venue: one bounded, exact reader (adapters.kit.wirejson)
@@ -918,70 +928,154 @@ def _b64(raw: bytes) -> bytes:
 # Command line: python -m adapters.optimus.sandbox (the lead wires it into `engine sandbox psx`)
 
 
-def _secret(env: str | None, file: Path | None, what: str) -> str:
+def _secret(env: str | None, file: Path | None, what: str, generate: bool) -> str:
+    """A credential from ``file`` (first line) or the variable ``env``; when neither has one,
+    refused (a sandbox alone: the user must know it) or, with ``generate`` (``--run``: the engine
+    is handed it), made up."""
     try:
         return read_secret(env, file, what)
     except MissingSecret as exc:
-        raise SystemExit(f"optimus sandbox: {exc}") from None
+        if generate and file is None:
+            return "sandbox" if what == "username" else secrets.token_urlsafe(24)
+        raise SandboxStartError(f"optimus sandbox: {exc} (or pass a file)") from None
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="optimus-sandbox",
-        description="Optimus REST sandbox on localhost, backed by the paper venue (see adapters/optimus/sandbox.py).",
-    )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8090, help="0 = any free port (printed)")
-    p.add_argument("--webhook-url", help="where to POST webhooks, e.g. http://127.0.0.1:8088/webhook/visionmax")
-    p.add_argument("--username-env", default="OPTIMUS_USERNAME")
-    p.add_argument("--password-env", default="OPTIMUS_PASSWORD")
-    p.add_argument("--password-file", type=Path)
-    p.add_argument("--webhook-secret-env", default="OPTIMUS_WEBHOOK_SECRET")
-    p.add_argument("--webhook-secret-file", type=Path)
-    p.add_argument("--sessions", choices=("always_open", "schedule"), default="schedule",
-                   help="schedule: PSX market hours (broker-doc profile); always_open: for tests and demos")
-    p.add_argument("--speed", type=Decimal, default=Decimal(1), help="clock speed (a day in minutes: 60)")
-    p.add_argument("--start", help="start the clock at this ISO time, Asia/Karachi unless an offset is given "
-                   "(e.g. 2026-11-23T09:10)")
-    p.add_argument("--no-market", action="store_true", help="no synthetic market (only your own orders)")
-    p.add_argument("--access-ttl", type=int, default=3600, help="access token lifetime, seconds")
-    p.add_argument("--trading-rate", type=int, default=100, help="trading requests per second per user")
-    p.add_argument("--cash", type=Decimal, default=Decimal(10_000_000), help="cash balance at start, PKR")
-    p.add_argument("--seed", type=int, default=0)
-    return p
+def _optimus_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags only this venue has: webhook receiver, credentials, sessions and broker limits."""
+    parser.add_argument("--webhook-url", metavar="URL",
+                        help="where to POST webhooks, e.g. http://127.0.0.1:8088/webhook/visionmax")
+    parser.add_argument("--username-env", default="OPTIMUS_USERNAME", metavar="NAME",
+                        help="environment variable holding the login (default OPTIMUS_USERNAME)")
+    parser.add_argument("--password-env", default="OPTIMUS_PASSWORD", metavar="NAME",
+                        help="environment variable holding the password (default OPTIMUS_PASSWORD)")
+    parser.add_argument("--password-file", type=Path, metavar="FILE", help="or: a file holding it (first line)")
+    parser.add_argument("--webhook-secret-env", default="OPTIMUS_WEBHOOK_SECRET", metavar="NAME",
+                        help="environment variable holding the webhook HMAC secret (default OPTIMUS_WEBHOOK_SECRET)")
+    parser.add_argument("--webhook-secret-file", type=Path, metavar="FILE", help="or: a file holding it (first line)")
+    parser.add_argument("--sessions", choices=("always_open", "schedule"), default="schedule",
+                        help="schedule: PSX market hours (broker-doc profile); always_open (= --always-open): for "
+                        "tests and demos")
+    parser.add_argument("--access-ttl", type=int, default=3600, metavar="S", help="access token lifetime, seconds")
+    parser.add_argument("--trading-rate", type=int, default=100, metavar="N",
+                        help="trading requests per second per user")
+    parser.add_argument("--cash", type=Decimal, default=None, metavar="PKR",
+                        help="cash balance at start (default: the config's account, else 10000000)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    username = _secret(args.username_env, None, "username")
-    password = _secret(args.password_env, args.password_file, "password")
-    secret = _secret(args.webhook_secret_env, args.webhook_secret_file, "webhook secret").encode()
+def _sandbox_from_args(args: argparse.Namespace, generate: bool) -> OptimusSandbox:
+    username = _secret(args.username_env, None, "username", generate)
+    password = _secret(args.password_env, args.password_file, "password", generate)
+    secret = _secret(args.webhook_secret_env, args.webhook_secret_file, "webhook secret", generate).encode()
+    instruments: Iterable[Instrument] = DOC_INSTRUMENTS
+    account: dict[str, Any] = {}
+    if args.config is not None:
+        taken = venue_from_config(args.config, "optimus")
+        instruments, account = taken.instruments, taken.account
+    cash = args.cash if args.cash is not None else account.get("cash", Decimal(10_000_000))
     settings = SandboxSettings(
         host=args.host, port=args.port, users={username: password}, webhook_url=args.webhook_url,
         webhook_secret=secret, access_ttl_s=args.access_ttl, trading_per_second=args.trading_rate,
-        sessions=args.sessions, market=not args.no_market, seed=args.seed, cash=args.cash,
+        sessions="always_open" if args.always_open else args.sessions, market=not args.no_market, seed=args.seed,
+        cash=cash,
     )
-    start_ns = parse_start(args.start) if args.start else None
-    speed = float(args.speed) if args.speed != args.speed.to_integral_value() else int(args.speed)
+    if "holdings" in account:
+        settings.holdings = dict(account["holdings"])
+    clock, _text = sandbox_clock(args)
+    return OptimusSandbox(settings, instruments=instruments, clock=clock)
 
-    async def run() -> None:
-        clock: Clock = WallClock() if start_ns is None and speed == 1 else ScaledClock(start_ns, speed)
-        sandbox = OptimusSandbox(settings, clock=clock)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        async with sandbox:
-            print(f"optimus sandbox: {sandbox.base_url} (webhooks to {sandbox.webhook_url or 'nowhere yet'})",
-                  flush=True)
-            await stop.wait()
-        print(f"optimus sandbox: stopped; {dict(sandbox.counts)}", flush=True)
 
-    asyncio.run(run())
+def _stopped_line(sandbox: OptimusSandbox) -> str:
+    return f"optimus sandbox: stopped; {dict(sandbox.counts)}"
+
+
+def _fault_timers(sandbox: OptimusSandbox, args: argparse.Namespace) -> FaultTimers:
+    """The ``--fault`` specs, played on this broker at their moments until cancelled."""
+    timers = FaultTimers(sandbox.clock, lambda spec: sandbox.inject(spec.kind, **spec.params), log)
+    timers.arm(args.fault)
+    return timers
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    sandbox = _sandbox_from_args(args, generate=False)
+    try:
+        await sandbox.start()
+    except OSError as exc:
+        await sandbox.stop()
+        raise SandboxStartError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    faults = _fault_timers(sandbox, args)
+    try:
+        print(f"optimus sandbox: {sandbox.base_url} (webhooks to {sandbox.webhook_url or 'nowhere yet'})", flush=True)
+        await until_stopped(args.duration)
+    finally:
+        faults.cancel()
+        await sandbox.stop()
+    print(_stopped_line(sandbox), flush=True)
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[SandboxLink]:
+    free_ports(args, COMMAND.ports)
+    args.config = args.config or config
+    args.webhook_url = None  # until the engine's receiver listens (SandboxLink.attach)
+    sandbox = _sandbox_from_args(args, generate=True)
+    try:
+        await sandbox.start()
+    except OSError as exc:
+        await sandbox.stop()
+        raise SandboxStartError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    (username, password), = sandbox.settings.users.items()
+    secret = sandbox.settings.webhook_secret.decode()
+
+    def attach(adapter: Any) -> None:
+        sandbox.webhook_url_source = lambda: adapter.webhook_url
+
+    faults = _fault_timers(sandbox, args)
+    try:
+        yield SandboxLink(
+            clock=sandbox.clock,
+            adapter_options={"optimus": {
+                "base_url": sandbox.base_url, "webhook_listen": f"{args.host}:0", "username_env": args.username_env,
+                "password_env": args.password_env, "webhook_secret_env": args.webhook_secret_env,
+                "username_file": None, "password_file": None, "webhook_secret_file": None,
+            }},
+            environment={args.username_env: username, args.password_env: password, args.webhook_secret_env: secret},
+            secret_values=frozenset({password, secret}), order_adapter="optimus", attach=attach,
+            description=f"optimus sandbox: {sandbox.base_url}, clock {sandbox.clock.describe()}",
+            stopped=lambda: _stopped_line(sandbox),
+        )
+    finally:
+        faults.cancel()
+        await sandbox.stop()
+
+
+def _fault_help() -> str:
+    return (fault_help(SUPPORTED_FAULTS)
+            + '\n  on request too: POST http://HOST:PORT/sandbox/faults {"kind": KIND, key: value}')
+
+
+COMMAND = VenueSandboxCommand(
+    name="optimus",
+    description="The Optimus REST broker API on localhost (orders only, signed webhooks), backed by the paper venue; "
+    "engine sandbox psx serves it together with the PSX Live Feed. Alone, it needs its credentials in the "
+    "environment (or files).",
+    ports=(Port("port", 8090, "REST"),),
+    add_arguments=_optimus_arguments,
+    parse_fault=spec_reader("optimus", SUPPORTED_FAULTS),
+    fault_syntax="SPEC = KIND[@WHEN[/EVERY]][,key=value...] of the one vocabulary (below), e.g. 5xx@10,count=3, "
+    "expire_tokens@10:15, drop_connections@30/60",
+    fault_help=_fault_help,
+    serve_async=_serve,
+    start=_start,
+    config_help="take the instruments and the account (cash, holdings of the optimus venue) from this engine config "
+    "(default: the broker document's six symbols and holdings)",
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m adapters.optimus.sandbox ARGS``: the broker alone until Ctrl-C or --duration."""
+    return COMMAND.main(argv)
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

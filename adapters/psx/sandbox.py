@@ -23,25 +23,22 @@ over HTTP on the broker port:
 ``POST http://HOST:BROKER_PORT/sandbox/faults {"kind": "drop_sockets", ...}``. The feed's own
 ``GET http://HOST:FEED_PORT/sandbox/fault?kind=...`` keeps working for the feed's faults.
 
-``async with PsxSandbox(clock=clock, ...) as psx`` is also how an engine in the same process (the
-planned one-command mode) gets its venue: same clock object, ``psx.credentials.env()`` for the
-environment the engine's config names, ``psx.feed_url`` / ``psx.broker_url`` for its options.
+``engine sandbox psx --run CONFIG`` runs an engine in the same process on the same clock:
+:data:`COMMAND` starts the venue and describes it to the engine (engine/sandboxrun.py) with a
+:class:`~engine.venue.SandboxLink`: its URLs, credentials and webhook receiver.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import datetime as dt
 import json
 import logging
 import secrets
-import signal
 import sys
 import textwrap
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -54,17 +51,36 @@ from adapters.optimus.sandbox import DOC_HOLDINGS, DOC_INSTRUMENTS, OptimusSandb
 from adapters.optimus.sandbox import SUPPORTED_FAULTS as BROKER_FAULTS
 from adapters.psx_feed.sandbox import DOCUMENT_CONNECTION_LIMIT, LEVEL_OF_PATH, FeedServer, paper_order_source
 from adapters.psx_feed.sandbox import SUPPORTED_FAULTS as FEED_FAULTS
-from adapters.sim.faults import FaultSpec, canonical_kind, check_params, check_supported, fault_help, split_target
+from adapters.sim.cli import (
+    Port,
+    VenueSandboxCommand,
+    at_least,
+    free_ports,
+    sandbox_clock,
+    until_stopped,
+    venue_from_config,
+)
+from adapters.sim.faults import (
+    FaultSpec,
+    FaultTimers,
+    canonical_kind,
+    check_params,
+    check_supported,
+    fault_help,
+    split_target,
+)
 from adapters.sim.faults import parse_fault_spec as parse_spec
 from adapters.sim.market import MarketOptions
-from adapters.sim.sessions import SessionFollower, parse_start, sandbox_start_ns
+from adapters.sim.sessions import SessionFollower
 from adapters.sim.venue import SimVenue
-from engine.clock import NS_PER_S, Clock, ScaledClock, Timer, WallClock
+from engine.clock import Clock
 from engine.model import Instrument, SessionState
+from engine.venue import SandboxLink, SandboxStartError
 
 __all__ = [
     "DEFAULT_BROKER_PORT",
     "DEFAULT_FEED_PORT",
+    "COMMAND",
     "DEFAULT_WEBHOOK_URL",
     "FAULTS",
     "Credentials",
@@ -135,7 +151,7 @@ class Credentials:
         }
 
 
-class SandboxListenError(OSError):
+class SandboxListenError(SandboxStartError, OSError):
     """A server of the sandbox could not listen (the port is taken, the address is not local)."""
 
 
@@ -251,7 +267,8 @@ class PsxSandbox:
         self.broker.fault_router = self._http_fault
         self.follower: SessionFollower | None = None
         self._always_open_state: SessionState | None = None
-        self._handles: list[asyncio.TimerHandle | Timer] = []
+        #: scheduled faults (and a socket drop asked for over HTTP, played after its answer)
+        self._timers = FaultTimers(clock, lambda spec: self.inject(spec.name, **spec.params), log)
         self._started = False
         #: faults injected so far, by kind
         self.faults_injected: Counter[str] = Counter()
@@ -285,16 +302,13 @@ class PsxSandbox:
 
                 self.schedule = SessionSchedule()  # the shipped default profile: the broker document's hours
             self.follower = self.sim.follow_sessions(self.schedule, self.feed.on_session)
-        for fault in self.scheduled_faults:
-            self._arm(fault)
+        self._timers.arm(self.scheduled_faults)
         log.info("psx sandbox: feed %s, broker %s, webhooks to %s", self.feed_url, self.broker_url,
                  self.webhook_url or "nowhere yet")
 
     async def stop(self) -> None:
         """Stop everything this sandbox started. Safe to call twice."""
-        for handle in self._handles:
-            handle.cancel()
-        self._handles.clear()
+        self._timers.cancel()
         self.follower = None  # the venue stops its own follower
         if self._started:
             self._started = False
@@ -410,41 +424,14 @@ class PsxSandbox:
         """``POST /sandbox/faults`` on the broker port. A fault that drops the broker's sockets is
         injected a moment later, so the control request itself still gets its answer."""
         params = check_fault(kind, params)
-        _target, _base, name = _fault_name(kind)
+        target, base, name = _fault_name(kind)
         drops_broker = (name == "drop_sockets" and params.get("target", "both") != "feed") or name in (
             BROKER_PREFIX + "drop_connections", BROKER_PREFIX + "outage",
         )
         if drops_broker:
-            self._handles.append(
-                asyncio.get_running_loop().call_later(float(_HTTP_DROP_DELAY_S), self._inject_logged, kind, params)
-            )
+            self._timers.arm([FaultSpec(base, params, after_s=_HTTP_DROP_DELAY_S, target=target)])
             return {"kind": kind, "in_s": _HTTP_DROP_DELAY_S}
         return self.inject(kind, **params)
-
-    def _inject_logged(self, kind: str, params: dict[str, Any], every_s: Decimal | None = None) -> None:
-        try:
-            self.inject(kind, **params)
-        except Exception:
-            log.exception("psx sandbox: fault %s failed", kind)
-        if every_s is not None and self._started:
-            self._handles.append(
-                asyncio.get_running_loop().call_later(float(every_s), self._inject_logged, kind, params, every_s)
-            )
-
-    def _arm(self, fault: ScheduledFault) -> None:
-        if fault.at_time is None:
-            handle: asyncio.TimerHandle | Timer = asyncio.get_running_loop().call_later(
-                float(fault.after_s), self._inject_logged, fault.name, dict(fault.params), fault.every_s
-            )
-        else:
-            now = self.clock.now()
-            moment = dt.datetime.combine(now.date(), fault.at_time, tzinfo=now.tzinfo)
-            if moment <= now:
-                moment += dt.timedelta(days=1)
-            handle = self.clock.call_at(int(moment.timestamp()) * NS_PER_S + moment.microsecond * 1000,
-                                        self._inject_logged, fault.name, dict(fault.params), fault.every_s)
-        self._handles.append(handle)
-        log.info("psx sandbox: fault scheduled: %s", fault)
 
 
 # --------------------------------------------------------------------------------------------
@@ -461,57 +448,18 @@ def _fault_help() -> str:
                                                           subsequent_indent="      ") for kind, text in servers)])
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="engine sandbox psx",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="One local PSX venue: the PSX Live Feed WebSocket (market data) and the Optimus REST broker "
-        "API with signed webhooks (orders), both backed by ONE paper matching engine with a synthetic market, "
-        "so an order placed over REST trades against the book the feed shows. The broker enforces the "
-        "document's rules (lot 2002, band 2003, market hours 2006, ...) in its error envelope; one session "
-        "schedule (the broker document's hours) drives both servers.",
-        epilog="Two terminals (real time):\n"
-        "  engine sandbox psx [--always-open]          # terminal 1; prints the environment the engine needs\n"
-        "  engine run config.psx-sandbox.yaml          # terminal 2, with those variables exported\n"
-        "One command (a PSX day in about 6.5 minutes):\n"
-        "  engine sandbox psx --run config.psx-sandbox.yaml --speed 60 --report report.json\n\n"
-        "faults (--fault, or POST http://HOST:BROKER_PORT/sandbox/faults {\"kind\": KIND, key: value}):\n"
-        + _fault_help()
-        + "\n\nexit codes: 0 stopped (Ctrl-C, SIGTERM, --duration); 2 bad arguments, a config that does not\n"
-        "load, or a port that cannot be listened on.",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="listen address of both servers (default 127.0.0.1)")
-    parser.add_argument("--feed-port", type=int, default=None, metavar="PORT",
-                        help=f"Live Feed WebSocket port, 0 = any free port (default {DEFAULT_FEED_PORT}; with --run "
-                        "0)")
-    parser.add_argument("--broker-port", type=int, default=None, metavar="PORT",
-                        help=f"Optimus REST port, 0 = any free port (default {DEFAULT_BROKER_PORT}; with --run 0)")
-    parser.add_argument("--webhook-url", default=DEFAULT_WEBHOOK_URL, metavar="URL",
+def _psx_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags only this venue has: its webhook receiver, credentials and broker limits."""
+    parser.add_argument("--webhook-url", type=_http_url, default=DEFAULT_WEBHOOK_URL, metavar="URL",
                         help=f"where the broker POSTs signed webhooks (default {DEFAULT_WEBHOOK_URL}: the Optimus "
                         "adapter's default receiver, so an engine with default options just works)")
-    parser.add_argument("--config", type=Path, metavar="CONFIG",
-                        help="take the instruments (symbols, lots, ticks, previous closes), the session profile and "
-                        "the account (cash, holdings of the optimus venue) from this engine config (default: the "
-                        "broker document's six symbols, MEBL lot 500, its holdings, PKR 10,000,000, its hours)")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the synthetic market (default 42)")
-    parser.add_argument("--no-market", action="store_true",
-                        help="no synthetic market: the books hold only the orders placed through the broker")
-    parser.add_argument("--always-open", action="store_true",
-                        help="continuous trading all the time instead of the session schedule (outside PSX hours)")
-    parser.add_argument("--speed", type=float, default=1.0, metavar="X",
-                        help="run the sandbox day X times faster than real time (default 1 = the wall clock). An "
-                        "engine in another terminal runs at real time, so use X > 1 with --run (the engine "
-                        "shares this clock) or for a sandbox alone")
-    parser.add_argument("--start", metavar="YYYY-MM-DDTHH:MM",
-                        help="sandbox time at start, Asia/Karachi (default: now; with --speed > 1, five minutes "
-                        "before the next session)")
     parser.add_argument("--feed-token-env", default=ENV_NAMES["feed_token"], metavar="NAME",
                         help="environment variable holding the accepted Live Feed token (default PSX_FEED_TOKEN); "
                         "unset: a token is generated and printed")
     parser.add_argument("--feed-token-file", type=Path, metavar="FILE",
                         help="file of accepted feed tokens, one a line (instead of the variable); created with a "
                         "random token (mode 600) if missing")
-    parser.add_argument("--max-connections", type=int, default=DOCUMENT_CONNECTION_LIMIT, metavar="N",
+    parser.add_argument("--max-connections", type=at_least(1), default=DOCUMENT_CONNECTION_LIMIT, metavar="N",
                         help=f"concurrent feed connections per token (the document: {DOCUMENT_CONNECTION_LIMIT})")
     parser.add_argument("--username-env", default=ENV_NAMES["username"], metavar="NAME",
                         help="environment variable holding the broker login (default OPTIMUS_USERNAME); unset: "
@@ -534,42 +482,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="broker trading requests per second per user (document: 100; over it: 3001)")
     parser.add_argument("--cash", type=Decimal, default=None, metavar="PKR",
                         help="broker cash balance at start (default: the config's account, else 10000000)")
-    parser.add_argument("--fault", action="append", default=[], metavar="SPEC", type=_fault_arg,
-                        help="inject a fault on a schedule; repeatable. SPEC = KIND[@WHEN[/EVERY]][,key=value...]: "
-                        "WHEN = seconds after start (default 0) or HH:MM[:SS] on the sandbox clock; EVERY = repeat "
-                        "every so many seconds. E.g. drop_sockets@30/60, 5xx@10,count=3, expire_tokens@10:15, "
-                        "badframe@5/10,frame=deep,count=50")
-    parser.add_argument("--duration", type=float, default=0, metavar="S",
-                        help="stop after S real seconds (default 0 = run until Ctrl-C; with --run, until the "
-                        "config's last trading day ends)")
-    parser.add_argument("--log-level", default=None, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-                        help="log level (default INFO; with --run the config's logging.level)")
-    one = parser.add_argument_group(
-        "one command: venue and engine in one process on one clock",
-        "--run CONFIG runs the engine on CONFIG against this sandbox: one process, one clock, so --speed 60 "
-        "runs a whole PSX day in about 6.5 minutes through the real Optimus and Live Feed adapters. The "
-        "sandbox takes instruments, sessions and account from CONFIG (unless --config says otherwise) and "
-        "listens on any free ports; the config's optimus and psx_feed options are pointed at it and at its "
-        "credentials in memory (the file is not changed). The account starts fresh: an earlier journal is "
-        "moved aside, nothing deleted. Exit codes as engine run: 0 done, 1 the engine refused to start.",
-    )
-    one.add_argument("--run", type=Path, metavar="CONFIG",
-                     help="run the engine on this config in the same process (e.g. config.psx-sandbox.yaml)")
-    one.add_argument("--report", type=Path, metavar="FILE", help="with --run: write the run's JSON report here")
-    one.add_argument("--html", type=Path, metavar="FILE", help="with --run: write the page of the day here")
-    one.add_argument("--journal", type=Path, metavar="FILE",
-                     help="with --run: the engine's journal (default: the config's journal.path)")
-    return parser
 
 
-def _fault_arg(text: str) -> ScheduledFault:
-    try:
-        return parse_fault_spec(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _http_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError("must be an http(s) URL")
+    return text
 
 
-class SandboxSetupError(Exception):
+class SandboxSetupError(SandboxStartError):
     """Exit 2 with this message."""
 
 
@@ -578,31 +499,6 @@ def _secret(env: str, file: Path | None, what: str, default: Callable[[], str]) 
         return sandbox_secret(env, file, what, default)
     except MissingSecret as exc:
         raise SandboxSetupError(str(exc)) from None
-
-
-def _from_config(path: Path) -> tuple[list[Instrument], Any, dict[str, Any], dict[str, Any]]:
-    """Instruments, session schedule, account and the raw venues of an engine config."""
-    from engine.config import load_config
-    from engine.errors import ConfigError
-    from engine.sessions import SessionSchedule
-
-    try:
-        loaded = load_config(path)
-    except ConfigError as exc:
-        raise SandboxSetupError(f"--config {path}: {exc}") from None
-    except OSError as exc:
-        raise SandboxSetupError(f"--config {path}: {exc.strerror or exc}") from None
-    cfg = loaded.config
-    seen: dict[str, Instrument] = {}
-    for entry in cfg.instruments:
-        seen.setdefault(entry.symbol, entry.to_instrument())
-    venues = loaded.data.get("venues") or {}
-    account: dict[str, Any] = {}
-    chosen = next((name for name, v in cfg.venues.items() if v.adapter == "optimus"), next(iter(cfg.venues), None))
-    if chosen is not None:
-        acct = cfg.venues[chosen].account
-        account = {"cash": acct.cash, "holdings": dict(acct.holdings)}
-    return list(seen.values()), SessionSchedule(cfg.sessions), account, venues
 
 
 def _config_mismatches(venues: Mapping[str, Any], psx: PsxSandbox) -> list[str]:
@@ -671,9 +567,8 @@ def setup_from_args(args: argparse.Namespace) -> SandboxSetup:
     account: dict[str, Any] = {}
     venues: dict[str, Any] = {}
     if args.config is not None:
-        instruments, schedule, account, venues = _from_config(args.config)
-        if not instruments:
-            raise SandboxSetupError(f"--config {args.config}: no instruments")
+        taken = venue_from_config(args.config, "optimus")
+        instruments, schedule, account, venues = taken.instruments, taken.schedule, taken.account, taken.venues
     if schedule is None:
         from engine.sessions import SessionSchedule
 
@@ -690,12 +585,7 @@ def setup_from_args(args: argparse.Namespace) -> SandboxSetup:
         tuple(used["feed_token"].value.splitlines()), used["username"].value.splitlines()[0],
         used["password"].value.splitlines()[0], used["webhook_secret"].value.splitlines()[0].encode(),
     )
-    if args.speed == 1 and not args.start:
-        clock: Clock = WallClock()
-        clock_text = "wall (real time)"
-    else:
-        clock = ScaledClock(sandbox_start_ns(args.start, args.speed, args.always_open, schedule), args.speed)
-        clock_text = f"scaled x{args.speed:g} from {clock.now():%Y-%m-%d %H:%M:%S} Asia/Karachi"
+    clock, clock_text = sandbox_clock(args, schedule)
     cash = args.cash if args.cash is not None else account.get("cash", Decimal(10_000_000))
     psx = PsxSandbox(
         clock=clock, instruments=instruments, credentials=credentials, host=args.host, feed_port=args.feed_port,
@@ -718,67 +608,89 @@ def stopped_line(psx: PsxSandbox) -> str:
 async def _serve(args: argparse.Namespace) -> int:
     setup = setup_from_args(args)
     psx = setup.psx
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     async with psx:
         print(_banner(psx, setup.secrets_used, setup.clock_text), flush=True)
         for problem in _config_mismatches(setup.venues, psx):
             print(f"psx sandbox: warning: the config points elsewhere: {problem}", flush=True)
-        if args.duration > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), args.duration)
-        else:
-            await stop.wait()
+        await until_stopped(args.duration)
     print(stopped_line(psx), flush=True)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``engine sandbox psx ARGS``: run the combined venue until Ctrl-C (exit 0); exit 2 for bad
-    arguments, a config that does not load, or a port that cannot be listened on."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    # alone, the ports the shipped config names; with an engine in process, any free ports
-    if args.feed_port is None:
-        args.feed_port = 0 if args.run else DEFAULT_FEED_PORT
-    if args.broker_port is None:
-        args.broker_port = 0 if args.run else DEFAULT_BROKER_PORT
-    if args.run is None:
-        for flag in ("report", "html", "journal"):
-            if getattr(args, flag) is not None:
-                parser.error(f"--{flag} needs --run CONFIG (it is about the engine's run)")
-    elif args.config is None:
-        args.config = args.run  # the venue serves the instruments, sessions and account the engine trades
-    for name in ("feed_port", "broker_port"):
-        if not 0 <= getattr(args, name) <= 65535:
-            parser.error(f"--{name.replace('_', '-')} must be 0-65535")
-    if args.speed <= 0:
-        parser.error("--speed must be positive")
-    if args.max_connections < 1:
-        parser.error("--max-connections must be at least 1")
-    if not args.webhook_url.startswith(("http://", "https://")):
-        parser.error("--webhook-url must be an http(s) URL")
-    if args.start:
-        try:
-            parse_start(args.start)
-        except ValueError:
-            parser.error(f"--start {args.start!r}: expected YYYY-MM-DDTHH:MM")
-    if args.run is not None:
-        from adapters.psx.run import run_with_engine
+def engine_link(psx: PsxSandbox, setup: SandboxSetup, names: Mapping[str, str]) -> SandboxLink:
+    """What an engine in this process needs of ``psx``: the Optimus and Live Feed options that
+    point at it, its credentials under the variables ``names`` (the ``--*-env`` flags), and the
+    webhook receiver's address asked of the engine's Optimus adapter at each delivery."""
+    creds = psx.credentials
+    secret_files = dict.fromkeys(("username_file", "password_file", "webhook_secret_file"))
+    options = {
+        "optimus": {**secret_files, "base_url": psx.broker_url, "webhook_listen": f"{psx.host}:0",
+                    "username_env": names["username"], "password_env": names["password"],
+                    "webhook_secret_env": names["webhook_secret"]},
+        "psx_feed": {"token_file": None, "url": psx.feed_url, "token_env": names["feed_token"]},
+    }
+    # the username is a login, not a secret: logs keep the word "sandbox"
+    environment = {setup.secrets_used[key].env: setup.secrets_used[key].value.splitlines()[0] for key in names}
+    return SandboxLink(
+        clock=psx.clock, adapter_options=options, environment=environment,
+        secret_values=frozenset({*creds.feed_tokens, creds.password, creds.webhook_secret.decode()}),
+        order_adapter="optimus", attach=lambda broker: psx.deliver_webhooks_to(lambda: broker.webhook_url),
+        description=f"psx sandbox: live feed {psx.feed_url}, optimus broker {psx.broker_url}, clock "
+        f"{setup.clock_text}",
+        stopped=lambda: stopped_line(psx),
+    )
 
-        return run_with_engine(args)
-    logging.basicConfig(level=args.log_level or "INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore"):  # one INFO line per webhook delivery otherwise
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    try:
-        return asyncio.run(_serve(args))
-    except KeyboardInterrupt:
-        return 0
-    except (SandboxListenError, SandboxSetupError) as exc:
-        print(f"engine sandbox psx: {exc}", file=sys.stderr)
-        return 2
+
+@contextlib.asynccontextmanager
+async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[SandboxLink]:
+    free_ports(args, COMMAND.ports)
+    args.config = args.config or config  # the venue serves the instruments, sessions and account traded
+    args.webhook_url = None  # until the engine's receiver listens (SandboxLink.attach)
+    setup = setup_from_args(args)
+    names = {key: getattr(args, f"{key}_env") for key in ENV_NAMES}
+    async with setup.psx:
+        yield engine_link(setup.psx, setup, names)
+
+
+COMMAND = VenueSandboxCommand(
+    name="psx",
+    description="One local PSX venue: the PSX Live Feed WebSocket (market data) and the Optimus REST broker "
+    "API with signed webhooks (orders), both backed by ONE paper matching engine with a synthetic market, "
+    "so an order placed over REST trades against the book the feed shows. The broker enforces the "
+    "document's rules (lot 2002, band 2003, market hours 2006, ...) in its error envelope; one session "
+    "schedule (the broker document's hours) drives both servers.",
+    epilog="Two terminals (real time):\n"
+    "  engine sandbox psx [--always-open]          # terminal 1; prints the environment the engine needs\n"
+    "  engine run config.psx-sandbox.yaml          # terminal 2, with those variables exported\n"
+    "One command (a PSX day in about 6.5 minutes):\n"
+    "  engine sandbox psx --run config.psx-sandbox.yaml --speed 60 --report report.json\n\n"
+    "Faults also on request: POST http://HOST:BROKER_PORT/sandbox/faults {\"kind\": KIND, key: value}.",
+    ports=(Port("feed-port", DEFAULT_FEED_PORT, "Live Feed WebSocket"), Port("broker-port", DEFAULT_BROKER_PORT,
+                                                                                "Optimus REST")),
+    add_arguments=_psx_arguments,
+    parse_fault=parse_fault_spec,  # the fault hook: adapters/sim/faults.py's parser replaces it
+    fault_syntax="SPEC = KIND[@WHEN[/EVERY]][,key=value...]: WHEN = seconds after start (default 0) or HH:MM[:SS] "
+    "on the sandbox clock; EVERY = repeat every so many seconds. E.g. drop_sockets@30/60, 5xx@10,count=3, "
+    "expire_tokens@10:15, badframe@5/10,frame=deep,count=50",
+    fault_help=_fault_help,
+    serve_async=_serve,
+    start=_start,
+    seed=42,
+    config_help="take the instruments (symbols, lots, ticks, previous closes), the session profile and the account "
+    "(cash, holdings of the optimus venue) from this engine config (default: the broker document's six symbols, "
+    "MEBL lot 500, its holdings, PKR 10,000,000, its hours)",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The flags of ``engine sandbox psx`` (those of every sandbox and this venue's own)."""
+    return COMMAND.build_parser()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m adapters.psx.sandbox ARGS``: run the combined venue until Ctrl-C (exit 0); exit
+    2 for bad arguments, a config that does not load, or a port that cannot be listened on."""
+    return COMMAND.main(argv)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """PSX Live Feed sandbox: a local WebSocket server that speaks the Live Feed wire format (VENUES.md
-3.5, PSX-1), backed by the paper venue's matching engine and synthetic market.
+3.5, PSX-1), backed by the simulated venue (:class:`adapters.sim.venue.SimVenue`: matching engine and
+synthetic market).
 
-It takes market events through sink-shaped methods (``on_book``, ``on_trade``,
-``on_instrument_status``, plus ``on_session`` for the market phase), so one
-:class:`~adapters.paper.adapter.PaperAdapter` can feed it (and, through a fan-out, the Optimus
-sandbox too). It enforces what the document says of the server: a bearer token (header or query
-parameter), the access level of each path, and at most 2 connections per token.
+It takes market events as a listener of the simulated venue (``on_book``, ``on_trade``,
+``on_instrument_status``, plus ``on_session`` for the market phase), so one venue can feed it and
+the Optimus sandbox together (``engine sandbox psx``). It enforces what the document says of the
+server: a bearer token (header or query parameter), the access level of each path, and at most 2 connections per token.
 
 It writes its messages itself from the engine model, not through the client's codec
 (ARCHITECTURE principle 5): a field the adapter misreads shows up as a failing test instead of
@@ -44,13 +44,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
 import secrets
 import sys
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from decimal import Decimal
 from http import HTTPStatus
 from pathlib import Path
@@ -65,23 +66,38 @@ from adapters.kit.credentials import MissingSecret, sandbox_secret
 from adapters.kit.wirejson import Reader
 from adapters.psx_feed.adapter import REDACT
 from adapters.sim.badframes import HUGE_NUMBER, bad_frame
-from adapters.sim.faults import canonical_kind, check_params, check_supported
-from adapters.sim.sessions import SessionFollower, always_open_state, sandbox_start_ns
+from adapters.sim.cli import (
+    Port,
+    VenueSandboxCommand,
+    at_least,
+    free_ports,
+    sandbox_clock,
+    until_stopped,
+    venue_from_config,
+)
+from adapters.sim.faults import (
+    FaultTimers,
+    canonical_kind,
+    check_params,
+    check_supported,
+    fault_help,
+    spec_reader,
+)
+from adapters.sim.sessions import SessionFollower
 from engine.clock import NS_PER_S, Clock
 from engine.model import (
     Book,
     BookUpdate,
-    Fill,
     Instrument,
     InstrumentStatus,
-    OrderUpdate,
     Phase,
     SessionState,
     Side,
     Trade,
 )
+from engine.venue import SandboxLink, SandboxStartError
 
-__all__ = ["FAULTS", "SUPPORTED_FAULTS", "FeedServer", "SessionFollower", "main", "paper_order_source"]
+__all__ = ["COMMAND", "FAULTS", "SUPPORTED_FAULTS", "FeedServer", "SessionFollower", "main", "paper_order_source"]
 
 log = logging.getLogger("engine.psx_feed.sandbox")
 #: what clients send is read as the adapter reads the venue: one bounded, exact reader (adapters.kit.wirejson)
@@ -419,16 +435,6 @@ class FeedServer:
         body = self._market_status(self.clock.now_ns())
         for client in self._clients.values():
             self._push(client, body)
-
-    # the paper venue also reports our own orders and its link: not the feed's business
-    def on_order_update(self, update: OrderUpdate) -> None:
-        return None
-
-    def on_fill(self, fill: Fill) -> None:
-        return None
-
-    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
-        return None
 
     # ---- messages ------------------------------------------------------------------------
     def _market_status(self, ts: int) -> str:
@@ -859,120 +865,137 @@ DEFAULT_INSTRUMENTS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="psx-feed-sandbox",
-        description="A local PSX Live Feed WebSocket server backed by the paper venue's matching engine and "
-        "synthetic market. Faults on request: GET http://HOST:PORT/sandbox/fault?kind=KIND (drop, drop_mid_frame, "
-        "truncate, garbage, stall&seconds=S, gap&count=N, expire_token, add_token&token=T, refuse&seconds=S, "
-        "burst&count=N, badframe&frame=type_list|deep|huge_number|binary|truncated|huge&count=N); "
-        "GET /sandbox/status.",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="listen port, 0 = any free port (default 8765)")
+def _feed_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags only this venue has: its tokens and the connection limit."""
     parser.add_argument("--token-env", default="PSX_FEED_TOKEN", metavar="NAME",
-                        help="environment variable holding the accepted token (default PSX_FEED_TOKEN)")
+                        help="environment variable holding the accepted token (default PSX_FEED_TOKEN); unset: a "
+                        "token is generated and printed")
     parser.add_argument("--token-file", type=Path, metavar="FILE",
                         help="file of accepted tokens, one a line; created with a random token if missing")
-    parser.add_argument("--max-connections", type=int, default=DOCUMENT_CONNECTION_LIMIT, metavar="N",
-                        help="concurrent connections per token (the document: 2)")
-    parser.add_argument("--config", type=Path, metavar="CONFIG",
-                        help="take the instruments from this engine config (default: the broker document's six)")
-    parser.add_argument("--speed", type=float, default=1.0, metavar="X",
-                        help="run the sandbox day X times faster than real time (default 1)")
-    parser.add_argument("--start", metavar="YYYY-MM-DDTHH:MM",
-                        help="sandbox time at start, Asia/Karachi (default: now; with --speed > 1, five minutes "
-                        "before the next session)")
-    parser.add_argument("--always-open", action="store_true", help="continuous trading all the time (no schedule)")
-    parser.add_argument("--no-market", action="store_true", help="no synthetic market: the books stay empty")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the synthetic market")
-    parser.add_argument("--duration", type=float, default=0, metavar="S", help="stop after S seconds (0 = never)")
-    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-    return parser
+    parser.add_argument("--max-connections", type=at_least(1), default=DOCUMENT_CONNECTION_LIMIT, metavar="N",
+                        help=f"concurrent connections per token (the document: {DOCUMENT_CONNECTION_LIMIT})")
 
 
-def _tokens(args: argparse.Namespace) -> list[str]:
+def _tokens(args: argparse.Namespace, announce: bool = True) -> list[str]:
+    """The accepted tokens: the file's (created with a random one if missing), the variable's, or
+    a generated one (printed when ``announce``: how the user of a sandbox alone learns it)."""
     try:
         token = sandbox_secret(args.token_env, args.token_file, "feed token", lambda: secrets.token_urlsafe(24))
     except MissingSecret as exc:
-        raise SystemExit(f"psx feed sandbox: {exc}") from None
+        raise SandboxStartError(f"psx feed sandbox: {exc}") from None
     if token.source == "written":
         print(f"psx feed sandbox: wrote a new token to {args.token_file}", flush=True)
-    elif token.source == "generated":
+    elif token.source == "generated" and announce:
         # a throwaway token for a local sandbox: printing it is how the user learns it
         print(f"psx feed sandbox: no ${args.token_env} set; accepting the generated token {token.value}", flush=True)
     return token.value.splitlines()
 
 
-def _instruments(args: argparse.Namespace) -> list[Instrument]:
+def _instruments(args: argparse.Namespace) -> tuple[list[Instrument], Any]:
+    """The instruments and session schedule: --config's, else the broker document's."""
     if args.config is None:
-        return [Instrument(s, "PSX", previous_close=Decimal(p)) for s, p in DEFAULT_INSTRUMENTS]
-    from engine.config import load_config
+        from engine.sessions import SessionSchedule
 
-    seen: dict[str, Instrument] = {}
-    for entry in load_config(args.config).config.instruments:
-        seen.setdefault(entry.symbol, entry.to_instrument())
-    return list(seen.values())
+        return [Instrument(s, "PSX", previous_close=Decimal(p)) for s, p in DEFAULT_INSTRUMENTS], SessionSchedule()
+    taken = venue_from_config(args.config, "psx_feed")
+    return taken.instruments, taken.schedule
 
 
-def _start_ns(args: argparse.Namespace, schedule: Any) -> int | None:
-    return sandbox_start_ns(args.start, args.speed, args.always_open, schedule)
-
-
-async def _serve(args: argparse.Namespace) -> None:
-    from adapters.paper.adapter import PaperAdapter, PaperOptions
+@contextlib.asynccontextmanager
+async def _feed(args: argparse.Namespace, tokens: list[str]) -> AsyncIterator[FeedServer]:
+    """The server on the simulated venue, following the session schedule (or always open), playing
+    the scheduled ``--fault`` specs."""
     from adapters.sim.market import MarketOptions
-    from engine.clock import ScaledClock
-    from engine.sessions import SessionSchedule
+    from adapters.sim.venue import SimVenue
 
-    schedule = SessionSchedule()
-    clock = ScaledClock(_start_ns(args, schedule), args.speed)
-    instruments = _instruments(args)
-    server = FeedServer(instruments, clock, _tokens(args), host=args.host, port=args.port,
+    instruments, schedule = _instruments(args)
+    clock, _text = sandbox_clock(args, schedule)
+    server = FeedServer(instruments, clock, tokens, host=args.host, port=args.port,
                         max_connections_per_token=args.max_connections)
-    paper = PaperAdapter("PSX", PaperOptions(market=MarketOptions(enabled=not args.no_market)), instruments, clock,
-                         server, seed=args.seed)
-    server.order_source = paper_order_source(paper)
-    await server.start()
-    await paper.connect()
-    paper.subscribe([i.symbol for i in instruments])
-    follower: SessionFollower | None = None
-    if args.always_open:
-        state = always_open_state(clock)
-        paper.on_session(state)
-        server.on_session(state)
-    else:
-        follower = SessionFollower(schedule, clock, (paper.on_session, server.on_session))
-        follower.start()
-    print(f"psx feed sandbox listening on {server.url} (paths {', '.join(LEVEL_OF_PATH)}); "
-          f"faults: GET http://{args.host}:{server.port}/sandbox/fault?kind=drop", flush=True)
+    # the one simulated exchange (adapters/sim/venue.py); the feed listens to its book and tape
+    sim = SimVenue("PSX", instruments, clock, market=MarketOptions(enabled=not args.no_market),
+                   cancel_on_disconnect=False, seed=args.seed, listeners=(server,))
+    server.order_source = paper_order_source(sim)
     try:
-        if args.duration > 0:
-            await asyncio.sleep(args.duration)
-        else:
-            await asyncio.Event().wait()
+        await server.start()
+    except OSError as exc:
+        raise SandboxStartError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    sim.start()
+    sim.subscribe_book([i.symbol for i in instruments])
+    if args.always_open:
+        sim.always_open(server.on_session)
+    else:
+        sim.follow_sessions(schedule, server.on_session)
+    faults = FaultTimers(clock, lambda spec: server.inject(spec.kind, **spec.params), log)
+    faults.arm(args.fault)
+    try:
+        yield server
     finally:
-        if follower is not None:
-            follower.stop()
-        await paper.close()
+        faults.cancel()
+        sim.stop()  # stops its session follower too
         await server.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``psx-feed-sandbox`` (the lead wires it as part of ``engine sandbox psx``)."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.max_connections < 1:
-        print("psx-feed-sandbox: --max-connections must be at least 1", file=sys.stderr)
-        return 2
-    try:
-        asyncio.run(_serve(args))
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        print(f"psx-feed-sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
+def _stopped_line(server: FeedServer) -> str:
+    return f"psx feed sandbox: stopped; {json.dumps({k: v for k, v in server.stats.items() if v})}"
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    async with _feed(args, _tokens(args)) as server:
+        print(f"psx feed sandbox listening on {server.url} (paths {', '.join(LEVEL_OF_PATH)}); "
+              f"faults: GET http://{args.host}:{server.port}/sandbox/fault?kind=drop", flush=True)
+        await until_stopped(args.duration)
+    print(_stopped_line(server), flush=True)
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[SandboxLink]:
+    free_ports(args, COMMAND.ports)
+    args.config = args.config or config
+    tokens = _tokens(args, announce=False)
+    async with _feed(args, tokens) as server:
+        yield SandboxLink(
+            clock=server.clock,
+            adapter_options={"psx_feed": {"url": server.url, "token_env": args.token_env, "token_file": None}},
+            environment={args.token_env: tokens[0]}, secret_values=frozenset(tokens),
+            description=f"psx feed sandbox: {server.url}, clock {server.clock.describe()}",
+            stopped=lambda: _stopped_line(server),
+        )
+
+
+def _fault_help() -> str:
+    return (fault_help(SUPPORTED_FAULTS)
+            + "\n  on request too: GET http://HOST:PORT/sandbox/fault?kind=KIND&key=value...; GET /sandbox/status")
+
+
+COMMAND = VenueSandboxCommand(
+    name="psx_feed",
+    description="A local PSX Live Feed WebSocket server (market data only) on the simulated venue "
+    "(adapters/sim/venue.py: matching engine and synthetic market); engine sandbox psx serves it together "
+    "with the Optimus broker.",
+    ports=(Port("port", 8765, "WebSocket"),),
+    add_arguments=_feed_arguments,
+    parse_fault=spec_reader("psx_feed", SUPPORTED_FAULTS),
+    fault_syntax="SPEC = KIND[@WHEN[/EVERY]][,key=value...] of the one vocabulary (below), e.g. drop@30/60, "
+    "gap@10,count=3, badframe@5/10,frame=deep",
+    fault_help=_fault_help,
+    serve_async=_serve,
+    start=_start,
+    seed=42,
+    config_help="take the instruments and the session profile from this engine config (default: the broker "
+    "document's six symbols and hours)",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The flags of ``engine sandbox psx_feed`` (those of every sandbox and this venue's own)."""
+    return COMMAND.build_parser()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m adapters.psx_feed.sandbox ARGS``: the feed alone until Ctrl-C or --duration."""
+    return COMMAND.main(argv)
 
 
 if __name__ == "__main__":

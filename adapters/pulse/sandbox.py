@@ -46,15 +46,15 @@ import hashlib
 import hmac
 import itertools
 import json
-import logging
 import re
 import secrets
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any, ClassVar
 
 import anyio
@@ -64,13 +64,15 @@ from websockets.exceptions import ConnectionClosed
 from adapters.kit.credentials import sandbox_secret
 from adapters.kit.wirejson import Reader, WireError
 from adapters.pulse.wirelog import sandbox_log, sandbox_wire_log
-from adapters.sim.badframes import BAD_FRAME_KINDS, HUGE_NUMBER, bad_frame, check_kind
+from adapters.sim.badframes import HUGE_NUMBER, bad_frame, check_kind
+from adapters.sim.cli import Port, VenueSandboxCommand, free_ports, sandbox_clock, until_stopped, venue_from_config
 from adapters.sim.faults import (
     FAULT_KINDS,
     FaultSpec,
     canonical_kind,
     check_params,
     check_supported,
+    fault_help,
     parse_fault_spec,
 )
 from adapters.sim.market import MarketOptions, SymbolMarket
@@ -88,8 +90,9 @@ from adapters.sim.matching import (
 from engine.clock import Clock, WallClock
 from engine.model import Instrument, OrderType, Phase, Side, TimeInForce
 from engine.rejects import Reject
+from engine.venue import SandboxLink, SandboxStartError
 
-__all__ = ["SUPPORTED_FAULTS", "FaultSpec", "PulseSandbox", "SandboxInstrument", "main", "parse_fault",
+__all__ = ["COMMAND", "SUPPORTED_FAULTS", "FaultSpec", "PulseSandbox", "SandboxInstrument", "main", "parse_fault",
            "parse_instrument"]
 
 log = sandbox_log  # "engine.pulse.sandbox"; it and the websockets server's log never show a credential
@@ -1576,71 +1579,142 @@ def _cancel_reason(reason: str) -> str:
 # Command line (``engine sandbox pulse``)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="engine sandbox pulse",
-        description="Run a local Pulse API v2 venue (JSON-RPC over WebSocket at /ws/api/v2) on the paper "
-        "matching engine, with a synthetic market, MMP, cancel-on-disconnect, heartbeats and faults.",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="listen port; 0 picks a free one (default 8765)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic market (default 0)")
-    parser.add_argument("--instruments", nargs="+", default=None, metavar="NAME[=MID[:TICK[:STEP]]]",
-                        help="listed instruments (default BTC_USD-PERPETUAL=50000:0.5:10 "
+def _instrument_arg(text: str) -> SandboxInstrument:
+    try:
+        return parse_instrument(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _pulse_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags only this venue has: instruments, market pace, the account's credentials, token
+    lifetime, heartbeats, channels it does not offer and the test methods."""
+    parser.add_argument("--instruments", nargs="+", type=_instrument_arg, default=None,
+                        metavar="NAME[=MID[:TICK[:STEP]]]",
+                        help="listed instruments (default: --config's, else BTC_USD-PERPETUAL=50000:0.5:10 "
                         "ETH_USD-PERPETUAL=3000:0.05:1)")
-    parser.add_argument("--no-market", action="store_true",
-                        help="no background liquidity: the book holds client orders only")
-    parser.add_argument("--step-interval", type=Decimal, default=Decimal("0.5"),
+    parser.add_argument("--step-interval", type=Decimal, default=Decimal("0.5"), metavar="S",
                         help="mean seconds between background market steps (default 0.5)")
-    parser.add_argument("--flow-interval", type=Decimal, default=Decimal(5),
+    parser.add_argument("--flow-interval", type=Decimal, default=Decimal(5), metavar="S",
                         help="mean seconds between aggressive background orders (default 5)")
     parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID,
                         help=f"the account's client_id (default {DEFAULT_CLIENT_ID})")
-    parser.add_argument("--client-secret-env", default=DEFAULT_SECRET_ENV,
+    parser.add_argument("--client-secret-env", default=DEFAULT_SECRET_ENV, metavar="NAME",
                         help=f"environment variable holding the account's client_secret (default {DEFAULT_SECRET_ENV}; "
-                        f"unset: the public test secret {DEFAULT_SECRET!r})")
-    parser.add_argument("--token-ttl", type=float, default=900.0, help="access token lifetime in seconds (default 900)")
-    parser.add_argument("--min-heartbeat", type=float, default=10.0,
+                        f"unset: the public test secret {DEFAULT_SECRET!r}, or with --run a generated one)")
+    parser.add_argument("--token-ttl", type=float, default=900.0, metavar="S",
+                        help="access token lifetime in real seconds (default 900; the adapter times its refresh on "
+                        "the real clock, so a faster --speed does not shorten it)")
+    parser.add_argument("--min-heartbeat", type=float, default=10.0, metavar="S",
                         help="smallest public/set_heartbeat interval accepted, seconds (default 10)")
-    parser.add_argument("--fault", action="append", default=[], metavar="SPEC",
-                        help="drop@S | stall@S:SECONDS | gap@S[:INSTRUMENT] | error@S:METHOD[:CODE[:COUNT]] | "
-                        "garbage@S | badframe@S:FRAME[:COUNT] (S = seconds after start; FRAME = "
-                        f"{'|'.join(BAD_FRAME_KINDS)}: hostile frames the client must drop and count); repeatable")
     parser.add_argument("--refuse-channel", action="append", default=[], metavar="PATTERN",
                         help="a channel this venue does not offer (fnmatch pattern, e.g. 'trades.*' as in the "
                         "document, which has no public trades channel); left out of subscribe results; repeatable")
     parser.add_argument("--test-methods", action="store_true",
                         help="enable the sandbox/* methods (fault, place, blast_book) for tests and benchmarks")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        instruments = [parse_instrument(t) for t in args.instruments] if args.instruments else list(DEFAULT_INSTRUMENTS)
-        faults = [parse_fault(t) for t in args.fault]
-    except ValueError as exc:
-        parser.error(str(exc))
-    secret = sandbox_secret(args.client_secret_env, None, "client secret", lambda: DEFAULT_SECRET).value
+
+
+def _fault_help() -> str:
+    return (fault_help(SUPPORTED_FAULTS)
+            + '\n  on request too (with --test-methods): {"method": "sandbox/fault", "params": {"kind": KIND, ...}}')
+
+
+def _sandbox_from_args(args: argparse.Namespace, secret: str) -> PulseSandbox:
+    """The venue the flags describe, on the clock of ``--speed``/``--start`` (Pulse trades 24/7)."""
+    instruments: list[SandboxInstrument] = list(DEFAULT_INSTRUMENTS)
+    balance = Decimal(1_000_000)
+    if args.config is not None:
+        taken = venue_from_config(args.config, "pulse")
+        instruments = [SandboxInstrument(i.symbol, i.previous_close, i.tick_size, i.lot_size)
+                       for i in taken.instruments]
+        balance = taken.account.get("cash", balance)
+    if args.instruments:
+        instruments = list(args.instruments)
+    args.always_open = True  # no session schedule: the clock starts now, or at --start
+    clock, _text = sandbox_clock(args)
     market = MarketOptions(enabled=not args.no_market, step_interval_s=args.step_interval,
                            aggressive_interval_s=args.flow_interval, size_unit_shares=1)
-    sandbox = PulseSandbox(
+    return PulseSandbox(
         instruments, host=args.host, port=args.port, seed=args.seed, market=market,
-        credentials={args.client_id: secret}, token_ttl_s=args.token_ttl, min_heartbeat_s=args.min_heartbeat,
-        faults=faults, test_methods=args.test_methods, refuse_channels=args.refuse_channel,
+        credentials={args.client_id: secret}, token_ttl_s=args.token_ttl * args.speed,
+        min_heartbeat_s=args.min_heartbeat, faults=args.fault, test_methods=args.test_methods,
+        refuse_channels=args.refuse_channel, clock=clock, balance=balance,
     )
 
-    async def run() -> None:
-        async with sandbox:
-            print(f"pulse sandbox listening on {sandbox.url}", flush=True)
-            await anyio.sleep_forever()
 
+def _stopped_line(sandbox: PulseSandbox) -> str:
+    return f"pulse sandbox: stopped; {json.dumps({k: v for k, v in sandbox.counters.items() if v})}"
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    sandbox = _sandbox_from_args(args, sandbox_secret(args.client_secret_env, None, "client secret",
+                                                      lambda: DEFAULT_SECRET).value)
     try:
-        anyio.run(run)
-    except KeyboardInterrupt:
-        return 0
+        await sandbox.__aenter__()
     except OSError as exc:
-        print(f"pulse sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 2
+        raise SandboxStartError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    try:
+        print(f"pulse sandbox listening on {sandbox.url}", flush=True)
+        await until_stopped(args.duration)
+    finally:
+        await sandbox.__aexit__(None, None, None)
+    print(_stopped_line(sandbox), flush=True)
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[SandboxLink]:
+    free_ports(args, COMMAND.ports)
+    args.config = args.config or config
+    # nobody but the engine in this process logs in: a secret of its own, unless one is set
+    secret = sandbox_secret(args.client_secret_env, None, "client secret", lambda: secrets.token_urlsafe(24)).value
+    sandbox = _sandbox_from_args(args, secret)
+    try:
+        await sandbox.__aenter__()
+    except OSError as exc:
+        raise SandboxStartError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    try:
+        yield SandboxLink(
+            clock=sandbox.clock,
+            adapter_options={"pulse": {"url": sandbox.url, "client_id": args.client_id, "client_id_env": None,
+                                       "client_secret_env": args.client_secret_env, "client_secret_file": None}},
+            environment={args.client_secret_env: secret}, secret_values=frozenset({secret}), order_adapter="pulse",
+            description=f"pulse sandbox: {sandbox.url}, clock {sandbox.clock.describe()}",
+            stopped=lambda: _stopped_line(sandbox),
+        )
+    finally:
+        await sandbox.__aexit__(None, None, None)
+
+
+COMMAND = VenueSandboxCommand(
+    name="pulse",
+    description="Run a local Pulse API v2 venue (JSON-RPC over WebSocket at /ws/api/v2) on the paper "
+    "matching engine, with a synthetic market, MMP, cancel-on-disconnect, heartbeats and faults. Pulse "
+    "trades 24/7: the venue is always in continuous trading.",
+    epilog="Two terminals (real time):\n"
+    "  engine sandbox pulse                        # terminal 1\n"
+    "  PULSE_CLIENT_SECRET=sandbox-secret engine run config.pulse-sandbox.yaml   # terminal 2\n"
+    "One command:\n"
+    "  engine sandbox pulse --run config.pulse-sandbox.yaml --speed 60 --duration 30 --report report.json",
+    ports=(Port("port", 8765, "WebSocket"),),
+    add_arguments=_pulse_arguments,
+    parse_fault=parse_fault,
+    fault_syntax="SPEC = KIND[@S[/EVERY]][,key=value...] of the one vocabulary (below; S = seconds after start, "
+    "Pulse trades 24/7 so no time of day), or Pulse's short form KIND@S:ARG[:ARG...], e.g. stall@5:2.5, "
+    "error@1:private/buy:11:3, badframe@2:deep:7",
+    fault_help=_fault_help,
+    serve_async=_serve,
+    start=_start,
+    config_help="take the instruments (previous close as the starting mid, tick, lot as the amount step) and the "
+    "account's cash from this engine config",
+    noisy_loggers=(),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m adapters.pulse.sandbox ARGS``: the venue alone until Ctrl-C (exit 0); 2 for
+    bad arguments or a port that cannot be listened on."""
+    return COMMAND.main(argv)
 
 
 if __name__ == "__main__":

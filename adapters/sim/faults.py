@@ -24,6 +24,9 @@ Spec text (``engine sandbox VENUE --fault SPEC``)::
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import logging
 import re
 import textwrap
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -33,12 +36,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from adapters.sim.badframes import BAD_FRAME_KINDS, check_kind
+from engine.clock import NS_PER_S, Clock, Timer
 
 __all__ = [
     "FAULT_KINDS",
     "FAULT_TARGETS",
     "FaultKind",
     "FaultSpec",
+    "FaultTimers",
     "UnsupportedFault",
     "canonical_kind",
     "check_params",
@@ -51,6 +56,7 @@ __all__ = [
     "read_count",
     "read_seconds",
     "seconds",
+    "spec_reader",
     "split_target",
 ]
 
@@ -425,6 +431,20 @@ def check_supported(spec: FaultSpec | str, venue: str, supported: Collection[str
         )
 
 
+def spec_reader(venue: str, supported: Collection[str]) -> Callable[[str], FaultSpec]:
+    """The ``--fault`` reader of a sandbox serving one server: the one parser, then a refusal by
+    name for a kind ``venue`` does not play or a ``TARGET.`` it has no second server for."""
+
+    def read(text: str) -> FaultSpec:
+        spec = parse_fault_spec(text)
+        if spec.target:
+            raise ValueError(f"fault {text!r}: {venue} serves one server; drop the {spec.target}. prefix")
+        check_supported(spec, venue, supported)
+        return spec
+
+    return read
+
+
 def fault_help(kinds: Iterable[str] | None = None, width: int = 100) -> str:
     """One help text of the kinds (all of them, or a venue's ``kinds``) and the spec syntax, for
     every sandbox's ``--fault``."""
@@ -440,3 +460,50 @@ def fault_help(kinds: Iterable[str] | None = None, width: int = 100) -> str:
         lines.append(textwrap.fill(f"{kind.name}: {kind.text}{also}", width, initial_indent="  ",
                                    subsequent_indent="      "))
     return "\n".join(lines)
+
+
+class FaultTimers:
+    """Scheduled faults (``--fault SPEC``) played on a sandbox: each at its moment (``after_s`` real
+    seconds after :meth:`arm`, or ``at_time`` of day on the sandbox clock, tomorrow when today's has
+    passed) and again every ``every_s`` real seconds, until :meth:`cancel`. One scheduler for every
+    sandbox, so a spec means the same on each; a fault that fails is logged, and the schedule goes on."""
+
+    def __init__(self, clock: Clock, play: Callable[[FaultSpec], object], log: logging.Logger) -> None:
+        self.clock = clock
+        self._play = play
+        self._log = log
+        self._handles: list[asyncio.TimerHandle | Timer] = []
+        self._armed = False
+
+    def arm(self, specs: Iterable[FaultSpec]) -> None:
+        """Schedule ``specs`` (call inside the running event loop)."""
+        self._armed = True
+        loop = asyncio.get_running_loop()
+        for spec in specs:
+            if spec.at_time is None:
+                self._handles.append(loop.call_later(float(spec.after_s), self._fire, spec))
+            else:
+                now = self.clock.now()
+                moment = dt.datetime.combine(now.date(), spec.at_time, tzinfo=now.tzinfo)
+                if moment <= now:
+                    moment += dt.timedelta(days=1)
+                when_ns = int(moment.timestamp()) * NS_PER_S + moment.microsecond * 1000
+                self._handles.append(self.clock.call_at(when_ns, self._fire, spec))
+            self._log.info("fault scheduled: %s", spec)
+
+    def _fire(self, spec: FaultSpec) -> None:
+        if not self._armed:
+            return
+        try:
+            self._play(spec)
+        except Exception:
+            self._log.exception("fault %s failed", spec)
+        if spec.every_s is not None and self._armed:
+            self._handles.append(asyncio.get_running_loop().call_later(float(spec.every_s), self._fire, spec))
+
+    def cancel(self) -> None:
+        """Stop every scheduled fault. Safe to call twice."""
+        self._armed = False
+        for handle in self._handles:
+            handle.cancel()
+        self._handles.clear()

@@ -22,6 +22,7 @@ from engine.venue.registry import (
     get_adapter,
     sandbox_registry,
 )
+from engine.venue.sandbox import SandboxCommand, SandboxLink, SandboxStartError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -33,6 +34,9 @@ __all__ = [
     "REDACTED",
     "RateLimit",
     "RedactingFilter",
+    "SandboxCommand",
+    "SandboxLink",
+    "SandboxStartError",
     "UnknownAdapter",
     "VenueAdapter",
     "VenueEvents",

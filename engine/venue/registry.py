@@ -6,8 +6,8 @@ entry point in the ``engine.adapters`` group names a module with ``@adapter_hook
 ones are found because this project's ``pyproject.toml`` declares ``adapters.builtin`` there.
 
 - ``engine_register_adapters() -> {name: AdapterClass}``
-- ``engine_register_sandboxes() -> {name: "module:function"}``: a local sandbox of a venue
-  (``engine sandbox NAME ARGS...`` calls ``function(argv) -> exit code``).
+- ``engine_register_sandboxes() -> {name: SandboxCommand}``: a local sandbox of a venue
+  (``engine sandbox NAME ARGS...``; :class:`~engine.venue.sandbox.SandboxCommand`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import pluggy
 
 from engine.venue.contract import VenueAdapter
+from engine.venue.sandbox import SandboxCommand
 
 ENTRY_POINT_GROUP = "engine.adapters"
 adapter_hookspec = pluggy.HookspecMarker(ENTRY_POINT_GROUP)
@@ -27,8 +28,8 @@ class _AdapterSpec:
         """Return ``{name: AdapterClass}`` for the adapters this plugin provides."""
 
     @adapter_hookspec
-    def engine_register_sandboxes(self) -> dict[str, str]:  # type: ignore[empty-body]
-        """Return ``{name: "module:function"}`` for the local venue sandboxes this plugin provides."""
+    def engine_register_sandboxes(self) -> dict[str, SandboxCommand]:  # type: ignore[empty-body]
+        """Return ``{name: SandboxCommand}`` for the local venue sandboxes this plugin provides."""
 
 
 class UnknownAdapter(LookupError):
@@ -50,9 +51,9 @@ def adapter_registry() -> dict[str, type[VenueAdapter]]:
     return registry
 
 
-def sandbox_registry() -> dict[str, str]:
-    """Every registered venue sandbox by name, as ``module:function``."""
-    registry: dict[str, str] = {}
+def sandbox_registry() -> dict[str, SandboxCommand]:
+    """Every registered venue sandbox by name."""
+    registry: dict[str, SandboxCommand] = {}
     for mapping in _plugins().hook.engine_register_sandboxes():
         registry.update(mapping)
     return registry

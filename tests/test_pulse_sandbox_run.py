@@ -1,0 +1,115 @@
+"""`engine sandbox pulse --run CONFIG --speed X`: the Pulse venue and the engine in one process on
+one scaled clock, through the real Pulse adapter over loopback, as `engine sandbox psx --run` does
+for PSX (tests/test_psx_sandbox_run.py).
+
+The day is the shipped config.pulse-sandbox.yaml (its market maker) plus a taker that makes a fill
+certain, on a five-minute session at 60x: the run ends when that session does, about five
+seconds of real time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from conftest import REPO
+
+ENGINE = Path(sys.executable).parent / "engine"
+SECRET = "pulse-run-secret-3b9e"  # the sandbox's client secret: must never be printed
+BTC = "BTC_USD-PERPETUAL"
+
+TAKER = """\
+from decimal import Decimal
+
+from engine import hookimpl
+
+state = {"working": False}
+
+@hookimpl
+def on_book(ctx, book):
+    if (not state["working"] and ctx.position("BTC_USD-PERPETUAL") == 0 and ctx.session == "open"
+            and book.best_ask is not None):
+        state["working"] = True
+        price = ctx.instrument("BTC_USD-PERPETUAL").round_to_tick(book.best_ask * Decimal("1.01"), "buy")
+        ctx.submit("BTC_USD-PERPETUAL", "buy", 10, price, tif="ioc")
+
+@hookimpl
+def on_order_update(ctx, order):
+    if order.status in ("cancelled", "expired"):  # missed: try again
+        state["working"] = False
+"""
+
+
+def _shipped_config_on_a_short_session(tmp_path: Path) -> Path:
+    config = yaml.safe_load((REPO / "config.pulse-sandbox.yaml").read_text())
+    config["sessions"]["profiles"] = {"pulse-24h": {"mon_sun": [
+        {"phase": "open", "start": "00:01", "end": "00:06", "accepts_new": True, "accepts_modify_cancel": True,
+         "matches": True},
+    ]}}
+    for strategy in config["strategies"]:
+        strategy["file"] = str(REPO / strategy["file"])
+    (tmp_path / "taker.py").write_text(TAKER)
+    config["strategies"].append({"name": "taker", "file": "taker.py", "venue": "pulse", "instruments": [BTC]})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _run(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PULSE_SANDBOX_SECRET": SECRET, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}
+    env.pop("PULSE_CLIENT_SECRET", None)  # the config's variable: the run points the adapter at the sandbox's
+    return subprocess.run(
+        [str(ENGINE), "sandbox", "pulse", "--run", str(_shipped_config_on_a_short_session(tmp_path)), "--speed", "60",
+         "--start", "2026-11-23T00:00+00:00", "--report", str(tmp_path / "report.json"), *flags],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_one_command_runs_a_pulse_session_through_the_real_adapter(tmp_path: Path) -> None:
+    done = _run(tmp_path, "--html", str(tmp_path / "day.html"))
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-4000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    # one clock: the engine saw the session open and close at the sandbox's speed
+    assert report["clock"] == "scaled x60"
+    assert report["sessions"] == ["closed", "open", "closed"]
+    assert report["trading_days"] == ["2026-11-23"]
+    assert report["stopped_by"] == "end"
+    # through the Pulse adapter: the taker's fill, the market maker's quotes, every order final at exit
+    venue = report["venues"]["pulse"]
+    assert venue["messages_in"] > 0 and venue["messages_out"] > 0 and venue["reconnects"] == 0
+    assert report["strategies"]["taker"]["fills"] >= 1
+    assert report["strategies"]["taker"]["position"] == {BTC: "10"}
+    assert report["strategies"]["mm"]["orders"] >= 2
+    assert report["orders"]["open_at_exit"] == 0
+    assert "pulse sandbox: stopped" in out
+    # the sandbox's secret reaches the adapter through this process's environment only: never printed
+    for text in (out, (tmp_path / "report.json").read_text(), (tmp_path / "day.html").read_text()):
+        assert SECRET not in text
+
+
+def test_duration_stops_the_pulse_run_like_ctrl_c(tmp_path: Path) -> None:
+    done = _run(tmp_path, "--duration", "0.01")  # before the venue even connected
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["stopped_by"] == "duration"
+    assert report["orders"]["open_at_exit"] == 0
+
+
+def test_run_refuses_a_config_without_a_pulse_venue(tmp_path: Path) -> None:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for strategy in config["strategies"]:
+        strategy["file"] = str(REPO / strategy["file"])
+    path = tmp_path / "paper.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    done = subprocess.run(
+        [str(ENGINE), "sandbox", "pulse", "--run", str(path), "--speed", "60"], cwd=tmp_path,
+        env={**os.environ, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert "--run needs exactly one venue with adapter: pulse" in done.stderr
+    assert "refusing to start" in done.stderr
