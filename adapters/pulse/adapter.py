@@ -66,6 +66,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from adapters.kit.backoff import Backoff
 from adapters.kit.credentials import MissingSecret, read_secret
 from adapters.kit.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
+from adapters.kit.wsclient import WsClient
 from adapters.pulse import codec
 from adapters.pulse.codec import (
     BookMsg,
@@ -132,6 +133,8 @@ TRACK_KEEP_S = 600.0  # finished orders stay known this long (late answers, canc
 TRADE_POLL_COUNT = 100  # trades asked per public/last_trades_by_instrument poll
 PUBLIC_TRADE_IDS_KEPT = 2000  # public trade ids remembered per instrument, to deliver each trade once
 POLL_ERROR_LOGS = 5
+#: the documented request (004, no parameters) that asks a silent venue whether its session lives
+LIVENESS_PROBE = "private/get_cancel_on_disconnect"
 
 
 class PulseError(Exception):
@@ -279,11 +282,18 @@ class PulseAdapter(Adapter):
         self._heartbeat_s = float(options.heartbeat_s)
         self._index = {s: options.index_names.get(s) or codec.index_name_for(s) for s in self.instruments}
         self._currency = {s: options.currencies.get(s) or codec.currency_for(s) for s in self.instruments}
-        self._ws: ClientConnection | None = None
-        self._gen = 0
-        self._ready = False
+        #: the socket, its liveness (WebSocket ping/pong), reconnects with backoff, the public
+        #: subscription intent (symbols) and the connection epoch: the kit's one client
+        self._client = WsClient(
+            f"pulse {venue}", self._open_socket, self._on_frame,
+            spawn=self._spawn,
+            backoff=Backoff(float(options.reconnect_min_s), float(options.reconnect_max_s), random.Random(seed)),
+            ping_interval_s=float(options.ping_interval_s), ping_timeout_s=float(options.ping_timeout_s),
+            close_timeout_s=self._timeout, on_up=self._on_up, on_intent=self._on_intent,
+            on_lost=self._connection_lost, on_reconnected=self._reconnected, on_retry_failed=self._retry_failed,
+            close_reason=self._closed_why,
+        )
         self._closing = False
-        self._reconnecting = False
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._out_send: MemoryObjectSendStream[tuple[int, str]]
@@ -296,7 +306,6 @@ class PulseAdapter(Adapter):
         self._exec_ids: set[str] = set()
         self._books = {s: _BookState() for s in self.instruments}
         self._quotes: dict[str, tuple[Decimal | None, Decimal | None]] = {}
-        self._subscribed: set[str] = set()
         self._trades_channels = {f"trades.{s}.raw": s for s in self.instruments}
         self._public_seen = {s: _RecentIds(PUBLIC_TRADE_IDS_KEPT) for s in self.instruments}
         self._trade_polls: dict[str, _TradePoll] = {}
@@ -306,7 +315,6 @@ class PulseAdapter(Adapter):
         self._refresh_token = ""
         self._refresh_at = math.inf
         self._last_recv = 0.0
-        self._drop_reason = ""
         self._venue_offset_ns = 0
         self._mmp_configs: dict[str, PulseMmp] = dict(options.mmp)
         self._mmp_strategies: dict[str, set[str]] = {}
@@ -373,34 +381,36 @@ class PulseAdapter(Adapter):
         self.start_task(self._guard, self._watchdog, name=f"pulse-watchdog-{self.venue}")
         self.start_task(self._guard, self._refresher, name=f"pulse-refresh-{self.venue}")
         try:
-            await self._open()
+            await self._client.connect()
         except BaseException:
             for scope in list(self._scopes):
                 scope.cancel()
             raise
         self.sink.on_venue_status(self.venue, "connected")
 
+    @property
+    def _ready(self) -> bool:
+        """Logged in on the current connection (requests other than the login's may go)."""
+        return self._client.up
+
+    def _spawn(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> None:
+        """The kit client's tasks run like every loop of this adapter: under a scope ``close`` cancels."""
+        self.start_task(self._guard, fn, *args, name=name)
+
     async def close(self) -> None:
         """``private/logout`` (graceful: the venue cancels nothing, even with COD on), close the
         socket, stop the loops. Never raises."""
         self._closing = True
-        ws = self._ws
         try:
-            if ws is not None and self._ready:
+            if self._client.ws is not None and self._ready:
                 with anyio.move_on_after(self._timeout):
                     await self._request("private/logout", {"invalidate_token": True})
                     self.counters["logouts"] += 1
                     log.info("pulse %s: logged out", self.venue)
         except Exception as exc:  # closing must not fail: the venue may already be gone
             log.info("pulse %s: logout: %s", self.venue, exc)
-        self._ready = False
         self._unsent(self._pacer.close())
-        if ws is not None:
-            with anyio.move_on_after(self._timeout):
-                try:
-                    await ws.close()
-                except Exception:  # already closed or broken: nothing to do
-                    pass
+        await self._client.close()
         for scope in list(self._scopes):
             scope.cancel()
         self._bad.flush()
@@ -415,11 +425,11 @@ class PulseAdapter(Adapter):
             finally:
                 self._scopes.discard(scope)
 
-    async def _open(self) -> None:
-        """Connect and log in; on failure the socket is closed and the error raised."""
+    async def _open_socket(self) -> ClientConnection:
+        """The kit client's opener: the WebSocket handshake (liveness pings are the client's)."""
         options = self.pulse_options
         try:
-            ws = await websockets.connect(
+            return await websockets.connect(
                 options.url, open_timeout=float(options.connect_timeout_s), ping_interval=None,
                 compression="deflate" if options.compression else None, max_size=options.max_message_bytes,
                 max_queue=None, proxy=None,
@@ -427,22 +437,16 @@ class PulseAdapter(Adapter):
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             raise ConnectionError(f"pulse {self.venue}: cannot connect to {options.url}: {exc}") from None
-        self._gen += 1
-        gen = self._gen
-        self._ws = ws
+
+    async def _on_up(self, epoch: int) -> None:
+        """A new socket is open (its reader runs): log in. A failed login fails this attempt
+        (the kit client closes the socket; the first connect raises, a reconnect retries)."""
         self._last_recv = time.monotonic()
-        self.start_task(self._guard, self._reader, ws, gen, name=f"pulse-reader-{self.venue}")
         try:
             await self._login()
-        except BaseException as exc:
-            self._ready = False
-            with anyio.move_on_after(1, shield=True):
-                await ws.close()
-            if isinstance(exc, (PulseError, ConnectionLost, TimeoutError, CodecError)):
-                raise ConnectionError(f"pulse {self.venue}: login to {options.url} failed: {exc}") from None
-            raise
-        self._ready = True
-        self._drop_reason = ""
+        except (PulseError, ConnectionLost, TimeoutError, CodecError) as exc:
+            raise ConnectionError(f"pulse {self.venue}: login to {self.pulse_options.url} failed: {exc}") from None
+        self._client.healthy()  # the venue answered: the next outage backs off from the start
 
     async def _login(self) -> None:
         options = self.pulse_options
@@ -474,10 +478,9 @@ class PulseAdapter(Adapter):
         self._check_subscribed(channels, accepted)
         for state in self._books.values():
             state.synced = False
-        # the resubscribe finds out again whether trades.*.raw exists; a poll restarts from a baseline
+        # the resubscribe (the kit client re-issues the intent after this) finds out again whether
+        # trades.*.raw exists; a poll restarts from a baseline
         self._trade_polls.clear()
-        if self._subscribed:
-            self._subscribe_public(sorted(self._subscribed))
 
     async def _authenticate(self) -> None:
         options = self.pulse_options
@@ -526,39 +529,34 @@ class PulseAdapter(Adapter):
     # ---- background loops ----------------------------------------------------------------
     async def _writer(self) -> None:
         """Send queued frames in order, on the connection they were made for."""
-        async for gen, frame in self._out_recv:
-            ws = self._ws
-            if ws is None or gen != self._gen:
-                continue  # made for a connection that is gone: its request was already failed
-            try:
-                await ws.send(frame)
-            except ConnectionClosed:
-                continue  # the reader reports the loss
-            self.messages_out += 1
+        async for epoch, frame in self._out_recv:
+            # not sent when made for a connection that is gone (its request was already failed)
+            # or when the socket closes meanwhile (the reader reports the loss)
+            if await self._client.send(frame, epoch):
+                self.messages_out += 1
 
-    async def _reader(self, ws: ClientConnection, gen: int) -> None:
-        reason = "connection closed by the venue"
+    def _on_frame(self, raw: str | bytes, epoch: int) -> None:
+        """One frame of the current connection (the kit client drops those of a dead one)."""
+        self._last_recv = time.monotonic()
+        self.messages_in += 1
+        if type(raw) is not str:
+            self._bad_frame(raw, BINARY, "a binary frame (the API is JSON text frames)")
+            return
         try:
-            async for raw in ws:
-                self._last_recv = time.monotonic()
-                self.messages_in += 1
-                if type(raw) is not str:
-                    self._bad_frame(raw, BINARY, "a binary frame (the API is JSON text frames)")
-                    continue
-                try:
-                    self._dispatch(raw)
-                except Exception as exc:  # this frame's alone; a cancellation (BaseException) still ends the loop
-                    self._bad_frame(raw, kind_of(exc), f"{type(exc).__name__}: {str(exc)[:200]}", exc)
-        except ConnectionClosed as exc:
-            reason = f"connection lost: {exc}"
-            if exc.rcvd is None and exc.sent is not None and exc.sent.code == 1009:
-                limit = self.pulse_options.max_message_bytes
-                reason = f"closed by us (code 1009: a frame over max_message_bytes={limit:,})"
-                self.counters["bad_frames"] += 1
-                self._bad.record(TOO_LARGE, f"a frame over max_message_bytes={limit:,} ({exc.sent.reason}); "
-                                 "reconnecting")
-        finally:
-            self._connection_lost(gen, self._drop_reason or reason)
+            self._dispatch(raw)
+        except Exception as exc:  # this frame's alone; a cancellation (BaseException) still ends the loop
+            self._bad_frame(raw, kind_of(exc), f"{type(exc).__name__}: {str(exc)[:200]}", exc)
+
+    def _closed_why(self, exc: ConnectionClosed | None, ws: ClientConnection) -> str:
+        if exc is None:
+            return "connection closed by the venue"
+        if exc.rcvd is None and exc.sent is not None and exc.sent.code == 1009:
+            limit = self.pulse_options.max_message_bytes
+            self.counters["bad_frames"] += 1
+            self._bad.record(TOO_LARGE, f"a frame over max_message_bytes={limit:,} ({exc.sent.reason}); "
+                             "reconnecting")
+            return f"closed by us (code 1009: a frame over max_message_bytes={limit:,})"
+        return f"connection lost: {exc}"
 
     async def _sweeper(self) -> None:
         """Time out requests; release terminal states that waited for their fills; forget old orders."""
@@ -584,17 +582,34 @@ class PulseAdapter(Adapter):
                     self._forget(track)
 
     async def _watchdog(self) -> None:
-        """A missed heartbeat counts as a disconnect: no frame for 1.5 intervals drops the socket."""
-        limit = self._heartbeat_s * 1.5
+        """Is the venue's session alive? After one heartbeat interval without any frame, ask with
+        a documented request (``LIVENESS_PROBE``); no frame for another interval after that drops
+        the connection. Silence alone never does (issue 20: 004 documents no heartbeat message, so
+        a quiet venue that follows it must stay connected); the socket's own liveness is the kit
+        client's WebSocket ping/pong."""
+        interval = self._heartbeat_s
+        probed: tuple[int, float] | None = None  # (epoch, when) of the probe waiting for any frame
         while True:
-            await anyio.sleep(min(self._heartbeat_s / 4, 1.0))
-            ws = self._ws
-            if ws is None or not self._ready:
+            await anyio.sleep(min(interval / 4, 1.0))
+            if not self._ready:
+                probed = None
                 continue
-            silent = time.monotonic() - self._last_recv
-            if silent > limit:
+            now = time.monotonic()
+            epoch = self._client.epoch
+            if probed is not None and (probed[0] != epoch or self._last_recv >= probed[1]):
+                probed = None  # answered (or another connection): the session lives
+            silent = now - self._last_recv
+            if silent < interval:
+                continue
+            if probed is None:
+                self.counters["liveness_probes"] += 1
+                self._call(LIVENESS_PROBE, {})
+                probed = (epoch, now)
+            elif now - probed[1] >= interval:
+                probed = None
                 self.counters["heartbeat_missed"] += 1
-                self._drop(f"no heartbeat from the venue for {silent:.1f} s (interval {self._heartbeat_s:g} s)")
+                self._drop(f"no frame from the venue for {silent:.1f} s, {LIVENESS_PROBE} unanswered "
+                           f"(interval {self._heartbeat_s:g} s)")
 
     async def _refresher(self) -> None:
         """Refresh the access token at ``refresh_fraction`` of its lifetime; a refused refresh
@@ -624,21 +639,12 @@ class PulseAdapter(Adapter):
 
     def _drop(self, reason: str) -> None:
         """Abandon the connection now (the reader then reports it and the adapter reconnects)."""
-        ws = self._ws
-        if ws is None:
-            return
-        self._drop_reason = reason
-        log.warning("pulse %s: dropping the connection: %s", self.venue, reason)
-        transport = getattr(ws, "transport", None)
-        if transport is not None:
-            transport.abort()
+        if self._client.drop(reason):
+            log.warning("pulse %s: dropping the connection: %s", self.venue, reason)
 
-    def _connection_lost(self, gen: int, reason: str) -> None:
-        if gen != self._gen:
-            return
-        was_ready = self._ready
-        self._ready = False
-        self._ws = None
+    def _connection_lost(self, gen: int, reason: str, unexpected: bool) -> None:
+        """The connection of epoch ``gen`` ended: its requests are lost (their outcome unknown)
+        and every book unsynced; a loss we did not cause is reported (the kit client reconnects)."""
         failed = [rid for rid, p in self._pending.items() if p.gen == gen]
         for rid in failed:
             pending = self._pending.pop(rid)
@@ -646,34 +652,19 @@ class PulseAdapter(Adapter):
                 pending.callback(None, ConnectionLost(reason))
         for state in self._books.values():
             state.synced = False
-        if self._closing or not was_ready:
+        if self._closing or not unexpected:
             return
         self.counters["disconnects"] += 1
         log.warning("pulse %s: %s", self.venue, reason)
         self.sink.on_venue_status(self.venue, "disconnected", reason)
-        if not self._reconnecting:
-            self._reconnecting = True
-            self.start_task(self._guard, self._reconnect, name=f"pulse-reconnect-{self.venue}")
 
-    async def _reconnect(self) -> None:
-        backoff = Backoff(float(self.pulse_options.reconnect_min_s), float(self.pulse_options.reconnect_max_s),
-                          random.Random(self.seed))
-        try:
-            while not self._closing:
-                await anyio.sleep(backoff.next_delay())
-                if self._closing:
-                    return
-                try:
-                    await self._open()
-                except (ConnectionError, OSError) as exc:
-                    log.warning("pulse %s: reconnect failed: %s; trying again with backoff", self.venue, exc)
-                    continue
-                self.counters["reconnects"] += 1
-                log.warning("pulse %s: reconnected", self.venue)
-                self.sink.on_venue_status(self.venue, "connected", "reconnected")
-                return
-        finally:
-            self._reconnecting = False
+    def _retry_failed(self, exc: BaseException, failures: int) -> None:
+        log.warning("pulse %s: reconnect failed: %s; trying again with backoff", self.venue, exc)
+
+    def _reconnected(self, epoch: int, failures: int) -> None:
+        self.counters["reconnects"] += 1
+        log.warning("pulse %s: reconnected", self.venue)
+        self.sink.on_venue_status(self.venue, "connected", "reconnected")
 
     # ---- requests ------------------------------------------------------------------------
     def _call(
@@ -685,12 +676,13 @@ class PulseAdapter(Adapter):
         ``PACING_LANES``). ``callback(result, error)`` runs when it is answered, times out or is
         lost; ``unsent(why)``, when given, instead when the adapter closes before it left.
         Returns False (callback not called) when there is no connection."""
-        if self._ws is None or self._pacer.closed:
+        if self._client.ws is None or self._pacer.closed:
             return False
         req_id = next(self._ids)
+        epoch = self._client.epoch
         # no deadline while it waits for room: the answer's deadline starts at departure (_depart)
-        self._pending[req_id] = _Pending(method, callback, math.inf, self._gen)
-        frame = _Frame(self._gen, req_id, codec.encode_request(req_id, method, params), unsent)
+        self._pending[req_id] = _Pending(method, callback, math.inf, epoch)
+        frame = _Frame(epoch, req_id, codec.encode_request(req_id, method, params), unsent)
         try:
             self._pacer.put(_LANE_OF.get(method, "control"), frame)
         except PacerClosed:
@@ -770,11 +762,12 @@ class PulseAdapter(Adapter):
             if symbol not in self.instruments:
                 known = ", ".join(sorted(self.instruments)) or "none"
                 raise ValueError(f"pulse venue {self.venue!r} has no instrument {symbol!r}; known: {known}")
-            if symbol not in self._subscribed:
-                wanted.append(symbol)
-        self._subscribed.update(wanted)
-        if wanted and self._ready:
-            self._subscribe_public(wanted)
+            wanted.append(symbol)
+        self._client.want(wanted)  # issued now when logged in, and again after every reconnect
+
+    def _on_intent(self, symbols: list[str], epoch: int) -> None:
+        """The kit client issues the subscription intent: after each login, and new symbols."""
+        self._subscribe_public(symbols)
 
     def _subscribe_public(self, symbols: list[str]) -> None:
         channels = []
