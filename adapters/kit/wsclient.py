@@ -110,10 +110,10 @@ class WsClient:
         self._stop = anyio.Event()
         self._reconnecting = False
         self._healthy_epoch = 0
-        self._drop_reasons: dict[int, str] = {}
         # ---- counters
         self.attempts = 0  # connection attempts, the first included
         self.reconnects = 0
+        self.pongs = 0
         self.pings_missed = 0
         self.stale_frames = 0  # frames of a dead connection, dropped
 
@@ -167,13 +167,15 @@ class WsClient:
         self._lost(ws, epoch, "closed by us")  # unless its reader already reported it
 
     def drop(self, reason: str, epoch: int | None = None) -> bool:
-        """Abandon the current connection now (the reconnect follows). ``epoch``, when given, must
-        be the current one: a verdict about a dead connection never drops its successor."""
+        """Abandon the current connection now: it is lost from this instant (``on_lost`` runs
+        before this returns; frames still buffered from it are never delivered) and the reconnect
+        starts. ``epoch``, when given, must be the current one: a verdict about a dead connection
+        never drops its successor."""
         ws = self.ws
         if ws is None or (epoch is not None and epoch != self.epoch):
             return False
-        self._drop_reasons[self.epoch] = reason
         ws.transport.abort()
+        self._lost(ws, self.epoch, reason)
         return True
 
     def current(self, epoch: int) -> bool:
@@ -234,18 +236,17 @@ class WsClient:
     async def _read(self, ws: ClientConnection, epoch: int) -> None:
         """Deliver this connection's frames while it is the current one; then report its end."""
         closed: ConnectionClosed | None = None
-        reason = ""
         try:
             async for data in ws:
-                if epoch != self.epoch:
-                    self.stale_frames += 1  # a newer connection began: nothing of this one is applied
+                if self.ws is not ws:
+                    self.stale_frames += 1  # dropped, or a newer connection began: nothing of it is applied
                     continue
                 self._on_frame(data, epoch)
         except ConnectionClosed as exc:
             closed = exc
         finally:
-            reason = self._drop_reasons.pop(epoch, "") or self._close_reason(closed, ws)
-            self._lost(ws, epoch, reason)
+            if self.ws is ws:  # not already reported (dropped, closed)
+                self._lost(ws, epoch, self._close_reason(closed, ws))
 
     async def _keepalive(self, ws: ClientConnection, epoch: int) -> None:
         """Ping every interval; no pong within the timeout -> the peer is dead: drop the socket.
@@ -266,6 +267,7 @@ class WsClient:
                     await waiter
                 except ConnectionClosed:
                     return
+                self.pongs += 1
             if scope.cancelled_caught and self.current(epoch) and not self.closing:
                 self.pings_missed += 1
                 log.warning("%s: no pong within %g s: the peer is dead; dropping the connection", self.name,
