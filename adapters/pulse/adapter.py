@@ -45,13 +45,12 @@ compare them with that clock.
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import random
 import secrets as _secrets
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from functools import partial
@@ -75,10 +74,10 @@ from adapters.pulse.codec import (
     Notification,
     PulseOrder,
     PulseTrade,
-    Response,
     RpcError,
 )
 from adapters.pulse.options import PulseMmp, PulseOptions
+from adapters.pulse.protocol import APPLY, GAP, SNAPSHOT, UNKNOWN, Answer, Pending, PulseProtocol
 from adapters.pulse.wirelog import REDACT, adapter_log, wire_log
 from engine.clock import Clock
 from engine.model import (
@@ -131,7 +130,6 @@ NS_PER_S = 1_000_000_000
 GAP_LOGS = 5
 TRACK_KEEP_S = 600.0  # finished orders stay known this long (late answers, cancels, queries)
 TRADE_POLL_COUNT = 100  # trades asked per public/last_trades_by_instrument poll
-PUBLIC_TRADE_IDS_KEPT = 2000  # public trade ids remembered per instrument, to deliver each trade once
 POLL_ERROR_LOGS = 5
 #: the documented request (004, no parameters) that asks a silent venue whether its session lives
 LIVENESS_PROBE = "private/get_cancel_on_disconnect"
@@ -150,17 +148,6 @@ class PulseError(Exception):
 
 class ConnectionLost(ConnectionError):
     """The connection went away before the answer came: the outcome is unknown."""
-
-
-class _Pending:
-    __slots__ = ("method", "callback", "deadline", "gen")
-
-    def __init__(self, method: str, callback: Callable[[Any, BaseException | RpcError | None], None] | None,
-                 deadline: float, gen: int) -> None:
-        self.method = method
-        self.callback = callback
-        self.deadline = deadline
-        self.gen = gen
 
 
 class _Track:
@@ -192,27 +179,6 @@ class _Track:
         return OrderStatus.PARTIALLY_FILLED if self.filled else OrderStatus.NEW
 
 
-class _RecentIds:
-    """The last ``limit`` ids seen, for de-duplication in constant memory."""
-
-    __slots__ = ("ids", "order", "limit")
-
-    def __init__(self, limit: int) -> None:
-        self.ids: set[str] = set()
-        self.order: deque[str] = deque()
-        self.limit = limit
-
-    def add(self, item: str) -> bool:
-        """True if ``item`` is new."""
-        if item in self.ids:
-            return False
-        self.ids.add(item)
-        self.order.append(item)
-        if len(self.order) > self.limit:
-            self.ids.discard(self.order.popleft())
-        return True
-
-
 class _TradePoll:
     """Polling ``public/last_trades_by_instrument`` for one instrument whose ``trades.*.raw``
     the venue refused (PUL-7). The first answer is the baseline (trades before it are history,
@@ -225,15 +191,6 @@ class _TradePoll:
         self.last_seq: int | None = None
         self.primed = False
         self.in_flight = False
-
-
-class _BookState:
-    __slots__ = ("change_id", "synced", "gaps")
-
-    def __init__(self) -> None:
-        self.change_id = -1
-        self.synced = False
-        self.gaps = 0
 
 
 class PulseAdapter(Adapter):
@@ -294,8 +251,9 @@ class PulseAdapter(Adapter):
             close_reason=self._closed_why,
         )
         self._closing = False
-        self._ids = itertools.count(1)
-        self._pending: dict[int, _Pending] = {}
+        #: request ids and pending requests, book change-id continuity, public trade de-duplication:
+        #: the session's protocol state, sans I/O
+        self._protocol = PulseProtocol(self.instruments)
         self._out_send: MemoryObjectSendStream[tuple[int, str]]
         self._out_recv: MemoryObjectReceiveStream[tuple[int, str]]
         self._out_send, self._out_recv = anyio.create_memory_object_stream(math.inf)
@@ -304,10 +262,8 @@ class PulseAdapter(Adapter):
         self._tracks: dict[str, _Track] = {}
         self._by_oid: dict[str, _Track] = {}
         self._exec_ids: set[str] = set()
-        self._books = {s: _BookState() for s in self.instruments}
         self._quotes: dict[str, tuple[Decimal | None, Decimal | None]] = {}
         self._trades_channels = {f"trades.{s}.raw": s for s in self.instruments}
-        self._public_seen = {s: _RecentIds(PUBLIC_TRADE_IDS_KEPT) for s in self.instruments}
         self._trade_polls: dict[str, _TradePoll] = {}
         self._poller_running = False
         self._poll_errors_logged = 0
@@ -352,9 +308,7 @@ class PulseAdapter(Adapter):
     def _depart(self, lane: str, frame: _Frame) -> None:
         """The pacer let ``frame`` go: to the writer, and its answer deadline starts now (a request
         that waited for room must not time out, and be resolved as lost, before it was sent)."""
-        pending = self._pending.get(frame.req_id)
-        if pending is not None:
-            pending.deadline = time.monotonic() + self._timeout
+        self._protocol.departed(frame.req_id, time.monotonic() + self._timeout)
         self._out_send.send_nowait((frame.gen, frame.text))
 
     def _unsent(self, waiting: list[tuple[str, _Frame]]) -> None:
@@ -362,11 +316,11 @@ class PulseAdapter(Adapter):
         order rejected, a cancel or edit refused with the order still live)."""
         why = f"venue {self.venue!r}: the adapter closed before the rate limit let it leave"
         for _, frame in waiting:
-            pending = self._pending.pop(frame.req_id, None)
+            pending = self._protocol.withdraw(frame.req_id)
             if frame.unsent is not None:
                 frame.unsent(why)
-            elif pending is not None and pending.callback is not None:
-                pending.callback(None, ConnectionLost(f"not sent: {why}"))
+            elif pending is not None and pending.context is not None:
+                pending.context(None, ConnectionLost(f"not sent: {why}"))
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def connect(self) -> None:
@@ -476,8 +430,7 @@ class PulseAdapter(Adapter):
         channels.append("heartbeat_trade")
         accepted = await self._request("private/subscribe", {"channels": channels})
         self._check_subscribed(channels, accepted)
-        for state in self._books.values():
-            state.synced = False
+        self._protocol.unsync_books()
         # the resubscribe (the kit client re-issues the intent after this) finds out again whether
         # trades.*.raw exists; a poll restarts from a baseline
         self._trade_polls.clear()
@@ -564,14 +517,11 @@ class PulseAdapter(Adapter):
         while True:
             await anyio.sleep(step)
             now = time.monotonic()
-            expired = [rid for rid, p in self._pending.items() if p.deadline <= now]
-            for rid in expired:
-                pending = self._pending.pop(rid, None)
-                if pending is not None:
-                    self.counters["timeouts"] += 1
-                    log.warning("pulse %s: no answer to %s within %.1f s", self.venue, pending.method, self._timeout)
-                    if pending.callback is not None:
-                        pending.callback(None, TimeoutError(f"no answer to {pending.method} within {self._timeout} s"))
+            for pending in self._protocol.expired(now):
+                self.counters["timeouts"] += 1
+                log.warning("pulse %s: no answer to %s within %.1f s", self.venue, pending.method, self._timeout)
+                if pending.context is not None:
+                    pending.context(None, TimeoutError(f"no answer to {pending.method} within {self._timeout} s"))
             for track in list(self._tracks.values()):
                 held = track.pending_terminal
                 if held is not None and now - held[3] > self._timeout:
@@ -645,13 +595,9 @@ class PulseAdapter(Adapter):
     def _connection_lost(self, gen: int, reason: str, unexpected: bool) -> None:
         """The connection of epoch ``gen`` ended: its requests are lost (their outcome unknown)
         and every book unsynced; a loss we did not cause is reported (the kit client reconnects)."""
-        failed = [rid for rid, p in self._pending.items() if p.gen == gen]
-        for rid in failed:
-            pending = self._pending.pop(rid)
-            if pending.callback is not None:
-                pending.callback(None, ConnectionLost(reason))
-        for state in self._books.values():
-            state.synced = False
+        for pending in self._protocol.lost(gen):
+            if pending.context is not None:
+                pending.context(None, ConnectionLost(reason))
         if self._closing or not unexpected:
             return
         self.counters["disconnects"] += 1
@@ -678,15 +624,14 @@ class PulseAdapter(Adapter):
         Returns False (callback not called) when there is no connection."""
         if self._client.ws is None or self._pacer.closed:
             return False
-        req_id = next(self._ids)
         epoch = self._client.epoch
         # no deadline while it waits for room: the answer's deadline starts at departure (_depart)
-        self._pending[req_id] = _Pending(method, callback, math.inf, epoch)
-        frame = _Frame(epoch, req_id, codec.encode_request(req_id, method, params), unsent)
+        req_id, text = self._protocol.request(method, params, callback, epoch)
+        frame = _Frame(epoch, req_id, text, unsent)
         try:
             self._pacer.put(_LANE_OF.get(method, "control"), frame)
         except PacerClosed:
-            self._pending.pop(req_id, None)
+            self._protocol.withdraw(req_id)
             return False
         return True
 
@@ -711,7 +656,7 @@ class PulseAdapter(Adapter):
 
     # ---- frames in -----------------------------------------------------------------------
     def _dispatch(self, raw: str | bytes) -> None:
-        msg = codec.decode_message(raw)
+        msg = self._protocol.receive(raw)
         kind = type(msg)
         if kind is Notification:
             handler = self._handlers.get(msg.channel)  # type: ignore[union-attr]
@@ -719,23 +664,23 @@ class PulseAdapter(Adapter):
                 self.counters["unexpected_channel"] += 1
                 return
             handler(msg.data)  # type: ignore[union-attr]
-        elif kind is Response or kind is RpcError:
-            pending = self._pending.pop(msg.id, None)  # type: ignore[union-attr]
-            if pending is None:
-                self.counters["late_answers"] += 1  # timed out or from a lost connection
-                return
-            if pending.callback is not None:
-                if kind is Response:
-                    pending.callback(msg.result, None)  # type: ignore[union-attr]
-                else:
-                    pending.callback(None, msg)  # type: ignore[arg-type]
-            elif kind is RpcError:
-                log.warning("pulse %s: %s refused: %s", self.venue, pending.method, codec.describe_error(msg))
+        elif kind is Answer:
+            self._answered(msg)  # type: ignore[arg-type]
         elif kind is Heartbeat:
             self.counters["heartbeats"] += 1
             if msg.kind == "test_request":  # type: ignore[union-attr]
                 self.counters["test_requests"] += 1
                 self._call("public/test", {})  # any request answers it (VENUES.md 5.11)
+
+    def _answered(self, answer: Answer) -> None:
+        pending: Pending | None = answer.pending
+        if pending is None:
+            self.counters["late_answers"] += 1  # timed out or from a lost connection
+            return
+        if pending.context is not None:
+            pending.context(answer.result, answer.error)
+        elif answer.error is not None:
+            log.warning("pulse %s: %s refused: %s", self.venue, pending.method, codec.describe_error(answer.error))
 
     def _bad_frame(self, raw: str | bytes, kind: str, reason: str, exc: Exception | None = None) -> None:
         """Drop one frame: counted by kind, logged rate-limited. An exception that is neither the
@@ -827,41 +772,32 @@ class PulseAdapter(Adapter):
         except Exception:
             self._book_unreadable(channel_symbol)
             raise  # the reader drops and counts the frame
-        state = self._books.get(msg.symbol)
-        if state is None:
-            self.counters["unexpected_channel"] += 1
-            return
-        if msg.snapshot:
-            state.change_id = msg.change_id
-            state.synced = True
+        verdict, state = self._protocol.book(msg)
+        if verdict is APPLY:
+            self.sink.on_book(BookUpdate(self.venue, msg.symbol, self.clock.now_ns(), msg.change_id, msg.changes))
+        elif verdict is SNAPSHOT:
             self.counters["book_snapshots"] += 1
             self.sink.on_book(BookUpdate(self.venue, msg.symbol, self.clock.now_ns(), msg.change_id, msg.changes,
                                          snapshot=True))
-            return
-        if not state.synced:
-            self.counters["book_changes_skipped"] += 1  # waiting for the snapshot of a resubscribe
-            return
-        if msg.prev_change_id != state.change_id:
-            state.synced = False
-            state.gaps += 1
+        elif verdict is GAP:
+            assert state is not None
             self.counters["book_gaps"] += 1
             if state.gaps <= GAP_LOGS:
                 log.warning("pulse %s: book %s gap: prev_change_id %s after change_id %s; resubscribing for a "
                             "snapshot", self.venue, msg.symbol, msg.prev_change_id, state.change_id)
             self._resubscribe_book(msg.symbol)
-            return
-        state.change_id = msg.change_id
-        self.sink.on_book(BookUpdate(self.venue, msg.symbol, self.clock.now_ns(), msg.change_id, msg.changes))
+        elif verdict is UNKNOWN:
+            self.counters["unexpected_channel"] += 1
+        else:  # WAITING
+            self.counters["book_changes_skipped"] += 1  # waiting for the snapshot of a resubscribe
 
     def _book_unreadable(self, symbol: str) -> None:
         """A frame on ``symbol``'s book channel could not be read: it may have been a change, so the
         book is no longer known to be right. As after a change-id gap: unsync (later changes are
         skipped) and resubscribe for a fresh snapshot, once until that snapshot arrives."""
-        state = self._books.get(symbol)
-        if state is None or not state.synced:
+        state = self._protocol.book_unreadable(symbol)
+        if state is None:
             return
-        state.synced = False
-        state.gaps += 1
         self.counters["book_gaps"] += 1
         if state.gaps <= GAP_LOGS:
             log.warning("pulse %s: book %s: a frame on its channel could not be read; resubscribing for a snapshot",
@@ -877,8 +813,7 @@ class PulseAdapter(Adapter):
     def _on_public_trades(self, data: Any) -> None:
         now = self.clock.now_ns()
         for trade in codec.decode_trades(data):
-            seen = self._public_seen.get(trade.instrument)
-            if seen is not None and not seen.add(trade.trade_id):
+            if not self._protocol.first_public_trade(trade.instrument, trade.trade_id):
                 self.counters["duplicate_public_trades"] += 1
                 continue
             self.sink.on_trade(Trade(self.venue, trade.instrument, now, trade.price, trade.amount, trade.side,
@@ -942,12 +877,11 @@ class PulseAdapter(Adapter):
             self._bad_frame(repr(result)[:200], exc)
             return
         trades.sort(key=lambda t: (t.trade_seq, t.ts_ns))
-        seen = self._public_seen[poll.symbol]
         now = self.clock.now_ns()
         for trade in trades:
             if trade.trade_seq and (poll.last_seq is None or trade.trade_seq > poll.last_seq):
                 poll.last_seq = trade.trade_seq
-            if not seen.add(trade.trade_id) or not poll.primed:
+            if not self._protocol.first_public_trade(poll.symbol, trade.trade_id) or not poll.primed:
                 continue  # delivered already (or by the channel), or history before the baseline
             self.counters["public_trades_polled"] += 1
             self.sink.on_trade(Trade(self.venue, poll.symbol, now, trade.price, trade.amount, trade.side,
