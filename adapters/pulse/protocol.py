@@ -59,7 +59,7 @@ class Answer:
 
     __slots__ = ("req_id", "pending", "result", "error")
 
-    def __init__(self, req_id: int, pending: Pending | None, result: Any, error: RpcError | None) -> None:
+    def __init__(self, req_id: int | None, pending: Pending | None, result: Any, error: RpcError | None) -> None:
         self.req_id = req_id
         self.pending = pending
         self.result = result
@@ -155,8 +155,9 @@ class PulseProtocol:
         if kind is Response:
             return Answer(msg.id, self.pending.pop(msg.id, None), msg.result, None)  # type: ignore[union-attr]
         if kind is RpcError:
-            req_id: int = msg.id  # type: ignore[union-attr,assignment]
-            return Answer(req_id, self.pending.pop(req_id, None), None, msg)  # type: ignore[arg-type]
+            req_id: int | None = msg.id  # type: ignore[union-attr]  # None: the venue could not read our request
+            pending = self.pending.pop(req_id, None) if req_id is not None else None
+            return Answer(req_id, pending, None, msg)  # type: ignore[arg-type]
         return msg  # type: ignore[return-value]
 
     # ---- book continuity -----------------------------------------------------------------
