@@ -39,7 +39,6 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -62,6 +61,8 @@ from adapters.psx_feed.codec import (
     IndexValue,
     L3Order,
     MarketStatus,
+    OrderTable,
+    RestingOrder,
     Subscribed,
     Welcome,
     encode_subscribe,
@@ -70,7 +71,7 @@ from adapters.psx_feed.codec import (
 )
 from adapters.psx_feed.options import LiveFeedOptions
 from engine.clock import Clock
-from engine.model import BookUpdate, Instrument, InstrumentStatus, Phase, SessionState, Side, Trade
+from engine.model import BookUpdate, Instrument, InstrumentStatus, Phase, SessionState, Trade
 from engine.venue import AdapterOptions, MarketDataAdapter, VenueEvents
 from engine.venue.badinput import BINARY, TOO_LARGE, BadInput, kind_of, sample_of
 
@@ -215,8 +216,7 @@ class LiveFeedAdapter(MarketDataAdapter):
         #: latest value per index (the engine model has no index event)
         self.indices: dict[str, IndexValue] = {}
         #: L2 access: the order table per symbol, order_id -> (side, price, remaining qty)
-        self.l3: dict[str, dict[str, tuple[Side | None, Decimal | None, Decimal]]] = {}
-        self.l3_unknown = 0  # modify/execute/delete of an order the table does not hold
+        self._l3 = OrderTable()
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def connect(self) -> None:
@@ -301,9 +301,19 @@ class LiveFeedAdapter(MarketDataAdapter):
             "last_error": self.last_error,
         }
 
-    def l3_orders(self, symbol: str) -> dict[str, tuple[Side | None, Decimal | None, Decimal]]:
+    @property
+    def l3(self) -> dict[str, dict[str, RestingOrder]]:
+        """L2 access: the order table per symbol, order_id -> (side, price, remaining qty)."""
+        return self._l3.tables
+
+    @property
+    def l3_unknown(self) -> int:
+        """modify/execute/delete of an order the table did not hold."""
+        return self._l3.unknown
+
+    def l3_orders(self, symbol: str) -> dict[str, RestingOrder]:
         """L2 access: the orders the feed says rest in ``symbol``'s book, by order id."""
-        return dict(self.l3.get(symbol, {}))
+        return self._l3.orders(symbol)
 
     # ---- connection ----------------------------------------------------------------------
     def _read_token(self) -> str:
@@ -362,7 +372,7 @@ class LiveFeedAdapter(MarketDataAdapter):
         self._slot = key
         self._token = token
         self._decoder.new_connection()
-        self.l3.clear()
+        self._l3.clear()
         return ws
 
     def _refused(self, status: int, body: bytes | None, token: str) -> FeedConnectError:
@@ -511,7 +521,7 @@ class LiveFeedAdapter(MarketDataAdapter):
                 kind = type(event)
                 if kind is BookUpdate:
                     if event.snapshot and self.level == "L2":
-                        self.l3[event.symbol] = {}
+                        self._l3.reset(event.symbol)
                     sink.on_book(event)
                 elif kind is Trade:
                     sink.on_trade(event)
@@ -519,7 +529,7 @@ class LiveFeedAdapter(MarketDataAdapter):
                     if self._deliver_status is not None:
                         self._deliver_status(event)
                 elif kind is L3Order:
-                    self._apply_l3(event)
+                    self._l3.apply(event)
                 else:
                     self._protocol_event(event)
         except Exception:
@@ -563,28 +573,3 @@ class LiveFeedAdapter(MarketDataAdapter):
                         f" ({', '.join(event.symbols)})" if event.symbols else "")
         elif kind is Subscribed:
             log.debug("psx_feed venue %s: subscribed %s", self.venue, ", ".join(event.symbols))
-
-    def _apply_l3(self, event: L3Order) -> None:
-        table = self.l3.setdefault(event.symbol, {})
-        action = event.action
-        order_id = event.order_id
-        if action == "add":
-            table[order_id] = (event.side, event.price, event.qty)  # type: ignore[assignment]
-            return
-        known = table.get(order_id)
-        if known is None:
-            self.l3_unknown += 1
-            return
-        if action == "delete":
-            del table[order_id]
-        elif action == "modify":
-            if event.qty:
-                table[order_id] = (event.side or known[0], event.price or known[1], event.qty)  # type: ignore[assignment]
-            else:
-                del table[order_id]
-        else:  # execute: qty is the executed quantity
-            left = known[2] - event.qty  # type: ignore[operator]
-            if left > 0:
-                table[order_id] = (known[0], known[1], left)
-            else:
-                del table[order_id]

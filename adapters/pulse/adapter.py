@@ -1,11 +1,15 @@
 """The Pulse venue adapter: one WebSocket to ``/ws/api/v2`` speaking JSON-RPC 2.0.
 
-The wire format lives in :mod:`adapters.pulse.codec` (sans-I/O); this module is the transport and
-the bookkeeping around it:
+The wire format lives in :mod:`adapters.pulse.codec` and the session's protocol state (request ids
+and pending requests, book change-id continuity, de-duplication) in :mod:`adapters.pulse.protocol`,
+both sans-I/O; the socket (liveness by WebSocket ping/pong, reconnect with backoff, subscription
+intent, connection epochs) is the kit's :class:`adapters.kit.wsclient.WsClient`. This module is the
+transport around them and the mapping to the engine:
 
 - one connection, a writer task draining an outbound queue (requests leave in the order the runtime
-  made them), a reader task, a sweeper that times requests out, a watchdog for the venue heartbeat,
-  and a token refresher; all run in the engine's task group (``bind``/``start_task``);
+  made them), a reader task, a sweeper that times requests out, a watchdog that probes a silent
+  venue with a documented request, and a token refresher; all run in the engine's task group
+  (``bind``/``start_task``);
 - a callback per request id, so ``submit``/``cancel``/``amend`` never create a task on the order
   path; error answers become rejects with the engine's codes (codec.PULSE_ERRORS, one table);
 - authentication (``client_credentials`` or ``client_signature``; ``refresh_token`` before expiry),
@@ -31,7 +35,8 @@ the bookkeeping around it:
   adapter reconnects;
 - nothing it logs, nor anything websockets logs for its connection (every frame at DEBUG),
   contains the client secret or a token: :mod:`adapters.pulse.wirelog`;
-- on a lost connection (socket closed, or no heartbeat within 1.5 intervals) the runtime hears
+- on a lost connection (socket closed, a WebSocket ping unanswered, or a silent venue that does
+  not answer the probe either: no frame for two heartbeat intervals) the runtime hears
   ``disconnected`` at once, pending requests are dropped (their outcome is unknown: the runtime
   reconciles through the ``query_*`` methods once ``connected`` is reported again), and the
   adapter reconnects with backoff.
