@@ -299,6 +299,7 @@ class LiveFeedAdapter(MarketDataAdapter):
             "sink_errors": self.sink_errors,
             "last_malformed_sample": self.last_malformed_sample,
             "last_error": self.last_error,
+            "connection": self._client.describe(),  # epoch, pings missed, stale frames dropped
         }
 
     @property

@@ -1425,6 +1425,7 @@ class PulseAdapter(Adapter):
             "post_only": options.post_only,
             "public_trades_polled": sorted(self._trade_polls),  # trades.*.raw refused: polling (PUL-7)
             "counters": dict(self.counters),
+            "connection": self._client.describe(),  # epoch, pings missed, stale frames dropped
         }
 
 
