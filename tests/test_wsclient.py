@@ -153,12 +153,12 @@ async def test_a_peer_that_stops_answering_pings_is_dropped_and_reconnected() ->
                 await anyio.sleep(0.005)
             ws.transport.abort()  # the test is over for this one: no closing handshake to wait for
 
-    async with server(handler) as (url, received), harness(url, ping_interval_s=0.02, ping_timeout_s=0.2) as h:
+    async with server(handler) as (url, received), harness(url, ping_interval_s=0.02, ping_timeout_s=0.5) as h:
         await h.client.connect()
-        await until(lambda: h.client.reconnects == 1 and ("hello 2", 2) in h.frames)
-        assert h.client.pings_missed == 1 and h.client.epoch == 2
-        (epoch, reason, unexpected), = h.lost
-        assert epoch == 1 and unexpected and "no pong within 0.2 s" in reason
+        await until(lambda: ("hello 2", 2) in h.frames)
+        assert h.client.reconnects >= 1 and h.client.pings_missed >= 1
+        epoch, reason, unexpected = h.lost[0]
+        assert epoch == 1 and unexpected and reason == "no pong within 0.5 s (WebSocket ping)"
 
 
 async def test_a_quiet_peer_that_answers_pings_stays_connected() -> None:
