@@ -22,6 +22,7 @@ from adapters.psx_feed.codec import (
     L3Order,
     Malformed,
     MarketStatus,
+    OrderTable,
     Subscribed,
     Welcome,
     encode_subscribe,
@@ -202,6 +203,27 @@ def test_order_example_each_action(action: str):
     event = one(dec.decode(text, RECV), L3Order)
     assert (event.action, event.order_id, event.side, event.price, event.qty) == (
         action, "A1", Side.SELL, D("187.55"), D(500))
+
+
+def test_order_table_follows_add_modify_execute_delete_without_a_socket():
+    def event(action: str, order_id: str, qty: str | None, price: str | None = "187.55") -> L3Order:
+        return L3Order("MEBL", action, order_id, Side.SELL if action == "add" else None,
+                       None if price is None else D(price), None if qty is None else D(qty), None, TS_NS)
+
+    table = OrderTable()
+    table.apply(event("add", "A1", "500"))
+    table.apply(event("add", "A2", "100", "187.60"))
+    table.apply(event("modify", "A1", "400", None))  # a modify keeps what it does not say
+    table.apply(event("execute", "A2", "100"))  # fully executed: gone
+    table.apply(event("execute", "A1", "150"))
+    assert table.orders("MEBL") == {"A1": (Side.SELL, D("187.55"), D(250))}
+    table.apply(event("delete", "A9", None))  # never added
+    assert table.unknown == 1
+    table.apply(event("delete", "A1", None))
+    assert table.orders("MEBL") == {} and table.orders("OGDC") == {}
+    table.apply(event("add", "A3", "10"))
+    table.reset("MEBL")  # a book snapshot: the table starts again
+    assert table.orders("MEBL") == {}
 
 
 def test_index_example():

@@ -752,6 +752,20 @@ async def test_missed_heartbeat_is_a_disconnect_and_fires_cancel_on_disconnect()
         assert await v.adapter.query_open_orders() == []
 
 
+async def test_a_quiet_venue_without_heartbeat_messages_stays_connected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20, defect 1: 004 documents public/set_heartbeat but no heartbeat message. A venue that
+    sends none is probed with a documented request when silent, never dropped for the silence."""
+
+    async def no_heartbeats(self: PulseSandbox, conn: Any) -> None:
+        await anyio.sleep_forever()
+
+    monkeypatch.setattr(PulseSandbox, "_heartbeats", no_heartbeats)
+    async with venue(heartbeat_s=D("0.5"), subscribe=False) as v:
+        await until(lambda: v.adapter.counters["liveness_probes"] >= 3, timeout=10)
+        assert v.adapter.counters["heartbeats"] == 0 and v.adapter.counters["heartbeat_missed"] == 0
+        assert v.sink.statuses() == ["connected"] and v.adapter.stats()["reconnects"] == 0
+
+
 async def test_garbage_from_the_venue_is_counted_and_the_connection_survives(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

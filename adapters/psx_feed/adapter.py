@@ -38,7 +38,6 @@ import random
 import time
 from collections import Counter
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -50,6 +49,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from adapters.kit.backoff import Backoff
 from adapters.kit.credentials import MissingSecret, read_secret
 from adapters.kit.urls import is_loopback
+from adapters.kit.wsclient import WsClient
 from adapters.psx_feed.codec import (
     ACCESS_LEVELS,
     AUTH_HEADER,
@@ -60,6 +60,8 @@ from adapters.psx_feed.codec import (
     IndexValue,
     L3Order,
     MarketStatus,
+    OrderTable,
+    RestingOrder,
     Subscribed,
     Welcome,
     encode_subscribe,
@@ -68,7 +70,7 @@ from adapters.psx_feed.codec import (
 )
 from adapters.psx_feed.options import LiveFeedOptions
 from engine.clock import Clock
-from engine.model import BookUpdate, Instrument, InstrumentStatus, Phase, SessionState, Side, Trade
+from engine.model import BookUpdate, Instrument, InstrumentStatus, Phase, SessionState, Trade
 from engine.venue import AdapterOptions, MarketDataAdapter, RedactingFilter, VenueEvents
 from engine.venue.badinput import BINARY, TOO_LARGE, BadInput, kind_of, sample_of
 
@@ -164,16 +166,20 @@ class LiveFeedAdapter(MarketDataAdapter):
         self.url = feed_url(options.base(), options.access)  # never carries the token
         self.level = ACCESS_LEVELS[options.access]
         self._decoder = FeedDecoder(venue, self.level)
-        self._backoff = Backoff(float(options.backoff_base_s), float(options.backoff_max_s), random.Random(seed))
-        self._symbols: dict[str, None] = {}  # subscribed, in order
-        self._ws: ClientConnection | None = None
+        #: the socket, its liveness (ping/pong), reconnects with backoff, the subscription intent
+        #: (symbols) and the connection epoch: the kit's one client
+        self._client = WsClient(
+            f"psx_feed venue {venue}", self._open, self._on_data,
+            spawn=self.start_task,
+            backoff=Backoff(float(options.backoff_base_s), float(options.backoff_max_s), random.Random(seed)),
+            ping_interval_s=float(options.ping_interval_s), ping_timeout_s=float(options.ping_timeout_s),
+            on_intent=self._subscribe_on, on_lost=self._lost, on_reconnected=self._reconnected,
+            on_retry_failed=self._retry_failed, close_reason=self._closed_why, retry_on=(FeedConnectError,),
+        )
         self._slot: str | None = None  # token key of the connection we hold
         self._token: str = ""  # the token of the open connection, only to scrub it from texts
-        self._stop: anyio.Event | None = None
-        self._closing = False
-        self._healthy = False  # the current connection has delivered data (backoff resets then)
+        self._stop: anyio.Event | None = None  # ends the staleness watchdog of one connect()
         self._resync_pending = False
-        self._conn_serial = 0
         self._market_state: str | None = None
         self._phase: Phase | None = None
         #: what the venue sent that could not be used: counted by kind, logged rate-limited
@@ -189,8 +195,6 @@ class LiveFeedAdapter(MarketDataAdapter):
         self.messages_used = 0  # messages that decoded: what staleness watches (garbage is not data)
         self.messages_out = 0
         self.malformed = 0
-        self.reconnects = 0
-        self.connect_attempts = 0
         self.gaps = 0
         self.stale_events = 0
         self.sink_errors = 0
@@ -199,8 +203,7 @@ class LiveFeedAdapter(MarketDataAdapter):
         #: latest value per index (the engine model has no index event)
         self.indices: dict[str, IndexValue] = {}
         #: L2 access: the order table per symbol, order_id -> (side, price, remaining qty)
-        self.l3: dict[str, dict[str, tuple[Side | None, Decimal | None, Decimal]]] = {}
-        self.l3_unknown = 0  # modify/execute/delete of an order the table does not hold
+        self._l3 = OrderTable()
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def connect(self) -> None:
@@ -208,30 +211,18 @@ class LiveFeedAdapter(MarketDataAdapter):
         reader and the staleness watchdog. A first connection that fails raises
         :class:`FeedConnectError` (bad token, connection cap, unreachable host): the engine refuses
         to start rather than trade blind; after that, drops are handled by reconnecting."""
-        if self._ws is not None:
+        if self._client.ws is not None:
             return
-        self._closing = False
         self._stop = anyio.Event()
-        self.connect_attempts += 1
-        await self._open()
-        await self._resubscribe()
+        await self._client.connect()
         self._report("connected", f"{self.url} ({self.server_level or self.level})")
-        self.start_task(self._reader, name=f"psx_feed[{self.venue}] reader")
-        self.start_task(self._watchdog, name=f"psx_feed[{self.venue}] watchdog")
+        self.start_task(self._watchdog, self._stop, name=f"psx_feed[{self.venue}] watchdog")
 
     async def close(self) -> None:
         """Close the socket and stop the background tasks. Never raises."""
-        self._closing = True
         if self._stop is not None:
             self._stop.set()
-        ws = self._ws
-        self._ws = None
-        if ws is not None:
-            with anyio.move_on_after(2):
-                try:
-                    await ws.close()
-                except Exception:  # closing a broken socket: nothing left to do
-                    pass
+        await self._client.close()
         self._release()
         self.status = "closed"
         self._bad.flush()
@@ -239,19 +230,23 @@ class LiveFeedAdapter(MarketDataAdapter):
     def subscribe(self, symbols: Iterable[str]) -> None:
         """Ask for these symbols; a snapshot of each comes first. Before ``connect`` (or during a
         reconnect) they are sent with the (re)subscribe."""
-        new = [s for s in symbols if s not in self._symbols]
-        for symbol in new:
-            self._symbols[symbol] = None
-        if new and self._ws is not None:
-            self.start_task(self._send, encode_subscribe(new))
+        self._client.want(symbols)
 
     @property
     def symbols(self) -> tuple[str, ...]:
-        return tuple(self._symbols)
+        return self._client.intent
+
+    @property
+    def reconnects(self) -> int:
+        return self._client.reconnects
+
+    @property
+    def connect_attempts(self) -> int:
+        return self._client.attempts
 
     @property
     def connected(self) -> bool:
-        return self._ws is not None
+        return self._client.ws is not None
 
     def on_session(self, state: SessionState) -> None:
         """The engine's session phase: a closed market is quiet, not stale."""
@@ -279,7 +274,7 @@ class LiveFeedAdapter(MarketDataAdapter):
             "token_in": opts.token_in,
             "max_connections": opts.max_connections,
             "status": self.status,
-            "symbols": len(self._symbols),
+            "symbols": len(self._client.intent),
             "messages_in": self.messages_in,
             "messages_out": self.messages_out,
             "malformed": self.malformed,
@@ -291,11 +286,22 @@ class LiveFeedAdapter(MarketDataAdapter):
             "sink_errors": self.sink_errors,
             "last_malformed_sample": self.last_malformed_sample,
             "last_error": self.last_error,
+            "connection": self._client.describe(),  # epoch, pings missed, stale frames dropped
         }
 
-    def l3_orders(self, symbol: str) -> dict[str, tuple[Side | None, Decimal | None, Decimal]]:
+    @property
+    def l3(self) -> dict[str, dict[str, RestingOrder]]:
+        """L2 access: the order table per symbol, order_id -> (side, price, remaining qty)."""
+        return self._l3.tables
+
+    @property
+    def l3_unknown(self) -> int:
+        """modify/execute/delete of an order the table did not hold."""
+        return self._l3.unknown
+
+    def l3_orders(self, symbol: str) -> dict[str, RestingOrder]:
         """L2 access: the orders the feed says rest in ``symbol``'s book, by order id."""
-        return dict(self.l3.get(symbol, {}))
+        return self._l3.orders(symbol)
 
     # ---- connection ----------------------------------------------------------------------
     def _read_token(self) -> str:
@@ -308,9 +314,10 @@ class LiveFeedAdapter(MarketDataAdapter):
     def _scrub(self, text: str, token: str) -> str:
         return text.replace(token, "***") if token else text
 
-    async def _open(self) -> None:
-        """One connection attempt. The slot in the per-token count is taken before the handshake
-        (so two adapters racing cannot both pass the cap) and given back if it fails."""
+    async def _open(self) -> ClientConnection:
+        """One connection attempt (the kit client's opener). The slot in the per-token count is
+        taken before the handshake (so two adapters racing cannot both pass the cap) and given back
+        if it fails."""
         opts = self.feed_options
         token = self._read_token()
         key = _token_key(token)
@@ -333,8 +340,7 @@ class LiveFeedAdapter(MarketDataAdapter):
                 url,
                 additional_headers=headers,
                 open_timeout=float(opts.open_timeout_s),
-                ping_interval=float(opts.ping_interval_s),
-                ping_timeout=float(opts.ping_timeout_s),
+                ping_interval=None,  # liveness: the kit client's ping/pong (ping_interval_s, ping_timeout_s)
                 close_timeout=2,
                 max_size=opts.max_message_bytes,
                 compression=None,  # market data is small and hot: no deflate CPU per message
@@ -351,13 +357,11 @@ class LiveFeedAdapter(MarketDataAdapter):
         except BaseException:
             _give_back(key)
             raise
-        self._ws = ws
         self._slot = key
         self._token = token
-        self._healthy = False
-        self._conn_serial += 1
         self._decoder.new_connection()
-        self.l3.clear()
+        self._l3.clear()
+        return ws
 
     def _refused(self, status: int, body: bytes | None, token: str) -> FeedConnectError:
         """The server's HTTP answer to the upgrade, as a clear error (PSX-2, PSX-3: the document
@@ -383,58 +387,33 @@ class LiveFeedAdapter(MarketDataAdapter):
             self._slot = None
         self._token = ""
 
-    async def _send(self, text: str) -> None:
-        ws = self._ws
-        if ws is None:
-            return  # the reconnect resubscribes everything
-        try:
-            await ws.send(text)
-        except ConnectionClosed:
-            return  # the reader sees the close and reconnects
-        self.messages_out += 1
+    async def _send(self, text: str, epoch: int | None = None) -> None:
+        # not sent when the connection is gone: the reconnect resubscribes everything
+        if await self._client.send(text, epoch):
+            self.messages_out += 1
+
+    def _subscribe_on(self, symbols: list[str], epoch: int) -> Any:
+        """The kit client issues the intent: every symbol on a new socket, new ones as asked."""
+        self._resync_pending = False
+        return self._send(encode_subscribe(symbols), epoch)
 
     async def _resubscribe(self) -> None:
-        """Subscribe every symbol again: on a new socket, and after a gap (PSX-1: a repeated
-        subscribe re-sends the snapshot)."""
+        """Subscribe every symbol again after a gap (PSX-1: a repeated subscribe re-sends the
+        snapshot)."""
         self._resync_pending = False
-        if self._symbols:
-            await self._send(encode_subscribe(list(self._symbols)))
+        await self._client.reissue()
 
     def _report(self, status: str, detail: str = "") -> None:
         self.status = status
         self.sink.on_venue_status(self.venue, status, detail)
 
-    # ---- background tasks ----------------------------------------------------------------
-    def _ended(self, stop: anyio.Event) -> bool:
-        """True once ``close`` ran for the connect that started this loop (a later ``connect``
-        makes a new stop event, so an old loop never mistakes the new run for its own)."""
-        return self._closing or self._stop is not stop
-
-    async def _reader(self) -> None:
-        """Read until the socket ends, then reconnect; until ``close``."""
-        stop = self._stop
-        assert stop is not None
-        while not self._ended(stop):
-            ws = self._ws
-            if ws is None:
-                return
-            detail = await self._read(ws)
-            if self._ended(stop):
-                return
-            self._lost(ws, detail)
-            if not await self._reconnect():
-                return
-
-    async def _read(self, ws: ClientConnection) -> str:
-        on_data = self._on_data
-        try:
-            async for data in ws:
-                on_data(data)
-        except ConnectionClosed as exc:
-            if exc.rcvd is None and exc.sent is not None and exc.sent.code == 1009:
-                return self._too_large(exc.sent.reason)
-            return self._close_text(exc.rcvd.code if exc.rcvd else None, exc.rcvd.reason if exc.rcvd else "")
-        return self._close_text(ws.close_code, ws.close_reason or "")
+    # ---- connection events (the kit client calls these) ------------------------------------
+    def _closed_why(self, exc: ConnectionClosed | None, ws: ClientConnection) -> str:
+        if exc is None:
+            return self._close_text(ws.close_code, ws.close_reason or "")
+        if exc.rcvd is None and exc.sent is not None and exc.sent.code == 1009:
+            return self._too_large(exc.sent.reason)
+        return self._close_text(exc.rcvd.code if exc.rcvd else None, exc.rcvd.reason if exc.rcvd else "")
 
     def _too_large(self, reason: str) -> str:
         """websockets refused a message over ``max_message_bytes`` without reading it and closed
@@ -449,55 +428,32 @@ class LiveFeedAdapter(MarketDataAdapter):
             return "connection lost (no close frame)"
         return self._scrub(f"closed by the server (code {code}{': ' + reason if reason else ''})", self._token)
 
-    def _lost(self, ws: ClientConnection, detail: str) -> None:
-        if self._ws is ws:
-            self._ws = None
+    def _lost(self, epoch: int, detail: str, unexpected: bool) -> None:
+        """The socket ended: its token slot is given back; a loss we did not ask for is reported
+        (the kit client reconnects with backoff)."""
         self._release()
+        if not unexpected:
+            return
         self.stale = False
         self.last_error = detail
         log.warning("psx_feed venue %s: %s; reconnecting with backoff", self.venue, detail)
         self._report("disconnected", detail)
 
-    async def _reconnect(self) -> bool:
-        """Retry with backoff until connected (True) or closed (False). The old socket is gone
-        before a new one opens (PSX-3: the server may count it against the token's limit)."""
-        stop = self._stop
-        assert stop is not None
-        failures = 0
-        while not self._ended(stop):
-            delay = self._backoff.next_delay()
-            with anyio.move_on_after(delay):
-                await stop.wait()
-            if self._ended(stop):
-                return False
-            self.connect_attempts += 1
-            try:
-                await self._open()
-            except FeedConnectError as exc:
-                failures += 1
-                self.last_error = str(exc)
-                log.warning("psx_feed venue %s: reconnect attempt %d failed: %s", self.venue, failures, exc)
-                continue
-            if self._ended(stop):  # closed while the handshake was in flight: this socket is not wanted
-                ws, self._ws = self._ws, None
-                self._release()
-                if ws is not None:
-                    with anyio.move_on_after(2):
-                        await ws.close()
-                return False
-            self.reconnects += 1
-            await self._resubscribe()
-            log.warning("psx_feed venue %s: reconnected after %d failed attempt(s); resubscribed %d symbol(s)",
-                        self.venue, failures, len(self._symbols))
-            self._report("connected", f"reconnected after {failures} failed attempt(s)")
-            return True
-        return False
+    def _retry_failed(self, exc: BaseException, failures: int) -> None:
+        self.last_error = str(exc)
+        log.warning("psx_feed venue %s: reconnect attempt %d failed: %s", self.venue, failures, exc)
 
-    async def _watchdog(self) -> None:
+    def _reconnected(self, epoch: int, failures: int) -> None:
+        log.warning("psx_feed venue %s: reconnected after %d failed attempt(s); resubscribed %d symbol(s)",
+                    self.venue, failures, len(self._client.intent))
+        self._report("connected", f"reconnected after {failures} failed attempt(s)")
+
+    # ---- background tasks ----------------------------------------------------------------
+    async def _watchdog(self, stop: anyio.Event) -> None:
         """Stale and dead-feed detection by counting messages that decoded (no per-message clock
-        read): a feed sending only frames that cannot be used is as good as silent."""
-        stop = self._stop
-        assert stop is not None
+        read): a feed sending only frames that cannot be used is as good as silent (PSX-5, the
+        feed's own rule; the connection's liveness is the kit client's ping/pong)."""
+        client = self._client
         opts = self.feed_options
         stale_s = float(opts.stale_seconds)
         dead_s = float(opts.stale_reconnect_seconds)
@@ -505,15 +461,14 @@ class LiveFeedAdapter(MarketDataAdapter):
         seen = -1
         serial = -1
         idle_since = time.monotonic()
-        while not self._ended(stop):
+        while not stop.is_set():
             with anyio.move_on_after(interval):
                 await stop.wait()
-            if self._ended(stop):
+            if stop.is_set():
                 return
             now = time.monotonic()
-            ws = self._ws
-            if ws is None or self._conn_serial != serial or self.messages_used != seen or not self._watching():
-                serial = self._conn_serial
+            if client.ws is None or client.epoch != serial or self.messages_used != seen or not self._watching():
+                serial = client.epoch
                 seen = self.messages_used
                 idle_since = now
                 continue
@@ -525,7 +480,7 @@ class LiveFeedAdapter(MarketDataAdapter):
                 self._report("stale", f"no message for {idle:.1f} s")
             if dead_s and idle >= dead_s:
                 log.warning("psx_feed venue %s: no traffic for %.1f s: reconnecting", self.venue, idle)
-                ws.transport.abort()  # the reader sees the socket end and reconnects
+                client.drop(f"no traffic for {idle:.1f} s", serial)  # the kit client reconnects
                 idle_since = now
 
     def _watching(self) -> bool:
@@ -536,7 +491,7 @@ class LiveFeedAdapter(MarketDataAdapter):
         return self._phase is None or self._phase is not Phase.CLOSED
 
     # ---- messages ------------------------------------------------------------------------
-    def _on_data(self, data: str | bytes) -> None:
+    def _on_data(self, data: str | bytes, epoch: int = 0) -> None:
         """One message: decode, then hand market data to the sink in order (the hot path)."""
         self.messages_in += 1
         try:
@@ -554,7 +509,7 @@ class LiveFeedAdapter(MarketDataAdapter):
                 kind = type(event)
                 if kind is BookUpdate:
                     if event.snapshot and self.level == "L2":
-                        self.l3[event.symbol] = {}
+                        self._l3.reset(event.symbol)
                     sink.on_book(event)
                 elif kind is Trade:
                     sink.on_trade(event)
@@ -562,7 +517,7 @@ class LiveFeedAdapter(MarketDataAdapter):
                     if self._deliver_status is not None:
                         self._deliver_status(event)
                 elif kind is L3Order:
-                    self._apply_l3(event)
+                    self._l3.apply(event)
                 else:
                     self._protocol_event(event)
         except Exception:
@@ -571,9 +526,7 @@ class LiveFeedAdapter(MarketDataAdapter):
                 self._sink_errors_logged = True
                 log.exception("psx_feed venue %s: the engine raised on a market data event (counted; logged once)",
                               self.venue)
-        if not self._healthy:
-            self._healthy = True
-            self._backoff.reset()
+        self._client.healthy()
 
     def _dropped(self, data: str | bytes, exc: Exception) -> None:
         """A message the decoder could not read: counted by kind, logged rate-limited, skipped. The
@@ -608,28 +561,3 @@ class LiveFeedAdapter(MarketDataAdapter):
                         f" ({', '.join(event.symbols)})" if event.symbols else "")
         elif kind is Subscribed:
             log.debug("psx_feed venue %s: subscribed %s", self.venue, ", ".join(event.symbols))
-
-    def _apply_l3(self, event: L3Order) -> None:
-        table = self.l3.setdefault(event.symbol, {})
-        action = event.action
-        order_id = event.order_id
-        if action == "add":
-            table[order_id] = (event.side, event.price, event.qty)  # type: ignore[assignment]
-            return
-        known = table.get(order_id)
-        if known is None:
-            self.l3_unknown += 1
-            return
-        if action == "delete":
-            del table[order_id]
-        elif action == "modify":
-            if event.qty:
-                table[order_id] = (event.side or known[0], event.price or known[1], event.qty)  # type: ignore[assignment]
-            else:
-                del table[order_id]
-        else:  # execute: qty is the executed quantity
-            left = known[2] - event.qty  # type: ignore[operator]
-            if left > 0:
-                table[order_id] = (known[0], known[1], left)
-            else:
-                del table[order_id]

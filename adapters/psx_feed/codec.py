@@ -254,6 +254,56 @@ class L3Order:
         return f"L3Order({self.symbol} {self.action} {self.order_id} {self.side} {self.qty}@{self.price})"
 
 
+#: one resting order as the L3 table keeps it: (side, price, remaining quantity)
+RestingOrder = tuple[Side | None, Decimal | None, Decimal]
+
+
+class OrderTable:
+    """L2 access: the orders resting in each book, kept from :class:`L3Order` events (sans I/O:
+    the adapter feeds it events and reads it). A book snapshot starts its symbol's table again
+    (``reset``); a new connection clears every table (``clear``)."""
+
+    __slots__ = ("tables", "unknown")
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[str, RestingOrder]] = {}
+        self.unknown = 0  # modify/execute/delete of an order the table does not hold
+
+    def clear(self) -> None:
+        self.tables.clear()
+
+    def reset(self, symbol: str) -> None:
+        self.tables[symbol] = {}
+
+    def orders(self, symbol: str) -> dict[str, RestingOrder]:
+        return dict(self.tables.get(symbol, {}))
+
+    def apply(self, event: L3Order) -> None:
+        table = self.tables.setdefault(event.symbol, {})
+        action = event.action
+        order_id = event.order_id
+        if action == "add":
+            table[order_id] = (event.side, event.price, event.qty)  # type: ignore[assignment]
+            return
+        known = table.get(order_id)
+        if known is None:
+            self.unknown += 1
+            return
+        if action == "delete":
+            del table[order_id]
+        elif action == "modify":
+            if event.qty:
+                table[order_id] = (event.side or known[0], event.price or known[1], event.qty)
+            else:
+                del table[order_id]
+        else:  # execute: qty is the executed quantity
+            left = known[2] - event.qty  # type: ignore[operator]
+            if left > 0:
+                table[order_id] = (known[0], known[1], left)
+            else:
+                del table[order_id]
+
+
 # --------------------------------------------------------------------------------------------
 # Field readers: raise ValueError/KeyError/TypeError, which the decoder turns into Malformed
 

@@ -1,11 +1,15 @@
 """The Pulse venue adapter: one WebSocket to ``/ws/api/v2`` speaking JSON-RPC 2.0.
 
-The wire format lives in :mod:`adapters.pulse.codec` (sans-I/O); this module is the transport and
-the bookkeeping around it:
+The wire format lives in :mod:`adapters.pulse.codec` and the session's protocol state (request ids
+and pending requests, book change-id continuity, de-duplication) in :mod:`adapters.pulse.protocol`,
+both sans-I/O; the socket (liveness by WebSocket ping/pong, reconnect with backoff, subscription
+intent, connection epochs) is the kit's :class:`adapters.kit.wsclient.WsClient`. This module is the
+transport around them and the mapping to the engine:
 
 - one connection, a writer task draining an outbound queue (requests leave in the order the runtime
-  made them), a reader task, a sweeper that times requests out, a watchdog for the venue heartbeat,
-  and a token refresher; all run in the engine's task group (``bind``/``start_task``);
+  made them), a reader task, a sweeper that times requests out, a watchdog that probes a silent
+  venue with a documented request, and a token refresher; all run in the engine's task group
+  (``bind``/``start_task``);
 - a callback per request id, so ``submit``/``cancel``/``amend`` never create a task on the order
   path; error answers become rejects with the engine's codes (codec.PULSE_ERRORS, one table);
 - authentication (``client_credentials`` or ``client_signature``; ``refresh_token`` before expiry),
@@ -31,7 +35,8 @@ the bookkeeping around it:
   adapter reconnects;
 - nothing it logs, nor anything websockets logs for its connection (every frame at DEBUG),
   contains the client secret or a token: :mod:`adapters.pulse.wirelog`;
-- on a lost connection (socket closed, or no heartbeat within 1.5 intervals) the runtime hears
+- on a lost connection (socket closed, a WebSocket ping unanswered, or a silent venue that does
+  not answer the probe either: no frame for two heartbeat intervals) the runtime hears
   ``disconnected`` at once, pending requests are dropped (their outcome is unknown: the runtime
   reconciles through the ``query_*`` methods once ``connected`` is reported again), and the
   adapter reconnects with backoff.
@@ -45,12 +50,11 @@ compare them with that clock.
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 import secrets as _secrets
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from functools import partial
@@ -65,6 +69,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from adapters.kit.backoff import Backoff
 from adapters.kit.credentials import MissingSecret, read_secret
 from adapters.kit.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
+from adapters.kit.wsclient import WsClient
 from adapters.pulse import codec
 from adapters.pulse.codec import (
     BookMsg,
@@ -73,10 +78,10 @@ from adapters.pulse.codec import (
     Notification,
     PulseOrder,
     PulseTrade,
-    Response,
     RpcError,
 )
 from adapters.pulse.options import PulseMmp, PulseOptions
+from adapters.pulse.protocol import APPLY, GAP, SNAPSHOT, UNKNOWN, Answer, Pending, PulseProtocol
 from adapters.pulse.wirelog import REDACT, adapter_log, wire_log
 from engine.clock import Clock
 from engine.model import (
@@ -129,8 +134,9 @@ NS_PER_S = 1_000_000_000
 GAP_LOGS = 5
 TRACK_KEEP_S = 600.0  # finished orders stay known this long (late answers, cancels, queries)
 TRADE_POLL_COUNT = 100  # trades asked per public/last_trades_by_instrument poll
-PUBLIC_TRADE_IDS_KEPT = 2000  # public trade ids remembered per instrument, to deliver each trade once
 POLL_ERROR_LOGS = 5
+#: the documented request (004, no parameters) that asks a silent venue whether its session lives
+LIVENESS_PROBE = "private/get_cancel_on_disconnect"
 
 
 class PulseError(Exception):
@@ -146,17 +152,6 @@ class PulseError(Exception):
 
 class ConnectionLost(ConnectionError):
     """The connection went away before the answer came: the outcome is unknown."""
-
-
-class _Pending:
-    __slots__ = ("method", "callback", "deadline", "gen")
-
-    def __init__(self, method: str, callback: Callable[[Any, BaseException | RpcError | None], None] | None,
-                 deadline: float, gen: int) -> None:
-        self.method = method
-        self.callback = callback
-        self.deadline = deadline
-        self.gen = gen
 
 
 class _Track:
@@ -188,27 +183,6 @@ class _Track:
         return OrderStatus.PARTIALLY_FILLED if self.filled else OrderStatus.NEW
 
 
-class _RecentIds:
-    """The last ``limit`` ids seen, for de-duplication in constant memory."""
-
-    __slots__ = ("ids", "order", "limit")
-
-    def __init__(self, limit: int) -> None:
-        self.ids: set[str] = set()
-        self.order: deque[str] = deque()
-        self.limit = limit
-
-    def add(self, item: str) -> bool:
-        """True if ``item`` is new."""
-        if item in self.ids:
-            return False
-        self.ids.add(item)
-        self.order.append(item)
-        if len(self.order) > self.limit:
-            self.ids.discard(self.order.popleft())
-        return True
-
-
 class _TradePoll:
     """Polling ``public/last_trades_by_instrument`` for one instrument whose ``trades.*.raw``
     the venue refused (PUL-7). The first answer is the baseline (trades before it are history,
@@ -221,15 +195,6 @@ class _TradePoll:
         self.last_seq: int | None = None
         self.primed = False
         self.in_flight = False
-
-
-class _BookState:
-    __slots__ = ("change_id", "synced", "gaps")
-
-    def __init__(self) -> None:
-        self.change_id = -1
-        self.synced = False
-        self.gaps = 0
 
 
 class PulseAdapter(Adapter):
@@ -278,13 +243,21 @@ class PulseAdapter(Adapter):
         self._heartbeat_s = float(options.heartbeat_s)
         self._index = {s: options.index_names.get(s) or codec.index_name_for(s) for s in self.instruments}
         self._currency = {s: options.currencies.get(s) or codec.currency_for(s) for s in self.instruments}
-        self._ws: ClientConnection | None = None
-        self._gen = 0
-        self._ready = False
+        #: the socket, its liveness (WebSocket ping/pong), reconnects with backoff, the public
+        #: subscription intent (symbols) and the connection epoch: the kit's one client
+        self._client = WsClient(
+            f"pulse {venue}", self._open_socket, self._on_frame,
+            spawn=self._spawn,
+            backoff=Backoff(float(options.reconnect_min_s), float(options.reconnect_max_s), random.Random(seed)),
+            ping_interval_s=float(options.ping_interval_s), ping_timeout_s=float(options.ping_timeout_s),
+            close_timeout_s=self._timeout, on_up=self._on_up, on_intent=self._on_intent,
+            on_lost=self._connection_lost, on_reconnected=self._reconnected, on_retry_failed=self._retry_failed,
+            close_reason=self._closed_why,
+        )
         self._closing = False
-        self._reconnecting = False
-        self._ids = itertools.count(1)
-        self._pending: dict[int, _Pending] = {}
+        #: request ids and pending requests, book change-id continuity, public trade de-duplication:
+        #: the session's protocol state, sans I/O
+        self._protocol = PulseProtocol(self.instruments)
         self._out_send: MemoryObjectSendStream[tuple[int, str]]
         self._out_recv: MemoryObjectReceiveStream[tuple[int, str]]
         self._out_send, self._out_recv = anyio.create_memory_object_stream(math.inf)
@@ -293,11 +266,8 @@ class PulseAdapter(Adapter):
         self._tracks: dict[str, _Track] = {}
         self._by_oid: dict[str, _Track] = {}
         self._exec_ids: set[str] = set()
-        self._books = {s: _BookState() for s in self.instruments}
         self._quotes: dict[str, tuple[Decimal | None, Decimal | None]] = {}
-        self._subscribed: set[str] = set()
         self._trades_channels = {f"trades.{s}.raw": s for s in self.instruments}
-        self._public_seen = {s: _RecentIds(PUBLIC_TRADE_IDS_KEPT) for s in self.instruments}
         self._trade_polls: dict[str, _TradePoll] = {}
         self._poller_running = False
         self._poll_errors_logged = 0
@@ -305,7 +275,6 @@ class PulseAdapter(Adapter):
         self._refresh_token = ""
         self._refresh_at = math.inf
         self._last_recv = 0.0
-        self._drop_reason = ""
         self._venue_offset_ns = 0
         self._mmp_configs: dict[str, PulseMmp] = dict(options.mmp)
         self._mmp_strategies: dict[str, set[str]] = {}
@@ -343,9 +312,7 @@ class PulseAdapter(Adapter):
     def _depart(self, lane: str, frame: _Frame) -> None:
         """The pacer let ``frame`` go: to the writer, and its answer deadline starts now (a request
         that waited for room must not time out, and be resolved as lost, before it was sent)."""
-        pending = self._pending.get(frame.req_id)
-        if pending is not None:
-            pending.deadline = time.monotonic() + self._timeout
+        self._protocol.departed(frame.req_id, time.monotonic() + self._timeout)
         self._out_send.send_nowait((frame.gen, frame.text))
 
     def _unsent(self, waiting: list[tuple[str, _Frame]]) -> None:
@@ -353,11 +320,11 @@ class PulseAdapter(Adapter):
         order rejected, a cancel or edit refused with the order still live)."""
         why = f"venue {self.venue!r}: the adapter closed before the rate limit let it leave"
         for _, frame in waiting:
-            pending = self._pending.pop(frame.req_id, None)
+            pending = self._protocol.withdraw(frame.req_id)
             if frame.unsent is not None:
                 frame.unsent(why)
-            elif pending is not None and pending.callback is not None:
-                pending.callback(None, ConnectionLost(f"not sent: {why}"))
+            elif pending is not None and pending.context is not None:
+                pending.context(None, ConnectionLost(f"not sent: {why}"))
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def connect(self) -> None:
@@ -372,34 +339,36 @@ class PulseAdapter(Adapter):
         self.start_task(self._guard, self._watchdog, name=f"pulse-watchdog-{self.venue}")
         self.start_task(self._guard, self._refresher, name=f"pulse-refresh-{self.venue}")
         try:
-            await self._open()
+            await self._client.connect()
         except BaseException:
             for scope in list(self._scopes):
                 scope.cancel()
             raise
         self.sink.on_venue_status(self.venue, "connected")
 
+    @property
+    def _ready(self) -> bool:
+        """Logged in on the current connection (requests other than the login's may go)."""
+        return self._client.up
+
+    def _spawn(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> None:
+        """The kit client's tasks run like every loop of this adapter: under a scope ``close`` cancels."""
+        self.start_task(self._guard, fn, *args, name=name)
+
     async def close(self) -> None:
         """``private/logout`` (graceful: the venue cancels nothing, even with COD on), close the
         socket, stop the loops. Never raises."""
         self._closing = True
-        ws = self._ws
         try:
-            if ws is not None and self._ready:
+            if self._client.ws is not None and self._ready:
                 with anyio.move_on_after(self._timeout):
                     await self._request("private/logout", {"invalidate_token": True})
                     self.counters["logouts"] += 1
                     log.info("pulse %s: logged out", self.venue)
         except Exception as exc:  # closing must not fail: the venue may already be gone
             log.info("pulse %s: logout: %s", self.venue, exc)
-        self._ready = False
         self._unsent(self._pacer.close())
-        if ws is not None:
-            with anyio.move_on_after(self._timeout):
-                try:
-                    await ws.close()
-                except Exception:  # already closed or broken: nothing to do
-                    pass
+        await self._client.close()
         for scope in list(self._scopes):
             scope.cancel()
         self._bad.flush()
@@ -414,11 +383,11 @@ class PulseAdapter(Adapter):
             finally:
                 self._scopes.discard(scope)
 
-    async def _open(self) -> None:
-        """Connect and log in; on failure the socket is closed and the error raised."""
+    async def _open_socket(self) -> ClientConnection:
+        """The kit client's opener: the WebSocket handshake (liveness pings are the client's)."""
         options = self.pulse_options
         try:
-            ws = await websockets.connect(
+            return await websockets.connect(
                 options.url, open_timeout=float(options.connect_timeout_s), ping_interval=None,
                 compression="deflate" if options.compression else None, max_size=options.max_message_bytes,
                 max_queue=None, proxy=None,
@@ -426,22 +395,16 @@ class PulseAdapter(Adapter):
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             raise ConnectionError(f"pulse {self.venue}: cannot connect to {options.url}: {exc}") from None
-        self._gen += 1
-        gen = self._gen
-        self._ws = ws
+
+    async def _on_up(self, epoch: int) -> None:
+        """A new socket is open (its reader runs): log in. A failed login fails this attempt
+        (the kit client closes the socket; the first connect raises, a reconnect retries)."""
         self._last_recv = time.monotonic()
-        self.start_task(self._guard, self._reader, ws, gen, name=f"pulse-reader-{self.venue}")
         try:
             await self._login()
-        except BaseException as exc:
-            self._ready = False
-            with anyio.move_on_after(1, shield=True):
-                await ws.close()
-            if isinstance(exc, (PulseError, ConnectionLost, TimeoutError, CodecError)):
-                raise ConnectionError(f"pulse {self.venue}: login to {options.url} failed: {exc}") from None
-            raise
-        self._ready = True
-        self._drop_reason = ""
+        except (PulseError, ConnectionLost, TimeoutError, CodecError) as exc:
+            raise ConnectionError(f"pulse {self.venue}: login to {self.pulse_options.url} failed: {exc}") from None
+        self._client.healthy()  # the venue answered: the next outage backs off from the start
 
     async def _login(self) -> None:
         options = self.pulse_options
@@ -471,12 +434,10 @@ class PulseAdapter(Adapter):
         channels.append("heartbeat_trade")
         accepted = await self._request("private/subscribe", {"channels": channels})
         self._check_subscribed(channels, accepted)
-        for state in self._books.values():
-            state.synced = False
-        # the resubscribe finds out again whether trades.*.raw exists; a poll restarts from a baseline
+        self._protocol.unsync_books()
+        # the resubscribe (the kit client re-issues the intent after this) finds out again whether
+        # trades.*.raw exists; a poll restarts from a baseline
         self._trade_polls.clear()
-        if self._subscribed:
-            self._subscribe_public(sorted(self._subscribed))
 
     async def _authenticate(self) -> None:
         options = self.pulse_options
@@ -524,39 +485,34 @@ class PulseAdapter(Adapter):
     # ---- background loops ----------------------------------------------------------------
     async def _writer(self) -> None:
         """Send queued frames in order, on the connection they were made for."""
-        async for gen, frame in self._out_recv:
-            ws = self._ws
-            if ws is None or gen != self._gen:
-                continue  # made for a connection that is gone: its request was already failed
-            try:
-                await ws.send(frame)
-            except ConnectionClosed:
-                continue  # the reader reports the loss
-            self.messages_out += 1
+        async for epoch, frame in self._out_recv:
+            # not sent when made for a connection that is gone (its request was already failed)
+            # or when the socket closes meanwhile (the reader reports the loss)
+            if await self._client.send(frame, epoch):
+                self.messages_out += 1
 
-    async def _reader(self, ws: ClientConnection, gen: int) -> None:
-        reason = "connection closed by the venue"
+    def _on_frame(self, raw: str | bytes, epoch: int) -> None:
+        """One frame of the current connection (the kit client drops those of a dead one)."""
+        self._last_recv = time.monotonic()
+        self.messages_in += 1
+        if type(raw) is not str:
+            self._bad_frame(raw, BINARY, "a binary frame (the API is JSON text frames)")
+            return
         try:
-            async for raw in ws:
-                self._last_recv = time.monotonic()
-                self.messages_in += 1
-                if type(raw) is not str:
-                    self._bad_frame(raw, BINARY, "a binary frame (the API is JSON text frames)")
-                    continue
-                try:
-                    self._dispatch(raw)
-                except Exception as exc:  # this frame's alone; a cancellation (BaseException) still ends the loop
-                    self._bad_frame(raw, kind_of(exc), f"{type(exc).__name__}: {str(exc)[:200]}", exc)
-        except ConnectionClosed as exc:
-            reason = f"connection lost: {exc}"
-            if exc.rcvd is None and exc.sent is not None and exc.sent.code == 1009:
-                limit = self.pulse_options.max_message_bytes
-                reason = f"closed by us (code 1009: a frame over max_message_bytes={limit:,})"
-                self.counters["bad_frames"] += 1
-                self._bad.record(TOO_LARGE, f"a frame over max_message_bytes={limit:,} ({exc.sent.reason}); "
-                                 "reconnecting")
-        finally:
-            self._connection_lost(gen, self._drop_reason or reason)
+            self._dispatch(raw)
+        except Exception as exc:  # this frame's alone; a cancellation (BaseException) still ends the loop
+            self._bad_frame(raw, kind_of(exc), f"{type(exc).__name__}: {str(exc)[:200]}", exc)
+
+    def _closed_why(self, exc: ConnectionClosed | None, ws: ClientConnection) -> str:
+        if exc is None:
+            return "connection closed by the venue"
+        if exc.rcvd is None and exc.sent is not None and exc.sent.code == 1009:
+            limit = self.pulse_options.max_message_bytes
+            self.counters["bad_frames"] += 1
+            self._bad.record(TOO_LARGE, f"a frame over max_message_bytes={limit:,} ({exc.sent.reason}); "
+                             "reconnecting")
+            return f"closed by us (code 1009: a frame over max_message_bytes={limit:,})"
+        return f"connection lost: {exc}"
 
     async def _sweeper(self) -> None:
         """Time out requests; release terminal states that waited for their fills; forget old orders."""
@@ -564,14 +520,11 @@ class PulseAdapter(Adapter):
         while True:
             await anyio.sleep(step)
             now = time.monotonic()
-            expired = [rid for rid, p in self._pending.items() if p.deadline <= now]
-            for rid in expired:
-                pending = self._pending.pop(rid, None)
-                if pending is not None:
-                    self.counters["timeouts"] += 1
-                    log.warning("pulse %s: no answer to %s within %.1f s", self.venue, pending.method, self._timeout)
-                    if pending.callback is not None:
-                        pending.callback(None, TimeoutError(f"no answer to {pending.method} within {self._timeout} s"))
+            for pending in self._protocol.expired(now):
+                self.counters["timeouts"] += 1
+                log.warning("pulse %s: no answer to %s within %.1f s", self.venue, pending.method, self._timeout)
+                if pending.context is not None:
+                    pending.context(None, TimeoutError(f"no answer to {pending.method} within {self._timeout} s"))
             for track in list(self._tracks.values()):
                 held = track.pending_terminal
                 if held is not None and now - held[3] > self._timeout:
@@ -582,17 +535,34 @@ class PulseAdapter(Adapter):
                     self._forget(track)
 
     async def _watchdog(self) -> None:
-        """A missed heartbeat counts as a disconnect: no frame for 1.5 intervals drops the socket."""
-        limit = self._heartbeat_s * 1.5
+        """Is the venue's session alive? After one heartbeat interval without any frame, ask with
+        a documented request (``LIVENESS_PROBE``); no frame for another interval after that drops
+        the connection. Silence alone never does (issue 20: 004 documents no heartbeat message, so
+        a quiet venue that follows it must stay connected); the socket's own liveness is the kit
+        client's WebSocket ping/pong."""
+        interval = self._heartbeat_s
+        probed: tuple[int, float] | None = None  # (epoch, when) of the probe waiting for any frame
         while True:
-            await anyio.sleep(min(self._heartbeat_s / 4, 1.0))
-            ws = self._ws
-            if ws is None or not self._ready:
+            await anyio.sleep(min(interval / 4, 1.0))
+            if not self._ready:
+                probed = None
                 continue
-            silent = time.monotonic() - self._last_recv
-            if silent > limit:
+            now = time.monotonic()
+            epoch = self._client.epoch
+            if probed is not None and (probed[0] != epoch or self._last_recv >= probed[1]):
+                probed = None  # answered (or another connection): the session lives
+            silent = now - self._last_recv
+            if silent < interval:
+                continue
+            if probed is None:
+                self.counters["liveness_probes"] += 1
+                self._call(LIVENESS_PROBE, {})
+                probed = (epoch, now)
+            elif now - probed[1] >= interval:
+                probed = None
                 self.counters["heartbeat_missed"] += 1
-                self._drop(f"no heartbeat from the venue for {silent:.1f} s (interval {self._heartbeat_s:g} s)")
+                self._drop(f"no frame from the venue for {silent:.1f} s, {LIVENESS_PROBE} unanswered "
+                           f"(interval {self._heartbeat_s:g} s)")
 
     async def _refresher(self) -> None:
         """Refresh the access token at ``refresh_fraction`` of its lifetime; a refused refresh
@@ -622,56 +592,28 @@ class PulseAdapter(Adapter):
 
     def _drop(self, reason: str) -> None:
         """Abandon the connection now (the reader then reports it and the adapter reconnects)."""
-        ws = self._ws
-        if ws is None:
-            return
-        self._drop_reason = reason
-        log.warning("pulse %s: dropping the connection: %s", self.venue, reason)
-        transport = getattr(ws, "transport", None)
-        if transport is not None:
-            transport.abort()
+        if self._client.drop(reason):
+            log.warning("pulse %s: dropping the connection: %s", self.venue, reason)
 
-    def _connection_lost(self, gen: int, reason: str) -> None:
-        if gen != self._gen:
-            return
-        was_ready = self._ready
-        self._ready = False
-        self._ws = None
-        failed = [rid for rid, p in self._pending.items() if p.gen == gen]
-        for rid in failed:
-            pending = self._pending.pop(rid)
-            if pending.callback is not None:
-                pending.callback(None, ConnectionLost(reason))
-        for state in self._books.values():
-            state.synced = False
-        if self._closing or not was_ready:
+    def _connection_lost(self, gen: int, reason: str, unexpected: bool) -> None:
+        """The connection of epoch ``gen`` ended: its requests are lost (their outcome unknown)
+        and every book unsynced; a loss we did not cause is reported (the kit client reconnects)."""
+        for pending in self._protocol.lost(gen):
+            if pending.context is not None:
+                pending.context(None, ConnectionLost(reason))
+        if self._closing or not unexpected:
             return
         self.counters["disconnects"] += 1
         log.warning("pulse %s: %s", self.venue, reason)
         self.sink.on_venue_status(self.venue, "disconnected", reason)
-        if not self._reconnecting:
-            self._reconnecting = True
-            self.start_task(self._guard, self._reconnect, name=f"pulse-reconnect-{self.venue}")
 
-    async def _reconnect(self) -> None:
-        backoff = Backoff(float(self.pulse_options.reconnect_min_s), float(self.pulse_options.reconnect_max_s),
-                          random.Random(self.seed))
-        try:
-            while not self._closing:
-                await anyio.sleep(backoff.next_delay())
-                if self._closing:
-                    return
-                try:
-                    await self._open()
-                except (ConnectionError, OSError) as exc:
-                    log.warning("pulse %s: reconnect failed: %s; trying again with backoff", self.venue, exc)
-                    continue
-                self.counters["reconnects"] += 1
-                log.warning("pulse %s: reconnected", self.venue)
-                self.sink.on_venue_status(self.venue, "connected", "reconnected")
-                return
-        finally:
-            self._reconnecting = False
+    def _retry_failed(self, exc: BaseException, failures: int) -> None:
+        log.warning("pulse %s: reconnect failed: %s; trying again with backoff", self.venue, exc)
+
+    def _reconnected(self, epoch: int, failures: int) -> None:
+        self.counters["reconnects"] += 1
+        log.warning("pulse %s: reconnected", self.venue)
+        self.sink.on_venue_status(self.venue, "connected", "reconnected")
 
     # ---- requests ------------------------------------------------------------------------
     def _call(
@@ -683,16 +625,16 @@ class PulseAdapter(Adapter):
         ``PACING_LANES``). ``callback(result, error)`` runs when it is answered, times out or is
         lost; ``unsent(why)``, when given, instead when the adapter closes before it left.
         Returns False (callback not called) when there is no connection."""
-        if self._ws is None or self._pacer.closed:
+        if self._client.ws is None or self._pacer.closed:
             return False
-        req_id = next(self._ids)
+        epoch = self._client.epoch
         # no deadline while it waits for room: the answer's deadline starts at departure (_depart)
-        self._pending[req_id] = _Pending(method, callback, math.inf, self._gen)
-        frame = _Frame(self._gen, req_id, codec.encode_request(req_id, method, params), unsent)
+        req_id, text = self._protocol.request(method, params, callback, epoch)
+        frame = _Frame(epoch, req_id, text, unsent)
         try:
             self._pacer.put(_LANE_OF.get(method, "control"), frame)
         except PacerClosed:
-            self._pending.pop(req_id, None)
+            self._protocol.withdraw(req_id)
             return False
         return True
 
@@ -717,7 +659,7 @@ class PulseAdapter(Adapter):
 
     # ---- frames in -----------------------------------------------------------------------
     def _dispatch(self, raw: str | bytes) -> None:
-        msg = codec.decode_message(raw)
+        msg = self._protocol.receive(raw)
         kind = type(msg)
         if kind is Notification:
             handler = self._handlers.get(msg.channel)  # type: ignore[union-attr]
@@ -725,23 +667,23 @@ class PulseAdapter(Adapter):
                 self.counters["unexpected_channel"] += 1
                 return
             handler(msg.data)  # type: ignore[union-attr]
-        elif kind is Response or kind is RpcError:
-            pending = self._pending.pop(msg.id, None)  # type: ignore[union-attr]
-            if pending is None:
-                self.counters["late_answers"] += 1  # timed out or from a lost connection
-                return
-            if pending.callback is not None:
-                if kind is Response:
-                    pending.callback(msg.result, None)  # type: ignore[union-attr]
-                else:
-                    pending.callback(None, msg)  # type: ignore[arg-type]
-            elif kind is RpcError:
-                log.warning("pulse %s: %s refused: %s", self.venue, pending.method, codec.describe_error(msg))
+        elif kind is Answer:
+            self._answered(msg)  # type: ignore[arg-type]
         elif kind is Heartbeat:
             self.counters["heartbeats"] += 1
             if msg.kind == "test_request":  # type: ignore[union-attr]
                 self.counters["test_requests"] += 1
                 self._call("public/test", {})  # any request answers it (VENUES.md 5.11)
+
+    def _answered(self, answer: Answer) -> None:
+        pending: Pending | None = answer.pending
+        if pending is None:
+            self.counters["late_answers"] += 1  # timed out or from a lost connection
+            return
+        if pending.context is not None:
+            pending.context(answer.result, answer.error)
+        elif answer.error is not None:
+            log.warning("pulse %s: %s refused: %s", self.venue, pending.method, codec.describe_error(answer.error))
 
     def _bad_frame(self, raw: str | bytes, kind: str, reason: str, exc: Exception | None = None) -> None:
         """Drop one frame: counted by kind, logged rate-limited. An exception that is neither the
@@ -768,11 +710,12 @@ class PulseAdapter(Adapter):
             if symbol not in self.instruments:
                 known = ", ".join(sorted(self.instruments)) or "none"
                 raise ValueError(f"pulse venue {self.venue!r} has no instrument {symbol!r}; known: {known}")
-            if symbol not in self._subscribed:
-                wanted.append(symbol)
-        self._subscribed.update(wanted)
-        if wanted and self._ready:
-            self._subscribe_public(wanted)
+            wanted.append(symbol)
+        self._client.want(wanted)  # issued now when logged in, and again after every reconnect
+
+    def _on_intent(self, symbols: list[str], epoch: int) -> None:
+        """The kit client issues the subscription intent: after each login, and new symbols."""
+        self._subscribe_public(symbols)
 
     def _subscribe_public(self, symbols: list[str]) -> None:
         channels = []
@@ -832,41 +775,32 @@ class PulseAdapter(Adapter):
         except Exception:
             self._book_unreadable(channel_symbol)
             raise  # the reader drops and counts the frame
-        state = self._books.get(msg.symbol)
-        if state is None:
-            self.counters["unexpected_channel"] += 1
-            return
-        if msg.snapshot:
-            state.change_id = msg.change_id
-            state.synced = True
+        verdict, state = self._protocol.book(msg)
+        if verdict is APPLY:
+            self.sink.on_book(BookUpdate(self.venue, msg.symbol, self.clock.now_ns(), msg.change_id, msg.changes))
+        elif verdict is SNAPSHOT:
             self.counters["book_snapshots"] += 1
             self.sink.on_book(BookUpdate(self.venue, msg.symbol, self.clock.now_ns(), msg.change_id, msg.changes,
                                          snapshot=True))
-            return
-        if not state.synced:
-            self.counters["book_changes_skipped"] += 1  # waiting for the snapshot of a resubscribe
-            return
-        if msg.prev_change_id != state.change_id:
-            state.synced = False
-            state.gaps += 1
+        elif verdict is GAP:
+            assert state is not None
             self.counters["book_gaps"] += 1
             if state.gaps <= GAP_LOGS:
                 log.warning("pulse %s: book %s gap: prev_change_id %s after change_id %s; resubscribing for a "
                             "snapshot", self.venue, msg.symbol, msg.prev_change_id, state.change_id)
             self._resubscribe_book(msg.symbol)
-            return
-        state.change_id = msg.change_id
-        self.sink.on_book(BookUpdate(self.venue, msg.symbol, self.clock.now_ns(), msg.change_id, msg.changes))
+        elif verdict is UNKNOWN:
+            self.counters["unexpected_channel"] += 1
+        else:  # WAITING
+            self.counters["book_changes_skipped"] += 1  # waiting for the snapshot of a resubscribe
 
     def _book_unreadable(self, symbol: str) -> None:
         """A frame on ``symbol``'s book channel could not be read: it may have been a change, so the
         book is no longer known to be right. As after a change-id gap: unsync (later changes are
         skipped) and resubscribe for a fresh snapshot, once until that snapshot arrives."""
-        state = self._books.get(symbol)
-        if state is None or not state.synced:
+        state = self._protocol.book_unreadable(symbol)
+        if state is None:
             return
-        state.synced = False
-        state.gaps += 1
         self.counters["book_gaps"] += 1
         if state.gaps <= GAP_LOGS:
             log.warning("pulse %s: book %s: a frame on its channel could not be read; resubscribing for a snapshot",
@@ -882,8 +816,7 @@ class PulseAdapter(Adapter):
     def _on_public_trades(self, data: Any) -> None:
         now = self.clock.now_ns()
         for trade in codec.decode_trades(data):
-            seen = self._public_seen.get(trade.instrument)
-            if seen is not None and not seen.add(trade.trade_id):
+            if not self._protocol.first_public_trade(trade.instrument, trade.trade_id):
                 self.counters["duplicate_public_trades"] += 1
                 continue
             self.sink.on_trade(Trade(self.venue, trade.instrument, now, trade.price, trade.amount, trade.side,
@@ -947,12 +880,11 @@ class PulseAdapter(Adapter):
             self._bad_frame(repr(result)[:200], exc)
             return
         trades.sort(key=lambda t: (t.trade_seq, t.ts_ns))
-        seen = self._public_seen[poll.symbol]
         now = self.clock.now_ns()
         for trade in trades:
             if trade.trade_seq and (poll.last_seq is None or trade.trade_seq > poll.last_seq):
                 poll.last_seq = trade.trade_seq
-            if not seen.add(trade.trade_id) or not poll.primed:
+            if not self._protocol.first_public_trade(poll.symbol, trade.trade_id) or not poll.primed:
                 continue  # delivered already (or by the channel), or history before the baseline
             self.counters["public_trades_polled"] += 1
             self.sink.on_trade(Trade(self.venue, poll.symbol, now, trade.price, trade.amount, trade.side,
@@ -1491,6 +1423,7 @@ class PulseAdapter(Adapter):
             "post_only": options.post_only,
             "public_trades_polled": sorted(self._trade_polls),  # trades.*.raw refused: polling (PUL-7)
             "counters": dict(self.counters),
+            "connection": self._client.describe(),  # epoch, pings missed, stale frames dropped
         }
 
 

@@ -44,8 +44,13 @@ class PulseOptions(AdapterOptions):
         "client_credentials (the secret is sent). Tokens are refreshed with grant refresh_token.",
     )
     heartbeat_s: Decimal = Field(
-        Decimal(10), gt=0, description="public/set_heartbeat interval; silence for 1.5 intervals is a disconnect."
+        Decimal(10), gt=0, description="public/set_heartbeat interval. After one interval without any frame the "
+        "adapter probes the venue with a documented request; no frame for another interval is a disconnect.",
     )
+    ping_interval_s: Decimal = Field(
+        Decimal(10), gt=0, description="WebSocket ping interval: liveness of the connection (never market silence)."
+    )
+    ping_timeout_s: Decimal = Field(Decimal(10), gt=0, description="Drop the socket when a ping is unanswered.")
     request_timeout_s: Decimal = Field(Decimal(5), gt=0, description="Answer deadline of one JSON-RPC request.")
     connect_timeout_s: Decimal = Field(Decimal(10), gt=0, description="WebSocket opening handshake deadline.")
     max_message_bytes: int = Field(
