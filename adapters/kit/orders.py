@@ -280,8 +280,7 @@ class OrderTracker(Generic[R]):
             return False
         if rec.cum_qty >= venue_filled:
             return self.finish(rec, status, code, reason)
-        if rec.held is None:
-            rec.held = HeldFinal(status, code, reason, venue_filled, since)
+        rec.held = HeldFinal(status, code, reason, venue_filled, since)  # the venue's latest word counts
         return False
 
     def release_held(self, rec: R, *, force: bool = False) -> bool:
