@@ -31,12 +31,11 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from engine.model import TERMINAL_STATUSES, Fill, Order, OrderStatus, OrderUpdate, Side
-from engine.venue import VenueEvents
 
-__all__ = ["MUTED", "HeldFinal", "OrderTracker", "RecentIds", "TrackedOrder"]
+__all__ = ["MUTED", "HeldFinal", "OrderEvents", "OrderTracker", "RecentIds", "TrackedOrder"]
 
 _log = logging.getLogger("engine.adapters.orders")
 
@@ -129,6 +128,14 @@ class TrackedOrder:
         return OrderStatus.PARTIALLY_FILLED if self.cum_qty else OrderStatus.NEW
 
 
+class OrderEvents(Protocol):
+    """The part of :class:`engine.venue.VenueEvents` the tracker speaks: the engine's sink, or a
+    stand-in that holds an operation's events until a venue's ledger has them."""
+
+    def on_order_update(self, update: OrderUpdate) -> None: ...
+    def on_fill(self, fill: Fill) -> None: ...
+
+
 class _Muted:
     """A sink that hears nothing: a venue whose link is down tracks states but tells no one."""
 
@@ -154,11 +161,11 @@ class OrderTracker(Generic[R]):
     hook, and no hook may run inside another): emissions asked for with ``later=True`` go through it.
     """
 
-    def __init__(self, venue: str, sink: VenueEvents | _Muted, now_ns: Callable[[], int], *,
+    def __init__(self, venue: str, sink: OrderEvents, now_ns: Callable[[], int], *,
                  defer: Callable[[Callable[[], None]], object] | None = None, fill_memory: int = FILL_MEMORY,
                  counts: Counter[str] | None = None, logger: logging.Logger = _log) -> None:
         self.venue = venue
-        self.sink: VenueEvents | _Muted = sink
+        self.sink: OrderEvents = sink
         self._now_ns = now_ns
         self._defer = defer
         self._log = logger
@@ -229,7 +236,7 @@ class OrderTracker(Generic[R]):
             del self._by_venue_id[rec.venue_order_id]
 
     @contextmanager
-    def delivering_to(self, sink: VenueEvents | _Muted) -> Iterator[None]:
+    def delivering_to(self, sink: OrderEvents) -> Iterator[None]:
         """Send to ``sink`` for the length of the block (an embedded venue holding one operation's
         events until its ledger has them, or :data:`MUTED` while its link is down)."""
         saved, self.sink = self.sink, sink
@@ -239,7 +246,8 @@ class OrderTracker(Generic[R]):
             self.sink = saved
 
     # ---- states --------------------------------------------------------------------------
-    def ack(self, rec: R, price: Decimal | None = None, qty: Decimal | None = None, *, later: bool = False) -> bool:
+    def ack(self, rec: R, price: Decimal | None = None, qty: Decimal | None = None, *, later: bool = False,
+            ts: int | None = None) -> bool:
         """NEW, once, never after a final state. ``price``/``qty`` when the venue works the order
         on other terms than we asked (the update then carries the venue's). True if emitted."""
         if rec.acked or rec.final is not None:
@@ -248,7 +256,7 @@ class OrderTracker(Generic[R]):
         rec.acked = True
         if rec.status is OrderStatus.PENDING_NEW:
             rec.status = OrderStatus.NEW
-        self._update(rec, OrderStatus.NEW, None, "", price, qty, later)
+        self._update(rec, OrderStatus.NEW, None, "", price, qty, later, ts)
         return True
 
     def note_acked(self, rec: R) -> None:
@@ -258,7 +266,7 @@ class OrderTracker(Generic[R]):
             rec.status = OrderStatus.NEW
 
     def finish(self, rec: R, status: OrderStatus, code: int | None = None, reason: str = "", *,
-               later: bool = False) -> bool:
+               later: bool = False, ts: int | None = None) -> bool:
         """The final state, once: a second final (or a repeat) changes nothing. FILLED is recorded
         but not emitted, since the fills have already driven the engine's order there. True if this
         call made the order final."""
@@ -268,7 +276,7 @@ class OrderTracker(Generic[R]):
             return False
         self._finalise(rec, status)
         if status is not OrderStatus.FILLED:
-            self._update(rec, status, code, reason, None, None, later)
+            self._update(rec, status, code, reason, None, None, later, ts)
         return True
 
     def finish_after_fills(self, rec: R, status: OrderStatus, venue_filled: Decimal, code: int | None = None,
@@ -294,13 +302,14 @@ class OrderTracker(Generic[R]):
         return self.finish(rec, held.status, held.code, held.reason)
 
     def answer(self, rec: R, code: int | None = None, reason: str = "", *, status: OrderStatus | None = None,
-               price: Decimal | None = None, qty: Decimal | None = None, later: bool = False) -> None:
+               price: Decimal | None = None, qty: Decimal | None = None, later: bool = False,
+               ts: int | None = None) -> None:
         """The venue's answer to one of our requests that does not move the order: a cancel or
         replace refused (``code``), a replace taken (new ``price``/``qty``). It carries the order's
         current state (``status`` when the caller knows it better, e.g. the final one)."""
         if status is None:
             status = rec.final if rec.final is not None else rec.live
-        self._update(rec, status, code, reason, price, qty, later)
+        self._update(rec, status, code, reason, price, qty, later, ts)
 
     # ---- fills ---------------------------------------------------------------------------
     def seen_fill(self, fill_id: str) -> bool:
@@ -341,12 +350,12 @@ class OrderTracker(Generic[R]):
         return True
 
     def untracked_update(self, client_id: str, status: OrderStatus, code: int | None = None, reason: str = "",
-                         venue_order_id: str = "", *, later: bool = False) -> None:
+                         venue_order_id: str = "", *, later: bool = False, ts: int | None = None) -> None:
         """A state for an order this tracker does not know (an answer to a cancel of an order it
         never sent, a webhook about an order from before a restart): passed on as the venue said it."""
         def emit() -> None:
-            self.sink.on_order_update(OrderUpdate(self.venue, client_id, status, self._now_ns(), venue_order_id,
-                                                  code, reason))
+            stamp = self._now_ns() if ts is None else ts
+            self.sink.on_order_update(OrderUpdate(self.venue, client_id, status, stamp, venue_order_id, code, reason))
 
         self._run(emit, later)
 
@@ -395,10 +404,11 @@ class OrderTracker(Generic[R]):
 
     # ---- emitting ------------------------------------------------------------------------
     def _update(self, rec: R, status: OrderStatus, code: int | None, reason: str, price: Decimal | None,
-                qty: Decimal | None, later: bool) -> None:
-        def emit() -> None:  # stamped and read when it leaves, as the venue's answer would be
-            self.sink.on_order_update(OrderUpdate(self.venue, rec.client_id, status, self._now_ns(),
-                                                  rec.venue_order_id, code, reason, price, qty))
+                qty: Decimal | None, later: bool, ts: int | None) -> None:
+        def emit() -> None:  # stamped (unless the venue's operation has its time) and read when it leaves
+            stamp = self._now_ns() if ts is None else ts
+            self.sink.on_order_update(OrderUpdate(self.venue, rec.client_id, status, stamp, rec.venue_order_id,
+                                                  code, reason, price, qty))
 
         self._run(emit, later)
 
