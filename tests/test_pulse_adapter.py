@@ -870,7 +870,7 @@ def track(adapter: PulseAdapter, sink: RecordingSink, client_id: str, symbol: st
 
     order = Order(client_id, "mm", "pulse", symbol, Side.BUY, D(10), D(50000), tif=TimeInForce.GTC)
     sink.orders[client_id] = order
-    adapter._tracks[client_id] = _Track(order, 0.0)
+    adapter._orders.add(_Track(order, 0.0))
     return order
 
 

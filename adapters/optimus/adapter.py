@@ -42,6 +42,7 @@ import anyio
 import httpx
 
 from adapters.kit.credentials import Secret, read_secret
+from adapters.kit.orders import OrderTracker, TrackedOrder
 from adapters.kit.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
 from adapters.optimus import codec
 from adapters.optimus.codec import (
@@ -59,7 +60,7 @@ from adapters.optimus.codec import (
 from adapters.optimus.options import OptimusOptions
 from adapters.optimus.webhooks import HttpServer, WebhookReceiver, parse_listen
 from engine.clock import NS_PER_S, Clock
-from engine.model import Fill, Instrument, Order, OrderStatus, OrderUpdate, VenueOrder
+from engine.model import Fill, Instrument, Order, OrderStatus, VenueOrder
 from engine.rejects import Reject
 from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
 from engine.venue.badinput import BadInput, sample_of
@@ -90,26 +91,15 @@ class AuthFailed(Exception):
     """Login or refresh refused by the broker."""
 
 
-class _Tracked:
-    """One of our orders and what the adapter has already told the engine about it."""
+class _Tracked(TrackedOrder):
+    """One of our orders (what the engine was told: :class:`adapters.kit.orders.TrackedOrder`) and
+    the state of the requests this adapter makes for it."""
 
-    __slots__ = (
-        "client_id", "symbol", "side", "qty", "order_id", "acked", "final", "cum_qty", "exec_ids",
-        "in_flight", "unknown", "sent_ns", "lock", "cancels",
-    )
+    __slots__ = ("in_flight", "sent_ns", "lock", "cancels")
 
     def __init__(self, order: Order) -> None:
-        self.client_id = order.client_id
-        self.symbol = order.symbol
-        self.side = order.side
-        self.qty = order.qty
-        self.order_id = order.venue_order_id
-        self.acked = False  # NEW told
-        self.final: OrderStatus | None = None  # terminal state told (or reached through fills)
-        self.cum_qty = Decimal(0)
-        self.exec_ids: set[str] = set()
+        super().__init__(order.client_id, order.symbol, order.side, order.qty, order.price, order.venue_order_id)
         self.in_flight = False  # the placing request awaits its answer
-        self.unknown = False  # the placing answer was lost: only a status query settles it
         self.sent_ns = 0
         self.lock = anyio.Lock()  # one request at a time per order: a cancel never overtakes its placing
         self.cancels = 0
@@ -159,14 +149,14 @@ class OptimusAdapter(Adapter):
         self._tokens: Tokens | None = None
         self._tokens_at_ns = 0
         self._token_lock = anyio.Lock()
-        self._orders: dict[str, _Tracked] = {}  # every order of the run (late webhooks find theirs)
-        self._open: dict[str, _Tracked] = {}  # the ones not final yet: what the poll looks at
-        self._by_order_id: dict[str, _Tracked] = {}
         self._status = "disconnected"
         self._failures = 0
         self._closed = True
         self._scopes: set[anyio.CancelScope] = set()
         self.counts: Counter[str] = Counter()
+        # every order of the run (late webhooks find theirs); what the engine was told of each
+        self._orders: OrderTracker[_Tracked] = OrderTracker(venue, sink, clock.now_ns, counts=self.counts,
+                                                            logger=log)
         self._limits = self.rate_limits
         self._pacer = self._new_pacer()
         host, port = parse_listen(options.webhook_listen)
@@ -353,7 +343,7 @@ class OptimusAdapter(Adapter):
         except CodecError as exc:
             self._complain("malformed", "open orders answer: %s", exc)
             return
-        for rec in list(self._open.values()):
+        for rec in self._orders.open_records():
             if rec.final is not None or rec.in_flight:
                 continue
             view = listed.get(rec.client_id)
@@ -511,9 +501,7 @@ class OptimusAdapter(Adapter):
     def _track(self, order: Order) -> _Tracked:
         rec = self._orders.get(order.client_id)
         if rec is None:
-            rec = self._orders[order.client_id] = self._open[order.client_id] = _Tracked(order)
-            if rec.order_id:
-                self._by_order_id[rec.order_id] = rec
+            rec = self._orders.add(_Tracked(order))
         return rec
 
     def submit(self, order: Order) -> None:
@@ -535,10 +523,8 @@ class OptimusAdapter(Adapter):
         self._spawn(self._refuse_amend, rec, order.live_status())
 
     async def _refuse_amend(self, rec: _Tracked, live: OrderStatus) -> None:
-        self.sink.on_order_update(OrderUpdate(
-            self.venue, rec.client_id, live, self.clock.now_ns(), venue_order_id=rec.order_id,
-            reject_code=int(Reject.ORDER_TYPE_NOT_SUPPORTED), reason="Optimus offers no order modification",
-        ))
+        self._orders.answer(rec, int(Reject.ORDER_TYPE_NOT_SUPPORTED), "Optimus offers no order modification",
+                            status=live)
 
     async def _finish_later(self, rec: _Tracked, status: OrderStatus, code: int | None, reason: str) -> None:
         self._finish(rec, status, code, reason)
@@ -605,19 +591,13 @@ class OptimusAdapter(Adapter):
             reason = result.message or codec.BROKER_ERRORS.get(code, "")
             if result.error_code is not None and result.error_code != code:
                 reason += f" (broker code {result.error_code})"
-            self._bind_order_id(rec, result.details.get("order_id"))
+            self._orders.bind(rec, result.details.get("order_id"))
             self._finish(rec, OrderStatus.REJECTED, code, reason)
         else:  # 5xx, 9001, or 3002 (the broker already holds this key): it may exist
             self._mark_unknown(rec, result.describe())
 
     def _mark_unknown(self, rec: _Tracked, why: str) -> None:
-        if rec.final is not None:
-            return
-        if not rec.unknown:
-            self.counts["orders_unknown"] += 1
-            log.warning("optimus %s: order %s outcome unknown (%s); resolving by status query",
-                        self.venue, rec.client_id, why)
-        rec.unknown = True
+        self._orders.mark_unknown(rec, f"{why}; resolving by status query")
 
     async def _resolve(self, rec: _Tracked) -> None:
         """Ask the broker for the order (with its executions) and report what it says."""
@@ -652,7 +632,7 @@ class OptimusAdapter(Adapter):
             return
         if waited < int(self.opts.unknown_grace_s * NS_PER_S):
             return  # a slow request may still arrive: ask again at the next poll
-        rec.unknown = False
+        self._orders.mark_known(rec)
         self._finish(rec, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY),
                      "the broker has no record of this order: its request was lost (status query)")
 
@@ -671,7 +651,8 @@ class OptimusAdapter(Adapter):
                 key = f"{rec.client_id}-cxl{rec.cancels}"
                 try:
                     result = await self._send_with_retries(
-                        Paths.CANCEL, codec.encode_cancel(rec.client_id, rec.order_id, key), key, "cancel", rec
+                        Paths.CANCEL, codec.encode_cancel(rec.client_id, rec.venue_order_id, key), key, "cancel",
+                        rec
                     )
                 except ClosedBeforeSent:
                     return  # close() told the engine this cancel never left
@@ -703,22 +684,13 @@ class OptimusAdapter(Adapter):
 
     def _refuse_cancel(self, rec: _Tracked, code: int, reason: str) -> None:
         """The order is still working: tell the engine the cancel failed (it leaves pending_cancel)."""
-        live = OrderStatus.PARTIALLY_FILLED if rec.cum_qty else OrderStatus.NEW
         log.warning("optimus %s: %s: %s", self.venue, rec.client_id, reason)
-        self.sink.on_order_update(OrderUpdate(
-            self.venue, rec.client_id, live, self.clock.now_ns(), venue_order_id=rec.order_id,
-            reject_code=code, reason=reason,
-        ))
+        self._orders.answer(rec, code, reason, status=rec.live)
 
     # ---- applying the broker's word (answers, webhooks, polls: all idempotent) ------------
-    def _bind_order_id(self, rec: _Tracked, order_id: Any) -> None:
-        if isinstance(order_id, str) and order_id and not rec.order_id:
-            rec.order_id = order_id
-            self._by_order_id[order_id] = rec
-
     def _apply_view(self, rec: _Tracked, view: OrderView) -> None:
-        self._bind_order_id(rec, view.order_id)
-        rec.unknown = False  # the broker has it
+        self._orders.bind(rec, view.order_id)
+        self._orders.mark_known(rec)  # the broker has it
         for execution in sorted(view.executions, key=_execution_ts):
             self._execution(rec, execution)
         status = view.status
@@ -735,37 +707,14 @@ class OptimusAdapter(Adapter):
             self._finish(rec, status, None, view.reason)
 
     def _ack(self, rec: _Tracked) -> None:
-        if rec.acked or rec.final is not None:
-            return
-        rec.acked = True
-        self.sink.on_order_update(OrderUpdate(
-            self.venue, rec.client_id, OrderStatus.NEW, self.clock.now_ns(), venue_order_id=rec.order_id
-        ))
+        self._orders.ack(rec)
 
     def _execution(self, rec: _Tracked, execution: Execution) -> None:
-        if execution.execution_id in rec.exec_ids:
-            self.counts["duplicate_executions"] += 1
-            return
-        self._ack(rec)  # an execution proves the order was accepted: the ack comes first
-        rec.exec_ids.add(execution.execution_id)
-        rec.cum_qty += execution.quantity
-        if rec.cum_qty >= rec.qty and rec.final is None:
-            self._set_final(rec, OrderStatus.FILLED)
-        self.sink.on_fill(execution.to_fill(self.venue))
-
-    def _set_final(self, rec: _Tracked, status: OrderStatus) -> None:
-        rec.final = status
-        rec.unknown = False
-        self._open.pop(rec.client_id, None)
+        """Book and deliver one execution once (its NEW first: an execution proves the acceptance)."""
+        self._orders.fill(rec, execution.to_fill(self.venue))
 
     def _finish(self, rec: _Tracked, status: OrderStatus, code: int | None, reason: str) -> None:
-        if rec.final is not None:
-            return
-        self._set_final(rec, status)
-        self.sink.on_order_update(OrderUpdate(
-            self.venue, rec.client_id, status, self.clock.now_ns(), venue_order_id=rec.order_id,
-            reject_code=code, reason=reason,
-        ))
+        self._orders.finish(rec, status, code, reason)
 
     # ---- webhooks ------------------------------------------------------------------------
     async def _on_http(self, request: Any) -> Any:
@@ -789,12 +738,12 @@ class OptimusAdapter(Adapter):
             raise
         except Exception as exc:  # the codec should raise only CodecError (issue 17 item 2); until it does
             raise CodecError(f"undecodable {kind} data: {type(exc).__name__}") from None
-        rec = self._orders.get(view.client_order_id) or self._by_order_id.get(view.order_id)
+        rec = self._orders.get(view.client_order_id) or self._orders.by_venue_id(view.order_id)
         if rec is None:
             self._unknown_order(event, view, execution)
             return
-        self._bind_order_id(rec, view.order_id)
-        rec.unknown = False
+        self._orders.bind(rec, view.order_id)
+        self._orders.mark_known(rec)
         if execution is not None:
             self._execution(rec, execution)
             if view.filled_quantity > rec.cum_qty:  # an earlier execution's webhook was lost
@@ -817,15 +766,11 @@ class OptimusAdapter(Adapter):
         passed on so the engine records it rather than it vanishing here."""
         self._complain("webhook_unknown_order", "%s %s for unknown order %s (broker id %s)",
                        event.event, event.event_id, view.client_order_id, view.order_id)
-        now = self.clock.now_ns()
         if execution is not None:
-            self.sink.on_fill(execution.to_fill(self.venue))
+            self._orders.untracked_fill(execution.to_fill(self.venue))
         elif view.status is not None:
             code = codec.order_reject_code(view.reject_code) if view.status is OrderStatus.REJECTED else None
-            self.sink.on_order_update(OrderUpdate(
-                self.venue, view.client_order_id, view.status, now, venue_order_id=view.order_id,
-                reject_code=code, reason=view.reason,
-            ))
+            self._orders.untracked_update(view.client_order_id, view.status, code, view.reason, view.order_id)
 
     # ---- reconciliation queries ----------------------------------------------------------
     async def _answer(self, path: str, body: dict[str, Any]) -> Success | Failure:
@@ -846,7 +791,7 @@ class OptimusAdapter(Adapter):
         for view in views:
             rec = self._orders.get(view.client_order_id)
             if rec is not None:
-                self._bind_order_id(rec, view.order_id)
+                self._orders.bind(rec, view.order_id)
         return [view.to_venue_order(self.venue) for view in views]
 
     async def query_order(self, client_id: str) -> VenueOrder | None:
@@ -860,8 +805,8 @@ class OptimusAdapter(Adapter):
         view = codec.decode_order(result.data)
         rec = self._orders.get(client_id)
         if rec is not None:
-            self._bind_order_id(rec, view.order_id)
-            rec.unknown = False
+            self._orders.bind(rec, view.order_id)
+            self._orders.mark_known(rec)
         return view.to_venue_order(self.venue)
 
     async def query_fills(self, since_ns: int) -> list[Fill]:
@@ -876,12 +821,8 @@ class OptimusAdapter(Adapter):
         fills = []
         for execution in codec.decode_executions(result.data):
             rec = self._orders.get(execution.client_order_id)
-            if rec is not None and execution.execution_id not in rec.exec_ids:
-                rec.exec_ids.add(execution.execution_id)
-                rec.cum_qty += execution.quantity
-                if rec.cum_qty >= rec.qty and rec.final is None:
-                    self._set_final(rec, OrderStatus.FILLED)
-                rec.acked = True
+            if rec is not None and self._orders.note_fill(rec, execution.execution_id, execution.quantity):
+                self._orders.note_acked(rec)
             fills.append(execution.to_fill(self.venue))
         return fills
 

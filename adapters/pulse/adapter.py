@@ -68,6 +68,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from adapters.kit.backoff import Backoff
 from adapters.kit.credentials import MissingSecret, read_secret
+from adapters.kit.orders import OrderTracker, TrackedOrder
 from adapters.kit.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
 from adapters.kit.wsclient import WsClient
 from adapters.pulse import codec
@@ -91,7 +92,6 @@ from engine.model import (
     InstrumentStatus,
     Order,
     OrderStatus,
-    OrderUpdate,
     Side,
     Trade,
     VenueOrder,
@@ -154,33 +154,18 @@ class ConnectionLost(ConnectionError):
     """The connection went away before the answer came: the outcome is unknown."""
 
 
-class _Track:
-    """One of our orders as this adapter knows it: enough to emit each state and fill once."""
+class _Track(TrackedOrder):
+    """One of our orders: what the engine was told (:class:`adapters.kit.orders.TrackedOrder`) and
+    the requests this adapter still owes it (a cancel waiting for the venue's order id, an edit)."""
 
-    __slots__ = ("client_id", "symbol", "side", "qty", "price", "post_only", "order_id", "acked", "terminal",
-                 "final", "filled", "cancel_wanted", "pending_edit", "pending_terminal", "touched")
+    __slots__ = ("post_only", "cancel_wanted", "pending_edit", "touched")
 
     def __init__(self, order: Order, now: float) -> None:
-        self.client_id = order.client_id
-        self.symbol = order.symbol
-        self.side = order.side
-        self.qty = order.qty
-        self.price = order.price
+        super().__init__(order.client_id, order.symbol, order.side, order.qty, order.price)
         self.post_only = order.post_only
-        self.order_id = ""
-        self.acked = False
-        self.terminal = False
-        self.final = OrderStatus.PENDING_NEW
-        self.filled = Decimal(0)
         self.cancel_wanted = False
         self.pending_edit: tuple[Decimal | None, Decimal] | None = None
-        # a terminal venue state that arrived before all its fills: (status, reason, filled, since)
-        self.pending_terminal: tuple[OrderStatus, str, Decimal, float] | None = None
-        self.touched = now
-
-    @property
-    def live(self) -> OrderStatus:
-        return OrderStatus.PARTIALLY_FILLED if self.filled else OrderStatus.NEW
+        self.touched = now  # time.monotonic() of the venue's last word on it
 
 
 class _TradePoll:
@@ -263,9 +248,6 @@ class PulseAdapter(Adapter):
         self._out_send, self._out_recv = anyio.create_memory_object_stream(math.inf)
         self._limits: tuple[RateLimit, ...] = self.rate_limits
         self._pacer = self._new_pacer()
-        self._tracks: dict[str, _Track] = {}
-        self._by_oid: dict[str, _Track] = {}
-        self._exec_ids: set[str] = set()
         self._quotes: dict[str, tuple[Decimal | None, Decimal | None]] = {}
         self._trades_channels = {f"trades.{s}.raw": s for s in self.instruments}
         self._trade_polls: dict[str, _TradePoll] = {}
@@ -284,6 +266,9 @@ class PulseAdapter(Adapter):
         self._handler_error_logged = False
         self.venue_cod: bool | None = None  # what get_cancel_on_disconnect said at the last login
         self.counters: Counter[str] = Counter()
+        # our orders: each state and fill reaches the runtime once, whichever stream brings it first
+        self._orders: OrderTracker[_Track] = OrderTracker(
+            venue, sink, clock.now_ns, defer=partial(clock.call_later, 0), counts=self.counters, logger=log)
         self.messages_in = 0  # frames received (answers, notifications, heartbeats, bad frames)
         self.messages_out = 0  # frames sent
         self._handlers: dict[str, Callable[[Any], None]] = {}
@@ -525,14 +510,14 @@ class PulseAdapter(Adapter):
                 log.warning("pulse %s: no answer to %s within %.1f s", self.venue, pending.method, self._timeout)
                 if pending.context is not None:
                     pending.context(None, TimeoutError(f"no answer to {pending.method} within {self._timeout} s"))
-            for track in list(self._tracks.values()):
-                held = track.pending_terminal
-                if held is not None and now - held[3] > self._timeout:
+            for track in self._orders.records():
+                held = track.held
+                if held is not None and now - held.since > self._timeout:
                     log.warning("pulse %s: order %s is %s at the venue but %s of its %s filled never arrived",
-                                self.venue, track.client_id, held[0].value, track.filled, held[2])
-                    self._release_terminal(track, force=True)
+                                self.venue, track.client_id, held.status.value, track.cum_qty, held.venue_filled)
+                    self._orders.release_held(track, force=True)
                 elif track.terminal and now - track.touched > TRACK_KEEP_S:
-                    self._forget(track)
+                    self._orders.release(track)
 
     async def _watchdog(self) -> None:
         """Is the venue's session alive? After one heartbeat interval without any frame, ask with
@@ -952,76 +937,77 @@ class PulseAdapter(Adapter):
     # ---- orders --------------------------------------------------------------------------
     def submit(self, order: Order) -> None:
         now = time.monotonic()
-        track = _Track(order, now)
-        self._tracks[order.client_id] = track
+        track = self._orders.add(_Track(order, now))
         if order.post_only and self.pulse_options.post_only == "reject" and order.price is not None:
             crossing = self._crosses(order.symbol, order.side, order.price)
             if crossing is not None:
-                track.terminal = True
-                track.final = OrderStatus.REJECTED
-                self._later(track, OrderStatus.REJECTED, int(Reject.POST_ONLY_WOULD_TAKE),
-                            f"post-only order would take liquidity: {crossing}")
+                self._orders.finish(track, OrderStatus.REJECTED, int(Reject.POST_ONLY_WOULD_TAKE),
+                                    f"post-only order would take liquidity: {crossing}", later=True)
                 return
         method, params = codec.order_request(order)
         if not self._call(method, params, partial(self._on_submit_answer, track), partial(self._not_sent, track)):
-            track.terminal = True
-            track.final = OrderStatus.REJECTED
-            self._later(track, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY),
-                        f"venue {self.venue!r} is not connected: the order was not sent")
+            self._orders.finish(track, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY),
+                                f"venue {self.venue!r} is not connected: the order was not sent", later=True)
 
     def cancel(self, order: Order) -> None:
-        track = self._tracks.get(order.client_id)
+        track = self._orders.get(order.client_id)
         if track is None:
-            self._later_update(order.client_id, OrderStatus.REJECTED, int(Reject.ORDER_NOT_OPEN),
-                               "cancel refused: unknown order")
+            self._orders.untracked_update(order.client_id, OrderStatus.REJECTED, int(Reject.ORDER_NOT_OPEN),
+                                          "cancel refused: unknown order", later=True)
             return
         if track.terminal:
             return  # its final state is already on its way to the runtime
-        if not track.order_id:
+        if not track.venue_order_id:
             track.cancel_wanted = True  # sent when the venue's answer gives us the order_id
             return
         self._send_cancel(track)
 
     def _send_cancel(self, track: _Track) -> None:
-        if not self._call("private/cancel", {"order_id": track.order_id}, partial(self._on_cancel_answer, track),
+        if not self._call("private/cancel", {"order_id": track.venue_order_id}, partial(self._on_cancel_answer, track),
                           partial(self._not_sent, track)):
-            self._later(track, track.live, int(Reject.BACKEND_CONNECTIVITY),
-                        f"cancel not sent: venue {self.venue!r} is not connected")
+            self._orders.answer(track, int(Reject.BACKEND_CONNECTIVITY),
+                                f"cancel not sent: venue {self.venue!r} is not connected", status=track.live,
+                                later=True)
 
     def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
-        track = self._tracks.get(order.client_id)
-        if track is None or track.terminal or not track.order_id:
-            status = track.final if track is not None and track.terminal else order.live_status()
-            self._later_update(order.client_id, status, int(Reject.ORDER_NOT_OPEN),
-                               "replace refused: the venue has not acknowledged this order or it is finished")
+        track = self._orders.get(order.client_id)
+        refusal = "replace refused: the venue has not acknowledged this order or it is finished"
+        if track is None:
+            self._orders.untracked_update(order.client_id, order.live_status(), int(Reject.ORDER_NOT_OPEN), refusal,
+                                          later=True)
+            return
+        if track.terminal or not track.venue_order_id:
+            status = track.final if track.final is not None else order.live_status()
+            self._orders.answer(track, int(Reject.ORDER_NOT_OPEN), refusal, status=status, later=True)
             return
         if price is not None and track.post_only and self.pulse_options.post_only == "reject":
             crossing = self._crosses(track.symbol, track.side, price)
             if crossing is not None:
-                self._later(track, track.live, int(Reject.POST_ONLY_WOULD_TAKE),
-                            f"replace refused: post-only order would take liquidity: {crossing}")
+                self._orders.answer(track, int(Reject.POST_ONLY_WOULD_TAKE),
+                                    f"replace refused: post-only order would take liquidity: {crossing}",
+                                    status=track.live, later=True)
                 return
         amount = qty if qty is not None else track.qty
         track.pending_edit = (price, amount)
-        if not self._call("private/edit", codec.edit_params(track.order_id, amount, price),
+        if not self._call("private/edit", codec.edit_params(track.venue_order_id, amount, price),
                           partial(self._on_edit_answer, track), partial(self._not_sent, track)):
             track.pending_edit = None
-            self._later(track, track.live, int(Reject.BACKEND_CONNECTIVITY),
-                        f"replace not sent: venue {self.venue!r} is not connected")
+            self._orders.answer(track, int(Reject.BACKEND_CONNECTIVITY),
+                                f"replace not sent: venue {self.venue!r} is not connected", status=track.live,
+                                later=True)
 
     def _not_sent(self, track: _Track, why: str) -> None:
         """A request of ``track`` that never left (the adapter closed first): a new order is
         rejected; an edit or cancel refused, the order still live at the venue."""
         if track.terminal:
             return
-        if not track.order_id and not track.acked:
-            track.terminal = True
-            track.final = OrderStatus.REJECTED
-            self._emit(track, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY), f"order not sent: {why}")
+        if not track.venue_order_id and not track.acked:
+            self._orders.finish(track, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY),
+                                f"order not sent: {why}")
             return
         what = "replace" if track.pending_edit is not None else "cancel"
         track.pending_edit = None
-        self._emit(track, track.live, int(Reject.BACKEND_CONNECTIVITY), f"{what} not sent: {why}")
+        self._orders.answer(track, int(Reject.BACKEND_CONNECTIVITY), f"{what} not sent: {why}", status=track.live)
 
     async def cancel_all(self, symbol: str | None = None) -> int:
         """Mass cancel (``private/cancel_all``, or ``cancel_all_by_instrument`` for one symbol);
@@ -1066,9 +1052,8 @@ class PulseAdapter(Adapter):
                 self._on_orders_and_trades([decoded[0]], decoded[1])
         elif isinstance(error, RpcError):
             if not track.acked and not track.terminal:
-                track.terminal = True
-                track.final = OrderStatus.REJECTED
-                self._emit(track, OrderStatus.REJECTED, codec.reject_code(error.code), codec.describe_error(error))
+                self._orders.finish(track, OrderStatus.REJECTED, codec.reject_code(error.code),
+                                    codec.describe_error(error))
         elif isinstance(error, TimeoutError):
             self.start_task(self._guard, self._resolve, track, str(error))
         # ConnectionLost: the outcome is unknown; the runtime reconciles after the reconnect
@@ -1083,8 +1068,8 @@ class PulseAdapter(Adapter):
             if not track.terminal:
                 # the order is not open at the venue (fills may be on their way) or the cancel is
                 # refused: back to the live state; a final state follows when it arrives
-                self._emit(track, track.live, codec.reject_code(error.code),
-                           "cancel refused: " + codec.describe_error(error))
+                self._orders.answer(track, codec.reject_code(error.code),
+                                    "cancel refused: " + codec.describe_error(error), status=track.live)
         elif isinstance(error, TimeoutError):
             self.start_task(self._guard, self._resolve, track, str(error))
 
@@ -1096,18 +1081,17 @@ class PulseAdapter(Adapter):
         elif isinstance(error, RpcError):
             if track.pending_edit is not None:
                 track.pending_edit = None
-                status = track.final if track.terminal else track.live
-                self._emit(track, status, codec.reject_code(error.code),
-                           "replace refused: " + codec.describe_error(error))
+                self._orders.answer(track, codec.reject_code(error.code),
+                                    "replace refused: " + codec.describe_error(error))
         elif isinstance(error, TimeoutError):
             self.start_task(self._guard, self._resolve, track, str(error))
 
     async def _resolve(self, track: _Track, why: str) -> None:
         """A request's answer was lost or unreadable: ask the venue what became of the order."""
         try:
-            if track.order_id:
+            if track.venue_order_id:
                 orders = codec.decode_orders(await self._request("private/get_order_state",
-                                                                 {"order_id": track.order_id}))
+                                                                 {"order_id": track.venue_order_id}))
             else:
                 orders = await self._by_label(track)
         except (PulseError, TimeoutError, CodecError) as exc:
@@ -1117,14 +1101,13 @@ class PulseAdapter(Adapter):
             return  # the runtime reconciles after the reconnect
         if not orders:
             if not track.acked and not track.terminal:
-                track.terminal = True
-                track.final = OrderStatus.REJECTED
-                self._emit(track, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY),
-                           f"{why}; the venue does not know label {track.client_id!r}: the order was never placed")
+                self._orders.finish(
+                    track, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY),
+                    f"{why}; the venue does not know label {track.client_id!r}: the order was never placed")
             return
         pulse_order = orders[0]
         trades: list[PulseTrade] = []
-        if pulse_order.filled > track.filled:
+        if pulse_order.filled > track.cum_qty:
             try:
                 trades = codec.decode_trades(await self._request(
                     "private/get_user_trades_by_order", {"order_id": pulse_order.order_id, "sorting": "asc"}))
@@ -1136,8 +1119,8 @@ class PulseAdapter(Adapter):
                 self._on_orders_and_trades([pulse_order], trades, edited=True)
                 return
             track.pending_edit = None
-            self._emit(track, track.final if track.terminal else track.live, int(Reject.BACKEND_CONNECTIVITY),
-                       f"replace outcome unknown ({why}); the venue shows the order unchanged")
+            self._orders.answer(track, int(Reject.BACKEND_CONNECTIVITY),
+                                f"replace outcome unknown ({why}); the venue shows the order unchanged")
         self._on_orders_and_trades([pulse_order], trades)
 
     # ---- private streams -----------------------------------------------------------------
@@ -1169,17 +1152,8 @@ class PulseAdapter(Adapter):
             if track is not None:
                 self._tail(pulse_order, track)
 
-    def _find(self, order_id: str, label: str) -> _Track | None:
-        track = self._by_oid.get(order_id) if order_id else None
-        if track is None and label:
-            track = self._tracks.get(label)
-            if track is not None and order_id and not track.order_id:
-                track.order_id = order_id
-                self._by_oid[order_id] = track
-        return track
-
     def _head(self, pulse_order: PulseOrder, edited: bool) -> _Track | None:
-        track = self._find(pulse_order.order_id, pulse_order.label)
+        track = self._orders.find(pulse_order.order_id, pulse_order.label)
         if track is None:
             self.counters["foreign_orders"] += 1  # placed by another client of the account, or forgotten
             return None
@@ -1196,14 +1170,13 @@ class PulseAdapter(Adapter):
                 track.qty = pulse_order.amount
                 if pulse_order.price is not None:
                     track.price = pulse_order.price
-                self._emit(track, track.live, price=track.price, qty=track.qty)
+                self._orders.answer(track, status=track.live, price=track.price, qty=track.qty)
         return track
 
     def _ack(self, track: _Track, pulse_order: PulseOrder | None = None) -> None:
         """NEW, once per order. When the venue works the order at another price than we asked (a
         crossing post-only order is repriced "just below the spread") or another amount, the NEW
         carries the venue's values so the runtime records what is really working."""
-        track.acked = True
         price = qty = None
         if pulse_order is not None:
             if pulse_order.price is not None and track.price is not None and pulse_order.price != track.price:
@@ -1217,8 +1190,7 @@ class PulseAdapter(Adapter):
                 log.info("pulse %s: the venue took %s for %s instead of %s", self.venue, track.client_id, qty,
                          track.qty)
                 track.qty = qty
-        if not track.terminal:
-            self._emit(track, OrderStatus.NEW, price=price, qty=qty)
+        self._orders.ack(track, price=price, qty=qty)
         if track.cancel_wanted:
             track.cancel_wanted = False
             self._send_cancel(track)
@@ -1228,79 +1200,34 @@ class PulseAdapter(Adapter):
         if track.terminal:
             return
         if state == "rejected":
-            track.terminal = True
-            track.final = OrderStatus.REJECTED
-            self._emit(track, OrderStatus.REJECTED, int(Reject.EXCHANGE_REJECT),
-                       f"Pulse rejected the order ({pulse_order.cancel_reason or 'no reason given'})")
-        elif state == "cancelled" or state == "filled":
-            status = OrderStatus.CANCELLED if state == "cancelled" else OrderStatus.FILLED
-            track.pending_terminal = (status, pulse_order.cancel_reason, pulse_order.filled, time.monotonic())
-            self._release_terminal(track)
-
-    def _release_terminal(self, track: _Track, force: bool = False) -> None:
-        """Emit a final state once every fill the venue reported before it has been delivered."""
-        held = track.pending_terminal
-        if held is None or track.terminal:
-            return
-        status, reason, filled, _ = held
-        if track.filled < filled and not force:
-            return  # its fills are still on their way (another stream)
-        track.pending_terminal = None
-        track.terminal = True
-        track.final = status
-        if status is OrderStatus.CANCELLED:
-            self._emit(track, OrderStatus.CANCELLED, reason=_cancel_sentence(reason))
-        # FILLED needs no message: the fills have driven the order there
+            self._orders.finish(track, OrderStatus.REJECTED, int(Reject.EXCHANGE_REJECT),
+                                f"Pulse rejected the order ({pulse_order.cancel_reason or 'no reason given'})")
+        elif state == "cancelled":
+            # told once every fill the venue counts is delivered (they may come on another stream)
+            self._orders.finish_after_fills(track, OrderStatus.CANCELLED, pulse_order.filled,
+                                            reason=_cancel_sentence(pulse_order.cancel_reason), since=time.monotonic())
+        elif state == "filled":
+            self._orders.finish_after_fills(track, OrderStatus.FILLED, pulse_order.filled, since=time.monotonic())
 
     def _on_trade(self, trade: PulseTrade, sole: _Track | None) -> None:
-        if trade.trade_id in self._exec_ids:
+        if self._orders.seen_fill(trade.trade_id):
             self.counters["duplicate_fills"] += 1
             return
-        track = self._find(trade.order_id, trade.label)
+        track = self._orders.find(trade.order_id, trade.label)
         if track is None and not trade.order_id and not trade.label:
             track = sole
         if track is None:
             self.counters["unattributed_trades"] += 1
             log.warning("pulse %s: trade %s cannot be attributed to one of our orders", self.venue, trade.trade_id)
             return
-        self._exec_ids.add(trade.trade_id)
-        if not track.order_id and trade.order_id:
-            track.order_id = trade.order_id
-            self._by_oid[trade.order_id] = track
+        self._orders.bind(track, trade.order_id)
         if not track.acked:
-            self._ack(track)
-        track.filled += trade.amount
+            self._ack(track)  # NEW first, and a cancel that waited for the venue's order id goes out
         track.touched = time.monotonic()
-        self.sink.on_fill(Fill(
-            self.venue, track.symbol, track.client_id, track.order_id, trade.trade_id, trade.side or track.side,
+        self._orders.fill(track, Fill(
+            self.venue, track.symbol, track.client_id, track.venue_order_id, trade.trade_id, trade.side or track.side,
             trade.price, trade.amount, self.clock.now_ns(), trade.liquidity, trade.fee,
         ))
-        if track.pending_terminal is not None:
-            self._release_terminal(track)
-
-    def _forget(self, track: _Track) -> None:
-        self._tracks.pop(track.client_id, None)
-        if track.order_id:
-            self._by_oid.pop(track.order_id, None)
-
-    # ---- emitting ------------------------------------------------------------------------
-    def _emit(self, track: _Track, status: OrderStatus, code: int | None = None, reason: str = "",
-              price: Decimal | None = None, qty: Decimal | None = None) -> None:
-        self.sink.on_order_update(OrderUpdate(
-            self.venue, track.client_id, status, self.clock.now_ns(), track.order_id, code, reason, price, qty,
-        ))
-
-    def _later(self, track: _Track, status: OrderStatus, code: int | None, reason: str) -> None:
-        """Emit after the current call returns: submit/cancel/amend run inside a strategy's hook,
-        and no hook may run inside another."""
-        self.clock.call_later(0, self._emit, track, status, code, reason)
-
-    def _later_update(self, client_id: str, status: OrderStatus, code: int, reason: str) -> None:
-        def emit() -> None:
-            self.sink.on_order_update(OrderUpdate(self.venue, client_id, status, self.clock.now_ns(),
-                                                  reject_code=code, reason=reason))
-
-        self.clock.call_later(0, emit)
 
     # ---- reconciliation queries ----------------------------------------------------------
     async def _by_label(self, track: _Track) -> list[PulseOrder]:
@@ -1316,17 +1243,17 @@ class PulseAdapter(Adapter):
             result = await self._request("private/get_open_orders_by_instrument",
                                          {"instrument_name": symbol, "type": "all"})
             for pulse_order in codec.decode_orders(result):
-                track = self._find(pulse_order.order_id, pulse_order.label)
+                track = self._orders.find(pulse_order.order_id, pulse_order.label)
                 out.append(pulse_order.to_venue_order(self.venue, track.side if track is not None else None))
         return out
 
     async def query_order(self, client_id: str) -> VenueOrder | None:
         """By order_id when the venue answered the submit, else by label (a submit whose answer
         was lost). None when the venue does not know it."""
-        track = self._tracks.get(client_id)
+        track = self._orders.get(client_id)
         try:
-            if track is not None and track.order_id:
-                result = await self._request("private/get_order_state", {"order_id": track.order_id})
+            if track is not None and track.venue_order_id:
+                result = await self._request("private/get_order_state", {"order_id": track.venue_order_id})
                 orders = codec.decode_orders(result)
             else:
                 symbol = track.symbol if track is not None else next(iter(self.instruments), "")
@@ -1341,8 +1268,8 @@ class PulseAdapter(Adapter):
         if not orders:
             return None
         pulse_order = orders[0]
-        if track is not None and not track.order_id:
-            self._find(pulse_order.order_id, client_id)
+        if track is not None and not track.venue_order_id:
+            self._orders.find(pulse_order.order_id, client_id)
         return pulse_order.to_venue_order(self.venue, track.side if track is not None else None)
 
     async def query_fills(self, since_ns: int) -> list[Fill]:
@@ -1352,26 +1279,24 @@ class PulseAdapter(Adapter):
         horizon = time.monotonic() - max(0.0, (self.clock.now_ns() - since_ns) / NS_PER_S) - self._timeout
         fills: list[Fill] = []
         now = self.clock.now_ns()
-        for track in list(self._tracks.values()):
+        for track in self._orders.records():
             if track.final is OrderStatus.REJECTED or (track.terminal and track.touched < horizon):
                 continue
-            if not track.order_id:
+            if not track.venue_order_id:
                 orders = await self._by_label(track)
                 if not orders:
                     continue
-                self._find(orders[0].order_id, track.client_id)
+                self._orders.find(orders[0].order_id, track.client_id)
             trades = codec.decode_trades(await self._request(
-                "private/get_user_trades_by_order", {"order_id": track.order_id, "sorting": "asc"}))
+                "private/get_user_trades_by_order", {"order_id": track.venue_order_id, "sorting": "asc"}))
             for trade in trades:
                 # the venue's time of the trade on the engine clock (offset seen in quote timestamps):
                 # the runtime orders the queried fills by it
                 ts = trade.ts_ns - self._venue_offset_ns if trade.ts_ns else now
-                fills.append(Fill(self.venue, track.symbol, track.client_id, track.order_id, trade.trade_id,
+                fills.append(Fill(self.venue, track.symbol, track.client_id, track.venue_order_id, trade.trade_id,
                                   trade.side or track.side, trade.price, trade.amount, min(ts, now),
                                   trade.liquidity, trade.fee))
-                if trade.trade_id not in self._exec_ids:
-                    self._exec_ids.add(trade.trade_id)  # delivered by the runtime from this list
-                    track.filled += trade.amount
+                self._orders.note_fill(track, trade.trade_id, trade.amount)  # the runtime delivers it from this list
         return fills
 
     async def query_positions(self) -> dict[str, Decimal]:

@@ -34,6 +34,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from adapters.kit.orders import MUTED, OrderTracker, TrackedOrder
 from adapters.sim.faults import FAULT_KINDS, FaultSpec, check_supported, fault_label, seconds
 from adapters.sim.ledger import VenueLedger
 from adapters.sim.market import MarketOptions, SymbolMarket
@@ -107,12 +108,12 @@ class _Request:
     post_only: bool
 
 
-class _Tracked:
+class _Tracked(TrackedOrder):
     """One of our orders as the venue knows it: what a reconciliation query needs after the engine
-    lost the venue's word on it (kept for live orders, and for finished ones until the next day)."""
+    lost the venue's word on it (kept for live orders, and for finished ones until the next day),
+    and what the engine was told of it (:class:`adapters.kit.orders.TrackedOrder`)."""
 
-    __slots__ = ("client_id", "symbol", "side", "venue_order_id", "price", "qty", "cum_qty", "status", "tif",
-                 "post_only", "day")
+    __slots__ = ("tif", "post_only", "day")
 
     def __init__(
         self,
@@ -127,14 +128,11 @@ class _Tracked:
         post_only: bool = False,
         day: str = "",
     ) -> None:
-        self.client_id = client_id
-        self.symbol = symbol
-        self.side = side
-        self.venue_order_id = venue_order_id
-        self.price = price
-        self.qty = qty
-        self.cum_qty = ZERO
+        super().__init__(client_id, symbol, side, qty, price, venue_order_id)
         self.status = status
+        if status in TERMINAL_STATUSES:
+            self.final = status
+        self.acked = status is not OrderStatus.PENDING_NEW  # a restored order: the engine had its word
         self.tif = tif
         self.post_only = post_only
         self.day = day
@@ -251,8 +249,9 @@ class SimVenue:
         self._trade_ids = itertools.count(1)
         # our resting orders: client_id -> (symbol state, engine order id)
         self._live: dict[str, tuple[_Symbol, int]] = {}
-        # our orders of the day (finished ones answer late cancels and queries), plus live older ones
-        self._orders: dict[str, _Tracked] = {}
+        # our orders of the day (finished ones answer late cancels and queries), plus live older ones;
+        # every state and fill of ours reaches the sink through it, once
+        self._orders: OrderTracker[_Tracked] = OrderTracker(venue, self._out, clock.now_ns, logger=log)
         # every fill of ours, delivered or withheld, in time order (answers fills())
         self._fills: list[Fill] = []
         self._close_fixed = False  # the day's closing price is fixed and was announced
@@ -280,6 +279,8 @@ class SimVenue:
         # one listener taking everything (the paper adapter's sink) is called directly: no fan-out cost
         whole = len(self._listeners) == 1 and all(hasattr(listener, name) for name in _EVENTS)
         self._out = listener if whole else _Listeners(self._listeners)
+        if hasattr(self, "_orders"):  # the order tracker tells our orders' states and fills to them too
+            self._orders.sink = self._out
 
     def _next_order_id(self) -> int:
         return next(self._order_ids)
@@ -309,18 +310,18 @@ class SimVenue:
             record.cum_qty = row.cum_qty
             if row.status in TERMINAL_STATUSES:
                 if row.day == today:
-                    self._orders[row.client_id] = record  # answers queries about today's finished orders
+                    self._orders.add(record)  # answers queries about today's finished orders
                 continue
             state = self._symbols.get(row.symbol)
             if state is None or row.price is None or (record.tif is TimeInForce.DAY and row.day < today):
-                record.status = OrderStatus.EXPIRED  # a DAY order of a past day ended at that close
+                record.status = record.final = OrderStatus.EXPIRED  # a DAY order of a past day ended at that close
                 expired.append(record.row())
-                self._orders[row.client_id] = record
+                self._orders.add(record)
                 continue
             state.engine.restore_resting(self._account, row.client_id, int(row.venue_order_id), row.side, row.price,
                                          row.qty, row.cum_qty, record.tif, row.post_only)
             self._live[row.client_id] = (state, int(row.venue_order_id))
-            self._orders[row.client_id] = record
+            self._orders.add(record)
         if expired:
             ledger.write(expired, ())
         self._restore_references(ledger, today)
@@ -354,7 +355,8 @@ class SimVenue:
         ledger = self._ledger
         assert ledger is not None
         orders = self._orders
-        rows = [orders[cid].row() for cid in dict.fromkeys(client_ids) if cid in orders]
+        records = (orders.get(cid) for cid in dict.fromkeys(client_ids))
+        rows = [record.row() for record in records if record is not None]
         fills = self._fills[self._persisted_fills:]
         if rows or fills:
             ledger.write(rows, fills)
@@ -492,15 +494,18 @@ class SimVenue:
 
     def _venue_reject(self, request: _Request, ts: int, code: int, reason: str) -> None:
         """A reject decided by the venue before the matching engine sees the order."""
-        self._orders[request.client_id] = _Tracked(
-            request.client_id, request.symbol, request.side, "", request.price, request.qty, OrderStatus.REJECTED,
-            request.tif, request.post_only, self._today(),
-        )
+        record = self._orders.add(self._requested(request))
+        held = _Held()  # told only after the ledger has it
+        with self._orders.delivering_to(held):
+            self._orders.finish(record, OrderStatus.REJECTED, code, reason, ts=ts)
         if self._ledger is not None:
             self._persist([request.client_id])
-        self._out.on_order_update(
-            OrderUpdate(self.venue, request.client_id, OrderStatus.REJECTED, ts, reject_code=code, reason=reason)
-        )
+        held.deliver(self._out)
+
+    def _requested(self, request: _Request) -> _Tracked:
+        """A record of an order the venue refused before it had an id."""
+        return _Tracked(request.client_id, request.symbol, request.side, "", request.price, request.qty,
+                        OrderStatus.PENDING_NEW, request.tif, request.post_only, self._today())
 
     def _process_cancel(self, client_id: str) -> None:
         if not self._connected or not self._link_up:
@@ -519,11 +524,9 @@ class SimVenue:
 
     def _refuse_cancel(self, client_id: str, ts: int, code: int, reason: str) -> None:
         """An injected refusal (``reject_cancels``): the order keeps working, its state unchanged."""
-        record = self._orders[client_id]
-        self._out.on_order_update(OrderUpdate(
-            self.venue, client_id, _live_status(record.cum_qty), ts, record.venue_order_id, reject_code=code,
-            reason=f"{reason} ({code})",
-        ))
+        record = self._orders.get(client_id)
+        assert record is not None  # only orders the venue still works are refused this way
+        self._orders.answer(record, code, f"{reason} ({code})", status=record.live, ts=ts)
 
     def _process_amend(self, client_id: str, price: Decimal | None, qty: Decimal | None) -> None:
         if not self._connected or not self._link_up:
@@ -542,19 +545,16 @@ class SimVenue:
         it ended in (the runtime has, or is about to get, the event that ended it)."""
         record = self._orders.get(client_id)
         if record is None:
-            reason = "unknown order: " + reason
-            status = OrderStatus.REJECTED
+            self._orders.untracked_update(client_id, OrderStatus.REJECTED, CODE_UNKNOWN_ORDER,
+                                          "unknown order: " + reason, ts=ts)
         else:
-            status = record.status
-        self._out.on_order_update(
-            OrderUpdate(self.venue, client_id, status, ts, reject_code=CODE_UNKNOWN_ORDER, reason=reason)
-        )
+            self._orders.answer(record, CODE_UNKNOWN_ORDER, reason, status=record.status, ts=ts)
 
     # ---- reconciliation queries (answered from the venue's own state, at once) -------------
     def open_orders(self) -> list[VenueOrder]:
         """Our orders still resting, in the order they were accepted."""
         orders = self._orders
-        return [orders[client_id].view(self.venue) for client_id in self._live]
+        return [record.view(self.venue) for record in map(orders.get, self._live) if record is not None]
 
     def order(self, client_id: str) -> VenueOrder | None:
         """A live order, or one finished today (final status and quantities); None when the venue
@@ -582,7 +582,9 @@ class SimVenue:
         new_day = old is Phase.CLOSED
         if new_day:
             # late answers and queries about yesterday's finished orders are moot; live GTC orders stay
-            self._orders = {cid: r for cid, r in self._orders.items() if r.status not in TERMINAL_STATUSES}
+            for record in self._orders.records():
+                if record.status in TERMINAL_STATUSES:
+                    self._orders.release(record)
             self._close_fixed = False
         fixes_close = new in _CLOSE_FIXING_PHASES and not self._close_fixed
         restored_closes = self._restored_closes
@@ -828,28 +830,43 @@ class SimVenue:
         request: _Request | None = None,
     ) -> None:
         """Turn one operation's engine events into sink calls, in order, then its book delta.
-        Our orders' states are tracked either way; during a drop nothing reaches the sink.
-        ``request`` is the new order being submitted, if any (a reject records it)."""
+        Our orders' states are tracked either way (by the order tracker, which sends each once);
+        during a drop nothing reaches the sink. ``request`` is the new order being submitted, if any
+        (a reject records it)."""
         ledger = self._ledger
         real_sink = self._out
         sink: Any = _Held() if ledger is not None else real_sink  # told only after the ledger has it
+        with self._orders.delivering_to(sink if self._link_up else MUTED):
+            self._apply(state, events, changes, ts, request, sink)
+        if ledger is not None:
+            sink.deliver(real_sink)
+
+    def _apply(
+        self,
+        state: _Symbol,
+        events: list[EngineEvent],
+        changes: tuple[tuple[Side, Decimal, Decimal], ...],
+        ts: int,
+        request: _Request | None,
+        sink: Any,
+    ) -> None:
+        orders = self._orders
         touched: list[str] = []
         venue = self.venue
         account = self._account
         symbol = state.symbol
-        up = self._link_up
-        subscribed = state.subscribed and up
+        subscribed = state.subscribed and self._link_up
         event: Any
         for event in events:
             kind = type(event)
             if kind is Execution:
                 if event.maker_owner == account:
                     self._our_fill(state, event, event.maker_client_id, event.maker_id, event.maker_side,
-                                   event.maker_leaves, Liquidity.MAKER, ts, sink)
+                                   event.maker_leaves, Liquidity.MAKER, ts)
                     touched.append(event.maker_client_id)
                 if event.taker_owner == account:
                     self._our_fill(state, event, event.taker_client_id, event.taker_id, event.taker_side,
-                                   event.taker_leaves, Liquidity.TAKER, ts, sink)
+                                   event.taker_leaves, Liquidity.TAKER, ts)
                     touched.append(event.taker_client_id)
                 if subscribed:
                     aggressor = None if event.auction else event.taker_side
@@ -861,65 +878,44 @@ class SimVenue:
                 continue
             client_id = event.client_id
             touched.append(client_id)
-            update: OrderUpdate | None = None
             if kind is Accepted:
                 self._live[client_id] = (state, event.order_id)
-                self._orders[client_id] = _Tracked(
-                    client_id, symbol, event.side, str(event.order_id), event.price, event.qty, OrderStatus.NEW,
-                    request.tif if request is not None else TimeInForce.DAY,
+                record = orders.add(_Tracked(
+                    client_id, symbol, event.side, str(event.order_id), event.price, event.qty,
+                    OrderStatus.PENDING_NEW, request.tif if request is not None else TimeInForce.DAY,
                     request.post_only if request is not None else False, self._today(),
-                )
-                if up:
-                    update = OrderUpdate(venue, client_id, OrderStatus.NEW, ts, venue_order_id=str(event.order_id))
+                ))
+                orders.ack(record, ts=ts)
             elif kind is Cancelled:
-                self._finish(client_id, OrderStatus.CANCELLED)
-                if up:
-                    update = OrderUpdate(
-                        venue, client_id, OrderStatus.CANCELLED, ts,
-                        venue_order_id=str(event.order_id), reason=event.reason,
-                    )
+                self._finish(client_id, OrderStatus.CANCELLED, event.reason, ts)
             elif kind is Expired:
-                self._finish(client_id, OrderStatus.EXPIRED)
-                if up:
-                    update = OrderUpdate(
-                        venue, client_id, OrderStatus.EXPIRED, ts,
-                        venue_order_id=str(event.order_id), reason="day order expired at the close",
-                    )
+                self._finish(client_id, OrderStatus.EXPIRED, "day order expired at the close", ts)
             elif kind is Replaced:
-                record = self._orders[client_id]
+                record = self._record(client_id)
                 record.price = event.price
                 record.qty = event.qty
                 record.status = _live_status(event.filled)
-                if up:
-                    update = OrderUpdate(
-                        venue, client_id, record.status, ts,
-                        venue_order_id=str(event.order_id), price=event.price, qty=event.qty,
-                    )
+                orders.answer(record, status=record.status, price=event.price, qty=event.qty, ts=ts)
             elif kind is Rejected:
                 if request is not None:
-                    self._orders[client_id] = _Tracked(
-                        client_id, symbol, request.side, "", request.price, request.qty, OrderStatus.REJECTED,
-                        request.tif, request.post_only, self._today(),
-                    )
-                if up:
-                    update = OrderUpdate(
-                        venue, client_id, OrderStatus.REJECTED, ts, reject_code=event.code, reason=event.reason
-                    )
-            elif (kind is ReplaceRejected or kind is CancelRejected) and up:
+                    orders.finish(orders.add(self._requested(request)), OrderStatus.REJECTED, event.code,
+                                  event.reason, ts=ts)
+                else:
+                    orders.untracked_update(client_id, OrderStatus.REJECTED, event.code, event.reason, ts=ts)
+            elif kind is ReplaceRejected or kind is CancelRejected:
                 filled = event.filled if event.filled is not None else ZERO
-                update = OrderUpdate(
-                    venue, client_id, _live_status(filled), ts,
-                    venue_order_id=str(event.order_id), reject_code=event.code, reason=event.reason,
-                )
-            if update is not None:
-                sink.on_order_update(update)
+                orders.answer(self._record(client_id), event.code, event.reason, status=_live_status(filled), ts=ts)
         if changes and subscribed:
             state.seq += 1
             sink.on_book(BookUpdate(venue, symbol, ts, state.seq, changes))
-        if ledger is not None:
-            if touched:
-                self._persist(touched)
-            sink.deliver(real_sink)
+        if touched and self._ledger is not None:
+            self._persist(touched)
+
+    def _record(self, client_id: str) -> _Tracked:
+        record = self._orders.get(client_id)
+        if record is None:  # the matching engine only speaks of orders this venue accepted
+            raise KeyError(f"paper venue {self.venue}: no record of our order {client_id!r}")
+        return record
 
     def _our_fill(
         self,
@@ -931,14 +927,8 @@ class SimVenue:
         leaves: Decimal,
         liquidity: Liquidity,
         ts: int,
-        sink: Any,
     ) -> None:
-        record = self._orders[client_id]
-        record.cum_qty += event.qty
-        if leaves:
-            record.status = OrderStatus.PARTIALLY_FILLED
-        else:
-            self._finish(client_id, OrderStatus.FILLED)
+        record = self._record(client_id)
         schedule = self._fee_schedules.get(state.symbol)
         fill = Fill(
             self.venue, state.symbol, client_id, str(order_id), f"E{next(self._exec_ids)}",
@@ -946,12 +936,13 @@ class SimVenue:
             schedule.fee(side, event.qty * event.price) if schedule is not None else None,
         )
         self._fills.append(fill)
-        if self._link_up:
-            sink.on_fill(fill)
+        self._orders.fill(record, fill, ack_first=False)  # books it (FILLED when no leaves); sent if the link is up
+        if not leaves:
+            self._live.pop(client_id, None)
 
-    def _finish(self, client_id: str, status: OrderStatus) -> None:
+    def _finish(self, client_id: str, status: OrderStatus, reason: str, ts: int) -> None:
         self._live.pop(client_id, None)
-        self._orders[client_id].status = status
+        self._orders.finish(self._record(client_id), status, None, reason, ts=ts)
 
 
 class _Held:
