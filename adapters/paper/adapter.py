@@ -543,8 +543,11 @@ class PaperAdapter(Adapter):
         ts = self.clock.now_ns()
         new_day = old is Phase.CLOSED
         if new_day:
-            # late answers and queries about yesterday's finished orders are moot; live GTC orders stay
-            self._orders = {cid: r for cid, r in self._orders.items() if r.status not in TERMINAL_STATUSES}
+            # late answers and queries about yesterday's finished orders are moot; live GTC orders stay,
+            # and so do today's finished ones (a venue restarted within the day still answers for them)
+            today = self._today()
+            self._orders = {cid: r for cid, r in self._orders.items()
+                            if r.status not in TERMINAL_STATUSES or r.day == today}
             self._close_fixed = False
         fixes_close = new in _CLOSE_FIXING_PHASES and not self._close_fixed
         restored_closes = self._restored_closes

@@ -1039,8 +1039,23 @@ class PulseAdapter(Adapter):
             self._later(track, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY),
                         f"venue {self.venue!r} is not connected: the order was not sent")
 
+    def _adopt(self, order: Order) -> _Track | None:
+        """An order the venue acknowledged to an earlier instance (working before an engine restart):
+        tracked from the engine's record of it, so a cancel or an edit of it is sent and its answer
+        understood, instead of being refused as unknown."""
+        if not order.venue_order_id or order.is_terminal:
+            return None
+        track = _Track(order, time.monotonic())
+        track.order_id = order.venue_order_id
+        track.acked = True
+        track.filled = order.cum_qty
+        track.final = track.live
+        self._tracks[order.client_id] = track
+        self._by_oid[track.order_id] = track
+        return track
+
     def cancel(self, order: Order) -> None:
-        track = self._tracks.get(order.client_id)
+        track = self._tracks.get(order.client_id) or self._adopt(order)
         if track is None:
             self._later_update(order.client_id, OrderStatus.REJECTED, int(Reject.ORDER_NOT_OPEN),
                                "cancel refused: unknown order")
@@ -1059,7 +1074,7 @@ class PulseAdapter(Adapter):
                         f"cancel not sent: venue {self.venue!r} is not connected")
 
     def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
-        track = self._tracks.get(order.client_id)
+        track = self._tracks.get(order.client_id) or self._adopt(order)
         if track is None or track.terminal or not track.order_id:
             status = track.final if track is not None and track.terminal else order.live_status()
             self._later_update(order.client_id, status, int(Reject.ORDER_NOT_OPEN),

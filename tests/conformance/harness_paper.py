@@ -136,8 +136,8 @@ class PaperHarness(OrderEntryHarness):
             RejectCase("injected reject fault (9002)", self._injected, "9002"),
         ]
 
-    async def _send(self, qty: Decimal | None = None, price: Decimal = D("176.00"), symbol: str | None = None) -> Order:
-        return self.submit(Side.BUY, qty, price, symbol=symbol)
+    async def _send(self, qty: Decimal | None = None, price: Decimal | None = None, symbol: str | None = None) -> Order:
+        return self.submit(Side.BUY, qty, price if price is not None else self.passive_price(), symbol=symbol)
 
     async def _injected(self) -> Order:
         self._run_to(REJECT_AT + 1)

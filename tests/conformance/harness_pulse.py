@@ -8,7 +8,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -86,6 +86,11 @@ class PulseHarness(OrderEntryHarness):
     lot = D(10)
     tick = D("0.5")
     facts = HarnessFacts()
+    known_gaps: ClassVar[dict[str, str]] = {
+        "restart_fills": "query_fills asks only about orders this adapter instance placed or saw "
+                         "(get_user_trades_by_order per tracked order): a restarted instance finds no fill made "
+                         "before the restart; private/get_user_trades_by_instrument (004) would",
+    }
 
     def __init__(self, tmp_path: Any) -> None:
         super().__init__(tmp_path)
@@ -96,6 +101,13 @@ class PulseHarness(OrderEntryHarness):
     @property
     def secrets(self) -> tuple[str, ...]:
         return (SECRET,)
+
+    @property
+    def post_only(self) -> str:
+        """The adapter's ``post_only`` option (default ``reject``: refused locally from the book it
+        holds) decides, not the declared capability (``reprice``, what the venue itself does)."""
+        assert self._adapter is not None
+        return self._adapter.pulse_options.post_only
 
     async def __aenter__(self) -> PulseHarness:
         await self.pulse.start()

@@ -9,12 +9,13 @@ name with a skip, never silently."""
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 
 import pytest
 from harness import OrderEntryHarness
 
-from engine.model import OrderStatus, OrderType, Side, TimeInForce
+from engine.model import Order, OrderStatus, OrderType, Side, TimeInForce
 from engine.rejects import REJECT_CODES, Reject
 from engine.risk.gate import OrderRequest
 from engine.risk.structural import SupportedOrderType
@@ -23,6 +24,13 @@ pytestmark = pytest.mark.anyio
 
 S = OrderStatus
 BUY = Side.BUY
+
+
+def known_gap(venue: OrderEntryHarness, key: str, request: pytest.FixtureRequest) -> None:
+    """A behaviour this adapter is known to get wrong: a strict xfail naming why."""
+    reason = venue.known_gaps.get(key)
+    if reason is not None:
+        request.node.add_marker(pytest.mark.xfail(strict=True, reason=f"{venue.name}: {reason}"))
 
 
 def skip_unless(condition: bool, venue: OrderEntryHarness, why: str) -> None:
@@ -163,7 +171,7 @@ async def test_post_only_refused_or_repriced_by_capability(venue: OrderEntryHarn
     not rests; ``reprice``: it rests at the venue's price, told once; ``none``: the engine's gate
     refuses every post-only order with 2007, so none reaches the adapter."""
     async with venue as v:
-        mode = v.capabilities.post_only
+        mode = v.post_only
         if mode == "none":
             request = OrderRequest("conformance", v.venue, v.symbol, None, BUY, v.lot, v.passive_price(BUY),
                                    OrderType.LIMIT, TimeInForce.DAY, True, "cf-po")
@@ -234,27 +242,40 @@ async def test_duplicate_fill_dropped(venue: OrderEntryHarness) -> None:
         assert sum(f.qty for f in fills) == qty == order.cum_qty
         for placed in (order, resting):
             told = [u.status for u in v.sink.updates_for(placed.client_id)]
-            assert all(a is not b for a, b in zip(told, told[1:], strict=False)), told
+            assert all(a is not b for a, b in itertools.pairwise(told)), told
 
 
-async def test_restart_finds_open_orders_and_fills(venue: OrderEntryHarness) -> None:
-    """A new adapter instance on the same account (an engine restarted) finds the order still working
-    and the fills made before the restart through its queries, and can cancel that order."""
+async def restarted_with_a_fill_and_a_working_order(v: OrderEntryHarness) -> tuple[Order, Order, set[str]]:
+    price, qty = await v.marketable(BUY)
+    filled = v.submit(BUY, qty, price)
+    working = v.submit(BUY, None, v.passive_price(BUY))
+    await v.until(lambda: filled.status is S.FILLED and working.status is S.NEW, "filled and working")
+    exec_ids = {f.exec_id for f in v.sink.fills_for(filled.client_id)}
+    await v.restart()
+    return filled, working, exec_ids
+
+
+async def test_restart_finds_open_and_finished_orders(venue: OrderEntryHarness) -> None:
+    """A new adapter instance on the same account (an engine restarted) finds the order still
+    working and the one filled before the restart through its queries, and can cancel the former."""
     async with venue as v:
-        price, qty = await v.marketable(BUY)
-        filled = v.submit(BUY, qty, price)
-        working = v.submit(BUY, None, v.passive_price(BUY))
-        await v.until(lambda: filled.status is S.FILLED and working.status is S.NEW, "filled and working")
-        exec_ids = {f.exec_id for f in v.sink.fills_for(filled.client_id)}
-        await v.restart()
+        filled, working, _ = await restarted_with_a_fill_and_a_working_order(v)
         open_orders = await v.adapter.query_open_orders()
         assert [(o.client_id, o.status, o.qty) for o in open_orders] == [(working.client_id, S.NEW, working.qty)]
         assert open_orders[0].venue_order_id == working.venue_order_id
         done = await v.adapter.query_order(filled.client_id)
-        assert done is not None and (done.status, done.cum_qty) == (S.FILLED, qty)
-        assert exec_ids <= {f.exec_id for f in await v.adapter.query_fills(0)}
+        assert done is not None and (done.status, done.cum_qty) == (S.FILLED, filled.qty)
         v.cancel(working)
         await v.until(lambda: working.status is S.CANCELLED, "cancelled by the new instance")
+
+
+async def test_restart_finds_fills_made_before_it(venue: OrderEntryHarness, request: pytest.FixtureRequest) -> None:
+    """The new instance's ``query_fills`` answers the executions made before the restart (the engine
+    applies those it missed, drops those it has)."""
+    known_gap(venue, "restart_fills", request)
+    async with venue as v:
+        _, _, exec_ids = await restarted_with_a_fill_and_a_working_order(v)
+        assert exec_ids and exec_ids <= {f.exec_id for f in await v.adapter.query_fills(0)}
 
 
 async def test_every_venue_reject_maps_to_an_engine_code(venue: OrderEntryHarness) -> None:
