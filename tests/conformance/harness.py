@@ -134,6 +134,10 @@ class OrderEntryHarness:
         """From now on the venue sends every order report twice."""
         raise NotImplementedError
 
+    def duplicates_sent(self) -> int:
+        """How many reports the venue sent a second time so far (so a test knows it met some)."""
+        raise NotImplementedError
+
     async def restart(self) -> None:
         """Close the adapter and connect a new instance of it (same options, a new sink that knows
         the same orders), as an engine restarted on the same account would."""

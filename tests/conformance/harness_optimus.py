@@ -116,6 +116,9 @@ class OptimusHarness(OrderEntryHarness):
     async def duplicate_reports(self) -> None:
         self.sandbox.inject("duplicate_webhooks", count=1000)
 
+    def duplicates_sent(self) -> int:
+        return self.sandbox.counts["webhooks_duplicated"]
+
     async def restart(self) -> None:
         assert self._adapter is not None
         await self._adapter.close()

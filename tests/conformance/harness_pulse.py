@@ -143,6 +143,11 @@ class PulseHarness(OrderEntryHarness):
         """Nothing to switch on: the venue reports each of our trades on ``user.trades`` and again
         inside ``user.changes`` (both subscribed), and the order answer repeats ``user.orders``."""
 
+    def duplicates_sent(self) -> int:
+        """The venue's second copies of our trades, as the adapter counted them on arrival (the
+        sandbox keeps no count of the copies it sends: each trade goes out on both channels)."""
+        return self.adapter.stats()["duplicate_fills"]
+
     async def restart(self) -> None:
         assert self._adapter is not None
         await self._adapter.close()

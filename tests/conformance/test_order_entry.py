@@ -118,7 +118,7 @@ async def test_cancel(venue: OrderEntryHarness) -> None:
         assert await v.adapter.query_open_orders() == []
 
 
-async def test_amend_or_refused_2007_by_capability(venue: OrderEntryHarness) -> None:
+async def test_amend_or_refused_2007_by_capability(venue: OrderEntryHarness, record_property) -> None:
     """With ``capabilities.amend`` the venue changes price and then quantity of a working order
     (acknowledged with the new values, kept by the venue); without it the engine refuses an amend
     with 2007 before sending, and an adapter asked anyway answers 2007 and leaves the order as it was."""
@@ -127,6 +127,7 @@ async def test_amend_or_refused_2007_by_capability(venue: OrderEntryHarness) -> 
         order = v.submit(BUY, None, price)
         await v.acked(order)
         lower = price - 2 * v.tick
+        record_property("detail", "amended in place" if v.capabilities.amend else "refused 2007 (no amend)")
         if not v.capabilities.amend:
             v.amend(order, lower)
             await v.until(lambda: order.status is S.NEW, "the refusal")
@@ -145,7 +146,7 @@ async def test_amend_or_refused_2007_by_capability(venue: OrderEntryHarness) -> 
         assert any(u.price == lower for u in v.sink.updates_for(order.client_id))
 
 
-async def test_mass_cancel_or_per_order_fallback(venue: OrderEntryHarness) -> None:
+async def test_mass_cancel_or_per_order_fallback(venue: OrderEntryHarness, record_property) -> None:
     """With ``capabilities.mass_cancel`` one ``cancel_all`` ends every working order (each reported
     ``cancelled``); without it the engine cancels order by order, which the venue honours the same."""
     async with venue as v:
@@ -155,6 +156,7 @@ async def test_mass_cancel_or_per_order_fallback(venue: OrderEntryHarness) -> No
         assert {o.client_id for o in await v.adapter.query_open_orders()} == {o.client_id for o in orders}
         for order in orders:
             order.transition(S.PENDING_CANCEL)  # as the runtime marks them before it asks
+        record_property("detail", "cancel_all" if v.capabilities.mass_cancel else "per-order fallback")
         if v.capabilities.mass_cancel:
             assert await v.adapter.cancel_all() == 3
         else:
@@ -166,12 +168,14 @@ async def test_mass_cancel_or_per_order_fallback(venue: OrderEntryHarness) -> No
         assert await v.adapter.query_open_orders() == []
 
 
-async def test_post_only_refused_or_repriced_by_capability(venue: OrderEntryHarness) -> None:
+async def test_post_only_refused_or_repriced_by_capability(venue: OrderEntryHarness, record_property) -> None:
     """``post_only: reject``: a post-only order that would take is refused 7006 and one that would
     not rests; ``reprice``: it rests at the venue's price, told once; ``none``: the engine's gate
     refuses every post-only order with 2007, so none reaches the adapter."""
     async with venue as v:
         mode = v.post_only
+        record_property("detail", {"none": "refused 2007 by the gate", "reject": "refused 7006",
+                                   "reprice": "repriced"}[mode])
         if mode == "none":
             request = OrderRequest("conformance", v.venue, v.symbol, None, BUY, v.lot, v.passive_price(BUY),
                                    OrderType.LIMIT, TimeInForce.DAY, True, "cf-po")
@@ -198,7 +202,7 @@ async def test_post_only_refused_or_repriced_by_capability(venue: OrderEntryHarn
 # ---- bad days ---------------------------------------------------------------------------------
 
 
-async def test_drop_mid_order_unknown_then_reconciled(venue: OrderEntryHarness) -> None:
+async def test_drop_mid_order_unknown_then_reconciled(venue: OrderEntryHarness, record_property) -> None:
     """A working order when the connection drops: the adapter reports ``disconnected`` (the runtime
     marks the order unknown), then ``connected`` once back; the queries then tell the order's truth
     (cancelled by a venue that cancels on disconnect, still working otherwise), and a still-working
@@ -213,6 +217,8 @@ async def test_drop_mid_order_unknown_then_reconciled(venue: OrderEntryHarness) 
                       "connected again", timeout=30)
         assert v.sink.statuses()[:2] == ["connected", "disconnected"]
         expected = S.CANCELLED if v.adapter.cancel_on_disconnect else S.NEW
+        record_property("detail", "cancelled by the venue on disconnect" if expected is S.CANCELLED
+                        else "still working, cancelled after")
         seen = await v.adapter.query_order(order.client_id)
         assert seen is not None and seen.status is expected, (seen, expected)
         still_open = {o.client_id for o in await v.adapter.query_open_orders()}
@@ -236,6 +242,7 @@ async def test_duplicate_fill_dropped(venue: OrderEntryHarness) -> None:
         v.cancel(resting)
         await v.until(lambda: resting.status is S.CANCELLED, "cancelled")
         await v.settle()
+        assert v.duplicates_sent() > 0, "the venue sent nothing twice: the case was not exercised"
         fills = v.sink.fills_for(order.client_id)
         assert len({f.exec_id for f in fills}) == len(fills), "a fill was delivered twice"
         assert v.sink.duplicate_fills == 0
@@ -278,11 +285,12 @@ async def test_restart_finds_fills_made_before_it(venue: OrderEntryHarness, requ
         assert exec_ids and exec_ids <= {f.exec_id for f in await v.adapter.query_fills(0)}
 
 
-async def test_every_venue_reject_maps_to_an_engine_code(venue: OrderEntryHarness) -> None:
+async def test_every_venue_reject_maps_to_an_engine_code(venue: OrderEntryHarness, record_property) -> None:
     """Every reject the venue can be made to send arrives as a ``rejected`` update whose code is
     one of the engine's table (engine/rejects.py) and whose reason is said, none unmapped."""
     async with venue as v:
         unmapped = []
+        mapped: list[str] = []
         for case in v.reject_cases():
             order = await case.provoke()
             await v.until(lambda o=order: o.is_terminal, f"{case.name}: answered", timeout=15)
@@ -290,6 +298,8 @@ async def test_every_venue_reject_maps_to_an_engine_code(venue: OrderEntryHarnes
                 unmapped.append((case.name, order.status, order.reject_code, order.reject_reason))
             elif case.engine_code is not None and order.reject_code != case.engine_code:
                 unmapped.append((case.name, "expected", case.engine_code, order.reject_code))
+            mapped.append(f"{case.venue_code}->{order.reject_code}")
+        record_property("detail", f"{len(mapped)} cases: " + ", ".join(dict.fromkeys(mapped)))
         assert unmapped == []
 
 
