@@ -13,11 +13,12 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from harness import MarketDataHarness, OrderEntryHarness
-from harness_optimus import OptimusHarness
-from harness_paper import PaperHarness
-from harness_psx_feed import PsxFeedHarness
-from harness_pulse import PulseFeedHarness, PulseHarness
+
+from conformance.harness import MarketDataHarness, OrderEntryHarness
+from conformance.harness_optimus import OptimusHarness
+from conformance.harness_paper import PaperHarness
+from conformance.harness_psx_feed import PsxFeedHarness
+from conformance.harness_pulse import PulseFeedHarness, PulseHarness
 
 ORDER_ENTRY: dict[str, type[OrderEntryHarness]] = {
     "paper": PaperHarness,

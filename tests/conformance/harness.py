@@ -93,6 +93,15 @@ class OrderEntryHarness:
         take: the declared capability unless an option of the adapter chooses otherwise."""
         return self.capabilities.post_only
 
+    def post_only_modes(self) -> tuple[str, ...]:
+        """Every post-only behaviour the adapter offers (through its options): each is tested."""
+        return (self.post_only,)
+
+    async def use_post_only(self, mode: str) -> None:
+        """Reconnect the adapter configured for post-only ``mode`` (one of ``post_only_modes``)."""
+        if mode != self.post_only:
+            raise ValueError(f"{self.name}: no post-only mode {mode!r}")
+
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every credential the venue was given: none may appear in any log line."""

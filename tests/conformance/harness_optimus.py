@@ -13,11 +13,11 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from harness import HarnessFacts, OrderEntryHarness, RejectCase
 from sinks import RecordingSink
 
 from adapters.optimus.adapter import OptimusAdapter, OptimusOptions
 from adapters.optimus.sandbox import DOC_INSTRUMENTS, OptimusSandbox, SandboxSettings
+from conformance.harness import HarnessFacts, OrderEntryHarness, RejectCase
 from engine.clock import WallClock
 from engine.model import Order, Side
 

@@ -10,12 +10,12 @@ from decimal import Decimal
 from typing import Any
 
 import anyio
-from harness import HarnessFacts, OrderEntryHarness, RejectCase
 from sinks import RecordingSink
 
 from adapters.paper.adapter import PaperAdapter, PaperOptions
 from adapters.paper.faults import DropFault, RejectFault
 from adapters.paper.market import MarketOptions
+from conformance.harness import HarnessFacts, OrderEntryHarness, RejectCase
 from engine.clock import KARACHI, NS_PER_S, SimClock
 from engine.model import Instrument, Order, Phase, SessionState, Side
 

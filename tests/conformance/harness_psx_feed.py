@@ -12,10 +12,10 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from harness import MarketDataHarness
 
 from adapters.psx_feed.adapter import LiveFeedAdapter, LiveFeedOptions
 from adapters.psx_feed.sandbox import FeedServer
+from conformance.harness import MarketDataHarness
 from engine.clock import WallClock
 from engine.model import BookUpdate, Instrument, Phase, SessionState, Side
 

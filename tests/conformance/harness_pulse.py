@@ -12,11 +12,11 @@ from typing import Any, ClassVar
 
 import anyio
 from anyio.abc import TaskGroup
-from harness import HarnessFacts, MarketDataHarness, OrderEntryHarness, RejectCase
 from sinks import RecordingSink
 
 from adapters.pulse.adapter import PulseAdapter, PulseOptions
 from adapters.pulse.sandbox import PulseSandbox
+from conformance.harness import HarnessFacts, MarketDataHarness, OrderEntryHarness, RejectCase
 from engine.clock import WallClock
 from engine.model import Instrument, Order, OrderStatus, Side, TimeInForce
 
@@ -56,12 +56,13 @@ class _PulseVenue:
         await self._stack.enter_async_context(self.sandbox)
         self.task_group = await self._stack.enter_async_context(anyio.create_task_group())
 
-    def options(self) -> PulseOptions:
+    def options(self, post_only: str) -> PulseOptions:
         return PulseOptions(url=self.sandbox.url, client_id=CLIENT_ID, client_secret_env=SECRET_ENV,
-                            heartbeat_s=self.heartbeat_s, request_timeout_s=D(2), reconnect_min_s=D("0.05"))
+                            heartbeat_s=self.heartbeat_s, request_timeout_s=D(2), reconnect_min_s=D("0.05"),
+                            post_only=post_only)
 
-    async def connect(self, sink: RecordingSink) -> PulseAdapter:
-        adapter = PulseAdapter("pulse", self.options(), instruments(), WallClock(), sink)
+    async def connect(self, sink: RecordingSink, post_only: str = "reject") -> PulseAdapter:
+        adapter = PulseAdapter("pulse", self.options(post_only), instruments(), WallClock(), sink)
         adapter.bind(self.task_group)
         await adapter.connect()
         return adapter
@@ -109,6 +110,14 @@ class PulseHarness(OrderEntryHarness):
         assert self._adapter is not None
         return self._adapter.pulse_options.post_only
 
+    def post_only_modes(self) -> tuple[str, ...]:
+        return ("reject", "reprice")
+
+    async def use_post_only(self, mode: str) -> None:
+        await self.restart(post_only=mode)
+        self.adapter.subscribe([BTC])
+        await self.until(lambda: BTC in self.sink.books, "book snapshot after the reconnect")
+
     async def __aenter__(self) -> PulseHarness:
         await self.pulse.start()
         self.adapter = self._adapter = await self.pulse.connect(self.sink)
@@ -148,12 +157,13 @@ class PulseHarness(OrderEntryHarness):
         sandbox keeps no count of the copies it sends: each trade goes out on both channels)."""
         return self.adapter.stats()["duplicate_fills"]
 
-    async def restart(self) -> None:
+    async def restart(self, post_only: str | None = None) -> None:
         assert self._adapter is not None
+        mode = post_only or self.post_only
         await self._adapter.close()
         self._adapter = None
         sink = self.new_sink()
-        self.adapter = self._adapter = await self.pulse.connect(sink)
+        self.adapter = self._adapter = await self.pulse.connect(sink, mode)
 
     def book_at_venue(self) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
         engine = self.sandbox.books[BTC].engine

@@ -6,7 +6,8 @@ such. The adapter is judged by the books the sink builds from what it delivers (
 from __future__ import annotations
 
 import pytest
-from harness import MarketDataHarness
+
+from conformance.harness import MarketDataHarness
 
 pytestmark = pytest.mark.anyio
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from matrix import MARKET_DATA_ROWS, ORDER_ENTRY_ROWS, Collector, Outcome, render
+from conformance.matrix import MARKET_DATA_ROWS, ORDER_ENTRY_ROWS, Collector, Outcome, render
 
 HERE = Path(__file__).resolve().parent
 

@@ -13,8 +13,8 @@ import itertools
 from decimal import Decimal
 
 import pytest
-from harness import OrderEntryHarness
 
+from conformance.harness import OrderEntryHarness
 from engine.model import Order, OrderStatus, OrderType, Side, TimeInForce
 from engine.rejects import REJECT_CODES, Reject
 from engine.risk.gate import OrderRequest
@@ -169,34 +169,47 @@ async def test_mass_cancel_or_per_order_fallback(venue: OrderEntryHarness, recor
 
 
 async def test_post_only_refused_or_repriced_by_capability(venue: OrderEntryHarness, record_property) -> None:
-    """``post_only: reject``: a post-only order that would take is refused 7006 and one that would
-    not rests; ``reprice``: it rests at the venue's price, told once; ``none``: the engine's gate
-    refuses every post-only order with 2007, so none reaches the adapter."""
+    """In every post-only mode the adapter offers: ``reject``: a post-only order that would take is
+    refused 7006 and one that would not rests; ``reprice``: the one that would take rests at a
+    price that does not, told once; ``none``: the engine's gate refuses every post-only order with
+    2007, so none reaches the adapter."""
     async with venue as v:
-        mode = v.post_only
-        record_property("detail", {"none": "refused 2007 by the gate", "reject": "refused 7006",
-                                   "reprice": "repriced"}[mode])
-        if mode == "none":
-            request = OrderRequest("conformance", v.venue, v.symbol, None, BUY, v.lot, v.passive_price(BUY),
-                                   OrderType.LIMIT, TimeInForce.DAY, True, "cf-po")
-            refusal = SupportedOrderType(v.capabilities).check(request)
-            assert refusal is not None and refusal.code == Reject.ORDER_TYPE_NOT_SUPPORTED
-            return
-        price, _ = await v.marketable(BUY)
-        if v.facts.market_data is None:  # a venue that decides post-only locally must know the book
-            await v.until(lambda: v.book() is not None and v.book().best_ask is not None
-                          and v.book().best_ask <= price, "the offer in the book")
-        taking = v.submit(BUY, None, price, post_only=True)
-        resting = v.submit(BUY, None, v.passive_price(BUY), post_only=True)
-        await v.acked(taking)
-        await v.acked(resting)
-        assert resting.status is S.NEW
-        if mode == "reject":
-            assert taking.status is S.REJECTED and taking.reject_code == Reject.POST_ONLY_WOULD_TAKE
-        else:
-            assert mode == "reprice"
-            assert taking.status is S.NEW and taking.price < price
-        assert v.sink.fills_for(taking.client_id) == []
+        done = []
+        for mode in v.post_only_modes():
+            await v.use_post_only(mode)
+            await post_only_case(v, mode)
+            done.append({"none": "refused 2007 by the gate", "reject": "refused 7006", "reprice": "repriced"}[mode])
+        record_property("detail", "; ".join(done))
+
+
+async def post_only_case(v: OrderEntryHarness, mode: str) -> None:
+    if mode == "none":
+        request = OrderRequest("conformance", v.venue, v.symbol, None, BUY, v.lot, v.passive_price(BUY),
+                               OrderType.LIMIT, TimeInForce.DAY, True, "cf-po")
+        refusal = SupportedOrderType(v.capabilities).check(request)
+        assert refusal is not None and refusal.code == Reject.ORDER_TYPE_NOT_SUPPORTED
+        return
+    price, _ = await v.marketable(BUY)
+    if v.facts.market_data is None:  # a venue that decides post-only locally must know the book
+        await v.until(lambda: v.book() is not None and v.book().best_ask is not None
+                      and v.book().best_ask <= price, "the offer in the book")
+    taking = v.submit(BUY, None, price, post_only=True)
+    resting = v.submit(BUY, None, v.passive_price(BUY), post_only=True)
+    await v.acked(taking)
+    await v.acked(resting)
+    assert resting.status is S.NEW and resting.price == v.passive_price(BUY)
+    if mode == "reject":
+        assert taking.status is S.REJECTED and taking.reject_code == Reject.POST_ONLY_WOULD_TAKE
+    else:
+        assert mode == "reprice"
+        assert taking.status is S.NEW and taking.price < price
+        await v.settle()
+        assert [u.status for u in v.sink.updates_for(taking.client_id)] == [S.NEW]  # told once
+        v.cancel(taking)
+        await v.until(lambda: taking.status is S.CANCELLED, "the repriced order cancelled")
+    assert v.sink.fills_for(taking.client_id) == []
+    v.cancel(resting)
+    await v.until(lambda: resting.status is S.CANCELLED, "the resting post-only order cancelled")
 
 
 # ---- bad days ---------------------------------------------------------------------------------
