@@ -3,7 +3,9 @@
     python -m tests.conformance.matrix            # run the suite, print the matrix (Markdown)
     python -m tests.conformance.matrix -o FILE    # and write it to FILE
 
-It runs ``tests/conformance`` with pytest in this process and reads each test's outcome per venue:
+Each row has an id (``OE-nn`` order entry, ``MD-nn`` market data), in the manner of
+NautilusTrader's execution testing spec, so a report or an issue can name a case. It runs
+``tests/conformance`` with pytest in this process and reads each test's outcome per venue:
 ``pass`` (with what the venue did, where a test records it), ``skip`` and ``xfail`` with the reason
 the test gives, ``FAIL``. The exit code is pytest's, so a failing adapter fails the command too."""
 
@@ -20,26 +22,26 @@ import pytest
 HERE = Path(__file__).resolve().parent
 
 ORDER_ENTRY_ROWS = {
-    "test_connect_and_authenticate": "connect and authenticate",
-    "test_subscribe_receives_a_book_snapshot": "subscribe: book snapshot",
-    "test_submit_ack_fill": "submit -> ack -> fill",
-    "test_partial_fill": "partial fill",
-    "test_cancel": "cancel",
-    "test_amend_or_refused_2007_by_capability": "amend (or 2007 by capability)",
-    "test_mass_cancel_or_per_order_fallback": "mass cancel (or per-order)",
-    "test_post_only_refused_or_repriced_by_capability": "post-only by capability",
-    "test_drop_mid_order_unknown_then_reconciled": "drop mid-order -> unknown -> reconciled",
-    "test_duplicate_fill_dropped": "duplicate fill dropped",
-    "test_restart_finds_open_and_finished_orders": "restart: open and finished orders",
-    "test_restart_finds_fills_made_before_it": "restart: fills made before it",
-    "test_every_venue_reject_maps_to_an_engine_code": "every venue reject -> engine code",
-    "test_no_secret_in_any_log_line": "no secret in any log line",
+    "test_connect_and_authenticate": "OE-01 connect and authenticate",
+    "test_subscribe_receives_a_book_snapshot": "OE-02 subscribe: book snapshot",
+    "test_submit_ack_fill": "OE-03 submit -> ack -> fill",
+    "test_partial_fill": "OE-04 partial fill",
+    "test_cancel": "OE-05 cancel",
+    "test_amend_or_refused_2007_by_capability": "OE-06 amend (or 2007 by capability)",
+    "test_mass_cancel_or_per_order_fallback": "OE-07 mass cancel (or per-order)",
+    "test_post_only_refused_or_repriced_by_capability": "OE-08 post-only by capability",
+    "test_drop_mid_order_unknown_then_reconciled": "OE-09 drop mid-order -> unknown -> reconciled",
+    "test_duplicate_fill_dropped": "OE-10 duplicate fill dropped",
+    "test_restart_finds_open_and_finished_orders": "OE-11 restart: open and finished orders",
+    "test_restart_finds_fills_made_before_it": "OE-12 restart: fills made before it",
+    "test_every_venue_reject_maps_to_an_engine_code": "OE-13 every venue reject -> engine code",
+    "test_no_secret_in_any_log_line": "OE-14 no secret in any log line",
 }
 MARKET_DATA_ROWS = {
-    "test_snapshot_first": "snapshot first",
-    "test_deltas_applied": "deltas applied",
-    "test_gap_then_resync": "gap -> resync",
-    "test_staleness_detected": "staleness detected",
+    "test_snapshot_first": "MD-01 snapshot first",
+    "test_deltas_applied": "MD-02 deltas applied",
+    "test_gap_then_resync": "MD-03 gap -> resync",
+    "test_staleness_detected": "MD-04 staleness detected",
 }
 
 

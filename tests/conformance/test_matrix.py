@@ -27,6 +27,6 @@ def test_render_shows_outcomes_with_numbered_reasons() -> None:
     collector.outcomes[("test_order_entry", "test_cancel", "b")] = Outcome("skip", "b cannot")
     collector.outcomes[("test_market_data", "test_snapshot_first", "f")] = Outcome("xfail", "f is wrong")
     text = render(collector)
-    assert "| cancel | pass | skip [1] |" in text
-    assert "| snapshot first | xfail [2] |" in text
+    assert "| OE-05 cancel | pass | skip [1] |" in text
+    assert "| MD-01 snapshot first | xfail [2] |" in text
     assert "[1] b cannot" in text and "[2] f is wrong" in text
