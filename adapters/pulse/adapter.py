@@ -949,8 +949,22 @@ class PulseAdapter(Adapter):
             self._orders.finish(track, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY),
                                 f"venue {self.venue!r} is not connected: the order was not sent", later=True)
 
+    def _adopt(self, order: Order) -> _Track | None:
+        """An order the venue acknowledged to an earlier instance (working before an engine restart):
+        tracked from the engine's record of it, so a cancel or an edit of it is sent and its answer
+        understood, instead of being refused as unknown."""
+        if not order.venue_order_id or order.is_terminal:
+            return None
+        track = _Track(order, time.monotonic())
+        track.venue_order_id = order.venue_order_id
+        track.acked = True  # the engine has the venue's word on it
+        track.cum_qty = order.cum_qty
+        track.status = order.live_status()
+        self._orders.add(track)
+        return track
+
     def cancel(self, order: Order) -> None:
-        track = self._orders.get(order.client_id)
+        track = self._orders.get(order.client_id) or self._adopt(order)
         if track is None:
             self._orders.untracked_update(order.client_id, OrderStatus.REJECTED, int(Reject.ORDER_NOT_OPEN),
                                           "cancel refused: unknown order", later=True)
@@ -970,7 +984,7 @@ class PulseAdapter(Adapter):
                                 later=True)
 
     def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
-        track = self._orders.get(order.client_id)
+        track = self._orders.get(order.client_id) or self._adopt(order)
         refusal = "replace refused: the venue has not acknowledged this order or it is finished"
         if track is None:
             self._orders.untracked_update(order.client_id, order.live_status(), int(Reject.ORDER_NOT_OPEN), refusal,

@@ -581,9 +581,11 @@ class SimVenue:
         ts = self.clock.now_ns()
         new_day = old is Phase.CLOSED
         if new_day:
-            # late answers and queries about yesterday's finished orders are moot; live GTC orders stay
+            # late answers and queries about yesterday's finished orders are moot; live GTC orders stay,
+            # and so do today's finished ones (a venue restarted within the day still answers for them)
+            today = self._today()
             for record in self._orders.records():
-                if record.status in TERMINAL_STATUSES:
+                if record.status in TERMINAL_STATUSES and record.day != today:
                     self._orders.release(record)
             self._close_fixed = False
         fixes_close = new in _CLOSE_FIXING_PHASES and not self._close_fixed

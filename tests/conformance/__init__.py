@@ -1,0 +1,1 @@
+"""The conformance suite every venue adapter passes (README: "Conformance")."""

@@ -1,0 +1,66 @@
+"""The conformance suite's venues: one harness per adapter, each test run against every one.
+
+``venue`` is an order-entry harness (paper, optimus, pulse), ``feed`` a market-data harness
+(psx_feed, pulse). Adding a venue: write ``harness_<venue>.py`` and name its class below. Every test
+runs with every logger at DEBUG; at the end no credential the harness gave the venue (nor any
+8-character piece of one) may appear in any captured log line, and the sinks standing in for the
+runtime must have recorded no anomaly (an event for an unknown order, an illegal transition, an
+overfill)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from conformance.harness import MarketDataHarness, OrderEntryHarness
+from conformance.harness_optimus import OptimusHarness
+from conformance.harness_paper import PaperHarness
+from conformance.harness_psx_feed import PsxFeedHarness
+from conformance.harness_pulse import PulseFeedHarness, PulseHarness
+
+ORDER_ENTRY: dict[str, type[OrderEntryHarness]] = {
+    "paper": PaperHarness,
+    "optimus": OptimusHarness,
+    "pulse": PulseHarness,
+}
+MARKET_DATA: dict[str, type[MarketDataHarness]] = {
+    "psx_feed": PsxFeedHarness,
+    "pulse": PulseFeedHarness,
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # websockets and the HTTP servers run on asyncio
+
+
+def pieces(secret: str, size: int = 8) -> set[str]:
+    """Every ``size``-character piece of a secret: an elided log line may show part of one."""
+    if len(secret) <= size:
+        return {secret}
+    return {secret[i:i + size] for i in range(len(secret) - size + 1)}
+
+
+def leaked(text: str, secrets: tuple[str, ...]) -> list[str]:
+    return sorted(piece for secret in secrets for piece in pieces(secret) if piece in text)
+
+
+@pytest.fixture(params=sorted(ORDER_ENTRY))
+def venue(request: pytest.FixtureRequest, tmp_path, caplog: pytest.LogCaptureFixture) -> Iterator[OrderEntryHarness]:
+    caplog.set_level(logging.DEBUG)
+    harness = ORDER_ENTRY[request.param](tmp_path)
+    yield harness
+    assert not leaked(caplog.text, harness.secrets), "a credential reached the log"
+    errors = [error for sink in harness.sinks for error in sink.errors]
+    assert errors == [], errors
+
+
+@pytest.fixture(params=sorted(MARKET_DATA))
+def feed(request: pytest.FixtureRequest, tmp_path, caplog: pytest.LogCaptureFixture) -> Iterator[MarketDataHarness]:
+    caplog.set_level(logging.DEBUG)
+    harness = MARKET_DATA[request.param](tmp_path)
+    yield harness
+    assert not leaked(caplog.text, harness.secrets), "a credential reached the log"
+    assert harness.sink.errors == [], harness.sink.errors

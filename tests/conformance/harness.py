@@ -1,0 +1,238 @@
+"""What a venue harness is: one running sandbox (or embedded venue), one adapter built on its public
+constructor and options, the recording sink standing in for the runtime, and the few moves the
+conformance tests need that only the venue's own side can make (cross the market, drop the
+connection, duplicate a report, restart the adapter, provoke a reject).
+
+The tests in this folder talk to the adapter only through the engine's contract (``submit``,
+``cancel``, ``amend``, ``cancel_all``, ``query_*`` and the :class:`~engine.venue.VenueEvents` calls
+the sink records); a harness never reaches into the adapter. Adding a venue means writing one
+``harness_<venue>.py`` with a subclass of :class:`OrderEntryHarness` (and, for a market-data
+adapter, of :class:`MarketDataHarness`) and naming it in ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sinks import RecordingSink
+
+from engine.model import Book, Order, OrderStatus, OrderType, Side, TimeInForce
+from engine.venue import Capabilities, MarketDataAdapter, OrderEntryAdapter
+
+S = OrderStatus
+
+
+@dataclass(frozen=True)
+class RejectCase:
+    """One way to make the venue itself refuse an order: ``provoke`` places the order (through the
+    adapter, after arranging whatever the venue needs) and returns it; the venue's own code is
+    ``venue_code`` (for the matrix), the engine code it must arrive as is ``engine_code`` (None:
+    any code of the engine's table)."""
+
+    name: str
+    provoke: Callable[[], Any]  # async () -> Order
+    venue_code: str
+    engine_code: int | None = None
+
+
+@dataclass
+class HarnessFacts:
+    """What a harness declares about its venue, beside the adapter's own capabilities: what the
+    tests may ask of it and why not when they may not (each a reason for an explicit skip)."""
+
+    market_data: str | None = None  # None: subscribe gives a book; else why it does not
+    duplicate_reports: str | None = None  # None: the venue can send a report twice; else why not
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class OrderEntryHarness:
+    """Base of every order-entry harness. ``async with Harness(tmp_path) as h`` starts the venue,
+    builds and connects the adapter (a fresh ``RecordingSink`` as its sink) and, where the venue
+    has market data, subscribes ``h.symbol``."""
+
+    name = ""
+    #: the order venue name events carry (the adapter's ``venue``)
+    venue = ""
+    symbol = ""
+    lot = Decimal(1)
+    tick = Decimal("0.01")
+    facts = HarnessFacts()
+
+    def __init__(self, tmp_path: Any) -> None:
+        self.tmp_path = tmp_path
+        self.sink = RecordingSink()
+        #: every sink this harness gave an adapter (a restart adds one): none may record an anomaly
+        self.sinks = [self.sink]
+        self.adapter: OrderEntryAdapter
+        self._ids = itertools.count(1)
+
+    def new_sink(self) -> RecordingSink:
+        """A sink for a restarted adapter: a new record of calls, the same orders the engine knows."""
+        sink = RecordingSink()
+        sink.orders = self.sink.orders
+        self.sink = sink
+        self.sinks.append(sink)
+        return sink
+
+    #: what this adapter is known to get wrong, by test (``"restart_fills"`` ...) with the reason:
+    #: the test runs as a strict xfail there, so it fails the day the adapter is mended
+    known_gaps: ClassVar[dict[str, str]] = {}
+
+    # ---- what every venue provides -------------------------------------------------------
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.adapter.capabilities
+
+    @property
+    def post_only(self) -> str:
+        """What the adapter, as the harness configured it, does with a post-only order that would
+        take: the declared capability unless an option of the adapter chooses otherwise."""
+        return self.capabilities.post_only
+
+    def post_only_modes(self) -> tuple[str, ...]:
+        """Every post-only behaviour the adapter offers (through its options): each is tested."""
+        return (self.post_only,)
+
+    async def use_post_only(self, mode: str) -> None:
+        """Reconnect the adapter configured for post-only ``mode`` (one of ``post_only_modes``)."""
+        if mode != self.post_only:
+            raise ValueError(f"{self.name}: no post-only mode {mode!r}")
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential the venue was given: none may appear in any log line."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> OrderEntryHarness:
+        raise NotImplementedError
+
+    async def __aexit__(self, *exc: object) -> None:
+        raise NotImplementedError
+
+    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+        """Let the venue work until ``condition`` holds (real time on a network venue, simulated
+        time on an embedded one); fail naming ``what`` after ``timeout`` seconds."""
+        raise NotImplementedError
+
+    async def settle(self) -> None:
+        """Let whatever is in flight arrive (a late duplicate, a second stream's copy)."""
+        raise NotImplementedError
+
+    def passive_price(self, side: Side = Side.BUY) -> Decimal:
+        """A price at which an order rests and does not trade for the length of a test."""
+        raise NotImplementedError
+
+    async def marketable(self, side: Side = Side.BUY) -> tuple[Decimal, Decimal]:
+        """``(price, qty)``: an order of ``side`` for ``qty`` at ``price`` fills at once and whole."""
+        raise NotImplementedError
+
+    async def partial(self, side: Side = Side.BUY) -> tuple[Decimal, Decimal]:
+        """``(price, qty)``: an order of ``side`` at ``price`` for ``qty`` trades part at once and
+        rests the rest (the venue has less at that price than asked)."""
+        raise NotImplementedError
+
+    async def drop(self) -> None:
+        """Lose the connection now (an abort, not a goodbye); the adapter must see it."""
+        raise NotImplementedError
+
+    async def duplicate_reports(self) -> None:
+        """From now on the venue sends every order report twice."""
+        raise NotImplementedError
+
+    def duplicates_sent(self) -> int:
+        """How many reports the venue sent a second time so far (so a test knows it met some)."""
+        raise NotImplementedError
+
+    async def restart(self) -> None:
+        """Close the adapter and connect a new instance of it (same options, a new sink that knows
+        the same orders), as an engine restarted on the same account would."""
+        raise NotImplementedError
+
+    def reject_cases(self) -> list[RejectCase]:
+        """Every reject the venue can be made to send, each as one provocation."""
+        raise NotImplementedError
+
+    def book_at_venue(self) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]] | None:
+        """The venue's own book of ``symbol`` as ``(bids, asks)``; None when it has no book to show."""
+        return None
+
+    # ---- the runtime's moves, as the engine makes them ----------------------------------
+    def order(self, side: Side = Side.BUY, qty: Decimal | None = None, price: Decimal | None = None, *,
+              symbol: str | None = None, tif: TimeInForce = TimeInForce.DAY, post_only: bool = False,
+              order_type: OrderType = OrderType.LIMIT) -> Order:
+        """A new order registered with the sink (the runtime knows it) but not yet sent."""
+        order = Order(f"cf-{next(self._ids)}", "conformance", self.venue, symbol or self.symbol, side,
+                      qty if qty is not None else self.lot, price, order_type, tif, post_only)
+        self.sink.orders[order.client_id] = order
+        return order
+
+    def submit(self, side: Side = Side.BUY, qty: Decimal | None = None, price: Decimal | None = None,
+               **kwargs: Any) -> Order:
+        order = self.order(side, qty, price, **kwargs)
+        self.adapter.submit(order)
+        return order
+
+    def cancel(self, order: Order) -> None:
+        order.transition(S.PENDING_CANCEL)
+        self.adapter.cancel(order)
+
+    def amend(self, order: Order, price: Decimal | None = None, qty: Decimal | None = None) -> None:
+        order.request_replace(price, qty)
+        self.adapter.amend(order, price, qty)
+
+    async def acked(self, order: Order) -> None:
+        await self.until(lambda: order.status not in (S.PENDING_NEW,), f"{order.client_id} answered")
+
+    def book(self) -> Book | None:
+        return self.sink.books.get(self.symbol)
+
+
+class MarketDataHarness:
+    """Base of every market-data harness: a venue whose book the harness can change, gap and
+    silence, and an adapter subscribed to ``symbol`` through a fresh ``RecordingSink``."""
+
+    name = ""
+    symbol = ""
+
+    def __init__(self, tmp_path: Any) -> None:
+        self.tmp_path = tmp_path
+        self.sink = RecordingSink()
+        self.adapter: MarketDataAdapter | OrderEntryAdapter
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> MarketDataHarness:
+        raise NotImplementedError
+
+    async def __aexit__(self, *exc: object) -> None:
+        raise NotImplementedError
+
+    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+        raise NotImplementedError
+
+    def venue_book(self) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
+        """The venue's own book of ``symbol`` as ``(bids, asks)``, best first."""
+        raise NotImplementedError
+
+    def change_book(self, step: int) -> None:
+        """Change the venue's book of ``symbol`` (one delta; ``step`` makes each call different)."""
+        raise NotImplementedError
+
+    def lose_next_change(self) -> None:
+        """The next book change of ``symbol`` never reaches the adapter (a sequence gap)."""
+        raise NotImplementedError
+
+    def stall(self, seconds: float) -> None:
+        """The venue sends nothing (nor answers) for ``seconds``."""
+        raise NotImplementedError
+
+    def book_matches(self) -> bool:
+        mine = self.sink.books.get(self.symbol)
+        bids, asks = self.venue_book()
+        return mine is not None and mine.bids == bids and mine.asks == asks

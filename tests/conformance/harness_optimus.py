@@ -1,0 +1,146 @@
+"""Optimus: the adapter (REST + signed webhooks) against ``adapters/optimus/sandbox.py`` on
+127.0.0.1, port 0 for both the sandbox and the adapter's webhook receiver. The sandbox trades on the
+paper matching engine with its synthetic market (quick steps, so there is a book to take from
+within a second); its faults (``inject``) make the bad days."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from sinks import RecordingSink
+
+from adapters.optimus.adapter import OptimusAdapter, OptimusOptions
+from adapters.optimus.sandbox import DOC_INSTRUMENTS, OptimusSandbox, SandboxSettings
+from conformance.harness import HarnessFacts, OrderEntryHarness, RejectCase
+from engine.clock import WallClock
+from engine.model import Order, Side
+
+D = Decimal
+USER = "conformance"
+PASSWORD = "optimus-conformance-pw-71c2"
+WEBHOOK_SECRET = "optimus-conformance-whsec-0b9e"
+ENV = {"OPTIMUS_USERNAME": USER, "OPTIMUS_PASSWORD": PASSWORD, "OPTIMUS_WEBHOOK_SECRET": WEBHOOK_SECRET}
+UPPER = D("206.25")  # MEBL: previous close 187.50 + 10%, the highest price the broker takes
+RESTING = D("170.00")  # inside the band, far below the synthetic market: never trades
+
+
+class OptimusHarness(OrderEntryHarness):
+    name = "optimus"
+    venue = "psx"
+    symbol = "MEBL"
+    lot = D(500)  # document: "MEBL lot size = 500 shares"
+    tick = D("0.01")
+    facts = HarnessFacts(market_data="Optimus carries orders only; PSX market data comes from the Live Feed "
+                                     "adapter (psx_feed), which the market-data suite runs")
+
+    def __init__(self, tmp_path: Any) -> None:
+        super().__init__(tmp_path)
+        settings = SandboxSettings(users={USER: PASSWORD}, webhook_secret=WEBHOOK_SECRET.encode(),
+                                   market_step_s=D("0.05"), webhook_retry_s=D("0.05"))
+        self.sandbox = OptimusSandbox(settings, clock=WallClock())
+        self._stack = contextlib.AsyncExitStack()
+        self._task_group: TaskGroup
+        self._adapter: OptimusAdapter | None = None
+        self._saved_env = {name: os.environ.get(name) for name in ENV}
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (PASSWORD, WEBHOOK_SECRET)
+
+    async def _connect(self, sink: RecordingSink) -> OptimusAdapter:
+        options = OptimusOptions(base_url=self.sandbox.base_url, webhook_listen="127.0.0.1:0",
+                                 poll_interval_s=D("0.25"), request_timeout_s=D("0.5"), connect_timeout_s=D("0.5"),
+                                 unknown_grace_s=D("0.3"), retry_backoff_s=D("0.01"), disconnect_after_failures=2)
+        adapter = OptimusAdapter("psx", options, DOC_INSTRUMENTS, WallClock(), sink)
+        adapter.bind(self._task_group)
+        await adapter.connect()
+        self.sandbox.webhook_url = adapter.webhook_url
+        return adapter
+
+    async def __aenter__(self) -> OptimusHarness:
+        os.environ.update(ENV)
+        await self._stack.enter_async_context(self.sandbox)
+        self._task_group = await self._stack.enter_async_context(anyio.create_task_group())
+        self.adapter = self._adapter = await self._connect(self.sink)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if self._adapter is not None:
+                await self._adapter.close()
+            self._task_group.cancel_scope.cancel()
+        finally:
+            await self._stack.aclose()
+            for name, value in self._saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+        with anyio.fail_after(timeout):
+            while not condition():
+                await anyio.sleep(0.01)
+
+    async def settle(self) -> None:
+        await anyio.sleep(0.5)  # two polls and a webhook retry
+
+    def passive_price(self, side: Side = Side.BUY) -> Decimal:
+        if side is not Side.BUY:
+            raise ValueError("the harness rests buys only: a sell needs holdings at the broker")
+        return RESTING
+
+    async def _liquid(self) -> None:
+        engine = self.sandbox.sim.matching_engine(self.symbol)
+        await self.until(lambda: engine.best_ask is not None and engine.best_bid is not None, "a synthetic book")
+
+    async def marketable(self, side: Side = Side.BUY) -> tuple[Decimal, Decimal]:
+        await self._liquid()
+        return UPPER, self.lot  # every background level holds at least one lot
+
+    async def partial(self, side: Side = Side.BUY) -> tuple[Decimal, Decimal]:
+        await self._liquid()
+        price, qty = self.sandbox.sim.matching_engine(self.symbol).depth(Side.SELL)[0]
+        # 40 lots more than the best level holds: far more than the background market offers at that price
+        return price, qty + 40 * self.lot
+
+    async def drop(self) -> None:
+        self.sandbox.inject("outage", seconds=1)
+
+    async def duplicate_reports(self) -> None:
+        self.sandbox.inject("duplicate_webhooks", count=1000)
+
+    def duplicates_sent(self) -> int:
+        return self.sandbox.counts["webhooks_duplicated"]
+
+    async def restart(self) -> None:
+        assert self._adapter is not None
+        await self._adapter.close()
+        self._adapter = None
+        sink = self.new_sink()
+        self.adapter = self._adapter = await self._connect(sink)
+
+    def reject_cases(self) -> list[RejectCase]:
+        return [
+            RejectCase("quantity off the 500-share lot", lambda: self._send(qty=D(499)), "2002"),
+            RejectCase("price above the +10% circuit", lambda: self._send(price=D("206.26")), "2003"),
+            RejectCase("unknown symbol", lambda: self._send(symbol="NOPE"), "2001"),
+            RejectCase("sell of more than is held", lambda: self._send(Side.SELL, D(1501), D(100), symbol="KEL"),
+                       "2005"),
+            RejectCase("more than the buying power", lambda: self._send(qty=D(100_000), price=D(200)), "2004"),
+            RejectCase("5xx before processing (never placed)", self._lost, "HTTP 503 / 9001"),
+        ]
+
+    async def _send(self, side: Side = Side.BUY, qty: Decimal | None = None, price: Decimal = RESTING,
+                    symbol: str | None = None) -> Order:
+        return self.submit(side, qty, price, symbol=symbol)
+
+    async def _lost(self) -> Order:
+        self.sandbox.inject("error_5xx", count=3)
+        return self.submit(Side.BUY, None, RESTING)

@@ -1,0 +1,239 @@
+"""Pulse: the adapter (JSON-RPC over WebSocket) against ``adapters/pulse/sandbox.py`` on 127.0.0.1,
+port 0. The sandbox's background participants (``place``) make the market; its faults (``drop``,
+``stall``, ``gap``, ``inject_error``) make the bad days."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import anyio
+from anyio.abc import TaskGroup
+from sinks import RecordingSink
+
+from adapters.pulse.adapter import PulseAdapter, PulseOptions
+from adapters.pulse.sandbox import PulseSandbox
+from conformance.harness import HarnessFacts, MarketDataHarness, OrderEntryHarness, RejectCase
+from engine.clock import WallClock
+from engine.model import Instrument, Order, OrderStatus, Side, TimeInForce
+
+D = Decimal
+BTC = "BTC_USD-PERPETUAL"
+ETH = "ETH_USD-PERPETUAL"
+CLIENT_ID = "conformance"
+SECRET_ENV = "PULSE_CONFORMANCE_SECRET"
+SECRET = "pulse-conformance-secret-5e81d7"
+#: every error status VENUES.md 5.12 gives Pulse (1..13), and one the document never names
+PULSE_STATUSES = (*range(1, 14), 77)
+
+
+def instruments() -> list[Instrument]:
+    return [Instrument(BTC, "pulse", tick_size=D("0.5"), lot_size=D(10)),
+            Instrument(ETH, "pulse", tick_size=D("0.05"), lot_size=D(1))]
+
+
+async def wait(condition: Callable[[], bool], what: str, timeout: float) -> None:
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.005)
+
+
+class _PulseVenue:
+    """The sandbox, the task group and the adapter's construction both harnesses share."""
+
+    def __init__(self, heartbeat_s: Decimal) -> None:
+        self.heartbeat_s = heartbeat_s
+        self.sandbox = PulseSandbox(credentials={CLIENT_ID: SECRET}, min_heartbeat_s=0.05)
+        self._stack = contextlib.AsyncExitStack()
+        self.task_group: TaskGroup
+        self._saved_env = os.environ.get(SECRET_ENV)
+
+    async def start(self) -> None:
+        os.environ[SECRET_ENV] = SECRET
+        await self._stack.enter_async_context(self.sandbox)
+        self.task_group = await self._stack.enter_async_context(anyio.create_task_group())
+
+    def options(self, post_only: str) -> PulseOptions:
+        return PulseOptions(url=self.sandbox.url, client_id=CLIENT_ID, client_secret_env=SECRET_ENV,
+                            heartbeat_s=self.heartbeat_s, request_timeout_s=D(2), reconnect_min_s=D("0.05"),
+                            post_only=post_only)
+
+    async def connect(self, sink: RecordingSink, post_only: str = "reject") -> PulseAdapter:
+        adapter = PulseAdapter("pulse", self.options(post_only), instruments(), WallClock(), sink)
+        adapter.bind(self.task_group)
+        await adapter.connect()
+        return adapter
+
+    async def stop(self, adapter: PulseAdapter | None) -> None:
+        try:
+            if adapter is not None:
+                await adapter.close()
+            self.task_group.cancel_scope.cancel()
+        finally:
+            await self._stack.aclose()
+            if self._saved_env is None:
+                os.environ.pop(SECRET_ENV, None)
+            else:
+                os.environ[SECRET_ENV] = self._saved_env
+
+
+class PulseHarness(OrderEntryHarness):
+    name = "pulse"
+    venue = "pulse"
+    symbol = BTC
+    lot = D(10)
+    tick = D("0.5")
+    facts = HarnessFacts()
+    known_gaps: ClassVar[dict[str, str]] = {
+        "restart_fills": "query_fills asks only about orders this adapter instance placed or saw "
+                         "(get_user_trades_by_order per tracked order): a restarted instance finds no fill made "
+                         "before the restart; private/get_user_trades_by_instrument (004) would",
+    }
+
+    def __init__(self, tmp_path: Any) -> None:
+        super().__init__(tmp_path)
+        self.pulse = _PulseVenue(heartbeat_s=D(5))
+        self.sandbox = self.pulse.sandbox
+        self._adapter: PulseAdapter | None = None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (SECRET,)
+
+    @property
+    def post_only(self) -> str:
+        """The adapter's ``post_only`` option (default ``reject``: refused locally from the book it
+        holds) decides, not the declared capability (``reprice``, what the venue itself does)."""
+        assert self._adapter is not None
+        return self._adapter.pulse_options.post_only
+
+    def post_only_modes(self) -> tuple[str, ...]:
+        return ("reject", "reprice")
+
+    async def use_post_only(self, mode: str) -> None:
+        await self.restart(post_only=mode)
+        self.adapter.subscribe([BTC])
+        await self.until(lambda: BTC in self.sink.books, "book snapshot after the reconnect")
+
+    async def __aenter__(self) -> PulseHarness:
+        await self.pulse.start()
+        self.adapter = self._adapter = await self.pulse.connect(self.sink)
+        self.adapter.subscribe([BTC])
+        await self.until(lambda: BTC in self.sink.books, "first book snapshot")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.pulse.stop(self._adapter)
+
+    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+        await wait(condition, what, timeout)
+
+    async def settle(self) -> None:
+        await anyio.sleep(0.2)
+
+    def passive_price(self, side: Side = Side.BUY) -> Decimal:
+        return D(40000) if side is Side.BUY else D(60000)
+
+    async def marketable(self, side: Side = Side.BUY) -> tuple[Decimal, Decimal]:
+        self.sandbox.place(BTC, side.opposite, D(20), D(50000), tif=TimeInForce.GTC)
+        return D(50000), D(20)
+
+    async def partial(self, side: Side = Side.BUY) -> tuple[Decimal, Decimal]:
+        self.sandbox.place(BTC, side.opposite, D(10), D(50000), tif=TimeInForce.GTC)
+        return D(50000), D(30)
+
+    async def drop(self) -> None:
+        self.sandbox.drop()
+
+    async def duplicate_reports(self) -> None:
+        """Nothing to switch on: the venue reports each of our trades on ``user.trades`` and again
+        inside ``user.changes`` (both subscribed), and the order answer repeats ``user.orders``."""
+
+    def duplicates_sent(self) -> int:
+        """The venue's second copies of our trades, as the adapter counted them on arrival (the
+        sandbox keeps no count of the copies it sends: each trade goes out on both channels)."""
+        return self.adapter.stats()["duplicate_fills"]
+
+    async def restart(self, post_only: str | None = None) -> None:
+        assert self._adapter is not None
+        mode = post_only or self.post_only
+        await self._adapter.close()
+        self._adapter = None
+        sink = self.new_sink()
+        self.adapter = self._adapter = await self.pulse.connect(sink, mode)
+
+    def book_at_venue(self) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
+        engine = self.sandbox.books[BTC].engine
+        return engine.depth(Side.BUY), engine.depth(Side.SELL)
+
+    def reject_cases(self) -> list[RejectCase]:
+        cases = [
+            RejectCase("price off the 0.5 tick", lambda: self._send(D("40000.3")), "status 7"),
+            RejectCase("amount off the 10 USD step", lambda: self._send(D(40000), D(15)), "status 8"),
+        ]
+        for status in PULSE_STATUSES:
+            cases.append(RejectCase(f"private/buy answered with error status {status}",
+                                    self._injected(status), f"status {status}"))
+        return cases
+
+    async def _send(self, price: Decimal, qty: Decimal | None = None) -> Order:
+        return self.submit(Side.BUY, qty, price, tif=TimeInForce.GTC)
+
+    def _injected(self, status: int) -> Callable[[], Any]:
+        async def provoke() -> Order:
+            self.sandbox.inject_error("private/buy", status)
+            return self.submit(Side.BUY, None, D(40000), tif=TimeInForce.GTC)
+        return provoke
+
+    def order(self, *args: Any, **kwargs: Any) -> Order:
+        kwargs.setdefault("tif", TimeInForce.GTC)  # Pulse has no trading day: good_til_cancelled
+        return super().order(*args, **kwargs)
+
+    def venue_status(self, order: Order) -> OrderStatus | None:
+        found = [o for o in self.sandbox.accounts[CLIENT_ID].orders.values() if o.label == order.client_id]
+        return None if not found else (OrderStatus.NEW if found[0].is_open else OrderStatus.CANCELLED)
+
+
+class PulseFeedHarness(MarketDataHarness):
+    """Pulse market data: ``book.{instrument}.raw`` (snapshot, then changes chained by change id)."""
+
+    name = "pulse"
+    symbol = BTC
+
+    def __init__(self, tmp_path: Any) -> None:
+        super().__init__(tmp_path)
+        self.pulse = _PulseVenue(heartbeat_s=D("0.3"))  # a stall is seen within a second
+        self.sandbox = self.pulse.sandbox
+        self._adapter: PulseAdapter | None = None
+        self._prices = iter(range(48000, 40000, -10))
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (SECRET,)
+
+    async def __aenter__(self) -> PulseFeedHarness:
+        await self.pulse.start()
+        self.adapter = self._adapter = await self.pulse.connect(self.sink)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.pulse.stop(self._adapter)
+
+    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+        await wait(condition, what, timeout)
+
+    def venue_book(self) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
+        engine = self.sandbox.books[BTC].engine
+        return engine.depth(Side.BUY), engine.depth(Side.SELL)
+
+    def change_book(self, step: int) -> None:
+        self.sandbox.place(BTC, Side.BUY, D(10), D(next(self._prices)), tif=TimeInForce.GTC)
+
+    def lose_next_change(self) -> None:
+        self.sandbox.gap(BTC)
+
+    def stall(self, seconds: float) -> None:
+        self.sandbox.stall(seconds)
