@@ -94,10 +94,51 @@ def test_engine_run_flags_need_run_on_every_sandbox(name: str, flag: str, capsys
 
 
 @pytest.mark.parametrize(("name", "spec", "kind"), [("psx", "drop_sockets@30/60", "drop_sockets"),
-                                                     ("pulse", "stall@5:2.5", "stall")])
-def test_fault_goes_to_the_venues_own_parser(name: str, spec: str, kind: str) -> None:
+                                                     ("pulse", "stall@5:2.5", "stall"),
+                                                     ("psx_feed", "gap@10,count=3", "gap"),
+                                                     ("optimus", "error_5xx@10:15,count=2", "5xx")])
+def test_every_sandbox_reads_faults_in_the_one_vocabulary(name: str, spec: str, kind: str) -> None:
     (fault,) = _parse(name, ["--fault", spec]).fault
     assert fault.kind == kind
+
+
+@pytest.mark.parametrize(("name", "spec"), [("psx_feed", "halt@1,symbol=MEBL,duration_s=5"), ("optimus", "gap@1"),
+                                            ("pulse", "expire_tokens@1")])
+def test_a_known_kind_the_venue_does_not_play_is_refused_naming_the_venue(
+        name: str, spec: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["sandbox", name, "--fault", spec])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert f"not supported by venue {name}" in err, err
+
+
+@pytest.mark.parametrize("name", ["psx_feed", "optimus"])
+def test_a_sandbox_serving_one_server_refuses_a_target(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["sandbox", name, "--fault", "feed.drop@1"])
+    assert done.value.code == 2 and "serves one server" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("name", "spec", "counted"), [
+    ("psx_feed", "drop@0/0.2", '"fault_drop": '),
+    ("optimus", "drop_connections@0/0.2", '"fault_drop_connections": '),
+])
+def test_a_sandbox_alone_plays_its_scheduled_faults(name: str, spec: str, counted: str,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """--fault on the feed or the broker alone: played at its moment and again every period (their
+    stopped line counts the faults played), not only on request."""
+    for env in ("OPTIMUS_USERNAME", "OPTIMUS_PASSWORD", "OPTIMUS_WEBHOOK_SECRET"):
+        monkeypatch.setenv(env, "sandbox-test-value")
+    code = main(["sandbox", name, "--port", "0", "--no-market", "--always-open", "--duration", "1",
+                 "--fault", spec])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    stopped = out.strip().splitlines()[-1]
+    assert counted in stopped, stopped
+    played = int(stopped.split(counted)[1].split(",")[0].split("}")[0])
+    assert played >= 2, stopped  # the first at once, then repeated
 
 
 @pytest.mark.parametrize("name", SANDBOXES)

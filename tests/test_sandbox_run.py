@@ -76,4 +76,4 @@ def test_the_optimus_sandbox_runs_an_engine_in_one_process(tmp_path: Path) -> No
     assert report["sessions"] == ["closed", "pre_open", "open", "post_close", "closed"]
     broker = report["venues"]["psx"]
     assert broker["status"] == "connected" and broker["messages_in"] > 0 and broker["messages_out"] > 0
-    assert "optimus sandbox: stopped" in out and "'logins': 1" in out
+    assert "optimus sandbox: stopped" in out and '"logins": 1' in out

@@ -3,7 +3,9 @@ the paper config read, written back exactly, and refused by name where a venue d
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 from decimal import Decimal
 
 import pytest
@@ -22,12 +24,14 @@ from adapters.sim.faults import (
     FAULT_KINDS,
     FAULT_TARGETS,
     FaultSpec,
+    FaultTimers,
     UnsupportedFault,
     check_supported,
     fault_help,
     format_fault_spec,
     parse_fault_spec,
 )
+from engine.clock import KARACHI, NS_PER_S, SimClock, WallClock
 
 D = Decimal
 
@@ -182,3 +186,51 @@ def test_the_paper_config_takes_spec_text_beside_its_mappings() -> None:
 def test_the_paper_config_refuses_what_the_paper_venue_cannot_play(entry: str, says: str) -> None:
     with pytest.raises(ValidationError, match=says):
         PaperOptions(faults=[entry])
+
+
+# ---- FaultTimers: one scheduler for every sandbox's --fault ---------------------------------
+
+
+def test_fault_timers_play_a_time_of_day_on_the_sandbox_clock_and_go_on_after_a_failure() -> None:
+    """A spec at 09:32 fires when the sandbox clock reaches 09:32 (not before), a fault that fails
+    is logged and the schedule goes on, and cancel() stops everything."""
+    start = dt.datetime(2026, 12, 7, 9, 30, tzinfo=KARACHI)
+    clock = SimClock(int(start.timestamp()) * NS_PER_S)
+    played: list[tuple[str, int]] = []
+
+    def play(spec: FaultSpec) -> None:
+        played.append((spec.kind, clock.now_ns()))
+        if spec.kind == "drop":
+            raise RuntimeError("the server is gone")
+
+    async def run() -> None:
+        timers = FaultTimers(clock, play, logging.getLogger("test.faults"))
+        timers.arm([parse_fault_spec("drop@09:32"), parse_fault_spec("gap@09:31")])
+        assert played == []
+        while clock.advance():
+            pass
+        await asyncio.sleep(0)
+        timers.cancel()
+        timers.cancel()  # twice is fine
+
+    asyncio.run(run())
+    minute = 60 * NS_PER_S
+    assert played == [("gap", clock.now_ns() - minute), ("drop", clock.now_ns())]
+    assert dt.datetime.fromtimestamp(played[-1][1] / NS_PER_S, KARACHI).time() == dt.time(9, 32)
+
+
+def test_fault_timers_repeat_every_period_until_cancelled() -> None:
+    played: list[str] = []
+
+    async def run() -> int:
+        timers = FaultTimers(WallClock(), lambda spec: played.append(spec.kind), logging.getLogger("test.faults"))
+        timers.arm([parse_fault_spec("stall@0/0.01,duration_s=1")])
+        while len(played) < 3:
+            await asyncio.sleep(0.01)
+        timers.cancel()
+        seen = len(played)
+        await asyncio.sleep(0.05)
+        return seen
+
+    seen = asyncio.run(run())
+    assert played == ["stall"] * seen  # nothing after cancel

@@ -393,6 +393,7 @@ class OptimusSandbox:
         params = check_params(kind, params)
         count = read_count(count)
         now = self.clock.now_ns()
+        self.counts[f"fault_{kind}"] += 1  # faults played, by kind (the stopped line shows them)
         log.warning("optimus sandbox: fault %s x%d %s", kind, count, params or "")
         if kind == "expire_tokens":
             for token in self._tokens.values():
@@ -985,7 +986,7 @@ def _sandbox_from_args(args: argparse.Namespace, generate: bool) -> OptimusSandb
 
 
 def _stopped_line(sandbox: OptimusSandbox) -> str:
-    return f"optimus sandbox: stopped; {dict(sandbox.counts)}"
+    return f"optimus sandbox: stopped; {json.dumps({k: v for k, v in sandbox.counts.items() if v})}"
 
 
 def _fault_timers(sandbox: OptimusSandbox, args: argparse.Namespace) -> FaultTimers:
