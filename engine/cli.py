@@ -248,13 +248,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sandbox = sub.add_parser(
         "sandbox", help="run a venue's local sandbox server (psx, pulse, psx_feed, optimus)",
-        description="Run a venue's local sandbox server on 127.0.0.1, backed by the paper matching engine and "
-        "its synthetic market: psx (the whole PSX venue: Live Feed WebSocket and Optimus REST broker with "
-        "webhooks, one market), pulse (JSON-RPC WebSocket), psx_feed or optimus (one half of psx alone). "
+        description="Run a venue's local sandbox server on 127.0.0.1, on the one simulated venue "
+        "(adapters/sim: matching engine, synthetic market, sessions, faults): psx (the whole PSX venue: Live "
+        "Feed WebSocket and Optimus REST broker with webhooks, one market), pulse (JSON-RPC WebSocket), "
+        "psx_feed or optimus (one half of psx alone). "
         "Every sandbox takes the same flags (--host, its ports, --seed, --no-market, --always-open, --speed, "
         "--start, --duration, --fault, --log-level, --config, and --run CONFIG with --report/--html/--journal to "
-        "run an engine against it in the same process) plus its protocol's own; 'engine sandbox psx --help' "
-        "lists them.",
+        "run an engine against it in the same process) plus its protocol's own; --fault SPEC is one vocabulary "
+        "(KIND[@WHEN[/EVERY]][,key=value...]) and each venue refuses by name the kinds it does not play. "
+        "'engine sandbox VENUE --help' lists the flags and the venue's fault kinds.",
     )
     sandbox.add_argument("adapter", metavar="VENUE", help="psx, or a registered adapter name, e.g. pulse")
     sandbox.add_argument("args", nargs=argparse.REMAINDER, help="the server's own arguments")

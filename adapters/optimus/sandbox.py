@@ -1057,7 +1057,7 @@ def _fault_help() -> str:
 
 COMMAND = VenueSandboxCommand(
     name="optimus",
-    description="The Optimus REST broker API on localhost (orders only, signed webhooks), backed by the paper venue; "
+    description="The Optimus REST broker API on localhost (orders only, signed webhooks), on the simulated venue; "
     "engine sandbox psx serves it together with the PSX Live Feed. Alone, it needs its credentials in the "
     "environment (or files).",
     ports=(Port("port", 8090, "REST"),),

@@ -655,7 +655,7 @@ async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[Sandbo
 COMMAND = VenueSandboxCommand(
     name="psx",
     description="One local PSX venue: the PSX Live Feed WebSocket (market data) and the Optimus REST broker "
-    "API with signed webhooks (orders), both backed by ONE paper matching engine with a synthetic market, "
+    "API with signed webhooks (orders), both on ONE simulated venue (matching engine and synthetic market), "
     "so an order placed over REST trades against the book the feed shows. The broker enforces the "
     "document's rules (lot 2002, band 2003, market hours 2006, ...) in its error envelope; one session "
     "schedule (the broker document's hours) drives both servers.",

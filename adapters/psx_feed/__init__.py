@@ -2,4 +2,4 @@
 
 :mod:`.codec` holds the whole wire format (sans-I/O), :mod:`.adapter` the transport
 (:class:`~adapters.psx_feed.adapter.LiveFeedAdapter`, registry name ``psx_feed``), and
-:mod:`.sandbox` a local server backed by the paper venue, with faults on request."""
+:mod:`.sandbox` a local server on the simulated venue (adapters/sim), with faults on request."""
