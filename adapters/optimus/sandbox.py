@@ -989,8 +989,14 @@ def _stopped_line(sandbox: OptimusSandbox) -> str:
     return f"optimus sandbox: stopped; {json.dumps({k: v for k, v in sandbox.counts.items() if v})}"
 
 
-def _fault_timers(sandbox: OptimusSandbox, args: argparse.Namespace) -> FaultTimers:
-    """The ``--fault`` specs, played on this broker at their moments until cancelled."""
+async def _listen(sandbox: OptimusSandbox, args: argparse.Namespace) -> FaultTimers:
+    """Start ``sandbox`` (SandboxStartError naming the address when it cannot listen) and arm the
+    ``--fault`` specs on it; the caller cancels the returned timers when it stops."""
+    try:
+        await sandbox.start()
+    except OSError as exc:
+        await sandbox.stop()
+        raise SandboxStartError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     timers = FaultTimers(sandbox.clock, lambda spec: sandbox.inject(spec.kind, **spec.params), log)
     timers.arm(args.fault)
     return timers
@@ -998,12 +1004,7 @@ def _fault_timers(sandbox: OptimusSandbox, args: argparse.Namespace) -> FaultTim
 
 async def _serve(args: argparse.Namespace) -> int:
     sandbox = _sandbox_from_args(args, generate=False)
-    try:
-        await sandbox.start()
-    except OSError as exc:
-        await sandbox.stop()
-        raise SandboxStartError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    faults = _fault_timers(sandbox, args)
+    faults = await _listen(sandbox, args)
     try:
         print(f"optimus sandbox: {sandbox.base_url} (webhooks to {sandbox.webhook_url or 'nowhere yet'})", flush=True)
         await until_stopped(args.duration)
@@ -1020,18 +1021,13 @@ async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[Sandbo
     args.config = args.config or config
     args.webhook_url = None  # until the engine's receiver listens (SandboxLink.attach)
     sandbox = _sandbox_from_args(args, generate=True)
-    try:
-        await sandbox.start()
-    except OSError as exc:
-        await sandbox.stop()
-        raise SandboxStartError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    faults = await _listen(sandbox, args)
     (username, password), = sandbox.settings.users.items()
     secret = sandbox.settings.webhook_secret.decode()
 
     def attach(adapter: Any) -> None:
         sandbox.webhook_url_source = lambda: adapter.webhook_url
 
-    faults = _fault_timers(sandbox, args)
     try:
         yield SandboxLink(
             clock=sandbox.clock,
