@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
+from adapters.kit.urls import refuse_clear_text
 from adapters.optimus import codec
 from adapters.optimus.webhooks import parse_listen
 from engine.venue import AdapterOptions
@@ -73,6 +74,7 @@ class OptimusOptions(AdapterOptions):
     def _url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("base_url must start with http:// or https://")
+        refuse_clear_text(value, "base_url", "the login and the bearer token")  # 000: TLS 1.2+ required
         return value.rstrip("/")
 
     @model_validator(mode="after")

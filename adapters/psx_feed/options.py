@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from adapters.kit.urls import is_loopback
+from adapters.kit.urls import refuse_clear_text
 from adapters.psx_feed.codec import (
     HOSTS,
     MAX_CONNECTIONS_PER_TOKEN,
@@ -105,11 +105,7 @@ class LiveFeedOptions(AdapterOptions):
                     f"url {public_url(self.url)!r} carries a credential; the token never goes into config: set "
                     "token_env or token_file (and token_in: query to send it as a query parameter)"
                 )
-            if parts.scheme == "ws" and not is_loopback(parts.hostname or ""):
-                raise ValueError(
-                    f"url {public_url(self.url)!r}: plain ws:// would send the token unencrypted; use wss:// "
-                    "(ws:// is allowed only to this machine, e.g. the sandbox)"
-                )
+            refuse_clear_text(self.url, "url", "the token")
         return self
 
     def base(self) -> str:

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from adapters.kit.urls import refuse_clear_text
 from engine.venue import AdapterOptions
 
 
@@ -103,4 +104,5 @@ class PulseOptions(AdapterOptions):
             raise ValueError("give client_secret_env or client_secret_file (never the secret itself)")
         if not self.url.startswith(("ws://", "wss://")):
             raise ValueError(f"url must be ws:// or wss://, got {self.url!r}")
+        refuse_clear_text(self.url, "url", "the client credentials and tokens")
         return self
