@@ -289,6 +289,36 @@ async def test_one_session_follower_drives_the_feed_and_the_broker() -> None:
             await rest.aclose()
 
 
+@pytest.mark.anyio
+async def test_post_close_takes_limit_orders_at_the_closing_price_only() -> None:
+    """000 lists post-close (15:30-15:35) among the sessions orders are validated against; PSX trades
+    there at the closing price only. The broker and the engine's broker-doc profile agree: a limit
+    order at the closing price is taken, another price is 2003, a market order 2007, and after
+    15:35 the market is closed (2006)."""
+    # Monday 2026-11-23, 15:34:57 Karachi at ten times real speed: post-close, closed 3 s later
+    start = int(dt.datetime(2026, 11, 23, 15, 34, 57, tzinfo=KARACHI).timestamp()) * NS_PER_S
+    clock = ScaledClock(start, 10)
+    async with venue(clock=clock, always_open=False, market=False) as psx:
+        rest = Rest(psx)
+        try:
+            await rest.login()
+            assert psx.session is not None and psx.session.phase is Phase.POST_CLOSE
+            close = psx.sim.matching_engine("MEBL").closing_price
+            assert close is not None
+            taken = await rest.place(500, str(close))
+            assert taken.status_code == 200, taken.text
+            elsewhere = await rest.place(500, str(close - Decimal("0.05")))
+            assert refusal(elsewhere) == 2003 and "closing price" in elsewhere.text
+            market = await rest.place(500, None)
+            assert refusal(market) == 2007
+            while psx.session.phase is Phase.POST_CLOSE:
+                await anyio.sleep(0.05)
+            closed = await rest.place(500, str(close))
+            assert closed.status_code == 400 and refusal(closed) == 2006
+        finally:
+            await rest.aclose()
+
+
 # ---- faults ---------------------------------------------------------------------------------------
 
 

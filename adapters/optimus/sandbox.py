@@ -3,8 +3,8 @@ simulated venue (:class:`~adapters.sim.venue.SimVenue`: matching engine + synthe
 webhook delivery and faults on request.
 
 What it enforces, as the broker document says Optimus does before anything reaches Vision Max:
-market hours (2006; OPT-6: new orders in pre-open and continuous trading only), board lots (2002),
-the ±10% circuit band and the tick grid (2003), order types (2007; MIT/MTL are listed by the
+market hours (2006; OPT-6: new orders in pre-open, continuous and post-close, there limit orders at
+the closing price only), board lots (2002), the ±10% circuit band and the tick grid (2003), order types (2007; MIT/MTL are listed by the
 document but not emulated here), short selling (2005: a sell needs holdings), buying power (2004;
 T+2: sale proceeds stay unsettled), idempotency keys (3002), JWT lifetimes (1001/1002) and the
 rate limits of document section 11 (3001: authentication 5/minute per IP, trading 100/second per
@@ -131,7 +131,10 @@ _ERROR_TEXT = {  # document section 13, for the sandbox's own messages
     9001: "Backend connectivity issue", 9002: "Order rejected by exchange",
 }
 _OPEN = frozenset({"pending", "open", "partially_filled"})
-_ACCEPTS_NEW = frozenset({Phase.PRE_OPEN, Phase.OPEN})  # OPT-6
+#: 000 lists post-close (15:30-15:35) among the market-hours sessions orders are validated against,
+#: and PSX trades there at the closing price only (PSX_RULES 3): the engine's broker-doc profile and
+#: this broker agree (issue 20: the sandbox used to refuse every post-close order)
+_ACCEPTS_NEW = frozenset({Phase.PRE_OPEN, Phase.OPEN, Phase.POST_CLOSE})
 #: the kinds of :data:`adapters.sim.faults.FAULT_KINDS` this broker plays
 SUPPORTED_FAULTS = frozenset({
     "5xx", "slow", "garbage", "lost_webhooks", "duplicate_reports", "expire_tokens", "drop_connections", "outage",
@@ -669,10 +672,16 @@ class OptimusSandbox:
         elif order.price is not None:
             return 2007, "a market order takes no price"
         phase = engine.phase
-        if phase not in _ACCEPTS_NEW:  # OPT-6: pre-open and continuous only
+        if phase not in _ACCEPTS_NEW:  # OPT-6: pre-open, continuous and post-close
             return 2006, f"market closed ({phase.value}): new orders are not accepted"
         if phase is Phase.PRE_OPEN and (order.order_type != "limit" or order.tif != "day"):
             return 2007, "pre-open accepts limit DAY orders only"
+        if phase is Phase.POST_CLOSE:
+            if order.order_type != "limit":
+                return 2007, "post-close accepts only limit orders at the closing price"
+            close = engine.closing_price
+            if close is not None and order.price != close:
+                return 2003, f"post-close accepts only the closing price {close}, not {order.price}"
         if order.side == "sell":
             selling = self._selling.get(order.symbol, ZERO)
             held = self.holdings.get(order.symbol, ZERO)
