@@ -107,6 +107,15 @@ def on_venue_status(ctx, venue, status):
 
 
 @hookspec
+def on_account_event(ctx, event):
+    """Called when the strategy's venue says something about the account rather than an order:
+    ``event.kind`` is ``"margin_call"`` (the engine has already moved the kill switch as
+    ``risk.kill_switch.on_margin_call`` says: ``reducing`` by default) or ``"account_alert"`` (a
+    deposit or withdrawal status, for information). ``event.fields`` holds the venue's own fields
+    (e.g. Optimus's webhook ``data``), ``event.venue`` and ``event.ts`` where and when."""
+
+
+@hookspec
 def on_mmp_trigger(ctx, info):
     """Called when market-maker protection fired for this strategy: its MMP orders are being
     cancelled and new ``mmp=True`` orders are refused (7009) until ``info.frozen_until_ns``
@@ -136,5 +145,5 @@ def on_load(ctx, state):
 
 HOOK_NAMES = (
     "on_start", "on_book", "on_trade", "on_fill", "on_order_update", "on_session_change", "on_venue_status",
-    "on_mmp_trigger", "on_stop", "on_save", "on_load",
+    "on_mmp_trigger", "on_account_event", "on_stop", "on_save", "on_load",
 )

@@ -43,6 +43,9 @@ CATALOG: dict[str, Metric] = {
                                      "input, by kind (not_json, bad_number, bad_signature, ...); channel: venue (its "
                                      "adapter) or market_data (its separate market-data adapter).",
                                      ("venue", "channel", "kind")),
+    "engine_venue_account_events": Metric("counter", "A venue's word on the account, by kind (margin_call, "
+                                          "account_alert): a margin call also moves the kill switch.",
+                                          ("venue", "kind")),
     # orders
     "engine_orders_submitted": Metric("counter", "Orders handed to the venue adapter (what reached the wire); "
                                       "refusals are engine_orders_refused.", ("strategy", "venue")),

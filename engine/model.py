@@ -260,6 +260,30 @@ class InstrumentStatus:
     closing_price: Decimal | None = None
 
 
+#: the account events the engine knows by name (a venue's own names map onto these)
+MARGIN_CALL = "margin_call"
+ACCOUNT_ALERT = "account_alert"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountEvent:
+    """A venue's word on the account rather than on an order: a margin call, a deposit or
+    withdrawal alert. ``kind`` is the engine's name (:data:`MARGIN_CALL`, :data:`ACCOUNT_ALERT`, or
+    the venue's own for anything else); ``detail`` the venue's fields as it sent them, for the
+    strategies and the log (never a credential: venues send none here)."""
+
+    venue: str
+    kind: str
+    ts: int
+    detail: tuple[tuple[str, Any], ...] = ()
+    venue_event_id: str = ""
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """``detail`` as a dict (a fresh copy: the event itself stays immutable)."""
+        return dict(self.detail)
+
+
 @dataclass(frozen=True, slots=True)
 class VenueOrder:
     """One order as the venue reports it in a query (reconciliation after a reconnect or a

@@ -34,7 +34,7 @@ from engine import __version__
 from engine.errors import StartupError
 from engine.hookspecs import HOOK_NAMES
 from engine.metrics import CATALOG
-from engine.model import Phase
+from engine.model import ACCOUNT_ALERT, MARGIN_CALL, Phase
 from engine.rejects import Reject
 from engine.risk.killswitch import TradingState, order_to_trade_ratio
 from engine.timing import HOOK_FLOOR_NS, Log2Histogram
@@ -51,6 +51,9 @@ VENUE_STATES = ("connected", "disconnected", "reconciling", "stale")
 STRATEGY_STATES = ("running", "paused", "stopped", "failed")
 FINAL_STATUSES = ("filled", "cancelled", "rejected", "expired")
 
+
+#: the account events every venue shows, at 0 until one comes
+ACCOUNT_EVENT_KINDS = (MARGIN_CALL, ACCOUNT_ALERT)
 
 def _counter(name: str) -> CounterMetricFamily:
     metric = CATALOG[name]
@@ -97,6 +100,7 @@ def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Me
     disconnects = _counter("engine_venue_disconnects")
     bad_input = _counter("engine_venue_bad_input")
     duplicates = _counter("engine_duplicate_fills")
+    account_events = _counter("engine_venue_account_events")
     tick_to_order = _histogram("engine_tick_to_order_seconds")
     cash = _gauge("engine_account_cash")
     for venue in venues:
@@ -118,13 +122,16 @@ def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Me
                 for kind in (*BAD_INPUT_KINDS, *sorted(counts.keys() - set(BAD_INPUT_KINDS))):
                     bad_input.add_metric([name, channel, kind], counts.get(kind, 0))
         duplicates.add_metric([name], venue.n_duplicate_fills)
+        # the known kinds at 0 from the start, so increase() sees the first margin call
+        for kind in (*ACCOUNT_EVENT_KINDS, *sorted(venue.account_events.keys() - set(ACCOUNT_EVENT_KINDS))):
+            account_events.add_metric([name, kind], venue.account_events.get(kind, 0))
         _add_histogram(tick_to_order, [name], venue.tick_to_order)
         account = venue.account
         cash.add_metric([name, "settled"], float(account.cash))
         cash.add_metric([name, "unsettled"], float(account.unsettled_cash))
         cash.add_metric([name, "reserved"], float(account.reserved_cash))
         cash.add_metric([name, "buying_power"], float(account.buying_power))
-    out += [events, up, state, disconnects, bad_input, duplicates, tick_to_order, cash]
+    out += [events, up, state, disconnects, bad_input, duplicates, account_events, tick_to_order, cash]
 
     submitted = _counter("engine_orders_submitted")
     refused = _counter("engine_orders_refused")

@@ -34,7 +34,9 @@ from engine.context import OrderContext, strategy_logger
 from engine.countedlog import CountedLog
 from engine.journal import Journal
 from engine.model import (
+    MARGIN_CALL,
     ZERO,
+    AccountEvent,
     Book,
     BookUpdate,
     Fill,
@@ -267,6 +269,9 @@ class _MarketDataSink:
     def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
         self._runtime.on_market_data_status(self._venue, status, detail)
 
+    def on_account_event(self, event: AccountEvent) -> None:
+        self._runtime.on_account_event(event)
+
     def on_order_update(self, update: OrderUpdate) -> None:
         self._runtime._anomaly("feed_order_event", f"market-data adapter of {self._venue} sent an order update: "
                                                    f"{update!r}")
@@ -284,6 +289,7 @@ class _Venue:
         "awaiting_cancels", "ever_connected", "buckets", "cancel_when_back", "orphans", "orphan_retry_due",
         "reconcile_failures", "feed", "data_status", "told_stale", "mass_cancel",
         "n_fill", "n_order_update", "n_duplicate_fills", "n_unlisted", "tick_to_order", "fee_schedules",
+        "account_events",
     )
 
     def __init__(
@@ -326,6 +332,7 @@ class _Venue:
         self.n_duplicate_fills = 0
         self.n_unlisted = 0  # market data for an instrument the venue does not list
         self.tick_to_order = Log2Histogram()
+        self.account_events: Counter[str] = Counter()  # margin calls, account alerts, by kind
 
 
 class Runtime:
@@ -862,6 +869,26 @@ class Runtime:
             self.drain()
 
     # ---- venue connection: cancel-on-disconnect and reconciliation -------------------------------
+    def on_account_event(self, event: AccountEvent) -> None:
+        """A venue's margin call or account alert: counted (report, ``engine_venue_account_events``),
+        logged, and told to the strategies on that venue (``on_account_event``). A margin call
+        first moves the kill switch as ``risk.kill_switch.on_margin_call`` says (reducing by
+        default), so a strategy hearing of it already trades under the new state."""
+        venue = self.venues.get(event.venue)
+        if venue is None:
+            self._anomaly("unknown_venue_event", f"account event from unknown venue {event.venue!r}: {event.kind}")
+            return
+        venue.account_events[event.kind] += 1
+        shown = ", ".join(f"{key}={value}" for key, value in event.detail)
+        margin_call = event.kind == MARGIN_CALL
+        log.log(logging.ERROR if margin_call else logging.WARNING, "venue %s: %s%s", event.venue,
+                event.kind.replace("_", " "), f" ({shown})" if shown else "")
+        action = self.kill_switch.config.on_margin_call
+        if margin_call and action != "off":
+            self.kill_switch.trigger(action, f"margin call from venue {event.venue}", source="margin_call")
+        for runner in self._runners_on(event.venue):
+            self.call_rare(runner, "on_account_event", event=event)
+
     def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
         """``disconnected``: the venue's open orders become unknown and new orders are refused
         (9001). ``connected`` after a drop: reconcile with the venue, cancel (or keep) what was
@@ -1803,6 +1830,8 @@ class Runtime:
             "disconnects": venue.disconnects,
             "account": venue.account.snapshot(),
         }
+        if venue.account_events:
+            summary["account_events"] = dict(sorted(venue.account_events.items()))
         summary.update(_wire_counts(venue.adapter))
         if venue.feed is not None:
             summary["market_data"] = {"adapter": venue.feed.name, "status": venue.data_status,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.model import (
+    AccountEvent,
     Book,
     BookUpdate,
     Fill,
@@ -30,7 +31,8 @@ class RecordingSink:
     updates and fills to the orders a test registers in ``orders`` as ``Runtime`` does.
 
     Kinds and payloads: ``book`` BookUpdate, ``trade`` Trade, ``instrument`` InstrumentStatus,
-    ``update`` OrderUpdate, ``fill`` Fill, ``status`` ``(venue, status, detail)``."""
+    ``update`` OrderUpdate, ``fill`` Fill, ``status`` ``(venue, status, detail)``, ``account``
+    AccountEvent."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
@@ -54,6 +56,9 @@ class RecordingSink:
 
     def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
         self.calls.append(("status", (venue, status, detail)))
+
+    def on_account_event(self, event: AccountEvent) -> None:
+        self.calls.append(("account", event))
 
     def on_order_update(self, update: OrderUpdate) -> None:
         """``Runtime.on_order_update``: unknown order and illegal transition are anomalies."""

@@ -378,6 +378,7 @@ def test_dashboard_provider_reads_the_folder_compose_mounts() -> None:
 REQUIRED_ALERTS = {
     "EngineVenueDisconnected": "engine_venue_up",
     "EngineMMPTriggered": "engine_mmp_triggers_total",
+    "EngineVenueMarginCall": "engine_venue_account_events_total",
     "EngineRejectRateHigh": "engine_rejects_total",
     "EngineStrategyFailed": "engine_strategy_state",
     "EngineKillSwitchNotActive": "engine_kill_switch_state",
@@ -478,6 +479,11 @@ RULE_CASES: list[dict[str, Any]] = [
      "alerts": {("EngineMMPTriggered", "10s"): [],
                 ("EngineMMPTriggered", "20s"): [{"severity": "warning", "strategy": "mm"}],
                 ("EngineMMPTriggered", "150s"): []}},
+    {"input": [(f'engine_venue_account_events_total{{{TARGET}, venue="psx", kind="margin_call"}}', "0 0 0 1 1x40"),
+               (f'engine_venue_account_events_total{{{TARGET}, venue="psx", kind="account_alert"}}', "0 1 2 3x40")],
+     "alerts": {("EngineVenueMarginCall", "10s"): [],
+                ("EngineVenueMarginCall", "20s"): [{"severity": "critical", "venue": "psx"}],
+                ("EngineVenueMarginCall", "400s"): []}},
     # half of the requests refused: fires; also with no submissions at all (the `or` branch)
     {"input": [(f'engine_rejects_total{{{TARGET}, strategy="mm", code="2003"}}', "0+1x60"),
                (f'engine_orders_submitted_total{{{TARGET}, strategy="mm", venue="paper"}}', "0+1x60"),

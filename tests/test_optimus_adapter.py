@@ -751,3 +751,38 @@ async def test_requests_still_paced_at_close_are_reported_not_sent() -> None:
         refusal = v.sink.updates_for(working[1].client_id)[-1]
         assert refusal.reject_code == Reject.BACKEND_CONNECTIVITY and "cancel not sent" in refusal.reason
         assert v.sandbox.order(working[1].client_id)["status"] in ("pending", "open")
+
+
+# ---- account webhooks (issue 20, section 3) ------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_margin_call_and_account_alert_reach_the_engine_as_account_events() -> None:
+    """000 lists ``margin.call`` and ``account.alert`` webhooks: the adapter hands both to the
+    engine (``on_account_event``) under the engine's names, with the broker's fields and event id,
+    once each however often the broker delivers them."""
+    async with venue() as v:
+        v.sandbox.announce("margin.call", {"margin_level": D("0.35"), "message": "Margin call threshold hit"})
+        v.sandbox.inject("duplicate_reports")
+        v.sandbox.announce("account.alert")
+        await until(lambda: len([c for c in v.sink.calls if c[0] == "account"]) >= 2)
+        await anyio.sleep(0.2)  # the duplicate delivery has arrived (and was dropped) by now
+        events = [payload for kind, payload in v.sink.calls if kind == "account"]
+        assert [e.kind for e in events] == ["margin_call", "account_alert"]
+        margin = events[0]
+        assert margin.venue == "psx" and margin.venue_event_id.startswith("EVT-")
+        assert margin.fields == {"margin_level": D("0.35"), "message": "Margin call threshold hit"}
+        assert events[1].fields == {"message": "Deposit/withdrawal status"}
+        assert v.adapter.counts["margin.call"] == 1 and v.adapter.counts["account.alert"] == 1
+
+
+@pytest.mark.anyio
+async def test_the_sandbox_announces_only_the_account_webhooks_over_http() -> None:
+    async with venue() as v:
+        async with httpx.AsyncClient() as client:
+            url = v.sandbox.base_url.removesuffix("/v1") + "/sandbox/events"
+            sent = await client.post(url, json={"event": "margin.call", "data": {"margin_level": "0.4"}})
+            assert sent.status_code == 200, sent.text
+            refused = await client.post(url, json={"event": "order.execution"})
+            assert refused.status_code == 400 and "margin.call" in refused.text
+        await until(lambda: any(kind == "account" for kind, _ in v.sink.calls))

@@ -60,10 +60,10 @@ from adapters.optimus.codec import (
 from adapters.optimus.options import OptimusOptions
 from adapters.optimus.webhooks import HttpServer, WebhookReceiver, parse_listen
 from engine.clock import NS_PER_S, Clock
-from engine.model import Fill, Instrument, Order, OrderStatus, VenueOrder
+from engine.model import ACCOUNT_ALERT, MARGIN_CALL, AccountEvent, Fill, Instrument, Order, OrderStatus, VenueOrder
 from engine.rejects import Reject
 from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
-from engine.venue.badinput import BadInput, sample_of
+from engine.venue.badinput import BadInput
 
 __all__ = ["OptimusAdapter", "OptimusOptions"]
 
@@ -103,6 +103,10 @@ class _Tracked(TrackedOrder):
         self.sent_ns = 0
         self.lock = anyio.Lock()  # one request at a time per order: a cancel never overtakes its placing
         self.cancels = 0
+
+
+#: Optimus's account webhooks (000, "Webhooks") by the engine's names for them
+ACCOUNT_EVENTS = {"margin.call": MARGIN_CALL, "account.alert": ACCOUNT_ALERT}
 
 
 class OptimusAdapter(Adapter):
@@ -724,11 +728,11 @@ class OptimusAdapter(Adapter):
     def _on_webhook(self, event: WebhookEvent) -> None:
         """Apply one verified, new event. Raises CodecError on bad data (answered 400, counted)."""
         if event.event not in ORDER_EVENTS:
-            if event.event == "margin.call":
-                log.warning("optimus %s: margin call: %s", self.venue, sample_of(repr(event.data)))
-            else:
-                log.info("optimus %s: account alert: %s", self.venue, sample_of(repr(event.data)))
+            # margin.call / account.alert: the engine's to count, log, tell and act on (issue 20)
             self.counts[event.event] += 1
+            kind = ACCOUNT_EVENTS.get(event.event, event.event.replace(".", "_"))
+            self.sink.on_account_event(AccountEvent(self.venue, kind, event.occurred_ns,
+                                                    tuple(event.data.items()), event.event_id))
             return
         kind = event.event
         try:  # all of the event's data decoded before any of it is applied

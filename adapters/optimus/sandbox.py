@@ -4,12 +4,12 @@ webhook delivery and faults on request.
 
 What it enforces, as the broker document says Optimus does before anything reaches Vision Max:
 market hours (2006; OPT-6: new orders in pre-open, continuous and post-close, there limit orders at
-the closing price only), board lots (2002), the ±10% circuit band and the tick grid (2003), order types (2007; MIT/MTL are listed by the
-document but not emulated here), short selling (2005: a sell needs holdings), buying power (2004;
-T+2: sale proceeds stay unsettled), idempotency keys (3002), JWT lifetimes (1001/1002) and the
-rate limits of document section 11 (3001: authentication 5/minute per IP, trading 100/second per
-user). Every answer uses the document's envelope (section 12), with the 4-digit code in
-``error_details.error_code`` (OPT-4).
+the closing price only), board lots (2002), the ±10% circuit band and the tick grid (2003), order
+types (2007; MIT/MTL are listed by the document but not emulated here), short selling (2005: a
+sell needs holdings), buying power (2004; T+2: sale proceeds stay unsettled), idempotency keys
+(3002), JWT lifetimes (1001/1002) and the rate limits of document section 11 (3001:
+authentication 5/minute per IP, trading 100/second per user). Every answer uses the document's
+envelope (section 12), with the 4-digit code in ``error_details.error_code`` (OPT-4).
 
 It deliberately does not import the client's codec (adapters/optimus/codec.py): it writes the wire
 format from the same assumptions independently, so a field the adapter misreads is caught by the
@@ -37,6 +37,9 @@ venue's one vocabulary (:mod:`adapters.sim.faults`; older names such as ``error_
 ``expire_tokens`` (refresh)             every access token (and refresh token) expires now
 ``drop_connections``                    every open client socket is aborted now
 ``outage`` (seconds)                    every request's socket is aborted for a while
+
+Account webhooks on request (``announce(event, data)`` or ``POST /sandbox/events {"event":
+"margin.call", "data": {...}}``): ``margin.call`` and ``account.alert``, as 000 lists them.
 """
 
 from __future__ import annotations
@@ -135,6 +138,8 @@ _OPEN = frozenset({"pending", "open", "partially_filled"})
 #: and PSX trades there at the closing price only (PSX_RULES 3): the engine's broker-doc profile and
 #: this broker agree (issue 20: the sandbox used to refuse every post-close order)
 _ACCEPTS_NEW = frozenset({Phase.PRE_OPEN, Phase.OPEN, Phase.POST_CLOSE})
+#: the account webhooks of 000 ("Webhooks") the sandbox sends on request, with the document's words
+ACCOUNT_WEBHOOKS = {"margin.call": "Margin call threshold hit", "account.alert": "Deposit/withdrawal status"}
 #: the kinds of :data:`adapters.sim.faults.FAULT_KINDS` this broker plays
 SUPPORTED_FAULTS = frozenset({
     "5xx", "slow", "garbage", "lost_webhooks", "duplicate_reports", "expire_tokens", "drop_connections", "outage",
@@ -464,7 +469,8 @@ class OptimusSandbox:
         return self._envelope_error(_Refusal(status, _ERROR_TEXT[9001] + " (injected)", 9001))
 
     async def _control(self, request: HttpRequest) -> HttpResponse:
-        """The sandbox's own control plane (loopback only, no auth): faults and the webhook URL."""
+        """The sandbox's own control plane (loopback only, no auth): faults, account webhooks
+        (``/sandbox/events``) and the webhook URL."""
         try:
             body = self._body(request)
             if request.path == "/sandbox/faults":
@@ -474,6 +480,11 @@ class OptimusSandbox:
                 count = int(body.pop("count", 1))
                 self.inject(kind, count, **body)
                 return self._envelope_ok({"kind": kind, "count": count})
+            if request.path == "/sandbox/events":
+                data = body.get("data")
+                if data is not None and not isinstance(data, dict):
+                    raise _Refusal(400, "data must be a JSON object")
+                return self._envelope_ok({"event_id": self.announce(str(body.get("event", "")), data)})
             if request.path == "/sandbox/webhook":
                 url = body.get("url")
                 if not isinstance(url, str) or not url.startswith("http"):
@@ -873,18 +884,32 @@ class OptimusSandbox:
             data["execution_id"] = execution["execution_id"]
             data["last_fill_price"] = execution["price"]
             data["last_fill_quantity"] = execution["quantity"]
+        self._send_event(event, data)
+
+    def announce(self, event: str, data: dict[str, Any] | None = None) -> str:
+        """Send one of the account webhooks 000 lists, ``margin.call`` ("Margin call threshold hit")
+        or ``account.alert`` ("Deposit/withdrawal status"), with ``data`` (the document gives no
+        fields: OPT-5; by default its one sentence). Returns the event id. ValueError for another
+        event: order events come from the orders themselves."""
+        if event not in ACCOUNT_WEBHOOKS:
+            raise ValueError(f"event {event!r}: the sandbox announces {', '.join(ACCOUNT_WEBHOOKS)}")
+        self.counts[event] += 1
+        return self._send_event(event, dict(data) if data is not None else {"message": ACCOUNT_WEBHOOKS[event]})
+
+    def _send_event(self, event: str, data: dict[str, Any]) -> str:
         event_id = f"EVT-{next(self._event_ids):08d}"
         payload = {"event": event, "event_id": event_id, "occurred_at": _iso(self.clock.now_ns()), "data": data}
         only = self._fault_params.get("lost_webhooks", {}).get("event")
         if (only is None or only == event) and self._take_fault("lost_webhooks") is not None:
             self.counts["webhooks_lost"] += 1
             log.warning("optimus sandbox: webhook %s %s lost on purpose", event, event_id)
-            return
+            return event_id
         body = _json_text(payload).encode()
         self._queue.put_nowait((event_id, body))
         if self._take_fault("duplicate_reports") is not None:
             self.counts["webhooks_duplicated"] += 1
             self._queue.put_nowait((event_id, body))
+        return event_id
 
     def sign(self, body: bytes, timestamp_ms: int) -> str:
         """``t=<ms>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>`` (the scheme notes/optimus.md documents)."""

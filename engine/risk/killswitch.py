@@ -84,6 +84,11 @@ class KillSwitchConfig(BaseModel):
     )
     reject_rate: RejectRateConfig | None = None
     order_to_trade: OrderToTradeConfig | None = None
+    on_margin_call: Literal["reducing", "halted", "off"] = Field(
+        "reducing",
+        description="What a venue's margin call does to the account: reducing (only orders that shrink a position), "
+        "halted (cancel all, refuse all), or off (counted, logged and told to strategies only).",
+    )
 
 
 class Transition(NamedTuple):

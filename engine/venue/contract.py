@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from engine.clock import Clock
 from engine.model import (
+    AccountEvent,
     BookUpdate,
     Fill,
     Instrument,
@@ -52,6 +53,9 @@ class VenueEvents(Protocol):
         venue's open orders unknown and reconciles when it is back) or "stale" (no data)."""
 
     def on_instrument_status(self, status: InstrumentStatus) -> None: ...
+    def on_account_event(self, event: AccountEvent) -> None:
+        """A margin call or an account alert (issue 20): counted, logged, told to the strategies on
+        the venue, and a margin call moves the kill switch (``risk.kill_switch.on_margin_call``)."""
 
 
 @dataclass(frozen=True, slots=True)
