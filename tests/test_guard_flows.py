@@ -154,7 +154,10 @@ def test_mmp_with_frozen_time_zero_holds_until_reset_mmp(tmp_path):
     assert ctx.mmp_frozen
     refused = ctx.submit("MEBL", "buy", 5, "187.00", mmp=True)
     assert refused.reject_code == 7009 and "until ctx.reset_mmp()" in refused.reject_reason
+    asked: list[str] = []  # the venue's own freeze is lifted too (Pulse: private/set_mmp_config)
+    engine.runtime.venues["paper"].adapter.reset_mmp = asked.append  # type: ignore[method-assign]
     ctx.reset_mmp()
+    assert asked == ["s"]
     assert not ctx.mmp_frozen
     assert ctx.submit("MEBL", "buy", 5, "187.00", mmp=True).status == "pending_new"
     assert engine.report()["mmp_triggers"] == 1

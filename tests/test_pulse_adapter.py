@@ -545,6 +545,31 @@ async def test_venue_mmp_trigger_cancels_freezes_and_drives_the_engine_path() ->
         assert again.status is S.NEW
 
 
+async def test_reset_mmp_lifts_the_venues_freeze_with_frozen_time_zero() -> None:
+    """Issue 20 (2.3): with ``frozen_time: 0`` only a reset lifts a venue freeze; 004's
+    ``private/set_mmp_config`` "triggers MMP reset", so ``reset_mmp`` sends it and MMP quotes are
+    taken again without a reconnect."""
+    def configure(adapter: PulseAdapter) -> None:
+        adapter.configure_mmp("mm", [BTC], interval=D(5), frozen_time=D(0), quantity_limit=D(20))
+
+    async with venue(before=configure) as v:
+        hit = v.submit("buy", 20, 49000, mmp=True)
+        await v.acked(hit)
+        v.sandbox.place(BTC, "sell", D(20), D(49000))
+        await until(lambda: len(v.sink.mmp_triggers) == 1)
+        assert v.sandbox.accounts["mm"].mmp["btc_usd"].frozen
+        refused = v.submit("buy", 10, 48000, mmp=True)
+        await until(lambda: refused.status is S.REJECTED)
+        v.adapter.reset_mmp("mm")
+        await until(lambda: not v.sandbox.accounts["mm"].mmp["btc_usd"].frozen)
+        assert v.adapter.counters["mmp_resets"] == 1
+        again = v.submit("buy", 10, 48000, mmp=True)
+        await v.acked(again)
+        assert again.status is S.NEW
+        v.adapter.reset_mmp("someone-else")  # a strategy with no venue MMP: nothing sent
+        assert v.adapter.counters["mmp_resets"] == 1
+
+
 async def test_mmp_limits_come_from_the_strategies_the_engine_configures() -> None:
     """The engine calls configure_mmp before connect for each strategy with an mmp: block on this
     venue; strategies sharing an index get the strictest limits, and only they hear its trigger."""

@@ -917,6 +917,28 @@ class PulseAdapter(Adapter):
                                   quantity_limit=min(current.quantity_limit, quantity_limit))
             self._mmp_configs[index] = wanted
 
+    def reset_mmp(self, strategy: str) -> None:
+        """004: ``private/set_mmp_config`` "triggers MMP reset": send each index ``strategy`` quotes
+        on its config again, so ``ctx.reset_mmp()`` lifts the venue's freeze too (with
+        ``frozen_time: 0`` nothing else would, short of a reconnect). Strategies sharing an index
+        share its freeze: the reset lifts it for all of them, as the venue does."""
+        for index, strategies in sorted(self._mmp_strategies.items()):
+            config = self._mmp_configs.get(index)
+            if strategy not in strategies or config is None:
+                continue
+            self.counters["mmp_resets"] += 1
+            sent = self._call("private/set_mmp_config", {
+                "index_name": index, "interval": config.interval, "frozen_time": config.frozen_time,
+                "quantity_limit": config.quantity_limit,
+            }, partial(self._on_mmp_reset, index))
+            if not sent:  # no connection: the login sends every config again, which resets it then
+                log.warning("pulse %s: MMP reset of %s not sent (not connected); the next login resets it",
+                            self.venue, index)
+
+    def _on_mmp_reset(self, index: str, result: Any, error: BaseException | RpcError | None) -> None:
+        if error is not None:
+            log.error("pulse %s: MMP reset of %s refused: %s", self.venue, index, error)
+
     def _on_mmp_trigger(self, data: Any) -> None:
         """The venue froze our MMP orders on an index: drive the runtime's MMP path for every
         strategy quoting there (cancel state, refusals until frozen_until, on_mmp_trigger)."""

@@ -274,6 +274,12 @@ class OrderEntryAdapter(VenueAdapter):
         market-maker protection of its own (``capabilities.mmp``); others ignore it."""
         return None
 
+    def reset_mmp(self, strategy: str) -> None:
+        """``ctx.reset_mmp()`` of ``strategy``: lift the venue's own MMP freeze on the strategy's
+        instruments too (an adapter with ``capabilities.mmp``; others ignore it). Without it a venue
+        freeze with ``frozen_time: 0`` would outlast the engine's until the next reconnect."""
+        return None
+
     async def cancel_all(self, symbol: str | None = None) -> int:
         """Mass cancel every order of this account (or of one symbol) in one request, for an adapter
         that declares ``capabilities.mass_cancel``; the cancels arrive as order updates. Returns how
