@@ -511,6 +511,17 @@ async def test_reconciliation_queries_after_a_drop_find_fills_made_meanwhile() -
         await until(lambda: len(v.sink.fills_for(order.client_id)) == 1)  # new fills flow on the new connection
 
 
+async def test_a_book_whose_snapshot_never_comes_is_fetched() -> None:
+    """Issue 20 (2.6): a venue that sends no snapshot on the book channel must not freeze the book:
+    after ``book_resync_s`` the adapter fetches it with ``private/get_order_book``."""
+    async with venue(sandbox={"refuse_channels": ["book.*"]}, subscribe=False, book_resync_s=D("0.2")) as v:
+        v.sandbox.place(BTC, "buy", D(10), D(48990), tif=TimeInForce.GTC)  # resting
+        v.adapter.subscribe([BTC])
+        await until(lambda: BTC in v.sink.books, what="the fetched book")
+        assert v.adapter.counters["book_fetches"] >= 1 and v.adapter.counters["book_snapshots_fetched"] == 1
+        assert v.sink.books[BTC].best_bid == D(48990)
+
+
 # ---- venue MMP ------------------------------------------------------------------------------------
 
 

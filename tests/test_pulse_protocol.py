@@ -15,7 +15,17 @@ import pytest
 
 from adapters.pulse import codec
 from adapters.pulse.codec import CodecError, Heartbeat, Notification
-from adapters.pulse.protocol import APPLY, GAP, SNAPSHOT, UNKNOWN, WAITING, Answer, PulseProtocol, RecentIds
+from adapters.pulse.protocol import (
+    APPLY,
+    DUPLICATE,
+    GAP,
+    SNAPSHOT,
+    UNKNOWN,
+    WAITING,
+    Answer,
+    PulseProtocol,
+    RecentIds,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pulse"
 BTC = "BTC_USD-PERPETUAL"
@@ -152,6 +162,41 @@ def test_book_changes_apply_in_chain_and_a_gap_waits_for_the_next_snapshot() -> 
     assert protocol.book(book("snapshot", 9, 8))[0] == SNAPSHOT
     assert protocol.book(book("change", 10, 9))[0] == APPLY
     assert protocol.book(book("snapshot", 1, 0, symbol="ETH_USD-PERPETUAL")) == (UNKNOWN, None)
+
+
+def test_a_change_sent_again_is_a_duplicate_not_a_gap() -> None:
+    """Issue 20 (2.6): a duplicate change used to count as a gap (and resubscribe every time)."""
+    protocol = PulseProtocol([BTC])
+    protocol.book(book("snapshot", 1, 0))
+    assert protocol.book(book("change", 2, 1))[0] == APPLY
+    verdict, state = protocol.book(book("change", 2, 1))  # the same change again
+    assert verdict == DUPLICATE and state is not None and state.synced and state.gaps == 0
+    assert state.duplicates == 1 and state.change_id == 2
+    assert protocol.book(book("change", 1, 0))[0] == DUPLICATE  # older than the snapshot's
+    assert protocol.book(book("change", 3, 2))[0] == APPLY
+
+
+def test_a_change_without_prev_change_id_applies_when_newer() -> None:
+    """004 marks ``prev_change_id`` ``required: false``: a change without it cannot show a gap, so
+    it applies when its ``change_id`` is newer (it used to count as a gap every time)."""
+    protocol = PulseProtocol([BTC])
+    protocol.book(book("snapshot", 10, 9))
+    assert protocol.book(book("change", 14, None))[0] == APPLY
+    assert protocol.book(book("change", 14, None))[0] == DUPLICATE
+    assert protocol.book(book("change", 15, 14))[0] == APPLY
+    assert protocol.book(book("change", 17, 16))[0] == GAP  # a prev that does not chain is still a gap
+
+
+def test_a_fetched_snapshot_lets_the_next_change_start_the_chain() -> None:
+    """``private/get_order_book`` has no change_id: after it, the next change (whatever its prev)
+    starts the chain again, and the chain is checked from there."""
+    protocol = PulseProtocol([BTC])
+    fetched = codec.decode_order_book({"instrument_name": BTC, "bids": [[49000, 2]], "asks": [[49010, 1]],
+                                       "timestamp": 1550757626706})
+    assert fetched.snapshot and fetched.change_id == codec.NO_CHANGE_ID
+    assert protocol.book(fetched)[0] == SNAPSHOT
+    assert protocol.book(book("change", 500, 499))[0] == APPLY
+    assert protocol.book(book("change", 502, 501))[0] == GAP
 
 
 def test_an_unreadable_book_frame_unsyncs_a_synced_book_once() -> None:

@@ -82,7 +82,7 @@ from adapters.pulse.codec import (
     RpcError,
 )
 from adapters.pulse.options import PulseMmp, PulseOptions
-from adapters.pulse.protocol import APPLY, GAP, SNAPSHOT, UNKNOWN, Answer, Pending, PulseProtocol
+from adapters.pulse.protocol import APPLY, DUPLICATE, GAP, UNKNOWN, Answer, Pending, PulseProtocol
 from adapters.pulse.wirelog import REDACT, adapter_log, wire_log
 from engine.clock import Clock
 from engine.model import (
@@ -132,6 +132,8 @@ class _Frame:
 
 NS_PER_S = 1_000_000_000
 GAP_LOGS = 5
+#: levels per side asked of private/get_order_book when a book's snapshot is overdue
+BOOK_FETCH_DEPTH = 1000
 TRACK_KEEP_S = 600.0  # finished orders stay known this long (late answers, cancels, queries)
 TRADE_POLL_COUNT = 100  # trades asked per public/last_trades_by_instrument poll
 POLL_ERROR_LOGS = 5
@@ -226,6 +228,9 @@ class PulseAdapter(Adapter):
             raise ValueError(str(exc)) from None
         self._timeout = float(options.request_timeout_s)
         self._heartbeat_s = float(options.heartbeat_s)
+        self._book_resync_s = float(options.book_resync_s)
+        #: symbol -> time.monotonic() by which its book's snapshot is due (else it is fetched)
+        self._snapshot_due: dict[str, float] = {}
         self._index = {s: options.index_names.get(s) or codec.index_name_for(s) for s in self.instruments}
         self._currency = {s: options.currencies.get(s) or codec.currency_for(s) for s in self.instruments}
         #: the socket, its liveness (WebSocket ping/pong), reconnects with backoff, the public
@@ -500,11 +505,14 @@ class PulseAdapter(Adapter):
         return f"connection lost: {exc}"
 
     async def _sweeper(self) -> None:
-        """Time out requests; release terminal states that waited for their fills; forget old orders."""
+        """Time out requests; fetch books whose snapshot is overdue; release terminal states that
+        waited for their fills; forget old orders."""
         step = min(0.1, self._timeout / 4)
         while True:
             await anyio.sleep(step)
             now = time.monotonic()
+            if self._snapshot_due:
+                self._fetch_books(now)
             for pending in self._protocol.expired(now):
                 self.counters["timeouts"] += 1
                 log.warning("pulse %s: no answer to %s within %.1f s", self.venue, pending.method, self._timeout)
@@ -705,6 +713,7 @@ class PulseAdapter(Adapter):
     def _subscribe_public(self, symbols: list[str]) -> None:
         channels = []
         for symbol in symbols:
+            self._await_snapshot(symbol)
             channels += [codec.book_channel(symbol), f"quote.{symbol}"]
             if self.pulse_options.public_trades:
                 channels.append(f"trades.{symbol}.raw")
@@ -747,9 +756,58 @@ class PulseAdapter(Adapter):
             log.warning("pulse %s: the venue did not subscribe %s", self.venue, ", ".join(missing))
         return missing
 
+    def _await_snapshot(self, symbol: str) -> None:
+        """``symbol``'s book waits for a snapshot: if none comes within ``book_resync_s`` (a venue
+        that sends none on subscribe: 004 does not say it does), the sweeper fetches the book."""
+        self._snapshot_due[symbol] = time.monotonic() + self._book_resync_s
+
+    def _fetch_books(self, now: float) -> None:
+        """Fetch, with ``private/get_order_book``, every book whose snapshot is overdue (and
+        again every ``book_resync_s`` while it stays so)."""
+        for symbol, due in list(self._snapshot_due.items()):
+            if due > now:
+                continue
+            state = self._protocol.books.get(symbol)
+            if state is None or state.synced:
+                del self._snapshot_due[symbol]
+                continue
+            self._snapshot_due[symbol] = now + self._book_resync_s
+            self.counters["book_fetches"] += 1
+            self._call("private/get_order_book", {"instrument_name": symbol, "depth": BOOK_FETCH_DEPTH},
+                       partial(self._on_book_fetched, symbol))
+
+    def _on_book_fetched(self, symbol: str, result: Any, error: BaseException | RpcError | None) -> None:
+        if error is not None:
+            if not isinstance(error, ConnectionLost):
+                log.warning("pulse %s: book %s could not be fetched: %s", self.venue, symbol, error)
+            return
+        try:
+            msg = codec.decode_order_book(result)
+        except CodecError as exc:
+            self.counters["book_fetch_errors"] += 1
+            log.warning("pulse %s: book %s fetched but unreadable: %s", self.venue, symbol, exc)
+            return
+        if msg.symbol != symbol:
+            self.counters["book_fetch_errors"] += 1
+            log.warning("pulse %s: asked for book %s, got %s", self.venue, symbol, msg.symbol)
+            return
+        if self._protocol.books[symbol].synced:
+            return  # the channel's snapshot came meanwhile: it is newer
+        self._on_snapshot(msg, fetched=True)
+
+    def _on_snapshot(self, msg: BookMsg, fetched: bool = False) -> None:
+        """Deliver a whole book (the channel's snapshot, or a fetched one) and start its chain."""
+        self._protocol.book(msg)
+        self._snapshot_due.pop(msg.symbol, None)
+        self.counters["book_snapshots_fetched" if fetched else "book_snapshots"] += 1
+        self.sink.on_book(BookUpdate(self.venue, msg.symbol, self.clock.now_ns(), max(msg.change_id, 0), msg.changes,
+                                     snapshot=True))
+
     def _resubscribe_book(self, symbol: str) -> None:
         """After a gap: subscribe the book channel again for a fresh snapshot (PUL-6; the sandbox
-        sends one on every subscribe; there is no single-channel unsubscribe, PUL-14)."""
+        sends one on every subscribe; there is no single-channel unsubscribe, PUL-14), and fetch
+        the book if none comes in time."""
+        self._await_snapshot(symbol)
         channel = codec.book_channel(symbol)
         self.counters["book_resubscribes"] += 1
         self._call("public/subscribe", {"channels": [channel]}, partial(self._on_public_subscribed, [channel]))
@@ -760,13 +818,17 @@ class PulseAdapter(Adapter):
         except Exception:
             self._book_unreadable(channel_symbol)
             raise  # the reader drops and counts the frame
+        if msg.snapshot:
+            if msg.symbol in self._protocol.books:
+                self._on_snapshot(msg)
+            else:
+                self.counters["unexpected_channel"] += 1
+            return
         verdict, state = self._protocol.book(msg)
         if verdict is APPLY:
             self.sink.on_book(BookUpdate(self.venue, msg.symbol, self.clock.now_ns(), msg.change_id, msg.changes))
-        elif verdict is SNAPSHOT:
-            self.counters["book_snapshots"] += 1
-            self.sink.on_book(BookUpdate(self.venue, msg.symbol, self.clock.now_ns(), msg.change_id, msg.changes,
-                                         snapshot=True))
+        elif verdict is DUPLICATE:
+            self.counters["book_duplicates"] += 1  # sent again: already applied, the book is right
         elif verdict is GAP:
             assert state is not None
             self.counters["book_gaps"] += 1

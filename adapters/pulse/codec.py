@@ -577,6 +577,10 @@ class BookMsg:
         self.changes = changes
 
 
+#: the change id of a snapshot that has none (a fetched book): the next change starts the chain
+NO_CHANGE_ID = -1
+
+
 def _levels(side: Side, levels: Any, out: list[tuple[Side, Decimal, Decimal]]) -> None:
     """Level arrays are documented as ``[[null]]`` (PUL-6). Deribit's raw format is assumed:
     ``[action, price, amount]`` with action new/change/delete (amount 0 on delete); a plain
@@ -622,6 +626,21 @@ def decode_book(data: Any) -> BookMsg:
     _levels(Side.BUY, data.get("bids", []), changes)
     _levels(Side.SELL, data.get("asks", []), changes)
     return BookMsg(symbol, kind == "snapshot", change_id, prev, to_ns(data.get("timestamp")), tuple(changes))
+
+
+def decode_order_book(data: Any) -> BookMsg:
+    """``private/get_order_book`` (004 ``models.GetOrderBookResponse``): the whole book as a
+    snapshot, for a book whose channel sent no snapshot in time. The answer carries no
+    ``change_id``: the snapshot's is :data:`NO_CHANGE_ID`, and the next change starts the chain."""
+    if not isinstance(data, dict):
+        raise CodecError("order book answer is not an object")
+    symbol = data.get("instrument_name")
+    if not isinstance(symbol, str):
+        raise CodecError("order book answer without instrument_name")
+    changes: list[tuple[Side, Decimal, Decimal]] = []
+    _levels(Side.BUY, data.get("bids", []), changes)
+    _levels(Side.SELL, data.get("asks", []), changes)
+    return BookMsg(symbol, True, NO_CHANGE_ID, None, to_ns(data.get("timestamp")), tuple(changes))
 
 
 class Quote:

@@ -53,6 +53,12 @@ class PulseOptions(AdapterOptions):
     )
     ping_timeout_s: Decimal = Field(Decimal(10), gt=0, description="Drop the socket when a ping is unanswered.")
     request_timeout_s: Decimal = Field(Decimal(5), gt=0, description="Answer deadline of one JSON-RPC request.")
+    book_resync_s: Decimal = Field(
+        Decimal(5), gt=0,
+        description="A book whose snapshot has not come this long after a subscribe or a gap is fetched with "
+        "private/get_order_book (and again every period while it stays unsynced): a venue that sends no "
+        "snapshot cannot freeze a book.",
+    )
     connect_timeout_s: Decimal = Field(Decimal(10), gt=0, description="WebSocket opening handshake deadline.")
     max_message_bytes: int = Field(
         8 << 20, ge=1 << 16, description="Largest frame read (default 8 MiB). The largest legitimate one is an answer "

@@ -9,8 +9,11 @@ a connection or a clock (every time is passed in):
   ``expired(now)`` and ``lost(epoch)`` give back the requests that timed out or whose connection
   went away;
 - **book continuity** (``book``): a snapshot syncs the book; a change applies only when its
-  ``prev_change_id`` is the last ``change_id``; anything else is a gap, after which changes are
-  skipped until the snapshot of a resubscribe;
+  ``prev_change_id`` is the last ``change_id`` (004 makes ``prev_change_id`` optional: a change
+  without one applies when its ``change_id`` is newer); a change already applied is a duplicate,
+  skipped; anything else is a gap, after which changes are skipped until a snapshot (the
+  resubscribe's, or ``private/get_order_book`` when none comes: ``unsynced_since`` says how long a
+  book has waited, in the caller's time);
 - **de-duplication** (``first_public_trade``): each public trade id is delivered once, whichever
   of the channel and the polled history brings it, in constant memory.
 
@@ -26,7 +29,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from adapters.pulse import codec
-from adapters.pulse.codec import BookMsg, Heartbeat, Notification, Response, RpcError
+from adapters.pulse.codec import NO_CHANGE_ID, BookMsg, Heartbeat, Notification, Response, RpcError
 
 #: public trade ids remembered per instrument, to deliver each trade once
 PUBLIC_TRADE_IDS_KEPT = 2000
@@ -36,6 +39,7 @@ SNAPSHOT = "snapshot"  # a snapshot: the book is (again) known; deliver it whole
 APPLY = "apply"  # a change continuing the last one: deliver it
 WAITING = "waiting"  # a change while the book waits for the snapshot of a resubscribe: skip it
 GAP = "gap"  # a change that does not continue the last one: the book is unsynced; resubscribe
+DUPLICATE = "duplicate"  # a change already applied (the venue sent it again): skip it, the book is right
 UNKNOWN = "unknown"  # a book this session does not keep
 
 
@@ -88,14 +92,16 @@ class RecentIds:
 
 
 class BookSync:
-    """Where one book's change-id chain stands."""
+    """Where one book's change-id chain stands. ``change_id`` is :data:`codec.NO_CHANGE_ID` after a
+    snapshot that had none (fetched): the next change then starts the chain."""
 
-    __slots__ = ("change_id", "synced", "gaps")
+    __slots__ = ("change_id", "synced", "gaps", "duplicates")
 
     def __init__(self) -> None:
-        self.change_id = -1
+        self.change_id = NO_CHANGE_ID
         self.synced = False
         self.gaps = 0
+        self.duplicates = 0
 
 
 class PulseProtocol:
@@ -162,8 +168,8 @@ class PulseProtocol:
 
     # ---- book continuity -----------------------------------------------------------------
     def book(self, msg: BookMsg) -> tuple[str, BookSync | None]:
-        """What to do with one decoded book message (SNAPSHOT, APPLY, WAITING, GAP, UNKNOWN), and
-        the book's state after it (None for UNKNOWN)."""
+        """What to do with one decoded book message (SNAPSHOT, APPLY, DUPLICATE, WAITING, GAP,
+        UNKNOWN), and the book's state after it (None for UNKNOWN)."""
         state = self.books.get(msg.symbol)
         if state is None:
             return UNKNOWN, None
@@ -173,10 +179,16 @@ class PulseProtocol:
             return SNAPSHOT, state
         if not state.synced:
             return WAITING, state
-        if msg.prev_change_id != state.change_id:
-            state.synced = False
-            state.gaps += 1
-            return GAP, state
+        last = state.change_id
+        if last != NO_CHANGE_ID:
+            if msg.change_id <= last:
+                state.duplicates += 1
+                return DUPLICATE, state
+            prev = msg.prev_change_id
+            if prev is not None and prev != last:
+                state.synced = False
+                state.gaps += 1
+                return GAP, state
         state.change_id = msg.change_id
         return APPLY, state
 
