@@ -722,11 +722,15 @@ class PulseAdapter(Adapter):
     def _on_public_subscribed(self, channels: list[str], result: Any, error: BaseException | RpcError | None) -> None:
         if error is None:
             missing = self._check_subscribed(channels, result)
+            # a trades channel counts only when the answer names it: 004's answer is "string", which
+            # confirms nothing, and the document has no such channel (PUL-7), so it is polled too
+            confirmed = isinstance(result, list)
             for channel in channels:
                 symbol = self._trades_channels.get(channel)
-                if symbol is not None and channel not in missing:
+                if symbol is not None and confirmed and channel not in missing:
                     self._trade_polls.pop(symbol, None)  # the channel brings them now
-            self._poll_public_trades([c for c in missing if c in self._trades_channels])
+            self._poll_public_trades([c for c in channels if c in self._trades_channels
+                                      and (not confirmed or c in missing)])
         elif isinstance(error, RpcError):
             self.counters["subscribe_errors"] += 1
             trades = [c for c in channels if c in self._trades_channels]
@@ -871,13 +875,15 @@ class PulseAdapter(Adapter):
 
     # ---- public trades by polling (PUL-7) ------------------------------------------------
     def _poll_public_trades(self, channels: list[str]) -> None:
-        """The venue refused these ``trades.{i}.raw`` channels: poll their instruments instead."""
+        """The venue refused these ``trades.{i}.raw`` channels, or did not confirm them by name:
+        poll their instruments (each trade is delivered once, whichever way it comes)."""
         for channel in channels:
             symbol = self._trades_channels[channel]
             if symbol in self._trade_polls:
                 continue
             poll = self._trade_polls[symbol] = _TradePoll(symbol)
-            log.warning("pulse %s: no %s at this venue (PUL-7); polling public/last_trades_by_instrument every %s s",
+            log.warning("pulse %s: %s not confirmed by this venue (PUL-7); polling public/last_trades_by_instrument "
+                        "every %s s",
                         self.venue, channel, self.pulse_options.public_trades_poll_s)
             self._poll_trades(poll)  # the baseline, now
         if self._trade_polls and not self._poller_running:
