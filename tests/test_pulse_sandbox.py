@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -463,7 +464,7 @@ def test_the_pulse_sandbox_is_registered_by_name() -> None:
 START_NS = 1_772_424_000 * 1_000_000_000  # any fixed moment: Pulse trades 24/7
 
 
-def run_clock(clock: SimClock, seconds: int, until: Any = lambda: False) -> None:
+def run_clock(clock: SimClock, seconds: int, until: Callable[[], bool] = lambda: False) -> None:
     """Run the simulated venue's timers (the synthetic market) for ``seconds`` of simulated time,
     or until ``until()`` holds."""
     end = clock.now_ns() + seconds * 1_000_000_000
@@ -496,16 +497,26 @@ async def test_the_books_and_market_are_the_simulated_venues_and_its_flow_fills_
         assert position["size"] == -mine.filled
 
 
+class Operations:
+    """A listener of the simulated venue counting the operations it reports."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_engine_events(self, symbol: str, events: list[Any], changes: Any, ts: int) -> None:
+        self.count += 1
+
+
 async def test_a_burst_of_book_changes_runs_through_the_simulated_venue_in_one_chain() -> None:
     async with sandbox() as sb, connect(sb.url) as ws:
         client = Client(ws)
         await client.result("public/subscribe", {"channels": [f"book.{BTC}.raw"]})
         await client.drain()
         (snapshot,) = client.channel(f"book.{BTC}.raw")
-        operations: list[int] = []
-        sb.sim.add_listener(type("Count", (), {"on_engine_events": lambda _s, *args: operations.append(1)})())
+        operations = Operations()
+        sb.sim.add_listener(operations)
         frames = [json.loads(frame, parse_float=Decimal)["params"]["data"] for frame in sb.blast_book(BTC, 40)]
-        assert len(operations) == 41  # the touch placed first, then 40 operations, each heard once
+        assert operations.count == 41  # the touch placed first, then 40 operations, each heard once
         changes = [f for f in frames if f.get("type") == "change"]
         assert len(changes) == 41 - 1 and changes[0]["prev_change_id"] == snapshot["change_id"] + 1
         assert all(b["prev_change_id"] == a["change_id"] for a, b in itertools.pairwise(changes))
