@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from adapters.pulse.codec import encode_request
 from adapters.pulse.sandbox import PulseSandbox, parse_fault, parse_instrument
+from adapters.sim.market import MarketOptions
+from engine.clock import SimClock
 from engine.model import TimeInForce
 
 pytestmark = pytest.mark.anyio
@@ -454,3 +457,66 @@ def test_the_pulse_sandbox_is_registered_by_name() -> None:
     with pytest.raises(SystemExit) as info:
         command.build_parser().parse_args(["--help"])
     assert info.value.code == 0
+
+
+# ---- the one simulated venue ---------------------------------------------------------------------
+
+START_NS = 1_772_424_000 * 1_000_000_000  # any fixed moment: Pulse trades 24/7
+
+
+def run_clock(clock: SimClock, seconds: int, until: Callable[[], bool] = lambda: False) -> None:
+    """Run the simulated venue's timers (the synthetic market) for ``seconds`` of simulated time,
+    or until ``until()`` holds."""
+    end = clock.now_ns() + seconds * 1_000_000_000
+    while not until() and clock.advance(end):
+        pass
+
+
+async def test_the_books_and_market_are_the_simulated_venues_and_its_flow_fills_a_client() -> None:
+    clock = SimClock(START_NS)
+    market = MarketOptions(enabled=True, step_interval_s=D(1), aggressive_interval_s=D(5), size_unit_shares=1)
+    async with sandbox(clock=clock, market=market, seed=3) as sb, connect(sb.url) as ws:
+        engine = sb.sim.matching_engine(BTC)
+        assert sb.books[BTC].engine is engine and engine.price_band is None  # no circuit band on Pulse
+        client = Client(ws)
+        await client.auth()
+        await client.result("private/subscribe", {"channels": [f"user.trades.{BTC}.raw", f"user.orders.{BTC}.raw"]})
+        run_clock(clock, 10)  # the venue's timers, not the sandbox's: nothing moves until its clock does
+        assert engine.best_ask is not None and engine.best_bid is not None
+        order = (await client.result("private/sell", {"instrument_name": BTC, "amount": 10, "type": "limit",
+                                                      "price": engine.best_ask - D("0.5"), "label": "bg"}))["order"]
+        mine = sb.accounts["mm"].orders[order["order_id"]]
+        run_clock(clock, 3600, lambda: mine.filled > 0)
+        assert mine.filled > 0  # the synthetic market's aggressor took the client's quote
+        await client.drain()  # no request since: the fill's notifications went out as the venue reported it
+        trades = client.channel(f"user.trades.{BTC}.raw")
+        assert trades and {(t["order_id"], t["liquidity"], t["label"]) for t in trades} == {(order["order_id"], "M",
+                                                                                              "bg")}
+        assert client.channel(f"user.orders.{BTC}.raw")[-1]["filled_amount"] == mine.filled
+        position = (await client.result("private/get_positions", {"currency": "BTC"}))[0]
+        assert position["size"] == -mine.filled
+
+
+class Operations:
+    """A listener of the simulated venue counting the operations it reports."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_engine_events(self, symbol: str, events: list[Any], changes: Any, ts: int) -> None:
+        self.count += 1
+
+
+async def test_a_burst_of_book_changes_runs_through_the_simulated_venue_in_one_chain() -> None:
+    async with sandbox() as sb, connect(sb.url) as ws:
+        client = Client(ws)
+        await client.result("public/subscribe", {"channels": [f"book.{BTC}.raw"]})
+        await client.drain()
+        (snapshot,) = client.channel(f"book.{BTC}.raw")
+        operations = Operations()
+        sb.sim.add_listener(operations)
+        frames = [json.loads(frame, parse_float=Decimal)["params"]["data"] for frame in sb.blast_book(BTC, 40)]
+        assert operations.count == 41  # the touch placed first, then 40 operations, each heard once
+        changes = [f for f in frames if f.get("type") == "change"]
+        assert len(changes) == 41 - 1 and changes[0]["prev_change_id"] == snapshot["change_id"] + 1
+        assert all(b["prev_change_id"] == a["change_id"] for a, b in itertools.pairwise(changes))

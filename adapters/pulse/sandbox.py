@@ -1,4 +1,4 @@
-"""A local Pulse API v2 venue: JSON-RPC 2.0 over WebSocket on the paper matching engine.
+"""A local Pulse API v2 venue: JSON-RPC 2.0 over WebSocket on the one simulated venue.
 
 ``engine sandbox pulse`` runs it; tests start it on 127.0.0.1 port 0 (``async with PulseSandbox()``).
 It speaks the document's methods, channels and response shapes (shared/seeds/004_df0ce6c3f341e5af.txt,
@@ -7,13 +7,18 @@ silent (Deribit's envelope, heartbeats, book level format, MMP and cancel-on-dis
 error statuses 1..13). It builds its frames from the matching engine's events itself and does not
 import the adapter's codec, so a field the adapter misreads fails a test instead of being mirrored.
 
+The exchange itself (books with ticks and amount steps, the synthetic market and its timers, the
+24/7 session) is :class:`adapters.sim.venue.SimVenue`, as for every other sandbox: the sandbox
+trades its clients' orders through it (``submit_for``/``cancel_for``/``amend_for``) and hears every
+operation, its own and the background market's, through ``on_engine_events``.
+
 What it keeps per account: orders (with the session that placed them), trades, linear positions,
 MMP configs and freezes per ``index_name``. Per connection: authentication and token expiry,
 cancel-on-disconnect (default off), subscriptions, heartbeat interval. A dropped socket (or a
 heartbeat test_request left unanswered) cancels that session's open orders when COD is enabled;
 ``private/logout`` closes gracefully and cancels nothing ("when COD is enabled orders are not
-cancelled"). Time is real time on the given clock (WallClock by default): Pulse trades 24/7, so
-the matching engine is always in continuous trading.
+cancelled"). Time is the given clock's (WallClock by default; the synthetic market's timers run on
+it too): Pulse trades 24/7, so the venue is always in continuous trading.
 
 Faults (``--fault`` or the methods of the same names; :data:`SUPPORTED_FAULTS` of the simulated
 venue's one vocabulary, :mod:`adapters.sim.faults`, the others refused by name): ``drop`` (abort
@@ -75,7 +80,7 @@ from adapters.sim.faults import (
     fault_help,
     parse_fault_spec,
 )
-from adapters.sim.market import MarketOptions, SymbolMarket
+from adapters.sim.market import MarketOptions
 from adapters.sim.matching import (
     Accepted,
     Cancelled,
@@ -87,8 +92,9 @@ from adapters.sim.matching import (
     Replaced,
     ReplaceRejected,
 )
+from adapters.sim.venue import Changes, SimVenue
 from engine.clock import Clock, WallClock
-from engine.model import Instrument, OrderType, Phase, Side, TimeInForce
+from engine.model import Instrument, OrderType, Side, TimeInForce
 from engine.rejects import Reject
 from engine.venue import SandboxLink, SandboxStartError
 
@@ -413,17 +419,14 @@ class _Account:
 
 
 class _Book:
-    """One instrument: engine, background market, the book as last published, sequence ids."""
+    """One instrument as the wire shows it: the simulated venue's engine behind it (read, never
+    traded through), the book as last published, sequence ids."""
 
-    __slots__ = ("inst", "engine", "market", "change_id", "levels", "quote", "trade_seq", "last_trades",
-                 "drop_next", "instrument")
+    __slots__ = ("inst", "engine", "change_id", "levels", "quote", "trade_seq", "last_trades", "drop_next")
 
-    def __init__(self, inst: SandboxInstrument, engine: MatchingEngine, market: SymbolMarket | None,
-                 instrument: Instrument) -> None:
+    def __init__(self, inst: SandboxInstrument, engine: MatchingEngine) -> None:
         self.inst = inst
         self.engine = engine
-        self.market = market
-        self.instrument = instrument
         self.change_id = 1
         self.levels: dict[Side, dict[Decimal, Decimal]] = {Side.BUY: {}, Side.SELL: {}}
         self.quote: tuple[Any, ...] = ()
@@ -525,17 +528,18 @@ class PulseSandbox:
         prefix = (0x60C72B2F + seed) & 0xFFFFFFFF
         self._order_prefix = f"{prefix:08x}"
         self._trade_prefix = f"{(prefix ^ 0x06FA560B) & 0xFFFFFFFF:08x}"
-        next_id = itertools.count(1).__next__
-        self.books: dict[str, _Book] = {}
-        for inst in instruments:
-            instrument = Instrument(inst.name, "PULSE", tick_size=inst.tick, lot_size=inst.step,
-                                    previous_close=inst.mid)
-            engine = MatchingEngine(inst.name, tick_size=inst.tick, lot_size=inst.step, reference_price=inst.mid,
-                                    next_id=next_id)
-            engine.set_phase(Phase.OPEN)  # 24/7: always continuous trading
-            symbol_market = (SymbolMarket(instrument, engine, self.market_options, seed)
-                             if self.market_options.enabled else None)
-            self.books[inst.name] = _Book(inst, engine, symbol_market, instrument)
+        listed = {inst.name: inst for inst in instruments}
+        #: the exchange this sandbox serves Pulse on: books (no circuit band: a crypto venue has none),
+        #: the synthetic market and the session; every order in it belongs to an account kept here
+        self.sim = SimVenue(
+            "PULSE",
+            [Instrument(inst.name, "PULSE", tick_size=inst.tick, lot_size=inst.step, previous_close=inst.mid)
+             for inst in listed.values()],
+            self.clock, account=None, market=self.market_options, seed=seed, circuit_bands=False,
+            listeners=(self,),
+        )
+        self.books: dict[str, _Book] = {name: _Book(inst, self.sim.matching_engine(name))
+                                        for name, inst in listed.items()}
         self._keys = itertools.count(1)
         self._trade_ids = itertools.count(1)
         self._conn_ids = itertools.count(1)
@@ -545,6 +549,9 @@ class PulseSandbox:
         self._refresh: dict[str, _Account] = {}
         self.conns: set[_Conn] = set()
         self._notes: list[tuple[_Conn, str]] = []
+        #: > 0 while a request is answered (or a burst prepared): notifications wait in _notes;
+        #: otherwise (the synthetic market's timers) they go out as the venue reports them
+        self._holding = 0
         self._errors: list[list[Any]] = []  # [method, code, count]
         self._heartbeat_trade_active = True
         self._server: Server | None = None
@@ -554,6 +561,7 @@ class PulseSandbox:
         self.arrivals: deque[tuple[int, int, str]] = deque(maxlen=ARRIVALS_KEPT)
         self.counters: dict[str, int] = {"requests": 0, "bad_frames": 0, "cod_cancels": 0, "mmp_triggers": 0,
                                          "heartbeat_drops": 0, "logouts": 0}
+        self.sim.always_open()  # Pulse trades 24/7: continuous trading from now on
 
     # ---- lifecycle -----------------------------------------------------------------------
     @property
@@ -571,12 +579,10 @@ class PulseSandbox:
             self.port = self._server.sockets[0].getsockname()[1]
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)  # runs first on exit: the loops stop, then the group closes
-            for book in self.books.values():
-                if book.market is not None:
-                    tg.start_soon(self._market_loop, book, True)
-                    tg.start_soon(self._market_loop, book, False)
             for fault in self.faults:
                 tg.start_soon(self._scheduled_fault, fault)
+            self.sim.start()  # the synthetic market's timers, on this loop
+            stack.callback(self.sim.stop)
         except BaseException:
             await stack.aclose()
             raise
@@ -685,11 +691,10 @@ class PulseSandbox:
             return
         # PUL-10: cancel every open order placed through this session, with cancel_reason
         # "cancel_on_disconnect"; other sessions of the account are told through their channels
-        ts = self.clock.now_ns()
         victims = [o for o in account.orders.values() if o.conn_id == conn.id and o.is_open]
         for order in victims:
             self.counters["cod_cancels"] += 1
-            self._cancel(order, "cancel_on_disconnect", ts)
+            self._cancel(order, "cancel_on_disconnect")
         if victims:
             log.info("pulse sandbox: cancel-on-disconnect cancelled %d orders of session %d", len(victims), conn.id)
         self._flush()
@@ -714,6 +719,7 @@ class PulseSandbox:
             conn.push(_json({"jsonrpc": "2.0", "id": req_id,
                              "error": {"code": -32600, "message": "invalid request: method and params object needed"}}))
             return
+        self._holding += 1  # the notifications it causes wait for its response
         try:
             self._injected_error(method)
             handler = self._methods.get(method)
@@ -731,6 +737,8 @@ class PulseSandbox:
         except Exception as exc:  # a sandbox bug must not kill the session; the client sees status 13
             log.exception("pulse sandbox: %s failed", method)
             frame = _json({"jsonrpc": "2.0", "id": req_id, "error": {"code": INTERNAL, "message": f"internal: {exc}"}})
+        finally:
+            self._holding -= 1
         conn.push(frame)
         self._flush()  # notifications caused by the request follow its response
         if method == "private/logout" and conn.graceful:
@@ -974,13 +982,12 @@ class PulseSandbox:
         order = _Order(key, account, conn.id, book, side, amount, price, label[:64], mmp, post_only, tif,
                        order_type, now_ms)
         self._by_key[key] = order
-        ts = self.clock.now_ns()
-        outcome = book.engine.submit(
-            account.client_id, key, side, amount, price,
-            OrderType.MARKET if order_type == "market" else OrderType.LIMIT, _TIFS[tif], post_only, ts,
-        )
         first = len(order.trades)
-        rejection = self._apply(book, outcome.events, outcome.changes, ts)
+        events = self.sim.submit_for(
+            account.client_id, key, book.inst.name, side, amount, price,
+            OrderType.MARKET if order_type == "market" else OrderType.LIMIT, _TIFS[tif], post_only,
+        )
+        rejection = self._refusal(events)
         if rejection is not None or not order.order_id:
             self._by_key.pop(key, None)
             code, reason = rejection or (INTERNAL, "order not accepted")
@@ -1015,19 +1022,18 @@ class PulseSandbox:
         order = self._owned(conn, p)
         if not order.is_open:
             raise _Err(NOT_OPEN, f"order {order.order_id} is {order.state}")
-        self._cancel(order, "user_request", self.clock.now_ns())
+        self._cancel(order, "user_request")
         return order.to_json()
 
-    def _cancel(self, order: _Order, reason: str, ts: int) -> None:
-        outcome = order.book.engine.cancel(order.engine_id, ts, reason)
-        self._apply(order.book, outcome.events, outcome.changes, ts)
+    def _cancel(self, order: _Order, reason: str) -> None:
+        """Cancel one open order at the venue; its events come back through :meth:`on_engine_events`."""
+        self.sim.cancel_for(order.book.inst.name, order.engine_id, reason)
 
     def _cancel_many(self, orders: list[_Order], reason: str) -> list[dict[str, Any]]:
-        ts = self.clock.now_ns()
         done = []
         for order in orders:
             if order.is_open:
-                self._cancel(order, reason, ts)
+                self._cancel(order, reason)
                 done.append(order.to_json())
         return done
 
@@ -1058,25 +1064,39 @@ class PulseSandbox:
             raise _Err(BAD_AMOUNT, f"amount {amount} must exceed the filled {order.filled}")
         if price is not None and order.post_only and price != order.price:
             price = self._reprice(order.book, order.side, price)
-        ts = self.clock.now_ns()
         first = len(order.trades)
-        outcome = order.book.engine.amend(order.engine_id, price, amount, ts)
-        rejection = self._apply(order.book, outcome.events, outcome.changes, ts)
+        rejection = self._refusal(self.sim.amend_for(order.book.inst.name, order.engine_id, price, amount))
         if rejection is not None:
             raise _Err(*rejection)
         return {"order": order.to_json(), "trades": order.trades[first:]}
 
     # ---- engine events -> venue state and notifications -----------------------------------
-    def _apply(
-        self, book: _Book, events: list[EngineEvent], changes: tuple[tuple[Side, Decimal, Decimal], ...], ts: int,
-    ) -> tuple[int, str] | None:
-        """Apply one operation's events to the orders, trades, positions and MMP counters, queue the
-        notifications, and return a refusal (status, sentence) if the operation was refused."""
+    def _refusal(self, events: list[EngineEvent]) -> tuple[int, str] | None:
+        """The Pulse status and sentence of a client's operation the engine refused, if it did."""
+        refusal: tuple[int, str] | None = None
+        accounts = self.accounts
+        for event in events:
+            kind = type(event)
+            if (kind is Rejected or kind is ReplaceRejected or kind is CancelRejected) and event.owner in accounts:
+                refusal = (_ENGINE_TO_STATUS.get(event.code, INTERNAL), event.reason)
+        return refusal
+
+    def on_engine_events(self, symbol: str, events: list[EngineEvent], changes: Changes, ts: int) -> None:
+        """The simulated venue's word on one operation (a client's, a background participant's or
+        the synthetic market's): applied to the accounts and the wire (:meth:`_apply`)."""
+        if events or changes:
+            self._apply(self.books[symbol], events, changes, ts)
+            if not self._holding:
+                self._flush()
+
+    def _apply(self, book: _Book, events: list[EngineEvent], changes: Changes, ts: int) -> None:
+        """Apply one operation's events to the orders, trades, positions and MMP counters and queue
+        the notifications (public trades, the account's orders and trades, the book change, the
+        quote, MMP triggers, in that order)."""
         now_ms = ts // NS_PER_MS
         touched: dict[_Account, dict[str, _Order]] = {}
         new_trades: dict[_Account, list[dict[str, Any]]] = {}
         triggers: list[tuple[_Account, str]] = []
-        refusal: tuple[int, str] | None = None
         accounts = self.accounts
         for event in events:
             kind = type(event)
@@ -1147,8 +1167,6 @@ class PulseSandbox:
                 order.replaced = True
                 order.updated_ms = now_ms
                 touched.setdefault(account, {})[order.key] = order
-            elif kind is Rejected or kind is ReplaceRejected or kind is CancelRejected:
-                refusal = (_ENGINE_TO_STATUS.get(event.code, INTERNAL), event.reason)
         for account, orders in touched.items():
             trades = new_trades.get(account, [])
             conns = account.conns
@@ -1163,10 +1181,9 @@ class PulseSandbox:
         if changes:
             self._publish_book(book, changes, now_ms)
         for account, index in triggers:
-            self._mmp_trigger(account, index, ts)
-        return refusal
+            self._mmp_trigger(account, index)
 
-    def _publish_book(self, book: _Book, changes: tuple[tuple[Side, Decimal, Decimal], ...], now_ms: int) -> None:
+    def _publish_book(self, book: _Book, changes: Changes, now_ms: int) -> None:
         bids: list[list[Any]] = []
         asks: list[list[Any]] = []
         levels = book.levels
@@ -1195,7 +1212,7 @@ class PulseSandbox:
             book.quote = quote
             self._notify(self.conns, f"quote.{book.inst.name}", self._quote_json(book))
 
-    def _mmp_trigger(self, account: _Account, index: str, ts: int) -> None:
+    def _mmp_trigger(self, account: _Account, index: str) -> None:
         """PUL-9 (Std Deribit): every open mmp order of the account on the index is cancelled with
         cancel_reason "mmp_trigger"; new mmp orders are refused until frozen_until (ms; 0 = until
         set_mmp_config resets it)."""
@@ -1203,7 +1220,7 @@ class PulseSandbox:
         self.counters["mmp_triggers"] += 1
         victims = [o for o in account.orders.values() if o.is_open and o.mmp and o.book.inst.index == index]
         for order in victims:
-            self._cancel(order, "mmp_trigger", ts)
+            self._cancel(order, "mmp_trigger")
         log.info("pulse sandbox: MMP triggered for %s on %s; %d orders cancelled", account.client_id, index,
                  len(victims))
         self._notify(account.conns, f"user.mmp_trigger.{index}",
@@ -1422,13 +1439,10 @@ class PulseSandbox:
     def place(self, instrument: str, side: Side | str, amount: Decimal, price: Decimal | None = None,
               tif: TimeInForce = TimeInForce.IOC) -> None:
         """Another market participant's order (a background owner): to trade against a client's."""
-        book = self.books[instrument]
-        ts = self.clock.now_ns()
         side = Side(side)
         order_type = OrderType.MARKET if price is None else OrderType.LIMIT
         owner = "~bg-buyer" if side is Side.BUY else "~bg-seller"  # two owners: no self-trade prevention
-        outcome = book.engine.submit(owner, "", side, Decimal(amount), price, order_type, tif, False, ts)
-        self._apply(book, outcome.events, outcome.changes, ts)
+        self.sim.submit_for(owner, "", instrument, side, Decimal(amount), price, order_type, tif, False)
         self._flush()
 
     def blast_book(self, instrument: str, count: int) -> list[str]:
@@ -1443,18 +1457,21 @@ class PulseSandbox:
         anchor = engine.best_bid - 50 * tick  # type: ignore[operator]
         frames: list[str] = []
         resting: list[int] = []
-        for index in range(count):
-            ts = self.clock.now_ns()
-            if index % 2 == 0:
-                price = anchor - (index % 20) * tick
-                outcome = engine.submit("~bg-bench", "", Side.BUY, book.inst.step, price, OrderType.LIMIT,
-                                        TimeInForce.GTC, False, ts)
-                resting.extend(e.order_id for e in outcome.events if type(e) is Accepted)
-            else:
-                outcome = engine.cancel(resting.pop(), ts)
-            self._apply(book, outcome.events, outcome.changes, ts)
-            frames.extend(frame for _, frame in self._notes)
-            self._notes = []
+        submit, cancel, step = self.sim.submit_for, self.sim.cancel_for, book.inst.step
+        self._holding += 1
+        try:
+            for index in range(count):
+                if index % 2 == 0:
+                    price = anchor - (index % 20) * tick
+                    events = submit("~bg-bench", "", instrument, Side.BUY, step, price, OrderType.LIMIT,
+                                    TimeInForce.GTC)
+                    resting.extend(e.order_id for e in events if type(e) is Accepted)
+                else:
+                    cancel(instrument, resting.pop())
+                frames.extend(frame for _, frame in self._notes)
+                self._notes = []
+        finally:
+            self._holding -= 1
         return frames
 
     async def _scheduled_fault(self, fault: FaultSpec) -> None:
@@ -1548,20 +1565,6 @@ class PulseSandbox:
         "sandbox/place": _t_place,
         "sandbox/blast_book": _t_blast,
     }
-
-    # ---- background market ---------------------------------------------------------------
-    async def _market_loop(self, book: _Book, steps: bool) -> None:
-        market = book.market
-        assert market is not None
-        engine = book.engine
-        while True:
-            delay_ns = market.next_step_delay_ns() if steps else market.next_flow_delay_ns()
-            await anyio.sleep(delay_ns / NS_PER_S)
-            ts = self.clock.now_ns()
-            engine.begin_batch()
-            events = market.step(Phase.OPEN, ts) if steps else market.aggress(Phase.OPEN, ts)
-            self._apply(book, events, engine.end_batch(), ts)
-            self._flush()
 
 
 def _cancel_reason(reason: str) -> str:

@@ -19,6 +19,13 @@ real venue would be; answers come back in the order the venue produced them: ack
 (``Trade``), cancels/expiries, and finally the L2 delta (``BookUpdate``) of the operation.
 The venue also says what a PSX feed says about each instrument (``InstrumentStatus``): the
 reference price when a trading day starts, the closing price once it is fixed, and halts.
+
+A venue server with accounts of its own (the Pulse sandbox: many clients, each with positions,
+MMP and cancel-on-disconnect) trades through :meth:`~SimVenue.submit_for`,
+:meth:`~SimVenue.cancel_for` and :meth:`~SimVenue.amend_for`, synchronous and answered with the
+operation's engine events, and hears every operation of the venue (its own, the synthetic
+market's, the session's) as one batch through a listener's ``on_engine_events``: that is how its
+clients' orders fill from background flow too.
 """
 
 from __future__ import annotations
@@ -92,6 +99,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 ZERO = Decimal(0)
 _EVENTS = ("on_book", "on_trade", "on_fill", "on_order_update", "on_instrument_status", "on_venue_status")
+#: the listener method that hears every operation's engine events, whoever's orders they concern
+ENGINE_EVENTS = "on_engine_events"
+#: one operation's L2 changes: (side, price, quantity now at that level; 0 = level gone)
+Changes = tuple[tuple[Side, Decimal, Decimal], ...]
 
 
 @dataclass(slots=True)
@@ -182,7 +193,7 @@ class SimVenue:
         instruments: Iterable[Instrument],
         clock: Clock,
         *,
-        account: str = "paper",
+        account: str | None = "paper",
         latency_ms: Decimal = ZERO,
         stp: StpPolicy = "cancel_newest",
         market: MarketOptions | None = None,
@@ -190,7 +201,12 @@ class SimVenue:
         daily_faults: Iterable[FaultSpec] = (),
         seed: int = 0,
         listeners: Iterable[Any] = (),
+        circuit_bands: bool = True,
     ) -> None:
+        """``account`` is the venue's own account (the paper/engine one), None when every order
+        belongs to a server's accounts (:meth:`submit_for`); ``circuit_bands=False`` lists the
+        instruments without a price band (a crypto venue has none), unless :meth:`set_price_bands`
+        gives one."""
         self.venue = venue
         self.instruments = {i.symbol: i for i in instruments}
         self.clock = clock
@@ -210,6 +226,9 @@ class SimVenue:
                                  f"known: {known}")
         self._listeners: list[Any] = []
         self._out: Any = _Listeners(())
+        #: listeners' on_engine_events: every operation's engine events, in the order of operations
+        self._engine_event_hooks: list[Callable[[str, list[EngineEvent], Changes, int], None]] = []
+        self._circuit_bands = circuit_bands
         for listener in listeners:
             self.add_listener(listener)
         self._follower: SessionFollower | None = None
@@ -225,7 +244,7 @@ class SimVenue:
             reference = instrument.previous_close if instrument.previous_close > 0 else None
             band = (
                 band_around(reference, instrument.tick_size, market.circuit_band_pct)
-                if reference is not None
+                if reference is not None and circuit_bands
                 else None
             )
             engine = MatchingEngine(
@@ -274,8 +293,13 @@ class SimVenue:
 
     def add_listener(self, listener: Any) -> None:
         """Tell ``listener`` what the venue says from now on: each of ``on_book``, ``on_trade``,
-        ``on_fill``, ``on_order_update``, ``on_instrument_status``, ``on_venue_status`` it has."""
+        ``on_fill``, ``on_order_update``, ``on_instrument_status``, ``on_venue_status`` it has,
+        and ``on_engine_events(symbol, events, changes, ts)`` (every operation as one batch) if it
+        keeps accounts of its own."""
         self._listeners.append(listener)
+        hook = getattr(listener, ENGINE_EVENTS, None)
+        if hook is not None:
+            self._engine_event_hooks.append(hook)
         # one listener taking everything (the paper adapter's sink) is called directly: no fan-out cost
         whole = len(self._listeners) == 1 and all(hasattr(listener, name) for name in _EVENTS)
         self._out = listener if whole else _Listeners(self._listeners)
@@ -458,6 +482,51 @@ class SimVenue:
         """Ask the venue to change an order's price and/or total quantity."""
         self._send(self._process_amend, client_id, price, qty)
 
+    # ---- operations of a server's own accounts (synchronous, answered with the engine's events) --
+    def submit_for(
+        self,
+        owner: str,
+        client_id: str,
+        symbol: str,
+        side: Side,
+        qty: Decimal,
+        price: Decimal | None = None,
+        order_type: OrderType = OrderType.LIMIT,
+        tif: TimeInForce = TimeInForce.GTC,
+        post_only: bool = False,
+    ) -> list[EngineEvent]:
+        """A new order of ``owner`` (an account a venue server keeps, or a background participant),
+        processed now: the operation's engine events are returned and told to every
+        ``on_engine_events`` listener; its public prints and L2 delta go to the listeners as the
+        venue's own orders' do. A halted symbol refuses it (:data:`CODE_HALTED`) like ours."""
+        state = self._symbols[symbol]
+        ts = self.clock.now_ns()
+        if self._halts and self._halts.get(symbol):
+            events: list[EngineEvent] = [Rejected(owner, client_id, CODE_HALTED, f"trading in {symbol} is halted")]
+            self._emit(state, events, (), ts)
+            return events
+        outcome = state.engine.submit(owner, client_id, side, qty, price, order_type, tif, post_only, ts)
+        self._emit(state, outcome.events, outcome.changes, ts)
+        return outcome.events
+
+    def cancel_for(self, symbol: str, order_id: int, reason: str = "cancelled on request") -> list[EngineEvent]:
+        """Cancel a resting order of a server's account by its engine order id, now (``reason``
+        goes into the ``Cancelled`` event); see :meth:`submit_for`."""
+        state = self._symbols[symbol]
+        ts = self.clock.now_ns()
+        outcome = state.engine.cancel(order_id, ts, reason)
+        self._emit(state, outcome.events, outcome.changes, ts)
+        return outcome.events
+
+    def amend_for(self, symbol: str, order_id: int, price: Decimal | None, qty: Decimal | None) -> list[EngineEvent]:
+        """Change a resting order of a server's account (None keeps the value), now; see
+        :meth:`submit_for`."""
+        state = self._symbols[symbol]
+        ts = self.clock.now_ns()
+        outcome = state.engine.amend(order_id, price, qty, ts)
+        self._emit(state, outcome.events, outcome.changes, ts)
+        return outcome.events
+
     def _send(self, process: Callable[..., None], *args: Any) -> None:
         """Put a request on the wire: processed ``latency_ms`` (plus any injected delay) later, never
         before a request sent earlier (one connection, in order); lost while the link is down."""
@@ -635,9 +704,11 @@ class SimVenue:
         broker would on its contract note; a symbol without one states no fee."""
         self._fee_schedules = dict(schedules)
 
-    def _band(self, symbol: str, reference: Decimal, tick: Decimal) -> tuple[Decimal, Decimal]:
+    def _band(self, symbol: str, reference: Decimal, tick: Decimal) -> tuple[Decimal, Decimal] | None:
         rule = self._band_rules.get(symbol)
         if rule is None:
+            if not self._circuit_bands:
+                return None
             return band_around(reference, tick, self._market_options.circuit_band_pct)
         return price_band(reference, tick, rule[0], rule[1])
 
@@ -827,7 +898,7 @@ class SimVenue:
         self,
         state: _Symbol,
         events: list[EngineEvent],
-        changes: tuple[tuple[Side, Decimal, Decimal], ...],
+        changes: Changes,
         ts: int,
         request: _Request | None = None,
     ) -> None:
@@ -835,19 +906,25 @@ class SimVenue:
         Our orders' states are tracked either way (by the order tracker, which sends each once);
         during a drop nothing reaches the sink. ``request`` is the new order being submitted, if any
         (a reject records it)."""
-        ledger = self._ledger
-        real_sink = self._out
-        sink: Any = _Held() if ledger is not None else real_sink  # told only after the ledger has it
-        with self._orders.delivering_to(sink if self._link_up else MUTED):
-            self._apply(state, events, changes, ts, request, sink)
-        if ledger is not None:
-            sink.deliver(real_sink)
+        if self._account is None:  # no orders of ours: only the tape and the book, if subscribed
+            if state.subscribed and self._link_up:
+                self._apply(state, events, changes, ts, request, self._out)
+        else:
+            ledger = self._ledger
+            real_sink = self._out
+            sink: Any = _Held() if ledger is not None else real_sink  # told only after the ledger has it
+            with self._orders.delivering_to(sink if self._link_up else MUTED):
+                self._apply(state, events, changes, ts, request, sink)
+            if ledger is not None:
+                sink.deliver(real_sink)
+        for hook in self._engine_event_hooks:  # servers' accounts: whatever the link of ours does
+            hook(state.symbol, events, changes, ts)
 
     def _apply(
         self,
         state: _Symbol,
         events: list[EngineEvent],
-        changes: tuple[tuple[Side, Decimal, Decimal], ...],
+        changes: Changes,
         ts: int,
         request: _Request | None,
         sink: Any,
