@@ -522,6 +522,50 @@ async def test_a_book_whose_snapshot_never_comes_is_fetched() -> None:
         assert v.sink.books[BTC].best_bid == D(48990)
 
 
+@contextlib.asynccontextmanager
+async def second_instance(v: Venue) -> AsyncIterator[PulseAdapter]:
+    """A new adapter on the same account, tracking nothing (an engine restarted beside the old one)."""
+    options = PulseOptions(url=v.sandbox.url, client_id="mm", client_secret_env=SECRET_ENV, heartbeat_s=D(5),
+                           request_timeout_s=D(2))
+    adapter = PulseAdapter("pulse", options, instruments(), WallClock(), RecordingSink())
+    async with anyio.create_task_group() as tg:
+        adapter.bind(tg)
+        await adapter.connect()
+        try:
+            yield adapter
+        finally:
+            await adapter.close()
+            tg.cancel_scope.cancel()
+
+
+async def test_a_new_instance_finds_the_fills_made_before_it_from_since() -> None:
+    """``query_fills`` asks the venue per instrument (get_user_trades_by_instrument), not per order
+    this instance saw: a new instance finds the earlier instance's fills under their label, and
+    ``since`` (start_timestamp, venue ms) leaves out what came before it. Nothing is subscribed, so
+    no quote sets a venue clock offset and since maps to the venue's ms one to one."""
+    async with venue(subscribe=False, before=lambda a: a.set_cancel_on_disconnect(False)) as v:
+        order = v.submit("buy", 30, 49000)
+        await v.acked(order)
+        v.sandbox.place(BTC, "sell", D(10), D(49000))
+        await until(lambda: order.cum_qty == 10)
+        (first_ms,) = [t["timestamp"] for t in v.sandbox.accounts["mm"].trades]
+        since_ns = (first_ms + 1) * 1_000_000  # the next venue millisecond
+        clock = WallClock()
+        await until(lambda: clock.now_ns() >= since_ns)  # the second trade is stamped at or after it
+        v.sandbox.place(BTC, "sell", D(20), D(49000))
+        await until(lambda: order.status is S.FILLED)
+        delivered = {f.exec_id: f for f in v.sink.fills_for(order.client_id)}
+        async with second_instance(v) as restarted:
+            everything = await restarted.query_fills(0)
+            later = await restarted.query_fills(since_ns)
+        assert sorted(f.exec_id for f in everything) == sorted(delivered)
+        assert [(f.client_id, f.venue_order_id, f.side, f.qty, f.price) for f in everything] == [
+            (order.client_id, order.venue_order_id, Side.BUY, D(10), D(49000)),
+            (order.client_id, order.venue_order_id, Side.BUY, D(20), D(49000))]
+        assert [(f.exec_id, f.qty) for f in later] == [(everything[1].exec_id, D(20))]
+        assert everything[0].ts < since_ns <= later[0].ts
+
+
 # ---- venue MMP ------------------------------------------------------------------------------------
 
 
@@ -987,6 +1031,156 @@ def test_documented_last_trades_answer_sets_the_baseline_then_only_newer_trades_
         symbol, "66fa560b912a3148d07efad0", D(50100), D(10), Side.SELL)
     adapter._on_trades_polled(poll, [*answer, newer], None)  # overlapping answers: nothing twice
     assert len(sink.of("trade")) == 1
+
+
+BASE_MS = 1_612_137_600_000  # the document's example trade: "timestamp": 1612137600 (seconds)
+DOC_SYMBOL = "BTC-31JUN23-50000-C"  # the document's instrument
+
+
+class TradesVenue:
+    """Stands in for the adapter's ``_request``: answers ``private/get_user_trades_by_instrument``
+    from ``trades`` as the sandbox reads the document (the ``count`` oldest at or after
+    ``start_timestamp``, oldest first), as the document's bare array or as Deribit's
+    ``{trades, has_more}``; ``private/get_user_trades_by_order`` from ``by_order``. Records every
+    request."""
+
+    def __init__(self, trades: list[dict[str, Any]], form: str = "array",
+                 by_order: dict[str, list[dict[str, Any]]] | None = None) -> None:
+        self.trades = trades
+        self.form = form
+        self.by_order = by_order or {}
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    async def __call__(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        from adapters.pulse.codec import to_ns
+
+        params = dict(params or {})
+        self.sent.append((method, params))
+        if method == "private/get_user_trades_by_order":
+            return self.by_order[params["order_id"]]
+        assert method == "private/get_user_trades_by_instrument"
+        later = [t for t in self.trades if to_ns(t["timestamp"]) // 1_000_000 >= params["start_timestamp"]]
+        page = later[:params["count"]]
+        return {"trades": page, "has_more": len(later) > len(page)} if self.form == "has_more" else page
+
+    def starts(self) -> list[int]:
+        return [p["start_timestamp"] - BASE_MS for m, p in self.sent if m == "private/get_user_trades_by_instrument"]
+
+
+def documented_trades() -> list[dict[str, Any]]:
+    import json
+
+    return json.loads((FIXTURES / "private.get_user_trades_by_instrument.response.json").read_text(),
+                      parse_float=D)
+
+
+def trade(n: int, at_ms: int, **fields: Any) -> dict[str, Any]:
+    """The document's example trade as another trade of the account: its own id, ``at_ms`` after it."""
+    return dict(documented_trades()[0], trade_id=f"t{n}", timestamp=BASE_MS + at_ms, **fields)
+
+
+def tracked(adapter: PulseAdapter, sink: RecordingSink, client_id: str, qty: int, venue_order_id: str) -> Order:
+    from adapters.pulse.adapter import _Track
+
+    order = Order(client_id, "mm", "pulse", DOC_SYMBOL, Side.BUY, D(qty), D(50000), tif=TimeInForce.GTC)
+    sink.orders[client_id] = order
+    rec = adapter._orders.add(_Track(order, 0.0))
+    adapter._orders.bind(rec, venue_order_id)
+    return order
+
+
+@pytest.fixture
+def pages_of_three(monkeypatch: pytest.MonkeyPatch) -> None:
+    import adapters.pulse.adapter as pulse_adapter
+
+    monkeypatch.setattr(pulse_adapter, "USER_TRADES_PAGE", 3)
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("pages_of_three")
+@pytest.mark.parametrize("form", ["array", "has_more"])
+async def test_query_fills_pages_through_the_trades_by_instrument_from_since(form: str) -> None:
+    """Seven trades of the account, three a page: the first is the document's example answer
+    verbatim (no label, no order id: PUL-8), the others carry Deribit's label/order_id. Pages go on
+    while full (the document's bare array) or while ``has_more`` says so (Deribit's object), each
+    from the last trade's millisecond; every trade comes out once, under its label, with exact
+    Decimals and the venue's time. The unlabelled example makes the tracked order be asked for
+    its own trades too; the runtime applies the list, so the sink hears nothing."""
+    import json
+
+    adapter, sink = offline_adapter(DOC_SYMBOL)
+    order = tracked(adapter, sink, "mm-1", 40, "o-1")
+    mine = [trade(1, 1, label="mm-1", order_id="o-1"), trade(2, 1, label="mm-1", order_id="o-1")]
+    later_mine = [trade(5, 4, label="mm-1", order_id="o-1", amount=D("10.0")),
+                  trade(6, 5, label="mm-1", order_id="o-1", price=D("50000.5"))]
+    trades = [*documented_trades(), *mine, trade(3, 2, label="mm-0", order_id="o-0"),  # ours, before a restart
+              trade(4, 3, order_id="o-9", direction="sell"), *later_mine]  # no label: someone else's order
+    venue = TradesVenue(trades, form, by_order={"o-1": [*mine, *later_mine]})
+    adapter._request = venue  # type: ignore[method-assign]
+
+    fills = await adapter.query_fills(BASE_MS * 1_000_000)
+
+    documented_request = json.loads((FIXTURES / "private.get_user_trades_by_instrument.request.json").read_text())
+    asked = [p for m, p in venue.sent if m == "private/get_user_trades_by_instrument"]
+    assert all(set(p) <= set(documented_request) for p in asked)
+    assert all((p["instrument_name"], p["count"], p["sorting"]) == (DOC_SYMBOL, 3, "asc") for p in asked)
+    assert venue.starts() == [0, 1, 2, 4]  # since, then each full page's last millisecond
+    assert [p for m, p in venue.sent if m == "private/get_user_trades_by_order"] == [
+        {"order_id": "o-1", "sorting": "asc"}]
+    assert [(f.exec_id, f.client_id, f.venue_order_id, f.side, f.qty, f.price, f.ts) for f in fills] == [
+        ("66fa560b912a3148d07efacf", "", "", Side.BUY, D(10), D(50000), BASE_MS * 1_000_000),
+        ("t1", "mm-1", "o-1", Side.BUY, D(10), D(50000), (BASE_MS + 1) * 1_000_000),
+        ("t2", "mm-1", "o-1", Side.BUY, D(10), D(50000), (BASE_MS + 1) * 1_000_000),
+        ("t3", "mm-0", "o-0", Side.BUY, D(10), D(50000), (BASE_MS + 2) * 1_000_000),
+        ("t4", "", "o-9", Side.SELL, D(10), D(50000), (BASE_MS + 3) * 1_000_000),
+        ("t5", "mm-1", "o-1", Side.BUY, D("10.0"), D(50000), (BASE_MS + 4) * 1_000_000),
+        ("t6", "mm-1", "o-1", Side.BUY, D(10), D("50000.5"), (BASE_MS + 5) * 1_000_000),
+    ]
+    assert all(type(f.qty) is Decimal and type(f.price) is Decimal for f in fills)
+    # ours are booked in the tracker (a stream repeating them is dropped); nothing reached the sink
+    assert all(adapter._orders.seen_fill(t) for t in ("t1", "t2", "t5", "t6"))
+    assert adapter._orders.get("mm-1").cum_qty == 40 and sink.fills_for(order.client_id) == []
+    # asked again, the same fills come back (the runtime drops what it has), nothing twice
+    assert [f.exec_id for f in await adapter.query_fills(BASE_MS * 1_000_000)] == [f.exec_id for f in fills]
+    assert adapter._orders.get("mm-1").cum_qty == 40
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("pages_of_three")
+async def test_query_fills_stops_at_the_page_cap_and_asks_the_tracked_orders_instead(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Past the page cap the rest is not asked by instrument (logged, counted); the orders this
+    instance tracks are asked for their own trades, so none of their fills is lost."""
+    import adapters.pulse.adapter as pulse_adapter
+
+    monkeypatch.setattr(pulse_adapter, "USER_TRADES_MAX_PAGES", 2)
+    adapter, sink = offline_adapter(DOC_SYMBOL)
+    tracked(adapter, sink, "mm-1", 90, "o-1")
+    trades = [trade(n, n, label="mm-1", order_id="o-1") for n in range(9)]
+    venue = TradesVenue(trades, by_order={"o-1": trades})
+    adapter._request = venue  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="engine.pulse"):
+        fills = await adapter.query_fills(BASE_MS * 1_000_000)
+    assert venue.starts() == [0, 2]
+    assert [f.exec_id for f in fills] == [f"t{n}" for n in range(9)]
+    assert adapter.counters["fill_pages_capped"] == 1
+    assert any("2 pages of user trades" in r.getMessage() and "(cap)" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("pages_of_three")
+async def test_query_fills_stops_when_a_full_page_shares_one_millisecond() -> None:
+    """More trades in one millisecond than a page holds: asking again from it would return the same
+    page, so paging stops there (counted) and the tracked order is asked for its own trades."""
+    adapter, sink = offline_adapter(DOC_SYMBOL)
+    tracked(adapter, sink, "mm-1", 40, "o-1")
+    trades = [trade(n, 7, label="mm-1", order_id="o-1") for n in range(4)]
+    venue = TradesVenue(trades, by_order={"o-1": trades})
+    adapter._request = venue  # type: ignore[method-assign]
+    fills = await adapter.query_fills((BASE_MS + 7) * 1_000_000)
+    assert venue.starts() == [7]
+    assert sorted(f.exec_id for f in fills) == ["t0", "t1", "t2", "t3"]
+    assert adapter.counters["fill_pages_stuck"] == 1
 
 
 @pytest.mark.anyio

@@ -250,6 +250,23 @@ def test_user_trades_by_order_result_lacks_the_order_id() -> None:
     assert trade.amount == D(10)
 
 
+def test_user_trades_by_instrument_answer_is_a_page_with_or_without_has_more() -> None:
+    """The document's answer is a bare array (no ``has_more``: None, the adapter judges by a full
+    page); Deribit's ``{trades, has_more}`` is read too; anything else is refused."""
+    result = codec.decode_message(as_response("private.get_user_trades_by_instrument.response.json")).result
+    (trade,), has_more = codec.decode_trade_page(result)
+    assert has_more is None and (trade.trade_id, trade.amount, trade.price) == ("66fa560b912a3148d07efacf", 10, 50000)
+    assert trade.ts_ns == 1_612_137_600 * 1_000_000_000  # the example's timestamp is seconds (VENUES.md 5.13)
+    trades, has_more = codec.decode_trade_page({"trades": result, "has_more": True})
+    assert [t.trade_id for t in trades] == [trade.trade_id] and has_more is True
+    for bad in ({"has_more": False}, "trades", None):
+        with pytest.raises(CodecError):
+            codec.decode_trade_page(bad)
+    documented = request_params("private.get_user_trades_by_instrument.request.json")
+    params = codec.user_trades_params("BTC-31JUN23-50000-C", 1590480712800, 20)
+    assert params == {k: documented[k] for k in ("instrument_name", "start_timestamp", "count", "sorting")}
+
+
 @pytest.mark.parametrize("state,filled,status", [
     ("open", "0", S.NEW), ("open", "5", S.PARTIALLY_FILLED), ("partially_filled", "5", S.PARTIALLY_FILLED),
     ("filled", "10", S.FILLED), ("cancelled", "0", S.CANCELLED), ("untriggered", "0", S.NEW),

@@ -136,6 +136,10 @@ GAP_LOGS = 5
 BOOK_FETCH_DEPTH = 1000
 TRACK_KEEP_S = 600.0  # finished orders stay known this long (late answers, cancels, queries)
 TRADE_POLL_COUNT = 100  # trades asked per public/last_trades_by_instrument poll
+USER_TRADES_PAGE = 100  # trades asked per private/get_user_trades_by_instrument page
+#: pages asked per instrument in one query_fills (5,000 trades): a bound on a reconciliation that
+#: reaches far back; the rest is logged and left to the per-order query of the orders we track
+USER_TRADES_MAX_PAGES = 50
 POLL_ERROR_LOGS = 5
 #: the documented request (004, no parameters) that asks a silent venue whether its session lives
 LIVENESS_PROBE = "private/get_cancel_on_disconnect"
@@ -1328,10 +1332,23 @@ class PulseAdapter(Adapter):
         if not track.acked:
             self._ack(track)  # NEW first, and a cancel that waited for the venue's order id goes out
         track.touched = time.monotonic()
-        self._orders.fill(track, Fill(
-            self.venue, track.symbol, track.client_id, track.venue_order_id, trade.trade_id, trade.side or track.side,
-            trade.price, trade.amount, self.clock.now_ns(), trade.liquidity, trade.fee,
-        ))
+        fill = self._fill_of(trade, track, self.clock.now_ns())
+        if fill is not None:
+            self._orders.fill(track, fill)
+
+    def _fill_of(self, trade: PulseTrade, track: _Track | None, ts: int, symbol: str = "") -> Fill | None:
+        """The one mapping of a venue trade to the engine's Fill: of ``track`` when we know the
+        order, else of the trade's own label, order id and instrument (``symbol`` when it names
+        none). None for a trade of an order we do not know that does not say its side."""
+        if track is not None:
+            return Fill(self.venue, track.symbol, track.client_id, track.venue_order_id, trade.trade_id,
+                        trade.side or track.side, trade.price, trade.amount, ts, trade.liquidity, trade.fee)
+        if trade.side is None:
+            self.counters["unattributed_trades"] += 1
+            log.warning("pulse %s: trade %s of no order we know gives no direction", self.venue, trade.trade_id)
+            return None
+        return Fill(self.venue, trade.instrument or symbol, trade.label, trade.order_id, trade.trade_id, trade.side,
+                    trade.price, trade.amount, ts, trade.liquidity, trade.fee)
 
     # ---- reconciliation queries ----------------------------------------------------------
     async def _by_label(self, track: _Track) -> list[PulseOrder]:
@@ -1377,31 +1394,90 @@ class PulseAdapter(Adapter):
         return pulse_order.to_venue_order(self.venue, track.side if track is not None else None)
 
     async def query_fills(self, since_ns: int) -> list[Fill]:
-        """Our fills per order (``get_user_trades_by_order``) for every order still working or
-        touched since the drop; orders whose submit answer was lost are first found by label. The
-        runtime drops fills it already applied."""
-        horizon = time.monotonic() - max(0.0, (self.clock.now_ns() - since_ns) / NS_PER_S) - self._timeout
-        fills: list[Fill] = []
+        """Every fill of the account at or after ``since_ns``, so a restarted instance finds the ones
+        made before it: per instrument, ``private/get_user_trades_by_instrument`` from ``since``
+        (:meth:`_user_trades_since`), each trade attributed to our order by its ``order_id`` or
+        ``label`` (our client id). The documented trade object has neither (PUL-8; the sandbox and
+        Deribit send both): where the answer cannot name the order, or stopped at the page cap, the
+        orders this instance tracks are asked for their own trades (``get_user_trades_by_order``).
+        A trade of an order we do not know is still the account's fill: it goes out under its
+        label (empty when it has none), and the runtime adopts an order of one of its strategies
+        or keeps the fill visible as one of an order it does not know. Each fill once, on the
+        engine clock at the venue's time of the trade; those of our orders are booked in the
+        tracker (the runtime applies this list itself, so a stream repeating one drops it)."""
         now = self.clock.now_ns()
-        for track in self._orders.records():
-            if track.final is OrderStatus.REJECTED or (track.terminal and track.touched < horizon):
-                continue
-            if not track.venue_order_id:
-                orders = await self._by_label(track)
-                if not orders:
-                    continue
-                self._orders.find(orders[0].order_id, track.client_id)
-            trades = codec.decode_trades(await self._request(
-                "private/get_user_trades_by_order", {"order_id": track.venue_order_id, "sorting": "asc"}))
+        start_ms = max(0, (since_ns + self._venue_offset_ns) // codec.NS_PER_MS)
+        found: dict[str, tuple[PulseTrade, _Track | None, str]] = {}
+        uncovered: set[str] = set()  # instruments whose answer does not give every fill's order
+        for symbol in self.instruments:
+            trades, complete = await self._user_trades_since(symbol, start_ms)
+            if not complete:
+                uncovered.add(symbol)
             for trade in trades:
-                # the venue's time of the trade on the engine clock (offset seen in quote timestamps):
-                # the runtime orders the queried fills by it
-                ts = trade.ts_ns - self._venue_offset_ns if trade.ts_ns else now
-                fills.append(Fill(self.venue, track.symbol, track.client_id, track.venue_order_id, trade.trade_id,
-                                  trade.side or track.side, trade.price, trade.amount, min(ts, now),
-                                  trade.liquidity, trade.fee))
-                self._orders.note_fill(track, trade.trade_id, trade.amount)  # the runtime delivers it from this list
+                if not trade.order_id and not trade.label:
+                    uncovered.add(symbol)
+                found.setdefault(trade.trade_id, (trade, self._orders.find(trade.order_id, trade.label), symbol))
+        for track in self._tracked_since(since_ns):
+            if track.symbol in uncovered:
+                for trade in await self._trades_of(track):
+                    found[trade.trade_id] = (trade, track, track.symbol)
+        fills: list[Fill] = []
+        for trade, track, symbol in found.values():
+            # the venue's time of the trade on the engine clock (offset seen in quote timestamps):
+            # the runtime orders the queried fills by it
+            ts = min(trade.ts_ns - self._venue_offset_ns if trade.ts_ns else now, now)
+            fill = self._fill_of(trade, track, ts, symbol)
+            if fill is None:
+                continue
+            if track is not None:
+                self._orders.note_fill(track, trade.trade_id, trade.amount)
+            fills.append(fill)
         return fills
+
+    async def _user_trades_since(self, symbol: str, start_ms: int) -> tuple[list[PulseTrade], bool]:
+        """The account's trades on ``symbol`` from ``start_ms`` (venue ms), page by page, and whether
+        that is all of them. A page is full or says ``has_more``: the next starts at its last
+        trade's millisecond (inclusive: trades sharing it come again and are dropped by id). Stops
+        at :data:`USER_TRADES_MAX_PAGES`, or when a full page cannot move on (more trades in one
+        millisecond than a page holds), logged: the caller then asks per order."""
+        trades: dict[str, PulseTrade] = {}
+        for _ in range(USER_TRADES_MAX_PAGES):
+            page, has_more = codec.decode_trade_page(await self._request(
+                "private/get_user_trades_by_instrument", codec.user_trades_params(symbol, start_ms, USER_TRADES_PAGE)))
+            for trade in page:
+                trades.setdefault(trade.trade_id, trade)
+            if not (has_more if has_more is not None else len(page) >= USER_TRADES_PAGE):
+                return list(trades.values()), True
+            next_ms = max((trade.ts_ns // codec.NS_PER_MS for trade in page), default=start_ms)
+            if next_ms <= start_ms:
+                self.counters["fill_pages_stuck"] += 1
+                log.warning("pulse %s: %s: a full page of user trades at %d ms, no later start to ask from; "
+                            "fills of the orders this instance tracks are asked per order", self.venue, symbol,
+                            start_ms)
+                return list(trades.values()), False
+            start_ms = next_ms
+        self.counters["fill_pages_capped"] += 1
+        log.warning("pulse %s: %s: %d pages of user trades (%d trades) and more follow from %d ms; not asked "
+                    "(cap); fills of the orders this instance tracks are asked per order", self.venue, symbol,
+                    USER_TRADES_MAX_PAGES, len(trades), start_ms)
+        return list(trades.values()), False
+
+    def _tracked_since(self, since_ns: int) -> list[_Track]:
+        """Our orders that may have filled since ``since_ns``: still working, or touched since then."""
+        horizon = time.monotonic() - max(0.0, (self.clock.now_ns() - since_ns) / NS_PER_S) - self._timeout
+        return [track for track in self._orders.records()
+                if track.final is not OrderStatus.REJECTED and not (track.terminal and track.touched < horizon)]
+
+    async def _trades_of(self, track: _Track) -> list[PulseTrade]:
+        """One order's trades (``get_user_trades_by_order``); an order whose submit answer was lost
+        is first found by label. Empty when the venue does not know the order."""
+        if not track.venue_order_id:
+            orders = await self._by_label(track)
+            if not orders:
+                return []
+            self._orders.find(orders[0].order_id, track.client_id)
+        return codec.decode_trades(await self._request(
+            "private/get_user_trades_by_order", {"order_id": track.venue_order_id, "sorting": "asc"}))
 
     async def query_positions(self) -> dict[str, Decimal]:
         """Position size per instrument (``private/get_positions``), signed: sells negative."""

@@ -60,6 +60,7 @@ __all__ = [
     "decode_orders",
     "decode_quote",
     "decode_trade",
+    "decode_trade_page",
     "decode_trades",
     "dumps",
     "edit_params",
@@ -70,6 +71,7 @@ __all__ = [
     "reject_code",
     "signature",
     "to_ns",
+    "user_trades_params",
 ]
 
 JSONRPC = "2.0"
@@ -552,6 +554,27 @@ def decode_trades(data: Any) -> list[PulseTrade]:
     if not isinstance(data, list):
         raise CodecError("expected a trade or a list of trades")
     return [decode_trade(item) for item in data]
+
+
+def user_trades_params(instrument: str, start_ms: int, count: int) -> dict[str, Any]:
+    """``private/get_user_trades_by_instrument`` from ``start_ms`` on, oldest first: the document's
+    params (``instrument_name``, ``start_timestamp``, ``count``, ``sorting``; it has no sequence
+    bound for this method), read as Deribit does: with a start, a page is the ``count`` oldest
+    trades from it, so the next page starts at the last one's timestamp."""
+    return {"instrument_name": instrument, "start_timestamp": start_ms, "count": count, "sorting": "asc"}
+
+
+def decode_trade_page(result: Any) -> tuple[list[PulseTrade], bool | None]:
+    """One answer of ``private/get_user_trades_by_instrument`` and whether more trades follow.
+    The document's answer is a bare array of ``models.TradesResponse`` with no ``has_more``: then
+    None, and the caller judges by a full page. Deribit's ``{"trades": [...], "has_more": b}`` is
+    accepted too, and its ``has_more`` decides."""
+    if isinstance(result, list):
+        return [decode_trade(item) for item in result], None
+    if isinstance(result, dict) and isinstance(result.get("trades"), list):
+        has_more = result.get("has_more")
+        return [decode_trade(item) for item in result["trades"]], has_more if isinstance(has_more, bool) else None
+    raise CodecError("get_user_trades_by_instrument result is neither a list of trades nor {trades, has_more}")
 
 
 # --------------------------------------------------------------------------------------------

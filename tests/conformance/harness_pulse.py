@@ -8,7 +8,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -87,11 +87,6 @@ class PulseHarness(OrderEntryHarness):
     lot = D(10)
     tick = D("0.5")
     facts = HarnessFacts()
-    known_gaps: ClassVar[dict[str, str]] = {
-        "restart_fills": "query_fills asks only about orders this adapter instance placed or saw "
-                         "(get_user_trades_by_order per tracked order): a restarted instance finds no fill made "
-                         "before the restart; private/get_user_trades_by_instrument (004) would",
-    }
 
     def __init__(self, tmp_path: Any) -> None:
         super().__init__(tmp_path)
