@@ -65,7 +65,7 @@ from adapters.kit.credentials import sandbox_secret
 from adapters.kit.wirejson import Reader, WireError
 from adapters.pulse.wirelog import sandbox_log, sandbox_wire_log
 from adapters.sim.badframes import HUGE_NUMBER, bad_frame, check_kind
-from adapters.sim.cli import Port, VenueSandboxCommand, free_ports, sandbox_clock, until_stopped, venue_from_config
+from adapters.sim.cli import Port, VenueSandboxCommand, free_ports, sandbox_clock, until_stopped
 from adapters.sim.faults import (
     FAULT_KINDS,
     FaultSpec,
@@ -87,10 +87,10 @@ from adapters.sim.matching import (
     Replaced,
     ReplaceRejected,
 )
-from engine.clock import Clock, WallClock
 from engine.model import Instrument, OrderType, Phase, Side, TimeInForce
-from engine.rejects import Reject
-from engine.venue import SandboxLink, SandboxStartError
+from engine.venue import SandboxLink, SandboxStartError, venue_from_config
+from engine.venue.clock import Clock, WallClock
+from engine.venue.rejects import Reject
 
 __all__ = ["COMMAND", "SUPPORTED_FAULTS", "FaultSpec", "PulseSandbox", "SandboxInstrument", "main", "parse_fault",
            "parse_instrument"]
