@@ -47,7 +47,6 @@ from adapters.psx.sandbox import (
 )
 from adapters.psx_feed import adapter as feed_adapter_module
 from adapters.psx_feed.adapter import LiveFeedAdapter, LiveFeedOptions
-from adapters.sim.cli import venue_from_config
 from engine.clock import KARACHI, NS_PER_S, Clock, ScaledClock, WallClock
 from engine.config import load_config
 from engine.model import (
@@ -58,6 +57,7 @@ from engine.model import (
     Side,
     TimeInForce,
 )
+from engine.venue import venue_from_config
 
 D = Decimal
 REPO = Path(__file__).resolve().parent.parent

@@ -34,9 +34,9 @@ from typing import Any
 
 import anyio
 
-from engine.clock import Clock, Timer, WallClock
-from engine.risk.ratelimit import RateBucket, TakeKind, venue_buckets
 from engine.venue import RateLimit
+from engine.venue.clock import Clock, Timer, WallClock
+from engine.venue.ratelimit import RateBucket, TakeKind, venue_buckets
 
 #: a lane: the scopes of the venue's limits its requests spend, and the kind of take
 LaneSpec = tuple[tuple[str, ...], TakeKind]

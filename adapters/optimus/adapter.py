@@ -59,11 +59,11 @@ from adapters.optimus.codec import (
 )
 from adapters.optimus.options import OptimusOptions
 from adapters.optimus.webhooks import HttpServer, WebhookReceiver, parse_listen
-from engine.clock import NS_PER_S, Clock
 from engine.model import ACCOUNT_ALERT, MARGIN_CALL, AccountEvent, Fill, Instrument, Order, OrderStatus, VenueOrder
-from engine.rejects import Reject
 from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
 from engine.venue.badinput import BadInput
+from engine.venue.clock import NS_PER_S, Clock
+from engine.venue.rejects import Reject
 
 __all__ = ["OptimusAdapter", "OptimusOptions"]
 

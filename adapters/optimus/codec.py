@@ -36,8 +36,8 @@ from typing import Any, Literal
 
 from adapters.kit.wirejson import Reader, WireError, amount, integer
 from engine.model import Fill, Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce, VenueOrder
-from engine.rejects import REJECT_CODES, Reject
 from engine.venue.badinput import BAD_SIGNATURE, MALFORMED, STALE_SIGNATURE
+from engine.venue.rejects import REJECT_CODES, Reject
 
 __all__ = [
     "BROKER_ERRORS",

@@ -68,7 +68,7 @@ import httpx
 from adapters.kit.credentials import MissingSecret, read_secret
 from adapters.kit.wirejson import Reader, WireError
 from adapters.optimus.webhooks import HttpRequest, HttpResponse, HttpServer
-from adapters.sim.cli import Port, VenueSandboxCommand, free_ports, sandbox_clock, until_stopped, venue_from_config
+from adapters.sim.cli import Port, VenueSandboxCommand, free_ports, sandbox_clock, until_stopped
 from adapters.sim.faults import (
     FaultTimers,
     canonical_kind,
@@ -81,7 +81,6 @@ from adapters.sim.faults import (
 from adapters.sim.market import MarketOptions
 from adapters.sim.sessions import SessionFollower
 from adapters.sim.venue import SimVenue
-from engine.clock import NS_PER_S, Clock, WallClock
 from engine.model import (
     Fill,
     Instrument,
@@ -93,8 +92,9 @@ from engine.model import (
     TimeInForce,
     Trade,
 )
-from engine.risk.ratelimit import RateBucket
-from engine.venue import SandboxLink, SandboxStartError
+from engine.venue import SandboxLink, SandboxStartError, venue_from_config
+from engine.venue.clock import NS_PER_S, Clock, WallClock
+from engine.venue.ratelimit import RateBucket
 
 __all__ = ["COMMAND", "DOC_HOLDINGS", "DOC_INSTRUMENTS", "OptimusSandbox", "SandboxSettings", "main"]
 
@@ -346,7 +346,7 @@ class OptimusSandbox:
         if mode == "always_open":
             self.sim.always_open()
         elif mode == "schedule":
-            from engine.sessions import SessionSchedule
+            from engine.venue.sessions import SessionSchedule
 
             # the shipped default profile: the broker document's hours; on the clock's own timers,
             # so a scaled clock runs the day at its speed (the follower the feed sandbox uses too)

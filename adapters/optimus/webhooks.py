@@ -44,8 +44,8 @@ from adapters.optimus.codec import (
     verify_webhook,
 )
 from adapters.optimus.deliveries import SeenDeliveries
-from engine.clock import NS_PER_S, Clock
 from engine.venue.badinput import MALFORMED, REPLAYED, TOO_DEEP, TOO_LARGE, BadInput, sample_of
+from engine.venue.clock import NS_PER_S, Clock
 
 __all__ = ["HttpRequest", "HttpResponse", "HttpServer", "WebhookReceiver", "parse_listen"]
 

@@ -20,10 +20,10 @@ from typing import Any, ClassVar
 from adapters.paper.options import PaperOptions
 from adapters.sim.matching import MatchingEngine
 from adapters.sim.venue import CODE_HALTED, CODE_INVALID_SYMBOL, SimVenue
-from engine.clock import Clock
 from engine.model import Fill, Instrument, Order, SessionState, VenueOrder
-from engine.risk.rulepack import FeeSchedule
 from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
+from engine.venue.clock import Clock
+from engine.venue.fees import FeeSchedule
 
 __all__ = ["CODE_HALTED", "CODE_INVALID_SYMBOL", "PaperAdapter", "PaperOptions"]
 

@@ -58,7 +58,6 @@ from adapters.sim.cli import (
     free_ports,
     sandbox_clock,
     until_stopped,
-    venue_from_config,
 )
 from adapters.sim.faults import (
     FaultSpec,
@@ -73,9 +72,9 @@ from adapters.sim.faults import parse_fault_spec as parse_spec
 from adapters.sim.market import MarketOptions
 from adapters.sim.sessions import SessionFollower
 from adapters.sim.venue import SimVenue
-from engine.clock import Clock
 from engine.model import Instrument, SessionState
-from engine.venue import SandboxLink, SandboxStartError
+from engine.venue import SandboxLink, SandboxStartError, venue_from_config
+from engine.venue.clock import Clock
 
 __all__ = [
     "DEFAULT_BROKER_PORT",
@@ -298,7 +297,7 @@ class PsxSandbox:
             self._always_open_state = self.sim.always_open(self.feed.on_session)
         else:
             if self.schedule is None:
-                from engine.sessions import SessionSchedule
+                from engine.venue.sessions import SessionSchedule
 
                 self.schedule = SessionSchedule()  # the shipped default profile: the broker document's hours
             self.follower = self.sim.follow_sessions(self.schedule, self.feed.on_session)
@@ -570,7 +569,7 @@ def setup_from_args(args: argparse.Namespace) -> SandboxSetup:
         taken = venue_from_config(args.config, "optimus")
         instruments, schedule, account, venues = taken.instruments, taken.schedule, taken.account, taken.venues
     if schedule is None:
-        from engine.sessions import SessionSchedule
+        from engine.venue.sessions import SessionSchedule
 
         schedule = SessionSchedule()
     used = {

@@ -69,10 +69,10 @@ from adapters.psx_feed.codec import (
     with_token_query,
 )
 from adapters.psx_feed.options import LiveFeedOptions
-from engine.clock import Clock
 from engine.model import BookUpdate, Instrument, InstrumentStatus, Phase, SessionState, Trade
 from engine.venue import AdapterOptions, MarketDataAdapter, RedactingFilter, VenueEvents
 from engine.venue.badinput import BINARY, TOO_LARGE, BadInput, kind_of, sample_of
+from engine.venue.clock import Clock
 
 __all__ = [
     "Backoff",

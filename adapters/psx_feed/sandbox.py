@@ -73,7 +73,6 @@ from adapters.sim.cli import (
     free_ports,
     sandbox_clock,
     until_stopped,
-    venue_from_config,
 )
 from adapters.sim.faults import (
     FaultTimers,
@@ -84,7 +83,6 @@ from adapters.sim.faults import (
     spec_reader,
 )
 from adapters.sim.sessions import SessionFollower
-from engine.clock import NS_PER_S, Clock
 from engine.model import (
     Book,
     BookUpdate,
@@ -95,7 +93,8 @@ from engine.model import (
     Side,
     Trade,
 )
-from engine.venue import SandboxLink, SandboxStartError
+from engine.venue import SandboxLink, SandboxStartError, venue_from_config
+from engine.venue.clock import NS_PER_S, Clock
 
 __all__ = ["COMMAND", "FAULTS", "SUPPORTED_FAULTS", "FeedServer", "SessionFollower", "main", "paper_order_source"]
 
@@ -894,7 +893,7 @@ def _tokens(args: argparse.Namespace, announce: bool = True) -> list[str]:
 def _instruments(args: argparse.Namespace) -> tuple[list[Instrument], Any]:
     """The instruments and session schedule: --config's, else the broker document's."""
     if args.config is None:
-        from engine.sessions import SessionSchedule
+        from engine.venue.sessions import SessionSchedule
 
         return [Instrument(s, "PSX", previous_close=Decimal(p)) for s, p in DEFAULT_INSTRUMENTS], SessionSchedule()
     taken = venue_from_config(args.config, "psx_feed")

@@ -84,7 +84,6 @@ from adapters.pulse.codec import (
 from adapters.pulse.options import PulseMmp, PulseOptions
 from adapters.pulse.protocol import APPLY, DUPLICATE, GAP, UNKNOWN, Answer, Pending, PulseProtocol
 from adapters.pulse.wirelog import REDACT, adapter_log, wire_log
-from engine.clock import Clock
 from engine.model import (
     BookUpdate,
     Fill,
@@ -96,9 +95,10 @@ from engine.model import (
     Trade,
     VenueOrder,
 )
-from engine.rejects import Reject
 from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
 from engine.venue.badinput import BINARY, MALFORMED, TOO_LARGE, BadInput, kind_of, sample_of
+from engine.venue.clock import Clock
+from engine.venue.rejects import Reject
 
 __all__ = ["ConnectionLost", "PulseAdapter", "PulseError", "PulseMmp", "PulseOptions"]
 

@@ -31,8 +31,8 @@ from typing import Any
 
 from adapters.kit.wirejson import MAGNITUDE_LIMIT, Reader, WireError, amount, amount_text, lookup
 from engine.model import Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce, VenueOrder
-from engine.rejects import Reject
 from engine.venue.badinput import BAD_NUMBER, MALFORMED, UNKNOWN_MESSAGE
+from engine.venue.rejects import Reject
 
 __all__ = [
     "JSONRPC",

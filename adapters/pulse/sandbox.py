@@ -70,7 +70,7 @@ from adapters.kit.credentials import sandbox_secret
 from adapters.kit.wirejson import Reader, WireError
 from adapters.pulse.wirelog import sandbox_log, sandbox_wire_log
 from adapters.sim.badframes import HUGE_NUMBER, bad_frame, check_kind
-from adapters.sim.cli import Port, VenueSandboxCommand, free_ports, sandbox_clock, until_stopped, venue_from_config
+from adapters.sim.cli import Port, VenueSandboxCommand, free_ports, sandbox_clock, until_stopped
 from adapters.sim.faults import (
     FAULT_KINDS,
     FaultSpec,
@@ -93,10 +93,10 @@ from adapters.sim.matching import (
     ReplaceRejected,
 )
 from adapters.sim.venue import Changes, SimVenue
-from engine.clock import Clock, WallClock
 from engine.model import Instrument, OrderType, Side, TimeInForce
-from engine.rejects import Reject
-from engine.venue import SandboxLink, SandboxStartError
+from engine.venue import SandboxLink, SandboxStartError, venue_from_config
+from engine.venue.clock import Clock, WallClock
+from engine.venue.rejects import Reject
 
 __all__ = ["COMMAND", "SUPPORTED_FAULTS", "FaultSpec", "PulseSandbox", "SandboxInstrument", "main", "parse_fault",
            "parse_instrument"]

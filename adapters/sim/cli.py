@@ -3,8 +3,9 @@
 Why one module: four sandboxes had four parsers, and the same flag meant different things (or
 was missing) from one venue to the next. Here the flags every sandbox has are written once
 (:data:`COMMON_FLAGS`), with one meaning and one check each, and so are the things behind them
-(the clock from ``--speed``/``--start``, instruments and account from ``--config``, stopping on
-Ctrl-C, SIGTERM or ``--duration``). A venue's module adds only its protocol's own flags
+(the clock from ``--speed``/``--start``, stopping on Ctrl-C, SIGTERM or ``--duration``; the
+instruments and account of ``--config`` are read on the engine's side of the port, by
+:func:`engine.venue.venue_from_config`). A venue's module adds only its protocol's own flags
 (credential variables and files, webhook URL, token lifetimes, ...) and says how it serves
 (:class:`VenueSandboxCommand`). The one-process mode's flags (``--run``, ``--report``,
 ``--html``, ``--journal``) are the engine's: ``engine sandbox`` adds them (engine/sandboxrun.py).
@@ -31,20 +32,17 @@ from pathlib import Path
 from typing import Any
 
 from adapters.sim.sessions import parse_start, sandbox_start_ns
-from engine.clock import Clock, ScaledClock, WallClock
-from engine.model import Instrument
 from engine.venue import SandboxLink, SandboxStartError
+from engine.venue.clock import Clock, ScaledClock, WallClock
 
 __all__ = [
     "COMMON_FLAGS",
     "Port",
-    "VenueConfig",
     "VenueSandboxCommand",
     "at_least",
     "free_ports",
     "sandbox_clock",
     "until_stopped",
-    "venue_from_config",
 ]
 
 #: the flags every ``engine sandbox VENUE`` has (a venue's ports replace ``--port`` where it serves
@@ -145,53 +143,13 @@ def _fault_reader(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 # ---- what the flags stand for --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class VenueConfig:
-    """What a sandbox takes from an engine config: its instruments, session schedule, the account
-    of the venue it serves (cash, holdings) and the config's raw venues (to warn where they point
-    elsewhere)."""
-
-    instruments: list[Instrument]
-    schedule: Any
-    account: dict[str, Any]
-    venues: dict[str, Any]
-
-
-def venue_from_config(path: Path, adapter: str) -> VenueConfig:
-    """Read ``path``; the account is the one of the venue using ``adapter`` (else the first
-    venue's). Raises :class:`SandboxStartError` naming the file when it does not load."""
-    from engine.config import load_config
-    from engine.errors import ConfigError
-    from engine.sessions import SessionSchedule
-
-    try:
-        loaded = load_config(path)
-    except ConfigError as exc:
-        raise SandboxStartError(f"--config {path}: {exc}") from None
-    except OSError as exc:
-        raise SandboxStartError(f"--config {path}: {exc.strerror or exc}") from None
-    cfg = loaded.config
-    seen: dict[str, Instrument] = {}
-    for entry in cfg.instruments:
-        seen.setdefault(entry.symbol, entry.to_instrument())
-    if not seen:
-        raise SandboxStartError(f"--config {path}: no instruments")
-    account: dict[str, Any] = {}
-    chosen = next((name for name, v in cfg.venues.items() if v.adapter == adapter), next(iter(cfg.venues), None))
-    if chosen is not None:
-        acct = cfg.venues[chosen].account
-        account = {"cash": acct.cash, "holdings": dict(acct.holdings)}
-    return VenueConfig(list(seen.values()), SessionSchedule(cfg.sessions), account,
-                       loaded.data.get("venues") or {})
-
-
 def sandbox_clock(args: argparse.Namespace, schedule: Any = None) -> tuple[Clock, str]:
     """The sandbox's clock from ``--speed``/``--start`` (wall at speed 1 without a start; else
     scaled, by default five minutes before ``schedule``'s next session) and how to say it."""
     if args.speed == 1 and not args.start:
         return WallClock(), "wall (real time)"
     if schedule is None and not args.start and not args.always_open and args.speed > 1:
-        from engine.sessions import SessionSchedule
+        from engine.venue.sessions import SessionSchedule
 
         schedule = SessionSchedule()
     clock = ScaledClock(sandbox_start_ns(args.start, args.speed, args.always_open, schedule), args.speed)

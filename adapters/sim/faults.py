@@ -36,7 +36,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from adapters.sim.badframes import BAD_FRAME_KINDS, check_kind
-from engine.clock import NS_PER_S, Clock, Timer
+from engine.venue.clock import NS_PER_S, Clock, Timer
 
 __all__ = [
     "FAULT_KINDS",

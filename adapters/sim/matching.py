@@ -40,8 +40,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import ClassVar, Literal
 
 from engine.model import OrderType, Phase, Side, TimeInForce
-from engine.rejects import Reject
-from engine.risk.bands import band_around  # re-exported: the venue and the risk gate share one band
+from engine.venue.bands import band_around  # re-exported: the venue and the risk gate share one band
+from engine.venue.rejects import Reject
 
 __all__ = [
     "CODE_INVALID_AMEND",

@@ -14,9 +14,9 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from engine.clock import KARACHI, NS_PER_S, Clock, WallClock
 from engine.model import Phase, SessionState
-from engine.sessions import SessionDriver
+from engine.venue.clock import KARACHI, NS_PER_S, Clock, WallClock
+from engine.venue.sessions import SessionDriver
 
 __all__ = ["SessionFollower", "always_open_state", "parse_start", "sandbox_start_ns"]
 

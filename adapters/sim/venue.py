@@ -61,7 +61,6 @@ from adapters.sim.matching import (
     band_around,
 )
 from adapters.sim.sessions import SessionFollower, always_open_state
-from engine.clock import KARACHI, NS_PER_S, Clock, Timer
 from engine.model import (
     TERMINAL_STATUSES,
     BookUpdate,
@@ -79,9 +78,10 @@ from engine.model import (
     Trade,
     VenueOrder,
 )
-from engine.rejects import Reject
-from engine.risk.bands import price_band
-from engine.risk.rulepack import FeeSchedule
+from engine.venue.bands import price_band
+from engine.venue.clock import KARACHI, NS_PER_S, Clock, Timer
+from engine.venue.fees import FeeSchedule
+from engine.venue.rejects import Reject
 
 __all__ = ["CODE_HALTED", "CODE_INVALID_SYMBOL", "SUPPORTED_FAULTS", "SimVenue"]
 

@@ -6,6 +6,10 @@ engine's (:mod:`engine.sandboxrun`); the venue half (serve the protocol, say whe
 credentials) is the adapter package's. They meet here, so neither imports the other: a sandbox is
 registered through the ``engine.adapters`` entry points like an adapter, as a
 :class:`SandboxCommand`, and a started one describes itself with a :class:`SandboxLink`.
+
+A sandbox also reads an engine config (``--config``, or the ``--run`` one) for its instruments,
+sessions and account: :func:`venue_from_config` is that reading, on the engine's side of the port,
+so a sandbox gets a :class:`SandboxConfig` and never the engine's config models.
 """
 
 from __future__ import annotations
@@ -15,11 +19,15 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from engine.clock import Clock
+from engine.model import Instrument
 
-__all__ = ["SandboxCommand", "SandboxLink", "SandboxStartError"]
+if TYPE_CHECKING:
+    from engine.sessions import SessionSchedule
+
+__all__ = ["SandboxCommand", "SandboxConfig", "SandboxLink", "SandboxStartError", "venue_from_config"]
 
 
 class SandboxStartError(Exception):
@@ -76,3 +84,46 @@ class SandboxCommand(Protocol):
     def serve(self, args: argparse.Namespace) -> int: ...
 
     def start(self, args: argparse.Namespace, config: Path) -> AbstractAsyncContextManager[SandboxLink]: ...
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """What a sandbox takes from an engine config: its instruments, session schedule, the account
+    of the venue it serves (cash, holdings) and the config's raw venues (to warn where they point
+    elsewhere)."""
+
+    instruments: list[Instrument]
+    schedule: SessionSchedule
+    account: dict[str, Any]
+    venues: dict[str, Any]
+
+
+def venue_from_config(path: Path, adapter: str) -> SandboxConfig:
+    """Read ``path``; the account is the one of the venue using ``adapter`` (else the first
+    venue's). Raises :class:`SandboxStartError` naming the file when it does not load.
+
+    The engine's config and sessions are imported here, not at the top: ``import engine.venue``
+    stays light for a live adapter, and :mod:`engine.config` imports the port."""
+    from engine.config import load_config
+    from engine.errors import ConfigError
+    from engine.sessions import SessionSchedule
+
+    try:
+        loaded = load_config(path)
+    except ConfigError as exc:
+        raise SandboxStartError(f"--config {path}: {exc}") from None
+    except OSError as exc:
+        raise SandboxStartError(f"--config {path}: {exc.strerror or exc}") from None
+    cfg = loaded.config
+    seen: dict[str, Instrument] = {}
+    for entry in cfg.instruments:
+        seen.setdefault(entry.symbol, entry.to_instrument())
+    if not seen:
+        raise SandboxStartError(f"--config {path}: no instruments")
+    account: dict[str, Any] = {}
+    chosen = next((name for name, v in cfg.venues.items() if v.adapter == adapter), next(iter(cfg.venues), None))
+    if chosen is not None:
+        acct = cfg.venues[chosen].account
+        account = {"cash": acct.cash, "holdings": dict(acct.holdings)}
+    return SandboxConfig(list(seen.values()), SessionSchedule(cfg.sessions), account,
+                         loaded.data.get("venues") or {})
