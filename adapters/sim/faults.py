@@ -318,8 +318,10 @@ def split_target(text: str) -> tuple[str, str]:
     return "", text
 
 
-def parse_fault_spec(text: str) -> FaultSpec:
-    """Read one ``--fault`` SPEC (see the module docstring); ValueError naming what is wrong."""
+def parse_fault_spec(text: str, venue: str = "", supported: Collection[str] | None = None) -> FaultSpec:
+    """Read one ``--fault`` SPEC (see the module docstring); ValueError naming what is wrong.
+    With ``supported``, a kind ``venue`` does not play is refused first (:class:`UnsupportedFault`),
+    before its parameters are looked at: "not played here" is the answer that helps."""
     head, *pairs = [part.strip() for part in text.strip().split(",")]
     name, _, when = head.partition("@")
     target, raw_kind = split_target(name.strip())
@@ -327,6 +329,8 @@ def parse_fault_spec(text: str) -> FaultSpec:
         kind = FAULT_KINDS[canonical_kind(raw_kind)]
     except ValueError:
         raise ValueError(f"fault {text!r}: unknown kind {raw_kind!r}; faults: {', '.join(FAULT_KINDS)}") from None
+    if supported is not None:
+        check_supported(kind.name, venue, supported)
     params: dict[str, Any] = {}
     if ":" in when and kind.positional and not _TIME_OF_DAY.fullmatch(when.partition("/")[0]):
         when, *values = when.split(":")  # Pulse's short form KIND@S:ARG...
@@ -436,10 +440,9 @@ def spec_reader(venue: str, supported: Collection[str]) -> Callable[[str], Fault
     name for a kind ``venue`` does not play or a ``TARGET.`` it has no second server for."""
 
     def read(text: str) -> FaultSpec:
-        spec = parse_fault_spec(text)
+        spec = parse_fault_spec(text, venue, supported)
         if spec.target:
             raise ValueError(f"fault {text!r}: {venue} serves one server; drop the {spec.target}. prefix")
-        check_supported(spec, venue, supported)
         return spec
 
     return read
