@@ -113,10 +113,11 @@ def test_a_known_kind_the_venue_does_not_play_is_refused_naming_the_venue(
     assert f"not supported by venue {name}" in err, err
 
 
-@pytest.mark.parametrize("name", ["psx_feed", "optimus"])
-def test_a_sandbox_serving_one_server_refuses_a_target(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("name", "spec"), [("psx_feed", "feed.drop@1"), ("optimus", "broker.outage@1")])
+def test_a_sandbox_serving_one_server_refuses_a_target(name: str, spec: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
-        main(["sandbox", name, "--fault", "feed.drop@1"])
+        main(["sandbox", name, "--fault", spec])
     assert done.value.code == 2 and "serves one server" in capsys.readouterr().err
 
 
