@@ -17,6 +17,7 @@ file, its document and line numbers. Here:
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from functools import cache
 from pathlib import Path
@@ -130,6 +131,27 @@ def test_each_fixture_is_exactly_its_lines_of_its_document(name: str) -> None:
     assert entry["document"] in INDEX["documents"], f"{name}: {entry['document']} is not a copied document"
     difference = first_difference(FIXTURES / name, entry)
     assert difference is None, f"{name} is not {entry['document']} lines {entry['lines']}: {difference}"
+
+
+PULSE_BLOCKS = {"request": "Body parameter", "response": "200 Response"}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in INDEX["excerpts"] if n.startswith("pulse/")))
+def test_each_pulse_fixture_is_the_block_its_name_says(name: str) -> None:
+    """004 repeats the same example under many methods (one order object answers buy, edit,
+    cancel, get_order_state ...), so the right text is not enough: the lines must be the block of
+    the method or channel the file is named after. 004 titles each one on the line before "Code
+    samples" ("/private/buy", "user.orders.{instrument_name}.raw"); its "POST ..." lines are not
+    used, as they name the ``raw`` channels ``{interval}``."""
+    entry = INDEX["excerpts"][name]
+    first = line_ranges(entry["lines"])[0][0]
+    above = [line for line in document_lines(entry["document"])[:first - 1] if line.strip()]
+    stem, kind = re.fullmatch(r"pulse/(.+)\.(request|response)\.json", name).groups()  # type: ignore[union-attr]
+    assert above[-1] == PULSE_BLOCKS[kind], f"{name}: line {first} does not follow {PULSE_BLOCKS[kind]!r}"
+    title = next(above[i - 1] for i in range(len(above) - 1, 0, -1) if above[i] == "Code samples")
+    assert title.strip("/").replace("/", ".").replace("{", "").replace("}", "") == stem, (
+        f"{name}: lines {entry['lines']} are under {title!r}")
+    assert entry["section"].split(",")[0] == title, f"{name}: index.toml's section is not {title!r}"
 
 
 def test_a_changed_fixture_is_named_with_its_first_differing_line(tmp_path: Path) -> None:
