@@ -54,13 +54,13 @@ def order(**kw: object) -> Order:
 # ---- every fixture is the document's text ------------------------------------------------
 
 
-def test_fixtures_are_verbatim_slices_of_the_document() -> None:
-    readme = fixture("README.md")
+def test_every_fixture_is_json_as_the_document_prints_it() -> None:
+    """Each block parses as printed; that it is the document's text, line for line, is checked
+    against the document itself by tests/test_fixtures.py (tests/fixtures/index.toml)."""
     files = sorted(p.name for p in FIXTURES.glob("*.json"))
     assert len(files) >= 40
     for name in files:
-        assert f"`{name}`" in readme, f"{name} is not listed with its document lines"
-        json.loads(fixture(name))  # each block is valid JSON as printed in the document
+        json.loads(fixture(name))
 
 
 # ---- envelope --------------------------------------------------------------------------------
@@ -82,8 +82,9 @@ def test_a_float_never_reaches_the_wire() -> None:
 def test_documented_results_decode_inside_the_envelope() -> None:
     msg = codec.decode_message(as_response("private.get_cancel_on_disconnect.response.json"))
     assert isinstance(msg, Response) and msg.id == 7 and msg.result is True
-    msg = codec.decode_message(as_response("public.subscribe.response.json"))
-    assert isinstance(msg, Response) and msg.result == "string"  # PUL-14: documented as "string"
+    for name in ("public.subscribe.response.json", "private.subscribe.response.json"):
+        msg = codec.decode_message(as_response(name))
+        assert isinstance(msg, Response) and msg.result == "string"  # PUL-14: documented as "string"
     msg = codec.decode_message(as_response("public.set_heartbeat.response.json"))
     assert isinstance(msg, Response) and msg.result == {"description": "ok", "response": None, "status": 200}
 
@@ -325,6 +326,28 @@ def test_bad_book_payloads_are_errors(bad: dict) -> None:
         codec.decode_book(bad)
 
 
+def test_order_book_example_levels_are_undocumented_and_refused() -> None:
+    """``private/get_order_book`` (the fetch when a book's snapshot is overdue) prints its levels
+    as ``[[null]]`` like the channel (PUL-6): refused with a clear error, not a guessed book."""
+    result = codec.decode_message(as_response("private.get_order_book.response.json")).result
+    assert (result["instrument_name"], result["timestamp"]) == ("BTC_USD-PERPETUAL", 1550757626706)
+    with pytest.raises(CodecError, match="book level"):
+        codec.decode_order_book(result)
+
+
+def test_order_book_example_with_levels_in_the_assumed_format_is_a_snapshot() -> None:
+    """The documented answer with levels in the assumed Deribit ``[price, amount]`` form (the only
+    change): a snapshot of its instrument at its time, with no change id (the next change starts
+    the chain); the document's other fields (greeks, stats, ...) are not read."""
+    result = codec.decode_message(as_response("private.get_order_book.response.json")).result
+    result.update(bids=[[D("3955.5"), D("2.5")]], asks=[[D("3956"), 1]])
+    book = codec.decode_order_book(result)
+    assert (book.symbol, book.snapshot, book.change_id, book.prev_change_id) == (
+        "BTC_USD-PERPETUAL", True, codec.NO_CHANGE_ID, None)
+    assert book.ts_ns == 1_550_757_626_706_000_000
+    assert book.changes == ((Side.BUY, D("3955.5"), D("2.5")), (Side.SELL, D(3956), D(1)))
+
+
 def test_quote_example() -> None:
     msg = codec.decode_message(as_notification("quote.instrument_name.response.json", "quote.BTC_USD-PERPETUAL"))
     quote = codec.decode_quote(msg.data)
@@ -382,6 +405,19 @@ def test_mmp_config_request_and_response_share_the_documented_shape() -> None:
     assert set(documented) == {"frozen_time", "index_name", "interval", "quantity_limit"}
     response = codec.decode_message(as_response("private.set_mmp_config.response.json")).result
     assert response == documented
+    # get_mmp_config reads back the same model (models.SetMMPConfig) for one index
+    read_back = codec.decode_message(as_response("private.get_mmp_config.response.json")).result
+    assert read_back == documented
+    assert request_params("private.get_mmp_config.request.json") == {"index_name": documented["index_name"]}
+
+
+def test_the_documents_index_names_are_the_ones_derived_from_instruments() -> None:
+    """The MMP requests and the trigger channel name an index ("btc_usd" throughout 004); the index
+    the codec derives for the document's instruments is that name."""
+    index = request_params("private.get_mmp_config.request.json")["index_name"]
+    assert index == request_params("private.set_mmp_config.request.json")["index_name"] == "btc_usd"
+    for instrument in ("BTC_USD-PERPETUAL", request_params("private.get_order_book.request.json")["instrument_name"]):
+        assert codec.index_name_for(instrument) == index
 
 
 # ---- names, times, errors --------------------------------------------------------------------

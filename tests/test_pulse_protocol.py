@@ -77,6 +77,40 @@ def test_requests_get_increasing_ids_and_encode_the_documented_params() -> None:
     assert sorted(protocol.pending) == [1, 2] and protocol.pending[1].context == "order 1"
 
 
+def typed(value: Any) -> Any:
+    """``value`` with each leaf paired with its type: 10 and Decimal("10") differ, as on the wire."""
+    if isinstance(value, dict):
+        return {key: typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [typed(item) for item in value]
+    return (type(value).__name__, value)
+
+
+def documented_method(name: str) -> str:
+    """The method a request fixture documents: ``private.get_order_state.request.json`` ->
+    ``private/get_order_state``."""
+    scope, method = name.removesuffix(".request.json").split(".", 1)
+    return f"{scope}/{method}"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.request.json")))
+def test_each_documented_request_body_leaves_as_the_document_prints_it(name: str) -> None:
+    """Every "Body parameter" block of 004, sent through the session, leaves as a frame with the
+    document's params, value for value and JSON type for type; where 004 prints the whole JSON-RPC
+    envelope (it mixes envelopes and bare params, PUL-1), the frame has exactly its keys, its
+    ``jsonrpc`` and an integer ``id`` like it (its ``method`` is the placeholder "Method Name")."""
+    protocol = PulseProtocol([BTC])
+    body = json.loads(fixture(name), parse_float=Decimal)
+    params = documented_params(name)
+    req_id, frame = protocol.request(documented_method(name), params, epoch=1)
+    sent = json.loads(frame, parse_float=Decimal)
+    assert sent["method"] == documented_method(name) and sent["id"] == req_id
+    assert typed(sent["params"]) == typed(params)
+    if "params" in body:
+        assert set(sent) == set(body) and sent["jsonrpc"] == body["jsonrpc"] == "2.0"
+        assert type(sent["id"]) is type(body["id"]) is int
+
+
 def test_an_answer_is_matched_to_its_request_once_and_a_second_one_is_late() -> None:
     protocol = PulseProtocol([BTC])
     req_id, _ = protocol.request("private/buy", documented_params("private.buy.request.json"), "cb", epoch=1)
