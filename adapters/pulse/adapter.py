@@ -231,7 +231,8 @@ class PulseAdapter(Adapter):
         except ConnectionError as exc:
             raise ValueError(str(exc)) from None
         self._timeout = float(options.request_timeout_s)
-        self._heartbeat_s = float(options.heartbeat_s)
+        #: silence (seconds) after which the watchdog probes the venue
+        self._heartbeat_s = float(options.liveness_probe_s or options.heartbeat_s)
         self._book_resync_s = float(options.book_resync_s)
         #: symbol -> time.monotonic() by which its book's snapshot is due (else it is fetched)
         self._snapshot_due: dict[str, float] = {}
@@ -403,10 +404,7 @@ class PulseAdapter(Adapter):
     async def _login(self) -> None:
         options = self.pulse_options
         await self._authenticate()
-        interval: Decimal | int = options.heartbeat_s
-        if interval == interval.to_integral_value():
-            interval = int(interval)  # documented as integer seconds; fractions only for the sandbox
-        await self._request("public/set_heartbeat", {"interval": interval})
+        await self._request("public/set_heartbeat", {"interval": options.heartbeat_s})  # integer seconds (004)
         if self.cancel_on_disconnect and options.cancel_on_disconnect:
             await self._request("private/enable_cancel_on_disconnect", {})
             state = await self._request("private/get_cancel_on_disconnect", {})
@@ -670,7 +668,8 @@ class PulseAdapter(Adapter):
             self.counters["heartbeats"] += 1
             if msg.kind == "test_request":  # type: ignore[union-attr]
                 self.counters["test_requests"] += 1
-                self._call("public/test", {})  # any request answers it (VENUES.md 5.11)
+                # any request answers it (VENUES.md 5.11); public/test is Deribit's, not 004's
+                self._call("public/test" if self.pulse_options.deribit_heartbeats else LIVENESS_PROBE, {})
 
     def _answered(self, answer: Answer) -> None:
         pending: Pending | None = answer.pending
