@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -45,9 +47,10 @@ def test_everyday_is_all_on_and_literal_all_off() -> None:
     assert all(getattr(PulseExtensions.everyday(), name) for name in PulseExtensions.names())
     assert LITERAL.off() == PulseExtensions.names()
     rest = tuple(n for n in PulseExtensions.names() if n != "trades_channel")
-    assert LITERAL.with_(trades_channel=True).off() == rest
+    assert LITERAL.changed(on=["trades_channel"]).off() == rest and LITERAL.literal
+    assert not LITERAL.changed(on=["trades_channel"]).literal
     with pytest.raises(ValueError, match=r"unknown Pulse extension.*no_such.*known: trades_channel"):
-        LITERAL.with_(no_such=True)
+        LITERAL.changed(on=["no_such"])
 
 
 def test_every_extension_names_its_gap() -> None:
@@ -66,7 +69,7 @@ def test_command_line_switches() -> None:
     assert extensions_from_args(parser.parse_args(["--document-literal"])) == LITERAL
     args = parser.parse_args(["--document-literal", "--extension", "public_test", "--no-extension", "public_test",
                               "--extension", "trades_channel"])
-    assert extensions_from_args(args) == LITERAL.with_(trades_channel=True)
+    assert extensions_from_args(args) == LITERAL.changed(on=["trades_channel"])
     args = parser.parse_args(["--no-extension", "heartbeat_messages"])
     assert extensions_from_args(args).off() == ("heartbeat_messages",)
     with pytest.raises(SystemExit):
@@ -258,3 +261,13 @@ async def test_a_burst_through_the_adapter_never_draws_status_11() -> None:
         await until(lambda: all(o.status is S.CANCELLED for o in orders), timeout=30, what="every order cancelled")
         assert v.sandbox.counters["rate_limited"] == 0
         assert v.sandbox.counters["requests"] >= 80
+
+
+def test_the_banner_says_which_extensions_are_off() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "adapters.pulse.sandbox", "--port", "0", "--no-market", "--duration", "0.2",
+         "--log-level", "WARNING", "--document-literal"],
+        cwd=REPO, capture_output=True, text=True, timeout=30, check=True,
+    ).stdout.splitlines()
+    assert out[0].startswith("pulse sandbox listening on ws://127.0.0.1:")
+    assert out[1] == "pulse sandbox: document-literal (every extension off)"

@@ -27,14 +27,23 @@ instrument), ``error`` (answer the next requests of a method with an error statu
 (send a non-JSON frame and a truncated one), ``badframe`` (send hostile frames of one class,
 :mod:`adapters.sim.badframes`: a book change whose ``type`` is a list, an array nested 100,000 deep,
 a number with a 20-digit exponent, a heartbeat as a binary frame, half of a real book change (its
-change_id used up, so the client sees a gap), a heartbeat padded to 10 MiB). Extensions, all outside
-the document and marked as such: ``trades.{instrument}.raw`` (PUL-7), ``public/unsubscribe`` /
-``private/unsubscribe`` (PUL-14), ``order_id``/``label``/``fee``/``liquidity`` in trade objects
-(PUL-8), and with ``--test-methods`` the ``sandbox/*`` methods that tests and the benchmark use to
-inject orders, faults and bursts from another process.
-``--refuse-channel 'trades.*'`` (``refuse_channels=``) makes it the document's venue again, without
-the public trades channel: left out of the subscribe result, or with ``refuse_with_error=True``
-the whole subscribe request answered with status 1.
+change_id used up, so the client sees a gap), a heartbeat padded to 10 MiB).
+
+Everything it does beyond the document is a named switch of :class:`PulseExtensions`, each naming
+the VENUES.md gap it stands for (the ``trades.{instrument}.raw`` channel, PUL-7; subscribe
+answering the channel list, PUL-14; ``order_id``/``label``/``fee``/``liquidity`` in trade objects,
+PUL-8; snapshots on subscribe, PUL-6; Deribit's heartbeat messages and ``public/test``; ...). All
+are on by default (``PulseExtensions.everyday()``, the sandbox the project always ran);
+``extensions=PulseExtensions.document_literal()`` (``--document-literal``) switches every one off,
+and the venue answers exactly 004's shapes: what an adapter passes there does not rest on our own
+guesses. ``--extension NAME`` / ``--no-extension NAME`` switch one. Two dialects beside them:
+``mass_cancel_count`` (``--mass-cancel-count``: Deribit's count as the mass-cancel answer) and
+``rate_limit`` (``--rate-limit``: VENUES.md 5.14's assumed budget enforced with status 11; off by
+default, as 004 documents no limit, PUL-11). With ``--test-methods`` (either mode) the
+``sandbox/*`` methods that tests and the benchmark use to inject orders, faults and bursts from
+another process. ``--refuse-channel PATTERN`` (``refuse_channels=``) takes one more channel away:
+left out of the subscribe result, or with ``refuse_with_error=True`` the whole subscribe request
+answered with status 1.
 
 Its log and the websockets server's (logger ``engine.pulse.sandbox.wire``) pass the same
 credential filter as the adapter's (:mod:`adapters.pulse.wirelog`): a DEBUG log of the frames
@@ -312,15 +321,23 @@ class PulseExtensions:
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
 
-    def with_(self, **switches: bool) -> PulseExtensions:
-        """These extensions switched as given (unknown names refused, naming the known ones)."""
-        unknown = sorted(set(switches) - set(self.names()))
+    def changed(self, on: Iterable[str] = (), off: Iterable[str] = ()) -> PulseExtensions:
+        """A copy with the named extensions turned on / off (an unknown name refused, naming the
+        known ones). The same API as the other sandboxes' extension flags."""
+        on, off = list(on), list(off)
+        unknown = sorted(set(on + off) - set(self.names()))
         if unknown:
-            raise ValueError(f"unknown Pulse extension(s) {', '.join(unknown)}; known: {', '.join(self.names())}")
-        return replace(self, **switches)
+            raise ValueError(f"unknown Pulse extension {', '.join(unknown)}; known: {', '.join(self.names())}")
+        return replace(self, **(dict.fromkeys(on, True) | dict.fromkeys(off, False)))
 
     def off(self) -> tuple[str, ...]:
+        """The extensions turned off."""
         return tuple(name for name in self.names() if not getattr(self, name))
+
+    @property
+    def literal(self) -> bool:
+        """True when every extension is off: 004's venue."""
+        return len(self.off()) == len(self.names())
 
 
 #: fields of 004's Trade (models.TradesResponse): user.trades, user.changes, get_user_trades_*
@@ -1809,9 +1826,7 @@ def _pulse_arguments(parser: argparse.ArgumentParser) -> None:
 def extensions_from_args(args: argparse.Namespace) -> PulseExtensions:
     """``--document-literal``, then each ``--extension`` on and each ``--no-extension`` off."""
     base = PulseExtensions.document_literal() if args.document_literal else PulseExtensions.everyday()
-    switches = {name: True for name in args.extension}
-    switches.update({name: False for name in args.no_extension})
-    return base.with_(**switches)
+    return base.changed(on=args.extension, off=args.no_extension)
 
 
 def _fault_help() -> str:
@@ -1843,6 +1858,13 @@ def _sandbox_from_args(args: argparse.Namespace, secret: str) -> PulseSandbox:
     )
 
 
+def _extensions_line(extensions: PulseExtensions) -> str:
+    """What the start-up banner says of the extensions switched off."""
+    if extensions.literal:
+        return "document-literal (every extension off)"
+    return f"extensions off: {', '.join(extensions.off())}"
+
+
 def _stopped_line(sandbox: PulseSandbox) -> str:
     return f"pulse sandbox: stopped; {json.dumps({k: v for k, v in sandbox.counters.items() if v})}"
 
@@ -1856,6 +1878,8 @@ async def _serve(args: argparse.Namespace) -> int:
         raise SandboxStartError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     try:
         print(f"pulse sandbox listening on {sandbox.url}", flush=True)
+        if sandbox.extensions.off():
+            print(f"pulse sandbox: {_extensions_line(sandbox.extensions)}", flush=True)
         await until_stopped(args.duration)
     finally:
         await sandbox.__aexit__(None, None, None)
@@ -1880,7 +1904,8 @@ async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[Sandbo
             adapter_options={"pulse": {"url": sandbox.url, "client_id": args.client_id, "client_id_env": None,
                                        "client_secret_env": args.client_secret_env, "client_secret_file": None}},
             environment={args.client_secret_env: secret}, secret_values=frozenset({secret}), order_adapter="pulse",
-            description=f"pulse sandbox: {sandbox.url}, clock {sandbox.clock.describe()}",
+            description=f"pulse sandbox: {sandbox.url}, clock {sandbox.clock.describe()}"
+            + (f"; {_extensions_line(sandbox.extensions)}" if sandbox.extensions.off() else ""),
             stopped=lambda: _stopped_line(sandbox),
         )
     finally:

@@ -93,8 +93,9 @@ def table(collector: Collector, module: str, rows: dict[str, str], notes: list[s
             if outcome.status == "pass":
                 cells.append(f"pass ({outcome.reason})" if outcome.reason else "pass")
                 continue
-            notes.append(f"{outcome.reason}")
-            cells.append(f"{outcome.status} [{len(notes)}]")
+            if outcome.reason not in notes:  # one note per reason, however many cells give it
+                notes.append(outcome.reason)
+            cells.append(f"{outcome.status} [{notes.index(outcome.reason) + 1}]")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
