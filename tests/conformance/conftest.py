@@ -60,7 +60,7 @@ def ids(pair: tuple[str, str]) -> str:
 def build(cls: type, name: str, mode: str, tmp_path) -> object:
     """The harness in ``mode``, or a skip naming the harness when it has no such mode yet."""
     if mode not in cls.modes:
-        pytest.skip(f"{cls.__name__} ({name}) has no {mode} mode yet")
+        pytest.skip(cls.mode_skips.get(mode) or f"{cls.__name__} ({name}) has no {mode} mode yet")
     return cls(tmp_path) if mode == EVERYDAY else cls(tmp_path, mode=mode)
 
 

@@ -73,6 +73,8 @@ class OrderEntryHarness:
     facts = HarnessFacts()
     #: the venue modes (of :data:`MODES`) this harness can start its venue in
     modes: ClassVar[tuple[str, ...]] = (EVERYDAY,)
+    #: why a mode it does not list cannot apply (default reason: "no <mode> mode yet")
+    mode_skips: ClassVar[dict[str, str]] = {}
 
     def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
         if mode not in self.modes:
@@ -214,6 +216,8 @@ class MarketDataHarness:
     symbol = ""
     #: the venue modes (of :data:`MODES`) this harness can start its venue in
     modes: ClassVar[tuple[str, ...]] = (EVERYDAY,)
+    #: why a mode it does not list cannot apply (default reason: "no <mode> mode yet")
+    mode_skips: ClassVar[dict[str, str]] = {}
 
     def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
         if mode not in self.modes:
