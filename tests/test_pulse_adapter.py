@@ -22,7 +22,7 @@ from sinks import RecordingSink
 
 from adapters.kit.pacing import max_in_window
 from adapters.pulse.adapter import PulseAdapter, PulseError, PulseOptions
-from adapters.pulse.sandbox import PulseSandbox
+from adapters.pulse.sandbox import PulseExtensions, PulseSandbox
 from engine.clock import NS_PER_S, WallClock
 from engine.model import (
     Instrument,
@@ -812,16 +812,25 @@ async def test_stats_count_frames_both_ways_and_reconnects() -> None:
 # ---- heartbeats and faults ------------------------------------------------------------------------
 
 
-async def test_venue_test_requests_are_answered_and_keep_the_session() -> None:
-    async with venue(heartbeat_s=D("0.3")) as v:
-        await anyio.sleep(1.3)
-        assert v.adapter.counters["test_requests"] >= 1 and v.adapter.counters["heartbeats"] >= 1
+def methods_heard(sandbox: PulseSandbox) -> set[str]:
+    return {method for _, _, method in sandbox.arrivals}
+
+
+@pytest.mark.parametrize("deribit", [False, True])
+async def test_venue_test_requests_are_answered_and_keep_the_session(deribit: bool) -> None:
+    """Issue 20, defect 4: 004 has no public/test. A test_request (Deribit's keepalive, which the
+    everyday sandbox sends) is answered with a documented request, or with public/test only when
+    the option deribit_heartbeats asks for Deribit's dialect."""
+    async with venue(heartbeat_s=1, liveness_probe_s=D(30), deribit_heartbeats=deribit, subscribe=False) as v:
+        await until(lambda: v.adapter.counters["test_requests"] >= 2, timeout=8)
+        assert v.adapter.counters["heartbeats"] >= 1
         assert v.sandbox.counters["heartbeat_drops"] == 0
         assert v.sink.statuses() == ["connected"]
+        assert ("public/test" in methods_heard(v.sandbox)) is deribit
 
 
 async def test_missed_heartbeat_is_a_disconnect_and_fires_cancel_on_disconnect() -> None:
-    async with venue(heartbeat_s=D("0.3")) as v:
+    async with venue(heartbeat_s=1, liveness_probe_s=D("0.3")) as v:
         order = v.submit("buy", 10, 49000)
         await v.acked(order)
         v.sandbox.stall(1.5)  # the venue goes silent: not even heartbeats
@@ -832,18 +841,16 @@ async def test_missed_heartbeat_is_a_disconnect_and_fires_cancel_on_disconnect()
         assert await v.adapter.query_open_orders() == []
 
 
-async def test_a_quiet_venue_without_heartbeat_messages_stays_connected(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_quiet_venue_without_heartbeat_messages_stays_connected() -> None:
     """Issue 20, defect 1: 004 documents public/set_heartbeat but no heartbeat message. A venue that
-    sends none is probed with a documented request when silent, never dropped for the silence."""
-
-    async def no_heartbeats(self: PulseSandbox, conn: Any) -> None:
-        await anyio.sleep_forever()
-
-    monkeypatch.setattr(PulseSandbox, "_heartbeats", no_heartbeats)
-    async with venue(heartbeat_s=D("0.5"), subscribe=False) as v:
+    sends none (the document-literal sandbox) is probed with a documented request when silent,
+    never dropped for the silence, and never asked anything 004 lacks."""
+    literal = PulseExtensions.document_literal()
+    async with venue(sandbox={"extensions": literal}, heartbeat_s=1, liveness_probe_s=D("0.5"), subscribe=False) as v:
         await until(lambda: v.adapter.counters["liveness_probes"] >= 3, timeout=10)
         assert v.adapter.counters["heartbeats"] == 0 and v.adapter.counters["heartbeat_missed"] == 0
         assert v.sink.statuses() == ["connected"] and v.adapter.stats()["reconnects"] == 0
+        assert "public/test" not in methods_heard(v.sandbox)
 
 
 async def test_garbage_from_the_venue_is_counted_and_the_connection_survives(

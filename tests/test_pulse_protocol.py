@@ -233,6 +233,25 @@ def test_a_fetched_snapshot_lets_the_next_change_start_the_chain() -> None:
     assert protocol.book(book("change", 502, 501))[0] == GAP
 
 
+def test_a_fetched_snapshot_continues_from_the_last_change_the_channel_brought() -> None:
+    """A venue that sends no snapshot (004 never says it does): the book is fetched after a gap,
+    while changes keep coming. The answer holds every change sent before it on the same socket, so
+    the chain continues from the last one seen, and a change lost after the fetch is a gap too."""
+    protocol = PulseProtocol([BTC])
+    fetched = codec.decode_order_book({"instrument_name": BTC, "bids": [[49000, 2]], "asks": [], "timestamp": 1})
+    protocol.book(fetched)
+    assert protocol.book(book("change", 7, 6))[0] == APPLY
+    assert protocol.book(book("change", 9, 8))[0] == GAP  # 8 lost
+    assert protocol.book(book("change", 10, 9))[0] == WAITING  # before the fetch's answer
+    verdict, state = protocol.book(fetched)
+    assert verdict == SNAPSHOT and state is not None and state.change_id == 10
+    assert protocol.book(book("change", 10, 9))[0] == DUPLICATE  # already in the fetched book
+    assert protocol.book(book("change", 12, 11))[0] == GAP  # 11 lost after the fetch
+    protocol.unsync_books()  # a new connection: its change ids start afresh
+    protocol.book(fetched)
+    assert protocol.book(book("change", 2, 1))[0] == APPLY
+
+
 def test_an_unreadable_book_frame_unsyncs_a_synced_book_once() -> None:
     protocol = PulseProtocol([BTC])
     assert protocol.book_unreadable(BTC) is None  # not synced: nothing to undo

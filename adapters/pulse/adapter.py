@@ -231,7 +231,8 @@ class PulseAdapter(Adapter):
         except ConnectionError as exc:
             raise ValueError(str(exc)) from None
         self._timeout = float(options.request_timeout_s)
-        self._heartbeat_s = float(options.heartbeat_s)
+        #: silence (seconds) after which the watchdog probes the venue
+        self._heartbeat_s = float(options.liveness_probe_s or options.heartbeat_s)
         self._book_resync_s = float(options.book_resync_s)
         #: symbol -> time.monotonic() by which its book's snapshot is due (else it is fetched)
         self._snapshot_due: dict[str, float] = {}
@@ -403,10 +404,7 @@ class PulseAdapter(Adapter):
     async def _login(self) -> None:
         options = self.pulse_options
         await self._authenticate()
-        interval: Decimal | int = options.heartbeat_s
-        if interval == interval.to_integral_value():
-            interval = int(interval)  # documented as integer seconds; fractions only for the sandbox
-        await self._request("public/set_heartbeat", {"interval": interval})
+        await self._request("public/set_heartbeat", {"interval": options.heartbeat_s})  # integer seconds (004)
         if self.cancel_on_disconnect and options.cancel_on_disconnect:
             await self._request("private/enable_cancel_on_disconnect", {})
             state = await self._request("private/get_cancel_on_disconnect", {})
@@ -670,7 +668,8 @@ class PulseAdapter(Adapter):
             self.counters["heartbeats"] += 1
             if msg.kind == "test_request":  # type: ignore[union-attr]
                 self.counters["test_requests"] += 1
-                self._call("public/test", {})  # any request answers it (VENUES.md 5.11)
+                # any request answers it (VENUES.md 5.11); public/test is Deribit's, not 004's
+                self._call("public/test" if self.pulse_options.deribit_heartbeats else LIVENESS_PROBE, {})
 
     def _answered(self, answer: Answer) -> None:
         pending: Pending | None = answer.pending
@@ -1119,18 +1118,37 @@ class PulseAdapter(Adapter):
 
     async def cancel_all(self, symbol: str | None = None) -> int:
         """Mass cancel (``private/cancel_all``, or ``cancel_all_by_instrument`` for one symbol);
-        each cancelled order reaches the runtime as a cancel. Returns how many were cancelled."""
+        each cancelled order reaches the runtime as a cancel. Returns how many were cancelled.
+
+        The answer need not settle anything (issue 20, defect 2): Deribit answers a count, 004's
+        example lists the orders with ``order_state`` "open", and 004 never says the private
+        channels report a mass cancel. So every order of ours in its scope that is still open once
+        the answer is in is asked for (``private/get_order_state``) and settled from the venue's
+        word; one the venue still shows open has its cancel refused (back to its live state)."""
+        scope = [t for t in self._orders.open_records() if symbol is None or t.symbol == symbol]
         if symbol is None:
             result = await self._request("private/cancel_all", {"detailed": False})
         else:
             result = await self._request("private/cancel_all_by_instrument",
                                          {"instrument_name": symbol, "type": "all", "detailed": False})
         if isinstance(result, int) and not isinstance(result, bool):
-            return result  # Deribit answers a count; the document's example is the list of orders
-        orders = codec.decode_orders(result)
-        for pulse_order in orders:
-            self._on_orders_and_trades([pulse_order], ())
-        return len(orders)
+            cancelled = result  # Deribit's count
+        else:
+            orders = codec.decode_orders(result)
+            for pulse_order in orders:
+                self._on_orders_and_trades([pulse_order], ())
+            cancelled = len(orders)
+        for track in scope:
+            if track.terminal:
+                continue
+            self.counters["mass_cancel_queries"] += 1
+            found = await self._resolve(track, "mass cancel")
+            still_open = found is not None and found.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+            if still_open and not track.terminal:
+                self._orders.answer(track, int(Reject.EXCHANGE_REJECT),
+                                    "cancel refused: the venue still shows the order open after the mass cancel",
+                                    status=track.live)
+        return cancelled
 
     def _crosses(self, symbol: str, side: Side, price: Decimal) -> str | None:
         bid, ask = self._quotes.get(symbol, (None, None))
@@ -1194,8 +1212,9 @@ class PulseAdapter(Adapter):
         elif isinstance(error, TimeoutError):
             self.start_task(self._guard, self._resolve, track, str(error))
 
-    async def _resolve(self, track: _Track, why: str) -> None:
-        """A request's answer was lost or unreadable: ask the venue what became of the order."""
+    async def _resolve(self, track: _Track, why: str) -> PulseOrder | None:
+        """A request's answer was lost or unreadable (or a mass cancel's says nothing final): ask
+        the venue what became of the order and settle it; the venue's order, when it knows it."""
         try:
             if track.venue_order_id:
                 orders = codec.decode_orders(await self._request("private/get_order_state",
@@ -1204,15 +1223,15 @@ class PulseAdapter(Adapter):
                 orders = await self._by_label(track)
         except (PulseError, TimeoutError, CodecError) as exc:
             log.error("pulse %s: order %s unresolved after %s: %s", self.venue, track.client_id, why, exc)
-            return
+            return None
         except ConnectionLost:
-            return  # the runtime reconciles after the reconnect
+            return None  # the runtime reconciles after the reconnect
         if not orders:
             if not track.acked and not track.terminal:
                 self._orders.finish(
                     track, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY),
                     f"{why}; the venue does not know label {track.client_id!r}: the order was never placed")
-            return
+            return None
         pulse_order = orders[0]
         trades: list[PulseTrade] = []
         if pulse_order.filled > track.cum_qty:
@@ -1225,11 +1244,12 @@ class PulseAdapter(Adapter):
             price, amount = track.pending_edit
             if pulse_order.amount == amount and (price is None or pulse_order.price == price):
                 self._on_orders_and_trades([pulse_order], trades, edited=True)
-                return
+                return pulse_order
             track.pending_edit = None
             self._orders.answer(track, int(Reject.BACKEND_CONNECTIVITY),
                                 f"replace outcome unknown ({why}); the venue shows the order unchanged")
         self._on_orders_and_trades([pulse_order], trades)
+        return pulse_order
 
     # ---- private streams -----------------------------------------------------------------
     def _on_user_orders(self, data: Any) -> None:

@@ -44,9 +44,18 @@ class PulseOptions(AdapterOptions):
         description="public/auth grant: client_signature (HMAC-SHA256; the secret never travels) or "
         "client_credentials (the secret is sent). Tokens are refreshed with grant refresh_token.",
     )
-    heartbeat_s: Decimal = Field(
-        Decimal(10), gt=0, description="public/set_heartbeat interval. After one interval without any frame the "
-        "adapter probes the venue with a documented request; no frame for another interval is a disconnect.",
+    heartbeat_s: int = Field(
+        10, ge=1, description="public/set_heartbeat interval in whole seconds (004: \"interval integer\"; a "
+        "fraction is refused here, not by the venue at login).",
+    )
+    liveness_probe_s: Decimal | None = Field(
+        None, gt=0, description="After this long without any frame the adapter probes the venue with a documented "
+        "request; no frame for another period is a disconnect. Default: heartbeat_s.",
+    )
+    deribit_heartbeats: bool = Field(
+        False, description="Answer the venue's heartbeat test_request with public/test, as Deribit expects. 004 "
+        "documents neither the message nor public/test, so by default a test_request (from a venue that sends one "
+        "anyway) is answered with a documented request, which Deribit's rule (any request) accepts too.",
     )
     ping_interval_s: Decimal = Field(
         Decimal(10), gt=0, description="WebSocket ping interval: liveness of the connection (never market silence)."

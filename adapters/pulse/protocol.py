@@ -92,16 +92,20 @@ class RecentIds:
 
 
 class BookSync:
-    """Where one book's change-id chain stands. ``change_id`` is :data:`codec.NO_CHANGE_ID` after a
-    snapshot that had none (fetched): the next change then starts the chain."""
+    """Where one book's change-id chain stands. A snapshot without a change id (fetched with
+    ``private/get_order_book``, whose answer carries none) continues from ``seen``: the last change
+    the channel brought before the answer, which the venue's book already holds (one socket, in
+    order). With none seen, ``change_id`` is :data:`codec.NO_CHANGE_ID` and the next change starts
+    the chain."""
 
-    __slots__ = ("change_id", "synced", "gaps", "duplicates")
+    __slots__ = ("change_id", "synced", "gaps", "duplicates", "seen")
 
     def __init__(self) -> None:
         self.change_id = NO_CHANGE_ID
         self.synced = False
         self.gaps = 0
         self.duplicates = 0
+        self.seen = NO_CHANGE_ID  # the highest change id the channel brought, applied or not
 
 
 class PulseProtocol:
@@ -148,9 +152,11 @@ class PulseProtocol:
         return [self.pending.pop(req_id) for req_id in gone]
 
     def unsync_books(self) -> None:
-        """Every book waits for a snapshot (a new login resubscribes)."""
+        """Every book waits for a snapshot (a new login resubscribes); change ids seen on the old
+        connection say nothing about the new one's (a restarted venue counts again)."""
         for state in self.books.values():
             state.synced = False
+            state.seen = NO_CHANGE_ID
 
     # ---- frames in -----------------------------------------------------------------------
     def receive(self, raw: str | bytes) -> Answer | Notification | Heartbeat:
@@ -174,9 +180,11 @@ class PulseProtocol:
         if state is None:
             return UNKNOWN, None
         if msg.snapshot:
-            state.change_id = msg.change_id
+            state.change_id = msg.change_id if msg.change_id != NO_CHANGE_ID else state.seen
+            state.seen = max(state.seen, msg.change_id)
             state.synced = True
             return SNAPSHOT, state
+        state.seen = max(state.seen, msg.change_id)
         if not state.synced:
             return WAITING, state
         last = state.change_id

@@ -27,14 +27,23 @@ instrument), ``error`` (answer the next requests of a method with an error statu
 (send a non-JSON frame and a truncated one), ``badframe`` (send hostile frames of one class,
 :mod:`adapters.sim.badframes`: a book change whose ``type`` is a list, an array nested 100,000 deep,
 a number with a 20-digit exponent, a heartbeat as a binary frame, half of a real book change (its
-change_id used up, so the client sees a gap), a heartbeat padded to 10 MiB). Extensions, all outside
-the document and marked as such: ``trades.{instrument}.raw`` (PUL-7), ``public/unsubscribe`` /
-``private/unsubscribe`` (PUL-14), ``order_id``/``label``/``fee``/``liquidity`` in trade objects
-(PUL-8), and with ``--test-methods`` the ``sandbox/*`` methods that tests and the benchmark use to
-inject orders, faults and bursts from another process.
-``--refuse-channel 'trades.*'`` (``refuse_channels=``) makes it the document's venue again, without
-the public trades channel: left out of the subscribe result, or with ``refuse_with_error=True``
-the whole subscribe request answered with status 1.
+change_id used up, so the client sees a gap), a heartbeat padded to 10 MiB).
+
+Everything it does beyond the document is a named switch of :class:`PulseExtensions`, each naming
+the VENUES.md gap it stands for (the ``trades.{instrument}.raw`` channel, PUL-7; subscribe
+answering the channel list, PUL-14; ``order_id``/``label``/``fee``/``liquidity`` in trade objects,
+PUL-8; snapshots on subscribe, PUL-6; Deribit's heartbeat messages and ``public/test``; ...). All
+are on by default (``PulseExtensions.everyday()``, the sandbox the project always ran);
+``extensions=PulseExtensions.document_literal()`` (``--document-literal``) switches every one off,
+and the venue answers exactly 004's shapes: what an adapter passes there does not rest on our own
+guesses. ``--extension NAME`` / ``--no-extension NAME`` switch one. Two dialects beside them:
+``mass_cancel_count`` (``--mass-cancel-count``: Deribit's count as the mass-cancel answer) and
+``rate_limit`` (``--rate-limit``: VENUES.md 5.14's assumed budget enforced with status 11; off by
+default, as 004 documents no limit, PUL-11). With ``--test-methods`` (either mode) the
+``sandbox/*`` methods that tests and the benchmark use to inject orders, faults and bursts from
+another process. ``--refuse-channel PATTERN`` (``refuse_channels=``) takes one more channel away:
+left out of the subscribe result, or with ``refuse_with_error=True`` the whole subscribe request
+answered with status 1.
 
 Its log and the websockets server's (logger ``engine.pulse.sandbox.wire``) pass the same
 credential filter as the adapter's (:mod:`adapters.pulse.wirelog`): a DEBUG log of the frames
@@ -57,7 +66,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, ClassVar
@@ -96,10 +105,11 @@ from adapters.sim.venue import Changes, SimVenue
 from engine.model import Instrument, OrderType, Side, TimeInForce
 from engine.venue import SandboxLink, SandboxStartError, venue_from_config
 from engine.venue.clock import Clock, WallClock
+from engine.venue.ratelimit import RateBucket
 from engine.venue.rejects import Reject
 
-__all__ = ["COMMAND", "SUPPORTED_FAULTS", "FaultSpec", "PulseSandbox", "SandboxInstrument", "main", "parse_fault",
-           "parse_instrument"]
+__all__ = ["COMMAND", "SUPPORTED_FAULTS", "FaultSpec", "PulseExtensions", "PulseSandbox", "SandboxInstrument", "main",
+           "parse_fault", "parse_instrument"]
 
 log = sandbox_log  # "engine.pulse.sandbox"; it and the websockets server's log never show a credential
 
@@ -240,6 +250,109 @@ def parse_instrument(text: str) -> SandboxInstrument:
     if mid <= 0 or tick <= 0 or step <= 0:
         raise ValueError(f"instrument {text!r}: MID, TICK and STEP must be positive")
     return SandboxInstrument(name, mid, tick, step)
+
+
+@dataclass(frozen=True)
+class PulseExtensions:
+    """Every behaviour of the sandbox that 004 does not show, one switch each, named after the
+    VENUES.md gap it stands for. :meth:`everyday` (all on) is the sandbox the project grew up with;
+    :meth:`document_literal` (all off) answers exactly the document's shapes and nothing more, so an
+    adapter that passes against it does not depend on our own guesses (issue 20).
+
+    Assumptions with no literal alternative stay in both modes, because 004 shows nothing a venue
+    could do instead: the JSON-RPC envelope and method names (PUL-1), error statuses 1..13 with
+    VENUES.md 5.12's meanings (PUL-4), ``expires_in`` in seconds (PUL-3), book levels
+    ``["new"|"change"|"delete", price, amount]`` and ``[price, amount]`` in ``get_order_book``
+    (PUL-6), MMP counting and freezes (PUL-9), cancel-on-disconnect per session, default off
+    (PUL-10), post_only refused with another TIF than GTC (PUL-12)."""
+
+    #: PUL-7: the public trades channel ``trades.{instrument}.raw`` (004 has no public trades channel)
+    trades_channel: bool = True
+    #: PUL-14: ``public/subscribe``/``private/subscribe`` answer the list of channels subscribed
+    #: (Deribit); off: 004's example answer, the JSON string ``"string"``
+    subscribe_lists_channels: bool = True
+    #: PUL-14: ``public/unsubscribe``/``private/unsubscribe`` {channels} (004 has only unsubscribe_all)
+    unsubscribe_methods: bool = True
+    #: PUL-8: trade objects carry ``order_id``, ``label``, ``fee``, ``fee_currency``, ``liquidity``
+    #: (and ``order_type``, ``state``, ``underlying_*``); off: ``user.trades``, ``user.changes``
+    #: and ``get_user_trades_*`` send 004's Trade (TradesResponse) fields only, buy/sell/edit
+    #: answers 004's TradeConfirmation fields only
+    trade_order_fields: bool = True
+    #: PUL-6: subscribing to ``book.{i}.raw`` sends a snapshot at once (004 shows a ``snapshot``
+    #: type but never says when one comes); off: no snapshot, a client fetches private/get_order_book
+    book_snapshot_on_subscribe: bool = True
+    #: PUL-14: subscribing to ``quote.{i}`` or ``heartbeat_trade`` sends the current value at once
+    #: (004 does not say so); off: the first notification is the next change
+    current_value_on_subscribe: bool = True
+    #: VENUES.md 5.11 (Deribit's keepalive; 004 documents set_heartbeat but no heartbeat message):
+    #: ``heartbeat``/``test_request`` messages every interval, and a session that leaves a
+    #: test_request unanswered is dropped (cancel-on-disconnect fires)
+    heartbeat_messages: bool = True
+    #: VENUES.md 5.11: ``public/test`` (Deribit's answer to a test_request; not a 004 method)
+    public_test: bool = True
+    #: VENUES.md 5.11: ``public/set_heartbeat`` takes a fractional interval (004: "interval integer");
+    #: off: an interval that is not a whole number of seconds is refused with status 1
+    fractional_heartbeat: bool = True
+    #: PUL-5 / VENUES.md 5.8: a mass cancel answers the orders in their final state ``cancelled``;
+    #: off: as 004's example, the orders as they stood when cancelled (``order_state`` "open")
+    mass_cancel_final_states: bool = True
+    #: VENUES.md 5.8: orders a mass cancel ends are reported on ``user.orders``/``user.changes``
+    #: (Deribit does; 004 never says which events a private channel carries); off: the answer is
+    #: the only word about them
+    mass_cancel_notifications: bool = True
+    #: PUL-10: enable/disable_cancel_on_disconnect answer ``"ok"`` (Deribit); off: 004's "200, no
+    #: body", a null result
+    cod_answers_ok: bool = True
+    #: VENUES.md 5.4: ``private/get_instruments`` entries carry ``tick_size`` and
+    #: ``min_trade_amount`` (Deribit; 004's example has neither)
+    instrument_steps: bool = True
+
+    @classmethod
+    def everyday(cls) -> PulseExtensions:
+        """Every extension on: today's sandbox (the default)."""
+        return cls()
+
+    @classmethod
+    def document_literal(cls) -> PulseExtensions:
+        """Every extension off: 004's venue."""
+        return cls(**dict.fromkeys(cls.names(), False))
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def changed(self, on: Iterable[str] = (), off: Iterable[str] = ()) -> PulseExtensions:
+        """A copy with the named extensions turned on / off (an unknown name refused, naming the
+        known ones). The same API as the other sandboxes' extension flags."""
+        on, off = list(on), list(off)
+        unknown = sorted(set(on + off) - set(self.names()))
+        if unknown:
+            raise ValueError(f"unknown Pulse extension {', '.join(unknown)}; known: {', '.join(self.names())}")
+        return replace(self, **(dict.fromkeys(on, True) | dict.fromkeys(off, False)))
+
+    def off(self) -> tuple[str, ...]:
+        """The extensions turned off."""
+        return tuple(name for name in self.names() if not getattr(self, name))
+
+    @property
+    def literal(self) -> bool:
+        """True when every extension is off: 004's venue."""
+        return len(self.off()) == len(self.names())
+
+
+#: fields of 004's Trade (models.TradesResponse): user.trades, user.changes, get_user_trades_*
+TRADE_FIELDS = frozenset({"amount", "api", "direction", "index_price", "instrument_name", "mark_iv", "mark_price",
+                          "price", "tick_direction", "timestamp", "trade_id", "trade_seq"})
+#: fields of 004's TradeConfirmation: the trades of a buy/sell/edit answer
+TRADE_CONFIRMATION_FIELDS = frozenset({"advanced", "amount", "api", "direction", "index_price", "instrument_name",
+                                       "label", "mark_price", "order_id", "order_type", "price", "state",
+                                       "tick_direction", "timestamp", "trade_id", "trade_seq", "underlying_index",
+                                       "underlying_price"})
+#: VENUES.md 5.14's assumed budgets (PUL-11: 004 documents none), enforced with ``rate_limit=True``:
+#: per connection, every request 20/s (burst 20); matching-engine methods 5/s (burst 20)
+RATE_ALL = (20, Decimal(1), 20)
+RATE_ORDERS = (5, Decimal(1), 20)
+_ORDER_METHODS = frozenset({"private/buy", "private/sell", "private/edit"})
 
 
 #: the kinds of :data:`adapters.sim.faults.FAULT_KINDS` the Pulse sandbox plays
@@ -448,7 +561,7 @@ class _Conn:
     """One WebSocket session."""
 
     __slots__ = ("id", "ws", "account", "token", "token_expiry_ns", "cod", "subs", "heartbeat_s", "last_recv",
-                 "test_sent_at", "graceful", "out", "wake", "stalled_until", "closed")
+                 "test_sent_at", "graceful", "out", "wake", "stalled_until", "closed", "buckets")
 
     def __init__(self, conn_id: int, ws: ServerConnection) -> None:
         self.id = conn_id
@@ -466,6 +579,7 @@ class _Conn:
         self.wake = asyncio.Event()
         self.stalled_until = 0.0
         self.closed = False
+        self.buckets: tuple[RateBucket, RateBucket] | None = None  # (all, orders) with rate_limit
 
     def push(self, frame: Any) -> None:
         if not self.closed:
@@ -504,8 +618,28 @@ class PulseSandbox:
         refuse_channels: Iterable[str] = (),
         refuse_with_error: bool = False,
         fee_rate: Decimal = DEFAULT_FEE_RATE,
+        extensions: PulseExtensions | None = None,
+        mass_cancel_count: bool = False,
+        rate_limit: bool = False,
     ) -> None:
         self.host = host
+        #: what it does beyond 004 (:class:`PulseExtensions`; default every extension on)
+        self.extensions = extensions if extensions is not None else PulseExtensions.everyday()
+        #: Deribit's dialect: private/cancel_all(_by_instrument) answers the count of cancelled orders
+        #: (004's example answers the orders)
+        self.mass_cancel_count = mass_cancel_count
+        #: refuse requests beyond VENUES.md 5.14's assumed budgets (RATE_ALL, RATE_ORDERS) per
+        #: connection with status 11 (PUL-11: 004 documents no limit, so it is off by default)
+        self.rate_limit = rate_limit
+        absent = set()
+        if not self.extensions.public_test:
+            absent.add("public/test")
+        if not self.extensions.unsubscribe_methods:
+            absent |= {"public/unsubscribe", "private/unsubscribe"}
+        #: methods of the table this venue does not offer (its extensions switched off)
+        self._absent = frozenset(absent)
+        #: > 0 while a mass cancel runs without mass_cancel_notifications: its orders go unreported
+        self._quiet = 0
         #: the fee each trade reports (``fee``, a fraction of price x amount): the venue's own
         #: figure, which the engine takes at its word and compares with its fee schedule
         self.fee_rate = fee_rate
@@ -560,7 +694,7 @@ class PulseSandbox:
         #: sliding window itself (the sandbox enforces no limit: none is documented, PUL-11)
         self.arrivals: deque[tuple[int, int, str]] = deque(maxlen=ARRIVALS_KEPT)
         self.counters: dict[str, int] = {"requests": 0, "bad_frames": 0, "cod_cancels": 0, "mmp_triggers": 0,
-                                         "heartbeat_drops": 0, "logouts": 0}
+                                         "heartbeat_drops": 0, "logouts": 0, "rate_limited": 0}
         self.sim.always_open()  # Pulse trades 24/7: continuous trading from now on
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -654,7 +788,10 @@ class PulseSandbox:
     async def _heartbeats(self, conn: _Conn) -> None:
         """Deribit's keepalive (VENUES.md 5.11): a heartbeat every interval; a test_request when the
         client has been silent for one; no answer within one more interval drops the connection,
-        which fires cancel-on-disconnect."""
+        which fires cancel-on-disconnect. A document-literal venue sends none (004 describes no
+        heartbeat message)."""
+        if not self.extensions.heartbeat_messages:
+            await anyio.sleep_forever()
         while True:
             interval = conn.heartbeat_s
             if interval is None:
@@ -722,7 +859,9 @@ class PulseSandbox:
         self._holding += 1  # the notifications it causes wait for its response
         try:
             self._injected_error(method)
-            handler = self._methods.get(method)
+            if self.rate_limit:
+                self._take_budget(conn, method)
+            handler = self._methods.get(method) if method not in self._absent else None
             if handler is None:
                 if method.startswith("sandbox/") and self.test_methods:
                     handler = self._test_methods.get(method)
@@ -743,6 +882,17 @@ class PulseSandbox:
         self._flush()  # notifications caused by the request follow its response
         if method == "private/logout" and conn.graceful:
             conn.push(_CLOSE)
+
+    def _take_budget(self, conn: _Conn, method: str) -> None:
+        """VENUES.md 5.14's assumed budgets, per connection: every request spends one of "all", a
+        matching-engine method one of "orders" too; a request beyond either is refused, status 11."""
+        if conn.buckets is None:
+            conn.buckets = (RateBucket(f"session {conn.id} all", *RATE_ALL, self.clock, scope="all"),
+                            RateBucket(f"session {conn.id} orders", *RATE_ORDERS, self.clock, scope="orders"))
+        every, orders = conn.buckets
+        if not every.try_take("cancel") or (method in _ORDER_METHODS and not orders.try_take("cancel")):
+            self.counters["rate_limited"] += 1
+            raise _Err(RATE_LIMITED, "too many requests")
 
     def _injected_error(self, method: str) -> None:
         for entry in self._errors:
@@ -833,6 +983,8 @@ class PulseSandbox:
         interval = p.get("interval")
         if isinstance(interval, bool) or not isinstance(interval, (int, Decimal)):
             raise _Err(BAD_REQUEST, "interval (seconds) is required")
+        if not self.extensions.fractional_heartbeat and interval != int(interval):
+            raise _Err(BAD_REQUEST, f"interval {interval} is not an integer number of seconds")
         if interval < Decimal(str(self.min_heartbeat_s)):
             raise _Err(BAD_REQUEST, f"interval {interval} is below the minimum of {self.min_heartbeat_s} s")
         conn.heartbeat_s = float(interval)
@@ -846,13 +998,17 @@ class PulseSandbox:
     def _test(self, conn: _Conn, p: dict[str, Any]) -> dict[str, Any]:
         return {"version": VERSION}
 
-    def _enable_cod(self, conn: _Conn, p: dict[str, Any]) -> str:
+    def _enable_cod(self, conn: _Conn, p: dict[str, Any]) -> str | None:
         conn.cod = True
-        return "ok"  # "200, no body": Deribit answers "ok"
+        return self._cod_answer()
 
-    def _disable_cod(self, conn: _Conn, p: dict[str, Any]) -> str:
+    def _disable_cod(self, conn: _Conn, p: dict[str, Any]) -> str | None:
         conn.cod = False
-        return "ok"
+        return self._cod_answer()
+
+    def _cod_answer(self) -> str | None:
+        """004: "200, no body" (a null result); Deribit answers "ok" (extension cod_answers_ok)."""
+        return "ok" if self.extensions.cod_answers_ok else None
 
     def _get_cod(self, conn: _Conn, p: dict[str, Any]) -> bool:
         return conn.cod
@@ -868,13 +1024,15 @@ class PulseSandbox:
             if channel.startswith("user.mmp_trigger."):
                 return channel[len("user.mmp_trigger."):] in {b.inst.index for b in self.books.values()}
             return False
+        if parts[0] == "trades" and not self.extensions.trades_channel:
+            return False  # PUL-7: 004 has no public trades channel
         if len(parts) >= 3 and parts[-1] == "raw" and parts[0] in ("book", "trades"):
             return ".".join(parts[1:-1]) in self.books
         if channel.startswith("quote."):
             return channel[len("quote."):] in self.books
         return False
 
-    def _subscribe(self, conn: _Conn, p: dict[str, Any], private: bool) -> list[str]:
+    def _subscribe(self, conn: _Conn, p: dict[str, Any], private: bool) -> list[str] | str:
         channels = p.get("channels")
         if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
             raise _Err(BAD_REQUEST, "channels must be a list of channel names")
@@ -884,12 +1042,15 @@ class PulseSandbox:
         if refused and self.refuse_with_error:
             raise _Err(BAD_REQUEST, f"channel {refused[0]!r} is not available")
         accepted = [c for c in channels if self._valid_channel(c, private) and c not in refused]
+        extensions = self.extensions
         for channel in accepted:
             conn.subs.add(channel)
-            if channel.startswith("book."):
+            if channel.startswith("book.") and extensions.book_snapshot_on_subscribe:
                 # assumption (PUL-6/PUL-14): (re)subscribing to a book channel always sends a
                 # fresh snapshot, which is how a client recovers from a change-id gap
                 self._notes.append((conn, self._snapshot_frame(self.books[channel[5:-4]], channel)))
+            elif not extensions.current_value_on_subscribe:
+                continue
             elif channel == "heartbeat_trade":
                 status = "active" if self._heartbeat_trade_active else "inactive"
                 self._notify([conn], channel, {"status_trade": status})
@@ -897,7 +1058,8 @@ class PulseSandbox:
                 book = self.books[channel[6:]]
                 if book.quote:
                     self._notify([conn], channel, self._quote_json(book))
-        return accepted  # PUL-14: the document says "string"; Deribit returns the channels subscribed
+        # PUL-14: the document's answer is "string"; Deribit returns the channels subscribed
+        return accepted if extensions.subscribe_lists_channels else "string"
 
     def _unsubscribe(self, conn: _Conn, p: dict[str, Any]) -> list[str]:
         channels = p.get("channels")
@@ -992,7 +1154,21 @@ class PulseSandbox:
             self._by_key.pop(key, None)
             code, reason = rejection or (INTERNAL, "order not accepted")
             raise _Err(code, reason)
-        return {"order": order.to_json(), "trades": order.trades[first:]}
+        return {"order": order.to_json(), "trades": self._confirmations(order.trades[first:])}
+
+    def _confirmations(self, trades: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The trades of a buy/sell/edit answer: 004's TradeConfirmation fields, or with
+        ``trade_order_fields`` every field the sandbox keeps (fee, liquidity: PUL-8)."""
+        if self.extensions.trade_order_fields:
+            return trades
+        return [{k: v for k, v in t.items() if k in TRADE_CONFIRMATION_FIELDS} for t in trades]
+
+    def _trades_out(self, trades: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Trades on the private channels and queries: 004's Trade fields, or with
+        ``trade_order_fields`` Deribit's order_id, label, fee and liquidity too (PUL-8)."""
+        if self.extensions.trade_order_fields:
+            return trades
+        return [{k: v for k, v in t.items() if k in TRADE_FIELDS} for t in trades]
 
     def _reprice(self, book: _Book, side: Side, price: Decimal) -> Decimal:
         """Post-only: "If the new price would cause the order to be filled immediately (as taker),
@@ -1029,25 +1205,37 @@ class PulseSandbox:
         """Cancel one open order at the venue; its events come back through :meth:`on_engine_events`."""
         self.sim.cancel_for(order.book.inst.name, order.engine_id, reason)
 
-    def _cancel_many(self, orders: list[_Order], reason: str) -> list[dict[str, Any]]:
+    def _cancel_many(self, orders: list[_Order], reason: str) -> list[dict[str, Any]] | int:
+        """A mass cancel's answer: the cancelled orders (final states, or with
+        ``mass_cancel_final_states`` off as they stood, 004's example showing "open"), or with
+        ``mass_cancel_count`` their count (Deribit). Without ``mass_cancel_notifications`` the
+        private channels say nothing of them."""
+        final = self.extensions.mass_cancel_final_states
         done = []
-        for order in orders:
-            if order.is_open:
-                self._cancel(order, reason)
-                done.append(order.to_json())
-        return done
+        if not self.extensions.mass_cancel_notifications:
+            self._quiet += 1
+        try:
+            for order in orders:
+                if order.is_open:
+                    before = None if final else order.to_json()
+                    self._cancel(order, reason)
+                    done.append(before or order.to_json())
+        finally:
+            if not self.extensions.mass_cancel_notifications:
+                self._quiet -= 1
+        return len(done) if self.mass_cancel_count else done
 
-    def _cancel_all(self, conn: _Conn, p: dict[str, Any]) -> list[dict[str, Any]]:
+    def _cancel_all(self, conn: _Conn, p: dict[str, Any]) -> list[dict[str, Any]] | int:
         account = self._require_auth(conn)
         # VENUES.md 5.8: the result is the list of cancelled orders (as in the examples); detailed ignored
         return self._cancel_many([o for o in account.orders.values() if o.is_open], "user_request")
 
-    def _cancel_all_by_instrument(self, conn: _Conn, p: dict[str, Any]) -> list[dict[str, Any]]:
+    def _cancel_all_by_instrument(self, conn: _Conn, p: dict[str, Any]) -> list[dict[str, Any]] | int:
         account = self._require_auth(conn)
         book = self._book(p)
         kind = p.get("type") or "all"
         if kind in ("trigger_all", "stop_limit", "stop_market", "take_limit", "take_market"):
-            return []  # no trigger orders exist in the sandbox
+            return 0 if self.mass_cancel_count else []  # no trigger orders exist in the sandbox
         victims = [o for o in account.orders.values()
                    if o.is_open and o.book is book and (kind == "all" or o.order_type == kind)]
         return self._cancel_many(victims, "user_request")
@@ -1068,7 +1256,7 @@ class PulseSandbox:
         rejection = self._refusal(self.sim.amend_for(order.book.inst.name, order.engine_id, price, amount))
         if rejection is not None:
             raise _Err(*rejection)
-        return {"order": order.to_json(), "trades": order.trades[first:]}
+        return {"order": order.to_json(), "trades": self._confirmations(order.trades[first:])}
 
     # ---- engine events -> venue state and notifications -----------------------------------
     def _refusal(self, events: list[EngineEvent]) -> tuple[int, str] | None:
@@ -1168,7 +1356,9 @@ class PulseSandbox:
                 order.updated_ms = now_ms
                 touched.setdefault(account, {})[order.key] = order
         for account, orders in touched.items():
-            trades = new_trades.get(account, [])
+            if self._quiet and not new_trades.get(account):
+                continue  # a mass cancel a document-literal venue does not report
+            trades = self._trades_out(new_trades.get(account, []))
             conns = account.conns
             name = book.inst.name
             order_objs = [o.to_json() for o in orders.values() if o.order_id]
@@ -1269,7 +1459,7 @@ class PulseSandbox:
 
     def _trades_by_order(self, conn: _Conn, p: dict[str, Any]) -> list[dict[str, Any]]:
         order = self._owned(conn, p)
-        trades = list(order.trades)
+        trades = self._trades_out(order.trades)
         if p.get("sorting") == "desc":
             trades.reverse()
         count = p.get("count")
@@ -1280,8 +1470,8 @@ class PulseSandbox:
         book = self._book(p)
         start = p.get("start_timestamp") or 0
         end = p.get("end_timestamp") or 1 << 62
-        trades = [t for t in account.trades
-                  if t["instrument_name"] == book.inst.name and start <= t["timestamp"] <= end]
+        trades = self._trades_out([t for t in account.trades
+                                   if t["instrument_name"] == book.inst.name and start <= t["timestamp"] <= end])
         if p.get("sorting") == "desc":
             trades.reverse()
         count = p.get("count")
@@ -1360,10 +1550,12 @@ class PulseSandbox:
 
     def _instruments(self, conn: _Conn, p: dict[str, Any]) -> list[dict[str, Any]]:
         currency = p.get("currency")
+        steps = self.extensions.instrument_steps  # tick_size, min_trade_amount: Deribit's, not 004's
         return [{"base_currency": b.inst.index.split("_")[0].upper(), "contract_size": 1,
                  "expiration_timestamp": 32503680000000, "instrument_name": b.inst.name, "is_active": True,
                  "kind": b.inst.kind, "price_index": b.inst.index, "quote_currency": "USD",
-                 "settlement_currency": "USD", "tick_size": b.inst.tick, "min_trade_amount": b.inst.step}
+                 "settlement_currency": "USD", **({"tick_size": b.inst.tick, "min_trade_amount": b.inst.step}
+                                                  if steps else {})}
                 for b in self.books.values()
                 if not isinstance(currency, str) or currency.upper() in (b.inst.index.split("_")[0].upper(), "ANY")]
 
@@ -1615,6 +1807,26 @@ def _pulse_arguments(parser: argparse.ArgumentParser) -> None:
                         "document, which has no public trades channel); left out of subscribe results; repeatable")
     parser.add_argument("--test-methods", action="store_true",
                         help="enable the sandbox/* methods (fault, place, blast_book) for tests and benchmarks")
+    with contextlib.suppress(argparse.ArgumentError):  # a flag every sandbox may share (adapters/sim/cli.py)
+        parser.add_argument("--document-literal", action="store_true",
+                            help="answer exactly the document's shapes: every extension off (below)")
+    names = ", ".join(PulseExtensions.names())
+    parser.add_argument("--extension", action="append", default=[], choices=PulseExtensions.names(), metavar="NAME",
+                        help=f"switch one extension on (after --document-literal); repeatable. NAME: {names}")
+    parser.add_argument("--no-extension", action="append", default=[], choices=PulseExtensions.names(),
+                        metavar="NAME", help="switch one extension off; repeatable")
+    parser.add_argument("--mass-cancel-count", action="store_true",
+                        help="answer private/cancel_all(_by_instrument) with the count of cancelled orders "
+                        "(Deribit's form) instead of the orders (004's example)")
+    parser.add_argument("--rate-limit", action="store_true",
+                        help="refuse requests beyond VENUES.md 5.14's assumed budget with status 11 (per connection: "
+                        "20 requests/s, buy/sell/edit 5/s, bursts of 20); 004 documents no limit (PUL-11)")
+
+
+def extensions_from_args(args: argparse.Namespace) -> PulseExtensions:
+    """``--document-literal``, then each ``--extension`` on and each ``--no-extension`` off."""
+    base = PulseExtensions.document_literal() if args.document_literal else PulseExtensions.everyday()
+    return base.changed(on=args.extension, off=args.no_extension)
 
 
 def _fault_help() -> str:
@@ -1642,7 +1854,15 @@ def _sandbox_from_args(args: argparse.Namespace, secret: str) -> PulseSandbox:
         credentials={args.client_id: secret}, token_ttl_s=args.token_ttl * args.speed,
         min_heartbeat_s=args.min_heartbeat, faults=args.fault, test_methods=args.test_methods,
         refuse_channels=args.refuse_channel, clock=clock, balance=balance,
+        extensions=extensions_from_args(args), mass_cancel_count=args.mass_cancel_count, rate_limit=args.rate_limit,
     )
+
+
+def _extensions_line(extensions: PulseExtensions) -> str:
+    """What the start-up banner says of the extensions switched off."""
+    if extensions.literal:
+        return "document-literal (every extension off)"
+    return f"extensions off: {', '.join(extensions.off())}"
 
 
 def _stopped_line(sandbox: PulseSandbox) -> str:
@@ -1658,6 +1878,8 @@ async def _serve(args: argparse.Namespace) -> int:
         raise SandboxStartError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     try:
         print(f"pulse sandbox listening on {sandbox.url}", flush=True)
+        if sandbox.extensions.off():
+            print(f"pulse sandbox: {_extensions_line(sandbox.extensions)}", flush=True)
         await until_stopped(args.duration)
     finally:
         await sandbox.__aexit__(None, None, None)
@@ -1682,7 +1904,8 @@ async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[Sandbo
             adapter_options={"pulse": {"url": sandbox.url, "client_id": args.client_id, "client_id_env": None,
                                        "client_secret_env": args.client_secret_env, "client_secret_file": None}},
             environment={args.client_secret_env: secret}, secret_values=frozenset({secret}), order_adapter="pulse",
-            description=f"pulse sandbox: {sandbox.url}, clock {sandbox.clock.describe()}",
+            description=f"pulse sandbox: {sandbox.url}, clock {sandbox.clock.describe()}"
+            + (f"; {_extensions_line(sandbox.extensions)}" if sandbox.extensions.off() else ""),
             stopped=lambda: _stopped_line(sandbox),
         )
     finally:

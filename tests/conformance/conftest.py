@@ -1,7 +1,9 @@
 """The conformance suite's venues: one harness per adapter, each test run against every one.
 
 ``venue`` is an order-entry harness (paper, optimus, pulse), ``feed`` a market-data harness
-(psx_feed, pulse). Adding a venue: write ``harness_<venue>.py`` and name its class below. Every test
+(psx_feed, pulse), each in every venue mode of ``harness.MODES`` (test ids ``[pulse-literal]``); a
+harness that does not list a mode in its ``modes`` is skipped there, with a reason naming it.
+Adding a venue: write ``harness_<venue>.py`` and name its class below. Every test
 runs with every logger at DEBUG; at the end no credential the harness gave the venue (nor any
 8-character piece of one) may appear in any captured log line, and the sinks standing in for the
 runtime must have recorded no anomaly (an event for an unknown order, an illegal transition, an
@@ -14,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from conformance.harness import MarketDataHarness, OrderEntryHarness
+from conformance.harness import EVERYDAY, MODES, MarketDataHarness, OrderEntryHarness
 from conformance.harness_optimus import OptimusHarness
 from conformance.harness_paper import PaperHarness
 from conformance.harness_psx_feed import PsxFeedHarness
@@ -47,20 +49,35 @@ def leaked(text: str, secrets: tuple[str, ...]) -> list[str]:
     return sorted(piece for secret in secrets for piece in pieces(secret) if piece in text)
 
 
-@pytest.fixture(params=sorted(ORDER_ENTRY))
+def combinations(harnesses: dict[str, type]) -> list[tuple[str, str]]:
+    return [(name, mode) for name in sorted(harnesses) for mode in MODES]
+
+
+def ids(pair: tuple[str, str]) -> str:
+    return f"{pair[0]}-{pair[1]}"
+
+
+def build(cls: type, name: str, mode: str, tmp_path) -> object:
+    """The harness in ``mode``, or a skip naming the harness when it has no such mode yet."""
+    if mode not in cls.modes:
+        pytest.skip(cls.mode_skips.get(mode) or f"{cls.__name__} ({name}) has no {mode} mode yet")
+    return cls(tmp_path) if mode == EVERYDAY else cls(tmp_path, mode=mode)
+
+
+@pytest.fixture(params=combinations(ORDER_ENTRY), ids=ids)
 def venue(request: pytest.FixtureRequest, tmp_path, caplog: pytest.LogCaptureFixture) -> Iterator[OrderEntryHarness]:
     caplog.set_level(logging.DEBUG)
-    harness = ORDER_ENTRY[request.param](tmp_path)
+    harness: OrderEntryHarness = build(ORDER_ENTRY[request.param[0]], *request.param, tmp_path)  # type: ignore[assignment]
     yield harness
     assert not leaked(caplog.text, harness.secrets), "a credential reached the log"
     errors = [error for sink in harness.sinks for error in sink.errors]
     assert errors == [], errors
 
 
-@pytest.fixture(params=sorted(MARKET_DATA))
+@pytest.fixture(params=combinations(MARKET_DATA), ids=ids)
 def feed(request: pytest.FixtureRequest, tmp_path, caplog: pytest.LogCaptureFixture) -> Iterator[MarketDataHarness]:
     caplog.set_level(logging.DEBUG)
-    harness = MARKET_DATA[request.param](tmp_path)
+    harness: MarketDataHarness = build(MARKET_DATA[request.param[0]], *request.param, tmp_path)  # type: ignore[assignment]
     yield harness
     assert not leaked(caplog.text, harness.secrets), "a credential reached the log"
     assert harness.sink.errors == [], harness.sink.errors

@@ -8,6 +8,12 @@ The tests in this folder talk to the adapter only through the engine's contract 
 the sink records); a harness never reaches into the adapter. Adding a venue means writing one
 ``harness_<venue>.py`` with a subclass of :class:`OrderEntryHarness` (and, for a market-data
 adapter, of :class:`MarketDataHarness`) and naming it in ``conftest.py``.
+
+Modes (issue 20): every test runs against each venue in every mode of :data:`MODES`. ``everyday``
+is the sandbox as the project runs it; ``literal`` is the sandbox answering exactly its document's
+shapes, every assumption beyond the document switched off. A harness lists the modes it can start
+in ``modes`` and takes ``mode=`` in its constructor when it lists more than ``everyday``; the
+fixtures skip a mode it does not list, with a reason naming the harness.
 """
 
 from __future__ import annotations
@@ -24,6 +30,10 @@ from engine.model import Book, Order, OrderStatus, OrderType, Side, TimeInForce
 from engine.venue import Capabilities, MarketDataAdapter, OrderEntryAdapter
 
 S = OrderStatus
+EVERYDAY = "everyday"
+LITERAL = "literal"
+#: the venue modes every test runs in (columns of the matrix: ``venue-mode``)
+MODES = (EVERYDAY, LITERAL)
 
 
 @dataclass(frozen=True)
@@ -61,8 +71,15 @@ class OrderEntryHarness:
     lot = Decimal(1)
     tick = Decimal("0.01")
     facts = HarnessFacts()
+    #: the venue modes (of :data:`MODES`) this harness can start its venue in
+    modes: ClassVar[tuple[str, ...]] = (EVERYDAY,)
+    #: why a mode it does not list cannot apply (default reason: "no <mode> mode yet")
+    mode_skips: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, tmp_path: Any) -> None:
+    def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
+        if mode not in self.modes:
+            raise ValueError(f"{self.name}: no venue mode {mode!r} (modes: {', '.join(self.modes)})")
+        self.mode = mode
         self.tmp_path = tmp_path
         self.sink = RecordingSink()
         #: every sink this harness gave an adapter (a restart adds one): none may record an anomaly
@@ -197,8 +214,15 @@ class MarketDataHarness:
 
     name = ""
     symbol = ""
+    #: the venue modes (of :data:`MODES`) this harness can start its venue in
+    modes: ClassVar[tuple[str, ...]] = (EVERYDAY,)
+    #: why a mode it does not list cannot apply (default reason: "no <mode> mode yet")
+    mode_skips: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, tmp_path: Any) -> None:
+    def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
+        if mode not in self.modes:
+            raise ValueError(f"{self.name}: no venue mode {mode!r} (modes: {', '.join(self.modes)})")
+        self.mode = mode
         self.tmp_path = tmp_path
         self.sink = RecordingSink()
         self.adapter: MarketDataAdapter | OrderEntryAdapter

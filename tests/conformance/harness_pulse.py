@@ -1,6 +1,7 @@
 """Pulse: the adapter (JSON-RPC over WebSocket) against ``adapters/pulse/sandbox.py`` on 127.0.0.1,
 port 0. The sandbox's background participants (``place``) make the market; its faults (``drop``,
-``stall``, ``gap``, ``inject_error``) make the bad days."""
+``stall``, ``gap``, ``inject_error``) make the bad days. In ``literal`` mode the sandbox runs with
+every extension off (:meth:`PulseExtensions.document_literal`): 004's venue."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from anyio.abc import TaskGroup
 from sinks import RecordingSink
 
 from adapters.pulse.adapter import PulseAdapter, PulseOptions
-from adapters.pulse.sandbox import PulseSandbox
-from conformance.harness import HarnessFacts, MarketDataHarness, OrderEntryHarness, RejectCase
+from adapters.pulse.sandbox import PulseExtensions, PulseSandbox
+from conformance.harness import EVERYDAY, LITERAL, HarnessFacts, MarketDataHarness, OrderEntryHarness, RejectCase
 from engine.clock import WallClock
 from engine.model import Instrument, Order, OrderStatus, Side, TimeInForce
 
@@ -44,9 +45,11 @@ async def wait(condition: Callable[[], bool], what: str, timeout: float) -> None
 class _PulseVenue:
     """The sandbox, the task group and the adapter's construction both harnesses share."""
 
-    def __init__(self, heartbeat_s: Decimal) -> None:
+    def __init__(self, heartbeat_s: int, liveness_probe_s: Decimal, mode: str) -> None:
         self.heartbeat_s = heartbeat_s
-        self.sandbox = PulseSandbox(credentials={CLIENT_ID: SECRET}, min_heartbeat_s=0.05)
+        self.liveness_probe_s = liveness_probe_s
+        extensions = PulseExtensions.document_literal() if mode == LITERAL else PulseExtensions.everyday()
+        self.sandbox = PulseSandbox(credentials={CLIENT_ID: SECRET}, min_heartbeat_s=1, extensions=extensions)
         self._stack = contextlib.AsyncExitStack()
         self.task_group: TaskGroup
         self._saved_env = os.environ.get(SECRET_ENV)
@@ -58,7 +61,8 @@ class _PulseVenue:
 
     def options(self, post_only: str) -> PulseOptions:
         return PulseOptions(url=self.sandbox.url, client_id=CLIENT_ID, client_secret_env=SECRET_ENV,
-                            heartbeat_s=self.heartbeat_s, request_timeout_s=D(2), reconnect_min_s=D("0.05"),
+                            heartbeat_s=self.heartbeat_s, liveness_probe_s=self.liveness_probe_s,
+                            request_timeout_s=D(2), reconnect_min_s=D("0.05"), book_resync_s=D("0.3"),
                             post_only=post_only)
 
     async def connect(self, sink: RecordingSink, post_only: str = "reject") -> PulseAdapter:
@@ -87,10 +91,11 @@ class PulseHarness(OrderEntryHarness):
     lot = D(10)
     tick = D("0.5")
     facts = HarnessFacts()
+    modes = (EVERYDAY, LITERAL)
 
-    def __init__(self, tmp_path: Any) -> None:
-        super().__init__(tmp_path)
-        self.pulse = _PulseVenue(heartbeat_s=D(5))
+    def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
+        super().__init__(tmp_path, mode)
+        self.pulse = _PulseVenue(heartbeat_s=5, liveness_probe_s=D(5), mode=mode)
         self.sandbox = self.pulse.sandbox
         self._adapter: PulseAdapter | None = None
 
@@ -197,10 +202,13 @@ class PulseFeedHarness(MarketDataHarness):
 
     name = "pulse"
     symbol = BTC
+    modes = (EVERYDAY, LITERAL)
 
-    def __init__(self, tmp_path: Any) -> None:
-        super().__init__(tmp_path)
-        self.pulse = _PulseVenue(heartbeat_s=D("0.3"))  # a stall is seen within a second
+    def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
+        super().__init__(tmp_path, mode)
+        # 004's set_heartbeat interval is whole seconds; the adapter's probe of a silent venue comes
+        # sooner, so a stall is seen within a second
+        self.pulse = _PulseVenue(heartbeat_s=1, liveness_probe_s=D("0.3"), mode=mode)
         self.sandbox = self.pulse.sandbox
         self._adapter: PulseAdapter | None = None
         self._prices = iter(range(48000, 40000, -10))

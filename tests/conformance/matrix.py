@@ -7,7 +7,9 @@ Each row has an id (``OE-nn`` order entry, ``MD-nn`` market data), in the manner
 NautilusTrader's execution testing spec, so a report or an issue can name a case. It runs
 ``tests/conformance`` with pytest in this process and reads each test's outcome per venue:
 ``pass`` (with what the venue did, where a test records it), ``skip`` and ``xfail`` with the reason
-the test gives, ``FAIL``. The exit code is pytest's, so a failing adapter fails the command too."""
+the test gives, ``FAIL``. A column is one adapter against its venue in one mode (``pulse-everyday``,
+``pulse-literal``: the sandbox answering exactly its document's shapes). The exit code is pytest's,
+so a failing adapter fails the command too."""
 
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ class Collector:
     outcomes: dict[tuple[str, str, str], Outcome] = field(default_factory=dict)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        match = re.fullmatch(r".*/(test_\w+)\.py::(test_\w+)\[(\w+)\]", report.nodeid)
+        match = re.fullmatch(r".*/(test_\w+)\.py::(test_\w+)\[([\w-]+)\]", report.nodeid)
         if match is None:
             return
         key = (match[1], match[2], match[3])
@@ -91,8 +93,9 @@ def table(collector: Collector, module: str, rows: dict[str, str], notes: list[s
             if outcome.status == "pass":
                 cells.append(f"pass ({outcome.reason})" if outcome.reason else "pass")
                 continue
-            notes.append(f"{outcome.reason}")
-            cells.append(f"{outcome.status} [{len(notes)}]")
+            if outcome.reason not in notes:  # one note per reason, however many cells give it
+                notes.append(outcome.reason)
+            cells.append(f"{outcome.status} [{notes.index(outcome.reason) + 1}]")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 

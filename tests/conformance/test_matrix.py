@@ -30,3 +30,13 @@ def test_render_shows_outcomes_with_numbered_reasons() -> None:
     assert "| OE-05 cancel | pass | skip [1] |" in text
     assert "| MD-01 snapshot first | xfail [2] |" in text
     assert "[1] b cannot" in text and "[2] f is wrong" in text
+
+
+def test_one_note_per_reason_and_a_column_per_mode() -> None:
+    collector = Collector()
+    for venue in ("a-everyday", "a-literal", "b-literal"):
+        collector.outcomes[("test_order_entry", "test_cancel", venue)] = Outcome("skip", "no literal mode yet")
+    collector.outcomes[("test_order_entry", "test_cancel", "a-everyday")] = Outcome("pass")
+    text = render(collector)
+    assert "| behaviour | a-everyday | a-literal | b-literal |" in text
+    assert "| OE-05 cancel | pass | skip [1] | skip [1] |" in text and "[2]" not in text
