@@ -14,7 +14,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from adapters.psx_feed.adapter import LiveFeedAdapter, LiveFeedOptions
-from adapters.psx_feed.sandbox import FeedServer
+from adapters.psx_feed.sandbox import FeedExtensions, FeedServer
 from conformance.harness import MarketDataHarness
 from engine.clock import WallClock
 from engine.model import BookUpdate, Instrument, Phase, SessionState, Side
@@ -29,15 +29,28 @@ INSTRUMENTS = [Instrument("MEBL", "PSX", previous_close=D("187.50")),
 class PsxFeedHarness(MarketDataHarness):
     name = "psx_feed"
     symbol = "MEBL"
+    #: the sandbox modes this harness runs (issue 20): every extension on, or document 002 alone
+    modes = ("everyday", "literal")
 
-    def __init__(self, tmp_path: Any) -> None:
+    def __init__(self, tmp_path: Any, mode: str = "everyday") -> None:
         super().__init__(tmp_path)
+        self.mode = mode
         self.clock = WallClock()
-        self.server = FeedServer(INSTRUMENTS, self.clock, (TOKEN,))
+        self.server = FeedServer(INSTRUMENTS, self.clock, (TOKEN,), extensions=self.sandbox_settings(mode))
         self._stack = contextlib.AsyncExitStack()
         self._task_group: TaskGroup
         self._adapter: LiveFeedAdapter | None = None
         self._saved_env = os.environ.get(TOKEN_ENV)
+
+    @staticmethod
+    def sandbox_settings(mode: str) -> FeedExtensions:
+        """The Live Feed sandbox's extensions for a conformance mode: ``everyday`` (all on) or
+        ``literal`` (document 002 alone, all off)."""
+        if mode == "everyday":
+            return FeedExtensions.everyday()
+        if mode == "literal":
+            return FeedExtensions.document_literal()
+        raise ValueError(f"mode must be everyday or literal, got {mode!r}")
 
     @property
     def secrets(self) -> tuple[str, ...]:
