@@ -388,7 +388,8 @@ def parse_envelope(http_status: int, raw: bytes) -> Success | Failure:
     try:
         body = _obj(loads(raw), "response")
         status = body.get("status")
-        # OPT-4: "code" is taken as the HTTP status echoed; the business code is in error_details
+        # OPT-4: "code" is taken as the HTTP status echoed; the business code is in error_details,
+        # or in "code" itself when it is one of section 13's
         code = _int(body, "code", optional=True)
         request_id = body.get("request_id") or ""
         if not isinstance(request_id, str):
@@ -403,6 +404,10 @@ def parse_envelope(http_status: int, raw: bytes) -> Success | Failure:
             details = body.get("error_details") or {}
             details = _obj(details, "error_details")
             error_code = _int(details, "error_code", optional=True)  # OPT-4
+            if error_code is None and code in BROKER_ERRORS:
+                # 000's envelope has one code field: a broker that puts section 13's code there
+                # (a document-literal one) says 2002 in "code" where we assumed the HTTP status
+                error_code = code
             message = body.get("message") or ""
             if not isinstance(message, str):
                 raise CodecError(f"field 'message' must be a string, got {message!r}")

@@ -75,7 +75,7 @@ from adapters.sim.cli import (
     sandbox_clock,
     until_stopped,
 )
-from adapters.sim.extensions import Extensions, add_extension_arguments, extensions_from_args
+from adapters.sim.extensions import Extensions, add_extension_arguments, extensions_from_args, extensions_line
 from adapters.sim.faults import (
     FaultTimers,
     canonical_kind,
@@ -1033,14 +1033,6 @@ async def _feed(args: argparse.Namespace, tokens: list[str]) -> AsyncIterator[Fe
         await server.stop()
 
 
-def _extensions_line(ext: Extensions) -> str:
-    """What the start-up banner says of the extensions (issue 20)."""
-    if ext.literal:
-        return "document-literal: every extension off"
-    off = ext.off()
-    return f"extensions off: {', '.join(off)}" if off else "every extension on (--document-literal: none)"
-
-
 def _stopped_line(server: FeedServer) -> str:
     return f"psx feed sandbox: stopped; {json.dumps({k: v for k, v in server.stats.items() if v})}"
 
@@ -1049,7 +1041,7 @@ async def _serve(args: argparse.Namespace) -> int:
     async with _feed(args, _tokens(args)) as server:
         print(f"psx feed sandbox listening on {server.url} (paths {', '.join(LEVEL_OF_PATH)}); "
               f"faults: GET http://{args.host}:{server.port}/sandbox/fault?kind=drop", flush=True)
-        print(f"psx feed sandbox: {_extensions_line(server.extensions)}", flush=True)
+        print(f"psx feed sandbox: {extensions_line(server.extensions)}", flush=True)
         await until_stopped(args.duration)
     print(_stopped_line(server), flush=True)
     return 0

@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Self, TypeVar
 
-__all__ = ["Extensions", "add_extension_arguments", "extensions_from_args"]
+__all__ = ["Extensions", "add_extension_arguments", "extensions_from_args", "extensions_line"]
 
 E = TypeVar("E", bound="Extensions")
 
@@ -78,3 +78,11 @@ def extensions_from_args(cls: type[E], args: argparse.Namespace) -> E:
     mine = set(cls.names())
     return base.changed(on=[n for n in getattr(args, "extension", []) if n in mine],
                         off=[n for n in getattr(args, "no_extension", []) if n in mine])
+
+
+def extensions_line(ext: Extensions) -> str:
+    """What a start-up banner says of a sandbox's extensions."""
+    if ext.literal:
+        return "document-literal: every extension off"
+    off = ext.off()
+    return f"extensions off: {', '.join(off)}" if off else "every extension on (--document-literal: none)"
