@@ -844,3 +844,21 @@ async def test_literal_broker_outage_is_noticed_with_no_order_open() -> None:
         v.sandbox.inject("outage", seconds=1)
         await until(lambda: "disconnected" in v.sink.statuses())
         await until(lambda: v.sink.statuses()[-1] == "connected")
+
+
+@pytest.mark.anyio
+async def test_signed_webhooks_without_event_id_or_time_are_applied_once() -> None:
+    """``event_id`` and ``occurred_at`` are OPT-5 assumptions (000 gives no payload): a broker that
+    signs but sends neither had every webhook refused as malformed (400), so with a slow poll the
+    fill never arrived. The body's digest is the delivery id now: a duplicate is still dropped."""
+    ext = OptimusExtensions.everyday().changed(off=["event_ids"])
+    async with venue(settings(extensions=ext), poll_interval_s=D(30)) as v:
+        await v.liquid()
+        v.sandbox.inject("duplicate_webhooks", count=1000)
+        order = v.submit(price=UPPER)
+        await until(lambda: order.status is S.FILLED)
+        fills = v.sink.fills_for(order.client_id)
+        assert sum(f.qty for f in fills) == D(500) and len({f.exec_id for f in fills}) == len(fills)
+        await until(lambda: v.sandbox.counts["webhooks_duplicated"] >= 2 and v.adapter.bad_input().get("replayed", 0)
+                    >= 1)
+        assert statuses(v.sink, order.client_id).count(S.NEW) == 1
