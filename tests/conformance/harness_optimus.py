@@ -9,7 +9,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -41,6 +41,17 @@ class OptimusHarness(OrderEntryHarness):
 
     #: the sandbox modes this harness runs (issue 20): every extension on, or document 000 alone
     modes = ("everyday", "literal")
+    #: conformance tests whose premise document 000 does not give, by test name: skipped in the
+    #: literal mode with this reason (the adapter's literal behaviour is tested in
+    #: tests/test_optimus_adapter.py instead)
+    literal_limits: ClassVar[dict[str, str]] = {
+        "test_restart_finds_open_and_finished_orders": "000 documents no order listing (OPT-3): a restarted "
+        "adapter finds an order only when the engine asks for it by id",
+        "test_restart_finds_fills_made_before_it": "000 documents no executions listing (OPT-3): a restarted "
+        "adapter learns fills from the orders the engine asks for by id",
+        "test_partial_fill": "000 documents no webhook signature (OPT-5): unsigned webhooks are refused and "
+        "state comes from polls, so an order that fills completely within one poll is never seen partly filled",
+    }
 
     def __init__(self, tmp_path: Any, mode: str = "everyday") -> None:
         super().__init__(tmp_path)
