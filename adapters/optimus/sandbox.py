@@ -40,6 +40,10 @@ venue's one vocabulary (:mod:`adapters.sim.faults`; older names such as ``error_
 
 Account webhooks on request (``announce(event, data)`` or ``POST /sandbox/events {"event":
 "margin.call", "data": {...}}``): ``margin.call`` and ``account.alert``, as 000 lists them.
+
+Every assumption beyond document 000 is a named flag of :class:`OptimusExtensions`
+(``SandboxSettings.extensions``): all on by default, all off in document-literal mode
+(``OptimusExtensions.document_literal()``, ``--document-literal``; issue 20).
 """
 
 from __future__ import annotations

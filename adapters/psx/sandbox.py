@@ -16,6 +16,9 @@ The broker enforces the document's server-side rules (lot 2002, band and tick 20
 2006, order types 2007, buying power 2004, short selling 2005, idempotency 3002, tokens
 1001/1002, rate limits 3001) in the document's error envelope; the feed enforces its bearer
 token, access levels and 2 connections per token. Both are the standalone sandboxes' code.
+``document_literal=True`` (``--document-literal``) turns every extension of both off (issue 20:
+each server says only what its document shows); ``--extension`` / ``--no-extension NAME`` one of
+either server's flags.
 
 Faults (:data:`FAULTS`, of the simulated venue's one vocabulary, :mod:`adapters.sim.faults`), in
 process (``sandbox.inject(kind, **params)``), on a schedule (``faults=`` / ``--fault SPEC``), or

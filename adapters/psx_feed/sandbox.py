@@ -38,6 +38,10 @@ others by name:
 =================  ===========================================================================
 
 ``GET /sandbox/status`` answers with the connections and counters as JSON.
+
+Every assumption beyond document 002 is a named flag of :class:`FeedExtensions` (``extensions=``):
+all on by default, all off in document-literal mode (``FeedExtensions.document_literal()``,
+``--document-literal``; issue 20).
 """
 
 from __future__ import annotations

@@ -60,8 +60,7 @@ class Extensions:
         return len(self.off()) == len(self.names())
 
 
-def add_extension_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
-                            *classes: type[Extensions]) -> None:
+def add_extension_arguments(parser: argparse.ArgumentParser, *classes: type[Extensions]) -> None:
     """``--document-literal``, ``--extension NAME`` and ``--no-extension NAME`` for these flag sets."""
     names = sorted({name for cls in classes for name in cls.names()})
     parser.add_argument("--document-literal", action="store_true",
