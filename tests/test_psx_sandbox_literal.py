@@ -24,7 +24,7 @@ from adapters.optimus.webhooks import HttpRequest, HttpResponse, HttpServer
 from adapters.psx.sandbox import Credentials, PsxSandbox, build_parser, setup_from_args
 from adapters.psx_feed.sandbox import FeedExtensions, FeedServer
 from adapters.psx_feed.sandbox import build_parser as feed_parser
-from adapters.sim.extensions import extensions_from_args
+from adapters.sim.extensions import add_extension_arguments, extensions_from_args
 from engine.clock import WallClock
 from engine.model import BookUpdate, Instrument, Phase, SessionState, Side
 
@@ -70,6 +70,10 @@ def test_the_command_lines_read_document_literal_and_single_extensions() -> None
     assert extensions_from_args(FeedExtensions, args).off() == ("welcome",)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--extension", "no_such_flag"])
+    shared = argparse.ArgumentParser()  # a command line that has the three flags already keeps them
+    add_extension_arguments(shared, FeedExtensions)
+    add_extension_arguments(shared, FeedExtensions)
+    assert shared.parse_args(["--document-literal"]).document_literal
 
 
 # ---- the Live Feed --------------------------------------------------------------------------------

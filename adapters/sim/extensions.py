@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Iterable
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 __all__ = ["Extensions", "add_extension_arguments", "extensions_from_args", "extensions_line"]
 
@@ -63,12 +63,19 @@ class Extensions:
 def add_extension_arguments(parser: argparse.ArgumentParser, *classes: type[Extensions]) -> None:
     """``--document-literal``, ``--extension NAME`` and ``--no-extension NAME`` for these flag sets."""
     names = sorted({name for cls in classes for name in cls.names()})
-    parser.add_argument("--document-literal", action="store_true",
-                        help="answer only the venue document's shapes: every extension off (README: the flags)")
-    parser.add_argument("--extension", action="append", default=[], metavar="NAME", choices=names,
-                        help="turn one extension on (repeatable; after --document-literal)")
-    parser.add_argument("--no-extension", action="append", default=[], metavar="NAME", choices=names,
-                        help=f"turn one extension off (repeatable): {', '.join(names)}")
+    arguments: list[tuple[str, dict[str, Any]]] = [
+        ("--document-literal", {"action": "store_true", "help": "answer only the venue document's shapes: every "
+                                "extension off (README: the flags)"}),
+        ("--extension", {"action": "append", "default": [], "metavar": "NAME", "choices": names,
+                         "help": "turn one extension on (repeatable; after --document-literal)"}),
+        ("--no-extension", {"action": "append", "default": [], "metavar": "NAME", "choices": names,
+                            "help": f"turn one extension off (repeatable): {', '.join(names)}"}),
+    ]
+    for flag, spec in arguments:
+        try:
+            parser.add_argument(flag, **spec)
+        except argparse.ArgumentError:
+            pass  # the command line every sandbox shares has it already: one flag, read the same way
 
 
 def extensions_from_args(cls: type[E], args: argparse.Namespace) -> E:
