@@ -29,7 +29,7 @@ from sinks import RecordingSink
 from adapters.kit.pacing import max_in_window
 from adapters.optimus import codec
 from adapters.optimus.adapter import OptimusAdapter, OptimusOptions
-from adapters.optimus.sandbox import DOC_HOLDINGS, DOC_INSTRUMENTS, OptimusSandbox, SandboxSettings
+from adapters.optimus.sandbox import DOC_HOLDINGS, DOC_INSTRUMENTS, OptimusExtensions, OptimusSandbox, SandboxSettings
 from engine.clock import KARACHI, NS_PER_S, Clock, ScaledClock, WallClock
 from engine.model import (
     Order,
@@ -786,3 +786,79 @@ async def test_the_sandbox_announces_only_the_account_webhooks_over_http() -> No
             refused = await client.post(url, json={"event": "order.execution"})
             assert refused.status_code == 400 and "margin.call" in refused.text
         await until(lambda: any(kind == "account" for kind, _ in v.sink.calls))
+
+
+# ---- against the document-literal broker (issue 20: 000 alone, every extension off) ------------------
+def literal(**overrides: Any) -> SandboxSettings:
+    return settings(extensions=OptimusExtensions.document_literal(), **overrides)
+
+
+@pytest.mark.anyio
+async def test_literal_broker_order_state_and_fills_come_from_status_polls() -> None:
+    """000 documents no webhook signature and no order listing: the literal broker's webhooks are
+    unsigned (refused: they cannot be told from forged ones) and ``/orders/open`` does not exist.
+    The adapter polled ``/orders/open`` forever (404, "poll failed") and never learned a fill."""
+    async with venue(literal()) as v:
+        await v.liquid()
+        filled = v.submit(price=UPPER)
+        resting = v.submit()
+        await until(lambda: filled.status is S.FILLED and resting.status is S.NEW)
+        assert sum(f.qty for f in v.sink.fills_for(filled.client_id)) == D(500)
+        assert v.adapter.bad_input().get("bad_signature", 0) >= 1  # the unsigned webhooks: refused
+        v.cancel(resting)
+        await until(lambda: resting.status is S.CANCELLED)
+
+
+@pytest.mark.anyio
+async def test_literal_broker_reconciliation_queries_answer_from_each_orders_status() -> None:
+    """Without ``/orders/open`` and ``/orders/executions`` the queries raised ConnectionError
+    (HTTP 404), so an engine reconnecting to the literal broker could not reconcile."""
+    async with venue(literal()) as v:
+        await v.liquid()
+        since = time.time_ns() - NS_PER_S
+        filled = v.submit(price=UPPER)
+        resting = v.submit()
+        await until(lambda: filled.status is S.FILLED and resting.status is S.NEW)
+        open_orders = await v.adapter.query_open_orders()
+        assert [(o.client_id, o.status) for o in open_orders] == [(resting.client_id, S.NEW)]
+        fills = await v.adapter.query_fills(since)
+        assert {f.exec_id for f in fills} == {f.exec_id for f in v.sink.fills_for(filled.client_id)}
+
+
+@pytest.mark.anyio
+async def test_literal_broker_reject_code_in_the_envelopes_code_field() -> None:
+    """000's error envelope has one code field; the literal broker puts section 13's code there
+    (``"code": 2002``), not in ``error_details.error_code`` (OPT-4). The adapter read ``code`` as the
+    HTTP status only and rejected a lot-size error as a generic exchange reject."""
+    async with venue(literal()) as v:
+        order = v.submit(qty=499)
+        await until(lambda: order.status is S.REJECTED)
+        assert order.reject_code == Reject.INVALID_QUANTITY
+
+
+@pytest.mark.anyio
+async def test_literal_broker_outage_is_noticed_with_no_order_open() -> None:
+    """With no listing to poll and no order open, the buying power (000's own read) is the link's
+    heartbeat: a broker that stops answering is still reported."""
+    async with venue(literal(), poll_interval_s=D("0.1"), disconnect_after_failures=2) as v:
+        v.sandbox.inject("outage", seconds=1)
+        await until(lambda: "disconnected" in v.sink.statuses())
+        await until(lambda: v.sink.statuses()[-1] == "connected")
+
+
+@pytest.mark.anyio
+async def test_signed_webhooks_without_event_id_or_time_are_applied_once() -> None:
+    """``event_id`` and ``occurred_at`` are OPT-5 assumptions (000 gives no payload): a broker that
+    signs but sends neither had every webhook refused as malformed (400), so with a slow poll the
+    fill never arrived. The body's digest is the delivery id now: a duplicate is still dropped."""
+    ext = OptimusExtensions.everyday().changed(off=["event_ids"])
+    async with venue(settings(extensions=ext), poll_interval_s=D(30)) as v:
+        await v.liquid()
+        v.sandbox.inject("duplicate_webhooks", count=1000)
+        order = v.submit(price=UPPER)
+        await until(lambda: order.status is S.FILLED)
+        fills = v.sink.fills_for(order.client_id)
+        assert sum(f.qty for f in fills) == D(500) and len({f.exec_id for f in fills}) == len(fills)
+        await until(lambda: v.sandbox.counts["webhooks_duplicated"] >= 2 and v.adapter.bad_input().get("replayed", 0)
+                    >= 1)
+        assert statuses(v.sink, order.client_id).count(S.NEW) == 1

@@ -31,7 +31,7 @@ from adapters.psx_feed.adapter import (
     LiveFeedAdapter,
     LiveFeedOptions,
 )
-from adapters.psx_feed.sandbox import FeedServer, paper_order_source
+from adapters.psx_feed.sandbox import FeedExtensions, FeedServer, paper_order_source
 from adapters.sim.market import MarketOptions
 from engine.clock import Clock, ScaledClock, WallClock
 from engine.model import (
@@ -513,3 +513,34 @@ async def test_sandbox_command_serves_the_paper_market(tmp_path: Path):
                 tg.cancel_scope.cancel()
         finally:
             process.terminate()
+
+
+# ---- against the document-literal feed (issue 20: 002 alone, every extension off) ---------------------
+def literal() -> dict[str, Any]:
+    return {"extensions": FeedExtensions.document_literal()}
+
+
+async def test_literal_feed_whole_books_become_a_snapshot_then_deltas():
+    """002 documents "bid/ask levels", no ``snapshot`` field and no deltas: every literal book
+    message is the whole book. The adapter read a book without ``snapshot`` as a delta on a book it
+    did not hold and dropped it, so the engine never had a book at all."""
+    async with sandbox(**literal()) as server, running(server, ("MEBL", "OGDC")) as (adapter, sink):
+        assert sink.snapshots("MEBL") == 1 and sink.snapshots("OGDC") == 1
+        server.on_book(delta("MEBL", level(Side.BUY, "187.45", 0), level(Side.SELL, "187.50", 200)))
+        await wait_for(lambda: same_book(sink, server, "MEBL"))
+        last = [u for u in sink.of("book") if u.symbol == "MEBL"][-1]
+        assert not last.snapshot  # only what changed reaches the engine
+        assert set(last.changes) == {level(Side.BUY, "187.45", 0), level(Side.SELL, "187.50", 200)}
+        assert sink.books["MEBL"].best_bid == D("187.40") and sink.books["MEBL"].best_ask == D("187.50")
+        assert adapter.malformed == 0 and adapter.describe()["dropped_deltas"] == 0
+
+
+async def test_literal_feed_heals_a_lost_book_message_at_the_next():
+    """Without ``seq`` a lost message cannot be noticed; the next whole book repairs the book."""
+    async with sandbox(**literal()) as server, running(server) as (adapter, sink):
+        server.inject("gap")
+        server.on_book(delta("MEBL", level(Side.BUY, "187.45", 0)))  # lost on the way
+        server.on_book(delta("MEBL", level(Side.SELL, "187.55", 50)))
+        await wait_for(lambda: same_book(sink, server, "MEBL"))
+        assert sink.books["MEBL"].best_bid == D("187.40") and adapter.gaps == 0
+        assert sink.snapshots("MEBL") == 1

@@ -31,6 +31,7 @@ options, never from the config itself, and never logged.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
@@ -166,6 +167,9 @@ class OptimusAdapter(Adapter):
         host, port = parse_listen(options.webhook_listen)
         self.bad = BadInput(log, f"optimus {venue}")
         self._state_path: Path | None = None  # set_state_path: where the webhook delivery ids outlive us
+        #: False once the broker answered the order listing (``/orders/open``, ``/orders/executions``)
+        #: with "no such endpoint": 000 documents neither (OPT-3), so each order's status stands in
+        self._listing: bool | None = None
         self.receiver = WebhookReceiver(
             [webhook_secret.encode()], clock, self._on_webhook, path=options.webhook_path,
             tolerance_s=options.webhook_tolerance_s, venue=venue, bad_input=self.bad,
@@ -335,13 +339,20 @@ class OptimusAdapter(Adapter):
 
     async def _poll_once(self) -> None:
         """One look at the open orders: the backup for lost webhooks and the link's heartbeat."""
+        if self._listing is False:
+            await self._poll_each()
+            return
         try:
             result = await self._query(Paths.OPEN_ORDERS, {})
         except (NotSent, OutcomeUnknown):
             return
         if isinstance(result, Failure):
-            self._complain("poll_failed", "open orders poll: %s", result.describe())
+            if self._no_listing(result):
+                await self._poll_each()
+            else:
+                self._complain("poll_failed", "open orders poll: %s", result.describe())
             return
+        self._listing = True
         try:
             listed = {view.client_order_id: view for view in codec.decode_orders(result.data)}
         except CodecError as exc:
@@ -355,6 +366,29 @@ class OptimusAdapter(Adapter):
                 await self._resolve(rec)  # finished, filled meanwhile, or never confirmed: ask for details
             else:
                 self._apply_view(rec, view)
+
+    async def _poll_each(self) -> None:
+        """The poll on a broker without an order listing: each open order's status in turn; with
+        none to ask about, the buying power (000's own read) keeps the link's heartbeat."""
+        asked = False
+        for rec in self._orders.open_records():
+            if rec.final is None and not rec.in_flight:
+                asked = True
+                await self._resolve(rec)
+        if not asked:
+            with contextlib.suppress(NotSent, OutcomeUnknown):
+                await self._query(Paths.BUYING_POWER, {})  # the answer only proves the link
+
+    def _no_listing(self, result: Failure) -> bool:
+        """True (and remembered) when a listing request was answered "no such endpoint": HTTP 404
+        without a business code (a document-literal broker: 000 has no order listing)."""
+        if result.http_status != NOT_FOUND or result.error_code is not None:
+            return False
+        if self._listing is not False:
+            self._listing = False
+            log.warning("optimus %s: the broker lists no orders (%s); asking each order's status instead",
+                        self.venue, result.describe())
+        return True
 
     # ---- HTTP ----------------------------------------------------------------------------
     async def _post(
@@ -784,19 +818,30 @@ class OptimusAdapter(Adapter):
         return result
 
     async def query_open_orders(self) -> list[VenueOrder]:
-        """Every order the broker still works for the account (``POST /orders/open``)."""
+        """Every order the broker still works for the account (``POST /orders/open``). A broker
+        without that listing (000 documents none): the open orders this instance tracks, each by
+        its status; after a restart none, and the engine asks for each of its orders by id."""
+        if self._listing is False:
+            return await self._open_by_status()
         try:
             result = await self._answer(Paths.OPEN_ORDERS, {})
         except (NotSent, OutcomeUnknown) as exc:
             raise ConnectionError(f"optimus {self.venue}: open orders: {exc}") from None
         if isinstance(result, Failure):
+            if self._no_listing(result):
+                return await self._open_by_status()
             raise ConnectionError(f"optimus {self.venue}: open orders: {result.describe()}")
+        self._listing = True
         views = codec.decode_orders(result.data)
         for view in views:
             rec = self._orders.get(view.client_order_id)
             if rec is not None:
                 self._orders.bind(rec, view.order_id)
         return [view.to_venue_order(self.venue) for view in views]
+
+    async def _open_by_status(self) -> list[VenueOrder]:
+        found = [await self.query_order(rec.client_id) for rec in self._orders.open_records()]
+        return [vo for vo in found if vo is not None and vo.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)]
 
     async def query_order(self, client_id: str) -> VenueOrder | None:
         """One order by our id; None when the broker never saw it."""
@@ -816,14 +861,34 @@ class OptimusAdapter(Adapter):
     async def query_fills(self, since_ns: int) -> list[Fill]:
         """Our executions since ``since_ns``. The engine applies them itself (dropping ones it has),
         so they are only noted here, never pushed to the sink a second time."""
+        if self._listing is False:
+            return await self._fills_by_status(since_ns)
         try:
             result = await self._answer(Paths.EXECUTIONS, codec.encode_executions_query(since_ns))
         except (NotSent, OutcomeUnknown) as exc:
             raise ConnectionError(f"optimus {self.venue}: executions: {exc}") from None
         if isinstance(result, Failure):
+            if self._no_listing(result):
+                return await self._fills_by_status(since_ns)
             raise ConnectionError(f"optimus {self.venue}: executions: {result.describe()}")
+        return self._note_executions(codec.decode_executions(result.data))
+
+    async def _fills_by_status(self, since_ns: int) -> list[Fill]:
+        """A broker without ``/orders/executions``: the executions in the status of every order this
+        instance tracks (after a restart none: the engine's looked-up orders carry their filled qty)."""
+        executions: list[Execution] = []
+        for rec in self._orders.records():
+            try:
+                result = await self._answer(Paths.STATUS, codec.encode_status(rec.client_id))
+            except (NotSent, OutcomeUnknown) as exc:
+                raise ConnectionError(f"optimus {self.venue}: status of {rec.client_id}: {exc}") from None
+            if isinstance(result, Success):
+                executions += [e for e in codec.decode_order(result.data).executions if e.ts_ns >= since_ns]
+        return self._note_executions(executions)
+
+    def _note_executions(self, executions: Iterable[Execution]) -> list[Fill]:
         fills = []
-        for execution in codec.decode_executions(result.data):
+        for execution in executions:
             rec = self._orders.get(execution.client_order_id)
             if rec is not None and self._orders.note_fill(rec, execution.execution_id, execution.quantity):
                 self._orders.note_acked(rec)

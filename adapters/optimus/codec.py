@@ -388,7 +388,8 @@ def parse_envelope(http_status: int, raw: bytes) -> Success | Failure:
     try:
         body = _obj(loads(raw), "response")
         status = body.get("status")
-        # OPT-4: "code" is taken as the HTTP status echoed; the business code is in error_details
+        # OPT-4: "code" is taken as the HTTP status echoed; the business code is in error_details,
+        # or in "code" itself when it is one of section 13's
         code = _int(body, "code", optional=True)
         request_id = body.get("request_id") or ""
         if not isinstance(request_id, str):
@@ -403,6 +404,10 @@ def parse_envelope(http_status: int, raw: bytes) -> Success | Failure:
             details = body.get("error_details") or {}
             details = _obj(details, "error_details")
             error_code = _int(details, "error_code", optional=True)  # OPT-4
+            if error_code is None and code in BROKER_ERRORS:
+                # 000's envelope has one code field: a broker that puts section 13's code there
+                # (a document-literal one) says 2002 in "code" where we assumed the HTTP status
+                error_code = code
             message = body.get("message") or ""
             if not isinstance(message, str):
                 raise CodecError(f"field 'message' must be a string, got {message!r}")
@@ -845,15 +850,25 @@ class WebhookEvent:
         )
 
 
-def decode_webhook(raw: bytes) -> WebhookEvent:
+def decode_webhook(raw: bytes, received_ns: int | None = None) -> WebhookEvent:
+    """One webhook body. ``event_id`` and ``occurred_at`` are OPT-5 assumptions, not 000's: a
+    broker that sends neither (``received_ns`` given) is read with the body's digest as its
+    delivery id (a retry resends the same bytes, so it is still caught) and the receive time."""
     body = _obj(loads(raw), "webhook")
     event = _str(body, "event")
     if event not in WEBHOOK_EVENTS:
         raise CodecError(f"unknown webhook event {event!r}")
-    event_id = _str(body, "event_id")
-    if not event_id:
-        raise CodecError("empty event_id")
-    return WebhookEvent(event, event_id, parse_ts(_field(body, "occurred_at")), _obj(body.get("data") or {}, "data"))
+    if received_ns is not None and "event_id" not in body:
+        event_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+    else:
+        event_id = _str(body, "event_id")
+        if not event_id:
+            raise CodecError("empty event_id")
+    if received_ns is not None and "occurred_at" not in body:
+        occurred_ns = received_ns
+    else:
+        occurred_ns = parse_ts(_field(body, "occurred_at"))
+    return WebhookEvent(event, event_id, occurred_ns, _obj(body.get("data") or {}, "data"))
 
 
 # OPT-5 (no scheme in the document). Chosen: the Stripe-style scheme, because it covers integrity,

@@ -40,6 +40,10 @@ venue's one vocabulary (:mod:`adapters.sim.faults`; older names such as ``error_
 
 Account webhooks on request (``announce(event, data)`` or ``POST /sandbox/events {"event":
 "margin.call", "data": {...}}``): ``margin.call`` and ``account.alert``, as 000 lists them.
+
+Every assumption beyond document 000 is a named flag of :class:`OptimusExtensions`
+(``SandboxSettings.extensions``): all on by default, all off in document-literal mode
+(``OptimusExtensions.document_literal()``, ``--document-literal``; issue 20).
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ from adapters.kit.credentials import MissingSecret, read_secret
 from adapters.kit.wirejson import Reader, WireError
 from adapters.optimus.webhooks import HttpRequest, HttpResponse, HttpServer
 from adapters.sim.cli import Port, VenueSandboxCommand, free_ports, sandbox_clock, until_stopped
+from adapters.sim.extensions import Extensions, add_extension_arguments, extensions_from_args, extensions_line
 from adapters.sim.faults import (
     FaultTimers,
     canonical_kind,
@@ -96,7 +101,8 @@ from engine.venue import SandboxLink, SandboxStartError, venue_from_config
 from engine.venue.clock import NS_PER_S, Clock, WallClock
 from engine.venue.ratelimit import RateBucket
 
-__all__ = ["COMMAND", "DOC_HOLDINGS", "DOC_INSTRUMENTS", "OptimusSandbox", "SandboxSettings", "main"]
+__all__ = ["COMMAND", "DOC_HOLDINGS", "DOC_INSTRUMENTS", "OptimusExtensions", "OptimusSandbox", "SandboxSettings",
+           "main"]
 
 log = logging.getLogger("engine.optimus.sandbox")
 #: what clients send is read as the adapter reads the venue: one bounded, exact reader (adapters.kit.wirejson)
@@ -185,6 +191,50 @@ class _Refusal(Exception):
         self.details = details
 
 
+@dataclass(frozen=True)
+class OptimusExtensions(Extensions):
+    """The Optimus sandbox's assumptions beyond document 000, one flag each (VENUES.md 1.13).
+
+    000 names the REST base, "ALL POST", the portfolio paths, ``/orders``, JWT with 1-hour access
+    and 7-day refresh tokens, the webhook event names, the envelope, the error codes and the PSX
+    rules, but no request or answer body, no login, cancel or status path and no webhook payload.
+    Both modes therefore keep one way to do each thing an adapter must do, in the project's
+    dialect (OPT-3, OPT-5): log in and refresh (``/auth/login``, ``/auth/refresh``: 000 has
+    "Authentication APIs" and refresh tokens), place (``/orders`` with ``idempotency_key``),
+    cancel (``/orders/cancel``: 000 has "Order cancelled by user"), ask one order's state
+    (``/orders/status``: without it a lost answer could never be resolved), the portfolio reads,
+    and webhooks ``{"event", "data": {order fields}}``. Every second way and every convenience
+    is one of these flags. MIT and MTL (listed by 000) are refused with 2007 in both modes: the
+    sandbox does not emulate them (OPT-7)."""
+
+    error_code_field: bool = True
+    """OPT-4: the 4-digit code in ``error_details.error_code``, the envelope's ``code`` the HTTP
+    status. Literal: 000's envelope has one code field and section 13 lists "error codes", so the
+    4-digit code is ``code`` (the HTTP status stays on the status line); ``error_details`` holds
+    only details."""
+    webhook_signature: bool = True
+    """OPT-5: webhooks signed ``X-Optimus-Signature: t=<ms>,v1=<HMAC-SHA256>``. Literal: unsigned
+    (000 has no signature scheme). An adapter cannot tell a literal webhook from a forged one: the
+    Optimus adapter refuses them (401, counted) and learns every order's state by polling."""
+    event_ids: bool = True
+    """OPT-5: ``event_id`` and ``occurred_at`` in the payload and the ``X-Optimus-Event-Id``
+    header (de-duplication of at-least-once delivery). Literal: ``{"event", "data"}`` only."""
+    order_listing: bool = True
+    """OPT-3: ``POST /orders/open`` (every working order) and ``POST /orders/executions`` (fills
+    since a time). Literal: 404; one order's state (``/orders/status``, with its executions) is
+    the only query."""
+    idempotency_header: bool = True
+    """OPT-8: the idempotency key read from the ``Idempotency-Key`` header as well as the body.
+    Literal: the body field ``idempotency_key`` only (000: snake_case JSON properties)."""
+    client_id_dedup: bool = True
+    """OPT-8: a repeated ``client_order_id`` is refused with 3002 like a repeated key. Literal: only
+    the idempotency key is checked (000: "Idempotency Keys: Prevent duplicate order submissions")."""
+    session_rules: bool = True
+    """OPT-6: pre-open takes limit DAY orders only, post-close limit orders at the closing price
+    only, and no cancel is taken during the opening match. Literal: 000's "All orders validated
+    against market hours": any order in pre-open, continuous and post-close, 2006 outside them."""
+
+
 @dataclass
 class SandboxSettings:
     """Everything the sandbox can be told. Secrets (passwords, the webhook secret) are values here:
@@ -208,6 +258,8 @@ class SandboxSettings:
     market: bool = True
     market_step_s: Decimal = Decimal(1)
     seed: int = 0
+    #: what the broker does beyond document 000 (everyday: all of it; issue 20)
+    extensions: OptimusExtensions = field(default_factory=OptimusExtensions.everyday)
 
 
 class _Order:
@@ -430,10 +482,14 @@ class OptimusSandbox:
 
     def _envelope_error(self, refusal: _Refusal) -> HttpResponse:
         details = dict(refusal.details)
+        code = refusal.http_status
         if refusal.error_code is not None:
-            details = {"error_code": refusal.error_code, **details}  # OPT-4
+            if self.settings.extensions.error_code_field:
+                details = {"error_code": refusal.error_code, **details}  # OPT-4
+            else:
+                code = refusal.error_code  # literal: the envelope's one code field
         body = {
-            "status": "error", "code": refusal.http_status, "message": refusal.message,
+            "status": "error", "code": code, "message": refusal.message,
             "error_details": details, "request_id": self._request_id(),
         }
         return HttpResponse(refusal.http_status, _json_text(body).encode())
@@ -521,16 +577,17 @@ class OptimusSandbox:
             return self._login(request, body)
         if path == "/auth/refresh":
             return self._refresh(request, body)
-        handler = {
+        handlers = {
             "/orders": self._place,
             "/orders/cancel": self._cancel,
             "/orders/status": self._status,
-            "/orders/open": self._open_orders,
-            "/orders/executions": self._list_executions,
             "/portfolio/summary": self._summary,
             "/portfolio/holdings": self._holdings,
             "/account/buying-power": self._buying_power,
-        }.get(path)
+        }
+        if self.settings.extensions.order_listing:
+            handlers |= {"/orders/open": self._open_orders, "/orders/executions": self._list_executions}
+        handler = handlers.get(path)
         if handler is None:
             raise _Refusal(404, f"no such endpoint {request.path}")
         user = self._authenticate(request)
@@ -607,16 +664,21 @@ class OptimusSandbox:
         return token.user
 
     # ---- orders --------------------------------------------------------------------------
+    def _key(self, request: HttpRequest, body: dict[str, Any]) -> Any:
+        """The idempotency key: the body field, or (OPT-8, ``idempotency_header``) the header."""
+        header = request.headers.get("idempotency-key") if self.settings.extensions.idempotency_header else None
+        return header or body.get("idempotency_key")
+
     def _place(self, request: HttpRequest, user: str, body: dict[str, Any]) -> HttpResponse:
-        key = request.headers.get("idempotency-key") or body.get("idempotency_key")  # OPT-8: either carrier
+        key = self._key(request, body)
         if not isinstance(key, str) or not key:
-            raise _Refusal(400, "an idempotency key is required (Idempotency-Key header or idempotency_key)")
+            raise _Refusal(400, "an idempotency key is required (idempotency_key)")
         client_id = body.get("client_order_id")
         if not isinstance(client_id, str) or not client_id:
             raise _Refusal(400, "client_order_id is required")
-        seen = self._keys.get((user, key)) or (
-            self._by_client[(user, client_id)].order_id if (user, client_id) in self._by_client else None
-        )
+        seen = self._keys.get((user, key))
+        if seen is None and self.settings.extensions.client_id_dedup and (user, client_id) in self._by_client:
+            seen = self._by_client[(user, client_id)].order_id
         if seen is not None:
             existing = self._orders[seen]
             raise _Refusal(409, _ERROR_TEXT[3002], 3002, order_id=seen, client_order_id=existing.client_order_id,
@@ -685,14 +747,10 @@ class OptimusSandbox:
         phase = engine.phase
         if phase not in _ACCEPTS_NEW:  # OPT-6: pre-open, continuous and post-close
             return 2006, f"market closed ({phase.value}): new orders are not accepted"
-        if phase is Phase.PRE_OPEN and (order.order_type != "limit" or order.tif != "day"):
-            return 2007, "pre-open accepts limit DAY orders only"
-        if phase is Phase.POST_CLOSE:
-            if order.order_type != "limit":
-                return 2007, "post-close accepts only limit orders at the closing price"
-            close = engine.closing_price
-            if close is not None and order.price != close:
-                return 2003, f"post-close accepts only the closing price {close}, not {order.price}"
+        if self.settings.extensions.session_rules:  # literal: market hours are 000's only session rule
+            problem = self._session_rule(order, phase, engine.closing_price)
+            if problem is not None:
+                return problem
         if order.side == "sell":
             selling = self._selling.get(order.symbol, ZERO)
             held = self.holdings.get(order.symbol, ZERO)
@@ -702,6 +760,18 @@ class OptimusSandbox:
             need = qty * (order.price if order.price is not None else self._upper(order.symbol))
             if need > self.buying_power():
                 return 2004, f"needs PKR {need}, buying power PKR {self.buying_power()}"
+        return None
+
+    @staticmethod
+    def _session_rule(order: _Order, phase: Phase, close: Decimal | None) -> tuple[int, str] | None:
+        """OPT-6 (``session_rules``): what each session takes, beyond 000's market hours."""
+        if phase is Phase.PRE_OPEN and (order.order_type != "limit" or order.tif != "day"):
+            return 2007, "pre-open accepts limit DAY orders only"
+        if phase is Phase.POST_CLOSE:
+            if order.order_type != "limit":
+                return 2007, "post-close accepts only limit orders at the closing price"
+            if close is not None and order.price != close:
+                return 2003, f"post-close accepts only the closing price {close}, not {order.price}"
         return None
 
     def buying_power(self) -> Decimal:
@@ -743,7 +813,7 @@ class OptimusSandbox:
         return order
 
     def _cancel(self, request: HttpRequest, user: str, body: dict[str, Any]) -> HttpResponse:
-        key = request.headers.get("idempotency-key") or body.get("idempotency_key")
+        key = self._key(request, body)
         if isinstance(key, str) and key:
             if (user, key) in self._keys:
                 raise _Refusal(409, _ERROR_TEXT[3002], 3002, order_id=self._keys[(user, key)])
@@ -754,7 +824,7 @@ class OptimusSandbox:
             raise _Refusal(409, f"order is {order.status}, not open", None, order_id=order.order_id,
                            status=order.status)
         phase = self.sim.matching_engine(order.symbol).phase
-        if phase is Phase.OPENING_MATCH:
+        if phase is Phase.OPENING_MATCH and self.settings.extensions.session_rules:
             raise _Refusal(400, "cancels are not accepted during the opening match", 2006, order_id=order.order_id)
         assert order.placed
         self.counts["cancels"] += 1
@@ -897,8 +967,11 @@ class OptimusSandbox:
         return self._send_event(event, dict(data) if data is not None else {"message": ACCOUNT_WEBHOOKS[event]})
 
     def _send_event(self, event: str, data: dict[str, Any]) -> str:
-        event_id = f"EVT-{next(self._event_ids):08d}"
-        payload = {"event": event, "event_id": event_id, "occurred_at": _iso(self.clock.now_ns()), "data": data}
+        event_id = f"EVT-{next(self._event_ids):08d}"  # the sandbox's own handle, on the wire only with event_ids
+        if self.settings.extensions.event_ids:
+            payload = {"event": event, "event_id": event_id, "occurred_at": _iso(self.clock.now_ns()), "data": data}
+        else:
+            payload = {"event": event, "data": data}
         only = self._fault_params.get("lost_webhooks", {}).get("event")
         if (only is None or only == event) and self._take_fault("lost_webhooks") is not None:
             self.counts["webhooks_lost"] += 1
@@ -933,11 +1006,12 @@ class OptimusSandbox:
             if url is None:
                 self.counts["webhooks_unrouted"] += 1
                 return
-            headers = {
-                "Content-Type": "application/json",
-                "X-Optimus-Signature": self.sign(body, self.clock.now_ns() // NS_PER_MS),
-                "X-Optimus-Event-Id": event_id,
-            }
+            ext = self.settings.extensions
+            headers = {"Content-Type": "application/json"}
+            if ext.webhook_signature:
+                headers["X-Optimus-Signature"] = self.sign(body, self.clock.now_ns() // NS_PER_MS)
+            if ext.event_ids:
+                headers["X-Optimus-Event-Id"] = event_id
             try:
                 response = await client.post(url, content=body, headers=headers)
             except httpx.HTTPError as exc:
@@ -995,6 +1069,7 @@ def _optimus_arguments(parser: argparse.ArgumentParser) -> None:
                         help="trading requests per second per user")
     parser.add_argument("--cash", type=Decimal, default=None, metavar="PKR",
                         help="cash balance at start (default: the config's account, else 10000000)")
+    add_extension_arguments(parser, OptimusExtensions)
 
 
 def _sandbox_from_args(args: argparse.Namespace, generate: bool) -> OptimusSandbox:
@@ -1011,7 +1086,7 @@ def _sandbox_from_args(args: argparse.Namespace, generate: bool) -> OptimusSandb
         host=args.host, port=args.port, users={username: password}, webhook_url=args.webhook_url,
         webhook_secret=secret, access_ttl_s=args.access_ttl, trading_per_second=args.trading_rate,
         sessions="always_open" if args.always_open else args.sessions, market=not args.no_market, seed=args.seed,
-        cash=cash,
+        cash=cash, extensions=extensions_from_args(OptimusExtensions, args),
     )
     if "holdings" in account:
         settings.holdings = dict(account["holdings"])
@@ -1041,6 +1116,7 @@ async def _serve(args: argparse.Namespace) -> int:
     faults = await _listen(sandbox, args)
     try:
         print(f"optimus sandbox: {sandbox.base_url} (webhooks to {sandbox.webhook_url or 'nowhere yet'})", flush=True)
+        print(f"optimus sandbox: {extensions_line(sandbox.settings.extensions)}", flush=True)
         await until_stopped(args.duration)
     finally:
         faults.cancel()

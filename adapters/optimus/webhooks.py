@@ -358,7 +358,7 @@ class WebhookReceiver:
         except SignatureError as exc:
             return self._refuse(401, exc.kind, f"{exc}; not applied", request)
         try:
-            event = decode_webhook(body)
+            event = decode_webhook(body, self.clock.now_ns())
         except CodecError as exc:
             return self._refuse(400, getattr(exc, "kind", MALFORMED), str(exc), request)
         except RecursionError:  # until the codec bounds nesting itself

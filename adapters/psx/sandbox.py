@@ -16,6 +16,9 @@ The broker enforces the document's server-side rules (lot 2002, band and tick 20
 2006, order types 2007, buying power 2004, short selling 2005, idempotency 3002, tokens
 1001/1002, rate limits 3001) in the document's error envelope; the feed enforces its bearer
 token, access levels and 2 connections per token. Both are the standalone sandboxes' code.
+``document_literal=True`` (``--document-literal``) turns every extension of both off (issue 20:
+each server says only what its document shows); ``--extension`` / ``--no-extension NAME`` one of
+either server's flags.
 
 Faults (:data:`FAULTS`, of the simulated venue's one vocabulary, :mod:`adapters.sim.faults`), in
 process (``sandbox.inject(kind, **params)``), on a schedule (``faults=`` / ``--fault SPEC``), or
@@ -47,9 +50,15 @@ from typing import Any
 from adapters.kit.credentials import MissingSecret, Secret, sandbox_secret, write_secret_file
 from adapters.optimus import codec as optimus_codec
 from adapters.optimus.adapter import OptimusOptions
-from adapters.optimus.sandbox import DOC_HOLDINGS, DOC_INSTRUMENTS, OptimusSandbox, SandboxSettings
+from adapters.optimus.sandbox import DOC_HOLDINGS, DOC_INSTRUMENTS, OptimusExtensions, OptimusSandbox, SandboxSettings
 from adapters.optimus.sandbox import SUPPORTED_FAULTS as BROKER_FAULTS
-from adapters.psx_feed.sandbox import DOCUMENT_CONNECTION_LIMIT, LEVEL_OF_PATH, FeedServer, paper_order_source
+from adapters.psx_feed.sandbox import (
+    DOCUMENT_CONNECTION_LIMIT,
+    LEVEL_OF_PATH,
+    FeedExtensions,
+    FeedServer,
+    paper_order_source,
+)
 from adapters.psx_feed.sandbox import SUPPORTED_FAULTS as FEED_FAULTS
 from adapters.sim.cli import (
     Port,
@@ -59,6 +68,7 @@ from adapters.sim.cli import (
     sandbox_clock,
     until_stopped,
 )
+from adapters.sim.extensions import add_extension_arguments, extensions_from_args, extensions_line
 from adapters.sim.faults import (
     FaultSpec,
     FaultTimers,
@@ -233,7 +243,12 @@ class PsxSandbox:
         webhook_retry_s: Decimal = Decimal("0.2"),
         feed_token_file: Path | None = None,
         faults: Iterable[ScheduledFault] = (),
+        document_literal: bool = False,
+        feed_extensions: FeedExtensions | None = None,
+        broker_extensions: OptimusExtensions | None = None,
     ) -> None:
+        """``document_literal``: both servers answer only their documents' shapes (every extension
+        off); ``feed_extensions`` / ``broker_extensions`` choose single ones instead."""
         self.clock = clock
         self.instruments = {i.symbol: i for i in instruments}
         self.credentials = credentials if credentials is not None else Credentials.generate()
@@ -247,8 +262,13 @@ class PsxSandbox:
         self._ports = (feed_port, broker_port)
         if holdings is None:
             holdings = {s: q for s, (_p, q) in DOC_HOLDINGS.items() if s in self.instruments}
+        if feed_extensions is None:
+            feed_extensions = FeedExtensions.document_literal() if document_literal else FeedExtensions.everyday()
+        if broker_extensions is None:
+            broker_extensions = (OptimusExtensions.document_literal() if document_literal
+                                 else OptimusExtensions.everyday())
         self.feed = FeedServer(self.instruments.values(), clock, self.feed_tokens, host=host, port=feed_port,
-                               max_connections_per_token=max_connections_per_token)
+                               max_connections_per_token=max_connections_per_token, extensions=feed_extensions)
         market_options = MarketOptions(enabled=market, step_interval_s=market_step_s)
         #: the one simulated exchange both servers serve: the feed listens to its book and tape
         #: (first), the broker to our orders' reports and the tape (it values holdings with them)
@@ -260,7 +280,7 @@ class PsxSandbox:
             host=host, port=broker_port, users={creds.username: creds.password}, webhook_url=webhook_url,
             webhook_secret=creds.webhook_secret, access_ttl_s=access_ttl_s, trading_per_second=trading_per_second,
             webhook_retry_s=webhook_retry_s, sessions="external", cash=cash, holdings=dict(holdings),
-            market=market, market_step_s=market_step_s, seed=seed,
+            market=market, market_step_s=market_step_s, seed=seed, extensions=broker_extensions,
         )
         self.broker = OptimusSandbox(settings, instruments=self.instruments.values(), clock=clock, sim=self.sim)
         self.broker.fault_router = self._http_fault
@@ -365,6 +385,8 @@ class PsxSandbox:
             "broker": {"url": self.broker_url, "webhook_url": self.webhook_url, "counts": dict(self.broker.counts)},
             "session": None if session is None else {"phase": session.phase.value, "day": session.trading_day},
             "faults_injected": dict(self.faults_injected),
+            "extensions_off": {"feed": list(self.feed.extensions.off()),
+                               "broker": list(self.broker.settings.extensions.off())},
         }
 
     # ---- faults ----------------------------------------------------------------------------
@@ -481,6 +503,7 @@ def _psx_arguments(parser: argparse.ArgumentParser) -> None:
                         help="broker trading requests per second per user (document: 100; over it: 3001)")
     parser.add_argument("--cash", type=Decimal, default=None, metavar="PKR",
                         help="broker cash balance at start (default: the config's account, else 10000000)")
+    add_extension_arguments(parser, FeedExtensions, OptimusExtensions)
 
 
 def _http_url(text: str) -> str:
@@ -533,6 +556,8 @@ def _banner(psx: PsxSandbox, secrets_used: Mapping[str, Secret], clock_text: str
         f"psx sandbox: live feed on {psx.feed_url} (paths {', '.join(LEVEL_OF_PATH)})",
         f"psx sandbox: optimus broker on {psx.broker_url} (webhooks to {psx.webhook_url or 'nowhere'})",
         f"psx sandbox: clock {clock_text}; sessions {phase}",
+        f"psx sandbox: live feed {extensions_line(psx.feed.extensions)}; "
+        f"broker {extensions_line(psx.broker.settings.extensions)}",
         f"psx sandbox: faults: POST {broker_http}/sandbox/faults {{\"kind\": \"drop_sockets\"}} "
         f"(kinds: {', '.join(FAULTS)}, feed.KIND, broker.KIND)",
         "psx sandbox: the engine (engine run config.psx-sandbox.yaml) needs in its environment:",
@@ -592,6 +617,8 @@ def setup_from_args(args: argparse.Namespace) -> SandboxSetup:
         always_open=args.always_open, schedule=schedule, cash=cash, holdings=account.get("holdings"),
         max_connections_per_token=args.max_connections, access_ttl_s=args.access_ttl,
         trading_per_second=args.trading_rate, feed_token_file=args.feed_token_file, faults=args.fault,
+        feed_extensions=extensions_from_args(FeedExtensions, args),
+        broker_extensions=extensions_from_args(OptimusExtensions, args),
     )
     return SandboxSetup(psx, used, clock_text, venues)
 

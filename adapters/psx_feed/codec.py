@@ -447,7 +447,7 @@ class FeedDecoder:
 
     __slots__ = (
         "venue", "level", "book_from_ticks", "last_seq", "synced", "volume", "tops", "reference",
-        "closing", "dropped", "other_board", "_handlers",
+        "closing", "dropped", "other_board", "whole", "_handlers",
     )
 
     def __init__(self, venue: str, level: str = "L1") -> None:
@@ -463,6 +463,9 @@ class FeedDecoder:
         self.closing: dict[str, Decimal] = {}
         self.dropped = 0  # deltas dropped while their book waited for a snapshot
         self.other_board = 0  # ticks of boards other than REG (PSX-4)
+        #: per symbol, the last whole book (price -> qty per side) of a feed whose book messages
+        #: carry no ``snapshot`` field: each is the whole book, handed on as what changed
+        self.whole: dict[str, tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]] = {}
         self._handlers = {
             "tick": self._tick,
             "book": self._book,
@@ -481,6 +484,7 @@ class FeedDecoder:
         self.synced.clear()
         self.volume.clear()
         self.tops.clear()
+        self.whole.clear()
 
     def decode(self, data: str | bytes, recv_ns: int) -> list[Any]:
         """One WebSocket message -> events, in order. Raises :class:`Malformed` (and changes no
@@ -580,7 +584,9 @@ class FeedDecoder:
         no ``ts`` in book messages, so the receive time stands in unless one is sent."""
         symbol = _text(msg, "symbol")
         seq = _seq(msg)
-        snapshot = msg.get("snapshot", False)
+        if "snapshot" not in msg:
+            return self._whole_book(msg, symbol, seq, recv_ns)
+        snapshot = msg["snapshot"]
         if type(snapshot) is not bool:
             raise ValueError(f"snapshot: expected true or false, got {snapshot!r}")
         changes = _levels(msg.get("bids", []), _BUY, "bids", snapshot)
@@ -588,12 +594,39 @@ class FeedDecoder:
         ts = parse_ts(msg["ts"]) if "ts" in msg else recv_ns
         out: list[Any] = []
         self._check_seq(seq, out)
+        if symbol in self.whole:
+            del self.whole[symbol]  # the feed speaks snapshot/delta again
         if snapshot:
             self.synced.add(symbol)
         elif symbol not in self.synced:
             self.dropped += 1  # a delta on a book we do not hold: wait for the snapshot
             return out
         out.append(BookUpdate(self.venue, symbol, ts, seq or 0, tuple(changes), snapshot))
+        return out
+
+    def _whole_book(self, msg: dict, symbol: str, seq: int | None, recv_ns: int) -> list[Any]:
+        """A book message without ``snapshot`` (002 documents "bid/ask levels", not deltas): it is
+        the symbol's whole book. The first one after connecting (or after a gap) is handed on as a
+        snapshot, every later one as the levels that changed against the last (qty 0 deletes), so
+        the engine sees deltas and a lost message heals itself at the next."""
+        bids = _levels(msg.get("bids", []), _BUY, "bids", True)
+        asks = _levels(msg.get("asks", []), _SELL, "asks", True)
+        ts = parse_ts(msg["ts"]) if "ts" in msg else recv_ns
+        out: list[Any] = []
+        self._check_seq(seq, out)
+        now = ({price: qty for _, price, qty in bids}, {price: qty for _, price, qty in asks})
+        before = self.whole.get(symbol) if symbol in self.synced else None
+        self.whole[symbol] = now
+        self.synced.add(symbol)
+        if before is None:
+            out.append(BookUpdate(self.venue, symbol, ts, seq or 0, tuple(bids + asks), True))
+            return out
+        changes = []
+        for side, old, new in ((_BUY, before[0], now[0]), (_SELL, before[1], now[1])):
+            changes += [(side, price, qty) for price, qty in new.items() if old.get(price) != qty]
+            changes += [(side, price, ZERO) for price in old if price not in new]
+        if changes:
+            out.append(BookUpdate(self.venue, symbol, ts, seq or 0, tuple(changes), False))
         return out
 
     def _order(self, msg: dict, recv_ns: int) -> list[Any]:

@@ -38,6 +38,10 @@ others by name:
 =================  ===========================================================================
 
 ``GET /sandbox/status`` answers with the connections and counters as JSON.
+
+Every assumption beyond document 002 is a named flag of :class:`FeedExtensions` (``extensions=``):
+all on by default, all off in document-literal mode (``FeedExtensions.document_literal()``,
+``--document-literal``; issue 20).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -74,6 +79,7 @@ from adapters.sim.cli import (
     sandbox_clock,
     until_stopped,
 )
+from adapters.sim.extensions import Extensions, add_extension_arguments, extensions_from_args, extensions_line
 from adapters.sim.faults import (
     FaultTimers,
     canonical_kind,
@@ -96,7 +102,8 @@ from engine.model import (
 from engine.venue import SandboxLink, SandboxStartError, venue_from_config
 from engine.venue.clock import NS_PER_S, Clock
 
-__all__ = ["COMMAND", "FAULTS", "SUPPORTED_FAULTS", "FeedServer", "SessionFollower", "main", "paper_order_source"]
+__all__ = ["COMMAND", "FAULTS", "SUPPORTED_FAULTS", "FeedExtensions", "FeedServer", "SessionFollower", "main",
+           "paper_order_source"]
 
 log = logging.getLogger("engine.psx_feed.sandbox")
 #: what clients send is read as the adapter reads the venue: one bounded, exact reader (adapters.kit.wirejson)
@@ -131,6 +138,59 @@ NS_PER_MS = 1_000_000
 
 #: ``order_source(symbol)`` -> resting orders as ``(order_id, side, price, remaining_qty)``
 OrderSource = Callable[[str], Iterable[tuple[str, Side, Decimal, Decimal]]]
+
+
+# --------------------------------------------------------------------------------------------
+# What the server says beyond document 002 (issue 20: document-literal mode)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedExtensions(Extensions):
+    """The Live Feed sandbox's assumptions beyond document 002, one flag each (VENUES.md 3.5).
+
+    002 documents paths, hosts, bearer-token auth and the 2-connection limit, and names the
+    content (snapshot ticks of price and volume, bid/ask levels, L2 individual orders) but no wire
+    schema at all (PSX-1). Both modes therefore share one minimal dialect, without which there is no
+    feed: JSON text frames ``{"type":"tick"|"book"|"order", "symbol", ...}`` with the PSX-1 field
+    names and ``ts``, and the subscribe request answered with the symbol's current state (the
+    document gives no way to choose symbols or to learn a quiet symbol's state). Everything else
+    is one of these flags."""
+
+    welcome: bool = True
+    """PSX-1: a ``welcome`` message (level, server time) on connect. Literal: none."""
+    market_status: bool = True
+    """PSX-1: market-wide ``market_status`` (PRE_OPEN/OPEN/POST_CLOSE/CLOSED) on connect and on every
+    phase change. Literal: none; a client knows the phase from its own schedule only."""
+    symbol_status: bool = True
+    """PSX-1 (our extension): per-symbol ``market_status`` with ``symbol`` (HALT / OPEN). Literal:
+    none; a halt shows only as silence."""
+    request_answers: bool = True
+    """PSX-1: ``subscribed`` confirmations and ``error`` messages (unknown symbol, bad request).
+    Literal: the server answers requests with data only; an unknown symbol is silently ignored."""
+    sequence_numbers: bool = True
+    """PSX-1: ``seq``, per connection and monotonic (gap detection). Literal: no ``seq``; a lost
+    message (fault ``gap``) cannot be noticed, so the literal book messages are whole books."""
+    book_deltas: bool = True
+    """PSX-1: book messages carry ``snapshot`` (true first, then false) and after the snapshot only
+    the changed levels (qty 0 deletes). Literal: no ``snapshot`` field; every book message is the
+    symbol's whole book (002: "Order book data (bid/ask levels)"), so a lost one heals itself."""
+    order_counts: bool = True
+    """PSX-1: a third element per book level, the number of orders at that price. Literal:
+    ``[price, qty]`` only."""
+    closing_price: bool = True
+    """PSX-1 (our extension): ``close`` in a tick once the closing price is fixed. Literal: none."""
+    board_field: bool = True
+    """PSX-4: ``market`` ("REG") in a tick. Literal: none (the client takes the regular board)."""
+    server_ping: bool = True
+    """PSX-5: the server sends a WebSocket ping every 20 s. Literal: none (it still answers the
+    client's pings: RFC 6455 requires it); liveness is the client's own ping/pong."""
+    refuse_over_limit: bool = True
+    """PSX-3: a handshake beyond 2 connections per token is refused with HTTP 429. Literal: 002's
+    "will result in connection termination": the handshake succeeds, then the new connection is
+    closed with 1008."""
+    access_token_alias: bool = True
+    """PSX-2: the query parameter may be called ``access_token`` as well as ``token``. Literal:
+    ``token`` (or the Authorization header) only."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,10 +247,14 @@ class _Tick:
         self.low: Decimal | None = None
         self.close: Decimal | None = None
 
-    def body(self, symbol: str, with_top: bool) -> str:
-        """The tick without its closing brace (the seq goes there). L0 has no top of book (PSX-4)."""
-        parts = [f'{{"type":"tick","symbol":{json.dumps(symbol)},"market":"REG"']
+    def body(self, symbol: str, with_top: bool, ext: FeedExtensions | None = None) -> str:
+        """The tick without its closing brace (the seq goes there). L0 has no top of book (PSX-4);
+        ``market`` and ``close`` only where ``ext`` has them (default: everyday)."""
+        board = ext is None or ext.board_field
+        parts = [f'{{"type":"tick","symbol":{json.dumps(symbol)}' + (',"market":"REG"' if board else "")]
         for name in ("ltp", "ltq", "volume", "open", "high", "low", "prev_close", "close"):
+            if name == "close" and ext is not None and not ext.closing_price:
+                continue
             value = getattr(self, name)
             if value is not None:
                 parts.append(f',"{name}":{_n(value)}')
@@ -247,7 +311,12 @@ class FeedServer:
         order_source: OrderSource | None = None,
         ping_interval: float | None = 20.0,
         outbox_limit: int = 100_000,
+        extensions: FeedExtensions | None = None,
     ) -> None:
+        #: what the server says beyond document 002 (everyday: all of it)
+        self.extensions = ext = extensions if extensions is not None else FeedExtensions.everyday()
+        if not ext.server_ping:
+            ping_interval = None
         self.clock = clock
         self.host = host
         self.port = port
@@ -319,6 +388,7 @@ class FeedServer:
     def status(self) -> dict[str, Any]:
         return {
             "url": self.url,
+            "extensions_off": list(self.extensions.off()),
             "market_state": self._market_state,
             "connections": [
                 {"id": c.ident, "level": LEVEL_NAMES[c.level], "symbols": sorted(c.symbols) or (["*"] if c.all else []),
@@ -356,22 +426,19 @@ class FeedServer:
         ts = update.ts
         l2 = [c for c in self._clients.values() if c.level == 2 and c.wants(symbol)]
         counts = None
+        ext = self.extensions
         if self.order_source is not None:
             messages = self._diff_orders(symbol, ts)
-            counts = self._counts(symbol)
+            counts = self._counts(symbol) if ext.order_counts else None
             for body in messages:
                 for client in l2:
                     self._push_seq(client, body)
         if l2:
             bids = [(p, q) for s, p, q in update.changes if s is Side.BUY]
             asks = [(p, q) for s, p, q in update.changes if s is Side.SELL]
-            if update.snapshot:
+            if update.snapshot or not ext.book_deltas:
                 bids, asks = book.bids, book.asks
-            body = (
-                f'{{"type":"book","symbol":{json.dumps(symbol)},"snapshot":{"true" if update.snapshot else "false"},'
-                f'"bids":{_level_list(bids, counts and counts[0])},"asks":{_level_list(asks, counts and counts[1])},'
-                f'"ts":"{_iso(ts)}"'
-            )
+            body = self._book_body(symbol, update.snapshot, bids, asks, counts, ts)
             for client in l2:
                 self._push_seq(client, body)
         after = (book.best_bid, book.bid_size, book.best_ask, book.ask_size)
@@ -420,6 +487,8 @@ class FeedServer:
                 self._halted[symbol] = status.reason or "halted"
             else:
                 self._halted.pop(symbol, None)
+            if not self.extensions.symbol_status:
+                return
             body = self._symbol_status(symbol, status.ts, status.halted, status.reason)
             for client in self._clients.values():
                 if client.wants(symbol):
@@ -431,11 +500,23 @@ class FeedServer:
         if market == self._market_state:
             return
         self._market_state = market
+        if not self.extensions.market_status:
+            return
         body = self._market_status(self.clock.now_ns())
         for client in self._clients.values():
             self._push(client, body)
 
     # ---- messages ------------------------------------------------------------------------
+    def _book_body(self, symbol: str, snapshot: bool, bids: Iterable[tuple[Decimal, Decimal]],
+                   asks: Iterable[tuple[Decimal, Decimal]],
+                   counts: tuple[dict[Decimal, int], dict[Decimal, int]] | None, ts: int) -> str:
+        """A book message without its closing brace; literal (no ``book_deltas``): no ``snapshot``
+        field, the caller passes the whole book."""
+        flag = f',"snapshot":{"true" if snapshot else "false"}' if self.extensions.book_deltas else ""
+        return (f'{{"type":"book","symbol":{json.dumps(symbol)}{flag},'
+                f'"bids":{_level_list(bids, counts and counts[0])},"asks":{_level_list(asks, counts and counts[1])},'
+                f'"ts":"{_iso(ts)}"')
+
     def _market_status(self, ts: int) -> str:
         return f'{{"type":"market_status","state":"{self._market_state}","ts":"{_iso(ts)}"}}'
 
@@ -453,7 +534,7 @@ class FeedServer:
                 with_top = client.level > 0
                 body = bodies.get(with_top)
                 if body is None:
-                    body = bodies[with_top] = tick.body(symbol, with_top)
+                    body = bodies[with_top] = tick.body(symbol, with_top, self.extensions)
                 self._push_seq(client, body)
 
     def _order_body(self, symbol: str, action: str, order_id: str, side: Side | None, price: Decimal | None,
@@ -507,29 +588,31 @@ class FeedServer:
         every resting order (as ``add``)."""
         ts = self.clock.now_ns()
         tick = self._ticks[symbol]
-        self._push_seq(client, tick.body(symbol, client.level > 0))
+        ext = self.extensions
+        self._push_seq(client, tick.body(symbol, client.level > 0, ext))
         if client.level == 2:
             book = self._books[symbol]
-            counts = self._counts(symbol) if self.order_source is not None else None
-            self._push_seq(
-                client,
-                f'{{"type":"book","symbol":{json.dumps(symbol)},"snapshot":true,'
-                f'"bids":{_level_list(book.bids, counts and counts[0])},'
-                f'"asks":{_level_list(book.asks, counts and counts[1])},"ts":"{_iso(ts)}"',
-            )
+            counts = self._counts(symbol) if self.order_source is not None and ext.order_counts else None
+            self._push_seq(client, self._book_body(symbol, True, book.bids, book.asks, counts, ts))
             for oid, (side, price, qty) in self._orders[symbol].items():
                 self._push_seq(client, self._order_body(symbol, "add", oid, side, price, qty, ts))
-        if symbol in self._halted:
+        if symbol in self._halted and ext.symbol_status:
             self._push(client, self._symbol_status(symbol, ts, True, self._halted[symbol]))
 
     # ---- per-connection queue ------------------------------------------------------------
+    def _seq_suffix(self, client: _Client) -> str:
+        """The next ``seq`` as a field (used up either way: a fault's lost message still takes
+        its number), or nothing when the feed has no ``sequence_numbers``."""
+        client.seq += 1
+        return f',"seq":{client.seq}' if self.extensions.sequence_numbers else ""
+
     def _push_seq(self, client: _Client, body: str) -> None:
         client.seq += 1
         if client.skip:
             client.skip -= 1  # gap fault: this message is lost, its seq number with it
             self.stats["gap_lost"] += 1
             return
-        self._push(client, f'{body},"seq":{client.seq}}}')
+        self._push(client, f'{body},"seq":{client.seq}}}' if self.extensions.sequence_numbers else body + "}")
 
     def _push(self, client: _Client, item: str | Callable[[_Client], Awaitable[None]]) -> None:
         outbox = client.outbox
@@ -587,7 +670,8 @@ class FeedServer:
             token = auth[7:].strip()
         if not token:
             params = dict(parse_qsl(query))
-            token = params.get("token") or params.get("access_token") or ""
+            token = params.get("token") or (params.get("access_token") if self.extensions.access_token_alias
+                                             else None) or ""
         if not token:
             return HTTPStatus.UNAUTHORIZED, "missing bearer token (Authorization header or ?token=)"
         if token in self._expired:
@@ -597,7 +681,7 @@ class FeedServer:
             return HTTPStatus.UNAUTHORIZED, "invalid token"
         if level > allowed:
             return HTTPStatus.FORBIDDEN, f"token not entitled to {LEVEL_NAMES[level]} (has {LEVEL_NAMES[allowed]})"
-        if self._per_token[token] >= self.max_connections_per_token:
+        if self._per_token[token] >= self.max_connections_per_token and self.extensions.refuse_over_limit:
             # PSX-3: which connection the limit terminates is not said; the new one is refused
             return HTTPStatus.TOO_MANY_REQUESTS, (
                 f"connection limit: {self.max_connections_per_token} concurrent connections per token"
@@ -621,6 +705,11 @@ class FeedServer:
             await ws.close(1008, str(verdict[1])[:120])
             return
         token, level = verdict
+        if self._per_token[token] >= self.max_connections_per_token:
+            # literal (no refuse_over_limit): 002's "connection termination", after the handshake
+            self.stats["terminated_over_limit"] += 1
+            await ws.close(1008, f"connection limit: {self.max_connections_per_token} concurrent connections per token")
+            return
         self._per_token[token] += 1
         self._next_ident += 1
         client = _Client(self._next_ident, ws, token, level)
@@ -628,8 +717,10 @@ class FeedServer:
         self.stats["connections"] += 1
         writer = asyncio.ensure_future(self._writer(client))
         now = self.clock.now_ns()
-        self._push(client, f'{{"type":"welcome","level":"{LEVEL_NAMES[level]}","server_time":"{_iso(now)}"}}')
-        self._push(client, self._market_status(now))
+        if self.extensions.welcome:
+            self._push(client, f'{{"type":"welcome","level":"{LEVEL_NAMES[level]}","server_time":"{_iso(now)}"}}')
+        if self.extensions.market_status:
+            self._push(client, self._market_status(now))
         try:
             async for message in ws:
                 self._on_request(client, message)
@@ -652,7 +743,7 @@ class FeedServer:
             if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
                 raise ValueError("symbols must be a list of strings")
         except (ValueError, KeyError, TypeError) as exc:
-            self._push(client, self._error("bad_request", f"cannot read request: {exc}", []))
+            self._answer(client, self._error("bad_request", f"cannot read request: {exc}", []))
             return
         if action == "subscribe":
             wanted = list(self._instruments) if "*" in symbols else symbols
@@ -663,8 +754,8 @@ class FeedServer:
             client.symbols.update(known)
             self.stats["subscribes"] += 1
             if unknown:
-                self._push(client, self._error("unknown_symbol", "no such symbol", unknown))
-            self._push(client, '{"type":"subscribed","symbols":' + json.dumps(sorted(client.symbols)) + "}")
+                self._answer(client, self._error("unknown_symbol", "no such symbol", unknown))
+            self._answer(client, self._subscribed(client))
             for symbol in known:
                 self._snapshot(client, symbol)
         elif action == "unsubscribe":
@@ -672,9 +763,17 @@ class FeedServer:
                 client.all = False
                 client.symbols.clear()
             client.symbols.difference_update(symbols)
-            self._push(client, '{"type":"subscribed","symbols":' + json.dumps(sorted(client.symbols)) + "}")
+            self._answer(client, self._subscribed(client))
         else:
-            self._push(client, self._error("bad_request", f"unknown action {action!r}", []))
+            self._answer(client, self._error("bad_request", f"unknown action {action!r}", []))
+
+    def _answer(self, client: _Client, message: str) -> None:
+        """A ``subscribed`` or ``error`` answer: only with ``request_answers`` (PSX-1)."""
+        if self.extensions.request_answers:
+            self._push(client, message)
+
+    def _subscribed(self, client: _Client) -> str:
+        return '{"type":"subscribed","symbols":' + json.dumps(sorted(client.symbols)) + "}"
 
     @staticmethod
     def _error(code: str, message: str, symbols: list[str]) -> str:
@@ -759,10 +858,9 @@ class FeedServer:
         huge_number = f'{{"type":"tick","symbol":{name},"ltp":{HUGE_NUMBER}}}'
         frames = []
         for _ in range(count):
-            good = self._ticks[symbol].body(symbol, client.level > 0)
+            good = self._ticks[symbol].body(symbol, client.level > 0, self.extensions)
             if kind == "truncated":
-                client.seq += 1
-                good += f',"seq":{client.seq}'
+                good += self._seq_suffix(client)
             frames.append(bad_frame(kind, good + "}", type_list=type_list, huge_number=huge_number))
         self.stats[f"badframe_{kind}"] += count
         return frames
@@ -770,8 +868,7 @@ class FeedServer:
     async def _half_frame(self, client: _Client) -> None:
         """Half of a text frame's bytes, then the TCP connection closes (no close frame)."""
         symbol = next(iter(client.symbols), next(iter(self._instruments)))
-        client.seq += 1
-        payload = (self._ticks[symbol].body(symbol, True) + f',"seq":{client.seq}}}').encode()
+        payload = (self._ticks[symbol].body(symbol, True, self.extensions) + self._seq_suffix(client) + "}").encode()
         size = len(payload)
         if size < 126:
             header = bytes([0x81, size])
@@ -784,8 +881,7 @@ class FeedServer:
     async def _truncated(self, client: _Client) -> None:
         """Half of a JSON message sent as a whole frame, then the socket drops."""
         symbol = next(iter(client.symbols), next(iter(self._instruments)))
-        client.seq += 1
-        text = self._ticks[symbol].body(symbol, True) + f',"seq":{client.seq}}}'
+        text = self._ticks[symbol].body(symbol, True, self.extensions) + self._seq_suffix(client) + "}"
         await client.ws.send(text[: len(text) // 2])
         client.ws.transport.close()
 
@@ -807,15 +903,19 @@ class _Burst:
         ask = book.best_ask or bid + Decimal("0.01")
         send = client.ws.send
         ts = f'"{_iso(server.clock.now_ns())}"'
+        ext = server.extensions
+        flag = ',"snapshot":false' if ext.book_deltas else ""  # literal: a (one-level) whole book
+        count = ",1" if ext.order_counts else ""
+        board = ',"market":"REG"' if ext.board_field else ""
         for i in range(self.count):
-            client.seq += 1
+            seq = server._seq_suffix(client)
             qty = 100 + (i % 50) * 100
             if client.level == 2:
-                text = (f'{{"type":"book","symbol":{name},"snapshot":false,"bids":[[{_n(bid)},{qty},1]],'
-                        f'"asks":[[{_n(ask)},{qty + 100},1]],"ts":{ts},"seq":{client.seq}}}')
+                text = (f'{{"type":"book","symbol":{name}{flag},"bids":[[{_n(bid)},{qty}{count}]],'
+                        f'"asks":[[{_n(ask)},{qty + 100}{count}]],"ts":{ts}{seq}}}')
             else:
-                text = (f'{{"type":"tick","symbol":{name},"market":"REG","bid":{_n(bid)},"bid_qty":{qty},'
-                        f'"ask":{_n(ask)},"ask_qty":{qty + 100},"ts":{ts},"seq":{client.seq}}}')
+                text = (f'{{"type":"tick","symbol":{name}{board},"bid":{_n(bid)},"bid_qty":{qty},'
+                        f'"ask":{_n(ask)},"ask_qty":{qty + 100},"ts":{ts}{seq}}}')
             await send(text)
         client.sent += self.count
         server._snapshot(client, symbol)  # the truth again, after the synthetic changes
@@ -873,6 +973,7 @@ def _feed_arguments(parser: argparse.ArgumentParser) -> None:
                         help="file of accepted tokens, one a line; created with a random token if missing")
     parser.add_argument("--max-connections", type=at_least(1), default=DOCUMENT_CONNECTION_LIMIT, metavar="N",
                         help=f"concurrent connections per token (the document: {DOCUMENT_CONNECTION_LIMIT})")
+    add_extension_arguments(parser, FeedExtensions)
 
 
 def _tokens(args: argparse.Namespace, announce: bool = True) -> list[str]:
@@ -910,7 +1011,8 @@ async def _feed(args: argparse.Namespace, tokens: list[str]) -> AsyncIterator[Fe
     instruments, schedule = _instruments(args)
     clock, _text = sandbox_clock(args, schedule)
     server = FeedServer(instruments, clock, tokens, host=args.host, port=args.port,
-                        max_connections_per_token=args.max_connections)
+                        max_connections_per_token=args.max_connections,
+                        extensions=extensions_from_args(FeedExtensions, args))
     # the one simulated exchange (adapters/sim/venue.py); the feed listens to its book and tape
     sim = SimVenue("PSX", instruments, clock, market=MarketOptions(enabled=not args.no_market),
                    cancel_on_disconnect=False, seed=args.seed, listeners=(server,))
@@ -943,6 +1045,7 @@ async def _serve(args: argparse.Namespace) -> int:
     async with _feed(args, _tokens(args)) as server:
         print(f"psx feed sandbox listening on {server.url} (paths {', '.join(LEVEL_OF_PATH)}); "
               f"faults: GET http://{args.host}:{server.port}/sandbox/fault?kind=drop", flush=True)
+        print(f"psx feed sandbox: {extensions_line(server.extensions)}", flush=True)
         await until_stopped(args.duration)
     print(_stopped_line(server), flush=True)
     return 0
