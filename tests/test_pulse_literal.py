@@ -27,8 +27,8 @@ from adapters.pulse.sandbox import (
     TRADE_FIELDS,
     PulseExtensions,
     _pulse_arguments,
-    extensions_from_args,
 )
+from adapters.sim.extensions import extensions_from_args
 from engine.model import OrderStatus, TimeInForce
 
 pytestmark = pytest.mark.anyio
@@ -49,7 +49,7 @@ def test_everyday_is_all_on_and_literal_all_off() -> None:
     rest = tuple(n for n in PulseExtensions.names() if n != "trades_channel")
     assert LITERAL.changed(on=["trades_channel"]).off() == rest and LITERAL.literal
     assert not LITERAL.changed(on=["trades_channel"]).literal
-    with pytest.raises(ValueError, match=r"unknown Pulse extension.*no_such.*known: trades_channel"):
+    with pytest.raises(ValueError, match=r"unknown extension no_such; known: .*trades_channel"):
         LITERAL.changed(on=["no_such"])
 
 
@@ -65,13 +65,13 @@ def test_every_extension_names_its_gap() -> None:
 def test_command_line_switches() -> None:
     parser = argparse.ArgumentParser()
     _pulse_arguments(parser)
-    assert extensions_from_args(parser.parse_args([])) == PulseExtensions.everyday()
-    assert extensions_from_args(parser.parse_args(["--document-literal"])) == LITERAL
+    assert extensions_from_args(PulseExtensions, parser.parse_args([])) == PulseExtensions.everyday()
+    assert extensions_from_args(PulseExtensions, parser.parse_args(["--document-literal"])) == LITERAL
     args = parser.parse_args(["--document-literal", "--extension", "public_test", "--no-extension", "public_test",
                               "--extension", "trades_channel"])
-    assert extensions_from_args(args) == LITERAL.changed(on=["trades_channel"])
+    assert extensions_from_args(PulseExtensions, args) == LITERAL.changed(on=["trades_channel"])
     args = parser.parse_args(["--no-extension", "heartbeat_messages"])
-    assert extensions_from_args(args).off() == ("heartbeat_messages",)
+    assert extensions_from_args(PulseExtensions, args).off() == ("heartbeat_messages",)
     with pytest.raises(SystemExit):
         parser.parse_args(["--extension", "nonsense"])
 
@@ -270,4 +270,4 @@ def test_the_banner_says_which_extensions_are_off() -> None:
         cwd=REPO, capture_output=True, text=True, timeout=30, check=True,
     ).stdout.splitlines()
     assert out[0].startswith("pulse sandbox listening on ws://127.0.0.1:")
-    assert out[1] == "pulse sandbox: document-literal (every extension off)"
+    assert out[1] == "pulse sandbox: document-literal: every extension off"

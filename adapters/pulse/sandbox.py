@@ -66,7 +66,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, ClassVar
@@ -80,6 +80,7 @@ from adapters.kit.wirejson import Reader, WireError
 from adapters.pulse.wirelog import sandbox_log, sandbox_wire_log
 from adapters.sim.badframes import HUGE_NUMBER, bad_frame, check_kind
 from adapters.sim.cli import Port, VenueSandboxCommand, free_ports, sandbox_clock, until_stopped
+from adapters.sim.extensions import Extensions, add_extension_arguments, extensions_from_args, extensions_line
 from adapters.sim.faults import (
     FAULT_KINDS,
     FaultSpec,
@@ -253,7 +254,7 @@ def parse_instrument(text: str) -> SandboxInstrument:
 
 
 @dataclass(frozen=True)
-class PulseExtensions:
+class PulseExtensions(Extensions):
     """Every behaviour of the sandbox that 004 does not show, one switch each, named after the
     VENUES.md gap it stands for. :meth:`everyday` (all on) is the sandbox the project grew up with;
     :meth:`document_literal` (all off) answers exactly the document's shapes and nothing more, so an
@@ -306,38 +307,6 @@ class PulseExtensions:
     #: VENUES.md 5.4: ``private/get_instruments`` entries carry ``tick_size`` and
     #: ``min_trade_amount`` (Deribit; 004's example has neither)
     instrument_steps: bool = True
-
-    @classmethod
-    def everyday(cls) -> PulseExtensions:
-        """Every extension on: today's sandbox (the default)."""
-        return cls()
-
-    @classmethod
-    def document_literal(cls) -> PulseExtensions:
-        """Every extension off: 004's venue."""
-        return cls(**dict.fromkeys(cls.names(), False))
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
-
-    def changed(self, on: Iterable[str] = (), off: Iterable[str] = ()) -> PulseExtensions:
-        """A copy with the named extensions turned on / off (an unknown name refused, naming the
-        known ones). The same API as the other sandboxes' extension flags."""
-        on, off = list(on), list(off)
-        unknown = sorted(set(on + off) - set(self.names()))
-        if unknown:
-            raise ValueError(f"unknown Pulse extension {', '.join(unknown)}; known: {', '.join(self.names())}")
-        return replace(self, **(dict.fromkeys(on, True) | dict.fromkeys(off, False)))
-
-    def off(self) -> tuple[str, ...]:
-        """The extensions turned off."""
-        return tuple(name for name in self.names() if not getattr(self, name))
-
-    @property
-    def literal(self) -> bool:
-        """True when every extension is off: 004's venue."""
-        return len(self.off()) == len(self.names())
 
 
 #: fields of 004's Trade (models.TradesResponse): user.trades, user.changes, get_user_trades_*
@@ -1807,26 +1776,13 @@ def _pulse_arguments(parser: argparse.ArgumentParser) -> None:
                         "document, which has no public trades channel); left out of subscribe results; repeatable")
     parser.add_argument("--test-methods", action="store_true",
                         help="enable the sandbox/* methods (fault, place, blast_book) for tests and benchmarks")
-    with contextlib.suppress(argparse.ArgumentError):  # a flag every sandbox may share (adapters/sim/cli.py)
-        parser.add_argument("--document-literal", action="store_true",
-                            help="answer exactly the document's shapes: every extension off (below)")
-    names = ", ".join(PulseExtensions.names())
-    parser.add_argument("--extension", action="append", default=[], choices=PulseExtensions.names(), metavar="NAME",
-                        help=f"switch one extension on (after --document-literal); repeatable. NAME: {names}")
-    parser.add_argument("--no-extension", action="append", default=[], choices=PulseExtensions.names(),
-                        metavar="NAME", help="switch one extension off; repeatable")
+    add_extension_arguments(parser, PulseExtensions)
     parser.add_argument("--mass-cancel-count", action="store_true",
                         help="answer private/cancel_all(_by_instrument) with the count of cancelled orders "
                         "(Deribit's form) instead of the orders (004's example)")
     parser.add_argument("--rate-limit", action="store_true",
                         help="refuse requests beyond VENUES.md 5.14's assumed budget with status 11 (per connection: "
                         "20 requests/s, buy/sell/edit 5/s, bursts of 20); 004 documents no limit (PUL-11)")
-
-
-def extensions_from_args(args: argparse.Namespace) -> PulseExtensions:
-    """``--document-literal``, then each ``--extension`` on and each ``--no-extension`` off."""
-    base = PulseExtensions.document_literal() if args.document_literal else PulseExtensions.everyday()
-    return base.changed(on=args.extension, off=args.no_extension)
 
 
 def _fault_help() -> str:
@@ -1854,15 +1810,9 @@ def _sandbox_from_args(args: argparse.Namespace, secret: str) -> PulseSandbox:
         credentials={args.client_id: secret}, token_ttl_s=args.token_ttl * args.speed,
         min_heartbeat_s=args.min_heartbeat, faults=args.fault, test_methods=args.test_methods,
         refuse_channels=args.refuse_channel, clock=clock, balance=balance,
-        extensions=extensions_from_args(args), mass_cancel_count=args.mass_cancel_count, rate_limit=args.rate_limit,
+        extensions=extensions_from_args(PulseExtensions, args), mass_cancel_count=args.mass_cancel_count,
+        rate_limit=args.rate_limit,
     )
-
-
-def _extensions_line(extensions: PulseExtensions) -> str:
-    """What the start-up banner says of the extensions switched off."""
-    if extensions.literal:
-        return "document-literal (every extension off)"
-    return f"extensions off: {', '.join(extensions.off())}"
 
 
 def _stopped_line(sandbox: PulseSandbox) -> str:
@@ -1879,7 +1829,7 @@ async def _serve(args: argparse.Namespace) -> int:
     try:
         print(f"pulse sandbox listening on {sandbox.url}", flush=True)
         if sandbox.extensions.off():
-            print(f"pulse sandbox: {_extensions_line(sandbox.extensions)}", flush=True)
+            print(f"pulse sandbox: {extensions_line(sandbox.extensions)}", flush=True)
         await until_stopped(args.duration)
     finally:
         await sandbox.__aexit__(None, None, None)
@@ -1905,7 +1855,7 @@ async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[Sandbo
                                        "client_secret_env": args.client_secret_env, "client_secret_file": None}},
             environment={args.client_secret_env: secret}, secret_values=frozenset({secret}), order_adapter="pulse",
             description=f"pulse sandbox: {sandbox.url}, clock {sandbox.clock.describe()}"
-            + (f"; {_extensions_line(sandbox.extensions)}" if sandbox.extensions.off() else ""),
+            + (f"; {extensions_line(sandbox.extensions)}" if sandbox.extensions.off() else ""),
             stopped=lambda: _stopped_line(sandbox),
         )
     finally:

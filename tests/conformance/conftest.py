@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from conformance.harness import EVERYDAY, MODES, MarketDataHarness, OrderEntryHarness
+from conformance.harness import EVERYDAY, LITERAL, MODES, MarketDataHarness, OrderEntryHarness
 from conformance.harness_optimus import OptimusHarness
 from conformance.harness_paper import PaperHarness
 from conformance.harness_psx_feed import PsxFeedHarness
@@ -57,17 +57,21 @@ def ids(pair: tuple[str, str]) -> str:
     return f"{pair[0]}-{pair[1]}"
 
 
-def build(cls: type, name: str, mode: str, tmp_path) -> object:
-    """The harness in ``mode``, or a skip naming the harness when it has no such mode yet."""
+def build(cls: type, name: str, mode: str, tmp_path, test: str) -> object:
+    """The harness in ``mode``, or a skip naming the harness when it has no such mode yet, or when
+    the venue's document does not give what ``test`` needs (its ``literal_limits``)."""
     if mode not in cls.modes:
         pytest.skip(cls.mode_skips.get(mode) or f"{cls.__name__} ({name}) has no {mode} mode yet")
+    if mode == LITERAL and test in cls.literal_limits:
+        pytest.skip(f"{name} literal: {cls.literal_limits[test]}")
     return cls(tmp_path) if mode == EVERYDAY else cls(tmp_path, mode=mode)
 
 
 @pytest.fixture(params=combinations(ORDER_ENTRY), ids=ids)
 def venue(request: pytest.FixtureRequest, tmp_path, caplog: pytest.LogCaptureFixture) -> Iterator[OrderEntryHarness]:
     caplog.set_level(logging.DEBUG)
-    harness: OrderEntryHarness = build(ORDER_ENTRY[request.param[0]], *request.param, tmp_path)  # type: ignore[assignment]
+    harness: OrderEntryHarness = build(ORDER_ENTRY[request.param[0]], *request.param, tmp_path,  # type: ignore[assignment]
+                                       request.node.originalname)
     yield harness
     assert not leaked(caplog.text, harness.secrets), "a credential reached the log"
     errors = [error for sink in harness.sinks for error in sink.errors]
@@ -77,7 +81,8 @@ def venue(request: pytest.FixtureRequest, tmp_path, caplog: pytest.LogCaptureFix
 @pytest.fixture(params=combinations(MARKET_DATA), ids=ids)
 def feed(request: pytest.FixtureRequest, tmp_path, caplog: pytest.LogCaptureFixture) -> Iterator[MarketDataHarness]:
     caplog.set_level(logging.DEBUG)
-    harness: MarketDataHarness = build(MARKET_DATA[request.param[0]], *request.param, tmp_path)  # type: ignore[assignment]
+    harness: MarketDataHarness = build(MARKET_DATA[request.param[0]], *request.param, tmp_path,  # type: ignore[assignment]
+                                       request.node.originalname)
     yield harness
     assert not leaked(caplog.text, harness.secrets), "a credential reached the log"
     assert harness.sink.errors == [], harness.sink.errors

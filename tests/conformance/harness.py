@@ -75,6 +75,10 @@ class OrderEntryHarness:
     modes: ClassVar[tuple[str, ...]] = (EVERYDAY,)
     #: why a mode it does not list cannot apply (default reason: "no <mode> mode yet")
     mode_skips: ClassVar[dict[str, str]] = {}
+    #: conformance tests whose premise the venue's document does not give, by test function name:
+    #: skipped in the literal mode with this reason (the adapter's literal behaviour is tested in the
+    #: adapter's own tests instead)
+    literal_limits: ClassVar[dict[str, str]] = {}
 
     def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
         if mode not in self.modes:
@@ -218,6 +222,10 @@ class MarketDataHarness:
     modes: ClassVar[tuple[str, ...]] = (EVERYDAY,)
     #: why a mode it does not list cannot apply (default reason: "no <mode> mode yet")
     mode_skips: ClassVar[dict[str, str]] = {}
+    #: conformance tests whose premise the venue's document does not give, by test function name:
+    #: skipped in the literal mode with this reason (the adapter's literal behaviour is tested in the
+    #: adapter's own tests instead)
+    literal_limits: ClassVar[dict[str, str]] = {}
 
     def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
         if mode not in self.modes:
