@@ -255,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Every sandbox takes the same flags (--host, its ports, --seed, --no-market, --always-open, --speed, "
         "--start, --duration, --fault, --log-level, --config, and --run CONFIG with --report/--html/--journal to "
         "run an engine against it in the same process) plus its protocol's own; --fault SPEC is one vocabulary "
-        "(KIND[@WHEN[/EVERY]][,key=value...]) and each venue refuses by name the kinds it does not play. "
+        "(KIND[@WHEN[/EVERY]][,key=value...]) and each venue refuses by name the kinds it does not play; "
+        "--document-literal answers only the venue document's shapes (every extension off; --extension NAME / "
+        "--no-extension NAME for one). "
         "'engine sandbox VENUE --help' lists the flags and the venue's fault kinds.",
     )
     sandbox.add_argument("adapter", metavar="VENUE", help="psx, or a registered adapter name, e.g. pulse")
