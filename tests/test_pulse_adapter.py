@@ -511,10 +511,14 @@ async def test_reconciliation_queries_after_a_drop_find_fills_made_meanwhile() -
         await until(lambda: len(v.sink.fills_for(order.client_id)) == 1)  # new fills flow on the new connection
 
 
-async def test_a_book_whose_snapshot_never_comes_is_fetched() -> None:
-    """Issue 20 (2.6): a venue that sends no snapshot on the book channel must not freeze the book:
-    after ``book_resync_s`` the adapter fetches it with ``private/get_order_book``."""
-    async with venue(sandbox={"refuse_channels": ["book.*"]}, subscribe=False, book_resync_s=D("0.2")) as v:
+@pytest.mark.parametrize("venue_kind", ["no book channel", "document-literal"])
+async def test_a_book_whose_snapshot_never_comes_is_fetched(venue_kind: str) -> None:
+    """Issue 20 (2.6): a venue that sends no snapshot on the book channel (004 never says one comes;
+    or no book channel at all) must not freeze the book: after ``book_resync_s`` the adapter fetches
+    it with ``private/get_order_book``."""
+    settings: dict[str, Any] = ({"refuse_channels": ["book.*"]} if venue_kind == "no book channel"
+                                else {"extensions": PulseExtensions.document_literal()})
+    async with venue(sandbox=settings, subscribe=False, book_resync_s=D("0.2")) as v:
         v.sandbox.place(BTC, "buy", D(10), D(48990), tif=TimeInForce.GTC)  # resting
         v.adapter.subscribe([BTC])
         await until(lambda: BTC in v.sink.books, what="the fetched book")
@@ -600,14 +604,16 @@ async def test_venue_mmp_trigger_cancels_freezes_and_drives_the_engine_path() ->
         assert again.status is S.NEW
 
 
-async def test_reset_mmp_lifts_the_venues_freeze_with_frozen_time_zero() -> None:
+@pytest.mark.parametrize("literal", [False, True], ids=["everyday", "document-literal"])
+async def test_reset_mmp_lifts_the_venues_freeze_with_frozen_time_zero(literal: bool) -> None:
     """Issue 20 (2.3): with ``frozen_time: 0`` only a reset lifts a venue freeze; 004's
     ``private/set_mmp_config`` "triggers MMP reset", so ``reset_mmp`` sends it and MMP quotes are
-    taken again without a reconnect."""
+    taken again without a reconnect, on the everyday venue and on 004's."""
     def configure(adapter: PulseAdapter) -> None:
         adapter.configure_mmp("mm", [BTC], interval=D(5), frozen_time=D(0), quantity_limit=D(20))
 
-    async with venue(before=configure) as v:
+    settings = {"extensions": PulseExtensions.document_literal()} if literal else {}
+    async with venue(sandbox=settings, before=configure, book_resync_s=D("0.2")) as v:
         hit = v.submit("buy", 20, 49000, mmp=True)
         await v.acked(hit)
         v.sandbox.place(BTC, "sell", D(20), D(49000))
