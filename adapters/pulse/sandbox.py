@@ -1133,6 +1133,7 @@ class PulseSandbox:
                     }
                     order.trades.append(trade)
                     account.trades.append(trade)
+                    account.balance -= trade["fee"]  # the fee a trade states is charged, as at a real venue
                     account.positions.setdefault(book.inst.name, _Position()).apply(order.side, event.qty, event.price)
                     touched.setdefault(account, {})[order.key] = order
                     new_trades.setdefault(account, []).append(trade)
@@ -1630,7 +1631,7 @@ def _sandbox_from_args(args: argparse.Namespace, secret: str) -> PulseSandbox:
         taken = venue_from_config(args.config, "pulse")
         instruments = [SandboxInstrument(i.symbol, i.previous_close, i.tick_size, i.lot_size)
                        for i in taken.instruments]
-        balance = taken.account.get("cash", balance)
+        balance = taken.account.get("equity", taken.account.get("cash", balance))
     if args.instruments:
         instruments = list(args.instruments)
     args.always_open = True  # no session schedule: the clock starts now, or at --start
