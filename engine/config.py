@@ -384,7 +384,7 @@ class StrategyConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
     # internal position limits (2008), the strategy's own request budget (3001), market-maker
-    # protection for its mmp=True orders, and a loss (rupees, day PnL) at which it is stopped
+    # protection for its mmp=True orders, and a loss (day PnL, in its venue account's currency) at which it is stopped
     limits: PositionLimits | None = None
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     mmp: MmpConfig | None = None
@@ -537,6 +537,14 @@ class EngineConfig(_Strict):
                     )
         for name, venue in self.venues.items():
             problems.extend(self._account_problems(name, venue, master.get(name, set())))
+        used = {s.venue for s in self.strategies if s.enabled and s.venue in self.venues}
+        kill = self.risk.kill_switch
+        if (kill.daily_loss_limit is not None or kill.max_drawdown is not None) and not problems:
+            currencies = {self.account_currency(name) for name in used}
+            if len(currencies) > 1:
+                problems.append((("risk", "kill_switch"),
+                                 "the account loss limits add PnL across venues, but these settle in "
+                                 f"{', '.join(sorted(currencies))}: run one engine per currency"))
         all_symbols = {symbol for symbols in master.values() for symbol in symbols}
         for symbol in self.risk.instruments:
             if symbol not in all_symbols:
