@@ -181,12 +181,15 @@ class OrderContext:
     @property
     def buying_power(self) -> Decimal:
         """Settled cash of the venue account minus what open buys reserve (shared by every
-        strategy on the account)."""
+        strategy on the account); on a derivatives account the margin available for new exposure
+        (equity less initial margin less what open orders reserve), in its settlement currency."""
         return self._runtime.venues[self._runner.venue].account.buying_power
 
     def sellable(self, symbol: str) -> Decimal:
         """Shares of ``symbol`` a new sell may take: settled ones (and unsettled ones where the rule pack
-        allows selling them), minus what open sells already hold. More is refused with 4002."""
+        allows selling them), minus what open sells already hold. More is refused with 4002. On a
+        derivatives account: the long position not already being sold (more opens a short, which
+        is allowed within margin and limits)."""
         return self._runtime.venues[self._runner.venue].account.sellable(symbol)
 
     @property
