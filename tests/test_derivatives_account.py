@@ -267,3 +267,44 @@ def test_a_derivatives_account_without_a_settlement_currency_is_a_config_error(t
     with pytest.raises(ConfigError, match="settle in USD"):
         load_config(_pulse_config(tmp_path, "    account: {kind: derivatives, equity: 1000, currency: EUR}\n",
                                   "settlement_currency: USD"))
+
+
+# ---- journal: the account survives a restart, and a changed kind is refused ------------------------------
+
+
+def _runtime_with(account: object) -> object:
+    from types import SimpleNamespace
+
+    from engine.clock import SimClock
+    from engine.runtime import Runtime
+
+    runtime = Runtime(SimClock(0))
+    listed = [Instrument(BTC, "pulse", D("0.5"), D(10), D(50000))]
+    runtime.add_venue("pulse", SimpleNamespace(rate_limits=(), set_rate_limits=lambda limits: limits), listed,
+                      account=account, currency="USD")
+    return runtime
+
+
+def test_a_journal_snapshot_restores_the_short_and_a_changed_account_kind_is_refused(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from engine.errors import StartupError
+    from engine.journal import Journal
+    from engine.recovery import restore
+    from engine.risk.account import AccountConfig
+
+    day = dt.date(2026, 11, 23)
+    derivatives = DerivativesAccountConfig(kind="derivatives", equity=D(1000))
+    before = _runtime_with(derivatives)
+    before.venues["pulse"].account.apply_fill(_fill(Side.SELL, "10", fee="0.5"))
+    journal = Journal.open(tmp_path / "j.sqlite")
+    journal.begin_run(1, "config.yaml", day)
+    journal.snapshot(1, day, "test", before.persisted_state())
+    journal.commit(1)
+    journal.close()
+    after = _runtime_with(derivatives)
+    restore(after, Journal.open(tmp_path / "j.sqlite"), day)
+    assert after.venues["pulse"].account.position(BTC) == D(-10)
+    assert after.venues["pulse"].account.balance == D("999.5")
+    with pytest.raises(StartupError, match="the journal holds a derivatives account, the config a cash one"):
+        restore(_runtime_with(AccountConfig()), Journal.open(tmp_path / "j.sqlite", lock=False), day)

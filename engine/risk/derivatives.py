@@ -244,7 +244,7 @@ class DerivativesAccount:
         held = self._positions.get(symbol)
         return held.unrealized_pnl(self.mark_price(symbol)) if held is not None and held.qty else ZERO
 
-    def equity(self, mark: Mark | None = None) -> Decimal:
+    def equity(self) -> Decimal:
         """Balance plus every open position marked to market."""
         return self._balance + sum((self.unrealized(s) for s in self._positions), ZERO)
 
@@ -353,11 +353,8 @@ class DerivativesAccount:
         }
 
     def restore(self, saved: dict[str, Any]) -> None:
-        """Take the state a journal snapshot recorded (before any order is tracked). A snapshot of a
-        cash account (the config changed kind) is not this account's: refused."""
-        if saved.get("kind") != self.kind:
-            raise ValueError("the journal's snapshot is of a cash account; this venue's account is now "
-                             "kind: derivatives (start a fresh account: --fresh-account)")
+        """Take the state a journal snapshot recorded (before any order is tracked; recovery has
+        checked it is a derivatives account's)."""
         self._balance = Decimal(saved["balance"])
         self._positions = {s: Position.restored(s, p) for s, p in saved["positions"].items()}
         self._external = {s: Decimal(q) for s, q in saved["external"].items()}
