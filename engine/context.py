@@ -179,6 +179,17 @@ class OrderContext:
         return self._runtime.venues[self._runner.venue].adapter.capabilities
 
     @property
+    def account_kind(self) -> str:
+        """This strategy's venue account: ``cash`` (PSX: no short selling, T+N) or ``derivatives``
+        (positions may go short, margin in the settlement currency)."""
+        return self._runtime.venues[self._runner.venue].account.kind
+
+    @property
+    def currency(self) -> str:
+        """The currency of every amount of this strategy's venue account (PKR on PSX)."""
+        return self._runtime.venues[self._runner.venue].account.currency
+
+    @property
     def buying_power(self) -> Decimal:
         """Settled cash of the venue account minus what open buys reserve (shared by every
         strategy on the account); on a derivatives account the margin available for new exposure

@@ -308,3 +308,29 @@ def test_a_journal_snapshot_restores_the_short_and_a_changed_account_kind_is_ref
     assert after.venues["pulse"].account.balance == D("999.5")
     with pytest.raises(StartupError, match="the journal holds a derivatives account, the config a cash one"):
         restore(_runtime_with(AccountConfig()), Journal.open(tmp_path / "j.sqlite", lock=False), day)
+
+
+# ---- the example market maker quotes both sides where the account may go short -----------------------------
+
+
+def test_the_market_maker_quotes_asks_from_flat_on_a_derivatives_account(tmp_path: Path) -> None:
+    from conftest import open_session, settle, write_engine_config
+
+    from engine.app import Engine
+
+    config = write_engine_config(tmp_path, {"mm": (REPO / "strategies" / "market_maker.py").read_text()},
+                                 market=True, symbols=("MEBL",))
+    text = config.read_text()
+    plain = "  paper: {adapter: paper, options: {market: {enabled: true}}}\n"
+    assert plain in text
+    config.write_text(text.replace(plain, "  paper: {adapter: paper, options: {market: {enabled: true}}, "
+                                          "account: {kind: derivatives, equity: 100000000, currency: USD}}\n"))
+    engine = Engine(load_config(config))
+    open_session(engine)
+    settle(engine, 600)
+    runtime = engine.runtime
+    sells = [o for o in runtime.venues["paper"].orders.values() if o.side is Side.SELL]
+    assert sells, "no ask was ever quoted"  # a cash account holding nothing quotes bids only
+    assert not [o for o in sells if o.reject_code in (Reject.POSITION_NOT_HELD, 4002)]
+    assert runtime.runners["mm"].ctx.account_kind == "derivatives" and runtime.runners["mm"].ctx.currency == "USD"
+
