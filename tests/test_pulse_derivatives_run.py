@@ -41,8 +41,10 @@ def on_order_update(ctx, order):
 """
 
 
-def _config(tmp_path: Path) -> Path:
+def _config(tmp_path: Path, start_positions: dict[str, int] | None = None) -> Path:
     config = yaml.safe_load((REPO / "config.pulse-sandbox.yaml").read_text())
+    if start_positions:
+        config["venues"]["pulse"]["account"]["positions"] = start_positions
     config["sessions"]["profiles"] = {"pulse-24h": {"mon_sun": [
         {"phase": "open", "start": "00:01", "end": "00:06", "accepts_new": True, "accepts_modify_cancel": True,
          "matches": True},
@@ -56,17 +58,22 @@ def _config(tmp_path: Path) -> Path:
     return path
 
 
-def test_the_shipped_pulse_config_goes_short_and_reports_in_usd(tmp_path: Path) -> None:
+def _run(tmp_path: Path, config: Path) -> str:
     env = {**os.environ, "PULSE_SANDBOX_SECRET": SECRET, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}
     env.pop("PULSE_CLIENT_SECRET", None)
     done = subprocess.run(
-        [str(ENGINE), "sandbox", "pulse", "--run", str(_config(tmp_path)), "--speed", "60",
+        [str(ENGINE), "sandbox", "pulse", "--run", str(config), "--speed", "60",
          "--start", "2026-11-23T00:00+00:00", "--report", str(tmp_path / "report.json"),
          "--html", str(tmp_path / "day.html")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]
+    return out
+
+
+def test_the_shipped_pulse_config_goes_short_and_reports_in_usd(tmp_path: Path) -> None:
+    out = _run(tmp_path, _config(tmp_path))
     report_text = (tmp_path / "report.json").read_text()
     report = json.loads(report_text)
     # the sell from flat was taken, not refused as a blank sale: the strategy and the account are short
@@ -86,3 +93,14 @@ def test_the_shipped_pulse_config_goes_short_and_reports_in_usd(tmp_path: Path) 
     for text in (report_text, html):
         assert "PKR" not in text and "rupee" not in text.lower() and "Rs " not in text
     assert SECRET not in out + report_text + html
+
+
+def test_a_configured_start_position_is_what_the_sandbox_holds_too(tmp_path: Path) -> None:
+    """`account.positions` funds the sandbox's account as it does the engine's: they agree at
+    every sync, and the short it started with is in the report."""
+    _run(tmp_path, _config(tmp_path, {BTC: -20}))
+    report = json.loads((tmp_path / "report.json").read_text())
+    account = report["venues"]["pulse"]["account"]
+    together = sum(int(s["position"].get(BTC, "0")) for s in report["strategies"].values())
+    assert account["positions"][BTC]["qty"] == str(together - 20)
+    assert "account_mismatch" not in report.get("anomalies", {}), report.get("anomaly_samples")

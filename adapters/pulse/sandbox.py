@@ -1627,23 +1627,32 @@ def _sandbox_from_args(args: argparse.Namespace, secret: str) -> PulseSandbox:
     """The venue the flags describe, on the clock of ``--speed``/``--start`` (Pulse trades 24/7)."""
     instruments: list[SandboxInstrument] = list(DEFAULT_INSTRUMENTS)
     balance = Decimal(1_000_000)
+    held: dict[str, Decimal] = {}
     if args.config is not None:
         taken = venue_from_config(args.config, "pulse")
         instruments = [SandboxInstrument(i.symbol, i.previous_close, i.tick_size, i.lot_size)
                        for i in taken.instruments]
+        # a derivatives account's equity and positions fund the venue's account (a cash account's cash)
         balance = taken.account.get("equity", taken.account.get("cash", balance))
+        held = dict(taken.account.get("positions", {}))
     if args.instruments:
         instruments = list(args.instruments)
     args.always_open = True  # no session schedule: the clock starts now, or at --start
     clock, _text = sandbox_clock(args)
     market = MarketOptions(enabled=not args.no_market, step_interval_s=args.step_interval,
                            aggressive_interval_s=args.flow_interval, size_unit_shares=1)
-    return PulseSandbox(
+    sandbox = PulseSandbox(
         instruments, host=args.host, port=args.port, seed=args.seed, market=market,
         credentials={args.client_id: secret}, token_ttl_s=args.token_ttl * args.speed,
         min_heartbeat_s=args.min_heartbeat, faults=args.fault, test_methods=args.test_methods,
         refuse_channels=args.refuse_channel, clock=clock, balance=balance,
     )
+    mids = {i.name: i.mid for i in instruments}
+    for name, size in held.items():  # held at the start price, as the engine's account enters them
+        if name in mids and size:
+            position = sandbox.accounts[args.client_id].positions.setdefault(name, _Position())
+            position.size, position.average = size, mids[name]
+    return sandbox
 
 
 def _stopped_line(sandbox: PulseSandbox) -> str:
