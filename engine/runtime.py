@@ -1085,12 +1085,13 @@ class Runtime:
         reconciliation and every ``account.sync_s``. A venue that cannot answer leaves the engine's
         own figures in force (logged), since refusing orders would not make them truer."""
         account = venue.account
-        if not isinstance(account, DerivativesAccount):
+        if not isinstance(account, DerivativesAccount) or not account.venue_reports:
             return
         fills_before = venue.n_fill
         try:
             figures = await venue.adapter.query_account(account.currency)
         except NotImplementedError as exc:
+            account.venue_reports = False  # said once: the paper venue has no account figures to ask
             log.warning("venue %s: %s; the derivatives account keeps the engine's own figures", venue.name, exc)
             return
         except Exception as exc:
@@ -1111,7 +1112,7 @@ class Runtime:
     def start_account_sync(self, venue: _Venue) -> None:
         """Ask the venue's account figures every ``account.sync_s`` while the venue is connected."""
         account = venue.account
-        if isinstance(account, DerivativesAccount) and account.config.sync_s is not None:
+        if isinstance(account, DerivativesAccount) and account.venue_reports and account.config.sync_s is not None:
             self.clock.call_later(int(account.config.sync_s * NS_PER_S), self._sync_account_again, venue)
 
     def _sync_account_again(self, venue: _Venue) -> None:

@@ -105,7 +105,7 @@ class DerivativesAccount:
 
     __slots__ = (
         "config", "currency", "instruments", "packs", "mark", "_balance", "_positions", "_external",
-        "_orders", "_open", "_reduce_open", "_reserved", "_venue", "_venue_fresh", "mismatches",
+        "_orders", "_open", "_reduce_open", "_reserved", "_venue", "_venue_fresh", "mismatches", "venue_reports",
     )
 
     def __init__(
@@ -139,6 +139,7 @@ class DerivativesAccount:
         self._venue: VenueAccount | None = None
         self._venue_fresh = False  # no fill since the venue's figures: its margin is current
         self.mismatches = 0
+        self.venue_reports = True  # false once the adapter says it cannot report the account
 
     # ---- positions ----------------------------------------------------------------------------
     def _set_position(self, symbol: str, qty: Decimal, entry: Decimal) -> None:
