@@ -109,6 +109,9 @@ RISK_TICK_NS = 1_000_000_000
 CANCEL_RETRY_MAX_NS = 1_000_000_000
 # a venue that cannot answer reconciliation after a reconnect is asked again after 1, 2, 4 ... 30 s
 RECONCILE_RETRY_MAX_S = 30
+# a derivatives account that differs from the venue asks again this many engine seconds later and
+# takes the venue's figures only if the same difference is still there (a fill notice in flight is not one)
+ACCOUNT_CONFIRM_S = 2
 #: refusals of one kind (strategy, code, symbol, side) are logged once, then counted: one line per this
 REFUSAL_LOG_INTERVAL_S = 60.0
 #: the shipped repeat-refusal rule (risk.containment.repeat_refusals), on unless a config turns it off
@@ -1105,9 +1108,18 @@ class Runtime:
             return
         for sentence in account.reconcile(figures):
             self._anomaly("account_mismatch", f"venue {venue.name}: {sentence}")
+        if account.awaiting_confirmation:  # a difference seen once: asked again soon, taken if it stays
+            log.info("venue %s: the account differs from the venue's; asking again in %d s", venue.name,
+                     ACCOUNT_CONFIRM_S)
+            self.clock.call_later(ACCOUNT_CONFIRM_S * NS_PER_S, self._confirm_account, venue)
+            return
         log.info("venue %s account: equity %s %s, initial margin %s, available %s", venue.name,
                  account.equity().quantize(Decimal("0.01")), account.currency,
                  account.initial_margin().quantize(Decimal("0.01")), account.available().quantize(Decimal("0.01")))
+
+    def _confirm_account(self, venue: _Venue) -> None:
+        if venue.status == "connected":
+            self.spawn(lambda: self.sync_account(venue))
 
     def start_account_sync(self, venue: _Venue) -> None:
         """Ask the venue's account figures every ``account.sync_s`` while the venue is connected."""

@@ -43,6 +43,7 @@ __all__ = [
 _BUY = Side.BUY
 _SELL = Side.SELL
 _CENT = Decimal("0.01")
+_EQUITY = "equity"  # the key of an unconfirmed equity difference (no symbol is spelled so)
 
 Mark = Callable[[str], Decimal | None]
 
@@ -106,6 +107,7 @@ class DerivativesAccount:
     __slots__ = (
         "config", "currency", "instruments", "packs", "mark", "_balance", "_positions", "_external",
         "_orders", "_open", "_reduce_open", "_reserved", "_venue", "_venue_fresh", "mismatches", "venue_reports",
+        "_unconfirmed",
     )
 
     def __init__(
@@ -140,6 +142,9 @@ class DerivativesAccount:
         self._venue_fresh = False  # no fill since the venue's figures: its margin is current
         self.mismatches = 0
         self.venue_reports = True  # false once the adapter says it cannot report the account
+        # differences (venue - engine) seen in the last answer, per symbol and for equity: taken when
+        # the next answer shows the same
+        self._unconfirmed: dict[str, Decimal] = {}
 
     # ---- positions ----------------------------------------------------------------------------
     def _set_position(self, symbol: str, qty: Decimal, entry: Decimal) -> None:
@@ -303,18 +308,31 @@ class DerivativesAccount:
         return long - self.open_qty(symbol, _SELL) - self.reduce_only_qty(symbol, _SELL)
 
     # ---- reconciliation ---------------------------------------------------------------------------
+    @property
+    def awaiting_confirmation(self) -> bool:
+        """A difference from the venue was seen once and waits for the next answer (see :meth:`reconcile`)."""
+        return bool(self._unconfirmed)
+
     def reconcile(self, venue: VenueAccount) -> list[str]:
         """Take the venue's positions and equity where they differ from the engine's; returns one
-        sentence per difference (the runtime logs and counts them as anomalies). Symbols the
-        venue account holds outside this config are reported, not adopted."""
+        sentence per difference taken (the runtime logs and counts them as anomalies).
+
+        A difference is taken when two answers in a row show the same one: a fill the venue has
+        done and whose notice is still on its way makes the venue's figures differ for a moment,
+        and taking them would count that fill twice when it arrives. Until then the difference is
+        held (:attr:`awaiting_confirmation`; the runtime asks again soon) and the engine's own
+        margin estimate stays in force. Symbols the venue account holds outside this config are
+        reported, not adopted."""
         found: list[str] = []
         if venue.currency != self.currency:
             found.append(f"the venue reports the account in {venue.currency}, the config says {self.currency}; "
                          "its figures are not taken")
             self.mismatches += len(found)
             return found
+        earlier, self._unconfirmed = self._unconfirmed, {}
         reported = {p.symbol: p for p in venue.positions}
         marks: dict[str, Decimal] = {}
+        adopted = False  # a confirmed position difference: this answer's equity is taken with it
         for symbol in sorted(set(reported) | {s for s, p in self._positions.items() if p.qty}):
             seen = reported.get(symbol)
             theirs = seen.size if seen is not None else ZERO
@@ -325,15 +343,31 @@ class DerivativesAccount:
                 continue
             if seen is not None and seen.mark_price:
                 marks[symbol] = seen.mark_price
-            if theirs != ours:
-                found.append(f"{symbol} position {_count(ours)} here, {_count(theirs)} at the venue; the venue's taken")
-                entry = seen.average_price if seen is not None and seen.average_price else self.mark_price(symbol)
-                self._set_position(symbol, theirs, entry)
-                self._external[symbol] = self._external.get(symbol, ZERO) + theirs - ours
+            if theirs == ours:
+                continue
+            if earlier.get(symbol) != theirs - ours:
+                self._unconfirmed[symbol] = theirs - ours
+                continue
+            found.append(f"{symbol} position {_count(ours)} here, {_count(theirs)} at the venue; the venue's taken")
+            entry = seen.average_price if seen is not None and seen.average_price else self.mark_price(symbol)
+            self._set_position(symbol, theirs, entry)
+            self._external[symbol] = self._external.get(symbol, ZERO) + theirs - ours
+            adopted = True
+        if self._unconfirmed:  # equity is not comparable while a position differs
+            self._venue_fresh = False
+            self.mismatches += len(found)
+            return found
         ours_equity = self._balance + sum(
             (p.unrealized_pnl(marks.get(s, self.mark_price(s))) for s, p in self._positions.items() if p.qty), ZERO)
         difference = venue.equity - ours_equity
-        if abs(difference) > self.config.equity_tolerance:
+        tolerance = self.config.equity_tolerance
+        if abs(difference) > tolerance:
+            before = earlier.get(_EQUITY)
+            if not adopted and (before is None or abs(before - difference) > tolerance):
+                self._unconfirmed[_EQUITY] = difference
+                self._venue_fresh = False
+                self.mismatches += len(found)
+                return found
             found.append(f"equity {_money(ours_equity)} {self.currency} here, {_money(venue.equity)} at the venue; "
                          "the venue's taken")
         self._balance += difference  # exact agreement at the venue's marks, even inside the tolerance
