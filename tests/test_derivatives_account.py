@@ -249,6 +249,8 @@ def test_no_sequence_of_fills_makes_the_account_disagree_with_the_portfolio(fill
         portfolio.setdefault(strategy, Position(BTC)).apply_fill(side, qty, price, fee)
         account.apply_fill(fill)
         assert account.position(BTC) == account.external(BTC) + sum(p.qty for p in portfolio.values())
+        # the order path's one-pass figure is the sum of its parts
+        assert account.available() == account.equity() - account.initial_margin() - account.reserved_margin
     if not start:  # marked alike, the account's equity is the start plus every strategy's whole PnL
         pnl = sum((p.realized_pnl + p.unrealized_pnl(D(50000)) for p in portfolio.values()), D(0))
         assert account.equity() == D(100000) + pnl

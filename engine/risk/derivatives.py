@@ -280,8 +280,20 @@ class DerivativesAccount:
         return self._reserved
 
     def available(self) -> Decimal:
-        """Equity less the positions' initial margin less what open orders reserve."""
-        return self.equity() - self.initial_margin() - self._reserved
+        """Equity less the positions' initial margin less what open orders reserve. On the order
+        path (every margin check): one pass over the positions for mark, PnL and margin together."""
+        venue = self._venue
+        venue_margin = venue.initial_margin if self._venue_fresh and venue is not None else None
+        rate = self.config.initial_margin_rate
+        total = self._balance - self._reserved
+        for symbol, held in self._positions.items():
+            qty = held.qty
+            if qty:
+                mark = self.mark_price(symbol)
+                total += mark * qty - held.cost
+                if venue_margin is None:
+                    total -= (qty if qty > 0 else -qty) * mark * rate
+        return total if venue_margin is None else total - venue_margin
 
     # names the report, metrics and ``ctx`` read on every account
     @property
