@@ -208,6 +208,7 @@ class Engine:
             self.runtime.add_venue(
                 name, adapter, instruments, account=venue_cfg.account, packs=packs, rate_limits=rate_limits,
                 cancel_on_disconnect=venue_cfg.cancel_on_disconnect, on_reconnect=venue_cfg.on_reconnect,
+                currency=self.cfg.account_currency(name),
             )
             self.runtime.venues[name].feed = self.feeds.get(name)
             self.runtime.venues[name].mass_cancel = venue_cfg.mass_cancel
@@ -341,6 +342,9 @@ class Engine:
             for runner in rt.runners.values():
                 if runner.name in states:
                     rt.call_rare(runner, "on_load", state=states[runner.name])
+        for name in self.adapters:  # a derivatives account takes the venue's equity, margins, positions
+            await rt.sync_account(rt.venues[name])
+            rt.start_account_sync(rt.venues[name])
         for name, adapter in self.adapters.items():
             self.feeds.get(name, adapter).subscribe(rt.subscriptions(name))
 

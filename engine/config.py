@@ -31,14 +31,24 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from engine.errors import ConfigError
 from engine.model import Instrument, Side
 from engine.risk.account import AccountConfig, PositionLimits
+from engine.risk.derivatives import DerivativesAccountConfig
 from engine.risk.killswitch import KillSwitchConfig
 from engine.risk.mmp import MmpConfig
 from engine.risk.ratelimit import RateLimitConfig
@@ -166,6 +176,9 @@ class InstrumentConfig(_Strict):
     lot_size: Decimal = Field(default=Decimal(1), gt=0)
     previous_close: Decimal = Field(default=Decimal(0), ge=0)
     sector: str = ""
+    # the currency a derivatives account settles this instrument's PnL and margin in (USD for
+    # BTC_USD-PERPETUAL on Pulse); the account's currency when venues.<name>.account.currency is unset
+    settlement_currency: str | None = Field(default=None, pattern=r"^[A-Z0-9]{2,10}$")
     # None = as many decimals as tick_size has (0.01 -> 2, 0.05 -> 2, 1 -> 0).
     price_precision: int | None = Field(default=None, ge=0)
 
@@ -239,6 +252,13 @@ class MarketDataConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+def _account_kind(value: Any) -> str:
+    """``venues.<name>.account.kind``, ``cash`` when left out (every config before derivatives)."""
+    if isinstance(value, dict):
+        return str(value.get("kind", "cash"))
+    return str(getattr(value, "kind", "cash"))
+
+
 class VenueConfig(_Strict):
     """A venue: which adapter serves it, and that adapter's own options (checked later by the
     adapter's ``options_model`` through :func:`validate_section`), plus the engine's side of the
@@ -246,7 +266,12 @@ class VenueConfig(_Strict):
 
     adapter: str = Field(min_length=1)
     options: dict[str, Any] = Field(default_factory=dict)
-    account: AccountConfig = Field(default_factory=AccountConfig)
+    # kind: cash (the default, a PSX cash account) or derivatives (positions may go short, margin
+    # and equity in the settlement currency, reconciled with the venue's account figures)
+    account: Annotated[
+        Annotated[AccountConfig, Tag("cash")] | Annotated[DerivativesAccountConfig, Tag("derivatives")],
+        Discriminator(_account_kind),
+    ] = Field(default_factory=AccountConfig)
     # When the connection drops: open orders become "unknown", new orders are refused (9001); on
     # reconnect the engine reconciles and then cancels (or keeps) the orders open at the drop.
     cancel_on_disconnect: bool = True
@@ -359,7 +384,7 @@ class StrategyConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
     # internal position limits (2008), the strategy's own request budget (3001), market-maker
-    # protection for its mmp=True orders, and a loss (rupees, day PnL) at which it is stopped
+    # protection for its mmp=True orders, and a loss (day PnL, in its venue account's currency) at which it is stopped
     limits: PositionLimits | None = None
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     mmp: MmpConfig | None = None
@@ -510,6 +535,16 @@ class EngineConfig(_Strict):
                             f"{_did_you_mean(symbol, sorted(known))}",
                         )
                     )
+        for name, venue in self.venues.items():
+            problems.extend(self._account_problems(name, venue, master.get(name, set())))
+        used = {s.venue for s in self.strategies if s.enabled and s.venue in self.venues}
+        kill = self.risk.kill_switch
+        if (kill.daily_loss_limit is not None or kill.max_drawdown is not None) and not problems:
+            currencies = {self.account_currency(name) for name in used}
+            if len(currencies) > 1:
+                problems.append((("risk", "kill_switch"),
+                                 "the account loss limits add PnL across venues, but these settle in "
+                                 f"{', '.join(sorted(currencies))}: run one engine per currency"))
         all_symbols = {symbol for symbols in master.values() for symbol in symbols}
         for symbol in self.risk.instruments:
             if symbol not in all_symbols:
@@ -522,6 +557,39 @@ class EngineConfig(_Strict):
         if problems:
             raise CrossFieldProblems(problems)
         return self
+
+    def _account_problems(self, name: str, venue: VenueConfig, symbols: set[str]) -> list[tuple[KeyPath, str]]:
+        """A derivatives account needs one settlement currency and positions in listed instruments."""
+        account = venue.account
+        if not isinstance(account, DerivativesAccountConfig):
+            return []
+        problems: list[tuple[KeyPath, str]] = []
+        path: KeyPath = ("venues", name, "account")
+        stated = {i.settlement_currency for i in self.instruments if i.venue == name and i.settlement_currency}
+        if account.currency is None and len(stated) != 1:
+            problems.append(((*path, "currency"),
+                             "a derivatives account needs its settlement currency: set currency, or one "
+                             "settlement_currency on the venue's instruments"
+                             + (f" (they name {', '.join(sorted(stated))})" if stated else "")))
+        elif account.currency is not None and stated - {account.currency}:
+            problems.append(((*path, "currency"),
+                             f"currency {account.currency} but the venue's instruments settle in "
+                             f"{', '.join(sorted(stated))}"))
+        for symbol in account.positions:
+            if symbol not in symbols:
+                problems.append(((*path, "positions", symbol),
+                                 f"{symbol} is not in the instrument master for venue {name!r}"))
+        return problems
+
+    def account_currency(self, venue: str) -> str:
+        """The currency every amount of ``venue``'s account is in: PKR for a cash account, the
+        configured or the instruments' settlement currency for a derivatives account."""
+        account = self.venues[venue].account
+        if not isinstance(account, DerivativesAccountConfig):
+            return "PKR"
+        if account.currency is not None:
+            return account.currency
+        return next(i.settlement_currency for i in self.instruments if i.venue == venue and i.settlement_currency)
 
     def instrument_master(self, venue: str | None = None) -> list[Instrument]:
         """The master as runtime instruments, optionally for one venue."""

@@ -179,14 +179,28 @@ class OrderContext:
         return self._runtime.venues[self._runner.venue].adapter.capabilities
 
     @property
+    def account_kind(self) -> str:
+        """This strategy's venue account: ``cash`` (PSX: no short selling, T+N) or ``derivatives``
+        (positions may go short, margin in the settlement currency)."""
+        return self._runtime.venues[self._runner.venue].account.kind
+
+    @property
+    def currency(self) -> str:
+        """The currency of every amount of this strategy's venue account (PKR on PSX)."""
+        return self._runtime.venues[self._runner.venue].account.currency
+
+    @property
     def buying_power(self) -> Decimal:
         """Settled cash of the venue account minus what open buys reserve (shared by every
-        strategy on the account)."""
+        strategy on the account); on a derivatives account the margin available for new exposure
+        (equity less initial margin less what open orders reserve), in its settlement currency."""
         return self._runtime.venues[self._runner.venue].account.buying_power
 
     def sellable(self, symbol: str) -> Decimal:
         """Shares of ``symbol`` a new sell may take: settled ones (and unsettled ones where the rule pack
-        allows selling them), minus what open sells already hold. More is refused with 4002."""
+        allows selling them), minus what open sells already hold. More is refused with 4002. On a
+        derivatives account: the long position not already being sold (more opens a short, which
+        is allowed within margin and limits)."""
         return self._runtime.venues[self._runner.venue].account.sellable(symbol)
 
     @property
@@ -217,10 +231,13 @@ class OrderContext:
         post_only: bool = False,
         client_id: str | None = None,
         mmp: bool = False,
+        reduce_only: bool = False,
     ) -> Order:
         """Place an order. Returns the order handle at once: ``pending_new`` when it went to the
         venue, ``rejected`` (with ``reject_code`` / ``reject_reason``) when refused locally.
-        ``mmp=True`` marks a quote under the strategy's market-maker protection (config ``mmp``)."""
+        ``mmp=True`` marks a quote under the strategy's market-maker protection (config ``mmp``).
+        ``reduce_only=True`` (a derivatives account) may only shrink the account's position: refused
+        with 2005 when it would not, and sent to the venue as reduce-only too."""
         runner = self._runner
         runtime = self._runtime
         now = self._clock.now_ns()
@@ -245,6 +262,11 @@ class OrderContext:
                 raise ArgumentRejection(
                     Reject.INVALID_ORDER, f"client id {client_id!r} must be 1-32 characters of A-Z a-z 0-9 _ -"
                 )
+            if reduce_only and runtime.venues[runner.venue].account.kind != "derivatives":
+                raise ArgumentRejection(
+                    Reject.INVALID_ORDER,
+                    f"reduce_only=True needs a derivatives account (venues.{runner.venue}.account.kind: derivatives)",
+                )
             if mmp and runner.mmp is None:
                 raise ArgumentRejection(
                     Reject.INVALID_ORDER,
@@ -259,6 +281,7 @@ class OrderContext:
         order = Order(
             wire_id, runner.name, runner.venue, symbol, side_, qty_, price_,
             order_type=type_, tif=tif_, post_only=bool(post_only), ts=now, mmp=bool(mmp), algo_id=runner.algo_id,
+            reduce_only=bool(reduce_only),
         )
         if runner.state != "running":
             return runtime.refuse(
@@ -273,7 +296,7 @@ class OrderContext:
             runner.throttled = False
         request = OrderRequest(
             runner.name, runner.venue, symbol, runner.instruments.get(symbol), side_, qty_, price_,
-            type_, tif_, order.post_only, wire_id, None, order.mmp, runner.facts.get(symbol),
+            type_, tif_, order.post_only, wire_id, None, order.mmp, runner.facts.get(symbol), order._reduce_only,
         )
         rejection = runner.gate.check(request)
         if rejection is not None:

@@ -563,7 +563,18 @@ def _strategy_colors(report: dict[str, Any], data: _Data | None) -> dict[str, st
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
 
 
-def _pnl_chart(data: _Data, colors: dict[str, str], phase_legend: str, n_days: int) -> str:
+def report_currency(report: dict[str, Any]) -> str:
+    """What the page's amounts are in: the venues' account currency (``venues.<name>.currency``;
+    PKR for a report written before venues stated one, all PSX cash accounts), or, where venues
+    settle in different currencies, a phrase saying so (a strategy's PnL is in its venue's)."""
+    venues = report.get("venues") if isinstance(report.get("venues"), dict) else {}
+    stated = {str(v.get("currency") or "PKR") for v in venues.values() if isinstance(v, dict)}
+    if len(stated) > 1:
+        return "each venue's account currency"
+    return stated.pop() if stated else "PKR"
+
+
+def _pnl_chart(data: _Data, colors: dict[str, str], phase_legend: str, n_days: int, currency: str = "PKR") -> str:
     series: dict[str, list[tuple[float, Decimal, Decimal]]] = {}
     for t, _, row in data.samples:
         for name, s in (row.get("strategies") or {}).items():
@@ -593,7 +604,7 @@ def _pnl_chart(data: _Data, colors: dict[str, str], phase_legend: str, n_days: i
                 parts.append(f"{name}: {format(realized + unrealized, ',f')} (realized {format(realized, ',f')})")
         tips.append((t, f"{_hhmmss(moment, data.tz, n_days)}\n" + "\n".join(parts)))
     plot.hover(tips)
-    return _figure("PnL over time (realized + unrealized, PKR)", _legend(legend) + phase_legend,
+    return _figure(f"PnL over time (realized + unrealized, {currency})", _legend(legend) + phase_legend,
                    plot.svg("PnL over time per strategy", "pnl"), "pnl")
 
 
@@ -964,6 +975,30 @@ def _risk_section(report: dict[str, Any], tz: dt.tzinfo) -> str:
     return "".join(parts)
 
 
+def _derivatives_account(account: dict[str, Any]) -> str:
+    """Equity, margins and the signed positions of a derivatives account, in its currency."""
+    currency = esc(account.get("currency", ""))
+    reserved = account.get("reserved") if isinstance(account.get("reserved"), dict) else {}
+    rows = [("equity", account.get("equity")), ("balance", account.get("balance")),
+            (f"initial margin ({account.get('margin_source', '?')})", account.get("initial_margin")),
+            ("maintenance margin", account.get("maintenance_margin")),
+            ("available margin", account.get("available_margin")), ("reserved by open orders", reserved.get("margin"))]
+    tables = [f"<table><tr><th>account</th><th class=\"n\">{currency}</th></tr>"
+              + "".join(f'<tr><td>{esc(k)}</td><td class="n">{fmt_num(val)}</td></tr>'
+                        for k, val in rows if val is not None) + "</table>"]
+    positions = account.get("positions")
+    if isinstance(positions, dict) and positions:
+        body = "".join(
+            f'<tr><td>{esc(sym)}</td><td>{esc(p.get("side", ""))}</td><td class="n">{fmt_num(p.get("qty"))}</td>'
+            f'<td class="n">{fmt_num(p.get("avg_price"))}</td><td class="n">{fmt_num(p.get("realized_pnl"))}</td>'
+            f'<td class="n">{fmt_num(p.get("unrealized_pnl"))}</td></tr>'
+            for sym, p in positions.items() if isinstance(p, dict))
+        tables.append('<table><tr><th>position</th><th>side</th><th class="n">qty</th><th class="n">avg price</th>'
+                      f'<th class="n">realized ({currency})</th><th class="n">unrealized ({currency})</th></tr>'
+                      f"{body}</table>")
+    return f'<div class="row">{"".join(tables)}</div>'
+
+
 def _venues_section(report: dict[str, Any]) -> str:
     venues = report.get("venues")
     if not isinstance(venues, dict) or not venues:
@@ -983,6 +1018,9 @@ def _venues_section(report: dict[str, Any]) -> str:
                     f"{esc(kind)} {fmt_num(n)}" for kind, n in counts.items()) + "</p>")
         account = v.get("account")
         if not isinstance(account, dict):
+            continue
+        if account.get("kind") == "derivatives":
+            parts.append(_derivatives_account(account))
             continue
         reserved = account.get("reserved") if isinstance(account.get("reserved"), dict) else {}
         cash_rows = [("cash (settled)", account.get("cash")), ("unsettled cash", account.get("unsettled_cash")),
@@ -1089,7 +1127,7 @@ def render_html(report: dict[str, Any]) -> str:
             + f"sampled every {esc(interval)} s of engine time, fills at their exact times. Shaded: session "
             f"phases. Hover a chart for values.</p>"
             + _dropped_note(timeline)  # type: ignore[arg-type]
-            + _pnl_chart(data, colors, legend, n_days)
+            + _pnl_chart(data, colors, legend, n_days, report_currency(report))
             + '<h2 id="positions">Positions over time</h2>'
             + _position_charts(data, legend, n_days)
             + '<h2 id="prices">Prices and fills</h2>'
@@ -1124,8 +1162,8 @@ def render_html(report: dict[str, Any]) -> str:
     events = report.get("events") or {}
     sections.append(
         f"<footer>Written by engine {esc(__version__)} from the run report. Events: {fmt_num(events.get('book', 0))} "
-        f"book, {fmt_num(events.get('trade', 0))} trade. Amounts in PKR as the engine computed them (exact "
-        "decimals).</footer>")
+        f"book, {fmt_num(events.get('trade', 0))} trade. Amounts in {esc(report_currency(report))} as the engine "
+        "computed them (exact decimals).</footer>")
     days = report.get("trading_days") or []
     title = "Run report " + (f"{days[0]}" + (f" to {days[-1]}" if len(days) > 1 else "") if days else "")
     return (

@@ -40,7 +40,9 @@ __all__ = [
     "TERMINAL_STATUSES",
     "TimeInForce",
     "Trade",
+    "VenueAccount",
     "VenueOrder",
+    "VenuePosition",
     "apply_venue_update",
 ]
 
@@ -285,6 +287,32 @@ class AccountEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class VenuePosition:
+    """One position as a derivatives venue reports it (Pulse ``private/get_positions``): signed
+    size (short negative), the average entry price and the venue's mark."""
+
+    symbol: str
+    size: Decimal
+    average_price: Decimal = ZERO
+    mark_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VenueAccount:
+    """A derivatives account as the venue reports it (Pulse ``private/get_account_summary`` plus
+    ``private/get_positions``), in its settlement ``currency``: the figures the engine's margin
+    checks take and reconciles its own with. A figure the venue does not give is None."""
+
+    currency: str
+    equity: Decimal
+    balance: Decimal | None = None
+    margin_balance: Decimal | None = None
+    initial_margin: Decimal | None = None
+    maintenance_margin: Decimal | None = None
+    positions: tuple[VenuePosition, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class VenueOrder:
     """One order as the venue reports it in a query (reconciliation after a reconnect or a
     restart): the venue is the truth about its status and filled quantity."""
@@ -393,7 +421,7 @@ class Order:
         "_client_id", "_strategy", "_venue", "_symbol", "_side", "_type", "_tif", "_post_only",
         "_qty", "_price", "_status", "_cum_qty", "_notional", "_venue_order_id",
         "_reject_code", "_reject_reason", "_created_ts", "_updated_ts", "_pending_price", "_pending_qty",
-        "_mmp", "_algo_id",
+        "_mmp", "_algo_id", "_reduce_only",
     )
 
     def __init__(
@@ -411,6 +439,7 @@ class Order:
         ts: int = 0,
         mmp: bool = False,
         algo_id: str = "",
+        reduce_only: bool = False,
     ) -> None:
         self._client_id = client_id
         self._strategy = strategy
@@ -435,6 +464,8 @@ class Order:
         self._mmp = mmp
         # the registered algorithm (config ``algo_id``) that sent it: the journal and audit export carry it
         self._algo_id = algo_id or strategy
+        # may only shrink the account's position (derivatives venues): the gate checks it, the venue too
+        self._reduce_only = reduce_only
 
     # ---- read-only view for strategies (C-level getters: no Python frame per read) ----------
     client_id = property(_get("_client_id"), doc="Our id for the order; the venue echoes it.")
@@ -447,6 +478,7 @@ class Order:
     post_only = property(_get("_post_only"))
     mmp = property(_get("_mmp"), doc="A quote under market-maker protection (``ctx.submit(..., mmp=True)``).")
     algo_id = property(_get("_algo_id"), doc="The registered algorithm id (config ``algo_id``) of its strategy.")
+    reduce_only = property(_get("_reduce_only"), doc="May only shrink the position (``reduce_only=True``).")
     qty = property(_get("_qty"), doc="Total quantity ordered (after any amend).")
     price = property(_get("_price"), doc="Limit price; None for a market order.")
     status = property(_get("_status"))

@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from engine.clientids import format_client_id, parse_client_id, strategy_of_other_epoch
+from engine.errors import StartupError
 from engine.journal import Journal
 from engine.model import TERMINAL_STATUSES, Fill, Order, OrderStatus, OrderType, VenueOrder
 from engine.portfolio import Position
@@ -75,6 +76,11 @@ def restore(runtime: Runtime, journal: Journal, today: dt.date) -> Restored:
         for name, saved in state["venues"].items():
             venue = runtime.venues.get(name)
             if venue is not None:
+                kept = saved.get("kind", "cash")  # snapshots from before account kinds are cash accounts
+                if kept != venue.account.kind:
+                    raise StartupError(
+                        f"venue {name}: the journal holds a {kept} account, the config a {venue.account.kind} "
+                        "one; start a new account for it (--fresh-account, or journal.fresh_account: true)")
                 venue.account.restore(saved)
         for name, saved in state["strategies"].items():
             runner = runtime.runners.get(name)

@@ -57,6 +57,13 @@ from engine.recovery import PROBE_MISSES, ask_venue, reconcile_venue
 from engine.rejects import Reject
 from engine.risk.account import AccountConfig, BuyingPower, CashAccount, NoShortSelling, PositionLimit, SectorLimit
 from engine.risk.connectivity import VenueConnected
+from engine.risk.derivatives import (
+    DerivativesAccount,
+    DerivativesAccountConfig,
+    DerivativesPositionLimit,
+    MarginCheck,
+    ReduceOnly,
+)
 from engine.risk.facts import InstrumentFacts
 from engine.risk.gate import Gate, OrderRequest, Rejection
 from engine.risk.killswitch import (
@@ -102,6 +109,9 @@ RISK_TICK_NS = 1_000_000_000
 CANCEL_RETRY_MAX_NS = 1_000_000_000
 # a venue that cannot answer reconciliation after a reconnect is asked again after 1, 2, 4 ... 30 s
 RECONCILE_RETRY_MAX_S = 30
+# a derivatives account that differs from the venue asks again this many engine seconds later and
+# takes the venue's figures only if the same difference is still there (a fill notice in flight is not one)
+ACCOUNT_CONFIRM_S = 2
 #: refusals of one kind (strategy, code, symbol, side) are logged once, then counted: one line per this
 REFUSAL_LOG_INTERVAL_S = 60.0
 #: the shipped repeat-refusal rule (risk.containment.repeat_refusals), on unless a config turns it off
@@ -293,9 +303,9 @@ class _Venue:
     )
 
     def __init__(
-        self, name: str, adapter: Adapter, instruments: dict[str, Instrument], account: CashAccount,
-        packs: dict[str, RulePack], guard: RateGuard, buckets: list, cancel_on_disconnect: bool,
-        on_reconnect: str,
+        self, name: str, adapter: Adapter, instruments: dict[str, Instrument],
+        account: CashAccount | DerivativesAccount, packs: dict[str, RulePack], guard: RateGuard, buckets: list,
+        cancel_on_disconnect: bool, on_reconnect: str,
     ) -> None:
         self.name = name
         self.adapter = adapter
@@ -412,14 +422,16 @@ class Runtime:
         adapter: Adapter,
         instruments: Iterable[Instrument],
         *,
-        account: AccountConfig | None = None,
+        account: AccountConfig | DerivativesAccountConfig | None = None,
         packs: dict[str, RulePack] | None = None,
         rate_limits: Iterable[Any] | None = None,
         cancel_on_disconnect: bool = True,
         on_reconnect: str = "cancel",
+        currency: str | None = None,
     ) -> None:
         """Register a venue account. ``packs`` (rule pack per symbol) defaults to the default
-        profile; ``rate_limits`` to what the adapter declares."""
+        profile; ``rate_limits`` to what the adapter declares. A derivatives account's amounts are
+        in ``currency`` (its config's, else this: the instruments' settlement currency)."""
         master = {i.symbol: i for i in instruments}
         if packs is None:
             packs = resolve_packs(DEFAULT_PROFILE, None, None, master)
@@ -431,15 +443,22 @@ class Runtime:
             entry = entries.get(symbol)
             return entry.reference if entry is not None else None
 
-        cash = CashAccount(account if account is not None else AccountConfig(), self.calendar, master, packs,
-                           reference_price=reference)
+        held: CashAccount | DerivativesAccount
+        if isinstance(account, DerivativesAccountConfig):
+            settles_in = account.currency or currency
+            if not settles_in:
+                raise ValueError(f"venue {name}: a derivatives account needs its settlement currency")
+            held = DerivativesAccount(account, settles_in, master, packs, self._mark_for(name))
+        else:
+            held = CashAccount(account if account is not None else AccountConfig(), self.calendar, master, packs,
+                               reference_price=reference)
         limits = tuple(rate_limits) if rate_limits is not None else tuple(adapter.rate_limits)
         # the adapter paces its wire with these limits and answers with what really departs (its
         # margin included): the gate spends exactly that, so it never admits more than can leave
         buckets = venue_buckets(name, adapter.set_rate_limits(limits), self.clock)
         guard = RateGuard(f"venue-{name}", None, buckets, self.clock)
         self.venues[name] = _Venue(
-            name, adapter, master, cash, packs, guard, buckets, cancel_on_disconnect, on_reconnect
+            name, adapter, master, held, packs, guard, buckets, cancel_on_disconnect, on_reconnect
         )
         self.venues[name].entries = entries
 
@@ -479,6 +498,14 @@ class Runtime:
             checks.append(MmpCheck(runner.mmp))
         if runner.limits is not None:
             checks.append(PositionLimit({runner.name: runner.limits}, self.position_of, self.open_qty))
+        account = venue.account
+        if isinstance(account, DerivativesAccount):
+            # positions may go short: margin instead of cash, no blank-sale or sector rule
+            checks.append(ReduceOnly(account))
+            checks.append(DerivativesPositionLimit(account))
+            checks.append(MarginCheck(account))
+            checks.append(RateLimitCheck(runner.rate))
+            return checks
         checks.append(NoShortSelling(venue.account))
         checks.append(BuyingPower(venue.account))
         if venue.account.config.sector_limits:
@@ -1029,6 +1056,7 @@ class Runtime:
             return  # dropped again meanwhile; the next reconnect reconciles
         venue.reconcile_failures = 0
         reconcile_venue(self, venue, answer, self.unknown_orders)  # an adopted order is told like any other
+        await self.sync_account(venue)  # missed fills applied first: then the venue's account figures
         self.cancel_orphans(venue)
         to_cancel = venue.at_drop if venue.on_reconnect == "cancel" else {}
         # plus the cancels the engine itself decided while the venue was away (kill switch, MMP, a failure)
@@ -1052,6 +1080,57 @@ class Runtime:
             self._venue_ready(venue)
         if self._deferred:
             self.drain()
+
+    async def sync_account(self, venue: _Venue) -> None:
+        """A derivatives account takes the venue's equity, margins and positions
+        (``OrderEntryAdapter.query_account``): each difference is logged and counted as the anomaly
+        ``account_mismatch``, and the venue's figure wins. At connect, after every reconnect's
+        reconciliation and every ``account.sync_s``. A venue that cannot answer leaves the engine's
+        own figures in force (logged), since refusing orders would not make them truer."""
+        account = venue.account
+        if not isinstance(account, DerivativesAccount) or not account.venue_reports:
+            return
+        fills_before = venue.n_fill
+        try:
+            figures = await venue.adapter.query_account(account.currency)
+        except NotImplementedError as exc:
+            account.venue_reports = False  # said once: the paper venue has no account figures to ask
+            log.warning("venue %s: %s; the derivatives account keeps the engine's own figures", venue.name, exc)
+            return
+        except Exception as exc:
+            log.warning("venue %s: account figures not available (%s: %s); the engine's own stay in force",
+                        venue.name, type(exc).__name__, exc)
+            return
+        if venue.n_fill != fills_before:
+            # a fill arrived while the venue answered: its figures may or may not count it, so they
+            # are not compared now (the next sync does)
+            log.info("venue %s: a fill arrived during the account query; compared at the next sync", venue.name)
+            return
+        for sentence in account.reconcile(figures):
+            self._anomaly("account_mismatch", f"venue {venue.name}: {sentence}")
+        if account.awaiting_confirmation:  # a difference seen once: asked again soon, taken if it stays
+            log.info("venue %s: the account differs from the venue's; asking again in %d s", venue.name,
+                     ACCOUNT_CONFIRM_S)
+            self.clock.call_later(ACCOUNT_CONFIRM_S * NS_PER_S, self._confirm_account, venue)
+            return
+        log.info("venue %s account: equity %s %s, initial margin %s, available %s", venue.name,
+                 account.equity().quantize(Decimal("0.01")), account.currency,
+                 account.initial_margin().quantize(Decimal("0.01")), account.available().quantize(Decimal("0.01")))
+
+    def _confirm_account(self, venue: _Venue) -> None:
+        if venue.status == "connected":
+            self.spawn(lambda: self.sync_account(venue))
+
+    def start_account_sync(self, venue: _Venue) -> None:
+        """Ask the venue's account figures every ``account.sync_s`` while the venue is connected."""
+        account = venue.account
+        if isinstance(account, DerivativesAccount) and account.venue_reports and account.config.sync_s is not None:
+            self.clock.call_later(int(account.config.sync_s * NS_PER_S), self._sync_account_again, venue)
+
+    def _sync_account_again(self, venue: _Venue) -> None:
+        if venue.status == "connected":
+            self.spawn(lambda: self.sync_account(venue))
+        self.start_account_sync(venue)
 
     def _reconcile_again(self, venue: _Venue) -> None:
         if venue.status == "reconciling":
@@ -1326,7 +1405,7 @@ class Runtime:
             runner.name, runner.venue, symbol, runner.instruments.get(symbol), order._side,
             old_qty if qty is None else qty, old_price if price is None else price,
             order._type, order._tif, order._post_only, order._client_id, order, order._mmp,
-            runner.facts.get(symbol),
+            runner.facts.get(symbol), order._reduce_only,
         )
         rejection = runner.gate.check(request)
         if rejection is not None:
@@ -1828,6 +1907,7 @@ class Runtime:
         summary: dict[str, Any] = {
             "status": venue.status,
             "disconnects": venue.disconnects,
+            "currency": venue.account.currency,  # every amount of the account (PKR on PSX)
             "account": venue.account.snapshot(),
         }
         if venue.account_events:

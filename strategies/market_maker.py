@@ -14,7 +14,7 @@ from engine import hookimpl
 PARAMS = {
     "half_spread_ticks": 3,  # distance from the mid to each quote, in ticks
     "size": 100,  # shares per quote: a multiple of the instrument's lot
-    "max_position": 1000,  # stop buying once long this many shares
+    "max_position": 1000,  # stop buying once long this many shares (and selling once this short, where shorts exist)
     "skew_ticks": Decimal("1"),  # per `size` of inventory, shift both quotes down this many ticks
     "requote_ticks": 1,  # move a quote only when its target moved at least this far
     "mmp": False,  # quote under market-maker protection (needs an mmp: block in config)
@@ -54,10 +54,14 @@ def on_book(ctx, book):
     # PSX has no short selling: buy up to max_position, and sell only shares the account holds
     # and may sell (settled, not already offered; ctx.sellable counts our working ask as offered).
     # Not ctx.position: shares bought today settle T+2, and a sell of them is refused (4002).
+    # A derivatives account (Pulse) may go short: there both sides stop at max_position.
     buy_size = p.size if position + p.size <= p.max_position else 0
-    ask_order = quotes.get((book.symbol, "sell"))
-    offered = ask_order.leaves_qty if ask_order is not None else 0
-    sell_size = min(Decimal(p.size), ctx.sellable(book.symbol) + offered)
+    if ctx.account_kind == "derivatives":
+        sell_size = p.size if position - p.size >= -p.max_position else 0
+    else:
+        ask_order = quotes.get((book.symbol, "sell"))
+        offered = ask_order.leaves_qty if ask_order is not None else 0
+        sell_size = min(Decimal(p.size), ctx.sellable(book.symbol) + offered)
     quote(ctx, book.symbol, "buy", bid, buy_size, tick)
     quote(ctx, book.symbol, "sell", ask, sell_size, tick)
 

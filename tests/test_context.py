@@ -172,6 +172,7 @@ def test_context_exposes_no_adapter_credentials_or_journal(engine):
         "amend", "avg_cost", "book", "cancel", "cancel_all", "instrument", "instruments", "log", "name",
         "now", "now_ns", "open_orders", "params", "position", "realized_pnl", "session", "submit",
         "buying_power", "sellable", "state", "trading_state", "venue_status", "mmp_frozen", "reset_mmp", "capabilities",
+        "account_kind", "currency",
     }
     with pytest.raises(AttributeError):
         ctx.adapter  # noqa: B018

@@ -93,6 +93,7 @@ from engine.model import (
     OrderStatus,
     Side,
     Trade,
+    VenueAccount,
     VenueOrder,
 )
 from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
@@ -1499,28 +1500,13 @@ class PulseAdapter(Adapter):
         return codec.decode_trades(await self._request(
             "private/get_user_trades_by_order", {"order_id": track.venue_order_id, "sorting": "asc"}))
 
-    async def query_positions(self) -> dict[str, Decimal]:
-        """Position size per instrument (``private/get_positions``), signed: sells negative."""
-        result = await self._request("private/get_positions", {})
-        if not isinstance(result, list):
-            raise CodecError("get_positions result is not a list")
-        out: dict[str, Decimal] = {}
-        for item in result:
-            if not isinstance(item, dict):
-                raise CodecError("position is not an object")
-            size = codec.num(item.get("size", 0), "size")
-            if item.get("direction") == "sell" and size > 0:
-                size = -size
-            out[str(item.get("instrument_name"))] = size
-        return out
-
-    async def query_account(self, currency: str = "USD") -> dict[str, Decimal]:
-        """``private/get_account_summary``: the numeric fields (balance, equity, margins, PnL)."""
-        result = await self._request("private/get_account_summary", {"currency": currency})
-        if not isinstance(result, dict):
-            raise CodecError("account summary is not an object")
-        return {k: codec.num(v, k) for k, v in result.items()
-                if isinstance(v, (int, Decimal)) and not isinstance(v, bool) and k != "creation_timestamp"}
+    async def query_account(self, currency: str) -> VenueAccount:
+        """The account in ``currency`` for a derivatives account's reconciliation:
+        ``private/get_positions`` then ``private/get_account_summary`` (equity, margins), the
+        summary last so its equity already counts the positions just read."""
+        positions = await self._request("private/get_positions", {"currency": currency})
+        summary = await self._request("private/get_account_summary", {"currency": currency})
+        return codec.decode_account(summary, positions, currency)
 
     def stats(self) -> dict[str, int]:
         """For the engine's report and metrics: ``messages_in`` (frames received), ``messages_out``

@@ -30,7 +30,17 @@ from decimal import Decimal
 from typing import Any
 
 from adapters.kit.wirejson import MAGNITUDE_LIMIT, Reader, WireError, amount, amount_text, lookup
-from engine.model import Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce, VenueOrder
+from engine.model import (
+    Liquidity,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    VenueAccount,
+    VenueOrder,
+    VenuePosition,
+)
 from engine.venue.badinput import BAD_NUMBER, MALFORMED, UNKNOWN_MESSAGE
 from engine.venue.rejects import Reject
 
@@ -51,6 +61,7 @@ __all__ = [
     "auth_params",
     "book_channel",
     "currency_for",
+    "decode_account",
     "decode_book",
     "decode_heartbeat_trade",
     "decode_login",
@@ -393,7 +404,8 @@ def order_request(order: Order) -> tuple[str, dict[str, Any]]:
     - ``post_only`` is "Only valid in combination with time_in_force=good_til_cancelled" (PUL-12):
       a post-only DAY order is sent good_til_cancelled (the engine cancels its quotes at the end of
       its session itself); IOC/FOK post-only orders never get here (the gate refuses them).
-    - ``reduce_only`` is sent false: the engine does not model reduce-only orders.
+    - ``reduce_only`` is the order's own (``ctx.submit(..., reduce_only=True)`` on a derivatives
+      account): the venue refuses one that would not reduce the position.
     - Stop/take/trailing types, ``trigger``, OTO/OTOCO and ``advanced`` are not sent: the engine
       models limit and market orders only (PUL-13, PUL-15).
     """
@@ -406,7 +418,7 @@ def order_request(order: Order) -> tuple[str, dict[str, Any]]:
         "label": order.client_id,
         "time_in_force": time_in_force,
         "post_only": order.post_only,
-        "reduce_only": False,
+        "reduce_only": order.reduce_only,
         "mmp": order.mmp,
     }
     if order.type is not OrderType.MARKET:
@@ -761,3 +773,40 @@ def describe_error(error: RpcError) -> str:
     """A sentence for logs and order reasons: venue code, its meaning, the venue's message."""
     meaning = PULSE_ERRORS.get(error.code, ("unknown code", Reject.EXCHANGE_REJECT))[0]
     return f"Pulse error {error.code} ({meaning}): {error.message}"
+
+
+def _optional_num(obj: dict[str, Any], key: str) -> Decimal | None:
+    value = obj.get(key)
+    return None if value is None else num(value, key)
+
+
+def decode_account(summary: Any, positions: Any, currency: str) -> VenueAccount:
+    """``private/get_account_summary`` plus ``private/get_positions`` (004: every field optional):
+    equity (required here: without it there is nothing to reconcile), balance, margin balance,
+    initial and maintenance margin, and each position's signed size (``direction: sell`` is a
+    short), average and mark price. A summary without ``currency`` is in the one asked for."""
+    if not isinstance(summary, dict):
+        raise CodecError("account summary is not an object")
+    if "equity" not in summary:
+        raise CodecError("account summary has no equity")
+    if not isinstance(positions, list):
+        raise CodecError("get_positions result is not a list")
+    held = []
+    for item in positions:
+        if not isinstance(item, dict) or not isinstance(item.get("instrument_name"), str):
+            raise CodecError("position is not an object with an instrument_name")
+        size = num(item.get("size", 0), "size")
+        if item.get("direction") == "sell" and size > 0:
+            size = -size
+        held.append(VenuePosition(item["instrument_name"], size, num(item.get("average_price", 0), "average_price"),
+                                  _optional_num(item, "mark_price")))
+    stated = summary.get("currency")
+    return VenueAccount(
+        currency=stated if isinstance(stated, str) and stated else currency,
+        equity=num(summary["equity"], "equity"),
+        balance=_optional_num(summary, "balance"),
+        margin_balance=_optional_num(summary, "margin_balance"),
+        initial_margin=_optional_num(summary, "initial_margin"),
+        maintenance_margin=_optional_num(summary, "maintenance_margin"),
+        positions=tuple(held),
+    )

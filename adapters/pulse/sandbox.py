@@ -1290,6 +1290,7 @@ class PulseSandbox:
                     }
                     order.trades.append(trade)
                     account.trades.append(trade)
+                    account.balance -= trade["fee"]  # the fee a trade states is charged, as at a real venue
                     account.positions.setdefault(book.inst.name, _Position()).apply(order.side, event.qty, event.price)
                     touched.setdefault(account, {})[order.key] = order
                     new_trades.setdefault(account, []).append(trade)
@@ -1794,18 +1795,21 @@ def _sandbox_from_args(args: argparse.Namespace, secret: str) -> PulseSandbox:
     """The venue the flags describe, on the clock of ``--speed``/``--start`` (Pulse trades 24/7)."""
     instruments: list[SandboxInstrument] = list(DEFAULT_INSTRUMENTS)
     balance = Decimal(1_000_000)
+    held: dict[str, Decimal] = {}
     if args.config is not None:
         taken = venue_from_config(args.config, "pulse")
         instruments = [SandboxInstrument(i.symbol, i.previous_close, i.tick_size, i.lot_size)
                        for i in taken.instruments]
-        balance = taken.account.get("cash", balance)
+        # a derivatives account's equity and positions fund the venue's account (a cash account's cash)
+        balance = taken.account.get("equity", taken.account.get("cash", balance))
+        held = dict(taken.account.get("positions", {}))
     if args.instruments:
         instruments = list(args.instruments)
     args.always_open = True  # no session schedule: the clock starts now, or at --start
     clock, _text = sandbox_clock(args)
     market = MarketOptions(enabled=not args.no_market, step_interval_s=args.step_interval,
                            aggressive_interval_s=args.flow_interval, size_unit_shares=1)
-    return PulseSandbox(
+    sandbox = PulseSandbox(
         instruments, host=args.host, port=args.port, seed=args.seed, market=market,
         credentials={args.client_id: secret}, token_ttl_s=args.token_ttl * args.speed,
         min_heartbeat_s=args.min_heartbeat, faults=args.fault, test_methods=args.test_methods,
@@ -1813,6 +1817,12 @@ def _sandbox_from_args(args: argparse.Namespace, secret: str) -> PulseSandbox:
         extensions=extensions_from_args(PulseExtensions, args), mass_cancel_count=args.mass_cancel_count,
         rate_limit=args.rate_limit,
     )
+    mids = {i.name: i.mid for i in instruments}
+    for name, size in held.items():  # held at the start price, as the engine's account enters them
+        if name in mids and size:
+            position = sandbox.accounts[args.client_id].positions.setdefault(name, _Position())
+            position.size, position.average = size, mids[name]
+    return sandbox
 
 
 def _stopped_line(sandbox: PulseSandbox) -> str:

@@ -5,7 +5,9 @@ Open a module here to find a rule: ``structural.py`` (symbol, lot, tick, order t
 ``connectivity.py`` (venue reachable), ``psx.py`` (session, circuit breaker, fat finger, with values
 from ``rulepack.py``, bands from ``bands.py`` and market facts from ``facts.py``), ``account.py``
 (buying power, no short selling, position and sector limits), ``mmp.py``, ``killswitch.py``,
-``ratelimit.py``. The order they run in is built by ``Runtime._checks_for``.
+``ratelimit.py``; on a derivatives venue ``derivatives.py`` (margin, reduce-only, account limits)
+replaces the cash account's buying power, no-short-selling and sector rules. The order they run
+in is built by ``Runtime._checks_for``.
 """
 
 from engine.risk.gate import Check, Gate, OrderRequest, Rejection

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -75,6 +75,7 @@ class AccountConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    kind: Literal["cash"] = Field("cash", description="A PSX cash account (venues.<name>.account.kind).")
     cash: Decimal = Field(Decimal(10_000_000), ge=0, description="Settled cash at start, PKR.")
     holdings: dict[str, Annotated[Decimal, Field(ge=0)]] = Field(
         default_factory=dict, description="Settled shares at start, per symbol."
@@ -190,6 +191,10 @@ class CashAccount:
     order (submit, ack, fill, amend, cancel, reject), and :meth:`roll` at each close with the next
     trading day. Checks read :attr:`buying_power`, :meth:`sellable` and friends.
     """
+
+    kind = "cash"
+    #: every amount of a PSX cash account is in rupees
+    currency = "PKR"
 
     __slots__ = (
         "config", "calendar", "instruments", "packs", "_reference",

@@ -55,7 +55,7 @@ class InstrumentFacts:
         pack = self.pack
         self.band = (
             price_band(self.reference, self.tick, pack.band_pct, pack.band_abs_floor)
-            if self.reference is not None and pack is not None else None
+            if self.reference is not None and pack is not None and pack.circuit_band else None
         )
 
     @property

@@ -24,7 +24,7 @@ class OrderRequest:
 
     __slots__ = (
         "strategy", "venue", "symbol", "instrument", "side", "qty", "price",
-        "order_type", "tif", "post_only", "client_id", "amend_of", "mmp", "facts",
+        "order_type", "tif", "post_only", "client_id", "amend_of", "mmp", "facts", "reduce_only",
     )
 
     def __init__(
@@ -43,6 +43,7 @@ class OrderRequest:
         amend_of: Order | None = None,
         mmp: bool = False,
         facts: InstrumentFacts | None = None,
+        reduce_only: bool = False,
     ) -> None:
         self.strategy = strategy
         self.venue = venue
@@ -58,6 +59,7 @@ class OrderRequest:
         self.amend_of = amend_of
         self.mmp = mmp
         self.facts = facts
+        self.reduce_only = reduce_only  # may only shrink the position (a derivatives account)
 
     @property
     def notional(self) -> Decimal | None:

@@ -72,7 +72,8 @@ class OrderToTradeConfig(BaseModel):
 
 
 class KillSwitchConfig(BaseModel):
-    """Account loss limits (rupees, positive numbers) and the reject-rate breaker; None = off."""
+    """Account loss limits (positive numbers in the accounts' currency: PKR on PSX, the settlement
+    currency on a derivatives venue) and the reject-rate breaker; None = off."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -355,7 +356,8 @@ class KillSwitchCheck:
 
 
 class StrategyLossLimit:
-    """A strategy's own daily loss limit (rupees, positive): the runtime stops the strategy when breached."""
+    """A strategy's own daily loss limit (positive, in its venue account's currency): the runtime
+    stops the strategy when breached."""
 
     __slots__ = ("limit",)
 

@@ -1,7 +1,9 @@
 """The PSX rule pack: the numbers the pre-trade checks enforce, as data.
 
-Two profiles ship in ``engine/data/risk_profiles.yaml``: ``broker-doc`` (the broker document's
-values, the default) and ``psx-2026`` (current PSX practice per shared/PSX_RULES.md). Config picks
+Three profiles ship in ``engine/data/risk_profiles.yaml``: ``broker-doc`` (the broker document's
+values, the default) and ``psx-2026`` (current PSX practice per shared/PSX_RULES.md) for PSX, and
+``derivatives`` for a derivatives venue (Pulse): no circuit band, no T+N, lots from the
+instrument's amount step, no PSX levies. Config picks
 one (``risk.profile``), may override any value for every instrument (``risk.rules``) and again per
 instrument (``risk.instruments.<SYMBOL>``). The result is one frozen :class:`RulePack` per symbol,
 resolved once at start, so a check reads plain attributes on the order path.
@@ -55,6 +57,10 @@ class RulePack(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # --- circuit breaker (PSX_RULES rule 6) ---------------------------------------------------
+    circuit_band: bool = Field(
+        True, description="Limit prices must lie in a band around the reference price; false on a venue without "
+                          "one (a perpetual: the 'derivatives' profile), where only the fat-finger guard applies."
+    )
     band_pct: Decimal = Field(Decimal("0.10"), gt=0, lt=1, description="Price band around the reference price.")
     band_abs_floor: Decimal = Field(
         Decimal(0), ge=0, description="The band is at least this many rupees wide each side ('10% or Rs 1')."

@@ -32,6 +32,7 @@ from engine.model import (
     OrderUpdate,
     SessionState,
     Trade,
+    VenueAccount,
     VenueOrder,
 )
 
@@ -267,6 +268,12 @@ class OrderEntryAdapter(VenueAdapter):
     async def query_fills(self, since_ns: int) -> list[Fill]:
         """Our executions at or after ``since_ns``; the runtime drops the ones it already has."""
         raise NotImplementedError(f"adapter {self.name!r} cannot list fills")
+
+    async def query_account(self, currency: str) -> VenueAccount:
+        """The account's equity, margins and positions in ``currency`` as the venue reports them,
+        for a derivatives account (``venues.<name>.account.kind: derivatives``), which takes the
+        venue's figures where they differ from its own."""
+        raise NotImplementedError(f"adapter {self.name!r} cannot report the account")
 
     def configure_mmp(self, strategy: str, symbols: Iterable[str], interval: Decimal, frozen_time: Decimal,
                       quantity_limit: Decimal) -> None:

@@ -124,6 +124,10 @@ def venue_from_config(path: Path, adapter: str) -> SandboxConfig:
     chosen = next((name for name, v in cfg.venues.items() if v.adapter == adapter), next(iter(cfg.venues), None))
     if chosen is not None:
         acct = cfg.venues[chosen].account
-        account = {"cash": acct.cash, "holdings": dict(acct.holdings)}
+        if acct.kind == "derivatives":  # a venue funded with the account's equity, holding its positions
+            account = {"kind": "derivatives", "equity": acct.equity, "positions": dict(acct.positions),
+                       "currency": cfg.account_currency(chosen)}
+        else:
+            account = {"cash": acct.cash, "holdings": dict(acct.holdings)}
     return SandboxConfig(list(seen.values()), SessionSchedule(cfg.sessions), account,
                          loaded.data.get("venues") or {})

@@ -1,0 +1,111 @@
+"""The derivatives account on the real Runtime with the real Pulse adapter against the Pulse
+sandbox on 127.0.0.1 (issue 20 section 4): a sell from flat goes short, reduce-only is held to the
+position here and reaches the venue, and the account's positions and equity are reconciled with
+private/get_positions and private/get_account_summary: at connect, after a reconnect's
+reconciliation, with a difference counted as the anomaly ``account_mismatch`` and the venue's
+figure taken."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from types import SimpleNamespace
+
+import anyio
+import pytest
+
+from adapters.pulse.adapter import PulseAdapter, PulseOptions
+from adapters.pulse.sandbox import PulseSandbox
+from engine.clock import WallClock
+from engine.model import Instrument, OrderStatus, Phase, SessionState
+from engine.rejects import Reject
+from engine.risk.derivatives import DerivativesAccount, DerivativesAccountConfig
+from engine.runtime import Runtime, StrategyRunner
+
+pytestmark = pytest.mark.anyio
+D = Decimal
+S = OrderStatus
+BTC = "BTC_USD-PERPETUAL"
+SECRET_ENV = "PULSE_DERIVATIVES_SECRET"
+SECRET = "derivatives-secret-77a1"
+os.environ[SECRET_ENV] = SECRET
+
+
+async def until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.005)
+
+
+@asynccontextmanager
+async def derivatives_runtime(**account: object) -> AsyncIterator[tuple[PulseSandbox, Runtime, StrategyRunner]]:
+    """One strategy on a Pulse venue with a derivatives account in USD, connected, session open."""
+    async with PulseSandbox(credentials={"mm": SECRET}, balance=D(1_000_000)) as sandbox:
+        clock = WallClock()
+        runtime = Runtime(clock)
+        listed = [Instrument(BTC, "pulse", tick_size=D("0.5"), lot_size=D(10), previous_close=D(50000))]
+        options = PulseOptions(url=sandbox.url, client_id="mm", client_secret_env=SECRET_ENV)
+        adapter = PulseAdapter("pulse", options, listed, clock, runtime)
+        config = DerivativesAccountConfig.model_validate({"kind": "derivatives", "equity": "1000000", **account})
+        runtime.add_venue("pulse", adapter, listed, account=config, currency="USD")
+        runner = StrategyRunner("mm", "pulse", listed, SimpleNamespace(hooks={}, pm=None))
+        runtime.add_strategy(runner, None)
+        async with anyio.create_task_group() as tg:
+            adapter.bind(tg)
+            runtime.task_starter = lambda make: tg.start_soon(make)
+            await adapter.connect()
+            adapter.subscribe([BTC])
+            runtime.on_session_change(runtime.session, SessionState(Phase.OPEN, True, True, True, "2026-11-23"))
+            try:
+                yield sandbox, runtime, runner
+            finally:
+                await adapter.close()
+                tg.cancel_scope.cancel()
+
+
+async def test_a_sell_from_flat_goes_short_and_reduce_only_is_held_to_the_position() -> None:
+    async with derivatives_runtime() as (sandbox, runtime, runner):
+        account = runtime.venues["pulse"].account
+        assert isinstance(account, DerivativesAccount)
+        await runtime.sync_account(runtime.venues["pulse"])  # at connect: the venue agrees
+        assert runtime.anomalies["account_mismatch"] == 0 and account.snapshot()["venue"] is not None
+        ctx = runner.ctx
+        assert ctx.submit(BTC, "buy", 10, D(49000), tif="gtc", reduce_only=True).reject_code == Reject.POSITION_NOT_HELD
+        sell = ctx.submit(BTC, "sell", 20, D(50000), tif="gtc")
+        await until(lambda: sell.status is S.NEW)
+        sandbox.place(BTC, "buy", D(20), D(50000))
+        await until(lambda: sell.status is S.FILLED)
+        assert ctx.position(BTC) == D(-20) and account.position(BTC) == D(-20)
+        too_much = ctx.submit(BTC, "buy", 30, D(49000), tif="gtc", reduce_only=True)
+        assert too_much.reject_code == Reject.POSITION_NOT_HELD
+        cover = ctx.submit(BTC, "buy", 10, D(50500), tif="gtc", reduce_only=True)
+        await until(lambda: cover.status is S.NEW)  # the venue took it as reduce-only: it reduces a short
+        sandbox.place(BTC, "sell", D(10), D(50500))
+        await until(lambda: cover.status is S.FILLED)
+        assert account.position(BTC) == D(-10)
+        await runtime.sync_account(runtime.venues["pulse"])  # the venue's figures, fees charged: they agree
+        assert runtime.anomalies["account_mismatch"] == 0, runtime.anomaly_samples
+        assert account.margin_source == "venue"
+
+
+async def test_reconciliation_after_a_reconnect_takes_the_venues_position_and_counts_the_mismatch() -> None:
+    async with derivatives_runtime() as (sandbox, runtime, runner):
+        venue = runtime.venues["pulse"]
+        account = venue.account
+        sell = runner.ctx.submit(BTC, "sell", 10, D(50000), tif="gtc")
+        await until(lambda: sell.status is S.NEW)
+        sandbox.place(BTC, "buy", D(10), D(50000))
+        await until(lambda: sell.status is S.FILLED)
+        # the venue moved the position while the engine could not see (a liquidation, another session)
+        sandbox.accounts["mm"].positions[BTC].size = D(-40)
+        venue.status = "reconciling"  # what a reconnect does before it reconciles
+        await runtime.reconcile(venue)
+        assert account.awaiting_confirmation and runtime.anomalies["account_mismatch"] == 0  # seen once
+        await runtime.sync_account(venue)  # the confirming answer (scheduled ACCOUNT_CONFIRM_S later)
+        assert runtime.anomalies["account_mismatch"] >= 1
+        assert any("position -10 here, -40 at the venue" in s for s in runtime.anomaly_samples)
+        assert account.position(BTC) == D(-40) and account.external(BTC) == D(-30)
+        assert runner.ctx.position(BTC) == D(-10)  # the strategy's own fills are still its position
+        assert venue.status == "connected"

@@ -1,0 +1,106 @@
+"""The shipped config.pulse-sandbox.yaml on its derivatives account, end to end (issue 20 section 4):
+`engine sandbox pulse --run` with a taker that SELLS from flat, so the account goes short, which the
+PSX cash account refused (2005) and the old config hid behind 1,000 "held" contracts. The report
+and the page speak the settlement currency (USD), never rupees, and the account agrees with the
+venue's get_positions / get_account_summary at every sync."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from conftest import REPO
+
+ENGINE = Path(sys.executable).parent / "engine"
+SECRET = "pulse-deriv-secret-51c2"
+BTC = "BTC_USD-PERPETUAL"
+
+SHORT_SELLER = """\
+from decimal import Decimal
+
+from engine import hookimpl
+
+state = {"working": False}
+
+@hookimpl
+def on_book(ctx, book):
+    if (not state["working"] and ctx.position("BTC_USD-PERPETUAL") == 0 and ctx.session == "open"
+            and book.best_bid is not None):
+        state["working"] = True
+        price = ctx.instrument("BTC_USD-PERPETUAL").round_to_tick(book.best_bid * Decimal("0.99"), "sell")
+        ctx.submit("BTC_USD-PERPETUAL", "sell", 10, price, tif="ioc")
+
+@hookimpl
+def on_order_update(ctx, order):
+    if order.status in ("cancelled", "expired"):  # missed: try again
+        state["working"] = False
+"""
+
+
+def _config(tmp_path: Path, start_positions: dict[str, int] | None = None) -> Path:
+    config = yaml.safe_load((REPO / "config.pulse-sandbox.yaml").read_text())
+    if start_positions:
+        config["venues"]["pulse"]["account"]["positions"] = start_positions
+    config["sessions"]["profiles"] = {"pulse-24h": {"mon_sun": [
+        {"phase": "open", "start": "00:01", "end": "00:06", "accepts_new": True, "accepts_modify_cancel": True,
+         "matches": True},
+    ]}}
+    for strategy in config["strategies"]:
+        strategy["file"] = str(REPO / strategy["file"])
+    (tmp_path / "short.py").write_text(SHORT_SELLER)
+    config["strategies"].append({"name": "short", "file": "short.py", "venue": "pulse", "instruments": [BTC]})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _run(tmp_path: Path, config: Path) -> str:
+    env = {**os.environ, "PULSE_SANDBOX_SECRET": SECRET, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}
+    env.pop("PULSE_CLIENT_SECRET", None)
+    done = subprocess.run(
+        [str(ENGINE), "sandbox", "pulse", "--run", str(config), "--speed", "60",
+         "--start", "2026-11-23T00:00+00:00", "--report", str(tmp_path / "report.json"),
+         "--html", str(tmp_path / "day.html")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-4000:]
+    return out
+
+
+def test_the_shipped_pulse_config_goes_short_and_reports_in_usd(tmp_path: Path) -> None:
+    out = _run(tmp_path, _config(tmp_path))
+    report_text = (tmp_path / "report.json").read_text()
+    report = json.loads(report_text)
+    # the sell from flat was taken, not refused as a blank sale: the strategy and the account are short
+    assert report["strategies"]["short"]["position"] == {BTC: "-10"}
+    assert report["strategies"]["short"]["rejects"] == 0
+    venue = report["venues"]["pulse"]
+    account = venue["account"]
+    assert venue["currency"] == "USD" and account["kind"] == "derivatives" and account["currency"] == "USD"
+    mm = report["strategies"]["mm"]["position"].get(BTC, "0")
+    assert account["positions"][BTC]["qty"] == str(int(mm) - 10)  # the account is every strategy together
+    # reconciled with the venue's own figures, and they agreed
+    assert account["venue"] is not None
+    assert "account_mismatch" not in report.get("anomalies", {}), report.get("anomalies")
+    # nothing held that the venue does not hold, and no rupee anywhere
+    html = (tmp_path / "day.html").read_text()
+    assert "PnL over time (realized + unrealized, USD)" in html and "Amounts in USD" in html
+    for text in (report_text, html):
+        assert "PKR" not in text and "rupee" not in text.lower() and "Rs " not in text
+    assert SECRET not in out + report_text + html
+
+
+def test_a_configured_start_position_is_what_the_sandbox_holds_too(tmp_path: Path) -> None:
+    """`account.positions` funds the sandbox's account as it does the engine's: they agree at
+    every sync, and the short it started with is in the report."""
+    _run(tmp_path, _config(tmp_path, {BTC: -20}))
+    report = json.loads((tmp_path / "report.json").read_text())
+    account = report["venues"]["pulse"]["account"]
+    together = sum(int(s["position"].get(BTC, "0")) for s in report["strategies"].values())
+    assert account["positions"][BTC]["qty"] == str(together - 20)
+    assert "account_mismatch" not in report.get("anomalies", {}), report.get("anomaly_samples")
