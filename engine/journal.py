@@ -120,6 +120,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE fills ADD COLUMN fee_source TEXT NOT NULL DEFAULT '';
     """,
+    # a reduce-only order (derivatives accounts, issue 20) keeps the flag across a restart, so the
+    # adopted order is still judged as one that may only shrink the position; rows from before: 0
+    """
+    ALTER TABLE orders ADD COLUMN reduce_only INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: the schema version from which a journal has a client-id epoch
@@ -167,7 +172,7 @@ def order_from_row(row: sqlite3.Row) -> Order:
     order = Order(
         row["client_id"], row["strategy"], row["venue"], row["symbol"], Side(row["side"]), Decimal(row["qty"]),
         _dec(row["price"]), OrderType(row["order_type"]), TimeInForce(row["tif"]), bool(row["post_only"]),
-        row["created_ns"], bool(row["mmp"]), row["algo_id"],
+        row["created_ns"], bool(row["mmp"]), row["algo_id"], bool(row["reduce_only"]),
     )
     order.restore(
         OrderStatus(row["status"]), Decimal(row["cum_qty"]), Decimal(row["notional"]), row["venue_order_id"],
@@ -423,12 +428,12 @@ class Journal:
         self.db.executemany(
             "INSERT OR REPLACE INTO orders (venue, client_id, strategy, symbol, side, order_type, tif, price, qty, "
             "cum_qty, notional, status, venue_order_id, post_only, mmp, reject_code, reason, created_ns, updated_ns, "
-            "run_id, algo_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "run_id, algo_id, reduce_only) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(o._venue, o._client_id, o._strategy, o._symbol, o._side.value, o._type.value, o._tif.value,
               _text(o._price), str(o._qty), str(o._cum_qty), str(o._notional), o._status.value, o._venue_order_id,
               int(o._post_only), int(o._mmp), o._reject_code, scrub(o._reject_reason) if o._reject_reason else "",
               o._created_ts, o._updated_ts, run_id,
-              o._algo_id)
+              o._algo_id, int(o._reduce_only))
              for o in latest.values()],
         )
         self.n_order_rows += len(events)

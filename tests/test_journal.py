@@ -495,3 +495,29 @@ def test_a_new_journal_on_an_account_with_history_reuses_no_client_id_and_adopts
         venue_ids = [r[0] for r in db.execute("SELECT client_id FROM orders")]
         assert db.execute("SELECT status FROM orders WHERE client_id = ?", (left,)).fetchone()[0] == "new"
     assert sorted(venue_ids) == sorted(first_orders | second_orders | {left})  # the venue saw 5 distinct ids
+
+
+def test_a_reduce_only_order_keeps_its_flag_across_a_restart(tmp_path):
+    """A derivatives account's reduce-only order, restored from the journal after a restart, is
+    still one that may only shrink the position (issue 20); an order journaled by an engine before
+    the flag existed reads as not reduce-only."""
+    path = tmp_path / "j.sqlite"
+    journal = Journal.open(path)
+    reducing = Order("s-1", "s", "pulse", "BTC_USD-PERPETUAL", Side.SELL, Decimal(10), Decimal(50000),
+                     reduce_only=True)
+    plain = Order("s-2", "s", "pulse", "BTC_USD-PERPETUAL", Side.BUY, Decimal(10), Decimal(49000))
+    for order in (reducing, plain):
+        order.transition(OrderStatus.NEW, 1)
+        journal.order(order)
+    journal.commit(1)
+    journal.close()
+    journal = Journal.open(path)
+    try:
+        restored = {o.client_id: o for o in journal.open_orders()}
+        assert restored["s-1"].reduce_only and not restored["s-2"].reduce_only
+    finally:
+        journal.close()
+    db = sqlite3.connect(path)
+    older = [dict(zip(("name", "default"), (r[1], r[4]), strict=True)) for r in db.execute("PRAGMA table_info(orders)")]
+    db.close()
+    assert {"name": "reduce_only", "default": "0"} in older  # the migration's default for rows from before
