@@ -103,7 +103,9 @@ async def test_reconciliation_after_a_reconnect_takes_the_venues_position_and_co
         venue.status = "reconciling"  # what a reconnect does before it reconciles
         await runtime.reconcile(venue)
         assert account.awaiting_confirmation and runtime.anomalies["account_mismatch"] == 0  # seen once
-        await runtime.sync_account(venue)  # the confirming answer (scheduled ACCOUNT_CONFIRM_S later)
+        await runtime.sync_account(venue)  # a periodic sync meanwhile: the difference waits for its confirmation
+        assert account.awaiting_confirmation and runtime.anomalies["account_mismatch"] == 0
+        await runtime.sync_account(venue, confirming=True)  # the confirming answer (ACCOUNT_CONFIRM_S later)
         assert runtime.anomalies["account_mismatch"] >= 1
         assert any("position -10 here, -40 at the venue" in s for s in runtime.anomaly_samples)
         assert account.position(BTC) == D(-40) and account.external(BTC) == D(-30)

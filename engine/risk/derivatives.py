@@ -325,6 +325,11 @@ class DerivativesAccount:
         """A difference from the venue was seen once and waits for the next answer (see :meth:`reconcile`)."""
         return bool(self._unconfirmed)
 
+    def drop_unconfirmed(self) -> None:
+        """Forget a difference seen once whose confirming answer cannot come (the venue dropped):
+        the reconnect's own sync compares afresh."""
+        self._unconfirmed = {}
+
     def reconcile(self, venue: VenueAccount) -> list[str]:
         """Take the venue's positions and equity where they differ from the engine's; returns one
         sentence per difference taken (the runtime logs and counts them as anomalies).
