@@ -1135,10 +1135,7 @@ class Runtime:
 
     async def _confirm_account_later(self, venue: _Venue) -> None:
         await anyio.sleep(ACCOUNT_CONFIRM_S)
-        if venue.status == "connected":
-            await self.sync_account(venue, confirming=True)
-        elif isinstance(venue.account, DerivativesAccount):
-            venue.account.drop_unconfirmed()
+        self._confirm_account(venue)
 
     def start_account_sync(self, venue: _Venue) -> None:
         """Ask the venue's account figures every ``account.sync_s`` while the venue is connected."""

@@ -234,3 +234,23 @@ def test_fault_timers_repeat_every_period_until_cancelled() -> None:
 
     seen = asyncio.run(run())
     assert played == ["stall"] * seen  # nothing after cancel
+
+
+def test_fault_timers_keep_one_handle_per_repeating_fault() -> None:
+    """A fault repeating every period keeps one pending handle, not one more per firing (a
+    sandbox runs for days: ``stall@0/1`` would have kept 86,400 handles a day)."""
+    played: list[str] = []
+
+    async def run() -> list[int]:
+        timers = FaultTimers(WallClock(), lambda spec: played.append(spec.kind), logging.getLogger("test.faults"))
+        timers.arm([parse_fault_spec("stall@0/0.005,duration_s=1"), parse_fault_spec("drop@0")])
+        pending = []
+        while len(played) < 6:
+            await asyncio.sleep(0.005)
+            pending.append(len(timers._handles))
+        timers.cancel()
+        return pending
+
+    pending = asyncio.run(run())
+    assert played.count("drop") == 1 and played.count("stall") >= 5
+    assert max(pending[1:]) == 1  # the one-shot drop has left; the stall holds only its next firing

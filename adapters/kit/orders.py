@@ -353,11 +353,11 @@ class OrderTracker(Generic[R]):
                          venue_order_id: str = "", *, later: bool = False, ts: int | None = None) -> None:
         """A state for an order this tracker does not know (an answer to a cancel of an order it
         never sent, a webhook about an order from before a restart): passed on as the venue said it."""
-        def emit() -> None:
-            stamp = self._now_ns() if ts is None else ts
-            self.sink.on_order_update(OrderUpdate(self.venue, client_id, status, stamp, venue_order_id, code, reason))
-
-        self._run(emit, later)
+        if later:  # stamped when it leaves
+            self._later(lambda: self.untracked_update(client_id, status, code, reason, venue_order_id, ts=ts))
+            return
+        stamp = self._now_ns() if ts is None else ts
+        self.sink.on_order_update(OrderUpdate(self.venue, client_id, status, stamp, venue_order_id, code, reason))
 
     def _book(self, rec: R, fill_id: str, qty: Decimal) -> None:
         if rec.final is not None:
@@ -405,17 +405,16 @@ class OrderTracker(Generic[R]):
     # ---- emitting ------------------------------------------------------------------------
     def _update(self, rec: R, status: OrderStatus, code: int | None, reason: str, price: Decimal | None,
                 qty: Decimal | None, later: bool, ts: int | None) -> None:
-        def emit() -> None:  # stamped (unless the venue's operation has its time) and read when it leaves
-            stamp = self._now_ns() if ts is None else ts
-            self.sink.on_order_update(OrderUpdate(self.venue, rec.client_id, status, stamp, rec.venue_order_id,
-                                                  code, reason, price, qty))
+        if later:  # stamped (unless the venue's operation has its time) and read when it leaves
+            self._later(lambda: self._update(rec, status, code, reason, price, qty, False, ts))
+            return
+        stamp = self._now_ns() if ts is None else ts
+        self.sink.on_order_update(OrderUpdate(self.venue, rec.client_id, status, stamp, rec.venue_order_id,
+                                              code, reason, price, qty))
 
-        self._run(emit, later)
-
-    def _run(self, emit: Callable[[], None], later: bool) -> None:
-        if later:
-            if self._defer is None:
-                raise RuntimeError(f"{self.venue}: a deferred emission needs the tracker's defer")
-            self._defer(emit)
-        else:
-            emit()
+    def _later(self, emit: Callable[[], None]) -> None:
+        """Run ``emit`` through ``defer`` (after the current call returns); the immediate path
+        builds no closure (every state of every order passes here)."""
+        if self._defer is None:
+            raise RuntimeError(f"{self.venue}: a deferred emission needs the tracker's defer")
+        self._defer(emit)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import logging
 import re
 import textwrap
@@ -475,7 +476,10 @@ class FaultTimers:
         self.clock = clock
         self._play = play
         self._log = log
-        self._handles: list[asyncio.TimerHandle | Timer] = []
+        # the next firing of each armed spec, by its number: a repeating one replaces its own entry
+        # (a list appended at every repeat grew by one handle per period for the sandbox's life)
+        self._handles: dict[int, asyncio.TimerHandle | Timer] = {}
+        self._keys = itertools.count()
         self._armed = False
 
     def arm(self, specs: Iterable[FaultSpec]) -> None:
@@ -483,18 +487,20 @@ class FaultTimers:
         self._armed = True
         loop = asyncio.get_running_loop()
         for spec in specs:
+            key = next(self._keys)
             if spec.at_time is None:
-                self._handles.append(loop.call_later(float(spec.after_s), self._fire, spec))
+                self._handles[key] = loop.call_later(float(spec.after_s), self._fire, key, spec)
             else:
                 now = self.clock.now()
                 moment = dt.datetime.combine(now.date(), spec.at_time, tzinfo=now.tzinfo)
                 if moment <= now:
                     moment += dt.timedelta(days=1)
                 when_ns = int(moment.timestamp()) * NS_PER_S + moment.microsecond * 1000
-                self._handles.append(self.clock.call_at(when_ns, self._fire, spec))
+                self._handles[key] = self.clock.call_at(when_ns, self._fire, key, spec)
             self._log.info("fault scheduled: %s", spec)
 
-    def _fire(self, spec: FaultSpec) -> None:
+    def _fire(self, key: int, spec: FaultSpec) -> None:
+        self._handles.pop(key, None)
         if not self._armed:
             return
         try:
@@ -502,11 +508,11 @@ class FaultTimers:
         except Exception:
             self._log.exception("fault %s failed", spec)
         if spec.every_s is not None and self._armed:
-            self._handles.append(asyncio.get_running_loop().call_later(float(spec.every_s), self._fire, spec))
+            self._handles[key] = asyncio.get_running_loop().call_later(float(spec.every_s), self._fire, key, spec)
 
     def cancel(self) -> None:
         """Stop every scheduled fault. Safe to call twice."""
         self._armed = False
-        for handle in self._handles:
+        for handle in self._handles.values():
             handle.cancel()
         self._handles.clear()

@@ -913,8 +913,14 @@ class SimVenue:
             ledger = self._ledger
             real_sink = self._out
             sink: Any = _Held() if ledger is not None else real_sink  # told only after the ledger has it
-            with self._orders.delivering_to(sink if self._link_up else MUTED):
+            # the order tracker speaks to this operation's sink (OrderTracker.delivering_to, inlined:
+            # a generator context manager cost 1.2 us of every operation, the market's included)
+            orders = self._orders
+            saved, orders.sink = orders.sink, sink if self._link_up else MUTED
+            try:
                 self._apply(state, events, changes, ts, request, sink)
+            finally:
+                orders.sink = saved
             if ledger is not None:
                 sink.deliver(real_sink)
         for hook in self._engine_event_hooks:  # servers' accounts: whatever the link of ours does

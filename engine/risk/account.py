@@ -613,6 +613,16 @@ class CashAccount:
 # ---- checks ---------------------------------------------------------------------------------
 
 
+def worst_position(position: Decimal, side: Side, added: Decimal) -> Decimal | None:
+    """The position once ``added`` more fills on ``side`` (the order with the other open ones on its
+    side); None when that can only shrink it without crossing zero (no position limit applies).
+    Shared by the strategy's and the derivatives account's position limits."""
+    worst = position + added if side is _BUY else position - added
+    if (position > ZERO and ZERO <= worst <= position) or (position < ZERO and position <= worst <= ZERO):
+        return None
+    return worst
+
+
 def _new_leaves(request: OrderRequest) -> Decimal:
     """Leaves an order would have after the request: its qty, or for an amend the new total less
     what has already filled."""
@@ -779,9 +789,8 @@ class PositionLimit:
             if qty <= old_leaves and not (price_up and max_notional is not None):
                 return None  # an amend that does not grow the order
         position = self.positions(strategy, symbol)
-        delta = open_same + qty
-        worst = position + delta if side is _BUY else position - delta
-        if (position > ZERO and ZERO <= worst <= position) or (position < ZERO and position <= worst <= ZERO):
+        worst = worst_position(position, side, open_same + qty)
+        if worst is None:
             return None  # reduces the position without crossing zero
         size = abs(worst)
         if max_position is not None and size > max_position:

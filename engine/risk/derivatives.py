@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from engine.model import TERMINAL_STATUSES, ZERO, Fill, Instrument, Order, Side, VenueAccount
 from engine.portfolio import Position
 from engine.rejects import Reject
-from engine.risk.account import PositionLimits
+from engine.risk.account import PositionLimits, _count, _money, _new_leaves, worst_position
 from engine.risk.gate import OrderRequest, Rejection
 from engine.risk.rulepack import RulePack
 
@@ -85,14 +85,6 @@ class DerivativesAccountConfig(BaseModel):
         if self.maintenance_margin_rate > self.initial_margin_rate:
             raise ValueError("maintenance_margin_rate cannot exceed initial_margin_rate")
         return self
-
-
-def _money(value: Decimal) -> str:
-    return f"{value.quantize(_CENT):,f}"
-
-
-def _count(value: Decimal) -> str:
-    return f"{value:,f}"
 
 
 class DerivativesAccount:
@@ -446,11 +438,6 @@ class DerivativesAccount:
 # ---- checks ---------------------------------------------------------------------------------------
 
 
-def _new_leaves(request: OrderRequest) -> Decimal:
-    amend = request.amend_of
-    return request.qty if amend is None else request.qty - amend.cum_qty
-
-
 class ReduceOnly:
     """2005: a reduce-only order may only shrink the account's position: opposite to it, and with
     the other reduce-only orders on its side no larger than it. The venue enforces the same
@@ -559,9 +546,8 @@ class DerivativesPositionLimit:
         if amend is not None:
             open_same -= amend.leaves_qty
         position = account.position(symbol)
-        delta = open_same + qty
-        worst = position + delta if side is _BUY else position - delta
-        if (position > ZERO and ZERO <= worst <= position) or (position < ZERO and position <= worst <= ZERO):
+        worst = worst_position(position, side, open_same + qty)
+        if worst is None:
             return None
         size = abs(worst)
         if max_position is not None and size > max_position:
