@@ -74,6 +74,9 @@ def psx_feed_seeds() -> list[str]:
         '{"type":"book","symbol":"MEBL","snapshot":true,"bids":[[187.45,1000,3],[187.4,200,1]],'
         '"asks":[[187.55,1500,2]],"seq":1}',
         '{"type":"book","symbol":"MEBL","snapshot":false,"bids":[[187.45,900,2]],"asks":[],"seq":2}',
+        # 002's literal book: no ``snapshot``, every message the whole book (read as snapshot, then diffs)
+        '{"type":"book","symbol":"MEBL","bids":[[187.45,1000,3],[187.4,200,1]],"asks":[[187.55,1500,2]],"seq":3}',
+        '{"type":"book","symbol":"MEBL","bids":[[187.45,900,2]],"asks":[[187.55,1500,2],[187.6,10,1]],"seq":4}',
         '{"type":"error","code":"unknown_symbol","message":"no such symbol","symbols":["XYZ"]}',
         f'{{"type":"market_status","symbol":"MEBL","state":"HALT","reason":"volatility","ts":"{TS}"}}',
     ]
@@ -148,6 +151,10 @@ def optimus_seeds() -> list[str]:
         data = {k: v for k, v in order.items() if k != "executions"}
         data.update(execution_id="EXE-2", last_fill_price=Decimal("187.5"), last_fill_quantity=100)
         seeds.append(dump({"event": event, "event_id": f"evt-{event}", "occurred_at": TS, "data": data}))
+    # 000's literal webhook: no event_id/occurred_at (the digest and receive time stand in)
+    seeds.append(dump({"event": events[0], "data": {k: v for k, v in order.items() if k != "executions"}}))
+    # a document-literal failure: section 13's code in "code", no error_details
+    seeds.append(dump({"status": "error", "code": 2002, "message": "lot size", "request_id": "req-3"}))
     return seeds
 
 
@@ -251,6 +258,11 @@ _PULSE_PAYLOAD_DECODERS: list[tuple[str, Callable[[Any], Any]]] = [
     ("decode_book", pulse.decode_book), ("decode_quote", pulse.decode_quote),
     ("decode_mmp_trigger", pulse.decode_mmp_trigger), ("decode_heartbeat_trade", pulse.decode_heartbeat_trade),
     ("decode_login", lambda payload: pulse.decode_login(payload, NOW_S)),
+    ("decode_order_book", pulse.decode_order_book),
+    ("decode_trade_page", lambda payload: pulse.decode_trade_page(payload)[0]),
+    # the summary and the positions come in two answers: each payload as either, the other documented
+    ("decode_account(summary)", lambda payload: pulse.decode_account(payload, [], "BTC")),
+    ("decode_account(positions)", lambda payload: pulse.decode_account({"equity": 1}, payload, "BTC")),
 ]
 
 
@@ -348,18 +360,20 @@ class OptimusDriver:
                     continue
                 for item in decoded if isinstance(decoded, list) else [decoded]:
                     _use_optimus(item)
-        where[0] = "decode_webhook"
-        try:
-            event = optimus.decode_webhook(body)
-        except optimus.CodecError as exc:
-            _expected(exc)
-            return
-        for name in ("order", "execution"):
-            where[0] = f"WebhookEvent.{name}"
+        # as the receiver reads it (receive time given: event_id/occurred_at may be absent) and strictly
+        for received in (RECV_NS, None):
+            where[0] = f"decode_webhook(received_ns={received})"
             try:
-                _use_optimus(getattr(event, name)())
+                event = optimus.decode_webhook(body, received)
             except optimus.CodecError as exc:
                 _expected(exc)
+                continue
+            for name in ("order", "execution"):
+                where[0] = f"WebhookEvent.{name}"
+                try:
+                    _use_optimus(getattr(event, name)())
+                except optimus.CodecError as exc:
+                    _expected(exc)
 
 
 def _use_optimus(item: Any) -> None:

@@ -84,6 +84,10 @@ def test_psx_a_price_beyond_any_market_is_refused() -> None:
     ('{"type":"tick","symbol":"' + "A" * (psx_feed.MAX_FRAME_CHARS + 1) + '"}', TOO_LARGE),
     ('{"type":"surprise"}', UNKNOWN_MESSAGE),
     ('{"type":"tick","symbol":"MEBL","ltp":"187.5"}', MALFORMED),
+    # 002's literal whole book (no "snapshot"): its levels are read as strictly
+    ('{"type":"book","symbol":"MEBL","bids":[[187.45,1e40,3]],"asks":[]}', BAD_NUMBER),
+    ('{"type":"book","symbol":"MEBL","bids":{},"asks":[]}', MALFORMED),
+    ('{"type":"book","symbol":[],"bids":[],"asks":[]}', MALFORMED),
 ])
 def test_psx_every_refusal_says_its_kind(raw: str | bytes, kind: str) -> None:
     assert psx(raw).kind == kind
@@ -165,6 +169,25 @@ def test_pulse_a_response_id_must_be_an_integer() -> None:
     assert pulse.decode_message('{"jsonrpc":"2.0","id":null,"error":{"code":1,"message":"m"}}').id is None
 
 
+@pytest.mark.parametrize(("decode", "payload", "kind"), [
+    (pulse.decode_order_book, {"instrument_name": "X", "bids": [[1, D("1e999999")]], "asks": []}, BAD_NUMBER),
+    (pulse.decode_order_book, {"instrument_name": [], "bids": [], "asks": []}, MALFORMED),
+    (pulse.decode_trade_page, {"trades": [[]], "has_more": []}, MALFORMED),
+    (pulse.decode_trade_page, [{"trade_id": "t", "price": 1, "amount": 1, "timestamp": D("1e999999")}], BAD_NUMBER),
+    (lambda summary: pulse.decode_account(summary, [], "BTC"), {"equity": D("NaN")}, BAD_NUMBER),
+    (lambda positions: pulse.decode_account({"equity": 1}, positions, "BTC"),
+     [{"instrument_name": "X", "direction": [], "size": D("-1e999999")}], BAD_NUMBER),
+])
+def test_pulse_the_fetched_book_trade_pages_and_account_refuse_with_their_kind(
+    decode: Any, payload: Any, kind: str,
+) -> None:
+    """The decoders of issue 20's answers (get_order_book, get_user_trades_by_instrument,
+    get_account_summary / get_positions) raise only the codec's error."""
+    with pytest.raises(pulse.CodecError) as caught:
+        decode(payload)
+    assert caught.value.kind == kind
+
+
 # ---- Optimus --------------------------------------------------------------------------------
 
 
@@ -176,6 +199,20 @@ def test_optimus_webhook_order_quantity_cannot_overflow() -> None:
     with pytest.raises(optimus.CodecError) as caught:
         event.order()
     assert caught.value.kind == BAD_NUMBER
+
+
+@pytest.mark.parametrize(("raw", "kind"), [
+    (b'{"event":"order.execution","data":[1]}', MALFORMED),
+    (b'{"event":[],"data":{}}', MALFORMED),
+    (b'{"event":"order.execution","event_id":[],"data":{}}', MALFORMED),
+    (b'{"event":"order.execution","occurred_at":1e999999,"data":{}}', BAD_NUMBER),
+])
+def test_optimus_a_webhook_without_event_id_or_occurred_at_is_still_read_strictly(raw: bytes, kind: str) -> None:
+    """000's literal webhook may lack event_id/occurred_at (the receiver passes its receive time);
+    what it does carry raises only the codec's error."""
+    with pytest.raises(optimus.CodecError) as caught:
+        optimus.decode_webhook(raw, RECV)
+    assert caught.value.kind == kind
 
 
 @pytest.mark.parametrize(("raw", "kind"), [

@@ -775,11 +775,6 @@ def describe_error(error: RpcError) -> str:
     return f"Pulse error {error.code} ({meaning}): {error.message}"
 
 
-def _optional_num(obj: dict[str, Any], key: str) -> Decimal | None:
-    value = obj.get(key)
-    return None if value is None else num(value, key)
-
-
 def decode_account(summary: Any, positions: Any, currency: str) -> VenueAccount:
     """``private/get_account_summary`` plus ``private/get_positions`` (004: every field optional):
     equity (required here: without it there is nothing to reconcile), balance, margin balance,
@@ -799,14 +794,14 @@ def decode_account(summary: Any, positions: Any, currency: str) -> VenueAccount:
         if item.get("direction") == "sell" and size > 0:
             size = -size
         held.append(VenuePosition(item["instrument_name"], size, num(item.get("average_price", 0), "average_price"),
-                                  _optional_num(item, "mark_price")))
+                                  _opt_num(item.get("mark_price"), "mark_price")))
     stated = summary.get("currency")
     return VenueAccount(
         currency=stated if isinstance(stated, str) and stated else currency,
         equity=num(summary["equity"], "equity"),
-        balance=_optional_num(summary, "balance"),
-        margin_balance=_optional_num(summary, "margin_balance"),
-        initial_margin=_optional_num(summary, "initial_margin"),
-        maintenance_margin=_optional_num(summary, "maintenance_margin"),
+        balance=_opt_num(summary.get("balance"), "balance"),
+        margin_balance=_opt_num(summary.get("margin_balance"), "margin_balance"),
+        initial_margin=_opt_num(summary.get("initial_margin"), "initial_margin"),
+        maintenance_margin=_opt_num(summary.get("maintenance_margin"), "maintenance_margin"),
         positions=tuple(held),
     )

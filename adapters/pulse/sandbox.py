@@ -1829,20 +1829,28 @@ def _stopped_line(sandbox: PulseSandbox) -> str:
     return f"pulse sandbox: stopped; {json.dumps({k: v for k, v in sandbox.counters.items() if v})}"
 
 
-async def _serve(args: argparse.Namespace) -> int:
-    sandbox = _sandbox_from_args(args, sandbox_secret(args.client_secret_env, None, "client secret",
-                                                      lambda: DEFAULT_SECRET).value)
+@contextlib.asynccontextmanager
+async def _listening(args: argparse.Namespace, secret: str) -> AsyncIterator[PulseSandbox]:
+    """The sandbox of ``args`` listening, for ``_serve`` and ``_start`` alike; a port that cannot
+    be listened on is a :class:`SandboxStartError`."""
+    sandbox = _sandbox_from_args(args, secret)
     try:
         await sandbox.__aenter__()
     except OSError as exc:
         raise SandboxStartError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     try:
+        yield sandbox
+    finally:
+        await sandbox.__aexit__(None, None, None)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    secret = sandbox_secret(args.client_secret_env, None, "client secret", lambda: DEFAULT_SECRET).value
+    async with _listening(args, secret) as sandbox:
         print(f"pulse sandbox listening on {sandbox.url}", flush=True)
         if sandbox.extensions.off():
             print(f"pulse sandbox: {extensions_line(sandbox.extensions)}", flush=True)
         await until_stopped(args.duration)
-    finally:
-        await sandbox.__aexit__(None, None, None)
     print(_stopped_line(sandbox), flush=True)
     return 0
 
@@ -1853,12 +1861,7 @@ async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[Sandbo
     args.config = args.config or config
     # nobody but the engine in this process logs in: a secret of its own, unless one is set
     secret = sandbox_secret(args.client_secret_env, None, "client secret", lambda: secrets.token_urlsafe(24)).value
-    sandbox = _sandbox_from_args(args, secret)
-    try:
-        await sandbox.__aenter__()
-    except OSError as exc:
-        raise SandboxStartError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    try:
+    async with _listening(args, secret) as sandbox:
         yield SandboxLink(
             clock=sandbox.clock,
             adapter_options={"pulse": {"url": sandbox.url, "client_id": args.client_id, "client_id_env": None,
@@ -1868,8 +1871,6 @@ async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[Sandbo
             + (f"; {extensions_line(sandbox.extensions)}" if sandbox.extensions.off() else ""),
             stopped=lambda: _stopped_line(sandbox),
         )
-    finally:
-        await sandbox.__aexit__(None, None, None)
 
 
 COMMAND = VenueSandboxCommand(
