@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -111,6 +112,15 @@ def build_engine(tmp_path):
         return Engine(load_config(config))
 
     return build
+
+
+async def until(condition: Callable[[], bool], timeout: float = 3.0, what: str = "condition") -> None:
+    """Poll ``condition`` every 5 ms until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    with anyio.move_on_after(timeout):
+        while not condition():
+            await anyio.sleep(0.005)
+        return
+    raise AssertionError(f"{what}: not reached within {timeout}s")
 
 
 def json_leaves(value):

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from types import SimpleNamespace
 
 import anyio
 import pytest
+from conftest import until
 
 from adapters.pulse.adapter import PulseAdapter, PulseOptions
 from adapters.pulse.sandbox import PulseSandbox
@@ -31,12 +32,6 @@ BTC = "BTC_USD-PERPETUAL"
 SECRET_ENV = "PULSE_ENGINE_PATHS_SECRET"
 SECRET = "engine-paths-secret-51b7"
 os.environ[SECRET_ENV] = SECRET
-
-
-async def until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.005)
 
 
 @asynccontextmanager
