@@ -10,6 +10,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+import yaml
 
 from engine.app import Engine
 from engine.config import load_config
@@ -36,29 +37,75 @@ def on_start(ctx):
     pass
 """
 
-# Buys 500 MEBL in continuous trading with a marketable IOC 1% through the ask (it fills at the
-# best ask; the margin only covers a book that moved meanwhile), again while none has filled: a
-# fill within seconds on a loaded machine too (the PSX sandbox end-to-end tests).
-MEBL_TAKER = """\
+def taker(symbol: str, side: str, qty: int, comment: str = "missed: try again") -> str:
+    """A strategy that takes ``qty`` of ``symbol`` in continuous trading with a marketable IOC 1%
+    through the touch (it fills at the touch; the margin only covers a book that moved meanwhile),
+    again while none has filled: a fill within seconds on a loaded machine too (the sandbox runs)."""
+    touch, through = ("best_ask", "1.01") if side == "buy" else ("best_bid", "0.99")
+    return f"""\
 from decimal import Decimal
 
 from engine import hookimpl
 
-state = {"working": False}
+state = {{"working": False}}
 
 @hookimpl
 def on_book(ctx, book):
-    if (not state["working"] and ctx.position("MEBL") == 0 and ctx.session == "open" and book.symbol == "MEBL"
-            and book.best_ask is not None):
+    if (not state["working"] and ctx.position("{symbol}") == 0 and ctx.session == "open" and book.symbol == "{symbol}"
+            and book.{touch} is not None):
         state["working"] = True
-        price = ctx.instrument("MEBL").round_to_tick(book.best_ask * Decimal("1.01"), "buy")
-        ctx.submit("MEBL", "buy", 500, price, tif="ioc")
+        price = ctx.instrument("{symbol}").round_to_tick(book.{touch} * Decimal("{through}"), "{side}")
+        ctx.submit("{symbol}", "{side}", {qty}, price, tif="ioc")
 
 @hookimpl
 def on_order_update(ctx, order):
-    if order.status in ("cancelled", "expired"):  # missed: try again (a refusal is not retried)
+    if order.status in ("cancelled", "expired"):  # {comment}
         state["working"] = False
 """
+
+
+# Buys 500 MEBL (the PSX sandbox end-to-end tests).
+MEBL_TAKER = taker("MEBL", "buy", 500, "missed: try again (a refusal is not retried)")
+
+#: the PSX sessions cut to a ten-minute day from 09:00 (pre-open, open, post-close): at 60x, about
+#: ten seconds of real time
+PSX_SHORT_DAY = {
+    "profile": "short",
+    "profiles": {"short": {"mon_sun": [
+        {"phase": "pre_open", "start": "09:00", "end": "09:01", "accepts_new": True, "accepts_modify_cancel": True},
+        {"phase": "open", "start": "09:01", "end": "09:08", "accepts_new": True, "accepts_modify_cancel": True,
+         "matches": True},
+        {"phase": "post_close", "start": "09:08", "end": "09:09", "accepts_modify_cancel": True,
+         "closing_price_only": True},
+    ]}},
+    "holidays": {"provider": "none", "trading_weekdays": "mon_sun"},
+}
+#: Pulse's 24-hour profile cut to a five-minute open session from 00:01: at 60x, about five seconds
+PULSE_SHORT_SESSION = {"pulse-24h": {"mon_sun": [
+    {"phase": "open", "start": "00:01", "end": "00:06", "accepts_new": True, "accepts_modify_cancel": True,
+     "matches": True},
+]}}
+
+
+def shipped_config(name: str) -> dict:
+    """A config shipped at the repository's root, its strategy files made absolute so that the
+    config can be written anywhere."""
+    config = yaml.safe_load((REPO / name).read_text())
+    for strategy in config["strategies"]:
+        strategy["file"] = str(REPO / strategy["file"])
+    return config
+
+
+def add_strategy(folder: Path, config: dict, name: str, source: str, venue: str, instruments: list[str]) -> None:
+    """Write ``source`` as ``name``.py into ``folder`` and add it to ``config``'s strategies."""
+    (folder / f"{name}.py").write_text(source)
+    config["strategies"].append({"name": name, "file": f"{name}.py", "venue": venue, "instruments": instruments})
+
+
+def write_config(folder: Path, config: dict, name: str = "config.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
 def write_engine_config(

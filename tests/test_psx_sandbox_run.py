@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import MEBL_TAKER, REPO
+from conftest import MEBL_TAKER, PSX_SHORT_DAY, REPO, add_strategy, shipped_config, write_config
 
 from adapters.psx.sandbox import COMMAND, ENV_NAMES
 from engine.clock import ScaledClock, SimClock
@@ -27,31 +26,15 @@ from engine.sandboxrun import point_config_at
 ENGINE = Path(sys.executable).parent / "engine"
 
 
-SHORT_DAY = {
-    "mon_sun": [
-        {"phase": "pre_open", "start": "09:00", "end": "09:01", "accepts_new": True, "accepts_modify_cancel": True},
-        {"phase": "open", "start": "09:01", "end": "09:08", "accepts_new": True, "accepts_modify_cancel": True,
-         "matches": True},
-        {"phase": "post_close", "start": "09:08", "end": "09:09", "accepts_modify_cancel": True,
-         "closing_price_only": True},
-    ]
-}
-
 SECRETS = {"PSX_FEED_TOKEN": "run-feed-token-7f3a", "OPTIMUS_USERNAME": "run-user",
            "OPTIMUS_PASSWORD": "run-password-91c2", "OPTIMUS_WEBHOOK_SECRET": "run-webhook-secret-5d0e"}
 
 
 def _shipped_config_on_a_short_day(tmp_path: Path) -> Path:
-    config = yaml.safe_load((REPO / "config.psx-sandbox.yaml").read_text())
-    config["sessions"] = {"profile": "short", "profiles": {"short": SHORT_DAY},
-                          "holidays": {"provider": "none", "trading_weekdays": "mon_sun"}}
-    for strategy in config["strategies"]:
-        strategy["file"] = str(REPO / strategy["file"])
-    (tmp_path / "taker.py").write_text(MEBL_TAKER)
-    config["strategies"].append({"name": "taker", "file": "taker.py", "venue": "psx", "instruments": ["MEBL"]})
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    config = shipped_config("config.psx-sandbox.yaml")
+    config["sessions"] = PSX_SHORT_DAY
+    add_strategy(tmp_path, config, "taker", MEBL_TAKER, "psx", ["MEBL"])
+    return write_config(tmp_path, config)
 
 
 def test_one_command_runs_a_simulated_day_through_the_real_adapters(tmp_path: Path) -> None:
@@ -111,11 +94,7 @@ def test_duration_stops_the_engine_like_ctrl_c(tmp_path: Path, seconds: str) -> 
 
 
 def test_run_refuses_a_config_without_an_optimus_venue(tmp_path: Path) -> None:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    for strategy in config["strategies"]:
-        strategy["file"] = str(REPO / strategy["file"])
-    path = tmp_path / "paper.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path = write_config(tmp_path, shipped_config("config.yaml"), "paper.yaml")
     done = subprocess.run(
         [str(ENGINE), "sandbox", "psx", "--run", str(path), "--speed", "60"],
         cwd=tmp_path, env={**os.environ, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}, capture_output=True, text=True,

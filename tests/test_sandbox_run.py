@@ -14,37 +14,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-from conftest import REPO
+from conftest import PSX_SHORT_DAY, shipped_config, write_config
 
 ENGINE = Path(sys.executable).parent / "engine"
-SHORT_DAY = {
-    "mon_sun": [
-        {"phase": "pre_open", "start": "09:00", "end": "09:01", "accepts_new": True, "accepts_modify_cancel": True},
-        {"phase": "open", "start": "09:01", "end": "09:08", "accepts_new": True, "accepts_modify_cancel": True,
-         "matches": True},
-        {"phase": "post_close", "start": "09:08", "end": "09:09", "accepts_modify_cancel": True,
-         "closing_price_only": True},
-    ]
-}
 SECRETS = {"PSX_FEED_TOKEN": "alone-feed-token-42c1", "OPTIMUS_PASSWORD": "alone-password-8e0d",
            "OPTIMUS_WEBHOOK_SECRET": "alone-webhook-secret-61f7"}
 
 
 def _config(tmp_path: Path, cut: str) -> Path:
-    config = yaml.safe_load((REPO / "config.psx-sandbox.yaml").read_text())
-    config["sessions"] = {"profile": "short", "profiles": {"short": SHORT_DAY},
-                          "holidays": {"provider": "none", "trading_weekdays": "mon_sun"}}
-    for strategy in config["strategies"]:
-        strategy["file"] = str(REPO / strategy["file"])
+    config = shipped_config("config.psx-sandbox.yaml")
+    config["sessions"] = PSX_SHORT_DAY
     venue = config["venues"]["psx"]
     if cut == "feed":  # orders on the embedded paper venue, books from the Live Feed sandbox
         venue["adapter"], venue["options"] = "paper", {}
     else:  # orders through the Optimus sandbox, no market data
         del venue["market_data"]
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    return write_config(tmp_path, config)
 
 
 def _run(tmp_path: Path, venue: str, cut: str) -> tuple[dict, str]:
