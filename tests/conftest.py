@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import anyio
 import pytest
 import yaml
 
+from adapters.pulse.adapter import PulseAdapter, PulseOptions
+from adapters.pulse.sandbox import PulseSandbox
 from engine.app import Engine
+from engine.clock import WallClock
 from engine.config import load_config
-from engine.model import Phase, SessionState
+from engine.model import Instrument, Phase, SessionState
+from engine.risk.account import AccountConfig
+from engine.risk.derivatives import DerivativesAccountConfig
+from engine.risk.mmp import MmpConfig
+from engine.runtime import Runtime, StrategyRunner
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -168,6 +178,45 @@ async def until(condition: Callable[[], bool], timeout: float = 3.0, what: str =
             await anyio.sleep(0.005)
         return
     raise AssertionError(f"{what}: not reached within {timeout}s")
+
+
+PULSE_BTC = "BTC_USD-PERPETUAL"
+
+
+@asynccontextmanager
+async def pulse_runtime(
+    secret_env: str, account: AccountConfig | DerivativesAccountConfig, *, currency: str | None = None,
+    venue_mmp: dict | None = None, engine_mmp: MmpConfig | None = None, mass_cancel: bool = True,
+) -> AsyncIterator[tuple[PulseSandbox, Runtime, PulseAdapter, StrategyRunner]]:
+    """The real Runtime with one strategy ("mm", on ``PULSE_BTC``) on a Pulse venue: the real Pulse
+    adapter against the Pulse sandbox on 127.0.0.1 (port 0), connected, subscribed, session open.
+    The client secret is read from ``secret_env``; ``engine_mmp`` is set as the engine sets a
+    strategy's mmp (the engine's check, and the venue's MMP block)."""
+    async with PulseSandbox(credentials={"mm": os.environ[secret_env]}) as sandbox:
+        clock = WallClock()
+        runtime = Runtime(clock)
+        listed = [Instrument(PULSE_BTC, "pulse", tick_size=Decimal("0.5"), lot_size=Decimal(10),
+                             previous_close=Decimal(50000))]
+        options = PulseOptions(url=sandbox.url, client_id="mm", client_secret_env=secret_env, mmp=venue_mmp or {})
+        adapter = PulseAdapter("pulse", options, listed, clock, runtime)
+        runtime.add_venue("pulse", adapter, listed, account=account, currency=currency)
+        runtime.venues["pulse"].mass_cancel = mass_cancel
+        runner = StrategyRunner("mm", "pulse", listed, SimpleNamespace(hooks={}, pm=None))
+        runtime.add_strategy(runner, None, mmp=engine_mmp)
+        if engine_mmp is not None:
+            adapter.configure_mmp("mm", [PULSE_BTC], engine_mmp.interval, engine_mmp.frozen_time,
+                                  engine_mmp.quantity_limit)
+        async with anyio.create_task_group() as tg:
+            adapter.bind(tg)
+            runtime.task_starter = lambda make: tg.start_soon(make)
+            await adapter.connect()
+            adapter.subscribe([PULSE_BTC])
+            runtime.on_session_change(runtime.session, SessionState(Phase.OPEN, True, True, True, "2026-11-23"))
+            try:
+                yield sandbox, runtime, adapter, runner
+            finally:
+                await adapter.close()
+                tg.cancel_scope.cancel()
 
 
 def json_leaves(value):
