@@ -4,6 +4,8 @@ on a simulated clock) from a strategy source written into a temporary folder."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -110,6 +112,21 @@ def add_strategy(folder: Path, config: dict, name: str, source: str, venue: str,
     """Write ``source`` as ``name``.py into ``folder`` and add it to ``config``'s strategies."""
     (folder / f"{name}.py").write_text(source)
     config["strategies"].append({"name": name, "file": f"{name}.py", "venue": venue, "instruments": instruments})
+
+
+ENGINE = Path(sys.executable).parent / "engine"
+
+
+def run_sandbox(folder: Path, venue: str, config: Path, *flags: str, env: dict[str, str | None] | None = None,
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``engine sandbox VENUE --run CONFIG --speed 60 FLAGS`` in ``folder``, this process's
+    environment with ``env`` on top (a None value removes that variable)."""
+    full = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [str(ENGINE), "sandbox", venue, "--run", str(config), "--speed", "60", *flags], cwd=folder,
+        env={name: value for name, value in full.items() if value is not None},
+        capture_output=True, text=True, timeout=timeout,
+    )
 
 
 def write_config(folder: Path, config: dict, name: str = "config.yaml") -> Path:

@@ -7,14 +7,10 @@ venue's get_positions / get_account_summary at every sync."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from conftest import PULSE_SHORT_SESSION, add_strategy, shipped_config, taker, write_config
+from conftest import PULSE_SHORT_SESSION, add_strategy, run_sandbox, shipped_config, taker, write_config
 
-ENGINE = Path(sys.executable).parent / "engine"
 SECRET = "pulse-deriv-secret-51c2"
 BTC = "BTC_USD-PERPETUAL"
 
@@ -28,14 +24,9 @@ def _config(tmp_path: Path, start_positions: dict[str, int] | None = None) -> Pa
 
 
 def _run(tmp_path: Path, config: Path) -> str:
-    env = {**os.environ, "PULSE_SANDBOX_SECRET": SECRET, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}
-    env.pop("PULSE_CLIENT_SECRET", None)
-    done = subprocess.run(
-        [str(ENGINE), "sandbox", "pulse", "--run", str(config), "--speed", "60",
-         "--start", "2026-11-23T00:00+00:00", "--report", str(tmp_path / "report.json"),
-         "--html", str(tmp_path / "day.html")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )
+    done = run_sandbox(tmp_path, "pulse", config, "--start", "2026-11-23T00:00+00:00",
+                       "--report", str(tmp_path / "report.json"), "--html", str(tmp_path / "day.html"),
+                       env={"PULSE_SANDBOX_SECRET": SECRET, "PULSE_CLIENT_SECRET": None})
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]
     return out

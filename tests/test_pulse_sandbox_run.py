@@ -10,14 +10,11 @@ seconds of real time.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-from conftest import PULSE_SHORT_SESSION, add_strategy, shipped_config, taker, write_config
+from conftest import PULSE_SHORT_SESSION, add_strategy, run_sandbox, shipped_config, taker, write_config
 
-ENGINE = Path(sys.executable).parent / "engine"
 SECRET = "pulse-run-secret-3b9e"  # the sandbox's client secret: must never be printed
 BTC = "BTC_USD-PERPETUAL"
 
@@ -29,13 +26,10 @@ def _shipped_config_on_a_short_session(tmp_path: Path) -> Path:
 
 
 def _run(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PULSE_SANDBOX_SECRET": SECRET, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}
-    env.pop("PULSE_CLIENT_SECRET", None)  # the config's variable: the run points the adapter at the sandbox's
-    return subprocess.run(
-        [str(ENGINE), "sandbox", "pulse", "--run", str(_shipped_config_on_a_short_session(tmp_path)), "--speed", "60",
-         "--start", "2026-11-23T00:00+00:00", "--report", str(tmp_path / "report.json"), *flags],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )
+    # PULSE_CLIENT_SECRET is the config's variable: the run points the adapter at the sandbox's
+    return run_sandbox(tmp_path, "pulse", _shipped_config_on_a_short_session(tmp_path),
+                       "--start", "2026-11-23T00:00+00:00", "--report", str(tmp_path / "report.json"), *flags,
+                       env={"PULSE_SANDBOX_SECRET": SECRET, "PULSE_CLIENT_SECRET": None})
 
 
 def test_one_command_runs_a_pulse_session_through_the_real_adapter(tmp_path: Path) -> None:
@@ -67,14 +61,3 @@ def test_duration_stops_the_pulse_run_like_ctrl_c(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["stopped_by"] == "duration"
     assert report["orders"]["open_at_exit"] == 0
-
-
-def test_run_refuses_a_config_without_a_pulse_venue(tmp_path: Path) -> None:
-    path = write_config(tmp_path, shipped_config("config.yaml"), "paper.yaml")
-    done = subprocess.run(
-        [str(ENGINE), "sandbox", "pulse", "--run", str(path), "--speed", "60"], cwd=tmp_path,
-        env={**os.environ, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}, capture_output=True, text=True, timeout=60,
-    )
-    assert done.returncode == 1
-    assert "--run needs exactly one venue with adapter: pulse" in done.stderr
-    assert "refusing to start" in done.stderr
