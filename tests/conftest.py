@@ -3,6 +3,7 @@ on a simulated clock) from a strategy source written into a temporary folder."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -234,6 +235,19 @@ async def pulse_runtime(
             finally:
                 await adapter.close()
                 tg.cancel_scope.cancel()
+
+
+def absolute_imports(path: Path) -> list[tuple[int, str]]:
+    """Every absolute import in the Python file ``path`` (module level, in functions, under
+    ``TYPE_CHECKING``) as ``(line, module)``: ``import a.b`` gives ``a.b``, ``from a.b import c``
+    gives ``a.b``."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return found
 
 
 def json_leaves(value):
