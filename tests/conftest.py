@@ -3,16 +3,31 @@ on a simulated clock) from a strategy source written into a temporary folder."""
 
 from __future__ import annotations
 
+import ast
 import os
+import subprocess
+import sys
 import textwrap
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import anyio
 import pytest
+import yaml
 
+from adapters.pulse.adapter import PulseAdapter, PulseOptions
+from adapters.pulse.sandbox import PulseSandbox
 from engine.app import Engine
+from engine.clock import WallClock
 from engine.config import load_config
-from engine.model import Phase, SessionState
+from engine.model import Instrument, Phase, SessionState
+from engine.risk.account import AccountConfig
+from engine.risk.derivatives import DerivativesAccountConfig
+from engine.risk.mmp import MmpConfig
+from engine.runtime import Runtime, StrategyRunner
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,29 +50,90 @@ def on_start(ctx):
     pass
 """
 
-# Buys 500 MEBL in continuous trading with a marketable IOC 1% through the ask (it fills at the
-# best ask; the margin only covers a book that moved meanwhile), again while none has filled: a
-# fill within seconds on a loaded machine too (the PSX sandbox end-to-end tests).
-MEBL_TAKER = """\
+def taker(symbol: str, side: str, qty: int, comment: str = "missed: try again") -> str:
+    """A strategy that takes ``qty`` of ``symbol`` in continuous trading with a marketable IOC 1%
+    through the touch (it fills at the touch; the margin only covers a book that moved meanwhile),
+    again while none has filled: a fill within seconds on a loaded machine too (the sandbox runs)."""
+    touch, through = ("best_ask", "1.01") if side == "buy" else ("best_bid", "0.99")
+    return f"""\
 from decimal import Decimal
 
 from engine import hookimpl
 
-state = {"working": False}
+state = {{"working": False}}
 
 @hookimpl
 def on_book(ctx, book):
-    if (not state["working"] and ctx.position("MEBL") == 0 and ctx.session == "open" and book.symbol == "MEBL"
-            and book.best_ask is not None):
+    if (not state["working"] and ctx.position("{symbol}") == 0 and ctx.session == "open" and book.symbol == "{symbol}"
+            and book.{touch} is not None):
         state["working"] = True
-        price = ctx.instrument("MEBL").round_to_tick(book.best_ask * Decimal("1.01"), "buy")
-        ctx.submit("MEBL", "buy", 500, price, tif="ioc")
+        price = ctx.instrument("{symbol}").round_to_tick(book.{touch} * Decimal("{through}"), "{side}")
+        ctx.submit("{symbol}", "{side}", {qty}, price, tif="ioc")
 
 @hookimpl
 def on_order_update(ctx, order):
-    if order.status in ("cancelled", "expired"):  # missed: try again (a refusal is not retried)
+    if order.status in ("cancelled", "expired"):  # {comment}
         state["working"] = False
 """
+
+
+# Buys 500 MEBL (the PSX sandbox end-to-end tests).
+MEBL_TAKER = taker("MEBL", "buy", 500, "missed: try again (a refusal is not retried)")
+
+#: the PSX sessions cut to a ten-minute day from 09:00 (pre-open, open, post-close): at 60x, about
+#: ten seconds of real time
+PSX_SHORT_DAY = {
+    "profile": "short",
+    "profiles": {"short": {"mon_sun": [
+        {"phase": "pre_open", "start": "09:00", "end": "09:01", "accepts_new": True, "accepts_modify_cancel": True},
+        {"phase": "open", "start": "09:01", "end": "09:08", "accepts_new": True, "accepts_modify_cancel": True,
+         "matches": True},
+        {"phase": "post_close", "start": "09:08", "end": "09:09", "accepts_modify_cancel": True,
+         "closing_price_only": True},
+    ]}},
+    "holidays": {"provider": "none", "trading_weekdays": "mon_sun"},
+}
+#: Pulse's 24-hour profile cut to a five-minute open session from 00:01: at 60x, about five seconds
+PULSE_SHORT_SESSION = {"pulse-24h": {"mon_sun": [
+    {"phase": "open", "start": "00:01", "end": "00:06", "accepts_new": True, "accepts_modify_cancel": True,
+     "matches": True},
+]}}
+
+
+def shipped_config(name: str) -> dict:
+    """A config shipped at the repository's root, its strategy files made absolute so that the
+    config can be written anywhere."""
+    config = yaml.safe_load((REPO / name).read_text())
+    for strategy in config["strategies"]:
+        strategy["file"] = str(REPO / strategy["file"])
+    return config
+
+
+def add_strategy(folder: Path, config: dict, name: str, source: str, venue: str, instruments: list[str]) -> None:
+    """Write ``source`` as ``name``.py into ``folder`` and add it to ``config``'s strategies."""
+    (folder / f"{name}.py").write_text(source)
+    config["strategies"].append({"name": name, "file": f"{name}.py", "venue": venue, "instruments": instruments})
+
+
+ENGINE = Path(sys.executable).parent / "engine"
+
+
+def run_sandbox(folder: Path, venue: str, config: Path, *flags: str, env: dict[str, str | None] | None = None,
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``engine sandbox VENUE --run CONFIG --speed 60 FLAGS`` in ``folder``, this process's
+    environment with ``env`` on top (a None value removes that variable)."""
+    full = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [str(ENGINE), "sandbox", venue, "--run", str(config), "--speed", "60", *flags], cwd=folder,
+        env={name: value for name, value in full.items() if value is not None},
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def write_config(folder: Path, config: dict, name: str = "config.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
 def write_engine_config(
@@ -111,6 +187,67 @@ def build_engine(tmp_path):
         return Engine(load_config(config))
 
     return build
+
+
+async def until(condition: Callable[[], bool], timeout: float = 3.0, what: str = "condition") -> None:
+    """Poll ``condition`` every 5 ms until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    with anyio.move_on_after(timeout):
+        while not condition():
+            await anyio.sleep(0.005)
+        return
+    raise AssertionError(f"{what}: not reached within {timeout}s")
+
+
+PULSE_BTC = "BTC_USD-PERPETUAL"
+
+
+@asynccontextmanager
+async def pulse_runtime(
+    secret_env: str, account: AccountConfig | DerivativesAccountConfig, *, currency: str | None = None,
+    venue_mmp: dict | None = None, engine_mmp: MmpConfig | None = None, mass_cancel: bool = True,
+) -> AsyncIterator[tuple[PulseSandbox, Runtime, PulseAdapter, StrategyRunner]]:
+    """The real Runtime with one strategy ("mm", on ``PULSE_BTC``) on a Pulse venue: the real Pulse
+    adapter against the Pulse sandbox on 127.0.0.1 (port 0), connected, subscribed, session open.
+    The client secret is read from ``secret_env``; ``engine_mmp`` is set as the engine sets a
+    strategy's mmp (the engine's check, and the venue's MMP block)."""
+    async with PulseSandbox(credentials={"mm": os.environ[secret_env]}) as sandbox:
+        clock = WallClock()
+        runtime = Runtime(clock)
+        listed = [Instrument(PULSE_BTC, "pulse", tick_size=Decimal("0.5"), lot_size=Decimal(10),
+                             previous_close=Decimal(50000))]
+        options = PulseOptions(url=sandbox.url, client_id="mm", client_secret_env=secret_env, mmp=venue_mmp or {})
+        adapter = PulseAdapter("pulse", options, listed, clock, runtime)
+        runtime.add_venue("pulse", adapter, listed, account=account, currency=currency)
+        runtime.venues["pulse"].mass_cancel = mass_cancel
+        runner = StrategyRunner("mm", "pulse", listed, SimpleNamespace(hooks={}, pm=None))
+        runtime.add_strategy(runner, None, mmp=engine_mmp)
+        if engine_mmp is not None:
+            adapter.configure_mmp("mm", [PULSE_BTC], engine_mmp.interval, engine_mmp.frozen_time,
+                                  engine_mmp.quantity_limit)
+        async with anyio.create_task_group() as tg:
+            adapter.bind(tg)
+            runtime.task_starter = lambda make: tg.start_soon(make)
+            await adapter.connect()
+            adapter.subscribe([PULSE_BTC])
+            runtime.on_session_change(runtime.session, SessionState(Phase.OPEN, True, True, True, "2026-11-23"))
+            try:
+                yield sandbox, runtime, adapter, runner
+            finally:
+                await adapter.close()
+                tg.cancel_scope.cancel()
+
+
+def absolute_imports(path: Path) -> list[tuple[int, str]]:
+    """Every absolute import in the Python file ``path`` (module level, in functions, under
+    ``TYPE_CHECKING``) as ``(line, module)``: ``import a.b`` gives ``a.b``, ``from a.b import c``
+    gives ``a.b``."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return found
 
 
 def json_leaves(value):

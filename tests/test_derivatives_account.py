@@ -303,15 +303,16 @@ def test_a_derivatives_account_without_a_settlement_currency_is_a_config_error(t
 
 
 def _runtime_with(account: object) -> object:
-    from types import SimpleNamespace
-
+    from adapters.paper.adapter import PaperAdapter
+    from adapters.paper.options import PaperOptions
     from engine.clock import SimClock
     from engine.runtime import Runtime
 
-    runtime = Runtime(SimClock(0))
+    clock = SimClock(0)
+    runtime = Runtime(clock)
     listed = [Instrument(BTC, "pulse", D("0.5"), D(10), D(50000))]
-    runtime.add_venue("pulse", SimpleNamespace(rate_limits=(), set_rate_limits=lambda limits: limits), listed,
-                      account=account, currency="USD")
+    adapter = PaperAdapter("pulse", PaperOptions(market={"enabled": False}), listed, clock, runtime)
+    runtime.add_venue("pulse", adapter, listed, account=account, currency="USD")
     return runtime
 
 

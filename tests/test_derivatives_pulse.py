@@ -8,18 +8,15 @@ figure taken."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
-from types import SimpleNamespace
 
-import anyio
 import pytest
+from conftest import pulse_runtime, until
 
-from adapters.pulse.adapter import PulseAdapter, PulseOptions
+from adapters.pulse.adapter import PulseAdapter
 from adapters.pulse.sandbox import PulseSandbox
-from engine.clock import WallClock
-from engine.model import Instrument, OrderStatus, Phase, SessionState
+from engine.model import OrderStatus
 from engine.rejects import Reject
 from engine.risk.derivatives import DerivativesAccount, DerivativesAccountConfig
 from engine.runtime import Runtime, StrategyRunner
@@ -33,40 +30,14 @@ SECRET = "derivatives-secret-77a1"
 os.environ[SECRET_ENV] = SECRET
 
 
-async def until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.005)
-
-
-@asynccontextmanager
-async def derivatives_runtime(**account: object) -> AsyncIterator[tuple[PulseSandbox, Runtime, StrategyRunner]]:
+def derivatives_runtime() -> AbstractAsyncContextManager[tuple[PulseSandbox, Runtime, PulseAdapter, StrategyRunner]]:
     """One strategy on a Pulse venue with a derivatives account in USD, connected, session open."""
-    async with PulseSandbox(credentials={"mm": SECRET}, balance=D(1_000_000)) as sandbox:
-        clock = WallClock()
-        runtime = Runtime(clock)
-        listed = [Instrument(BTC, "pulse", tick_size=D("0.5"), lot_size=D(10), previous_close=D(50000))]
-        options = PulseOptions(url=sandbox.url, client_id="mm", client_secret_env=SECRET_ENV)
-        adapter = PulseAdapter("pulse", options, listed, clock, runtime)
-        config = DerivativesAccountConfig.model_validate({"kind": "derivatives", "equity": "1000000", **account})
-        runtime.add_venue("pulse", adapter, listed, account=config, currency="USD")
-        runner = StrategyRunner("mm", "pulse", listed, SimpleNamespace(hooks={}, pm=None))
-        runtime.add_strategy(runner, None)
-        async with anyio.create_task_group() as tg:
-            adapter.bind(tg)
-            runtime.task_starter = lambda make: tg.start_soon(make)
-            await adapter.connect()
-            adapter.subscribe([BTC])
-            runtime.on_session_change(runtime.session, SessionState(Phase.OPEN, True, True, True, "2026-11-23"))
-            try:
-                yield sandbox, runtime, runner
-            finally:
-                await adapter.close()
-                tg.cancel_scope.cancel()
+    config = DerivativesAccountConfig.model_validate({"kind": "derivatives", "equity": "1000000"})
+    return pulse_runtime(SECRET_ENV, config, currency="USD")
 
 
 async def test_a_sell_from_flat_goes_short_and_reduce_only_is_held_to_the_position() -> None:
-    async with derivatives_runtime() as (sandbox, runtime, runner):
+    async with derivatives_runtime() as (sandbox, runtime, _, runner):
         account = runtime.venues["pulse"].account
         assert isinstance(account, DerivativesAccount)
         await runtime.sync_account(runtime.venues["pulse"])  # at connect: the venue agrees
@@ -91,7 +62,7 @@ async def test_a_sell_from_flat_goes_short_and_reduce_only_is_held_to_the_positi
 
 
 async def test_reconciliation_after_a_reconnect_takes_the_venues_position_and_counts_the_mismatch() -> None:
-    async with derivatives_runtime() as (sandbox, runtime, runner):
+    async with derivatives_runtime() as (sandbox, runtime, _, runner):
         venue = runtime.venues["pulse"]
         account = venue.account
         sell = runner.ctx.submit(BTC, "sell", 10, D(50000), tif="gtc")

@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
+from conftest import REPO, absolute_imports
 
 
 def test_ruff_is_clean():
@@ -34,7 +33,6 @@ def test_every_third_party_module_the_engine_imports_is_declared():
     """A module imported by engine/ or adapters/ comes from the standard library, this project, or
     a distribution pyproject.toml declares: one that arrives only as another package's dependency
     (h11 under httpx, once) can vanish with that package's next release."""
-    import ast
     from importlib.metadata import packages_distributions
 
     providers = packages_distributions()
@@ -42,18 +40,11 @@ def test_every_third_party_module_the_engine_imports_is_declared():
     ours = {"engine", "adapters", "strategies"}
     missing: list[str] = []
     for path in sorted([*(REPO / "engine").rglob("*.py"), *(REPO / "adapters").rglob("*.py")]):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            else:
+        for line, name in absolute_imports(path):
+            top = name.split(".")[0]
+            if top in ours or top in sys.stdlib_module_names:
                 continue
-            for name in names:
-                top = name.split(".")[0]
-                if top in ours or top in sys.stdlib_module_names:
-                    continue
-                dists = {d.lower().replace("_", "-") for d in providers.get(top, [top])}
-                if not dists & declared:
-                    missing.append(f"{path.relative_to(REPO)}:{node.lineno}: {name} ({', '.join(sorted(dists))})")
+            dists = {d.lower().replace("_", "-") for d in providers.get(top, [top])}
+            if not dists & declared:
+                missing.append(f"{path.relative_to(REPO)}:{line}: {name} ({', '.join(sorted(dists))})")
     assert missing == [], "imported but not declared in pyproject.toml:\n" + "\n".join(missing)

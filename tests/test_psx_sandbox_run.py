@@ -11,12 +11,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import MEBL_TAKER, REPO
+from conftest import ENGINE, MEBL_TAKER, PSX_SHORT_DAY, REPO, add_strategy, run_sandbox, shipped_config, write_config
 
 from adapters.psx.sandbox import COMMAND, ENV_NAMES
 from engine.clock import ScaledClock, SimClock
@@ -24,46 +22,23 @@ from engine.config import load_config
 from engine.errors import StartupError
 from engine.sandboxrun import point_config_at
 
-ENGINE = Path(sys.executable).parent / "engine"
-
-
-SHORT_DAY = {
-    "mon_sun": [
-        {"phase": "pre_open", "start": "09:00", "end": "09:01", "accepts_new": True, "accepts_modify_cancel": True},
-        {"phase": "open", "start": "09:01", "end": "09:08", "accepts_new": True, "accepts_modify_cancel": True,
-         "matches": True},
-        {"phase": "post_close", "start": "09:08", "end": "09:09", "accepts_modify_cancel": True,
-         "closing_price_only": True},
-    ]
-}
-
 SECRETS = {"PSX_FEED_TOKEN": "run-feed-token-7f3a", "OPTIMUS_USERNAME": "run-user",
            "OPTIMUS_PASSWORD": "run-password-91c2", "OPTIMUS_WEBHOOK_SECRET": "run-webhook-secret-5d0e"}
 
 
 def _shipped_config_on_a_short_day(tmp_path: Path) -> Path:
-    config = yaml.safe_load((REPO / "config.psx-sandbox.yaml").read_text())
-    config["sessions"] = {"profile": "short", "profiles": {"short": SHORT_DAY},
-                          "holidays": {"provider": "none", "trading_weekdays": "mon_sun"}}
-    for strategy in config["strategies"]:
-        strategy["file"] = str(REPO / strategy["file"])
-    (tmp_path / "taker.py").write_text(MEBL_TAKER)
-    config["strategies"].append({"name": "taker", "file": "taker.py", "venue": "psx", "instruments": ["MEBL"]})
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    config = shipped_config("config.psx-sandbox.yaml")
+    config["sessions"] = PSX_SHORT_DAY
+    add_strategy(tmp_path, config, "taker", MEBL_TAKER, "psx", ["MEBL"])
+    return write_config(tmp_path, config)
 
 
 def test_one_command_runs_a_simulated_day_through_the_real_adapters(tmp_path: Path) -> None:
     config = _shipped_config_on_a_short_day(tmp_path)
     old_journal = tmp_path / "config.journal.sqlite"
     old_journal.write_bytes(b"an earlier run's account")  # the sandbox's account is new: so is the engine's
-    env = {**os.environ, **SECRETS, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}
-    done = subprocess.run(
-        [str(ENGINE), "sandbox", "psx", "--run", str(config), "--speed", "60", "--start", "2026-11-23T08:59",
-         "--report", str(tmp_path / "report.json"), "--html", str(tmp_path / "day.html")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )
+    done = run_sandbox(tmp_path, "psx", config, "--start", "2026-11-23T08:59", "--report",
+                       str(tmp_path / "report.json"), "--html", str(tmp_path / "day.html"), env=SECRETS)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]
     report = json.loads((tmp_path / "report.json").read_text())
@@ -97,33 +72,13 @@ def test_one_command_runs_a_simulated_day_through_the_real_adapters(tmp_path: Pa
 @pytest.mark.parametrize("seconds", ["3", "0.01"])  # in continuous trading; before the venues even connected
 def test_duration_stops_the_engine_like_ctrl_c(tmp_path: Path, seconds: str) -> None:
     config = _shipped_config_on_a_short_day(tmp_path)
-    env = {**os.environ, **SECRETS, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}
-    done = subprocess.run(
-        [str(ENGINE), "sandbox", "psx", "--run", str(config), "--speed", "60", "--start", "2026-11-23T08:59",
-         "--duration", seconds, "--report", str(tmp_path / "report.json")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
-    )
+    done = run_sandbox(tmp_path, "psx", config, "--start", "2026-11-23T08:59", "--duration", seconds,
+                       "--report", str(tmp_path / "report.json"), env=SECRETS, timeout=60)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["stopped_by"] == "duration"
     assert report["sessions"] == (["closed", "pre_open", "open"] if seconds == "3" else ["closed"])
     assert report["orders"]["open_at_exit"] == 0  # cancelled on the way out, as on Ctrl-C
-
-
-def test_run_refuses_a_config_without_an_optimus_venue(tmp_path: Path) -> None:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    for strategy in config["strategies"]:
-        strategy["file"] = str(REPO / strategy["file"])
-    path = tmp_path / "paper.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    done = subprocess.run(
-        [str(ENGINE), "sandbox", "psx", "--run", str(path), "--speed", "60"],
-        cwd=tmp_path, env={**os.environ, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}, capture_output=True, text=True,
-        timeout=60,
-    )
-    assert done.returncode == 1
-    assert "--run needs exactly one venue with adapter: optimus" in done.stderr
-    assert "refusing to start" in done.stderr
 
 
 def test_report_and_journal_flags_need_run() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import pytest
+from conftest import until
 from sinks import RecordingSink
 
 from adapters.kit.pacing import max_in_window
@@ -64,13 +65,6 @@ def record_issued_tokens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setitem(PulseSandbox._methods, "public/auth", auth_recording)
     return issued
-
-
-async def until(condition: Callable[[], bool], timeout: float = 3.0, what: str = "condition") -> None:
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.005)
-    assert condition(), what
 
 
 class Venue:

@@ -7,66 +7,26 @@ venue's get_positions / get_account_summary at every sync."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import yaml
-from conftest import REPO
+from conftest import PULSE_SHORT_SESSION, add_strategy, run_sandbox, shipped_config, taker, write_config
 
-ENGINE = Path(sys.executable).parent / "engine"
 SECRET = "pulse-deriv-secret-51c2"
 BTC = "BTC_USD-PERPETUAL"
 
-SHORT_SELLER = """\
-from decimal import Decimal
-
-from engine import hookimpl
-
-state = {"working": False}
-
-@hookimpl
-def on_book(ctx, book):
-    if (not state["working"] and ctx.position("BTC_USD-PERPETUAL") == 0 and ctx.session == "open"
-            and book.best_bid is not None):
-        state["working"] = True
-        price = ctx.instrument("BTC_USD-PERPETUAL").round_to_tick(book.best_bid * Decimal("0.99"), "sell")
-        ctx.submit("BTC_USD-PERPETUAL", "sell", 10, price, tif="ioc")
-
-@hookimpl
-def on_order_update(ctx, order):
-    if order.status in ("cancelled", "expired"):  # missed: try again
-        state["working"] = False
-"""
-
-
 def _config(tmp_path: Path, start_positions: dict[str, int] | None = None) -> Path:
-    config = yaml.safe_load((REPO / "config.pulse-sandbox.yaml").read_text())
+    config = shipped_config("config.pulse-sandbox.yaml")
     if start_positions:
         config["venues"]["pulse"]["account"]["positions"] = start_positions
-    config["sessions"]["profiles"] = {"pulse-24h": {"mon_sun": [
-        {"phase": "open", "start": "00:01", "end": "00:06", "accepts_new": True, "accepts_modify_cancel": True,
-         "matches": True},
-    ]}}
-    for strategy in config["strategies"]:
-        strategy["file"] = str(REPO / strategy["file"])
-    (tmp_path / "short.py").write_text(SHORT_SELLER)
-    config["strategies"].append({"name": "short", "file": "short.py", "venue": "pulse", "instruments": [BTC]})
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    config["sessions"]["profiles"] = PULSE_SHORT_SESSION
+    add_strategy(tmp_path, config, "short", taker(BTC, "sell", 10), "pulse", [BTC])  # sells from flat
+    return write_config(tmp_path, config)
 
 
 def _run(tmp_path: Path, config: Path) -> str:
-    env = {**os.environ, "PULSE_SANDBOX_SECRET": SECRET, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}
-    env.pop("PULSE_CLIENT_SECRET", None)
-    done = subprocess.run(
-        [str(ENGINE), "sandbox", "pulse", "--run", str(config), "--speed", "60",
-         "--start", "2026-11-23T00:00+00:00", "--report", str(tmp_path / "report.json"),
-         "--html", str(tmp_path / "day.html")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )
+    done = run_sandbox(tmp_path, "pulse", config, "--start", "2026-11-23T00:00+00:00",
+                       "--report", str(tmp_path / "report.json"), "--html", str(tmp_path / "day.html"),
+                       env={"PULSE_SANDBOX_SECRET": SECRET, "PULSE_CLIENT_SECRET": None})
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]
     return out

@@ -10,63 +10,26 @@ seconds of real time.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-import yaml
-from conftest import REPO
+from conftest import PULSE_SHORT_SESSION, add_strategy, run_sandbox, shipped_config, taker, write_config
 
-ENGINE = Path(sys.executable).parent / "engine"
 SECRET = "pulse-run-secret-3b9e"  # the sandbox's client secret: must never be printed
 BTC = "BTC_USD-PERPETUAL"
 
-TAKER = """\
-from decimal import Decimal
-
-from engine import hookimpl
-
-state = {"working": False}
-
-@hookimpl
-def on_book(ctx, book):
-    if (not state["working"] and ctx.position("BTC_USD-PERPETUAL") == 0 and ctx.session == "open"
-            and book.best_ask is not None):
-        state["working"] = True
-        price = ctx.instrument("BTC_USD-PERPETUAL").round_to_tick(book.best_ask * Decimal("1.01"), "buy")
-        ctx.submit("BTC_USD-PERPETUAL", "buy", 10, price, tif="ioc")
-
-@hookimpl
-def on_order_update(ctx, order):
-    if order.status in ("cancelled", "expired"):  # missed: try again
-        state["working"] = False
-"""
-
-
 def _shipped_config_on_a_short_session(tmp_path: Path) -> Path:
-    config = yaml.safe_load((REPO / "config.pulse-sandbox.yaml").read_text())
-    config["sessions"]["profiles"] = {"pulse-24h": {"mon_sun": [
-        {"phase": "open", "start": "00:01", "end": "00:06", "accepts_new": True, "accepts_modify_cancel": True,
-         "matches": True},
-    ]}}
-    for strategy in config["strategies"]:
-        strategy["file"] = str(REPO / strategy["file"])
-    (tmp_path / "taker.py").write_text(TAKER)
-    config["strategies"].append({"name": "taker", "file": "taker.py", "venue": "pulse", "instruments": [BTC]})
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    config = shipped_config("config.pulse-sandbox.yaml")
+    config["sessions"]["profiles"] = PULSE_SHORT_SESSION
+    add_strategy(tmp_path, config, "taker", taker(BTC, "buy", 10), "pulse", [BTC])
+    return write_config(tmp_path, config)
 
 
 def _run(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PULSE_SANDBOX_SECRET": SECRET, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}
-    env.pop("PULSE_CLIENT_SECRET", None)  # the config's variable: the run points the adapter at the sandbox's
-    return subprocess.run(
-        [str(ENGINE), "sandbox", "pulse", "--run", str(_shipped_config_on_a_short_session(tmp_path)), "--speed", "60",
-         "--start", "2026-11-23T00:00+00:00", "--report", str(tmp_path / "report.json"), *flags],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )
+    # PULSE_CLIENT_SECRET is the config's variable: the run points the adapter at the sandbox's
+    return run_sandbox(tmp_path, "pulse", _shipped_config_on_a_short_session(tmp_path),
+                       "--start", "2026-11-23T00:00+00:00", "--report", str(tmp_path / "report.json"), *flags,
+                       env={"PULSE_SANDBOX_SECRET": SECRET, "PULSE_CLIENT_SECRET": None})
 
 
 def test_one_command_runs_a_pulse_session_through_the_real_adapter(tmp_path: Path) -> None:
@@ -98,18 +61,3 @@ def test_duration_stops_the_pulse_run_like_ctrl_c(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["stopped_by"] == "duration"
     assert report["orders"]["open_at_exit"] == 0
-
-
-def test_run_refuses_a_config_without_a_pulse_venue(tmp_path: Path) -> None:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    for strategy in config["strategies"]:
-        strategy["file"] = str(REPO / strategy["file"])
-    path = tmp_path / "paper.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    done = subprocess.run(
-        [str(ENGINE), "sandbox", "pulse", "--run", str(path), "--speed", "60"], cwd=tmp_path,
-        env={**os.environ, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}, capture_output=True, text=True, timeout=60,
-    )
-    assert done.returncode == 1
-    assert "--run needs exactly one venue with adapter: pulse" in done.stderr
-    assert "refusing to start" in done.stderr

@@ -3,57 +3,36 @@ runs an engine in one process the same way (psx and pulse: test_psx_sandbox_run.
 test_pulse_sandbox_run.py).
 
 Each run is the shipped config.psx-sandbox.yaml cut to what the sandbox serves, on a ten-minute
-session profile at 60x: it ends with the day, about ten seconds of real time.
+session profile at 60x: it ends with the day, about ten seconds of real time. And every `--run`
+refuses a config without the venue its sandbox serves.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import yaml
-from conftest import REPO
+import pytest
+from conftest import PSX_SHORT_DAY, run_sandbox, shipped_config, write_config
 
-ENGINE = Path(sys.executable).parent / "engine"
-SHORT_DAY = {
-    "mon_sun": [
-        {"phase": "pre_open", "start": "09:00", "end": "09:01", "accepts_new": True, "accepts_modify_cancel": True},
-        {"phase": "open", "start": "09:01", "end": "09:08", "accepts_new": True, "accepts_modify_cancel": True,
-         "matches": True},
-        {"phase": "post_close", "start": "09:08", "end": "09:09", "accepts_modify_cancel": True,
-         "closing_price_only": True},
-    ]
-}
 SECRETS = {"PSX_FEED_TOKEN": "alone-feed-token-42c1", "OPTIMUS_PASSWORD": "alone-password-8e0d",
            "OPTIMUS_WEBHOOK_SECRET": "alone-webhook-secret-61f7"}
 
 
 def _config(tmp_path: Path, cut: str) -> Path:
-    config = yaml.safe_load((REPO / "config.psx-sandbox.yaml").read_text())
-    config["sessions"] = {"profile": "short", "profiles": {"short": SHORT_DAY},
-                          "holidays": {"provider": "none", "trading_weekdays": "mon_sun"}}
-    for strategy in config["strategies"]:
-        strategy["file"] = str(REPO / strategy["file"])
+    config = shipped_config("config.psx-sandbox.yaml")
+    config["sessions"] = PSX_SHORT_DAY
     venue = config["venues"]["psx"]
     if cut == "feed":  # orders on the embedded paper venue, books from the Live Feed sandbox
         venue["adapter"], venue["options"] = "paper", {}
     else:  # orders through the Optimus sandbox, no market data
         del venue["market_data"]
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    return write_config(tmp_path, config)
 
 
 def _run(tmp_path: Path, venue: str, cut: str) -> tuple[dict, str]:
-    env = {**os.environ, **SECRETS, "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}
-    done = subprocess.run(
-        [str(ENGINE), "sandbox", venue, "--run", str(_config(tmp_path, cut)), "--speed", "60", "--start",
-         "2026-11-23T08:59", "--report", str(tmp_path / "report.json")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )
+    done = run_sandbox(tmp_path, venue, _config(tmp_path, cut), "--start", "2026-11-23T08:59",
+                       "--report", str(tmp_path / "report.json"), env=SECRETS)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]
     for secret in SECRETS.values():
@@ -77,3 +56,12 @@ def test_the_optimus_sandbox_runs_an_engine_in_one_process(tmp_path: Path) -> No
     broker = report["venues"]["psx"]
     assert broker["status"] == "connected" and broker["messages_in"] > 0 and broker["messages_out"] > 0
     assert "optimus sandbox: stopped" in out and '"logins": 1' in out
+
+
+@pytest.mark.parametrize(("venue", "adapter"), [("psx", "optimus"), ("pulse", "pulse")])
+def test_run_refuses_a_config_without_the_sandbox_venue(tmp_path: Path, venue: str, adapter: str) -> None:
+    path = write_config(tmp_path, shipped_config("config.yaml"), "paper.yaml")
+    done = run_sandbox(tmp_path, venue, path, timeout=60)
+    assert done.returncode == 1
+    assert f"--run needs exactly one venue with adapter: {adapter}" in done.stderr
+    assert "refusing to start" in done.stderr

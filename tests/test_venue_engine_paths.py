@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
-from types import SimpleNamespace
+from typing import Any
 
 import anyio
 import pytest
+from conftest import pulse_runtime, until
 
-from adapters.pulse.adapter import PulseAdapter, PulseOptions
+from adapters.pulse.adapter import PulseAdapter
 from adapters.pulse.sandbox import PulseSandbox
-from engine.clock import WallClock
-from engine.model import Instrument, OrderStatus, Phase, SessionState
+from engine.model import OrderStatus
 from engine.risk.account import AccountConfig
 from engine.risk.killswitch import TradingState
 from engine.risk.mmp import MmpConfig
@@ -33,40 +32,11 @@ SECRET = "engine-paths-secret-51b7"
 os.environ[SECRET_ENV] = SECRET
 
 
-async def until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.005)
-
-
-@asynccontextmanager
-async def pulse_runtime(*, engine_mmp: MmpConfig | None = None, venue_mmp: dict | None = None,
-                        mass_cancel: bool = True) -> AsyncIterator[tuple[PulseSandbox, Runtime, PulseAdapter,
-                                                                         StrategyRunner]]:
-    """A Runtime with one strategy on a Pulse venue, connected, session open."""
-    async with PulseSandbox(credentials={"mm": SECRET}) as sandbox:
-        clock = WallClock()
-        runtime = Runtime(clock)
-        listed = [Instrument(BTC, "pulse", tick_size=D("0.5"), lot_size=D(10), previous_close=D(50000))]
-        options = PulseOptions(url=sandbox.url, client_id="mm", client_secret_env=SECRET_ENV, mmp=venue_mmp or {})
-        adapter = PulseAdapter("pulse", options, listed, clock, runtime)
-        runtime.add_venue("pulse", adapter, listed, account=AccountConfig(cash=D(10_000_000), holdings={BTC: D(1000)}))
-        runtime.venues["pulse"].mass_cancel = mass_cancel
-        runner = StrategyRunner("mm", "pulse", listed, SimpleNamespace(hooks={}, pm=None))
-        runtime.add_strategy(runner, None, mmp=engine_mmp)
-        if engine_mmp is not None:  # what the engine does for a strategy's mmp: block
-            adapter.configure_mmp("mm", [BTC], engine_mmp.interval, engine_mmp.frozen_time, engine_mmp.quantity_limit)
-        async with anyio.create_task_group() as tg:
-            adapter.bind(tg)
-            runtime.task_starter = lambda make: tg.start_soon(make)
-            await adapter.connect()
-            adapter.subscribe([BTC])
-            runtime.on_session_change(runtime.session, SessionState(Phase.OPEN, True, True, True, "2026-11-23"))
-            try:
-                yield sandbox, runtime, adapter, runner
-            finally:
-                await adapter.close()
-                tg.cancel_scope.cancel()
+def engine_paths_runtime(**kwargs: Any) -> AbstractAsyncContextManager[tuple[PulseSandbox, Runtime, PulseAdapter,
+                                                                              StrategyRunner]]:
+    """A Runtime with one strategy on a Pulse venue, connected, session open (``pulse_runtime``'s
+    ``engine_mmp``, ``venue_mmp``, ``mass_cancel``)."""
+    return pulse_runtime(SECRET_ENV, AccountConfig(cash=D(10_000_000), holdings={BTC: D(1000)}), **kwargs)
 
 
 class Spy:
@@ -90,7 +60,7 @@ class Spy:
                          ids=["one-mass-cancel", "shared-account-order-by-order"])
 async def test_a_halt_cancels_every_order_at_once_where_the_venue_can(mass_cancel: bool, requests) -> None:
     """venues.<name>.mass_cancel: false is for a shared account, since a mass cancel takes everyone's orders."""
-    async with pulse_runtime(mass_cancel=mass_cancel) as (_, runtime, adapter, runner):
+    async with engine_paths_runtime(mass_cancel=mass_cancel) as (_, runtime, adapter, runner):
         ctx = runner.ctx
         orders = [ctx.submit(BTC, "buy", 10, D(45000) + i, tif="gtc") for i in range(4)]
         await until(lambda: all(o.status is S.NEW for o in orders))
@@ -107,7 +77,7 @@ async def test_engine_and_venue_mmp_on_the_same_fills_are_one_trigger_with_the_s
     user.mmp_trigger follows moments later and only extends the freeze (0 = until reset)."""
     limits = MmpConfig(interval=D(5), frozen_time=D(2), quantity_limit=D(20))
     venue = {"btc_usd": {"interval": 5, "frozen_time": 0, "quantity_limit": 20}}  # the venue: until reset
-    async with pulse_runtime(engine_mmp=limits, venue_mmp=venue) as (sandbox, runtime, _, runner):
+    async with engine_paths_runtime(engine_mmp=limits, venue_mmp=venue) as (sandbox, runtime, _, runner):
         ctx = runner.ctx
         hit = ctx.submit(BTC, "buy", 20, D(49000), mmp=True, tif="gtc")
         quote = ctx.submit(BTC, "buy", 20, D(48990), mmp=True, tif="gtc")

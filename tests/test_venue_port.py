@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import absolute_imports
 
 import engine.venue
 from engine.venue import MarketDataAdapter, OrderEntryAdapter, adapter_registry, sandbox_registry
@@ -19,14 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-    return found
+    return {name for _line, name in absolute_imports(path)}
 
 
 def test_nothing_in_the_engine_imports_adapters() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import pytest
 from anyio.abc import TaskGroup
+from conftest import until
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import ServerConnection, serve
@@ -39,12 +40,6 @@ class ScriptedRandom:
         self.ranges.append((a, b))
         fraction = self.fractions[(len(self.ranges) - 1) % len(self.fractions)]
         return a + (b - a) * fraction
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.005)
 
 
 @asynccontextmanager
@@ -155,7 +150,7 @@ async def test_a_peer_that_stops_answering_pings_is_dropped_and_reconnected() ->
 
     async with server(handler) as (url, received), harness(url, ping_interval_s=0.02, ping_timeout_s=0.5) as h:
         await h.client.connect()
-        await until(lambda: ("hello 2", 2) in h.frames)
+        await until(lambda: ("hello 2", 2) in h.frames, timeout=5)
         assert h.client.reconnects >= 1 and h.client.pings_missed >= 1
         epoch, reason, unexpected = h.lost[0]
         assert epoch == 1 and unexpected and reason == "no pong within 0.5 s (WebSocket ping)"
@@ -167,7 +162,7 @@ async def test_a_quiet_peer_that_answers_pings_stays_connected() -> None:
 
     async with server(handler) as (url, _), harness(url, ping_interval_s=0.01, ping_timeout_s=2) as h:
         await h.client.connect()
-        await until(lambda: h.client.pongs >= 5)
+        await until(lambda: h.client.pongs >= 5, timeout=5)
         assert h.client.reconnects == 0 and h.client.pings_missed == 0 and h.lost == []
 
 
@@ -187,7 +182,7 @@ async def test_the_intent_is_issued_again_on_every_new_connection() -> None:
         assert h.client.want(["a", "b"]) == ["a", "b"]  # before connect: remembered
         await h.client.connect()
         assert h.client.want(["b", "c"]) == ["c"]  # while up: the new one is issued at once
-        await until(lambda: len(received) == 2 and len(subscribes(received[1])) == 1)
+        await until(lambda: len(received) == 2 and len(subscribes(received[1])) == 1, timeout=5)
         assert subscribes(received[0]) == [["a", "b"], ["c"]]
         assert subscribes(received[1]) == [["a", "b", "c"]]  # everything, on the new connection
         assert h.issued[-1] == (["a", "b", "c"], 2) and h.client.intent == ("a", "b", "c")
@@ -228,7 +223,7 @@ async def test_nothing_read_from_a_dropped_connection_is_delivered_after_it() ->
         h.on_frame_hook = drop_on_first
         h.client.want(["x"])
         await h.client.connect()
-        await until(lambda: ("new 1", 2) in h.frames)
+        await until(lambda: ("new 1", 2) in h.frames, timeout=5)
         assert h.frames == [("old 1", 1), ("new 1", 2)]
         assert h.client.stale_frames == 2  # read after the drop, never delivered
         assert h.lost == [(1, "the test declared it dead", True)]
@@ -241,10 +236,10 @@ async def test_a_send_made_for_an_old_epoch_does_not_reach_the_new_connection() 
 
     async with server(handler) as (url, received), harness(url, ping_interval_s=None) as h:
         await h.client.connect()
-        await until(lambda: h.client.epoch == 2 and h.client.up)
+        await until(lambda: h.client.epoch == 2 and h.client.up, timeout=5)
         assert not await h.client.send("made for epoch 1", 1)
         assert await h.client.send("made for epoch 2", 2)
-        await until(lambda: "made for epoch 2" in received[1])
+        await until(lambda: "made for epoch 2" in received[1], timeout=5)
         assert all("epoch 1" not in frame for frames in received for frame in frames)
 
 
@@ -274,7 +269,7 @@ async def test_every_reconnect_attempt_waits_a_backoff_delay_and_a_useful_connec
         async with harness(url, ping_interval_s=None, backoff=Backoff(0.001, 0.004, rng)) as h:  # type: ignore[arg-type]
             await h.client.connect()
             h.refuse = 2  # the first two reconnect attempts are refused
-            await until(lambda: h.client.reconnects >= 1)
+            await until(lambda: h.client.reconnects >= 1, timeout=5)
             # three waits for the first outage: two refused attempts, then the one that opened
             assert rng.ranges[:3] == [(0, 0.0005), (0, 0.001), (0, 0.002)]
             assert h.client.attempts >= 4

@@ -22,10 +22,11 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from sinks import RecordingSink
 
+from adapters.sim.extensions import Extensions
 from engine.model import Book, Order, OrderStatus, OrderType, Side, TimeInForce
 from engine.venue import Capabilities, MarketDataAdapter, OrderEntryAdapter
 
@@ -34,6 +35,7 @@ EVERYDAY = "everyday"
 LITERAL = "literal"
 #: the venue modes every test runs in (columns of the matrix: ``venue-mode``)
 MODES = (EVERYDAY, LITERAL)
+E = TypeVar("E", bound=Extensions)
 
 
 @dataclass(frozen=True)
@@ -59,18 +61,20 @@ class HarnessFacts:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-class OrderEntryHarness:
-    """Base of every order-entry harness. ``async with Harness(tmp_path) as h`` starts the venue,
-    builds and connects the adapter (a fresh ``RecordingSink`` as its sink) and, where the venue
-    has market data, subscribes ``h.symbol``."""
+def extensions_for(kind: type[E], mode: str) -> E:
+    """A sandbox's extensions (``kind``) for a conformance mode: ``everyday`` (all on) or ``literal``
+    (the venue document alone, all off)."""
+    if mode == EVERYDAY:
+        return kind.everyday()
+    if mode == LITERAL:
+        return kind.document_literal()
+    raise ValueError(f"mode must be {EVERYDAY} or {LITERAL}, got {mode!r}")
+
+
+class _ModalHarness:
+    """What both harness bases share: the venue modes a harness can start in, and a fresh sink."""
 
     name = ""
-    #: the order venue name events carry (the adapter's ``venue``)
-    venue = ""
-    symbol = ""
-    lot = Decimal(1)
-    tick = Decimal("0.01")
-    facts = HarnessFacts()
     #: the venue modes (of :data:`MODES`) this harness can start its venue in
     modes: ClassVar[tuple[str, ...]] = (EVERYDAY,)
     #: why a mode it does not list cannot apply (default reason: "no <mode> mode yet")
@@ -86,6 +90,22 @@ class OrderEntryHarness:
         self.mode = mode
         self.tmp_path = tmp_path
         self.sink = RecordingSink()
+
+
+class OrderEntryHarness(_ModalHarness):
+    """Base of every order-entry harness. ``async with Harness(tmp_path) as h`` starts the venue,
+    builds and connects the adapter (a fresh ``RecordingSink`` as its sink) and, where the venue
+    has market data, subscribes ``h.symbol``."""
+
+    #: the order venue name events carry (the adapter's ``venue``)
+    venue = ""
+    symbol = ""
+    lot = Decimal(1)
+    tick = Decimal("0.01")
+    facts = HarnessFacts()
+
+    def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
+        super().__init__(tmp_path, mode)
         #: every sink this harness gave an adapter (a restart adds one): none may record an anomaly
         self.sinks = [self.sink]
         self.adapter: OrderEntryAdapter
@@ -212,27 +232,14 @@ class OrderEntryHarness:
         return self.sink.books.get(self.symbol)
 
 
-class MarketDataHarness:
+class MarketDataHarness(_ModalHarness):
     """Base of every market-data harness: a venue whose book the harness can change, gap and
     silence, and an adapter subscribed to ``symbol`` through a fresh ``RecordingSink``."""
 
-    name = ""
     symbol = ""
-    #: the venue modes (of :data:`MODES`) this harness can start its venue in
-    modes: ClassVar[tuple[str, ...]] = (EVERYDAY,)
-    #: why a mode it does not list cannot apply (default reason: "no <mode> mode yet")
-    mode_skips: ClassVar[dict[str, str]] = {}
-    #: conformance tests whose premise the venue's document does not give, by test function name:
-    #: skipped in the literal mode with this reason (the adapter's literal behaviour is tested in the
-    #: adapter's own tests instead)
-    literal_limits: ClassVar[dict[str, str]] = {}
 
     def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
-        if mode not in self.modes:
-            raise ValueError(f"{self.name}: no venue mode {mode!r} (modes: {', '.join(self.modes)})")
-        self.mode = mode
-        self.tmp_path = tmp_path
-        self.sink = RecordingSink()
+        super().__init__(tmp_path, mode)
         self.adapter: MarketDataAdapter | OrderEntryAdapter
 
     @property

@@ -17,7 +17,7 @@ from sinks import RecordingSink
 
 from adapters.optimus.adapter import OptimusAdapter, OptimusOptions
 from adapters.optimus.sandbox import DOC_INSTRUMENTS, OptimusExtensions, OptimusSandbox, SandboxSettings
-from conformance.harness import HarnessFacts, OrderEntryHarness, RejectCase
+from conformance.harness import EVERYDAY, LITERAL, HarnessFacts, OrderEntryHarness, RejectCase, extensions_for
 from engine.clock import WallClock
 from engine.model import Order, Side
 
@@ -40,7 +40,7 @@ class OptimusHarness(OrderEntryHarness):
                                      "adapter (psx_feed), which the market-data suite runs")
 
     #: the sandbox modes this harness runs (issue 20): every extension on, or document 000 alone
-    modes = ("everyday", "literal")
+    modes = (EVERYDAY, LITERAL)
     #: conformance tests whose premise document 000 does not give, by test name: skipped in the
     #: literal mode with this reason (the adapter's literal behaviour is tested in
     #: tests/test_optimus_adapter.py instead)
@@ -53,27 +53,16 @@ class OptimusHarness(OrderEntryHarness):
         "state comes from polls, so an order that fills completely within one poll is never seen partly filled",
     }
 
-    def __init__(self, tmp_path: Any, mode: str = "everyday") -> None:
-        super().__init__(tmp_path)
-        self.mode = mode
+    def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
+        super().__init__(tmp_path, mode)
         settings = SandboxSettings(users={USER: PASSWORD}, webhook_secret=WEBHOOK_SECRET.encode(),
                                    market_step_s=D("0.05"), webhook_retry_s=D("0.05"),
-                                   extensions=self.sandbox_settings(mode))
+                                   extensions=extensions_for(OptimusExtensions, mode))
         self.sandbox = OptimusSandbox(settings, clock=WallClock())
         self._stack = contextlib.AsyncExitStack()
         self._task_group: TaskGroup
         self._adapter: OptimusAdapter | None = None
         self._saved_env = {name: os.environ.get(name) for name in ENV}
-
-    @staticmethod
-    def sandbox_settings(mode: str) -> OptimusExtensions:
-        """The Optimus sandbox's extensions for a conformance mode: ``everyday`` (all on) or
-        ``literal`` (document 000 alone, all off)."""
-        if mode == "everyday":
-            return OptimusExtensions.everyday()
-        if mode == "literal":
-            return OptimusExtensions.document_literal()
-        raise ValueError(f"mode must be everyday or literal, got {mode!r}")
 
     @property
     def secrets(self) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from anyio.abc import TaskGroup
 
 from adapters.psx_feed.adapter import LiveFeedAdapter, LiveFeedOptions
 from adapters.psx_feed.sandbox import FeedExtensions, FeedServer
-from conformance.harness import MarketDataHarness
+from conformance.harness import EVERYDAY, LITERAL, MarketDataHarness, extensions_for
 from engine.clock import WallClock
 from engine.model import BookUpdate, Instrument, Phase, SessionState, Side
 
@@ -30,7 +30,7 @@ class PsxFeedHarness(MarketDataHarness):
     name = "psx_feed"
     symbol = "MEBL"
     #: the sandbox modes this harness runs (issue 20): every extension on, or document 002 alone
-    modes = ("everyday", "literal")
+    modes = (EVERYDAY, LITERAL)
     #: conformance tests whose premise document 002 does not give, by test name: skipped in the
     #: literal mode with this reason (tests/test_psx_feed_adapter.py tests the literal behaviour)
     literal_limits: ClassVar[dict[str, str]] = {
@@ -38,25 +38,14 @@ class PsxFeedHarness(MarketDataHarness):
         "literal book message is the whole book, so the next one heals the book without a new snapshot",
     }
 
-    def __init__(self, tmp_path: Any, mode: str = "everyday") -> None:
-        super().__init__(tmp_path)
-        self.mode = mode
+    def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
+        super().__init__(tmp_path, mode)
         self.clock = WallClock()
-        self.server = FeedServer(INSTRUMENTS, self.clock, (TOKEN,), extensions=self.sandbox_settings(mode))
+        self.server = FeedServer(INSTRUMENTS, self.clock, (TOKEN,), extensions=extensions_for(FeedExtensions, mode))
         self._stack = contextlib.AsyncExitStack()
         self._task_group: TaskGroup
         self._adapter: LiveFeedAdapter | None = None
         self._saved_env = os.environ.get(TOKEN_ENV)
-
-    @staticmethod
-    def sandbox_settings(mode: str) -> FeedExtensions:
-        """The Live Feed sandbox's extensions for a conformance mode: ``everyday`` (all on) or
-        ``literal`` (document 002 alone, all off)."""
-        if mode == "everyday":
-            return FeedExtensions.everyday()
-        if mode == "literal":
-            return FeedExtensions.document_literal()
-        raise ValueError(f"mode must be everyday or literal, got {mode!r}")
 
     @property
     def secrets(self) -> tuple[str, ...]:

@@ -17,7 +17,15 @@ from sinks import RecordingSink
 
 from adapters.pulse.adapter import PulseAdapter, PulseOptions
 from adapters.pulse.sandbox import PulseExtensions, PulseSandbox
-from conformance.harness import EVERYDAY, LITERAL, HarnessFacts, MarketDataHarness, OrderEntryHarness, RejectCase
+from conformance.harness import (
+    EVERYDAY,
+    LITERAL,
+    HarnessFacts,
+    MarketDataHarness,
+    OrderEntryHarness,
+    RejectCase,
+    extensions_for,
+)
 from engine.clock import WallClock
 from engine.model import Instrument, Order, OrderStatus, Side, TimeInForce
 
@@ -48,8 +56,8 @@ class _PulseVenue:
     def __init__(self, heartbeat_s: int, liveness_probe_s: Decimal, mode: str) -> None:
         self.heartbeat_s = heartbeat_s
         self.liveness_probe_s = liveness_probe_s
-        extensions = PulseExtensions.document_literal() if mode == LITERAL else PulseExtensions.everyday()
-        self.sandbox = PulseSandbox(credentials={CLIENT_ID: SECRET}, min_heartbeat_s=1, extensions=extensions)
+        self.sandbox = PulseSandbox(credentials={CLIENT_ID: SECRET}, min_heartbeat_s=1,
+                                    extensions=extensions_for(PulseExtensions, mode))
         self._stack = contextlib.AsyncExitStack()
         self.task_group: TaskGroup
         self._saved_env = os.environ.get(SECRET_ENV)

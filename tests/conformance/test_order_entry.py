@@ -313,6 +313,7 @@ async def test_every_venue_reject_maps_to_an_engine_code(venue: OrderEntryHarnes
                 unmapped.append((case.name, "expected", case.engine_code, order.reject_code))
             mapped.append(f"{case.venue_code}->{order.reject_code}")
         record_property("detail", f"{len(mapped)} cases: " + ", ".join(dict.fromkeys(mapped)))
+        assert mapped, f"{v.name}: reject_cases() provokes no reject"
         assert unmapped == []
 
 
