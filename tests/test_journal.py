@@ -517,7 +517,19 @@ def test_a_reduce_only_order_keeps_its_flag_across_a_restart(tmp_path):
         assert restored["s-1"].reduce_only and not restored["s-2"].reduce_only
     finally:
         journal.close()
-    db = sqlite3.connect(path)
-    older = [dict(zip(("name", "default"), (r[1], r[4]), strict=True)) for r in db.execute("PRAGMA table_info(orders)")]
+    # a journal written before the flag existed: its order rows have no reduce_only column at all
+    old = tmp_path / "old.sqlite"
+    Journal.open(old, migrations=MIGRATIONS[:-1]).close()
+    db = sqlite3.connect(old)
+    db.execute("INSERT INTO orders (venue, client_id, strategy, symbol, side, order_type, tif, price, qty, cum_qty, "
+               "notional, status, venue_order_id, post_only, mmp, reject_code, reason, created_ns, updated_ns, "
+               "run_id, algo_id) VALUES ('pulse', 's-9', 's', 'BTC_USD-PERPETUAL', 'sell', 'limit', 'day', '50000', "
+               "'10', '0', '0', 'new', '', 0, 0, NULL, '', 1, 1, 0, 's')")
+    db.commit()
     db.close()
-    assert {"name": "reduce_only", "default": "0"} in older  # the migration's default for rows from before
+    journal = Journal.open(old)  # migrated forward
+    try:
+        (before,) = journal.open_orders()
+        assert before.client_id == "s-9" and not before.reduce_only
+    finally:
+        journal.close()
