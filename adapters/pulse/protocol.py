@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+from adapters.kit.orders import RecentIds
 from adapters.pulse import codec
 from adapters.pulse.codec import NO_CHANGE_ID, BookMsg, Heartbeat, Notification, Response, RpcError
 
@@ -68,27 +68,6 @@ class Answer:
         self.pending = pending
         self.result = result
         self.error = error
-
-
-class RecentIds:
-    """The last ``limit`` ids seen, for de-duplication in constant memory."""
-
-    __slots__ = ("ids", "order", "limit")
-
-    def __init__(self, limit: int) -> None:
-        self.ids: set[str] = set()
-        self.order: deque[str] = deque()
-        self.limit = limit
-
-    def add(self, item: str) -> bool:
-        """True if ``item`` is new."""
-        if item in self.ids:
-            return False
-        self.ids.add(item)
-        self.order.append(item)
-        if len(self.order) > self.limit:
-            self.ids.discard(self.order.popleft())
-        return True
 
 
 class BookSync:
