@@ -9,6 +9,9 @@ from decimal import Decimal
 
 from engine import hookimpl
 
+# Optional: with these types an editor completes ctx., book. and fill.; the engine ignores them.
+from engine.strategy import Book, Ctx, Fill, MmpTrigger, Order
+
 # Defaults for this strategy's parameters; config.yaml may override any of them by name.
 # A param in config that is not listed here stops the engine with the config line.
 PARAMS = {
@@ -20,11 +23,11 @@ PARAMS = {
     "mmp": False,  # quote under market-maker protection (needs an mmp: block in config)
 }
 
-quotes = {}  # (symbol, side) -> our working order; module state is per strategy instance
+quotes: dict[tuple[str, str], Order] = {}  # (symbol, side) -> our working order; module state is per strategy instance
 
 
 @hookimpl
-def on_start(ctx):
+def on_start(ctx: Ctx) -> None:
     # After a restart (a crash included) the venue may still work quotes we placed before: the
     # engine has reconciled them with the venue and ctx.open_orders() lists them. Take them back
     # as our quotes, or on_book would place a second quote beside each one. One quote per side:
@@ -38,13 +41,14 @@ def on_start(ctx):
 
 
 @hookimpl
-def on_book(ctx, book):
+def on_book(ctx: Ctx, book: Book) -> None:
     # Quote only in continuous trading, when both sides of the book exist, and not while
     # market-maker protection has us frozen (the engine would refuse every quote with 7009).
     if ctx.session != "open" or book.mid is None or (ctx.params.mmp and ctx.mmp_frozen):
         return
     p = ctx.params
     instrument = ctx.instrument(book.symbol)
+    assert instrument is not None  # a strategy's books are of its own instruments
     tick = instrument.tick_size
     position = ctx.position(book.symbol)
     # Inventory skew: when long, move both quotes down so our ask is hit sooner and bid less.
@@ -66,7 +70,7 @@ def on_book(ctx, book):
     quote(ctx, book.symbol, "sell", ask, sell_size, tick)
 
 
-def quote(ctx, symbol, side, price, size, tick):
+def quote(ctx: Ctx, symbol: str, side: str, price: Decimal, size: Decimal | int, tick: Decimal) -> None:
     """Keep one order per side at `price`: place it, move it, or pull it."""
     order = quotes.get((symbol, side))
     if order is not None and not order.is_open:
@@ -95,32 +99,32 @@ def quote(ctx, symbol, side, price, size, tick):
 
 
 @hookimpl
-def on_fill(ctx, fill):
+def on_fill(ctx: Ctx, fill: Fill) -> None:
     ctx.log.debug("filled %s %s @ %s, position %s", fill.side, fill.qty, fill.price, ctx.position(fill.symbol))
 
 
 @hookimpl
-def on_order_update(ctx, order):
+def on_order_update(ctx: Ctx, order: Order) -> None:
     if order.status == "rejected":
         ctx.log.info("quote rejected: %s %s", order.reject_code, order.reject_reason)
 
 
 @hookimpl
-def on_mmp_trigger(ctx, info):
+def on_mmp_trigger(ctx: Ctx, info: MmpTrigger) -> None:
     # The engine is already cancelling every MMP quote; forget them so we requote after the freeze.
     ctx.log.warning("MMP triggered (%s); quoting resumes when the freeze ends", info.reason)
     quotes.clear()
 
 
 @hookimpl
-def on_venue_status(ctx, venue, status):
+def on_venue_status(ctx: Ctx, venue: str, status: str) -> None:
     # While the venue is away our quotes are "unknown" and new orders are refused; on return the
     # engine reconciles and cancels what was open at the drop, and quote() replaces them.
     ctx.log.info("venue %s is %s", venue, status)
 
 
 @hookimpl
-def on_session_change(ctx, old, new):
+def on_session_change(ctx: Ctx, old: str, new: str) -> None:
     # Leaving continuous trading: pull every quote (DAY orders also expire at the close).
     if new != "open":
         ctx.cancel_all()

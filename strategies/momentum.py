@@ -9,6 +9,9 @@ from decimal import Decimal
 
 from engine import hookimpl
 
+# Optional: with these types an editor completes ctx., book. and fill.; the engine ignores them.
+from engine.strategy import Ctx, Fill, Order, Trade
+
 PARAMS = {
     "lookback": 30,  # trades to look back over
     "entry_bps": 10,  # buy when the last price is this many basis points above the window's first
@@ -18,12 +21,12 @@ PARAMS = {
     "max_position": 300,
 }
 
-prices = defaultdict(deque)  # symbol -> recent trade prices
-working = {}  # symbol -> our order still in flight, so we never stack orders
+prices: defaultdict[str, deque[Decimal]] = defaultdict(deque)  # symbol -> recent trade prices
+working: dict[str, Order] = {}  # symbol -> our order still in flight, so we never stack orders
 
 
 @hookimpl
-def on_start(ctx):
+def on_start(ctx: Ctx) -> None:
     # After a restart the engine lists the orders the venue still has for us (reconciled before
     # this hook): count them as in flight, so we never stack a second order on one.
     working.clear()
@@ -32,7 +35,7 @@ def on_start(ctx):
 
 
 @hookimpl
-def on_trade(ctx, trade):
+def on_trade(ctx: Ctx, trade: Trade) -> None:
     if ctx.session != "open":
         return
     window = prices[trade.symbol]
@@ -64,10 +67,10 @@ def on_trade(ctx, trade):
 
 
 @hookimpl
-def on_fill(ctx, fill):
+def on_fill(ctx: Ctx, fill: Fill) -> None:
     ctx.log.debug("%s %s %s @ %s", fill.side, fill.qty, fill.symbol, fill.price)
 
 
 @hookimpl
-def on_session_change(ctx, old, new):
+def on_session_change(ctx: Ctx, old: str, new: str) -> None:
     prices.clear()  # a new session starts a new trend
