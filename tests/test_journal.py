@@ -1,4 +1,4 @@
-"""The journal (engine/journal.py), restart (engine/recovery.py) and the paper venue's own ledger,
+"""The journal (engine/journal.py), restart (engine/runtime/recovery.py) and the paper venue's own ledger,
 on real SQLite files and real engine runs."""
 
 from __future__ import annotations
