@@ -1,9 +1,10 @@
 """The order context: a strategy's one door to the market.
 
-Every order and amend a strategy makes passes the pre-trade gate (``engine.risk``) here, before
-anything leaves the process. A refused order comes back at once with status ``rejected``, a
-``reject_code`` and a ``reject_reason`` sentence, and ``on_order_update`` fires for it after the
-current hook returns. Nothing is sent for it.
+Every order, amend and cancel a strategy makes passes the gate's one entrance
+(``engine.runtime.entrance``: the pre-trade rules of each action, then the hand-off to the venue)
+after its arguments are checked here; nothing else leaves the process. A refused order comes back
+at once with status ``rejected``, a ``reject_code`` and a ``reject_reason`` sentence, and
+``on_order_update`` fires for it after the current hook returns. Nothing is sent for it.
 
 The context exposes no adapter, credential or journal: only orders, positions, books, the session,
 the clock and the strategy's own parameters. Arguments are checked strictly: a binary ``float``

@@ -6,7 +6,7 @@ pre-trade rules of their action, in the order they run, and hand what passes to 
 
 - submit: the strategy is running, its refusal budget is not spent, then the strategy's
   :class:`~engine.risk.gate.Gate` (structural, venue, kill switch, session, market, account and
-  budget rules; see ``Runtime.checks_for``);
+  budget rules, built per strategy in ``engine.runtime.core``);
 - amend: the order is an open order of the strategy, the strategy is running, the refusal budget,
   the venue amends, the order is amendable, something changes, the new quantity is above what
   filled, then the same gate with the amended price and quantity;

@@ -438,7 +438,7 @@ class RecoveryMixin:
     :class:`~engine.runtime.Runtime`."""
 
     async def reconcile(self, venue: VenueState) -> None:
-        """After a reconnect: the same reconciliation as a restart (engine.recovery), then the
+        """After a reconnect: the same reconciliation as a restart (:func:`reconcile_venue`), then the
         cancels of what was open at the drop (``on_reconnect: cancel``) and of what the engine
         decided while the venue was away; ``connected`` is told once their final states are. A
         venue that cannot answer is asked again, backing off, while orders stay refused (9001)."""
