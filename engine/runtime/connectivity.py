@@ -1,6 +1,7 @@
 """Venue connection state: cancel-on-disconnect, reconnects, stale data, orphans.
 
-A venue account is in one :class:`VenueStatus` at a time. ``disconnected``: its open orders become
+A venue account is in one :class:`VenueStatus` at a time (the enum lives with the rule that reads
+it, engine.risk.connectivity, below the runtime; it is re-exported here). ``disconnected``: its open orders become
 unknown and new orders are refused (9001). Connected again after a drop it is ``reconciling``
 (engine.runtime.recovery) and only then ``connected``. At a restart it is ``recovering`` until
 the journal's orders are reconciled (7015). ``stale`` is only ever told to strategies (market data
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from engine.model import (
@@ -21,6 +21,7 @@ from engine.model import (
     OrderStatus,
     OrderUpdate,
 )
+from engine.risk.connectivity import CONNECTED, DISCONNECTED, RECONCILING, RECOVERING, STALE, VenueStatus
 
 if TYPE_CHECKING:
     from engine.runtime.core import Runtime
@@ -30,25 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engine")
 
-
-class VenueStatus(StrEnum):
-    """A venue account's connection state. A ``str`` enum: logs, metrics (``engine_venue_state``),
-    the report and ``ctx.venue_status`` carry the same words as before, and a strategy may compare
-    with the plain string."""
-
-    DISCONNECTED = "disconnected"  # no connection: open orders unknown, orders refused (9001)
-    CONNECTED = "connected"  # connected and reconciled: orders flow
-    RECONCILING = "reconciling"  # back after a drop, asking the venue what happened meanwhile (9001)
-    RECOVERING = "recovering"  # at a restart, until the journal's orders are reconciled (7015)
-    STALE = "stale"  # told to strategies only: market data stopped; orders are not affected
-
-
-# members as globals: on Python 3.11 ``VenueStatus.CONNECTED`` runs EnumType's attribute hook
-DISCONNECTED = VenueStatus.DISCONNECTED
-CONNECTED = VenueStatus.CONNECTED
-RECONCILING = VenueStatus.RECONCILING
-RECOVERING = VenueStatus.RECOVERING
-STALE = VenueStatus.STALE
+__all__ = ["CONNECTED", "DISCONNECTED", "RECONCILING", "RECOVERING", "STALE", "ConnectivityMixin", "MarketDataSink",
+           "VenueStatus"]
 
 
 class MarketDataSink:
