@@ -156,6 +156,9 @@ class EntranceMixin:
     def amend_order(
         self, runner: StrategyRunner, order: Order, price: Decimal | None, qty: Decimal | None
     ) -> bool:
+        """Change an open order's price and/or total quantity (the context parsed them). The new
+        values pass the same gate as a new order; a refusal is counted and logged, returns False
+        and leaves the order untouched; nothing to change returns False and sends nothing."""
         # the engine reads the order's slots directly: this runs on the tick-to-order path
         if not isinstance(order, Order) or runner.open_orders.get(order._client_id) is not order:
             self.refuse_amend(runner, order, Rejection(Reject.ORDER_NOT_OPEN, "not an open order of this strategy"))
