@@ -66,3 +66,26 @@ def test_the_order_context_imports_only_the_facade_and_only_for_typing() -> None
     probe = "import sys, engine.context; print(any(m.startswith('engine.runtime') for m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "False"
+
+
+ORDER_ACTIONS = {"submit", "amend", "cancel", "cancel_all"}
+
+
+def test_every_order_action_leaves_through_the_one_entrance() -> None:
+    """Only engine/runtime/entrance.py runs a strategy's gate or hands an order action (submit,
+    amend, cancel, mass cancel) to a venue adapter: there is one entrance to check."""
+    found: list[str] = []
+    for path in sorted((ROOT / "engine").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            owner = node.func.value
+            owner_name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+            if (node.func.attr in ORDER_ACTIONS and owner_name == "adapter") or (
+                node.func.attr == "check" and owner_name == "gate"
+            ):
+                found.append(f"{relative}:{node.lineno}: {ast.unparse(node.func)}")
+    assert found, "the scan found no order action at all"
+    outside = [line for line in found if not line.startswith("engine/runtime/entrance.py:")]
+    assert not outside, outside

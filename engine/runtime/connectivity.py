@@ -139,31 +139,6 @@ class ConnectivityMixin:
             venue.told_stale = False
             self._tell_venue_status(venue.name, CONNECTED)
 
-    def cancel_orphans(self, venue: VenueState) -> None:
-        """Cancel the orders a restart found with no strategy to own them (a strategy no longer in
-        the config, or ``on_restart.unknown_orders: cancel``); called again at every session
-        change, since the venue refuses cancels outside the phases that take them."""
-        now = self.clock.now_ns()
-        for order in list(venue.orphans.values()):
-            if order.is_terminal:
-                venue.orphans.pop(order.client_id, None)
-                continue
-            if order.status is not OrderStatus.PENDING_CANCEL and order.can_transition(OrderStatus.PENDING_CANCEL):
-                if venue.guard.take_cancel() is not None:  # the venue's budget: the rest when it has room
-                    if not venue.orphan_retry_due:
-                        venue.orphan_retry_due = True
-                        self.clock.call_at(max(venue.guard.next_cancel_ns(), now + 1), self._cancel_orphans_again,
-                                           venue)
-                    return
-                order.transition(OrderStatus.PENDING_CANCEL, now)
-                self.order_changed(venue, order)
-                venue.adapter.cancel(order)
-
-    def _cancel_orphans_again(self, venue: VenueState) -> None:
-        venue.orphan_retry_due = False
-        if venue.status is CONNECTED or venue.status is RECONCILING:
-            self.cancel_orphans(venue)
-
     def runners_on(self, venue: str) -> list[StrategyRunner]:
         return [r for r in self.runners.values() if r.venue == venue]
 

@@ -14,6 +14,12 @@ pre-trade rules of their action, in the order they run, and hand what passes to 
   cancels only); a strategy's cancel passes the session rule and its own cancel budget, an engine
   cancel (kill switch, MMP, a failure, shutdown, reconnect) only the venue account's budget.
 
+The engine's own cancels come in here too: a strategy's orders (:meth:`EntranceMixin.cancel_strategy_orders`),
+everything at a halt or shutdown (one mass cancel per venue where it can,
+:meth:`EntranceMixin.cancel_everything`) and the orphans a restart found
+(:meth:`EntranceMixin.cancel_orphans`); each spends the venue account's cancel budget. Nothing else
+in the engine hands an order action to an adapter (tests/test_runtime_facade.py checks it).
+
 A refusal goes to :mod:`engine.runtime.refusals` with the same codes in every case. Argument
 errors (a float price, an unknown side) are the order context's to find before it comes here.
 """
@@ -224,3 +230,75 @@ class EntranceMixin:
         """After a message went out: the day's order-to-trade ratio against the kill switch's limit."""
         messages, fills = runner.day_messages_and_fills()
         self.kill_switch.on_order_to_trade(runner.name, messages, fills)
+
+    # ---- the engine's own cancels: a strategy's orders, everything, orphans ----------------------
+    def cancel_strategy_orders(self, runner: StrategyRunner) -> int:
+        sent = 0
+        for order in list(runner.open_orders.values()):
+            if order.status is not OrderStatus.PENDING_CANCEL and self.cancel_order(runner, order, by_engine=True):
+                sent += 1
+        return sent
+
+    def cancel_everything(self) -> None:
+        """Every open order of every strategy (halt, shutdown): one mass cancel per venue whose
+        adapter has one (``capabilities.mass_cancel``, ``venues.<name>.mass_cancel``), else order
+        by order within the venue's request budget."""
+        for venue in self.venues.values():
+            runners = self.runners_on(venue.name)
+            if not self._mass_cancel(venue, runners):
+                for runner in runners:
+                    self.cancel_strategy_orders(runner)
+
+    def _mass_cancel(self, venue: VenueState, runners: list[StrategyRunner]) -> bool:
+        """One request for all of them: faster than the venue's per-request budget allows order by
+        order, and nothing can slip between two cancels. If the request fails, order by order."""
+        if not (venue.mass_cancel and venue.adapter.capabilities.mass_cancel and venue.status is CONNECTED):
+            return False
+        orders = [(runner, order) for runner in runners for order in runner.open_orders.values()
+                  if order.can_transition(OrderStatus.PENDING_CANCEL)]
+        if len(orders) < 2 or venue.guard.take_cancel() is not None:
+            return False
+        now = self.clock.now_ns()
+        for _, order in orders:
+            order.transition(OrderStatus.PENDING_CANCEL, now)
+            self.order_changed(venue, order)
+        log.warning("venue %s: mass cancel of %d orders", venue.name, len(orders))
+
+        async def send() -> None:
+            try:
+                await venue.adapter.cancel_all()
+            except Exception as exc:
+                log.error("venue %s: mass cancel failed (%s: %s); cancelling order by order", venue.name,
+                          type(exc).__name__, exc)
+                for runner, order in orders:
+                    if order.status is OrderStatus.PENDING_CANCEL:
+                        order.transition(order.live_status(), self.clock.now_ns())
+                        self.cancel_order(runner, order, by_engine=True)
+
+        self.spawn(send)
+        return True
+
+    def cancel_orphans(self, venue: VenueState) -> None:
+        """Cancel the orders a restart found with no strategy to own them (a strategy no longer in
+        the config, or ``on_restart.unknown_orders: cancel``); called again at every session
+        change, since the venue refuses cancels outside the phases that take them."""
+        now = self.clock.now_ns()
+        for order in list(venue.orphans.values()):
+            if order.is_terminal:
+                venue.orphans.pop(order.client_id, None)
+                continue
+            if order.status is not OrderStatus.PENDING_CANCEL and order.can_transition(OrderStatus.PENDING_CANCEL):
+                if venue.guard.take_cancel() is not None:  # the venue's budget: the rest when it has room
+                    if not venue.orphan_retry_due:
+                        venue.orphan_retry_due = True
+                        self.clock.call_at(max(venue.guard.next_cancel_ns(), now + 1), self._cancel_orphans_again,
+                                           venue)
+                    return
+                order.transition(OrderStatus.PENDING_CANCEL, now)
+                self.order_changed(venue, order)
+                venue.adapter.cancel(order)
+
+    def _cancel_orphans_again(self, venue: VenueState) -> None:
+        venue.orphan_retry_due = False
+        if venue.status is CONNECTED or venue.status is RECONCILING:
+            self.cancel_orphans(venue)

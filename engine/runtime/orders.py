@@ -23,7 +23,7 @@ from engine.model import (
 )
 from engine.portfolio import Position
 from engine.rejects import Reject
-from engine.runtime.connectivity import CONNECTED, RECONCILING
+from engine.runtime.connectivity import RECONCILING
 
 if TYPE_CHECKING:
     from engine.runtime.runner import StrategyRunner
@@ -231,52 +231,6 @@ class OrdersMixin:
             candidate = format_client_id(runner.name, self.client_epoch, runner.client_seq)
             if candidate not in used:
                 return candidate
-
-    def cancel_strategy_orders(self, runner: StrategyRunner) -> int:
-        sent = 0
-        for order in list(runner.open_orders.values()):
-            if order.status is not OrderStatus.PENDING_CANCEL and self.cancel_order(runner, order, by_engine=True):
-                sent += 1
-        return sent
-
-    def cancel_everything(self) -> None:
-        """Every open order of every strategy (halt, shutdown): one mass cancel per venue whose
-        adapter has one (``capabilities.mass_cancel``, ``venues.<name>.mass_cancel``), else order
-        by order within the venue's request budget."""
-        for venue in self.venues.values():
-            runners = self.runners_on(venue.name)
-            if not self._mass_cancel(venue, runners):
-                for runner in runners:
-                    self.cancel_strategy_orders(runner)
-
-    def _mass_cancel(self, venue: VenueState, runners: list[StrategyRunner]) -> bool:
-        """One request for all of them: faster than the venue's per-request budget allows order by
-        order, and nothing can slip between two cancels. If the request fails, order by order."""
-        if not (venue.mass_cancel and venue.adapter.capabilities.mass_cancel and venue.status is CONNECTED):
-            return False
-        orders = [(runner, order) for runner in runners for order in runner.open_orders.values()
-                  if order.can_transition(OrderStatus.PENDING_CANCEL)]
-        if len(orders) < 2 or venue.guard.take_cancel() is not None:
-            return False
-        now = self.clock.now_ns()
-        for _, order in orders:
-            order.transition(OrderStatus.PENDING_CANCEL, now)
-            self.order_changed(venue, order)
-        log.warning("venue %s: mass cancel of %d orders", venue.name, len(orders))
-
-        async def send() -> None:
-            try:
-                await venue.adapter.cancel_all()
-            except Exception as exc:
-                log.error("venue %s: mass cancel failed (%s: %s); cancelling order by order", venue.name,
-                          type(exc).__name__, exc)
-                for runner, order in orders:
-                    if order.status is OrderStatus.PENDING_CANCEL:
-                        order.transition(order.live_status(), self.clock.now_ns())
-                        self.cancel_order(runner, order, by_engine=True)
-
-        self.spawn(send)
-        return True
 
     def anomaly(self, kind: str, sample: str) -> None:
         """Something a venue sent that cannot be applied: counted, logged once per kind, kept."""
