@@ -13,10 +13,11 @@ One module per concern; :class:`Runtime` (``core``) is composed of their mixins:
   and the market view the gate reads;
 - ``dispatch``: the per-event path (``on_book``, ``on_trade``, ``on_instrument_status``), hook
   calls, slow-hook accounting, the queue of what a hook caused;
-- ``entrance``: the one entrance to the gate: ``submit``, ``amend`` and ``cancel``, each with its
-  pre-trade rules, then the hand-off to the venue;
+- ``entrance``: the one entrance to the gate: ``submit_order``, ``amend_order`` and
+  ``cancel_order``, each with its pre-trade rules, then the hand-off to the venue; the engine's
+  own cancels (a strategy's orders, mass cancel, orphans) too;
 - ``refusals``: local refusals, the refusal budget, the repeat-refusal rule;
-- ``orders``: fills, venue order updates, orphans, engine cancels, anomalies;
+- ``orders``: fills, venue order updates, orphans' fills, client ids, anomalies;
 - ``strategies``: a strategy's states (held, paused, failed, stopped);
 - ``connectivity``: :class:`VenueStatus`, cancel-on-disconnect, reconnects, stale market data;
 - ``recovery``: restart from the journal, reconciliation with the venue, the account sync;

@@ -1,4 +1,4 @@
-"""Venue connection state: cancel-on-disconnect, reconnects, stale data, orphans.
+"""Venue connection state: cancel-on-disconnect, reconnects, stale market data.
 
 A venue account is in one :class:`VenueStatus` at a time (the enum lives with the rule that reads
 it, engine.risk.connectivity, below the runtime; it is re-exported here). ``disconnected``: its open orders become

@@ -1,4 +1,4 @@
-"""Order bookkeeping after the hand-off: fills, venue order updates, orphans, mass cancels.
+"""Order bookkeeping after the hand-off: fills, venue order updates, orphans' fills, client ids.
 
 Every change to an order goes through :meth:`OrdersMixin.order_changed` (its reservation in the
 account and its journal row); a fill is durable in the journal before its strategy hears of it.
@@ -41,7 +41,7 @@ _REJECTED = OrderStatus.REJECTED
 
 
 class OrdersMixin:
-    """Fills, order updates and engine cancels of :class:`~engine.runtime.Runtime`."""
+    """Fills, order updates and anomalies of :class:`~engine.runtime.Runtime`."""
 
     def on_fill(self, fill: Fill) -> None:
         venue = self.venues.get(fill.venue)
