@@ -32,7 +32,8 @@ from pathlib import Path
 
 from engine.model import ENGINE_FAST_SLOTS
 
-ROOT = Path(__file__).resolve().parent.parent
+# the checkout: the folder with pyproject.toml above this file (wherever tests/ puts it)
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 SCANNED = ("engine", "adapters")
 # underscore names that are public API of the standard library (namedtuple's, os's)
 STDLIB_PUBLIC = frozenset({"_replace", "_asdict", "_fields", "_make", "_field_defaults", "_exit"})

@@ -13,7 +13,8 @@ from engine.clock import SimClock
 from engine.runtime import Runtime
 from engine.runtime.facade import EngineFacade, StrategyDesk
 
-ROOT = Path(__file__).resolve().parent.parent
+# the checkout: the folder with pyproject.toml above this file (wherever tests/ puts it)
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 
 
 def _members(protocol: type) -> set[str]:
