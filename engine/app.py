@@ -41,10 +41,9 @@ from engine.journal import Journal, make_private, move_aside, peek
 from engine.loader import LoadedStrategy, load_strategies
 from engine.observe import MetricsServer, Observer
 from engine.outfile import OutputPathError, write_atomic
-from engine.recovery import Restored, recover_venue, restore
 from engine.risk.killswitch import TradingState
 from engine.risk.rulepack import RulePack, resolve_packs
-from engine.runtime import Runtime, StrategyRunner
+from engine.runtime import Restored, Runtime, StrategyRunner, recover_venue, restore
 from engine.secrets import Redactor, write_scrubbed
 from engine.sessions import SessionDriver, SessionSchedule
 from engine.shutdown import EXIT_ORDERS_LEFT_WORKING, OrderCloser
@@ -208,10 +207,8 @@ class Engine:
             self.runtime.add_venue(
                 name, adapter, instruments, account=venue_cfg.account, packs=packs, rate_limits=rate_limits,
                 cancel_on_disconnect=venue_cfg.cancel_on_disconnect, on_reconnect=venue_cfg.on_reconnect,
-                currency=self.cfg.account_currency(name),
+                currency=self.cfg.account_currency(name), feed=self.feeds.get(name), mass_cancel=venue_cfg.mass_cancel,
             )
-            self.runtime.venues[name].feed = self.feeds.get(name)
-            self.runtime.venues[name].mass_cancel = venue_cfg.mass_cancel
 
     def _adapter_class(self, where: tuple[str, ...], adapter_name: str) -> type[VenueAdapter]:
         """The adapter class a config section names; an unknown name, or a market-data-only adapter
@@ -314,7 +311,7 @@ class Engine:
         if journal is not None:
             rt.hold_strategies()
             for name in self.adapters:
-                rt.venues[name].status = "recovering"
+                rt.mark_recovering(name)
         for adapter in self.all_adapters():
             try:
                 await adapter.connect()
@@ -335,7 +332,7 @@ class Engine:
                         f"venue {name}: restart reconciliation failed ({type(exc).__name__}: {exc}); the engine "
                         "does not trade an account it cannot reconcile"
                     ) from exc
-                rt._venue_ready(venue)
+                rt.venue_ready(venue)
             journal.commit(self.clock.now_ns())
             rt.release_strategies()
             states = self.restored.strategy_states if self.restored is not None else {}

@@ -1,9 +1,10 @@
 """The order context: a strategy's one door to the market.
 
-Every order and amend a strategy makes passes the pre-trade gate (``engine.risk``) here, before
-anything leaves the process. A refused order comes back at once with status ``rejected``, a
-``reject_code`` and a ``reject_reason`` sentence, and ``on_order_update`` fires for it after the
-current hook returns. Nothing is sent for it.
+Every order, amend and cancel a strategy makes passes the gate's one entrance
+(``engine.runtime.entrance``: the pre-trade rules of each action, then the hand-off to the venue)
+after its arguments are checked here; nothing else leaves the process. A refused order comes back
+at once with status ``rejected``, a ``reject_code`` and a ``reject_reason`` sentence, and
+``on_order_update`` fires for it after the current hook returns. Nothing is sent for it.
 
 The context exposes no adapter, credential or journal: only orders, positions, books, the session,
 the clock and the strategy's own parameters. Arguments are checked strictly: a binary ``float``
@@ -21,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from engine.model import ZERO, Book, Order, OrderStatus, OrderType, Side, TimeInForce
 from engine.rejects import Reject
-from engine.risk.gate import OrderRequest, Rejection
+from engine.risk.gate import Rejection
 
 if TYPE_CHECKING:
-    from engine.runtime import Runtime, StrategyRunner
+    from engine.runtime.facade import StrategyDesk, StrategyRunner
     from engine.venue import Capabilities
 
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # VENUES.md 6.5: every venue accepts this
@@ -91,7 +92,7 @@ class OrderContext:
 
     __slots__ = ("_runner", "_runtime", "_params", "_log", "_clock")
 
-    def __init__(self, runner: StrategyRunner, runtime: Runtime, params: Any, log: logging.Logger) -> None:
+    def __init__(self, runner: StrategyRunner, runtime: StrategyDesk, params: Any, log: logging.Logger) -> None:
         self._runner = runner
         self._runtime = runtime
         self._params = params
@@ -169,7 +170,7 @@ class OrderContext:
     @property
     def venue_status(self) -> str:
         """This strategy's venue: "connected", "disconnected" or "reconciling"."""
-        return self._runtime.venues[self._runner.venue].status
+        return str(self._runtime.venues[self._runner.venue].status)  # a plain str, as always
 
     @property
     def capabilities(self) -> Capabilities:
@@ -283,30 +284,12 @@ class OrderContext:
             order_type=type_, tif=tif_, post_only=bool(post_only), ts=now, mmp=bool(mmp), algo_id=runner.algo_id,
             reduce_only=bool(reduce_only),
         )
-        if runner.state != "running":
-            return runtime.refuse(
-                runner, order, Rejection(
-                    runner.stop_code, f"strategy {runner.name!r} is {runner.state}: {runner.failure or 'stopped'}"
-                )
-            )
-        if runner.throttled:  # refusals spent its budget: refused before any other rule runs
-            spent = runner.rate.refusal_budget_spent()
-            if spent is not None:
-                return runtime.refuse(runner, order, spent)
-            runner.throttled = False
-        request = OrderRequest(
-            runner.name, runner.venue, symbol, runner.instruments.get(symbol), side_, qty_, price_,
-            type_, tif_, order.post_only, wire_id, None, order.mmp, runner.facts.get(symbol), order._reduce_only,
-        )
-        rejection = runner.gate.check(request)
-        if rejection is not None:
-            return runtime.refuse(runner, order, rejection)
-        return runtime.send_new(runner, order)
+        return runtime.submit_order(runner, order)  # the gate's one entrance (engine.runtime.entrance)
 
     def cancel(self, order: Order) -> bool:
         """Ask the venue to cancel. Returns False (and sends nothing) when the order is not this
         strategy's, is already terminal, or a cancel is already pending."""
-        return self._runtime.request_cancel(self._runner, order)
+        return self._runtime.cancel_order(self._runner, order)
 
     def amend(
         self, order: Order, price: Decimal | str | int | None = None, qty: int | Decimal | str | None = None
@@ -322,14 +305,14 @@ class OrderContext:
         except ArgumentRejection as bad:
             runtime.refuse_amend(runner, order, Rejection(bad.code, bad.reason))
             return False
-        return runtime.request_amend(runner, order, price_, qty_)
+        return runtime.amend_order(runner, order, price_, qty_)
 
     def cancel_all(self, symbol: str | None = None) -> int:
         """Cancel every open order of this strategy (for one symbol, or all). Returns how many
         cancels were sent."""
         sent = 0
         for order in self.open_orders(symbol):
-            if order.status is not OrderStatus.PENDING_CANCEL and self._runtime.request_cancel(self._runner, order):
+            if order.status is not OrderStatus.PENDING_CANCEL and self._runtime.cancel_order(self._runner, order):
                 sent += 1
         return sent
 

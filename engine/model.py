@@ -44,6 +44,7 @@ __all__ = [
     "VenueOrder",
     "VenuePosition",
     "apply_venue_update",
+    "ENGINE_FAST_SLOTS",
 ]
 
 ZERO = Decimal(0)
@@ -468,6 +469,7 @@ class Order:
         self._reduce_only = reduce_only
 
     # ---- read-only view for strategies (C-level getters: no Python frame per read) ----------
+    # (the engine itself may read the slots directly: see ENGINE_FAST_SLOTS below the class)
     client_id = property(_get("_client_id"), doc="Our id for the order; the venue echoes it.")
     strategy = property(_get("_strategy"))
     venue = property(_get("_venue"))
@@ -647,6 +649,26 @@ class Order:
             f"Order({self._client_id} {self._side.value} {self._qty} {self._symbol} @ {px} "
             f"{self._status.value} filled={self._cum_qty})"
         )
+
+
+#: The accessor convention: the slots of :class:`Order` that modules under ``engine/`` may READ
+#: directly (``order._symbol``) instead of through the public property (``order.symbol``).
+#:
+#: Why: an order is read many times on every order message (the gate's entrance, fills and venue
+#: updates, the account's reservations, the journal's row), and on Python 3.11 a read through the
+#: public property (a C-level ``attrgetter``, so no Python frame) costs ~460 instructions against
+#: ~76 for the slot itself; a property written in Python (``pending_qty``) ~650 (callgrind,
+#: PYTHONHASHSEED=0, the difference of two loop lengths of ten reads). Where orders are handled
+#: rarely (reconciliation, a drop, the kill switch, orphans) the engine uses the public properties.
+#:
+#: Rules: only reads (every write goes through Order's own methods, which keep VENUES.md 6.6);
+#: only modules under ``engine/`` (adapters and strategies use the public properties); only these
+#: names. tests/test_private_names.py enforces all three.
+ENGINE_FAST_SLOTS = frozenset({
+    "_client_id", "_strategy", "_venue", "_symbol", "_side", "_type", "_tif", "_post_only", "_qty", "_price",
+    "_status", "_cum_qty", "_notional", "_venue_order_id", "_reject_code", "_reject_reason", "_created_ts",
+    "_updated_ts", "_pending_price", "_pending_qty", "_mmp", "_algo_id", "_reduce_only",
+})
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,11 +6,11 @@ venue's budget) are only the start: a venue may refuse a cancel (3001 when its r
 looks at every order not yet final, over and over until each one is or the deadline passes:
 
 - an order the venue still works (a refused cancel put it back) gets its cancel again, backing off
-  per order, through :meth:`Runtime.request_cancel` as an engine cancel: it spends only the venue's
+  per order, through :meth:`Runtime.cancel_order` as an engine cancel: it spends only the venue's
   budget and is paced when that is exhausted, so retries never become the burst the venue refuses;
 - an order whose cancel went unanswered for ``ANSWER_WAIT_NS``, or whose state is ``unknown``, is
-  asked about: the same reconciliation a reconnect runs (:func:`engine.recovery.ask_venue` and
-  :func:`engine.recovery.reconcile_venue`) gives it the venue's state, missed fills included;
+  asked about: the same reconciliation a reconnect runs (:func:`engine.runtime.recovery.ask_venue` and
+  :func:`engine.runtime.recovery.reconcile_venue`) gives it the venue's state, missed fills included;
 - a venue that dropped meanwhile gets the cancels when it is back (the reconnect's reconciliation
   sends them), as long as the deadline allows;
 - orders of strategies this config no longer runs (orphans) are cancelled too.
@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 from engine.clock import NS_PER_S
 from engine.model import Order, OrderStatus
-from engine.recovery import ask_venue, reconcile_venue
+from engine.runtime.connectivity import CONNECTED
+from engine.runtime.recovery import ask_venue, reconcile_venue
 
 if TYPE_CHECKING:
-    from engine.runtime import Runtime, StrategyRunner, _Venue
+    from engine.runtime import Runtime, StrategyRunner, VenueState
 
 log = logging.getLogger("engine")
 
@@ -70,7 +71,7 @@ class OrderCloser:
         self.cancels_sent = 0  # after the first round: the retries
         self.queries = 0
 
-    def working(self) -> Iterator[tuple[_Venue, StrategyRunner | None, Order]]:
+    def working(self) -> Iterator[tuple[VenueState, StrategyRunner | None, Order]]:
         """Every order that may still trade: the strategies' open ones and the venues' orphans."""
         runtime = self.runtime
         for runner in runtime.runners.values():
@@ -114,18 +115,18 @@ class OrderCloser:
             attempt = self._attempts.get(client_id, 0) + 1
             self._attempts[client_id] = attempt
             self._next_try_ns[client_id] = now + min(RETRY_FIRST_NS << min(attempt - 1, 4), RETRY_MAX_NS)
-            if runtime.request_cancel(runner, order, by_engine=True, allow_reconciling=True):
+            if runtime.cancel_order(runner, order, by_engine=True, allow_reconciling=True):
                 self.cancels_sent += 1
         for venue in runtime.venues.values():
-            if venue.orphans and venue.status == "connected":
+            if venue.orphans and venue.status is CONNECTED:
                 runtime.cancel_orphans(venue)
         for name in sorted(to_ask):
             self._ask(runtime.venues[name], now)
 
-    def _ask(self, venue: _Venue, now: int) -> None:
+    def _ask(self, venue: VenueState, now: int) -> None:
         """Reconcile with one venue (not while it is down or reconciling after a reconnect, which
         does the same and sends the cancels decided meanwhile)."""
-        if venue.status != "connected" or venue.name in self._asking:
+        if venue.status is not CONNECTED or venue.name in self._asking:
             return
         if now - self._asked_ns.get(venue.name, -QUERY_INTERVAL_NS) < QUERY_INTERVAL_NS:
             return
@@ -134,7 +135,7 @@ class OrderCloser:
         self.queries += 1
         self.runtime.spawn(lambda: self._reconcile(venue))
 
-    async def _reconcile(self, venue: _Venue) -> None:
+    async def _reconcile(self, venue: VenueState) -> None:
         runtime = self.runtime
         since = min(self.started_ns, venue.dropped_at_ns or self.started_ns) - NS_PER_S
         try:
@@ -146,7 +147,7 @@ class OrderCloser:
             return
         finally:
             self._asking.discard(venue.name)
-        if venue.status != "connected":
+        if venue.status is not CONNECTED:
             return  # dropped meanwhile: the reconnect reconciles
         now = runtime.clock.now_ns()
         for _, _, order in self.working():

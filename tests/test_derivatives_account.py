@@ -321,8 +321,8 @@ def test_a_journal_snapshot_restores_the_short_and_a_changed_account_kind_is_ref
 
     from engine.errors import StartupError
     from engine.journal import Journal
-    from engine.recovery import restore
     from engine.risk.account import AccountConfig
+    from engine.runtime.recovery import restore
 
     day = dt.date(2026, 11, 23)
     derivatives = DerivativesAccountConfig(kind="derivatives", equity=D(1000))

@@ -19,7 +19,7 @@ from adapters.pulse.sandbox import PulseSandbox
 from engine.model import OrderStatus
 from engine.rejects import Reject
 from engine.risk.derivatives import DerivativesAccount, DerivativesAccountConfig
-from engine.runtime import Runtime, StrategyRunner
+from engine.runtime import Runtime, StrategyRunner, VenueStatus
 
 pytestmark = pytest.mark.anyio
 D = Decimal
@@ -71,7 +71,7 @@ async def test_reconciliation_after_a_reconnect_takes_the_venues_position_and_co
         await until(lambda: sell.status is S.FILLED)
         # the venue moved the position while the engine could not see (a liquidation, another session)
         sandbox.accounts["mm"].positions[BTC].size = D(-40)
-        venue.status = "reconciling"  # what a reconnect does before it reconciles
+        venue.status = VenueStatus.RECONCILING  # what a reconnect does before it reconciles
         await runtime.reconcile(venue)
         assert account.awaiting_confirmation and runtime.anomalies["account_mismatch"] == 0  # seen once
         await runtime.sync_account(venue)  # a periodic sync meanwhile: the difference waits for its confirmation

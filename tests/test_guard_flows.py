@@ -32,8 +32,8 @@ from test_guard_codes import (
 )
 
 from engine.model import Phase
-from engine.recovery import VenueAnswer, ask_venue, reconcile_venue
 from engine.risk.killswitch import TradingState
+from engine.runtime.recovery import VenueAnswer, ask_venue, reconcile_venue
 
 D = Decimal
 NS = 1_000_000_000

@@ -1,4 +1,4 @@
-"""The journal (engine/journal.py), restart (engine/recovery.py) and the paper venue's own ledger,
+"""The journal (engine/journal.py), restart (engine/runtime/recovery.py) and the paper venue's own ledger,
 on real SQLite files and real engine runs."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from engine.errors import StartupError
 from engine.journal import MIGRATIONS, Journal, JournalError
 from engine.model import Instrument, Order, OrderStatus, OrderType, Phase, SessionState, Side, TimeInForce
 from engine.rejects import Reject
-from engine.risk.connectivity import VenueConnected
+from engine.risk.connectivity import VenueConnected, VenueStatus
 from engine.risk.gate import OrderRequest
 
 ACCOUNT = "    account: {cash: 1000000, holdings: {MEBL: 1000, OGDC: 1000}}\n"
@@ -238,7 +238,7 @@ def test_a_version_1_journal_keeps_its_client_id_reservation_as_its_last_block(t
 def test_restart_refuses_orders_with_7015_until_reconciled():
     class Venue:
         name = "paper"
-        status = "recovering"
+        status = VenueStatus.RECOVERING
 
     request = OrderRequest("s", "paper", "MEBL", None, Side.BUY, Decimal(1), Decimal(1), OrderType.LIMIT,
                            TimeInForce.DAY, False, "s-1")

@@ -126,11 +126,13 @@ class LedgerEntry(NamedTuple):
     amount: Decimal
 
 
-def _money(value: Decimal) -> str:
+def money(value: Decimal) -> str:
+    """An amount as the refusal sentences write it: 1,234.50 (also engine.risk.derivatives')."""
     return f"{value:,.2f}"
 
 
-def _count(value: Decimal) -> str:
+def units(value: Decimal) -> str:
+    """A count of shares or contracts as the refusal sentences write it: 1,000."""
     return f"{value:,f}"
 
 
@@ -623,7 +625,7 @@ def worst_position(position: Decimal, side: Side, added: Decimal) -> Decimal | N
     return worst
 
 
-def _new_leaves(request: OrderRequest) -> Decimal:
+def new_leaves(request: OrderRequest) -> Decimal:
     """Leaves an order would have after the request: its qty, or for an amend the new total less
     what has already filled."""
     amend = request.amend_of
@@ -682,18 +684,18 @@ class BuyingPower:
                 return None
             shortfall = need - available
             by = account.proceeds_by(shortfall)
-            settles = "" if by is None else f"; {_money(by[0])} of sale proceeds settle on {by[1].isoformat()}"
+            settles = "" if by is None else f"; {money(by[0])} of sale proceeds settle on {by[1].isoformat()}"
             return Rejection(
                 Reject.UNSETTLED_FUNDS,
-                f"buy {_count(qty)} {symbol} needs {_money(shortfall)} more than the buying power of "
-                f"{_money(available)}{settles} (unsettled sale proceeds are not usable before they settle)",
+                f"buy {units(qty)} {symbol} needs {money(shortfall)} more than the buying power of "
+                f"{money(available)}{settles} (unsettled sale proceeds are not usable before they settle)",
             )
         what = "amend of" if amend is not None else "buy"
         return Rejection(
             Reject.INSUFFICIENT_BUYING_POWER,
-            f"{what} {_count(qty)} {symbol} needs {_money(need)} (incl. estimated fee) but buying power is "
-            f"{_money(available)} (settled cash {_money(account._cash)} less {_money(account._reserved_cash)} "
-            f"reserved by open buys; {_money(unsettled)} unsettled)",
+            f"{what} {units(qty)} {symbol} needs {money(need)} (incl. estimated fee) but buying power is "
+            f"{money(available)} (settled cash {money(account._cash)} less {money(account._reserved_cash)} "
+            f"reserved by open buys; {money(unsettled)} unsettled)",
         )
 
 
@@ -712,7 +714,7 @@ class NoShortSelling:
             return None
         account = self.account
         symbol = request.symbol
-        qty = _new_leaves(request)
+        qty = new_leaves(request)
         amend = request.amend_of
         if amend is not None:
             qty -= account.reserved_for(amend.client_id)[1]
@@ -725,16 +727,16 @@ class NoShortSelling:
         if unsettled > 0 and not account._sell_unsettled.get(symbol, False) and qty <= sellable + unsettled:
             shortfall = qty - sellable
             by = account.shares_by(symbol, shortfall)
-            settles = "" if by is None else f"; {_count(by[0])} bought shares settle on {by[1].isoformat()}"
+            settles = "" if by is None else f"; {units(by[0])} bought shares settle on {by[1].isoformat()}"
             return Rejection(
                 Reject.SETTLEMENT_IN_PROGRESS,
-                f"sell {_count(qty)} {symbol} but only {_count(sellable)} settled shares are free to sell{settles} "
+                f"sell {units(qty)} {symbol} but only {units(sellable)} settled shares are free to sell{settles} "
                 f"(this rule pack does not allow selling unsettled buys)",
             )
         more = "more " if amend is not None else ""
         return Rejection(
             Reject.POSITION_NOT_HELD,
-            f"sell {_count(qty)} {more}{symbol} but only {_count(max(sellable, ZERO))} held and not already being "
+            f"sell {units(qty)} {more}{symbol} but only {units(max(sellable, ZERO))} held and not already being "
             f"sold (blank short sales are refused)",
         )
 
@@ -796,9 +798,9 @@ class PositionLimit:
         if max_position is not None and size > max_position:
             return Rejection(
                 Reject.POSITION_LIMIT_EXCEEDED,
-                f"{side} {_count(qty)} {symbol} could take strategy {strategy!r} to {_count(size)} shares "
-                f"(position {_count(position)}, {_count(open_same)} on open {side} orders), above its internal "
-                f"limit max_position {_count(max_position)} (a firm limit, not a PSX rule)",
+                f"{side} {units(qty)} {symbol} could take strategy {strategy!r} to {units(size)} shares "
+                f"(position {units(position)}, {units(open_same)} on open {side} orders), above its internal "
+                f"limit max_position {units(max_position)} (a firm limit, not a PSX rule)",
             )
         if max_notional is not None:
             price = request.price
@@ -809,9 +811,9 @@ class PositionLimit:
             if price is not None and size * price > max_notional:
                 return Rejection(
                     Reject.POSITION_LIMIT_EXCEEDED,
-                    f"{side} {_count(qty)} {symbol} could take strategy {strategy!r} to {_money(size * price)} "
-                    f"({_count(size)} shares at {price}), above its internal limit max_notional "
-                    f"{_money(max_notional)} (a firm limit, not a PSX rule)",
+                    f"{side} {units(qty)} {symbol} could take strategy {strategy!r} to {money(size * price)} "
+                    f"({units(size)} shares at {price}), above its internal limit max_notional "
+                    f"{money(max_notional)} (a firm limit, not a PSX rule)",
                 )
         return None
 
@@ -847,7 +849,7 @@ class SectorLimit:
             if price is None:
                 price = account.mark_price(symbol, mark)
         exposure = account.sector_exposure(sector, mark)
-        added = _new_leaves(request) * price
+        added = new_leaves(request) * price
         amend = request.amend_of
         if amend is not None:
             added -= amend.leaves_qty * account.mark_price(symbol, mark)
@@ -864,8 +866,8 @@ class SectorLimit:
         if total > limit:
             return Rejection(
                 Reject.SECTOR_EXPOSURE_EXCEEDED,
-                f"buy {_count(_new_leaves(request))} {symbol} would take sector {sector!r} exposure to "
-                f"{_money(total)} (now {_money(exposure)}), above its internal limit {_money(limit)}{basis} "
+                f"buy {units(new_leaves(request))} {symbol} would take sector {sector!r} exposure to "
+                f"{money(total)} (now {money(exposure)}), above its internal limit {money(limit)}{basis} "
                 f"(a firm limit, not a PSX rule)",
             )
         return None

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from engine.model import TERMINAL_STATUSES, ZERO, Fill, Instrument, Order, Side, VenueAccount
 from engine.portfolio import Position
 from engine.rejects import Reject
-from engine.risk.account import PositionLimits, _count, _money, _new_leaves, worst_position
+from engine.risk.account import PositionLimits, money, new_leaves, units, worst_position
 from engine.risk.gate import OrderRequest, Rejection
 from engine.risk.rulepack import RulePack
 
@@ -348,7 +348,7 @@ class DerivativesAccount:
             ours = self.position(symbol)
             if symbol not in self.instruments:
                 if theirs:
-                    found.append(f"the venue holds {_count(theirs)} {symbol}, an instrument this config does not list")
+                    found.append(f"the venue holds {units(theirs)} {symbol}, an instrument this config does not list")
                 continue
             if seen is not None and seen.mark_price:
                 marks[symbol] = seen.mark_price
@@ -357,7 +357,7 @@ class DerivativesAccount:
             if earlier.get(symbol) != theirs - ours:
                 self._unconfirmed[symbol] = theirs - ours
                 continue
-            found.append(f"{symbol} position {_count(ours)} here, {_count(theirs)} at the venue; the venue's taken")
+            found.append(f"{symbol} position {units(ours)} here, {units(theirs)} at the venue; the venue's taken")
             entry = seen.average_price if seen is not None and seen.average_price else self.mark_price(symbol)
             self._set_position(symbol, theirs, entry)
             self._external[symbol] = self._external.get(symbol, ZERO) + theirs - ours
@@ -377,7 +377,7 @@ class DerivativesAccount:
                 self._venue_fresh = False
                 self.mismatches += len(found)
                 return found
-            found.append(f"equity {_money(ours_equity)} {self.currency} here, {_money(venue.equity)} at the venue; "
+            found.append(f"equity {money(ours_equity)} {self.currency} here, {money(venue.equity)} at the venue; "
                          "the venue's taken")
         self._balance += difference  # exact agreement at the venue's marks, even inside the tolerance
         self._venue = venue
@@ -460,15 +460,15 @@ class ReduceOnly:
         others = account.reduce_only_qty(symbol, side)
         if amend is not None:
             others -= amend.leaves_qty
-        qty = _new_leaves(request)
+        qty = new_leaves(request)
         room = -position if side is _BUY else position
         if room > ZERO and qty + others <= room:
             return None
-        held = "flat" if not position else f"{'long' if position > 0 else 'short'} {_count(abs(position))}"
+        held = "flat" if not position else f"{'long' if position > 0 else 'short'} {units(abs(position))}"
         return Rejection(
             Reject.POSITION_NOT_HELD,
-            f"reduce-only {side} {_count(qty)} {symbol} would not reduce the position ({held}, "
-            f"{_count(others)} on other reduce-only {side} orders)",
+            f"reduce-only {side} {units(qty)} {symbol} would not reduce the position ({held}, "
+            f"{units(others)} on other reduce-only {side} orders)",
         )
 
 
@@ -492,7 +492,7 @@ class MarginCheck:
             return None  # ReduceOnly holds it to the position
         symbol = request.symbol
         side = request.side
-        qty = _new_leaves(request)
+        qty = new_leaves(request)
         position = account.position(symbol)
         same_side = account.open_qty(symbol, side)
         if amend is not None:
@@ -516,9 +516,9 @@ class MarginCheck:
         currency = account.currency
         return Rejection(
             Reject.INSUFFICIENT_BUYING_POWER,
-            f"{side} {_count(qty)} {symbol} needs {_money(need)} {currency} of initial margin (incl. fee) but "
-            f"{_money(available)} {currency} is available (equity {_money(account.equity())} less initial margin "
-            f"{_money(account.initial_margin())} ({account.margin_source}) less {_money(account.reserved_margin)} "
+            f"{side} {units(qty)} {symbol} needs {money(need)} {currency} of initial margin (incl. fee) but "
+            f"{money(available)} {currency} is available (equity {money(account.equity())} less initial margin "
+            f"{money(account.initial_margin())} ({account.margin_source}) less {money(account.reserved_margin)} "
             f"reserved by open orders)",
         )
 
@@ -540,7 +540,7 @@ class DerivativesPositionLimit:
         if max_position is None and max_notional is None:
             return None
         side = request.side
-        qty = _new_leaves(request)
+        qty = new_leaves(request)
         open_same = account.open_qty(symbol, side)
         amend = request.amend_of
         if amend is not None:
@@ -553,17 +553,17 @@ class DerivativesPositionLimit:
         if max_position is not None and size > max_position:
             return Rejection(
                 Reject.POSITION_LIMIT_EXCEEDED,
-                f"{side} {_count(qty)} {symbol} could take the account to {_count(size)} "
-                f"(position {_count(position)}, {_count(open_same)} on open {side} orders), above its limit "
-                f"max_position {_count(max_position)}",
+                f"{side} {units(qty)} {symbol} could take the account to {units(size)} "
+                f"(position {units(position)}, {units(open_same)} on open {side} orders), above its limit "
+                f"max_position {units(max_position)}",
             )
         if max_notional is not None:
             price = request.price if request.price is not None else account.mark_price(symbol)
             if size * price > max_notional:
                 return Rejection(
                     Reject.POSITION_LIMIT_EXCEEDED,
-                    f"{side} {_count(qty)} {symbol} could take the account to {_money(size * price)} "
-                    f"{account.currency} ({_count(size)} at {price}), above its limit max_notional "
-                    f"{_money(max_notional)} {account.currency}",
+                    f"{side} {units(qty)} {symbol} could take the account to {money(size * price)} "
+                    f"{account.currency} ({units(size)} at {price}), above its limit max_notional "
+                    f"{money(max_notional)} {account.currency}",
                 )
         return None

@@ -1,4 +1,9 @@
-"""The gate every submit and amend passes before anything leaves the process."""
+"""The gate every submit and amend passes before anything leaves the process.
+
+Its one entrance is ``engine.runtime.entrance`` (``Runtime.submit_order``, ``amend_order`` and
+``cancel_order``): every order action, a strategy's or the engine's, passes there, and submits and
+amends run a strategy's :class:`Gate` there. The rules themselves are the checks in this package.
+"""
 
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ our strategies' client ids that the journal never saw are adopted or cancelled (
 Until it is done the venue refuses orders with 7015.
 
 The reconciliation itself (:func:`ask_venue` then :func:`reconcile_venue`) is the same one
-``Runtime.reconcile`` runs after every reconnect, where orders are refused with 9001 meanwhile.
+:meth:`RecoveryMixin.reconcile` runs after every reconnect, where orders are refused with 9001
+meanwhile; a derivatives account then takes the venue's own figures (:meth:`RecoveryMixin.sync_account`).
 """
 
 from __future__ import annotations
@@ -25,19 +26,32 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from engine.clientids import format_client_id, parse_client_id, strategy_of_other_epoch
+from engine.clock import NS_PER_S
 from engine.errors import StartupError
 from engine.journal import Journal
 from engine.model import TERMINAL_STATUSES, Fill, Order, OrderStatus, OrderType, VenueOrder
 from engine.portfolio import Position
 from engine.rejects import Reject
+from engine.risk.derivatives import DerivativesAccount
+from engine.runtime.connectivity import CONNECTED, RECONCILING
 
 if TYPE_CHECKING:
-    from engine.runtime import Runtime, StrategyRunner, _Venue
+    from engine.runtime.core import Runtime
+    from engine.runtime.runner import StrategyRunner
+    from engine.runtime.venues import VenueState
 
 log = logging.getLogger("engine.recovery")
+# the reconnect's reconciliation and the account sync log as the rest of the runtime does
+runtime_log = logging.getLogger("engine")
 
-
+# a venue that cannot answer reconciliation after a reconnect is asked again after 1, 2, 4 ... 30 s
+RECONCILE_RETRY_MAX_S = 30
+# a derivatives account that differs from the venue asks again this many engine seconds later and
+# takes the venue's figures only if the same difference is still there (a fill notice in flight is not one)
+ACCOUNT_CONFIRM_S = 2
 
 @dataclass
 class Restored:
@@ -91,7 +105,7 @@ def restore(runtime: Runtime, journal: Journal, today: dt.date) -> Restored:
             runner.pnl_day_start = Decimal(saved["pnl_day_start"])
         runtime.pnl_day_start = Decimal(state["pnl_day_start"])
         if state.get("rolled_day"):
-            runtime._rolled_day = dt.date.fromisoformat(state["rolled_day"])
+            runtime.rolled_day = dt.date.fromisoformat(state["rolled_day"])
         if day == today:
             runtime.trading_day = today  # the day is resumed: its start PnL stays what it was
     for journaled in journal.fills_after(last_seq):
@@ -185,7 +199,7 @@ def _order_from_venue(seen: VenueOrder, runner: StrategyRunner, now: int, cum_qt
     return order
 
 
-async def probe_unjournaled(runtime: Runtime, venue: _Venue, answer: VenueAnswer) -> None:
+async def probe_unjournaled(runtime: Runtime, venue: VenueState, answer: VenueAnswer) -> None:
     """Orders sent in the last flush window before a crash have no journal row; one that filled is
     found by its fills, one still working by the open list, but one that ended with nothing filled
     (an IOC that missed, a venue reject) only by asking: each strategy's client ids are sequential,
@@ -250,7 +264,7 @@ class VenueAnswer:
         return seen if seen is not None else self.looked_up.get(client_id)
 
 
-async def ask_venue(runtime: Runtime, venue: _Venue, since_ns: int) -> VenueAnswer:
+async def ask_venue(runtime: Runtime, venue: VenueState, since_ns: int) -> VenueAnswer:
     """Open orders, fills since ``since_ns``, and each order the engine needs whose state the open
     list does not give (finished ones, and orders with our client ids the engine never saw)."""
     adapter = venue.adapter
@@ -273,7 +287,7 @@ async def ask_venue(runtime: Runtime, venue: _Venue, since_ns: int) -> VenueAnsw
     return VenueAnswer(listed, fills, looked_up, known)
 
 
-def reconcile_venue(runtime: Runtime, venue: _Venue, answer: VenueAnswer, unknown_orders: str) -> list[Order]:
+def reconcile_venue(runtime: Runtime, venue: VenueState, answer: VenueAnswer, unknown_orders: str) -> list[Order]:
     """Make the engine agree with what the venue answered; the venue is the truth. One mechanism for
     a restart and for every reconnect:
 
@@ -304,7 +318,7 @@ def reconcile_venue(runtime: Runtime, venue: _Venue, answer: VenueAnswer, unknow
         order = _order_from_venue(seen, runner, now, *answer.applied_before(client_id))
         venue.orders[client_id] = order
         if order.is_terminal:  # filled before the crash; only its journal row was lost
-            runtime._order_changed(venue, order)
+            runtime.order_changed(venue, order)
             continue
         runner.open_orders[client_id] = order
         venue.account.track(order)
@@ -317,7 +331,7 @@ def reconcile_venue(runtime: Runtime, venue: _Venue, answer: VenueAnswer, unknow
     applied_before = venue.n_fill
     for fill in answer.fills:
         if fill.client_id not in venue.orders and earlier_journal(runtime, fill.client_id) is not None:
-            runtime._anomaly("venue_earlier_journal", f"venue {venue.name}: a fill of an earlier journal's "
+            runtime.anomaly("venue_earlier_journal", f"venue {venue.name}: a fill of an earlier journal's "
                                                       f"order, not this account's; not applied: {fill}")
             continue
         order = venue.orders.get(fill.client_id)
@@ -339,15 +353,15 @@ def reconcile_venue(runtime: Runtime, venue: _Venue, answer: VenueAnswer, unknow
         _settle(runtime, venue, order, answer.order(client_id), None)
     for seen in answer.listed.values():  # what is left was placed by someone else (or a strategy long gone)
         if earlier_journal(runtime, seen.client_id) is not None:
-            runtime._anomaly("venue_earlier_journal", f"venue {venue.name} works an order of an earlier journal "
+            runtime.anomaly("venue_earlier_journal", f"venue {venue.name} works an order of an earlier journal "
                                                       f"(another client-id epoch); left alone: {seen}")
             continue
-        runtime._anomaly("venue_order_unknown", f"venue {venue.name} works an order this engine did not place; "
+        runtime.anomaly("venue_order_unknown", f"venue {venue.name} works an order this engine did not place; "
                                                 f"left alone: {seen}")
     return adopted
 
 
-def disown(venue: _Venue, runner: StrategyRunner, order: Order) -> None:
+def disown(venue: VenueState, runner: StrategyRunner, order: Order) -> None:
     """Not the strategy's to see: the engine cancels it, retrying until the venue takes cancels
     (PSX refuses them while closed, which is when most restarts happen)."""
     runner.open_orders.pop(order.client_id, None)
@@ -355,7 +369,9 @@ def disown(venue: _Venue, runner: StrategyRunner, order: Order) -> None:
     venue.account.track(order)
 
 
-async def recover_venue(runtime: Runtime, venue: _Venue, since_ns: int, unknown_orders: str, open_orders: str) -> None:
+async def recover_venue(
+    runtime: Runtime, venue: VenueState, since_ns: int, unknown_orders: str, open_orders: str
+) -> None:
     """Reconcile one venue at start (see the module docstring). Raises when the venue cannot
     answer: trading on an account the engine cannot reconcile is not safe."""
     answer = await ask_venue(runtime, venue, since_ns)
@@ -370,7 +386,7 @@ async def recover_venue(runtime: Runtime, venue: _Venue, since_ns: int, unknown_
         runtime.journal.commit(runtime.clock.now_ns())
 
 
-def _settle(runtime: Runtime, venue: _Venue, order: Order, seen: VenueOrder | None,
+def _settle(runtime: Runtime, venue: VenueState, order: Order, seen: VenueOrder | None,
             runner: StrategyRunner | None) -> None:
     """Give an order the venue's state (after its fills were applied), and tell its strategy; an
     order the engine is cancelling for itself (``runner`` None, an orphan) is only recorded. Not
@@ -391,9 +407,9 @@ def _settle(runtime: Runtime, venue: _Venue, order: Order, seen: VenueOrder | No
             order.reject(Reject.BACKEND_CONNECTIVITY, "the venue never received this order (connection lost)", now)
             log.warning("%s never reached venue %s", order.client_id, venue.name)
             if runner is not None:
-                runtime._count_reject(runner, Reject.BACKEND_CONNECTIVITY)
+                runtime.count_reject(runner, Reject.BACKEND_CONNECTIVITY)
     elif seen.status is OrderStatus.FILLED:
-        runtime._anomaly("fill_missing", f"venue reports {order.client_id} filled but its fills never came")
+        runtime.anomaly("fill_missing", f"venue reports {order.client_id} filled but its fills never came")
         return
     elif seen.status is OrderStatus.REJECTED:
         order.reject(Reject.EXCHANGE_REJECT, "rejected at the venue while the engine could not hear", now)
@@ -407,11 +423,129 @@ def _settle(runtime: Runtime, venue: _Venue, order: Order, seen: VenueOrder | No
         order.transition(order.live_status(), now)
     else:
         return
-    runtime._order_changed(venue, order)
+    runtime.order_changed(venue, order)
     if runner is None:
         if order.is_terminal:
             venue.orphans.pop(order.client_id, None)
         return
     if order.is_terminal:
-        runtime._terminal(runner, order)
-    runtime._notify_order(runner, order)
+        runtime.order_finished(runner, order)
+    runtime.notify_order(runner, order)
+
+
+class RecoveryMixin:
+    """Reconciliation after a reconnect and the derivatives account's sync, of
+    :class:`~engine.runtime.Runtime`."""
+
+    async def reconcile(self, venue: VenueState) -> None:
+        """After a reconnect: the same reconciliation as a restart (:func:`reconcile_venue`), then the
+        cancels of what was open at the drop (``on_reconnect: cancel``) and of what the engine
+        decided while the venue was away; ``connected`` is told once their final states are. A
+        venue that cannot answer is asked again, backing off, while orders stay refused (9001)."""
+        try:
+            answer = await ask_venue(self, venue, venue.dropped_at_ns)
+        except Exception as exc:
+            venue.reconcile_failures += 1
+            delay_s = min(RECONCILE_RETRY_MAX_S, 2 ** min(venue.reconcile_failures - 1, 5))
+            runtime_log.error("reconciliation with venue %s failed (%s: %s); orders stay refused (9001), asking again "
+                      "in %d s", venue.name, type(exc).__name__, exc, delay_s)
+            if venue.status is RECONCILING:
+                self.clock.call_later(delay_s * NS_PER_S, self._reconcile_again, venue)
+            return
+        if venue.status is not RECONCILING:
+            return  # dropped again meanwhile; the next reconnect reconciles
+        venue.reconcile_failures = 0
+        reconcile_venue(self, venue, answer, self.unknown_orders)  # an adopted order is told like any other
+        await self.sync_account(venue)  # missed fills applied first: then the venue's account figures
+        self.cancel_orphans(venue)
+        to_cancel = venue.at_drop if venue.on_reconnect == "cancel" else {}
+        # plus the cancels the engine itself decided while the venue was away (kill switch, MMP, a failure)
+        to_cancel.update(venue.cancel_when_back)
+        venue.at_drop = {}
+        venue.cancel_when_back = {}
+        for order in to_cancel.values():
+            runner = self.runners[order.strategy]
+            if order.is_terminal or runner.open_orders.get(order.client_id) is not order:
+                continue
+            venue.awaiting_cancels.add(order.client_id)
+            sent = self.cancel_order(runner, order, by_engine=True, allow_reconciling=True)
+            # a cancel paced by the venue's budget is still awaited: "connected" waits for it
+            if not sent and order.client_id not in self.cancel_retries and order.status is not (
+                OrderStatus.PENDING_CANCEL
+            ):
+                venue.awaiting_cancels.discard(order.client_id)
+        if self.journal is not None:
+            self.journal.commit(self.clock.now_ns())
+        if not venue.awaiting_cancels:
+            self.venue_ready(venue)
+        if self.deferred:
+            self.drain()
+
+    async def sync_account(self, venue: VenueState, confirming: bool = False) -> None:
+        """A derivatives account takes the venue's equity, margins and positions
+        (``OrderEntryAdapter.query_account``): each difference is logged and counted as the anomaly
+        ``account_mismatch``, and the venue's figure wins. At connect, after every reconnect's
+        reconciliation and every ``account.sync_s``. A venue that cannot answer leaves the engine's
+        own figures in force (logged), since refusing orders would not make them truer."""
+        account = venue.account
+        if not isinstance(account, DerivativesAccount) or not account.venue_reports:
+            return
+        if account.awaiting_confirmation and not confirming:
+            return  # a difference waits for its confirming answer: only that one may take it
+        fills_before = venue.n_fill
+        try:
+            figures = await venue.adapter.query_account(account.currency)
+        except NotImplementedError as exc:
+            account.venue_reports = False  # said once: the paper venue has no account figures to ask
+            runtime_log.warning("venue %s: %s; the derivatives account keeps the engine's own figures", venue.name, exc)
+            return
+        except Exception as exc:
+            runtime_log.warning("venue %s: account figures not available (%s: %s); the engine's own stay in force",
+                        venue.name, type(exc).__name__, exc)
+            return
+        if venue.n_fill != fills_before:
+            # a fill arrived while the venue answered: its figures may or may not count it, so they
+            # are not compared now (the next sync does)
+            runtime_log.info("venue %s: a fill arrived during the account query; compared at the next sync", venue.name)
+            return
+        for sentence in account.reconcile(figures):
+            self.anomaly("account_mismatch", f"venue {venue.name}: {sentence}")
+        if account.awaiting_confirmation:  # a difference seen once: asked again soon, taken if it stays
+            runtime_log.info("venue %s: the account differs from the venue's; asking again in %d s", venue.name,
+                     ACCOUNT_CONFIRM_S)
+            if self.clock.simulated:
+                self.clock.call_later(ACCOUNT_CONFIRM_S * NS_PER_S, self._confirm_account, venue)
+            else:
+                # real seconds, not the (maybe scaled) engine clock's: a fill notice still on its way
+                # takes real time to arrive, however fast the session clock runs (--speed 60 made it
+                # 33 ms, and a loaded machine counted an in-flight fill as a mismatch)
+                self.spawn(lambda: self._confirm_account_later(venue))
+            return
+        runtime_log.info("venue %s account: equity %s %s, initial margin %s, available %s", venue.name,
+                 account.equity().quantize(Decimal("0.01")), account.currency,
+                 account.initial_margin().quantize(Decimal("0.01")), account.available().quantize(Decimal("0.01")))
+
+    def _confirm_account(self, venue: VenueState) -> None:
+        if venue.status is CONNECTED:
+            self.spawn(lambda: self.sync_account(venue, confirming=True))
+        elif isinstance(venue.account, DerivativesAccount):
+            venue.account.drop_unconfirmed()  # dropped meanwhile: the reconnect's sync compares afresh
+
+    async def _confirm_account_later(self, venue: VenueState) -> None:
+        await anyio.sleep(ACCOUNT_CONFIRM_S)
+        self._confirm_account(venue)
+
+    def start_account_sync(self, venue: VenueState) -> None:
+        """Ask the venue's account figures every ``account.sync_s`` while the venue is connected."""
+        account = venue.account
+        if isinstance(account, DerivativesAccount) and account.venue_reports and account.config.sync_s is not None:
+            self.clock.call_later(int(account.config.sync_s * NS_PER_S), self._sync_account_again, venue)
+
+    def _sync_account_again(self, venue: VenueState) -> None:
+        if venue.status is CONNECTED:
+            self.spawn(lambda: self.sync_account(venue))
+        self.start_account_sync(venue)
+
+    def _reconcile_again(self, venue: VenueState) -> None:
+        if venue.status is RECONCILING:
+            self.spawn(lambda: self.reconcile(venue))

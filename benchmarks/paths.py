@@ -1,0 +1,70 @@
+"""Instruction counts of the runtime's hot paths, for callgrind. Not a test: run it twice under
+valgrind with two lengths and take the difference, so start-up cancels:
+
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
+        python benchmarks/paths.py book 2000      # then 6000: (I(6000) - I(2000)) / 4000 per event
+
+book    book events through book upkeep and dispatch into one strategy (benchmarks/run.py's
+        loop: the strategy submits or amends every 100 events, the venue answers every 100)
+events  generating the book events alone (subtract it from ``book``: the events are made in the run)
+gate    one limit buy through a strategy's whole gate (benchmarks/run.py's ``run_gate``)
+orders  one accepted ``ctx.submit``, ``ctx.amend`` and ``ctx.cancel``, each through the gate's
+        entrance to the paper venue, the venue answering after each
+"""
+
+from __future__ import annotations
+
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import run  # noqa: E402
+
+from engine.model import BookUpdate, Side  # noqa: E402
+
+
+def book(n: int) -> None:
+    run.run_throughput(1, run.make_events(n))
+
+
+def events(n: int) -> None:
+    run.make_events(n)
+
+
+def gate(n: int) -> None:
+    run.run_gate(n)
+
+
+def orders(n: int) -> None:
+    engine = run.build(1)
+    clock = engine.clock
+    runner = next(iter(engine.runtime.runners.values()))
+    engine.runtime.on_book(BookUpdate("paper", "MEBL", 0, 1, ((Side.BUY, Decimal("187.49"), Decimal(500)),
+                                                            (Side.SELL, Decimal("187.51"), Decimal(500))),
+                                      snapshot=True))
+    ctx = runner.ctx
+
+    def answer() -> None:
+        clock.set_time(clock.now_ns() + 20_000_000)
+        while clock.advance(clock.now_ns()):
+            pass
+
+    for _ in range(n):
+        order = ctx.submit("MEBL", "buy", 100, "187.40")
+        answer()
+        if not ctx.amend(order, price="187.39"):
+            raise SystemExit(f"amend refused: {order!r}")
+        answer()
+        if not ctx.cancel(order):
+            raise SystemExit(f"cancel refused: {order!r}")
+        answer()
+        if order.status != "cancelled":
+            raise SystemExit(f"benchmark order not cancelled: {order!r}")
+
+
+if __name__ == "__main__":
+    {"book": book, "events": events, "gate": gate, "orders": orders}[sys.argv[1]](int(sys.argv[2]))
