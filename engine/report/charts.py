@@ -32,19 +32,24 @@ def px(x: float) -> str:
 
 
 def legend_span(items: Iterable[str]) -> str:
+    """A figure's legend: the given items side by side."""
     return f'<span class="legend">{"".join(items)}</span>'
 
 
 def swatch_span(color: str, label: str) -> str:
+    """A colour square and its label, for areas (phases, reject codes)."""
     return f'<span><i class="sw" style="background:{color}"></i>{esc(label)}</span>'
 
 
 def line_key_span(color: str, label: str, dashed: bool = False) -> str:
+    """A line sample and its label, for series (solid, or dashed)."""
     return f'<span><i class="ln{" dash" if dashed else ""}" style="border-color:{color}"></i>{esc(label)}</span>'
 
 
 @dataclass
 class Segment:
+    """One shown stretch of time (a trading day and its margins), in epoch seconds."""
+
     start: float  # epoch seconds
     end: float
 
@@ -329,5 +334,6 @@ def _thin(points: list[tuple[float, float]], axis: TimeAxis) -> list[tuple[float
 
 
 def figure_html(title: str, legend: str, svg: str, anchor: str = "") -> str:
+    """A chart with its caption (title and legend); ``anchor`` makes it a link target."""
     ident = f' id="{esc(anchor)}"' if anchor else ""
     return f'<figure{ident}><figcaption><span class="t">{esc(title)}</span>{legend}</figcaption>{svg}</figure>'

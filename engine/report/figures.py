@@ -33,6 +33,8 @@ from engine.report.text import count_or_zero, decimal_of, esc, int_or_zero, pars
 
 @dataclass
 class TimelineData:
+    """The report's timeline read once: times parsed, phases as shading intervals, one axis."""
+
     tz: dt.tzinfo
     axis: TimeAxis
     phases: list[tuple[float, float, str]]  # (start, end, phase) shading intervals
@@ -51,6 +53,7 @@ def _timed(rows: object) -> list[tuple[float, dt.datetime, dict[str, Any]]]:
 
 
 def read_timeline(timeline: dict[str, Any]) -> TimelineData | None:
+    """The timeline as :class:`TimelineData`, or None when it has nothing to place on an axis."""
     tz = time_zone_of(timeline)
     phase_rows = _timed(timeline.get("phases"))
     samples, fills, rejects = _timed(timeline.get("samples")), _timed(timeline.get("fills")), _timed(
@@ -78,6 +81,7 @@ def _hhmmss(moment: dt.datetime, tz: dt.tzinfo, days: int) -> str:
 
 
 def phases_legend(data: TimelineData) -> str:
+    """Swatches for the session phases the charts shade, in session order."""
     seen = []
     for _, _, phase in data.phases:
         if phase not in seen:
@@ -88,6 +92,7 @@ def phases_legend(data: TimelineData) -> str:
 
 
 def colors_by_strategy(report: dict[str, Any], data: TimelineData | None) -> dict[str, str]:
+    """One palette colour per strategy, stable across the table and every chart."""
     names = list(report.get("strategies", {}))
     if data is not None:
         for _, _, row in data.samples:
@@ -98,6 +103,7 @@ def colors_by_strategy(report: dict[str, Any], data: TimelineData | None) -> dic
 
 
 def pnl_chart(data: TimelineData, colors: dict[str, str], phase_legend: str, n_days: int, currency: str = "PKR") -> str:
+    """PnL per strategy over time: realized plus unrealized, and realized alone dashed."""
     series: dict[str, list[tuple[float, Decimal, Decimal]]] = {}
     for t, _, row in data.samples:
         for name, s in (row.get("strategies") or {}).items():
@@ -174,6 +180,7 @@ def _position_series(data: TimelineData) -> dict[str, dict[str, list[tuple[float
 
 
 def position_charts(data: TimelineData, phase_legend: str, n_days: int) -> str:
+    """One step chart per strategy of its position in each symbol it traded."""
     by_strategy = _position_series(data)
     figures = []
     for name, symbols in by_strategy.items():
@@ -215,6 +222,7 @@ def _marker(x: float, y: float, side: str, liquidity: str, size: float) -> str:
 
 
 def price_charts(data: TimelineData, bands: dict[str, Any], phase_legend: str, n_days: int) -> str:
+    """One chart per instrument: its price path, our fills as markers and the circuit band."""
     keys: list[str] = []
     for _, _, row in data.samples:
         keys.extend(k for k in (row.get("prices") or {}) if k not in keys)
@@ -328,6 +336,7 @@ def colors_by_code(report: dict[str, Any], data: TimelineData | None) -> dict[in
 
 
 def reject_strip(data: TimelineData, colors: dict[int, str], phase_legend: str, n_days: int) -> str:
+    """Rejects over time, one row per strategy, a tick per reject coloured by code."""
     if not data.rejects:
         return ""
     names = list(dict.fromkeys(str(r.get("strategy", "")) for *_, r in data.rejects))

@@ -3,7 +3,7 @@
 ``engine report day.json --html day.html`` (or ``engine run ... --html day.html``) writes it. The
 page has no JavaScript, fetches nothing (a Content-Security-Policy forbids it) and uses the
 system's fonts, so it opens the same from a mail attachment, a CI artifact or a file share. Charts
-are inline SVG drawn here: PnL per strategy, positions per strategy, the price path per
+are inline SVG (:mod:`engine.report.figures`): PnL per strategy, positions per strategy, the price path per
 instrument with our fills and the circuit band, rejects by code; session phases are shaded
 behind every time chart. Hovering a chart shows the values at that time (SVG ``<title>``).
 

@@ -34,6 +34,7 @@ def report_currency(report: dict[str, Any]) -> str:
 
 
 def rejects_section(report: dict[str, Any], colors: dict[int, str], strip: str) -> str:
+    """Rejects by code as bars with each code's sentence, then the time strip."""
     counts = report.get("rejects_by_code") or {}
     rows = sorted(((int_or_zero(code), count_or_zero(n)) for code, n in counts.items() if count_or_zero(n) > 0),
                   key=lambda r: (-r[1], r[0]))
@@ -64,6 +65,7 @@ def rejects_section(report: dict[str, Any], colors: dict[int, str], strip: str) 
 
 
 def header_section(report: dict[str, Any]) -> str:
+    """The title and the run's facts: days, clock, seed, what stopped it, wall time."""
     days = [str(d) for d in report.get("trading_days") or []]
     title = "Run report"
     if days:
@@ -84,6 +86,7 @@ def header_section(report: dict[str, Any]) -> str:
 
 
 def cards_section(report: dict[str, Any]) -> str:
+    """The summary cards: PnL, fills, orders, rejects, kill switch."""
     strategies = {n: s for n, s in (report.get("strategies") or {}).items() if isinstance(s, dict)}
     realized = sum((decimal_of(s.get("realized_pnl")) or Decimal(0) for s in strategies.values()), Decimal(0))
     unrealized = sum((decimal_of(s.get("unrealized_pnl")) or Decimal(0) for s in strategies.values()), Decimal(0))
@@ -112,6 +115,7 @@ def cards_section(report: dict[str, Any]) -> str:
 
 
 def strategies_section(report: dict[str, Any], colors: dict[str, str]) -> str:
+    """One table row per strategy: state, counts, position and PnL."""
     head = ("strategy", "state", "orders", "fills", "rejects", "MMP", "position", "gross", "fees", "realized (net)",
             "unrealized")
     numeric = {"orders", "fills", "rejects", "MMP", "gross", "fees", "realized (net)", "unrealized"}
@@ -141,6 +145,7 @@ def strategies_section(report: dict[str, Any], colors: dict[str, str]) -> str:
 
 
 def risk_section(report: dict[str, Any], tz: dt.tzinfo) -> str:
+    """The kill switch's state and history, and market-maker protection triggers."""
     parts = ['<h2 id="risk">Kill switch and market-maker protection</h2>']
     ks = report.get("kill_switch")
     if isinstance(ks, dict):
@@ -196,6 +201,7 @@ def _derivatives_account(account: dict[str, Any]) -> str:
 
 
 def venues_section(report: dict[str, Any]) -> str:
+    """Each venue's connection and its account: cash, holdings and the unsettled ledger."""
     venues = report.get("venues")
     if not isinstance(venues, dict) or not venues:
         return ""
@@ -264,6 +270,7 @@ def left_working_section(report: dict[str, Any]) -> str:
 
 
 def anomalies_section(report: dict[str, Any]) -> str:
+    """Duplicate fills dropped and the engine's anomaly counts, with samples."""
     anomalies = report.get("anomalies") or {}
     dupes = report.get("duplicate_fills_dropped") or 0
     if not anomalies and not dupes:
@@ -282,6 +289,7 @@ def anomalies_section(report: dict[str, Any]) -> str:
 
 
 def dropped_note(timeline: dict[str, Any]) -> str:
+    """What the timeline left out of a long run, so a reader knows the charts are thinned."""
     dropped = timeline.get("dropped") or {}
     said = []
     for key in ("samples", "fills", "rejects", "phases"):

@@ -17,6 +17,7 @@ def esc(value: object) -> str:
 
 
 def decimal_of(value: object) -> Decimal | None:
+    """A report value as an exact finite Decimal, or None when it is not a number."""
     if isinstance(value, bool) or value is None:
         return None
     try:
@@ -44,6 +45,7 @@ def fmt_money(value: object) -> str:
 
 
 def parse_ts(text: object) -> dt.datetime | None:
+    """An ISO 8601 time with its offset, or None (a time without a zone is not trusted)."""
     try:
         moment = dt.datetime.fromisoformat(str(text))
     except ValueError:
@@ -52,6 +54,7 @@ def parse_ts(text: object) -> dt.datetime | None:
 
 
 def time_zone_of(timeline: dict[str, Any] | None) -> dt.tzinfo:
+    """The timeline's time zone, Asia/Karachi when it names none or one not known here."""
     name = (timeline or {}).get("timezone") or "Asia/Karachi"
     try:
         return ZoneInfo(str(name))
@@ -60,10 +63,12 @@ def time_zone_of(timeline: dict[str, Any] | None) -> dt.tzinfo:
 
 
 def count_or_zero(value: object) -> int:
+    """A count from the report, 0 for anything that is not an int."""
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def int_or_zero(value: object) -> int:
+    """A reject code as an int (the report's keys are strings), 0 when it is not one."""
     try:
         return int(str(value))
     except ValueError:
