@@ -69,7 +69,7 @@ def _add_histogram(family: HistogramMetricFamily, labels: list[str], stats: Log2
         family.add_metric(labels, buckets, stats.total_ns / 1e9)
     else:  # prometheus-client writes _count only with a _sum: add it by hand
         family.add_metric(labels, buckets, None)
-        names = dict(zip(family._labelnames, labels, strict=True))
+        names = dict(zip(CATALOG[family.name].labels, labels, strict=True))  # the labels it was built with
         family.samples.append(Sample(family.name + "_count", names, buckets[-1][1]))
 
 
