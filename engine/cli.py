@@ -330,7 +330,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run_config(loaded, report_path, on_clock=lambda clock: setattr(TIME_FILTER, "clock", clock),
                         fresh_account=args.fresh_account, journal_path=args.journal)
     if args.html is not None:
-        from engine.htmlreport import write_html
+        from engine.report.page import write_html
 
         try:
             write_html(result.report, args.html, redactor)
@@ -343,8 +343,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Draw a saved JSON report; every failure names the file and says what is wrong with it."""
-    from engine.htmlreport import check_report, write_html
     from engine.outfile import output_target
+    from engine.report.page import check_report, write_html
 
     source: Path = args.report
     out: Path = args.html if args.html is not None else source.with_suffix(".html")

@@ -181,7 +181,7 @@ def run_with_sandbox(command: SandboxCommand, args: argparse.Namespace, *, setup
         result, loaded = anyio.run(_run, command, args, loaded, setup_logging, on_clock, backend="asyncio")
         publish_result(result, loaded, args.report)
         if args.html is not None:
-            from engine.htmlreport import write_html
+            from engine.report.page import write_html
 
             write_html(result.report, args.html, Redactor(loaded.secret_values))
             log.info("html report written to %s", args.html)

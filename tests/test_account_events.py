@@ -13,7 +13,7 @@ from conftest import open_session, write_engine_config
 from engine.app import Engine
 from engine.config import load_config
 from engine.model import ACCOUNT_ALERT, MARGIN_CALL, AccountEvent
-from engine.observe import families_of
+from engine.observe.snapshot import families_of
 from engine.risk.killswitch import TradingState
 
 LISTENER = """\

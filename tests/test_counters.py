@@ -13,8 +13,9 @@ from test_metrics import scrape, total
 
 from engine.app import Engine, summary_table
 from engine.config import load_config
-from engine.htmlreport import render_html
-from engine.observe import MetricsServer, Observer
+from engine.observe.server import MetricsServer
+from engine.observe.snapshot import Observer
+from engine.report.page import render_html
 
 IDLE = "from engine import hookimpl\n\n@hookimpl\ndef on_start(ctx):\n    pass\n"
 

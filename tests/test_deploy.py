@@ -1,7 +1,7 @@
 """The shipped deployment files (deploy/) and engine/systemd.py.
 
 The Grafana dashboard and the Prometheus alert rules may only name series the engine exports
-(engine/metrics.py) or Prometheus' own ``up``; the compose file, Dockerfile and systemd unit must point
+(engine/observe/metrics.py) or Prometheus' own ``up``; the compose file, Dockerfile and systemd unit must point
 at files that exist and keep the graceful-stop and readiness contract; the sd_notify client must send
 exactly the datagrams systemd expects and never raise.
 """
@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from engine import systemd
-from engine.metrics import CATALOG, exported_names
+from engine.observe.metrics import CATALOG, exported_names
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"

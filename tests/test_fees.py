@@ -14,11 +14,11 @@ from conftest import IDLE_STRATEGY, open_session, settle, write_engine_config
 from adapters.pulse.codec import PulseTrade
 from engine.app import Engine
 from engine.config import load_config
-from engine.htmlreport import render_html
 from engine.journal import Journal
 from engine.journalview import inspect_text
 from engine.model import Fill, Liquidity, Side, TimeInForce
-from engine.observe import families_of
+from engine.observe.snapshot import families_of
+from engine.report.page import render_html
 from engine.risk.rulepack import ValidationError, resolve_packs
 
 D = Decimal

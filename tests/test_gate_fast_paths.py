@@ -23,7 +23,7 @@ from engine.model import Instrument, Order, OrderStatus, OrderType, Side, TimeIn
 from engine.risk.account import AccountConfig, BuyingPower, CashAccount, NoShortSelling, SectorLimit
 from engine.risk.gate import Gate, OrderRequest, Rejection
 from engine.risk.psx import FatFinger
-from engine.risk.ratelimit import RateBucket, RateGuard, RateLimitCheck
+from engine.risk.ratelimit import RateBucket, RateLimitCheck, RateLimiter
 from engine.risk.rulepack import resolve_packs
 from engine.sessions import TradingCalendar
 
@@ -191,28 +191,28 @@ def test_bucket_fast_window_decides_as_the_binary_search(count, burst, reserve_s
         assert bucket._tat * count == ref.tat * bucket._scale  # the same instant, in either scale
 
 
-def test_guard_check_is_the_buckets_own_take_when_orders_spend_one_bucket() -> None:
+def test_rate_check_is_the_buckets_own_take_when_orders_spend_one_bucket() -> None:
     clock = SimClock(T0)
     bucket = RateBucket("venue", 2, D(1), None, clock)
-    guard = RateGuard("s", None, [bucket], clock)
-    check = RateLimitCheck(guard)
-    assert check.check == bucket.take_order  # one call per order, not the guard's forwarding one
+    limiter = RateLimiter("s", None, [bucket], clock)
+    check = RateLimitCheck(limiter)
+    assert check.check == bucket.take_order  # one call per order, not the limiter's forwarding one
     assert [check.check(request()) is None for _ in range(3)] == [True, True, False]
     rejection = Gate([check]).check(request())
     assert rejection is not None and rejection.code == 3001
-    # the same sentence the guard's two-phase take gives for the same bucket running out
-    two_phase = RateGuard("s", None, [RateBucket("venue", 2, D(1), None, clock)], clock)
+    # the same sentence the limiter's two-phase take gives for the same bucket running out
+    two_phase = RateLimiter("s", None, [RateBucket("venue", 2, D(1), None, clock)], clock)
     assert two_phase._take(two_phase._order_buckets, "order") is None
     assert two_phase._take(two_phase._order_buckets, "order") is None
     assert two_phase._take(two_phase._order_buckets, "order") == rejection
     assert bucket.taken == 2 and bucket.refused == 2
 
 
-def test_guard_check_takes_every_bucket_when_orders_spend_several() -> None:
+def test_rate_check_takes_every_bucket_when_orders_spend_several() -> None:
     clock = SimClock(T0)
     own = RateBucket("strategy", 5, D(1), None, clock, scope="orders")
     venue = RateBucket("venue", 2, D(1), None, clock)
-    check = RateLimitCheck(RateGuard("s", None, [own, venue], clock))
+    check = RateLimitCheck(RateLimiter("s", None, [own, venue], clock))
     assert [check.check(request()) is None for _ in range(3)] == [True, True, False]
     assert (own.taken, venue.taken, venue.refused) == (2, 2, 1)  # all or nothing: no token spent in own
 

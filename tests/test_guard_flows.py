@@ -1,5 +1,6 @@
-"""The guards as flows over time, on a REAL engine (real config and strategy loaders, the real paper
-venue on the simulated clock; one test drives the installed ``engine`` script in a subprocess):
+"""The gate and the protections around it as flows over time, on a REAL engine (real config and
+strategy loaders, the real paper venue on the simulated clock; one test drives the installed
+``engine`` script in a subprocess):
 market-maker protection, cancel-on-disconnect through an injected drop, the kill switch (loss,
 reducing, SIGUSR1 and ``engine halt``), containment of raising and slow strategies, a strategy's
 own loss limit, request-rate limits over sliding windows, and T+2 / T+1 settlement over three

@@ -18,9 +18,10 @@ import pytest
 from conftest import IDLE_STRATEGY, REPO, write_engine_config
 
 from engine.cli import main
-from engine.htmlreport import check_report, nice_ticks, render_html, write_html
+from engine.observe.timeline import Timeline
 from engine.rejects import describe
-from engine.timeline import Timeline
+from engine.report.charts import nice_ticks
+from engine.report.page import check_report, render_html, write_html
 
 KARACHI = ZoneInfo("Asia/Karachi")
 S = 1_000_000_000

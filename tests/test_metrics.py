@@ -28,10 +28,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from engine.app import Engine
 from engine.config import load_config
-from engine.metrics import CATALOG, exported_names
-from engine.observe import MetricsServer, Observer
+from engine.observe.metrics import CATALOG, exported_names
+from engine.observe.server import MetricsServer
+from engine.observe.snapshot import Observer
+from engine.observe.timing import Log2Histogram
 from engine.risk.killswitch import TradingState
-from engine.timing import Log2Histogram
 
 
 def free_port() -> int:

@@ -1,4 +1,4 @@
-"""Rate limits: exact bucket arithmetic, the cancel reserve, all-or-nothing guards, and a long
+"""Rate limits: exact bucket arithmetic, the cancel reserve, all-or-nothing limiters, and a long
 randomised run whose accepted timestamps prove no budget was ever exceeded."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from engine.rejects import Reject
 from engine.risk.gate import Gate, OrderRequest, Rejection
 from engine.risk.ratelimit import (
     RateBucket,
-    RateGuard,
     RateLimitCheck,
     RateLimitConfig,
+    RateLimiter,
     venue_buckets,
 )
 from engine.venue import RateLimit
@@ -176,34 +176,34 @@ def test_venue_buckets_by_scope_with_a_cancel_reserve_on_all() -> None:
     assert [b.reserve for b in small] == [1, 0]  # at least 1, but orders must keep one token
 
 
-# --- RateGuard ----------------------------------------------------------------------------------
+# --- RateLimiter --------------------------------------------------------------------------------
 
 
-def test_guard_refusal_names_the_bucket_and_says_not_queued() -> None:
+def test_limiter_refusal_names_the_bucket_and_says_not_queued() -> None:
     clock = SimClock(T0)
-    guard = RateGuard("mm", RateLimitConfig(orders_per_s=20, orders_burst=40), [], clock)
-    assert all(guard.take_order() is None for _ in range(40))
-    rejection = guard.take_order()
+    limiter = RateLimiter("mm", RateLimitConfig(orders_per_s=20, orders_burst=40), [], clock)
+    assert all(limiter.take_order() is None for _ in range(40))
+    rejection = limiter.take_order()
     assert rejection == Rejection(
         Reject.RATE_LIMIT_EXCEEDED,
         "rate limit: strategy 'mm' orders 20/1s (burst 40) exhausted; order refused, not queued; next slot in 1000 ms",
     )
-    assert guard.take_cancel() is None  # no cancel budget configured: unlimited
-    assert guard.next_order_ns() == T0 + NS_PER_S
+    assert limiter.take_cancel() is None  # no cancel budget configured: unlimited
+    assert limiter.next_order_ns() == T0 + NS_PER_S
 
 
-def test_guard_is_all_or_nothing() -> None:
+def test_limiter_is_all_or_nothing() -> None:
     clock = SimClock(T0)
     shared = venue_buckets("pulse", [RateLimit("orders", 3, Decimal(1))], clock)
-    guard = RateGuard("mm", RateLimitConfig(orders_per_s=5), shared, clock)
-    own = guard.buckets[0]
-    assert all(guard.take_order() is None for _ in range(3))
-    rejection = guard.take_order()
+    limiter = RateLimiter("mm", RateLimitConfig(orders_per_s=5), shared, clock)
+    own = limiter.buckets[0]
+    assert all(limiter.take_order() is None for _ in range(3))
+    rejection = limiter.take_order()
     assert rejection is not None and "venue 'pulse' orders 3/1s exhausted" in rejection.reason
     assert own.taken == 3 and own.headroom() == 2  # the strategy's token was not spent on a refused order
     assert (shared[0].refused, own.refused) == (1, 0)
 
-    tight = RateGuard("arb", RateLimitConfig(orders_per_s=1), venue_buckets("x", [RateLimit("all", 10, Decimal(1))],
+    tight = RateLimiter("arb", RateLimitConfig(orders_per_s=1), venue_buckets("x", [RateLimit("all", 10, Decimal(1))],
                                                                             clock), clock)
     venue = tight.buckets[1]
     assert tight.take_order() is None
@@ -214,8 +214,8 @@ def test_guard_is_all_or_nothing() -> None:
 def test_venue_buckets_are_shared_between_strategies() -> None:
     clock = SimClock(T0)
     shared = venue_buckets("pulse", [RateLimit("all", 5, Decimal(1))], clock)  # reserve 1
-    a = RateGuard("a", None, shared, clock)
-    b = RateGuard("b", RateLimitConfig(orders_per_s=100), shared, clock)
+    a = RateLimiter("a", None, shared, clock)
+    b = RateLimiter("b", RateLimitConfig(orders_per_s=100), shared, clock)
     assert all(a.take_order() is None for _ in range(4))
     rejection = b.take_order()
     assert rejection is not None and "venue 'pulse' all 5/1s exhausted (1 kept for cancels)" in rejection.reason
@@ -226,23 +226,23 @@ def test_venue_buckets_are_shared_between_strategies() -> None:
 
 def test_cancels_use_their_own_strategy_bucket_not_the_orders_one() -> None:
     clock = SimClock(T0)
-    guard = RateGuard("mm", RateLimitConfig(orders_per_s=2, cancels_per_s=3), [], clock)
-    assert [guard.take_order() is None for _ in range(3)] == [True, True, False]
-    assert [guard.take_cancel() is None for _ in range(4)] == [True, True, True, False]
-    assert guard.next_cancel_ns() == T0 + NS_PER_S
+    limiter = RateLimiter("mm", RateLimitConfig(orders_per_s=2, cancels_per_s=3), [], clock)
+    assert [limiter.take_order() is None for _ in range(3)] == [True, True, False]
+    assert [limiter.take_cancel() is None for _ in range(4)] == [True, True, True, False]
+    assert limiter.next_cancel_ns() == T0 + NS_PER_S
 
 
 def test_rate_limit_check_spends_only_when_it_allows_and_runs_last() -> None:
     clock = SimClock(T0)
-    guard = RateGuard("mm", RateLimitConfig(orders_per_s=1), [], clock)
+    limiter = RateLimiter("mm", RateLimitConfig(orders_per_s=1), [], clock)
 
     class Refuse:
         def check(self, request: OrderRequest) -> Rejection | None:
             return Rejection(Reject.INVALID_QUANTITY, "no")
 
-    assert Gate([Refuse(), RateLimitCheck(guard)]).check(request()) == Rejection(Reject.INVALID_QUANTITY, "no")
-    assert guard.buckets[0].taken == 0
-    gate = Gate([RateLimitCheck(guard)])
+    assert Gate([Refuse(), RateLimitCheck(limiter)]).check(request()) == Rejection(Reject.INVALID_QUANTITY, "no")
+    assert limiter.buckets[0].taken == 0
+    gate = Gate([RateLimitCheck(limiter)])
     assert gate.check(request()) is None
     rejection = gate.check(request())
     assert rejection is not None and rejection.code == Reject.RATE_LIMIT_EXCEEDED
@@ -276,8 +276,8 @@ def test_random_bursts_never_exceed_any_budget_and_cancels_get_through() -> None
     clock = SimClock(T0)
     shared = venue_buckets("pulse", [RateLimit("all", 30, Decimal(1), 45)], clock)  # cap 45, reserve 9
     venue = shared[0]
-    mm = RateGuard("mm", RateLimitConfig(orders_per_s=20, orders_burst=40, cancels_per_s=25), shared, clock)
-    arb = RateGuard("arb", None, shared, clock)  # no own limits: only the venue's
+    mm = RateLimiter("mm", RateLimitConfig(orders_per_s=20, orders_burst=40, cancels_per_s=25), shared, clock)
+    arb = RateLimiter("arb", None, shared, clock)  # no own limits: only the venue's
     mm_orders, mm_cancels = mm.buckets[0], mm.buckets[1]
     accepted: dict[str, list[int]] = {b.name: [] for b in (mm_orders, mm_cancels, venue)}
     venue_log: list[tuple[int, str]] = []
@@ -294,23 +294,23 @@ def test_random_bursts_never_exceed_any_budget_and_cancels_get_through() -> None
         clock.set_time(clock.now_ns() + gap)
         for _ in range(rng.choice((1, 1, 1, 2, 5, 12))):  # bursts
             attempts += 1
-            guard = mm if rng.random() < 0.75 else arb
+            limiter = mm if rng.random() < 0.75 else arb
             now = clock.now_ns()
             if rng.random() < 0.65:
-                rejection = guard.take_order()
+                rejection = limiter.take_order()
                 if rejection is None:
                     venue_log.append((now, "order"))
-                    if guard is mm:
+                    if limiter is mm:
                         accepted[mm_orders.name].append(now)
                 elif "venue 'pulse' all" in rejection.reason:
                     venue_order_refusals += 1
             else:
                 orders_blocked = not venue.can_take("order")
-                rejection = guard.take_cancel()
+                rejection = limiter.take_cancel()
                 if rejection is None:
                     venue_log.append((now, "cancel"))
                     cancels_past_blocked_orders += orders_blocked
-                    if guard is mm:
+                    if limiter is mm:
                         accepted[mm_cancels.name].append(now)
     accepted[venue.name] = [t for t, _ in venue_log]
 

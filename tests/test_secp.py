@@ -19,7 +19,7 @@ from engine.auditexport import COLUMNS
 from engine.cli import main
 from engine.config import ConfigError, load_config
 from engine.journal import MIGRATIONS, Journal
-from engine.observe import families_of
+from engine.observe.snapshot import families_of
 
 STRATEGY_LINE = "  - {name: %s, file: s.py, venue: paper, instruments: [MEBL]%s}\n"
 

@@ -18,8 +18,8 @@ import pytest
 
 from engine.app import Engine
 from engine.config import load_config
-from engine.htmlreport import render_html
 from engine.journal import Journal
+from engine.report.page import render_html
 from engine.shutdown import EXIT_ORDERS_LEFT_WORKING
 
 D = Decimal

@@ -15,7 +15,7 @@ from conftest import INSTRUMENTS
 from engine.app import Engine
 from engine.clientids import format_client_id
 from engine.config import load_config
-from engine.timeline import MAX_SAMPLES, Timeline
+from engine.observe.timeline import MAX_SAMPLES, Timeline
 
 S = 1_000_000_000
 DAY_S = 86_400

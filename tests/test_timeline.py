@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import json_leaves
 
-from engine.timeline import Timeline, dec, iso_time
+from engine.observe.timeline import Timeline, dec, iso_time
 
 KARACHI = ZoneInfo("Asia/Karachi")
 S = 1_000_000_000

@@ -71,7 +71,7 @@ class RateBucket:
     ``try_take`` either takes one token or changes nothing but the ``refused`` counter. An
     ``"order"`` take must leave ``reserve`` takes available; a ``"cancel"`` take may use them all.
     ``scope`` ("orders", "cancels" or "all") says which requests the bucket applies to in a
-    :class:`RateGuard`.
+    :class:`RateLimiter`.
     """
 
     __slots__ = (
@@ -161,7 +161,7 @@ class RateBucket:
         return max(0, min(self._gcra_headroom(now), self._window_headroom(now)))
 
     def can_take(self, kind: TakeKind = "order", now_ns: int | None = None) -> bool:
-        """Would a take of ``kind`` succeed now? Never changes anything (the all-or-nothing guard relies on it)."""
+        """Would a take of ``kind`` succeed now? Never changes anything (the all-or-nothing take relies on it)."""
         return self._room(self._need(kind), self.clock.now_ns() if now_ns is None else now_ns)
 
     def _window_full(self, need: int, now: int) -> bool:
@@ -203,7 +203,7 @@ class RateBucket:
 
         This is the gate's rate check itself when the bucket is the only one an order spends (the
         usual shape), so the window test, the GCRA test and the take are inlined in one call; like
-        :meth:`RateGuard.take_order` it takes the request it does not read."""
+        :meth:`RateLimiter.take_order` it takes the request it does not read."""
         if now is None:
             now = self.clock.now_ns()
         recent = self._recent
@@ -297,7 +297,7 @@ def venue_cancel_reserve(bucket_capacity: int, window_cap: int) -> int:
 
 
 def venue_buckets(venue_name: str, rate_limits: Iterable[RateLimit], clock: Clock) -> list[RateBucket]:
-    """The shared buckets of one venue account: build once per venue, hand to every strategy's guard.
+    """The shared buckets of one venue account: build once per venue, hand to every strategy's limiter.
 
     Scopes "orders", "cancels" and "all" become buckets; other scopes (market data, queries) are not
     order traffic and are left to the adapter. An "all" bucket keeps a cancel reserve.
@@ -337,7 +337,7 @@ def strategy_buckets(strategy: str, config: RateLimitConfig | None, clock: Clock
     return buckets
 
 
-class RateGuard:
+class RateLimiter:
     """One strategy's view of every budget its requests spend: its own buckets and its venue's shared ones.
 
     A take is all-or-nothing: every bucket involved is asked first and only then does each spend a
@@ -438,13 +438,13 @@ class RateLimitCheck:
     that every other rule already passed (otherwise refused orders would eat the budget).
     """
 
-    __slots__ = ("guard", "check")
+    __slots__ = ("limiter", "check")
 
-    def __init__(self, guard: RateGuard) -> None:
-        self.guard = guard
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
         # the check is the take itself, bound once: the single bucket's own when an order spends
-        # only one (the usual shape), else the guard's; the gate calls it directly
-        single = guard._single_order_bucket
+        # only one (the usual shape), else the limiter's; the gate calls it directly
+        single = limiter._single_order_bucket
         self.check: Callable[[OrderRequest], Rejection | None] = (
-            guard.take_order if single is None else single.take_order
+            limiter.take_order if single is None else single.take_order
         )

@@ -98,7 +98,7 @@ class RulePack(BaseModel):
     fee_tolerance: Decimal = Field(
         Decimal("0.01"), ge=0, description="A venue-reported fee further than this from the schedule's is an anomaly."
     )
-    # --- fat-finger guards (internal limits) -----------------------------------------------------
+    # --- fat-finger rules (internal limits) ------------------------------------------------------
     max_order_qty: Decimal | None = Field(None, gt=0, description="Largest quantity one order may carry.")
     max_order_notional: Decimal | None = Field(None, gt=0, description="Largest price x quantity of one order.")
     max_price_deviation_pct: Decimal | None = Field(

@@ -1,51 +1,44 @@
-"""Metrics and health over HTTP: ``/metrics`` (Prometheus), ``/healthz`` and ``/readyz``.
+"""The metrics snapshot: what a scrape of ``/metrics`` shows and what ``/healthz`` and ``/readyz`` say.
 
 Two sides, so the per-event path never waits for a scrape and a scrape never reads state the loop
 is changing:
 
 * the event loop calls :meth:`Observer.publish` every ``metrics.publish_seconds``: it reads the
   runtime's plain-integer counters and state into immutable metric families (a snapshot) and
-  notes the time, the loop's lag and whether the engine is ready;
-* a small HTTP server on its own thread serves the last snapshot. It keeps answering when the loop
-  is stuck, which is what lets ``/healthz`` say "stalled" (503) instead of timing out, and lets a
-  scrape show the lag that caused it.
+  notes the time, the loop's lag and whether the engine is ready (this module);
+* a small HTTP server on its own thread serves the last snapshot
+  (:mod:`engine.observe.server`). It keeps answering when the loop is stuck, which is what lets
+  ``/healthz`` say "stalled" (503) instead of timing out, and lets a scrape show the lag that
+  caused it.
 
-Series names, kinds and labels are :data:`engine.metrics.CATALOG`; this module builds exactly
-those (a test scrapes a running engine and compares).
+Series names, kinds and labels are :data:`engine.observe.metrics.CATALOG`; this module builds
+exactly those (a test scrapes a running engine and compares).
 """
 
 from __future__ import annotations
 
-import logging
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 
 from engine import __version__
-from engine.errors import StartupError
 from engine.hookspecs import HOOK_NAMES
-from engine.metrics import CATALOG
 from engine.model import ACCOUNT_ALERT, MARGIN_CALL, Phase
+from engine.observe.metrics import CATALOG
+from engine.observe.timing import HOOK_FLOOR_NS, Log2Histogram
 from engine.rejects import Reject
 from engine.risk.killswitch import TradingState, order_to_trade_ratio
-from engine.timing import HOOK_FLOOR_NS, Log2Histogram
 from engine.venue.badinput import KINDS as BAD_INPUT_KINDS
 
 if TYPE_CHECKING:
     from engine.runtime import Runtime
 
-log = logging.getLogger("engine.metrics")
-
-__all__ = ["MetricsServer", "Observer", "families_of"]
+__all__ = ["Observer", "families_of"]
 
 VENUE_STATES = ("connected", "disconnected", "reconciling", "stale")
 STRATEGY_STATES = ("running", "paused", "stopped", "failed")
@@ -76,7 +69,7 @@ def _add_histogram(family: HistogramMetricFamily, labels: list[str], stats: Log2
         family.add_metric(labels, buckets, stats.total_ns / 1e9)
     else:  # prometheus-client writes _count only with a _sum: add it by hand
         family.add_metric(labels, buckets, None)
-        names = dict(zip(family._labelnames, labels, strict=True))
+        names = dict(zip(CATALOG[family.name].labels, labels, strict=True))  # the labels it was built with
         family.samples.append(Sample(family.name + "_count", names, buckets[-1][1]))
 
 
@@ -263,79 +256,3 @@ class Observer(Collector):
     def readiness(self) -> tuple[bool, str]:
         healthy, why = self.health()
         return (False, why) if not healthy else self._ready
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        observer = self.server.observer
-        if path == "/metrics":
-            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            self._reply(200, encoder(observer.registry), content_type)
-        elif path in ("/healthz", "/readyz"):
-            ok, why = observer.health() if path == "/healthz" else observer.readiness()
-            self._reply(200 if ok else 503, (why + "\n").encode(), "text/plain; charset=utf-8")
-        else:
-            self._reply(404, b"not found: try /metrics, /healthz or /readyz\n", "text/plain; charset=utf-8")
-
-    def _reply(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http %s", format % args)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], observer: Observer) -> None:
-        self.observer = observer
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
-
-
-class MetricsServer:
-    """The HTTP endpoints on a daemon thread. ``start`` raises a clear error when the address is
-    taken, so two engines on one host cannot silently share (or fight over) a port."""
-
-    def __init__(self, observer: Observer, address: tuple[str, int]) -> None:
-        self.observer = observer
-        self.address = address
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("metrics server not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-
-    def start(self) -> None:
-        try:
-            self._server = _Server(self.address, self.observer)
-        except OSError as exc:
-            host, port = self.address
-            raise StartupError(
-                f"metrics.listen {host}:{port}: {exc.strerror or exc}. Is another engine running on this host? "
-                "Set metrics.listen to a free port, or metrics.enabled: false"
-            ) from exc
-        self._thread = threading.Thread(target=self._server.serve_forever, name="engine-metrics", daemon=True)
-        self._thread.start()
-        log.info("metrics on %s/metrics (health %s/healthz, readiness %s/readyz)", self.url, self.url, self.url)
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None

@@ -2,7 +2,7 @@
 
 The per-event path never touches prometheus-client: it counts in plain integers on the runtime's
 own objects, and the collector turns them into metric families at scrape time (see
-:mod:`engine.observe`). This module is the one list of names, types, help texts and labels; the
+:mod:`engine.observe.snapshot`). This module is the one list of names, types, help texts and labels; the
 shipped Grafana dashboard and Prometheus alert rules are tested against it, so a query can never
 name a series the engine does not export.
 
