@@ -39,7 +39,8 @@ from engine.config import LoadedConfig, validate_section
 from engine.errors import ConfigError, StartupError
 from engine.journal import Journal, make_private, move_aside, peek
 from engine.loader import LoadedStrategy, load_strategies
-from engine.observe import MetricsServer, Observer
+from engine.observe.server import MetricsServer
+from engine.observe.snapshot import Observer
 from engine.outfile import OutputPathError, write_atomic
 from engine.risk.killswitch import TradingState
 from engine.risk.rulepack import RulePack, resolve_packs

@@ -110,7 +110,7 @@ class OrderCloser:
                 continue  # orphans: cancel_orphans below
             if now < self._next_try_ns.get(client_id, 0):
                 continue
-            if venue.guard.next_cancel_ns() > runtime.clock.now_ns():
+            if venue.limiter.next_cancel_ns() > runtime.clock.now_ns():
                 continue  # the venue's budget is spent: the runtime's paced retry or a later look sends it
             attempt = self._attempts.get(client_id, 0) + 1
             self._attempts[client_id] = attempt

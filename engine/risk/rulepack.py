@@ -59,7 +59,7 @@ class RulePack(BaseModel):
     # --- circuit breaker (PSX_RULES rule 6) ---------------------------------------------------
     circuit_band: bool = Field(
         True, description="Limit prices must lie in a band around the reference price; false on a venue without "
-                          "one (a perpetual: the 'derivatives' profile), where only the fat-finger guard applies."
+                          "one (a perpetual: the 'derivatives' profile), where only the fat-finger rule applies."
     )
     band_pct: Decimal = Field(Decimal("0.10"), gt=0, lt=1, description="Price band around the reference price.")
     band_abs_floor: Decimal = Field(

@@ -28,6 +28,8 @@ from engine.model import (
     SessionState,
     Side,
 )
+from engine.observe.timeline import Timeline
+from engine.observe.timing import HOOK_FLOOR_NS
 from engine.risk.account import AccountConfig, BuyingPower, CashAccount, NoShortSelling, PositionLimit, SectorLimit
 from engine.risk.connectivity import VenueConnected
 from engine.risk.derivatives import (
@@ -47,7 +49,7 @@ from engine.risk.killswitch import (
 )
 from engine.risk.mmp import MmpCheck, MmpConfig, MmpState
 from engine.risk.psx import psx_checks
-from engine.risk.ratelimit import RateGuard, RateLimitCheck, RateLimitConfig, venue_buckets
+from engine.risk.ratelimit import RateLimitCheck, RateLimitConfig, RateLimiter, venue_buckets
 from engine.risk.rulepack import DEFAULT_PROFILE, RulePack, resolve_packs
 from engine.risk.storm import RepeatRefusals, RepeatRefusalsConfig
 from engine.risk.structural import structural_checks
@@ -65,8 +67,6 @@ from engine.runtime.strategies import StrategiesMixin
 from engine.runtime.summary import SummaryMixin
 from engine.runtime.venues import BookEntry, VenueState
 from engine.sessions import TradingCalendar
-from engine.timeline import Timeline
-from engine.timing import HOOK_FLOOR_NS
 from engine.venue import Adapter, VenueAdapter
 
 log = logging.getLogger("engine")
@@ -188,9 +188,9 @@ class Runtime(DispatchMixin, EntranceMixin, OrdersMixin, RefusalsMixin, Strategi
         # the adapter paces its wire with these limits and answers with what really departs (its
         # margin included): the gate spends exactly that, so it never admits more than can leave
         buckets = venue_buckets(name, adapter.set_rate_limits(limits), self.clock)
-        guard = RateGuard(f"venue-{name}", None, buckets, self.clock)
+        limiter = RateLimiter(f"venue-{name}", None, buckets, self.clock)
         venue = self.venues[name] = VenueState(
-            name, adapter, master, held, packs, guard, buckets, cancel_on_disconnect, on_reconnect
+            name, adapter, master, held, packs, limiter, buckets, cancel_on_disconnect, on_reconnect
         )
         venue.entries = entries
         venue.feed = feed
@@ -213,7 +213,7 @@ class Runtime(DispatchMixin, EntranceMixin, OrdersMixin, RefusalsMixin, Strategi
         runner.loss_limit = StrategyLossLimit(loss_limit) if loss_limit is not None else None
         if runner.loss_limit is not None:
             self.watches_losses = True
-        runner.rate = RateGuard(runner.name, rate_limit, venue.buckets, self.clock, self.refusals_per_s)
+        runner.rate = RateLimiter(runner.name, rate_limit, venue.buckets, self.clock, self.refusals_per_s)
         runner.repeats = RepeatRefusals(self.repeat_refusals) if self.repeat_refusals is not None else None
         runner.facts = {symbol: venue.entries[symbol] for symbol in runner.symbols}
         self.runners[runner.name] = runner

@@ -18,8 +18,8 @@ from engine.model import (
     InstrumentStatus,
     Trade,
 )
+from engine.observe.timing import Log2Histogram
 from engine.rejects import Reject
-from engine.timing import Log2Histogram
 
 if TYPE_CHECKING:
     from engine.runtime.runner import StrategyRunner

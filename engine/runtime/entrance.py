@@ -127,7 +127,7 @@ class EntranceMixin:
                 ))
             return False
         if by_engine:
-            if venue.guard.take_cancel() is not None:
+            if venue.limiter.take_cancel() is not None:
                 self._retry_cancel_later(runner, order, venue)
                 return False
         else:
@@ -151,7 +151,7 @@ class EntranceMixin:
             return
         self.cancel_retries.add(order._client_id)
         now = self.clock.now_ns()
-        due = min(max(venue.guard.next_cancel_ns(), now + 1), now + CANCEL_RETRY_MAX_NS)
+        due = min(max(venue.limiter.next_cancel_ns(), now + 1), now + CANCEL_RETRY_MAX_NS)
 
         def retry() -> None:
             self.cancel_retries.discard(order._client_id)
@@ -256,7 +256,7 @@ class EntranceMixin:
             return False
         orders = [(runner, order) for runner in runners for order in runner.open_orders.values()
                   if order.can_transition(OrderStatus.PENDING_CANCEL)]
-        if len(orders) < 2 or venue.guard.take_cancel() is not None:
+        if len(orders) < 2 or venue.limiter.take_cancel() is not None:
             return False
         now = self.clock.now_ns()
         for _, order in orders:
@@ -288,10 +288,10 @@ class EntranceMixin:
                 venue.orphans.pop(order.client_id, None)
                 continue
             if order.status is not OrderStatus.PENDING_CANCEL and order.can_transition(OrderStatus.PENDING_CANCEL):
-                if venue.guard.take_cancel() is not None:  # the venue's budget: the rest when it has room
+                if venue.limiter.take_cancel() is not None:  # the venue's budget: the rest when it has room
                     if not venue.orphan_retry_due:
                         venue.orphan_retry_due = True
-                        self.clock.call_at(max(venue.guard.next_cancel_ns(), now + 1), self._cancel_orphans_again,
+                        self.clock.call_at(max(venue.limiter.next_cancel_ns(), now + 1), self._cancel_orphans_again,
                                            venue)
                     return
                 order.transition(OrderStatus.PENDING_CANCEL, now)

@@ -17,10 +17,10 @@ from typing import Any, Protocol
 
 from engine.clock import Clock
 from engine.model import Book, Order, SessionState
+from engine.observe.timeline import Timeline
 from engine.risk.gate import Rejection
 from engine.risk.killswitch import KillSwitch, TradingState
 from engine.runtime.runner import StrategyRunner
-from engine.timeline import Timeline
 from engine.venue import Adapter
 
 __all__ = ["EngineFacade", "StrategyDesk", "StrategyRunner", "VenueView"]

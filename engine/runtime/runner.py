@@ -9,19 +9,19 @@ from decimal import Decimal
 from typing import Any
 
 from engine.model import ZERO, Instrument, Order
+from engine.observe.timing import HOOK_FLOOR_NS, Log2Histogram
 from engine.portfolio import Position
 from engine.rejects import Reject
 from engine.risk.facts import InstrumentFacts
 from engine.risk.gate import Gate
 from engine.risk.killswitch import StrategyLossLimit
 from engine.risk.mmp import MmpState
-from engine.risk.ratelimit import RateGuard
+from engine.risk.ratelimit import RateLimiter
 from engine.risk.storm import RepeatRefusals
-from engine.timing import HOOK_FLOOR_NS, Log2Histogram
 
 
 class StrategyRunner:
-    """One configured strategy instance: its hooks, context, orders, positions and guards."""
+    """One configured strategy instance: its hooks, context, orders, positions and gate."""
 
     __slots__ = (
         "name", "venue", "symbols", "instruments", "facts", "loaded", "ctx", "state", "failure", "gate",
@@ -71,7 +71,7 @@ class StrategyRunner:
         self.refused_in_row = 0  # orders refused locally since the last one sent (each used a client id)
         self.mmp: MmpState | None = None
         self.mmp_triggers = 0
-        self.rate: RateGuard | None = None
+        self.rate: RateLimiter | None = None
         self.limits: Any = None
         self.loss_limit: StrategyLossLimit | None = None
         self.pnl_day_start = ZERO

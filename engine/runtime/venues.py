@@ -8,13 +8,13 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from engine.model import Book, Instrument, Order
+from engine.observe.timing import Log2Histogram
 from engine.risk.account import CashAccount
 from engine.risk.derivatives import DerivativesAccount
 from engine.risk.facts import InstrumentFacts
-from engine.risk.ratelimit import RateGuard
+from engine.risk.ratelimit import RateLimiter
 from engine.risk.rulepack import RulePack
 from engine.runtime.connectivity import DISCONNECTED, VenueStatus
-from engine.timing import Log2Histogram
 from engine.venue import Adapter, VenueAdapter
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class VenueState:
 
     __slots__ = (
         "name", "adapter", "entries", "orders", "exec_ids", "instruments", "status", "account", "packs",
-        "guard", "cancel_on_disconnect", "on_reconnect", "disconnects", "dropped_at_ns", "at_drop",
+        "limiter", "cancel_on_disconnect", "on_reconnect", "disconnects", "dropped_at_ns", "at_drop",
         "awaiting_cancels", "ever_connected", "buckets", "cancel_when_back", "orphans", "orphan_retry_due",
         "reconcile_failures", "feed", "data_status", "told_stale", "mass_cancel",
         "n_fill", "n_order_update", "n_duplicate_fills", "n_unlisted", "tick_to_order", "fee_schedules",
@@ -50,7 +50,7 @@ class VenueState:
 
     def __init__(
         self, name: str, adapter: Adapter, instruments: dict[str, Instrument],
-        account: CashAccount | DerivativesAccount, packs: dict[str, RulePack], guard: RateGuard, buckets: list,
+        account: CashAccount | DerivativesAccount, packs: dict[str, RulePack], limiter: RateLimiter, buckets: list,
         cancel_on_disconnect: bool, on_reconnect: str,
     ) -> None:
         self.name = name
@@ -64,7 +64,7 @@ class VenueState:
         self.packs = packs
         #: what a fill is charged when the venue states no fee, and what a stated fee is checked against
         self.fee_schedules = {symbol: pack.fee_schedule() for symbol, pack in packs.items()}
-        self.guard = guard  # the venue account's request budget, for cancels the engine itself sends
+        self.limiter = limiter  # the venue account's request budget, for cancels the engine itself sends
         self.cancel_on_disconnect = cancel_on_disconnect
         self.on_reconnect = on_reconnect
         self.disconnects = 0
@@ -72,7 +72,7 @@ class VenueState:
         self.at_drop: dict[str, Order] = {}  # open when the connection dropped, by client id
         self.awaiting_cancels: set[str] = set()
         self.ever_connected = False
-        self.buckets = buckets  # the venue account's shared budgets, in every strategy's RateGuard
+        self.buckets = buckets  # the venue account's shared budgets, in every strategy's RateLimiter
         self.cancel_when_back: dict[str, Order] = {}
         # open at the venue for a strategy this config no longer runs (restart): cancelled, no hooks
         self.orphans: dict[str, Order] = {}
