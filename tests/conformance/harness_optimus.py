@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import anyio
 from anyio.abc import TaskGroup
-from sinks import RecordingSink
+from support.sinks import RecordingSink
 
 from adapters.optimus.adapter import OptimusAdapter, OptimusOptions
 from adapters.optimus.sandbox import DOC_INSTRUMENTS, OptimusExtensions, OptimusSandbox, SandboxSettings

@@ -1,0 +1,175 @@
+"""Whole simulated PSX days through the real command line, and SIGTERM in a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from support import REPO
+from support.runs import engine_command
+
+
+def run_day(tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        engine_command("run", "config.yaml", "--report", str(report), "--journal", str(tmp_path / "j.sqlite"), *extra),
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done, json.loads(report.read_text())
+
+
+@pytest.fixture(scope="module")
+def default_day(tmp_path_factory):
+    return run_day(tmp_path_factory.mktemp("day"))
+
+
+def test_default_config_trades_a_whole_day_and_exits_zero(default_day):
+    _, report = default_day
+    assert report["sessions"] == ["closed", "pre_open", "open", "post_close", "closed"]
+    assert report["events"]["book"] > 10_000 and report["events"]["trade"] > 100
+    assert report["fills"] > 0
+    assert report["orders"]["submitted"] > 0
+    assert report["orders"]["open_at_exit"] == 0
+    for name in ("mm", "momentum"):
+        strategy = report["strategies"][name]
+        assert strategy["state"] == "stopped"
+        assert strategy["fills"] > 0
+        assert "." in strategy["realized_pnl"]  # a decimal string, exact
+
+
+def test_report_has_the_documented_shape(default_day):
+    _, report = default_day
+    assert set(report["orders"]) >= {"submitted", "filled", "cancelled", "rejected", "expired"}
+    assert isinstance(report["rejects_by_code"], dict)
+    for strategy in report["strategies"].values():
+        assert set(strategy) >= {"orders", "fills", "position", "realized_pnl", "state"}
+        for qty in strategy["position"].values():
+            assert isinstance(qty, str)
+
+
+def test_log_is_short_and_ends_with_a_summary_table(default_day):
+    done, report = default_day
+    lines = done.stderr.splitlines()
+    assert len(lines) < 2000  # session changes, fills, rejects, heartbeats: never a line per tick
+    assert report["events"]["book"] > 20 * len(lines)
+    assert any("session pre_open -> open" in line for line in lines)
+    assert "strategy" in done.stdout and "mm" in done.stdout and "momentum" in done.stdout
+
+
+def test_same_seed_same_day(default_day, tmp_path):
+    _, first = default_day
+    _, second = run_day(tmp_path)
+    for report in (first, second):
+        report.pop("wall_seconds")
+        report["journal"].pop("path")  # each run has its own journal (a shared one continues the account)
+        for wall_timed in ("commit_us_mean", "commits"):  # group commits follow wall time
+            report["journal"].pop(wall_timed)
+        for strategy in report["strategies"].values():
+            # wall time, which a seed cannot fix: the slowest hook, and hooks over their 50 ms
+            # budget (one run on a loaded machine counted an overrun the other did not)
+            strategy.pop("slowest_hook_ms")
+            strategy.pop("hook_overruns")
+    assert first == second
+
+
+def test_another_seed_another_day(default_day, tmp_path):
+    _, first = default_day
+    _, other = run_day(tmp_path, "--seed", "43")
+    assert other["events"] != first["events"]
+
+
+def test_sigterm_stops_strategies_cancels_orders_writes_report_and_exits_zero(tmp_path):
+    report = tmp_path / "report.json"
+    process = subprocess.Popen(
+        engine_command("run", "config.yaml", "--report", str(report), "--speed", "200",
+                       "--journal", str(tmp_path / "j.sqlite")),
+        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    watchdog = threading.Timer(120, process.kill)
+    watchdog.start()
+    try:
+        seen = []
+        for line in process.stderr:
+            seen.append(line)
+            if "session pre_open -> open" in line:
+                break
+        time.sleep(1.0)  # let the strategies place orders in continuous trading
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        watchdog.cancel()
+    assert process.returncode == 0, err[-2000:]
+    assert "SIGTERM received" in err
+    data = json.loads(report.read_text())
+    assert data["stopped_by"] == "SIGTERM"
+    assert data["sessions"][-1] == "open"  # stopped mid-day, not at the close
+    assert data["orders"]["open_at_exit"] == 0
+    assert all(s["state"] == "stopped" for s in data["strategies"].values())
+    assert "mm" in out
+
+
+@pytest.mark.skipif(os.name != "posix", reason="signals")
+def test_sigint_is_handled_like_sigterm(tmp_path):
+    report = tmp_path / "report.json"
+    process = subprocess.Popen(
+        engine_command("run", "config.yaml", "--report", str(report), "--speed", "200",
+                       "--journal", str(tmp_path / "j.sqlite")),
+        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        for line in process.stderr:
+            if "session closed -> pre_open" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err[-2000:]
+    assert json.loads(report.read_text())["stopped_by"] == "SIGINT"
+
+
+def test_wall_clock_day_runs_through_apscheduler_and_exits(tmp_path):
+    """A real-time day of a few seconds: sessions fired by APScheduler on Asia/Karachi time."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    now = dt.datetime.now(ZoneInfo("Asia/Karachi"))
+    if (now + dt.timedelta(seconds=30)).date() != now.date():
+        pytest.skip("too close to midnight in Karachi for a same-day wall-clock session")
+    weekday = now.strftime("%a").lower()
+
+    def at(seconds: int) -> str:
+        return (now + dt.timedelta(seconds=seconds)).strftime("%H:%M:%S")
+
+    flags = "accepts_new: true, accepts_modify_cancel: true"
+    profile = (
+        f"      {weekday}:\n"
+        f"        - {{phase: pre_open, start: '{at(2)}', end: '{at(3)}', {flags}}}\n"
+        f"        - {{phase: open, start: '{at(3)}', end: '{at(6)}', {flags}, matches: true}}\n"
+        f"        - {{phase: post_close, start: '{at(6)}', end: '{at(7)}', {flags}, matches: true, "
+        "closing_price_only: true}\n"
+    )
+    config = (REPO / "config.yaml").read_text()
+    config = config.replace("clock: simulated ", "clock: wall ").replace(
+        "sessions:\n  profile: broker-doc",
+        f"sessions:\n  profile: now\n  holidays: {{extra_sessions: [{now.date().isoformat()}]}}\n"
+        f"  profiles:\n    now:\n{profile}",
+    ).replace("days: 1 ", f"start: {now.date().isoformat()}\n  days: 1 ")
+    config = config.replace("file: strategies/", f"file: {REPO}/strategies/")
+    path = tmp_path / "wall.yaml"
+    path.write_text(config)
+    report = tmp_path / "report.json"
+    done = subprocess.run(engine_command("run", str(path), "--report", str(report)),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = json.loads(report.read_text())
+    assert data["sessions"] == ["closed", "pre_open", "open", "post_close", "closed"]
+    assert data["stopped_by"] == "end"
+    assert data["events"]["book"] > 0
