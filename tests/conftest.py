@@ -11,16 +11,12 @@ import os
 from pathlib import Path
 
 import pytest
-from support import IDLE_STRATEGY, write_engine_config
+from support import IDLE_STRATEGY, KINDS, write_engine_config
 
 from engine.app import Engine
 from engine.config import load_config
 
 TESTS = Path(__file__).resolve().parent
-
-#: the test folders, each its own marker (registered in pyproject.toml); what belongs where is
-#: README "Running the tests"
-KINDS = ("unit", "protocol", "e2e", "conformance")
 
 # Engines started by the tests (in process and in subprocesses, which inherit this) take a free
 # port instead of the fixed default, so a suite never collides with a running engine or another

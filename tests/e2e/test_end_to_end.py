@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -135,40 +138,88 @@ def test_sigint_is_handled_like_sigterm(tmp_path):
     assert json.loads(report.read_text())["stopped_by"] == "SIGINT"
 
 
+#: how long before the day's first phase the engine is started; a start slower than that (a loaded
+#: machine) is stopped and tried again with the next lead
+WALL_CLOCK_LEADS_S = (3, 6, 12, 24)
+
+
+def wait_until_ready(notify: socket.socket, process: subprocess.Popen, timeout: float) -> bool:
+    """Wait for the engine's sd_notify ``READY=1`` (sent once the venues are connected, on_start has
+    run and the session driver has started, engine/app.py); False if the engine ended first."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        notify.settimeout(0.2)
+        try:
+            datagram = notify.recv(4096)
+        except TimeoutError:
+            continue
+        if b"READY=1" in datagram.split(b"\n"):
+            return True
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sd_notify on an abstract AF_UNIX socket")
 def test_wall_clock_day_runs_through_apscheduler_and_exits(tmp_path):
-    """A real-time day of a few seconds: sessions fired by APScheduler on Asia/Karachi time."""
+    """A real-time day of a few seconds: sessions fired by APScheduler on Asia/Karachi time.
+
+    The day is written into the config before the engine starts, so it must not begin before the
+    engine is ready: the test listens on $NOTIFY_SOCKET for the engine's READY=1 (the session
+    driver has started by then). When READY comes after the day's first phase began, the start was
+    slower than the lead, and the day is scheduled again with a longer one: a loaded machine makes
+    the test slower, never failed."""
     import datetime as dt
     from zoneinfo import ZoneInfo
 
-    now = dt.datetime.now(ZoneInfo("Asia/Karachi"))
-    if (now + dt.timedelta(seconds=30)).date() != now.date():
+    karachi = ZoneInfo("Asia/Karachi")
+    now = dt.datetime.now(karachi)
+    if (now + dt.timedelta(seconds=sum(WALL_CLOCK_LEADS_S) + 30)).date() != now.date():
         pytest.skip("too close to midnight in Karachi for a same-day wall-clock session")
     weekday = now.strftime("%a").lower()
-
-    def at(seconds: int) -> str:
-        return (now + dt.timedelta(seconds=seconds)).strftime("%H:%M:%S")
-
     flags = "accepts_new: true, accepts_modify_cancel: true"
-    profile = (
-        f"      {weekday}:\n"
-        f"        - {{phase: pre_open, start: '{at(2)}', end: '{at(3)}', {flags}}}\n"
-        f"        - {{phase: open, start: '{at(3)}', end: '{at(6)}', {flags}, matches: true}}\n"
-        f"        - {{phase: post_close, start: '{at(6)}', end: '{at(7)}', {flags}, matches: true, "
-        "closing_price_only: true}\n"
-    )
-    config = (REPO / "config.yaml").read_text()
-    config = config.replace("clock: simulated ", "clock: wall ").replace(
-        "sessions:\n  profile: broker-doc",
-        f"sessions:\n  profile: now\n  holidays: {{extra_sessions: [{now.date().isoformat()}]}}\n"
-        f"  profiles:\n    now:\n{profile}",
-    ).replace("days: 1 ", f"start: {now.date().isoformat()}\n  days: 1 ")
-    config = config.replace("file: strategies/", f"file: {REPO}/strategies/")
-    path = tmp_path / "wall.yaml"
-    path.write_text(config)
     report = tmp_path / "report.json"
-    done = subprocess.run(engine_command("run", str(path), "--report", str(report)),
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr[-2000:]
+    for lead in WALL_CLOCK_LEADS_S:
+        now = dt.datetime.now(karachi).replace(microsecond=0)
+        first_phase = now + dt.timedelta(seconds=lead)
+
+        def at(seconds: int, now=now) -> str:
+            return (now + dt.timedelta(seconds=seconds)).strftime("%H:%M:%S")
+
+        profile = (
+            f"      {weekday}:\n"
+            f"        - {{phase: pre_open, start: '{at(lead)}', end: '{at(lead + 1)}', {flags}}}\n"
+            f"        - {{phase: open, start: '{at(lead + 1)}', end: '{at(lead + 4)}', {flags}, matches: true}}\n"
+            f"        - {{phase: post_close, start: '{at(lead + 4)}', end: '{at(lead + 5)}', {flags}, matches: true, "
+            "closing_price_only: true}\n"
+        )
+        config = (REPO / "config.yaml").read_text()
+        config = config.replace("clock: simulated ", "clock: wall ").replace(
+            "sessions:\n  profile: broker-doc",
+            f"sessions:\n  profile: now\n  holidays: {{extra_sessions: [{now.date().isoformat()}]}}\n"
+            f"  profiles:\n    now:\n{profile}",
+        ).replace("days: 1 ", f"start: {now.date().isoformat()}\n  days: 1 ")
+        config = config.replace("file: strategies/", f"file: {REPO}/strategies/")
+        path = tmp_path / "wall.yaml"
+        path.write_text(config)
+        address = f"engine-test-{uuid.uuid4().hex}"  # abstract: no path length limit, nothing to clean up
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify, (tmp_path / "engine.log").open("w") as log:
+            notify.bind("\0" + address)
+            process = subprocess.Popen(engine_command("run", str(path), "--report", str(report)),
+                                       env={**os.environ, "NOTIFY_SOCKET": "@" + address},
+                                       stdout=subprocess.DEVNULL, stderr=log, text=True)
+            try:
+                ready = wait_until_ready(notify, process, timeout=60)
+                if ready and dt.datetime.now(karachi) >= first_phase:
+                    continue  # ready only after the day began: schedule it again, further ahead
+                assert ready, f"no READY=1 from the engine:\n{(tmp_path / 'engine.log').read_text()[-2000:]}"
+                returncode = process.wait(timeout=60)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        assert returncode == 0, (tmp_path / "engine.log").read_text()[-2000:]
+        break
+    else:
+        pytest.fail(f"the engine was never ready before its day began, even {WALL_CLOCK_LEADS_S[-1]} s ahead")
     data = json.loads(report.read_text())
     assert data["sessions"] == ["closed", "pre_open", "open", "post_close", "closed"]
     assert data["stopped_by"] == "end"

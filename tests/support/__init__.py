@@ -32,6 +32,10 @@ from engine.runtime import Runtime, StrategyRunner
 
 REPO = Path(__file__).resolve().parents[2]
 
+#: the test folders below tests/, each its own marker (registered in pyproject.toml, set by
+#: conftest.py from the folder); what belongs where is README "Running the tests"
+KINDS = ("unit", "protocol", "e2e", "conformance")
+
 INSTRUMENTS = """\
 instruments:
   - {symbol: MEBL, venue: paper, tick_size: 0.01, lot_size: 1, previous_close: 187.50, sector: Commercial Banks}
