@@ -7,6 +7,7 @@ no test module imports another."""
 from __future__ import annotations
 
 import ast
+import itertools
 import os
 import subprocess
 import sys
@@ -35,6 +36,28 @@ REPO = Path(__file__).resolve().parents[2]
 #: the test folders below tests/, each its own marker (registered in pyproject.toml, set by
 #: conftest.py from the folder); what belongs where is README "Running the tests"
 KINDS = ("unit", "protocol", "e2e", "conformance")
+
+
+def could_select(markexpr: str, kind: str) -> bool:
+    """Whether ``markexpr`` can be true for a test marked ``kind`` and no other kind. Marker
+    expressions are Python's ``and``/``or``/``not`` over names; anything else (marker arguments)
+    is answered True, which only means the folder is collected."""
+    try:
+        code = compile(markexpr, "<-m>", "eval")
+    except SyntaxError:
+        return True
+    others = [name for name in code.co_names if name not in KINDS]
+    if len(others) > 8:
+        return True
+    for values in itertools.product((False, True), repeat=len(others)):
+        names = {name: name == kind for name in KINDS} | dict(zip(others, values, strict=True))
+        try:
+            if eval(code, {"__builtins__": {}}, names):
+                return True
+        except Exception:
+            return True
+    return False
+
 
 INSTRUMENTS = """\
 instruments:

@@ -592,6 +592,7 @@ def assert_halted_by_operator(result: dict, signame: str = "SIGUSR1") -> None:
     assert result["stopped_by"] == "end"  # halted is not stopped: the run went on to its end
 
 
+@pytest.mark.e2e  # a subprocess and a signal
 def test_sigusr1_halts_a_running_engine(tmp_path):
     proc, config, report = start_engine(tmp_path)
     pid_file = config.with_suffix(".pid")
@@ -602,6 +603,7 @@ def test_sigusr1_halts_a_running_engine(tmp_path):
     assert not pid_file.exists()  # removed at exit
 
 
+@pytest.mark.e2e  # a subprocess and a signal
 def test_engine_halt_cli_finds_the_pid_file_and_halts(tmp_path):
     proc, config, report = start_engine(tmp_path)
     done = subprocess.run([str(ENGINE), "halt", str(config)], capture_output=True, text=True, timeout=30)
@@ -610,6 +612,7 @@ def test_engine_halt_cli_finds_the_pid_file_and_halts(tmp_path):
     assert_halted_by_operator(finish(proc, tmp_path, report))
 
 
+@pytest.mark.e2e  # a subprocess and a signal
 def test_engine_halt_without_a_running_engine_exits_1(tmp_path):
     config = write_config(tmp_path, {"s": LOGGER})
     done = subprocess.run([str(ENGINE), "halt", str(config)], capture_output=True, text=True, timeout=30)

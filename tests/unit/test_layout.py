@@ -4,10 +4,11 @@ no test module imports another."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
-from support import KINDS, REPO, absolute_imports
+from support import KINDS, REPO, absolute_imports, could_select
 
 TESTS = REPO / "tests"
 
@@ -53,3 +54,27 @@ def test_no_test_module_imports_another_or_conftest() -> None:
         or (module.split(".")[0] == "conftest" and path.name != "conftest.py")
     ]
     assert not offenders, offenders
+
+
+def test_only_unit_tests_name_another_kind_themselves() -> None:
+    """``pytest -m unit`` leaves the other folders out without importing them (conftest's
+    pytest_ignore_collect): that is right only while no test there marks itself with a kind. A
+    slow test in a unit file may say ``@pytest.mark.e2e``; elsewhere, the folder says it."""
+    offenders = []
+    for path in TESTS.rglob("test_*.py"):
+        if path.relative_to(TESTS).parts[0] == "unit":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Attribute) and node.attr in KINDS and isinstance(node.value, ast.Attribute)
+                    and node.value.attr == "mark"):
+                offenders.append(f"{path.relative_to(TESTS).as_posix()}:{node.lineno} pytest.mark.{node.attr}")
+    assert not offenders, offenders
+
+
+def test_a_mark_expression_leaves_out_only_folders_it_cannot_select() -> None:
+    assert could_select("unit", "unit") and not could_select("unit", "e2e")
+    assert could_select("not unit", "e2e") and not could_select("not e2e", "e2e")
+    assert could_select("unit or protocol", "protocol") and not could_select("unit or protocol", "conformance")
+    assert could_select("e2e and slow", "e2e") and not could_select("unit and slow", "e2e")
+    assert could_select("not slow", "e2e")  # another marker: it may or may not be there
+    assert could_select("e2e(x=1)", "unit")  # beyond plain names: collected, never wrongly left out
