@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 from support import REPO
-from support.runs import engine_command
+from support.runs import engine_command, notify_socket, wait_until_ready
 
 
 def default_config(folder: Path) -> Path:
@@ -49,11 +47,6 @@ def default_day(tmp_path_factory):
     return run_day(tmp_path_factory.mktemp("day"))
 
 
-#: the tests of the one default day share a worker, so the module's day is run once (xdist)
-one_day = pytest.mark.xdist_group("default_day")
-
-
-@one_day
 def test_default_config_trades_a_whole_day_and_exits_zero(default_day):
     _, report = default_day
     assert report["sessions"] == ["closed", "pre_open", "open", "post_close", "closed"]
@@ -68,7 +61,6 @@ def test_default_config_trades_a_whole_day_and_exits_zero(default_day):
         assert "." in strategy["realized_pnl"]  # a decimal string, exact
 
 
-@one_day
 def test_report_has_the_documented_shape(default_day):
     _, report = default_day
     assert set(report["orders"]) >= {"submitted", "filled", "cancelled", "rejected", "expired"}
@@ -79,7 +71,6 @@ def test_report_has_the_documented_shape(default_day):
             assert isinstance(qty, str)
 
 
-@one_day
 def test_log_is_short_and_ends_with_a_summary_table(default_day):
     done, report = default_day
     lines = done.stderr.splitlines()
@@ -89,7 +80,6 @@ def test_log_is_short_and_ends_with_a_summary_table(default_day):
     assert "strategy" in done.stdout and "mm" in done.stdout and "momentum" in done.stdout
 
 
-@one_day
 def test_same_seed_same_day(default_day, tmp_path):
     _, first = default_day
     _, second = run_day(tmp_path)
@@ -106,7 +96,6 @@ def test_same_seed_same_day(default_day, tmp_path):
     assert first == second
 
 
-@one_day
 def test_another_seed_another_day(default_day, tmp_path):
     _, first = default_day
     _, other = run_day(tmp_path, "--seed", "43")
@@ -168,21 +157,6 @@ def test_sigint_is_handled_like_sigterm(tmp_path):
 WALL_CLOCK_LEADS_S = (3, 6, 12, 24)
 
 
-def wait_until_ready(notify: socket.socket, process: subprocess.Popen, timeout: float) -> bool:
-    """Wait for the engine's sd_notify ``READY=1`` (sent once the venues are connected, on_start has
-    run and the session driver has started, engine/app.py); False if the engine ended first."""
-    deadline = time.monotonic() + timeout
-    while process.poll() is None and time.monotonic() < deadline:
-        notify.settimeout(0.2)
-        try:
-            datagram = notify.recv(4096)
-        except TimeoutError:
-            continue
-        if b"READY=1" in datagram.split(b"\n"):
-            return True
-    return False
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sd_notify on an abstract AF_UNIX socket")
 def test_wall_clock_day_runs_through_apscheduler_and_exits(tmp_path):
     """A real-time day of a few seconds: sessions fired by APScheduler on Asia/Karachi time.
@@ -225,11 +199,9 @@ def test_wall_clock_day_runs_through_apscheduler_and_exits(tmp_path):
         config = config.replace("file: strategies/", f"file: {REPO}/strategies/")
         path = tmp_path / "wall.yaml"
         path.write_text(config)
-        address = f"engine-test-{uuid.uuid4().hex}"  # abstract: no path length limit, nothing to clean up
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify, (tmp_path / "engine.log").open("w") as log:
-            notify.bind("\0" + address)
+        with notify_socket() as (notify, address), (tmp_path / "engine.log").open("w") as log:
             process = subprocess.Popen(engine_command("run", str(path), "--report", str(report)),
-                                       env={**os.environ, "NOTIFY_SOCKET": "@" + address},
+                                       env={**os.environ, "NOTIFY_SOCKET": address},
                                        stdout=subprocess.DEVNULL, stderr=log, text=True)
             try:
                 ready = wait_until_ready(notify, process, timeout=60)
