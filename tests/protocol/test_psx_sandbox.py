@@ -262,8 +262,9 @@ async def test_the_broker_enforces_lot_and_band_in_the_documents_envelope() -> N
 
 @pytest.mark.anyio
 async def test_one_session_follower_drives_the_feed_and_the_broker() -> None:
-    # Monday 2026-11-23, 09:14:50 Karachi at ten times real speed: closed, pre-open 1 s later
-    start = int(dt.datetime(2026, 11, 23, 9, 14, 50, tzinfo=KARACHI).timestamp()) * NS_PER_S
+    # Monday 2026-11-23, 09:14:30 Karachi at ten times real speed: closed, pre-open 3 real seconds
+    # later (time for the login and an order on a loaded machine)
+    start = int(dt.datetime(2026, 11, 23, 9, 14, 30, tzinfo=KARACHI).timestamp()) * NS_PER_S
     clock = ScaledClock(start, 10)
     async with venue(clock=clock, always_open=False) as psx:
         assert psx.broker._follower is None  # the broker runs no schedule of its own: one follower
@@ -277,7 +278,7 @@ async def test_one_session_follower_drives_the_feed_and_the_broker() -> None:
             closed = await rest.place(500, "187.50")
             assert closed.status_code == 400 and refusal(closed) == 2006
 
-            status = await recv_json(ws, lambda m: m["type"] == "market_status", timeout=3)
+            status = await recv_json(ws, lambda m: m["type"] == "market_status", timeout=10)
             assert status["state"] == "PRE_OPEN"
             assert psx.session is not None and psx.session.phase is Phase.PRE_OPEN
             accepted = await rest.place(500, "187.50")
@@ -295,8 +296,9 @@ async def test_post_close_takes_limit_orders_at_the_closing_price_only() -> None
     there at the closing price only. The broker and the engine's broker-doc profile agree: a limit
     order at the closing price is taken, another price is 2003, a market order 2007, and after
     15:35 the market is closed (2006)."""
-    # Monday 2026-11-23, 15:34:57 Karachi at ten times real speed: post-close, closed 3 s later
-    start = int(dt.datetime(2026, 11, 23, 15, 34, 57, tzinfo=KARACHI).timestamp()) * NS_PER_S
+    # Monday 2026-11-23, 15:34:30 Karachi at ten times real speed: post-close, closed 3 real seconds
+    # later (time for the login and three orders on a loaded machine)
+    start = int(dt.datetime(2026, 11, 23, 15, 34, 30, tzinfo=KARACHI).timestamp()) * NS_PER_S
     clock = ScaledClock(start, 10)
     async with venue(clock=clock, always_open=False, market=False) as psx:
         rest = Rest(psx)

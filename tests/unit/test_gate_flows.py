@@ -564,7 +564,9 @@ def start_engine(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
     """``engine run`` in a subprocess, paced so the day takes a few seconds; returns once the
     strategy has its order working in continuous trading."""
     marker = tmp_path / "open.marker"
-    config = write_config(tmp_path, {"s": KILL_TARGET}, run={"speed": "8000"},
+    # 2000x: about ten real seconds from continuous trading to the close, for `engine halt` to start
+    # on a loaded machine (at 8000x it found the run already ended)
+    config = write_config(tmp_path, {"s": KILL_TARGET}, run={"speed": "2000"},
                           per_strategy={"s": {"params": {"marker": str(marker)}}})
     report = tmp_path / "report.json"
     log = (tmp_path / "engine.log").open("w")
