@@ -1,6 +1,6 @@
 """`engine sandbox pulse --run CONFIG --speed X`: the Pulse venue and the engine in one process on
 one scaled clock, through the real Pulse adapter over loopback, as `engine sandbox psx --run` does
-for PSX (tests/test_psx_sandbox_run.py).
+for PSX (tests/e2e/test_psx_sandbox_run.py).
 
 The day is the shipped config.pulse-sandbox.yaml (its market maker) plus a taker that makes a fill
 certain, on a five-minute session at 60x: the run ends when that session does, about five

@@ -2,7 +2,7 @@
 malformed signature headers, signed but malformed bodies, oversized and slow requests, and a
 captured delivery replayed to a restarted engine. Everything over real HTTP on 127.0.0.1 against
 the adapter's own listener (the adapter connected to the Optimus sandbox, as in
-tests/test_optimus_adapter.py)."""
+tests/protocol/test_optimus_adapter.py)."""
 
 from __future__ import annotations
 

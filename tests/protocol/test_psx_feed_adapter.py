@@ -351,7 +351,7 @@ async def test_unknown_symbol_is_logged_and_the_rest_flows(caplog: pytest.LogCap
 # ---- surface ---------------------------------------------------------------------------------------------
 def test_the_feed_is_a_market_data_adapter_with_no_order_methods():
     """A feed-only adapter implements the market-data contract only: nothing can route an order
-    to it, and the engine refuses to name it where orders go (tests/test_config.py)."""
+    to it, and the engine refuses to name it where orders go (tests/unit/test_config.py)."""
     from engine.venue import MarketDataAdapter, OrderEntryAdapter
 
     assert issubclass(LiveFeedAdapter, MarketDataAdapter)

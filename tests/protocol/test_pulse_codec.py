@@ -56,7 +56,7 @@ def order(**kw: object) -> Order:
 
 def test_every_fixture_is_json_as_the_document_prints_it() -> None:
     """Each block parses as printed; that it is the document's text, line for line, is checked
-    against the document itself by tests/test_fixtures.py (tests/fixtures/index.toml)."""
+    against the document itself by tests/protocol/test_fixtures.py (tests/fixtures/index.toml)."""
     files = sorted(p.name for p in FIXTURES.glob("*.json"))
     assert len(files) >= 40
     for name in files:

@@ -9,8 +9,8 @@ the paper matching engine has no such order and the venue's own query does not k
 told to the strategy through ``on_order_update``, and must be counted in ``rejects_by_code`` of
 the runtime and of the run report.
 
-The helpers here (config writer, venue spy, counterparty) are shared with test_guard_flows.py and
-test_guard_property.py.
+The helpers (config writer, venue spy, counterparty) are in tests/support/gate.py, shared with
+test_gate_flows.py and test_gate_property.py.
 """
 
 from __future__ import annotations
