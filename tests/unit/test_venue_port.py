@@ -100,6 +100,7 @@ def _loaded_by_importing(module: str) -> set[str]:
     return set(json.loads(done.stdout))
 
 
+@pytest.mark.e2e  # a fresh interpreter per module: about a second each
 @pytest.mark.parametrize("module", ["engine.venue", *PORT_MODULES])
 def test_each_part_of_the_port_imports_alone(module: str) -> None:
     assert module in _loaded_by_importing(module)
