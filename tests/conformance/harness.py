@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
-from sinks import RecordingSink
+from support.sinks import RecordingSink
 
 from adapters.sim.extensions import Extensions
 from engine.model import Book, Order, OrderStatus, OrderType, Side, TimeInForce

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import anyio
 from anyio.abc import TaskGroup
-from sinks import RecordingSink
+from support.sinks import RecordingSink
 
 from adapters.optimus.adapter import OptimusAdapter, OptimusOptions
 from adapters.optimus.sandbox import DOC_INSTRUMENTS, OptimusExtensions, OptimusSandbox, SandboxSettings
@@ -43,7 +43,7 @@ class OptimusHarness(OrderEntryHarness):
     modes = (EVERYDAY, LITERAL)
     #: conformance tests whose premise document 000 does not give, by test name: skipped in the
     #: literal mode with this reason (the adapter's literal behaviour is tested in
-    #: tests/test_optimus_adapter.py instead)
+    #: tests/protocol/test_optimus_adapter.py instead)
     literal_limits: ClassVar[dict[str, str]] = {
         "test_restart_finds_open_and_finished_orders": "000 documents no order listing (OPT-3): a restarted "
         "adapter finds an order only when the engine asks for it by id",

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import anyio
-from sinks import RecordingSink
+from support.sinks import RecordingSink
 
 from adapters.paper.adapter import PaperAdapter, PaperOptions
 from adapters.paper.faults import DropFault, RejectFault

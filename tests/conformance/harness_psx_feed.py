@@ -32,7 +32,7 @@ class PsxFeedHarness(MarketDataHarness):
     #: the sandbox modes this harness runs (issue 20): every extension on, or document 002 alone
     modes = (EVERYDAY, LITERAL)
     #: conformance tests whose premise document 002 does not give, by test name: skipped in the
-    #: literal mode with this reason (tests/test_psx_feed_adapter.py tests the literal behaviour)
+    #: literal mode with this reason (tests/protocol/test_psx_feed_adapter.py tests the literal behaviour)
     literal_limits: ClassVar[dict[str, str]] = {
         "test_gap_then_resync": "002 has no sequence numbers (PSX-1): a lost message cannot be noticed; every "
         "literal book message is the whole book, so the next one heals the book without a new snapshot",

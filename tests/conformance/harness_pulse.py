@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from sinks import RecordingSink
+from support.sinks import RecordingSink
 
 from adapters.pulse.adapter import PulseAdapter, PulseOptions
 from adapters.pulse.sandbox import PulseExtensions, PulseSandbox

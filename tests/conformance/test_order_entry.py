@@ -3,7 +3,7 @@
 Each test drives the adapter only through the engine's contract (``submit``, ``cancel``, ``amend``,
 ``cancel_all``, ``query_*``) and judges it only by what reaches the sink (the
 :class:`~engine.venue.VenueEvents` calls) and what the queries answer. The sink applies every
-update and fill by the engine's own rules (tests/sinks.py), so an illegal sequence or an overfill
+update and fill by the engine's own rules (tests/support/sinks.py), so an illegal sequence or an overfill
 fails the test. Where a venue cannot do a case by its declared capabilities, the test says so by
 name with a skip, never silently."""
 

@@ -1,0 +1,74 @@
+"""The kit's reader parses with msgspec and lets stdlib json decide whatever msgspec refuses: for
+every input the answer (the values, or the refusal's kind and message) is stdlib's alone."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+import pytest
+from support import REPO
+
+from adapters.kit import wirejson
+from engine.venue.badinput import BAD_NUMBER, NOT_JSON
+
+_spec = importlib.util.spec_from_file_location("wirejson_fuzz", REPO / "benchmarks" / "fuzz.py")
+assert _spec is not None and _spec.loader is not None
+fuzz = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fuzz)
+
+
+def outcome(loads: Any, raw: str | bytes) -> tuple[str, str]:
+    """Values with their types (Decimal "1.0" and int 1 differ), or the refusal's kind and text."""
+    try:
+        value = loads(raw)
+    except wirejson.WireError as exc:
+        return ("refused", f"{exc.kind}: {exc.reason}")
+    return ("read", json.dumps(value, default=lambda v: f"{type(v).__name__}:{v}", sort_keys=True))
+
+
+def test_fractions_are_exact_decimals_and_integers_ints() -> None:
+    value = wirejson.Reader().loads('{"p": 187.45, "q": 1.0000000000000000000000000001, "n": 500, "e": 1e5}')
+    assert value == {"p": Decimal("187.45"), "q": Decimal("1.0000000000000000000000000001"), "n": 500,
+                     "e": Decimal("1E+5")}
+    assert type(value["n"]) is int and type(value["e"]) is Decimal
+
+
+@pytest.mark.parametrize("raw", ['"\\ud800"', '["\\udfff", 1.5]'])
+def test_what_msgspec_refuses_but_json_reads_is_still_read(raw: str) -> None:
+    """msgspec refuses a lone-surrogate escape; stdlib json (and so the reader) reads it."""
+    with pytest.raises(msgspec.DecodeError):
+        msgspec.json.decode(raw)
+    reader = wirejson.Reader()
+    assert reader.loads(raw) == reader.stdlib_loads(raw) == json.loads(raw, parse_float=Decimal)
+
+
+@pytest.mark.parametrize(("raw", "kind", "text"), [
+    ('{"ltp": NaN}', BAD_NUMBER, "non-finite number NaN refused"),
+    ("[Infinity]", BAD_NUMBER, "non-finite number Infinity refused"),
+    ('{"a": 1', NOT_JSON, "not JSON: Expecting ',' delimiter: line 1 column 8 (char 7)"),
+    ("[1] x", NOT_JSON, "not JSON: Extra data: line 1 column 5 (char 4)"),
+    ("[" + "9" * 5000 + "]", BAD_NUMBER, "number out of range: Exceeds the limit (4300 digits)"),
+    ("[1e999999]", BAD_NUMBER, "number out of range (Overflow)"),
+])
+def test_a_refusal_has_stdlib_kind_and_message(raw: str, kind: str, text: str) -> None:
+    with pytest.raises(wirejson.WireError) as caught:
+        wirejson.Reader().loads(raw)
+    assert caught.value.kind == kind and caught.value.reason.startswith(text)
+
+
+@pytest.mark.parametrize("codec", fuzz.CODECS)
+def test_the_reader_answers_as_stdlib_json_on_fuzzed_frames(codec: str) -> None:
+    """3,000 mutated documented frames per codec (benchmarks/fuzz.py): same values, or the same
+    refusal, as the stdlib reader."""
+    reader = wirejson.Reader()
+    mutator = fuzz.Mutator(fuzz.SEEDS[codec](), fuzz.hostile_seeds(codec), 19)
+    differing = []
+    for index in range(3000):
+        raw = mutator.message(index)
+        if outcome(reader.loads, raw) != outcome(reader.stdlib_loads, raw):
+            differing.append(raw)
+    assert differing == []

@@ -1,0 +1,206 @@
+"""The gate's test helpers: a YAML config written here, a real engine built from it, the session
+moved as the driver would, a spy on what reaches the paper venue and a counterparty resting in its
+matching engine. Shared by the gate's tests (tests/unit/test_gate_*.py) and others that drive a
+real engine on the simulated clock."""
+
+from __future__ import annotations
+
+import itertools
+import textwrap
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import yaml
+
+from adapters.sim.matching import Accepted
+from engine.app import Engine
+from engine.config import load_config
+from engine.model import Order, Phase, SessionState, Side
+from support import settle
+
+D = Decimal
+
+DAY = "2026-11-23"  # a Monday; T+2 settles on Wednesday 2026-11-25
+
+
+INSTRUMENTS: list[dict[str, Any]] = [
+    {"symbol": "MEBL", "venue": "paper", "tick_size": "0.01", "lot_size": 1, "previous_close": "187.50",
+     "sector": "Commercial Banks"},
+    {"symbol": "OGDC", "venue": "paper", "tick_size": "0.01", "lot_size": 10, "previous_close": "109.30",
+     "sector": "Oil & Gas"},
+]
+
+
+RECORDER = """\
+from engine import hookimpl
+
+updates = []
+venue_statuses = []
+mmp_infos = []
+
+@hookimpl
+def on_order_update(ctx, order):
+    updates.append((order.client_id, order.status.value, order.reject_code))
+
+@hookimpl
+def on_venue_status(ctx, venue, status):
+    venue_statuses.append((venue, status))
+
+@hookimpl
+def on_mmp_trigger(ctx, info):
+    mmp_infos.append(info)
+"""
+
+
+def write_config(
+    folder: Path,
+    strategies: dict[str, str],
+    *,
+    per_strategy: dict[str, dict[str, Any]] | None = None,
+    venue: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+    risk: dict[str, Any] | None = None,
+    run: dict[str, Any] | None = None,
+    sessions: dict[str, Any] | None = None,
+    journal: dict[str, Any] | None = None,
+    symbols: tuple[str, ...] = ("MEBL", "OGDC"),
+    extra_instruments: list[dict[str, Any]] | None = None,
+    file_name: str = "config.yaml",
+) -> Path:
+    """Write one strategy file per entry and a YAML config naming them; return the config path.
+
+    ``per_strategy[name]`` adds keys to that strategy's entry (limits, rate_limit, mmp,
+    loss_limit); ``venue`` to ``venues.paper`` (account, cancel_on_disconnect, on_reconnect,
+    rate_limits); ``options`` to ``venues.paper.options`` (market, faults, ...). Money is written as
+    strings so it stays exact on its way to Decimal."""
+    entries = []
+    for name, source in strategies.items():
+        (folder / f"{name}.py").write_text(textwrap.dedent(source))
+        entry: dict[str, Any] = {"name": name, "file": f"{name}.py", "venue": "paper", "instruments": list(symbols)}
+        entry.update((per_strategy or {}).get(name, {}))
+        entries.append(entry)
+    paper: dict[str, Any] = {"adapter": "paper", "options": {"market": {"enabled": False}, **(options or {})}}
+    paper.update(venue or {})
+    config: dict[str, Any] = {
+        "run": {"clock": "simulated", "start": DAY, "days": 1, "seed": 7, **(run or {})},
+        "instruments": INSTRUMENTS + (extra_instruments or []),
+        "venues": {"paper": paper},
+        "strategies": entries,
+    }
+    if risk:
+        config["risk"] = risk
+    if sessions:
+        config["sessions"] = sessions
+    if journal:
+        config["journal"] = journal
+    path = folder / file_name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def build(folder: Path, strategies: dict[str, str] | None = None, **kwargs: Any) -> Engine:
+    """A real engine from a config written by :func:`write_config`."""
+    return Engine(load_config(write_config(folder, strategies or {"s": RECORDER}, **kwargs)))
+
+
+def enter(engine: Engine, phase: Phase, *, accepts_new: bool = True, accepts_modify_cancel: bool = True,
+          closing_price_only: bool = False) -> None:
+    """Move runtime and venue into ``phase`` of the test day, as the session driver would."""
+    new = SessionState(phase, accepts_new, accepts_modify_cancel, phase is not Phase.PRE_OPEN, DAY,
+                       flags={"closing_price_only": closing_price_only})
+    engine.runtime.on_session_change(engine.runtime.session, new)
+
+
+def connect(engine: Engine) -> None:
+    """Connect and subscribe the venues without touching the session (it stays closed)."""
+    for name, adapter in engine.adapters.items():
+        anyio.run(adapter.connect)
+        adapter.subscribe(engine.runtime.subscriptions(name))
+
+
+class VenueSpy:
+    """Records every request that reaches the paper venue, then passes it on to the real adapter
+    (a spy, not a mock): ``sent`` holds (kind, client id, side, qty, price, type, time) per request."""
+
+    def __init__(self, engine: Engine, venue: str = "paper") -> None:
+        self.engine = engine
+        self.adapter = engine.adapters[venue]
+        self.sent: list[tuple[str, str, Side, Decimal | None, Decimal | None, str, int]] = []
+        real_submit, real_amend, real_cancel = self.adapter.submit, self.adapter.amend, self.adapter.cancel
+        clock = engine.clock
+
+        def submit(order: Order) -> None:
+            self.sent.append(("submit", order.client_id, order.side, order.qty, order.price, order.type.value,
+                              clock.now_ns()))
+            real_submit(order)
+
+        def amend(order: Order, price: Decimal | None, qty: Decimal | None) -> None:
+            self.sent.append(("amend", order.client_id, order.side, qty, price, order.type.value, clock.now_ns()))
+            real_amend(order, price, qty)
+
+        def cancel(order: Order) -> None:
+            self.sent.append(("cancel", order.client_id, order.side, None, None, order.type.value, clock.now_ns()))
+            real_cancel(order)
+
+        self.adapter.submit = submit
+        self.adapter.amend = amend
+        self.adapter.cancel = cancel
+
+    def ids(self, kind: str = "submit") -> list[str]:
+        return [entry[1] for entry in self.sent if entry[0] == kind]
+
+
+_counter_ids = itertools.count(1)
+
+
+def counterparty(engine: Engine, symbol: str, side: str, qty: int | str, price: str, owner: str = "street") -> None:
+    """Another market participant rests an order in the paper venue's matching engine (its own
+    events are not ours, so only our fills against it reach the engine)."""
+    book = engine.adapters["paper"].matching_engine(symbol)
+    outcome = book.submit(owner, f"cp-{next(_counter_ids)}", Side(side), D(qty), D(price), ts=engine.clock.now_ns())
+    assert isinstance(outcome.events[0], Accepted), outcome.events
+
+
+def ctx_of(engine: Engine, name: str = "s"):
+    return engine.runtime.runners[name].ctx
+
+
+def module_of(engine: Engine, name: str = "s"):
+    return engine.runtime.runners[name].loaded.module
+
+
+
+LOGGER = """\
+from engine import hookimpl
+
+events = []
+fills = []
+mmp_infos = []
+
+@hookimpl
+def on_order_update(ctx, order):
+    events.append(("order", order.client_id, order.status.value, order.reject_code))
+
+@hookimpl
+def on_fill(ctx, fill):
+    fills.append((fill.client_id, fill.exec_id, fill.side.value, fill.qty, fill.price))
+    events.append(("fill", fill.client_id, fill.exec_id))
+
+@hookimpl
+def on_venue_status(ctx, venue, status):
+    events.append(("venue", venue, status))
+
+@hookimpl
+def on_mmp_trigger(ctx, info):
+    mmp_infos.append((info, ctx.mmp_frozen, sorted((o.client_id, o.status.value) for o in ctx.open_orders())))
+"""
+
+
+def until(engine, hh: int, mm: int, ss: int = 0) -> None:
+    """Run the simulated clock to hh:mm:ss Karachi on the test day."""
+    now = engine.clock.now()
+    target = now.replace(hour=hh, minute=mm, second=ss, microsecond=0)
+    settle(engine, (target - now).total_seconds())
+

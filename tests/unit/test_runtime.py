@@ -1,0 +1,224 @@
+"""Runtime behaviour: containment of a failing strategy, subscriptions, fills from the venue
+(duplicates, unknown orders), and per-instance isolation. Real engine, real paper venue."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from support import open_session, settle
+
+from engine.model import Fill, Liquidity, OrderStatus, OrderUpdate, Side
+
+D = Decimal
+
+QUOTER = """\
+from engine import hookimpl
+
+seen = []
+
+@hookimpl
+def on_book(ctx, book):
+    seen.append(book.symbol)
+    if not ctx.open_orders(book.symbol):
+        ctx.submit(book.symbol, "buy", 10, ctx.instrument(book.symbol).previous_close - 1)
+"""
+
+EXPLODER = """\
+from engine import hookimpl
+
+calls = []
+
+@hookimpl
+def on_book(ctx, book):
+    calls.append(book.symbol)
+    if not ctx.open_orders():
+        ctx.submit("MEBL", "buy", 10, "187.00")
+    if len(calls) == 3:
+        raise ZeroDivisionError("strategy bug")
+"""
+
+
+def test_a_raising_hook_fails_only_that_strategy_and_cancels_its_orders(build_engine, caplog):
+    engine = build_engine({"bad": EXPLODER, "good": QUOTER}, market=True)
+    with caplog.at_level(logging.ERROR, logger="engine"):
+        open_session(engine)
+        settle(engine, 120)
+    bad = engine.runtime.runners["bad"]
+    good = engine.runtime.runners["good"]
+    assert bad.state == "failed"
+    assert "ZeroDivisionError" in bad.failure
+    assert len(bad.loaded.module.calls) == 3  # never called again after it raised
+    assert bad.open_orders == {}
+    assert good.state == "running"
+    assert len(good.loaded.module.seen) > 10  # the other strategy kept receiving books
+    tracebacks = [r for r in caplog.records if r.exc_info and "bad" in r.getMessage()]
+    assert len(tracebacks) == 1  # logged once, with its traceback
+
+
+def test_only_subscribed_instruments_reach_a_strategy(build_engine):
+    engine = build_engine({"s": QUOTER}, market=True, symbols=("OGDC",))
+    open_session(engine)
+    settle(engine, 60)
+    seen = set(engine.runtime.runners["s"].loaded.module.seen)
+    assert seen == {"OGDC"}
+
+
+def test_hooks_a_strategy_does_not_define_are_not_in_dispatch(build_engine):
+    engine = build_engine({"s": QUOTER})
+    entry = engine.runtime.venues["paper"].entries["MEBL"]
+    assert [r.name for r in entry.book_subs] == ["s"]
+    assert entry.trade_subs == ()
+
+
+def test_same_file_twice_keeps_separate_state_and_params(build_engine, tmp_path):
+    engine = build_engine({"a": QUOTER, "b": QUOTER}, market=True, symbols=("MEBL",))
+    a, b = engine.runtime.runners["a"], engine.runtime.runners["b"]
+    assert a.loaded.module is not b.loaded.module
+    open_session(engine)
+    settle(engine, 30)
+    assert a.loaded.module.seen is not b.loaded.module.seen
+    assert len(a.loaded.module.seen) == len(b.loaded.module.seen) > 0
+
+
+def _fill(order, exec_id: str, qty: str = "4") -> Fill:
+    return Fill("paper", order.symbol, order.client_id, order.venue_order_id, exec_id, order.side,
+                order.price, D(qty), 1, Liquidity.MAKER)
+
+
+def test_a_repeated_exec_id_is_applied_once(build_engine):
+    engine = build_engine()
+    open_session(engine)
+    runner = engine.runtime.runners["s"]
+    order = runner.ctx.submit("MEBL", "buy", 10, "187.00")
+    settle(engine)
+    engine.runtime.on_fill(_fill(order, "X1"))
+    engine.runtime.on_fill(_fill(order, "X1"))
+    assert order.cum_qty == D(4)
+    assert runner.ctx.position("MEBL") == D(4)
+    assert engine.runtime.n_duplicate_fills == 1
+
+
+def test_a_fill_for_an_unknown_order_is_counted_and_kept_not_applied(build_engine, caplog):
+    engine = build_engine()
+    open_session(engine)
+    ghost = Fill("paper", "MEBL", "nobody-1", "V9", "X9", Side.BUY, D("187.50"), D(5), 1)
+    with caplog.at_level(logging.ERROR, logger="engine"):
+        engine.runtime.on_fill(ghost)
+        engine.runtime.on_fill(Fill("paper", "MEBL", "nobody-2", "V9", "X10", Side.BUY, D("187.50"), D(5), 1))
+    assert engine.runtime.anomalies["fill_unknown_order"] == 2
+    assert "nobody-1" in engine.runtime.anomaly_samples[0]
+    assert len([r for r in caplog.records if "does not know" in r.getMessage()]) == 1  # logged once
+    assert engine.runtime.runners["s"].ctx.position("MEBL") == 0
+
+
+def test_an_overfill_is_refused_and_recorded(build_engine):
+    engine = build_engine()
+    open_session(engine)
+    order = engine.runtime.runners["s"].ctx.submit("MEBL", "buy", 10, "187.00")
+    settle(engine)
+    engine.runtime.on_fill(_fill(order, "X1", "11"))
+    assert order.cum_qty == 0
+    assert engine.runtime.anomalies["fill_rejected"] == 1
+
+
+def test_an_illegal_venue_transition_is_recorded_not_raised(build_engine):
+    engine = build_engine()
+    open_session(engine)
+    order = engine.runtime.runners["s"].ctx.submit("MEBL", "buy", 10, "187.00")
+    settle(engine)
+    order_id = order.client_id
+    engine.runtime.on_order_update(OrderUpdate("paper", order_id, OrderStatus.CANCELLED, 1))
+    engine.runtime.on_order_update(OrderUpdate("paper", order_id, OrderStatus.PENDING_NEW, 2))
+    assert order.status is OrderStatus.CANCELLED
+    assert engine.runtime.anomalies["illegal_transition"] == 1
+
+
+def test_a_strategy_that_resubmits_every_reject_forever_is_stopped(build_engine):
+    looping = """\
+from engine import hookimpl
+
+@hookimpl
+def on_session_change(ctx, old, new):
+    ctx.submit("MEBL", "buy", 3, "1.001")
+
+@hookimpl
+def on_order_update(ctx, order):
+    ctx.submit("MEBL", "buy", 3, "1.001")
+"""
+    engine = build_engine({"loop": looping, "s": QUOTER})
+    runner = engine.runtime.runners["loop"]
+    runner.repeats = None  # without the repeat-refusal rule: the loop guard is the last line
+    open_session(engine)
+    assert runner.state == "failed"
+    assert "rejected orders" in runner.failure
+    assert engine.runtime.runners["s"].state == "running"
+
+
+def test_a_strategy_that_resubmits_every_reject_is_paused_by_the_repeat_rule_first(build_engine):
+    """The shipped repeat-refusal rule pauses the same loop after its 20th identical refusal, long
+    before the 10,000 of the loop guard; the refusal that paused it says so in its reason."""
+    looping = """\
+from engine import hookimpl
+
+reasons = []
+
+@hookimpl
+def on_session_change(ctx, old, new):
+    ctx.submit("MEBL", "buy", 3, "1.001")
+
+@hookimpl
+def on_order_update(ctx, order):
+    reasons.append((ctx.state, order.reject_code, order.reject_reason))
+    ctx.submit("MEBL", "buy", 3, "1.001")
+"""
+    engine = build_engine({"loop": looping, "s": QUOTER})
+    open_session(engine)
+    runner = engine.runtime.runners["loop"]
+    assert runner.state == "paused" and runner.pauses == 1
+    # 10 refusals spend its refusal budget (10/s: it has no rate_limit); then 3001 at once, and the
+    # 20th 3001 trips the rule; the hook told of the pause submits once more (7016)
+    assert runner.rejects_by_code == {7001: 10, 3001: 20, 7016: 1}
+    assert runner.orders_refused == 31
+    state, code, reason = runner.loaded.module.reasons[-1]
+    assert state == "paused" and code == 3001
+    assert "paused for 300 s or until the next session phase: 3001 MEBL buy refused 20 times within 60 s" in reason
+    assert engine.runtime.runners["s"].state == "running"
+
+
+DAY_AND_GTC = """\
+from engine import hookimpl
+
+placed = {}
+seen_at_close = []
+events = []
+
+@hookimpl
+def on_session_change(ctx, old, new):
+    events.append(("session", new))
+    if new == "open" and not placed:
+        placed["day"] = ctx.submit("MEBL", "buy", 10, "180.00")
+        placed["gtc"] = ctx.submit("MEBL", "buy", 10, "180.00", tif="gtc")
+    if new == "closed" and placed:
+        seen_at_close.extend(sorted(o.tif.value for o in ctx.open_orders()))
+
+@hookimpl
+def on_order_update(ctx, order):
+    if order.status == "expired":
+        events.append(("expired", order.tif.value))
+"""
+
+
+def test_day_orders_expire_at_the_close_before_strategies_hear_of_it(build_engine):
+    import anyio
+
+    engine = build_engine({"s": DAY_AND_GTC}, market=True, symbols=("MEBL",))
+    result = anyio.run(engine.run)
+    module = engine.runtime.runners["s"].loaded.module
+    assert module.placed["day"].status == "expired"
+    # the strategy hears of the expiry before its on_session_change(..., "closed")
+    assert module.events[-2:] == [("expired", "day"), ("session", "closed")]
+    assert module.seen_at_close == ["gtc"]  # at "closed" only the GTC order is still working
+    assert module.placed["gtc"].status == "cancelled"  # cancelled by the engine at shutdown
+    assert result.report["orders"]["expired"] == 1
+    assert result.report["sessions"] == ["closed", "pre_open", "open", "post_close", "closed"]
