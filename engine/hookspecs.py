@@ -22,7 +22,7 @@ The specs are typed as pytest types its hooks. A strategy may copy a spec's anno
 file, importing the types from :mod:`engine.strategy` (``from engine.strategy import Book, Ctx``), so
 its editor completes ``ctx.``, ``book.`` and ``fill.``; annotations change nothing at run time.
 The first paragraph of each docstring is that hook's row in README's hook table
-(``tests/test_readme_hooks.py`` checks the table against this module and prints the right one).
+(``tests/unit/test_readme_hooks.py`` checks the table against this module and prints the right one).
 
 Hooks run on the engine's single event loop and must not block: no sleeping, no network calls. A
 hook that raises is contained: that strategy goes to state ``failed``, its open orders are

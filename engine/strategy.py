@@ -13,7 +13,7 @@ for it, so a hook's annotations can be copied from its spec. Annotations are opt
 nothing at run time: the engine passes the same objects whether a hook is annotated or not.
 
 :class:`Ctx` is a :class:`typing.Protocol`, not the engine's context class: it describes only what a
-strategy may call, so the engine may rearrange its own class behind it (``tests/test_hook_types.py``
+strategy may call, so the engine may rearrange its own class behind it (``tests/unit/test_hook_types.py``
 checks that the real context provides every member with the same signature, and nothing more).
 """
 

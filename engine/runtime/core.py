@@ -5,7 +5,7 @@ entrance, refusals, connectivity, recovery, protection, dayroll, snapshots, summ
 module holds the state they share (``Runtime.__init__``: every attribute is named here) and the
 construction (:meth:`Runtime.add_venue`, :meth:`Runtime.add_strategy`). Mixins talk to each other
 only through public names; a name with a leading underscore is used only in its own module
-(tests/test_private_names.py).
+(tests/unit/test_private_names.py).
 """
 
 from __future__ import annotations

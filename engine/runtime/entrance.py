@@ -18,7 +18,7 @@ The engine's own cancels come in here too: a strategy's orders (:meth:`EntranceM
 everything at a halt or shutdown (one mass cancel per venue where it can,
 :meth:`EntranceMixin.cancel_everything`) and the orphans a restart found
 (:meth:`EntranceMixin.cancel_orphans`); each spends the venue account's cancel budget. Nothing else
-in the engine hands an order action to an adapter (tests/test_runtime_facade.py checks it).
+in the engine hands an order action to an adapter (tests/unit/test_runtime_facade.py checks it).
 
 A refusal goes to :mod:`engine.runtime.refusals` with the same codes in every case. Argument
 errors (a float price, an unknown side) are the order context's to find before it comes here.

@@ -3,7 +3,7 @@
 :class:`StrategyDesk` is all the order context (``engine.context``) uses: the context imports
 this module only (for typing), never the runtime's modules, so the two do not import each other.
 :class:`EngineFacade` is all the engine's driver (``engine.app``) uses. Both are checked against
-their users by tests/test_runtime_facade.py: a new use is a new line here first.
+their users by tests/unit/test_runtime_facade.py: a new use is a new line here first.
 
 The runtime (:class:`engine.runtime.Runtime`) implements both; every name is public.
 """

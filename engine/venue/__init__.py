@@ -3,7 +3,7 @@ they declare (capabilities, rate limits, options), the bad-input vocabulary they
 registry that finds them, the one credential filter for their logs, and what a sandbox is and
 takes from an engine config (:func:`venue_from_config`).
 
-The rule, checked by tests/test_venue_port.py: nothing in ``engine`` imports ``adapters``, and from
+The rule, checked by tests/unit/test_venue_port.py: nothing in ``engine`` imports ``adapters``, and from
 ``engine`` an adapter imports only :mod:`engine.model` and ``engine.venue`` (with its submodules).
 What else a venue needs from the engine the port re-exports, one submodule per need, each saying
 why; the heavier ones are loaded only by the adapters that import them, never by

@@ -18,6 +18,7 @@ from typing import Any
 
 import pluggy
 import pytest
+from support import REPO
 
 import engine.strategy
 from engine import hookspecs
@@ -26,7 +27,6 @@ from engine.context import OrderContext
 from engine.errors import StrategyLoadError
 from engine.loader import load_strategies
 
-REPO = Path(__file__).resolve().parent.parent
 STRATEGIES = sorted((REPO / "strategies").glob("*.py"))
 TYPE_NAMES = vars(engine.strategy)  # what a strategy can import; every spec annotation resolves here
 

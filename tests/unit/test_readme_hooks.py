@@ -5,20 +5,19 @@ spec's docstring (RST ````code```` written as Markdown ```code```), its signatur
 
 To change a row, edit the docstring, then paste the table this prints::
 
-    python tests/test_readme_hooks.py
+    python tests/unit/test_readme_hooks.py
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-from pathlib import Path
 
 import pytest
+from support import REPO
 
 from engine import hookspecs
 
-REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 SECTION = "### Hooks"
 HEADER = ("| hook | description | signature |", "| --- | --- | --- |")
@@ -82,7 +81,8 @@ def readme_rows() -> dict[str, tuple[str, str]]:
 
 
 def fix_hint() -> str:
-    return f"\nThe table generated from engine/hookspecs.py (python tests/test_readme_hooks.py):\n\n{expected_table()}"
+    return ("\nThe table generated from engine/hookspecs.py (python tests/unit/test_readme_hooks.py):\n\n"
+            f"{expected_table()}")
 
 
 def test_readme_hook_table_has_the_generated_header() -> None:

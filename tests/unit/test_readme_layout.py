@@ -27,7 +27,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from support import REPO
+
 README = REPO / "README.md"
 SECTION = "## Layout"
 CHECKED_ROOTS = ("engine", "adapters")  # rule 2: every top-level module and package listed

@@ -6,11 +6,9 @@ with ``pip install .`` into a scratch venv: the markers land in site-packages.""
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
+from support import REPO
 
 
 @pytest.mark.parametrize("package", ["engine", "adapters"])
