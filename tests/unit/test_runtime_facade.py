@@ -69,6 +69,19 @@ def test_the_order_context_imports_only_the_facade_and_only_for_typing() -> None
     assert result.stdout.strip() == "False"
 
 
+def test_the_order_context_calls_no_adapter() -> None:
+    """The context reads what a venue can do (``adapter.capabilities``) and asks the runtime for
+    everything else: no adapter method is called from it (``ctx.reset_mmp`` goes through
+    ``Runtime.reset_mmp``)."""
+    calls = [
+        f"engine/context.py:{node.lineno}: {ast.unparse(node.func)}"
+        for node in ast.walk(ast.parse((ROOT / "engine" / "context.py").read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "adapter"
+    ]
+    assert not calls, calls
+
+
 ORDER_ACTIONS = {"submit", "amend", "cancel", "cancel_all"}
 
 
