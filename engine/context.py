@@ -214,9 +214,7 @@ class OrderContext:
         """Lift an MMP freeze (the only way out when ``frozen_time`` is 0), the engine's and, on a
         venue with MMP of its own (Pulse), the venue's."""
         if self._runner.mmp is not None:
-            self._runner.mmp.reset()
-            self._runtime.journal_mmp(self._runner)
-            self._runtime.venues[self._runner.venue].adapter.reset_mmp(self._runner.name)  # the venue's freeze too
+            self._runtime.reset_mmp(self._runner)
             self._log.info("MMP reset by the strategy")
 
     # ---- orders ----------------------------------------------------------------------------

@@ -663,7 +663,8 @@ class Order:
 #:
 #: Rules: only reads (every write goes through Order's own methods, which keep VENUES.md 6.6);
 #: only modules under ``engine/`` (adapters and strategies use the public properties); only these
-#: names. tests/unit/test_private_names.py enforces all three.
+#: names, and only of a local named ``order`` (``o`` in a comprehension), so another object's
+#: ``_venue`` or ``_qty`` is not licensed by the name. tests/unit/test_private_names.py enforces all four.
 ENGINE_FAST_SLOTS = frozenset({
     "_client_id", "_strategy", "_venue", "_symbol", "_side", "_type", "_tif", "_post_only", "_qty", "_price",
     "_status", "_cum_qty", "_notional", "_venue_order_id", "_reject_code", "_reject_reason", "_created_ts",

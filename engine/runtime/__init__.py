@@ -9,8 +9,9 @@ switch and the connection state of every venue.
 
 One module per concern; :class:`Runtime` (``core``) is composed of their mixins:
 
-- ``core``: the shared state, construction (``add_venue``, ``add_strategy``, each strategy's gate)
-  and the market view the gate reads;
+- ``core``: the shared state, construction (``add_venue``, ``add_strategy``, each strategy's gate),
+  the market view the gate reads, a venue's strategies (``runners_on``) and async venue work
+  (``spawn``, ``run_pending``);
 - ``dispatch``: the per-event path (``on_book``, ``on_trade``, ``on_instrument_status``), hook
   calls, slow-hook accounting, the queue of what a hook caused;
 - ``entrance``: the one entrance to the gate: ``submit_order``, ``amend_order`` and

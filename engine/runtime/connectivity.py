@@ -11,7 +11,6 @@ stopped); it never changes what orders may do.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from engine.model import (
@@ -139,25 +138,9 @@ class ConnectivityMixin:
             venue.told_stale = False
             self._tell_venue_status(venue.name, CONNECTED)
 
-    def runners_on(self, venue: str) -> list[StrategyRunner]:
-        return [r for r in self.runners.values() if r.venue == venue]
-
     def _tell_venue_status(self, venue: str, status: str) -> None:
         for runner in self.runners_on(venue):
             self.call_rare(runner, "on_venue_status", venue=venue, status=str(status))  # a plain str to the hook
-
-    def spawn(self, make: Callable[[], Awaitable[None]]) -> None:
-        """Run async work (venue queries). On the wall clock it starts at once in the engine's task
-        group; on the simulated clock the engine runs it before time moves on."""
-        if self.task_starter is not None:
-            self.task_starter(make)
-        else:
-            self.pending_tasks.append(make())
-
-    async def run_pending(self) -> None:
-        """Run queued async work to completion (the simulated clock's loop and tests call this)."""
-        while self.pending_tasks:
-            await self.pending_tasks.pop(0)
 
     def mark_recovering(self, venue: str) -> None:
         """At a restart, before the venue connects: its orders are refused (7015) until recovery

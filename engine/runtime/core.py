@@ -2,8 +2,9 @@
 
 :class:`Runtime` is composed of one mixin per concern, each in its own module (dispatch, orders,
 entrance, refusals, connectivity, recovery, protection, dayroll, snapshots, summary); this
-module holds the state they share (``Runtime.__init__``: every attribute is named here) and the
-construction (:meth:`Runtime.add_venue`, :meth:`Runtime.add_strategy`). Mixins talk to each other
+module holds the state they share (``Runtime.__init__``: every attribute is named here), the
+construction (:meth:`Runtime.add_venue`, :meth:`Runtime.add_strategy`) and what every concern
+uses (:meth:`Runtime.runners_on`, :meth:`Runtime.spawn` for async venue work). Mixins talk to each other
 only through public names; a name with a leading underscore is used only in its own module
 (tests/unit/test_private_names.py).
 """
@@ -246,6 +247,23 @@ class Runtime(DispatchMixin, EntranceMixin, OrdersMixin, RefusalsMixin, Strategi
             checks.append(SectorLimit(venue.account, self._mark_for(venue.name)))
         checks.append(RateLimitCheck(runner.rate))
         return checks
+
+    # ---- what every concern uses: a venue's strategies, async work ------------------------------
+    def runners_on(self, venue: str) -> list[StrategyRunner]:
+        return [r for r in self.runners.values() if r.venue == venue]
+
+    def spawn(self, make: Callable[[], Awaitable[None]]) -> None:
+        """Run async work (venue queries). On the wall clock it starts at once in the engine's task
+        group; on the simulated clock the engine runs it before time moves on."""
+        if self.task_starter is not None:
+            self.task_starter(make)
+        else:
+            self.pending_tasks.append(make())
+
+    async def run_pending(self) -> None:
+        """Run queued async work to completion (the simulated clock's loop and tests call this)."""
+        while self.pending_tasks:
+            await self.pending_tasks.pop(0)
 
     def subscriptions(self, venue: str) -> list[str]:
         return list(self.venues[venue].entries)

@@ -28,8 +28,8 @@ __all__ = ["EngineFacade", "StrategyDesk", "StrategyRunner", "VenueView"]
 
 class VenueView(Protocol):
     """What the order context reads of a strategy's venue: its connection state, what it can do
-    (``adapter.capabilities``, ``adapter.reset_mmp``) and its account (kind, currency, buying
-    power, sellable)."""
+    (``adapter.capabilities``: read, never called) and its account (kind, currency, buying power,
+    sellable)."""
 
     @property
     def status(self) -> str: ...
@@ -75,7 +75,7 @@ class StrategyDesk(Protocol):
 
     def refuse_amend(self, runner: StrategyRunner, order: Order, rejection: Rejection) -> None: ...
 
-    def journal_mmp(self, runner: StrategyRunner) -> None: ...
+    def reset_mmp(self, runner: StrategyRunner) -> None: ...
 
 
 class EngineFacade(Protocol):

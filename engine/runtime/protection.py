@@ -70,6 +70,13 @@ class ProtectionMixin:
             if order.mmp and order.status is not OrderStatus.PENDING_CANCEL:
                 self.cancel_order(runner, order, by_engine=True)
 
+    def reset_mmp(self, runner: StrategyRunner) -> None:
+        """``ctx.reset_mmp()``: lift the engine's freeze (journaled) and, on a venue with MMP of its
+        own (Pulse), the venue's: the order context asks the runtime, it never calls an adapter."""
+        runner.mmp.reset()  # type: ignore[union-attr]
+        self.journal_mmp(runner)
+        self.venues[runner.venue].adapter.reset_mmp(runner.name)
+
     def journal_mmp(self, runner: StrategyRunner) -> None:
         """A freeze (or its reset) survives a restart."""
         if self.journal is not None and runner.mmp is not None:

@@ -53,6 +53,7 @@ RECONCILE_RETRY_MAX_S = 30
 # takes the venue's figures only if the same difference is still there (a fill notice in flight is not one)
 ACCOUNT_CONFIRM_S = 2
 
+
 @dataclass
 class Restored:
     """What :func:`restore` found, for the log and the report."""
@@ -209,7 +210,7 @@ async def probe_unjournaled(runtime: Runtime, venue: VenueState, answer: VenueAn
     journal = runtime.journal
     if journal is None:
         return
-    for runner in [r for r in runtime.runners.values() if r.venue == venue.name]:
+    for runner in runtime.runners_on(venue.name):
         last = journal.last_client_seq(runner.name)
         number = last
         for start in [last + 1, *journal.client_id_blocks_after(runner.name, last + 1)]:
@@ -279,9 +280,8 @@ async def ask_venue(runtime: Runtime, venue: VenueState, since_ns: int) -> Venue
         (known if seen_before else fills).append(fill)
     wanted = {f.client_id for f in answered if f.client_id not in venue.orders
               and strategy_of(runtime, venue.name, f.client_id) is not None}
-    for runner in runtime.runners.values():
-        if runner.venue == venue.name:
-            wanted.update(runner.open_orders)
+    for runner in runtime.runners_on(venue.name):
+        wanted.update(runner.open_orders)
     wanted.update(venue.orphans)
     looked_up = {cid: await adapter.query_order(cid) for cid in sorted(wanted - listed.keys())}
     return VenueAnswer(listed, fills, looked_up, known)
@@ -341,7 +341,7 @@ def reconcile_venue(runtime: Runtime, venue: VenueState, answer: VenueAnswer, un
     missed = venue.n_fill - applied_before
     if missed:
         log.warning("venue %s: %d fills happened while the engine could not hear; applied once", venue.name, missed)
-    for runner in [r for r in runtime.runners.values() if r.venue == venue.name]:
+    for runner in runtime.runners_on(venue.name):
         for order in list(runner.open_orders.values()):
             _settle(runtime, venue, order, answer.order(order.client_id), runner)
     adopted: list[Order] = []
@@ -378,7 +378,7 @@ async def recover_venue(
     await probe_unjournaled(runtime, venue, answer)
     adopted = reconcile_venue(runtime, venue, answer, unknown_orders)
     if open_orders == "cancel":
-        for runner in [r for r in runtime.runners.values() if r.venue == venue.name]:
+        for runner in runtime.runners_on(venue.name):
             for order in [o for o in runner.open_orders.values() if o not in adopted]:
                 disown(venue, runner, order)
     runtime.cancel_orphans(venue)
@@ -447,8 +447,8 @@ class RecoveryMixin:
         except Exception as exc:
             venue.reconcile_failures += 1
             delay_s = min(RECONCILE_RETRY_MAX_S, 2 ** min(venue.reconcile_failures - 1, 5))
-            runtime_log.error("reconciliation with venue %s failed (%s: %s); orders stay refused (9001), asking again "
-                      "in %d s", venue.name, type(exc).__name__, exc, delay_s)
+            runtime_log.error("reconciliation with venue %s failed (%s: %s); orders stay refused (9001), asking "
+                              "again in %d s", venue.name, type(exc).__name__, exc, delay_s)
             if venue.status is RECONCILING:
                 self.clock.call_later(delay_s * NS_PER_S, self._reconcile_again, venue)
             return
@@ -501,7 +501,7 @@ class RecoveryMixin:
             return
         except Exception as exc:
             runtime_log.warning("venue %s: account figures not available (%s: %s); the engine's own stay in force",
-                        venue.name, type(exc).__name__, exc)
+                                venue.name, type(exc).__name__, exc)
             return
         if venue.n_fill != fills_before:
             # a fill arrived while the venue answered: its figures may or may not count it, so they
@@ -512,7 +512,7 @@ class RecoveryMixin:
             self.anomaly("account_mismatch", f"venue {venue.name}: {sentence}")
         if account.awaiting_confirmation:  # a difference seen once: asked again soon, taken if it stays
             runtime_log.info("venue %s: the account differs from the venue's; asking again in %d s", venue.name,
-                     ACCOUNT_CONFIRM_S)
+                             ACCOUNT_CONFIRM_S)
             if self.clock.simulated:
                 self.clock.call_later(ACCOUNT_CONFIRM_S * NS_PER_S, self._confirm_account, venue)
             else:
@@ -522,8 +522,9 @@ class RecoveryMixin:
                 self.spawn(lambda: self._confirm_account_later(venue))
             return
         runtime_log.info("venue %s account: equity %s %s, initial margin %s, available %s", venue.name,
-                 account.equity().quantize(Decimal("0.01")), account.currency,
-                 account.initial_margin().quantize(Decimal("0.01")), account.available().quantize(Decimal("0.01")))
+                         account.equity().quantize(Decimal("0.01")), account.currency,
+                         account.initial_margin().quantize(Decimal("0.01")),
+                         account.available().quantize(Decimal("0.01")))
 
     def _confirm_account(self, venue: VenueState) -> None:
         if venue.status is CONNECTED:

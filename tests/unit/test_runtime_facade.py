@@ -38,6 +38,50 @@ def _uses(path: Path, holders: set[str], self_attr: str) -> dict[str, int]:
     return found
 
 
+def _writes_below(path: Path, holders: set[str], self_attr: str) -> list[str]:
+    """Attribute writes on something reached through the runtime (``rt.venues[name].status = ...``):
+    the runtime's own attributes the protocol lists may be set (``rt.task_starter = ...``), its
+    parts' state is the runtime's to change."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not (isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del))):
+            continue
+        owner = node.value
+        depth = 0
+        while isinstance(owner, (ast.Attribute, ast.Subscript, ast.Call)):
+            if isinstance(owner, ast.Attribute) and owner.attr == self_attr and (
+                isinstance(owner.value, ast.Name) and owner.value.id == "self"
+            ):
+                break
+            owner = owner.func if isinstance(owner, ast.Call) else owner.value
+            depth += 1
+        rooted = (isinstance(owner, ast.Name) and owner.id in holders) or isinstance(owner, ast.Attribute)
+        if rooted and depth:
+            found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_neither_user_writes_the_runtimes_parts() -> None:
+    """Issue 21's reaches were writes (``rt.venues[name].status = "recovering"``, ``.feed``,
+    ``.mass_cancel``): a name check of ``rt.X`` does not see them."""
+    found = (_writes_below(ROOT / "engine" / "app.py", {"rt", "runtime"}, "runtime")
+             + _writes_below(ROOT / "engine" / "context.py", {"runtime"}, "_runtime"))
+    assert not found, found
+
+
+def test_the_write_scan_catches_the_old_reaches(tmp_path: Path) -> None:
+    source = tmp_path / "app.py"
+    source.write_text(
+        "def run(self, rt, name):\n"
+        "    rt.venues[name].status = 'recovering'\n"
+        "    self.runtime.venues[name].feed = None\n"
+        "    rt.task_starter = None\n"  # a listed attribute of the runtime itself: allowed
+        "    self.observer.stalled = True\n"  # not the runtime: not looked at
+    )
+    found = _writes_below(source, {"rt", "runtime"}, "runtime")
+    assert [line.split(": ", 1)[0] for line in found] == ["app.py:2", "app.py:3"], found
+
+
 def test_the_engine_driver_uses_only_the_engine_facade() -> None:
     used = _uses(ROOT / "engine" / "app.py", {"rt", "runtime"}, "runtime")
     outside = {name: line for name, line in used.items() if name not in _members(EngineFacade)}
@@ -67,6 +111,19 @@ def test_the_order_context_imports_only_the_facade_and_only_for_typing() -> None
     probe = "import sys, engine.context; print(any(m.startswith('engine.runtime') for m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_order_context_calls_no_adapter() -> None:
+    """The context reads what a venue can do (``adapter.capabilities``) and asks the runtime for
+    everything else: no adapter method is called from it (``ctx.reset_mmp`` goes through
+    ``Runtime.reset_mmp``)."""
+    calls = [
+        f"engine/context.py:{node.lineno}: {ast.unparse(node.func)}"
+        for node in ast.walk(ast.parse((ROOT / "engine" / "context.py").read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "adapter"
+    ]
+    assert not calls, calls
 
 
 ORDER_ACTIONS = {"submit", "amend", "cancel", "cancel_all"}
