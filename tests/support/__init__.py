@@ -203,8 +203,10 @@ def settle(engine: Engine, seconds: float = 1.0) -> None:
         pass
 
 
-async def until(condition: Callable[[], bool], timeout: float = 3.0, what: str = "condition") -> None:
-    """Poll ``condition`` every 5 ms until it holds; fail naming ``what`` after ``timeout`` seconds."""
+async def until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``condition`` every 5 ms until it holds; fail naming ``what`` after ``timeout`` seconds.
+    The suite's one poller for real-time waits (sandboxes, adapters): the timeout only bounds how
+    long a failing test takes, so it is generous enough for a loaded machine."""
     with anyio.move_on_after(timeout):
         while not condition():
             await anyio.sleep(0.005)
