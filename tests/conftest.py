@@ -11,10 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
-from support import IDLE_STRATEGY, KINDS, could_select, write_engine_config
+from support import KINDS, could_select, engine_in
 
 from engine.app import Engine
-from engine.config import load_config
 
 TESTS = Path(__file__).resolve().parent
 
@@ -63,8 +62,9 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 @pytest.fixture
 def build_engine(tmp_path):
+    """``build_engine(strategies, **kwargs)``: :func:`support.engine_in` in the test's tmp_path."""
+
     def build(strategies: dict[str, str] | None = None, **kwargs) -> Engine:
-        config = write_engine_config(tmp_path, strategies or {"s": IDLE_STRATEGY}, **kwargs)
-        return Engine(load_config(config))
+        return engine_in(tmp_path, strategies, **kwargs)
 
     return build
