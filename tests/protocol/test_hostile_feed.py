@@ -26,7 +26,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from decimal import Decimal
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from support import until
+from support import ENGINE, until
 from support.psx_feed import (  # noqa: F401 (token_env, no_leaked_connections: autouse fixtures)
     delta,
     level,
@@ -73,7 +72,6 @@ KINDS_OF = {
 }
 SMALL_FRAMES = tuple(KINDS_OF)
 PER_CLASS = 50  # of each class: one log line per kind, not fifty
-ENGINE = Path(sys.executable).parent / "engine"
 #: "<where>: dropped bad input (<kind>): ..." (the first of a kind) or "... (<kind>) 49 more times ..."
 LOGGED = re.compile(r"dropped bad input \((\w+)\)(?::| ([\d,]+) more time)")
 

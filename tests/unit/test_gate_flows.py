@@ -20,7 +20,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from support import open_session, settle, write_engine_config
+from support import ENGINE, open_session, settle, write_engine_config
 from support.gate import LOGGER, VenueSpy, build, connect, counterparty, ctx_of, enter, module_of, run_to
 
 from engine.model import Phase
@@ -30,7 +30,6 @@ from engine.runtime.recovery import VenueAnswer, ask_venue, reconcile_venue
 D = Decimal
 NS = 1_000_000_000
 MS = 1_000_000
-ENGINE = Path(sys.executable).parent / "engine"
 
 def events_of(engine, name="s"):
     return module_of(engine, name).events
