@@ -217,15 +217,28 @@ def engine_in(folder: Path, strategies: dict[str, str] | None = None, **kwargs: 
     return Engine(load_config(write_engine_config(folder, strategies or {"s": IDLE_STRATEGY}, **kwargs)))
 
 
-def open_session(engine: Engine) -> None:
-    """Connect and subscribe the venues, then put runtime and venue into continuous trading
-    without running the session driver."""
+def connect(engine: Engine) -> None:
+    """Connect every adapter (each venue's, and a separate market-data one) and subscribe, without
+    touching the session (it stays closed)."""
     for adapter in engine.all_adapters():
         anyio.run(adapter.connect)
     for name, adapter in engine.adapters.items():
         engine.feeds.get(name, adapter).subscribe(engine.runtime.subscriptions(name))
-    new = SessionState(Phase.OPEN, True, True, True, "2026-11-23")
+
+
+def enter(engine: Engine, phase: Phase, *, accepts_new: bool = True, accepts_modify_cancel: bool = True,
+          closing_price_only: bool = False) -> None:
+    """Move runtime and venue into ``phase`` of the test day, as the session driver would."""
+    new = SessionState(phase, accepts_new, accepts_modify_cancel, phase is not Phase.PRE_OPEN, DAY,
+                       flags={"closing_price_only": closing_price_only})
     engine.runtime.on_session_change(engine.runtime.session, new)
+
+
+def open_session(engine: Engine) -> None:
+    """Connect and subscribe the venues, then put runtime and venue into continuous trading
+    without running the session driver."""
+    connect(engine)
+    enter(engine, Phase.OPEN)
 
 
 def settle(engine: Engine, seconds: float = 1.0) -> None:

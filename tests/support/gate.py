@@ -1,6 +1,6 @@
 """The gate's test helpers: a real engine built by :func:`support.engine_in` with a recorder
-strategy, the session moved as the driver would, a spy on what reaches the paper venue and a
-counterparty resting in its matching engine. Shared by the gate's tests (tests/unit/test_gate_*.py)
+strategy, a spy on what reaches the paper venue, a counterparty resting in its matching engine
+and the simulated clock run to a time of the day (the session is moved by ``support.enter``). Shared by the gate's tests (tests/unit/test_gate_*.py)
 and others that drive a real engine on the simulated clock."""
 
 from __future__ import annotations
@@ -10,12 +10,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import anyio
-
 from adapters.sim.matching import Accepted
 from engine.app import Engine
-from engine.model import Order, Phase, SessionState, Side
-from support import DAY, engine_in, settle
+from engine.model import Order, Side
+from support import engine_in, settle
 
 D = Decimal
 
@@ -44,21 +42,6 @@ def build(folder: Path, strategies: dict[str, str] | None = None, **kwargs: Any)
     """A real engine from :func:`support.write_engine_config`, the gate's recorder as "s" unless
     ``strategies`` says otherwise."""
     return engine_in(folder, strategies or {"s": RECORDER}, **kwargs)
-
-
-def enter(engine: Engine, phase: Phase, *, accepts_new: bool = True, accepts_modify_cancel: bool = True,
-          closing_price_only: bool = False) -> None:
-    """Move runtime and venue into ``phase`` of the test day, as the session driver would."""
-    new = SessionState(phase, accepts_new, accepts_modify_cancel, phase is not Phase.PRE_OPEN, DAY,
-                       flags={"closing_price_only": closing_price_only})
-    engine.runtime.on_session_change(engine.runtime.session, new)
-
-
-def connect(engine: Engine) -> None:
-    """Connect and subscribe the venues without touching the session (it stays closed)."""
-    for name, adapter in engine.adapters.items():
-        anyio.run(adapter.connect)
-        adapter.subscribe(engine.runtime.subscriptions(name))
 
 
 class VenueSpy:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import anyio
 import pytest
-from support import ENGINE, open_session, settle, write_engine_config
-from support.gate import LOGGER, VenueSpy, build, connect, counterparty, ctx_of, enter, module_of, run_to
+from support import ENGINE, connect, enter, open_session, settle, write_engine_config
+from support.gate import LOGGER, VenueSpy, build, counterparty, ctx_of, module_of, run_to
 
 from engine.model import Phase
 from engine.risk.killswitch import TradingState
