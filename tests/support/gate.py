@@ -1,7 +1,8 @@
 """The gate's test helpers: a real engine built by :func:`support.engine_in` with a recorder
-strategy, a spy on what reaches the paper venue, a counterparty resting in its matching engine
-and the simulated clock run to a time of the day (the session is moved by ``support.enter``). Shared by the gate's tests (tests/unit/test_gate_*.py)
-and others that drive a real engine on the simulated clock."""
+strategy, a spy on what reaches the paper venue, a counterparty resting in its matching engine and
+the simulated clock run to a time of the day (``support.enter`` moves the session). Shared by the
+gate's tests (tests/unit/test_gate_*.py) and others that drive a real engine on the simulated
+clock."""
 
 from __future__ import annotations
 
