@@ -11,10 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
-from support import IDLE_STRATEGY, KINDS, could_select, write_engine_config
+from support import KINDS, could_select, engine_in
 
 from engine.app import Engine
-from engine.config import load_config
 
 TESTS = Path(__file__).resolve().parent
 
@@ -25,12 +24,13 @@ os.environ["ENGINE_METRICS_LISTEN"] = "127.0.0.1:0"
 
 
 def kind_of(path: Path) -> str | None:
-    """The kind a test file's folder gives it: the first folder below tests/, if it is one of ``KINDS``."""
+    """The kind a test file or folder has by its place: the first folder below tests/, if it is
+    one of ``KINDS``."""
     try:
         parts = path.resolve().relative_to(TESTS).parts
     except ValueError:
         return None
-    return parts[0] if len(parts) > 1 and parts[0] in KINDS else None
+    return parts[0] if parts and parts[0] in KINDS else None
 
 
 #: the order tests start in: the long ones first, so that with pytest-xdist the last test to start
@@ -55,7 +55,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     A folder is left out only when the ``-m`` expression is false for its kind whatever any other
     marker says. Only tests in tests/unit may name another kind themselves (tests/unit/test_layout.py
     holds the others to that), so tests/unit itself is always collected."""
-    kind = kind_of(collection_path / "x") if collection_path.is_dir() else None
+    kind = kind_of(collection_path)
     if kind is None or kind == "unit" or not config.option.markexpr:
         return None
     return None if could_select(config.option.markexpr, kind) else True
@@ -63,8 +63,9 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 @pytest.fixture
 def build_engine(tmp_path):
+    """``build_engine(strategies, **kwargs)``: :func:`support.engine_in` in the test's tmp_path."""
+
     def build(strategies: dict[str, str] | None = None, **kwargs) -> Engine:
-        config = write_engine_config(tmp_path, strategies or {"s": IDLE_STRATEGY}, **kwargs)
-        return Engine(load_config(config))
+        return engine_in(tmp_path, strategies, **kwargs)
 
     return build

@@ -23,7 +23,7 @@ from engine.errors import ConfigError
 if TYPE_CHECKING:
     from engine.config.loaded import LoadedConfig
 
-__all__ = ["CrossFieldProblems", "KeyPath", "did_you_mean", "format_key_path", "validate_section"]
+__all__ = ["CrossFieldProblems", "KeyPath", "at_key", "did_you_mean", "format_key_path", "validate_section"]
 
 KeyPath = tuple[str | int, ...]
 """Where a value sits in the config: ``("strategies", 0, "params", "spread")``."""
@@ -55,6 +55,13 @@ def format_key_path(key_path: KeyPath) -> str:
         else:
             text += f".{key}" if text else str(key)
     return text
+
+
+def at_key(key_path: KeyPath, sentence: str) -> str:
+    """``a.b[0]: sentence``, or the sentence alone for the top level: how every config problem
+    names its place (the file and line go in front, from :class:`ConfigError`)."""
+    shown = format_key_path(key_path)
+    return f"{shown}: {sentence}" if shown else sentence
 
 
 def validate_section(loaded: LoadedConfig, model_cls: type[ModelT], data: Any, key_path: KeyPath) -> ModelT:

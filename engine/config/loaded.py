@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.config.errors import KeyPath, format_key_path, validate_section
+from engine.config.errors import KeyPath, at_key, validate_section
 from engine.config.schema import EngineConfig
 from engine.config.yamlfile import read_config_yaml
 from engine.errors import ConfigError
@@ -63,9 +63,7 @@ class LoadedConfig:
 
     def error(self, key_path: KeyPath, sentence: str) -> ConfigError:
         """A :class:`ConfigError` at the line of ``key_path``, reading ``path:line: a.b[0]: sentence``."""
-        shown = format_key_path(key_path)
-        message = f"{shown}: {sentence}" if shown else sentence
-        return ConfigError(message, self.display, self.line_of(key_path))
+        return ConfigError(at_key(key_path, sentence), self.display, self.line_of(key_path))
 
     def is_secret(self, key_path: KeyPath) -> bool:
         """True when the value at ``key_path`` is, or holds, a value from the environment."""

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from engine.config.errors import KeyPath, format_key_path
+from engine.config.errors import KeyPath, at_key
 from engine.errors import ConfigError
 
 __all__ = ["ConfigYaml", "read_config_yaml"]
@@ -53,9 +53,7 @@ class _TreeBuilder:
         self._active: set[int] = set()
 
     def problem(self, node: yaml.Node, key_path: KeyPath, sentence: str) -> None:
-        shown = format_key_path(key_path)
-        message = f"{shown}: {sentence}" if shown else sentence
-        self.problems.append(ConfigError(message, self.display, node.start_mark.line + 1))
+        self.problems.append(ConfigError(at_key(key_path, sentence), self.display, node.start_mark.line + 1))
 
     def mark(self, key_path: KeyPath, node: yaml.Node) -> None:
         self.lines[key_path] = (node.start_mark.line + 1, node.start_mark.column + 1)

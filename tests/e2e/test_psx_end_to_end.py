@@ -10,23 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import yaml
-from support import MEBL_TAKER, REPO
-
-ENGINE = Path(sys.executable).parent / "engine"
-
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from support import ENGINE, MEBL_TAKER, REPO
+from support.scrape import free_port, scrape, total
 
 
 def _read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
@@ -42,10 +32,10 @@ def _read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
 
 
 def test_the_shipped_psx_config_trades_through_the_feed_and_the_broker_of_the_sandbox(tmp_path):
-    webhook_port = _free_port()
+    webhook_port, metrics_port = free_port(), free_port()
     env = {**os.environ, "PSX_FEED_TOKEN": "e2e-feed-token", "OPTIMUS_USERNAME": "e2e-user",
            "OPTIMUS_PASSWORD": "e2e-password", "OPTIMUS_WEBHOOK_SECRET": "e2e-webhook-secret",
-           "ENGINE_METRICS_LISTEN": "127.0.0.1:0"}
+           "ENGINE_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"}
     sandbox = subprocess.Popen(
         [sys.executable, "-m", "adapters.psx.sandbox", "--feed-port", "0", "--broker-port", "0", "--always-open",
          "--webhook-url", f"http://127.0.0.1:{webhook_port}/webhook/visionmax", "--duration", "60",
@@ -70,8 +60,15 @@ def test_the_shipped_psx_config_trades_through_the_feed_and_the_broker_of_the_sa
         report = tmp_path / "report.json"
         engine = subprocess.Popen([str(ENGINE), "run", "config.yaml", "--report", str(report)], cwd=tmp_path,
                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            time.sleep(8)
+        try:  # until the fill shows in a scrape (published every second), not a fixed time
+            deadline = time.monotonic() + 60
+            while engine.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+                try:
+                    if total(scrape(f"http://127.0.0.1:{metrics_port}"), "engine_fills_total") >= 1:
+                        break
+                except OSError:  # not listening yet
+                    continue
         finally:
             engine.send_signal(signal.SIGINT)
             out, _ = engine.communicate(timeout=30)

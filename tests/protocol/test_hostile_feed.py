@@ -26,7 +26,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from decimal import Decimal
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from support import until
+from support import ENGINE, until
 from support.psx_feed import (  # noqa: F401 (token_env, no_leaked_connections: autouse fixtures)
     delta,
     level,
@@ -43,7 +42,6 @@ from support.psx_feed import (  # noqa: F401 (token_env, no_leaked_connections: 
     same_book,
     sandbox,
     token_env,
-    wait_for,
 )
 from support.pulse import venue
 from support.runs import SECRETS, copy_config, engine_command, interrupt, psx_config_on_a_short_day, summary
@@ -74,7 +72,6 @@ KINDS_OF = {
 }
 SMALL_FRAMES = tuple(KINDS_OF)
 PER_CLASS = 50  # of each class: one log line per kind, not fifty
-ENGINE = Path(sys.executable).parent / "engine"
 #: "<where>: dropped bad input (<kind>): ..." (the first of a kind) or "... (<kind>) 49 more times ..."
 LOGGED = re.compile(r"dropped bad input \((\w+)\)(?::| ([\d,]+) more time)")
 
@@ -113,7 +110,7 @@ async def test_psx_feed_drops_a_bad_frame_counts_it_once_per_kind_and_keeps_the_
     async with sandbox() as server, running(server) as (adapter, sink):
         server.inject("badframe", frame=frame, count=PER_CLASS)
         server.on_book(delta("MEBL", level(Side.SELL, "187.55", 100)))  # the next good frame
-        await wait_for(lambda: sum(adapter.bad_input().values()) == PER_CLASS and same_book(sink, server, "MEBL"))
+        await until(lambda: sum(adapter.bad_input().values()) == PER_CLASS and same_book(sink, server, "MEBL"))
         [kind] = adapter.bad_input()
         assert kind in KINDS_OF[frame]
         assert adapter.reconnects == 0 and sink.statuses() == ["connected"]
@@ -133,12 +130,12 @@ async def test_psx_feed_a_frame_over_max_message_bytes_is_counted_and_the_feed_r
     caplog.set_level(logging.WARNING, logger="engine.psx_feed")
     async with sandbox() as server, running(server) as (adapter, sink):
         server.inject("badframe", frame="huge")
-        await wait_for(lambda: adapter.reconnects == 1 and sink.snapshots("MEBL") == 2)
+        await until(lambda: adapter.reconnects == 1 and sink.snapshots("MEBL") == 2)
         assert adapter.bad_input() == {TOO_LARGE: 1}
         assert sink.statuses() == ["connected", "disconnected", "connected"]
         assert "code 1009" in adapter.last_error and "max_message_bytes=1,048,576" in adapter.last_error
         server.on_book(delta("MEBL", level(Side.BUY, "187.50", 900)))
-        await wait_for(lambda: same_book(sink, server, "MEBL"))
+        await until(lambda: same_book(sink, server, "MEBL"))
     assert logged_kinds(messages(caplog))[0] == {TOO_LARGE: 1}
 
 
@@ -152,7 +149,7 @@ async def test_psx_feed_sending_only_bad_frames_is_stale_then_reconnected() -> N
                 server.inject("badframe", frame="type_list")  # faster than the stale bound, without a pause
                 await anyio.sleep(0.01)
         assert sink.statuses()[:3] == ["connected", "stale", "disconnected"]
-        await wait_for(lambda: sink.snapshots("MEBL") == 2 and sink.statuses()[-1] == "connected")
+        await until(lambda: sink.snapshots("MEBL") == 2 and sink.statuses()[-1] == "connected")
         assert adapter.bad_input()[MALFORMED] >= 1
 
 

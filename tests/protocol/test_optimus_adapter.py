@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from support import until
 from support.optimus import (  # the fixtures too: the asyncio event loop, the test credentials
     PASSWORD,
     SECRET,
@@ -30,7 +31,6 @@ from support.optimus import (  # the fixtures too: the asyncio event loop, the t
     credentials,  # noqa: F401
     settings,
     signed,
-    until,
     venue,
 )
 from support.sinks import RecordingSink

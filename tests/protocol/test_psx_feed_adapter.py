@@ -17,6 +17,7 @@ import anyio
 import httpx
 import pytest
 from pydantic import ValidationError
+from support import until
 from support.psx_feed import (  # noqa: F401 (token_env, no_leaked_connections: autouse fixtures)
     FAST,
     INSTRUMENTS,
@@ -31,7 +32,6 @@ from support.psx_feed import (  # noqa: F401 (token_env, no_leaked_connections: 
     same_book,
     sandbox,
     token_env,
-    wait_for,
 )
 from support.sinks import RecordingSink
 from websockets.asyncio.client import connect as ws_connect
@@ -70,7 +70,7 @@ async def test_snapshot_then_deltas_keep_the_book_equal_to_the_sandboxs():
         assert sink.snapshots("MEBL") == 1 and sink.snapshots("OGDC") == 1
         server.on_book(delta("MEBL", level(Side.BUY, "187.45", 0), level(Side.SELL, "187.50", 200)))
         server.on_book(delta("OGDC", level(Side.BUY, "109.30", 100)))
-        await wait_for(lambda: same_book(sink, server, "MEBL") and same_book(sink, server, "OGDC"))
+        await until(lambda: same_book(sink, server, "MEBL") and same_book(sink, server, "OGDC"))
         assert sink.books["MEBL"].best_bid == D("187.40") and sink.books["MEBL"].best_ask == D("187.50")
         assert sink.statuses() == ["connected"]
         assert adapter.malformed == 0 and adapter.gaps == 0
@@ -81,7 +81,7 @@ async def test_trades_arrive_exact_and_reference_price_is_announced():
         assert sink.of("instrument")[0].reference_price == D("187.50")
         server.on_trade(Trade("PSX", "MEBL", WallClock().now_ns(), D("187.55"), D(300), Side.BUY, "T1"))
         server.on_trade(Trade("PSX", "MEBL", WallClock().now_ns(), D("187.60"), D(100), Side.BUY, "T2"))
-        await wait_for(lambda: len(sink.of("trade")) == 2)
+        await until(lambda: len(sink.of("trade")) == 2)
         first, second = sink.of("trade")
         assert (first.price, first.qty, second.price, second.qty) == (D("187.55"), D(300), D("187.60"), D(100))
         assert type(first.price) is Decimal and first.aggressor is None  # the feed does not say (6.7)
@@ -93,7 +93,7 @@ async def test_l1_gets_top_of_book_from_ticks():
         assert adapter.server_level == "L1"
         assert sink.books["MEBL"].bids == [(D("187.45"), D(1000))]  # top only, no depth
         server.on_book(delta("MEBL", level(Side.BUY, "187.50", 200)))
-        await wait_for(lambda: sink.books["MEBL"].best_bid == D("187.50"))
+        await until(lambda: sink.books["MEBL"].best_bid == D("187.50"))
 
 
 async def test_l0_gets_trades_without_a_book():
@@ -104,9 +104,9 @@ async def test_l0_gets_trades_without_a_book():
             adapter.bind(tg)
             adapter.subscribe(["MEBL"])
             await adapter.connect()
-            await wait_for(lambda: bool(sink.of("instrument")))
+            await until(lambda: bool(sink.of("instrument")))
             server.on_trade(Trade("PSX", "MEBL", WallClock().now_ns(), D("187.55"), D(300), Side.BUY, "T1"))
-            await wait_for(lambda: bool(sink.of("trade")))
+            await until(lambda: bool(sink.of("trade")))
             assert sink.of("book") == []
             await adapter.close()
             tg.cancel_scope.cancel()
@@ -117,7 +117,7 @@ async def test_halt_and_resume_reach_the_engine_as_instrument_status():
         now = WallClock().now_ns()
         server.on_instrument_status(InstrumentStatus("PSX", "MEBL", now, halted=True, reason="injected halt"))
         server.on_instrument_status(InstrumentStatus("PSX", "MEBL", now, halted=False))
-        await wait_for(lambda: len([s for s in sink.of("instrument") if s.halted is not None]) == 2)
+        await until(lambda: len([s for s in sink.of("instrument") if s.halted is not None]) == 2)
         halt, resume = [s for s in sink.of("instrument") if s.halted is not None]
         assert halt.halted and halt.reason == "injected halt" and resume.halted is False
 
@@ -253,7 +253,7 @@ async def test_garbage_is_counted_logged_once_with_a_sample_and_the_connection_s
         server.inject("garbage")
         server.inject("garbage", text='{"type":"tick","symbol":"MEBL","ltp":"187.5"}')
         server.on_book(delta("MEBL", level(Side.SELL, "187.55", 100)))
-        await wait_for(lambda: same_book(sink, server, "MEBL") and adapter.malformed == 3)
+        await until(lambda: same_book(sink, server, "MEBL") and adapter.malformed == 3)
         assert adapter.reconnects == 0 and sink.statuses() == ["connected"]
         assert sum(adapter.bad_input().values()) == 3
         first = [r.getMessage() for r in caplog.records if "dropped bad input (" in r.getMessage()]
@@ -266,9 +266,9 @@ async def test_socket_drop_mid_frame_reconnects_with_backoff_resubscribes_and_re
     async with sandbox() as server, running(server, ("MEBL", "OGDC")) as (adapter, sink):
         server.inject("refuse", seconds=0.3)  # the venue stays away for a while after the drop
         server.inject("drop_mid_frame")
-        await wait_for(lambda: "disconnected" in sink.statuses())
+        await until(lambda: "disconnected" in sink.statuses())
         server.on_book(delta("MEBL", level(Side.BUY, "187.50", 900)))  # missed while away
-        await wait_for(lambda: adapter.reconnects == 1 and same_book(sink, server, "MEBL")
+        await until(lambda: adapter.reconnects == 1 and same_book(sink, server, "MEBL")
                        and sink.snapshots("OGDC") == 2)
         assert sink.statuses() == ["connected", "disconnected", "connected"]
         assert adapter.connect_attempts >= 3  # the first one, some refused (503), the good one
@@ -279,10 +279,10 @@ async def test_socket_drop_mid_frame_reconnects_with_backoff_resubscribes_and_re
 async def test_truncated_json_then_close_is_counted_and_reconnected():
     async with sandbox() as server, running(server) as (adapter, sink):
         server.inject("truncate")
-        await wait_for(lambda: adapter.reconnects == 1 and sink.snapshots("MEBL") == 2)
+        await until(lambda: adapter.reconnects == 1 and sink.snapshots("MEBL") == 2)
         assert adapter.malformed == 1
         server.on_book(delta("MEBL", level(Side.SELL, "187.55", 1)))
-        await wait_for(lambda: same_book(sink, server, "MEBL"))
+        await until(lambda: same_book(sink, server, "MEBL"))
 
 
 async def test_sequence_gap_asks_for_a_fresh_snapshot():
@@ -290,7 +290,7 @@ async def test_sequence_gap_asks_for_a_fresh_snapshot():
         server.inject("gap")
         server.on_book(delta("MEBL", level(Side.BUY, "187.45", 0)))  # lost on the way
         server.on_book(delta("MEBL", level(Side.SELL, "187.55", 50)))  # arrives after a hole
-        await wait_for(lambda: adapter.gaps == 1 and sink.snapshots("MEBL") == 2 and same_book(sink, server, "MEBL"))
+        await until(lambda: adapter.gaps == 1 and sink.snapshots("MEBL") == 2 and same_book(sink, server, "MEBL"))
         assert adapter.describe()["dropped_deltas"] >= 1
         assert adapter.reconnects == 0
         assert sink.books["MEBL"].best_bid == D("187.40")  # the lost delete is in the fresh snapshot
@@ -300,8 +300,8 @@ async def test_stall_reports_stale_then_connected_when_data_flows_again():
     async with sandbox() as server, running(server, stale_seconds=D("0.15")) as (adapter, sink):
         server.inject("stall", seconds=0.5)
         server.on_book(delta("MEBL", level(Side.BUY, "187.30", 10)))  # queued behind the stall
-        await wait_for(lambda: "stale" in sink.statuses())
-        await wait_for(lambda: sink.statuses()[-1] == "connected" and same_book(sink, server, "MEBL"))
+        await until(lambda: "stale" in sink.statuses())
+        await until(lambda: sink.statuses()[-1] == "connected" and same_book(sink, server, "MEBL"))
         assert sink.statuses() == ["connected", "stale", "connected"]
         assert adapter.reconnects == 0 and adapter.stale_events == 1
 
@@ -310,7 +310,7 @@ async def test_no_traffic_for_long_reconnects():
     async with sandbox() as server, running(server, stale_seconds=D("0.1"),
                                             stale_reconnect_seconds=D("0.3")) as (adapter, sink):
         server.inject("stall", seconds=5)
-        await wait_for(lambda: adapter.reconnects == 1 and sink.snapshots("MEBL") == 2)
+        await until(lambda: adapter.reconnects == 1 and sink.snapshots("MEBL") == 2)
         assert sink.statuses()[:3] == ["connected", "stale", "disconnected"]
 
 
@@ -330,11 +330,11 @@ async def test_expired_token_is_retried_and_a_rotated_token_file_reconnects(
     new_token = "rotated-token-9876543210"
     async with sandbox() as server, running(server, token_env=None, token_file=token_file) as (adapter, sink):
         server.inject("expire_token")
-        await wait_for(lambda: adapter.connect_attempts >= 3)  # refused: 401 token expired
+        await until(lambda: adapter.connect_attempts >= 3)  # refused: 401 token expired
         assert adapter.connected is False and "token refused (HTTP 401: token expired)" in adapter.last_error
         server.add_token(new_token)
         token_file.write_text(new_token + "\n")
-        await wait_for(lambda: adapter.reconnects == 1 and sink.snapshots("MEBL") == 2)
+        await until(lambda: adapter.reconnects == 1 and sink.snapshots("MEBL") == 2)
         assert "token expired" in sink.of("status")[1][2]  # the close reason reached the engine
         text = caplog.text + json.dumps(adapter.describe()) + repr(sink.calls)
         assert TOKEN not in text and new_token not in text
@@ -344,7 +344,7 @@ async def test_unknown_symbol_is_logged_and_the_rest_flows(caplog: pytest.LogCap
     caplog.set_level(logging.WARNING, logger="engine.psx_feed")
     async with sandbox() as server, running(server) as (adapter, sink):
         adapter.subscribe(["NOSUCH", "OGDC"])
-        await wait_for(lambda: same_book(sink, server, "OGDC"))
+        await until(lambda: same_book(sink, server, "OGDC"))
         assert "unknown_symbol" in caplog.text and "NOSUCH" in caplog.text
 
 
@@ -363,7 +363,7 @@ def test_the_feed_is_a_market_data_adapter_with_no_order_methods():
 async def test_describe_counts_messages_in_and_out_and_reconnects():
     async with sandbox() as server, running(server) as (adapter, sink):
         server.inject("drop")
-        await wait_for(lambda: adapter.reconnects == 1 and sink.snapshots("MEBL") == 2)
+        await until(lambda: adapter.reconnects == 1 and sink.snapshots("MEBL") == 2)
         info = adapter.describe()
         assert info["messages_in"] == adapter.messages_in > 0
         assert info["messages_out"] == 2  # one subscribe per connection
@@ -378,13 +378,13 @@ async def test_close_then_connect_again_starts_clean():
             adapter.bind(tg)
             adapter.subscribe(["MEBL"])
             await adapter.connect()
-            await wait_for(lambda: sink.snapshots("MEBL") == 1)
+            await until(lambda: sink.snapshots("MEBL") == 1)
             await adapter.close()
-            await wait_for(lambda: server.connections == 0)
+            await until(lambda: server.connections == 0)
             await adapter.connect()  # the same token slot is free again
-            await wait_for(lambda: sink.snapshots("MEBL") == 2)
+            await until(lambda: sink.snapshots("MEBL") == 2)
             server.inject("drop")
-            await wait_for(lambda: adapter.reconnects == 1 and sink.snapshots("MEBL") == 3)
+            await until(lambda: adapter.reconnects == 1 and sink.snapshots("MEBL") == 3)
             assert server.connections == 1
             await adapter.close()
             tg.cancel_scope.cancel()
@@ -421,14 +421,14 @@ async def test_sandbox_command_serves_the_paper_market(tmp_path: Path):
                 adapter.bind(tg)
                 adapter.subscribe(["MEBL"])
                 await adapter.connect()
-                await wait_for(lambda: sink.snapshots("MEBL") == 1 and len(sink.of("book")) > 3, timeout=10)
+                await until(lambda: sink.snapshots("MEBL") == 1 and len(sink.of("book")) > 3, timeout=10)
                 async with httpx.AsyncClient() as http:
                     status = (await http.get(url.replace("ws://", "http://") + "/sandbox/status")).json()
                     assert status["market_state"] == "OPEN" and len(status["connections"]) == 1
                     fault = (await http.get(url.replace("ws://", "http://") + "/sandbox/fault",
                                             params={"kind": "drop"})).json()
                     assert fault == {"kind": "drop", "clients": 1}
-                await wait_for(lambda: adapter.reconnects == 1, timeout=10)
+                await until(lambda: adapter.reconnects == 1, timeout=10)
                 await adapter.close()
                 tg.cancel_scope.cancel()
         finally:
@@ -447,7 +447,7 @@ async def test_literal_feed_whole_books_become_a_snapshot_then_deltas():
     async with sandbox(**literal()) as server, running(server, ("MEBL", "OGDC")) as (adapter, sink):
         assert sink.snapshots("MEBL") == 1 and sink.snapshots("OGDC") == 1
         server.on_book(delta("MEBL", level(Side.BUY, "187.45", 0), level(Side.SELL, "187.50", 200)))
-        await wait_for(lambda: same_book(sink, server, "MEBL"))
+        await until(lambda: same_book(sink, server, "MEBL"))
         last = [u for u in sink.of("book") if u.symbol == "MEBL"][-1]
         assert not last.snapshot  # only what changed reaches the engine
         assert set(last.changes) == {level(Side.BUY, "187.45", 0), level(Side.SELL, "187.50", 200)}
@@ -461,6 +461,6 @@ async def test_literal_feed_heals_a_lost_book_message_at_the_next():
         server.inject("gap")
         server.on_book(delta("MEBL", level(Side.BUY, "187.45", 0)))  # lost on the way
         server.on_book(delta("MEBL", level(Side.SELL, "187.55", 50)))
-        await wait_for(lambda: same_book(sink, server, "MEBL"))
+        await until(lambda: same_book(sink, server, "MEBL"))
         assert sink.books["MEBL"].best_bid == D("187.40") and adapter.gaps == 0
         assert sink.snapshots("MEBL") == 1

@@ -23,6 +23,7 @@ import anyio
 import httpx
 import pytest
 import yaml
+from support import until
 from support.sinks import RecordingSink
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
@@ -94,12 +95,6 @@ async def venue(**kwargs: Any) -> AsyncIterator[PsxSandbox]:
     values.update(kwargs)
     async with PsxSandbox(**values) as psx:
         yield psx
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.005)
 
 
 async def feed_client(psx: PsxSandbox, token: str = TOKEN) -> ClientConnection:
@@ -197,14 +192,14 @@ async def test_a_rest_order_trades_on_the_feed_and_returns_as_webhooks() -> None
         await broker.connect()
         psx.webhook_url = broker.webhook_url
         try:
-            await wait_for(lambda: "MEBL" in feed_sink.books and feed_sink.books["MEBL"].best_ask is not None)
+            await until(lambda: "MEBL" in feed_sink.books and feed_sink.books["MEBL"].best_ask is not None)
 
             # a resting buy placed over REST shows up in the feed's L2 order details
             resting = Order("t-1", "t", "psx", "MEBL", Side.BUY, D(500), D("170.00"), OrderType.LIMIT)
             broker_sink.orders[resting.client_id] = resting
             broker.submit(resting)
-            await wait_for(lambda: (Side.BUY, D("170.00"), D(500)) in feed.l3_orders("MEBL").values())
-            await wait_for(lambda: resting.status is OrderStatus.NEW)
+            await until(lambda: (Side.BUY, D("170.00"), D(500)) in feed.l3_orders("MEBL").values())
+            await until(lambda: resting.status is OrderStatus.NEW)
 
             # a marketable buy trades against the book the feed shows: the trade is on the feed
             trades_before = len(feed_sink.of("trade"))
@@ -212,20 +207,20 @@ async def test_a_rest_order_trades_on_the_feed_and_returns_as_webhooks() -> None
                           tif=TimeInForce.IOC)
             broker_sink.orders[taker.client_id] = taker
             broker.submit(taker)
-            await wait_for(lambda: taker.cum_qty == D(500))
+            await until(lambda: taker.cum_qty == D(500))
             fills = [f for f in broker_sink.of("fill") if f.client_id == "t-2"]
             assert sum(f.qty for f in fills) == D(500)
-            await wait_for(lambda: all(
+            await until(lambda: all(
                 any(t.price == f.price and t.qty == f.qty for t in feed_sink.of("trade")[trades_before:])
                 for f in fills))
             # ... and the book the feed client keeps is the sandbox's own
-            await wait_for(lambda: feed_sink.books["MEBL"].asks == psx.feed.book("MEBL").asks)
+            await until(lambda: feed_sink.books["MEBL"].asks == psx.feed.book("MEBL").asks)
 
             # the webhooks were delivered (signed) to the adapter's receiver and applied
             def events() -> list[str]:
                 return [w["event"] for w in psx.broker.webhooks_sent if w["data"]["client_order_id"] == "t-2"]
 
-            await wait_for(lambda: "order.execution" in events())  # the fill may come first by the REST answer
+            await until(lambda: "order.execution" in events())  # the fill may come first by the REST answer
             stats = broker.stats()
             assert stats["webhook_applied"] >= 3 and stats.get("webhook_bad_signature", 0) == 0
             assert stats.get("status_queries", 0) == 0  # nothing had to be found by polling
@@ -386,12 +381,12 @@ async def test_lost_and_duplicate_webhooks() -> None:
             psx.inject("lose_webhooks", count=1)
             await rest.place(500, "170.00")  # its order.confirmed is lost
             await rest.place(500, "170.00")
-            await wait_for(lambda: len(receiver.events) == 1)
+            await until(lambda: len(receiver.events) == 1)
             assert psx.broker.counts["webhooks_lost"] == 1
 
             psx.inject("duplicate_webhooks", count=1)
             await rest.place(500, "170.00")
-            await wait_for(lambda: len(receiver.events) == 3)
+            await until(lambda: len(receiver.events) == 3)
             assert receiver.events[1] == receiver.events[2] and receiver.events[1][0] == "order.confirmed"
             await anyio.sleep(0.1)
             assert len(receiver.events) == 3  # nothing more: one lost, one doubled
@@ -455,8 +450,8 @@ async def test_faults_over_http_and_on_a_schedule() -> None:
             assert answer.status_code == 200 and answer.json()["data"]["kind"] == "drop_sockets"
             with pytest.raises(ConnectionClosed):
                 await recv_json(ws, lambda m: False)
-        await wait_for(lambda: psx.faults_injected["feed.gap"] == 1)  # 0.2 real seconds after start
-        await wait_for(lambda: psx.faults_injected["slow"] == 1)  # 11:00:03 on the sandbox clock (0.3 s)
+        await until(lambda: psx.faults_injected["feed.gap"] == 1)  # 0.2 real seconds after start
+        await until(lambda: psx.faults_injected["slow"] == 1)  # 11:00:03 on the sandbox clock (0.3 s)
         assert psx.faults_injected["drop_sockets"] == 1
 
 

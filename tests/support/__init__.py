@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import anyio
 import yaml
@@ -25,6 +26,7 @@ from adapters.pulse.adapter import PulseAdapter, PulseOptions
 from adapters.pulse.sandbox import PulseSandbox
 from engine.app import Engine
 from engine.clock import WallClock
+from engine.config import load_config
 from engine.model import Instrument, Phase, SessionState
 from engine.risk.account import AccountConfig
 from engine.risk.derivatives import DerivativesAccountConfig
@@ -59,11 +61,17 @@ def could_select(markexpr: str, kind: str) -> bool:
     return False
 
 
+DAY = "2026-11-23"  # a Monday; T+2 settles on Wednesday 2026-11-25
+
+#: the paper venue's instruments, as YAML text for the tests that write a config by hand
 INSTRUMENTS = """\
 instruments:
   - {symbol: MEBL, venue: paper, tick_size: 0.01, lot_size: 1, previous_close: 187.50, sector: Commercial Banks}
   - {symbol: OGDC, venue: paper, tick_size: 0.01, lot_size: 10, previous_close: 109.30, sector: Oil & Gas}
 """
+#: the same entries as data for :func:`write_engine_config`; every value a string (YAML's base
+#: loader), so money stays exact ("187.50") on its way to Decimal
+INSTRUMENT_ENTRIES: list[dict[str, Any]] = yaml.load(INSTRUMENTS, Loader=yaml.BaseLoader)["instruments"]
 
 IDLE_STRATEGY = """\
 from engine import hookimpl
@@ -164,35 +172,73 @@ def write_engine_config(
     strategies: dict[str, str],
     *,
     market: bool = False,
+    per_strategy: dict[str, dict[str, Any]] | None = None,
+    venue: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+    risk: dict[str, Any] | None = None,
+    run: dict[str, Any] | None = None,
+    sessions: dict[str, Any] | None = None,
+    journal: dict[str, Any] | None = None,
     symbols: tuple[str, ...] = ("MEBL", "OGDC"),
-    run: str = "{clock: simulated, start: 2026-11-23, days: 1, seed: 7}",
+    extra_instruments: list[dict[str, Any]] | None = None,
+    file_name: str = "config.yaml",
 ) -> Path:
-    """Write one strategy file per entry and a config naming them all; return the config path."""
+    """Write one strategy file per entry and a YAML config naming them all (every strategy on the
+    paper venue, a simulated day from :data:`DAY`); return the config path. The suite's one engine
+    config builder.
+
+    ``market`` turns on the paper venue's synthetic market; ``per_strategy[name]`` adds keys to that
+    strategy's entry (limits, rate_limit, mmp, loss_limit); ``venue`` to ``venues.paper`` (account,
+    cancel_on_disconnect, on_reconnect, rate_limits); ``options`` to ``venues.paper.options``
+    (faults, ...); ``run`` to the ``run:`` section."""
     entries = []
     for name, source in strategies.items():
         (folder / f"{name}.py").write_text(textwrap.dedent(source))
-        entries.append(f"  - {{name: {name}, file: {name}.py, venue: paper, instruments: [{', '.join(symbols)}]}}")
-    config = folder / "config.yaml"
-    config.write_text(
-        f"run: {run}\n"
-        + INSTRUMENTS
-        + f"venues:\n  paper: {{adapter: paper, options: {{market: {{enabled: {str(market).lower()}}}}}}}\n"
-        + "strategies:\n"
-        + "\n".join(entries)
-        + "\n"
-    )
-    return config
+        entry: dict[str, Any] = {"name": name, "file": f"{name}.py", "venue": "paper", "instruments": list(symbols)}
+        entry.update((per_strategy or {}).get(name, {}))
+        entries.append(entry)
+    paper: dict[str, Any] = {"adapter": "paper", "options": {"market": {"enabled": market}, **(options or {})}}
+    paper.update(venue or {})
+    config: dict[str, Any] = {
+        "run": {"clock": "simulated", "start": DAY, "days": 1, "seed": 7, **(run or {})},
+        "instruments": INSTRUMENT_ENTRIES + (extra_instruments or []),
+        "venues": {"paper": paper},
+        "strategies": entries,
+    }
+    for section, value in (("risk", risk), ("sessions", sessions), ("journal", journal)):
+        if value:
+            config[section] = value
+    return write_config(folder, config, file_name)
+
+
+def engine_in(folder: Path, strategies: dict[str, str] | None = None, **kwargs: Any) -> Engine:
+    """A real engine from a config :func:`write_engine_config` writes into ``folder`` (one idle
+    strategy "s" unless ``strategies`` says otherwise)."""
+    return Engine(load_config(write_engine_config(folder, strategies or {"s": IDLE_STRATEGY}, **kwargs)))
+
+
+def connect(engine: Engine) -> None:
+    """Connect every adapter (each venue's, and a separate market-data one) and subscribe, without
+    touching the session (it stays closed)."""
+    for adapter in engine.all_adapters():
+        anyio.run(adapter.connect)
+    for name, adapter in engine.adapters.items():
+        engine.feeds.get(name, adapter).subscribe(engine.runtime.subscriptions(name))
+
+
+def enter(engine: Engine, phase: Phase, *, accepts_new: bool = True, accepts_modify_cancel: bool = True,
+          closing_price_only: bool = False) -> None:
+    """Move runtime and venue into ``phase`` of the test day, as the session driver would."""
+    new = SessionState(phase, accepts_new, accepts_modify_cancel, phase is not Phase.PRE_OPEN, DAY,
+                       flags={"closing_price_only": closing_price_only})
+    engine.runtime.on_session_change(engine.runtime.session, new)
 
 
 def open_session(engine: Engine) -> None:
     """Connect and subscribe the venues, then put runtime and venue into continuous trading
     without running the session driver."""
-    for adapter in engine.all_adapters():
-        anyio.run(adapter.connect)
-    for name, adapter in engine.adapters.items():
-        engine.feeds.get(name, adapter).subscribe(engine.runtime.subscriptions(name))
-    new = SessionState(Phase.OPEN, True, True, True, "2026-11-23")
-    engine.runtime.on_session_change(engine.runtime.session, new)
+    connect(engine)
+    enter(engine, Phase.OPEN)
 
 
 def settle(engine: Engine, seconds: float = 1.0) -> None:
@@ -203,8 +249,10 @@ def settle(engine: Engine, seconds: float = 1.0) -> None:
         pass
 
 
-async def until(condition: Callable[[], bool], timeout: float = 3.0, what: str = "condition") -> None:
-    """Poll ``condition`` every 5 ms until it holds; fail naming ``what`` after ``timeout`` seconds."""
+async def until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``condition`` every 5 ms until it holds; fail naming ``what`` after ``timeout`` seconds.
+    The suite's one poller for real-time waits (sandboxes, adapters): the timeout only bounds how
+    long a failing test takes, so it is generous enough for a loaded machine."""
     with anyio.move_on_after(timeout):
         while not condition():
             await anyio.sleep(0.005)

@@ -1,37 +1,22 @@
-"""The gate's test helpers: a YAML config written here, a real engine built from it, the session
-moved as the driver would, a spy on what reaches the paper venue and a counterparty resting in its
-matching engine. Shared by the gate's tests (tests/unit/test_gate_*.py) and others that drive a
-real engine on the simulated clock."""
+"""The gate's test helpers: a real engine built by :func:`support.engine_in` with a recorder
+strategy, a spy on what reaches the paper venue, a counterparty resting in its matching engine and
+the simulated clock run to a time of the day (``support.enter`` moves the session). Shared by the
+gate's tests (tests/unit/test_gate_*.py) and others that drive a real engine on the simulated
+clock."""
 
 from __future__ import annotations
 
 import itertools
-import textwrap
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import anyio
-import yaml
-
 from adapters.sim.matching import Accepted
 from engine.app import Engine
-from engine.config import load_config
-from engine.model import Order, Phase, SessionState, Side
-from support import settle
+from engine.model import Order, Side
+from support import engine_in, settle
 
 D = Decimal
-
-DAY = "2026-11-23"  # a Monday; T+2 settles on Wednesday 2026-11-25
-
-
-INSTRUMENTS: list[dict[str, Any]] = [
-    {"symbol": "MEBL", "venue": "paper", "tick_size": "0.01", "lot_size": 1, "previous_close": "187.50",
-     "sector": "Commercial Banks"},
-    {"symbol": "OGDC", "venue": "paper", "tick_size": "0.01", "lot_size": 10, "previous_close": "109.30",
-     "sector": "Oil & Gas"},
-]
-
 
 RECORDER = """\
 from engine import hookimpl
@@ -54,70 +39,10 @@ def on_mmp_trigger(ctx, info):
 """
 
 
-def write_config(
-    folder: Path,
-    strategies: dict[str, str],
-    *,
-    per_strategy: dict[str, dict[str, Any]] | None = None,
-    venue: dict[str, Any] | None = None,
-    options: dict[str, Any] | None = None,
-    risk: dict[str, Any] | None = None,
-    run: dict[str, Any] | None = None,
-    sessions: dict[str, Any] | None = None,
-    journal: dict[str, Any] | None = None,
-    symbols: tuple[str, ...] = ("MEBL", "OGDC"),
-    extra_instruments: list[dict[str, Any]] | None = None,
-    file_name: str = "config.yaml",
-) -> Path:
-    """Write one strategy file per entry and a YAML config naming them; return the config path.
-
-    ``per_strategy[name]`` adds keys to that strategy's entry (limits, rate_limit, mmp,
-    loss_limit); ``venue`` to ``venues.paper`` (account, cancel_on_disconnect, on_reconnect,
-    rate_limits); ``options`` to ``venues.paper.options`` (market, faults, ...). Money is written as
-    strings so it stays exact on its way to Decimal."""
-    entries = []
-    for name, source in strategies.items():
-        (folder / f"{name}.py").write_text(textwrap.dedent(source))
-        entry: dict[str, Any] = {"name": name, "file": f"{name}.py", "venue": "paper", "instruments": list(symbols)}
-        entry.update((per_strategy or {}).get(name, {}))
-        entries.append(entry)
-    paper: dict[str, Any] = {"adapter": "paper", "options": {"market": {"enabled": False}, **(options or {})}}
-    paper.update(venue or {})
-    config: dict[str, Any] = {
-        "run": {"clock": "simulated", "start": DAY, "days": 1, "seed": 7, **(run or {})},
-        "instruments": INSTRUMENTS + (extra_instruments or []),
-        "venues": {"paper": paper},
-        "strategies": entries,
-    }
-    if risk:
-        config["risk"] = risk
-    if sessions:
-        config["sessions"] = sessions
-    if journal:
-        config["journal"] = journal
-    path = folder / file_name
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
 def build(folder: Path, strategies: dict[str, str] | None = None, **kwargs: Any) -> Engine:
-    """A real engine from a config written by :func:`write_config`."""
-    return Engine(load_config(write_config(folder, strategies or {"s": RECORDER}, **kwargs)))
-
-
-def enter(engine: Engine, phase: Phase, *, accepts_new: bool = True, accepts_modify_cancel: bool = True,
-          closing_price_only: bool = False) -> None:
-    """Move runtime and venue into ``phase`` of the test day, as the session driver would."""
-    new = SessionState(phase, accepts_new, accepts_modify_cancel, phase is not Phase.PRE_OPEN, DAY,
-                       flags={"closing_price_only": closing_price_only})
-    engine.runtime.on_session_change(engine.runtime.session, new)
-
-
-def connect(engine: Engine) -> None:
-    """Connect and subscribe the venues without touching the session (it stays closed)."""
-    for name, adapter in engine.adapters.items():
-        anyio.run(adapter.connect)
-        adapter.subscribe(engine.runtime.subscriptions(name))
+    """A real engine from :func:`support.write_engine_config`, the gate's recorder as "s" unless
+    ``strategies`` says otherwise."""
+    return engine_in(folder, strategies or {"s": RECORDER}, **kwargs)
 
 
 class VenueSpy:
@@ -198,7 +123,7 @@ def on_mmp_trigger(ctx, info):
 """
 
 
-def until(engine, hh: int, mm: int, ss: int = 0) -> None:
+def run_to(engine, hh: int, mm: int, ss: int = 0) -> None:
     """Run the simulated clock to hh:mm:ss Karachi on the test day."""
     now = engine.clock.now()
     target = now.replace(hour=hh, minute=mm, second=ss, microsecond=0)

@@ -18,6 +18,7 @@ from adapters.optimus.adapter import OptimusAdapter, OptimusOptions
 from adapters.optimus.sandbox import DOC_INSTRUMENTS, OptimusSandbox, SandboxSettings
 from engine.clock import Clock, WallClock
 from engine.model import Order, OrderStatus, OrderType, Side
+from support import until
 from support.sinks import RecordingSink
 
 D = Decimal
@@ -68,14 +69,6 @@ class Harness:
     async def liquid(self, symbol: str = "MEBL") -> None:
         engine = self.sandbox.sim.matching_engine(symbol)
         await until(lambda: engine.best_ask is not None and engine.best_bid is not None)
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await anyio.sleep(0.01)
 
 
 def settings(**overrides: Any) -> SandboxSettings:

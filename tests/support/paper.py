@@ -1,13 +1,16 @@
 """The paper venue through the adapter interface, for the tests that drive it directly: the
 adapter on a SimClock with the recording sink standing in for the runtime (:class:`Venue`), the
-day's instruments and its clock constants."""
+day's instruments and its clock constants, and the check that no test leaves a sink error
+(``no_sink_errors``, autouse where a test module imports it)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
+
+import pytest
 
 from adapters.paper.adapter import PaperAdapter, PaperOptions
 from adapters.sim.market import MarketOptions
@@ -29,7 +32,20 @@ HOLDINGS = {"MEBL": "187.50", "SYS": "432.10", "ENGRO": "321.75", "OGDC": "109.3
 
 def instruments(symbols: Iterable[str] = HOLDINGS) -> list[Instrument]:
     return [Instrument(s, "PSX", previous_close=D(HOLDINGS[s])) for s in symbols]
+
+
 VENUES: list[Venue] = []  # the venues the running test made, for ``no_sink_errors``
+
+
+@pytest.fixture(autouse=True)
+def no_sink_errors() -> Iterator[None]:
+    """What the runtime would report as an anomaly fails the test that caused it (autouse where a
+    test module imports it)."""
+    VENUES.clear()
+    yield
+    errors = [error for venue in VENUES for error in venue.sink.errors]
+    VENUES.clear()
+    assert errors == [], errors
 
 
 class Venue:

@@ -4,7 +4,7 @@ leaks (both autouse where a test module imports them)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
@@ -17,6 +17,7 @@ from adapters.psx_feed.adapter import LiveFeedAdapter, LiveFeedOptions
 from adapters.psx_feed.sandbox import FeedServer
 from engine.clock import Clock, WallClock
 from engine.model import BookUpdate, Instrument, Phase, SessionState, Side
+from support import until
 from support.sinks import RecordingSink
 
 D = Decimal
@@ -43,12 +44,6 @@ def no_leaked_connections() -> Iterator[None]:
     leaked = dict(adapter_module._OPEN)
     adapter_module._OPEN.clear()
     assert not leaked, f"connection slots still held after the test: {leaked}"
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.005)
 
 
 def same_book(sink: RecordingSink, server: FeedServer, symbol: str) -> bool:
@@ -98,9 +93,9 @@ async def running(
         try:
             for symbol in symbols:  # L2: the whole book; below: the top of book from the first tick
                 if adapter.level == "L2":
-                    await wait_for(lambda s=symbol: same_book(sink, server, s))
+                    await until(lambda s=symbol: same_book(sink, server, s))
                 else:
-                    await wait_for(lambda s=symbol: sink.snapshots(s) >= 1)
+                    await until(lambda s=symbol: sink.snapshots(s) >= 1)
             yield adapter, sink
         finally:
             await adapter.close()

@@ -17,15 +17,13 @@ from adapters.pulse.adapter import PulseAdapter, PulseOptions
 from adapters.pulse.sandbox import PulseSandbox
 from engine.clock import WallClock
 from engine.model import Instrument, Order, OrderStatus, Side, TimeInForce
-from support import until
+from support import PULSE_BTC, until
 from support.sinks import RecordingSink
 
 D = Decimal
 S = OrderStatus
 
-BTC = "BTC_USD-PERPETUAL"
-
-
+BTC = PULSE_BTC
 ETH = "ETH_USD-PERPETUAL"
 
 

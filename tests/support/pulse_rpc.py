@@ -13,8 +13,9 @@ from websockets.asyncio.client import ClientConnection
 
 from adapters.pulse.codec import encode_request
 from adapters.pulse.sandbox import PulseSandbox
+from support import PULSE_BTC
 
-BTC = "BTC_USD-PERPETUAL"
+BTC = PULSE_BTC
 
 SECRET = "raw-client-secret"
 

@@ -16,15 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
-import yaml
 
-from support import MEBL_TAKER, PSX_SHORT_DAY, REPO, add_strategy, shipped_config, write_config
+from support import ENGINE, MEBL_TAKER, PSX_SHORT_DAY, add_strategy, shipped_config, write_config
 
 
 def engine_command(*args: str) -> list[str]:
-    script = Path(sys.executable).with_name("engine")
-    if script.exists():
-        return [str(script), *args]
+    """``engine ARGS`` as users run it: the installed script, else ``python -m engine.cli``."""
+    if ENGINE.exists():
+        return [str(ENGINE), *args]
     return [sys.executable, "-m", "engine.cli", *args]
 
 
@@ -34,13 +33,10 @@ def summary(log: str) -> str:
 
 
 def copy_config(folder: Path, url: str) -> Path:
-    cfg = yaml.safe_load((REPO / "config.pulse-sandbox.yaml").read_text(encoding="utf-8"))
-    cfg["venues"]["pulse"]["options"]["url"] = url
-    for strategy in cfg["strategies"]:
-        strategy["file"] = str((REPO / strategy["file"]).resolve())
-    path = folder / "config.pulse-sandbox.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
-    return path
+    """The shipped Pulse sandbox config, written into ``folder``, pointed at the sandbox at ``url``."""
+    config = shipped_config("config.pulse-sandbox.yaml")
+    config["venues"]["pulse"]["options"]["url"] = url
+    return write_config(folder, config, "config.pulse-sandbox.yaml")
 
 
 async def interrupt(process: subprocess.Popen, seconds: float) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import anyio
-from support import open_session, settle, write_engine_config
+from support import engine_in, open_session, settle
 from support.gate import build
 from support.scrape import scrape, total
 
 from engine.app import Engine, summary_table
-from engine.config import load_config
 from engine.observe.server import MetricsServer
 from engine.observe.snapshot import Observer
 from engine.report.page import render_html
@@ -51,7 +50,7 @@ def _scrape(engine: Engine) -> dict:
 
 
 def test_submitted_counts_what_reached_the_venue_and_refusals_apart(tmp_path):
-    engine = Engine(load_config(write_engine_config(tmp_path, {"s": REFUSED_OFTEN}, market=True, symbols=("MEBL",))))
+    engine = engine_in(tmp_path, {"s": REFUSED_OFTEN}, market=True, symbols=("MEBL",))
     engine.runtime.runners["s"].repeats = None  # counting 200 refusals, not pausing after 20 of them
     adapter = engine.adapters["paper"]
     on_the_wire: list[str] = []
@@ -104,7 +103,7 @@ def test_bad_input_of_each_adapter_is_in_the_report_and_on_metrics(tmp_path):
 
 
 def test_an_adapter_with_no_bad_input_reports_an_empty_section(tmp_path):
-    engine = Engine(load_config(write_engine_config(tmp_path, {"s": IDLE})))
+    engine = engine_in(tmp_path, {"s": IDLE})
     open_session(engine)
     assert engine.report()["venues"]["paper"]["bad_input"] == {}
 

@@ -350,12 +350,8 @@ def test_the_market_maker_quotes_asks_from_flat_on_a_derivatives_account(tmp_pat
     from engine.app import Engine
 
     config = write_engine_config(tmp_path, {"mm": (REPO / "strategies" / "market_maker.py").read_text()},
-                                 market=True, symbols=("MEBL",))
-    text = config.read_text()
-    plain = "  paper: {adapter: paper, options: {market: {enabled: true}}}\n"
-    assert plain in text
-    config.write_text(text.replace(plain, "  paper: {adapter: paper, options: {market: {enabled: true}}, "
-                                          "account: {kind: derivatives, equity: 100000000, currency: USD}}\n"))
+                                 market=True, symbols=("MEBL",),
+                                 venue={"account": {"kind": "derivatives", "equity": 100000000, "currency": "USD"}})
     engine = Engine(load_config(config))
     open_session(engine)
     settle(engine, 600)

@@ -19,8 +19,8 @@ from decimal import Decimal
 
 import anyio
 import pytest
-from support import open_session, settle
-from support.gate import RECORDER, VenueSpy, build, connect, counterparty, ctx_of, enter, module_of
+from support import connect, enter, open_session, settle
+from support.gate import RECORDER, VenueSpy, build, counterparty, ctx_of, module_of
 
 from engine.app import Engine
 from engine.model import Order, Phase

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import anyio
 import pytest
-from support import open_session, settle
-from support.gate import LOGGER, VenueSpy, build, connect, counterparty, ctx_of, enter, module_of, until, write_config
+from support import ENGINE, connect, enter, open_session, settle, write_engine_config
+from support.gate import LOGGER, VenueSpy, build, counterparty, ctx_of, module_of, run_to
 
 from engine.model import Phase
 from engine.risk.killswitch import TradingState
@@ -30,7 +30,6 @@ from engine.runtime.recovery import VenueAnswer, ask_venue, reconcile_venue
 D = Decimal
 NS = 1_000_000_000
 MS = 1_000_000
-ENGINE = Path(sys.executable).parent / "engine"
 
 def events_of(engine, name="s"):
     return module_of(engine, name).events
@@ -160,7 +159,7 @@ VENUE_CANCELS = pytest.mark.parametrize(
 def test_disconnect_marks_orders_unknown_refuses_and_cancels_on_reconnect(tmp_path, venue_cancels):
     engine, ctx, a, b = disconnect_and_reconnect(tmp_path, venue_cancels)
     events = events_of(engine)
-    until(engine, 10, 0, 1)
+    run_to(engine, 10, 0, 1)
     assert (a.status, b.status) == ("unknown", "unknown")
     assert ctx.venue_status == "disconnected"
     assert events[0] == ("venue", "paper", "disconnected")
@@ -171,7 +170,7 @@ def test_disconnect_marks_orders_unknown_refuses_and_cancels_on_reconnect(tmp_pa
     assert ctx.cancel(a) is False and a.status == "unknown"  # no cancel can go out either
     assert engine.runtime.rejects_by_code[9001] == 2
 
-    until(engine, 10, 0, 31)  # the link is back
+    run_to(engine, 10, 0, 31)  # the link is back
     assert ctx.venue_status == "reconciling"
     assert ("venue", "paper", "reconciling") in events and ("venue", "paper", "connected") not in events
     during = ctx.submit("MEBL", "buy", 10, "186.00")
@@ -190,7 +189,7 @@ def test_disconnect_marks_orders_unknown_refuses_and_cancels_on_reconnect(tmp_pa
 @VENUE_CANCELS
 def test_every_final_state_is_told_before_connected(tmp_path, venue_cancels):
     engine, _, a, b = disconnect_and_reconnect(tmp_path, venue_cancels)
-    until(engine, 10, 0, 31)
+    run_to(engine, 10, 0, 31)
     anyio.run(engine.runtime.run_pending)
     settle(engine)
     events = events_of(engine)
@@ -212,7 +211,7 @@ def test_more_orders_open_at_the_drop_than_one_second_of_cancel_budget(tmp_path)
     assert all(o.status == "new" for o in orders)
     events = events_of(engine)
     events.clear()
-    until(engine, 10, 0, 31)
+    run_to(engine, 10, 0, 31)
     anyio.run(engine.runtime.run_pending)
     settle(engine, 5)
     assert all(o.status == "cancelled" for o in orders)
@@ -227,7 +226,7 @@ def test_with_on_reconnect_keep_and_no_venue_cancel_the_orders_stay_open(tmp_pat
     ctx = ctx_of(engine)
     a = ctx.submit("MEBL", "buy", 10, "187.00")
     settle(engine)
-    until(engine, 10, 0, 31)
+    run_to(engine, 10, 0, 31)
     assert a.status == "unknown"
     anyio.run(engine.runtime.run_pending)
     settle(engine)
@@ -245,17 +244,17 @@ def test_a_fill_during_the_drop_is_applied_exactly_once(tmp_path):
                          at="09:29:50")
     connect(engine)
     engine.driver.start()
-    until(engine, 9, 20)
+    run_to(engine, 9, 20)
     ctx = ctx_of(engine)
     assert ctx.session == "pre_open"
     bid = ctx.submit("MEBL", "buy", 10, "187.50")
     other = ctx.submit("OGDC", "buy", 10, "109.00")
     settle(engine)
     counterparty(engine, "MEBL", "sell", 10, "187.50")
-    until(engine, 9, 30, 5)  # dropped at 09:29:50; the auction ran at 09:30
+    run_to(engine, 9, 30, 5)  # dropped at 09:29:50; the auction ran at 09:30
     assert ctx.session == "open" and ctx.venue_status == "disconnected"
     assert bid.status == "unknown" and ctx.position("MEBL") == 0 and module_of(engine).fills == []
-    until(engine, 9, 30, 21)
+    run_to(engine, 9, 30, 21)
     anyio.run(engine.runtime.run_pending)
     settle(engine)
     assert ctx.venue_status == "connected"
@@ -286,7 +285,7 @@ def test_with_no_cancel_on_disconnect_on_the_venue_the_paper_venue_keeps_the_ord
     ctx = ctx_of(engine)
     a = ctx.submit("MEBL", "buy", 10, "187.00")
     settle(engine)
-    until(engine, 10, 0, 31)
+    run_to(engine, 10, 0, 31)
     anyio.run(engine.runtime.run_pending)
     settle(engine)
     assert ctx.venue_status == "connected"
@@ -297,10 +296,10 @@ def test_an_order_in_flight_at_the_drop_is_lost_and_comes_back_rejected_9001(tmp
     engine = drop_engine(tmp_path)
     open_session(engine)
     ctx = ctx_of(engine)
-    until(engine, 9, 59, 59)
+    run_to(engine, 9, 59, 59)
     settle(engine, 0.9998)  # 0.2 ms before the drop; the venue would take it 0.5 ms after sending
     lost = ctx.submit("MEBL", "buy", 10, "187.00")
-    until(engine, 10, 0, 31)
+    run_to(engine, 10, 0, 31)
     assert lost.status == "unknown" and ctx.buying_power < D(10_000_000)  # still reserving: it might exist
     anyio.run(engine.runtime.run_pending)
     settle(engine)
@@ -339,7 +338,7 @@ def test_reconnect_reconciliation_cancels_or_adopts_an_order_under_our_client_id
     stray = _stray_at_the_venue(engine, 9001)
     events = events_of(engine)
     events.clear()
-    until(engine, 10, 0, 31)
+    run_to(engine, 10, 0, 31)
     anyio.run(engine.runtime.run_pending)
     settle(engine, 2)
     assert ctx.venue_status == "connected"
@@ -365,11 +364,11 @@ def test_a_fill_during_a_drop_on_an_order_the_engine_never_sent_moves_the_positi
     engine = drop_engine(tmp_path, options={"cancel_on_disconnect": False}, at="09:29:50")
     connect(engine)
     engine.driver.start()
-    until(engine, 9, 20)
+    run_to(engine, 9, 20)
     ctx = ctx_of(engine)
     stray = _stray_at_the_venue(engine, 9002, price="187.50")
     counterparty(engine, "MEBL", "sell", 4, "187.50")
-    until(engine, 9, 30, 21)
+    run_to(engine, 9, 30, 21)
     anyio.run(engine.runtime.run_pending)
     settle(engine, 2)
     engine.driver.stop()
@@ -407,7 +406,7 @@ def test_a_venue_that_cannot_answer_after_a_reconnect_is_asked_again_and_orders_
         return await real()
 
     adapter.query_open_orders = down_twice
-    until(engine, 10, 0, 31)
+    run_to(engine, 10, 0, 31)
     anyio.run(engine.runtime.run_pending)
     assert len(failures) == 1 and ctx.venue_status == "reconciling"
     assert ctx.submit("MEBL", "buy", 10, "186.00").reject_code == 9001
@@ -425,9 +424,9 @@ def test_halted_during_a_drop_still_cancels_the_kept_orders_once_reconnected(tmp
     ctx = ctx_of(engine)
     working = ctx.submit("MEBL", "buy", 10, "187.00")
     settle(engine)
-    until(engine, 10, 0, 5)
+    run_to(engine, 10, 0, 5)
     engine.runtime.manual_trigger(TradingState.HALTED, "operator halt during the drop")
-    until(engine, 10, 0, 31)
+    run_to(engine, 10, 0, 31)
     anyio.run(engine.runtime.run_pending)
     settle(engine, 5)
     assert ctx.trading_state == "halted" and ctx.venue_status == "connected"
@@ -441,13 +440,13 @@ def test_mmp_tripped_by_a_fill_found_at_reconciliation_cancels_the_other_mmp_quo
                    per_strategy={"s": {"mmp": {"interval": "1", "frozen_time": "0", "quantity_limit": "10"}}})
     connect(engine)
     engine.driver.start()
-    until(engine, 9, 20)
+    run_to(engine, 9, 20)
     ctx = ctx_of(engine)
     bid = ctx.submit("MEBL", "buy", 10, "187.50", mmp=True)
     quote = ctx.submit("OGDC", "buy", 10, "109.00", mmp=True)
     settle(engine)
     counterparty(engine, "MEBL", "sell", 10, "187.50")  # meets our bid in the 09:30 auction, during the drop
-    until(engine, 9, 30, 21)
+    run_to(engine, 9, 30, 21)
     anyio.run(engine.runtime.run_pending)
     settle(engine, 2)
     engine.driver.stop()
@@ -567,7 +566,7 @@ def start_engine(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
     marker = tmp_path / "open.marker"
     # 2000x: about ten real seconds from continuous trading to the close, for `engine halt` to start
     # on a loaded machine (at 8000x it found the run already ended)
-    config = write_config(tmp_path, {"s": KILL_TARGET}, run={"speed": "2000"},
+    config = write_engine_config(tmp_path, {"s": KILL_TARGET}, run={"speed": "2000"},
                           per_strategy={"s": {"params": {"marker": str(marker)}}})
     report = tmp_path / "report.json"
     log = (tmp_path / "engine.log").open("w")
@@ -617,7 +616,7 @@ def test_engine_halt_cli_finds_the_pid_file_and_halts(tmp_path):
 
 @pytest.mark.e2e  # a subprocess and a signal
 def test_engine_halt_without_a_running_engine_exits_1(tmp_path):
-    config = write_config(tmp_path, {"s": LOGGER})
+    config = write_engine_config(tmp_path, {"s": LOGGER})
     done = subprocess.run([str(ENGINE), "halt", str(config)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 1
     assert f"no running engine for {config}" in done.stderr

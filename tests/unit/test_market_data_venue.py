@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from support import open_session, settle
-from support.gate import LOGGER, build, ctx_of, module_of, until
+from support.gate import LOGGER, build, ctx_of, module_of, run_to
 
 from engine.model import OrderStatus, OrderUpdate
 
@@ -51,13 +51,13 @@ def test_a_feed_drop_makes_data_stale_and_leaves_orders_alone(tmp_path):
     settle(engine)
     events = module_of(engine).events
     events.clear()
-    until(engine, 10, 0, 5)
+    run_to(engine, 10, 0, 5)
     assert [e for e in events if e[0] == "venue"] == [("venue", "paper", "stale")]
     assert working.status == "new" and ctx.venue_status == "connected"  # orders were never in doubt
     during = ctx.submit("MEBL", "buy", 10, "180.50")
     settle(engine)
     assert during.status == "new"  # orders flow while the data is stale
-    until(engine, 10, 0, 31)
+    run_to(engine, 10, 0, 31)
     assert [e for e in events if e[0] == "venue"] == [("venue", "paper", "stale"), ("venue", "paper", "connected")]
     assert not [e for e in events if e[0] == "order" and e[2] == "unknown"]
     assert engine.report()["venues"]["paper"]["disconnects"] == 0

@@ -5,13 +5,12 @@ rules, so an illegal sequence fails the test), and the synthetic market."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from support.paper import HOUR, LATENCY_NS, MINUTE, NS, START, VENUES, Venue, instruments
+from support.paper import HOUR, LATENCY_NS, MINUTE, NS, START, Venue, instruments, no_sink_errors  # noqa: F401 (autouse)
 
 from adapters.paper.adapter import CODE_INVALID_SYMBOL, PaperAdapter, PaperOptions
 from adapters.sim.market import BACKGROUND_OWNERS, MarketOptions, SymbolMarket
@@ -36,16 +35,6 @@ from engine.venue import get_adapter
 
 D = Decimal
 S = OrderStatus
-
-@pytest.fixture(autouse=True)
-def no_sink_errors() -> Iterator[None]:
-    """What the runtime would report as an anomaly fails the test that caused it."""
-    VENUES.clear()
-    yield
-    errors = [error for venue in VENUES for error in venue.sink.errors]
-    VENUES.clear()
-    assert errors == [], errors
-
 
 def signature(calls: list[tuple[str, Any]]) -> list[tuple]:
     """A comparable rendering of a run's sink calls."""

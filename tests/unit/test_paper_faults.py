@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 from pydantic import ValidationError
-from support.paper import HOUR, LATENCY_NS, MINUTE, NS, START, Venue, instruments
+from support.paper import HOUR, LATENCY_NS, MINUTE, NS, START, Venue, instruments, no_sink_errors  # noqa: F401 (autouse)
 from support.sinks import RecordingSink
 
 from adapters.paper.adapter import CODE_HALTED, PaperAdapter, PaperOptions
