@@ -32,6 +32,7 @@ from engine.model import ACCOUNT_ALERT, MARGIN_CALL, Phase
 from engine.observe.metrics import CATALOG
 from engine.observe.timing import HOOK_FLOOR_NS, Log2Histogram
 from engine.rejects import Reject
+from engine.risk.connectivity import VenueStatus
 from engine.risk.killswitch import TradingState, order_to_trade_ratio
 from engine.venue.badinput import KINDS as BAD_INPUT_KINDS
 
@@ -40,7 +41,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Observer", "families_of"]
 
-VENUE_STATES = ("connected", "disconnected", "reconciling", "stale")
+#: the engine_venue_state series each venue shows: the four the dashboard and alerts know. A restart's
+#: "recovering" has none (it lasts only until the journal's orders are reconciled; engine_venue_up is 0)
+VENUE_STATES = tuple(state.value for state in (
+    VenueStatus.CONNECTED, VenueStatus.DISCONNECTED, VenueStatus.RECONCILING, VenueStatus.STALE,
+))
 STRATEGY_STATES = ("running", "paused", "stopped", "failed")
 FINAL_STATUSES = ("filled", "cancelled", "rejected", "expired")
 
@@ -104,7 +109,7 @@ def families_of(runtime: Runtime, clock_kind: str, loop_lag_s: float) -> list[Me
         events.add_metric([name, "fill"], venue.n_fill)
         events.add_metric([name, "order_update"], venue.n_order_update)
         events.add_metric([name, "unlisted"], venue.n_unlisted)
-        up.add_metric([name], 1.0 if venue.status == "connected" else 0.0)
+        up.add_metric([name], 1.0 if venue.status == VenueStatus.CONNECTED else 0.0)
         for each in VENUE_STATES:
             state.add_metric([name, each], 1.0 if venue.status == each else 0.0)
         disconnects.add_metric([name], venue.disconnects)
@@ -229,7 +234,8 @@ class Observer(Collector):
         self._published = time.monotonic()
 
     def _readiness(self) -> tuple[bool, str]:
-        down = [f"{v.name} is {v.status}" for v in self.runtime.venues.values() if v.status != "connected"]
+        down = [f"{v.name} is {v.status}" for v in self.runtime.venues.values()
+                if v.status != VenueStatus.CONNECTED]
         if down:
             return False, "venue " + ", ".join(down)
         kill_switch = self.runtime.kill_switch
