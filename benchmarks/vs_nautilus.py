@@ -7,8 +7,8 @@ random walk of the mid, a two-tick spread, ten levels a side that move with the 
 deleted when it leaves them), built once and converted once to each engine's objects before any
 timing: ``BookUpdate`` for this engine, ``OrderBookDelta`` (L2_MBP, one delta per event, F_LAST)
 for NautilusTrader. The strategy is the same on both sides: on every event read the best bid and
-ask; every ``every`` events cancel the previous order if still open and place a limit buy 20 ticks
-under the best bid.
+ask; every ``every`` events cancel the previous order if still open and place a limit buy 50 ticks
+under the best bid, which the walk never reaches (asserted), so neither venue fills.
 
 This engine: the real loader, context, pre-trade gate and paper venue on the simulated clock, as
 benchmarks/run.py builds them (the venue answers every 100 events, 10 µs of simulated time per
@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -49,7 +49,7 @@ from engine.clock import SimClock  # noqa: E402
 from engine.model import BookUpdate, Side  # noqa: E402
 
 EVENT_NS = 10_000  # simulated time between events, both engines
-AWAY_TICKS = 20
+AWAY_TICKS = 50  # twice the furthest the walk falls under a bid in 1,000 events: no order fills
 SIZE = 100
 TICK = Decimal("0.01")
 STRATEGY = (
@@ -110,8 +110,16 @@ def run_ours(events: list[BookUpdate], every: int) -> Result:
 
 
 # ---- NautilusTrader -------------------------------------------------------------------------
-def nautilus_side() -> tuple[Callable[[list[Change]], list[Any]], Callable[[list[Any], int], Result]] | None:
-    """The converter and the runner for NautilusTrader, or None when it is not installed."""
+class Nautilus(NamedTuple):
+    """NautilusTrader's side: its version, the stream as its objects, one timed run."""
+
+    version: str
+    convert: Callable[[list[Change]], list[Any]]
+    run: Callable[[list[Any], int], Result]
+
+
+def nautilus_side() -> Nautilus | None:
+    """NautilusTrader's side, or None when it is not installed (imported only here: optional)."""
     try:
         import nautilus_trader
         from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
@@ -198,8 +206,7 @@ def nautilus_side() -> tuple[Callable[[list[Change]], list[Any]], Callable[[list
         engine.dispose()
         return result
 
-    run_theirs.version = nautilus_trader.__version__  # type: ignore[attr-defined]
-    return convert, run_theirs
+    return Nautilus(nautilus_trader.__version__, convert, run_theirs)
 
 
 # ---- the comparison -------------------------------------------------------------------------
@@ -215,37 +222,47 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=300_000, help="book events per run (default 300000)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per engine and order rate (default 5)")
     parser.add_argument("--every", default="1000,100", help="order rates: an order every N events (default 1000,100)")
-    parser.add_argument("--ours-only", action="store_true", help="skip NautilusTrader even when installed")
+    parser.add_argument("--engine", choices=("both", "ours", "nautilus"), default="both",
+                        help="run one side alone (instruction counts under callgrind); default both")
     args = parser.parse_args(argv)
     rates = [int(part) for part in args.every.split(",")]
 
     stream = workload.make_stream(args.events)
     book = workload.replay(stream)
     assert book.crossed == 0, f"the workload's book is crossed after {book.crossed} events"
-    theirs = None if args.ours_only else nautilus_side()
-    ours_events = to_book_updates(stream)
-    their_events = theirs[0](stream) if theirs else []
+    theirs = None if args.engine == "ours" else nautilus_side()
+    if theirs is None and args.engine == "nautilus":
+        raise SystemExit("nautilus_trader is not installed (pip install -e '.[bench]')")
+    ours = args.engine != "nautilus"
+    ours_events = to_book_updates(stream) if ours else []
+    their_events = theirs.convert(stream) if theirs else []
     # the event lists are the harness's input: keep the collector from rescanning them (as run.py)
     gc.collect()
     gc.freeze()
 
     print(f"machine={platform.machine()} cpus={os.cpu_count()} python={platform.python_version()} "
           f"system={platform.system()} {platform.release()}")
-    print(f"nautilus_trader={theirs[1].version if theirs else 'absent'}")  # type: ignore[attr-defined]
+    print(f"nautilus_trader={theirs.version if theirs else 'absent'}")
     print(f"events={len(stream)} levels_mean={book.mean_levels:.1f} levels_max={book.max_levels} crossed=0 "
           f"runs={args.runs}")
-    if theirs is None and not args.ours_only:
+    if theirs is None and args.engine == "both":
         print("nautilus_trader is not installed (pip install -e '.[bench]'): running this engine alone")
     for every in rates:
+        reached = workload.reachable_orders(stream, every, AWAY_TICKS)
+        assert not reached, f"the walk reaches {reached} orders at every={every}: raise AWAY_TICKS"
         mine: list[Result] = []
         their: list[Result] = []
         for _ in range(args.runs):  # alternate, so a slow stretch of the machine hits both
-            mine.append(run_ours(ours_events, every))
+            if ours:
+                mine.append(run_ours(ours_events, every))
             if theirs:
-                their.append(theirs[1](their_events, every))
-        print(f"every={every} engine {describe(mine)}")
+                their.append(theirs.run(their_events, every))
+        if ours:
+            print(f"every={every} engine {describe(mine)}")
         if theirs:
             print(f"every={every} nautilus {describe(their)}")
+            if not ours:
+                continue
             if (mine[0].submits, mine[0].cancels) != (their[0].submits, their[0].cancels):
                 print(f"every={every} WARNING: the engines sent different orders; the workloads differ")
             ratio = statistics.median(r.rate for r in mine) / statistics.median(r.rate for r in their)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from engine import hookimpl
 
-PARAMS = {"every": 1000, "away": 20, "size": 100}
+PARAMS = {"every": 1000, "away": 50, "size": 100}
 
 TICK = Decimal("0.01")
 state = {"n": 0, "order": None}

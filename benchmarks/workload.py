@@ -108,3 +108,27 @@ def replay(stream: Iterable[Change]) -> Replay:
         most = max(most, n)
         count += 1
     return Replay(most, total / count if count else 0.0, crossed)
+
+
+def reachable_orders(stream: list[Change], every: int, away: int) -> int:
+    """How many of the benchmark's orders (a buy ``away`` ticks under the best bid after every
+    ``every``-th event) the best ask reaches before the next order replaces it. The benchmark
+    asserts none: a fill would be work one engine's venue does (NautilusTrader matches its orders
+    against the deltas) and the other's does not (the paper venue here matches its own market)."""
+    bids: dict[int, int] = {}
+    asks: dict[int, int] = {}
+    reached = 0
+    order: int | None = None  # the working order's price in ticks
+    touched = False
+    for n, change in enumerate(stream, 1):
+        levels = bids if change.is_bid else asks
+        if change.size:
+            levels[change.ticks] = change.size
+        else:
+            del levels[change.ticks]
+        if order is not None and not touched and asks and min(asks) <= order:
+            touched = True
+            reached += 1
+        if not n % every and bids and asks:
+            order, touched = max(bids) - away, False
+    return reached

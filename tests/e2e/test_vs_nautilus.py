@@ -31,6 +31,15 @@ def test_the_shared_book_is_never_crossed_and_stays_within_its_window():
     assert sum(c.action == workload.DELETE for c in stream) > 1_000
 
 
+def test_the_benchmark_orders_rest_where_the_walk_never_reaches():
+    """No fill on either side: NautilusTrader's venue matches orders against the deltas, the paper
+    venue against its own market, so a fill would be work only one of them does."""
+    stream = workload.make_stream(30_000)
+    assert workload.reachable_orders(stream, 100, 0) > 0  # at the touch the walk does reach them
+    assert workload.reachable_orders(stream, 1000, 50) == 0
+    assert workload.reachable_orders(stream, 100, 50) == 0
+
+
 def test_the_replay_counts_a_crossed_book():
     """The check the benchmark asserts on is not vacuous."""
     Change = workload.Change
