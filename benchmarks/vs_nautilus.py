@@ -220,7 +220,8 @@ def describe(results: list[Result]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=300_000, help="book events per run (default 300000)")
-    parser.add_argument("--runs", type=int, default=5, help="timed runs per engine and order rate (default 5)")
+    parser.add_argument("--runs", type=int, default=5,
+                        help="timed runs per engine and order rate (default 5; 0: build only)")
     parser.add_argument("--every", default="1000,100", help="order rates: an order every N events (default 1000,100)")
     parser.add_argument("--engine", choices=("both", "ours", "nautilus"), default="both",
                         help="run one side alone (instruction counts under callgrind); default both")
@@ -257,6 +258,8 @@ def main(argv: list[str] | None = None) -> None:
                 mine.append(run_ours(ours_events, every))
             if theirs:
                 their.append(theirs.run(their_events, every))
+        if not args.runs:  # --runs 0: everything but the runs (callgrind's baseline)
+            continue
         if ours:
             print(f"every={every} engine {describe(mine)}")
         if theirs:
