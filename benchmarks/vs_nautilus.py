@@ -79,6 +79,8 @@ def to_book_updates(stream: list[Change]) -> list[BookUpdate]:
 
 
 def run_ours(events: list[BookUpdate], every: int) -> Result:
+    """One timed run of a fresh engine (run.py's ``build``, this script's strategy): the loop of
+    run.py's ``run_throughput``, counting the orders and cancels handed to the venue."""
     engine = run.build(1, strategy=STRATEGY % every)
     on_book = engine.runtime.on_book
     clock: SimClock = engine.clock  # type: ignore[assignment]
