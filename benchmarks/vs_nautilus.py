@@ -20,6 +20,10 @@ ms on a 2 vCPU VM, stays in: under 1% of a 300,000-event run). The engines alter
 each per order rate; the median and every run are printed, the ratio of the medians, and the
 orders and cancels each strategy sent (equal, or the script warns that the workloads differ).
 
+Instructions per event, load-independent (callgrind, hash seed 0): for each side
+(``--engine ours|nautilus``) take ``--runs 1`` minus ``--runs 0`` (the same build without the run)
+at two ``--events`` lengths, and divide the difference of the two by the difference in events.
+
 Without nautilus_trader installed (``pip install -e '.[bench]'``) it says so and runs our side alone.
 """
 
