@@ -83,10 +83,11 @@ def make_events(n: int, seed: int = 7) -> list[BookUpdate]:
     return events
 
 
-def build(strategies: int, venue_budget: bool = False) -> Engine:
-    """``venue_budget``: keep the paper venue's declared 100/s instead of the raised one."""
+def build(strategies: int, venue_budget: bool = False, strategy: str = STRATEGY) -> Engine:
+    """``venue_budget``: keep the paper venue's declared 100/s instead of the raised one.
+    ``strategy``: the config line of each strategy (benchmarks/vs_nautilus.py runs its own)."""
     folder = Path(tempfile.mkdtemp(prefix="engine-bench-"))
-    body = "\n".join(STRATEGY.format(i=i, file=HERE / "bench_strategy.py") for i in range(strategies))
+    body = "\n".join(strategy.format(i=i, file=HERE / "bench_strategy.py") for i in range(strategies))
     path = folder / "bench.yaml"
     config = CONFIG.format(strategies=body)
     if venue_budget:
