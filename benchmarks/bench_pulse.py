@@ -181,12 +181,12 @@ async def record(url: str, count: int) -> list[str]:
         await ws.send(codec.encode_request(1, "public/subscribe", {"channels": [channel]}))
         while not frames:
             text = str(await ws.recv())
-            if channel in text:
-                frames.append(text)  # the snapshot
+            if '"subscription"' in text and channel in text:
+                frames.append(text)  # the snapshot (not the subscribe answer, which names the channel too)
         await ws.send(codec.encode_request(2, "sandbox/blast_book", {"instrument_name": SYMBOL, "count": count}))
         while len(frames) < count + 1:
             text = str(await ws.recv())
-            if channel in text:
+            if '"subscription"' in text and channel in text:
                 frames.append(text)
     return frames
 
