@@ -66,6 +66,7 @@ __all__ = [
     "WireError",
     "amount",
     "amount_text",
+    "int_decimal",
     "integer",
     "lookup",
 ]
@@ -276,6 +277,22 @@ def amount_text(text: str, field: str, limit: Decimal = _DECIMAL_LIMIT) -> Decim
     except (DecimalException, ValueError):
         raise WireError(f"{field}: {text!r} is not a number within bounds", BAD_NUMBER) from None
     return amount(value, field, limit)
+
+
+_int_decimals: dict[int, Decimal] = {}
+
+
+def int_decimal(value: int) -> Decimal:
+    """``Decimal(value)`` for an int already within bounds, shared for the sizes a feed repeats (a
+    dict hit is a third of building a Decimal; a Decimal is immutable, so sharing is safe). At most
+    ``NUMBER_CACHE_SIZE`` remembered, then it starts over."""
+    known = _int_decimals.get(value)
+    if known is None:
+        known = Decimal(value)
+        if len(_int_decimals) >= NUMBER_CACHE_SIZE:
+            _int_decimals.clear()
+        _int_decimals[value] = known
+    return known
 
 
 def integer(value: Any, field: str, limit: int = MAGNITUDE_LIMIT) -> int:

@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from adapters.kit.wirejson import MAGNITUDE_LIMIT, Reader, WireError, amount, lookup
+from adapters.kit.wirejson import MAGNITUDE_LIMIT, Reader, WireError, amount, int_decimal, lookup
 from engine.model import BookUpdate, InstrumentStatus, Side, Trade
 from engine.venue.badinput import BINARY, MALFORMED, UNKNOWN_MESSAGE
 
@@ -432,27 +432,13 @@ def _levels(raw: Any, side: Side, name: str, snapshot: bool, out: list[tuple[Sid
         if kind is int and 0 <= qty < MAGNITUDE_LIMIT:  # shares: an integer, the common case at PSX
             if snapshot and not qty:
                 continue  # an empty level in a snapshot is simply absent
-            qty = _int_decimal(qty)
+            qty = int_decimal(qty)
         else:
             if kind is not Decimal or not 0 <= qty < _PRICE_LIMIT:
                 qty = _qty(qty, name)
             if snapshot and not qty:
                 continue
         append((side, price, qty))
-
-
-_small_decimals: dict[int, Decimal] = {}
-
-
-def _int_decimal(value: int) -> Decimal:
-    """``Decimal(value)`` for a bounded int, shared for the quantities a book repeats (a dict hit
-    is a third of building a Decimal; a Decimal is immutable, so sharing is safe)."""
-    known = _small_decimals.get(value)
-    if known is None:
-        known = Decimal(value)
-        if len(_small_decimals) < 65536:
-            _small_decimals[value] = known
-    return known
 
 
 # --------------------------------------------------------------------------------------------

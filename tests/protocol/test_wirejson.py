@@ -99,3 +99,9 @@ def test_the_number_cache_keeps_every_refusal_and_stays_bounded():
         assert reader.loads(f"[{index}.5]")[0] == Decimal(f"{index}.5")
     later = reader.loads("[7.25]")[0]
     assert later == first and later is not first
+
+
+def test_int_decimal_is_exact_and_shared():
+    assert wirejson.int_decimal(500) == Decimal(500) and type(wirejson.int_decimal(500)) is Decimal
+    assert wirejson.int_decimal(-7) is wirejson.int_decimal(-7)
+    assert wirejson.int_decimal(10**18 - 1) == Decimal(10**18 - 1)
