@@ -40,6 +40,10 @@ what the adapter calls) with the Reader (``codec_per_s``) and on stdlib json alo
 switch (``codec_on_stdlib_per_s``: a second copy of each codec module, loaded with the Reader's
 stdlib path): decoding JSON is only part of it.
 
+Each frame is decoded again and again, so the reader's number cache (a number text's Decimal is
+remembered, issue 22) always hits here; a live feed repeats its prices too, but not every one:
+benchmarks/bench_psx_feed.py and bench_pulse.py measure recorded bursts.
+
 Run: ``python benchmarks/bench_json.py [--rounds R]`` (about a minute; ``orjson`` is optional and
 skipped when absent). Prints ``key=value`` lines: frames per second, the best of R slices of 50 ms,
 the decoders of a frame taking turns (the VM's two speeds then fall on all of them alike).

@@ -8,7 +8,11 @@ number of book messages the adapter received, decoded (JSON -> Decimal -> model)
 divided by the time from the request to the last one; best of a few rounds.
 
 Also prints the decoder alone on the same messages, without sockets (``psx_feed_decode_msgs_per_s``),
-to show what the transport costs.
+to show what the transport costs, and the recv-only floor (benchmarks/wsfloor.py): the frames of one
+sandbox burst, recorded, are replayed pre-framed by a server that is never the limit; a websockets
+client only receiving them is the floor (``psx_feed_floor_msgs_per_s``), the same client decoding
+each with :class:`FeedDecoder` and applying it to a ``Book`` (as the adapter and the runtime do) is
+the figure (``psx_feed_wire_msgs_per_s``), and ``psx_feed_wire_ratio`` = figure / floor.
 
 Run: ``python benchmarks/bench_psx_feed.py [--messages N] [--rounds R]`` (about 10 s on 2 vCPUs).
 """
@@ -22,16 +26,19 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import anyio
+from websockets.asyncio.client import connect as ws_connect
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from adapters.psx_feed.adapter import LiveFeedAdapter, LiveFeedOptions  # noqa: E402
-from adapters.psx_feed.codec import FeedDecoder  # noqa: E402
+from adapters.psx_feed.codec import FeedDecoder, encode_subscribe, feed_url, with_token_query  # noqa: E402
+from benchmarks.wsfloor import floor_and_figure  # noqa: E402
 from engine.clock import WallClock  # noqa: E402
 from engine.model import Book, BookUpdate, Instrument  # noqa: E402
 
@@ -104,6 +111,40 @@ async def loopback(url: str, token_file: Path, messages: int, rounds: int) -> fl
     return best
 
 
+async def record(url: str, token_file: Path, messages: int) -> list[str]:
+    """The frames of one sandbox burst of ``messages`` book changes, as the sandbox sent them (the
+    snapshot first, so a decoder starts synced)."""
+    ws_url = with_token_query(feed_url(url, "l2"), token_file.read_text().strip())
+    control = url.replace("ws://", "http://") + f"/sandbox/fault?kind=burst&symbol={SYMBOL}&count={messages}"
+    frames: list[str] = []
+    async with ws_connect(ws_url, compression=None, ping_interval=None, proxy=None) as ws:
+        await ws.send(encode_subscribe([SYMBOL]))
+        while not frames:  # wait for the snapshot
+            text = await ws.recv()
+            if '"type":"book"' in text and '"snapshot":true' in text:  # type: ignore[operator]
+                frames.append(text)  # type: ignore[arg-type]
+        await anyio.to_thread.run_sync(lambda: urllib.request.urlopen(control, timeout=10).read())
+        while len(frames) < messages + 1:
+            text = await ws.recv()
+            if '"type":"book"' in text:  # type: ignore[operator]
+                frames.append(text)  # type: ignore[arg-type]
+    return frames
+
+
+def decoding_sink() -> Callable[[str], None]:
+    """The adapter's per-frame path (FeedDecoder.decode, then the runtime's Book.apply), fresh state."""
+    decoder = FeedDecoder("PSX", "L2")
+    book = Book("PSX", SYMBOL)
+    decode = decoder.decode
+    apply = book.apply
+    now_ns = time.time_ns
+
+    def handle(text: str) -> None:
+        for event in decode(text, now_ns()):
+            apply(event)
+    return handle
+
+
 def decode_only(messages: int) -> float:
     decoder = FeedDecoder("PSX", "L2")
     decoder.decode('{"type":"book","symbol":"MEBL","snapshot":true,"bids":[],"asks":[],"seq":0}', 0)
@@ -131,11 +172,16 @@ def main(argv: list[str] | None = None) -> int:
         process, url = start_sandbox(token_file)
         try:
             rate = anyio.run(loopback, url, token_file, args.messages, args.rounds)
+            frames = anyio.run(record, url, token_file, args.messages)
         finally:
             process.terminate()
             process.wait(timeout=10)
     print(f"psx_feed_msgs_per_s={rate:.0f}")
     print(f"psx_feed_decode_msgs_per_s={decode_only(args.messages):.0f}")
+    floor, figure = floor_and_figure(frames, decoding_sink, args.rounds)
+    print(f"psx_feed_floor_msgs_per_s={floor:.0f}")
+    print(f"psx_feed_wire_msgs_per_s={figure:.0f}")
+    print(f"psx_feed_wire_ratio={figure / floor:.3f}")
     return 0
 
 

@@ -9,6 +9,12 @@ adapter runs here with a sink that only counts. Prints ``key=value`` lines:
   and withdrawn, frames prepared first, then written back to back); the figure is how many
   ``book.*.raw`` messages per second the adapter received, decoded (JSON -> Decimal levels),
   checked for change-id continuity and delivered as ``BookUpdate`` to the sink, first to last.
+- ``pulse_book_floor_msgs_per_s`` / ``pulse_book_wire_msgs_per_s`` / ``pulse_book_wire_ratio``:
+  the frames of one such burst (recorded with the snapshot before it) replayed pre-framed by a
+  server that is never the limit (benchmarks/wsfloor.py); a websockets client only receiving them
+  is the floor, the same client passing each through the adapter's decode path
+  (``PulseProtocol.receive`` -> channel -> ``codec.decode_book`` -> change-id check -> ``BookUpdate``)
+  is the figure; the ratio is figure / floor.
 - ``pulse_order_rtt_p50_us`` / ``..._p99_us``: ``private/buy`` of a passive limit order, one at a
   time, from ``adapter.submit`` to the NEW ``OrderUpdate`` in the sink (JSON-RPC answer over the
   socket, matching in the sandbox included); each order is cancelled before the next.
@@ -22,18 +28,23 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import anyio
+from websockets.asyncio.client import connect as ws_connect
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from adapters.pulse import codec  # noqa: E402
 from adapters.pulse.adapter import PulseAdapter, PulseOptions  # noqa: E402
+from adapters.pulse.protocol import APPLY, SNAPSHOT, PulseProtocol  # noqa: E402
+from benchmarks.wsfloor import floor_and_figure  # noqa: E402
 from engine.clock import WallClock  # noqa: E402
-from engine.model import Instrument, Order, OrderStatus, OrderUpdate, Side, TimeInForce  # noqa: E402
+from engine.model import BookUpdate, Instrument, Order, OrderStatus, OrderUpdate, Side, TimeInForce  # noqa: E402
 from engine.venue import RateLimit  # noqa: E402
 
 SYMBOL = "BTC_USD-PERPETUAL"
@@ -161,11 +172,62 @@ async def run(url: str) -> dict[str, int]:
     return results
 
 
+async def record(url: str, count: int) -> list[str]:
+    """The book channel's snapshot and then the frames of one ``sandbox/blast_book`` burst of
+    ``count`` changes, as the sandbox sent them."""
+    channel = codec.book_channel(SYMBOL)
+    frames: list[str] = []
+    async with ws_connect(url, compression=None, ping_interval=None, proxy=None, max_size=1 << 22) as ws:
+        await ws.send(codec.encode_request(1, "public/subscribe", {"channels": [channel]}))
+        while not frames:
+            text = str(await ws.recv())
+            if '"subscription"' in text and channel in text:
+                frames.append(text)  # the snapshot (not the subscribe answer, which names the channel too)
+        await ws.send(codec.encode_request(2, "sandbox/blast_book", {"instrument_name": SYMBOL, "count": count}))
+        while len(frames) < count + 1:
+            text = str(await ws.recv())
+            if '"subscription"' in text and channel in text:
+                frames.append(text)
+    return frames
+
+
+def decoding_path() -> Callable[[str], None]:
+    """The adapter's per-frame path for book frames, with fresh state: the protocol reads the frame,
+    the channel picks the handler, the codec decodes the book, the change ids are checked, and a
+    ``BookUpdate`` is built for the sink."""
+    protocol = PulseProtocol([SYMBOL])
+    receive = protocol.receive
+    check = protocol.book
+    decode_book = codec.decode_book
+    channel = codec.book_channel(SYMBOL)
+    now_ns = time.time_ns
+    delivered: list[BookUpdate] = []
+
+    def on_book(data: Any) -> None:
+        msg = decode_book(data)
+        verdict, _state = check(msg)
+        if verdict is APPLY or verdict is SNAPSHOT:
+            delivered.append(BookUpdate("pulse", msg.symbol, now_ns(), max(msg.change_id, 0), msg.changes,
+                                        verdict is SNAPSHOT))
+            if len(delivered) > 1000:
+                delivered.clear()
+        else:
+            raise SystemExit(f"book frame not applied: {verdict}")
+    handlers = {channel: on_book}
+
+    def handle(raw: str) -> None:
+        msg = receive(raw)
+        if type(msg) is codec.Notification:
+            handlers[msg.channel](msg.data)  # type: ignore[union-attr]
+    return handle
+
+
 def main() -> int:
     proc, url = start_sandbox()
     try:
         started = time.perf_counter()
         results = anyio.run(run, url)
+        frames = anyio.run(record, url, BOOK_MESSAGES)
         took = time.perf_counter() - started
     finally:
         proc.terminate()
@@ -173,8 +235,13 @@ def main() -> int:
     print(f"# python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
           f"sandbox in a separate process over 127.0.0.1; {BOOK_MESSAGES} book messages, "
           f"{ROUND_TRIPS} order round trips; {took:.1f} s")
+    floor, figure = floor_and_figure(frames, decoding_path, int(os.environ.get("PULSE_BENCH_ROUNDS", "3")))
+    results["pulse_book_floor_msgs_per_s"] = int(floor)
+    results["pulse_book_wire_msgs_per_s"] = int(figure)
+    print_ratio = f"pulse_book_wire_ratio={figure / floor:.3f}"
     for key, value in results.items():
         print(f"{key}={value}")
+    print(print_ratio)
     return 0
 
 

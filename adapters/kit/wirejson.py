@@ -66,6 +66,7 @@ __all__ = [
     "WireError",
     "amount",
     "amount_text",
+    "int_decimal",
     "integer",
     "lookup",
 ]
@@ -105,8 +106,36 @@ def _no_constant(name: str) -> Any:
 _NUMBERS = Context(prec=NUMBER_DIGITS, Emax=EXPONENT_LIMIT, Emin=-EXPONENT_LIMIT, traps=[
     InvalidOperation, Overflow, Underflow, Subnormal, Rounded, Clamped, DivisionByZero])
 _decimal = _NUMBERS.create_decimal
-#: the fast parser, shared by every Reader (it keeps no state between calls)
-_fast_parse = msgspec.json.Decoder(float_hook=_decimal).decode
+#: most number texts remembered by :class:`_Numbers` before it starts over
+NUMBER_CACHE_SIZE = 4096
+
+
+class _Numbers(dict):  # type: ignore[type-arg]
+    """Number text -> its Decimal (made by ``_decimal``, so bounded and exact), remembered.
+
+    Why: a feed repeats the same prices and sizes frame after frame. A hit is one C dict lookup
+    (``__getitem__`` as msgspec's ``float_hook``: no Python call), instead of building a Decimal;
+    and the same object comes back, whose hash is cached, so a book keyed by price does not hash
+    a new Decimal per level (hashing a Decimal costs more than parsing it). Decimals are immutable:
+    sharing one is safe. A miss converts with the trapping context: a number out of bounds raises
+    here as before (msgspec passes it on and stdlib json decides), and is never stored. At most
+    ``NUMBER_CACHE_SIZE`` entries (a number's text is short: the traps bound its digits and
+    exponent), then it starts over, so hostile frames of ever-new numbers cost a miss each and
+    bounded memory."""
+
+    __slots__ = ()
+
+    def __missing__(self, text: str) -> Decimal:
+        value = _decimal(text)
+        if len(self) >= NUMBER_CACHE_SIZE:
+            self.clear()
+        self[text] = value
+        return value
+
+
+_numbers = _Numbers()
+#: the fast parser, shared by every Reader (it keeps no state between calls but the number cache)
+_fast_parse = msgspec.json.Decoder(float_hook=_numbers.__getitem__).decode
 
 
 # A JSON string once its escapes are gone: removed before counting brackets ("[" in text is no level).
@@ -248,6 +277,22 @@ def amount_text(text: str, field: str, limit: Decimal = _DECIMAL_LIMIT) -> Decim
     except (DecimalException, ValueError):
         raise WireError(f"{field}: {text!r} is not a number within bounds", BAD_NUMBER) from None
     return amount(value, field, limit)
+
+
+_int_decimals: dict[int, Decimal] = {}
+
+
+def int_decimal(value: int) -> Decimal:
+    """``Decimal(value)`` for an int already within bounds, shared for the sizes a feed repeats (a
+    dict hit is a third of building a Decimal; a Decimal is immutable, so sharing is safe). At most
+    ``NUMBER_CACHE_SIZE`` remembered, then it starts over."""
+    known = _int_decimals.get(value)
+    if known is None:
+        known = Decimal(value)
+        if len(_int_decimals) >= NUMBER_CACHE_SIZE:
+            _int_decimals.clear()
+        _int_decimals[value] = known
+    return known
 
 
 def integer(value: Any, field: str, limit: int = MAGNITUDE_LIMIT) -> int:

@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from adapters.kit.wirejson import MAGNITUDE_LIMIT, Reader, WireError, amount, lookup
+from adapters.kit.wirejson import MAGNITUDE_LIMIT, Reader, WireError, amount, int_decimal, lookup
 from engine.model import BookUpdate, InstrumentStatus, Side, Trade
 from engine.venue.badinput import BINARY, MALFORMED, UNKNOWN_MESSAGE
 
@@ -93,6 +93,7 @@ _ORDER_ACTIONS = frozenset({"add", "modify", "delete", "execute"})  # PSX-1
 #: boards (odd lots, futures, ...) are read but not turned into trades or books.
 REGULAR_BOARD = "REG"
 ZERO = Decimal(0)
+_NONE: list[Any] = []  # an absent side: no levels (read, never written)
 #: a feed frame larger than this is refused unread (a 40-level book is about 2 KB)
 MAX_FRAME_CHARS = 1 << 20
 
@@ -409,25 +410,35 @@ def _parse_ts(value: Any) -> int:
     return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
 
 
-def _levels(raw: Any, side: Side, name: str, snapshot: bool) -> list[tuple[Side, Decimal, Decimal]]:
+def _levels(raw: Any, side: Side, name: str, snapshot: bool, out: list[tuple[Side, Decimal, Decimal]]) -> None:
     """PSX-1: ``[[price, qty, orders], ...]``; qty is the level's total, 0 deletes the level. The
-    order count is optional (our sandbox may not know it) and not part of the engine's book."""
+    order count is optional (our sandbox may not know it) and not part of the engine's book.
+
+    Appends each level's ``(side, price, qty)`` to ``out`` (both sides go into one list: no list
+    per side, no copy). The common numbers (a Decimal price, an integer or Decimal quantity within
+    bounds) are checked inline once; anything else goes through ``_price`` / ``_qty``, which refuse
+    what the bounds refuse."""
     if type(raw) is not list:
         raise ValueError(f"{name}: expected a list of [price, qty, orders], got {raw!r}")
-    out = []
+    append = out.append
     for level in raw:
         if type(level) is not list or not 2 <= len(level) <= 3:
             raise ValueError(f"{name}: a level is [price, qty] or [price, qty, orders], got {level!r}")
         price = level[0]
         qty = level[1]
-        if type(price) is not Decimal or price <= 0 or price >= _PRICE_LIMIT:  # the common case: 3 checks
+        if type(price) is not Decimal or not 0 < price < _PRICE_LIMIT:
             price = _price(price, name)
-        if type(qty) is not Decimal or qty < 0 or qty >= _PRICE_LIMIT:
-            qty = _qty(qty, name)
-        if snapshot and not qty:
-            continue  # an empty level in a snapshot is simply absent
-        out.append((side, price, qty))
-    return out
+        kind = type(qty)
+        if kind is int and 0 <= qty < MAGNITUDE_LIMIT:  # shares: an integer, the common case at PSX
+            if snapshot and not qty:
+                continue  # an empty level in a snapshot is simply absent
+            qty = int_decimal(qty)
+        else:
+            if kind is not Decimal or not 0 <= qty < _PRICE_LIMIT:
+                qty = _qty(qty, name)
+            if snapshot and not qty:
+                continue
+        append((side, price, qty))
 
 
 # --------------------------------------------------------------------------------------------
@@ -498,7 +509,7 @@ class FeedDecoder:
         if type(msg) is not dict:
             raise Malformed("not a JSON object", data)
         kind = msg.get("type")
-        handler = lookup(self._handlers, kind)
+        handler = self._handlers.get(kind) if type(kind) is str else None  # wirejson.lookup, inlined
         if handler is None:
             if type(kind) is not str:
                 raise Malformed(f"type: expected a string, got {type(kind).__name__}", data)
@@ -589,13 +600,19 @@ class FeedDecoder:
         snapshot = msg["snapshot"]
         if type(snapshot) is not bool:
             raise ValueError(f"snapshot: expected true or false, got {snapshot!r}")
-        changes = _levels(msg.get("bids", []), _BUY, "bids", snapshot)
-        changes += _levels(msg.get("asks", []), _SELL, "asks", snapshot)
+        changes: list[tuple[Side, Decimal, Decimal]] = []
+        _levels(msg.get("bids", _NONE), _BUY, "bids", snapshot, changes)
+        _levels(msg.get("asks", _NONE), _SELL, "asks", snapshot, changes)
         ts = parse_ts(msg["ts"]) if "ts" in msg else recv_ns
         out: list[Any] = []
-        self._check_seq(seq, out)
-        if symbol in self.whole:
-            del self.whole[symbol]  # the feed speaks snapshot/delta again
+        last = self.last_seq
+        if seq is not None and last is not None and seq == last + 1:
+            self.last_seq = seq  # in order: the common case of _check_seq
+        else:
+            self._check_seq(seq, out)
+        whole = self.whole
+        if whole and symbol in whole:
+            del whole[symbol]  # the feed speaks snapshot/delta again
         if snapshot:
             self.synced.add(symbol)
         elif symbol not in self.synced:
@@ -609,8 +626,10 @@ class FeedDecoder:
         the symbol's whole book. The first one after connecting (or after a gap) is handed on as a
         snapshot, every later one as the levels that changed against the last (qty 0 deletes), so
         the engine sees deltas and a lost message heals itself at the next."""
-        bids = _levels(msg.get("bids", []), _BUY, "bids", True)
-        asks = _levels(msg.get("asks", []), _SELL, "asks", True)
+        bids: list[tuple[Side, Decimal, Decimal]] = []
+        asks: list[tuple[Side, Decimal, Decimal]] = []
+        _levels(msg.get("bids", _NONE), _BUY, "bids", True, bids)
+        _levels(msg.get("asks", _NONE), _SELL, "asks", True, asks)
         ts = parse_ts(msg["ts"]) if "ts" in msg else recv_ns
         out: list[Any] = []
         self._check_seq(seq, out)

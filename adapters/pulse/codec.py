@@ -29,7 +29,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from adapters.kit.wirejson import MAGNITUDE_LIMIT, Reader, WireError, amount, amount_text, lookup
+from adapters.kit.wirejson import MAGNITUDE_LIMIT, Reader, WireError, amount, amount_text, int_decimal, lookup
 from engine.model import (
     Liquidity,
     Order,
@@ -181,7 +181,7 @@ def num(value: Any, field: str = "number") -> Decimal:
             if _NEG_LIMIT < value < _LIMIT:
                 return value
         elif kind is int and -MAGNITUDE_LIMIT < value < MAGNITUDE_LIMIT:
-            return Decimal(value)
+            return int_decimal(value)
         elif kind is str:
             return amount_text(value, field)
         return amount(value, field)

@@ -360,3 +360,18 @@ def test_malformed_sample_is_bounded():
     with pytest.raises(Malformed) as info:
         decoder().decode("x" * 10_000, RECV)
     assert len(info.value.sample) == 200
+
+
+def test_integer_quantities_become_decimals_and_keep_their_bounds():
+    """PSX sizes are integers: each becomes a Decimal (money and sizes stay exact, never int or
+    float downstream), a zero in a snapshot is no level, and a negative, boolean or out-of-range
+    size is refused as before the inlined check."""
+    feed = decoder()
+    (update,) = feed.decode('{"type":"book","symbol":"MEBL","snapshot":true,'
+                            '"bids":[[100.00,500,1],[99.99,0,0]],"asks":[[100.01,700]],"seq":1}', 0)
+    assert update.changes == ((Side.BUY, Decimal("100.00"), Decimal(500)), (Side.SELL, Decimal("100.01"), Decimal(700)))
+    assert all(type(qty) is Decimal for _, _, qty in update.changes)
+    for bad in ("-1", "true", str(10**18)):
+        with pytest.raises(Malformed):
+            feed.decode('{"type":"book","symbol":"MEBL","snapshot":false,'
+                        f'"bids":[[100.00,{bad},1]],"asks":[],"seq":2}}', 0)

@@ -72,3 +72,36 @@ def test_the_reader_answers_as_stdlib_json_on_fuzzed_frames(codec: str) -> None:
         if outcome(reader.loads, raw) != outcome(reader.stdlib_loads, raw):
             differing.append(raw)
     assert differing == []
+
+
+# ---- the number cache of the fast parser (issue 22)
+
+
+def test_a_repeated_number_comes_back_as_the_same_decimal():
+    """A feed repeats its prices: the second read of a number text gives the same (immutable)
+    Decimal object, whose hash a book keyed by price has already computed."""
+    reader = wirejson.Reader()
+    first = reader.loads('{"p":[100.01,2.5e3]}')["p"]
+    again = reader.loads('[100.01, 2.5e3]')
+    assert again[0] is first[0] and again[1] is first[1]
+    assert again == [Decimal("100.01"), Decimal("2.5E+3")] and type(again[0]) is Decimal
+
+
+def test_the_number_cache_keeps_every_refusal_and_stays_bounded():
+    reader = wirejson.Reader()
+    first = reader.loads("[7.25]")[0]
+    for _ in range(2):  # a refused number is never remembered: refused again, the same way
+        with pytest.raises(wirejson.WireError) as refused:
+            reader.loads("[1e999999]")
+        assert refused.value.kind == BAD_NUMBER
+    assert reader.loads("[7.25]")[0] is first
+    for index in range(wirejson.NUMBER_CACHE_SIZE + 1):  # ever-new numbers: it starts over
+        assert reader.loads(f"[{index}.5]")[0] == Decimal(f"{index}.5")
+    later = reader.loads("[7.25]")[0]
+    assert later == first and later is not first
+
+
+def test_int_decimal_is_exact_and_shared():
+    assert wirejson.int_decimal(500) == Decimal(500) and type(wirejson.int_decimal(500)) is Decimal
+    assert wirejson.int_decimal(-7) is wirejson.int_decimal(-7)
+    assert wirejson.int_decimal(10**18 - 1) == Decimal(10**18 - 1)
