@@ -158,6 +158,8 @@ class OptimusAdapter(Adapter):
         self._failures = 0
         self._closed = True
         self._scopes: set[anyio.CancelScope] = set()
+        # cancels asked for whose first request has not yet reached the pacer: close() reports them
+        self._cancels_not_started: set[_Tracked] = set()
         self.counts: Counter[str] = Counter()
         # every order of the run (late webhooks find theirs); what the engine was told of each
         self._orders: OrderTracker[_Tracked] = OrderTracker(venue, sink, clock.now_ns, counts=self.counts,
@@ -233,6 +235,7 @@ class OptimusAdapter(Adapter):
         """Stop the background work, the receiver and the HTTP client. Never raises."""
         self._closed = True
         self._unsent(self._pacer.close())
+        self._cancels_never_started()
         for scope in list(self._scopes):
             scope.cancel()
         try:
@@ -552,7 +555,19 @@ class OptimusAdapter(Adapter):
         self._spawn(self._place, rec, body)
 
     def cancel(self, order: Order) -> None:
-        self._spawn(self._cancel, self._track(order))
+        rec = self._track(order)
+        self._cancels_not_started.add(rec)
+        self._spawn(self._cancel, rec)
+
+    def _cancels_never_started(self) -> None:
+        """Cancels asked for just before close whose task never reached the pacer (still waiting for
+        the placing answer, or not yet scheduled): they never left either, so they are refused like
+        the ones the pacer held, and the engine does not wait for a cancel that will never come."""
+        waiting, self._cancels_not_started = self._cancels_not_started, set()
+        for rec in waiting:
+            if rec.final is None:
+                self._refuse_cancel(rec, int(Reject.BACKEND_CONNECTIVITY),
+                                    "cancel not sent: the adapter closed before it left")
 
     def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
         """Optimus offers no modification (VENUES.md 1.8); the engine refuses amends before they get
@@ -683,7 +698,10 @@ class OptimusAdapter(Adapter):
             why = "cancel could not be delivered"
             code = int(Reject.BACKEND_CONNECTIVITY)
             for _ in range(self.opts.connect_retries + 1):
-                if rec.final is not None or self._closed:
+                if self._closed:
+                    return  # a first attempt never started is reported by close()
+                self._cancels_not_started.discard(rec)
+                if rec.final is not None:
                     return
                 rec.cancels += 1
                 key = f"{rec.client_id}-cxl{rec.cancels}"

@@ -665,6 +665,22 @@ async def test_requests_still_paced_at_close_are_reported_not_sent() -> None:
         assert v.sandbox.order(working[1].client_id)["status"] in ("pending", "open")
 
 
+
+@pytest.mark.anyio
+async def test_a_cancel_asked_for_just_before_close_is_reported_not_sent() -> None:
+    """A cancel whose task had not yet started when the adapter closed never left either: the
+    engine hears it refused, with the order still working, instead of waiting in pending_cancel for
+    an answer that will never come (seen once on a loaded machine in the test above)."""
+    async with venue() as v:
+        order = v.submit()
+        await until(lambda: order.status is S.NEW)
+        v.cancel(order)  # no await between the request and close: its task cannot have run
+        await v.adapter.close()
+        assert order.status is S.NEW
+        refusal = v.sink.updates_for(order.client_id)[-1]
+        assert refusal.reject_code == Reject.BACKEND_CONNECTIVITY and "cancel not sent" in refusal.reason
+        assert v.sandbox.order(order.client_id)["status"] in ("pending", "open")
+
 # ---- account webhooks (issue 20, section 3) ------------------------------------------------------
 
 
