@@ -27,11 +27,11 @@ from typing import Any
 
 import pytest
 import yaml
+from support import REPO
 
 from engine import systemd
 from engine.observe.metrics import CATALOG, exported_names
 
-REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "engine.json"
 DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yaml"

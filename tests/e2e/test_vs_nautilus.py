@@ -10,9 +10,9 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from support import REPO
+
 _spec = importlib.util.spec_from_file_location("vs_nautilus_workload", REPO / "benchmarks" / "workload.py")
 assert _spec is not None and _spec.loader is not None
 workload = importlib.util.module_from_spec(_spec)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import importlib.util
 import json
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import REPO
 
 from adapters.kit import wirejson
 from adapters.optimus import codec as optimus
@@ -33,7 +33,6 @@ from engine.venue.badinput import (
     UNKNOWN_MESSAGE,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("codec_fuzz", REPO / "benchmarks" / "fuzz.py")
 assert _spec is not None and _spec.loader is not None
 fuzz = importlib.util.module_from_spec(_spec)

@@ -17,7 +17,7 @@ import anyio
 import httpx
 import pytest
 from pydantic import ValidationError
-from support import until
+from support import REPO, until
 from support.psx_feed import (  # noqa: F401 (token_env, no_leaked_connections: autouse fixtures)
     FAST,
     INSTRUMENTS,
@@ -58,7 +58,8 @@ from engine.model import (
 pytestmark = pytest.mark.anyio
 
 D = Decimal
-REPO = Path(__file__).resolve().parents[2]
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # websockets runs on asyncio

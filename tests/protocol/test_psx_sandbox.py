@@ -23,7 +23,7 @@ import anyio
 import httpx
 import pytest
 import yaml
-from support import until
+from support import REPO, until
 from support.sinks import RecordingSink
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
@@ -61,7 +61,7 @@ from engine.model import (
 from engine.venue import venue_from_config
 
 D = Decimal
-REPO = Path(__file__).resolve().parents[2]
+
 CREDS = Credentials(("feed-token-test-only-1",), "tester", "pw-test-only-1", b"whsec-test-only-1")
 TOKEN = CREDS.feed_tokens[0]
 L2 = "/2.0/market/feed/l2"

@@ -17,7 +17,7 @@ import anyio
 import pytest
 import yaml
 from pydantic import ValidationError
-from support import until
+from support import REPO, until
 from support.pulse import BTC, methods_heard, public_ids, trade_at, venue
 from support.pulse_rpc import Client, place, sandbox
 from websockets.asyncio.client import connect
@@ -37,8 +37,6 @@ pytestmark = pytest.mark.anyio
 D = Decimal
 S = OrderStatus
 LITERAL = PulseExtensions.document_literal()
-REPO = Path(__file__).resolve().parents[2]
-
 
 # ---- the settings ---------------------------------------------------------------------------------
 

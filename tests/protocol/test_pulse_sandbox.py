@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import pytest
+from support import REPO
 from support.pulse_rpc import SECRET, Client, place, sandbox
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.anyio
 
 D = Decimal
 BTC = "BTC_USD-PERPETUAL"
-REPO = Path(__file__).resolve().parents[2]
+
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "pulse"
 
 
