@@ -93,16 +93,26 @@ class EntranceMixin:
         self.orders_submitted += 1
         runner.orders_submitted += 1
         client_id = order._client_id
-        venue.orders[client_id] = order
+        venue.orders[client_id] = order  # before the hand-off: the venue's answer is looked up here
         runner.open_orders[client_id] = order
-        self.order_changed(venue, order)
-        self.kill_switch.on_order(order._created_ts)
-        if self.watches_order_to_trade:
-            self._check_order_to_trade(runner)
         if self.event_ns:
             venue.tick_to_order.record(perf_counter_ns() - self.event_ns)
-        venue.adapter.submit(order)
+        try:
+            venue.adapter.submit(order)
+        finally:
+            self._after_send(runner, venue, order)
+        self.kill_switch.on_order(order._created_ts)
         return order
+
+    def _after_send(self, runner: StrategyRunner, venue: VenueState, order: Order) -> None:
+        """The bookkeeping of an order message, done once it is on its way: the account's
+        reservation and the journal row (order_changed), then the order-to-trade count. Adapters
+        answer through the event loop, never inside submit/amend, and the strategy's next order in
+        the same hook runs its gate after this returns, so nothing reads the books in between;
+        done before the send it was ~1.5 µs of every tick-to-order (benchmarks/run.py)."""
+        self.order_changed(venue, order)
+        if self.watches_order_to_trade:
+            self._check_order_to_trade(runner)
 
     def cancel_order(
         self, runner: StrategyRunner, order: Order, *, by_engine: bool = False, allow_reconciling: bool = False
@@ -217,13 +227,13 @@ class EntranceMixin:
             self.refuse_amend(runner, order, rejection)
             return False
         order.request_replace(price, qty, self.clock.now_ns())
-        self.order_changed(venue, order)
         if self.event_ns:
             venue.tick_to_order.record(perf_counter_ns() - self.event_ns)
-        adapter.amend(order, price, qty)
-        runner.amends_sent += 1
-        if self.watches_order_to_trade:
-            self._check_order_to_trade(runner)
+        try:
+            adapter.amend(order, price, qty)
+            runner.amends_sent += 1
+        finally:
+            self._after_send(runner, venue, order)
         return True
 
     def _check_order_to_trade(self, runner: StrategyRunner) -> None:

@@ -221,7 +221,8 @@ class OrderEntryAdapter(VenueAdapter):
 
     @abstractmethod
     def submit(self, order: Order) -> None:
-        """Send a new order. Returns at once; the answer arrives through the sink."""
+        """Send a new order. Returns at once; the answer arrives through the sink, never from
+        inside this call (the runtime books the order right after the hand-off)."""
 
     @abstractmethod
     def cancel(self, order: Order) -> None:

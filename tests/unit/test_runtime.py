@@ -222,3 +222,85 @@ def test_day_orders_expire_at_the_close_before_strategies_hear_of_it(build_engin
     assert module.placed["gtc"].status == "cancelled"  # cancelled by the engine at shutdown
     assert result.report["orders"]["expired"] == 1
     assert result.report["sessions"] == ["closed", "pre_open", "open", "post_close", "closed"]
+
+
+class RowQueue:
+    """Stands in for the journal where only the queueing of order rows matters."""
+
+    def __init__(self) -> None:
+        self.rows: list = []
+
+    def order(self, order, detail: str = "") -> None:
+        self.rows.append((order, order.status))
+
+    def commit(self, now_ns: int = 0) -> None:
+        pass
+
+    def reserve_client_ids(self, strategy: str, first: int) -> int:
+        return first + 1000
+
+
+IDLE = """\
+from engine import hookimpl
+
+@hookimpl
+def on_book(ctx, book):
+    pass
+"""
+
+
+def test_an_order_is_handed_to_the_venue_before_its_bookkeeping_and_booked_when_the_call_returns(build_engine):
+    """Tick-to-order ends at the hand-off: the account's reservation and the journal row follow it
+    (issue 22), and both are in place before the strategy's next call can read them."""
+    engine = build_engine({"s": IDLE})
+    open_session(engine)
+    runtime = engine.runtime
+    account = runtime.venues["paper"].account
+    journal = runtime.journal = RowQueue()
+    adapter = engine.adapters["paper"]
+    seen: list[tuple[str, tuple[Decimal, Decimal], int]] = []
+    submit, amend = adapter.submit, adapter.amend
+
+    def spy_submit(order):
+        seen.append(("submit", account.reserved_for(order.client_id), len(journal.rows)))
+        submit(order)
+
+    def spy_amend(order, price, qty):
+        seen.append(("amend", account.reserved_for(order.client_id), len(journal.rows)))
+        amend(order, price, qty)
+
+    adapter.submit, adapter.amend = spy_submit, spy_amend
+    ctx = runtime.runners["s"].ctx
+    order = ctx.submit("MEBL", "buy", 100, "187.00")
+    assert seen == [("submit", (D(0), D(0)), 0)]  # nothing booked yet when it left
+    cash, shares = account.reserved_for(order.client_id)
+    assert shares == 100 and cash > D("18700")  # booked before submit returned
+    assert journal.rows == [(order, OrderStatus.PENDING_NEW)]
+    settle(engine, 1)
+    assert order.status is OrderStatus.NEW
+    booked = len(journal.rows)
+    assert ctx.amend(order, price="187.10")
+    assert seen[1] == ("amend", (cash, shares), booked)  # the old reservation while the amend left
+    assert account.reserved_for(order.client_id)[0] > cash  # the larger price held once it returned
+
+
+def test_an_adapter_that_raises_on_submit_still_leaves_the_order_booked(build_engine):
+    engine = build_engine({"s": IDLE})
+    open_session(engine)
+    runtime = engine.runtime
+    adapter = engine.adapters["paper"]
+
+    def broken(order):
+        raise RuntimeError("adapter bug")
+
+    adapter.submit = broken
+    ctx = runtime.runners["s"].ctx
+    journal = runtime.journal = RowQueue()
+    before = runtime.venues["paper"].account.buying_power
+    try:
+        ctx.submit("MEBL", "buy", 100, "187.00")
+    except RuntimeError:
+        pass
+    (order,) = runtime.runners["s"].open_orders.values()
+    assert runtime.venues["paper"].account.buying_power < before  # reserved, as if it went out
+    assert journal.rows == [(order, OrderStatus.PENDING_NEW)]  # its row is queued too
