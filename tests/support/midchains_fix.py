@@ -1,0 +1,111 @@
+"""The MidChains FIX tests' counterpart: a gateway whose frames are built with simplefix directly
+(not through adapters.midchains.codec), the document's examples from the fixture, and small
+readers of a session's actions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import simplefix
+
+from adapters.midchains.codec import FixMessage, reframe
+from adapters.midchains.session import Deliver, Disconnect, FixSession, Send, SessionConfig
+from adapters.midchains.store import SequenceStore
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "midchains" / "fix_examples.txt"
+
+#: the CompIDs of the document's examples: the gateway MIDCDEV1, the client YOURSENDCOMP
+GATEWAY = "MIDCDEV1"
+CLIENT = "YOURSENDCOMP"
+NS = 1_000_000_000
+
+
+def at(text: str) -> int:
+    """``"2021-07-14 01:01:10.569"`` (UTC) as epoch nanoseconds: the document's SendingTimes."""
+    moment = datetime.fromisoformat(text).replace(tzinfo=UTC)
+    return int(moment.timestamp()) * NS + moment.microsecond * 1000
+
+
+#: the client Logon example's SendingTime, 52=20210714-01:01:10.569
+T0 = at("2021-07-14 01:01:10.569")
+
+
+def examples() -> list[str]:
+    """The document's FIX example lines, verbatim (``^A`` separators, wrong 9 and 10)."""
+    return FIXTURE.read_text(encoding="utf-8").splitlines()
+
+
+def example(msg_type: str, sender: str = GATEWAY) -> bytes:
+    """The first document example of ``msg_type`` sent by ``sender``, ``^A`` as SOH, 9/10 recomputed."""
+    for line in examples():
+        raw = line.replace("^A", "\x01").encode()
+        if f"\x0135={msg_type}\x01".encode() in raw and f"\x0149={sender}\x01".encode() in raw:
+            return reframe(raw)
+    raise LookupError(f"no {msg_type} example from {sender}")
+
+
+class Gateway:
+    """The other end, numbering its own messages; frames built by simplefix's own encoder."""
+
+    def __init__(self, seq: int = 1, sending_time: str = "20210714-07:52:46.306") -> None:
+        self.seq = seq
+        self.sending_time = sending_time
+
+    def frame(
+        self,
+        msg_type: str,
+        *fields: tuple[int, str],
+        seq: int | None = None,
+        header: Sequence[tuple[int, str]] = (),
+        sender: str = GATEWAY,
+    ) -> bytes:
+        """One frame; ``seq`` None takes the next number (and counts it)."""
+        if seq is None:
+            seq, self.seq = self.seq, self.seq + 1
+        message = simplefix.FixMessage()
+        message.append_pair(8, "FIX.4.2", header=True)
+        message.append_pair(35, msg_type, header=True)
+        message.append_pair(49, sender, header=True)
+        message.append_pair(56, CLIENT, header=True)
+        message.append_pair(34, seq, header=True)
+        message.append_pair(52, self.sending_time, header=True)
+        for tag, value in header:
+            message.append_pair(tag, value, header=True)
+        for tag, value in fields:
+            message.append_pair(tag, value)
+        data: bytes = message.encode()
+        return data
+
+    def logon(self, heartbeat_s: int = 60, seq: int | None = None) -> bytes:
+        return self.frame("A", (98, "0"), (108, str(heartbeat_s)), seq=seq)
+
+
+def session(path: Path | str = ":memory:", **config: int) -> FixSession:
+    """A client session with the document's CompIDs, its store at ``path``."""
+    return FixSession(SessionConfig(CLIENT, GATEWAY, **config), SequenceStore(path, f"{CLIENT}->{GATEWAY}"))
+
+
+def logged_on(path: Path | str = ":memory:", now_ns: int = T0, gateway: Gateway | None = None) -> FixSession:
+    """A session past its logon (gateway numbering from ``gateway``)."""
+    fix = session(path)
+    fix.connect(now_ns)
+    assert not fix.receive((gateway or Gateway()).logon(), now_ns)
+    return fix
+
+
+def sends(actions: Iterable[object]) -> list[FixMessage]:
+    return [action.message for action in actions if isinstance(action, Send)]
+
+
+def delivered(actions: Iterable[object]) -> list[FixMessage]:
+    return [action.message for action in actions if isinstance(action, Deliver)]
+
+
+def disconnects(actions: Iterable[object]) -> list[Disconnect]:
+    return [action for action in actions if isinstance(action, Disconnect)]
+
+
+def fields(message: FixMessage, *tags: int) -> tuple[str | None, ...]:
+    return tuple(message.get(tag) for tag in tags)
