@@ -143,6 +143,11 @@ class FixSession:
         self._handled_early: set[int] = set()  # queued 34s whose admin part was already handled
         self._day = ""
 
+    @property
+    def test_request_pending(self) -> str | None:
+        """The TestReqID (112) of our TestRequest not yet answered by a Heartbeat, if any."""
+        return self._test_request_id
+
     # -- caller entry points -------------------------------------------------------------------
 
     def connect(self, now_ns: int) -> list[Action]:
