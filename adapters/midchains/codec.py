@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import simplefix
-import simplefix.errors
+import simplefix  # type: ignore[import-untyped]  # no py.typed; typed at this module's edge
+import simplefix.errors  # type: ignore[import-untyped]
 
 from adapters.kit.credentials import Secret
 
@@ -46,6 +46,8 @@ DEFAULT_MAX_FRAME = 64 * 1024
 # none of them (identity is the CompIDs plus TLS), but a frame carrying one must never reach a log.
 SECRET_TAGS = frozenset({91, 96, 554, 925})
 _HEADER_ORDER = (8, 9, 35)
+# Bytes handed to simplefix's parser at a time (see FrameReader._next).
+FEED_SLICE = 512
 # Standard header fields that a frame carries at most once (two would make its identity ambiguous).
 _ONCE = (8, 9, 34, 35, 43, 49, 52, 56, 122)
 
@@ -167,20 +169,24 @@ class FrameReader:
         self.max_frame = max_frame
         self.skipped_fields = 0
         self._parser = simplefix.FixParser(allow_empty_values=False)
-        self._raw = bytearray()  # every byte fed since the last frame ended (the frame in progress)
+        self._raw = bytearray()  # bytes handed to simplefix since the last frame ended
+        self._unfed = bytearray()  # bytes received and not yet handed to simplefix
+        self._unfed_at = 0
         self._broken: str | None = None
 
     @property
     def pending_bytes(self) -> int:
         """Bytes fed and not yet part of a returned frame."""
-        return len(self._raw)
+        return len(self._raw) + len(self._unfed) - self._unfed_at
 
     def feed(self, data: bytes) -> None:
         """Append bytes read from the stream; call :meth:`next_message` until it returns None."""
         if self._broken is not None:
             raise FixCodecError(f"stream already broken: {self._broken}")
-        self._raw += data
-        self._parser.append_buffer(bytes(data))
+        if self._unfed_at:
+            del self._unfed[: self._unfed_at]
+            self._unfed_at = 0
+        self._unfed += data
 
     def next_message(self) -> FixMessage | None:
         """The next whole frame, None when more bytes are needed; :class:`FixCodecError` otherwise."""
@@ -196,12 +202,21 @@ class FrameReader:
             raise FixCodecError(self._broken) from None
 
     def _next(self) -> FixMessage | None:
-        message = self._parser.get_message()
-        left = len(self._parser.get_buffer())
-        if message is None:
-            if left > self.max_frame or len(self._raw) > self.max_frame:
+        while (message := self._parser.get_message()) is None:
+            if len(self._raw) > self.max_frame:
                 raise FixCodecError(f"no complete frame in {len(self._raw)} bytes (limit {self.max_frame})")
-            return None
+            if self._unfed_at >= len(self._unfed):
+                self._unfed.clear()
+                self._unfed_at = 0
+                return None
+            # simplefix copies its whole buffer at every field it takes off; handing it 512 bytes at
+            # a time keeps that copy small: 1.51M instructions a 328-byte frame instead of 2.50M
+            # with 64 KiB handed at once (callgrind; README "MidChains FIX session layer")
+            piece = bytes(self._unfed[self._unfed_at : self._unfed_at + FEED_SLICE])
+            self._unfed_at += len(piece)
+            self._raw += piece
+            self._parser.append_buffer(piece)
+        left = len(self._parser.get_buffer())
         consumed = len(self._raw) - left
         raw = bytes(self._raw[:consumed])
         del self._raw[:consumed]

@@ -144,6 +144,11 @@ class FixSession:
         self._day = ""
 
     @property
+    def disconnected(self) -> bool:
+        """True once the session told its caller to close (or was told the connection closed)."""
+        return self.state is SessionState.DISCONNECTED
+
+    @property
     def test_request_pending(self) -> str | None:
         """The TestReqID (112) of our TestRequest not yet answered by a Heartbeat, if any."""
         return self._test_request_id
@@ -171,12 +176,11 @@ class FixSession:
         actions: list[Action] = []
         try:
             self._reader.feed(data)
-            while self.state is not SessionState.DISCONNECTED:
-                message = self._reader.next_message()
-                if message is None:
-                    break
+            while (message := self._reader.next_message()) is not None:
                 self._last_received_ns = now_ns
                 actions += self._on_message(message, now_ns)
+                if self.disconnected:
+                    break
         except FixCodecError as exc:
             actions += self._drop(f"unreadable FIX stream: {exc}")
         return actions
@@ -296,7 +300,7 @@ class FixSession:
     def _drain(self, now_ns: int) -> list[Action]:
         """Process queued messages that are now in sequence; forget those a gap fill skipped."""
         actions: list[Action] = []
-        while self._queue and self.state is not SessionState.DISCONNECTED:
+        while self._queue and not self.disconnected:
             expected = self.store.next_in
             for seq in [seq for seq in self._queue if seq < expected]:
                 del self._queue[seq]

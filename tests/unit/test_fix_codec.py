@@ -160,3 +160,21 @@ def test_frames_simplefix_encodes_are_accepted() -> None:
     message.append_pair(34, 582, header=True)
     message.append_pair(43229, 10000)
     assert decode(message.encode()).get(43229) == "10000"
+
+
+def test_a_large_read_of_many_frames_yields_every_frame() -> None:
+    """A 64 KiB read holds hundreds of frames; the reader hands simplefix a slice at a time and
+    must neither lose nor split any."""
+    frames = [encode("0", [(34, str(n)), *HEADER[1:]], [(112, f"T{n}")]) for n in range(1, 801)]
+    reader = FrameReader()
+    reader.feed(b"".join(frames))
+    got = []
+    while (message := reader.next_message()) is not None:
+        got.append(message.get(112))
+    assert got == [f"T{n}" for n in range(1, 801)]
+    assert reader.pending_bytes == 0
+
+
+def test_bytes_after_a_frame_are_counted_even_before_the_parser_sees_them() -> None:
+    with pytest.raises(FixCodecError, match="1000 bytes after the frame"):
+        decode(LOGON + b"x" * 1000)
