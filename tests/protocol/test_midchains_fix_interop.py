@@ -11,7 +11,6 @@ TestRequest go out, a moment 72 s later; no test waits on a timer."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,49 +19,26 @@ import anyio
 import pytest
 from asyncfix import FIXMessage
 from asyncfix.connection import ConnectionState
-from asyncfix.connection_server import AsyncFIXDummyServer
 from asyncfix.journaler import Journaler
-from asyncfix.protocol import FIXProtocol44
-from support.midchains_fix import CLIENT, GATEWAY, NS, delivered, logged_on, session
+from support.midchains_fix import (
+    CLIENT,
+    GATEWAY,
+    NS,
+    ORDER,
+    AsyncfixGateway,
+    delivered,
+    logged_on,
+    session,
+    start_asyncfix,
+)
 
 from adapters.midchains.session import Action, Disconnect, FixSession, Send, SessionState
 
 pytestmark = pytest.mark.anyio
 
-ORDER = [(11, "43637618552482556000"), (21, "2"), (38, "1"), (40, "2"), (44, "150"), (54, "1"), (55, "LTCUSD"),
-         (59, "1"), (43229, "10")]
-
-
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # asyncfix is written on asyncio
-
-
-class Fix42(FIXProtocol44):
-    """asyncfix's protocol with MidChains' BeginString."""
-
-    beginstring = "FIX.4.2"
-
-
-class Gateway(AsyncFIXDummyServer):
-    """asyncfix's single-connection acceptor, keeping what it received."""
-
-    def __init__(self, journaler: Journaler, port: int) -> None:
-        super().__init__(Fix42(), GATEWAY, CLIENT, journaler, "127.0.0.1", port, heartbeat_period=60)
-        self.listen_port = port
-        self.received: list[FIXMessage] = []
-
-    async def on_connect(self) -> None:
-        return None
-
-    async def on_message(self, msg: FIXMessage) -> None:
-        self.received.append(msg)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Client:
@@ -93,19 +69,7 @@ class Client:
                 await self.carry(self.fix.receive(data, time.time_ns()))
 
 
-async def start(journaler: Journaler) -> Gateway:
-    """asyncfix's acceptor listening on a free loopback port."""
-    for _attempt in range(5):
-        gateway = Gateway(journaler, free_port())
-        task = asyncio.create_task(gateway.connect())
-        await asyncio.sleep(0.05)
-        if not task.done():
-            gateway.task = task  # type: ignore[attr-defined]
-            return gateway
-    raise RuntimeError("no free loopback port for the acceptor")
-
-
-async def connect(gateway: Gateway, fix: FixSession) -> Client:
+async def connect(gateway: AsyncfixGateway, fix: FixSession) -> Client:
     with anyio.fail_after(10):
         while True:
             try:
@@ -118,13 +82,13 @@ async def connect(gateway: Gateway, fix: FixSession) -> Client:
     return client
 
 
-async def stop(gateway: Gateway, client: Client) -> None:
+async def stop(gateway: AsyncfixGateway, client: Client) -> None:
     client.writer.close()
-    gateway.task.cancel()  # type: ignore[attr-defined]
+    gateway.stop()
 
 
 async def test_logon_test_request_order_and_logout_with_asyncfix(tmp_path: Path) -> None:
-    gateway = await start(Journaler())
+    gateway = await start_asyncfix(Journaler())
     fix = session(tmp_path / "fix.sqlite")
     client = await connect(gateway, fix)
     await client.until(lambda: fix.state is SessionState.ACTIVE)
@@ -166,7 +130,7 @@ async def test_our_logon_above_what_asyncfix_expects_is_filled_by_our_replay(tmp
 
     journaler = Journaler()
     journaler.set_seq_num(journaler.create_or_load(CLIENT, GATEWAY), next_num_out=2)
-    gateway = await start(journaler)
+    gateway = await start_asyncfix(journaler)
     fix = session(path)
     client = await connect(gateway, fix)  # Logon 34=4
     await client.until(lambda: fix.state is SessionState.ACTIVE)
@@ -191,7 +155,7 @@ async def test_asyncfix_above_what_we_expect_is_asked_for_and_gap_filled(tmp_pat
     journaler = Journaler()
     acceptor_session = journaler.create_or_load(CLIENT, GATEWAY)
     journaler.set_seq_num(acceptor_session, next_num_out=5)
-    gateway = await start(journaler)
+    gateway = await start_asyncfix(journaler)
     fix = session(tmp_path / "fix.sqlite")
     client = await connect(gateway, fix)
     await client.until(lambda: fix.store.next_in == 6)

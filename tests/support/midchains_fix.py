@@ -1,14 +1,20 @@
-"""The MidChains FIX tests' counterpart: a gateway whose frames are built with simplefix directly
-(not through adapters.midchains.codec), the document's examples from the fixture, and small
-readers of a session's actions."""
+"""The MidChains FIX tests' counterparts: a gateway whose frames are built with simplefix directly
+(not through adapters.midchains.codec), asyncfix's acceptor (a FIX engine we did not write) on
+127.0.0.1, the document's examples from the fixture, and small readers of a session's actions."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import simplefix
+from asyncfix import FIXMessage
+from asyncfix.connection_server import AsyncFIXDummyServer
+from asyncfix.journaler import Journaler
+from asyncfix.protocol import FIXProtocol44
 
 from adapters.midchains.codec import FixMessage, reframe
 from adapters.midchains.session import Deliver, Disconnect, FixSession, Send, SessionConfig
@@ -109,3 +115,53 @@ def disconnects(actions: Iterable[object]) -> list[Disconnect]:
 
 def fields(message: FixMessage, *tags: int) -> tuple[str | None, ...]:
     return tuple(message.get(tag) for tag in tags)
+
+
+#: the document's D example's body (a limit buy of LTCUSD, 38=1 at FractionBase 10)
+ORDER = [(11, "43637618552482556000"), (21, "2"), (38, "1"), (40, "2"), (44, "150"), (54, "1"), (55, "LTCUSD"),
+         (59, "1"), (43229, "10")]
+
+
+class Fix42(FIXProtocol44):
+    """asyncfix's protocol (written for FIX 4.4; the session layer is the same) with MidChains'
+    BeginString."""
+
+    beginstring = "FIX.4.2"
+
+
+class AsyncfixGateway(AsyncFIXDummyServer):
+    """asyncfix's single-connection acceptor as MIDCDEV1, keeping the application messages it got."""
+
+    def __init__(self, journaler: Journaler, port: int) -> None:
+        super().__init__(Fix42(), GATEWAY, CLIENT, journaler, "127.0.0.1", port, heartbeat_period=60)
+        self.listen_port = port
+        self.received: list[FIXMessage] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def on_connect(self) -> None:
+        return None
+
+    async def on_message(self, msg: FIXMessage) -> None:
+        self.received.append(msg)
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def start_asyncfix(journaler: Journaler) -> AsyncfixGateway:
+    """asyncfix's acceptor listening on a free loopback port (asyncio backend only)."""
+    for _attempt in range(5):
+        gateway = AsyncfixGateway(journaler, free_port())
+        task = asyncio.create_task(gateway.connect())
+        await asyncio.sleep(0.05)
+        if not task.done():
+            gateway.task = task
+            return gateway
+    raise RuntimeError("no free loopback port for the acceptor")
