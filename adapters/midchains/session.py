@@ -107,6 +107,9 @@ class SessionConfig:
     logon_timeout_s: int = 10
     logout_timeout_s: int = 10
     day_boundary: timedelta = DAY_BOUNDARY
+    # Messages held beyond an unfilled gap before the session gives up (bounds the memory a
+    # counterpart that never resends can make us hold).
+    max_queued: int = 10_000
 
     @property
     def heartbeat_ns(self) -> int:
@@ -316,6 +319,8 @@ class FixSession:
         """``seq`` is beyond what we expect: queue it and ask once for the missing range. A Logon,
         a ResendRequest and a Logout are acted on now (FIX 4.2: respond before filling the gap)."""
         actions: list[Action] = []
+        if len(self._queue) >= self.config.max_queued:
+            return self._fail(f"gap from {expected} not filled after {len(self._queue)} later messages", now_ns)
         self._queue[seq] = message
         msg_type = message.msg_type
         if msg_type in ("A", "2"):

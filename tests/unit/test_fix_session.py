@@ -165,6 +165,18 @@ def test_an_inbound_gap_asks_once_and_queues_until_the_resent_messages_fill_it()
     assert fix.store.next_in == 6
 
 
+def test_a_gap_never_filled_ends_the_session_before_the_queue_grows_without_bound() -> None:
+    gateway = Gateway()
+    fix = session(max_queued=3)
+    fix.connect(T0)
+    fix.receive(gateway.logon(), T0)
+    for seq in (5, 6, 7):
+        assert not disconnects(fix.receive(gateway.frame("0", seq=seq), T0))
+    actions = fix.receive(gateway.frame("0", seq=8), T0)
+    (gone,) = disconnects(actions)
+    assert "gap from 2 not filled after 3 later messages" in gone.reason
+
+
 def test_a_gap_fill_skips_administrative_numbers_and_releases_the_queue() -> None:
     gateway = Gateway()
     fix = logged_on(gateway=gateway)
