@@ -16,7 +16,8 @@ SequenceReset, TestRequest, Reject):
   Heartbeat carrying its ``112``; after ``108`` s + grace of silence we send our own TestRequest and
   disconnect when it is not answered within another ``108`` s + grace.
 - An inbound gap is answered with a ResendRequest ``2`` (``7`` = expected, ``16`` = 0); later
-  messages wait in a queue and are processed, in order, once the gap fills.
+  messages wait in a queue (bounded) and are processed, in order, once the gap fills. A gap that
+  has not shrunk for ``108`` s + grace is asked for again.
 - A ResendRequest for our messages replays the stored application messages with ``43=Y`` and ``122``
   (their first SendingTime), and covers administrative ones with SequenceReset-GapFill (``123=Y``).
 - SequenceReset-Reset (``4`` without ``123=Y``) moves the expected number whatever its own ``34``.
@@ -142,6 +143,7 @@ class FixSession:
         self._test_request_id: str | None = None
         self._test_request_ns = 0
         self._resend_until: int | None = None  # inbound gap being filled, up to this 34
+        self._resend_progress_ns = 0  # when that gap was asked for or last shrank
         self._queue: dict[int, FixMessage] = {}  # inbound messages beyond a gap, by 34
         self._handled_early: set[int] = set()  # queued 34s whose admin part was already handled
         self._day = ""
@@ -200,6 +202,10 @@ class FixSession:
         if trading_day(now_ns, self.config.day_boundary) != self._day:
             return self.logout(now_ns, "trading day ended (sequence reset at the day boundary)")
         actions: list[Action] = []
+        if self._resend_until is not None and now_ns - self._resend_progress_ns >= self.config.silence_ns:
+            # the gap has not shrunk for 108 s + grace: our ResendRequest (or its answer) was lost
+            actions.append(self._send("2", [(7, str(self.store.next_in)), (16, "0")], now_ns))
+            self._resend_progress_ns = now_ns
         if self._test_request_id is not None:
             if now_ns - self._test_request_ns >= self.config.silence_ns:
                 return self._drop(f"TestRequest {self._test_request_id} unanswered")
@@ -222,7 +228,10 @@ class FixSession:
         silence = (
             self._test_request_ns if self._test_request_id is not None else self._last_received_ns
         ) + self.config.silence_ns
-        return min(self._last_sent_ns + self.config.heartbeat_ns, silence, self._day_end_ns())
+        deadlines = [self._last_sent_ns + self.config.heartbeat_ns, silence, self._day_end_ns()]
+        if self._resend_until is not None:
+            deadlines.append(self._resend_progress_ns + self.config.silence_ns)
+        return min(deadlines)
 
     def send_application(self, msg_type: str, body: Iterable[tuple[int, str]], now_ns: int) -> list[Action]:
         """An application message (``D``, ``F``, ``G`` ...) with the next sequence number, kept for resend."""
@@ -270,6 +279,7 @@ class FixSession:
             return self._too_low(seq, expected, now_ns)
         if seq > expected:
             return self._on_gap(message, seq, expected, now_ns)
+        self._resend_progress_ns = now_ns
         actions = self._process(message, seq, now_ns)
         return actions + self._drain(now_ns)
 
@@ -333,6 +343,7 @@ class FixSession:
         if self._resend_until is None or seq > self._resend_until:
             if self._resend_until is None:
                 actions.append(self._send("2", [(7, str(expected)), (16, "0")], now_ns))
+                self._resend_progress_ns = now_ns
             self._resend_until = seq
         return actions
 

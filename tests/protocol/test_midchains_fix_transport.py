@@ -149,13 +149,38 @@ def test_frames_sent_are_what_simplefix_reads() -> None:
     assert (message.get(49), message.get(56)) == (CLIENT.encode(), GATEWAY.encode())
 
 
+class Recording(anyio.abc.ByteStream):
+    """A stream that keeps what our side sent, decoded (to see the session's own messages)."""
+
+    def __init__(self, inner: anyio.abc.ByteStream) -> None:
+        self.inner = inner
+        self.sent: list[FixMessage] = []
+        self.reader = FrameReader()
+
+    async def send(self, item: bytes) -> None:
+        self.reader.feed(item)
+        while (message := self.reader.next_message()) is not None:
+            self.sent.append(message)
+        await self.inner.send(item)
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        return await self.inner.receive(max_bytes)
+
+    async def send_eof(self) -> None:
+        await self.inner.send_eof()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 async def test_the_transport_ticks_the_session_on_the_engines_clock(tmp_path: Path) -> None:
-    """On a simulated clock, moving time 72 s on (108=60 plus grace) makes the transport tick the
-    session: our TestRequest goes out and asyncfix's Heartbeat answers it."""
+    """On a simulated clock, moving time on (108=60, then 60 + grace) makes the transport tick the
+    session: a Heartbeat, then our TestRequest, which asyncfix's Heartbeat answers (the session
+    stays logged on past the moment an unanswered one would end it)."""
     gateway = await start_asyncfix(Journaler())
     clock = SimClock(time.time_ns())
     fix = session(tmp_path / "fix.sqlite")
-    stream = await Endpoint("127.0.0.1", gateway.listen_port, tls=False).connect()
+    stream = Recording(await Endpoint("127.0.0.1", gateway.listen_port, tls=False).connect())
 
     async def ignore(message: FixMessage) -> None:
         return None
@@ -166,11 +191,20 @@ async def test_the_transport_ticks_the_session_on_the_engines_clock(tmp_path: Pa
         with anyio.fail_after(10):
             while fix.state is not SessionState.ACTIVE:
                 await anyio.sleep(0.01)
-            while fix.test_request_pending is None:
-                clock.advance(clock.now_ns() + 72 * NS)
+            start = clock.now_ns()
+            clock.advance(start + 60 * NS)  # the heartbeat timer
+            while len(stream.sent) < 2:
+                await anyio.sleep(0.01)
+            clock.advance(start + 72 * NS)  # the silence timer
+            while len(stream.sent) < 3:
                 await anyio.sleep(0.01)
             while fix.test_request_pending is not None:
                 await anyio.sleep(0.01)
-        assert fix.state is SessionState.ACTIVE
+            for _round in range(5):  # past when an unanswered TestRequest ends the session (72 + 72 s)
+                clock.advance(start + 150 * NS)
+                await anyio.sleep(0.02)
+            assert clock.now_ns() == start + 150 * NS
+        assert [m.msg_type for m in stream.sent[:3]] == ["A", "0", "1"]
+        assert fix.state is SessionState.ACTIVE and connection.ended is None
         tasks.cancel_scope.cancel()
     gateway.stop()

@@ -177,6 +177,19 @@ def test_a_gap_never_filled_ends_the_session_before_the_queue_grows_without_boun
     assert "gap from 2 not filled after 3 later messages" in gone.reason
 
 
+def test_a_gap_that_does_not_shrink_is_asked_for_again() -> None:
+    """Our ResendRequest (or its answer) was lost: after 108 s + grace without progress, ask again
+    from what we still expect; progress in between postpones it."""
+    gateway = Gateway()
+    fix = logged_on(gateway=gateway)
+    fix.receive(gateway.frame("0", seq=5), T0)  # asks for 2..
+    fix.receive(gateway.frame("0", seq=2, header=[(43, "Y")]), T0 + 30 * NS)  # progress: 3 expected
+    assert [m.msg_type for m in sends(fix.tick(T0 + 72 * NS))] == ["0"]  # a heartbeat, no new ResendRequest yet
+    assert fix.next_deadline() == T0 + 102 * NS
+    (again,) = [m for m in sends(fix.tick(T0 + 102 * NS)) if m.msg_type == "2"]
+    assert fields(again, 7, 16) == ("3", "0")
+
+
 def test_a_gap_fill_skips_administrative_numbers_and_releases_the_queue() -> None:
     gateway = Gateway()
     fix = logged_on(gateway=gateway)
