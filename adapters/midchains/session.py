@@ -123,6 +123,11 @@ class SessionConfig:
         return (self.heartbeat_s + grace) * NS
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes '²' (a latin-1 byte), which ``int`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def sending_time(now_ns: int) -> str:
     """FIX UTCTimestamp with milliseconds, the document's ``52=20210714-01:01:10.569``."""
     moment = datetime.fromtimestamp(now_ns // NS, tz=UTC)
@@ -259,7 +264,7 @@ class FixSession:
     def _on_message(self, message: FixMessage, now_ns: int) -> list[Action]:
         msg_type = message.msg_type
         seq_text = message.get(34) or ""
-        if not seq_text.isdigit():
+        if not _is_number(seq_text):
             return self._fail(f"MsgSeqNum (34) missing or not a number: {seq_text!r}", now_ns)
         seq = int(seq_text)
         sender, target = message.get(49), message.get(56)
@@ -367,7 +372,7 @@ class FixSession:
 
     def _on_resend_request(self, message: FixMessage, seq: int, now_ns: int) -> list[Action]:
         begin_text, end_text = message.get(7) or "", message.get(16) or ""
-        if not begin_text.isdigit() or not end_text.isdigit():
+        if not _is_number(begin_text) or not _is_number(end_text):
             return [self._reject(seq, REQUIRED_TAG_MISSING, 7, "BeginSeqNo (7) / EndSeqNo (16) missing", now_ns)]
         last = self.store.next_out - 1
         begin, end = int(begin_text), int(end_text)
@@ -376,7 +381,7 @@ class FixSession:
 
     def _on_gap_fill(self, message: FixMessage, seq: int, now_ns: int) -> list[Action]:
         new_text = message.get(36) or ""
-        if not new_text.isdigit():
+        if not _is_number(new_text):
             self.store.set_next_in(seq + 1)
             return [self._reject(seq, REQUIRED_TAG_MISSING, 36, "NewSeqNo (36) missing", now_ns)]
         if int(new_text) <= seq:
@@ -389,7 +394,7 @@ class FixSession:
         """SequenceReset-Reset: the expected number becomes ``36`` whatever this message's ``34``
         (FIX 4.2); lowering it is refused with a Reject."""
         new_text = message.get(36) or ""
-        if not new_text.isdigit():
+        if not _is_number(new_text):
             return [self._reject(seq, REQUIRED_TAG_MISSING, 36, "NewSeqNo (36) missing", now_ns)]
         new_seq = int(new_text)
         if new_seq < self.store.next_in:

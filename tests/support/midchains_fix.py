@@ -62,12 +62,13 @@ class Gateway:
     def frame(
         self,
         msg_type: str,
-        *fields: tuple[int, str],
-        seq: int | None = None,
-        header: Sequence[tuple[int, str]] = (),
+        *fields: tuple[int, str | bytes],
+        seq: int | str | bytes | None = None,
+        header: Sequence[tuple[int, str | bytes]] = (),
         sender: str = GATEWAY,
     ) -> bytes:
-        """One frame; ``seq`` None takes the next number (and counts it)."""
+        """One frame; ``seq`` None takes the next number (and counts it); str or bytes go as they are
+        (bytes for values that are not UTF-8 text, like a lone latin-1 '\\xb2')."""
         if seq is None:
             seq, self.seq = self.seq, self.seq + 1
         message = simplefix.FixMessage()

@@ -4,6 +4,9 @@ YOURSENDCOMP, 98=0, 108=60, the Logon's SendingTime, the gateway's Logon 34=422,
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.midchains_fix import (
     CLIENT,
     GATEWAY,
@@ -364,3 +367,60 @@ def test_administrative_types_cannot_be_sent_as_application_messages() -> None:
         assert "administrative" in str(exc)
     else:
         raise AssertionError("a Logon passed as an application message")
+
+
+# ---- hostile values: the session answers, it never raises --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "fields_", "seq", "answer"),
+    [
+        ("0", (), b"\xb2", "5"),  # '²' (latin-1) is a digit to str.isdigit, not to int: a Logout
+        ("2", ((7, b"\xb2"), (16, "0")), 2, "3"),  # ResendRequest: Reject
+        ("4", ((36, b"\xb3"),), 2, "3"),  # SequenceReset-Reset: Reject
+        ("4", ((123, "Y"), (36, b"\xb9")), 2, "3"),  # GapFill: Reject
+    ],
+)
+def test_latin_1_digits_are_not_numbers(
+    msg_type: str, fields_: tuple[tuple[int, str | bytes], ...], seq: int | bytes, answer: str
+) -> None:
+    gateway = Gateway()
+    fix = logged_on(gateway=gateway)
+    answers = sends(fix.receive(gateway.frame(msg_type, *fields_, seq=seq), T0))
+    assert [m.msg_type for m in answers][:1] == [answer]
+
+
+SESSION_TAGS = (34, 7, 16, 36, 43, 45, 58, 108, 112, 122, 123)
+#: any bytes but SOH, with the digits and flags that matter drawn often
+VALUES = st.one_of(
+    st.sampled_from([b"0", b"1", b"2", b"3", b"9", b"Y", b"N", b"\xb2", b"00", b"-1"]),
+    st.binary(min_size=1, max_size=6).filter(lambda value: b"\x01" not in value),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["0", "1", "2", "3", "4", "5", "A", "8"]),
+            st.lists(st.tuples(st.sampled_from(SESSION_TAGS), VALUES), max_size=4),
+            st.integers(0, 8),
+        ),
+        max_size=12,
+    )
+)
+def test_any_well_framed_messages_give_actions_never_an_exception(
+    messages: list[tuple[str, list[tuple[int, bytes]], int]],
+) -> None:
+    """Framing is the codec's job; everything a well-framed message can carry in the session's
+    own tags (numbers that are not numbers, '²', gaps, resets, duplicates) ends in actions."""
+    fix = session()
+    fix.connect(T0)
+    gateway = Gateway()
+    for msg_type, extra, seq in messages:
+        data = gateway.frame(msg_type, *[(tag, value) for tag, value in extra if tag not in (34, 43, 122)],
+                             seq=seq, header=[(tag, value) for tag, value in extra if tag in (43, 122)][:1])
+        fix.receive(data, T0)
+        fix.tick(T0 + 200 * NS)
+        if fix.disconnected:
+            fix.connect(T0)
