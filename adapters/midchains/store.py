@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS sent (
 def trading_day(now_ns: int, boundary: timedelta = DAY_BOUNDARY) -> str:
     """The trading day (ISO date) that the UTC moment ``now_ns`` belongs to: a day starts at
     ``boundary`` past midnight UTC, so 00:59:59 UTC still belongs to the day before."""
-    moment = datetime.fromtimestamp(now_ns / 1e9, tz=UTC) - boundary
+    moment = datetime.fromtimestamp(now_ns // 1_000_000_000, tz=UTC) - boundary  # whole seconds: exact
     return moment.date().isoformat()
 
 

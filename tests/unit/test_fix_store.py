@@ -17,6 +17,7 @@ ORDER = [(11, "43637618552482556000"), (21, "2"), (38, "1"), (40, "2"), (44, "15
 
 def test_the_trading_day_turns_at_01_00_utc() -> None:
     assert trading_day(at("2021-07-14 00:59:59.999")) == "2021-07-13"
+    assert trading_day(at("2021-07-14 01:00:00.000") - 1) == "2021-07-13"  # 1 ns before: no float rounding
     assert trading_day(at("2021-07-14 01:00:00.000")) == "2021-07-14"
     assert trading_day(at("2021-07-14 23:59:59.000")) == "2021-07-14"
 
