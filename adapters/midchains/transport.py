@@ -22,7 +22,7 @@ import anyio.abc
 
 from adapters.kit.urls import ClearTextRefused, is_loopback
 from adapters.midchains.codec import FixMessage
-from adapters.midchains.session import Action, Deliver, Disconnect, FixSession, Send
+from adapters.midchains.session import Action, Deliver, Disconnect, FixSession, Send, SessionState
 from engine.venue.clock import Clock, Timer
 
 __all__ = ["Endpoint", "FixConnection"]
@@ -104,8 +104,15 @@ class FixConnection:
             try:
                 data = await self.stream.receive(READ_SIZE)
             except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                # after our Logout, a close instead of the confirming Logout still ends it cleanly
+                logging_out = self.session.state is SessionState.LOGOUT_SENT
                 self.session.connection_lost()
-                self.ended = self.ended or Disconnect(f"{self.session.config.target_comp_id} closed the connection")
+                gateway = self.session.config.target_comp_id
+                self.ended = self.ended or (
+                    Disconnect(f"logged out ({gateway} closed without confirming)", error=False)
+                    if logging_out
+                    else Disconnect(f"{gateway} closed the connection")
+                )
                 return
             await self._carry(self.session.receive(data, self.clock.now_ns()))
 

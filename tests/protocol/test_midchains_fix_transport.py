@@ -21,7 +21,7 @@ from support.midchains_fix import CLIENT, GATEWAY, NS, ORDER, Gateway, session, 
 
 from adapters.kit.urls import ClearTextRefused
 from adapters.midchains.codec import FixMessage, FrameReader
-from adapters.midchains.session import SessionState
+from adapters.midchains.session import Disconnect, SessionState
 from adapters.midchains.transport import Endpoint, FixConnection
 from engine.venue.clock import SimClock, WallClock
 
@@ -78,6 +78,8 @@ async def test_a_whole_connection_through_the_transport_against_asyncfix(tmp_pat
     assert gateway.received[0]["11"] == "43637618552482556000"
     assert delivered[0].get(17) == "30005_582"
     assert fix.state is SessionState.DISCONNECTED
+    (end,) = ended
+    assert isinstance(end, Disconnect) and not end.error  # asyncfix closes instead of confirming
     gateway.stop()
 
 
