@@ -53,6 +53,7 @@ sys.path.insert(0, str(REPO))
 
 from adapters.pulse import codec  # noqa: E402
 from adapters.pulse.adapter import PulseAdapter, PulseOptions  # noqa: E402
+from adapters.pulse.codec import BookMsg  # noqa: E402
 from adapters.pulse.protocol import APPLY, SNAPSHOT, PulseProtocol  # noqa: E402
 from benchmarks.wsfloor import floor_and_figure  # noqa: E402
 from engine.clock import WallClock  # noqa: E402
@@ -215,21 +216,23 @@ def decoding_path() -> Callable[[str], None]:
     now_ns = time.time_ns
     delivered: list[BookUpdate] = []
 
-    def on_book(data: Any) -> None:
-        msg = decode_book(data)
+    def on_book(data: Any) -> None:  # as PulseAdapter._on_book and _on_snapshot
+        msg = data if type(data) is BookMsg else decode_book(data)
         verdict, _state = check(msg)
-        if verdict is APPLY or verdict is SNAPSHOT:
-            delivered.append(BookUpdate("pulse", msg.symbol, now_ns(), max(msg.change_id, 0), msg.changes,
-                                        verdict is SNAPSHOT))
-            if len(delivered) > 1000:
-                delivered.clear()
+        if verdict is APPLY:
+            delivered.append(BookUpdate("pulse", msg.symbol, now_ns(), msg.change_id, msg.changes))
+        elif verdict is SNAPSHOT:
+            delivered.append(BookUpdate("pulse", msg.symbol, now_ns(), max(msg.change_id, 0), msg.changes, True))
         else:
             raise SystemExit(f"book frame not applied: {verdict}")
+        if len(delivered) > 1000:
+            delivered.clear()
     handlers = {channel: on_book}
+    notification = codec.Notification
 
-    def handle(raw: str) -> None:
+    def handle(raw: str) -> None:  # as PulseAdapter._dispatch
         msg = receive(raw)
-        if type(msg) is codec.Notification:
+        if type(msg) is notification:
             handlers[msg.channel](msg.data)  # type: ignore[union-attr]
     return handle
 

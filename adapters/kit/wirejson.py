@@ -292,20 +292,23 @@ def amount_text(text: str, field: str, limit: Decimal = _DECIMAL_LIMIT) -> Decim
     return amount(value, field, limit)
 
 
-_int_decimals: dict[int, Decimal] = {}
+class _IntDecimals(dict):  # type: ignore[type-arg]
+    """int -> ``Decimal(int)``, remembered; a hit is a C dict lookup (no Python frame), as
+    :class:`_Numbers` for number texts. At most ``NUMBER_CACHE_SIZE`` entries, then it starts over."""
 
+    __slots__ = ()
 
-def int_decimal(value: int) -> Decimal:
-    """``Decimal(value)`` for an int already within bounds, shared for the sizes a feed repeats (a
-    dict hit is a third of building a Decimal; a Decimal is immutable, so sharing is safe). At most
-    ``NUMBER_CACHE_SIZE`` remembered, then it starts over."""
-    known = _int_decimals.get(value)
-    if known is None:
+    def __missing__(self, value: int) -> Decimal:
         known = Decimal(value)
-        if len(_int_decimals) >= NUMBER_CACHE_SIZE:
-            _int_decimals.clear()
-        _int_decimals[value] = known
-    return known
+        if len(self) >= NUMBER_CACHE_SIZE:
+            self.clear()
+        self[value] = known
+        return known
+
+
+#: ``int_decimal(value)`` is ``Decimal(value)`` for an int already within bounds, shared for the sizes
+#: a feed repeats (a hit is a third of building a Decimal; a Decimal is immutable, so sharing is safe)
+int_decimal = _IntDecimals().__getitem__
 
 
 def integer(value: Any, field: str, limit: int = MAGNITUDE_LIMIT) -> int:

@@ -692,6 +692,10 @@ def decode_book(data: Any) -> BookMsg:
     return BookMsg(symbol, kind == "snapshot", change_id, prev, to_ns(data.get("timestamp")), tuple(changes))
 
 
+#: a level's action as the fast path reads it: msgspec hands back these very strings, hash cached
+_Action = Literal["new", "change", "delete"]
+
+
 class _BookData(msgspec.Struct, forbid_unknown_fields=True):
     """The shape of a book payload as :func:`decode_book` accepts it, for :func:`decode_frame`'s
     fast path. Unknown fields are refused (the general way skips them, after the reader's depth
@@ -703,8 +707,8 @@ class _BookData(msgspec.Struct, forbid_unknown_fields=True):
     change_id: int
     prev_change_id: int | None = None
     timestamp: Any = None
-    bids: list[tuple[Any, Any, Any]] = []
-    asks: list[tuple[Any, Any, Any]] = []
+    bids: list[tuple[_Action, Any, Any]] = []
+    asks: list[tuple[_Action, Any, Any]] = []
 
 
 class _BookParams(msgspec.Struct, forbid_unknown_fields=True):
@@ -737,9 +741,7 @@ def _book_of(data: _BookData) -> BookMsg:
     changes: list[tuple[Side, Decimal, Decimal]] = []
     for side, levels in ((_BUY, data.bids), (_SELL, data.asks)):
         for action, price, size in levels:
-            keep = _ACTIONS.get(action) if type(action) is str else None
-            if keep is None:
-                raise CodecError("book level action")
+            keep = _ACTIONS[action]  # one of _Action: the shape checked it
             # num()'s common cases inlined (a reader's Decimal, an int size), with the sign checks
             if type(price) is not Decimal or not ZERO < price < _LIMIT:
                 price = num(price, "price")
@@ -754,8 +756,9 @@ def _book_of(data: _BookData) -> BookMsg:
                 if size < 0:
                     raise CodecError("book level amount")
             changes.append((side, price, size))
-    return BookMsg(data.instrument_name, data.type == "snapshot", change_id, prev, to_ns(data.timestamp),
-                   tuple(changes))
+    stamp = data.timestamp  # to_ns()'s common case inlined: an int of milliseconds
+    ts_ns = stamp * NS_PER_MS if type(stamp) is int and _SECONDS_LIMIT <= stamp < _TIMESTAMP_INT else to_ns(stamp)
+    return BookMsg(data.instrument_name, data.type == "snapshot", change_id, prev, ts_ns, tuple(changes))
 
 
 def decode_order_book(data: Any) -> BookMsg:

@@ -105,6 +105,10 @@ def test_int_decimal_is_exact_and_shared():
     assert wirejson.int_decimal(500) == Decimal(500) and type(wirejson.int_decimal(500)) is Decimal
     assert wirejson.int_decimal(-7) is wirejson.int_decimal(-7)
     assert wirejson.int_decimal(10**18 - 1) == Decimal(10**18 - 1)
+    remembered = wirejson.int_decimal.__self__  # type: ignore[attr-defined]  # the cache behind it
+    for value in range(10**9, 10**9 + 2 * wirejson.NUMBER_CACHE_SIZE):
+        assert wirejson.int_decimal(value) == Decimal(value)
+    assert len(remembered) <= wirejson.NUMBER_CACHE_SIZE  # bounded: it started over
 
 
 class _Level(msgspec.Struct):
