@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import json
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -694,21 +694,25 @@ def decode_book(data: Any) -> BookMsg:
 
 #: a level's action as the fast path reads it: msgspec hands back these very strings, hash cached
 _Action = Literal["new", "change", "delete"]
+#: a change id as the fast path takes it, bounded by msgspec (a larger one goes the general way)
+_ChangeId = Annotated[int, msgspec.Meta(gt=-MAGNITUDE_LIMIT, lt=MAGNITUDE_LIMIT)]
 
 
-class _BookData(msgspec.Struct, forbid_unknown_fields=True):
+class _BookData(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The shape of a book payload as :func:`decode_book` accepts it, for :func:`decode_frame`'s
     fast path. Unknown fields are refused (the general way skips them, after the reader's depth
     check); levels are 3-element arrays (a 2-element one goes the general way); their items are
-    ``Any`` so that numbers come from the reader's bounded Decimals and :func:`num` judges them."""
+    ``Any`` so that numbers come from the reader's bounded Decimals and :func:`num` judges them.
+    Fields are declared in the order of the document's example (and the sandbox's frames):
+    msgspec finds a key fastest when it comes where it is declared (-0.5k instructions a frame)."""
 
-    type: Literal["snapshot", "change"]
-    instrument_name: str
-    change_id: int
-    prev_change_id: int | None = None
-    timestamp: Any = None
-    bids: list[tuple[_Action, Any, Any]] = []
     asks: list[tuple[_Action, Any, Any]] = []
+    bids: list[tuple[_Action, Any, Any]] = []
+    change_id: _ChangeId
+    instrument_name: str
+    prev_change_id: _ChangeId | None = None
+    timestamp: Any = None
+    type: Literal["snapshot", "change"]
 
 
 class _BookParams(msgspec.Struct, forbid_unknown_fields=True):
@@ -716,12 +720,12 @@ class _BookParams(msgspec.Struct, forbid_unknown_fields=True):
     data: _BookData
 
 
-class _BookFrame(msgspec.Struct, forbid_unknown_fields=True):
-    """A ``subscription`` notification carrying a book payload."""
+class _BookFrame(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A ``subscription`` notification carrying a book payload (fields in the frames' order)."""
 
+    jsonrpc: str | None = None
     method: Literal["subscription"]
     params: _BookParams
-    jsonrpc: str | None = None
 
 
 _decode_book_frame = typed_decoder(_BookFrame)
@@ -731,13 +735,8 @@ _SELL = Side.SELL
 
 def _book_of(data: _BookData) -> BookMsg:
     """A :class:`BookMsg` from a decoded :class:`_BookData`, checked as :func:`decode_book` checks
-    the same fields. Raises (:class:`CodecError`) where the general way might answer otherwise:
-    an id past the amounts' bound, a level it would refuse."""
-    change_id = data.change_id
-    prev = data.prev_change_id
-    if not -MAGNITUDE_LIMIT < change_id < MAGNITUDE_LIMIT or (
-            prev is not None and not -MAGNITUDE_LIMIT < prev < MAGNITUDE_LIMIT):
-        raise CodecError("change id beyond the fast path's bound")
+    the same fields. Raises (:class:`CodecError`) where the general way might answer otherwise
+    (a level it would refuse)."""
     changes: list[tuple[Side, Decimal, Decimal]] = []
     for side, levels in ((_BUY, data.bids), (_SELL, data.asks)):
         for action, price, size in levels:
@@ -758,7 +757,8 @@ def _book_of(data: _BookData) -> BookMsg:
             changes.append((side, price, size))
     stamp = data.timestamp  # to_ns()'s common case inlined: an int of milliseconds
     ts_ns = stamp * NS_PER_MS if type(stamp) is int and _SECONDS_LIMIT <= stamp < _TIMESTAMP_INT else to_ns(stamp)
-    return BookMsg(data.instrument_name, data.type == "snapshot", change_id, prev, ts_ns, tuple(changes))
+    return BookMsg(data.instrument_name, data.type == "snapshot", data.change_id, data.prev_change_id, ts_ns,
+                   tuple(changes))
 
 
 def decode_order_book(data: Any) -> BookMsg:
