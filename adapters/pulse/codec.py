@@ -748,7 +748,9 @@ def _book_of(data: _BookData) -> BookMsg:
                 price = num(price, "price")
                 if price <= 0:
                     raise CodecError("book level price")
-            if not keep:
+            if not keep:  # a delete: its amount is not read, but one that nests may be past the
+                if type(size) is list or type(size) is dict:  # reader's depth bound: the general way decides
+                    raise CodecError("book level amount")
                 size = ZERO
             elif type(size) is int and 0 <= size < MAGNITUDE_LIMIT:
                 size = int_decimal(size)

@@ -195,6 +195,16 @@ def test_a_refused_book_frame_raises_the_general_ways_error() -> None:
             assert outcome(codec.decode_frame, raw)[2][0] == "error"
 
 
+def test_a_deep_amount_of_a_delete_is_too_deep_as_the_general_way_says() -> None:
+    """A delete's amount is not read, yet the frame must still be refused when it nests past the
+    reader's 64 levels (found by the property above)."""
+    raw = SANDBOX_FRAME.replace('["new",49974.5,10]', '["delete",49974.5,' + "[" * 70 + "]" * 70 + "]")
+    assert outcome(codec.decode_frame, raw)[:2] == ("error", "too_deep")
+    assert outcome(codec.decode_frame, raw) == outcome(general_way, raw)
+    shallow = SANDBOX_FRAME.replace('["new",49974.5,10]', '["delete",49974.5,[[1]]]')
+    assert outcome(codec.decode_frame, shallow) == outcome(general_way, shallow)
+
+
 def test_the_protocol_receives_book_frames_through_the_fast_path() -> None:
     protocol = PulseProtocol(["BTC_USD-PERPETUAL"])
     msg = protocol.receive(SANDBOX_FRAME)
