@@ -13,7 +13,7 @@ adapter runs here with a sink that only counts. Prints ``key=value`` lines:
   the frames of one such burst (recorded with the snapshot before it) replayed pre-framed by a
   server that is never the limit (benchmarks/wsfloor.py); a websockets client only receiving them
   is the floor, the same client passing each through the adapter's decode path
-  (``PulseProtocol.receive`` -> channel -> ``codec.decode_book`` -> change-id check -> ``BookUpdate``)
+  (``PulseProtocol.receive`` = ``codec.decode_frame`` -> channel -> change-id check -> ``BookUpdate``)
   is the figure; the ratio is figure / floor.
 - ``pulse_order_rtt_p50_us`` / ``..._p99_us``: ``private/buy`` of a passive limit order, one at a
   time, from ``adapter.submit`` to the NEW ``OrderUpdate`` in the sink (JSON-RPC answer over the
@@ -205,9 +205,10 @@ async def record(url: str, count: int) -> list[str]:
 
 
 def decoding_path() -> Callable[[str], None]:
-    """The adapter's per-frame path for book frames, with fresh state: the protocol reads the frame,
-    the channel picks the handler, the codec decodes the book, the change ids are checked, and a
-    ``BookUpdate`` is built for the sink."""
+    """The adapter's per-frame path for book frames, with fresh state: the protocol reads the frame
+    (``codec.decode_frame``: a book's payload comes decoded), the channel picks the handler, the
+    change ids are checked, and a ``BookUpdate`` is built for the sink (as ``PulseAdapter._dispatch``,
+    ``_on_book`` and ``_on_snapshot`` do)."""
     protocol = PulseProtocol([SYMBOL])
     receive = protocol.receive
     check = protocol.book
