@@ -13,15 +13,27 @@ adapter runs here with a sink that only counts. Prints ``key=value`` lines:
   the frames of one such burst (recorded with the snapshot before it) replayed pre-framed by a
   server that is never the limit (benchmarks/wsfloor.py); a websockets client only receiving them
   is the floor, the same client passing each through the adapter's decode path
-  (``PulseProtocol.receive`` -> channel -> ``codec.decode_book`` -> change-id check -> ``BookUpdate``)
+  (``PulseProtocol.receive`` = ``codec.decode_frame`` -> channel -> change-id check -> ``BookUpdate``)
   is the figure; the ratio is figure / floor.
 - ``pulse_order_rtt_p50_us`` / ``..._p99_us``: ``private/buy`` of a passive limit order, one at a
   time, from ``adapter.submit`` to the NEW ``OrderUpdate`` in the sink (JSON-RPC answer over the
   socket, matching in the sandbox included); each order is cancelled before the next.
+
+Two more modes measure the decode path alone, for instruction counts (callgrind) and profiles:
+
+- ``python benchmarks/bench_pulse.py record FILE [--count N]``: the snapshot and the frames of one
+  burst of N changes (default 40000), as the sandbox sent them, one frame per line (the same frames
+  the floor replays);
+- ``python benchmarks/bench_pulse.py decode FILE [--frames N] [--profile]``: the first N frames of FILE
+  (the snapshot first) through ``decoding_path`` (the figure's path above), nothing else; with
+  ``--profile`` under cProfile. Instructions per frame: run it under
+  ``PYTHONHASHSEED=0 valgrind --tool=callgrind`` at two lengths (say 2000 and 6000) and divide the
+  difference by 4000, so start-up and reading the file cancel.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -41,6 +53,7 @@ sys.path.insert(0, str(REPO))
 
 from adapters.pulse import codec  # noqa: E402
 from adapters.pulse.adapter import PulseAdapter, PulseOptions  # noqa: E402
+from adapters.pulse.codec import BookMsg  # noqa: E402
 from adapters.pulse.protocol import APPLY, SNAPSHOT, PulseProtocol  # noqa: E402
 from benchmarks.wsfloor import floor_and_figure  # noqa: E402
 from engine.clock import WallClock  # noqa: E402
@@ -192,9 +205,10 @@ async def record(url: str, count: int) -> list[str]:
 
 
 def decoding_path() -> Callable[[str], None]:
-    """The adapter's per-frame path for book frames, with fresh state: the protocol reads the frame,
-    the channel picks the handler, the codec decodes the book, the change ids are checked, and a
-    ``BookUpdate`` is built for the sink."""
+    """The adapter's per-frame path for book frames, with fresh state: the protocol reads the frame
+    (``codec.decode_frame``: a book's payload comes decoded), the channel picks the handler, the
+    change ids are checked, and a ``BookUpdate`` is built for the sink (as ``PulseAdapter._dispatch``,
+    ``_on_book`` and ``_on_snapshot`` do)."""
     protocol = PulseProtocol([SYMBOL])
     receive = protocol.receive
     check = protocol.book
@@ -203,26 +217,80 @@ def decoding_path() -> Callable[[str], None]:
     now_ns = time.time_ns
     delivered: list[BookUpdate] = []
 
-    def on_book(data: Any) -> None:
-        msg = decode_book(data)
+    def on_book(data: Any) -> None:  # as PulseAdapter._on_book and _on_snapshot
+        msg = data if type(data) is BookMsg else decode_book(data)
         verdict, _state = check(msg)
-        if verdict is APPLY or verdict is SNAPSHOT:
-            delivered.append(BookUpdate("pulse", msg.symbol, now_ns(), max(msg.change_id, 0), msg.changes,
-                                        verdict is SNAPSHOT))
-            if len(delivered) > 1000:
-                delivered.clear()
+        if verdict is APPLY:
+            delivered.append(BookUpdate("pulse", msg.symbol, now_ns(), msg.change_id, msg.changes))
+        elif verdict is SNAPSHOT:
+            delivered.append(BookUpdate("pulse", msg.symbol, now_ns(), max(msg.change_id, 0), msg.changes, True))
         else:
             raise SystemExit(f"book frame not applied: {verdict}")
+        if len(delivered) > 1000:
+            delivered.clear()
     handlers = {channel: on_book}
+    notification = codec.Notification
 
-    def handle(raw: str) -> None:
+    def handle(raw: str) -> None:  # as PulseAdapter._dispatch
         msg = receive(raw)
-        if type(msg) is codec.Notification:
+        if type(msg) is notification:
             handlers[msg.channel](msg.data)  # type: ignore[union-attr]
     return handle
 
 
-def main() -> int:
+def record_to(path: Path, count: int) -> None:
+    """``record``: the snapshot and one burst's frames into ``path``, one per line."""
+    proc, url = start_sandbox()
+    try:
+        frames = anyio.run(record, url, count)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    if any("\n" in frame for frame in frames):
+        raise SystemExit("a frame holds a newline: cannot store one per line")
+    path.write_text("\n".join(frames) + "\n", encoding="utf-8")
+    print(f"{len(frames)} frames -> {path}")
+
+
+def decode_from(path: Path, count: int, profile: bool) -> None:
+    """``decode``: the first ``count`` frames of ``path`` through :func:`decoding_path`, alone."""
+    frames = path.read_text(encoding="utf-8").splitlines()[:count]
+    if len(frames) < count:
+        raise SystemExit(f"{path} holds {len(frames)} frames, fewer than {count}")
+    handle = decoding_path()
+    if profile:
+        import cProfile
+        import pstats
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for frame in frames:
+            handle(frame)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+        return
+    started = time.perf_counter()
+    for frame in frames:
+        handle(frame)
+    print(f"pulse_decode_msgs_per_s={int(count / (time.perf_counter() - started))}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", nargs="?", choices=("loopback", "record", "decode"), default="loopback",
+                        help="loopback (default): every figure; record / decode: see the module's docstring")
+    parser.add_argument("file", nargs="?", type=Path, help="record / decode: the frames file")
+    parser.add_argument("--count", type=int, default=BOOK_MESSAGES, help="record: changes in the burst")
+    parser.add_argument("--frames", type=int, default=4000, help="decode: frames decoded, the snapshot first")
+    parser.add_argument("--profile", action="store_true", help="decode: under cProfile")
+    args = parser.parse_args(argv)
+    if args.mode != "loopback" and args.file is None:
+        parser.error(f"{args.mode} needs FILE")
+    if args.mode == "record":
+        record_to(args.file, args.count)
+        return 0
+    if args.mode == "decode":
+        decode_from(args.file, args.frames, args.profile)
+        return 0
     proc, url = start_sandbox()
     try:
         started = time.perf_counter()

@@ -69,6 +69,7 @@ __all__ = [
     "int_decimal",
     "integer",
     "lookup",
+    "typed_decoder",
 ]
 
 #: default largest frame or body, in characters (a Pulse book or an Optimus listing is far smaller)
@@ -136,6 +137,18 @@ class _Numbers(dict):  # type: ignore[type-arg]
 _numbers = _Numbers()
 #: the fast parser, shared by every Reader (it keeps no state between calls but the number cache)
 _fast_parse = msgspec.json.Decoder(float_hook=_numbers.__getitem__).decode
+
+
+def typed_decoder(shape: Any) -> Any:
+    """A msgspec decoder of ``shape`` (a ``msgspec.Struct`` type, ...) whose untyped numbers (fields
+    typed ``Any``) come from the same bounded, remembered Decimals as :meth:`Reader.loads`.
+
+    Why: a codec's hottest frame decoded straight into its shape skips the dicts and the checks in
+    Python that the shape already makes. It is a *fast path only*: it keeps none of the Reader's
+    bounds on size or depth and refuses more than the Reader does, so a codec uses it on text it
+    has bounded itself, and on any exception it raises reads the frame again with its Reader,
+    which gives the verdict (the same value or the same error as without the fast path)."""
+    return msgspec.json.Decoder(shape, float_hook=_numbers.__getitem__).decode
 
 
 # A JSON string once its escapes are gone: removed before counting brackets ("[" in text is no level).
@@ -279,20 +292,23 @@ def amount_text(text: str, field: str, limit: Decimal = _DECIMAL_LIMIT) -> Decim
     return amount(value, field, limit)
 
 
-_int_decimals: dict[int, Decimal] = {}
+class _IntDecimals(dict):  # type: ignore[type-arg]
+    """int -> ``Decimal(int)``, remembered; a hit is a C dict lookup (no Python frame), as
+    :class:`_Numbers` for number texts. At most ``NUMBER_CACHE_SIZE`` entries, then it starts over."""
 
+    __slots__ = ()
 
-def int_decimal(value: int) -> Decimal:
-    """``Decimal(value)`` for an int already within bounds, shared for the sizes a feed repeats (a
-    dict hit is a third of building a Decimal; a Decimal is immutable, so sharing is safe). At most
-    ``NUMBER_CACHE_SIZE`` remembered, then it starts over."""
-    known = _int_decimals.get(value)
-    if known is None:
+    def __missing__(self, value: int) -> Decimal:
         known = Decimal(value)
-        if len(_int_decimals) >= NUMBER_CACHE_SIZE:
-            _int_decimals.clear()
-        _int_decimals[value] = known
-    return known
+        if len(self) >= NUMBER_CACHE_SIZE:
+            self.clear()
+        self[value] = known
+        return known
+
+
+#: ``int_decimal(value)`` is ``Decimal(value)`` for an int already within bounds, shared for the sizes
+#: a feed repeats (a hit is a third of building a Decimal; a Decimal is immutable, so sharing is safe)
+int_decimal = _IntDecimals().__getitem__
 
 
 def integer(value: Any, field: str, limit: int = MAGNITUDE_LIMIT) -> int:

@@ -822,7 +822,7 @@ class PulseAdapter(Adapter):
 
     def _on_book(self, channel_symbol: str, data: Any) -> None:
         try:
-            msg: BookMsg = codec.decode_book(data)
+            msg: BookMsg = data if type(data) is BookMsg else codec.decode_book(data)  # decode_frame's, or a dict
         except Exception:
             self._book_unreadable(channel_symbol)
             raise  # the reader drops and counts the frame

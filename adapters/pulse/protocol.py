@@ -141,8 +141,10 @@ class PulseProtocol:
     def receive(self, raw: str | bytes) -> Answer | Notification | Heartbeat:
         """One frame: an answer matched to its request, or a notification or heartbeat as the
         codec decoded it. Raises :class:`codec.CodecError` for a frame that cannot be read."""
-        msg = codec.decode_message(raw)
+        msg = codec.decode_frame(raw)  # a book notification's data comes decoded (BookMsg)
         kind = type(msg)
+        if kind is Notification:  # most frames: first
+            return msg  # type: ignore[return-value]
         if kind is Response:
             return Answer(msg.id, self.pending.pop(msg.id, None), msg.result, None)  # type: ignore[union-attr]
         if kind is RpcError:
@@ -158,17 +160,18 @@ class PulseProtocol:
         state = self.books.get(msg.symbol)
         if state is None:
             return UNKNOWN, None
+        change_id = msg.change_id
+        if change_id > state.seen:  # not max(): a builtin with keyword parsing, per frame
+            state.seen = change_id
         if msg.snapshot:
-            state.change_id = msg.change_id if msg.change_id != NO_CHANGE_ID else state.seen
-            state.seen = max(state.seen, msg.change_id)
+            state.change_id = change_id if change_id != NO_CHANGE_ID else state.seen
             state.synced = True
             return SNAPSHOT, state
-        state.seen = max(state.seen, msg.change_id)
         if not state.synced:
             return WAITING, state
         last = state.change_id
         if last != NO_CHANGE_ID:
-            if msg.change_id <= last:
+            if change_id <= last:
                 state.duplicates += 1
                 return DUPLICATE, state
             prev = msg.prev_change_id
@@ -176,7 +179,7 @@ class PulseProtocol:
                 state.synced = False
                 state.gaps += 1
                 return GAP, state
-        state.change_id = msg.change_id
+        state.change_id = change_id
         return APPLY, state
 
     def book_unreadable(self, symbol: str) -> BookSync | None:

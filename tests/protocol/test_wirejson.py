@@ -105,3 +105,29 @@ def test_int_decimal_is_exact_and_shared():
     assert wirejson.int_decimal(500) == Decimal(500) and type(wirejson.int_decimal(500)) is Decimal
     assert wirejson.int_decimal(-7) is wirejson.int_decimal(-7)
     assert wirejson.int_decimal(10**18 - 1) == Decimal(10**18 - 1)
+    remembered = wirejson.int_decimal.__self__  # type: ignore[attr-defined]  # the cache behind it
+    for value in range(10**9, 10**9 + 2 * wirejson.NUMBER_CACHE_SIZE):
+        assert wirejson.int_decimal(value) == Decimal(value)
+    assert len(remembered) <= wirejson.NUMBER_CACHE_SIZE  # bounded: it started over
+
+
+class _Level(msgspec.Struct):
+    price: Any
+    size: Any
+
+
+def test_a_typed_decoder_reads_numbers_as_the_reader_does() -> None:
+    """``typed_decoder``'s untyped numbers are the reader's: exact, the very same Decimal object
+    (the shared cache), ints left as ints; a number past the bounds raises (the caller then reads
+    the text with its Reader, which decides)."""
+    decode = wirejson.typed_decoder(list[_Level])
+    levels = decode('[{"price": 49974.5, "size": 10}, {"price": 1e3, "size": 0.10}]')
+    loaded = wirejson.Reader().loads('[49974.5, 1e3, 0.10]')
+    assert [(lv.price, lv.size) for lv in levels] == [(Decimal("49974.5"), 10), (Decimal("1E+3"), Decimal("0.10"))]
+    assert levels[0].price is loaded[0] and levels[1].price is loaded[1] and levels[1].size is loaded[2]
+    assert type(levels[0].size) is int
+    for refused in ('[{"price": 1e999999, "size": 1}]', '[{"price": 0.' + "1" * 70 + ', "size": 1}]'):
+        with pytest.raises(Exception):  # noqa: B017 - any refusal: the Reader gives the verdict
+            decode(refused)
+        with pytest.raises(wirejson.WireError):
+            wirejson.Reader().loads(refused)
