@@ -2,8 +2,23 @@
 
 A real venue keeps working (and remembers) while the engine is down; the embedded one must too, or a
 restarted engine would meet a venue that forgot everything and restart recovery could not be
-tested for real. The venue writes here *before* it tells the engine anything, so this file is the
-independent record of what the venue did (the crash test compares the engine's journal with it).
+tested for real. The venue writes here *before* it tells the engine anything that moved money (a
+fill, with its order's row), so this file is the independent record of what the venue did (the
+crash test compares the engine's journal with it).
+
+An operation that only changed an order (an acknowledgement, a replace, a cancel) is not worth a
+transaction of its own on the event path: its row waits in memory (:meth:`VenueLedger.defer`) and
+goes to disk with the next fill, when :data:`FLUSH_ROWS` rows wait or the oldest waited
+:data:`FLUSH_AGE_NS` of the venue's clock, before anything reads the ledger, and at close. A crash
+can lose those rows; so that it never loses anything that matters:
+
+- the first row waiting writes ``unflushed`` = 1 (one write per batch, not per order) and the flush
+  clears it in its transaction: a venue restarted over a ledger with ``unflushed`` = 1 knows its
+  working orders may be stale (a replace or cancel it had announced is lost) and cancels them,
+  so no order the engine was told is gone can fill;
+- venue order ids are reserved in blocks (``order_ids_reserved``, :meth:`reserve_order_ids`)
+  before they are handed out, so a restarted venue never hands out an id it gave an order whose
+  row was lost.
 
 SQLite in WAL mode with ``synchronous=NORMAL``: a commit survives the process being killed.
 """
@@ -31,6 +46,16 @@ CREATE TABLE IF NOT EXISTS fills (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+#: order-only rows waiting in memory before a flush is due
+FLUSH_ROWS = 256
+#: ... or when the oldest of them waited this long on the venue's clock (100 ms)
+FLUSH_AGE_NS = 100_000_000
+#: meta keys: rows were waiting when the last commit happened; the highest venue order id reserved
+UNFLUSHED = "unflushed"
+ORDER_IDS_RESERVED = "order_ids_reserved"
+_UPSERT_ORDER = "INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_SET_META = "INSERT OR REPLACE INTO meta VALUES (?, ?)"
 
 
 class OrderRow:
@@ -65,13 +90,41 @@ class VenueLedger:
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 self.db.execute(statement)
+        #: order rows not on disk yet, by client id (a later row of an order replaces its earlier one)
+        self._waiting: dict[str, tuple] = {}
+        self._waiting_since_ns = 0
+
+    @property
+    def waiting(self) -> int:
+        """Order rows not on disk yet."""
+        return len(self._waiting)
+
+    def defer(self, orders: Iterable[tuple], now_ns: int) -> None:
+        """Order rows that move no money: written with the next flush (see the module doc)."""
+        waiting = self._waiting
+        if not waiting:
+            self.db.execute(_SET_META, (UNFLUSHED, "1"))  # before any row can be lost
+            self._waiting_since_ns = now_ns
+        for row in orders:
+            waiting[row[0]] = row
+        if len(waiting) >= FLUSH_ROWS or now_ns - self._waiting_since_ns >= FLUSH_AGE_NS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the waiting order rows now."""
+        if self._waiting:
+            self.write((), ())
 
     def write(self, orders: Iterable[tuple], fills: Iterable[Fill]) -> None:
-        """One transaction: order rows ``(client_id, symbol, side, venue_order_id, price, qty, cum_qty,
-        status, tif, order_type, post_only, day)`` and new fills."""
+        """One transaction, now: the waiting order rows, then order rows ``(client_id, symbol, side,
+        venue_order_id, price, qty, cum_qty, status, tif, order_type, post_only, day)`` and new fills."""
         db = self.db
         db.execute("BEGIN")
-        db.executemany("INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", orders)
+        waiting = self._waiting
+        if waiting:
+            db.executemany(_UPSERT_ORDER, waiting.values())
+            db.execute(_SET_META, (UNFLUSHED, "0"))
+        db.executemany(_UPSERT_ORDER, orders)
         db.executemany(
             "INSERT OR IGNORE INTO fills (exec_id, client_id, venue_order_id, symbol, side, price, qty, ts, liquidity, "
             "fee) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -79,18 +132,26 @@ class VenueLedger:
               f.liquidity.value, "" if f.fee is None else str(f.fee)) for f in fills],
         )
         db.execute("COMMIT")
+        waiting.clear()
+
+    def reserve_order_ids(self, up_to: int) -> None:
+        """Venue order ids up to ``up_to`` may be handed out: on disk before the first of them is."""
+        self.set_meta(ORDER_IDS_RESERVED, up_to)
 
     def set_meta(self, key: str, value: object) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
+        self.db.execute(_SET_META, (key, str(value)))
 
     def meta(self, key: str) -> str | None:
+        self.flush()
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
     def orders(self) -> list[OrderRow]:
+        self.flush()
         return [OrderRow(r) for r in self.db.execute("SELECT * FROM orders")]
 
     def fills(self, venue: str) -> list[Fill]:
+        self.flush()
         return [
             Fill(venue, r["symbol"], r["client_id"], r["venue_order_id"], r["exec_id"], Side(r["side"]),
                  Decimal(r["price"]), Decimal(r["qty"]), r["ts"], Liquidity(r["liquidity"]),
@@ -99,5 +160,8 @@ class VenueLedger:
         ]
 
     def close(self) -> None:
+        """Flush the waiting rows and close. Never raises."""
+        with contextlib.suppress(sqlite3.Error):
+            self.flush()
         with contextlib.suppress(sqlite3.Error):
             self.db.close()

@@ -43,7 +43,7 @@ from typing import Any
 
 from adapters.kit.orders import MUTED, OrderTracker, TrackedOrder
 from adapters.sim.faults import FAULT_KINDS, FaultSpec, check_supported, fault_label, seconds
-from adapters.sim.ledger import VenueLedger
+from adapters.sim.ledger import ORDER_IDS_RESERVED, UNFLUSHED, VenueLedger
 from adapters.sim.market import MarketOptions, SymbolMarket
 from adapters.sim.matching import (
     CODE_UNKNOWN_ORDER,
@@ -93,6 +93,8 @@ CODE_HALTED = int(Reject.CIRCUIT_BREAKER_TRIGGERED)  # 2010: new orders in a hal
 #: its wire faults, sockets and frames, in its own server)
 SUPPORTED_FAULTS = frozenset({"drop", "reject", "delay_acks", "halt", "reject_cancels"})
 NS_PER_MS = 1_000_000
+#: venue order ids reserved in the ledger per write (the synthetic market's orders take ids too)
+ORDER_ID_BLOCK = 4096
 _ACTIVE_STEP_PHASES = frozenset({Phase.PRE_OPEN, Phase.OPEN, Phase.POST_CLOSE})
 _CLOSE_FIXING_PHASES = frozenset({Phase.POST_CLOSE, Phase.CLOSED})  # where MatchingEngine.set_phase fixes it
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -288,6 +290,7 @@ class SimVenue:
         self._state_path: Path | None = None
         self._ledger: VenueLedger | None = None
         self._persisted_fills = 0
+        self._order_ids_reserved = 0  # venue order ids up to this one are reserved in the ledger
         # today's closing prices (day, price) a restarted venue had fixed before it stopped, until its first phase
         self._restored_closes: dict[str, tuple[str, Decimal]] = {}
 
@@ -307,7 +310,12 @@ class SimVenue:
             self._orders.sink = self._out
 
     def _next_order_id(self) -> int:
-        return next(self._order_ids)
+        order_id = next(self._order_ids)
+        if order_id > self._order_ids_reserved and self._ledger is not None:
+            # on disk before it is used: a row that waited may be lost in a crash, its id never reused
+            self._order_ids_reserved = order_id + ORDER_ID_BLOCK - 1
+            self._ledger.reserve_order_ids(self._order_ids_reserved)
+        return order_id
 
     def set_state_path(self, path: Path) -> None:
         self._state_path = Path(path)
@@ -326,7 +334,13 @@ class SimVenue:
         today = self._today()
         rows = ledger.orders()
         top_id = max((int(r.venue_order_id) for r in rows if r.venue_order_id.isdigit()), default=0)
+        top_id = max(top_id, int(ledger.meta(ORDER_IDS_RESERVED) or 0))
         self._order_ids = itertools.count(top_id + 1)
+        self._order_ids_reserved = top_id
+        # rows were waiting when the last run stopped without closing: a replace or cancel it had
+        # announced may be lost, so a working order here may not be what the engine was told
+        stale = ledger.meta(UNFLUSHED) == "1"
+        cancelled = 0
         expired = []
         for row in rows:
             record = _Tracked(row.client_id, row.symbol, row.side, row.venue_order_id, row.price, row.qty, row.status,
@@ -342,12 +356,23 @@ class SimVenue:
                 expired.append(record.row())
                 self._orders.add(record)
                 continue
+            if stale:
+                record.status = record.final = OrderStatus.CANCELLED
+                expired.append(record.row())
+                self._orders.add(record)
+                cancelled += 1
+                continue
             state.engine.restore_resting(self._account, row.client_id, int(row.venue_order_id), row.side, row.price,
                                          row.qty, row.cum_qty, record.tif, row.post_only)
             self._live[row.client_id] = (state, int(row.venue_order_id))
             self._orders.add(record)
         if expired:
             ledger.write(expired, ())
+        if stale:
+            ledger.set_meta(UNFLUSHED, "0")
+            log.warning("paper venue %s: state %s: the last run stopped with order rows not yet written; "
+                        "its %d working orders of ours are cancelled (their last replace or cancel may be lost)",
+                        self.venue, self._state_path, cancelled)
         self._restore_references(ledger, today)
         if rows or self._fills:
             log.info("paper venue %s: state %s: %d of our orders working, %d fills on record", self.venue,
@@ -375,16 +400,18 @@ class SimVenue:
                 state.market.rebase(reference, move_mid=True)
 
     def _persist(self, client_ids: list[str]) -> None:
-        """Write what this operation did to our orders (and our new fills) before anyone hears of it."""
+        """Write what this operation did to our orders: with new fills, now, before anyone hears of
+        it; order rows alone wait for the ledger's next flush (``adapters.sim.ledger``)."""
         ledger = self._ledger
         assert ledger is not None
         orders = self._orders
         records = (orders.get(cid) for cid in dict.fromkeys(client_ids))
         rows = [record.row() for record in records if record is not None]
-        fills = self._fills[self._persisted_fills:]
-        if rows or fills:
-            ledger.write(rows, fills)
+        if len(self._fills) > self._persisted_fills:
+            ledger.write(rows, self._fills[self._persisted_fills:])
             self._persisted_fills = len(self._fills)
+        elif rows:
+            ledger.defer(rows, self.clock.now_ns())
 
     # ---- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from engine.config import LoadedConfig, load_config
 from engine.errors import StrategyLoadError
-from engine.loader import LoadedStrategy, load_strategies, load_strategy, params_model
+from engine.loader import FrozenParams, LoadedStrategy, load_strategies, load_strategy, params_model
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "strategies"
 
@@ -345,3 +345,24 @@ def test_class_method_without_self_is_refused_with_its_line(tmp_path):
     message = str(caught.value)
     assert f"{strategy}:5" in message
     assert "first argument must be 'self'" in message
+
+
+def test_params_read_as_slots_and_answer_like_the_pydantic_model(tmp_path: Path) -> None:
+    """ctx.params is a slot view of the model (a read per event costs a slot load, not
+    BaseModel.__getattr__'s slot): every error and the model's API stay the model's."""
+    params = load_one(tmp_path, "module_style.py", "{size: 75}").params
+    model = params._model
+    assert isinstance(params, FrozenParams) and not hasattr(type(params), "__getattr__")
+    assert "__dict__" not in dir(params)  # fields are slots
+    assert (params.size, params.skew) == (model.size, model.skew) == (75, Decimal("0.5"))
+    assert params.model_dump() == model.model_dump() and repr(params) == repr(model) and params == model
+    for name in ("size", "unknown"):
+        with pytest.raises(pydantic.ValidationError, match="frozen"):
+            setattr(params, name, 1)
+        with pytest.raises(pydantic.ValidationError, match="frozen"):
+            delattr(params, name)
+    with pytest.raises(AttributeError) as seen:
+        params.sizee  # noqa: B018
+    with pytest.raises(AttributeError) as expected:
+        model.sizee  # noqa: B018
+    assert str(seen.value) == str(expected.value) == f"'{type(model).__name__}' object has no attribute 'sizee'"
