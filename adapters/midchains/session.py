@@ -59,6 +59,9 @@ ADMIN_TYPES = frozenset({"0", "1", "2", "3", "4", "5", "A"})
 REQUIRED_TAG_MISSING = "1"
 VALUE_INCORRECT = "5"
 COMP_ID_PROBLEM = "9"
+# The largest sequence number taken from the wire (FIX SeqNum is an int; QuickFIX stores 32 bits):
+# a bigger one is refused like a non-number instead of reaching int() or SQLite's 64-bit INTEGER.
+MAX_SEQ_NUM = 2**31 - 1
 
 
 class SessionState(Enum):
@@ -123,9 +126,14 @@ class SessionConfig:
         return (self.heartbeat_s + grace) * NS
 
 
-def _is_number(text: str) -> bool:
-    """ASCII digits only: ``str.isdigit`` also takes '²' (a latin-1 byte), which ``int`` refuses."""
-    return text.isascii() and text.isdigit()
+def _seq_num(text: str | None) -> int | None:
+    """A sequence number field (34, 7, 16, 36) as an int, None when it is not one: ASCII digits only
+    (``str.isdigit`` also takes '²', a latin-1 byte, which ``int`` refuses) and at most
+    :data:`MAX_SEQ_NUM`, so neither ``int`` (4,300 digits at most) nor SQLite (64-bit) can raise."""
+    if not text or not text.isascii() or not text.isdigit() or len(text) > len(str(MAX_SEQ_NUM)):
+        return None
+    value = int(text)
+    return value if value <= MAX_SEQ_NUM else None
 
 
 def sending_time(now_ns: int) -> str:
@@ -263,10 +271,9 @@ class FixSession:
 
     def _on_message(self, message: FixMessage, now_ns: int) -> list[Action]:
         msg_type = message.msg_type
-        seq_text = message.get(34) or ""
-        if not _is_number(seq_text):
-            return self._fail(f"MsgSeqNum (34) missing or not a number: {seq_text!r}", now_ns)
-        seq = int(seq_text)
+        seq = _seq_num(message.get(34))
+        if seq is None:
+            return self._fail(f"MsgSeqNum (34) missing or not a number: {(message.get(34) or '')[:20]!r}", now_ns)
         sender, target = message.get(49), message.get(56)
         if sender != self.config.target_comp_id or target != self.config.sender_comp_id:
             rejected = self._reject(seq, COMP_ID_PROBLEM, None, f"CompID problem: 49={sender} 56={target}", now_ns)
@@ -371,32 +378,30 @@ class FixSession:
         return [confirm, Disconnect(f"{self.config.target_comp_id} logged out: {text or 'no reason given'}")]
 
     def _on_resend_request(self, message: FixMessage, seq: int, now_ns: int) -> list[Action]:
-        begin_text, end_text = message.get(7) or "", message.get(16) or ""
-        if not _is_number(begin_text) or not _is_number(end_text):
+        begin, end = _seq_num(message.get(7)), _seq_num(message.get(16))
+        if begin is None or end is None:
             return [self._reject(seq, REQUIRED_TAG_MISSING, 7, "BeginSeqNo (7) / EndSeqNo (16) missing", now_ns)]
         last = self.store.next_out - 1
-        begin, end = int(begin_text), int(end_text)
         end = last if end == 0 or end > last else end
         return self._replay(max(begin, 1), end, now_ns)
 
     def _on_gap_fill(self, message: FixMessage, seq: int, now_ns: int) -> list[Action]:
-        new_text = message.get(36) or ""
-        if not _is_number(new_text):
+        new_seq = _seq_num(message.get(36))
+        if new_seq is None:
             self.store.set_next_in(seq + 1)
             return [self._reject(seq, REQUIRED_TAG_MISSING, 36, "NewSeqNo (36) missing", now_ns)]
-        if int(new_text) <= seq:
+        if new_seq <= seq:
             self.store.set_next_in(seq + 1)
-            return [self._reject(seq, VALUE_INCORRECT, 36, f"NewSeqNo {new_text} does not move past {seq}", now_ns)]
-        self.store.set_next_in(int(new_text))
+            return [self._reject(seq, VALUE_INCORRECT, 36, f"NewSeqNo {new_seq} does not move past {seq}", now_ns)]
+        self.store.set_next_in(new_seq)
         return []
 
     def _on_sequence_reset(self, message: FixMessage, seq: int, now_ns: int) -> list[Action]:
         """SequenceReset-Reset: the expected number becomes ``36`` whatever this message's ``34``
         (FIX 4.2); lowering it is refused with a Reject."""
-        new_text = message.get(36) or ""
-        if not _is_number(new_text):
+        new_seq = _seq_num(message.get(36))
+        if new_seq is None:
             return [self._reject(seq, REQUIRED_TAG_MISSING, 36, "NewSeqNo (36) missing", now_ns)]
-        new_seq = int(new_text)
         if new_seq < self.store.next_in:
             return [self._reject(seq, VALUE_INCORRECT, 36, f"NewSeqNo {new_seq} below {self.store.next_in}", now_ns)]
         self.store.set_next_in(new_seq)

@@ -390,6 +390,31 @@ def test_latin_1_digits_are_not_numbers(
     assert [m.msg_type for m in answers][:1] == [answer]
 
 
+HUGE = "9" * 5000  # past int()'s 4,300-digit limit for str
+BEYOND_SQLITE = str(2**63)  # an int, but not a 64-bit SQLite INTEGER
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "fields_", "seq", "answer"),
+    [
+        ("0", (), HUGE, "5"),  # MsgSeqNum: a Logout, not a ValueError
+        ("0", (), BEYOND_SQLITE, "5"),
+        ("2", ((7, HUGE), (16, "0")), 2, "3"),  # ResendRequest: Reject
+        ("2", ((7, "1"), (16, HUGE)), 2, "3"),
+        ("4", ((36, BEYOND_SQLITE),), 2, "3"),  # SequenceReset-Reset: Reject, not an OverflowError
+        ("4", ((123, "Y"), (36, BEYOND_SQLITE)), 2, "3"),  # GapFill: Reject
+    ],
+)
+def test_sequence_numbers_too_big_for_int_or_sqlite_are_not_numbers(
+    msg_type: str, fields_: tuple[tuple[int, str], ...], seq: int | str, answer: str
+) -> None:
+    gateway = Gateway()
+    fix = logged_on(gateway=gateway)
+    answers = sends(fix.receive(gateway.frame(msg_type, *fields_, seq=seq), T0))
+    assert [m.msg_type for m in answers][:1] == [answer]
+    assert fix.store.next_in <= 3
+
+
 SESSION_TAGS = (34, 7, 16, 36, 43, 45, 58, 108, 112, 122, 123)
 #: any bytes but SOH, with the digits and flags that matter drawn often
 VALUES = st.one_of(
