@@ -350,6 +350,8 @@ class FixSession:
             actions += self._on_logon(message, now_ns) if msg_type == "A" else self._on_resend_request(
                 message, seq, now_ns
             )
+            if self.disconnected:  # a Logon we refused: no ResendRequest after the Logout
+                return actions
         elif msg_type == "5":
             return self._on_logout(message, now_ns)
         if self._resend_until is None or seq > self._resend_until:

@@ -22,7 +22,7 @@ from support.midchains_fix import (
     session,
 )
 
-from adapters.midchains.session import SessionState, sending_time
+from adapters.midchains.session import Disconnect, SessionState, sending_time
 
 D_BODY = [(11, "43637618552482556000"), (21, "2"), (38, "1"), (40, "2"), (44, "150"), (54, "1"), (55, "LTCUSD"),
           (59, "1"), (43229, "10")]
@@ -56,6 +56,17 @@ def test_a_gateway_logon_with_the_documents_34_422_is_a_gap_asked_for_once() -> 
     assert sends(fix.receive(Gateway().frame("0", seq=423), T0)) == []  # still the one ResendRequest
     (resend,) = sends(actions)
     assert fields(resend, 35, 34, 7, 16) == ("2", "2", "1", "0")
+
+
+def test_a_refused_logon_beyond_a_gap_sends_nothing_after_its_logout() -> None:
+    """A Logon with a higher 34 but no HeartBtInt is refused: Logout, Disconnect, and no
+    ResendRequest after them (it used to follow the Disconnect and consume a sequence number)."""
+    fix = session()
+    fix.connect(T0)
+    actions = fix.receive(Gateway().frame("A", (98, "0"), seq=5), T0)
+    assert [m.msg_type for m in sends(actions)] == ["5"]
+    assert isinstance(actions[-1], Disconnect)
+    assert fix.store.next_out == 3
 
 
 def test_the_documents_gateway_logon_as_printed_is_refused_for_its_target_comp_id() -> None:
