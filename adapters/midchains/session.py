@@ -354,6 +354,8 @@ class FixSession:
                 return actions
         elif msg_type == "5":
             return self._on_logout(message, now_ns)
+        elif msg_type == "0" and self._test_request_id is not None and message.get(112) == self._test_request_id:
+            self._test_request_id = None  # the link is alive: the answer must not wait for the gap
         if self._resend_until is None or seq > self._resend_until:
             if self._resend_until is None:
                 actions.append(self._send("2", [(7, str(expected)), (16, "0")], now_ns))

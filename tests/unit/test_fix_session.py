@@ -150,6 +150,20 @@ def test_silence_past_108_and_grace_sends_our_test_request_and_its_answer_clears
     assert fix.state is SessionState.ACTIVE
 
 
+def test_a_test_request_answered_beyond_a_gap_is_answered() -> None:
+    """The Heartbeat echoing our 112 arrives with a 34 beyond a gap: it answers the TestRequest
+    now (the gap only delays its sequence processing), so the session does not drop a live link."""
+    gateway = Gateway()
+    fix = logged_on(gateway=gateway)
+    later = T0 + 100 * NS
+    (test_request,) = sends(fix.tick(later))
+    gateway.seq = 5
+    actions = fix.receive(gateway.frame("0", (112, test_request.get(112) or "")), later + NS)
+    assert [m.msg_type for m in sends(actions)] == ["2"]
+    assert fix.test_request_pending is None
+    assert not disconnects(fix.tick(later + 73 * NS))
+
+
 def test_an_unanswered_test_request_disconnects() -> None:
     gateway = Gateway()
     fix = logged_on(gateway=gateway)
