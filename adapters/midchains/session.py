@@ -305,6 +305,8 @@ class FixSession:
         if msg_type == "4":  # gap fill in sequence
             return self._on_gap_fill(message, seq, now_ns)
         self.store.set_next_in(seq + 1)
+        if message.get(52) is None:  # FIX 4.2: a required header field missing: Reject (373=1), not processed
+            return [self._reject(seq, REQUIRED_TAG_MISSING, 52, "SendingTime (52) missing", now_ns)]
         if msg_type == "A":
             return self._on_logon(message, now_ns)
         if msg_type == "0":

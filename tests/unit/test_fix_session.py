@@ -22,6 +22,7 @@ from support.midchains_fix import (
     session,
 )
 
+from adapters.midchains.codec import encode
 from adapters.midchains.session import Disconnect, SessionState, sending_time
 
 D_BODY = [(11, "43637618552482556000"), (21, "2"), (38, "1"), (40, "2"), (44, "150"), (54, "1"), (55, "LTCUSD"),
@@ -297,6 +298,17 @@ def test_a_test_request_without_112_gets_a_session_reject() -> None:
     (reject,) = sends(fix.receive(gateway.frame("1"), T0))
     assert fields(reject, 35, 45, 371, 373) == ("3", "2", "112", "1")
     assert fix.store.next_in == 3  # a rejected message still takes its number
+
+
+def test_a_message_without_sending_time_is_rejected_not_delivered() -> None:
+    """FIX 4.2: SendingTime (52) is a required header field; without it the message gets a session
+    Reject (373=1, 371=52), is not delivered, and its 34 counts."""
+    fix = logged_on()
+    actions = fix.receive(encode("8", [(34, "2"), (49, GATEWAY), (56, CLIENT)], [(17, "E1")]), T0)
+    assert not delivered(actions)
+    (reject,) = sends(actions)
+    assert fields(reject, 35, 45, 371, 373) == ("3", "2", "52", "1")
+    assert fix.store.next_in == 3
 
 
 def test_the_gateways_session_reject_is_delivered_to_the_adapter() -> None:
