@@ -462,7 +462,8 @@ class FixSession:
             actions.append(Send(data, decode(data)))
         if gap_start is not None:
             actions.append(self._gap_fill(gap_start, end + 1, now_ns))
-        self._last_sent_ns = now_ns
+        if actions:  # an empty range sends nothing, so it must not postpone the Heartbeat
+            self._last_sent_ns = now_ns
         return actions
 
     def _gap_fill(self, seq: int, new_seq: int, now_ns: int) -> Send:

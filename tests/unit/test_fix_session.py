@@ -275,6 +275,16 @@ def test_a_resend_request_for_a_bounded_range() -> None:
 # ---- sequence reset, reject -----------------------------------------------------------------
 
 
+def test_a_resend_request_for_nothing_we_sent_does_not_postpone_the_heartbeat() -> None:
+    """A ResendRequest beyond our last 34 replays nothing: the Heartbeat stays due 108 s after
+    what we really sent (the Logon at T0), not after the request."""
+    gateway = Gateway()
+    fix = logged_on(gateway=gateway)
+    assert sends(fix.receive(gateway.frame("2", (7, "5"), (16, "0")), T0 + 50 * NS)) == []
+    assert fix.next_deadline() == T0 + 60 * NS
+    assert [m.msg_type for m in sends(fix.tick(T0 + 60 * NS))] == ["0"]
+
+
 def test_sequence_reset_reset_moves_the_expected_number_whatever_its_34() -> None:
     gateway = Gateway()
     fix = logged_on(gateway=gateway)
