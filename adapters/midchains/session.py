@@ -252,6 +252,10 @@ class FixSession:
             raise ValueError(f"{msg_type!r} is an administrative message; the session sends those itself")
         if self.state is not SessionState.ACTIVE:
             raise ConnectionError(f"FIX session is {self.state.value}, not logged on")
+        if now_ns >= self._day_end_ns():
+            # the gateway numbers from 1 again: yesterday's next 34 would read as a gap there, and
+            # its ResendRequest would replay yesterday's orders; tick() logs out at the boundary
+            raise ConnectionError("FIX trading day ended (sequence reset at the day boundary); not sent")
         return [self._send(msg_type, list(body), now_ns)]
 
     def logout(self, now_ns: int, text: str | None = None) -> list[Action]:
