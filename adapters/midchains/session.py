@@ -58,6 +58,7 @@ ADMIN_TYPES = frozenset({"0", "1", "2", "3", "4", "5", "A"})
 # SessionRejectReason (373) values used here (FIX 4.2).
 REQUIRED_TAG_MISSING = "1"
 VALUE_INCORRECT = "5"
+INCORRECT_DATA_FORMAT = "6"
 COMP_ID_PROBLEM = "9"
 # The largest sequence number taken from the wire (FIX SeqNum is an int; QuickFIX stores 32 bits):
 # a bigger one is refused like a non-number instead of reaching int() or SQLite's 64-bit INTEGER.
@@ -389,8 +390,10 @@ class FixSession:
 
     def _on_resend_request(self, message: FixMessage, seq: int, now_ns: int) -> list[Action]:
         begin, end = _seq_num(message.get(7)), _seq_num(message.get(16))
-        if begin is None or end is None:
-            return [self._reject(seq, REQUIRED_TAG_MISSING, 7, "BeginSeqNo (7) / EndSeqNo (16) missing", now_ns)]
+        if begin is None:
+            return [self._bad_seq_field(message, seq, 7, "BeginSeqNo", now_ns)]
+        if end is None:
+            return [self._bad_seq_field(message, seq, 16, "EndSeqNo", now_ns)]
         last = self.store.next_out - 1
         end = last if end == 0 or end > last else end
         return self._replay(max(begin, 1), end, now_ns)
@@ -399,7 +402,7 @@ class FixSession:
         new_seq = _seq_num(message.get(36))
         if new_seq is None:
             self.store.set_next_in(seq + 1)
-            return [self._reject(seq, REQUIRED_TAG_MISSING, 36, "NewSeqNo (36) missing", now_ns)]
+            return [self._bad_seq_field(message, seq, 36, "NewSeqNo", now_ns)]
         if new_seq <= seq:
             self.store.set_next_in(seq + 1)
             return [self._reject(seq, VALUE_INCORRECT, 36, f"NewSeqNo {new_seq} does not move past {seq}", now_ns)]
@@ -411,7 +414,7 @@ class FixSession:
         (FIX 4.2); lowering it is refused with a Reject."""
         new_seq = _seq_num(message.get(36))
         if new_seq is None:
-            return [self._reject(seq, REQUIRED_TAG_MISSING, 36, "NewSeqNo (36) missing", now_ns)]
+            return [self._bad_seq_field(message, seq, 36, "NewSeqNo", now_ns)]
         if new_seq < self.store.next_in:
             return [self._reject(seq, VALUE_INCORRECT, 36, f"NewSeqNo {new_seq} below {self.store.next_in}", now_ns)]
         self.store.set_next_in(new_seq)
@@ -481,6 +484,12 @@ class FixSession:
             body.append((371, str(ref_tag)))
         body += [(373, reason), (58, text)]
         return self._send("3", body, now_ns)
+
+    def _bad_seq_field(self, message: FixMessage, seq: int, tag: int, name: str, now_ns: int) -> Send:
+        """A Reject naming ``tag``: missing (373=1), or present but not a sequence number (373=6)."""
+        if message.get(tag) is None:
+            return self._reject(seq, REQUIRED_TAG_MISSING, tag, f"{name} ({tag}) missing", now_ns)
+        return self._reject(seq, INCORRECT_DATA_FORMAT, tag, f"{name} ({tag}) is not a sequence number", now_ns)
 
     def _fail(self, reason: str, now_ns: int) -> list[Action]:
         """A session-level error we cannot continue after: Logout with the reason, then close."""

@@ -321,6 +321,26 @@ def test_a_message_without_sending_time_is_rejected_not_delivered() -> None:
     assert fix.store.next_in == 3
 
 
+@pytest.mark.parametrize(
+    ("msg_type", "fields_", "ref_tag", "reason"),
+    [
+        ("2", ((16, "0"),), "7", "1"),  # ResendRequest without BeginSeqNo: required tag missing
+        ("2", ((7, "1"),), "16", "1"),  # ... without EndSeqNo: names 16, not 7
+        ("2", ((7, "1"), (16, "x")), "16", "6"),  # EndSeqNo present but no number: data format
+        ("4", ((123, "Y"), (36, "x")), "36", "6"),  # GapFill
+        ("4", ((36, "-1"),), "36", "6"),  # Reset
+        ("4", (), "36", "1"),
+    ],
+)
+def test_a_bad_sequence_field_is_rejected_naming_the_tag_and_why(
+    msg_type: str, fields_: tuple[tuple[int, str], ...], ref_tag: str, reason: str
+) -> None:
+    gateway = Gateway()
+    fix = logged_on(gateway=gateway)
+    (reject,) = sends(fix.receive(gateway.frame(msg_type, *fields_), T0))
+    assert fields(reject, 35, 371, 373) == ("3", ref_tag, reason)
+
+
 def test_the_gateways_session_reject_is_delivered_to_the_adapter() -> None:
     gateway = Gateway()
     fix = logged_on(gateway=gateway)
