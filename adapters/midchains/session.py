@@ -115,6 +115,8 @@ class SessionConfig:
     # Messages held beyond an unfilled gap before the session gives up (bounds the memory a
     # counterpart that never resends can make us hold).
     max_queued: int = 10_000
+    # ... and their bytes: 10,000 frames of up to 64 KiB each would otherwise be 640 MiB.
+    max_queued_bytes: int = 16 * 1024 * 1024
 
     @property
     def heartbeat_ns(self) -> int:
@@ -135,6 +137,11 @@ def _seq_num(text: str | None) -> int | None:
         return None
     value = int(text)
     return value if value <= MAX_SEQ_NUM else None
+
+
+def _size(message: FixMessage) -> int:
+    """Roughly the bytes ``message`` holds: its values plus a tag and separators per field."""
+    return sum(len(value) + 8 for _, value in message.fields)
 
 
 def sending_time(now_ns: int) -> str:
@@ -159,6 +166,7 @@ class FixSession:
         self._resend_until: int | None = None  # inbound gap being filled, up to this 34
         self._resend_progress_ns = 0  # when that gap was asked for or last shrank
         self._queue: dict[int, FixMessage] = {}  # inbound messages beyond a gap, by 34
+        self._queued_bytes = 0  # their field bytes (see _size)
         self._handled_early: set[int] = set()  # queued 34s whose admin part was already handled
         self._day = ""
 
@@ -178,6 +186,7 @@ class FixSession:
         """The connection is up: open the trading day (a new one starts both sides at 1) and log on."""
         self._reader = FrameReader()
         self._queue.clear()
+        self._queued_bytes = 0
         self._handled_early.clear()
         self._resend_until = None
         self._test_request_id = None
@@ -335,11 +344,13 @@ class FixSession:
         while self._queue and not self.disconnected:
             expected = self.store.next_in
             for seq in [seq for seq in self._queue if seq < expected]:
-                del self._queue[seq]
+                self._queued_bytes -= _size(self._queue.pop(seq))
                 self._handled_early.discard(seq)
             if expected not in self._queue:
                 break
-            actions += self._process(self._queue.pop(expected), expected, now_ns)
+            message = self._queue.pop(expected)
+            self._queued_bytes -= _size(message)
+            actions += self._process(message, expected, now_ns)
         if self._resend_until is not None and self.store.next_in > self._resend_until:
             self._resend_until = None
         return actions
@@ -348,9 +359,13 @@ class FixSession:
         """``seq`` is beyond what we expect: queue it and ask once for the missing range. A Logon,
         a ResendRequest and a Logout are acted on now (FIX 4.2: respond before filling the gap)."""
         actions: list[Action] = []
-        if len(self._queue) >= self.config.max_queued:
-            return self._fail(f"gap from {expected} not filled after {len(self._queue)} later messages", now_ns)
+        if len(self._queue) >= self.config.max_queued or self._queued_bytes >= self.config.max_queued_bytes:
+            held = f"{len(self._queue)} later messages ({self._queued_bytes} bytes)"
+            return self._fail(f"gap from {expected} not filled after {held}", now_ns)
+        if seq in self._queue:
+            self._queued_bytes -= _size(self._queue[seq])
         self._queue[seq] = message
+        self._queued_bytes += _size(message)
         msg_type = message.msg_type
         if msg_type in ("A", "2"):
             self._handled_early.add(seq)

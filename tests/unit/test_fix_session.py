@@ -206,6 +206,22 @@ def test_a_gap_never_filled_ends_the_session_before_the_queue_grows_without_boun
     assert "gap from 2 not filled after 3 later messages" in gone.reason
 
 
+def test_a_gap_never_filled_ends_the_session_before_the_queued_bytes_grow_without_bound() -> None:
+    """Few but large messages beyond a gap: the byte bound ends the session long before the count
+    bound would (10,000 frames of 64 KiB would be 640 MiB)."""
+    gateway = Gateway()
+    fix = session(max_queued_bytes=10_000)
+    fix.connect(T0)
+    fix.receive(gateway.logon(), T0)
+    gateway.seq = 10
+    actions = []
+    for _ in range(5):
+        actions += fix.receive(gateway.frame("8", (58, "x" * 3_000)), T0)
+    (gone,) = disconnects(actions)
+    assert "not filled" in gone.reason and "bytes" in gone.reason
+    assert fix.state is SessionState.DISCONNECTED
+
+
 def test_a_gap_that_does_not_shrink_is_asked_for_again() -> None:
     """Our ResendRequest (or its answer) was lost: after 108 s + grace without progress, ask again
     from what we still expect; progress in between postpones it."""
