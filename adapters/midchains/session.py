@@ -58,7 +58,11 @@ ADMIN_TYPES = frozenset({"0", "1", "2", "3", "4", "5", "A"})
 # SessionRejectReason (373) values used here (FIX 4.2).
 REQUIRED_TAG_MISSING = "1"
 VALUE_INCORRECT = "5"
+INCORRECT_DATA_FORMAT = "6"
 COMP_ID_PROBLEM = "9"
+# The largest sequence number taken from the wire (FIX SeqNum is an int; QuickFIX stores 32 bits):
+# a bigger one is refused like a non-number instead of reaching int() or SQLite's 64-bit INTEGER.
+MAX_SEQ_NUM = 2**31 - 1
 
 
 class SessionState(Enum):
@@ -111,6 +115,8 @@ class SessionConfig:
     # Messages held beyond an unfilled gap before the session gives up (bounds the memory a
     # counterpart that never resends can make us hold).
     max_queued: int = 10_000
+    # ... and their bytes: 10,000 frames of up to 64 KiB each would otherwise be 640 MiB.
+    max_queued_bytes: int = 16 * 1024 * 1024
 
     @property
     def heartbeat_ns(self) -> int:
@@ -123,9 +129,19 @@ class SessionConfig:
         return (self.heartbeat_s + grace) * NS
 
 
-def _is_number(text: str) -> bool:
-    """ASCII digits only: ``str.isdigit`` also takes '²' (a latin-1 byte), which ``int`` refuses."""
-    return text.isascii() and text.isdigit()
+def _seq_num(text: str | None) -> int | None:
+    """A sequence number field (34, 7, 16, 36) as an int, None when it is not one: ASCII digits only
+    (``str.isdigit`` also takes '²', a latin-1 byte, which ``int`` refuses) and at most
+    :data:`MAX_SEQ_NUM`, so neither ``int`` (4,300 digits at most) nor SQLite (64-bit) can raise."""
+    if not text or not text.isascii() or not text.isdigit() or len(text) > len(str(MAX_SEQ_NUM)):
+        return None
+    value = int(text)
+    return value if value <= MAX_SEQ_NUM else None
+
+
+def _size(message: FixMessage) -> int:
+    """Roughly the bytes ``message`` holds: its values plus a tag and separators per field."""
+    return sum(len(value) + 8 for _, value in message.fields)
 
 
 def sending_time(now_ns: int) -> str:
@@ -150,6 +166,7 @@ class FixSession:
         self._resend_until: int | None = None  # inbound gap being filled, up to this 34
         self._resend_progress_ns = 0  # when that gap was asked for or last shrank
         self._queue: dict[int, FixMessage] = {}  # inbound messages beyond a gap, by 34
+        self._queued_bytes = 0  # their field bytes (see _size)
         self._handled_early: set[int] = set()  # queued 34s whose admin part was already handled
         self._day = ""
 
@@ -169,6 +186,7 @@ class FixSession:
         """The connection is up: open the trading day (a new one starts both sides at 1) and log on."""
         self._reader = FrameReader()
         self._queue.clear()
+        self._queued_bytes = 0
         self._handled_early.clear()
         self._resend_until = None
         self._test_request_id = None
@@ -244,6 +262,10 @@ class FixSession:
             raise ValueError(f"{msg_type!r} is an administrative message; the session sends those itself")
         if self.state is not SessionState.ACTIVE:
             raise ConnectionError(f"FIX session is {self.state.value}, not logged on")
+        if now_ns >= self._day_end_ns():
+            # the gateway numbers from 1 again: yesterday's next 34 would read as a gap there, and
+            # its ResendRequest would replay yesterday's orders; tick() logs out at the boundary
+            raise ConnectionError("FIX trading day ended (sequence reset at the day boundary); not sent")
         return [self._send(msg_type, list(body), now_ns)]
 
     def logout(self, now_ns: int, text: str | None = None) -> list[Action]:
@@ -263,10 +285,9 @@ class FixSession:
 
     def _on_message(self, message: FixMessage, now_ns: int) -> list[Action]:
         msg_type = message.msg_type
-        seq_text = message.get(34) or ""
-        if not _is_number(seq_text):
-            return self._fail(f"MsgSeqNum (34) missing or not a number: {seq_text!r}", now_ns)
-        seq = int(seq_text)
+        seq = _seq_num(message.get(34))
+        if seq is None:
+            return self._fail(f"MsgSeqNum (34) missing or not a number: {(message.get(34) or '')[:20]!r}", now_ns)
         sender, target = message.get(49), message.get(56)
         if sender != self.config.target_comp_id or target != self.config.sender_comp_id:
             rejected = self._reject(seq, COMP_ID_PROBLEM, None, f"CompID problem: 49={sender} 56={target}", now_ns)
@@ -298,6 +319,8 @@ class FixSession:
         if msg_type == "4":  # gap fill in sequence
             return self._on_gap_fill(message, seq, now_ns)
         self.store.set_next_in(seq + 1)
+        if message.get(52) is None:  # FIX 4.2: a required header field missing: Reject (373=1), not processed
+            return [self._reject(seq, REQUIRED_TAG_MISSING, 52, "SendingTime (52) missing", now_ns)]
         if msg_type == "A":
             return self._on_logon(message, now_ns)
         if msg_type == "0":
@@ -321,11 +344,13 @@ class FixSession:
         while self._queue and not self.disconnected:
             expected = self.store.next_in
             for seq in [seq for seq in self._queue if seq < expected]:
-                del self._queue[seq]
+                self._queued_bytes -= _size(self._queue.pop(seq))
                 self._handled_early.discard(seq)
             if expected not in self._queue:
                 break
-            actions += self._process(self._queue.pop(expected), expected, now_ns)
+            message = self._queue.pop(expected)
+            self._queued_bytes -= _size(message)
+            actions += self._process(message, expected, now_ns)
         if self._resend_until is not None and self.store.next_in > self._resend_until:
             self._resend_until = None
         return actions
@@ -334,17 +359,25 @@ class FixSession:
         """``seq`` is beyond what we expect: queue it and ask once for the missing range. A Logon,
         a ResendRequest and a Logout are acted on now (FIX 4.2: respond before filling the gap)."""
         actions: list[Action] = []
-        if len(self._queue) >= self.config.max_queued:
-            return self._fail(f"gap from {expected} not filled after {len(self._queue)} later messages", now_ns)
+        if len(self._queue) >= self.config.max_queued or self._queued_bytes >= self.config.max_queued_bytes:
+            held = f"{len(self._queue)} later messages ({self._queued_bytes} bytes)"
+            return self._fail(f"gap from {expected} not filled after {held}", now_ns)
+        if seq in self._queue:
+            self._queued_bytes -= _size(self._queue[seq])
         self._queue[seq] = message
+        self._queued_bytes += _size(message)
         msg_type = message.msg_type
         if msg_type in ("A", "2"):
             self._handled_early.add(seq)
             actions += self._on_logon(message, now_ns) if msg_type == "A" else self._on_resend_request(
                 message, seq, now_ns
             )
+            if self.disconnected:  # a Logon we refused: no ResendRequest after the Logout
+                return actions
         elif msg_type == "5":
             return self._on_logout(message, now_ns)
+        elif msg_type == "0" and self._test_request_id is not None and message.get(112) == self._test_request_id:
+            self._test_request_id = None  # the link is alive: the answer must not wait for the gap
         if self._resend_until is None or seq > self._resend_until:
             if self._resend_until is None:
                 actions.append(self._send("2", [(7, str(expected)), (16, "0")], now_ns))
@@ -371,32 +404,32 @@ class FixSession:
         return [confirm, Disconnect(f"{self.config.target_comp_id} logged out: {text or 'no reason given'}")]
 
     def _on_resend_request(self, message: FixMessage, seq: int, now_ns: int) -> list[Action]:
-        begin_text, end_text = message.get(7) or "", message.get(16) or ""
-        if not _is_number(begin_text) or not _is_number(end_text):
-            return [self._reject(seq, REQUIRED_TAG_MISSING, 7, "BeginSeqNo (7) / EndSeqNo (16) missing", now_ns)]
+        begin, end = _seq_num(message.get(7)), _seq_num(message.get(16))
+        if begin is None:
+            return [self._bad_seq_field(message, seq, 7, "BeginSeqNo", now_ns)]
+        if end is None:
+            return [self._bad_seq_field(message, seq, 16, "EndSeqNo", now_ns)]
         last = self.store.next_out - 1
-        begin, end = int(begin_text), int(end_text)
         end = last if end == 0 or end > last else end
         return self._replay(max(begin, 1), end, now_ns)
 
     def _on_gap_fill(self, message: FixMessage, seq: int, now_ns: int) -> list[Action]:
-        new_text = message.get(36) or ""
-        if not _is_number(new_text):
+        new_seq = _seq_num(message.get(36))
+        if new_seq is None:
             self.store.set_next_in(seq + 1)
-            return [self._reject(seq, REQUIRED_TAG_MISSING, 36, "NewSeqNo (36) missing", now_ns)]
-        if int(new_text) <= seq:
+            return [self._bad_seq_field(message, seq, 36, "NewSeqNo", now_ns)]
+        if new_seq <= seq:
             self.store.set_next_in(seq + 1)
-            return [self._reject(seq, VALUE_INCORRECT, 36, f"NewSeqNo {new_text} does not move past {seq}", now_ns)]
-        self.store.set_next_in(int(new_text))
+            return [self._reject(seq, VALUE_INCORRECT, 36, f"NewSeqNo {new_seq} does not move past {seq}", now_ns)]
+        self.store.set_next_in(new_seq)
         return []
 
     def _on_sequence_reset(self, message: FixMessage, seq: int, now_ns: int) -> list[Action]:
         """SequenceReset-Reset: the expected number becomes ``36`` whatever this message's ``34``
         (FIX 4.2); lowering it is refused with a Reject."""
-        new_text = message.get(36) or ""
-        if not _is_number(new_text):
-            return [self._reject(seq, REQUIRED_TAG_MISSING, 36, "NewSeqNo (36) missing", now_ns)]
-        new_seq = int(new_text)
+        new_seq = _seq_num(message.get(36))
+        if new_seq is None:
+            return [self._bad_seq_field(message, seq, 36, "NewSeqNo", now_ns)]
         if new_seq < self.store.next_in:
             return [self._reject(seq, VALUE_INCORRECT, 36, f"NewSeqNo {new_seq} below {self.store.next_in}", now_ns)]
         self.store.set_next_in(new_seq)
@@ -451,7 +484,8 @@ class FixSession:
             actions.append(Send(data, decode(data)))
         if gap_start is not None:
             actions.append(self._gap_fill(gap_start, end + 1, now_ns))
-        self._last_sent_ns = now_ns
+        if actions:  # an empty range sends nothing, so it must not postpone the Heartbeat
+            self._last_sent_ns = now_ns
         return actions
 
     def _gap_fill(self, seq: int, new_seq: int, now_ns: int) -> Send:
@@ -465,6 +499,12 @@ class FixSession:
             body.append((371, str(ref_tag)))
         body += [(373, reason), (58, text)]
         return self._send("3", body, now_ns)
+
+    def _bad_seq_field(self, message: FixMessage, seq: int, tag: int, name: str, now_ns: int) -> Send:
+        """A Reject naming ``tag``: missing (373=1), or present but not a sequence number (373=6)."""
+        if message.get(tag) is None:
+            return self._reject(seq, REQUIRED_TAG_MISSING, tag, f"{name} ({tag}) missing", now_ns)
+        return self._reject(seq, INCORRECT_DATA_FORMAT, tag, f"{name} ({tag}) is not a sequence number", now_ns)
 
     def _fail(self, reason: str, now_ns: int) -> list[Action]:
         """A session-level error we cannot continue after: Logout with the reason, then close."""

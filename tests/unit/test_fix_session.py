@@ -22,7 +22,8 @@ from support.midchains_fix import (
     session,
 )
 
-from adapters.midchains.session import SessionState, sending_time
+from adapters.midchains.codec import encode
+from adapters.midchains.session import Disconnect, SessionState, sending_time
 
 D_BODY = [(11, "43637618552482556000"), (21, "2"), (38, "1"), (40, "2"), (44, "150"), (54, "1"), (55, "LTCUSD"),
           (59, "1"), (43229, "10")]
@@ -56,6 +57,17 @@ def test_a_gateway_logon_with_the_documents_34_422_is_a_gap_asked_for_once() -> 
     assert sends(fix.receive(Gateway().frame("0", seq=423), T0)) == []  # still the one ResendRequest
     (resend,) = sends(actions)
     assert fields(resend, 35, 34, 7, 16) == ("2", "2", "1", "0")
+
+
+def test_a_refused_logon_beyond_a_gap_sends_nothing_after_its_logout() -> None:
+    """A Logon with a higher 34 but no HeartBtInt is refused: Logout, Disconnect, and no
+    ResendRequest after them (it used to follow the Disconnect and consume a sequence number)."""
+    fix = session()
+    fix.connect(T0)
+    actions = fix.receive(Gateway().frame("A", (98, "0"), seq=5), T0)
+    assert [m.msg_type for m in sends(actions)] == ["5"]
+    assert isinstance(actions[-1], Disconnect)
+    assert fix.store.next_out == 3
 
 
 def test_the_documents_gateway_logon_as_printed_is_refused_for_its_target_comp_id() -> None:
@@ -139,6 +151,20 @@ def test_silence_past_108_and_grace_sends_our_test_request_and_its_answer_clears
     assert fix.state is SessionState.ACTIVE
 
 
+def test_a_test_request_answered_beyond_a_gap_is_answered() -> None:
+    """The Heartbeat echoing our 112 arrives with a 34 beyond a gap: it answers the TestRequest
+    now (the gap only delays its sequence processing), so the session does not drop a live link."""
+    gateway = Gateway()
+    fix = logged_on(gateway=gateway)
+    later = T0 + 100 * NS
+    (test_request,) = sends(fix.tick(later))
+    gateway.seq = 5
+    actions = fix.receive(gateway.frame("0", (112, test_request.get(112) or "")), later + NS)
+    assert [m.msg_type for m in sends(actions)] == ["2"]
+    assert fix.test_request_pending is None
+    assert not disconnects(fix.tick(later + 73 * NS))
+
+
 def test_an_unanswered_test_request_disconnects() -> None:
     gateway = Gateway()
     fix = logged_on(gateway=gateway)
@@ -178,6 +204,22 @@ def test_a_gap_never_filled_ends_the_session_before_the_queue_grows_without_boun
     actions = fix.receive(gateway.frame("0", seq=8), T0)
     (gone,) = disconnects(actions)
     assert "gap from 2 not filled after 3 later messages" in gone.reason
+
+
+def test_a_gap_never_filled_ends_the_session_before_the_queued_bytes_grow_without_bound() -> None:
+    """Few but large messages beyond a gap: the byte bound ends the session long before the count
+    bound would (10,000 frames of 64 KiB would be 640 MiB)."""
+    gateway = Gateway()
+    fix = session(max_queued_bytes=10_000)
+    fix.connect(T0)
+    fix.receive(gateway.logon(), T0)
+    gateway.seq = 10
+    actions = []
+    for _ in range(5):
+        actions += fix.receive(gateway.frame("8", (58, "x" * 3_000)), T0)
+    (gone,) = disconnects(actions)
+    assert "not filled" in gone.reason and "bytes" in gone.reason
+    assert fix.state is SessionState.DISCONNECTED
 
 
 def test_a_gap_that_does_not_shrink_is_asked_for_again() -> None:
@@ -249,6 +291,16 @@ def test_a_resend_request_for_a_bounded_range() -> None:
 # ---- sequence reset, reject -----------------------------------------------------------------
 
 
+def test_a_resend_request_for_nothing_we_sent_does_not_postpone_the_heartbeat() -> None:
+    """A ResendRequest beyond our last 34 replays nothing: the Heartbeat stays due 108 s after
+    what we really sent (the Logon at T0), not after the request."""
+    gateway = Gateway()
+    fix = logged_on(gateway=gateway)
+    assert sends(fix.receive(gateway.frame("2", (7, "5"), (16, "0")), T0 + 50 * NS)) == []
+    assert fix.next_deadline() == T0 + 60 * NS
+    assert [m.msg_type for m in sends(fix.tick(T0 + 60 * NS))] == ["0"]
+
+
 def test_sequence_reset_reset_moves_the_expected_number_whatever_its_34() -> None:
     gateway = Gateway()
     fix = logged_on(gateway=gateway)
@@ -272,6 +324,37 @@ def test_a_test_request_without_112_gets_a_session_reject() -> None:
     (reject,) = sends(fix.receive(gateway.frame("1"), T0))
     assert fields(reject, 35, 45, 371, 373) == ("3", "2", "112", "1")
     assert fix.store.next_in == 3  # a rejected message still takes its number
+
+
+def test_a_message_without_sending_time_is_rejected_not_delivered() -> None:
+    """FIX 4.2: SendingTime (52) is a required header field; without it the message gets a session
+    Reject (373=1, 371=52), is not delivered, and its 34 counts."""
+    fix = logged_on()
+    actions = fix.receive(encode("8", [(34, "2"), (49, GATEWAY), (56, CLIENT)], [(17, "E1")]), T0)
+    assert not delivered(actions)
+    (reject,) = sends(actions)
+    assert fields(reject, 35, 45, 371, 373) == ("3", "2", "52", "1")
+    assert fix.store.next_in == 3
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "fields_", "ref_tag", "reason"),
+    [
+        ("2", ((16, "0"),), "7", "1"),  # ResendRequest without BeginSeqNo: required tag missing
+        ("2", ((7, "1"),), "16", "1"),  # ... without EndSeqNo: names 16, not 7
+        ("2", ((7, "1"), (16, "x")), "16", "6"),  # EndSeqNo present but no number: data format
+        ("4", ((123, "Y"), (36, "x")), "36", "6"),  # GapFill
+        ("4", ((36, "-1"),), "36", "6"),  # Reset
+        ("4", (), "36", "1"),
+    ],
+)
+def test_a_bad_sequence_field_is_rejected_naming_the_tag_and_why(
+    msg_type: str, fields_: tuple[tuple[int, str], ...], ref_tag: str, reason: str
+) -> None:
+    gateway = Gateway()
+    fix = logged_on(gateway=gateway)
+    (reject,) = sends(fix.receive(gateway.frame(msg_type, *fields_), T0))
+    assert fields(reject, 35, 371, 373) == ("3", ref_tag, reason)
 
 
 def test_the_gateways_session_reject_is_delivered_to_the_adapter() -> None:
@@ -388,6 +471,31 @@ def test_latin_1_digits_are_not_numbers(
     fix = logged_on(gateway=gateway)
     answers = sends(fix.receive(gateway.frame(msg_type, *fields_, seq=seq), T0))
     assert [m.msg_type for m in answers][:1] == [answer]
+
+
+HUGE = "9" * 5000  # past int()'s 4,300-digit limit for str
+BEYOND_SQLITE = str(2**63)  # an int, but not a 64-bit SQLite INTEGER
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "fields_", "seq", "answer"),
+    [
+        ("0", (), HUGE, "5"),  # MsgSeqNum: a Logout, not a ValueError
+        ("0", (), BEYOND_SQLITE, "5"),
+        ("2", ((7, HUGE), (16, "0")), 2, "3"),  # ResendRequest: Reject
+        ("2", ((7, "1"), (16, HUGE)), 2, "3"),
+        ("4", ((36, BEYOND_SQLITE),), 2, "3"),  # SequenceReset-Reset: Reject, not an OverflowError
+        ("4", ((123, "Y"), (36, BEYOND_SQLITE)), 2, "3"),  # GapFill: Reject
+    ],
+)
+def test_sequence_numbers_too_big_for_int_or_sqlite_are_not_numbers(
+    msg_type: str, fields_: tuple[tuple[int, str], ...], seq: int | str, answer: str
+) -> None:
+    gateway = Gateway()
+    fix = logged_on(gateway=gateway)
+    answers = sends(fix.receive(gateway.frame(msg_type, *fields_, seq=seq), T0))
+    assert [m.msg_type for m in answers][:1] == [answer]
+    assert fix.store.next_in <= 3
 
 
 SESSION_TAGS = (34, 7, 16, 36, 43, 45, 58, 108, 112, 122, 123)

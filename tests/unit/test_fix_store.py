@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from support.midchains_fix import NS, T0, Gateway, at, fields, logged_on, sends, session
 
 from adapters.midchains.session import SessionState
@@ -97,6 +98,18 @@ def test_a_session_logged_on_across_the_boundary_logs_out(tmp_path: Path) -> Non
     (logout,) = sends(fix.tick(boundary))
     assert logout.msg_type == "5" and "trading day" in (logout.get(58) or "")
     assert fix.state is SessionState.LOGOUT_SENT
+
+
+def test_an_order_after_the_boundary_but_before_the_tick_is_refused(tmp_path: Path) -> None:
+    """The timer that logs out at 01:00 UTC may fire late: an order sent in between would carry
+    the old day's next 34 to a gateway counting from 1 again. It is refused and not numbered."""
+    before = at("2021-07-14 00:59:30.000")
+    fix = logged_on(tmp_path / "fix.sqlite", now_ns=before)
+    fix.send_application("D", ORDER, before + NS)
+    with pytest.raises(ConnectionError, match="trading day"):
+        fix.send_application("D", ORDER, at("2021-07-14 01:00:00.000"))
+    assert fix.store.next_out == 3
+    assert [m.msg_type for m in sends(fix.tick(at("2021-07-14 01:00:00.001")))] == ["5"]
 
 
 def test_the_store_writes_before_the_bytes_leave(tmp_path: Path) -> None:
