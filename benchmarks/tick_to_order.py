@@ -47,6 +47,7 @@ class Sample:
     faults_before: int
     collections: int
     collections_before: int
+    plain_before_us: float  # the book event just before it, which orders nothing
 
 
 def usage() -> tuple[int, int]:
@@ -85,9 +86,15 @@ def measure(events: list, every: int = 100) -> list[Sample]:
     window_switches, window_faults = usage()
     window_collections = 0
     try:
+        plain_us = 0.0
         for n, event in enumerate(events, 1):
             if n % every:  # the strategy orders on every 100th book event only
-                on_book(event)
+                if n % every == every - 1:
+                    p0 = wall()
+                    on_book(event)
+                    plain_us = (wall() - p0) / 1000
+                else:
+                    on_book(event)
                 continue
             before = len(handed)
             switches0, faults0 = usage()
@@ -103,7 +110,7 @@ def measure(events: list, every: int = 100) -> list[Sample]:
                 (t1 - t0) / 1000, (c1 - c0) / 1000,
                 switches1 - switches0, switches0 - window_switches,
                 faults1 - faults0, faults0 - window_faults,
-                collections[0] - collections0, collections0 - window_collections,
+                collections[0] - collections0, collections0 - window_collections, plain_us,
             ))
             clock.set_time(clock.now_ns() + 1_000_000)
             while clock.advance(clock.now_ns()):
@@ -138,6 +145,14 @@ def report(samples: list[Sample]) -> None:
     print(f"slow (> 2x median = {2 * median:.1f} µs): {len(slow)} ({len(slow) / len(samples):.2%})")
     if not slow:
         return
+    # is a slow sample slow on its own, or is the machine slow for a while?
+    after_slow = [b for a, b in itertools.pairwise(samples) if a.wall_us > 2 * median]
+    if after_slow:
+        share = sum(1 for s in after_slow if s.wall_us > 2 * median) / len(after_slow)
+        print(f"  the sample after a slow one is slow too: {share:.1%} (any sample: {len(slow) / len(samples):.1%})")
+    fast = [s for s in samples if s.wall_us <= 2 * median]
+    print(f"  the plain book event just before: median {statistics.median(s.plain_before_us for s in slow):.2f} µs "
+          f"before a slow sample, {statistics.median(s.plain_before_us for s in fast):.2f} µs before the others")
     causes = {
         "context switch in the sample": lambda s: s.switches > 0,
         "context switch just before it": lambda s: s.switches == 0 and s.switches_before > 0,

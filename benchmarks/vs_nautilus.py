@@ -20,6 +20,11 @@ ms on a 2 vCPU VM, stays in: under 1% of a 300,000-event run). The engines alter
 each per order rate; the median and every run are printed, the ratio of the medians, and the
 orders and cancels each strategy sent (equal, or the script warns that the workloads differ).
 
+The floor: the same ``BookUpdate`` list through a bare loop that applies every level change to a
+dict per side (set, or delete at zero) and does nothing else: the book upkeep any Python engine
+must do, without a touch, a strategy, a clock or a venue. It runs between the engines' runs and
+prints its median and this engine's median as a share of it (``floor_share``).
+
 Instructions per event, load-independent (callgrind, hash seed 0): for each side
 (``--engine ours|nautilus``) take ``--runs 1`` minus ``--runs 0`` (the same build without the run)
 at two ``--events`` lengths, and divide the difference of the two by the difference in events.
@@ -216,6 +221,22 @@ def nautilus_side() -> Nautilus | None:
 
 
 # ---- the comparison -------------------------------------------------------------------------
+def run_floor(events: list[BookUpdate]) -> float:
+    """Events per second of the bare loop (see the module docstring): the ceiling for this engine."""
+    bids: dict[Decimal, Decimal] = {}
+    asks: dict[Decimal, Decimal] = {}
+    buy = Side.BUY
+    started = time.perf_counter()
+    for event in events:
+        for side, price, qty in event.changes:
+            levels = bids if side is buy else asks
+            if qty:
+                levels[price] = qty
+            else:
+                levels.pop(price, None)
+    return len(events) / (time.perf_counter() - started)
+
+
 def describe(results: list[Result]) -> str:
     rates = [r.rate for r in results]
     runs = " / ".join(f"{rate:,.0f}" for rate in rates)
@@ -259,8 +280,10 @@ def main(argv: list[str] | None = None) -> None:
         assert not reached, f"the walk reaches {reached} orders at every={every}: raise AWAY_TICKS"
         mine: list[Result] = []
         their: list[Result] = []
+        floors: list[float] = []
         for _ in range(args.runs):  # alternate, so a slow stretch of the machine hits both
             if ours:
+                floors.append(run_floor(ours_events))
                 mine.append(run_ours(ours_events, every))
             if theirs:
                 their.append(theirs.run(their_events, every))
@@ -268,6 +291,9 @@ def main(argv: list[str] | None = None) -> None:
             continue
         if ours:
             print(f"every={every} engine {describe(mine)}")
+            floor = statistics.median(floors)
+            share = statistics.median(r.rate for r in mine) / floor
+            print(f"every={every} floor median={floor:,.0f} floor_share={share:.3f}")
         if theirs:
             print(f"every={every} nautilus {describe(their)}")
             if not ours:
