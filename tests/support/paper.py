@@ -16,7 +16,19 @@ from adapters.paper.adapter import PaperAdapter, PaperOptions
 from adapters.sim.market import MarketOptions
 from adapters.sim.matching import MatchingEngine
 from engine.clock import SimClock
-from engine.model import Instrument, Order, OrderStatus, OrderType, Phase, SessionState, Side, TimeInForce
+from engine.model import (
+    Fill,
+    Instrument,
+    Order,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Phase,
+    SessionState,
+    Side,
+    TimeInForce,
+    Trade,
+)
 from support.sinks import RecordingSink
 
 D = Decimal
@@ -113,3 +125,22 @@ class Venue:
 
     def engine(self, symbol: str = "MEBL") -> MatchingEngine:
         return self.adapter.matching_engine(symbol)
+
+
+class VenueListener:
+    """A simulated venue's order-entry listener that keeps what it is told: our reports, fills and
+    the tape (tests/unit/test_sim_venue.py, test_sim_ledger.py)."""
+
+    def __init__(self) -> None:
+        self.updates: list[OrderUpdate] = []
+        self.fills: list[Fill] = []
+        self.trades: list[Trade] = []
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        self.updates.append(update)
+
+    def on_fill(self, fill: Fill) -> None:
+        self.fills.append(fill)
+
+    def on_trade(self, trade: Trade) -> None:
+        self.trades.append(trade)

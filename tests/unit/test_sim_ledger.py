@@ -9,27 +9,18 @@ import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
-from support.paper import START, instruments
+from support.paper import START, VenueListener, instruments
 
 from adapters.sim.ledger import FLUSH_AGE_NS
 from adapters.sim.market import MarketOptions
 from adapters.sim.venue import SimVenue
 from engine.clock import SimClock
-from engine.model import Fill, OrderStatus, OrderUpdate, Phase, SessionState, Side
+from engine.model import OrderStatus, Phase, SessionState, Side
 
 D = Decimal
 
 
-class Broker:
-    def __init__(self) -> None:
-        self.updates: list[OrderUpdate] = []
-        self.fills: list[Fill] = []
-
-    def on_order_update(self, update: OrderUpdate) -> None:
-        self.updates.append(update)
-
-    def on_fill(self, fill: Fill) -> None:
-        self.fills.append(fill)
+Broker = VenueListener  # order entry only: our reports, fills and the tape
 
 
 def open_venue(path: Path, clock: SimClock) -> tuple[SimVenue, Broker]:

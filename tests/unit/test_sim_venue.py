@@ -7,34 +7,19 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from support.paper import START, instruments
+from support.paper import START, VenueListener, instruments
 
 from adapters.sim.faults import UnsupportedFault, parse_fault_spec
 from adapters.sim.market import MarketOptions
 from adapters.sim.matching import Accepted, Cancelled, Execution, Rejected, Replaced
 from adapters.sim.venue import CODE_HALTED, SimVenue
 from engine.clock import NS_PER_S, SimClock
-from engine.model import Fill, OrderStatus, OrderUpdate, Phase, SessionState, Side, Trade
+from engine.model import OrderStatus, Phase, SessionState, Side
 
 D = Decimal
 
 
-class Broker:
-    """A listener serving order entry only: our reports and the tape."""
-
-    def __init__(self) -> None:
-        self.updates: list[OrderUpdate] = []
-        self.fills: list[Fill] = []
-        self.trades: list[Trade] = []
-
-    def on_order_update(self, update: OrderUpdate) -> None:
-        self.updates.append(update)
-
-    def on_fill(self, fill: Fill) -> None:
-        self.fills.append(fill)
-
-    def on_trade(self, trade: Trade) -> None:
-        self.trades.append(trade)
+Broker = VenueListener  # order entry only: our reports, fills and the tape
 
 
 class Feed:
