@@ -1,14 +1,16 @@
 """The identical workload through this engine and NautilusTrader, in one process run. Not a test.
 
-    python benchmarks/vs_nautilus.py [--events N] [--runs R] [--every 1000,100]
+    python benchmarks/vs_nautilus.py [--events N] [--runs R] [--every 1000,100] [--fresh-decimals]
 
 Workload (benchmarks/workload.py): one list of L2 level changes of a never-crossed book (a
 random walk of the mid, a two-tick spread, ten levels a side that move with the walk and are
 deleted when it leaves them), built once and converted once to each engine's objects before any
-timing: ``BookUpdate`` for this engine, ``OrderBookDelta`` (L2_MBP, one delta per event, F_LAST)
-for NautilusTrader. The strategy is the same on both sides: on every event read the best bid and
-ask; every ``every`` events cancel the previous order if still open and place a limit buy 50 ticks
-under the best bid, which the walk never reaches (asserted), so neither venue fills.
+timing: ``BookUpdate`` for this engine (one Decimal object per number text, as the adapters'
+reader hands them out; ``--fresh-decimals`` for a new one per number), ``OrderBookDelta``
+(L2_MBP, one delta per event, F_LAST) for NautilusTrader. The strategy is the same on both
+sides: on every event read the best bid and ask; every ``every`` events cancel the previous
+order if still open and place a limit buy 50 ticks under the best bid, which the walk never
+reaches (asserted), so neither venue fills.
 
 This engine: the real loader, context, pre-trade gate and paper venue on the simulated clock, as
 benchmarks/run.py builds them (the venue answers every 100 events, 10 µs of simulated time per
@@ -78,11 +80,27 @@ class Result:
 
 
 # ---- this engine ----------------------------------------------------------------------------
-def to_book_updates(stream: list[Change]) -> list[BookUpdate]:
-    """The stream as an adapter hands it to the runtime: one ``BookUpdate`` per change."""
+def to_book_updates(stream: list[Change], fresh: bool = False) -> list[BookUpdate]:
+    """The stream as an adapter hands it to the runtime: one ``BookUpdate`` per change, each number
+    the one Decimal object per number text that the adapters' reader hands out (adapters/kit/
+    wirejson.py remembers them, so a book keyed by price hashes each price once, not per event;
+    hashing a new Decimal costs more than making it). ``fresh``: a new Decimal per number instead,
+    as no adapter of ours delivers them (``--fresh-decimals``, to see what that costs)."""
+    numbers: dict[int, Decimal] = {}
+
+    def number(value: int, scale: Decimal) -> Decimal:
+        if fresh:
+            return Decimal(value) * scale
+        key = value if scale is TICK else -value - 1  # prices and sizes apart
+        known = numbers.get(key)
+        if known is None:
+            known = numbers[key] = Decimal(value) * scale
+        return known
+
+    one = Decimal(1)
     return [
         BookUpdate("paper", "MEBL", (seq + 1) * EVENT_NS, seq + 1,
-                   ((Side.BUY if c.is_bid else Side.SELL, Decimal(c.ticks) * TICK, Decimal(c.size)),))
+                   ((Side.BUY if c.is_bid else Side.SELL, number(c.ticks, TICK), number(c.size, one)),))
         for seq, c in enumerate(stream)
     ]
 
@@ -250,6 +268,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5,
                         help="timed runs per engine and order rate (default 5; 0: build only)")
     parser.add_argument("--every", default="1000,100", help="order rates: an order every N events (default 1000,100)")
+    parser.add_argument("--fresh-decimals", action="store_true",
+                        help="a new Decimal per price and size in our events, as no adapter of ours delivers them")
     parser.add_argument("--engine", choices=("both", "ours", "nautilus"), default="both",
                         help="run one side alone (instruction counts under callgrind); default both")
     args = parser.parse_args(argv)
@@ -262,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     if theirs is None and args.engine == "nautilus":
         raise SystemExit("nautilus_trader is not installed (pip install -e '.[bench]')")
     ours = args.engine != "nautilus"
-    ours_events = to_book_updates(stream) if ours else []
+    ours_events = to_book_updates(stream, fresh=args.fresh_decimals) if ours else []
     their_events = theirs.convert(stream) if theirs else []
     # the event lists are the harness's input: keep the collector from rescanning them (as run.py)
     gc.collect()
