@@ -84,6 +84,10 @@ class FixMessage:
         )
 
 
+SOH_TEXT = "\x01"
+#: where BodyLength's value starts in every frame encode() writes: after ``8=FIX.4.2<SOH>9=``
+_LENGTH_AT = len(f"8={BEGIN_STRING}\x019=")
+
 # Header fields the session sets on every send (and on a replay, with 43/122 added).
 _FRAMING_AND_HEADER = frozenset({8, 9, 10, 34, 35, 43, 49, 52, 56, 97, 122})
 
@@ -99,6 +103,22 @@ def encode(msg_type: str, header: Sequence[tuple[int, str]], body: Iterable[tupl
         message.append_pair(tag, value)
     frame: bytes = message.encode()
     return frame
+
+
+def encode_message(
+    msg_type: str, header: Sequence[tuple[int, str]], body: Sequence[tuple[int, str]]
+) -> tuple[bytes, FixMessage]:
+    """:func:`encode`'s frame and its :class:`FixMessage`, the message built from the fields given
+    rather than by reading the frame back (a read is simplefix's byte loop, ~1.5M instructions a
+    frame). Equal to ``decode(frame)``; an empty value, one that is not plain ASCII or one holding a
+    SOH is read back (and refused where the frame is)."""
+    frame = encode(msg_type, header, body)
+    given = [*header, *body]
+    if not all(value and value.isascii() and SOH_TEXT not in value for _, value in given):
+        return frame, decode(frame)
+    length = frame[_LENGTH_AT:frame.index(SOH, _LENGTH_AT)].decode("ascii")
+    checksum = frame[-4:-1].decode("ascii")
+    return frame, FixMessage(((8, BEGIN_STRING), (9, length), (35, msg_type), *given, (10, checksum)))
 
 
 def reframe(frame: bytes) -> bytes:

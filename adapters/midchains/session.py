@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
-from adapters.midchains.codec import FixCodecError, FixMessage, FrameReader, decode, encode
+from adapters.midchains.codec import FixCodecError, FixMessage, FrameReader, decode, encode_message
 from adapters.midchains.store import DAY_BOUNDARY, SequenceStore, trading_day
 
 __all__ = [
@@ -444,10 +444,10 @@ class FixSession:
 
     def _send(self, msg_type: str, body: list[tuple[int, str]], now_ns: int) -> Send:
         seq = self.store.next_out
-        frame = encode(msg_type, self._header(seq, now_ns), body)
+        frame, message = encode_message(msg_type, self._header(seq, now_ns), body)
         self.store.record_sent(seq, None if msg_type in ADMIN_TYPES else frame)
         self._last_sent_ns = now_ns
-        return Send(frame, decode(frame))
+        return Send(frame, message)
 
     def _header(self, seq: int, now_ns: int) -> list[tuple[int, str]]:
         return [
@@ -480,8 +480,7 @@ class FixSession:
                 (56, self.config.target_comp_id),
                 (122, original.get(52) or sending_time(now_ns)),
             ]
-            data = encode(original.msg_type, header, original.body())
-            actions.append(Send(data, decode(data)))
+            actions.append(Send(*encode_message(original.msg_type, header, original.body())))
         if gap_start is not None:
             actions.append(self._gap_fill(gap_start, end + 1, now_ns))
         if actions:  # an empty range sends nothing, so it must not postpone the Heartbeat
@@ -490,8 +489,7 @@ class FixSession:
 
     def _gap_fill(self, seq: int, new_seq: int, now_ns: int) -> Send:
         header = [(34, str(seq)), (43, "Y"), *self._header(seq, now_ns)[1:], (122, sending_time(now_ns))]
-        data = encode("4", header, [(123, "Y"), (36, str(new_seq))])
-        return Send(data, decode(data))
+        return Send(*encode_message("4", header, [(123, "Y"), (36, str(new_seq))]))
 
     def _reject(self, ref_seq: int, reason: str, ref_tag: int | None, text: str, now_ns: int) -> Send:
         body = [(45, str(ref_seq))]
