@@ -9,8 +9,8 @@ crash test compares the engine's journal with it).
 An operation that only changed an order (an acknowledgement, a replace, a cancel) is not worth a
 transaction of its own on the event path: its row waits in memory (:meth:`VenueLedger.defer`) and
 goes to disk with the next fill, when :data:`FLUSH_ROWS` rows wait or the oldest waited
-:data:`FLUSH_AGE_NS` of the venue's clock, before anything reads the ledger, and at close. A crash
-can lose those rows; so that it never loses anything that matters:
+:data:`FLUSH_AGE_NS` of the venue's clock (a timer of the venue's), before anything reads the
+ledger, and at close. A crash can lose those rows; so that it never loses anything that matters:
 
 - the first row waiting writes ``unflushed`` = 1 (one write per batch, not per order) and the flush
   clears it in its transaction: a venue restarted over a ledger with ``unflushed`` = 1 knows its
@@ -92,22 +92,21 @@ class VenueLedger:
                 self.db.execute(statement)
         #: order rows not on disk yet, by client id (a later row of an order replaces its earlier one)
         self._waiting: dict[str, tuple] = {}
-        self._waiting_since_ns = 0
 
     @property
     def waiting(self) -> int:
         """Order rows not on disk yet."""
         return len(self._waiting)
 
-    def defer(self, orders: Iterable[tuple], now_ns: int) -> None:
-        """Order rows that move no money: written with the next flush (see the module doc)."""
+    def defer(self, orders: Iterable[tuple]) -> None:
+        """Order rows that move no money: written with the next flush (see the module doc; the
+        venue flushes a batch :data:`FLUSH_AGE_NS` after it began, on its own clock)."""
         waiting = self._waiting
         if not waiting:
             self.db.execute(_SET_META, (UNFLUSHED, "1"))  # before any row can be lost
-            self._waiting_since_ns = now_ns
         for row in orders:
             waiting[row[0]] = row
-        if len(waiting) >= FLUSH_ROWS or now_ns - self._waiting_since_ns >= FLUSH_AGE_NS:
+        if len(waiting) >= FLUSH_ROWS:
             self.flush()
 
     def flush(self) -> None:

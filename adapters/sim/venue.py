@@ -43,7 +43,7 @@ from typing import Any
 
 from adapters.kit.orders import MUTED, OrderTracker, TrackedOrder
 from adapters.sim.faults import FAULT_KINDS, FaultSpec, check_supported, fault_label, seconds
-from adapters.sim.ledger import ORDER_IDS_RESERVED, UNFLUSHED, VenueLedger
+from adapters.sim.ledger import FLUSH_AGE_NS, ORDER_IDS_RESERVED, UNFLUSHED, VenueLedger
 from adapters.sim.market import MarketOptions, SymbolMarket
 from adapters.sim.matching import (
     CODE_UNKNOWN_ORDER,
@@ -411,7 +411,13 @@ class SimVenue:
             ledger.write(rows, self._fills[self._persisted_fills:])
             self._persisted_fills = len(self._fills)
         elif rows:
-            ledger.defer(rows, self.clock.now_ns())
+            if not ledger.waiting:  # a new batch: it goes to disk within FLUSH_AGE_NS even if nothing follows
+                self.clock.call_later(FLUSH_AGE_NS, self._flush_ledger)
+            ledger.defer(rows)
+
+    def _flush_ledger(self) -> None:
+        if self._ledger is not None:
+            self._ledger.flush()
 
     # ---- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:

@@ -32,10 +32,15 @@ def open_venue(path: Path, clock: SimClock) -> tuple[SimVenue, Broker]:
     return venue, broker
 
 
-def settle(clock: SimClock) -> None:
-    until = clock.now_ns() + 1_000_000
+def settle_for(clock: SimClock, ns: int) -> None:
+    """Run the venue's timers for ``ns`` of its clock."""
+    until = clock.now_ns() + ns
     while clock.advance(until):
         pass
+
+
+def settle(clock: SimClock) -> None:
+    settle_for(clock, 1_000_000)
 
 
 def rows_on_disk(path: Path) -> dict[str, tuple[str, str]]:
@@ -67,8 +72,27 @@ def test_a_waiting_row_goes_to_disk_once_the_venues_clock_moved_past_the_flush_a
     clock.set_time(clock.now_ns() + FLUSH_AGE_NS)
     venue.place("s2", "MEBL", Side.BUY, D(10), D("186.00"))
     settle(clock)
+    assert set(rows_on_disk(path)) == {"s1"}  # s1's batch was due; s2 began the next one
+    settle_for(clock, FLUSH_AGE_NS)
     assert set(rows_on_disk(path)) == {"s1", "s2"}
     venue.stop()
+
+
+def test_a_lone_waiting_row_reaches_disk_within_the_flush_age_with_nothing_after_it(tmp_path):
+    """The age is a bound, not a hint: an order acknowledged and then left alone is on disk once
+    the venue's clock passed FLUSH_AGE_NS, so a later crash does not make its venue cancel it."""
+    path = tmp_path / "venue.sqlite"
+    clock = SimClock(START)
+    venue, _ = open_venue(path, clock)
+    venue.place("s1", "MEBL", Side.BUY, D(10), D("187.00"))
+    settle(clock)
+    assert "s1" not in rows_on_disk(path)
+    settle_for(clock, FLUSH_AGE_NS)
+    assert rows_on_disk(path)["s1"][0] == "new"
+    del venue  # crash: nothing was waiting, so the restarted venue keeps the order working
+    again, _ = open_venue(path, clock)
+    assert [o.client_id for o in again.open_orders()] == ["s1"]
+    again.stop()
 
 
 def test_a_crash_before_the_flush_never_hands_out_a_venue_order_id_twice(tmp_path):
