@@ -3,8 +3,9 @@ error, take more than 10 ms, or hang (issue 17).
 
 Seeds are the documents' example messages as the tests keep them (tests/fixtures/: the PSX digest's
 proposed frames, every Pulse response example wrapped as a JSON-RPC answer and as a notification,
-the Optimus envelopes of section 12 plus the assumed OPT-n bodies), and the hostile examples of
-issue 17 (``{"type":[]}``, 100,000-deep nesting, ``"ltp":1e9999999999999999999``,
+the Optimus envelopes of section 12 plus the assumed OPT-n bodies, the MidChains FIX examples as
+printed and re-framed; the JSON-level mutations leave FIX text alone, the byte-level ones do not),
+and the hostile examples of issue 17 (``{"type":[]}``, 100,000-deep nesting, ``"ltp":1e9999999999999999999``,
 ``"timestamp":1e999999``, ``"result":NaN``, an unhashable ``direction`` ...), which also run once
 verbatim. Each message is a seed after one to eight mutations: bit flips, byte insertions and
 deletions, splices of other seeds, truncation, JSON values swapped for other types, hostile numbers
@@ -21,7 +22,7 @@ Exit status 1 if there was any crash, slow message or hang.
 
 Messages are reproducible: message ``i`` of seed ``S`` is always the same bytes.
 
-Run: ``python benchmarks/fuzz.py {psx_feed|pulse|optimus|all} N [--seed S]`` (a million messages
+Run: ``python benchmarks/fuzz.py {psx_feed|pulse|optimus|midchains|all} N [--seed S]`` (a million messages
 per codec take a few minutes on one core; run it under ``nice``).
 """
 
@@ -43,6 +44,7 @@ from typing import Any, ClassVar
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from adapters.midchains import codec as midchains  # noqa: E402
 from adapters.optimus import codec as optimus  # noqa: E402
 from adapters.psx_feed import codec as psx_feed  # noqa: E402
 from adapters.pulse import codec as pulse  # noqa: E402
@@ -52,7 +54,7 @@ FIXTURES = REPO / "tests" / "fixtures"
 TS = "2024-01-01T04:30:00.000Z"
 RECV_NS = 1_704_083_400 * 1_000_000_000
 NOW_S = 1_704_083_400
-CODECS = ("psx_feed", "pulse", "optimus")
+CODECS = ("psx_feed", "pulse", "optimus", "midchains")
 
 # --------------------------------------------------------------------------------------------
 # Seeds: the documents' examples
@@ -162,6 +164,20 @@ def optimus_seeds() -> list[str]:
     return seeds
 
 
+def midchains_seeds() -> list[str]:
+    """Every FIX example of the MidChains document (tests/fixtures/midchains), as printed (wrong
+    BodyLength and CheckSum) and re-framed where it can be, as latin-1 text."""
+    seeds = []
+    for line in (FIXTURES / "midchains" / "fix_examples.txt").read_text(encoding="latin-1").splitlines():
+        frame = line.encode("latin-1")
+        seeds.append(line)
+        try:
+            seeds.append(midchains.reframe(frame).decode("latin-1"))
+        except midchains.FixCodecError:
+            pass  # a garbled example: kept as printed only
+    return seeds
+
+
 def hostile_seeds(codec: str) -> list[str | bytes]:
     """The hostile inputs issue 17 names, for ``codec``; each runs once verbatim, then is mutated."""
     deep = "[" * 100_000
@@ -176,6 +192,16 @@ def hostile_seeds(codec: str) -> list[str | bytes]:
             '{"type":"order","symbol":"MEBL","action":"add","order_id":"1","side":["B"],"price":1,"qty":1}',
             '{"type":"tick","symbol":"MEBL","ts":"' + "9" * 100_000 + '"}',
             '{"type":"book","symbol":"MEBL","snapshot":true,"bids":[[1e64,1e-64]],"asks":[[' + "9" * 4299 + ",1]]}",
+        ]
+    if codec == "midchains":
+        soh = "\x01"
+        return [
+            *common, "8=FIX.4.2" + soh, "8=FIX.4.2" + soh + "9=" + "9" * 5000 + soh,
+            "8=FIX.4.2" + soh + "9=-1" + soh + "35=0" + soh + "10=000" + soh,
+            "8=FIX.4.2" + soh + "9=5" + soh + "35=0" + soh + "10=abc" + soh,
+            "8=FIX.4.2" + soh + "9=5" + soh + "35=0" + soh + "58=" + "x" * 70_000 + soh + "10=000" + soh,
+            ("8=FIX.4.2" + soh + "9=5" + soh + "35=0" + soh + "10=000" + soh) * 200,
+            "=" * 1000, soh * 1000, "8=FIX.4.2" + soh + "35=0" + soh + "9=5" + soh + "10=000" + soh,
         ]
     if codec == "pulse":
         trades = '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"user.trades.X","data":'
@@ -211,7 +237,7 @@ def hostile_seeds(codec: str) -> list[str | bytes]:
 
 
 SEEDS: dict[str, Callable[[], list[str]]] = {
-    "psx_feed": psx_feed_seeds, "pulse": pulse_seeds, "optimus": optimus_seeds,
+    "psx_feed": psx_feed_seeds, "pulse": pulse_seeds, "optimus": optimus_seeds, "midchains": midchains_seeds,
 }
 
 # --------------------------------------------------------------------------------------------
@@ -398,7 +424,43 @@ def _use_optimus(item: Any) -> None:
         item.to_fill("optimus")
 
 
-DRIVERS: dict[str, Callable[[], Any]] = {"psx_feed": PsxFeedDriver, "pulse": PulseDriver, "optimus": OptimusDriver}
+class MidchainsDriver:
+    """The FIX codec: one ``FrameReader`` fed the message as a stream (kept across messages until it
+    breaks, as one connection's), every frame it yields read as a message; ``decode`` and
+    ``reframe`` on the message alone."""
+
+    name = "midchains"
+    error = midchains.FixCodecError
+
+    def __init__(self) -> None:
+        self.reader = midchains.FrameReader()
+
+    def fresh(self) -> MidchainsDriver:
+        return MidchainsDriver()
+
+    def __call__(self, raw: str | bytes, where: list[str]) -> None:
+        data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+        where[0] = "FrameReader"
+        try:
+            self.reader.feed(data)
+            while (message := self.reader.next_message()) is not None:
+                message.msg_type  # noqa: B018
+                message.body()
+                message.loggable()
+        except midchains.FixCodecError as exc:
+            _expected(exc)
+            self.reader = midchains.FrameReader()  # a broken stream ends its connection
+        for name, entry in (("decode", midchains.decode), ("reframe", midchains.reframe)):
+            where[0] = name
+            try:
+                entry(data)
+            except midchains.FixCodecError as exc:
+                _expected(exc)
+
+
+DRIVERS: dict[str, Callable[[], Any]] = {
+    "psx_feed": PsxFeedDriver, "pulse": PulseDriver, "optimus": OptimusDriver, "midchains": MidchainsDriver,
+}
 
 # --------------------------------------------------------------------------------------------
 # Mutations

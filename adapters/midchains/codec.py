@@ -26,6 +26,7 @@ import simplefix  # type: ignore[import-untyped]  # no py.typed; typed at this m
 import simplefix.errors  # type: ignore[import-untyped]
 
 from adapters.kit.credentials import Secret
+from engine.venue.badinput import MALFORMED, TOO_LARGE
 
 __all__ = [
     "BEGIN_STRING",
@@ -53,7 +54,12 @@ _ONCE = (8, 9, 34, 35, 43, 49, 52, 56, 122)
 
 
 class FixCodecError(ValueError):
-    """A byte stream or frame that is not a valid FIX 4.2 frame; the text names what is wrong."""
+    """A byte stream or frame that is not a valid FIX 4.2 frame; the text names what is wrong.
+    ``kind`` is the :mod:`engine.venue.badinput` kind a reader counts it under, as for every codec."""
+
+    def __init__(self, reason: str, kind: str = MALFORMED) -> None:
+        super().__init__(reason)
+        self.kind = kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +230,7 @@ class FrameReader:
     def _next(self) -> FixMessage | None:
         while (message := self._parser.get_message()) is None:
             if len(self._raw) > self.max_frame:
-                raise FixCodecError(f"no complete frame in {len(self._raw)} bytes (limit {self.max_frame})")
+                raise FixCodecError(f"no complete frame in {len(self._raw)} bytes (limit {self.max_frame})", TOO_LARGE)
             if self._unfed_at >= len(self._unfed):
                 self._unfed.clear()
                 self._unfed_at = 0
@@ -249,5 +255,5 @@ class FrameReader:
         if start:
             self.skipped_fields += raw[:start].count(SOH)
         if len(raw) - start > self.max_frame:
-            raise FixCodecError(f"frame of {len(raw) - start} bytes exceeds the limit of {self.max_frame}")
+            raise FixCodecError(f"frame of {len(raw) - start} bytes exceeds the limit of {self.max_frame}", TOO_LARGE)
         return _checked(raw[start:], pairs)

@@ -278,6 +278,8 @@ def test_reader_refuses_what_is_not_utf8_json_text() -> None:
 
 CODECS = fuzz.CODECS
 SEEDS = {codec: fuzz.SEEDS[codec]() for codec in CODECS}
+#: the codecs whose documents speak JSON (MidChains FIX does not: its frames are tag=value text)
+JSON_CODECS = tuple(codec for codec in CODECS if fuzz.tree_of(SEEDS[codec][0]) is not None)
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 numbers = st.from_regex(r"-?[0-9]{1,80}(\.[0-9]{1,80})?([eE][-+]?[0-9]{1,8})?", fullmatch=True).map(fuzz.Raw)
@@ -309,7 +311,7 @@ def test_any_text_raises_only_the_codec_error(codec: str, data: str) -> None:
     drive(codec, data)
 
 
-@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("codec", JSON_CODECS)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pick=st.integers(0, 10**6), where=st.integers(0, 10**6), value=json_values)
 def test_any_json_value_in_a_documented_message_raises_only_the_codec_error(
