@@ -178,8 +178,11 @@ class FixLink:
         self.logon_fields = logon_fields
         self.sync_on_logon = sync_on_logon
         self.connect_timeout_s = connect_timeout_s
-        self.store = SequenceStore(store_path, f"{config.sender_comp_id}->{config.target_comp_id}")
-        self.session = FixSession(config, self.store)
+        #: the SequenceStore file; may be changed until ``run`` opens it (an adapter learns its
+        #: state path after construction)
+        self.store_path = store_path
+        self.store: SequenceStore | None = None
+        self.session: FixSession | None = None
         self.counters: Counter[str] = Counter()
         self.up = False  # logged on and caught up: what "connected" said
         self.stale = False
@@ -199,7 +202,7 @@ class FixLink:
         self._up_event: anyio.Event | None = None
         self._stopped: anyio.Event | None = None
         self._run_scope: anyio.CancelScope | None = None
-        self._seen_in = self.store.next_in
+        self._seen_in = 0
 
     # ---- what the adapter calls ----------------------------------------------------------------
     def set_limits(self, limits: Sequence[RateLimit]) -> tuple[RateLimit, ...]:
@@ -232,6 +235,7 @@ class FixLink:
         """Connect, serve, reconnect with backoff, until :meth:`close`. Never raises for the
         venue's faults (they are reported through ``on_status`` and logged)."""
         self._stopped = anyio.Event()
+        self.open()
         with anyio.CancelScope() as scope:
             self._run_scope = scope
             try:
@@ -246,13 +250,21 @@ class FixLink:
                 self._stopped.set()
                 self._run_scope = None
 
+    def open(self) -> FixSession:
+        """Open the sequence store at ``store_path`` and the session on it (``run`` does it)."""
+        if self.session is None:
+            self.store = SequenceStore(self.store_path, f"{self.config.sender_comp_id}->{self.config.target_comp_id}")
+            self.session = FixSession(self.config, self.store)
+            self._seen_in = self.store.next_in
+        return self.session
+
     async def close(self) -> None:
         """Log out (waiting at most the session's logout timeout for the confirmation), stop the
         loop, hand back what never left. Never raises."""
         self.closing = True
         try:
             connection = self._connection
-            if connection is not None and self.session.state is SessionState.ACTIVE:
+            if connection is not None and self.open().state is SessionState.ACTIVE:
                 with anyio.move_on_after(self.config.logout_timeout_s + 1):
                     await connection.logout()
                     while self._connection is connection:
@@ -266,7 +278,8 @@ class FixLink:
                     await self._stopped.wait()
         self._unsend("the adapter closed before the rate limit let it leave")
         self._pacer.close()
-        self.store.close()
+        if self.store is not None:
+            self.store.close()
 
     @property
     def stats(self) -> dict[str, int]:
@@ -291,7 +304,7 @@ class FixLink:
         stream = _PacedStream(inner, self._wire_bucket(), self._pacing_clock, self._moved)
         self._stream = stream
         extra = list(self.logon_fields()) if self.logon_fields is not None else []
-        connection = FixConnection(self.session, stream, self.clock, self._deliver, logon_fields=extra)
+        connection = FixConnection(self.open(), stream, self.clock, self._deliver, logon_fields=extra)
         self._connection = connection
         self._probed = False
         self.stale = False
@@ -331,8 +344,8 @@ class FixLink:
     async def _watch(self, connection: FixConnection) -> None:
         """Follow the session: probe after the logon, report connected once caught up, stale while
         our silence TestRequest is out."""
+        session = self.open()
         while connection.ended is None:
-            session = self.session
             if session.state is SessionState.ACTIVE:
                 if not self._probed:
                     self._probed = True
@@ -361,8 +374,7 @@ class FixLink:
         self.backoff.reset()
         if self._up_event is not None:
             self._up_event.set()
-        log.info("%s: FIX session to %s logged on (in %d, out %d)", self.name, self._where(),
-                 self.store.next_in, self.store.next_out)
+        log.info("%s: FIX session to %s logged on", self.name, self._where())
         self.on_status(CONNECTED, "logged on")
 
     async def _deliver(self, message: FixMessage) -> None:
@@ -374,7 +386,7 @@ class FixLink:
 
     # ---- helpers -------------------------------------------------------------------------------
     def _moved(self, direction: str) -> None:
-        next_in = self.store.next_in
+        next_in = self.store.next_in if self.store is not None else 0
         if next_in > self._seen_in:
             self.counters["messages_in"] += next_in - self._seen_in
         self._seen_in = next_in
