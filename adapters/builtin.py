@@ -8,12 +8,14 @@ from engine.venue import SandboxCommand, VenueAdapter, adapter_hookimpl
 
 @adapter_hookimpl
 def engine_register_adapters() -> dict[str, type[VenueAdapter]]:
+    from adapters.midchains.adapter import MidChainsFixAdapter
     from adapters.optimus.adapter import OptimusAdapter
     from adapters.paper.adapter import PaperAdapter
     from adapters.psx_feed.adapter import LiveFeedAdapter
     from adapters.pulse.adapter import PulseAdapter
 
-    return {cls.name: cls for cls in (PaperAdapter, LiveFeedAdapter, OptimusAdapter, PulseAdapter)}
+    return {cls.name: cls for cls in (PaperAdapter, LiveFeedAdapter, OptimusAdapter, PulseAdapter,
+                                          MidChainsFixAdapter)}
 
 
 @adapter_hookimpl
