@@ -150,6 +150,10 @@ OE_PORT, MD_PORT = 44323, 44325  # 001: "Port: 44323" for testing, "Port: 44325"
 ORDER_RATE = 4  # MID-9: the WebSocket reject text "exceed order/sec limit" = "more than 4 orders per second"
 MESSAGE_RATE = 10  # 001: "10 commands per second by default"
 MD_CHUNK = 50  # X entries per message in a snapshot
+#: hostile numbers are refused before they reach the engine: at most this price or quantity, and
+#: a price with at most this many decimals (001 gives no bound; a venue has one)
+LIMIT = D(10) ** 12
+DECIMALS = 8
 MD_ID_BASE = 247_697_979_505_370_000  # 278 MDEntryIDs look like 001's example (247697979505377327)
 _B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -717,9 +721,11 @@ class MidChainsSandbox:
         text, base_text = message.get(38, ""), message.get(43229, "")
         if not text.isdigit() or not base_text.isdigit() or int(base_text) <= 0:
             raise _Refusal("OrderQty (38) and FractionBase (43229) must be positive whole numbers")
+        if len(text) > 18 or len(base_text) > 18:
+            raise _Refusal("OrderQty (38) and FractionBase (43229) have at most 18 digits")
         qty = D(text) / D(base_text)  # MID-3: the message's own FractionBase
-        if qty <= 0:
-            raise _Refusal("OrderQty (38) must be positive")
+        if qty <= 0 or qty > LIMIT:
+            raise _Refusal(f"OrderQty (38) / FractionBase (43229) must be positive and at most {LIMIT}")
         if (qty * pair.fraction_base) != (qty * pair.fraction_base).to_integral_value():
             raise _Refusal(f"quantity {qty} is finer than {pair.symbol}'s FractionBase {pair.fraction_base}")
         return qty, int(base_text)
@@ -733,8 +739,8 @@ class MidChainsSandbox:
             price = D(text)
         except InvalidOperation:
             raise _Refusal(f"Price (44) {text!r} is not a number") from None
-        if not price.is_finite() or price <= 0:
-            raise _Refusal("Price (44) must be positive")
+        if not price.is_finite() or price <= 0 or price > LIMIT or price.as_tuple().exponent < -DECIMALS:
+            raise _Refusal(f"Price (44) must be positive, at most {LIMIT} with at most {DECIMALS} decimals")
         return price
 
     def _refuse_new(self, session: SessionState, message: FixMessage, cl_ord_id: str, text: str) -> None:

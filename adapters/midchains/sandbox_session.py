@@ -226,7 +226,7 @@ class FixConnection:
                 self.test_sent_at = None  # anything from the client shows the link is alive
                 try:
                     for frame in splitter.feed(data):
-                        self._frame(frame)
+                        self._guarded(frame)
                         if self.closed:
                             break
                 except WireError as exc:
@@ -271,6 +271,15 @@ class FixConnection:
             if now - self.last_sent >= interval:
                 self.send_admin("0", [])
 
+    def _guarded(self, frame: bytes) -> None:
+        """One frame; a fault of the sandbox itself is logged and counted, and the session goes on
+        (a test sees the counter, the client keeps its connection)."""
+        try:
+            self._frame(frame)
+        except Exception:
+            self.acceptor.count("internal_errors")
+            log.exception("midchains sandbox %s: a frame could not be processed", self.acceptor.role)
+
     def _frame(self, frame: bytes) -> None:
         acceptor = self.acceptor
         try:
@@ -279,11 +288,12 @@ class FixConnection:
             acceptor.count("garbled")
             log.info("midchains sandbox %s: garbled frame ignored: %s", acceptor.role, exc)
             return
+        if self.closing and message.msg_type == "5":
+            self.close()  # the confirmation of our Logout: nothing more to number
+            return
         if not self.logged_on:
             if self.session is None:
                 self._logon(message)
-            elif message.msg_type == "5":  # the confirmation of our Logout of a refused logon
-                self.close()
             return
         session = self.session
         assert session is not None
@@ -305,9 +315,6 @@ class FixConnection:
         if seq < session.next_in:
             if message.get(43) == "Y":
                 return  # a duplicate we already have
-            if message.msg_type == "5" and self.closing:
-                self.close()
-                return
             acceptor.count("seq_too_low")
             self.logout(f"MsgSeqNum too low, expecting {session.next_in} but received {seq}")
             return
@@ -578,6 +585,8 @@ class FixAcceptor:
         if conn is not None and conn.logged_on:
             conn.logout("Session closed")
             conn.logout_sent_at = time.monotonic() - self.logout_timeout_s + 0.2  # a short wait, then closed
+            # what the old connection still receives must not number the new day's session
+            conn.session = SessionState(self, session.client, "")
             session.conn = None
             self.handler.on_disconnect(session)
         session.reset(day)
