@@ -6,7 +6,7 @@ Python API (stable; the conformance harnesses and tests use exactly this)::
                                 seed=0, market=None, clock=None, gateway_comp_id="MIDCDEV1",
                                 client_comp_ids=("YOURSENDCOMP",), extensions=None,
                                 report_fraction_base="pair", day_boundary=timedelta(hours=1),
-                                logout_timeout_s=2.0, faults=()) as venue:
+                                logout_timeout_s=2.0, faults=(), tls=None) as venue:
         venue.host, venue.port, venue.md_port      # the two acceptors (port 0 = a free port)
         venue.place("LTCUSD", "sell", Decimal("0.5"), Decimal(140))   # another participant's order
         venue.depth("LTCUSD")                       # ([(px, qty) bids best first], [asks])
@@ -96,6 +96,7 @@ import json
 import logging
 import re
 import secrets
+import ssl
 import sys
 import time
 from collections import deque
@@ -341,11 +342,16 @@ class MidChainsSandbox:
         day_boundary: timedelta = timedelta(hours=1),
         logout_timeout_s: float = 2.0,
         faults: Iterable[FaultSpec] = (),
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if report_fraction_base not in ("pair", "order"):
             raise ValueError(f"report_fraction_base must be 'pair' or 'order', got {report_fraction_base!r}")
         self.host = host
         self._ports = (port, md_port)
+        #: 001's "secure tcp+ssl connection": both acceptors serve TLS with this context (MID-12:
+        #: a self-signed certificate is the adapter's CA bundle); None = clear TCP, as through a
+        #: local stunnel, which 001 names as the way for a FIX engine without TLS
+        self.tls = tls
         self.clock = clock or WallClock()
         self.extensions = extensions if extensions is not None else MidChainsExtensions.everyday()
         self.report_fraction_base = report_fraction_base
@@ -397,9 +403,9 @@ class MidChainsSandbox:
         return self.md.port
 
     async def __aenter__(self) -> MidChainsSandbox:
-        await self.oe.start(self.host, self._ports[0])
+        await self.oe.start(self.host, self._ports[0], self.tls)
         try:
-            await self.md.start(self.host, self._ports[1])
+            await self.md.start(self.host, self._ports[1], self.tls)
         except BaseException:
             await self.oe.stop()
             raise
@@ -416,6 +422,8 @@ class MidChainsSandbox:
     async def __aexit__(self, *exc: object) -> None:
         if self._timers is not None:
             self._timers.cancel()
+        for order in self._by_key.values():
+            self._stop_expiry(order)
         if self._day_task is not None:
             self._day_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -1070,6 +1078,10 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-fraction-base", choices=("pair", "order"), default="pair",
                         help="FractionBase (43229) of ExecutionReports: the pair's own, as 001's example answers "
                         "10000 to an order sent with 10 (default), or the order's own")
+    parser.add_argument("--tls-cert", type=Path, default=None, metavar="PEM",
+                        help="serve TLS with this certificate (001: \"secure tcp+ssl\"; needs --tls-key); default "
+                        "clear TCP, as behind the local stunnel 001 suggests")
+    parser.add_argument("--tls-key", type=Path, default=None, metavar="PEM", help="the key of --tls-cert")
     parser.add_argument("--day-boundary", default="01:00", metavar="HH:MM",
                         help="UTC time of the daily sequence reset (001: 01:00 UTC; MID-13)")
     add_extension_arguments(parser, MidChainsExtensions)
@@ -1080,6 +1092,19 @@ def _boundary(text: str) -> timedelta:
     if match is None or int(match.group(1)) > 23 or int(match.group(2)) > 59:
         raise SandboxStartError(f"--day-boundary {text!r}: expected HH:MM (UTC)")
     return timedelta(hours=int(match.group(1)), minutes=int(match.group(2)))
+
+
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if args.tls_cert is None and args.tls_key is None:
+        return None
+    if args.tls_cert is None or args.tls_key is None:
+        raise SandboxStartError("--tls-cert and --tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise SandboxStartError(f"cannot load the TLS certificate {args.tls_cert}: {exc}") from None
+    return context
 
 
 def _fault_help() -> str:
@@ -1111,7 +1136,7 @@ def _sandbox_from_args(args: argparse.Namespace, comp_ids: list[str]) -> MidChai
         pairs, host=args.host, port=args.port, md_port=args.md_port, seed=args.seed, market=market, clock=clock,
         gateway_comp_id=args.gateway_comp_id, client_comp_ids=comp_ids,
         extensions=extensions_from_args(MidChainsExtensions, args), report_fraction_base=args.report_fraction_base,
-        day_boundary=_boundary(args.day_boundary), faults=args.fault,
+        day_boundary=_boundary(args.day_boundary), faults=args.fault, tls=_tls(args),
     )
 
 
@@ -1154,7 +1179,7 @@ async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[Sandbo
         yield SandboxLink(
             clock=sandbox.clock,
             adapter_options={"midchains": {"host": sandbox.host, "port": sandbox.port, "md_port": sandbox.md_port,
-                                           "tls": False, "target_comp_id": args.gateway_comp_id,
+                                           "tls": sandbox.tls is not None, "target_comp_id": args.gateway_comp_id,
                                            "sender_comp_id_env": args.sender_comp_id_env}},
             environment={args.sender_comp_id_env: comp_ids[0]}, secret_values=frozenset(comp_ids),
             order_adapter="midchains",

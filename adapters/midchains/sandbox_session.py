@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -535,8 +536,8 @@ class FixAcceptor:
         key = f"{self.role}.{name}"
         self.counters[key] = self.counters.get(key, 0) + by
 
-    async def start(self, host: str, port: int) -> None:
-        self.server = await asyncio.start_server(self._accept, host, port)
+    async def start(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
+        self.server = await asyncio.start_server(self._accept, host, port, ssl=tls)
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

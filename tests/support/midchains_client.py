@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -40,8 +41,8 @@ class FixClient:
         self.log: list[simplefix.FixMessage] = []
         self.answer_test_requests = True
 
-    async def connect(self) -> FixClient:
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+    async def connect(self, tls: ssl.SSLContext | None = None) -> FixClient:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port, ssl=tls)
         return self
 
     def frame(self, msg_type: str, *fields: tuple[int, Any], seq: int | None = None,
