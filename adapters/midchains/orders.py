@@ -97,6 +97,7 @@ FILL_EXEC_TYPES = frozenset({"1", "2", "F"})
 #: venue texts (lower case substrings) -> engine codes; first match wins
 REJECT_TEXTS: tuple[tuple[str, Reject], ...] = (
     ("exceed order/sec limit", Reject.RATE_LIMIT_EXCEEDED),
+    ("/sec limit", Reject.RATE_LIMIT_EXCEEDED),  # "exceed message/sec limit" (FIX's 10/s) too
     ("rate limit", Reject.RATE_LIMIT_EXCEEDED),
     ("market buy", Reject.ORDER_TYPE_NOT_SUPPORTED),
     ("not supported", Reject.ORDER_TYPE_NOT_SUPPORTED),
@@ -109,6 +110,13 @@ REJECT_TEXTS: tuple[tuple[str, Reject], ...] = (
     ("order not found", Reject.ORDER_NOT_OPEN),
     ("unknown order", Reject.ORDER_NOT_OPEN),
     ("too late", Reject.ORDER_NOT_OPEN),
+    ("not open", Reject.ORDER_NOT_OPEN),
+    ("duplicate", Reject.IDEMPOTENCY_KEY_REUSED),  # ClOrdID "must be unique for each session"
+    ("clordid", Reject.INVALID_ORDER),
+    ("handlinst", Reject.INVALID_ORDER),
+    ("side (54)", Reject.INVALID_ORDER),
+    ("expiretime", Reject.INVALID_ORDER),
+    ("is required", Reject.INVALID_ORDER),
     ("symbol", Reject.INVALID_SYMBOL),
     ("quantity", Reject.INVALID_QUANTITY),
     ("qty", Reject.INVALID_QUANTITY),
