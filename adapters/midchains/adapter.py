@@ -80,6 +80,12 @@ D = Decimal
 _LIVE = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
 
 
+def _sample(message: FixMessage) -> str:
+    """A log sample of a message: its body only (the header's CompIDs are the session's identity,
+    which a log need not show), secret tags masked."""
+    return FixMessage(message.body()).loggable()
+
+
 class _Track(TrackedOrder):
     """One of our orders: what the engine was told, plus its durable row and the cancel or replace
     the venue has not answered yet (their ClOrdIDs)."""
@@ -281,13 +287,13 @@ class MidChainsFixAdapter(Adapter):
                         message.get(58) or "no reason given")
         else:
             self._bad.record(UNKNOWN_MESSAGE, f"message type {kind!r} is not one 001 sends on order entry",
-                             message.loggable())
+                             _sample(message))
 
     def _on_report(self, message: FixMessage) -> None:
         try:
             report = parse_exec_report(message)
         except ReportError as exc:
-            self._bad.record(exc.kind, f"ExecutionReport: {exc}", message.loggable())
+            self._bad.record(exc.kind, f"ExecutionReport: {exc}", _sample(message))
             rec = self._find(message.get(11) or "", message.get(41) or "")
             if rec is not None:
                 self._orders.mark_unknown(rec, f"unreadable execution report: {exc}")
@@ -360,7 +366,7 @@ class MidChainsFixAdapter(Adapter):
         try:
             refusal = parse_cancel_reject(message)
         except ReportError as exc:
-            self._bad.record(exc.kind, f"OrderCancelReject: {exc}", message.loggable())
+            self._bad.record(exc.kind, f"OrderCancelReject: {exc}", _sample(message))
             return
         rec = self._find(refusal.clordid, refusal.orig_clordid)
         if rec is None:

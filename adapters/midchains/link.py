@@ -80,6 +80,12 @@ STALE = "stale"
 ADMIN_HEADROOM = 1
 
 
+def _sample(message: FixMessage) -> str:
+    """A log sample of a message: its body only (the header's CompIDs are the session's identity,
+    which a log need not show), secret tags masked."""
+    return FixMessage(message.body()).loggable()
+
+
 class LinkDown(ConnectionError):
     """The link is not connected (or is closing): the message was not queued."""
 
@@ -382,7 +388,7 @@ class FixLink:
             self.on_message(message)
         except Exception:  # the session has taken the number: log it loudly, keep the link
             self.counters["handler_errors"] += 1
-            log.exception("%s: handling %s failed: %s", self.name, message.msg_type, message.loggable())
+            log.exception("%s: handling %s failed: %s", self.name, message.msg_type, _sample(message))
 
     # ---- helpers -------------------------------------------------------------------------------
     def _moved(self, direction: str) -> None:

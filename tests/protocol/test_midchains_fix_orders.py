@@ -9,6 +9,7 @@ scripted gateway on 127.0.0.1 that counts every frame as it arrives."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -181,19 +182,19 @@ async def until(condition: object, what: str, timeout: float = 10) -> None:
             await anyio.sleep(0.005)
 
 
-def options(port: int, state: Path) -> MidChainsFixOptions:
+def options(port: int, state: Path, **extra: object) -> MidChainsFixOptions:
     return MidChainsFixOptions(host="127.0.0.1", port=port, tls=False, sender_comp_id=CLIENT, target_comp_id=GATEWAY,
-                               state_file=state, reconnect_min_s=0.05, reconnect_max_s=0.2)
+                               state_file=state, reconnect_min_s=0.05, reconnect_max_s=0.2, **extra)
 
 
 @asynccontextmanager
-async def rig(tmp_path: Path, on_application: object = None) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, on_application: object = None, **extra: object) -> AsyncIterator[Rig]:
     async with anyio.create_task_group() as tasks:
         gateway = ScriptedGateway(on_application)  # type: ignore[arg-type]
         await gateway.start(tasks)
         sink = RecordingSink()
         state = tmp_path / "midchains.sqlite"
-        adapter = MidChainsFixAdapter("midchains", options(gateway.port, state), [LTC], WallClock(), sink)
+        adapter = MidChainsFixAdapter("midchains", options(gateway.port, state, **extra), [LTC], WallClock(), sink)
         adapter.set_rate_limits(adapter.rate_limits)
         adapter.bind(tasks)
         await adapter.connect()
@@ -359,3 +360,39 @@ async def test_a_fill_sent_again_after_a_restart_is_not_applied_twice(tmp_path: 
             assert seen is not None and seen.status is S.FILLED
             await again.close()
             tasks.cancel_scope.cancel()
+
+
+async def test_a_password_from_a_file_goes_into_the_logon_and_never_into_the_log(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """001's Logon has no password; a gateway that wants one gets FIX Password (554) read from the
+    file at each logon, and no log line shows it."""
+    caplog.set_level(logging.DEBUG)
+    secret = "mc-fix-password-91f3c2"
+    (tmp_path / "password").write_text(secret + "\n")
+    async with rig(tmp_path, password_file=tmp_path / "password") as r:
+        order = r.submit()
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.drop()
+        await until(lambda: r.sink.statuses().count("connected") == 2, "logged on again")
+        assert [a.fields.get(554) for a in r.gateway.received("A")] == [secret, secret]
+        assert order.client_id
+    assert secret[:8] not in caplog.text and "password" not in caplog.text.lower()
+    with pytest.raises(ValueError, match="nowhere"):
+        MidChainsFixAdapter("midchains", options(1, tmp_path / "s.sqlite", password_file=tmp_path / "nowhere"), [LTC],
+                            WallClock(), RecordingSink())
+
+
+async def test_a_report_that_cannot_be_read_is_counted_and_the_order_goes_on(tmp_path: Path) -> None:
+    """An ER without FractionBase (43229) cannot be scaled: dropped, counted by kind, the order
+    marked unknown until the venue speaks again; the session stays up and the next report applies."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.send("8", [(tag, value) for tag, value in body(ER_NEW) if tag != 43229])
+        await r.gateway.send("8", body(ER_NEW, t38="1e999999", t17="X-bad"))
+        await until(lambda: sum(r.adapter.bad_input().values()) == 2, "both counted")
+        assert r.adapter.bad_input() == {"malformed": 1, "bad_number": 1}
+        assert order.status is S.PENDING_NEW
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.NEW, "the good report applied")
+        assert r.sink.statuses() == ["connected"]
