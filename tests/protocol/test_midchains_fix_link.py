@@ -41,7 +41,8 @@ class Harness:
         self.events: list[tuple[str, str]] = []  # ("status", s) or ("message", ClOrdID)
 
 
-async def _harness(tmp_path: Path, limits: tuple[RateLimit, ...] = LIMITS) -> AsyncIterator[Harness]:
+async def _harness(tmp_path: Path, limits: tuple[RateLimit, ...] = LIMITS, heartbeat_s: int = 60
+                   ) -> AsyncIterator[Harness]:
     async with anyio.create_task_group() as tasks:
         gateway = ScriptedGateway()
         await gateway.start(tasks)
@@ -51,7 +52,8 @@ async def _harness(tmp_path: Path, limits: tuple[RateLimit, ...] = LIMITS) -> As
             events.append(("message", message.get(11) or message.msg_type))
 
         link = FixLink("midchains_fix test", Endpoint("127.0.0.1", gateway.port, tls=False),
-                       SessionConfig(CLIENT, GATEWAY), tmp_path / "fix.sqlite", WallClock(), on_message,
+                       SessionConfig(CLIENT, GATEWAY, heartbeat_s=heartbeat_s), tmp_path / "fix.sqlite", WallClock(),
+                       on_message,
                        lambda status, detail: events.append(("status", status)),
                        backoff=Backoff(0.05, 0.2, random.Random(7)), limits=limits)
         link.set_limits(limits)
@@ -111,3 +113,21 @@ async def test_a_dropped_connection_is_reported_and_reconnected(tmp_path: Path) 
         assert h.gateway.logons == 2
         logons = h.gateway.received("A")
         assert int(logons[1].fields[34]) > int(logons[0].fields[34])  # numbers kept across the drop
+
+
+async def test_a_silent_gateway_is_stale_then_connected_when_it_answers(tmp_path: Path) -> None:
+    """HeartBtInt 1 s: after 1 s + 1 s grace of silence our TestRequest goes out and the link says
+    "stale"; the gateway's (late) Heartbeat echoing it makes it "connected" again."""
+    async for h in _harness(tmp_path, heartbeat_s=1):
+        await h.link.wait_connected(10)
+        h.gateway.answer_test_requests = False
+        with anyio.fail_after(10):
+            while ("status", "stale") not in h.events:
+                await anyio.sleep(0.02)
+        late = h.gateway.received("1")[-1].fields[112]
+        assert late.startswith("TEST-")
+        await h.gateway.send("0", [(112, late)])
+        with anyio.fail_after(10):
+            while h.events[-1] != ("status", "connected"):
+                await anyio.sleep(0.02)
+        assert h.events == [("status", "connected"), ("status", "stale"), ("status", "connected")]
