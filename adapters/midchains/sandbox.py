@@ -6,7 +6,8 @@ Python API (stable; the conformance harnesses and tests use exactly this)::
                                 seed=0, market=None, clock=None, gateway_comp_id="MIDCDEV1",
                                 client_comp_ids=("YOURSENDCOMP",), extensions=None,
                                 report_fraction_base="pair", day_boundary=timedelta(hours=1),
-                                logout_timeout_s=2.0, faults=(), tls=None) as venue:
+                                logout_timeout_s=2.0, faults=(), tls=None,
+                                message_rate=10, order_rate=4) as venue:
         venue.host, venue.port, venue.md_port      # the two acceptors (port 0 = a free port)
         venue.place("LTCUSD", "sell", Decimal("0.5"), Decimal(140))   # another participant's order
         venue.depth("LTCUSD")                       # ([(px, qty) bids best first], [asks])
@@ -110,7 +111,7 @@ from typing import Any
 from adapters.kit.credentials import MissingSecret, sandbox_secret
 from adapters.midchains.sandbox_session import FixAcceptor, SessionState
 from adapters.midchains.sandbox_wire import FixMessage, utc_timestamp
-from adapters.sim.cli import Port, VenueSandboxCommand, free_ports, sandbox_clock, until_stopped
+from adapters.sim.cli import Port, VenueSandboxCommand, at_least, free_ports, sandbox_clock, until_stopped
 from adapters.sim.extensions import Extensions, add_extension_arguments, extensions_from_args, extensions_line
 from adapters.sim.faults import (
     FAULT_KINDS,
@@ -343,6 +344,8 @@ class MidChainsSandbox:
         logout_timeout_s: float = 2.0,
         faults: Iterable[FaultSpec] = (),
         tls: ssl.SSLContext | None = None,
+        message_rate: int = MESSAGE_RATE,
+        order_rate: int = ORDER_RATE,
     ) -> None:
         if report_fraction_base not in ("pair", "order"):
             raise ValueError(f"report_fraction_base must be 'pair' or 'order', got {report_fraction_base!r}")
@@ -352,6 +355,8 @@ class MidChainsSandbox:
         #: a self-signed certificate is the adapter's CA bundle); None = clear TCP, as through a
         #: local stunnel, which 001 names as the way for a FIX engine without TLS
         self.tls = tls
+        #: 001: "10 commands per second by default. This can be increased as needed."; orders 4/s (MID-9)
+        self.order_rate = order_rate
         self.clock = clock or WallClock()
         self.extensions = extensions if extensions is not None else MidChainsExtensions.everyday()
         self.report_fraction_base = report_fraction_base
@@ -363,7 +368,7 @@ class MidChainsSandbox:
         clients = set(client_comp_ids)
         common: dict[str, Any] = {"gateway": gateway_comp_id, "clients": clients, "clock": self.clock,
                                   "counters": self.counters, "day_boundary": day_boundary,
-                                  "message_rate": MESSAGE_RATE, "logout_timeout_s": logout_timeout_s}
+                                  "message_rate": message_rate, "logout_timeout_s": logout_timeout_s}
         self.oe = FixAcceptor("oe", _OrderEntry(self), queue_while_away=True, **common)
         self.md = FixAcceptor("md", _MarketData(self), queue_while_away=False, **common)
         self.market_options = market if market is not None else MarketOptions(enabled=False)
@@ -628,7 +633,7 @@ class MidChainsSandbox:
         times = client.order_times
         while times and now - times[0] >= 1.0:
             times.popleft()
-        over = len(times) >= ORDER_RATE
+        over = len(times) >= self.order_rate
         times.append(now)
         if over:
             self.counters["oe.order_rate_violations"] = self.counters.get("oe.order_rate_violations", 0) + 1
@@ -1082,6 +1087,12 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
                         help="serve TLS with this certificate (001: \"secure tcp+ssl\"; needs --tls-key); default "
                         "clear TCP, as behind the local stunnel 001 suggests")
     parser.add_argument("--tls-key", type=Path, default=None, metavar="PEM", help="the key of --tls-cert")
+    parser.add_argument("--message-rate", type=at_least(1), default=MESSAGE_RATE, metavar="N",
+                        help=f"application messages per second and session (default {MESSAGE_RATE}, 001's; \"can be "
+                        "increased as needed\")")
+    parser.add_argument("--order-rate", type=at_least(1), default=ORDER_RATE, metavar="N",
+                        help=f"orders (D, G) per second and session with the order_rate_limit extension (default "
+                        f"{ORDER_RATE}: MID-9)")
     parser.add_argument("--day-boundary", default="01:00", metavar="HH:MM",
                         help="UTC time of the daily sequence reset (001: 01:00 UTC; MID-13)")
     add_extension_arguments(parser, MidChainsExtensions)
@@ -1137,6 +1148,7 @@ def _sandbox_from_args(args: argparse.Namespace, comp_ids: list[str]) -> MidChai
         gateway_comp_id=args.gateway_comp_id, client_comp_ids=comp_ids,
         extensions=extensions_from_args(MidChainsExtensions, args), report_fraction_base=args.report_fraction_base,
         day_boundary=_boundary(args.day_boundary), faults=args.fault, tls=_tls(args),
+        message_rate=args.message_rate, order_rate=args.order_rate,
     )
 
 
@@ -1198,8 +1210,8 @@ COMMAND = VenueSandboxCommand(
     epilog="Alone (real time):\n"
     "  engine sandbox midchains                    # order entry :44323, market data :44325\n"
     "  engine sandbox midchains --port 0 --md-port 0 --document-literal --duration 60",
-    ports=(Port("port", OE_PORT, "order entry (FIX, 001's sandbox port)"),
-           Port("md-port", MD_PORT, "market data (FIX, 001's port)")),
+    ports=(Port("port", OE_PORT, "FIX order entry"),
+           Port("md-port", MD_PORT, "FIX market data")),
     add_arguments=_arguments,
     parse_fault=parse_fault,
     fault_syntax="SPEC = [broker.|feed.]KIND[@S[/EVERY]][,key=value...] of the one vocabulary (below; S = seconds "
