@@ -72,6 +72,14 @@ Order entry (001 "FIX Order Placement"; VENUES.md 2.6):
   GTD expiries) wait in the session's queue and go out after its next Logon of the same trading
   day (001, Logout); the daily reset discards them (MID-13).
 
+Smaller decisions where 001 is silent: SendingTime (52) must be present but its format is not
+checked (001's own D example has ``52=20210714-10:31:02568``); ResetSeqNumFlag (141) is not
+honoured (001 does not document it; a new trading day starts both sides at 1); orders survive a
+disconnect (001 documents no cancel-on-disconnect); ClOrdIDs are unique per SenderCompID for the
+sandbox's life (001: "unique for each session"); OrderIDs look like 001's (``62`` + 12 base-36
+digits) and fill ExecIDs like ``<OrderID>2_<match>``. TLS (001's "secure tcp+ssl") when given a
+certificate (``tls=``, ``--tls-cert``), else clear TCP as behind the stunnel 001 suggests.
+
 Market data (001 "FIX Market Data"; VENUES.md 2.7, MID-14): after Logon the session gets, for every
 pair and without asking, the whole book as ``X`` "new" entries (279=0, 269 0 bid / 1 offer, 278 =
 the order's MDEntryID, 55, 270, 271 a plain decimal, 58 = the OrderID of order entry's 37; at most
