@@ -156,6 +156,7 @@ ZERO = D(0)
 GATEWAY_COMP_ID = "MIDCDEV1"  # 001's examples
 CLIENT_COMP_ID = "YOURSENDCOMP"  # 001's examples: a public test identity, the sandbox guards no money
 COMP_ID_ENV = "MIDCHAINS_SANDBOX_SENDER_COMP_ID"
+ORDER_ADAPTER, MD_ADAPTER = "midchains_fix", "midchains_fix_md"  # the adapters a --run config points here
 OE_PORT, MD_PORT = 44323, 44325  # 001: "Port: 44323" for testing, "Port: 44325" for market data
 ORDER_RATE = 4  # MID-9: the WebSocket reject text "exceed order/sec limit" = "more than 4 orders per second"
 MESSAGE_RATE = 10  # 001: "10 commands per second by default"
@@ -760,7 +761,7 @@ class MidChainsSandbox:
             price = D(text)
         except InvalidOperation:
             raise _Refusal(f"Price (44) {text!r} is not a number") from None
-        if not price.is_finite() or price <= 0 or price > LIMIT or price.as_tuple().exponent < -DECIMALS:
+        if not price.is_finite() or price <= 0 or price > LIMIT or -int(price.as_tuple().exponent) > DECIMALS:
             raise _Refusal(f"Price (44) must be positive, at most {LIMIT} with at most {DECIMALS} decimals")
         return price
 
@@ -817,7 +818,7 @@ class MidChainsSandbox:
                 price = self._price(message) if order.ord_type == "2" else None
                 order.pending = (cl_ord_id, order.cl_ord_id, "G")
                 events = self.sim.amend_for(order.pair.symbol, order.engine_id, price, qty)
-            refused = next((e for e in events if type(e) in (CancelRejected, ReplaceRejected)), None)
+            refused = next((e for e in events if isinstance(e, CancelRejected | ReplaceRejected)), None)
             if refused is not None:
                 order.pending = None
                 raise _Refusal(refused.reason, "0" if "not found" in refused.reason else "2")
@@ -845,6 +846,7 @@ class MidChainsSandbox:
         """Every operation of the venue (a client's, a participant's, the synthetic market's)."""
         touched: set[int] = set()
         trades: list[tuple[int, Execution]] = []
+        event: Any  # each kind's own fields, dispatched on its type as adapters/sim/venue.py does
         for event in events:
             kind = type(event)
             if kind is Execution:
@@ -1142,9 +1144,10 @@ def _comp_ids(args: argparse.Namespace, generated: bool) -> list[str]:
 def _sandbox_from_args(args: argparse.Namespace, comp_ids: list[str]) -> MidChainsSandbox:
     pairs: list[Pair] = list(DEFAULT_PAIRS)
     if args.config is not None:
-        taken = venue_from_config(args.config, "midchains")
+        taken = venue_from_config(args.config, ORDER_ADAPTER)
+        # FractionBase = 1 / lot (LTCUSD's 0.0001 -> 10000); a lot of 1 or more trades whole units
         pairs = [Pair(i.symbol, i.previous_close if i.previous_close > 0 else D(100), i.tick_size,
-                      int((D(1) / i.lot_size).to_integral_value())) for i in taken.instruments]
+                      max(1, int((D(1) / i.lot_size).to_integral_value()))) for i in taken.instruments]
     if args.pairs:
         pairs = list(args.pairs)
     args.always_open = True
@@ -1195,14 +1198,17 @@ async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[Sandbo
     args.config = args.config or config
     comp_ids = _comp_ids(args, generated=True)
     async with _listening(args, comp_ids) as sandbox:
-        # the adapter's option names are the order-entry adapter's (branch mcoe); align on merge
+        # the option names of the order-entry adapter (midchains_fix, branch mcoe) and the
+        # market-data adapter (midchains_fix_md, branch mcmd) as they stood when this was written
+        where = {"host": sandbox.host, "tls": sandbox.tls is not None, "sender_comp_id": comp_ids[0],
+                 "target_comp_id": args.gateway_comp_id}
+        if sandbox.tls is not None:
+            where["ca_bundle"] = str(args.tls_cert)
         yield SandboxLink(
             clock=sandbox.clock,
-            adapter_options={"midchains": {"host": sandbox.host, "port": sandbox.port, "md_port": sandbox.md_port,
-                                           "tls": sandbox.tls is not None, "target_comp_id": args.gateway_comp_id,
-                                           "sender_comp_id_env": args.sender_comp_id_env}},
-            environment={args.sender_comp_id_env: comp_ids[0]}, secret_values=frozenset(comp_ids),
-            order_adapter="midchains",
+            adapter_options={ORDER_ADAPTER: {**where, "port": sandbox.port},
+                             MD_ADAPTER: {**where, "port": sandbox.md_port}},
+            secret_values=frozenset(comp_ids), order_adapter=ORDER_ADAPTER,
             description=f"midchains sandbox: FIX 4.2 {sandbox.host}:{sandbox.port} (orders), :{sandbox.md_port} "
             f"(market data), clock {sandbox.clock.describe()}"
             + (f"; {extensions_line(sandbox.extensions)}" if sandbox.extensions.off() else ""),

@@ -211,3 +211,20 @@ def test_the_command_serves_both_ports_and_stops_after_its_duration() -> None:
     stopped = out.strip().splitlines()[-1]
     assert stopped.startswith("midchains sandbox: stopped;") and '"oe.logons": 1' in stopped
     assert "YOURSENDCOMP" not in out + err  # the SenderCompID is the credential: never printed
+
+
+async def test_run_points_both_midchains_adapters_at_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``engine sandbox midchains --run CONFIG``: the link names the order-entry and market-data
+    adapters' host, ports and CompIDs; the SenderCompID is generated and scrubbed from logs."""
+    from adapters.midchains.sandbox import COMMAND
+
+    monkeypatch.delenv("MIDCHAINS_SANDBOX_SENDER_COMP_ID", raising=False)
+    args = COMMAND.build_parser().parse_args(["--no-market", "--pairs", "LTCUSD"])
+    async with COMMAND.start(args, REPO / "config.pulse-sandbox.yaml") as link:
+        orders, feed = link.adapter_options["midchains_fix"], link.adapter_options["midchains_fix_md"]
+        assert link.order_adapter == "midchains_fix" and orders["tls"] is False
+        assert orders["port"] != feed["port"] and orders["host"] == feed["host"] == "127.0.0.1"
+        assert orders["sender_comp_id"] in link.secret_values and orders["target_comp_id"] == "MIDCDEV1"
+        client = await FixClient(int(orders["port"]), sender=str(orders["sender_comp_id"])).connect()
+        assert text(await client.logon(), 35) == "A"
+        client.close()
