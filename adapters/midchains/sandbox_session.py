@@ -207,12 +207,14 @@ class FixConnection:
         if not self.closed:
             self.closed = True
             self.writer.transport.abort()
+            self.acceptor.disconnected(self)  # now: a client reconnecting at once must find the session free
 
     def close(self) -> None:
         if not self.closed:
             self.flush_pending()
             self.closed = True
             self.writer.close()
+            self.acceptor.disconnected(self)
 
     # ---- input -------------------------------------------------------------------------
     async def run(self) -> None:
