@@ -6,7 +6,8 @@ Python API (stable; the conformance harnesses and tests use exactly this)::
                                 seed=0, market=None, clock=None, gateway_comp_id="MIDCDEV1",
                                 client_comp_ids=("YOURSENDCOMP",), extensions=None,
                                 report_fraction_base="pair", day_boundary=timedelta(hours=1),
-                                logout_timeout_s=2.0, faults=(), tls=None) as venue:
+                                logout_timeout_s=2.0, faults=(), tls=None,
+                                message_rate=10, order_rate=4) as venue:
         venue.host, venue.port, venue.md_port      # the two acceptors (port 0 = a free port)
         venue.place("LTCUSD", "sell", Decimal("0.5"), Decimal(140))   # another participant's order
         venue.depth("LTCUSD")                       # ([(px, qty) bids best first], [asks])
@@ -71,6 +72,14 @@ Order entry (001 "FIX Order Placement"; VENUES.md 2.6):
   GTD expiries) wait in the session's queue and go out after its next Logon of the same trading
   day (001, Logout); the daily reset discards them (MID-13).
 
+Smaller decisions where 001 is silent: SendingTime (52) must be present but its format is not
+checked (001's own D example has ``52=20210714-10:31:02568``); ResetSeqNumFlag (141) is not
+honoured (001 does not document it; a new trading day starts both sides at 1); orders survive a
+disconnect (001 documents no cancel-on-disconnect); ClOrdIDs are unique per SenderCompID for the
+sandbox's life (001: "unique for each session"); OrderIDs look like 001's (``62`` + 12 base-36
+digits) and fill ExecIDs like ``<OrderID>2_<match>``. TLS (001's "secure tcp+ssl") when given a
+certificate (``tls=``, ``--tls-cert``), else clear TCP as behind the stunnel 001 suggests.
+
 Market data (001 "FIX Market Data"; VENUES.md 2.7, MID-14): after Logon the session gets, for every
 pair and without asking, the whole book as ``X`` "new" entries (279=0, 269 0 bid / 1 offer, 278 =
 the order's MDEntryID, 55, 270, 271 a plain decimal, 58 = the OrderID of order entry's 37; at most
@@ -110,7 +119,7 @@ from typing import Any
 from adapters.kit.credentials import MissingSecret, sandbox_secret
 from adapters.midchains.sandbox_session import FixAcceptor, SessionState
 from adapters.midchains.sandbox_wire import FixMessage, utc_timestamp
-from adapters.sim.cli import Port, VenueSandboxCommand, free_ports, sandbox_clock, until_stopped
+from adapters.sim.cli import Port, VenueSandboxCommand, at_least, free_ports, sandbox_clock, until_stopped
 from adapters.sim.extensions import Extensions, add_extension_arguments, extensions_from_args, extensions_line
 from adapters.sim.faults import (
     FAULT_KINDS,
@@ -147,6 +156,7 @@ ZERO = D(0)
 GATEWAY_COMP_ID = "MIDCDEV1"  # 001's examples
 CLIENT_COMP_ID = "YOURSENDCOMP"  # 001's examples: a public test identity, the sandbox guards no money
 COMP_ID_ENV = "MIDCHAINS_SANDBOX_SENDER_COMP_ID"
+ORDER_ADAPTER, MD_ADAPTER = "midchains_fix", "midchains_fix_md"  # the adapters a --run config points here
 OE_PORT, MD_PORT = 44323, 44325  # 001: "Port: 44323" for testing, "Port: 44325" for market data
 ORDER_RATE = 4  # MID-9: the WebSocket reject text "exceed order/sec limit" = "more than 4 orders per second"
 MESSAGE_RATE = 10  # 001: "10 commands per second by default"
@@ -343,6 +353,8 @@ class MidChainsSandbox:
         logout_timeout_s: float = 2.0,
         faults: Iterable[FaultSpec] = (),
         tls: ssl.SSLContext | None = None,
+        message_rate: int = MESSAGE_RATE,
+        order_rate: int = ORDER_RATE,
     ) -> None:
         if report_fraction_base not in ("pair", "order"):
             raise ValueError(f"report_fraction_base must be 'pair' or 'order', got {report_fraction_base!r}")
@@ -352,6 +364,8 @@ class MidChainsSandbox:
         #: a self-signed certificate is the adapter's CA bundle); None = clear TCP, as through a
         #: local stunnel, which 001 names as the way for a FIX engine without TLS
         self.tls = tls
+        #: 001: "10 commands per second by default. This can be increased as needed."; orders 4/s (MID-9)
+        self.order_rate = order_rate
         self.clock = clock or WallClock()
         self.extensions = extensions if extensions is not None else MidChainsExtensions.everyday()
         self.report_fraction_base = report_fraction_base
@@ -363,7 +377,7 @@ class MidChainsSandbox:
         clients = set(client_comp_ids)
         common: dict[str, Any] = {"gateway": gateway_comp_id, "clients": clients, "clock": self.clock,
                                   "counters": self.counters, "day_boundary": day_boundary,
-                                  "message_rate": MESSAGE_RATE, "logout_timeout_s": logout_timeout_s}
+                                  "message_rate": message_rate, "logout_timeout_s": logout_timeout_s}
         self.oe = FixAcceptor("oe", _OrderEntry(self), queue_while_away=True, **common)
         self.md = FixAcceptor("md", _MarketData(self), queue_while_away=False, **common)
         self.market_options = market if market is not None else MarketOptions(enabled=False)
@@ -628,7 +642,7 @@ class MidChainsSandbox:
         times = client.order_times
         while times and now - times[0] >= 1.0:
             times.popleft()
-        over = len(times) >= ORDER_RATE
+        over = len(times) >= self.order_rate
         times.append(now)
         if over:
             self.counters["oe.order_rate_violations"] = self.counters.get("oe.order_rate_violations", 0) + 1
@@ -747,7 +761,7 @@ class MidChainsSandbox:
             price = D(text)
         except InvalidOperation:
             raise _Refusal(f"Price (44) {text!r} is not a number") from None
-        if not price.is_finite() or price <= 0 or price > LIMIT or price.as_tuple().exponent < -DECIMALS:
+        if not price.is_finite() or price <= 0 or price > LIMIT or -int(price.as_tuple().exponent) > DECIMALS:
             raise _Refusal(f"Price (44) must be positive, at most {LIMIT} with at most {DECIMALS} decimals")
         return price
 
@@ -804,7 +818,7 @@ class MidChainsSandbox:
                 price = self._price(message) if order.ord_type == "2" else None
                 order.pending = (cl_ord_id, order.cl_ord_id, "G")
                 events = self.sim.amend_for(order.pair.symbol, order.engine_id, price, qty)
-            refused = next((e for e in events if type(e) in (CancelRejected, ReplaceRejected)), None)
+            refused = next((e for e in events if isinstance(e, CancelRejected | ReplaceRejected)), None)
             if refused is not None:
                 order.pending = None
                 raise _Refusal(refused.reason, "0" if "not found" in refused.reason else "2")
@@ -832,6 +846,7 @@ class MidChainsSandbox:
         """Every operation of the venue (a client's, a participant's, the synthetic market's)."""
         touched: set[int] = set()
         trades: list[tuple[int, Execution]] = []
+        event: Any  # each kind's own fields, dispatched on its type as adapters/sim/venue.py does
         for event in events:
             kind = type(event)
             if kind is Execution:
@@ -1082,6 +1097,12 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
                         help="serve TLS with this certificate (001: \"secure tcp+ssl\"; needs --tls-key); default "
                         "clear TCP, as behind the local stunnel 001 suggests")
     parser.add_argument("--tls-key", type=Path, default=None, metavar="PEM", help="the key of --tls-cert")
+    parser.add_argument("--message-rate", type=at_least(1), default=MESSAGE_RATE, metavar="N",
+                        help=f"application messages per second and session (default {MESSAGE_RATE}, 001's; \"can be "
+                        "increased as needed\")")
+    parser.add_argument("--order-rate", type=at_least(1), default=ORDER_RATE, metavar="N",
+                        help=f"orders (D, G) per second and session with the order_rate_limit extension (default "
+                        f"{ORDER_RATE}: MID-9)")
     parser.add_argument("--day-boundary", default="01:00", metavar="HH:MM",
                         help="UTC time of the daily sequence reset (001: 01:00 UTC; MID-13)")
     add_extension_arguments(parser, MidChainsExtensions)
@@ -1123,9 +1144,10 @@ def _comp_ids(args: argparse.Namespace, generated: bool) -> list[str]:
 def _sandbox_from_args(args: argparse.Namespace, comp_ids: list[str]) -> MidChainsSandbox:
     pairs: list[Pair] = list(DEFAULT_PAIRS)
     if args.config is not None:
-        taken = venue_from_config(args.config, "midchains")
+        taken = venue_from_config(args.config, ORDER_ADAPTER)
+        # FractionBase = 1 / lot (LTCUSD's 0.0001 -> 10000); a lot of 1 or more trades whole units
         pairs = [Pair(i.symbol, i.previous_close if i.previous_close > 0 else D(100), i.tick_size,
-                      int((D(1) / i.lot_size).to_integral_value())) for i in taken.instruments]
+                      max(1, int((D(1) / i.lot_size).to_integral_value()))) for i in taken.instruments]
     if args.pairs:
         pairs = list(args.pairs)
     args.always_open = True
@@ -1137,6 +1159,7 @@ def _sandbox_from_args(args: argparse.Namespace, comp_ids: list[str]) -> MidChai
         gateway_comp_id=args.gateway_comp_id, client_comp_ids=comp_ids,
         extensions=extensions_from_args(MidChainsExtensions, args), report_fraction_base=args.report_fraction_base,
         day_boundary=_boundary(args.day_boundary), faults=args.fault, tls=_tls(args),
+        message_rate=args.message_rate, order_rate=args.order_rate,
     )
 
 
@@ -1175,14 +1198,17 @@ async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[Sandbo
     args.config = args.config or config
     comp_ids = _comp_ids(args, generated=True)
     async with _listening(args, comp_ids) as sandbox:
-        # the adapter's option names are the order-entry adapter's (branch mcoe); align on merge
+        # the option names of the order-entry adapter (midchains_fix, branch mcoe) and the
+        # market-data adapter (midchains_fix_md, branch mcmd) as they stood when this was written
+        where = {"host": sandbox.host, "tls": sandbox.tls is not None, "sender_comp_id": comp_ids[0],
+                 "target_comp_id": args.gateway_comp_id}
+        if sandbox.tls is not None:
+            where["ca_bundle"] = str(args.tls_cert)
         yield SandboxLink(
             clock=sandbox.clock,
-            adapter_options={"midchains": {"host": sandbox.host, "port": sandbox.port, "md_port": sandbox.md_port,
-                                           "tls": sandbox.tls is not None, "target_comp_id": args.gateway_comp_id,
-                                           "sender_comp_id_env": args.sender_comp_id_env}},
-            environment={args.sender_comp_id_env: comp_ids[0]}, secret_values=frozenset(comp_ids),
-            order_adapter="midchains",
+            adapter_options={ORDER_ADAPTER: {**where, "port": sandbox.port},
+                             MD_ADAPTER: {**where, "port": sandbox.md_port}},
+            secret_values=frozenset(comp_ids), order_adapter=ORDER_ADAPTER,
             description=f"midchains sandbox: FIX 4.2 {sandbox.host}:{sandbox.port} (orders), :{sandbox.md_port} "
             f"(market data), clock {sandbox.clock.describe()}"
             + (f"; {extensions_line(sandbox.extensions)}" if sandbox.extensions.off() else ""),
@@ -1198,8 +1224,8 @@ COMMAND = VenueSandboxCommand(
     epilog="Alone (real time):\n"
     "  engine sandbox midchains                    # order entry :44323, market data :44325\n"
     "  engine sandbox midchains --port 0 --md-port 0 --document-literal --duration 60",
-    ports=(Port("port", OE_PORT, "order entry (FIX, 001's sandbox port)"),
-           Port("md-port", MD_PORT, "market data (FIX, 001's port)")),
+    ports=(Port("port", OE_PORT, "FIX order entry"),
+           Port("md-port", MD_PORT, "FIX market data")),
     add_arguments=_arguments,
     parse_fault=parse_fault,
     fault_syntax="SPEC = [broker.|feed.]KIND[@S[/EVERY]][,key=value...] of the one vocabulary (below; S = seconds "

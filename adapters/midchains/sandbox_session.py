@@ -207,12 +207,14 @@ class FixConnection:
         if not self.closed:
             self.closed = True
             self.writer.transport.abort()
+            self.acceptor.disconnected(self)  # now: a client reconnecting at once must find the session free
 
     def close(self) -> None:
         if not self.closed:
             self.flush_pending()
             self.closed = True
             self.writer.close()
+            self.acceptor.disconnected(self)
 
     # ---- input -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -524,6 +526,7 @@ class FixAcceptor:
         self.tick_s = tick_s
         self.sessions: dict[str, SessionState] = {}
         self.connections: set[FixConnection] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.server: asyncio.Server | None = None
         self.port = 0
         #: faults: messages to lose (count, filter), TestRequests to leave unanswered or answer late
@@ -543,6 +546,8 @@ class FixAcceptor:
     async def stop(self) -> None:
         for conn in list(self.connections):
             conn.abort()
+        if self._tasks:  # let each connection's task see its socket closed and end
+            await asyncio.wait(list(self._tasks), timeout=2)
         if self.server is not None:
             self.server.close()
             with contextlib.suppress(Exception):
@@ -552,7 +557,13 @@ class FixAcceptor:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = FixConnection(self, reader, writer)
         self.connections.add(conn)
-        await conn.run()
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await conn.run()
+        finally:
+            self._tasks.discard(task)  # type: ignore[arg-type]
 
     def disconnected(self, conn: FixConnection) -> None:
         self.connections.discard(conn)

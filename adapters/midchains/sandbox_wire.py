@@ -51,7 +51,8 @@ class FixMessage:
     def msg_type(self) -> str:
         return self.first.get(35, "")
 
-    def get(self, tag: int, default: str | None = None) -> str | None:
+    def get(self, tag: int, default: str = "") -> str:
+        """The first value of ``tag``; ``default`` (empty) when absent: FIX has no empty values."""
         return self.first.get(tag, default)
 
     def __contains__(self, tag: int) -> bool:

@@ -211,3 +211,69 @@ def test_the_command_serves_both_ports_and_stops_after_its_duration() -> None:
     stopped = out.strip().splitlines()[-1]
     assert stopped.startswith("midchains sandbox: stopped;") and '"oe.logons": 1' in stopped
     assert "YOURSENDCOMP" not in out + err  # the SenderCompID is the credential: never printed
+
+
+async def test_run_points_both_midchains_adapters_at_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``engine sandbox midchains --run CONFIG``: the link names the order-entry and market-data
+    adapters' host, ports and CompIDs; the SenderCompID is generated and scrubbed from logs."""
+    from adapters.midchains.sandbox import COMMAND
+
+    monkeypatch.delenv("MIDCHAINS_SANDBOX_SENDER_COMP_ID", raising=False)
+    args = COMMAND.build_parser().parse_args(["--no-market", "--pairs", "LTCUSD"])
+    async with COMMAND.start(args, REPO / "config.pulse-sandbox.yaml") as link:
+        orders, feed = link.adapter_options["midchains_fix"], link.adapter_options["midchains_fix_md"]
+        assert link.order_adapter == "midchains_fix" and orders["tls"] is False
+        assert orders["port"] != feed["port"] and orders["host"] == feed["host"] == "127.0.0.1"
+        assert orders["sender_comp_id"] in link.secret_values and orders["target_comp_id"] == "MIDCDEV1"
+        client = await FixClient(int(orders["port"]), sender=str(orders["sender_comp_id"])).connect()
+        assert text(await client.logon(), 35) == "A"
+        client.close()
+
+
+async def test_after_a_feed_drop_the_next_logon_sends_a_fresh_snapshot() -> None:
+    async with running() as venue:
+        venue.place("LTCUSD", "sell", D(1), D(150))
+        first = await FixClient(venue.md_port).connect()
+        await first.logon()
+        await first.expect("X")
+        venue.drop(target="feed")
+        venue.place("LTCUSD", "sell", D(2), D(151))  # while nobody listens: not queued, part of the next snapshot
+        await first.closed()
+        again = await FixClient(venue.md_port, seq=first.seq).connect()
+        await again.logon()
+        snapshot = entries(await again.expect("X"))
+        assert [(e[270], e[271]) for e in snapshot] == [("150", "1"), ("151", "2")]
+        assert venue.counters.get("md.queued_delivered", 0) == 0
+        again.close()
+
+
+async def test_a_replace_that_keeps_priority_is_a_delete_and_a_new_of_the_same_entry() -> None:
+    async with running() as venue, logged_on(venue) as orders, logged_on(venue, md=True) as feed:
+        for _ in range(4):
+            await feed.expect("W")
+        orders.send("D", *new_order("K1", qty=5, base=10, price="120"))
+        await orders.expect("8")
+        added = entries(await feed.expect("X"))[0]
+        orders.send("G", (11, "K2"), (38, 3), (40, "2"), (41, "K1"), (44, "120"), (54, "1"), (55, "LTCUSD"),
+                    (43229, 10))
+        await orders.expect("8")
+        changed = entries(await feed.expect("X"))
+        assert [(e[279], e[278], e[271]) for e in changed] == [("2", added[278], "0.5"), ("0", added[278], "0.3")]
+
+
+async def test_the_daily_reset_restarts_the_feed_at_one_with_a_snapshot() -> None:
+    async with running() as venue:
+        venue.place("LTCUSD", "buy", D(1), D(130))
+        client = await FixClient(venue.md_port).connect()
+        await client.logon()
+        venue.day_reset()
+        logout = await client.expect("5")
+        assert text(logout, 58) == "Session closed"
+        client.send("5")
+        await client.closed()
+        fresh = await FixClient(venue.md_port, seq=1).connect()
+        logon = await fresh.logon()
+        assert text(logon, 34) == "1"
+        snapshot = await fresh.expect("X")
+        assert text(snapshot, 34) == "2" and entries(snapshot)[0][270] == "130"
+        fresh.close()

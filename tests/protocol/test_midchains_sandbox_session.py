@@ -346,3 +346,13 @@ async def test_a_client_within_four_orders_a_second_causes_no_violation() -> Non
             await client.expect("8")
             await asyncio.sleep(0.26)
         assert venue.violations() == {"messages": 0, "orders": 0}
+
+
+async def test_the_message_limit_can_be_raised_as_001_says() -> None:
+    """001: "10 commands per second by default. This can be increased as needed." """
+    async with running(message_rate=20) as venue, logged_on(venue) as client:
+        for n in range(11):
+            client.send("F", (11, f"N{n}"), (38, 1), (41, "NOPE"), (54, "1"), (55, "LTCUSD"))
+        answers = [await client.expect("9") for _ in range(11)]
+        assert all(text(a, 58) == "unknown order" for a in answers)
+        assert venue.violations() == {"messages": 0, "orders": 0}
