@@ -410,3 +410,26 @@ def test_rate_limits_as_data_and_what_the_gate_spends(tmp_path: Path) -> None:
         ("all", 9, D("1.05")), ("orders", 4, D("1.05"))}
     caps = adapter.capabilities
     assert (caps.amend, caps.mass_cancel, caps.post_only, caps.cancel_on_disconnect) == (True, False, "none", False)
+
+
+async def test_a_cancel_asked_before_its_order_left_follows_it(tmp_path: Path) -> None:
+    """Six orders at 4 orders/s: the sixth waits for the budget when its cancel is asked. The F must
+    not overtake its D (cancels have the faster lane): it leaves right after it."""
+    def answer(fields: dict[int, str]) -> Reply:
+        if fields[35] == "D":
+            return [("8", body(ER_NEW, t11=fields[11], t17=f"N-{fields[11]}", t37=f"O-{fields[11]}"))]
+        venue_id = fields.get(37) or f"O-{fields[41]}"
+        return [("8", body(ER_NEW, t11=fields[11], t41=fields[41], t17=f"C-{fields[11]}", t37=venue_id, t39="4",
+                           t150="4", t151="0"))]
+
+    async with rig(tmp_path, answer) as r:
+        orders = [r.submit(price=D(100) + n) for n in range(6)]
+        last = orders[-1]
+        last.transition(S.PENDING_CANCEL)
+        r.adapter.cancel(last)
+        await until(lambda: last.status is S.CANCELLED, "the sixth cancelled")
+        kinds = [(a.msg_type, a.fields.get(11, "")) for a in r.gateway.arrivals if a.msg_type in ("D", "F")]
+        d_at = kinds.index(("D", last.client_id))
+        f_at = next(i for i, (kind, _) in enumerate(kinds) if kind == "F")
+        assert d_at < f_at and r.gateway.received("9") == []
+        assert all(o.status is S.NEW for o in orders[:-1])
