@@ -10,6 +10,9 @@ scripted gateway on 127.0.0.1 that counts every frame as it arrives."""
 from __future__ import annotations
 
 import logging
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -35,6 +38,7 @@ from adapters.midchains.orders import (
     parse_exec_report,
     reject_code,
 )
+from adapters.midchains.sandbox import MidChainsSandbox
 from engine.model import Instrument, Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce
 from engine.venue.clock import WallClock
 from engine.venue.rejects import Reject
@@ -433,3 +437,34 @@ async def test_a_cancel_asked_before_its_order_left_follows_it(tmp_path: Path) -
         f_at = next(i for i, (kind, _) in enumerate(kinds) if kind == "F")
         assert d_at < f_at and r.gateway.received("9") == []
         assert all(o.status is S.NEW for o in orders[:-1])
+
+
+async def test_tls_to_the_sandbox_with_the_ca_bundle_and_refused_without(tmp_path: Path) -> None:
+    """001's "secure tcp+ssl connection" with a private certificate (MID-12): the adapter logs on
+    and trades with ca_bundle set, and without it the first connect fails naming the gateway."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command makes the test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    async with MidChainsSandbox(client_comp_ids=(CLIENT,), tls=server) as venue, anyio.create_task_group() as tasks:
+        sink = RecordingSink()
+        opts = MidChainsFixOptions(host="127.0.0.1", port=venue.port, sender_comp_id=CLIENT, ca_bundle=cert,
+                                   state_file=tmp_path / "tls.sqlite")
+        adapter = MidChainsFixAdapter("midchains", opts, [LTC], WallClock(), sink)
+        adapter.bind(tasks)
+        await adapter.connect()
+        order = Order("tls-1", "test", "midchains", "LTCUSD", Side.BUY, D("0.1"), D(100))
+        sink.orders[order.client_id] = order
+        adapter.submit(order)
+        await until(lambda: order.status is S.NEW, "acknowledged over TLS")
+        await adapter.close()
+        untrusting = opts.model_copy(update={"ca_bundle": None, "connect_timeout_s": 1.0})
+        refused = MidChainsFixAdapter("midchains", untrusting, [LTC], WallClock(), RecordingSink())
+        refused.bind(tasks)
+        with pytest.raises(ConnectionError, match=r"127\.0\.0\.1:\d+ .*(certificate|SSL)"):
+            await refused.connect()
+        tasks.cancel_scope.cancel()
