@@ -76,6 +76,8 @@ __all__ = ["MidChainsFixAdapter", "MidChainsFixOptions"]
 log = logging.getLogger("engine.midchains")
 
 D = Decimal
+#: how long past a GTD order's ExpireTime its expiry report may still be on its way (clocks differ)
+EXPIRY_GRACE_NS = 5 * 1_000_000_000
 #: statuses whose row the state file keeps as the venue's last word (pending ones are ours)
 _LIVE = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
 
@@ -199,7 +201,8 @@ class MidChainsFixAdapter(Adapter):
     def submit(self, order: Order) -> None:
         now = self.clock.now_ns()
         root = wire_root(order.client_id)
-        expire = day_expiry(now) if order.tif is TimeInForce.DAY else None
+        gtd = order.tif is TimeInForce.DAY and self.fix_options.day_tif == "gtd"
+        expire = day_expiry(now) if gtd else None
         rec = self._track(OrderRow(order.client_id, root, order.symbol, order.side, order.qty, order.price, order.type,
                                    order.tif, 1, expire, OrderStatus.PENDING_NEW, D(0), "", root, 0, now))
         try:
@@ -408,8 +411,18 @@ class MidChainsFixAdapter(Adapter):
                 if rec.pending_cancel or rec.pending_replace is not None or not rec.acked:
                     self._orders.mark_unknown(rec, f"connection lost ({detail})")
         elif status == CONNECTED:
+            now = self.clock.now_ns()
             for rec in self._orders.open_records():
                 self._orders.mark_known(rec)
+                expire = rec.row.expire_ns
+                if expire is not None and rec.row.tif is TimeInForce.DAY and now >= expire + EXPIRY_GRACE_NS:
+                    # caught up, and its GTD expiry (our own 126) passed without a report: the gateway
+                    # dropped it with the day's queue at the 01:00 UTC reset (MID-13)
+                    log.warning("midchains_fix %s: order %s expired at the trading day's end while the session "
+                                "was away (no report survives the daily reset)", self.venue, rec.client_id)
+                    self._orders.finish_after_fills(rec, OrderStatus.EXPIRED, rec.cum_qty,
+                                                    reason="expired at the trading day's end (GTD 126)")
+                    self._save(rec)
         self.sink.on_venue_status(self.venue, status, detail)
 
     def _unsent(self, rec: _Track, what: str, why: str) -> None:

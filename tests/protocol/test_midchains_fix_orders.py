@@ -39,6 +39,7 @@ from adapters.midchains.orders import (
     reject_code,
 )
 from adapters.midchains.sandbox import MidChainsSandbox
+from adapters.midchains.state import OrderRow, OrderState
 from engine.model import Instrument, Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce
 from engine.venue.clock import WallClock
 from engine.venue.rejects import Reject
@@ -192,11 +193,13 @@ def options(port: int, state: Path, **extra: object) -> MidChainsFixOptions:
 
 
 @asynccontextmanager
-async def rig(tmp_path: Path, on_application: object = None, **extra: object) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, on_application: object = None, known: tuple[Order, ...] = (),
+              **extra: object) -> AsyncIterator[Rig]:
     async with anyio.create_task_group() as tasks:
         gateway = ScriptedGateway(on_application)  # type: ignore[arg-type]
         await gateway.start(tasks)
         sink = RecordingSink()
+        sink.orders.update({order.client_id: order for order in known})  # the engine's, from its journal
         state = tmp_path / "midchains.sqlite"
         adapter = MidChainsFixAdapter("midchains", options(gateway.port, state, **extra), [LTC], WallClock(), sink)
         adapter.set_rate_limits(adapter.rate_limits)
@@ -468,3 +471,22 @@ async def test_tls_to_the_sandbox_with_the_ca_bundle_and_refused_without(tmp_pat
         with pytest.raises(ConnectionError, match=r"127\.0\.0\.1:\d+ .*(certificate|SSL)"):
             await refused.connect()
         tasks.cancel_scope.cancel()
+
+
+async def test_a_day_order_whose_expiry_report_was_lost_at_the_reset_ends_expired(tmp_path: Path) -> None:
+    """A DAY order goes GTD until 01:00 UTC; the gateway drops its queue at that reset (MID-13), so
+    an adapter away over the boundary never hears the expiry. Once caught up, an order past its own
+    ExpireTime is told EXPIRED, and the queries say so."""
+    state = OrderState(tmp_path / "midchains.sqlite")
+    past = at("2021-07-15 01:00:00")
+    state.save(OrderRow("day-1", "day-1", "LTCUSD", Side.BUY, D("0.1"), D(100), OrderType.LIMIT, TimeInForce.DAY,
+                        10_000, past, S.NEW, D(0), "O-day-1", "day-1", 0, past - NS))
+    state.close()
+    order = Order("day-1", "test", "midchains", "LTCUSD", Side.BUY, D("0.1"), D(100), OrderType.LIMIT, TimeInForce.DAY)
+    order.transition(S.NEW)
+    order.transition(S.UNKNOWN)  # what the engine's restore makes of an open order
+    async with rig(tmp_path, known=(order,)) as r:
+        await until(lambda: order.status is S.EXPIRED, "expired")
+        seen = await r.adapter.query_order("day-1")
+        assert seen is not None and seen.status is S.EXPIRED
+        assert await r.adapter.query_open_orders() == []
