@@ -107,7 +107,6 @@ import re
 import secrets
 import ssl
 import sys
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -637,8 +636,9 @@ class MidChainsSandbox:
             self.counters["oe.ignored"] = self.counters.get("oe.ignored", 0) + 1  # 001: not documented, ignored
 
     def _order_budget(self, client: _Client) -> bool:
-        """True when this order is within 4/s (MID-9); a breach is counted in every mode."""
-        now = time.monotonic()
+        """True when this order is within 4/s (MID-9); a breach is counted in every mode. On the
+        venue's clock, as the message limit and every sandbox's limits are."""
+        now = self.clock.now_ns() / 1e9
         times = client.order_times
         while times and now - times[0] >= 1.0:
             times.popleft()
