@@ -44,7 +44,7 @@ from adapters.kit.backoff import Backoff
 from adapters.kit.credentials import MissingSecret, read_secret
 from adapters.kit.orders import OrderTracker, TrackedOrder
 from adapters.midchains.codec import FixMessage
-from adapters.midchains.link import CONNECTED, DISCONNECTED, FixLink, LinkDown
+from adapters.midchains.link import CONNECTED, DISCONNECTED, STALE, FixLink, LinkDown
 from adapters.midchains.options import MidChainsFixOptions
 from adapters.midchains.orders import (
     OrderError,
@@ -154,6 +154,7 @@ class MidChainsFixAdapter(Adapter):
             limits=self._limits, logon_fields=self._logon_fields, connect_timeout_s=opts.connect_timeout_s,
         )
         self._by_root: dict[str, _Track] = {}
+        self._told = ""  # the last status told to the engine
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def set_state_path(self, path: Path) -> None:
@@ -406,6 +407,15 @@ class MidChainsFixAdapter(Adapter):
 
     # ---- link ------------------------------------------------------------------------------------
     def _on_status(self, status: str, detail: str) -> None:
+        """The link's word to the engine. ``stale`` (our TestRequest out after a silence) is logged,
+        not told: the engine's "stale" means no market data, and this session carries none (the
+        market-data adapter says when data stops); a gateway that stays silent is a disconnect."""
+        if status == STALE or (status == CONNECTED and self._told == CONNECTED):
+            self.counters["stale" if status == STALE else "stale_ended"] += 1
+            log.log(logging.WARNING if status == STALE else logging.INFO, "midchains_fix %s: %s", self.venue,
+                    detail if status == STALE else f"the gateway answered again ({detail})")
+            return
+        self._told = status
         if status == DISCONNECTED:
             for rec in self._orders.open_records():
                 if rec.pending_cancel or rec.pending_replace is not None or not rec.acked:

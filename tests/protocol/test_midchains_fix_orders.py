@@ -490,3 +490,16 @@ async def test_a_day_order_whose_expiry_report_was_lost_at_the_reset_ends_expire
         seen = await r.adapter.query_order("day-1")
         assert seen is not None and seen.status is S.EXPIRED
         assert await r.adapter.query_open_orders() == []
+
+
+async def test_a_silent_gateway_is_logged_not_told_as_stale(tmp_path: Path) -> None:
+    """The engine's "stale" means no market data; the order session carries none, so the link's
+    stale (our TestRequest out after HeartBtInt + grace of silence) is logged and counted, and the
+    answer that ends it tells the engine nothing either."""
+    async with rig(tmp_path, heartbeat_s=1) as r:
+        r.gateway.answer_test_requests = False
+        await until(lambda: r.adapter.stats().get("stale") == 1, "stale seen")
+        late = r.gateway.received("1")[-1].fields[112]
+        await r.gateway.send("0", [(112, late)])
+        await until(lambda: r.adapter.stats().get("stale_ended") == 1, "answered")
+        assert r.sink.statuses() == ["connected"]
