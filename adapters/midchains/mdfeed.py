@@ -66,8 +66,8 @@ class Refused:
 
 class MdFeed:
     """The books and the mapping of one market-data connection after another (see the module
-    docstring). Call :meth:`start` at each logon, :meth:`on_message` for each application message,
-    :meth:`tick` by :meth:`next_deadline`."""
+    docstring). Call :meth:`start` before each connection, :meth:`logged_on` at its logon,
+    :meth:`on_message` for each application message, :meth:`tick` by :meth:`next_deadline`."""
 
     def __init__(self, venue: str, tracked: Iterable[str], settle_ns: int, settle_max_ns: int,
                  w_trades: bool = False) -> None:
@@ -85,20 +85,26 @@ class MdFeed:
         self.refused: list[Refused] = []  # what the adapter has not yet counted and logged
         self.last_trade: dict[str, Print] = {}
         self.top: dict[str, TopOfBook] = {}
-        self._since_ns = 0
+        self._since_ns: int | None = None
         self._last_x_ns: dict[str, int] = {}
         self._replaying = True
 
     # ---- connection life ---------------------------------------------------------------------
-    def start(self, now_ns: int) -> None:
-        """A new logon: empty books, none whole, the previous connection's replay to be skipped."""
+    def start(self) -> None:
+        """A new connection is coming: empty books, none whole, the previous connection's replay to
+        be skipped. The settle clock starts at :meth:`logged_on` or the first message."""
         self.book.clear()
         self.whole.clear()
         self._last_x_ns.clear()
-        self._since_ns = now_ns
+        self._since_ns = None
         self._replaying = True
         self.resync_reason = None
         self.started = True
+
+    def logged_on(self, now_ns: int) -> None:
+        """The session is logged on (if no message came first): the longest settle counts from now."""
+        if self._since_ns is None:
+            self._since_ns = now_ns
 
     def stop(self) -> None:
         """The connection is gone: nothing is whole until the next logon's books settle."""
@@ -128,7 +134,7 @@ class MdFeed:
 
     def tick(self, now_ns: int) -> list[Event]:
         """Books whose burst has settled become whole: a snapshot for each subscribed one."""
-        if not self.started or self.resync_reason is not None:
+        if not self.started or self.resync_reason is not None or self._since_ns is None:
             return []
         events: list[Event] = []
         for symbol in self.tracked - self.whole:
@@ -139,13 +145,13 @@ class MdFeed:
         return events
 
     def next_deadline(self) -> int | None:
-        if not self.started or self.resync_reason is not None:
+        if not self.started or self.resync_reason is not None or self._since_ns is None:
             return None
         pending = self.tracked - self.whole
         return min((self._whole_at(symbol) for symbol in pending), default=None)
 
     def _whole_at(self, symbol: str) -> int:
-        latest = self._since_ns + self.settle_max_ns
+        latest = (self._since_ns or 0) + self.settle_max_ns
         last = self._last_x_ns.get(symbol)
         return latest if last is None else min(latest, last + self.settle_ns)
 
@@ -154,6 +160,8 @@ class MdFeed:
         """One application message, in sequence order."""
         msg_type = message.msg_type
         self.counters[f"in_{msg_type}" if msg_type in ("X", "W", "Y") else "in_other"] += 1
+        if self._since_ns is None:
+            self._since_ns = now_ns
         if self._replaying:
             if message.get(43) == "Y":
                 self.counters["replayed_skipped"] += 1

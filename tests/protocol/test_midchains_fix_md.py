@@ -47,7 +47,8 @@ def document_w() -> FixMessage:
 
 def feed(tracked: tuple[str, ...] = ("LTCUSD",), **kwargs: object) -> MdFeed:
     md = MdFeed("midchains", tracked, SETTLE, SETTLE_MAX, **kwargs)  # type: ignore[arg-type]
-    md.start(T0)
+    md.start()
+    md.logged_on(T0)
     return md
 
 
@@ -173,7 +174,7 @@ def test_an_inconsistent_x_stops_publishing_and_asks_for_a_resync(groups, kind) 
     assert md.resync_reason is not None and not md.settled
     assert [r.kind for r in md.take_refused()] == [kind]
     assert md.on_message(document_x()[1], T0 + SETTLE) == []  # nothing published until the next logon
-    md.start(T0 + SETTLE * 2)
+    md.start()
     assert md.resync_reason is None and md.book.books == {}
 
 
@@ -261,7 +262,8 @@ def test_hostile_x_groups_give_only_counted_errors() -> None:
         else:
             applied += 1
         if md.resync_reason is not None:
-            md.start(now)
+            md.start()
+            md.logged_on(now)
             engine = Book("midchains", "LTCUSD")
         elif "LTCUSD" in md.whole:
             assert (engine.bids, engine.asks) == aggregate(md, "LTCUSD")
