@@ -16,17 +16,24 @@ message, for one pair whose book random-walks around 121.
   every ``BookUpdate`` to the engine's :class:`Book`, as the runtime does before strategies.
 
 Rounds alternate floor and figure (the shared VM's speed changes hit both alike); the best of each
-is printed, with the ratio. With ``--order-rtt`` (needs the order-entry adapter and the sandbox,
-issue 23 sections 1 and 3) the D -> ExecutionReport(new) round trip would be printed too; see the
-README notes for why it is not here yet.
+is printed, with the ratio.
 
-Run: ``python benchmarks/midchains_fix.py [--messages N] [--rounds R]`` (about 20 s on 2 vCPUs).
+Then the order round trip: the order-entry adapter ``midchains_fix`` against the MidChains sandbox
+(its own process, 127.0.0.1; its 001 rate limits raised so that pacing is not measured, and the
+adapter's budget raised to match), one passive limit buy at a time: ``submit`` -> D on the wire ->
+the sandbox's SimVenue -> ExecutionReport ``39=0`` -> the adapter's ``OrderUpdate(new)`` at the
+sink. p50/p99 of ``--orders`` such (after ``--warmup``).
+
+Run: ``python benchmarks/midchains_fix.py [--messages N] [--rounds R] [--orders N]`` (about 30 s
+on 2 vCPUs).
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import multiprocessing.queues
+import multiprocessing.synchronize
 import random
 import socket
 import sys
@@ -41,13 +48,28 @@ import simplefix  # type: ignore[import-untyped]
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from adapters.midchains.adapter import MidChainsFixAdapter  # noqa: E402
 from adapters.midchains.codec import FixMessage  # noqa: E402
 from adapters.midchains.mdfeed import MdFeed  # noqa: E402
+from adapters.midchains.options import MidChainsFixOptions  # noqa: E402
+from adapters.midchains.sandbox import MidChainsSandbox  # noqa: E402
 from adapters.midchains.session import FixSession, SessionConfig  # noqa: E402
 from adapters.midchains.store import SequenceStore  # noqa: E402
 from adapters.midchains.transport import FixConnection  # noqa: E402
 from engine.clock import WallClock  # noqa: E402
-from engine.model import Book, BookUpdate, Trade  # noqa: E402
+from engine.model import (  # noqa: E402
+    Book,
+    BookUpdate,
+    Instrument,
+    Order,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+    TimeInForce,
+    Trade,
+)
+from engine.venue import RateLimit  # noqa: E402
 
 GATEWAY, CLIENT, SYMBOL = "MIDCDEV1", "YOURSENDCOMP", "LTCUSD"
 
@@ -193,10 +215,79 @@ async def figure(port: int, count: int, store_dir: str, round_no: int) -> tuple[
     return elapsed, sink.events
 
 
+def _sandbox(ports: multiprocessing.queues.Queue, stop: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
+    """The MidChains sandbox in its own process (so the round trip does not share our loop's CPU)."""
+
+    async def serve() -> None:
+        async with MidChainsSandbox(message_rate=1_000_000, order_rate=1_000_000) as venue:
+            ports.put(venue.port)
+            while not stop.is_set():
+                await anyio.sleep(0.05)
+
+    anyio.run(serve)
+
+
+class AckSink:
+    """Wakes the benchmark when the order it waits for is acknowledged (an ER 39=0)."""
+
+    def __init__(self) -> None:
+        self.waiting = ""
+        self.acked = anyio.Event()
+        self.refused: list[str] = []
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        if update.client_id == self.waiting:
+            if update.status is OrderStatus.NEW:
+                self.acked.set()
+            else:
+                self.refused.append(f"{update.status}: {update.reason}")
+                self.acked.set()
+
+    def on_fill(self, fill: object) -> None:
+        return None
+
+    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
+        return None
+
+    def __getattr__(self, name: str) -> object:  # the other VenueEvents calls: nothing to do
+        return lambda *args, **kwargs: None
+
+
+async def order_rtt(port: int, orders: int, warmup: int, state: Path) -> list[int]:
+    """Nanoseconds from ``submit`` to the acknowledgement at the sink, one order at a time."""
+    sink = AckSink()
+    options = MidChainsFixOptions(host="127.0.0.1", port=port, tls=False, sender_comp_id=CLIENT, heartbeat_s=30,
+                                  state_file=state)
+    instrument = Instrument(SYMBOL, "midchains", tick_size=Decimal("0.01"), lot_size=Decimal("0.0001"))
+    rtts: list[int] = []
+    async with anyio.create_task_group() as tasks:
+        adapter = MidChainsFixAdapter("midchains", options, [instrument], WallClock(), sink)  # type: ignore[arg-type]
+        adapter.set_rate_limits((RateLimit("all", 1_000_000, Decimal(1)), RateLimit("orders", 1_000_000, Decimal(1))))
+        adapter.bind(tasks)
+        await adapter.connect()
+        for number in range(warmup + orders):
+            order = Order(f"rtt-{number}", "bench", "midchains", SYMBOL, Side.BUY, Decimal("0.1"), Decimal(100),
+                          OrderType.LIMIT, TimeInForce.GTC, False)
+            sink.waiting, sink.acked = order.client_id, anyio.Event()
+            start = time.perf_counter_ns()
+            adapter.submit(order)
+            with anyio.fail_after(10):
+                await sink.acked.wait()
+            if number >= warmup:
+                rtts.append(time.perf_counter_ns() - start)
+        await adapter.close()
+        tasks.cancel_scope.cancel()
+    if sink.refused:
+        raise SystemExit(f"the sandbox refused benchmark orders: {sink.refused[:3]}")
+    return rtts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--orders", type=int, default=500, help="order round trips measured (0: skip)")
+    parser.add_argument("--warmup", type=int, default=50)
     args = parser.parse_args()
     blob = market(args.messages)
     listener = socket.socket()
@@ -221,7 +312,22 @@ def main() -> None:
     print(f"midchains_fix_md_floor_msgs_per_s={floor_rate:,.0f}")
     print(f"midchains_fix_md_wire_msgs_per_s={figure_rate:,.0f}  (engine events: {events:,})")
     print(f"midchains_fix_md_wire_ratio={figure_rate / floor_rate:.4f}")
-    print("midchains_fix_order_rtt: not measured (the order-entry adapter is not on this branch)")
+    if args.orders:
+        ports: multiprocessing.queues.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+        stop = multiprocessing.Event()
+        venue = multiprocessing.Process(target=_sandbox, args=(ports, stop), daemon=True)
+        venue.start()
+        try:
+            with tempfile.TemporaryDirectory() as state_dir:
+                rtts = sorted(anyio.run(order_rtt, ports.get(timeout=30), args.orders, args.warmup,
+                                        Path(state_dir) / "oe.sqlite"))
+        finally:
+            stop.set()
+            venue.join(timeout=10)
+        p50, p99 = rtts[len(rtts) // 2], rtts[min(len(rtts) - 1, len(rtts) * 99 // 100)]
+        print(f"midchains_fix_order_rtt_orders={len(rtts)}")
+        print(f"midchains_fix_order_rtt_p50_us={p50 / 1000:.0f}")
+        print(f"midchains_fix_order_rtt_p99_us={p99 / 1000:.0f}")
 
 
 if __name__ == "__main__":
