@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -132,6 +133,7 @@ class MidChainsMarketData(MarketDataAdapter):
         self._bad = BadInput(log, f"midchains_fix_md venue {venue}")
         self._rng = random.Random(seed)
         self._link: FixLink | None = None
+        self._past: Counter[str] = Counter()  # the wire counters of links already left (resync, close)
         self._generation = 0
         self._timer: Timer | None = None
         self._link_up = False
@@ -176,6 +178,7 @@ class MidChainsMarketData(MarketDataAdapter):
         self._generation += 1
         if link is not None:
             await link.close()
+            self._past.update(link.stats)
         self.feed.stop()
         self.status = "closed"
         self._bad.flush()
@@ -191,9 +194,12 @@ class MidChainsMarketData(MarketDataAdapter):
         return dict(self._bad.counts)
 
     def stats(self) -> dict[str, int]:
-        link = self._link.stats if self._link is not None else {"messages_in": 0, "messages_out": 0, "reconnects": 0}
+        wire = Counter(self._past)
+        if self._link is not None:
+            wire.update(self._link.stats)
+        wire.update(dict.fromkeys(("messages_in", "messages_out", "reconnects"), 0))  # present even when 0
         counters = self.feed.counters
-        return {**link, "resyncs": self.resyncs, "sink_errors": self.sink_errors,
+        return {**wire, "resyncs": self.resyncs, "sink_errors": self.sink_errors,
                 "replayed_skipped": counters["replayed_skipped"], "untracked_dropped": counters["untracked_dropped"],
                 "top_mismatch": counters["top_mismatch"]}
 
@@ -320,6 +326,8 @@ class MidChainsMarketData(MarketDataAdapter):
             self._cancel_timer()
             if link is not None:
                 await link.close()
+                self._past.update(link.stats)
+                self._past["reconnects"] += 1  # a new logon, as a reconnect is
             if not self._closed:
                 self._start_link()
         finally:

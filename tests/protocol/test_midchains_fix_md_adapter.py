@@ -195,3 +195,19 @@ async def test_silence_is_reported_stale_and_data_brings_it_back(tmp_path: Path)
             assert sink.books[LTC].bids == [(D(120), D("0.1")), (D(119), D(1))]
         await gateway.stop()
         tasks.cancel_scope.cancel()
+
+
+async def test_wire_counters_outlive_the_link(tmp_path: Path) -> None:
+    """The run report reads ``stats()`` after ``close()``: the counters of the links left behind
+    (closed, or replaced by a resync) stay in it."""
+    async with anyio.create_task_group() as tasks:
+        gateway = ScriptedGateway()
+        gateway.queued = list(X_BURST)
+        await gateway.start(tasks)
+        sink = RecordingSink()
+        async with adapter_on(gateway.port, tmp_path, sink) as adapter:
+            adapter.subscribe([LTC])
+        stats = adapter.stats()
+        assert stats["messages_in"] >= 3 and stats["messages_out"] >= 2 and stats["reconnects"] == 0
+        await gateway.stop()
+        tasks.cancel_scope.cancel()
