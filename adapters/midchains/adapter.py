@@ -76,6 +76,8 @@ __all__ = ["MidChainsFixAdapter", "MidChainsFixOptions"]
 log = logging.getLogger("engine.midchains")
 
 D = Decimal
+#: how long past a GTD order's ExpireTime its expiry report may still be on its way (clocks differ)
+EXPIRY_GRACE_NS = 5 * 1_000_000_000
 #: statuses whose row the state file keeps as the venue's last word (pending ones are ours)
 _LIVE = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
 
@@ -90,11 +92,13 @@ class _Track(TrackedOrder):
     """One of our orders: what the engine was told, plus its durable row and the cancel or replace
     the venue has not answered yet (their ClOrdIDs)."""
 
-    __slots__ = ("row", "pending_cancel", "pending_replace")
+    __slots__ = ("row", "pending_cancel", "pending_replace", "sent", "cancel_wanted")
 
     def __init__(self, row: OrderRow) -> None:
         super().__init__(row.client_id, row.symbol, row.side, row.qty, row.price, row.venue_order_id)
         self.row = row
+        self.sent = row.status is not OrderStatus.PENDING_NEW  # its D has left (known to the venue)
+        self.cancel_wanted = False  # a cancel asked before the D left: sent right after it
         self.pending_cancel = ""
         self.pending_replace: tuple[str, Decimal, Decimal | None, int] | None = None  # clordid, qty, price, base
 
@@ -197,7 +201,8 @@ class MidChainsFixAdapter(Adapter):
     def submit(self, order: Order) -> None:
         now = self.clock.now_ns()
         root = wire_root(order.client_id)
-        expire = day_expiry(now) if order.tif is TimeInForce.DAY else None
+        gtd = order.tif is TimeInForce.DAY and self.fix_options.day_tif == "gtd"
+        expire = day_expiry(now) if gtd else None
         rec = self._track(OrderRow(order.client_id, root, order.symbol, order.side, order.qty, order.price, order.type,
                                    order.tif, 1, expire, OrderStatus.PENDING_NEW, D(0), "", root, 0, now))
         try:
@@ -210,7 +215,8 @@ class MidChainsFixAdapter(Adapter):
             return
         self._save(rec)
         try:
-            self._link.send("order", "D", body, on_unsent=partial(self._unsent, rec, "order"))
+            self._link.send("order", "D", body, on_unsent=partial(self._unsent, rec, "order"),
+                            on_sent=partial(self._sent, rec))
         except LinkDown as exc:
             self._refuse(rec, int(Reject.VENUE_NOT_CONNECTED), f"order not sent: {exc}")
 
@@ -222,12 +228,27 @@ class MidChainsFixAdapter(Adapter):
             return
         if rec.terminal:
             return  # its final state is already on its way
+        if not rec.sent:
+            # its D still waits for the order budget: an F in the (faster) cancel lane would reach
+            # the gateway first and be refused as an unknown order; it goes right after the D
+            rec.cancel_wanted = True
+            return
+        self._send_cancel(rec, later=True)
+
+    def _sent(self, rec: _Track) -> None:
+        rec.sent = True
+        if rec.cancel_wanted and not rec.terminal:
+            rec.cancel_wanted = False
+            self._send_cancel(rec, later=False)
+
+    def _send_cancel(self, rec: _Track, later: bool) -> None:
+        """F for ``rec``; ``later`` when called from a strategy's hook (answers wait until it returns)."""
         try:
             clordid = self._next_clordid(rec)
             body = cancel_body(self._terms(rec.row), clordid, rec.venue_order_id, self.fix_options.handl_inst,
                                self.fix_options.day_tif, self.clock.now_ns())
         except OrderError as exc:
-            self._orders.answer(rec, int(exc.code), f"cancel not sent: {exc}", status=rec.live, later=True)
+            self._orders.answer(rec, int(exc.code), f"cancel not sent: {exc}", status=rec.live, later=later)
             return
         rec.pending_cancel = clordid
         self._save(rec)
@@ -236,7 +257,7 @@ class MidChainsFixAdapter(Adapter):
         except LinkDown as exc:
             rec.pending_cancel = ""
             self._orders.answer(rec, int(Reject.VENUE_NOT_CONNECTED), f"cancel not sent: {exc}", status=rec.live,
-                                later=True)
+                                later=later)
 
     def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
         rec = self._tracked(order)
@@ -390,8 +411,18 @@ class MidChainsFixAdapter(Adapter):
                 if rec.pending_cancel or rec.pending_replace is not None or not rec.acked:
                     self._orders.mark_unknown(rec, f"connection lost ({detail})")
         elif status == CONNECTED:
+            now = self.clock.now_ns()
             for rec in self._orders.open_records():
                 self._orders.mark_known(rec)
+                expire = rec.row.expire_ns
+                if expire is not None and rec.row.tif is TimeInForce.DAY and now >= expire + EXPIRY_GRACE_NS:
+                    # caught up, and its GTD expiry (our own 126) passed without a report: the gateway
+                    # dropped it with the day's queue at the 01:00 UTC reset (MID-13)
+                    log.warning("midchains_fix %s: order %s expired at the trading day's end while the session "
+                                "was away (no report survives the daily reset)", self.venue, rec.client_id)
+                    self._orders.finish_after_fills(rec, OrderStatus.EXPIRED, rec.cum_qty,
+                                                    reason="expired at the trading day's end (GTD 126)")
+                    self._save(rec)
         self.sink.on_venue_status(self.venue, status, detail)
 
     def _unsent(self, rec: _Track, what: str, why: str) -> None:

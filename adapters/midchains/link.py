@@ -197,6 +197,7 @@ class FixLink:
         self._pacing_clock = pacing_clock(clock)
         self._limits: tuple[RateLimit, ...] = tuple(limits)
         self._pacer = self._new_pacer()
+        self._wire = self._wire_bucket()
         self._outbox_send: MemoryObjectSendStream[Outgoing]
         self._outbox_recv: MemoryObjectReceiveStream[Outgoing]
         self._outbox_send, self._outbox_recv = anyio.create_memory_object_stream(float("inf"))
@@ -216,6 +217,7 @@ class FixLink:
         messages leave at (the "all" scope less :data:`ADMIN_HEADROOM`, windows 5% longer)."""
         self._limits = tuple(limits)
         self._pacer.set_limits(self._application_limits())
+        self._wire = self._wire_bucket()
         return self._pacer.departure_limits
 
     def send(self, lane: str, msg_type: str, body: Sequence[tuple[int, str]], *,
@@ -307,7 +309,7 @@ class FixLink:
         except (OSError, TimeoutError, anyio.BrokenResourceError) as exc:
             self._failed(f"cannot connect: {type(exc).__name__}: {exc}")
             return True
-        stream = _PacedStream(inner, self._wire_bucket(), self._pacing_clock, self._moved)
+        stream = _PacedStream(inner, self._wire, self._pacing_clock, self._moved)
         self._stream = stream
         extra = list(self.logon_fields()) if self.logon_fields is not None else []
         connection = FixConnection(self.open(), stream, self.clock, self._deliver, logon_fields=extra)
@@ -418,8 +420,9 @@ class FixLink:
         return WirePacer(self.name, self._application_limits(), self.lanes, self.clock, on_depart=self._depart)
 
     def _wire_bucket(self) -> RateBucket | None:
-        """The hard per-session message limit: a fresh bucket per connection (nothing was sent on
-        the new one yet), on windows as long as the pacer's."""
+        """The hard per-session message limit, on windows as long as the pacer's. One for the
+        link's life, like the pacer's buckets: the venue counts per session, not per connection,
+        so frames sent just before a drop still count just after the reconnect."""
         for limit in self._limits:
             if limit.scope == "all":
                 per = limit.per_seconds * (1 + ARRIVAL_SPREAD_GUARD)
@@ -431,8 +434,9 @@ class FixLink:
         self._outbox_send.send_nowait(item)
 
     def _unsend(self, reason: str) -> None:
-        """Everything waiting (in the pacer or the outbox) will not leave: tell each sender."""
-        for _lane, item in self._pacer.close():
+        """Everything waiting (in the pacer or the outbox) will not leave: tell each sender. The
+        pacer's buckets keep what was spent (the venue still counts it)."""
+        for _lane, item in self._pacer.withdraw():
             self._not_sent(item, reason)
         while True:
             try:
@@ -440,8 +444,6 @@ class FixLink:
             except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
                 break
             self._not_sent(item, reason)
-        if not self.closing:
-            self._pacer = self._new_pacer()
 
     def _not_sent(self, item: Outgoing, reason: str) -> None:
         self.counters["unsent"] += 1

@@ -131,3 +131,25 @@ async def test_a_silent_gateway_is_stale_then_connected_when_it_answers(tmp_path
             while h.events[-1] != ("status", "connected"):
                 await anyio.sleep(0.02)
         assert h.events == [("status", "connected"), ("status", "stale"), ("status", "connected")]
+
+
+async def test_the_budget_spent_before_a_drop_still_counts_after_it(tmp_path: Path) -> None:
+    """The venue counts per session, not per connection: 4 orders, a drop, a quick reconnect and 4
+    more never put more than 4 orders in any 1 s window at the gateway."""
+    async for h in _harness(tmp_path):
+        await h.link.wait_connected(10)
+        for n in range(4):
+            h.link.send("order", "D", [(11, f"P{n}"), *ORDER[1:]])
+        with anyio.fail_after(10):
+            while len(h.gateway.received("D")) < 4:
+                await anyio.sleep(0.01)
+        await h.gateway.drop()
+        with anyio.fail_after(10):
+            while h.events.count(("status", "connected")) < 2:
+                await anyio.sleep(0.01)
+        for n in range(4):
+            h.link.send("order", "D", [(11, f"R{n}"), *ORDER[1:]])
+        with anyio.fail_after(10):
+            while len(h.gateway.received("D")) < 8:
+                await anyio.sleep(0.01)
+        assert max_in_window([a.ns for a in h.gateway.received("D")], NS) <= 4

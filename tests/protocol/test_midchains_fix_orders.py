@@ -10,6 +10,9 @@ scripted gateway on 127.0.0.1 that counts every frame as it arrives."""
 from __future__ import annotations
 
 import logging
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -35,6 +38,8 @@ from adapters.midchains.orders import (
     parse_exec_report,
     reject_code,
 )
+from adapters.midchains.sandbox import MidChainsSandbox
+from adapters.midchains.state import OrderRow, OrderState
 from engine.model import Instrument, Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce
 from engine.venue.clock import WallClock
 from engine.venue.rejects import Reject
@@ -188,11 +193,13 @@ def options(port: int, state: Path, **extra: object) -> MidChainsFixOptions:
 
 
 @asynccontextmanager
-async def rig(tmp_path: Path, on_application: object = None, **extra: object) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, on_application: object = None, known: tuple[Order, ...] = (),
+              **extra: object) -> AsyncIterator[Rig]:
     async with anyio.create_task_group() as tasks:
         gateway = ScriptedGateway(on_application)  # type: ignore[arg-type]
         await gateway.start(tasks)
         sink = RecordingSink()
+        sink.orders.update({order.client_id: order for order in known})  # the engine's, from its journal
         state = tmp_path / "midchains.sqlite"
         adapter = MidChainsFixAdapter("midchains", options(gateway.port, state, **extra), [LTC], WallClock(), sink)
         adapter.set_rate_limits(adapter.rate_limits)
@@ -396,3 +403,90 @@ async def test_a_report_that_cannot_be_read_is_counted_and_the_order_goes_on(tmp
         await r.gateway.send("8", body(ER_NEW))
         await until(lambda: order.status is S.NEW, "the good report applied")
         assert r.sink.statuses() == ["connected"]
+
+
+def test_rate_limits_as_data_and_what_the_gate_spends(tmp_path: Path) -> None:
+    """MID-9: the adapter declares 10 messages/s and 4 orders/s; the gate is given what application
+    messages really leave at: 1 message/s of the 10 kept for the session's own frames, every window
+    5% longer (the kit's arrival-spread guard)."""
+    adapter = MidChainsFixAdapter("midchains", options(1, tmp_path / "s.sqlite"), [LTC], WallClock(), RecordingSink())
+    assert {(limit.scope, limit.count, limit.per_seconds) for limit in adapter.rate_limits} == {
+        ("all", 10, D(1)), ("orders", 4, D(1))}
+    spent = adapter.set_rate_limits(adapter.rate_limits)
+    assert {(limit.scope, limit.count, limit.per_seconds) for limit in spent} == {
+        ("all", 9, D("1.05")), ("orders", 4, D("1.05"))}
+    caps = adapter.capabilities
+    assert (caps.amend, caps.mass_cancel, caps.post_only, caps.cancel_on_disconnect) == (True, False, "none", False)
+
+
+async def test_a_cancel_asked_before_its_order_left_follows_it(tmp_path: Path) -> None:
+    """Six orders at 4 orders/s: the sixth waits for the budget when its cancel is asked. The F must
+    not overtake its D (cancels have the faster lane): it leaves right after it."""
+    def answer(fields: dict[int, str]) -> Reply:
+        if fields[35] == "D":
+            return [("8", body(ER_NEW, t11=fields[11], t17=f"N-{fields[11]}", t37=f"O-{fields[11]}"))]
+        venue_id = fields.get(37) or f"O-{fields[41]}"
+        return [("8", body(ER_NEW, t11=fields[11], t41=fields[41], t17=f"C-{fields[11]}", t37=venue_id, t39="4",
+                           t150="4", t151="0"))]
+
+    async with rig(tmp_path, answer) as r:
+        orders = [r.submit(price=D(100) + n) for n in range(6)]
+        last = orders[-1]
+        last.transition(S.PENDING_CANCEL)
+        r.adapter.cancel(last)
+        await until(lambda: last.status is S.CANCELLED, "the sixth cancelled")
+        kinds = [(a.msg_type, a.fields.get(11, "")) for a in r.gateway.arrivals if a.msg_type in ("D", "F")]
+        d_at = kinds.index(("D", last.client_id))
+        f_at = next(i for i, (kind, _) in enumerate(kinds) if kind == "F")
+        assert d_at < f_at and r.gateway.received("9") == []
+        assert all(o.status is S.NEW for o in orders[:-1])
+
+
+async def test_tls_to_the_sandbox_with_the_ca_bundle_and_refused_without(tmp_path: Path) -> None:
+    """001's "secure tcp+ssl connection" with a private certificate (MID-12): the adapter logs on
+    and trades with ca_bundle set, and without it the first connect fails naming the gateway."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command makes the test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    async with MidChainsSandbox(client_comp_ids=(CLIENT,), tls=server) as venue, anyio.create_task_group() as tasks:
+        sink = RecordingSink()
+        opts = MidChainsFixOptions(host="127.0.0.1", port=venue.port, sender_comp_id=CLIENT, ca_bundle=cert,
+                                   state_file=tmp_path / "tls.sqlite")
+        adapter = MidChainsFixAdapter("midchains", opts, [LTC], WallClock(), sink)
+        adapter.bind(tasks)
+        await adapter.connect()
+        order = Order("tls-1", "test", "midchains", "LTCUSD", Side.BUY, D("0.1"), D(100))
+        sink.orders[order.client_id] = order
+        adapter.submit(order)
+        await until(lambda: order.status is S.NEW, "acknowledged over TLS")
+        await adapter.close()
+        untrusting = opts.model_copy(update={"ca_bundle": None, "connect_timeout_s": 1.0})
+        refused = MidChainsFixAdapter("midchains", untrusting, [LTC], WallClock(), RecordingSink())
+        refused.bind(tasks)
+        with pytest.raises(ConnectionError, match=r"127\.0\.0\.1:\d+ .*(certificate|SSL)"):
+            await refused.connect()
+        tasks.cancel_scope.cancel()
+
+
+async def test_a_day_order_whose_expiry_report_was_lost_at_the_reset_ends_expired(tmp_path: Path) -> None:
+    """A DAY order goes GTD until 01:00 UTC; the gateway drops its queue at that reset (MID-13), so
+    an adapter away over the boundary never hears the expiry. Once caught up, an order past its own
+    ExpireTime is told EXPIRED, and the queries say so."""
+    state = OrderState(tmp_path / "midchains.sqlite")
+    past = at("2021-07-15 01:00:00")
+    state.save(OrderRow("day-1", "day-1", "LTCUSD", Side.BUY, D("0.1"), D(100), OrderType.LIMIT, TimeInForce.DAY,
+                        10_000, past, S.NEW, D(0), "O-day-1", "day-1", 0, past - NS))
+    state.close()
+    order = Order("day-1", "test", "midchains", "LTCUSD", Side.BUY, D("0.1"), D(100), OrderType.LIMIT, TimeInForce.DAY)
+    order.transition(S.NEW)
+    order.transition(S.UNKNOWN)  # what the engine's restore makes of an open order
+    async with rig(tmp_path, known=(order,)) as r:
+        await until(lambda: order.status is S.EXPIRED, "expired")
+        seen = await r.adapter.query_order("day-1")
+        assert seen is not None and seen.status is S.EXPIRED
+        assert await r.adapter.query_open_orders() == []
