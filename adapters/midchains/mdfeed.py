@@ -21,6 +21,12 @@ Decisions where document 001 is silent (MID-14 and the venue notes 3.2, 3.4):
   before its fresh burst; every ``43=Y`` message up to the first one without it is skipped
   (counted ``replayed_skipped``). A ``43=Y`` message later (the fill of a gap in this connection)
   is applied: the session delivers it in order.
+- **A gap the gateway gap-fills is invisible here.** FIX lets a gateway answer a ResendRequest for
+  market data with SequenceReset-GapFill instead of the messages; the session then moves on and
+  tells nobody, and the deltas are lost. The sandbox replays them (as 001's gateway does for order
+  entry); against a gateway that gap-fills, the next Delete of a lost order (``unknown_id``) or New
+  of a reused id (``duplicate_id``) or a crossed book shows it, and the resync below follows. The
+  session would have to report a GapFill over application messages to close this.
 - **Inconsistency means resync**: a malformed ``X`` naming a tracked symbol (or no symbol), a
   Delete of an unknown id, a New for a held id, a Delete on the wrong side, a crossed book, a sum
   that cannot be held exactly: counted by kind, every book stops being published, and
