@@ -8,19 +8,23 @@ from engine.venue import SandboxCommand, VenueAdapter, adapter_hookimpl
 
 @adapter_hookimpl
 def engine_register_adapters() -> dict[str, type[VenueAdapter]]:
+    from adapters.midchains.adapter import MidChainsFixAdapter
+    from adapters.midchains.marketdata import MidChainsMarketData
     from adapters.optimus.adapter import OptimusAdapter
     from adapters.paper.adapter import PaperAdapter
     from adapters.psx_feed.adapter import LiveFeedAdapter
     from adapters.pulse.adapter import PulseAdapter
 
-    return {cls.name: cls for cls in (PaperAdapter, LiveFeedAdapter, OptimusAdapter, PulseAdapter)}
+    return {cls.name: cls for cls in (PaperAdapter, LiveFeedAdapter, OptimusAdapter, PulseAdapter,
+                                          MidChainsFixAdapter, MidChainsMarketData)}
 
 
 @adapter_hookimpl
 def engine_register_sandboxes() -> dict[str, SandboxCommand]:
+    from adapters.midchains.sandbox import COMMAND as MIDCHAINS
     from adapters.optimus.sandbox import COMMAND as OPTIMUS
     from adapters.psx.sandbox import COMMAND as PSX  # Live Feed data + Optimus orders on one market
     from adapters.psx_feed.sandbox import COMMAND as PSX_FEED
     from adapters.pulse.sandbox import COMMAND as PULSE
 
-    return {command.name: command for command in (PSX, PSX_FEED, OPTIMUS, PULSE)}
+    return {command.name: command for command in (PSX, PSX_FEED, OPTIMUS, PULSE, MIDCHAINS)}

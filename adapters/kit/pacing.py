@@ -289,6 +289,12 @@ class WirePacer:
         sender's ``what``), so the adapter reports each as not sent; those senders get
         :class:`PacerClosed`."""
         self.closed = True
+        return self.withdraw()
+
+    def withdraw(self) -> list[tuple[str, Any]]:
+        """Take back everything waiting, as :meth:`close` does, but stay open with the buckets as
+        they are: a connection that dropped has lost its waiting requests, while the venue still
+        counts (per account or session) what left before the drop."""
         self._cancel_timer()
         out = []
         for lane, item in self._queue.drain():

@@ -33,7 +33,7 @@ SequenceReset, TestRequest, Reject):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -182,8 +182,9 @@ class FixSession:
 
     # -- caller entry points -------------------------------------------------------------------
 
-    def connect(self, now_ns: int) -> list[Action]:
-        """The connection is up: open the trading day (a new one starts both sides at 1) and log on."""
+    def connect(self, now_ns: int, logon_fields: Sequence[tuple[int, str]] = ()) -> list[Action]:
+        """The connection is up: open the trading day (a new one starts both sides at 1) and log on.
+        ``logon_fields`` follow 98 and 108 (an optional Password; Logons are never stored)."""
         self._reader = FrameReader()
         self._queue.clear()
         self._queued_bytes = 0
@@ -195,7 +196,7 @@ class FixSession:
         self._last_received_ns = now_ns
         self.state = SessionState.LOGON_SENT
         self._deadline_ns = now_ns + self.config.logon_timeout_s * NS
-        return [self._send("A", [(98, "0"), (108, str(self.config.heartbeat_s))], now_ns)]
+        return [self._send("A", [(98, "0"), (108, str(self.config.heartbeat_s)), *logon_fields], now_ns)]
 
     def receive(self, data: bytes, now_ns: int) -> list[Action]:
         """Bytes read from the connection (any split). A broken stream ends the connection."""
@@ -267,6 +268,25 @@ class FixSession:
             # its ResendRequest would replay yesterday's orders; tick() logs out at the boundary
             raise ConnectionError("FIX trading day ended (sequence reset at the day boundary); not sent")
         return [self._send(msg_type, list(body), now_ns)]
+
+    @property
+    def catching_up(self) -> bool:
+        """True while an inbound gap is being filled (a ResendRequest out, later messages held)."""
+        return self._resend_until is not None or bool(self._queue)
+
+    def probe(self, now_ns: int) -> list[Action]:
+        """A TestRequest now (FIX 4.2: any side may send one), its TestReqID in
+        :attr:`test_request_pending` until the gateway's Heartbeat echoes it. The gateway answers in
+        sequence, so the echo arrives after everything it queued before: the adapter's barrier for
+        "the messages held while we were away are all in" (001, Logout (5)). Unanswered, it ends the
+        connection like the silence TestRequest does."""
+        if self.state is not SessionState.ACTIVE:
+            raise ConnectionError(f"FIX session is {self.state.value}, not logged on")
+        if self._test_request_id is not None:
+            return []  # one outstanding already: its echo is the same barrier
+        self._test_request_id = f"SYNC-{self.store.next_out}-{now_ns // NS}"
+        self._test_request_ns = now_ns
+        return [self._send("1", [(112, self._test_request_id)], now_ns)]
 
     def logout(self, now_ns: int, text: str | None = None) -> list[Action]:
         """Log out and wait (at most ``logout_timeout_s``) for the gateway's confirming Logout."""

@@ -13,7 +13,7 @@ its timers are armed with ``call_at``, so a simulated or scaled clock drives hea
 from __future__ import annotations
 
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +65,8 @@ class Endpoint:
 
 class FixConnection:
     """One connection's life: logon, traffic, and the reason it ended. ``on_message`` receives the
-    session's :class:`Deliver` messages in sequence order."""
+    session's :class:`Deliver` messages in sequence order; ``logon_fields`` go into the Logon
+    (a Password, 554, for a gateway that wants one: the document's does not)."""
 
     def __init__(
         self,
@@ -73,8 +74,10 @@ class FixConnection:
         stream: anyio.abc.ByteStream,
         clock: Clock,
         on_message: Callable[[FixMessage], Awaitable[None]],
+        logon_fields: Sequence[tuple[int, str]] = (),
     ) -> None:
         self.session = session
+        self.logon_fields = tuple(logon_fields)
         self.stream = stream
         self.clock = clock
         self.on_message = on_message
@@ -85,7 +88,7 @@ class FixConnection:
     async def run(self) -> Disconnect:
         """Log on and serve until the session or the peer ends the connection."""
         async with anyio.create_task_group() as tasks:
-            await self._carry(self.session.connect(self.clock.now_ns()))
+            await self._carry(self.session.connect(self.clock.now_ns(), self.logon_fields))
             tasks.start_soon(self._timers)
             await self._read()
             tasks.cancel_scope.cancel()
@@ -95,6 +98,11 @@ class FixConnection:
     async def send(self, msg_type: str, body: Iterable[tuple[int, str]]) -> None:
         """An application message, numbered and stored by the session, then written."""
         await self._carry(self.session.send_application(msg_type, body, self.clock.now_ns()))
+
+    async def probe(self) -> None:
+        """A TestRequest now (:meth:`FixSession.probe`): the barrier after which the messages the
+        gateway queued before it are all in."""
+        await self._carry(self.session.probe(self.clock.now_ns()))
 
     async def logout(self, text: str | None = None) -> None:
         await self._carry(self.session.logout(self.clock.now_ns(), text))

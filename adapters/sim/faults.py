@@ -244,6 +244,12 @@ FAULT_KINDS: dict[str, FaultKind] = _kinds(
               {"status": read_http_status, "seconds": read_seconds}),
     FaultKind("burst", "send count= (default 10000) synthetic book changes of symbol= as fast as the socket takes "
               "them, then a fresh snapshot", {"count": read_count, "symbol": read_text}),
+    FaultKind("stale_test_request", "leave the client's next count= (default 1) FIX TestRequests unanswered, or "
+              "answer them delay_s= late", {"count": read_count, "delay_s": read_seconds}),
+    FaultKind("logout", "the FIX gateway logs every session out (text=, default \"Session closed\") and closes "
+              "the socket after the client's confirmation", {"text": read_text}),
+    FaultKind("day_reset", "the FIX daily reset now: every session logged out, sequence numbers back to 1 both "
+              "ways, messages queued for the old day discarded"),
 )
 _ALIASES = {alias: kind.name for kind in FAULT_KINDS.values() for alias in kind.aliases}
 #: servers a combined venue can aim a fault at (``feed.gap``)

@@ -17,17 +17,21 @@ from collections.abc import Iterator
 import pytest
 
 from conformance.harness import EVERYDAY, LITERAL, MODES, MarketDataHarness, OrderEntryHarness
+from conformance.harness_midchains import MidChainsHarness
+from conformance.harness_midchains_md import MidChainsFeedHarness
 from conformance.harness_optimus import OptimusHarness
 from conformance.harness_paper import PaperHarness
 from conformance.harness_psx_feed import PsxFeedHarness
 from conformance.harness_pulse import PulseFeedHarness, PulseHarness
 
 ORDER_ENTRY: dict[str, type[OrderEntryHarness]] = {
+    "midchains": MidChainsHarness,
     "paper": PaperHarness,
     "optimus": OptimusHarness,
     "pulse": PulseHarness,
 }
 MARKET_DATA: dict[str, type[MarketDataHarness]] = {
+    "midchains": MidChainsFeedHarness,
     "psx_feed": PsxFeedHarness,
     "pulse": PulseFeedHarness,
 }

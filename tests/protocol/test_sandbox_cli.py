@@ -19,7 +19,7 @@ from engine.venue import SandboxCommand, SandboxLink, sandbox_registry
 
 SANDBOXES = sorted(sandbox_registry())
 #: the sandboxes serving two servers name a port per server instead of --port
-PORT_FLAGS = {"psx": ("--feed-port", "--broker-port")}
+PORT_FLAGS = {"psx": ("--feed-port", "--broker-port"), "midchains": ("--port", "--md-port")}
 
 
 def _ports(name: str) -> tuple[str, ...]:
@@ -31,7 +31,7 @@ def _parse(name: str, argv: list[str]) -> argparse.Namespace:
 
 
 def test_every_shipped_venue_has_a_sandbox_command() -> None:
-    assert SANDBOXES == ["optimus", "psx", "psx_feed", "pulse"]
+    assert SANDBOXES == ["midchains", "optimus", "psx", "psx_feed", "pulse"]
     for name, command in sandbox_registry().items():
         assert isinstance(command, SandboxCommand) and command.name == name
 

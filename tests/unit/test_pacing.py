@@ -75,6 +75,20 @@ def test_the_pacer_counts_a_window_longer_than_the_venue() -> None:
     assert pacer.departed["cancel"] == 3
 
 
+def test_withdraw_hands_back_the_waiting_and_keeps_what_was_spent() -> None:
+    """A dropped connection takes back what waits; the budget spent before the drop still counts."""
+    clock = ManualClock()
+    left: list[int] = []
+    pacer = WirePacer("v", [RateLimit("cancels", 2, D(1))], ORDER_LANES, clock, on_depart=lambda _l, n: left.append(n))
+    for n in range(3):
+        pacer.put("cancel", n)
+    assert pacer.withdraw() == [("cancel", 2)] and not pacer.closed
+    pacer.put("cancel", 3)
+    assert left == [0, 1]  # the two spent before still count
+    clock.advance(T0 + NS_PER_S * 105 // 100)
+    assert left == [0, 1, 3]
+
+
 def test_max_in_window_counts_the_buckets_window() -> None:
     assert max_in_window([], NS_PER_S) == 0
     assert max_in_window([0, NS_PER_S], NS_PER_S) == 1  # (t - P, t]: the first has left

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from adapters.midchains.sandbox import SUPPORTED_FAULTS as MIDCHAINS_FAULTS
 from adapters.optimus.sandbox import SUPPORTED_FAULTS as BROKER_FAULTS
 from adapters.paper.faults import SUPPORTED_FAULTS as PAPER_FAULTS
 from adapters.paper.options import PaperOptions
@@ -140,7 +141,7 @@ def test_one_help_text_lists_every_kind_and_a_venue_its_own() -> None:
 def venues() -> dict[str, frozenset[str]]:
     """Every simulated venue and the kinds it declares."""
     return {"paper": PAPER_FAULTS, "psx": PSX_FAULTS, "psx_feed": FEED_FAULTS, "optimus": BROKER_FAULTS,
-            "pulse": PULSE_FAULTS}
+            "pulse": PULSE_FAULTS, "midchains": MIDCHAINS_FAULTS}
 
 
 def test_every_kind_is_played_by_some_venue() -> None:

@@ -1,0 +1,540 @@
+"""``midchains_fix``: MidChains order entry over FIX 4.2 (document 001 "FIX API"; VENUES.md 2.5, 2.6;
+issue 23 section 2).
+
+The session runs on :class:`~adapters.midchains.link.FixLink` (logon, sequence numbers kept per
+trading day, reconnect with backoff, the venue's message limit on the wire); the wire mapping is
+:mod:`adapters.midchains.orders` (its docstring holds the decisions with their MID numbers); our
+orders and every execution are kept in :mod:`adapters.midchains.state`. This module routes:
+
+- ``submit`` -> D, ``cancel`` -> F (a new ClOrdID, 41 the one the venue works the order under),
+  ``amend`` -> G (the chain 41 -> 11); each returns at once and the answer comes as reports.
+  A market buy is refused 2007 before anything is sent (MID-5);
+- ER ``8`` -> the engine's states through the kit's :class:`~adapters.kit.orders.OrderTracker`
+  (NEW once, each fill once, one final state, a final state before its fills held until they are
+  booked); fills de-duplicated on ExecID (``17``) in memory and in the state file, so a report the
+  gateway sends again after a restart is never applied twice; maker/taker from ``43214`` (P/T);
+- OrderCancelReject ``9`` -> the engine's cancel (or replace) refused path: the order's live
+  state with the mapped code and the venue's text; the gateway's echoed F/G is "pending" (MID-4);
+- reconciliation: the gateway re-delivers what it queued while we were away right after the logon,
+  and the link reports ``connected`` only once those are in (its TestRequest barrier), so the
+  engine's ``query_open_orders`` / ``query_order`` / ``query_fills`` (answered from the state file:
+  FIX here has no OrderStatusRequest ``H`` and no execution query, MID-5) already include them.
+  What cannot be queried: an order the gateway never reported (a D lost before the gateway took
+  it is "never received": ``query_order`` answers None for an order never acknowledged);
+- capabilities: no mass cancel, no post-only, no MMP, and no cancel-on-disconnect over FIX (the
+  engine's own applies); rate limits as data (:attr:`MidChainsFixAdapter.rate_limits`, MID-9).
+
+Events carry the engine clock's time of receipt (the engine's journal and reconciliation compare
+with that clock); ``query_fills(since)`` selects on it too, so a fill the gateway queued and
+delivered after a restart is never before ``since``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+from adapters.kit.backoff import Backoff
+from adapters.kit.credentials import MissingSecret, read_secret
+from adapters.kit.orders import OrderTracker, TrackedOrder
+from adapters.midchains.codec import FixMessage
+from adapters.midchains.link import CONNECTED, DISCONNECTED, FixLink, LinkDown
+from adapters.midchains.options import MidChainsFixOptions
+from adapters.midchains.orders import (
+    OrderError,
+    OrderTerms,
+    ReportError,
+    cancel_body,
+    chained,
+    clordid_root,
+    day_expiry,
+    fraction_base,
+    new_order_body,
+    parse_cancel_reject,
+    parse_exec_report,
+    reject_code,
+    replace_body,
+    wire_root,
+)
+from adapters.midchains.session import SessionConfig
+from adapters.midchains.state import OrderRow, OrderState
+from adapters.midchains.transport import Endpoint
+from engine.model import TERMINAL_STATUSES, Fill, Instrument, Order, OrderStatus, OrderType, TimeInForce, VenueOrder
+from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
+from engine.venue.badinput import UNKNOWN_MESSAGE, BadInput
+from engine.venue.clock import Clock
+from engine.venue.rejects import Reject
+
+__all__ = ["MidChainsFixAdapter", "MidChainsFixOptions"]
+
+log = logging.getLogger("engine.midchains")
+
+D = Decimal
+#: how long past a GTD order's ExpireTime its expiry report may still be on its way (clocks differ)
+EXPIRY_GRACE_NS = 5 * 1_000_000_000
+#: statuses whose row the state file keeps as the venue's last word (pending ones are ours)
+_LIVE = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+
+
+def _sample(message: FixMessage) -> str:
+    """A log sample of a message: its body only (the header's CompIDs are the session's identity,
+    which a log need not show), secret tags masked."""
+    return FixMessage(message.body()).loggable()
+
+
+class _Track(TrackedOrder):
+    """One of our orders: what the engine was told, plus its durable row and the cancel or replace
+    the venue has not answered yet (their ClOrdIDs)."""
+
+    __slots__ = ("row", "pending_cancel", "pending_replace", "sent", "cancel_wanted")
+
+    def __init__(self, row: OrderRow) -> None:
+        super().__init__(row.client_id, row.symbol, row.side, row.qty, row.price, row.venue_order_id)
+        self.row = row
+        self.sent = row.status is not OrderStatus.PENDING_NEW  # its D has left (known to the venue)
+        self.cancel_wanted = False  # a cancel asked before the D left: sent right after it
+        self.pending_cancel = ""
+        self.pending_replace: tuple[str, Decimal, Decimal | None, int] | None = None  # clordid, qty, price, base
+
+
+class MidChainsFixAdapter(Adapter):
+    """MidChains FIX 4.2 order entry (see the module docstring)."""
+
+    name: ClassVar[str] = "midchains_fix"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        amend=True,  # G OrderCancel/ReplaceRequest (001)
+        mass_cancel=False,  # MID-5: not over FIX
+        post_only="none",  # MID-5: not over FIX (the WS API's alo only)
+        ioc=True,
+        fok=True,
+        gtc=True,
+        market_orders=True,  # market SELL only: a market buy is refused 2007 by the adapter (MID-5)
+        mmp=False,
+        cancel_on_disconnect=False,  # none over FIX: the engine's own cancel-on-disconnect applies
+        self_trade_prevention=False,  # "wash sale prohibited" is a venue reject (mapped 7007), not a mode
+    )
+    # MID-9: 001 says "10 commands per second by default" for FIX, and the order reject text says
+    # "more than 4 orders per second"; the tighter figure holds for orders, 10/s for every message
+    rate_limits: ClassVar[tuple[RateLimit, ...]] = (
+        RateLimit("all", 10, D(1), 10, source="001 FIX API: 10 commands per second by default (MID-9)"),
+        RateLimit("orders", 4, D(1), 4, source="001 reject text 'exceed order/sec limit': more than 4 orders per "
+                  "second (MID-9)"),
+    )
+    options_model: ClassVar[type[AdapterOptions]] = MidChainsFixOptions
+
+    def __init__(self, venue: str, options: AdapterOptions, instruments: Iterable[Instrument], clock: Clock,
+                 sink: VenueEvents, seed: int = 0) -> None:
+        super().__init__(venue, options, instruments, clock, sink, seed)
+        opts = self.options
+        assert isinstance(opts, MidChainsFixOptions)
+        self.fix_options = opts
+        try:  # a credential that is named but not there is a config error at start
+            self._logon_fields()
+        except MissingSecret as exc:
+            raise ValueError(str(exc)) from None
+        self.counters: Counter[str] = Counter()
+        self._bad = BadInput(log, f"midchains_fix {venue}")
+        self._orders: OrderTracker[_Track] = OrderTracker(
+            venue, sink, clock.now_ns, defer=partial(clock.call_later, 0), counts=self.counters, logger=log)
+        self._state_path: Path | str | None = opts.state_file
+        self._state: OrderState | None = None
+        self._limits: tuple[RateLimit, ...] = self.rate_limits
+        self._link = FixLink(
+            f"midchains_fix {venue}",
+            Endpoint(opts.host, opts.port, opts.tls, opts.ca_bundle),
+            SessionConfig(opts.sender_comp_id, opts.target_comp_id, heartbeat_s=opts.heartbeat_s),
+            ":memory:", clock, self._on_message, self._on_status,
+            backoff=Backoff(opts.reconnect_min_s, opts.reconnect_max_s, random.Random(seed)),
+            limits=self._limits, logon_fields=self._logon_fields, connect_timeout_s=opts.connect_timeout_s,
+        )
+        self._by_root: dict[str, _Track] = {}
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+    def set_state_path(self, path: Path) -> None:
+        """The engine's venue state file (beside the journal): sequence numbers, orders, executions.
+        The ``state_file`` option, when set, wins."""
+        if self.fix_options.state_file is None:
+            self._state_path = path
+
+    def set_rate_limits(self, limits: tuple[RateLimit, ...]) -> tuple[RateLimit, ...]:
+        """Pace departures with the engine's effective limits; the gate spends what really leaves."""
+        self._limits = tuple(limits)
+        return self._link.set_limits(self._limits)
+
+    async def connect(self) -> None:
+        """Open the state, start the link, and return once logged on and caught up (``connected``
+        reported by then). ConnectionError naming the gateway when that does not happen in time."""
+        path = self._state_path
+        if path is None:
+            log.warning("midchains_fix %s: no state file (no journal, no state_file option): sequence numbers "
+                        "and orders are kept in memory only; a restart logs on at 34=1", self.venue)
+        self._state = OrderState(path if path is not None else ":memory:")
+        self._link.store_path = path if path is not None else ":memory:"
+        for row in self._state.open_orders():
+            self._track(row)
+        self.start_task(self._link.run, name=f"midchains-fix-{self.venue}")
+        try:
+            await self._link.wait_connected(self.fix_options.connect_timeout_s)
+        except ConnectionError:
+            await self._link.close()
+            raise
+
+    async def close(self) -> None:
+        try:
+            await self._link.close()
+        finally:
+            if self._state is not None:
+                self._state.close()
+                self._state = None
+
+    def subscribe(self, symbols: Iterable[str]) -> None:
+        """No market data on the order-entry port: ``midchains_fix_md`` (port 44325) carries it."""
+        return None
+
+    # ---- orders ----------------------------------------------------------------------------------
+    def submit(self, order: Order) -> None:
+        now = self.clock.now_ns()
+        root = wire_root(order.client_id)
+        gtd = order.tif is TimeInForce.DAY and self.fix_options.day_tif == "gtd"
+        expire = day_expiry(now) if gtd else None
+        rec = self._track(OrderRow(order.client_id, root, order.symbol, order.side, order.qty, order.price, order.type,
+                                   order.tif, 1, expire, OrderStatus.PENDING_NEW, D(0), "", root, 0, now))
+        try:
+            rec.row.base = fraction_base(self.instruments.get(order.symbol), order.symbol, order.qty,
+                                         self.fix_options.fraction_bases)
+            body = new_order_body(self._terms(rec.row), self.fix_options.handl_inst, self.fix_options.account,
+                                  self.fix_options.day_tif, now)
+        except OrderError as exc:
+            self._refuse(rec, int(exc.code), str(exc))
+            return
+        self._save(rec)
+        try:
+            self._link.send("order", "D", body, on_unsent=partial(self._unsent, rec, "order"),
+                            on_sent=partial(self._sent, rec))
+        except LinkDown as exc:
+            self._refuse(rec, int(Reject.VENUE_NOT_CONNECTED), f"order not sent: {exc}")
+
+    def cancel(self, order: Order) -> None:
+        rec = self._tracked(order)
+        if rec is None:
+            self._orders.untracked_update(order.client_id, OrderStatus.REJECTED, int(Reject.ORDER_NOT_OPEN),
+                                          "cancel refused: unknown order", later=True)
+            return
+        if rec.terminal:
+            return  # its final state is already on its way
+        if not rec.sent:
+            # its D still waits for the order budget: an F in the (faster) cancel lane would reach
+            # the gateway first and be refused as an unknown order; it goes right after the D
+            rec.cancel_wanted = True
+            return
+        self._send_cancel(rec, later=True)
+
+    def _sent(self, rec: _Track) -> None:
+        rec.sent = True
+        if rec.cancel_wanted and not rec.terminal:
+            rec.cancel_wanted = False
+            self._send_cancel(rec, later=False)
+
+    def _send_cancel(self, rec: _Track, later: bool) -> None:
+        """F for ``rec``; ``later`` when called from a strategy's hook (answers wait until it returns)."""
+        try:
+            clordid = self._next_clordid(rec)
+            body = cancel_body(self._terms(rec.row), clordid, rec.venue_order_id, self.fix_options.handl_inst,
+                               self.fix_options.day_tif, self.clock.now_ns())
+        except OrderError as exc:
+            self._orders.answer(rec, int(exc.code), f"cancel not sent: {exc}", status=rec.live, later=later)
+            return
+        rec.pending_cancel = clordid
+        self._save(rec)
+        try:
+            self._link.send("cancel", "F", body, on_unsent=partial(self._unsent, rec, "cancel"))
+        except LinkDown as exc:
+            rec.pending_cancel = ""
+            self._orders.answer(rec, int(Reject.VENUE_NOT_CONNECTED), f"cancel not sent: {exc}", status=rec.live,
+                                later=later)
+
+    def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
+        rec = self._tracked(order)
+        refusal = "replace refused: the order is finished or unknown to this adapter"
+        if rec is None:
+            self._orders.untracked_update(order.client_id, order.live_status(), int(Reject.ORDER_NOT_OPEN), refusal,
+                                          later=True)
+            return
+        if rec.terminal or rec.row.order_type is not OrderType.LIMIT:
+            status = rec.final if rec.final is not None else rec.live
+            self._orders.answer(rec, int(Reject.ORDER_NOT_OPEN), refusal, status=status, later=True)
+            return
+        new_qty = qty if qty is not None else rec.qty
+        new_price = price if price is not None else rec.price
+        try:
+            base = fraction_base(self.instruments.get(rec.symbol), rec.symbol, new_qty, self.fix_options.fraction_bases)
+            clordid = self._next_clordid(rec)
+            terms = OrderTerms(rec.row.clordid, rec.symbol, rec.side, new_qty, new_price, rec.row.order_type,
+                               rec.row.tif, base, rec.row.expire_ns)
+            body = replace_body(terms, clordid, rec.venue_order_id, self.fix_options.account,
+                                self.fix_options.handl_inst, self.fix_options.day_tif, self.clock.now_ns())
+        except OrderError as exc:
+            self._orders.answer(rec, int(exc.code), f"replace not sent: {exc}", status=rec.live, later=True)
+            return
+        rec.pending_replace = (clordid, new_qty, new_price, base)
+        self._save(rec)
+        try:
+            self._link.send("order", "G", body, on_unsent=partial(self._unsent, rec, "replace"))
+        except LinkDown as exc:
+            rec.pending_replace = None
+            self._orders.answer(rec, int(Reject.VENUE_NOT_CONNECTED), f"replace not sent: {exc}", status=rec.live,
+                                later=True)
+
+    # ---- reports ---------------------------------------------------------------------------------
+    def _on_message(self, message: FixMessage) -> None:
+        kind = message.msg_type
+        if kind == "8":
+            self._on_report(message)
+        elif kind == "9":
+            self._on_cancel_reject(message)
+        elif kind in ("F", "G"):
+            # MID-4: 001's "gateway reply" to F/G is an echo of the request: pending, never done
+            self.counters["echoes"] += 1
+            log.debug("midchains_fix %s: %s echoed for %s: pending", self.venue, kind, message.get(11))
+        elif kind == "3":
+            self.counters["session_rejects"] += 1
+            log.warning("midchains_fix %s: the gateway rejected our message %s: %s", self.venue, message.get(45),
+                        message.get(58) or "no reason given")
+        else:
+            self._bad.record(UNKNOWN_MESSAGE, f"message type {kind!r} is not one 001 sends on order entry",
+                             _sample(message))
+
+    def _on_report(self, message: FixMessage) -> None:
+        try:
+            report = parse_exec_report(message)
+        except ReportError as exc:
+            self._bad.record(exc.kind, f"ExecutionReport: {exc}", _sample(message))
+            rec = self._find(message.get(11) or "", message.get(41) or "")
+            if rec is not None:
+                self._orders.mark_unknown(rec, f"unreadable execution report: {exc}")
+            return
+        now = self.clock.now_ns()
+        rec = self._find(report.clordid, report.orig_clordid)
+        if rec is None:
+            self._untracked_report(report, now)
+            return
+        self._orders.mark_known(rec)
+        self._orders.bind(rec, report.venue_order_id)
+        if report.is_fill:
+            assert report.last_qty is not None and report.last_px is not None
+            fill = Fill(self.venue, rec.symbol, rec.client_id, rec.venue_order_id or report.venue_order_id,
+                        report.exec_id, rec.side, report.last_px, report.last_qty, now, report.liquidity)
+            assert self._state is not None
+            if self._state.add_fill(fill):
+                self._orders.fill(rec, fill)
+            else:
+                self.counters["duplicate_fills"] += 1
+        status = report.ord_status
+        replaced = rec.pending_replace is not None and report.clordid == rec.pending_replace[0]
+        if status == "5" or (replaced and status in ("0", "1", "2")):
+            self._replaced(rec, report.qty, report.price)
+        elif status == "8":
+            text = report.text or "rejected by the venue"
+            if rec.acked and rec.pending_replace is not None:  # a G refused by an ER (FIX allows it)
+                rec.pending_replace = None
+                self._orders.answer(rec, reject_code(text), f"replace refused: {text}")
+            else:
+                self._orders.finish(rec, OrderStatus.REJECTED, reject_code(text), text)
+        elif status == "4":
+            self._orders.finish_after_fills(rec, OrderStatus.CANCELLED, report.cum_qty, reason=report.text)
+        elif status == "C":
+            self._orders.finish_after_fills(rec, OrderStatus.EXPIRED, report.cum_qty, reason=report.text)
+        elif status in ("0", "1", "6", "E") or (status == "2" and not report.is_fill):
+            self._orders.ack(rec)
+        self._save(rec)
+
+    def _untracked_report(self, report: Any, now: int) -> None:
+        """A report for an order this adapter has no record of (placed by another client, or before
+        its state file): a fill is passed on once so the engine records it; states are logged."""
+        self.counters["untracked_reports"] += 1
+        if report.is_fill:
+            fill = Fill(self.venue, report.symbol, clordid_root(report.clordid), report.venue_order_id,
+                        report.exec_id, report.side, report.last_px, report.last_qty, now, report.liquidity)
+            assert self._state is not None
+            if report.side is not None and self._state.add_fill(fill):
+                self._orders.untracked_fill(fill)
+            return
+        log.info("midchains_fix %s: report for an order this adapter does not know: 11=%s 39=%s", self.venue,
+                 report.clordid, report.ord_status)
+
+    def _replaced(self, rec: _Track, qty: Decimal | None, price: Decimal | None) -> None:
+        """The gateway took our G: the order works under the new ClOrdID on the new terms."""
+        pending = rec.pending_replace
+        if pending is None:
+            return
+        clordid, asked_qty, asked_price, base = pending
+        rec.pending_replace = None
+        rec.row.clordid = clordid
+        rec.row.base = base
+        new_qty = qty if qty is not None else asked_qty
+        new_price = price if price is not None else asked_price
+        rec.qty = rec.row.qty = new_qty
+        rec.price = rec.row.price = new_price
+        self._orders.answer(rec, price=new_price, qty=new_qty)
+
+    def _on_cancel_reject(self, message: FixMessage) -> None:
+        try:
+            refusal = parse_cancel_reject(message)
+        except ReportError as exc:
+            self._bad.record(exc.kind, f"OrderCancelReject: {exc}", _sample(message))
+            return
+        rec = self._find(refusal.clordid, refusal.orig_clordid)
+        if rec is None:
+            log.info("midchains_fix %s: cancel reject for an unknown order: %s", self.venue, refusal.text)
+            return
+        pending = rec.pending_replace
+        if refusal.response_to == "G" or (pending is not None and refusal.clordid == pending[0]):
+            rec.pending_replace = None
+            what = "replace"
+        else:
+            rec.pending_cancel = ""
+            what = "cancel"
+        if not rec.terminal:
+            self._orders.answer(rec, refusal.code, f"{what} refused: {refusal.text}", status=rec.live)
+        self._save(rec)
+
+    # ---- link ------------------------------------------------------------------------------------
+    def _on_status(self, status: str, detail: str) -> None:
+        if status == DISCONNECTED:
+            for rec in self._orders.open_records():
+                if rec.pending_cancel or rec.pending_replace is not None or not rec.acked:
+                    self._orders.mark_unknown(rec, f"connection lost ({detail})")
+        elif status == CONNECTED:
+            now = self.clock.now_ns()
+            for rec in self._orders.open_records():
+                self._orders.mark_known(rec)
+                expire = rec.row.expire_ns
+                if expire is not None and rec.row.tif is TimeInForce.DAY and now >= expire + EXPIRY_GRACE_NS:
+                    # caught up, and its GTD expiry (our own 126) passed without a report: the gateway
+                    # dropped it with the day's queue at the 01:00 UTC reset (MID-13)
+                    log.warning("midchains_fix %s: order %s expired at the trading day's end while the session "
+                                "was away (no report survives the daily reset)", self.venue, rec.client_id)
+                    self._orders.finish_after_fills(rec, OrderStatus.EXPIRED, rec.cum_qty,
+                                                    reason="expired at the trading day's end (GTD 126)")
+                    self._save(rec)
+        self.sink.on_venue_status(self.venue, status, detail)
+
+    def _unsent(self, rec: _Track, what: str, why: str) -> None:
+        """A request of ``rec`` that never left (the link dropped or closed first)."""
+        if rec.terminal:
+            return
+        if what == "order":
+            self._orders.finish(rec, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY), f"order not sent: {why}")
+        else:
+            if what == "cancel":
+                rec.pending_cancel = ""
+            else:
+                rec.pending_replace = None
+            self._orders.answer(rec, int(Reject.BACKEND_CONNECTIVITY), f"{what} not sent: {why}", status=rec.live)
+        self._save(rec)
+
+    def _logon_fields(self) -> Sequence[tuple[int, str]]:
+        """A Password (554) when the options name one, read now (a rotated file is picked up)."""
+        opts = self.fix_options
+        if opts.password_env is None and opts.password_file is None:
+            return ()
+        return ((554, read_secret(opts.password_env, opts.password_file, "MidChains FIX password")),)
+
+    # ---- bookkeeping -----------------------------------------------------------------------------
+    def _track(self, row: OrderRow) -> _Track:
+        rec = _Track(row)
+        rec.cum_qty = row.cum_qty
+        if row.status in TERMINAL_STATUSES:
+            rec.acked = True
+            rec.final = rec.status = row.status
+        elif row.status is not OrderStatus.PENDING_NEW:
+            rec.acked = True
+            rec.status = row.status if row.status in _LIVE else rec.live
+        self._orders.add(rec)
+        self._by_root[row.root] = rec
+        return rec
+
+    def _tracked(self, order: Order) -> _Track | None:
+        """Our record of ``order``, loaded from the state file when this instance never saw it."""
+        rec = self._orders.get(order.client_id)
+        if rec is None and self._state is not None:
+            row = self._state.by_client_id(order.client_id)
+            if row is not None and row.status not in TERMINAL_STATUSES:
+                rec = self._track(row)
+        return rec
+
+    def _find(self, clordid: str, orig_clordid: str) -> _Track | None:
+        """The order a report names by either ClOrdID (every one of ours starts with its root)."""
+        for wire_id in (clordid, orig_clordid):
+            if not wire_id:
+                continue
+            root = clordid_root(wire_id)
+            rec = self._by_root.get(root)
+            if rec is None and self._state is not None:
+                row = self._state.by_root(root)
+                if row is not None:
+                    rec = self._track(row)  # a finished one comes back final: a late report changes nothing
+            if rec is not None:
+                return rec
+        return None
+
+    def _terms(self, row: OrderRow) -> OrderTerms:
+        return OrderTerms(row.clordid, row.symbol, row.side, row.qty, row.price, row.order_type, row.tif, row.base,
+                          row.expire_ns)
+
+    def _next_clordid(self, rec: _Track) -> str:
+        rec.row.chain += 1
+        return chained(rec.row.root, rec.row.chain)
+
+    def _refuse(self, rec: _Track, code: int, reason: str) -> None:
+        """A new order refused before it left (from inside ``submit``: told after it returns)."""
+        self._orders.finish(rec, OrderStatus.REJECTED, code, reason, later=True)
+        self._save(rec)
+
+    def _save(self, rec: _Track) -> None:
+        if self._state is None:
+            return
+        row = rec.row
+        row.status = rec.final if rec.final is not None else (rec.status if rec.acked else OrderStatus.PENDING_NEW)
+        row.cum_qty = rec.cum_qty
+        row.venue_order_id = rec.venue_order_id
+        row.updated_ns = self.clock.now_ns()
+        self._state.save(row)
+
+    # ---- reconciliation --------------------------------------------------------------------------
+    async def query_open_orders(self) -> list[VenueOrder]:
+        """Orders the gateway acknowledged and has not finished, as it last reported them."""
+        if self._state is None:
+            return []
+        return [row.venue_order(self.venue) for row in self._state.open_orders()
+                if row.status is not OrderStatus.PENDING_NEW]
+
+    async def query_order(self, client_id: str) -> VenueOrder | None:
+        """The gateway's last word on one order; None when it never acknowledged it."""
+        row = self._state.by_client_id(client_id) if self._state is not None else None
+        if row is None or row.status is OrderStatus.PENDING_NEW:
+            return None
+        return row.venue_order(self.venue)
+
+    async def query_fills(self, since_ns: int) -> list[Fill]:
+        """Every execution received at or after ``since_ns`` (engine clock), from the state file."""
+        return [] if self._state is None else self._state.fills_since(self.venue, since_ns)
+
+    # ---- reporting -------------------------------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        return {**self._link.stats, **self.counters}
+
+    def bad_input(self) -> dict[str, int]:
+        return dict(self._bad.counts)
+
+    def describe(self) -> dict[str, Any]:
+        opts = self.fix_options
+        return {"name": self.name, "venue": self.venue, "gateway": f"{opts.host}:{opts.port}",
+                "tls": opts.tls, "sender_comp_id": opts.sender_comp_id, "target_comp_id": opts.target_comp_id}
+

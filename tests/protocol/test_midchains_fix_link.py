@@ -1,0 +1,155 @@
+"""The reconnecting FIX link (adapters/midchains/link.py) against a scripted gateway on 127.0.0.1:
+"connected" only once the messages the gateway queued while we were away are in, the venue's
+message limit held on the wire for every frame (admin ones too) as the gateway counts arrivals,
+and a dropped connection reported, reconnected and the queued messages delivered again in order."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import anyio
+import pytest
+from support.midchains_fix import CLIENT, GATEWAY, NS, ORDER
+from support.midchains_gateway import ScriptedGateway
+
+from adapters.kit.backoff import Backoff
+from adapters.kit.pacing import max_in_window
+from adapters.midchains.codec import FixMessage
+from adapters.midchains.link import FixLink, LinkDown
+from adapters.midchains.session import SessionConfig
+from adapters.midchains.transport import Endpoint
+from engine.venue import RateLimit
+from engine.venue.clock import WallClock
+
+pytestmark = pytest.mark.anyio
+
+LIMITS = (RateLimit("all", 10, Decimal(1), source="001: FIX 10/s"), RateLimit("orders", 4, Decimal(1)))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Harness:
+    def __init__(self, gateway: ScriptedGateway, link: FixLink) -> None:
+        self.gateway = gateway
+        self.link = link
+        self.events: list[tuple[str, str]] = []  # ("status", s) or ("message", ClOrdID)
+
+
+async def _harness(tmp_path: Path, limits: tuple[RateLimit, ...] = LIMITS, heartbeat_s: int = 60
+                   ) -> AsyncIterator[Harness]:
+    async with anyio.create_task_group() as tasks:
+        gateway = ScriptedGateway()
+        await gateway.start(tasks)
+        events: list[tuple[str, str]] = []
+
+        def on_message(message: FixMessage) -> None:
+            events.append(("message", message.get(11) or message.msg_type))
+
+        link = FixLink("midchains_fix test", Endpoint("127.0.0.1", gateway.port, tls=False),
+                       SessionConfig(CLIENT, GATEWAY, heartbeat_s=heartbeat_s), tmp_path / "fix.sqlite", WallClock(),
+                       on_message,
+                       lambda status, detail: events.append(("status", status)),
+                       backoff=Backoff(0.05, 0.2, random.Random(7)), limits=limits)
+        link.set_limits(limits)
+        harness = Harness(gateway, link)
+        harness.events = events
+        tasks.start_soon(link.run)
+        try:
+            yield harness
+        finally:
+            await link.close()
+            await gateway.stop()
+            tasks.cancel_scope.cancel()
+
+
+def _er(cl_ord_id: str, exec_id: str) -> tuple[str, list[tuple[int, str]]]:
+    return ("8", [(11, cl_ord_id), (17, exec_id), (20, "0"), (37, "O1"), (39, "0"), (150, "0"), (55, "LTCUSD"),
+                  (54, "1"), (38, "1000"), (14, "0"), (151, "1000"), (6, "0"), (43229, "10000")])
+
+
+async def test_connected_only_after_the_messages_queued_while_away(tmp_path: Path) -> None:
+    async for h in _harness(tmp_path):
+        h.gateway.queued = [_er("A1", "E1"), _er("A2", "E2")]
+        await h.link.wait_connected(10)
+        assert h.events == [("message", "A1"), ("message", "A2"), ("status", "connected")]
+        probe = h.gateway.received("1")
+        assert probe and probe[0].fields[112].startswith("SYNC-")  # the barrier TestRequest
+
+
+async def test_send_refused_while_down_and_every_frame_within_the_message_limit(tmp_path: Path) -> None:
+    # 3 messages/s on the wire: Logon, the sync TestRequest and 7 orders must spread over > 2 s
+    limits = (RateLimit("all", 3, Decimal(1)),)
+    async for h in _harness(tmp_path, limits):
+        with pytest.raises(LinkDown):
+            h.link.send("order", "D", ORDER)
+        await h.link.wait_connected(10)
+        for n in range(7):
+            h.link.send("order", "D", [(11, f"B{n}"), *ORDER[1:]])
+        with anyio.fail_after(15):
+            while len(h.gateway.received("D")) < 7:
+                await anyio.sleep(0.02)
+        arrivals = [a.ns for a in h.gateway.arrivals]
+        assert len(arrivals) >= 9
+        assert max_in_window(arrivals, NS) <= 3
+
+
+async def test_a_dropped_connection_is_reported_and_reconnected(tmp_path: Path) -> None:
+    async for h in _harness(tmp_path):
+        await h.link.wait_connected(10)
+        h.gateway.queued = [_er("Q1", "E9")]  # what the gateway generated while we were away
+        await h.gateway.drop()
+        with anyio.fail_after(10):
+            while h.events.count(("status", "connected")) < 2:
+                await anyio.sleep(0.02)
+        assert h.events == [("status", "connected"), ("status", "disconnected"), ("message", "Q1"),
+                            ("status", "connected")]
+        assert h.link.stats["reconnects"] == 1
+        assert h.gateway.logons == 2
+        logons = h.gateway.received("A")
+        assert int(logons[1].fields[34]) > int(logons[0].fields[34])  # numbers kept across the drop
+
+
+async def test_a_silent_gateway_is_stale_then_connected_when_it_answers(tmp_path: Path) -> None:
+    """HeartBtInt 1 s: after 1 s + 1 s grace of silence our TestRequest goes out and the link says
+    "stale"; the gateway's (late) Heartbeat echoing it makes it "connected" again."""
+    async for h in _harness(tmp_path, heartbeat_s=1):
+        await h.link.wait_connected(10)
+        h.gateway.answer_test_requests = False
+        with anyio.fail_after(10):
+            while ("status", "stale") not in h.events:
+                await anyio.sleep(0.02)
+        late = h.gateway.received("1")[-1].fields[112]
+        assert late.startswith("TEST-")
+        await h.gateway.send("0", [(112, late)])
+        with anyio.fail_after(10):
+            while h.events[-1] != ("status", "connected"):
+                await anyio.sleep(0.02)
+        assert h.events == [("status", "connected"), ("status", "stale"), ("status", "connected")]
+
+
+async def test_the_budget_spent_before_a_drop_still_counts_after_it(tmp_path: Path) -> None:
+    """The venue counts per session, not per connection: 4 orders, a drop, a quick reconnect and 4
+    more never put more than 4 orders in any 1 s window at the gateway."""
+    async for h in _harness(tmp_path):
+        await h.link.wait_connected(10)
+        for n in range(4):
+            h.link.send("order", "D", [(11, f"P{n}"), *ORDER[1:]])
+        with anyio.fail_after(10):
+            while len(h.gateway.received("D")) < 4:
+                await anyio.sleep(0.01)
+        await h.gateway.drop()
+        with anyio.fail_after(10):
+            while h.events.count(("status", "connected")) < 2:
+                await anyio.sleep(0.01)
+        for n in range(4):
+            h.link.send("order", "D", [(11, f"R{n}"), *ORDER[1:]])
+        with anyio.fail_after(10):
+            while len(h.gateway.received("D")) < 8:
+                await anyio.sleep(0.01)
+        assert max_in_window([a.ns for a in h.gateway.received("D")], NS) <= 4

@@ -1,0 +1,492 @@
+"""MidChains FIX order entry (adapters/midchains/orders.py, adapter.py) fed the document's own
+examples: 001's D, ER NEW, ER FILL, F and its echo, G and its echo, as printed in
+tests/fixtures/midchains/fix_examples.txt (9 and 10 recomputed; every other byte kept). 001 has no
+OrderCancelReject (9) example: the one here is built from its table (tags 41, 37, 11, 39, 102, 58,
+434, 17) with the F example's ClOrdIDs.
+
+Two levels: the mapping alone (bodies we send, reports we read), then the adapter against a
+scripted gateway on 127.0.0.1 that counts every frame as it arrives."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import ssl
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import anyio
+import pytest
+from support.midchains_fix import CLIENT, GATEWAY, NS, at, examples
+from support.midchains_gateway import Reply, ScriptedGateway
+from support.sinks import RecordingSink
+
+from adapters.kit.pacing import max_in_window
+from adapters.midchains.adapter import MidChainsFixAdapter
+from adapters.midchains.codec import FixMessage, decode, reframe
+from adapters.midchains.options import MidChainsFixOptions
+from adapters.midchains.orders import (
+    OrderError,
+    OrderTerms,
+    fraction_base,
+    new_order_body,
+    parse_cancel_reject,
+    parse_exec_report,
+    reject_code,
+)
+from adapters.midchains.sandbox import MidChainsSandbox
+from adapters.midchains.state import OrderRow, OrderState
+from engine.model import Instrument, Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce
+from engine.venue.clock import WallClock
+from engine.venue.rejects import Reject
+
+D = Decimal
+S = OrderStatus
+LTC = Instrument("LTCUSD", "midchains", tick_size=D("0.01"), lot_size=D("0.0001"))
+#: the D example's ClOrdID: used as our client id so the document's ERs answer our order verbatim
+DOC_ID = "43637618552482556000"
+TENTH = D("0.1")
+PRICE = D(150)
+
+
+def documented(msg_type: str, sender: str = GATEWAY) -> list[FixMessage]:
+    """Every 001 example of ``msg_type`` from ``sender``, as decoded messages (9/10 recomputed)."""
+    found = []
+    for line in examples():
+        raw = line.replace("^A", "\x01").encode()
+        if f"\x0135={msg_type}\x01".encode() in raw and f"\x0149={sender}\x01".encode() in raw:
+            found.append(decode(reframe(raw)))
+    return found
+
+
+def body(message: FixMessage, **changes: str) -> list[tuple[int, str]]:
+    """The example's body fields (header and trailer off), a few values changed by tag (``t11=``)."""
+    return [(tag, changes.get(f"t{tag}", value)) for tag, value in message.body()]
+
+
+ER_NEW, ER_FILL = documented("8")
+D_EXAMPLE = documented("D", "YOURSENDCOMP")[0]
+F_ECHO = documented("F")[0]
+G_ECHO = documented("G")[0]
+
+
+def cancel_reject(clordid: str, orig: str, text: str = "order not found", response_to: str = "1") -> FixMessage:
+    fields = [(8, "FIX.4.2"), (9, "0"), (35, "9"), (41, orig), (37, "62XGZUU7W05SC3"), (11, clordid), (39, "0"),
+              (102, "1"), (58, text), (434, response_to), (17, "CR1"), (10, "000")]
+    frame = b"".join(b"%d=%s\x01" % (tag, value.encode()) for tag, value in fields)
+    return decode(reframe(frame))
+
+
+# ---- the mapping alone ------------------------------------------------------------------------
+
+
+def test_the_d_example_is_what_we_send_for_its_order() -> None:
+    """001's D: LTCUSD buy limit GTC 0.1 (38=1 at 43229=10; the text's "0.01" is MID-3's error)."""
+    terms = OrderTerms(DOC_ID, "LTCUSD", Side.BUY, D("0.1"), D(150), OrderType.LIMIT, TimeInForce.GTC,
+                       fraction_base(LTC, "LTCUSD", D("0.1"), {"LTCUSD": 10}))
+    sent = dict(new_order_body(terms, "2", None, "gtd", at("2021-07-14 10:31:02.552")))
+    assert {tag: sent[tag] for tag in (11, 21, 38, 40, 44, 54, 55, 59, 60, 43229)} == {
+        tag: D_EXAMPLE.get(tag) for tag in (11, 21, 38, 40, 44, 54, 55, 59, 60, 43229)}
+
+
+def test_fraction_base_rule() -> None:
+    # the symbol's own base from 001's getsymbols; an instrument's lot precision otherwise; raised when needed
+    assert fraction_base(LTC, "LTCUSD", D("0.1"), {}) == 10_000
+    other = Instrument("XYZUSD", "midchains", lot_size=D("0.001"))
+    assert fraction_base(other, "XYZUSD", D("2"), {}) == 1000
+    assert fraction_base(other, "XYZUSD", D("0.00025"), {}) == 100_000
+    with pytest.raises(OrderError) as refused:
+        fraction_base(other, "XYZUSD", D("1e-19"), {})
+    assert refused.value.code == Reject.INVALID_QUANTITY
+
+
+def test_reports_are_rescaled_by_their_own_fraction_base() -> None:
+    """The D went out at 43229=10 (38=1); the ERs come back at 43229=10000 (38=1000): both 0.1."""
+    new, fill = parse_exec_report(ER_NEW), parse_exec_report(ER_FILL)
+    assert (new.status, new.qty, new.cum_qty, new.leaves_qty, new.is_fill) == (S.NEW, D("0.1"), 0, D("0.1"), False)
+    assert (fill.status, fill.last_qty, fill.last_px, fill.cum_qty) == (S.FILLED, D("0.1"), D("141.78"), D("0.1"))
+    assert fill.liquidity is Liquidity.TAKER and fill.exec_id == "62XGZUU7W05SC32_62XGZUU7W05T"
+    assert isinstance(fill.last_px, Decimal)
+
+
+def test_day_order_goes_gtd_with_a_full_utc_expire_time() -> None:
+    """MID-6: 126 as YYYYMMDD-HH:MM:SS.sss (not 001's time-only 17:18:02.544), at the trading day's
+    end, 01:00 UTC (MID-13)."""
+    terms = OrderTerms("c1", "LTCUSD", Side.SELL, D("0.1"), D(150), OrderType.LIMIT, TimeInForce.DAY, 10_000,
+                       at("2021-07-15 01:00:00"))
+    sent = dict(new_order_body(terms, "2", None, "gtd", at("2021-07-14 10:31:02.552")))
+    assert (sent[59], sent[126]) == ("6", "20210715-01:00:00.000")
+    assert dict(new_order_body(terms, "2", None, "gtc", at("2021-07-14 10:31:02.552")))[59] == "1"
+
+
+def test_market_buy_cannot_be_expressed() -> None:
+    terms = OrderTerms("c1", "LTCUSD", Side.BUY, D("0.1"), None, OrderType.MARKET, TimeInForce.IOC, 10_000)
+    with pytest.raises(OrderError) as refused:
+        new_order_body(terms, "2", None, "gtd", 0)
+    assert refused.value.code == Reject.ORDER_TYPE_NOT_SUPPORTED
+    sell = OrderTerms("c1", "LTCUSD", Side.SELL, D("0.1"), None, OrderType.MARKET, TimeInForce.DAY, 10_000)
+    sent = dict(new_order_body(sell, "2", None, "gtd", 0))
+    assert (sent[40], sent[59]) == ("1", "3") and 44 not in sent  # market: IOC (001's table)
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("exceed order/sec limit", Reject.RATE_LIMIT_EXCEEDED),
+    ("market buy not supported", Reject.ORDER_TYPE_NOT_SUPPORTED),
+    ("no crypto pos", Reject.POSITION_NOT_HELD),
+    ("wash sale prohibited", Reject.SELF_TRADE_PREVENTED),
+    ("Exceeds margin limit Exceed total Amount", Reject.INSUFFICIENT_BUYING_POWER),
+    ("order not found", Reject.ORDER_NOT_OPEN),
+    ("something the document never says", Reject.EXCHANGE_REJECT),
+])
+def test_reject_texts_map_to_engine_codes(text: str, code: Reject) -> None:
+    assert reject_code(text) == code
+
+
+def test_cancel_reject_fields() -> None:
+    refusal = parse_cancel_reject(cancel_reject("63637618640333706000", "62637618638809898000"))
+    assert (refusal.response_to, refusal.code, refusal.text) == ("F", Reject.ORDER_NOT_OPEN, "order not found")
+
+
+# ---- the adapter against a gateway ------------------------------------------------------------
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Rig:
+    gateway: ScriptedGateway
+    adapter: MidChainsFixAdapter
+    sink: RecordingSink
+    state: Path
+
+    def order(self, side: Side = Side.BUY, qty: D = TENTH, price: D | None = PRICE, *, client_id: str = "",
+              order_type: OrderType = OrderType.LIMIT, tif: TimeInForce = TimeInForce.GTC) -> Order:
+        order = Order(client_id or f"t-{len(self.sink.orders) + 1}", "test", "midchains", "LTCUSD", side, qty, price,
+                      order_type, tif)
+        self.sink.orders[order.client_id] = order
+        return order
+
+    def submit(self, *args: object, **kwargs: object) -> Order:
+        order = self.order(*args, **kwargs)  # type: ignore[arg-type]
+        self.adapter.submit(order)
+        return order
+
+
+async def until(condition: object, what: str, timeout: float = 10) -> None:
+    with anyio.fail_after(timeout):
+        while not condition():  # type: ignore[operator]
+            await anyio.sleep(0.005)
+
+
+def options(port: int, state: Path, **extra: object) -> MidChainsFixOptions:
+    return MidChainsFixOptions(host="127.0.0.1", port=port, tls=False, sender_comp_id=CLIENT, target_comp_id=GATEWAY,
+                               state_file=state, reconnect_min_s=0.05, reconnect_max_s=0.2, **extra)
+
+
+@asynccontextmanager
+async def rig(tmp_path: Path, on_application: object = None, known: tuple[Order, ...] = (),
+              **extra: object) -> AsyncIterator[Rig]:
+    async with anyio.create_task_group() as tasks:
+        gateway = ScriptedGateway(on_application)  # type: ignore[arg-type]
+        await gateway.start(tasks)
+        sink = RecordingSink()
+        sink.orders.update({order.client_id: order for order in known})  # the engine's, from its journal
+        state = tmp_path / "midchains.sqlite"
+        adapter = MidChainsFixAdapter("midchains", options(gateway.port, state, **extra), [LTC], WallClock(), sink)
+        adapter.set_rate_limits(adapter.rate_limits)
+        adapter.bind(tasks)
+        await adapter.connect()
+        r = Rig(gateway, adapter, sink, state)
+        try:
+            yield r
+        finally:
+            await r.adapter.close()
+            await gateway.stop()
+            tasks.cancel_scope.cancel()
+    assert sink.errors == []
+
+
+async def test_document_order_reports_scaled_and_a_duplicate_fill_dropped(tmp_path: Path) -> None:
+    """Our D for the document's order (sent at 43229=10000, the symbol's base), answered with 001's
+    ER NEW and ER FILL verbatim (43229=10000), the FILL twice: one fill of 0.1 at 141.78, taker."""
+    async with rig(tmp_path) as r:
+        r.adapter.fix_options.fraction_bases["LTCUSD"] = 10  # send as the document does: 38=1, 43229=10
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        sent = r.gateway.received("D")[0].fields
+        assert (sent[11], sent[38], sent[43229], sent[44], sent[54], sent[59]) == (DOC_ID, "1", "10", "150", "1", "1")
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.NEW, "acknowledged")
+        assert order.venue_order_id == "62XGZUU7W05SC3"
+        await r.gateway.send("8", body(ER_FILL))
+        await r.gateway.send("8", body(ER_FILL))  # the same ExecID again
+        await until(lambda: order.status is S.FILLED, "filled")
+        await anyio.sleep(0.1)
+        fills = r.sink.fills_for(DOC_ID)
+        assert [(f.qty, f.price, f.liquidity) for f in fills] == [(D("0.1"), D("141.78"), Liquidity.TAKER)]
+        assert r.sink.duplicate_fills == 0 and r.adapter.stats()["duplicate_fills"] == 1
+        seen = await r.adapter.query_order(DOC_ID)
+        assert seen is not None and (seen.status, seen.cum_qty) == (S.FILLED, D("0.1"))
+
+
+async def test_cancel_echo_stays_pending_a_9_refuses_and_an_er_cancels(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.NEW, "acknowledged")
+        order.transition(S.PENDING_CANCEL)
+        r.adapter.cancel(order)
+        await until(lambda: r.gateway.received("F"), "the F")
+        f = r.gateway.received("F")[0].fields
+        assert f[41] == DOC_ID and f[11] != DOC_ID and f[11].startswith(DOC_ID) and len(f[11]) <= 32
+        assert f[37] == "62XGZUU7W05SC3"
+        # MID-4: 001's "reply" is the F echoed (its ClOrdIDs set to ours): pending, not done
+        await r.gateway.send("F", body(F_ECHO, t11=f[11], t41=f[41]))
+        await anyio.sleep(0.2)
+        assert order.status is S.PENDING_CANCEL and r.adapter.stats()["echoes"] == 1
+        refused = cancel_reject(f[11], f[41], "order not found")
+        await r.gateway.send("9", body(refused))
+        await until(lambda: order.status is S.NEW, "the cancel refused")
+        assert r.sink.updates_for(DOC_ID)[-1].reject_code == Reject.ORDER_NOT_OPEN
+        order.transition(S.PENDING_CANCEL)
+        r.adapter.cancel(order)
+        await until(lambda: len(r.gateway.received("F")) == 2, "the second F")
+        f2 = r.gateway.received("F")[1].fields
+        assert f2[11] != f[11] and f2[41] == DOC_ID
+        await r.gateway.send("8", body(ER_NEW, t11=f2[11], t41=DOC_ID, t17="X-cxl", t39="4", t150="4", t151="0"))
+        await until(lambda: order.status is S.CANCELLED, "cancelled")
+        assert await r.adapter.query_open_orders() == []
+
+
+async def test_replace_follows_the_clordid_chain(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.NEW, "acknowledged")
+        order.request_replace(D(149), D("0.2"))
+        r.adapter.amend(order, D(149), D("0.2"))
+        await until(lambda: r.gateway.received("G"), "the G")
+        g = r.gateway.received("G")[0].fields
+        assert (g[41], g[44], g[38], g[43229]) == (DOC_ID, "149", "2000", "10000") and g[11].startswith(DOC_ID)
+        await r.gateway.send("G", body(G_ECHO, t11=g[11], t41=g[41]))  # 001's echoed G: pending
+        await r.gateway.send("8", body(ER_NEW, t11=g[11], t41=DOC_ID, t17="X-rpl", t39="5", t150="5", t38="2000",
+                                       t151="2000", t44="149.0"))
+        await until(lambda: order.status is S.NEW and order.price == D(149), "replaced")
+        assert order.qty == D("0.2")
+        # later reports name the new ClOrdID only: still our order
+        await r.gateway.send("8", body(ER_FILL, t11=g[11], t38="2000", t151="1000", t17="X-f1", t39="1", t150="1"))
+        await until(lambda: order.status is S.PARTIALLY_FILLED, "part filled under the new ClOrdID")
+
+
+async def test_market_buy_refused_2007_before_anything_is_sent(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        order = r.submit(Side.BUY, D("0.1"), None, order_type=OrderType.MARKET, tif=TimeInForce.IOC)
+        await until(lambda: order.status is S.REJECTED, "refused")
+        assert order.reject_code == Reject.ORDER_TYPE_NOT_SUPPORTED
+        await anyio.sleep(0.1)
+        assert r.gateway.received("D") == []
+
+
+async def test_gtd_expire_time_on_the_wire(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        r.submit(tif=TimeInForce.DAY)
+        await until(lambda: r.gateway.received("D"), "the D")
+        sent = r.gateway.received("D")[0].fields
+        assert sent[59] == "6"
+        stamp = sent[126]
+        assert len(stamp) == 21 and stamp[8] == "-" and stamp.endswith(":00:00.000") and stamp[9:11] == "01"
+
+
+async def test_a_burst_of_50_orders_never_exceeds_4_per_s_nor_10_messages_per_s(tmp_path: Path) -> None:
+    """Counted where the venue counts, on arrival at the gateway: every 1 s window sees at most 4
+    orders and at most 10 frames (the Logon, the sync TestRequest, Heartbeats included)."""
+    def ack(fields: dict[int, str]) -> Reply:
+        return [("8", body(ER_NEW, t11=fields[11], t17=f"N-{fields[11]}", t37=f"O-{fields[11]}"))]
+
+    async with rig(tmp_path, ack) as r:
+        orders = [r.submit(price=D(100) + n) for n in range(50)]
+        await until(lambda: all(o.status is S.NEW for o in orders), "50 orders acknowledged", timeout=40)
+        orders_at = [a.ns for a in r.gateway.received("D")]
+        frames_at = [a.ns for a in r.gateway.arrivals]
+        assert len(orders_at) == 50
+        assert max_in_window(orders_at, NS) <= 4
+        assert max_in_window(frames_at, NS) <= 10
+        assert r.adapter.stats()["paced"] == 0  # the pacer, not the wire's backstop, spread them
+
+
+async def test_reconnect_delivers_queued_reports_before_connected(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.NEW, "acknowledged")
+        r.gateway.queued = [("8", body(ER_FILL))]  # generated while we are away
+        await r.gateway.drop()
+        await until(lambda: r.sink.statuses().count("connected") == 2, "connected again")
+        order_fill = r.sink.index("fill", lambda f: f.client_id == DOC_ID)
+        reconnected = max(i for i, (kind, what) in enumerate(r.sink.calls)
+                          if kind == "status" and what[1] == "connected")
+        assert order_fill < reconnected  # in before "connected": the engine's reconciliation sees it
+        assert r.sink.statuses() == ["connected", "disconnected", "connected"]
+        assert {f.exec_id for f in await r.adapter.query_fills(0)} == {"62XGZUU7W05SC32_62XGZUU7W05T"}
+        assert await r.adapter.query_open_orders() == []
+
+
+async def test_a_fill_sent_again_after_a_restart_is_not_applied_twice(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.send("8", body(ER_NEW))
+        await r.gateway.send("8", body(ER_FILL))
+        await until(lambda: order.status is S.FILLED, "filled")
+        await r.adapter.close()
+        logons = r.gateway.received("A")
+        sink = RecordingSink()
+        sink.orders = r.sink.orders
+        again = MidChainsFixAdapter("midchains", options(r.gateway.port, r.state), [LTC], WallClock(), sink)
+        r.adapter, r.sink = again, sink
+        async with anyio.create_task_group() as tasks:
+            again.bind(tasks)
+            r.gateway.queued = [("8", body(ER_FILL))]  # the gateway sends the execution again
+            await again.connect()
+            assert int(r.gateway.received("A")[-1].fields[34]) > int(logons[-1].fields[34])  # numbers kept
+            await anyio.sleep(0.1)
+            assert sink.of("fill") == [] and again.stats()["duplicate_fills"] == 1
+            seen = await again.query_order(DOC_ID)
+            assert seen is not None and seen.status is S.FILLED
+            await again.close()
+            tasks.cancel_scope.cancel()
+
+
+async def test_a_password_from_a_file_goes_into_the_logon_and_never_into_the_log(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """001's Logon has no password; a gateway that wants one gets FIX Password (554) read from the
+    file at each logon, and no log line shows it."""
+    caplog.set_level(logging.DEBUG)
+    secret = "mc-fix-password-91f3c2"
+    (tmp_path / "password").write_text(secret + "\n")
+    async with rig(tmp_path, password_file=tmp_path / "password") as r:
+        order = r.submit()
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.drop()
+        await until(lambda: r.sink.statuses().count("connected") == 2, "logged on again")
+        assert [a.fields.get(554) for a in r.gateway.received("A")] == [secret, secret]
+        assert order.client_id
+    assert secret[:8] not in caplog.text and "password" not in caplog.text.lower()
+    with pytest.raises(ValueError, match="nowhere"):
+        MidChainsFixAdapter("midchains", options(1, tmp_path / "s.sqlite", password_file=tmp_path / "nowhere"), [LTC],
+                            WallClock(), RecordingSink())
+
+
+async def test_a_report_that_cannot_be_read_is_counted_and_the_order_goes_on(tmp_path: Path) -> None:
+    """An ER without FractionBase (43229) cannot be scaled: dropped, counted by kind, the order
+    marked unknown until the venue speaks again; the session stays up and the next report applies."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.send("8", [(tag, value) for tag, value in body(ER_NEW) if tag != 43229])
+        await r.gateway.send("8", body(ER_NEW, t38="1e999999", t17="X-bad"))
+        await until(lambda: sum(r.adapter.bad_input().values()) == 2, "both counted")
+        assert r.adapter.bad_input() == {"malformed": 1, "bad_number": 1}
+        assert order.status is S.PENDING_NEW
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.NEW, "the good report applied")
+        assert r.sink.statuses() == ["connected"]
+
+
+def test_rate_limits_as_data_and_what_the_gate_spends(tmp_path: Path) -> None:
+    """MID-9: the adapter declares 10 messages/s and 4 orders/s; the gate is given what application
+    messages really leave at: 1 message/s of the 10 kept for the session's own frames, every window
+    5% longer (the kit's arrival-spread guard)."""
+    adapter = MidChainsFixAdapter("midchains", options(1, tmp_path / "s.sqlite"), [LTC], WallClock(), RecordingSink())
+    assert {(limit.scope, limit.count, limit.per_seconds) for limit in adapter.rate_limits} == {
+        ("all", 10, D(1)), ("orders", 4, D(1))}
+    spent = adapter.set_rate_limits(adapter.rate_limits)
+    assert {(limit.scope, limit.count, limit.per_seconds) for limit in spent} == {
+        ("all", 9, D("1.05")), ("orders", 4, D("1.05"))}
+    caps = adapter.capabilities
+    assert (caps.amend, caps.mass_cancel, caps.post_only, caps.cancel_on_disconnect) == (True, False, "none", False)
+
+
+async def test_a_cancel_asked_before_its_order_left_follows_it(tmp_path: Path) -> None:
+    """Six orders at 4 orders/s: the sixth waits for the budget when its cancel is asked. The F must
+    not overtake its D (cancels have the faster lane): it leaves right after it."""
+    def answer(fields: dict[int, str]) -> Reply:
+        if fields[35] == "D":
+            return [("8", body(ER_NEW, t11=fields[11], t17=f"N-{fields[11]}", t37=f"O-{fields[11]}"))]
+        venue_id = fields.get(37) or f"O-{fields[41]}"
+        return [("8", body(ER_NEW, t11=fields[11], t41=fields[41], t17=f"C-{fields[11]}", t37=venue_id, t39="4",
+                           t150="4", t151="0"))]
+
+    async with rig(tmp_path, answer) as r:
+        orders = [r.submit(price=D(100) + n) for n in range(6)]
+        last = orders[-1]
+        last.transition(S.PENDING_CANCEL)
+        r.adapter.cancel(last)
+        await until(lambda: last.status is S.CANCELLED, "the sixth cancelled")
+        kinds = [(a.msg_type, a.fields.get(11, "")) for a in r.gateway.arrivals if a.msg_type in ("D", "F")]
+        d_at = kinds.index(("D", last.client_id))
+        f_at = next(i for i, (kind, _) in enumerate(kinds) if kind == "F")
+        assert d_at < f_at and r.gateway.received("9") == []
+        assert all(o.status is S.NEW for o in orders[:-1])
+
+
+async def test_tls_to_the_sandbox_with_the_ca_bundle_and_refused_without(tmp_path: Path) -> None:
+    """001's "secure tcp+ssl connection" with a private certificate (MID-12): the adapter logs on
+    and trades with ca_bundle set, and without it the first connect fails naming the gateway."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command makes the test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    async with MidChainsSandbox(client_comp_ids=(CLIENT,), tls=server) as venue, anyio.create_task_group() as tasks:
+        sink = RecordingSink()
+        opts = MidChainsFixOptions(host="127.0.0.1", port=venue.port, sender_comp_id=CLIENT, ca_bundle=cert,
+                                   state_file=tmp_path / "tls.sqlite")
+        adapter = MidChainsFixAdapter("midchains", opts, [LTC], WallClock(), sink)
+        adapter.bind(tasks)
+        await adapter.connect()
+        order = Order("tls-1", "test", "midchains", "LTCUSD", Side.BUY, D("0.1"), D(100))
+        sink.orders[order.client_id] = order
+        adapter.submit(order)
+        await until(lambda: order.status is S.NEW, "acknowledged over TLS")
+        await adapter.close()
+        untrusting = opts.model_copy(update={"ca_bundle": None, "connect_timeout_s": 1.0})
+        refused = MidChainsFixAdapter("midchains", untrusting, [LTC], WallClock(), RecordingSink())
+        refused.bind(tasks)
+        with pytest.raises(ConnectionError, match=r"127\.0\.0\.1:\d+ .*(certificate|SSL)"):
+            await refused.connect()
+        tasks.cancel_scope.cancel()
+
+
+async def test_a_day_order_whose_expiry_report_was_lost_at_the_reset_ends_expired(tmp_path: Path) -> None:
+    """A DAY order goes GTD until 01:00 UTC; the gateway drops its queue at that reset (MID-13), so
+    an adapter away over the boundary never hears the expiry. Once caught up, an order past its own
+    ExpireTime is told EXPIRED, and the queries say so."""
+    state = OrderState(tmp_path / "midchains.sqlite")
+    past = at("2021-07-15 01:00:00")
+    state.save(OrderRow("day-1", "day-1", "LTCUSD", Side.BUY, D("0.1"), D(100), OrderType.LIMIT, TimeInForce.DAY,
+                        10_000, past, S.NEW, D(0), "O-day-1", "day-1", 0, past - NS))
+    state.close()
+    order = Order("day-1", "test", "midchains", "LTCUSD", Side.BUY, D("0.1"), D(100), OrderType.LIMIT, TimeInForce.DAY)
+    order.transition(S.NEW)
+    order.transition(S.UNKNOWN)  # what the engine's restore makes of an open order
+    async with rig(tmp_path, known=(order,)) as r:
+        await until(lambda: order.status is S.EXPIRED, "expired")
+        seen = await r.adapter.query_order("day-1")
+        assert seen is not None and seen.status is S.EXPIRED
+        assert await r.adapter.query_open_orders() == []
