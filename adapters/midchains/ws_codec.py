@@ -96,8 +96,10 @@ __all__ = [
     "CREDENTIAL_KEYS",
     "DOCUMENT",
     "MAX_CHUNK_RECORDS",
+    "MESSAGE_TYPES",
     "REJECT_TEXTS",
     "REQUEST_LANE",
+    "REQUEST_TYPES",
     "UNKNOWN_REJECT",
     "URLS",
     "WS_LANES",
@@ -218,6 +220,11 @@ class _Text(_Kind):
     def read(self, value: Any, where: str) -> str:
         if type(value) is not str:
             raise WsCodecError(f"{where}: expected a string, got {_short(value)}")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # a "\ud800" escape: no text, and no log line could hold it
+                raise WsCodecError(f"{where}: a lone surrogate is not text") from None
         return value
 
 
@@ -262,7 +269,8 @@ class _Int(_Kind):
 
 class _Ms(_Kind):
     """Epoch time (MID-2): ms as a string or number; below 10**11 it is seconds and is scaled.
-    Kept as int ms; written as a string of ms, as the document's examples do."""
+    Kept as int ms; written as a string of ms, as the document's examples do. A time before 1973
+    (10**11 ms) is refused: it would read back as seconds."""
 
     name = "an epoch time"
 
@@ -272,9 +280,11 @@ class _Ms(_Kind):
             value = int(value)
         elif kind is not int:
             raise WsCodecError(f"{where}: expected epoch milliseconds, got {_short(value)}", BAD_NUMBER)
-        if not 0 <= value < _MS_LIMIT:
-            raise WsCodecError(f"{where}: {_short(value)} is not an epoch time in ms", BAD_NUMBER)
-        return value * 1000 if value < _SECONDS_LIMIT else value
+        if value < _SECONDS_LIMIT:  # seconds (MID-2)
+            value *= 1000
+        if not _SECONDS_LIMIT <= value < _MS_LIMIT:  # so every time read is written back as the same ms
+            raise WsCodecError(f"{where}: {_short(value)} is not an epoch time after 1973 in ms", BAD_NUMBER)
+        return value
 
     def write(self, value: int) -> str:
         return str(value)
@@ -1232,12 +1242,14 @@ class QueryPendingPos(_Wire):
     security: str | None = None
 
 
-_REQUESTS: dict[str, type[_Wire]] = {cls.TYPE: cls for cls in (
+#: request type -> its class: every request of the document (the sandbox's reading table)
+REQUEST_TYPES: dict[str, type[_Wire]] = {cls.TYPE: cls for cls in (
     Challenge, Login, Logout, GetSymbols, Subscribe, SubscribeSymbolStatus, SubscribeHighLow, LsHistory,
     TradeHistory, AddOrder, CancelOrder, QueryOrder, QueryMultiOrder, QueryTrade, QueryPos, QueryPendingPos,
 )}
 
-_MESSAGES: dict[str, type[_Wire]] = {
+#: message type -> its class: every answer and push of the document
+MESSAGE_TYPES: dict[str, type[_Wire]] = {
     "getsymbols": SymbolsAnswer, "book": BookMsg, "trade": TradeMsg, "symbolstatus": SymbolStatusMsg,
     "highlow": HighLowMsg, "subscribesymbolstatus": SubscribeAnswer, "subscribehighlow": SubscribeAnswer,
     "subscribe": SubscribeAnswer, "challenge": ChallengeAnswer, "login": LoginAnswer, "logout": LogoutAnswer,
@@ -1302,7 +1314,7 @@ def decode_message(raw: str | bytes | bytearray | memoryview) -> Any:
         if "result" in obj:
             return VenueError.from_wire(obj)
         raise WsCodecError("a message without type (and without result)")
-    return _build(_MESSAGES, obj, "message")
+    return _build(MESSAGE_TYPES, obj, "message")
 
 
 def decode_request(raw: str | bytes | bytearray | memoryview) -> Any:
@@ -1312,7 +1324,7 @@ def decode_request(raw: str | bytes | bytearray | memoryview) -> Any:
     obj = _load(raw)
     if "type" not in obj:
         raise WsCodecError("a request without type")
-    return _build(_REQUESTS, obj, "request")
+    return _build(REQUEST_TYPES, obj, "request")
 
 
 def encode(message: Any, *, loggable: bool = False) -> str:
@@ -1327,7 +1339,10 @@ def encode(message: Any, *, loggable: bool = False) -> str:
         for key in CREDENTIAL_KEYS:
             if key in obj:
                 obj[key] = "***"
-    return msgspec.json.encode(obj).decode("utf-8")
+    try:
+        return msgspec.json.encode(obj).decode("utf-8")
+    except (UnicodeEncodeError, TypeError, ValueError) as exc:  # a lone surrogate in a field we were handed
+        raise WsCodecError(f"cannot encode {type(message).__name__}: {exc}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -1593,4 +1608,4 @@ REQUEST_LANE: dict[str, str] = {
     "challenge": "public", "login": "public", "getsymbols": "public", "subscribe": "public",
     "subscribesymbolstatus": "public", "subscribehighlow": "public", "lshistory": "public", "tradehistory": "public",
 }
-assert set(REQUEST_LANE) == set(_REQUESTS), "every request needs a lane"
+assert set(REQUEST_LANE) == set(REQUEST_TYPES), "every request needs a lane"
