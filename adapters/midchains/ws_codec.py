@@ -182,6 +182,8 @@ _SECONDS_LIMIT = 100_000_000_000
 #: a time at or beyond this (ms) is refused: 10**14 ms is the year 5138
 _MS_LIMIT = 100_000_000_000_000
 _DIGITS = re.compile(r"[0-9]{1,20}")
+#: a number in a string: ASCII digits, optional sign, fraction and exponent ("472.33", "-841663670.18")
+_NUMBER_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 _OK = "OK"
 
 
@@ -237,6 +239,8 @@ class _Dec(_Kind):
         kind = type(value)
         try:
             if kind is str:
+                if not _NUMBER_TEXT.fullmatch(value):  # Decimal() alone takes "٣", "+1", ".5"
+                    raise WsCodecError(f"{where}: {_short(value)} is not a decimal number", BAD_NUMBER)
                 return amount_text(value, where)
             if kind is Decimal or kind is int:
                 return amount(value, where)

@@ -220,6 +220,7 @@ def test_quantities_are_exact_decimals_from_strings_or_numbers(value: str, expec
 
 
 @pytest.mark.parametrize("value", ['"abc"', '"NaN"', '"Infinity"', "true", "[]", "{}", '"1e999999"', '""',
+                                   '"\u0663"', '"+1"', '".5"', '" 1"', '"0x1"',
                                    '"' + "9" * 70 + '"', "1e999999", "NaN"])
 def test_a_quantity_that_is_not_a_number_is_refused_naming_the_field(value: str) -> None:
     with pytest.raises(ws.WsCodecError) as caught:
