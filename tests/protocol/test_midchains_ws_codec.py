@@ -9,10 +9,11 @@ with what the adapter (or the sandbox) does about each."""
 from __future__ import annotations
 
 import json
+import tomllib
 from decimal import Decimal
 
 import pytest
-from support.midchains_ws import example, names, objects
+from support.midchains_ws import FOLDER, example, names, objects
 
 from adapters.midchains import ws_codec as ws
 from engine.model import OrderStatus, OrderType, Side
@@ -43,6 +44,15 @@ def test_every_example_of_the_document_is_a_fixture() -> None:
     """66 examples: 19 requests, 42 answers and pushes, 5 reject samples (3 of them invalid)."""
     assert len(names()) == 66
     assert len(REQUESTS) + 2 == 19 and len(ANSWERS) + 1 == 42  # less the invalid ones and login.request
+
+
+def test_each_fixture_is_indexed_as_text_of_document_001() -> None:
+    """tests/protocol/test_fixtures.py compares every indexed fixture with its lines of the
+    document (and the document copy with shared/seeds): here, that none of ours escapes it."""
+    index = tomllib.loads((FOLDER.parent / "index.toml").read_text(encoding="utf-8"))["excerpts"]
+    for path in FOLDER.glob("ws_examples.*"):
+        entry = index[f"midchains/{path.name}"]
+        assert entry["document"] == "001_a6a531a293923345.txt" and entry["section"].startswith("WebSocket API, ")
 
 
 @pytest.mark.parametrize("name", ANSWERS)
