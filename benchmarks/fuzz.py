@@ -557,6 +557,13 @@ class MidchainsWsDriver:
                 midchains_ws.order_status(item)
                 item.leaves_qty  # noqa: B018
                 item.to_venue_order("midchains")
+        for item in (message, *records, *getattr(message, "entries", ())):
+            if isinstance(item, midchains_ws.SaleMsg):
+                item.to_fill("midchains")
+            elif isinstance(item, midchains_ws.TradeMsg):
+                item.to_trade("midchains")
+            elif isinstance(item, midchains_ws.SymbolStatus):
+                item.to_status("midchains", RECV_NS)
         if isinstance(message, midchains_ws.RecordsAnswer):
             try:
                 midchains_ws.RecordAssembler(message.type).add(message)

@@ -87,7 +87,7 @@ from adapters.kit.wirejson import (
     amount,
     amount_text,
 )
-from engine.model import OrderStatus, OrderType, Side, TimeInForce, VenueOrder
+from engine.model import Fill, InstrumentStatus, Liquidity, OrderStatus, OrderType, Side, TimeInForce, Trade, VenueOrder
 from engine.venue import RateLimit
 from engine.venue.badinput import BAD_NUMBER, MALFORMED, UNKNOWN_MESSAGE
 from engine.venue.rejects import Reject
@@ -185,6 +185,7 @@ _DIGITS = re.compile(r"[0-9]{1,20}")
 #: a number in a string: ASCII digits, optional sign, fraction and exponent ("472.33", "-841663670.18")
 _NUMBER_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 _OK = "OK"
+NS_PER_MS = 1_000_000
 
 
 class WsCodecError(ValueError):
@@ -571,6 +572,15 @@ class SaleMsg(_Wire):
     firm: str | None = None
     rec_no: int | None = None
 
+    def to_fill(self, venue: str, client_id: str = "") -> Fill:
+        """The engine's fill (de-duplicated on ``traderefno``). ``fee`` stays None: ``comm`` is in
+        ``commsecurity`` (the base asset for a buy), which the engine's fee field does not carry;
+        the adapter converts it when it knows the pair's quote."""
+        liquidity = Liquidity.UNKNOWN if self.is_maker is None else (
+            Liquidity.MAKER if self.is_maker else Liquidity.TAKER)
+        return Fill(venue, self.security, client_id or self.client_order_id or "", self.refno, self.exec_id,
+                    self.side, self.price, self.qty, (self.ts_ms or 0) * NS_PER_MS, liquidity)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PositionMsg(_Wire):
@@ -645,6 +655,11 @@ class SymbolStatus(_Wire):
         """True for ``Halt``, False for ``Normal`` and ``PreOpening`` (not halted, though an order
         may wait for the opening), None for a status the document does not list (not said)."""
         return {"Halt": True, "Normal": False, "PreOpening": False}.get(self.status)
+
+    def to_status(self, venue: str, received_ns: int) -> InstrumentStatus:
+        """The engine's instrument status; the venue's time when sent, else ``received_ns``."""
+        ts = self.ts_ms * NS_PER_MS if self.ts_ms is not None else received_ns
+        return InstrumentStatus(venue, self.security, ts, halted=self.halted, reason=self.status)
 
 
 # --------------------------------------------------------------------------------------------
@@ -723,6 +738,10 @@ class TradeMsg(_Wire):
         if self.maker_side is None:
             return None
         return Side.SELL if self.maker_side is Side.BUY else Side.BUY
+
+    def to_trade(self, venue: str) -> Trade:
+        """The engine's public trade print (ns timestamps, ``matchid`` as the trade id)."""
+        return Trade(venue, self.security, self.ts_ms * NS_PER_MS, self.price, self.qty, self.aggressor, self.match_id)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

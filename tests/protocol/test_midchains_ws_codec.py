@@ -185,6 +185,21 @@ def test_the_market_buy_flow_ack_order_sale_position() -> None:
     assert (done.state, done.exec_amount, done.leaves_qty) == (OrderStatus.FILLED, Decimal("179.9969199"), 0)
 
 
+def test_a_sale_a_trade_and_a_status_become_engine_events() -> None:
+    fill = read("addorder_sale.push").to_fill("midchains", "mm-1")
+    assert (fill.symbol, fill.client_id, fill.venue_order_id, fill.exec_id, fill.side, fill.price, fill.qty,
+            fill.ts, fill.liquidity.value, fill.fee) == (
+        "LTCUSD", "mm-1", "62YNMDOQ2SPIC0", "62YNMDOQ2SPIC02_62YNMDOQ2SPJ", Side.BUY, Decimal("183.29"),
+        Decimal("0.38031"), 1626332766360 * 1_000_000, "taker", None)
+    trade = read("trade.push").to_trade("midchains")
+    assert (trade.symbol, trade.ts, trade.price, trade.qty, trade.aggressor, trade.trade_id) == (
+        "BCHUSD", 1626338546538 * 1_000_000, Decimal("471.43"), Decimal("0.06969"), None, "62YNMDOQ2SPR")
+    (halt,) = read("symbolstatus_halt.push").entries
+    status = halt.to_status("midchains", 0)
+    assert (status.symbol, status.ts, status.halted, status.reason) == ("BCHUSD", 1623155345213 * 1_000_000, True,
+                                                                        "Halt")
+
+
 def test_clientorderi_is_read_as_clientorderid_and_never_written() -> None:
     answer = read("addorder_post_only.response")
     assert answer.client_order_id == "7599bb88-1d48-48b1-bf90-ed20d81b344d" and answer.post_only is True
