@@ -45,6 +45,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from adapters.midchains import codec as midchains  # noqa: E402
+from adapters.midchains import ws_auth as midchains_ws_auth  # noqa: E402
+from adapters.midchains import ws_codec as midchains_ws  # noqa: E402
 from adapters.optimus import codec as optimus  # noqa: E402
 from adapters.psx_feed import codec as psx_feed  # noqa: E402
 from adapters.pulse import codec as pulse  # noqa: E402
@@ -202,6 +204,20 @@ def hostile_seeds(codec: str) -> list[str | bytes]:
             "8=FIX.4.2" + soh + "9=5" + soh + "35=0" + soh + "58=" + "x" * 70_000 + soh + "10=000" + soh,
             ("8=FIX.4.2" + soh + "9=5" + soh + "35=0" + soh + "10=000" + soh) * 200,
             "=" * 1000, soh * 1000, "8=FIX.4.2" + soh + "35=0" + soh + "9=5" + soh + "10=000" + soh,
+        ]
+    if codec == "midchains_ws":
+        order = '{"type":"order","refno":"R","security":"LTCUSD","side":"B","orderstatus":"Open",'
+        return [
+            *common, '{"type":[]}', '{"type":{}}', '{"result":[]}', '{"type":"book","security":"X","books":{}}',
+            '{"type":"book","security":"X","books":[{"act":"U","id":' + "9" * 4299 + ',"side":"B","price":1,"qty":1}]}',
+            order + '"qty":1e9999999999999999999}', order + '"qty":"1e999999","execqty":NaN}',
+            order + '"updtime":"' + "9" * 100_000 + '"}', order + '"liveqty":[],"execqty":{}}',
+            '{"type":"challenge","result":"OK","key":"' + "A" * 5000 + '"}',
+            '{"type":"challenge","result":"OK","key":"MAMCAQE="}', '{"type":"login","result":"\\ud800"}',
+            '{"type":"querytrade","result":"OK","total_rec":"99999999999999999999","data":[]}',
+            '{"type":"querypos","result":"OK","total_rec":2,"data":[' + '{"security":"X","curpos":"1"},' * 101 + "{}]}",
+            "{'tif': 'GTT', 'result': 'exceed order/sec limit', 'clientorderid': '" + "x" * 10_000 + "'}",
+            *(text for text in midchains_ws_examples() if tree_of(text) is None),
         ]
     if codec == "pulse":
         trades = '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"user.trades.X","data":'
@@ -461,6 +477,113 @@ class MidchainsDriver:
 DRIVERS: dict[str, Callable[[], Any]] = {
     "psx_feed": PsxFeedDriver, "pulse": PulseDriver, "optimus": OptimusDriver, "midchains": MidchainsDriver,
 }
+
+
+def midchains_ws_examples() -> list[str]:
+    """The WebSocket examples of the MidChains document as printed (tests/fixtures/midchains/ws_examples.*)."""
+    return [path.read_text(encoding="utf-8") for path in sorted((FIXTURES / "midchains").glob("ws_examples.*"))]
+
+
+def midchains_ws_seeds() -> list[str]:
+    """Every WebSocket example of the MidChains document that is JSON, as printed, each object of a
+    two-object sample line alone, and each as the codec writes it back (compact). The invalid
+    examples as printed (trailing commas, a Python repr) are hostile seeds: each runs verbatim."""
+    seeds = []
+    decoder = json.JSONDecoder()
+    for text in midchains_ws_examples():
+        if tree_of(text) is not None:
+            seeds.append(text)
+        position = 0
+        while text[position:].strip():
+            try:
+                _, end = decoder.raw_decode(text, len(text) - len(text[position:].lstrip()))
+            except ValueError:
+                break
+            seeds.append(text[position:end].strip())
+            position = end
+    for text in list(seeds):
+        for decode in (midchains_ws.decode_message, midchains_ws.decode_request):
+            try:
+                seeds.append(midchains_ws.encode(decode(text)))
+            except midchains_ws.WsCodecError:
+                pass
+    return sorted(set(seeds))
+
+
+class MidchainsWsDriver:
+    """The WebSocket codec: ``decode_message`` and ``decode_request``, then what the adapter and the
+    sandbox do with a result (``answer_key``/``request_key``, the reject code of its ``result``,
+    ``order_status``, ``RecordAssembler.add``, ``encode`` and read back, the login machine on a
+    challenge or login answer: the RSA step on whatever key arrived), and ``recognise_reject`` on
+    what was refused."""
+
+    name = "midchains_ws"
+    error = midchains_ws.WsCodecError
+
+    def __init__(self) -> None:
+        self.rejects = midchains_ws.RejectCodes()
+
+    def fresh(self) -> MidchainsWsDriver:
+        return MidchainsWsDriver()
+
+    def __call__(self, raw: str | bytes, where: list[str]) -> None:
+        for name, decode in (("decode_message", midchains_ws.decode_message),
+                             ("decode_request", midchains_ws.decode_request)):
+            where[0] = name
+            try:
+                message = decode(raw)
+            except midchains_ws.WsCodecError as exc:
+                _expected(exc)
+                where[0] = "recognise_reject"
+                midchains_ws.recognise_reject(raw)
+                continue
+            where[0] = f"{name} -> {type(message).__name__}"
+            self._use(message, decode is midchains_ws.decode_message)
+
+    def _use(self, message: Any, answer: bool) -> None:
+        if answer:
+            midchains_ws.answer_key(message)
+        else:
+            midchains_ws.request_key(message)
+            if isinstance(message, midchains_ws.AddOrder) and message.problem() is not None:
+                self.rejects.code(message.problem() or "")
+                return
+        for text in (getattr(message, "result", None), getattr(message, "text", None)):
+            if isinstance(text, str):
+                self.rejects.code(text)
+        records = getattr(message, "records", ())
+        for item in (message, *records, getattr(message, "order", None)):
+            if isinstance(item, midchains_ws.OrderMsg):
+                midchains_ws.order_status(item)
+                item.leaves_qty  # noqa: B018
+                item.to_venue_order("midchains")
+        for item in (message, *records, *getattr(message, "entries", ())):
+            if isinstance(item, midchains_ws.SaleMsg):
+                item.to_fill("midchains")
+            elif isinstance(item, midchains_ws.TradeMsg):
+                item.to_trade("midchains")
+            elif isinstance(item, midchains_ws.SymbolStatus):
+                item.to_status("midchains", RECV_NS)
+        if isinstance(message, midchains_ws.RecordsAnswer):
+            try:
+                midchains_ws.RecordAssembler(message.type).add(message)
+            except midchains_ws.WsCodecError as exc:
+                _expected(exc)
+        if isinstance(message, (midchains_ws.ChallengeAnswer, midchains_ws.LoginAnswer)):
+            machine = midchains_ws_auth.LoginMachine("u", lambda: "PASSWORD")
+            machine.connected(0)
+            if isinstance(message, midchains_ws.LoginAnswer):
+                machine.state = midchains_ws_auth.LoginState.LOGIN_SENT
+            machine.receive(message, 1)
+        again = midchains_ws.encode(message)
+        back = (midchains_ws.decode_message if answer else midchains_ws.decode_request)(again)
+        if answer and back != message:
+            raise AssertionError(f"{type(message).__name__} does not read back as written: {again[:200]}")
+
+
+CODECS = (*CODECS, "midchains_ws")
+SEEDS["midchains_ws"] = midchains_ws_seeds
+DRIVERS["midchains_ws"] = MidchainsWsDriver
 
 # --------------------------------------------------------------------------------------------
 # Mutations

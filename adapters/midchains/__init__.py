@@ -2,4 +2,6 @@
 state machine (:mod:`.session`), its durable sequence store (:mod:`.store`), the thin TLS/TCP loop
 that drives it (:mod:`.transport`), the reconnecting link both FIX adapters run on (:mod:`.link`),
 and order entry: the wire mapping (:mod:`.orders`), the durable order memory (:mod:`.state`) and the
-``midchains_fix`` adapter (:mod:`.adapter`, options in :mod:`.options`)."""
+``midchains_fix`` adapter (:mod:`.adapter`, options in :mod:`.options`); and market data: the L3
+book (:mod:`.l3book`), the sans-I/O W/X/Y mapping (:mod:`.mdfeed`) and the ``midchains_fix_md``
+adapter (:mod:`.marketdata`)."""

@@ -18,6 +18,7 @@ import pytest
 
 from conformance.harness import EVERYDAY, LITERAL, MODES, MarketDataHarness, OrderEntryHarness
 from conformance.harness_midchains import MidChainsHarness
+from conformance.harness_midchains_md import MidChainsFeedHarness
 from conformance.harness_optimus import OptimusHarness
 from conformance.harness_paper import PaperHarness
 from conformance.harness_psx_feed import PsxFeedHarness
@@ -30,6 +31,7 @@ ORDER_ENTRY: dict[str, type[OrderEntryHarness]] = {
     "pulse": PulseHarness,
 }
 MARKET_DATA: dict[str, type[MarketDataHarness]] = {
+    "midchains": MidChainsFeedHarness,
     "psx_feed": PsxFeedHarness,
     "pulse": PulseFeedHarness,
 }
