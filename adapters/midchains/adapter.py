@@ -183,7 +183,7 @@ class MidChainsFixAdapter(Adapter):
         try:
             await self._link.wait_connected(self.fix_options.connect_timeout_s)
         except ConnectionError:
-            await self._link.close()
+            await self.close()  # the link stops retrying; the state file is closed
             raise
 
     async def close(self) -> None:
