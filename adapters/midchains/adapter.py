@@ -76,6 +76,10 @@ __all__ = ["MidChainsFixAdapter", "MidChainsFixOptions"]
 log = logging.getLogger("engine.midchains")
 
 D = Decimal
+#: what the query_* methods answer from, and what they cannot (MID-5: no OrderStatusRequest H over FIX)
+QUERIES = ("answered from the adapter's own record of the gateway's reports (no OrderStatusRequest H, no "
+           "execution query over FIX, MID-5); an order the gateway never acknowledged, and reports it dropped at "
+           "the 01:00 UTC daily reset, cannot be queried")
 #: how long past a GTD order's ExpireTime its expiry report may still be on its way (clocks differ)
 EXPIRY_GRACE_NS = 5 * 1_000_000_000
 #: statuses whose row the state file keeps as the venue's last word (pending ones are ours)
@@ -545,6 +549,7 @@ class MidChainsFixAdapter(Adapter):
 
     def describe(self) -> dict[str, Any]:
         opts = self.fix_options
-        return {"name": self.name, "venue": self.venue, "gateway": f"{opts.host}:{opts.port}",
-                "tls": opts.tls, "sender_comp_id": opts.sender_comp_id, "target_comp_id": opts.target_comp_id}
+        # not the SenderCompID: the only identity 001's Logon carries, kept out of reports like a credential
+        return {"name": self.name, "venue": self.venue, "gateway": f"{opts.host}:{opts.port}", "tls": opts.tls,
+                "target_comp_id": opts.target_comp_id, "queries": QUERIES}
 

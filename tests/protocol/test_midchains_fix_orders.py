@@ -503,3 +503,58 @@ async def test_a_silent_gateway_is_logged_not_told_as_stale(tmp_path: Path) -> N
         await r.gateway.send("0", [(112, late)])
         await until(lambda: r.adapter.stats().get("stale_ended") == 1, "answered")
         assert r.sink.statuses() == ["connected"]
+
+
+@asynccontextmanager
+async def on_sandbox(tmp_path: Path) -> AsyncIterator[tuple[MidChainsSandbox, MidChainsFixAdapter, RecordingSink]]:
+    """The adapter against mcsbx's sandbox (its own FIX acceptor, nothing of the adapter's codec)."""
+    async with MidChainsSandbox(client_comp_ids=(CLIENT,)) as venue, anyio.create_task_group() as tasks:
+        sink = RecordingSink()
+        adapter = MidChainsFixAdapter("midchains", options(venue.port, tmp_path / "sbx.sqlite"), [LTC], WallClock(),
+                                      sink)
+        adapter.set_rate_limits(adapter.rate_limits)
+        adapter.bind(tasks)
+        await adapter.connect()
+        try:
+            yield venue, adapter, sink
+        finally:
+            await adapter.close()
+            tasks.cancel_scope.cancel()
+    assert sink.errors == []
+
+
+def _order(sink: RecordingSink, n: int, price: Decimal, side: Side = Side.BUY) -> Order:
+    order = Order(f"s-{n}", "test", "midchains", "LTCUSD", side, D("0.1"), price, OrderType.LIMIT, TimeInForce.GTC)
+    sink.orders[order.client_id] = order
+    return order
+
+
+async def test_a_burst_of_50_orders_as_the_sandbox_counts_them(tmp_path: Path) -> None:
+    """The same burst against the sandbox, which counts 001's 10 messages/s and 4 orders/s per
+    session on arrival: all 50 acknowledged, not one violation."""
+    async with on_sandbox(tmp_path) as (venue, adapter, sink):
+        orders = [_order(sink, n, D(100) - n * D("0.01")) for n in range(50)]
+        for order in orders:
+            adapter.submit(order)
+        await until(lambda: all(o.status is S.NEW for o in orders), "50 orders acknowledged", timeout=40)
+        orders_at = [int(at * NS) for at, _client, kind in venue.oe.arrivals if kind == "D"]
+        assert len(orders_at) == 50 and max_in_window(orders_at, NS) <= 4
+        assert venue.violations() == {"messages": 0, "orders": 0}
+
+
+async def test_fills_made_while_away_arrive_before_connected_from_the_sandbox(tmp_path: Path) -> None:
+    """A resting order fills while the session is down; the sandbox queues the ER (001: delivered
+    after the next logon within the trading day) and the adapter hears it before "connected"."""
+    async with on_sandbox(tmp_path) as (venue, adapter, sink):
+        order = _order(sink, 1, D(139))
+        adapter.submit(order)
+        await until(lambda: order.status is S.NEW, "resting")
+        venue.drop(target="broker")
+        await until(lambda: "disconnected" in sink.statuses(), "disconnected")
+        order.transition(S.UNKNOWN)  # the engine's part at "disconnected"
+        venue.place("LTCUSD", "sell", D("0.1"), D(139))  # crosses it while we are away
+        await until(lambda: sink.statuses().count("connected") == 2, "connected again", timeout=20)
+        fill_at = sink.index("fill", lambda f: f.client_id == order.client_id)
+        back_at = max(i for i, (kind, what) in enumerate(sink.calls) if kind == "status" and what[1] == "connected")
+        assert fill_at < back_at and order.status is S.FILLED
+        assert [f.qty for f in await adapter.query_fills(0)] == [D("0.1")]
