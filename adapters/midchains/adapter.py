@@ -343,10 +343,10 @@ class MidChainsFixAdapter(Adapter):
         status = report.ord_status
         replaced = rec.pending_replace is not None and report.clordid == rec.pending_replace[0]
         if status == "5" or (replaced and status in ("0", "1", "2")):
-            self._replaced(rec, report.qty, report.price)
+            self._replaced(rec, report.clordid, report.qty, report.price)
         elif status == "8":
             text = report.text or "rejected by the venue"
-            if rec.acked and rec.pending_replace is not None:  # a G refused by an ER (FIX allows it)
+            if replaced:  # our G refused by an ER rather than a 9 (FIX allows it): the order works on
                 rec.pending_replace = None
                 self._orders.answer(rec, reject_code(text), f"replace refused: {text}")
             else:
@@ -373,10 +373,18 @@ class MidChainsFixAdapter(Adapter):
         log.info("midchains_fix %s: report for an order this adapter does not know: 11=%s 39=%s", self.venue,
                  report.clordid, report.ord_status)
 
-    def _replaced(self, rec: _Track, qty: Decimal | None, price: Decimal | None) -> None:
-        """The gateway took our G: the order works under the new ClOrdID on the new terms."""
+    def _replaced(self, rec: _Track, clordid: str, qty: Decimal | None, price: Decimal | None) -> None:
+        """The gateway took our G: the order works under the new ClOrdID on the new terms. With no
+        G pending (sent before a restart: pending requests are not kept) the venue's terms are
+        recorded, so the next F names the ClOrdID the venue now works the order under."""
         pending = rec.pending_replace
         if pending is None:
+            if clordid_root(clordid) == rec.row.root:
+                rec.row.clordid = clordid
+            if qty is not None:
+                rec.qty = rec.row.qty = qty
+            if price is not None:
+                rec.price = rec.row.price = price
             return
         clordid, asked_qty, asked_price, base = pending
         rec.pending_replace = None
@@ -499,7 +507,13 @@ class MidChainsFixAdapter(Adapter):
         return None
 
     def _terms(self, row: OrderRow) -> OrderTerms:
-        return OrderTerms(row.clordid, row.symbol, row.side, row.qty, row.price, row.order_type, row.tif, row.base,
+        """What an F repeats of the order: its terms now, at a FractionBase that carries its
+        quantity now (a replace the venue reported after a restart may have changed it)."""
+        try:
+            base = fraction_base(self.instruments.get(row.symbol), row.symbol, row.qty, self.fix_options.fraction_bases)
+        except OrderError:
+            base = row.base
+        return OrderTerms(row.clordid, row.symbol, row.side, row.qty, row.price, row.order_type, row.tif, base,
                           row.expire_ns)
 
     def _next_clordid(self, rec: _Track) -> str:

@@ -558,3 +558,34 @@ async def test_fills_made_while_away_arrive_before_connected_from_the_sandbox(tm
         back_at = max(i for i, (kind, what) in enumerate(sink.calls) if kind == "status" and what[1] == "connected")
         assert fill_at < back_at and order.status is S.FILLED
         assert [f.qty for f in await adapter.query_fills(0)] == [D("0.1")]
+
+
+async def test_a_replace_answered_after_a_restart_moves_the_clordid_chain(tmp_path: Path) -> None:
+    """A G left unanswered when the engine stopped: the new instance has no pending replace, but the
+    venue's ER 39=5 still tells it the ClOrdID the order now works under, and the next F names it."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.NEW, "acknowledged")
+        order.request_replace(D(149), None)
+        r.adapter.amend(order, D(149), None)
+        await until(lambda: r.gateway.received("G"), "the G")
+        g = r.gateway.received("G")[0].fields
+        await r.adapter.close()
+        sink = RecordingSink()
+        sink.orders = r.sink.orders
+        again = MidChainsFixAdapter("midchains", options(r.gateway.port, r.state), [LTC], WallClock(), sink)
+        r.adapter, r.sink = again, sink
+        async with anyio.create_task_group() as tasks:
+            again.bind(tasks)
+            r.gateway.queued = [("8", body(ER_NEW, t11=g[11], t41=DOC_ID, t17="X-rpl", t39="5", t150="5",
+                                           t44="149.0"))]
+            await again.connect()
+            order.transition(S.PENDING_CANCEL)
+            again.cancel(order)
+            await until(lambda: r.gateway.received("F"), "the F")
+            f = r.gateway.received("F")[0].fields
+            assert f[41] == g[11] and f[44] == "149" and f[11] not in (g[11], DOC_ID)
+            await again.close()
+            tasks.cancel_scope.cancel()
