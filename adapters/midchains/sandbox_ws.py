@@ -1079,9 +1079,14 @@ class MidChainsWsServer:
 
 
 def _jsonable(value: Any) -> Any:
-    """A request value echoed back: numbers read as Decimal go out as JSON numbers again."""
+    """A request value echoed back: numbers read as Decimal go out as JSON numbers again, at any depth."""
     if isinstance(value, Decimal):
-        return _json_number(value)
+        # a number no sane request has (1e999999999) is echoed as text: int() of it would never end
+        return _json_number(value) if value.is_finite() and value.adjusted() < 30 else str(value)
+    if isinstance(value, list):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
     return value
 
 

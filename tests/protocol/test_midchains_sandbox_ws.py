@@ -360,3 +360,36 @@ async def test_a_fill_of_a_resting_order_reaches_every_connection_of_its_user() 
         venue.place("LTCUSD", "buy", D(1), D(150))
         for client in (one, two):
             assert (await client.expect_type("order", orderstatus="Executed"))["execqty"] == "1"
+
+
+async def test_hostile_values_are_refused_by_name_never_a_crash() -> None:
+    async with running(order_rate=100, ws_private_rate=(100, 100), ws_public_rate=(100, 100)) as venue, \
+            ws_client(venue, login=True) as client:
+        await client.quiet(0.2)
+        cases = [
+            ({"qty": "1e9999999999999999999"}, "qty '1e9999999999999999999' is not a number"),
+            ({"qty": "NaN"}, "qty must be positive"),
+            ({"qty": ["1"]}, "qty is required"),
+            ({"qty": True}, "qty is required"),
+            ({"price": "-1"}, "price must be positive"),
+            ({"price": "abc"}, "price 'abc' is not a number"),
+            ({"security": {"x": 1}}, "invalid security"),
+            ({"side": "X"}, "side must be B or S"),
+            ({"tif": "DAY"}, "tif must be GTC, IOC, FOK or GTT"),
+            ({"tif": "GTT", "exptime": "soon"}, "exptime (POSIX seconds or milliseconds) is required"),
+            ({"alo": "maybe"}, "alo must be true or false"),
+            ({"clientorderid": "x" * 65}, "clientorderid must be text"),
+        ]
+        for change, words in cases:
+            await client.send({"type": "addorder", "security": "LTCUSD", "side": "B", "price": "100", "qty": "0.1"}
+                              | change)
+            answer = await client.expect_type("addorder")
+            assert answer["result"].startswith(words), (change, answer)
+        await client.send('{"type":"addorder","security":"LTCUSD","side":"X","qty":"1","extra":1e999999999}')
+        assert (await client.expect_type("addorder"))["extra"] == "1E+999999999"  # echoed as text, at once
+        for request in ({"type": "subscribe", "request": "book"}, {"type": "subscribe", "request": [7]},
+                        {"type": "cancelorder", "refno": ["x"]}, {"type": "queryorder"},
+                        {"type": "querymultiorder", "maxreturn": "lots", "fromtime": {"a": 1}}):
+            await client.send(request)
+            assert "result" in await client.recv()
+        assert venue.counters.get("ws.internal_errors", 0) == 0 and venue.ws.orders(USER) == []  # type: ignore[union-attr]
