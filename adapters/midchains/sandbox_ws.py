@@ -32,8 +32,11 @@ per-user state and the JSON forms are :mod:`.sandbox_ws_state`. What the server 
   ``symbolstatus`` pushes (``Halt`` / ``Normal`` when a ``halt`` fault starts and ends;
   :meth:`MidChainsWsServer.announce_status` sends any of 001's three). ``lshistory`` answers the
   trades since ``starttime`` (rec_no, ``total_rec`` a string as in 001's sample), at most 100 a
-  message. ``tradehistory`` and ``subscribehighlow`` are not served (ignored, like every type the
-  venue does not know).
+  message; ``tradehistory`` the 1-minute blocks with trades (001's ``lastttime`` spelling, MID-1);
+  ``subscribehighlow`` (a pair or ``"*"``) -> ack, the current state of each pair (001's
+  prevclose-only form before the day's first trade, else opening/high/low/prevclose), then a push
+  on every new high or low; the day is the sandbox's one day boundary (MID-13, 01:00 UTC) and the
+  prevclose the last price of the day before (the pair's start mid on the first day).
 - Private (per user: 5/s, bursts to 10): ``addorder``, ``cancelorder``, ``queryorder``,
   ``querymultiorder`` (answered ``querymultiorders``, 001's plural), ``querytrade``,
   ``querypos``, ``querypendingpos``, ``logout``. Before login a private request is answered with
@@ -121,6 +124,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from adapters.midchains.sandbox_session import trading_day
 from adapters.midchains.sandbox_wire import base36, order_ref, plain
 from adapters.midchains.sandbox_ws_state import (
     FIRM,
@@ -160,7 +164,8 @@ DECIMALS = 8
 STOP_TEXT = "stop orders are not supported"
 ORDER_RATE_TEXT = "exceed order/sec limit"
 REQUEST_RATE_TEXT = "exceed request/sec limit"
-PUBLIC_TYPES = frozenset({"challenge", "login", "getsymbols", "subscribe", "subscribesymbolstatus", "lshistory"})
+PUBLIC_TYPES = frozenset({"challenge", "login", "getsymbols", "subscribe", "subscribesymbolstatus", "lshistory",
+                          "tradehistory", "subscribehighlow"})
 STATUSES = ("Halt", "PreOpening", "Normal")
 #: 001's server messages that are not valid JSON as printed, verbatim (venue-notes 3.4)
 DOC_SAMPLES = {
@@ -197,6 +202,7 @@ class _Conn:
         self.books: set[str] = set()
         self.trades: set[str] = set()
         self.status = False
+        self.highlow: set[str] = set()
         self.stalled_until = 0.0
         self.closed = False
 
@@ -236,6 +242,10 @@ class MidChainsWsServer:
         self._last_trade: dict[str, dict[str, Any]] = {}
         self._tape: dict[str, deque[tuple[int, Decimal, Decimal]]] = {s: deque(maxlen=100_000) for s in venue.pairs}
         self._status = dict.fromkeys(venue.pairs, "Normal")
+        #: per pair, the trading day's prices for highlow: day, prevclose, open, high, low, last
+        self._days: dict[str, dict[str, Any]] = {
+            s: {"day": "", "prevclose": pair.mid, "open": None, "high": None, "low": None, "last": None}
+            for s, pair in venue.pairs.items()}
         self._public: dict[str, Bucket] = {}
         self._deferred: list[tuple[_Conn, str]] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -249,6 +259,7 @@ class MidChainsWsServer:
             "challenge": self._challenge, "login": self._login, "logout": self._logout,
             "getsymbols": self._getsymbols, "subscribe": self._subscribe,
             "subscribesymbolstatus": self._subscribe_status, "lshistory": self._lshistory,
+            "tradehistory": self._tradehistory, "subscribehighlow": self._subscribe_highlow,
             "addorder": self._addorder, "cancelorder": self._cancelorder, "queryorder": self._queryorder,
             "querymultiorder": self._querymultiorder, "querytrade": self._querytrade, "querypos": self._querypos,
             "querypendingpos": self._querypendingpos,
@@ -559,6 +570,57 @@ class MidChainsWsServer:
         head = {"result": "OK", "security": security}
         tail = {"total_rec": str(len(rows)), "starttime": str(message.get("starttime")), "type": "lshistory"}
         self._chunks(conn, head, rows, tail)
+
+    def _tradehistory(self, conn: _Conn, message: dict[str, Any]) -> None:
+        """001's 1-minute blocks: only minutes with trades, high/low/first/last price, volume, count."""
+        security = message.get("security")
+        if not isinstance(security, str) or security not in self.venue.pairs:
+            self._send(conn, {"result": "invalid security", "type": "tradehistory"})
+            return
+        blocks: dict[int, list[tuple[int, Decimal, Decimal]]] = {}
+        for trade in self._tape[security]:
+            blocks.setdefault(trade[0] // 60_000, []).append(trade)
+        rows = []
+        for n, (minute, trades) in enumerate(sorted(blocks.items()), 1):
+            prices = [price for _ts, price, _qty in trades]
+            rows.append({"volume": plain(sum((qty for _ts, _px, qty in trades), ZERO)),
+                         "numoftrades": str(len(trades)), "lastttime": str(trades[-1][0]),  # 001's spelling
+                         "blocktime": str(minute * 60_000), "highprice": plain(max(prices)),
+                         "lowprice": plain(min(prices)), "rec_no": n, "starttime": str(trades[0][0]),
+                         "lastprice": plain(prices[-1]), "startprice": plain(prices[0])})
+        self._chunks(conn, {"result": "OK", "security": security}, rows,
+                     {"total_rec": str(len(rows)), "type": "tradehistory"})
+
+    def _subscribe_highlow(self, conn: _Conn, message: dict[str, Any]) -> None:
+        security = message.get("security")
+        if not isinstance(security, str) or (security != "*" and security not in self.venue.pairs):
+            self._send(conn, {"result": "invalid security", "security": _jsonable(security),
+                              "type": "subscribehighlow"})
+            return
+        symbols = list(self.venue.pairs) if security == "*" else [security]
+        conn.highlow.update(symbols)
+        self._send(conn, {"result": "OK", "security": security, "type": "subscribehighlow"})
+        for symbol in symbols:
+            self._send(conn, self._highlow(symbol))
+
+    def _day_of(self, symbol: str) -> dict[str, Any]:
+        """The pair's highlow state for today (MID-13: the sandbox's one day boundary); a new day
+        takes the last price as its prevclose."""
+        state = self._days[symbol]
+        today = trading_day(self.venue.clock.now_ns(), self.venue.oe.day_boundary)
+        if state["day"] != today:
+            if state["last"] is not None:
+                state["prevclose"] = state["last"]
+            state.update(day=today, open=None, high=None, low=None)
+        return state
+
+    def _highlow(self, symbol: str) -> dict[str, Any]:
+        """001's two highlow forms: prevclose alone before the day's first trade, else all four."""
+        state = self._day_of(symbol)
+        if state["open"] is None:
+            return {"security": symbol, "prevcloseprice": plain(state["prevclose"]), "type": "highlow"}
+        return {"openingprice": plain(state["open"]), "security": symbol, "highprice": plain(state["high"]),
+                "lowprice": plain(state["low"]), "prevcloseprice": plain(state["prevclose"]), "type": "highlow"}
 
     def _chunks(self, conn: _Conn, head: dict[str, Any], rows: list[dict[str, Any]], tail: dict[str, Any]) -> None:
         """Records in messages of at most 100 (``rec_no`` runs on across them)."""
@@ -993,6 +1055,20 @@ class MidChainsWsServer:
         text = compact(message)
         for conn in list(self.conns):
             if symbol in conn.trades:
+                self._send(conn, text)
+        state = self._day_of(symbol)
+        state["last"] = price = event.price
+        if state["open"] is None:
+            state["open"] = state["high"] = state["low"] = price
+        elif price > state["high"]:
+            state["high"] = price
+        elif price < state["low"]:
+            state["low"] = price
+        else:
+            return  # no new high or low: nothing to say (001)
+        text = compact(self._highlow(symbol))
+        for conn in list(self.conns):
+            if symbol in conn.highlow:
                 self._send(conn, text)
 
     def _publish(self, symbol: str, touched: set[int]) -> None:

@@ -393,3 +393,34 @@ async def test_hostile_values_are_refused_by_name_never_a_crash() -> None:
             await client.send(request)
             assert "result" in await client.recv()
         assert venue.counters.get("ws.internal_errors", 0) == 0 and venue.ws.orders(USER) == []  # type: ignore[union-attr]
+
+
+async def test_trade_history_blocks_and_high_low_in_the_documents_forms() -> None:
+    async with running() as venue, ws_client(venue) as client:
+        await client.send(sample("subscribehighlow.request"))
+        assert await client.recv() == sample("subscribehighlow.response")
+        first = [await client.expect_type("highlow") for _ in venue.pairs]
+        ltc = next(m for m in first if m["security"] == "LTCUSD")
+        assert ltc == {"security": "LTCUSD", "prevcloseprice": "140", "type": "highlow"}  # 001's first form
+        venue.place("LTCUSD", "sell", D(2), D("174.69"))
+        venue.place("LTCUSD", "buy", D("0.9375"), D("174.69"))
+        opened = await client.expect_type("highlow")
+        assert set(opened) == set(sample("highlow_full.push"))
+        assert (opened["openingprice"], opened["highprice"], opened["lowprice"]) == ("174.69",) * 3
+        venue.place("LTCUSD", "buy", D("0.5"), D("174.69"))  # same price: no new high or low, no push
+        venue.place("LTCUSD", "sell", D("0.1"), D("170"))
+        venue.place("LTCUSD", "buy", D("0.1"), D("170"))
+        low = await client.expect_type("highlow")
+        assert (low["highprice"], low["lowprice"]) == ("174.69", "170")
+        await client.send(sample("tradehistory.request"))
+        bars = await client.expect_type("tradehistory")
+        assert set(bars) == set(sample("tradehistory.response")) and set(bars["data"][0]) == set(
+            sample("tradehistory.response")["data"][0])
+        volume = sum(D(row["volume"]) for row in bars["data"])
+        assert volume == D("1.5375") and bars["total_rec"] == str(len(bars["data"]))
+        await client.send(sample("lshistory.request") | {"security": "LTCUSD", "starttime": "1630530000"})
+        ticks = await client.expect_type("lshistory")
+        assert set(ticks) == set(sample("lshistory.response")) and ticks["total_rec"] == "3"
+        assert [(r["execprice"], r["execqty"]) for r in ticks["data"]] == [
+            ("174.69", "0.9375"), ("174.69", "0.5"), ("170", "0.1")]
+        assert set(ticks["data"][0]) == set(sample("lshistory.response")["data"][0])
