@@ -24,7 +24,8 @@ Python API (stable; the conformance harnesses and tests use exactly this)::
         venue.violations()                          # {"messages": n, "orders": n}: rate-limit breaches
         venue.received("oe")                        # application messages received, in order
         # faults (also --fault SPEC, adapters/sim/faults.py vocabulary; target "broker" = order
-        # entry, "feed" = market data, "" = both):
+        # entry, "feed" = market data, "ws" = the WebSocket API, "" = both FIX ones, and for
+        # drop and stall the WebSocket too):
         venue.drop(target="")                       # abort every connection, no Logout
         venue.stall(seconds, target="")             # send nothing (queued, not lost) for a while
         venue.gap(count=1, target="", instrument="")  # number the next messages but never send them
@@ -646,7 +647,7 @@ class MidChainsSandbox:
         if fault.kind == "garbage":
             ws.garbage(params.get("text", ""), params.get("count", 1))
         elif fault.kind == "slow":
-            ws.slow_logins(params.get("count", 1), float(params.get("delay_s", 0)))
+            ws.slow_logins(params.get("count", 1), float(params.get("delay_s", 1)))
         elif fault.kind == "reject":
             ws.reject(params["count"], params["reason"])
         elif fault.kind == "reject_cancels":

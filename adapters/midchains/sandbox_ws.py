@@ -93,13 +93,20 @@ the sample; ``ws_no_2fa`` off answers login with the sample's ``need2FA:true`` /
 ack); ``ws_exptime_ms`` off refuses non-zero milliseconds (above).
 
 Faults (``ws.`` target, the one vocabulary of :mod:`adapters.sim.faults`): ``ws.drop`` (every
-socket aborted), ``ws.stall,seconds=`` (nothing sent, queued), ``ws.garbage`` (the next answer of
-each kind 001 prints as invalid JSON goes out in that form, whatever the mode; ``text=`` sends that
+socket aborted; with no target, the FIX sockets too), ``ws.stall,seconds=`` (nothing sent, queued),
+``ws.garbage[,count=]`` (the next count answers of the kinds 001 prints as invalid JSON, a login
+OK or an ``exceed order/sec limit``, go out in that form whatever the mode; ``text=`` sends that
 text to every connection now, and ``text=doc:login`` / ``doc:logout`` / ``doc:order_rate`` send
-001's own invalid samples), ``ws.slow,count=,delay_s=`` (the next count logins are answered
-delay_s late; 0 = never, a login that times out), ``ws.reject,count=,reason=`` (the next new
-orders refused with the reason) and ``halt,symbol=,duration_s=`` (the simulated venue halts the
-pair: ``symbolstatus`` Halt then Normal, orders refused on both protocols).
+001's own invalid samples verbatim), ``ws.slow,count=,delay_s=`` (the next count logins are
+answered delay_s late, default 1; ``delay_s=0``: never, a login that times out),
+``ws.reject,count=,reason=`` (the next new orders refused with the reason),
+``ws.reject_cancels,duration_s=`` (cancels answered ``failed`` meanwhile) and
+``halt,symbol=,duration_s=`` (no target: the simulated venue halts the pair, ``symbolstatus``
+Halt then Normal, orders refused on both protocols).
+
+Accounts: balances are checked for WebSocket orders only; a linked user's FIX orders are not
+(001 documents no risk refusal over FIX), but their fills move the same balances and push
+``position`` to the user's WebSocket connections.
 """
 
 from __future__ import annotations
