@@ -95,7 +95,7 @@ async def test_a_wrong_password_or_no_challenge_is_the_documents_refusal() -> No
 
 
 async def test_no_login_within_the_deadline_closes_the_socket() -> None:
-    async with running(ws_login_timeout_s=0.5) as venue, ws_client(venue) as client:
+    async with running(ws_login_timeout_s=1.5) as venue, ws_client(venue) as client:
         await client.send({"type": "getsymbols"})
         await client.expect_type("getsymbols")
         assert await client.closed(timeout=10) == 1008
@@ -325,7 +325,7 @@ async def test_balance_and_margin_refusals_echo_and_push_a_rejected_order() -> N
 async def test_a_gtt_order_expires_at_its_exptime() -> None:
     async with running() as venue, ws_client(venue, login=True) as client:
         await client.quiet(0.2)
-        exptime = str((venue.clock.now_ns() // 1_000_000_000 + 2) * 1000)
+        exptime = str((venue.clock.now_ns() // 1_000_000_000 + 3) * 1000)
         await client.send({"type": "addorder", "security": "ETHUSD", "side": "B", "price": "3782.01",
                            "qty": "0.0825", "tif": "GTT", "exptime": exptime})
         assert (await client.expect_type("addorder"))["result"] == "OK"
