@@ -279,3 +279,36 @@ async def test_every_connection_is_closed_when_the_sandbox_stops() -> None:
             await venue.__aexit__(None, None, None)
             assert await task is not None
         assert not venue.ws.conns  # type: ignore[union-attr]
+
+
+async def test_the_websocket_serves_wss_with_the_fix_acceptors_certificate(tmp_path: Path) -> None:
+    """001's wss:// URL; MID-12: a self-signed certificate, the client's CA bundle (made here with
+    cryptography, the library the RSA login uses)."""
+    import datetime as dt
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_path, key_path)
+    async with running(tls=server) as venue:
+        assert venue.ws_url.startswith("wss://127.0.0.1:")
+        async with ws_client(venue, login=True, tls=ssl.create_default_context(cafile=str(cert_path))) as client:
+            assert (await client.expect_type("position", security="USD"))["curpos"] == "1000000"

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import ssl
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -90,9 +91,9 @@ class WsClient:
 
 
 @contextlib.asynccontextmanager
-async def ws_client(venue: MidChainsSandbox, login: bool = False, user: str = USER,
-                    password: str = PASSWORD) -> AsyncIterator[WsClient]:
-    async with connect(venue.ws_url, open_timeout=10, ping_interval=None, max_size=1 << 22) as ws:
+async def ws_client(venue: MidChainsSandbox, login: bool = False, user: str = USER, password: str = PASSWORD,
+                    tls: ssl.SSLContext | None = None) -> AsyncIterator[WsClient]:
+    async with connect(venue.ws_url, open_timeout=10, ping_interval=None, max_size=1 << 22, ssl=tls) as ws:
         client = WsClient(ws)
         if login:
             answer = await client.login(user, password)
