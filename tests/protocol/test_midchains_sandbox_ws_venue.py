@@ -182,7 +182,12 @@ async def test_reject_fault_refuses_the_next_websocket_order_with_its_reason() -
         await client.send({"type": "addorder", "security": "LTCUSD", "side": "B", "price": "100", "qty": "0.1"})
         assert (await client.expect_type("addorder"))["result"] == "no crypto pos"
         await client.send({"type": "addorder", "security": "LTCUSD", "side": "B", "price": "100", "qty": "0.1"})
-        assert (await client.expect_type("addorder"))["result"] == "OK"
+        ack = await client.expect_type("addorder")
+        assert ack["result"] == "OK"
+        venue.apply_fault(parse_fault("ws.reject_cancels,duration_s=30"))
+        await client.send({"type": "cancelorder", "security": "LTCUSD", "refno": ack["refno"]})
+        assert (await client.expect_type("cancelorder"))["result"] == "failed"
+        assert venue.ws.orders(USER)[-1]["orderstatus"] == "Open"  # type: ignore[union-attr]  # still working
 
 
 async def test_a_halted_pair_is_announced_and_refuses_orders_on_both_protocols() -> None:
