@@ -317,3 +317,12 @@ async def test_the_websocket_serves_wss_with_the_fix_acceptors_certificate(tmp_p
         assert venue.ws_url.startswith("wss://127.0.0.1:")
         async with ws_client(venue, login=True, tls=ssl.create_default_context(cafile=str(cert_path))) as client:
             assert (await client.expect_type("position", security="USD"))["curpos"] == "1000000"
+
+
+def test_other_venues_refuse_the_ws_prefix_by_name() -> None:
+    """``ws.`` joined the vocabulary's targets for this sandbox; the combined PSX venue, which
+    serves feed and broker, refuses it with a ValueError naming both (not a KeyError)."""
+    from adapters.psx.sandbox import check_fault
+
+    with pytest.raises(ValueError, match="psx serves feed and broker, not ws"):
+        check_fault("ws.drop", {})
