@@ -267,6 +267,7 @@ def test_the_command_line_serves_the_websocket_and_never_prints_a_password(tmp_p
     assert proc.returncode == 0, proc.stderr
     assert "WebSocket JSON API ws://127.0.0.1:" in proc.stdout
     assert "s3cret-Passphrase" not in proc.stdout + proc.stderr
+    assert "s3cret" not in repr(WsUser("alice@mail.com", "s3cret-Passphrase"))  # a user prints without it
     bad = tmp_path / "bad"
     bad.write_text("no-colon-here\n", encoding="utf-8")
     proc = subprocess.run(
