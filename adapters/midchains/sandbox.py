@@ -1,4 +1,5 @@
-"""A local MidChains venue speaking FIX 4.2 as document 001 describes (``engine sandbox midchains``).
+"""A local MidChains venue speaking FIX 4.2 and the WebSocket JSON API as document 001 describes
+(``engine sandbox midchains``): one simulated venue behind both protocols (issue 24).
 
 Python API (stable; the conformance harnesses and tests use exactly this)::
 
@@ -7,8 +8,15 @@ Python API (stable; the conformance harnesses and tests use exactly this)::
                                 client_comp_ids=("YOURSENDCOMP",), extensions=None,
                                 report_fraction_base="pair", day_boundary=timedelta(hours=1),
                                 logout_timeout_s=2.0, faults=(), tls=None,
-                                message_rate=10, order_rate=4) as venue:
+                                message_rate=10, order_rate=4,
+                                ws_port=0, ws_users=(WsUser("USERNAME", "PASSWORD"),),
+                                ws_login_timeout_s=30.0, ws_rsa_bits=1024,
+                                ws_public_rate=(3, 6), ws_private_rate=(5, 10)) as venue:
         venue.host, venue.port, venue.md_port      # the two acceptors (port 0 = a free port)
+        venue.ws_port, venue.ws_url                 # the WebSocket API (ws_port=None: not served)
+        venue.ws.orders("USERNAME"), venue.ws.positions("USERNAME")  # a WebSocket user's orders, balances
+        venue.ws.announce_status("LTCUSD", "PreOpening")   # a symbolstatus push (Halt/PreOpening/Normal)
+        venue.order_window("YOURSENDCOMP")          # the 4/s order window FIX and a linked WS user share
         venue.place("LTCUSD", "sell", Decimal("0.5"), Decimal(140))   # another participant's order
         venue.depth("LTCUSD")                       # ([(px, qty) bids best first], [asks])
         venue.orders("YOURSENDCOMP")                # the client's orders as the venue holds them
@@ -16,7 +24,8 @@ Python API (stable; the conformance harnesses and tests use exactly this)::
         venue.violations()                          # {"messages": n, "orders": n}: rate-limit breaches
         venue.received("oe")                        # application messages received, in order
         # faults (also --fault SPEC, adapters/sim/faults.py vocabulary; target "broker" = order
-        # entry, "feed" = market data, "" = both):
+        # entry, "feed" = market data, "ws" = the WebSocket API, "" = both FIX ones, and for
+        # drop and stall the WebSocket too):
         venue.drop(target="")                       # abort every connection, no Logout
         venue.stall(seconds, target="")             # send nothing (queued, not lost) for a while
         venue.gap(count=1, target="", instrument="")  # number the next messages but never send them
@@ -27,6 +36,14 @@ Python API (stable; the conformance harnesses and tests use exactly this)::
         venue.reject_cancels(duration_s, reason=...)  # cancels/replaces refused with a 9 meanwhile
         venue.duplicate_reports(count=None)         # send the next count (None: every) ER twice
         venue.apply_fault(spec)                     # any of the above from a FaultSpec
+        # WebSocket faults (target "ws", :mod:`.sandbox_ws`): drop, stall, garbage (001's invalid JSON
+        # forms), slow (late / never-answered logins), reject, reject_cancels; ``halt`` (no target)
+        # halts a pair on the venue: symbolstatus Halt/Normal on the WebSocket, refusals on both
+
+The WebSocket JSON API (001 "WEBSOCKET API", :mod:`.sandbox_ws`: RSA challenge and login, the L3
+book, trades, pair status, addorder/cancelorder, queries, rate limits) is served on ``ws_port`` by
+the same object, on the same books: a WebSocket order shows in the FIX market data, a FIX order
+fills against it, and a :class:`WsUser` with ``comp_id`` is the same account as that SenderCompID.
 
 It serves two acceptors on ``host`` (:mod:`.sandbox_session`): order entry (001: sandbox port
 44323) and market data (001: port 44325), each its own FIX session with its own sequence numbers,
@@ -118,6 +135,11 @@ from typing import Any
 from adapters.kit.credentials import MissingSecret, sandbox_secret
 from adapters.midchains.sandbox_session import FixAcceptor, SessionState
 from adapters.midchains.sandbox_wire import FixMessage, utc_timestamp
+from adapters.midchains.sandbox_wire import base36 as _b36
+from adapters.midchains.sandbox_wire import order_ref as _order_ref
+from adapters.midchains.sandbox_wire import plain as _plain
+from adapters.midchains.sandbox_ws import DEFAULT_WS_USER, WS_PORT, MidChainsWsServer, WsUser
+from adapters.midchains.sandbox_ws_state import take_slot
 from adapters.sim.cli import Port, VenueSandboxCommand, at_least, free_ports, sandbox_clock, until_stopped
 from adapters.sim.extensions import Extensions, add_extension_arguments, extensions_from_args, extensions_line
 from adapters.sim.faults import (
@@ -146,7 +168,7 @@ from engine.venue import SandboxLink, SandboxStartError, venue_from_config
 from engine.venue.clock import Clock, Timer, WallClock
 
 __all__ = ["COMMAND", "DEFAULT_PAIRS", "SUPPORTED_FAULTS", "MidChainsExtensions", "MidChainsSandbox", "Pair",
-           "main", "parse_fault"]
+           "WsUser", "main", "parse_fault"]
 
 log = logging.getLogger("engine.midchains.sandbox")
 
@@ -155,6 +177,7 @@ ZERO = D(0)
 GATEWAY_COMP_ID = "MIDCDEV1"  # 001's examples
 CLIENT_COMP_ID = "YOURSENDCOMP"  # 001's examples: a public test identity, the sandbox guards no money
 COMP_ID_ENV = "MIDCHAINS_SANDBOX_SENDER_COMP_ID"
+WS_USERS_ENV = "MIDCHAINS_SANDBOX_WS_USERS"  # USERID:PASSWORD lines (a newline-separated value)
 ORDER_ADAPTER, MD_ADAPTER = "midchains_fix", "midchains_fix_md"  # the adapters a --run config points here
 OE_PORT, MD_PORT = 44323, 44325  # 001: "Port: 44323" for testing, "Port: 44325" for market data
 ORDER_RATE = 4  # MID-9: the WebSocket reject text "exceed order/sec limit" = "more than 4 orders per second"
@@ -165,7 +188,6 @@ MD_CHUNK = 50  # X entries per message in a snapshot
 LIMIT = D(10) ** 12
 DECIMALS = 8
 MD_ID_BASE = 247_697_979_505_370_000  # 278 MDEntryIDs look like 001's example (247697979505377327)
-_B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 @dataclass(frozen=True)
@@ -206,20 +228,43 @@ class MidChainsExtensions(Extensions):
     #: MID-14: a MarketDataRequest V is answered (W per known pair with its 262, Y for an unknown
     #: one); off: a V is ignored like every message 001 does not document
     market_data_request: bool = True
+    #: venue-notes 3.4: WebSocket answers are valid JSON; off: the two server messages 001 prints
+    #: as invalid JSON go out in that form (the login answer's trailing comma, the dict repr of
+    #: "exceed order/sec limit")
+    ws_valid_json: bool = True
+    #: MID-10: the login answer says need2FA false / use2fa "N" (no 2FA step exists); off: 001's
+    #: sample values need2FA true / use2fa "Y"
+    ws_no_2fa: bool = True
+    #: subscribesymbolstatus is followed by the current status of every pair; off: only changes
+    #: are pushed (001: "Messages are sent anytime the status is updated")
+    ws_status_snapshot: bool = True
+    #: MID-2: a GTT exptime with non-zero milliseconds is kept; off: refused, as 001's Time
+    #: Format says ("'1614331055123' is not supported")
+    ws_exptime_ms: bool = True
 
 
 #: the kinds of :data:`adapters.sim.faults.FAULT_KINDS` this venue plays
 SUPPORTED_FAULTS = frozenset({"drop", "stall", "gap", "reject", "reject_cancels", "duplicate_reports",
-                              "stale_test_request", "logout", "day_reset"})
-_TARGETS = {"": ("oe", "md"), "broker": ("oe",), "feed": ("md",)}
+                              "stale_test_request", "logout", "day_reset", "garbage", "slow", "halt"})
+_TARGETS = {"": ("oe", "md"), "broker": ("oe",), "feed": ("md",), "ws": ()}
+#: what each target plays: the FIX acceptors their session faults, the WebSocket API its own (issue 24)
+_WS_FAULTS = frozenset({"drop", "stall", "garbage", "slow", "reject", "reject_cancels"})
+_FIX_ONLY = SUPPORTED_FAULTS - _WS_FAULTS - {"halt"}
 
 
 def parse_fault(text: str) -> FaultSpec:
     """One ``--fault`` SPEC of the one vocabulary; ``broker.`` aims it at order entry, ``feed.`` at
-    market data (default both). A kind MidChains does not play is refused by name."""
+    market data (default both), ``ws.`` at the WebSocket API. A kind MidChains does not play, or
+    not on that target, is refused by name."""
     spec = parse_fault_spec(text, "midchains", SUPPORTED_FAULTS)
     if spec.at_time is not None:
         raise ValueError(f"fault {text!r}: MidChains trades 24/7; give seconds after start, not a time of day")
+    if spec.target == "ws" and spec.kind not in _WS_FAULTS:
+        raise ValueError(f"fault {text!r}: the WebSocket API plays {', '.join(sorted(_WS_FAULTS))}, not {spec.kind}")
+    if spec.kind in ("garbage", "slow") and spec.target != "ws":
+        raise ValueError(f"fault {text!r}: {spec.kind} is a WebSocket fault; write ws.{spec.kind}")
+    if spec.kind == "halt" and spec.target:
+        raise ValueError(f"fault {text!r}: a halt is the venue's, for both protocols; write halt,symbol=...")
     return spec
 
 
@@ -232,24 +277,6 @@ def _px(value: Decimal) -> str:
     if value == value.to_integral_value():
         return f"{value.to_integral_value():f}.0"
     return format(value.normalize(), "f")
-
-
-def _plain(value: Decimal) -> str:
-    """An MD size: a plain decimal, never an exponent (``271=0.91``)."""
-    return "0" if value == 0 else format(value.normalize(), "f")
-
-
-def _b36(number: int, width: int) -> str:
-    digits = []
-    while number:
-        number, rest = divmod(number, 36)
-        digits.append(_B36[rest])
-    return "".join(reversed(digits)).rjust(width, "0")
-
-
-def _order_ref(engine_id: int) -> str:
-    """An OrderID (37, and 58 of market data) shaped like 001's ``62XGZUU7W05SC3``."""
-    return "62" + _b36(engine_id, 12)
 
 
 _TIME_ONLY = re.compile(r"(\d\d):(\d\d):(\d\d)(?:\.(\d{1,3}))?")
@@ -354,6 +381,12 @@ class MidChainsSandbox:
         tls: ssl.SSLContext | None = None,
         message_rate: int = MESSAGE_RATE,
         order_rate: int = ORDER_RATE,
+        ws_port: int | None = 0,
+        ws_users: Iterable[WsUser] = (DEFAULT_WS_USER,),
+        ws_login_timeout_s: float = 30.0,
+        ws_rsa_bits: int = 1024,
+        ws_public_rate: tuple[float, float] = (3, 6),
+        ws_private_rate: tuple[float, float] = (5, 10),
     ) -> None:
         if report_fraction_base not in ("pair", "order"):
             raise ValueError(f"report_fraction_base must be 'pair' or 'order', got {report_fraction_base!r}")
@@ -402,6 +435,13 @@ class MidChainsSandbox:
         self._received: dict[str, deque[FixMessage]] = {"oe": deque(maxlen=10_000), "md": deque(maxlen=10_000)}
         self._timers: FaultTimers | None = None
         self._day_task: asyncio.Task[None] | None = None
+        #: 001's WebSocket JSON API on this same venue (issue 24; :mod:`.sandbox_ws`); None: not served
+        self.ws: MidChainsWsServer | None = None
+        if ws_port is not None:
+            self.ws = MidChainsWsServer(self, ws_users, host=host, port=ws_port, tls=tls,
+                                        login_timeout_s=ws_login_timeout_s, rsa_bits=ws_rsa_bits,
+                                        public_rate=ws_public_rate, private_rate=ws_private_rate)
+            self.sim.add_listener(self.ws)
         self.sim.always_open()  # 24/7: continuous trading from now on
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -419,8 +459,11 @@ class MidChainsSandbox:
         await self.oe.start(self.host, self._ports[0], self.tls)
         try:
             await self.md.start(self.host, self._ports[1], self.tls)
+            if self.ws is not None:
+                await self.ws.start()
         except BaseException:
             await self.oe.stop()
+            await self.md.stop()
             raise
         for symbol in self.pairs:
             self._published[symbol] = {}
@@ -442,8 +485,22 @@ class MidChainsSandbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._day_task
         self.sim.stop()
+        if self.ws is not None:
+            await self.ws.stop()
         await self.oe.stop()
         await self.md.stop()
+
+    @property
+    def ws_port(self) -> int:
+        """The WebSocket API's port (0 when it is not served)."""
+        return self.ws.port if self.ws is not None else 0
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://host:port/`` (``wss://`` with TLS) of the WebSocket API."""
+        if self.ws is None:
+            raise RuntimeError("this sandbox does not serve the WebSocket API (ws_port=None)")
+        return self.ws.url
 
     async def _watch_day(self) -> None:
         while True:
@@ -468,10 +525,19 @@ class MidChainsSandbox:
         return list(self._received[role])
 
     def violations(self) -> dict[str, int]:
-        """Rate-limit breaches counted on the wire (MID-9): messages beyond 10/s, orders beyond 4/s."""
-        return {"messages": self.counters.get("oe.message_rate_violations", 0)
-                + self.counters.get("md.message_rate_violations", 0),
-                "orders": self.counters.get("oe.order_rate_violations", 0)}
+        """Rate-limit breaches counted on the wire (MID-9): messages (FIX beyond 10/s, WebSocket
+        requests beyond their public / private buckets) and orders beyond 4/s (FIX and WebSocket);
+        ``ws.*_violations`` in :attr:`counters` tell the WebSocket's apart."""
+        return {"messages": sum(self.counters.get(name, 0) for name in (
+                    "oe.message_rate_violations", "md.message_rate_violations", "ws.public_rate_violations",
+                    "ws.private_rate_violations")),
+                "orders": self.counters.get("oe.order_rate_violations", 0)
+                + self.counters.get("ws.order_rate_violations", 0)}
+
+    def order_window(self, comp_id: str) -> deque[float]:
+        """The 4/s order window (MID-9) of a SenderCompID: its FIX D and G count in it, and so do
+        the addorders of a WebSocket user linked to it (one user, one limit, both protocols)."""
+        return self._client(comp_id).order_times
 
     def sessions(self, role: str = "oe") -> dict[str, tuple[int, int]]:
         """Per SenderCompID: (next MsgSeqNum we send, next we expect)."""
@@ -497,11 +563,16 @@ class MidChainsSandbox:
     # ---- faults ----------------------------------------------------------------------------
     def drop(self, target: str = "") -> int:
         count = sum(acceptor.drop() for acceptor in self._acceptors(target))
+        if self.ws is not None and target in ("", "ws"):
+            count += self.ws.drop()
         log.warning("midchains sandbox: injected drop of %d connections", count)
         return count
 
     def stall(self, seconds: float, target: str = "") -> int:
-        return sum(acceptor.stall(seconds) for acceptor in self._acceptors(target))
+        count = sum(acceptor.stall(seconds) for acceptor in self._acceptors(target))
+        if self.ws is not None and target in ("", "ws"):
+            count += self.ws.stall(seconds)
+        return count
 
     def gap(self, count: int = 1, target: str = "", instrument: str = "") -> None:
         """The next ``count`` application messages (of ``instrument``'s market data, if given) are
@@ -544,6 +615,12 @@ class MidChainsSandbox:
         params = FAULT_KINDS[fault.kind].with_defaults(fault.params)
         target = fault.target
         log.warning("midchains sandbox: injected %s", fault)
+        if fault.kind == "halt":
+            self.sim.inject(fault)  # the venue's: symbolstatus on the WebSocket, refusals on both
+            return
+        if target == "ws" and fault.kind not in ("drop", "stall"):
+            self._apply_ws_fault(fault, params)
+            return
         if fault.kind == "drop":
             self.drop(target)
         elif fault.kind == "stall":
@@ -562,6 +639,21 @@ class MidChainsSandbox:
             self.reject_cancels(float(params["duration_s"]), params["reason"])
         elif fault.kind == "duplicate_reports":
             self.duplicate_reports(params.get("count", 1))
+
+    def _apply_ws_fault(self, fault: FaultSpec, params: dict[str, Any]) -> None:
+        ws = self.ws
+        if ws is None:
+            raise ValueError(f"fault {fault}: this sandbox does not serve the WebSocket API")
+        if fault.kind == "garbage":
+            ws.garbage(params.get("text", ""), params.get("count", 1))
+        elif fault.kind == "slow":
+            ws.slow_logins(params.get("count", 1), float(params.get("delay_s", 1)))
+        elif fault.kind == "reject":
+            ws.reject(params["count"], params["reason"])
+        elif fault.kind == "reject_cancels":
+            ws.reject_cancels(float(params["duration_s"]))
+        else:
+            raise ValueError(f"fault {fault}: the WebSocket API plays {', '.join(sorted(_WS_FAULTS))}")
 
     # ---- order entry -----------------------------------------------------------------------
     def _client(self, name: str) -> _Client:
@@ -638,12 +730,7 @@ class MidChainsSandbox:
     def _order_budget(self, client: _Client) -> bool:
         """True when this order is within 4/s (MID-9); a breach is counted in every mode. On the
         venue's clock, as the message limit and every sandbox's limits are."""
-        now = self.clock.now_ns() / 1e9
-        times = client.order_times
-        while times and now - times[0] >= 1.0:
-            times.popleft()
-        over = len(times) >= self.order_rate
-        times.append(now)
+        over = not take_slot(client.order_times, self.order_rate, self.clock)
         if over:
             self.counters["oe.order_rate_violations"] = self.counters.get("oe.order_rate_violations", 0) + 1
         return not over or not self.extensions.order_rate_limit
@@ -1105,6 +1192,12 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
                         f"{ORDER_RATE}: MID-9)")
     parser.add_argument("--day-boundary", default="01:00", metavar="HH:MM",
                         help="UTC time of the daily sequence reset (001: 01:00 UTC; MID-13)")
+    parser.add_argument("--ws-users-env", default=WS_USERS_ENV, metavar="NAME",
+                        help=f"environment variable holding the WebSocket logins, USERID:PASSWORD a line (default "
+                        f"{WS_USERS_ENV}; unset: 001's USERNAME with the password PASSWORD); never logged")
+    parser.add_argument("--ws-users-file", type=Path, default=None, metavar="FILE",
+                        help="a file of WebSocket logins, USERID:PASSWORD a line (written with a generated one if "
+                        "missing)")
     add_extension_arguments(parser, MidChainsExtensions)
 
 
@@ -1129,7 +1222,9 @@ def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
 
 
 def _fault_help() -> str:
-    return fault_help(SUPPORTED_FAULTS) + "\n  TARGET: broker = order entry, feed = market data (default both)"
+    return fault_help(SUPPORTED_FAULTS) + (
+        "\n  TARGET: broker = order entry, feed = market data (default both), ws = the WebSocket API (drop, stall, "
+        "garbage, slow, reject, reject_cancels); halt has none: the venue's, both protocols")
 
 
 def _comp_ids(args: argparse.Namespace, generated: bool) -> list[str]:
@@ -1141,7 +1236,27 @@ def _comp_ids(args: argparse.Namespace, generated: bool) -> list[str]:
     return secret.value.splitlines()
 
 
-def _sandbox_from_args(args: argparse.Namespace, comp_ids: list[str]) -> MidChainsSandbox:
+def _ws_users(args: argparse.Namespace, generated: bool) -> list[WsUser]:
+    """The WebSocket logins, ``USERID:PASSWORD`` a line, from the environment or a file (never logged)."""
+    def generate() -> str:
+        if generated:
+            return f"U{secrets.token_hex(4).upper()}:{secrets.token_urlsafe(18)}"
+        return f"{DEFAULT_WS_USER.userid}:{DEFAULT_WS_USER.password}"
+
+    try:
+        secret = sandbox_secret(args.ws_users_env, args.ws_users_file, "WebSocket users", generate)
+    except MissingSecret as exc:
+        raise SandboxStartError(str(exc)) from None
+    users = []
+    for number, line in enumerate(secret.value.splitlines(), 1):
+        userid, colon, password = line.partition(":")
+        if not colon or not userid or not password:
+            raise SandboxStartError(f"WebSocket users line {number}: expected USERID:PASSWORD (value not shown)")
+        users.append(WsUser(userid.strip(), password))
+    return users
+
+
+def _sandbox_from_args(args: argparse.Namespace, comp_ids: list[str], ws_users: list[WsUser]) -> MidChainsSandbox:
     pairs: list[Pair] = list(DEFAULT_PAIRS)
     if args.config is not None:
         taken = venue_from_config(args.config, ORDER_ADAPTER)
@@ -1159,7 +1274,7 @@ def _sandbox_from_args(args: argparse.Namespace, comp_ids: list[str]) -> MidChai
         gateway_comp_id=args.gateway_comp_id, client_comp_ids=comp_ids,
         extensions=extensions_from_args(MidChainsExtensions, args), report_fraction_base=args.report_fraction_base,
         day_boundary=_boundary(args.day_boundary), faults=args.fault, tls=_tls(args),
-        message_rate=args.message_rate, order_rate=args.order_rate,
+        message_rate=args.message_rate, order_rate=args.order_rate, ws_port=args.ws_port, ws_users=ws_users,
     )
 
 
@@ -1168,8 +1283,9 @@ def _stopped_line(sandbox: MidChainsSandbox) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _listening(args: argparse.Namespace, comp_ids: list[str]) -> AsyncIterator[MidChainsSandbox]:
-    sandbox = _sandbox_from_args(args, comp_ids)
+async def _listening(args: argparse.Namespace, comp_ids: list[str],
+                     ws_users: list[WsUser]) -> AsyncIterator[MidChainsSandbox]:
+    sandbox = _sandbox_from_args(args, comp_ids, ws_users)
     try:
         await sandbox.__aenter__()
     except OSError as exc:
@@ -1181,10 +1297,10 @@ async def _listening(args: argparse.Namespace, comp_ids: list[str]) -> AsyncIter
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    async with _listening(args, _comp_ids(args, generated=False)) as sandbox:
+    async with _listening(args, _comp_ids(args, generated=False), _ws_users(args, generated=False)) as sandbox:
         print(f"midchains sandbox listening: order entry {sandbox.host}:{sandbox.port}, "
-              f"market data {sandbox.host}:{sandbox.md_port} (FIX 4.2, TargetCompID {args.gateway_comp_id})",
-              flush=True)
+              f"market data {sandbox.host}:{sandbox.md_port} (FIX 4.2, TargetCompID {args.gateway_comp_id}), "
+              f"WebSocket JSON API {sandbox.ws_url}", flush=True)
         if sandbox.extensions.off():
             print(f"midchains sandbox: {extensions_line(sandbox.extensions)}", flush=True)
         await until_stopped(args.duration)
@@ -1197,7 +1313,8 @@ async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[Sandbo
     free_ports(args, COMMAND.ports)
     args.config = args.config or config
     comp_ids = _comp_ids(args, generated=True)
-    async with _listening(args, comp_ids) as sandbox:
+    ws_users = _ws_users(args, generated=True)
+    async with _listening(args, comp_ids, ws_users) as sandbox:
         # the option names of the order-entry adapter (midchains_fix, branch mcoe) and the
         # market-data adapter (midchains_fix_md, branch mcmd) as they stood when this was written
         where = {"host": sandbox.host, "tls": sandbox.tls is not None, "sender_comp_id": comp_ids[0],
@@ -1208,9 +1325,11 @@ async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[Sandbo
             clock=sandbox.clock,
             adapter_options={ORDER_ADAPTER: {**where, "port": sandbox.port},
                              MD_ADAPTER: {**where, "port": sandbox.md_port}},
-            secret_values=frozenset(comp_ids), order_adapter=ORDER_ADAPTER,
+            # the WebSocket adapter (branch mcws) had no options to point here when this was written:
+            # its URL is in the description, its logins in --ws-users-file
+            secret_values=frozenset(comp_ids) | {user.password for user in ws_users}, order_adapter=ORDER_ADAPTER,
             description=f"midchains sandbox: FIX 4.2 {sandbox.host}:{sandbox.port} (orders), :{sandbox.md_port} "
-            f"(market data), clock {sandbox.clock.describe()}"
+            f"(market data), WebSocket {sandbox.ws_url}, clock {sandbox.clock.describe()}"
             + (f"; {extensions_line(sandbox.extensions)}" if sandbox.extensions.off() else ""),
             stopped=lambda: _stopped_line(sandbox),
         )
@@ -1218,14 +1337,16 @@ async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[Sandbo
 
 COMMAND = VenueSandboxCommand(
     name="midchains",
-    description="Run a local MidChains FIX 4.2 venue (document 001): an order-entry acceptor and a market-data "
-    "acceptor on the paper matching engine, with a synthetic market, the FIX session layer (logon, heartbeats, "
+    description="Run a local MidChains venue (document 001): a FIX 4.2 order-entry acceptor, a FIX market-data "
+    "acceptor and the WebSocket JSON API on one paper matching engine, with a synthetic market, the FIX session "
+    "layer (logon, heartbeats, "
     "resend, sequence reset, daily reset at 01:00 UTC), rate limits and faults. MidChains trades 24/7.",
     epilog="Alone (real time):\n"
-    "  engine sandbox midchains                    # order entry :44323, market data :44325\n"
-    "  engine sandbox midchains --port 0 --md-port 0 --document-literal --duration 60",
+    "  engine sandbox midchains                    # order entry :44323, market data :44325, WebSocket :8081\n"
+    "  engine sandbox midchains --port 0 --md-port 0 --ws-port 0 --document-literal --duration 60",
     ports=(Port("port", OE_PORT, "FIX order entry"),
-           Port("md-port", MD_PORT, "FIX market data")),
+           Port("md-port", MD_PORT, "FIX market data"),
+           Port("ws-port", WS_PORT, "WebSocket JSON API (001: wss://ws-sandbox.midchains.com:8081/)")),
     add_arguments=_arguments,
     parse_fault=parse_fault,
     fault_syntax="SPEC = [broker.|feed.]KIND[@S[/EVERY]][,key=value...] of the one vocabulary (below; S = seconds "

@@ -19,8 +19,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 
-__all__ = ["SOH", "FixMessage", "FrameSplitter", "WireError", "decode", "encode", "utc_timestamp"]
+__all__ = ["SOH", "FixMessage", "FrameSplitter", "WireError", "base36", "decode", "encode", "order_ref", "plain",
+           "utc_timestamp"]
 
 SOH = b"\x01"
 BEGIN_STRING = "FIX.4.2"
@@ -71,6 +73,29 @@ def utc_timestamp(now_ns: int) -> str:
     seconds, rest = divmod(now_ns, 1_000_000_000)
     moment = datetime.fromtimestamp(seconds, tz=UTC)
     return f"{moment:%Y%m%d-%H:%M:%S}.{rest // 1_000_000:03d}"
+
+
+_B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def plain(value: Decimal) -> str:
+    """A plain decimal, never an exponent: an MD size (``271=0.91``) and every WebSocket number
+    string (``"qty":"0.46"``), so both protocols of the one venue print a quantity alike."""
+    return "0" if value == 0 else format(value.normalize(), "f")
+
+
+def base36(number: int, width: int) -> str:
+    digits = []
+    while number:
+        number, rest = divmod(number, 36)
+        digits.append(_B36[rest])
+    return "".join(reversed(digits)).rjust(width, "0")
+
+
+def order_ref(engine_id: int) -> str:
+    """An order's venue id shaped like 001's ``62XGZUU7W05SC3``: FIX OrderID (37, and 58 of market
+    data) and WebSocket ``refno`` alike, so one order has one id on both protocols."""
+    return "62" + base36(engine_id, 12)
 
 
 def _field(tag: int, value: str) -> bytes:

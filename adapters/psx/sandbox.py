@@ -188,6 +188,8 @@ def _fault_name(kind: str) -> tuple[str, str, str]:
     target, base = split_target(kind.strip())
     base = canonical_kind(base)
     if target:
+        if target not in _SERVER_FAULTS:  # another venue's server (ws. is MidChains')
+            raise ValueError(f"fault {kind.strip()!r}: psx serves feed and broker, not {target}")
         check_supported(base, f"psx ({target})", _SERVER_FAULTS[target])
         return target, base, f"{target}.{base}"
     check_supported(base, "psx", SUPPORTED_FAULTS)

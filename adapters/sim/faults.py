@@ -252,8 +252,9 @@ FAULT_KINDS: dict[str, FaultKind] = _kinds(
               "ways, messages queued for the old day discarded"),
 )
 _ALIASES = {alias: kind.name for kind in FAULT_KINDS.values() for alias in kind.aliases}
-#: servers a combined venue can aim a fault at (``feed.gap``)
-FAULT_TARGETS = ("feed", "broker")
+#: servers a combined venue can aim a fault at (``feed.gap``; ``ws.drop``: the MidChains sandbox's
+#: WebSocket API beside its FIX acceptors)
+FAULT_TARGETS = ("feed", "broker", "ws")
 #: parameters whose value is a credential: shown as *** in logs
 _SECRET_PARAMS = frozenset({"token"})
 _TIME_OF_DAY = re.compile(r"(\d\d):(\d\d)(?::(\d\d))?")
