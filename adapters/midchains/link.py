@@ -37,7 +37,7 @@ more, whatever the session decides to send. Application messages are paced befor
 holding the connection, by the kit's :class:`~adapters.kit.pacing.WirePacer` with lanes (cancels
 first): ``"orders"`` (4/s) and ``"all"`` less :data:`ADMIN_HEADROOM` message/s kept for the
 session's own traffic, so orders wait in the pacer rather than in front of a Heartbeat. Both are
-counted on windows 5% longer than the venue's (the kit's arrival-spread guard).
+counted on windows ``guard`` longer than the venue's (default the kit's arrival-spread guard, 5%).
 :meth:`FixLink.set_limits` returns what application messages really leave at: what the engine's
 gate must spend at submit.
 """
@@ -172,6 +172,7 @@ class FixLink:
         logon_fields: Callable[[], Sequence[tuple[int, str]]] | None = None,
         sync_on_logon: bool = True,
         connect_timeout_s: float = 10.0,
+        guard: Decimal = ARRIVAL_SPREAD_GUARD,
     ) -> None:
         self.name = name
         self.endpoint = endpoint
@@ -184,6 +185,7 @@ class FixLink:
         self.logon_fields = logon_fields
         self.sync_on_logon = sync_on_logon
         self.connect_timeout_s = connect_timeout_s
+        self.guard = guard
         #: the SequenceStore file; may be changed until ``run`` opens it (an adapter learns its
         #: state path after construction)
         self.store_path = store_path
@@ -417,7 +419,8 @@ class FixLink:
         return tuple(out)
 
     def _new_pacer(self) -> WirePacer:
-        return WirePacer(self.name, self._application_limits(), self.lanes, self.clock, on_depart=self._depart)
+        return WirePacer(self.name, self._application_limits(), self.lanes, self.clock, on_depart=self._depart,
+                         guard=self.guard)
 
     def _wire_bucket(self) -> RateBucket | None:
         """The hard per-session message limit, on windows as long as the pacer's. One for the
@@ -425,7 +428,7 @@ class FixLink:
         so frames sent just before a drop still count just after the reconnect."""
         for limit in self._limits:
             if limit.scope == "all":
-                per = limit.per_seconds * (1 + ARRIVAL_SPREAD_GUARD)
+                per = limit.per_seconds * (1 + self.guard)
                 return RateBucket(f"{self.name} FIX messages", limit.count, Decimal(per), limit.burst,
                                   self._pacing_clock, scope="all")
         return None
