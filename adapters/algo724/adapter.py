@@ -277,7 +277,9 @@ class Algo724Adapter(Adapter):
         """The open orders' states and fills, from one listing of the orders created since the
         oldest of them (cursor pages); without open orders, nothing is asked."""
         open_recs = [r for r in self._orders.open_records() if r.venue_order_id and not r.unknown]
-        if not open_recs:
+        if not open_recs:  # one cheap listing keeps the link's heartbeat (a drop is seen, and its end)
+            query = codec.encode_list_query(self.opts.trading_account_id, limit=1)
+            await self._call("list", query, lane="query")
             return
         start = min((r.created_ms for r in open_recs if r.created_ms is not None), default=None)
         views = await self._list(start_ms=start)

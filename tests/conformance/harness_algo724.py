@@ -25,7 +25,7 @@ from engine.rejects import Reject
 
 D = Decimal
 EMAIL = "conformance@example.com"
-PASSWORD = "algo724-conformance-pw-5d1e"
+PASSWORD = "cnf-Pw-5d1e-q8Zr-77xk"
 ENV = {"ALGO724_EMAIL": EMAIL, "ALGO724_PASSWORD": PASSWORD}
 RESTING = D("40000.00")  # BTC/USDT far below the synthetic market (50000): never trades
 TAKING = D("55000.00")  # above every synthetic offer
@@ -47,6 +47,7 @@ class Algo724Harness(OrderEntryHarness):
     def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
         super().__init__(tmp_path, mode)
         settings = SandboxSettings(users={EMAIL: PASSWORD}, market_step_s=D("0.05"), rate_per_second=50,
+                                   balances={"USDT": D(100_000_000), "BTC": D(1000)},
                                    extensions=extensions_for(AlgoExtensions, mode))
         self.sandbox = AlgoSandbox(settings, clock=WallClock())
         self._stack = contextlib.AsyncExitStack()
@@ -113,7 +114,7 @@ class Algo724Harness(OrderEntryHarness):
     async def partial(self, side: Side = Side.BUY) -> tuple[Decimal, Decimal]:
         await self._liquid()
         price, qty = self.sandbox.sim.matching_engine(self.symbol).depth(Side.SELL)[0]
-        return price, qty + 400 * self.lot
+        return price, qty + D(100)  # 20 times the largest background quote (5 BTC)
 
     async def drop(self) -> None:
         self.sandbox.inject("outage", seconds=1)
@@ -137,7 +138,7 @@ class Algo724Harness(OrderEntryHarness):
                        int(Reject.INVALID_ORDER)),
             RejectCase("unknown instrument", lambda: self._send(symbol="DOGE/USDT"), "400 INVALID_INSTRUMENT",
                        int(Reject.INVALID_ORDER if literal else Reject.INVALID_SYMBOL)),
-            RejectCase("more than the free USDT", lambda: self._send(qty=D(500)),
+            RejectCase("more than the free USDT", lambda: self._send(qty=D(50000)),
                        "200 REJECTED" if literal else "422 INSUFFICIENT_BALANCE",
                        int(Reject.EXCHANGE_REJECT if literal else Reject.INSUFFICIENT_BUYING_POWER)),
         ]
