@@ -126,7 +126,7 @@ class Algo724Adapter(Adapter):
         self._scopes: set[anyio.CancelScope] = set()
         self.counts: Counter[str] = Counter()
         self._orders: OrderTracker[_Tracked] = OrderTracker(venue, sink, clock.now_ns, counts=self.counts, logger=log)
-        self.ids = IdJournal()
+        self.ids = IdJournal(durable=self.opts.journal_fsync)
         self.bad = BadInput(log, f"algo724 {venue}")
         self._symbols = {self.opts.instrument_id(symbol): symbol for symbol in self.instruments}
         self._limits = self.rate_limits
