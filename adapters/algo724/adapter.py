@@ -270,6 +270,7 @@ class Algo724Adapter(Adapter):
         while not self._closed:
             await self._sleep(self.opts.poll_interval_s)
             if not self._closed:
+                self.ids.sync()  # the bindings written since the last intent (ids.py)
                 try:
                     await self._poll_once()
                 except (NotSent, OutcomeUnknown, ConnectionError) as exc:
