@@ -20,6 +20,9 @@ How an order travels (requests run as background tasks, so ``submit``/``cancel``
   are listed every ``poll_interval_s`` (``GET /tradeOrder``, cursor pages): states and fills come
   from the Order objects, fills de-duplicated by ``executionId`` (adapters/kit/orders.py), fees
   from each execution's ``fees[]`` in the quote asset (codec.py).
+- The stream client (adapters/algo724/streams*.py, Centrifugo) plugs in through
+  :meth:`Algo724Adapter.access_token` (its ``connect.token``) and
+  :meth:`Algo724Adapter.on_order_object` (each Order it is pushed, applied like a poll's).
 - Tokens: ``expiresIn`` from login/refresh; refreshed ``refresh_margin_s`` before it runs out (at
   half life for short ones); a 401 renews and resends once; a refused refresh logs in again;
   ``close`` logs out.
@@ -518,12 +521,17 @@ class Algo724Adapter(Adapter):
         if outcome == "unknown":
             return False
         code = codec.engine_code(result)
-        if result.data is not None:  # ALG-6: a 422 carrying the REJECTED order
+        if result.data is not None:  # ALG-6: a 422 carrying the REJECTED order (or a 409 the one it has)
             view = self._first_order(rec, result.data)
             if view is not None:
                 self._apply_view(rec, view, code)
-                if rec.final is not None:
-                    return True
+                if rec.final is not None or view.engine_status is not OrderStatus.REJECTED:
+                    return True  # the venue has the order: its state stands, whatever the status line says
+        if rec.unknown and (result.code == "DUPLICATE_IDEMPOTENCY_KEY" or result.http_status == 409):
+            # ALG-4: an earlier attempt of ours arrived, so the order exists; an answer without it
+            # cannot say its id: keep asking rather than call an existing order rejected
+            self._complain("duplicate_key_unresolved", "%s: %s", rec.client_id, result.describe())
+            return False
         self._orders.mark_known(rec)
         self._orders.finish(rec, OrderStatus.REJECTED, code, result.message or result.describe())
         return True
@@ -622,6 +630,37 @@ class Algo724Adapter(Adapter):
         elif status is OrderStatus.CANCELLED or status is OrderStatus.EXPIRED:
             self._orders.finish_after_fills(rec, status, view.executed_quantity, None, view.cancel_reason)
             self._orders.release_held(rec, force=True)
+
+    # ---- what the Centrifugo stream client plugs into (adapters/algo724/streams*.py) ---------
+    async def access_token(self) -> str:
+        """A valid access token (renewed first when due): the Centrifugo ``connect.token`` is the
+        same JWT (document 003, WebSocket section). Never log it."""
+        session = self._session
+        if session is None or self.clock.now_ns() >= session.access_expires_ns:
+            await self._renew(session)
+            session = self._session
+        assert session is not None
+        return session.access_token
+
+    def on_order_object(self, data: Any) -> bool:
+        """Apply one Order object from outside the REST answers (a ``tradingAccount:{id}``
+        publication, ALG-3): states and fills exactly as a poll would, de-duplicated by
+        ``executionId``. An order of ours only (found by ``tradeOrderId``); returns False for
+        another one or one that does not decode (counted as bad input)."""
+        try:
+            view = codec.decode_order(data)
+        except CodecError as exc:
+            self._complain(exc.kind, "pushed order: %s", exc)
+            return False
+        rec = self._orders.by_venue_id(view.trade_order_id)
+        if rec is None:
+            client_id = self.ids.client_of(view.trade_order_id)
+            rec = self._orders.get(client_id) if client_id else None
+        if rec is None:
+            self.counts["pushed_unknown_order"] += 1
+            return False
+        self._apply_view(rec, view)
+        return True
 
     # ---- listing and reconciliation --------------------------------------------------------
     async def _list(self, **filters: Any) -> list[OrderView]:
