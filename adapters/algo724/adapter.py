@@ -746,7 +746,8 @@ class Algo724Adapter(Adapter):
 
 def _lanes(limits: tuple[RateLimit, ...]) -> dict[str, LaneSpec]:
     """Orders and cancels spend "all" (the gate's); polls, reconciliation and tokens "queries"
-    (in "all" when the limits have no "queries")."""
+    (in "all" when the limits have no "queries"). Lanes are served in this order: a token renewal
+    first, so polls filling the queries budget never starve it past the token's expiry."""
     has_queries = any(limit.scope == "queries" for limit in limits)
     query: LaneSpec = (("queries",), "cancel") if has_queries else (("all",), "order")
-    return {"cancel": ORDER_LANES["cancel"], "order": ORDER_LANES["order"], "query": query, "auth": query}
+    return {"auth": query, "cancel": ORDER_LANES["cancel"], "order": ORDER_LANES["order"], "query": query}

@@ -399,6 +399,8 @@ def _execution(data: Any) -> Execution:
     if quantity <= 0 or price <= 0:
         raise CodecError(f"execution {execution_id}: quantity {quantity} at {price}", BAD_NUMBER)
     at = _ms(data, "executedAt")
+    if at is None:  # a fill without its time cannot be placed in the day (nor found by query_fills)
+        raise CodecError(f"execution {execution_id}: executedAt is missing")
     fees = []
     raw_fees = data.get("fees") or []
     if type(raw_fees) is not list:
@@ -407,7 +409,7 @@ def _execution(data: Any) -> Execution:
         fee = _obj(fee, "fee")
         fees.append((_str(fee, "asset"), decimal_text(fee.get("quantity"), "fee quantity")))
     return Execution(execution_id, _str(data, "externalTradeId", ""), quantity, price,
-                     (at or 0) * NS_PER_MS, tuple(fees))
+                     at * NS_PER_MS, tuple(fees))
 
 
 def decode_order(data: Any) -> OrderView:
