@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from adapters.kit.wirejson import MAX_DEPTH, NUMBER_CHARS, Reader, WireError, amount_text
+from adapters.kit.wirejson import MAX_DEPTH, NUMBER_CHARS, Reader, WireError, amount_text, lookup
 from engine.model import Fill, Order, OrderStatus, OrderType, Side, TimeInForce, VenueOrder
 from engine.venue.badinput import BAD_NUMBER, MALFORMED
 from engine.venue.rejects import Reject
@@ -417,7 +417,7 @@ def decode_order(data: Any) -> OrderView:
     trade_order_id = _str(data, "tradeOrderId")
     if not trade_order_id:
         raise CodecError("tradeOrderId is empty")
-    side = SIDE_FROM_WIRE.get(data.get("orderSide"))  # type: ignore[arg-type]
+    side = lookup(SIDE_FROM_WIRE, data.get("orderSide"))
     if side is None:
         raise CodecError(f"order {trade_order_id}: orderSide {str(data.get('orderSide'))[:20]!r}")
     status = data.get("status", "")
