@@ -681,6 +681,9 @@ class Algo724Adapter(Adapter):
                 raise ConnectionError(f"algo724 {self.venue}: unreadable list answer: {exc}") from None
             if not page.has_next:
                 return views
+            if page.cursor == cursor:  # a cursor that does not move would page forever
+                self._complain("malformed", "list answer: hasNext with the same cursor %r", cursor)
+                raise ConnectionError(f"algo724 {self.venue}: list: the cursor does not advance")
             cursor = page.cursor
         raise ConnectionError(f"algo724 {self.venue}: list: more than {MAX_PAGES} pages")
 
