@@ -130,6 +130,7 @@ class Algo724Adapter(Adapter):
         self.counts: Counter[str] = Counter()
         self._orders: OrderTracker[_Tracked] = OrderTracker(venue, sink, clock.now_ns, counts=self.counts, logger=log)
         self.ids = IdJournal(durable=self.opts.journal_fsync)
+        self._state_path: Path | None = None
         self.bad = BadInput(log, f"algo724 {venue}")
         self._symbols = {self.opts.instrument_id(symbol): symbol for symbol in self.instruments}
         self._limits = self.rate_limits
@@ -165,6 +166,17 @@ class Algo724Adapter(Adapter):
             limits=httpx.Limits(max_connections=opts.max_connections, max_keepalive_connections=opts.max_connections),
             headers={"User-Agent": "psx-strategy-engine algo724 adapter", "Accept": "application/json"},
         )
+        if self._state_path is not None:
+            try:
+                known = self.ids.open(self._state_path)
+            except OSError as exc:
+                await self.close()
+                raise ConnectionError(f"algo724 venue {self.venue!r}: cannot open the order id journal "
+                                      f"{self._state_path}: {exc.strerror or exc}") from None
+            log.info("algo724 %s: order ids kept in %s (%d known)", self.venue, self._state_path, known)
+        else:
+            log.warning("algo724 %s: no state path (journal disabled): the clientOrderId <-> tradeOrderId map "
+                        "lives in this process only; a restart cannot cancel the orders placed before", self.venue)
         try:
             await self._renew(None)
         except (NotSent, OutcomeUnknown, AuthFailed) as exc:
@@ -208,9 +220,9 @@ class Algo724Adapter(Adapter):
         self.ids.close()
 
     def set_state_path(self, path: Path) -> None:
-        """Keep the client id <-> tradeOrderId map there (ids.py), so a restarted engine finds its orders."""
-        known = self.ids.open(Path(path))
-        log.info("algo724 %s: order ids kept in %s (%d known)", self.venue, self.ids.path, known)
+        """Keep the client id <-> tradeOrderId map there (ids.py), so a restarted engine finds its
+        orders. Opened at ``connect``: ``--fresh-account`` moves the file aside after this call."""
+        self._state_path = Path(path)
 
     def subscribe(self, symbols: Iterable[str]) -> None:
         """Market data arrives on the Centrifugo stream (adapters/algo724/streams*.py), not over REST."""
