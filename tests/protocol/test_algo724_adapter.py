@@ -219,7 +219,8 @@ async def test_every_route_is_taken_from_the_options(tmp_path: Path) -> None:
 
 def test_an_unknown_operation_in_routes_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="amend"):
-        Algo724Options(trading_account_id="a", routes={"amend": {"method": "POST", "path": "/x"}})
+        Algo724Options(base_url="https://gw.example/api/v3", trading_account_id="a",
+                       routes={"amend": {"method": "POST", "path": "/x"}})
 
 
 async def test_fees_in_the_base_asset_reach_the_fill_in_the_quote_asset(tmp_path: Path) -> None:
