@@ -10,13 +10,14 @@ from engine.venue import SandboxCommand, VenueAdapter, adapter_hookimpl
 def engine_register_adapters() -> dict[str, type[VenueAdapter]]:
     from adapters.midchains.adapter import MidChainsFixAdapter
     from adapters.midchains.marketdata import MidChainsMarketData
+    from adapters.midchains.ws_adapter import MidChainsWsAdapter
     from adapters.optimus.adapter import OptimusAdapter
     from adapters.paper.adapter import PaperAdapter
     from adapters.psx_feed.adapter import LiveFeedAdapter
     from adapters.pulse.adapter import PulseAdapter
 
     return {cls.name: cls for cls in (PaperAdapter, LiveFeedAdapter, OptimusAdapter, PulseAdapter,
-                                          MidChainsFixAdapter, MidChainsMarketData)}
+                                          MidChainsFixAdapter, MidChainsMarketData, MidChainsWsAdapter)}
 
 
 @adapter_hookimpl
