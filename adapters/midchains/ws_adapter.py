@@ -29,7 +29,8 @@ with backoff, subscription intent, connection epochs). This module is the loop a
   (and kept as a tombstone while the book builds, so a late snapshot ``U`` of that order is
   dropped); a ``U`` of quantity 0 removes. Nothing reaches the engine until :class:`BookSync` says
   the book is whole: then a snapshot, then deltas. A book crossed after a message is not shown
-  (a snapshot follows when it uncrosses; crossed for 1 s -> resubscribe).
+  (a snapshot follows when it uncrosses; crossed for 1 s -> resubscribe). A busy pair that never
+  goes 250 ms quiet is whole 1 s after the subscribe (``book_build_max_ms``, MID-7).
 - **Liveness** (MID-8): no frame for ``probe_after_s`` (30 s) -> a ``getsymbols`` probe; no frame
   for ``silence_s`` (60 s) -> the connection is dropped and re-made (re-login, resubscribe).
 - **Rate limits on the wire** (MID-9): every request leaves through a
@@ -213,6 +214,8 @@ class MidChainsWsOptions(AdapterOptions):
     silence_s: float = Field(60.0, gt=0, description="No frame for this long: reconnect and log in again (MID-8).")
     book_quiet_ms: int = Field(250, ge=1, description="The snapshot burst has ended after this much quiet (MID-7).")
     book_empty_ms: int = Field(2000, ge=1, description="No book message this long after a subscribe: an empty book.")
+    book_build_max_ms: int = Field(1000, ge=1, description="The book is whole this long after a subscribe even "
+                                   "if the pair never went quiet (a busy market, MID-7).")
     book_cross_grace_ms: int = Field(1000, ge=0, description="A book crossed this long lost a remove: resubscribe.")
     book_resubscribe_ms: int = Field(5000, ge=0, description="At most one resubscribe per pair this often.")
     reconnect_min_s: float = Field(0.5, gt=0, description="First reconnect delay; doubles per failure.")
@@ -807,7 +810,7 @@ class MidChainsWsAdapter(Adapter):
         opts = self.ws_options
         ms = 1_000_000
         return BookSync(opts.book_quiet_ms * ms, opts.book_empty_ms * ms, opts.book_cross_grace_ms * ms,
-                        opts.book_resubscribe_ms * ms)
+                        opts.book_resubscribe_ms * ms, opts.book_build_max_ms * ms)
 
     def _on_intent(self, symbols: list[str], epoch: int) -> None:
         self._subscribe_books(symbols, epoch)
