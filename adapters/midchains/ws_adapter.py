@@ -140,7 +140,7 @@ from engine.venue.badinput import BINARY, BadInput, kind_of, sample_of
 from engine.venue.clock import Clock
 from engine.venue.rejects import Reject
 
-__all__ = ["REDACT", "MidChainsWsAdapter", "MidChainsWsOptions", "WsRequestError"]
+__all__ = ["REDACT", "MidChainsWsAdapter", "MidChainsWsOptions", "WsRequestError", "fee_in_quote"]
 
 log = logging.getLogger("engine.midchains.ws")
 #: the websockets library logs our connections (every frame at DEBUG) through this one
@@ -1106,23 +1106,8 @@ class MidChainsWsAdapter(Adapter):
     def _fill(self, message: SaleMsg, client_id: str, fee_known: bool = False) -> Fill:
         fill = message.to_fill(self.venue, client_id)
         if fee_known and message.fee is not None:
-            fill.fee = self._fee(message)
+            fill.fee = fee_in_quote(message)
         return fill
-
-    def _fee(self, message: SaleMsg) -> Decimal | None:
-        """``comm`` in the quote currency: as is when ``commsecurity`` is the quote asset (or not
-        said), times the execution price when it is the pair's base asset (001's LTC on an LTCUSD
-        buy); None for any other asset (the engine then charges its schedule)."""
-        fee = message.fee
-        asset = message.fee_asset
-        if fee is None:
-            return None
-        symbol = message.security
-        if not asset or (symbol.endswith(asset) and not symbol.startswith(asset)):
-            return fee
-        if symbol.startswith(asset):
-            return fee * message.price
-        return None
 
     # ---- reconciliation --------------------------------------------------------------------
     async def _reconcile_quietly(self, epoch: int) -> None:
@@ -1219,6 +1204,21 @@ class _Refused(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+
+
+def fee_in_quote(message: SaleMsg) -> Decimal | None:
+    """``comm`` in the pair's quote currency, the engine's fee unit: as is when ``commsecurity`` is
+    the quote asset (or not said), times the execution price when it is the pair's base asset (001's
+    sample: ``LTC`` on an LTCUSD buy); None for any other asset (the engine then charges its own
+    schedule rather than a fee in a currency it cannot value)."""
+    fee, asset, symbol = message.fee, message.fee_asset, message.security
+    if fee is None:
+        return None
+    if not asset or (symbol.endswith(asset) and not symbol.startswith(asset)):
+        return fee
+    if symbol.startswith(asset):
+        return fee * message.price
+    return None
 
 
 def _book_symbol(raw: str) -> str | None:

@@ -21,7 +21,7 @@ from support.sinks import RecordingSink
 from adapters.midchains.sandbox import MidChainsExtensions, MidChainsSandbox, WsUser
 from adapters.midchains.ws_adapter import MidChainsWsAdapter, MidChainsWsOptions
 from engine.clock import WallClock
-from engine.model import Instrument, Order, OrderStatus, OrderType, Side, TimeInForce
+from engine.model import Book, Instrument, Order, OrderStatus, OrderType, Side, TimeInForce
 from engine.rejects import Reject
 from engine.venue.registry import get_adapter
 
@@ -454,3 +454,127 @@ async def test_literal_mode_end_to_end(tmp_path: Path) -> None:
 def _fault(spec: str) -> Any:
     from adapters.midchains.sandbox import parse_fault
     return parse_fault(spec)
+
+
+# ---- what the sandbox never sends: a scripted venue ---------------------------------------------
+
+
+class ScriptedVenue:
+    """A WebSocket server answering the login and the set-up requests as 001 shows them and then
+    sending, on every ``subscribe``, the next scripted list of ``book`` messages (any pass is
+    accepted: the RSA step is tested against the sandbox). ``subscribes`` counts the subscribes."""
+
+    def __init__(self, scripts: list[list[dict[str, Any]]]) -> None:
+        self.scripts = scripts
+        self.subscribes = 0
+        self.port = 0
+
+    async def handler(self, ws: Any) -> None:
+        import json
+
+        async for raw in ws:
+            message = json.loads(raw)
+            kind = message["type"]
+            if kind == "challenge":
+                await ws.send(json.dumps({"result": "OK", "type": "challenge", "key": self._key()}))
+            elif kind == "login":
+                await ws.send(json.dumps({"result": "OK", "type": "login", "userid": USER}))
+            elif kind == "getsymbols":
+                await ws.send(json.dumps({"result": "OK", "type": "getsymbols", "data": [
+                    {"security": LTC, "fractionbase": 10000, "pair": True}]}))
+            elif kind == "subscribesymbolstatus":
+                await ws.send(json.dumps({"result": "OK", "type": "subscribesymbolstatus"}))
+            elif kind == "subscribe":
+                script = self.scripts[min(self.subscribes, len(self.scripts) - 1)]
+                self.subscribes += 1
+                for book in script:
+                    await ws.send(json.dumps({"type": "book", "security": LTC, "books": book["books"]}))
+                    await anyio.sleep(book.get("pause", 0))
+            elif kind in ("querymultiorder", "querytrade", "querypos"):
+                answer = {"querymultiorder": "querymultiorders"}.get(kind, kind)
+                await ws.send(json.dumps({"result": "OK", "type": answer, "total_rec": 0}))
+
+    @staticmethod
+    def _key() -> str:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+        der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        import base64
+        return base64.b64encode(der).decode()
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[ScriptedVenue]:
+        from websockets.asyncio.server import serve
+
+        async with serve(self.handler, "127.0.0.1", 0) as server:
+            self.port = next(iter(server.sockets)).getsockname()[1]
+            yield self
+
+
+def u(order_id: int, side: str, price: str, qty: str) -> dict[str, Any]:
+    return {"act": "U", "id": order_id, "side": side, "price": price, "qty": qty}
+
+
+def r(order_id: int) -> dict[str, Any]:
+    return {"act": "R", "id": order_id}
+
+
+@contextlib.asynccontextmanager
+async def scripted_adapter(tmp_path: Path, scripts: list[list[dict[str, Any]]], **extra: Any
+                           ) -> AsyncIterator[tuple[ScriptedVenue, MidChainsWsAdapter, RecordingSink]]:
+    (tmp_path / "pw").write_text("whatever-password\n")
+    async with ScriptedVenue(scripts).serving() as venue, anyio.create_task_group() as tasks:
+        sink = RecordingSink()
+        options = MidChainsWsOptions(url=f"ws://127.0.0.1:{venue.port}/", userid=USER, password_file=tmp_path / "pw",
+                                     book_quiet_ms=50, book_resubscribe_ms=100, book_cross_grace_ms=200, **extra)
+        adapter = MidChainsWsAdapter("midchains", options, instruments(), WallClock(), sink)
+        adapter.bind(tasks)
+        await adapter.connect()
+        adapter.subscribe([LTC])
+        try:
+            yield venue, adapter, sink
+        finally:
+            await adapter.close()
+            tasks.cancel_scope.cancel()
+
+
+SNAPSHOT = {"books": [u(1, "B", "99", "1"), u(2, "B", "98", "2"), u(3, "S", "101", "1")], "pause": 0.3}
+
+
+async def test_upsert_of_a_held_id_replaces_it_and_a_zero_qty_removes(tmp_path: Path) -> None:
+    script = [SNAPSHOT, {"books": [u(1, "B", "99.5", "3")]}, {"books": [u(2, "B", "98", "0")]}]
+    async with scripted_adapter(tmp_path, [script]) as (_venue, _adapter, sink):
+        await until(lambda: sink.books.get(LTC) is not None
+                    and sink.books[LTC].bids == [(D("99.5"), D("3"))] and sink.books[LTC].asks == [(D(101), D(1))])
+        assert sink.snapshots(LTC) == 1
+
+
+async def test_remove_of_an_id_the_whole_book_does_not_hold_resubscribes(tmp_path: Path) -> None:
+    lost = [SNAPSHOT, {"books": [r(77)]}]  # the U of 77 never came: the book is known wrong
+    fresh = [{"books": [u(5, "B", "97", "4"), u(6, "S", "102", "1")], "pause": 0.3}]
+    async with scripted_adapter(tmp_path, [lost, fresh]) as (venue, adapter, sink):
+        await until(lambda: venue.subscribes == 2 and sink.snapshots(LTC) == 2)
+        await until(lambda: sink.books[LTC].bids == [(D(97), D(4))] and sink.books[LTC].asks == [(D(102), D(1))])
+        assert adapter.stats()["resubscribes"] == 1
+
+
+async def test_remove_while_building_is_a_tombstone_for_a_late_snapshot_upsert(tmp_path: Path) -> None:
+    script = [{"books": [u(1, "B", "99", "1"), r(9)]}, {"books": [u(9, "S", "100", "5"), u(3, "S", "101", "1")]}]
+    async with scripted_adapter(tmp_path, [script]) as (venue, adapter, sink):
+        await until(lambda: sink.snapshots(LTC) == 1)
+        assert sink.books[LTC].asks == [(D(101), D(1))]  # 9 was removed before its snapshot U came
+        assert venue.subscribes == 1 and adapter.stats()["book_tombstoned"] == 1
+
+
+async def test_a_book_crossed_for_longer_than_the_grace_resubscribes(tmp_path: Path) -> None:
+    crossed = [SNAPSHOT, {"books": [u(4, "B", "102", "1")], "pause": 1.0}]  # the R of what it matched: lost
+    fresh = [{"books": [u(5, "B", "97", "4"), u(6, "S", "102", "1")], "pause": 0.3}]
+    async with scripted_adapter(tmp_path, [crossed, fresh]) as (venue, adapter, sink):
+        await until(lambda: venue.subscribes == 2 and sink.snapshots(LTC) == 2)
+        replayed = Book("midchains", LTC)
+        for update in sink.of("book"):  # the crossed book never reached the engine, at any step
+            replayed.apply(update)
+            assert replayed.best_bid is None or replayed.best_ask is None or replayed.best_bid < replayed.best_ask
+        assert adapter.stats()["resubscribes"] == 1
