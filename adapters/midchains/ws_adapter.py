@@ -21,7 +21,7 @@ with backoff, subscription intent, connection epochs). This module is the loop a
   halted, so the gate refuses orders), then the book and trade subscriptions, and a reconciliation
   in the background: ``querytrade`` (fills missed while away), ``querymultiorder`` (the state of
   every order this instance tracks; an order whose ``addorder`` answer was lost and that the venue
-  does not list never reached it: rejected 1004) and ``querypos`` (balances, :meth:`describe`).
+  does not list never reached it: rejected 9001) and ``querypos`` (balances, :meth:`describe`).
   The login pushes of open orders and positions have no end marker; the queries' ``total_rec``
   says when their answers are whole.
 - **The book** (MID-7): ``U`` upserts and ``R`` removes by ``id`` are turned into the L3 book's
