@@ -76,7 +76,7 @@ import websockets
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import Field, model_validator
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from adapters.kit.backoff import Backoff
 from adapters.kit.credentials import read_secret
@@ -136,7 +136,7 @@ from engine.model import (
     VenueOrder,
 )
 from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, RedactingFilter, VenueEvents
-from engine.venue.badinput import BINARY, BadInput, kind_of, sample_of
+from engine.venue.badinput import BINARY, TOO_LARGE, BadInput, kind_of, sample_of
 from engine.venue.clock import Clock
 from engine.venue.rejects import Reject
 
@@ -158,6 +158,10 @@ PASSWORD_ENV = "MIDCHAINS_WS_PASSWORD"
 TICK_S = 0.05
 #: order ids the venue names that this instance does not track, remembered for a cancel after restart
 FOREIGN_MEMORY = 4096
+#: finished orders stay tracked this long (late pushes, a query), then are released
+TRACK_KEEP_S = 600.0
+#: how often the ticker sweeps the tracked orders (held final states, finished orders)
+SWEEP_S = 1.0
 
 
 #: a JSON text's trailing commas (001's login answer and logout request, venue-notes 3.4)
@@ -331,6 +335,7 @@ class MidChainsWsAdapter(Adapter):
             ping_interval_s=opts.ping_interval_s, ping_timeout_s=opts.ping_timeout_s,
             on_up=self._on_up, on_intent=self._on_intent, on_lost=self._on_lost,
             on_reconnected=self._on_reconnected, on_retry_failed=self._on_retry_failed,
+            close_reason=self._closed_why,
         )
         self._limits: tuple[RateLimit, ...] = self.rate_limits
         self._pacer = self._new_pacer()
@@ -361,6 +366,8 @@ class MidChainsWsAdapter(Adapter):
         self._closing = False
         self._last_frame = time.monotonic()
         self._probe_sent = False
+        self._swept = time.monotonic()
+        self._done_at: dict[str, float] = {}  # client id -> when its order was seen finished
         # market data
         self._symbols: dict[str, None] = {}
         self._book = L3Book()
@@ -520,6 +527,15 @@ class MidChainsWsAdapter(Adapter):
         if unexpected:
             log.warning("midchains_ws %s: connection lost (%s); reconnecting", self.venue, reason)
             self.sink.on_venue_status(self.venue, "disconnected", reason)
+
+    def _closed_why(self, exc: ConnectionClosed | None, ws: ClientConnection) -> str:
+        if exc is None:
+            return "connection closed by the venue"
+        if exc.rcvd is None and exc.sent is not None and exc.sent.code == 1009:
+            limit = self.ws_options.max_message_bytes
+            self._bad.record(TOO_LARGE, f"a frame over max_message_bytes={limit:,}; reconnecting")
+            return f"closed by us (code 1009: a frame over max_message_bytes={limit:,})"
+        return f"connection lost: {exc}"
 
     def _on_reconnected(self, epoch: int, failures: int) -> None:
         self.sink.on_venue_status(self.venue, "connected", f"after {failures} failed attempt(s)")
@@ -763,7 +779,11 @@ class MidChainsWsAdapter(Adapter):
                 if sync is not None:
                     self._book_decision(symbol, sync.poll(now_ns, crossed=self._book.book(symbol).crossed))
         for request in [r for r in self._outstanding.values() if r.deadline <= now]:
+            self.counters["timeouts"] += 1
             self._resolve(request, WsRequestError(f"no answer within {self.ws_options.request_timeout_s:g} s"))
+        if now - self._swept >= SWEEP_S:
+            self._swept = now
+            self._sweep(now)
         if not self._client.up:
             return
         quiet = now - self._last_frame
@@ -776,6 +796,25 @@ class MidChainsWsAdapter(Adapter):
             self.counters["probes"] += 1
             if "getsymbols" not in {r.message.TYPE for r in self._outstanding.values()}:
                 self._send(GetSymbols(), self._take_symbols, lambda why: None)
+
+    def _sweep(self, now: float) -> None:
+        """A final state held for fills that never came is told anyway after ``request_timeout_s``
+        (the venue's word on the order stands); a finished order is forgotten after
+        :data:`TRACK_KEEP_S` (its fill ids stay remembered), so memory stays bounded."""
+        timeout = self.ws_options.request_timeout_s
+        for rec in self._orders.records():
+            held = rec.held
+            if held is not None and now - held.since > timeout:
+                log.warning("midchains_ws %s: order %s is %s at the venue but %s of its %s filled never arrived",
+                            self.venue, rec.client_id, held.status.value, rec.cum_qty, held.venue_filled)
+                self._orders.release_held(rec, force=True)
+            if rec.terminal:
+                done = self._done_at.setdefault(rec.client_id, now)
+                if now - done > TRACK_KEEP_S:
+                    self._orders.release(rec)
+                    self._done_at.pop(rec.client_id, None)
+                    if self._by_wire.get(rec.wire_id) is rec:
+                        del self._by_wire[rec.wire_id]
 
     # ---- instruments -----------------------------------------------------------------------
     def _take_symbols(self, answer: Any) -> None:
@@ -1086,7 +1125,8 @@ class MidChainsWsAdapter(Adapter):
             self._orders.finish_after_fills(rec, final, filled, code, text, since=time.monotonic())
         elif status is OrderStatus.REJECTED:
             if rec.acked:  # accepted, then refused (a wash sale found at matching): it is gone
-                self._orders.finish_after_fills(rec, OrderStatus.CANCELLED, filled, self._rejects.code(text), text)
+                self._orders.finish_after_fills(rec, OrderStatus.CANCELLED, filled, self._rejects.code(text), text,
+                                                since=time.monotonic())
             else:
                 self._orders.finish(rec, OrderStatus.REJECTED, self._rejects.code(text), text or "rejected")
         else:

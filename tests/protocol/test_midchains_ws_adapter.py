@@ -578,3 +578,11 @@ async def test_a_book_crossed_for_longer_than_the_grace_resubscribes(tmp_path: P
             replayed.apply(update)
             assert replayed.best_bid is None or replayed.best_ask is None or replayed.best_bid < replayed.best_ask
         assert adapter.stats()["resubscribes"] == 1
+
+
+async def test_a_frame_over_max_message_bytes_is_counted_and_the_connection_remade(tmp_path: Path) -> None:
+    big = {"books": [u(n, "B", "90", "1") for n in range(1, 200)]}  # about 12 KB in one frame
+    async with scripted_adapter(tmp_path, [[big], [SNAPSHOT]], max_message_bytes=4096) as (_venue, adapter, sink):
+        await until(lambda: adapter.bad_input().get("too_large", 0) == 1 and sink.snapshots(LTC) == 1, timeout=15)
+        assert "disconnected" in sink.statuses() and sink.statuses()[-1] == "connected"
+        assert sink.books[LTC].bids == [(D(99), D(1)), (D(98), D(2))]
