@@ -288,14 +288,13 @@ class WsRequestError(ConnectionError):
 
 
 class _Track(TrackedOrder):
-    __slots__ = ("wire_id", "request_seq", "cancel_wanted", "post_only")
+    __slots__ = ("wire_id", "request_seq", "cancel_wanted")
 
     def __init__(self, order: Order) -> None:
         super().__init__(order.client_id, order.symbol, order.side, order.qty, order.price, order.venue_order_id)
         self.wire_id = wire_root(order.client_id)
         self.request_seq = 0  # departure number of its addorder (0: not departed)
         self.cancel_wanted = False  # a cancel asked before the venue's refno came
-        self.post_only = order.post_only
 
 
 class _Request:
