@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from conformance.harness import EVERYDAY, LITERAL, MODES, MarketDataHarness, OrderEntryHarness
+from conformance.harness_algo724 import Algo724Harness
 from conformance.harness_midchains import MidChainsHarness
 from conformance.harness_midchains_md import MidChainsFeedHarness
 from conformance.harness_midchains_ws import MidChainsWsFeedHarness, MidChainsWsHarness
@@ -28,6 +29,7 @@ from conformance.harness_pulse import PulseFeedHarness, PulseHarness
 ORDER_ENTRY: dict[str, type[OrderEntryHarness]] = {
     "midchains": MidChainsHarness,
     "midchains_ws": MidChainsWsHarness,
+    "algo724": Algo724Harness,
     "paper": PaperHarness,
     "optimus": OptimusHarness,
     "pulse": PulseHarness,
