@@ -11,13 +11,14 @@ def engine_register_adapters() -> dict[str, type[VenueAdapter]]:
     from adapters.algo724.adapter import Algo724Adapter
     from adapters.midchains.adapter import MidChainsFixAdapter
     from adapters.midchains.marketdata import MidChainsMarketData
+    from adapters.midchains.ws_adapter import MidChainsWsAdapter
     from adapters.optimus.adapter import OptimusAdapter
     from adapters.paper.adapter import PaperAdapter
     from adapters.psx_feed.adapter import LiveFeedAdapter
     from adapters.pulse.adapter import PulseAdapter
 
     return {cls.name: cls for cls in (PaperAdapter, LiveFeedAdapter, OptimusAdapter, PulseAdapter,
-                                      MidChainsFixAdapter, MidChainsMarketData, Algo724Adapter)}
+                                      MidChainsFixAdapter, MidChainsMarketData, Algo724Adapter, MidChainsWsAdapter)}
 
 
 @adapter_hookimpl
