@@ -731,7 +731,7 @@ class MidChainsSandbox:
 
     def _order_budget(self, client: _Client) -> bool:
         """True when this order is within 4/s (MID-9); a breach is counted in every mode."""
-        over = not take_slot(client.order_times, self.order_rate)
+        over = not take_slot(client.order_times, self.order_rate, self.clock.now_ns() / 1e9)
         if over:
             self.counters["oe.order_rate_violations"] = self.counters.get("oe.order_rate_violations", 0) + 1
         return not over or not self.extensions.order_rate_limit

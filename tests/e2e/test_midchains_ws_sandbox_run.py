@@ -3,9 +3,10 @@ engine in one process, the shipped config's strategies trading through the real 
 adapter over loopback (the sandbox points the adapter's url, userid and password variable at
 itself). A taker is added so a fill is certain; the run ends by ``--duration``.
 
-At ``--speed 1``: the sandbox counts 001's rate limits on the wire in real time (its WebSocket and
-FIX windows use the monotonic clock) while the adapter paces on the engine's clock, which a scaled
-run speeds up; in real time both agree and the run must breach none of them."""
+At ``--speed 20``: the sandbox counts 001's rate limits in venue seconds (its WebSocket and FIX
+windows read the sandbox's clock) and the adapter paces on the engine's clock, the same scaled
+clock, so a fast run breaches none of them either (until 2026-12-07 the sandbox counted wall
+seconds and a fast run drew 3001 rejects)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def test_the_shipped_ws_config_trades_through_the_websocket_adapter(tmp_path: Pa
     config = shipped_config("config.midchains-ws-sandbox.yaml")
     assert config["venues"]["midchains"]["adapter"] == "midchains_ws"
     add_strategy(tmp_path, config, "taker", taker("LTCUSD", "buy", 1), "midchains", ["LTCUSD"])
-    done = run_sandbox(tmp_path, "midchains", write_config(tmp_path, config), "--speed", "1", "--duration", "8",
+    done = run_sandbox(tmp_path, "midchains", write_config(tmp_path, config), "--speed", "20", "--duration", "8",
                        "--report", str(tmp_path / "report.json"),
                        env={"MIDCHAINS_SANDBOX_WS_USERS": f"wsrunner:{PASSWORD}", "MIDCHAINS_WS_PASSWORD": None})
     out = done.stdout + done.stderr
