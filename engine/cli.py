@@ -247,11 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "new path (default: <JOURNAL>.audit.<format> beside the journal); written owner-only")
 
     sandbox = sub.add_parser(
-        "sandbox", help="run a venue's local sandbox server (psx, pulse, psx_feed, optimus)",
+        "sandbox", help="run a venue's local sandbox server (psx, pulse, midchains, algo724, psx_feed, optimus)",
         description="Run a venue's local sandbox server on 127.0.0.1, on the one simulated venue "
         "(adapters/sim: matching engine, synthetic market, sessions, faults): psx (the whole PSX venue: Live "
         "Feed WebSocket and Optimus REST broker with webhooks, one market), pulse (JSON-RPC WebSocket), "
-        "psx_feed or optimus (one half of psx alone). "
+        "midchains (FIX 4.2 order entry and market data, and the WebSocket JSON API, one market), algo724 "
+        "(Cadenza REST and its Centrifugo streams), psx_feed or optimus (one half of psx alone). "
         "Every sandbox takes the same flags (--host, its ports, --seed, --no-market, --always-open, --speed, "
         "--start, --duration, --fault, --log-level, --config, and --run CONFIG with --report/--html/--journal to "
         "run an engine against it in the same process) plus its protocol's own; --fault SPEC is one vocabulary "

@@ -54,7 +54,7 @@ RAW_LENGTH_TAGS = frozenset(simplefix.FixParser().raw_len_tags)
 # rather than only the length it shifted); a longer one is refused for its length alone.
 DIAGNOSIS_BYTES = 4096
 # Standard header fields that a frame carries at most once (two would make its identity ambiguous).
-_ONCE = (8, 9, 34, 35, 43, 49, 52, 56, 122)
+_ONCE = frozenset({8, 9, 10, 34, 35, 43, 49, 52, 56, 122})
 
 
 class FixCodecError(ValueError):
@@ -169,32 +169,39 @@ def decode(frame: bytes) -> FixMessage:
     return message
 
 
-def _checked(raw: bytes, pairs: Sequence[tuple[int, bytes]]) -> FixMessage:
-    """The frame ``raw`` (junk before ``8=`` already cut) as a message, or the reason it is refused."""
-    canonical = b"".join(b"%d=%s\x01" % (tag, value) for tag, value in pairs)
-    if raw != canonical:
+def _checked(raw: bytes, pairs: Sequence[tuple[int, str]], canonical: bool = False) -> FixMessage:
+    """The frame ``raw`` (junk before ``8=`` already cut) as a message, or the reason it is refused.
+    ``pairs`` hold latin-1 text; ``canonical``: the caller has already seen that ``raw`` is exactly
+    their ``tag=value<SOH>`` text (:func:`_split` has)."""
+    if not canonical and raw != "".join(f"{tag}={value}\x01" for tag, value in pairs).encode("latin-1"):
         raise FixCodecError("frame is not canonical tag=value<SOH> text (a tag with a sign, space or leading zero)")
-    tags = [tag for tag, _ in pairs]
-    if tuple(tags[:3]) != _HEADER_ORDER:
-        raise FixCodecError(f"frame must start 8, 9, 35; it starts {', '.join(map(str, tags[:3]))}")
-    if pairs[0][1] != BEGIN_STRING.encode():
-        raise FixCodecError(f"BeginString (8) is {pairs[0][1]!r}, not {BEGIN_STRING}")
-    if tags[-1] != 10 or tags.count(10) != 1:
+    if tuple(tag for tag, _ in pairs[:3]) != _HEADER_ORDER:
+        raise FixCodecError(f"frame must start 8, 9, 35; it starts {', '.join(str(tag) for tag, _ in pairs[:3])}")
+    if pairs[0][1] != BEGIN_STRING:
+        raise FixCodecError(f"BeginString (8) is {pairs[0][1].encode('latin-1')!r}, not {BEGIN_STRING}")
+    if pairs[-1][0] != 10:
         raise FixCodecError("CheckSum (10) must be the last field, once")
-    for tag in _ONCE:
-        if tags.count(tag) > 1:
-            raise FixCodecError(f"header field {tag} appears {tags.count(tag)} times")
+    seen: set[int] = set()
+    for tag, _ in pairs:
+        if tag in _ONCE:
+            if tag in seen:
+                if tag == 10:
+                    raise FixCodecError("CheckSum (10) must be the last field, once")
+                count = sum(1 for other, _ in pairs if other == tag)
+                raise FixCodecError(f"header field {tag} appears {count} times")
+            seen.add(tag)
     declared_length, declared_sum = pairs[1][1], pairs[-1][1]
-    body_start = len(b"8=%s\x019=%s\x01" % (pairs[0][1], declared_length))
-    trailer_start = len(raw) - len(b"10=%s\x01" % declared_sum)
+    body_start = len(f"8={pairs[0][1]}\x019={declared_length}\x01")
+    trailer_start = len(raw) - len(f"10={declared_sum}\x01")
     actual_length = trailer_start - body_start
-    if not declared_length.isdigit() or int(declared_length) != actual_length:
-        declared = declared_length.decode("latin-1")
-        raise FixCodecError(f"BodyLength (9) is {declared!r}; the body is {actual_length} bytes")
+    if not (declared_length.isascii() and declared_length.isdigit()) or int(declared_length) != actual_length:
+        raise FixCodecError(f"BodyLength (9) is {declared_length!r}; the body is {actual_length} bytes")
     actual_sum = sum(raw[:trailer_start]) % 256
-    if len(declared_sum) != 3 or not declared_sum.isdigit() or int(declared_sum) != actual_sum:
-        raise FixCodecError(f"CheckSum (10) is {declared_sum.decode('latin-1')!r}; the bytes sum to {actual_sum:03d}")
-    return FixMessage(tuple((tag, value.decode("latin-1")) for tag, value in pairs))
+    if len(declared_sum) != 3 or not (declared_sum.isascii() and declared_sum.isdigit()) or (
+        int(declared_sum) != actual_sum
+    ):
+        raise FixCodecError(f"CheckSum (10) is {declared_sum!r}; the bytes sum to {actual_sum:03d}")
+    return FixMessage(tuple(pairs))
 
 
 class FrameReader:
@@ -306,21 +313,23 @@ class FrameReader:
             message = self._parser.get_message()
             if message is None or self._parser.get_buffer():
                 _refuse(bytes(buffer[start:]))
-            pairs = [(int(tag), bytes(value)) for tag, value in message.pairs]
+            self._at = end
+            return _checked(raw, [(int(tag), bytes(value).decode("latin-1")) for tag, value in message.pairs])
         self._at = end
-        return _checked(raw, pairs)
+        return _checked(raw, pairs, canonical=True)
 
 
-def _split(raw: bytes) -> list[tuple[int, bytes]] | None:
-    """The fields of one whole frame (``raw`` ends with SOH), or None when simplefix must parse it:
-    a raw-data length tag (whose value may hold a SOH), a field with no ``=`` or an empty value.
-    :func:`_checked` then holds the result to the canonical text, so a tag ``int`` reads leniently
-    (``+35``, ``0035``, ``3_5``) is refused there; tests/unit/test_fix_codec.py checks this split
-    against simplefix's parser on every frame it accepts."""
+def _split(raw: bytes) -> list[tuple[int, str]] | None:
+    """The fields of one whole frame (``raw`` ends with SOH) as latin-1 text, or None when simplefix
+    must parse it: a raw-data length tag (whose value may hold a SOH), a field with no ``=``, an
+    empty value, or a tag that is not canonical digits (``+35``, ``035``: simplefix reads them, and
+    :func:`_checked` refuses them by name). What is split here is canonical by construction, so
+    :func:`_checked` skips rebuilding the text; tests/unit/test_fix_codec.py checks the split against
+    simplefix's parser on every frame it accepts."""
     pairs = []
-    for field in raw[:-1].split(SOH):
-        tag, equals, value = field.partition(b"=")
-        if not equals or not value or not tag.isdigit():
+    for field in raw[:-1].decode("latin-1").split("\x01"):
+        tag, equals, value = field.partition("=")
+        if not equals or not value or not tag.isascii() or not tag.isdigit() or tag[0] == "0":
             return None
         number = int(tag)
         if number in RAW_LENGTH_TAGS:
@@ -343,7 +352,7 @@ def _refuse(data: bytes) -> NoReturn:
         except (simplefix.errors.ParsingError, ValueError, IndexError) as exc:
             raise FixCodecError(f"unparseable bytes ({type(exc).__name__}: {exc})") from None
         if message is not None and not parser.get_buffer():
-            _checked(data[:end], [(int(tag), bytes(value)) for tag, value in message.pairs])
+            _checked(data[:end], [(int(tag), bytes(value).decode("latin-1")) for tag, value in message.pairs])
     if trailer < 0:
         raise FixCodecError(f"incomplete frame: no CheckSum (10) field in {len(data)} bytes")
     raise FixCodecError(misframed(data))

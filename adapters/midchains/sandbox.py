@@ -179,6 +179,8 @@ CLIENT_COMP_ID = "YOURSENDCOMP"  # 001's examples: a public test identity, the s
 COMP_ID_ENV = "MIDCHAINS_SANDBOX_SENDER_COMP_ID"
 WS_USERS_ENV = "MIDCHAINS_SANDBOX_WS_USERS"  # USERID:PASSWORD lines (a newline-separated value)
 ORDER_ADAPTER, MD_ADAPTER = "midchains_fix", "midchains_fix_md"  # the adapters a --run config points here
+WS_ADAPTER = "midchains_ws"  # ... and the WebSocket one; a config's orders go through it when a venue uses it
+WS_PASSWORD_ENV = "MIDCHAINS_SANDBOX_WS_PASSWORD"  # where --run puts the WebSocket login's password
 OE_PORT, MD_PORT = 44323, 44325  # 001: "Port: 44323" for testing, "Port: 44325" for market data
 ORDER_RATE = 4  # MID-9: the WebSocket reject text "exceed order/sec limit" = "more than 4 orders per second"
 MESSAGE_RATE = 10  # 001: "10 commands per second by default"
@@ -728,9 +730,8 @@ class MidChainsSandbox:
             self.counters["oe.ignored"] = self.counters.get("oe.ignored", 0) + 1  # 001: not documented, ignored
 
     def _order_budget(self, client: _Client) -> bool:
-        """True when this order is within 4/s (MID-9); a breach is counted in every mode. On the
-        venue's clock, as the message limit and every sandbox's limits are."""
-        over = not take_slot(client.order_times, self.order_rate, self.clock)
+        """True when this order is within 4/s (MID-9); a breach is counted in every mode."""
+        over = not take_slot(client.order_times, self.order_rate, self.clock.now_ns() / 1e9)
         if over:
             self.counters["oe.order_rate_violations"] = self.counters.get("oe.order_rate_violations", 0) + 1
         return not over or not self.extensions.order_rate_limit
@@ -1321,13 +1322,19 @@ async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[Sandbo
                  "target_comp_id": args.gateway_comp_id}
         if sandbox.tls is not None:
             where["ca_bundle"] = str(args.tls_cert)
+        ws = {"url": sandbox.ws_url, "userid": ws_users[0].userid, "password_env": WS_PASSWORD_ENV,
+              "password_file": None}
+        if sandbox.tls is not None:
+            ws["ca_bundle"] = str(args.tls_cert)
+        uses_ws = any(isinstance(v, dict) and v.get("adapter") == WS_ADAPTER
+                      for v in venue_from_config(args.config, WS_ADAPTER).venues.values())
         yield SandboxLink(
             clock=sandbox.clock,
             adapter_options={ORDER_ADAPTER: {**where, "port": sandbox.port},
-                             MD_ADAPTER: {**where, "port": sandbox.md_port}},
-            # the WebSocket adapter (branch mcws) had no options to point here when this was written:
-            # its URL is in the description, its logins in --ws-users-file
-            secret_values=frozenset(comp_ids) | {user.password for user in ws_users}, order_adapter=ORDER_ADAPTER,
+                             MD_ADAPTER: {**where, "port": sandbox.md_port}, WS_ADAPTER: ws},
+            environment={WS_PASSWORD_ENV: ws_users[0].password},
+            secret_values=frozenset(comp_ids) | {user.password for user in ws_users},
+            order_adapter=WS_ADAPTER if uses_ws else ORDER_ADAPTER,
             description=f"midchains sandbox: FIX 4.2 {sandbox.host}:{sandbox.port} (orders), :{sandbox.md_port} "
             f"(market data), WebSocket {sandbox.ws_url}, clock {sandbox.clock.describe()}"
             + (f"; {extensions_line(sandbox.extensions)}" if sandbox.extensions.off() else ""),

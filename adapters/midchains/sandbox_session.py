@@ -532,7 +532,7 @@ class FixAcceptor:
         #: faults: messages to lose (count, filter), TestRequests to leave unanswered or answer late
         self._gaps: list[list[Any]] = []
         self._test_rules: deque[_TestRequestRule] = deque()
-        #: (monotonic time, SenderCompID, MsgType) of every application message, for tests
+        #: (venue-clock seconds, SenderCompID, MsgType) of every application message, for tests
         self.arrivals: deque[tuple[float, str, str]] = deque(maxlen=100_000)
 
     def count(self, name: str, by: int = 1) -> None:
@@ -608,9 +608,7 @@ class FixAcceptor:
     def application(self, conn: FixConnection, message: FixMessage) -> None:
         session = conn.session
         assert session is not None
-        # counted on the venue's clock, like every sandbox's limits: a --run day shared with the
-        # engine at --speed 60 is 60 venue seconds a real one, for the adapter's pacing too
-        now = self.clock.now_ns() / 1e9
+        now = self.clock.now_ns() / 1e9  # the venue's clock: its limits count venue seconds (--speed)
         arrivals = conn.arrivals
         while arrivals and now - arrivals[0] >= 1.0:
             arrivals.popleft()

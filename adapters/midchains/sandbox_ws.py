@@ -415,7 +415,7 @@ class MidChainsWsServer:
             bucket = self._public.get(conn.ip)
             if bucket is None:
                 bucket = self._public[conn.ip] = Bucket(*self.public_rate)
-            if not bucket.take():
+            if not bucket.take(self._now()):
                 self.count("public_rate_violations")
                 self._send(conn, {"result": REQUEST_RATE_TEXT, "type": kind})
                 return
@@ -424,7 +424,7 @@ class MidChainsWsServer:
             if account is None:
                 self._send(conn, {"result": "not logged in", "type": kind})
                 return
-            if not account.private.take():
+            if not account.private.take(self._now()):
                 self.count("private_rate_violations")
                 if kind == "addorder":
                     self._order_rate_refusal(conn, message)
@@ -670,11 +670,15 @@ class MidChainsWsServer:
         echo = self._echo(message, ORDER_RATE_TEXT, None)
         self._send(conn, dict_repr(echo) if self._doc_form() else compact(echo))
 
+    def _now(self) -> float:
+        """Seconds on the venue's clock: what its rate limits count in (the engine paces on the same)."""
+        return self.venue.clock.now_ns() / 1e9
+
     def _order_slot(self, account: Account) -> bool:
         """MID-9: at most the venue's order rate per user, the FIX session's window for a linked user."""
         comp = account.user.comp_id
         times = self.venue.order_window(comp) if comp else account.order_times
-        return take_slot(times, self.venue.order_rate, self.venue.clock)
+        return take_slot(times, self.venue.order_rate, self._now())
 
     def _addorder(self, conn: _Conn, message: dict[str, Any]) -> None:
         account = conn.account

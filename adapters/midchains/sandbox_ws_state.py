@@ -13,7 +13,6 @@ show (VENUES.md 2.3): the book ``id``, ``rec_no``, ``total_rec`` (a string only 
 from __future__ import annotations
 
 import json
-import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import Any
 
 from adapters.midchains.sandbox_wire import plain
 from engine.model import Side
-from engine.venue.clock import Clock, Timer
+from engine.venue.clock import Timer
 
 __all__ = ["DEFAULT_BALANCE", "FIRM", "QUOTE_BALANCE", "Account", "Bucket", "WsOrder", "WsUser", "base_of",
            "compact", "dict_repr", "quote_of", "take_slot"]
@@ -78,12 +77,11 @@ def dict_repr(message: Mapping[str, Any]) -> str:
     return repr({key: text(value) for key, value in message.items()})
 
 
-def take_slot(times: deque[float], limit: int, clock: Clock | None = None) -> bool:
-    """One event against a one-second sliding window of at most ``limit``: True when within it.
-    The arrival is recorded either way (a client hammering the limit stays over it). Seconds of
-    ``clock`` when given: the venue's, which a ``--run`` day shares with the engine (at --speed 60
-    the adapter rightly paces 4 orders per venue second); every caller of one window passes it."""
-    now = clock.now_ns() / 1e9 if clock is not None else time.monotonic()
+def take_slot(times: deque[float], limit: int, now: float) -> bool:
+    """One event at ``now`` (seconds on the venue's clock) against a one-second sliding window of at
+    most ``limit``: True when within it. The arrival is recorded either way (a client hammering the
+    limit stays over it). The venue's clock, not the wall's: under ``--speed 60`` a venue second is a
+    sixtieth of a real one, as it is for the engine's pacer."""
     while times and now - times[0] >= 1.0:
         times.popleft()
     within = len(times) < limit
@@ -93,7 +91,7 @@ def take_slot(times: deque[float], limit: int, clock: Clock | None = None) -> bo
 
 class Bucket:
     """001's "N requests per second, up to M requests per second in bursts" as a token bucket:
-    ``rate`` tokens a second, at most ``burst`` saved up."""
+    ``rate`` tokens a (venue clock) second, at most ``burst`` saved up; full at the first take."""
 
     __slots__ = ("rate", "burst", "tokens", "last")
 
@@ -101,11 +99,11 @@ class Bucket:
         self.rate = rate
         self.burst = burst
         self.tokens = burst
-        self.last = time.monotonic()
+        self.last: float | None = None
 
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+    def take(self, now: float) -> bool:
+        if self.last is not None:
+            self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
         self.last = now
         if self.tokens >= 1:
             self.tokens -= 1

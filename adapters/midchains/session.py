@@ -214,6 +214,11 @@ class FixSession:
             actions += self._drop(f"unreadable FIX stream: {exc}")
         return actions
 
+    def commit_inbound(self) -> None:
+        """The messages :meth:`receive` delivered so far have been handled (the adapter has them):
+        their sequence numbers become durable. Until then a restart asks the gateway for them again."""
+        self.store.commit_inbound()
+
     def tick(self, now_ns: int) -> list[Action]:
         """Timers: heartbeat, TestRequest, its expiry, logon/logout answers due, the day's end."""
         if self.state is SessionState.DISCONNECTED:

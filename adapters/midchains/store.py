@@ -67,6 +67,7 @@ class SequenceStore:
             self.day, self.next_out, self.next_in = "", 1, 1
         else:
             self.day, self.next_out, self.next_in = str(row[0]), int(row[1]), int(row[2])
+        self._committed_in = self.next_in  # the next_in a restart starts from (see commit_inbound)
 
     def open_day(self, day: str) -> bool:
         """Make ``day`` the current trading day; when it is a new one, both sides start at 1 and the
@@ -77,6 +78,7 @@ class SequenceStore:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM sent WHERE session_key = ?", (self.session_key,))
             self.day, self.next_out, self.next_in = day, 1, 1
+            self._committed_in = 1
             self._save()
         return True
 
@@ -95,9 +97,18 @@ class SequenceStore:
             self._save()
 
     def set_next_in(self, seq: int) -> None:
-        """The next inbound sequence number we expect (after processing one, a gap fill or a reset)."""
-        if seq != self.next_in:
-            self.next_in = seq
+        """The next inbound sequence number we expect (after processing one, a gap fill or a reset);
+        durable only at :meth:`commit_inbound`."""
+        self.next_in = seq
+
+    def commit_inbound(self) -> None:
+        """Make ``next_in`` durable: called once the messages before it have been handed on (the
+        transport calls it after each read's messages reached the adapter). A crash before the
+        commit restarts from the last committed number, so the gateway resends what the adapter may
+        not have seen (PossDup, de-duplicated by ExecID), and nothing is lost; and the SQLite write
+        is one per socket read, not one per message (26 µs each: half of a market-data message's cost)."""
+        if self.next_in != self._committed_in:
+            self._committed_in = self.next_in
             self._save()
 
     def sent_frames(self, begin: int, end: int) -> dict[int, bytes]:
@@ -108,6 +119,10 @@ class SequenceStore:
         ).fetchall()
         return {int(seq): bytes(frame) for seq, frame in rows}
 
+    def changes(self) -> int:
+        """Rows SQLite has written through this store since it opened (for tests and metrics)."""
+        return int(self._db.total_changes)
+
     def close(self) -> None:
         self._db.close()
 
@@ -116,5 +131,5 @@ class SequenceStore:
             "INSERT INTO session (session_key, day, next_out, next_in) VALUES (?, ?, ?, ?)"
             " ON CONFLICT(session_key) DO UPDATE SET day = excluded.day, next_out = excluded.next_out,"
             " next_in = excluded.next_in",
-            (self.session_key, self.day, self.next_out, self.next_in),
+            (self.session_key, self.day, self.next_out, self._committed_in),
         )

@@ -123,6 +123,7 @@ class FixConnection:
                 )
                 return
             await self._carry(self.session.receive(data, self.clock.now_ns()))
+            self.session.commit_inbound()  # after on_message had each of them: durable, one write a read
 
     async def _timers(self) -> None:
         """Tick the session at its next deadline; re-armed whenever an action may have moved it."""

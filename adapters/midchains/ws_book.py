@@ -11,7 +11,10 @@ that inference, with no I/O and no clock of its own (time in, decision out):
 ``U`` entries (VENUES.md 2.10 assumption; the sandbox sends <= 50 per message). The book is WHOLE
 once the burst has ended: ``quiet_ns`` (250 ms, MID-7) have passed since the last ``book`` message
 of that pair, or, when no message came at all, ``empty_ns`` (2 s) after the subscribe (an empty
-book is a real state: a pair nobody quotes). Until then the adapter keeps the pair's book to itself
+book is a real state: a pair nobody quotes). A busy pair is never quiet for 250 ms (its live
+changes follow the burst at once), so ``max_build_ns`` (when given) ends BUILDING that long after the
+subscribe whatever the traffic: the burst is sent in one go right after the subscribe, and a
+live change after it is applied to the book like any other. Until then the adapter keeps the pair's book to itself
 (no BookUpdate reaches the strategies: a half-sent book would look like a thin market).
 
 **Resubscribe** (clear the pair's book, subscribe again, BUILDING again) when the book is known
@@ -66,12 +69,13 @@ class BookSync:
     subscribe, :meth:`on_book` for each ``book`` message of the pair (after applying it to its L3
     book, with what applying it found), and :meth:`poll` at ``due_ns``."""
 
-    __slots__ = ("quiet_ns", "empty_ns", "cross_grace_ns", "min_interval_ns", "phase", "reason",
+    __slots__ = ("quiet_ns", "empty_ns", "cross_grace_ns", "min_interval_ns", "max_build_ns", "phase", "reason",
                  "subscribed_ns", "last_book_ns", "messages", "crossed_since_ns", "resubscribes")
 
     def __init__(self, quiet_ns: int = 250 * MS, empty_ns: int = 2000 * MS, cross_grace_ns: int = 1000 * MS,
-                 min_interval_ns: int = 5000 * MS) -> None:
+                 min_interval_ns: int = 5000 * MS, max_build_ns: int | None = None) -> None:
         self.quiet_ns = quiet_ns
+        self.max_build_ns = max_build_ns
         self.empty_ns = empty_ns
         self.cross_grace_ns = cross_grace_ns
         self.min_interval_ns = min_interval_ns
@@ -122,6 +126,8 @@ class BookSync:
             assert self.subscribed_ns is not None
             ends = (self.last_book_ns + self.quiet_ns if self.last_book_ns is not None
                     else self.subscribed_ns + self.empty_ns)
+            if self.max_build_ns is not None:
+                ends = min(ends, self.subscribed_ns + self.max_build_ns)
             if now_ns < ends:
                 return Decision(BookPhase.BUILDING, None, ends)
             self.phase = BookPhase.WHOLE

@@ -17,8 +17,10 @@ from collections.abc import Iterator
 import pytest
 
 from conformance.harness import EVERYDAY, LITERAL, MODES, MarketDataHarness, OrderEntryHarness
+from conformance.harness_algo724 import Algo724Harness
 from conformance.harness_midchains import MidChainsHarness
 from conformance.harness_midchains_md import MidChainsFeedHarness
+from conformance.harness_midchains_ws import MidChainsWsFeedHarness, MidChainsWsHarness
 from conformance.harness_optimus import OptimusHarness
 from conformance.harness_paper import PaperHarness
 from conformance.harness_psx_feed import PsxFeedHarness
@@ -26,12 +28,15 @@ from conformance.harness_pulse import PulseFeedHarness, PulseHarness
 
 ORDER_ENTRY: dict[str, type[OrderEntryHarness]] = {
     "midchains": MidChainsHarness,
+    "midchains_ws": MidChainsWsHarness,
+    "algo724": Algo724Harness,
     "paper": PaperHarness,
     "optimus": OptimusHarness,
     "pulse": PulseHarness,
 }
 MARKET_DATA: dict[str, type[MarketDataHarness]] = {
     "midchains": MidChainsFeedHarness,
+    "midchains_ws": MidChainsWsFeedHarness,
     "psx_feed": PsxFeedHarness,
     "pulse": PulseFeedHarness,
 }

@@ -31,7 +31,7 @@ GARBLED = {
     157: "A10",  # the client Logout: "^AA10=128"
     177: "no CheckSum",  # the client Heartbeat, printed without separators
     354: "BeginString",  # "8=FIX.4.8=FIX.4.2"
-    356: "appears 2 times|not canonical",  # two X messages run together
+    356: "appears 2 times|not canonical|last field, once",  # two X messages run together
 }
 LINES = [139, 142, 157, 177, 180, 199, 206, 209, 234, 237, 255, 258, 336, 354, 356]
 

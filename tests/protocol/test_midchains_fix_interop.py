@@ -67,6 +67,7 @@ class Client:
                     self.closed = True
                     return
                 await self.carry(self.fix.receive(data, time.time_ns()))
+                self.fix.commit_inbound()
 
 
 async def connect(gateway: AsyncfixGateway, fix: FixSession) -> Client:

@@ -31,7 +31,7 @@ def _parse(name: str, argv: list[str]) -> argparse.Namespace:
 
 
 def test_every_shipped_venue_has_a_sandbox_command() -> None:
-    assert SANDBOXES == ["midchains", "optimus", "psx", "psx_feed", "pulse"]
+    assert SANDBOXES == ["algo724", "midchains", "optimus", "psx", "psx_feed", "pulse"]
     for name, command in sandbox_registry().items():
         assert isinstance(command, SandboxCommand) and command.name == name
 
@@ -199,3 +199,16 @@ def test_a_market_data_sandbox_points_the_feed_and_takes_no_orders() -> None:
     assert venue is None
     assert pointed.config.venues["psx"].market_data.options["url"] == "ws://127.0.0.1:3"
     assert pointed.config.venues["psx"].options["base_url"] == "http://127.0.0.1:8090/v1"  # not served: unchanged
+
+
+def test_engine_help_names_every_registered_sandbox(capsys: pytest.CaptureFixture[str]) -> None:
+    """`engine --help` is written by hand (building it from the registry would import every sandbox
+    on every start); this keeps it from forgetting one, as it forgot midchains and algo724."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    summary = capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["sandbox", "--help"])
+    description = capsys.readouterr().out
+    for name in SANDBOXES:
+        assert name in summary and name in description, name

@@ -99,6 +99,7 @@ def logged_on(path: Path | str = ":memory:", now_ns: int = T0, gateway: Gateway 
     fix = session(path)
     fix.connect(now_ns)
     assert not fix.receive((gateway or Gateway()).logon(), now_ns)
+    fix.commit_inbound()  # as the transport does once a read's messages are handled
     return fix
 
 

@@ -29,6 +29,7 @@ def test_a_restart_mid_session_continues_the_numbering(tmp_path: Path) -> None:
     fix = logged_on(path, gateway=gateway)  # we sent Logon 1, gateway Logon 1
     fix.send_application("D", ORDER, T0 + NS)  # 2
     fix.receive(gateway.frame("8", (17, "30005_582")), T0 + 2 * NS)  # gateway 2
+    fix.commit_inbound()  # the adapter had the report
     fix.store.close()  # the process dies here
 
     again = session(path)
@@ -37,6 +38,36 @@ def test_a_restart_mid_session_continues_the_numbering(tmp_path: Path) -> None:
     assert again.store.next_in == 3
     assert again.receive(gateway.logon(), T0 + 61 * NS) == []  # gateway's Logon 3: in sequence
     assert again.state is SessionState.ACTIVE
+
+
+def test_a_message_received_but_not_handed_on_is_asked_for_again_after_a_restart(tmp_path: Path) -> None:
+    """The session read the gateway's report, but the process died before the adapter had it (no
+    commit_inbound): the restarted session expects it again, so the gateway's next number is a
+    gap and the report comes back as a resend, not lost."""
+    path = tmp_path / "fix.sqlite"
+    gateway = Gateway()
+    fix = logged_on(path, gateway=gateway)
+    fix.receive(gateway.frame("8", (17, "30005_582")), T0 + NS)  # gateway 2, never handled
+    fix.store.close()
+
+    again = session(path)
+    again.connect(T0 + 60 * NS)
+    assert again.store.next_in == 2
+    (resend,) = sends(again.receive(gateway.logon(), T0 + 61 * NS))  # gateway's Logon 3: a gap
+    assert fields(resend, 35, 7) == ("2", "2")
+
+
+def test_one_durable_write_per_read_not_per_message(tmp_path: Path) -> None:
+    """set_next_in only moves the number; commit_inbound writes it (SQLite's statement count shows)."""
+    store = SequenceStore(tmp_path / "fix.sqlite", "A->B")
+    before = store.changes()
+    for seq in range(2, 200):
+        store.set_next_in(seq)
+    assert store.changes() == before
+    store.commit_inbound()
+    assert store.changes() == before + 1
+    store.close()
+    assert SequenceStore(tmp_path / "fix.sqlite", "A->B").next_in == 199
 
 
 def test_a_resend_request_after_a_restart_replays_from_the_store(tmp_path: Path) -> None:

@@ -74,3 +74,17 @@ def test_the_adapters_own_reason_and_a_new_connection() -> None:
     assert sync.lost(T0 + 300 * MS, "unreadable book message") == Decision(BookPhase.STALE, "unreadable book message")
     sync.subscribed(T0 + 400 * MS)  # every new connection subscribes again: BUILDING, nothing kept
     assert (sync.phase, sync.messages, sync.crossed_since_ns) == (BookPhase.BUILDING, 0, None)
+
+
+def test_a_busy_pair_that_is_never_quiet_is_whole_after_max_build() -> None:
+    """Live changes every 100 ms never leave 250 ms of quiet: with ``max_build_ns`` the book is
+    whole that long after the subscribe; without it, it would build for ever."""
+    sync = BookSync(max_build_ns=1000 * MS)
+    never = BookSync()
+    sync.subscribed(T0)
+    never.subscribed(T0)
+    for n in range(1, 10):
+        assert sync.on_book(T0 + n * 100 * MS).phase is BookPhase.BUILDING
+        never.on_book(T0 + n * 100 * MS)
+    assert sync.on_book(T0 + 1000 * MS).phase is BookPhase.WHOLE
+    assert never.on_book(T0 + 1000 * MS).phase is BookPhase.BUILDING
