@@ -22,7 +22,7 @@ import anyio.abc
 
 from adapters.kit.urls import ClearTextRefused, is_loopback
 from adapters.midchains.codec import FixMessage
-from adapters.midchains.session import Action, Deliver, Disconnect, FixSession, Send, SessionState
+from adapters.midchains.session import Action, Deliver, Disconnect, FixSession, Send, SessionState, Skipped
 from engine.venue.clock import Clock, Timer
 
 __all__ = ["Endpoint", "FixConnection"]
@@ -65,8 +65,10 @@ class Endpoint:
 
 class FixConnection:
     """One connection's life: logon, traffic, and the reason it ended. ``on_message`` receives the
-    session's :class:`Deliver` messages in sequence order; ``logon_fields`` go into the Logon
-    (a Password, 554, for a gateway that wants one: the document's does not)."""
+    session's :class:`Deliver` messages in sequence order; ``on_skipped`` each :class:`Skipped`
+    range the gateway's SequenceReset passed over, in order with them (None: not told);
+    ``logon_fields`` go into the Logon (a Password, 554, for a gateway that wants one: the
+    document's does not)."""
 
     def __init__(
         self,
@@ -75,8 +77,10 @@ class FixConnection:
         clock: Clock,
         on_message: Callable[[FixMessage], Awaitable[None]],
         logon_fields: Sequence[tuple[int, str]] = (),
+        on_skipped: Callable[[Skipped], Awaitable[None]] | None = None,
     ) -> None:
         self.session = session
+        self.on_skipped = on_skipped
         self.logon_fields = tuple(logon_fields)
         self.stream = stream
         self.clock = clock
@@ -151,6 +155,9 @@ class FixConnection:
                         self.ended = self.ended or Disconnect("connection lost while sending")
                 elif isinstance(action, Deliver):
                     await self.on_message(action.message)
+                elif isinstance(action, Skipped):
+                    if self.on_skipped is not None:
+                        await self.on_skipped(action)
                 elif isinstance(action, Disconnect):
                     self.ended = self.ended or action
                     await self.stream.aclose()
