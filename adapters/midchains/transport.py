@@ -145,20 +145,33 @@ class FixConnection:
                 await self._carry(self.session.tick(now))
 
     async def _carry(self, actions: list[Action]) -> None:
-        async with self._send_lock:
-            for action in actions:
-                if isinstance(action, Send):
+        """Carry out the session's actions: inbound messages to the adapter first, outside the send
+        lock, then frames out in numbering order under it, then a disconnect. A frame may wait for
+        a rate-limit token in ``stream.send`` (the link's pacing): while it does, the reader must
+        still hand on the reports it read (an ER must not wait behind our own queued orders:
+        issue 23 review, finding 8)."""
+        sends: list[Send] = []
+        ending: Disconnect | None = None
+        for action in actions:
+            if isinstance(action, Deliver):
+                await self.on_message(action.message)
+            elif isinstance(action, Skipped):
+                if self.on_skipped is not None:
+                    await self.on_skipped(action)
+            elif isinstance(action, Send):
+                sends.append(action)
+            elif ending is None:
+                ending = action
+        if sends:
+            async with self._send_lock:
+                for send in sends:
                     try:
-                        await self.stream.send(action.data)
+                        await self.stream.send(send.data)
                     except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                         self.session.connection_lost()
                         self.ended = self.ended or Disconnect("connection lost while sending")
-                elif isinstance(action, Deliver):
-                    await self.on_message(action.message)
-                elif isinstance(action, Skipped):
-                    if self.on_skipped is not None:
-                        await self.on_skipped(action)
-                elif isinstance(action, Disconnect):
-                    self.ended = self.ended or action
-                    await self.stream.aclose()
+                        break
+        if ending is not None:
+            self.ended = self.ended or ending
+            await self.stream.aclose()
         self._wake.set()
