@@ -49,6 +49,7 @@ __all__ = [
     "Send",
     "SessionConfig",
     "SessionState",
+    "Skipped",
     "sending_time",
 ]
 
@@ -89,6 +90,19 @@ class Deliver:
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    """Inbound numbers ``first``..``last`` were passed over by the gateway's SequenceReset (GapFill
+    or Reset) and will never arrive. FIX lets a sender gap-fill what it deems stale, application
+    messages included, so the session cannot tell a skipped Heartbeat from a skipped
+    ExecutionReport or book update: the adapter decides (market data: rebuild the book; order
+    entry: settle the open orders another way)."""
+
+    first: int
+    last: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Disconnect:
     """Close the connection. ``error`` is False for a clean logout."""
 
@@ -96,7 +110,7 @@ class Disconnect:
     error: bool = True
 
 
-Action = Send | Deliver | Disconnect
+Action = Send | Deliver | Skipped | Disconnect
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,7 +461,7 @@ class FixSession:
             self.store.set_next_in(seq + 1)
             return [self._reject(seq, VALUE_INCORRECT, 36, f"NewSeqNo {new_seq} does not move past {seq}", now_ns)]
         self.store.set_next_in(new_seq)
-        return []
+        return [Skipped(seq, new_seq - 1, f"SequenceReset-GapFill {seq} to {new_seq}")]
 
     def _on_sequence_reset(self, message: FixMessage, seq: int, now_ns: int) -> list[Action]:
         """SequenceReset-Reset: the expected number becomes ``36`` whatever this message's ``34``
@@ -455,10 +469,13 @@ class FixSession:
         new_seq = _seq_num(message.get(36))
         if new_seq is None:
             return [self._bad_seq_field(message, seq, 36, "NewSeqNo", now_ns)]
-        if new_seq < self.store.next_in:
-            return [self._reject(seq, VALUE_INCORRECT, 36, f"NewSeqNo {new_seq} below {self.store.next_in}", now_ns)]
+        expected = self.store.next_in
+        if new_seq < expected:
+            return [self._reject(seq, VALUE_INCORRECT, 36, f"NewSeqNo {new_seq} below {expected}", now_ns)]
         self.store.set_next_in(new_seq)
-        return self._drain(now_ns)
+        skipped: list[Action] = [Skipped(expected, new_seq - 1, f"SequenceReset-Reset to {new_seq}")] if (
+            new_seq > expected) else []
+        return skipped + self._drain(now_ns)
 
     def _too_low(self, seq: int, expected: int, now_ns: int) -> list[Action]:
         """The document's gateway answers a too-low Logon 34 with a Logout, waits for the confirming

@@ -22,7 +22,7 @@ import anyio.abc
 
 from adapters.kit.urls import ClearTextRefused, is_loopback
 from adapters.midchains.codec import FixMessage
-from adapters.midchains.session import Action, Deliver, Disconnect, FixSession, Send, SessionState
+from adapters.midchains.session import Action, Deliver, Disconnect, FixSession, Send, SessionState, Skipped
 from engine.venue.clock import Clock, Timer
 
 __all__ = ["Endpoint", "FixConnection"]
@@ -65,8 +65,10 @@ class Endpoint:
 
 class FixConnection:
     """One connection's life: logon, traffic, and the reason it ended. ``on_message`` receives the
-    session's :class:`Deliver` messages in sequence order; ``logon_fields`` go into the Logon
-    (a Password, 554, for a gateway that wants one: the document's does not)."""
+    session's :class:`Deliver` messages in sequence order; ``on_skipped`` each :class:`Skipped`
+    range the gateway's SequenceReset passed over, in order with them (None: not told);
+    ``logon_fields`` go into the Logon (a Password, 554, for a gateway that wants one: the
+    document's does not)."""
 
     def __init__(
         self,
@@ -75,8 +77,10 @@ class FixConnection:
         clock: Clock,
         on_message: Callable[[FixMessage], Awaitable[None]],
         logon_fields: Sequence[tuple[int, str]] = (),
+        on_skipped: Callable[[Skipped], Awaitable[None]] | None = None,
     ) -> None:
         self.session = session
+        self.on_skipped = on_skipped
         self.logon_fields = tuple(logon_fields)
         self.stream = stream
         self.clock = clock
@@ -141,17 +145,33 @@ class FixConnection:
                 await self._carry(self.session.tick(now))
 
     async def _carry(self, actions: list[Action]) -> None:
-        async with self._send_lock:
-            for action in actions:
-                if isinstance(action, Send):
+        """Carry out the session's actions: inbound messages to the adapter first, outside the send
+        lock, then frames out in numbering order under it, then a disconnect. A frame may wait for
+        a rate-limit token in ``stream.send`` (the link's pacing): while it does, the reader must
+        still hand on the reports it read (an ER must not wait behind our own queued orders:
+        issue 23 review, finding 8)."""
+        sends: list[Send] = []
+        ending: Disconnect | None = None
+        for action in actions:
+            if isinstance(action, Deliver):
+                await self.on_message(action.message)
+            elif isinstance(action, Skipped):
+                if self.on_skipped is not None:
+                    await self.on_skipped(action)
+            elif isinstance(action, Send):
+                sends.append(action)
+            elif ending is None:
+                ending = action
+        if sends:
+            async with self._send_lock:
+                for send in sends:
                     try:
-                        await self.stream.send(action.data)
+                        await self.stream.send(send.data)
                     except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                         self.session.connection_lost()
                         self.ended = self.ended or Disconnect("connection lost while sending")
-                elif isinstance(action, Deliver):
-                    await self.on_message(action.message)
-                elif isinstance(action, Disconnect):
-                    self.ended = self.ended or action
-                    await self.stream.aclose()
+                        break
+        if ending is not None:
+            self.ended = self.ended or ending
+            await self.stream.aclose()
         self._wake.set()

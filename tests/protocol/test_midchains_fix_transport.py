@@ -210,3 +210,60 @@ async def test_the_transport_ticks_the_session_on_the_engines_clock(tmp_path: Pa
         assert fix.state is SessionState.ACTIVE and connection.ended is None
         tasks.cancel_scope.cancel()
     gateway.stop()
+
+
+class Held(anyio.abc.ByteStream):
+    """Our side of a connection held in memory: the test writes the gateway's bytes into it, and a
+    frame we send waits while ``hold`` is set (a rate-limit token that does not come)."""
+
+    def __init__(self) -> None:
+        self.inbound_send, self.inbound = anyio.create_memory_object_stream[bytes](100)
+        self.hold = False
+        self.release = anyio.Event()
+        self.waiting = anyio.Event()
+
+    async def send(self, item: bytes) -> None:
+        if self.hold:
+            self.waiting.set()
+            await self.release.wait()
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        try:
+            return await self.inbound.receive()
+        except anyio.EndOfStream:
+            raise anyio.EndOfStream from None
+
+    async def send_eof(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        await self.inbound_send.aclose()
+
+
+async def test_a_report_is_handed_on_while_our_own_frame_waits_to_leave() -> None:
+    """Issue 23 review, finding 8: the reader delivered under the send lock, so an ExecutionReport
+    waited while one of our orders waited for a rate-limit token. It is handed on now."""
+    gateway = Gateway()
+    stream = Held()
+    got: list[str] = []
+
+    async def record(message: FixMessage) -> None:
+        got.append(message.get(17) or "")
+
+    fix = session()
+    connection = FixConnection(fix, stream, WallClock(), record)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(connection.run)
+        await stream.inbound_send.send(gateway.logon())
+        with anyio.fail_after(10):
+            while fix.state is not SessionState.ACTIVE:
+                await anyio.sleep(0.01)
+            stream.hold = True
+            tasks.start_soon(connection.send, "D", ORDER)
+            await stream.waiting.wait()  # our D holds the send lock, waiting for its token
+            await stream.inbound_send.send(gateway.frame("8", (17, "E-1"), (150, "0"), (39, "0")))
+            while not got:
+                await anyio.sleep(0.01)
+        assert got == ["E-1"] and not stream.release.is_set()
+        stream.release.set()
+        tasks.cancel_scope.cancel()

@@ -23,7 +23,7 @@ from support.midchains_fix import (
 )
 
 from adapters.midchains.codec import encode
-from adapters.midchains.session import Disconnect, SessionState, sending_time
+from adapters.midchains.session import Disconnect, SessionState, Skipped, sending_time
 
 D_BODY = [(11, "43637618552482556000"), (21, "2"), (38, "1"), (40, "2"), (44, "150"), (54, "1"), (55, "LTCUSD"),
           (59, "1"), (43229, "10")]
@@ -242,6 +242,10 @@ def test_a_gap_fill_skips_administrative_numbers_and_releases_the_queue() -> Non
     filled = fix.receive(gateway.frame("4", (123, "Y"), (36, "5"), seq=2, header=[(43, "Y")]), T0)
     assert [m.get(17) for m in delivered(filled)] == ["E5"]
     assert fix.store.next_in == 6
+    # FIX lets a sender gap-fill application messages it deems stale: the session cannot tell, so the
+    # adapter is told which numbers will never come, before the message after them
+    assert [a for a in filled if isinstance(a, Skipped)] == [Skipped(2, 4, "SequenceReset-GapFill 2 to 5")]
+    assert isinstance(filled[0], Skipped)
 
 
 def test_a_resend_request_inside_a_gap_is_answered_at_once_and_not_twice() -> None:
@@ -304,7 +308,8 @@ def test_a_resend_request_for_nothing_we_sent_does_not_postpone_the_heartbeat() 
 def test_sequence_reset_reset_moves_the_expected_number_whatever_its_34() -> None:
     gateway = Gateway()
     fix = logged_on(gateway=gateway)
-    assert fix.receive(gateway.frame("4", (36, "100"), seq=77), T0) == []
+    assert fix.receive(gateway.frame("4", (36, "100"), seq=77), T0) == [
+        Skipped(2, 99, "SequenceReset-Reset to 100")]  # the adapter is told what will never come
     assert fix.store.next_in == 100
     assert delivered(fix.receive(gateway.frame("8", (17, "E100"), seq=100), T0))
 
