@@ -62,7 +62,7 @@ from adapters.midchains.orders import (
     replace_body,
     wire_root,
 )
-from adapters.midchains.session import SessionConfig
+from adapters.midchains.session import SessionConfig, Skipped
 from adapters.midchains.state import OrderRow, OrderState
 from adapters.midchains.transport import Endpoint
 from engine.model import TERMINAL_STATUSES, Fill, Instrument, Order, OrderStatus, OrderType, TimeInForce, VenueOrder
@@ -161,7 +161,7 @@ class MidChainsFixAdapter(Adapter):
             ":memory:", clock, self._on_message, self._on_status,
             backoff=Backoff(opts.reconnect_min_s, opts.reconnect_max_s, random.Random(seed)),
             limits=self._limits, logon_fields=self._logon_fields, connect_timeout_s=opts.connect_timeout_s,
-            guard=ARRIVAL_GUARD,
+            guard=ARRIVAL_GUARD, on_skipped=self._on_skipped,
         )
         self._by_root: dict[str, _Track] = {}
         self._told = ""  # the last status told to the engine
@@ -452,6 +452,18 @@ class MidChainsFixAdapter(Adapter):
                                                     reason="expired at the trading day's end (GTD 126)")
                     self._save(rec)
         self.sink.on_venue_status(self.venue, status, detail)
+
+    def _on_skipped(self, skipped: Skipped) -> None:
+        """The gateway's SequenceReset passed over inbound numbers. A gateway gap-fills its own
+        Heartbeats on every resend, but FIX lets it gap-fill application messages it deems stale
+        too, and the session cannot tell which: an ExecutionReport among them is lost, and MidChains
+        has no OrderStatusRequest to ask again (MID-5). Said loudly, with the open orders it may
+        concern; they settle by their next report (a cancel's answer, a fill, an expiry)."""
+        open_orders = [rec.client_id for rec in self._orders.open_records()]
+        log.log(logging.WARNING if open_orders else logging.INFO,
+                "midchains_fix %s: the gateway skipped inbound messages %d..%d (%s); an execution report among "
+                "them would be lost, and FIX here has no status request (MID-5); open orders: %s", self.venue,
+                skipped.first, skipped.last, skipped.reason, ", ".join(open_orders[:20]) or "none")
 
     def _unsent(self, rec: _Track, what: str, why: str) -> None:
         """A request of ``rec`` that never left (the link dropped or closed first)."""

@@ -22,6 +22,8 @@ bundle, clear TCP only to this machine), log on through the sans-I/O
   It returns at once; the message leaves when the lane's budget allows, or ``on_unsent(reason)``
   is called (the link went down or closed before it left). Raises :class:`LinkDown` when the link
   is not connected, so nothing is queued for a connection that may never come back;
+- ``on_skipped(Skipped)`` (optional): inbound numbers the gateway's SequenceReset passed over
+  (:class:`~adapters.midchains.session.Skipped`), counted in ``skipped_messages`` either way;
 - :meth:`FixLink.set_limits` ``(limits) -> limits`` and :attr:`FixLink.stats`.
 
 Lifecycle: ``link = FixLink(...)``; start ``link.run()`` as a background task (the adapter's
@@ -59,7 +61,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from adapters.kit.backoff import Backoff
 from adapters.kit.pacing import ARRIVAL_SPREAD_GUARD, ORDER_LANES, LaneSpec, WirePacer, pacing_clock
 from adapters.midchains.codec import FixMessage
-from adapters.midchains.session import FixSession, SessionConfig, SessionState
+from adapters.midchains.session import FixSession, SessionConfig, SessionState, Skipped
 from adapters.midchains.store import SequenceStore
 from adapters.midchains.transport import Endpoint, FixConnection
 from engine.venue import RateLimit
@@ -173,6 +175,7 @@ class FixLink:
         sync_on_logon: bool = True,
         connect_timeout_s: float = 10.0,
         guard: Decimal = ARRIVAL_SPREAD_GUARD,
+        on_skipped: Callable[[Skipped], None] | None = None,
     ) -> None:
         self.name = name
         self.endpoint = endpoint
@@ -186,6 +189,7 @@ class FixLink:
         self.sync_on_logon = sync_on_logon
         self.connect_timeout_s = connect_timeout_s
         self.guard = guard
+        self.on_skipped = on_skipped
         #: the SequenceStore file; may be changed until ``run`` opens it (an adapter learns its
         #: state path after construction)
         self.store_path = store_path
@@ -294,12 +298,14 @@ class FixLink:
     @property
     def stats(self) -> dict[str, int]:
         """``messages_in`` (inbound sequence numbers processed), ``messages_out`` (frames written,
-        admin ones too), ``reconnects``, ``paced`` (frames the wire budget held back)."""
+        admin ones too), ``reconnects``, ``paced`` (frames the wire budget held back),
+        ``skipped_messages`` (inbound numbers a SequenceReset passed over)."""
         return {
             "messages_in": self.counters["messages_in"],
             "messages_out": self.counters["messages_out"],
             "reconnects": self.counters["reconnects"],
             "paced": self.counters["paced"],
+            "skipped_messages": self.counters["skipped_messages"],
         }
 
     # ---- one connection ------------------------------------------------------------------------
@@ -314,7 +320,8 @@ class FixLink:
         stream = _PacedStream(inner, self._wire, self._pacing_clock, self._moved)
         self._stream = stream
         extra = list(self.logon_fields()) if self.logon_fields is not None else []
-        connection = FixConnection(self.open(), stream, self.clock, self._deliver, logon_fields=extra)
+        connection = FixConnection(self.open(), stream, self.clock, self._deliver, logon_fields=extra,
+                                   on_skipped=self._skipped)
         self._connection = connection
         self._probed = False
         self.stale = False
@@ -386,6 +393,11 @@ class FixLink:
             self._up_event.set()
         log.info("%s: FIX session to %s logged on", self.name, self._where())
         self.on_status(CONNECTED, "logged on")
+
+    async def _skipped(self, skipped: Skipped) -> None:
+        self.counters["skipped_messages"] += skipped.last - skipped.first + 1
+        if self.on_skipped is not None:
+            self.on_skipped(skipped)
 
     async def _deliver(self, message: FixMessage) -> None:
         try:

@@ -589,3 +589,19 @@ async def test_a_replace_answered_after_a_restart_moves_the_clordid_chain(tmp_pa
             assert f[41] == g[11] and f[44] == "149" and f[11] not in (g[11], DOC_ID)
             await again.close()
             tasks.cancel_scope.cancel()
+
+
+async def test_reports_a_sequence_reset_passed_over_are_counted_and_said(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The gateway numbers three messages it never sends, then answers our ResendRequest with a
+    SequenceReset-GapFill: the three may have been ExecutionReports, and FIX here cannot ask again (MID-5).
+    Counted, said with the open orders it may concern; the session goes on."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        r.gateway.skip(3)  # three numbers the gateway will gap-fill when asked
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: r.adapter.stats()["skipped_messages"] == 3, "the reset's skip counted")
+        await until(lambda: order.status is S.NEW, "the report after the gap applied")
+        assert any("skipped inbound messages" in m and DOC_ID in m for m in caplog.messages)
+        assert r.sink.statuses() == ["connected"]

@@ -37,6 +37,7 @@ class ScriptedGateway:
         self.numbering = Gateway(seq=1)
         self.on_application = on_application
         self.queued: Reply = []
+        self.skipped: list[tuple[int, int]] = []  # numbers taken and never sent, answered by a GapFill
         self.arrivals: list[Arrival] = []
         self.logons = 0
         self.answer_test_requests = True
@@ -71,6 +72,14 @@ class ScriptedGateway:
         if self._stream is None:
             raise ConnectionError("no client connected")
         await self._stream.send(self.numbering.frame(msg_type, *fields))
+
+    def skip(self, count: int) -> None:
+        """Take ``count`` numbers and never send them: the client sees a gap, and its ResendRequest
+        is answered with a SequenceReset-GapFill over them (what a gateway does for messages it
+        deems stale)."""
+        first = self.numbering.seq
+        self.numbering.seq += count
+        self.skipped.append((first, first + count - 1))
 
     def received(self, msg_type: str) -> list[Arrival]:
         return [a for a in self.arrivals if a.msg_type == msg_type]
@@ -109,8 +118,15 @@ class ScriptedGateway:
             await self.send("5", [])
             await self.drop()
         elif kind == "2":
-            # SequenceReset-Reset: "expect my next number", whatever was lost (tests never need the replay)
-            await self.send("4", [(36, str(self.numbering.seq + 1))])
+            begin = int(arrival.fields.get(7, "1"))
+            gap = next(((first, last) for first, last in self.skipped if first <= begin <= last), None)
+            if gap is not None and self._stream is not None:
+                frame = self.numbering.frame("4", (123, "Y"), (36, str(gap[1] + 1)), seq=begin,
+                                             header=[(43, "Y"), (122, self.numbering.sending_time)])
+                await self._stream.send(frame)
+            else:
+                # SequenceReset-Reset: "expect my next number", whatever was lost (no replay kept)
+                await self.send("4", [(36, str(self.numbering.seq + 1))])
         elif kind not in ("0", "3", "4") and self.on_application is not None:
             for msg_type, fields in self.on_application(arrival.fields):
                 await self.send(msg_type, fields)
