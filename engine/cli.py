@@ -8,6 +8,7 @@
     engine check CONFIG
     engine halt CONFIG [--reducing]
     engine report REPORT_JSON [--html FILE]
+    engine report DIR [--html FILE]
     engine codes
 """
 
@@ -41,6 +42,7 @@ examples:
   engine run config.yaml --report day.json    ... and write the JSON report
   engine run config.yaml --html day.html      ... and the picture of the day (self-contained HTML)
   engine report day.json --html day.html      draw an existing JSON report as an HTML page
+  engine report runs/                         every run's day page and one multi-day summary page
   engine run config.yaml --speed 60           one simulated minute per real second
   engine check config.yaml                    validate config and load strategies, no trading
   engine halt config.yaml                     kill switch: the running engine cancels all, refuses all
@@ -214,9 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
         "older reports get the tables. Prints the page's path; exit 1 naming the file when the report cannot "
         "be read or is not a run report.",
     )
-    report.add_argument("report", type=Path, metavar="REPORT_JSON", help="the JSON run report to draw")
+    report.add_argument("report", type=Path, metavar="REPORT_JSON|DIR", help="the JSON run report to draw, or a "
+                        "folder of runs: then each run report in it (recursively) gets its day page beside it "
+                        "(REPORT.html, when missing) and the folder one multi-day summary page (equity curve, "
+                        "drawdown, PnL per day, fees, every trade; README \"Multi-day reports\")")
     report.add_argument("--html", type=Path, metavar="FILE", help="where to write the page "
-                        "(default: REPORT_JSON with .html instead of .json)")
+                        "(default: REPORT_JSON with .html instead of .json; for a folder DIR/summary.html)")
 
     sub.add_parser("codes", help="print every reject code and its sentence")
 
@@ -348,6 +353,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from engine.report.page import check_report, write_html
 
     source: Path = args.report
+    if source.is_dir():
+        return cmd_report_dir(source, args.html)
     out: Path = args.html if args.html is not None else source.with_suffix(".html")
     try:
         text = source.read_text(encoding="utf-8")
@@ -377,6 +384,40 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 1
     try:
         write_html(report, out)
+    except OSError as exc:
+        print(f"engine: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
+
+
+def cmd_report_dir(folder: Path, html: Path | None) -> int:
+    """``engine report DIR``: a day page per run that has none, then the multi-day summary page."""
+    from engine.outfile import output_target, write_atomic
+    from engine.report.page import write_html
+    from engine.report.summary import RunsError, find_runs, render_summary, summarize
+
+    out = html if html is not None else folder / "summary.html"
+    try:
+        output_target(out)
+        runs, skipped = find_runs(folder)
+    except (OutputPathError, RunsError) as exc:
+        print(f"engine: {exc}", file=sys.stderr)
+        return 1
+    for line in skipped:
+        print(f"engine: skipped {line}", file=sys.stderr)
+    for run in runs:
+        if run.page is None:
+            page = run.path.with_suffix(".html")
+            try:
+                write_html(run.report, page)
+            except OSError as exc:
+                print(f"engine: cannot write {page}: {exc.strerror or exc}", file=sys.stderr)
+                return 1
+            run.page = page
+            print(page)
+    try:
+        write_atomic(out, render_summary(summarize(runs), out.absolute().parent))
     except OSError as exc:
         print(f"engine: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
