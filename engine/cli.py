@@ -9,6 +9,7 @@
     engine halt CONFIG [--reducing]
     engine report REPORT_JSON [--html FILE]
     engine report DIR [--html FILE]
+    engine data import FILE... --kind bars|trades --out DIR [--venue NAME] [--steps N] [--replace]
     engine codes
 """
 
@@ -50,6 +51,8 @@ examples:
   engine run config.yaml --fresh-account      start a new paper account (the old journal is moved aside)
   engine journal inspect config.journal.sqlite   orders, fills, positions and account from a journal
   engine journal export config.journal.sqlite --format csv   the audit trail (every order event and fill)
+  engine data import daily.csv --kind bars --out rec/
+                                              PSX daily OHLCV into the recording format (a coarse book)
   engine sandbox psx                          a local PSX venue (Live Feed + Optimus) for config.psx-sandbox.yaml
   engine sandbox psx --run config.psx-sandbox.yaml --speed 60
                                               venue and engine in one process: a PSX day in ~6.5 minutes
@@ -251,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, metavar="PATH", help="file to write: a regular file (replaced) or a "
                         "new path (default: <JOURNAL>.audit.<format> beside the journal); written owner-only")
 
+    _add_data_parser(sub)
+
     sandbox = sub.add_parser(
         "sandbox", help="run a venue's local sandbox server (psx, pulse, midchains, algo724, psx_feed, optimus)",
         description="Run a venue's local sandbox server on 127.0.0.1, on the one simulated venue "
@@ -269,6 +274,91 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("adapter", metavar="VENUE", help="psx, or a registered adapter name, e.g. pulse")
     sandbox.add_argument("args", nargs=argparse.REMAINDER, help="the server's own arguments")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _decimal_arg(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"takes a number, got {text!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _add_data_parser(sub: argparse._SubParsersAction) -> None:
+    """``engine data import``: its own block, so the rec helper's ``engine record`` stays apart."""
+    data = sub.add_parser("data", help="bring outside market history into the recording format",
+                          description="Market data outside a run: import CSV history into the recording format "
+                          "the replay adapter plays (README \"Importing history\").")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    imp = data_sub.add_parser(
+        "import", help="CSV daily bars or trade prints into a recording folder",
+        description="Read PSX daily OHLCV bars (date,symbol,open,high,low,close,volume[,ldcp]) or trade prints "
+        "(time,symbol,price,qty[,side][,trade_id]) from CSV and write them as a recording: each day's session "
+        "changes, a reference price, and a coarse synthetic book walked open -> low/high -> close with trade "
+        "prints at the touches (engine/history/bars.py says exactly how). All or nothing: a bad cell exits 1 "
+        "naming FILE:LINE:COLUMN and nothing is written. Needs pyarrow (pip install '.[record]').")
+    imp.add_argument("files", nargs="+", type=Path, metavar="FILE", help="CSV files, all of one --kind")
+    imp.add_argument("--kind", required=True, choices=("bars", "trades"), help="daily OHLCV bars or trade prints")
+    imp.add_argument("--out", required=True, type=Path, metavar="DIR", help="the recording folder (created, or "
+                     "added to: a file already there is refused unless --replace)")
+    imp.add_argument("--venue", default="psx", help="the venue the events are filed under (default psx)")
+    imp.add_argument("--sessions", default="broker-doc", metavar="PROFILE", help="the session profile whose "
+                     "phases the days get (default broker-doc)")
+    imp.add_argument("--tick-size", type=_decimal_arg, default=Decimal("0.01"), metavar="X",
+                     help="prices must be on it; the book's levels are this far apart (default 0.01)")
+    imp.add_argument("--levels", type=_positive_int, default=3, metavar="N", help="book levels a side (default 3)")
+    imp.add_argument("--half-spread", type=_positive_int, default=1, metavar="TICKS",
+                     help="best bid and ask this many ticks from the price (default 1)")
+    imp.add_argument("--level-qty", type=_decimal_arg, metavar="QTY", help="shares at each level (default: bars, "
+                     "volume / (4 x levels); trades, the print's qty)")
+    imp.add_argument("--steps", type=_positive_int, default=0, metavar="N", help="bars: prices between touches "
+                     "(default 0)")
+    imp.add_argument("--replace", action="store_true", help="overwrite files an earlier identical import wrote")
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """``engine data import``; every failure names what is wrong and leaves no file behind."""
+    from engine.history.bars import BookShape
+    from engine.history.csvread import CsvInputError
+    from engine.history.importer import import_history
+    from engine.progress import Progress
+
+    if args.levels < 1 or args.half_spread < 1:
+        print("engine: --levels and --half-spread must be at least 1", file=sys.stderr)
+        return 2
+    shape = BookShape(args.tick_size, args.half_spread, args.levels, args.level_qty, args.steps)
+    try:
+        result = import_history(args.files, args.kind, args.out, args.venue, shape, args.sessions, args.replace,
+                                progress=lambda total: Progress("import", total))
+    except CsvInputError as exc:
+        print(f"engine: {exc}", file=sys.stderr)
+        print("engine: nothing imported", file=sys.stderr)
+        return 1
+    except ImportError as exc:  # pyarrow missing
+        print(f"engine: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"engine: {exc}", file=sys.stderr)
+        print("engine: nothing imported", file=sys.stderr)
+        return 1
+    for source, columns in result.ignored.items():
+        print(f"{source}: ignored columns {', '.join(columns)}")
+    days = f"{result.days[0]} to {result.days[-1]}" if len(result.days) > 1 else "".join(result.days)
+    print(f"{result.out}: {result.events:,} events ({result.rows:,} rows) in {len(result.files)} files; "
+          f"{len(result.symbols)} symbols ({', '.join(result.symbols)}), {len(result.days)} days {days}")
+    return 0
 
 
 def cmd_halt(args: argparse.Namespace) -> int:
@@ -475,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_journal(args)
         if args.command == "sandbox":
             return cmd_sandbox(args)
+        if args.command == "data":
+            return cmd_data(args)
         return cmd_codes(args)
     except (ConfigError, StrategyLoadError, StartupError) as exc:
         print(f"engine: {exc}", file=sys.stderr)
