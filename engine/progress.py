@@ -25,7 +25,7 @@ def _count(n: float) -> str:
     """1234567 -> 1,234,567; a rate 12345.6 -> 12.3k."""
     if n >= 10_000 and n != int(n):
         return f"{n / 1000:,.1f}k"
-    return f"{int(n):,}"
+    return f"{round(n):,}"
 
 
 def _duration(seconds: float) -> str:
