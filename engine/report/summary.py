@@ -2,7 +2,7 @@
 
 A folder of runs is what days of ``engine run ... --report`` (or replays) leave behind: each run's
 JSON report (:func:`engine.report.page.check_report` says which JSON files are run reports) and
-the journal it names (``report["journal"]["path"]``, looked for as written, then beside the report).
+the journal it names (``report["journal"]["path"]``: looked for beside the report, then as written).
 Runs are ordered by their first trading day. The page, in the day page's style (same stylesheet,
 same SVG kit, no JavaScript, nothing loaded from anywhere):
 
@@ -166,6 +166,8 @@ def _journal_candidates(run: Run) -> list[Path]:
     path = Path(str(named))
     out = [path] if path.is_absolute() else []
     out += [run.path.parent / path, run.path.parent / path.name]
+    if not path.is_absolute():
+        out.append(path)  # as the run wrote it: relative to where it ran, often where this runs too
     return out
 
 
