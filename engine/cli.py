@@ -21,6 +21,7 @@ import logging
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 from engine import __version__
 from engine.context import strategy_of
@@ -296,8 +297,9 @@ def _decimal_arg(text: str) -> Decimal:
     return value
 
 
-def _add_data_parser(sub: argparse._SubParsersAction) -> None:
-    """``engine data import``: its own block, so the rec helper's ``engine record`` stays apart."""
+def _add_data_parser(sub: Any) -> None:
+    """``engine data import``, added to the subparsers ``sub`` (argparse's action class is private,
+    hence Any) in a block of its own, apart from the other commands."""
     data = sub.add_parser("data", help="bring outside market history into the recording format",
                           description="Market data outside a run: import CSV history into the recording format "
                           "the replay adapter plays (README \"Importing history\").")
