@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
-from adapters.replay.queue import CROWD, ReplayBook
+from adapters.replay.queue import ReplayBook
 from adapters.sim.market import MarketOptions
 from adapters.sim.venue import SimVenue
 from engine.model import (
@@ -131,8 +131,8 @@ class ReplayAdapter(Adapter):
     def _crowd_trader(self, symbol: str) -> Any:
         submit_for = self.sim.submit_for
 
-        def trade(side: Side, qty: Decimal, price: Decimal, tif: TimeInForce) -> None:
-            submit_for(CROWD, "", symbol, side, qty, price, OrderType.LIMIT, tif)
+        def trade(owner: str, side: Side, qty: Decimal, price: Decimal, tif: TimeInForce) -> None:
+            submit_for(owner, "", symbol, side, qty, price, OrderType.LIMIT, tif)
         return trade
 
     # ---- lifecycle -------------------------------------------------------------------------

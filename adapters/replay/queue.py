@@ -34,7 +34,7 @@ from decimal import Decimal
 from adapters.sim.matching import MatchingEngine
 from engine.model import BookUpdate, OrderType, Side, TimeInForce, Trade
 
-CROWD = "crowd"  # the owner of every recorded order in the engine
+CROWD = "crowd"  # the owner of every recorded order in the engine (crossing ones: "crowd-<n>", see CrowdTrade)
 BUY = Side.BUY
 SELL = Side.SELL
 ZERO = Decimal(0)
@@ -44,15 +44,17 @@ _IOC = TimeInForce.IOC
 
 Key = tuple[Side, Decimal]
 #: submit a crowd order through the venue (so fills of ours it causes reach the engine):
-#: ``(side, qty, price, tif)``
-CrowdTrade = Callable[[Side, Decimal, Decimal, TimeInForce], None]
+#: ``(owner, side, qty, price, tif)``. Each such order has an owner of its own (``crowd-<n>``):
+#: self-trade prevention must not stop a recorded print at the crowd resting ahead of us, while a
+#: plain add that meets a stale crowd level is stopped by it (it must not trade crowd with crowd)
+CrowdTrade = Callable[[str, Side, Decimal, Decimal, TimeInForce], None]
 
 
 class ReplayBook:
     """One symbol: the recorded book (``mirror``), the crowd orders standing for it in ``engine``,
     and where our own orders rest (set by the adapter from the venue's answers)."""
 
-    __slots__ = ("engine", "cross", "now_ns", "mirror", "crowd", "ours", "best_ours", "stale", "refused")
+    __slots__ = ("engine", "cross", "now_ns", "mirror", "crowd", "ours", "best_ours", "stale", "refused", "_owners")
 
     def __init__(self, engine: MatchingEngine, cross: CrowdTrade, now_ns: Callable[[], int]) -> None:
         self.engine = engine
@@ -65,6 +67,7 @@ class ReplayBook:
         self.best_ours: dict[Side, Decimal | None] = {BUY: None, SELL: None}
         self.stale: set[Key] = set()
         self.refused = 0  # crowd orders the engine refused (off tick, closed phase): counted
+        self._owners = 0
 
     # ---- our orders ------------------------------------------------------------------------
     def set_ours(self, levels: list[Key]) -> None:
@@ -161,7 +164,7 @@ class ReplayBook:
             for key in better:
                 if key not in self.ours:
                     self._set(key, self.mirror[passive].get(key[1], ZERO))
-        self.cross(aggressor, trade.qty, price, _IOC)
+        self.cross(self._owner(), aggressor, trade.qty, price, _IOC)
         self._forget_dead()
 
     # ---- the engine ----------------------------------------------------------------------------
@@ -192,8 +195,9 @@ class ReplayBook:
                 best[SELL] is not None and price >= best[SELL])  # type: ignore[operator]
             if crosses_us:
                 before = set(engine.resting)
-                self.cross(side, add, price, _DAY)
-                ids.extend(i for i in engine.resting if i not in before and engine.resting[i].owner == CROWD)
+                owner = self._owner()
+                self.cross(owner, side, add, price, _DAY)
+                ids.extend(i for i in engine.resting if i not in before and engine.resting[i].owner == owner)
             else:
                 outcome = engine.submit(CROWD, "", side, add, price, _LIMIT, _DAY, False, self.now_ns())
                 accepted = outcome.events[0]
@@ -220,6 +224,10 @@ class ReplayBook:
             self.crowd[key] = ids
         else:
             self.crowd.pop(key, None)
+
+    def _owner(self) -> str:
+        self._owners += 1
+        return f"{CROWD}-{self._owners}"
 
     def _forget_dead(self) -> None:
         """Drop crowd ids a trade filled completely (kept lists stay short)."""
