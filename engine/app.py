@@ -818,11 +818,12 @@ def summary_table(report: dict[str, Any]) -> str:
 
 def run_config(
     loaded: LoadedConfig, report_path: Path | None = None, on_clock: Callable[[Clock], None] | None = None,
-    *, fresh_account: bool = False, journal_path: Path | None = None,
+    *, fresh_account: bool = False, journal_path: Path | None = None, record_to: Path | None = None,
 ) -> RunResult:
     """Build and run an engine for a loaded config; write the report if asked. ``on_clock`` gets
-    the engine's clock before anything runs (the CLI stamps log lines with engine time)."""
-    engine = Engine(loaded, fresh_account=fresh_account, journal_path=journal_path)
+    the engine's clock before anything runs (the CLI stamps log lines with engine time);
+    ``record_to`` records its market data there (``engine record --out``)."""
+    engine = Engine(loaded, fresh_account=fresh_account, journal_path=journal_path, record_to=record_to)
     if on_clock is not None:
         on_clock(engine.clock)
     result = anyio.run(engine.run, backend="asyncio")
