@@ -2,6 +2,7 @@
 
     engine run CONFIG [--report FILE] [--html FILE] [--speed X] [--seed N] [--log-format human|json]
                       [--journal FILE] [--fresh-account]
+    engine record CONFIG --out DIR [--speed X] [--seed N]
     engine journal inspect JOURNAL [--orders N] [--fills N]
     engine journal export JOURNAL --format csv|parquet [--out PATH]
     engine sandbox VENUE [ARGS...] [--run CONFIG [--report FILE] [--html FILE] [--journal FILE]]
@@ -47,6 +48,7 @@ examples:
   engine report runs/                         every run's day page and one multi-day summary page
   engine run config.yaml --speed 60           one simulated minute per real second
   engine check config.yaml                    validate config and load strategies, no trading
+  engine record config.yaml --out rec         record the venues' market data to Parquet, no trading
   engine halt config.yaml                     kill switch: the running engine cancels all, refuses all
   engine halt config.yaml --reducing          ... or accepts only orders that shrink a position
   engine run config.yaml --fresh-account      start a new paper account (the old journal is moved aside)
@@ -193,6 +195,20 @@ def build_parser() -> argparse.ArgumentParser:
                      "account it holds on its next trading day, or resumes a day left unfinished")
     run.add_argument("--fresh-account", action="store_true", help="start a new account: the existing journal "
                      "(and the paper venue's state) is moved aside as <name>.<time>.bak, never deleted")
+
+    record = sub.add_parser(
+        "record", help="record the market data of CONFIG's venues to Parquet, without trading",
+        description="Connect CONFIG's venues, subscribe to every instrument they list and write every market-data "
+        "event (books as the adapter delivered them, trades, instrument statuses, session changes) to Parquet "
+        "under DIR, partitioned by venue, symbol and date (README \"Recording and replay\"). No strategy runs, "
+        "no order is sent, no journal is kept. Replay it with adapter: replay. Needs pyarrow "
+        "(pip install 'psx-strategy-engine[record]').",
+    )
+    record.add_argument("config", type=Path, metavar="CONFIG")
+    record.add_argument("--out", type=Path, required=True, metavar="DIR", help="the recording's folder "
+                        "(created; a recording already there is added to, never overwritten)")
+    record.add_argument("--speed", type=_speed, metavar="X", help="simulated clock pace (overrides run.speed)")
+    record.add_argument("--seed", type=int, metavar="N", help="seed for the simulated market (overrides run.seed)")
 
     check = sub.add_parser(
         "check", help="validate CONFIG and load its strategies without trading",
@@ -407,6 +423,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    from engine.app import run_config
+    from engine.config import apply_overrides
+    from engine.recording.listen import recording_config
+
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        print(f"engine: --out {out} exists and is not a folder to record into", file=sys.stderr)
+        return 1
+    loaded = apply_overrides(_load(args.config), speed=args.speed, seed=args.seed)
+    try:
+        loaded = recording_config(loaded)
+    except ValueError as exc:
+        print(f"engine: {exc}", file=sys.stderr)
+        return 1
+    cfg = loaded.config
+    setup_logging(cfg.logging.level, cfg.logging.format, Redactor(loaded.secret_values))
+    result = run_config(loaded, None, on_clock=lambda clock: setattr(TIME_FILTER, "clock", clock), record_to=out)
+    return result.exit_code
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from engine.app import run_config
     from engine.config import apply_overrides
@@ -557,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "record":
+            return cmd_record(args)
         if args.command == "check":
             return cmd_check(args)
         if args.command == "halt":
