@@ -7,10 +7,16 @@ end, so a log reads as a few lines and not thousands of redraws.
 
 Callers call :meth:`Progress.advance` as often as they like (per event is fine: it is an integer
 add and a clock read every ``check_every`` calls), then :meth:`Progress.close`.
+
+Inside a run, log lines share the terminal: while a bar is drawn, a filter on the log handlers
+writing to the same stream wipes the bar before each log line (the next advance redraws it), so a
+line never starts in the middle of a bar. With ``log`` given, the plain lines go through that
+logger instead of the stream (engine time stamped, and valid JSON lines with ``--log-format json``).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -42,7 +48,7 @@ class Progress:
 
     def __init__(self, label: str, total: int | None, unit: str = "events", stream: TextIO | None = None,
                  tty: bool | None = None, clock: Callable[[], float] = time.monotonic,
-                 redraw_s: float = 0.1, check_every: int = 256) -> None:
+                 redraw_s: float = 0.1, check_every: int = 256, log: logging.Logger | None = None) -> None:
         self.label = label
         self.total = total if total is None or total > 0 else None
         self.unit = unit
@@ -50,7 +56,8 @@ class Progress:
         self.tty = self._isatty(self.stream) if tty is None else tty
         self.clock = clock
         self.redraw_s = redraw_s
-        self.check_every = max(1, check_every)
+        # a small job still gets each of its tenths: never more than a hundredth between checks
+        self.check_every = max(1, min(check_every, self.total // 100 if self.total else check_every))
         self.done = 0
         self.started = clock()
         self._since_check = 0
@@ -58,6 +65,13 @@ class Progress:
         self._next_tenth = 1  # plain mode: the next tenth of the way to print
         self._closed = False
         self._width = 0
+        self.log = log
+        self._wiper: _WipeBeforeLog | None = None
+        if self.tty:
+            self._wiper = _WipeBeforeLog(self)
+            for handler in logging.getLogger().handlers:
+                if getattr(handler, "stream", None) is self.stream:
+                    handler.addFilter(self._wiper)
 
     @staticmethod
     def _isatty(stream: TextIO) -> bool:
@@ -115,8 +129,19 @@ class Progress:
         self.stream.flush()
 
     def _line(self, now: float) -> None:
+        if self.log is not None:
+            self.log.info("%s", self.line_text(now))
+            return
         self.stream.write(self.line_text(now) + "\n")
         self.stream.flush()
+
+    def wipe(self) -> None:
+        """Clear a drawn bar off its line (before someone else writes there); the next advance
+        that is due redraws it."""
+        if self._width:
+            self.stream.write("\r\x1b[K")
+            self._width = 0
+            self._last_draw = -1e18
 
     def close(self) -> None:
         """The final state: the bar completed and a newline (terminal), or the last plain line."""
@@ -124,6 +149,9 @@ class Progress:
             return
         self._closed = True
         now = self.clock()
+        if self._wiper is not None:
+            for handler in logging.getLogger().handlers:
+                handler.removeFilter(self._wiper)
         if self.tty:
             self._draw_tty(now)
             self.stream.write("\n")
@@ -136,3 +164,15 @@ class Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _WipeBeforeLog(logging.Filter):
+    """On a log handler sharing the bar's stream: wipe the bar before the record is written."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self.progress = progress
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.progress.wipe()
+        return True

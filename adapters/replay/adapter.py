@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -53,10 +54,13 @@ from engine.model import (
     Trade,
     VenueOrder,
 )
+from engine.progress import Progress
 from engine.recording.format import RecordedEvent, read_events, require_pyarrow
 from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
 from engine.venue.clock import NS_PER_S, Clock
 from engine.venue.fees import FeeSchedule
+
+log = logging.getLogger(__name__)
 
 NS_PER_MS = 1_000_000
 #: events this close (simulated time) to the one before are delivered from the same timer
@@ -78,6 +82,8 @@ class ReplayOptions(AdapterOptions):
                                 description="One-way latency: orders to the venue and answers back.")
     fill_model: Literal["queue", "none"] = Field(
         "queue", description="queue: the queue-position model (README); none: orders rest and never fill.")
+    progress: bool = Field(True, description="Progress through the recording: a bar on stderr when it is a "
+                                             "terminal, else a log line at each tenth (engine/progress.py).")
 
     @field_validator("path")
     @classmethod
@@ -127,6 +133,7 @@ class ReplayAdapter(Adapter):
         self.delivered = 0
         self.skipped = 0
         self._timer: Any = None
+        self.progress: Progress | None = None
 
     def _crowd_trader(self, symbol: str) -> Any:
         submit_for = self.sim.submit_for
@@ -150,12 +157,16 @@ class ReplayAdapter(Adapter):
                 continue
             events.append(recorded if source == self.venue else _renamed(recorded, self.venue))
         self.events = events
+        if opts.progress and events:
+            self.progress = Progress(f"replay {self.venue}", len(events), log=log)
         self.sim.start()
         self._schedule()
 
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self.progress is not None:
+            self.progress.close()
         self.sim.stop()
 
     def subscribe(self, symbols: Iterable[str]) -> None:
@@ -216,6 +227,10 @@ class ReplayAdapter(Adapter):
                     break
                 clock.set_time(when)  # type: ignore[attr-defined]
                 now = when
+        if self.progress is not None:
+            self.progress.advance(i - self.position)
+            if i >= n:
+                self.progress.close()
         self.position = i
         self._schedule()
 

@@ -4,6 +4,7 @@ tenth of a second; plain lines at each tenth of the way elsewhere, never a contr
 from __future__ import annotations
 
 import io
+import logging
 
 from engine.progress import Progress
 
@@ -82,3 +83,33 @@ def test_a_stream_without_isatty_is_not_a_terminal() -> None:
 
     assert Progress("x", 1, stream=Bare()).tty is False  # type: ignore[arg-type]
     assert Progress("x", 1, stream=Tty(), tty=False).tty is False
+
+
+def test_a_log_line_never_starts_inside_a_drawn_bar() -> None:
+    stream, clock = Tty(), Clock()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        progress = Progress("replay", 100, stream=stream, clock=clock, check_every=1)
+        progress.advance(50)
+        logging.getLogger("engine.test").warning("a fill")
+        clock.now += 1
+        progress.advance(10)
+        progress.close()
+        assert handler.filters == []  # the wiping filter is removed at close
+    finally:
+        root.removeHandler(handler)
+    text = stream.getvalue()
+    assert "\r\x1b[Ka fill\n\r[" in text  # the bar wiped, the line written, the bar drawn again
+
+
+def test_plain_lines_can_go_through_a_logger(caplog) -> None:
+    clock = Clock()
+    with caplog.at_level(logging.INFO, logger="engine.replay.test"):
+        progress = Progress("replay psx", 10, stream=io.StringIO(), tty=False, clock=clock,
+                            log=logging.getLogger("engine.replay.test"))
+        progress.advance(10)
+        progress.close()
+    assert [r.getMessage().split()[2] for r in caplog.records] == ["100%"]
+    assert progress.stream.getvalue() == ""
