@@ -38,6 +38,7 @@ from engine.recording.format import SESSION_SYMBOL, Writer
 __all__ = ["ImportResult", "import_history", "map_bars", "map_prints"]
 
 KINDS = ("bars", "trades")
+NS_PER_DAY = 86_400 * 1_000_000_000  # partitions are by UTC date (engine.recording.format)
 
 
 @dataclass
@@ -151,11 +152,16 @@ def import_history(paths: Sequence[Path | str], kind: str, out: Path | str, venu
     bar = progress(len(events)) if progress is not None else None
     try:
         writer = Writer(staging, run=run)
+        written: list[Path] = []
+        day_ends = -1
         for seq, timed in enumerate(events, start=1):
+            if timed.ts >= day_ends:  # a new (UTC) date: its partitions are complete, write them
+                written += writer.flush()
+                day_ends = (timed.ts // NS_PER_DAY + 1) * NS_PER_DAY
             writer.add(venue, timed.symbol or SESSION_SYMBOL, seq, timed.ts, timed.event)
             if bar is not None:
                 bar.advance()
-        written = writer.flush()
+        written += writer.flush()
         result.events, result.rows = writer.events, writer.rows
         relative = [path.relative_to(staging) for path in written]
         if not out.exists():
