@@ -237,8 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
         "be read or is not a run report.",
     )
     report.add_argument("report", type=Path, metavar="REPORT_JSON|DIR", help="the JSON run report to draw, or a "
-                        "folder of runs: then each run report in it (recursively) gets its day page beside it "
-                        "(REPORT.html, when missing) and the folder one multi-day summary page (equity curve, "
+                        "folder of runs: then each run report in it (recursively) gets its page beside it "
+                        "(REPORT.html, when missing; a multi-day run also REPORT.<day>.html per day) and the "
+                        "folder one multi-day summary page (equity curve, "
                         "drawdown, PnL per day, fees, every trade; README \"Multi-day reports\")")
     report.add_argument("--html", type=Path, metavar="FILE", help="where to write the page "
                         "(default: REPORT_JSON with .html instead of .json; for a folder DIR/summary.html)")
@@ -523,8 +524,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_report_dir(folder: Path, html: Path | None) -> int:
     """``engine report DIR``: a day page per run that has none, then the multi-day summary page."""
     from engine.outfile import output_target, write_atomic
-    from engine.report.page import write_html
-    from engine.report.summary import RunsError, find_runs, render_summary, summarize
+    from engine.report.summary import RunsError, find_runs, render_summary, summarize, write_pages
 
     out = html if html is not None else folder / "summary.html"
     try:
@@ -536,15 +536,12 @@ def cmd_report_dir(folder: Path, html: Path | None) -> int:
     for line in skipped:
         print(f"engine: skipped {line}", file=sys.stderr)
     for run in runs:
-        if run.page is None:
-            page = run.path.with_suffix(".html")
-            try:
-                write_html(run.report, page)
-            except OSError as exc:
-                print(f"engine: cannot write {page}: {exc.strerror or exc}", file=sys.stderr)
-                return 1
-            run.page = page
-            print(page)
+        try:
+            for page in write_pages(run):
+                print(page)
+        except OSError as exc:
+            print(f"engine: cannot write a page of {run.path}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
     try:
         write_atomic(out, render_summary(summarize(runs), out.absolute().parent))
     except OSError as exc:

@@ -41,14 +41,16 @@ from typing import Any
 
 from engine import __version__
 from engine.journal import Journal, JournalError
+from engine.outfile import write_atomic
 from engine.report.charts import WIDTH, Plot, TimeAxis, figure_html, legend_span, line_key_span, nice_ticks, px
+from engine.report.days import day_reports
 from engine.report.figures import read_timeline
-from engine.report.page import check_report
+from engine.report.page import check_report, render_html, write_html
 from engine.report.sections import report_currency
 from engine.report.style import BUY, CSS, PALETTE, SELL
 from engine.report.text import count_or_zero, decimal_of, esc, fmt_money, fmt_num, parse_ts, time_zone_of
 
-__all__ = ["DaySummary", "Run", "Trade", "find_runs", "render_summary", "summarize"]
+__all__ = ["DaySummary", "Run", "Trade", "day_page_path", "find_runs", "render_summary", "summarize", "write_pages"]
 
 ZERO = Decimal(0)
 
@@ -80,7 +82,8 @@ class Run:
 
     path: Path
     report: dict[str, Any]
-    page: Path | None = None  # its day page, when one was written or found
+    page: Path | None = None  # its own page, when one was written or found
+    day_pages: dict[str, Path] = field(default_factory=dict)  # a multi-day run's page per day
     journal_fills: list[Trade] | None = None
     journal_note: str = ""
 
@@ -150,6 +153,7 @@ def find_runs(folder: Path) -> tuple[list[Run], list[str]]:
         run = Run(path, report)
         html = path.with_suffix(".html")
         run.page = html if html.is_file() else None
+        run.day_pages = {day: p for day in run.days if (p := day_page_path(run, day)).is_file()}
         _attach_journal(run)
         runs.append(run)
     if not runs:
@@ -157,6 +161,36 @@ def find_runs(folder: Path) -> tuple[list[Run], list[str]]:
                         + (f"; skipped: {'; '.join(skipped)}" if skipped else ""))
     runs.sort(key=lambda r: (_first_day(r), str(r.path)))
     return runs, skipped
+
+
+def day_page_path(run: Run, day: str) -> Path:
+    """Where the page of one day of a multi-day run goes: ``RUN.<day>.html`` beside its report."""
+    return run.path.with_name(f"{run.path.stem}.{day}.html")
+
+
+def write_pages(run: Run) -> list[Path]:
+    """The run's own page and, for a multi-day run, a page per day (:mod:`engine.report.days`),
+    each written only when missing (an existing page is the run's, maybe written with its secrets'
+    redaction: never replaced). Returns the pages written."""
+    written = []
+    if run.page is None:
+        run.page = run.path.with_suffix(".html")
+        write_html(run.report, run.page)
+        written.append(run.page)
+    slices = day_reports(run.report)
+    for n, (day, report) in enumerate(slices, start=1):
+        if day in run.day_pages:
+            continue
+        path = day_page_path(run, day)
+        note = (f'<p class="note">Day {n} of {len(slices)} of the run <a href="{esc(run.page.name)}">'
+                f"{esc(run.path.name)}</a>: charts, fills, rejects, PnL and positions are this day's (PnL and "
+                "positions at its close); orders, fees, events and the account are the run's, on its page"
+                + (" and here, its last day" if n == len(slices) else "") + ".</p>")
+        page = render_html(report).replace("</header>", "</header>" + note, 1)
+        write_atomic(path, page)
+        run.day_pages[day] = path
+        written.append(path)
+    return written
 
 
 def _journal_candidates(run: Run) -> list[Path]:
@@ -388,15 +422,17 @@ def _day_bars(summary: Summary, currency: str) -> str:
     return figure_html(f"PnL per day ({currency})", "", svg, "per-day")
 
 
-def _href(run: Run, out_dir: Path) -> str:
-    return Path(os.path.relpath(run.page, out_dir)).as_posix() if run.page is not None else ""
+def _href(day: DaySummary, out_dir: Path) -> str:
+    """The day's own page, else its run's page, relative to the summary's folder."""
+    page = day.run.day_pages.get(day.day) or day.run.page
+    return Path(os.path.relpath(page, out_dir)).as_posix() if page is not None else ""
 
 
 def _days_table(summary: Summary, out_dir: Path) -> str:
     rows = []
     in_run = '<span class="muted">in run</span>'
     for d in summary.days:
-        href = _href(d.run, out_dir)
+        href = _href(d, out_dir)
         name = esc(d.run.path.name)
         link = f'<a href="{esc(href)}">{name}</a>' if href else name
         rows.append(f"<tr><td>{esc(d.day)}</td><td class=\"n\">{fmt_money(d.pnl)}</td>"

@@ -1,6 +1,7 @@
 """Outside history all the way through: the shipped PSX daily sample imported (``engine data
 import``), replayed by the replay adapter over three days with a strategy that trades, the
-replay's progress in the log, and ``engine report DIR`` drawing the day page and the summary."""
+replay's progress in the log, and ``engine report DIR`` drawing the run's page, a page for each
+replayed day and the summary."""
 
 from __future__ import annotations
 
@@ -75,4 +76,10 @@ def test_imported_bars_replay_through_the_engine_and_report(tmp_path: Path) -> N
     page = (tmp_path / "runs" / "summary.html").read_text()
     assert re.findall(r'<tr><td>(\d{4}-\d\d-\d\d)</td>', page) == report["trading_days"]
     assert page.count('<td class="pos">buy</td>') == 3  # the journal's fills, one a day
-    assert (tmp_path / "runs" / "days.html").is_file()
+    assert drawn.stdout.split() == [f"runs/{name}.html" for name in (
+        "days", "days.2026-11-02", "days.2026-11-03", "days.2026-11-04", "summary")]  # every replayed day
+    assert re.findall(r'<a href="(days\.[\d-]+\.html)">', page) == [
+        "days.2026-11-02.html", "days.2026-11-03.html", "days.2026-11-04.html"]
+    second = (tmp_path / "runs" / "days.2026-11-03.html").read_text()
+    assert "Day 2 of 3 of the run" in second and re.search(r'<div class="k">fills</div><div class="v">1</div>',
+                                                           second)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.report.summary import RunsError, find_runs, render_summary, summarize
+from engine.report.summary import RunsError, find_runs, render_summary, summarize, write_pages
 
 D = Decimal
 
@@ -153,3 +153,29 @@ def test_a_folder_without_runs_says_so(tmp_path: Path) -> None:
         find_runs(tmp_path)
     with pytest.raises(RunsError, match="is not a folder of runs"):
         find_runs(tmp_path / "missing")
+
+
+def test_a_multi_day_run_gets_a_page_per_day(tmp_path: Path) -> None:
+    three_runs(tmp_path)
+    runs, _ = find_runs(tmp_path)
+    multi = runs[2]
+    multi.report["timeline"]["fills"] = [fill("2026-11-25T10:00:00.000+05:00", "buy", "5", "186.10"),
+                                         fill("2026-11-26T10:00:00.000+05:00", "sell", "5", "186.20")]
+    multi.report["timeline"]["rejects"] = [{"ts": "2026-11-26T11:00:00.000+05:00", "strategy": "mm", "code": 2003}]
+    multi.report["orders"] = {"submitted": 9, "filled": 2}
+    written = write_pages(multi)
+    assert written == [tmp_path / "c-days34.2026-11-25.html", tmp_path / "c-days34.2026-11-26.html"]  # run page kept
+    first, last = (p.read_text() for p in written)
+    assert "<h1>Run report: 2026-11-25</h1>" in first and "Day 1 of 2 of the run" in first
+    assert '<a href="c-days34.html">c-days34.json</a>' in first
+    cards = dict(re.findall(r'<div class="k">(.*?)</div><div class="v">(.*?)</div>', first))
+    assert cards["PnL"] == '<span class="neg">-150.00</span>'  # the account at day 1's close, as sampled
+    assert cards["fills"] == "1" and cards["orders"] == "— filled"  # the run's counts are not split
+    assert "2026-11-26" not in first.split("</header>", 1)[1].split("<footer>")[0].replace("2026-11-25", "")
+    cards = dict(re.findall(r'<div class="k">(.*?)</div><div class="v">(.*?)</div>', last))
+    assert cards["PnL"] == '<span class="neg">-130.00</span>' and cards["orders"] == "2 filled"  # the last day
+    assert cards["rejects"] == "1" and "its last day" in last
+    assert write_pages(multi) == []  # pages there are kept
+    assert summarize([multi]) and multi.day_pages["2026-11-25"] == written[0]
+    page = render_summary(summarize(runs), tmp_path)
+    assert '<a href="c-days34.2026-11-26.html">c-days34.json</a>' in page  # the days table links the day page
