@@ -333,10 +333,10 @@ def summarize(runs: list[Run]) -> Summary:
         offset += run.pnl - start
         previous = run
     equity = peak = ZERO
-    for day in summary.days:
-        equity += day.pnl
+    for row in summary.days:
+        equity += row.pnl
         peak = max(peak, equity)
-        day.equity, day.drawdown = equity, equity - peak
+        row.equity, row.drawdown = equity, equity - peak
     peak, worst = ZERO, ZERO
     for _, equity in summary.curve:
         peak = max(peak, equity)
