@@ -51,6 +51,10 @@ PRINT_OPTIONAL = ("side", "trade_id")
 PSX_TZ = ZoneInfo("Asia/Karachi")
 _SYMBOL = re.compile(r"^[A-Za-z0-9._\-]+$")  # what a recording partition can be named
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+#: the recording keeps a number as an int64 coefficient (engine.recording.format): 18 digits always fit
+MAX_DIGITS = 18
+#: the recording's times are int64 ns since 1970, which end in 2262
+FIRST_DAY, LAST_DAY = dt.date(1970, 1, 2), dt.date(2261, 12, 31)
 
 
 class CsvInputError(ValueError):
@@ -155,9 +159,12 @@ class _Rows:
         if not _PLAIN_NUMBER.match(value):
             raise self.fail(line, name, f"{value!r} is not a plain decimal number")
         try:
-            return Decimal(value)
+            number = Decimal(value)
         except InvalidOperation:  # pragma: no cover - the pattern admits only what Decimal reads
             raise self.fail(line, name, f"{value!r} is not a number") from None
+        if len(number.as_tuple().digits) > MAX_DIGITS:
+            raise self.fail(line, name, f"{value!r} has more than {MAX_DIGITS} digits")
+        return number
 
     def price(self, line: int, row: list[str], name: str, tick: Decimal) -> Decimal:
         value = self.number(line, row, name)
@@ -205,6 +212,8 @@ def read_bars(path: Path | str, tick_size: Decimal = Decimal("0.01")) -> Table:
             day = dt.date.fromisoformat(text)
         except ValueError:
             raise rows.fail(line, "date", f"{text!r} is not a date YYYY-MM-DD") from None
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise rows.fail(line, "date", f"{day} is outside {FIRST_DAY} to {LAST_DAY}")
         symbol = rows.symbol(line, row)
         o, h, lo, c = (rows.price(line, row, name, tick_size) for name in ("open", "high", "low", "close"))
         if h < max(o, c, lo):
@@ -219,6 +228,10 @@ def read_bars(path: Path | str, tick_size: Decimal = Decimal("0.01")) -> Table:
         seen[(symbol, day)] = line
         bars.append(Bar(line, day, symbol, o, h, lo, c, volume, ldcp))
     return Table(bars, rows.ignored, {name: i + 1 for name, i in rows.index.items()})
+
+
+def _ns(day: dt.date) -> int:
+    return (day - dt.date(1970, 1, 1)).days * 86_400 * 1_000_000_000
 
 
 def _time_ns(text: str, tz: dt.tzinfo) -> int:
@@ -242,6 +255,8 @@ def read_prints(path: Path | str, tick_size: Decimal = Decimal("0.01"),
             ts = _time_ns(text, tz)
         except ValueError:
             raise rows.fail(line, "time", f"{text!r} is not an ISO 8601 time") from None
+        if not _ns(FIRST_DAY) <= ts < _ns(LAST_DAY):
+            raise rows.fail(line, "time", f"{text!r} is outside {FIRST_DAY} to {LAST_DAY}")
         symbol = rows.symbol(line, row)
         price = rows.price(line, row, "price", tick_size)
         qty = rows.count(line, row, "qty", positive=True)

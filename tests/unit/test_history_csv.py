@@ -78,6 +78,9 @@ def test_prints_read_with_and_without_offset(tmp_path: Path) -> None:
     ("2026-11-02,OGDC,109.29,109.54,107.56,108.40,1.5", ":2:7", "volume: 1.5 is not a whole number >= 0"),
     ("2026-11-02,OGDC,109.29,109.54,107.56,108.40,-3", ":2:7", "volume: -3 is not a whole number"),
     ('2026-11-02,OGDC,109.29,109.54,107.56,108.40,"1,200"', ":2:7", "volume: '1,200' is not a plain decimal"),
+    ("2026-11-02,OGDC,109.29,109.54,107.56,108.40,1234567890123456789", ":2:7",
+     "volume: '1234567890123456789' has more than 18 digits"),
+    ("9999-11-02,OGDC,109.29,109.54,107.56,108.40,1", ":2:1", "date: 9999-11-02 is outside 1970-01-02 to 2261-12-31"),
     ("2026-11-02,OGDC,109.29,109.54,107.56,108.40,1\n2026-11-02,OGDC,109.29,109.54,107.56,108.40,1",
      ":3:1", "date: a second bar for OGDC on 2026-11-02 (the first is on line 2)"),
 ])
@@ -113,6 +116,7 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize("row, where, says", [
     ("yesterday,OGDC,109.30,100,,", ":2:1", "time: 'yesterday' is not an ISO 8601 time"),
     ("2026-11-02T10:00:00+05:00,OGDC,109.30,0,,", ":2:4", "qty: 0 is not a whole number > 0"),
+    ("2300-01-01T10:00:00+05:00,OGDC,109.30,10,,", ":2:1", "time: '2300-01-01T10:00:00+05:00' is outside"),
     ("2026-11-02T10:00:00+05:00,OGDC,109.301,10,,", ":2:3", "price: 109.301 is not on the tick"),
     ("2026-11-02T10:00:00+05:00,OGDC,109.30,10,short,", ":2:5", "side: 'short' is not buy, sell or empty"),
     ("2026-11-02T10:00:00+05:00,OGDC,109.30,10,,a\n2026-11-02T10:00:01+05:00,OGDC,109.30,10,,a", ":3:6",
