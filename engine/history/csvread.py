@@ -3,7 +3,8 @@
 Both are UTF-8 (a byte-order mark is allowed), comma-separated, one header line naming the
 columns (any order, any case, surrounding spaces ignored). Columns not listed here are ignored
 and named in the import's summary. Numbers are plain decimals (``187.50``, ``1200``): no
-thousands separators, no exponents, so an amount is read exactly as written.
+thousands separators, no exponents, at most 18 digits (what the recording holds exactly), so an
+amount is read exactly as written. Days and times fall between 1970 and 2261 (int64 ns).
 
 Daily bars (``--kind bars``)::
 
