@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     halt.add_argument("--reducing", action="store_true", help="reducing instead of halted")
 
     report = sub.add_parser(
-        "report", help="draw a JSON run report as a self-contained HTML page",
+        "report", help="draw a JSON run report (or a folder of runs) as self-contained HTML pages",
         description="Read a JSON run report (engine run --report FILE) and write it as one self-contained HTML "
         "page: summary tables, PnL and positions over time per strategy, the price path per instrument with "
         "the fills and the circuit band, rejects by code, session phases shaded. The page loads nothing from "
@@ -354,8 +354,14 @@ def cmd_data(args: argparse.Namespace) -> int:
     from engine.history.importer import import_history
     from engine.progress import Progress
 
+    from engine.sessions import shipped_profiles
+
     if args.levels < 1 or args.half_spread < 1:
         print("engine: --levels and --half-spread must be at least 1", file=sys.stderr)
+        return 2
+    if args.sessions not in shipped_profiles():
+        print(f"engine: --sessions {args.sessions}: unknown profile (known: {', '.join(sorted(shipped_profiles()))})",
+              file=sys.stderr)
         return 2
     shape = BookShape(args.tick_size, args.half_spread, args.levels, args.level_qty, args.steps)
     try:

@@ -150,3 +150,10 @@ def test_cli_names_the_bad_cell_and_exits_1(tmp_path: Path, capsys: pytest.Captu
     err = capsys.readouterr().err
     assert f"{bad}:2:4: high: 4.00 is below" in err and "nothing imported" in err
     assert not (tmp_path / "rec").exists()
+
+
+def test_cli_refuses_an_unknown_session_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "import", str(SAMPLE), "--kind", "bars", "--out", str(tmp_path / "rec"),
+                 "--sessions", "nope"]) == 2
+    assert "--sessions nope: unknown profile (known: broker-doc" in capsys.readouterr().err
+    assert not (tmp_path / "rec").exists()
