@@ -353,7 +353,6 @@ def cmd_data(args: argparse.Namespace) -> int:
     from engine.history.csvread import CsvInputError
     from engine.history.importer import import_history
     from engine.progress import Progress
-
     from engine.sessions import shipped_profiles
 
     if args.levels < 1 or args.half_spread < 1:
