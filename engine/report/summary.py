@@ -53,6 +53,8 @@ from engine.report.text import count_or_zero, decimal_of, esc, fmt_money, fmt_nu
 __all__ = ["DaySummary", "Run", "Trade", "day_page_path", "find_runs", "render_summary", "summarize", "write_pages"]
 
 ZERO = Decimal(0)
+#: rows of the trades list: ~300 bytes each, so the page stays a few MB whatever the folder holds
+MAX_TRADES = 10_000
 
 
 class RunsError(Exception):
@@ -122,6 +124,7 @@ class Summary:
     trades: list[Trade] = field(default_factory=list)
     trades_note: str = ""
     max_drawdown: Decimal = ZERO
+    fees: Decimal = ZERO  # every run's own fees (a multi-day run's too, when its days cannot say)
     phases: list[dict[str, Any]] = field(default_factory=list)
     tz: dt.tzinfo | None = None
 
@@ -319,6 +322,11 @@ def summarize(runs: list[Run]) -> Summary:
                          + (f"; {dropped} fills left out by the timeline" if dropped else "") + ")")
         summary.trades += trades
         split = _split_days(run, samples, start, tz)
+        if run.journal_fills is not None:
+            summary.fees += sum((t.fee or ZERO for t in run.journal_fills), ZERO)
+        else:
+            summary.fees += run.total("fees") - (previous.total("fees") if continued and previous is not None
+                                                 else ZERO)
         for day, pnl in split:
             if run.journal_fills is not None:
                 of_day = [t for t in run.journal_fills if t.day == day]
@@ -446,8 +454,12 @@ def _days_table(summary: Summary, out_dir: Path) -> str:
 
 
 def _trades_table(summary: Summary) -> str:
-    trades = summary.trades
+    trades = summary.trades[:MAX_TRADES]
     note = f'<p class="note">Trades of {esc(summary.trades_note)}.</p>' if summary.trades_note else ""
+    if len(summary.trades) > MAX_TRADES:
+        note += (f'<p class="note">The first {fmt_num(MAX_TRADES)} of {fmt_num(len(summary.trades))} fills (the page '
+                 "stays small enough to open); <code>engine journal export JOURNAL --format csv</code> lists every "
+                 "one.</p>")
     if not trades:
         return f'<h2 id="trades">Trades</h2>{note}<p class="muted">No fills.</p>'
     rows = "".join(
@@ -456,7 +468,7 @@ def _trades_table(summary: Summary) -> str:
         f'<td class="{"pos" if t.side == "buy" else "neg"}">{esc(t.side)}</td><td class="n">{fmt_num(t.qty)}</td>'
         f'<td class="n">{fmt_num(t.price)}</td><td class="n">{fmt_num(t.fee) if t.fee is not None else ""}</td>'
         f"<td>{esc(t.liquidity)}</td></tr>" for t in trades)
-    return (f'<h2 id="trades">Trades</h2>{note}<details open><summary>{fmt_num(len(trades))} fills</summary>'
+    return (f'<h2 id="trades">Trades</h2>{note}<details open><summary>{fmt_num(len(summary.trades))} fills</summary>'
             '<table class="trades"><tr><th>time</th><th>strategy</th><th>venue</th><th>symbol</th><th>side</th>'
             '<th class="n">qty</th><th class="n">price</th><th class="n">fee</th><th>liquidity</th></tr>'
             f"{rows}</table></details>")
@@ -467,7 +479,7 @@ def render_summary(summary: Summary, out_dir: Path) -> str:
     runs, days = summary.runs, summary.days
     currency = report_currency(runs[0].report)
     pnl = sum((d.pnl for d in days), ZERO)
-    fees = sum((d.fees for d in days if d.fees is not None), ZERO)
+    fees = summary.fees
     fills = sum(count_or_zero(r.report.get("fills")) for r in runs)  # a report's fills are its run's own
     winning = sum(1 for d in days if d.pnl > 0)
     first, last = (days[0].day, days[-1].day) if days else ("", "")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.report import summary as summary_module
 from engine.report.summary import RunsError, find_runs, render_summary, summarize, write_pages
 
 D = Decimal
@@ -118,6 +119,7 @@ def test_the_page_has_every_section_and_no_script(tmp_path: Path) -> None:
     assert page.count('class="day-break"') >= 3  # the nights between the four days are cut out
     cards = dict(re.findall(r'<div class="k">(.*?)</div><div class="v">(.*?)</div>', page))
     assert cards["PnL"] == '<span class="neg">-130.00</span>'
+    assert cards["fees"] == "20.00"  # 5.00 + 7.50 + the two-day run's 7.50 = the last report's account fees
     assert cards["worst drawdown"] == '<span class="neg">-350.00</span>' and cards["winning days"] == "3 / 4"
     days_table = page[page.index('<table class="days">'):page.index("</table>", page.index('<table class="days">'))]
     assert days_table.count("<tr>") == 5
@@ -179,3 +181,12 @@ def test_a_multi_day_run_gets_a_page_per_day(tmp_path: Path) -> None:
     assert summarize([multi]) and multi.day_pages["2026-11-25"] == written[0]
     page = render_summary(summarize(runs), tmp_path)
     assert '<a href="c-days34.2026-11-26.html">c-days34.json</a>' in page  # the days table links the day page
+
+
+def test_a_long_trades_list_is_cut_and_says_where_the_rest_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    three_runs(tmp_path)
+    monkeypatch.setattr(summary_module, "MAX_TRADES", 1)
+    page = render_summary(summarize(find_runs(tmp_path)[0]), tmp_path)
+    trades = page[page.index('<h2 id="trades">'):]
+    assert "The first 1 of 2 fills" in trades and "engine journal export" in trades
+    assert trades.count("<tr>") == 2 and "<summary>2 fills</summary>" in trades
