@@ -12,9 +12,9 @@ same SVG kit, no JavaScript, nothing loaded from anywhere):
 - the drawdown under it: equity minus its running peak;
 - PnL per day as bars, and a table per day (PnL, fees, fills, equity and drawdown at the close,
   a link to the run's day page);
-- the trades: every fill, from the journal (exact, with its fee) when the run's journal is found,
-  else from the report's timeline (no fee; a long run's timeline may have left some out, and the
-  page says so).
+- the trades: every fill (the first :data:`MAX_TRADES`), from the journal (exact, with its fee)
+  when the run's journal is found, else from the report's timeline (no fee; a long run's timeline
+  may have left some out, and the page says so).
 
 Amounts are the reports' exact decimals, summed as Decimal; floats only place SVG coordinates.
 
