@@ -365,7 +365,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     shape = BookShape(args.tick_size, args.half_spread, args.levels, args.level_qty, args.steps)
     try:
         result = import_history(args.files, args.kind, args.out, args.venue, shape, args.sessions, args.replace,
-                                progress=lambda total: Progress("import", total))
+                                progress=lambda label, total, unit: Progress(label, total, unit))
     except CsvInputError as exc:
         print(f"engine: {exc}", file=sys.stderr)
         print("engine: nothing imported", file=sys.stderr)

@@ -48,7 +48,8 @@ class Progress:
 
     def __init__(self, label: str, total: int | None, unit: str = "events", stream: TextIO | None = None,
                  tty: bool | None = None, clock: Callable[[], float] = time.monotonic,
-                 redraw_s: float = 0.1, check_every: int = 256, log: logging.Logger | None = None) -> None:
+                 redraw_s: float = 0.1, check_every: int = 256, log: logging.Logger | None = None,
+                 quiet_s: float = 1.0) -> None:
         self.label = label
         self.total = total if total is None or total > 0 else None
         self.unit = unit
@@ -56,6 +57,7 @@ class Progress:
         self.tty = self._isatty(self.stream) if tty is None else tty
         self.clock = clock
         self.redraw_s = redraw_s
+        self.quiet_s = quiet_s  # plain mode: a job done sooner prints only its last line
         # a small job still gets each of its tenths: never more than a hundredth between checks
         self.check_every = max(1, min(check_every, self.total // 100 if self.total else check_every))
         self.done = 0
@@ -99,7 +101,9 @@ class Progress:
             tenth = self.done * 10 // self.total
             if tenth >= self._next_tenth and tenth < 10:
                 self._next_tenth = tenth + 1
-                self._line(self.clock())
+                now = self.clock()
+                if now - self.started >= self.quiet_s:
+                    self._line(now)
 
     def line_text(self, now: float) -> str:
         """The status text (without a bar): count, percentage, rate, time left."""

@@ -38,10 +38,16 @@ import csv
 import datetime as dt
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from engine.progress import Progress
+
+#: makes the progress of reading one file: (label, total lines, unit) -> Progress
+ProgressFactory = Callable[[str, int, str], Progress]
 
 __all__ = ["Bar", "CsvInputError", "Print", "Table", "read_bars", "read_prints", "BAR_COLUMNS", "PRINT_COLUMNS"]
 
@@ -98,8 +104,10 @@ class Print:
 class _Rows:
     """The rows of one CSV file with the header resolved: ``cell(row, name)`` and located errors."""
 
-    def __init__(self, path: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> None:
+    def __init__(self, path: Path, required: tuple[str, ...], optional: tuple[str, ...],
+                 progress: ProgressFactory | None = None) -> None:
         self.path = path
+        self.progress: Progress | None = None
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -111,6 +119,9 @@ class _Rows:
             column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
             raise CsvInputError(path, line, None, f"not UTF-8 text (byte {column} of the line)") from None
         self.reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        if progress is not None:
+            lines = text.count("\n") + (0 if text.endswith("\n") else 1) - 1  # rows after the header
+            self.progress = progress(f"read {path.name}", max(lines, 1), "rows")
         try:
             header = next(self.reader, None)
         except csv.Error as exc:
@@ -132,13 +143,18 @@ class _Rows:
         self.width = len(header)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
+        bar = self.progress
         while True:
             try:
                 row = next(self.reader)
             except StopIteration:
+                if bar is not None:
+                    bar.close()
                 return
             except csv.Error as exc:
                 raise CsvInputError(self.path, self.reader.line_num, None, f"not CSV: {exc}") from None
+            if bar is not None:
+                bar.advance()
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # a blank line
             if len(row) != self.width:
@@ -202,9 +218,9 @@ class Table:
         return CsvInputError(path, line, self.columns.get(column), f"{column}: {message}")
 
 
-def read_bars(path: Path | str, tick_size: Decimal = Decimal("0.01")) -> Table:
-    """Every bar of a daily OHLCV file (module docstring)."""
-    rows = _Rows(Path(path), BAR_COLUMNS, BAR_OPTIONAL)
+def read_bars(path: Path | str, tick_size: Decimal = Decimal("0.01"), progress: ProgressFactory | None = None) -> Table:
+    """Every bar of a daily OHLCV file (module docstring); ``progress`` shows the reading."""
+    rows = _Rows(Path(path), BAR_COLUMNS, BAR_OPTIONAL, progress)
     bars: list[Bar] = []
     seen: dict[tuple[str, dt.date], int] = {}
     for line, row in rows:
@@ -243,11 +259,11 @@ def _time_ns(text: str, tz: dt.tzinfo) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
-def read_prints(path: Path | str, tick_size: Decimal = Decimal("0.01"),
-                tz: dt.tzinfo = PSX_TZ) -> Table:
-    """Every print of a trade-prints file (module docstring)."""
+def read_prints(path: Path | str, tick_size: Decimal = Decimal("0.01"), tz: dt.tzinfo = PSX_TZ,
+                progress: ProgressFactory | None = None) -> Table:
+    """Every print of a trade-prints file (module docstring); ``progress`` shows the reading."""
     path = Path(path)
-    rows = _Rows(path, PRINT_COLUMNS, PRINT_OPTIONAL)
+    rows = _Rows(path, PRINT_COLUMNS, PRINT_OPTIONAL, progress)
     prints: list[Print] = []
     ids: dict[tuple[str, str], int] = {}
     for line, row in rows:

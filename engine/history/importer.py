@@ -25,14 +25,13 @@ import datetime as dt
 import hashlib
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 from engine.history.bars import BookShape, Timed, bar_events, print_events, schedule_for, session_events
-from engine.history.csvread import Bar, CsvInputError, Print, read_bars, read_prints
-from engine.progress import Progress
+from engine.history.csvread import Bar, CsvInputError, Print, ProgressFactory, read_bars, read_prints
 from engine.recording.format import SESSION_SYMBOL, Writer
 
 __all__ = ["ImportResult", "import_history", "map_bars", "map_prints"]
@@ -125,11 +124,11 @@ def _digest(paths: Sequence[Path], kind: str, venue: str, shape: BookShape, prof
 
 def import_history(paths: Sequence[Path | str], kind: str, out: Path | str, venue: str = "psx",
                    shape: BookShape | None = None, profile: str = "broker-doc", replace: bool = False,
-                   progress: Callable[[int], Progress] | None = None) -> ImportResult:
+                   progress: ProgressFactory | None = None) -> ImportResult:
     """Read ``paths`` (all of one ``kind``: bars or trades), map them and write the recording
     under ``out`` (module docstring). Raises CsvInputError for bad input, FileExistsError for a
     file already imported, OSError for a write that failed (nothing left behind). ``progress``
-    makes the bar for the number of events to write."""
+    makes a bar for reading each file (lines) and one for writing (events)."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
     shape = shape or BookShape()
@@ -137,10 +136,10 @@ def import_history(paths: Sequence[Path | str], kind: str, out: Path | str, venu
     out = Path(out)
     result = ImportResult(out)
     if kind == "bars":
-        tables = [(path, read_bars(path, shape.tick)) for path in files]
+        tables = [(path, read_bars(path, shape.tick, progress=progress)) for path in files]
         events = map_bars([(p, t.rows, t.columns) for p, t in tables], venue, shape, profile)
     else:
-        tables = [(path, read_prints(path, shape.tick)) for path in files]
+        tables = [(path, read_prints(path, shape.tick, progress=progress)) for path in files]
         events = map_prints([(p, t.rows, t.columns) for p, t in tables], venue, shape, profile)
     result.ignored = {str(p): t.ignored for p, t in tables if t.ignored}
     if out.exists() and not out.is_dir():
@@ -149,7 +148,7 @@ def import_history(paths: Sequence[Path | str], kind: str, out: Path | str, venu
     staging_parent = out if out.is_dir() else out.absolute().parent
     staging_parent.mkdir(parents=True, exist_ok=True)
     staging = staging_parent / f".{out.name}.{run}.{os.getpid()}.tmp"
-    bar = progress(len(events)) if progress is not None else None
+    bar = progress("write", len(events), "events") if progress is not None else None
     try:
         writer = Writer(staging, run=run)
         written: list[Path] = []

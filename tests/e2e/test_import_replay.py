@@ -49,7 +49,8 @@ def test_imported_bars_replay_through_the_engine_and_report(tmp_path: Path) -> N
                                "--steps", "10"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert imported.returncode == 0, imported.stderr
     assert "3 symbols (MEBL, OGDC, SYS), 10 days" in imported.stdout
-    assert "import: 100%" in imported.stderr and "\r" not in imported.stderr  # a pipe: plain lines
+    assert "read psx-daily-sample.csv: 100% 30/30 rows" in imported.stderr
+    assert "write: 100%" in imported.stderr and "\r" not in imported.stderr  # a pipe: plain lines
 
     (tmp_path / "buyer.py").write_text(DAILY_BUYER)
     config = {

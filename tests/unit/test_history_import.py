@@ -121,17 +121,21 @@ def test_a_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monke
     assert list(tmp_path.iterdir()) == []
 
 
-def test_progress_counts_every_event(tmp_path: Path) -> None:
+def test_progress_counts_every_line_read_and_event_written(tmp_path: Path) -> None:
     stream = io.StringIO()
-    made: list[Progress] = []
+    made: dict[str, Progress] = {}
 
-    def bar(total: int) -> Progress:
-        made.append(Progress("import", total, stream=stream, tty=False))
-        return made[0]
+    def bar(label: str, total: int, unit: str) -> Progress:
+        made[label] = Progress(label, total, unit, stream=stream, tty=False)
+        return made[label]
 
     result = import_history([SAMPLE], "bars", tmp_path / "rec", progress=bar)
-    assert made[0].done == result.events == made[0].total
-    assert stream.getvalue().splitlines()[-1].startswith(f"import: 100% {result.events:,}/{result.events:,} events")
+    assert list(made) == ["read psx-daily-sample.csv", "write"]
+    assert made["read psx-daily-sample.csv"].done == 30 == made["read psx-daily-sample.csv"].total  # rows
+    assert made["write"].done == result.events == made["write"].total
+    lines = stream.getvalue().splitlines()
+    assert lines[-1].startswith(f"write: 100% {result.events:,}/{result.events:,} events")
+    assert lines[0].startswith("read psx-daily-sample.csv: 100% 30/30 rows")  # quick: only the last line
 
 
 def test_cli_imports_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,7 +24,7 @@ class Tty(io.StringIO):
 
 def test_not_a_terminal_prints_a_plain_line_per_tenth_and_a_last_one() -> None:
     stream, clock = io.StringIO(), Clock()
-    progress = Progress("import", 1000, stream=stream, clock=clock, check_every=1)
+    progress = Progress("import", 1000, stream=stream, clock=clock, check_every=1, quiet_s=0)
     for _ in range(1000):
         clock.now += 0.001
         progress.advance()
@@ -34,6 +34,16 @@ def test_not_a_terminal_prints_a_plain_line_per_tenth_and_a_last_one() -> None:
     assert [line.split()[1] for line in lines] == [f"{p}%" for p in range(10, 100, 10)] + ["100%"]
     assert lines[0] == "import: 10% 100/1,000 events 1,000/s ETA 0:01"
     assert lines[-1] == "import: 100% 1,000/1,000 events 1,000/s in 0:01"
+
+
+def test_a_job_done_within_a_second_prints_only_its_last_line() -> None:
+    stream, clock = io.StringIO(), Clock()
+    progress = Progress("read x.csv", 30, "rows", stream=stream, clock=clock, check_every=1)
+    for _ in range(30):
+        clock.now += 0.01
+        progress.advance()
+    progress.close()
+    assert stream.getvalue() == "read x.csv: 100% 30/30 rows 100/s in 0:00\n"
 
 
 def test_a_terminal_gets_one_line_redrawn_in_place_at_most_ten_times_a_second() -> None:
