@@ -21,7 +21,9 @@ Decisions where the issue is silent:
   never refused for a size the config's lot does not divide; it has no circuit band of its own
   (the gate's is the one), and a recorded closing price becomes the venue's for post-close.
 - Events for instruments the config does not list are skipped and counted (``skipped`` in
-  ``describe``).
+  ``describe``). Events of days before the clock's day at connect are history (a run continuing
+  its journal's account starts on the next day): skipped and counted (``before_start``); the
+  day's events before the clock (snapshots taken before the first phase) are delivered at once.
 """
 
 from __future__ import annotations
@@ -126,6 +128,7 @@ class ReplayAdapter(Adapter):
         self.position = 0
         self.delivered = 0
         self.skipped = 0
+        self.before_start = 0  # events of days before the run's first: history to a continued account
         self._timer: Any = None
 
     def _crowd_trader(self, symbol: str) -> Any:
@@ -135,6 +138,11 @@ class ReplayAdapter(Adapter):
             submit_for(owner, "", symbol, side, qty, price, OrderType.LIMIT, tif)
         return trade
 
+    def set_state_path(self, path: Path) -> None:
+        """The venue's side of the account on disk, as the paper venue keeps it: a replay continued
+        the next day (the journal's account) meets the venue it left, exec and order ids unique."""
+        self.sim.set_state_path(path)
+
     # ---- lifecycle -------------------------------------------------------------------------
     async def connect(self) -> None:
         """Read the recording (the whole selection, sorted: the replay's start-up cost), start
@@ -142,11 +150,18 @@ class ReplayAdapter(Adapter):
         opts = self.replay_options
         symbols = opts.symbols if opts.symbols is not None else list(self.instruments)
         source = opts.venue or self.venue
+        # a run continuing its journal's account starts on a later day: earlier days are history.
+        # Today's events before the clock (snapshots taken before the run's first phase) come at once
+        now = self.clock.now()
+        today_ns = int(dt.datetime.combine(now.date(), dt.time(), tzinfo=now.tzinfo).timestamp()) * NS_PER_S
         events = []
         for recorded in read_events(opts.path, venues=[source], symbols=symbols, start=opts.from_, end=opts.to,
                                     sessions=False):
             if recorded.symbol not in self.instruments:
                 self.skipped += 1
+                continue
+            if recorded.recv_ns < today_ns:
+                self.before_start += 1
                 continue
             events.append(recorded if source == self.venue else _renamed(recorded, self.venue))
         self.events = events
@@ -167,7 +182,8 @@ class ReplayAdapter(Adapter):
         return {"name": self.name, "venue": self.venue, "path": str(opts.path), "source": opts.venue or self.venue,
                 "from": str(opts.from_ or ""), "to": str(opts.to or ""), "latency_ms": str(opts.latency_ms),
                 "fill_model": opts.fill_model, "events": len(self.events), "delivered": self.delivered,
-                "skipped": self.skipped, "crowd_refused": sum(b.refused for b in self.books.values())}
+                "skipped": self.skipped, "before_start": self.before_start,
+                "crowd_refused": sum(b.refused for b in self.books.values())}
 
     # ---- the recording on the clock ------------------------------------------------------------
     def _schedule(self) -> None:
