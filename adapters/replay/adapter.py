@@ -21,7 +21,9 @@ Decisions where the issue is silent:
   never refused for a size the config's lot does not divide; it has no circuit band of its own
   (the gate's is the one), and a recorded closing price becomes the venue's for post-close.
 - Events for instruments the config does not list are skipped and counted (``skipped`` in
-  ``describe``).
+  ``describe``). Events of days before the clock's day at connect are history (a run continuing
+  its journal's account starts on the next day): skipped and counted (``before_start``); the
+  day's events before the clock (snapshots taken before the first phase) are delivered at once.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -44,7 +47,6 @@ from engine.model import (
     Fill,
     Instrument,
     InstrumentStatus,
-    Liquidity,
     Order,
     OrderType,
     OrderUpdate,
@@ -132,6 +134,10 @@ class ReplayAdapter(Adapter):
         self.position = 0
         self.delivered = 0
         self.skipped = 0
+        #: real time (perf_counter) when the first delivery began and the last ended: the replay's
+        #: own speed, without the recording's read (benchmarks/bench_replay.py)
+        self.delivery_span = (0.0, 0.0)
+        self.before_start = 0  # events of days before the run's first: history to a continued account
         self._timer: Any = None
         self.progress: Progress | None = None
 
@@ -142,6 +148,11 @@ class ReplayAdapter(Adapter):
             submit_for(owner, "", symbol, side, qty, price, OrderType.LIMIT, tif)
         return trade
 
+    def set_state_path(self, path: Path) -> None:
+        """The venue's side of the account on disk, as the paper venue keeps it: a replay continued
+        the next day (the journal's account) meets the venue it left, exec and order ids unique."""
+        self.sim.set_state_path(path)
+
     # ---- lifecycle -------------------------------------------------------------------------
     async def connect(self) -> None:
         """Read the recording (the whole selection, sorted: the replay's start-up cost), start
@@ -149,11 +160,18 @@ class ReplayAdapter(Adapter):
         opts = self.replay_options
         symbols = opts.symbols if opts.symbols is not None else list(self.instruments)
         source = opts.venue or self.venue
+        # a run continuing its journal's account starts on a later day: earlier days are history.
+        # Today's events before the clock (snapshots taken before the run's first phase) come at once
+        now = self.clock.now()
+        today_ns = int(dt.datetime.combine(now.date(), dt.time(), tzinfo=now.tzinfo).timestamp()) * NS_PER_S
         events = []
         for recorded in read_events(opts.path, venues=[source], symbols=symbols, start=opts.from_, end=opts.to,
                                     sessions=False):
             if recorded.symbol not in self.instruments:
                 self.skipped += 1
+                continue
+            if recorded.recv_ns < today_ns:
+                self.before_start += 1
                 continue
             events.append(recorded if source == self.venue else _renamed(recorded, self.venue))
         self.events = events
@@ -178,7 +196,8 @@ class ReplayAdapter(Adapter):
         return {"name": self.name, "venue": self.venue, "path": str(opts.path), "source": opts.venue or self.venue,
                 "from": str(opts.from_ or ""), "to": str(opts.to or ""), "latency_ms": str(opts.latency_ms),
                 "fill_model": opts.fill_model, "events": len(self.events), "delivered": self.delivered,
-                "skipped": self.skipped, "crowd_refused": sum(b.refused for b in self.books.values())}
+                "skipped": self.skipped, "before_start": self.before_start,
+                "crowd_refused": sum(b.refused for b in self.books.values())}
 
     # ---- the recording on the clock ------------------------------------------------------------
     def _schedule(self) -> None:
@@ -187,51 +206,67 @@ class ReplayAdapter(Adapter):
 
     def _deliver(self) -> None:
         """Deliver the due event, then the following ones that are due before anything else on the
-        clock and within :data:`INLINE_NS` (no pacing visible), then schedule the next."""
+        clock and within :data:`INLINE_NS` (no pacing visible), then schedule the next. The
+        replay's per-event path: locals only, one timer per batch."""
         events = self.events
         n = len(events)
         i = self.position
         clock = self.clock
         next_due = getattr(clock, "next_due", None)
+        set_time = getattr(clock, "set_time", None)
         sink = self.sink
+        on_book = sink.on_book
+        on_trade = sink.on_trade
         books = self.books
         subscribed = self.subscribed
         fills = self.replay_options.fill_model == "queue"
+        began = time.perf_counter()
         now = clock.now_ns()
+        start = i
+        scheduled = -1  # SimClock.scheduled when ``due`` was read: re-read only once it moves
+        due: int | None = None
         while True:
             recorded = events[i]
             event = recorded.event
-            book = books[recorded.symbol]
+            symbol = recorded.symbol
             if type(event) is BookUpdate:
                 if fills:
-                    book.apply_book(event)
-                if recorded.symbol in subscribed:
-                    sink.on_book(event)
+                    books[symbol].apply_book(event)
+                if symbol in subscribed:
+                    on_book(event)
             elif type(event) is Trade:
-                if fills and (book.best_ours[Side.BUY] is not None or book.best_ours[Side.SELL] is not None):
-                    book.apply_trade(event)
-                if recorded.symbol in subscribed:
-                    sink.on_trade(event)
+                if fills:
+                    book = books[symbol]
+                    if book.our_bid is not None or book.our_ask is not None:
+                        book.apply_trade(event)
+                if symbol in subscribed:
+                    on_trade(event)
             elif type(event) is InstrumentStatus:
                 if event.closing_price is not None:
-                    book.engine.restore_close(event.closing_price)
+                    books[symbol].engine.restore_close(event.closing_price)
                 sink.on_instrument_status(event)
             i += 1
-            self.delivered += 1
             if i >= n:
                 break
             when = events[i].recv_ns
-            if when > now:
-                due = next_due() if next_due is not None else None
-                if when - now > INLINE_NS or due is None or when >= due:
+            if when != now:
+                if when - now > INLINE_NS or next_due is None or set_time is None:
                     break
-                clock.set_time(when)  # type: ignore[attr-defined]
+                if clock.scheduled != scheduled:  # type: ignore[attr-defined]
+                    scheduled = clock.scheduled  # type: ignore[attr-defined]
+                    due = next_due()
+                if due is None or when >= due:
+                    break
+                set_time(when)
                 now = when
+        self.delivered += i - start
         if self.progress is not None:
-            self.progress.advance(i - self.position)
+            self.progress.advance(i - start)
             if i >= n:
                 self.progress.close()
         self.position = i
+        ended = time.perf_counter()
+        self.delivery_span = (self.delivery_span[0] or began, ended)
         self._schedule()
 
     # ---- orders: latency out, the book set to the recording, then the venue ------------------------
@@ -250,13 +285,15 @@ class ReplayAdapter(Adapter):
                        order_type: OrderType, tif: TimeInForce, post_only: bool) -> None:
         book = self.books.get(symbol)
         if book is not None and self.replay_options.fill_model == "queue":
-            book.sync()  # fill_model none: the engine holds our orders only, they never meet a price
+            # fill_model none: the engine holds our orders only, they never meet a price
+            book.sync(side, None if order_type is OrderType.MARKET else price)
         self.sim.place(client_id, symbol, side, qty, price, order_type, tif, post_only)
 
     def _arrive_amend(self, symbol: str, client_id: str, price: Decimal | None, qty: Decimal | None) -> None:
         book = self.books.get(symbol)
-        if book is not None and self.replay_options.fill_model == "queue":
-            book.sync()
+        current = self.sim.order(client_id)
+        if book is not None and current is not None and self.replay_options.fill_model == "queue":
+            book.sync(current.side, price if price is not None else current.price)
         self.sim.amend(client_id, price, qty)
 
     def _ours_changed(self, symbol: str) -> None:
@@ -276,9 +313,7 @@ class ReplayAdapter(Adapter):
         return self.sim.fills(since_ns)
 
     def on_session(self, state: SessionState) -> None:
-        self.sim.on_session(state)
-        for book in self.books.values():
-            book.resync_all()
+        self.sim.on_session(state)  # the close expires DAY crowd orders: the next sync puts them back
 
     def set_fee_schedules(self, schedules: dict[str, FeeSchedule]) -> None:
         self.sim.set_fee_schedules(schedules)
@@ -307,11 +342,7 @@ class _Answers:
 
     def on_fill(self, fill: Fill) -> None:
         adapter = self.adapter
-        if fill.liquidity is Liquidity.TAKER:
-            book = adapter.books.get(fill.symbol)
-            if book is not None:
-                book.taken(Side.SELL if fill.side is Side.BUY else Side.BUY, fill.price)
-        adapter._ours_changed(fill.symbol)
+        adapter._ours_changed(fill.symbol)  # what our order took is given back at the next sync
         self._later(adapter.sink.on_fill, fill)
 
     def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:

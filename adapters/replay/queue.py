@@ -3,9 +3,10 @@ engine, so our orders meet it by the engine's own price-time priority.
 
 The model (README "Recording and replay" says the same):
 
-- **Joining.** When our order reaches the venue, every level is first set to its recorded size as
-  crowd orders; an order that rests joins *behind the displayed size* at its price. One that
-  crosses trades against the recorded levels at their prices.
+- **Joining.** When our order reaches the venue, the levels it can meet are first set to their
+  recorded size as crowd orders (its own price, and the other side's prices it crosses); an order
+  that rests joins *behind the displayed size* at its price. One that crosses trades against the
+  recorded levels at their prices.
 - **Trades.** A recorded trade at price P and quantity Q is an immediate-or-cancel crowd order on
   the aggressor's side: it consumes, by price-time priority, the crowd ahead of us, then us, then
   the crowd behind us. A print without an aggressor is taken to come from the side that could
@@ -54,7 +55,8 @@ class ReplayBook:
     """One symbol: the recorded book (``mirror``), the crowd orders standing for it in ``engine``,
     and where our own orders rest (set by the adapter from the venue's answers)."""
 
-    __slots__ = ("engine", "cross", "now_ns", "mirror", "crowd", "ours", "best_ours", "stale", "refused", "_owners")
+    __slots__ = ("engine", "cross", "now_ns", "mirror", "crowd", "ours", "best_ours", "our_bid", "our_ask",
+                 "refused", "_owners")
 
     def __init__(self, engine: MatchingEngine, cross: CrowdTrade, now_ns: Callable[[], int]) -> None:
         self.engine = engine
@@ -65,73 +67,83 @@ class ReplayBook:
         self.ours: frozenset[Key] = frozenset()
         #: our best resting price per side (highest buy, lowest sell), None when none rests
         self.best_ours: dict[Side, Decimal | None] = {BUY: None, SELL: None}
-        self.stale: set[Key] = set()
+        self.our_bid: Decimal | None = None  # best_ours as plain fields, for the per-event path
+        self.our_ask: Decimal | None = None
         self.refused = 0  # crowd orders the engine refused (off tick, closed phase): counted
         self._owners = 0
 
     # ---- our orders ------------------------------------------------------------------------
     def set_ours(self, levels: list[Key]) -> None:
-        """Where our orders rest now. A level we left is lazily kept from now on."""
+        """Where our orders rest now; other levels are kept lazily."""
         new = frozenset(levels)
-        self.stale.update(self.ours - new)
         self.ours = new
         buys = [p for s, p in new if s is BUY]
         sells = [p for s, p in new if s is SELL]
-        self.best_ours = {BUY: max(buys) if buys else None, SELL: min(sells) if sells else None}
+        self.our_bid = max(buys) if buys else None
+        self.our_ask = min(sells) if sells else None
+        self.best_ours = {BUY: self.our_bid, SELL: self.our_ask}
 
-    def taken(self, side: Side, price: Decimal) -> None:
-        """Our order took crowd liquidity at this level: given back at the next sync."""
-        self.stale.add((side, price))
-
-    def sync(self) -> None:
-        """Set every lazily kept level to its recorded size (before our order reaches the venue):
-        shrinks first, so a stale level never crosses a fresh one."""
-        if not self.stale:
-            return
-        keys = sorted(self.stale - self.ours, key=lambda k: (k[0], k[1]))
-        self.stale.clear()
-        grow = []
-        for key in keys:
-            target = self.mirror[key[0]].get(key[1], ZERO)
-            if self._crowd_qty(key) > target:
-                self._set(key, target)
+    def sync(self, side: Side | None = None, price: Decimal | None = None) -> None:
+        """Set lazily kept levels to their recorded size before our order reaches the venue:
+        every level, or (``side`` given) only the ones an order on ``side`` at ``price`` can meet:
+        its own level (it joins behind the displayed size) and the other side's levels it
+        crosses (all of them for a market order, ``price`` None). Levels where our orders rest
+        are kept exactly all along and left alone. Shrinks first, so a level never crosses a
+        fresh one. No list of what changed is kept: the per-event path stays one dict write."""
+        if side is None:
+            keys = {(s, p) for s, levels in self.mirror.items() for p in levels} | set(self.crowd)
+        else:
+            other = SELL if side is BUY else BUY
+            if price is None:
+                keys = {(other, p) for p in self.mirror[other]} | {k for k in self.crowd if k[0] is other}
+            elif other is SELL:
+                keys = {(other, p) for p in self.mirror[other] if p <= price} | {
+                    k for k in self.crowd if k[0] is other and k[1] <= price}
             else:
+                keys = {(other, p) for p in self.mirror[other] if p >= price} | {
+                    k for k in self.crowd if k[0] is other and k[1] >= price}
+            if price is not None:
+                keys.add((side, price))
+        self._sync_keys(keys)
+
+    def _sync_keys(self, keys: set[Key]) -> None:
+        ours = self.ours
+        mirror = self.mirror
+        grow = []
+        for key in sorted(keys, key=lambda k: (k[0], k[1])):
+            if key in ours:
+                continue
+            target = mirror[key[0]].get(key[1], ZERO)
+            current = self._crowd_qty(key)
+            if current > target:
+                self._set(key, target)
+            elif current < target:
                 grow.append((key, target))
         for key, target in grow:
             self._set(key, target)
 
-    def resync_all(self) -> None:
-        """After a session phase change (the close expires every DAY order): all levels stale."""
-        self.stale.update(self.crowd)
-        for side, levels in self.mirror.items():
-            self.stale.update((side, price) for price in levels)
-
     # ---- recorded events ---------------------------------------------------------------------
     def apply_book(self, update: BookUpdate) -> None:
+        """One recorded book update: remembered; set in the engine where it meets our orders."""
         mirror = self.mirror
-        if update.snapshot:
-            for side, levels in mirror.items():
-                self.stale.update((side, price) for price in levels)
-                levels.clear()
+        snapshot = update.snapshot
+        if snapshot:
+            mirror[BUY].clear()
+            mirror[SELL].clear()
         ours = self.ours
-        best = self.best_ours
+        our_bid = self.our_bid
+        our_ask = self.our_ask
         for side, price, qty in update.changes:
-            levels = mirror[side]
             if qty:
-                levels[price] = qty
+                mirror[side][price] = qty
             else:
-                levels.pop(price, None)
-            key = (side, price)
-            if key in ours:
-                self._set(key, qty)
-            elif qty and (
-                (side is SELL and best[BUY] is not None and price <= best[BUY])  # type: ignore[operator]
-                or (side is BUY and best[SELL] is not None and price >= best[SELL])  # type: ignore[operator]
-            ):
-                self._set(key, qty)  # through our price: trades against us
-            else:
-                self.stale.add(key)
-        if update.snapshot and ours:
+                mirror[side].pop(price, None)
+            if ours and (side, price) in ours:
+                self._set((side, price), qty)
+            elif qty and ((our_bid is not None and side is SELL and price <= our_bid)
+                          or (our_ask is not None and side is BUY and price >= our_ask)):
+                self._set((side, price), qty)  # through our price: trades against us
+        if snapshot and ours:
             for key in ours:  # a snapshot that no longer shows our level empties it
                 if key[1] not in mirror[key[0]]:
                     self._set(key, ZERO)
@@ -158,12 +170,12 @@ class ReplayBook:
                 return
             passive = SELL
         # the passive side's levels at or better than the print are set to the recording first
-        better = [k for k in self.stale if k[0] is passive and (k[1] >= price if passive is BUY else k[1] <= price)]
-        if better:
-            self.stale.difference_update(better)
-            for key in better:
-                if key not in self.ours:
-                    self._set(key, self.mirror[passive].get(key[1], ZERO))
+        mirror = self.mirror[passive]
+        if passive is BUY:
+            keys = {(BUY, p) for p in mirror if p >= price} | {k for k in self.crowd if k[0] is BUY and k[1] >= price}
+        else:
+            keys = {(SELL, p) for p in mirror if p <= price} | {k for k in self.crowd if k[0] is SELL and k[1] <= price}
+        self._sync_keys(keys)
         self.cross(self._owner(), aggressor, trade.qty, price, _IOC)
         self._forget_dead()
 

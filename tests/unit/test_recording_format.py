@@ -104,3 +104,16 @@ def test_hostile_partition_names_are_refused(tmp_path: Path) -> None:
 def test_missing_root_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no recording at"):
         list(read_events(tmp_path / "nope"))
+
+
+def test_run_record_without_pyarrow_fails_at_config_load_with_the_install_line(monkeypatch) -> None:
+    import sys
+
+    from pydantic import ValidationError
+
+    from engine.config.schema import RunConfig
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow now raises ImportError
+    with pytest.raises(ValidationError, match=r"psx-strategy-engine\[record\]"):
+        RunConfig.model_validate({"record": "rec"})
+    assert RunConfig.model_validate({}).record is None  # a run that records nothing never needs it

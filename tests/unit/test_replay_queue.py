@@ -44,7 +44,7 @@ class Venue:
         self.book.apply_book(BookUpdate("v", "X", 0, self.seq, ((side, price, Decimal(qty)),), snapshot))
 
     def place(self, side: Side, qty: int, price: Decimal = PRICE) -> None:
-        self.book.sync()
+        self.book.sync(side, price)  # as the adapter: the levels this order can meet
         outcome = self.engine.submit("us", "c1", side, Decimal(qty), price)
         self._count(outcome.events)
         self.refresh()
@@ -121,14 +121,16 @@ def test_an_aggressive_order_takes_the_recorded_levels_at_their_prices() -> None
     assert [(o.price, o.leaves) for o in fills] == [(Decimal("100.20"), Decimal(30))]
 
 
-def test_what_we_took_is_given_back_before_our_next_order() -> None:
+def test_what_we_took_is_given_back_before_our_next_order_that_can_meet_it() -> None:
     venue = Venue()
     venue.level(SELL, Decimal("100.10"), 50)
     venue.place(BUY, 50, Decimal("100.10"))
     assert venue.engine.best_ask is None
-    venue.book.taken(SELL, Decimal("100.10"))
-    venue.place(BUY, 10, Decimal("99.00"))  # arrives: the recorded ask is back, no market impact
-    assert venue.engine.level_qty(SELL, Decimal("100.10")) == 50
+    venue.place(BUY, 10, Decimal("99.00"))  # far below: the ask is not looked at (kept lazily)
+    assert venue.engine.best_ask is None and venue.ours_filled == 50
+    venue.place(BUY, 10, Decimal("100.10"))  # reaches it: the recorded ask is back, no market impact
+    assert venue.ours_filled == 60
+    assert venue.engine.level_qty(SELL, Decimal("100.10")) == 40
 
 
 def test_a_print_nobody_could_reach_us_with_changes_nothing() -> None:
