@@ -16,9 +16,11 @@ def engine_register_adapters() -> dict[str, type[VenueAdapter]]:
     from adapters.paper.adapter import PaperAdapter
     from adapters.psx_feed.adapter import LiveFeedAdapter
     from adapters.pulse.adapter import PulseAdapter
+    from adapters.replay.adapter import ReplayAdapter
 
     return {cls.name: cls for cls in (PaperAdapter, LiveFeedAdapter, OptimusAdapter, PulseAdapter,
-                                      MidChainsFixAdapter, MidChainsMarketData, Algo724Adapter, MidChainsWsAdapter)}
+                                      MidChainsFixAdapter, MidChainsMarketData, MidChainsWsAdapter, Algo724Adapter,
+                                      ReplayAdapter)}
 
 
 @adapter_hookimpl

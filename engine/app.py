@@ -39,9 +39,11 @@ from engine.config import LoadedConfig, validate_section
 from engine.errors import ConfigError, StartupError
 from engine.journal import Journal, make_private, move_aside, peek
 from engine.loader import LoadedStrategy, load_strategies
+from engine.model import SessionState
 from engine.observe.server import MetricsServer
 from engine.observe.snapshot import Observer
 from engine.outfile import OutputPathError, write_atomic
+from engine.recording.recorder import Recorder
 from engine.risk.killswitch import TradingState
 from engine.risk.rulepack import RulePack, resolve_packs
 from engine.runtime import Restored, Runtime, StrategyRunner, recover_venue, restore
@@ -71,7 +73,7 @@ class Engine:
 
     def __init__(
         self, loaded: LoadedConfig, strategies: list[LoadedStrategy] | None = None, *, fresh_account: bool = False,
-        journal_path: Path | None = None, clock: Clock | None = None,
+        journal_path: Path | None = None, clock: Clock | None = None, record_to: Path | None = None,
     ) -> None:
         """``clock``: a real-time clock the caller owns instead of ``run.clock: wall`` (a
         ``ScaledClock`` shared with an in-process sandbox venue); refused with ``run.clock:
@@ -122,9 +124,11 @@ class Engine:
         self.runtime.unknown_orders = cfg.journal.on_restart.unknown_orders
         self.adapters: dict[str, Adapter] = {}  # per venue: the adapter carrying its orders (and data)
         self.feeds: dict[str, VenueAdapter] = {}  # per venue with ``market_data:``: the adapter carrying its data
+        self.recorder = self._make_recorder(record_to)
         self._build_venues()
         self._build_strategies(strategies if strategies is not None else load_strategies(loaded))
-        self.driver = SessionDriver(self.schedule, self.clock, self.runtime.on_session_change)
+        self.driver = SessionDriver(self.schedule, self.clock, self._session_changed if self.recorder is not None
+                                    else self.runtime.on_session_change)
         self.stop_requested = False
         self.stopped_by = "end"
         self._wall_started = 0.0
@@ -172,6 +176,25 @@ class Engine:
 
         return ZoneInfo(self.cfg.sessions.timezone)
 
+    def _make_recorder(self, record_to: Path | None) -> Recorder | None:
+        """``run.record`` (or ``engine record --out``): market data to Parquet as it arrives
+        (README "Recording and replay"); a folder that is a file is a config error at its key."""
+        if record_to is None:
+            if self.cfg.run.record is None:
+                return None
+            record_to = self.loaded.resolve(self.cfg.run.record)
+        if record_to.exists() and not record_to.is_dir():
+            raise self.loaded.error(("run", "record"), f"{record_to} exists and is not a folder to record into")
+        try:
+            return Recorder(record_to, self.clock.now_ns)
+        except ImportError as exc:
+            raise self.loaded.error(("run", "record"), str(exc)) from None
+
+    def _session_changed(self, old: SessionState, new: SessionState) -> None:
+        assert self.recorder is not None
+        self.recorder.record_session(list(self.adapters), new)
+        self.runtime.on_session_change(old, new)
+
     def _build_venues(self) -> None:
         used = {s.venue for s in self.cfg.strategies if s.enabled}
         for name, venue_cfg in self.cfg.venues.items():
@@ -186,13 +209,15 @@ class Engine:
             instruments = [
                 dataclasses.replace(i, lot_size=packs[i.symbol].effective_lot(i.lot_size)) for i in master
             ]
+            recorder = self.recorder
             adapter = self._make_adapter(name, ("venues", name), venue_cfg.adapter, venue_cfg.options, instruments,
-                                         self.runtime)
+                                         self.runtime if recorder is None else recorder.sink(self.runtime, name))
             assert isinstance(adapter, OrderEntryAdapter)  # _adapter_class refused the others
             if venue_cfg.market_data is not None:
                 feed = self._make_adapter(name, ("venues", name, "market_data"), venue_cfg.market_data.adapter,
                                           venue_cfg.market_data.options, instruments,
-                                          self.runtime.market_data_sink(name))
+                                          self.runtime.market_data_sink(name) if recorder is None
+                                          else recorder.sink(self.runtime.market_data_sink(name), name))
                 self.feeds[name] = feed
             adapter.set_cancel_on_disconnect(venue_cfg.cancel_on_disconnect)
             if self.journal_path is not None:
@@ -419,6 +444,8 @@ class Engine:
         trading loop, so they can still answer during shutdown."""
         try:
             self._open_journal()
+            if self.recorder is not None:
+                self.recorder.start()
             async with anyio.create_task_group() as adapter_tasks:
                 for adapter in self.all_adapters():
                     adapter.bind(adapter_tasks)
@@ -432,6 +459,8 @@ class Engine:
                 raise refusal from None  # one clear line, not the task group's traceback
             raise
         finally:
+            if self.recorder is not None:
+                self.recorder.close()
             if self.journal is not None:
                 self.journal.close()
 
@@ -789,11 +818,12 @@ def summary_table(report: dict[str, Any]) -> str:
 
 def run_config(
     loaded: LoadedConfig, report_path: Path | None = None, on_clock: Callable[[Clock], None] | None = None,
-    *, fresh_account: bool = False, journal_path: Path | None = None,
+    *, fresh_account: bool = False, journal_path: Path | None = None, record_to: Path | None = None,
 ) -> RunResult:
     """Build and run an engine for a loaded config; write the report if asked. ``on_clock`` gets
-    the engine's clock before anything runs (the CLI stamps log lines with engine time)."""
-    engine = Engine(loaded, fresh_account=fresh_account, journal_path=journal_path)
+    the engine's clock before anything runs (the CLI stamps log lines with engine time);
+    ``record_to`` records its market data there (``engine record --out``)."""
+    engine = Engine(loaded, fresh_account=fresh_account, journal_path=journal_path, record_to=record_to)
     if on_clock is not None:
         on_clock(engine.clock)
     result = anyio.run(engine.run, backend="asyncio")

@@ -2,12 +2,15 @@
 
     engine run CONFIG [--report FILE] [--html FILE] [--speed X] [--seed N] [--log-format human|json]
                       [--journal FILE] [--fresh-account]
+    engine record CONFIG --out DIR [--speed X] [--seed N]
     engine journal inspect JOURNAL [--orders N] [--fills N]
     engine journal export JOURNAL --format csv|parquet [--out PATH]
     engine sandbox VENUE [ARGS...] [--run CONFIG [--report FILE] [--html FILE] [--journal FILE]]
     engine check CONFIG
     engine halt CONFIG [--reducing]
     engine report REPORT_JSON [--html FILE]
+    engine report DIR [--html FILE]
+    engine data import FILE... --kind bars|trades --out DIR [--venue NAME] [--steps N] [--replace]
     engine codes
 """
 
@@ -19,6 +22,7 @@ import logging
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 from engine import __version__
 from engine.context import strategy_of
@@ -41,13 +45,17 @@ examples:
   engine run config.yaml --report day.json    ... and write the JSON report
   engine run config.yaml --html day.html      ... and the picture of the day (self-contained HTML)
   engine report day.json --html day.html      draw an existing JSON report as an HTML page
+  engine report runs/                         every run's day page and one multi-day summary page
   engine run config.yaml --speed 60           one simulated minute per real second
   engine check config.yaml                    validate config and load strategies, no trading
+  engine record config.yaml --out rec         record the venues' market data to Parquet, no trading
   engine halt config.yaml                     kill switch: the running engine cancels all, refuses all
   engine halt config.yaml --reducing          ... or accepts only orders that shrink a position
   engine run config.yaml --fresh-account      start a new paper account (the old journal is moved aside)
   engine journal inspect config.journal.sqlite   orders, fills, positions and account from a journal
   engine journal export config.journal.sqlite --format csv   the audit trail (every order event and fill)
+  engine data import daily.csv --kind bars --out rec/
+                                              PSX daily OHLCV into the recording format (a coarse book)
   engine sandbox psx                          a local PSX venue (Live Feed + Optimus) for config.psx-sandbox.yaml
   engine sandbox psx --run config.psx-sandbox.yaml --speed 60
                                               venue and engine in one process: a PSX day in ~6.5 minutes
@@ -188,6 +196,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh-account", action="store_true", help="start a new account: the existing journal "
                      "(and the paper venue's state) is moved aside as <name>.<time>.bak, never deleted")
 
+    record = sub.add_parser(
+        "record", help="record the market data of CONFIG's venues to Parquet, without trading",
+        description="Connect CONFIG's venues, subscribe to every instrument they list and write every market-data "
+        "event (books as the adapter delivered them, trades, instrument statuses, session changes) to Parquet "
+        "under DIR, partitioned by venue, symbol and date (README \"Recording and replay\"). No strategy runs, "
+        "no order is sent, no journal is kept. Replay it with adapter: replay. Needs pyarrow "
+        "(pip install 'psx-strategy-engine[record]').",
+    )
+    record.add_argument("config", type=Path, metavar="CONFIG")
+    record.add_argument("--out", type=Path, required=True, metavar="DIR", help="the recording's folder "
+                        "(created; a recording already there is added to, never overwritten)")
+    record.add_argument("--speed", type=_speed, metavar="X", help="simulated clock pace (overrides run.speed)")
+    record.add_argument("--seed", type=int, metavar="N", help="seed for the simulated market (overrides run.seed)")
+
     check = sub.add_parser(
         "check", help="validate CONFIG and load its strategies without trading",
         description="Validate CONFIG and load every strategy (syntax, hooks, params) without trading. "
@@ -206,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     halt.add_argument("--reducing", action="store_true", help="reducing instead of halted")
 
     report = sub.add_parser(
-        "report", help="draw a JSON run report as a self-contained HTML page",
+        "report", help="draw a JSON run report (or a folder of runs) as self-contained HTML pages",
         description="Read a JSON run report (engine run --report FILE) and write it as one self-contained HTML "
         "page: summary tables, PnL and positions over time per strategy, the price path per instrument with "
         "the fills and the circuit band, rejects by code, session phases shaded. The page loads nothing from "
@@ -214,9 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
         "older reports get the tables. Prints the page's path; exit 1 naming the file when the report cannot "
         "be read or is not a run report.",
     )
-    report.add_argument("report", type=Path, metavar="REPORT_JSON", help="the JSON run report to draw")
+    report.add_argument("report", type=Path, metavar="REPORT_JSON|DIR", help="the JSON run report to draw, or a "
+                        "folder of runs: then each run report in it (recursively) gets its page beside it "
+                        "(REPORT.html, when missing; a multi-day run also REPORT.<day>.html per day) and the "
+                        "folder one multi-day summary page (equity curve, "
+                        "drawdown, PnL per day, fees, every trade; README \"Multi-day reports\")")
     report.add_argument("--html", type=Path, metavar="FILE", help="where to write the page "
-                        "(default: REPORT_JSON with .html instead of .json)")
+                        "(default: REPORT_JSON with .html instead of .json; for a folder DIR/summary.html)")
 
     sub.add_parser("codes", help="print every reject code and its sentence")
 
@@ -246,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, metavar="PATH", help="file to write: a regular file (replaced) or a "
                         "new path (default: <JOURNAL>.audit.<format> beside the journal); written owner-only")
 
+    _add_data_parser(sub)
+
     sandbox = sub.add_parser(
         "sandbox", help="run a venue's local sandbox server (psx, pulse, midchains, algo724, psx_feed, optimus)",
         description="Run a venue's local sandbox server on 127.0.0.1, on the one simulated venue "
@@ -264,6 +292,97 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("adapter", metavar="VENUE", help="psx, or a registered adapter name, e.g. pulse")
     sandbox.add_argument("args", nargs=argparse.REMAINDER, help="the server's own arguments")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _decimal_arg(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"takes a number, got {text!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _add_data_parser(sub: Any) -> None:
+    """``engine data import``, added to the subparsers ``sub`` (argparse's action class is private,
+    hence Any) in a block of its own, apart from the other commands."""
+    data = sub.add_parser("data", help="bring outside market history into the recording format",
+                          description="Market data outside a run: import CSV history into the recording format "
+                          "the replay adapter plays (README \"Importing history\").")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    imp = data_sub.add_parser(
+        "import", help="CSV daily bars or trade prints into a recording folder",
+        description="Read PSX daily OHLCV bars (date,symbol,open,high,low,close,volume[,ldcp]) or trade prints "
+        "(time,symbol,price,qty[,side][,trade_id]) from CSV and write them as a recording: each day's session "
+        "changes, a reference price, and a coarse synthetic book walked open -> low/high -> close with trade "
+        "prints at the touches (engine/history/bars.py says exactly how). All or nothing: a bad cell exits 1 "
+        "naming FILE:LINE:COLUMN and nothing is written. Needs pyarrow (pip install '.[record]').")
+    imp.add_argument("files", nargs="+", type=Path, metavar="FILE", help="CSV files, all of one --kind")
+    imp.add_argument("--kind", required=True, choices=("bars", "trades"), help="daily OHLCV bars or trade prints")
+    imp.add_argument("--out", required=True, type=Path, metavar="DIR", help="the recording folder (created, or "
+                     "added to: a file already there is refused unless --replace)")
+    imp.add_argument("--venue", default="psx", help="the venue the events are filed under (default psx)")
+    imp.add_argument("--sessions", default="broker-doc", metavar="PROFILE", help="the session profile whose "
+                     "phases the days get (default broker-doc)")
+    imp.add_argument("--tick-size", type=_decimal_arg, default=Decimal("0.01"), metavar="X",
+                     help="prices must be on it; the book's levels are this far apart (default 0.01)")
+    imp.add_argument("--levels", type=_positive_int, default=3, metavar="N", help="book levels a side (default 3)")
+    imp.add_argument("--half-spread", type=_positive_int, default=1, metavar="TICKS",
+                     help="best bid and ask this many ticks from the price (default 1)")
+    imp.add_argument("--level-qty", type=_decimal_arg, metavar="QTY", help="shares at each level (default: bars, "
+                     "volume / (4 x levels); trades, the print's qty)")
+    imp.add_argument("--steps", type=_positive_int, default=0, metavar="N", help="bars: prices between touches "
+                     "(default 0)")
+    imp.add_argument("--replace", action="store_true", help="overwrite files an earlier identical import wrote")
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """``engine data import``; every failure names what is wrong and leaves no file behind."""
+    from engine.history.bars import BookShape
+    from engine.history.csvread import CsvInputError
+    from engine.history.importer import import_history
+    from engine.progress import Progress
+    from engine.sessions import shipped_profiles
+
+    if args.levels < 1 or args.half_spread < 1:
+        print("engine: --levels and --half-spread must be at least 1", file=sys.stderr)
+        return 2
+    if args.sessions not in shipped_profiles():
+        print(f"engine: --sessions {args.sessions}: unknown profile (known: {', '.join(sorted(shipped_profiles()))})",
+              file=sys.stderr)
+        return 2
+    shape = BookShape(args.tick_size, args.half_spread, args.levels, args.level_qty, args.steps)
+    try:
+        result = import_history(args.files, args.kind, args.out, args.venue, shape, args.sessions, args.replace,
+                                progress=lambda label, total, unit: Progress(label, total, unit))
+    except CsvInputError as exc:
+        print(f"engine: {exc}", file=sys.stderr)
+        print("engine: nothing imported", file=sys.stderr)
+        return 1
+    except ImportError as exc:  # pyarrow missing
+        print(f"engine: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"engine: {exc}", file=sys.stderr)
+        print("engine: nothing imported", file=sys.stderr)
+        return 1
+    for source, columns in result.ignored.items():
+        print(f"{source}: ignored columns {', '.join(columns)}")
+    days = f"{result.days[0]} to {result.days[-1]}" if len(result.days) > 1 else "".join(result.days)
+    print(f"{result.out}: {result.events:,} events ({result.rows:,} rows) in {len(result.files)} files; "
+          f"{len(result.symbols)} symbols ({', '.join(result.symbols)}), {len(result.days)} days {days}")
+    return 0
 
 
 def cmd_halt(args: argparse.Namespace) -> int:
@@ -310,6 +429,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    from engine.app import run_config
+    from engine.config import apply_overrides
+    from engine.recording.listen import recording_config
+
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        print(f"engine: --out {out} exists and is not a folder to record into", file=sys.stderr)
+        return 1
+    loaded = apply_overrides(_load(args.config), speed=args.speed, seed=args.seed)
+    try:
+        loaded = recording_config(loaded)
+    except ValueError as exc:
+        print(f"engine: {exc}", file=sys.stderr)
+        return 1
+    cfg = loaded.config
+    setup_logging(cfg.logging.level, cfg.logging.format, Redactor(loaded.secret_values))
+    result = run_config(loaded, None, on_clock=lambda clock: setattr(TIME_FILTER, "clock", clock), record_to=out)
+    return result.exit_code
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from engine.app import run_config
     from engine.config import apply_overrides
@@ -348,6 +488,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from engine.report.page import check_report, write_html
 
     source: Path = args.report
+    if source.is_dir():
+        return cmd_report_dir(source, args.html)
     out: Path = args.html if args.html is not None else source.with_suffix(".html")
     try:
         text = source.read_text(encoding="utf-8")
@@ -377,6 +519,36 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 1
     try:
         write_html(report, out)
+    except OSError as exc:
+        print(f"engine: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
+
+
+def cmd_report_dir(folder: Path, html: Path | None) -> int:
+    """``engine report DIR``: a day page per run that has none, then the multi-day summary page."""
+    from engine.outfile import output_target, write_atomic
+    from engine.report.summary import RunsError, find_runs, render_summary, summarize, write_pages
+
+    out = html if html is not None else folder / "summary.html"
+    try:
+        output_target(out)
+        runs, skipped = find_runs(folder)
+    except (OutputPathError, RunsError) as exc:
+        print(f"engine: {exc}", file=sys.stderr)
+        return 1
+    for line in skipped:
+        print(f"engine: skipped {line}", file=sys.stderr)
+    for run in runs:
+        try:
+            for page in write_pages(run):
+                print(page)
+        except OSError as exc:
+            print(f"engine: cannot write a page of {run.path}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+    try:
+        write_atomic(out, render_summary(summarize(runs), out.absolute().parent))
     except OSError as exc:
         print(f"engine: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -424,6 +596,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "record":
+            return cmd_record(args)
         if args.command == "check":
             return cmd_check(args)
         if args.command == "halt":
@@ -434,6 +608,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_journal(args)
         if args.command == "sandbox":
             return cmd_sandbox(args)
+        if args.command == "data":
+            return cmd_data(args)
         return cmd_codes(args)
     except (ConfigError, StrategyLoadError, StartupError) as exc:
         print(f"engine: {exc}", file=sys.stderr)

@@ -88,6 +88,9 @@ class SimClock(Clock):
         self._now = start_ns
         self._heap: list[tuple[int, int, Timer]] = []
         self._seq = itertools.count()
+        #: timers scheduled so far: a caller that stepped time itself (the replay venue) knows
+        #: :meth:`next_due` may have moved only when this has
+        self.scheduled = 0
 
     @property
     def simulated(self) -> bool:
@@ -99,6 +102,7 @@ class SimClock(Clock):
     def call_at(self, when_ns: int, fn: Callable[..., object], *args: object) -> Timer:
         timer = Timer(max(when_ns, self._now), fn, args)
         heapq.heappush(self._heap, (timer.when, next(self._seq), timer))
+        self.scheduled += 1
         return timer
 
     def next_due(self) -> int | None:

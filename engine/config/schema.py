@@ -81,6 +81,27 @@ class RunConfig(_Strict):
     # How long shutdown keeps cancelling (real seconds; simulated ones on the simulated clock)
     # before it gives up and exits 3 naming every order still working.
     shutdown_timeout_s: Decimal = Field(default=Decimal(30), gt=0, le=3600)
+    # Record every market-data event the run receives to Parquet under this folder (relative to
+    # the config's folder; README "Recording and replay"). Needs pyarrow (the ``record`` extra).
+    record: Path | None = None
+
+    @field_validator("record")
+    @classmethod
+    def _record_folder(cls, record: Path | None) -> Path | None:
+        """Refused at load, not at the first event: an engine without pyarrow (14:30 is no time
+        to learn it is missing). A path that is a file is refused once it is resolved against the
+        config's folder (``engine.app``)."""
+        if record is None:
+            return None
+        if not str(record).strip():
+            raise ValueError("record is a folder to write the recording into; got an empty path")
+        from engine.recording.format import require_pyarrow
+
+        try:
+            require_pyarrow()
+        except ImportError as exc:
+            raise ValueError(str(exc)) from None
+        return record
 
 
 class LoggingConfig(_Strict):

@@ -1,0 +1,373 @@
+"""The replay venue: a recording (:mod:`engine.recording.format`) fed through the same runtime, gate,
+journal and strategies on the simulated clock, our orders matched by the simulated venue
+(:class:`~adapters.sim.venue.SimVenue`, synthetic market off) against the recorded book through the
+queue-position model of :mod:`adapters.replay.queue`.
+
+What the strategies see is the recording, event for event, at its receive times: the books as the
+recorded adapter delivered them, trades and instrument statuses. The venue's own book changes,
+prints and statuses (which include our orders) are not shown: the recording is the market, and a
+strategy sees its own orders through their acknowledgements and fills, as on any venue.
+
+Latency applies both ways: an order, cancel or amend reaches the venue ``latency_ms`` after the
+strategy sent it; acknowledgements and fills come back ``latency_ms`` after the venue produced them.
+
+Decisions where the issue is silent:
+
+- The engine's days come from ``run.start`` / ``run.days`` as in any simulated run; events outside
+  them are never reached. Sessions are the engine's own (the config's profile), so a multi-day
+  replay rolls sessions, settlement and the journal exactly as a paper run does; the recorded
+  session changes are data, not orders to the clock.
+- The venue takes quantities at any precision (the gate checks the lot), so a recorded level is
+  never refused for a size the config's lot does not divide; it has no circuit band of its own
+  (the gate's is the one), and a recorded closing price becomes the venue's for post-close.
+- Events for instruments the config does not list are skipped and counted (``skipped`` in
+  ``describe``). Events of days before the clock's day at connect are history (a run continuing
+  its journal's account starts on the next day): skipped and counted (``before_start``); the
+  day's events before the clock (snapshots taken before the first phase) are delivered at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import ConfigDict, Field, field_validator
+
+from adapters.replay.queue import ReplayBook
+from adapters.sim.market import MarketOptions
+from adapters.sim.venue import SimVenue
+from engine.model import (
+    BookUpdate,
+    Fill,
+    Instrument,
+    InstrumentStatus,
+    Order,
+    OrderType,
+    OrderUpdate,
+    SessionState,
+    Side,
+    TimeInForce,
+    Trade,
+    VenueOrder,
+)
+from engine.progress import Progress
+from engine.recording.format import RecordedEvent, read_events, require_pyarrow
+from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
+from engine.venue.clock import NS_PER_S, Clock
+from engine.venue.fees import FeeSchedule
+
+log = logging.getLogger(__name__)
+
+NS_PER_MS = 1_000_000
+#: events this close (simulated time) to the one before are delivered from the same timer
+INLINE_NS = NS_PER_MS
+
+
+class ReplayOptions(AdapterOptions):
+    """``venues.<name>.options`` of ``adapter: replay``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    path: Path = Field(description="The recording's root folder (engine record --out, run.record); relative to the "
+                                   "working directory, like every adapter's file option.")
+    venue: str | None = Field(None, description="The recorded venue to replay (default: this venue's name).")
+    symbols: list[str] | None = Field(None, description="Only these instruments (default: every configured one).")
+    from_: dt.date | None = Field(None, alias="from", description="First recorded date (UTC), inclusive.")
+    to: dt.date | None = Field(None, description="Last recorded date (UTC), inclusive.")
+    latency_ms: Decimal = Field(Decimal(0), ge=0, le=60_000,
+                                description="One-way latency: orders to the venue and answers back.")
+    fill_model: Literal["queue", "none"] = Field(
+        "queue", description="queue: the queue-position model (README); none: orders rest and never fill.")
+    progress: bool = Field(True, description="Progress through the recording: a bar on stderr when it is a "
+                                             "terminal, else a log line at each tenth (engine/progress.py).")
+
+    @field_validator("path")
+    @classmethod
+    def _recording(cls, path: Path) -> Path:
+        try:
+            require_pyarrow()
+        except ImportError as exc:
+            raise ValueError(str(exc)) from None
+        if not path.is_dir():
+            raise ValueError(f"path {path}: no recording there (not a folder; engine record --out DIR makes one)")
+        return path
+
+
+class ReplayAdapter(Adapter):
+    """Recorded market data in, orders matched against it (see the module docstring)."""
+
+    name: ClassVar[str] = "replay"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        amend=True, post_only="reject", ioc=True, fok=True, gtc=True, market_orders=True,
+        self_trade_prevention=True,
+    )
+    rate_limits: ClassVar[tuple[RateLimit, ...]] = ()
+    options_model: ClassVar[type[AdapterOptions]] = ReplayOptions
+
+    def __init__(self, venue: str, options: AdapterOptions, instruments: Iterable[Instrument], clock: Clock,
+                 sink: VenueEvents, seed: int = 0) -> None:
+        super().__init__(venue, options, instruments, clock, sink, seed)
+        opts = self.options
+        assert isinstance(opts, ReplayOptions)
+        self.replay_options = opts
+        if opts.from_ is not None and opts.to is not None and opts.to < opts.from_:
+            raise ValueError(f"to ({opts.to}) is before from ({opts.from_})")
+        unknown = sorted(set(opts.symbols or ()) - set(self.instruments))
+        if unknown:
+            raise ValueError(f"symbols {', '.join(unknown)}: not instruments of venue {venue!r} in the config")
+        self.latency_ns = int(opts.latency_ms * NS_PER_MS)
+        # quantities at any precision: the recorded size is the market's, the gate checks our lot
+        venue_instruments = [dataclasses.replace(i, lot_size=Decimal("1E-18")) for i in self.instruments.values()]
+        self._answers = _Answers(self)
+        self.sim = SimVenue(venue, venue_instruments, clock, account="replay", market=MarketOptions(enabled=False),
+                            cancel_on_disconnect=False, seed=seed, listeners=(self._answers,), circuit_bands=False)
+        self.books = {symbol: ReplayBook(self.sim.matching_engine(symbol), self._crowd_trader(symbol), clock.now_ns)
+                      for symbol in self.instruments}
+        self.subscribed: set[str] = set()
+        self.events: list[RecordedEvent] = []
+        self.position = 0
+        self.delivered = 0
+        self.skipped = 0
+        #: real time (perf_counter) when the first delivery began and the last ended: the replay's
+        #: own speed, without the recording's read (benchmarks/bench_replay.py)
+        self.delivery_span = (0.0, 0.0)
+        self.before_start = 0  # events of days before the run's first: history to a continued account
+        self._timer: Any = None
+        self.progress: Progress | None = None
+
+    def _crowd_trader(self, symbol: str) -> Any:
+        submit_for = self.sim.submit_for
+
+        def trade(owner: str, side: Side, qty: Decimal, price: Decimal, tif: TimeInForce) -> None:
+            submit_for(owner, "", symbol, side, qty, price, OrderType.LIMIT, tif)
+        return trade
+
+    def set_state_path(self, path: Path) -> None:
+        """The venue's side of the account on disk, as the paper venue keeps it: a replay continued
+        the next day (the journal's account) meets the venue it left, exec and order ids unique."""
+        self.sim.set_state_path(path)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Read the recording (the whole selection, sorted: the replay's start-up cost), start
+        the venue and put the first event on the clock."""
+        opts = self.replay_options
+        symbols = opts.symbols if opts.symbols is not None else list(self.instruments)
+        source = opts.venue or self.venue
+        # a run continuing its journal's account starts on a later day: earlier days are history.
+        # Today's events before the clock (snapshots taken before the run's first phase) come at once
+        now = self.clock.now()
+        today_ns = int(dt.datetime.combine(now.date(), dt.time(), tzinfo=now.tzinfo).timestamp()) * NS_PER_S
+        events = []
+        for recorded in read_events(opts.path, venues=[source], symbols=symbols, start=opts.from_, end=opts.to,
+                                    sessions=False):
+            if recorded.symbol not in self.instruments:
+                self.skipped += 1
+                continue
+            if recorded.recv_ns < today_ns:
+                self.before_start += 1
+                continue
+            events.append(recorded if source == self.venue else _renamed(recorded, self.venue))
+        self.events = events
+        if opts.progress and events:
+            self.progress = Progress(f"replay {self.venue}", len(events), log=log)
+        self.sim.start()
+        self._schedule()
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.progress is not None:
+            self.progress.close()
+        self.sim.stop()
+
+    def subscribe(self, symbols: Iterable[str]) -> None:
+        """The recording brings its own snapshots; nothing is invented here."""
+        self.subscribed.update(symbols)
+
+    def describe(self) -> dict[str, Any]:
+        opts = self.replay_options
+        return {"name": self.name, "venue": self.venue, "path": str(opts.path), "source": opts.venue or self.venue,
+                "from": str(opts.from_ or ""), "to": str(opts.to or ""), "latency_ms": str(opts.latency_ms),
+                "fill_model": opts.fill_model, "events": len(self.events), "delivered": self.delivered,
+                "skipped": self.skipped, "before_start": self.before_start,
+                "crowd_refused": sum(b.refused for b in self.books.values())}
+
+    # ---- the recording on the clock ------------------------------------------------------------
+    def _schedule(self) -> None:
+        if self.position < len(self.events):
+            self._timer = self.clock.call_at(self.events[self.position].recv_ns, self._deliver)
+
+    def _deliver(self) -> None:
+        """Deliver the due event, then the following ones that are due before anything else on the
+        clock and within :data:`INLINE_NS` (no pacing visible), then schedule the next. The
+        replay's per-event path: locals only, one timer per batch."""
+        events = self.events
+        n = len(events)
+        i = self.position
+        clock = self.clock
+        next_due = getattr(clock, "next_due", None)
+        set_time = getattr(clock, "set_time", None)
+        sink = self.sink
+        on_book = sink.on_book
+        on_trade = sink.on_trade
+        books = self.books
+        subscribed = self.subscribed
+        fills = self.replay_options.fill_model == "queue"
+        began = time.perf_counter()
+        now = clock.now_ns()
+        start = i
+        scheduled = -1  # SimClock.scheduled when ``due`` was read: re-read only once it moves
+        due: int | None = None
+        while True:
+            recorded = events[i]
+            event = recorded.event
+            symbol = recorded.symbol
+            if type(event) is BookUpdate:
+                if fills:
+                    books[symbol].apply_book(event)
+                if symbol in subscribed:
+                    on_book(event)
+            elif type(event) is Trade:
+                if fills:
+                    book = books[symbol]
+                    if book.our_bid is not None or book.our_ask is not None:
+                        book.apply_trade(event)
+                if symbol in subscribed:
+                    on_trade(event)
+            elif type(event) is InstrumentStatus:
+                if event.closing_price is not None:
+                    books[symbol].engine.restore_close(event.closing_price)
+                sink.on_instrument_status(event)
+            i += 1
+            if i >= n:
+                break
+            when = events[i].recv_ns
+            if when != now:
+                if when - now > INLINE_NS or next_due is None or set_time is None:
+                    break
+                if clock.scheduled != scheduled:  # type: ignore[attr-defined]
+                    scheduled = clock.scheduled  # type: ignore[attr-defined]
+                    due = next_due()
+                if due is None or when >= due:
+                    break
+                set_time(when)
+                now = when
+        self.delivered += i - start
+        if self.progress is not None:
+            self.progress.advance(i - start)
+            if i >= n:
+                self.progress.close()
+        self.position = i
+        ended = time.perf_counter()
+        self.delivery_span = (self.delivery_span[0] or began, ended)
+        self._schedule()
+
+    # ---- orders: latency out, the book set to the recording, then the venue ------------------------
+    def submit(self, order: Order) -> None:
+        self.clock.call_at(self.clock.now_ns() + self.latency_ns, self._arrive_submit, order.client_id, order.symbol,
+                           order.side, order.qty, order.price, order.type, order.tif, order.post_only)
+
+    def cancel(self, order: Order) -> None:
+        self.clock.call_at(self.clock.now_ns() + self.latency_ns, self.sim.cancel, order.client_id)
+
+    def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
+        self.clock.call_at(self.clock.now_ns() + self.latency_ns, self._arrive_amend, order.symbol, order.client_id,
+                           price, qty)
+
+    def _arrive_submit(self, client_id: str, symbol: str, side: Side, qty: Decimal, price: Decimal | None,
+                       order_type: OrderType, tif: TimeInForce, post_only: bool) -> None:
+        book = self.books.get(symbol)
+        if book is not None and self.replay_options.fill_model == "queue":
+            # fill_model none: the engine holds our orders only, they never meet a price
+            book.sync(side, None if order_type is OrderType.MARKET else price)
+        self.sim.place(client_id, symbol, side, qty, price, order_type, tif, post_only)
+
+    def _arrive_amend(self, symbol: str, client_id: str, price: Decimal | None, qty: Decimal | None) -> None:
+        book = self.books.get(symbol)
+        current = self.sim.order(client_id)
+        if book is not None and current is not None and self.replay_options.fill_model == "queue":
+            book.sync(current.side, price if price is not None else current.price)
+        self.sim.amend(client_id, price, qty)
+
+    def _ours_changed(self, symbol: str) -> None:
+        book = self.books.get(symbol)
+        if book is None:
+            return
+        book.set_ours([(o.side, o.price) for o in self.sim.open_orders() if o.symbol == symbol and o.price is not None])
+
+    # ---- queries, sessions, rules -------------------------------------------------------------
+    async def query_open_orders(self) -> list[VenueOrder]:
+        return self.sim.open_orders()
+
+    async def query_order(self, client_id: str) -> VenueOrder | None:
+        return self.sim.order(client_id)
+
+    async def query_fills(self, since_ns: int) -> list[Fill]:
+        return self.sim.fills(since_ns)
+
+    def on_session(self, state: SessionState) -> None:
+        self.sim.on_session(state)  # the close expires DAY crowd orders: the next sync puts them back
+
+    def set_fee_schedules(self, schedules: dict[str, FeeSchedule]) -> None:
+        self.sim.set_fee_schedules(schedules)
+
+
+class _Answers:
+    """The simulated venue's one listener: our acknowledgements and fills go to the engine
+    ``latency_ms`` later; its book changes, prints and statuses are dropped (the recording's are
+    delivered instead)."""
+
+    def __init__(self, adapter: ReplayAdapter) -> None:
+        self.adapter = adapter
+
+    def _later(self, fn: Any, *args: Any) -> None:
+        adapter = self.adapter
+        if adapter.latency_ns:
+            adapter.clock.call_at(adapter.clock.now_ns() + adapter.latency_ns, fn, *args)
+        else:
+            fn(*args)
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        record = self.adapter.sim.order(update.client_id)
+        if record is not None:
+            self.adapter._ours_changed(record.symbol)
+        self._later(self.adapter.sink.on_order_update, update)
+
+    def on_fill(self, fill: Fill) -> None:
+        adapter = self.adapter
+        adapter._ours_changed(fill.symbol)  # what our order took is given back at the next sync
+        self._later(adapter.sink.on_fill, fill)
+
+    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
+        self.adapter.sink.on_venue_status(venue, status, detail)
+
+    def on_book(self, update: BookUpdate) -> None:
+        return None
+
+    def on_trade(self, trade: Trade) -> None:
+        return None
+
+    def on_instrument_status(self, status: InstrumentStatus) -> None:
+        return None
+
+
+def _renamed(recorded: RecordedEvent, venue: str) -> RecordedEvent:
+    """A recorded event told as this venue's (``options.venue`` names another)."""
+    event = recorded.event
+    if isinstance(event, BookUpdate):
+        event = BookUpdate(venue, event.symbol, event.ts, event.seq, event.changes, event.snapshot)
+    elif isinstance(event, Trade):
+        event = Trade(venue, event.symbol, event.ts, event.price, event.qty, event.aggressor, event.trade_id)
+    elif isinstance(event, InstrumentStatus):
+        event = dataclasses.replace(event, venue=venue)
+    return RecordedEvent(recorded.recv_ns, recorded.seq, venue, recorded.symbol, event)
+
+
+__all__ = ["NS_PER_S", "ReplayAdapter", "ReplayOptions"]
