@@ -153,7 +153,7 @@ class Algo724Adapter(Adapter):
     async def connect(self) -> None:
         """Log in, start token upkeep and the poll, report ``connected``. ConnectionError (the
         venue's words, never a secret) when the login fails."""
-        if self._task_group is None:
+        if not self.bound:
             raise RuntimeError(f"algo724 venue {self.venue!r}: bind(task_group) must come before connect()")
         opts = self.opts
         self._closed = False

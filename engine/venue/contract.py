@@ -130,6 +130,11 @@ class VenueAdapter(ABC):
         heartbeats and token refreshes run in it, so they stop when the engine stops."""
         self._task_group = task_group
 
+    @property
+    def bound(self) -> bool:
+        """Whether :meth:`bind` has given the adapter its task group (``connect`` needs it)."""
+        return self._task_group is not None
+
     def start_task(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
         """Run ``fn(*args)`` in the background for as long as the engine runs. A task that fails
         is logged with its traceback and ends alone: an exception let into the engine's task group
