@@ -55,10 +55,10 @@ from engine.model import (
     Trade,
     VenueOrder,
 )
-from engine.recording.format import RecordedEvent, read_events, require_pyarrow
 from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
 from engine.venue.clock import NS_PER_S, Clock
 from engine.venue.fees import FeeSchedule
+from engine.venue.recording import RecordedEvent, read_events, require_pyarrow
 
 NS_PER_MS = 1_000_000
 #: events this close (simulated time) to the one before are delivered from the same timer
