@@ -275,7 +275,7 @@ def files(root: Path, venues: Iterable[str] | None = None, symbols: Iterable[str
         raise FileNotFoundError(f"no recording at {root} (not a directory)")
     want_v = set(venues) if venues is not None else None
     want_s = set(symbols) if symbols is not None else None
-    found = []
+    found: list[tuple[str, str, Path]] = []
     for vdir in sorted(root.glob("venue=*")):
         venue = vdir.name[len("venue="):]
         if want_v is not None and venue not in want_v:
