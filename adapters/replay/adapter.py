@@ -56,11 +56,11 @@ from engine.model import (
     Trade,
     VenueOrder,
 )
-from engine.progress import Progress
-from engine.recording.format import RecordedEvent, read_events, require_pyarrow
 from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
 from engine.venue.clock import NS_PER_S, Clock
 from engine.venue.fees import FeeSchedule
+from engine.venue.progress import Progress
+from engine.venue.recording import RecordedEvent, read_events, require_pyarrow
 
 log = logging.getLogger(__name__)
 
@@ -271,15 +271,27 @@ class ReplayAdapter(Adapter):
 
     # ---- orders: latency out, the book set to the recording, then the venue ------------------------
     def submit(self, order: Order) -> None:
-        self.clock.call_at(self.clock.now_ns() + self.latency_ns, self._arrive_submit, order.client_id, order.symbol,
-                           order.side, order.qty, order.price, order.type, order.tif, order.post_only)
+        """At ``latency_ms`` 0 the order reaches the venue at this instant: the book is set now and
+        the venue processes it from its own timer, as ever after the strategy's hook returns."""
+        args = (order.client_id, order.symbol, order.side, order.qty, order.price, order.type, order.tif,
+                order.post_only)
+        if self.latency_ns:
+            self.clock.call_at(self.clock.now_ns() + self.latency_ns, self._arrive_submit, *args)
+        else:
+            self._arrive_submit(*args)
 
     def cancel(self, order: Order) -> None:
-        self.clock.call_at(self.clock.now_ns() + self.latency_ns, self.sim.cancel, order.client_id)
+        if self.latency_ns:
+            self.clock.call_at(self.clock.now_ns() + self.latency_ns, self.sim.cancel, order.client_id)
+        else:
+            self.sim.cancel(order.client_id)  # processed from the venue's timer, never inside this call
 
     def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
-        self.clock.call_at(self.clock.now_ns() + self.latency_ns, self._arrive_amend, order.symbol, order.client_id,
-                           price, qty)
+        if self.latency_ns:
+            self.clock.call_at(self.clock.now_ns() + self.latency_ns, self._arrive_amend, order.symbol,
+                               order.client_id, price, qty)
+        else:
+            self._arrive_amend(order.symbol, order.client_id, price, qty)
 
     def _arrive_submit(self, client_id: str, symbol: str, side: Side, qty: Decimal, price: Decimal | None,
                        order_type: OrderType, tif: TimeInForce, post_only: bool) -> None:

@@ -213,11 +213,11 @@ class ReplayBook:
             else:
                 outcome = engine.submit(CROWD, "", side, add, price, _LIMIT, _DAY, False, self.now_ns())
                 accepted = outcome.events[0]
-                order_id = getattr(accepted, "order_id", None)
-                if order_id is None:
+                new_id: int | None = getattr(accepted, "order_id", None)  # None: Rejected
+                if new_id is None:
                     self.refused += 1
-                elif engine.order(order_id) is not None:
-                    ids.append(order_id)
+                elif engine.order(new_id) is not None:
+                    ids.append(new_id)
         elif target < current:
             cut = current - target
             for order_id in reversed(ids):

@@ -232,12 +232,24 @@ class Writer:
         """Write what is pending, one complete file per partition; returns the files written."""
         written = []
         pending, self._pending = self._pending, {}
-        for directory, rows in sorted(pending.items()):
+        items = sorted(pending.items())
+        for index, (directory, rows) in enumerate(items):
             self._files += 1
             path = directory / f"{self.run}-{self._files:06d}.parquet"
-            write_table(table_for(rows), path)
+            try:
+                write_table(table_for(rows), path)
+            except OSError:
+                # kept for the next flush (a full disk may be freed): nothing is dropped silently
+                for later, later_rows in items[index:]:
+                    self._pending.setdefault(later, [])[:0] = later_rows
+                raise
             written.append(path)
         return written
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows not written yet (after a failed flush: what a later one retries)."""
+        return sum(len(rows) for rows in self._pending.values())
 
 
 # ------------------------------------------------------------------------------------------- reading
@@ -263,7 +275,7 @@ def files(root: Path, venues: Iterable[str] | None = None, symbols: Iterable[str
         raise FileNotFoundError(f"no recording at {root} (not a directory)")
     want_v = set(venues) if venues is not None else None
     want_s = set(symbols) if symbols is not None else None
-    found = []
+    found: list[tuple[str, str, Path]] = []
     for vdir in sorted(root.glob("venue=*")):
         venue = vdir.name[len("venue="):]
         if want_v is not None and venue not in want_v:

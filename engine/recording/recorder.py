@@ -77,8 +77,16 @@ class Recorder:
             self._thread = None
         self._drain()
         self._write()
+        if self.writer.pending_rows:
+            log.error("recording: %d rows could not be written to %s and are lost", self.writer.pending_rows,
+                      self.root)
         log.info("recorded %d events (%d rows, %d files) to %s%s", self.writer.events, self.writer.rows, self.files,
                  self.root, f"; {self.errors} write errors" if self.errors else "")
+
+    def flush(self) -> None:
+        """Write what is queued now (the writer thread's step; for a caller without the thread)."""
+        self._drain()
+        self._write()
 
     def stats(self) -> dict[str, Any]:
         return {"path": str(self.root), "events": self.writer.events, "rows": self.writer.rows,

@@ -15,7 +15,9 @@ why; the heavier ones are loaded only by the adapters that import them, never by
 - :mod:`engine.venue.ratelimit`: the buckets behind the rate limits a venue declares;
 - :mod:`engine.venue.bands`, :mod:`engine.venue.fees`: price bands and fee schedules a simulated
   venue applies;
-- :mod:`engine.venue.sessions`: the session schedule a simulated venue follows.
+- :mod:`engine.venue.sessions`: the session schedule a simulated venue follows;
+- :mod:`engine.venue.recording`: the recordings the replay venue reads;
+- :mod:`engine.venue.progress`: the progress display a long replay shows.
 """
 
 from engine.secrets import REDACTED, RedactingFilter
