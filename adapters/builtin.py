@@ -9,6 +9,7 @@ from engine.venue import SandboxCommand, VenueAdapter, adapter_hookimpl
 @adapter_hookimpl
 def engine_register_adapters() -> dict[str, type[VenueAdapter]]:
     from adapters.algo724.adapter import Algo724Adapter
+    from adapters.bus.adapter import BusMarketData
     from adapters.midchains.adapter import MidChainsFixAdapter
     from adapters.midchains.marketdata import MidChainsMarketData
     from adapters.optimus.adapter import OptimusAdapter
@@ -17,7 +18,8 @@ def engine_register_adapters() -> dict[str, type[VenueAdapter]]:
     from adapters.pulse.adapter import PulseAdapter
 
     return {cls.name: cls for cls in (PaperAdapter, LiveFeedAdapter, OptimusAdapter, PulseAdapter,
-                                      MidChainsFixAdapter, MidChainsMarketData, Algo724Adapter)}
+                                      MidChainsFixAdapter, MidChainsMarketData, Algo724Adapter,
+                                      BusMarketData)}
 
 
 @adapter_hookimpl

@@ -7,6 +7,7 @@
     engine sandbox VENUE [ARGS...] [--run CONFIG [--report FILE] [--html FILE] [--journal FILE]]
     engine check CONFIG
     engine halt CONFIG [--reducing]
+    engine feed CONFIG [--nats URL] [--snapshot-s S] [--heartbeat-s S] [--window-msgs N] [--window-s S]
     engine report REPORT_JSON [--html FILE]
     engine codes
 """
@@ -218,6 +219,24 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--html", type=Path, metavar="FILE", help="where to write the page "
                         "(default: REPORT_JSON with .html instead of .json)")
 
+    feed = sub.add_parser(
+        "feed", help="hold CONFIG's market-data connections and publish them on NATS for many engines",
+        description="Run each venue's market_data adapter of CONFIG once (within the venue's connection cap) and "
+        "publish every book change, trade and instrument status on NATS subject md.<venue>.<symbol> with a "
+        "per-symbol sequence number, a full snapshot every --snapshot-s, a heartbeat on mdhb.<venue>; JetStream "
+        "stream MD_<VENUE> keeps a bounded window for gap replay. Engines read it with market_data adapter 'bus'. "
+        "Runs until SIGINT/SIGTERM (exit 0); exit 1 when the config is invalid or NATS cannot be reached.",
+    )
+    feed.add_argument("config", type=Path, metavar="CONFIG")
+    feed.add_argument("--nats", default="nats://127.0.0.1:4222", metavar="URL",
+                      help="NATS server (default %(default)s)")
+    feed.add_argument("--snapshot-s", type=float, default=1.0, metavar="S", help="full-book snapshot period")
+    feed.add_argument("--heartbeat-s", type=float, default=0.5, metavar="S", help="heartbeat period")
+    feed.add_argument("--window-msgs", type=int, default=5000, metavar="N", help="replay window per symbol")
+    feed.add_argument("--window-s", type=float, default=60.0, metavar="S", help="replay window age")
+    feed.add_argument("--venue", action="append", default=[], metavar="NAME", help="only this venue (repeatable)")
+    feed.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="WARNING")
+
     sub.add_parser("codes", help="print every reject code and its sentence")
 
     journal = sub.add_parser("journal", help="look into a journal", description="Look into an engine's "
@@ -408,6 +427,16 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
                         on_clock=lambda clock: setattr(TIME_FILTER, "clock", clock))
 
 
+def cmd_feed(args: argparse.Namespace) -> int:
+    from engine.bus.feed import FeedSettings, feed_main
+
+    loaded = _load(args.config)
+    setup_logging(args.log_level, "human", Redactor(loaded.secret_values))
+    settings = FeedSettings(nats_url=args.nats, snapshot_s=args.snapshot_s, heartbeat_s=args.heartbeat_s,
+                            window_msgs=args.window_msgs, window_s=args.window_s, venues=tuple(args.venue))
+    return feed_main(loaded, settings)
+
+
 def cmd_codes(_args: argparse.Namespace) -> int:
     from engine.rejects import REJECT_CODES
 
@@ -434,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_journal(args)
         if args.command == "sandbox":
             return cmd_sandbox(args)
+        if args.command == "feed":
+            return cmd_feed(args)
         return cmd_codes(args)
     except (ConfigError, StrategyLoadError, StartupError) as exc:
         print(f"engine: {exc}", file=sys.stderr)

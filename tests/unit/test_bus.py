@@ -1,0 +1,93 @@
+"""The bus wire (engine/bus/wire.py) and the bus adapter's sequence rules, without a NATS server:
+exact decimals, hostile bytes, and no delta ever delivered over a hole or across feed epochs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from adapters.bus.adapter import BusMarketData, BusOptions
+from engine.clock import WallClock
+from engine.model import BookUpdate, Side, Trade
+from engine.venue import buswire as wire
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.books: list[BookUpdate] = []
+        self.trades: list[Trade] = []
+        self.statuses: list[str] = []
+
+    def on_book(self, update: BookUpdate) -> None:
+        self.books.append(update)
+
+    def on_trade(self, trade: Trade) -> None:
+        self.trades.append(trade)
+
+    def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
+        self.statuses.append(status)
+
+
+def book(epoch: int, seq: int, snapshot: bool = False, price: str = "109.30") -> bytes:
+    update = BookUpdate("psx", "OGDC", 1, 0, ((Side.BUY, Decimal(price), Decimal("500")),), snapshot)
+    return wire.encode(wire.book_wire(update, epoch, seq, 0))
+
+
+def adapter() -> tuple[BusMarketData, Sink]:
+    sink = Sink()
+    bus = BusMarketData("psx", BusOptions(recover="snapshot"), [], WallClock(), sink)
+    bus.subscribe(["OGDC"])
+    bus.track("OGDC")
+    return bus, sink
+
+
+def test_decimals_cross_the_wire_exactly() -> None:
+    update = BookUpdate("psx", "OGDC", 5, 9, ((Side.SELL, Decimal("109.3000001"), Decimal("0.00000001")),), True)
+    back = wire.to_book("psx", "OGDC", wire.decode(wire.encode(wire.book_wire(update, 1, 2, 3))))  # type: ignore[arg-type]
+    assert back.changes == update.changes and str(back.changes[0][1]) == "109.3000001"
+    assert back.snapshot and back.seq == 9
+
+
+def test_names_that_would_split_a_subject_are_refused() -> None:
+    with pytest.raises(wire.BadSubjectToken, match=r"symbol 'OG\.DC'"):
+        wire.symbol_subject("psx", "OG.DC")
+    with pytest.raises(wire.BadSubjectToken, match="account"):
+        wire.halt_subject("a>")
+
+
+def test_a_gap_stops_the_book_until_a_snapshot_mends_it() -> None:
+    bus, sink = adapter()
+    bus.on_message("OGDC", book(7, 1))  # no snapshot yet: nothing to apply it to
+    assert sink.books == []
+    bus.on_message("OGDC", book(7, 2, snapshot=True))
+    bus.on_message("OGDC", book(7, 3))
+    bus.on_message("OGDC", book(7, 5))  # 4 is missing
+    bus.on_message("OGDC", book(7, 6))
+    assert [b.snapshot for b in sink.books] == [True, False]
+    assert bus.counts["gaps"] == 1 and bus.counts["missed"] == 1 and bus.counts["dropped_waiting"] == 3
+    bus.on_message("OGDC", book(7, 7, snapshot=True))
+    bus.on_message("OGDC", book(7, 8))
+    assert [b.snapshot for b in sink.books] == [True, False, True, False]
+    assert bus.counts["recovered_by_snapshot"] == 2
+
+
+def test_a_restarted_feed_is_a_new_book_and_duplicates_are_dropped() -> None:
+    bus, sink = adapter()
+    bus.on_message("OGDC", book(7, 1, snapshot=True))
+    bus.on_message("OGDC", book(7, 1, snapshot=True))  # a replayed duplicate
+    bus.on_message("OGDC", book(8, 1))  # new epoch, seq 1 again: not a continuation
+    assert len(sink.books) == 1 and bus.counts["duplicates"] == 1
+    bus.on_message("OGDC", book(8, 2, snapshot=True))
+    bus.on_message("OGDC", book(8, 3))
+    assert len(sink.books) == 3 and bus.counts["epochs"] == 2
+
+
+def test_hostile_bytes_are_counted_and_change_nothing() -> None:
+    bus, sink = adapter()
+    bus.on_message("OGDC", book(7, 1, snapshot=True))
+    bus.on_message("OGDC", b"\xc1garbage")
+    bus.on_message("OGDC", wire.encode(wire.Heartbeat(1, 2, "connected", 3)))  # valid msgpack, wrong shape
+    bus.on_message("OGDC", book(7, 2))
+    assert len(sink.books) == 2 and bus.counts["malformed"] == 2
+    assert sum(bus.bad_input().values()) == 2
