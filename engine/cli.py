@@ -6,7 +6,7 @@
     engine journal export JOURNAL --format csv|parquet [--out PATH]
     engine sandbox VENUE [ARGS...] [--run CONFIG [--report FILE] [--html FILE] [--journal FILE]]
     engine check CONFIG
-    engine halt CONFIG [--reducing]
+    engine halt CONFIG [--reducing | --clear]
     engine feed CONFIG [--nats URL] [--snapshot-s S] [--heartbeat-s S] [--window-msgs N] [--window-s S]
     engine report REPORT_JSON [--html FILE]
     engine codes
@@ -205,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     halt.add_argument("config", type=Path, metavar="CONFIG")
     halt.add_argument("--reducing", action="store_true", help="reducing instead of halted")
+    halt.add_argument("--clear", action="store_true", help="bus accounts: delete the kept state, so engines start "
+                      "active again (running ones stay halted until restarted)")
 
     report = sub.add_parser(
         "report", help="draw a JSON run report as a self-contained HTML page",
@@ -235,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     feed.add_argument("--window-msgs", type=int, default=5000, metavar="N", help="replay window per symbol")
     feed.add_argument("--window-s", type=float, default=60.0, metavar="S", help="replay window age")
     feed.add_argument("--venue", action="append", default=[], metavar="NAME", help="only this venue (repeatable)")
+    feed.add_argument("--engines", nargs="+", type=Path, default=[], metavar="ENGINE_CONFIG", help="refuse to start "
+                      "when these engines' account.cash, holdings and rate_limits add up to more than CONFIG's")
     feed.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="WARNING")
 
     sub.add_parser("codes", help="print every reject code and its sentence")
@@ -286,26 +290,62 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_halt(args: argparse.Namespace) -> int:
+    """The local engine by its pid file, and every engine on the account over NATS when CONFIG's
+    market data comes over the bus with an ``account`` (README "Many engines over NATS")."""
     import os
     import signal
 
     from engine.app import pid_file_for
 
+    broadcast = _halt_broadcast(args)
+    if broadcast is not None and broadcast != 0:
+        return broadcast
     pid_file = pid_file_for(args.config)
     try:
         if not pid_file.is_file():  # reading a FIFO would block forever
             raise FileNotFoundError(pid_file)
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
+        if broadcast == 0:
+            return 0
         print(f"engine: no running engine for {args.config} (no readable pid file {pid_file})", file=sys.stderr)
         return 1
     signum = signal.SIGUSR2 if args.reducing else signal.SIGUSR1
     try:
         os.kill(pid, signum)
     except ProcessLookupError:
+        if broadcast == 0:
+            return 0
         print(f"engine: pid {pid} from {pid_file} is not running (stale pid file)", file=sys.stderr)
         return 1
     print(f"sent {signum.name} to engine pid {pid}: account -> {'reducing' if args.reducing else 'halted'}")
+    return 0
+
+
+def _halt_broadcast(args: argparse.Namespace) -> int | None:
+    """None: CONFIG has no bus account; 0: broadcast; 1: it could not be (named)."""
+    import anyio
+
+    from engine.bus.halt import broadcast_halt, bus_accounts
+
+    try:
+        accounts = bus_accounts(_load(args.config))
+    except ConfigError:
+        return None  # the pid file still works for a config this engine cannot read
+    if not accounts:
+        if args.clear:
+            print(f"engine: {args.config} names no bus account to clear", file=sys.stderr)
+            return 1
+        return None
+    state = "clear" if args.clear else "reducing" if args.reducing else "halted"
+    for url, account in accounts:
+        try:
+            kept = anyio.run(broadcast_halt, url, account, state)
+        except Exception as exc:
+            print(f"engine: cannot broadcast the kill switch of account {account!r} over NATS at {url}: {exc}",
+                  file=sys.stderr)
+            return 1
+        print(f"account {account}: kill switch {kept} (halt.{account} on {url}, kept in KV bucket HALT)")
     return 0
 
 
@@ -428,10 +468,14 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_feed(args: argparse.Namespace) -> int:
+    from engine.bus.allocation import check_allocation
     from engine.bus.feed import FeedSettings, feed_main
 
     loaded = _load(args.config)
     setup_logging(args.log_level, "human", Redactor(loaded.secret_values))
+    problems = check_allocation(loaded, [_load(path) for path in args.engines])
+    if problems:
+        raise StartupError("the engines' shares exceed the account:\n  " + "\n  ".join(problems))
     settings = FeedSettings(nats_url=args.nats, snapshot_s=args.snapshot_s, heartbeat_s=args.heartbeat_s,
                             window_msgs=args.window_msgs, window_s=args.window_s, venues=tuple(args.venue))
     return feed_main(loaded, settings)
