@@ -297,29 +297,30 @@ def cmd_halt(args: argparse.Namespace) -> int:
 
     from engine.app import pid_file_for
 
+    # the broadcast first; a failed one (NATS down) still signals the local engine, then exits 1
     broadcast = _halt_broadcast(args)
-    if broadcast is not None and broadcast != 0:
-        return broadcast
+    if args.clear:
+        return broadcast or 0
     pid_file = pid_file_for(args.config)
     try:
         if not pid_file.is_file():  # reading a FIFO would block forever
             raise FileNotFoundError(pid_file)
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
-        if broadcast == 0:
-            return 0
+        if broadcast is not None:
+            return broadcast
         print(f"engine: no running engine for {args.config} (no readable pid file {pid_file})", file=sys.stderr)
         return 1
     signum = signal.SIGUSR2 if args.reducing else signal.SIGUSR1
     try:
         os.kill(pid, signum)
     except ProcessLookupError:
-        if broadcast == 0:
-            return 0
+        if broadcast is not None:
+            return broadcast
         print(f"engine: pid {pid} from {pid_file} is not running (stale pid file)", file=sys.stderr)
         return 1
     print(f"sent {signum.name} to engine pid {pid}: account -> {'reducing' if args.reducing else 'halted'}")
-    return 0
+    return broadcast or 0
 
 
 def _halt_broadcast(args: argparse.Namespace) -> int | None:

@@ -107,15 +107,14 @@ class BusMarketData(MarketDataAdapter):
     # ---- lifecycle -----------------------------------------------------------------------
     async def connect(self) -> None:
         try:
-            import nats
+            import nats  # noqa: F401
         except ImportError:
             raise ConnectionError("market_data adapter 'bus' needs nats-py: pip install "
                                   "'psx-strategy-engine[nats]'") from None
         opts = self.bus_options
         try:
-            self._nc = await nats.connect(opts.nats_url, name=f"engine-bus-{self.venue}", allow_reconnect=True,
-                                          max_reconnect_attempts=-1, connect_timeout=float(opts.connect_timeout_s),
-                                          disconnected_cb=self._nats_down, reconnected_cb=self._nats_up)
+            self._nc = await wire.connect_nats(opts.nats_url, f"engine-bus-{self.venue}", float(opts.connect_timeout_s),
+                                               disconnected_cb=self._nats_down, reconnected_cb=self._nats_up)
         except Exception as exc:
             raise ConnectionError(f"venue {self.venue!r}: cannot connect to NATS at {opts.nats_url}: {exc}") from None
         self._js = self._nc.jetstream()

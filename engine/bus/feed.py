@@ -218,14 +218,13 @@ async def ensure_stream(js: Any, venue: str, settings: FeedSettings) -> None:
 async def run_feed(loaded: LoadedConfig, settings: FeedSettings, stop: anyio.Event | None = None) -> None:
     """Connect NATS, then every venue's adapter, and publish until cancelled (SIGINT/SIGTERM)."""
     try:
-        import nats
+        import nats  # noqa: F401
     except ImportError:
         raise StartupError("engine feed needs nats-py: pip install 'psx-strategy-engine[nats]'") from None
     epoch = time.time_ns()
     feeds = build_feeds(loaded, settings, epoch)
     try:
-        nc = await nats.connect(settings.nats_url, name="engine-feed", max_reconnect_attempts=-1,
-                                connect_timeout=5, allow_reconnect=True)
+        nc: Any = await wire.connect_nats(settings.nats_url, "engine-feed", 10.0)
     except Exception as exc:
         raise StartupError(f"engine feed: cannot connect to NATS at {settings.nats_url}: {exc}") from None
     js = nc.jetstream()

@@ -10,15 +10,15 @@ running engines stay halted until restarted, as with the local kill switch.
 
 from __future__ import annotations
 
+from typing import Any
+
 from engine.venue import buswire as wire
 
 
 async def broadcast_halt(nats_url: str, account: str, state: str) -> str:
     """Record and broadcast ``state`` ("halted", "reducing" or "clear"); returns the state now kept."""
-    import nats
-
     subject = wire.halt_subject(account)
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0, allow_reconnect=False)
+    nc: Any = await wire.connect_nats(nats_url, "engine-halt", 5.0)
     try:
         js = nc.jetstream()
         try:

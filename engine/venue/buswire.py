@@ -46,6 +46,29 @@ def token(kind: str, value: str) -> str:
     return value
 
 
+async def connect_nats(url: str, name: str, timeout_s: float, **callbacks: object) -> object:
+    """A nats-py connection that fails in ``timeout_s`` when the server is not there: nats-py's own
+    first connect retries without end (and logs a traceback per try), which would leave ``engine
+    halt``, ``engine feed`` or an engine's start hanging instead of saying why."""
+    import asyncio
+    import logging
+
+    import nats
+
+    quiet = logging.getLogger("engine.bus.nats")
+
+    async def on_error(exc: Exception) -> None:
+        quiet.debug("nats %s: %s", name, exc)
+
+    try:
+        return await asyncio.wait_for(
+            nats.connect(url, name=name, connect_timeout=timeout_s, allow_reconnect=True, max_reconnect_attempts=-1,
+                         error_cb=on_error, **callbacks),  # type: ignore[arg-type]
+            timeout_s)
+    except TimeoutError:
+        raise ConnectionError(f"no NATS server answered at {url} within {timeout_s:g} s") from None
+
+
 def symbol_subject(venue: str, symbol: str, prefix: str = PREFIX) -> str:
     return f"{prefix}.{token('venue', venue)}.{token('symbol', symbol)}"
 

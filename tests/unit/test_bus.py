@@ -91,3 +91,36 @@ def test_hostile_bytes_are_counted_and_change_nothing() -> None:
     bus.on_message("OGDC", book(7, 2))
     assert len(sink.books) == 2 and bus.counts["malformed"] == 2
     assert sum(bus.bad_input().values()) == 2
+
+
+def test_halt_with_nats_down_still_signals_the_local_engine_and_says_so(tmp_path) -> None:
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from engine.app import pid_file_for
+    from engine.cli import main
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = tmp_path / "e1.yaml"
+    strategy = tmp_path / "s.py"
+    strategy.write_text("from engine import hookimpl\n\n\n@hookimpl\ndef on_start(ctx):\n    pass\n")
+    config.write_text(f"""\
+instruments: [{{symbol: OGDC, venue: psx, tick_size: 0.01, lot_size: 1, previous_close: 109.30}}]
+venues:
+  psx:
+    adapter: paper
+    market_data: {{adapter: bus, options: {{nats_url: "nats://127.0.0.1:{port}", account: desk1}}}}
+strategies: [{{name: s, file: {strategy}, venue: psx, instruments: [OGDC]}}]
+""")
+    engine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        pid_file_for(config).write_text(f"{engine.pid}\n")
+        assert main(["halt", str(config)]) == 1
+        assert engine.wait(30) == -signal.SIGUSR1  # the local kill switch still went
+    finally:
+        engine.kill()
+        engine.wait(30)
