@@ -59,13 +59,16 @@ class SymbolState:
     seq: int = 0
     bids: dict[Decimal, Decimal] = field(default_factory=dict)
     asks: dict[Decimal, Decimal] = field(default_factory=dict)
+    #: the venue's snapshot arrived since the feed's venue connection was last (re)made: only then is
+    #: the feed's own book current enough to snapshot from
     has_book: bool = False
+    had_book: bool = False
 
     def apply(self, update: BookUpdate) -> None:
         if update.snapshot:
             self.bids.clear()
             self.asks.clear()
-        self.has_book = True
+            self.has_book = self.had_book = True
         for side, price, qty in update.changes:
             levels = self.bids if side is Side.BUY else self.asks
             if qty:
@@ -123,9 +126,22 @@ class Publisher:
         self._put(status.symbol, wire.status_wire(status, self.epoch, seq, time.time_ns()))
 
     def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
-        """The feed's own venue connection: carried by the heartbeat, so every engine hears it."""
+        """The feed's own venue connection: carried by the heartbeat, so every engine hears it. A
+        lost or silent connection makes every book the feed holds old: no periodic snapshot is
+        drawn from it until the venue's own snapshot arrives after the reconnect."""
         self.upstream = status
+        if status != "connected":
+            for state in self.symbols.values():
+                state.has_book = False
         log.warning("feed venue %s: upstream %s %s", venue, status, detail)
+
+    def upstream_word(self) -> str:
+        """What the heartbeat says: ``connected`` only once every book the feed had is current
+        again (``resyncing`` between the venue's reconnect and its snapshots), so an engine never
+        hears ``connected`` while it still holds a book from before the outage."""
+        if self.upstream == "connected" and any(s.had_book and not s.has_book for s in self.symbols.values()):
+            return "resyncing"
+        return self.upstream
 
     def on_order_update(self, update: Any) -> None:  # a market-data adapter sends none
         return None
@@ -149,7 +165,7 @@ class Publisher:
             self.snapshots += 1
 
     def heartbeat(self) -> bytes:
-        return wire.encode(wire.Heartbeat(self.epoch, time.time_ns(), self.upstream, len(self.symbols)))
+        return wire.encode(wire.Heartbeat(self.epoch, time.time_ns(), self.upstream_word(), len(self.symbols)))
 
 
 def build_feeds(loaded: LoadedConfig, settings: FeedSettings, epoch: int

@@ -124,3 +124,23 @@ strategies: [{{name: s, file: {strategy}, venue: psx, instruments: [OGDC]}}]
     finally:
         engine.kill()
         engine.wait(30)
+
+
+def test_the_feed_never_snapshots_a_book_from_before_its_venue_reconnected() -> None:
+    from engine.bus.feed import Publisher
+
+    publisher = Publisher("psx", 7)
+    level = ((Side.BUY, Decimal("109.30"), Decimal("500")),)
+    publisher.on_book(BookUpdate("psx", "OGDC", 1, 1, level, True))
+    publisher.on_venue_status("psx", "connected")
+    publisher.snapshot_all()
+    assert publisher.snapshots == 1 and wire.decode_heartbeat(publisher.heartbeat()).upstream == "connected"
+    publisher.on_venue_status("psx", "disconnected", "connection lost")
+    publisher.on_venue_status("psx", "connected", "reconnected")
+    publisher.on_book(BookUpdate("psx", "OGDC", 2, 2, level))  # a delta before the venue's snapshot
+    publisher.snapshot_all()
+    assert publisher.snapshots == 1  # the old book is not re-published as current
+    assert wire.decode_heartbeat(publisher.heartbeat()).upstream == "resyncing"  # engines stay stale
+    publisher.on_book(BookUpdate("psx", "OGDC", 3, 3, level, True))
+    publisher.snapshot_all()
+    assert publisher.snapshots == 2 and wire.decode_heartbeat(publisher.heartbeat()).upstream == "connected"
