@@ -248,10 +248,9 @@ class BusMarketData(MarketDataAdapter):
 
     def _deliver(self, symbol: str, message: wire.Wire) -> None:
         self.counts["delivered"] += 1
-        kind = type(message)
-        if kind is wire.WireBook:
+        if isinstance(message, wire.WireBook):
             self.sink.on_book(wire.to_book(self.venue, symbol, message))
-        elif kind is wire.WireTrade:
+        elif isinstance(message, wire.WireTrade):
             self.sink.on_trade(wire.to_trade(self.venue, symbol, message))
         elif self._deliver_status is not None:
             self._deliver_status(wire.to_status(self.venue, symbol, message))

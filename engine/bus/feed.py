@@ -256,9 +256,7 @@ async def run_feed(loaded: LoadedConfig, settings: FeedSettings, stop: anyio.Eve
                 await adapter.connect()
                 log.warning("feed venue %s: publishing %d symbol(s) on %s (epoch %d)", publisher.venue,
                             len(symbols), wire.venue_wildcard(publisher.venue), epoch)
-            if stop is None:
-                await anyio.sleep_forever()
-            await stop.wait()
+            await (anyio.sleep_forever() if stop is None else stop.wait())
             tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
