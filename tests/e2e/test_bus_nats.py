@@ -7,6 +7,7 @@ The feed is killed and restarted, one engine is killed and restarted, and one ``
 halts all three. Every order each engine sent is written with its wall time by the test strategy
 (tests/fixtures/strategies/bus_guard.py), so the test proves, from the outside:
 
+- a forged message far ahead in the sequence (a gap) is never applied: no engine quotes off it;
 - no order left an engine between the feed's death (plus the stale timeout) and its restart;
 - no order left while an engine had been told its data was stale;
 - the three engines together stayed inside the account's request budget (each held to its share);
@@ -24,10 +25,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 
+import anyio
 import pytest
 from support.runs import engine_command
+
+from engine.model import BookUpdate, Side
+from engine.venue import buswire as wire
 
 NATS_SERVER = Path(sys.executable).with_name("nats-server")
 GUARD = Path(__file__).resolve().parents[1] / "fixtures" / "strategies" / "bus_guard.py"
@@ -150,9 +156,31 @@ def lines(path: Path) -> list[tuple[int, str, str]]:
     out = []
     for line in path.read_text().splitlines():
         parts = line.split()
-        if len(parts) == 3:
+        if len(parts) >= 3:
             out.append((int(parts[0]), parts[1], parts[2]))
     return out
+
+
+def prices(path: Path) -> list[Decimal]:
+    return [Decimal(line.split()[3]) for line in path.read_text().splitlines() if len(line.split()) == 4]
+
+
+async def forge_a_gap(nats_url: str) -> int:
+    """Publish, into the live stream of OGDC, a delta 100 sequence numbers ahead with a bid of
+    99,999: an engine that applied a message over a gap would quote off it."""
+    import nats
+
+    nc = await nats.connect(nats_url)
+    try:
+        sub = await nc.subscribe(wire.symbol_subject("psx", "OGDC"))
+        live = wire.decode((await sub.next_msg(timeout=60)).data)
+        forged = BookUpdate("psx", "OGDC", time.time_ns(), 0, ((Side.BUY, Decimal("99999.00"), Decimal(5)),))
+        await nc.publish(wire.symbol_subject("psx", "OGDC"),
+                         wire.encode(wire.book_wire(forged, live.epoch, live.seq + 100, time.time_ns())))
+        await nc.flush()
+        return live.seq + 100
+    finally:
+        await nc.close()
 
 
 def sent(path: Path, after: int = 0) -> list[int]:
@@ -192,6 +220,17 @@ def test_one_feed_three_engines_kill_restart_halt(procs: Procs, tmp_path: Path) 
         procs.start(name, engine_command("run", str(tmp_path / f"{name}.yaml")))
     for name, out in outs.items():
         wait_for(lambda out=out: len(sent(out)) >= 5, 120, f"{name} trading on the bus's books")
+
+    # a message 100 ahead in the sequence, with a bid no real book has: never applied by anyone
+    forging = time.time_ns()
+    anyio.run(forge_a_gap, nats_url)
+    for name, out in outs.items():
+        wait_for(lambda out=out: any(t > forging and w == "stale" for t, k, w in lines(out) if k == "status"), 60,
+                 f"{name} told stale by the gap")
+    forged_at = time.time_ns()
+    for name, out in outs.items():
+        wait_for(lambda out=out: len(sent(out, forged_at)) >= 3, 120, f"{name} trading again after the gap")
+        assert max(prices(out)) < Decimal(1000), f"{name} quoted off a delta delivered over a gap"
 
     # the feed dies: every engine is told stale and sends nothing until the restarted feed's snapshots
     killed = time.time_ns()
