@@ -46,6 +46,9 @@ examples:
   engine check config.yaml                    validate config and load strategies, no trading
   engine halt config.yaml                     kill switch: the running engine cancels all, refuses all
   engine halt config.yaml --reducing          ... or accepts only orders that shrink a position
+  engine feed feed.yaml --nats nats://127.0.0.1:4222 --engines e1.yaml e2.yaml
+                                              one venue feed on NATS for many engines (market_data: bus);
+                                              then engine halt e1.yaml halts every engine on the account
   engine run config.yaml --fresh-account      start a new paper account (the old journal is moved aside)
   engine journal inspect config.journal.sqlite   orders, fills, positions and account from a journal
   engine journal export config.journal.sqlite --format csv   the audit trail (every order event and fill)
