@@ -144,3 +144,42 @@ def test_the_feed_never_snapshots_a_book_from_before_its_venue_reconnected() -> 
     publisher.on_book(BookUpdate("psx", "OGDC", 3, 3, level, True))
     publisher.snapshot_all()
     assert publisher.snapshots == 2 and wire.decode_heartbeat(publisher.heartbeat()).upstream == "connected"
+
+
+def _config(tmp_path, name: str, venue_block: str):
+    from engine.config import load_config
+
+    strategy = tmp_path / "s.py"
+    strategy.write_text("from engine import hookimpl\n\n\n@hookimpl\ndef on_start(ctx):\n    pass\n")
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"""\
+instruments: [{{symbol: OGDC, venue: psx, tick_size: 0.01, lot_size: 1, previous_close: 109.30}}]
+venues:
+  psx:
+    adapter: paper
+{venue_block}
+strategies: [{{name: s, file: {strategy}, venue: psx, instruments: [OGDC]}}]
+""")
+    return load_config(path)
+
+
+def test_static_shares_are_checked_against_the_whole_account(tmp_path) -> None:
+    from engine.bus.allocation import check_allocation
+
+    account = _config(tmp_path, "feed", """\
+    account: {cash: 3000000, holdings: {OGDC: 1000}}
+    rate_limits: [{scope: orders, count: 30, per_seconds: 10, burst: 6}]""")
+    share = """\
+    account: {cash: 1000000, holdings: {OGDC: 400}}
+    rate_limits: [{scope: orders, count: 1, burst: 2}]"""
+    two = [_config(tmp_path, f"e{i}", share) for i in (1, 2)]
+    assert check_allocation(account, two) == []
+    problems = check_allocation(account, [*two, _config(tmp_path, "e3", share)])
+    assert any("holdings.OGDC add up to 1200" in p for p in problems)
+    assert not any("cash" in p for p in problems)  # 3,000,000 of 3,000,000: exactly the account
+    greedy = _config(tmp_path, "e4", "    account: {cash: 1000000}")
+    problems = check_allocation(account, [*two, greedy])
+    assert any("e4.yaml states no rate_limits" in p for p in problems)
+    fast = _config(tmp_path, "e5", "    account: {cash: 0}\n    rate_limits: [{scope: orders, count: 2, burst: 2}]")
+    assert any("orders rate_limits add up to 4/s, the account's budget is 3/s" in p
+               for p in check_allocation(account, [*two, fast]))
