@@ -9,6 +9,7 @@ from engine.venue import SandboxCommand, VenueAdapter, adapter_hookimpl
 @adapter_hookimpl
 def engine_register_adapters() -> dict[str, type[VenueAdapter]]:
     from adapters.algo724.adapter import Algo724Adapter
+    from adapters.bus.adapter import BusMarketData
     from adapters.midchains.adapter import MidChainsFixAdapter
     from adapters.midchains.marketdata import MidChainsMarketData
     from adapters.midchains.ws_adapter import MidChainsWsAdapter
@@ -20,7 +21,7 @@ def engine_register_adapters() -> dict[str, type[VenueAdapter]]:
 
     return {cls.name: cls for cls in (PaperAdapter, LiveFeedAdapter, OptimusAdapter, PulseAdapter,
                                       MidChainsFixAdapter, MidChainsMarketData, MidChainsWsAdapter, Algo724Adapter,
-                                      ReplayAdapter)}
+                                      ReplayAdapter, BusMarketData)}
 
 
 @adapter_hookimpl

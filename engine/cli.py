@@ -7,7 +7,8 @@
     engine journal export JOURNAL --format csv|parquet [--out PATH]
     engine sandbox VENUE [ARGS...] [--run CONFIG [--report FILE] [--html FILE] [--journal FILE]]
     engine check CONFIG
-    engine halt CONFIG [--reducing]
+    engine halt CONFIG [--reducing | --clear]
+    engine feed CONFIG [--nats URL] [--snapshot-s S] [--heartbeat-s S] [--window-msgs N] [--window-s S]
     engine report REPORT_JSON [--html FILE]
     engine report DIR [--html FILE]
     engine data import FILE... --kind bars|trades --out DIR [--venue NAME] [--steps N] [--replace]
@@ -51,6 +52,9 @@ examples:
   engine record config.yaml --out rec         record the venues' market data to Parquet, no trading
   engine halt config.yaml                     kill switch: the running engine cancels all, refuses all
   engine halt config.yaml --reducing          ... or accepts only orders that shrink a position
+  engine feed feed.yaml --nats nats://127.0.0.1:4222 --engines e1.yaml e2.yaml
+                                              one venue feed on NATS for many engines (market_data: bus);
+                                              then engine halt e1.yaml halts every engine on the account
   engine run config.yaml --fresh-account      start a new paper account (the old journal is moved aside)
   engine journal inspect config.journal.sqlite   orders, fills, positions and account from a journal
   engine journal export config.journal.sqlite --format csv   the audit trail (every order event and fill)
@@ -226,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     halt.add_argument("config", type=Path, metavar="CONFIG")
     halt.add_argument("--reducing", action="store_true", help="reducing instead of halted")
+    halt.add_argument("--clear", action="store_true", help="bus accounts: delete the kept state, so engines start "
+                      "active again (running ones stay halted until restarted)")
 
     report = sub.add_parser(
         "report", help="draw a JSON run report (or a folder of runs) as self-contained HTML pages",
@@ -243,6 +249,26 @@ def build_parser() -> argparse.ArgumentParser:
                         "drawdown, PnL per day, fees, every trade; README \"Multi-day reports\")")
     report.add_argument("--html", type=Path, metavar="FILE", help="where to write the page "
                         "(default: REPORT_JSON with .html instead of .json; for a folder DIR/summary.html)")
+
+    feed = sub.add_parser(
+        "feed", help="hold CONFIG's market-data connections and publish them on NATS for many engines",
+        description="Run each venue's market_data adapter of CONFIG once (within the venue's connection cap) and "
+        "publish every book change, trade and instrument status on NATS subject md.<venue>.<symbol> with a "
+        "per-symbol sequence number, a full snapshot every --snapshot-s, a heartbeat on mdhb.<venue>; JetStream "
+        "stream MD_<VENUE> keeps a bounded window for gap replay. Engines read it with market_data adapter 'bus'. "
+        "Runs until SIGINT/SIGTERM (exit 0); exit 1 when the config is invalid or NATS cannot be reached.",
+    )
+    feed.add_argument("config", type=Path, metavar="CONFIG")
+    feed.add_argument("--nats", default="nats://127.0.0.1:4222", metavar="URL",
+                      help="NATS server (default %(default)s)")
+    feed.add_argument("--snapshot-s", type=float, default=1.0, metavar="S", help="full-book snapshot period")
+    feed.add_argument("--heartbeat-s", type=float, default=0.5, metavar="S", help="heartbeat period")
+    feed.add_argument("--window-msgs", type=int, default=5000, metavar="N", help="replay window per symbol")
+    feed.add_argument("--window-s", type=float, default=60.0, metavar="S", help="replay window age")
+    feed.add_argument("--venue", action="append", default=[], metavar="NAME", help="only this venue (repeatable)")
+    feed.add_argument("--engines", nargs="+", type=Path, default=[], metavar="ENGINE_CONFIG", help="refuse to start "
+                      "when these engines' account.cash, holdings and rate_limits add up to more than CONFIG's")
+    feed.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="WARNING")
 
     sub.add_parser("codes", help="print every reject code and its sentence")
 
@@ -386,26 +412,63 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_halt(args: argparse.Namespace) -> int:
+    """The local engine by its pid file, and every engine on the account over NATS when CONFIG's
+    market data comes over the bus with an ``account`` (README "Many engines over NATS")."""
     import os
     import signal
 
     from engine.app import pid_file_for
 
+    # the broadcast first; a failed one (NATS down) still signals the local engine, then exits 1
+    broadcast = _halt_broadcast(args)
+    if args.clear:
+        return broadcast or 0
     pid_file = pid_file_for(args.config)
     try:
         if not pid_file.is_file():  # reading a FIFO would block forever
             raise FileNotFoundError(pid_file)
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
+        if broadcast is not None:
+            return broadcast
         print(f"engine: no running engine for {args.config} (no readable pid file {pid_file})", file=sys.stderr)
         return 1
     signum = signal.SIGUSR2 if args.reducing else signal.SIGUSR1
     try:
         os.kill(pid, signum)
     except ProcessLookupError:
+        if broadcast is not None:
+            return broadcast
         print(f"engine: pid {pid} from {pid_file} is not running (stale pid file)", file=sys.stderr)
         return 1
     print(f"sent {signum.name} to engine pid {pid}: account -> {'reducing' if args.reducing else 'halted'}")
+    return broadcast or 0
+
+
+def _halt_broadcast(args: argparse.Namespace) -> int | None:
+    """None: CONFIG has no bus account; 0: broadcast; 1: it could not be (named)."""
+    import anyio
+
+    from engine.bus.halt import broadcast_halt, bus_accounts
+
+    try:
+        accounts = bus_accounts(_load(args.config))
+    except ConfigError:
+        return None  # the pid file still works for a config this engine cannot read
+    if not accounts:
+        if args.clear:
+            print(f"engine: {args.config} names no bus account to clear", file=sys.stderr)
+            return 1
+        return None
+    state = "clear" if args.clear else "reducing" if args.reducing else "halted"
+    for url, account in accounts:
+        try:
+            kept = anyio.run(broadcast_halt, url, account, state)
+        except Exception as exc:
+            print(f"engine: cannot broadcast the kill switch of account {account!r} over NATS at {url}: {exc}",
+                  file=sys.stderr)
+            return 1
+        print(f"account {account}: kill switch {kept} (halt.{account} on {url}, kept in KV bucket HALT)")
     return 0
 
 
@@ -580,6 +643,20 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
                         on_clock=lambda clock: setattr(TIME_FILTER, "clock", clock))
 
 
+def cmd_feed(args: argparse.Namespace) -> int:
+    from engine.bus.allocation import check_allocation
+    from engine.bus.feed import FeedSettings, feed_main
+
+    loaded = _load(args.config)
+    setup_logging(args.log_level, "human", Redactor(loaded.secret_values))
+    problems = check_allocation(loaded, [_load(path) for path in args.engines])
+    if problems:
+        raise StartupError("the engines' shares exceed the account:\n  " + "\n  ".join(problems))
+    settings = FeedSettings(nats_url=args.nats, snapshot_s=args.snapshot_s, heartbeat_s=args.heartbeat_s,
+                            window_msgs=args.window_msgs, window_s=args.window_s, venues=tuple(args.venue))
+    return feed_main(loaded, settings)
+
+
 def cmd_codes(_args: argparse.Namespace) -> int:
     from engine.rejects import REJECT_CODES
 
@@ -610,6 +687,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_sandbox(args)
         if args.command == "data":
             return cmd_data(args)
+        if args.command == "feed":
+            return cmd_feed(args)
         return cmd_codes(args)
     except (ConfigError, StrategyLoadError, StartupError) as exc:
         print(f"engine: {exc}", file=sys.stderr)

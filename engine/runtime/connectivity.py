@@ -51,6 +51,13 @@ class MarketDataSink:
     def on_account_event(self, event: AccountEvent) -> None:
         self._runtime.on_account_event(event)
 
+    def on_kill_switch(self, state: str, reason: str) -> None:
+        """A kill switch broadcast for the account (the ``bus`` adapter, issue 27): the same manual
+        trigger as SIGUSR1/SIGUSR2, so one ``engine halt`` halts every engine on the account."""
+        from engine.risk.killswitch import TradingState
+
+        self._runtime.manual_trigger(TradingState(state), reason)
+
     def on_order_update(self, update: OrderUpdate) -> None:
         self._runtime.anomaly("feed_order_event", f"market-data adapter of {self._venue} sent an order update: "
                                                    f"{update!r}")

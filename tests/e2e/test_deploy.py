@@ -829,3 +829,22 @@ def test_watchdog_interval_reads_the_environment(monkeypatch: pytest.MonkeyPatch
     assert systemd.watchdog_interval() == 15.0
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid() + 1))
     assert systemd.watchdog_interval() is None
+
+
+def test_compose_runs_nats_with_jetstream_on_loopback() -> None:
+    nats = compose()["services"]["nats"]
+    assert "-js" in nats["command"] and any(str(port) == "127.0.0.1:4222:4222" for port in nats["ports"])
+
+
+def test_systemd_feed_unit_runs_engine_feed_after_nats() -> None:
+    import configparser
+
+    for name, needle in (("engine-feed.service", "engine feed "), ("nats.service", "nats-server ")):
+        unit = configparser.ConfigParser(interpolation=None, strict=False)
+        unit.optionxform = str  # type: ignore[assignment,method-assign]
+        unit.read(DEPLOY / "systemd" / name)
+        assert needle in unit["Service"]["ExecStart"].replace("/opt/engine/.venv/bin/", "")
+        assert unit["Service"]["User"] == "engine"
+    feed = configparser.ConfigParser(interpolation=None, strict=False)
+    feed.read(DEPLOY / "systemd" / "engine-feed.service")
+    assert "nats.service" in feed["Unit"]["Requires"]
