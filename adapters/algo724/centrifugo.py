@@ -290,6 +290,11 @@ class CentrifugoServer:
             stream.reset()
         self._count("epoch_resets")
 
+    def send_raw(self, text: str) -> None:
+        """Fault "a malformed frame": ``text`` as it is to every connection, in order with the rest."""
+        for conn in list(self._conns):
+            self._queue(conn, text)
+
     async def close_connections(self, code: int = CLOSE_SHUTDOWN, reason: str = "shutdown") -> None:
         """Close every connection with a Centrifugo disconnect code (3001 "shutdown": reconnect)."""
         for conn in list(self._conns):
@@ -556,7 +561,9 @@ class CentrifugoServer:
         stream = self._streams[channel]
         since = params.get("since")
         if type(since) is dict:
-            texts = stream.since(since.get("offset", 0), since.get("epoch", ""))
+            offset = since.get("offset", 0)
+            epoch = since.get("epoch", "")
+            texts = stream.since(offset, epoch) if type(offset) is int and type(epoch) is str else None
             if texts is None:
                 self._error(conn, cmd_id, ERR_UNRECOVERABLE_POSITION)
                 return True

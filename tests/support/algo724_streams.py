@@ -97,12 +97,12 @@ async def centrifugo(tokens: Tokens, **kwargs: Any) -> AsyncIterator[tuple[Centr
 
 
 @asynccontextmanager
-async def streams(server: CentrifugoServer, tokens: Tokens, **kwargs: Any
+async def streams(server: CentrifugoServer, tokens: Tokens, get_token: Callable[[], Any] | None = None, **kwargs: Any
                   ) -> AsyncIterator[tuple[Algo724Streams, RecordingSink, list[str]]]:
     sink = RecordingSink()
     reconciles: list[str] = []
     client = Algo724Streams("algo724", server.url, ACCOUNT, {SYMBOL: INSTRUMENT}, sink, WallClock(),
-                            tokens.get_token, on_recovery_failed=reconciles.append, **kwargs)
+                            get_token or tokens.get_token, on_recovery_failed=reconciles.append, **kwargs)
     async with anyio.create_task_group() as tg:
         tg.start_soon(client.run)
         try:
