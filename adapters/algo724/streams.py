@@ -562,6 +562,9 @@ class Algo724Streams:
     async def _reconnect_after(self, delay: float) -> None:
         await anyio.sleep(delay)
         if not self._closed:
+            # a refused token (101 "unauthorized") is never offered again: "" makes the library ask
+            # get_token (the adapter's REST login) for a fresh one on this connect
+            self.client.set_token("")
             await self.client.connect()
 
     def _resync_later(self, instrument_id: str) -> None:
