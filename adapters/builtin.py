@@ -18,9 +18,10 @@ def engine_register_adapters() -> dict[str, type[VenueAdapter]]:
 
 @adapter_hookimpl
 def engine_register_sandboxes() -> dict[str, SandboxCommand]:
+    from adapters.algo724.sandbox import COMMAND as ALGO724
     from adapters.optimus.sandbox import COMMAND as OPTIMUS
     from adapters.psx.sandbox import COMMAND as PSX  # Live Feed data + Optimus orders on one market
     from adapters.psx_feed.sandbox import COMMAND as PSX_FEED
     from adapters.pulse.sandbox import COMMAND as PULSE
 
-    return {command.name: command for command in (PSX, PSX_FEED, OPTIMUS, PULSE)}
+    return {command.name: command for command in (PSX, PSX_FEED, OPTIMUS, PULSE, ALGO724)}

@@ -65,6 +65,8 @@ class HttpRequest:
     headers: dict[str, str]  # lower-case names; a repeated header keeps its last value
     body: bytes
     peer: str
+    #: the query string after ``?`` (empty when none): a GET listing's filters (Algo724, ALG-2)
+    query: str = ""
 
 
 @dataclass(slots=True)
@@ -244,9 +246,9 @@ class HttpServer:
                 chunks.append(event.data)
             elif isinstance(event, h11.EndOfMessage):
                 assert head is not None
-                target = head.target.decode("latin-1").split("?", 1)[0]
+                target, _, query = head.target.decode("latin-1").partition("?")
                 headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in head.headers}
-                return HttpRequest(head.method.decode("latin-1"), target, headers, b"".join(chunks), peer)
+                return HttpRequest(head.method.decode("latin-1"), target, headers, b"".join(chunks), peer, query)
 
     async def _refuse(self, conn: h11.Connection, writer: asyncio.StreamWriter, status: int, message: str) -> None:
         body = b'{"status":"error","code":%d,"message":"%s"}' % (status, message.replace('"', "'").encode())
