@@ -290,6 +290,15 @@ class CentrifugoServer:
             stream.reset()
         self._count("epoch_resets")
 
+    def expire_connections(self) -> None:
+        """Fault "the token expired": every connection is past its expiry now and is closed 3005
+        "expired" at once (no grace); the client reconnects, its old token is refused 109, it
+        fetches a new one."""
+        now = self.now()
+        for conn in list(self._conns):
+            conn.expires_at = now - self.expired_close_delay_s
+        self._count("expired_by_fault")
+
     def send_raw(self, text: str) -> None:
         """Fault "a malformed frame": ``text`` as it is to every connection, in order with the rest."""
         for conn in list(self._conns):

@@ -316,6 +316,8 @@ class AlgoSandbox:
         self._outage_until_ns = 0
         #: told the full Order object at every change (the streams server publishes it, ALG-3)
         self.order_listeners: list[Callable[[dict[str, Any]], None]] = []
+        #: told ``(kind, params)`` after each injected fault (the streams feel drops and expiries too)
+        self.fault_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.counts: Counter[str] = Counter()
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -355,6 +357,12 @@ class AlgoSandbox:
             return None
         return found.user
 
+    def token_expiry_ns(self, token: str) -> int | None:
+        """When a live access token expires (clock ns), else None: the streams' connection ``ttl``
+        (added by the streams helper, branch algcf)."""
+        found = self._tokens.get(token)
+        return found.expires_ns if found is not None and found.kind == "access" else None
+
     def order_view(self, trade_order_id: str) -> dict[str, Any] | None:
         order = self._orders.get(trade_order_id)
         return None if order is None else order.view(self.settings.venue)
@@ -384,6 +392,8 @@ class AlgoSandbox:
         else:
             self._faults[kind] += count
             self._fault_params[kind] = params
+        for listener in list(self.fault_listeners):
+            listener(kind, params)
 
     def _take_fault(self, kind: str) -> dict[str, Any] | None:
         if self._faults[kind] <= 0:

@@ -59,6 +59,7 @@ __all__ = [
     "book_channel",
     "book_payload",
     "decode",
+    "decimal_string",
     "decode_text",
     "execution_payload",
     "order_payload",
@@ -409,7 +410,7 @@ def _order(data: dict[str, Any], account_id: str) -> OrderMessage:
 # Encoding (the sandbox's side of the same decision)
 
 
-def _dec(value: Decimal) -> str:
+def decimal_string(value: Decimal) -> str:
     """A Decimal as 003's decimal string: fixed point, never an exponent."""
     text = format(value, "f")
     return "0" if text in ("-0", "") else text
@@ -427,16 +428,16 @@ def book_payload(instrument_id: str, venue: str, sequence: int, snapshot: bool, 
         "instrumentId": instrument_id,
         "venue": venue,
         "symbol": instrument_id.partition(":")[2],
-        "bids": [[_dec(p), _dec(q)] for p, q in bids],
-        "asks": [[_dec(p), _dec(q)] for p, q in asks],
+        "bids": [[decimal_string(p), decimal_string(q)] for p, q in bids],
+        "asks": [[decimal_string(p), decimal_string(q)] for p, q in asks],
         "timestamp": ts_ms,
     }
 
 
 def trade_payload(instrument_id: str, venue: str, trade_id: str, price: Decimal, qty: Decimal, side: str,
                   ts_ms: int) -> dict[str, Any]:
-    return {"instrumentId": instrument_id, "venue": venue, "tradeId": trade_id, "price": _dec(price),
-            "quantity": _dec(qty), "side": side, "timestamp": ts_ms}
+    return {"instrumentId": instrument_id, "venue": venue, "tradeId": trade_id, "price": decimal_string(price),
+            "quantity": decimal_string(qty), "side": side, "timestamp": ts_ms}
 
 
 def order_payload(order: dict[str, Any]) -> dict[str, Any]:
