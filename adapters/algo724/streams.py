@@ -437,6 +437,7 @@ class Algo724Streams:
         self.last_error = ""
         self.connects = 0
         self.terminal_disconnects = 0
+        self.sink_errors = 0
 
     # ---- channels ------------------------------------------------------------------------
     def channels(self) -> list[str]:
@@ -452,7 +453,8 @@ class Algo724Streams:
 
     def stats(self) -> dict[str, int]:
         return {"queued": self.queued, "dropped": self.dropped, "errors": self.errors, "connects": self.connects,
-                "terminal_disconnects": self.terminal_disconnects, **self.router.counts}
+                "terminal_disconnects": self.terminal_disconnects, "sink_errors": self.sink_errors,
+                **self.router.counts}
 
     # ---- the hand-off ----------------------------------------------------------------------
     def _put(self, item: tuple[Any, ...]) -> None:
@@ -505,16 +507,22 @@ class Algo724Streams:
                 self._silence()
                 continue
             kind = item[0]
-            if kind == "pub":
-                if self._stale:
-                    self._stale = False
-                    self._report_status("connected", "stream data flowing again")
-                router.publication(item[1], item[2])
-            elif kind == "subscribed":
-                self._resyncing.discard(item[1])
-                router.subscribed(item[1], item[2], item[3], item[4])
-            else:
-                await self._lifecycle(item)
+            try:
+                if kind == "pub":
+                    if self._stale:
+                        self._stale = False
+                        self._report_status("connected", "stream data flowing again")
+                    router.publication(item[1], item[2])
+                elif kind == "subscribed":
+                    self._resyncing.discard(item[1])
+                    router.subscribed(item[1], item[2], item[3], item[4])
+                else:
+                    await self._lifecycle(item)
+            except Exception:  # the engine raised on an event: counted, logged once, the stream goes on
+                self.sink_errors += 1
+                if self.sink_errors == 1:
+                    log.exception("algo724 venue %s: the engine raised on a stream event (counted; logged once)",
+                                  self.venue)
             if self._overflowed:
                 self._after_overflow()
 

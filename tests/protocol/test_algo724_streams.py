@@ -279,3 +279,18 @@ async def test_the_server_closes_a_connection_that_sends_garbage():
                 await asyncio.wait_for(ws.recv(), 10)
             assert ws.close_code == CLOSE_BAD_REQUEST
         assert isinstance(server, CentrifugoServer)
+
+
+async def test_an_engine_that_raises_on_an_event_does_not_stop_the_stream():
+    tokens = Tokens()
+    async with centrifugo(tokens) as (server, book), streams(server, tokens) as (client, sink, _):
+        await until(lambda: server.stats().get("subscribes") == 3)
+
+        def broken(trade: object) -> None:
+            raise RuntimeError("a strategy bug")
+
+        sink.on_trade = broken  # type: ignore[method-assign]
+        server.publish(trade_channel(INSTRUMENT), trade_payload(INSTRUMENT, "BINANCE", "t-9", D("1"), D("1"), "BUY", 1))
+        book.delta(bids=[("100.2", "1")])
+        await until(lambda: sink.books[SYMBOL].seq == 1)
+        assert client.sink_errors == 1
