@@ -8,12 +8,13 @@ from engine.venue import SandboxCommand, VenueAdapter, adapter_hookimpl
 
 @adapter_hookimpl
 def engine_register_adapters() -> dict[str, type[VenueAdapter]]:
+    from adapters.algo724.adapter import Algo724Adapter
     from adapters.optimus.adapter import OptimusAdapter
     from adapters.paper.adapter import PaperAdapter
     from adapters.psx_feed.adapter import LiveFeedAdapter
     from adapters.pulse.adapter import PulseAdapter
 
-    return {cls.name: cls for cls in (PaperAdapter, LiveFeedAdapter, OptimusAdapter, PulseAdapter)}
+    return {cls.name: cls for cls in (PaperAdapter, LiveFeedAdapter, OptimusAdapter, PulseAdapter, Algo724Adapter)}
 
 
 @adapter_hookimpl

@@ -296,7 +296,9 @@ class AlgoSandbox:
         self.settings = settings = settings if settings is not None else SandboxSettings()
         self.clock = clock if clock is not None else WallClock()
         self.instruments = {i.symbol: i for i in instruments}
-        market = MarketOptions(enabled=settings.market, step_interval_s=settings.market_step_s)
+        # crypto sizes: background quotes of 1 to 5 BTC (the default's 100-share units are PSX's)
+        market = MarketOptions(enabled=settings.market, step_interval_s=settings.market_step_s, size_unit_shares=1,
+                               max_size_units=5)
         self.sim = SimVenue(settings.venue, self.instruments.values(), self.clock, market=market,
                             cancel_on_disconnect=False, seed=settings.seed, circuit_bands=False)
         self.sim.add_listener(self)

@@ -17,12 +17,14 @@ from collections.abc import Iterator
 import pytest
 
 from conformance.harness import EVERYDAY, LITERAL, MODES, MarketDataHarness, OrderEntryHarness
+from conformance.harness_algo724 import Algo724Harness
 from conformance.harness_optimus import OptimusHarness
 from conformance.harness_paper import PaperHarness
 from conformance.harness_psx_feed import PsxFeedHarness
 from conformance.harness_pulse import PulseFeedHarness, PulseHarness
 
 ORDER_ENTRY: dict[str, type[OrderEntryHarness]] = {
+    "algo724": Algo724Harness,
     "paper": PaperHarness,
     "optimus": OptimusHarness,
     "pulse": PulseHarness,
