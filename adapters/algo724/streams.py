@@ -26,10 +26,13 @@ epoch. This module owns what the engine needs around it:
   stale book) and resubscribes, which brings a fresh snapshot; older publications replayed by
   recovery are skipped by sequence. No publication on the market channels for ``stale_s`` ->
   ``stale``; data again -> ``connected``.
-- **account**: an ORDER publication's new ``executions[]`` become fills (deduplicated by
-  ``executionId``, shared with the REST path through ``seen_executions``), its status an order
-  update (ALG-5 mapping). An update for a ``tradeOrderId`` the adapter has not bound yet (the
-  stream can beat the REST submit answer) is held and replayed by :meth:`StreamRouter.bind_order`.
+- **account**: ORDER publications go to the order adapter (:class:`OrderStream`: the REST path's
+  own decoder, ALG-5 mapping and fill dedupe by ``executionId`` take them, as a poll answer);
+  without an adapter :class:`EngineOrders` maps them to order updates and fills itself, with the
+  same ALG-5 table. An update for a ``tradeOrderId`` the adapter has not bound yet (the stream
+  beats the REST submit answer: the sandbox publishes SUBMITTED before it answers) is held and
+  replayed by :meth:`StreamRouter.bind_order`. An order the venue calls UNKNOWN, or an account
+  publication that cannot be read, is a reconciliation over REST.
 
 Client caveats handled: the library's JSON codec parses with stdlib ``json`` (so numbers become
 floats: the codec accepts only decimal strings) and stops for good ("bad protocol", no
@@ -45,7 +48,7 @@ import math
 import random
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableSet
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import anyio
@@ -67,6 +70,7 @@ from centrifuge import (
     UnsubscribedContext,
 )
 
+from adapters.algo724.codec import STATUS
 from adapters.algo724.streams_codec import (
     AccountNote,
     BookMessage,
@@ -88,21 +92,15 @@ from engine.venue import VenueEvents
 from engine.venue.badinput import BadInput, kind_of, sample_of
 from engine.venue.clock import Clock
 
-__all__ = ["ALG5_STATUS", "Algo724Streams", "StreamRouter"]
+__all__ = ["ALG5_STATUS", "Algo724Streams", "EngineOrders", "OrderStream", "StreamRouter"]
 
 log = logging.getLogger("engine.algo724.streams")
 
 NS_PER_MS = 1_000_000
 _SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
 
-#: ALG-5: document 003's 14 order statuses -> the engine's. None: nothing a strategy sees changes
-#: (CREATED / SUBMITTED: still pending; PENDING_* : our own request in flight)
-ALG5_STATUS: dict[str, OrderStatus | None] = {
-    "": None, "CREATED": None, "SUBMITTED": None, "PENDING_CANCEL": None, "PENDING_REPLACE": None,
-    "ACCEPTED": OrderStatus.NEW, "REPLACED": OrderStatus.NEW, "PARTIALLY_FILLED": OrderStatus.PARTIALLY_FILLED,
-    "FILLED": OrderStatus.FILLED, "CANCELLED": OrderStatus.CANCELLED, "REVOKED": OrderStatus.CANCELLED,
-    "REJECTED": OrderStatus.REJECTED, "EXPIRED": OrderStatus.EXPIRED, "UNKNOWN": OrderStatus.UNKNOWN,
-}
+#: ALG-5: document 003's 14 order statuses -> the engine's, the adapter codec's one table
+ALG5_STATUS = STATUS
 _BEFORE_FILLS = frozenset({OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED})
 _AFTER_FILLS = frozenset({OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED, OrderStatus.UNKNOWN})
 #: updates held for tradeOrderIds not bound yet, at most (oldest dropped first, counted)
@@ -136,6 +134,74 @@ class _SeenExecutions(MutableSet[str]):
         self._ids.pop(value, None)
 
 
+class OrderStream(Protocol):
+    """Where the account channel's order publications go. The order adapter implements it (its
+    REST path's own state machine, ALG-5 mapping and executionId dedupe take them, exactly as a
+    poll answer); without one the router's :class:`EngineOrders` maps them itself."""
+
+    def stream_order(self, message: OrderMessage) -> bool:
+        """An ORDER publication (``message.data`` is the validated Order object). False when its
+        ``tradeOrderId`` is not bound to one of our orders yet: the router holds it."""
+
+    def stream_execution(self, message: ExecutionMessage) -> bool:
+        """An EXECUTION publication; False as above."""
+
+
+class EngineOrders:
+    """Order publications straight to engine events, for a stream used without the REST adapter
+    (tests, tools): document 003's status by the adapter codec's one ALG-5 table
+    (:data:`adapters.algo724.codec.STATUS`), fills deduplicated by ``executionId``."""
+
+    def __init__(self, router: StreamRouter, seen_executions: MutableSet[str] | None = None) -> None:
+        self.router = router
+        self.client_ids: dict[str, str] = {}
+        self.seen_executions: MutableSet[str] = seen_executions if seen_executions is not None else _SeenExecutions()
+
+    def stream_order(self, m: OrderMessage) -> bool:
+        client_id = self.client_ids.get(m.trade_order_id)
+        if client_id is None:
+            return False
+        router = self.router
+        status = ALG5_STATUS.get(m.status)
+        if status is None:
+            router.bad.record("malformed", f"order {m.trade_order_id}: status {m.status[:40]!r} not in document 003")
+            return True
+        ts = router.ts(m.updated_ms)
+        sink = router.sink
+        if status in _BEFORE_FILLS:
+            sink.on_order_update(OrderUpdate(router.venue, client_id, OrderStatus.NEW, ts, m.trade_order_id))
+        for execution in m.executions:
+            self._fill(client_id, execution)
+        if status in _AFTER_FILLS:
+            sink.on_order_update(OrderUpdate(router.venue, client_id, status, ts, m.trade_order_id, reason=m.reason))
+        return True
+
+    def stream_execution(self, m: ExecutionMessage) -> bool:
+        client_id = self.client_ids.get(m.trade_order_id)
+        if client_id is None:
+            return False
+        self._fill(client_id, m)
+        return True
+
+    def _fill(self, client_id: str, e: ExecutionMessage) -> None:
+        router = self.router
+        if e.execution_id in self.seen_executions:
+            router.count("duplicate_executions")
+            return
+        symbol = router.by_instrument.get(e.instrument_id)
+        if symbol is None:
+            router.count("unknown_instrument")
+            return
+        self.seen_executions.add(e.execution_id)
+        # a fee in another asset than the quote (003 fees[] name the asset: BTC on BTC/USDT) is not
+        # money in the engine's currency: the engine then charges its fee schedule instead
+        quote = e.instrument_id.rpartition("/")[2]
+        fee = e.fee if e.fee is not None and e.fee_asset in ("", quote) else None
+        router.sink.on_fill(Fill(router.venue, symbol, client_id, e.trade_order_id, e.execution_id, _SIDES[e.side],
+                                 e.price, e.qty, router.ts(e.ts_ms), fee=fee))
+        router.count("fills")
+
+
 class StreamRouter:
     """Sans-I/O: decoded stream events in, engine events out (``sink``). No socket, no library:
     the client's queue feeds it, and so do the unit tests and the benchmark.
@@ -146,23 +212,27 @@ class StreamRouter:
 
     def __init__(self, venue: str, symbols: dict[str, str], sink: VenueEvents, clock: Clock,
                  resync: Callable[[str], None], reconcile: Callable[[str], None],
-                 seen_executions: MutableSet[str] | None = None, bad: BadInput | None = None) -> None:
+                 orders: OrderStream | None = None, bad: BadInput | None = None) -> None:
         self.venue = venue
         self.sink = sink
         self.clock = clock
         self.resync = resync
         self.reconcile = reconcile
         self.by_instrument = {instrument_id: symbol for symbol, instrument_id in symbols.items()}
-        self.seen_executions: MutableSet[str] = seen_executions if seen_executions is not None else _SeenExecutions()
         self.bad = bad or BadInput(log, f"algo724 venue {venue} streams")
-        self.client_ids: dict[str, str] = {}
+        self.engine_orders = EngineOrders(self)
+        self.orders: OrderStream = orders if orders is not None else self.engine_orders
         self._held: OrderedDict[str, list[OrderMessage | ExecutionMessage]] = OrderedDict()
         #: instrumentId -> last applied sequence; None: no book (waiting for a snapshot)
         self.sequences: dict[str, int | None] = {}
         self.counts: dict[str, int] = {}
 
-    def _count(self, key: str) -> None:
+    def count(self, key: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1
+
+    def ts(self, ms: int) -> int:
+        """A venue time in ms as engine ns; the engine's clock when the venue gave none."""
+        return ms * NS_PER_MS if ms else self.clock.now_ns()
 
     # ---- entry points --------------------------------------------------------------------
     def publication(self, channel: str, data: Any) -> None:
@@ -172,7 +242,7 @@ class StreamRouter:
             message = decode(channel, data)
         except StreamCodecError as exc:
             self.bad.record(kind_of(exc), str(exc), sample_of(repr(data)))
-            self._count("bad")
+            self.count("bad")
             if channel.startswith("tradingAccount:"):  # an account update we could not read: ask REST
                 self.reconcile(f"undecodable publication on channel {channel}")
             return
@@ -185,11 +255,11 @@ class StreamRouter:
         except StreamCodecError:
             return
         if was_recovering and not recovered:
-            self._count("recovery_failed")
+            self.count("recovery_failed")
             log.warning("algo724 venue %s: recovery failed for channel %s", self.venue, channel)
             self.reconcile(f"recovery failed for channel {channel}")
         elif was_recovering:
-            self._count("recovered")
+            self.count("recovered")
         if kind != "book":
             return
         if data is None:
@@ -207,12 +277,12 @@ class StreamRouter:
         """The subscription is gone until resubscribed: its book is not trusted meanwhile (the
         resubscribe's snapshot or recovery decides)."""
         if channel.startswith("market:orderBook:"):
-            self._count("books_suspended")
+            self.count("books_suspended")
 
     def bind_order(self, trade_order_id: str, client_id: str) -> None:
         """The REST submit answer's ``tradeOrderId`` is our ``client_id`` (ALG-4: the Order object
         carries no clientOrderId): replays what the stream said about it before we knew."""
-        self.client_ids[trade_order_id] = client_id
+        self.engine_orders.client_ids[trade_order_id] = client_id
         held = self._held.pop(trade_order_id, None)
         for message in held or ():
             self._deliver(message)
@@ -229,44 +299,44 @@ class StreamRouter:
         elif kind is ExecutionMessage:
             self._execution(message)
         elif kind is AccountNote:
-            self._count("account_notes")
+            self.count("account_notes")
 
     def _book(self, m: BookMessage) -> None:
         symbol = self.by_instrument.get(m.instrument_id)
         if symbol is None:
-            self._count("unknown_instrument")
+            self.count("unknown_instrument")
             return
         last = self.sequences.get(m.instrument_id)
         if m.snapshot:
             if last is not None and m.sequence <= last:
-                self._count("stale_snapshot")
+                self.count("stale_snapshot")
                 return
         elif last is None:
-            self._count("awaiting_snapshot")
+            self.count("awaiting_snapshot")
             return
         elif m.sequence <= last:
-            self._count("duplicate")  # replayed by recovery after the snapshot covered it
+            self.count("duplicate")  # replayed by recovery after the snapshot covered it
             return
         elif m.sequence != last + 1:
-            self._count("gaps")
+            self.count("gaps")
             log.warning("algo724 venue %s: book %s sequence gap (expected %d, got %d): resyncing", self.venue,
                         m.instrument_id, last + 1, m.sequence)
             self.sequences[m.instrument_id] = None
-            self.sink.on_book(BookUpdate(self.venue, symbol, self._ts(m.ts_ms), m.sequence, (), snapshot=True))
+            self.sink.on_book(BookUpdate(self.venue, symbol, self.ts(m.ts_ms), m.sequence, (), snapshot=True))
             self.resync(m.instrument_id)
             return
         self.sequences[m.instrument_id] = m.sequence
         changes = [(Side.BUY, p, q) for p, q in m.bids]
         changes.extend((Side.SELL, p, q) for p, q in m.asks)
-        self.sink.on_book(BookUpdate(self.venue, symbol, self._ts(m.ts_ms), m.sequence, tuple(changes),
+        self.sink.on_book(BookUpdate(self.venue, symbol, self.ts(m.ts_ms), m.sequence, tuple(changes),
                                      snapshot=m.snapshot))
 
     def _trade(self, m: TradeMessage) -> None:
         symbol = self.by_instrument.get(m.instrument_id)
         if symbol is None:
-            self._count("unknown_instrument")
+            self.count("unknown_instrument")
             return
-        self.sink.on_trade(Trade(self.venue, symbol, self._ts(m.ts_ms), m.price, m.qty, _SIDES[m.side], m.trade_id))
+        self.sink.on_trade(Trade(self.venue, symbol, self.ts(m.ts_ms), m.price, m.qty, _SIDES[m.side], m.trade_id))
 
     def _hold(self, trade_order_id: str, message: OrderMessage | ExecutionMessage) -> None:
         held = self._held.get(trade_order_id)
@@ -274,57 +344,21 @@ class StreamRouter:
             held = self._held[trade_order_id] = []
             if len(self._held) > MAX_HELD_ORDERS:
                 self._held.popitem(last=False)
-                self._count("held_dropped")
+                self.count("held_dropped")
         if len(held) < 64:
             held.append(message)
-        self._count("held")
+        self.count("held")
 
     def _order(self, m: OrderMessage) -> None:
-        client_id = self.client_ids.get(m.trade_order_id)
-        if client_id is None:
+        if not self.orders.stream_order(m):
             self._hold(m.trade_order_id, m)
-            return
-        if m.status not in ALG5_STATUS:
-            self.bad.record("malformed", f"order {m.trade_order_id}: status {m.status[:40]!r} not in document 003")
-            self._count("bad")
-            return
-        status = ALG5_STATUS[m.status]
-        ts = self._ts(m.updated_ms)
-        if status in _BEFORE_FILLS:
-            self.sink.on_order_update(OrderUpdate(self.venue, client_id, OrderStatus.NEW, ts, m.trade_order_id))
-        for execution in m.executions:
-            self._fill(client_id, execution)
-        if status in _AFTER_FILLS:
-            self.sink.on_order_update(OrderUpdate(self.venue, client_id, status, ts, m.trade_order_id, reason=m.reason))
-            if status is OrderStatus.UNKNOWN:
-                self.reconcile(f"order {m.trade_order_id} status UNKNOWN")
+        elif m.status in ("", "UNKNOWN"):  # ALG-5: the venue itself does not know: ask REST
+            self.reconcile(f"order {m.trade_order_id} status {m.status or 'empty'}")
 
     def _execution(self, m: ExecutionMessage) -> None:
-        client_id = self.client_ids.get(m.trade_order_id)
-        if client_id is None:
+        if not self.orders.stream_execution(m):
             self._hold(m.trade_order_id, m)
-            return
-        self._fill(client_id, m)
 
-    def _fill(self, client_id: str, e: ExecutionMessage) -> None:
-        if e.execution_id in self.seen_executions:
-            self._count("duplicate_executions")
-            return
-        symbol = self.by_instrument.get(e.instrument_id)
-        if symbol is None:
-            self._count("unknown_instrument")
-            return
-        self.seen_executions.add(e.execution_id)
-        # a fee in another asset than the quote (003 fees[] name the asset: BTC on BTC/USDT) is not
-        # money in the engine's currency: the engine then charges its fee schedule instead
-        quote = e.instrument_id.rpartition("/")[2]
-        fee = e.fee if e.fee is not None and e.fee_asset in ("", quote) else None
-        self.sink.on_fill(Fill(self.venue, symbol, client_id, e.trade_order_id, e.execution_id, _SIDES[e.side],
-                               e.price, e.qty, self._ts(e.ts_ms), fee=fee))
-        self._count("fills")
-
-    def _ts(self, ms: int) -> int:
-        return ms * NS_PER_MS if ms else self.clock.now_ns()
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,7 +425,7 @@ class Algo724Streams:
         *,
         on_recovery_failed: Callable[[str], None] | None = None,
         report: Callable[[str, str], None] | None = None,
-        seen_executions: MutableSet[str] | None = None,
+        orders: OrderStream | None = None,
         queue_size: int = 10_000,
         stale_s: float = 30.0,
         timeout_s: float = 5.0,
@@ -412,7 +446,7 @@ class Algo724Streams:
         self._on_recovery_failed = on_recovery_failed or (lambda reason: None)
         self.bad = BadInput(log, f"algo724 venue {venue} streams")
         self.router = StreamRouter(venue, self.symbols, sink, clock, self._resync_later, self._reconcile,
-                                   seen_executions, self.bad)
+                                   orders, self.bad)
         self._send: MemoryObjectSendStream[tuple[Any, ...]]
         self._receive: MemoryObjectReceiveStream[tuple[Any, ...]]
         self._send, self._receive = anyio.create_memory_object_stream(max_buffer_size=queue_size)

@@ -156,14 +156,15 @@ class ExecutionMessage:
 
 class OrderMessage:
     """An ORDER publication: the Order object's state as of ``updated_ms``. ``status`` is 003's
-    raw value (the adapter maps it, ALG-5); ``executions`` are all listed so far."""
+    raw value (the adapter maps it, ALG-5); ``executions`` are all listed so far; ``data`` is the
+    Order object itself, checked here, for the order adapter's own decoder (the REST path's)."""
 
     __slots__ = ("trade_order_id", "account_id", "instrument_id", "side", "status", "limit_price", "quantity",
-                 "executed_qty", "reason", "updated_ms", "executions")
+                 "executed_qty", "reason", "updated_ms", "executions", "data")
 
     def __init__(self, trade_order_id: str, account_id: str, instrument_id: str, side: str, status: str,
                  limit_price: Decimal | None, quantity: Decimal | None, executed_qty: Decimal | None, reason: str,
-                 updated_ms: int, executions: tuple[ExecutionMessage, ...]) -> None:
+                 updated_ms: int, executions: tuple[ExecutionMessage, ...], data: dict[str, Any] | None = None) -> None:
         self.trade_order_id = trade_order_id
         self.account_id = account_id
         self.instrument_id = instrument_id
@@ -175,6 +176,7 @@ class OrderMessage:
         self.reason = reason
         self.updated_ms = updated_ms
         self.executions = executions
+        self.data = data if data is not None else {}
 
 
 class AccountNote:
@@ -402,7 +404,7 @@ def _order(data: dict[str, Any], account_id: str) -> OrderMessage:
         trade_order_id, account_id, _text(data, "instrumentId"), _side(data, "orderSide"), _text(data, "status"),
         _decimal(data, "limitPrice", required=False), _decimal(data, "quantity", required=False),
         _decimal(data, "executedQuantity", required=False), reason, _int(data, "updatedAt", required=False),
-        tuple(_execution(_obj(e, "executions[]"), trade_order_id) for e in executions),
+        tuple(_execution(_obj(e, "executions[]"), trade_order_id) for e in executions), data,
     )
 
 
