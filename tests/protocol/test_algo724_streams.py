@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 from support.algo724_streams import ACCOUNT, INSTRUMENT, SYMBOL, D, Tokens, centrifugo, streams, until
@@ -16,6 +17,7 @@ from websockets.asyncio.client import connect as ws_connect
 from adapters.algo724.centrifugo import CLOSE_BAD_REQUEST, CentrifugoServer
 from adapters.algo724.streams_codec import (
     account_channel,
+    book_channel,
     execution_payload,
     order_payload,
     trade_channel,
@@ -24,6 +26,8 @@ from adapters.algo724.streams_codec import (
 from engine.model import Order, OrderStatus, Side
 
 pytestmark = pytest.mark.anyio
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "algo724"
 
 
 @pytest.fixture
@@ -70,19 +74,49 @@ async def test_connect_subscribes_the_three_document_channels_and_delivers_book_
         assert tokens.asked == 1  # the JWT is asked for once; it does not expire
 
 
-async def test_the_connect_reply_carries_the_documents_fields():
-    """003's reply: client, version 5.0.0, expires, ttl, ping 25, pong true (a raw client here)."""
+def document_websocket_section() -> tuple[str, list[dict]]:
+    """tests/fixtures/algo724/websocket.redoc.txt (document 003's WebSocket section): its text, and
+    its examples as JSON: the prose connect command, then the Redoc connect request and reply (the
+    ``- `` markers dropped; the reply's last ``}`` is the document's last line, which the fixture
+    cannot hold without a line end, so it is supplied here)."""
+    text = (FIXTURES / "websocket.redoc.txt").read_text()
+    body = text.replace("{- ", "{").replace("\n- ", "\n") + "}"
+    decoder = json.JSONDecoder()
+    examples, at = [], 0
+    while (at := body.find("{", at)) >= 0:
+        if at and body[at - 1] not in "\n}":  # a "{accountId}" inside a table line, not an example
+            at += 1
+            continue
+        value, at = decoder.raw_decode(body, at)
+        examples.append(value)
+    return text, examples
+
+
+def test_the_documents_channel_patterns_are_the_codecs():
+    text, _ = document_websocket_section()
+    patterns = [line.split(" |")[0] for line in text.splitlines() if line.endswith("} |")]
+    assert patterns == ["tradingAccount:{accountId}", "market:orderBook:{instrumentId}", "market:trade:{instrumentId}"]
+    assert account_channel("{accountId}") == patterns[0]
+    assert book_channel("{instrumentId}") == patterns[1]
+    assert trade_channel("{instrumentId}") == patterns[2]
+
+
+async def test_the_documents_connect_command_gets_the_documents_reply():
+    """003's request (its placeholder JWT accepted by the test authenticator) and its reply: the
+    same keys, ``version`` 5.0.0, ``expires`` false, ``ttl`` 0, ``ping`` 25, ``pong`` true."""
+    _, examples = document_websocket_section()
+    prose, request, doc_reply = examples
+    assert prose == {"connect": {"token": "your-jwt-token", "name": "your-client-name"}, "id": 1}
     tokens = Tokens()
+    tokens.issued[request["connect"]["token"]] = None  # the document's placeholder, as a live token
     async with centrifugo(tokens) as (server, _):
-        token = await tokens.get_token()
         async with ws_connect(server.url) as ws:
-            await ws.send(json.dumps({"id": 1, "connect": {"token": token, "name": "my-trading-client",
-                                                           "version": "1.0.0"}}))
+            await ws.send(json.dumps(request))
             reply = json.loads(await ws.recv())
-    assert reply["id"] == 1
-    assert {"client", "version", "expires", "ttl", "ping", "pong"} <= set(reply["connect"])
-    assert (reply["connect"]["version"], reply["connect"]["ping"], reply["connect"]["pong"]) == ("5.0.0", 25, True)
-    assert reply["connect"]["expires"] is False
+    assert reply["id"] == doc_reply["id"] == 1
+    assert set(reply["connect"]) == set(doc_reply["connect"])
+    for key in ("version", "expires", "ttl", "ping", "pong"):
+        assert reply["connect"][key] == doc_reply["connect"][key], key
 
 
 async def test_an_empty_sec_websocket_protocol_header_is_accepted():
