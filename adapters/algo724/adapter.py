@@ -56,7 +56,7 @@ from adapters.kit.orders import OrderTracker, TrackedOrder
 from adapters.kit.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
 from engine.model import Fill, Instrument, Order, OrderStatus, VenueOrder
 from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
-from engine.venue.badinput import BadInput
+from engine.venue.badinput import KINDS, BadInput
 from engine.venue.clock import NS_PER_S, Clock
 from engine.venue.rejects import Reject
 
@@ -68,6 +68,8 @@ LOG_EVERY = 1000
 NS_PER_MS = 1_000_000
 #: fills of orders created this long before ``since`` are still looked for (an order lives on)
 FILL_LOOKBACK_MS = 7 * 24 * 3600 * 1000
+#: codec error kinds, counted in ``bad_input()`` as well
+BAD_INPUT_KINDS = frozenset(KINDS)
 #: at most this many pages per listing (a runaway cursor must not loop forever)
 MAX_PAGES = 1000
 
@@ -129,7 +131,7 @@ class Algo724Adapter(Adapter):
         self._scopes: set[anyio.CancelScope] = set()
         self.counts: Counter[str] = Counter()
         self._orders: OrderTracker[_Tracked] = OrderTracker(venue, sink, clock.now_ns, counts=self.counts, logger=log)
-        self.ids = IdJournal()
+        self.ids = IdJournal(durable=self.opts.journal_fsync)
         self.bad = BadInput(log, f"algo724 {venue}")
         self._symbols = {self.opts.instrument_id(symbol): symbol for symbol in self.instruments}
         self._limits = self.rate_limits
@@ -443,7 +445,10 @@ class Algo724Adapter(Adapter):
             self.sink.on_venue_status(self.venue, "connected", "the venue answers again")
 
     def _complain(self, kind: str, message: str, *args: object) -> None:
-        self.bad.counts[kind] += 1
+        """Something the venue said that we cannot use: counted by kind (a codec error's kind is
+        also the report's bad-input count), logged the first times and then every thousandth."""
+        if kind in BAD_INPUT_KINDS:
+            self.bad.counts[kind] = self.bad.counts.get(kind, 0) + 1
         self.counts[kind] += 1
         n = self.counts[kind]
         if n <= LOG_FIRST or n % LOG_EVERY == 0:

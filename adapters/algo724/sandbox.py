@@ -632,11 +632,21 @@ class AlgoSandbox:
         self._changed(order)
         self.sim.place(order.trade_order_id, symbol, Side(order.side.lower()), quantity, limit,
                        OrderType(order_type.lower()), _TIFS[tif], post_only=tif == "GTX")  # ALG-7: GTX = post-only
+        await self._venue_pass(order)
         if body.get("awaitClosed") is True:  # document: wait up to 1 second for a final state
             deadline = asyncio.get_running_loop().time() + 1
             while order.status in _OPEN and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.01)
         return self._ok([order.view(self.settings.venue)])
+
+    async def _venue_pass(self, order: _Order) -> None:
+        """Let the simulated venue take a request it processes at once (a few loop passes), so the
+        answer shows its acknowledgement ("returns immediately with the initial order state")."""
+        status = order.status
+        for _ in range(4):
+            if order.status != status:
+                return
+            await asyncio.sleep(0)
 
     def _reserve(self, order: _Order) -> str | None:
         """Hold what the order may spend; the refusal's reason when the free balance is short."""
@@ -686,7 +696,7 @@ class AlgoSandbox:
                 except Exception:
                     log.exception("algo724 sandbox: an order listener failed")
 
-    def _cancel(self, token: str, user: str, body: dict[str, Any]) -> HttpResponse:
+    async def _cancel(self, token: str, user: str, body: dict[str, Any]) -> HttpResponse:
         order = self._orders.get(body.get("tradeOrderId")) if isinstance(body.get("tradeOrderId"), str) else None
         if order is None or order.account != body.get("tradingAccountId"):
             raise _Refusal("NOT_FOUND", f"no trade order {body.get('tradeOrderId')!r} in that account")
@@ -695,6 +705,7 @@ class AlgoSandbox:
                            http_status=409)
         self.counts["cancels"] += 1
         self.sim.cancel(order.trade_order_id)
+        await self._venue_pass(order)
         return self._ok(order.view(self.settings.venue))
 
     def _list(self, token: str, user: str, query: dict[str, list[str]]) -> HttpResponse:

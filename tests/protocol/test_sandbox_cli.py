@@ -31,7 +31,7 @@ def _parse(name: str, argv: list[str]) -> argparse.Namespace:
 
 
 def test_every_shipped_venue_has_a_sandbox_command() -> None:
-    assert SANDBOXES == ["optimus", "psx", "psx_feed", "pulse"]
+    assert SANDBOXES == ["algo724", "optimus", "psx", "psx_feed", "pulse"]
     for name, command in sandbox_registry().items():
         assert isinstance(command, SandboxCommand) and command.name == name
 

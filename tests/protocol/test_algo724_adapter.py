@@ -1,0 +1,253 @@
+"""The Algo724 adapter against its sandbox on 127.0.0.1: idempotency when answers are lost, tokens,
+the id journal across a restart, configurable routes, fees, pagination. Every wait is on a
+condition with a generous timeout, never a sleep taken as proof."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from support.sinks import RecordingSink
+
+from adapters.algo724.adapter import Algo724Adapter, Algo724Options
+from adapters.algo724.sandbox import DOC_INSTRUMENTS, AlgoExtensions, AlgoSandbox, SandboxSettings
+from engine.clock import WallClock
+from engine.model import Order, OrderStatus, Side
+from engine.rejects import Reject
+
+pytestmark = pytest.mark.anyio
+D = Decimal
+S = OrderStatus
+EMAIL, PASSWORD = "t@example.com", "adapter-test-Pw-93kq"
+RESTING = D("40000.00")
+SIZE = D("0.01")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALGO724_EMAIL", EMAIL)
+    monkeypatch.setenv("ALGO724_PASSWORD", PASSWORD)
+
+
+class Rig:
+    def __init__(self, sandbox: AlgoSandbox, tg: Any, state: Path) -> None:
+        self.sandbox = sandbox
+        self.tg = tg
+        self.state = state
+        self.sink = RecordingSink()
+        self.adapter: Algo724Adapter
+        self.n = 0
+
+    async def connect(self, **options: Any) -> Algo724Adapter:
+        base: dict[str, Any] = {"base_url": self.sandbox.base_url,
+                                "trading_account_id": self.sandbox.trading_account_id,
+                                "poll_interval_s": D("0.1"), "request_timeout_s": D("0.4"),
+                                "connect_timeout_s": D("0.4"), "unknown_retry_s": D("0.1"),
+                                "retry_backoff_s": D("0.01")}
+        base.update(options)
+        adapter = Algo724Adapter("algo724", Algo724Options(**base), DOC_INSTRUMENTS, WallClock(), self.sink)
+        adapter.set_state_path(self.state)
+        adapter.bind(self.tg)
+        await adapter.connect()
+        self.adapter = adapter
+        return adapter
+
+    def submit(self, price: Decimal = RESTING, qty: Decimal = SIZE) -> Order:
+        self.n += 1
+        order = Order(f"o-{self.n}", "t", "algo724", "BTC/USDT", Side.BUY, qty, price)
+        self.sink.orders[order.client_id] = order
+        self.adapter.submit(order)
+        return order
+
+    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 15) -> None:
+        with anyio.fail_after(timeout):
+            while not condition():
+                await anyio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def rig(tmp_path: Path, **settings: Any) -> AsyncIterator[Rig]:
+    config = {"users": {EMAIL: PASSWORD}, "market_step_s": D("0.05"), "rate_per_second": 100, **settings}
+    async with AlgoSandbox(SandboxSettings(**config)) as sandbox, anyio.create_task_group() as tg:
+        r = Rig(sandbox, tg, tmp_path / "algo724-ids.jsonl")
+        try:
+            yield r
+        finally:
+            with contextlib.suppress(AttributeError):
+                await r.adapter.close()
+            tg.cancel_scope.cancel()
+
+
+def placed(r: Rig) -> int:
+    return r.sandbox.counts["orders"]
+
+
+# ---- idempotency --------------------------------------------------------------------------------
+
+
+async def test_a_timeout_after_the_order_was_taken_finds_the_order_by_its_key(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        await r.connect()
+        r.sandbox.inject("slow", count=1, delay_s=1.5)  # the answer comes after the adapter gave up on it
+        order = r.submit()
+        await r.until(lambda: order.status is S.NEW, "acknowledged")
+        assert placed(r) == 1, "a second order was placed"
+        assert r.sandbox.counts["idempotent_replays"] >= 1
+        assert r.adapter.stats()["orders_unknown"] == 1
+        assert order.venue_order_id == r.sandbox.orders_by_key[(r.sandbox.trading_account_id, order.client_id)]
+        assert [u.status for u in r.sink.updates_for(order.client_id)] == [S.NEW]
+
+
+async def test_a_5xx_after_processing_leaves_one_order(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        await r.connect()
+        r.sandbox.inject("5xx", count=2, process=True, status=502)
+        order = r.submit()
+        await r.until(lambda: order.status is S.NEW, "acknowledged")
+        assert placed(r) == 1
+
+
+async def test_a_5xx_before_processing_is_not_a_reject_and_places_once(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        await r.connect()
+        r.sandbox.inject("5xx", count=2)
+        order = r.submit()
+        await r.until(lambda: order.status is S.NEW, "acknowledged")
+        assert placed(r) == 1 and S.REJECTED not in [u.status for u in r.sink.updates_for(order.client_id)]
+
+
+async def test_an_unreadable_answer_is_unknown_then_settled(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        await r.connect()
+        r.sandbox.inject("garbage", count=1)
+        order = r.submit()
+        await r.until(lambda: order.status is S.NEW, "acknowledged")
+        assert placed(r) == 1 and r.adapter.bad_input().get("not_json", 0) + r.adapter.bad_input().get(
+            "malformed", 0) >= 1
+
+
+# ---- tokens -------------------------------------------------------------------------------------
+
+
+async def test_an_expired_token_is_renewed_and_the_request_sent_again(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        await r.connect()
+        r.sandbox.inject("expire_tokens")
+        order = r.submit()
+        await r.until(lambda: order.status is S.NEW, "acknowledged")
+        assert placed(r) == 1
+        assert r.sandbox.counts["refreshes"] >= 1 and r.sandbox.counts["logins"] == 1
+
+
+async def test_a_refused_refresh_logs_in_again(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        await r.connect()
+        r.sandbox.inject("expire_tokens", refresh=True)
+        order = r.submit()
+        await r.until(lambda: order.status is S.NEW, "acknowledged")
+        assert r.sandbox.counts["logins"] == 2
+
+
+async def test_the_token_is_refreshed_before_it_expires(tmp_path: Path) -> None:
+    async with rig(tmp_path, access_ttl_s=2) as r:
+        await r.connect(refresh_margin_s=D(1))
+        await r.until(lambda: r.sandbox.counts["refreshes"] >= 1, "a refresh", timeout=10)
+        assert r.adapter.stats().get("auth_retries", 0) == 0  # never refused for an expired token
+
+
+async def test_close_logs_out(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        await r.connect()
+        await r.adapter.close()
+        assert r.sandbox.counts["logouts"] == 1
+
+
+# ---- the id journal -----------------------------------------------------------------------------
+
+
+async def test_a_restarted_adapter_finds_and_cancels_its_order_by_the_journal(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        await r.connect()
+        order = r.submit()
+        await r.until(lambda: order.status is S.NEW, "acknowledged")
+        await r.adapter.close()
+        lines = r.state.read_text(encoding="utf-8").splitlines()
+        assert len(lines) == 2 and order.venue_order_id in lines[1]  # intent first, then the venue's id
+        r.sink = RecordingSink()
+        r.sink.orders[order.client_id] = order
+        await r.connect()
+        seen = await r.adapter.query_order(order.client_id)
+        assert seen is not None and (seen.status, seen.venue_order_id) == (S.NEW, order.venue_order_id)
+        assert [o.client_id for o in await r.adapter.query_open_orders()] == [order.client_id]
+        order.transition(S.PENDING_CANCEL)
+        r.adapter.cancel(order)
+        await r.until(lambda: order.status is S.CANCELLED, "cancelled by the new instance")
+
+
+def test_a_torn_journal_line_is_skipped(tmp_path: Path) -> None:
+    from adapters.algo724.ids import IdJournal
+
+    path = tmp_path / "ids.jsonl"
+    path.write_text('{"c":"a","s":"BTC/USDT","d":"buy","q":"1","p":"2","t":"T-1"}\n{"c":"b","s":', encoding="utf-8")
+    journal = IdJournal(durable=False)
+    assert journal.open(path) == 1 and journal.client_of("T-1") == "a"
+    journal.close()
+
+
+# ---- routes, fees, pagination -------------------------------------------------------------------
+
+
+async def test_every_route_is_taken_from_the_options(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        await r.connect(routes={"submit": {"method": "POST", "path": "/orders/new"}})
+        order = r.submit()
+        await r.until(lambda: order.status is S.REJECTED, "refused by the sandbox (no such endpoint)")
+        assert placed(r) == 0 and order.reject_code == Reject.INVALID_ORDER and "/orders/new" in order.reject_reason
+
+
+def test_an_unknown_operation_in_routes_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match="amend"):
+        Algo724Options(trading_account_id="a", routes={"amend": {"method": "POST", "path": "/x"}})
+
+
+async def test_fees_in_the_base_asset_reach_the_fill_in_the_quote_asset(tmp_path: Path) -> None:
+    async with rig(tmp_path, extensions=AlgoExtensions.document_literal()) as r:
+        await r.connect()
+        engine = r.sandbox.sim.matching_engine("BTC/USDT")
+        await r.until(lambda: engine.best_ask is not None, "a book")
+        order = r.submit(price=D("55000.00"), qty=D("0.01"))
+        await r.until(lambda: order.status is S.FILLED, "filled")
+        (fill,) = r.sink.fills_for(order.client_id)
+        execution = r.sandbox.order_view(order.venue_order_id)["executions"][0]
+        (fee,) = execution["fees"]
+        assert fee["asset"] == "BTC"
+        assert fill.fee == fee["quantity"] * fill.price
+
+
+async def test_listings_follow_the_cursor(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        await r.connect(page_size=2)
+        orders = [r.submit(price=RESTING - i) for i in range(5)]
+        await r.until(lambda: all(o.status is S.NEW for o in orders), "all acknowledged")
+        assert {o.client_id for o in await r.adapter.query_open_orders()} == {o.client_id for o in orders}
+
+
+async def test_a_credential_never_reaches_the_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    async with rig(tmp_path) as r:
+        await r.connect()
+        r.sandbox.inject("expire_tokens", refresh=True)
+        order = r.submit()
+        await r.until(lambda: order.status is S.NEW, "acknowledged")
+    assert PASSWORD[:8] not in caplog.text and os.environ["ALGO724_PASSWORD"] not in caplog.text
