@@ -6,6 +6,7 @@ and the ALG-3 payload decisions (adapters/algo724/streams_codec.py)."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 from pathlib import Path
@@ -27,7 +28,8 @@ from engine.model import Order, OrderStatus, Side
 
 pytestmark = pytest.mark.anyio
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "algo724"
+REPO = Path(__file__).resolve().parent.parent.parent
+FIXTURES = REPO / "tests" / "fixtures" / "algo724"
 
 
 @pytest.fixture
@@ -90,6 +92,27 @@ def document_websocket_section() -> tuple[str, list[dict]]:
         value, at = decoder.raw_decode(body, at)
         examples.append(value)
     return text, examples
+
+
+def imports_of(module: str) -> set[str]:
+    tree = ast.parse((REPO / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_the_server_side_is_written_from_the_protocol_not_from_the_client():
+    """ARCHITECTURE principle 5: the Centrifugo server imports neither the client library nor the
+    adapter; the sandbox's publisher takes only the ALG-3 payload decision (streams_codec)."""
+    ours = ("centrifuge", "adapters.algo724")
+    assert not {m for m in imports_of("adapters.algo724.centrifugo") if m.startswith(ours)}
+    feed = {m for m in imports_of("adapters.algo724.centrifugo_feed") if m.startswith(ours)}
+    assert feed == {"adapters.algo724.centrifugo", "adapters.algo724.streams_codec", "adapters.algo724.sandbox"}
+    # the sandbox module appears only for its type (TYPE_CHECKING): the feed is given the sandbox
 
 
 def test_the_documents_channel_patterns_are_the_codecs():
