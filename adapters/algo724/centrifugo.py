@@ -69,6 +69,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
 from adapters.kit.wirejson import Reader, WireError
+from engine.venue import RedactingFilter
 
 __all__ = [
     "CentrifugoServer",
@@ -77,6 +78,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("engine.algo724.centrifugo")
+#: websockets logs every frame at DEBUG, and the connect and refresh commands carry the JWT: the
+#: engine's one credential filter scrubs it (by key) before any handler sees the line
+wire_log = logging.getLogger("engine.algo724.centrifugo.wire")
+wire_log.addFilter(RedactingFilter(keys=("token",)))
 
 # Centrifugo error codes (replies) and disconnect codes (close frames) used here
 ERR_UNAUTHORIZED = 101
@@ -221,7 +226,7 @@ class CentrifugoServer:
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         self._server = await serve(self._handle, self.host, self.port, ping_interval=None, compression=None,
-                                   process_request=self._process_request, max_size=1 << 20)
+                                   process_request=self._process_request, max_size=1 << 20, logger=wire_log)
         self.port = self._server.sockets[0].getsockname()[1] if not self.port else self.port
 
     async def stop(self) -> None:

@@ -89,13 +89,19 @@ from adapters.algo724.streams_codec import (
 from adapters.kit.backoff import Backoff
 from adapters.kit.urls import is_loopback, refuse_clear_text
 from engine.model import BookUpdate, Fill, OrderStatus, OrderUpdate, Side, Trade
-from engine.venue import VenueEvents
+from engine.venue import RedactingFilter, VenueEvents
 from engine.venue.badinput import BadInput, kind_of, sample_of
 from engine.venue.clock import Clock
 
 __all__ = ["ALG5_STATUS", "Algo724Streams", "EngineOrders", "OrderStream", "StreamRouter"]
 
 log = logging.getLogger("engine.algo724.streams")
+
+#: the library logs its commands at DEBUG (connect and refresh carry the JWT) and websockets logs
+#: the frames: the engine's one credential filter scrubs the token from both, by key and by value
+REDACT = RedactingFilter(keys=("token",))
+for _name in ("centrifuge", "websockets.client"):
+    logging.getLogger(_name).addFilter(REDACT)
 
 NS_PER_MS = 1_000_000
 _SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
@@ -454,8 +460,13 @@ class Algo724Streams:
         self._receive: MemoryObjectReceiveStream[tuple[Any, ...]]
         self._send, self._receive = anyio.create_memory_object_stream(max_buffer_size=queue_size)
         host = urlsplit(url).hostname or ""
+        async def token() -> str:
+            value = await get_token()
+            REDACT.remember(value)
+            return value
+
         self.client = Client(
-            url, events=_Events(self), get_token=get_token, name=client_name, timeout=timeout_s,
+            url, events=_Events(self), get_token=token, name=client_name, timeout=timeout_s,
             max_server_ping_delay=max_server_ping_delay_s, min_reconnect_delay=reconnect_min_s,
             max_reconnect_delay=reconnect_max_s, proxy=None if is_loopback(host) else True,
         )

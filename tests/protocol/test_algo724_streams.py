@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -351,3 +352,14 @@ async def test_an_engine_that_raises_on_an_event_does_not_stop_the_stream():
         book.delta(bids=[("100.2", "1")])
         await until(lambda: sink.books[SYMBOL].seq == 1)
         assert client.sink_errors == 1
+
+
+async def test_the_token_never_reaches_a_log_line_even_at_debug(caplog: pytest.LogCaptureFixture):
+    """The library logs its commands (connect and refresh carry the JWT) and websockets its frames."""
+    tokens = Tokens(ttl_s=1.5)
+    caplog.set_level(logging.DEBUG)
+    async with centrifugo(tokens, expired_close_delay_s=1.0) as (server, _), streams(server, tokens) as (_c, _sink, _):
+        await until(lambda: server.stats().get("refreshes", 0) >= 1, timeout=20)
+    assert "send commands" in caplog.text and "refresh" in caplog.text  # the lines were logged ...
+    for token in tokens.issued:
+        assert token not in caplog.text  # ... without the token
