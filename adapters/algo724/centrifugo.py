@@ -499,7 +499,7 @@ class CentrifugoServer:
             await self._close(conn, CLOSE_BAD_REQUEST, "bad request")
             return False
         grant = self._grant(params.get("token"))
-        if type(grant) is int:
+        if isinstance(grant, int):
             self._error(conn, cmd_id, grant)
             return True
         conn.grant = grant
@@ -512,7 +512,7 @@ class CentrifugoServer:
 
     async def _on_refresh(self, conn: _Conn, cmd_id: int, params: dict[str, Any]) -> bool:
         grant = self._grant(params.get("token"))
-        if type(grant) is int:
+        if isinstance(grant, int):
             self._error(conn, cmd_id, grant)
             return True
         conn.grant = grant
