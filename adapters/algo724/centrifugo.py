@@ -44,8 +44,10 @@ header before the handshake is checked, so old and new clients connect.
 
 Faults (the sandbox's vocabulary for streams): :meth:`drop_connections` (the stream drops: no
 close frame, the client reconnects and recovers), :meth:`reset_epochs` (history lost, a new epoch:
-recovery impossible, the client must reconcile over REST) and short-lived tokens from the
-authenticator (the client must refresh). :meth:`stats` counts what happened.
+recovery impossible, the client must reconcile over REST), :meth:`expire_connections` (closed
+3005 "expired": the client must fetch a new token), :meth:`stall` (silence), :meth:`send_raw`
+(a malformed frame), and short-lived tokens from the authenticator (the client must refresh).
+:meth:`stats` counts what happened.
 """
 
 from __future__ import annotations
@@ -222,6 +224,7 @@ class CentrifugoServer:
         self._subscribers: dict[str, set[_Conn]] = {}
         self._counts: dict[str, int] = {}
         self._tasks: set[asyncio.Future[None]] = set()
+        self._stalled_until = 0.0
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -303,6 +306,12 @@ class CentrifugoServer:
         for conn in list(self._conns):
             conn.expires_at = now - self.expired_close_delay_s
         self._count("expired_by_fault")
+
+    def stall(self, seconds: float) -> None:
+        """Fault "the venue goes silent": nothing is sent to anyone (publications, replies, pings
+        wait, in order) for ``seconds``; commands are still read."""
+        self._stalled_until = asyncio.get_running_loop().time() + seconds
+        self._count("stalls")
 
     def send_raw(self, text: str) -> None:
         """Fault "a malformed frame": ``text`` as it is to every connection, in order with the rest."""
@@ -389,6 +398,11 @@ class CentrifugoServer:
                 if conn.closing:
                     return
                 continue
+            pause = self._stalled_until - asyncio.get_running_loop().time()
+            if pause > 0:
+                await asyncio.sleep(pause)
+                if not outbox:
+                    continue
             batch = "\n".join(outbox)
             outbox.clear()
             try:

@@ -19,7 +19,8 @@ the server's, written from the protocol, not from the client.
 Faults: the sandbox's ``drop_connections`` and ``expire_tokens`` reach the streams too (the stream
 drops; every connection is closed 3005 "expired", the client reconnects, meets 109 and fetches a
 new token over REST), plus :meth:`StreamFeed.reset_epochs` (recovery impossible) and
-:meth:`StreamFeed.skip_sequence` (a lost book delta: the client must resync).
+:meth:`StreamFeed.lose_next_change` (a lost book delta: the client must resync) and
+:meth:`StreamFeed.stall` (silence: the client reports ``stale``).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class StreamFeed:
             history_size=history_size, ping_interval_s=ping_interval_s, pong_timeout_s=pong_timeout_s,
             expired_close_delay_s=expired_close_delay_s, now=lambda: sandbox.clock.now_ns() / NS_PER_S)
         self.sequences: dict[str, int] = {}
-        self._skip: set[str] = set()
+        self._lose: set[str] = set()
         self._account = account_channel(sandbox.trading_account_id)
         sandbox.sim.add_listener(self)
         sandbox.order_listeners.append(self._order)
@@ -127,10 +128,10 @@ class StreamFeed:
     def on_book(self, update: BookUpdate) -> None:
         instrument_id = self.sandbox.instrument_id(update.symbol)
         sequence = self.sequences.get(instrument_id, 0) + 1
-        if instrument_id in self._skip:  # fault: one delta lost upstream
-            self._skip.discard(instrument_id)
-            sequence += 1
         self.sequences[instrument_id] = sequence
+        if instrument_id in self._lose:  # fault: this change is lost upstream; its sequence is spent
+            self._lose.discard(instrument_id)
+            return
         bids = [(price, qty) for side, price, qty in update.changes if side is Side.BUY]
         asks = [(price, qty) for side, price, qty in update.changes if side is not Side.BUY]
         if update.snapshot:
@@ -164,6 +165,11 @@ class StreamFeed:
         """Recovery impossible: every channel's history is lost (a new epoch)."""
         self.server.reset_epochs()
 
-    def skip_sequence(self, symbol: str) -> None:
-        """The next book delta of ``symbol`` skips a sequence number (a delta lost upstream)."""
-        self._skip.add(self.sandbox.instrument_id(symbol))
+    def lose_next_change(self, symbol: str) -> None:
+        """The next book change of ``symbol`` is lost upstream: its sequence number is spent and
+        nothing is published, so the client sees the gap at the change after it."""
+        self._lose.add(self.sandbox.instrument_id(symbol))
+
+    def stall(self, seconds: float) -> None:
+        """The streams send nothing for ``seconds`` (what is published meanwhile comes after)."""
+        self.server.stall(seconds)

@@ -575,6 +575,9 @@ class Algo724Streams:
                         self._report_status("connected", "stream data flowing again")
                     router.publication(item[1], item[2])
                 elif kind == "subscribed":
+                    if self._stale and item[2] is not None:  # a snapshot: data again
+                        self._stale = False
+                        self._report_status("connected", "stream data flowing again")
                     self._resyncing.discard(item[1])
                     router.subscribed(item[1], item[2], item[3], item[4])
                 else:

@@ -18,6 +18,7 @@ import pytest
 
 from conformance.harness import EVERYDAY, LITERAL, MODES, MarketDataHarness, OrderEntryHarness
 from conformance.harness_algo724 import Algo724Harness
+from conformance.harness_algo724_streams import Algo724StreamsHarness
 from conformance.harness_optimus import OptimusHarness
 from conformance.harness_paper import PaperHarness
 from conformance.harness_psx_feed import PsxFeedHarness
@@ -30,6 +31,7 @@ ORDER_ENTRY: dict[str, type[OrderEntryHarness]] = {
     "pulse": PulseHarness,
 }
 MARKET_DATA: dict[str, type[MarketDataHarness]] = {
+    "algo724": Algo724StreamsHarness,
     "psx_feed": PsxFeedHarness,
     "pulse": PulseFeedHarness,
 }
