@@ -17,12 +17,13 @@ How an order travels (requests run as background tasks, so ``submit``/``cancel``
   with ``status: REJECTED``, is read from the Order's ``rejectReason``.
 - Cancel takes ``tradeOrderId`` only, so a cancel waits for its order's placing answer.
 - With ``streams_url`` the Centrifugo stream (adapters/algo724/streams.py) brings each order's
-  changes at once (``stream_order``: the same ``_apply_view`` as a poll answer), books and trades;
-  a stream that cannot recover what it missed makes the adapter list at once. The poll stays as
-  the safety net: the open orders are listed every ``poll_interval_s`` (``GET /tradeOrder``,
-  cursor pages): states and fills come from the Order objects, fills de-duplicated by
-  ``executionId`` (adapters/kit/orders.py), fees from each execution's ``fees[]`` in the quote
-  asset (codec.py).
+  changes at once, books and trades. It plugs in through :meth:`Algo724Adapter.access_token` (its
+  ``connect.token``) and :meth:`Algo724Adapter.on_order_object` (each Order it is pushed, applied
+  like a poll's); a stream that cannot recover what it missed makes the adapter list at once. The
+  poll stays as the safety net: the open orders are listed every ``poll_interval_s``
+  (``GET /tradeOrder``, cursor pages): states and fills come from the Order objects, fills
+  de-duplicated by ``executionId`` (adapters/kit/orders.py), fees from each execution's ``fees[]``
+  in the quote asset (codec.py).
 - Tokens: ``expiresIn`` from login/refresh; refreshed ``refresh_margin_s`` before it runs out (at
   half life for short ones); a 401 renews and resends once; a refused refresh logs in again;
   ``close`` logs out.
@@ -292,6 +293,7 @@ class Algo724Adapter(Adapter):
         while not self._closed:
             await self._sleep(self.opts.poll_interval_s)
             if not self._closed:
+                self.ids.sync()  # the bindings written since the last intent (ids.py)
                 try:
                     await self._poll_once()
                 except (NotSent, OutcomeUnknown, ConnectionError) as exc:
@@ -539,12 +541,17 @@ class Algo724Adapter(Adapter):
         if outcome == "unknown":
             return False
         code = codec.engine_code(result)
-        if result.data is not None:  # ALG-6: a 422 carrying the REJECTED order
+        if result.data is not None:  # ALG-6: a 422 carrying the REJECTED order (or a 409 the one it has)
             view = self._first_order(rec, result.data)
             if view is not None:
                 self._apply_view(rec, view, code)
-                if rec.final is not None:
-                    return True
+                if rec.final is not None or view.engine_status is not OrderStatus.REJECTED:
+                    return True  # the venue has the order: its state stands, whatever the status line says
+        if rec.unknown and (result.code == "DUPLICATE_IDEMPOTENCY_KEY" or result.http_status == 409):
+            # ALG-4: an earlier attempt of ours arrived, so the order exists; an answer without it
+            # cannot say its id: keep asking rather than call an existing order rejected
+            self._complain("duplicate_key_unresolved", "%s: %s", rec.client_id, result.describe())
+            return False
         self._orders.mark_known(rec)
         self._orders.finish(rec, OrderStatus.REJECTED, code, result.message or result.describe())
         return True
@@ -619,17 +626,15 @@ class Algo724Adapter(Adapter):
         self._spawn(self.streams.run)
 
     async def _stream_token(self) -> str:
-        """The stream's JWT is the REST login's accessToken. Asked again for the same token (the
-        stream's ttl ran out before our refresh, or the server refused it as expired: 109), it
-        is renewed first."""
-        session = self._session
-        if session is None or session.access_token == self._stream_token_given:
-            await self._renew(session)
-            session = self._session
-            if session is None:
-                raise AuthFailed("no session")
-        self._stream_token_given = session.access_token
-        return session.access_token
+        """The stream's JWT is :meth:`access_token`. Asked again for the token it already has (the
+        stream's ttl ran out before our refresh, or the server refused it as expired, 109: the
+        venue's clock, or an ``expire_tokens``, may differ from ours), the session is renewed."""
+        token = await self.access_token()
+        if token == self._stream_token_given:
+            await self._renew(self._session)
+            token = await self.access_token()
+        self._stream_token_given = token
+        return token
 
     def _stream_recovery_failed(self, reason: str) -> None:
         """The stream missed something it cannot replay: ask REST now (the poll's listing)."""
@@ -650,17 +655,9 @@ class Algo724Adapter(Adapter):
             self.sink.on_venue_status(self.venue, status, f"stream: {detail}")
 
     def stream_order(self, message: OrderMessage) -> bool:
-        """An ORDER publication, applied exactly as a poll's answer (streams.OrderStream)."""
-        rec = self._orders.by_venue_id(message.trade_order_id)
-        if rec is None:
-            return False
-        try:
-            view = codec.decode_order(message.data)
-        except CodecError as exc:
-            self._complain(exc.kind, "stream order: %s", exc)
-            return True
-        self._apply_view_now(rec, view)
-        return True
+        """An ORDER publication (streams.OrderStream): :meth:`on_order_object`. False (the stream
+        holds it until :meth:`_apply_view` binds the id) when the order is not ours yet."""
+        return self.on_order_object(message.data)
 
     def stream_execution(self, message: ExecutionMessage) -> bool:
         """An EXECUTION publication: the order is listed over REST (its Order object has it all)."""
@@ -710,6 +707,37 @@ class Algo724Adapter(Adapter):
         elif status is OrderStatus.CANCELLED or status is OrderStatus.EXPIRED:
             self._orders.finish_after_fills(rec, status, view.executed_quantity, None, view.cancel_reason)
             self._orders.release_held(rec, force=True)
+
+    # ---- what the Centrifugo stream client plugs into (adapters/algo724/streams*.py) ---------
+    async def access_token(self) -> str:
+        """A valid access token (renewed first when due): the Centrifugo ``connect.token`` is the
+        same JWT (document 003, WebSocket section). Never log it."""
+        session = self._session
+        if session is None or self.clock.now_ns() >= session.access_expires_ns:
+            await self._renew(session)
+            session = self._session
+        assert session is not None
+        return session.access_token
+
+    def on_order_object(self, data: Any) -> bool:
+        """Apply one Order object from outside the REST answers (a ``tradingAccount:{id}``
+        publication, ALG-3): states and fills exactly as a poll would, de-duplicated by
+        ``executionId``. An order of ours only (found by ``tradeOrderId``); returns False for
+        another one or one that does not decode (counted as bad input)."""
+        try:
+            view = codec.decode_order(data)
+        except CodecError as exc:
+            self._complain(exc.kind, "pushed order: %s", exc)
+            return False
+        rec = self._orders.by_venue_id(view.trade_order_id)
+        if rec is None:
+            client_id = self.ids.client_of(view.trade_order_id)
+            rec = self._orders.get(client_id) if client_id else None
+        if rec is None:
+            self.counts["pushed_unknown_order"] += 1
+            return False
+        self._apply_view(rec, view)
+        return True
 
     # ---- listing and reconciliation --------------------------------------------------------
     async def _list(self, **filters: Any) -> list[OrderView]:

@@ -8,6 +8,11 @@ intent (client id, symbol, side, quantity, price) before the request leaves, so 
 in a crash is resolved by asking again with the same ``idempotencyKey``, and its ``tradeOrderId``
 once known. One JSON object per line, appended and flushed (fsync'd when ``durable``); a torn last
 line (a crash mid-write) is skipped with a warning, never fatal.
+
+Durability (``durable``): an intent is fsync'd before its request leaves (the key must outlive a
+power cut, or a lost answer could not be asked about). A binding is written and flushed at once
+(a crashed process loses nothing: the OS has it) and fsync'd with the next intent, the next
+:meth:`sync` (the adapter's poll) or :meth:`close`: one fsync per order on the order path, not two.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class IdJournal:
         self.by_client: dict[str, IdEntry] = {}
         self.by_trade: dict[str, str] = {}
         self._file: IO[str] | None = None
+        self._unsynced = False
         self.path: Path | None = None
 
     def open(self, path: Path) -> int:
@@ -64,6 +70,7 @@ class IdJournal:
 
     def close(self) -> None:
         if self._file is not None:
+            self.sync()
             self._file.close()
             self._file = None
 
@@ -75,7 +82,7 @@ class IdJournal:
         if entry.trade_order_id:
             self.by_trade[entry.trade_order_id] = entry.client_id
 
-    def _write(self, entry: IdEntry) -> None:
+    def _write(self, entry: IdEntry, sync: bool) -> None:
         if self._file is None:
             return
         row = {"c": entry.client_id, "s": entry.symbol, "d": entry.side, "q": entry.qty, "p": entry.price}
@@ -83,15 +90,22 @@ class IdJournal:
             row["t"] = entry.trade_order_id
         self._file.write(json.dumps(row, separators=(",", ":")) + "\n")
         self._file.flush()
-        if self.durable:
+        self._unsynced = True
+        if sync:
+            self.sync()
+
+    def sync(self) -> None:
+        """fsync what was written since the last one (when ``durable``)."""
+        if self._file is not None and self._unsynced and self.durable:
             os.fsync(self._file.fileno())
+        self._unsynced = False
 
     def intent(self, entry: IdEntry) -> None:
         """An order about to be sent (before its request leaves)."""
         if entry.client_id in self.by_client:
             return
         self._remember(entry)
-        self._write(entry)
+        self._write(entry, sync=True)
 
     def bind(self, client_id: str, trade_order_id: str) -> None:
         """The venue's id of one of our orders, once."""
@@ -100,7 +114,7 @@ class IdJournal:
             return
         entry.trade_order_id = trade_order_id
         self.by_trade[trade_order_id] = client_id
-        self._write(entry)
+        self._write(entry, sync=False)
 
     def client_of(self, trade_order_id: str) -> str | None:
         return self.by_trade.get(trade_order_id)

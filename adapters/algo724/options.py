@@ -61,8 +61,9 @@ class Algo724Options(AdapterOptions):
     disconnect_after_failures: int = Field(3, ge=1, description="Failed requests in a row that mean 'disconnected'.")
     connect_retries: int = Field(2, ge=0, description="Resends of a request that could not even connect.")
     retry_backoff_s: Decimal = Field(Decimal("0.2"), ge=0, description="Wait between such resends.")
-    journal_fsync: bool = Field(True, description="fsync the id journal (ids.py) at each write: an order's key and "
-                                "tradeOrderId survive a power cut, at about a millisecond per write on a VM disk.")
+    journal_fsync: bool = Field(True, description="fsync the id journal (ids.py): each order's key before it leaves "
+                                "(its tradeOrderId with the next poll), so both survive a power cut; a few ms per "
+                                "order on a VM disk.")
     page_size: int = Field(100, ge=1, le=1000, description="Orders per list page (document: 1..1000).")
     # the Centrifugo streams (adapters/algo724/streams.py; added by branch algcf)
     streams_url: str | None = Field(

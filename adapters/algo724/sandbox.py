@@ -57,8 +57,9 @@ Python API (the Centrifugo streams helper plugs into these; adapters/algo724/str
 - ``verify_token(token) -> str | None``: the user (email) of a live access token, else None (the
   Centrifugo ``connect.token`` is the same JWT-like access token).
 - ``trading_account_id``: the one account's UUID (channel ``tradingAccount:{id}``).
-- ``order_listeners``: callables given the full Order object (document shape, ALG-3) at every
-  change of an order (taken, acknowledged, each fill, final state).
+- ``order_listeners``: callables given the full Order object (document shape, ALG-3: as it reads
+  on the wire, decimals as strings) at every change of an order (taken, acknowledged, each fill,
+  final state).
 - ``sim``: the :class:`SimVenue`; ``sim.add_listener(x)`` hears books and trades by engine symbol.
 - ``instrument_id(symbol)`` / ``symbol_of(instrument_id)``: ``BTC/USDT`` <-> ``BINANCE:BTC/USDT``.
 - ``order_view(trade_order_id)``, ``orders_by_key``: the server's own state, for tests.
@@ -150,6 +151,17 @@ def _json_text(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ",".join(_json_text(v) for v in value) + "]"
     return json.dumps(value)
+
+
+def _wire(value: Any) -> Any:
+    """``value`` as it reads on the wire: every Decimal a decimal string (what listeners get)."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        return {k: _wire(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_wire(v) for v in value]
+    return value
 
 
 def _iso(ms: int) -> str:
@@ -689,7 +701,7 @@ class AlgoSandbox:
 
     def _changed(self, order: _Order) -> None:
         if self.order_listeners:
-            view = order.view(self.settings.venue)
+            view = _wire(order.view(self.settings.venue))
             for listener in list(self.order_listeners):
                 try:
                     listener(view)

@@ -251,3 +251,29 @@ async def test_a_credential_never_reaches_the_log(tmp_path: Path, caplog: pytest
         order = r.submit()
         await r.until(lambda: order.status is S.NEW, "acknowledged")
     assert PASSWORD[:8] not in caplog.text and os.environ["ALGO724_PASSWORD"] not in caplog.text
+
+
+# ---- what the stream client plugs into ------------------------------------------------------------
+
+
+async def test_a_pushed_order_object_is_applied_like_a_poll(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        await r.connect(poll_interval_s=D(60))  # no poll: only the push can tell the fill
+        pushed: list[dict[str, Any]] = []
+        r.sandbox.order_listeners.append(pushed.append)
+        engine = r.sandbox.sim.matching_engine("BTC/USDT")
+        await r.until(lambda: engine.best_ask is not None, "a book")
+        order = r.submit()  # resting: the answer says ACCEPTED
+        await r.until(lambda: order.status is S.NEW, "acknowledged")
+        r.sandbox.order_listeners.append(r.adapter.on_order_object)
+        r.sandbox.sim.cancel(order.venue_order_id)  # the venue cancels it: only the push can say so
+        await r.until(lambda: order.status is S.CANCELLED, "cancelled, told by the push")
+        taking = r.submit(price=D("55000.00"))
+        await r.until(lambda: taking.status is S.FILLED, "filled")
+        for data in pushed:  # the same objects again: nothing is told twice
+            r.adapter.on_order_object(data)
+        assert len(r.sink.fills_for(taking.client_id)) == len({f.exec_id for f in r.sink.fills_for(taking.client_id)})
+        assert r.adapter.on_order_object({"tradeOrderId": "x"}) is False
+        assert r.adapter.bad_input().get("malformed", 0) >= 1
+        token = await r.adapter.access_token()
+        assert r.sandbox.verify_token(token) == EMAIL
