@@ -458,7 +458,11 @@ class Algo724Streams:
                                    orders, self.bad)
         self._send: MemoryObjectSendStream[tuple[Any, ...]]
         self._receive: MemoryObjectReceiveStream[tuple[Any, ...]]
-        self._send, self._receive = anyio.create_memory_object_stream(max_buffer_size=queue_size)
+        # unbounded as a stream: the bound is on publications alone (``_put``), so a connection or
+        # subscription event (a snapshot, a recovery verdict, a disconnect) is never the one dropped
+        self._send, self._receive = anyio.create_memory_object_stream(max_buffer_size=math.inf)
+        self.queue_size = queue_size
+        self._waiting = 0  # publications queued, not yet taken
         host = urlsplit(url).hostname or ""
         async def token() -> str:
             value = await get_token()
@@ -506,15 +510,18 @@ class Algo724Streams:
 
     # ---- the hand-off ----------------------------------------------------------------------
     def _put(self, item: tuple[Any, ...]) -> None:
-        """From the library's read loop: queue and return. A full queue drops and marks the
-        channel, which the consumer resyncs (book) or reconciles (account)."""
+        """From the library's read loop: queue and return. Past ``queue_size`` waiting
+        publications one is dropped and its channel marked, which the consumer resyncs (book) or
+        reconciles (account); connection and subscription events always go in, in order."""
+        if item[0] == "pub":
+            if self._waiting >= self.queue_size:
+                self.dropped += 1
+                self._overflowed.add(item[1])
+                return
+            self._waiting += 1
         try:
             self._send.send_nowait(item)
             self.queued += 1
-        except anyio.WouldBlock:
-            self.dropped += 1
-            if len(item) > 1 and type(item[1]) is str:
-                self._overflowed.add(item[1])
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass
 
@@ -570,6 +577,7 @@ class Algo724Streams:
             kind = item[0]
             try:
                 if kind == "pub":
+                    self._waiting -= 1
                     if self._stale:
                         self._stale = False
                         self._report_status("connected", "stream data flowing again")
