@@ -464,6 +464,7 @@ class Algo724Streams:
         self.queue_size = queue_size
         self._waiting = 0  # publications queued, not yet taken
         host = urlsplit(url).hostname or ""
+
         async def token() -> str:
             value = await get_token()
             REDACT.remember(value)
@@ -625,8 +626,7 @@ class Algo724Streams:
             log.warning("algo724 venue %s: stream stopped (%s); connecting again in %.1f s", self.venue, item[1], delay)
             self._stale = True
             self._report_status("stale", f"stream stopped ({item[1]})")
-            if self._tg is not None:
-                self._tg.start_soon(self._reconnect_after, delay)
+            self._later(self._reconnect_after, delay)
         elif kind == "subscribing":
             self.router.lost(item[1])
         elif kind == "unsubscribed":
@@ -636,8 +636,22 @@ class Algo724Streams:
             log.warning("algo724 venue %s: server unsubscribed %s (%s); subscribing again", self.venue, channel,
                         item[2])
             sub = self._subs.get(channel)
-            if sub is not None and self._tg is not None:
-                self._tg.start_soon(sub.subscribe)
+            if sub is not None:
+                self._later(sub.subscribe)
+
+    def _later(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``fn`` beside the consumer; one that raises is logged and ends alone (the library's
+        calls can raise on a connection that just ended), never taking :meth:`run` with it."""
+        if self._tg is not None:
+            self._tg.start_soon(self._guarded, fn, args)
+
+    async def _guarded(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+        try:
+            await fn(*args)
+        except Exception:
+            log.exception("algo724 venue %s: stream task %s failed", self.venue, getattr(fn, "__name__", fn))
+            if fn == self._resubscribe and args:
+                self._resyncing.discard(args[0])  # the next gap asks again
 
     async def _reconnect_after(self, delay: float) -> None:
         await anyio.sleep(delay)
@@ -653,7 +667,7 @@ class Algo724Streams:
         if channel in self._resyncing or self._tg is None:
             return
         self._resyncing.add(channel)
-        self._tg.start_soon(self._resubscribe, channel)
+        self._later(self._resubscribe, channel)
 
     async def _resubscribe(self, channel: str) -> None:
         sub = self._subs.get(channel)
