@@ -62,7 +62,7 @@ async def test_connect_subscribes_the_three_document_channels_and_delivers_book_
         await until(lambda: sink.snapshots(SYMBOL) == 1)
         assert sorted(client.channels()) == sorted([
             f"tradingAccount:{ACCOUNT}", "market:orderBook:BINANCE:BTC/USDT", "market:trade:BINANCE:BTC/USDT"])
-        await until(lambda: server.stats().get("subscribes") == 3)
+        await until(lambda: server.stats().get("subscribes") == 3 and sink.snapshots(SYMBOL) == 1)
         book.delta(bids=[("100.5", "2")], asks=[("101", "0")])
         server.publish(trade_channel(INSTRUMENT),
                        trade_payload(INSTRUMENT, "BINANCE", "t-1", D("100.5"), D("0.125"), "SELL", 1632933600000))
@@ -209,7 +209,7 @@ async def test_an_expired_token_at_connect_makes_the_client_fetch_a_new_one():
 async def test_a_dropped_stream_reconnects_and_recovers_missed_publications_by_offset():
     tokens = Tokens()
     async with centrifugo(tokens) as (server, book), streams(server, tokens) as (client, sink, reconciles):
-        await until(lambda: server.stats().get("subscribes") == 3)
+        await until(lambda: server.stats().get("subscribes") == 3 and sink.snapshots(SYMBOL) == 1)
         book.delta(bids=[("100.1", "1")])
         await until(lambda: sink.books[SYMBOL].seq == 1)
         assert server.drop_connections() == 1
@@ -227,7 +227,7 @@ async def test_a_dropped_stream_reconnects_and_recovers_missed_publications_by_o
 async def test_recovery_impossible_calls_the_reconcile_hook_and_the_snapshot_resets_the_book():
     tokens = Tokens()
     async with centrifugo(tokens) as (server, book), streams(server, tokens) as (_client, sink, reconciles):
-        await until(lambda: server.stats().get("subscribes") == 3)
+        await until(lambda: server.stats().get("subscribes") == 3 and sink.snapshots(SYMBOL) == 1)
         book.delta(bids=[("100.1", "1")])
         await until(lambda: sink.books[SYMBOL].seq == 1)
         server.drop_connections()
@@ -242,7 +242,7 @@ async def test_recovery_impossible_calls_the_reconcile_hook_and_the_snapshot_res
 async def test_a_sequence_gap_empties_the_book_and_resyncs_from_a_fresh_snapshot():
     tokens = Tokens()
     async with centrifugo(tokens) as (server, book), streams(server, tokens) as (client, sink, _):
-        await until(lambda: server.stats().get("subscribes") == 3)
+        await until(lambda: server.stats().get("subscribes") == 3 and sink.snapshots(SYMBOL) == 1)
         book.delta(bids=[("100.1", "1")])
         book.delta(bids=[("100.3", "1")], skip=1)  # sequence 3 after 1: one delta lost upstream
         await until(lambda: client.router.counts.get("gaps") == 1)
@@ -256,7 +256,7 @@ async def test_a_sequence_gap_empties_the_book_and_resyncs_from_a_fresh_snapshot
 async def test_a_full_queue_never_blocks_the_library_and_the_book_is_resynced():
     tokens = Tokens()
     async with centrifugo(tokens) as (server, book), streams(server, tokens, queue_size=4) as (client, sink, _):
-        await until(lambda: server.stats().get("subscribes") == 3)
+        await until(lambda: server.stats().get("subscribes") == 3 and sink.snapshots(SYMBOL) == 1)
         for n in range(1, 200):
             book.delta(bids=[(f"{100 + n}", "1")])
         await until(lambda: SYMBOL in sink.books and sink.books[SYMBOL].seq == 199, timeout=30)
@@ -268,7 +268,7 @@ async def test_a_full_queue_never_blocks_the_library_and_the_book_is_resynced():
 async def test_order_updates_and_fills_deduplicated_by_execution_id():
     tokens = Tokens()
     async with centrifugo(tokens) as (server, _), streams(server, tokens) as (client, sink, _):
-        await until(lambda: server.stats().get("subscribes") == 3)
+        await until(lambda: server.stats().get("subscribes") == 3 and sink.snapshots(SYMBOL) == 1)
         order = Order("c-1", "s", "algo724", SYMBOL, Side.BUY, D("1"), D("100"))
         sink.orders["c-1"] = order
         channel = account_channel(ACCOUNT)
@@ -291,7 +291,7 @@ async def test_order_updates_and_fills_deduplicated_by_execution_id():
 async def test_an_update_that_beats_the_rest_answer_is_held_and_replayed_on_bind():
     tokens = Tokens()
     async with centrifugo(tokens) as (server, _), streams(server, tokens) as (client, sink, _):
-        await until(lambda: server.stats().get("subscribes") == 3)
+        await until(lambda: server.stats().get("subscribes") == 3 and sink.snapshots(SYMBOL) == 1)
         order = Order("c-2", "s", "algo724", SYMBOL, Side.BUY, D("1"), D("100"))
         sink.orders["c-2"] = order
         server.publish(account_channel(ACCOUNT), order_payload(order_object("t-2", "FILLED", [execution(7, "1")])))
@@ -305,7 +305,7 @@ async def test_an_update_that_beats_the_rest_answer_is_held_and_replayed_on_bind
 async def test_a_bad_publication_is_counted_and_the_stream_goes_on():
     tokens = Tokens()
     async with centrifugo(tokens) as (server, book), streams(server, tokens) as (client, sink, reconciles):
-        await until(lambda: server.stats().get("subscribes") == 3)
+        await until(lambda: server.stats().get("subscribes") == 3 and sink.snapshots(SYMBOL) == 1)
         server.publish(trade_channel(INSTRUMENT), {"instrumentId": INSTRUMENT, "tradeId": "x", "price": 1e5,
                                                    "quantity": "1", "side": "BUY"})  # a float: not exact
         server.publish(account_channel(ACCOUNT), {"type": "ORDER", "data": "nope"})
@@ -320,7 +320,7 @@ async def test_a_frame_the_library_cannot_parse_stops_it_and_we_connect_again():
     """centrifuge-python disconnects for good ("bad protocol") on a frame it cannot parse."""
     tokens = Tokens()
     async with centrifugo(tokens) as (server, book), streams(server, tokens) as (client, sink, _):
-        await until(lambda: server.stats().get("subscribes") == 3)
+        await until(lambda: server.stats().get("subscribes") == 3 and sink.snapshots(SYMBOL) == 1)
         server.send_raw("{not json")
         await until(lambda: client.terminal_disconnects == 1)
         await until(lambda: server.stats()["connections"] == 2, timeout=30)
@@ -342,7 +342,7 @@ async def test_the_server_closes_a_connection_that_sends_garbage():
 async def test_an_engine_that_raises_on_an_event_does_not_stop_the_stream():
     tokens = Tokens()
     async with centrifugo(tokens) as (server, book), streams(server, tokens) as (client, sink, _):
-        await until(lambda: server.stats().get("subscribes") == 3)
+        await until(lambda: server.stats().get("subscribes") == 3 and sink.snapshots(SYMBOL) == 1)
 
         def broken(trade: object) -> None:
             raise RuntimeError("a strategy bug")
