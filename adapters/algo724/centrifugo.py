@@ -506,7 +506,8 @@ class CentrifugoServer:
     def _expiry(self, grant: Grant) -> dict[str, Any]:
         if grant.expires_at is None:
             return {"expires": False, "ttl": 0}
-        return {"expires": True, "ttl": max(1, math.ceil(grant.expires_at - self.now()))}
+        # whole seconds left, rounded down (as Centrifugo): the client refreshes before, never after
+        return {"expires": True, "ttl": max(1, int(grant.expires_at - self.now()))}
 
     async def _on_connect(self, conn: _Conn, cmd_id: int, params: dict[str, Any]) -> bool:
         if conn.grant is not None:

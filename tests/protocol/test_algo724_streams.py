@@ -180,7 +180,7 @@ async def test_a_client_that_does_not_answer_pings_is_closed_no_pong():
 # ---- the JWT -------------------------------------------------------------------------------------
 async def test_an_expiring_token_is_refreshed_before_the_server_closes_the_connection():
     tokens = Tokens(ttl_s=1.5)
-    async with centrifugo(tokens, expired_close_delay_s=1.0) as (server, book), \
+    async with centrifugo(tokens, expired_close_delay_s=3.0) as (server, book), \
             streams(server, tokens) as (_client, sink, _):
         await until(lambda: server.stats().get("refreshes", 0) >= 2, timeout=20)
         assert tokens.asked >= 3  # connect + one per refresh: the provider is asked every time
@@ -358,7 +358,7 @@ async def test_the_token_never_reaches_a_log_line_even_at_debug(caplog: pytest.L
     """The library logs its commands (connect and refresh carry the JWT) and websockets its frames."""
     tokens = Tokens(ttl_s=1.5)
     caplog.set_level(logging.DEBUG)
-    async with centrifugo(tokens, expired_close_delay_s=1.0) as (server, _), streams(server, tokens) as (_c, _sink, _):
+    async with centrifugo(tokens, expired_close_delay_s=3.0) as (server, _), streams(server, tokens) as (_c, _sink, _):
         await until(lambda: server.stats().get("refreshes", 0) >= 1, timeout=20)
     assert "send commands" in caplog.text and "refresh" in caplog.text  # the lines were logged ...
     for token in tokens.issued:
