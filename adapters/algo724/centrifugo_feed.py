@@ -12,6 +12,9 @@ Attaches a :class:`~adapters.algo724.centrifugo.CentrifugoServer` to an
   next ``sequence``; the subscribe reply's ``data`` is a SNAPSHOT of the book at that sequence;
 - ``market:trade:{instrumentId}``: each public print, aggressor side.
 
+In document-literal mode (``--document-literal``: extension ``stream_payloads`` off) the endpoint
+serves the protocol and the channels but publishes nothing, since document 003 defines no payload.
+
 The payload shapes are the project's decision in :mod:`adapters.algo724.streams_codec` (imported
 here on purpose: the sandbox must send what the project decided, ALG-3); the Centrifugo framing is
 the server's, written from the protocol, not from the client.
@@ -78,6 +81,8 @@ class StreamFeed:
             self._authenticate, authorize=self._authorize, subscribe_data=self._snapshot, host=host, port=port,
             history_size=history_size, ping_interval_s=ping_interval_s, pong_timeout_s=pong_timeout_s,
             expired_close_delay_s=expired_close_delay_s, now=lambda: sandbox.clock.now_ns() / NS_PER_S)
+        #: document-literal mode: the channels exist, nothing is published (ALG-3 is ours alone)
+        self.payloads = getattr(sandbox.settings.extensions, "stream_payloads", True)
         self.sequences: dict[str, int] = {}
         self._lose: set[str] = set()
         self._account = account_channel(sandbox.trading_account_id)
@@ -113,7 +118,7 @@ class StreamFeed:
         return False
 
     def _snapshot(self, channel: str) -> dict[str, Any] | None:
-        if not channel.startswith(BOOK_PREFIX):
+        if not self.payloads or not channel.startswith(BOOK_PREFIX):
             return None
         instrument_id = channel[len(BOOK_PREFIX):]
         symbol = self.sandbox.symbol_of(instrument_id)
@@ -126,6 +131,8 @@ class StreamFeed:
 
     # ---- the simulated venue's events ------------------------------------------------------
     def on_book(self, update: BookUpdate) -> None:
+        if not self.payloads:
+            return
         instrument_id = self.sandbox.instrument_id(update.symbol)
         sequence = self.sequences.get(instrument_id, 0) + 1
         self.sequences[instrument_id] = sequence
@@ -142,7 +149,8 @@ class StreamFeed:
             update.ts // NS_PER_MS))
 
     def on_trade(self, trade: Trade) -> None:
-        if trade.aggressor is None:  # ALG-3 trades name their aggressor; a print without one is not sent
+        # ALG-3 trades name their aggressor: a print without one is not sent
+        if not self.payloads or trade.aggressor is None:
             return
         instrument_id = self.sandbox.instrument_id(trade.symbol)
         side = "BUY" if trade.aggressor is Side.BUY else "SELL"
@@ -151,6 +159,8 @@ class StreamFeed:
             trade.ts // NS_PER_MS))
 
     def _order(self, order: dict[str, Any]) -> None:
+        if not self.payloads:
+            return
         self.server.publish(self._account, order_payload(_plain(order)))
 
     # ---- faults --------------------------------------------------------------------------

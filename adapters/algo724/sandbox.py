@@ -201,6 +201,12 @@ class AlgoExtensions(Extensions):
     rate_limit: bool = True
     """ALG-10: ``rate_per_second`` requests per token, then 429 ``RATE_LIMITED``. Literal: no
     limit (the document gives none)."""
+    stream_payloads: bool = True
+    """ALG-3 (added with the streams, branch algcf): the Centrifugo channels publish the project's
+    payloads (adapters/algo724/streams_codec.py: book SNAPSHOT/DELTA with a sequence, trades,
+    ORDER updates) and a book's subscribe reply carries its snapshot. Literal: the endpoint still
+    speaks Centrifugo (the document's connect example) and takes the three channels, but
+    publishes nothing: the document defines no payload."""
 
 
 @dataclass

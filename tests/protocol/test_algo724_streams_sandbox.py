@@ -15,7 +15,7 @@ from support.algo724_streams import until
 from support.sinks import RecordingSink
 
 from adapters.algo724.centrifugo_feed import StreamFeed
-from adapters.algo724.sandbox import AlgoSandbox, SandboxSettings
+from adapters.algo724.sandbox import AlgoExtensions, AlgoSandbox, SandboxSettings
 from adapters.algo724.streams import Algo724Streams
 from engine.clock import WallClock
 from engine.model import Order, OrderStatus, Side
@@ -146,3 +146,28 @@ async def test_a_lost_book_delta_is_a_gap_and_the_book_is_resynced():
         await until(lambda: client.router.counts.get("gaps", 0) == 1)
         await until(lambda: (sink.books[SYMBOL].best_bid, sink.books[SYMBOL].best_ask) == touch(sandbox)
                     and sink.books[SYMBOL].seq == feed.sequences[INSTRUMENT])
+
+
+async def test_document_literal_mode_serves_the_channels_and_publishes_nothing():
+    """003 defines no publication payload (ALG-3): literal, the protocol and the three channels
+    are there, with no snapshot in the subscribe reply and no publication."""
+    settings = SandboxSettings(users={EMAIL: PASSWORD}, market=True, market_step_s=D("0.05"),
+                               extensions=AlgoExtensions.document_literal())
+    async with AlgoSandbox(settings) as sandbox:
+        feed = StreamFeed(sandbox)
+        await feed.start()
+        try:
+            sink = RecordingSink()
+            client = Algo724Streams("algo724", feed.url, sandbox.trading_account_id, {SYMBOL: INSTRUMENT}, sink,
+                                    WallClock(), Login(sandbox))
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.run)
+                await until(lambda: feed.server.stats().get("subscribes", 0) == 3)
+                await until(lambda: sandbox.sim.matching_engine(SYMBOL).best_bid is not None)
+                await anyio.sleep(0.3)  # market steps happen; none may be published
+                await client.close()
+                tg.cancel_scope.cancel()
+            assert feed.server.stats().get("publications", 0) == 0
+            assert sink.of("book") == [] and client.router.counts.get("awaiting_snapshot", 0) == 0
+        finally:
+            await feed.stop()
