@@ -133,6 +133,7 @@ class Algo724Adapter(Adapter):
         self.counts: Counter[str] = Counter()
         self._orders: OrderTracker[_Tracked] = OrderTracker(venue, sink, clock.now_ns, counts=self.counts, logger=log)
         self.ids = IdJournal(durable=self.opts.journal_fsync)
+        self._state_path: Path | None = None
         self.bad = BadInput(log, f"algo724 {venue}")
         self._symbols = {self.opts.instrument_id(symbol): symbol for symbol in self.instruments}
         self._limits = self.rate_limits
@@ -171,6 +172,17 @@ class Algo724Adapter(Adapter):
             limits=httpx.Limits(max_connections=opts.max_connections, max_keepalive_connections=opts.max_connections),
             headers={"User-Agent": "psx-strategy-engine algo724 adapter", "Accept": "application/json"},
         )
+        if self._state_path is not None:
+            try:
+                known = self.ids.open(self._state_path)
+            except OSError as exc:
+                await self.close()
+                raise ConnectionError(f"algo724 venue {self.venue!r}: cannot open the order id journal "
+                                      f"{self._state_path}: {exc.strerror or exc}") from None
+            log.info("algo724 %s: order ids kept in %s (%d known)", self.venue, self._state_path, known)
+        else:
+            log.warning("algo724 %s: no state path (journal disabled): the clientOrderId <-> tradeOrderId map "
+                        "lives in this process only; a restart cannot cancel the orders placed before", self.venue)
         try:
             await self._renew(None)
         except (NotSent, OutcomeUnknown, AuthFailed) as exc:
@@ -218,9 +230,9 @@ class Algo724Adapter(Adapter):
         self.ids.close()
 
     def set_state_path(self, path: Path) -> None:
-        """Keep the client id <-> tradeOrderId map there (ids.py), so a restarted engine finds its orders."""
-        known = self.ids.open(Path(path))
-        log.info("algo724 %s: order ids kept in %s (%d known)", self.venue, self.ids.path, known)
+        """Keep the client id <-> tradeOrderId map there (ids.py), so a restarted engine finds its
+        orders. Opened at ``connect``: ``--fresh-account`` moves the file aside after this call."""
+        self._state_path = Path(path)
 
     def subscribe(self, symbols: Iterable[str]) -> None:
         """Market data arrives on the Centrifugo stream (``streams_url``), which subscribes the book
@@ -758,6 +770,9 @@ class Algo724Adapter(Adapter):
                 raise ConnectionError(f"algo724 {self.venue}: unreadable list answer: {exc}") from None
             if not page.has_next:
                 return views
+            if page.cursor == cursor:  # a cursor that does not move would page forever
+                self._complain("malformed", "list answer: hasNext with the same cursor %r", cursor)
+                raise ConnectionError(f"algo724 {self.venue}: list: the cursor does not advance")
             cursor = page.cursor
         raise ConnectionError(f"algo724 {self.venue}: list: more than {MAX_PAGES} pages")
 
@@ -823,7 +838,8 @@ class Algo724Adapter(Adapter):
 
 def _lanes(limits: tuple[RateLimit, ...]) -> dict[str, LaneSpec]:
     """Orders and cancels spend "all" (the gate's); polls, reconciliation and tokens "queries"
-    (in "all" when the limits have no "queries")."""
+    (in "all" when the limits have no "queries"). Lanes are served in this order: a token renewal
+    first, so polls filling the queries budget never starve it past the token's expiry."""
     has_queries = any(limit.scope == "queries" for limit in limits)
     query: LaneSpec = (("queries",), "cancel") if has_queries else (("all",), "order")
-    return {"cancel": ORDER_LANES["cancel"], "order": ORDER_LANES["order"], "query": query, "auth": query}
+    return {"auth": query, "cancel": ORDER_LANES["cancel"], "order": ORDER_LANES["order"], "query": query}

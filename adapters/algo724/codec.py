@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from adapters.kit.wirejson import MAX_DEPTH, NUMBER_CHARS, Reader, WireError, amount_text
+from adapters.kit.wirejson import MAX_DEPTH, NUMBER_CHARS, Reader, WireError, amount_text, lookup
 from engine.model import Fill, Order, OrderStatus, OrderType, Side, TimeInForce, VenueOrder
 from engine.venue.badinput import BAD_NUMBER, MALFORMED
 from engine.venue.rejects import Reject
@@ -399,6 +399,8 @@ def _execution(data: Any) -> Execution:
     if quantity <= 0 or price <= 0:
         raise CodecError(f"execution {execution_id}: quantity {quantity} at {price}", BAD_NUMBER)
     at = _ms(data, "executedAt")
+    if at is None:  # a fill without its time cannot be placed in the day (nor found by query_fills)
+        raise CodecError(f"execution {execution_id}: executedAt is missing")
     fees = []
     raw_fees = data.get("fees") or []
     if type(raw_fees) is not list:
@@ -407,7 +409,7 @@ def _execution(data: Any) -> Execution:
         fee = _obj(fee, "fee")
         fees.append((_str(fee, "asset"), decimal_text(fee.get("quantity"), "fee quantity")))
     return Execution(execution_id, _str(data, "externalTradeId", ""), quantity, price,
-                     (at or 0) * NS_PER_MS, tuple(fees))
+                     at * NS_PER_MS, tuple(fees))
 
 
 def decode_order(data: Any) -> OrderView:
@@ -415,7 +417,7 @@ def decode_order(data: Any) -> OrderView:
     trade_order_id = _str(data, "tradeOrderId")
     if not trade_order_id:
         raise CodecError("tradeOrderId is empty")
-    side = SIDE_FROM_WIRE.get(data.get("orderSide"))  # type: ignore[arg-type]
+    side = lookup(SIDE_FROM_WIRE, data.get("orderSide"))
     if side is None:
         raise CodecError(f"order {trade_order_id}: orderSide {str(data.get('orderSide'))[:20]!r}")
     status = data.get("status", "")

@@ -27,9 +27,8 @@ class Algo724Options(AdapterOptions):
     """Options of the Algo724 adapter. Secrets are named (a variable or a file), never given."""
 
     base_url: str = Field(
-        "https://cadenza-api.algo724.com" + DEFAULT_BASE_PATH,
-        description="REST base URL including the API prefix. Document 003 names no REST host (ALG-1): set it "
-        "to what Algo724 gives you; the sandbox prints its own.",
+        ..., description=f"REST base URL including the API prefix (assumed {DEFAULT_BASE_PATH}, ALG-1). Required: "
+        "document 003 names no REST host, so none is made up; the sandbox prints its own.",
     )
     routes: dict[str, RouteOption] = Field(
         default_factory=dict,

@@ -837,7 +837,8 @@ def _secret(env: str | None, file: Path | None, what: str, generate: bool) -> st
     except MissingSecret as exc:
         if generate and file is None:
             return "sandbox@example.com" if what == "email" else secrets.token_urlsafe(24)
-        raise SandboxStartError(f"algo724 sandbox: {exc} (or pass a file)") from None
+        hint = " (or --password-file)" if what == "password" else ""
+        raise SandboxStartError(f"algo724 sandbox: {exc}{hint}") from None
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:

@@ -161,7 +161,8 @@ async def test_a_refused_refresh_logs_in_again(tmp_path: Path) -> None:
 
 async def test_the_token_is_refreshed_before_it_expires(tmp_path: Path) -> None:
     async with rig(tmp_path, access_ttl_s=2) as r:
-        await r.connect(refresh_margin_s=D(1))
+        # polls every 10 ms fill the 3/s queries budget the renewal shares: it must still go first
+        await r.connect(refresh_margin_s=D(1), poll_interval_s=D("0.01"))
         await r.until(lambda: r.sandbox.counts["refreshes"] >= 1, "a refresh", timeout=10)
         assert r.adapter.stats().get("auth_retries", 0) == 0  # never refused for an expired token
 
@@ -218,7 +219,8 @@ async def test_every_route_is_taken_from_the_options(tmp_path: Path) -> None:
 
 def test_an_unknown_operation_in_routes_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="amend"):
-        Algo724Options(trading_account_id="a", routes={"amend": {"method": "POST", "path": "/x"}})
+        Algo724Options(base_url="https://gw.example/api/v3", trading_account_id="a",
+                       routes={"amend": {"method": "POST", "path": "/x"}})
 
 
 async def test_fees_in_the_base_asset_reach_the_fill_in_the_quote_asset(tmp_path: Path) -> None:

@@ -268,3 +268,45 @@ def test_post_only_goes_as_gtx_and_market_orders_without_a_price() -> None:
     assert body["timeInForce"] == "GTX"  # ALG-7
     market = codec.encode_submit(order(price=None, order_type=OrderType.MARKET, tif=TimeInForce.IOC), "a", "i", "k")
     assert market["orderType"] == "MARKET" and "limitPrice" not in market and market["timeInForce"] == "IOC"
+
+
+HOSTILE_VALUES: list[Any] = [None, True, 0, -1, 10**30, 1.5, "", "x" * 100, "1e400", [], [1, "a"], {}, {"a": [None]}]
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            out += _paths(item, (*prefix, index))
+    return out
+
+
+def _replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    copy = json.loads(json.dumps(value, default=str))
+    target = copy
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = new
+    return copy
+
+
+def test_every_field_of_the_documents_order_replaced_by_anything_is_decoded_or_a_codec_error() -> None:
+    """Hostile input: any field of the submit answer's Order swapped for any JSON value decodes or
+    raises CodecError, never another exception (the adapter counts CodecError and goes on)."""
+    _, response = redoc_examples("submit.redoc.txt")
+    data = response["data"][0]
+    tried = 0
+    for path in _paths(data):
+        for value in HOSTILE_VALUES:
+            broken = _replaced(data, path, value)
+            try:
+                view = codec.decode_order(broken)
+                for execution in view.executions:
+                    view.fill(execution, "algo724", "c", "BTC/USDT")
+            except CodecError:
+                pass
+            tried += 1
+    assert tried > 500
