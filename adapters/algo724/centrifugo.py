@@ -452,7 +452,8 @@ class CentrifugoServer:
 
     def _error(self, conn: _Conn, cmd_id: int, code: int, message: str = "") -> None:
         self._count(f"error_{code}")
-        self._queue(conn, json.dumps({"id": cmd_id, "error": {"code": code, "message": message or _MESSAGES[code]}}))
+        self._queue(conn, json.dumps({"id": cmd_id, "error": {"code": code, "message": message or _MESSAGES[code]}},
+                                     separators=(",", ":")))
 
     async def _command(self, conn: _Conn, line: str) -> bool:
         """One command; False when the connection was closed for it."""
