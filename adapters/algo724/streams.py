@@ -9,9 +9,10 @@ epoch. This module owns what the engine needs around it:
   engine work would delay our pong, and a burst would get us disconnected ("no pong"). Every
   handler here only puts a tuple into an anyio memory stream (``send_nowait``: no await, no
   decode) and returns; :meth:`Algo724Streams.run` drains it in the engine's task group and does
-  the decoding and the engine calls (:class:`StreamRouter`). A full queue (``queue_size``) never
-  blocks the library: the publication is dropped and counted, a book is resynced, and an account
-  channel is reconciled over REST (nothing is lost silently).
+  the decoding and the engine calls (:class:`StreamRouter`), taking what is queued without a
+  loop trip per item. Past ``queue_size`` waiting publications the library is still never
+  blocked: the publication is dropped and counted, its book resynced or its account reconciled
+  over REST (nothing is lost silently); connection and subscription events are never dropped.
 - **the JWT.** ``get_token`` (an async callable; the REST login's ``accessToken``) is asked at
   connect, again when the connect reply says ``expires`` (the library refreshes ``ttl`` seconds
   later with a ``refresh`` command), and after a "token expired" (109) refusal.
@@ -38,7 +39,8 @@ Client caveats handled: the library's JSON codec parses with stdlib ``json`` (so
 floats: the codec accepts only decimal strings) and stops for good ("bad protocol", no
 reconnect) when a frame cannot be parsed or a handler raises: our handlers never raise, and a
 terminal disconnect is answered by connecting again after a backoff. Its JSON mode sent an empty
-``Sec-WebSocket-Protocol`` header before 0.7.0 (fixed there; the sandbox tolerates it anyway).
+``Sec-WebSocket-Protocol`` header before 0.7.0 (fixed there; the sandbox tolerates it anyway). It
+logs its commands at DEBUG (connect and refresh carry the JWT): :data:`REDACT` scrubs them.
 """
 
 from __future__ import annotations
