@@ -16,13 +16,14 @@ How an order travels (requests run as background tasks, so ``submit``/``cancel``
   its ``details.code`` (ALG-6); a 422 carrying the REJECTED Order, or a literal ``success`` answer
   with ``status: REJECTED``, is read from the Order's ``rejectReason``.
 - Cancel takes ``tradeOrderId`` only, so a cancel waits for its order's placing answer.
-- Until the Centrifugo stream (adapters/algo724/streams*.py) carries order updates, the open orders
-  are listed every ``poll_interval_s`` (``GET /tradeOrder``, cursor pages): states and fills come
-  from the Order objects, fills de-duplicated by ``executionId`` (adapters/kit/orders.py), fees
-  from each execution's ``fees[]`` in the quote asset (codec.py).
-- The stream client (adapters/algo724/streams*.py, Centrifugo) plugs in through
-  :meth:`Algo724Adapter.access_token` (its ``connect.token``) and
-  :meth:`Algo724Adapter.on_order_object` (each Order it is pushed, applied like a poll's).
+- With ``streams_url`` the Centrifugo stream (adapters/algo724/streams.py) brings each order's
+  changes at once, books and trades. It plugs in through :meth:`Algo724Adapter.access_token` (its
+  ``connect.token``) and :meth:`Algo724Adapter.on_order_object` (each Order it is pushed, applied
+  like a poll's); a stream that cannot recover what it missed makes the adapter list at once. The
+  poll stays as the safety net: the open orders are listed every ``poll_interval_s``
+  (``GET /tradeOrder``, cursor pages): states and fills come from the Order objects, fills
+  de-duplicated by ``executionId`` (adapters/kit/orders.py), fees from each execution's ``fees[]``
+  in the quote asset (codec.py).
 - Tokens: ``expiresIn`` from login/refresh; refreshed ``refresh_margin_s`` before it runs out (at
   half life for short ones); a 401 renews and resends once; a refused refresh logs in again;
   ``close`` logs out.
@@ -49,6 +50,8 @@ from adapters.algo724 import codec
 from adapters.algo724.codec import CodecError, Failure, OrderView, Success
 from adapters.algo724.ids import IdEntry, IdJournal
 from adapters.algo724.options import Algo724Options
+from adapters.algo724.streams import Algo724Streams
+from adapters.algo724.streams_codec import ExecutionMessage, OrderMessage
 from adapters.kit.credentials import Secret, read_secret
 from adapters.kit.orders import OrderTracker, TrackedOrder
 from adapters.kit.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
@@ -135,6 +138,9 @@ class Algo724Adapter(Adapter):
         self._symbols = {self.opts.instrument_id(symbol): symbol for symbol in self.instruments}
         self._limits = self.rate_limits
         self._pacer = self._new_pacer()
+        #: the Centrifugo streams (streams_url): order updates, books, trades (branch algcf)
+        self.streams: Algo724Streams | None = None
+        self._stream_token_given = ""
 
     # ---- pacing ----------------------------------------------------------------------------
     def _new_pacer(self) -> WirePacer:
@@ -184,6 +190,8 @@ class Algo724Adapter(Adapter):
             raise ConnectionError(f"algo724 venue {self.venue!r}: cannot log in at {opts.base_url}: {exc}") from None
         self._spawn(self._token_loop)
         self._spawn(self._poll_loop)
+        if opts.streams_url is not None:
+            self._start_streams(opts.streams_url)
         self._status = "connected"
         self._failures = 0
         log.info("algo724 %s connected to %s (account %s)", self.venue, opts.base_url, opts.trading_account_id)
@@ -200,6 +208,8 @@ class Algo724Adapter(Adapter):
                                         "order not sent: the adapter closed first")
                 elif lane == "cancel":
                     self._orders.answer(rec, int(Reject.BACKEND_CONNECTIVITY), "cancel not sent: the adapter closed")
+        if self.streams is not None:
+            await self.streams.close()
         for scope in list(self._scopes):
             scope.cancel()
         client, self._client = self._client, None
@@ -225,16 +235,26 @@ class Algo724Adapter(Adapter):
         self._state_path = Path(path)
 
     def subscribe(self, symbols: Iterable[str]) -> None:
-        """Market data arrives on the Centrifugo stream (adapters/algo724/streams*.py), not over REST."""
+        """Market data arrives on the Centrifugo stream (``streams_url``), which subscribes the book
+        and trade channels of every configured instrument at connect; nothing to ask here."""
         return None
 
     def bad_input(self) -> dict[str, int]:
-        return dict(self.bad.counts)
+        counts = dict(self.bad.counts)
+        if self.streams is not None:
+            for kind, n in self.streams.bad.counts.items():
+                counts[kind] = counts.get(kind, 0) + n
+        return counts
 
     def stats(self) -> dict[str, int]:
         out = dict(self.counts)
         for key in ("messages_in", "messages_out", "reconnects"):
             out.setdefault(key, 0)
+        if self.streams is not None:
+            stream = self.streams.stats()
+            out["messages_in"] += stream["queued"]
+            out["reconnects"] += max(0, stream["connects"] - 1)
+            out.update({f"stream_{key}": value for key, value in stream.items()})
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -607,8 +627,65 @@ class Algo724Adapter(Adapter):
         if views:
             self._apply_view(rec, views[0])
 
+    # ---- the Centrifugo streams (adapters/algo724/streams.py; added by branch algcf) ----------
+    def _start_streams(self, url: str) -> None:
+        opts = self.opts
+        symbols = {symbol: opts.instrument_id(symbol) for symbol in self.instruments}
+        self.streams = Algo724Streams(
+            self.venue, url, opts.trading_account_id, symbols, self.sink, self.clock, self._stream_token,
+            on_recovery_failed=self._stream_recovery_failed, report=self._stream_status, orders=self,
+            queue_size=opts.streams_queue_size, stale_s=float(opts.streams_stale_s), seed=self.seed)
+        self._spawn(self.streams.run)
+
+    async def _stream_token(self) -> str:
+        """The stream's JWT is :meth:`access_token`. Asked again for the token it already has (the
+        stream's ttl ran out before our refresh, or the server refused it as expired, 109: the
+        venue's clock, or an ``expire_tokens``, may differ from ours), the session is renewed."""
+        token = await self.access_token()
+        if token == self._stream_token_given:
+            await self._renew(self._session)
+            token = await self.access_token()
+        self._stream_token_given = token
+        return token
+
+    def _stream_recovery_failed(self, reason: str) -> None:
+        """The stream missed something it cannot replay: ask REST now (the poll's listing)."""
+        self.counts["stream_reconciles"] += 1
+        log.warning("algo724 %s: %s; reconciling over REST", self.venue, reason)
+        self._spawn(self._reconcile_now)
+
+    async def _reconcile_now(self) -> None:
+        try:
+            await self._poll_once()
+        except (NotSent, OutcomeUnknown, ConnectionError) as exc:
+            log.warning("algo724 %s: reconciliation failed (%s); the poll goes on", self.venue, exc)
+
+    def _stream_status(self, status: str, detail: str) -> None:
+        """Stream health reaches the strategies as ``stale`` and its end, never as the REST link's
+        ``disconnected`` (orders still go over REST); ``connected`` only while REST is up."""
+        if status == "stale" or self._status == "connected":
+            self.sink.on_venue_status(self.venue, status, f"stream: {detail}")
+
+    def stream_order(self, message: OrderMessage) -> bool:
+        """An ORDER publication (streams.OrderStream): :meth:`on_order_object`. False (the stream
+        holds it until :meth:`_apply_view` binds the id) when the order is not ours yet."""
+        return self.on_order_object(message.data)
+
+    def stream_execution(self, message: ExecutionMessage) -> bool:
+        """An EXECUTION publication: the order is listed over REST (its Order object has it all)."""
+        rec = self._orders.by_venue_id(message.trade_order_id)
+        if rec is None:
+            return False
+        self._spawn(self._refresh, rec)
+        return True
+
     # ---- the venue's word (answers, polls: all idempotent) ---------------------------------
     def _apply_view(self, rec: _Tracked, view: OrderView, reject_code: int | None = None) -> None:
+        self._apply_view_now(rec, view, reject_code)
+        if self.streams is not None and rec.venue_order_id == view.trade_order_id:
+            self.streams.bind_order(view.trade_order_id, rec.client_id)  # what the stream said first
+
+    def _apply_view_now(self, rec: _Tracked, view: OrderView, reject_code: int | None = None) -> None:
         if rec.venue_order_id and rec.venue_order_id != view.trade_order_id:
             self._complain("malformed", "order %s is %s, an answer names %s", rec.client_id, rec.venue_order_id,
                            view.trade_order_id)

@@ -64,6 +64,15 @@ class Algo724Options(AdapterOptions):
                                 "(its tradeOrderId with the next poll), so both survive a power cut; a few ms per "
                                 "order on a VM disk.")
     page_size: int = Field(100, ge=1, le=1000, description="Orders per list page (document: 1..1000).")
+    # the Centrifugo streams (adapters/algo724/streams.py; added by branch algcf)
+    streams_url: str | None = Field(
+        None, description="Centrifugo WebSocket of the order, book and trade streams (document 003: "
+        "wss://cadenza-ws.algo724.com/connection/websocket, UAT wss://cadenza-ws-uat.algo724.com/connection/"
+        "websocket). None: no streams (orders are polled, no market data); the sandbox prints its own.")
+    streams_stale_s: Decimal = Field(Decimal(30), gt=0, description="No book or trade publication for this long "
+                                     "-> venue status 'stale'.")
+    streams_queue_size: int = Field(10_000, ge=16, description="Publications waiting for the engine at most; past "
+                                    "it a book is resynced and the account reconciled over REST.")
 
     @field_validator("base_url")
     @classmethod
@@ -72,6 +81,16 @@ class Algo724Options(AdapterOptions):
             raise ValueError("base_url must start with http:// or https://")
         refuse_clear_text(value, "base_url", "the login and the bearer token")
         return value.rstrip("/")
+
+    @field_validator("streams_url")
+    @classmethod
+    def _stream_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("ws://", "wss://")):
+            raise ValueError("streams_url must start with ws:// or wss://")
+        refuse_clear_text(value, "streams_url", "the access token")
+        return value
 
     @field_validator("routes")
     @classmethod

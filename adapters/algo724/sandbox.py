@@ -92,6 +92,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from adapters.algo724.centrifugo_feed import StreamFeed
 from adapters.kit.credentials import MissingSecret, read_secret
 from adapters.kit.wirejson import Reader, WireError
 from adapters.optimus.webhooks import HttpRequest, HttpResponse, HttpServer
@@ -200,6 +201,12 @@ class AlgoExtensions(Extensions):
     rate_limit: bool = True
     """ALG-10: ``rate_per_second`` requests per token, then 429 ``RATE_LIMITED``. Literal: no
     limit (the document gives none)."""
+    stream_payloads: bool = True
+    """ALG-3 (added with the streams, branch algcf): the Centrifugo channels publish the project's
+    payloads (adapters/algo724/streams_codec.py: book SNAPSHOT/DELTA with a sequence, trades,
+    ORDER updates) and a book's subscribe reply carries its snapshot. Literal: the endpoint still
+    speaks Centrifugo (the document's connect example) and takes the three channels, but
+    publishes nothing: the document defines no payload."""
 
 
 @dataclass
@@ -330,6 +337,8 @@ class AlgoSandbox:
         self._outage_until_ns = 0
         #: told the full Order object at every change (the streams server publishes it, ALG-3)
         self.order_listeners: list[Callable[[dict[str, Any]], None]] = []
+        #: told ``(kind, params)`` after each injected fault (the streams feel drops and expiries too)
+        self.fault_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.counts: Counter[str] = Counter()
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -369,6 +378,12 @@ class AlgoSandbox:
             return None
         return found.user
 
+    def token_expiry_ns(self, token: str) -> int | None:
+        """When a live access token expires (clock ns), else None: the streams' connection ``ttl``
+        (added by the streams helper, branch algcf)."""
+        found = self._tokens.get(token)
+        return found.expires_ns if found is not None and found.kind == "access" else None
+
     def order_view(self, trade_order_id: str) -> dict[str, Any] | None:
         order = self._orders.get(trade_order_id)
         return None if order is None else order.view(self.settings.venue)
@@ -398,6 +413,8 @@ class AlgoSandbox:
         else:
             self._faults[kind] += count
             self._fault_params[kind] = params
+        for listener in list(self.fault_listeners):
+            listener(kind, params)
 
     def _take_fault(self, kind: str) -> dict[str, Any] | None:
         if self._faults[kind] <= 0:
@@ -859,26 +876,33 @@ def _stopped_line(sandbox: AlgoSandbox) -> str:
     return f"algo724 sandbox: stopped; {json.dumps({k: v for k, v in sandbox.counts.items() if v})}"
 
 
-async def _listen(sandbox: AlgoSandbox, args: argparse.Namespace) -> FaultTimers:
+async def _listen(sandbox: AlgoSandbox, args: argparse.Namespace) -> tuple[FaultTimers, StreamFeed]:
+    # the Centrifugo streams beside the REST API (adapters/algo724/centrifugo_feed.py; branch algcf)
+    feed = StreamFeed(sandbox, host=args.host, port=args.ws_port)
     try:
         await sandbox.start()
+        await feed.start()
     except OSError as exc:
+        await feed.stop()
         await sandbox.stop()
-        raise SandboxStartError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+        raise SandboxStartError(f"cannot listen on {args.host}:{args.port}/{args.ws_port}: "
+                                f"{exc.strerror or exc}") from None
     timers = FaultTimers(sandbox.clock, lambda spec: sandbox.inject(spec.kind, **spec.params), log)
     timers.arm(args.fault)
-    return timers
+    return timers, feed
 
 
 async def _serve(args: argparse.Namespace) -> int:
     sandbox = _sandbox_from_args(args, generate=False)
-    faults = await _listen(sandbox, args)
+    faults, feed = await _listen(sandbox, args)
     try:
         print(f"algo724 sandbox: {sandbox.base_url} (account {sandbox.trading_account_id})", flush=True)
+        print(f"algo724 sandbox: streams {feed.url}", flush=True)
         print(f"algo724 sandbox: {extensions_line(sandbox.settings.extensions)}", flush=True)
         await until_stopped(args.duration)
     finally:
         faults.cancel()
+        await feed.stop()
         await sandbox.stop()
     print(_stopped_line(sandbox), flush=True)
     return 0
@@ -889,7 +913,7 @@ async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[Sandbo
     free_ports(args, COMMAND.ports)
     args.config = args.config or config
     sandbox = _sandbox_from_args(args, generate=True)
-    faults = await _listen(sandbox, args)
+    faults, feed = await _listen(sandbox, args)
     (email, password), = sandbox.settings.users.items()
     try:
         yield SandboxLink(
@@ -897,7 +921,7 @@ async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[Sandbo
             adapter_options={"algo724": {
                 "base_url": sandbox.base_url, "email_env": args.email_env, "password_env": args.password_env,
                 "password_file": None, "trading_account_id": sandbox.trading_account_id,
-                "route_venue": sandbox.settings.venue,
+                "route_venue": sandbox.settings.venue, "streams_url": feed.url,
             }},
             environment={args.email_env: email, args.password_env: password},
             secret_values=frozenset({password}), order_adapter="algo724",
@@ -906,6 +930,7 @@ async def _start(args: argparse.Namespace, config: Path) -> AsyncIterator[Sandbo
         )
     finally:
         faults.cancel()
+        await feed.stop()
         await sandbox.stop()
 
 
@@ -918,7 +943,7 @@ COMMAND = VenueSandboxCommand(
     name="algo724",
     description="The Algo724 Cadenza Fermata REST API (document 003; paths per VENUES.md ALG-1) on localhost, on "
     "the simulated venue (crypto, open all the time). Alone, it needs its login in the environment (or a file).",
-    ports=(Port("port", 8094, "REST"),),
+    ports=(Port("port", 8094, "REST"), Port("ws-port", 8095, "Centrifugo WebSocket (streams)")),
     add_arguments=_arguments,
     parse_fault=spec_reader("algo724", SUPPORTED_FAULTS),
     fault_syntax="SPEC = KIND[@WHEN[/EVERY]][,key=value...] of the one vocabulary (below), e.g. 5xx@10,count=3, "

@@ -18,6 +18,7 @@ import pytest
 
 from conformance.harness import EVERYDAY, LITERAL, MODES, MarketDataHarness, OrderEntryHarness
 from conformance.harness_algo724 import Algo724Harness
+from conformance.harness_algo724_streams import Algo724StreamsHarness
 from conformance.harness_midchains import MidChainsHarness
 from conformance.harness_midchains_md import MidChainsFeedHarness
 from conformance.harness_midchains_ws import MidChainsWsFeedHarness, MidChainsWsHarness
@@ -37,6 +38,7 @@ ORDER_ENTRY: dict[str, type[OrderEntryHarness]] = {
 MARKET_DATA: dict[str, type[MarketDataHarness]] = {
     "midchains": MidChainsFeedHarness,
     "midchains_ws": MidChainsWsFeedHarness,
+    "algo724": Algo724StreamsHarness,
     "psx_feed": PsxFeedHarness,
     "pulse": PulseFeedHarness,
 }

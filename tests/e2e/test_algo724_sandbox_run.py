@@ -1,8 +1,8 @@
 """`engine sandbox algo724 --run config.algo724-sandbox.yaml`: the sandbox and an engine in one
-process, through the real adapter. The shipped strategies need the Centrifugo stream's market data,
-so a small strategy here places a resting order when the session opens and cancels it once
-acknowledged: the
-order travels the whole REST path (submit, answer, poll, cancel) and the report says so."""
+process, through the real adapter. A small strategy here places a resting order when the session
+opens and cancels it once acknowledged: the order travels the whole REST path (submit, answer,
+cancel) and the report says so. The shipped strategies quote on the books the Centrifugo stream
+brings (streams_url, branch algcf), so the engine sees book events too."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from engine import hookimpl
 @hookimpl
 def on_session_change(ctx, old, new):
     if new == "open":
-        ctx.submit("BTC/USDT", "buy", 1, "40000.00")
+        ctx.submit("BTC/USDT", "buy", 1, "49500.00")  # rests: 1% under the book, within the 2% guard
 
 
 @hookimpl
@@ -39,7 +39,9 @@ def test_the_algo724_sandbox_runs_an_engine_in_one_process(tmp_path: Path) -> No
     assert done.returncode == 0, out[-4000:]
     assert SECRETS["ALGO724_PASSWORD"] not in out
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["orders"]["submitted"] == 1 and report["orders"]["cancelled"] == 1, report["orders"]
+    mine = report["strategies"]["place_cancel"]
+    assert mine["orders"] == 1 and mine["cancels"] == 1, mine
+    assert report["events"]["book"] > 0  # the stream's market data reached the strategies
     venue = report["venues"]["algo724"]
     assert venue["status"] == "connected" and venue["bad_input"] == {}
     assert "algo724 sandbox: stopped" in out and '"logins": 1' in out and '"logouts": 1' in out
