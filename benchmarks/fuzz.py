@@ -44,6 +44,8 @@ from typing import Any, ClassVar
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from adapters.algo724 import codec as algo724  # noqa: E402
+from adapters.algo724 import streams_codec as algo724_streams  # noqa: E402
 from adapters.midchains import codec as midchains  # noqa: E402
 from adapters.midchains import ws_auth as midchains_ws_auth  # noqa: E402
 from adapters.midchains import ws_codec as midchains_ws  # noqa: E402
@@ -218,6 +220,18 @@ def hostile_seeds(codec: str) -> list[str | bytes]:
             '{"type":"querypos","result":"OK","total_rec":2,"data":[' + '{"security":"X","curpos":"1"},' * 101 + "{}]}",
             "{'tif': 'GTT', 'result': 'exceed order/sec limit', 'clientorderid': '" + "x" * 10_000 + "'}",
             *(text for text in midchains_ws_examples() if tree_of(text) is None),
+        ]
+    if codec == "algo724":
+        order = '{"success":true,"errno":0,"data":{"tradeOrderId":"o","status":"FILLED","quantity":'
+        return [
+            *common, '{"success":[]}', '{"success":true,"errno":1e999,"data":{}}', '{"success":NaN}',
+            order + '1e9999999999999999999}}', order + '"1e5"}}', order + '"+1"}}', order + '".5"}}',
+            order + '"' + "9" * 5000 + '"}}', order + '"1","executions":[{"executionId":[]}]}}',
+            '{"success":true,"errno":0,"data":{"accessToken":"a","refreshToken":"b","expiresIn":"9e999999"}}',
+            '{"success":true,"errno":0,"data":[],"pagination":{"cursor":{},"hasMore":"yes"}}',
+            '{"type":"DELTA","sequence":1e999,"bids":[["1","1"]],"asks":[]}',
+            '{"type":"SNAPSHOT","sequence":1,"bids":[[1.5,"1"]],"asks":[["\u0661","1"]]}',
+            '{"type":"ORDER","data":{"tradeOrderId":' + "[" * 100 + "]" * 100 + "}}",
         ]
     if codec == "pulse":
         trades = '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"user.trades.X","data":'
@@ -584,6 +598,130 @@ class MidchainsWsDriver:
 CODECS = (*CODECS, "midchains_ws")
 SEEDS["midchains_ws"] = midchains_ws_seeds
 DRIVERS["midchains_ws"] = MidchainsWsDriver
+
+
+# --------------------------------------------------------------------------------------------
+# Algo724: the REST codec and the Centrifugo payload codec (issue 25)
+
+ALGO724_ACCOUNT = "14f773c5-2079-41e0-90e4-340a7b4d3391"
+ALGO724_INSTRUMENT = "BINANCE:BTC/USDT"
+_REDOC_MARKER = re.compile(r"(^|\{|\[|, )- ", re.MULTILINE)
+
+
+def _redoc_values(text: str) -> list[Any]:
+    """The JSON values of one Redoc excerpt (document 003 prints its examples with "- " list
+    markers), in order, as tests/protocol/test_algo724_codec.py reads them."""
+    text = _REDOC_MARKER.sub(r"\1", text)
+    decoder = json.JSONDecoder(parse_float=Decimal)
+    values, at = [], text.find("{")
+    while 0 <= at < len(text):
+        try:
+            value, end = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            break
+        values.append(value)
+        at = end
+        if text[at:at + 1] not in ("{", "["):
+            break
+    return values
+
+
+def algo724_seeds() -> list[str]:
+    """Every example body of document 003 (tests/fixtures/algo724/*.redoc.txt) as JSON, and the
+    stream payloads the project decided (ALG-3) around the document's Order object."""
+    seeds: list[str] = []
+    orders: list[Any] = []
+    for path in sorted((FIXTURES / "algo724").glob("*.redoc.txt")):
+        for value in _redoc_values(path.read_text(encoding="utf-8")):
+            seeds.append(json.dumps(value, default=str))
+            data = value.get("data") if isinstance(value, dict) else None
+            orders += [item for item in (data if isinstance(data, list) else [data]) if isinstance(item, dict)
+                       and "tradeOrderId" in item]
+    D = Decimal
+    book = algo724_streams.book_payload(ALGO724_INSTRUMENT, "BINANCE", 7, False, ((D("50000.5"), D("1.25")),),
+                                        ((D("50001"), D("0")),), 1_704_083_400_000)
+    seeds.append(json.dumps(book))
+    seeds.append(json.dumps(algo724_streams.trade_payload(ALGO724_INSTRUMENT, "BINANCE", "t-1", D("50000.5"),
+                                                          D("0.01"), "BUY", 1_704_083_400_000)))
+    for order in orders[:2]:
+        seeds.append(json.dumps(algo724_streams.order_payload(order), default=str))
+    return seeds
+
+
+class Algo724Driver:
+    """REST: ``loads``, ``parse_envelope`` at 200/201/400/422/503, and on a success's data
+    ``decode_order`` / ``decode_orders`` / ``decode_session`` / ``decode_page`` and what the adapter
+    reads off an order (``to_venue_order``, each execution's fill and fee). Streams: ``decode_text``
+    on each of the three channels, and the book snapshot a subscribe reply carries."""
+
+    name = "algo724"
+    error = algo724.CodecError
+    CHANNELS = (algo724_streams.account_channel(ALGO724_ACCOUNT), algo724_streams.book_channel(ALGO724_INSTRUMENT),
+                algo724_streams.trade_channel(ALGO724_INSTRUMENT))
+
+    def fresh(self) -> Algo724Driver:
+        return self
+
+    def __call__(self, raw: str | bytes, where: list[str]) -> None:
+        body = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+        datas: list[Any] = []
+        where[0] = "loads"
+        try:
+            whole = algo724.loads(body)
+            datas.append(whole)
+        except algo724.CodecError as exc:
+            _expected(exc)
+            whole = None
+        for status in (200, 201, 400, 422, 503):
+            where[0] = f"parse_envelope({status})"
+            try:
+                result = algo724.parse_envelope(status, body)
+            except algo724.CodecError as exc:
+                _expected(exc)
+                continue
+            if isinstance(result, algo724.Success):
+                datas.append(result.data)
+                where[0] = "decode_page"
+                try:
+                    algo724.decode_page(result.pagination)
+                except algo724.CodecError as exc:
+                    _expected(exc)
+            else:
+                result.describe()
+                algo724.engine_code(result)
+                algo724.classify_failure(result)
+        for data in datas:
+            for name, decode in (("decode_order", algo724.decode_order), ("decode_orders", algo724.decode_orders),
+                                 ("decode_session", lambda value: algo724.decode_session(value, RECV_NS))):
+                where[0] = name
+                try:
+                    decoded = decode(data)
+                except algo724.CodecError as exc:
+                    _expected(exc)
+                    continue
+                for item in decoded if isinstance(decoded, list) else [decoded]:
+                    if isinstance(item, algo724.OrderView):
+                        item.to_venue_order("algo724", "c-1", "BTC/USDT")
+                        for execution in item.executions:
+                            item.fill(execution, "algo724", "c-1", "BTC/USDT")
+                            execution.fee_in("BTC", "USDT")
+        for channel in self.CHANNELS:
+            where[0] = f"streams.decode_text({channel.split(':')[0]})"
+            try:
+                algo724_streams.decode_text(channel, body)
+            except algo724_streams.StreamCodecError as exc:
+                _expected(exc)
+        if whole is not None:
+            where[0] = "streams.decode_book_snapshot"
+            try:
+                algo724_streams.decode_book_snapshot(ALGO724_INSTRUMENT, whole)
+            except algo724_streams.StreamCodecError as exc:
+                _expected(exc)
+
+
+CODECS = (*CODECS, "algo724")
+SEEDS["algo724"] = algo724_seeds
+DRIVERS["algo724"] = Algo724Driver
 
 # --------------------------------------------------------------------------------------------
 # Mutations
