@@ -72,6 +72,7 @@ from adapters.midchains.orders import (
 )
 from adapters.midchains.session import SessionConfig, Skipped
 from adapters.midchains.state import OrderRow, OrderState
+from adapters.midchains.store import trading_day
 from adapters.midchains.transport import Endpoint
 from engine.model import TERMINAL_STATUSES, Fill, Instrument, Order, OrderStatus, OrderType, TimeInForce, VenueOrder
 from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
@@ -193,6 +194,7 @@ class MidChainsFixAdapter(Adapter):
         )
         self._by_root: dict[str, _Track] = {}
         self._told = ""  # the last status told to the engine
+        self._down_since: int | None = None  # engine clock at the last disconnect (a trading day passed?)
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def set_state_path(self, path: Path) -> None:
@@ -216,7 +218,7 @@ class MidChainsFixAdapter(Adapter):
         self._state = OrderState(path if path is not None else ":memory:")
         self._link.store_path = path if path is not None else ":memory:"
         for row in self._state.open_orders():
-            self._track(row)
+            self._arm_expiry(self._track(row))
         self.start_task(self._link.run, name=f"midchains-fix-{self.venue}")
         try:
             await self._link.wait_connected(self.fix_options.connect_timeout_s)
@@ -253,6 +255,7 @@ class MidChainsFixAdapter(Adapter):
             self._refuse(rec, int(exc.code), str(exc))
             return
         self._save(rec)
+        self._arm_expiry(rec)
         try:
             self._link.send("order", "D", body, on_unsent=partial(self._unsent, rec, "order"),
                             on_sent=partial(self._sent, rec))
@@ -267,9 +270,11 @@ class MidChainsFixAdapter(Adapter):
             return
         if rec.terminal:
             return  # its final state is already on its way
-        if not rec.sent:
+        if not rec.sent or rec.pending_replace is not None:
             # its D still waits for the order budget: an F in the (faster) cancel lane would reach
-            # the gateway first and be refused as an unknown order; it goes right after the D
+            # the gateway first and be refused as an unknown order; it goes right after the D. A G
+            # not answered yet: the F waits for its answer, so it names the ClOrdID (41) and the
+            # quantity (38) the venue then works the order under (issue 23)
             rec.cancel_wanted = True
             return
         self._send_cancel(rec, later=True)
@@ -279,9 +284,18 @@ class MidChainsFixAdapter(Adapter):
         restart must not read the row as never sent: issue 23 finding 1)."""
         rec.sent = rec.row.sent = True
         self._save(rec)
-        if rec.cancel_wanted and not rec.terminal:
-            rec.cancel_wanted = False
-            self._send_cancel(rec, later=False)
+        self._cancel_if_wanted(rec)
+
+    def _cancel_if_wanted(self, rec: _Track, *, even_if_replacing: bool = False) -> None:
+        """Send the cancel asked while the order's D had not left or its G was unanswered, now
+        that neither holds (``even_if_replacing``: caught up after a reconnect, the G's answer is
+        not coming)."""
+        if not rec.cancel_wanted or rec.terminal or not rec.sent:
+            return
+        if rec.pending_replace is not None and not even_if_replacing:
+            return
+        rec.cancel_wanted = False
+        self._send_cancel(rec, later=False)
 
     def _send_cancel(self, rec: _Track, later: bool) -> None:
         """F for ``rec``; ``later`` when called from a strategy's hook (answers wait until it returns)."""
@@ -368,7 +382,7 @@ class MidChainsFixAdapter(Adapter):
             return
         self._orders.mark_known(rec)
         self._orders.bind(rec, report.venue_order_id)
-        was_sent, rec.sent, rec.row.sent = rec.sent, True, True  # a report proves the D reached the venue
+        rec.sent = rec.row.sent = True  # a report proves the D reached the venue
         status = report.ord_status
         replaced = rec.pending_replace is not None and report.clordid == rec.pending_replace[0]
         if status == "5" or (replaced and status in ("0", "1", "2")):
@@ -406,9 +420,7 @@ class MidChainsFixAdapter(Adapter):
         elif status in ("0", "1", "6", "E"):
             self._ack_venue_qty(rec, report)
         self._save(rec)
-        if not was_sent and rec.cancel_wanted and not rec.terminal:
-            rec.cancel_wanted = False  # reloaded unsent after a restart, yet the venue had it: the F goes now
-            self._send_cancel(rec, later=False)
+        self._cancel_if_wanted(rec)  # (a row reloaded unsent that the venue had; a G now answered)
 
     def _ack_venue_qty(self, rec: _Track, report: Any) -> None:
         """NEW, with the venue's quantity when it works the order on another one than ours (said
@@ -550,6 +562,7 @@ class MidChainsFixAdapter(Adapter):
         if not rec.terminal:
             self._orders.answer(rec, refusal.code, f"{what} refused: {refusal.text}", status=rec.live)
         self._save(rec)
+        self._cancel_if_wanted(rec)
 
     # ---- link ------------------------------------------------------------------------------------
     def _on_status(self, status: str, detail: str) -> None:
@@ -562,25 +575,52 @@ class MidChainsFixAdapter(Adapter):
                     detail if status == STALE else f"the gateway answered again ({detail})")
             return
         self._told = status
+        now = self.clock.now_ns()
         if status == DISCONNECTED:
+            self._down_since = now
             for rec in self._orders.open_records():
                 if rec.pending_cancel or rec.pending_replace is not None or not rec.acked:
                     self._orders.mark_unknown(rec, f"connection lost ({detail})")
         elif status == CONNECTED:
             # an order stays unknown until a report names it (issue 23 finding 3): being connected
             # again says nothing about a D or F whose answer was lost
-            now = self.clock.now_ns()
+            day_changed = self._down_since is not None and trading_day(self._down_since) != trading_day(now)
+            self._down_since = None
             for rec in self._orders.open_records():
-                expire = rec.row.expire_ns
-                if expire is not None and rec.row.tif is TimeInForce.DAY and now >= expire + EXPIRY_GRACE_NS:
-                    # caught up, and its GTD expiry (our own 126) passed without a report: the gateway
-                    # dropped it with the day's queue at the 01:00 UTC reset (MID-13)
-                    log.warning("midchains_fix %s: order %s expired at the trading day's end while the session "
-                                "was away (no report survives the daily reset)", self.venue, rec.client_id)
-                    self._orders.finish_after_fills(rec, OrderStatus.EXPIRED, rec.cum_qty,
-                                                    reason="expired at the trading day's end (GTD 126)")
-                    self._save(rec)
+                if self._expire_overdue(rec, now):
+                    continue
+                if day_changed and rec.row.expire_ns is None:
+                    # MID-13: the gateway drops the day's queued reports at the 01:00 UTC reset: a
+                    # fill or cancel of this GTC order while we were away may be lost for good
+                    self._anomaly(rec, "the trading day changed while disconnected: reports the gateway queued "
+                                       "for this GTC order were dropped at the daily reset")
+                self._cancel_if_wanted(rec, even_if_replacing=True)
         self.sink.on_venue_status(self.venue, status, detail)
+
+    def _expire_overdue(self, rec: _Track, now: int) -> bool:
+        """A DAY order (GTD, our own 126) past its ExpireTime + grace without a report: the gateway
+        dropped it with the day's queue at the 01:00 UTC reset (MID-13). True if it ended here."""
+        expire = rec.row.expire_ns
+        if expire is None or rec.row.tif is not TimeInForce.DAY or now < expire + EXPIRY_GRACE_NS or rec.terminal:
+            return False
+        log.warning("midchains_fix %s: order %s expired at the trading day's end with no report (none survives "
+                    "the daily reset)", self.venue, rec.client_id)
+        self._orders.finish_after_fills(rec, OrderStatus.EXPIRED, rec.cum_qty,
+                                        reason="expired at the trading day's end (GTD 126)")
+        self._save(rec)
+        return True
+
+    def _arm_expiry(self, rec: _Track) -> None:
+        """A timer at a DAY order's ExpireTime + grace: a session that stays up over the reset ends it
+        too (not only a reconnect), once caught up (a drop leaves it to the reconnect)."""
+        expire = rec.row.expire_ns
+        if expire is None or rec.row.tif is not TimeInForce.DAY or rec.terminal:
+            return
+        self.clock.call_later(max(0, expire + EXPIRY_GRACE_NS - self.clock.now_ns()), self._on_expiry_timer, rec)
+
+    def _on_expiry_timer(self, rec: _Track) -> None:
+        if self._told == CONNECTED and self._state is not None:  # (not after close)
+            self._expire_overdue(rec, self.clock.now_ns())
 
     def _on_skipped(self, skipped: Skipped) -> None:
         """The gateway's SequenceReset passed over inbound numbers. A gateway gap-fills its own
@@ -611,6 +651,8 @@ class MidChainsFixAdapter(Adapter):
                 rec.pending_replace = None
             self._orders.answer(rec, int(Reject.BACKEND_CONNECTIVITY), f"{what} not sent: {why}", status=rec.live)
         self._save(rec)
+        if what == "replace":
+            self._cancel_if_wanted(rec)
 
     def _logon_fields(self) -> Sequence[tuple[int, str]]:
         """A Password (554) when the options name one, read now (a rotated file is picked up)."""

@@ -837,3 +837,57 @@ async def test_a_fill_for_an_unknown_order_without_a_side_is_an_anomaly(tmp_path
     async with rig(tmp_path) as r:
         await r.gateway.send("8", _without(body(ER_FILL, t11="someone-else", t17="U1"), 54))
         await until(lambda: r.adapter.stats().get("anomalies") == 1, "the anomaly")
+
+
+async def test_a_cancel_during_a_pending_replace_waits_for_its_answer(tmp_path: Path) -> None:
+    """Finding 8: a cancel asked while our G is unanswered goes once the G is taken, naming the
+    ClOrdID (41) and quantity (38) the venue then works the order under, not the old ones."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.NEW, "acknowledged")
+        order.request_replace(D(150), D("0.2"))
+        r.adapter.amend(order, D(150), D("0.2"))
+        await until(lambda: r.gateway.received("G"), "the G")
+        g = r.gateway.received("G")[0].fields
+        r.adapter.cancel(order)
+        await anyio.sleep(0.3)
+        assert r.gateway.received("F") == []  # held for the G's answer
+        await r.gateway.send("8", body(ER_NEW, t11=g[11], t41=DOC_ID, t17="R1", t39="5", t150="5", t38="2000",
+                                       t151="2000"))
+        await until(lambda: r.gateway.received("F"), "the F after the replace")
+        f = r.gateway.received("F")[0].fields
+        assert (f[41], f[38], f[43229]) == (g[11], "2000", "10000")
+
+
+async def test_a_day_order_ends_at_its_expiry_while_the_session_stays_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding 8: the local expiry of a DAY order (GTD 126) ran only on a reconnect; a session that
+    stays up over the reset never heard it end. Now a timer at ExpireTime + grace ends it."""
+    monkeypatch.setattr("adapters.midchains.adapter.day_expiry", lambda now: now + 200_000_000)
+    monkeypatch.setattr("adapters.midchains.adapter.EXPIRY_GRACE_NS", 100_000_000)
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID, tif=TimeInForce.DAY)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.EXPIRED, "expired by the timer")
+        assert r.sink.statuses() == ["connected"]
+
+
+async def test_a_trading_day_passing_while_disconnected_leaves_gtc_orders_unknown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding 8: the gateway drops the day's queued reports at the 01:00 UTC reset (MID-13); a GTC
+    order open across a disconnect spanning it may have filled unheard: unknown, an anomaly."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.NEW, "acknowledged")
+        days = iter(["2021-07-14", "2021-07-15"])
+        monkeypatch.setattr("adapters.midchains.adapter.trading_day", lambda now_ns: next(days))
+        await r.gateway.drop()
+        await until(lambda: r.sink.statuses().count("connected") == 2, "connected again")
+        assert r.adapter.stats()["anomalies"] == 1
+        seen = await r.adapter.query_order(DOC_ID)
+        assert seen is not None and seen.status is S.UNKNOWN
