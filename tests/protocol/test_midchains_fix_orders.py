@@ -891,3 +891,22 @@ async def test_a_trading_day_passing_while_disconnected_leaves_gtc_orders_unknow
         assert r.adapter.stats()["anomalies"] == 1
         seen = await r.adapter.query_order(DOC_ID)
         assert seen is not None and seen.status is S.UNKNOWN
+
+
+async def test_a_d_the_gateway_asks_for_again_is_replayed_and_stays_unknown(tmp_path: Path) -> None:
+    """Finding 3, the resend decision: a D the gateway asks for again (ResendRequest) is replayed with
+    PossDup (43=Y), not gap-filled: the engine holds the order working-unknown, so whatever the venue
+    then does with it is reported and applied; until then reconciliation hears UNKNOWN."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.drop()
+        await until(lambda: r.sink.statuses().count("connected") == 2, "connected again")
+        await r.gateway.send("2", [(7, "1"), (16, "0")])
+        await until(lambda: len(r.gateway.received("D")) == 2, "the D replayed")
+        again = r.gateway.received("D")[1].fields
+        assert (again[11], again[43]) == (DOC_ID, "Y")
+        seen = await r.adapter.query_order(DOC_ID)
+        assert seen is not None and seen.status is S.UNKNOWN
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.NEW, "the venue's answer")
