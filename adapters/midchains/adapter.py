@@ -114,7 +114,7 @@ class _Track(TrackedOrder):
     """One of our orders: what the engine was told, plus its durable row and the cancel or replace
     the venue has not answered yet (their ClOrdIDs)."""
 
-    __slots__ = ("row", "pending_cancel", "pending_replace", "sent", "cancel_wanted")
+    __slots__ = ("row", "pending_cancel", "pending_replace", "sent", "cancel_wanted", "doubt")
 
     def __init__(self, row: OrderRow) -> None:
         super().__init__(row.client_id, row.symbol, row.side, row.qty, row.price, row.venue_order_id)
@@ -122,6 +122,7 @@ class _Track(TrackedOrder):
         # its D has left (the venue may know it): a numbered D, or any report for it, proves it
         self.sent = row.sent or row.status is not OrderStatus.PENDING_NEW
         self.cancel_wanted = False  # a cancel asked before the D left: sent right after it
+        self.doubt = ""  # why its reports do not add up (an anomaly): UNKNOWN to reconciliation until a report
         self.pending_cancel = ""
         # clordid, qty, price, base of our unanswered G: kept in the row across a restart (issue 23)
         self.pending_replace: tuple[str, Decimal, Decimal | None, int] | None = _decode_replace(row.pending_replace)
@@ -381,6 +382,7 @@ class MidChainsFixAdapter(Adapter):
             self._untracked_report(report, now)
             return
         self._orders.mark_known(rec)
+        rec.doubt = ""
         self._orders.bind(rec, report.venue_order_id)
         rec.sent = rec.row.sent = True  # a report proves the D reached the venue
         status = report.ord_status
@@ -404,7 +406,7 @@ class MidChainsFixAdapter(Adapter):
         elif status == "C":
             self._hold(rec, self._orders.finish_after_fills(rec, OrderStatus.EXPIRED, report.cum_qty,
                                                             reason=report.text))
-        elif status == "2" or report.leaves_qty == 0:
+        elif status == "2" or (report.leaves_qty == 0 and status in ("0", "1", "5")):
             # the venue says nothing is left: the order ends at what it counts filled, held until
             # those fills are booked. Short of our quantity (the venue worked less than we asked) the
             # engine cannot be FILLED at it: the rest ends CANCELLED, saying so
@@ -482,6 +484,7 @@ class MidChainsFixAdapter(Adapter):
         self.counters["anomalies"] += 1
         log.error("midchains_fix %s: ANOMALY%s: %s", self.venue, f" on order {rec.client_id}" if rec else "", what)
         if rec is not None:
+            rec.doubt = what
             self._orders.mark_unknown(rec, what)
 
     def _hold(self, rec: _Track, final_now: bool) -> None:
@@ -629,8 +632,9 @@ class MidChainsFixAdapter(Adapter):
         has no OrderStatusRequest to ask again (MID-5). Said loudly, with the open orders it may
         concern; they settle by their next report (a cancel's answer, a fill, an expiry)."""
         open_orders = [rec.client_id for rec in self._orders.open_records()]
-        for rec in self._orders.open_records():  # reconciled as after a drop: only a report settles them
-            self._orders.mark_unknown(rec, f"inbound {skipped.first}..{skipped.last} skipped ({skipped.reason})")
+        for rec in self._orders.open_records():  # unknown, as after a drop: only a report settles them
+            rec.doubt = f"inbound {skipped.first}..{skipped.last} skipped ({skipped.reason})"
+            self._orders.mark_unknown(rec, rec.doubt)
         if open_orders:
             self.counters["anomalies"] += 1
         log.log(logging.WARNING if open_orders else logging.INFO,
@@ -734,7 +738,7 @@ class MidChainsFixAdapter(Adapter):
         """Orders the gateway acknowledged and has not finished, as it last reported them."""
         if self._state is None:
             return []
-        return [row.venue_order(self.venue) for row in self._state.open_orders()
+        return [self._venue_order(row) for row in self._state.open_orders()
                 if row.status is not OrderStatus.PENDING_NEW]
 
     async def query_order(self, client_id: str) -> VenueOrder | None:
@@ -744,10 +748,18 @@ class MidChainsFixAdapter(Adapter):
         row = self._state.by_client_id(client_id) if self._state is not None else None
         if row is None or (row.status is OrderStatus.PENDING_NEW and not row.sent):
             return None
-        rec = self._orders.get(client_id)
-        if row.status is OrderStatus.PENDING_NEW or (rec is not None and rec.unknown and rec.final is None):
+        if row.status is OrderStatus.PENDING_NEW:
             return replace(row.venue_order(self.venue), status=OrderStatus.UNKNOWN)
-        return row.venue_order(self.venue)
+        return self._venue_order(row)
+
+    def _venue_order(self, row: OrderRow) -> VenueOrder:
+        """``row`` as a reconciliation answer: UNKNOWN while its reports do not add up (an anomaly,
+        a skipped inbound range), until a report names the order again."""
+        rec = self._orders.get(row.client_id)
+        seen = row.venue_order(self.venue)
+        if rec is not None and rec.doubt and rec.final is None:
+            return replace(seen, status=OrderStatus.UNKNOWN)
+        return seen
 
     async def query_fills(self, since_ns: int) -> list[Fill]:
         """Every execution received at or after ``since_ns`` (engine clock), from the state file."""

@@ -747,6 +747,7 @@ async def test_a_fill_whose_cumqty_disagrees_is_an_anomaly_and_the_order_unknown
         seen = await r.adapter.query_order(DOC_ID)
         assert seen is not None and seen.status is S.UNKNOWN and order.status is S.NEW
         assert r.sink.fills_for(DOC_ID) == []
+        assert [o.status for o in await r.adapter.query_open_orders()] == [S.UNKNOWN]
 
 
 async def test_a_held_final_state_is_forced_after_its_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
