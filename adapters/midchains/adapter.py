@@ -495,7 +495,7 @@ class MidChainsFixAdapter(Adapter):
 
     def _force_held(self, rec: _Track) -> None:
         held = rec.held
-        if held is None or rec.final is not None:
+        if held is None or rec.final is not None or self._state is None:  # (nothing after close)
             return
         self._anomaly(None, f"order {rec.client_id}: the venue's final state {held.status.value} counts "
                             f"{held.venue_filled} filled, {rec.cum_qty} booked after {HELD_FINAL_TIMEOUT_NS // NS} s; "
