@@ -9,7 +9,10 @@ orders and every execution are kept in :mod:`adapters.midchains.state`. This mod
 - ``submit`` -> D, ``cancel`` -> F (a new ClOrdID, 41 the one the venue works the order under),
   ``amend`` -> G (the chain 41 -> 11); each returns at once and the answer comes as reports.
   A market buy is refused 2007 before anything is sent (MID-5);
-- ER ``8`` -> the engine's states through the kit's :class:`~adapters.kit.orders.OrderTracker`
+- ER ``8`` -> the engine's states (an execution without LastPx ``31``, which 001's ER table omits,
+  is priced from AvgPx ``6`` and the change of CumQty ``14``; 39=2 or 151=0 ends the order at what
+  the venue counts filled; a final state waiting for fills is forced after 30 s with an alert)
+  through the kit's :class:`~adapters.kit.orders.OrderTracker`
   (NEW once, each fill once, one final state, a final state before its fills held until they are
   booked); fills de-duplicated on ExecID (``17``) in memory and in the state file, so a report the
   gateway sends again after a restart is never applied twice; maker/taker from ``43214`` (P/T);
@@ -19,8 +22,12 @@ orders and every execution are kept in :mod:`adapters.midchains.state`. This mod
   and the link reports ``connected`` only once those are in (its TestRequest barrier), so the
   engine's ``query_open_orders`` / ``query_order`` / ``query_fills`` (answered from the state file:
   FIX here has no OrderStatusRequest ``H`` and no execution query, MID-5) already include them.
-  What cannot be queried: an order the gateway never reported (a D lost before the gateway took
-  it is "never received": ``query_order`` answers None for an order never acknowledged);
+  What cannot be queried: an order the gateway never reported. ``query_order`` answers None only
+  for one whose D never left; one whose D left unanswered (a drop, a restart), or whose reports do
+  not add up (a CumQty that does not follow, inbound numbers a SequenceReset skipped), is UNKNOWN
+  until a report names it, and the engine keeps it working-unknown (issue 23). A D the gateway asks
+  us to resend is replayed (43=Y, 122), not gap-filled: the order is known to the engine as
+  working-unknown, so whatever the venue then does with it is reported and applied;
 - capabilities: no mass cancel, no post-only, no MMP, and no cancel-on-disconnect over FIX (the
   engine's own applies); rate limits as data (:attr:`MidChainsFixAdapter.rate_limits`, MID-9).
 
@@ -35,6 +42,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -64,6 +72,7 @@ from adapters.midchains.orders import (
 )
 from adapters.midchains.session import SessionConfig, Skipped
 from adapters.midchains.state import OrderRow, OrderState
+from adapters.midchains.store import trading_day
 from adapters.midchains.transport import Endpoint
 from engine.model import TERMINAL_STATUSES, Fill, Instrument, Order, OrderStatus, OrderType, TimeInForce, VenueOrder
 from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
@@ -87,6 +96,10 @@ QUERIES = ("answered from the adapter's own record of the gateway's reports (no 
            "the 01:00 UTC daily reset, cannot be queried")
 #: how long past a GTD order's ExpireTime its expiry report may still be on its way (clocks differ)
 EXPIRY_GRACE_NS = 5 * 1_000_000_000
+#: how long a final state the venue reported may wait for the fills it counts (they are on the same
+#: session: past this they are not coming) before it is forced, with an alert
+NS = 1_000_000_000
+HELD_FINAL_TIMEOUT_NS = 30 * NS
 #: statuses whose row the state file keeps as the venue's last word (pending ones are ours)
 _LIVE = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
 
@@ -101,15 +114,32 @@ class _Track(TrackedOrder):
     """One of our orders: what the engine was told, plus its durable row and the cancel or replace
     the venue has not answered yet (their ClOrdIDs)."""
 
-    __slots__ = ("row", "pending_cancel", "pending_replace", "sent", "cancel_wanted")
+    __slots__ = ("row", "pending_cancel", "pending_replace", "sent", "cancel_wanted", "doubt")
 
     def __init__(self, row: OrderRow) -> None:
         super().__init__(row.client_id, row.symbol, row.side, row.qty, row.price, row.venue_order_id)
         self.row = row
-        self.sent = row.status is not OrderStatus.PENDING_NEW  # its D has left (known to the venue)
+        # its D has left (the venue may know it): a numbered D, or any report for it, proves it
+        self.sent = row.sent or row.status is not OrderStatus.PENDING_NEW
         self.cancel_wanted = False  # a cancel asked before the D left: sent right after it
+        self.doubt = ""  # why its reports do not add up (an anomaly): UNKNOWN to reconciliation until a report
         self.pending_cancel = ""
-        self.pending_replace: tuple[str, Decimal, Decimal | None, int] | None = None  # clordid, qty, price, base
+        # clordid, qty, price, base of our unanswered G: kept in the row across a restart (issue 23)
+        self.pending_replace: tuple[str, Decimal, Decimal | None, int] | None = _decode_replace(row.pending_replace)
+
+
+def _encode_replace(pending: tuple[str, Decimal, Decimal | None, int] | None) -> str:
+    if pending is None:
+        return ""
+    clordid, qty, price, base = pending
+    return f"{clordid}|{qty}|{'' if price is None else price}|{base}"
+
+
+def _decode_replace(text: str) -> tuple[str, Decimal, Decimal | None, int] | None:
+    if not text:
+        return None
+    clordid, qty, price, base = text.split("|")
+    return clordid, Decimal(qty), Decimal(price) if price else None, int(base)
 
 
 class MidChainsFixAdapter(Adapter):
@@ -165,6 +195,7 @@ class MidChainsFixAdapter(Adapter):
         )
         self._by_root: dict[str, _Track] = {}
         self._told = ""  # the last status told to the engine
+        self._down_since: int | None = None  # engine clock at the last disconnect (a trading day passed?)
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def set_state_path(self, path: Path) -> None:
@@ -188,7 +219,7 @@ class MidChainsFixAdapter(Adapter):
         self._state = OrderState(path if path is not None else ":memory:")
         self._link.store_path = path if path is not None else ":memory:"
         for row in self._state.open_orders():
-            self._track(row)
+            self._arm_expiry(self._track(row))
         self.start_task(self._link.run, name=f"midchains-fix-{self.venue}")
         try:
             await self._link.wait_connected(self.fix_options.connect_timeout_s)
@@ -215,7 +246,7 @@ class MidChainsFixAdapter(Adapter):
         gtd = order.tif is TimeInForce.DAY and self.fix_options.day_tif == "gtd"
         expire = day_expiry(now) if gtd else None
         rec = self._track(OrderRow(order.client_id, root, order.symbol, order.side, order.qty, order.price, order.type,
-                                   order.tif, 1, expire, OrderStatus.PENDING_NEW, D(0), "", root, 0, now))
+                                   order.tif, 1, expire, OrderStatus.PENDING_NEW, D(0), "", root, 0, now, sent=False))
         try:
             rec.row.base = fraction_base(self.instruments.get(order.symbol), order.symbol, order.qty,
                                          self.fix_options.fraction_bases)
@@ -225,6 +256,7 @@ class MidChainsFixAdapter(Adapter):
             self._refuse(rec, int(exc.code), str(exc))
             return
         self._save(rec)
+        self._arm_expiry(rec)
         try:
             self._link.send("order", "D", body, on_unsent=partial(self._unsent, rec, "order"),
                             on_sent=partial(self._sent, rec))
@@ -239,18 +271,32 @@ class MidChainsFixAdapter(Adapter):
             return
         if rec.terminal:
             return  # its final state is already on its way
-        if not rec.sent:
+        if not rec.sent or rec.pending_replace is not None:
             # its D still waits for the order budget: an F in the (faster) cancel lane would reach
-            # the gateway first and be refused as an unknown order; it goes right after the D
+            # the gateway first and be refused as an unknown order; it goes right after the D. A G
+            # not answered yet: the F waits for its answer, so it names the ClOrdID (41) and the
+            # quantity (38) the venue then works the order under (issue 23)
             rec.cancel_wanted = True
             return
         self._send_cancel(rec, later=True)
 
     def _sent(self, rec: _Track) -> None:
-        rec.sent = True
-        if rec.cancel_wanted and not rec.terminal:
-            rec.cancel_wanted = False
-            self._send_cancel(rec, later=False)
+        """The D was numbered and handed to the socket: from now on the venue may have it (a
+        restart must not read the row as never sent: issue 23 finding 1)."""
+        rec.sent = rec.row.sent = True
+        self._save(rec)
+        self._cancel_if_wanted(rec)
+
+    def _cancel_if_wanted(self, rec: _Track, *, even_if_replacing: bool = False) -> None:
+        """Send the cancel asked while the order's D had not left or its G was unanswered, now
+        that neither holds (``even_if_replacing``: caught up after a reconnect, the G's answer is
+        not coming)."""
+        if not rec.cancel_wanted or rec.terminal or not rec.sent:
+            return
+        if rec.pending_replace is not None and not even_if_replacing:
+            return
+        rec.cancel_wanted = False
+        self._send_cancel(rec, later=False)
 
     def _send_cancel(self, rec: _Track, later: bool) -> None:
         """F for ``rec``; ``later`` when called from a strategy's hook (answers wait until it returns)."""
@@ -336,21 +382,18 @@ class MidChainsFixAdapter(Adapter):
             self._untracked_report(report, now)
             return
         self._orders.mark_known(rec)
+        rec.doubt = ""
         self._orders.bind(rec, report.venue_order_id)
-        if report.is_fill:
-            assert report.last_qty is not None and report.last_px is not None
-            fill = Fill(self.venue, rec.symbol, rec.client_id, rec.venue_order_id or report.venue_order_id,
-                        report.exec_id, rec.side, report.last_px, report.last_qty, now, report.liquidity)
-            assert self._state is not None
-            if self._state.add_fill(fill):
-                self._orders.fill(rec, fill)
-            else:
-                self.counters["duplicate_fills"] += 1
+        rec.sent = rec.row.sent = True  # a report proves the D reached the venue
         status = report.ord_status
         replaced = rec.pending_replace is not None and report.clordid == rec.pending_replace[0]
         if status == "5" or (replaced and status in ("0", "1", "2")):
+            # before any fill the same report carries: the fill is on the new terms (issue 23 finding 8)
             self._replaced(rec, report.clordid, report.qty, report.price)
-        elif status == "8":
+        if report.is_fill and not self._apply_fill(rec, report, now):
+            self._save(rec)
+            return
+        if status == "8":
             text = report.text or "rejected by the venue"
             if replaced:  # our G refused by an ER rather than a 9 (FIX allows it): the order works on
                 rec.pending_replace = None
@@ -358,11 +401,106 @@ class MidChainsFixAdapter(Adapter):
             else:
                 self._orders.finish(rec, OrderStatus.REJECTED, reject_code(text), text)
         elif status == "4":
-            self._orders.finish_after_fills(rec, OrderStatus.CANCELLED, report.cum_qty, reason=report.text)
+            self._hold(rec, self._orders.finish_after_fills(rec, OrderStatus.CANCELLED, report.cum_qty,
+                                                            reason=report.text))
         elif status == "C":
-            self._orders.finish_after_fills(rec, OrderStatus.EXPIRED, report.cum_qty, reason=report.text)
-        elif status in ("0", "1", "6", "E") or (status == "2" and not report.is_fill):
-            self._orders.ack(rec)
+            self._hold(rec, self._orders.finish_after_fills(rec, OrderStatus.EXPIRED, report.cum_qty,
+                                                            reason=report.text))
+        elif status == "2" or (report.leaves_qty == 0 and status in ("0", "1", "5")):
+            # the venue says nothing is left: the order ends at what it counts filled, held until
+            # those fills are booked. Short of our quantity (the venue worked less than we asked) the
+            # engine cannot be FILLED at it: the rest ends CANCELLED, saying so
+            self._ack_venue_qty(rec, report)
+            done = report.cum_qty or rec.cum_qty
+            if done >= rec.qty:
+                final = self._orders.finish_after_fills(rec, OrderStatus.FILLED, done)
+            else:
+                final = self._orders.finish_after_fills(
+                    rec, OrderStatus.CANCELLED, done, reason=f"the venue ended the order (39={status}, 151=0) at "
+                    f"{done} filled of {rec.qty}")
+            self._hold(rec, final)
+        elif status in ("0", "1", "6", "E"):
+            self._ack_venue_qty(rec, report)
+        self._save(rec)
+        self._cancel_if_wanted(rec)  # (a row reloaded unsent that the venue had; a G now answered)
+
+    def _ack_venue_qty(self, rec: _Track, report: Any) -> None:
+        """NEW, with the venue's quantity when it works the order on another one than ours (said
+        loudly: the order then ends by the venue's 39=2 / 151=0 at that quantity)."""
+        qty = report.qty
+        if qty is not None and qty > 0 and qty != rec.qty and rec.pending_replace is None:
+            if not rec.acked:
+                self.counters["venue_quantity_differs"] += 1
+                log.warning("midchains_fix %s: order %s works at %s at the venue, not %s", self.venue,
+                            rec.client_id, qty, rec.qty)
+            self._orders.ack(rec, qty=qty)
+            return
+        self._orders.ack(rec)
+
+    def _apply_fill(self, rec: _Track, report: Any, now: int) -> bool:
+        """Book and deliver one execution. 001's ER table has no LastPx (31): the price is then what
+        AvgPx (6) and the change of CumQty (14) make, against the fills booked here. False (an
+        anomaly: the order kept unknown, nothing booked) when it cannot be priced or 14 does not
+        follow what was booked."""
+        assert report.last_qty is not None and self._state is not None
+        price = report.last_px
+        if self._state.has_fill(report.exec_id):
+            self.counters["duplicate_fills"] += 1
+            return True
+        booked, notional = self._state.filled(rec.client_id)
+        before = report.cum_qty - report.last_qty
+        if report.cum_qty and before != booked:
+            self._anomaly(rec, f"execution {report.exec_id}: CumQty (14) {report.cum_qty} less this fill's "
+                               f"{report.last_qty} is not the {booked} booked here (a report was lost)")
+            if price is None:
+                return False
+        if price is None:
+            price = self._derived_price(rec, report, notional)
+            if price is None:
+                self._anomaly(rec, f"execution {report.exec_id} without LastPx (31) cannot be priced from AvgPx (6) "
+                                   f"{report.avg_px} and CumQty (14) {report.cum_qty}")
+                return False
+        fill = Fill(self.venue, rec.symbol, rec.client_id, rec.venue_order_id or report.venue_order_id,
+                    report.exec_id, rec.side, price, report.last_qty, now, report.liquidity)
+        if self._state.add_fill(fill):
+            self._orders.fill(rec, fill)
+        return True
+
+    def _derived_price(self, rec: _Track, report: Any, notional: Decimal) -> Decimal | None:
+        """This execution's price from the order's AvgPx after it and the notional booked before it
+        (on the symbol's tick when the instrument has one: AvgPx is rounded by the venue)."""
+        if report.avg_px is None or not report.cum_qty:
+            return None
+        price = (report.avg_px * report.cum_qty - notional) / report.last_qty
+        instrument = self.instruments.get(rec.symbol)
+        tick = instrument.tick_size if instrument is not None else None
+        if tick:
+            price = (price / tick).to_integral_value() * tick
+        return price if price > 0 else None
+
+    def _anomaly(self, rec: _Track | None, what: str) -> None:
+        """Something in the venue's reports does not add up: counted, said loudly, and the order
+        kept unknown (reconciliation asks; shutdown names it) rather than settled on a guess."""
+        self.counters["anomalies"] += 1
+        log.error("midchains_fix %s: ANOMALY%s: %s", self.venue, f" on order {rec.client_id}" if rec else "", what)
+        if rec is not None:
+            rec.doubt = what
+            self._orders.mark_unknown(rec, what)
+
+    def _hold(self, rec: _Track, final_now: bool) -> None:
+        """A final state held for fills not booked yet is forced, with an alert, once they are
+        overdue (they come on this same session: late means lost)."""
+        if not final_now and rec.held is not None:
+            self.clock.call_later(HELD_FINAL_TIMEOUT_NS, self._force_held, rec)
+
+    def _force_held(self, rec: _Track) -> None:
+        held = rec.held
+        if held is None or rec.final is not None or self._state is None:  # (nothing after close)
+            return
+        self._anomaly(None, f"order {rec.client_id}: the venue's final state {held.status.value} counts "
+                            f"{held.venue_filled} filled, {rec.cum_qty} booked after {HELD_FINAL_TIMEOUT_NS // NS} s; "
+                            "forced final (the missing fills will be applied if they ever come)")
+        self._orders.release_held(rec, force=True)
         self._save(rec)
 
     def _untracked_report(self, report: Any, now: int) -> None:
@@ -373,7 +511,10 @@ class MidChainsFixAdapter(Adapter):
             fill = Fill(self.venue, report.symbol, clordid_root(report.clordid), report.venue_order_id,
                         report.exec_id, report.side, report.last_px, report.last_qty, now, report.liquidity)
             assert self._state is not None
-            if report.side is not None and self._state.add_fill(fill):
+            if report.side is None:  # a Fill needs a side: counted and said, never silently dropped
+                self._anomaly(None, f"execution {report.exec_id} for unknown order {report.clordid} has no Side "
+                                    f"(54): {report.last_qty} @ {report.last_px} not delivered")
+            elif self._state.add_fill(fill):
                 self._orders.untracked_fill(fill)
             return
         log.info("midchains_fix %s: report for an order this adapter does not know: 11=%s 39=%s", self.venue,
@@ -384,13 +525,15 @@ class MidChainsFixAdapter(Adapter):
         G pending (sent before a restart: pending requests are not kept) the venue's terms are
         recorded, so the next F names the ClOrdID the venue now works the order under."""
         pending = rec.pending_replace
-        if pending is None:
+        if pending is None:  # (a G from before the pending replace was kept in the state file)
             if clordid_root(clordid) == rec.row.root:
                 rec.row.clordid = clordid
             if qty is not None:
                 rec.qty = rec.row.qty = qty
             if price is not None:
                 rec.price = rec.row.price = price
+            if qty is not None or price is not None:  # the engine learns the venue's terms too
+                self._orders.answer(rec, price=rec.price, qty=rec.qty)
             return
         clordid, asked_qty, asked_price, base = pending
         rec.pending_replace = None
@@ -422,6 +565,7 @@ class MidChainsFixAdapter(Adapter):
         if not rec.terminal:
             self._orders.answer(rec, refusal.code, f"{what} refused: {refusal.text}", status=rec.live)
         self._save(rec)
+        self._cancel_if_wanted(rec)
 
     # ---- link ------------------------------------------------------------------------------------
     def _on_status(self, status: str, detail: str) -> None:
@@ -434,24 +578,52 @@ class MidChainsFixAdapter(Adapter):
                     detail if status == STALE else f"the gateway answered again ({detail})")
             return
         self._told = status
+        now = self.clock.now_ns()
         if status == DISCONNECTED:
+            self._down_since = now
             for rec in self._orders.open_records():
                 if rec.pending_cancel or rec.pending_replace is not None or not rec.acked:
                     self._orders.mark_unknown(rec, f"connection lost ({detail})")
         elif status == CONNECTED:
-            now = self.clock.now_ns()
+            # an order stays unknown until a report names it (issue 23 finding 3): being connected
+            # again says nothing about a D or F whose answer was lost
+            day_changed = self._down_since is not None and trading_day(self._down_since) != trading_day(now)
+            self._down_since = None
             for rec in self._orders.open_records():
-                self._orders.mark_known(rec)
-                expire = rec.row.expire_ns
-                if expire is not None and rec.row.tif is TimeInForce.DAY and now >= expire + EXPIRY_GRACE_NS:
-                    # caught up, and its GTD expiry (our own 126) passed without a report: the gateway
-                    # dropped it with the day's queue at the 01:00 UTC reset (MID-13)
-                    log.warning("midchains_fix %s: order %s expired at the trading day's end while the session "
-                                "was away (no report survives the daily reset)", self.venue, rec.client_id)
-                    self._orders.finish_after_fills(rec, OrderStatus.EXPIRED, rec.cum_qty,
-                                                    reason="expired at the trading day's end (GTD 126)")
-                    self._save(rec)
+                if self._expire_overdue(rec, now):
+                    continue
+                if day_changed and rec.row.expire_ns is None:
+                    # MID-13: the gateway drops the day's queued reports at the 01:00 UTC reset: a
+                    # fill or cancel of this GTC order while we were away may be lost for good
+                    self._anomaly(rec, "the trading day changed while disconnected: reports the gateway queued "
+                                       "for this GTC order were dropped at the daily reset")
+                self._cancel_if_wanted(rec, even_if_replacing=True)
         self.sink.on_venue_status(self.venue, status, detail)
+
+    def _expire_overdue(self, rec: _Track, now: int) -> bool:
+        """A DAY order (GTD, our own 126) past its ExpireTime + grace without a report: the gateway
+        dropped it with the day's queue at the 01:00 UTC reset (MID-13). True if it ended here."""
+        expire = rec.row.expire_ns
+        if expire is None or rec.row.tif is not TimeInForce.DAY or now < expire + EXPIRY_GRACE_NS or rec.terminal:
+            return False
+        log.warning("midchains_fix %s: order %s expired at the trading day's end with no report (none survives "
+                    "the daily reset)", self.venue, rec.client_id)
+        self._orders.finish_after_fills(rec, OrderStatus.EXPIRED, rec.cum_qty,
+                                        reason="expired at the trading day's end (GTD 126)")
+        self._save(rec)
+        return True
+
+    def _arm_expiry(self, rec: _Track) -> None:
+        """A timer at a DAY order's ExpireTime + grace: a session that stays up over the reset ends it
+        too (not only a reconnect), once caught up (a drop leaves it to the reconnect)."""
+        expire = rec.row.expire_ns
+        if expire is None or rec.row.tif is not TimeInForce.DAY or rec.terminal:
+            return
+        self.clock.call_later(max(0, expire + EXPIRY_GRACE_NS - self.clock.now_ns()), self._on_expiry_timer, rec)
+
+    def _on_expiry_timer(self, rec: _Track) -> None:
+        if self._told == CONNECTED and self._state is not None:  # (not after close)
+            self._expire_overdue(rec, self.clock.now_ns())
 
     def _on_skipped(self, skipped: Skipped) -> None:
         """The gateway's SequenceReset passed over inbound numbers. A gateway gap-fills its own
@@ -460,6 +632,11 @@ class MidChainsFixAdapter(Adapter):
         has no OrderStatusRequest to ask again (MID-5). Said loudly, with the open orders it may
         concern; they settle by their next report (a cancel's answer, a fill, an expiry)."""
         open_orders = [rec.client_id for rec in self._orders.open_records()]
+        for rec in self._orders.open_records():  # unknown, as after a drop: only a report settles them
+            rec.doubt = f"inbound {skipped.first}..{skipped.last} skipped ({skipped.reason})"
+            self._orders.mark_unknown(rec, rec.doubt)
+        if open_orders:
+            self.counters["anomalies"] += 1
         log.log(logging.WARNING if open_orders else logging.INFO,
                 "midchains_fix %s: the gateway skipped inbound messages %d..%d (%s); an execution report among "
                 "them would be lost, and FIX here has no status request (MID-5); open orders: %s", self.venue,
@@ -478,6 +655,8 @@ class MidChainsFixAdapter(Adapter):
                 rec.pending_replace = None
             self._orders.answer(rec, int(Reject.BACKEND_CONNECTIVITY), f"{what} not sent: {why}", status=rec.live)
         self._save(rec)
+        if what == "replace":
+            self._cancel_if_wanted(rec)
 
     def _logon_fields(self) -> Sequence[tuple[int, str]]:
         """A Password (554) when the options name one, read now (a rotated file is picked up)."""
@@ -550,6 +729,7 @@ class MidChainsFixAdapter(Adapter):
         row.status = rec.final if rec.final is not None else (rec.status if rec.acked else OrderStatus.PENDING_NEW)
         row.cum_qty = rec.cum_qty
         row.venue_order_id = rec.venue_order_id
+        row.pending_replace = _encode_replace(rec.pending_replace)
         row.updated_ns = self.clock.now_ns()
         self._state.save(row)
 
@@ -558,15 +738,28 @@ class MidChainsFixAdapter(Adapter):
         """Orders the gateway acknowledged and has not finished, as it last reported them."""
         if self._state is None:
             return []
-        return [row.venue_order(self.venue) for row in self._state.open_orders()
+        return [self._venue_order(row) for row in self._state.open_orders()
                 if row.status is not OrderStatus.PENDING_NEW]
 
     async def query_order(self, client_id: str) -> VenueOrder | None:
-        """The gateway's last word on one order; None when it never acknowledged it."""
+        """The gateway's last word on one order; None only when its D never left (never received).
+        UNKNOWN for one whose D left unanswered, or whose reports do not add up: the engine keeps
+        it working-unknown until a report settles it (issue 23 finding 3)."""
         row = self._state.by_client_id(client_id) if self._state is not None else None
-        if row is None or row.status is OrderStatus.PENDING_NEW:
+        if row is None or (row.status is OrderStatus.PENDING_NEW and not row.sent):
             return None
-        return row.venue_order(self.venue)
+        if row.status is OrderStatus.PENDING_NEW:
+            return replace(row.venue_order(self.venue), status=OrderStatus.UNKNOWN)
+        return self._venue_order(row)
+
+    def _venue_order(self, row: OrderRow) -> VenueOrder:
+        """``row`` as a reconciliation answer: UNKNOWN while its reports do not add up (an anomaly,
+        a skipped inbound range), until a report names the order again."""
+        rec = self._orders.get(row.client_id)
+        seen = row.venue_order(self.venue)
+        if rec is not None and rec.doubt and rec.final is None:
+            return replace(seen, status=OrderStatus.UNKNOWN)
+        return seen
 
     async def query_fills(self, since_ns: int) -> list[Fill]:
         """Every execution received at or after ``since_ns`` (engine clock), from the state file."""

@@ -176,6 +176,7 @@ class FixLink:
         connect_timeout_s: float = 10.0,
         guard: Decimal = ARRIVAL_SPREAD_GUARD,
         on_skipped: Callable[[Skipped], None] | None = None,
+        store: SequenceStore | None = None,
     ) -> None:
         self.name = name
         self.endpoint = endpoint
@@ -193,7 +194,10 @@ class FixLink:
         #: the SequenceStore file; may be changed until ``run`` opens it (an adapter learns its
         #: state path after construction)
         self.store_path = store_path
-        self.store: SequenceStore | None = None
+        #: a store handed in is the caller's (kept across the links it starts, closed by it): an
+        #: in-memory one must outlive a link, or the next logon starts again at 34=1
+        self.store: SequenceStore | None = store
+        self._own_store = store is None
         self.session: FixSession | None = None
         self.counters: Counter[str] = Counter()
         self.up = False  # logged on and caught up: what "connected" said
@@ -267,7 +271,9 @@ class FixLink:
     def open(self) -> FixSession:
         """Open the sequence store at ``store_path`` and the session on it (``run`` does it)."""
         if self.session is None:
-            self.store = SequenceStore(self.store_path, f"{self.config.sender_comp_id}->{self.config.target_comp_id}")
+            if self.store is None:
+                self.store = SequenceStore(self.store_path,
+                                           f"{self.config.sender_comp_id}->{self.config.target_comp_id}")
             self.session = FixSession(self.config, self.store)
             self._seen_in = self.store.next_in
         return self.session
@@ -292,7 +298,7 @@ class FixLink:
                     await self._stopped.wait()
         self._unsend("the adapter closed before the rate limit let it leave")
         self._pacer.close()
-        if self.store is not None:
+        if self.store is not None and self._own_store:
             self.store.close()
 
     @property

@@ -15,8 +15,10 @@ decisions and their gap numbers); this module carries it:
   ``disconnected`` when the connection is lost (the link reconnects with backoff; each logon starts
   fresh books).
 - Resync (a book inconsistency): the feed stops publishing, the adapter reports ``stale``, logs
-  out, and logs on again on a new link (same sequence store), which starts fresh books. A sequence
-  gap at the session layer is not a resync: the session's ResendRequest fills it in order.
+  out, and logs on again on a new link (same sequence store object, in memory too: no logon at
+  34=1), which starts fresh books. A sequence gap at the session layer is not a resync: the
+  session's ResendRequest fills it in order; but inbound numbers the gateway's SequenceReset
+  passes over during the session (``Skipped``) may have been book updates, and are one.
 - MarketDataRequest ``V`` (MID-14: 001 documents none; "If an application message ... is not
   included in this document, the message is ignored"): not sent by default. With
   ``send_market_data_request`` one ``V`` (snapshot + updates, full book, incremental, bid, offer,
@@ -47,7 +49,8 @@ from adapters.kit.urls import is_loopback
 from adapters.midchains.codec import FixMessage
 from adapters.midchains.link import CONNECTED, DISCONNECTED, STALE, FixLink, LinkDown
 from adapters.midchains.mdfeed import Event, MdFeed
-from adapters.midchains.session import SessionConfig
+from adapters.midchains.session import SessionConfig, Skipped
+from adapters.midchains.store import SequenceStore
 from adapters.midchains.transport import Endpoint
 from engine.model import BookUpdate, Instrument
 from engine.venue import AdapterOptions, MarketDataAdapter, RateLimit, VenueEvents
@@ -133,6 +136,7 @@ class MidChainsMarketData(MarketDataAdapter):
         self._bad = BadInput(log, f"midchains_fix_md venue {venue}")
         self._rng = random.Random(seed)
         self._link: FixLink | None = None
+        self._store: SequenceStore | None = None  # one for every link of this adapter (resyncs keep numbers)
         self._past: Counter[str] = Counter()  # the wire counters of links already left (resync, close)
         self._generation = 0
         self._timer: Timer | None = None
@@ -180,6 +184,9 @@ class MidChainsMarketData(MarketDataAdapter):
             await link.close()
             self._past.update(link.stats)
         self.feed.stop()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
         self.status = "closed"
         self._bad.flush()
 
@@ -227,6 +234,9 @@ class MidChainsMarketData(MarketDataAdapter):
         self.feed.start()
         self._link_up = self._link_stale = self._silent = False
         config = SessionConfig(opts.sender_comp_id, opts.target_comp_id, heartbeat_s=opts.heartbeat_s)
+        if self._store is None:
+            self._store = SequenceStore(opts.state_file if opts.state_file is not None else ":memory:",
+                                        f"{opts.sender_comp_id}->{opts.target_comp_id}")
         link = FixLink(
             f"midchains_fix_md venue {self.venue}",
             Endpoint(opts.host, opts.port, opts.tls, opts.ca_bundle),
@@ -238,6 +248,8 @@ class MidChainsMarketData(MarketDataAdapter):
             backoff=Backoff(opts.reconnect_min_s, opts.reconnect_max_s, self._rng),
             limits=(MESSAGE_LIMIT,),
             connect_timeout_s=opts.connect_timeout_s,
+            on_skipped=lambda skipped: self._on_skipped(generation, skipped),
+            store=self._store,
         )
         self._link = link
         self.start_task(link.run, name=f"midchains_fix_md[{self.venue}] link")
@@ -260,6 +272,18 @@ class MidChainsMarketData(MarketDataAdapter):
             self.last_error = detail
             self._report(DISCONNECTED, detail)
         self._after_feed()
+
+    def _on_skipped(self, generation: int, skipped: Skipped) -> None:
+        """The gateway's SequenceReset passed over inbound numbers: during a session any of them may
+        have been a book update, so the books may differ from the venue's: fresh books by the same
+        resync as an inconsistency (a gap before the logon settles is part of the burst)."""
+        if generation != self._generation:
+            return
+        if not self._link_up:
+            log.info("midchains_fix_md venue %s: inbound %d..%d skipped before the books settled (%s)", self.venue,
+                     skipped.first, skipped.last, skipped.reason)
+            return
+        self._resync(f"inbound {skipped.first}..{skipped.last} skipped ({skipped.reason})")
 
     def _on_message(self, generation: int, message: FixMessage) -> None:
         if generation != self._generation:
@@ -305,18 +329,24 @@ class MidChainsMarketData(MarketDataAdapter):
             self._bad.record(refused.kind, refused.reason)
             self.last_error = refused.reason
         if feed.resync_reason is not None and not self._resyncing and not self._closed:
-            self._resyncing = True
-            self.resyncs += 1
-            log.warning("midchains_fix_md venue %s: book inconsistent (%s): logging on again for fresh books",
-                        self.venue, feed.resync_reason)
-            self._report(STALE, f"book inconsistent: {feed.resync_reason}; logging on again")
-            self.start_task(self._relogon, name=f"midchains_fix_md[{self.venue}] resync")
+            self._resync(feed.resync_reason)
             return
         if feed.settled and self._link_up and not self._link_stale and not self._silent and self.status != CONNECTED:
             self._report(CONNECTED, "logged on; books whole")
             if self._settled_event is not None:
                 self._settled_event.set()
         self._arm_timer()
+
+    def _resync(self, reason: str) -> None:
+        """Stale, log out, and log on again on a new link for fresh books (same sequence store)."""
+        if self._resyncing or self._closed:
+            return
+        self._resyncing = True
+        self.resyncs += 1
+        log.warning("midchains_fix_md venue %s: book inconsistent (%s): logging on again for fresh books",
+                    self.venue, reason)
+        self._report(STALE, f"book inconsistent: {reason}; logging on again")
+        self.start_task(self._relogon, name=f"midchains_fix_md[{self.venue}] resync")
 
     async def _relogon(self) -> None:
         """Leave the link whose books went wrong (Logout), and log on again on a new one."""

@@ -11,7 +11,12 @@ Decisions where document 001 is silent or wrong (VENUES.md section 2 gap numbers
   by the one we sent. What we send: the symbol's fractionbase from 001's ``getsymbols`` (or the
   ``fraction_bases`` option), else ``10^(decimal places of the instrument's lot size)``; when the
   quantity has more decimals than that, the base is raised by powers of 10 until ``38`` is an
-  integer (never rounded: a quantity that would need more than 10^18 is refused 2002).
+  integer (never rounded: a quantity that would need more than 10^18 is refused 2002). A quantity
+  finer than the symbol's own base (001's or the option's) is refused 2002: the gateway would work
+  it truncated to that base, a smaller order than asked (issue 23).
+- **LastPx (31)** is missing from 001's ER table: an execution without it carries its price in
+  AvgPx (6); the adapter derives it from 6 and the change in CumQty (14). A report with no quantity
+  at all (a state-only one) needs no 43229.
 - **Prices are never scaled**: ``44``, ``31``, ``6`` are plain decimals.
 - **Market buy (MID-5)**: "We Only Support Market Sell Order Over Fix API": refused locally with
   2007 before anything is sent. A market sell goes with ``59=3`` (IOC) unless FOK was asked (001's
@@ -163,6 +168,11 @@ def format_decimal(value: Decimal) -> str:
 def fraction_base(instrument: Instrument | None, symbol: str, qty: Decimal, configured: dict[str, int]) -> int:
     """The FractionBase (43229) to send ``qty`` of ``symbol`` with (module docstring, MID-3)."""
     base = configured.get(symbol) or DOCUMENT_FRACTION_BASES.get(symbol)
+    if base is not None and (qty * base) % 1:
+        # the venue works the symbol in its own base and truncates a finer quantity (issue 23):
+        # refused here rather than sent at a raised 43229 and worked as a smaller order
+        raise OrderError(Reject.INVALID_QUANTITY, f"quantity {qty} is finer than {symbol}'s lot 1/{base} "
+                         "(its FractionBase)")
     if base is None:
         places = 0
         if instrument is not None:
@@ -330,9 +340,10 @@ class ExecReport:
     leaves_qty: Decimal | None
     price: Decimal | None
     last_qty: Decimal | None
-    last_px: Decimal | None
+    last_px: Decimal | None  # None on an execution without 31 (001's ER table omits it): priced from 6 and 14
     liquidity: Liquidity
     text: str
+    avg_px: Decimal | None = None
 
     @property
     def is_fill(self) -> bool:
@@ -368,8 +379,14 @@ def _decimal(message: FixMessage, tag: int, name: str, required: bool = True) ->
         raise ReportError(f"{name} ({tag}) is not a number: {text[:20]!r}", BAD_NUMBER) from None
 
 
+#: the quantity tags a report's 43229 scales
+_QTY_TAGS = (38, 14, 151, 32)
+
+
 def _base(message: FixMessage) -> int:
     text = message.get(43229)
+    if text is None and not any(message.get(tag) for tag in _QTY_TAGS):
+        return 1  # a state-only report (no quantity to scale): its status still counts
     if text is None:
         raise ReportError("FractionBase (43229) missing: the report's quantities cannot be read (MID-3)")
     if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) < 1:
@@ -401,9 +418,11 @@ def parse_exec_report(message: FixMessage) -> ExecReport:
         if not last_qty_raw or last_qty_raw <= 0:
             raise ReportError(f"execution (150={exec_type}) without a positive LastShares (32)")
         last_qty = last_qty_raw / base
-        last_px = _decimal(message, 31, "LastPx")
-        if last_px is None or last_px <= 0:
+        last_px = _decimal(message, 31, "LastPx", required=False)  # 001's ER table has no 31: priced from 6/14
+        if last_px is not None and last_px <= 0:
             raise ReportError("execution with a LastPx (31) that is not positive", BAD_NUMBER)
+        if last_px is None and message.get(6) is None:
+            raise ReportError("execution with neither LastPx (31) nor AvgPx (6): it cannot be priced")
     side_text = message.get(54) or ""
     liquidity = {"P": Liquidity.MAKER, "T": Liquidity.TAKER}.get(message.get(43214) or "", Liquidity.UNKNOWN)
     return ExecReport(
@@ -424,6 +443,7 @@ def parse_exec_report(message: FixMessage) -> ExecReport:
         last_px=last_px,
         liquidity=liquidity,
         text=message.get(58) or "",
+        avg_px=_decimal(message, 6, "AvgPx", required=False),
     )
 
 

@@ -37,7 +37,9 @@ CREATE TABLE IF NOT EXISTS mc_orders (
     venue_order_id TEXT NOT NULL,
     clordid TEXT NOT NULL,
     chain INTEGER NOT NULL,
-    updated_ns INTEGER NOT NULL
+    updated_ns INTEGER NOT NULL,
+    sent INTEGER NOT NULL DEFAULT 1,
+    pending_replace TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS mc_fills (
     exec_id TEXT PRIMARY KEY,
@@ -77,6 +79,12 @@ class OrderRow:
     clordid: str
     chain: int
     updated_ns: int
+    #: its D was numbered and handed to the socket: the venue may have it (a restart keeps it UNKNOWN,
+    #: never "never received"); rows written before this column existed count as sent
+    sent: bool = True
+    #: our G the venue has not answered, ``clordid|qty|price|base`` ('' for none): kept across a
+    #: restart so its confirmation (39=5, or 0/1/2 under the new 11) is applied, not ignored
+    pending_replace: str = ""
 
     def venue_order(self, venue: str) -> VenueOrder:
         """As a reconciliation answer: a pending state is the live one the venue works."""
@@ -95,6 +103,11 @@ class OrderState:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {found[1] for found in self._db.execute("PRAGMA table_info(mc_orders)").fetchall()}
+        if "sent" not in columns:  # a state file from before these columns: migrated in place
+            self._db.execute("ALTER TABLE mc_orders ADD COLUMN sent INTEGER NOT NULL DEFAULT 1")
+        if "pending_replace" not in columns:
+            self._db.execute("ALTER TABLE mc_orders ADD COLUMN pending_replace TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self._db.close()
@@ -102,11 +115,11 @@ class OrderState:
     # ---- orders --------------------------------------------------------------------------------
     def save(self, row: OrderRow) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO mc_orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO mc_orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (row.client_id, row.root, row.symbol, row.side.value, str(row.qty),
              None if row.price is None else str(row.price), row.order_type.value, row.tif.value, row.base,
              row.expire_ns, row.status.value, str(row.cum_qty), row.venue_order_id, row.clordid, row.chain,
-             row.updated_ns),
+             row.updated_ns, int(row.sent), row.pending_replace),
         )
 
     def by_client_id(self, client_id: str) -> OrderRow | None:
@@ -135,6 +148,15 @@ class OrderState:
         )
         return done.rowcount == 1
 
+    def filled(self, client_id: str) -> tuple[Decimal, Decimal]:
+        """Quantity and notional of the executions kept for ``client_id`` (what a report without
+        LastPx is priced against)."""
+        qty = notional = Decimal(0)
+        for price, size in self._db.execute("SELECT price, qty FROM mc_fills WHERE client_id = ?", (client_id,)):
+            qty += Decimal(size)
+            notional += Decimal(size) * Decimal(price)
+        return qty, notional
+
     def fills_since(self, venue: str, since_ns: int) -> list[Fill]:
         rows = self._db.execute("SELECT * FROM mc_fills WHERE ts >= ? ORDER BY ts, rowid", (since_ns,)).fetchall()
         return [Fill(venue, symbol, client_id, venue_order_id, exec_id, Side(side), Decimal(price), Decimal(qty), ts,
@@ -144,8 +166,9 @@ class OrderState:
 
 def _row(found: tuple[object, ...]) -> OrderRow:
     (client_id, root, symbol, side, qty, price, order_type, tif, base, expire_ns, status, cum_qty, venue_order_id,
-     clordid, chain, updated_ns) = found
+     clordid, chain, updated_ns, sent, pending_replace) = found
     return OrderRow(str(client_id), str(root), str(symbol), Side(str(side)), Decimal(str(qty)),
                     None if price is None else Decimal(str(price)), OrderType(str(order_type)), TimeInForce(str(tif)),
                     int(str(base)), None if expire_ns is None else int(str(expire_ns)), OrderStatus(str(status)),
-                    Decimal(str(cum_qty)), str(venue_order_id), str(clordid), int(str(chain)), int(str(updated_ns)))
+                    Decimal(str(cum_qty)), str(venue_order_id), str(clordid), int(str(chain)), int(str(updated_ns)),
+                    bool(sent), str(pending_replace))

@@ -408,6 +408,12 @@ def _settle(runtime: Runtime, venue: VenueState, order: Order, seen: VenueOrder 
             log.warning("%s never reached venue %s", order.client_id, venue.name)
             if runner is not None:
                 runtime.count_reject(runner, Reject.BACKEND_CONNECTIVITY)
+    elif seen.status is OrderStatus.UNKNOWN:
+        # the venue may have it and has not said (a request sent, its answer lost): kept working and
+        # unknown until the venue's report, never settled "never received" and so never resubmitted
+        if order.status is OrderStatus.UNKNOWN or not order.can_transition(OrderStatus.UNKNOWN):
+            return
+        order.transition(OrderStatus.UNKNOWN, now)
     elif seen.status is OrderStatus.FILLED:
         runtime.anomaly("fill_missing", f"venue reports {order.client_id} filled but its fills never came")
         return

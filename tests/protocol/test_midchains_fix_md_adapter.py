@@ -211,3 +211,54 @@ async def test_wire_counters_outlive_the_link(tmp_path: Path) -> None:
         assert stats["messages_in"] >= 3 and stats["messages_out"] >= 2 and stats["reconnects"] == 0
         await gateway.stop()
         tasks.cancel_scope.cancel()
+
+
+async def test_a_resync_without_a_state_file_logs_on_with_the_days_numbers(tmp_path: Path) -> None:
+    """Issue 23 finding 7: with no ``state_file`` (sequence numbers in memory) a resync's new link
+    keeps the same store: its Logon goes on from the session's numbers, not 34=1 (which a gateway
+    that remembers the day's numbers answers with a Logout)."""
+    async with anyio.create_task_group() as tasks:
+        gateway = ScriptedGateway()
+        gateway.queued = list(X_BURST)
+        await gateway.start(tasks)
+        sink = RecordingSink()
+        opts = MidChainsMdOptions(host="127.0.0.1", port=gateway.port, tls=False, sender_comp_id=CLIENT,
+                                  heartbeat_s=1, book_settle_s=D("0.1"), book_settle_max_s=D("0.5"),
+                                  reconnect_min_s=0.05, reconnect_max_s=0.2)
+        assert opts.state_file is None
+        adapter = MidChainsMarketData("midchains", opts, [Instrument(LTC, "midchains", lot_size=D("0.0001"))],
+                                      WallClock(), sink)
+        adapter.bind(tasks)
+        await adapter.connect()
+        adapter.subscribe([LTC])
+        gateway.queued = list(X_BURST)
+        await gateway.send("X", [(262, "0"), (268, "1"), (279, "2"), (269, "0"), (278, "NOT-HELD"), (55, LTC)])
+        await until(lambda: gateway.logons == 2 and sink.statuses()[-1] == "connected")
+        first, second = gateway.received("A")
+        assert int(second.fields[34]) > int(first.fields[34])
+        await adapter.close()
+        await gateway.stop()
+        tasks.cancel_scope.cancel()
+
+
+async def test_inbound_numbers_skipped_during_the_session_resync_the_books(tmp_path: Path) -> None:
+    """Issue 23 finding 6: the gateway gap-fills three numbers during the session (our ResendRequest
+    answered by a SequenceReset-GapFill): any of them may have been a book update, so the books are
+    rebuilt: stale, a new logon, fresh books, connected."""
+    async with anyio.create_task_group() as tasks:
+        gateway = ScriptedGateway()
+        gateway.queued = list(X_BURST)
+        await gateway.start(tasks)
+        sink = RecordingSink()
+        async with adapter_on(gateway.port, tmp_path, sink) as adapter:
+            adapter.subscribe([LTC])
+            gateway.queued = list(X_BURST)  # what the next logon sends
+            gateway.skip(3)
+            await gateway.send("0", [])
+            await until(lambda: gateway.logons == 2 and sink.statuses()[-1] == "connected")
+            assert sink.statuses() == ["connected", "stale", "connected"] and adapter.resyncs == 1
+            assert "skipped" in sink.of("status")[1][2]
+            assert adapter.stats()["skipped_messages"] == 3
+            assert sink.snapshots(LTC) == 2
+        await gateway.stop()
+        tasks.cancel_scope.cancel()

@@ -605,3 +605,309 @@ async def test_reports_a_sequence_reset_passed_over_are_counted_and_said(
         await until(lambda: order.status is S.NEW, "the report after the gap applied")
         assert any("skipped inbound messages" in m and DOC_ID in m for m in caplog.messages)
         assert r.sink.statuses() == ["connected"]
+
+
+# ---- issue 23 review findings (each reproduced by the reviewer against a scripted gateway) -------
+
+
+async def restarted(r: Rig) -> MidChainsFixAdapter:
+    """A new adapter instance on the same state file (the engine restarted); the Rig now uses it."""
+    await r.adapter.close()
+    sink = RecordingSink()
+    sink.orders = r.sink.orders
+    again = MidChainsFixAdapter("midchains", options(r.gateway.port, r.state), [LTC], WallClock(), sink)
+    again.set_rate_limits(again.rate_limits)
+    r.adapter, r.sink = again, sink
+    return again
+
+
+async def test_a_cancel_of_an_order_reloaded_before_its_ack_is_sent(tmp_path: Path) -> None:
+    """Finding 1: the D left, the engine restarted before the ER NEW; the queued ER comes after the
+    logon and a cancel must go out as an F (it was only wished, never sent)."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        again = await restarted(r)
+        async with anyio.create_task_group() as tasks:
+            again.bind(tasks)
+            r.gateway.queued = [("8", body(ER_NEW))]
+            await again.connect()
+            await until(lambda: order.status is S.NEW, "the queued ER NEW")
+            order.transition(S.PENDING_CANCEL)
+            again.cancel(order)
+            await until(lambda: r.gateway.received("F"), "the F")
+            assert r.gateway.received("F")[0].fields[41] == DOC_ID
+            await again.close()
+            tasks.cancel_scope.cancel()
+
+
+async def test_a_cancel_wished_for_an_unsent_row_goes_once_a_report_proves_the_d(tmp_path: Path) -> None:
+    """Finding 1, the other half: a PENDING_NEW row not marked sent (the process died between the
+    row and the socket, as far as it knows) holds a cancel; the venue's report for it proves the D
+    reached it, and the held cancel goes."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.adapter.close()
+        state = OrderState(r.state)
+        row = state.by_client_id(DOC_ID)
+        assert row is not None and row.sent  # the numbered D was recorded as sent
+        row.sent = False
+        state.save(row)
+        state.close()
+        again = await restarted(r)
+        async with anyio.create_task_group() as tasks:
+            again.bind(tasks)
+            await again.connect()
+            assert await again.query_order(DOC_ID) is None  # never left, as far as the adapter knows
+            order.transition(S.PENDING_CANCEL)
+            again.cancel(order)
+            await r.gateway.send("8", body(ER_NEW))
+            await until(lambda: r.gateway.received("F"), "the F after the report")
+            await again.close()
+            tasks.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("confirm", ["5", "0"])
+async def test_a_replace_confirmed_after_a_restart_is_applied(tmp_path: Path, confirm: str) -> None:
+    """Finding 2: a G to 0.2 @ 151 answered only after a restart, by 39=5 or by a 39=0 under the new
+    ClOrdID (the pending G is kept in the state file): the order works under the new 11 at 0.2, and
+    a fill of 0.2 ends it FILLED."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.NEW, "acknowledged")
+        order.request_replace(D(151), D("0.2"))
+        r.adapter.amend(order, D(151), D("0.2"))
+        await until(lambda: r.gateway.received("G"), "the G")
+        g = r.gateway.received("G")[0].fields
+        again = await restarted(r)
+        async with anyio.create_task_group() as tasks:
+            again.bind(tasks)
+            r.gateway.queued = [("8", body(ER_NEW, t11=g[11], t41=DOC_ID, t17="R1", t39=confirm, t150=confirm,
+                                           t38="2000", t151="2000", t44="151"))]
+            await again.connect()
+            row = OrderState(r.state).by_client_id(DOC_ID)
+            assert row is not None and (row.clordid, row.qty, row.price, row.pending_replace) == (
+                g[11], D("0.2"), D(151), "")
+            await r.gateway.send("8", body(ER_FILL, t11=g[11], t32="2000", t14="2000", t38="2000", t151="0",
+                                           t6="151", t31="151"))
+            await until(lambda: order.status is S.FILLED, "filled at the replaced quantity")
+            assert (order.qty, order.cum_qty) == (D("0.2"), D("0.2"))
+            await again.close()
+            tasks.cancel_scope.cancel()
+
+
+async def test_a_d_unanswered_over_a_drop_stays_unknown_until_its_report(tmp_path: Path) -> None:
+    """Finding 3: the D is on the wire, the link drops before any answer. Reconciliation must hear
+    UNKNOWN (the venue may have it), never None ("never received": the engine would settle it 9001
+    and a strategy would place it again); the venue's ER later settles it."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.drop()
+        await until(lambda: r.sink.statuses().count("connected") == 2, "connected again")
+        seen = await r.adapter.query_order(DOC_ID)
+        assert seen is not None and seen.status is S.UNKNOWN
+        assert [o.client_id for o in await r.adapter.query_open_orders()] == []
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.NEW, "the gateway's answer")
+        seen = await r.adapter.query_order(DOC_ID)
+        assert seen is not None and seen.status is S.NEW
+
+
+def _without(fields: list[tuple[int, str]], *tags: int) -> list[tuple[int, str]]:
+    return [(tag, value) for tag, value in fields if tag not in tags]
+
+
+async def test_fills_without_lastpx_are_priced_from_avgpx_and_cumqty(tmp_path: Path) -> None:
+    """Finding 4: 001's ER table has no LastPx (31). 0.04 at AvgPx 150, then 0.06 taking AvgPx to
+    151.2: the second fill is (151.2 x 0.1 - 150 x 0.04) / 0.06 = 152, exactly."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.send("8", body(ER_NEW))
+        await r.gateway.send("8", _without(body(ER_FILL, t17="E1", t32="400", t14="400", t151="600", t39="1",
+                                                t150="1", t6="150"), 31))
+        await r.gateway.send("8", _without(body(ER_FILL, t17="E2", t32="600", t14="1000", t6="151.2"), 31))
+        await until(lambda: order.status is S.FILLED, "both fills")
+        assert [(f.price, f.qty) for f in r.sink.fills_for(DOC_ID)] == [(D(150), D("0.04")), (D(152), D("0.06"))]
+
+
+async def test_a_fill_whose_cumqty_disagrees_is_an_anomaly_and_the_order_unknown(tmp_path: Path) -> None:
+    """Finding 4: an execution without 31 whose 14 says 0.05 came before it, while nothing was booked:
+    it cannot be priced; counted as an anomaly and the order kept UNKNOWN for reconciliation."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.send("8", body(ER_NEW))
+        await r.gateway.send("8", _without(body(ER_FILL, t17="E2", t32="500", t14="1000", t6="151"), 31))
+        await until(lambda: r.adapter.stats().get("anomalies") == 1, "the anomaly")
+        seen = await r.adapter.query_order(DOC_ID)
+        assert seen is not None and seen.status is S.UNKNOWN and order.status is S.NEW
+        assert r.sink.fills_for(DOC_ID) == []
+        assert [o.status for o in await r.adapter.query_open_orders()] == [S.UNKNOWN]
+
+
+async def test_a_held_final_state_is_forced_after_its_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding 4: a cancel that counts 0.1 filled while none of it was booked holds its final state
+    for the fills; they never come, so it is forced (with an anomaly) rather than held for good. A
+    state-only report with no quantities needs no 43229."""
+    monkeypatch.setattr("adapters.midchains.adapter.HELD_FINAL_TIMEOUT_NS", 200_000_000)
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        held = r.submit()
+        await until(lambda: len(r.gateway.received("D")) == 2, "the Ds")
+        await r.gateway.send("8", body(ER_NEW))
+        await r.gateway.send("8", body(ER_NEW, t17="C-1", t39="4", t150="4", t14="1000", t151="0"))
+        await until(lambda: order.status is S.CANCELLED, "forced after the timeout")
+        assert r.adapter.stats()["anomalies"] == 1
+        held_id = r.gateway.received("D")[1].fields[11]
+        await r.gateway.send("8", [(6, "0"), (11, held_id), (17, "S-1"), (37, "X2"), (39, "4"), (150, "4"),
+                                   (54, "1"), (55, "LTCUSD")])
+        await until(lambda: held.status is S.CANCELLED, "a state-only report without 43229")
+
+
+async def test_a_quantity_finer_than_the_symbols_base_is_refused_2002(tmp_path: Path) -> None:
+    """Finding 5: 0.10005 LTCUSD cannot be expressed in LTCUSD's FractionBase 10000; the venue would
+    truncate it to 0.1000 and work a smaller order. Refused before anything is sent."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID, qty=D("0.10005"))
+        await until(lambda: order.status is S.REJECTED, "refused")
+        assert order.reject_code == Reject.INVALID_QUANTITY and r.gateway.received("D") == []
+
+
+async def test_filled_or_nothing_left_ends_the_order_at_the_venues_quantity(tmp_path: Path) -> None:
+    """Finding 5: the venue acknowledges 0.09 (its own quantity for the order) and fills it with
+    39=2 151=0: the order ends (0.09 filled, the rest CANCELLED: the engine's FILLED is the whole
+    quantity), not partially filled for ever."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.send("8", body(ER_NEW, t38="900", t151="900"))
+        await r.gateway.send("8", body(ER_FILL, t38="900", t32="900", t14="900"))
+        await until(lambda: order.status is S.CANCELLED, "ended")
+        assert (order.qty, order.cum_qty) == (D("0.1"), D("0.09")) and "0.09 filled of 0.1" in order.reject_reason
+        assert await r.adapter.query_open_orders() == []
+        assert r.adapter.stats()["venue_quantity_differs"] == 1
+
+
+async def test_a_sequence_reset_over_inbound_numbers_leaves_open_orders_unknown(tmp_path: Path) -> None:
+    """Finding 6: a GapFill passed over three inbound numbers during the session: any of them may have
+    been a report on an open order, so those are unknown (an anomaly) until a report names them."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        other = r.submit()
+        await until(lambda: len(r.gateway.received("D")) == 2, "the Ds")
+        other_id = r.gateway.received("D")[1].fields[11]
+        await r.gateway.send("8", body(ER_NEW, t11=other_id, t17="N2"))
+        await until(lambda: other.status is S.NEW, "the other acknowledged")
+        r.gateway.skip(3)
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.NEW, "the report after the gap")
+        assert r.adapter.stats()["anomalies"] == 1
+        seen = await r.adapter.query_order(other.client_id)
+        assert seen is not None and seen.status is S.UNKNOWN  # no report since the gap
+        seen = await r.adapter.query_order(DOC_ID)
+        assert seen is not None and seen.status is S.NEW  # its report came after the gap
+
+
+async def test_a_replace_confirmed_with_a_fill_applies_the_new_terms_first(tmp_path: Path) -> None:
+    """Finding 8: one ER confirms the G (11 = the new ClOrdID, 0.2) and fills 0.15 of it: the fill is
+    booked against 0.2 (before the fix it overfilled the old 0.1 and was not booked)."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.NEW, "acknowledged")
+        order.request_replace(D(150), D("0.2"))
+        r.adapter.amend(order, D(150), D("0.2"))
+        await until(lambda: r.gateway.received("G"), "the G")
+        g = r.gateway.received("G")[0].fields
+        await r.gateway.send("8", body(ER_FILL, t11=g[11], t41=DOC_ID, t39="1", t150="1", t38="2000", t32="1500",
+                                       t14="1500", t151="500"))
+        await until(lambda: order.cum_qty == D("0.15"), "the fill booked")
+        assert order.qty == D("0.2") and order.status is S.PARTIALLY_FILLED
+        assert r.adapter.stats().get("overfills", 0) == 0
+
+
+async def test_a_fill_for_an_unknown_order_without_a_side_is_an_anomaly(tmp_path: Path) -> None:
+    """Finding 8: a Fill needs a side; one for an order we do not know, without 54, is counted and
+    said, never silently dropped."""
+    async with rig(tmp_path) as r:
+        await r.gateway.send("8", _without(body(ER_FILL, t11="someone-else", t17="U1"), 54))
+        await until(lambda: r.adapter.stats().get("anomalies") == 1, "the anomaly")
+
+
+async def test_a_cancel_during_a_pending_replace_waits_for_its_answer(tmp_path: Path) -> None:
+    """Finding 8: a cancel asked while our G is unanswered goes once the G is taken, naming the
+    ClOrdID (41) and quantity (38) the venue then works the order under, not the old ones."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.NEW, "acknowledged")
+        order.request_replace(D(150), D("0.2"))
+        r.adapter.amend(order, D(150), D("0.2"))
+        await until(lambda: r.gateway.received("G"), "the G")
+        g = r.gateway.received("G")[0].fields
+        r.adapter.cancel(order)
+        await anyio.sleep(0.3)
+        assert r.gateway.received("F") == []  # held for the G's answer
+        await r.gateway.send("8", body(ER_NEW, t11=g[11], t41=DOC_ID, t17="R1", t39="5", t150="5", t38="2000",
+                                       t151="2000"))
+        await until(lambda: r.gateway.received("F"), "the F after the replace")
+        f = r.gateway.received("F")[0].fields
+        assert (f[41], f[38], f[43229]) == (g[11], "2000", "10000")
+
+
+async def test_a_day_order_ends_at_its_expiry_while_the_session_stays_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding 8: the local expiry of a DAY order (GTD 126) ran only on a reconnect; a session that
+    stays up over the reset never heard it end. Now a timer at ExpireTime + grace ends it."""
+    monkeypatch.setattr("adapters.midchains.adapter.day_expiry", lambda now: now + 200_000_000)
+    monkeypatch.setattr("adapters.midchains.adapter.EXPIRY_GRACE_NS", 100_000_000)
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID, tif=TimeInForce.DAY)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.EXPIRED, "expired by the timer")
+        assert r.sink.statuses() == ["connected"]
+
+
+async def test_a_trading_day_passing_while_disconnected_leaves_gtc_orders_unknown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding 8: the gateway drops the day's queued reports at the 01:00 UTC reset (MID-13); a GTC
+    order open across a disconnect spanning it may have filled unheard: unknown, an anomaly."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.NEW, "acknowledged")
+        days = iter(["2021-07-14", "2021-07-15"])
+        monkeypatch.setattr("adapters.midchains.adapter.trading_day", lambda now_ns: next(days))
+        await r.gateway.drop()
+        await until(lambda: r.sink.statuses().count("connected") == 2, "connected again")
+        assert r.adapter.stats()["anomalies"] == 1
+        seen = await r.adapter.query_order(DOC_ID)
+        assert seen is not None and seen.status is S.UNKNOWN
+
+
+async def test_a_d_the_gateway_asks_for_again_is_replayed_and_stays_unknown(tmp_path: Path) -> None:
+    """Finding 3, the resend decision: a D the gateway asks for again (ResendRequest) is replayed with
+    PossDup (43=Y), not gap-filled: the engine holds the order working-unknown, so whatever the venue
+    then does with it is reported and applied; until then reconciliation hears UNKNOWN."""
+    async with rig(tmp_path) as r:
+        order = r.submit(client_id=DOC_ID)
+        await until(lambda: r.gateway.received("D"), "the D")
+        await r.gateway.drop()
+        await until(lambda: r.sink.statuses().count("connected") == 2, "connected again")
+        await r.gateway.send("2", [(7, "1"), (16, "0")])
+        await until(lambda: len(r.gateway.received("D")) == 2, "the D replayed")
+        again = r.gateway.received("D")[1].fields
+        assert (again[11], again[43]) == (DOC_ID, "Y")
+        seen = await r.adapter.query_order(DOC_ID)
+        assert seen is not None and seen.status is S.UNKNOWN
+        await r.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.NEW, "the venue's answer")

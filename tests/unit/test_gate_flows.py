@@ -23,7 +23,7 @@ import pytest
 from support import ENGINE, connect, enter, open_session, settle, write_engine_config
 from support.gate import LOGGER, VenueSpy, build, counterparty, ctx_of, module_of, run_to
 
-from engine.model import Phase
+from engine.model import OrderStatus, Phase, Side, VenueOrder
 from engine.risk.killswitch import TradingState
 from engine.runtime.recovery import VenueAnswer, ask_venue, reconcile_venue
 
@@ -309,6 +309,33 @@ def test_an_order_in_flight_at_the_drop_is_lost_and_comes_back_rejected_9001(tmp
     events = events_of(engine)
     assert events.index(("order", lost.client_id, "rejected", 9001)) < events.index(("venue", "paper", "connected"))
     assert engine.report()["rejects_by_code"] == {"9001": 1}
+
+
+def test_an_order_the_venue_answers_unknown_stays_working_unknown_not_9001(tmp_path, monkeypatch):
+    """Issue 23 finding 3: a venue that cannot say whether it has an order (a D sent, its answer
+    lost: MidChains FIX has no status query) answers UNKNOWN, not None. The engine must not settle it
+    "never received" (9001, free to be placed again) but keep it unknown, reserving, until the venue
+    reports on it (``on_reconnect: keep``: with ``cancel`` the engine cancels it, which is right too)."""
+    engine = drop_engine(tmp_path, venue={"on_reconnect": "keep"})
+    open_session(engine)
+    ctx = ctx_of(engine)
+    run_to(engine, 9, 59, 59)
+    settle(engine, 0.9998)
+    lost = ctx.submit("MEBL", "buy", 10, "187.00")
+    run_to(engine, 10, 0, 31)
+    adapter = engine.runtime.venues["paper"].adapter
+    answered = adapter.query_order
+
+    async def query_order(client_id):
+        if client_id == lost.client_id:
+            return VenueOrder("paper", client_id, "", "MEBL", Side.BUY, OrderStatus.UNKNOWN, D(10), D(0), D("187.00"))
+        return await answered(client_id)
+
+    monkeypatch.setattr(adapter, "query_order", query_order)
+    anyio.run(engine.runtime.run_pending)
+    settle(engine)
+    assert lost.status == "unknown" and ctx.buying_power < D(10_000_000)
+    assert "9001" not in engine.report()["rejects_by_code"]
 
 
 def _stray_at_the_venue(engine, n: int, price: str = "186.00") -> str:

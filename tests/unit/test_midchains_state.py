@@ -3,6 +3,7 @@ last reported them and executions by ExecID, surviving a reopen of the file."""
 
 from __future__ import annotations
 
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
@@ -40,3 +41,28 @@ def test_orders_and_executions_survive_a_reopen(tmp_path: Path) -> None:
     assert again.by_client_id("c").venue_order("mc").status is S.PARTIALLY_FILLED  # type: ignore[union-attr]
     assert again.by_client_id("d").venue_order("mc").status is S.NEW  # type: ignore[union-attr]
     assert again.by_client_id("nope") is None
+
+
+def test_a_file_from_before_the_sent_and_replace_columns_is_migrated(tmp_path: Path) -> None:
+    """Issue 23: rows now keep whether the D left and the unanswered G. A state file written before
+    opens with both columns added; its rows count as sent (the D may have left: UNKNOWN, never
+    "never received"), with no pending replace."""
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE mc_orders (client_id TEXT PRIMARY KEY, root TEXT NOT NULL UNIQUE, symbol TEXT NOT NULL, "
+               "side TEXT NOT NULL, qty TEXT NOT NULL, price TEXT, order_type TEXT NOT NULL, tif TEXT NOT NULL, "
+               "base INTEGER NOT NULL, expire_ns INTEGER, status TEXT NOT NULL, cum_qty TEXT NOT NULL, "
+               "venue_order_id TEXT NOT NULL, clordid TEXT NOT NULL, chain INTEGER NOT NULL, "
+               "updated_ns INTEGER NOT NULL)")
+    db.execute("INSERT INTO mc_orders VALUES ('p', 'p', 'LTCUSD', 'buy', '0.5', '140', 'limit', 'gtc', 10000, NULL, "
+               "'pending_new', '0', '', 'p', 0, 7)")
+    db.commit()
+    db.close()
+    state = OrderState(path)
+    old = state.by_client_id("p")
+    assert old is not None and old.sent and old.pending_replace == ""
+    fresh = row("q", S.NEW)
+    fresh.sent, fresh.pending_replace = False, "q~2|0.4|141|10000"
+    state.save(fresh)
+    assert state.by_client_id("q") == fresh
+    assert state.filled("q") == (0, 0)
