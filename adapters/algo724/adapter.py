@@ -61,9 +61,9 @@ from adapters.kit.rest import (
     NotSent,
     OutcomeUnknown,
     RestLink,
+    TokenKeeper,
     exchange,
     new_client,
-    renewal_due_ns,
     resend_unsent,
 )
 from engine.model import Fill, Instrument, Order, OrderStatus, VenueOrder
@@ -133,6 +133,8 @@ class Algo724Adapter(Adapter):
         self.link = RestLink("algo724", venue, sink, self.counts, log, self.opts.disconnect_after_failures,
                              is_closed=lambda: self._closed, has_session=lambda: self._session is not None,
                              bad=self.bad, bad_kinds=BAD_INPUT_KINDS)
+        self._tokens = TokenKeeper(self.link, self._tasks, self._renew, lambda: self._session,
+                                   lambda: self._session_at_ns, self.opts.refresh_margin_s, self.opts.poll_interval_s)
         self._symbols = {self.opts.instrument_id(symbol): symbol for symbol in self.instruments}
         self._limits = self.rate_limits
         self._pacer = self._new_pacer()
@@ -181,7 +183,7 @@ class Algo724Adapter(Adapter):
         except (NotSent, OutcomeUnknown, AuthFailed) as exc:
             await self.close()
             raise ConnectionError(f"algo724 venue {self.venue!r}: cannot log in at {opts.base_url}: {exc}") from None
-        self._spawn(self._token_loop)
+        self._spawn(self._tokens.run)
         self._spawn(self._poll_loop)
         if opts.streams_url is not None:
             self._start_streams(opts.streams_url)
@@ -259,22 +261,6 @@ class Algo724Adapter(Adapter):
     async def _sleep(self, seconds: Decimal) -> None:
         await self._tasks.sleep(seconds)
 
-    async def _token_loop(self) -> None:
-        while not self._closed:
-            session = self._session
-            if session is None:
-                await self._sleep(self.opts.poll_interval_s)
-                continue
-            await self._tasks.sleep_until(renewal_due_ns(session.access_expires_ns, self._session_at_ns,
-                                                         self.opts.refresh_margin_s))
-            if self._closed or self._session is not session:
-                continue
-            try:
-                await self._renew(session)
-            except (NotSent, OutcomeUnknown, AuthFailed) as exc:
-                log.warning("algo724 %s: token renewal failed (%s); retrying", self.venue, exc)
-                await self._sleep(self.opts.poll_interval_s)
-
     async def _poll_loop(self) -> None:
         while not self._closed:
             await self._sleep(self.opts.poll_interval_s)
@@ -339,25 +325,9 @@ class Algo724Adapter(Adapter):
                     rec: _Tracked | None = None) -> Success | Failure:
         """An authenticated request; a 401 renews the token and resends once (a request refused for
         its token was not processed)."""
-        session = self._session
-        if session is None or self.clock.now_ns() >= session.access_expires_ns:
-            try:
-                await self._renew(session)
-            except (OutcomeUnknown, AuthFailed) as exc:
-                raise NotSent(f"no valid access token: {exc}") from None
-            session = self._session
-        assert session is not None
-        result = await self._send(operation, payload, token=session.access_token, lane=lane, rec=rec)
-        if isinstance(result, Failure) and codec.classify_failure(result) == "auth":
-            self.counts["auth_retries"] += 1
-            try:
-                await self._renew(session)
-            except (NotSent, OutcomeUnknown, AuthFailed) as exc:
-                log.error("algo724 %s: token renewal after %s failed: %s", self.venue, result.describe(), exc)
-                return result
-            assert self._session is not None
-            result = await self._send(operation, payload, token=self._session.access_token, lane=lane, rec=rec)
-        return result
+        return await self._tokens.authorized(
+            lambda token: self._send(operation, payload, token=token, lane=lane, rec=rec),
+            lambda result: isinstance(result, Failure) and codec.classify_failure(result) == "auth", _describe)
 
     async def _renew(self, stale: codec.Session | None) -> None:
         """Refresh (or log in) unless another task already replaced ``stale``."""
@@ -754,6 +724,10 @@ class Algo724Adapter(Adapter):
                     self._orders.note_acked(rec)
                 fills.append(fill)
         return fills
+
+
+def _describe(result: Success | Failure) -> str:
+    return result.describe() if isinstance(result, Failure) else "success"
 
 
 def _kind_of(exc: Exception) -> str:

@@ -218,3 +218,73 @@ class Background:
 
     async def sleep(self, seconds: Decimal) -> None:
         await self.sleep_until(self.clock.now_ns() + int(seconds * NS_PER_S))
+
+
+class Session(Protocol):
+    """What :class:`TokenKeeper` needs of a venue's login answer."""
+
+    access_token: str
+    access_expires_ns: int
+
+
+R = TypeVar("R")
+
+
+class TokenKeeper:
+    """Keeps an adapter's access token fresh: renewed ahead of its expiry by :meth:`run`, and on
+    a 401 by :meth:`authorized`. How a venue refreshes or logs in stays the adapter's ``renew``
+    (``renew(stale)`` replaces ``stale`` unless another task already did)."""
+
+    def __init__(self, link: RestLink, tasks: Background, renew: Callable[[Any], Awaitable[None]],
+                 session: Callable[[], Session | None], issued_ns: Callable[[], int], margin_s: Decimal,
+                 idle_s: Decimal) -> None:
+        self.link = link
+        self.tasks = tasks
+        self.renew = renew
+        self.session = session
+        self.issued_ns = issued_ns
+        self.margin_s = margin_s
+        self.idle_s = idle_s
+
+    async def run(self) -> None:
+        """Renew each token ``margin_s`` before it runs out (at half life for short ones)."""
+        while not self.link.is_closed():
+            session = self.session()
+            if session is None:
+                await self.tasks.sleep(self.idle_s)
+                continue
+            await self.tasks.sleep_until(renewal_due_ns(session.access_expires_ns, self.issued_ns(), self.margin_s))
+            if self.link.is_closed() or self.session() is not session:
+                continue  # renewed meanwhile (a 401 on some request)
+            try:
+                await self.renew(session)
+            except (NotSent, OutcomeUnknown, AuthFailed) as exc:
+                self.link.log.warning("%s %s: token renewal failed (%s); retrying", self.link.label, self.link.venue,
+                                      exc)
+                await self.tasks.sleep(self.idle_s)
+
+    async def authorized(self, send: Callable[[str], Awaitable[R]], refused: Callable[[R], bool],
+                         describe: Callable[[R], str]) -> R:
+        """``send(token)`` with a valid token; a 401 (``refused``) renews it and sends once more
+        (a request refused for its token was not processed, so resending cannot duplicate it)."""
+        session = self.session()
+        if session is None or self.tasks.clock.now_ns() >= session.access_expires_ns:
+            try:
+                await self.renew(session)
+            except (OutcomeUnknown, AuthFailed) as exc:  # no token, so the request itself never left
+                raise NotSent(f"no valid access token: {exc}") from None
+            session = self.session()
+        assert session is not None
+        result = await send(session.access_token)
+        if refused(result):
+            self.link.counts["auth_retries"] += 1
+            try:
+                await self.renew(session)
+            except (NotSent, OutcomeUnknown, AuthFailed) as exc:
+                self.link.log.error("%s %s: token renewal after %s failed: %s", self.link.label, self.link.venue,
+                                    describe(result), exc)
+                return result
+            renewed = self.session()
+            assert renewed is not None
+            result = await send(renewed.access_token)
+        return result

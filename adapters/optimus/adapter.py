@@ -51,9 +51,9 @@ from adapters.kit.rest import (
     NotSent,
     OutcomeUnknown,
     RestLink,
+    TokenKeeper,
     exchange,
     new_client,
-    renewal_due_ns,
     resend_unsent,
 )
 from adapters.optimus import codec
@@ -158,6 +158,8 @@ class OptimusAdapter(Adapter):
         self.link = RestLink("optimus", venue, sink, self.counts, log, options.disconnect_after_failures,
                              is_closed=lambda: self._closed, has_session=lambda: self._tokens is not None,
                              peer="broker")
+        self._keeper = TokenKeeper(self.link, self._tasks, self._renew_tokens, lambda: self._tokens,
+                                   lambda: self._tokens_at_ns, options.refresh_margin_s, options.poll_interval_s)
         # every order of the run (late webhooks find theirs); what the engine was told of each
         self._orders: OrderTracker[_Tracked] = OrderTracker(venue, sink, clock.now_ns, counts=self.counts,
                                                             logger=log)
@@ -214,7 +216,7 @@ class OptimusAdapter(Adapter):
         except (NotSent, OutcomeUnknown, AuthFailed, OSError) as exc:
             await self.close()
             raise ConnectionError(f"optimus venue {self.venue!r}: cannot log in at {opts.base_url}: {exc}") from None
-        self._spawn(self._token_loop)
+        self._spawn(self._keeper.run)
         self._spawn(self._poll_loop)
         self.link.up()
         log.info("optimus %s connected to %s; webhooks on %s", self.venue, opts.base_url, self.webhook_url)
@@ -280,22 +282,6 @@ class OptimusAdapter(Adapter):
 
     async def _sleep(self, seconds: Decimal) -> None:
         await self._tasks.sleep(seconds)
-
-    async def _token_loop(self) -> None:
-        while not self._closed:
-            tokens = self._tokens
-            if tokens is None:
-                await self._sleep(self.opts.poll_interval_s)
-                continue
-            await self._tasks.sleep_until(renewal_due_ns(tokens.access_expires_ns, self._tokens_at_ns,
-                                                         self.opts.refresh_margin_s))
-            if self._closed or self._tokens is not tokens:
-                continue  # renewed meanwhile (a 401 on some request)
-            try:
-                await self._renew_tokens(tokens)
-            except (NotSent, OutcomeUnknown, AuthFailed) as exc:
-                log.warning("optimus %s: token renewal failed (%s); retrying", self.venue, exc)
-                await self._sleep(self.opts.poll_interval_s)
 
     async def _poll_loop(self) -> None:
         interval = self.opts.poll_interval_s
@@ -396,27 +382,9 @@ class OptimusAdapter(Adapter):
     ) -> Success | Failure:
         """An authenticated request; a 401 renews the token and sends it once more (a request
         refused for its token was not processed, so resending cannot duplicate it)."""
-        tokens = self._tokens
-        if tokens is None or self.clock.now_ns() >= tokens.access_expires_ns:
-            try:
-                await self._renew_tokens(tokens)
-            except (OutcomeUnknown, AuthFailed) as exc:  # no token, so the request itself never left
-                raise NotSent(f"no valid access token: {exc}") from None
-            tokens = self._tokens
-        assert tokens is not None
-        result = await self._post(path, body, token=tokens.access_token, idempotency_key=idempotency_key,
-                                  lane=lane, rec=rec)
-        if isinstance(result, Failure) and codec.classify_order_failure(result) == "auth":
-            self.counts["auth_retries"] += 1
-            try:
-                await self._renew_tokens(tokens)
-            except (NotSent, OutcomeUnknown, AuthFailed) as exc:
-                log.error("optimus %s: token renewal after %s failed: %s", self.venue, result.describe(), exc)
-                return result
-            assert self._tokens is not None
-            result = await self._post(path, body, token=self._tokens.access_token, idempotency_key=idempotency_key,
-                                      lane=lane, rec=rec)
-        return result
+        return await self._keeper.authorized(
+            lambda token: self._post(path, body, token=token, idempotency_key=idempotency_key, lane=lane, rec=rec),
+            lambda result: isinstance(result, Failure) and codec.classify_order_failure(result) == "auth", _describe)
 
     async def _query(self, path: str, body: dict[str, Any]) -> Success | Failure:
         """A read (status, listing): paced by the adapter's own share of the trading budget."""
@@ -849,6 +817,10 @@ class OptimusAdapter(Adapter):
     async def buying_power(self) -> codec.BuyingPower:
         """``POST /account/buying-power`` (T+2: unsettled funds are not available)."""
         return codec.decode_buying_power(await self._read(Paths.BUYING_POWER))
+
+
+def _describe(result: Success | Failure) -> str:
+    return result.describe() if isinstance(result, Failure) else "success"
 
 
 def _malformed(exc: Exception) -> str:
