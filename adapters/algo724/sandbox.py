@@ -94,7 +94,6 @@ from urllib.parse import parse_qs
 
 from adapters.algo724.centrifugo_feed import StreamFeed
 from adapters.kit.credentials import MissingSecret, read_secret
-from adapters.kit.wirejson import Reader, WireError
 from adapters.optimus.webhooks import HttpRequest, HttpResponse, HttpServer
 from adapters.sim.cli import Port, VenueSandboxCommand, free_ports, sandbox_clock, until_stopped
 from adapters.sim.extensions import Extensions, add_extension_arguments, extensions_from_args, extensions_line
@@ -104,7 +103,7 @@ from adapters.sim.faults import (
     spec_reader,
 )
 from adapters.sim.market import MarketOptions
-from adapters.sim.restfaults import HttpFaults
+from adapters.sim.restfaults import HttpFaults, json_object
 from adapters.sim.venue import SimVenue
 from engine.model import Fill, Instrument, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
 from engine.venue import SandboxLink, SandboxStartError, venue_from_config
@@ -114,7 +113,6 @@ from engine.venue.ratelimit import RateBucket
 __all__ = ["COMMAND", "DOC_INSTRUMENTS", "AlgoExtensions", "AlgoSandbox", "SandboxSettings", "main"]
 
 log = logging.getLogger("engine.algo724.sandbox")
-_READ_JSON = Reader().loads
 
 API = "/api/v3"
 NS_PER_MS = 1_000_000
@@ -443,15 +441,10 @@ class AlgoSandbox:
 
     @staticmethod
     def _body(request: HttpRequest) -> dict[str, Any]:
-        if not request.body:
-            return {}
         try:
-            body = _READ_JSON(request.body)
-        except WireError:
-            raise _Refusal("VALIDATION_ERROR", "body is not JSON") from None
-        if not isinstance(body, dict):
-            raise _Refusal("VALIDATION_ERROR", "body must be a JSON object")
-        return body
+            return json_object(request.body)
+        except ValueError as exc:
+            raise _Refusal("VALIDATION_ERROR", str(exc)) from None
 
     async def _route(self, request: HttpRequest) -> HttpResponse:
         if not request.path.startswith(API):

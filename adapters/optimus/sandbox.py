@@ -70,7 +70,7 @@ from typing import Any, Literal
 import httpx
 
 from adapters.kit.credentials import MissingSecret, read_secret
-from adapters.kit.wirejson import Reader, WireError
+from adapters.kit.wirejson import Reader
 from adapters.optimus.webhooks import HttpRequest, HttpResponse, HttpServer
 from adapters.sim.cli import Port, VenueSandboxCommand, free_ports, sandbox_clock, until_stopped
 from adapters.sim.extensions import Extensions, add_extension_arguments, extensions_from_args, extensions_line
@@ -80,7 +80,7 @@ from adapters.sim.faults import (
     spec_reader,
 )
 from adapters.sim.market import MarketOptions
-from adapters.sim.restfaults import HttpFaults
+from adapters.sim.restfaults import HttpFaults, json_object
 from adapters.sim.sessions import SessionFollower
 from adapters.sim.venue import SimVenue
 from engine.model import (
@@ -516,15 +516,10 @@ class OptimusSandbox:
     def _body(request: HttpRequest) -> dict[str, Any]:
         if request.method != "POST":
             raise _Refusal(405, "every endpoint is POST (document: ALL POST)")
-        if not request.body:
-            return {}
         try:
-            body = _READ_JSON(request.body)
-        except WireError:
-            raise _Refusal(400, "body is not JSON") from None
-        if not isinstance(body, dict):
-            raise _Refusal(400, "body must be a JSON object")
-        return body
+            return json_object(request.body)
+        except ValueError as exc:
+            raise _Refusal(400, str(exc)) from None
 
     def _route(self, request: HttpRequest) -> HttpResponse:
         path = request.path

@@ -11,9 +11,12 @@ from collections.abc import Awaitable, Callable, Collection, Iterable
 from decimal import Decimal
 from typing import Any, Protocol
 
+from adapters.kit.wirejson import Reader, WireError
 from adapters.optimus.webhooks import HttpRequest, HttpResponse
 from adapters.sim.faults import canonical_kind, check_params, check_supported, read_count
 from engine.venue.clock import NS_PER_S, Clock
+
+_READ_JSON = Reader().loads
 
 #: what ``garbage`` answers: a proxy's error page where JSON was due
 GARBAGE = b"<html><body>502 Bad Gateway</body></html>"
@@ -103,3 +106,17 @@ class HttpFaults:
         if self.take("garbage") is not None:
             return HttpResponse(200, garbage, content_type="text/html")
         return response
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """A request's JSON object body ({} for none); ValueError naming what is wrong (the sandbox
+    answers it in its own envelope)."""
+    if not body:
+        return {}
+    try:
+        data = _READ_JSON(body)
+    except WireError:
+        raise ValueError("body is not JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError("body must be a JSON object")
+    return data
