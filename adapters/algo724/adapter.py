@@ -65,6 +65,7 @@ from adapters.kit.rest import (
     exchange,
     new_client,
     resend_unsent,
+    with_declared,
 )
 from engine.model import Fill, Instrument, Order, OrderStatus, VenueOrder
 from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
@@ -148,9 +149,7 @@ class Algo724Adapter(Adapter):
                          max_in_flight=self.opts.max_connections)
 
     def set_rate_limits(self, limits: tuple[RateLimit, ...]) -> tuple[RateLimit, ...]:
-        limits = tuple(limits)
-        if not any(limit.scope == "queries" for limit in limits):
-            limits += tuple(limit for limit in self.rate_limits if limit.scope == "queries")
+        limits = with_declared(limits, self.rate_limits, "queries")
         self._limits = limits
         self._pacer.set_limits(limits, _lanes(limits))
         return self._pacer.departure_limits

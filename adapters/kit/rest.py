@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 import anyio
 import httpx
 
-from engine.venue import VenueEvents
+from engine.venue import RateLimit, VenueEvents
 from engine.venue.badinput import BadInput
 from engine.venue.clock import NS_PER_S, Clock
 
@@ -105,6 +105,15 @@ class RestLink:
         n = self.counts[kind]
         if n <= LOG_FIRST or n % LOG_EVERY == 0:
             self.log.error("%s %s %s (#%d): " + message, self.label, self.venue, kind, n, *args)
+
+
+def with_declared(limits: Iterable[RateLimit], declared: Iterable[RateLimit], scope: str) -> tuple[RateLimit, ...]:
+    """The engine's effective limits, plus the adapter's declared ``scope`` budget when the
+    config's list does not name that scope (the adapter's own requests still need a pace)."""
+    limits = tuple(limits)
+    if not any(limit.scope == scope for limit in limits):
+        limits += tuple(limit for limit in declared if limit.scope == scope)
+    return limits
 
 
 def new_client(base_url: str, request_timeout_s: Decimal, connect_timeout_s: Decimal, max_connections: int,

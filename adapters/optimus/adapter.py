@@ -55,6 +55,7 @@ from adapters.kit.rest import (
     exchange,
     new_client,
     resend_unsent,
+    with_declared,
 )
 from adapters.optimus import codec
 from adapters.optimus.codec import (
@@ -185,9 +186,7 @@ class OptimusAdapter(Adapter):
         """Pace every request at departure with the engine's effective limits, and give the gate
         the limits requests really leave at. The login's own budget (5/minute per IP, not the
         trading account's) stays the declared one when the config's list does not name ``auth``."""
-        limits = tuple(limits)
-        if not any(limit.scope == "auth" for limit in limits):
-            limits += tuple(limit for limit in self.rate_limits if limit.scope == "auth")
+        limits = with_declared(limits, self.rate_limits, "auth")
         self._limits = limits
         self._pacer.set_limits(limits, _lanes(limits))
         return self._pacer.departure_limits
