@@ -52,21 +52,11 @@ from adapters.algo724.ids import IdEntry, IdJournal
 from adapters.algo724.options import Algo724Options
 from adapters.algo724.streams import Algo724Streams
 from adapters.algo724.streams_codec import ExecutionMessage, OrderMessage
+from adapters.kit import rest
 from adapters.kit.credentials import Secret, read_secret
 from adapters.kit.orders import OrderTracker, TrackedOrder
 from adapters.kit.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
-from adapters.kit.rest import (
-    AuthFailed,
-    Background,
-    NotSent,
-    OutcomeUnknown,
-    RestLink,
-    TokenKeeper,
-    exchange,
-    new_client,
-    resend_unsent,
-    with_declared,
-)
+from adapters.kit.rest import AuthFailed, NotSent, OutcomeUnknown
 from engine.model import Fill, Instrument, Order, OrderStatus, VenueOrder
 from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
 from engine.venue.badinput import KINDS, BadInput
@@ -126,16 +116,17 @@ class Algo724Adapter(Adapter):
         self._token_lock = anyio.Lock()
         self._closed = True
         self.counts: Counter[str] = Counter()
-        self._tasks = Background(self.start_task, "algo724", venue, clock)
+        self._tasks = rest.Background(self.start_task, "algo724", venue, clock)
         self._orders: OrderTracker[_Tracked] = OrderTracker(venue, sink, clock.now_ns, counts=self.counts, logger=log)
         self.ids = IdJournal(durable=self.opts.journal_fsync)
         self._state_path: Path | None = None
         self.bad = BadInput(log, f"algo724 {venue}")
-        self.link = RestLink("algo724", venue, sink, self.counts, log, self.opts.disconnect_after_failures,
-                             is_closed=lambda: self._closed, has_session=lambda: self._session is not None,
-                             bad=self.bad, bad_kinds=BAD_INPUT_KINDS)
-        self._tokens = TokenKeeper(self.link, self._tasks, self._renew, lambda: self._session,
-                                   lambda: self._session_at_ns, self.opts.refresh_margin_s, self.opts.poll_interval_s)
+        self.link = rest.RestLink("algo724", venue, sink, self.counts, log, self.opts.disconnect_after_failures,
+                                  is_closed=lambda: self._closed, has_session=lambda: self._session is not None,
+                                  bad=self.bad, bad_kinds=BAD_INPUT_KINDS)
+        self._tokens = rest.TokenKeeper(self.link, self._tasks, self._renew, lambda: self._session,
+                                        lambda: self._session_at_ns, self.opts.refresh_margin_s,
+                                        self.opts.poll_interval_s)
         self._symbols = {self.opts.instrument_id(symbol): symbol for symbol in self.instruments}
         self._limits = self.rate_limits
         self._pacer = self._new_pacer()
@@ -149,7 +140,7 @@ class Algo724Adapter(Adapter):
                          max_in_flight=self.opts.max_connections)
 
     def set_rate_limits(self, limits: tuple[RateLimit, ...]) -> tuple[RateLimit, ...]:
-        limits = with_declared(limits, self.rate_limits, "queries")
+        limits = rest.with_declared(limits, self.rate_limits, "queries")
         self._limits = limits
         self._pacer.set_limits(limits, _lanes(limits))
         return self._pacer.departure_limits
@@ -164,8 +155,8 @@ class Algo724Adapter(Adapter):
         self._closed = False
         if self._pacer.closed:
             self._pacer = self._new_pacer()
-        self._client = new_client(opts.base_url, opts.request_timeout_s, opts.connect_timeout_s, opts.max_connections,
-                                  "psx-strategy-engine algo724 adapter")
+        self._client = rest.new_client(opts.base_url, opts.request_timeout_s, opts.connect_timeout_s,
+                                       opts.max_connections, "psx-strategy-engine algo724 adapter")
         if self._state_path is not None:
             try:
                 known = self.ids.open(self._state_path)
@@ -315,10 +306,10 @@ class Algo724Adapter(Adapter):
             raise NotSent("adapter is closed")
         route = self.opts.route(operation)
         get = route.method == "GET"
-        return await exchange(self.link, client, route.method, route.path, operation, headers=self._headers(token),
-                              params=payload if get else None, content=None if get else codec.dumps(payload or {}),
-                              parse=codec.parse_envelope, failure=Failure, parse_error=CodecError,
-                              kind_of=_kind_of, withhold=operation in ("login", "refresh"))
+        return await rest.exchange(self.link, client, route.method, route.path, operation, headers=self._headers(token),
+                                   params=payload if get else None, content=None if get else codec.dumps(payload or {}),
+                                   parse=codec.parse_envelope, failure=Failure, parse_error=CodecError,
+                                   kind_of=_kind_of, withhold=operation in ("login", "refresh"))
 
     async def _call(self, operation: str, payload: dict[str, Any] | None, *, lane: str = "query",
                     rec: _Tracked | None = None) -> Success | Failure:
@@ -426,9 +417,9 @@ class Algo724Adapter(Adapter):
     async def _with_retries(self, operation: str, payload: dict[str, Any], lane: str,
                             rec: _Tracked) -> Success | Failure:
         """Send; resend only what provably never left (a connect failure)."""
-        return await resend_unsent(lambda: self._call(operation, payload, lane=lane, rec=rec),
-                                   self.opts.connect_retries, lambda: self._sleep(self.opts.retry_backoff_s),
-                                   lambda: self._closed)
+        return await rest.resend_unsent(lambda: self._call(operation, payload, lane=lane, rec=rec),
+                                        self.opts.connect_retries, lambda: self._sleep(self.opts.retry_backoff_s),
+                                        lambda: self._closed)
 
     def _placed(self, rec: _Tracked, result: Success | Failure) -> bool:
         """Apply the submit answer; False when its outcome is still unknown."""

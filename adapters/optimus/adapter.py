@@ -42,21 +42,11 @@ from typing import Any, ClassVar
 import anyio
 import httpx
 
+from adapters.kit import rest
 from adapters.kit.credentials import Secret, read_secret
 from adapters.kit.orders import OrderTracker, TrackedOrder
 from adapters.kit.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
-from adapters.kit.rest import (
-    AuthFailed,
-    Background,
-    NotSent,
-    OutcomeUnknown,
-    RestLink,
-    TokenKeeper,
-    exchange,
-    new_client,
-    resend_unsent,
-    with_declared,
-)
+from adapters.kit.rest import AuthFailed, NotSent, OutcomeUnknown
 from adapters.optimus import codec
 from adapters.optimus.codec import (
     IDEMPOTENCY_HEADER,
@@ -155,12 +145,12 @@ class OptimusAdapter(Adapter):
         # cancels asked for whose first request has not yet reached the pacer: close() reports them
         self._cancels_not_started: set[_Tracked] = set()
         self.counts: Counter[str] = Counter()
-        self._tasks = Background(self.start_task, "optimus", venue, clock)
-        self.link = RestLink("optimus", venue, sink, self.counts, log, options.disconnect_after_failures,
-                             is_closed=lambda: self._closed, has_session=lambda: self._tokens is not None,
-                             peer="broker")
-        self._keeper = TokenKeeper(self.link, self._tasks, self._renew_tokens, lambda: self._tokens,
-                                   lambda: self._tokens_at_ns, options.refresh_margin_s, options.poll_interval_s)
+        self._tasks = rest.Background(self.start_task, "optimus", venue, clock)
+        self.link = rest.RestLink("optimus", venue, sink, self.counts, log, options.disconnect_after_failures,
+                                  is_closed=lambda: self._closed, has_session=lambda: self._tokens is not None,
+                                  peer="broker")
+        self._keeper = rest.TokenKeeper(self.link, self._tasks, self._renew_tokens, lambda: self._tokens,
+                                        lambda: self._tokens_at_ns, options.refresh_margin_s, options.poll_interval_s)
         # every order of the run (late webhooks find theirs); what the engine was told of each
         self._orders: OrderTracker[_Tracked] = OrderTracker(venue, sink, clock.now_ns, counts=self.counts,
                                                             logger=log)
@@ -186,7 +176,7 @@ class OptimusAdapter(Adapter):
         """Pace every request at departure with the engine's effective limits, and give the gate
         the limits requests really leave at. The login's own budget (5/minute per IP, not the
         trading account's) stays the declared one when the config's list does not name ``auth``."""
-        limits = with_declared(limits, self.rate_limits, "auth")
+        limits = rest.with_declared(limits, self.rate_limits, "auth")
         self._limits = limits
         self._pacer.set_limits(limits, _lanes(limits))
         return self._pacer.departure_limits
@@ -206,8 +196,8 @@ class OptimusAdapter(Adapter):
         self._closed = False
         if self._pacer.closed:  # connected again after a close
             self._pacer = self._new_pacer()
-        self._client = new_client(opts.base_url, opts.request_timeout_s, opts.connect_timeout_s, opts.max_connections,
-                                  "psx-strategy-engine optimus adapter")
+        self._client = rest.new_client(opts.base_url, opts.request_timeout_s, opts.connect_timeout_s,
+                                       opts.max_connections, "psx-strategy-engine optimus adapter")
         try:
             self.receiver.open_store(self._state_path)
             await self._server.start()
@@ -371,9 +361,9 @@ class OptimusAdapter(Adapter):
             headers["Authorization"] = f"Bearer {token}"
         if idempotency_key is not None:
             headers[IDEMPOTENCY_HEADER] = idempotency_key
-        return await exchange(self.link, client, "POST", path, path, headers=headers, content=codec.dumps(body),
-                              parse=codec.parse_envelope, failure=Failure, parse_error=CodecError,
-                              kind_of=_malformed, withhold=path in (Paths.LOGIN, Paths.REFRESH))
+        return await rest.exchange(self.link, client, "POST", path, path, headers=headers, content=codec.dumps(body),
+                                   parse=codec.parse_envelope, failure=Failure, parse_error=CodecError,
+                                   kind_of=_malformed, withhold=path in (Paths.LOGIN, Paths.REFRESH))
 
     async def _call(
         self, path: str, body: dict[str, Any], *, idempotency_key: str | None = None, lane: str = "query",
@@ -493,9 +483,9 @@ class OptimusAdapter(Adapter):
         self, path: str, body: dict[str, Any], key: str, lane: str, rec: _Tracked
     ) -> Success | Failure:
         """Send; resend only what provably never left (a connect failure), with the same key."""
-        return await resend_unsent(lambda: self._call(path, body, idempotency_key=key, lane=lane, rec=rec),
-                                   self.opts.connect_retries, lambda: self._sleep(self.opts.retry_backoff_s),
-                                   lambda: self._closed)
+        return await rest.resend_unsent(lambda: self._call(path, body, idempotency_key=key, lane=lane, rec=rec),
+                                        self.opts.connect_retries, lambda: self._sleep(self.opts.retry_backoff_s),
+                                        lambda: self._closed)
 
     def _unsent(self, waiting: list[tuple[str, Any]]) -> None:
         """Requests the pacer still held when the adapter closed: they never left, so an order is
