@@ -37,6 +37,8 @@ import anyio
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from restbench import percentile, start_sandbox, stop_sandbox  # noqa: E402
+
 from adapters.algo724.adapter import Algo724Adapter, Algo724Options  # noqa: E402
 from adapters.algo724.sandbox import DOC_ACCOUNT, DOC_INSTRUMENTS, AlgoSandbox, SandboxSettings  # noqa: E402
 from engine.clock import WallClock  # noqa: E402
@@ -64,11 +66,6 @@ class TimingSink:
         return lambda *args, **kwargs: None
 
 
-def percentile(values: list[int], q: float) -> int:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def _wait(sink: TimingSink, client_id: str, status: OrderStatus) -> None:
     event = anyio.Event()
     sink.waiting = (client_id, status, event)
@@ -89,15 +86,7 @@ async def run(orders: int, warmup: int, inprocess: bool, fsync: bool) -> dict[st
         await sandbox.start()
         base_url = sandbox.base_url
     else:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "adapters.algo724.sandbox", "--port", "0", "--no-market", "--rate", "1000000"],
-            cwd=HERE.parent, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=os.environ.copy(),
-        )
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line.startswith("algo724 sandbox: http"):
-            raise SystemExit(f"sandbox did not start: {line!r}")
-        base_url = line.split()[2]
+        process, base_url = start_sandbox("algo724", "--no-market", "--rate", "1000000")
     sink = TimingSink()
     options = Algo724Options(base_url=base_url, trading_account_id=DOC_ACCOUNT, poll_interval_s=Decimal(30),
                             journal_fsync=fsync)
@@ -130,11 +119,7 @@ async def run(orders: int, warmup: int, inprocess: bool, fsync: bool) -> dict[st
                 await adapter.close()
                 tg.cancel_scope.cancel()
         finally:
-            if sandbox is not None:
-                await sandbox.stop()
-            if process is not None:
-                process.terminate()
-                process.wait(timeout=10)
+            await stop_sandbox(sandbox, process)
     return {
         "algo724_order_rtt_p50_us": percentile(placed, 0.50) // 1000,
         "algo724_order_rtt_p99_us": percentile(placed, 0.99) // 1000,

@@ -34,6 +34,8 @@ import anyio
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from restbench import percentile, start_sandbox, stop_sandbox  # noqa: E402
+
 from adapters.optimus.adapter import OptimusAdapter, OptimusOptions  # noqa: E402
 from adapters.optimus.sandbox import DOC_INSTRUMENTS, OptimusSandbox, SandboxSettings  # noqa: E402
 from engine.clock import WallClock  # noqa: E402
@@ -68,11 +70,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def percentile(values: list[int], q: float) -> int:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def run(orders: int, warmup: int, inprocess: bool) -> dict[str, Any]:
     os.environ.update(OPTIMUS_USERNAME=USER, OPTIMUS_PASSWORD=PASSWORD, OPTIMUS_WEBHOOK_SECRET=SECRET)
     clock = WallClock()
@@ -88,16 +85,8 @@ async def run(orders: int, warmup: int, inprocess: bool) -> dict[str, Any]:
         await sandbox.start()
         base_url = sandbox.base_url
     else:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "adapters.optimus.sandbox", "--port", "0", "--webhook-url", webhook_url,
-             "--sessions", "always_open", "--no-market", "--trading-rate", "1000000", "--cash", "1000000000000"],
-            cwd=HERE.parent, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=os.environ.copy(),
-        )
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line.startswith("optimus sandbox: http"):
-            raise SystemExit(f"sandbox did not start: {line!r}")
-        base_url = line.split()[2]
+        process, base_url = start_sandbox("optimus", "--webhook-url", webhook_url, "--sessions", "always_open",
+                                          "--no-market", "--trading-rate", "1000000", "--cash", "1000000000000")
     sink = TimingSink()
     options = OptimusOptions(base_url=base_url, webhook_listen=f"127.0.0.1:{webhook_port}", poll_interval_s=Decimal(5))
     adapter = OptimusAdapter("psx", options, DOC_INSTRUMENTS, clock, sink)
@@ -113,15 +102,15 @@ async def run(orders: int, warmup: int, inprocess: bool) -> dict[str, Any]:
             await adapter.connect()
             client = adapter._client
             assert client is not None
-            original_post = client.post
+            original_request = client.request  # every request leaves through it (adapters/kit/rest.py)
 
-            async def timed_post(*args: Any, **kwargs: Any) -> Any:
-                response = await original_post(*args, **kwargs)
-                if args and args[0] == "/orders":
+            async def timed_request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+                response = await original_request(method, url, *args, **kwargs)
+                if url == "/orders":
                     rest.append(time.perf_counter_ns())
                 return response
 
-            client.post = timed_post  # type: ignore[method-assign]
+            client.request = timed_request  # type: ignore[method-assign]
             for i in range(warmup + orders):
                 order = Order(f"b-{i}", "bench", "psx", "SYS", Side.BUY, Decimal(1), Decimal("400.00"))
                 event = anyio.Event()
@@ -142,11 +131,7 @@ async def run(orders: int, warmup: int, inprocess: bool) -> dict[str, Any]:
             await adapter.close()
             tg.cancel_scope.cancel()
     finally:
-        if sandbox is not None:
-            await sandbox.stop()
-        if process is not None:
-            process.terminate()
-            process.wait(timeout=10)
+        await stop_sandbox(sandbox, process)
     rest = rest[-orders:]
     return {
         "psx_order_rtt_p50_us": percentile(rtt, 0.50) // 1000,

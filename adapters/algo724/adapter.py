@@ -52,20 +52,20 @@ from adapters.algo724.ids import IdEntry, IdJournal
 from adapters.algo724.options import Algo724Options
 from adapters.algo724.streams import Algo724Streams
 from adapters.algo724.streams_codec import ExecutionMessage, OrderMessage
+from adapters.kit import rest
 from adapters.kit.credentials import Secret, read_secret
 from adapters.kit.orders import OrderTracker, TrackedOrder
 from adapters.kit.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
+from adapters.kit.rest import AuthFailed, NotSent, OutcomeUnknown
 from engine.model import Fill, Instrument, Order, OrderStatus, VenueOrder
 from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
 from engine.venue.badinput import KINDS, BadInput
-from engine.venue.clock import NS_PER_S, Clock
+from engine.venue.clock import Clock
 from engine.venue.rejects import Reject
 
 __all__ = ["Algo724Adapter", "Algo724Options"]
 
 log = logging.getLogger("engine.algo724")
-LOG_FIRST = 5
-LOG_EVERY = 1000
 NS_PER_MS = 1_000_000
 #: fills of orders created this long before ``since`` are still looked for (an order lives on)
 FILL_LOOKBACK_MS = 7 * 24 * 3600 * 1000
@@ -73,18 +73,6 @@ FILL_LOOKBACK_MS = 7 * 24 * 3600 * 1000
 BAD_INPUT_KINDS = frozenset(KINDS)
 #: at most this many pages per listing (a runaway cursor must not loop forever)
 MAX_PAGES = 1000
-
-
-class NotSent(Exception):
-    """The request never left: the venue cannot have acted on it."""
-
-
-class OutcomeUnknown(Exception):
-    """The request may have reached the venue; its answer was lost or unreadable."""
-
-
-class AuthFailed(Exception):
-    """Login or refresh refused."""
 
 
 class _Tracked(TrackedOrder):
@@ -126,15 +114,19 @@ class Algo724Adapter(Adapter):
         self._session: codec.Session | None = None
         self._session_at_ns = 0
         self._token_lock = anyio.Lock()
-        self._status = "disconnected"
-        self._failures = 0
         self._closed = True
-        self._scopes: set[anyio.CancelScope] = set()
         self.counts: Counter[str] = Counter()
+        self._tasks = rest.Background(self.start_task, "algo724", venue, clock)
         self._orders: OrderTracker[_Tracked] = OrderTracker(venue, sink, clock.now_ns, counts=self.counts, logger=log)
         self.ids = IdJournal(durable=self.opts.journal_fsync)
         self._state_path: Path | None = None
         self.bad = BadInput(log, f"algo724 {venue}")
+        self.link = rest.RestLink("algo724", venue, sink, self.counts, log, self.opts.disconnect_after_failures,
+                                  is_closed=lambda: self._closed, has_session=lambda: self._session is not None,
+                                  bad=self.bad, bad_kinds=BAD_INPUT_KINDS)
+        self._tokens = rest.TokenKeeper(self.link, self._tasks, self._renew, lambda: self._session,
+                                        lambda: self._session_at_ns, self.opts.refresh_margin_s,
+                                        self.opts.poll_interval_s)
         self._symbols = {self.opts.instrument_id(symbol): symbol for symbol in self.instruments}
         self._limits = self.rate_limits
         self._pacer = self._new_pacer()
@@ -148,9 +140,7 @@ class Algo724Adapter(Adapter):
                          max_in_flight=self.opts.max_connections)
 
     def set_rate_limits(self, limits: tuple[RateLimit, ...]) -> tuple[RateLimit, ...]:
-        limits = tuple(limits)
-        if not any(limit.scope == "queries" for limit in limits):
-            limits += tuple(limit for limit in self.rate_limits if limit.scope == "queries")
+        limits = rest.with_declared(limits, self.rate_limits, "queries")
         self._limits = limits
         self._pacer.set_limits(limits, _lanes(limits))
         return self._pacer.departure_limits
@@ -165,13 +155,8 @@ class Algo724Adapter(Adapter):
         self._closed = False
         if self._pacer.closed:
             self._pacer = self._new_pacer()
-        timeout = httpx.Timeout(float(opts.request_timeout_s), connect=float(opts.connect_timeout_s),
-                                pool=float(opts.connect_timeout_s))
-        self._client = httpx.AsyncClient(
-            base_url=opts.base_url, timeout=timeout,
-            limits=httpx.Limits(max_connections=opts.max_connections, max_keepalive_connections=opts.max_connections),
-            headers={"User-Agent": "psx-strategy-engine algo724 adapter", "Accept": "application/json"},
-        )
+        self._client = rest.new_client(opts.base_url, opts.request_timeout_s, opts.connect_timeout_s,
+                                       opts.max_connections, "psx-strategy-engine algo724 adapter")
         if self._state_path is not None:
             try:
                 known = self.ids.open(self._state_path)
@@ -188,12 +173,11 @@ class Algo724Adapter(Adapter):
         except (NotSent, OutcomeUnknown, AuthFailed) as exc:
             await self.close()
             raise ConnectionError(f"algo724 venue {self.venue!r}: cannot log in at {opts.base_url}: {exc}") from None
-        self._spawn(self._token_loop)
+        self._spawn(self._tokens.run)
         self._spawn(self._poll_loop)
         if opts.streams_url is not None:
             self._start_streams(opts.streams_url)
-        self._status = "connected"
-        self._failures = 0
+        self.link.up()
         log.info("algo724 %s connected to %s (account %s)", self.venue, opts.base_url, opts.trading_account_id)
         self.sink.on_venue_status(self.venue, "connected", opts.base_url)
 
@@ -210,8 +194,7 @@ class Algo724Adapter(Adapter):
                     self._orders.answer(rec, int(Reject.BACKEND_CONNECTIVITY), "cancel not sent: the adapter closed")
         if self.streams is not None:
             await self.streams.close()
-        for scope in list(self._scopes):
-            scope.cancel()
+        self._tasks.cancel_all()
         client, self._client = self._client, None
         session, self._session = self._session, None
         if client is not None:
@@ -263,43 +246,10 @@ class Algo724Adapter(Adapter):
 
     # ---- background ------------------------------------------------------------------------
     def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        self.start_task(self._guarded, fn, args, name=f"algo724-{self.venue}-{fn.__name__}")
-
-    async def _guarded(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
-        with anyio.CancelScope() as scope:
-            self._scopes.add(scope)
-            try:
-                await fn(*args)
-            finally:
-                self._scopes.discard(scope)
+        self._tasks.spawn(fn, *args)
 
     async def _sleep(self, seconds: Decimal) -> None:
-        """Sleep on the engine's clock (wall or scaled)."""
-        event = anyio.Event()
-        timer = self.clock.call_at(self.clock.now_ns() + int(seconds * NS_PER_S), event.set)
-        try:
-            await event.wait()
-        finally:
-            timer.cancel()
-
-    async def _token_loop(self) -> None:
-        while not self._closed:
-            session = self._session
-            if session is None:
-                await self._sleep(self.opts.poll_interval_s)
-                continue
-            life = session.access_expires_ns - self._session_at_ns
-            margin = min(int(self.opts.refresh_margin_s * NS_PER_S), life // 2)
-            wait_ns = session.access_expires_ns - margin - self.clock.now_ns()
-            if wait_ns > 0:
-                await self._sleep(Decimal(wait_ns) / NS_PER_S)
-            if self._closed or self._session is not session:
-                continue
-            try:
-                await self._renew(session)
-            except (NotSent, OutcomeUnknown, AuthFailed) as exc:
-                log.warning("algo724 %s: token renewal failed (%s); retrying", self.venue, exc)
-                await self._sleep(self.opts.poll_interval_s)
+        await self._tasks.sleep(seconds)
 
     async def _poll_loop(self) -> None:
         while not self._closed:
@@ -355,61 +305,19 @@ class Algo724Adapter(Adapter):
         if client is None:
             raise NotSent("adapter is closed")
         route = self.opts.route(operation)
-        self.counts["messages_out"] += 1
-        try:
-            if route.method == "GET":
-                response = await client.request("GET", route.path, params=payload, headers=self._headers(token))
-            else:
-                response = await client.request(route.method, route.path, content=codec.dumps(payload or {}),
-                                                headers=self._headers(token))
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            self._link_failed(f"{operation}: {type(exc).__name__}")
-            self.counts["not_sent"] += 1
-            raise NotSent(f"{type(exc).__name__}: {exc}") from None
-        except httpx.TransportError as exc:  # read timeouts, resets: it may have been processed
-            self._link_failed(f"{operation}: {type(exc).__name__}")
-            self.counts["transport_errors"] += 1
-            raise OutcomeUnknown(f"{type(exc).__name__}: {str(exc) or 'no detail'}") from None
-        self.counts["messages_in"] += 1
-        try:
-            result = codec.parse_envelope(response.status_code, response.content)
-        except CodecError as exc:
-            self._link_failed(f"{operation}: unreadable answer")
-            sample = response.content[:200] if operation not in ("login", "refresh") else b"<auth answer withheld>"
-            self._complain(exc.kind, "HTTP %d from %s: %s; sample %r", response.status_code, operation, exc, sample)
-            raise OutcomeUnknown(f"unreadable answer (HTTP {response.status_code}): {exc}") from None
-        if isinstance(result, Failure):
-            if result.http_status >= 500:
-                self._link_failed(f"{operation}: {result.describe()}")
-                self.counts["http_5xx"] += 1
-                return result
-            self.counts["http_4xx"] += 1
-        self._link_ok()
-        return result
+        get = route.method == "GET"
+        return await rest.exchange(self.link, client, route.method, route.path, operation, headers=self._headers(token),
+                                   params=payload if get else None, content=None if get else codec.dumps(payload or {}),
+                                   parse=codec.parse_envelope, failure=Failure, parse_error=CodecError,
+                                   kind_of=_kind_of, withhold=operation in ("login", "refresh"))
 
     async def _call(self, operation: str, payload: dict[str, Any] | None, *, lane: str = "query",
                     rec: _Tracked | None = None) -> Success | Failure:
         """An authenticated request; a 401 renews the token and resends once (a request refused for
         its token was not processed)."""
-        session = self._session
-        if session is None or self.clock.now_ns() >= session.access_expires_ns:
-            try:
-                await self._renew(session)
-            except (OutcomeUnknown, AuthFailed) as exc:
-                raise NotSent(f"no valid access token: {exc}") from None
-            session = self._session
-        assert session is not None
-        result = await self._send(operation, payload, token=session.access_token, lane=lane, rec=rec)
-        if isinstance(result, Failure) and codec.classify_failure(result) == "auth":
-            self.counts["auth_retries"] += 1
-            try:
-                await self._renew(session)
-            except (NotSent, OutcomeUnknown, AuthFailed) as exc:
-                log.error("algo724 %s: token renewal after %s failed: %s", self.venue, result.describe(), exc)
-                return result
-            assert self._session is not None
-            result = await self._send(operation, payload, token=self._session.access_token, lane=lane, rec=rec)
-        return result
+        return await self._tokens.authorized(
+            lambda token: self._send(operation, payload, token=token, lane=lane, rec=rec),
+            lambda result: isinstance(result, Failure) and codec.classify_failure(result) == "auth", _describe)
 
     async def _renew(self, stale: codec.Session | None) -> None:
         """Refresh (or log in) unless another task already replaced ``stale``."""
@@ -443,30 +351,8 @@ class Algo724Adapter(Adapter):
             raise AuthFailed(f"unreadable session: {exc}") from None
         self._session_at_ns = now
 
-    def _link_failed(self, why: str) -> None:
-        self._failures += 1
-        if self._failures >= self.opts.disconnect_after_failures and self._status == "connected" and not self._closed:
-            self._status = "disconnected"
-            log.warning("algo724 %s: %d failed requests in a row (last: %s): disconnected", self.venue,
-                        self._failures, why)
-            self.sink.on_venue_status(self.venue, "disconnected", why)
-
-    def _link_ok(self) -> None:
-        self._failures = 0
-        if self._status == "disconnected" and not self._closed and self._session is not None:
-            self._status = "connected"
-            self.counts["reconnects"] += 1
-            self.sink.on_venue_status(self.venue, "connected", "the venue answers again")
-
     def _complain(self, kind: str, message: str, *args: object) -> None:
-        """Something the venue said that we cannot use: counted by kind (a codec error's kind is
-        also the report's bad-input count), logged the first times and then every thousandth."""
-        if kind in BAD_INPUT_KINDS:
-            self.bad.counts[kind] = self.bad.counts.get(kind, 0) + 1
-        self.counts[kind] += 1
-        n = self.counts[kind]
-        if n <= LOG_FIRST or n % LOG_EVERY == 0:
-            log.error("algo724 %s %s (#%d): " + message, self.venue, kind, n, *args)
+        self.link.complain(kind, message, *args)
 
     # ---- orders ----------------------------------------------------------------------------
     def _track(self, order: Order) -> _Tracked:
@@ -531,15 +417,9 @@ class Algo724Adapter(Adapter):
     async def _with_retries(self, operation: str, payload: dict[str, Any], lane: str,
                             rec: _Tracked) -> Success | Failure:
         """Send; resend only what provably never left (a connect failure)."""
-        attempt = 0
-        while True:
-            try:
-                return await self._call(operation, payload, lane=lane, rec=rec)
-            except NotSent:
-                attempt += 1
-                if attempt > self.opts.connect_retries or self._closed:
-                    raise
-                await self._sleep(self.opts.retry_backoff_s)
+        return await rest.resend_unsent(lambda: self._call(operation, payload, lane=lane, rec=rec),
+                                        self.opts.connect_retries, lambda: self._sleep(self.opts.retry_backoff_s),
+                                        lambda: self._closed)
 
     def _placed(self, rec: _Tracked, result: Success | Failure) -> bool:
         """Apply the submit answer; False when its outcome is still unknown."""
@@ -663,7 +543,7 @@ class Algo724Adapter(Adapter):
     def _stream_status(self, status: str, detail: str) -> None:
         """Stream health reaches the strategies as ``stale`` and its end, never as the REST link's
         ``disconnected`` (orders still go over REST); ``connected`` only while REST is up."""
-        if status == "stale" or self._status == "connected":
+        if status == "stale" or self.link.status == "connected":
             self.sink.on_venue_status(self.venue, status, f"stream: {detail}")
 
     def stream_order(self, message: OrderMessage) -> bool:
@@ -834,6 +714,15 @@ class Algo724Adapter(Adapter):
                     self._orders.note_acked(rec)
                 fills.append(fill)
         return fills
+
+
+def _describe(result: Success | Failure) -> str:
+    return result.describe() if isinstance(result, Failure) else "success"
+
+
+def _kind_of(exc: Exception) -> str:
+    """An unreadable answer is counted under its codec error's kind."""
+    return exc.kind if isinstance(exc, CodecError) else "malformed"
 
 
 def _lanes(limits: tuple[RateLimit, ...]) -> dict[str, LaneSpec]:

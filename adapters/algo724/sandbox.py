@@ -94,20 +94,16 @@ from urllib.parse import parse_qs
 
 from adapters.algo724.centrifugo_feed import StreamFeed
 from adapters.kit.credentials import MissingSecret, read_secret
-from adapters.kit.wirejson import Reader, WireError
 from adapters.optimus.webhooks import HttpRequest, HttpResponse, HttpServer
 from adapters.sim.cli import Port, VenueSandboxCommand, free_ports, sandbox_clock, until_stopped
 from adapters.sim.extensions import Extensions, add_extension_arguments, extensions_from_args, extensions_line
 from adapters.sim.faults import (
     FaultTimers,
-    canonical_kind,
-    check_params,
-    check_supported,
     fault_help,
-    read_count,
     spec_reader,
 )
 from adapters.sim.market import MarketOptions
+from adapters.sim.restfaults import HttpFaults, json_object
 from adapters.sim.venue import SimVenue
 from engine.model import Fill, Instrument, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
 from engine.venue import SandboxLink, SandboxStartError, venue_from_config
@@ -117,7 +113,6 @@ from engine.venue.ratelimit import RateBucket
 __all__ = ["COMMAND", "DOC_INSTRUMENTS", "AlgoExtensions", "AlgoSandbox", "SandboxSettings", "main"]
 
 log = logging.getLogger("engine.algo724.sandbox")
-_READ_JSON = Reader().loads
 
 API = "/api/v3"
 NS_PER_MS = 1_000_000
@@ -332,14 +327,13 @@ class AlgoSandbox:
         self.balances: dict[str, Decimal] = dict(settings.balances)
         self._reserved: dict[str, Decimal] = {}
         self._buckets: dict[str, RateBucket] = {}
-        self._faults: Counter[str] = Counter()
-        self._fault_params: dict[str, dict[str, Any]] = {}
-        self._outage_until_ns = 0
         #: told the full Order object at every change (the streams server publishes it, ALG-3)
         self.order_listeners: list[Callable[[dict[str, Any]], None]] = []
         #: told ``(kind, params)`` after each injected fault (the streams feel drops and expiries too)
         self.fault_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.counts: Counter[str] = Counter()
+        self.faults = HttpFaults("algo724", SUPPORTED_FAULTS, self.clock, self.counts, log,
+                                 lambda: self._tokens.values(), self._server.drop_connections)
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -394,33 +388,9 @@ class AlgoSandbox:
     # ---- faults --------------------------------------------------------------------------
     def inject(self, kind: str, count: int = 1, **params: Any) -> None:
         """A fault of the module docstring; ValueError for one this sandbox does not play."""
-        kind = canonical_kind(kind)
-        check_supported(kind, "algo724", SUPPORTED_FAULTS)
-        params = check_params(kind, params)
-        count = read_count(count)
-        now = self.clock.now_ns()
-        self.counts[f"fault_{kind}"] += 1
-        log.warning("algo724 sandbox: fault %s x%d %s", kind, count, params or "")
-        if kind == "expire_tokens":
-            for token in self._tokens.values():
-                if token.kind == "access" or params.get("refresh"):
-                    token.expires_ns = min(token.expires_ns, now)
-        elif kind == "drop_connections":
-            self._server.drop_connections()
-        elif kind == "outage":
-            self._outage_until_ns = now + int(Decimal(str(params.get("seconds", 1))) * NS_PER_S)
-            self._server.drop_connections()
-        else:
-            self._faults[kind] += count
-            self._fault_params[kind] = params
+        kind, params = self.faults.inject(kind, count, **params)
         for listener in list(self.fault_listeners):
             listener(kind, params)
-
-    def _take_fault(self, kind: str) -> dict[str, Any] | None:
-        if self._faults[kind] <= 0:
-            return None
-        self._faults[kind] -= 1
-        return self._fault_params.get(kind, {})
 
     # ---- HTTP ----------------------------------------------------------------------------
     def _ok(self, data: Any, pagination: dict[str, Any] | None = None, status: int = 200) -> HttpResponse:
@@ -441,31 +411,20 @@ class AlgoSandbox:
         return HttpResponse(refusal.http_status, _json_text(body).encode())
 
     async def _handle(self, request: HttpRequest) -> HttpResponse | None:
-        self.counts["requests"] += 1
-        if request.path.startswith("/sandbox/"):
-            return self._control(request)
-        if self.clock.now_ns() < self._outage_until_ns:
-            self.counts["aborted"] += 1
-            return None
-        fault_5xx = self._take_fault("5xx")
-        if fault_5xx is not None and not fault_5xx.get("process"):
-            return self._error(_Refusal("VENUE_ERROR", "venue error (injected)", http_status=fault_5xx.get("status",
-                                                                                                            503)))
-        try:
-            response = await self._route(request)
-        except _Refusal as refusal:
-            response = self._error(refusal)
-        if fault_5xx is not None:
-            response = self._error(_Refusal("VENUE_ERROR", "venue error (injected, processed)",
-                                            http_status=fault_5xx.get("status", 503)))
-        slow = self._take_fault("slow")
-        if slow is not None:
-            await asyncio.sleep(float(slow.get("delay_s", 1)))
-        if self._take_fault("garbage") is not None:
-            return HttpResponse(200, b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
-        return response
+        return await self.faults.serve(request, control=self._control, route=self._answer,
+                                       fault_answer=self._fault_answer)
 
-    def _control(self, request: HttpRequest) -> HttpResponse:
+    def _fault_answer(self, params: dict[str, Any], processed: bool) -> HttpResponse:
+        text = "venue error (injected, processed)" if processed else "venue error (injected)"
+        return self._error(_Refusal("VENUE_ERROR", text, http_status=params.get("status", 503)))
+
+    async def _answer(self, request: HttpRequest) -> HttpResponse:
+        try:
+            return await self._route(request)
+        except _Refusal as refusal:
+            return self._error(refusal)
+
+    async def _control(self, request: HttpRequest) -> HttpResponse:
         """Loopback control plane, no auth: ``POST /sandbox/faults {"kind": ..., ...}``."""
         try:
             body = self._body(request)
@@ -482,15 +441,10 @@ class AlgoSandbox:
 
     @staticmethod
     def _body(request: HttpRequest) -> dict[str, Any]:
-        if not request.body:
-            return {}
         try:
-            body = _READ_JSON(request.body)
-        except WireError:
-            raise _Refusal("VALIDATION_ERROR", "body is not JSON") from None
-        if not isinstance(body, dict):
-            raise _Refusal("VALIDATION_ERROR", "body must be a JSON object")
-        return body
+            return json_object(request.body)
+        except ValueError as exc:
+            raise _Refusal("VALIDATION_ERROR", str(exc)) from None
 
     async def _route(self, request: HttpRequest) -> HttpResponse:
         if not request.path.startswith(API):

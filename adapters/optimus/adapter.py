@@ -42,9 +42,11 @@ from typing import Any, ClassVar
 import anyio
 import httpx
 
+from adapters.kit import rest
 from adapters.kit.credentials import Secret, read_secret
 from adapters.kit.orders import OrderTracker, TrackedOrder
 from adapters.kit.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
+from adapters.kit.rest import AuthFailed, NotSent, OutcomeUnknown
 from adapters.optimus import codec
 from adapters.optimus.codec import (
     IDEMPOTENCY_HEADER,
@@ -70,26 +72,11 @@ __all__ = ["OptimusAdapter", "OptimusOptions"]
 
 log = logging.getLogger("engine.optimus")
 
-
-LOG_FIRST = 5
-LOG_EVERY = 1000
 NOT_FOUND = 404
-
-
-class NotSent(Exception):
-    """The request never left (no connection): the broker cannot have acted on it."""
 
 
 class ClosedBeforeSent(NotSent):
     """The adapter closed while the request waited for the rate limit: ``close`` reports it."""
-
-
-class OutcomeUnknown(Exception):
-    """The request may have reached the broker, but its answer was lost or unreadable."""
-
-
-class AuthFailed(Exception):
-    """Login or refresh refused by the broker."""
 
 
 class _Tracked(TrackedOrder):
@@ -154,13 +141,16 @@ class OptimusAdapter(Adapter):
         self._tokens: Tokens | None = None
         self._tokens_at_ns = 0
         self._token_lock = anyio.Lock()
-        self._status = "disconnected"
-        self._failures = 0
         self._closed = True
-        self._scopes: set[anyio.CancelScope] = set()
         # cancels asked for whose first request has not yet reached the pacer: close() reports them
         self._cancels_not_started: set[_Tracked] = set()
         self.counts: Counter[str] = Counter()
+        self._tasks = rest.Background(self.start_task, "optimus", venue, clock)
+        self.link = rest.RestLink("optimus", venue, sink, self.counts, log, options.disconnect_after_failures,
+                                  is_closed=lambda: self._closed, has_session=lambda: self._tokens is not None,
+                                  peer="broker")
+        self._keeper = rest.TokenKeeper(self.link, self._tasks, self._renew_tokens, lambda: self._tokens,
+                                        lambda: self._tokens_at_ns, options.refresh_margin_s, options.poll_interval_s)
         # every order of the run (late webhooks find theirs); what the engine was told of each
         self._orders: OrderTracker[_Tracked] = OrderTracker(venue, sink, clock.now_ns, counts=self.counts,
                                                             logger=log)
@@ -186,9 +176,7 @@ class OptimusAdapter(Adapter):
         """Pace every request at departure with the engine's effective limits, and give the gate
         the limits requests really leave at. The login's own budget (5/minute per IP, not the
         trading account's) stays the declared one when the config's list does not name ``auth``."""
-        limits = tuple(limits)
-        if not any(limit.scope == "auth" for limit in limits):
-            limits += tuple(limit for limit in self.rate_limits if limit.scope == "auth")
+        limits = rest.with_declared(limits, self.rate_limits, "auth")
         self._limits = limits
         self._pacer.set_limits(limits, _lanes(limits))
         return self._pacer.departure_limits
@@ -208,15 +196,8 @@ class OptimusAdapter(Adapter):
         self._closed = False
         if self._pacer.closed:  # connected again after a close
             self._pacer = self._new_pacer()
-        timeout = httpx.Timeout(
-            float(opts.request_timeout_s), connect=float(opts.connect_timeout_s), pool=float(opts.connect_timeout_s)
-        )
-        self._client = httpx.AsyncClient(
-            base_url=opts.base_url,
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=opts.max_connections, max_keepalive_connections=opts.max_connections),
-            headers={"User-Agent": "psx-strategy-engine optimus adapter", "Accept": "application/json"},
-        )
+        self._client = rest.new_client(opts.base_url, opts.request_timeout_s, opts.connect_timeout_s,
+                                       opts.max_connections, "psx-strategy-engine optimus adapter")
         try:
             self.receiver.open_store(self._state_path)
             await self._server.start()
@@ -224,10 +205,9 @@ class OptimusAdapter(Adapter):
         except (NotSent, OutcomeUnknown, AuthFailed, OSError) as exc:
             await self.close()
             raise ConnectionError(f"optimus venue {self.venue!r}: cannot log in at {opts.base_url}: {exc}") from None
-        self._spawn(self._token_loop)
+        self._spawn(self._keeper.run)
         self._spawn(self._poll_loop)
-        self._status = "connected"
-        self._failures = 0
+        self.link.up()
         log.info("optimus %s connected to %s; webhooks on %s", self.venue, opts.base_url, self.webhook_url)
         self.sink.on_venue_status(self.venue, "connected", f"webhooks on {self.webhook_url}")
 
@@ -236,8 +216,7 @@ class OptimusAdapter(Adapter):
         self._closed = True
         self._unsent(self._pacer.close())
         self._cancels_never_started()
-        for scope in list(self._scopes):
-            scope.cancel()
+        self._tasks.cancel_all()
         try:
             await self._server.close()
         except Exception:
@@ -288,50 +267,10 @@ class OptimusAdapter(Adapter):
 
     # ---- background tasks ----------------------------------------------------------------
     def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        self.start_task(self._guarded, fn, args, name=f"optimus-{self.venue}-{fn.__name__}")
-
-    async def _guarded(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
-        """A background task under a scope ``close`` can cancel (a failure is contained and logged
-        by ``start_task``, which every adapter task runs under)."""
-        with anyio.CancelScope() as scope:
-            self._scopes.add(scope)
-            try:
-                await fn(*args)
-            finally:
-                self._scopes.discard(scope)
-
-    async def _sleep_until(self, when_ns: int) -> None:
-        """Sleep on the engine's clock (wall or scaled), not the system's."""
-        if when_ns <= self.clock.now_ns():
-            await anyio.sleep(0)
-            return
-        event = anyio.Event()
-        timer = self.clock.call_at(when_ns, event.set)
-        try:
-            await event.wait()
-        finally:
-            timer.cancel()
+        self._tasks.spawn(fn, *args)
 
     async def _sleep(self, seconds: Decimal) -> None:
-        await self._sleep_until(self.clock.now_ns() + int(seconds * NS_PER_S))
-
-    async def _token_loop(self) -> None:
-        while not self._closed:
-            tokens = self._tokens
-            if tokens is None:
-                await self._sleep(self.opts.poll_interval_s)
-                continue
-            life = tokens.access_expires_ns - self._tokens_at_ns
-            margin = min(int(self.opts.refresh_margin_s * NS_PER_S), life // 2)  # short-lived tokens: at half life
-            due = tokens.access_expires_ns - margin
-            await self._sleep_until(due)
-            if self._closed or self._tokens is not tokens:
-                continue  # renewed meanwhile (a 401 on some request)
-            try:
-                await self._renew_tokens(tokens)
-            except (NotSent, OutcomeUnknown, AuthFailed) as exc:
-                log.warning("optimus %s: token renewal failed (%s); retrying", self.venue, exc)
-                await self._sleep(self.opts.poll_interval_s)
+        await self._tasks.sleep(seconds)
 
     async def _poll_loop(self) -> None:
         interval = self.opts.poll_interval_s
@@ -422,34 +361,9 @@ class OptimusAdapter(Adapter):
             headers["Authorization"] = f"Bearer {token}"
         if idempotency_key is not None:
             headers[IDEMPOTENCY_HEADER] = idempotency_key
-        content = codec.dumps(body)
-        self.counts["messages_out"] += 1
-        try:
-            response = await client.post(path, content=content, headers=headers)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            self._link_failed(f"{path}: {type(exc).__name__}")
-            self.counts["not_sent"] += 1
-            raise NotSent(f"{type(exc).__name__}: {exc}") from None
-        except httpx.TransportError as exc:  # timeouts after sending, resets, protocol errors
-            self._link_failed(f"{path}: {type(exc).__name__}")
-            self.counts["transport_errors"] += 1
-            raise OutcomeUnknown(f"{type(exc).__name__}: {str(exc) or 'no detail'}") from None
-        self.counts["messages_in"] += 1
-        try:
-            result = codec.parse_envelope(response.status_code, response.content)
-        except CodecError as exc:
-            self._link_failed(f"{path}: unreadable answer")
-            sample = response.content[:200] if path not in (Paths.LOGIN, Paths.REFRESH) else b"<auth answer withheld>"
-            self._complain("malformed", "HTTP %d from %s: %s; sample %r", response.status_code, path, exc, sample)
-            raise OutcomeUnknown(f"unreadable answer (HTTP {response.status_code}): {exc}") from None
-        if isinstance(result, Failure):
-            if result.http_status >= 500:
-                self._link_failed(f"{path}: {result.describe()}")
-                self.counts["http_5xx"] += 1
-                return result
-            self.counts["http_4xx"] += 1
-        self._link_ok()
-        return result
+        return await rest.exchange(self.link, client, "POST", path, path, headers=headers, content=codec.dumps(body),
+                                   parse=codec.parse_envelope, failure=Failure, parse_error=CodecError,
+                                   kind_of=_malformed, withhold=path in (Paths.LOGIN, Paths.REFRESH))
 
     async def _call(
         self, path: str, body: dict[str, Any], *, idempotency_key: str | None = None, lane: str = "query",
@@ -457,27 +371,9 @@ class OptimusAdapter(Adapter):
     ) -> Success | Failure:
         """An authenticated request; a 401 renews the token and sends it once more (a request
         refused for its token was not processed, so resending cannot duplicate it)."""
-        tokens = self._tokens
-        if tokens is None or self.clock.now_ns() >= tokens.access_expires_ns:
-            try:
-                await self._renew_tokens(tokens)
-            except (OutcomeUnknown, AuthFailed) as exc:  # no token, so the request itself never left
-                raise NotSent(f"no valid access token: {exc}") from None
-            tokens = self._tokens
-        assert tokens is not None
-        result = await self._post(path, body, token=tokens.access_token, idempotency_key=idempotency_key,
-                                  lane=lane, rec=rec)
-        if isinstance(result, Failure) and codec.classify_order_failure(result) == "auth":
-            self.counts["auth_retries"] += 1
-            try:
-                await self._renew_tokens(tokens)
-            except (NotSent, OutcomeUnknown, AuthFailed) as exc:
-                log.error("optimus %s: token renewal after %s failed: %s", self.venue, result.describe(), exc)
-                return result
-            assert self._tokens is not None
-            result = await self._post(path, body, token=self._tokens.access_token, idempotency_key=idempotency_key,
-                                      lane=lane, rec=rec)
-        return result
+        return await self._keeper.authorized(
+            lambda token: self._post(path, body, token=token, idempotency_key=idempotency_key, lane=lane, rec=rec),
+            lambda result: isinstance(result, Failure) and codec.classify_order_failure(result) == "auth", _describe)
 
     async def _query(self, path: str, body: dict[str, Any]) -> Success | Failure:
         """A read (status, listing): paced by the adapter's own share of the trading budget."""
@@ -517,26 +413,8 @@ class OptimusAdapter(Adapter):
             raise AuthFailed(f"unreadable token answer: {exc}") from None
         self._tokens_at_ns = now
 
-    def _link_failed(self, why: str) -> None:
-        self._failures += 1
-        if self._failures >= self.opts.disconnect_after_failures and self._status == "connected" and not self._closed:
-            self._status = "disconnected"
-            log.warning("optimus %s: %d failed requests in a row (last: %s): disconnected",
-                        self.venue, self._failures, why)
-            self.sink.on_venue_status(self.venue, "disconnected", why)
-
-    def _link_ok(self) -> None:
-        self._failures = 0
-        if self._status == "disconnected" and not self._closed and self._tokens is not None:
-            self._status = "connected"
-            self.counts["reconnects"] += 1
-            self.sink.on_venue_status(self.venue, "connected", "the broker answers again")
-
     def _complain(self, kind: str, message: str, *args: object) -> None:
-        self.counts[kind] += 1
-        n = self.counts[kind]
-        if n <= LOG_FIRST or n % LOG_EVERY == 0:
-            log.error("optimus %s %s (#%d): " + message, self.venue, kind, n, *args)
+        self.link.complain(kind, message, *args)
 
     # ---- orders --------------------------------------------------------------------------
     def _track(self, order: Order) -> _Tracked:
@@ -605,15 +483,9 @@ class OptimusAdapter(Adapter):
         self, path: str, body: dict[str, Any], key: str, lane: str, rec: _Tracked
     ) -> Success | Failure:
         """Send; resend only what provably never left (a connect failure), with the same key."""
-        attempt = 0
-        while True:
-            try:
-                return await self._call(path, body, idempotency_key=key, lane=lane, rec=rec)
-            except NotSent:
-                attempt += 1
-                if attempt > self.opts.connect_retries or self._closed:
-                    raise
-                await self._sleep(self.opts.retry_backoff_s)
+        return await rest.resend_unsent(lambda: self._call(path, body, idempotency_key=key, lane=lane, rec=rec),
+                                        self.opts.connect_retries, lambda: self._sleep(self.opts.retry_backoff_s),
+                                        lambda: self._closed)
 
     def _unsent(self, waiting: list[tuple[str, Any]]) -> None:
         """Requests the pacer still held when the adapter closed: they never left, so an order is
@@ -934,6 +806,15 @@ class OptimusAdapter(Adapter):
     async def buying_power(self) -> codec.BuyingPower:
         """``POST /account/buying-power`` (T+2: unsettled funds are not available)."""
         return codec.decode_buying_power(await self._read(Paths.BUYING_POWER))
+
+
+def _describe(result: Success | Failure) -> str:
+    return result.describe() if isinstance(result, Failure) else "success"
+
+
+def _malformed(exc: Exception) -> str:
+    """Optimus counts every unreadable answer as ``malformed``."""
+    return "malformed"
 
 
 def _execution_ts(execution: Execution) -> tuple[int, str]:

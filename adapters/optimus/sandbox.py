@@ -70,20 +70,17 @@ from typing import Any, Literal
 import httpx
 
 from adapters.kit.credentials import MissingSecret, read_secret
-from adapters.kit.wirejson import Reader, WireError
+from adapters.kit.wirejson import Reader
 from adapters.optimus.webhooks import HttpRequest, HttpResponse, HttpServer
 from adapters.sim.cli import Port, VenueSandboxCommand, free_ports, sandbox_clock, until_stopped
 from adapters.sim.extensions import Extensions, add_extension_arguments, extensions_from_args, extensions_line
 from adapters.sim.faults import (
     FaultTimers,
-    canonical_kind,
-    check_params,
-    check_supported,
     fault_help,
-    read_count,
     spec_reader,
 )
 from adapters.sim.market import MarketOptions
+from adapters.sim.restfaults import HttpFaults, json_object
 from adapters.sim.sessions import SessionFollower
 from adapters.sim.venue import SimVenue
 from engine.model import (
@@ -377,9 +374,6 @@ class OptimusSandbox:
         self.unsettled = ZERO
         self.holdings: dict[str, Decimal] = dict(settings.holdings)
         self.last_price: dict[str, Decimal] = {s: i.previous_close for s, i in self.instruments.items()}
-        self._faults: Counter[str] = Counter()
-        self._fault_params: dict[str, Any] = {}
-        self._outage_until_ns = 0
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._follower: SessionFollower | None = None
@@ -387,6 +381,8 @@ class OptimusSandbox:
         #: through it, so one control endpoint reaches the feed's faults as well as these
         self.fault_router: Callable[..., dict[str, Any]] | None = None
         self.counts: Counter[str] = Counter()
+        self.faults = HttpFaults("optimus", SUPPORTED_FAULTS, self.clock, self.counts, log,
+                                 lambda: self._tokens.values(), self._server.drop_connections)
         self.webhooks_sent: list[dict[str, Any]] = []  # every delivery attempt that got a 2xx, in order
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -448,32 +444,7 @@ class OptimusSandbox:
     def inject(self, kind: str, count: int = 1, **params: Any) -> None:
         """Inject a fault (see the module docstring); ValueError for a kind this broker does not
         play or a parameter it does not take."""
-        kind = canonical_kind(kind)
-        check_supported(kind, "optimus", SUPPORTED_FAULTS)
-        params = check_params(kind, params)
-        count = read_count(count)
-        now = self.clock.now_ns()
-        self.counts[f"fault_{kind}"] += 1  # faults played, by kind (the stopped line shows them)
-        log.warning("optimus sandbox: fault %s x%d %s", kind, count, params or "")
-        if kind == "expire_tokens":
-            for token in self._tokens.values():
-                if token.kind == "access" or params.get("refresh"):
-                    token.expires_ns = min(token.expires_ns, now)
-        elif kind == "drop_connections":
-            self._server.drop_connections()
-        elif kind == "outage":
-            seconds = Decimal(str(params.get("seconds", 1)))
-            self._outage_until_ns = now + int(seconds * NS_PER_S)
-            self._server.drop_connections()
-        else:
-            self._faults[kind] += count
-            self._fault_params[kind] = params
-
-    def _take_fault(self, kind: str) -> dict[str, Any] | None:
-        if self._faults[kind] <= 0:
-            return None
-        self._faults[kind] -= 1
-        return self._fault_params.get(kind, {})
+        self.faults.inject(kind, count, **params)
 
     # ---- HTTP ----------------------------------------------------------------------------
     def _envelope_ok(self, data: Any, status: int = 200) -> HttpResponse:
@@ -498,27 +469,15 @@ class OptimusSandbox:
         return f"req-{next(self._request_ids):08d}"
 
     async def _handle(self, request: HttpRequest) -> HttpResponse | None:
-        self.counts["requests"] += 1
-        if request.path.startswith("/sandbox/"):
-            return await self._control(request)
-        if self.clock.now_ns() < self._outage_until_ns:
-            self.counts["aborted"] += 1
-            return None
-        fault_5xx = self._take_fault("5xx")
-        if fault_5xx is not None and not fault_5xx.get("process"):
-            return self._fault_answer(fault_5xx)
+        return await self.faults.serve(request, control=self._control, route=self._answer,
+                                       fault_answer=lambda params, processed: self._fault_answer(params),
+                                       garbage=b"<html><body>502 Bad Gateway</body>")
+
+    async def _answer(self, request: HttpRequest) -> HttpResponse:
         try:
-            response = self._route(request)
+            return self._route(request)
         except _Refusal as refusal:
-            response = self._envelope_error(refusal)
-        if fault_5xx is not None:
-            response = self._fault_answer(fault_5xx)
-        slow = self._take_fault("slow")
-        if slow is not None:
-            await asyncio.sleep(float(slow.get("delay_s", 1)))
-        if self._take_fault("garbage") is not None:
-            return HttpResponse(200, b"<html><body>502 Bad Gateway</body>", content_type="text/html")
-        return response
+            return self._envelope_error(refusal)
 
     def _fault_answer(self, params: dict[str, Any]) -> HttpResponse:
         status = int(params.get("status", 503))
@@ -557,15 +516,10 @@ class OptimusSandbox:
     def _body(request: HttpRequest) -> dict[str, Any]:
         if request.method != "POST":
             raise _Refusal(405, "every endpoint is POST (document: ALL POST)")
-        if not request.body:
-            return {}
         try:
-            body = _READ_JSON(request.body)
-        except WireError:
-            raise _Refusal(400, "body is not JSON") from None
-        if not isinstance(body, dict):
-            raise _Refusal(400, "body must be a JSON object")
-        return body
+            return json_object(request.body)
+        except ValueError as exc:
+            raise _Refusal(400, str(exc)) from None
 
     def _route(self, request: HttpRequest) -> HttpResponse:
         path = request.path
@@ -972,14 +926,14 @@ class OptimusSandbox:
             payload = {"event": event, "event_id": event_id, "occurred_at": _iso(self.clock.now_ns()), "data": data}
         else:
             payload = {"event": event, "data": data}
-        only = self._fault_params.get("lost_webhooks", {}).get("event")
-        if (only is None or only == event) and self._take_fault("lost_webhooks") is not None:
+        only = self.faults.params.get("lost_webhooks", {}).get("event")
+        if (only is None or only == event) and self.faults.take("lost_webhooks") is not None:
             self.counts["webhooks_lost"] += 1
             log.warning("optimus sandbox: webhook %s %s lost on purpose", event, event_id)
             return event_id
         body = _json_text(payload).encode()
         self._queue.put_nowait((event_id, body))
-        if self._take_fault("duplicate_reports") is not None:
+        if self.faults.take("duplicate_reports") is not None:
             self.counts["webhooks_duplicated"] += 1
             self._queue.put_nowait((event_id, body))
         return event_id
