@@ -128,7 +128,6 @@ from adapters.midchains.ws_codec import (
 from engine.model import (
     BookUpdate,
     Fill,
-    Instrument,
     Order,
     OrderStatus,
     OrderType,
@@ -136,7 +135,7 @@ from engine.model import (
     TimeInForce,
     VenueOrder,
 )
-from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, RedactingFilter, VenueEvents
+from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, RedactingFilter
 from engine.venue.badinput import BINARY, TOO_LARGE, BadInput, kind_of, sample_of
 from engine.venue.clock import Clock
 from engine.venue.rejects import Reject
@@ -324,16 +323,14 @@ class MidChainsWsAdapter(Adapter):
     )
     rate_limits: ClassVar[tuple[RateLimit, ...]] = WS_RATE_LIMITS
 
-    def __init__(self, venue: str, options: AdapterOptions, instruments: Iterable[Instrument], clock: Clock,
-                 sink: VenueEvents, seed: int = 0) -> None:
-        super().__init__(venue, options, instruments, clock, sink, seed)
+    def setup(self) -> None:
         self.ws_options: MidChainsWsOptions = self.options  # type: ignore[assignment]
         opts = self.ws_options
         #: the loops close stops (writer, ticker, the client's reader, reconciliations)
         self._tasks = StoppableTasks(self.start_task)
         self._client = WsClient(
-            f"midchains_ws {venue}", self._open_socket, self._on_frame, spawn=self._tasks.spawn,
-            backoff=Backoff(opts.reconnect_min_s, opts.reconnect_max_s, random.Random(seed)),
+            f"midchains_ws {self.venue}", self._open_socket, self._on_frame, spawn=self._tasks.spawn,
+            backoff=Backoff(opts.reconnect_min_s, opts.reconnect_max_s, random.Random(self.seed)),
             ping_interval_s=opts.ping_interval_s, ping_timeout_s=opts.ping_timeout_s,
             on_up=self._on_up, on_intent=self._on_intent, on_lost=self._on_lost,
             on_reconnected=self._on_reconnected, on_retry_failed=self._on_retry_failed,
@@ -346,9 +343,10 @@ class MidChainsWsAdapter(Adapter):
         self._out_send, self._out_recv = anyio.create_memory_object_stream(float("inf"))
         self.counters: Counter[str] = Counter()
         self._rejects = RejectCodes()
-        self._bad = BadInput(log, f"midchains_ws {venue}")
+        self._bad = BadInput(log, f"midchains_ws {self.venue}")
         self._orders: OrderTracker[_Track] = OrderTracker(
-            venue, sink, clock.now_ns, defer=partial(clock.call_later, 0), counts=self.counters, logger=log)
+            self.venue, self.sink, self.clock.now_ns, defer=partial(self.clock.call_later, 0), counts=self.counters,
+            logger=log)
         self._by_wire: dict[str, _Track] = {}
         #: wire id -> the reject an unreadable answer named (used once the venue's list confirms it)
         self._salvaged: dict[str, tuple[int, str]] = {}

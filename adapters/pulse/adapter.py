@@ -88,7 +88,6 @@ from adapters.pulse.wirelog import REDACT, adapter_log, wire_log
 from engine.model import (
     BookUpdate,
     Fill,
-    Instrument,
     InstrumentStatus,
     Order,
     OrderStatus,
@@ -97,9 +96,8 @@ from engine.model import (
     VenueAccount,
     VenueOrder,
 )
-from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
+from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit
 from engine.venue.badinput import BINARY, MALFORMED, TOO_LARGE, BadInput, kind_of, sample_of
-from engine.venue.clock import Clock
 from engine.venue.rejects import Reject
 
 __all__ = ["ConnectionLost", "PulseAdapter", "PulseError", "PulseMmp", "PulseOptions"]
@@ -215,16 +213,7 @@ class PulseAdapter(Adapter):
     options_model: ClassVar[type[AdapterOptions]] = PulseOptions
     #: ``module:function`` of the local sandbox server (argv -> exit code), for ``engine sandbox pulse``
 
-    def __init__(
-        self,
-        venue: str,
-        options: AdapterOptions,
-        instruments: Iterable[Instrument],
-        clock: Clock,
-        sink: VenueEvents,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(venue, options, instruments, clock, sink, seed)
+    def setup(self) -> None:
         options = self.options  # a PulseOptions: Adapter.__init__ validates it against options_model
         self.pulse_options = options
         try:  # a credential that is not there is a config error at start, not a failed login later
@@ -245,9 +234,9 @@ class PulseAdapter(Adapter):
         #: every loop of this adapter and of its client: under a scope ``close`` cancels
         self._tasks = StoppableTasks(self.start_task)
         self._client = WsClient(
-            f"pulse {venue}", self._open_socket, self._on_frame,
+            f"pulse {self.venue}", self._open_socket, self._on_frame,
             spawn=self._tasks.spawn,
-            backoff=Backoff(float(options.reconnect_min_s), float(options.reconnect_max_s), random.Random(seed)),
+            backoff=Backoff(float(options.reconnect_min_s), float(options.reconnect_max_s), random.Random(self.seed)),
             ping_interval_s=float(options.ping_interval_s), ping_timeout_s=float(options.ping_timeout_s),
             close_timeout_s=self._timeout, on_up=self._on_up, on_intent=self._on_intent,
             on_lost=self._connection_lost, on_reconnected=self._reconnected, on_retry_failed=self._retry_failed,
@@ -275,13 +264,14 @@ class PulseAdapter(Adapter):
         self._mmp_configs: dict[str, PulseMmp] = dict(options.mmp)
         self._mmp_strategies: dict[str, set[str]] = {}
         #: what the venue sent that could not be used: counted by kind, logged rate-limited
-        self._bad = BadInput(log, f"pulse {venue}")
+        self._bad = BadInput(log, f"pulse {self.venue}")
         self._handler_error_logged = False
         self.venue_cod: bool | None = None  # what get_cancel_on_disconnect said at the last login
         self.counters: Counter[str] = Counter()
         # our orders: each state and fill reaches the runtime once, whichever stream brings it first
         self._orders: OrderTracker[_Track] = OrderTracker(
-            venue, sink, clock.now_ns, defer=partial(clock.call_later, 0), counts=self.counters, logger=log)
+            self.venue, self.sink, self.clock.now_ns, defer=partial(self.clock.call_later, 0), counts=self.counters,
+            logger=log)
         self.messages_in = 0  # frames received (answers, notifications, heartbeats, bad frames)
         self.messages_out = 0  # frames sent
         self._handlers: dict[str, Callable[[Any], None]] = {}
