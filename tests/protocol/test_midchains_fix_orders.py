@@ -10,9 +10,6 @@ scripted gateway on 127.0.0.1 that counts every frame as it arrives."""
 from __future__ import annotations
 
 import logging
-import shutil
-import ssl
-import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,6 +21,7 @@ import pytest
 from support.midchains_fix import CLIENT, GATEWAY, NS, at, examples
 from support.midchains_gateway import Reply, ScriptedGateway
 from support.sinks import RecordingSink
+from support.tls import self_signed
 
 from adapters.kit.pacing import max_in_window
 from adapters.midchains.adapter import MidChainsFixAdapter
@@ -353,12 +351,9 @@ async def test_a_fill_sent_again_after_a_restart_is_not_applied_twice(tmp_path: 
         await r.gateway.send("8", body(ER_NEW))
         await r.gateway.send("8", body(ER_FILL))
         await until(lambda: order.status is S.FILLED, "filled")
-        await r.adapter.close()
+        again = await restarted(r)
+        sink = r.sink
         logons = r.gateway.received("A")
-        sink = RecordingSink()
-        sink.orders = r.sink.orders
-        again = MidChainsFixAdapter("midchains", options(r.gateway.port, r.state), [LTC], WallClock(), sink)
-        r.adapter, r.sink = again, sink
         async with anyio.create_task_group() as tasks:
             again.bind(tasks)
             r.gateway.queued = [("8", body(ER_FILL))]  # the gateway sends the execution again
@@ -448,14 +443,7 @@ async def test_a_cancel_asked_before_its_order_left_follows_it(tmp_path: Path) -
 async def test_tls_to_the_sandbox_with_the_ca_bundle_and_refused_without(tmp_path: Path) -> None:
     """001's "secure tcp+ssl connection" with a private certificate (MID-12): the adapter logs on
     and trades with ca_bundle set, and without it the first connect fails naming the gateway."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command makes the test certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert, key)
+    cert, server = self_signed(tmp_path)
     async with MidChainsSandbox(client_comp_ids=(CLIENT,), tls=server) as venue, anyio.create_task_group() as tasks:
         sink = RecordingSink()
         opts = MidChainsFixOptions(host="127.0.0.1", port=venue.port, sender_comp_id=CLIENT, ca_bundle=cert,
@@ -569,11 +557,7 @@ async def test_a_replace_answered_after_a_restart_moves_the_clordid_chain(tmp_pa
     async with rig(tmp_path) as r:
         order = await r.working()
         g = await r.replace_sent(order, D(149), None)
-        await r.adapter.close()
-        sink = RecordingSink()
-        sink.orders = r.sink.orders
-        again = MidChainsFixAdapter("midchains", options(r.gateway.port, r.state), [LTC], WallClock(), sink)
-        r.adapter, r.sink = again, sink
+        again = await restarted(r)
         async with anyio.create_task_group() as tasks:
             again.bind(tasks)
             r.gateway.queued = [("8", body(ER_NEW, t11=g[11], t41=DOC_ID, t17="X-rpl", t39="5", t150="5",
