@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from anyio.abc import TaskGroup
 from support.sinks import RecordingSink
 
 from adapters.midchains.sandbox import MidChainsExtensions, MidChainsSandbox, WsUser
@@ -67,15 +68,21 @@ class _WsVenue:
                                   state_file=self.state_file, reconnect_min_s=0.05, reconnect_max_s=0.5,
                                   request_timeout_s=5, book_quiet_ms=100, **extra)
 
+    async def connect(self, sink: RecordingSink, task_group: TaskGroup, **extra: Any) -> MidChainsWsAdapter:
+        """A connected adapter on this sandbox (``extra``: options beside the harness's own)."""
+        adapter = MidChainsWsAdapter("midchains", self.options(**extra), instruments(), WallClock(), sink)
+        adapter.set_rate_limits(adapter.rate_limits)
+        adapter.bind(task_group)
+        await adapter.connect()
+        return adapter
 
-class MidChainsWsHarness(MidChainsOrderHarness):
-    name = "midchains_ws"
-    facts = HarnessFacts(duplicate_reports="the sandbox's WebSocket API has no duplicate-report fault; fills are "
-                         "de-duplicated on traderefno by the kit's OrderTracker (a reconnect's querytrade "
-                         "re-delivery is dropped: test_fill_while_away_is_delivered_by_the_reconciliation)")
+
+class _OnWsVenue:
+    """Both harnesses' start (put first among the bases): the sandbox with its WebSocket user,
+    whose password is the one credential."""
 
     def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
-        super().__init__(tmp_path, mode)
+        super().__init__(tmp_path, mode)  # type: ignore[call-arg]
         self.ws = _WsVenue(tmp_path, mode)
         self.sandbox = self.ws.sandbox
 
@@ -83,14 +90,18 @@ class MidChainsWsHarness(MidChainsOrderHarness):
     def secrets(self) -> tuple[str, ...]:
         return (self.ws.password,)
 
+
+class MidChainsWsHarness(_OnWsVenue, MidChainsOrderHarness):
+    name = "midchains_ws"
+    facts = HarnessFacts(duplicate_reports="the sandbox's WebSocket API has no duplicate-report fault; fills are "
+                         "de-duplicated on traderefno by the kit's OrderTracker (a reconnect's querytrade "
+                         "re-delivery is dropped: test_fill_while_away_is_delivered_by_the_reconciliation)")
+
     async def start_venue(self) -> None:
         await self.stack.enter_async_context(self.sandbox)
 
     async def connect_adapter(self, sink: RecordingSink) -> MidChainsWsAdapter:
-        adapter = MidChainsWsAdapter(self.venue, self.ws.options(), instruments(), WallClock(), sink)
-        adapter.set_rate_limits(adapter.rate_limits)
-        adapter.bind(self.task_group)
-        await adapter.connect()
+        adapter = await self.ws.connect(sink, self.task_group)
         adapter.subscribe([self.symbol])
         return adapter
 
@@ -126,26 +137,12 @@ class MidChainsWsHarness(MidChainsOrderHarness):
         return self.submit(Side.SELL, D(100000), D(500))
 
 
-class MidChainsWsFeedHarness(MidChainsBookHarness):
+class MidChainsWsFeedHarness(_OnWsVenue, MidChainsBookHarness):
     name = "midchains_ws"
-
-    def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
-        super().__init__(tmp_path, mode)
-        self.ws = _WsVenue(tmp_path, mode)
-        self.sandbox = self.ws.sandbox
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        return (self.ws.password,)
 
     async def connect_adapter(self, sink: RecordingSink) -> MidChainsWsAdapter:
         # a silent venue is probed after 0.3 s and left after 0.8 s (MID-8's 30 s / 60 s, shortened)
-        adapter = MidChainsWsAdapter("midchains", self.ws.options(probe_after_s=0.3, silence_s=0.8),
-                                     instruments(), WallClock(), sink)
-        adapter.set_rate_limits(adapter.rate_limits)
-        adapter.bind(self.task_group)
-        await adapter.connect()
-        return adapter
+        return await self.ws.connect(sink, self.task_group, probe_after_s=0.3, silence_s=0.8)
 
     def check_venue(self) -> None:
         assert self.sandbox.violations() == {"messages": 0, "orders": 0}, self.sandbox.violations()
