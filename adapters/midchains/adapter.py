@@ -74,10 +74,9 @@ from adapters.midchains.session import SessionConfig, Skipped
 from adapters.midchains.state import OrderRow, OrderState
 from adapters.midchains.store import trading_day
 from adapters.midchains.transport import Endpoint
-from engine.model import TERMINAL_STATUSES, Fill, Instrument, Order, OrderStatus, OrderType, TimeInForce, VenueOrder
-from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
+from engine.model import TERMINAL_STATUSES, Fill, Order, OrderStatus, OrderType, TimeInForce, VenueOrder
+from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit
 from engine.venue.badinput import UNKNOWN_MESSAGE, BadInput
-from engine.venue.clock import Clock
 from engine.venue.rejects import Reject
 
 __all__ = ["MidChainsFixAdapter", "MidChainsFixOptions"]
@@ -167,9 +166,7 @@ class MidChainsFixAdapter(Adapter):
     )
     options_model: ClassVar[type[AdapterOptions]] = MidChainsFixOptions
 
-    def __init__(self, venue: str, options: AdapterOptions, instruments: Iterable[Instrument], clock: Clock,
-                 sink: VenueEvents, seed: int = 0) -> None:
-        super().__init__(venue, options, instruments, clock, sink, seed)
+    def setup(self) -> None:
         opts = self.options
         assert isinstance(opts, MidChainsFixOptions)
         self.fix_options = opts
@@ -178,18 +175,19 @@ class MidChainsFixAdapter(Adapter):
         except MissingSecret as exc:
             raise ValueError(str(exc)) from None
         self.counters: Counter[str] = Counter()
-        self._bad = BadInput(log, f"midchains_fix {venue}")
+        self._bad = BadInput(log, f"midchains_fix {self.venue}")
         self._orders: OrderTracker[_Track] = OrderTracker(
-            venue, sink, clock.now_ns, defer=partial(clock.call_later, 0), counts=self.counters, logger=log)
+            self.venue, self.sink, self.clock.now_ns, defer=partial(self.clock.call_later, 0), counts=self.counters,
+            logger=log)
         self._state_path: Path | str | None = opts.state_file
         self._state: OrderState | None = None
         self._limits: tuple[RateLimit, ...] = self.rate_limits
         self._link = FixLink(
-            f"midchains_fix {venue}",
+            f"midchains_fix {self.venue}",
             Endpoint(opts.host, opts.port, opts.tls, opts.ca_bundle),
             SessionConfig(opts.sender_comp_id, opts.target_comp_id, heartbeat_s=opts.heartbeat_s),
-            ":memory:", clock, self._on_message, self._on_status,
-            backoff=Backoff(opts.reconnect_min_s, opts.reconnect_max_s, random.Random(seed)),
+            ":memory:", self.clock, self._on_message, self._on_status,
+            backoff=Backoff(opts.reconnect_min_s, opts.reconnect_max_s, random.Random(self.seed)),
             limits=self._limits, logon_fields=self._logon_fields, connect_timeout_s=opts.connect_timeout_s,
             guard=ARRIVAL_GUARD, on_skipped=self._on_skipped,
         )

@@ -52,10 +52,10 @@ from adapters.midchains.mdfeed import Event, MdFeed
 from adapters.midchains.session import SessionConfig, Skipped
 from adapters.midchains.store import SequenceStore
 from adapters.midchains.transport import Endpoint
-from engine.model import BookUpdate, Instrument
-from engine.venue import AdapterOptions, MarketDataAdapter, RateLimit, VenueEvents
+from engine.model import BookUpdate
+from engine.venue import AdapterOptions, MarketDataAdapter, RateLimit
 from engine.venue.badinput import BadInput
-from engine.venue.clock import Clock, Timer
+from engine.venue.clock import Timer
 
 __all__ = ["MidChainsMarketData", "MidChainsMdOptions"]
 
@@ -118,23 +118,14 @@ class MidChainsMarketData(MarketDataAdapter):
     name: ClassVar[str] = "midchains_fix_md"
     options_model: ClassVar[type[AdapterOptions]] = MidChainsMdOptions
 
-    def __init__(
-        self,
-        venue: str,
-        options: AdapterOptions,
-        instruments: Iterable[Instrument],
-        clock: Clock,
-        sink: VenueEvents,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(venue, options, instruments, clock, sink, seed)
+    def setup(self) -> None:
         opts = self.options
         assert isinstance(opts, MidChainsMdOptions)
         self.md_options = opts
-        self.feed = MdFeed(venue, self.instruments, int(opts.book_settle_s * NS), int(opts.book_settle_max_s * NS),
+        self.feed = MdFeed(self.venue, self.instruments, int(opts.book_settle_s * NS), int(opts.book_settle_max_s * NS),
                            w_trades=opts.w_trades)
-        self._bad = BadInput(log, f"midchains_fix_md venue {venue}")
-        self._rng = random.Random(seed)
+        self._bad = BadInput(log, f"midchains_fix_md venue {self.venue}")
+        self._rng = random.Random(self.seed)
         self._link: FixLink | None = None
         self._store: SequenceStore | None = None  # one for every link of this adapter (resyncs keep numbers)
         self._past: Counter[str] = Counter()  # the wire counters of links already left (resync, close)

@@ -140,7 +140,15 @@ from adapters.midchains.sandbox_wire import order_ref as _order_ref
 from adapters.midchains.sandbox_wire import plain as _plain
 from adapters.midchains.sandbox_ws import DEFAULT_WS_USER, WS_PORT, MidChainsWsServer, WsUser
 from adapters.midchains.sandbox_ws_state import take_slot
-from adapters.sim.cli import Port, VenueSandboxCommand, at_least, free_ports, sandbox_clock, until_stopped
+from adapters.sim.cli import (
+    Port,
+    VenueSandboxCommand,
+    at_least,
+    free_ports,
+    listening,
+    sandbox_clock,
+    until_stopped,
+)
 from adapters.sim.extensions import Extensions, add_extension_arguments, extensions_from_args, extensions_line
 from adapters.sim.faults import (
     FAULT_KINDS,
@@ -1286,15 +1294,8 @@ def _stopped_line(sandbox: MidChainsSandbox) -> str:
 @contextlib.asynccontextmanager
 async def _listening(args: argparse.Namespace, comp_ids: list[str],
                      ws_users: list[WsUser]) -> AsyncIterator[MidChainsSandbox]:
-    sandbox = _sandbox_from_args(args, comp_ids, ws_users)
-    try:
-        await sandbox.__aenter__()
-    except OSError as exc:
-        raise SandboxStartError(f"cannot listen on {args.host}: {exc.strerror or exc}") from None
-    try:
+    async with listening(_sandbox_from_args(args, comp_ids, ws_users), args.host) as sandbox:
         yield sandbox
-    finally:
-        await sandbox.__aexit__(None, None, None)
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -1367,10 +1368,9 @@ COMMAND = VenueSandboxCommand(
 )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m adapters.midchains.sandbox ARGS``: the venue alone until Ctrl-C (exit 0); 2 for
-    bad arguments or a port that cannot be listened on."""
-    return COMMAND.main(argv)
+#: ``python -m adapters.<venue>.sandbox ARGS``: the venue alone until Ctrl-C (exit 0); 2 for bad
+#: arguments or a port that cannot be listened on
+main = COMMAND.main
 
 
 if __name__ == "__main__":

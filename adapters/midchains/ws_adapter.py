@@ -82,6 +82,7 @@ from adapters.kit.backoff import Backoff
 from adapters.kit.credentials import read_secret
 from adapters.kit.orders import OrderTracker, RecentIds, TrackedOrder
 from adapters.kit.pacing import PacerClosed, WirePacer, guarded
+from adapters.kit.tasks import StoppableTasks
 from adapters.kit.urls import ClearTextRefused, refuse_clear_text
 from adapters.kit.wsclient import WsClient
 from adapters.midchains.l3book import BID, CROSSED, DELETE, NEW, OFFER, BookError, Entry, L3Book
@@ -127,7 +128,6 @@ from adapters.midchains.ws_codec import (
 from engine.model import (
     BookUpdate,
     Fill,
-    Instrument,
     Order,
     OrderStatus,
     OrderType,
@@ -135,7 +135,7 @@ from engine.model import (
     TimeInForce,
     VenueOrder,
 )
-from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, RedactingFilter, VenueEvents
+from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, RedactingFilter
 from engine.venue.badinput import BINARY, TOO_LARGE, BadInput, kind_of, sample_of
 from engine.venue.clock import Clock
 from engine.venue.rejects import Reject
@@ -323,14 +323,14 @@ class MidChainsWsAdapter(Adapter):
     )
     rate_limits: ClassVar[tuple[RateLimit, ...]] = WS_RATE_LIMITS
 
-    def __init__(self, venue: str, options: AdapterOptions, instruments: Iterable[Instrument], clock: Clock,
-                 sink: VenueEvents, seed: int = 0) -> None:
-        super().__init__(venue, options, instruments, clock, sink, seed)
+    def setup(self) -> None:
         self.ws_options: MidChainsWsOptions = self.options  # type: ignore[assignment]
         opts = self.ws_options
+        #: the loops close stops (writer, ticker, the client's reader, reconciliations)
+        self._tasks = StoppableTasks(self.start_task)
         self._client = WsClient(
-            f"midchains_ws {venue}", self._open_socket, self._on_frame, spawn=self._spawn,
-            backoff=Backoff(opts.reconnect_min_s, opts.reconnect_max_s, random.Random(seed)),
+            f"midchains_ws {self.venue}", self._open_socket, self._on_frame, spawn=self._tasks.spawn,
+            backoff=Backoff(opts.reconnect_min_s, opts.reconnect_max_s, random.Random(self.seed)),
             ping_interval_s=opts.ping_interval_s, ping_timeout_s=opts.ping_timeout_s,
             on_up=self._on_up, on_intent=self._on_intent, on_lost=self._on_lost,
             on_reconnected=self._on_reconnected, on_retry_failed=self._on_retry_failed,
@@ -343,9 +343,10 @@ class MidChainsWsAdapter(Adapter):
         self._out_send, self._out_recv = anyio.create_memory_object_stream(float("inf"))
         self.counters: Counter[str] = Counter()
         self._rejects = RejectCodes()
-        self._bad = BadInput(log, f"midchains_ws {venue}")
+        self._bad = BadInput(log, f"midchains_ws {self.venue}")
         self._orders: OrderTracker[_Track] = OrderTracker(
-            venue, sink, clock.now_ns, defer=partial(clock.call_later, 0), counts=self.counters, logger=log)
+            self.venue, self.sink, self.clock.now_ns, defer=partial(self.clock.call_later, 0), counts=self.counters,
+            logger=log)
         self._by_wire: dict[str, _Track] = {}
         #: wire id -> the reject an unreadable answer named (used once the venue's list confirms it)
         self._salvaged: dict[str, tuple[int, str]] = {}
@@ -361,7 +362,6 @@ class MidChainsWsAdapter(Adapter):
         self._login: LoginMachine | None = None
         self._logged_in = anyio.Event()
         self._login_failure: LoginFailed | None = None
-        self._scopes: set[anyio.CancelScope] = set()
         self._closing = False
         self._last_frame = time.monotonic()
         self._probe_sent = False
@@ -423,14 +423,9 @@ class MidChainsWsAdapter(Adapter):
             self._ids = _IdStore(self._state_path)
         if self._pacer.closed:
             self._pacer = self._new_pacer()
-        self.start_task(self._guard, self._writer, name=f"midchains-ws-writer-{self.venue}")
-        self.start_task(self._guard, self._ticker, name=f"midchains-ws-ticker-{self.venue}")
-        try:
-            await self._client.connect()
-        except BaseException:
-            for scope in list(self._scopes):
-                scope.cancel()
-            raise
+        self._tasks.spawn(self._writer, name=f"midchains-ws-writer-{self.venue}")
+        self._tasks.spawn(self._ticker, name=f"midchains-ws-ticker-{self.venue}")
+        await self._tasks.or_cancel(self._client.connect)
         self.sink.on_venue_status(self.venue, "connected")
 
     async def close(self) -> None:
@@ -438,23 +433,11 @@ class MidChainsWsAdapter(Adapter):
         self._closing = True
         self._fail_waiting(self._pacer.close(), "the adapter closed before the rate limit let it leave")
         await self._client.close()
-        for scope in list(self._scopes):
-            scope.cancel()
+        self._tasks.cancel()
         self._bad.flush()
         if self._ids is not None:
             self._ids.close()
             self._ids = None
-
-    def _spawn(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> None:
-        self.start_task(self._guard, fn, *args, name=name)
-
-    async def _guard(self, fn: Callable[..., Any], *args: Any) -> None:
-        with anyio.CancelScope() as scope:
-            self._scopes.add(scope)
-            try:
-                await fn(*args)
-            finally:
-                self._scopes.discard(scope)
 
     async def _open_socket(self) -> ClientConnection:
         opts = self.ws_options
@@ -496,7 +479,7 @@ class MidChainsWsAdapter(Adapter):
             await self._ask(SubscribeSymbolStatus(), epoch)
         except WsRequestError as exc:
             raise ConnectionError(f"midchains_ws {self.venue}: after login: {exc}") from None
-        self._spawn(self._reconcile_quietly, epoch, name=f"midchains-ws-reconcile-{self.venue}")
+        self._tasks.spawn(self._reconcile_quietly, epoch, name=f"midchains-ws-reconcile-{self.venue}")
 
     def _login_actions(self, actions: list[Any], epoch: int) -> None:
         for action in actions:
@@ -709,7 +692,7 @@ class MidChainsWsAdapter(Adapter):
                 self._resolve(answered, WsRequestError(f"an unreadable answer: {exc.reason}"))
             log.warning("midchains_ws %s: an unreadable frame carries the reject %r; reconciling by query",
                         self.venue, salvaged.reject.text)
-            self._spawn(self._reconcile_quietly, epoch, name=f"midchains-ws-reconcile-{self.venue}")
+            self._tasks.spawn(self._reconcile_quietly, epoch, name=f"midchains-ws-reconcile-{self.venue}")
 
     def _handle(self, message: Any, epoch: int) -> None:
         if isinstance(message, BookMsg):
@@ -1062,7 +1045,7 @@ class MidChainsWsAdapter(Adapter):
         code = int(Reject.BACKEND_CONNECTIVITY) if isinstance(answer, WsRequestError) else self._rejects.code(text)
         self._orders.answer(rec, code, f"cancel refused: {text}")
         if text == "failed":  # 001: no reason; the order's state is the venue's list's
-            self._spawn(self._reconcile_quietly, self._client.epoch, name=f"midchains-ws-reconcile-{self.venue}")
+            self._tasks.spawn(self._reconcile_quietly, self._client.epoch, name=f"midchains-ws-reconcile-{self.venue}")
 
     def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
         """001's WebSocket API has no amend: refused 2007, the order unchanged."""

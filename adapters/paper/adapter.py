@@ -20,9 +20,8 @@ from typing import Any, ClassVar
 from adapters.paper.options import PaperOptions
 from adapters.sim.matching import MatchingEngine
 from adapters.sim.venue import CODE_HALTED, CODE_INVALID_SYMBOL, SimVenue
-from engine.model import Fill, Instrument, Order, SessionState, VenueOrder
-from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
-from engine.venue.clock import Clock
+from engine.model import Fill, Order, SessionState, VenueOrder
+from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit
 from engine.venue.fees import FeeSchedule
 
 __all__ = ["CODE_HALTED", "CODE_INVALID_SYMBOL", "PaperAdapter", "PaperOptions"]
@@ -51,25 +50,16 @@ class PaperAdapter(Adapter):
     options_model: ClassVar[type[AdapterOptions]] = PaperOptions
     whole_shares: ClassVar[bool] = True  # it stands in for PSX, where shares are whole
 
-    def __init__(
-        self,
-        venue: str,
-        options: AdapterOptions,
-        instruments: Iterable[Instrument],
-        clock: Clock,
-        sink: VenueEvents,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(venue, options, instruments, clock, sink, seed)
+    def setup(self) -> None:
         options = self.options  # a PaperOptions: Adapter.__init__ validates it against options_model
         assert isinstance(options, PaperOptions)
         self.paper_options = options
         #: the simulated exchange this adapter trades on; the engine's sink is its one listener
         self.sim = SimVenue(
-            venue, self.instruments.values(), clock, account=options.account, latency_ms=options.latency_ms,
+            self.venue, self.instruments.values(), self.clock, account=options.account, latency_ms=options.latency_ms,
             stp=options.stp, market=options.market,
             cancel_on_disconnect=options.cancel_on_disconnect and self.cancel_on_disconnect,
-            daily_faults=[fault.spec() for fault in options.faults], seed=seed, listeners=(sink,),
+            daily_faults=[fault.spec() for fault in options.faults], seed=self.seed, listeners=(self.sink,),
         )
 
     def set_cancel_on_disconnect(self, enabled: bool) -> None:

@@ -69,10 +69,9 @@ from adapters.psx_feed.codec import (
     with_token_query,
 )
 from adapters.psx_feed.options import LiveFeedOptions
-from engine.model import BookUpdate, Instrument, InstrumentStatus, Phase, SessionState, Trade
-from engine.venue import AdapterOptions, MarketDataAdapter, RedactingFilter, VenueEvents
+from engine.model import BookUpdate, InstrumentStatus, Phase, SessionState, Trade
+from engine.venue import AdapterOptions, MarketDataAdapter, RedactingFilter
 from engine.venue.badinput import BINARY, TOO_LARGE, BadInput, kind_of, sample_of
-from engine.venue.clock import Clock
 
 __all__ = [
     "Backoff",
@@ -151,27 +150,18 @@ class LiveFeedAdapter(MarketDataAdapter):
     name: ClassVar[str] = "psx_feed"
     options_model: ClassVar[type[AdapterOptions]] = LiveFeedOptions
 
-    def __init__(
-        self,
-        venue: str,
-        options: AdapterOptions,
-        instruments: Iterable[Instrument],
-        clock: Clock,
-        sink: VenueEvents,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(venue, options, instruments, clock, sink, seed)
+    def setup(self) -> None:
         options = self.options  # a LiveFeedOptions: Adapter.__init__ validates it against options_model
         self.feed_options = options
         self.url = feed_url(options.base(), options.access)  # never carries the token
         self.level = ACCESS_LEVELS[options.access]
-        self._decoder = FeedDecoder(venue, self.level)
+        self._decoder = FeedDecoder(self.venue, self.level)
         #: the socket, its liveness (ping/pong), reconnects with backoff, the subscription intent
         #: (symbols) and the connection epoch: the kit's one client
         self._client = WsClient(
-            f"psx_feed venue {venue}", self._open, self._on_data,
+            f"psx_feed venue {self.venue}", self._open, self._on_data,
             spawn=self.start_task,
-            backoff=Backoff(float(options.backoff_base_s), float(options.backoff_max_s), random.Random(seed)),
+            backoff=Backoff(float(options.backoff_base_s), float(options.backoff_max_s), random.Random(self.seed)),
             ping_interval_s=float(options.ping_interval_s), ping_timeout_s=float(options.ping_timeout_s),
             on_intent=self._subscribe_on, on_lost=self._lost, on_reconnected=self._reconnected,
             on_retry_failed=self._retry_failed, close_reason=self._closed_why, retry_on=(FeedConnectError,),
@@ -183,9 +173,9 @@ class LiveFeedAdapter(MarketDataAdapter):
         self._market_state: str | None = None
         self._phase: Phase | None = None
         #: what the venue sent that could not be used: counted by kind, logged rate-limited
-        self._bad = BadInput(log, f"psx_feed venue {venue}")
+        self._bad = BadInput(log, f"psx_feed venue {self.venue}")
         self._sink_errors_logged = False
-        self._deliver_status = getattr(sink, "on_instrument_status", None)
+        self._deliver_status = getattr(self.sink, "on_instrument_status", None)
         #: "new" | "connected" | "disconnected" | "stale" | "closed": what the sink was last told
         self.status = "new"
         self.stale = False

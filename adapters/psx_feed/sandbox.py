@@ -1095,9 +1095,9 @@ def build_parser() -> argparse.ArgumentParser:
     return COMMAND.build_parser()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m adapters.psx_feed.sandbox ARGS``: the feed alone until Ctrl-C or --duration."""
-    return COMMAND.main(argv)
+#: ``python -m adapters.<venue>.sandbox ARGS``: the venue alone until Ctrl-C (exit 0); 2 for bad
+#: arguments or a port that cannot be listened on
+main = COMMAND.main
 
 
 if __name__ == "__main__":

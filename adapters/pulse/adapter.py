@@ -70,6 +70,7 @@ from adapters.kit.backoff import Backoff
 from adapters.kit.credentials import MissingSecret, read_secret
 from adapters.kit.orders import OrderTracker, TrackedOrder
 from adapters.kit.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
+from adapters.kit.tasks import StoppableTasks
 from adapters.kit.wsclient import WsClient
 from adapters.pulse import codec
 from adapters.pulse.codec import (
@@ -87,7 +88,6 @@ from adapters.pulse.wirelog import REDACT, adapter_log, wire_log
 from engine.model import (
     BookUpdate,
     Fill,
-    Instrument,
     InstrumentStatus,
     Order,
     OrderStatus,
@@ -96,9 +96,8 @@ from engine.model import (
     VenueAccount,
     VenueOrder,
 )
-from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
+from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit
 from engine.venue.badinput import BINARY, MALFORMED, TOO_LARGE, BadInput, kind_of, sample_of
-from engine.venue.clock import Clock
 from engine.venue.rejects import Reject
 
 __all__ = ["ConnectionLost", "PulseAdapter", "PulseError", "PulseMmp", "PulseOptions"]
@@ -214,16 +213,7 @@ class PulseAdapter(Adapter):
     options_model: ClassVar[type[AdapterOptions]] = PulseOptions
     #: ``module:function`` of the local sandbox server (argv -> exit code), for ``engine sandbox pulse``
 
-    def __init__(
-        self,
-        venue: str,
-        options: AdapterOptions,
-        instruments: Iterable[Instrument],
-        clock: Clock,
-        sink: VenueEvents,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(venue, options, instruments, clock, sink, seed)
+    def setup(self) -> None:
         options = self.options  # a PulseOptions: Adapter.__init__ validates it against options_model
         self.pulse_options = options
         try:  # a credential that is not there is a config error at start, not a failed login later
@@ -241,10 +231,12 @@ class PulseAdapter(Adapter):
         self._currency = {s: options.currencies.get(s) or codec.currency_for(s) for s in self.instruments}
         #: the socket, its liveness (WebSocket ping/pong), reconnects with backoff, the public
         #: subscription intent (symbols) and the connection epoch: the kit's one client
+        #: every loop of this adapter and of its client: under a scope ``close`` cancels
+        self._tasks = StoppableTasks(self.start_task)
         self._client = WsClient(
-            f"pulse {venue}", self._open_socket, self._on_frame,
-            spawn=self._spawn,
-            backoff=Backoff(float(options.reconnect_min_s), float(options.reconnect_max_s), random.Random(seed)),
+            f"pulse {self.venue}", self._open_socket, self._on_frame,
+            spawn=self._tasks.spawn,
+            backoff=Backoff(float(options.reconnect_min_s), float(options.reconnect_max_s), random.Random(self.seed)),
             ping_interval_s=float(options.ping_interval_s), ping_timeout_s=float(options.ping_timeout_s),
             close_timeout_s=self._timeout, on_up=self._on_up, on_intent=self._on_intent,
             on_lost=self._connection_lost, on_reconnected=self._reconnected, on_retry_failed=self._retry_failed,
@@ -271,15 +263,15 @@ class PulseAdapter(Adapter):
         self._venue_offset_ns = 0
         self._mmp_configs: dict[str, PulseMmp] = dict(options.mmp)
         self._mmp_strategies: dict[str, set[str]] = {}
-        self._scopes: set[anyio.CancelScope] = set()
         #: what the venue sent that could not be used: counted by kind, logged rate-limited
-        self._bad = BadInput(log, f"pulse {venue}")
+        self._bad = BadInput(log, f"pulse {self.venue}")
         self._handler_error_logged = False
         self.venue_cod: bool | None = None  # what get_cancel_on_disconnect said at the last login
         self.counters: Counter[str] = Counter()
         # our orders: each state and fill reaches the runtime once, whichever stream brings it first
         self._orders: OrderTracker[_Track] = OrderTracker(
-            venue, sink, clock.now_ns, defer=partial(clock.call_later, 0), counts=self.counters, logger=log)
+            self.venue, self.sink, self.clock.now_ns, defer=partial(self.clock.call_later, 0), counts=self.counters,
+            logger=log)
         self.messages_in = 0  # frames received (answers, notifications, heartbeats, bad frames)
         self.messages_out = 0  # frames sent
         self._handlers: dict[str, Callable[[Any], None]] = {}
@@ -330,26 +322,17 @@ class PulseAdapter(Adapter):
         if self._pacer.closed:
             self._pacer = self._new_pacer()
         # the loops first: the login's own requests go through the writer and the sweeper
-        self.start_task(self._guard, self._writer, name=f"pulse-writer-{self.venue}")
-        self.start_task(self._guard, self._sweeper, name=f"pulse-sweeper-{self.venue}")
-        self.start_task(self._guard, self._watchdog, name=f"pulse-watchdog-{self.venue}")
-        self.start_task(self._guard, self._refresher, name=f"pulse-refresh-{self.venue}")
-        try:
-            await self._client.connect()
-        except BaseException:
-            for scope in list(self._scopes):
-                scope.cancel()
-            raise
+        self._tasks.spawn(self._writer, name=f"pulse-writer-{self.venue}")
+        self._tasks.spawn(self._sweeper, name=f"pulse-sweeper-{self.venue}")
+        self._tasks.spawn(self._watchdog, name=f"pulse-watchdog-{self.venue}")
+        self._tasks.spawn(self._refresher, name=f"pulse-refresh-{self.venue}")
+        await self._tasks.or_cancel(self._client.connect)
         self.sink.on_venue_status(self.venue, "connected")
 
     @property
     def _ready(self) -> bool:
         """Logged in on the current connection (requests other than the login's may go)."""
         return self._client.up
-
-    def _spawn(self, fn: Callable[..., Any], *args: Any, name: str | None = None) -> None:
-        """The kit client's tasks run like every loop of this adapter: under a scope ``close`` cancels."""
-        self.start_task(self._guard, fn, *args, name=name)
 
     async def close(self) -> None:
         """``private/logout`` (graceful: the venue cancels nothing, even with COD on), close the
@@ -365,19 +348,8 @@ class PulseAdapter(Adapter):
             log.info("pulse %s: logout: %s", self.venue, exc)
         self._unsent(self._pacer.close())
         await self._client.close()
-        for scope in list(self._scopes):
-            scope.cancel()
+        self._tasks.cancel()
         self._bad.flush()
-
-    async def _guard(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run a background loop under a scope ``close`` can cancel (a crash is contained by
-        ``start_task``, which every adapter task runs under)."""
-        with anyio.CancelScope() as scope:
-            self._scopes.add(scope)
-            try:
-                await fn(*args)
-            finally:
-                self._scopes.discard(scope)
 
     async def _open_socket(self) -> ClientConnection:
         """The kit client's opener: the WebSocket handshake (liveness pings are the client's)."""
@@ -892,7 +864,7 @@ class PulseAdapter(Adapter):
             self._poll_trades(poll)  # the baseline, now
         if self._trade_polls and not self._poller_running:
             self._poller_running = True
-            self.start_task(self._guard, self._trade_poller, name=f"pulse-trade-poller-{self.venue}")
+            self._tasks.spawn(self._trade_poller, name=f"pulse-trade-poller-{self.venue}")
 
     async def _trade_poller(self) -> None:
         interval = float(self.pulse_options.public_trades_poll_s)
@@ -1168,7 +1140,7 @@ class PulseAdapter(Adapter):
             trades = codec.decode_trades(result.get("trades") or [])
         except CodecError as exc:
             self._bad_frame(repr(result), exc)
-            self.start_task(self._guard, self._resolve, track, f"{method} answer unreadable")
+            self._tasks.spawn(self._resolve, track, f"{method} answer unreadable")
             return None
         return pulse_order, trades
 
@@ -1182,7 +1154,7 @@ class PulseAdapter(Adapter):
                 self._orders.finish(track, OrderStatus.REJECTED, codec.reject_code(error.code),
                                     codec.describe_error(error))
         elif isinstance(error, TimeoutError):
-            self.start_task(self._guard, self._resolve, track, str(error))
+            self._tasks.spawn(self._resolve, track, str(error))
         # ConnectionLost: the outcome is unknown; the runtime reconciles after the reconnect
 
     def _on_cancel_answer(self, track: _Track, result: Any, error: BaseException | RpcError | None) -> None:
@@ -1198,7 +1170,7 @@ class PulseAdapter(Adapter):
                 self._orders.answer(track, codec.reject_code(error.code),
                                     "cancel refused: " + codec.describe_error(error), status=track.live)
         elif isinstance(error, TimeoutError):
-            self.start_task(self._guard, self._resolve, track, str(error))
+            self._tasks.spawn(self._resolve, track, str(error))
 
     def _on_edit_answer(self, track: _Track, result: Any, error: BaseException | RpcError | None) -> None:
         if error is None:
@@ -1211,7 +1183,7 @@ class PulseAdapter(Adapter):
                 self._orders.answer(track, codec.reject_code(error.code),
                                     "replace refused: " + codec.describe_error(error))
         elif isinstance(error, TimeoutError):
-            self.start_task(self._guard, self._resolve, track, str(error))
+            self._tasks.spawn(self._resolve, track, str(error))
 
     async def _resolve(self, track: _Track, why: str) -> PulseOrder | None:
         """A request's answer was lost or unreadable (or a mass cancel's says nothing final): ask

@@ -79,7 +79,7 @@ from adapters.kit.credentials import sandbox_secret
 from adapters.kit.wirejson import Reader, WireError
 from adapters.pulse.wirelog import sandbox_log, sandbox_wire_log
 from adapters.sim.badframes import HUGE_NUMBER, bad_frame, check_kind
-from adapters.sim.cli import Port, VenueSandboxCommand, free_ports, sandbox_clock, until_stopped
+from adapters.sim.cli import Port, VenueSandboxCommand, free_ports, listening, sandbox_clock, until_stopped
 from adapters.sim.extensions import Extensions, add_extension_arguments, extensions_from_args, extensions_line
 from adapters.sim.faults import (
     FAULT_KINDS,
@@ -104,7 +104,7 @@ from adapters.sim.matching import (
 )
 from adapters.sim.venue import Changes, SimVenue
 from engine.model import Instrument, OrderType, Side, TimeInForce
-from engine.venue import SandboxLink, SandboxStartError, venue_from_config
+from engine.venue import SandboxLink, venue_from_config
 from engine.venue.clock import Clock, WallClock
 from engine.venue.ratelimit import RateBucket
 from engine.venue.rejects import Reject
@@ -1833,15 +1833,8 @@ def _stopped_line(sandbox: PulseSandbox) -> str:
 async def _listening(args: argparse.Namespace, secret: str) -> AsyncIterator[PulseSandbox]:
     """The sandbox of ``args`` listening, for ``_serve`` and ``_start`` alike; a port that cannot
     be listened on is a :class:`SandboxStartError`."""
-    sandbox = _sandbox_from_args(args, secret)
-    try:
-        await sandbox.__aenter__()
-    except OSError as exc:
-        raise SandboxStartError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    try:
+    async with listening(_sandbox_from_args(args, secret), f"{args.host}:{args.port}") as sandbox:
         yield sandbox
-    finally:
-        await sandbox.__aexit__(None, None, None)
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -1898,10 +1891,9 @@ COMMAND = VenueSandboxCommand(
 )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m adapters.pulse.sandbox ARGS``: the venue alone until Ctrl-C (exit 0); 2 for
-    bad arguments or a port that cannot be listened on."""
-    return COMMAND.main(argv)
+#: ``python -m adapters.<venue>.sandbox ARGS``: the venue alone until Ctrl-C (exit 0); 2 for bad
+#: arguments or a port that cannot be listened on
+main = COMMAND.main
 
 
 if __name__ == "__main__":

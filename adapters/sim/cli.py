@@ -24,12 +24,12 @@ import logging
 import signal
 import sys
 import textwrap
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from adapters.sim.sessions import parse_start, sandbox_start_ns
 from engine.venue import SandboxLink, SandboxStartError
@@ -265,6 +265,24 @@ class VenueSandboxCommand:
         """``python -m adapters.<venue>.sandbox ARGS``: the sandbox alone, as ``engine sandbox``
         without ``--run`` (which needs the engine)."""
         return self.serve(self.build_parser().parse_args(argv))
+
+
+V = TypeVar("V", bound=AbstractAsyncContextManager[Any])
+
+
+@contextlib.asynccontextmanager
+async def listening(venue: V, where: str) -> AsyncIterator[V]:
+    """``venue`` entered (listening) for the block, left after it; a socket that cannot be listened
+    on is a :class:`SandboxStartError` naming ``where`` (``host:port``), which ``engine sandbox``
+    prints as one line and exit 2, not a traceback."""
+    try:
+        await venue.__aenter__()
+    except OSError as exc:
+        raise SandboxStartError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+    try:
+        yield venue
+    finally:
+        await venue.__aexit__(None, None, None)
 
 
 def free_ports(args: argparse.Namespace, ports: tuple[Port, ...]) -> None:

@@ -124,6 +124,13 @@ class VenueAdapter(ABC):
         self.sink = sink
         self.seed = seed
         self._task_group: TaskGroup | None = None
+        self.setup()
+
+    def setup(self) -> None:
+        """What an adapter builds from its options, once, at the end of construction (``venue``,
+        ``options`` validated against ``options_model``, ``instruments``, ``clock``, ``sink`` and
+        ``seed`` are set): so an adapter does not repeat the constructor's signature to do it."""
+        return None
 
     def bind(self, task_group: TaskGroup) -> None:
         """The engine's task group, given before ``connect``: a network adapter's reader loops,
@@ -221,8 +228,9 @@ class OrderEntryAdapter(VenueAdapter):
         sink: VenueEvents,
         seed: int = 0,
     ) -> None:
-        super().__init__(venue, options, instruments, clock, sink, seed)
+        # before the base's __init__, so that an adapter's ``setup`` finds it
         self.cancel_on_disconnect = self.capabilities.cancel_on_disconnect
+        super().__init__(venue, options, instruments, clock, sink, seed)
 
     @abstractmethod
     def submit(self, order: Order) -> None:

@@ -18,12 +18,16 @@ fixtures skip a mode it does not list, with a reason naming the harness.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
+import anyio
+from anyio.abc import TaskGroup
 from support.sinks import RecordingSink
 
 from adapters.sim.extensions import Extensions
@@ -71,8 +75,20 @@ def extensions_for(kind: type[E], mode: str) -> E:
     raise ValueError(f"mode must be {EVERYDAY} or {LITERAL}, got {mode!r}")
 
 
+async def wait_until(condition: Callable[[], bool], timeout: float, poll_s: float = 0.005) -> None:
+    """Poll ``condition`` in real time until it holds; ``TimeoutError`` after ``timeout`` seconds."""
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(poll_s)
+
+
 class _ModalHarness:
-    """What both harness bases share: the venue modes a harness can start in, and a fresh sink."""
+    """What both harness bases share: the venue modes a harness can start in, a fresh sink, and
+    the life of a networked venue: credentials in the environment, the venue started on an exit
+    stack, a task group, one adapter (``connect_adapter``), all torn down in reverse on exit.
+
+    A harness names its ``env`` and writes ``start_venue`` and ``connect_adapter``; an embedded
+    venue (paper) overrides ``__aenter__``/``__aexit__``/``until`` instead."""
 
     name = ""
     #: the venue modes (of :data:`MODES`) this harness can start its venue in
@@ -83,6 +99,11 @@ class _ModalHarness:
     #: skipped in the literal mode with this reason (the adapter's literal behaviour is tested in the
     #: adapter's own tests instead)
     literal_limits: ClassVar[dict[str, str]] = {}
+    #: environment variables the adapter reads its credentials from: set while the harness runs,
+    #: restored (or removed) when it stops
+    env: ClassVar[dict[str, str]] = {}
+    #: how often ``until`` looks at its condition, in real seconds
+    poll_s: ClassVar[float] = 0.005
 
     def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
         if mode not in self.modes:
@@ -90,6 +111,56 @@ class _ModalHarness:
         self.mode = mode
         self.tmp_path = tmp_path
         self.sink = RecordingSink()
+        #: what ``__aexit__`` unwinds: the environment, the venue, the task group
+        self.stack = contextlib.AsyncExitStack()
+        self.task_group: TaskGroup
+        #: the adapter instance to close on exit (None between the two instances of a restart)
+        self.open_adapter: Any = None
+
+    async def start_venue(self) -> None:
+        """Start the venue (entered on ``self.stack``) and give it its starting state."""
+        raise NotImplementedError
+
+    async def connect_adapter(self, sink: RecordingSink) -> Any:
+        """A new adapter on the venue, reporting to ``sink``, bound to ``task_group`` and connected."""
+        raise NotImplementedError
+
+    def check_venue(self) -> None:
+        """After everything stopped: what the venue must not have seen (default: nothing checked)."""
+
+    def _set_env(self) -> None:
+        saved = {name: os.environ.get(name) for name in self.env}
+
+        def restore() -> None:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+        self.stack.callback(restore)
+        os.environ.update(self.env)
+
+    async def __aenter__(self) -> Self:
+        self._set_env()
+        await self.start_venue()
+        self.task_group = await self.stack.enter_async_context(anyio.create_task_group())
+        self.adapter = self.open_adapter = await self.connect_adapter(self.sink)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if self.open_adapter is not None:
+                await self.open_adapter.close()
+            self.task_group.cancel_scope.cancel()
+        finally:
+            await self.stack.aclose()
+        self.check_venue()
+
+    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+        """Let the venue work until ``condition`` holds (real time on a network venue, simulated
+        time on an embedded one); fail after ``timeout`` seconds."""
+        await wait_until(condition, timeout, self.poll_s)
 
 
 class OrderEntryHarness(_ModalHarness):
@@ -148,17 +219,6 @@ class OrderEntryHarness(_ModalHarness):
         """Every credential the venue was given: none may appear in any log line."""
         raise NotImplementedError
 
-    async def __aenter__(self) -> OrderEntryHarness:
-        raise NotImplementedError
-
-    async def __aexit__(self, *exc: object) -> None:
-        raise NotImplementedError
-
-    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-        """Let the venue work until ``condition`` holds (real time on a network venue, simulated
-        time on an embedded one); fail naming ``what`` after ``timeout`` seconds."""
-        raise NotImplementedError
-
     async def settle(self) -> None:
         """Let whatever is in flight arrive (a late duplicate, a second stream's copy)."""
         raise NotImplementedError
@@ -191,7 +251,10 @@ class OrderEntryHarness(_ModalHarness):
     async def restart(self) -> None:
         """Close the adapter and connect a new instance of it (same options, a new sink that knows
         the same orders), as an engine restarted on the same account would."""
-        raise NotImplementedError
+        assert self.open_adapter is not None
+        await self.open_adapter.close()
+        self.open_adapter = None
+        self.adapter = self.open_adapter = await self.connect_adapter(self.new_sink())
 
     def reject_cases(self) -> list[RejectCase]:
         """Every reject the venue can be made to send, each as one provocation."""
@@ -225,6 +288,10 @@ class OrderEntryHarness(_ModalHarness):
         order.request_replace(price, qty)
         self.adapter.amend(order, price, qty)
 
+    async def two_sided(self, engine: Any) -> None:
+        """Wait until a synthetic market's matching ``engine`` shows both a bid and an ask."""
+        await self.until(lambda: engine.best_ask is not None and engine.best_bid is not None, "a synthetic book")
+
     async def acked(self, order: Order) -> None:
         await self.until(lambda: order.status not in (S.PENDING_NEW,), f"{order.client_id} answered")
 
@@ -244,15 +311,6 @@ class MarketDataHarness(_ModalHarness):
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        raise NotImplementedError
-
-    async def __aenter__(self) -> MarketDataHarness:
-        raise NotImplementedError
-
-    async def __aexit__(self, *exc: object) -> None:
-        raise NotImplementedError
-
-    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
         raise NotImplementedError
 
     def venue_book(self) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:

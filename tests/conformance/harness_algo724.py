@@ -6,14 +6,10 @@ so a restarted adapter finds the orders the first one placed."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, ClassVar
 
 import anyio
-from anyio.abc import TaskGroup
 from support.sinks import RecordingSink
 
 from adapters.algo724.adapter import Algo724Adapter, Algo724Options
@@ -43,6 +39,8 @@ class Algo724Harness(OrderEntryHarness):
                                            "poll are the duplicates, de-duplicated by executionId in every test")
     modes = (EVERYDAY, LITERAL)
     literal_limits: ClassVar[dict[str, str]] = {}
+    env: ClassVar[dict[str, str]] = ENV
+    poll_s: ClassVar[float] = 0.01
 
     def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
         super().__init__(tmp_path, mode)
@@ -50,49 +48,23 @@ class Algo724Harness(OrderEntryHarness):
                                    balances={"USDT": D(100_000_000), "BTC": D(1000)},
                                    extensions=extensions_for(AlgoExtensions, mode))
         self.sandbox = AlgoSandbox(settings, clock=WallClock())
-        self._stack = contextlib.AsyncExitStack()
-        self._task_group: TaskGroup
-        self._adapter: Algo724Adapter | None = None
-        self._saved_env = {name: os.environ.get(name) for name in ENV}
 
     @property
     def secrets(self) -> tuple[str, ...]:
         return (PASSWORD,)
 
-    async def _connect(self, sink: RecordingSink) -> Algo724Adapter:
+    async def start_venue(self) -> None:
+        await self.stack.enter_async_context(self.sandbox)
+
+    async def connect_adapter(self, sink: RecordingSink) -> Algo724Adapter:
         options = Algo724Options(base_url=self.sandbox.base_url, trading_account_id=self.sandbox.trading_account_id,
                                  poll_interval_s=D("0.1"), request_timeout_s=D("0.5"), connect_timeout_s=D("0.5"),
                                  unknown_retry_s=D("0.1"), retry_backoff_s=D("0.01"), disconnect_after_failures=2)
         adapter = Algo724Adapter(self.venue, options, DOC_INSTRUMENTS, WallClock(), sink)
         adapter.set_state_path(self.tmp_path / "algo724-ids.jsonl")
-        adapter.bind(self._task_group)
+        adapter.bind(self.task_group)
         await adapter.connect()
         return adapter
-
-    async def __aenter__(self) -> Algo724Harness:
-        os.environ.update(ENV)
-        await self._stack.enter_async_context(self.sandbox)
-        self._task_group = await self._stack.enter_async_context(anyio.create_task_group())
-        self.adapter = self._adapter = await self._connect(self.sink)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        try:
-            if self._adapter is not None:
-                await self._adapter.close()
-            self._task_group.cancel_scope.cancel()
-        finally:
-            await self._stack.aclose()
-            for name, value in self._saved_env.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-
-    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-        with anyio.fail_after(timeout):
-            while not condition():
-                await anyio.sleep(0.01)
 
     async def settle(self) -> None:
         await anyio.sleep(0.4)
@@ -102,17 +74,13 @@ class Algo724Harness(OrderEntryHarness):
             raise ValueError("the harness rests buys only")
         return RESTING
 
-    async def _liquid(self) -> None:
-        engine = self.sandbox.sim.matching_engine(self.symbol)
-        await self.until(lambda: engine.best_ask is not None and engine.best_bid is not None, "a synthetic book")
-
     async def marketable(self, side: Side = Side.BUY) -> tuple[Decimal, Decimal]:
-        await self._liquid()
+        await self.two_sided(self.sandbox.sim.matching_engine(self.symbol))
         qty = self.sandbox.sim.matching_engine(self.symbol).depth(Side.SELL)[0][1]
         return TAKING, min(qty, 10 * self.lot)
 
     async def partial(self, side: Side = Side.BUY) -> tuple[Decimal, Decimal]:
-        await self._liquid()
+        await self.two_sided(self.sandbox.sim.matching_engine(self.symbol))
         price, qty = self.sandbox.sim.matching_engine(self.symbol).depth(Side.SELL)[0]
         return price, qty + D(100)  # 20 times the largest background quote (5 BTC)
 
@@ -124,12 +92,6 @@ class Algo724Harness(OrderEntryHarness):
 
     def duplicates_sent(self) -> int:
         return 0
-
-    async def restart(self) -> None:
-        assert self._adapter is not None
-        await self._adapter.close()
-        self._adapter = None
-        self.adapter = self._adapter = await self._connect(self.new_sink())
 
     def reject_cases(self) -> list[RejectCase]:
         literal = self.mode == LITERAL

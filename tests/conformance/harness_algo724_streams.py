@@ -5,15 +5,11 @@ order, so the venue's book and the engine's can be compared at any moment."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, ClassVar
 
-import anyio
-from anyio.abc import TaskGroup
+from support.sinks import RecordingSink
 
 from adapters.algo724.adapter import Algo724Adapter, Algo724Options
 from adapters.algo724.centrifugo_feed import StreamFeed
@@ -36,6 +32,7 @@ class Algo724StreamsHarness(MarketDataHarness):
     name = "algo724"
     symbol = SYMBOL
     modes = (EVERYDAY,)
+    env: ClassVar[dict[str, str]] = ENV
     mode_skips: ClassVar[dict[str, str]] = {
         LITERAL: "document 003 defines no publication payloads (ALG-3): every stream message is the project's "
                  "decision, so there is no document-literal stream to hold the adapter to",
@@ -46,49 +43,26 @@ class Algo724StreamsHarness(MarketDataHarness):
         settings = SandboxSettings(users={EMAIL: PASSWORD}, market=False, rate_per_second=100)
         self.sandbox = AlgoSandbox(settings, clock=WallClock())
         self.stream_feed = StreamFeed(self.sandbox)
-        self._stack = contextlib.AsyncExitStack()
-        self._task_group: TaskGroup
-        self._adapter: Algo724Adapter | None = None
-        self._saved_env = {name: os.environ.get(name) for name in ENV}
         self._ids = itertools.count(1)
 
     @property
     def secrets(self) -> tuple[str, ...]:
         return (PASSWORD,)
 
-    async def __aenter__(self) -> Algo724StreamsHarness:
-        os.environ.update(ENV)
-        await self._stack.enter_async_context(self.sandbox)
+    async def start_venue(self) -> None:
+        await self.stack.enter_async_context(self.sandbox)
         await self.stream_feed.start()
-        self._stack.push_async_callback(self.stream_feed.stop)
+        self.stack.push_async_callback(self.stream_feed.stop)
         for price, side in ((D("49990.00"), Side.BUY), (D("49980.00"), Side.BUY), (D("50010.00"), Side.SELL)):
             self._rest(side, price)
-        self._task_group = await self._stack.enter_async_context(anyio.create_task_group())
+
+    async def connect_adapter(self, sink: RecordingSink) -> Algo724Adapter:
         options = Algo724Options(base_url=self.sandbox.base_url, trading_account_id=self.sandbox.trading_account_id,
                                  streams_url=self.stream_feed.url, streams_stale_s=D("0.3"), poll_interval_s=D(60))
-        adapter = self._adapter = Algo724Adapter("algo724", options, DOC_INSTRUMENTS, WallClock(), self.sink)
-        self.adapter = adapter
-        adapter.bind(self._task_group)
+        adapter = Algo724Adapter("algo724", options, DOC_INSTRUMENTS, WallClock(), sink)
+        adapter.bind(self.task_group)
         await adapter.connect()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        try:
-            if self._adapter is not None:
-                await self._adapter.close()
-            self._task_group.cancel_scope.cancel()
-        finally:
-            await self._stack.aclose()
-            for name, value in self._saved_env.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-
-    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-        with anyio.fail_after(timeout):
-            while not condition():
-                await anyio.sleep(0.005)
+        return adapter
 
     def _rest(self, side: Side, price: Decimal) -> None:
         """A resting order of a background participant: one L2 change of the venue's book."""

@@ -10,14 +10,12 @@ harness gives the sandbox a random one and treats it as the credential no log li
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup
 from support.sinks import RecordingSink
 
 from adapters.midchains.adapter import MidChainsFixAdapter
@@ -44,60 +42,19 @@ def instruments() -> list[Instrument]:
     return [Instrument(LTC, "midchains", tick_size=D("0.01"), lot_size=D("0.0001"))]
 
 
-class MidChainsHarness(OrderEntryHarness):
-    name = "midchains"
+class MidChainsOrderHarness(OrderEntryHarness):
+    """What both MidChains order-entry harnesses (FIX and WebSocket) share: the sandbox's LTCUSD
+    market made with ``place``, GTC orders, and the refusals provoked through the venue itself."""
+
     venue = "midchains"
     symbol = LTC
     lot = D("0.1")
     tick = D("0.01")
-    facts = HarnessFacts(market_data="the order-entry port carries no market data (001: W/X come on port 44325, "
-                         "the midchains_fix_md adapter)")
     modes = (EVERYDAY, LITERAL)
+    sandbox: MidChainsSandbox
 
-    def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
-        super().__init__(tmp_path, mode)
-        self.comp_id = "MC" + secrets.token_hex(8).upper()
-        self.sandbox = MidChainsSandbox(client_comp_ids=(self.comp_id,),
-                                        extensions=extensions_for(MidChainsExtensions, mode))
-        self._stack = contextlib.AsyncExitStack()
-        self.task_group: TaskGroup
-        self._adapter: MidChainsFixAdapter | None = None
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        return (self.comp_id,)
-
-    def options(self) -> MidChainsFixOptions:
-        return MidChainsFixOptions(host="127.0.0.1", port=self.sandbox.port, tls=False, sender_comp_id=self.comp_id,
-                                   state_file=self.tmp_path / "midchains-fix.sqlite", heartbeat_s=5,
-                                   reconnect_min_s=0.05, reconnect_max_s=0.5)
-
-    async def _connect(self, sink: RecordingSink) -> MidChainsFixAdapter:
-        adapter = MidChainsFixAdapter(self.venue, self.options(), instruments(), WallClock(), sink)
-        adapter.set_rate_limits(adapter.rate_limits)
-        adapter.bind(self.task_group)
-        await adapter.connect()
-        return adapter
-
-    async def __aenter__(self) -> MidChainsHarness:
-        await self._stack.enter_async_context(self.sandbox)
-        self.task_group = await self._stack.enter_async_context(anyio.create_task_group())
-        self.adapter = self._adapter = await self._connect(self.sink)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        try:
-            if self._adapter is not None:
-                await self._adapter.close()
-            self.task_group.cancel_scope.cancel()
-        finally:
-            await self._stack.aclose()
+    def check_venue(self) -> None:
         assert self.sandbox.violations() == {"messages": 0, "orders": 0}, self.sandbox.violations()
-
-    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-        with anyio.fail_after(timeout):
-            while not condition():
-                await anyio.sleep(0.005)
 
     async def settle(self) -> None:
         await anyio.sleep(0.3)
@@ -113,6 +70,58 @@ class MidChainsHarness(OrderEntryHarness):
         self.sandbox.place(LTC, side.opposite, D("0.2"), D(140))
         return D(140), D("0.5")
 
+    def venue_refuses(self, text: str) -> None:
+        """Make the venue refuse the next order with ``text``."""
+        raise NotImplementedError
+
+    def refused(self, text: str) -> Callable[[], Any]:
+        """A provocation: the venue refuses the next (passive) buy with ``text``."""
+        async def provoke() -> Order:
+            self.venue_refuses(text)
+            return self.submit(Side.BUY, None, D(100))
+        return provoke
+
+    async def send_buy(self, price: Decimal, qty: Decimal) -> Order:
+        return self.submit(Side.BUY, qty, price)
+
+    async def market_buy(self) -> Order:
+        return self.submit(Side.BUY, None, None, order_type=OrderType.MARKET, tif=TimeInForce.IOC)
+
+    def order(self, *args: Any, **kwargs: Any) -> Order:
+        kwargs.setdefault("tif", TimeInForce.GTC)  # 24/7 crypto: no trading day to end an order
+        return super().order(*args, **kwargs)
+
+
+class MidChainsHarness(MidChainsOrderHarness):
+    name = "midchains"
+    facts = HarnessFacts(market_data="the order-entry port carries no market data (001: W/X come on port 44325, "
+                         "the midchains_fix_md adapter)")
+
+    def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
+        super().__init__(tmp_path, mode)
+        self.comp_id = "MC" + secrets.token_hex(8).upper()
+        self.sandbox = MidChainsSandbox(client_comp_ids=(self.comp_id,),
+                                        extensions=extensions_for(MidChainsExtensions, mode))
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.comp_id,)
+
+    def options(self) -> MidChainsFixOptions:
+        return MidChainsFixOptions(host="127.0.0.1", port=self.sandbox.port, tls=False, sender_comp_id=self.comp_id,
+                                   state_file=self.tmp_path / "midchains-fix.sqlite", heartbeat_s=5,
+                                   reconnect_min_s=0.05, reconnect_max_s=0.5)
+
+    async def start_venue(self) -> None:
+        await self.stack.enter_async_context(self.sandbox)
+
+    async def connect_adapter(self, sink: RecordingSink) -> MidChainsFixAdapter:
+        adapter = MidChainsFixAdapter(self.venue, self.options(), instruments(), WallClock(), sink)
+        adapter.set_rate_limits(adapter.rate_limits)
+        adapter.bind(self.task_group)
+        await adapter.connect()
+        return adapter
+
     async def drop(self) -> None:
         self.sandbox.drop(target="broker")
 
@@ -122,34 +131,15 @@ class MidChainsHarness(OrderEntryHarness):
     def duplicates_sent(self) -> int:
         return self.sandbox.counters.get("oe.duplicates_sent", 0)
 
-    async def restart(self) -> None:
-        assert self._adapter is not None
-        await self._adapter.close()
-        self._adapter = None
-        self.adapter = self._adapter = await self._connect(self.new_sink())
+    def venue_refuses(self, text: str) -> None:
+        self.sandbox.reject(1, text)
 
     def reject_cases(self) -> list[RejectCase]:
-        cases = [RejectCase(f"ER 39=8 {text!r}", self._refused(text), f"58={text}", int(code))
+        cases = [RejectCase(f"ER 39=8 {text!r}", self.refused(text), f"58={text}", int(code))
                  for text, code in VENUE_REFUSALS]
         cases.append(RejectCase("quantity finer than LTCUSD's FractionBase 10000",
-                                lambda: self._send(D(100), D("0.00001")), "58=quantity ... finer",
+                                lambda: self.send_buy(D(100), D("0.00001")), "58=quantity ... finer",
                                 int(Reject.INVALID_QUANTITY)))
-        cases.append(RejectCase("market buy (refused by the adapter before sending, MID-5)", self._market_buy,
+        cases.append(RejectCase("market buy (refused by the adapter before sending, MID-5)", self.market_buy,
                                 "local", int(Reject.ORDER_TYPE_NOT_SUPPORTED)))
         return cases
-
-    def _refused(self, text: str) -> Callable[[], Any]:
-        async def provoke() -> Order:
-            self.sandbox.reject(1, text)
-            return self.submit(Side.BUY, None, D(100))
-        return provoke
-
-    async def _send(self, price: Decimal, qty: Decimal) -> Order:
-        return self.submit(Side.BUY, qty, price)
-
-    async def _market_buy(self) -> Order:
-        return self.submit(Side.BUY, None, None, order_type=OrderType.MARKET, tif=TimeInForce.IOC)
-
-    def order(self, *args: Any, **kwargs: Any) -> Order:
-        kwargs.setdefault("tif", TimeInForce.GTC)  # 24/7 crypto: no trading day to end an order
-        return super().order(*args, **kwargs)

@@ -9,15 +9,12 @@ no log line may show (as the order-entry harness does)."""
 
 from __future__ import annotations
 
-import contextlib
 import secrets
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import anyio
 import pytest
-from anyio.abc import TaskGroup
+from support.sinks import RecordingSink
 
 from adapters.midchains.marketdata import MidChainsMarketData, MidChainsMdOptions
 from adapters.midchains.sandbox import MidChainsExtensions, MidChainsSandbox
@@ -36,63 +33,54 @@ GAP_HEALED_BY_RESEND = (
 )
 
 
-class MidChainsFeedHarness(MarketDataHarness):
-    name = "midchains"
+class MidChainsBookHarness(MarketDataHarness):
+    """What both MidChains market-data harnesses (FIX and WebSocket) share: a LTCUSD book the
+    harness makes itself with the sandbox's ``place`` (another participant's resting orders)."""
+
     symbol = LTC
     modes = (EVERYDAY, LITERAL)
+    sandbox: MidChainsSandbox
+
+    async def start_venue(self) -> None:
+        await self.stack.enter_async_context(self.sandbox)
+        for side, price, qty in ((Side.BUY, "139.95", "1.5"), (Side.BUY, "139.90", "0.5"), (Side.BUY, "139.90", "2"),
+                                 (Side.SELL, "140.05", "1"), (Side.SELL, "140.10", "0.7")):
+            self.sandbox.place(LTC, side, D(qty), D(price))
+
+    def venue_book(self) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
+        return self.sandbox.depth(self.symbol)
+
+    def change_book(self, step: int) -> None:
+        """A new resting bid below the touch (an X New or a U); every third step also a new offer level."""
+        self.sandbox.place(LTC, Side.BUY, D("0.25") * (step + 1), D("139.80") - D("0.05") * step)
+        if step % 3 == 2:
+            self.sandbox.place(LTC, Side.SELL, D("0.3"), D("140.20") + D("0.05") * step)
+
+
+class MidChainsFeedHarness(MidChainsBookHarness):
+    name = "midchains"
 
     def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
         super().__init__(tmp_path, mode)
         self.comp_id = "MD" + secrets.token_hex(8).upper()
         self.sandbox = MidChainsSandbox(client_comp_ids=(self.comp_id,),
                                         extensions=extensions_for(MidChainsExtensions, mode))
-        self._stack = contextlib.AsyncExitStack()
-        self._task_group: TaskGroup
-        self._adapter: MidChainsMarketData | None = None
 
     @property
     def secrets(self) -> tuple[str, ...]:
         return (self.comp_id,)
 
-    async def __aenter__(self) -> MidChainsFeedHarness:
-        await self._stack.enter_async_context(self.sandbox)
-        for side, price, qty in ((Side.BUY, "139.95", "1.5"), (Side.BUY, "139.90", "0.5"), (Side.BUY, "139.90", "2"),
-                                 (Side.SELL, "140.05", "1"), (Side.SELL, "140.10", "0.7")):
-            self.sandbox.place(LTC, side, D(qty), D(price))
-        self._task_group = await self._stack.enter_async_context(anyio.create_task_group())
+    async def connect_adapter(self, sink: RecordingSink) -> MidChainsMarketData:
         options = MidChainsMdOptions(host="127.0.0.1", port=self.sandbox.md_port, tls=False,
                                      sender_comp_id=self.comp_id, state_file=self.tmp_path / "midchains-md.sqlite",
                                      heartbeat_s=1, book_settle_s=D("0.1"), book_settle_max_s=D("0.5"),
                                      reconnect_min_s=0.05, reconnect_max_s=0.5)
         instruments = [Instrument(LTC, "midchains", lot_size=D("0.0001")),
                        Instrument(BTC, "midchains", lot_size=D("0.00001"))]
-        adapter = self._adapter = MidChainsMarketData("midchains", options, instruments, WallClock(), self.sink)
-        self.adapter = adapter
-        adapter.bind(self._task_group)
+        adapter = MidChainsMarketData("midchains", options, instruments, WallClock(), sink)
+        adapter.bind(self.task_group)
         await adapter.connect()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        try:
-            if self._adapter is not None:
-                await self._adapter.close()
-            self._task_group.cancel_scope.cancel()
-        finally:
-            await self._stack.aclose()
-
-    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-        with anyio.fail_after(timeout):
-            while not condition():
-                await anyio.sleep(0.005)
-
-    def venue_book(self) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
-        return self.sandbox.depth(self.symbol)
-
-    def change_book(self, step: int) -> None:
-        """A new resting bid below the touch (an X New); every third step also a new offer level."""
-        self.sandbox.place(LTC, Side.BUY, D("0.25") * (step + 1), D("139.80") - D("0.05") * step)
-        if step % 3 == 2:
-            self.sandbox.place(LTC, Side.SELL, D("0.3"), D("140.20") + D("0.05") * step)
+        return adapter
 
     def lose_next_change(self) -> None:
         pytest.skip(f"midchains: {GAP_HEALED_BY_RESEND}")

@@ -5,14 +5,10 @@ within a second); its faults (``inject``) make the bad days."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, ClassVar
 
 import anyio
-from anyio.abc import TaskGroup
 from support.sinks import RecordingSink
 
 from adapters.optimus.adapter import OptimusAdapter, OptimusOptions
@@ -41,6 +37,8 @@ class OptimusHarness(OrderEntryHarness):
 
     #: the sandbox modes this harness runs (issue 20): every extension on, or document 000 alone
     modes = (EVERYDAY, LITERAL)
+    env: ClassVar[dict[str, str]] = ENV
+    poll_s: ClassVar[float] = 0.01
     #: conformance tests whose premise document 000 does not give, by test name: skipped in the
     #: literal mode with this reason (the adapter's literal behaviour is tested in
     #: tests/protocol/test_optimus_adapter.py instead)
@@ -59,49 +57,23 @@ class OptimusHarness(OrderEntryHarness):
                                    market_step_s=D("0.05"), webhook_retry_s=D("0.05"),
                                    extensions=extensions_for(OptimusExtensions, mode))
         self.sandbox = OptimusSandbox(settings, clock=WallClock())
-        self._stack = contextlib.AsyncExitStack()
-        self._task_group: TaskGroup
-        self._adapter: OptimusAdapter | None = None
-        self._saved_env = {name: os.environ.get(name) for name in ENV}
 
     @property
     def secrets(self) -> tuple[str, ...]:
         return (PASSWORD, WEBHOOK_SECRET)
 
-    async def _connect(self, sink: RecordingSink) -> OptimusAdapter:
+    async def start_venue(self) -> None:
+        await self.stack.enter_async_context(self.sandbox)
+
+    async def connect_adapter(self, sink: RecordingSink) -> OptimusAdapter:
         options = OptimusOptions(base_url=self.sandbox.base_url, webhook_listen="127.0.0.1:0",
                                  poll_interval_s=D("0.25"), request_timeout_s=D("0.5"), connect_timeout_s=D("0.5"),
                                  unknown_grace_s=D("0.3"), retry_backoff_s=D("0.01"), disconnect_after_failures=2)
         adapter = OptimusAdapter("psx", options, DOC_INSTRUMENTS, WallClock(), sink)
-        adapter.bind(self._task_group)
+        adapter.bind(self.task_group)
         await adapter.connect()
         self.sandbox.webhook_url = adapter.webhook_url
         return adapter
-
-    async def __aenter__(self) -> OptimusHarness:
-        os.environ.update(ENV)
-        await self._stack.enter_async_context(self.sandbox)
-        self._task_group = await self._stack.enter_async_context(anyio.create_task_group())
-        self.adapter = self._adapter = await self._connect(self.sink)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        try:
-            if self._adapter is not None:
-                await self._adapter.close()
-            self._task_group.cancel_scope.cancel()
-        finally:
-            await self._stack.aclose()
-            for name, value in self._saved_env.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-
-    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-        with anyio.fail_after(timeout):
-            while not condition():
-                await anyio.sleep(0.01)
 
     async def settle(self) -> None:
         await anyio.sleep(0.5)  # two polls and a webhook retry
@@ -111,16 +83,12 @@ class OptimusHarness(OrderEntryHarness):
             raise ValueError("the harness rests buys only: a sell needs holdings at the broker")
         return RESTING
 
-    async def _liquid(self) -> None:
-        engine = self.sandbox.sim.matching_engine(self.symbol)
-        await self.until(lambda: engine.best_ask is not None and engine.best_bid is not None, "a synthetic book")
-
     async def marketable(self, side: Side = Side.BUY) -> tuple[Decimal, Decimal]:
-        await self._liquid()
+        await self.two_sided(self.sandbox.sim.matching_engine(self.symbol))
         return UPPER, self.lot  # every background level holds at least one lot
 
     async def partial(self, side: Side = Side.BUY) -> tuple[Decimal, Decimal]:
-        await self._liquid()
+        await self.two_sided(self.sandbox.sim.matching_engine(self.symbol))
         price, qty = self.sandbox.sim.matching_engine(self.symbol).depth(Side.SELL)[0]
         # 40 lots more than the best level holds: far more than the background market offers at that price
         return price, qty + 40 * self.lot
@@ -133,13 +101,6 @@ class OptimusHarness(OrderEntryHarness):
 
     def duplicates_sent(self) -> int:
         return self.sandbox.counts["webhooks_duplicated"]
-
-    async def restart(self) -> None:
-        assert self._adapter is not None
-        await self._adapter.close()
-        self._adapter = None
-        sink = self.new_sink()
-        self.adapter = self._adapter = await self._connect(sink)
 
     def reject_cases(self) -> list[RejectCase]:
         return [

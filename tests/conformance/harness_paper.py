@@ -98,19 +98,15 @@ class PaperHarness(OrderEntryHarness):
     def passive_price(self, side: Side = Side.BUY) -> Decimal:
         return D("176.00") if side is Side.BUY else D("199.00")  # inside the band, far from the mid
 
-    async def _liquid(self) -> None:
-        engine = self.adapter.matching_engine(self.symbol)
-        await self.until(lambda: engine.best_ask is not None and engine.best_bid is not None, "a synthetic book")
-
     async def marketable(self, side: Side = Side.BUY) -> tuple[Decimal, Decimal]:
-        await self._liquid()
+        await self.two_sided(self.adapter.matching_engine(self.symbol))
         engine = self.adapter.matching_engine(self.symbol)
         if side is Side.BUY:
             return engine.best_ask + 5 * self.tick, self.lot
         return engine.best_bid - 5 * self.tick, self.lot
 
     async def partial(self, side: Side = Side.BUY) -> tuple[Decimal, Decimal]:
-        await self._liquid()
+        await self.two_sided(self.adapter.matching_engine(self.symbol))
         price, qty = self.adapter.matching_engine(self.symbol).depth(side.opposite)[0]
         return price, qty + 100 * self.lot
 

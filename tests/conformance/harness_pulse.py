@@ -5,11 +5,9 @@ every extension off (:meth:`PulseExtensions.document_literal`): 004's venue."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -44,28 +42,14 @@ def instruments() -> list[Instrument]:
             Instrument(ETH, "pulse", tick_size=D("0.05"), lot_size=D(1))]
 
 
-async def wait(condition: Callable[[], bool], what: str, timeout: float) -> None:
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.005)
-
-
 class _PulseVenue:
-    """The sandbox, the task group and the adapter's construction both harnesses share."""
+    """The sandbox and the adapter's construction both harnesses share."""
 
     def __init__(self, heartbeat_s: int, liveness_probe_s: Decimal, mode: str) -> None:
         self.heartbeat_s = heartbeat_s
         self.liveness_probe_s = liveness_probe_s
         self.sandbox = PulseSandbox(credentials={CLIENT_ID: SECRET}, min_heartbeat_s=1,
                                     extensions=extensions_for(PulseExtensions, mode))
-        self._stack = contextlib.AsyncExitStack()
-        self.task_group: TaskGroup
-        self._saved_env = os.environ.get(SECRET_ENV)
-
-    async def start(self) -> None:
-        os.environ[SECRET_ENV] = SECRET
-        await self._stack.enter_async_context(self.sandbox)
-        self.task_group = await self._stack.enter_async_context(anyio.create_task_group())
 
     def options(self, post_only: str) -> PulseOptions:
         return PulseOptions(url=self.sandbox.url, client_id=CLIENT_ID, client_secret_env=SECRET_ENV,
@@ -73,23 +57,11 @@ class _PulseVenue:
                             request_timeout_s=D(2), reconnect_min_s=D("0.05"), book_resync_s=D("0.3"),
                             post_only=post_only)
 
-    async def connect(self, sink: RecordingSink, post_only: str = "reject") -> PulseAdapter:
+    async def connect(self, sink: RecordingSink, task_group: TaskGroup, post_only: str = "reject") -> PulseAdapter:
         adapter = PulseAdapter("pulse", self.options(post_only), instruments(), WallClock(), sink)
-        adapter.bind(self.task_group)
+        adapter.bind(task_group)
         await adapter.connect()
         return adapter
-
-    async def stop(self, adapter: PulseAdapter | None) -> None:
-        try:
-            if adapter is not None:
-                await adapter.close()
-            self.task_group.cancel_scope.cancel()
-        finally:
-            await self._stack.aclose()
-            if self._saved_env is None:
-                os.environ.pop(SECRET_ENV, None)
-            else:
-                os.environ[SECRET_ENV] = self._saved_env
 
 
 class PulseHarness(OrderEntryHarness):
@@ -100,12 +72,14 @@ class PulseHarness(OrderEntryHarness):
     tick = D("0.5")
     facts = HarnessFacts()
     modes = (EVERYDAY, LITERAL)
+    env: ClassVar[dict[str, str]] = {SECRET_ENV: SECRET}
 
     def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
         super().__init__(tmp_path, mode)
         self.pulse = _PulseVenue(heartbeat_s=5, liveness_probe_s=D(5), mode=mode)
         self.sandbox = self.pulse.sandbox
-        self._adapter: PulseAdapter | None = None
+        #: the post-only option the next adapter instance gets (``use_post_only`` changes it)
+        self.next_post_only = "reject"
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -115,8 +89,8 @@ class PulseHarness(OrderEntryHarness):
     def post_only(self) -> str:
         """The adapter's ``post_only`` option (default ``reject``: refused locally from the book it
         holds) decides, not the declared capability (``reprice``, what the venue itself does)."""
-        assert self._adapter is not None
-        return self._adapter.pulse_options.post_only
+        assert self.open_adapter is not None
+        return self.open_adapter.pulse_options.post_only
 
     def post_only_modes(self) -> tuple[str, ...]:
         return ("reject", "reprice")
@@ -126,18 +100,17 @@ class PulseHarness(OrderEntryHarness):
         self.adapter.subscribe([BTC])
         await self.until(lambda: BTC in self.sink.books, "book snapshot after the reconnect")
 
+    async def start_venue(self) -> None:
+        await self.stack.enter_async_context(self.sandbox)
+
+    async def connect_adapter(self, sink: RecordingSink) -> PulseAdapter:
+        return await self.pulse.connect(sink, self.task_group, self.next_post_only)
+
     async def __aenter__(self) -> PulseHarness:
-        await self.pulse.start()
-        self.adapter = self._adapter = await self.pulse.connect(self.sink)
+        await super().__aenter__()
         self.adapter.subscribe([BTC])
         await self.until(lambda: BTC in self.sink.books, "first book snapshot")
         return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.pulse.stop(self._adapter)
-
-    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-        await wait(condition, what, timeout)
 
     async def settle(self) -> None:
         await anyio.sleep(0.2)
@@ -166,12 +139,8 @@ class PulseHarness(OrderEntryHarness):
         return self.adapter.stats()["duplicate_fills"]
 
     async def restart(self, post_only: str | None = None) -> None:
-        assert self._adapter is not None
-        mode = post_only or self.post_only
-        await self._adapter.close()
-        self._adapter = None
-        sink = self.new_sink()
-        self.adapter = self._adapter = await self.pulse.connect(sink, mode)
+        self.next_post_only = post_only or self.post_only
+        await super().restart()
 
     def book_at_venue(self) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
         engine = self.sandbox.books[BTC].engine
@@ -211,6 +180,7 @@ class PulseFeedHarness(MarketDataHarness):
     name = "pulse"
     symbol = BTC
     modes = (EVERYDAY, LITERAL)
+    env: ClassVar[dict[str, str]] = {SECRET_ENV: SECRET}
 
     def __init__(self, tmp_path: Any, mode: str = EVERYDAY) -> None:
         super().__init__(tmp_path, mode)
@@ -218,23 +188,17 @@ class PulseFeedHarness(MarketDataHarness):
         # sooner, so a stall is seen within a second
         self.pulse = _PulseVenue(heartbeat_s=1, liveness_probe_s=D("0.3"), mode=mode)
         self.sandbox = self.pulse.sandbox
-        self._adapter: PulseAdapter | None = None
         self._prices = iter(range(48000, 40000, -10))
 
     @property
     def secrets(self) -> tuple[str, ...]:
         return (SECRET,)
 
-    async def __aenter__(self) -> PulseFeedHarness:
-        await self.pulse.start()
-        self.adapter = self._adapter = await self.pulse.connect(self.sink)
-        return self
+    async def start_venue(self) -> None:
+        await self.stack.enter_async_context(self.sandbox)
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.pulse.stop(self._adapter)
-
-    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-        await wait(condition, what, timeout)
+    async def connect_adapter(self, sink: RecordingSink) -> PulseAdapter:
+        return await self.pulse.connect(sink, self.task_group)
 
     def venue_book(self) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
         engine = self.sandbox.books[BTC].engine

@@ -61,6 +61,14 @@ async def adapter_on(port: int, tmp_path: Path, sink: RecordingSink, **extra: ob
             tasks.cancel_scope.cancel()
 
 
+async def burst_gateway(tasks: anyio.abc.TaskGroup) -> ScriptedGateway:
+    """A scripted gateway, started in ``tasks``, that answers the next logon with ``X_BURST``."""
+    gateway = ScriptedGateway()
+    gateway.queued = list(X_BURST)
+    await gateway.start(tasks)
+    return gateway
+
+
 def matches(sink: RecordingSink, venue: MidChainsSandbox) -> bool:
     book = sink.books.get(LTC)
     bids, asks = venue.depth(LTC)
@@ -140,9 +148,7 @@ async def test_an_inconsistent_x_reports_stale_and_logs_on_again(tmp_path: Path)
     """A Delete of an id the book does not hold: counted (``unknown_id``), ``stale`` with the
     reason, a Logout and a new logon, whose burst makes the book whole again: ``connected``."""
     async with anyio.create_task_group() as tasks:
-        gateway = ScriptedGateway()
-        gateway.queued = list(X_BURST)
-        await gateway.start(tasks)
+        gateway = await burst_gateway(tasks)
         sink = RecordingSink()
         async with adapter_on(gateway.port, tmp_path, sink) as adapter:
             adapter.subscribe([LTC])
@@ -180,9 +186,7 @@ async def test_replay_from_before_the_logon_is_not_applied(tmp_path: Path) -> No
 async def test_silence_is_reported_stale_and_data_brings_it_back(tmp_path: Path) -> None:
     """No frame for ``stale_s``: ``stale``; a frame again: ``connected``."""
     async with anyio.create_task_group() as tasks:
-        gateway = ScriptedGateway()
-        gateway.queued = list(X_BURST)
-        await gateway.start(tasks)
+        gateway = await burst_gateway(tasks)
         sink = RecordingSink()
         async with adapter_on(gateway.port, tmp_path, sink, stale_s=0.3, heartbeat_s=30) as adapter:
             adapter.subscribe([LTC])
@@ -201,9 +205,7 @@ async def test_wire_counters_outlive_the_link(tmp_path: Path) -> None:
     """The run report reads ``stats()`` after ``close()``: the counters of the links left behind
     (closed, or replaced by a resync) stay in it."""
     async with anyio.create_task_group() as tasks:
-        gateway = ScriptedGateway()
-        gateway.queued = list(X_BURST)
-        await gateway.start(tasks)
+        gateway = await burst_gateway(tasks)
         sink = RecordingSink()
         async with adapter_on(gateway.port, tmp_path, sink) as adapter:
             adapter.subscribe([LTC])
@@ -218,9 +220,7 @@ async def test_a_resync_without_a_state_file_logs_on_with_the_days_numbers(tmp_p
     keeps the same store: its Logon goes on from the session's numbers, not 34=1 (which a gateway
     that remembers the day's numbers answers with a Logout)."""
     async with anyio.create_task_group() as tasks:
-        gateway = ScriptedGateway()
-        gateway.queued = list(X_BURST)
-        await gateway.start(tasks)
+        gateway = await burst_gateway(tasks)
         sink = RecordingSink()
         opts = MidChainsMdOptions(host="127.0.0.1", port=gateway.port, tls=False, sender_comp_id=CLIENT,
                                   heartbeat_s=1, book_settle_s=D("0.1"), book_settle_max_s=D("0.5"),
@@ -246,9 +246,7 @@ async def test_inbound_numbers_skipped_during_the_session_resync_the_books(tmp_p
     answered by a SequenceReset-GapFill): any of them may have been a book update, so the books are
     rebuilt: stale, a new logon, fresh books, connected."""
     async with anyio.create_task_group() as tasks:
-        gateway = ScriptedGateway()
-        gateway.queued = list(X_BURST)
-        await gateway.start(tasks)
+        gateway = await burst_gateway(tasks)
         sink = RecordingSink()
         async with adapter_on(gateway.port, tmp_path, sink) as adapter:
             adapter.subscribe([LTC])

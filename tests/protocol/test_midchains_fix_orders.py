@@ -10,9 +10,6 @@ scripted gateway on 127.0.0.1 that counts every frame as it arrives."""
 from __future__ import annotations
 
 import logging
-import shutil
-import ssl
-import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,6 +21,7 @@ import pytest
 from support.midchains_fix import CLIENT, GATEWAY, NS, at, examples
 from support.midchains_gateway import Reply, ScriptedGateway
 from support.sinks import RecordingSink
+from support.tls import self_signed
 
 from adapters.kit.pacing import max_in_window
 from adapters.midchains.adapter import MidChainsFixAdapter
@@ -180,6 +178,21 @@ class Rig:
         self.adapter.submit(order)
         return order
 
+    async def working(self) -> Order:
+        """001's example order (11=DOC_ID) sent and acknowledged by the document's ER 39=0: working."""
+        order = self.submit(client_id=DOC_ID)
+        await until(lambda: self.gateway.received("D"), "the D")
+        await self.gateway.send("8", body(ER_NEW))
+        await until(lambda: order.status is S.NEW, "acknowledged")
+        return order
+
+    async def replace_sent(self, order: Order, price: D | None, qty: D | None) -> dict[int, str]:
+        """Amend ``order`` as the runtime does and return the fields of the G the gateway received."""
+        order.request_replace(price, qty)
+        self.adapter.amend(order, price, qty)
+        await until(lambda: self.gateway.received("G"), "the G")
+        return self.gateway.received("G")[0].fields
+
 
 async def until(condition: object, what: str, timeout: float = 10) -> None:
     with anyio.fail_after(timeout):
@@ -240,10 +253,7 @@ async def test_document_order_reports_scaled_and_a_duplicate_fill_dropped(tmp_pa
 
 async def test_cancel_echo_stays_pending_a_9_refuses_and_an_er_cancels(tmp_path: Path) -> None:
     async with rig(tmp_path) as r:
-        order = r.submit(client_id=DOC_ID)
-        await until(lambda: r.gateway.received("D"), "the D")
-        await r.gateway.send("8", body(ER_NEW))
-        await until(lambda: order.status is S.NEW, "acknowledged")
+        order = await r.working()
         order.transition(S.PENDING_CANCEL)
         r.adapter.cancel(order)
         await until(lambda: r.gateway.received("F"), "the F")
@@ -270,14 +280,8 @@ async def test_cancel_echo_stays_pending_a_9_refuses_and_an_er_cancels(tmp_path:
 
 async def test_replace_follows_the_clordid_chain(tmp_path: Path) -> None:
     async with rig(tmp_path) as r:
-        order = r.submit(client_id=DOC_ID)
-        await until(lambda: r.gateway.received("D"), "the D")
-        await r.gateway.send("8", body(ER_NEW))
-        await until(lambda: order.status is S.NEW, "acknowledged")
-        order.request_replace(D(149), D("0.2"))
-        r.adapter.amend(order, D(149), D("0.2"))
-        await until(lambda: r.gateway.received("G"), "the G")
-        g = r.gateway.received("G")[0].fields
+        order = await r.working()
+        g = await r.replace_sent(order, D(149), D("0.2"))
         assert (g[41], g[44], g[38], g[43229]) == (DOC_ID, "149", "2000", "10000") and g[11].startswith(DOC_ID)
         await r.gateway.send("G", body(G_ECHO, t11=g[11], t41=g[41]))  # 001's echoed G: pending
         await r.gateway.send("8", body(ER_NEW, t11=g[11], t41=DOC_ID, t17="X-rpl", t39="5", t150="5", t38="2000",
@@ -327,10 +331,7 @@ async def test_a_burst_of_50_orders_never_exceeds_4_per_s_nor_10_messages_per_s(
 
 async def test_reconnect_delivers_queued_reports_before_connected(tmp_path: Path) -> None:
     async with rig(tmp_path) as r:
-        order = r.submit(client_id=DOC_ID)
-        await until(lambda: r.gateway.received("D"), "the D")
-        await r.gateway.send("8", body(ER_NEW))
-        await until(lambda: order.status is S.NEW, "acknowledged")
+        await r.working()
         r.gateway.queued = [("8", body(ER_FILL))]  # generated while we are away
         await r.gateway.drop()
         await until(lambda: r.sink.statuses().count("connected") == 2, "connected again")
@@ -350,12 +351,9 @@ async def test_a_fill_sent_again_after_a_restart_is_not_applied_twice(tmp_path: 
         await r.gateway.send("8", body(ER_NEW))
         await r.gateway.send("8", body(ER_FILL))
         await until(lambda: order.status is S.FILLED, "filled")
-        await r.adapter.close()
+        again = await restarted(r)
+        sink = r.sink
         logons = r.gateway.received("A")
-        sink = RecordingSink()
-        sink.orders = r.sink.orders
-        again = MidChainsFixAdapter("midchains", options(r.gateway.port, r.state), [LTC], WallClock(), sink)
-        r.adapter, r.sink = again, sink
         async with anyio.create_task_group() as tasks:
             again.bind(tasks)
             r.gateway.queued = [("8", body(ER_FILL))]  # the gateway sends the execution again
@@ -445,14 +443,7 @@ async def test_a_cancel_asked_before_its_order_left_follows_it(tmp_path: Path) -
 async def test_tls_to_the_sandbox_with_the_ca_bundle_and_refused_without(tmp_path: Path) -> None:
     """001's "secure tcp+ssl connection" with a private certificate (MID-12): the adapter logs on
     and trades with ca_bundle set, and without it the first connect fails naming the gateway."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command makes the test certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert, key)
+    cert, server = self_signed(tmp_path)
     async with MidChainsSandbox(client_comp_ids=(CLIENT,), tls=server) as venue, anyio.create_task_group() as tasks:
         sink = RecordingSink()
         opts = MidChainsFixOptions(host="127.0.0.1", port=venue.port, sender_comp_id=CLIENT, ca_bundle=cert,
@@ -564,19 +555,9 @@ async def test_a_replace_answered_after_a_restart_moves_the_clordid_chain(tmp_pa
     """A G left unanswered when the engine stopped: the new instance has no pending replace, but the
     venue's ER 39=5 still tells it the ClOrdID the order now works under, and the next F names it."""
     async with rig(tmp_path) as r:
-        order = r.submit(client_id=DOC_ID)
-        await until(lambda: r.gateway.received("D"), "the D")
-        await r.gateway.send("8", body(ER_NEW))
-        await until(lambda: order.status is S.NEW, "acknowledged")
-        order.request_replace(D(149), None)
-        r.adapter.amend(order, D(149), None)
-        await until(lambda: r.gateway.received("G"), "the G")
-        g = r.gateway.received("G")[0].fields
-        await r.adapter.close()
-        sink = RecordingSink()
-        sink.orders = r.sink.orders
-        again = MidChainsFixAdapter("midchains", options(r.gateway.port, r.state), [LTC], WallClock(), sink)
-        r.adapter, r.sink = again, sink
+        order = await r.working()
+        g = await r.replace_sent(order, D(149), None)
+        again = await restarted(r)
         async with anyio.create_task_group() as tasks:
             again.bind(tasks)
             r.gateway.queued = [("8", body(ER_NEW, t11=g[11], t41=DOC_ID, t17="X-rpl", t39="5", t150="5",
@@ -674,14 +655,8 @@ async def test_a_replace_confirmed_after_a_restart_is_applied(tmp_path: Path, co
     ClOrdID (the pending G is kept in the state file): the order works under the new 11 at 0.2, and
     a fill of 0.2 ends it FILLED."""
     async with rig(tmp_path) as r:
-        order = r.submit(client_id=DOC_ID)
-        await until(lambda: r.gateway.received("D"), "the D")
-        await r.gateway.send("8", body(ER_NEW))
-        await until(lambda: order.status is S.NEW, "acknowledged")
-        order.request_replace(D(151), D("0.2"))
-        r.adapter.amend(order, D(151), D("0.2"))
-        await until(lambda: r.gateway.received("G"), "the G")
-        g = r.gateway.received("G")[0].fields
+        order = await r.working()
+        g = await r.replace_sent(order, D(151), D("0.2"))
         again = await restarted(r)
         async with anyio.create_task_group() as tasks:
             again.bind(tasks)
@@ -817,14 +792,8 @@ async def test_a_replace_confirmed_with_a_fill_applies_the_new_terms_first(tmp_p
     """Finding 8: one ER confirms the G (11 = the new ClOrdID, 0.2) and fills 0.15 of it: the fill is
     booked against 0.2 (before the fix it overfilled the old 0.1 and was not booked)."""
     async with rig(tmp_path) as r:
-        order = r.submit(client_id=DOC_ID)
-        await until(lambda: r.gateway.received("D"), "the D")
-        await r.gateway.send("8", body(ER_NEW))
-        await until(lambda: order.status is S.NEW, "acknowledged")
-        order.request_replace(D(150), D("0.2"))
-        r.adapter.amend(order, D(150), D("0.2"))
-        await until(lambda: r.gateway.received("G"), "the G")
-        g = r.gateway.received("G")[0].fields
+        order = await r.working()
+        g = await r.replace_sent(order, D(150), D("0.2"))
         await r.gateway.send("8", body(ER_FILL, t11=g[11], t41=DOC_ID, t39="1", t150="1", t38="2000", t32="1500",
                                        t14="1500", t151="500"))
         await until(lambda: order.cum_qty == D("0.15"), "the fill booked")
@@ -844,14 +813,8 @@ async def test_a_cancel_during_a_pending_replace_waits_for_its_answer(tmp_path: 
     """Finding 8: a cancel asked while our G is unanswered goes once the G is taken, naming the
     ClOrdID (41) and quantity (38) the venue then works the order under, not the old ones."""
     async with rig(tmp_path) as r:
-        order = r.submit(client_id=DOC_ID)
-        await until(lambda: r.gateway.received("D"), "the D")
-        await r.gateway.send("8", body(ER_NEW))
-        await until(lambda: order.status is S.NEW, "acknowledged")
-        order.request_replace(D(150), D("0.2"))
-        r.adapter.amend(order, D(150), D("0.2"))
-        await until(lambda: r.gateway.received("G"), "the G")
-        g = r.gateway.received("G")[0].fields
+        order = await r.working()
+        g = await r.replace_sent(order, D(150), D("0.2"))
         r.adapter.cancel(order)
         await anyio.sleep(0.3)
         assert r.gateway.received("F") == []  # held for the G's answer
@@ -881,10 +844,7 @@ async def test_a_trading_day_passing_while_disconnected_leaves_gtc_orders_unknow
     """Finding 8: the gateway drops the day's queued reports at the 01:00 UTC reset (MID-13); a GTC
     order open across a disconnect spanning it may have filled unheard: unknown, an anomaly."""
     async with rig(tmp_path) as r:
-        order = r.submit(client_id=DOC_ID)
-        await until(lambda: r.gateway.received("D"), "the D")
-        await r.gateway.send("8", body(ER_NEW))
-        await until(lambda: order.status is S.NEW, "acknowledged")
+        await r.working()
         days = iter(["2021-07-14", "2021-07-15"])
         monkeypatch.setattr("adapters.midchains.adapter.trading_day", lambda now_ns: next(days))
         await r.gateway.drop()

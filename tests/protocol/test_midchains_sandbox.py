@@ -4,14 +4,13 @@ buy refusal of MID-5), the FractionBase rescaling of 001's example, literal vs e
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from support.midchains_client import CLIENT, GATEWAY, FixClient, logged_on, new_order, running, text
+from support.tls import self_signed
 
 from adapters.midchains.sandbox import MidChainsSandbox
 
@@ -268,14 +267,7 @@ async def test_ports_are_free_ports_and_differ() -> None:
 
 async def test_both_acceptors_serve_tls_when_given_a_certificate(tmp_path: Path) -> None:
     """001: "secure tcp+ssl connection"; MID-12: a self-signed certificate, the client's CA bundle."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command makes the test certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert, key)
+    cert, server = self_signed(tmp_path)
     client_context = ssl.create_default_context(cafile=str(cert))
     async with running(tls=server) as venue:
         for port in (venue.port, venue.md_port):

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import pytest
 from support.sinks import RecordingSink
+from support.tls import self_signed
 
 from adapters.midchains.sandbox import MidChainsExtensions, MidChainsSandbox, WsUser
 from adapters.midchains.ws_adapter import MidChainsWsAdapter, MidChainsWsOptions
@@ -588,37 +589,8 @@ async def test_a_frame_over_max_message_bytes_is_counted_and_the_connection_rema
         assert sink.books[LTC].bids == [(D(99), D(1)), (D(98), D(2))]
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Any]:
-    """A certificate for 127.0.0.1 and the server's TLS context (MID-12: a private CA)."""
-    import datetime as dt
-    import ipaddress
-    import ssl
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert_path, key_path)
-    return cert_path, server
-
-
 async def test_wss_with_a_private_certificate_needs_the_ca_bundle(tmp_path: Path) -> None:
-    cert_path, server = _self_signed(tmp_path)
+    cert_path, server = self_signed(tmp_path)
     v = Venue(tmp_path, tls=server)
     async with v.sandbox:
         assert v.sandbox.ws_url.startswith("wss://")
