@@ -48,7 +48,7 @@ from engine.risk.killswitch import TradingState
 from engine.risk.rulepack import RulePack, resolve_packs
 from engine.runtime import Restored, Runtime, StrategyRunner, recover_venue, restore
 from engine.secrets import Redactor, write_scrubbed
-from engine.sessions import SessionDriver, SessionSchedule
+from engine.sessions import RecordedSessionDriver, SessionDriver, SessionSchedule
 from engine.shutdown import EXIT_ORDERS_LEFT_WORKING, OrderCloser
 from engine.venue import Adapter, OrderEntryAdapter, RateLimit, UnknownAdapter, VenueAdapter, get_adapter
 
@@ -127,8 +127,9 @@ class Engine:
         self.recorder = self._make_recorder(record_to)
         self._build_venues()
         self._build_strategies(strategies if strategies is not None else load_strategies(loaded))
-        self.driver = SessionDriver(self.schedule, self.clock, self._session_changed if self.recorder is not None
-                                    else self.runtime.on_session_change)
+        self.driver: SessionDriver | RecordedSessionDriver = SessionDriver(
+            self.schedule, self.clock, self._session_changed if self.recorder is not None
+            else self.runtime.on_session_change)
         self.stop_requested = False
         self.stopped_by = "end"
         self._wall_started = 0.0
@@ -478,6 +479,7 @@ class Engine:
         # move it out of the collector's way so full collections stay short on the event path.
         gc.collect()
         gc.freeze()
+        self._follow_recorded_sessions()
         self.driver.start()
         self.observer.session_known = True
         self.observer.publish()
@@ -514,6 +516,22 @@ class Engine:
             self._remove_pid_file()
         exit_code = EXIT_ORDERS_LEFT_WORKING if self.left_working else 0
         return RunResult(self.report(), exit_code, self.stopped_by)
+
+    def _follow_recorded_sessions(self) -> None:
+        """A venue that replays recorded session changes (read at its connect) drives the sessions
+        in place of the config's profile. Sessions are one per engine: with several such venues the
+        first in the config leads, and the others are named in the log."""
+        leading: str | None = None
+        for name, adapter in self.adapters.items():
+            changes = adapter.session_changes()
+            if changes is None:
+                continue
+            if leading is not None:
+                log.warning("venue %s also replays recorded sessions; those of %s are followed", name, leading)
+                continue
+            leading = name
+            log.info("sessions: following the %d session changes recorded for venue %s", len(changes), name)
+            self.driver = RecordedSessionDriver(changes, self.clock, self.driver.on_change)
 
     # ---- the operator's kill switch ------------------------------------------------------
     @property
