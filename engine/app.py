@@ -43,6 +43,7 @@ from engine.model import SessionState
 from engine.observe.server import MetricsServer
 from engine.observe.snapshot import Observer
 from engine.outfile import OutputPathError, write_atomic
+from engine.recording.listen import NoOrders
 from engine.recording.recorder import Recorder
 from engine.risk.killswitch import TradingState
 from engine.risk.rulepack import RulePack, resolve_packs
@@ -50,7 +51,15 @@ from engine.runtime import Restored, Runtime, StrategyRunner, recover_venue, res
 from engine.secrets import Redactor, write_scrubbed
 from engine.sessions import RecordedSessionDriver, SessionDriver, SessionSchedule
 from engine.shutdown import EXIT_ORDERS_LEFT_WORKING, OrderCloser
-from engine.venue import Adapter, OrderEntryAdapter, RateLimit, UnknownAdapter, VenueAdapter, get_adapter
+from engine.venue import (
+    Adapter,
+    AdapterOptions,
+    OrderEntryAdapter,
+    RateLimit,
+    UnknownAdapter,
+    VenueAdapter,
+    get_adapter,
+)
 
 log = logging.getLogger("engine")
 
@@ -74,10 +83,13 @@ class Engine:
     def __init__(
         self, loaded: LoadedConfig, strategies: list[LoadedStrategy] | None = None, *, fresh_account: bool = False,
         journal_path: Path | None = None, clock: Clock | None = None, record_to: Path | None = None,
+        market_data_only: bool = False,
     ) -> None:
         """``clock``: a real-time clock the caller owns instead of ``run.clock: wall`` (a
         ``ScaledClock`` shared with an in-process sandbox venue); refused with ``run.clock:
-        simulated``, whose time only the engine may move."""
+        simulated``, whose time only the engine may move. ``market_data_only`` (``engine record``):
+        a venue with a ``market_data:`` adapter connects only that one; its order adapter is never
+        built, so its credentials are not needed."""
         self.loaded = loaded
         cfg = loaded.config
         self.cfg = cfg
@@ -125,6 +137,7 @@ class Engine:
         self.adapters: dict[str, Adapter] = {}  # per venue: the adapter carrying its orders (and data)
         self.feeds: dict[str, VenueAdapter] = {}  # per venue with ``market_data:``: the adapter carrying its data
         self.recorder = self._make_recorder(record_to)
+        self.market_data_only = market_data_only
         self._build_venues()
         self._build_strategies(strategies if strategies is not None else load_strategies(loaded))
         self.driver: SessionDriver | RecordedSessionDriver = SessionDriver(
@@ -211,8 +224,12 @@ class Engine:
                 dataclasses.replace(i, lot_size=packs[i.symbol].effective_lot(i.lot_size)) for i in master
             ]
             recorder = self.recorder
-            adapter = self._make_adapter(name, ("venues", name), venue_cfg.adapter, venue_cfg.options, instruments,
-                                         self.runtime if recorder is None else recorder.sink(self.runtime, name))
+            sink = self.runtime if recorder is None else recorder.sink(self.runtime, name)
+            if self.market_data_only and venue_cfg.market_data is not None:
+                adapter: VenueAdapter = NoOrders(name, AdapterOptions(), instruments, self.clock, sink)
+            else:
+                adapter = self._make_adapter(name, ("venues", name), venue_cfg.adapter, venue_cfg.options,
+                                             instruments, sink)
             assert isinstance(adapter, OrderEntryAdapter)  # _adapter_class refused the others
             if venue_cfg.market_data is not None:
                 feed = self._make_adapter(name, ("venues", name, "market_data"), venue_cfg.market_data.adapter,
@@ -837,11 +854,14 @@ def summary_table(report: dict[str, Any]) -> str:
 def run_config(
     loaded: LoadedConfig, report_path: Path | None = None, on_clock: Callable[[Clock], None] | None = None,
     *, fresh_account: bool = False, journal_path: Path | None = None, record_to: Path | None = None,
+    market_data_only: bool = False,
 ) -> RunResult:
     """Build and run an engine for a loaded config; write the report if asked. ``on_clock`` gets
     the engine's clock before anything runs (the CLI stamps log lines with engine time);
-    ``record_to`` records its market data there (``engine record --out``)."""
-    engine = Engine(loaded, fresh_account=fresh_account, journal_path=journal_path, record_to=record_to)
+    ``record_to`` records its market data there (``engine record --out``), ``market_data_only``
+    leaves order adapters out where a ``market_data:`` adapter carries the data."""
+    engine = Engine(loaded, fresh_account=fresh_account, journal_path=journal_path, record_to=record_to,
+                    market_data_only=market_data_only)
     if on_clock is not None:
         on_clock(engine.clock)
     result = anyio.run(engine.run, backend="asyncio")
