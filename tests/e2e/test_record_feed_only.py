@@ -30,11 +30,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(path: Path, text: str, timeout: float) -> bool:
+def wait_for(path: Path, text: str, timeout: float, process: subprocess.Popen) -> bool:
+    """True once ``text`` is in the log; False at the timeout or as soon as the process has ended."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if path.exists() and text in path.read_text(errors="replace"):
             return True
+        if process.poll() is not None:
+            return False
         time.sleep(0.2)
     return False
 
@@ -61,8 +64,9 @@ def test_record_without_the_order_adapters_credentials(tmp_path: Path) -> None:
         try:
             # the feed is connected (the adapter retries until the sandbox listens) and the
             # heartbeat (every 5 s) has counted its events
-            assert wait_for(record_log, "market data for venue psx connected", 90), record_log.read_text()[-3000:]
-            assert wait_for(record_log, "heartbeat open", 60), record_log.read_text()[-3000:]
+            connected = wait_for(record_log, "market data for venue psx connected", 90, record)
+            assert connected, record_log.read_text()[-3000:]
+            assert wait_for(record_log, "heartbeat open", 60, record), record_log.read_text()[-3000:]
         finally:
             record.send_signal(signal.SIGINT)
             record.wait(timeout=120)
