@@ -43,14 +43,23 @@ from engine.model import SessionState
 from engine.observe.server import MetricsServer
 from engine.observe.snapshot import Observer
 from engine.outfile import OutputPathError, write_atomic
+from engine.recording.listen import NoOrders
 from engine.recording.recorder import Recorder
 from engine.risk.killswitch import TradingState
 from engine.risk.rulepack import RulePack, resolve_packs
 from engine.runtime import Restored, Runtime, StrategyRunner, recover_venue, restore
 from engine.secrets import Redactor, write_scrubbed
-from engine.sessions import SessionDriver, SessionSchedule
+from engine.sessions import RecordedSessionDriver, SessionDriver, SessionSchedule
 from engine.shutdown import EXIT_ORDERS_LEFT_WORKING, OrderCloser
-from engine.venue import Adapter, OrderEntryAdapter, RateLimit, UnknownAdapter, VenueAdapter, get_adapter
+from engine.venue import (
+    Adapter,
+    AdapterOptions,
+    OrderEntryAdapter,
+    RateLimit,
+    UnknownAdapter,
+    VenueAdapter,
+    get_adapter,
+)
 
 log = logging.getLogger("engine")
 
@@ -74,10 +83,13 @@ class Engine:
     def __init__(
         self, loaded: LoadedConfig, strategies: list[LoadedStrategy] | None = None, *, fresh_account: bool = False,
         journal_path: Path | None = None, clock: Clock | None = None, record_to: Path | None = None,
+        market_data_only: bool = False,
     ) -> None:
         """``clock``: a real-time clock the caller owns instead of ``run.clock: wall`` (a
         ``ScaledClock`` shared with an in-process sandbox venue); refused with ``run.clock:
-        simulated``, whose time only the engine may move."""
+        simulated``, whose time only the engine may move. ``market_data_only`` (``engine record``):
+        a venue with a ``market_data:`` adapter connects only that one; its order adapter is never
+        built, so its credentials are not needed."""
         self.loaded = loaded
         cfg = loaded.config
         self.cfg = cfg
@@ -125,10 +137,12 @@ class Engine:
         self.adapters: dict[str, Adapter] = {}  # per venue: the adapter carrying its orders (and data)
         self.feeds: dict[str, VenueAdapter] = {}  # per venue with ``market_data:``: the adapter carrying its data
         self.recorder = self._make_recorder(record_to)
+        self.market_data_only = market_data_only
         self._build_venues()
         self._build_strategies(strategies if strategies is not None else load_strategies(loaded))
-        self.driver = SessionDriver(self.schedule, self.clock, self._session_changed if self.recorder is not None
-                                    else self.runtime.on_session_change)
+        self.driver: SessionDriver | RecordedSessionDriver = SessionDriver(
+            self.schedule, self.clock, self._session_changed if self.recorder is not None
+            else self.runtime.on_session_change)
         self.stop_requested = False
         self.stopped_by = "end"
         self._wall_started = 0.0
@@ -210,8 +224,12 @@ class Engine:
                 dataclasses.replace(i, lot_size=packs[i.symbol].effective_lot(i.lot_size)) for i in master
             ]
             recorder = self.recorder
-            adapter = self._make_adapter(name, ("venues", name), venue_cfg.adapter, venue_cfg.options, instruments,
-                                         self.runtime if recorder is None else recorder.sink(self.runtime, name))
+            sink = self.runtime if recorder is None else recorder.sink(self.runtime, name)
+            if self.market_data_only and venue_cfg.market_data is not None:
+                adapter: VenueAdapter = NoOrders(name, AdapterOptions(), instruments, self.clock, sink)
+            else:
+                adapter = self._make_adapter(name, ("venues", name), venue_cfg.adapter, venue_cfg.options,
+                                             instruments, sink)
             assert isinstance(adapter, OrderEntryAdapter)  # _adapter_class refused the others
             if venue_cfg.market_data is not None:
                 feed = self._make_adapter(name, ("venues", name, "market_data"), venue_cfg.market_data.adapter,
@@ -478,6 +496,7 @@ class Engine:
         # move it out of the collector's way so full collections stay short on the event path.
         gc.collect()
         gc.freeze()
+        self._follow_recorded_sessions()
         self.driver.start()
         self.observer.session_known = True
         self.observer.publish()
@@ -514,6 +533,22 @@ class Engine:
             self._remove_pid_file()
         exit_code = EXIT_ORDERS_LEFT_WORKING if self.left_working else 0
         return RunResult(self.report(), exit_code, self.stopped_by)
+
+    def _follow_recorded_sessions(self) -> None:
+        """A venue that replays recorded session changes (read at its connect) drives the sessions
+        in place of the config's profile. Sessions are one per engine: with several such venues the
+        first in the config leads, and the others are named in the log."""
+        leading: str | None = None
+        for name, adapter in self.adapters.items():
+            changes = adapter.session_changes()
+            if changes is None:
+                continue
+            if leading is not None:
+                log.warning("venue %s also replays recorded sessions; those of %s are followed", name, leading)
+                continue
+            leading = name
+            log.info("sessions: following the %d session changes recorded for venue %s", len(changes), name)
+            self.driver = RecordedSessionDriver(changes, self.clock, self.driver.on_change)
 
     # ---- the operator's kill switch ------------------------------------------------------
     @property
@@ -819,11 +854,14 @@ def summary_table(report: dict[str, Any]) -> str:
 def run_config(
     loaded: LoadedConfig, report_path: Path | None = None, on_clock: Callable[[Clock], None] | None = None,
     *, fresh_account: bool = False, journal_path: Path | None = None, record_to: Path | None = None,
+    market_data_only: bool = False,
 ) -> RunResult:
     """Build and run an engine for a loaded config; write the report if asked. ``on_clock`` gets
     the engine's clock before anything runs (the CLI stamps log lines with engine time);
-    ``record_to`` records its market data there (``engine record --out``)."""
-    engine = Engine(loaded, fresh_account=fresh_account, journal_path=journal_path, record_to=record_to)
+    ``record_to`` records its market data there (``engine record --out``), ``market_data_only``
+    leaves order adapters out where a ``market_data:`` adapter carries the data."""
+    engine = Engine(loaded, fresh_account=fresh_account, journal_path=journal_path, record_to=record_to,
+                    market_data_only=market_data_only)
     if on_clock is not None:
         on_clock(engine.clock)
     result = anyio.run(engine.run, backend="asyncio")

@@ -509,7 +509,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         return 1
     cfg = loaded.config
     setup_logging(cfg.logging.level, cfg.logging.format, Redactor(loaded.secret_values))
-    result = run_config(loaded, None, on_clock=lambda clock: setattr(TIME_FILTER, "clock", clock), record_to=out)
+    result = run_config(loaded, None, on_clock=lambda clock: setattr(TIME_FILTER, "clock", clock), record_to=out,
+                        market_data_only=True)
     return result.exit_code
 
 

@@ -665,3 +665,75 @@ class SessionDriver:
         self._state = new
         if state_key(new) != state_key(old):
             self.on_change(old, new)
+
+
+class RecordedSessionDriver:
+    """A :class:`SessionDriver` that follows session changes a venue recorded instead of a schedule
+    (a replay with ``sessions: recorded``, issue 26): each ``(when_ns, state)`` is applied at its
+    time on the clock, so the runtime rolls phases, trading days and flags exactly as the recorded
+    run saw them. Same interface as :class:`SessionDriver` (``start``, ``stop``, ``state``).
+
+    At start the last change at or before the clock (the recording began before the run's first
+    instant) is applied at once; the run ends where the config's days end, so changes after that
+    are never reached. A late wake-up (a ``SimClock.set_time`` jump) applies the missed changes
+    in order, as the schedule's driver does."""
+
+    def __init__(self, changes: list[tuple[int, SessionState]], clock: Clock, on_change: SessionCallback) -> None:
+        self.changes = sorted(changes, key=lambda change: change[0])
+        self.clock = clock
+        self.on_change = on_change
+        self._state = SessionState()
+        self._running = False
+        self._position = 0
+        self._timer: Timer | None = None
+
+    @property
+    def state(self) -> SessionState:
+        return self._state
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def next_transition_ns(self) -> int | None:
+        if not self._running or self._position >= len(self.changes):
+            return None
+        return self.changes[self._position][0]
+
+    def start(self) -> None:
+        if self._running:
+            raise RuntimeError("RecordedSessionDriver is already running")
+        self._running = True
+        now = self.clock.now_ns()
+        due = bisect.bisect_right([when for when, _ in self.changes], now)
+        if due:
+            self._position = due
+            self._apply(self.changes[due - 1][1])
+        self._schedule_next()
+
+    def stop(self) -> None:
+        self._running = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _schedule_next(self) -> None:
+        if self._running and self._position < len(self.changes):
+            self._timer = self.clock.call_at(self.changes[self._position][0], self._on_due)
+
+    def _on_due(self) -> None:
+        self._timer = None
+        now = self.clock.now_ns()
+        changes = self.changes
+        while self._running and self._position < len(changes) and changes[self._position][0] <= now:
+            state = changes[self._position][1]
+            self._position += 1
+            self._apply(state)
+        self._schedule_next()
+
+    def _apply(self, new: SessionState) -> None:
+        old = self._state
+        self._state = new
+        if state_key(new) != state_key(old):  # as the live driver told it: one call per observable change
+            self.on_change(old, new)

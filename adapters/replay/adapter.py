@@ -14,9 +14,14 @@ strategy sent it; acknowledgements and fills come back ``latency_ms`` after the 
 Decisions where the issue is silent:
 
 - The engine's days come from ``run.start`` / ``run.days`` as in any simulated run; events outside
-  them are never reached. Sessions are the engine's own (the config's profile), so a multi-day
-  replay rolls sessions, settlement and the journal exactly as a paper run does; the recorded
-  session changes are data, not orders to the clock.
+  them are never reached.
+- Sessions (``sessions`` option): ``recorded`` follows the session changes the recording holds
+  for the replayed days, at their recorded times, phase, trading day and flags as the live run saw
+  them (:meth:`session_changes`; the engine swaps its schedule's driver for them); ``config``
+  follows the config's profile, as a paper run does. Unset: ``recorded`` when the recording holds
+  session changes for the replayed days (the same selection of venue, dates and the clock's day
+  as the events), else ``config``. Either way settlement and the journal roll with the sessions
+  the engine follows; the run's window (first and last day's start and end) is still the config's.
 - The venue takes quantities at any precision (the gate checks the lot), so a recorded level is
   never refused for a size the config's lot does not divide; it has no circuit band of its own
   (the gate's is the one), and a recorded closing price becomes the venue's for post-close.
@@ -84,6 +89,10 @@ class ReplayOptions(AdapterOptions):
                                 description="One-way latency: orders to the venue and answers back.")
     fill_model: Literal["queue", "none"] = Field(
         "queue", description="queue: the queue-position model (README); none: orders rest and never fill.")
+    sessions: Literal["recorded", "config"] | None = Field(
+        None, description="recorded: the recording's session changes drive the sessions; config: the config's "
+                          "profile. Default: recorded when the recording holds session changes for the replayed "
+                          "days, else config.")
     progress: bool = Field(True, description="Progress through the recording: a bar on stderr when it is a "
                                              "terminal, else a log line at each tenth (engine/progress.py).")
 
@@ -131,6 +140,8 @@ class ReplayAdapter(Adapter):
                       for symbol in self.instruments}
         self.subscribed: set[str] = set()
         self.events: list[RecordedEvent] = []
+        #: the recorded session changes of the replayed days, ``(recv_ns, state)``
+        self.recorded_sessions: list[tuple[int, SessionState]] = []
         self.position = 0
         self.delivered = 0
         self.skipped = 0
@@ -165,8 +176,13 @@ class ReplayAdapter(Adapter):
         now = self.clock.now()
         today_ns = int(dt.datetime.combine(now.date(), dt.time(), tzinfo=now.tzinfo).timestamp()) * NS_PER_S
         events = []
+        sessions: list[tuple[int, SessionState]] = []
         for recorded in read_events(opts.path, venues=[source], symbols=symbols, start=opts.from_, end=opts.to,
-                                    sessions=False):
+                                    sessions=opts.sessions != "config"):
+            if isinstance(recorded.event, SessionState):
+                if recorded.recv_ns >= today_ns:
+                    sessions.append((recorded.recv_ns, recorded.event))
+                continue
             if recorded.symbol not in self.instruments:
                 self.skipped += 1
                 continue
@@ -175,6 +191,10 @@ class ReplayAdapter(Adapter):
                 continue
             events.append(recorded if source == self.venue else _renamed(recorded, self.venue))
         self.events = events
+        self.recorded_sessions = sessions
+        if opts.sessions == "recorded" and not sessions:
+            log.warning("replay %s: sessions: recorded, but %s holds no session changes of venue %s for the replayed "
+                        "days; the config's profile drives the sessions", self.venue, opts.path, source)
         if opts.progress and events:
             self.progress = Progress(f"replay {self.venue}", len(events), log=log)
         self.sim.start()
@@ -191,11 +211,17 @@ class ReplayAdapter(Adapter):
         """The recording brings its own snapshots; nothing is invented here."""
         self.subscribed.update(symbols)
 
+    def session_changes(self) -> list[tuple[int, SessionState]] | None:
+        """The recorded session changes to follow (``sessions`` recorded, or unset and the recording
+        holds some), else None: the config's profile."""
+        return self.recorded_sessions or None
+
     def describe(self) -> dict[str, Any]:
         opts = self.replay_options
         return {"name": self.name, "venue": self.venue, "path": str(opts.path), "source": opts.venue or self.venue,
                 "from": str(opts.from_ or ""), "to": str(opts.to or ""), "latency_ms": str(opts.latency_ms),
-                "fill_model": opts.fill_model, "events": len(self.events), "delivered": self.delivered,
+                "fill_model": opts.fill_model, "sessions": "recorded" if self.recorded_sessions else "config",
+                "events": len(self.events), "delivered": self.delivered,
                 "skipped": self.skipped, "before_start": self.before_start,
                 "crowd_refused": sum(b.refused for b in self.books.values())}
 

@@ -182,6 +182,12 @@ class VenueAdapter(ABC):
         venue keeps its own schedule and may ignore it."""
         return None
 
+    def session_changes(self) -> list[tuple[int, SessionState]] | None:
+        """Session changes the engine must follow instead of its schedule, as ``(when_ns, state)``
+        (read after ``connect``): a replay of a recording that holds them (``sessions: recorded``).
+        None, as for every live venue: the engine's own profile drives the sessions."""
+        return None
+
     def stats(self) -> dict[str, int]:
         """Counters for the report and metrics: at least ``messages_in`` (frames, answers and
         events received), ``messages_out`` (requests sent) and ``reconnects``; an embedded venue
