@@ -12,59 +12,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from support import PSX_SHORT_DAY, REPO, run_sandbox, shipped_config, write_config
-from support.runs import SECRETS, engine_command
+from support import PSX_SHORT_DAY, run_sandbox, shipped_config, write_config
+from support.replays import deterministic, paper_config, replay_config, run
+from support.runs import SECRETS
 
 from engine.recording.format import read_events
-
-#: report fields that follow the machine's wall clock, not the data: a seed cannot fix them
-WALL_TIMED = ("wall_seconds",)
-
-
-def deterministic(report: dict) -> str:
-    """The report as canonical JSON without its wall-time fields: what must be byte-identical."""
-    report = json.loads(json.dumps(report))
-    for key in WALL_TIMED:
-        report.pop(key)
-    report["journal"].pop("path", None)
-    for wall_timed in ("commit_us_mean", "commits"):
-        report["journal"].pop(wall_timed, None)
-    for strategy in report["strategies"].values():
-        strategy.pop("slowest_hook_ms")
-        strategy.pop("hook_overruns")
-    return json.dumps(report, sort_keys=True, indent=1)
-
-
-def paper_config(folder: Path, days: int = 1) -> Path:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["run"].update({"start": "2026-11-23", "days": days})
-    config.setdefault("risk", {})["containment"] = {"hook_budget_ms": 600_000}
-    config["metrics"] = {"enabled": False}
-    for strategy in config["strategies"]:
-        strategy["file"] = str(REPO / strategy["file"])
-    return write_config(folder, config)
-
-
-def replay_config(folder: Path, source: Path, recording: Path, name: str = "replay.yaml",
-                  **options: object) -> Path:
-    config = yaml.safe_load(source.read_text())
-    venue = next(iter(config["venues"]))
-    config["venues"][venue] = {**{k: v for k, v in config["venues"][venue].items()
-                                  if k not in ("adapter", "options", "market_data")},
-                               "adapter": "replay", "options": {"path": str(recording), **options}}
-    config["run"].pop("record", None)
-    config["run"]["clock"] = "simulated"
-    config["metrics"] = {"enabled": False}
-    return write_config(folder, config, name)
-
-
-def run(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(engine_command(*args), cwd=folder, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from support import write_config
-from test_record_replay import deterministic, paper_config, replay_config, run
+from support.replays import deterministic, paper_config, replay_config, run
 
 from engine.model import SessionState
 from engine.recording.format import Writer, read_events
