@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from typing import Literal
 
 import msgspec
 
@@ -89,6 +90,10 @@ def stream_name(venue: str) -> str:
     return f"MD_{token('venue', venue).upper().replace('-', '_')}"
 
 
+#: a side on the wire: anything else is refused by the decoder, never looked up later
+SideText = Literal["buy", "sell"]
+
+
 class WireBook(msgspec.Struct, array_like=True, tag="b", frozen=True):
     epoch: int
     seq: int
@@ -96,7 +101,7 @@ class WireBook(msgspec.Struct, array_like=True, tag="b", frozen=True):
     sent_ns: int  # the feed's wall clock at publish: feed-to-strategy latency
     snapshot: bool
     venue_seq: int
-    changes: list[tuple[str, Decimal, Decimal]]
+    changes: list[tuple[SideText, Decimal, Decimal]]
 
 
 class WireTrade(msgspec.Struct, array_like=True, tag="t", frozen=True):
@@ -106,7 +111,7 @@ class WireTrade(msgspec.Struct, array_like=True, tag="t", frozen=True):
     sent_ns: int
     price: Decimal
     qty: Decimal
-    aggressor: str | None
+    aggressor: SideText | None
     trade_id: str
 
 
@@ -141,8 +146,19 @@ def encode(message: Wire | Heartbeat) -> bytes:
 
 
 def decode(data: bytes) -> Wire:
-    """One event; raises ``msgspec.DecodeError``/``ValidationError`` naming what is wrong."""
-    return _decoder.decode(data)
+    """One event; raises ``msgspec.DecodeError``/``ValidationError`` naming what is wrong. msgpack
+    carries decimals as strings and msgspec reads ``"NaN"`` and ``"Infinity"`` as Decimals: a price
+    or quantity that is not a finite number is refused here, before it reaches a book."""
+    message = _decoder.decode(data)
+    if type(message) is WireBook:
+        numbers = [number for _, price, qty in message.changes for number in (price, qty)]
+    elif type(message) is WireTrade:
+        numbers = [message.price, message.qty]
+    else:
+        numbers = [n for n in (message.reference_price, message.closing_price) if n is not None]
+    if not all(number.is_finite() for number in numbers):
+        raise msgspec.ValidationError(f"{type(message).__name__}: a price or quantity is not a finite number")
+    return message
 
 
 def decode_heartbeat(data: bytes) -> Heartbeat:

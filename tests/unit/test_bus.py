@@ -6,6 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.bus.adapter import BusMarketData, BusOptions
 from engine.clock import WallClock
@@ -183,3 +185,24 @@ def test_static_shares_are_checked_against_the_whole_account(tmp_path) -> None:
     fast = _config(tmp_path, "e5", "    account: {cash: 0}\n    rate_limits: [{scope: orders, count: 2, burst: 2}]")
     assert any("orders rate_limits add up to 4/s, the account's budget is 3/s" in p
                for p in check_allocation(account, [*two, fast]))
+
+
+def test_a_well_formed_message_with_a_bad_side_or_number_is_refused_not_raised() -> None:
+    """msgspec read any string as a side and "NaN" as a Decimal: a side that is not buy/sell raised a
+    KeyError out of the NATS callback after the book was marked whole, and a NaN price reached it."""
+    bus, sink = adapter()
+    bus.on_message("OGDC", book(7, 1, snapshot=True))
+    bad_side = wire.WireBook(7, 2, 0, 0, False, 2, [("x", Decimal(1), Decimal(1))])  # type: ignore[list-item]
+    nan_price = wire.WireBook(7, 2, 0, 0, False, 2, [("buy", Decimal("NaN"), Decimal(1))])
+    for message in (bad_side, nan_price):
+        bus.on_message("OGDC", wire.encode(message))
+    assert len(sink.books) == 1 and bus.counts["malformed"] == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=200))
+def test_any_bytes_are_counted_never_raised(data: bytes) -> None:
+    bus, sink = adapter()
+    bus.on_message("OGDC", book(7, 1, snapshot=True))
+    bus.on_message("OGDC", data)
+    assert all(price.is_finite() for update in sink.books for _, price, _ in update.changes)
