@@ -112,12 +112,21 @@ def test_into_an_existing_recording_a_second_identical_import_is_refused(tmp_pat
 
 
 def test_a_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(self: recording.Writer) -> list[Path]:
-        raise OSError(28, "No space left on device")
+    """The disk fills after some of the days were written to the staging folder: nothing is left,
+    neither the target nor the staging folder with its Parquet files."""
+    real_flush = recording.Writer.flush
+    written: list[Path] = []
 
-    monkeypatch.setattr(recording.Writer, "flush", broken)
+    def fills_up(self: recording.Writer) -> list[Path]:
+        if written:
+            raise OSError(28, "No space left on device")
+        written.extend(real_flush(self))
+        return list(written)
+
+    monkeypatch.setattr(recording.Writer, "flush", fills_up)
     with pytest.raises(OSError, match="No space"):
         import_history([SAMPLE], "bars", tmp_path / "rec")
+    assert written and all(path.suffix == ".parquet" for path in written)  # files were on disk
     assert list(tmp_path.iterdir()) == []
 
 
