@@ -59,6 +59,9 @@ __all__ = ["MdFeed", "Refused"]
 
 Event = BookUpdate | Trade
 
+#: the counter of each message type, named once (not an f-string per message)
+_COUNTER_IN = {"X": "in_X", "W": "in_W", "Y": "in_Y"}
+
 
 @dataclass(frozen=True, slots=True)
 class Refused:
@@ -165,7 +168,7 @@ class MdFeed:
     def on_message(self, message: FixMessage, now_ns: int) -> list[Event]:
         """One application message, in sequence order."""
         msg_type = message.msg_type
-        self.counters[f"in_{msg_type}" if msg_type in ("X", "W", "Y") else "in_other"] += 1
+        self.counters[_COUNTER_IN.get(msg_type, "in_other")] += 1
         if self._since_ns is None:
             self._since_ns = now_ns
         if self._replaying:
@@ -207,8 +210,9 @@ class MdFeed:
         subscribed = self.subscribed
         whole = self.whole
         for symbol, levels in changes.items():
-            self._last_x_ns[symbol] = now_ns
-            if levels and symbol in whole and symbol in subscribed:
+            if symbol not in whole:  # the settle timer reads it only for a book still building
+                self._last_x_ns[symbol] = now_ns
+            elif levels and symbol in subscribed:
                 events.append(BookUpdate(self.venue, symbol, now_ns, seq, tuple(levels)))
         for trade in prints:
             self.last_trade[trade.symbol] = trade

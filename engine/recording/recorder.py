@@ -126,21 +126,23 @@ class Recorder:
 class RecordingSink:
     """The runtime's sink as an adapter sees it, recording market data on the way through."""
 
-    __slots__ = ("_inner", "_append", "_now", "_venue")
+    __slots__ = ("_inner", "_append", "_now", "_venue", "_book", "_trade")
 
     def __init__(self, inner: Any, recorder: Recorder, venue: str) -> None:
         self._inner = inner
         self._append = recorder.queue.append
         self._now = recorder.now_ns
         self._venue = venue
+        self._book = inner.on_book  # bound once: the two per-event forwards skip a lookup each
+        self._trade = inner.on_trade
 
     def on_book(self, update: BookUpdate) -> None:
         self._append((self._venue, update.symbol, self._now(), update))
-        self._inner.on_book(update)
+        self._book(update)
 
     def on_trade(self, trade: Trade) -> None:
         self._append((self._venue, trade.symbol, self._now(), trade))
-        self._inner.on_trade(trade)
+        self._trade(trade)
 
     def on_instrument_status(self, status: InstrumentStatus) -> None:
         self._append((self._venue, status.symbol, self._now(), status))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Literal
 
 import msgspec
 
@@ -90,10 +89,6 @@ def stream_name(venue: str) -> str:
     return f"MD_{token('venue', venue).upper().replace('-', '_')}"
 
 
-#: a side on the wire: anything else is refused by the decoder, never looked up later
-SideText = Literal["buy", "sell"]
-
-
 class WireBook(msgspec.Struct, array_like=True, tag="b", frozen=True):
     epoch: int
     seq: int
@@ -101,7 +96,7 @@ class WireBook(msgspec.Struct, array_like=True, tag="b", frozen=True):
     sent_ns: int  # the feed's wall clock at publish: feed-to-strategy latency
     snapshot: bool
     venue_seq: int
-    changes: list[tuple[SideText, Decimal, Decimal]]
+    changes: list[tuple[Side, Decimal, Decimal]]  # Side is a str enum: "buy"/"sell" on the wire, else refused
 
 
 class WireTrade(msgspec.Struct, array_like=True, tag="t", frozen=True):
@@ -111,7 +106,7 @@ class WireTrade(msgspec.Struct, array_like=True, tag="t", frozen=True):
     sent_ns: int
     price: Decimal
     qty: Decimal
-    aggressor: SideText | None
+    aggressor: Side | None
     trade_id: str
 
 
@@ -138,7 +133,6 @@ Wire = WireBook | WireTrade | WireStatus
 _encoder = msgspec.msgpack.Encoder(decimal_format="string")
 _decoder = msgspec.msgpack.Decoder(Wire)
 _hb_decoder = msgspec.msgpack.Decoder(Heartbeat)
-_SIDES = {side.value: side for side in Side}
 
 
 def encode(message: Wire | Heartbeat) -> bytes:
@@ -151,13 +145,14 @@ def decode(data: bytes) -> Wire:
     or quantity that is not a finite number is refused here, before it reaches a book."""
     message = _decoder.decode(data)
     if type(message) is WireBook:
-        numbers = [number for _, price, qty in message.changes for number in (price, qty)]
+        for _, price, qty in message.changes:
+            if not (price.is_finite() and qty.is_finite()):
+                raise msgspec.ValidationError("WireBook: a price or quantity is not a finite number")
     elif type(message) is WireTrade:
-        numbers = [message.price, message.qty]
-    else:
-        numbers = [n for n in (message.reference_price, message.closing_price) if n is not None]
-    if not all(number.is_finite() for number in numbers):
-        raise msgspec.ValidationError(f"{type(message).__name__}: a price or quantity is not a finite number")
+        if not (message.price.is_finite() and message.qty.is_finite()):
+            raise msgspec.ValidationError("WireTrade: the price or quantity is not a finite number")
+    elif any(n is not None and not n.is_finite() for n in (message.reference_price, message.closing_price)):
+        raise msgspec.ValidationError("WireStatus: a reference or closing price is not a finite number")
     return message
 
 
@@ -167,12 +162,12 @@ def decode_heartbeat(data: bytes) -> Heartbeat:
 
 def book_wire(update: BookUpdate, epoch: int, seq: int, sent_ns: int, snapshot: bool | None = None) -> WireBook:
     return WireBook(epoch, seq, update.ts, sent_ns, update.snapshot if snapshot is None else snapshot, update.seq,
-                    [(side.value, price, qty) for side, price, qty in update.changes])
+                    list(update.changes))
 
 
 def trade_wire(trade: Trade, epoch: int, seq: int, sent_ns: int) -> WireTrade:
     return WireTrade(epoch, seq, trade.ts, sent_ns, trade.price, trade.qty,
-                     None if trade.aggressor is None else trade.aggressor.value, trade.trade_id)
+                     trade.aggressor, trade.trade_id)
 
 
 def status_wire(status: InstrumentStatus, epoch: int, seq: int, sent_ns: int) -> WireStatus:
@@ -182,12 +177,12 @@ def status_wire(status: InstrumentStatus, epoch: int, seq: int, sent_ns: int) ->
 
 def to_book(venue: str, symbol: str, wire: WireBook) -> BookUpdate:
     return BookUpdate(venue, symbol, wire.ts, wire.venue_seq,
-                      tuple((_SIDES[side], price, qty) for side, price, qty in wire.changes), wire.snapshot)
+                      tuple(wire.changes), wire.snapshot)
 
 
 def to_trade(venue: str, symbol: str, wire: WireTrade) -> Trade:
     return Trade(venue, symbol, wire.ts, wire.price, wire.qty,
-                 None if wire.aggressor is None else _SIDES[wire.aggressor], wire.trade_id)
+                 wire.aggressor, wire.trade_id)
 
 
 def to_status(venue: str, symbol: str, wire: WireStatus) -> InstrumentStatus:
