@@ -163,7 +163,7 @@ class BusMarketData(MarketDataAdapter):
 
     # ---- counters ------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
-        return {"messages_in": self.counts["messages_in"], "messages_out": 0, "reconnects": 0, **self.counts}
+        return {"messages_out": 0, "reconnects": 0, **self.counts}  # counts carries messages_in
 
     def bad_input(self) -> dict[str, int]:
         return dict(self._bad.counts)
@@ -355,7 +355,7 @@ class BusMarketData(MarketDataAdapter):
             return "no heartbeat from the feed"
         if self.upstream != "connected":
             return f"the feed's venue connection is {self.upstream}"
-        waiting = [s for s in self._wanted if not self._tracks.get(s, SymbolTrack()).whole]
+        waiting = [s for s in self._wanted if (track := self._tracks.get(s)) is None or not track.whole]
         if waiting:
             return f"book(s) waiting for recovery: {', '.join(sorted(waiting)[:5])}"
         return None
@@ -372,10 +372,10 @@ class BusMarketData(MarketDataAdapter):
 
     async def _nats_up(self) -> None:
         self.status = "reconnecting"
-        for track in self._tracks.values():
-            track.whole = False  # what was published meanwhile is unknown: replay or snapshot
+        replay = self.bus_options.recover == "jetstream"
         for symbol, track in self._tracks.items():
-            if self.bus_options.recover == "jetstream":
+            track.whole = False  # what was published meanwhile is unknown: replay or snapshot
+            if replay:
                 self._start_recovery(symbol, track)
         self._health()
 
