@@ -18,6 +18,8 @@ orders and every execution are kept in :mod:`adapters.midchains.state`. This mod
   gateway sends again after a restart is never applied twice; maker/taker from ``43214`` (P/T);
 - OrderCancelReject ``9`` -> the engine's cancel (or replace) refused path: the order's live
   state with the mapped code and the venue's text; the gateway's echoed F/G is "pending" (MID-4);
+- session Reject ``3`` of our D, F or G (found by RefSeqNum ``45`` among the frames kept for resend):
+  by FIX the gateway's application never saw it, so the D is rejected and the F or G refused;
 - reconciliation: the gateway re-delivers what it queued while we were away right after the logon,
   and the link reports ``connected`` only once those are in (its TestRequest barrier), so the
   engine's ``query_open_orders`` / ``query_order`` / ``query_fills`` (answered from the state file:
@@ -51,7 +53,7 @@ from typing import Any, ClassVar
 from adapters.kit.backoff import Backoff
 from adapters.kit.credentials import MissingSecret, read_secret
 from adapters.kit.orders import OrderTracker, TrackedOrder
-from adapters.midchains.codec import FixMessage
+from adapters.midchains.codec import FixCodecError, FixMessage, decode
 from adapters.midchains.link import CONNECTED, DISCONNECTED, STALE, FixLink, LinkDown
 from adapters.midchains.options import MidChainsFixOptions
 from adapters.midchains.orders import (
@@ -358,9 +360,7 @@ class MidChainsFixAdapter(Adapter):
             self.counters["echoes"] += 1
             log.debug("midchains_fix %s: %s echoed for %s: pending", self.venue, kind, message.get(11))
         elif kind == "3":
-            self.counters["session_rejects"] += 1
-            log.warning("midchains_fix %s: the gateway rejected our message %s: %s", self.venue, message.get(45),
-                        message.get(58) or "no reason given")
+            self._on_session_reject(message)
         else:
             self._bad.record(UNKNOWN_MESSAGE, f"message type {kind!r} is not one 001 sends on order entry",
                              _sample(message))
@@ -542,6 +542,58 @@ class MidChainsFixAdapter(Adapter):
         rec.qty = rec.row.qty = new_qty
         rec.price = rec.row.price = new_price
         self._orders.answer(rec, price=new_price, qty=new_qty)
+
+    def _on_session_reject(self, message: FixMessage) -> None:
+        """A session-level Reject (3) of a message of ours. By FIX its application never saw the
+        message: our D is rejected (the order never reached the book), our F or G refused (the order
+        works on as it was), anything else only logged. The message is found by its RefSeqNum (45)
+        among the frames the sequence store keeps for resending; one no longer kept is logged."""
+        self.counters["session_rejects"] += 1
+        ref = message.get(45) or ""
+        reason = message.get(58) or "no reason given"
+        log.warning("midchains_fix %s: the gateway rejected our message %s (373=%s): %s", self.venue, ref or "?",
+                    message.get(373) or "-", reason)
+        sent = self._sent_message(ref)
+        if sent is None or sent.msg_type not in ("D", "F", "G"):
+            return
+        clordid = sent.get(11) or ""
+        rec = self._find(clordid, sent.get(41) or "")
+        if rec is None or rec.terminal:
+            return
+        text = f"rejected by the gateway's FIX session (RefSeqNum {ref}): {reason}"
+        if sent.msg_type == "D":
+            if rec.acked:  # a report already proved the order working: that report wins
+                return
+            self._orders.finish(rec, OrderStatus.REJECTED, reject_code(reason), text)
+        elif sent.msg_type == "G":
+            pending = rec.pending_replace
+            if pending is None or pending[0] != clordid:
+                return
+            rec.pending_replace = None
+            self._orders.answer(rec, reject_code(reason), f"replace refused: {text}", status=rec.live)
+        else:
+            if rec.pending_cancel != clordid:
+                return
+            rec.pending_cancel = ""
+            self._orders.answer(rec, reject_code(reason), f"cancel refused: {text}", status=rec.live)
+        self._save(rec)
+        self._cancel_if_wanted(rec)
+
+    def _sent_message(self, ref_seq: str) -> FixMessage | None:
+        """Our message sent with sequence number ``ref_seq``, read back from the sequence store."""
+        store = self._link.store
+        if not ref_seq.isdigit() or store is None:
+            return None
+        frame = store.sent_frames(int(ref_seq), int(ref_seq)).get(int(ref_seq))
+        if frame is None:
+            log.warning("midchains_fix %s: our message %s is no longer kept: its order is not told", self.venue,
+                        ref_seq)
+            return None
+        try:
+            return decode(frame)
+        except FixCodecError as exc:  # our own frame: a corrupt store, said and left
+            log.error("midchains_fix %s: our kept message %s cannot be read: %s", self.venue, ref_seq, exc)
+            return None
 
     def _on_cancel_reject(self, message: FixMessage) -> None:
         try:

@@ -871,3 +871,38 @@ async def test_a_d_the_gateway_asks_for_again_is_replayed_and_stays_unknown(tmp_
         assert seen is not None and seen.status is S.UNKNOWN
         await r.gateway.send("8", body(ER_NEW))
         await until(lambda: order.status is S.NEW, "the venue's answer")
+
+
+async def test_a_session_reject_of_our_d_rejects_the_order_and_of_our_f_refuses_the_cancel(tmp_path: Path) -> None:
+    """FIX: a session-level Reject (3) means the application never processed the message. Found by
+    its RefSeqNum among the frames we keep: a rejected D ends the order REJECTED with the gateway's
+    text; a rejected F leaves the order working with the cancel refused (it stayed pending before)."""
+    async with rig(tmp_path) as r:
+        refused = r.submit(client_id="t-refused")
+        await until(lambda: r.gateway.received("D"), "the D")
+        d = r.gateway.received("D")[0].fields
+        await r.gateway.send("3", [(45, d[34]), (371, "44"), (373, "5"), (58, "Value is incorrect (out of range)")])
+        await until(lambda: refused.status is S.REJECTED, "the D rejected")
+        update = r.sink.updates_for("t-refused")[-1]
+        assert update.reject_code == Reject.EXCHANGE_REJECT
+        assert f"RefSeqNum {d[34]}" in update.reason and "out of range" in update.reason
+
+        order = await r.working()
+        order.transition(S.PENDING_CANCEL)
+        r.adapter.cancel(order)
+        await until(lambda: r.gateway.received("F"), "the F")
+        f = r.gateway.received("F")[0].fields
+        await r.gateway.send("3", [(45, f[34]), (373, "1"), (58, "Required tag missing")])
+        await until(lambda: order.status is S.NEW, "the cancel refused")
+        assert "cancel refused" in r.sink.updates_for(DOC_ID)[-1].reason
+        assert r.adapter.stats()["session_rejects"] == 2
+
+
+async def test_a_session_reject_of_an_admin_message_or_an_unkept_number_only_counts(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        order = await r.working()
+        await r.gateway.send("3", [(45, "1"), (58, "logon field")])  # our Logon: no order is told
+        await r.gateway.send("3", [(45, "99999"), (58, "never sent")])
+        await r.gateway.send("3", [(58, "no RefSeqNum at all")])
+        await until(lambda: r.adapter.stats()["session_rejects"] == 3, "counted")
+        assert order.status is S.NEW
