@@ -196,6 +196,7 @@ class MidChainsFixAdapter(Adapter):
         self._by_root: dict[str, _Track] = {}
         self._told = ""  # the last status told to the engine
         self._down_since: int | None = None  # engine clock at the last disconnect (a trading day passed?)
+        self._day_before_start: str | None = None  # the stored session's day when this process started
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def set_state_path(self, path: Path) -> None:
@@ -218,6 +219,8 @@ class MidChainsFixAdapter(Adapter):
                         "and orders are kept in memory only; a restart logs on at 34=1", self.venue)
         self._state = OrderState(path if path is not None else ":memory:")
         self._link.store_path = path if path is not None else ":memory:"
+        # the trading day of the session's last write: a restart on a later day crossed the reset
+        self._day_before_start = self._link.open().store.day or None
         for row in self._state.open_orders():
             self._arm_expiry(self._track(row))
         self.start_task(self._link.run, name=f"midchains-fix-{self.venue}")
@@ -637,16 +640,18 @@ class MidChainsFixAdapter(Adapter):
         elif status == CONNECTED:
             # an order stays unknown until a report names it (issue 23 finding 3): being connected
             # again says nothing about a D or F whose answer was lost
-            day_changed = self._down_since is not None and trading_day(self._down_since) != trading_day(now)
-            self._down_since = None
+            today = trading_day(now)
+            away_since = trading_day(self._down_since) if self._down_since is not None else self._day_before_start
+            day_changed = away_since is not None and away_since != today  # a drop or a restart crossed the reset
+            self._down_since = self._day_before_start = None
             for rec in self._orders.open_records():
                 if self._expire_overdue(rec, now):
                     continue
                 if day_changed and rec.row.expire_ns is None:
                     # MID-13: the gateway drops the day's queued reports at the 01:00 UTC reset: a
                     # fill or cancel of this GTC order while we were away may be lost for good
-                    self._anomaly(rec, "the trading day changed while disconnected: reports the gateway queued "
-                                       "for this GTC order were dropped at the daily reset")
+                    self._anomaly(rec, "the trading day changed while disconnected or stopped: reports the "
+                                       "gateway queued for this GTC order were dropped at the daily reset")
                 self._cancel_if_wanted(rec, even_if_replacing=True)
         self.sink.on_venue_status(self.venue, status, detail)
 

@@ -10,6 +10,7 @@ scripted gateway on 127.0.0.1 that counts every frame as it arrives."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -906,3 +907,37 @@ async def test_a_session_reject_of_an_admin_message_or_an_unkept_number_only_cou
         await r.gateway.send("3", [(58, "no RefSeqNum at all")])
         await until(lambda: r.adapter.stats()["session_rejects"] == 3, "counted")
         assert order.status is S.NEW
+
+
+async def test_a_restart_on_a_later_trading_day_leaves_gtc_orders_unknown(tmp_path: Path) -> None:
+    """MID-13 across a process restart, not only a drop: the session last wrote on an earlier
+    trading day, so the gateway's reset dropped what it queued for our GTC order while we were
+    stopped: the order is unknown and the anomaly said, as after a drop over the reset."""
+    async with rig(tmp_path) as r:
+        await r.working()
+        again = await restarted(r)
+        with sqlite3.connect(r.state) as db:  # the session's last write was on the day before
+            db.execute("UPDATE session SET day = '2021-07-14'")
+        r.gateway.numbering.seq = 1  # the gateway's numbers reset at 01:00 UTC too
+        async with anyio.create_task_group() as tasks:
+            again.bind(tasks)
+            await again.connect()
+            assert again.stats().get("anomalies", 0) == 1
+            seen = await again.query_order(DOC_ID)
+            assert seen is not None and seen.status is S.UNKNOWN
+            await again.close()
+            tasks.cancel_scope.cancel()
+
+
+async def test_a_restart_on_the_same_trading_day_is_no_anomaly(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        await r.working()
+        again = await restarted(r)
+        async with anyio.create_task_group() as tasks:
+            again.bind(tasks)
+            await again.connect()
+            assert again.stats().get("anomalies", 0) == 0
+            seen = await again.query_order(DOC_ID)
+            assert seen is not None and seen.status is S.NEW
+            await again.close()
+            tasks.cancel_scope.cancel()
