@@ -20,7 +20,8 @@ How an order travels (requests run as background tasks, so ``submit``/``cancel``
   changes at once, books and trades. It plugs in through :meth:`Algo724Adapter.access_token` (its
   ``connect.token``) and :meth:`Algo724Adapter.on_order_object` (each Order it is pushed, applied
   like a poll's); a stream that cannot recover what it missed makes the adapter list at once. The
-  poll stays as the safety net: the open orders are listed every ``poll_interval_s``
+  poll stays as the safety net: the open orders are listed every ``poll_interval_s``, and every
+  ``poll_interval_streaming_s`` while the account channel is subscribed on a live stream
   (``GET /tradeOrder``, cursor pages): states and fills come from the Order objects, fills
   de-duplicated by ``executionId`` (adapters/kit/orders.py), fees from each execution's ``fees[]``
   in the quote asset (codec.py).
@@ -60,7 +61,7 @@ from adapters.kit.rest import AuthFailed, NotSent, OutcomeUnknown
 from engine.model import Fill, Instrument, Order, OrderStatus, VenueOrder
 from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, VenueEvents
 from engine.venue.badinput import KINDS, BadInput
-from engine.venue.clock import Clock
+from engine.venue.clock import NS_PER_S, Clock
 from engine.venue.rejects import Reject
 
 __all__ = ["Algo724Adapter", "Algo724Options"]
@@ -252,14 +253,28 @@ class Algo724Adapter(Adapter):
         await self._tasks.sleep(seconds)
 
     async def _poll_loop(self) -> None:
+        """List the open orders every ``poll_interval_s``; while the stream's account channel is
+        live (each change pushed as it happens) only every ``poll_interval_streaming_s``, as a
+        safety net. The loop still wakes at the short interval, so a stream that stops brings the
+        short one back within it."""
+        last_poll_ns = self.clock.now_ns()
         while not self._closed:
             await self._sleep(self.opts.poll_interval_s)
-            if not self._closed:
-                self.ids.sync()  # the bindings written since the last intent (ids.py)
-                try:
-                    await self._poll_once()
-                except (NotSent, OutcomeUnknown, ConnectionError) as exc:
-                    log.debug("algo724 %s: poll failed: %s", self.venue, exc)
+            if self._closed:
+                break
+            now = self.clock.now_ns()
+            streams = self.streams
+            if streams is not None and streams.account_live() and (
+                    now - last_poll_ns < self.opts.poll_interval_streaming_s * NS_PER_S):
+                self.counts["polls_skipped_streaming"] += 1
+                continue
+            last_poll_ns = now
+            self.counts["polls"] += 1
+            self.ids.sync()  # the bindings written since the last intent (ids.py)
+            try:
+                await self._poll_once()
+            except (NotSent, OutcomeUnknown, ConnectionError) as exc:
+                log.debug("algo724 %s: poll failed: %s", self.venue, exc)
 
     async def _poll_once(self) -> None:
         """The open orders' states and fills, from one listing of the orders created since the

@@ -55,6 +55,9 @@ class Algo724Options(AdapterOptions):
                                       "expiresIn runs out (at most half its life).")
     poll_interval_s: Decimal = Field(Decimal(1), gt=0, description="List the open orders this often (fills and "
                                      "states until the Centrifugo stream carries them).")
+    poll_interval_streaming_s: Decimal = Field(Decimal(15), gt=0, description="List the open orders this often "
+                                               "while the Centrifugo stream's account channel is live (it pushes "
+                                               "each change; the listing is the safety net).")
     unknown_retry_s: Decimal = Field(Decimal("0.5"), gt=0, description="Ask again this often, with the same "
                                      "idempotencyKey, about an order whose answer was lost.")
     disconnect_after_failures: int = Field(3, ge=1, description="Failed requests in a row that mean 'disconnected'.")

@@ -456,6 +456,7 @@ class Algo724Streams:
         self._report_status = report or (lambda status, detail: sink.on_venue_status(venue, status, detail))
         self._on_recovery_failed = on_recovery_failed or (lambda reason: None)
         self.bad = BadInput(log, f"algo724 venue {venue} streams")
+        self._account = account_channel(account_id) if account_id else ""
         self.router = StreamRouter(venue, self.symbols, sink, clock, self._resync_later, self._reconcile,
                                    orders, self.bad)
         self._send: MemoryObjectSendStream[tuple[Any, ...]]
@@ -484,6 +485,7 @@ class Algo724Streams:
         self._closed = False
         self._stale = False
         self._was_connected = False
+        self._account_live = False  # the account channel subscribed and delivering (see account_live)
         self._tg: TaskGroup | None = None
         # counters
         self.queued = 0
@@ -501,6 +503,13 @@ class Algo724Streams:
             out.append(book_channel(instrument_id))
             out.append(trade_channel(instrument_id))
         return out
+
+    def account_live(self) -> bool:
+        """True while the account channel is subscribed on a live connection: each order change
+        then arrives as it happens, and the adapter's REST poll can slow to a safety net. A lost
+        connection, an unsubscription, a resubscribe or a dropped publication makes it False until
+        the channel is subscribed again (whose recovery verdict reconciles what was missed)."""
+        return self._account_live and not self._closed
 
     def bind_order(self, trade_order_id: str, client_id: str) -> None:
         """See :meth:`StreamRouter.bind_order` (the adapter calls it with each submit answer)."""
@@ -586,6 +595,8 @@ class Algo724Streams:
                         self._report_status("connected", "stream data flowing again")
                     router.publication(item[1], item[2])
                 elif kind == "subscribed":
+                    if item[1] == self._account:
+                        self._account_live = True
                     if self._stale and item[2] is not None:  # a snapshot: data again
                         self._stale = False
                         self._report_status("connected", "stream data flowing again")
@@ -608,6 +619,9 @@ class Algo724Streams:
 
     async def _lifecycle(self, item: tuple[Any, ...]) -> None:
         kind = item[0]
+        if kind in ("connecting", "disconnected") or (kind in ("subscribing", "unsubscribed") and
+                                                     item[1] == self._account):
+            self._account_live = False
         if kind == "connected":
             self.connects += 1
             self._backoff.reset()

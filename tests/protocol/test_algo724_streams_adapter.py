@@ -40,15 +40,19 @@ def login_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALGO724_PASSWORD", PASSWORD)
 
 
+MINUTE = D(60)  # the REST poll's interval unless a test says: it cannot be what delivers a fill
+
+
 @asynccontextmanager
-async def adapter_with_streams() -> AsyncIterator[tuple[AlgoSandbox, StreamFeed, Algo724Adapter, RecordingSink]]:
+async def adapter_with_streams(poll_interval_s: Decimal = MINUTE) -> AsyncIterator[
+        tuple[AlgoSandbox, StreamFeed, Algo724Adapter, RecordingSink]]:
     settings = SandboxSettings(users={EMAIL: PASSWORD}, market_step_s=D("0.05"), rate_per_second=100)
     async with AlgoSandbox(settings) as sandbox:
         feed = StreamFeed(sandbox)
         await feed.start()
         sink = RecordingSink()
         options = Algo724Options(base_url=sandbox.base_url, trading_account_id=sandbox.trading_account_id,
-                                 streams_url=feed.url, poll_interval_s=D(60))
+                                 streams_url=feed.url, poll_interval_s=poll_interval_s)
         adapter = Algo724Adapter("algo724", options, DOC_INSTRUMENTS, WallClock(), sink)
         try:
             async with anyio.create_task_group() as tg:
@@ -98,3 +102,19 @@ async def test_a_stream_that_cannot_recover_makes_the_adapter_reconcile_over_res
         sandbox.inject("drop_connections")
         await until(lambda: adapter.counts["stream_reconciles"] >= 1, timeout=30)
         assert sink.errors == []
+
+
+async def test_the_poll_slows_while_the_account_channel_is_live_and_returns_when_the_stream_stops():
+    """The stream pushes each order change, so the 1 s REST listing is only a safety net while the
+    account channel is live (every poll_interval_streaming_s, 15 s): it no longer spends the 3/s
+    queries budget. When the stream stops, the listing is back at poll_interval_s."""
+    async with adapter_with_streams(poll_interval_s=D("0.05")) as (_sandbox, feed, adapter, _sink):
+        assert adapter.streams is not None
+        await until(adapter.streams.account_live)
+        skipped = adapter.counts["polls_skipped_streaming"]
+        polls = adapter.counts["polls"]
+        await until(lambda: adapter.counts["polls_skipped_streaming"] >= skipped + 5)
+        assert adapter.counts["polls"] == polls  # 15 s apart while the stream is live
+        await feed.stop()
+        await until(lambda: not adapter.streams.account_live())
+        await until(lambda: adapter.counts["polls"] >= polls + 3)  # at the short interval again
