@@ -552,11 +552,12 @@ class EngineConfig(_Strict):
         return problems
 
     def account_currency(self, venue: str) -> str:
-        """The currency every amount of ``venue``'s account is in: PKR for a cash account, the
-        configured or the instruments' settlement currency for a derivatives account."""
+        """The currency every amount of ``venue``'s account is in: a cash account's ``currency``
+        (PKR unless set), the configured or the instruments' settlement currency for a derivatives
+        account."""
         account = self.venues[venue].account
         if not isinstance(account, DerivativesAccountConfig):
-            return "PKR"
+            return account.currency
         if account.currency is not None:
             return account.currency
         return next(i.settlement_currency for i in self.instruments if i.venue == venue and i.settlement_currency)

@@ -76,7 +76,10 @@ class AccountConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["cash"] = Field("cash", description="A PSX cash account (venues.<name>.account.kind).")
-    cash: Decimal = Field(Decimal(10_000_000), ge=0, description="Settled cash at start, PKR.")
+    cash: Decimal = Field(Decimal(10_000_000), ge=0, description="Settled cash at start, in currency.")
+    currency: str = Field("PKR", pattern=r"^[A-Z0-9]{2,10}$",
+                          description="What the cash and every amount of the account are in: PKR on PSX, the "
+                                      "quote asset of a crypto spot account (USDT on Algo724, USD on MidChains).")
     holdings: dict[str, Annotated[Decimal, Field(ge=0)]] = Field(
         default_factory=dict, description="Settled shares at start, per symbol."
     )
@@ -195,11 +198,9 @@ class CashAccount:
     """
 
     kind = "cash"
-    #: every amount of a PSX cash account is in rupees
-    currency = "PKR"
 
     __slots__ = (
-        "config", "calendar", "instruments", "packs", "_reference",
+        "config", "currency", "calendar", "instruments", "packs", "_reference",
         "_default_pack", "_fees", "_default_fees", "_sell_unsettled",
         "_cash", "_unsettled_cash", "_ledger", "_settled", "_unsettled", "_held",
         "_orders", "_reserved_cash", "_reserved_shares", "_open_buys",
@@ -215,6 +216,7 @@ class CashAccount:
         reference_price: Callable[[str], Decimal | None] | None = None,
     ) -> None:
         self.config = config
+        self.currency = config.currency  # every amount of the account (PKR on PSX)
         self.calendar = calendar
         self.instruments = instruments
         self.packs = packs

@@ -18,6 +18,7 @@ from engine.config import load_config
 from engine.model import Fill, Instrument, Order, OrderStatus, OrderType, Side, TimeInForce, VenueAccount, VenuePosition
 from engine.portfolio import Position
 from engine.rejects import Reject
+from engine.risk.account import AccountConfig, CashAccount
 from engine.risk.derivatives import (
     DerivativesAccount,
     DerivativesAccountConfig,
@@ -27,6 +28,7 @@ from engine.risk.derivatives import (
 )
 from engine.risk.gate import OrderRequest
 from engine.risk.rulepack import resolve_packs
+from engine.sessions import TradingCalendar
 
 BTC = "BTC_USD-PERPETUAL"
 D = Decimal
@@ -273,6 +275,19 @@ def test_cash_stays_the_default_account_kind() -> None:
     cfg = load_config(REPO / "config.psx-sandbox.yaml").config
     assert all(v.account.kind == "cash" for v in cfg.venues.values())
     assert {cfg.account_currency(name) for name in cfg.venues} == {"PKR"}
+
+
+def test_a_crypto_cash_account_is_in_its_quote_currency() -> None:
+    """A spot account on Algo724 holds USDT, on MidChains USD: every amount (reports, ctx.currency,
+    the kill switch's cross-venue check) says so, where it said PKR for every cash account."""
+    for config, venue, currency in (("config.algo724-sandbox.yaml", "algo724", "USDT"),
+                                    ("config.midchains-sandbox.yaml", "midchains", "USD"),
+                                    ("config.midchains-ws-sandbox.yaml", "midchains", "USD")):
+        cfg = load_config(REPO / config).config
+        assert cfg.venues[venue].account.kind == "cash"
+        assert cfg.account_currency(venue) == currency
+    account = CashAccount(AccountConfig(cash=D(1000), currency="USDT"), TradingCalendar(), {}, {})
+    assert account.currency == "USDT" and CashAccount(AccountConfig(), TradingCalendar(), {}, {}).currency == "PKR"
 
 
 def _pulse_config(tmp_path: Path, account: str, currency_line: str = "") -> Path:
