@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ast
 import copy
-import difflib
 import importlib.util
 import inspect
 import sys
@@ -35,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 
 from engine import hookspecs
 from engine.config import LoadedConfig, StrategyConfig, format_key_path
+from engine.config.errors import did_you_mean
 from engine.errors import StrategyLoadError
 
 __all__ = [
@@ -340,13 +340,6 @@ def _hook_mark(obj: Any) -> dict[str, Any] | None:
     return mark if isinstance(mark, dict) else None
 
 
-def _did_you_mean(word: str, choices: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    if close:
-        return f"; did you mean {close[0]!r}?"
-    return f"; the hooks are {', '.join(choices)}"
-
-
 def _module_name(strategy_name: str) -> str:
     return MODULE_PREFIX + strategy_name
 
@@ -364,7 +357,7 @@ def _check_hook(
     file, line = source.locate(function)
     where = f"{owner.__name__}.{attribute}" if owner is not None else attribute
     if hook_name not in hookspecs.HOOK_NAMES:
-        hint = _did_you_mean(hook_name, hookspecs.HOOK_NAMES)
+        hint = did_you_mean(hook_name, hookspecs.HOOK_NAMES) or f"; the hooks are {', '.join(hookspecs.HOOK_NAMES)}"
         problems.add(f"{where} is marked @hookimpl but {hook_name!r} is not a hook{hint}", file, line)
         return
     if mark.get("hookwrapper") or mark.get("wrapper"):
@@ -523,8 +516,7 @@ def _check_params(
             key = error["loc"][0] if error["loc"] else None
             file, line = _params_location(loaded, index, key)
             if error["type"] == "extra_forbidden":
-                hint = difflib.get_close_matches(str(key), names, n=1)
-                suggestion = f"; did you mean {hint[0]!r}?" if hint else f" (declared: {', '.join(names) or 'none'})"
+                suggestion = did_you_mean(str(key), names) or f" (declared: {', '.join(names) or 'none'})"
                 message = f"strategy {strategy.name!r}: unknown param {key!r}{suggestion}"
             else:
                 reason = str(error["msg"]).removeprefix("Value error, ")
