@@ -6,12 +6,13 @@ Incremental Refresh ``X`` carries ``268`` groups, each starting with ``279`` MDU
 ``0`` New and ``2`` Delete exist, so a change arrives as a Delete then a New), ``269`` MDEntryType
 (``0`` bid, ``1`` offer, ``2`` trade print), ``278`` MDEntryID (the order's id), ``55`` Symbol,
 ``65`` SymbolSfx, ``270`` price, ``271`` size as a plain decimal (never scaled by a FractionBase),
-``58`` "Order ID reference".
+``58`` "Order ID reference" (read for a print's id when 278 is absent; not kept for orders).
 
 Why an L3 book and not the sizes as sent: ``X`` names orders, not levels; a level's size is the sum
 of the orders resting at its price. Every order change moves one level by exactly the order's size
 (:data:`_EXACT` traps any rounding), so a message costs O(groups), never a rebuild, and a level
-disappears when its last order goes (counted, so a zero sum is never needed to notice it).
+disappears when its last order goes: sizes are positive and summed exactly, so a level's sum is
+zero exactly then (no order count per level is kept).
 
 Decisions where the document is silent (MID-14 unless said otherwise):
 
@@ -126,7 +127,6 @@ class Entry:
     symbol: str
     price: Decimal | None
     qty: Decimal | None
-    text: str = ""  # 58 "Order ID reference"
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,9 +218,9 @@ def _entry(group: dict[int, str], number: int, symbol: str) -> Entry:
             if entry_type is None:
                 raise BookError("269 MDEntryType missing", symbol=symbol)
             return Entry(NEW, entry_type, entry_id, symbol, plain_decimal(group.get(270), 270),
-                         plain_decimal(group.get(271), 271), group.get(58, ""))
+                         plain_decimal(group.get(271), 271))
         if action == DELETE:
-            return Entry(DELETE, entry_type, entry_id, symbol, None, None, group.get(58, ""))
+            return Entry(DELETE, entry_type, entry_id, symbol, None, None)
     except BookError as exc:
         raise BookError(f"group {number} ({symbol}): {exc}", exc.kind, symbol) from None
     raise BookError(f"group {number} ({symbol}): 279 MDUpdateAction={action[:20]!r} (only 0 New, 2 Delete)",
@@ -265,14 +265,15 @@ def parse_snapshot(message: FixMessage) -> TopOfBook:
 
 
 class SymbolBook:
-    """One instrument: its resting orders by id, and per side the level sums and order counts."""
+    """One instrument: its resting orders by id, and per side the level sums. A level holds no
+    order count: sizes are positive and summed exactly (``_EXACT`` traps any rounding), so a level's
+    sum reaches zero exactly when its last order goes."""
 
-    __slots__ = ("orders", "levels", "counts", "best_bid", "best_ask")
+    __slots__ = ("orders", "levels", "best_bid", "best_ask")
 
     def __init__(self) -> None:
         self.orders: dict[str, tuple[Side, Decimal, Decimal]] = {}
         self.levels: dict[Side, dict[Decimal, Decimal]] = {Side.BUY: {}, Side.SELL: {}}
-        self.counts: dict[Side, dict[Decimal, int]] = {Side.BUY: {}, Side.SELL: {}}
         self.best_bid: Decimal | None = None
         self.best_ask: Decimal | None = None
 
@@ -293,14 +294,12 @@ class SymbolBook:
     def add(self, entry_id: str, side: Side, price: Decimal, qty: Decimal, touched: dict) -> None:
         self.orders[entry_id] = (side, price, qty)
         levels = self.levels[side]
-        counts = self.counts[side]
         old = levels.get(price)
         key = (side, price)
         if key not in touched:
             touched[key] = old or ZERO
         if old is None:
             levels[price] = qty
-            counts[price] = 1
             if side is Side.BUY:
                 if self.best_bid is None or price > self.best_bid:
                     self.best_bid = price
@@ -308,22 +307,18 @@ class SymbolBook:
                 self.best_ask = price
         else:
             levels[price] = _add(old, qty)
-            counts[price] += 1
 
     def remove(self, entry_id: str, touched: dict) -> None:
         side, price, qty = self.orders.pop(entry_id)
         levels = self.levels[side]
-        counts = self.counts[side]
         old = levels[price]
         key = (side, price)
         if key not in touched:
             touched[key] = old
-        left = counts[price] - 1
+        left = _subtract(old, qty)
         if left:
-            counts[price] = left
-            levels[price] = _subtract(old, qty)
+            levels[price] = left
             return
-        del counts[price]
         del levels[price]
         if side is Side.BUY:
             if price == self.best_bid:

@@ -71,7 +71,7 @@ def test_document_x_group_fields() -> None:
     message = x_message([(279, "0"), (269, "0"), (278, "247697979505377328"), (55, "LTCUSD"), (270, "121"),
                          (271, "0.2"), (58, "62WM7F95YBJUC3")])
     assert parse_incremental(message) == [
-        Entry(NEW, "0", "247697979505377328", "LTCUSD", D("121"), D("0.2"), "62WM7F95YBJUC3")]
+        Entry(NEW, "0", "247697979505377328", "LTCUSD", D("121"), D("0.2"))]  # 58 is read by nothing
 
 
 @pytest.mark.parametrize(("groups", "count", "needle"), [
@@ -256,8 +256,9 @@ def test_derived_l2_equals_aggregation_of_l3(messages) -> None:
         assert book.book(symbol).best_bid == (bids[0][0] if bids else None)
         assert book.book(symbol).best_ask == (asks[0][0] if asks else None)
         assert all(qty > 0 for _, qty in bids + asks)
-        assert sum(book.book(symbol).counts[Side.BUY].values()) + sum(book.book(symbol).counts[Side.SELL].values()) \
-            == len(book.book(symbol).orders)
+        # a level exists exactly while an order rests at its price (its sum is zero only when none does)
+        resting = {(side, price) for side, price, _ in book.book(symbol).orders.values()}
+        assert resting == {(side, price) for side in (Side.BUY, Side.SELL) for price in book.book(symbol).levels[side]}
 
 
 @settings(max_examples=200, deadline=None)
