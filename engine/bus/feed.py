@@ -30,6 +30,7 @@ from typing import Any
 
 import anyio
 
+from engine import systemd
 from engine.clock import WallClock
 from engine.config import LoadedConfig, validate_section
 from engine.errors import ConfigError, StartupError
@@ -256,13 +257,27 @@ async def run_feed(loaded: LoadedConfig, settings: FeedSettings, stop: anyio.Eve
                 await adapter.connect()
                 log.warning("feed venue %s: publishing %d symbol(s) on %s (epoch %d)", publisher.venue,
                             len(symbols), wire.venue_wildcard(publisher.venue), epoch)
+            # systemd (deploy/systemd/engine-feed.service is Type=notify): ready once every venue
+            # is connected and publishing, so engines ordered After= it start on a live bus
+            systemd.ready(f"publishing {sum(len(s) for _a, _p, s in feeds)} symbol(s) of "
+                          f"{len(feeds)} venue(s) on {settings.nats_url}")
+            interval = systemd.watchdog_interval()
+            if interval is not None:
+                tg.start_soon(_every, interval, _watchdog)
             await (anyio.sleep_forever() if stop is None else stop.wait())
+            systemd.stopping("stopping: closing the venues and NATS")
             tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
             for adapter, _publisher, _symbols in feeds:
                 await adapter.close()
             await nc.close()
+
+
+async def _watchdog() -> None:
+    """Ping systemd's watchdog from the event loop: a stalled loop stops the pings, and systemd
+    restarts the feed (engines then resume from the new epoch's snapshots)."""
+    systemd.watchdog()
 
 
 async def _snapshot(publisher: Publisher) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from support.runs import engine_command
+from support.runs import engine_command, notify_socket, wait_until_ready
 
 from engine.model import BookUpdate, Side
 from engine.venue import buswire as wire
@@ -113,9 +113,9 @@ class Procs:
         self.folder = folder
         self.running: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def start(self, name: str, args: list[str], **env_extra: str) -> subprocess.Popen[bytes]:
         log = open(self.folder / f"{name}.log", "ab")
-        env = {**os.environ, "PSX_FEED_TOKEN": TOKEN}
+        env = {**os.environ, "PSX_FEED_TOKEN": TOKEN, **env_extra}
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.folder)
         log.close()
         self.running[name] = process
@@ -215,7 +215,9 @@ def test_one_feed_three_engines_kill_restart_halt(procs: Procs, tmp_path: Path) 
     wait_for(lambda: port_open(feed_port), 60, "the Live Feed sandbox")
     feed_args = engine_command("feed", str(tmp_path / "feed.yaml"), "--nats", nats_url, "--snapshot-s", "0.2",
                                "--heartbeat-s", "0.3", "--engines", *engines)
-    procs.start("feed", feed_args)
+    with notify_socket() as (notify, address):  # systemd's socket: the unit is Type=notify
+        feed = procs.start("feed", feed_args, NOTIFY_SOCKET=address)
+        assert wait_until_ready(notify, feed, 120), "the feed never said READY=1 to systemd"
     for name in outs:
         procs.start(name, engine_command("run", str(tmp_path / f"{name}.yaml")))
     for name, out in outs.items():

@@ -848,3 +848,5 @@ def test_systemd_feed_unit_runs_engine_feed_after_nats() -> None:
     feed = configparser.ConfigParser(interpolation=None, strict=False)
     feed.read(DEPLOY / "systemd" / "engine-feed.service")
     assert "nats.service" in feed["Unit"]["Requires"]
+    # the feed says READY=1 once publishing and pings the watchdog (tests/e2e/test_bus_nats.py)
+    assert feed["Service"]["Type"] == "notify" and int(feed["Service"]["WatchdogSec"]) > 0
