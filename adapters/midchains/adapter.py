@@ -451,15 +451,17 @@ class MidChainsFixAdapter(Adapter):
         booked, notional = self._state.filled(rec.client_id)
         before = report.cum_qty - report.last_qty
         if report.cum_qty and before != booked:
-            self._anomaly(rec, f"execution {report.exec_id}: CumQty (14) {report.cum_qty} less this fill's "
-                               f"{report.last_qty} is not the {booked} booked here (a report was lost)")
+            self._anomaly(rec, "cum_qty_mismatch",
+                          f"execution {report.exec_id}: CumQty (14) {report.cum_qty} less this fill's "
+                          f"{report.last_qty} is not the {booked} booked here (a report was lost)")
             if price is None:
                 return False
         if price is None:
             price = self._derived_price(rec, report, notional)
             if price is None:
-                self._anomaly(rec, f"execution {report.exec_id} without LastPx (31) cannot be priced from AvgPx (6) "
-                                   f"{report.avg_px} and CumQty (14) {report.cum_qty}")
+                self._anomaly(rec, "fill_unpriced",
+                              f"execution {report.exec_id} without LastPx (31) cannot be priced from AvgPx (6) "
+                              f"{report.avg_px} and CumQty (14) {report.cum_qty}")
                 return False
         fill = Fill(self.venue, rec.symbol, rec.client_id, rec.venue_order_id or report.venue_order_id,
                     report.exec_id, rec.side, price, report.last_qty, now, report.liquidity)
@@ -479,11 +481,13 @@ class MidChainsFixAdapter(Adapter):
             price = (price / tick).to_integral_value() * tick
         return price if price > 0 else None
 
-    def _anomaly(self, rec: _Track | None, what: str) -> None:
-        """Something in the venue's reports does not add up: counted, said loudly, and the order
-        kept unknown (reconciliation asks; shutdown names it) rather than settled on a guess."""
+    def _anomaly(self, rec: _Track | None, kind: str, what: str) -> None:
+        """Something in the venue's reports does not add up: counted, said loudly (and to the
+        engine, whose anomalies reach the report and metrics), and the order kept unknown
+        (reconciliation asks; shutdown names it) rather than settled on a guess."""
         self.counters["anomalies"] += 1
         log.error("midchains_fix %s: ANOMALY%s: %s", self.venue, f" on order {rec.client_id}" if rec else "", what)
+        self.sink.on_anomaly(self.venue, kind, f"order {rec.client_id}: {what}" if rec else what)
         if rec is not None:
             rec.doubt = what
             self._orders.mark_unknown(rec, what)
@@ -498,9 +502,10 @@ class MidChainsFixAdapter(Adapter):
         held = rec.held
         if held is None or rec.final is not None or self._state is None:  # (nothing after close)
             return
-        self._anomaly(None, f"order {rec.client_id}: the venue's final state {held.status.value} counts "
-                            f"{held.venue_filled} filled, {rec.cum_qty} booked after {HELD_FINAL_TIMEOUT_NS // NS} s; "
-                            "forced final (the missing fills will be applied if they ever come)")
+        self._anomaly(None, "held_final_forced",
+                      f"order {rec.client_id}: the venue's final state {held.status.value} counts "
+                      f"{held.venue_filled} filled, {rec.cum_qty} booked after {HELD_FINAL_TIMEOUT_NS // NS} s; "
+                      "forced final (the missing fills will be applied if they ever come)")
         self._orders.release_held(rec, force=True)
         self._save(rec)
 
@@ -513,8 +518,9 @@ class MidChainsFixAdapter(Adapter):
                         report.exec_id, report.side, report.last_px, report.last_qty, now, report.liquidity)
             assert self._state is not None
             if report.side is None:  # a Fill needs a side: counted and said, never silently dropped
-                self._anomaly(None, f"execution {report.exec_id} for unknown order {report.clordid} has no Side "
-                                    f"(54): {report.last_qty} @ {report.last_px} not delivered")
+                self._anomaly(None, "fill_without_side",
+                              f"execution {report.exec_id} for unknown order {report.clordid} has no Side "
+                              f"(54): {report.last_qty} @ {report.last_px} not delivered")
             elif self._state.add_fill(fill):
                 self._orders.untracked_fill(fill)
             return
@@ -650,8 +656,9 @@ class MidChainsFixAdapter(Adapter):
                 if day_changed and rec.row.expire_ns is None:
                     # MID-13: the gateway drops the day's queued reports at the 01:00 UTC reset: a
                     # fill or cancel of this GTC order while we were away may be lost for good
-                    self._anomaly(rec, "the trading day changed while disconnected or stopped: reports the "
-                                       "gateway queued for this GTC order were dropped at the daily reset")
+                    self._anomaly(rec, "reports_dropped_at_reset",
+                                  "the trading day changed while disconnected or stopped: reports the "
+                                  "gateway queued for this GTC order were dropped at the daily reset")
                 self._cancel_if_wanted(rec, even_if_replacing=True)
         self.sink.on_venue_status(self.venue, status, detail)
 
@@ -692,6 +699,9 @@ class MidChainsFixAdapter(Adapter):
             self._orders.mark_unknown(rec, rec.doubt)
         if open_orders:
             self.counters["anomalies"] += 1
+            self.sink.on_anomaly(self.venue, "inbound_skipped", f"inbound {skipped.first}..{skipped.last} skipped "
+                                 f"({skipped.reason}); open orders may have missed a report: "
+                                 f"{', '.join(open_orders[:20])}")
         log.log(logging.WARNING if open_orders else logging.INFO,
                 "midchains_fix %s: the gateway skipped inbound messages %d..%d (%s); an execution report among "
                 "them would be lost, and FIX here has no status request (MID-5); open orders: %s", self.venue,

@@ -153,6 +153,10 @@ class Publisher:
     def on_account_event(self, event: Any) -> None:
         return None
 
+    def on_anomaly(self, venue: str, kind: str, detail: str) -> None:
+        """The feed has no engine to count it: logged, as the adapter logs it too."""
+        log.error("feed venue %s: anomaly %s: %s", venue, kind, detail)
+
     # ---- periodic --------------------------------------------------------------------------
     def snapshot_all(self) -> None:
         """A full book of every symbol that has one, in the symbol's sequence."""

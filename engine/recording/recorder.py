@@ -160,6 +160,9 @@ class RecordingSink:
     def on_account_event(self, event: Any) -> None:
         self._inner.on_account_event(event)
 
+    def on_anomaly(self, venue: str, kind: str, detail: str) -> None:
+        self._inner.on_anomaly(venue, kind, detail)
+
     def __getattr__(self, name: str) -> Any:
         """Anything else an adapter asks of its sink (a listener's optional hooks) is the runtime's."""
         return getattr(self._inner, name)

@@ -51,6 +51,9 @@ class MarketDataSink:
     def on_account_event(self, event: AccountEvent) -> None:
         self._runtime.on_account_event(event)
 
+    def on_anomaly(self, venue: str, kind: str, detail: str) -> None:
+        self._runtime.on_anomaly(self._venue, kind, detail)
+
     def on_kill_switch(self, state: str, reason: str) -> None:
         """A kill switch broadcast for the account (the ``bus`` adapter, issue 27): the same manual
         trigger as SIGUSR1/SIGUSR2, so one ``engine halt`` halts every engine on the account."""
@@ -68,6 +71,10 @@ class MarketDataSink:
 
 class ConnectivityMixin:
     """Venue connection handling of :class:`~engine.runtime.Runtime`."""
+
+    def on_anomaly(self, venue: str, kind: str, detail: str) -> None:
+        """An adapter's anomaly (VenueEvents.on_anomaly): one of the engine's anomalies, by kind."""
+        self.anomaly(kind, f"venue {venue}: {detail}")
 
     def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
         """``disconnected``: the venue's open orders become unknown and new orders are refused

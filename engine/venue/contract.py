@@ -58,6 +58,12 @@ class VenueEvents(Protocol):
         """A margin call or an account alert (issue 20): counted, logged, told to the strategies on
         the venue, and a margin call moves the kill switch (``risk.kill_switch.on_margin_call``)."""
 
+    def on_anomaly(self, venue: str, kind: str, detail: str) -> None:
+        """The venue's own words do not add up and the adapter cannot settle it (a CumQty that does
+        not follow, reports dropped at a daily reset, a fill it cannot price): counted with the
+        engine's anomalies by ``kind`` (``engine_anomalies`` metric, the report), logged once per
+        kind. The adapter keeps the order unknown itself; this is how people hear of it."""
+
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:

@@ -923,6 +923,8 @@ async def test_a_restart_on_a_later_trading_day_leaves_gtc_orders_unknown(tmp_pa
             again.bind(tasks)
             await again.connect()
             assert again.stats().get("anomalies", 0) == 1
+            [(venue, kind, detail)] = r.sink.of("anomaly")  # the engine hears it (VenueEvents.on_anomaly)
+            assert (venue, kind) == ("midchains", "reports_dropped_at_reset") and DOC_ID in detail
             seen = await again.query_order(DOC_ID)
             assert seen is not None and seen.status is S.UNKNOWN
             await again.close()

@@ -60,6 +60,9 @@ class RecordingSink:
     def on_account_event(self, event: AccountEvent) -> None:
         self.calls.append(("account", event))
 
+    def on_anomaly(self, venue: str, kind: str, detail: str) -> None:
+        self.calls.append(("anomaly", (venue, kind, detail)))
+
     def on_order_update(self, update: OrderUpdate) -> None:
         """``Runtime.on_order_update``: unknown order and illegal transition are anomalies."""
         self.calls.append(("update", update))

@@ -84,3 +84,16 @@ def test_an_event_from_a_venue_the_engine_does_not_run_is_an_anomaly(tmp_path: P
     engine.runtime.on_account_event(AccountEvent("nowhere", MARGIN_CALL, 0))
     assert engine.runtime.kill_switch.state is TradingState.ACTIVE
     assert engine.runtime.anomalies["unknown_venue_event"] == 1
+
+
+def test_an_adapters_anomaly_is_one_of_the_engines_counted_by_kind(tmp_path: Path) -> None:
+    """VenueEvents.on_anomaly: what an adapter cannot settle (MidChains' reports dropped at the daily
+    reset, a CumQty that does not follow) reaches the engine's anomalies, the report and the metric."""
+    engine = _engine(tmp_path)
+    engine.runtime.on_anomaly("paper", "reports_dropped_at_reset", "order c-1: reports dropped at the reset")
+    engine.runtime.on_anomaly("paper", "reports_dropped_at_reset", "order c-2: reports dropped at the reset")
+    assert engine.runtime.anomalies["reports_dropped_at_reset"] == 2
+    assert "venue paper: order c-1: reports dropped at the reset" in engine.runtime.anomaly_samples
+    [family] = [f for f in families_of(engine.runtime, "simulated", 0.0) if f.name == "engine_anomalies"]
+    assert {s.labels["kind"]: s.value for s in family.samples
+            if s.name.endswith("_total")}["reports_dropped_at_reset"] == 2
