@@ -271,7 +271,8 @@ class BusMarketData(MarketDataAdapter):
 
     async def _recover(self, symbol: str, track: SymbolTrack) -> None:
         """Replay the symbol's JetStream window: from the next expected message when the window
-        still holds it, else from its last snapshot; then the messages held meanwhile."""
+        still holds it, else from its last snapshot when that is past the hole; then the messages
+        held meanwhile."""
         try:
             window = await self._window(symbol)
         except Exception as exc:  # the replay is an optimisation: the next live snapshot still mends
@@ -292,6 +293,11 @@ class BusMarketData(MarketDataAdapter):
                 self.counts["recovered_by_replay"] += 1
                 window = []
         snaps = [i for i, m in enumerate(window) if type(m) is wire.WireBook and m.snapshot]
+        # a snapshot from before the hole leads back to the same hole: replaying it would hand the
+        # engine again the book, trades and statuses it already had (a trade counted twice), and
+        # end not whole; only a snapshot at or past the hole mends it (else the next live one will)
+        if snaps and track.epoch == epoch and window[snaps[-1]].seq < track.expected:
+            snaps = []
         if snaps and not track.whole:
             for message in window[snaps[-1]:]:
                 self.counts["replayed"] += 1

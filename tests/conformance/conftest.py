@@ -1,7 +1,7 @@
 """The conformance suite's venues: one harness per adapter, each test run against every one.
 
 ``venue`` is an order-entry harness (paper, optimus, pulse), ``feed`` a market-data harness
-(psx_feed, pulse), each in every venue mode of ``harness.MODES`` (test ids ``[pulse-literal]``); a
+(psx_feed, pulse, bus ...), each in every venue mode of ``harness.MODES`` (test ids ``[pulse-literal]``); a
 harness that does not list a mode in its ``modes`` is skipped there, with a reason naming it.
 Adding a venue: write ``harness_<venue>.py`` and name its class below. Every test
 runs with every logger at DEBUG; at the end no credential the harness gave the venue (nor any
@@ -19,6 +19,7 @@ import pytest
 from conformance.harness import EVERYDAY, LITERAL, MODES, MarketDataHarness, OrderEntryHarness
 from conformance.harness_algo724 import Algo724Harness
 from conformance.harness_algo724_streams import Algo724StreamsHarness
+from conformance.harness_bus import BusHarness
 from conformance.harness_midchains import MidChainsHarness
 from conformance.harness_midchains_md import MidChainsFeedHarness
 from conformance.harness_midchains_ws import MidChainsWsFeedHarness, MidChainsWsHarness
@@ -39,6 +40,7 @@ MARKET_DATA: dict[str, type[MarketDataHarness]] = {
     "midchains": MidChainsFeedHarness,
     "midchains_ws": MidChainsWsFeedHarness,
     "algo724": Algo724StreamsHarness,
+    "bus": BusHarness,
     "psx_feed": PsxFeedHarness,
     "pulse": PulseFeedHarness,
 }
@@ -94,6 +96,10 @@ def feed(request: pytest.FixtureRequest, tmp_path, caplog: pytest.LogCaptureFixt
     caplog.set_level(logging.DEBUG)
     harness: MarketDataHarness = build(MARKET_DATA[request.param[0]], *request.param, tmp_path,  # type: ignore[assignment]
                                        request.node.originalname)
+    # what the adapter is known to do otherwise (a harness's ``known_gaps``): a strict xfail naming why
+    gap = getattr(harness, "known_gaps", {}).get(request.node.originalname)
+    if gap is not None:
+        request.node.add_marker(pytest.mark.xfail(strict=True, reason=f"{request.param[0]}: {gap}"))
     yield harness
     assert not leaked(caplog.text, harness.secrets), "a credential reached the log"
     assert harness.sink.errors == [], harness.sink.errors

@@ -41,6 +41,7 @@ ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 COMPOSE = DEPLOY / "docker-compose.yml"
 DOCKERFILE = DEPLOY / "Dockerfile"
 DOCKER_CONFIG = DEPLOY / "config.docker.yaml"
+FEED_CONFIG = DEPLOY / "feed.docker.yaml"
 UNIT = DEPLOY / "systemd" / "engine.service"
 
 #: Series Prometheus makes itself for every target; the only non-engine names a query may use.
@@ -646,12 +647,39 @@ def test_dockerfile_non_root_healthcheck_stopsignal_entrypoint() -> None:
     assert dockerfile_json("ENTRYPOINT") == ["engine"]
     cmd = dockerfile_json("CMD")
     assert cmd[0] == "run"
-    assert any(kw == "RUN" and "pip install" in args and " ." in args for kw, args in instructions)
+    assert pip_installs_of_the_repository(), "the image does not pip install this repository"
     # the config the CMD runs is the one the image copies in
     copies = {shlex.split(args)[-1]: shlex.split(args)[0] for kw, args in instructions if kw == "COPY"}
     (workdir,) = [args for kw, args in instructions if kw == "WORKDIR"]
     in_image = {posixpath.normpath(posixpath.join(workdir, dest)): src for dest, src in copies.items()}
     assert in_image[cmd[1]] == "deploy/config.docker.yaml"
+
+
+def pip_installs_of_the_repository() -> list[set[str]]:
+    """The extras of every ``pip install .`` / ``pip install ".[a,b]"`` of the build context in a RUN."""
+    installs = []
+    for keyword, args in dockerfile_instructions():
+        if keyword != "RUN":
+            continue
+        for command in re.split(r"&&|;", args):
+            words = shlex.split(command)
+            if words[:2] != ["pip", "install"]:
+                continue
+            for word in words[2:]:
+                match = re.fullmatch(r"\.(?:\[([\w,-]+)\])?", word)
+                if match:
+                    installs.append(set(filter(None, (match.group(1) or "").split(","))))
+    return installs
+
+
+def test_dockerfile_installs_the_nats_extra_for_the_bus() -> None:
+    """The image runs ``engine feed`` and engines on ``market_data: bus``: both import nats-py,
+    which only the ``nats`` extra installs (without it the feed exits at start naming the extra)."""
+    import tomllib
+
+    assert any("nats" in extras for extras in pip_installs_of_the_repository())
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert any(dep.startswith("nats-py") for dep in project["optional-dependencies"]["nats"])
 
 
 def test_dockerfile_copies_exist_and_are_not_docker_ignored() -> None:
@@ -850,3 +878,52 @@ def test_systemd_feed_unit_runs_engine_feed_after_nats() -> None:
     assert "nats.service" in feed["Unit"]["Requires"]
     # the feed says READY=1 once publishing and pings the watchdog (tests/e2e/test_bus_nats.py)
     assert feed["Service"]["Type"] == "notify" and int(feed["Service"]["WatchdogSec"]) > 0
+
+
+def test_compose_default_services_are_unchanged_and_the_feed_is_behind_the_bus_profile() -> None:
+    """``docker compose up`` starts what it always did; ``--profile bus`` adds the feed alone."""
+    services = compose()["services"]
+    default = {name for name, service in services.items() if not service.get("profiles")}
+    assert default == {"engine", "nats", "prometheus", "grafana"}
+    assert {name: services[name]["profiles"] for name in set(services) - default} == {"feed": ["bus"]}
+    assert not any(dep == "feed" for service in services.values() for dep in service.get("depends_on") or [])
+
+
+def test_compose_feed_runs_engine_feed_on_the_nats_service() -> None:
+    services = compose()["services"]
+    feed, engine, nats = services["feed"], services["engine"], services["nats"]
+    assert feed["image"] == engine["image"] and feed["build"] == engine["build"]  # the one image
+    command = feed["command"]
+    assert command[0] == "feed"
+    url = command[command.index("--nats") + 1]
+    assert re.fullmatch(r"nats://nats:(\d+)", url), url  # the service's name on the compose network
+    assert url.endswith(":4222") and "-p" not in nats["command"]  # nats-server's default port
+    assert "nats" in (feed.get("depends_on") or [])
+    assert "ports" not in feed  # the feed only talks to NATS and its venue
+    # the image's HEALTHCHECK asks the engine's metrics port, which the feed does not serve
+    assert feed["healthcheck"] == {"disable": True}
+    assert feed["stop_signal"] == "SIGTERM"
+    mounts = compose_mounts("feed")
+    assert mounts[command[1]] == FEED_CONFIG.resolve()
+
+
+def test_compose_feed_config_is_a_feed_whose_secret_comes_from_the_environment() -> None:
+    """The sample feed config loads, builds its venue's market-data adapter the way ``engine feed``
+    does (no connection), and names its token only as a variable compose passes in."""
+    from engine.bus.feed import FeedSettings, build_feeds
+    from engine.config import load_config
+
+    loaded = load_config(FEED_CONFIG)
+    ((adapter, publisher, symbols),) = build_feeds(loaded, FeedSettings(), epoch=1)
+    assert adapter.name == "psx_feed" and publisher.venue == "psx" and len(symbols) == 6
+    options = loaded.config.venues["psx"].market_data.options
+    assert options["max_connections"] == 1 and "token" not in options
+    assert options.get("preset") in {"staging", "production"}  # wss:// only: no clear-text token
+    environment = compose()["services"]["feed"]["environment"]
+    assert options["token_env"] in environment
+    assert environment[options["token_env"]].startswith("${")  # the host's value, not one written here
+    account = loaded.config.venues["psx"]
+    assert account.account is not None and account.rate_limits  # what --engines checks shares against
+    # the image holds the same file at the path compose mounts it on
+    copies = {shlex.split(args)[-1]: shlex.split(args)[0] for kw, args in dockerfile_instructions() if kw == "COPY"}
+    assert copies["./deploy/feed.docker.yaml"] == "deploy/feed.docker.yaml"

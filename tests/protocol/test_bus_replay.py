@@ -100,3 +100,43 @@ def test_beyond_the_window_the_book_restarts_from_its_last_snapshot(nats_url: st
     delivered, counts = anyio.run(replay, nats_url, 4, 10, {1, 8}, 4)
     assert delivered == [1, 2, 3, 8, 9, 10]  # never 7 (a delta over the hole), never 4..6
     assert counts["recovered_by_replay"] == 1
+
+
+def test_a_snapshot_from_before_the_hole_is_not_replayed(nats_url: str) -> None:
+    """Seq 4 never reached NATS (the feed lost it): the window's only snapshot (1) is older than the
+    hole, so replaying from it would hand the engine 1..3 again (the trade at 2 twice) and stop at
+    the same hole. The book waits, stale, for the next live snapshot instead."""
+
+    async def run() -> tuple[list[int], int, dict[str, int]]:
+        import nats
+
+        trade = wire.encode(wire.WireTrade(7, 2, 2, 0, Decimal("109.30"), Decimal(5), Side.BUY, "T2"))
+        sent = {1: message(1, snapshot=True), 2: trade, 3: message(3), 5: message(5)}
+        nc = await nats.connect(nats_url)
+        await ensure_stream(nc.jetstream(), "psx", FeedSettings())
+        for data in sent.values():
+            await nc.publish(wire.symbol_subject("psx", "OGDC"), data)
+        await nc.flush()
+        sink = Sink()
+        trades: list[object] = []
+        sink.on_trade = trades.append  # type: ignore[method-assign]
+        bus = BusMarketData("psx", BusOptions(nats_url=nats_url), [], WallClock(), sink)
+        async with anyio.create_task_group() as tg:
+            bus.bind(tg)
+            await bus.connect()
+            bus.track("OGDC")
+            for seq in sorted(sent):
+                bus.on_message("OGDC", sent[seq])
+            with anyio.fail_after(30):
+                while bus.counts["gaps"] < 1 or bus.track("OGDC").recovering:
+                    await anyio.sleep(0.02)
+            assert not bus.track("OGDC").whole  # the hole is not papered over
+            bus.on_message("OGDC", message(6, snapshot=True))  # the feed's next snapshot
+            await bus.close()
+            tg.cancel_scope.cancel()
+        await nc.close()
+        return [int(b.changes[0][2]) for b in sink.books], len(trades), bus.counts
+
+    books, trades, counts = anyio.run(run)
+    assert books == [1, 3, 6] and trades == 1  # before: [1, 3, 1, 3, 6] and the trade twice
+    assert counts["recovered_by_snapshot"] == 2 and counts["recovered_by_replay"] == 0
