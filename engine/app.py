@@ -492,6 +492,7 @@ class Engine:
         await self._connect_and_recover()
         for runner in self.runtime.runners.values():
             self.runtime.call_rare(runner, "on_start")
+        self.runtime.tell_where_venues_stand()
         # Everything built so far (config, strategies, instrument master) lives for the whole run:
         # move it out of the collector's way so full collections stay short on the event path.
         gc.collect()

@@ -15,6 +15,10 @@ hole:
   restarts from the new epoch's snapshot.
 - no feed heartbeat for ``stale_seconds``, or a heartbeat saying the feed's own venue connection is
   not ``connected``: ``stale``; all of it healthy again: ``connected``.
+- at connect: ``connect()`` waits (at most ``stale_seconds``) for the feed's first heartbeat, so the
+  first word is ``connected`` (or ``stale`` when no heartbeat came); a newly subscribed symbol has
+  ``stale_seconds`` for its first book (the window's last snapshot, or the next live one) before its
+  absence calls the venue ``stale``, so a start does not flicker connected-stale-connected.
 
 Counters (``stats()``/``describe()``): messages, gaps, messages missed in gaps, recovered by replay,
 recovered by snapshot, deltas dropped while a book waited, duplicates, undecodable messages (by kind,
@@ -68,6 +72,7 @@ class SymbolTrack:
     whole: bool = False
     recovering: bool = False
     last_replay: float = -1e9  # monotonic: one replay a second at most while a book waits
+    loading_until: float = 0.0  # monotonic: a new subscription's first book is not "stale" before this
     held: list[wire.Wire] = field(default_factory=list)
 
 
@@ -100,6 +105,7 @@ class BusMarketData(MarketDataAdapter):
         self.upstream = "new"
         self.feed_epoch = 0
         self.halted_by_bus: str | None = None
+        self._heard = anyio.Event()  # the feed's first heartbeat (connect waits for it)
         self.counts = {"messages_in": 0, "delivered": 0, "gaps": 0, "missed": 0, "replayed": 0,
                        "recovered_by_replay": 0, "recovered_by_snapshot": 0, "dropped_waiting": 0,
                        "duplicates": 0, "malformed": 0, "held_overflow": 0, "epochs": 0}
@@ -124,7 +130,17 @@ class BusMarketData(MarketDataAdapter):
             await self._subscribe_symbol(symbol)
         if opts.account is not None:
             await self._watch_halt(opts.account)
-        self._report("stale", "waiting for the feed's heartbeat and snapshots")
+        # the first word is "connected" once the feed's heartbeat is in (waited for here, at most
+        # stale_seconds), "stale" when none comes: the engine takes the data as not current until
+        # this adapter says so, and tells strategies where it stands after on_start
+        self.status = "connecting"
+        with anyio.move_on_after(float(opts.stale_seconds)):
+            await self._heard.wait()
+        why = self._why_stale() if self._heard.is_set() else f"no heartbeat from the feed within {opts.stale_seconds} s"
+        if why is not None:
+            self._report("stale", why)
+        elif self.status != "connected":  # (a heartbeat during the wait may have said it already)
+            self._report("connected", "feed live, every book whole")
         self.start_task(self._watchdog, self._stop, name=f"bus[{self.venue}] watchdog")
 
     async def close(self) -> None:
@@ -142,6 +158,9 @@ class BusMarketData(MarketDataAdapter):
     def subscribe(self, symbols: Iterable[str]) -> None:
         new = [wire.token("symbol", s) for s in symbols if s not in self._wanted]
         self._wanted.update(new)
+        loading_until = time.monotonic() + float(self.bus_options.stale_seconds)
+        for symbol in new:  # its first book has stale_seconds to come before the venue is called stale
+            self.track(symbol).loading_until = loading_until
         if self._nc is not None:
             for symbol in new:
                 self.start_task(self._subscribe_symbol, symbol)
@@ -341,6 +360,7 @@ class BusMarketData(MarketDataAdapter):
             return
         self.last_heartbeat = time.monotonic()
         self.upstream = beat.upstream
+        self._heard.set()
         self.feed_epoch = beat.epoch
         self._health()
 
@@ -353,7 +373,7 @@ class BusMarketData(MarketDataAdapter):
         if why is None:
             if self.status != "connected":
                 self._report("connected", "feed live, every book whole")
-        elif self.status != "stale" and self.status != "disconnected":
+        elif self.status != "connecting" and self.status != "stale" and self.status != "disconnected":
             self._report("stale", why)
 
     def _why_stale(self) -> str | None:
@@ -361,7 +381,9 @@ class BusMarketData(MarketDataAdapter):
             return "no heartbeat from the feed"
         if self.upstream != "connected":
             return f"the feed's venue connection is {self.upstream}"
-        waiting = [s for s in self._wanted if (track := self._tracks.get(s)) is None or not track.whole]
+        now = time.monotonic()
+        waiting = [s for s in self._wanted
+                   if (track := self._tracks.get(s)) is None or (not track.whole and now >= track.loading_until)]
         if waiting:
             return f"book(s) waiting for recovery: {', '.join(sorted(waiting)[:5])}"
         return None

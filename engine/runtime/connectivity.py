@@ -156,6 +156,20 @@ class ConnectivityMixin:
         for runner in self.runners_on(venue):
             self.call_rare(runner, "on_venue_status", venue=venue, status=str(status))  # a plain str to the hook
 
+    def tell_where_venues_stand(self) -> None:
+        """Once, after ``on_start`` (the engine calls it when every strategy has started, a restart's
+        held strategies included): each strategy hears where its venue stands, ``connected``, or
+        ``stale`` while a separate market-data adapter has not said its data is current, or the
+        order side's own state. Statuses said before (to strategies not started yet, or held at a
+        restart) reach no strategy; from here on only changes are told."""
+        for venue in self.venues.values():
+            status = str(venue.status)
+            if venue.status is CONNECTED and (venue.told_stale or (venue.feed is not None
+                                                                   and venue.data_status != CONNECTED)):
+                venue.told_stale = True  # the feed's "connected" will say data flows again
+                status = STALE
+            self._tell_venue_status(venue.name, status)
+
     def mark_recovering(self, venue: str) -> None:
         """At a restart, before the venue connects: its orders are refused (7015) until recovery
         (engine.runtime.recovery) has reconciled the journal's orders and calls :meth:`venue_ready`."""

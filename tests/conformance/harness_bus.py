@@ -22,10 +22,6 @@ bus is the project's own protocol (engine/venue/buswire.py) between two of its o
 outside document exists to be literal to, and the sandbox has no assumptions to switch off.
 
 The adapter is given no credential (a local NATS without authorisation), so ``secrets`` is empty.
-
-Known gap (MD-01, MD-04 run as strict xfails): the suite expects ``connected`` as a feed's first
-word; the bus says ``stale`` at connect, before the feed's heartbeat and books, and the engine needs
-it to: see :data:`STALE_FIRST`.
 """
 
 from __future__ import annotations
@@ -60,15 +56,6 @@ HEARTBEAT_S = 0.1
 STALE_S = D("0.5")
 #: how long after the first change past a lost one the feed's snapshot timer fires
 SNAPSHOT_TICK_S = 0.2
-#: why MD-01 and MD-04 (whose first status must be ``connected``) are strict xfails for the bus
-STALE_FIRST = (
-    "the bus adapter says 'stale' at connect (no heartbeat, no book yet), not 'connected', and the engine "
-    "relies on it: strategies hear a separate market-data adapter's 'connected' only after its 'stale' "
-    "(engine/runtime/connectivity.py _data_flows_again; at a journal start venue_ready speaks while "
-    "strategies are held). An adapter that said 'connected' first left tests/e2e/test_bus_nats.py's "
-    "strategies never told their data was fresh. Mend the runtime (tell strategies a feed's first "
-    "'connected') before the adapter drops its first 'stale'"
-)
 
 
 def free_port() -> int:
@@ -81,7 +68,6 @@ class BusHarness(MarketDataHarness):
     name = "bus"
     symbol = SYMBOL
     modes = (EVERYDAY,)
-    known_gaps: ClassVar[dict[str, str]] = {"test_snapshot_first": STALE_FIRST, "test_staleness_detected": STALE_FIRST}
     mode_skips: ClassVar[dict[str, str]] = {
         LITERAL: "bus: the project's own protocol between engine feed and the engines (engine/venue/buswire.py); "
                  "no venue document exists to be literal to",

@@ -95,3 +95,25 @@ def test_one_orders_lost_answer_makes_it_unknown_until_the_venue_says(tmp_path):
     settle(engine)  # the venue's real answer arrives
     assert order.status == "new" and events[-1] == ("order", order.client_id, "new", None)
     assert engine.runtime.anomalies.get("illegal_transition", 0) == 0
+
+
+def test_after_on_start_each_strategy_hears_where_its_venue_stands(tmp_path):
+    """What was said before a strategy started (or while a restart held it) reached no one: once
+    every on_start has run, each strategy hears its venue's status as it stands. A separate feed
+    that has not yet said its data is current makes that ``stale``, and its first ``connected``
+    then says data flows (tests/e2e/test_bus_nats.py: the bus's strategies trade only once told)."""
+    engine = split_engine(tmp_path)
+    events = module_of(engine).events
+    rt = engine.runtime
+    events.clear()
+    rt.on_venue_status("paper", "connected", "the order side connects")  # a first connect is told no one
+    rt.on_market_data_status("paper", "connected", "the feed connects")  # nor a feed's first word
+    assert [e for e in events if e[0] == "venue"] == []
+    rt.tell_where_venues_stand()
+    assert [e for e in events if e[0] == "venue"] == [("venue", "paper", "connected")]
+
+    events.clear()
+    rt.venues["paper"].data_status = "disconnected"  # the feed has said nothing yet (its initial state)
+    rt.tell_where_venues_stand()
+    rt.on_market_data_status("paper", "connected", "first heartbeat")
+    assert [e for e in events if e[0] == "venue"] == [("venue", "paper", "stale"), ("venue", "paper", "connected")]
