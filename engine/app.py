@@ -36,7 +36,7 @@ from engine import systemd
 from engine.clientids import new_epoch
 from engine.clock import NS_PER_S, Clock, SimClock, WallClock
 from engine.config import LoadedConfig, validate_section
-from engine.errors import ConfigError, StartupError
+from engine.errors import ConfigError, StartupError, only_error
 from engine.journal import Journal, make_private, move_aside, peek
 from engine.loader import LoadedStrategy, load_strategies
 from engine.model import SessionState
@@ -472,7 +472,7 @@ class Engine:
                 finally:
                     adapter_tasks.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            refusal = _only(group, StartupError)
+            refusal = only_error(group, StartupError)
             if refusal is not None:
                 raise refusal from None  # one clear line, not the task group's traceback
             raise
@@ -886,14 +886,3 @@ def publish_result(result: RunResult, loaded: LoadedConfig, report_path: Path | 
         log.info("report written to %s", report_path)
 
 
-def _only(group: BaseExceptionGroup, kind: type[BaseException]) -> BaseException | None:
-    """The one ``kind`` exception a task group raised, when nothing else went wrong with it."""
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, BaseExceptionGroup):
-            pending.extend(item.exceptions)
-        else:
-            leaves.append(item)
-    return leaves[0] if len(leaves) == 1 and isinstance(leaves[0], kind) else None

@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from typing import Self
 
-__all__ = ["ConfigError", "EngineError", "LocatedError", "StartupError", "StrategyLoadError"]
+__all__ = ["ConfigError", "EngineError", "LocatedError", "StartupError", "StrategyLoadError", "only_error"]
 
 
 class EngineError(Exception):
@@ -91,3 +91,18 @@ class StrategyLoadError(LocatedError):
 class StartupError(EngineError):
     """The engine cannot start on this host as configured (e.g. the metrics port is taken). Nothing
     has traded yet; the message says what to change."""
+
+
+def only_error(group: BaseExceptionGroup, kinds: type[BaseException] | tuple[type[BaseException], ...]
+               ) -> BaseException | None:
+    """The one ``kinds`` exception a task group raised, when nothing else went wrong in it: the
+    caller raises it alone, so the user reads one clear line, not the task group's traceback."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, BaseExceptionGroup):
+            pending.extend(item.exceptions)
+        else:
+            leaves.append(item)
+    return leaves[0] if len(leaves) == 1 and isinstance(leaves[0], kinds) else None

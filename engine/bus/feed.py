@@ -33,7 +33,7 @@ import anyio
 from engine import systemd
 from engine.clock import WallClock
 from engine.config import LoadedConfig, validate_section
-from engine.errors import ConfigError, StartupError
+from engine.errors import ConfigError, StartupError, only_error
 from engine.model import BookUpdate, InstrumentStatus, Side, Trade
 from engine.venue import MarketDataAdapter, UnknownAdapter, get_adapter
 from engine.venue import buswire as wire
@@ -312,7 +312,12 @@ def feed_main(loaded: LoadedConfig, settings: FeedSettings) -> int:
 
     try:
         anyio.run(main)
-    except ConfigError:
+    except BaseExceptionGroup as group:  # NATS unreachable, a venue refusing: one line, no traceback
+        refusal = only_error(group, (ConfigError, StartupError, ConnectionError))
+        if isinstance(refusal, ConnectionError):
+            raise StartupError(f"engine feed: {refusal}") from None
+        if refusal is not None:
+            raise refusal from None
         raise
     return 0
 

@@ -206,3 +206,33 @@ def test_any_bytes_are_counted_never_raised(data: bytes) -> None:
     bus.on_message("OGDC", book(7, 1, snapshot=True))
     bus.on_message("OGDC", data)
     assert all(price.is_finite() for update in sink.books for _, price, _ in update.changes)
+
+
+def test_engine_feed_with_nats_unreachable_says_one_line_and_exits_1(tmp_path, capsys, monkeypatch) -> None:
+    """A feed that cannot reach NATS (or whose venue refuses it) says so in one line naming the
+    server, as every other start-up refusal does, not with the task group's traceback."""
+    import socket
+
+    from engine.cli import main
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    strategy = tmp_path / "s.py"
+    strategy.write_text("from engine import hookimpl\n\n\n@hookimpl\ndef on_start(ctx):\n    pass\n")
+    config = tmp_path / "feed.yaml"
+    config.write_text(f"""\
+instruments: [{{symbol: OGDC, venue: psx, tick_size: 0.01, lot_size: 1, previous_close: 109.30}}]
+venues:
+  psx:
+    adapter: paper
+    market_data:
+      adapter: psx_feed
+      options: {{url: "ws://127.0.0.1:{port}", access: l2, token_env: FEED_TEST_TOKEN, max_connections: 1}}
+strategies: [{{name: s, file: {strategy}, venue: psx, instruments: [OGDC]}}]
+""")
+    monkeypatch.setenv("FEED_TEST_TOKEN", "feed-test-token-0b1e")
+    assert main(["feed", str(config), "--nats", f"nats://127.0.0.1:{port}"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot connect to NATS at nats://127.0.0.1:{port}" in err
+    assert "Traceback" not in err and "ExceptionGroup" not in err
