@@ -65,7 +65,7 @@ from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, Venue
 from engine.venue.clock import NS_PER_S, Clock
 from engine.venue.fees import FeeSchedule
 from engine.venue.progress import Progress
-from engine.venue.recording import RecordedEvent, read_events, require_pyarrow
+from engine.venue.recording import DayTimes, RecordedEvent, day_times, read_events, recorded_dates, require_pyarrow
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,30 @@ class ReplayAdapter(Adapter):
         self.before_start = 0  # events of days before the run's first: history to a continued account
         self._timer: Any = None
         self.progress: Progress | None = None
+
+    @classmethod
+    def recorded_days(cls, venue: str, options: AdapterOptions, symbols: list[str],
+                      tz: dt.tzinfo) -> dict[dt.date, DayTimes] | None:
+        """The local days this replay's selection holds (the same venue, symbols, ``from``/``to``
+        and session choice :meth:`connect` reads), each with its receive times. A selection that
+        holds nothing is refused here, naming what selected it: a replay of nothing is a mistake."""
+        opts = options
+        assert isinstance(opts, ReplayOptions)
+        if opts.from_ is not None and opts.to is not None and opts.to < opts.from_:
+            raise ValueError(f"to ({opts.to}) is before from ({opts.from_})")
+        source = opts.venue or venue
+        chosen = opts.symbols if opts.symbols is not None else symbols
+        days = day_times(opts.path, tz, venues=[source], symbols=chosen, start=opts.from_, end=opts.to,
+                         sessions=opts.sessions != "config")
+        if any(times.events for times in days.values()):
+            return days
+        what = f"venue {source} ({', '.join(chosen)})"
+        if opts.from_ is None and opts.to is None:
+            raise ValueError(f"path {opts.path}: no recorded events of {what}")
+        held = recorded_dates(opts.path, venues=[source], symbols=chosen)
+        there = f"its dates there are {held[0]} to {held[-1]} ({len(held)} days)" if held else "it holds none"
+        picked = " ".join(f"{name} {value}" for name, value in (("from", opts.from_), ("to", opts.to)) if value)
+        raise ValueError(f"{picked} selects no recorded data of {what} in {opts.path}: {there} (UTC dates)")
 
     def _crowd_trader(self, symbol: str) -> Any:
         submit_for = self.sim.submit_for
