@@ -113,9 +113,10 @@ def log_left_out(recorded: Sequence[dt.date], days: Sequence[dt.date], why: str)
         ("before the first (not replayed)", before),
         ("between two of them (replayed while the session is closed)", between),
         ("after the last (never reached)", after)) if group]
+    left_out = len(before) + len(between) + len(after)
     if parts:
-        log.warning("replay: %d recorded days are not among the run's days (%s); %s",
-                    len(before) + len(between) + len(after), why, "; ".join(parts))
+        log.warning("replay: %s not among the run's days (%s); %s",
+                    "1 recorded day is" if left_out == 1 else f"{left_out} recorded days are", why, "; ".join(parts))
 
 
 def log_outside_profile(venues: Sequence[ReplayedVenue], days: Sequence[dt.date], schedule: SessionSchedule,
@@ -146,10 +147,10 @@ def log_outside_profile(venues: Sequence[ReplayedVenue], days: Sequence[dt.date]
                 (early, "delivered at once at the run's start"), (lost, "never reached (after the run's end)"),
                 (len(outside) - early - lost, "delivered while the session is closed")) if n]
             counted[f"{venue.venue} {day}"] = len(outside)
-            log.warning("replay %s %s: %d events recorded outside the session profile's window %s (first %s, last "
-                        "%s): %s (sessions: recorded follows the recording's session changes, where it holds them)",
-                        venue.venue, day,
-                        len(outside), window, _hms(outside[0], tz), _hms(outside[-1], tz), ", ".join(fates))
+            log.warning("replay %s %s: %d event%s recorded outside the session profile's window %s (first %s, "
+                        "last %s): %s (sessions: recorded follows the recording's session changes, where it holds "
+                        "them)", venue.venue, day, len(outside), "" if len(outside) == 1 else "s", window,
+                        _hms(outside[0], tz), _hms(outside[-1], tz), ", ".join(fates))
     return counted
 
 

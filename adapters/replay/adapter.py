@@ -13,15 +13,20 @@ strategy sent it; acknowledgements and fills come back ``latency_ms`` after the 
 
 Decisions where the issue is silent:
 
-- The engine's days come from ``run.start`` / ``run.days`` as in any simulated run; events outside
-  them are never reached.
+- The engine's days come from the recording (:meth:`recorded_days`, read before the engine picks
+  its days and clock; :mod:`engine.rundays`): the recorded dates of this selection, unless
+  ``run.start`` and ``run.days`` are both set (then the calendar's, and the recorded days left out
+  are named in the log). A ``from``/``to`` that selects nothing is refused at the options.
 - Sessions (``sessions`` option): ``recorded`` follows the session changes the recording holds
   for the replayed days, at their recorded times, phase, trading day and flags as the live run saw
   them (:meth:`session_changes`; the engine swaps its schedule's driver for them); ``config``
   follows the config's profile, as a paper run does. Unset: ``recorded`` when the recording holds
   session changes for the replayed days (the same selection of venue, dates and the clock's day
   as the events), else ``config``. Either way settlement and the journal roll with the sessions
-  the engine follows; the run's window (first and last day's start and end) is still the config's.
+  the engine follows. The run's window follows them too: with recorded sessions it spans the
+  first day's first recorded change or event to the last day's last, so nothing recorded is out
+  of reach; with the profile it is the profile's, and the events recorded outside it are counted
+  and named in the log, once per day.
 - The venue takes quantities at any precision (the gate checks the lot), so a recorded level is
   never refused for a size the config's lot does not divide; it has no circuit band of its own
   (the gate's is the one), and a recorded closing price becomes the venue's for post-close.
