@@ -32,7 +32,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from engine import rundays, systemd
+from engine import systemd
 from engine.clientids import new_epoch
 from engine.clock import NS_PER_S, Clock, SimClock, WallClock
 from engine.config import LoadedConfig, validate_section
@@ -43,6 +43,7 @@ from engine.model import SessionState
 from engine.observe.server import MetricsServer
 from engine.observe.snapshot import Observer
 from engine.outfile import OutputPathError, write_atomic
+from engine.recording import replaydays
 from engine.recording.listen import NoOrders
 from engine.recording.recorder import Recorder
 from engine.risk.killswitch import TradingState
@@ -113,14 +114,14 @@ class Engine:
         if cfg.run.clock == "simulated":
             # start a minute before the first phase so strategies see closed -> pre_open; a day
             # left in progress resumes a moment after the journal's last word
-            start = first_start - rundays.LEAD_NS
+            start = first_start - replaydays.LEAD_NS
             resume = self.resume
             if resume is not None and resume.day_in_progress == self.days[0] and resume.last_ns:
                 start = max(start, resume.last_ns + NS_PER_S // 1000)
             self.clock: Clock = SimClock(start)
         else:
             self.clock = clock if clock is not None else WallClock()
-        self.end_ns = last_end + rundays.TAIL_NS
+        self.end_ns = last_end + replaydays.TAIL_NS
         containment = cfg.risk.containment
         self.runtime = Runtime(
             self.clock,
@@ -188,17 +189,17 @@ class Engine:
         while len(days) < run.days:
             days.append(self.calendar.next_trading_day(days[-1] + dt.timedelta(days=1)))
         if self.replayed:
-            rundays.log_left_out(rundays.recorded_days(self.replayed), days, "run.start and run.days decide")
+            replaydays.log_left_out(replaydays.recorded_days(self.replayed), days, "run.start and run.days decide")
         return days
 
-    # ---- a replay's days and window (engine/rundays.py) ---------------------------------------
+    # ---- a replay's days and window (engine/recording/replaydays.py) ------------------------------
     def _run_gives(self, key: str) -> bool:
         """Whether the config file sets ``run.<key>`` (a default is not a choice)."""
         if self.loaded.data:
             return key in (self.loaded.data.get("run") or {})
         return key in self.cfg.run.model_fields_set
 
-    def _replayed_venues(self) -> list[rundays.ReplayedVenue]:
+    def _replayed_venues(self) -> list[replaydays.ReplayedVenue]:
         """The recording of each replay venue the run uses, read (receive times only) before the
         days and the clock are chosen; a selection holding nothing is a config error at its options."""
         used = {s.venue for s in self.cfg.strategies if s.enabled}
@@ -217,15 +218,15 @@ class Engine:
             except ValueError as exc:
                 raise self.loaded.error((*where, "options"), str(exc)) from None
             if days is not None:
-                found.append(rundays.ReplayedVenue(name, days, getattr(options, "sessions", None) != "config"))
+                found.append(replaydays.ReplayedVenue(name, days, getattr(options, "sessions", None) != "config"))
         return found
 
     def _recorded_run_days(self, first: dt.date | None) -> list[dt.date]:
         """The recorded days from ``first`` (run.start, or where the journal's account continues)
         on, the first run.days of them when run.days is set."""
-        recorded = rundays.recorded_days(self.replayed)
+        recorded = replaydays.recorded_days(self.replayed)
         count = self.cfg.run.days if self._run_gives("days") else None
-        days, padded = rundays.pick_days(recorded, first, count, self.calendar)
+        days, padded = replaydays.pick_days(recorded, first, count, self.calendar)
         if not days or len(padded) == len(days):
             continuing = "" if self.cfg.run.start is not None else " (where the journal's account continues)"
             raise StartupError(
@@ -237,7 +238,7 @@ class Engine:
         if padded:
             log.warning("replay: run.days is %d, but the recording holds fewer days from %s: %s replay nothing",
                         count, days[0], ", ".join(d.isoformat() for d in padded))
-        rundays.log_left_out(recorded, days, "run.start" if self._run_gives("start") else
+        replaydays.log_left_out(recorded, days, "run.start" if self._run_gives("start") else
                              "run.days" if count is not None else "the journal's account continues")
         return days
 
@@ -248,18 +249,18 @@ class Engine:
             first_start, _ = self.schedule.day_window(self.days[0])
             _, last_end = self.schedule.day_window(self.days[-1])
             return first_start, last_end
-        leading = rundays.leader(self.replayed, self.days[0])
+        leading = replaydays.leader(self.replayed, self.days[0])
         windows = []
         for day in (self.days[0], self.days[-1]):
-            window = rundays.day_window(day, self.schedule, self.replayed, leading)
+            window = replaydays.day_window(day, self.schedule, self.replayed, leading)
             if window is None:
                 raise StartupError(f"day {day}: the session profile has no session and the recording holds nothing "
                                    "that day; choose other days (run.start / run.days)")
             windows.append(window)
         first, last = windows[0][0], windows[-1][1]
         if leading is None:
-            rundays.log_outside_profile(self.replayed, self.days, self.schedule, first - rundays.LEAD_NS,
-                                        last + rundays.TAIL_NS)
+            replaydays.log_outside_profile(self.replayed, self.days, self.schedule,
+                                           first - replaydays.LEAD_NS, last + replaydays.TAIL_NS)
         return first, last
 
     def calendar_tz(self):

@@ -675,7 +675,7 @@ class RecordedSessionDriver:
 
     At start the last change at or before the clock (the recording began before the run's first
     instant) is applied at once. The run's window spans the recorded changes of its first and last
-    day (:mod:`engine.rundays`), so each of them is reached; changes of later days are not. A late
+    day (:mod:`engine.recording.replaydays`), so each of them is reached; changes of later days are not. A late
     wake-up (a ``SimClock.set_time`` jump) applies the missed changes in order, as the schedule's
     driver does."""
 

@@ -14,7 +14,7 @@ strategy sent it; acknowledgements and fills come back ``latency_ms`` after the 
 Decisions where the issue is silent:
 
 - The engine's days come from the recording (:meth:`recorded_days`, read before the engine picks
-  its days and clock; :mod:`engine.rundays`): the recorded dates of this selection, unless
+  its days and clock; :mod:`engine.recording.replaydays`): the recorded dates of this selection, unless
   ``run.start`` and ``run.days`` are both set (then the calendar's, and the recorded days left out
   are named in the log). A ``from``/``to`` that selects nothing is refused at the options.
 - Sessions (``sessions`` option): ``recorded`` follows the session changes the recording holds

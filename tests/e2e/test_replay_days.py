@@ -1,4 +1,4 @@
-"""A replay's days and run window come from its recording (issue 26, engine/rundays.py).
+"""A replay's days and run window come from its recording (issue 26, engine/recording/replaydays.py).
 
 One two-day ``engine record`` of the paper venue (2026-11-23 and 24) is replayed:
 

@@ -11,8 +11,8 @@ built (:meth:`~engine.venue.VenueAdapter.recorded_days`, receive times only):
   days the run leaves out are named in the log. Decision where the issue is silent: ``run.days``
   beyond what is recorded is honoured with the calendar's next trading days (logged: they
   replay nothing), never cut short.
-- **Window.** With recorded sessions (the venue that leads them, :meth:`Engine
-  ._follow_recorded_sessions`) a day runs from its first recorded session change or event to its
+- **Window.** With recorded sessions (those of the venue that leads them, as engine/app.py
+  picks it after connect) a day runs from its first recorded session change or event to its
   last, so no recorded change or event is out of reach; otherwise the profile's phases, and the
   events a day recorded outside them are counted and named in the log, once per day, with what
   becomes of them. A day the profile has no session on runs over its recorded events.

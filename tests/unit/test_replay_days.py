@@ -1,4 +1,4 @@
-"""A replay's days and window from its recording's receive times (engine/rundays.py,
+"""A replay's days and window from its recording's receive times (engine/recording/replaydays.py,
 engine.recording.format.day_times; issue 26)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from engine.model import BookUpdate, Phase, SessionState, Side, Trade
 from engine.recording.format import DayTimes, Writer, day_times
-from engine.rundays import ReplayedVenue, day_window, leader, pick_days, recorded_days
+from engine.recording.replaydays import ReplayedVenue, day_window, leader, pick_days, recorded_days
 from engine.sessions import SessionSchedule, SessionsConfig, TradingCalendar
 
 KARACHI = ZoneInfo("Asia/Karachi")
