@@ -215,8 +215,10 @@ class Engine:
             symbols = [i.symbol for i in self.cfg.instruments if i.venue == name]
             try:
                 days = adapter_cls.recorded_days(name, options, symbols, self.schedule.tz)
-            except ValueError as exc:
+            except ValueError as exc:  # pyarrow's ArrowInvalid (a damaged file) is one too
                 raise self.loaded.error((*where, "options"), str(exc)) from None
+            except OSError as exc:
+                raise self.loaded.error((*where, "options"), f"cannot read the recording: {exc}") from None
             if days is not None:
                 found.append(replaydays.ReplayedVenue(name, days, getattr(options, "sessions", None) != "config"))
         return found

@@ -161,3 +161,13 @@ def test_sessions_config_keeps_the_profile_and_names_what_it_leaves_out(
     assert lines[1].startswith("replay paper 2026-11-24: 1 event recorded outside the session profile's window "
                                "09:14:00 to 15:35:01 (first 15:50:00, last 15:50:00): 1 never reached (after the "
                                "run's end)")
+
+
+def test_a_damaged_recording_is_refused_at_start_naming_the_file(two_days, tmp_path: Path) -> None:
+    config, recording = two_days
+    shutil.copytree(recording, tmp_path / "rec")
+    damaged = sorted((tmp_path / "rec").rglob("*.parquet"))[0]
+    damaged.write_bytes(b"not parquet")
+    with pytest.raises(ConfigError, match=r"venues\.paper\.options") as refused:
+        engine(replay(tmp_path, config, tmp_path / "rec", {}), tmp_path)
+    assert damaged.name in str(refused.value)
