@@ -413,6 +413,8 @@ def day_times(root: Path, tz: dt.tzinfo, venues: Iterable[str] | None = None, sy
     """The receive times of what :func:`read_events` would yield for the same filters, by local
     date in ``tz`` (a partition is a UTC date: one can hold the end of a local day and the start
     of the next). Reads two columns (``recv_ns``, ``seq``); days with nothing recorded are absent."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     events: dict[dt.date, list[int]] = {}
@@ -423,11 +425,14 @@ def day_times(root: Path, tz: dt.tzinfo, venues: Iterable[str] | None = None, sy
             continue
         table = pq.read_table(path, columns=["recv_ns", "seq"])
         _check_version(table, path)
-        received = table.column("recv_ns").to_pylist()
-        if not is_session:
-            # a book update of N changes is N rows sharing seq: one event
-            seqs = table.column("seq").to_pylist()
-            received = [when for i, when in enumerate(received) if i == 0 or seqs[i] != seqs[i - 1]]
+        recv = table.column("recv_ns").combine_chunks()
+        if not is_session and len(recv) > 1:
+            # a book update of N changes is N rows sharing seq: one event (its first row), kept by
+            # Arrow's kernels, since a Python pass over every row cost more than the rest together
+            seq = table.column("seq").combine_chunks()
+            later = pc.not_equal(seq.slice(1), seq.slice(0, len(seq) - 1))
+            recv = recv.filter(pa.concat_arrays([pa.array([True]), later]))
+        received = recv.to_pylist()
         if not received:
             continue
         received.sort()  # already in order as written: a linear pass
