@@ -69,6 +69,8 @@ log = logging.getLogger("engine")
 SHUTDOWN_LOOK_S = 0.25
 #: timers run between two looks at signals and the heartbeat on the simulated clock
 SIM_BATCH = 512
+#: the port's ``recorded_days`` (None): an adapter that keeps it has no recording to read
+LIVE_DAYS = getattr(VenueAdapter.recorded_days, "__func__", None)
 
 
 @dataclass
@@ -209,8 +211,8 @@ class Engine:
                 continue
             where = ("venues", name)
             adapter_cls = self._adapter_class(where, venue_cfg.adapter)
-            if adapter_cls.recorded_days is VenueAdapter.recorded_days:
-                continue  # a live venue: nothing recorded to read
+            if getattr(adapter_cls.recorded_days, "__func__", None) is LIVE_DAYS:
+                continue  # a live venue: nothing recorded, and its options are validated when it is built
             options = validate_section(self.loaded, adapter_cls.options_model, venue_cfg.options, (*where, "options"))
             symbols = [i.symbol for i in self.cfg.instruments if i.venue == name]
             try:
