@@ -31,6 +31,7 @@ from support.replays import paper_config, replay_config, run
 from engine.app import Engine
 from engine.config import load_config
 from engine.errors import ConfigError
+from engine.journal import Journal
 from engine.model import BookUpdate, Side, Trade
 from engine.recording.format import Writer, read_events
 
@@ -171,3 +172,29 @@ def test_a_damaged_recording_is_refused_at_start_naming_the_file(two_days, tmp_p
     with pytest.raises(ConfigError, match=r"venues\.paper\.options") as refused:
         engine(replay(tmp_path, config, tmp_path / "rec", {}), tmp_path)
     assert damaged.name in str(refused.value)
+
+
+def test_a_continued_account_goes_on_with_the_next_recorded_day_weekend_included(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Friday, Saturday (recorded, though the PSX calendar does not trade it) and Monday; the
+    journal's account finished Friday: the run's days are Saturday and Monday. Saturday has no
+    session in the profile: its prints are outside the window, said so, and delivered."""
+    friday, saturday, monday = dt.date(2026, 11, 27), dt.date(2026, 11, 28), dt.date(2026, 11, 30)
+    writer = Writer(tmp_path / "rec", run="t")
+    for seq, day in enumerate((friday, saturday, monday)):
+        when = at(day, "11:00")
+        writer.add("paper", "OGDC", seq, when, Trade("paper", "OGDC", when, Decimal("109.30"), Decimal("10"),
+                                                      Side.BUY, f"t{seq}"))
+    writer.flush()
+    journal = Journal.open(tmp_path / "journal.sqlite")
+    journal.begin_run(at(friday, "09:14"), "replay.yaml", friday)
+    journal.end_run(at(friday, "15:36"), "end", friday)
+    journal.close()
+    caplog.set_level(logging.INFO, logger="engine")
+    built = engine(replay(tmp_path, paper_config(tmp_path), tmp_path / "rec", {}), tmp_path)
+    assert built.days == [saturday, monday]
+    assert built.clock.now_ns() == at(saturday, "10:59")  # no session Saturday: its recorded events make the day
+    assert "before the first (not replayed): 2026-11-27" in caplog.text
+    assert ("replay paper 2026-11-28: 1 event recorded outside the session profile's window (none: the profile "
+            "has no session that day) (first 11:00:00, last 11:00:00): 1 delivered while the session is closed"
+            ) in caplog.text
