@@ -43,6 +43,7 @@ from engine.model import SessionState
 from engine.observe.server import MetricsServer
 from engine.observe.snapshot import Observer
 from engine.outfile import OutputPathError, write_atomic
+from engine.recording import replaydays
 from engine.recording.listen import NoOrders
 from engine.recording.recorder import Recorder
 from engine.risk.killswitch import TradingState
@@ -68,6 +69,8 @@ log = logging.getLogger("engine")
 SHUTDOWN_LOOK_S = 0.25
 #: timers run between two looks at signals and the heartbeat on the simulated clock
 SIM_BATCH = 512
+#: the port's ``recorded_days`` (None): an adapter that keeps it has no recording to read
+LIVE_DAYS = getattr(VenueAdapter.recorded_days, "__func__", None)
 
 
 @dataclass
@@ -107,20 +110,20 @@ class Engine:
         self.resume = peek(self.journal_path) if self.journal_path is not None and not self.fresh_account else None
         self.journal: Journal | None = None
         self.restored: Restored | None = None
+        self.replayed = self._replayed_venues()
         self.days = self._trading_days()
-        first_start, _ = self.schedule.day_window(self.days[0])
-        _, last_end = self.schedule.day_window(self.days[-1])
+        first_start, last_end = self._run_window()
         if cfg.run.clock == "simulated":
             # start a minute before the first phase so strategies see closed -> pre_open; a day
             # left in progress resumes a moment after the journal's last word
-            start = first_start - 60 * NS_PER_S
+            start = first_start - replaydays.LEAD_NS
             resume = self.resume
             if resume is not None and resume.day_in_progress == self.days[0] and resume.last_ns:
                 start = max(start, resume.last_ns + NS_PER_S // 1000)
             self.clock: Clock = SimClock(start)
         else:
             self.clock = clock if clock is not None else WallClock()
-        self.end_ns = last_end + NS_PER_S
+        self.end_ns = last_end + replaydays.TAIL_NS
         containment = cfg.risk.containment
         self.runtime = Runtime(
             self.clock,
@@ -160,7 +163,9 @@ class Engine:
             if resume.day_in_progress is not None:
                 continue_from = resume.day_in_progress
             elif resume.last_day_done is not None:
-                continue_from = self.calendar.next_trading_day(resume.last_day_done + dt.timedelta(days=1))
+                after = resume.last_day_done + dt.timedelta(days=1)
+                # a replay goes on with the next recorded day, which the calendar may not trade
+                continue_from = after if self.replayed else self.calendar.next_trading_day(after)
             else:
                 continue_from = None
             if continue_from is not None:
@@ -171,6 +176,8 @@ class Engine:
                         "--fresh-account"
                     )
                 start = start or continue_from
+        if self.replayed and not (self._run_gives("start") and self._run_gives("days")):
+            return self._recorded_run_days(start)
         real_time = self._outside_clock or WallClock(self.calendar_tz())
         if start is None:
             start = self.schedule.local_date(real_time.now_ns())
@@ -183,7 +190,82 @@ class Engine:
         days = [day]
         while len(days) < run.days:
             days.append(self.calendar.next_trading_day(days[-1] + dt.timedelta(days=1)))
+        if self.replayed:
+            replaydays.log_left_out(replaydays.recorded_days(self.replayed), days, "run.start and run.days decide")
         return days
+
+    # ---- a replay's days and window (engine/recording/replaydays.py) ------------------------------
+    def _run_gives(self, key: str) -> bool:
+        """Whether the config file sets ``run.<key>`` (a default is not a choice)."""
+        if self.loaded.data:
+            return key in (self.loaded.data.get("run") or {})
+        return key in self.cfg.run.model_fields_set
+
+    def _replayed_venues(self) -> list[replaydays.ReplayedVenue]:
+        """The recording of each replay venue the run uses, read (receive times only) before the
+        days and the clock are chosen; a selection holding nothing is a config error at its options."""
+        used = {s.venue for s in self.cfg.strategies if s.enabled}
+        found = []
+        for name, venue_cfg in self.cfg.venues.items():
+            if name not in used:
+                continue
+            where = ("venues", name)
+            adapter_cls = self._adapter_class(where, venue_cfg.adapter)
+            if getattr(adapter_cls.recorded_days, "__func__", None) is LIVE_DAYS:
+                continue  # a live venue: nothing recorded, and its options are validated when it is built
+            options = validate_section(self.loaded, adapter_cls.options_model, venue_cfg.options, (*where, "options"))
+            symbols = [i.symbol for i in self.cfg.instruments if i.venue == name]
+            try:
+                days = adapter_cls.recorded_days(name, options, symbols, self.schedule.tz)
+            except ValueError as exc:  # pyarrow's ArrowInvalid (a damaged file) is one too
+                raise self.loaded.error((*where, "options"), str(exc)) from None
+            except OSError as exc:
+                raise self.loaded.error((*where, "options"), f"cannot read the recording: {exc}") from None
+            if days is not None:
+                found.append(replaydays.ReplayedVenue(name, days, getattr(options, "sessions", None) != "config"))
+        return found
+
+    def _recorded_run_days(self, first: dt.date | None) -> list[dt.date]:
+        """The recorded days from ``first`` (run.start, or where the journal's account continues)
+        on, the first run.days of them when run.days is set."""
+        recorded = replaydays.recorded_days(self.replayed)
+        count = self.cfg.run.days if self._run_gives("days") else None
+        days, padded = replaydays.pick_days(recorded, first, count, self.calendar)
+        if not days or len(padded) == len(days):
+            continuing = "" if self.cfg.run.start is not None else " (where the journal's account continues)"
+            raise StartupError(
+                f"no recorded day to replay on or after {first}{continuing}: the recording's days are "
+                f"{recorded[0]} to {recorded[-1]}; set run.start to one of them, or start a new account with "
+                "--fresh-account")
+        log.info("replay: the run's days are the %d recorded day%s %s (run.start and run.days not both set)",
+                 len(days), "" if len(days) == 1 else "s", ", ".join(d.isoformat() for d in days))
+        if padded:
+            log.warning("replay: run.days is %d, but the recording holds fewer days from %s: %s replay nothing",
+                        count, days[0], ", ".join(d.isoformat() for d in padded))
+        replaydays.log_left_out(recorded, days, "run.start" if self._run_gives("start") else
+                             "run.days" if count is not None else "the journal's account continues")
+        return days
+
+    def _run_window(self) -> tuple[int, int]:
+        """(first instant, last instant) the run must reach, before its margins: the profile's
+        first phase of the first day and end of the last one; a replay's follow its recording."""
+        if not self.replayed:
+            first_start, _ = self.schedule.day_window(self.days[0])
+            _, last_end = self.schedule.day_window(self.days[-1])
+            return first_start, last_end
+        leading = replaydays.leader(self.replayed, self.days[0])
+        windows = []
+        for day in (self.days[0], self.days[-1]):
+            window = replaydays.day_window(day, self.schedule, self.replayed, leading)
+            if window is None:
+                raise StartupError(f"day {day}: the session profile has no session and the recording holds nothing "
+                                   "that day; choose other days (run.start / run.days)")
+            windows.append(window)
+        first, last = windows[0][0], windows[-1][1]
+        if leading is None:
+            replaydays.log_outside_profile(self.replayed, self.days, self.schedule,
+                                           first - replaydays.LEAD_NS, last + replaydays.TAIL_NS)
+        return first, last
 
     def calendar_tz(self):
         from zoneinfo import ZoneInfo

@@ -674,9 +674,10 @@ class RecordedSessionDriver:
     run saw them. Same interface as :class:`SessionDriver` (``start``, ``stop``, ``state``).
 
     At start the last change at or before the clock (the recording began before the run's first
-    instant) is applied at once; the run ends where the config's days end, so changes after that
-    are never reached. A late wake-up (a ``SimClock.set_time`` jump) applies the missed changes
-    in order, as the schedule's driver does."""
+    instant) is applied at once. The run's window spans the recorded changes of its first and last
+    day (:mod:`engine.recording.replaydays`), so each of them is reached; changes of later days are not. A late
+    wake-up (a ``SimClock.set_time`` jump) applies the missed changes in order, as the schedule's
+    driver does."""
 
     def __init__(self, changes: list[tuple[int, SessionState]], clock: Clock, on_change: SessionCallback) -> None:
         self.changes = sorted(changes, key=lambda change: change[0])

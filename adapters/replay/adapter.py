@@ -13,15 +13,20 @@ strategy sent it; acknowledgements and fills come back ``latency_ms`` after the 
 
 Decisions where the issue is silent:
 
-- The engine's days come from ``run.start`` / ``run.days`` as in any simulated run; events outside
-  them are never reached.
+- The engine's days come from the recording (:meth:`recorded_days`, read before the engine picks
+  its days and clock; :mod:`engine.recording.replaydays`): the recorded dates of this selection, unless
+  ``run.start`` and ``run.days`` are both set (then the calendar's, and the recorded days left out
+  are named in the log). A ``from``/``to`` that selects nothing is refused at the options.
 - Sessions (``sessions`` option): ``recorded`` follows the session changes the recording holds
   for the replayed days, at their recorded times, phase, trading day and flags as the live run saw
   them (:meth:`session_changes`; the engine swaps its schedule's driver for them); ``config``
   follows the config's profile, as a paper run does. Unset: ``recorded`` when the recording holds
   session changes for the replayed days (the same selection of venue, dates and the clock's day
   as the events), else ``config``. Either way settlement and the journal roll with the sessions
-  the engine follows; the run's window (first and last day's start and end) is still the config's.
+  the engine follows. The run's window follows them too: with recorded sessions it spans the
+  first day's first recorded change or event to the last day's last, so nothing recorded is out
+  of reach; with the profile it is the profile's, and the events recorded outside it are counted
+  and named in the log, once per day.
 - The venue takes quantities at any precision (the gate checks the lot), so a recorded level is
   never refused for a size the config's lot does not divide; it has no circuit band of its own
   (the gate's is the one), and a recorded closing price becomes the venue's for post-close.
@@ -65,7 +70,7 @@ from engine.venue import Adapter, AdapterOptions, Capabilities, RateLimit, Venue
 from engine.venue.clock import NS_PER_S, Clock
 from engine.venue.fees import FeeSchedule
 from engine.venue.progress import Progress
-from engine.venue.recording import RecordedEvent, read_events, require_pyarrow
+from engine.venue.recording import DayTimes, RecordedEvent, day_times, read_events, recorded_dates, require_pyarrow
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +156,30 @@ class ReplayAdapter(Adapter):
         self.before_start = 0  # events of days before the run's first: history to a continued account
         self._timer: Any = None
         self.progress: Progress | None = None
+
+    @classmethod
+    def recorded_days(cls, venue: str, options: AdapterOptions, symbols: list[str],
+                      tz: dt.tzinfo) -> dict[dt.date, DayTimes] | None:
+        """The local days this replay's selection holds (the same venue, symbols, ``from``/``to``
+        and session choice :meth:`connect` reads), each with its receive times. A selection that
+        holds nothing is refused here, naming what selected it: a replay of nothing is a mistake."""
+        opts = options
+        assert isinstance(opts, ReplayOptions)
+        if opts.from_ is not None and opts.to is not None and opts.to < opts.from_:
+            raise ValueError(f"to ({opts.to}) is before from ({opts.from_})")
+        source = opts.venue or venue
+        chosen = opts.symbols if opts.symbols is not None else symbols
+        days = day_times(opts.path, tz, venues=[source], symbols=chosen, start=opts.from_, end=opts.to,
+                         sessions=opts.sessions != "config")
+        if any(times.events for times in days.values()):
+            return days
+        what = f"venue {source} ({', '.join(chosen)})"
+        if opts.from_ is None and opts.to is None:
+            raise ValueError(f"path {opts.path}: no recorded events of {what}")
+        held = recorded_dates(opts.path, venues=[source], symbols=chosen)
+        there = f"its dates there are {held[0]} to {held[-1]} ({len(held)} days)" if held else "it holds none"
+        picked = " ".join(f"{name} {value}" for name, value in (("from", opts.from_), ("to", opts.to)) if value)
+        raise ValueError(f"{picked} selects no recorded data of {what} in {opts.path}: {there} (UTC dates)")
 
     def _crowd_trader(self, symbol: str) -> Any:
         submit_for = self.sim.submit_for

@@ -51,6 +51,7 @@ metadata; a file of a newer version is refused.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import os
@@ -292,6 +293,14 @@ def files(root: Path, venues: Iterable[str] | None = None, symbols: Iterable[str
     return found
 
 
+def recorded_dates(root: Path, venues: Iterable[str] | None = None,
+                   symbols: Iterable[str] | None = None) -> list[dt.date]:
+    """The UTC dates that hold a file for these venues and symbols (session files included), sorted:
+    what a ``from``/``to`` could select, for a message saying it selected nothing."""
+    return sorted({dt.date.fromisoformat(path.parent.name[len("date="):])
+                   for _, _, path in files(root, venues, symbols)})
+
+
 def read_events(root: Path, venues: Iterable[str] | None = None, symbols: Iterable[str] | None = None,
                 start: dt.date | None = None, end: dt.date | None = None,
                 sessions: bool = True) -> Iterator[RecordedEvent]:
@@ -371,3 +380,77 @@ def _events_of(table: pa.Table, venue: str, symbol: str) -> list[RecordedEvent]:
         out.append(RecordedEvent(recv, seq, venue, symbol, event))
         i += 1
     return out
+
+
+# ------------------------------------------------------------------------------------ receive times
+
+
+@dataclass(frozen=True)
+class DayTimes:
+    """When one local day's recorded events arrived: the market events (books, trades, statuses;
+    sorted) and the session changes (sorted). Enough to pick a replay's days and window without
+    rebuilding a single event (issue 26)."""
+
+    events: tuple[int, ...]
+    sessions: tuple[int, ...]
+
+    @property
+    def span(self) -> tuple[int, int] | None:
+        """(first, last) receive time of anything that day (events and session changes)."""
+        firsts = [times[0] for times in (self.events, self.sessions) if times]
+        lasts = [times[-1] for times in (self.events, self.sessions) if times]
+        return (min(firsts), max(lasts)) if firsts else None
+
+    def outside(self, start_ns: int, end_ns: int) -> list[int]:
+        """The market events received before ``start_ns`` or after ``end_ns``, in order."""
+        events = self.events
+        return [*events[:bisect.bisect_left(events, start_ns)], *events[bisect.bisect_right(events, end_ns):]]
+
+
+def day_times(root: Path, tz: dt.tzinfo, venues: Iterable[str] | None = None, symbols: Iterable[str] | None = None,
+              start: dt.date | None = None, end: dt.date | None = None,
+              sessions: bool = True) -> dict[dt.date, DayTimes]:
+    """The receive times of what :func:`read_events` would yield for the same filters, by local
+    date in ``tz`` (a partition is a UTC date: one can hold the end of a local day and the start
+    of the next). Reads two columns (``recv_ns``, ``seq``); days with nothing recorded are absent."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    events: dict[dt.date, list[int]] = {}
+    changes: dict[dt.date, list[int]] = {}
+    for _, symbol, path in files(root, venues, symbols, start, end):
+        is_session = symbol == SESSION_SYMBOL
+        if is_session and not sessions:
+            continue
+        table = pq.read_table(path, columns=["recv_ns", "seq"])
+        _check_version(table, path)
+        recv = table.column("recv_ns").combine_chunks()
+        if not is_session and len(recv) > 1:
+            # a book update of N changes is N rows sharing seq: one event (its first row), kept by
+            # Arrow's kernels, since a Python pass over every row cost more than the rest together
+            seq = table.column("seq").combine_chunks()
+            later = pc.not_equal(seq.slice(1), seq.slice(0, len(seq) - 1))
+            recv = recv.filter(pa.concat_arrays([pa.array([True]), later]))
+        received = recv.to_pylist()
+        if not received:
+            continue
+        received.sort()  # already in order as written: a linear pass
+        into = changes if is_session else events
+        day, last_day, lo = _local_date(received[0], tz), _local_date(received[-1], tz), 0
+        while day <= last_day:  # a UTC date touches at most two or three local ones
+            following = day + dt.timedelta(days=1)
+            hi = bisect.bisect_left(received, _local_midnight_ns(following, tz), lo)
+            if hi > lo:
+                into.setdefault(day, []).extend(received[lo:hi])
+            day, lo = following, hi
+    return {day: DayTimes(tuple(sorted(events.get(day, ()))), tuple(sorted(changes.get(day, ()))))
+            for day in sorted(events.keys() | changes.keys())}
+
+
+def _local_date(ns: int, tz: dt.tzinfo) -> dt.date:
+    return dt.datetime.fromtimestamp(ns // 1_000_000_000, tz).date()
+
+
+def _local_midnight_ns(day: dt.date, tz: dt.tzinfo) -> int:
+    return int(dt.datetime.combine(day, dt.time(), tzinfo=tz).timestamp()) * 1_000_000_000

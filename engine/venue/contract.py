@@ -37,6 +37,9 @@ from engine.model import (
 )
 
 if TYPE_CHECKING:
+    import datetime as dt
+
+    from engine.recording.format import DayTimes
     from engine.risk.rulepack import FeeSchedule
 
 _log = logging.getLogger("engine.adapters")
@@ -192,6 +195,15 @@ class VenueAdapter(ABC):
         """Session changes the engine must follow instead of its schedule, as ``(when_ns, state)``
         (read after ``connect``): a replay of a recording that holds them (``sessions: recorded``).
         None, as for every live venue: the engine's own profile drives the sessions."""
+        return None
+
+    @classmethod
+    def recorded_days(cls, venue: str, options: AdapterOptions, symbols: list[str],
+                      tz: dt.tzinfo) -> dict[dt.date, DayTimes] | None:
+        """The days a recording holds for this venue (a replay, issue 26), by local date in ``tz``,
+        read before anything is built: the engine takes its days and run window from them. None,
+        as for every live venue: the calendar and the session profile decide. ``symbols``: the
+        config's instruments of the venue. A selection that holds nothing raises ValueError."""
         return None
 
     def stats(self) -> dict[str, int]:

@@ -3,6 +3,15 @@ recording through the one format the engine writes (:mod:`engine.recording.forma
 and ``run.record`` can never disagree on a column. pyarrow is loaded only when a recording is read.
 """
 
-from engine.recording.format import INSTALL_HINT, RecordedEvent, read_events, require_pyarrow
+from engine.recording.format import (
+    INSTALL_HINT,
+    DayTimes,
+    RecordedEvent,
+    day_times,
+    read_events,
+    recorded_dates,
+    require_pyarrow,
+)
 
-__all__ = ["INSTALL_HINT", "RecordedEvent", "read_events", "require_pyarrow"]
+__all__ = ["INSTALL_HINT", "DayTimes", "RecordedEvent", "day_times", "read_events", "recorded_dates",
+           "require_pyarrow"]

@@ -2,8 +2,8 @@
 
 A real ``engine record`` day is rewritten with its session changes 17 minutes late (as if a PSX
 notice had moved the day): replayed with the default, a strategy hears ``on_session_change`` at the
-recorded times; with ``sessions: config`` it hears them at the config's profile, as before. Two
-replays of the shifted day give byte-identical reports.
+recorded times, the last one after the profile's day has ended; with ``sessions: config`` it hears
+them at the config's profile, as before. Two replays of the shifted day give byte-identical reports.
 """
 
 from __future__ import annotations
@@ -75,9 +75,10 @@ def test_a_replay_rolls_sessions_at_the_recorded_times(shifted_day, tmp_path: Pa
     times = [int(line.split()[0]) for line in seen]
     phases = [line.split()[2] for line in seen]
     recorded = [(when, state.phase.value) for when, state in sessions]
-    # every recorded change the run's window reaches, at its recorded instant, in order
-    assert list(zip(times, phases, strict=True)) == recorded[:len(seen)]
-    assert "open" in phases
+    # every recorded change at its recorded instant, in order: the close 17 minutes after the
+    # profile's end included, since the run's window follows the recorded sessions
+    assert list(zip(times, phases, strict=True)) == recorded
+    assert phases[-1] == "closed" and "open" in phases
 
 
 def test_sessions_config_keeps_the_profile(shifted_day, tmp_path: Path) -> None:
