@@ -119,8 +119,10 @@ def on_session_change(ctx: Ctx, old: str, new: str) -> None:
 
 @hookspec
 def on_venue_status(ctx: Ctx, venue: str, status: str) -> None:
-    """Called when the strategy's venue dropped (``disconnected``), is back and being reconciled
-    (``reconciling``), or is usable again (``connected``).
+    """Called once after ``on_start`` with where the venue stands (``connected``, or ``stale`` while a
+    separate market-data adapter has not said its data is current), then when the venue dropped
+    (``disconnected``), is back and being reconciled (``reconciling``), its data went ``stale``, or it
+    is usable again (``connected``).
 
     :param venue: the venue's name in config.
     :param status: ``"disconnected"``: its open orders are now ``unknown`` and new orders are
