@@ -214,6 +214,8 @@ class _CountingTls(ssl.SSLContext):
     released only when a session started on this connection (:func:`_connect_options`)."""
 
     started = 0
+    #: ``started`` when the last connection was seen in TLS (the first connect, each reconnect)
+    checked = 0
 
     def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
         self.started += 1
@@ -287,6 +289,7 @@ def _connect_options(auth: NatsAuth, url: str, tls: _CountingTls | None) -> dict
         if "NATS USER JWT" not in text or "USER NKEY SEED" not in text:
             raise ValueError(f"creds_file {auth.creds_file} is not a NATS credentials file (a user JWT and "
                              "nkey seed, as nsc writes it)")
+        REDACT.remember(*(line.strip() for line in text.splitlines() if line.startswith("SU")))  # the seed
         options["user_credentials"] = str(auth.creds_file)
     return options
 
@@ -298,6 +301,31 @@ def _refusal(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return any(word in text for word in ("authorization", "authentication", "secure connection", "tls"))
+
+
+_closing: set[Any] = set()  # the closes _tls_checked started (held, so none is collected mid-way)
+
+
+def _tls_checked(nc: Any, tls: _CountingTls, name: str, shown: str, then: Any) -> Callable[[], Any]:
+    """A reconnect callback that closes a connection made without TLS (a server, or something in
+    between, that stopped asking for it): without credentials nothing guarded it, and the market
+    data and kill switch on it would be open to tampering. Closed, the client stays down (the bus
+    adapter reports ``disconnected``, the feed stops publishing), loudly, rather than trust it."""
+    import asyncio
+
+    async def reconnected() -> None:
+        if tls.started <= tls.checked:
+            log.error("nats %s at %s: reconnected without TLS, which a tls:// URL or tls_ca_file requires: "
+                      "closing the connection", name, shown)
+            closing = asyncio.ensure_future(nc.close())  # not awaited here: close waits for this callback
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
+            return
+        tls.checked = tls.started
+        if then is not None:
+            await then()
+
+    return reconnected
 
 
 def _refusal_sentence(why: BaseException, shown: str, auth: NatsAuth) -> str:
@@ -323,8 +351,9 @@ async def connect_nats(url: str, name: str, timeout_s: float, auth: NatsAuth | N
     or an engine's start hanging instead of saying why. Raises ``ConnectionError``.
 
     TLS, when required (:meth:`NatsAuth.wants_tls`), is required on every connection, reconnects
-    included: a token or password is released only inside a started TLS session, and a first
-    connection that ends up in clear text is closed and refused."""
+    included: a token or password is released only inside a started TLS session, a first
+    connection that ends up in clear text is closed and refused, and a reconnect that does is
+    closed (:func:`_tls_checked`)."""
     import asyncio
     import contextlib
 
@@ -356,6 +385,8 @@ async def connect_nats(url: str, name: str, timeout_s: float, auth: NatsAuth | N
         last[:] = [text]
 
     nc = Client()
+    if tls is not None:
+        callbacks["reconnected_cb"] = _tls_checked(nc, tls, name, shown, callbacks.get("reconnected_cb"))
     connecting = asyncio.ensure_future(nc.connect(
         url, name=name, connect_timeout=timeout_s, allow_reconnect=True, max_reconnect_attempts=-1,
         error_cb=on_error, **options, **callbacks))  # type: ignore[arg-type]
@@ -364,6 +395,8 @@ async def connect_nats(url: str, name: str, timeout_s: float, auth: NatsAuth | N
     if connecting in done and connecting.exception() is None:
         if tls is None or tls.started:
             refused.cancel()  # connected: later refusals (a reconnect) are logged as warnings
+            if tls is not None:
+                tls.checked = tls.started
             return nc
         await nc.close()
         raise ConnectionError(f"the NATS server at {shown} did not start TLS (a tls:// URL or tls_ca_file "

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import subprocess
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,9 @@ def test_a_client_certificate_is_presented(tmp_path: Path) -> None:
         url = f"tls://127.0.0.1:{port}"
         with_cert = wire.NatsAuth(tls_ca_file=cert, tls_cert_file=cert, tls_key_file=key)
         assert anyio.run(round_trip, url, with_cert) == b"through"
+        without = anyio.run(refusal, url, wire.NatsAuth(tls_ca_file=cert))
+    assert without == (f"TLS with the NATS server at {url} failed: TLSV13_ALERT_CERTIFICATE_REQUIRED "
+                       f"(tls_ca_file {cert})")
 
 
 def test_a_tls_url_never_hands_the_token_to_a_server_that_does_not_start_tls(
@@ -205,6 +209,45 @@ def test_a_tls_url_never_hands_the_token_to_a_server_that_does_not_start_tls(
         "did not start TLS, which a tls:// URL or tls_ca_file requires: the token from environment variable "
         "NATS_TEST_TOKEN not sent")
     assert TOKEN.encode() not in heard
+
+
+def test_a_reconnect_that_lands_without_tls_is_closed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """No credentials to guard, but TLS was asked for: a reconnect to a server that no longer starts
+    TLS is closed, and the caller's reconnect callback (the adapter's "back, replay") is not run."""
+    cert, _server_context = self_signed(tmp_path)
+    tls_flags = ("--tls", "--tlscert", str(cert), "--tlskey", str(tmp_path / "key.pem"))
+    port = free_port()
+    reconnects: list[bool] = []
+    servers = ExitStack()
+
+    def swap(*flags: str) -> None:
+        """The client's server goes away and another takes its port (runs in a thread)."""
+        servers.close()
+        servers.enter_context(nats_server(tmp_path, *flags, port=port))
+
+    async def run(*flags: str) -> bool:
+        async def reconnected() -> None:
+            reconnects.append(True)
+
+        nc: Any = await wire.connect_nats(f"tls://127.0.0.1:{port}", "test", 20.0,
+                                          auth=wire.NatsAuth(tls_ca_file=cert), reconnected_cb=reconnected)
+        try:
+            await anyio.to_thread.run_sync(swap, *flags)
+            with anyio.fail_after(60):
+                while not (nc.is_closed or (reconnects and nc.is_connected)):
+                    await anyio.sleep(0.05)
+            return bool(nc.is_closed)
+        finally:
+            await nc.close()
+
+    caplog.set_level(logging.ERROR)
+    with servers:
+        servers.enter_context(nats_server(tmp_path, *tls_flags, port=port))
+        assert anyio.run(run, *tls_flags) is False and reconnects == [True]  # back in TLS: carries on
+        assert "reconnected without TLS" not in caplog.text
+        reconnects.clear()
+        assert anyio.run(run) is True and reconnects == []  # back in clear text: closed
+    assert "reconnected without TLS, which a tls:// URL or tls_ca_file requires: closing the connection" in caplog.text
 
 
 def test_a_url_with_a_user_or_password_is_refused_as_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]

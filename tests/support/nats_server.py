@@ -21,11 +21,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def nats_server(store: Path, *flags: str, jetstream: bool = False) -> Iterator[int]:
+def nats_server(store: Path, *flags: str, jetstream: bool = False, port: int | None = None) -> Iterator[int]:
     """The server's port once it accepts connections (``flags``: ``--auth TOKEN``, ``--user U
     --pass P``, ``--tls --tlscert F --tlskey F``, ``-c FILE``). Its output goes to
-    ``store/nats-server.log`` (a test may look for a secret in it)."""
-    port = free_port()
+    ``store/nats-server.log`` (a test may look for a secret in it). ``port``: the same port again (a
+    restarted server)."""
+    port = port or free_port()
     args = [str(NATS_SERVER), "-a", "127.0.0.1", "-p", str(port), *(["-js", "-sd", str(store)] if jetstream else []),
             *flags]
     with open(store / "nats-server.log", "ab") as log:
