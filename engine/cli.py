@@ -9,6 +9,8 @@
     engine check CONFIG
     engine halt CONFIG [--reducing | --clear]
     engine feed CONFIG [--nats URL] [--snapshot-s S] [--heartbeat-s S] [--window-msgs N] [--window-s S]
+                [--nats-token-env VAR | --nats-user NAME --nats-password-env VAR | --nats-creds-file FILE ...]
+                [--nats-tls-ca-file FILE] [--nats-tls-cert-file FILE --nats-tls-key-file FILE]
     engine report REPORT_JSON [--html FILE]
     engine report DIR [--html FILE]
     engine data import FILE... --kind bars|trades --out DIR [--venue NAME] [--steps N] [--replace]

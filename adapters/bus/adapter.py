@@ -24,6 +24,11 @@ Counters (``stats()``/``describe()``): messages, gaps, messages missed in gaps, 
 recovered by snapshot, deltas dropped while a book waited, duplicates, undecodable messages (by kind,
 ``bad_input()``).
 
+Logging in: ``token_env``/``token_file``, ``user`` + ``password_env``/``password_file`` or
+``creds_file``, and ``tls_ca_file``/``tls_cert_file``/``tls_key_file`` (:class:`engine.venue.buswire.NatsAuth`):
+secrets by name only, a ``nats_url`` with a user or password in it refused at load, TLS required
+when asked for, a refused login one line naming the server (:func:`engine.venue.buswire.connect_nats`).
+
 The kill switch broadcast: with ``account`` set, the adapter listens on ``halt.<account>`` and reads
 the ``HALT`` key-value bucket at connect, so an ``engine halt`` sent while this engine was down still
 halts it when it comes back (the state only escalates, as the kill switch itself does).

@@ -17,6 +17,10 @@ subject and at most ``window_s`` seconds of them: a consumer replays a gap from 
 goes through core NATS (no per-message acknowledgement on the hot path); JetStream stores what
 matches the stream's subjects. A restarted feed has a new epoch: consumers drop the old sequence
 and wait for the new epoch's snapshot.
+
+The feed logs in to NATS as an engine's bus adapter does (``--nats-token-env`` ... ``--nats-tls-ca-file``,
+:class:`engine.venue.buswire.NatsAuth` in :attr:`FeedSettings.nats_auth`); its URL is shown, in its
+errors and its systemd status line, without any user part.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ market-data adapter names the account triggers its own kill switch, the same man
 SIGUSR1) and writes it to the JetStream key-value bucket ``HALT``, so an engine that was down or
 restarting during the broadcast reads it at connect and starts halted. States only escalate
 (halted is never overwritten by reducing); ``--clear`` deletes the key for the next start, and
-running engines stay halted until restarted, as with the local kill switch.
+running engines stay halted until restarted, as with the local kill switch. It logs in to NATS with
+the engine config's own bus options (token, password or creds file by name; TLS).
 """
 
 from __future__ import annotations
