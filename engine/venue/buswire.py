@@ -387,11 +387,11 @@ async def connect_nats(url: str, name: str, timeout_s: float, auth: NatsAuth | N
     nc = Client()
     if tls is not None:
         callbacks["reconnected_cb"] = _tls_checked(nc, tls, name, shown, callbacks.get("reconnected_cb"))
-    connecting = asyncio.ensure_future(nc.connect(
-        url, name=name, connect_timeout=timeout_s, allow_reconnect=True, max_reconnect_attempts=-1,
-        error_cb=on_error, **options, **callbacks))  # type: ignore[arg-type]
-    done, _pending = await asyncio.wait({connecting, refused}, timeout=timeout_s,
-                                        return_when=asyncio.FIRST_COMPLETED)
+    kwargs: dict[str, Any] = {"name": name, "connect_timeout": timeout_s, "allow_reconnect": True,
+                              "max_reconnect_attempts": -1, "error_cb": on_error, **options, **callbacks}
+    connecting: asyncio.Future[Any] = asyncio.ensure_future(nc.connect(url, **kwargs))
+    either: set[asyncio.Future[Any]] = {connecting, refused}
+    done, _pending = await asyncio.wait(either, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
     if connecting in done and connecting.exception() is None:
         if tls is None or tls.started:
             refused.cancel()  # connected: later refusals (a reconnect) are logged as warnings
