@@ -9,6 +9,8 @@
     engine check CONFIG
     engine halt CONFIG [--reducing | --clear]
     engine feed CONFIG [--nats URL] [--snapshot-s S] [--heartbeat-s S] [--window-msgs N] [--window-s S]
+                [--nats-token-env VAR | --nats-user NAME --nats-password-env VAR | --nats-creds-file FILE ...]
+                [--nats-tls-ca-file FILE] [--nats-tls-cert-file FILE --nats-tls-key-file FILE]
     engine report REPORT_JSON [--html FILE]
     engine report DIR [--html FILE]
     engine data import FILE... --kind bars|trades --out DIR [--venue NAME] [--steps N] [--replace]
@@ -226,7 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Trigger the kill switch of the engine running CONFIG (found through the pid file it "
         "writes next to the config, e.g. config.pid). Default: halted (cancel every open order, refuse every "
         "new one). --reducing: accept only orders that shrink a position. Same as kill -USR1 / -USR2 <pid>. "
-        "The state holds until the engine restarts. Exit 1 when no engine runs for CONFIG.",
+        "The state holds until the engine restarts. Exit 1 when no engine runs for CONFIG. When CONFIG's market "
+        "data comes over the bus with an account, the state is also broadcast on NATS to every engine of the "
+        "account, logged in as CONFIG's bus options say (token_env/token_file, user + password_env/password_file "
+        "or creds_file; tls_ca_file, tls_cert_file, tls_key_file): secrets only from the environment or files.",
     )
     halt.add_argument("config", type=Path, metavar="CONFIG")
     halt.add_argument("--reducing", action="store_true", help="reducing instead of halted")
@@ -260,7 +265,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     feed.add_argument("config", type=Path, metavar="CONFIG")
     feed.add_argument("--nats", default="nats://127.0.0.1:4222", metavar="URL",
-                      help="NATS server (default %(default)s)")
+                      help="NATS server, nats:// or tls:// (default %(default)s); a user or password in it is "
+                      "refused: use the flags below")
+    login = feed.add_argument_group(
+        "NATS login and TLS", "the same options as a bus venue's (README \"Many engines over NATS\"); a secret only "
+        "by the name of its environment variable or file, never on the command line. Credentials over plain "
+        "nats:// to another machine are refused: use tls://")
+    login.add_argument("--nats-token-env", metavar="VAR", help="the token is in this environment variable")
+    login.add_argument("--nats-token-file", type=Path, metavar="FILE", help="the token is the first line of FILE")
+    login.add_argument("--nats-user", metavar="NAME", help="log in as NAME (with --nats-password-env or -file)")
+    login.add_argument("--nats-password-env", metavar="VAR", help="the password is in this environment variable")
+    login.add_argument("--nats-password-file", type=Path, metavar="FILE", help="the password is the first line "
+                       "of FILE")
+    login.add_argument("--nats-creds-file", type=Path, metavar="FILE", help="a NATS .creds file (user JWT and nkey "
+                       "seed: an account per desk)")
+    login.add_argument("--nats-tls-ca-file", type=Path, metavar="FILE", help="verify the server against this CA "
+                       "(PEM; default: the system's CAs); makes TLS required, also for nats://")
+    login.add_argument("--nats-tls-cert-file", type=Path, metavar="FILE", help="client certificate (PEM)")
+    login.add_argument("--nats-tls-key-file", type=Path, metavar="FILE", help="the client certificate's key (PEM)")
     feed.add_argument("--snapshot-s", type=float, default=1.0, metavar="S", help="full-book snapshot period")
     feed.add_argument("--heartbeat-s", type=float, default=0.5, metavar="S", help="heartbeat period")
     feed.add_argument("--window-msgs", type=int, default=5000, metavar="N", help="replay window per symbol")
@@ -450,25 +472,32 @@ def _halt_broadcast(args: argparse.Namespace) -> int | None:
     import anyio
 
     from engine.bus.halt import broadcast_halt, bus_accounts
+    from engine.venue.buswire import shown_url
 
     try:
-        accounts = bus_accounts(_load(args.config))
+        loaded = _load(args.config)
     except ConfigError:
         return None  # the pid file still works for a config this engine cannot read
+    try:
+        accounts = bus_accounts(loaded)
+    except ConfigError as exc:  # e.g. a password in nats_url: named, never echoed
+        print(f"engine: cannot broadcast the kill switch: {exc}", file=sys.stderr)
+        return 1
     if not accounts:
         if args.clear:
             print(f"engine: {args.config} names no bus account to clear", file=sys.stderr)
             return 1
         return None
     state = "clear" if args.clear else "reducing" if args.reducing else "halted"
-    for url, account in accounts:
+    for connection, account in accounts:
         try:
-            kept = anyio.run(broadcast_halt, url, account, state)
-        except Exception as exc:
-            print(f"engine: cannot broadcast the kill switch of account {account!r} over NATS at {url}: {exc}",
-                  file=sys.stderr)
+            kept = anyio.run(broadcast_halt, connection.nats_url, account, state, connection)
+        except Exception as exc:  # the reason names the server without its user part, and no secret
+            print(f"engine: cannot broadcast the kill switch of account {account!r} over NATS at "
+                  f"{shown_url(connection.nats_url)}: {exc}", file=sys.stderr)
             return 1
-        print(f"account {account}: kill switch {kept} (halt.{account} on {url}, kept in KV bucket HALT)")
+        print(f"account {account}: kill switch {kept} (halt.{account} on {shown_url(connection.nats_url)}, "
+              "kept in KV bucket HALT)")
     return 0
 
 
@@ -647,14 +676,21 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_feed(args: argparse.Namespace) -> int:
     from engine.bus.allocation import check_allocation
     from engine.bus.feed import FeedSettings, feed_main
+    from engine.venue.buswire import NatsAuth, nats_connection
 
     loaded = _load(args.config)
     setup_logging(args.log_level, "human", Redactor(loaded.secret_values))
     problems = check_allocation(loaded, [_load(path) for path in args.engines])
     if problems:
         raise StartupError("the engines' shares exceed the account:\n  " + "\n  ".join(problems))
-    settings = FeedSettings(nats_url=args.nats, snapshot_s=args.snapshot_s, heartbeat_s=args.heartbeat_s,
-                            window_msgs=args.window_msgs, window_s=args.window_s, venues=tuple(args.venue))
+    try:
+        connection = nats_connection(
+            nats_url=args.nats, **{name: getattr(args, f"nats_{name}") for name in NatsAuth.model_fields})
+    except ValueError as exc:  # names the option, never echoes the URL's user part
+        raise StartupError(f"engine feed: {exc}") from None
+    settings = FeedSettings(nats_url=connection.nats_url, snapshot_s=args.snapshot_s, heartbeat_s=args.heartbeat_s,
+                            window_msgs=args.window_msgs, window_s=args.window_s, venues=tuple(args.venue),
+                            nats_auth=connection)
     return feed_main(loaded, settings)
 
 

@@ -24,6 +24,11 @@ Counters (``stats()``/``describe()``): messages, gaps, messages missed in gaps, 
 recovered by snapshot, deltas dropped while a book waited, duplicates, undecodable messages (by kind,
 ``bad_input()``).
 
+Logging in: ``token_env``/``token_file``, ``user`` + ``password_env``/``password_file`` or
+``creds_file``, and ``tls_ca_file``/``tls_cert_file``/``tls_key_file`` (:class:`engine.venue.buswire.NatsAuth`):
+secrets by name only, a ``nats_url`` with a user or password in it refused at load, TLS required
+when asked for, a refused login one line naming the server (:func:`engine.venue.buswire.connect_nats`).
+
 The kill switch broadcast: with ``account`` set, the adapter listens on ``halt.<account>`` and reads
 the ``HALT`` key-value bucket at connect, so an ``engine halt`` sent while this engine was down still
 halts it when it comes back (the state only escalates, as the kill switch itself does).
@@ -51,8 +56,11 @@ from engine.venue.clock import Clock
 log = logging.getLogger("engine.bus")
 
 
-class BusOptions(AdapterOptions):
-    nats_url: str = "nats://127.0.0.1:4222"
+class BusOptions(wire.NatsConnection):
+    """``nats_url`` and how to log in (token, user + password or creds file, from the environment
+    or files only; TLS): :class:`engine.venue.buswire.NatsAuth`. A URL with a user or password in
+    it, or credentials over plain ``nats://`` to another machine, are refused at load."""
+
     #: the venue's name on the bus (the feed's config); default: this engine's venue name
     feed_venue: str | None = None
     stale_seconds: Decimal = Field(Decimal("2"), gt=0)
@@ -120,9 +128,11 @@ class BusMarketData(MarketDataAdapter):
         opts = self.bus_options
         try:
             self._nc = await wire.connect_nats(opts.nats_url, f"engine-bus-{self.venue}", float(opts.connect_timeout_s),
-                                               disconnected_cb=self._nats_down, reconnected_cb=self._nats_up)
-        except Exception as exc:
-            raise ConnectionError(f"venue {self.venue!r}: cannot connect to NATS at {opts.nats_url}: {exc}") from None
+                                               auth=opts, disconnected_cb=self._nats_down,
+                                               reconnected_cb=self._nats_up)
+        except Exception as exc:  # the reason names the server without its user part, and no secret
+            raise ConnectionError(f"venue {self.venue!r}: cannot connect to NATS at {wire.shown_url(opts.nats_url)}: "
+                                  f"{exc}") from None
         self._js = self._nc.jetstream()
         self._stop = anyio.Event()
         self._subs.append(await self._nc.subscribe(wire.heartbeat_subject(self.feed_venue), cb=self._on_heartbeat))

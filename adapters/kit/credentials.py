@@ -1,6 +1,7 @@
 """Credential reading for every adapter and sandbox, written once.
 
-- An adapter reads a credential with :func:`read_secret`: from a file or an environment variable,
+- An adapter reads a credential with :func:`read_secret` (in the port, :mod:`engine.venue.credentials`,
+  so the engine's own NATS clients read theirs the same way): from a file or an environment variable,
   read at each login so a rotated file is picked up, and an error (:class:`MissingSecret`) that
   names where it looked, never a value.
 - A sandbox provides the other end with :func:`sandbox_secret`: the same sources, but a missing
@@ -15,12 +16,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.venue.credentials import MissingSecret, read_secret
+
 __all__ = ["MissingSecret", "Secret", "read_secret", "sandbox_secret", "write_secret_file"]
-
-
-class MissingSecret(ValueError):
-    """A credential an adapter's options name is not there; the message names the variable or
-    file, never a value."""
 
 
 class Secret:
@@ -39,24 +37,6 @@ class Secret:
         return "<secret>"
 
     __str__ = __repr__
-
-
-def read_secret(env: str | None, file: Path | None, what: str) -> str:
-    """A credential, read now (a rotated file is picked up at the next login): the first line of
-    ``file`` when one is named, else the environment variable ``env``."""
-    if file is not None:
-        try:
-            lines = file.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise MissingSecret(f"{what}: cannot read {file}: {exc.strerror or exc}") from None
-        value = lines[0].strip() if lines else ""
-        if not value:
-            raise MissingSecret(f"{what}: file {file} is empty")
-        return value
-    value = os.environ.get(env or "", "").strip()
-    if not value:
-        raise MissingSecret(f"{what}: environment variable {env} is not set")
-    return value
 
 
 def sandbox_secret(env: str | None, file: Path | None, what: str, generate: Callable[[], str]) -> Secret:

@@ -3,23 +3,14 @@ host gets TLS (000 and 002 require TLS 1.2+), so a credential never crosses a ne
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
+
+from engine.venue.credentials import is_loopback
 
 __all__ = ["ClearTextRefused", "is_loopback", "refuse_clear_text"]
 
 #: the clear-text scheme of each secure one
 _CLEAR = {"http": "https", "ws": "wss"}
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class ClearTextRefused(ValueError):

@@ -17,6 +17,10 @@ subject and at most ``window_s`` seconds of them: a consumer replays a gap from 
 goes through core NATS (no per-message acknowledgement on the hot path); JetStream stores what
 matches the stream's subjects. A restarted feed has a new epoch: consumers drop the old sequence
 and wait for the new epoch's snapshot.
+
+The feed logs in to NATS as an engine's bus adapter does (``--nats-token-env`` ... ``--nats-tls-ca-file``,
+:class:`engine.venue.buswire.NatsAuth` in :attr:`FeedSettings.nats_auth`); its URL is shown, in its
+errors and its systemd status line, without any user part.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class FeedSettings:
     window_msgs: int = 5000
     window_s: float = 60.0
     venues: tuple[str, ...] = ()
+    #: how the feed logs in to NATS and checks it (flags --nats-token-env ... --nats-ca): secrets by name only
+    nats_auth: wire.NatsAuth = field(default_factory=wire.NatsAuth)
 
 
 @dataclass
@@ -245,9 +251,10 @@ async def run_feed(loaded: LoadedConfig, settings: FeedSettings, stop: anyio.Eve
     epoch = time.time_ns()
     feeds = build_feeds(loaded, settings, epoch)
     try:
-        nc: Any = await wire.connect_nats(settings.nats_url, "engine-feed", 10.0)
-    except Exception as exc:
-        raise StartupError(f"engine feed: cannot connect to NATS at {settings.nats_url}: {exc}") from None
+        nc: Any = await wire.connect_nats(settings.nats_url, "engine-feed", 10.0, auth=settings.nats_auth)
+    except Exception as exc:  # the reason names the server without its user part, and no secret
+        shown = wire.shown_url(settings.nats_url)
+        raise StartupError(f"engine feed: cannot connect to NATS at {shown}: {exc}") from None
     js = nc.jetstream()
     try:
         async with anyio.create_task_group() as tg:
@@ -264,7 +271,7 @@ async def run_feed(loaded: LoadedConfig, settings: FeedSettings, stop: anyio.Eve
             # systemd (deploy/systemd/engine-feed.service is Type=notify): ready once every venue
             # is connected and publishing, so engines ordered After= it start on a live bus
             systemd.ready(f"publishing {sum(len(s) for _a, _p, s in feeds)} symbol(s) of "
-                          f"{len(feeds)} venue(s) on {settings.nats_url}")
+                          f"{len(feeds)} venue(s) on {wire.shown_url(settings.nats_url)}")
             interval = systemd.watchdog_interval()
             if interval is not None:
                 tg.start_soon(_every, interval, _watchdog)

@@ -5,20 +5,23 @@ market-data adapter names the account triggers its own kill switch, the same man
 SIGUSR1) and writes it to the JetStream key-value bucket ``HALT``, so an engine that was down or
 restarting during the broadcast reads it at connect and starts halted. States only escalate
 (halted is never overwritten by reducing); ``--clear`` deletes the key for the next start, and
-running engines stay halted until restarted, as with the local kill switch.
+running engines stay halted until restarted, as with the local kill switch. It logs in to NATS with
+the engine config's own bus options (token, password or creds file by name; TLS).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from engine.config import LoadedConfig, validate_section
 from engine.venue import buswire as wire
 
 
-async def broadcast_halt(nats_url: str, account: str, state: str) -> str:
-    """Record and broadcast ``state`` ("halted", "reducing" or "clear"); returns the state now kept."""
+async def broadcast_halt(nats_url: str, account: str, state: str, auth: wire.NatsAuth | None = None) -> str:
+    """Record and broadcast ``state`` ("halted", "reducing" or "clear"); returns the state now kept.
+    ``auth``: the engine's own bus login (its ``bus`` options), so a desk's account needs no other."""
     subject = wire.halt_subject(account)
-    nc: Any = await wire.connect_nats(nats_url, "engine-halt", 5.0)
+    nc: Any = await wire.connect_nats(nats_url, "engine-halt", 5.0, auth=auth)
     try:
         js = nc.jetstream()
         try:
@@ -45,11 +48,16 @@ async def broadcast_halt(nats_url: str, account: str, state: str) -> str:
         await nc.close()
 
 
-def bus_accounts(loaded) -> list[tuple[str, str]]:
-    """``(nats_url, account)`` of every venue of CONFIG whose market data comes over the bus."""
+def bus_accounts(loaded: LoadedConfig) -> list[tuple[wire.NatsConnection, str]]:
+    """``(connection, account)`` of every venue of CONFIG whose market data comes over the bus: the
+    server and the login (token, password or creds file by name, TLS) of the engine's ``bus``
+    options, checked as the engine checks them (a user or password in the URL is a ConfigError
+    naming the option to use instead)."""
     found = []
-    for venue in loaded.config.venues.values():
+    for name, venue in loaded.config.venues.items():
         md = venue.market_data
         if md is not None and md.adapter == "bus" and md.options.get("account"):
-            found.append((str(md.options.get("nats_url", "nats://127.0.0.1:4222")), str(md.options["account"])))
+            own = {k: v for k, v in md.options.items() if k in wire.NatsConnection.model_fields}
+            connection = validate_section(loaded, wire.NatsConnection, own, ("venues", name, "market_data", "options"))
+            found.append((connection, str(md.options["account"])))
     return found
