@@ -416,6 +416,8 @@ class BusMarketData(MarketDataAdapter):
             if replay:
                 self._start_recovery(symbol, track)
         self._health()
+        if self.bus_options.account is not None:
+            await self._read_kept_halt(self.bus_options.account, "kept in KV while NATS was out of reach")
 
     def _report(self, status: str, detail: str = "") -> None:
         self.status = status
@@ -427,13 +429,21 @@ class BusMarketData(MarketDataAdapter):
             self._halt(msg.data.decode("utf-8", "replace"), "broadcast")
 
         self._subs.append(await self._nc.subscribe(wire.halt_subject(account), cb=on_halt))
+        await self._read_kept_halt(account, "kept in KV while this engine was down")
+
+    async def _read_kept_halt(self, account: str, how: str) -> None:
+        """The state ``engine halt`` keeps in the KV bucket: read at connect and again after every
+        NATS reconnect, because a broadcast published while this engine was cut off never reaches
+        it (core NATS keeps no messages for a disconnected subscriber)."""
         try:
             kv = await self._js.key_value(wire.HALT_BUCKET)
             entry = await kv.get(account)
         except Exception:  # no bucket or no key: nobody halted this account
             return
         if entry is not None and entry.value:
-            self._halt(entry.value.decode("utf-8", "replace"), "kept in KV while this engine was down")
+            state = entry.value.decode("utf-8", "replace")
+            if state != self.halted_by_bus:  # already taken (the broadcast, or the last read)
+                self._halt(state, how)
 
     def _halt(self, state: str, how: str) -> None:
         if state not in ("halted", "reducing"):
