@@ -32,12 +32,19 @@ log = logging.getLogger("engine")
 
 #: how often (engine time) the loss limits and the kill switch's PnL triggers are evaluated
 RISK_TICK_NS = 1_000_000_000
+#: while halted with orders not yet final: how often they are looked at (engine time), as shutdown does
+HALT_LOOK_NS = 250_000_000
+#: ... and how often the ones still working are named in an ERROR line (the chase's own time)
+HALT_NAME_NS = 30_000_000_000
+#: a halt chases for as long as the account stays halted: no deadline
+HALT_NO_DEADLINE_NS = 10**18
 
 
 class ProtectionMixin:
     """MMP, loss limits and the kill switch of :class:`~engine.runtime.Runtime`."""
 
     _risk_timer: Any = None  # the running risk tick (start_risk_timer), cancelled by stop_risk_timer
+    _halt_timer: Any = None  # the halt's next look at the orders not yet final (chase_halt)
 
     def on_account_event(self, event: AccountEvent) -> None:
         """A venue's margin call or account alert: counted (report, ``engine_venue_account_events``),
@@ -120,9 +127,54 @@ class ProtectionMixin:
         self._risk_timer = self.clock.call_later(RISK_TICK_NS, tick)
 
     def stop_risk_timer(self) -> None:
+        """The risk tick and a halt's chase end at shutdown (whose own closer takes the orders over)."""
         if self._risk_timer is not None:
             self._risk_timer.cancel()
             self._risk_timer = None
+        if self._halt_timer is not None:
+            self._halt_timer.cancel()
+            self._halt_timer = None
+
+    def chase_halt(self) -> None:
+        """A halt's first cancels are only the start, as at shutdown: a venue may refuse one (3001,
+        9001), lose it, or drop. While the account stays halted, shutdown's
+        :class:`~engine.shutdown.OrderCloser` looks at every order not yet final every
+        :data:`HALT_LOOK_NS`: cancels again what the venue still works (backing off per order,
+        within the venue's budget) and asks the venue about what is unknown or unanswered, with no
+        deadline; every :data:`HALT_NAME_NS` the orders still working are named in an ERROR line.
+        It stops once every order is final (logged), when the halt ends (a new day) or at shutdown."""
+        import time
+
+        from engine.shutdown import OrderCloser
+
+        if self._halt_timer is not None:
+            return  # already chasing
+        # real time unless the engine steps time itself: network venues answer in real time
+        now_ns = self.clock.now_ns if self.clock.simulated else time.monotonic_ns
+        closer = OrderCloser(self, HALT_NO_DEADLINE_NS, now_ns)
+        began = named_at = now_ns()
+
+        def look() -> None:
+            nonlocal named_at
+            self._halt_timer = None
+            if not self.kill_switch.halted:
+                return
+            if closer.done():
+                if closer.cancels_sent or closer.queries:
+                    log.warning("kill switch: every order final while halted (%d cancels sent again, %d venue "
+                                "queries)", closer.cancels_sent, closer.queries)
+                return
+            closer.chase()
+            now = now_ns()
+            if now - named_at >= HALT_NAME_NS:
+                named_at = now
+                left = closer.left_working()
+                log.error("kill switch: halted, and %d orders still working at the venue after %.0f s of "
+                          "cancels: %s", len(left), (now - began) / 1e9,
+                          ", ".join(f"{each['venue']}:{each['client_id']} ({each['status']})" for each in left))
+            self._halt_timer = self.clock.call_later(HALT_LOOK_NS, look)
+
+        self._halt_timer = self.clock.call_later(HALT_LOOK_NS, look)
 
     def check_losses(self) -> None:
         total = ZERO
@@ -156,6 +208,7 @@ class ProtectionMixin:
         self.journal_kill_switch()
         if state is TradingState.HALTED:
             self.cancel_everything()
+            self.chase_halt()
             return
         for runner in self.runners.values():
             reducing_left: dict[str, Decimal] = {}  # symbol -> what working orders may still reduce

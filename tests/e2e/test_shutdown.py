@@ -266,3 +266,52 @@ def test_the_shipped_supervisors_wait_longer_than_the_shutdown_deadline():
     compose = yaml.safe_load((REPO / "deploy" / "docker-compose.yml").read_text())
     grace = [service["stop_grace_period"] for service in compose["services"].values() if "stop_grace_period" in service]
     assert grace and all(int(re.fullmatch(r"(\d+)s", g).group(1)) >= 2 * deadline for g in grace)
+
+
+def test_a_halt_keeps_cancelling_until_the_venue_takes_every_cancel(tmp_path, caplog):
+    """The kill switch's halt at 12:00 meets cancels refused (3001) for 20 s: it keeps at them as
+    shutdown does, so every order is final long before the close, not left working while halted."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from engine.risk.killswitch import TradingState
+
+    faults = '[{kind: reject_cancels, at: "11:59:50", duration_s: 20, code: 3001}]'
+    engine = _engine(tmp_path, faults=faults)
+
+    def at(hh: int, mm: int) -> int:
+        return int(datetime(2026, 11, 23, hh, mm, tzinfo=ZoneInfo("Asia/Karachi")).timestamp()) * 10**9
+
+    seen: dict[str, int] = {}
+
+    def count_open(label: str) -> None:
+        seen[label] = sum(len(runner.open_orders) for runner in engine.runtime.runners.values())
+
+    engine.clock.call_at(at(11, 59), count_open, "before")
+    engine.clock.call_at(at(12, 0), engine.runtime.manual_trigger, TradingState.HALTED, "test halt")
+    engine.clock.call_at(at(12, 5), count_open, "after")
+    with caplog.at_level(logging.INFO, logger="engine"):
+        result = anyio.run(engine.run)
+    assert seen == {"before": 5, "after": 0}
+    assert result.exit_code == 0 and result.report["orders"]["cancelled"] == 5
+    assert any("every order final while halted" in r.getMessage() for r in caplog.records)
+
+
+def test_a_halt_names_the_orders_it_cannot_close_yet(tmp_path, caplog):
+    """Cancels refused for 100 s after the halt: every 30 s an ERROR line names the orders still
+    working; when the venue takes the cancels, every order is final before the close."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from engine.risk.killswitch import TradingState
+
+    engine = _engine(tmp_path, faults='[{kind: reject_cancels, at: "11:59:50", duration_s: 100, code: 3001}]')
+    noon = int(datetime(2026, 11, 23, 12, 0, tzinfo=ZoneInfo("Asia/Karachi")).timestamp()) * 10**9
+    engine.clock.call_at(noon, engine.runtime.manual_trigger, TradingState.HALTED, "test halt")
+    with caplog.at_level(logging.INFO, logger="engine"):
+        result = anyio.run(engine.run)
+    named = [r.getMessage() for r in caplog.records
+             if r.levelno == logging.ERROR and "halted, and 5 orders still working" in r.getMessage()]
+    assert 2 <= len(named) <= 3  # at 30, 60 (and 90) s of the 90 s still refused
+    assert all(line.count("paper:rester-") == 5 for line in named), named[0]
+    assert result.exit_code == 0 and result.report["orders"]["cancelled"] == 5
