@@ -457,8 +457,9 @@ class PulseAdapter(Adapter):
                 self.messages_out += 1
 
     def _on_frame(self, raw: str | bytes, epoch: int) -> None:
-        """One frame of the current connection (the kit client drops those of a dead one)."""
-        self._last_recv = time.monotonic()
+        """One frame of the current connection (the kit client drops those of a dead one). Only a
+        frame that reads as the venue's protocol is a sign of life for the watchdog: a socket that
+        sends nothing but garbage is probed and dropped like a silent one."""
         self.messages_in += 1
         if type(raw) is not str:
             self._bad_frame(raw, BINARY, "a binary frame (the API is JSON text frames)")
@@ -467,6 +468,8 @@ class PulseAdapter(Adapter):
             self._dispatch(raw)
         except Exception as exc:  # this frame's alone; a cancellation (BaseException) still ends the loop
             self._bad_frame(raw, kind_of(exc), f"{type(exc).__name__}: {str(exc)[:200]}", exc)
+            return
+        self._last_recv = time.monotonic()
 
     def _closed_why(self, exc: ConnectionClosed | None, ws: ClientConnection) -> str:
         if exc is None:

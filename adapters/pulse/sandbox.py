@@ -326,6 +326,9 @@ _ORDER_METHODS = frozenset({"private/buy", "private/sell", "private/edit"})
 
 #: the kinds of :data:`adapters.sim.faults.FAULT_KINDS` the Pulse sandbox plays
 SUPPORTED_FAULTS = frozenset({"drop", "stall", "gap", "error", "garbage", "badframe"})
+#: what a babbling stall sends, and how often (``PulseSandbox.stall(..., babble=True)``)
+BABBLE = "this is not json"
+BABBLE_S = 0.1
 
 
 def parse_fault(text: str) -> FaultSpec:
@@ -530,7 +533,7 @@ class _Conn:
     """One WebSocket session."""
 
     __slots__ = ("id", "ws", "account", "token", "token_expiry_ns", "cod", "subs", "heartbeat_s", "last_recv",
-                 "test_sent_at", "graceful", "out", "wake", "stalled_until", "closed", "buckets")
+                 "test_sent_at", "graceful", "out", "wake", "stalled_until", "babbling", "closed", "buckets")
 
     def __init__(self, conn_id: int, ws: ServerConnection) -> None:
         self.id = conn_id
@@ -547,6 +550,7 @@ class _Conn:
         self.out: deque[Any] = deque()
         self.wake = asyncio.Event()
         self.stalled_until = 0.0
+        self.babbling = False  # during a stall: a non-JSON frame every BABBLE_S instead of silence
         self.closed = False
         self.buckets: tuple[RateBucket, RateBucket] | None = None  # (all, orders) with rate_limit
 
@@ -737,13 +741,20 @@ class PulseSandbox:
         ws = conn.ws
         out = conn.out
         while True:
+            stall = conn.stalled_until - time.monotonic()
+            if stall > 0:
+                if conn.babbling:  # a venue that is dead but for noise: nothing it sends is a frame
+                    try:
+                        await ws.send(BABBLE)
+                    except ConnectionClosed:
+                        return
+                    await anyio.sleep(min(stall, BABBLE_S))
+                else:
+                    await anyio.sleep(stall)
+                continue
             if not out:
                 conn.wake.clear()
                 await conn.wake.wait()
-                continue
-            stall = conn.stalled_until - time.monotonic()
-            if stall > 0:
-                await anyio.sleep(stall)
                 continue
             frame = out.popleft()
             try:
@@ -1538,13 +1549,15 @@ class PulseSandbox:
         log.warning("pulse sandbox: injected drop of %d connections", len(conns))
         return len(conns)
 
-    def stall(self, seconds: float) -> int:
-        """Send nothing (not even heartbeats) on every connection for ``seconds``."""
+    def stall(self, seconds: float, babble: bool = False) -> int:
+        """Send nothing (not even heartbeats) on every connection for ``seconds``; ``babble``: nothing
+        but a non-JSON frame every :data:`BABBLE_S` (a broken venue whose socket still talks)."""
         until = time.monotonic() + seconds
         for conn in self.conns:
             conn.stalled_until = until
+            conn.babbling = babble
             conn.wake.set()
-        log.warning("pulse sandbox: injected stall of %.1f s", seconds)
+        log.warning("pulse sandbox: injected stall of %.1f s%s", seconds, " (babbling)" if babble else "")
         return len(self.conns)
 
     def gap(self, instrument: str = "", count: int = 1) -> None:

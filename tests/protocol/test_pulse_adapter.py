@@ -747,6 +747,20 @@ async def test_missed_heartbeat_is_a_disconnect_and_fires_cancel_on_disconnect()
         assert await v.adapter.query_open_orders() == []
 
 
+async def test_a_venue_that_sends_only_garbage_is_dropped_like_a_silent_one() -> None:
+    """Frames that are not the venue's protocol are no sign of life: a session whose socket
+    babbles non-JSON, answering nothing (the probe included), is dropped after the probe goes
+    unanswered, and cancel-on-disconnect fires, as for silence."""
+    async with venue(heartbeat_s=1, liveness_probe_s=D("0.3")) as v:
+        order = v.submit("buy", 10, 49000)
+        await v.acked(order)
+        v.sandbox.stall(3.0, babble=True)
+        await until(lambda: "disconnected" in v.sink.statuses(), timeout=5)
+        assert v.adapter.counters["heartbeat_missed"] >= 1 and v.adapter.counters["bad_frames"] >= 2
+        await until(lambda: v.sink.statuses()[-1] == "connected", timeout=10)
+        await until(lambda: v.sandbox.counters["cod_cancels"] == 1)
+
+
 async def test_a_quiet_venue_without_heartbeat_messages_stays_connected() -> None:
     """Issue 20, defect 1: 004 documents public/set_heartbeat but no heartbeat message. A venue that
     sends none (the document-literal sandbox) is probed with a documented request when silent,
