@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 import pytest
+from support.bus_configs import engine_config, feed_config
 from support.nats_server import NATS_SERVER, free_port, nats_server, operator_setup
 from support.runs import engine_command
 from support.tls import self_signed
@@ -386,37 +387,3 @@ def test_engine_feed_logs_in_from_its_flags(tmp_path: Path, monkeypatch: pytest.
             sandbox.send_signal(signal.SIGTERM)
             sandbox.wait(60)
     assert_no_secret(refused.stdout, refused.stderr, log.read_text(errors="replace"))
-
-
-# ---- configs ------------------------------------------------------------------------------------
-def engine_config(folder: Path, bus_options: str) -> Path:
-    strategy = folder / "s.py"
-    strategy.write_text("from engine import hookimpl\n\n\n@hookimpl\ndef on_start(ctx):\n    pass\n")
-    config = folder / "engine.yaml"
-    config.write_text(f"""\
-instruments: [{{symbol: OGDC, venue: psx, tick_size: 0.01, lot_size: 1, previous_close: 109.30}}]
-venues:
-  psx:
-    adapter: paper
-    market_data: {{adapter: bus, options: {{{bus_options}}}}}
-strategies: [{{name: s, file: {strategy}, venue: psx, instruments: [OGDC]}}]
-""")
-    return config
-
-
-def feed_config(folder: Path, venue_port: int) -> Path:
-    """A feed of the PSX Live Feed sandbox at ``venue_port`` (none runs there unless a test starts it)."""
-    strategy = folder / "s.py"
-    strategy.write_text("from engine import hookimpl\n\n\n@hookimpl\ndef on_start(ctx):\n    pass\n")
-    config = folder / "feed.yaml"
-    config.write_text(f"""\
-instruments: [{{symbol: OGDC, venue: psx, tick_size: 0.01, lot_size: 1, previous_close: 109.30}}]
-venues:
-  psx:
-    adapter: paper
-    market_data:
-      adapter: psx_feed
-      options: {{url: "ws://127.0.0.1:{venue_port}", access: l2, token_env: PSX_FEED_TOKEN, max_connections: 1}}
-strategies: [{{name: s, file: {strategy}, venue: psx, instruments: [OGDC]}}]
-""")
-    return config

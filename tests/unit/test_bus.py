@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.bus_configs import engine_config, feed_config, psx_config
 
 from adapters.bus.adapter import BusMarketData, BusOptions
 from engine.clock import WallClock
@@ -107,17 +108,7 @@ def test_halt_with_nats_down_still_signals_the_local_engine_and_says_so(tmp_path
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    config = tmp_path / "e1.yaml"
-    strategy = tmp_path / "s.py"
-    strategy.write_text("from engine import hookimpl\n\n\n@hookimpl\ndef on_start(ctx):\n    pass\n")
-    config.write_text(f"""\
-instruments: [{{symbol: OGDC, venue: psx, tick_size: 0.01, lot_size: 1, previous_close: 109.30}}]
-venues:
-  psx:
-    adapter: paper
-    market_data: {{adapter: bus, options: {{nats_url: "nats://127.0.0.1:{port}", account: desk1}}}}
-strategies: [{{name: s, file: {strategy}, venue: psx, instruments: [OGDC]}}]
-""")
+    config = engine_config(tmp_path, f'nats_url: "nats://127.0.0.1:{port}", account: desk1')
     engine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         pid_file_for(config).write_text(f"{engine.pid}\n")
@@ -151,18 +142,7 @@ def test_the_feed_never_snapshots_a_book_from_before_its_venue_reconnected() -> 
 def _config(tmp_path, name: str, venue_block: str):
     from engine.config import load_config
 
-    strategy = tmp_path / "s.py"
-    strategy.write_text("from engine import hookimpl\n\n\n@hookimpl\ndef on_start(ctx):\n    pass\n")
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(f"""\
-instruments: [{{symbol: OGDC, venue: psx, tick_size: 0.01, lot_size: 1, previous_close: 109.30}}]
-venues:
-  psx:
-    adapter: paper
-{venue_block}
-strategies: [{{name: s, file: {strategy}, venue: psx, instruments: [OGDC]}}]
-""")
-    return load_config(path)
+    return load_config(psx_config(tmp_path, name, venue_block))
 
 
 def test_static_shares_are_checked_against_the_whole_account(tmp_path) -> None:
@@ -218,19 +198,7 @@ def test_engine_feed_with_nats_unreachable_says_one_line_and_exits_1(tmp_path, c
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    strategy = tmp_path / "s.py"
-    strategy.write_text("from engine import hookimpl\n\n\n@hookimpl\ndef on_start(ctx):\n    pass\n")
-    config = tmp_path / "feed.yaml"
-    config.write_text(f"""\
-instruments: [{{symbol: OGDC, venue: psx, tick_size: 0.01, lot_size: 1, previous_close: 109.30}}]
-venues:
-  psx:
-    adapter: paper
-    market_data:
-      adapter: psx_feed
-      options: {{url: "ws://127.0.0.1:{port}", access: l2, token_env: FEED_TEST_TOKEN, max_connections: 1}}
-strategies: [{{name: s, file: {strategy}, venue: psx, instruments: [OGDC]}}]
-""")
+    config = feed_config(tmp_path, port, token_env="FEED_TEST_TOKEN")
     monkeypatch.setenv("FEED_TEST_TOKEN", "feed-test-token-0b1e")
     assert main(["feed", str(config), "--nats", f"nats://127.0.0.1:{port}"]) == 1
     err = capsys.readouterr().err
