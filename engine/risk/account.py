@@ -232,8 +232,9 @@ class CashAccount:
         self._settled: dict[str, Decimal] = {s: q for s, q in config.holdings.items() if q}
         self._unsettled: dict[str, Decimal] = {}
         self._held: dict[str, Decimal] = dict(self._settled)
-        # client_id -> (symbol, side, reserved cash, reserved shares / buy leaves)
-        self._orders: dict[str, tuple[str, Side, Decimal, Decimal]] = {}
+        # client_id -> (symbol, side, reserved cash, reserved shares / buy leaves, then the order's
+        # qty, cum_qty, price, pending_qty and pending_price the two amounts were worked out from)
+        self._orders: dict[str, tuple[Any, ...]] = {}
         self._reserved_cash = ZERO
         self._reserved_shares: dict[str, Decimal] = {}
         self._open_buys: dict[str, Decimal] = {}
@@ -431,29 +432,44 @@ class CashAccount:
         return cash, leaves
 
     def track(self, order: Order) -> None:
-        """Recompute ``order``'s reservation and move the totals by the difference (O(1))."""
+        """Recompute ``order``'s reservation and move the totals by the difference (O(1)).
+
+        An order whose terms are the very objects its reservation was last worked out from (a
+        venue's ack, a cancel request or a refused one) keeps it as it is: the same inputs give
+        the same amounts, so nothing is recomputed or moved. A market buy is always recomputed,
+        since its price is the circuit band's, which moves with the reference price."""
         client_id = order._client_id
-        old = self._orders.get(client_id)
+        orders = self._orders
+        old = orders.get(client_id)
+        qty = order._qty
+        cum = order._cum_qty
+        price = order._price
+        pending_qty = order._pending_qty
+        pending_price = order._pending_price
+        terminal = order._status in TERMINAL_STATUSES
         if old is not None:
-            symbol, side, cash, qty = old
-            if side is _SELL:
-                self._reserved_shares[symbol] -= qty
+            if (old[4] is qty and old[5] is cum and old[6] is price and old[7] is pending_qty
+                    and old[8] is pending_price and price is not None and not terminal):
+                return  # the same terms: the same reservation (identity, so even the digits are the same)
+            symbol = old[0]
+            if old[1] is _SELL:
+                self._reserved_shares[symbol] -= old[3]
             else:
-                self._reserved_cash -= cash
-                self._open_buys[symbol] -= qty
-        if order._status in TERMINAL_STATUSES:
+                self._reserved_cash -= old[2]
+                self._open_buys[symbol] -= old[3]
+        if terminal:
             if old is not None:
-                del self._orders[client_id]
+                del orders[client_id]
             return
-        cash, qty = self.reservation(order)
+        cash, held = self.reservation(order)
         symbol = order._symbol
         side = _SELL if order._side is _SELL else _BUY
-        self._orders[client_id] = (symbol, side, cash, qty)
+        orders[client_id] = (symbol, side, cash, held, qty, cum, price, pending_qty, pending_price)
         if side is _SELL:
-            self._reserved_shares[symbol] = self._reserved_shares.get(symbol, ZERO) + qty
+            self._reserved_shares[symbol] = self._reserved_shares.get(symbol, ZERO) + held
         else:
             self._reserved_cash += cash
-            self._open_buys[symbol] = self._open_buys.get(symbol, ZERO) + qty
+            self._open_buys[symbol] = self._open_buys.get(symbol, ZERO) + held
 
     def reserved_for(self, client_id: str) -> tuple[Decimal, Decimal]:
         """``(cash, shares)`` currently held back for one tracked order (zeros when untracked)."""
