@@ -63,15 +63,16 @@ class ArgumentRejection(Exception):
 
 def _exact(value: Any, what: str) -> Decimal:
     """int, Decimal or numeric str -> Decimal; a float is refused because it is not exact."""
-    if isinstance(value, Decimal):
+    # the usual types by identity before isinstance (a call each, two arguments per order); no
+    # type is both a str and an int or Decimal, so only bool's place before int matters
+    kind = type(value)
+    if kind is int:
+        return Decimal(value)
+    if kind is Decimal or isinstance(value, Decimal):
         if not value.is_finite():
             raise ArgumentRejection(Reject.INVALID_ORDER, f"{what} must be finite, got {value}")
         return value
-    if isinstance(value, bool):
-        raise ArgumentRejection(Reject.INVALID_ORDER, f"{what} must be a number, got {value!r}")
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, str):
+    if kind is str or isinstance(value, str):
         try:
             result = Decimal(value)
         except InvalidOperation:
@@ -79,6 +80,10 @@ def _exact(value: Any, what: str) -> Decimal:
         if not result.is_finite():
             raise ArgumentRejection(Reject.INVALID_ORDER, f"{what} must be finite, got {value!r}")
         return result
+    if isinstance(value, bool):
+        raise ArgumentRejection(Reject.INVALID_ORDER, f"{what} must be a number, got {value!r}")
+    if isinstance(value, int):
+        return Decimal(value)
     if isinstance(value, float):
         raise ArgumentRejection(
             Reject.INVALID_ORDER,

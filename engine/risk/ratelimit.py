@@ -346,7 +346,7 @@ class RateLimiter:
 
     __slots__ = (
         "strategy", "clock", "buckets", "_order_buckets", "_cancel_buckets", "_single_order_bucket",
-        "refusal_bucket",
+        "_single_cancel_bucket", "refusal_bucket",
     )
 
     def __init__(
@@ -365,6 +365,7 @@ class RateLimiter:
         self._cancel_buckets = tuple(b for b in self.buckets if b.scope in ("cancels", "all"))
         # the usual shape (no strategy budget, one venue bucket): orders skip the two-phase take
         self._single_order_bucket = self._order_buckets[0] if len(self._order_buckets) == 1 else None
+        self._single_cancel_bucket = self._cancel_buckets[0] if len(self._cancel_buckets) == 1 else None
         # what a refused order or amend spends (engine.risk.storm): the strategy's own order budget,
         # else a bucket only refusals spend (accepted orders never touch it, so none pays for it)
         self.refusal_bucket: RateBucket | None = next((b for b in own if b.scope == "orders"), None)
@@ -395,7 +396,16 @@ class RateLimiter:
 
     def take_cancel(self) -> Rejection | None:
         """Spend one token for a cancel (it may use the tokens held back from orders)."""
-        return self._take(self._cancel_buckets, "cancel")
+        bucket = self._single_cancel_bucket
+        if bucket is None:
+            return self._take(self._cancel_buckets, "cancel")
+        # the usual shape (one bucket): _take's answer without its loops and can_take's kind check
+        now = self.clock.now_ns()
+        if not bucket._room(1, now):
+            bucket.refused += 1
+            return rate_refusal(bucket, "cancel", self._cancel_buckets, now)
+        bucket.take(now)
+        return None
 
     def spend_refusal(self) -> None:
         """A local refusal spends one token of the refusal budget when it has one (never below empty)."""
