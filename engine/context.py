@@ -282,10 +282,11 @@ class OrderContext:
                 algo_id=runner.algo_id,
             )
             return runtime.refuse(runner, order, Rejection(bad.code, bad.reason))
+        # positional, in Order's parameter order (order_type, tif, post_only, ts, mmp, algo_id,
+        # reduce_only): a call by keyword matches each name at run time, ~100 instructions a name
         order = Order(
             wire_id, runner.name, runner.venue, symbol, side_, qty_, price_,
-            order_type=type_, tif=tif_, post_only=bool(post_only), ts=now, mmp=bool(mmp), algo_id=runner.algo_id,
-            reduce_only=bool(reduce_only),
+            type_, tif_, bool(post_only), now, bool(mmp), runner.algo_id, bool(reduce_only),
         )
         return runtime.submit_order(runner, order)  # the gate's one entrance (engine.runtime.entrance)
 

@@ -396,9 +396,12 @@ class CashAccount:
         pending = pending_qty is not None or pending_price is not None
         p_leaves = ZERO
         if pending:
-            p_leaves = (pending_qty if pending_qty is not None else qty) - cum
-            if p_leaves < ZERO:
-                p_leaves = ZERO
+            if pending_qty is None:  # a price-only amend: the subtraction leaves already did
+                p_leaves = leaves
+            else:
+                p_leaves = pending_qty - cum
+                if p_leaves < ZERO:
+                    p_leaves = ZERO
         if order._side is _SELL:
             return ZERO, p_leaves if p_leaves > leaves else leaves
         symbol = order._symbol
@@ -427,7 +430,7 @@ class CashAccount:
             p_cash = notional + fee
             if p_cash > cash:
                 cash = p_cash
-            if p_leaves > leaves:
+            if p_leaves is not leaves and p_leaves > leaves:
                 leaves = p_leaves
         return cash, leaves
 
