@@ -217,6 +217,147 @@ def test_rate_check_takes_every_bucket_when_orders_spend_several() -> None:
     assert (own.taken, venue.taken, venue.refused) == (2, 2, 1)  # all or nothing: no token spent in own
 
 
+@settings(max_examples=150, deadline=None)
+@given(count=st.integers(1, 4), reserve_seed=st.integers(0, 3), steps=st.lists(
+    st.tuples(st.sampled_from(("cancel", "order", "wait")), st.integers(0, 600_000_000)), max_size=40))
+def test_single_bucket_cancel_take_answers_as_the_two_phase_take(count, reserve_seed, steps) -> None:
+    """RateLimiter.take_cancel's one-bucket path against ``_take`` (the loop it skips): the same
+    answers, the same sentence, the same tokens and refusals, over random cancels and orders."""
+    fast_clock, ref_clock = SimClock(T0), SimClock(T0)
+    reserve = reserve_seed % count
+    fast = RateLimiter("s", None, [RateBucket("venue", count, D(1), None, fast_clock, reserve)], fast_clock)
+    ref = RateLimiter("s", None, [RateBucket("venue", count, D(1), None, ref_clock, reserve)], ref_clock)
+    assert fast._single_cancel_bucket is fast.buckets[0]
+    for kind, wait in steps:
+        if kind == "wait":
+            fast_clock.set_time(fast_clock.now_ns() + wait)
+            ref_clock.set_time(ref_clock.now_ns() + wait)
+        elif kind == "cancel":
+            assert fast.take_cancel() == ref._take(ref._cancel_buckets, "cancel")
+        else:
+            assert fast.take_order() == ref.take_order()
+        got, want = fast.buckets[0], ref.buckets[0]
+        assert (got.taken, got.refused, got._tat, list(got._recent)) == (
+            want.taken, want.refused, want._tat, list(want._recent))
+
+
+# ---- account.track: a reservation kept while the order's terms are the same objects ---------------
+
+
+class ReferenceTotals:
+    """The account's totals as track kept them before it kept unchanged reservations: every call
+    takes the order's old amounts out and puts its newly worked-out ones in."""
+
+    def __init__(self, acct: CashAccount) -> None:
+        self.acct = acct  # only its reservation() is used: the amounts of one order's present state
+        self.orders: dict[str, tuple[Side, Decimal, Decimal]] = {}
+        self.cash = D(0)
+        self.buys = D(0)
+        self.shares = D(0)
+
+    def track(self, order: Order) -> None:
+        old = self.orders.pop(order.client_id, None)
+        if old is not None:
+            if old[0] is Side.SELL:
+                self.shares -= old[2]
+            else:
+                self.cash -= old[1]
+                self.buys -= old[2]
+        if order.is_terminal:
+            return
+        cash, qty = self.acct.reservation(order)
+        self.orders[order.client_id] = (order.side, cash, qty)
+        if order.side is Side.SELL:
+            self.shares += qty
+        else:
+            self.cash += cash
+            self.buys += qty
+
+    def digits(self) -> list[str]:
+        held = self.orders.get("o1")
+        mine = ["0", "0"] if held is None else [str(held[1]), str(held[2])]
+        return [str(self.cash), str(self.buys), str(self.shares), *mine]
+
+
+def digits(acct: CashAccount) -> list[str]:
+    """Everything the account's reservations move, as digits (equal values are not enough)."""
+    return [str(acct.reserved_cash), str(acct.open_buy_qty("MEBL")), str(acct.reserved_shares("MEBL")),
+            *(str(x) for x in acct.reserved_for("o1"))]
+
+
+LIFE_STEPS = ("ack", "amend_price", "amend_qty", "replaced", "replace_refused", "fill", "cancel_sent",
+              "cancel_refused", "cancelled", "track_again")
+
+
+@settings(max_examples=300, deadline=None)
+@given(side=st.sampled_from((Side.BUY, Side.SELL)), market=st.booleans(), fee_min=st.sampled_from(("0", "40.00")),
+       steps=st.lists(st.sampled_from(LIFE_STEPS), max_size=12), data=st.data())
+def test_tracked_totals_are_those_of_recomputing_every_time(side, market, fee_min, steps, data) -> None:
+    """After every change of an order's life (acks, amends asked, confirmed and refused, fills,
+    cancels) the account holds exactly (digits too) what it held when track recomputed and moved
+    the reservation on every call: keeping a reservation for the same terms is never a stale one."""
+    packs = resolve_packs("broker-doc", {"fee_min": fee_min}, None, INSTRUMENTS)
+
+    def fresh() -> CashAccount:
+        return CashAccount(AccountConfig(cash=D(10**9), holdings={"MEBL": D(10**6)}), TradingCalendar(),
+                           INSTRUMENTS, packs)
+
+    acct = fresh()
+    ref = ReferenceTotals(fresh())
+    order = Order("o1", "s", "psx", "MEBL", side, D(300), None if market else D("187.40"),
+                  OrderType.MARKET if market else OrderType.LIMIT)
+    acct.track(order)
+    ref.track(order)
+    for step in steps:
+        status = order.status
+        live = status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+        if step == "ack" and status is OrderStatus.PENDING_NEW:
+            order.transition(OrderStatus.NEW)
+        elif step in ("amend_price", "amend_qty") and live:
+            if step == "amend_price" and not market:
+                order.request_replace(D(data.draw(st.integers(18000, 19000))) / 100, None)
+            else:
+                order.request_replace(None, order.cum_qty + data.draw(st.integers(1, 400)))
+        elif step == "replaced" and status is OrderStatus.PENDING_REPLACE:
+            order.confirm_replace(order.pending_price, order.pending_qty)
+        elif step == "replace_refused" and status is OrderStatus.PENDING_REPLACE:
+            order.confirm_replace(None, None)
+        elif step == "fill" and not order.is_terminal and order.cum_qty + 1 < order.qty:
+            order.apply_fill(D(1), D("187.40"))
+        elif step == "cancel_sent" and order.can_transition(OrderStatus.PENDING_CANCEL):
+            order.transition(OrderStatus.PENDING_CANCEL)
+        elif step == "cancel_refused" and status is OrderStatus.PENDING_CANCEL:
+            order.transition(order.live_status())
+        elif step == "cancelled" and order.can_transition(OrderStatus.CANCELLED):
+            order.transition(OrderStatus.CANCELLED)
+        acct.track(order)
+        ref.track(order)
+        assert digits(acct) == ref.digits(), step
+
+
+def test_an_ack_keeps_the_reservation_without_working_it_out_again(monkeypatch) -> None:
+    """The ack changes none of the terms a reservation is made of, so track does not recompute
+    it; a change of price (an amend asked) does."""
+    acct = empty_account()
+    calls: list[str] = []
+    reservation = CashAccount.reservation
+
+    def counted(self: CashAccount, order: Order) -> tuple[Decimal, Decimal]:
+        calls.append(order.status.value)
+        return reservation(self, order)
+
+    monkeypatch.setattr(CashAccount, "reservation", counted)
+    order = Order("o1", "s", "psx", "MEBL", Side.BUY, D(100), D("187.40"))
+    acct.track(order)
+    before = acct.reserved_cash
+    order.transition(OrderStatus.NEW)
+    acct.track(order)
+    assert calls == ["pending_new"] and acct.reserved_cash is before
+    order.request_replace(D("187.45"), None)
+    acct.track(order)
+    assert calls == ["pending_new", "pending_replace"] and acct.reserved_cash > before
+
+
 # ---- fat finger: the deviation band kept per symbol ------------------------------------------
 
 
