@@ -233,7 +233,8 @@ class CashAccount:
         self._unsettled: dict[str, Decimal] = {}
         self._held: dict[str, Decimal] = dict(self._settled)
         # client_id -> (symbol, side, reserved cash, reserved shares / buy leaves, then the order's
-        # qty, cum_qty, price, pending_qty and pending_price the two amounts were worked out from)
+        # qty, cum_qty, price, pending_qty and pending_price the two amounts were worked out from,
+        # then what the pending amend's terms alone hold, or None, None: see track)
         self._orders: dict[str, tuple[Any, ...]] = {}
         self._reserved_cash = ZERO
         self._reserved_shares: dict[str, Decimal] = {}
@@ -381,11 +382,17 @@ class CashAccount:
         holds its leaves. While an amend is unanswered the larger of old and new is held, since
         the venue may settle on either. Terminal orders hold nothing; an order whose state is
         UNKNOWN is still live and keeps holding."""
+        cash, held, _, _ = self._amounts(order)
+        return cash, held
+
+    def _amounts(self, order: Order) -> tuple[Decimal, Decimal, Decimal | None, Decimal | None]:
+        """:meth:`reservation`'s ``(cash, shares)``, then what the pending amend's terms alone
+        hold (``None, None`` without one): :meth:`track` keeps those for the venue's answer."""
         # It runs after every change to every order, so the order's slots are read directly (as the
         # runtime does), buy_cost is inlined, and ``max(a, b)`` is spelled ``b if b > a else a``:
         # the same object the builtin returns (the first of equal values), without its call.
         if order._status in TERMINAL_STATUSES:
-            return ZERO, ZERO
+            return ZERO, ZERO, None, None
         cum = order._cum_qty
         qty = order._qty
         leaves = qty - cum
@@ -403,7 +410,9 @@ class CashAccount:
                 if p_leaves < ZERO:
                     p_leaves = ZERO
         if order._side is _SELL:
-            return ZERO, p_leaves if p_leaves > leaves else leaves
+            if not pending:
+                return ZERO, leaves, None, None
+            return ZERO, p_leaves if p_leaves > leaves else leaves, ZERO, p_leaves
         symbol = order._symbol
         price = order._price
         if price is None:
@@ -419,28 +428,29 @@ class CashAccount:
             if low > fee:
                 fee = low
         cash = notional + fee
-        if pending:
-            p_price = pending_price if pending_price is not None else price
-            notional = p_leaves * p_price
-            fee = notional * rate
-            if floor:
-                low = notional * floor_rate + floor
-                if low > fee:
-                    fee = low
-            p_cash = notional + fee
-            if p_cash > cash:
-                cash = p_cash
-            if p_leaves is not leaves and p_leaves > leaves:
-                leaves = p_leaves
-        return cash, leaves
+        if not pending:
+            return cash, leaves, None, None
+        p_price = pending_price if pending_price is not None else price
+        notional = p_leaves * p_price
+        fee = notional * rate
+        if floor:
+            low = notional * floor_rate + floor
+            if low > fee:
+                fee = low
+        p_cash = notional + fee
+        return (p_cash if p_cash > cash else cash,
+                p_leaves if p_leaves is not leaves and p_leaves > leaves else leaves, p_cash, p_leaves)
 
     def track(self, order: Order) -> None:
         """Recompute ``order``'s reservation and move the totals by the difference (O(1)).
 
-        An order whose terms are the very objects its reservation was last worked out from (a
-        venue's ack, a cancel request or a refused one) keeps it as it is: the same inputs give
-        the same amounts, so nothing is recomputed or moved. A market buy is always recomputed,
-        since its price is the circuit band's, which moves with the reference price."""
+        Two answers are known without working them out: an order whose terms are the very objects
+        its reservation was last worked out from (a venue's ack, a cancel request or a refused
+        one) keeps it, since the same inputs give the same amounts; and an order whose amend the
+        venue just confirmed with the very price and quantity objects that were asked (and nothing
+        filled meanwhile) holds what those pending terms alone held, worked out when the amend was
+        asked, from the same operands. A market buy is always recomputed, since its price is the
+        circuit band's, which moves with the reference price."""
         client_id = order._client_id
         orders = self._orders
         old = orders.get(client_id)
@@ -450,10 +460,15 @@ class CashAccount:
         pending_qty = order._pending_qty
         pending_price = order._pending_price
         terminal = order._status in TERMINAL_STATUSES
+        known: tuple[Decimal, Decimal] | None = None
         if old is not None:
-            if (old[4] is qty and old[5] is cum and old[6] is price and old[7] is pending_qty
-                    and old[8] is pending_price and price is not None and not terminal):
-                return  # the same terms: the same reservation (identity, so even the digits are the same)
+            if price is not None and not terminal and old[5] is cum:
+                if old[4] is qty and old[6] is price and old[7] is pending_qty and old[8] is pending_price:
+                    return  # the same terms: the same reservation (identity, so even the digits are the same)
+                if (old[9] is not None and pending_qty is None and pending_price is None
+                        and qty is (old[4] if old[7] is None else old[7])
+                        and price is (old[6] if old[8] is None else old[8])):
+                    known = old[9], old[10]  # the confirmed amend's own terms, worked out when it was asked
             symbol = old[0]
             if old[1] is _SELL:
                 self._reserved_shares[symbol] -= old[3]
@@ -464,10 +479,14 @@ class CashAccount:
             if old is not None:
                 del orders[client_id]
             return
-        cash, held = self.reservation(order)
+        if known is not None:
+            cash, held = known
+            p_cash = p_held = None
+        else:
+            cash, held, p_cash, p_held = self._amounts(order)
         symbol = order._symbol
         side = _SELL if order._side is _SELL else _BUY
-        orders[client_id] = (symbol, side, cash, held, qty, cum, price, pending_qty, pending_price)
+        orders[client_id] = (symbol, side, cash, held, qty, cum, price, pending_qty, pending_price, p_cash, p_held)
         if side is _SELL:
             self._reserved_shares[symbol] = self._reserved_shares.get(symbol, ZERO) + held
         else:
