@@ -66,12 +66,12 @@ def _exact(value: Any, what: str) -> Decimal:
     # the usual types by identity before isinstance (a call each, two arguments per order); no
     # type is both a str and an int or Decimal, so only bool's place before int matters
     kind = type(value)
-    if kind is int:
-        return Decimal(value)
-    if kind is Decimal or isinstance(value, Decimal):
+    if kind is Decimal or (kind is not int and isinstance(value, Decimal)):
         if not value.is_finite():
             raise ArgumentRejection(Reject.INVALID_ORDER, f"{what} must be finite, got {value}")
         return value
+    if kind is int:
+        return Decimal(value)
     if kind is str or isinstance(value, str):
         try:
             result = Decimal(value)
