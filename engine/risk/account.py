@@ -393,105 +393,131 @@ class CashAccount:
         # the same object the builtin returns (the first of equal values), without its call.
         if order._status in TERMINAL_STATUSES:
             return ZERO, ZERO, None, None
-        cum = order._cum_qty
-        qty = order._qty
-        leaves = qty - cum
+        leaves = order._qty - order._cum_qty
         if leaves < ZERO:
             leaves = ZERO
-        pending_qty = order._pending_qty
-        pending_price = order._pending_price
-        pending = pending_qty is not None or pending_price is not None
-        p_leaves = ZERO
-        if pending:
-            if pending_qty is None:  # a price-only amend: the subtraction leaves already did
-                p_leaves = leaves
-            else:
-                p_leaves = pending_qty - cum
-                if p_leaves < ZERO:
-                    p_leaves = ZERO
         if order._side is _SELL:
-            if not pending:
-                return ZERO, leaves, None, None
-            return ZERO, p_leaves if p_leaves > leaves else leaves, ZERO, p_leaves
-        symbol = order._symbol
-        price = order._price
-        if price is None:
-            price = self.market_buy_price(symbol) or ZERO
-        try:  # self._fees.get(symbol, default) without a method call
-            rate, floor_rate, floor = self._fees[symbol]
+            cash = ZERO
+            price = None
+        else:
+            symbol = order._symbol
+            price = order._price
+            if price is None:
+                price = self.market_buy_price(symbol) or ZERO
+            try:  # self._fees.get(symbol, default) without a method call
+                rate, floor_rate, floor = self._fees[symbol]
+            except KeyError:
+                rate, floor_rate, floor = self._default_fees
+            notional = leaves * price
+            fee = notional * rate
+            if floor:  # a commission minimum (see buy_cost)
+                low = notional * floor_rate + floor
+                if low > fee:
+                    fee = low
+            cash = notional + fee
+        if order._pending_qty is None and order._pending_price is None:
+            return cash, leaves, None, None
+        return self._with_pending(order, cash, leaves, price)
+
+    def _with_pending(
+        self, order: Order, cash: Decimal, leaves: Decimal, price: Decimal | None
+    ) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+        """:meth:`_amounts` of an order with an unanswered amend, given what its current terms
+        hold (``cash`` and ``leaves``, a buy's at ``price``): the larger of those and the pending
+        terms' own, then the pending terms' own. :meth:`track` passes the current terms' amounts
+        it already holds, so an amend asked works out only its new terms."""
+        pending_qty = order._pending_qty
+        if pending_qty is None:  # a price-only amend: the subtraction leaves already did
+            p_leaves = leaves
+        else:
+            p_leaves = pending_qty - order._cum_qty
+            if p_leaves < ZERO:
+                p_leaves = ZERO
+        held = p_leaves if p_leaves is not leaves and p_leaves > leaves else leaves
+        if order._side is _SELL:
+            return ZERO, held, ZERO, p_leaves
+        pending_price = order._pending_price
+        p_price = pending_price if pending_price is not None else price
+        try:
+            rate, floor_rate, floor = self._fees[order._symbol]
         except KeyError:
             rate, floor_rate, floor = self._default_fees
-        notional = leaves * price
-        fee = notional * rate
-        if floor:  # a commission minimum (see buy_cost)
-            low = notional * floor_rate + floor
-            if low > fee:
-                fee = low
-        cash = notional + fee
-        if not pending:
-            return cash, leaves, None, None
-        p_price = pending_price if pending_price is not None else price
-        notional = p_leaves * p_price
+        notional = p_leaves * p_price  # type: ignore[operator]  # a buy always has its price here
         fee = notional * rate
         if floor:
             low = notional * floor_rate + floor
             if low > fee:
                 fee = low
         p_cash = notional + fee
-        return (p_cash if p_cash > cash else cash,
-                p_leaves if p_leaves is not leaves and p_leaves > leaves else leaves, p_cash, p_leaves)
+        return p_cash if p_cash > cash else cash, held, p_cash, p_leaves
 
     def track(self, order: Order) -> None:
         """Recompute ``order``'s reservation and move the totals by the difference (O(1)).
 
-        Two answers are known without working them out: an order whose terms are the very objects
-        its reservation was last worked out from (a venue's ack, a cancel request or a refused
-        one) keeps it, since the same inputs give the same amounts; and an order whose amend the
-        venue just confirmed with the very price and quantity objects that were asked (and nothing
-        filled meanwhile) holds what those pending terms alone held, worked out when the amend was
-        asked, from the same operands. A market buy is always recomputed, since its price is the
-        circuit band's, which moves with the reference price."""
+        Some answers are known without working them out, since the same inputs give the same
+        amounts (identity, so even the digits are the same): an order whose terms are the very
+        objects its reservation was last worked out from (a venue's ack, a cancel request or a
+        refused one) keeps it; an amend just asked holds the larger of what the unchanged current
+        terms held and what its new terms hold, so only the new terms are worked out; and an order
+        whose amend the venue just confirmed with the very price and quantity objects that were
+        asked (and nothing filled meanwhile) holds what those pending terms alone held, worked out
+        when the amend was asked, from the same operands. A market buy is always recomputed, since
+        its price is the circuit band's, which moves with the reference price.
+
+        A total moves only when the order's amount is a new object: taking an amount out and
+        putting the same object back leaves the total's digits as they were, since every amount
+        it holds was added to it (its exponent is at most the amount's)."""
         client_id = order._client_id
         orders = self._orders
         old = orders.get(client_id)
+        if order._status in TERMINAL_STATUSES:
+            if old is not None:
+                del orders[client_id]
+                symbol = old[0]
+                if old[1] is _SELL:
+                    self._reserved_shares[symbol] -= old[3]
+                else:
+                    self._reserved_cash -= old[2]
+                    self._open_buys[symbol] -= old[3]
+            return
         qty = order._qty
         cum = order._cum_qty
         price = order._price
         pending_qty = order._pending_qty
         pending_price = order._pending_price
-        terminal = order._status in TERMINAL_STATUSES
-        known: tuple[Decimal, Decimal] | None = None
-        if old is not None:
-            if price is not None and not terminal and old[5] is cum:
-                if old[4] is qty and old[6] is price and old[7] is pending_qty and old[8] is pending_price:
-                    return  # the same terms: the same reservation (identity, so even the digits are the same)
-                if (old[9] is not None and pending_qty is None and pending_price is None
-                        and qty is (old[4] if old[7] is None else old[7])
-                        and price is (old[6] if old[8] is None else old[8])):
-                    known = old[9], old[10]  # the confirmed amend's own terms, worked out when it was asked
-            symbol = old[0]
-            if old[1] is _SELL:
-                self._reserved_shares[symbol] -= old[3]
-            else:
-                self._reserved_cash -= old[2]
-                self._open_buys[symbol] -= old[3]
-        if terminal:
-            if old is not None:
-                del orders[client_id]
-            return
-        if known is not None:
-            cash, held = known
-            p_cash = p_held = None
-        else:
-            cash, held, p_cash, p_held = self._amounts(order)
+        amounts: tuple[Decimal, Decimal, Decimal | None, Decimal | None] | None = None
+        if old is not None and price is not None and old[5] is cum:
+            if old[4] is qty and old[6] is price:
+                if old[7] is pending_qty and old[8] is pending_price:
+                    return  # the same terms: the same reservation
+                if old[7] is None and old[8] is None:  # an amend just asked
+                    amounts = self._with_pending(order, old[2], old[3], price)
+            if (amounts is None and old[9] is not None and pending_qty is None and pending_price is None
+                    and qty is (old[4] if old[7] is None else old[7])
+                    and price is (old[6] if old[8] is None else old[8])):
+                amounts = old[9], old[10], None, None  # the confirmed amend's own terms
+        if amounts is None:
+            amounts = self._amounts(order)
+        cash, held, p_cash, p_held = amounts
         symbol = order._symbol
         side = _SELL if order._side is _SELL else _BUY
         orders[client_id] = (symbol, side, cash, held, qty, cum, price, pending_qty, pending_price, p_cash, p_held)
         if side is _SELL:
-            self._reserved_shares[symbol] = self._reserved_shares.get(symbol, ZERO) + held
-        else:
+            shares = self._reserved_shares
+            if old is None:
+                shares[symbol] = shares.get(symbol, ZERO) + held
+            elif held is not old[3]:
+                shares[symbol] = shares[symbol] - old[3] + held
+            return
+        if old is None:
             self._reserved_cash += cash
             self._open_buys[symbol] = self._open_buys.get(symbol, ZERO) + held
+            return
+        if cash is not old[2]:
+            self._reserved_cash = self._reserved_cash - old[2] + cash
+        if held is not old[3]:
+            buys = self._open_buys
+            buys[symbol] = buys[symbol] - old[3] + held
 
     def reserved_for(self, client_id: str) -> tuple[Decimal, Decimal]:
         """``(cash, shares)`` currently held back for one tracked order (zeros when untracked)."""

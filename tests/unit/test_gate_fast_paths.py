@@ -297,7 +297,9 @@ def possible_steps(order: Order, market: bool) -> list[str]:
         steps += ["replaced", "replace_refused"]
     if status is OrderStatus.PENDING_CANCEL:
         steps.append("cancel_refused")
-    if not order.is_terminal and order.cum_qty + 1 < order.qty:
+    # a fill leaves room under the pending quantity too: the venue confirms no amend below what filled
+    room = order.qty if order.pending_qty is None else min(order.qty, order.pending_qty)
+    if not order.is_terminal and order.cum_qty + 1 < room:
         steps.append("fill")
     if order.can_transition(OrderStatus.PENDING_CANCEL):
         steps.append("cancel_sent")
@@ -322,6 +324,10 @@ def test_tracked_totals_are_those_of_recomputing_every_time(side, market, fee_mi
 
     acct = fresh()
     ref = ReferenceTotals(fresh())
+    # another order of the same side, its amounts in other exponents, stays open throughout
+    other = Order("o0", "s", "psx", "MEBL", side, D("2.0"), D("187.400"))
+    acct.track(other)
+    ref.track(other)
     order = Order("o1", "s", "psx", "MEBL", side, D(300), None if market else D("187.40"),
                   OrderType.MARKET if market else OrderType.LIMIT)
     acct.track(order)
@@ -354,16 +360,23 @@ def test_tracked_totals_are_those_of_recomputing_every_time(side, market, fee_mi
 def test_an_ack_and_a_confirmed_amend_are_not_worked_out_again(monkeypatch) -> None:
     """The ack changes none of the terms a reservation is made of, and the venue's confirmation of
     an amend brings the terms whose amounts were worked out when it was asked: track works
-    neither out again. An amend asked, and a fill, are worked out."""
+    neither out again. An amend asked works out only its new terms (the current ones hold what
+    they held); a fill is worked out in full."""
     acct = empty_account()
     calls: list[str] = []
     amounts = CashAccount._amounts
+    with_pending = CashAccount._with_pending
 
     def counted(self: CashAccount, order: Order) -> tuple:
         calls.append(order.status.value)
         return amounts(self, order)
 
+    def counted_pending(self: CashAccount, order: Order, *held: object) -> tuple:
+        calls.append("new terms")
+        return with_pending(self, order, *held)
+
     monkeypatch.setattr(CashAccount, "_amounts", counted)
+    monkeypatch.setattr(CashAccount, "_with_pending", counted_pending)
     order = Order("o1", "s", "psx", "MEBL", Side.BUY, D(100), D("187.40"))
     acct.track(order)
     before = acct.reserved_cash
@@ -372,15 +385,41 @@ def test_an_ack_and_a_confirmed_amend_are_not_worked_out_again(monkeypatch) -> N
     assert calls == ["pending_new"] and acct.reserved_cash is before
     order.request_replace(D("187.45"), None)
     acct.track(order)
-    assert calls == ["pending_new", "pending_replace"] and acct.reserved_cash > before
+    assert calls == ["pending_new", "new terms"] and acct.reserved_cash > before
+    assert [str(x) for x in acct.reservation(order)] == [str(x) for x in acct.reserved_for("o1")]
+    asked = len(calls)  # reservation() just above worked it out in full, as it always does
     order.confirm_replace(order.pending_price, None)
     acct.track(order)
-    assert calls == ["pending_new", "pending_replace"]
+    assert len(calls) == asked
     assert acct.reservation(order) == acct.reserved_for("o1")
     assert [str(x) for x in acct.reservation(order)] == [str(x) for x in acct.reserved_for("o1")]
     order.apply_fill(D(10), D("187.45"))
     acct.track(order)
     assert calls[-1] == "partially_filled" and acct.reserved_for("o1")[1] == 90
+
+
+def test_a_total_keeps_its_digits_when_an_order_holds_the_same_amount() -> None:
+    """A lower price asked holds what the order held (the larger of old and new): the account's
+    total is left as it was, the very object, and so is it when the venue confirms a price-only
+    amend (the shares held are the same). Other orders' amounts in other exponents change nothing."""
+    acct = empty_account()
+    other = Order("o0", "s", "psx", "MEBL", Side.BUY, D("1.0"), D("187.400"))
+    acct.track(other)
+    order = Order("o1", "s", "psx", "MEBL", Side.BUY, D(100), D("187.40"))
+    acct.track(order)
+    order.transition(OrderStatus.NEW)
+    acct.track(order)
+    cash, buys = acct.reserved_cash, acct.open_buy_qty("MEBL")
+    order.request_replace(D("187.39"), None)
+    acct.track(order)
+    assert acct.reserved_cash is cash and acct.open_buy_qty("MEBL") is buys
+    order.confirm_replace(order.pending_price, None)
+    acct.track(order)
+    assert acct.open_buy_qty("MEBL") is buys and acct.reserved_cash < cash
+    ref = ReferenceTotals(empty_account())
+    for step in (other, order):
+        ref.track(step)
+    assert [str(acct.reserved_cash), str(acct.open_buy_qty("MEBL"))] == [str(ref.cash), str(ref.buys)]
 
 
 # ---- fat finger: the deviation band kept per symbol ------------------------------------------
