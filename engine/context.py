@@ -61,6 +61,12 @@ class ArgumentRejection(Exception):
         self.reason = reason
 
 
+# one Decimal per small int a strategy passes (a lot, a size in its params): Decimal(int) costs
+# ~1,250 instructions, a dict lookup ~100; the objects are immutable, so orders may share them
+_INT_DECIMALS: dict[int, Decimal] = {}
+_INT_DECIMALS_KEPT = 4096
+
+
 def _exact(value: Any, what: str) -> Decimal:
     """int, Decimal or numeric str -> Decimal; a float is refused because it is not exact."""
     # the usual types by identity before isinstance (a call each, two arguments per order); no
@@ -71,7 +77,12 @@ def _exact(value: Any, what: str) -> Decimal:
             raise ArgumentRejection(Reject.INVALID_ORDER, f"{what} must be finite, got {value}")
         return value
     if kind is int:
-        return Decimal(value)
+        exact = _INT_DECIMALS.get(value)
+        if exact is None:
+            exact = Decimal(value)
+            if len(_INT_DECIMALS) < _INT_DECIMALS_KEPT:
+                _INT_DECIMALS[value] = exact
+        return exact
     if kind is str or isinstance(value, str):
         try:
             result = Decimal(value)

@@ -25,6 +25,7 @@ from engine.risk.gate import Gate, OrderRequest, Rejection
 from engine.risk.psx import FatFinger
 from engine.risk.ratelimit import RateBucket, RateLimitCheck, RateLimiter
 from engine.risk.rulepack import resolve_packs
+from engine.risk.structural import LotSize, TickGrid
 from engine.sessions import TradingCalendar
 
 D = Decimal
@@ -529,3 +530,42 @@ def test_module_globals_are_the_enum_members() -> None:
     for name in ("PENDING_NEW", "NEW", "PARTIALLY_FILLED", "PENDING_CANCEL", "PENDING_REPLACE", "FILLED",
                  "CANCELLED", "REJECTED", "EXPIRED", "UNKNOWN"):
         assert getattr(model, f"_{name}") is OrderStatus[name]
+
+
+# ---- lot and tick: the last objects that passed pass again unseen ----------------------------
+
+
+class Grid:
+    def __init__(self, lot: Decimal, tick: Decimal) -> None:
+        self.lot_size = lot
+        self.tick_size = tick
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=st.lists(st.tuples(st.integers(0, 7), st.integers(0, 3), st.integers(0, 6), st.integers(0, 2)),
+                      min_size=1, max_size=30))
+def test_lot_and_tick_answers_are_those_of_a_fresh_rule(steps) -> None:
+    """One LotSize and one TickGrid asked over and over (the same objects again, equal ones, other
+    lots and ticks, refusals between) answer exactly as a new rule asked once does."""
+    qtys = (D(100), D("1E+2"), D("100.0"), D(7), D(0), D(-100), D("1e30"), D(35))
+    lots = (D(1), D(7), D(100), D("0.5"))
+    prices = (D("187.40"), D("187.4"), D("187.405"), D("1e30"), D("0.05"), D(-1), D("187.35"))
+    ticks = (D("0.01"), D("0.05"), D("0.1"))
+    lot_rule, tick_rule = LotSize(), TickGrid()
+    for q, lot, p, tick in steps:
+        req = request(qty=qtys[q], price=prices[p])
+        req.instrument = Grid(lots[lot], ticks[tick])  # type: ignore[assignment]
+        assert lot_rule.check(req) == LotSize().check(req)
+        assert tick_rule.check(req) == TickGrid().check(req)
+
+
+def test_a_small_int_argument_is_one_decimal_object() -> None:
+    """The order context hands out one Decimal per small int (so the lot rule sees the same object
+    again), with the digits Decimal(int) has, large ones too."""
+    from engine.context import _exact
+
+    first, again = _exact(100, "quantity"), _exact(100, "quantity")
+    assert first is again and str(first) == str(Decimal(100)) and type(first) is Decimal
+    assert str(_exact(-3, "quantity")) == "-3" and _exact(0, "quantity") == 0
+    big = 10**40 + 1
+    assert str(_exact(big, "quantity")) == str(Decimal(big))
