@@ -61,17 +61,29 @@ class ArgumentRejection(Exception):
         self.reason = reason
 
 
+# one Decimal per small int a strategy passes (a lot, a size in its params): Decimal(int) costs
+# ~1,250 instructions, a dict lookup ~100; the objects are immutable, so orders may share them
+_INT_DECIMALS: dict[int, Decimal] = {}
+_INT_DECIMALS_KEPT = 4096
+
+
 def _exact(value: Any, what: str) -> Decimal:
     """int, Decimal or numeric str -> Decimal; a float is refused because it is not exact."""
-    if isinstance(value, Decimal):
+    # the usual types by identity before isinstance (a call each, two arguments per order); no
+    # type is both a str and an int or Decimal, so only bool's place before int matters
+    kind = type(value)
+    if kind is Decimal or (kind is not int and isinstance(value, Decimal)):
         if not value.is_finite():
             raise ArgumentRejection(Reject.INVALID_ORDER, f"{what} must be finite, got {value}")
         return value
-    if isinstance(value, bool):
-        raise ArgumentRejection(Reject.INVALID_ORDER, f"{what} must be a number, got {value!r}")
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, str):
+    if kind is int:
+        exact = _INT_DECIMALS.get(value)
+        if exact is None:
+            exact = Decimal(value)
+            if len(_INT_DECIMALS) < _INT_DECIMALS_KEPT:
+                _INT_DECIMALS[value] = exact
+        return exact
+    if kind is str or isinstance(value, str):
         try:
             result = Decimal(value)
         except InvalidOperation:
@@ -79,6 +91,10 @@ def _exact(value: Any, what: str) -> Decimal:
         if not result.is_finite():
             raise ArgumentRejection(Reject.INVALID_ORDER, f"{what} must be finite, got {value!r}")
         return result
+    if isinstance(value, bool):
+        raise ArgumentRejection(Reject.INVALID_ORDER, f"{what} must be a number, got {value!r}")
+    if isinstance(value, int):
+        return Decimal(value)
     if isinstance(value, float):
         raise ArgumentRejection(
             Reject.INVALID_ORDER,
@@ -277,10 +293,11 @@ class OrderContext:
                 algo_id=runner.algo_id,
             )
             return runtime.refuse(runner, order, Rejection(bad.code, bad.reason))
+        # positional, in Order's parameter order (order_type, tif, post_only, ts, mmp, algo_id,
+        # reduce_only): a call by keyword matches each name at run time, ~100 instructions a name
         order = Order(
             wire_id, runner.name, runner.venue, symbol, side_, qty_, price_,
-            order_type=type_, tif=tif_, post_only=bool(post_only), ts=now, mmp=bool(mmp), algo_id=runner.algo_id,
-            reduce_only=bool(reduce_only),
+            type_, tif_, bool(post_only), now, bool(mmp), runner.algo_id, bool(reduce_only),
         )
         return runtime.submit_order(runner, order)  # the gate's one entrance (engine.runtime.entrance)
 

@@ -234,8 +234,10 @@ class CashAccount:
         self._settled: dict[str, Decimal] = {s: q for s, q in config.holdings.items() if q}
         self._unsettled: dict[str, Decimal] = {}
         self._held: dict[str, Decimal] = dict(self._settled)
-        # client_id -> (symbol, side, reserved cash, reserved shares / buy leaves)
-        self._orders: dict[str, tuple[str, Side, Decimal, Decimal]] = {}
+        # client_id -> (symbol, side, reserved cash, reserved shares / buy leaves, then the order's
+        # qty, cum_qty, price, pending_qty and pending_price the two amounts were worked out from,
+        # then what the pending amend's terms alone hold, or None, None: see track)
+        self._orders: dict[str, tuple[Any, ...]] = {}
         self._reserved_cash = ZERO
         self._reserved_shares: dict[str, Decimal] = {}
         self._open_buys: dict[str, Decimal] = {}
@@ -382,80 +384,142 @@ class CashAccount:
         holds its leaves. While an amend is unanswered the larger of old and new is held, since
         the venue may settle on either. Terminal orders hold nothing; an order whose state is
         UNKNOWN is still live and keeps holding."""
+        cash, held, _, _ = self._amounts(order)
+        return cash, held
+
+    def _amounts(self, order: Order) -> tuple[Decimal, Decimal, Decimal | None, Decimal | None]:
+        """:meth:`reservation`'s ``(cash, shares)``, then what the pending amend's terms alone
+        hold (``None, None`` without one): :meth:`track` keeps those for the venue's answer."""
         # It runs after every change to every order, so the order's slots are read directly (as the
         # runtime does), buy_cost is inlined, and ``max(a, b)`` is spelled ``b if b > a else a``:
         # the same object the builtin returns (the first of equal values), without its call.
         if order._status in TERMINAL_STATUSES:
-            return ZERO, ZERO
-        cum = order._cum_qty
-        qty = order._qty
-        leaves = qty - cum
+            return ZERO, ZERO, None, None
+        leaves = order._qty - order._cum_qty
         if leaves < ZERO:
             leaves = ZERO
-        pending_qty = order._pending_qty
-        pending_price = order._pending_price
-        pending = pending_qty is not None or pending_price is not None
-        p_leaves = ZERO
-        if pending:
-            p_leaves = (pending_qty if pending_qty is not None else qty) - cum
-            if p_leaves < ZERO:
-                p_leaves = ZERO
         if order._side is _SELL:
-            return ZERO, p_leaves if p_leaves > leaves else leaves
-        symbol = order._symbol
-        price = order._price
-        if price is None:
-            price = self.market_buy_price(symbol) or ZERO
-        try:  # self._fees.get(symbol, default) without a method call
-            rate, floor_rate, floor = self._fees[symbol]
-        except KeyError:
-            rate, floor_rate, floor = self._default_fees
-        notional = leaves * price
-        fee = notional * rate
-        if floor:  # a commission minimum (see buy_cost)
-            low = notional * floor_rate + floor
-            if low > fee:
-                fee = low
-        cash = notional + fee
-        if pending:
-            p_price = pending_price if pending_price is not None else price
-            notional = p_leaves * p_price
+            cash = ZERO
+            price = None
+        else:
+            symbol = order._symbol
+            price = order._price
+            if price is None:
+                price = self.market_buy_price(symbol) or ZERO
+            try:  # self._fees.get(symbol, default) without a method call
+                rate, floor_rate, floor = self._fees[symbol]
+            except KeyError:
+                rate, floor_rate, floor = self._default_fees
+            notional = leaves * price
             fee = notional * rate
-            if floor:
+            if floor:  # a commission minimum (see buy_cost)
                 low = notional * floor_rate + floor
                 if low > fee:
                     fee = low
-            p_cash = notional + fee
-            if p_cash > cash:
-                cash = p_cash
-            if p_leaves > leaves:
-                leaves = p_leaves
-        return cash, leaves
+            cash = notional + fee
+        if order._pending_qty is None and order._pending_price is None:
+            return cash, leaves, None, None
+        return self._with_pending(order, cash, leaves, price)
+
+    def _with_pending(
+        self, order: Order, cash: Decimal, leaves: Decimal, price: Decimal | None
+    ) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+        """:meth:`_amounts` of an order with an unanswered amend, given what its current terms
+        hold (``cash`` and ``leaves``, a buy's at ``price``): the larger of those and the pending
+        terms' own, then the pending terms' own. :meth:`track` passes the current terms' amounts
+        it already holds, so an amend asked works out only its new terms."""
+        pending_qty = order._pending_qty
+        if pending_qty is None:  # a price-only amend: the subtraction leaves already did
+            p_leaves = leaves
+        else:
+            p_leaves = pending_qty - order._cum_qty
+            if p_leaves < ZERO:
+                p_leaves = ZERO
+        held = p_leaves if p_leaves is not leaves and p_leaves > leaves else leaves
+        if order._side is _SELL:
+            return ZERO, held, ZERO, p_leaves
+        pending_price = order._pending_price
+        p_price = pending_price if pending_price is not None else price
+        try:
+            rate, floor_rate, floor = self._fees[order._symbol]
+        except KeyError:
+            rate, floor_rate, floor = self._default_fees
+        notional = p_leaves * p_price  # type: ignore[operator]  # a buy always has its price here
+        fee = notional * rate
+        if floor:
+            low = notional * floor_rate + floor
+            if low > fee:
+                fee = low
+        p_cash = notional + fee
+        return p_cash if p_cash > cash else cash, held, p_cash, p_leaves
 
     def track(self, order: Order) -> None:
-        """Recompute ``order``'s reservation and move the totals by the difference (O(1))."""
+        """Recompute ``order``'s reservation and move the totals by the difference (O(1)).
+
+        Some answers are known without working them out, since the same inputs give the same
+        amounts (identity, so even the digits are the same): an order whose terms are the very
+        objects its reservation was last worked out from (a venue's ack, a cancel request or a
+        refused one) keeps it; an amend just asked holds the larger of what the unchanged current
+        terms held and what its new terms hold, so only the new terms are worked out; and an order
+        whose amend the venue just confirmed with the very price and quantity objects that were
+        asked (and nothing filled meanwhile) holds what those pending terms alone held, worked out
+        when the amend was asked, from the same operands. A market buy is always recomputed, since
+        its price is the circuit band's, which moves with the reference price.
+
+        A total moves only when the order's amount is a new object: taking an amount out and
+        putting the same object back leaves the total's digits as they were, since every amount
+        it holds was added to it (its exponent is at most the amount's)."""
         client_id = order._client_id
-        old = self._orders.get(client_id)
-        if old is not None:
-            symbol, side, cash, qty = old
-            if side is _SELL:
-                self._reserved_shares[symbol] -= qty
-            else:
-                self._reserved_cash -= cash
-                self._open_buys[symbol] -= qty
+        orders = self._orders
+        old = orders.get(client_id)
         if order._status in TERMINAL_STATUSES:
             if old is not None:
-                del self._orders[client_id]
+                del orders[client_id]
+                symbol = old[0]
+                if old[1] is _SELL:
+                    self._reserved_shares[symbol] -= old[3]
+                else:
+                    self._reserved_cash -= old[2]
+                    self._open_buys[symbol] -= old[3]
             return
-        cash, qty = self.reservation(order)
+        qty = order._qty
+        cum = order._cum_qty
+        price = order._price
+        pending_qty = order._pending_qty
+        pending_price = order._pending_price
+        amounts: tuple[Decimal, Decimal, Decimal | None, Decimal | None] | None = None
+        if old is not None and price is not None and old[5] is cum:
+            if old[4] is qty and old[6] is price:
+                if old[7] is pending_qty and old[8] is pending_price:
+                    return  # the same terms: the same reservation
+                if old[7] is None and old[8] is None:  # an amend just asked
+                    amounts = self._with_pending(order, old[2], old[3], price)
+            if (amounts is None and old[9] is not None and pending_qty is None and pending_price is None
+                    and qty is (old[4] if old[7] is None else old[7])
+                    and price is (old[6] if old[8] is None else old[8])):
+                amounts = old[9], old[10], None, None  # the confirmed amend's own terms
+        if amounts is None:
+            amounts = self._amounts(order)
+        cash, held, p_cash, p_held = amounts
         symbol = order._symbol
         side = _SELL if order._side is _SELL else _BUY
-        self._orders[client_id] = (symbol, side, cash, qty)
+        orders[client_id] = (symbol, side, cash, held, qty, cum, price, pending_qty, pending_price, p_cash, p_held)
         if side is _SELL:
-            self._reserved_shares[symbol] = self._reserved_shares.get(symbol, ZERO) + qty
-        else:
+            shares = self._reserved_shares
+            if old is None:
+                shares[symbol] = shares.get(symbol, ZERO) + held
+            elif held is not old[3]:
+                shares[symbol] = shares[symbol] - old[3] + held
+            return
+        if old is None:
             self._reserved_cash += cash
-            self._open_buys[symbol] = self._open_buys.get(symbol, ZERO) + qty
+            self._open_buys[symbol] = self._open_buys.get(symbol, ZERO) + held
+            return
+        if cash is not old[2]:
+            self._reserved_cash = self._reserved_cash - old[2] + cash
+        if held is not old[3]:
+            buys = self._open_buys
+            buys[symbol] = buys[symbol] - old[3] + held
 
     def reserved_for(self, client_id: str) -> tuple[Decimal, Decimal]:
         """``(cash, shares)`` currently held back for one tracked order (zeros when untracked)."""

@@ -78,6 +78,7 @@ class RateBucket:
         "name", "count", "per_seconds", "burst", "clock", "reserve", "scope",
         "capacity", "window_cap", "taken", "refused", "_period_ns", "_tat", "_recent", "_cap_period",
         "_scale", "_unscaled", "_interval", "_order_need", "_order_free", "_order_slack", "_in_order", "_last_take",
+        "_cancel_free", "_cancel_slack",
     )
 
     def __init__(
@@ -121,6 +122,9 @@ class RateBucket:
         self._order_need = reserve + 1
         self._order_slack = self._cap_period - self._order_need * self._interval
         self._order_free = self.window_cap - self._order_need  # takes the window holds before it can bind
+        # the same two numbers for a cancel, which needs one token (it may use the reserve)
+        self._cancel_slack = self._cap_period - self._interval
+        self._cancel_free = self.window_cap - 1
         self.taken = 0
         self.refused = 0
         self._tat = 0  # GCRA theoretical arrival time, in scaled time
@@ -197,28 +201,30 @@ class RateBucket:
         self._recent.append(now)
         self.taken += 1
 
-    def take_order(self, request: object = None, now: int | None = None) -> Rejection | None:
-        """Take one token for an order or amend (``reserve + 1`` must be available), or return
-        the 3001 refusal with no token spent. ``now`` defaults to the clock.
+    def take_order(self, request: object = None, now: int | None = None, cancel: bool = False) -> Rejection | None:
+        """Take one token for an order or amend (``reserve + 1`` must be available), or for a
+        cancel when ``cancel`` (one token: it may use the reserve), or return the 3001 refusal with
+        no token spent. ``now`` defaults to the clock.
 
         This is the gate's rate check itself when the bucket is the only one an order spends (the
         usual shape), so the window test, the GCRA test and the take are inlined in one call; like
-        :meth:`RateLimiter.take_order` it takes the request it does not read."""
+        :meth:`RateLimiter.take_order` it takes the request it does not read. The limiter's
+        one-bucket cancel take is this call too: ``can_take("cancel")`` and ``take`` in one."""
         if now is None:
             now = self.clock.now_ns()
         recent = self._recent
-        over = len(recent) - self._order_free
+        over = len(recent) - (self._cancel_free if cancel else self._order_free)
         if over > 0 and (
             recent[over - 1] > now - self._period_ns if self._in_order
-            else self._window_headroom(now) < self._order_need
+            else self._window_headroom(now) < (1 if cancel else self._order_need)
         ):
-            return self._refuse_order(now)
+            return self._refuse(now, cancel)
         scaled = now if self._unscaled else now * self._scale
         tat = self._tat
         if tat > scaled:
             # (scaled + cap x I - tat) // I >= need  <=>  tat - scaled <= cap x I - need x I
-            if tat - scaled > self._order_slack:
-                return self._refuse_order(now)
+            if tat - scaled > (self._cancel_slack if cancel else self._order_slack):
+                return self._refuse(now, cancel)
         else:
             tat = scaled  # at or behind now: a full bucket, which always holds need <= capacity
         self._tat = tat + self._interval
@@ -229,9 +235,9 @@ class RateBucket:
         self.taken += 1
         return None
 
-    def _refuse_order(self, now: int) -> Rejection:
+    def _refuse(self, now: int, cancel: bool) -> Rejection:
         self.refused += 1
-        return rate_refusal(self, "order", (self,), now)
+        return rate_refusal(self, "cancel" if cancel else "order", (self,), now)
 
     def try_take(self, kind: TakeKind = "order") -> bool:
         """Take one token, or return False with no token spent (only ``refused`` counts up)."""
@@ -346,7 +352,7 @@ class RateLimiter:
 
     __slots__ = (
         "strategy", "clock", "buckets", "_order_buckets", "_cancel_buckets", "_single_order_bucket",
-        "refusal_bucket",
+        "_single_cancel_bucket", "refusal_bucket",
     )
 
     def __init__(
@@ -365,6 +371,7 @@ class RateLimiter:
         self._cancel_buckets = tuple(b for b in self.buckets if b.scope in ("cancels", "all"))
         # the usual shape (no strategy budget, one venue bucket): orders skip the two-phase take
         self._single_order_bucket = self._order_buckets[0] if len(self._order_buckets) == 1 else None
+        self._single_cancel_bucket = self._cancel_buckets[0] if len(self._cancel_buckets) == 1 else None
         # what a refused order or amend spends (engine.risk.storm): the strategy's own order budget,
         # else a bucket only refusals spend (accepted orders never touch it, so none pays for it)
         self.refusal_bucket: RateBucket | None = next((b for b in own if b.scope == "orders"), None)
@@ -395,7 +402,11 @@ class RateLimiter:
 
     def take_cancel(self) -> Rejection | None:
         """Spend one token for a cancel (it may use the tokens held back from orders)."""
-        return self._take(self._cancel_buckets, "cancel")
+        bucket = self._single_cancel_bucket
+        if bucket is None:
+            return self._take(self._cancel_buckets, "cancel")
+        # the usual shape (one bucket): _take's answer in the bucket's one inlined take
+        return bucket.take_order(None, None, True)
 
     def spend_refusal(self) -> None:
         """A local refusal spends one token of the refusal budget when it has one (never below empty)."""

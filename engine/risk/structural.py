@@ -88,13 +88,23 @@ class PricePresence:
 
 
 class LotSize:
-    """2002: quantity must be a positive whole multiple of the instrument's lot size."""
+    """2002: quantity must be a positive whole multiple of the instrument's lot size.
 
-    __slots__ = ()
+    The answer depends on the two Decimals alone, so the last quantity and lot that passed are
+    kept and the very same objects pass again without the remainder (an amend of the price
+    keeps the order's quantity object; the order context hands out one object per small int)."""
+
+    __slots__ = ("_qty", "_lot")
+
+    def __init__(self) -> None:
+        self._qty: Decimal | None = None  # the last quantity that passed, and its lot
+        self._lot: Decimal | None = None
 
     def check(self, request: OrderRequest) -> Rejection | None:
         qty = request.qty
         lot = request.instrument.lot_size  # type: ignore[union-attr]  # KnownInstrument runs first
+        if qty is self._qty and lot is self._lot:
+            return None
         try:  # free on Python 3.11 unless it raises
             off_lot = qty <= _ZERO or qty % lot  # Decimal(0), not 0: comparing two Decimals skips a conversion
         except DecimalException:  # a quotient past 28 digits (qty 1e30): no lot multiple, not a crash
@@ -104,18 +114,28 @@ class LotSize:
                 Reject.INVALID_QUANTITY,
                 f"quantity {qty} is not a positive multiple of the lot size {lot} for {request.symbol}",
             )
+        self._qty, self._lot = qty, lot
         return None
 
 
 class TickGrid:
-    """7001: a limit price must be a whole number of ticks."""
+    """7001: a limit price must be a whole number of ticks.
 
-    __slots__ = ()
+    As :class:`LotSize`, the last price and tick that passed are kept: the very same objects
+    pass again without the remainder (an amend of the quantity keeps the order's price object)."""
+
+    __slots__ = ("_price", "_tick")
+
+    def __init__(self) -> None:
+        self._price: Decimal | None = None  # the last price that passed, and its tick
+        self._tick: Decimal | None = None
 
     def check(self, request: OrderRequest) -> Rejection | None:
         price = request.price
         if price is not None:
             tick = request.instrument.tick_size  # type: ignore[union-attr]
+            if price is self._price and tick is self._tick:
+                return None
             try:
                 off_grid = price % tick
             except DecimalException:  # price 1e30 on a 0.01 grid: past Decimal's 28 digits, refused
@@ -124,6 +144,7 @@ class TickGrid:
                 return Rejection(
                     Reject.PRICE_OFF_TICK, f"price {price} is not on the {tick} tick grid for {request.symbol}"
                 )
+            self._price, self._tick = price, tick
         return None
 
 

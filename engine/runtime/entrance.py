@@ -141,7 +141,9 @@ class EntranceMixin:
                 self._retry_cancel_later(runner, order, venue)
                 return False
         else:
-            rejection = cancel_refusal(self.session)
+            session = self.session
+            # the phase's own flag first: cancel_refusal's call only when it would refuse
+            rejection = None if session.accepts_modify_cancel else cancel_refusal(session)
             if rejection is None:
                 rejection = runner.rate.take_cancel() if runner.rate is not None else None
             if rejection is not None:

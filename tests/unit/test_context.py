@@ -199,3 +199,52 @@ def test_position_book_and_session_views(engine):
     assert ctx.book("MEBL") is not None and ctx.book("KEL") is None
     assert ctx.instrument("OGDC").lot_size == D(10)
     assert ctx.now().tzinfo is not None
+
+
+class Qty(int):
+    """An int subclass a strategy might pass (numpy-free stand-in for a counter type)."""
+
+
+class Text(str):
+    pass
+
+
+class Money(Decimal):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (100, "100"), (Qty(100), "100"), ("187.40", "187.40"), (Text("187.40"), "187.40"),
+        (Decimal("187.40"), "187.40"), (Money("187.40"), "187.40"), ("1E+2", "1E+2"),
+    ],
+)
+def test_order_arguments_become_exact_decimals_whatever_their_type(value, expected):
+    """The context's argument parser looks at the usual types (int, str, Decimal) by identity
+    first; their subclasses take the isinstance path and end the same."""
+    from engine.context import _exact
+
+    got = _exact(value, "price")
+    assert type(got) in (Decimal, Money) and str(got) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (True, "price must be a number, got True"),  # a bool is an int, and still refused
+        (False, "price must be a number, got False"),
+        (187.5, "price 187.5 is a binary float; pass an int, a Decimal or a string such as '187.5'"),
+        ("abc", "price 'abc' is not a number"),
+        ("NaN", "price must be finite, got 'NaN'"),
+        (Text("inf"), "price must be finite, got 'inf'"),
+        (Decimal("Infinity"), "price must be finite, got Infinity"),
+        ([187], "price must be an int, Decimal or str, got list"),
+    ],
+)
+def test_order_arguments_that_are_not_exact_numbers_are_refused_with_their_reason(value, reason):
+    from engine.context import ArgumentRejection, _exact
+
+    with pytest.raises(ArgumentRejection) as refused:
+        _exact(value, "price")
+    assert refused.value.code == 7005 and refused.value.reason == reason

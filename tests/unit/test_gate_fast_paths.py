@@ -25,6 +25,7 @@ from engine.risk.gate import Gate, OrderRequest, Rejection
 from engine.risk.psx import FatFinger
 from engine.risk.ratelimit import RateBucket, RateLimitCheck, RateLimiter
 from engine.risk.rulepack import resolve_packs
+from engine.risk.structural import LotSize, TickGrid
 from engine.sessions import TradingCalendar
 
 D = Decimal
@@ -217,6 +218,211 @@ def test_rate_check_takes_every_bucket_when_orders_spend_several() -> None:
     assert (own.taken, venue.taken, venue.refused) == (2, 2, 1)  # all or nothing: no token spent in own
 
 
+@settings(max_examples=150, deadline=None)
+@given(count=st.integers(1, 4), reserve_seed=st.integers(0, 3), steps=st.lists(
+    st.tuples(st.sampled_from(("cancel", "order", "wait")), st.integers(0, 600_000_000)), max_size=40))
+def test_single_bucket_cancel_take_answers_as_the_two_phase_take(count, reserve_seed, steps) -> None:
+    """RateLimiter.take_cancel's one-bucket path against ``_take`` (the loop it skips): the same
+    answers, the same sentence, the same tokens and refusals, over random cancels and orders."""
+    fast_clock, ref_clock = SimClock(T0), SimClock(T0)
+    reserve = reserve_seed % count
+    fast = RateLimiter("s", None, [RateBucket("venue", count, D(1), None, fast_clock, reserve)], fast_clock)
+    ref = RateLimiter("s", None, [RateBucket("venue", count, D(1), None, ref_clock, reserve)], ref_clock)
+    assert fast._single_cancel_bucket is fast.buckets[0]
+    for kind, wait in steps:
+        if kind == "wait":
+            fast_clock.set_time(fast_clock.now_ns() + wait)
+            ref_clock.set_time(ref_clock.now_ns() + wait)
+        elif kind == "cancel":
+            assert fast.take_cancel() == ref._take(ref._cancel_buckets, "cancel")
+        else:
+            assert fast.take_order() == ref.take_order()
+        got, want = fast.buckets[0], ref.buckets[0]
+        assert (got.taken, got.refused, got._tat, list(got._recent)) == (
+            want.taken, want.refused, want._tat, list(want._recent))
+
+
+# ---- account.track: a reservation kept while the order's terms are the same objects ---------------
+
+
+class ReferenceTotals:
+    """The account's totals as track kept them before it kept unchanged reservations: every call
+    takes the order's old amounts out and puts its newly worked-out ones in."""
+
+    def __init__(self, acct: CashAccount) -> None:
+        self.acct = acct  # only its reservation() is used: the amounts of one order's present state
+        self.orders: dict[str, tuple[Side, Decimal, Decimal]] = {}
+        self.cash = D(0)
+        self.buys = D(0)
+        self.shares = D(0)
+
+    def track(self, order: Order) -> None:
+        old = self.orders.pop(order.client_id, None)
+        if old is not None:
+            if old[0] is Side.SELL:
+                self.shares -= old[2]
+            else:
+                self.cash -= old[1]
+                self.buys -= old[2]
+        if order.is_terminal:
+            return
+        cash, qty = self.acct.reservation(order)
+        self.orders[order.client_id] = (order.side, cash, qty)
+        if order.side is Side.SELL:
+            self.shares += qty
+        else:
+            self.cash += cash
+            self.buys += qty
+
+    def digits(self) -> list[str]:
+        held = self.orders.get("o1")
+        mine = ["0", "0"] if held is None else [str(held[1]), str(held[2])]
+        return [str(self.cash), str(self.buys), str(self.shares), *mine]
+
+
+def digits(acct: CashAccount) -> list[str]:
+    """Everything the account's reservations move, as digits (equal values are not enough)."""
+    return [str(acct.reserved_cash), str(acct.open_buy_qty("MEBL")), str(acct.reserved_shares("MEBL")),
+            *(str(x) for x in acct.reserved_for("o1"))]
+
+
+def possible_steps(order: Order, market: bool) -> list[str]:
+    """The changes an order's life allows next (each one the runtime tracks)."""
+    status = order.status
+    steps = ["track_again"]
+    if status is OrderStatus.PENDING_NEW:
+        steps.append("ack")
+    if status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
+        steps += ["amend_qty"] if market else ["amend_price", "amend_qty"]
+    if status is OrderStatus.PENDING_REPLACE:
+        steps += ["replaced", "replace_refused"]
+    if status is OrderStatus.PENDING_CANCEL:
+        steps.append("cancel_refused")
+    # a fill leaves room under the pending quantity too: the venue confirms no amend below what filled
+    room = order.qty if order.pending_qty is None else min(order.qty, order.pending_qty)
+    if not order.is_terminal and order.cum_qty + 1 < room:
+        steps.append("fill")
+    if order.can_transition(OrderStatus.PENDING_CANCEL):
+        steps.append("cancel_sent")
+    if order.can_transition(OrderStatus.CANCELLED):
+        steps.append("cancelled")
+    return steps
+
+
+@settings(max_examples=300, deadline=None)
+@given(side=st.sampled_from((Side.BUY, Side.SELL)), market=st.booleans(), fee_min=st.sampled_from(("0", "40.00")),
+       length=st.integers(0, 12), data=st.data())
+def test_tracked_totals_are_those_of_recomputing_every_time(side, market, fee_min, length, data) -> None:
+    """After every change of an order's life (acks, amends asked, confirmed and refused, fills,
+    cancels) the account holds exactly (digits too) what it held when track recomputed and moved
+    the reservation on every call: a reservation kept for the same terms, or taken from the
+    confirmed amend's own terms, is never a stale one."""
+    packs = resolve_packs("broker-doc", {"fee_min": fee_min}, None, INSTRUMENTS)
+
+    def fresh() -> CashAccount:
+        return CashAccount(AccountConfig(cash=D(10**9), holdings={"MEBL": D(10**6)}), TradingCalendar(),
+                           INSTRUMENTS, packs)
+
+    acct = fresh()
+    ref = ReferenceTotals(fresh())
+    # another order of the same side, its amounts in other exponents, stays open throughout
+    other = Order("o0", "s", "psx", "MEBL", side, D("2.0"), D("187.400"))
+    acct.track(other)
+    ref.track(other)
+    order = Order("o1", "s", "psx", "MEBL", side, D(300), None if market else D("187.40"),
+                  OrderType.MARKET if market else OrderType.LIMIT)
+    acct.track(order)
+    ref.track(order)
+    for _ in range(length):
+        step = data.draw(st.sampled_from(possible_steps(order, market)))
+        if step == "ack":
+            order.transition(OrderStatus.NEW)
+        elif step == "amend_price":
+            order.request_replace(D(data.draw(st.integers(18000, 19000))) / 100, None)
+        elif step == "amend_qty":
+            order.request_replace(None, order.cum_qty + data.draw(st.integers(1, 400)))
+        elif step == "replaced":
+            order.confirm_replace(order.pending_price, order.pending_qty)
+        elif step == "replace_refused":
+            order.confirm_replace(None, None)
+        elif step == "fill":
+            order.apply_fill(D(1), D("187.40"))
+        elif step == "cancel_sent":
+            order.transition(OrderStatus.PENDING_CANCEL)
+        elif step == "cancel_refused":
+            order.transition(order.live_status())
+        elif step == "cancelled":
+            order.transition(OrderStatus.CANCELLED)
+        acct.track(order)
+        ref.track(order)
+        assert digits(acct) == ref.digits(), step
+
+
+def test_an_ack_and_a_confirmed_amend_are_not_worked_out_again(monkeypatch) -> None:
+    """The ack changes none of the terms a reservation is made of, and the venue's confirmation of
+    an amend brings the terms whose amounts were worked out when it was asked: track works
+    neither out again. An amend asked works out only its new terms (the current ones hold what
+    they held); a fill is worked out in full."""
+    acct = empty_account()
+    calls: list[str] = []
+    amounts = CashAccount._amounts
+    with_pending = CashAccount._with_pending
+
+    def counted(self: CashAccount, order: Order) -> tuple:
+        calls.append(order.status.value)
+        return amounts(self, order)
+
+    def counted_pending(self: CashAccount, order: Order, *held: object) -> tuple:
+        calls.append("new terms")
+        return with_pending(self, order, *held)
+
+    monkeypatch.setattr(CashAccount, "_amounts", counted)
+    monkeypatch.setattr(CashAccount, "_with_pending", counted_pending)
+    order = Order("o1", "s", "psx", "MEBL", Side.BUY, D(100), D("187.40"))
+    acct.track(order)
+    before = acct.reserved_cash
+    order.transition(OrderStatus.NEW)
+    acct.track(order)
+    assert calls == ["pending_new"] and acct.reserved_cash is before
+    order.request_replace(D("187.45"), None)
+    acct.track(order)
+    assert calls == ["pending_new", "new terms"] and acct.reserved_cash > before
+    assert [str(x) for x in acct.reservation(order)] == [str(x) for x in acct.reserved_for("o1")]
+    asked = len(calls)  # reservation() just above worked it out in full, as it always does
+    order.confirm_replace(order.pending_price, None)
+    acct.track(order)
+    assert len(calls) == asked
+    assert acct.reservation(order) == acct.reserved_for("o1")
+    assert [str(x) for x in acct.reservation(order)] == [str(x) for x in acct.reserved_for("o1")]
+    order.apply_fill(D(10), D("187.45"))
+    acct.track(order)
+    assert calls[-1] == "partially_filled" and acct.reserved_for("o1")[1] == 90
+
+
+def test_a_total_keeps_its_digits_when_an_order_holds_the_same_amount() -> None:
+    """A lower price asked holds what the order held (the larger of old and new): the account's
+    total is left as it was, the very object, and so is it when the venue confirms a price-only
+    amend (the shares held are the same). Other orders' amounts in other exponents change nothing."""
+    acct = empty_account()
+    other = Order("o0", "s", "psx", "MEBL", Side.BUY, D("1.0"), D("187.400"))
+    acct.track(other)
+    order = Order("o1", "s", "psx", "MEBL", Side.BUY, D(100), D("187.40"))
+    acct.track(order)
+    order.transition(OrderStatus.NEW)
+    acct.track(order)
+    cash, buys = acct.reserved_cash, acct.open_buy_qty("MEBL")
+    order.request_replace(D("187.39"), None)
+    acct.track(order)
+    assert acct.reserved_cash is cash and acct.open_buy_qty("MEBL") is buys
+    order.confirm_replace(order.pending_price, None)
+    acct.track(order)
+    assert acct.open_buy_qty("MEBL") is buys and acct.reserved_cash < cash
+    ref = ReferenceTotals(empty_account())
+    for step in (other, order):
+        ref.track(step)
+    assert [str(acct.reserved_cash), str(acct.open_buy_qty("MEBL"))] == [str(ref.cash), str(ref.buys)]
+
+
 # ---- fat finger: the deviation band kept per symbol ------------------------------------------
 
 
@@ -324,3 +530,42 @@ def test_module_globals_are_the_enum_members() -> None:
     for name in ("PENDING_NEW", "NEW", "PARTIALLY_FILLED", "PENDING_CANCEL", "PENDING_REPLACE", "FILLED",
                  "CANCELLED", "REJECTED", "EXPIRED", "UNKNOWN"):
         assert getattr(model, f"_{name}") is OrderStatus[name]
+
+
+# ---- lot and tick: the last objects that passed pass again unseen ----------------------------
+
+
+class Grid:
+    def __init__(self, lot: Decimal, tick: Decimal) -> None:
+        self.lot_size = lot
+        self.tick_size = tick
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=st.lists(st.tuples(st.integers(0, 7), st.integers(0, 3), st.integers(0, 6), st.integers(0, 2)),
+                      min_size=1, max_size=30))
+def test_lot_and_tick_answers_are_those_of_a_fresh_rule(steps) -> None:
+    """One LotSize and one TickGrid asked over and over (the same objects again, equal ones, other
+    lots and ticks, refusals between) answer exactly as a new rule asked once does."""
+    qtys = (D(100), D("1E+2"), D("100.0"), D(7), D(0), D(-100), D("1e30"), D(35))
+    lots = (D(1), D(7), D(100), D("0.5"))
+    prices = (D("187.40"), D("187.4"), D("187.405"), D("1e30"), D("0.05"), D(-1), D("187.35"))
+    ticks = (D("0.01"), D("0.05"), D("0.1"))
+    lot_rule, tick_rule = LotSize(), TickGrid()
+    for q, lot, p, tick in steps:
+        req = request(qty=qtys[q], price=prices[p])
+        req.instrument = Grid(lots[lot], ticks[tick])  # type: ignore[assignment]
+        assert lot_rule.check(req) == LotSize().check(req)
+        assert tick_rule.check(req) == TickGrid().check(req)
+
+
+def test_a_small_int_argument_is_one_decimal_object() -> None:
+    """The order context hands out one Decimal per small int (so the lot rule sees the same object
+    again), with the digits Decimal(int) has, large ones too."""
+    from engine.context import _exact
+
+    first, again = _exact(100, "quantity"), _exact(100, "quantity")
+    assert first is again and str(first) == str(Decimal(100)) and type(first) is Decimal
+    assert str(_exact(-3, "quantity")) == "-3" and _exact(0, "quantity") == 0
+    big = 10**40 + 1
+    assert str(_exact(big, "quantity")) == str(Decimal(big))
