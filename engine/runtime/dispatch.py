@@ -80,8 +80,9 @@ class DispatchMixin:
         if not sample_at:  # one strategy, or a book whose batch once overran: each call timed
             slow = self.slow_hook_ns
             for runner in entry.book_subs:
+                call = runner.on_book
                 try:
-                    runner.on_book(runner.ctx, book)
+                    call(runner.ctx, book)
                 except Exception:
                     self.hook_raised(runner, "on_book")
                 ended = perf_counter_ns()
@@ -92,8 +93,9 @@ class DispatchMixin:
         elif entry.n_book < sample_at:  # several strategies, no sample due: the batch is timed as one
             subs = entry.book_subs
             for runner in subs:
+                call = runner.on_book  # a slot read specialises; runner.on_book(...) is a method lookup each time
                 try:
-                    runner.on_book(runner.ctx, book)
+                    call(runner.ctx, book)
                 except Exception:
                     self.hook_raised(runner, "on_book")
             elapsed = perf_counter_ns() - started
@@ -128,8 +130,9 @@ class DispatchMixin:
         if not sample_at:  # as on_book
             slow = self.slow_hook_ns
             for runner in entry.trade_subs:
+                call = runner.on_trade
                 try:
-                    runner.on_trade(runner.ctx, trade)
+                    call(runner.ctx, trade)
                 except Exception:
                     self.hook_raised(runner, "on_trade")
                 ended = perf_counter_ns()
@@ -140,8 +143,9 @@ class DispatchMixin:
         elif entry.n_trade < sample_at:
             subs = entry.trade_subs
             for runner in subs:
+                call = runner.on_trade  # a slot read specialises; runner.on_trade(...) is a method lookup each time
                 try:
-                    runner.on_trade(runner.ctx, trade)
+                    call(runner.ctx, trade)
                 except Exception:
                     self.hook_raised(runner, "on_trade")
             elapsed = perf_counter_ns() - started
