@@ -6,15 +6,23 @@ and puts a call into a bucket only when it is slower than ``floor_ns`` (one inte
 the caller decides that); the calls at or under the floor are the count minus the bucketed ones.
 Buckets are powers of two of nanoseconds (``int.bit_length``): no search, no float.
 
+Where several strategies share a book, the runtime times their on_book / on_trade calls one event
+in about :data:`HOOK_SAMPLE_EVERY` (engine/runtime/dispatch.py) and records each sampled call for
+the events since the last sample: its count and, when slow, its bucket grow by that weight, so the
+count is exact at each sample, the buckets an unbiased estimate, and both only grow (what
+Prometheus needs of a histogram).
+
 The metrics collector turns one into Prometheus' cumulative buckets at scrape time.
 """
 
 from __future__ import annotations
 
-__all__ = ["HOOK_FLOOR_NS", "Log2Histogram"]
+__all__ = ["HOOK_FLOOR_NS", "HOOK_SAMPLE_EVERY", "Log2Histogram"]
 
 #: hooks at or under this are only counted, not bucketed: 2**12 ns = 4.1 us
 HOOK_FLOOR_NS = 1 << 12
+#: with several strategies on one book, one event in this many (on average) is timed per hook
+HOOK_SAMPLE_EVERY = 16
 #: the largest finite bucket bound: 2**31 ns = 2.1 s; anything slower is only in +Inf
 _TOP_BITS = 31
 
@@ -41,10 +49,11 @@ class Log2Histogram:
         if elapsed_ns > self.floor_ns:
             self.record_slow(elapsed_ns)
 
-    def record_slow(self, elapsed_ns: int) -> None:
-        """Bucket a duration over the floor; the caller has counted it already."""
+    def record_slow(self, elapsed_ns: int, weight: int = 1) -> None:
+        """Bucket a duration over the floor (``weight`` times: a sampled call stands for that many);
+        the caller has counted it already."""
         # (x - 1).bit_length() = b  <=>  2**(b-1) < x <= 2**b: Prometheus bounds are inclusive
-        self.slow[min((elapsed_ns - 1).bit_length(), 64)] += 1
+        self.slow[min((elapsed_ns - 1).bit_length(), 64)] += weight
         if elapsed_ns > self.slowest_ns:
             self.slowest_ns = elapsed_ns
 

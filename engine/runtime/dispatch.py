@@ -1,10 +1,28 @@
 """The per-event path: market data in, strategy hooks out.
 
 ``on_book`` and ``on_trade`` are the hot loop: hooks are called directly through callables resolved
-once at load (no pluggy call per event, no logging, no validation), one clock read per hook, and a
-hook call is only looked at closer when it ran over the histogram floor or the budget. What a hook
-causes inside the runtime (a local reject's ``on_order_update``) is queued and delivered by
-:meth:`DispatchMixin.drain` after the hook returns, so no hook ever runs inside another.
+once at load (no pluggy call per event, no logging, no validation). What a hook causes inside the
+runtime (a local reject's ``on_order_update``) is queued and delivered by :meth:`DispatchMixin.drain`
+after the hook returns, so no hook ever runs inside another.
+
+Timing costs a clock read (~530 instructions under callgrind, as much as a small hook) per read, so
+an event's subscribers are timed as follows (issue 22: no clock read per strategy per event):
+
+- one strategy on the book: its call is timed exactly (two reads per event, as the batch would be);
+  a call over the histogram floor is bucketed, one over the budget is held to it.
+- several strategies: the batch of their calls is timed as one (two reads per event, whatever
+  their number). A batch within the budget proves every call in it was. The histogram is sampled:
+  one event in about :data:`HOOK_SAMPLE_EVERY` (pseudo-random gaps, a function of the event count,
+  so a strategy that acts every n events is not seen in step with the sample, and a replay samples
+  the same events) times each call, holds it to the budget by name, and counts it for the events
+  since the last sample: the strategy's ``_count`` is exact up to the last sample (it lags by a few
+  events, settled when the book's strategies change), its buckets an unbiased estimate; both only
+  grow. ``slowest_hook_ms`` is then the slowest sampled call (or, after an overrun, timed call).
+- a batch over the budget cannot say whose call it was: it is logged with the strategies it held,
+  and from then on that book times every call of each (exactly, as for one strategy), so a
+  strategy that overruns again is named, counted, and stopped at ``max_hook_overruns``. A strategy
+  that overruns on every event is thus stopped one overrun later than when alone on its book, at
+  worst; the batch's own overrun is in no strategy's ``hook_overruns``.
 """
 
 from __future__ import annotations
@@ -18,7 +36,7 @@ from engine.model import (
     InstrumentStatus,
     Trade,
 )
-from engine.observe.timing import Log2Histogram
+from engine.observe.timing import HOOK_SAMPLE_EVERY, Log2Histogram
 from engine.rejects import Reject
 
 if TYPE_CHECKING:
@@ -32,6 +50,15 @@ log = logging.getLogger("engine")
 DEFERRED_LOOP_LIMIT = 10_000
 #: what call_rare returns when the hook raised (None is a value a hook may return)
 HOOK_FAILED = object()
+#: Fibonacci hashing (2**64 / golden ratio): an event count's top bits, well spread
+_GOLDEN = 0x9E3779B97F4A7C15
+_U64 = (1 << 64) - 1
+
+
+def next_sample(events: int) -> int:
+    """The count of the next event to time per hook: 1 to 2 x HOOK_SAMPLE_EVERY - 1 events on,
+    spread by hashing the count (no state shared between runtimes: a replay samples alike)."""
+    return events + 1 + (((events * _GOLDEN) & _U64) >> 32) % (2 * HOOK_SAMPLE_EVERY - 1)
 
 
 class DispatchMixin:
@@ -47,19 +74,39 @@ class DispatchMixin:
         entry.n_book += 1
         book = entry.book
         book.apply(update)
-        slow = self.slow_hook_ns
         outer = self.event_ns
-        started = self.event_ns = perf_counter_ns()  # one clock read per hook: each hook's end starts the next
-        for runner in entry.book_subs:
-            try:
-                runner.on_book(runner.ctx, book)
-            except Exception:
-                self.hook_raised(runner, "on_book")
-            ended = perf_counter_ns()
-            elapsed = ended - started
-            started = ended
-            if elapsed > slow:  # counted per entry; only a slow call is bucketed or held to the budget
-                self._slow_hook(runner, runner.book_stats, "on_book", elapsed)
+        started = self.event_ns = perf_counter_ns()
+        sample_at = entry.book_sample_at
+        if not sample_at:  # one strategy, or a book whose batch once overran: each call timed
+            slow = self.slow_hook_ns
+            for runner in entry.book_subs:
+                call = runner.on_book
+                try:
+                    call(runner.ctx, book)
+                except Exception:
+                    self.hook_raised(runner, "on_book")
+                ended = perf_counter_ns()
+                elapsed = ended - started
+                started = ended
+                if elapsed > slow:  # counted per entry; only a slow call is bucketed or held to the budget
+                    self._slow_hook(runner, runner.book_stats, "on_book", elapsed)
+        elif entry.n_book < sample_at:  # several strategies, no sample due: the batch is timed as one
+            subs = entry.book_subs
+            for runner in subs:
+                call = runner.on_book  # a slot read specialises; runner.on_book(...) is a method lookup each time
+                try:
+                    call(runner.ctx, book)
+                except Exception:
+                    self.hook_raised(runner, "on_book")
+            elapsed = perf_counter_ns() - started
+            if elapsed > self.hook_budget_ns:
+                self.batch_overran(entry, subs, "on_book", elapsed)
+        else:
+            since = entry.n_book - entry.book_sampled
+            entry.book_sampled = entry.n_book  # first: a strategy failing in the sample settles none twice
+            self.sample_hooks(entry.book_subs, "on_book", book, started, since)
+            if entry.book_sample_at:  # still shared (a failure in the sample may have left one)
+                entry.book_sample_at = next_sample(entry.n_book)
         self.event_ns = outer
         if self.deferred:
             self.drain()
@@ -77,30 +124,78 @@ class DispatchMixin:
             price <= entry.band[0] or price >= entry.band[1]
         ):
             self._band_hit(entry, trade)
-        slow = self.slow_hook_ns
         outer = self.event_ns
-        started = self.event_ns = perf_counter_ns()  # one clock read per hook: each hook's end starts the next
-        for runner in entry.trade_subs:
-            try:
-                runner.on_trade(runner.ctx, trade)
-            except Exception:
-                self.hook_raised(runner, "on_trade")
-            ended = perf_counter_ns()
-            elapsed = ended - started
-            started = ended
-            if elapsed > slow:
-                self._slow_hook(runner, runner.trade_stats, "on_trade", elapsed)
+        started = self.event_ns = perf_counter_ns()
+        sample_at = entry.trade_sample_at
+        if not sample_at:  # as on_book
+            slow = self.slow_hook_ns
+            for runner in entry.trade_subs:
+                call = runner.on_trade
+                try:
+                    call(runner.ctx, trade)
+                except Exception:
+                    self.hook_raised(runner, "on_trade")
+                ended = perf_counter_ns()
+                elapsed = ended - started
+                started = ended
+                if elapsed > slow:
+                    self._slow_hook(runner, runner.trade_stats, "on_trade", elapsed)
+        elif entry.n_trade < sample_at:
+            subs = entry.trade_subs
+            for runner in subs:
+                call = runner.on_trade  # a slot read specialises; runner.on_trade(...) is a method lookup each time
+                try:
+                    call(runner.ctx, trade)
+                except Exception:
+                    self.hook_raised(runner, "on_trade")
+            elapsed = perf_counter_ns() - started
+            if elapsed > self.hook_budget_ns:
+                self.batch_overran(entry, subs, "on_trade", elapsed)
+        else:
+            since = entry.n_trade - entry.trade_sampled
+            entry.trade_sampled = entry.n_trade
+            self.sample_hooks(entry.trade_subs, "on_trade", trade, started, since)
+            if entry.trade_sample_at:
+                entry.trade_sample_at = next_sample(entry.n_trade)
         self.event_ns = outer
         if self.deferred:
             self.drain()
 
-    def _slow_hook(self, runner: StrategyRunner, stats: Log2Histogram, hook: str, elapsed: int) -> None:
+    def _slow_hook(self, runner: StrategyRunner, stats: Log2Histogram, hook: str, elapsed: int,
+                   weight: int = 1) -> None:
         """A hook call over the histogram floor or the budget (already counted): bucket it, and hold
         it to the budget."""
         if elapsed > stats.floor_ns:
-            stats.record_slow(elapsed)
+            stats.record_slow(elapsed, weight)
         if elapsed > self.hook_budget_ns:
             self.hook_overran(runner, hook, elapsed)
+
+    def sample_hooks(self, subs: tuple[StrategyRunner, ...], hook: str, arg: Any, started: int, weight: int) -> None:
+        """A sampled event of a shared book: each call timed, held to the budget by name, and
+        counted ``weight`` times (the events since the last sample, this one included) in its
+        strategy's histogram, so the count is exact and the buckets an unbiased estimate."""
+        slow = self.slow_hook_ns
+        for runner in subs:
+            try:
+                getattr(runner, hook)(runner.ctx, arg)
+            except Exception:
+                self.hook_raised(runner, hook)
+            ended = perf_counter_ns()
+            elapsed = ended - started
+            started = ended
+            stats = runner.stats_for(hook)
+            stats.calls += weight
+            if elapsed > slow:
+                self._slow_hook(runner, stats, hook, elapsed, weight)
+
+    def batch_overran(self, entry: BookEntry, subs: tuple[StrategyRunner, ...], hook: str, elapsed: int) -> None:
+        """The strategies sharing a book took longer together than one hook may: whose call it was
+        is not known, so from now on this book times each call (exact, and held to the budget)."""
+        entry.hooks_each = True
+        log.warning("strategies %s together took %.1f ms in %s of %s:%s, over the %.0f ms budget of one hook; "
+                    "each of their calls on this book is timed from now on", ", ".join(r.name for r in subs),
+                    elapsed / 1e6, hook, entry.book.venue, entry.book.symbol, self.hook_budget_ns / 1e6)
+        self.rebuild_dispatch()
 
     def hook_took(self, runner: StrategyRunner, hook: str, elapsed: int, budgeted: bool = True) -> None:
         """Record a timed hook call outside the per-event loops, and hold it to the budget."""
@@ -198,29 +293,51 @@ class DispatchMixin:
                     self.hook_raised(runner, "on_order_update")
 
     def rebuild_dispatch(self) -> None:
-        """Recompute the per-book subscriber tuples (at load and when a strategy stops)."""
+        """Recompute the per-book subscriber tuples (at load and when a strategy stops), and how
+        each book's calls are timed (see the module's docstring)."""
         self.settle_hook_counts()
         for venue in self.venues.values():
             for symbol, entry in venue.entries.items():
+                self.settle_samples(entry)
                 live = [r for r in self.runners.values()
                         if r.venue == venue.name and symbol in r.instruments and r.state == "running"]
                 entry.book_subs = tuple(r for r in live if r.on_book is not None)
                 entry.trade_subs = tuple(r for r in live if r.on_trade is not None)
+                shared = not entry.hooks_each
+                entry.book_sample_at = next_sample(entry.n_book) if shared and len(entry.book_subs) > 1 else 0
+                entry.trade_sample_at = next_sample(entry.n_trade) if shared and len(entry.trade_subs) > 1 else 0
                 for runner in self.runners.values():
-                    for hook, subs, count in (("on_book", entry.book_subs, entry.n_book),
-                                              ("on_trade", entry.trade_subs, entry.n_trade)):
-                        if runner in subs:
+                    for hook, subs, count, sampled in (
+                        ("on_book", entry.book_subs, entry.n_book, entry.book_sample_at),
+                        ("on_trade", entry.trade_subs, entry.n_trade, entry.trade_sample_at),
+                    ):
+                        if runner in subs and not sampled:  # every call counted: from the entry's count
                             runner.dispatch_base.setdefault((entry, hook), count)
-                        else:
+                        else:  # not subscribed, or sampled: sample_hooks counts
                             runner.dispatch_base.pop((entry, hook), None)
+
+    @staticmethod
+    def settle_samples(entry: BookEntry) -> None:
+        """Count the calls of a shared book since its last sample (unbucketed: under the floor)
+        before its strategies change; metrics do not, or a later sample's weight could make a
+        bucket fall."""
+        if entry.book_sample_at:
+            for runner in entry.book_subs:
+                runner.book_stats.calls += entry.n_book - entry.book_sampled
+        if entry.trade_sample_at:
+            for runner in entry.trade_subs:
+                runner.trade_stats.calls += entry.n_trade - entry.trade_sampled
+        entry.book_sampled = entry.n_book
+        entry.trade_sampled = entry.n_trade
 
     def settle_hook_counts(self) -> None:
         """Bring every runner's on_book / on_trade call counts up to date.
 
         The per-event loops do not count calls per strategy (an integer per strategy per event is
         measurable at 10 strategies): every subscriber of an entry is called once per event the
-        entry counts, so a strategy's calls are the entry's events since it subscribed. Metrics
-        and the report call this before reading ``hook_stats``."""
+        entry counts, so a strategy's calls are the entry's events since it subscribed (on a
+        shared book, sampled: the samples count, see the module's docstring). Metrics and the
+        report call this before reading ``hook_stats``."""
         for runner in self.runners.values():
             base = runner.dispatch_base
             for key, since in base.items():

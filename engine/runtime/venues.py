@@ -25,7 +25,8 @@ class BookEntry(InstrumentFacts):
     """A book, the runners that receive its events (tuples for a tight dispatch loop), and what
     the gate reads about the instrument (the :class:`InstrumentFacts` it is)."""
 
-    __slots__ = ("book_subs", "trade_subs", "band_halts", "n_book", "n_trade")
+    __slots__ = ("book_subs", "trade_subs", "band_halts", "n_book", "n_trade", "book_sample_at",
+                 "trade_sample_at", "book_sampled", "trade_sampled", "hooks_each")
 
     def __init__(self, book: Book, instrument: Instrument, pack: RulePack) -> None:
         super().__init__(book, instrument.tick_size, pack, instrument.previous_close)
@@ -34,6 +35,14 @@ class BookEntry(InstrumentFacts):
         self.band_halts = pack.band_hit_halts
         self.n_book = 0
         self.n_trade = 0
+        # hook timing (engine/runtime/dispatch.py): the next event timed per hook when several
+        # strategies share the book (0: every event is), the count at the last one, and whether a
+        # batch of them ever overran
+        self.book_sample_at = 0
+        self.trade_sample_at = 0
+        self.book_sampled = 0
+        self.trade_sampled = 0
+        self.hooks_each = False
 
 
 class VenueState:

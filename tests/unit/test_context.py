@@ -176,6 +176,13 @@ def test_context_exposes_no_adapter_credentials_or_journal(engine):
     }
     with pytest.raises(AttributeError):
         ctx.adapter  # noqa: B018
+    # params are read-only: neither the object nor one of its values can be replaced or removed
+    params = ctx.params
+    with pytest.raises(AttributeError, match="read-only"):
+        ctx.params = {"size": 10**9}
+    with pytest.raises(AttributeError, match="read-only"):
+        del ctx.params
+    assert ctx.params is params
     # the venue's capabilities are data, read-only: a strategy cannot talk the gate into what the venue lacks
     assert ctx.capabilities.amend is True and ctx.capabilities.post_only == "reject"
     with pytest.raises(dataclasses.FrozenInstanceError):

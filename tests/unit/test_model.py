@@ -234,6 +234,42 @@ def test_book_mid_is_the_touch_midpoint_after_any_update(steps):
             assert book.known_mid == expected
 
 
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.lists(st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 8),
+                                                    st.integers(0, 3)), max_size=6),
+                  st.booleans()),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_book_updates_of_many_changes_match_a_full_recompute(updates):
+    """An update may carry several changes (a snapshot, a feed's batched deltas), the same level
+    twice, the touch deleted and replaced within it: the book ends as applying them one by one to
+    plain dicts would, touch, ladders and mid alike."""
+    book = Book("paper", "X")
+    reference: dict[Side, dict[Decimal, Decimal]] = {Side.BUY: {}, Side.SELL: {}}
+    for seq, (snapshot, changes, read) in enumerate(updates, 1):
+        changes = tuple((side, D(ticks) / 4, D(qty)) for side, ticks, qty in changes)
+        book.apply(BookUpdate("paper", "X", seq, seq, changes, snapshot=snapshot))
+        if snapshot:
+            reference = {Side.BUY: {}, Side.SELL: {}}
+        for side, price, qty in changes:
+            if qty:
+                reference[side][price] = qty
+            else:
+                reference[side].pop(price, None)
+        bid = max(reference[Side.BUY]) if reference[Side.BUY] else None
+        ask = min(reference[Side.SELL]) if reference[Side.SELL] else None
+        assert (book.best_bid, book.best_ask, book.seq) == (bid, ask, seq)
+        assert book.bids == sorted(reference[Side.BUY].items(), reverse=True)
+        assert book.asks == sorted(reference[Side.SELL].items())
+        expected = None if bid is None or ask is None else (bid + ask) / 2
+        assert book.known_mid is None or book.known_mid == expected
+        if read:
+            assert book.mid == expected
+
+
 # ---- instrument ----------------------------------------------------------------------------
 
 def test_round_to_tick_never_more_aggressive_than_asked():
