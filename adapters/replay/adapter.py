@@ -338,7 +338,7 @@ class ReplayAdapter(Adapter):
         book = self.books.get(symbol)
         if book is None:
             return
-        book.set_ours([(o.side, o.price) for o in self.sim.open_orders() if o.symbol == symbol and o.price is not None])
+        book.set_ours(self.sim.resting_levels(symbol))
 
     # ---- queries, sessions, rules -------------------------------------------------------------
     async def query_open_orders(self) -> list[VenueOrder]:
@@ -373,10 +373,11 @@ class _Answers:
             fn(*args)
 
     def on_order_update(self, update: OrderUpdate) -> None:
-        record = self.adapter.sim.order(update.client_id)
-        if record is not None:
-            self.adapter._ours_changed(record.symbol)
-        self._later(self.adapter.sink.on_order_update, update)
+        adapter = self.adapter
+        symbol = adapter.sim.symbol_of(update.client_id)
+        if symbol is not None:
+            adapter._ours_changed(symbol)
+        self._later(adapter.sink.on_order_update, update)
 
     def on_fill(self, fill: Fill) -> None:
         adapter = self.adapter

@@ -74,8 +74,11 @@ class ReplayBook:
 
     # ---- our orders ------------------------------------------------------------------------
     def set_ours(self, levels: list[Key]) -> None:
-        """Where our orders rest now; other levels are kept lazily."""
+        """Where our orders rest now; other levels are kept lazily. Called after every answer to
+        one of our orders, most of which leave the levels as they were: nothing is recomputed then."""
         new = frozenset(levels)
+        if new == self.ours:
+            return
         self.ours = new
         buys = [p for s, p in new if s is BUY]
         sells = [p for s, p in new if s is SELL]
