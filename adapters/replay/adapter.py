@@ -180,19 +180,21 @@ class ReplayAdapter(Adapter):
         today_ns = int(dt.datetime.combine(now.date(), dt.time(), tzinfo=now.tzinfo).timestamp()) * NS_PER_S
         events = []
         sessions: list[tuple[int, SessionState]] = []
+        instruments = self.instruments
+        rename = source != self.venue
         for recorded in read_events(opts.path, venues=[source], symbols=symbols, start=opts.from_, end=opts.to,
                                     sessions=opts.sessions != "config"):
             if isinstance(recorded.event, SessionState):
                 if recorded.recv_ns >= today_ns:
                     sessions.append((recorded.recv_ns, recorded.event))
                 continue
-            if recorded.symbol not in self.instruments:
+            if recorded.symbol not in instruments:
                 self.skipped += 1
                 continue
             if recorded.recv_ns < today_ns:
                 self.before_start += 1
                 continue
-            events.append(recorded if source == self.venue else _renamed(recorded, self.venue))
+            events.append(_renamed(recorded, self.venue) if rename else recorded)
         self.events = events
         self.recorded_sessions = sessions
         if opts.sessions == "recorded" and not sessions:
