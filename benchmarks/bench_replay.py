@@ -1,6 +1,6 @@
 """Replay speed (issue 26 part 6) and the recorder's cost on the event path. Not a test.
 
-    python benchmarks/bench_replay.py [--events N] [--runs R] [--every 1000,100]
+    python benchmarks/bench_replay.py [--events N] [--runs R] [--every 1000,100] [--engine both|ours|nautilus]
 
 One run, both figures. The workload of benchmarks/vs_nautilus.py (benchmarks/workload.py: ten
 levels a side around a walking mid, never crossed, one L2 change per event), written once as a
@@ -22,6 +22,11 @@ and cancels each side sent (equal, or a warning).
 called directly, over the same events: the difference per event is what recording adds to the
 event path (one clock read and one deque append; the writer thread is not running meanwhile, its
 throughput is measured apart: ``writer``).
+
+Instructions per event, load-independent (callgrind, hash seed 0), as for vs_nautilus.py: for one
+side (``--engine ours|nautilus``, which also leaves the recording cost out) take ``--runs 1`` minus
+``--runs 0`` (the same build and recording without the run) at two ``--events`` lengths, and divide
+the difference of the two by the difference in events.
 """
 
 from __future__ import annotations
@@ -159,6 +164,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=300_000, help="book events per run (default 300000)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per engine and order rate (default 5)")
     parser.add_argument("--every", default="1000,100", help="order rates: an order every N events (default 1000,100)")
+    parser.add_argument("--engine", choices=("both", "ours", "nautilus"), default="both",
+                        help="run one side alone, without the recording cost (instruction counts under callgrind); "
+                             "default both")
     args = parser.parse_args(argv)
     rates = [int(part) for part in args.every.split(",")]
 
@@ -166,7 +174,10 @@ def main(argv: list[str] | None = None) -> None:
     book = workload.replay(stream)
     assert book.crossed == 0
     ours_events = vs_nautilus.to_book_updates(stream)
-    theirs = vs_nautilus.nautilus_side()
+    theirs = None if args.engine == "ours" else vs_nautilus.nautilus_side()
+    if theirs is None and args.engine == "nautilus":
+        raise SystemExit("nautilus_trader is not installed (pip install -e '.[bench]')")
+    ours = args.engine != "nautilus"
     their_events = theirs.convert(stream) if theirs else []
     folder = Path(tempfile.mkdtemp(prefix="engine-bench-replay-"))
     recording = write_recording(ours_events, folder)
@@ -177,9 +188,10 @@ def main(argv: list[str] | None = None) -> None:
           f"system={platform.system()} {platform.release()} load={os.getloadavg()[0]:.2f}")
     print(f"nautilus_trader={theirs.version if theirs else 'absent'}")
     print(f"events={len(stream)} levels_mean={book.mean_levels:.1f} runs={args.runs} recording={recording}")
-    cost_ns, writer_rate = recording_cost(ours_events)
-    print(f"recording: {cost_ns:.0f} ns per event on the event path; writer {writer_rate:,.0f} events/s "
-          "(its own thread)")
+    if args.engine == "both":
+        cost_ns, writer_rate = recording_cost(ours_events)
+        print(f"recording: {cost_ns:.0f} ns per event on the event path; writer {writer_rate:,.0f} events/s "
+              "(its own thread)")
     for every in rates:
         reached = workload.reachable_orders(stream, every, vs_nautilus.AWAY_TICKS)
         assert not reached, f"the walk reaches {reached} orders at every={every}"
@@ -187,14 +199,20 @@ def main(argv: list[str] | None = None) -> None:
         loads: list[float] = []
         their: list[vs_nautilus.Result] = []
         for _ in range(args.runs):
-            result, load = run_ours(recording, folder, every)
-            mine.append(result)
-            loads.append(load)
+            if ours:
+                result, load = run_ours(recording, folder, every)
+                mine.append(result)
+                loads.append(load)
             if theirs:
                 their.append(theirs.run(their_events, every))
-        print(f"every={every} replay {vs_nautilus.describe(mine)} load_s={statistics.median(loads):.2f}")
+        if not args.runs:  # --runs 0: everything but the runs (callgrind's baseline)
+            continue
+        if ours:
+            print(f"every={every} replay {vs_nautilus.describe(mine)} load_s={statistics.median(loads):.2f}")
         if theirs:
             print(f"every={every} nautilus {vs_nautilus.describe(their)}")
+            if not ours:
+                continue
             if (mine[0].submits, mine[0].cancels) != (their[0].submits, their[0].cancels):
                 print(f"every={every} WARNING: the engines sent different orders; the workloads differ")
             ratio = statistics.median(r.rate for r in mine) / statistics.median(r.rate for r in their)

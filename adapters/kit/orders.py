@@ -40,6 +40,12 @@ __all__ = ["MUTED", "HeldFinal", "OrderEvents", "OrderTracker", "RecentIds", "Tr
 _log = logging.getLogger("engine.adapters.orders")
 
 ZERO = Decimal(0)
+# Order states as module constants: every order's every state passes here, and in Python 3.11
+# ``OrderStatus.NEW`` costs several times a plain attribute, per lookup
+_PENDING_NEW = OrderStatus.PENDING_NEW
+_NEW = OrderStatus.NEW
+_PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED
+_FILLED = OrderStatus.FILLED
 #: fill ids remembered for de-duplication: far more than any venue repeats a fill after
 FILL_MEMORY = 65_536
 
@@ -107,7 +113,7 @@ class TrackedOrder:
         self.qty = qty
         self.price = price
         self.venue_order_id = venue_order_id
-        self.status = OrderStatus.PENDING_NEW  # the furthest state known (told or not)
+        self.status = _PENDING_NEW  # the furthest state known (told or not)
         self.cum_qty = ZERO
         self.acked = False  # NEW told (or known to the engine by reconciliation)
         self.final: OrderStatus | None = None
@@ -125,7 +131,7 @@ class TrackedOrder:
     @property
     def live(self) -> OrderStatus:
         """The working state the fills so far make: what an answer that changes nothing repeats."""
-        return OrderStatus.PARTIALLY_FILLED if self.cum_qty else OrderStatus.NEW
+        return _PARTIALLY_FILLED if self.cum_qty else _NEW
 
 
 class OrderEvents(Protocol):
@@ -254,16 +260,16 @@ class OrderTracker(Generic[R]):
             rec.acked = True
             return False
         rec.acked = True
-        if rec.status is OrderStatus.PENDING_NEW:
-            rec.status = OrderStatus.NEW
-        self._update(rec, OrderStatus.NEW, None, "", price, qty, later, ts)
+        if rec.status is _PENDING_NEW:
+            rec.status = _NEW
+        self._update(rec, _NEW, None, "", price, qty, later, ts)
         return True
 
     def note_acked(self, rec: R) -> None:
         """The engine knows the order is working (reconciliation told it): no NEW to send."""
         rec.acked = True
-        if rec.status is OrderStatus.PENDING_NEW:
-            rec.status = OrderStatus.NEW
+        if rec.status is _PENDING_NEW:
+            rec.status = _NEW
 
     def finish(self, rec: R, status: OrderStatus, code: int | None = None, reason: str = "", *,
                later: bool = False, ts: int | None = None) -> bool:
@@ -275,7 +281,7 @@ class OrderTracker(Generic[R]):
         if rec.final is not None:
             return False
         self._finalise(rec, status)
-        if status is not OrderStatus.FILLED:
+        if status is not _FILLED:
             self._update(rec, status, code, reason, None, None, later, ts)
         return True
 
@@ -372,9 +378,9 @@ class OrderTracker(Generic[R]):
         rec.cum_qty = total
         if total == rec.qty:
             if rec.final is None:
-                self._finalise(rec, OrderStatus.FILLED)
+                self._finalise(rec, _FILLED)
         elif rec.final is None:
-            rec.status = OrderStatus.PARTIALLY_FILLED
+            rec.status = _PARTIALLY_FILLED
 
     def _finalise(self, rec: R, status: OrderStatus) -> None:
         rec.final = rec.status = status

@@ -41,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import sys
 import time
 from collections.abc import Iterable
 from decimal import Decimal
@@ -77,6 +78,8 @@ log = logging.getLogger(__name__)
 NS_PER_MS = 1_000_000
 #: events this close (simulated time) to the one before are delivered from the same timer
 INLINE_NS = NS_PER_MS
+#: when the next timer is due while the clock has none: later than any recorded time
+NOTHING_DUE = sys.maxsize
 
 
 class ReplayOptions(AdapterOptions):
@@ -206,19 +209,21 @@ class ReplayAdapter(Adapter):
         today_ns = int(dt.datetime.combine(now.date(), dt.time(), tzinfo=now.tzinfo).timestamp()) * NS_PER_S
         events = []
         sessions: list[tuple[int, SessionState]] = []
+        instruments = self.instruments
+        rename = source != self.venue
         for recorded in read_events(opts.path, venues=[source], symbols=symbols, start=opts.from_, end=opts.to,
                                     sessions=opts.sessions != "config"):
             if isinstance(recorded.event, SessionState):
                 if recorded.recv_ns >= today_ns:
                     sessions.append((recorded.recv_ns, recorded.event))
                 continue
-            if recorded.symbol not in self.instruments:
+            if recorded.symbol not in instruments:
                 self.skipped += 1
                 continue
             if recorded.recv_ns < today_ns:
                 self.before_start += 1
                 continue
-            events.append(recorded if source == self.venue else _renamed(recorded, self.venue))
+            events.append(_renamed(recorded, self.venue) if rename else recorded)
         self.events = events
         self.recorded_sessions = sessions
         if opts.sessions == "recorded" and not sessions:
@@ -269,6 +274,7 @@ class ReplayAdapter(Adapter):
         clock = self.clock
         next_due = getattr(clock, "next_due", None)
         set_time = getattr(clock, "set_time", None)
+        steps = next_due is not None and set_time is not None  # a clock this can step (SimClock): batches
         sink = self.sink
         on_book = sink.on_book
         on_trade = sink.on_trade
@@ -279,7 +285,7 @@ class ReplayAdapter(Adapter):
         now = clock.now_ns()
         start = i
         scheduled = -1  # SimClock.scheduled when ``due`` was read: re-read only once it moves
-        due: int | None = None
+        due = 0
         while True:
             recorded = events[i]
             event = recorded.event
@@ -305,14 +311,16 @@ class ReplayAdapter(Adapter):
                 break
             when = events[i].recv_ns
             if when != now:
-                if when - now > INLINE_NS or next_due is None or set_time is None:
+                if not steps or when - now > INLINE_NS:
                     break
                 if clock.scheduled != scheduled:  # type: ignore[attr-defined]
                     scheduled = clock.scheduled  # type: ignore[attr-defined]
-                    due = next_due()
-                if due is None or when >= due:
+                    due = next_due()  # type: ignore[misc]
+                    if due is None:  # nothing else on the clock: only the gap ends the batch
+                        due = NOTHING_DUE
+                if when >= due:
                     break
-                set_time(when)
+                set_time(when)  # type: ignore[misc]
                 now = when
         self.delivered += i - start
         if self.progress is not None:
@@ -328,12 +336,13 @@ class ReplayAdapter(Adapter):
     def submit(self, order: Order) -> None:
         """At ``latency_ms`` 0 the order reaches the venue at this instant: the book is set now and
         the venue processes it from its own timer, as ever after the strategy's hook returns."""
-        args = (order.client_id, order.symbol, order.side, order.qty, order.price, order.type, order.tif,
-                order.post_only)
         if self.latency_ns:
-            self.clock.call_at(self.clock.now_ns() + self.latency_ns, self._arrive_submit, *args)
+            self.clock.call_at(self.clock.now_ns() + self.latency_ns, self._arrive_submit, order.client_id,
+                               order.symbol, order.side, order.qty, order.price, order.type, order.tif,
+                               order.post_only)
         else:
-            self._arrive_submit(*args)
+            self._arrive_submit(order.client_id, order.symbol, order.side, order.qty, order.price, order.type,
+                                order.tif, order.post_only)
 
     def cancel(self, order: Order) -> None:
         if self.latency_ns:
@@ -364,10 +373,10 @@ class ReplayAdapter(Adapter):
         self.sim.amend(client_id, price, qty)
 
     def _ours_changed(self, symbol: str) -> None:
+        """Tell the symbol's book where our orders rest now (after each of the venue's answers)."""
         book = self.books.get(symbol)
-        if book is None:
-            return
-        book.set_ours([(o.side, o.price) for o in self.sim.open_orders() if o.symbol == symbol and o.price is not None])
+        if book is not None:
+            book.set_ours(self.sim.resting_levels(symbol))
 
     # ---- queries, sessions, rules -------------------------------------------------------------
     async def query_open_orders(self) -> list[VenueOrder]:
@@ -402,15 +411,22 @@ class _Answers:
             fn(*args)
 
     def on_order_update(self, update: OrderUpdate) -> None:
-        record = self.adapter.sim.order(update.client_id)
-        if record is not None:
-            self.adapter._ours_changed(record.symbol)
-        self._later(self.adapter.sink.on_order_update, update)
+        adapter = self.adapter
+        symbol = adapter.sim.symbol_of(update.client_id)
+        if symbol is not None:
+            adapter._ours_changed(symbol)
+        if adapter.latency_ns:
+            self._later(adapter.sink.on_order_update, update)
+        else:  # every answer passes here: no argument tuple at latency 0
+            adapter.sink.on_order_update(update)
 
     def on_fill(self, fill: Fill) -> None:
         adapter = self.adapter
         adapter._ours_changed(fill.symbol)  # what our order took is given back at the next sync
-        self._later(adapter.sink.on_fill, fill)
+        if adapter.latency_ns:
+            self._later(adapter.sink.on_fill, fill)
+        else:
+            adapter.sink.on_fill(fill)
 
     def on_venue_status(self, venue: str, status: str, detail: str = "") -> None:
         self.adapter.sink.on_venue_status(venue, status, detail)

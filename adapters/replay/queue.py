@@ -74,14 +74,22 @@ class ReplayBook:
 
     # ---- our orders ------------------------------------------------------------------------
     def set_ours(self, levels: list[Key]) -> None:
-        """Where our orders rest now; other levels are kept lazily."""
+        """Where our orders rest now; other levels are kept lazily. Called after every answer to
+        one of our orders, most of which leave the levels as they were: nothing is recomputed then."""
         new = frozenset(levels)
+        if new == self.ours:
+            return
         self.ours = new
-        buys = [p for s, p in new if s is BUY]
-        sells = [p for s, p in new if s is SELL]
-        self.our_bid = max(buys) if buys else None
-        self.our_ask = min(sells) if sells else None
-        self.best_ours = {BUY: self.our_bid, SELL: self.our_ask}
+        bid = ask = None
+        for side, price in new:
+            if side is BUY:
+                if bid is None or price > bid:
+                    bid = price
+            elif ask is None or price < ask:
+                ask = price
+        self.our_bid = bid
+        self.our_ask = ask
+        self.best_ours = {BUY: bid, SELL: ask}
 
     def sync(self, side: Side | None = None, price: Decimal | None = None) -> None:
         """Set lazily kept levels to their recorded size before our order reaches the venue:
@@ -110,7 +118,7 @@ class ReplayBook:
         ours = self.ours
         mirror = self.mirror
         grow = []
-        for key in sorted(keys, key=lambda k: (k[0], k[1])):
+        for key in sorted(keys) if len(keys) > 1 else keys:  # side, then price (Side is a str); one: far off
             if key in ours:
                 continue
             target = mirror[key[0]].get(key[1], ZERO)

@@ -7,7 +7,7 @@ fill, with its order's row), so this file is the independent record of what the 
 crash test compares the engine's journal with it).
 
 An operation that only changed an order (an acknowledgement, a replace, a cancel) is not worth a
-transaction of its own on the event path: its row waits in memory (:meth:`VenueLedger.defer`) and
+transaction of its own on the event path: its order waits in memory (:meth:`VenueLedger.defer`) and
 goes to disk with the next fill, when :data:`FLUSH_ROWS` rows wait or the oldest waited
 :data:`FLUSH_AGE_NS` of the venue's clock (a timer of the venue's), before anything reads the
 ledger, and at close. A crash can lose those rows; so that it never loses anything that matters:
@@ -20,6 +20,11 @@ ledger, and at close. A crash can lose those rows; so that it never loses anythi
   before they are handed out, so a restarted venue never hands out an id it gave an order whose
   row was lost.
 
+A waiting order's row is built when it is written, not when it was deferred: every change of an
+order is followed by a :meth:`~VenueLedger.defer` or :meth:`~VenueLedger.write` of it, so its state
+at the flush is its state after its last operation, the row deferring a tuple would have written;
+an order that changes three times in a batch is turned into a row once.
+
 SQLite in WAL mode with ``synchronous=NORMAL``: a commit survives the process being killed.
 """
 
@@ -30,6 +35,7 @@ import sqlite3
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
+from typing import Protocol
 
 from engine.model import Fill, Liquidity, OrderStatus, Side
 
@@ -56,6 +62,18 @@ UNFLUSHED = "unflushed"
 ORDER_IDS_RESERVED = "order_ids_reserved"
 _UPSERT_ORDER = "INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _SET_META = "INSERT OR REPLACE INTO meta VALUES (?, ?)"
+_INSERT_FILL = ("INSERT OR IGNORE INTO fills (exec_id, client_id, venue_order_id, symbol, side, price, qty, ts, "
+                "liquidity, fee) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+class OrderRecord(Protocol):
+    """An order as the venue tracks it: its ledger row when asked, ``(client_id, symbol, side,
+    venue_order_id, price, qty, cum_qty, status, tif, order_type, post_only, day)``."""
+
+    @property
+    def client_id(self) -> str: ...
+
+    def row(self) -> tuple: ...
 
 
 class OrderRow:
@@ -90,22 +108,23 @@ class VenueLedger:
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 self.db.execute(statement)
-        #: order rows not on disk yet, by client id (a later row of an order replaces its earlier one)
-        self._waiting: dict[str, tuple] = {}
+        #: orders whose rows are not on disk yet, by client id (a later record of an order replaces its
+        #: earlier one); their rows are built when written (see the module doc)
+        self._waiting: dict[str, OrderRecord] = {}
 
     @property
     def waiting(self) -> int:
         """Order rows not on disk yet."""
         return len(self._waiting)
 
-    def defer(self, orders: Iterable[tuple]) -> None:
-        """Order rows that move no money: written with the next flush (see the module doc; the
-        venue flushes a batch :data:`FLUSH_AGE_NS` after it began, on its own clock)."""
+    def defer(self, orders: Iterable[OrderRecord]) -> None:
+        """Orders whose change moves no money: their rows are written with the next flush (see the
+        module doc; the venue flushes a batch :data:`FLUSH_AGE_NS` after it began, on its own clock)."""
         waiting = self._waiting
         if not waiting:
             self.db.execute(_SET_META, (UNFLUSHED, "1"))  # before any row can be lost
-        for row in orders:
-            waiting[row[0]] = row
+        for record in orders:
+            waiting[record.client_id] = record
         if len(waiting) >= FLUSH_ROWS:
             self.flush()
 
@@ -114,22 +133,21 @@ class VenueLedger:
         if self._waiting:
             self.write((), ())
 
-    def write(self, orders: Iterable[tuple], fills: Iterable[Fill]) -> None:
-        """One transaction, now: the waiting order rows, then order rows ``(client_id, symbol, side,
-        venue_order_id, price, qty, cum_qty, status, tif, order_type, post_only, day)`` and new fills."""
+    def write(self, orders: Iterable[OrderRecord], fills: Iterable[Fill]) -> None:
+        """One transaction, now: the waiting orders' rows, then the rows of ``orders`` and new fills."""
         db = self.db
         db.execute("BEGIN")
         waiting = self._waiting
         if waiting:
-            db.executemany(_UPSERT_ORDER, waiting.values())
+            db.executemany(_UPSERT_ORDER, [record.row() for record in waiting.values()])
             db.execute(_SET_META, (UNFLUSHED, "0"))
-        db.executemany(_UPSERT_ORDER, orders)
-        db.executemany(
-            "INSERT OR IGNORE INTO fills (exec_id, client_id, venue_order_id, symbol, side, price, qty, ts, liquidity, "
-            "fee) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(f.exec_id, f.client_id, f.venue_order_id, f.symbol, f.side.value, str(f.price), str(f.qty), f.ts,
-              f.liquidity.value, "" if f.fee is None else str(f.fee)) for f in fills],
-        )
+        rows = [record.row() for record in orders]
+        if rows:
+            db.executemany(_UPSERT_ORDER, rows)
+        new_fills = [(f.exec_id, f.client_id, f.venue_order_id, f.symbol, f.side.value, str(f.price), str(f.qty), f.ts,
+                      f.liquidity.value, "" if f.fee is None else str(f.fee)) for f in fills]
+        if new_fills:
+            db.executemany(_INSERT_FILL, new_fills)
         db.execute("COMMIT")
         waiting.clear()
 

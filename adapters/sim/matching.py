@@ -563,11 +563,14 @@ class MatchingEngine:
         return self._drain_changes()
 
     def _drain_changes(self) -> tuple[tuple[Side, Decimal, Decimal], ...]:
-        if not self._bids.dirty and not self._asks.dirty:
+        bids, asks = self._bids, self._asks
+        if not bids.dirty and not asks.dirty:
             return _NO_CHANGES
         out: list[tuple[Side, Decimal, Decimal]] = []
-        self._bids.drain_changes(out)
-        self._asks.drain_changes(out)
+        if bids.dirty:  # most operations touch one side: no call for the other
+            bids.drain_changes(out)
+        if asks.dirty:
+            asks.drain_changes(out)
         return tuple(out)
 
     def _done(self, events: list[EngineEvent]) -> Outcome:

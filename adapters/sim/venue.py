@@ -36,7 +36,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,16 @@ NS_PER_MS = 1_000_000
 #: venue order ids reserved in the ledger per write (the synthetic market's orders take ids too)
 ORDER_ID_BLOCK = 4096
 _ACTIVE_STEP_PHASES = frozenset({Phase.PRE_OPEN, Phase.OPEN, Phase.POST_CLOSE})
+# Enum members the per-operation path names, as module constants (as adapters.sim.matching keeps
+# them): in Python 3.11 ``OrderStatus.NEW`` costs several times a plain attribute, per lookup
+_PENDING_NEW = OrderStatus.PENDING_NEW
+_NEW = OrderStatus.NEW
+_PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED
+_CANCELLED = OrderStatus.CANCELLED
+_EXPIRED = OrderStatus.EXPIRED
+_DAY = TimeInForce.DAY
+_MAKER = Liquidity.MAKER
+_TAKER = Liquidity.TAKER
 _CLOSE_FIXING_PHASES = frozenset({Phase.POST_CLOSE, Phase.CLOSED})  # where MatchingEngine.set_phase fixes it
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -145,7 +155,7 @@ class _Tracked(TrackedOrder):
         self.status = status
         if status in TERMINAL_STATUSES:
             self.final = status
-        self.acked = status is not OrderStatus.PENDING_NEW  # a restored order: the engine had its word
+        self.acked = status is not _PENDING_NEW  # a restored order: the engine had its word
         self.tif = tif
         self.post_only = post_only
         self.day = day
@@ -293,6 +303,9 @@ class SimVenue:
         self._order_ids_reserved = 0  # venue order ids up to this one are reserved in the ledger
         # today's closing prices (day, price) a restarted venue had fixed before it stopped, until its first phase
         self._restored_closes: dict[str, tuple[str, Decimal]] = {}
+        # _today(): the date, and the span of the clock it holds for
+        self._day = ""
+        self._day_from_ns = self._day_until_ns = 0
 
     def add_listener(self, listener: Any) -> None:
         """Tell ``listener`` what the venue says from now on: each of ``on_book``, ``on_trade``,
@@ -321,7 +334,26 @@ class SimVenue:
         self._state_path = Path(path)
 
     def _today(self) -> str:
-        return self.clock.now().date().isoformat()
+        """The date on the venue's clock (ISO), as ``clock.now()`` says it. Remembered for the rest
+        of that day: every order accepted asks, and making the clock's datetime costs more than the
+        rest of an acknowledgement."""
+        now_ns = self.clock.now_ns()
+        if self._day_from_ns <= now_ns < self._day_until_ns:
+            return self._day
+        now = self.clock.now()
+        day = now.date()
+        tz = now.tzinfo
+        self._day = day.isoformat()
+        # a millisecond short of each end, where Clock.now() rounds through a float; outside the
+        # span (and on a day whose ends do not read as that day: a time zone's jump at midnight)
+        # the clock is asked again
+        start_ns = _ns_of(datetime.combine(day, time(), tzinfo=tz)) + NS_PER_MS
+        until_ns = _ns_of(datetime.combine(day + timedelta(days=1), time(), tzinfo=tz)) - NS_PER_MS
+        if all(datetime.fromtimestamp(ns / NS_PER_S, tz).date() == day for ns in (start_ns, until_ns - 1)):
+            self._day_from_ns, self._day_until_ns = start_ns, until_ns
+        else:
+            self._day_from_ns = self._day_until_ns = 0
+        return self._day
 
     def _open_ledger(self) -> None:
         """Meet the venue we left: our fills, our orders, and the resting ones working again."""
@@ -353,12 +385,12 @@ class SimVenue:
             state = self._symbols.get(row.symbol)
             if state is None or row.price is None or (record.tif is TimeInForce.DAY and row.day < today):
                 record.status = record.final = OrderStatus.EXPIRED  # a DAY order of a past day ended at that close
-                expired.append(record.row())
+                expired.append(record)
                 self._orders.add(record)
                 continue
             if stale:
                 record.status = record.final = OrderStatus.CANCELLED
-                expired.append(record.row())
+                expired.append(record)
                 self._orders.add(record)
                 cancelled += 1
                 continue
@@ -404,16 +436,19 @@ class SimVenue:
         it; order rows alone wait for the ledger's next flush (``adapters.sim.ledger``)."""
         ledger = self._ledger
         assert ledger is not None
-        orders = self._orders
-        records = (orders.get(cid) for cid in dict.fromkeys(client_ids))
-        rows = [record.row() for record in records if record is not None]
+        get = self._orders.get
+        if len(client_ids) == 1:  # the common case: one order's operation
+            record = get(client_ids[0])
+            records = [] if record is None else [record]
+        else:
+            records = [record for record in map(get, dict.fromkeys(client_ids)) if record is not None]
         if len(self._fills) > self._persisted_fills:
-            ledger.write(rows, self._fills[self._persisted_fills:])
+            ledger.write(records, self._fills[self._persisted_fills:])
             self._persisted_fills = len(self._fills)
-        elif rows:
+        elif records:
             if not ledger.waiting:  # a new batch: it goes to disk within FLUSH_AGE_NS even if nothing follows
                 self.clock.call_later(FLUSH_AGE_NS, self._flush_ledger)
-            ledger.defer(rows)
+            ledger.defer(records)
 
     def _flush_ledger(self) -> None:
         if self._ledger is not None:
@@ -658,6 +693,24 @@ class SimVenue:
         orders = self._orders
         return [record.view(self.venue) for record in map(orders.get, self._live) if record is not None]
 
+    def resting_levels(self, symbol: str) -> list[tuple[Side, Decimal]]:
+        """``(side, price)`` of each of our orders resting in ``symbol``, in the order they were
+        accepted: :meth:`open_orders` narrowed to what a book model needs (the replay venue asks
+        after every answer), without a view per order."""
+        orders = self._orders
+        levels = []
+        for client_id, (state, _) in self._live.items():
+            if state.symbol == symbol:
+                record = orders.get(client_id)
+                if record is not None and record.price is not None:
+                    levels.append((record.side, record.price))
+        return levels
+
+    def symbol_of(self, client_id: str) -> str | None:
+        """The symbol of one of our orders the venue knows (as :meth:`order`), else None."""
+        record = self._orders.get(client_id)
+        return None if record is None else record.symbol
+
     def order(self, client_id: str) -> VenueOrder | None:
         """A live order, or one finished today (final status and quantities); None when the venue
         never saw it (or finished it before today)."""
@@ -785,7 +838,7 @@ class SimVenue:
         for fault in faults:
             assert fault.at_time is not None  # checked in __init__
             at = datetime.combine(today, fault.at_time, tzinfo=KARACHI)
-            at_ns = (at - _EPOCH) // _MICROSECOND * 1000
+            at_ns = _ns_of(at)
             if at_ns < now_ns:
                 log.info("paper venue %s: %s skipped on %s: already past", self.venue, fault_label(fault), today)
                 continue
@@ -980,11 +1033,11 @@ class SimVenue:
             if kind is Execution:
                 if event.maker_owner == account:
                     self._our_fill(state, event, event.maker_client_id, event.maker_id, event.maker_side,
-                                   event.maker_leaves, Liquidity.MAKER, ts)
+                                   event.maker_leaves, _MAKER, ts)
                     touched.append(event.maker_client_id)
                 if event.taker_owner == account:
                     self._our_fill(state, event, event.taker_client_id, event.taker_id, event.taker_side,
-                                   event.taker_leaves, Liquidity.TAKER, ts)
+                                   event.taker_leaves, _TAKER, ts)
                     touched.append(event.taker_client_id)
                 if subscribed:
                     aggressor = None if event.auction else event.taker_side
@@ -1000,14 +1053,14 @@ class SimVenue:
                 self._live[client_id] = (state, event.order_id)
                 record = orders.add(_Tracked(
                     client_id, symbol, event.side, str(event.order_id), event.price, event.qty,
-                    OrderStatus.PENDING_NEW, request.tif if request is not None else TimeInForce.DAY,
+                    _PENDING_NEW, request.tif if request is not None else _DAY,
                     request.post_only if request is not None else False, self._today(),
                 ))
                 orders.ack(record, ts=ts)
             elif kind is Cancelled:
-                self._finish(client_id, OrderStatus.CANCELLED, event.reason, ts)
+                self._finish(client_id, _CANCELLED, event.reason, ts)
             elif kind is Expired:
-                self._finish(client_id, OrderStatus.EXPIRED, "day order expired at the close", ts)
+                self._finish(client_id, _EXPIRED, "day order expired at the close", ts)
             elif kind is Replaced:
                 record = self._record(client_id)
                 record.price = event.price
@@ -1089,11 +1142,16 @@ class _Held:
 
 
 def _live_status(filled: Decimal) -> OrderStatus:
-    return OrderStatus.PARTIALLY_FILLED if filled else OrderStatus.NEW
+    return _PARTIALLY_FILLED if filled else _NEW
 
 
 def _fill_ts(fill: Fill) -> int:
     return fill.ts
+
+
+def _ns_of(moment: datetime) -> int:
+    """An aware datetime as ns since the epoch, exactly (no float)."""
+    return (moment - _EPOCH) // _MICROSECOND * 1000
 
 
 class _Listeners:
