@@ -132,6 +132,9 @@ def recording_cost(events: list[BookUpdate], repeats: int = 5) -> tuple[float, f
         def on_book(self, update: BookUpdate) -> None:
             return None
 
+        def on_trade(self, trade: object) -> None:
+            return None
+
     inner = Nothing()
     costs = []
     with tempfile.TemporaryDirectory() as folder:

@@ -65,3 +65,21 @@ def test_the_script_runs_this_engine_alone_without_nautilus_trader(tmp_path):
     # three orders in 300 events, each after the first cancelling the one before
     assert re.search(r"^every=100 engine median=[\d,]+ runs=[\d,]+ orders=3 cancels=2$", out, re.M), out
     assert "every=100 nautilus" not in out
+
+
+def test_the_replay_benchmark_runs_this_engine_alone_without_nautilus_trader(tmp_path):
+    """bench_replay.py on a small recording: the replay, and the recording's cost on the event path
+    (it broke once when the recorder's sink began binding on_trade and nothing ran the script)."""
+    launcher = (
+        "import runpy, sys; sys.modules['nautilus_trader'] = None; "
+        "sys.argv = ['bench_replay.py', '--events', '2000', '--runs', '1', '--every', '100']; "
+        f"runpy.run_path({str(REPO / 'benchmarks' / 'bench_replay.py')!r}, run_name='__main__')"
+    )
+    done = subprocess.run([sys.executable, "-c", launcher], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TMPDIR": str(tmp_path)}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "nautilus_trader=absent" in out and "events=2000 " in out
+    assert re.search(r"^recording: \d+ ns per event on the event path; writer [\d,]+ events/s", out, re.M), out
+    assert re.search(r"^every=100 replay median=[\d,]+ runs=[\d,]+ orders=20 cancels=19 load_s=", out, re.M), out
+    assert "every=100 nautilus" not in out
