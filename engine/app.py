@@ -705,8 +705,15 @@ class Engine:
         self._wall_done = anyio.Event()
         if self.stop_requested:  # asked to stop (a signal, --duration) while the venues connected
             return
-        self.clock.call_at(self.end_ns, self._wall_done.set)
+        self.clock.call_at(self.end_ns, self._end_of_window)
         await self._wall_done.wait()
+
+    def _end_of_window(self) -> None:
+        """The run's end time: strategies hear no more market data from here (what venues send
+        until shutdown stops them is recorded, delivered to none, as a replay of it ends here)."""
+        self.runtime.close_market_data()
+        if self._wall_done is not None:
+            self._wall_done.set()
 
     async def _watch_signals(self) -> None:
         """The first SIGINT/SIGTERM stops the run. Later ones never abandon open orders: while
@@ -733,6 +740,7 @@ class Engine:
         becomes the report's ``stopped_by``."""
         self.stop_requested = True
         self.stopped_by = reason
+        self.runtime.close_market_data()
         if self._wall_done is not None:
             self._wall_done.set()
 

@@ -100,6 +100,8 @@ class Runtime(DispatchMixin, EntranceMixin, OrdersMixin, RefusalsMixin, Strategi
         self.venues: dict[str, VenueState] = {}
         self.runners: dict[str, StrategyRunner] = {}
         self.deferred: deque = deque()
+        #: the run's window has ended (close_market_data): books still update, strategies hear nothing
+        self.market_data_closed = False
         self.kill_switch = KillSwitch(kill_switch if kill_switch is not None else KillSwitchConfig(), clock)
         self.kill_switch.on_change.append(self.on_trading_state)
         ks = self.kill_switch.config

@@ -292,6 +292,16 @@ class DispatchMixin:
                 except Exception:
                     self.hook_raised(runner, "on_order_update")
 
+    def close_market_data(self) -> None:
+        """The run's window has ended (its end time, or a stop asked for): strategies hear no more
+        book or trade events, though venues may still send some before shutdown stops them. A live
+        run and its replay then deliver the same events: the replay ends at the window's end, and
+        what a live venue sends after it is recorded but reaches no strategy. Costs nothing per
+        event: the subscriber tuples are emptied."""
+        if not self.market_data_closed:
+            self.market_data_closed = True
+            self.rebuild_dispatch()
+
     def rebuild_dispatch(self) -> None:
         """Recompute the per-book subscriber tuples (at load and when a strategy stops), and how
         each book's calls are timed (see the module's docstring)."""
@@ -299,8 +309,9 @@ class DispatchMixin:
         for venue in self.venues.values():
             for symbol, entry in venue.entries.items():
                 self.settle_samples(entry)
-                live = [r for r in self.runners.values()
-                        if r.venue == venue.name and symbol in r.instruments and r.state == "running"]
+                live = [] if self.market_data_closed else [
+                    r for r in self.runners.values()
+                    if r.venue == venue.name and symbol in r.instruments and r.state == "running"]
                 entry.book_subs = tuple(r for r in live if r.on_book is not None)
                 entry.trade_subs = tuple(r for r in live if r.on_trade is not None)
                 shared = not entry.hooks_each

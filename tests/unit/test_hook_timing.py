@@ -118,3 +118,20 @@ def test_a_strategy_overrunning_on_a_shared_book_is_named_and_stopped(build_engi
     assert fast.state == "running" and entry.book_subs == (fast,) and entry.book_sample_at == 0
     feed(engine, 5, first=100)
     assert fast.loaded.module.seen[-5:] == [100, 101, 102, 103, 104]
+
+
+def test_after_the_runs_window_closes_strategies_hear_no_market_data(build_engine):
+    """The run's end (or a stop asked for) closes market data: what venues still send before
+    shutdown stops them updates the book and reaches no strategy, as a replay of the run ends
+    there too; a strategy stopped afterwards does not reopen it."""
+    engine = build_engine({"a": COUNTER, "b": COUNTER}, symbols=("MEBL",))
+    feed(engine, 40)
+    engine.runtime.close_market_data()
+    feed(engine, 10, first=41)
+    for name in ("a", "b"):
+        assert engine.runtime.runners[name].loaded.module.seen == list(range(1, 41))
+        assert calls(engine, name) == 40
+    assert engine.runtime.venues["paper"].entries["MEBL"].book.seq == 50  # the book still kept up
+    engine.runtime.stop_strategy(engine.runtime.runners["b"], cancel=False)  # rebuilds the dispatch
+    feed(engine, 5, first=51)
+    assert engine.runtime.runners["a"].loaded.module.seen == list(range(1, 41))
