@@ -261,6 +261,7 @@ class StreamRouter:
 
     def subscribed(self, channel: str, data: Any, was_recovering: bool, recovered: bool) -> None:
         """A subscribe reply: a book's snapshot (ALG-3) and the recovery verdict."""
+        self.count("subscribed")  # replies handled (the client then knows each channel's position)
         try:
             kind, key = parse_channel(channel)
         except StreamCodecError:

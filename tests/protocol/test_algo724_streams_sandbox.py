@@ -63,7 +63,9 @@ async def running(market: bool = True, **feed_options: object
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(client.run)
-                await until(lambda: feed.server.stats().get("subscribes", 0) >= 3)
+                # the client has handled the three replies, not only the server counted the requests:
+                # a drop before a reply is handled would resubscribe without a position to recover
+                await until(lambda: client.router.counts.get("subscribed", 0) >= 3)
                 yield sandbox, feed, client, sink, reconciles, login
                 await client.close()
                 tg.cancel_scope.cancel()
