@@ -226,12 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
     halt = sub.add_parser(
         "halt", help="trigger the kill switch of the engine running CONFIG",
         description="Trigger the kill switch of the engine running CONFIG (found through the pid file it "
-        "writes next to the config, e.g. config.pid). Default: halted (cancel every open order, refuse every "
-        "new one). --reducing: accept only orders that shrink a position. Same as kill -USR1 / -USR2 <pid>. "
+        "writes next to the config, e.g. config.pid). Default: halted (cancel every open order and keep "
+        "at it until the venue confirms each final, naming those still working every 30 s; refuse every new "
+        "one). --reducing: accept only orders that shrink a position. Same as kill -USR1 / -USR2 <pid>. "
         "The state holds until the engine restarts. Exit 1 when no engine runs for CONFIG. When CONFIG's market "
         "data comes over the bus with an account, the state is also broadcast on NATS to every engine of the "
         "account, logged in as CONFIG's bus options say (token_env/token_file, user + password_env/password_file "
-        "or creds_file; tls_ca_file, tls_cert_file, tls_key_file): secrets only from the environment or files.",
+        "or creds_file; tls_ca_file, tls_cert_file, tls_key_file): secrets only from the environment or files; an "
+        "engine cut off from NATS during the broadcast reads the kept state when it reconnects.",
     )
     halt.add_argument("config", type=Path, metavar="CONFIG")
     halt.add_argument("--reducing", action="store_true", help="reducing instead of halted")
