@@ -48,15 +48,20 @@ def test_the_replay_counts_a_crossed_book():
     assert workload.replay(crossed).crossed == 1
 
 
-def test_the_script_runs_this_engine_alone_without_nautilus_trader(tmp_path):
-    # nautilus_trader made unimportable even where it is installed (sys.modules entry None)
+def without_nautilus(tmp_path, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """benchmarks/``script`` with ``args``, nautilus_trader made unimportable even where it is
+    installed (a sys.modules entry of None)."""
     launcher = (
         "import runpy, sys; sys.modules['nautilus_trader'] = None; "
-        "sys.argv = ['vs_nautilus.py', '--events', '300', '--runs', '1', '--every', '100']; "
-        f"runpy.run_path({str(REPO / 'benchmarks' / 'vs_nautilus.py')!r}, run_name='__main__')"
+        f"sys.argv = {[script, *args]!r}; "
+        f"runpy.run_path({str(REPO / 'benchmarks' / script)!r}, run_name='__main__')"
     )
-    done = subprocess.run([sys.executable, "-c", launcher], capture_output=True, text=True, timeout=120,
+    return subprocess.run([sys.executable, "-c", launcher], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "TMPDIR": str(tmp_path)}, cwd=tmp_path)
+
+
+def test_the_script_runs_this_engine_alone_without_nautilus_trader(tmp_path):
+    done = without_nautilus(tmp_path, "vs_nautilus.py", "--events", "300", "--runs", "1", "--every", "100")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "nautilus_trader=absent" in out
@@ -70,13 +75,7 @@ def test_the_script_runs_this_engine_alone_without_nautilus_trader(tmp_path):
 def test_the_replay_benchmark_runs_this_engine_alone_without_nautilus_trader(tmp_path):
     """bench_replay.py on a small recording: the replay, and the recording's cost on the event path
     (it broke once when the recorder's sink began binding on_trade and nothing ran the script)."""
-    launcher = (
-        "import runpy, sys; sys.modules['nautilus_trader'] = None; "
-        "sys.argv = ['bench_replay.py', '--events', '2000', '--runs', '1', '--every', '100']; "
-        f"runpy.run_path({str(REPO / 'benchmarks' / 'bench_replay.py')!r}, run_name='__main__')"
-    )
-    done = subprocess.run([sys.executable, "-c", launcher], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TMPDIR": str(tmp_path)}, cwd=tmp_path)
+    done = without_nautilus(tmp_path, "bench_replay.py", "--events", "2000", "--runs", "1", "--every", "100")
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     assert "nautilus_trader=absent" in out and "events=2000 " in out
