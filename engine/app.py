@@ -794,7 +794,7 @@ class Engine:
         """``tasks`` runs venue requests on the wall clock (a query must not be cut off by the
         pause between two looks at the orders)."""
         rt = self.runtime
-        rt.stop_risk_timer()
+        rt.stop_protection_timers()
         rt.flush_logs()
         rt.save_strategy_states()
         for runner in rt.runners.values():

@@ -43,7 +43,7 @@ HALT_NO_DEADLINE_NS = 10**18
 class ProtectionMixin:
     """MMP, loss limits and the kill switch of :class:`~engine.runtime.Runtime`."""
 
-    _risk_timer: Any = None  # the running risk tick (start_risk_timer), cancelled by stop_risk_timer
+    _risk_timer: Any = None  # the running risk tick (start_risk_timer), cancelled by stop_protection_timers
     _halt_timer: Any = None  # the halt's next look at the orders not yet final (chase_halt)
 
     def on_account_event(self, event: AccountEvent) -> None:
@@ -126,7 +126,7 @@ class ProtectionMixin:
 
         self._risk_timer = self.clock.call_later(RISK_TICK_NS, tick)
 
-    def stop_risk_timer(self) -> None:
+    def stop_protection_timers(self) -> None:
         """The risk tick and a halt's chase end at shutdown (whose own closer takes the orders over)."""
         if self._risk_timer is not None:
             self._risk_timer.cancel()
