@@ -25,21 +25,11 @@ sys.path.insert(0, str(HERE.parent))
 
 import run  # noqa: E402
 
-from engine.app import Engine  # noqa: E402
 from engine.model import BookUpdate, Side  # noqa: E402
 
 
-def native_floor(engine: Engine) -> Engine:
-    """Look closer at a hook call only when it runs over the budget, as a native run does for the
-    benchmark's hooks: natively they take about 1 us, far under the 4.1 us histogram floor, so the
-    per-event loop only counts them; valgrind runs them ~50x slower, over the floor every time, and
-    would measure the bucketing a native run never does. The budget (50 ms) is still checked."""
-    engine.runtime.slow_hook_ns = engine.runtime.hook_budget_ns
-    return engine
-
-
 def book(n: int, strategies: int = 1) -> None:
-    run.drive(native_floor(run.build(strategies)), run.make_events(n))
+    run.drive(run.native_floor(run.build(strategies)), run.make_events(n))
 
 
 def book10(n: int) -> None:

@@ -706,7 +706,10 @@ class Book:
 
         Most changes move the size of a level the book already holds: one lookup and one store,
         no Decimal comparison (a known level cannot be a new best), and nothing else is written.
-        The touch (and the forgotten mid) is written only where it moves."""
+        The touch (and the forgotten mid) is written only where it moves. A delete asks whether the
+        best is still a level (a dict lookup that finds the best's own key object) rather than
+        comparing Decimals: the best is always one of the levels, so it is gone exactly when the
+        deleted price was it."""
         if update.snapshot:
             self._bids.clear()
             self._asks.clear()
@@ -723,7 +726,7 @@ class Book:
                     if best is None or price > best:
                         self.best_bid = price
                         self.known_mid = None  # a new touch: its mid is worked out when someone asks
-                elif levels.pop(price, None) is not None and price == self.best_bid:
+                elif levels.pop(price, None) is not None and self.best_bid not in levels:
                     self.best_bid = max(levels) if levels else None
                     self.known_mid = None
             else:
@@ -737,7 +740,7 @@ class Book:
                     if best is None or price < best:
                         self.best_ask = price
                         self.known_mid = None
-                elif levels.pop(price, None) is not None and price == self.best_ask:
+                elif levels.pop(price, None) is not None and self.best_ask not in levels:
                     self.best_ask = min(levels) if levels else None
                     self.known_mid = None
         self.ts = update.ts
