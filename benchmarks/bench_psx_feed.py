@@ -15,6 +15,25 @@ each with :class:`FeedDecoder` and applying it to a ``Book`` (as the adapter and
 the figure (``psx_feed_wire_msgs_per_s``), and ``psx_feed_wire_ratio`` = figure / floor.
 
 Run: ``python benchmarks/bench_psx_feed.py [--messages N] [--rounds R]`` (about 10 s on 2 vCPUs).
+
+Three more modes measure the paths alone, for instruction counts (callgrind) and profiles, as
+bench_pulse.py's do:
+
+- ``python benchmarks/bench_psx_feed.py record FILE [--messages N]``: the snapshot and the frames of
+  one L2 burst of N changes (default 50000), as the sandbox sent them, one frame per line (the
+  frames the floor replays);
+- ``python benchmarks/bench_psx_feed.py decode FILE [--frames N] [--profile]``: the first N frames
+  of FILE (the snapshot first) through :func:`decoding_sink` (the figure's path), nothing else;
+  with ``--profile`` under cProfile;
+- ``python benchmarks/bench_psx_feed.py floor FILE [--frames N] [--decode]``: the first N frames
+  received by the floor's websockets client (benchmarks/wsfloor.py ``receive_once``: the replay
+  server is a forked child that frames them itself, so this process counts the client alone);
+  with ``--decode``, the figure's client (each frame through :func:`decoding_sink` too).
+
+Instructions per frame: run ``decode`` or ``floor`` under
+``PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null`` at two lengths (2000
+and 6000) and divide the difference by 4000 (start-up and reading the file cancel); for ``floor``
+take the parent process's count (valgrind prints one per process).
 """
 
 from __future__ import annotations
@@ -38,7 +57,7 @@ sys.path.insert(0, str(REPO))
 
 from adapters.psx_feed.adapter import LiveFeedAdapter, LiveFeedOptions  # noqa: E402
 from adapters.psx_feed.codec import FeedDecoder, encode_subscribe, feed_url, with_token_query  # noqa: E402
-from benchmarks.wsfloor import floor_and_figure  # noqa: E402
+from benchmarks.wsfloor import floor_and_figure, receive_once  # noqa: E402
 from engine.clock import WallClock  # noqa: E402
 from engine.model import Book, BookUpdate, Instrument  # noqa: E402
 
@@ -161,11 +180,75 @@ def decode_only(messages: int) -> float:
     return messages / (time.perf_counter() - started)
 
 
+def record_to(path: Path, messages: int) -> None:
+    """``record``: the snapshot and one burst's frames into ``path``, one per line."""
+    with tempfile.TemporaryDirectory() as folder:
+        token_file = Path(folder) / "token"
+        token_file.write_text("bench-" + os.urandom(8).hex())
+        process, url = start_sandbox(token_file)
+        try:
+            frames = anyio.run(record, url, token_file, messages)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+    if any("\n" in frame for frame in frames):
+        raise SystemExit("a frame holds a newline: cannot store one per line")
+    path.write_text("\n".join(frames) + "\n", encoding="utf-8")
+    print(f"{len(frames)} frames -> {path}")
+
+
+def read_frames(path: Path, count: int) -> list[str]:
+    """The first ``count`` frames of ``path`` (the whole file is read whatever ``count``, so that
+    reading it cancels in a difference of two counts)."""
+    frames = path.read_text(encoding="utf-8").splitlines()[:count]
+    if len(frames) < count:
+        raise SystemExit(f"{path} holds {len(frames)} frames, fewer than {count}")
+    return frames
+
+
+def decode_from(path: Path, count: int, profile: bool) -> None:
+    """``decode``: the first ``count`` frames of ``path`` through :func:`decoding_sink`, alone."""
+    frames = read_frames(path, count)
+    handle = decoding_sink()
+    if profile:
+        import cProfile
+        import pstats
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for frame in frames:
+            handle(frame)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+        return
+    started = time.perf_counter()
+    for frame in frames:
+        handle(frame)
+    print(f"psx_feed_decode_path_msgs_per_s={int(count / (time.perf_counter() - started))}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", nargs="?", choices=("loopback", "record", "decode", "floor"), default="loopback",
+                        help="loopback (default): every figure; record / decode / floor: see the module's docstring")
+    parser.add_argument("file", nargs="?", type=Path, help="record / decode / floor: the frames file")
     parser.add_argument("--messages", type=int, default=50_000, help="messages per round (default 50000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the best is reported (default 3)")
+    parser.add_argument("--frames", type=int, default=4000, help="decode / floor: frames, the snapshot first")
+    parser.add_argument("--profile", action="store_true", help="decode: under cProfile")
+    parser.add_argument("--decode", action="store_true", help="floor: the figure's client (decoding each frame)")
     args = parser.parse_args(argv)
+    if args.mode != "loopback" and args.file is None:
+        parser.error(f"{args.mode} needs FILE")
+    if args.mode == "record":
+        record_to(args.file, args.messages)
+        return 0
+    if args.mode == "decode":
+        decode_from(args.file, args.frames, args.profile)
+        return 0
+    if args.mode == "floor":
+        rate = receive_once(read_frames(args.file, args.frames), decoding_sink() if args.decode else None)
+        print(f"psx_feed_{'wire' if args.decode else 'floor'}_msgs_per_s={rate:.0f}")
+        return 0
     with tempfile.TemporaryDirectory() as folder:
         token_file = Path(folder) / "token"
         token_file.write_text("bench-" + os.urandom(8).hex())

@@ -104,3 +104,26 @@ def floor_and_figure(texts: list[str], make_handle: Callable[[], Callable[[str],
         if server.is_alive():
             server.terminate()
     return floor, figure
+
+
+def _serve_texts(listener: socket.socket, texts: list[str]) -> None:
+    """:func:`_serve` for one connection, framing ``texts`` itself (in the child), so the parent's
+    instruction count holds the client alone."""
+    _serve(listener, pre_framed(texts), 1)
+
+
+def receive_once(texts: list[str], handle: Callable[[str], None] | None = None,
+                 max_size: int = 1 << 20) -> float:
+    """One round of the floor (``handle`` None) or of the figure, for instruction counts: the
+    replay server is a forked child that frames the texts itself; frames/s as :func:`_receive`."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = multiprocessing.get_context("fork").Process(target=_serve_texts, args=(listener, texts), daemon=True)
+    server.start()
+    listener.close()
+    try:
+        return anyio.run(_receive, f"ws://127.0.0.1:{port}/", len(texts), handle, max_size)
+    finally:
+        server.join(timeout=10)
+        if server.is_alive():
+            server.terminate()

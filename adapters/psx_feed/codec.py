@@ -29,10 +29,20 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from adapters.kit.wirejson import MAGNITUDE_LIMIT, Reader, WireError, amount, int_decimal, lookup
+import msgspec
+
+from adapters.kit.wirejson import (
+    MAGNITUDE_LIMIT,
+    Reader,
+    WireError,
+    amount,
+    int_decimal,
+    lookup,
+    typed_decoder,
+)
 from engine.model import BookUpdate, InstrumentStatus, Side, Trade
 from engine.venue.badinput import BINARY, MALFORMED, UNKNOWN_MESSAGE
 
@@ -442,6 +452,80 @@ def _levels(raw: Any, side: Side, name: str, snapshot: bool, out: list[tuple[Sid
 
 
 # --------------------------------------------------------------------------------------------
+# Book frames straight into their shape (issue 22 part 4)
+
+
+#: what a level's third item (the order count, not read) may be in the fast path: a scalar that
+#: nests nothing (a nested one may be past the reader's depth bound; a fraction is read by the
+#: reader's bounded number hook): anything else goes the general way, which decides
+_Orders = int | str | bool | None
+
+
+class _Level(msgspec.Struct, array_like=True, forbid_unknown_fields=True, gc=False):
+    """A level as ``_levels`` accepts it: ``[price, qty]`` or ``[price, qty, orders]`` (msgspec
+    refuses any other length). Price and quantity are ``Any``, so that numbers come from the
+    reader's bounded, remembered Decimals and are judged in Python as ``_levels`` judges them."""
+
+    price: Any
+    qty: Any
+    orders: _Orders = None
+
+
+class _BookFrame(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """The shape of an L2 ``book`` message as :meth:`FeedDecoder._book` accepts it, for
+    :meth:`FeedDecoder.decode`'s fast path. Unknown fields are refused (the general way skips them,
+    after the reader's depth check). ``snapshot`` and ``ts`` are unset when absent (absent and
+    ``null`` differ for them); ``seq`` is absent or ``null`` alike, as ``_seq`` reads it. Fields in
+    the sandbox's order: msgspec finds a key fastest where it is declared. ``gc=False``: the shape
+    holds no cycle."""
+
+    type: Literal["book"]
+    symbol: str
+    snapshot: bool | msgspec.UnsetType = msgspec.UNSET
+    bids: list[_Level] = []
+    asks: list[_Level] = []
+    ts: str | msgspec.UnsetType = msgspec.UNSET
+    seq: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+_decode_book_frame = typed_decoder(_BookFrame)
+_UNSET = msgspec.UNSET
+
+
+class _Refused(Exception):
+    """The fast path leaves this frame to the general way (which may well accept it)."""
+
+
+def _fast_int_price(price: Any) -> Decimal:
+    """A level's price that is not a Decimal within bounds: an integer within bounds becomes
+    ``Decimal(price)`` (as ``_number`` makes it); anything else raises :class:`_Refused`."""
+    if type(price) is not int or not 0 < price < MAGNITUDE_LIMIT:
+        raise _Refused
+    return Decimal(price)
+
+
+def _fast_whole(bids: list[_Level], asks: list[_Level]) -> tuple[
+        list[tuple[Side, Decimal, Decimal]], list[tuple[Side, Decimal, Decimal]]]:
+    """The two sides of a whole book (no ``snapshot`` field) as ``_whole_book`` reads them (levels
+    of quantity 0 left out), accepting exactly what the fast path's level loop accepts."""
+    sides: tuple[list[tuple[Side, Decimal, Decimal]], list[tuple[Side, Decimal, Decimal]]] = ([], [])
+    for side, levels, out in ((_BUY, bids, sides[0]), (_SELL, asks, sides[1])):
+        for level in levels:
+            price = level.price
+            qty = level.qty
+            if type(price) is not Decimal or not ZERO < price < _PRICE_LIMIT:
+                price = _fast_int_price(price)
+            if type(qty) is int and 0 <= qty < MAGNITUDE_LIMIT:
+                if qty:
+                    out.append((side, price, int_decimal(qty)))
+            elif type(qty) is not Decimal or not ZERO <= qty < _PRICE_LIMIT:
+                raise _Refused
+            elif qty:
+                out.append((side, price, qty))
+    return sides
+
+
+# --------------------------------------------------------------------------------------------
 # The decoder
 
 
@@ -499,7 +583,57 @@ class FeedDecoder:
 
     def decode(self, data: str | bytes, recv_ns: int) -> list[Any]:
         """One WebSocket message -> events, in order. Raises :class:`Malformed` (and changes no
-        state) when the message cannot be read."""
+        state) when the message cannot be read.
+
+        A text naming ``"book"`` is first read straight into its shape (:class:`_BookFrame`,
+        msgspec) and its levels built once, with no dict and no second check in Python of what the
+        shape checked: book changes are most of an L2 feed. Any frame the shape or a bound refuses
+        goes the general way, which decides: the same events or the same :class:`Malformed`
+        (tests/protocol/test_psx_fastbook.py compares the two on generated frames)."""
+        if type(data) is str and '"book"' in data and len(data) <= MAX_FRAME_CHARS:
+            try:
+                frame = _decode_book_frame(data)
+                symbol = frame.symbol
+                snapshot = frame.snapshot
+                if not symbol:
+                    raise _Refused
+                if snapshot is _UNSET:  # a whole book (002 literal): its own helper, less common
+                    whole = _fast_whole(frame.bids, frame.asks)
+                else:  # _fast_levels inlined for both sides: this runs for every frame of an L2 feed
+                    whole = None
+                    changes: list[tuple[Side, Decimal, Decimal]] = []
+                    append = changes.append
+                    for side, levels in ((_BUY, frame.bids), (_SELL, frame.asks)):
+                        for level in levels:
+                            price = level.price
+                            qty = level.qty
+                            if type(price) is not Decimal or not ZERO < price < _PRICE_LIMIT:
+                                price = _fast_int_price(price)
+                            if type(qty) is int and 0 <= qty < MAGNITUDE_LIMIT:
+                                if snapshot and not qty:
+                                    continue  # an empty level in a snapshot is simply absent
+                                qty = int_decimal(qty)
+                            elif type(qty) is not Decimal or not ZERO <= qty < _PRICE_LIMIT:
+                                raise _Refused
+                            elif snapshot and not qty:
+                                continue
+                            append((side, price, qty))
+                stamp = frame.ts
+                if stamp is _UNSET:
+                    ts = recv_ns
+                elif stamp == _last_ts[0]:  # parse_ts's common case inlined: a busy feed repeats it
+                    ts = _last_ts[1]
+                else:
+                    ts = parse_ts(stamp)
+            except Exception:  # refused by the shape or a bound: the general way decides
+                pass
+            else:
+                try:  # what follows can refuse only a seq that went backwards, before any change
+                    if whole is None:
+                        return self._book_events(symbol, frame.seq, snapshot, changes, ts)  # type: ignore[arg-type]
+                    return self._whole_book_events(symbol, frame.seq, whole[0], whole[1], ts)
+                except (ValueError, TypeError, ArithmeticError) as exc:  # as the general way words it
+                    raise Malformed(f"book: {exc}", data) from None
         if type(data) is not str:
             raise Malformed("binary frame (PSX-1: messages are JSON text frames)", data, BINARY)
         try:
@@ -604,6 +738,12 @@ class FeedDecoder:
         _levels(msg.get("bids", _NONE), _BUY, "bids", snapshot, changes)
         _levels(msg.get("asks", _NONE), _SELL, "asks", snapshot, changes)
         ts = parse_ts(msg["ts"]) if "ts" in msg else recv_ns
+        return self._book_events(symbol, seq, snapshot, changes, ts)
+
+    def _book_events(self, symbol: str, seq: int | None, snapshot: bool,
+                     changes: list[tuple[Side, Decimal, Decimal]], ts: int) -> list[Any]:
+        """A read snapshot/delta book message's events and state (both ways share it). Raises
+        (ValueError) only for a ``seq`` that went backwards, and then before changing anything."""
         out: list[Any] = []
         last = self.last_seq
         if seq is not None and last is not None and seq == last + 1:
@@ -631,6 +771,12 @@ class FeedDecoder:
         _levels(msg.get("bids", _NONE), _BUY, "bids", True, bids)
         _levels(msg.get("asks", _NONE), _SELL, "asks", True, asks)
         ts = parse_ts(msg["ts"]) if "ts" in msg else recv_ns
+        return self._whole_book_events(symbol, seq, bids, asks, ts)
+
+    def _whole_book_events(self, symbol: str, seq: int | None, bids: list[tuple[Side, Decimal, Decimal]],
+                           asks: list[tuple[Side, Decimal, Decimal]], ts: int) -> list[Any]:
+        """A read whole-book message's events and state (both ways share it). Raises (ValueError)
+        only for a ``seq`` that went backwards, and then before changing anything."""
         out: list[Any] = []
         self._check_seq(seq, out)
         now = ({price: qty for _, price, qty in bids}, {price: qty for _, price, qty in asks})
