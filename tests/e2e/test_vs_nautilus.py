@@ -82,3 +82,19 @@ def test_the_replay_benchmark_runs_this_engine_alone_without_nautilus_trader(tmp
     assert re.search(r"^recording: \d+ ns per event on the event path; writer [\d,]+ events/s", out, re.M), out
     assert re.search(r"^every=100 replay median=[\d,]+ runs=[\d,]+ orders=20 cancels=19 load_s=", out, re.M), out
     assert "every=100 nautilus" not in out
+
+
+def test_the_callgrind_mode_runs_no_floor_and_the_same_orders(tmp_path):
+    """--callgrind (instruction counts): no floor runs, the same orders as a timed run."""
+    done = without_nautilus(tmp_path, "vs_nautilus.py", "--events", "300", "--runs", "1", "--every", "100",
+                            "--callgrind")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^every=100 engine median=[\d,]+ runs=[\d,]+ orders=3 cancels=2$", done.stdout, re.M)
+    assert "floor" not in done.stdout
+
+
+def test_the_dispatch_parts_benchmark_names_every_part(tmp_path):
+    done = without_nautilus(tmp_path, "dispatch_parts.py", "--events", "300", "--runs", "1")
+    assert done.returncode == 0, done.stderr
+    parts = re.findall(r"^(\w+) +[\d.]+ ns/event", done.stdout, re.M)
+    assert parts == ["loop", "apply", "lookups", "hook", "timing", "runtime"], done.stdout
