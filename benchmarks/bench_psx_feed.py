@@ -57,7 +57,7 @@ sys.path.insert(0, str(REPO))
 
 from adapters.psx_feed.adapter import LiveFeedAdapter, LiveFeedOptions  # noqa: E402
 from adapters.psx_feed.codec import FeedDecoder, encode_subscribe, feed_url, with_token_query  # noqa: E402
-from benchmarks.wsfloor import floor_and_figure, receive_once  # noqa: E402
+from benchmarks.wsfloor import decode_frames, floor_and_figure, read_frames, receive_once  # noqa: E402
 from engine.clock import WallClock  # noqa: E402
 from engine.model import Book, BookUpdate, Instrument  # noqa: E402
 
@@ -197,33 +197,11 @@ def record_to(path: Path, messages: int) -> None:
     print(f"{len(frames)} frames -> {path}")
 
 
-def read_frames(path: Path, count: int) -> list[str]:
-    """The first ``count`` frames of ``path`` (the whole file is read whatever ``count``, so that
-    reading it cancels in a difference of two counts)."""
-    frames = path.read_text(encoding="utf-8").splitlines()[:count]
-    if len(frames) < count:
-        raise SystemExit(f"{path} holds {len(frames)} frames, fewer than {count}")
-    return frames
-
-
 def decode_from(path: Path, count: int, profile: bool) -> None:
     """``decode``: the first ``count`` frames of ``path`` through :func:`decoding_sink`, alone."""
-    frames = read_frames(path, count)
-    handle = decoding_sink()
-    if profile:
-        import cProfile
-        import pstats
-        profiler = cProfile.Profile()
-        profiler.enable()
-        for frame in frames:
-            handle(frame)
-        profiler.disable()
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
-        return
-    started = time.perf_counter()
-    for frame in frames:
-        handle(frame)
-    print(f"psx_feed_decode_path_msgs_per_s={int(count / (time.perf_counter() - started))}")
+    rate = decode_frames(read_frames(path, count), decoding_sink(), profile)
+    if rate is not None:
+        print(f"psx_feed_decode_path_msgs_per_s={int(rate)}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,7 +55,7 @@ from adapters.pulse import codec  # noqa: E402
 from adapters.pulse.adapter import PulseAdapter, PulseOptions  # noqa: E402
 from adapters.pulse.codec import BookMsg  # noqa: E402
 from adapters.pulse.protocol import APPLY, SNAPSHOT, PulseProtocol  # noqa: E402
-from benchmarks.wsfloor import floor_and_figure  # noqa: E402
+from benchmarks.wsfloor import decode_frames, floor_and_figure, read_frames  # noqa: E402
 from engine.clock import WallClock  # noqa: E402
 from engine.model import BookUpdate, Instrument, Order, OrderStatus, OrderUpdate, Side, TimeInForce  # noqa: E402
 from engine.venue import RateLimit  # noqa: E402
@@ -254,24 +254,9 @@ def record_to(path: Path, count: int) -> None:
 
 def decode_from(path: Path, count: int, profile: bool) -> None:
     """``decode``: the first ``count`` frames of ``path`` through :func:`decoding_path`, alone."""
-    frames = path.read_text(encoding="utf-8").splitlines()[:count]
-    if len(frames) < count:
-        raise SystemExit(f"{path} holds {len(frames)} frames, fewer than {count}")
-    handle = decoding_path()
-    if profile:
-        import cProfile
-        import pstats
-        profiler = cProfile.Profile()
-        profiler.enable()
-        for frame in frames:
-            handle(frame)
-        profiler.disable()
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
-        return
-    started = time.perf_counter()
-    for frame in frames:
-        handle(frame)
-    print(f"pulse_decode_msgs_per_s={int(count / (time.perf_counter() - started))}")
+    rate = decode_frames(read_frames(path, count), decoding_path(), profile)
+    if rate is not None:
+        print(f"pulse_decode_msgs_per_s={int(rate)}")
 
 
 def main(argv: list[str] | None = None) -> int:

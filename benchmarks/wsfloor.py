@@ -22,6 +22,7 @@ import multiprocessing
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 from websockets.asyncio.client import connect
@@ -127,3 +128,32 @@ def receive_once(texts: list[str], handle: Callable[[str], None] | None = None,
         server.join(timeout=10)
         if server.is_alive():
             server.terminate()
+
+
+def read_frames(path: Path, count: int) -> list[str]:
+    """The first ``count`` frames of a recording (one text per line), or exit saying it is short
+    (the whole file is read whatever ``count``, so that reading it cancels in a difference of two
+    counts)."""
+    frames = path.read_text(encoding="utf-8").splitlines()[:count]
+    if len(frames) < count:
+        raise SystemExit(f"{path} holds {len(frames)} frames, fewer than {count}")
+    return frames
+
+
+def decode_frames(frames: list[str], handle: Callable[[str], None], profile: bool = False) -> float | None:
+    """The benchmarks' ``decode`` mode: ``frames`` through ``handle`` alone, no socket; frames/s, or
+    (``profile``) cProfile's 20 costliest functions printed and None."""
+    if profile:
+        import cProfile
+        import pstats
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for frame in frames:
+            handle(frame)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+        return None
+    started = time.perf_counter()
+    for frame in frames:
+        handle(frame)
+    return len(frames) / (time.perf_counter() - started)

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from adapters.psx_feed import codec
 from adapters.psx_feed.codec import FeedDecoder, Malformed
 from engine.model import BookUpdate, Side
+from tests.support.jsontext import members, mostly
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "psx_feed"
 TS = "2024-01-01T04:30:00.000Z"
@@ -89,12 +90,6 @@ def both_ways(frames: list[str | bytes], level: str = "L2") -> None:
 
 # ---- generated frames: JSON texts written piece by piece, so numbers, repeats and spacing vary ------
 
-def mostly(good: st.SearchStrategy[str], bad: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    """``good`` 29 times in 30: a frame holds some 10-20 values, so most frames are valid but for one
-    or two of them, and both ways (fast, and refused then general) are exercised."""
-    return st.integers(0, 29).flatmap(lambda pick: bad if pick == 13 else good)  # not 0: hypothesis favours it
-
-
 GOOD_NUMBERS = st.sampled_from(["1", "100", "100.00", "100.01", "187.45", "0.5", "1e3", "1E-2", "2.5e1",
                                 "999999999999999999"]) | st.decimals(min_value=0, max_value=10**6, places=2,
                                                                     allow_nan=False).map(str)
@@ -142,20 +137,6 @@ def levels_text(draw: st.DrawFn) -> str:
     return "[" + ",".join(level_texts) + "]"
 
 
-def members(draw: st.DrawFn, fields: dict[str, st.SearchStrategy[str]], space: str) -> str:
-    """An object's text: each field present or not, possibly repeated, plus possibly unknown ones."""
-    pairs = []
-    for name, values in fields.items():
-        for _ in range(draw(mostly(st.just(1), st.sampled_from([0, 2])))):
-            pairs.append((name, draw(values)))
-    if draw(st.integers(0, 9)) == 0:
-        pairs.append((draw(st.sampled_from(["market", "x", "extra"])), draw(st.sampled_from(
-            ["1", '"a"', "null", "[" * 70 + "]" * 70, "[" * 30 + "]" * 30, '{"a":[1,2]}']))))
-    if draw(st.integers(0, 3)):  # the sandbox's order most of the time, any order else
-        pairs = draw(st.permutations(pairs))
-    return "{" + ("," + space).join(f'"{name}":{space}{value}' for name, value in pairs) + "}"
-
-
 @st.composite
 def book_frames(draw: st.DrawFn) -> str | bytes:
     space = draw(mostly(st.just(""), st.sampled_from([" ", "\n "])))
@@ -170,7 +151,7 @@ def book_frames(draw: st.DrawFn) -> str | bytes:
     }
     if draw(st.integers(0, 3)) == 0:  # 002's literal book: no snapshot (a whole book), often no seq
         del fields["snapshot"]
-    frame = members(draw, fields, space)
+    frame = members(draw, fields, space, ["market", "x", "extra"], shuffle_always=False)
     if draw(st.integers(0, 19)) == 0:
         return frame.encode()
     return frame

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from adapters.pulse import codec
 from adapters.pulse.protocol import PulseProtocol
 from engine.model import Side
+from tests.support.jsontext import members, mostly
 
 SANDBOX_FRAME = (
     '{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTC_USD-PERPETUAL.raw","data":'
@@ -61,12 +62,6 @@ def general_way(raw: str | bytes) -> codec.Message:
 
 # ---- generated frames: JSON texts written piece by piece, so numbers, repeats and spacing vary ------
 
-def mostly(good: st.SearchStrategy[str], bad: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    """``good`` 29 times in 30: a frame holds some 20 values, so most frames are valid but for one
-    or two of them, and both ways (fast, and refused then general) are exercised."""
-    return st.integers(0, 29).flatmap(lambda pick: bad if pick == 13 else good)  # not 0: hypothesis favours it
-
-
 GOOD_NUMBERS = st.sampled_from(["1", "10", "49974.5", "50000.50", "0.5", "1e3", "1E-2", "2.5e1", "999999999999999999",
                                 "0.0", '"187.50"']) | st.decimals(min_value=0, max_value=10**6, places=3,
                                                                   allow_nan=False).map(str)
@@ -103,17 +98,7 @@ def levels_text(draw: st.DrawFn) -> str:
     return "[" + ",".join(level_texts) + "]"
 
 
-def members(draw: st.DrawFn, fields: dict[str, st.SearchStrategy[str]], space: str) -> str:
-    """An object's text: each field present or not, possibly repeated, plus possibly unknown ones."""
-    pairs = []
-    for name, values in fields.items():
-        for _ in range(draw(mostly(st.just(1), st.sampled_from([0, 2])))):
-            pairs.append((name, draw(values)))
-    if draw(st.integers(0, 9)) == 0:
-        pairs.append((draw(st.sampled_from(["usIn", "x", "extra"])), draw(st.sampled_from(
-            ["1", '"a"', "null", "[" * 70 + "]" * 70, "[" * 30 + "]" * 30, '{"a":[1,2]}']))))
-    pairs = draw(st.permutations(pairs))
-    return "{" + ("," + space).join(f'"{name}":{space}{value}' for name, value in pairs) + "}"
+UNKNOWN_FIELDS = ["usIn", "x", "extra"]
 
 
 @st.composite
@@ -127,17 +112,17 @@ def book_frames(draw: st.DrawFn) -> str | bytes:
         "timestamp": mostly(INT_TEXTS, NUMBER_TEXTS),
         "bids": mostly(levels_text(), st.sampled_from(["null", "{}", '"x"'])),
         "asks": mostly(levels_text(), st.sampled_from(["null", "{}", '"x"'])),
-    }, space)
+    }, space, UNKNOWN_FIELDS)
     params = members(draw, {
         "channel": mostly(st.just('"book.BTC_USD-PERPETUAL.raw"'),
                           st.sampled_from(['"book.X.100ms"', '"quote.X"', "5"])),
         "data": st.just(data),
-    }, space)
+    }, space, UNKNOWN_FIELDS)
     frame = members(draw, {
         "jsonrpc": mostly(st.just('"2.0"'), st.sampled_from(["null", "2"])),
         "method": mostly(st.just('"subscription"'), st.sampled_from(['"heartbeat"', "null"])),
         "params": st.just(params),
-    }, space)
+    }, space, UNKNOWN_FIELDS)
     if draw(st.integers(0, 19)) == 0:
         return frame.encode()
     return frame
