@@ -181,16 +181,20 @@ def test_book_snapshot_replaces_everything():
 
 @given(
     st.lists(
-        st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 40), st.integers(0, 5)),
+        st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 40), st.integers(0, 5), st.booleans()),
         min_size=1,
         max_size=200,
     )
 )
 def test_book_best_levels_match_a_full_recompute(changes):
+    """A new Decimal per change, and equal prices written with other exponents (0.1 and 0.100):
+    a delete finds the best gone by dict equality, as a Decimal comparison would."""
     book = Book("paper", "X")
     reference = {Side.BUY: {}, Side.SELL: {}}
-    for seq, (side, ticks, qty) in enumerate(changes, 1):
+    for seq, (side, ticks, qty, rescaled) in enumerate(changes, 1):
         price = D(ticks) / 100
+        if rescaled:
+            price = price.quantize(D("0.00001"))
         book.apply(BookUpdate("paper", "X", seq, seq, ((side, price, D(qty)),)))
         if qty:
             reference[side][price] = D(qty)
