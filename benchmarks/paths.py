@@ -7,6 +7,8 @@ valgrind with two lengths and take the difference, so start-up cancels:
 book    book events through book upkeep and dispatch into one strategy (benchmarks/run.py's
         loop: the strategy submits or amends every 100 events, the venue answers every 100)
 book10  the same with 10 strategies: (I(book10) - I(book)) / 9 per event is one added strategy
+empty   ``book`` with a strategy whose hook does nothing and never orders; ``empty10`` with 10:
+        (I(empty10) - I(empty)) / 9 is the runtime's own cost per added strategy (hook call included)
 events  generating the book events alone (subtract it from ``book``: the events are made in the run)
 gate    one limit buy through a strategy's whole gate (benchmarks/run.py's ``run_gate``)
 orders  one accepted ``ctx.submit``, ``ctx.amend`` and ``ctx.cancel``, each through the gate's
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+import dispatch_parts  # noqa: E402
 import run  # noqa: E402
 
 from engine.model import BookUpdate, Side  # noqa: E402
@@ -46,6 +50,24 @@ def book(n: int, strategies: int = 1) -> None:
 
 def book10(n: int) -> None:
     book(n, 10)
+
+
+def empty(n: int, strategies: int = 1) -> None:
+    """``book`` with strategies whose hook does nothing and who never order: (I(empty10) -
+    I(empty)) / 9 is what the runtime itself spends per added strategy per event, the hook call
+    included (the strategy's own work and its orders are what ``book10`` adds on top)."""
+    folder = Path(tempfile.mkdtemp(prefix="engine-paths-"))
+    (folder / "empty_strategy.py").write_text(dispatch_parts.EMPTY_STRATEGY)
+    line = ("  - {{name: s{i}, file: " + str(folder / "empty_strategy.py") +
+            ", venue: paper, instruments: [MEBL], params: {{every: 1, away: 1, size: 1}}}}")
+    engine = run.native_floor(run.build(strategies, strategy=line))
+    events = run.make_events(n)
+    settled()
+    run.drive(engine, events)
+
+
+def empty10(n: int) -> None:
+    empty(n, 10)
 
 
 def events(n: int) -> None:
@@ -85,4 +107,6 @@ def orders(n: int) -> None:
 
 
 if __name__ == "__main__":
-    {"book": book, "book10": book10, "events": events, "gate": gate, "orders": orders}[sys.argv[1]](int(sys.argv[2]))
+    paths = {"book": book, "book10": book10, "empty": empty, "empty10": empty10, "events": events, "gate": gate,
+             "orders": orders}
+    paths[sys.argv[1]](int(sys.argv[2]))

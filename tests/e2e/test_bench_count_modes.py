@@ -1,5 +1,5 @@
-"""The wire benchmarks' instruction-count modes (record, decode, floor) run as README says: a
-benchmark nobody runs breaks unseen (bench_replay.py did once)."""
+"""The instruction-count modes of the benchmarks (paths.py; the wire ones: record, decode, floor) run
+as README says: a benchmark nobody runs breaks unseen (bench_replay.py did once)."""
 
 from __future__ import annotations
 
@@ -40,3 +40,10 @@ def test_the_psx_floor_mode_receives_over_loopback(tmp_path):
                      bench("bench_psx_feed.py", "floor", str(frames), "--frames", "300"), re.M)
     assert re.search(r"^psx_feed_wire_msgs_per_s=\d+$",
                      bench("bench_psx_feed.py", "floor", str(frames), "--frames", "300", "--decode"), re.M)
+
+
+@pytest.mark.parametrize("path", ["book", "book10", "empty", "empty10", "events", "gate", "orders"])
+def test_every_instruction_count_path_runs(path):
+    """benchmarks/paths.py: README's instruction counts per event, check and order cycle come from
+    these; each runs briefly and exits 0 (orders checks its own cycle: acked, amended, cancelled)."""
+    bench("paths.py", path, "20")
