@@ -57,7 +57,13 @@ sys.path.insert(0, str(REPO))
 
 from adapters.psx_feed.adapter import LiveFeedAdapter, LiveFeedOptions  # noqa: E402
 from adapters.psx_feed.codec import FeedDecoder, encode_subscribe, feed_url, with_token_query  # noqa: E402
-from benchmarks.wsfloor import decode_frames, floor_and_figure, read_frames, receive_once  # noqa: E402
+from benchmarks.wsfloor import (  # noqa: E402
+    decode_frames,
+    floor_and_figure,
+    read_frames,
+    receive_once,
+    write_frames,
+)
 from engine.clock import WallClock  # noqa: E402
 from engine.model import Book, BookUpdate, Instrument  # noqa: E402
 
@@ -191,10 +197,7 @@ def record_to(path: Path, messages: int) -> None:
         finally:
             process.terminate()
             process.wait(timeout=10)
-    if any("\n" in frame for frame in frames):
-        raise SystemExit("a frame holds a newline: cannot store one per line")
-    path.write_text("\n".join(frames) + "\n", encoding="utf-8")
-    print(f"{len(frames)} frames -> {path}")
+    write_frames(path, frames)
 
 
 def decode_from(path: Path, count: int, profile: bool) -> None:

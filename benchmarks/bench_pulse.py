@@ -55,7 +55,7 @@ from adapters.pulse import codec  # noqa: E402
 from adapters.pulse.adapter import PulseAdapter, PulseOptions  # noqa: E402
 from adapters.pulse.codec import BookMsg  # noqa: E402
 from adapters.pulse.protocol import APPLY, SNAPSHOT, PulseProtocol  # noqa: E402
-from benchmarks.wsfloor import decode_frames, floor_and_figure, read_frames  # noqa: E402
+from benchmarks.wsfloor import decode_frames, floor_and_figure, read_frames, write_frames  # noqa: E402
 from engine.clock import WallClock  # noqa: E402
 from engine.model import BookUpdate, Instrument, Order, OrderStatus, OrderUpdate, Side, TimeInForce  # noqa: E402
 from engine.venue import RateLimit  # noqa: E402
@@ -246,10 +246,7 @@ def record_to(path: Path, count: int) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    if any("\n" in frame for frame in frames):
-        raise SystemExit("a frame holds a newline: cannot store one per line")
-    path.write_text("\n".join(frames) + "\n", encoding="utf-8")
-    print(f"{len(frames)} frames -> {path}")
+    write_frames(path, frames)
 
 
 def decode_from(path: Path, count: int, profile: bool) -> None:

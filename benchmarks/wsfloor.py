@@ -130,6 +130,15 @@ def receive_once(texts: list[str], handle: Callable[[str], None] | None = None,
             server.terminate()
 
 
+def write_frames(path: Path, frames: list[str]) -> None:
+    """A recording for ``decode`` / ``floor``: one frame per line (a frame holding a newline cannot
+    be stored so, and is refused)."""
+    if any("\n" in frame for frame in frames):
+        raise SystemExit("a frame holds a newline: cannot store one per line")
+    path.write_text("\n".join(frames) + "\n", encoding="utf-8")
+    print(f"{len(frames)} frames -> {path}")
+
+
 def read_frames(path: Path, count: int) -> list[str]:
     """The first ``count`` frames of a recording (one text per line), or exit saying it is short
     (the whole file is read whatever ``count``, so that reading it cancels in a difference of two
