@@ -23,14 +23,14 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import anyio
 import pytest
 from support.nats_server import NATS_SERVER
-from support.runs import engine_command, notify_socket, wait_until_ready
+from support.runs import engine_command, notify_socket, port_open, wait_for, wait_until_ready
 
 from engine.model import BookUpdate, Side
 from engine.venue import buswire as wire
@@ -47,20 +47,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 COMMON = """\

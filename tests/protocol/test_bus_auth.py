@@ -21,7 +21,7 @@ import anyio
 import pytest
 from support.bus_configs import engine_config, feed_config
 from support.nats_server import NATS_SERVER, free_port, nats_server, operator_setup
-from support.runs import engine_command
+from support.runs import engine_command, port_open, wait_for
 from support.tls import self_signed
 
 from adapters.bus.adapter import BusMarketData, BusOptions
@@ -375,6 +375,8 @@ def test_engine_feed_logs_in_from_its_flags(tmp_path: Path, monkeypatch: pytest.
                                                       "--always-open", "--config", str(config)),
                                        stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
+            # the feed refuses to start when its venue cannot be reached: start it once the sandbox listens
+            wait_for(lambda: port_open(venue_port), 60, "the Live Feed sandbox")
             with open(log, "wb") as out:
                 feed = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
             try:
