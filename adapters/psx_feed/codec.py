@@ -504,25 +504,26 @@ def _fast_int_price(price: Any) -> Decimal:
     return Decimal(price)
 
 
-def _fast_whole(bids: list[_Level], asks: list[_Level]) -> tuple[
-        list[tuple[Side, Decimal, Decimal]], list[tuple[Side, Decimal, Decimal]]]:
-    """The two sides of a whole book (no ``snapshot`` field) as ``_whole_book`` reads them (levels
-    of quantity 0 left out), accepting exactly what the fast path's level loop accepts."""
-    sides: tuple[list[tuple[Side, Decimal, Decimal]], list[tuple[Side, Decimal, Decimal]]] = ([], [])
-    for side, levels, out in ((_BUY, bids, sides[0]), (_SELL, asks, sides[1])):
-        for level in levels:
-            price = level.price
-            qty = level.qty
-            if type(price) is not Decimal or not ZERO < price < _PRICE_LIMIT:
-                price = _fast_int_price(price)
-            if type(qty) is int and 0 <= qty < MAGNITUDE_LIMIT:
-                if qty:
-                    out.append((side, price, int_decimal(qty)))
-            elif type(qty) is not Decimal or not ZERO <= qty < _PRICE_LIMIT:
-                raise _Refused
-            elif qty:
-                out.append((side, price, qty))
-    return sides
+def _fast_side(side: Side, levels: list[_Level], keep_empty: bool,
+               out: list[tuple[Side, Decimal, Decimal]]) -> None:
+    """One side's levels into ``out`` as the general way reads them (``keep_empty``: a delta's
+    quantity 0 deletes its level; a snapshot or whole book leaves such a level out); anything the
+    general way would judge (a bound, a type) raises :class:`_Refused`."""
+    append = out.append
+    for level in levels:
+        price = level.price
+        qty = level.qty
+        if type(price) is not Decimal or not ZERO < price < _PRICE_LIMIT:
+            price = _fast_int_price(price)
+        if type(qty) is int and 0 <= qty < MAGNITUDE_LIMIT:
+            if not qty and not keep_empty:
+                continue
+            qty = int_decimal(qty)
+        elif type(qty) is not Decimal or not ZERO <= qty < _PRICE_LIMIT:
+            raise _Refused
+        elif not qty and not keep_empty:
+            continue
+        append((side, price, qty))
 
 
 # --------------------------------------------------------------------------------------------
@@ -597,27 +598,16 @@ class FeedDecoder:
                 snapshot = frame.snapshot
                 if not symbol:
                     raise _Refused
-                if snapshot is _UNSET:  # a whole book (002 literal): its own helper, less common
-                    whole = _fast_whole(frame.bids, frame.asks)
-                else:  # _fast_levels inlined for both sides: this runs for every frame of an L2 feed
+                changes: list[tuple[Side, Decimal, Decimal]] = []
+                if snapshot is _UNSET:  # a whole book (002 literal): the sides apart, empty levels left out
+                    bids: list[tuple[Side, Decimal, Decimal]] = []
+                    _fast_side(_BUY, frame.bids, False, bids)
+                    _fast_side(_SELL, frame.asks, False, changes)
+                    whole = (bids, changes)
+                else:
                     whole = None
-                    changes: list[tuple[Side, Decimal, Decimal]] = []
-                    append = changes.append
-                    for side, levels in ((_BUY, frame.bids), (_SELL, frame.asks)):
-                        for level in levels:
-                            price = level.price
-                            qty = level.qty
-                            if type(price) is not Decimal or not ZERO < price < _PRICE_LIMIT:
-                                price = _fast_int_price(price)
-                            if type(qty) is int and 0 <= qty < MAGNITUDE_LIMIT:
-                                if snapshot and not qty:
-                                    continue  # an empty level in a snapshot is simply absent
-                                qty = int_decimal(qty)
-                            elif type(qty) is not Decimal or not ZERO <= qty < _PRICE_LIMIT:
-                                raise _Refused
-                            elif snapshot and not qty:
-                                continue
-                            append((side, price, qty))
+                    _fast_side(_BUY, frame.bids, not snapshot, changes)
+                    _fast_side(_SELL, frame.asks, not snapshot, changes)
                 stamp = frame.ts
                 if stamp is _UNSET:
                     ts = recv_ns
