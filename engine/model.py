@@ -709,11 +709,13 @@ class Book:
         The touch (and the forgotten mid) is written only where it moves. A delete asks whether the
         best is still a level (a dict lookup that finds the best's own key object) rather than
         comparing Decimals: the best is always one of the levels, so it is gone exactly when the
-        deleted price was it."""
+        deleted price was it. A side whose best went is scanned once, after all the changes: a
+        sweep that clears k levels at the touch costs one scan, not k."""
         if update.snapshot:
             self._bids.clear()
             self._asks.clear()
             self.best_bid = self.best_ask = self.known_mid = None
+        rescan = 0  # 1: the bids' best was deleted, 2: the asks'
         for side, price, qty in update.changes:
             if side is _BUY:
                 levels = self._bids
@@ -727,8 +729,7 @@ class Book:
                         self.best_bid = price
                         self.known_mid = None  # a new touch: its mid is worked out when someone asks
                 elif levels.pop(price, None) is not None and self.best_bid not in levels:
-                    self.best_bid = max(levels) if levels else None
-                    self.known_mid = None
+                    rescan |= 1
             else:
                 levels = self._asks
                 if qty:
@@ -741,8 +742,13 @@ class Book:
                         self.best_ask = price
                         self.known_mid = None
                 elif levels.pop(price, None) is not None and self.best_ask not in levels:
-                    self.best_ask = min(levels) if levels else None
-                    self.known_mid = None
+                    rescan |= 2
+        if rescan:
+            if rescan & 1:
+                self.best_bid = max(self._bids) if self._bids else None
+            if rescan & 2:
+                self.best_ask = min(self._asks) if self._asks else None
+            self.known_mid = None
         self.ts = update.ts
         self.seq = update.seq
 

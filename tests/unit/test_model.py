@@ -281,3 +281,23 @@ def test_round_to_tick_never_more_aggressive_than_asked():
     assert mebl.round_to_tick(D("187.52"), "buy") == D("187.50")
     assert mebl.round_to_tick(D("187.52"), Side.SELL) == D("187.55")
     assert mebl.on_tick(D("187.55")) and not mebl.on_tick(D("187.52"))
+
+
+@given(st.lists(st.lists(st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 12), st.integers(0, 3)),
+                         min_size=1, max_size=6), min_size=1, max_size=60))
+def test_book_updates_of_several_changes_match_a_full_recompute(updates):
+    """Updates that delete several levels at the touch, re-add them, or add past a deleted best in
+    one go: the side whose best went is scanned once at the end, and the touch is the reference's."""
+    book = Book("paper", "X")
+    reference: dict[Side, dict[Decimal, Decimal]] = {Side.BUY: {}, Side.SELL: {}}
+    for seq, changes in enumerate(updates, 1):
+        update = tuple((side, D(ticks) / 100, D(qty)) for side, ticks, qty in changes)
+        book.apply(BookUpdate("paper", "X", seq, seq, update))
+        for side, price, qty in update:
+            if qty:
+                reference[side][price] = qty
+            else:
+                reference[side].pop(price, None)
+        assert book.best_bid == (max(reference[Side.BUY]) if reference[Side.BUY] else None)
+        assert book.best_ask == (min(reference[Side.SELL]) if reference[Side.SELL] else None)
+        assert book.mid == ((book.best_bid + book.best_ask) / 2 if book.best_bid and book.best_ask else None)
