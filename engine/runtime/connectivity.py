@@ -180,6 +180,8 @@ class ConnectivityMixin:
         ``stale`` when its separate market data is not back yet)."""
         venue.status = CONNECTED
         log.info("venue %s reconciled; orders flow again", venue.name)
+        if self.kill_switch.halted:  # restarted halted, or back after a drop: chase what it still works
+            self.chase_halt()
         self._tell_venue_status(venue.name, CONNECTED)
         if venue.feed is not None and venue.data_status != CONNECTED:  # orders are back, data is not
             venue.told_stale = True

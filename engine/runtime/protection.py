@@ -36,6 +36,9 @@ RISK_TICK_NS = 1_000_000_000
 HALT_LOOK_NS = 250_000_000
 #: ... and how often the ones still working are named in an ERROR line (the chase's own time)
 HALT_NAME_NS = 30_000_000_000
+#: while halted with every order final: how often to look again for one that appeared since (an
+#: in-flight submit acked after the halt, an orphan found at a reconnect)
+HALT_IDLE_LOOK_NS = 5_000_000_000
 #: a halt chases for as long as the account stays halted: no deadline
 HALT_NO_DEADLINE_NS = 10**18
 
@@ -142,7 +145,10 @@ class ProtectionMixin:
         :data:`HALT_LOOK_NS`: cancels again what the venue still works (backing off per order,
         within the venue's budget) and asks the venue about what is unknown or unanswered, with no
         deadline; every :data:`HALT_NAME_NS` the orders still working are named in an ERROR line.
-        It stops once every order is final (logged), when the halt ends (a new day) or at shutdown."""
+        Once every order is final (logged) it looks every :data:`HALT_IDLE_LOOK_NS` for one that
+        appeared since (an in-flight submit acked after the halt, an orphan found at a reconnect)
+        and chases that too. It ends when the halt does (a new day) or at shutdown. A restart that
+        finds the account halted starts it when a venue is reconciled (:meth:`venue_ready`)."""
         import time
 
         from engine.shutdown import OrderCloser
@@ -153,17 +159,21 @@ class ProtectionMixin:
         now_ns = self.clock.now_ns if self.clock.simulated else time.monotonic_ns
         closer = OrderCloser(self, HALT_NO_DEADLINE_NS, now_ns)
         began = named_at = now_ns()
+        settled = False  # every order final, and said so
 
         def look() -> None:
-            nonlocal named_at
+            nonlocal named_at, settled
             self._halt_timer = None
             if not self.kill_switch.halted:
                 return
             if closer.done():
-                if closer.cancels_sent or closer.queries:
+                if not settled and (closer.cancels_sent or closer.queries):
                     log.warning("kill switch: every order final while halted (%d cancels sent again, %d venue "
                                 "queries)", closer.cancels_sent, closer.queries)
+                settled = True
+                self._halt_timer = self.clock.call_later(HALT_IDLE_LOOK_NS, look)
                 return
+            settled = False
             closer.chase()
             now = now_ns()
             if now - named_at >= HALT_NAME_NS:

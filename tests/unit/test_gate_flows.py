@@ -460,6 +460,25 @@ def test_halted_during_a_drop_still_cancels_the_kept_orders_once_reconnected(tmp
     assert (working.status, resting_ids(engine)) == ("cancelled", []), (working.status, resting_ids(engine))
 
 
+def test_a_halt_restored_without_a_transition_is_chased_once_the_venue_is_reconciled(tmp_path):
+    """As at a restart: the journal's halt comes back with no transition (so no cancels were
+    sent), while the venue still works an order. Reconciling the venue starts the halt's chase,
+    which cancels it (it stayed working until the close before)."""
+    engine = drop_engine(tmp_path, venue={"on_reconnect": "keep"}, options={"cancel_on_disconnect": False})
+    open_session(engine)
+    ctx = ctx_of(engine)
+    working = ctx.submit("MEBL", "buy", 10, "187.00")
+    settle(engine)
+    engine.runtime.kill_switch.restore({
+        "day": "today", "state": "halted", "reason": "halted in the run before", "source": "manual",
+        "floor": "halted", "floor_reason": "halted in the run before", "floor_source": "manual"}, "today")
+    assert ctx.trading_state == "halted" and working.status == "new"
+    run_to(engine, 10, 0, 31)  # the venue drops at 10:00 and is reconciled 30 s later
+    anyio.run(engine.runtime.run_pending)
+    settle(engine, 5)
+    assert (working.status, resting_ids(engine)) == ("cancelled", []), (working.status, resting_ids(engine))
+
+
 def test_mmp_tripped_by_a_fill_found_at_reconciliation_cancels_the_other_mmp_quotes(tmp_path):
     engine = build(tmp_path, {"s": LOGGER}, venue={"on_reconnect": "keep"},
                    options={"cancel_on_disconnect": False,
