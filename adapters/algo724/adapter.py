@@ -262,6 +262,7 @@ class Algo724Adapter(Adapter):
             await self._sleep(self.opts.poll_interval_s)
             if self._closed:
                 break
+            self.ids.sync()  # the bindings written since the last intent (ids.py), every short interval
             now = self.clock.now_ns()
             streams = self.streams
             if streams is not None and streams.account_live() and (
@@ -270,7 +271,6 @@ class Algo724Adapter(Adapter):
                 continue
             last_poll_ns = now
             self.counts["polls"] += 1
-            self.ids.sync()  # the bindings written since the last intent (ids.py)
             try:
                 await self._poll_once()
             except (NotSent, OutcomeUnknown, ConnectionError) as exc:
