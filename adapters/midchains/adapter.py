@@ -591,7 +591,7 @@ class MidChainsFixAdapter(Adapter):
     def _sent_message(self, ref_seq: str) -> FixMessage | None:
         """Our message sent with sequence number ``ref_seq``, read back from the sequence store."""
         store = self._link.store
-        if not ref_seq.isdigit() or store is None:
+        if not (ref_seq.isascii() and ref_seq.isdigit() and len(ref_seq) <= 18) or store is None:  # as codec.py
             return None
         frame = store.sent_frames(int(ref_seq), int(ref_seq)).get(int(ref_seq))
         if frame is None:

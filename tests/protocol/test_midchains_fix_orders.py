@@ -905,8 +905,11 @@ async def test_a_session_reject_of_an_admin_message_or_an_unkept_number_only_cou
         await r.gateway.send("3", [(45, "1"), (58, "logon field")])  # our Logon: no order is told
         await r.gateway.send("3", [(45, "99999"), (58, "never sent")])
         await r.gateway.send("3", [(58, "no RefSeqNum at all")])
-        await until(lambda: r.adapter.stats()["session_rejects"] == 3, "counted")
+        await r.gateway.send("3", [(45, "\u00b2"), (58, "a digit that is not ASCII")])  # str.isdigit() says yes
+        await r.gateway.send("3", [(45, "9" * 25), (58, "past any sequence number")])
+        await until(lambda: r.adapter.stats()["session_rejects"] == 5, "counted")
         assert order.status is S.NEW
+        assert not r.adapter.stats().get("handler_errors")  # read as no number, not raised in the handler
 
 
 async def test_a_restart_on_a_later_trading_day_leaves_gtc_orders_unknown(tmp_path: Path) -> None:
