@@ -591,7 +591,7 @@ class FeedDecoder:
         shape checked: book changes are most of an L2 feed. Any frame the shape or a bound refuses
         goes the general way, which decides: the same events or the same :class:`Malformed`
         (tests/protocol/test_psx_fastbook.py compares the two on generated frames)."""
-        if type(data) is str and '"book"' in data and len(data) <= MAX_FRAME_CHARS:
+        if type(data) is str and len(data) <= MAX_FRAME_CHARS and '"book"' in data:
             try:
                 frame = _decode_book_frame(data)
                 symbol = frame.symbol
