@@ -52,6 +52,24 @@ def general_way() -> Iterator[None]:
         codec._decode_book_frame = fast
 
 
+@contextmanager
+def general_reads() -> Iterator[list[str]]:
+    """The frames the decoder read the general way (its JSON reader called) while inside: a frame
+    the fast path took never reaches it."""
+    reads: list[str] = []
+    general = codec._decode_json
+
+    def counting(data: str) -> Any:
+        reads.append(data)
+        return general(data)
+
+    codec._decode_json = counting
+    try:
+        yield reads
+    finally:
+        codec._decode_json = general
+
+
 def event_of(event: Any) -> tuple[Any, ...]:
     """An event, comparable (Decimals by their text and type too)."""
     if type(event) is BookUpdate:
@@ -213,7 +231,9 @@ def test_the_digests_examples_agree_and_its_book_takes_the_fast_path() -> None:
     delta = book.replace('"snapshot":true', '"snapshot":false').replace('"seq":124', '"seq":125')
     literal = book.replace('"snapshot":true,', "")
     both_ways([book, delta, literal, delta.replace('"seq":125', '"seq":127'), literal])
-    with_shape = FeedDecoder("PSX", "L2").decode(book, RECV)
+    with general_reads() as reads:
+        with_shape = FeedDecoder("PSX", "L2").decode(book, RECV)
+    assert reads == []  # the fast path took it
     with general_way():
         assert [event_of(e) for e in FeedDecoder("PSX", "L2").decode(book, RECV)] == [
             event_of(e) for e in with_shape]
@@ -222,22 +242,12 @@ def test_the_digests_examples_agree_and_its_book_takes_the_fast_path() -> None:
 
 
 def test_the_sandbox_burst_frame_takes_the_fast_path() -> None:
-    calls = []
-    fast = codec._decode_book_frame
-
-    def counting(data: str) -> Any:
-        calls.append(data)
-        return fast(data)
-
     decoder = FeedDecoder("PSX", "L2")
-    codec._decode_book_frame = counting
-    try:
+    with general_reads() as reads:
         snapshot = SANDBOX_FRAME.replace('"snapshot":false', '"snapshot":true').replace('"seq":3', '"seq":2')
         decoder.decode(snapshot, RECV)
         (update,) = decoder.decode(SANDBOX_FRAME, RECV)
-    finally:
-        codec._decode_book_frame = fast
-    assert len(calls) == 2
+    assert reads == []  # neither went the general way
     assert update.changes == ((Side.BUY, Decimal("100.00"), Decimal(100)), (Side.SELL, Decimal("100.01"), Decimal(200)))
     assert str(update.changes[0][1]) == "100.00" and update.seq == 3 and not update.snapshot
 
