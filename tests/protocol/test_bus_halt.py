@@ -5,10 +5,10 @@ disconnected subscriber), so it reads the state kept in the JetStream KV bucket 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
+from support import until
 from support.nats_server import NATS_SERVER, free_port, nats_server
 
 from adapters.bus.adapter import BusMarketData, BusOptions
@@ -40,13 +40,6 @@ def test_a_halt_broadcast_while_nats_was_out_of_reach_is_read_on_reconnect(tmp_p
     sink = Sink()
     bus = BusMarketData("psx", BusOptions(nats_url=url, account="desk1", stale_seconds="0.2"), [], WallClock(), sink)
 
-    async def wait_for(condition: Any, what: str) -> None:
-        with anyio.move_on_after(60):
-            while not condition():
-                await anyio.sleep(0.05)
-            return
-        raise AssertionError(f"timed out after 60 s waiting for {what}")
-
     async def run() -> None:
         async with anyio.create_task_group() as tg:
             bus.bind(tg)
@@ -58,14 +51,14 @@ def test_a_halt_broadcast_while_nats_was_out_of_reach_is_read_on_reconnect(tmp_p
                 # the server goes away; another, on another port but the same JetStream store,
                 # takes the halt while this engine cannot hear it
                 await anyio.to_thread.run_sync(server.__exit__, None, None, None)
-                await wait_for(lambda: "disconnected" in sink.statuses, "the adapter to see NATS gone")
+                await until(lambda: "disconnected" in sink.statuses, 60, "the adapter to see NATS gone")
                 other = free_port()
                 with nats_server(tmp_path, jetstream=True, port=other):
                     assert await broadcast_halt(f"nats://127.0.0.1:{other}", "desk1", "halted") == "halted"
                 assert sink.kills == []  # the broadcast went to nobody
                 server = nats_server(tmp_path, jetstream=True, port=port)
                 await anyio.to_thread.run_sync(server.__enter__)
-                await wait_for(lambda: sink.kills, "the kept halt read after the reconnect")
+                await until(lambda: bool(sink.kills), 60, "the kept halt read after the reconnect")
                 assert sink.kills == [("halted", "account desk1 kill switch over NATS (kept in KV while NATS was "
                                                  "out of reach)")]
                 assert bus.halted_by_bus == "halted"
