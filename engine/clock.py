@@ -16,10 +16,16 @@ import itertools
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 NS_PER_S = 1_000_000_000
+
+
+def local_date(ts_ns: int, tz: tzinfo) -> date:
+    """The calendar date in ``tz`` of a nanosecond timestamp (integer seconds: no float rounding
+    across midnight)."""
+    return datetime.fromtimestamp(ts_ns // NS_PER_S, tz).date()
 KARACHI = ZoneInfo("Asia/Karachi")
 
 

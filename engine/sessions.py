@@ -28,7 +28,7 @@ import holidays
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter, field_validator, model_validator
 
-from engine.clock import Clock, Timer
+from engine.clock import Clock, Timer, local_date
 from engine.model import Phase, SessionState
 
 log = logging.getLogger(__name__)
@@ -432,7 +432,7 @@ class SessionSchedule:
         return self.config.profile
 
     def local_date(self, ts_ns: int) -> dt.date:
-        return dt.datetime.fromtimestamp(ts_ns // NS_PER_S, self.tz).date()
+        return local_date(ts_ns, self.tz)
 
     def _at(self, day: dt.date, clock_time: dt.time) -> dt.datetime:
         return dt.datetime.combine(day, clock_time, tzinfo=self.tz)

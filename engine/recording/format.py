@@ -62,6 +62,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.clock import local_date
 from engine.model import BookUpdate, InstrumentStatus, Phase, SessionState, Side, Trade
 
 if TYPE_CHECKING:
@@ -437,7 +438,7 @@ def day_times(root: Path, tz: dt.tzinfo, venues: Iterable[str] | None = None, sy
             continue
         received.sort()  # already in order as written: a linear pass
         into = changes if is_session else events
-        day, last_day, lo = _local_date(received[0], tz), _local_date(received[-1], tz), 0
+        day, last_day, lo = local_date(received[0], tz), local_date(received[-1], tz), 0
         while day <= last_day:  # a UTC date touches at most two or three local ones
             following = day + dt.timedelta(days=1)
             hi = bisect.bisect_left(received, _local_midnight_ns(following, tz), lo)
@@ -446,10 +447,6 @@ def day_times(root: Path, tz: dt.tzinfo, venues: Iterable[str] | None = None, sy
             day, lo = following, hi
     return {day: DayTimes(tuple(sorted(events.get(day, ()))), tuple(sorted(changes.get(day, ()))))
             for day in sorted(events.keys() | changes.keys())}
-
-
-def _local_date(ns: int, tz: dt.tzinfo) -> dt.date:
-    return dt.datetime.fromtimestamp(ns // 1_000_000_000, tz).date()
 
 
 def _local_midnight_ns(day: dt.date, tz: dt.tzinfo) -> int:
