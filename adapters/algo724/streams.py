@@ -508,8 +508,9 @@ class Algo724Streams:
     def account_live(self) -> bool:
         """True while the account channel is subscribed on a live connection: each order change
         then arrives as it happens, and the adapter's REST poll can slow to a safety net. A lost
-        connection, an unsubscription, a resubscribe or a dropped publication makes it False until
-        the channel is subscribed again (whose recovery verdict reconciles what was missed)."""
+        connection, an unsubscription or a resubscribe makes it False until the channel is
+        subscribed again (whose recovery verdict reconciles what was missed); a publication dropped
+        on a full queue leaves it True and reconciles the account at once instead."""
         return self._account_live and not self._closed
 
     def bind_order(self, trade_order_id: str, client_id: str) -> None:
