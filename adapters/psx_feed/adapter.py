@@ -272,6 +272,7 @@ class LiveFeedAdapter(MarketDataAdapter):
             "connect_attempts": self.connect_attempts,
             "gaps": self.gaps,
             "dropped_deltas": self._decoder.dropped,
+            "book_frames_off_shape": self._decoder.refused_shape,  # read the general way (codec.decode)
             "stale_events": self.stale_events,
             "sink_errors": self.sink_errors,
             "last_malformed_sample": self.last_malformed_sample,

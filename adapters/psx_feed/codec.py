@@ -543,7 +543,7 @@ class FeedDecoder:
 
     __slots__ = (
         "venue", "level", "book_from_ticks", "last_seq", "synced", "volume", "tops", "reference",
-        "closing", "dropped", "other_board", "whole", "_handlers",
+        "closing", "dropped", "other_board", "refused_shape", "whole", "_handlers",
     )
 
     def __init__(self, venue: str, level: str = "L1") -> None:
@@ -559,6 +559,9 @@ class FeedDecoder:
         self.closing: dict[str, Decimal] = {}
         self.dropped = 0  # deltas dropped while their book waited for a snapshot
         self.other_board = 0  # ticks of boards other than REG (PSX-4)
+        #: frames naming "book" that the fast shape refused and the general way read (a venue that
+        #: adds a field to its book frames shows here: every frame read twice, none lost)
+        self.refused_shape = 0
         #: per symbol, the last whole book (price -> qty per side) of a feed whose book messages
         #: carry no ``snapshot`` field: each is the whole book, handed on as what changed
         self.whole: dict[str, tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]] = {}
@@ -616,7 +619,7 @@ class FeedDecoder:
                 else:
                     ts = parse_ts(stamp)
             except Exception:  # refused by the shape or a bound: the general way decides
-                pass
+                self.refused_shape += 1
             else:
                 try:  # what follows can refuse only a seq that went backwards, before any change
                     if whole is None:

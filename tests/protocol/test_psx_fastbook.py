@@ -247,7 +247,10 @@ def test_the_sandbox_burst_frame_takes_the_fast_path() -> None:
         snapshot = SANDBOX_FRAME.replace('"snapshot":false', '"snapshot":true').replace('"seq":3', '"seq":2')
         decoder.decode(snapshot, RECV)
         (update,) = decoder.decode(SANDBOX_FRAME, RECV)
-    assert reads == []  # neither went the general way
+    assert reads == [] and decoder.refused_shape == 0  # neither went the general way
+    off_shape = SANDBOX_FRAME.replace('"seq":3', '"seq":4,"market":"REG"')  # a field the shape lacks
+    (later,) = decoder.decode(off_shape, RECV)
+    assert later.seq == 4 and decoder.refused_shape == 1  # read the general way and counted (book_frames_off_shape)
     assert update.changes == ((Side.BUY, Decimal("100.00"), Decimal(100)), (Side.SELL, Decimal("100.01"), Decimal(200)))
     assert str(update.changes[0][1]) == "100.00" and update.seq == 3 and not update.snapshot
 
