@@ -297,10 +297,13 @@ def _connect_options(auth: NatsAuth, url: str, tls: _CountingTls | None) -> dict
 def _refusal(exc: BaseException) -> bool:
     """A server's answer that retrying will not change: credentials refused, TLS failed or not
     offered. ``connect_nats`` stops at the first one instead of retrying until its timeout."""
-    if isinstance(exc, ssl.SSLError):
+    if isinstance(exc, ssl.SSLError):  # TLS failed, or (TlsNotStarted) was not started
         return True
     text = str(exc).lower()
-    return any(word in text for word in ("authorization", "authentication", "secure connection", "tls"))
+    if text.startswith("nats: '"):  # the server's own -ERR line ('Authorization Violation', ...)
+        return "authorization" in text or "authentication" in text
+    # nats-py's words for TLS it cannot have; not any text naming "tls" (a host name may)
+    return text.startswith("nats: secure connection") or text == "ws: cannot upgrade to tls"
 
 
 _closing: set[Any] = set()  # the closes _tls_checked started (held, so none is collected mid-way)
