@@ -6,6 +6,7 @@ and a dropped connection reported, reconnected and the queued messages delivered
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -14,12 +15,14 @@ import anyio
 import pytest
 from support.midchains_fix import CLIENT, GATEWAY, NS, ORDER
 from support.midchains_gateway import ScriptedGateway
+from support.threaded import served_in_thread, serving
 
 from adapters.kit.backoff import Backoff
 from adapters.kit.pacing import max_in_window
 from adapters.midchains.codec import FixMessage
 from adapters.midchains.link import FixLink, LinkDown
 from adapters.midchains.session import SessionConfig
+from adapters.midchains.store import SequenceStore
 from adapters.midchains.transport import Endpoint
 from engine.venue import RateLimit
 from engine.venue.clock import WallClock
@@ -153,3 +156,48 @@ async def test_the_budget_spent_before_a_drop_still_counts_after_it(tmp_path: Pa
             while len(h.gateway.received("D")) < 8:
                 await anyio.sleep(0.01)
         assert max_in_window([a.ns for a in h.gateway.received("D")], NS) <= 4
+
+
+class _StallingStore(SequenceStore):
+    """Blocks the loop for ``stall_s`` while recording the first D: a slow store write (or the
+    process descheduled) between the pacer's release and the socket write."""
+
+    def __init__(self, path: Path, stall_s: float) -> None:
+        super().__init__(path, f"{CLIENT}->{GATEWAY}")
+        self.stall_s = stall_s
+
+    def record_sent(self, seq: int, frame: bytes | None) -> None:
+        if frame is not None and b"\x0135=D\x01" in frame and self.stall_s:
+            time.sleep(self.stall_s)
+            self.stall_s = 0
+        super().record_sent(seq, frame)
+
+
+async def test_orders_held_on_the_wire_after_a_stall_between_release_and_write(tmp_path: Path) -> None:
+    """The pacer releases 4 orders at once and the next one window later; the first write stalls
+    0.4 s, so the four reach the wire at 0.4 s. Paced on release times alone, the fifth would land
+    0.7 s after them: 5 orders in one of the venue's seconds. The stream holds the orders limit on
+    write times, so it waits. The gateway runs on its own thread, so its arrival times are the
+    wire's (a gateway on the link's loop would read late through the same stall)."""
+    store = _StallingStore(tmp_path / "fix.sqlite", 0.4)
+    async with served_in_thread(lambda: serving(ScriptedGateway())) as served, \
+            anyio.create_task_group() as tasks:
+        gateway = served.it
+        link = FixLink("midchains_fix test", Endpoint("127.0.0.1", gateway.port, tls=False),
+                       SessionConfig(CLIENT, GATEWAY), tmp_path / "fix.sqlite", WallClock(), lambda _m: None,
+                       lambda _s, _d: None, backoff=Backoff(0.05, 0.2, random.Random(7)), limits=LIMITS,
+                       store=store, order_types=("D", "G"))
+        link.set_limits(LIMITS)
+        tasks.start_soon(link.run)
+        await link.wait_connected(10)
+        for n in range(6):
+            link.send("order", "D", [(11, f"S{n}"), *ORDER[1:]])
+        with anyio.fail_after(20):
+            while served.call(lambda: len(gateway.received("D"))) < 6:
+                await anyio.sleep(0.02)
+        orders_at = served.call(lambda: [a.ns for a in gateway.received("D")])
+        assert max_in_window(orders_at, NS) <= 4
+        assert link.stats["paced"] >= 1  # the stream, not the pacer, held the fifth
+        await link.close()
+        tasks.cancel_scope.cancel()
+    store.close()
