@@ -8,14 +8,16 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 from support.midchains_fix import CLIENT, GATEWAY, NS, ORDER
 from support.midchains_gateway import ScriptedGateway
-from support.threaded import served_in_thread, serving
+from support.threaded import Served, served_in_thread, serving
 
 from adapters.kit.backoff import Backoff
 from adapters.kit.pacing import max_in_window
@@ -38,17 +40,31 @@ def anyio_backend() -> str:
 
 
 class Harness:
-    def __init__(self, gateway: ScriptedGateway, link: FixLink) -> None:
+    def __init__(self, gateway: ScriptedGateway, link: FixLink, served: Served[ScriptedGateway] | None = None) -> None:
         self.gateway = gateway
         self.link = link
+        self.served = served  # the gateway's own thread and loop, when it has them
         self.events: list[tuple[str, str]] = []  # ("status", s) or ("message", ClOrdID)
 
+    def arrivals(self, msg_type: str | None = None) -> list[int]:
+        """When the gateway read each frame (of ``msg_type``), wall ns, read on the gateway's loop."""
+        def read() -> list[int]:
+            return [a.ns for a in (self.gateway.arrivals if msg_type is None else self.gateway.received(msg_type))]
+        return self.served.call(read) if self.served is not None else read()
 
-async def _harness(tmp_path: Path, limits: tuple[RateLimit, ...] = LIMITS, heartbeat_s: int = 60
-                   ) -> AsyncIterator[Harness]:
-    async with anyio.create_task_group() as tasks:
-        gateway = ScriptedGateway()
-        await gateway.start(tasks)
+
+async def _harness(tmp_path: Path, limits: tuple[RateLimit, ...] = LIMITS, heartbeat_s: int = 60,
+                   threaded: bool = False, **link_options: Any) -> AsyncIterator[Harness]:
+    """A link to a scripted gateway; ``threaded``: the gateway serves from its own thread and loop
+    (tests/support/threaded.py), so its arrival times are the wire's, for the rate-limit counts."""
+    async with AsyncExitStack() as stack:
+        served: Served[ScriptedGateway] | None = None
+        if threaded:
+            served = await stack.enter_async_context(served_in_thread(lambda: serving(ScriptedGateway())))
+            gateway = served.it
+        else:
+            gateway = await stack.enter_async_context(serving(ScriptedGateway()))
+        tasks = await stack.enter_async_context(anyio.create_task_group())
         events: list[tuple[str, str]] = []
 
         def on_message(message: FixMessage) -> None:
@@ -58,16 +74,15 @@ async def _harness(tmp_path: Path, limits: tuple[RateLimit, ...] = LIMITS, heart
                        SessionConfig(CLIENT, GATEWAY, heartbeat_s=heartbeat_s), tmp_path / "fix.sqlite", WallClock(),
                        on_message,
                        lambda status, detail: events.append(("status", status)),
-                       backoff=Backoff(0.05, 0.2, random.Random(7)), limits=limits)
+                       backoff=Backoff(0.05, 0.2, random.Random(7)), limits=limits, **link_options)
         link.set_limits(limits)
-        harness = Harness(gateway, link)
+        harness = Harness(gateway, link, served)
         harness.events = events
         tasks.start_soon(link.run)
         try:
             yield harness
         finally:
             await link.close()
-            await gateway.stop()
             tasks.cancel_scope.cancel()
 
 
@@ -88,16 +103,16 @@ async def test_connected_only_after_the_messages_queued_while_away(tmp_path: Pat
 async def test_send_refused_while_down_and_every_frame_within_the_message_limit(tmp_path: Path) -> None:
     # 3 messages/s on the wire: Logon, the sync TestRequest and 7 orders must spread over > 2 s
     limits = (RateLimit("all", 3, Decimal(1)),)
-    async for h in _harness(tmp_path, limits):
+    async for h in _harness(tmp_path, limits, threaded=True):
         with pytest.raises(LinkDown):
             h.link.send("order", "D", ORDER)
         await h.link.wait_connected(10)
         for n in range(7):
             h.link.send("order", "D", [(11, f"B{n}"), *ORDER[1:]])
         with anyio.fail_after(15):
-            while len(h.gateway.received("D")) < 7:
+            while len(h.arrivals("D")) < 7:
                 await anyio.sleep(0.02)
-        arrivals = [a.ns for a in h.gateway.arrivals]
+        arrivals = h.arrivals()
         assert len(arrivals) >= 9
         assert max_in_window(arrivals, NS) <= 3
 
@@ -139,23 +154,24 @@ async def test_a_silent_gateway_is_stale_then_connected_when_it_answers(tmp_path
 async def test_the_budget_spent_before_a_drop_still_counts_after_it(tmp_path: Path) -> None:
     """The venue counts per session, not per connection: 4 orders, a drop, a quick reconnect and 4
     more never put more than 4 orders in any 1 s window at the gateway."""
-    async for h in _harness(tmp_path):
+    async for h in _harness(tmp_path, threaded=True):
+        assert h.served is not None
         await h.link.wait_connected(10)
         for n in range(4):
             h.link.send("order", "D", [(11, f"P{n}"), *ORDER[1:]])
         with anyio.fail_after(10):
-            while len(h.gateway.received("D")) < 4:
+            while len(h.arrivals("D")) < 4:
                 await anyio.sleep(0.01)
-        await h.gateway.drop()
+        await h.served.run(h.gateway.drop)
         with anyio.fail_after(10):
             while h.events.count(("status", "connected")) < 2:
                 await anyio.sleep(0.01)
         for n in range(4):
             h.link.send("order", "D", [(11, f"R{n}"), *ORDER[1:]])
         with anyio.fail_after(10):
-            while len(h.gateway.received("D")) < 8:
+            while len(h.arrivals("D")) < 8:
                 await anyio.sleep(0.01)
-        assert max_in_window([a.ns for a in h.gateway.received("D")], NS) <= 4
+        assert max_in_window(h.arrivals("D"), NS) <= 4
 
 
 class _StallingStore(SequenceStore):
@@ -180,24 +196,13 @@ async def test_orders_held_on_the_wire_after_a_stall_between_release_and_write(t
     write times, so it waits. The gateway runs on its own thread, so its arrival times are the
     wire's (a gateway on the link's loop would read late through the same stall)."""
     store = _StallingStore(tmp_path / "fix.sqlite", 0.4)
-    async with served_in_thread(lambda: serving(ScriptedGateway())) as served, \
-            anyio.create_task_group() as tasks:
-        gateway = served.it
-        link = FixLink("midchains_fix test", Endpoint("127.0.0.1", gateway.port, tls=False),
-                       SessionConfig(CLIENT, GATEWAY), tmp_path / "fix.sqlite", WallClock(), lambda _m: None,
-                       lambda _s, _d: None, backoff=Backoff(0.05, 0.2, random.Random(7)), limits=LIMITS,
-                       store=store, order_types=("D", "G"))
-        link.set_limits(LIMITS)
-        tasks.start_soon(link.run)
-        await link.wait_connected(10)
+    async for h in _harness(tmp_path, threaded=True, store=store, order_types=("D", "G")):
+        await h.link.wait_connected(10)
         for n in range(6):
-            link.send("order", "D", [(11, f"S{n}"), *ORDER[1:]])
+            h.link.send("order", "D", [(11, f"S{n}"), *ORDER[1:]])
         with anyio.fail_after(20):
-            while served.call(lambda: len(gateway.received("D"))) < 6:
+            while len(h.arrivals("D")) < 6:
                 await anyio.sleep(0.02)
-        orders_at = served.call(lambda: [a.ns for a in gateway.received("D")])
-        assert max_in_window(orders_at, NS) <= 4
-        assert link.stats["paced"] >= 1  # the stream, not the pacer, held the fifth
-        await link.close()
-        tasks.cancel_scope.cancel()
+        assert max_in_window(h.arrivals("D"), NS) <= 4
+        assert h.link.stats["paced"] >= 1  # the stream, not the pacer, held the fifth
     store.close()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
@@ -45,6 +45,10 @@ class Served(Generic[T]):
             return function()
 
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout_s)
+
+    async def run(self, function: Callable[[], Awaitable[R]]) -> R:
+        """Await ``function()`` on the counterpart's loop (its streams belong to that loop)."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(function(), self.loop))  # type: ignore[arg-type]
 
 
 @asynccontextmanager
