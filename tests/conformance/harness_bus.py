@@ -47,9 +47,13 @@ VENUE = "psx"
 SYMBOL = "OGDC"
 INSTRUMENTS = [Instrument(SYMBOL, VENUE, previous_close=D("109.30")),
                Instrument("KEL", VENUE, previous_close=D("4.50"))]
-#: the feed's heartbeat and the adapter's stale threshold: five beats missed before ``stale``
+#: the feed's heartbeat and the adapter's stale threshold: ten beats missed before ``stale``, so a
+#: loaded machine's late beat (up to 0.9 s) is not read as silence
 HEARTBEAT_S = 0.1
-STALE_S = D("0.5")
+STALE_S = D("1.0")
+#: a stall lasts at least this long: the adapter's watchdog looks every STALE_S / 4, so silence is
+#: seen 1.0-1.25 s in; a stall the suite asks for shorter than three thresholds could end unseen
+MIN_STALL_S = 3 * float(STALE_S)
 #: how long after the first change past a lost one the feed's snapshot timer fires
 SNAPSHOT_TICK_S = 0.2
 
@@ -159,4 +163,4 @@ class BusHarness(MarketDataHarness):
         self.lose_next = True
 
     def stall(self, seconds: float) -> None:
-        self.quiet_until = time.monotonic() + seconds
+        self.quiet_until = time.monotonic() + max(seconds, MIN_STALL_S)
