@@ -403,12 +403,11 @@ class _Answers:
     def __init__(self, adapter: ReplayAdapter) -> None:
         self.adapter = adapter
 
-    def _later(self, fn: Any, *args: Any) -> None:
+    def _later(self, fn: Any, arg: Any) -> None:
+        """``fn(arg)`` ``latency_ms`` from now. Only with a latency: at 0 the callers call ``fn``
+        themselves (every answer passes there, and a direct call builds no argument tuple)."""
         adapter = self.adapter
-        if adapter.latency_ns:
-            adapter.clock.call_at(adapter.clock.now_ns() + adapter.latency_ns, fn, *args)
-        else:
-            fn(*args)
+        adapter.clock.call_at(adapter.clock.now_ns() + adapter.latency_ns, fn, arg)
 
     def on_order_update(self, update: OrderUpdate) -> None:
         adapter = self.adapter
@@ -417,7 +416,7 @@ class _Answers:
             adapter._ours_changed(symbol)
         if adapter.latency_ns:
             self._later(adapter.sink.on_order_update, update)
-        else:  # every answer passes here: no argument tuple at latency 0
+        else:
             adapter.sink.on_order_update(update)
 
     def on_fill(self, fill: Fill) -> None:
