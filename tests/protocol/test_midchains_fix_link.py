@@ -52,6 +52,13 @@ class Harness:
             return [a.ns for a in (self.gateway.arrivals if msg_type is None else self.gateway.received(msg_type))]
         return self.served.call(read) if self.served is not None else read()
 
+    async def until_arrived(self, msg_type: str, count: int, timeout_s: float = 10) -> list[int]:
+        """Wait until the gateway has read ``count`` frames of ``msg_type``; their arrival times."""
+        with anyio.fail_after(timeout_s):
+            while len(arrived := self.arrivals(msg_type)) < count:
+                await anyio.sleep(0.01)
+        return arrived
+
 
 async def _harness(tmp_path: Path, limits: tuple[RateLimit, ...] = LIMITS, heartbeat_s: int = 60,
                    threaded: bool = False, **link_options: Any) -> AsyncIterator[Harness]:
@@ -109,9 +116,7 @@ async def test_send_refused_while_down_and_every_frame_within_the_message_limit(
         await h.link.wait_connected(10)
         for n in range(7):
             h.link.send("order", "D", [(11, f"B{n}"), *ORDER[1:]])
-        with anyio.fail_after(15):
-            while len(h.arrivals("D")) < 7:
-                await anyio.sleep(0.02)
+        await h.until_arrived("D", 7, 15)
         arrivals = h.arrivals()
         assert len(arrivals) >= 9
         assert max_in_window(arrivals, NS) <= 3
@@ -159,18 +164,14 @@ async def test_the_budget_spent_before_a_drop_still_counts_after_it(tmp_path: Pa
         await h.link.wait_connected(10)
         for n in range(4):
             h.link.send("order", "D", [(11, f"P{n}"), *ORDER[1:]])
-        with anyio.fail_after(10):
-            while len(h.arrivals("D")) < 4:
-                await anyio.sleep(0.01)
+        await h.until_arrived("D", 4, 10)
         await h.served.run(h.gateway.drop)
         with anyio.fail_after(10):
             while h.events.count(("status", "connected")) < 2:
                 await anyio.sleep(0.01)
         for n in range(4):
             h.link.send("order", "D", [(11, f"R{n}"), *ORDER[1:]])
-        with anyio.fail_after(10):
-            while len(h.arrivals("D")) < 8:
-                await anyio.sleep(0.01)
+        await h.until_arrived("D", 8, 10)
         assert max_in_window(h.arrivals("D"), NS) <= 4
 
 
@@ -200,9 +201,7 @@ async def test_orders_held_on_the_wire_after_a_stall_between_release_and_write(t
         await h.link.wait_connected(10)
         for n in range(6):
             h.link.send("order", "D", [(11, f"S{n}"), *ORDER[1:]])
-        with anyio.fail_after(20):
-            while len(h.arrivals("D")) < 6:
-                await anyio.sleep(0.02)
+        await h.until_arrived("D", 6, 20)
         assert max_in_window(h.arrivals("D"), NS) <= 4
         assert h.link.stats["paced"] >= 1  # the stream, not the pacer, held the fifth
     store.close()

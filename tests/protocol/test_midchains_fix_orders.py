@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import pytest
 from support.midchains_fix import CLIENT, GATEWAY, NS, at, examples
 from support.midchains_gateway import Reply, ScriptedGateway
@@ -214,6 +215,16 @@ def options(port: int, state: Path, **extra: object) -> MidChainsFixOptions:
                                state_file=state, reconnect_min_s=0.05, reconnect_max_s=0.2, **extra)
 
 
+async def connected(port: int, state: Path, sink: RecordingSink, tasks: anyio.abc.TaskGroup,
+                    **extra: object) -> MidChainsFixAdapter:
+    """The order adapter to the gateway or sandbox on ``port``, its tasks in ``tasks``, connected."""
+    adapter = MidChainsFixAdapter("midchains", options(port, state, **extra), [LTC], WallClock(), sink)
+    adapter.set_rate_limits(adapter.rate_limits)
+    adapter.bind(tasks)
+    await adapter.connect()
+    return adapter
+
+
 @asynccontextmanager
 async def rig(tmp_path: Path, on_application: object = None, known: tuple[Order, ...] = (),
               **extra: object) -> AsyncIterator[Rig]:
@@ -223,10 +234,7 @@ async def rig(tmp_path: Path, on_application: object = None, known: tuple[Order,
         sink = RecordingSink()
         sink.orders.update({order.client_id: order for order in known})  # the engine's, from its journal
         state = tmp_path / "midchains.sqlite"
-        adapter = MidChainsFixAdapter("midchains", options(gateway.port, state, **extra), [LTC], WallClock(), sink)
-        adapter.set_rate_limits(adapter.rate_limits)
-        adapter.bind(tasks)
-        await adapter.connect()
+        adapter = await connected(gateway.port, state, sink, tasks, **extra)
         r = Rig(gateway, adapter, sink, state)
         try:
             yield r
@@ -332,11 +340,7 @@ async def test_a_burst_of_50_orders_never_exceeds_4_per_s_nor_10_messages_per_s(
             anyio.create_task_group() as tasks:
         gateway = served.it
         sink = RecordingSink()
-        adapter = MidChainsFixAdapter("midchains", options(gateway.port, tmp_path / "midchains.sqlite"), [LTC],
-                                      WallClock(), sink)
-        adapter.set_rate_limits(adapter.rate_limits)
-        adapter.bind(tasks)
-        await adapter.connect()
+        adapter = await connected(gateway.port, tmp_path / "midchains.sqlite", sink, tasks)
         r = Rig(gateway, adapter, sink, tmp_path / "midchains.sqlite")
         orders = [r.submit(price=D(100) + n) for n in range(50)]
         await until(lambda: all(o.status is S.NEW for o in orders), "50 orders acknowledged", timeout=40,
@@ -526,11 +530,7 @@ async def on_sandbox(tmp_path: Path) -> AsyncIterator[tuple[MidChainsSandbox, Mi
     """The adapter against mcsbx's sandbox (its own FIX acceptor, nothing of the adapter's codec)."""
     async with MidChainsSandbox(client_comp_ids=(CLIENT,)) as venue, anyio.create_task_group() as tasks:
         sink = RecordingSink()
-        adapter = MidChainsFixAdapter("midchains", options(venue.port, tmp_path / "sbx.sqlite"), [LTC], WallClock(),
-                                      sink)
-        adapter.set_rate_limits(adapter.rate_limits)
-        adapter.bind(tasks)
-        await adapter.connect()
+        adapter = await connected(venue.port, tmp_path / "sbx.sqlite", sink, tasks)
         try:
             yield venue, adapter, sink
         finally:
@@ -554,11 +554,7 @@ async def test_a_burst_of_50_orders_as_the_sandbox_counts_them(tmp_path: Path) -
             anyio.create_task_group() as tasks:
         venue = served.it
         sink = RecordingSink()
-        adapter = MidChainsFixAdapter("midchains", options(venue.port, tmp_path / "sbx.sqlite"), [LTC], WallClock(),
-                                      sink)
-        adapter.set_rate_limits(adapter.rate_limits)
-        adapter.bind(tasks)
-        await adapter.connect()
+        adapter = await connected(venue.port, tmp_path / "sbx.sqlite", sink, tasks)
         orders = [_order(sink, n, D(100) - n * D("0.01")) for n in range(50)]
         for order in orders:
             adapter.submit(order)
