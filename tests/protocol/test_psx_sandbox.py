@@ -361,9 +361,10 @@ async def test_5xx_and_slow_answers() -> None:
             began = time.monotonic()
             assert (await rest.post("/orders/open")).status_code == 200
             assert time.monotonic() - began >= 0.3
-            began = time.monotonic()
-            await rest.post("/orders/open")
-            assert time.monotonic() - began < 0.3
+            # one answer was delayed: the fault is spent (a wall-clock bound on the next answer
+            # would depend on the machine being idle)
+            assert psx.broker.faults.pending["slow"] == 0
+            assert (await rest.post("/orders/open")).status_code == 200
         finally:
             await rest.aclose()
 
