@@ -18,15 +18,19 @@ bucket's cancel reserve untouched (20%, :func:`engine.risk.ratelimit.venue_cance
 ``"cancel"`` take may use it all. Nothing is dropped: a request waits until its lane's buckets have
 room, and :meth:`WirePacer.close` hands back whatever never left so the adapter can say so.
 
-Two margins keep "what left" equal to "what arrives": each window is counted 5% longer than the
-venue's (:data:`ARRIVAL_SPREAD_GUARD`), and a REST adapter lets a request go only when one of its
-connections is free (``max_in_flight``), so nothing waits in the HTTP pool after being paced.
+Three margins keep "what left" equal to "what arrives": each window is counted 5% longer than the
+venue's (:data:`ARRIVAL_SPREAD_GUARD`); a REST adapter lets a request go only when one of its
+connections is free (``max_in_flight``), so nothing waits in the HTTP pool after being paced; and a
+writer behind an ``on_depart`` queue writes through the pacer's :class:`WriteHold`, which holds the
+same limits on the times writes returned, so a stall between a release and its write (the loop busy
+with a burst of market data, the process descheduled) cannot bring two requests closer on the wire
+than the venue allows.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from decimal import Decimal
@@ -59,6 +63,60 @@ ARRIVAL_SPREAD_GUARD = Decimal("0.05")
 def guarded(limits: Iterable[RateLimit], guard: Decimal = ARRIVAL_SPREAD_GUARD) -> tuple[RateLimit, ...]:
     """The venue's limits with each window ``guard`` longer (same count, same burst)."""
     return tuple(replace(limit, per_seconds=limit.per_seconds * (1 + guard)) for limit in limits)
+
+
+class WriteHold:
+    """A pacer's limits held once more where its requests are written, on the times the writes
+    returned: the pacer decides when a request is released, but the venue counts when it arrives,
+    and whatever runs between the release and the write moves the write later by a varying amount.
+    Written through :meth:`write`, no request reaches the socket before its lane's buckets have
+    room counted from the earlier writes' own times. The windows are half the pacer's guard longer
+    than the venue's, so the hold waits only when a stall ate more than half the guard (the pacer,
+    on the whole guard, does the spacing; the other half is left for the network). Only the hard
+    cap is held (one token a request: the pacer already kept the cancel reserve)."""
+
+    def __init__(self, venue: str, limits: Iterable[RateLimit], lanes: Mapping[str, LaneSpec], clock: Clock,
+                 guard: Decimal = ARRIVAL_SPREAD_GUARD) -> None:
+        self.clock = clock
+        by_lane = lane_buckets(venue, guarded(limits, guard / 2), lanes, clock)
+        self._lanes = {lane: tuple(bucket for bucket, _kind in buckets) for lane, buckets in by_lane.items()}
+        self.held = 0  # requests that had to wait here (each a stall the pacer could not see)
+
+    async def write(self, lane: str, send: Callable[[], Awaitable[bool]]) -> bool:
+        """``await send()`` once ``lane`` has room, its tokens spent when it returned (unless it
+        says it sent nothing: False). Returns what ``send`` returned. A lane the hold does not
+        know (a login step, a subscription) is written at once and spends nothing."""
+        buckets = self._lanes.get(lane, ())
+        if buckets and await wait_for_room(buckets, self.clock):
+            self.held += 1
+        sent = True
+        try:
+            sent = await send()
+            return sent
+        finally:
+            if sent and buckets:
+                now = self.clock.now_ns()  # after the write: the venue sees it no earlier
+                for bucket in buckets:
+                    bucket.take(now)
+
+
+async def wait_for_room(buckets: Sequence[RateBucket], clock: Clock) -> bool:
+    """Return once every one of ``buckets`` has a token (one, as a cancel takes), spending none;
+    True when that meant waiting. One timer on ``clock`` per wait, for the latest bucket's due time."""
+    waited = False
+    while True:
+        now = clock.now_ns()
+        due = max((bucket.next_free_ns("cancel") for bucket in buckets if not bucket.can_take("cancel", now)),
+                  default=None)
+        if due is None:
+            return waited
+        waited = True
+        woken = anyio.Event()
+        timer = clock.call_at(max(due, now + 1), woken.set)
+        try:
+            await woken.wait()
+        finally:
+            timer.cancel()
 
 
 class PacerClosed(ConnectionError):
@@ -204,6 +262,8 @@ class WirePacer:
         self.guard = guard
         self._limits = tuple(limits)
         self._queue = DepartureQueue(lane_buckets(venue, guarded(limits, guard), self.lane_specs, self.clock))
+        #: where an ``on_depart`` adapter's writer writes through (see :class:`WriteHold`)
+        self.hold = WriteHold(venue, self._limits, self.lane_specs, self.clock, guard)
         self._on_depart = on_depart
         self._timer: Timer | None = None
         self._timer_at = 0
@@ -223,6 +283,7 @@ class WirePacer:
         waiting = self._queue.drain()
         self._queue = DepartureQueue(lane_buckets(self.venue, guarded(self._limits, self.guard), self.lane_specs,
                                                   self.clock))
+        self.hold = WriteHold(self.venue, self._limits, self.lane_specs, self.clock, self.guard)
         for lane, item in waiting:
             self._queue.put(lane, item)
         self._pump()

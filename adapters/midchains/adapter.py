@@ -91,9 +91,6 @@ D = Decimal
 #: arrivals, which a stalled moment anywhere between our socket and its clock can bunch by more
 #: than 50 ms; 100 ms of margin costs 4 -> 3.6 orders/s
 ARRIVAL_GUARD = Decimal("0.10")
-#: MID-9: the frames the venue counts against its 4 orders/s (new orders and replaces; a cancel is
-#: not an order there): the link holds that limit on the wire as well as in its pacer
-ORDER_MSG_TYPES = ("D", "G")
 #: what the query_* methods answer from, and what they cannot (MID-5: no OrderStatusRequest H over FIX)
 QUERIES = ("answered from the adapter's own record of the gateway's reports (no OrderStatusRequest H, no "
            "execution query over FIX, MID-5); an order the gateway never acknowledged, and reports it dropped at "
@@ -194,7 +191,7 @@ class MidChainsFixAdapter(Adapter):
             ":memory:", self.clock, self._on_message, self._on_status,
             backoff=Backoff(opts.reconnect_min_s, opts.reconnect_max_s, random.Random(self.seed)),
             limits=self._limits, logon_fields=self._logon_fields, connect_timeout_s=opts.connect_timeout_s,
-            guard=ARRIVAL_GUARD, on_skipped=self._on_skipped, order_types=ORDER_MSG_TYPES,
+            guard=ARRIVAL_GUARD, on_skipped=self._on_skipped,
         )
         self._by_root: dict[str, _Track] = {}
         self._told = ""  # the last status told to the engine

@@ -37,7 +37,6 @@ __all__ = [
     "FrameReader",
     "decode",
     "encode",
-    "frame_msg_type",
     "reframe",
 ]
 
@@ -130,16 +129,6 @@ def encode_message(
     length = frame[_LENGTH_AT:frame.index(SOH, _LENGTH_AT)].decode("ascii")
     checksum = frame[-4:-1].decode("ascii")
     return frame, FixMessage(((8, BEGIN_STRING), (9, length), (35, msg_type), *given, (10, checksum)))
-
-
-def frame_msg_type(frame: bytes) -> bytes:
-    """The MsgType (35) of a frame :func:`encode` wrote (8, 9, 35 first), b"" for anything else:
-    read where a frame leaves, to tell which of the venue's limits it counts against."""
-    at = frame.find(b"\x0135=", _LENGTH_AT)
-    if at < 0:
-        return b""
-    end = frame.find(SOH, at + 4)
-    return frame[at + 4:end] if end > 0 else b""
 
 
 def reframe(frame: bytes) -> bytes:

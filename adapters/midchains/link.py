@@ -40,12 +40,13 @@ holding the connection, by the kit's :class:`~adapters.kit.pacing.WirePacer` wit
 first): ``"orders"`` (4/s) and ``"all"`` less :data:`ADMIN_HEADROOM` message/s kept for the
 session's own traffic, so orders wait in the pacer rather than in front of a Heartbeat. Both are
 counted on windows ``guard`` longer than the venue's (default the kit's arrival-spread guard, 5%).
-The stream holds the ``"orders"`` limit too, for the frames whose MsgType is in ``order_types``
-(the order adapter's D and G), and spends the stream's tokens when a write has returned: the pacer
-decides when a message is released, but a stall between the release and the write (a slow store
-write, the process descheduled) would otherwise let it reach the wire closer to the next one than
-the venue allows. :meth:`FixLink.set_limits` returns what application messages really leave at:
-what the engine's gate must spend at submit.
+The writer writes each application message through the pacer's
+:class:`~adapters.kit.pacing.WriteHold` (its lane's limits again, on the times writes returned), and
+the stream spends its tokens when a write has returned: the pacer decides when a message is
+released, but a stall between the release and the write (a slow store write, the process
+descheduled) would otherwise let it reach the wire closer to the next one than the venue allows.
+:meth:`FixLink.set_limits` returns what application messages really leave at: what the engine's
+gate must spend at submit.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +65,8 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from adapters.kit.backoff import Backoff
-from adapters.kit.pacing import ARRIVAL_SPREAD_GUARD, ORDER_LANES, LaneSpec, WirePacer, pacing_clock
-from adapters.midchains.codec import FixMessage, frame_msg_type
+from adapters.kit.pacing import ARRIVAL_SPREAD_GUARD, ORDER_LANES, LaneSpec, WirePacer, pacing_clock, wait_for_room
+from adapters.midchains.codec import FixMessage
 from adapters.midchains.session import FixSession, SessionConfig, SessionState, Skipped
 from adapters.midchains.store import SequenceStore
 from adapters.midchains.transport import Endpoint, FixConnection
@@ -109,59 +111,33 @@ class Outgoing:
 
 
 class _PacedStream(anyio.abc.ByteStream):
-    """The connection's stream with the venue's limits held on every write: a frame waits for a
-    token of the message bucket (``all``, every frame) and, when its MsgType is one of
-    ``order_types``, of the order bucket too (one ``send`` is one frame: FixConnection writes frame
-    by frame, one at a time under its send lock). The tokens are spent when the write has returned,
-    so a stall between the check and the write (the process descheduled, a slow store write before
-    the pacer's release reached the socket) can only make the next frame wait longer: two frames
-    never reach the wire closer than the buckets allow, which is where the venue counts. It also
-    tells the link when a frame is read or written, which is when the session's state may change."""
+    """The connection's stream with the venue's message limit on every write: a frame waits for a
+    token of ``bucket`` (one ``send`` is one frame: FixConnection writes frame by frame, one at a
+    time under its send lock). The token is spent when the write has returned, so a stall between
+    the check and the write can only make the next frame wait longer, never bring two closer on
+    the wire. It also tells the link when a frame is read or written, which is when the session's
+    state may change."""
 
     def __init__(self, inner: anyio.abc.ByteStream, bucket: RateBucket | None, clock: Clock,
-                 moved: Callable[[str], None], order_bucket: RateBucket | None = None,
-                 order_types: frozenset[bytes] = frozenset()) -> None:
+                 moved: Callable[[str], None]) -> None:
         self.inner = inner
         self.bucket = bucket
-        self.order_bucket = order_bucket
-        self.order_types = order_types
         self.clock = clock
         self.moved = moved
         self.frames_out = 0
         self.delayed = 0
 
     async def send(self, item: bytes) -> None:
-        buckets = [bucket for bucket in (self.bucket, self.order_bucket) if bucket is not None]
-        if self.order_bucket is not None and frame_msg_type(item) not in self.order_types:
-            buckets.pop()
-        if buckets:
-            await self._wait_room(buckets)
+        bucket = self.bucket
+        if bucket is not None and await wait_for_room((bucket,), self.clock):
+            self.delayed += 1
         try:
             await self.inner.send(item)
         finally:
-            now = self.clock.now_ns()  # after the write: the venue sees it no earlier than this
-            for bucket in buckets:
-                bucket.take(now)
+            if bucket is not None:
+                bucket.take(self.clock.now_ns())  # after the write: the venue sees it no earlier
         self.frames_out += 1
         self.moved("out")
-
-    async def _wait_room(self, buckets: list[RateBucket]) -> None:
-        held = False
-        while True:
-            now = self.clock.now_ns()
-            due = max((bucket.next_free_ns("cancel") for bucket in buckets
-                       if not bucket.can_take("cancel", now)), default=None)
-            if due is None:
-                return
-            if not held:
-                held = True
-                self.delayed += 1
-            woken = anyio.Event()
-            timer = self.clock.call_at(max(due, now + 1), woken.set)
-            try:
-                await woken.wait()
-            finally:
-                timer.cancel()
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         self.moved("in")  # the previous read has been processed by now
@@ -206,7 +182,6 @@ class FixLink:
         guard: Decimal = ARRIVAL_SPREAD_GUARD,
         on_skipped: Callable[[Skipped], None] | None = None,
         store: SequenceStore | None = None,
-        order_types: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.endpoint = endpoint
@@ -221,8 +196,6 @@ class FixLink:
         self.connect_timeout_s = connect_timeout_s
         self.guard = guard
         self.on_skipped = on_skipped
-        #: the MsgTypes the venue counts against its "orders" limit, held on the stream too
-        self.order_types = frozenset(kind.encode("ascii") for kind in order_types)
         #: the SequenceStore file; may be changed until ``run`` opens it (an adapter learns its
         #: state path after construction)
         self.store_path = store_path
@@ -240,7 +213,6 @@ class FixLink:
         self._limits: tuple[RateLimit, ...] = tuple(limits)
         self._pacer = self._new_pacer()
         self._wire = self._wire_bucket()
-        self._wire_orders = self._order_bucket()
         self._outbox_send: MemoryObjectSendStream[Outgoing]
         self._outbox_recv: MemoryObjectReceiveStream[Outgoing]
         self._outbox_send, self._outbox_recv = anyio.create_memory_object_stream(float("inf"))
@@ -261,7 +233,6 @@ class FixLink:
         self._limits = tuple(limits)
         self._pacer.set_limits(self._application_limits())
         self._wire = self._wire_bucket()
-        self._wire_orders = self._order_bucket()
         return self._pacer.departure_limits
 
     def send(self, lane: str, msg_type: str, body: Sequence[tuple[int, str]], *,
@@ -345,7 +316,7 @@ class FixLink:
             "messages_in": self.counters["messages_in"],
             "messages_out": self.counters["messages_out"] + (stream.frames_out if stream is not None else 0),
             "reconnects": self.counters["reconnects"],
-            "paced": self.counters["paced"] + (stream.delayed if stream is not None else 0),
+            "paced": self.counters["paced"] + (stream.delayed if stream is not None else 0) + self._pacer.hold.held,
             "skipped_messages": self.counters["skipped_messages"],
         }
 
@@ -358,8 +329,7 @@ class FixLink:
         except (OSError, TimeoutError, anyio.BrokenResourceError) as exc:
             self._failed(f"cannot connect: {type(exc).__name__}: {exc}")
             return True
-        stream = _PacedStream(inner, self._wire, self._pacing_clock, self._moved, self._wire_orders,
-                              self.order_types)
+        stream = _PacedStream(inner, self._wire, self._pacing_clock, self._moved)
         self._stream = stream
         extra = list(self.logon_fields()) if self.logon_fields is not None else []
         connection = FixConnection(self.open(), stream, self.clock, self._deliver, logon_fields=extra,
@@ -393,12 +363,17 @@ class FixLink:
                 self._not_sent(item, "connection lost before it was written")
                 continue
             try:
-                await connection.send(item.msg_type, item.body)
+                await self._pacer.hold.write(item.lane, partial(self._write, connection, item))
             except ConnectionError as exc:
                 self._not_sent(item, str(exc))
                 continue
             if item.on_sent is not None:
                 item.on_sent()
+
+    @staticmethod
+    async def _write(connection: FixConnection, item: Outgoing) -> bool:
+        await connection.send(item.msg_type, item.body)
+        return True
 
     async def _watch(self, connection: FixConnection) -> None:
         """Follow the session: probe after the logon, report connected once caught up, stale while
@@ -476,25 +451,16 @@ class FixLink:
         return WirePacer(self.name, self._application_limits(), self.lanes, self.clock, on_depart=self._depart,
                          guard=self.guard)
 
-    def _wire_bucket(self, scope: str = "all", share: Decimal = Decimal(1)) -> RateBucket | None:
-        """The venue's hard limit of ``scope`` on the stream (``all``: every frame; ``orders``: the
-        frames of :attr:`order_types`), on windows longer than the venue's by ``share`` of the
-        guard. One for the link's life, like the pacer's buckets: the venue counts per session, not
-        per connection, so frames sent just before a drop still count just after the reconnect."""
+    def _wire_bucket(self) -> RateBucket | None:
+        """The hard per-session message limit, on windows as long as the pacer's. One for the
+        link's life, like the pacer's buckets: the venue counts per session, not per connection,
+        so frames sent just before a drop still count just after the reconnect."""
         for limit in self._limits:
-            if limit.scope == scope:
-                per = limit.per_seconds * (1 + self.guard * share)
-                what = "FIX messages" if scope == "all" else f"FIX {scope}"
-                return RateBucket(f"{self.name} {what}", limit.count, Decimal(per), limit.burst,
-                                  self._pacing_clock, scope=scope)
+            if limit.scope == "all":
+                per = limit.per_seconds * (1 + self.guard)
+                return RateBucket(f"{self.name} FIX messages", limit.count, Decimal(per), limit.burst,
+                                  self._pacing_clock, scope="all")
         return None
-
-    def _order_bucket(self) -> RateBucket | None:
-        """The orders limit on write times, on windows half the guard longer than the venue's: the
-        pacer (the whole guard, on release times) spaces orders; this holds one back only when a
-        stall between release and write ate more than half the guard, and keeps the other half
-        for the network."""
-        return self._wire_bucket("orders", Decimal("0.5")) if self.order_types else None
 
     def _depart(self, lane: str, item: Outgoing) -> None:
         self._outbox_send.send_nowait(item)

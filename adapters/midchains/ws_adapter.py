@@ -338,8 +338,8 @@ class MidChainsWsAdapter(Adapter):
         )
         self._limits: tuple[RateLimit, ...] = self.rate_limits
         self._pacer = self._new_pacer()
-        self._out_send: MemoryObjectSendStream[tuple[int, str]]
-        self._out_recv: MemoryObjectReceiveStream[tuple[int, str]]
+        self._out_send: MemoryObjectSendStream[tuple[str, int, str]]  # (lane, connection epoch, frame)
+        self._out_recv: MemoryObjectReceiveStream[tuple[str, int, str]]
         self._out_send, self._out_recv = anyio.create_memory_object_stream(float("inf"))
         self.counters: Counter[str] = Counter()
         self._rejects = RejectCodes()
@@ -541,8 +541,8 @@ class MidChainsWsAdapter(Adapter):
 
     def _depart(self, lane: str, item: Any) -> None:
         """The pacer let ``item`` go: to the writer, in this order; its answer is awaited from now."""
-        if isinstance(item, tuple):  # a login step, made by the LoginMachine
-            self._out_send.send_nowait(item)
+        if isinstance(item, tuple):  # a login step, made by the LoginMachine: (epoch, frame)
+            self._out_send.send_nowait((lane, *item))
             return
         request: _Request = item
         if not self._client.current(request.epoch):
@@ -550,7 +550,7 @@ class MidChainsWsAdapter(Adapter):
             return
         text = encode(request.message)
         if request.message.TYPE == "subscribe":  # 001 shows no answer to it: nothing is awaited
-            self._out_send.send_nowait((request.epoch, text))
+            self._out_send.send_nowait((lane, request.epoch, text))
             return
         self._seq += 1
         request.seq = self._seq
@@ -561,11 +561,14 @@ class MidChainsWsAdapter(Adapter):
         request.deadline = time.monotonic() + self.ws_options.request_timeout_s
         self._outstanding[request.seq] = request
         self._by_key.setdefault(request.key, []).append(request)
-        self._out_send.send_nowait((request.epoch, text))
+        self._out_send.send_nowait((lane, request.epoch, text))
 
     async def _writer(self) -> None:
-        async for epoch, text in self._out_recv:
-            if await self._client.send(text, epoch):
+        """Write what the pacers let go, in that order, each through its pacer's write hold (the
+        limits again on the times writes returned: the venue counts arrivals)."""
+        async for lane, epoch, text in self._out_recv:
+            pacer = _public_pacer(self.ws_options.url, self._limits, self.clock) if lane == "public" else self._pacer
+            if await pacer.hold.write(lane, partial(self._client.send, text, epoch)):
                 self.messages_out += 1
 
     def _resolve(self, request: _Request, answer: Any) -> None:

@@ -246,8 +246,8 @@ class PulseAdapter(Adapter):
         #: request ids and pending requests, book change-id continuity, public trade de-duplication:
         #: the session's protocol state, sans I/O
         self._protocol = PulseProtocol(self.instruments)
-        self._out_send: MemoryObjectSendStream[tuple[int, str]]
-        self._out_recv: MemoryObjectReceiveStream[tuple[int, str]]
+        self._out_send: MemoryObjectSendStream[tuple[str, int, str]]  # (lane, connection generation, frame)
+        self._out_recv: MemoryObjectReceiveStream[tuple[str, int, str]]
         self._out_send, self._out_recv = anyio.create_memory_object_stream(math.inf)
         self._limits: tuple[RateLimit, ...] = self.rate_limits
         self._pacer = self._new_pacer()
@@ -301,7 +301,7 @@ class PulseAdapter(Adapter):
         """The pacer let ``frame`` go: to the writer, and its answer deadline starts now (a request
         that waited for room must not time out, and be resolved as lost, before it was sent)."""
         self._protocol.departed(frame.req_id, time.monotonic() + self._timeout)
-        self._out_send.send_nowait((frame.gen, frame.text))
+        self._out_send.send_nowait((lane, frame.gen, frame.text))
 
     def _unsent(self, waiting: list[tuple[str, _Frame]]) -> None:
         """Frames the pacer still held at close never left: each sender hears "not sent" (an
@@ -449,11 +449,12 @@ class PulseAdapter(Adapter):
 
     # ---- background loops ----------------------------------------------------------------
     async def _writer(self) -> None:
-        """Send queued frames in order, on the connection they were made for."""
-        async for epoch, frame in self._out_recv:
+        """Send queued frames in order, on the connection they were made for, through the pacer's
+        write hold (the limits again on the times writes returned: the venue counts arrivals)."""
+        async for lane, epoch, frame in self._out_recv:
             # not sent when made for a connection that is gone (its request was already failed)
             # or when the socket closes meanwhile (the reader reports the loss)
-            if await self._client.send(frame, epoch):
+            if await self._pacer.hold.write(lane, partial(self._client.send, frame, epoch)):
                 self.messages_out += 1
 
     def _on_frame(self, raw: str | bytes, epoch: int) -> None:

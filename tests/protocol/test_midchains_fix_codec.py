@@ -9,11 +9,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from support.midchains_fix import examples
 
-from adapters.midchains.codec import FixCodecError, decode, frame_msg_type, reframe
+from adapters.midchains.codec import FixCodecError, decode, reframe
 
 #: (document line, MsgType, declared 9, actual body length): venue-notes 3.4's table, recomputed
 WELL_FORMED = [
@@ -88,15 +86,3 @@ def test_the_documents_values_come_through_exactly() -> None:
     assert Decimal(fill.get(32) or "") / Decimal(fill.get(43229) or "") == Decimal("0.1")
     order = decode(reframe(as_printed(199)))
     assert order.get(52) == "20210714-10:31:02568"  # the document's missing '.' is kept, not repaired
-
-
-@pytest.mark.parametrize(("line", "msg_type", "declared", "actual"), WELL_FORMED)
-def test_a_frames_msg_type_is_read_where_it_leaves(line: int, msg_type: str, declared: int, actual: int) -> None:
-    """The link tells order frames (D, G) from the rest by this, for the wire's orders limit."""
-    assert frame_msg_type(reframe(as_printed(line))) == msg_type.encode()
-
-
-@given(st.binary(max_size=64))
-def test_frame_msg_type_of_any_bytes_is_a_type_or_nothing(data: bytes) -> None:
-    kind = frame_msg_type(data)
-    assert kind == b"" or (kind in data and b"\x01" not in kind)

@@ -33,6 +33,7 @@ from support.pulse import (
     venue,
 )
 from support.sinks import RecordingSink
+from support.stalls import stall_first_send
 
 from adapters.kit.pacing import max_in_window
 from adapters.pulse.adapter import PulseAdapter, PulseError, PulseOptions
@@ -1156,3 +1157,19 @@ async def test_frames_still_paced_at_close_are_reported_not_sent() -> None:
         refusal = v.sink.updates_for(working[1].client_id)[-1]
         assert refusal.reject_code == Reject.BACKEND_CONNECTIVITY and "cancel not sent" in refusal.reason
         assert v.venue_order(working[1]).is_open
+
+
+@pytest.mark.anyio
+async def test_a_stall_between_release_and_write_does_not_bunch_the_wire() -> None:
+    """The first order's write stalls 0.4 s (the loop busy, the process descheduled) after the pacer
+    released the first 20: they reach the wire at 0.4 s, and the next ones the pacer releases one
+    window after the releases would make 21 in one of the venue's seconds. The writer writes
+    through the pacer's write hold, which counts from when the writes returned."""
+    stalled: list[list[str]] = []
+    async with venue(before=lambda adapter: stalled.append(stall_first_send(adapter._client, "private/buy"))) as v:
+        start = len(v.sandbox.arrivals)
+        orders = [v.submit("buy", 10, 49000) for _ in range(30)]
+        await until(lambda: all(o.status is not S.PENDING_NEW for o in orders), timeout=60, what="every order answered")
+        arrivals = [t for t, _, method in list(v.sandbox.arrivals)[start:] if method == "private/buy"]
+    assert stalled[0] and len(arrivals) == 30
+    assert max_in_window(arrivals, NS_PER_S) <= 20

@@ -211,6 +211,56 @@ async def test_waiting_requests_leave_in_order_cancels_first_as_the_clock_moves(
 
 
 @pytest.mark.anyio
+async def test_the_write_hold_counts_from_when_writes_returned() -> None:
+    """Four orders released at T0 are written 0.4 s late (a stall between release and write); the
+    fifth, released one window later, must wait for the window counted from the writes, not from
+    the releases: on the wire no 1 s holds five. A stall under half the guard holds nothing."""
+    clock = ManualClock()
+    limits = [RateLimit("orders", 4, D(1))]
+    pacer = WirePacer("v", limits, ORDER_LANES, clock, on_depart=lambda lane, item: None, guard=D("0.1"))
+    wire: list[int] = []
+
+    async def written() -> bool:
+        wire.append(clock.now_ns())
+        return True
+
+    clock.advance(T0 + 400_000_000)
+    for _ in range(4):
+        assert await pacer.hold.write("order", written)
+    clock.advance(T0 + 1_100_000_000)  # the pacer's own window (1.1 s) from the releases at T0
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pacer.hold.write, "order", written)
+        await wait_all_tasks_blocked()
+        assert len(wire) == 4  # held: 1.05 s from the writes is 1.45 s
+        clock.advance(T0 + 1_450_000_000 - 1)
+        await wait_all_tasks_blocked()
+        assert len(wire) == 4
+        clock.advance(T0 + 1_450_000_000)
+        await wait_all_tasks_blocked()
+    assert wire[-1] == T0 + 1_450_000_000 and pacer.hold.held == 1
+    assert max_in_window(wire, NS_PER_S) <= 4
+    clock.advance(T0 + 2_540_000_000)  # 1.09 s after the last write: room again, nothing held
+    assert await pacer.hold.write("order", written) and pacer.hold.held == 1
+
+
+@pytest.mark.anyio
+async def test_the_write_hold_spends_nothing_for_what_was_not_sent() -> None:
+    clock = ManualClock()
+    pacer = WirePacer("v", [RateLimit("orders", 1, D(1))], ORDER_LANES, clock, on_depart=lambda lane, item: None)
+
+    async def refused() -> bool:
+        return False  # the connection it was made for is gone
+
+    async def sent() -> bool:
+        return True
+
+    assert not await pacer.hold.write("order", refused)
+    assert await pacer.hold.write("order", sent)  # the refused one took no token
+    assert await pacer.hold.write("login", sent)  # a lane the pacer does not know: never held
+    assert pacer.hold.held == 0
+
+
+@pytest.mark.anyio
 async def test_close_hands_back_what_never_left_and_wakes_its_senders() -> None:
     clock = ManualClock()
     pacer = WirePacer("v", [RateLimit("all", 2, D(1))], ORDER_LANES, clock)  # reserve 1: one order
