@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,7 @@ from engine.clock import Clock, WallClock
 from engine.model import Order, OrderStatus, OrderType, Side
 from support import until
 from support.sinks import RecordingSink
+from support.threaded import Served, served_in_thread
 
 D = Decimal
 S = OrderStatus
@@ -43,10 +44,12 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class Harness:
-    def __init__(self, sandbox: OptimusSandbox, adapter: OptimusAdapter, sink: RecordingSink) -> None:
+    def __init__(self, sandbox: OptimusSandbox, adapter: OptimusAdapter, sink: RecordingSink,
+                 served: Served[OptimusSandbox] | None = None) -> None:
         self.sandbox = sandbox
         self.adapter = adapter
         self.sink = sink
+        self.served = served  # the sandbox's own thread and loop (``threaded``): read it through ``call``
         self.seq = 0
 
     def order(self, side: Side = Side.BUY, qty: int = 500, price: Decimal | None = RESTING, symbol: str = "MEBL",
@@ -81,13 +84,23 @@ def settings(**overrides: Any) -> SandboxSettings:
 @asynccontextmanager
 async def venue(
     sandbox_settings: SandboxSettings | None = None, clock: Clock | None = None, sink: Any = None,
-    before_connect: Callable[[OptimusAdapter], None] | None = None, **options: Any
+    before_connect: Callable[[OptimusAdapter], None] | None = None, threaded: bool = False, **options: Any
 ) -> AsyncIterator[Harness]:
+    """The sandbox and a connected adapter. ``threaded``: the sandbox serves from a thread and loop
+    of its own (tests/support/threaded.py) with its own wall clock, so a test counting its arrivals
+    reads the wire's times; the test then reads it only through ``Harness.served.call``."""
     clock = clock if clock is not None else WallClock()
     opts: dict[str, Any] = dict(webhook_listen="127.0.0.1:0", poll_interval_s=D("0.25"), request_timeout_s=D("0.5"),
                                 connect_timeout_s=D("0.5"), unknown_grace_s=D("0.3"), retry_backoff_s=D("0.01"))
     opts.update(options)
-    async with OptimusSandbox(sandbox_settings or settings(), clock=clock) as sandbox:
+    async with AsyncExitStack() as stack:
+        served: Served[OptimusSandbox] | None = None
+        if threaded:
+            served = await stack.enter_async_context(served_in_thread(
+                lambda: OptimusSandbox(sandbox_settings or settings(), clock=WallClock())))
+            sandbox = served.it
+        else:
+            sandbox = await stack.enter_async_context(OptimusSandbox(sandbox_settings or settings(), clock=clock))
         sink = sink if sink is not None else RecordingSink()
         adapter = OptimusAdapter("psx", OptimusOptions(base_url=sandbox.base_url, **opts), DOC_INSTRUMENTS, clock,
                                  sink)
@@ -96,9 +109,12 @@ async def venue(
         async with anyio.create_task_group() as tg:
             adapter.bind(tg)
             await adapter.connect()
-            sandbox.webhook_url = adapter.webhook_url
+            if served is not None:
+                served.call(lambda: setattr(sandbox, "webhook_url", adapter.webhook_url))
+            else:
+                sandbox.webhook_url = adapter.webhook_url
             try:
-                yield Harness(sandbox, adapter, sink)
+                yield Harness(sandbox, adapter, sink, served)
             finally:
                 await adapter.close()
                 tg.cancel_scope.cancel()

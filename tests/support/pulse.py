@@ -19,6 +19,7 @@ from engine.clock import WallClock
 from engine.model import Instrument, Order, OrderStatus, Side, TimeInForce
 from support import PULSE_BTC, until
 from support.sinks import RecordingSink
+from support.threaded import Served, served_in_thread
 
 D = Decimal
 S = OrderStatus
@@ -56,10 +57,12 @@ def record_issued_tokens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 class Venue:
     """A running sandbox and a connected adapter, with the moves the runtime would make."""
 
-    def __init__(self, sandbox: PulseSandbox, adapter: PulseAdapter, sink: RecordingSink) -> None:
+    def __init__(self, sandbox: PulseSandbox, adapter: PulseAdapter, sink: RecordingSink,
+                 served: Served[PulseSandbox] | None = None) -> None:
         self.sandbox = sandbox
         self.adapter = adapter
         self.sink = sink
+        self.served = served  # the sandbox's own thread and loop (``threaded``): read it through ``call``
         self._ids = 0
 
     def submit(self, side: str, qty: str | int, price: str | int | None, *, tif: TimeInForce = TimeInForce.GTC,
@@ -95,13 +98,22 @@ class Venue:
 
 @contextlib.asynccontextmanager
 async def venue(sandbox: dict[str, Any] | None = None, before: Callable[[PulseAdapter], None] | None = None,
-                subscribe: bool = True, **options: Any) -> AsyncIterator[Venue]:
+                subscribe: bool = True, threaded: bool = False, **options: Any) -> AsyncIterator[Venue]:
+    """The sandbox and a connected adapter. ``threaded``: the sandbox serves from a thread and loop
+    of its own (tests/support/threaded.py), so a test counting its arrivals reads the wire's times;
+    the test then reads it only through ``Venue.served.call``."""
     settings: dict[str, Any] = {"credentials": {"mm": SECRET, "other": "other-secret"}, "min_heartbeat_s": 0.05}
     settings.update(sandbox or {})
     opts: dict[str, Any] = {"client_id": "mm", "client_secret_env": SECRET_ENV, "heartbeat_s": D(5),
                             "request_timeout_s": D(2), "reconnect_min_s": D("0.05")}
     opts.update(options)
-    async with PulseSandbox(**settings) as sb:
+    async with contextlib.AsyncExitStack() as stack:
+        served: Served[PulseSandbox] | None = None
+        if threaded:
+            served = await stack.enter_async_context(served_in_thread(lambda: PulseSandbox(**settings)))
+            sb = served.it
+        else:
+            sb = await stack.enter_async_context(PulseSandbox(**settings))
         sink = RecordingSink()
         adapter = PulseAdapter("pulse", PulseOptions(url=sb.url, **opts), instruments(), WallClock(), sink)
         if before is not None:
@@ -113,7 +125,7 @@ async def venue(sandbox: dict[str, Any] | None = None, before: Callable[[PulseAd
                 adapter.subscribe([BTC])
                 await until(lambda: BTC in sink.books, what="first book snapshot")
             try:
-                yield Venue(sb, adapter, sink)
+                yield Venue(sb, adapter, sink, served)
             finally:
                 await adapter.close()
                 tg.cancel_scope.cancel()
