@@ -83,9 +83,10 @@ class WriteHold:
         self.held = 0  # requests that had to wait here (each a stall the pacer could not see)
 
     async def write(self, lane: str, send: Callable[[], Awaitable[bool]]) -> bool:
-        """``await send()`` once ``lane`` has room, its tokens spent when it returned (unless it
-        says it sent nothing: False). Returns what ``send`` returned. A lane the hold does not
-        know (a login step, a subscription) is written at once and spends nothing."""
+        """``await send()`` once ``lane`` has room, its tokens spent when it returned, unless it
+        says it sent nothing (False); when it raises they are spent too (a write cut short may have
+        left, and the cost is one window's wait at most). Returns what ``send`` returned. A lane
+        the hold does not know is written at once and spends nothing."""
         buckets = self._lanes.get(lane, ())
         if buckets and await wait_for_room(buckets, self.clock):
             self.held += 1

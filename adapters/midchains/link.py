@@ -56,7 +56,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -357,23 +356,33 @@ class FixLink:
         return ended.error
 
     async def _writer(self, connection: FixConnection) -> None:
-        """Write application messages the pacer let go, in the order it let them go."""
+        """Write application messages the pacer let go, in the order it let them go, each through
+        the pacer's write hold. A message the hold still kept when the connection ended (this task
+        cancelled) was never numbered: it is reported not sent, like one still in the outbox; once
+        the session has numbered and stored it, a resend after the reconnect recovers it."""
         async for item in self._outbox_recv:
             if connection.ended is not None or not self.up:
                 self._not_sent(item, "connection lost before it was written")
                 continue
+            numbered = False
+
+            async def write(item: Outgoing = item) -> bool:
+                nonlocal numbered
+                numbered = True
+                await connection.send(item.msg_type, item.body)
+                return True
+
             try:
-                await self._pacer.hold.write(item.lane, partial(self._write, connection, item))
+                await self._pacer.hold.write(item.lane, write)
             except ConnectionError as exc:
                 self._not_sent(item, str(exc))
                 continue
+            except BaseException:
+                if not numbered:
+                    self._not_sent(item, "connection lost while the rate limit held it")
+                raise
             if item.on_sent is not None:
                 item.on_sent()
-
-    @staticmethod
-    async def _write(connection: FixConnection, item: Outgoing) -> bool:
-        await connection.send(item.msg_type, item.body)
-        return True
 
     async def _watch(self, connection: FixConnection) -> None:
         """Follow the session: probe after the logon, report connected once caught up, stale while

@@ -54,9 +54,9 @@ class Harness:
 
     async def until_arrived(self, msg_type: str, count: int, timeout_s: float = 10) -> list[int]:
         """Wait until the gateway has read ``count`` frames of ``msg_type``; their arrival times."""
-        with anyio.fail_after(timeout_s):
+        with anyio.fail_after(timeout_s):  # 50 ms: each look asks the gateway's thread and waits
             while len(arrived := self.arrivals(msg_type)) < count:
-                await anyio.sleep(0.01)
+                await anyio.sleep(0.05)
         return arrived
 
 
@@ -204,4 +204,31 @@ async def test_orders_held_on_the_wire_after_a_stall_between_release_and_write(t
         await h.until_arrived("D", 6, 20)
         assert max_in_window(h.arrivals("D"), NS) <= 4
         assert h.link.stats["paced"] >= 1  # the write hold, not the pacer, held the fifth
+    store.close()
+
+
+async def test_an_order_the_hold_keeps_when_the_connection_drops_is_reported_not_sent(tmp_path: Path) -> None:
+    """After a stall the write hold keeps the fifth order; the gateway drops the connection before
+    it may leave. It was never numbered, so no resend can bring it: its sender hears "not sent"
+    (every one of the six hears exactly one of sent / not sent), never silence."""
+    store = _StallingStore(tmp_path / "fix.sqlite", 0.4)
+    outcome: dict[str, str] = {}
+    async for h in _harness(tmp_path, threaded=True, store=store):
+        assert h.served is not None
+        await h.link.wait_connected(10)
+        for n in range(6):
+            client_id = f"H{n}"
+            h.link.send("order", "D", [(11, client_id), *ORDER[1:]],
+                        on_unsent=lambda why, c=client_id: outcome.setdefault(c, f"not sent: {why}"),
+                        on_sent=lambda c=client_id: outcome.setdefault(c, "sent"))
+        await h.until_arrived("D", 4)
+        with anyio.fail_after(10):  # the pacer let the fifth go; the hold keeps it (1.05 s from the writes)
+            while h.link._pacer.departed["order"] < 5:
+                await anyio.sleep(0.005)
+        await h.served.run(h.gateway.drop)
+        with anyio.fail_after(10):
+            while len(outcome) < 6:
+                await anyio.sleep(0.01)
+        assert [outcome[f"H{n}"] for n in range(4)] == ["sent"] * 4
+        assert outcome["H4"].startswith("not sent") and outcome["H5"].startswith("not sent")
     store.close()

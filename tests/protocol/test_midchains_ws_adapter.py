@@ -18,6 +18,7 @@ import anyio
 import pytest
 from support.sinks import RecordingSink
 from support.stalls import stall_first_send
+from support.threaded import served_in_thread
 from support.tls import self_signed
 
 from adapters.midchains.sandbox import MidChainsExtensions, MidChainsSandbox, WsUser
@@ -189,18 +190,26 @@ async def test_halt_reaches_the_engine_and_orders_on_the_pair_are_refused(venue:
 # ---- orders --------------------------------------------------------------------------------------
 
 
-async def test_a_stall_between_release_and_write_does_not_bunch_the_orders(venue: Venue) -> None:
+async def test_a_stall_between_release_and_write_does_not_bunch_the_orders(tmp_path: Path) -> None:
     """The first addorder's write stalls 0.4 s after the pacer released four: they reach the wire at
     0.4 s, and the four it releases one window after the releases would make eight in one of the
     venue's seconds. Written through the pacer's write hold, counted from when the writes returned,
-    they do not: the fixture asserts the sandbox counted no violation."""
-    async with venue.adapter() as (adapter, sink):
-        stalled = stall_first_send(adapter._client, '"addorder"')
-        orders = [venue.order(sink, price=str(100 - n)) for n in range(8)]
-        for order in orders:
-            adapter.submit(order)
-        await until(lambda: all(o.status is S.NEW for o in orders), timeout=20)
-        assert stalled
+    they do not. The sandbox serves from its own thread: the stall blocks the adapter's loop, not
+    the sandbox's reads, so its counts are the wire's."""
+    venue = Venue(tmp_path)
+    users = (WsUser(USER, venue.password),)
+    async with served_in_thread(lambda: MidChainsSandbox(ws_users=users, extensions=MidChainsExtensions.everyday())
+                                ) as served:
+        venue.sandbox = served.it  # the adapter's options read its address
+        async with venue.adapter() as (adapter, sink):
+            stalled = stall_first_send(adapter._client, '"addorder"')
+            orders = [venue.order(sink, price=str(100 - n)) for n in range(8)]
+            for order in orders:
+                adapter.submit(order)
+            await until(lambda: all(o.status is not S.PENDING_NEW for o in orders), timeout=20)
+            assert stalled
+        assert served.call(served.it.violations) == {"messages": 0, "orders": 0}
+        assert [o.status for o in orders] == [S.NEW] * 8
 
 
 async def test_order_rests_fills_and_the_queries_agree(venue: Venue) -> None:

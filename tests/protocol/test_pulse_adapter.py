@@ -1166,12 +1166,16 @@ async def test_a_stall_between_release_and_write_does_not_bunch_the_wire() -> No
     """The first order's write stalls 0.4 s (the loop busy, the process descheduled) after the pacer
     released the first 20: they reach the wire at 0.4 s, and the next ones the pacer releases one
     window after the releases would make 21 in one of the venue's seconds. The writer writes
-    through the pacer's write hold, which counts from when the writes returned."""
+    through the pacer's write hold, which counts from when the writes returned. The sandbox serves
+    from its own thread: the stall blocks the adapter's loop, not the sandbox's reads."""
     stalled: list[list[str]] = []
-    async with venue(before=lambda adapter: stalled.append(stall_first_send(adapter._client, "private/buy"))) as v:
-        start = len(v.sandbox.arrivals)
+    async with venue(before=lambda adapter: stalled.append(stall_first_send(adapter._client, "private/buy")),
+                     threaded=True) as v:
+        assert v.served is not None
+        start = v.served.call(lambda: len(v.sandbox.arrivals))
         orders = [v.submit("buy", 10, 49000) for _ in range(30)]
         await until(lambda: all(o.status is not S.PENDING_NEW for o in orders), timeout=60, what="every order answered")
-        arrivals = [t for t, _, method in list(v.sandbox.arrivals)[start:] if method == "private/buy"]
+        recorded = v.served.call(lambda: list(v.sandbox.arrivals))[start:]
+        arrivals = [t for t, _, method in recorded if method == "private/buy"]
     assert stalled[0] and len(arrivals) == 30
     assert max_in_window(arrivals, NS_PER_S) <= 20

@@ -78,15 +78,23 @@ async def served_in_thread(open_: Callable[[], AbstractAsyncContextManager[T]]) 
     thread.start()
     await anyio.to_thread.run_sync(started.wait, START_STOP_S)
     if not box:
-        raise RuntimeError(f"the counterpart did not start: {failure[0] if failure else 'no answer in time'}")
+        if failure:
+            raise RuntimeError("the counterpart did not start") from failure[0]
+        raise RuntimeError(f"the counterpart did not start within {START_STOP_S:.0f} s")
     served = box[0]
     try:
         yield served
     finally:
-        served.loop.call_soon_threadsafe(stop[0].set)
+        if thread.is_alive() and not failure:
+            try:
+                served.loop.call_soon_threadsafe(stop[0].set)
+            except RuntimeError:  # its loop closed meanwhile: it failed, and says so below
+                pass
         await anyio.to_thread.run_sync(thread.join, START_STOP_S)
         if failure:
             raise RuntimeError("the counterpart failed while serving") from failure[0]
+        if thread.is_alive():
+            raise RuntimeError(f"the counterpart did not stop within {START_STOP_S:.0f} s")
 
 
 class Startable(Protocol):
