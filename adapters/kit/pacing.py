@@ -81,24 +81,32 @@ class WriteHold:
         by_lane = lane_buckets(venue, guarded(limits, guard / 2), lanes, clock)
         self._lanes = {lane: tuple(bucket for bucket, _kind in buckets) for lane, buckets in by_lane.items()}
         self.held = 0  # requests that had to wait here (each a stall the pacer could not see)
+        self._lock: anyio.Lock | None = None  # made at the first write (anyio needs a running loop)
 
     async def write(self, lane: str, send: Callable[[], Awaitable[bool]]) -> bool:
         """``await send()`` once ``lane`` has room, its tokens spent when it returned, unless it
         says it sent nothing (False); when it raises they are spent too (a write cut short may have
         left, and the cost is one window's wait at most). Returns what ``send`` returned. A lane
-        the hold does not know is written at once and spends nothing."""
+        the hold does not know is written at once and spends nothing. Writers sharing one hold
+        (adapters of one address sharing a public budget) write one at a time: the room checked
+        is still there when the write returns."""
         buckets = self._lanes.get(lane, ())
-        if buckets and await wait_for_room(buckets, self.clock):
-            self.held += 1
-        sent = True
-        try:
-            sent = await send()
-            return sent
-        finally:
-            if sent and buckets:
-                now = self.clock.now_ns()  # after the write: the venue sees it no earlier
-                for bucket in buckets:
-                    bucket.take(now)
+        if not buckets:
+            return await send()
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:
+            if await wait_for_room(buckets, self.clock):
+                self.held += 1
+            sent = True
+            try:
+                sent = await send()
+                return sent
+            finally:
+                if sent:
+                    now = self.clock.now_ns()  # after the write: the venue sees it no earlier
+                    for bucket in buckets:
+                        bucket.take(now)
 
 
 async def wait_for_room(buckets: Sequence[RateBucket], clock: Clock) -> bool:

@@ -244,6 +244,31 @@ async def test_the_write_hold_counts_from_when_writes_returned() -> None:
 
 
 @pytest.mark.anyio
+async def test_writers_sharing_a_hold_write_one_at_a_time() -> None:
+    """Two writers on one hold (adapters sharing an address's public budget), a transport that
+    yields while writing: both would find the room the first has not spent yet. One at a time,
+    the second waits for the window."""
+    clock = ManualClock()
+    pacer = WirePacer("v", [RateLimit("orders", 1, D(1))], ORDER_LANES, clock, on_depart=lambda lane, item: None,
+                      guard=D(0))
+    wire: list[int] = []
+
+    async def yielding_send() -> bool:
+        await anyio.sleep(0)
+        wire.append(clock.now_ns())
+        return True
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pacer.hold.write, "order", yielding_send)
+        tg.start_soon(pacer.hold.write, "order", yielding_send)
+        await wait_all_tasks_blocked()
+        assert wire == [T0]
+        clock.advance(T0 + NS_PER_S)
+        await wait_all_tasks_blocked()
+    assert wire == [T0, T0 + NS_PER_S]
+
+
+@pytest.mark.anyio
 async def test_the_write_hold_spends_nothing_for_what_was_not_sent() -> None:
     clock = ManualClock()
     pacer = WirePacer("v", [RateLimit("orders", 1, D(1))], ORDER_LANES, clock, on_depart=lambda lane, item: None)
