@@ -100,7 +100,8 @@ class LinkDown(ConnectionError):
 @dataclass(slots=True)
 class Outgoing:
     """An application message waiting for its lane's budget. ``on_unsent(reason)`` runs when it
-    never leaves (the link dropped or closed first); ``on_sent()`` right after it was written."""
+    never leaves (the link dropped or closed first); ``on_sent()`` right after it was written, or
+    once the session numbered and stored it (a resend after a reconnect then brings it)."""
 
     lane: str
     msg_type: str
@@ -357,9 +358,11 @@ class FixLink:
 
     async def _writer(self, connection: FixConnection) -> None:
         """Write application messages the pacer let go, in the order it let them go, each through
-        the pacer's write hold. A message the hold still kept when the connection ended (this task
-        cancelled) was never numbered: it is reported not sent, like one still in the outbox; once
-        the session has numbered and stored it, a resend after the reconnect recovers it."""
+        the pacer's write hold. Every message hears exactly one of ``on_sent`` / ``on_unsent``: one
+        the session has numbered and stored counts as sent even when the connection ends before its
+        bytes leave (this task cancelled while the stream waits), since the gateway's ResendRequest
+        after the reconnect brings it; one the hold still kept was never numbered and is not sent,
+        like one still in the outbox."""
         async for item in self._outbox_recv:
             if connection.ended is not None or not self.up:
                 self._not_sent(item, "connection lost before it was written")
@@ -368,21 +371,28 @@ class FixLink:
 
             async def write(item: Outgoing = item) -> bool:
                 nonlocal numbered
-                numbered = True
+                numbered = True  # send_application numbers and stores it before anything awaits
                 await connection.send(item.msg_type, item.body)
                 return True
 
             try:
                 await self._pacer.hold.write(item.lane, write)
             except ConnectionError as exc:
-                self._not_sent(item, str(exc))
-                continue
-            except BaseException:
                 if not numbered:
+                    self._not_sent(item, str(exc))
+                    continue
+            except BaseException:
+                if numbered:
+                    self._sent(item)
+                else:
                     self._not_sent(item, "connection lost while the rate limit held it")
                 raise
-            if item.on_sent is not None:
-                item.on_sent()
+            self._sent(item)
+
+    @staticmethod
+    def _sent(item: Outgoing) -> None:
+        if item.on_sent is not None:
+            item.on_sent()
 
     async def _watch(self, connection: FixConnection) -> None:
         """Follow the session: probe after the logon, report connected once caught up, stale while
