@@ -58,7 +58,7 @@ sys.path.insert(0, str(REPO))
 from adapters.psx_feed.adapter import LiveFeedAdapter, LiveFeedOptions  # noqa: E402
 from adapters.psx_feed.codec import FeedDecoder, encode_subscribe, feed_url, with_token_query  # noqa: E402
 from benchmarks.wsfloor import (  # noqa: E402
-    decode_frames,
+    decode_file,
     floor_and_figure,
     read_frames,
     receive_once,
@@ -200,13 +200,6 @@ def record_to(path: Path, messages: int) -> None:
     write_frames(path, frames)
 
 
-def decode_from(path: Path, count: int, profile: bool) -> None:
-    """``decode``: the first ``count`` frames of ``path`` through :func:`decoding_sink`, alone."""
-    rate = decode_frames(read_frames(path, count), decoding_sink(), profile)
-    if rate is not None:
-        print(f"psx_feed_decode_path_msgs_per_s={int(rate)}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", nargs="?", choices=("loopback", "record", "decode", "floor"), default="loopback",
@@ -224,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         record_to(args.file, args.messages)
         return 0
     if args.mode == "decode":
-        decode_from(args.file, args.frames, args.profile)
+        decode_file(args.file, args.frames, decoding_sink(), "psx_feed_decode_path_msgs_per_s", args.profile)
         return 0
     if args.mode == "floor":
         rate = receive_once(read_frames(args.file, args.frames), decoding_sink() if args.decode else None)

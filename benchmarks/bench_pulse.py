@@ -55,7 +55,7 @@ from adapters.pulse import codec  # noqa: E402
 from adapters.pulse.adapter import PulseAdapter, PulseOptions  # noqa: E402
 from adapters.pulse.codec import BookMsg  # noqa: E402
 from adapters.pulse.protocol import APPLY, SNAPSHOT, PulseProtocol  # noqa: E402
-from benchmarks.wsfloor import decode_frames, floor_and_figure, read_frames, write_frames  # noqa: E402
+from benchmarks.wsfloor import decode_file, floor_and_figure, write_frames  # noqa: E402
 from engine.clock import WallClock  # noqa: E402
 from engine.model import BookUpdate, Instrument, Order, OrderStatus, OrderUpdate, Side, TimeInForce  # noqa: E402
 from engine.venue import RateLimit  # noqa: E402
@@ -249,13 +249,6 @@ def record_to(path: Path, count: int) -> None:
     write_frames(path, frames)
 
 
-def decode_from(path: Path, count: int, profile: bool) -> None:
-    """``decode``: the first ``count`` frames of ``path`` through :func:`decoding_path`, alone."""
-    rate = decode_frames(read_frames(path, count), decoding_path(), profile)
-    if rate is not None:
-        print(f"pulse_decode_msgs_per_s={int(rate)}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", nargs="?", choices=("loopback", "record", "decode"), default="loopback",
@@ -271,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         record_to(args.file, args.count)
         return 0
     if args.mode == "decode":
-        decode_from(args.file, args.frames, args.profile)
+        decode_file(args.file, args.frames, decoding_path(), "pulse_decode_msgs_per_s", args.profile)
         return 0
     proc, url = start_sandbox()
     try:

@@ -166,3 +166,11 @@ def decode_frames(frames: list[str], handle: Callable[[str], None], profile: boo
     for frame in frames:
         handle(frame)
     return len(frames) / (time.perf_counter() - started)
+
+
+def decode_file(path: Path, count: int, handle: Callable[[str], None], figure: str, profile: bool = False) -> None:
+    """The benchmarks' ``decode`` mode from a recording: the first ``count`` frames of ``path``
+    through ``handle`` alone, printed as ``figure=frames/s`` (or, ``profile``, cProfile's table)."""
+    rate = decode_frames(read_frames(path, count), handle, profile)
+    if rate is not None:
+        print(f"{figure}={int(rate)}")
