@@ -20,13 +20,13 @@ from datetime import date, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 NS_PER_S = 1_000_000_000
+KARACHI = ZoneInfo("Asia/Karachi")
 
 
 def local_date(ts_ns: int, tz: tzinfo) -> date:
     """The calendar date in ``tz`` of a nanosecond timestamp (integer seconds: no float rounding
     across midnight)."""
     return datetime.fromtimestamp(ts_ns // NS_PER_S, tz).date()
-KARACHI = ZoneInfo("Asia/Karachi")
 
 
 class Timer:
