@@ -209,12 +209,14 @@ class DepartureQueue:
         return due
 
     def remove(self, lane: str, item: Any) -> bool:
-        """Take a request out before it left (its sender gave up); True when it was waiting."""
-        try:
-            self._queues[lane].remove(item)
-        except ValueError:
-            return False
-        return True
+        """Take a request out before it left (its sender gave up, or its order was cancelled); True
+        when it was waiting. Found by identity: two requests with equal fields are still two."""
+        queue = self._queues[lane]
+        for at, waiting in enumerate(queue):
+            if waiting is item:
+                del queue[at]
+                return True
+        return False
 
     def drain(self) -> list[tuple[str, Any]]:
         """Everything still waiting, lanes in priority order, each lane in its order; now empty."""
@@ -309,6 +311,12 @@ class WirePacer:
             raise PacerClosed(f"venue {self.venue!r}: the adapter is closing; request not sent")
         self._queue.put(lane, item)
         self._pump()
+
+    def take_back(self, lane: str, item: Any) -> bool:
+        """Take ``item`` (queued with :meth:`put`) back before it departed: True when it was still
+        waiting, so it never leaves and ``on_depart`` never runs for it; False once it has departed.
+        Its lane's tokens were never spent (they are spent at departure)."""
+        return self._queue.remove(lane, item)
 
     async def depart(self, lane: str, what: Any = None) -> None:
         """Return when a request of ``lane`` may be written now (its tokens spent). Raises

@@ -54,7 +54,7 @@ from adapters.kit.backoff import Backoff
 from adapters.kit.credentials import MissingSecret, read_secret
 from adapters.kit.orders import OrderTracker, TrackedOrder
 from adapters.midchains.codec import FixCodecError, FixMessage, decode
-from adapters.midchains.link import CONNECTED, DISCONNECTED, STALE, FixLink, LinkDown
+from adapters.midchains.link import CONNECTED, DISCONNECTED, STALE, FixLink, LinkDown, Outgoing
 from adapters.midchains.options import MidChainsFixOptions
 from adapters.midchains.orders import (
     OrderError,
@@ -115,14 +115,15 @@ class _Track(TrackedOrder):
     """One of our orders: what the engine was told, plus its durable row and the cancel or replace
     the venue has not answered yet (their ClOrdIDs)."""
 
-    __slots__ = ("row", "pending_cancel", "pending_replace", "sent", "cancel_wanted", "doubt")
+    __slots__ = ("row", "pending_cancel", "pending_replace", "sent", "cancel_wanted", "doubt", "waiting_d")
 
     def __init__(self, row: OrderRow) -> None:
         super().__init__(row.client_id, row.symbol, row.side, row.qty, row.price, row.venue_order_id)
         self.row = row
         # its D has left (the venue may know it): a numbered D, or any report for it, proves it
         self.sent = row.sent or row.status is not OrderStatus.PENDING_NEW
-        self.cancel_wanted = False  # a cancel asked before the D left: sent right after it
+        self.cancel_wanted = False  # a cancel asked once the D was numbered, before it was written: sent right after it
+        self.waiting_d: Outgoing | None = None  # the D while it waits for the order budget (take it back to cancel)
         self.doubt = ""  # why its reports do not add up (an anomaly): UNKNOWN to reconciliation until a report
         self.pending_cancel = ""
         # clordid, qty, price, base of our unanswered G: kept in the row across a restart (issue 23)
@@ -261,8 +262,8 @@ class MidChainsFixAdapter(Adapter):
         self._save(rec)
         self._arm_expiry(rec)
         try:
-            self._link.send("order", "D", body, on_unsent=partial(self._unsent, rec, "order"),
-                            on_sent=partial(self._sent, rec))
+            rec.waiting_d = self._link.send("order", "D", body, on_unsent=partial(self._unsent, rec, "order"),
+                                            on_sent=partial(self._sent, rec))
         except LinkDown as exc:
             self._refuse(rec, int(Reject.VENUE_NOT_CONNECTED), f"order not sent: {exc}")
 
@@ -274,11 +275,19 @@ class MidChainsFixAdapter(Adapter):
             return
         if rec.terminal:
             return  # its final state is already on its way
+        if not rec.sent and rec.waiting_d is not None and self._link.take_back(rec.waiting_d):
+            # its D still waits for the order budget (in the pacer, or held at the write): it never
+            # leaves, so the order is cancelled here, with no F and no moment live at the venue
+            rec.waiting_d = None
+            self._orders.finish(rec, OrderStatus.CANCELLED, None,
+                                "cancelled before it left: its D was still waiting for the order budget", later=True)
+            self._save(rec)
+            return
         if not rec.sent or rec.pending_replace is not None:
-            # its D still waits for the order budget: an F in the (faster) cancel lane would reach
-            # the gateway first and be refused as an unknown order; it goes right after the D. A G
-            # not answered yet: the F waits for its answer, so it names the ClOrdID (41) and the
-            # quantity (38) the venue then works the order under (issue 23)
+            # its D is numbered but not yet written (or unproven after a restart): an F in the
+            # (faster) cancel lane would reach the gateway first and be refused as an unknown order;
+            # it goes right after the D. A G not answered yet: the F waits for its answer, so it
+            # names the ClOrdID (41) and the quantity (38) the venue then works the order under (issue 23)
             rec.cancel_wanted = True
             return
         self._send_cancel(rec, later=True)
@@ -286,6 +295,7 @@ class MidChainsFixAdapter(Adapter):
     def _sent(self, rec: _Track) -> None:
         """The D was numbered and handed to the socket: from now on the venue may have it (a
         restart must not read the row as never sent: issue 23 finding 1)."""
+        rec.waiting_d = None
         rec.sent = rec.row.sent = True
         self._save(rec)
         self._cancel_if_wanted(rec)

@@ -101,13 +101,16 @@ class LinkDown(ConnectionError):
 class Outgoing:
     """An application message waiting for its lane's budget. ``on_unsent(reason)`` runs when it
     never leaves (the link dropped or closed first); ``on_sent()`` right after it was written, or
-    once the session numbered and stored it (a resend after a reconnect then brings it)."""
+    once the session numbered and stored it (a resend after a reconnect then brings it). Neither
+    runs for one its sender took back (:meth:`FixLink.take_back`)."""
 
     lane: str
     msg_type: str
     body: Sequence[tuple[int, str]]
     on_unsent: Callable[[str], None] | None = None
     on_sent: Callable[[], None] | None = None
+    numbered: bool = False  # the session gave it a sequence number: it is out, or a resend brings it
+    withdrawn: bool = False  # taken back before it was numbered: it never leaves
 
 
 class _PacedStream(anyio.abc.ByteStream):
@@ -236,12 +239,27 @@ class FixLink:
         return self._pacer.departure_limits
 
     def send(self, lane: str, msg_type: str, body: Sequence[tuple[int, str]], *,
-             on_unsent: Callable[[str], None] | None = None, on_sent: Callable[[], None] | None = None) -> None:
+             on_unsent: Callable[[str], None] | None = None, on_sent: Callable[[], None] | None = None) -> Outgoing:
         """Queue an application message in ``lane``; it leaves when the budget allows (see the
-        module docstring). Raises :class:`LinkDown` when the link is not connected."""
+        module docstring). Returns it (for :meth:`take_back`). Raises :class:`LinkDown` when the
+        link is not connected."""
         if not self.up or self.closing:
             raise LinkDown(f"{self.name}: FIX session to {self._where()} is not connected")
-        self._pacer.put(lane, Outgoing(lane, msg_type, body, on_unsent, on_sent))
+        item = Outgoing(lane, msg_type, body, on_unsent, on_sent)
+        self._pacer.put(lane, item)
+        return item
+
+    def take_back(self, item: Outgoing) -> bool:
+        """Keep ``item`` from ever leaving, if the session has not numbered it yet: still waiting for
+        its lane's budget, in the outbox, or held by the write hold. True when it will not leave
+        (then neither ``on_sent`` nor ``on_unsent`` runs: the sender has its answer); False once it
+        was numbered (it is on the wire, or a reconnect's resend brings it)."""
+        if item.numbered:
+            return False
+        if not item.withdrawn:
+            item.withdrawn = True
+            self._pacer.take_back(item.lane, item)  # departed already: the writer drops it unnumbered
+        return True
 
     async def wait_connected(self, timeout_s: float) -> None:
         """Return once the link is connected (logged on, caught up); ConnectionError otherwise."""
@@ -364,25 +382,28 @@ class FixLink:
         after the reconnect brings it; one the hold still kept was never numbered and is not sent,
         like one still in the outbox."""
         async for item in self._outbox_recv:
+            if item.withdrawn:
+                continue
             if connection.ended is not None or not self.up:
                 self._not_sent(item, "connection lost before it was written")
                 continue
-            numbered = False
 
             async def write(item: Outgoing = item) -> bool:
-                nonlocal numbered
-                numbered = True  # send_application numbers and stores it before anything awaits
+                if item.withdrawn:  # taken back while the hold kept it: never numbered, nothing spent
+                    return False
+                item.numbered = True  # send_application numbers and stores it before anything awaits
                 await connection.send(item.msg_type, item.body)
                 return True
 
             try:
-                await self._pacer.hold.write(item.lane, write)
+                if not await self._pacer.hold.write(item.lane, write):
+                    continue
             except ConnectionError as exc:
-                if not numbered:
+                if not item.numbered:
                     self._not_sent(item, str(exc))
                     continue
             except BaseException:
-                if numbered:
+                if item.numbered:
                     self._sent(item)
                 else:
                     self._not_sent(item, "connection lost while the rate limit held it")
@@ -497,6 +518,8 @@ class FixLink:
             self._not_sent(item, reason)
 
     def _not_sent(self, item: Outgoing, reason: str) -> None:
+        if item.withdrawn:
+            return  # its sender took it back and has its answer
         self.counters["unsent"] += 1
         if item.on_unsent is not None:
             item.on_unsent(reason)

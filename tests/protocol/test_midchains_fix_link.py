@@ -22,7 +22,7 @@ from support.threaded import Served, served_in_thread, serving
 from adapters.kit.backoff import Backoff
 from adapters.kit.pacing import max_in_window
 from adapters.midchains.codec import FixMessage
-from adapters.midchains.link import FixLink, LinkDown
+from adapters.midchains.link import FixLink, LinkDown, Outgoing
 from adapters.midchains.session import SessionConfig
 from adapters.midchains.store import SequenceStore
 from adapters.midchains.transport import Endpoint
@@ -233,4 +233,37 @@ async def test_an_order_the_hold_keeps_when_the_connection_drops_is_reported_not
         assert all(len(said) == 1 for said in heard.values()), heard
         assert [heard[f"H{n}"] for n in range(4)] == [["sent"]] * 4
         assert heard["H4"][0].startswith("not sent") and heard["H5"][0].startswith("not sent")
+    store.close()
+
+
+async def test_a_message_taken_back_before_it_is_numbered_never_leaves(tmp_path: Path) -> None:
+    """After a stall the write hold keeps the fifth order and the pacer the sixth (its budget not
+    yet there). Both are taken back (their orders cancelled): neither ever reaches the gateway and
+    neither sender hears anything from the link (the adapter answered the cancel itself), while a
+    numbered one cannot be taken back. The seventh, sent after, leaves in the budget they did not use."""
+    store = _StallingStore(tmp_path / "fix.sqlite", 0.4)
+    heard: dict[str, list[str]] = {}
+    async for h in _harness(tmp_path, threaded=True, store=store):
+        await h.link.wait_connected(10)
+
+        def send(client_id: str) -> Outgoing:
+            return h.link.send("order", "D", [(11, client_id), *ORDER[1:]],
+                               on_unsent=lambda why: heard.setdefault(client_id, []).append(f"not sent: {why}"),
+                               on_sent=lambda: heard.setdefault(client_id, []).append("sent"))
+
+        items = [send(f"T{n}") for n in range(6)]
+        await h.until_arrived("D", 4)
+        with anyio.fail_after(10):  # the pacer let the fifth go; the hold keeps it (1.05 s from the writes)
+            while h.link._pacer.departed["order"] < 5:
+                await anyio.sleep(0.005)
+        assert not items[4].numbered and h.link.take_back(items[4])  # held at the write
+        assert h.link.take_back(items[5])  # still waiting for the budget
+        assert not h.link.take_back(items[0])  # numbered and written: on the wire
+        send("T6")
+        arrived = await h.until_arrived("D", 5, 10)
+        await anyio.sleep(1.5)  # a fifth or sixth that still left would be here by now
+        ids = [a.fields[11] for a in h.served.call(lambda: h.gateway.received("D"))] if h.served else []
+        assert ids == ["T0", "T1", "T2", "T3", "T6"] and len(arrived) == 5
+        assert heard == {f"T{n}": ["sent"] for n in (0, 1, 2, 3, 6)}
+        assert max_in_window(h.arrivals("D"), NS) <= 4
     store.close()
