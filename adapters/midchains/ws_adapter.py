@@ -288,13 +288,14 @@ class WsRequestError(ConnectionError):
 
 
 class _Track(TrackedOrder):
-    __slots__ = ("wire_id", "request_seq", "cancel_wanted")
+    __slots__ = ("wire_id", "request_seq", "cancel_wanted", "waiting_add")
 
     def __init__(self, order: Order) -> None:
         super().__init__(order.client_id, order.symbol, order.side, order.qty, order.price, order.venue_order_id)
         self.wire_id = wire_root(order.client_id)
         self.request_seq = 0  # departure number of its addorder (0: not departed)
         self.cancel_wanted = False  # a cancel asked before the venue's refno came
+        self.waiting_add: _Request | None = None  # its addorder while the pacer holds it (take it back to cancel)
 
 
 class _Request:
@@ -527,17 +528,17 @@ class MidChainsWsAdapter(Adapter):
 
     # ---- sending ---------------------------------------------------------------------------
     def _send(self, message: Any, on_answer: Callable[[Any], None], on_unsent: Callable[[str], None],
-              epoch: int | None = None) -> bool:
-        """Queue ``message`` for departure on the current connection; False when not logged in."""
+              epoch: int | None = None) -> _Request | None:
+        """Queue ``message`` for departure on the current connection; None when not logged in."""
         if not self._client.up and epoch is None:
-            return False
+            return None
         request = _Request(message, on_answer, on_unsent)
         request.epoch = self._client.epoch if epoch is None else epoch
         try:
             self._put(request.lane, request)
         except PacerClosed:
-            return False
-        return True
+            return None
+        return request
 
     def _depart(self, lane: str, item: Any) -> None:
         """The pacer let ``item`` go: to the writer, in this order; its answer is awaited from now."""
@@ -558,6 +559,7 @@ class MidChainsWsAdapter(Adapter):
             rec = self._by_wire.get(request.message.client_order_id or "")
             if rec is not None:
                 rec.request_seq = request.seq
+                rec.waiting_add = None
         request.deadline = time.monotonic() + self.ws_options.request_timeout_s
         self._outstanding[request.seq] = request
         self._by_key.setdefault(request.key, []).append(request)
@@ -951,7 +953,8 @@ class MidChainsWsAdapter(Adapter):
         except _Refused as refused:
             self._orders.finish(rec, OrderStatus.REJECTED, int(refused.code), refused.reason, later=True)
             return
-        if not self._send(request, partial(self._on_add_answer, rec), partial(self._not_sent, rec)):
+        rec.waiting_add = self._send(request, partial(self._on_add_answer, rec), partial(self._not_sent, rec))
+        if rec.waiting_add is None:
             self._orders.finish(rec, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY),
                                 f"venue {self.venue!r} is not connected: the order was not sent", later=True)
 
@@ -1026,6 +1029,15 @@ class MidChainsWsAdapter(Adapter):
                                           "cancel refused: unknown order", later=True)
             return
         if rec.terminal:
+            return
+        waiting = rec.waiting_add
+        if waiting is not None and self._pacer.take_back(waiting.lane, waiting):
+            # its addorder still waits for the order budget: it never leaves, so the order is
+            # cancelled here, with no cancelorder and no moment live at the venue
+            rec.waiting_add = None
+            self._orders.finish(rec, OrderStatus.CANCELLED, None,
+                                "cancelled before it left: its addorder was still waiting for the order budget",
+                                later=True)
             return
         if not rec.venue_order_id:
             rec.cancel_wanted = True  # sent when the addorder answer brings the refno

@@ -246,8 +246,8 @@ async def test_a_message_taken_back_before_it_is_numbered_never_leaves(tmp_path:
     async for h in _harness(tmp_path, threaded=True, store=store):
         await h.link.wait_connected(10)
 
-        def send(client_id: str) -> Outgoing:
-            return h.link.send("order", "D", [(11, client_id), *ORDER[1:]],
+        def send(client_id: str, link: FixLink = h.link) -> Outgoing:
+            return link.send("order", "D", [(11, client_id), *ORDER[1:]],
                                on_unsent=lambda why: heard.setdefault(client_id, []).append(f"not sent: {why}"),
                                on_sent=lambda: heard.setdefault(client_id, []).append("sent"))
 
@@ -262,7 +262,8 @@ async def test_a_message_taken_back_before_it_is_numbered_never_leaves(tmp_path:
         send("T6")
         arrived = await h.until_arrived("D", 5, 10)
         await anyio.sleep(1.5)  # a fifth or sixth that still left would be here by now
-        ids = [a.fields[11] for a in h.served.call(lambda: h.gateway.received("D"))] if h.served else []
+        assert h.served is not None
+        ids = [a.fields[11] for a in h.served.call(lambda gateway=h.gateway: gateway.received("D"))]
         assert ids == ["T0", "T1", "T2", "T3", "T6"] and len(arrived) == 5
         assert heard == {f"T{n}": ["sent"] for n in (0, 1, 2, 3, 6)}
         assert max_in_window(h.arrivals("D"), NS) <= 4

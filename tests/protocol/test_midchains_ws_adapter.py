@@ -333,6 +333,25 @@ async def test_cancel_refused_failed_keeps_the_order_working(venue: Venue) -> No
         await until(lambda: order.status is S.CANCELLED)
 
 
+async def test_a_cancel_of_an_order_still_waiting_for_the_budget_takes_it_back(venue: Venue) -> None:
+    """Six orders at 4 orders/s: the fifth and sixth wait for the budget when the sixth's cancel is
+    asked. Its addorder never leaves: the order ends cancelled at once, never live at the venue
+    (no refno, no cancelorder), and the venue holds only the other five."""
+    async with venue.adapter(symbols=()) as (adapter, sink):
+        orders = [venue.order(sink, price=str(90 + n)) for n in range(6)]
+        for order in orders:
+            adapter.submit(order)
+        last = orders[-1]
+        last.transition(S.PENDING_CANCEL)
+        adapter.cancel(last)
+        await until(lambda: last.status is S.CANCELLED)
+        assert [u.status for u in sink.updates_for(last.client_id)] == [S.CANCELLED]
+        assert "before it left" in sink.updates_for(last.client_id)[0].reason and not last.venue_order_id
+        await until(lambda: all(o.status is S.NEW for o in orders[:-1]), timeout=15)
+        await anyio.sleep(1.2)  # the budget would have let the sixth go by now
+        assert len(venue.sandbox.ws.orders(USER)) == 5  # type: ignore[union-attr]
+
+
 async def test_amend_is_refused_2007(venue: Venue) -> None:
     async with venue.adapter(symbols=()) as (adapter, sink):
         order = venue.order(sink)
