@@ -122,13 +122,14 @@ _LANE_OF = {
 class _Frame:
     """A request waiting for its departure: ``unsent(why)`` tells the engine when it never left."""
 
-    __slots__ = ("gen", "req_id", "text", "unsent")
+    __slots__ = ("gen", "req_id", "text", "unsent", "lane")
 
-    def __init__(self, gen: int, req_id: int, text: str, unsent: Callable[[str], None] | None) -> None:
+    def __init__(self, gen: int, req_id: int, text: str, unsent: Callable[[str], None] | None, lane: str) -> None:
         self.gen = gen
         self.req_id = req_id
         self.text = text
         self.unsent = unsent
+        self.lane = lane
 
 NS_PER_S = 1_000_000_000
 GAP_LOGS = 5
@@ -164,7 +165,7 @@ class _Track(TrackedOrder):
     """One of our orders: what the engine was told (:class:`adapters.kit.orders.TrackedOrder`) and
     the requests this adapter still owes it (a cancel waiting for the venue's order id, an edit)."""
 
-    __slots__ = ("post_only", "cancel_wanted", "pending_edit", "touched")
+    __slots__ = ("post_only", "cancel_wanted", "pending_edit", "touched", "waiting_frame")
 
     def __init__(self, order: Order, now: float) -> None:
         super().__init__(order.client_id, order.symbol, order.side, order.qty, order.price)
@@ -172,6 +173,7 @@ class _Track(TrackedOrder):
         self.cancel_wanted = False
         self.pending_edit: tuple[Decimal | None, Decimal] | None = None
         self.touched = now  # time.monotonic() of the venue's last word on it
+        self.waiting_frame: _Frame | None = None  # its buy/sell while queued (taken back by a cancel before it left)
 
 
 class _TradePoll:
@@ -592,22 +594,31 @@ class PulseAdapter(Adapter):
         self, method: str, params: dict[str, Any],
         callback: Callable[[Any, BaseException | RpcError | None], None] | None = None,
         unsent: Callable[[str], None] | None = None,
-    ) -> bool:
+    ) -> _Frame | None:
         """Queue a request; it leaves when the venue's budget has room (cancels first, see
         ``PACING_LANES``). ``callback(result, error)`` runs when it is answered, times out or is
         lost; ``unsent(why)``, when given, instead when the adapter closes before it left.
-        Returns False (callback not called) when there is no connection."""
+        Returns the queued frame (for :meth:`_take_back`), None (callback not called) when there
+        is no connection."""
         if self._client.ws is None or self._pacer.closed:
-            return False
+            return None
         epoch = self._client.epoch
         # no deadline while it waits for room: the answer's deadline starts at departure (_depart)
         req_id, text = self._protocol.request(method, params, callback, epoch)
-        frame = _Frame(epoch, req_id, text, unsent)
+        frame = _Frame(epoch, req_id, text, unsent, _LANE_OF.get(method, "control"))
         try:
-            self._pacer.put(_LANE_OF.get(method, "control"), frame)
+            self._pacer.put(frame.lane, frame)
         except PacerClosed:
             self._protocol.withdraw(req_id)
+            return None
+        return frame
+
+    def _take_back(self, frame: _Frame) -> bool:
+        """Keep a queued request from leaving, if the pacer still holds it: True then (its callback
+        and ``unsent`` never run: the caller answers for it), False once it departed."""
+        if not self._pacer.take_back(frame.lane, frame):
             return False
+        self._protocol.withdraw(frame.req_id)
         return True
 
     async def _request(self, method: str, params: dict[str, Any] | None = None) -> Any:
@@ -1015,7 +1026,9 @@ class PulseAdapter(Adapter):
                                     f"post-only order would take liquidity: {crossing}", later=True)
                 return
         method, params = codec.order_request(order)
-        if not self._call(method, params, partial(self._on_submit_answer, track), partial(self._not_sent, track)):
+        track.waiting_frame = self._call(method, params, partial(self._on_submit_answer, track),
+                                         partial(self._not_sent, track))
+        if track.waiting_frame is None:
             self._orders.finish(track, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY),
                                 f"venue {self.venue!r} is not connected: the order was not sent", later=True)
 
@@ -1041,6 +1054,15 @@ class PulseAdapter(Adapter):
             return
         if track.terminal:
             return  # its final state is already on its way to the runtime
+        waiting = track.waiting_frame
+        if waiting is not None and self._take_back(waiting):
+            # its buy/sell still waits for the order budget: it never leaves, so the order is
+            # cancelled here, with no private/cancel and no moment live at the venue
+            track.waiting_frame = None
+            self._orders.finish(track, OrderStatus.CANCELLED, None,
+                                "cancelled before it left: its order request was still waiting for the order budget",
+                                later=True)
+            return
         if not track.venue_order_id:
             track.cancel_wanted = True  # sent when the venue's answer gives us the order_id
             return
@@ -1149,6 +1171,7 @@ class PulseAdapter(Adapter):
         return pulse_order, trades
 
     def _on_submit_answer(self, track: _Track, result: Any, error: BaseException | RpcError | None) -> None:
+        track.waiting_frame = None
         if error is None:
             decoded = self._decode_order_answer(track, result, "private/buy")
             if decoded is not None:

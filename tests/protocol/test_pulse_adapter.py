@@ -308,6 +308,25 @@ async def test_cancel_sent_before_the_ack_waits_for_the_order_id() -> None:
         assert [u.status for u in v.sink.updates_for(order.client_id)] == [S.NEW, S.CANCELLED]
 
 
+async def test_a_cancel_of_an_order_still_waiting_for_the_budget_takes_it_back() -> None:
+    """A budget of 4 requests a minute (one kept for cancels): three orders leave and the fourth
+    waits when its cancel is asked. Its private/buy never leaves: the order ends cancelled at once,
+    never live at the venue (no order id, no private/cancel), and the venue saw three buys."""
+    async with venue(subscribe=False) as v:
+        v.adapter.set_rate_limits((RateLimit("all", 4, D(60)),))
+        start = len(v.sandbox.arrivals)
+        working = [v.submit("buy", 10, 49000) for _ in range(3)]
+        await until(lambda: all(o.status is S.NEW for o in working), what="three acks")
+        waiting = v.submit("buy", 10, 49000)
+        v.cancel(waiting)
+        await until(lambda: waiting.status is S.CANCELLED, what="the fourth cancelled")
+        assert [u.status for u in v.sink.updates_for(waiting.client_id)] == [S.CANCELLED]
+        assert "before it left" in v.sink.updates_for(waiting.client_id)[0].reason and not waiting.venue_order_id
+        methods = [method for _, _, method in list(v.sandbox.arrivals)[start:]]
+        assert methods.count("private/buy") == 3 and "private/cancel" not in methods
+        assert v.adapter._pacer.waiting() == 0
+
+
 async def test_cancel_refused_by_the_venue_returns_the_order_to_its_live_state() -> None:
     async with venue() as v:
         order = v.submit("buy", 10, 49000)
