@@ -218,6 +218,10 @@ class DepartureQueue:
                 return True
         return False
 
+    def items(self, lane: str) -> list[tuple[str, Any]]:
+        """What waits in ``lane``, in its order (a copy: removing while looking is safe)."""
+        return [(lane, item) for item in self._queues[lane]]
+
     def drain(self) -> list[tuple[str, Any]]:
         """Everything still waiting, lanes in priority order, each lane in its order; now empty."""
         out = [(lane, item) for lane, queue in self._queues.items() for item in queue]
@@ -317,6 +321,17 @@ class WirePacer:
         waiting, so it never leaves and ``on_depart`` never runs for it; False once it has departed.
         Its lane's tokens were never spent (they are spent at departure)."""
         return self._queue.remove(lane, item)
+
+    def take_back_sender(self, lane: str, what: Any) -> bool:
+        """Take back the request a :meth:`depart` / :meth:`sending` sender is waiting to send for
+        ``what`` (found by identity), if it has not been granted: its sender gets
+        :class:`PacerClosed` and nothing leaves. True when one was waiting."""
+        for lane_name, item in self._queue.items(lane):
+            if isinstance(item, _Ticket) and item.what is what and self._queue.remove(lane_name, item):
+                item.closed = True
+                item.event.set()
+                return True
+        return False
 
     async def depart(self, lane: str, what: Any = None) -> None:
         """Return when a request of ``lane`` may be written now (its tokens spent). Raises

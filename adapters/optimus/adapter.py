@@ -36,6 +36,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -83,7 +84,7 @@ class _Tracked(TrackedOrder):
     """One of our orders (what the engine was told: :class:`adapters.kit.orders.TrackedOrder`) and
     the state of the requests this adapter makes for it."""
 
-    __slots__ = ("in_flight", "sent_ns", "lock", "cancels")
+    __slots__ = ("in_flight", "sent_ns", "lock", "cancels", "placing", "left")
 
     def __init__(self, order: Order) -> None:
         super().__init__(order.client_id, order.symbol, order.side, order.qty, order.price, order.venue_order_id)
@@ -91,6 +92,8 @@ class _Tracked(TrackedOrder):
         self.sent_ns = 0
         self.lock = anyio.Lock()  # one request at a time per order: a cancel never overtakes its placing
         self.cancels = 0
+        self.placing = False  # its placing request was asked for ...
+        self.left = False  # ... and the pacer let it go (from then on the broker may have it)
 
 
 #: Optimus's account webhooks (000, "Webhooks") by the engine's names for them
@@ -153,7 +156,7 @@ class OptimusAdapter(Adapter):
                                         lambda: self._tokens_at_ns, options.refresh_margin_s, options.poll_interval_s)
         # every order of the run (late webhooks find theirs); what the engine was told of each
         self._orders: OrderTracker[_Tracked] = OrderTracker(venue, sink, clock.now_ns, counts=self.counts,
-                                                            logger=log)
+                                                            logger=log, defer=partial(clock.call_later, 0))
         self._limits = self.rate_limits
         self._pacer = self._new_pacer()
         host, port = parse_listen(options.webhook_listen)
@@ -345,6 +348,9 @@ class OptimusAdapter(Adapter):
         try:
             async with self._pacer.sending(lane, rec):
                 if rec is not None and lane == "order":
+                    if rec.final is not None:  # cancelled between the grant and now: it never leaves
+                        raise PacerClosed(f"order {rec.client_id} was cancelled before it left")
+                    rec.left = True
                     rec.sent_ns = self.clock.now_ns()  # the grace for "not found" runs from the departure
                 return await self._post_now(path, body, token, idempotency_key)
         except PacerClosed as exc:
@@ -430,10 +436,19 @@ class OptimusAdapter(Adapter):
         except CodecError as exc:  # the engine's gate refuses these first; never send half an order
             self._spawn(self._finish_later, rec, OrderStatus.REJECTED, int(Reject.ORDER_TYPE_NOT_SUPPORTED), str(exc))
             return
+        rec.placing = True
         self._spawn(self._place, rec, body)
 
     def cancel(self, order: Order) -> None:
         rec = self._track(order)
+        if rec.placing and not rec.left and rec.final is None:
+            # its placing request still waits for the budget (or its task has not started): it
+            # never leaves, so the order is cancelled here, never live at the broker
+            self._pacer.take_back_sender("order", rec)
+            self._orders.finish(rec, OrderStatus.CANCELLED, None,
+                                "cancelled before it left: its request was still waiting for the rate limit",
+                                later=True)
+            return
         self._cancels_not_started.add(rec)
         self._spawn(self._cancel, rec)
 
@@ -462,6 +477,8 @@ class OptimusAdapter(Adapter):
 
     async def _place(self, rec: _Tracked, body: dict[str, Any]) -> None:
         async with rec.lock:
+            if rec.final is not None:
+                return  # cancelled before its task began
             rec.in_flight = True
             rec.sent_ns = self.clock.now_ns()
             try:
@@ -485,7 +502,7 @@ class OptimusAdapter(Adapter):
         """Send; resend only what provably never left (a connect failure), with the same key."""
         return await rest.resend_unsent(lambda: self._call(path, body, idempotency_key=key, lane=lane, rec=rec),
                                         self.opts.connect_retries, lambda: self._sleep(self.opts.retry_backoff_s),
-                                        lambda: self._closed)
+                                        lambda: self._closed or rec.final is not None)
 
     def _unsent(self, waiting: list[tuple[str, Any]]) -> None:
         """Requests the pacer still held when the adapter closed: they never left, so an order is

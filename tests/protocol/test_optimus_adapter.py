@@ -152,12 +152,17 @@ async def test_a_resting_order_is_cancelled() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_cancel_sent_right_after_the_order_never_overtakes_it() -> None:
+async def test_a_cancel_asked_once_the_order_left_never_overtakes_it() -> None:
+    """Asked once the placing request has left (its answer may not be in yet): the cancel is sent
+    only after the order's answer, so the broker always knows the order it names. (A cancel asked
+    before the request left takes it back instead: the test below.)"""
     async with venue() as v:
         order = v.submit()
-        v.cancel(order)  # before any answer: the adapter sends it only once the order is answered
+        await until(lambda: len(v.sandbox.trading_arrivals) >= 1)
+        v.cancel(order)
         await until(lambda: order.status is S.CANCELLED)
         assert v.sandbox.counts["cancels"] == 1
+        assert [u.status for u in v.sink.updates_for(order.client_id)] == [S.NEW, S.CANCELLED]
 
 
 @pytest.mark.anyio
@@ -621,16 +626,24 @@ async def test_the_sandbox_takes_faults_through_its_control_endpoint() -> None:
 
 @pytest.mark.anyio
 async def test_a_ten_times_burst_never_exceeds_the_brokers_limit_in_any_window() -> None:
-    """1,000 orders handed to the adapter at once, a cancel for every fifth, against the broker's
-    100 requests/second/user: the sandbox records when each request arrives and the test counts
-    every sliding 1 s window itself (the sandbox's own bucket is not the judge). Before departure
-    pacing the window held hundreds and the broker refused them with 3001. The sandbox serves from
-    its own thread, so its arrival times are the wire's, not when the adapter's loop let it read."""
+    """1,000 orders handed to the adapter at once against the broker's 100 requests/second/user,
+    then a cancel for every fifth of the first half once it works (while the rest still queue) and
+    for every fifth of the second half at once (those never leave: taken back). The sandbox records
+    when each request arrives and the test counts every sliding 1 s window itself (the sandbox's
+    own bucket is not the judge). Before departure pacing the window held hundreds and the broker
+    refused them with 3001. The sandbox serves from its own thread, so its arrival times are the
+    wire's, not when the adapter's loop let it read."""
     burst = 1000
     async with venue(settings(cash=D(1_000_000_000)), threaded=True) as v:
         assert v.served is not None
         orders = [v.submit() for _ in range(burst)]  # as fast as a strategy can
-        for order in orders[::5]:
+        taken_back = orders[burst // 2::5]
+        for order in taken_back:
+            v.cancel(order)
+        first = orders[:burst // 2:5]
+        await until(lambda: all(o.status is S.NEW for o in first), timeout=60)
+        assert any(o.status is S.PENDING_NEW for o in orders)  # the cancels meet a queue
+        for order in first:
             v.cancel(order)
         await until(lambda: all(o.status is not S.PENDING_NEW and o.status is not S.PENDING_CANCEL for o in orders),
                     timeout=120)
@@ -638,7 +651,8 @@ async def test_a_ten_times_burst_never_exceeds_the_brokers_limit_in_any_window()
         refused = v.served.call(lambda: v.sandbox.counts["rate_limited"])
     most = max_in_window(arrivals, NS_PER_S)
     print(f"optimus burst: {len(arrivals)} trading requests, at most {most} in any 1 s window, {refused} refused 3001")
-    assert len(arrivals) >= burst + burst // 5
+    assert all(o.status is S.CANCELLED for o in first + taken_back)
+    assert len(arrivals) >= burst - len(taken_back) + len(first)
     assert most <= 100
     assert refused == 0
     assert all(o.reject_code != Reject.RATE_LIMIT_EXCEEDED for o in orders)
@@ -666,6 +680,30 @@ async def test_requests_still_paced_at_close_are_reported_not_sent() -> None:
         assert refusal.reject_code == Reject.BACKEND_CONNECTIVITY and "cancel not sent" in refusal.reason
         assert v.sandbox.order(working[1].client_id)["status"] in ("pending", "open")
 
+
+
+@pytest.mark.anyio
+async def test_a_cancel_of_an_order_still_waiting_to_leave_takes_it_back() -> None:
+    """A budget of 4 requests a minute (one kept for cancels): three orders leave and the fourth
+    waits when its cancel is asked; a fifth is cancelled before its task even began. Neither
+    request leaves: both orders end cancelled at once (one update each), the broker never hears of
+    them, and nothing is left waiting in the pacer."""
+    budget = (RateLimit("all", 4, D(60)), RateLimit("queries", 1, D(60)))
+    async with venue(before_connect=lambda a: a.set_rate_limits(budget)) as v:
+        working = [v.submit() for _ in range(3)]
+        await until(lambda: all(o.status is S.NEW for o in working))
+        waiting = v.submit()
+        await until(lambda: v.adapter._pacer.waiting("order") == 1)
+        v.cancel(waiting)
+        unstarted = v.submit()
+        v.cancel(unstarted)  # no await between: its placing task has not run
+        await until(lambda: waiting.status is S.CANCELLED and unstarted.status is S.CANCELLED)
+        await anyio.sleep(0.2)  # a request that still left would be answered by now
+        for order in (waiting, unstarted):
+            updates = v.sink.updates_for(order.client_id)
+            assert [u.status for u in updates] == [S.CANCELLED] and "before it left" in updates[0].reason
+            assert v.sandbox.order(order.client_id) is None
+        assert len(v.sandbox.trading_arrivals) == 3 and v.adapter._pacer.waiting() == 0
 
 
 @pytest.mark.anyio
