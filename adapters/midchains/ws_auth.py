@@ -101,7 +101,11 @@ def encrypt_password(key_b64: str, password: str) -> str:
     data = password.encode("utf-8")
     if len(data) > key.key_size // 8 - 11:  # PKCS#1 v1.5 holds at most k - 11 bytes
         raise PasswordTooLong(f"password of {len(data)} bytes is too long for a {key.key_size}-bit key")
-    return base64.b64encode(key.encrypt(data, padding.PKCS1v15())).decode("ascii")
+    try:
+        cipher = key.encrypt(data, padding.PKCS1v15())
+    except ValueError as exc:  # a key that loads but OpenSSL will not use (an even modulus, a bad exponent)
+        raise AuthError(f"challenge key cannot encrypt: {exc}") from None
+    return base64.b64encode(cipher).decode("ascii")
 
 
 class LoginState(Enum):

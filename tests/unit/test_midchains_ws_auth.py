@@ -90,6 +90,23 @@ def test_a_key_that_is_not_an_rsa_public_key_is_refused(key: str, match: str) ->
         encrypt_password(key, PASSWORD)
 
 
+#: the document's key with one character changed (its modulus now even): it loads as RSA 1024, but
+#: OpenSSL refuses to encrypt under it. Found by benchmarks/fuzz.py midchains_ws (seed 1207), which
+#: saw a ValueError escape the login; the venue's key must fail the login like any other bad key.
+EVEN_MODULUS_KEY = (
+    "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQCvBXTe278Lwg2MoI7iGKolSYuF+sNFKrsZplxCN9x0kItU3KIf8+1q60ILLwLewCEf"
+    "7foxzpWp32j9YYU9vNBghuJ7BHcDYTffTRcv+QdNno491j701Hq7DIw13AGCQQTRcnfclvblnytIEWoQsiUvPJcdiWgqJIX3IQGA47a+"
+    "ugIDAQAB"
+)
+
+
+def test_a_key_that_loads_but_cannot_encrypt_is_refused() -> None:
+    with pytest.raises(AuthError, match="cannot encrypt"):
+        encrypt_password(EVEN_MODULUS_KEY, PASSWORD)
+    (failed,) = started().receive(ws.ChallengeAnswer(result="OK", key=EVEN_MODULUS_KEY), T0 + NS)
+    assert isinstance(failed, LoginFailed) and failed.retry and failed.code == 9002
+
+
 def test_a_password_longer_than_one_block_is_refused(private_key: rsa.RSAPrivateKey) -> None:
     with pytest.raises(AuthError, match="118 bytes is too long for a 1024-bit key"):
         encrypt_password(key_text(private_key), "x" * 118)
