@@ -41,6 +41,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -55,7 +56,7 @@ from adapters.algo724.streams import Algo724Streams
 from adapters.algo724.streams_codec import ExecutionMessage, OrderMessage
 from adapters.kit import rest
 from adapters.kit.credentials import Secret, read_secret
-from adapters.kit.orders import OrderTracker, TrackedOrder
+from adapters.kit.orders import OrderTracker
 from adapters.kit.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
 from adapters.kit.rest import AuthFailed, NotSent, OutcomeUnknown
 from engine.model import Fill, Instrument, Order, OrderStatus, VenueOrder
@@ -76,7 +77,7 @@ BAD_INPUT_KINDS = frozenset(KINDS)
 MAX_PAGES = 1000
 
 
-class _Tracked(TrackedOrder):
+class _Tracked(rest.PacedOrder):
     __slots__ = ("body", "lock", "created_ms")
 
     def __init__(self, order: Order) -> None:
@@ -118,7 +119,8 @@ class Algo724Adapter(Adapter):
         self._closed = True
         self.counts: Counter[str] = Counter()
         self._tasks = rest.Background(self.start_task, "algo724", venue, clock)
-        self._orders: OrderTracker[_Tracked] = OrderTracker(venue, sink, clock.now_ns, counts=self.counts, logger=log)
+        self._orders: OrderTracker[_Tracked] = OrderTracker(venue, sink, clock.now_ns, counts=self.counts, logger=log,
+                                                            defer=partial(clock.call_later, 0))
         self.ids = IdJournal(durable=self.opts.journal_fsync)
         self._state_path: Path | None = None
         self.bad = BadInput(log, f"algo724 {venue}")
@@ -311,6 +313,8 @@ class Algo724Adapter(Adapter):
             raise NotSent("adapter is closed")
         try:
             async with self._pacer.sending(lane, rec):
+                if rec is not None and lane == "order":
+                    rest.leaving(rec)  # cancelled since the grant: it never leaves
                 return await self._send_now(operation, payload, token)
         except PacerClosed as exc:
             raise NotSent(str(exc)) from None
@@ -388,13 +392,17 @@ class Algo724Adapter(Adapter):
             return
         self.ids.intent(IdEntry(order.client_id, order.symbol, order.side.value, str(order.qty),
                                 None if order.price is None else str(order.price)))
+        rec.placing = True
         self._spawn(self._place, rec)
 
     async def _finish_later(self, rec: _Tracked, code: int, reason: str) -> None:
         self._orders.finish(rec, OrderStatus.REJECTED, code, reason)
 
     def cancel(self, order: Order) -> None:
-        self._spawn(self._cancel, self._track(order))
+        rec = self._track(order)
+        if rest.take_back_unsent(self._pacer, self._orders, rec):
+            return  # its request had not left: the order is cancelled here, never live at the venue
+        self._spawn(self._cancel, rec)
 
     def amend(self, order: Order, price: Decimal | None, qty: Decimal | None) -> None:
         """Document 003 has no amend (4.6); the engine refuses amends first (capabilities)."""
@@ -434,7 +442,7 @@ class Algo724Adapter(Adapter):
         """Send; resend only what provably never left (a connect failure)."""
         return await rest.resend_unsent(lambda: self._call(operation, payload, lane=lane, rec=rec),
                                         self.opts.connect_retries, lambda: self._sleep(self.opts.retry_backoff_s),
-                                        lambda: self._closed)
+                                        lambda: self._closed or rec.final is not None)
 
     def _placed(self, rec: _Tracked, result: Success | Failure) -> bool:
         """Apply the submit answer; False when its outcome is still unknown."""

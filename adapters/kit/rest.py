@@ -19,6 +19,9 @@ from typing import Any, Protocol, TypeVar
 import anyio
 import httpx
 
+from adapters.kit.orders import OrderTracker, TrackedOrder
+from adapters.kit.pacing import PacerClosed, WirePacer
+from engine.model import OrderStatus, Side
 from engine.venue import RateLimit, VenueEvents
 from engine.venue.badinput import BadInput
 from engine.venue.clock import NS_PER_S, Clock
@@ -29,6 +32,48 @@ LOG_EVERY = 1000
 WITHHELD = b"<auth answer withheld>"
 
 T = TypeVar("T")
+
+
+#: why an order cancelled while its placing request still waited for the rate limit ends cancelled
+CANCELLED_BEFORE_IT_LEFT = "cancelled before it left: its request was still waiting for the rate limit"
+
+
+class PacedOrder(TrackedOrder):
+    """A tracked order whose placing request waits for the pacer: whether it was asked for and
+    whether it has left. Until it leaves, a cancel takes it back (:func:`take_back_unsent`): at a
+    venue's budget a burst queues orders for seconds, and one the strategy no longer wants must
+    not go live there (it could fill) only to be cancelled a round trip later."""
+
+    __slots__ = ("placing", "left")
+
+    def __init__(self, client_id: str, symbol: str, side: Side, qty: Decimal, price: Decimal | None = None,
+                 venue_order_id: str = "") -> None:
+        super().__init__(client_id, symbol, side, qty, price, venue_order_id)
+        self.placing = False  # its placing request was asked for ...
+        self.left = False  # ... and the pacer let it go: from then on the venue may have it
+
+
+P = TypeVar("P", bound=PacedOrder)
+
+
+def take_back_unsent(pacer: WirePacer, orders: OrderTracker[P], rec: P, lane: str = "order") -> bool:
+    """A cancel of ``rec`` while its placing request has not left (waiting in ``lane`` of the
+    pacer, or its task not yet begun): the request is taken back and the order ends cancelled now
+    (told after the caller returns). False when the request has left (cancel it at the venue) or
+    the order is already final or was never placed here."""
+    if not rec.placing or rec.left or rec.final is not None:
+        return False
+    pacer.take_back_sender(lane, rec)
+    orders.finish(rec, OrderStatus.CANCELLED, None, CANCELLED_BEFORE_IT_LEFT, later=True)
+    return True
+
+
+def leaving(rec: PacedOrder) -> None:
+    """``rec``'s placing request was granted and is about to be written: from now on the venue may
+    have it. Raises :class:`PacerClosed` (not sent) when the order was cancelled since the grant."""
+    if rec.final is not None:
+        raise PacerClosed(f"order {rec.client_id} was cancelled before it left")
+    rec.left = True
 
 
 class NotSent(Exception):

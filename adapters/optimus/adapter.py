@@ -45,7 +45,7 @@ import httpx
 
 from adapters.kit import rest
 from adapters.kit.credentials import Secret, read_secret
-from adapters.kit.orders import OrderTracker, TrackedOrder
+from adapters.kit.orders import OrderTracker
 from adapters.kit.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
 from adapters.kit.rest import AuthFailed, NotSent, OutcomeUnknown
 from adapters.optimus import codec
@@ -80,11 +80,11 @@ class ClosedBeforeSent(NotSent):
     """The adapter closed while the request waited for the rate limit: ``close`` reports it."""
 
 
-class _Tracked(TrackedOrder):
+class _Tracked(rest.PacedOrder):
     """One of our orders (what the engine was told: :class:`adapters.kit.orders.TrackedOrder`) and
     the state of the requests this adapter makes for it."""
 
-    __slots__ = ("in_flight", "sent_ns", "lock", "cancels", "placing", "left")
+    __slots__ = ("in_flight", "sent_ns", "lock", "cancels")
 
     def __init__(self, order: Order) -> None:
         super().__init__(order.client_id, order.symbol, order.side, order.qty, order.price, order.venue_order_id)
@@ -92,8 +92,6 @@ class _Tracked(TrackedOrder):
         self.sent_ns = 0
         self.lock = anyio.Lock()  # one request at a time per order: a cancel never overtakes its placing
         self.cancels = 0
-        self.placing = False  # its placing request was asked for ...
-        self.left = False  # ... and the pacer let it go (from then on the broker may have it)
 
 
 #: Optimus's account webhooks (000, "Webhooks") by the engine's names for them
@@ -348,9 +346,7 @@ class OptimusAdapter(Adapter):
         try:
             async with self._pacer.sending(lane, rec):
                 if rec is not None and lane == "order":
-                    if rec.final is not None:  # cancelled between the grant and now: it never leaves
-                        raise PacerClosed(f"order {rec.client_id} was cancelled before it left")
-                    rec.left = True
+                    rest.leaving(rec)  # cancelled since the grant: it never leaves
                     rec.sent_ns = self.clock.now_ns()  # the grace for "not found" runs from the departure
                 return await self._post_now(path, body, token, idempotency_key)
         except PacerClosed as exc:
@@ -441,14 +437,8 @@ class OptimusAdapter(Adapter):
 
     def cancel(self, order: Order) -> None:
         rec = self._track(order)
-        if rec.placing and not rec.left and rec.final is None:
-            # its placing request still waits for the budget (or its task has not started): it
-            # never leaves, so the order is cancelled here, never live at the broker
-            self._pacer.take_back_sender("order", rec)
-            self._orders.finish(rec, OrderStatus.CANCELLED, None,
-                                "cancelled before it left: its request was still waiting for the rate limit",
-                                later=True)
-            return
+        if rest.take_back_unsent(self._pacer, self._orders, rec):
+            return  # its request had not left: the order is cancelled here, never live at the broker
         self._cancels_not_started.add(rec)
         self._spawn(self._cancel, rec)
 

@@ -96,6 +96,26 @@ def placed(r: Rig) -> int:
 # ---- idempotency --------------------------------------------------------------------------------
 
 
+async def test_a_cancel_of_an_order_still_waiting_to_leave_takes_it_back(tmp_path: Path) -> None:
+    """Ten orders at the adapter's 7 orders/s: the last ones wait for the budget when the tenth's
+    cancel is asked, and the eleventh is cancelled before its task began. Neither submit leaves:
+    both orders end cancelled at once (one update each), never live at the venue; the rest work."""
+    async with rig(tmp_path) as r:
+        await r.connect()
+        orders = [r.submit(price=RESTING - n) for n in range(10)]
+        await r.until(lambda: r.adapter._pacer.waiting("order") >= 1, "an order waiting for the budget")
+        waiting, unstarted = orders[-1], r.submit()
+        for order in (waiting, unstarted):
+            order.transition(S.PENDING_CANCEL)
+            r.adapter.cancel(order)
+        await r.until(lambda: all(o.status is S.NEW for o in orders[:-1]), "the other nine working")
+        await anyio.sleep(0.3)  # a request that still left would be answered by now
+        for order in (waiting, unstarted):
+            updates = r.sink.updates_for(order.client_id)
+            assert [u.status for u in updates] == [S.CANCELLED] and "before it left" in updates[0].reason
+        assert placed(r) == 9 and r.sandbox.counts["cancels"] == 0
+
+
 async def test_a_timeout_after_the_order_was_taken_finds_the_order_by_its_key(tmp_path: Path) -> None:
     async with rig(tmp_path) as r:
         await r.connect()

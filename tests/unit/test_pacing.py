@@ -89,6 +89,51 @@ def test_withdraw_hands_back_the_waiting_and_keeps_what_was_spent() -> None:
     assert left == [0, 1, 3]
 
 
+def test_take_back_removes_only_what_still_waits_and_spends_nothing() -> None:
+    """A request taken back while it waits never departs and costs no token: the one behind it
+    leaves in its place. Found by identity: an equal but different request stays."""
+    clock = ManualClock()
+    left: list[list[str]] = []
+    pacer = WirePacer("v", [RateLimit("cancels", 1, D(1))], ORDER_LANES, clock, on_depart=lambda _l, n: left.append(n))
+    first, twin, twin_again, last = ["a"], ["b"], ["b"], ["c"]
+    for item in (first, twin, twin_again, last):
+        pacer.put("cancel", item)
+    assert left == [first]
+    assert not pacer.take_back("cancel", first)  # departed: too late
+    assert pacer.take_back("cancel", twin_again) and not pacer.take_back("cancel", twin_again)
+    clock.advance(T0 + NS_PER_S * 105 // 100)
+    assert left == [first, twin] and left[1] is twin
+    clock.advance(T0 + NS_PER_S * 210 // 100)
+    assert left == [first, twin, last] and pacer.waiting() == 0
+
+
+@pytest.mark.anyio
+async def test_take_back_sender_wakes_a_waiting_sender_not_a_granted_one() -> None:
+    """A ``sending`` request taken back wakes its sender with PacerClosed and leaves no place or
+    token spent; one already granted is not taken back."""
+    clock = ManualClock()
+    pacer = WirePacer("v", [RateLimit("all", 2, D(1))], ORDER_LANES, clock)  # reserve 1: one order
+    outcomes: list[str] = []
+
+    async def send(what: str) -> None:
+        try:
+            async with pacer.sending("order", what):
+                outcomes.append(f"sent {what}")
+        except PacerClosed:
+            outcomes.append(f"taken back {what}")
+
+    async with anyio.create_task_group() as tg:
+        for what in ("o1", "o2", "o3"):
+            tg.start_soon(send, what)
+            await wait_all_tasks_blocked()
+        assert not pacer.take_back_sender("order", "o1")  # granted already
+        assert pacer.take_back_sender("order", "o2") and not pacer.take_back_sender("order", "o2")
+        await wait_all_tasks_blocked()
+        assert outcomes == ["sent o1", "taken back o2"] and pacer.waiting("order") == 1
+        clock.advance(T0 + NS_PER_S * 105 // 100)
+    assert outcomes == ["sent o1", "taken back o2", "sent o3"] and pacer.in_flight == 0
+
+
 def test_max_in_window_counts_the_buckets_window() -> None:
     assert max_in_window([], NS_PER_S) == 0
     assert max_in_window([0, NS_PER_S], NS_PER_S) == 1  # (t - P, t]: the first has left
