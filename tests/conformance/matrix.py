@@ -38,6 +38,7 @@ ORDER_ENTRY_ROWS = {
     "test_restart_finds_fills_made_before_it": "OE-12 restart: fills made before it",
     "test_every_venue_reject_maps_to_an_engine_code": "OE-13 every venue reject -> engine code",
     "test_no_secret_in_any_log_line": "OE-14 no secret in any log line",
+    "test_a_cancel_in_the_same_step_as_its_order_leaves_nothing_working": "OE-15 cancel in the same step as its order",
 }
 MARKET_DATA_ROWS = {
     "test_snapshot_first": "MD-01 snapshot first",

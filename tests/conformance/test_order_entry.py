@@ -332,3 +332,21 @@ async def test_no_secret_in_any_log_line(venue: OrderEntryHarness, caplog: pytes
     assert caplog.text  # the log was captured, at DEBUG
     for secret in venue.secrets:
         assert secret[:8] not in caplog.text
+
+
+async def test_a_cancel_in_the_same_step_as_its_order_leaves_nothing_working(venue: OrderEntryHarness) -> None:
+    """A cancel asked right after its order, before anything could be written or answered (a
+    strategy changing its mind within one hook): the order ends cancelled, either taken back before
+    it left (one update, and the venue never had it) or acknowledged and then cancelled; either way
+    nothing is left working at the venue."""
+    async with venue as v:
+        order = v.submit(BUY, None, v.passive_price(BUY))
+        v.cancel(order)
+        await v.until(lambda: order.is_terminal, "final")
+        assert order.status is S.CANCELLED and order.cum_qty == 0
+        statuses = [u.status for u in v.sink.updates_for(order.client_id)]
+        assert statuses in ([S.CANCELLED], [S.NEW, S.CANCELLED]), statuses
+        await v.settle()
+        assert order.client_id not in {o.client_id for o in await v.adapter.query_open_orders()}
+        seen = await v.adapter.query_order(order.client_id)
+        assert seen is None or seen.status is S.CANCELLED, seen
