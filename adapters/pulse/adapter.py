@@ -305,10 +305,10 @@ class PulseAdapter(Adapter):
         self._protocol.departed(frame.req_id, time.monotonic() + self._timeout)
         self._out_send.send_nowait((lane, frame.gen, frame.text))
 
-    def _unsent(self, waiting: list[tuple[str, _Frame]]) -> None:
-        """Frames the pacer still held at close never left: each sender hears "not sent" (an
-        order rejected, a cancel or edit refused with the order still live)."""
-        why = f"venue {self.venue!r}: the adapter closed before the rate limit let it leave"
+    def _unsent(self, waiting: list[tuple[str, _Frame]], why: str) -> None:
+        """Frames the pacer still held (at close, or when their connection went) never left: each
+        sender hears "not sent" (an order rejected, a cancel or edit refused with the order still
+        live), not "lost" (which would leave a new order unknown until reconciliation)."""
         for _, frame in waiting:
             pending = self._protocol.withdraw(frame.req_id)
             if frame.unsent is not None:
@@ -348,7 +348,8 @@ class PulseAdapter(Adapter):
                     log.info("pulse %s: logged out", self.venue)
         except Exception as exc:  # closing must not fail: the venue may already be gone
             log.info("pulse %s: logout: %s", self.venue, exc)
-        self._unsent(self._pacer.close())
+        self._unsent(self._pacer.close(),
+                     f"venue {self.venue!r}: the adapter closed before the rate limit let it leave")
         await self._client.close()
         self._tasks.cancel()
         self._bad.flush()
@@ -571,7 +572,15 @@ class PulseAdapter(Adapter):
 
     def _connection_lost(self, gen: int, reason: str, unexpected: bool) -> None:
         """The connection of epoch ``gen`` ended: its requests are lost (their outcome unknown)
-        and every book unsynced; a loss we did not cause is reported (the kit client reconnects)."""
+        and every book unsynced; a loss we did not cause is reported (the kit client reconnects).
+        Its frames still waiting for the budget never left: they are reported not sent (the writer
+        would drop them, their connection gone), and the pacer keeps a newer connection's."""
+        waiting = self._pacer.withdraw()
+        for lane, frame in waiting:
+            if frame.gen != gen:
+                self._pacer.put(lane, frame)
+        self._unsent([(lane, frame) for lane, frame in waiting if frame.gen == gen],
+                     f"connection lost ({reason}) before the rate limit let it leave")
         for pending in self._protocol.lost(gen):
             if pending.context is not None:
                 pending.context(None, ConnectionLost(reason))

@@ -614,6 +614,22 @@ async def test_drop_with_cancel_on_disconnect_cancels_at_the_venue_and_reconcile
         assert v.adapter.counters["reconnects"] == 1 and v.adapter.venue_cod is True
 
 
+async def test_a_drop_reports_what_still_waited_for_the_budget_as_not_sent() -> None:
+    """A budget of 4 requests a minute: three orders leave, the fourth waits when the connection
+    drops. It provably never left, so it is rejected as not sent (9001) at once rather than left
+    unknown until reconciliation; the three that left are reconciled as the venue has them."""
+    async with venue(subscribe=False) as v:
+        v.adapter.set_rate_limits((RateLimit("all", 4, D(60)),))
+        working = [v.submit("buy", 10, 49000) for _ in range(3)]
+        await until(lambda: all(o.status is S.NEW for o in working), what="three acks")
+        waiting = v.submit("buy", 10, 49000)
+        v.sandbox.drop()
+        await until(lambda: waiting.is_terminal, what="the fourth answered")
+        assert waiting.status is S.REJECTED and waiting.reject_code == Reject.BACKEND_CONNECTIVITY
+        assert "order not sent: connection lost" in waiting.reject_reason
+        assert [u.status for u in v.sink.updates_for(waiting.client_id)] == [S.REJECTED]
+
+
 async def test_drop_without_cancel_on_disconnect_leaves_orders_working() -> None:
     async with venue(before=lambda a: a.set_cancel_on_disconnect(False)) as v:
         assert v.adapter.venue_cod is False and next(iter(v.sandbox.conns)).cod is False
