@@ -68,11 +68,17 @@ def take_back_unsent(pacer: WirePacer, orders: OrderTracker[P], rec: P, lane: st
     return True
 
 
+def still_wanted(rec: PacedOrder) -> None:
+    """Raises :class:`PacerClosed` (not sent) when ``rec`` is already final: cancelled while its
+    placing request had not left (a token being renewed, a retry's backoff, the pacer's queue)."""
+    if rec.final is not None:
+        raise PacerClosed(f"order {rec.client_id} was cancelled before it left")
+
+
 def leaving(rec: PacedOrder) -> None:
     """``rec``'s placing request was granted and is about to be written: from now on the venue may
     have it. Raises :class:`PacerClosed` (not sent) when the order was cancelled since the grant."""
-    if rec.final is not None:
-        raise PacerClosed(f"order {rec.client_id} was cancelled before it left")
+    still_wanted(rec)
     rec.left = True
 
 

@@ -953,10 +953,12 @@ class MidChainsWsAdapter(Adapter):
         except _Refused as refused:
             self._orders.finish(rec, OrderStatus.REJECTED, int(refused.code), refused.reason, later=True)
             return
-        rec.waiting_add = self._send(request, partial(self._on_add_answer, rec), partial(self._not_sent, rec))
-        if rec.waiting_add is None:
+        queued = self._send(request, partial(self._on_add_answer, rec), partial(self._not_sent, rec))
+        if queued is None:
             self._orders.finish(rec, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY),
                                 f"venue {self.venue!r} is not connected: the order was not sent", later=True)
+        elif not queued.seq:  # still waiting for the budget (one that departed at once has its number)
+            rec.waiting_add = queued
 
     def _add_order(self, order: Order, wire_id: str) -> AddOrder:
         base = self.fraction_bases.get(order.symbol)

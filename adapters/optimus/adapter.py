@@ -344,6 +344,8 @@ class OptimusAdapter(Adapter):
         if self._client is None:
             raise NotSent("adapter is closed")
         try:
+            if rec is not None and lane == "order":
+                rest.still_wanted(rec)  # cancelled before this attempt queued: no token spent on it
             async with self._pacer.sending(lane, rec):
                 if rec is not None and lane == "order":
                     rest.leaving(rec)  # cancelled since the grant: it never leaves

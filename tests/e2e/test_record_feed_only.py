@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import shipped_config, write_config
+from support import runs, shipped_config, write_config
 from support.runs import engine_command
 
 pytest.importorskip("pyarrow")
@@ -52,6 +52,8 @@ def test_record_without_the_order_adapters_credentials(tmp_path: Path) -> None:
                                                   "--broker-port", str(free_port())),
                                    cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
+        # the engine refuses to start when its venue does not answer: the sandbox listens first
+        runs.wait_for(lambda: runs.port_open(feed_port), 60, "the Live Feed sandbox")
         config = shipped_config("config.psx-sandbox.yaml")
         config["sessions"] = ALWAYS_OPEN
         config["metrics"] = {"enabled": False}
@@ -62,8 +64,7 @@ def test_record_without_the_order_adapters_credentials(tmp_path: Path) -> None:
             record = subprocess.Popen(engine_command("record", str(path), "--out", "rec"), cwd=tmp_path, env=env,
                                       stdout=log, stderr=subprocess.STDOUT)
         try:
-            # the feed is connected (the adapter retries until the sandbox listens) and the
-            # heartbeat (every 5 s) has counted its events
+            # the feed is connected and the heartbeat (every 5 s) has counted its events
             connected = wait_for(record_log, "market data for venue psx connected", 90, record)
             assert connected, record_log.read_text()[-3000:]
             assert wait_for(record_log, "heartbeat open", 60, record), record_log.read_text()[-3000:]
