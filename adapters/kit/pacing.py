@@ -29,18 +29,22 @@ than the venue allows.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from engine.venue import RateLimit
 from engine.venue.clock import Clock, Timer, WallClock
 from engine.venue.ratelimit import RateBucket, TakeKind, venue_buckets
+
+T = TypeVar("T")
 
 #: a lane: the scopes of the venue's limits its requests spend, and the kind of take
 LaneSpec = tuple[tuple[str, ...], TakeKind]
@@ -95,18 +99,65 @@ class WriteHold:
             return await send()
         if self._lock is None:
             self._lock = anyio.Lock()
-        async with self._lock:
+        waited = False
+        while True:
+            # the wait is outside the lock: a writer of another lane with room (a cancel behind a
+            # held order) writes meanwhile; the room is checked again under it
             if await wait_for_room(buckets, self.clock):
-                self.held += 1
-            sent = True
-            try:
-                sent = await send()
-                return sent
-            finally:
-                if sent:
-                    now = self.clock.now_ns()  # after the write: the venue sees it no earlier
-                    for bucket in buckets:
-                        bucket.take(now)
+                waited = True
+            async with self._lock:
+                now = self.clock.now_ns()
+                if not all(bucket.can_take("cancel", now) for bucket in buckets):
+                    continue  # another writer took it while this one waited for the lock
+                if waited:
+                    self.held += 1
+                sent = True
+                try:
+                    sent = await send()
+                    return sent
+                finally:
+                    if sent:
+                        now = self.clock.now_ns()  # after the write: the venue sees it no earlier
+                        for bucket in buckets:
+                            bucket.take(now)
+
+
+class Outbox(Generic[T]):
+    """What a pacer let go, on its way to the socket: cancels in a queue of their own, everything
+    else in one queue in the order it departed. :meth:`run` writes both at once, each in its order,
+    so a cancel never waits behind an order the write hold keeps (after a stall) or one whose write
+    is slow. Safe because no adapter sends a cancel before the request it cancels was written."""
+
+    CANCEL = "cancel"
+
+    def __init__(self) -> None:
+        self._queues = {kind: anyio.create_memory_object_stream[tuple[str, T]](math.inf) for kind in ("cancel", "rest")}
+
+    def put(self, lane: str, item: T) -> None:
+        self._queues["cancel" if lane == self.CANCEL else "rest"][0].send_nowait((lane, item))
+
+    async def run(self, write: Callable[[str, T], Awaitable[None]]) -> None:
+        """Write what comes, ``write(lane, item)`` one at a time per queue, until cancelled."""
+        async with anyio.create_task_group() as tasks:
+            for _send, receive in self._queues.values():
+                tasks.start_soon(self._drain, receive, write)
+
+    @staticmethod
+    async def _drain(receive: MemoryObjectReceiveStream[tuple[str, T]],
+                     write: Callable[[str, T], Awaitable[None]]) -> None:
+        async for lane, item in receive:
+            await write(lane, item)
+
+    def take_all(self) -> list[tuple[str, T]]:
+        """Everything not yet handed to a writer (a connection ended: it will not be written)."""
+        out: list[tuple[str, T]] = []
+        for _send, receive in self._queues.values():
+            while True:
+                try:
+                    out.append(receive.receive_nowait())
+                except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                    break
+        return out
 
 
 async def wait_for_room(buckets: Sequence[RateBucket], clock: Clock) -> bool:

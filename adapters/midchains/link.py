@@ -56,15 +56,23 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from adapters.kit.backoff import Backoff
-from adapters.kit.pacing import ARRIVAL_SPREAD_GUARD, ORDER_LANES, LaneSpec, WirePacer, pacing_clock, wait_for_room
+from adapters.kit.pacing import (
+    ARRIVAL_SPREAD_GUARD,
+    ORDER_LANES,
+    LaneSpec,
+    Outbox,
+    WirePacer,
+    pacing_clock,
+    wait_for_room,
+)
 from adapters.midchains.codec import FixMessage
 from adapters.midchains.session import FixSession, SessionConfig, SessionState, Skipped
 from adapters.midchains.store import SequenceStore
@@ -216,9 +224,7 @@ class FixLink:
         self._limits: tuple[RateLimit, ...] = tuple(limits)
         self._pacer = self._new_pacer()
         self._wire = self._wire_bucket()
-        self._outbox_send: MemoryObjectSendStream[Outgoing]
-        self._outbox_recv: MemoryObjectReceiveStream[Outgoing]
-        self._outbox_send, self._outbox_recv = anyio.create_memory_object_stream(float("inf"))
+        self._outbox: Outbox[Outgoing] = Outbox()
         self._connection: FixConnection | None = None
         self._stream: _PacedStream | None = None
         self._probed = False
@@ -375,40 +381,45 @@ class FixLink:
         return ended.error
 
     async def _writer(self, connection: FixConnection) -> None:
-        """Write application messages the pacer let go, in the order it let them go, each through
-        the pacer's write hold. Every message hears exactly one of ``on_sent`` / ``on_unsent``: one
-        the session has numbered and stored counts as sent even when the connection ends before its
-        bytes leave (this task cancelled while the stream waits), since the gateway's ResendRequest
-        after the reconnect brings it; one the hold still kept was never numbered and is not sent,
-        like one still in the outbox."""
-        async for item in self._outbox_recv:
-            if item.withdrawn:
-                continue
-            if connection.ended is not None or not self.up:
-                self._not_sent(item, "connection lost before it was written")
-                continue
+        """Write application messages the pacer let go, each through the pacer's write hold:
+        cancels in their order, everything else in its order, the two at once (:class:`Outbox`),
+        so a cancel never waits behind an order the hold keeps. The session numbers each message
+        as it is written, so the numbers follow the wire."""
+        await self._outbox.run(partial(self._write_one, connection))
 
-            async def write(item: Outgoing = item) -> bool:
-                if item.withdrawn:  # taken back while the hold kept it: never numbered, nothing spent
-                    return False
-                item.numbered = True  # send_application numbers and stores it before anything awaits
-                await connection.send(item.msg_type, item.body)
-                return True
+    async def _write_one(self, connection: FixConnection, lane: str, item: Outgoing) -> None:
+        """One message. It hears exactly one of ``on_sent`` / ``on_unsent``: one the session has
+        numbered and stored counts as sent even when the connection ends before its bytes leave
+        (this task cancelled while the stream waits), since the gateway's ResendRequest after the
+        reconnect brings it; one the hold still kept was never numbered and is not sent, like one
+        still in the outbox; one taken back hears neither."""
+        if item.withdrawn:
+            return
+        if connection.ended is not None or not self.up:
+            self._not_sent(item, "connection lost before it was written")
+            return
 
-            try:
-                if not await self._pacer.hold.write(item.lane, write):
-                    continue
-            except ConnectionError as exc:
-                if not item.numbered:
-                    self._not_sent(item, str(exc))
-                    continue
-            except BaseException:
-                if item.numbered:
-                    self._sent(item)
-                else:
-                    self._not_sent(item, "connection lost while the rate limit held it")
-                raise
-            self._sent(item)
+        async def write() -> bool:
+            if item.withdrawn:  # taken back while the hold kept it: never numbered, nothing spent
+                return False
+            item.numbered = True  # send_application numbers and stores it before anything awaits
+            await connection.send(item.msg_type, item.body)
+            return True
+
+        try:
+            if not await self._pacer.hold.write(lane, write):
+                return
+        except ConnectionError as exc:
+            if not item.numbered:
+                self._not_sent(item, str(exc))
+                return
+        except BaseException:
+            if item.numbered:
+                self._sent(item)
+            else:
+                self._not_sent(item, "connection lost while the rate limit held it")
+            raise
+        self._sent(item)
 
     @staticmethod
     def _sent(item: Outgoing) -> None:
@@ -503,18 +514,12 @@ class FixLink:
         return None
 
     def _depart(self, lane: str, item: Outgoing) -> None:
-        self._outbox_send.send_nowait(item)
+        self._outbox.put(lane, item)
 
     def _unsend(self, reason: str) -> None:
         """Everything waiting (in the pacer or the outbox) will not leave: tell each sender. The
         pacer's buckets keep what was spent (the venue still counts it)."""
-        for _lane, item in self._pacer.withdraw():
-            self._not_sent(item, reason)
-        while True:
-            try:
-                item = self._outbox_recv.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                break
+        for _lane, item in self._pacer.withdraw() + self._outbox.take_all():
             self._not_sent(item, reason)
 
     def _not_sent(self, item: Outgoing, reason: str) -> None:

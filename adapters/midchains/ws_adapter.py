@@ -73,7 +73,6 @@ from urllib.parse import urlsplit
 
 import anyio
 import websockets
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import Field, model_validator
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -81,7 +80,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from adapters.kit.backoff import Backoff
 from adapters.kit.credentials import read_secret
 from adapters.kit.orders import OrderTracker, RecentIds, TrackedOrder
-from adapters.kit.pacing import PacerClosed, WirePacer, guarded
+from adapters.kit.pacing import Outbox, PacerClosed, WirePacer, guarded
 from adapters.kit.tasks import StoppableTasks
 from adapters.kit.urls import ClearTextRefused, refuse_clear_text
 from adapters.kit.wsclient import WsClient
@@ -339,9 +338,7 @@ class MidChainsWsAdapter(Adapter):
         )
         self._limits: tuple[RateLimit, ...] = self.rate_limits
         self._pacer = self._new_pacer()
-        self._out_send: MemoryObjectSendStream[tuple[str, int, str]]  # (lane, connection epoch, frame)
-        self._out_recv: MemoryObjectReceiveStream[tuple[str, int, str]]
-        self._out_send, self._out_recv = anyio.create_memory_object_stream(float("inf"))
+        self._outbox: Outbox[tuple[int, str]] = Outbox()  # (connection epoch, frame) by lane
         self.counters: Counter[str] = Counter()
         self._rejects = RejectCodes()
         self._bad = BadInput(log, f"midchains_ws {self.venue}")
@@ -543,7 +540,7 @@ class MidChainsWsAdapter(Adapter):
     def _depart(self, lane: str, item: Any) -> None:
         """The pacer let ``item`` go: to the writer, in this order; its answer is awaited from now."""
         if isinstance(item, tuple):  # a login step, made by the LoginMachine: (epoch, frame)
-            self._out_send.send_nowait((lane, *item))
+            self._outbox.put(lane, item)
             return
         request: _Request = item
         if not self._client.current(request.epoch):
@@ -551,7 +548,7 @@ class MidChainsWsAdapter(Adapter):
             return
         text = encode(request.message)
         if request.message.TYPE == "subscribe":  # 001 shows no answer to it: nothing is awaited
-            self._out_send.send_nowait((lane, request.epoch, text))
+            self._outbox.put(lane, (request.epoch, text))
             return
         self._seq += 1
         request.seq = self._seq
@@ -563,15 +560,19 @@ class MidChainsWsAdapter(Adapter):
         request.deadline = time.monotonic() + self.ws_options.request_timeout_s
         self._outstanding[request.seq] = request
         self._by_key.setdefault(request.key, []).append(request)
-        self._out_send.send_nowait((lane, request.epoch, text))
+        self._outbox.put(lane, (request.epoch, text))
 
     async def _writer(self) -> None:
-        """Write what the pacers let go, in that order, each through its pacer's write hold (the
-        limits again on the times writes returned: the venue counts arrivals)."""
-        async for lane, epoch, text in self._out_recv:
-            pacer = _public_pacer(self.ws_options.url, self._limits, self.clock) if lane == "public" else self._pacer
-            if await pacer.hold.write(lane, partial(self._client.send, text, epoch)):
-                self.messages_out += 1
+        """Write what the pacers let go, each through its pacer's write hold (the limits again on
+        the times writes returned: the venue counts arrivals): cancels in their order, the rest in
+        theirs, the two at once (:class:`Outbox`), so a cancel never waits behind a held order."""
+        await self._outbox.run(self._write_one)
+
+    async def _write_one(self, lane: str, item: tuple[int, str]) -> None:
+        epoch, text = item
+        pacer = _public_pacer(self.ws_options.url, self._limits, self.clock) if lane == "public" else self._pacer
+        if await pacer.hold.write(lane, partial(self._client.send, text, epoch)):
+            self.messages_out += 1
 
     def _resolve(self, request: _Request, answer: Any) -> None:
         self._outstanding.pop(request.seq, None)

@@ -62,14 +62,13 @@ from typing import Any, ClassVar
 
 import anyio
 import websockets
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from adapters.kit.backoff import Backoff
 from adapters.kit.credentials import MissingSecret, read_secret
 from adapters.kit.orders import OrderTracker, TrackedOrder
-from adapters.kit.pacing import ORDER_LANES, LaneSpec, PacerClosed, WirePacer
+from adapters.kit.pacing import ORDER_LANES, LaneSpec, Outbox, PacerClosed, WirePacer
 from adapters.kit.tasks import StoppableTasks
 from adapters.kit.wsclient import WsClient
 from adapters.pulse import codec
@@ -248,9 +247,7 @@ class PulseAdapter(Adapter):
         #: request ids and pending requests, book change-id continuity, public trade de-duplication:
         #: the session's protocol state, sans I/O
         self._protocol = PulseProtocol(self.instruments)
-        self._out_send: MemoryObjectSendStream[tuple[str, int, str]]  # (lane, connection generation, frame)
-        self._out_recv: MemoryObjectReceiveStream[tuple[str, int, str]]
-        self._out_send, self._out_recv = anyio.create_memory_object_stream(math.inf)
+        self._outbox: Outbox[tuple[int, str]] = Outbox()  # (connection generation, frame) by lane
         self._limits: tuple[RateLimit, ...] = self.rate_limits
         self._pacer = self._new_pacer()
         self._quotes: dict[str, tuple[Decimal | None, Decimal | None]] = {}
@@ -303,7 +300,7 @@ class PulseAdapter(Adapter):
         """The pacer let ``frame`` go: to the writer, and its answer deadline starts now (a request
         that waited for room must not time out, and be resolved as lost, before it was sent)."""
         self._protocol.departed(frame.req_id, time.monotonic() + self._timeout)
-        self._out_send.send_nowait((lane, frame.gen, frame.text))
+        self._outbox.put(lane, (frame.gen, frame.text))
 
     def _unsent(self, waiting: list[tuple[str, _Frame]], why: str) -> None:
         """Frames the pacer still held (at close, or when their connection went) never left: each
@@ -452,13 +449,18 @@ class PulseAdapter(Adapter):
 
     # ---- background loops ----------------------------------------------------------------
     async def _writer(self) -> None:
-        """Send queued frames in order, on the connection they were made for, through the pacer's
-        write hold (the limits again on the times writes returned: the venue counts arrivals)."""
-        async for lane, epoch, frame in self._out_recv:
-            # not sent when made for a connection that is gone (its request was already failed)
-            # or when the socket closes meanwhile (the reader reports the loss)
-            if await self._pacer.hold.write(lane, partial(self._client.send, frame, epoch)):
-                self.messages_out += 1
+        """Send queued frames on the connection they were made for, through the pacer's write hold
+        (the limits again on the times writes returned: the venue counts arrivals): cancels in
+        their order, the rest in theirs, the two at once (:class:`Outbox`), so a cancel never waits
+        behind an order the hold keeps."""
+        await self._outbox.run(self._write_one)
+
+    async def _write_one(self, lane: str, item: tuple[int, str]) -> None:
+        epoch, frame = item
+        # not sent when made for a connection that is gone (its request was already failed)
+        # or when the socket closes meanwhile (the reader reports the loss)
+        if await self._pacer.hold.write(lane, partial(self._client.send, frame, epoch)):
+            self.messages_out += 1
 
     def _on_frame(self, raw: str | bytes, epoch: int) -> None:
         """One frame of the current connection (the kit client drops those of a dead one). Only a

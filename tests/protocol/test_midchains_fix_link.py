@@ -268,3 +268,27 @@ async def test_a_message_taken_back_before_it_is_numbered_never_leaves(tmp_path:
         assert heard == {f"T{n}": ["sent"] for n in (0, 1, 2, 3, 6)}
         assert max_in_window(h.arrivals("D"), NS) <= 4
     store.close()
+
+
+async def test_a_cancel_is_not_written_behind_an_order_the_hold_keeps(tmp_path: Path) -> None:
+    """After a 0.9 s stall the write hold keeps the fifth order (the orders budget counted from
+    the writes) until ~1.95 s. A cancel asked at ~1.1 s spends only the message budget, which has
+    room: it is written at once, ahead of the held order, not behind it. (One writer for all lanes
+    wrote it after the fifth order.)"""
+    store = _StallingStore(tmp_path / "fix.sqlite", 0.9)
+    async for h in _harness(tmp_path, threaded=True, store=store):
+        assert h.served is not None
+        await h.link.wait_connected(10)
+        for n in range(6):
+            h.link.send("order", "D", [(11, f"K{n}"), *ORDER[1:]])
+        await h.until_arrived("D", 4)
+        with anyio.fail_after(10):  # the pacer let the fifth go; the hold keeps it
+            while h.link._pacer.departed["order"] < 5:
+                await anyio.sleep(0.005)
+        h.link.send("cancel", "F", [(11, "X0"), (41, "K0"), *ORDER[5:7], (60, "20261207-10:00:00.000")])
+        await h.until_arrived("D", 6, 20)
+        order = [a.fields[11] for a in h.served.call(lambda gateway=h.gateway: list(gateway.arrivals))
+                 if a.msg_type in ("D", "F")]
+        assert order.index("X0") < order.index("K4"), order
+        assert max_in_window(h.arrivals("D"), NS) <= 4
+    store.close()

@@ -1175,6 +1175,30 @@ async def test_a_burst_leaves_within_the_assumed_limits_in_every_window() -> Non
 
 
 @pytest.mark.anyio
+async def test_a_cancel_is_not_written_behind_orders_the_hold_keeps() -> None:
+    """One order works; then a burst of 30 whose first write stalls 0.9 s, so the write hold keeps
+    the orders the pacer releases a window later. A cancel of the working order asked then spends
+    only the frame budget, which has room: it reaches the venue ahead of the held orders, not
+    behind them. The sandbox serves from its own thread."""
+    stalled: list[list[str]] = []
+    async with venue(before=lambda adapter: stalled.append(stall_first_send(adapter._client, "48000", 0.9)),
+                     threaded=True) as v:
+        assert v.served is not None
+        working = v.submit("buy", 10, 49000)
+        await v.acked(working)
+        start = v.served.call(lambda: len(v.sandbox.arrivals))
+        burst = [v.submit("buy", 10, 48000) for _ in range(30)]
+        await until(lambda: v.adapter._pacer.departed["order"] >= 22, timeout=20, what="the pacer's next release")
+        assert sum(o.status is not S.PENDING_NEW for o in burst) <= 20  # the held ones are not at the venue
+        v.cancel(working)
+        await until(lambda: working.status is S.CANCELLED and all(o.status is S.NEW for o in burst), timeout=60,
+                    what="the cancel and the burst answered")
+        methods = [method for _, _, method in v.served.call(lambda: list(v.sandbox.arrivals))[start:]]
+    assert stalled[0]
+    assert methods.index("private/cancel") < 21 < len(methods), methods  # before the 21st buy of the burst
+
+
+@pytest.mark.anyio
 async def test_frames_still_paced_at_close_are_reported_not_sent() -> None:
     """After the login, a budget of 4 requests a minute (one kept for cancels): three orders leave,
     the first cancel takes the reserve, the second cancel and a fourth order wait. Closing reports

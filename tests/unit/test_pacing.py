@@ -7,7 +7,7 @@ the effective limits to its adapter."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import anyio
@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from adapters.kit.pacing import (
     ORDER_LANES,
     DepartureQueue,
+    Outbox,
     PacerClosed,
     WirePacer,
     guarded,
@@ -286,6 +287,60 @@ async def test_the_write_hold_counts_from_when_writes_returned() -> None:
     assert max_in_window(wire, NS_PER_S) <= 4
     clock.advance(T0 + 2_540_000_000)  # 1.09 s after the last write: room again, nothing held
     assert await pacer.hold.write("order", written) and pacer.hold.held == 1
+
+
+@pytest.mark.anyio
+async def test_a_writer_with_room_is_not_held_behind_one_waiting_for_it() -> None:
+    """An order waits in the hold for the orders budget; a cancel, which spends only ``all`` (with
+    room), is written meanwhile. Both writers of one hold still write one at a time, and the
+    order then leaves when its window has passed, its room checked again."""
+    clock = ManualClock()
+    limits = [RateLimit("all", 10, D(1)), RateLimit("orders", 1, D(1))]
+    pacer = WirePacer("v", limits, ORDER_LANES, clock, on_depart=lambda lane, item: None, guard=D(0))
+    wire: list[str] = []
+
+    def writer(name: str) -> Callable[[], Awaitable[bool]]:
+        async def written() -> bool:
+            wire.append(name)
+            return True
+        return written
+
+    assert await pacer.hold.write("order", writer("o1"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pacer.hold.write, "order", writer("o2"))
+        await wait_all_tasks_blocked()
+        assert await pacer.hold.write("cancel", writer("c1"))  # not behind o2
+        assert wire == ["o1", "c1"]
+        clock.advance(T0 + NS_PER_S)
+        await wait_all_tasks_blocked()
+    assert wire == ["o1", "c1", "o2"] and pacer.hold.held == 1
+
+
+@pytest.mark.anyio
+async def test_the_outbox_writes_cancels_beside_the_rest_each_in_order() -> None:
+    """A slow write of an order does not hold the cancels queued after it; each queue keeps its order."""
+    outbox: Outbox[str] = Outbox()
+    release = anyio.Event()
+    wire: list[str] = []
+
+    async def write(lane: str, item: str) -> None:
+        if item == "o1":
+            await release.wait()
+        wire.append(item)
+
+    for lane, item in (("order", "o1"), ("control", "q1"), ("cancel", "c1"), ("cancel", "c2")):
+        outbox.put(lane, item)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(outbox.run, write)
+        await wait_all_tasks_blocked()
+        assert wire == ["c1", "c2"]  # o1 is slow; q1 waits behind it, in its order
+        release.set()
+        await wait_all_tasks_blocked()
+        assert wire == ["c1", "c2", "o1", "q1"]
+        tg.cancel_scope.cancel()
+    for lane, item in (("order", "o2"), ("cancel", "c3")):  # no writer now: a connection ended
+        outbox.put(lane, item)
+    assert sorted(outbox.take_all()) == [("cancel", "c3"), ("order", "o2")] and outbox.take_all() == []
 
 
 @pytest.mark.anyio
