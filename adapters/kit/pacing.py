@@ -123,18 +123,21 @@ class WriteHold:
 
 
 class Outbox(Generic[T]):
-    """What a pacer let go, on its way to the socket: cancels in a queue of their own, everything
-    else in one queue in the order it departed. :meth:`run` writes both at once, each in its order,
-    so a cancel never waits behind an order the write hold keeps (after a stall) or one whose write
-    is slow. Safe because no adapter sends a cancel before the request it cancels was written."""
-
-    CANCEL = "cancel"
+    """What a pacer let go, on its way to the socket: one order's cancels in a queue of their own,
+    everything else in one queue in the order it departed. :meth:`run` writes both at once, each
+    in its order, so such a cancel never waits behind an order the write hold keeps (after a
+    stall); a write in progress still finishes first (one hold writes one at a time). Only a
+    cancel that names an order already written may go ahead (``ahead``): the adapters send one
+    only after its order's request was written (FIX: on_sent; WebSocket: the refno; Pulse: the
+    order id). A mass cancel names no order: it must stay in departure order, or orders that left
+    the pacer before it would reach the venue after it and stay live."""
 
     def __init__(self) -> None:
-        self._queues = {kind: anyio.create_memory_object_stream[tuple[str, T]](math.inf) for kind in ("cancel", "rest")}
+        self._queues = {kind: anyio.create_memory_object_stream[tuple[str, T]](math.inf) for kind in ("ahead", "rest")}
 
-    def put(self, lane: str, item: T) -> None:
-        self._queues["cancel" if lane == self.CANCEL else "rest"][0].send_nowait((lane, item))
+    def put(self, lane: str, item: T, *, ahead: bool = False) -> None:
+        """Queue ``item`` of ``lane`` (``write`` gets the lane); ``ahead``: one order's cancel (above)."""
+        self._queues["ahead" if ahead else "rest"][0].send_nowait((lane, item))
 
     async def run(self, write: Callable[[str, T], Awaitable[None]]) -> None:
         """Write what comes, ``write(lane, item)`` one at a time per queue, until cancelled."""

@@ -403,7 +403,11 @@ class FixLink:
             if item.withdrawn:  # taken back while the hold kept it: never numbered, nothing spent
                 return False
             item.numbered = True  # send_application numbers and stores it before anything awaits
-            await connection.send(item.msg_type, item.body)
+            try:
+                await connection.send(item.msg_type, item.body)
+            except ConnectionError:  # only the session raises it, refusing before it numbers (not
+                item.numbered = False  # logged on: a logout under way; the trading day ended)
+                raise
             return True
 
         try:
@@ -514,7 +518,8 @@ class FixLink:
         return None
 
     def _depart(self, lane: str, item: Outgoing) -> None:
-        self._outbox.put(lane, item)
+        # an F names an order whose D was written (the adapter sends it after on_sent): it may go ahead
+        self._outbox.put(lane, item, ahead=item.msg_type == "F")
 
     def _unsend(self, reason: str) -> None:
         """Everything waiting (in the pacer or the outbox) will not leave: tell each sender. The

@@ -560,7 +560,8 @@ class MidChainsWsAdapter(Adapter):
         request.deadline = time.monotonic() + self.ws_options.request_timeout_s
         self._outstanding[request.seq] = request
         self._by_key.setdefault(request.key, []).append(request)
-        self._outbox.put(lane, (request.epoch, text))
+        # a cancelorder names a refno, so its addorder was written: it may go ahead (Outbox)
+        self._outbox.put(lane, (request.epoch, text), ahead=isinstance(request.message, CancelOrder))
 
     async def _writer(self) -> None:
         """Write what the pacers let go, each through its pacer's write hold (the limits again on

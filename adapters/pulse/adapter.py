@@ -121,14 +121,16 @@ _LANE_OF = {
 class _Frame:
     """A request waiting for its departure: ``unsent(why)`` tells the engine when it never left."""
 
-    __slots__ = ("gen", "req_id", "text", "unsent", "lane")
+    __slots__ = ("gen", "req_id", "text", "unsent", "lane", "ahead")
 
-    def __init__(self, gen: int, req_id: int, text: str, unsent: Callable[[str], None] | None, lane: str) -> None:
+    def __init__(self, gen: int, req_id: int, text: str, unsent: Callable[[str], None] | None, lane: str,
+                 ahead: bool = False) -> None:
         self.gen = gen
         self.req_id = req_id
         self.text = text
         self.unsent = unsent
         self.lane = lane
+        self.ahead = ahead  # one order's cancel: may be written ahead of what departed before it
 
 NS_PER_S = 1_000_000_000
 GAP_LOGS = 5
@@ -300,7 +302,9 @@ class PulseAdapter(Adapter):
         """The pacer let ``frame`` go: to the writer, and its answer deadline starts now (a request
         that waited for room must not time out, and be resolved as lost, before it was sent)."""
         self._protocol.departed(frame.req_id, time.monotonic() + self._timeout)
-        self._outbox.put(lane, (frame.gen, frame.text))
+        # a private/cancel names an order id, so its order was written: it may go ahead (Outbox);
+        # cancel_all names none and keeps departure order
+        self._outbox.put(lane, (frame.gen, frame.text), ahead=frame.ahead)
 
     def _unsent(self, waiting: list[tuple[str, _Frame]], why: str) -> None:
         """Frames the pacer still held (at close, or when their connection went) never left: each
@@ -616,7 +620,7 @@ class PulseAdapter(Adapter):
         epoch = self._client.epoch
         # no deadline while it waits for room: the answer's deadline starts at departure (_depart)
         req_id, text = self._protocol.request(method, params, callback, epoch)
-        frame = _Frame(epoch, req_id, text, unsent, _LANE_OF.get(method, "control"))
+        frame = _Frame(epoch, req_id, text, unsent, _LANE_OF.get(method, "control"), ahead=method == "private/cancel")
         try:
             self._pacer.put(frame.lane, frame)
         except PacerClosed:
@@ -1065,19 +1069,25 @@ class PulseAdapter(Adapter):
             return
         if track.terminal:
             return  # its final state is already on its way to the runtime
-        waiting = track.waiting_frame
-        if waiting is not None and self._take_back(waiting):
-            # its buy/sell still waits for the order budget: it never leaves, so the order is
-            # cancelled here, with no private/cancel and no moment live at the venue
-            track.waiting_frame = None
-            self._orders.finish(track, OrderStatus.CANCELLED, None,
-                                "cancelled before it left: its order request was still waiting for the order budget",
-                                later=True)
+        if self._cancel_unsent(track):
             return
         if not track.venue_order_id:
             track.cancel_wanted = True  # sent when the venue's answer gives us the order_id
             return
         self._send_cancel(track)
+
+    def _cancel_unsent(self, track: _Track) -> bool:
+        """If ``track``'s buy/sell still waits for the order budget, take it back: it never leaves,
+        and the order is cancelled here (told after the caller returns), never live at the venue.
+        False when it has left (the venue must cancel it)."""
+        waiting = track.waiting_frame
+        if waiting is None or not self._take_back(waiting):
+            return False
+        track.waiting_frame = None
+        self._orders.finish(track, OrderStatus.CANCELLED, None,
+                            "cancelled before it left: its order request was still waiting for the order budget",
+                            later=True)
+        return True
 
     def _send_cancel(self, track: _Track) -> None:
         if not self._call("private/cancel", {"order_id": track.venue_order_id}, partial(self._on_cancel_answer, track),
@@ -1136,6 +1146,9 @@ class PulseAdapter(Adapter):
         the answer is in is asked for (``private/get_order_state``) and settled from the venue's
         word; one the venue still shows open has its cancel refused (back to its live state)."""
         scope = [t for t in self._orders.open_records() if symbol is None or t.symbol == symbol]
+        # orders still waiting for the budget would leave after the mass cancel (cancels go first)
+        # and stay live: they are taken back instead; those that left are written before it
+        taken_back = sum(self._cancel_unsent(track) for track in scope)
         if symbol is None:
             result = await self._request("private/cancel_all", {"detailed": False})
         else:
@@ -1148,6 +1161,7 @@ class PulseAdapter(Adapter):
             for pulse_order in orders:
                 self._on_orders_and_trades([pulse_order], ())
             cancelled = len(orders)
+        cancelled += taken_back
         for track in scope:
             if track.terminal:
                 continue

@@ -292,3 +292,25 @@ async def test_a_cancel_is_not_written_behind_an_order_the_hold_keeps(tmp_path: 
         assert order.index("X0") < order.index("K4"), order
         assert max_in_window(h.arrivals("D"), NS) <= 4
     store.close()
+
+
+async def test_a_message_the_session_refuses_to_number_is_not_sent(tmp_path: Path) -> None:
+    """The session leaves ACTIVE (a logout under way) while the link still says up: a D written
+    then is refused by the session before it is numbered. Its sender hears "not sent", never
+    "sent" (which would mark the order's row as possibly at the venue), and it reaches nobody.
+    Found by a review: the writer had marked it numbered before the session refused it."""
+    heard: list[str] = []
+    async for h in _harness(tmp_path):
+        await h.link.wait_connected(10)
+        session = h.link.open()
+        before = session.store.next_out
+        session.logout(0)  # as close() begins; the link is still up
+        h.link.send("order", "D", [(11, "Z1"), *ORDER[1:]], on_sent=lambda: heard.append("sent"),
+                    on_unsent=lambda why: heard.append(f"not sent: {why}"))
+        with anyio.fail_after(10):
+            while not heard:
+                await anyio.sleep(0.01)
+        await anyio.sleep(0.2)  # time for a second callback, which must not come
+        assert len(heard) == 1 and heard[0].startswith("not sent") and "not logged on" in heard[0], heard
+        assert session.store.next_out == before + 1  # the Logout took a number; the D none
+        assert h.gateway.received("D") == []

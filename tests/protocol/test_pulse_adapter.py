@@ -390,6 +390,36 @@ async def test_mass_cancel_by_instrument_and_for_the_account() -> None:
         assert await v.adapter.query_open_orders() == []
 
 
+async def test_a_mass_cancel_right_after_orders_leaves_none_of_them_working() -> None:
+    """Five buys handed over (all leave the pacer at once) and a mass cancel in the same tick: the
+    mass cancel names no order, so it is written after them, never ahead (it would cancel nothing
+    and leave them working; a review found four of five left open when it was written ahead)."""
+    async with venue() as v:
+        burst = [v.submit("buy", 10, 48000 - 10 * n) for n in range(5)]
+        await v.adapter.cancel_all()
+        await until(lambda: all(o.is_terminal for o in burst), what="the five final")
+        assert all(o.status is S.CANCELLED for o in burst)
+        assert await v.adapter.query_open_orders() == []
+        assert not any(o.is_open for o in v.sandbox.accounts["mm"].orders.values())
+
+
+async def test_a_mass_cancel_takes_back_orders_still_waiting_for_the_budget() -> None:
+    """A budget of 4 requests a minute (one kept for cancels): three buys leave, two wait. The
+    mass cancel would leave before the waiting ones (cancels go first) and they would then work at
+    the venue: they are taken back instead (cancelled, never sent) and counted as cancelled."""
+    async with venue(subscribe=False) as v:
+        v.adapter.set_rate_limits((RateLimit("all", 4, D(60)),))
+        sent = [v.submit("buy", 10, 49000) for _ in range(3)]
+        await until(lambda: all(o.status is S.NEW for o in sent), what="three acks")
+        waiting = [v.submit("buy", 10, 49000) for _ in range(2)]
+        assert v.adapter._pacer.waiting("order") == 2
+        assert await v.adapter.cancel_all() == 5
+        await until(lambda: all(o.status is S.CANCELLED for o in sent + waiting), what="all five cancelled")
+        for order in waiting:
+            assert [u.status for u in v.sink.updates_for(order.client_id)] == [S.CANCELLED]
+        assert len(v.sandbox.accounts["mm"].orders) == 3 and v.adapter._pacer.waiting() == 0
+
+
 async def test_post_only_that_would_cross_is_refused_locally_in_reject_mode() -> None:
     async with venue() as v:
         v.sandbox.place(BTC, "sell", D(10), D(50000), tif=TimeInForce.GTC)

@@ -318,7 +318,9 @@ async def test_a_writer_with_room_is_not_held_behind_one_waiting_for_it() -> Non
 
 @pytest.mark.anyio
 async def test_the_outbox_writes_cancels_beside_the_rest_each_in_order() -> None:
-    """A slow write of an order does not hold the cancels queued after it; each queue keeps its order."""
+    """An order whose write waits does not hold one order's cancels queued after it; a mass cancel
+    (``ahead`` False: it names no order) stays behind what departed before it; each queue keeps
+    its order."""
     outbox: Outbox[str] = Outbox()
     release = anyio.Event()
     wire: list[str] = []
@@ -329,17 +331,18 @@ async def test_the_outbox_writes_cancels_beside_the_rest_each_in_order() -> None
         wire.append(item)
 
     for lane, item in (("order", "o1"), ("control", "q1"), ("cancel", "c1"), ("cancel", "c2")):
-        outbox.put(lane, item)
+        outbox.put(lane, item, ahead=lane == "cancel")
+    outbox.put("cancel", "all")  # a mass cancel
     async with anyio.create_task_group() as tg:
         tg.start_soon(outbox.run, write)
         await wait_all_tasks_blocked()
-        assert wire == ["c1", "c2"]  # o1 is slow; q1 waits behind it, in its order
+        assert wire == ["c1", "c2"]  # o1 waits; q1 and the mass cancel behind it, in order
         release.set()
         await wait_all_tasks_blocked()
-        assert wire == ["c1", "c2", "o1", "q1"]
+        assert wire == ["c1", "c2", "o1", "q1", "all"]
         tg.cancel_scope.cancel()
     for lane, item in (("order", "o2"), ("cancel", "c3")):  # no writer now: a connection ended
-        outbox.put(lane, item)
+        outbox.put(lane, item, ahead=lane == "cancel")
     assert sorted(outbox.take_all()) == [("cancel", "c3"), ("order", "o2")] and outbox.take_all() == []
 
 
