@@ -382,8 +382,8 @@ class FixLink:
 
     async def _writer(self, connection: FixConnection) -> None:
         """Write application messages the pacer let go, each through the pacer's write hold:
-        cancels in their order, everything else in its order, the two at once (:class:`Outbox`),
-        so a cancel never waits behind an order the hold keeps. The session numbers each message
+        Fs in their order, everything else in its order, the two at once (:class:`Outbox`), so an
+        F never waits behind an order the hold keeps. The session numbers each message
         as it is written, so the numbers follow the wire."""
         await self._outbox.run(partial(self._write_one, connection))
 

@@ -565,8 +565,9 @@ class MidChainsWsAdapter(Adapter):
 
     async def _writer(self) -> None:
         """Write what the pacers let go, each through its pacer's write hold (the limits again on
-        the times writes returned: the venue counts arrivals): cancels in their order, the rest in
-        theirs, the two at once (:class:`Outbox`), so a cancel never waits behind a held order."""
+        the times writes returned: the venue counts arrivals): cancelorders in their order, the rest
+        (logout too) in theirs, the two at once (:class:`Outbox`), so a cancelorder never waits
+        behind a held order."""
         await self._outbox.run(self._write_one)
 
     async def _write_one(self, lane: str, item: tuple[int, str]) -> None:

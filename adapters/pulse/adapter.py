@@ -166,7 +166,7 @@ class _Track(TrackedOrder):
     """One of our orders: what the engine was told (:class:`adapters.kit.orders.TrackedOrder`) and
     the requests this adapter still owes it (a cancel waiting for the venue's order id, an edit)."""
 
-    __slots__ = ("post_only", "cancel_wanted", "pending_edit", "touched", "waiting_frame")
+    __slots__ = ("post_only", "cancel_wanted", "pending_edit", "touched", "waiting_frame", "edit_frame")
 
     def __init__(self, order: Order, now: float) -> None:
         super().__init__(order.client_id, order.symbol, order.side, order.qty, order.price)
@@ -175,6 +175,7 @@ class _Track(TrackedOrder):
         self.pending_edit: tuple[Decimal | None, Decimal] | None = None
         self.touched = now  # time.monotonic() of the venue's last word on it
         self.waiting_frame: _Frame | None = None  # its buy/sell while queued (taken back by a cancel before it left)
+        self.edit_frame: _Frame | None = None  # its edit until answered (a cancel takes it back if still queued)
 
 
 class _TradePoll:
@@ -454,9 +455,9 @@ class PulseAdapter(Adapter):
     # ---- background loops ----------------------------------------------------------------
     async def _writer(self) -> None:
         """Send queued frames on the connection they were made for, through the pacer's write hold
-        (the limits again on the times writes returned: the venue counts arrivals): cancels in
-        their order, the rest in theirs, the two at once (:class:`Outbox`), so a cancel never waits
-        behind an order the hold keeps."""
+        (the limits again on the times writes returned: the venue counts arrivals): one order's
+        cancels (``private/cancel``) in their order, the rest (mass cancels too) in theirs, the two
+        at once (:class:`Outbox`), so such a cancel never waits behind an order the hold keeps."""
         await self._outbox.run(self._write_one)
 
     async def _write_one(self, lane: str, item: tuple[int, str]) -> None:
@@ -1079,7 +1080,13 @@ class PulseAdapter(Adapter):
     def _cancel_unsent(self, track: _Track) -> bool:
         """If ``track``'s buy/sell still waits for the order budget, take it back: it never leaves,
         and the order is cancelled here (told after the caller returns), never live at the venue.
-        False when it has left (the venue must cancel it)."""
+        False when it has left (the venue must cancel it); an edit of it still waiting is taken
+        back then (the cancel, which goes first, settles the order: the edit would only be refused,
+        after spending the order budget, and its answer would read as the cancel's refusal)."""
+        edit = track.edit_frame
+        if edit is not None and self._take_back(edit):
+            track.edit_frame = None
+            track.pending_edit = None
         waiting = track.waiting_frame
         if waiting is None or not self._take_back(waiting):
             return False
@@ -1116,8 +1123,9 @@ class PulseAdapter(Adapter):
                 return
         amount = qty if qty is not None else track.qty
         track.pending_edit = (price, amount)
-        if not self._call("private/edit", codec.edit_params(track.venue_order_id, amount, price),
-                          partial(self._on_edit_answer, track), partial(self._not_sent, track)):
+        track.edit_frame = self._call("private/edit", codec.edit_params(track.venue_order_id, amount, price),
+                                      partial(self._on_edit_answer, track), partial(self._not_sent, track))
+        if track.edit_frame is None:
             track.pending_edit = None
             self._orders.answer(track, int(Reject.BACKEND_CONNECTIVITY),
                                 f"replace not sent: venue {self.venue!r} is not connected", status=track.live,
@@ -1138,7 +1146,8 @@ class PulseAdapter(Adapter):
 
     async def cancel_all(self, symbol: str | None = None) -> int:
         """Mass cancel (``private/cancel_all``, or ``cancel_all_by_instrument`` for one symbol);
-        each cancelled order reaches the runtime as a cancel. Returns how many were cancelled.
+        each cancelled order reaches the runtime as a cancel. Returns how many were cancelled: the
+        venue's number plus the orders taken back before they left (never at the venue).
 
         The answer need not settle anything (issue 20, defect 2): Deribit answers a count, 004's
         example lists the orders with ``order_state`` "open", and 004 never says the private
@@ -1225,6 +1234,7 @@ class PulseAdapter(Adapter):
             self._tasks.spawn(self._resolve, track, str(error))
 
     def _on_edit_answer(self, track: _Track, result: Any, error: BaseException | RpcError | None) -> None:
+        track.edit_frame = None
         if error is None:
             decoded = self._decode_order_answer(track, result, "private/edit")
             if decoded is not None:

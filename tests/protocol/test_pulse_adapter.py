@@ -420,6 +420,27 @@ async def test_a_mass_cancel_takes_back_orders_still_waiting_for_the_budget() ->
         assert len(v.sandbox.accounts["mm"].orders) == 3 and v.adapter._pacer.waiting() == 0
 
 
+async def test_a_cancel_takes_back_an_edit_still_waiting_for_the_budget() -> None:
+    """A budget of 4 requests a minute (one kept for cancels): three buys leave, an edit of the
+    first waits. Its cancel goes first (the cancels' reserve) and settles the order, so the edit is
+    taken back: it never reaches the venue (it would only be refused there, after spending the
+    budget), and the strategy hears no refusal in between (found by a review)."""
+    async with venue(subscribe=False) as v:
+        v.adapter.set_rate_limits((RateLimit("all", 4, D(60)),))
+        start = len(v.sandbox.arrivals)
+        orders = [v.submit("buy", 10, 49000 - 10 * n) for n in range(3)]
+        await until(lambda: all(o.status is S.NEW for o in orders), what="three acks")
+        first = orders[0]
+        v.amend(first, price="48990")
+        assert v.adapter._pacer.waiting("order") == 1
+        v.cancel(first)
+        await until(lambda: first.status is S.CANCELLED, what="the first cancelled")
+        assert [u.status for u in v.sink.updates_for(first.client_id)] == [S.NEW, S.CANCELLED]
+        methods = [method for _, _, method in list(v.sandbox.arrivals)[start:]]
+        assert "private/edit" not in methods and methods.count("private/cancel") == 1
+        assert v.adapter._pacer.waiting() == 0
+
+
 async def test_post_only_that_would_cross_is_refused_locally_in_reject_mode() -> None:
     async with venue() as v:
         v.sandbox.place(BTC, "sell", D(10), D(50000), tif=TimeInForce.GTC)
