@@ -839,11 +839,11 @@ async def test_signed_webhooks_without_event_id_or_time_are_applied_once() -> No
 async def test_a_stall_between_release_and_write_does_not_bunch_the_brokers_window() -> None:
     """The first order's request stalls 0.4 s after the pacer let it go (the loop blocked, as a
     slow hook or a descheduled process does), with 40 connections so up to 40 requests are granted
-    at once. The broker still sees at most 100 in any second: the pacer spaces its grants (no burst
-    on the broker's limits), so a stall of the loop holds back the pacer with the requests, and the
-    ones granted before it reach the wire no closer than their spacing allowed. This is why the
-    REST adapters write without the write hold the queue-fed writers need (MidChains FIX, whose
-    4 orders/s come as a burst, broke without it). The sandbox serves from its own thread."""
+    at once. The broker still sees at most 100 in any second (81 measured): a stall of the loop
+    also holds back the pacer's timer, so nothing is granted during it, and what was granted
+    before it is bounded by the free connections. (A burst that empties the pacer's window at its
+    edge is another matter: see the stop note of 2026-12-07 on a cancel storm.) The sandbox serves
+    from its own thread."""
     stalled: list[bool] = []
 
     async def stall(request: httpx.Request) -> None:
