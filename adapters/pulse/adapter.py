@@ -1225,13 +1225,26 @@ class PulseAdapter(Adapter):
             except CodecError as exc:
                 self._bad_frame(repr(result), exc)
         elif isinstance(error, RpcError):
-            if not track.terminal:
-                # the order is not open at the venue (fills may be on their way) or the cancel is
-                # refused: back to the live state; a final state follows when it arrives
-                self._orders.answer(track, codec.reject_code(error.code),
-                                    "cancel refused: " + codec.describe_error(error), status=track.live)
+            if track.terminal:
+                return
+            code, why = codec.reject_code(error.code), "cancel refused: " + codec.describe_error(error)
+            if code == Reject.ORDER_NOT_OPEN:
+                # not open at the venue: something ended it (a mass cancel, a fill, an expiry) whose
+                # word has not come yet, or it is unknown there. Ask, rather than send the engine
+                # back to the live state first and final after
+                self._tasks.spawn(self._cancel_not_open, track, code, why)
+                return
+            # the cancel is refused: back to the live state; a final state follows when it arrives
+            self._orders.answer(track, code, why, status=track.live)
         elif isinstance(error, TimeoutError):
             self._tasks.spawn(self._resolve, track, str(error))
+
+    async def _cancel_not_open(self, track: _Track, code: int, why: str) -> None:
+        """A cancel the venue answered "not open": the order's state from the venue settles it; only
+        when the venue still shows it working (or cannot say) is the cancel refused."""
+        await self._resolve(track, why)
+        if not track.terminal and track.held is None:
+            self._orders.answer(track, code, why, status=track.live)
 
     def _on_edit_answer(self, track: _Track, result: Any, error: BaseException | RpcError | None) -> None:
         track.edit_frame = None

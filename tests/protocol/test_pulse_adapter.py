@@ -338,6 +338,25 @@ async def test_cancel_refused_by_the_venue_returns_the_order_to_its_live_state()
         assert refusal.reject_code == Reject.ORDER_NOT_OPEN and "cancel refused" in refusal.reason
 
 
+@pytest.mark.parametrize("count", [False, True])
+async def test_a_cancel_the_venue_finds_not_open_after_a_mass_cancel_is_no_refusal(count: bool) -> None:
+    """A strategy's cancel waits for its order's id (the buy left, unanswered) while the engine
+    mass cancels; the mass cancel (written after the buy) ends the order, and the venue says the
+    cancel's order is "not open". A venue whose mass cancel reports nothing final (the document's
+    own, answering orders as "open" or a count): the adapter asks the order's state instead of
+    telling the engine "cancel refused" first (which sent the order back to working before it was
+    cancelled). Found by a review; older than the take-back work."""
+    sandbox = {"mass_cancel_count": count,
+               "extensions": PulseExtensions(mass_cancel_notifications=False, mass_cancel_final_states=False)}
+    async with venue(subscribe=False, sandbox=sandbox) as v:
+        order = v.submit("buy", 10, 49000)
+        v.cancel(order)  # the buy has left; its answer (the order id) has not come
+        await v.adapter.cancel_all()
+        await until(lambda: order.status is S.CANCELLED, what="cancelled")
+        await anyio.sleep(0.2)  # a late refusal would be here by now
+        assert [u.status for u in v.sink.updates_for(order.client_id)] == [S.NEW, S.CANCELLED]
+
+
 async def test_edit_amends_in_place() -> None:
     async with venue() as v:
         order = v.submit("buy", 10, 49000)
