@@ -46,6 +46,7 @@ _PENDING_NEW = OrderStatus.PENDING_NEW
 _NEW = OrderStatus.NEW
 _PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED
 _FILLED = OrderStatus.FILLED
+_CANCELLED = OrderStatus.CANCELLED
 #: fill ids remembered for de-duplication: far more than any venue repeats a fill after
 FILL_MEMORY = 65_536
 
@@ -284,6 +285,13 @@ class OrderTracker(Generic[R]):
         if status is not _FILLED:
             self._update(rec, status, code, reason, None, None, later, ts)
         return True
+
+    def taken_back(self, rec: R, request: str) -> bool:
+        """``rec`` cancelled before its placing ``request`` ("its D", "its addorder" ...) left the
+        process (taken back from the venue's rate limit): final now, told after the caller returns
+        (a cancel comes from a strategy's hook). The one wording every adapter uses."""
+        return self.finish(rec, _CANCELLED, None,
+                           f"cancelled before it left: {request} was still waiting for the rate limit", later=True)
 
     def finish_after_fills(self, rec: R, status: OrderStatus, venue_filled: Decimal, code: int | None = None,
                            reason: str = "", *, since: float = 0.0) -> bool:

@@ -106,8 +106,7 @@ class WriteHold:
             if await wait_for_room(buckets, self.clock):
                 waited = True
             async with self._lock:
-                now = self.clock.now_ns()
-                if not all(bucket.can_take("cancel", now) for bucket in buckets):
+                if not has_room(buckets, self.clock.now_ns()):
                     continue  # another writer took it while this one waited for the lock
                 if waited:
                     self.held += 1
@@ -161,6 +160,12 @@ class Outbox(Generic[T]):
                 except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
                     break
         return out
+
+
+def has_room(buckets: Sequence[RateBucket], now: int) -> bool:
+    """Every one of ``buckets`` has a token for one request (as a cancel takes: the pacer kept the
+    reserve) at ``now``."""
+    return all(bucket.can_take("cancel", now) for bucket in buckets)
 
 
 async def wait_for_room(buckets: Sequence[RateBucket], clock: Clock) -> bool:
@@ -265,16 +270,16 @@ class DepartureQueue:
     def remove(self, lane: str, item: Any) -> bool:
         """Take a request out before it left (its sender gave up, or its order was cancelled); True
         when it was waiting. Found by identity: two requests with equal fields are still two."""
+        return self.remove_first(lane, lambda waiting: waiting is item) is not None
+
+    def remove_first(self, lane: str, match: Callable[[Any], bool]) -> Any:
+        """Take out the first request of ``lane`` that ``match`` accepts; it, or None."""
         queue = self._queues[lane]
         for at, waiting in enumerate(queue):
-            if waiting is item:
+            if match(waiting):
                 del queue[at]
-                return True
-        return False
-
-    def items(self, lane: str) -> list[tuple[str, Any]]:
-        """What waits in ``lane``, in its order (a copy: removing while looking is safe)."""
-        return [(lane, item) for item in self._queues[lane]]
+                return waiting
+        return None
 
     def drain(self) -> list[tuple[str, Any]]:
         """Everything still waiting, lanes in priority order, each lane in its order; now empty."""
@@ -380,12 +385,12 @@ class WirePacer:
         """Take back the request a :meth:`depart` / :meth:`sending` sender is waiting to send for
         ``what`` (found by identity), if it has not been granted: its sender gets
         :class:`PacerClosed` and nothing leaves. True when one was waiting."""
-        for lane_name, item in self._queue.items(lane):
-            if isinstance(item, _Ticket) and item.what is what and self._queue.remove(lane_name, item):
-                item.closed = True
-                item.event.set()
-                return True
-        return False
+        ticket = self._queue.remove_first(lane, lambda item: isinstance(item, _Ticket) and item.what is what)
+        if ticket is None:
+            return False
+        ticket.closed = True
+        ticket.event.set()
+        return True
 
     async def depart(self, lane: str, what: Any = None) -> None:
         """Return when a request of ``lane`` may be written now (its tokens spent). Raises

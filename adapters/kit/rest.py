@@ -21,7 +21,7 @@ import httpx
 
 from adapters.kit.orders import OrderTracker, TrackedOrder
 from adapters.kit.pacing import PacerClosed, WirePacer
-from engine.model import OrderStatus, Side
+from engine.model import Side
 from engine.venue import RateLimit, VenueEvents
 from engine.venue.badinput import BadInput
 from engine.venue.clock import NS_PER_S, Clock
@@ -32,10 +32,6 @@ LOG_EVERY = 1000
 WITHHELD = b"<auth answer withheld>"
 
 T = TypeVar("T")
-
-
-#: why an order cancelled while its placing request still waited for the rate limit ends cancelled
-CANCELLED_BEFORE_IT_LEFT = "cancelled before it left: its request was still waiting for the rate limit"
 
 
 class PacedOrder(TrackedOrder):
@@ -64,7 +60,7 @@ def take_back_unsent(pacer: WirePacer, orders: OrderTracker[P], rec: P, lane: st
     if not rec.placing or rec.left or rec.final is not None:
         return False
     pacer.take_back_sender(lane, rec)
-    orders.finish(rec, OrderStatus.CANCELLED, None, CANCELLED_BEFORE_IT_LEFT, later=True)
+    orders.taken_back(rec, "its request")
     return True
 
 

@@ -279,8 +279,7 @@ class MidChainsFixAdapter(Adapter):
             # its D still waits for the order budget (in the pacer, or held at the write): it never
             # leaves, so the order is cancelled here, with no F and no moment live at the venue
             rec.waiting_d = None
-            self._orders.finish(rec, OrderStatus.CANCELLED, None,
-                                "cancelled before it left: its D was still waiting for the order budget", later=True)
+            self._orders.taken_back(rec, "its D")
             self._save(rec)
             return
         if not rec.sent or rec.pending_replace is not None:

@@ -1040,9 +1040,7 @@ class MidChainsWsAdapter(Adapter):
             # its addorder still waits for the order budget: it never leaves, so the order is
             # cancelled here, with no cancelorder and no moment live at the venue
             rec.waiting_add = None
-            self._orders.finish(rec, OrderStatus.CANCELLED, None,
-                                "cancelled before it left: its addorder was still waiting for the order budget",
-                                later=True)
+            self._orders.taken_back(rec, "its addorder")
             return
         if not rec.venue_order_id:
             rec.cancel_wanted = True  # sent when the addorder answer brings the refno

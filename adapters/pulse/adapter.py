@@ -1091,9 +1091,7 @@ class PulseAdapter(Adapter):
         if waiting is None or not self._take_back(waiting):
             return False
         track.waiting_frame = None
-        self._orders.finish(track, OrderStatus.CANCELLED, None,
-                            "cancelled before it left: its order request was still waiting for the order budget",
-                            later=True)
+        self._orders.taken_back(track, "its order request")
         return True
 
     def _send_cancel(self, track: _Track) -> None:
