@@ -833,33 +833,3 @@ async def test_signed_webhooks_without_event_id_or_time_are_applied_once() -> No
         await until(lambda: v.sandbox.counts["webhooks_duplicated"] >= 2 and v.adapter.bad_input().get("replayed", 0)
                     >= 1)
         assert statuses(v.sink, order.client_id).count(S.NEW) == 1
-
-
-@pytest.mark.anyio
-async def test_a_stall_between_release_and_write_does_not_bunch_the_brokers_window() -> None:
-    """The first order's request stalls 0.4 s after the pacer let it go (the loop blocked, as a
-    slow hook or a descheduled process does), with 40 connections so up to 40 requests are granted
-    at once. The broker still sees at most 100 in any second (81 measured): a stall of the loop
-    also holds back the pacer's timer, so nothing is granted during it, and what was granted
-    before it is bounded by the free connections. (A burst that empties the pacer's window at its
-    edge is another matter: see the stop note of 2026-12-07 on a cancel storm.) The sandbox serves
-    from its own thread."""
-    stalled: list[bool] = []
-
-    async def stall(request: httpx.Request) -> None:
-        if not stalled and request.url.path.endswith(codec.Paths.ORDERS):
-            stalled.append(True)
-            time.sleep(0.4)  # blocks the loop: nothing else runs, as in a stall
-
-    burst = 300
-    async with venue(settings(cash=D(1_000_000_000)), threaded=True, max_connections=40) as v:
-        assert v.served is not None and v.adapter._client is not None
-        v.adapter._client.event_hooks["request"].append(stall)
-        orders = [v.submit() for _ in range(burst)]
-        await until(lambda: all(o.status is not S.PENDING_NEW for o in orders), timeout=120)
-        arrivals = v.served.call(lambda: list(v.sandbox.trading_arrivals))
-        refused = v.served.call(lambda: v.sandbox.counts["rate_limited"])
-    most = max_in_window(arrivals, NS_PER_S)
-    print(f"optimus stall: {len(arrivals)} trading requests, at most {most} in any 1 s window, {refused} refused")
-    assert stalled and len(arrivals) >= burst
-    assert most <= 100 and refused == 0
