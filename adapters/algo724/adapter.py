@@ -241,6 +241,7 @@ class Algo724Adapter(Adapter):
             out["messages_in"] += stream["queued"]
             out["reconnects"] += max(0, stream["connects"] - 1)
             out.update({f"stream_{key}": value for key, value in stream.items()})
+        out["writes_held"] = self._pacer.hold.held  # requests a stall after their release held back
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -317,11 +318,12 @@ class Algo724Adapter(Adapter):
             async with self._pacer.sending(lane, rec):
                 if rec is not None and lane == "order":
                     rest.leaving(rec)  # cancelled since the grant: it never leaves
-                return await self._send_now(operation, payload, token)
+                return await self._send_now(operation, payload, token, lane)
         except PacerClosed as exc:
             raise NotSent(str(exc)) from None
 
-    async def _send_now(self, operation: str, payload: dict[str, Any] | None, token: str | None) -> Success | Failure:
+    async def _send_now(self, operation: str, payload: dict[str, Any] | None, token: str | None,
+                        lane: str) -> Success | Failure:
         client = self._client
         if client is None:
             raise NotSent("adapter is closed")
@@ -330,7 +332,8 @@ class Algo724Adapter(Adapter):
         return await rest.exchange(self.link, client, route.method, route.path, operation, headers=self._headers(token),
                                    params=payload if get else None, content=None if get else codec.dumps(payload or {}),
                                    parse=codec.parse_envelope, failure=Failure, parse_error=CodecError,
-                                   kind_of=_kind_of, withhold=operation in ("login", "refresh"))
+                                   kind_of=_kind_of, withhold=operation in ("login", "refresh"),
+                                   hold=self._pacer.hold, lane=lane)
 
     async def _call(self, operation: str, payload: dict[str, Any] | None, *, lane: str = "query",
                     rec: _Tracked | None = None) -> Success | Failure:

@@ -20,11 +20,12 @@ room, and :meth:`WirePacer.close` hands back whatever never left so the adapter 
 
 Three margins keep "what left" equal to "what arrives": each window is counted 5% longer than the
 venue's (:data:`ARRIVAL_SPREAD_GUARD`); a REST adapter lets a request go only when one of its
-connections is free (``max_in_flight``), so nothing waits in the HTTP pool after being paced; and a
-writer behind an ``on_depart`` queue writes through the pacer's :class:`WriteHold`, which holds the
-same limits on the times writes returned, so a stall between a release and its write (the loop busy
-with a burst of market data, the process descheduled) cannot bring two requests closer on the wire
-than the venue allows.
+connections is free (``max_in_flight``), so nothing waits in the HTTP pool after being paced; and
+every request is written through the pacer's :class:`WriteHold` (a writer behind an ``on_depart``
+queue with :meth:`WriteHold.write`; a REST request from inside the HTTP client, by
+:class:`adapters.kit.rest.HeldWrite`), which holds the same limits on the times writes returned, so
+a stall between a release and its write (the loop busy with a burst of market data, the process
+descheduled) cannot bring two requests closer on the wire than the venue allows.
 """
 
 from __future__ import annotations
@@ -94,9 +95,25 @@ class WriteHold:
         the hold does not know is written at once and spends nothing. Writers sharing one hold
         (adapters of one address sharing a public budget) write one at a time: the room checked
         is still there when the write returns."""
+        turn = await self.turn(lane)
+        if turn is None:
+            return await send()
+        sent = True
+        try:
+            sent = await send()
+            return sent
+        finally:
+            turn.end(sent)
+
+    async def turn(self, lane: str) -> WriteTurn | None:
+        """Wait until ``lane`` has room and no other write is in progress, and return the turn
+        (None for a lane the hold does not know: nothing to hold). The caller writes, then calls
+        :meth:`WriteTurn.end` in the same task, at once: until then every other write waits. For a
+        writer whose write happens inside a library (an HTTP client's trace callback starts the
+        turn, the end of the request body ends it) where :meth:`write` cannot wrap it."""
         buckets = self._lanes.get(lane, ())
         if not buckets:
-            return await send()
+            return None
         if self._lock is None:
             self._lock = anyio.Lock()
         waited = False
@@ -105,20 +122,38 @@ class WriteHold:
             # held order) writes meanwhile; the room is checked again under it
             if await wait_for_room(buckets, self.clock):
                 waited = True
-            async with self._lock:
-                if not has_room(buckets, self.clock.now_ns()):
-                    continue  # another writer took it while this one waited for the lock
-                if waited:
-                    self.held += 1
-                sent = True
-                try:
-                    sent = await send()
-                    return sent
-                finally:
-                    if sent:
-                        now = self.clock.now_ns()  # after the write: the venue sees it no earlier
-                        for bucket in buckets:
-                            bucket.take(now)
+            await self._lock.acquire()
+            if has_room(buckets, self.clock.now_ns()):
+                break
+            self._lock.release()  # another writer took it while this one waited for the lock
+        if waited:
+            self.held += 1
+        return WriteTurn(self._lock, buckets, self.clock)
+
+
+class WriteTurn:
+    """One write's turn in a :class:`WriteHold` (see :meth:`WriteHold.turn`)."""
+
+    __slots__ = ("_lock", "_buckets", "_clock", "ended")
+
+    def __init__(self, lock: anyio.Lock, buckets: Sequence[RateBucket], clock: Clock) -> None:
+        self._lock = lock
+        self._buckets = buckets
+        self._clock = clock
+        self.ended = False
+
+    def end(self, sent: bool = True) -> None:
+        """The write returned: spend its tokens now (the venue sees it no earlier) unless it sent
+        nothing, and let the next write go. Once only; later calls do nothing (a trace's failure
+        event and the caller's own cleanup may both end it)."""
+        if self.ended:
+            return
+        self.ended = True
+        if sent:
+            now = self._clock.now_ns()
+            for bucket in self._buckets:
+                bucket.take(now)
+        self._lock.release()
 
 
 class Outbox(Generic[T]):

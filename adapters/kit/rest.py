@@ -20,7 +20,7 @@ import anyio
 import httpx
 
 from adapters.kit.orders import OrderTracker, TrackedOrder
-from adapters.kit.pacing import PacerClosed, WirePacer
+from adapters.kit.pacing import PacerClosed, WirePacer, WriteHold, WriteTurn
 from engine.model import Side
 from engine.venue import RateLimit, VenueEvents
 from engine.venue.badinput import BadInput
@@ -176,17 +176,61 @@ def new_client(base_url: str, request_timeout_s: Decimal, connect_timeout_s: Dec
     )
 
 
+class HeldWrite:
+    """httpcore's trace callback for one request, writing it through the pacer's
+    :class:`WriteHold`: the turn starts when the client is about to write the request's headers
+    and ends when its body is written (or the write failed), so the hold counts the times requests
+    reached the socket, not the times the pacer let them go. Between the two a stall (the loop
+    busy, the process descheduled, a connection still being opened) moves a request later by a
+    varying amount, and the broker counts arrivals: without the hold, the requests a stall delayed
+    and those the next window lets go could land in one of the broker's windows. A request the
+    transport never traces (a test's mock transport) is not held."""
+
+    __slots__ = ("hold", "lane", "_turn", "traced")
+
+    def __init__(self, hold: WriteHold, lane: str) -> None:
+        self.hold = hold
+        self.lane = lane
+        self._turn: WriteTurn | None = None
+        self.traced = False
+
+    async def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event.endswith(".send_request_headers.started"):
+            self.traced = True
+            self.end()  # a second attempt on another connection: the first one's write ended
+            self._turn = await self.hold.turn(self.lane)
+        elif event.endswith((".send_request_body.complete", ".send_request_body.failed",
+                             ".send_request_headers.failed")):
+            self.end()
+
+    def end(self) -> None:
+        """The write is over (written, failed or cancelled: either may have left, so it counts)."""
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            turn.end()
+
+
 async def exchange(link: RestLink, client: httpx.AsyncClient, method: str, path: str, what: str, *,
                    headers: dict[str, str], parse: Callable[[int, bytes], T], failure: type[Any],
                    parse_error: type[Exception], kind_of: Callable[[Exception], str], withhold: bool,
-                   params: dict[str, Any] | None = None, content: bytes | None = None) -> T:
+                   params: dict[str, Any] | None = None, content: bytes | None = None,
+                   hold: WriteHold | None = None, lane: str = "") -> T:
     """One request and its outcome: NotSent when it provably never left (connect failures, pool
     waits), OutcomeUnknown when it may have been processed (read timeouts, resets, an unreadable
     answer), else the parsed answer (a 5xx counts against the link). ``withhold`` keeps the sample
-    of an unreadable answer out of the log (a login's may carry a token)."""
+    of an unreadable answer out of the log (a login's may carry a token). With ``hold``, the
+    request is written through it in ``lane`` (:class:`HeldWrite`)."""
     link.counts["messages_out"] += 1
+    held = HeldWrite(hold, lane) if hold is not None else None
     try:
-        response = await client.request(method, path, params=params, content=content, headers=headers)
+        if held is None:
+            response = await client.request(method, path, params=params, content=content, headers=headers)
+        else:
+            try:
+                response = await client.request(method, path, params=params, content=content, headers=headers,
+                                                extensions={"trace": held})
+            finally:
+                held.end()  # cancelled or failed between the two trace events: let the next write go
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         link.failed(f"{what}: {type(exc).__name__}")
         link.counts["not_sent"] += 1

@@ -248,12 +248,14 @@ class OptimusAdapter(Adapter):
 
     def stats(self) -> dict[str, int]:
         """Counters for the report: ``messages_in`` (answers and webhooks), ``messages_out``
-        (requests), ``reconnects``, and every error kind seen."""
+        (requests), ``reconnects``, ``writes_held`` (requests the write hold kept back after a
+        stall), and every error kind seen."""
         out = dict(self.counts)
         for key in ("messages_in", "messages_out", "reconnects"):
             out.setdefault(key, 0)
         for kind, n in self.receiver.counts.items():
             out[f"webhook_{kind}"] = n
+        out["writes_held"] = self._pacer.hold.held  # requests a stall after their release held back
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -350,12 +352,12 @@ class OptimusAdapter(Adapter):
                 if rec is not None and lane == "order":
                     rest.leaving(rec)  # cancelled since the grant: it never leaves
                     rec.sent_ns = self.clock.now_ns()  # the grace for "not found" runs from the departure
-                return await self._post_now(path, body, token, idempotency_key)
+                return await self._post_now(path, body, token, idempotency_key, lane)
         except PacerClosed as exc:
             raise ClosedBeforeSent(str(exc)) from None
 
     async def _post_now(
-        self, path: str, body: dict[str, Any], token: str | None, idempotency_key: str | None
+        self, path: str, body: dict[str, Any], token: str | None, idempotency_key: str | None, lane: str
     ) -> Success | Failure:
         client = self._client
         if client is None:
@@ -367,7 +369,8 @@ class OptimusAdapter(Adapter):
             headers[IDEMPOTENCY_HEADER] = idempotency_key
         return await rest.exchange(self.link, client, "POST", path, path, headers=headers, content=codec.dumps(body),
                                    parse=codec.parse_envelope, failure=Failure, parse_error=CodecError,
-                                   kind_of=_malformed, withhold=path in (Paths.LOGIN, Paths.REFRESH))
+                                   kind_of=_malformed, withhold=path in (Paths.LOGIN, Paths.REFRESH),
+                                   hold=self._pacer.hold, lane=lane)
 
     async def _call(
         self, path: str, body: dict[str, Any], *, idempotency_key: str | None = None, lane: str = "query",

@@ -20,6 +20,7 @@ from engine.clock import Clock, WallClock
 from engine.model import Order, OrderStatus, OrderType, Side
 from support import until
 from support.sinks import RecordingSink
+from support.stamped_http import StampedTap
 from support.threaded import Served, served_in_thread
 
 D = Decimal
@@ -45,11 +46,12 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 class Harness:
     def __init__(self, sandbox: OptimusSandbox, adapter: OptimusAdapter, sink: RecordingSink,
-                 served: Served[OptimusSandbox] | None = None) -> None:
+                 served: Served[OptimusSandbox] | None = None, tap: StampedTap | None = None) -> None:
         self.sandbox = sandbox
         self.adapter = adapter
         self.sink = sink
         self.served = served  # the sandbox's own thread and loop (``threaded``): read it through ``call``
+        self.tap = tap  # ``tapped``: the kernel's receive time of each request (tests/support/stamped_http.py)
         self.seq = 0
 
     def order(self, side: Side = Side.BUY, qty: int = 500, price: Decimal | None = RESTING, symbol: str = "MEBL",
@@ -84,11 +86,14 @@ def settings(**overrides: Any) -> SandboxSettings:
 @asynccontextmanager
 async def venue(
     sandbox_settings: SandboxSettings | None = None, clock: Clock | None = None, sink: Any = None,
-    before_connect: Callable[[OptimusAdapter], None] | None = None, threaded: bool = False, **options: Any
+    before_connect: Callable[[OptimusAdapter], None] | None = None, threaded: bool = False, tapped: bool = False,
+    **options: Any
 ) -> AsyncIterator[Harness]:
     """The sandbox and a connected adapter. ``threaded``: the sandbox serves from a thread and loop
     of its own (tests/support/threaded.py) with its own wall clock, so a test counting its arrivals
-    reads the wire's times; the test then reads it only through ``Harness.served.call``."""
+    reads the wire's times more closely; the test then reads it only through
+    ``Harness.served.call``. ``tapped``: the adapter's requests pass through a
+    :class:`StampedTap`, which stamps each with the kernel's receive time (``Harness.tap``)."""
     clock = clock if clock is not None else WallClock()
     opts: dict[str, Any] = dict(webhook_listen="127.0.0.1:0", poll_interval_s=D("0.25"), request_timeout_s=D("0.5"),
                                 connect_timeout_s=D("0.5"), unknown_grace_s=D("0.3"), retry_backoff_s=D("0.01"))
@@ -101,9 +106,10 @@ async def venue(
             sandbox = served.it
         else:
             sandbox = await stack.enter_async_context(OptimusSandbox(sandbox_settings or settings(), clock=clock))
+        tap = stack.enter_context(StampedTap(sandbox.base_url)) if tapped else None
         sink = sink if sink is not None else RecordingSink()
-        adapter = OptimusAdapter("psx", OptimusOptions(base_url=sandbox.base_url, **opts), DOC_INSTRUMENTS, clock,
-                                 sink)
+        base_url = tap.url if tap is not None else sandbox.base_url
+        adapter = OptimusAdapter("psx", OptimusOptions(base_url=base_url, **opts), DOC_INSTRUMENTS, clock, sink)
         if before_connect is not None:
             before_connect(adapter)
         async with anyio.create_task_group() as tg:
@@ -114,7 +120,7 @@ async def venue(
             else:
                 sandbox.webhook_url = adapter.webhook_url
             try:
-                yield Harness(sandbox, adapter, sink, served)
+                yield Harness(sandbox, adapter, sink, served, tap)
             finally:
                 await adapter.close()
                 tg.cancel_scope.cancel()
