@@ -72,6 +72,10 @@ class Clock(ABC):
     def simulated(self) -> bool:
         return False
 
+    #: clock seconds per real second on a real-time clock (a scaled sandbox day: its speed); what
+    #: a simulated clock's would be means nothing (it moves when the engine steps it)
+    speed: int | float = 1
+
     def describe(self) -> str:
         """How the report, the log and the ``engine_info`` metric name this clock."""
         return "simulated" if self.simulated else "wall"

@@ -11,11 +11,18 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from support import KINDS, could_select, engine_in
 
 from engine.app import Engine
 
 TESTS = Path(__file__).resolve().parent
+
+# Property tests judge behaviour, never speed: Hypothesis's default 200 ms deadline per example
+# failed a book property test in a loaded run (four workers beside two CPU burners) that passes in
+# 0.4 s alone. A test's own @settings still sets its example count.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 # Engines started by the tests (in process and in subprocesses, which inherit this) take a free
 # port instead of the fixed default, so a suite never collides with a running engine or another

@@ -5,8 +5,10 @@ got to read them. On a loaded machine a sandbox in the test's process lags the w
 the median and up to hundreds of milliseconds (measured: Optimus sandbox stamps against the
 adapter's write times, two CPU burners beside it), unevenly, so it bunches what arrived apart and
 the test judges the sandbox's scheduling, not the client. Linux stamps every TCP segment as it is
-received (``SO_TIMESTAMPNS``); ``recvmsg`` hands the stamp of the segment a request began in. So
-these times are when the bytes reached the receiving socket, whenever Python read them.
+received (``SO_TIMESTAMPNS``); ``recvmsg`` hands the stamp of the (last) segment it read, and a
+request is stamped with the read its first bytes came in. So these times are when the bytes
+reached the receiving socket, whenever Python read them (at worst a little late, never early).
+Bodies must carry a Content-Length (no chunked requests).
 
 Two shapes, both on 127.0.0.1 with a thread per connection, Linux only (tests skip elsewhere):
 
@@ -24,6 +26,7 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from urllib.parse import urlsplit
 
@@ -43,7 +46,7 @@ class _Stamped:
         self._listener.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self._listener.settimeout(POLL_S)  # closing it does not wake a blocked accept: poll instead
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self._arrivals: list[int] = []
+        self._arrivals: list[tuple[int, str]] = []  # (kernel stamp, request line)
         self._lock = threading.Lock()
         self._closed = False
         self._threads: list[threading.Thread] = []
@@ -58,10 +61,11 @@ class _Stamped:
             thread.join(5)
         self._listener.close()
 
-    def arrivals_ns(self) -> list[int]:
-        """The kernel's receive time of each request's first segment, in time order."""
+    def arrivals_ns(self, where: Callable[[str], bool] | None = None) -> list[int]:
+        """The kernel's receive time of each request's first segment, in time order; ``where``
+        picks requests by their request line (``"POST /api/v1/orders HTTP/1.1"``)."""
         with self._lock:
-            return sorted(self._arrivals)
+            return sorted(stamp for stamp, line in self._arrivals if where is None or where(line))
 
     def _start(self, target: object, *args: object) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
@@ -98,17 +102,25 @@ class _Stamped:
                     if not pending:
                         stamp = _kernel_stamp(ancillary)
                     pending += data
-                    if upstream is not None:
-                        upstream.sendall(data)
-                    while (length := _one_request(pending)) is not None:
-                        pending = pending[length:]
-                        with self._lock:
-                            self._arrivals.append(stamp if stamp is not None else time.time_ns())
-                        if upstream is None:
-                            conn.sendall(ANSWER)
-                        stamp = _kernel_stamp(ancillary) if pending else None
+                    try:
+                        if upstream is not None:
+                            upstream.sendall(data)
+                        while (length := _one_request(pending)) is not None:
+                            line = pending[:pending.find(b"\r\n")].decode("latin-1")
+                            pending = pending[length:]
+                            with self._lock:
+                                self._arrivals.append((stamp if stamp is not None else time.time_ns(), line))
+                            if upstream is None:
+                                conn.sendall(ANSWER)
+                            stamp = _kernel_stamp(ancillary) if pending else None
+                    except OSError:  # either side went away (a reset, a timeout): the connection ends
+                        return
             finally:
                 if upstream is not None:
+                    try:
+                        upstream.shutdown(socket.SHUT_RDWR)  # ends the relay back, then closed here
+                    except OSError:
+                        pass
                     upstream.close()
 
     def _opened(self, conn: socket.socket) -> socket.socket | None:

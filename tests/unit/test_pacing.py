@@ -8,6 +8,7 @@ the effective limits to its adapter."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from decimal import Decimal
 
 import anyio
@@ -17,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.kit.pacing import (
+    ARRIVAL_SPREAD_GUARD,
     ORDER_LANES,
     DepartureQueue,
     Outbox,
@@ -28,7 +30,7 @@ from adapters.kit.pacing import (
     pacing_clock,
 )
 from adapters.paper.adapter import PaperAdapter
-from engine.clock import NS_PER_S, Clock, SimClock, Timer, WallClock
+from engine.clock import NS_PER_S, Clock, ScaledClock, SimClock, Timer, WallClock
 from engine.model import Instrument
 from engine.risk.ratelimit import venue_cancel_reserve
 from engine.runtime import Runtime
@@ -60,6 +62,23 @@ class ManualClock(Clock):
         self.timers = [t for t in self.timers if t not in due]
         for timer in sorted(due, key=lambda t: t.when):
             timer.fn(*timer.args)
+
+
+def test_the_guard_is_never_less_than_a_share_of_real_time() -> None:
+    """On a clock scaled 60 times a 1 s window is 17 ms of real time, and 5% of it less than the
+    loop's latency: the stretch is at least 10 ms of real time (0.6 s of that clock; the write
+    hold's half, 0.3 s). At real time the 5% of a window of 0.2 s or more stands, and a window
+    shorter than that gets 10 ms."""
+    order = RateLimit("orders", 4, D(1), 4, "doc")
+    assert guarded([order], speed=60) == (replace(order, per_seconds=D("1.6")),)
+    assert guarded([order], ARRIVAL_SPREAD_GUARD / 2, speed=60) == (replace(order, per_seconds=D("1.3")),)
+    assert guarded([order]) == (replace(order, per_seconds=D("1.05")),)
+    assert guarded([replace(order, per_seconds=D("0.1"))]) == (replace(order, per_seconds=D("0.11")),)
+    assert guarded([order], D(0), speed=60) == (order,)
+    scaled = ScaledClock(speed=60)
+    pacer = WirePacer("v", [order], ORDER_LANES, scaled, on_depart=lambda lane, item: None)
+    assert pacer.departure_limits == (replace(order, per_seconds=D("1.6")),)
+    assert WirePacer("v", [order], ORDER_LANES, ManualClock()).departure_limits == guarded([order])
 
 
 def test_the_pacer_counts_a_window_longer_than_the_venue() -> None:

@@ -103,31 +103,34 @@ async def test_without_the_hold_the_same_stall_breaks_the_window() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_write_that_fails_ends_its_turn_and_still_counts() -> None:
-    """The trace's failure event ends the turn (the next write is not kept behind a turn nobody
-    ends) and spends the token: a write cut short may have reached the venue. Ending twice (the
-    failure event, then ``exchange``'s own cleanup) ends once."""
+async def test_writes_with_room_run_together_and_a_failed_one_still_counts() -> None:
+    """Two requests on two connections write at once while the budget has room for both (no lock
+    between them: a busy loop would otherwise make every request wait out the others' writes); a
+    third waits, since both will spend. The first write fails (the trace's failure event): its
+    token is spent all the same (a write cut short may have reached the venue), so when the second
+    returns the third still waits, for the window. Ending twice (the failure event, then
+    ``exchange``'s own cleanup) ends once."""
     pacer = WirePacer("v", [RateLimit("orders", 2, Decimal(60))], ORDER_LANES, WallClock())
-    first, second = rest.HeldWrite(pacer.hold, "order"), rest.HeldWrite(pacer.hold, "order")
-    await first("http11.send_request_headers.started", {})
+    first, second, third = (rest.HeldWrite(pacer.hold, "order") for _ in range(3))
+    with anyio.fail_after(5):
+        await first("http11.send_request_headers.started", {})
+        await second("http11.send_request_headers.started", {})
     entered = anyio.Event()
 
-    async def begin_second() -> None:
-        await second("http11.send_request_headers.started", {})
+    async def begin_third() -> None:
+        await third("http11.send_request_headers.started", {})
         entered.set()
-        await second("http11.send_request_body.complete", {})
 
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(begin_second)
+        tasks.start_soon(begin_third)
         await anyio.wait_all_tasks_blocked()
-        assert not entered.is_set()  # one write at a time
+        assert not entered.is_set()
         await first("http11.send_request_headers.failed", {})
         first.end()
-        with anyio.fail_after(5):
-            await entered.wait()
-    assert second.traced and first.traced
-    assert not rest.HeldWrite(pacer.hold, "order").traced
-    third = rest.HeldWrite(pacer.hold, "order")
-    with anyio.move_on_after(0.3) as waiting:
-        await third("http11.send_request_headers.started", {})
-    assert waiting.cancelled_caught  # two tokens spent, not one: the third waits for the window
+        await anyio.wait_all_tasks_blocked()
+        assert not entered.is_set()
+        await second("http11.send_request_body.complete", {})
+        await anyio.wait_all_tasks_blocked()
+        assert not entered.is_set()  # two tokens spent, not one: the third waits for the window
+        tasks.cancel_scope.cancel()
+    assert first.traced and second.traced and not rest.HeldWrite(pacer.hold, "order").traced
