@@ -35,7 +35,7 @@ from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -68,6 +68,7 @@ ARRIVAL_SPREAD_GUARD = Decimal("0.05")
 #: seconds (10 ms at the pacer's 5%, 5 ms at the write hold's half), however short the window is
 #: in real time (:func:`guarded`)
 REAL_TIME_FLOOR_S = Decimal("0.2")
+NANOSECOND = Decimal("1e-9")
 
 
 def guarded(limits: Iterable[RateLimit], guard: Decimal = ARRIVAL_SPREAD_GUARD,
@@ -82,7 +83,9 @@ def guarded(limits: Iterable[RateLimit], guard: Decimal = ARRIVAL_SPREAD_GUARD,
     refused at the gate where 10 ms cost 0 and 1, the same as without a floor. At real time, on
     windows of 0.2 s or longer, the floor changes nothing."""
     floor = guard * REAL_TIME_FLOOR_S * Decimal(str(speed))
-    return tuple(replace(limit, per_seconds=limit.per_seconds + max(limit.per_seconds * guard, floor))
+    # a bucket's window is whole nanoseconds: a speed like 33.3333333 gives a floor that is not
+    return tuple(replace(limit, per_seconds=(limit.per_seconds + max(limit.per_seconds * guard, floor))
+                         .quantize(NANOSECOND, rounding=ROUND_CEILING))
                  for limit in limits)
 
 
@@ -124,9 +127,10 @@ class WriteHold:
             return await send()
         if self._socket is None:
             self._socket = anyio.Lock()
-        sent = True
+        sent = False  # cancelled while another writer has the socket: nothing left, nothing spent
         try:
             async with self._socket:
+                sent = True  # from here a write cut short may have left
                 sent = await send()
             return sent
         finally:

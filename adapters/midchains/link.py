@@ -70,6 +70,7 @@ from adapters.kit.pacing import (
     LaneSpec,
     Outbox,
     WirePacer,
+    guarded,
     pacing_clock,
     wait_for_room,
 )
@@ -512,8 +513,8 @@ class FixLink:
         so frames sent just before a drop still count just after the reconnect."""
         for limit in self._limits:
             if limit.scope == "all":
-                per = limit.per_seconds * (1 + self.guard)
-                return RateBucket(f"{self.name} FIX messages", limit.count, Decimal(per), limit.burst,
+                (paced,) = guarded((limit,), self.guard, self._pacing_clock.speed)
+                return RateBucket(f"{self.name} FIX messages", limit.count, paced.per_seconds, limit.burst,
                                   self._pacing_clock, scope="all")
         return None
 

@@ -79,6 +79,11 @@ def test_the_guard_is_never_less_than_a_share_of_real_time() -> None:
     pacer = WirePacer("v", [order], ORDER_LANES, scaled, on_depart=lambda lane, item: None)
     assert pacer.departure_limits == (replace(order, per_seconds=D("1.6")),)
     assert WirePacer("v", [order], ORDER_LANES, ManualClock()).departure_limits == guarded([order])
+    # a speed whose floor is not whole nanoseconds (a sandbox's --speed is any float): rounded up,
+    # or the write hold's bucket (half the guard: 1.1666666665 s) refuses to be built
+    assert guarded([order], ARRIVAL_SPREAD_GUARD / 2, 33.3333333) == (replace(order, per_seconds=D("1.166666667")),)
+    odd = WirePacer("v", [order], ORDER_LANES, ScaledClock(speed=33.3333333), on_depart=lambda lane, item: None)
+    assert odd.departure_limits == (replace(order, per_seconds=D("1.333333333")),)
 
 
 def test_the_pacer_counts_a_window_longer_than_the_venue() -> None:
@@ -502,3 +507,34 @@ def test_the_runtime_hands_the_effective_limits_to_the_adapter(override) -> None
     # the gate's venue buckets spend what the adapter says really departs, not the raw limits
     spent = [(b.count, b.per_seconds) for b in runtime.venues["psx"].buckets]
     assert spent == [(limit.count, limit.per_seconds) for limit in guarded(adapter.limits_given)]
+
+
+@pytest.mark.anyio
+async def test_a_write_given_up_while_the_socket_is_busy_spends_nothing() -> None:
+    """Two writes have room (2 a second); the first holds the socket, the second is cancelled while
+    it waits for it: it never left, so its token is not spent and a third write goes at once."""
+    clock = ManualClock()
+    pacer = WirePacer("v", [RateLimit("orders", 2, D(1))], ORDER_LANES, clock, on_depart=lambda lane, item: None,
+                      guard=D(0))
+    release = anyio.Event()
+    wire: list[str] = []
+
+    async def slow() -> bool:
+        await release.wait()
+        wire.append("first")
+        return True
+
+    async def quick() -> bool:
+        wire.append("third")
+        return True
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pacer.hold.write, "order", slow)
+        await wait_all_tasks_blocked()
+        with anyio.move_on_after(0.05):
+            await pacer.hold.write("order", quick)  # waits for the socket, then is given up
+        assert wire == []
+        release.set()
+    with anyio.fail_after(5):
+        assert await pacer.hold.write("order", quick)  # the window's second token was not spent
+    assert wire == ["first", "third"] and pacer.hold.held == 0
