@@ -42,7 +42,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from engine.venue import RateLimit
-from engine.venue.clock import Clock, Timer, WallClock
+from engine.venue.clock import Clock, ScaledClock, Timer, WallClock
 from engine.venue.ratelimit import RateBucket, TakeKind, venue_buckets
 
 T = TypeVar("T")
@@ -273,8 +273,16 @@ def pacing_clock(clock: Clock) -> Clock:
     shared with a sandbox venue, which counts on that same clock), the wall clock when the engine
     runs a simulated clock. A network venue counts in real time, and a simulated clock moves only
     when the engine steps it: a request waiting on it could wait forever (at shutdown) or leave in
-    a real-time burst (when the engine steps fast)."""
-    return WallClock(clock.tz) if clock.simulated else clock
+    a real-time burst (when the engine steps fast).
+
+    Wall time is read from the monotonic clock (a :class:`ScaledClock` at speed 1, which counts
+    from the wall time it was made at): the system clock can be stepped (an NTP correction, an
+    operator), and a pacer on it would, stepped back, wait out the step with every request queued
+    behind it, or, stepped forward, take the last window's requests for expired and let a second
+    window's worth reach the venue inside one of its real seconds."""
+    if clock.simulated or isinstance(clock, WallClock):
+        return ScaledClock(tz=clock.tz)
+    return clock
 
 
 def lane_buckets(

@@ -7,6 +7,7 @@ the effective limits to its adapter."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from decimal import Decimal
@@ -483,8 +484,28 @@ async def test_an_engine_on_the_simulated_clock_paces_on_real_time() -> None:
         for _ in range(3):
             await pacer.depart("order")
     assert pacer.departed["order"] == 3
-    assert isinstance(pacing_clock(frozen), WallClock)
-    assert pacing_clock(clock := ManualClock()) is clock  # a real-time clock (wall, scaled) is kept
+    assert isinstance(pacing_clock(frozen), ScaledClock) and not pacing_clock(frozen).simulated
+    assert pacing_clock(clock := ManualClock()) is clock  # a real-time clock (scaled) is kept
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("step_s", [-3600, 3600])
+async def test_a_step_of_the_system_clock_does_not_move_the_window(monkeypatch: pytest.MonkeyPatch,
+                                                                   step_s: int) -> None:
+    """Two orders leave at once (2 per 0.2 s), then the system clock is stepped an hour (an NTP
+    correction, an operator). Back: the third must not wait out the hour with everything queued
+    behind it. Forward: it must not take the first two for expired and leave at once, two
+    windows' worth inside one of the venue's real windows. It leaves one (guarded) window after
+    them, as without the step: the pacer reads the monotonic clock."""
+    pacer = WirePacer("v", [RateLimit("orders", 2, D("0.2"))], ORDER_LANES, WallClock())
+    start = time.monotonic()
+    for _ in range(2):
+        await pacer.depart("order")
+    stepped = time.time_ns
+    monkeypatch.setattr(time, "time_ns", lambda: stepped() + step_s * NS_PER_S)
+    with anyio.fail_after(10):  # generous: the window is 0.21 s
+        await pacer.depart("order")
+    assert time.monotonic() - start >= 0.2  # a lower bound only: a loaded machine waits longer
 
 
 class _LimitsRecorded(PaperAdapter):
