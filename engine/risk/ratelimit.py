@@ -77,7 +77,7 @@ class RateBucket:
     __slots__ = (
         "name", "count", "per_seconds", "burst", "clock", "reserve", "scope",
         "capacity", "window_cap", "taken", "refused", "_period_ns", "_tat", "_recent", "_cap_period",
-        "_scale", "_unscaled", "_interval", "_order_need", "_order_free", "_order_slack", "_in_order", "_last_take",
+        "_scale", "_unscaled", "_interval", "_order_need", "_order_free", "_order_slack", "_last_take",
         "_cancel_free", "_cancel_slack",
     )
 
@@ -131,10 +131,8 @@ class RateBucket:
         # timestamps of the last ``window_cap`` takes, oldest first: older ones cannot matter, since
         # the window never holds more than ``window_cap``
         self._recent: deque[int] = deque(maxlen=self.window_cap)
-        # True while every take was recorded in time order (always, unless a caller hands in an
-        # earlier ``now_ns`` than the last take's): the window test is then one index, not a search.
-        # A take before ``_last_take``'s start of 0 (a negative time) only turns that shortcut off.
-        self._in_order = True
+        # the latest take's time: the takes are recorded in time order (a clock that went back moves
+        # the record with it, :meth:`_clock_went_back`), so the window test is one index, not a search
         self._last_take = 0
 
     # --- the two bounds ----------------------------------------------------------------------
@@ -162,11 +160,17 @@ class RateBucket:
     def headroom(self, now_ns: int | None = None) -> int:
         """Takes available now (for any kind; orders may use ``headroom() - reserve``)."""
         now = self.clock.now_ns() if now_ns is None else now_ns
+        if now < self._last_take:
+            self._clock_went_back(now)
         return max(0, min(self._gcra_headroom(now), self._window_headroom(now)))
 
     def can_take(self, kind: TakeKind = "order", now_ns: int | None = None) -> bool:
-        """Would a take of ``kind`` succeed now? Never changes anything (the all-or-nothing take relies on it)."""
-        return self._room(self._need(kind), self.clock.now_ns() if now_ns is None else now_ns)
+        """Would a take of ``kind`` succeed now? Never changes anything (the all-or-nothing take relies
+        on it), except to follow a clock that went back (:meth:`_clock_went_back`)."""
+        now = self.clock.now_ns() if now_ns is None else now_ns
+        if now < self._last_take:
+            self._clock_went_back(now)
+        return self._room(self._need(kind), now)
 
     def _window_full(self, need: int, now: int) -> bool:
         """``_window_headroom(now) < need``, cheaply: the bound can only bind once ``over`` =
@@ -177,9 +181,7 @@ class RateBucket:
         over = len(recent) + need - self.window_cap
         if over <= 0:
             return False
-        if self._in_order:
-            return recent[over - 1] > now - self._period_ns
-        return self._window_headroom(now) < need
+        return recent[over - 1] > now - self._period_ns
 
     def _room(self, need: int, now: int) -> bool:
         if self._window_full(need, now):
@@ -192,11 +194,11 @@ class RateBucket:
     def take(self, now_ns: int | None = None) -> None:
         """Spend one token unconditionally: only after :meth:`can_take` said yes."""
         now = self.clock.now_ns() if now_ns is None else now_ns
+        if now < self._last_take:
+            self._clock_went_back(now)
         scaled = now if self._unscaled else now * self._scale
         tat = self._tat
         self._tat = (tat if tat > scaled else scaled) + self._interval
-        if now < self._last_take:
-            self._in_order = False
         self._last_take = now
         self._recent.append(now)
         self.taken += 1
@@ -212,12 +214,11 @@ class RateBucket:
         one-bucket cancel take is this call too: ``can_take("cancel")`` and ``take`` in one."""
         if now is None:
             now = self.clock.now_ns()
+        if now < self._last_take:
+            self._clock_went_back(now)
         recent = self._recent
         over = len(recent) - (self._cancel_free if cancel else self._order_free)
-        if over > 0 and (
-            recent[over - 1] > now - self._period_ns if self._in_order
-            else self._window_headroom(now) < (1 if cancel else self._order_need)
-        ):
+        if over > 0 and recent[over - 1] > now - self._period_ns:
             return self._refuse(now, cancel)
         scaled = now if self._unscaled else now * self._scale
         tat = self._tat
@@ -228,12 +229,23 @@ class RateBucket:
         else:
             tat = scaled  # at or behind now: a full bucket, which always holds need <= capacity
         self._tat = tat + self._interval
-        if now < self._last_take:
-            self._in_order = False
         self._last_take = now
         recent.append(now)
         self.taken += 1
         return None
+
+    def _clock_went_back(self, now: int) -> None:
+        """The clock reads earlier than the last take: the system clock was stepped back (an NTP
+        correction, a VM's clock after a migration, an operator). Read as is, every take would be
+        in the future and the bucket empty until the clock caught up again: five tokens of 100
+        spent, then a 5 s step, refused orders and cancels alike for 4 s. The record moves back
+        by the step as far as it can be seen (to the last take), so the bucket holds what it held
+        at the last take; the time that passed since then is not credited (the step's size is
+        not known), which errs on the side of the venue's limit."""
+        shift = self._last_take - now
+        self._tat -= shift * self._scale
+        self._recent = deque((taken - shift for taken in self._recent), maxlen=self.window_cap)
+        self._last_take = now
 
     def _refuse(self, now: int, cancel: bool) -> Rejection:
         self.refused += 1
@@ -254,6 +266,8 @@ class RateBucket:
         Both bounds only loosen as time passes, so the answer is the later of the two bounds' own.
         """
         now = self.clock.now_ns()
+        if now < self._last_take:
+            self._clock_went_back(now)
         need = self._need(kind)
         when = now
         # GCRA, I the interval: (t*scale + capacity*I - TAT) // I >= need  <=>  t*scale >= TAT - (capacity - need)*I

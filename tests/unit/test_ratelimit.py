@@ -346,3 +346,39 @@ def test_sustained_bound_checker_can_fail() -> None:
     paced = [T0 + i * 100 * MS for i in range(30)]
     assert _sustained_bound_holds(paced, 10, NS_PER_S, 1)
     assert _max_in_window(paced, NS_PER_S) == 10
+
+
+class _SteppedClock(SimClock):
+    """A clock a test sets to any time, earlier ones too (the system clock stepped back)."""
+
+    def set(self, now: int) -> None:
+        self._stepped = now
+
+    def now_ns(self) -> int:
+        return getattr(self, "_stepped", super().now_ns())
+
+
+def test_a_clock_stepped_back_leaves_the_bucket_as_it_was() -> None:
+    """Five orders of a venue's 100 a second, then the system clock steps 5 s back (an NTP
+    correction, a VM migrated): read as is, every take would lie in the future and the gate would
+    refuse orders and cancels alike for 4 s. The bucket follows the step: the same room as before
+    it, and a drained bucket frees one window after its takes, not one window plus the step."""
+    clock = _SteppedClock(T0)
+    clock.set(T0)
+    bucket = RateBucket("venue x all", 100, Decimal(1), None, clock, reserve=20)
+    for _ in range(5):
+        assert bucket.take_order() is None
+    clock.set(T0 - 5 * NS_PER_S)
+    assert bucket.headroom() == 95
+    assert bucket.can_take("order") and bucket.can_take("cancel")
+    assert bucket.take_order() is None and bucket.take_order(cancel=True) is None
+
+    drained = RateBucket("venue y all", 100, Decimal(1), None, clock)
+    clock.set(T0)
+    while drained.take_order(cancel=True) is None:
+        pass
+    clock.set(T0 - 5 * NS_PER_S)
+    assert drained.next_free_ns("cancel") == T0 - 5 * NS_PER_S + NS_PER_S
+    assert not drained.can_take("cancel")
+    clock.set(T0 - 4 * NS_PER_S)
+    assert drained.can_take("cancel")
