@@ -134,15 +134,25 @@ def test_always_allows_is_true_of_the_rule(rule) -> None:
 
 class ReferenceBucket:
     """The bucket's two bounds as they were written before the fast path: GCRA with a floor
-    division, the window by a binary search over every recorded take."""
+    division, the window by a binary search over every recorded take; an instant earlier than the
+    last take seen (the clock stepped back) moves the record back with it, the long way."""
 
     def __init__(self, count: int, period: int, capacity: int, reserve: int) -> None:
         self.count, self.period, self.capacity, self.reserve = count, period, capacity, reserve
         self.window_cap = max(count, capacity)
         self.tat = 0
         self.recent: deque[int] = deque(maxlen=self.window_cap)
+        self.last = 0
+
+    def follow(self, now: int) -> None:
+        if now < self.last:
+            shift = self.last - now
+            self.tat -= shift * self.count
+            self.recent = deque((t - shift for t in self.recent), maxlen=self.window_cap)
+            self.last = now
 
     def room(self, need: int, now: int) -> bool:
+        self.follow(now)
         expired = bisect_right(self.recent, now - self.period)
         if len(self.recent) + need > self.window_cap and self.window_cap - (len(self.recent) - expired) < need:
             return False
@@ -150,8 +160,10 @@ class ReferenceBucket:
         return (scaled + self.capacity * self.period - max(self.tat, scaled)) // self.period >= need
 
     def take(self, now: int) -> None:
+        self.follow(now)
         self.tat = max(self.tat, now * self.count) + self.period
         self.recent.append(now)
+        self.last = now
 
 
 @settings(max_examples=200, deadline=None)
@@ -169,7 +181,7 @@ def test_bucket_fast_window_decides_as_the_binary_search(count, burst, reserve_s
     now = T0
     for _ in range(120):
         now += rng.choice((0, 1, 50_000_000, 200_000_000, 999_999_999, 1_000_000_000, 3 * NS_PER_S))
-        # a caller may hand in an earlier instant: the fast path must then give way to the search
+        # an earlier instant (the clock stepped back): the bucket follows it as the reference does
         at = now - rng.choice((0, 0, 0, 700_000_000)) if backwards else now
         kind = rng.choice(("order", "order", "cancel", "single"))
         if kind == "single":
