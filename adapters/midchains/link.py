@@ -403,21 +403,29 @@ class FixLink:
         async def write() -> bool:
             if item.withdrawn:  # taken back while the hold kept it: never numbered, nothing spent
                 return False
+            store = connection.session.store
+            before = store.next_out
             item.numbered = True  # send_application numbers and stores it before anything awaits
             try:
                 await connection.send(item.msg_type, item.body)
-            except ConnectionError:  # only the session raises it, refusing before it numbers (not
-                item.numbered = False  # logged on: a logout under way; the trading day ended)
+            except BaseException:
+                # numbered when the store moved: a refusal (not logged on, a logout under way, the
+                # trading day ended) or a body that would not encode raises before it numbers and
+                # before any await, so nothing else can have moved it; a cancel or a lost
+                # connection while the bytes wait comes after the numbering
+                item.numbered = store.next_out != before
                 raise
             return True
 
         try:
             if not await self._pacer.hold.write(lane, write):
                 return
-        except ConnectionError as exc:
+        except (ConnectionError, ValueError) as exc:
             if not item.numbered:
                 self._not_sent(item, str(exc))
                 return
+            if isinstance(exc, ValueError):
+                raise
         except BaseException:
             if item.numbered:
                 self._sent(item)

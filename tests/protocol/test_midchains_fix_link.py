@@ -314,3 +314,28 @@ async def test_a_message_the_session_refuses_to_number_is_not_sent(tmp_path: Pat
         assert len(heard) == 1 and heard[0].startswith("not sent") and "not logged on" in heard[0], heard
         assert session.store.next_out == before + 1  # the Logout took a number; the D none
         assert h.gateway.received("D") == []
+
+
+async def test_a_body_that_will_not_encode_is_not_sent_and_the_link_goes_on(tmp_path: Path) -> None:
+    """A D whose ClOrdID holds a SOH (the FIX field separator) cannot be framed: the session's
+    codec refuses it before numbering it. Its sender hears "not sent" naming the codec's reason,
+    never "sent" (the writer used to mark it numbered before the call and, on an error that was
+    not a refusal, reported it sent); nothing is numbered, and the next order goes out."""
+    heard: list[str] = []
+    async for h in _harness(tmp_path):
+        await h.link.wait_connected(10)
+        session = h.link.open()
+        before = session.store.next_out
+        h.link.send("order", "D", [(11, "BAD\x01ID"), *ORDER[1:]], on_sent=lambda: heard.append("sent"),
+                    on_unsent=lambda why: heard.append(f"not sent: {why}"))
+        h.link.send("order", "D", [(11, "GOOD1"), *ORDER[1:]], on_sent=lambda: heard.append("sent"),
+                    on_unsent=lambda why: heard.append(f"not sent: {why}"))
+        with anyio.fail_after(10):
+            while len(heard) < 2:
+                await anyio.sleep(0.01)
+        assert heard[0].startswith("not sent") and heard[1] == "sent", heard
+        assert session.store.next_out == before + 1  # the good D's number only
+        with anyio.fail_after(10):
+            while not h.gateway.received("D"):
+                await anyio.sleep(0.01)
+        assert [m.fields.get(11) for m in h.gateway.received("D")] == ["GOOD1"]
