@@ -549,8 +549,10 @@ class WirePacer:
         if self.closed:
             return
         queue = self._queue
-        now = self.clock.now_ns()
-        while not self._full() and (ready := queue.pop_ready(now)) is not None:
+        clock = self.clock
+        # the time is read for each departure: an on_depart that puts (and pumps) again spends at a
+        # later instant, and an instant older than a bucket's last take reads as a clock stepped back
+        while not self._full() and (ready := queue.pop_ready(clock.now_ns())) is not None:
             lane, item = ready
             self.departed[lane] += 1
             if isinstance(item, _Ticket):
@@ -567,7 +569,7 @@ class WirePacer:
         if due is None:
             self._cancel_timer()
             return
-        due = max(due, now + 1)  # never a timer in the past: no spinning if the bounds disagree
+        due = max(due, clock.now_ns() + 1)  # never a timer in the past: no spinning if the bounds disagree
         if self._timer is None or self._timer_at != due:
             self._cancel_timer()
             self._timer_at = due

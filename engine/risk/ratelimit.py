@@ -160,6 +160,8 @@ class RateBucket:
     def headroom(self, now_ns: int | None = None) -> int:
         """Takes available now (for any kind; orders may use ``headroom() - reserve``)."""
         now = self.clock.now_ns() if now_ns is None else now_ns
+        if now < self._last_take:
+            self._clock_went_back(now)
         return max(0, min(self._gcra_headroom(now), self._window_headroom(now)))
 
     def can_take(self, kind: TakeKind = "order", now_ns: int | None = None) -> bool:
@@ -233,9 +235,8 @@ class RateBucket:
         return None
 
     def _clock_went_back(self, now: int) -> None:
-        """A take or a question whether one fits (the decisions; :meth:`headroom` and
-        :meth:`next_free_ns` only report) at an instant earlier than the last take: the system
-        clock was stepped back (an NTP
+        """A take, or a question about room (whether one fits, when, how many), at an instant
+        earlier than the last take: the system clock was stepped back (an NTP
         correction, a VM's clock after a migration, an operator). Read as is, every take would be
         in the future and the bucket empty until the clock caught up again: five tokens of 100
         spent, then a 5 s step, refused orders and cancels alike for 4 s. The record moves back
@@ -266,6 +267,8 @@ class RateBucket:
         Both bounds only loosen as time passes, so the answer is the later of the two bounds' own.
         """
         now = self.clock.now_ns()
+        if now < self._last_take:
+            self._clock_went_back(now)
         need = self._need(kind)
         when = now
         # GCRA, I the interval: (t*scale + capacity*I - TAT) // I >= need  <=>  t*scale >= TAT - (capacity - need)*I

@@ -369,6 +369,8 @@ def test_a_clock_stepped_back_leaves_the_bucket_as_it_was() -> None:
     for _ in range(5):
         assert bucket.take_order() is None
     clock.set(T0 - 5 * NS_PER_S)
+    # asked first when room comes (the stop's chase of working orders asks before it decides)
+    assert bucket.next_free_ns("cancel") == T0 - 5 * NS_PER_S
     assert bucket.can_take("order") and bucket.can_take("cancel")
     assert bucket.headroom() == 95  # what it had before the step
     assert bucket.take_order() is None and bucket.take_order(cancel=True) is None
