@@ -422,9 +422,12 @@ class FixLink:
                 return
         except (ConnectionError, ValueError) as exc:
             if not item.numbered:
+                if isinstance(exc, ValueError):  # our own body the codec refused: a bug to see
+                    log.error("%s: %s %s not sent: %s", self.name, item.lane, item.msg_type, exc)
                 self._not_sent(item, str(exc))
                 return
-            if isinstance(exc, ValueError):
+            if isinstance(exc, ValueError):  # numbered, so it counts as sent (a resend brings it)
+                self._sent(item)
                 raise
         except BaseException:
             if item.numbered:

@@ -143,7 +143,7 @@ class RateBucket:
 
     def _window_headroom(self, now: int) -> int:
         # a take at ``now - period`` or earlier is out of the window (now - period, now]; nothing is
-        # pruned here so a question about any instant stays a pure question
+        # pruned here (the public questions first follow a clock that went back: _clock_went_back)
         recent = self._recent
         expired = bisect_right(recent, now - self._period_ns)
         return self.window_cap - (len(recent) - expired)
@@ -158,7 +158,9 @@ class RateBucket:
     # --- public ------------------------------------------------------------------------------
 
     def headroom(self, now_ns: int | None = None) -> int:
-        """Takes available now (for any kind; orders may use ``headroom() - reserve``)."""
+        """Takes available now (for any kind; orders may use ``headroom() - reserve``). ``now_ns``
+        must be the clock's present, not a past instant: one earlier than the last take reads as
+        the clock stepped back and moves the record (:meth:`_clock_went_back`)."""
         now = self.clock.now_ns() if now_ns is None else now_ns
         if now < self._last_take:
             self._clock_went_back(now)
