@@ -93,8 +93,10 @@ class SequenceStore:
                     "INSERT OR REPLACE INTO sent (session_key, seq, frame) VALUES (?, ?, ?)",
                     (self.session_key, seq, frame),
                 )
-            self.next_out = seq + 1
-            self._save()
+            self._save(next_out=seq + 1)
+        # only once it is durable: a failed write leaves the number unused, so the message reads as
+        # never numbered (the link reports it not sent) and the next one takes the same number
+        self.next_out = seq + 1
 
     def set_next_in(self, seq: int) -> None:
         """The next inbound sequence number we expect (after processing one, a gap fill or a reset);
@@ -126,10 +128,10 @@ class SequenceStore:
     def close(self) -> None:
         self._db.close()
 
-    def _save(self) -> None:
+    def _save(self, next_out: int | None = None) -> None:
         self._db.execute(
             "INSERT INTO session (session_key, day, next_out, next_in) VALUES (?, ?, ?, ?)"
             " ON CONFLICT(session_key) DO UPDATE SET day = excluded.day, next_out = excluded.next_out,"
             " next_in = excluded.next_in",
-            (self.session_key, self.day, self.next_out, self._committed_in),
+            (self.session_key, self.day, self.next_out if next_out is None else next_out, self._committed_in),
         )

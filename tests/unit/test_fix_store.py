@@ -4,6 +4,7 @@ starts both sides at 1."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,20 @@ def test_the_store_writes_before_the_bytes_leave(tmp_path: Path) -> None:
     fix.send_application("D", ORDER, T0)
     reader = SequenceStore(path, fix.store.session_key)
     assert (reader.next_out, sorted(reader.sent_frames(1, 10))) == (3, [2])
+
+
+def test_a_write_that_fails_leaves_the_number_unused(tmp_path: Path) -> None:
+    """The disk refuses the write of a message's number (full, read-only): the number is not
+    taken, so the link reads the message as never numbered and reports it not sent (review: it
+    used to move ``next_out`` first and the message read as sent though never stored or written),
+    and the next message takes that number."""
+    store = SequenceStore(tmp_path / "journal.midchains-fix.sqlite", "US->MIDCHAINS")
+    before = store.next_out
+    store._db.execute("PRAGMA query_only = ON")  # every write now fails, as a full disk's would
+    for frame in (None, b"8=FIX.4.2|..."):  # an administrative message's number, an application message's
+        with pytest.raises(sqlite3.OperationalError):
+            store.record_sent(before, frame)
+        assert store.next_out == before
+    store._db.execute("PRAGMA query_only = OFF")
+    store.record_sent(before, b"8=FIX.4.2|...")
+    assert store.next_out == before + 1 and store.sent_frames(before, before) == {before: b"8=FIX.4.2|..."}
