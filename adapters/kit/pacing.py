@@ -159,12 +159,9 @@ class WriteHold:
             due = max((bucket.next_free_ns("cancel") for bucket in short if bucket.headroom(now) < 1), default=None)
             woken = anyio.Event()
             self._waiting.append(woken)
-            timer = self.clock.call_at(max(due, now + 1), woken.set) if due is not None else None
             try:
-                await woken.wait()
+                await _woken_or_due(woken, due, self.clock)
             finally:
-                if timer is not None:
-                    timer.cancel()
                 if woken in self._waiting:
                     self._waiting.remove(woken)
         if waited:
@@ -256,11 +253,17 @@ async def wait_for_room(buckets: Sequence[RateBucket], clock: Clock) -> bool:
         if due is None:
             return waited
         waited = True
-        woken = anyio.Event()
-        timer = clock.call_at(max(due, now + 1), woken.set)
-        try:
-            await woken.wait()
-        finally:
+        await _woken_or_due(anyio.Event(), due, clock)
+
+
+async def _woken_or_due(woken: anyio.Event, due: int | None, clock: Clock) -> None:
+    """Return when ``woken`` is set (by another task) or, with ``due``, when ``clock`` reaches it
+    (never a timer in the past: no spinning when a bound says "now")."""
+    timer = clock.call_at(max(due, clock.now_ns() + 1), woken.set) if due is not None else None
+    try:
+        await woken.wait()
+    finally:
+        if timer is not None:
             timer.cancel()
 
 

@@ -223,13 +223,11 @@ async def exchange(link: RestLink, client: httpx.AsyncClient, method: str, path:
     link.counts["messages_out"] += 1
     held = HeldWrite(hold, lane) if hold is not None else None
     try:
-        if held is None:
-            response = await client.request(method, path, params=params, content=content, headers=headers)
-        else:
-            try:
-                response = await client.request(method, path, params=params, content=content, headers=headers,
-                                                extensions={"trace": held})
-            finally:
+        try:
+            response = await client.request(method, path, params=params, content=content, headers=headers,
+                                            extensions=None if held is None else {"trace": held})
+        finally:
+            if held is not None:
                 held.end()  # cancelled or failed between the two trace events: let the next write go
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         link.failed(f"{what}: {type(exc).__name__}")

@@ -421,14 +421,15 @@ class FixLink:
             if not await self._pacer.hold.write(lane, write):
                 return
         except (ConnectionError, ValueError) as exc:
-            if not item.numbered:
-                if isinstance(exc, ValueError):  # our own body the codec refused: a bug to see
-                    log.error("%s: %s %s not sent: %s", self.name, item.lane, item.msg_type, exc)
-                self._not_sent(item, str(exc))
-                return
-            if isinstance(exc, ValueError):  # numbered, so it counts as sent (a resend brings it)
+            if item.numbered:  # it counts as sent: a resend brings it
                 self._sent(item)
-                raise
+                if isinstance(exc, ValueError):
+                    raise
+                return
+            if isinstance(exc, ValueError):  # our own body the codec refused: a bug to see
+                log.error("%s: %s %s not sent: %s", self.name, item.lane, item.msg_type, exc)
+            self._not_sent(item, str(exc))
+            return
         except BaseException:
             if item.numbered:
                 self._sent(item)

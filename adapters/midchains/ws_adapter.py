@@ -80,7 +80,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from adapters.kit.backoff import Backoff
 from adapters.kit.credentials import read_secret
 from adapters.kit.orders import OrderTracker, RecentIds, TrackedOrder
-from adapters.kit.pacing import Outbox, PacerClosed, WirePacer, guarded, pacing_clock
+from adapters.kit.pacing import Outbox, PacerClosed, WirePacer, guarded
 from adapters.kit.tasks import StoppableTasks
 from adapters.kit.urls import ClearTextRefused, refuse_clear_text
 from adapters.kit.wsclient import WsClient
@@ -393,7 +393,7 @@ class MidChainsWsAdapter(Adapter):
         self._limits = tuple(limits)
         self._pacer.set_limits(tuple(limit for limit in self._limits if limit.scope != "public"))
         public = tuple(limit for limit in self._limits if limit.scope == "public")
-        return self._pacer.departure_limits + guarded(public, speed=pacing_clock(self.clock).speed)
+        return self._pacer.departure_limits + guarded(public, speed=self._pacer.clock.speed)
 
     def _put(self, lane: str, item: Any) -> None:
         """Into the departure queue of ``lane``: public requests share their address's pacer."""
