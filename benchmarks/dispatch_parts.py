@@ -51,18 +51,18 @@ def on_book(ctx, book):
 
 
 def lookups(self: Any, update: Any) -> None:
-    venue = self.venues.get(update.venue)
-    entry = venue.entries.get(update.symbol) if venue is not None else None
-    if entry is None:
+    try:
+        entry = self.venues[update.venue].entries[update.symbol]
+    except KeyError:
         return
     entry.n_book += 1
     entry.book.apply(update)
 
 
 def hook(self: Any, update: Any) -> None:
-    venue = self.venues.get(update.venue)
-    entry = venue.entries.get(update.symbol) if venue is not None else None
-    if entry is None:
+    try:
+        entry = self.venues[update.venue].entries[update.symbol]
+    except KeyError:
         return
     entry.n_book += 1
     book = entry.book
@@ -76,9 +76,9 @@ def hook(self: Any, update: Any) -> None:
 
 
 def timing(self: Any, update: Any) -> None:
-    venue = self.venues.get(update.venue)
-    entry = venue.entries.get(update.symbol) if venue is not None else None
-    if entry is None:
+    try:
+        entry = self.venues[update.venue].entries[update.symbol]
+    except KeyError:
         return
     entry.n_book += 1
     book = entry.book

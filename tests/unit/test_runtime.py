@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from support import open_session, settle
 
-from engine.model import Fill, Liquidity, OrderStatus, OrderUpdate, Side
+from engine.model import BookUpdate, Fill, Liquidity, OrderStatus, OrderUpdate, Side, Trade
 
 D = Decimal
 
@@ -304,3 +304,26 @@ def test_an_adapter_that_raises_on_submit_still_leaves_the_order_booked(build_en
     (order,) = runtime.runners["s"].open_orders.values()
     assert runtime.venues["paper"].account.buying_power < before  # reserved, as if it went out
     assert journal.rows == [(order, OrderStatus.PENDING_NEW)]  # its row is queued too
+
+
+def test_market_data_the_engine_does_not_list_is_counted_and_reaches_no_strategy(build_engine, caplog):
+    """An unknown instrument on a known venue is counted on that venue; an unknown venue is an
+    anomaly, logged once; neither reaches a hook nor touches a book."""
+    engine = build_engine({"s": QUOTER})
+    runtime = engine.runtime
+    venue = runtime.venues["paper"]
+    seen = runtime.runners["s"].loaded.module.seen
+    level = ((Side.BUY, D("1.00"), D(10)),)
+    with caplog.at_level(logging.ERROR, logger="engine"):
+        runtime.on_book(BookUpdate("paper", "NOSUCH", 1, 1, level))
+        runtime.on_trade(Trade("paper", "NOSUCH", 1, D("1.00"), D(10), Side.BUY, "t1"))
+        assert venue.n_unlisted == 2
+        assert runtime.anomalies["market_data_unknown_venue"] == 0
+        runtime.on_book(BookUpdate("elsewhere", "MEBL", 1, 1, level))
+        runtime.on_trade(Trade("elsewhere", "MEBL", 1, D("1.00"), D(10), Side.BUY, "t2"))
+    assert runtime.anomalies["market_data_unknown_venue"] == 2
+    assert venue.n_unlisted == 2
+    assert [r.getMessage() for r in caplog.records].count(
+        "market data for a venue this engine does not know (further ones are counted, see the report)") == 1
+    assert seen == []
+    assert venue.entries["MEBL"].n_book == venue.entries["MEBL"].n_trade == 0
