@@ -75,6 +75,9 @@ FILL_LOOKBACK_MS = 7 * 24 * 3600 * 1000
 BAD_INPUT_KINDS = frozenset(KINDS)
 #: at most this many pages per listing (a runaway cursor must not loop forever)
 MAX_PAGES = 1000
+#: how long close waits for its logout: a window of the queries budget for room in the write
+#: hold (1 s and its guard), then the request itself
+LOGOUT_WAIT_S = 2.0
 
 
 class _Tracked(rest.PacedOrder):
@@ -202,18 +205,31 @@ class Algo724Adapter(Adapter):
         session, self._session = self._session, None
         if client is not None:
             if was_open and session is not None:
-                try:
-                    route = self.opts.route("logout")
-                    await client.request(route.method, route.path, headers=self._headers(session.access_token),
-                                         timeout=1.0)
-                    self.counts["logouts"] += 1
-                except Exception as exc:  # a logout that fails costs nothing: the token expires anyway
-                    log.info("algo724 %s: logout failed (%s)", self.venue, type(exc).__name__)
+                await self._log_out(client, session.access_token)
             try:
                 await client.aclose()
             except Exception:
                 log.exception("algo724 %s: closing the HTTP client failed", self.venue)
         self.ids.close()
+
+    async def _log_out(self, client: httpx.AsyncClient, token: str) -> None:
+        """Best effort, and written through the write hold in the queries budget like every other
+        request: the pacer is closed by now, but the hold still knows when the last window's polls
+        reached the wire, so a logout behind a full budget waits for room instead of going over
+        it. At most :data:`LOGOUT_WAIT_S`; a logout that fails costs nothing (the token expires)."""
+        route = self.opts.route("logout")
+        try:
+            with anyio.fail_after(LOGOUT_WAIT_S):
+                result = await rest.exchange(self.link, client, route.method, route.path, "logout",
+                                             headers=self._headers(token), parse=codec.parse_envelope,
+                                             failure=Failure, parse_error=CodecError, kind_of=_kind_of,
+                                             withhold=False, hold=self._pacer.hold, lane="auth")
+        except Exception as exc:
+            log.info("algo724 %s: logout failed (%s)", self.venue, type(exc).__name__)
+            return
+        self.counts["logouts"] += 1
+        if isinstance(result, Failure):
+            log.info("algo724 %s: logout refused (%s)", self.venue, _describe(result))
 
     def set_state_path(self, path: Path) -> None:
         """Keep the client id <-> tradeOrderId map there (ids.py), so a restarted engine finds its

@@ -237,6 +237,25 @@ async def test_close_logs_out(tmp_path: Path) -> None:
         assert r.sandbox.counts["logouts"] == 1
 
 
+
+@pytest.mark.skipif(not STAMPED, reason="kernel receive stamps (SO_TIMESTAMPNS) are Linux's")
+async def test_the_logout_at_close_waits_for_room_in_the_queries_budget(tmp_path: Path) -> None:
+    """Polls every 10 ms keep the 3/s queries budget (login, polls, logout) full; the adapter
+    closes with the last window's three just written. On the wire no second holds more than 3
+    of them: the logout waits in the write hold (without it, the fourth in its second)."""
+    async with rig(tmp_path) as r:
+        with StampedTap(r.sandbox.base_url) as tap:
+            adapter = await r.connect(base_url=tap.url, poll_interval_s=D("0.01"))
+            await r.until(lambda: len(tap.arrivals_ns(lambda line: True)) >= 9, "three windows of polls")
+            await adapter.close()
+            wire = tap.arrivals_ns(lambda line: True)
+            logouts = r.sandbox.counts["logouts"]
+    most = max_in_window(wire, NS_PER_S)
+    print(f"algo724 logout: {len(wire)} requests on the wire, at most {most} in any 1 s window")
+    assert logouts == 1
+    assert most <= 3
+
+
 # ---- the id journal -----------------------------------------------------------------------------
 
 
