@@ -103,13 +103,19 @@ class WriteHold:
     Writes run at once as long as the buckets have room for every write in progress (each spends
     its token when it returns, never sooner): a write waits for another only when the budget is
     short, not for its turn on a lock, so REST requests on separate connections are not made to
-    queue behind each other's writes when the loop is busy."""
+    queue behind each other's writes when the loop is busy.
+
+    Cancels first, as in the pacer: a write of a lane that takes as a cancel (``"cancel"`` in its
+    lane spec) waiting here keeps a token of each of its buckets from the other lanes' writes, so
+    after a stall an order that waited longer does not take the room a waiting cancel needs."""
 
     def __init__(self, venue: str, limits: Iterable[RateLimit], lanes: Mapping[str, LaneSpec], clock: Clock,
                  guard: Decimal = ARRIVAL_SPREAD_GUARD) -> None:
         self.clock = clock
         by_lane = lane_buckets(venue, guarded(limits, guard / 2, clock.speed), lanes, clock)
         self._lanes = {lane: tuple(bucket for bucket, _kind in buckets) for lane, buckets in by_lane.items()}
+        self._first = frozenset(lane for lane, (_scopes, kind) in lanes.items() if kind == "cancel")
+        self._first_waiting: Counter[RateBucket] = Counter()  # per bucket: cancels' writes waiting for room
         self.held = 0  # requests that had to wait here (each a stall the pacer could not see)
         self._writing: Counter[RateBucket] = Counter()  # per bucket: writes started, not yet returned
         self._waiting: list[anyio.Event] = []  # turns waiting for a write in progress to return
@@ -146,28 +152,43 @@ class WriteHold:
         buckets = self._lanes.get(lane, ())
         if not buckets:
             return None
+        first = lane in self._first
+        kept = self._kept(first)
         waited = False
-        writing = self._writing
-        while True:
-            now = self.clock.now_ns()
-            short = [bucket for bucket in buckets if bucket.headroom(now) <= writing[bucket]]
-            if not short:
-                break
-            waited = True
-            # woken when a write in progress returns (what it spent decides) or, for a bucket with
-            # no token left, when time frees one
-            due = max((bucket.next_free_ns("cancel") for bucket in short if bucket.headroom(now) < 1), default=None)
-            woken = anyio.Event()
-            self._waiting.append(woken)
-            try:
-                await _woken_or_due(woken, due, self.clock)
-            finally:
-                if woken in self._waiting:
-                    self._waiting.remove(woken)
+        keeping = False  # a cancel's write, counted in _first_waiting while it waits
+        try:
+            while True:
+                now = self.clock.now_ns()
+                short = [bucket for bucket in buckets if bucket.headroom(now) <= kept[bucket]]
+                if not short:
+                    break
+                waited = True
+                if first and not keeping:
+                    keeping = True
+                    self._first_waiting.update(buckets)
+                # woken when a write in progress returns (what it spent decides), a waiting cancel
+                # gives up, or, for a bucket with no token left, when time frees one
+                due = max((bucket.next_free_ns("cancel") for bucket in short if bucket.headroom(now) < 1),
+                          default=None)
+                woken = anyio.Event()
+                self._waiting.append(woken)
+                try:
+                    await _woken_or_due(woken, due, self.clock)
+                finally:
+                    if woken in self._waiting:
+                        self._waiting.remove(woken)
+                kept = self._kept(first)
+        except BaseException:
+            if keeping:  # gave up: the token it kept is the others' again
+                self._first_waiting -= Counter(buckets)
+                self._wake_waiting()
+            raise
+        if keeping:
+            self._first_waiting -= Counter(buckets)  # now counted as a write in progress instead
         if waited:
             self.held += 1
         for bucket in buckets:
-            writing[bucket] += 1
+            self._writing[bucket] += 1
         return WriteTurn(self, buckets)
 
     def _ended_write(self, buckets: Sequence[RateBucket], sent: bool) -> None:
@@ -176,6 +197,26 @@ class WriteHold:
             if sent:
                 bucket.take(now)
             self._writing[bucket] -= 1
+        self._wake_waiting()
+
+    @property
+    def in_progress(self) -> int:
+        """Writes started and not yet returned, over all buckets (0 when idle)."""
+        return sum(self._writing.values())
+
+    @property
+    def cancels_waiting(self) -> int:
+        """Cancels' writes waiting for room, over all buckets (0 when none waits)."""
+        return sum(self._first_waiting.values())
+
+    def _kept(self, first: bool) -> Counter[RateBucket]:
+        """Per bucket, the tokens a write must leave: the writes in progress, and for any but a
+        cancel's the cancels' writes waiting (none, nearly always: no sum made then)."""
+        if first or not self._first_waiting:
+            return self._writing
+        return self._writing + self._first_waiting
+
+    def _wake_waiting(self) -> None:
         waiting, self._waiting = self._waiting, []
         for woken in waiting:
             woken.set()

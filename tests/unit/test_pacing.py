@@ -7,6 +7,7 @@ the effective limits to its adapter."""
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -394,6 +395,102 @@ async def test_writers_sharing_a_hold_write_one_at_a_time() -> None:
         clock.advance(T0 + NS_PER_S)
         await wait_all_tasks_blocked()
     assert wire == [T0, T0 + NS_PER_S]
+
+
+@pytest.mark.anyio
+async def test_a_cancel_waiting_in_the_hold_is_written_before_an_order_that_waited_longer() -> None:
+    """A stall left an order, then a cancel, waiting in the hold for a shared budget with room for
+    one more at a time: the cancel is written first (cancels first, as in the pacer), the order
+    when the next token frees; the order never takes a token a waiting cancel needs, and a cancel
+    that gives up waiting lets the order go at once."""
+    clock = ManualClock()
+    pacer = WirePacer("v", [RateLimit("all", 2, D(1))], ORDER_LANES, clock, on_depart=lambda lane, item: None,
+                      guard=D(0))
+    wire: list[str] = []
+
+    def writer(name: str) -> Callable[[], Awaitable[bool]]:
+        async def written() -> bool:
+            wire.append(name)
+            return True
+        return written
+
+    assert await pacer.hold.write("order", writer("o1"))
+    clock.advance(T0 + NS_PER_S // 2)
+    assert await pacer.hold.write("order", writer("o2"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pacer.hold.write, "order", writer("o3"))
+        await wait_all_tasks_blocked()
+        tg.start_soon(pacer.hold.write, "cancel", writer("c1"))
+        await wait_all_tasks_blocked()
+        clock.advance(T0 + NS_PER_S)  # o1's token frees: one write
+        await wait_all_tasks_blocked()
+        assert wire == ["o1", "o2", "c1"]
+        clock.advance(T0 + NS_PER_S * 3 // 2)  # o2's
+        await wait_all_tasks_blocked()
+    assert wire == ["o1", "o2", "c1", "o3"]
+
+    # the last token of "all" is kept for a cancel waiting on its own budget, until it gives up
+    pacer = WirePacer("v", [RateLimit("all", 3, D(1)), RateLimit("cancels", 1, D(1))], ORDER_LANES, clock,
+                      on_depart=lambda lane, item: None, guard=D(0))
+    assert await pacer.hold.write("cancel", writer("c2"))
+    assert await pacer.hold.write("order", writer("o4"))
+    async with anyio.create_task_group() as tg:
+        waiting_cancel = anyio.CancelScope()
+
+        async def cancel_c3() -> None:
+            with waiting_cancel:
+                await pacer.hold.write("cancel", writer("c3"))
+
+        tg.start_soon(cancel_c3)
+        await wait_all_tasks_blocked()
+        tg.start_soon(pacer.hold.write, "order", writer("o5"))
+        await wait_all_tasks_blocked()
+        assert wire[-2:] == ["c2", "o4"]  # o5 keeps off the token c3 will need
+        waiting_cancel.cancel()  # c3's order filled meanwhile: its sender gave up
+        await wait_all_tasks_blocked()
+        assert wire[-3:] == ["c2", "o4", "o5"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("seed", range(8))
+async def test_the_hold_under_random_writes_give_ups_and_time(seed: int) -> None:
+    """Random orders and cancels, some giving up while they wait, the clock moving in random
+    steps: every write that did not give up is written, no window of either budget holds more
+    than its count on the write times, and nothing stays counted in progress or waiting."""
+    rng = random.Random(seed)
+    clock = ManualClock()
+    pacer = WirePacer("v", [RateLimit("all", 3, D(1)), RateLimit("cancels", 2, D(1))], ORDER_LANES, clock,
+                      on_depart=lambda lane, item: None, guard=D(0))
+    wire: dict[str, list[int]] = {"order": [], "cancel": []}
+    writers: list[tuple[anyio.CancelScope, list[bool]]] = []
+
+    async def write(lane: str, scope: anyio.CancelScope, wrote: list[bool]) -> None:
+        async def written() -> bool:
+            wire[lane].append(clock.now_ns())
+            wrote.append(True)
+            return True
+
+        with scope:
+            await pacer.hold.write(lane, written)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(60):
+            action = rng.random()
+            if action < 0.5:
+                writers.append((anyio.CancelScope(), []))
+                tg.start_soon(write, rng.choice(("order", "cancel")), *writers[-1])
+            elif action < 0.6 and writers:
+                rng.choice(writers)[0].cancel()  # gives up (if it has not written yet)
+            else:
+                clock.advance(clock.now + rng.randrange(400_000_000))
+            await wait_all_tasks_blocked()
+        for _ in range(40):  # time enough for everyone left
+            clock.advance(clock.now + NS_PER_S)
+            await wait_all_tasks_blocked()
+    assert all(wrote or scope.cancel_called for scope, wrote in writers)
+    assert max_in_window(sorted(wire["order"] + wire["cancel"]), NS_PER_S) <= 3
+    assert max_in_window(sorted(wire["cancel"]), NS_PER_S) <= 2
+    assert pacer.hold.in_progress == 0 and pacer.hold.cancels_waiting == 0
 
 
 @pytest.mark.anyio
