@@ -119,9 +119,11 @@ _LANE_OF = {
 
 
 class _Frame:
-    """A request waiting for its departure: ``unsent(why)`` tells the engine when it never left."""
+    """A request waiting for its departure: ``unsent(why)`` tells the engine when it never left.
+    ``written`` once the writer began writing it; ``withdrawn`` when taken back before that
+    (:meth:`PulseAdapter._take_back`): the writer then drops it, spending nothing."""
 
-    __slots__ = ("gen", "req_id", "text", "unsent", "lane", "ahead")
+    __slots__ = ("gen", "req_id", "text", "unsent", "lane", "ahead", "written", "withdrawn")
 
     def __init__(self, gen: int, req_id: int, text: str, unsent: Callable[[str], None] | None, lane: str,
                  ahead: bool = False) -> None:
@@ -131,6 +133,8 @@ class _Frame:
         self.unsent = unsent
         self.lane = lane
         self.ahead = ahead  # one order's cancel: may be written ahead of what departed before it
+        self.written = False
+        self.withdrawn = False
 
 NS_PER_S = 1_000_000_000
 GAP_LOGS = 5
@@ -250,7 +254,7 @@ class PulseAdapter(Adapter):
         #: request ids and pending requests, book change-id continuity, public trade de-duplication:
         #: the session's protocol state, sans I/O
         self._protocol = PulseProtocol(self.instruments)
-        self._outbox: Outbox[tuple[int, str]] = Outbox()  # (connection generation, frame) by lane
+        self._outbox: Outbox[_Frame] = Outbox()  # departed frames on their way to the socket
         self._limits: tuple[RateLimit, ...] = self.rate_limits
         self._pacer = self._new_pacer()
         self._quotes: dict[str, tuple[Decimal | None, Decimal | None]] = {}
@@ -305,7 +309,7 @@ class PulseAdapter(Adapter):
         self._protocol.departed(frame.req_id, time.monotonic() + self._timeout)
         # a private/cancel names an order id, so its order was written: it may go ahead (Outbox);
         # cancel_all names none and keeps departure order
-        self._outbox.put(lane, (frame.gen, frame.text), ahead=frame.ahead)
+        self._outbox.put(lane, frame, ahead=frame.ahead)
 
     def _unsent(self, waiting: list[tuple[str, _Frame]], why: str) -> None:
         """Frames the pacer still held (at close, or when their connection went) never left: each
@@ -460,11 +464,16 @@ class PulseAdapter(Adapter):
         at once (:class:`Outbox`), so such a cancel never waits behind an order the hold keeps."""
         await self._outbox.run(self._write_one)
 
-    async def _write_one(self, lane: str, item: tuple[int, str]) -> None:
-        epoch, frame = item
-        # not sent when made for a connection that is gone (its request was already failed)
-        # or when the socket closes meanwhile (the reader reports the loss)
-        if await self._pacer.hold.write(lane, partial(self._client.send, frame, epoch)):
+    async def _write_one(self, lane: str, frame: _Frame) -> None:
+        # not sent when taken back, when made for a connection that is gone (its request was
+        # already failed) or when the socket closes meanwhile (the reader reports the loss)
+        async def send() -> bool:
+            if frame.withdrawn:  # taken back while it waited here or in the hold: nothing spent
+                return False
+            frame.written = True
+            return await self._client.send(frame.text, frame.gen)
+
+        if not frame.withdrawn and await self._pacer.hold.write(lane, send):
             self.messages_out += 1
 
     def _on_frame(self, raw: str | bytes, epoch: int) -> None:
@@ -630,11 +639,16 @@ class PulseAdapter(Adapter):
         return frame
 
     def _take_back(self, frame: _Frame) -> bool:
-        """Keep a queued request from leaving, if the pacer still holds it: True then (its callback
-        and ``unsent`` never run: the caller answers for it), False once it departed."""
-        if not self._pacer.take_back(frame.lane, frame):
+        """Keep a queued request from leaving, if it has not begun to be written: still waiting for
+        the pacer, or let go and waiting for the writer or the write hold (after a stall). True
+        then (its callback and ``unsent`` never run: the caller answers for it), False once the
+        writer has it on the socket. What the pacer spent at its departure stays spent."""
+        if frame.written:
             return False
-        self._protocol.withdraw(frame.req_id)
+        if not frame.withdrawn:
+            frame.withdrawn = True  # departed already: the writer drops it
+            self._pacer.take_back(frame.lane, frame)  # still waiting there: out of the queue
+            self._protocol.withdraw(frame.req_id)
         return True
 
     async def _request(self, method: str, params: dict[str, Any] | None = None) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -300,11 +300,33 @@ async def test_cancel() -> None:
         assert not v.venue_order(order).is_open
 
 
+def cancel_when_written(v: Any, order: Order, then: Callable[[], None] | None = None) -> list[bool]:
+    """Cancel ``order`` the moment its private/buy has been written, before anything else runs
+    (then call ``then``): the buy has left and its answer (the order id) cannot have been read.
+    (A cancel asked before the buy is written takes it back instead: it never leaves.) Returns a
+    list that holds True once the cancel was asked."""
+    send = v.adapter._client.send
+    asked: list[bool] = []
+
+    async def send_then_cancel(text: str | bytes, epoch: int | None = None) -> bool:
+        sent: bool = await send(text, epoch)
+        if not asked and isinstance(text, str) and "private/buy" in text:
+            asked.append(True)
+            v.cancel(order)
+            if then is not None:
+                then()
+        return sent
+
+    v.adapter._client.send = send_then_cancel
+    return asked
+
+
 async def test_cancel_sent_before_the_ack_waits_for_the_order_id() -> None:
     async with venue() as v:
         order = v.submit("buy", 10, 49000)
-        v.cancel(order)  # same instant: the venue has not answered the buy yet
+        asked = cancel_when_written(v, order)  # the venue has not answered the buy yet
         await until(lambda: order.status is S.CANCELLED)
+        assert asked
         assert [u.status for u in v.sink.updates_for(order.client_id)] == [S.NEW, S.CANCELLED]
 
 
@@ -350,7 +372,9 @@ async def test_a_cancel_the_venue_finds_not_open_after_a_mass_cancel_is_no_refus
                "extensions": PulseExtensions(mass_cancel_notifications=False, mass_cancel_final_states=False)}
     async with venue(subscribe=False, sandbox=sandbox) as v:
         order = v.submit("buy", 10, 49000)
-        v.cancel(order)  # the buy has left; its answer (the order id) has not come
+        written = anyio.Event()
+        cancel_when_written(v, order, then=written.set)  # the buy has left; its answer (the order id) has not come
+        await written.wait()  # runs on the loop's next turn: the answer needs two more at least
         await v.adapter.cancel_all()
         await until(lambda: order.status is S.CANCELLED, what="cancelled")
         await anyio.sleep(0.2)  # a late refusal would be here by now
@@ -1268,6 +1292,33 @@ async def test_a_cancel_is_not_written_behind_orders_the_hold_keeps() -> None:
         methods = [method for _, _, method in v.served.call(lambda: list(v.sandbox.arrivals))[start:]]
     assert stalled[0] and methods.count("private/buy") == 30
     assert methods.index("private/cancel") < released, (released, methods)  # ahead of a buy released before it
+
+
+@pytest.mark.anyio
+async def test_a_cancel_takes_back_an_order_the_write_hold_keeps() -> None:
+    """3 orders per 2 s: the first three leave at once and their first write stalls 0.9 s, so the
+    fourth, which the pacer lets go one window after their release, waits in the write hold (its
+    window counts from when they were written). Cancelled there, it is never written: cancelled
+    at once as "before it left", no private/buy, no private/cancel (it was written, then
+    cancelled at the venue, before)."""
+    stalled: list[list[str]] = []
+    async with venue(subscribe=False, before=lambda adapter: stalled.append(
+            stall_first_send(adapter._client, "private/buy", 0.9))) as v:
+        v.adapter.set_rate_limits((RateLimit("orders", 3, D(2)),))
+        start = len(v.sandbox.arrivals)
+        working = [v.submit("buy", 10, 49000) for _ in range(3)]
+        await until(lambda: all(o.status is S.NEW for o in working), what="three acks")
+        held = v.submit("buy", 10, 49000)
+        await until(lambda: v.adapter._pacer.departed["order"] == 4, what="the pacer lets the fourth go")
+        assert v.adapter._pacer.hold.in_progress == 0  # kept by the hold, not being written
+        v.cancel(held)
+        await until(lambda: held.status is S.CANCELLED, what="the fourth cancelled")
+        assert [u.status for u in v.sink.updates_for(held.client_id)] == [S.CANCELLED]
+        assert "before it left" in v.sink.updates_for(held.client_id)[0].reason and not held.venue_order_id
+        await anyio.sleep(1.2)  # past the hold's window: a fourth buy would be written by now
+        methods = [method for _, _, method in list(v.sandbox.arrivals)[start:]]
+    assert stalled[0]
+    assert methods.count("private/buy") == 3 and "private/cancel" not in methods, methods
 
 
 @pytest.mark.anyio
