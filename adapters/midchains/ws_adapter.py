@@ -298,9 +298,12 @@ class _Track(TrackedOrder):
 
 
 class _Request:
-    """One request on its way: its key (what the answer carries), its handlers, its departure."""
+    """One request on its way: its key (what the answer carries), its handlers, its departure.
+    ``written`` once the writer began writing it; ``withdrawn`` when taken back before that
+    (:meth:`MidChainsWsAdapter._take_back`): the writer then drops it, spending nothing."""
 
-    __slots__ = ("message", "key", "lane", "on_answer", "on_unsent", "seq", "epoch", "deadline", "assembler")
+    __slots__ = ("message", "key", "lane", "on_answer", "on_unsent", "seq", "epoch", "deadline", "assembler",
+                 "written", "withdrawn")
 
     def __init__(self, message: Any, on_answer: Callable[[Any], None], on_unsent: Callable[[str], None]) -> None:
         self.message = message
@@ -312,6 +315,8 @@ class _Request:
         self.epoch = 0
         self.deadline = 0.0
         self.assembler: RecordAssembler | None = None
+        self.written = False
+        self.withdrawn = False
 
 
 class MidChainsWsAdapter(Adapter):
@@ -338,7 +343,8 @@ class MidChainsWsAdapter(Adapter):
         )
         self._limits: tuple[RateLimit, ...] = self.rate_limits
         self._pacer = self._new_pacer()
-        self._outbox: Outbox[tuple[int, str]] = Outbox()  # (connection epoch, frame) by lane
+        #: (connection epoch, frame, its request: None for a login step or a subscribe) by lane
+        self._outbox: Outbox[tuple[int, str, _Request | None]] = Outbox()
         self.counters: Counter[str] = Counter()
         self._rejects = RejectCodes()
         self._bad = BadInput(log, f"midchains_ws {self.venue}")
@@ -540,7 +546,8 @@ class MidChainsWsAdapter(Adapter):
     def _depart(self, lane: str, item: Any) -> None:
         """The pacer let ``item`` go: to the writer, in this order; its answer is awaited from now."""
         if isinstance(item, tuple):  # a login step, made by the LoginMachine: (epoch, frame)
-            self._outbox.put(lane, item)
+            epoch, frame = item
+            self._outbox.put(lane, (epoch, frame, None))
             return
         request: _Request = item
         if not self._client.current(request.epoch):
@@ -548,20 +555,19 @@ class MidChainsWsAdapter(Adapter):
             return
         text = encode(request.message)
         if request.message.TYPE == "subscribe":  # 001 shows no answer to it: nothing is awaited
-            self._outbox.put(lane, (request.epoch, text))
+            self._outbox.put(lane, (request.epoch, text, None))
             return
         self._seq += 1
         request.seq = self._seq
         if isinstance(request.message, AddOrder):
             rec = self._by_wire.get(request.message.client_order_id or "")
             if rec is not None:
-                rec.request_seq = request.seq
-                rec.waiting_add = None
+                rec.request_seq = request.seq  # waiting_add stays until it is written: a cancel may take it back
         request.deadline = time.monotonic() + self.ws_options.request_timeout_s
         self._outstanding[request.seq] = request
         self._by_key.setdefault(request.key, []).append(request)
         # a cancelorder names a refno, so its addorder was written: it may go ahead (Outbox)
-        self._outbox.put(lane, (request.epoch, text), ahead=isinstance(request.message, CancelOrder))
+        self._outbox.put(lane, (request.epoch, text, request), ahead=isinstance(request.message, CancelOrder))
 
     async def _writer(self) -> None:
         """Write what the pacers let go, each through its pacer's write hold (the limits again on
@@ -570,13 +576,39 @@ class MidChainsWsAdapter(Adapter):
         behind a held order."""
         await self._outbox.run(self._write_one)
 
-    async def _write_one(self, lane: str, item: tuple[int, str]) -> None:
-        epoch, text = item
+    async def _write_one(self, lane: str, item: tuple[int, str, _Request | None]) -> None:
+        epoch, text, request = item
         pacer = _public_pacer(self.ws_options.url, self._limits, self.clock) if lane == "public" else self._pacer
-        if await pacer.hold.write(lane, partial(self._client.send, text, epoch)):
+
+        async def send() -> bool:
+            if request is not None:
+                if request.withdrawn:  # taken back while it waited here or in the hold: nothing spent
+                    return False
+                request.written = True
+            return await self._client.send(text, epoch)
+
+        if (request is None or not request.withdrawn) and await pacer.hold.write(lane, send):
             self.messages_out += 1
 
+    def _take_back(self, request: _Request) -> bool:
+        """Keep a request from leaving, if it has not begun to be written: still waiting for the
+        pacer, or let go and waiting for the writer or the write hold (after a stall). True then
+        (neither handler runs: the caller answers for it), False once the writer has it on the
+        socket. What the pacer spent at its departure stays spent."""
+        if request.written:
+            return False
+        if not request.withdrawn:
+            request.withdrawn = True
+            if not self._pacer.take_back(request.lane, request):
+                self._forget(request)  # departed: no answer will come, none is awaited
+        return True
+
     def _resolve(self, request: _Request, answer: Any) -> None:
+        self._forget(request)
+        request.on_answer(answer)
+
+    def _forget(self, request: _Request) -> None:
+        """``request`` is answered or will never be: out of the outstanding and by-key tables."""
         self._outstanding.pop(request.seq, None)
         waiting = self._by_key.get(request.key)
         if waiting is not None:
@@ -586,7 +618,6 @@ class MidChainsWsAdapter(Adapter):
                 pass
             if not waiting:
                 del self._by_key[request.key]
-        request.on_answer(answer)
 
     def _fail_outstanding(self, why: str) -> None:
         for request in list(self._outstanding.values()):
@@ -1036,9 +1067,10 @@ class MidChainsWsAdapter(Adapter):
         if rec.terminal:
             return
         waiting = rec.waiting_add
-        if waiting is not None and self._pacer.take_back(waiting.lane, waiting):
-            # its addorder still waits for the order budget: it never leaves, so the order is
-            # cancelled here, with no cancelorder and no moment live at the venue
+        if waiting is not None and self._take_back(waiting):
+            # its addorder still waits for the order budget or, after a stall, in the write hold:
+            # it never leaves, so the order is cancelled here, with no cancelorder and no moment
+            # live at the venue
             rec.waiting_add = None
             self._orders.taken_back(rec, "its addorder")
             return

@@ -352,6 +352,30 @@ async def test_a_cancel_of_an_order_still_waiting_for_the_budget_takes_it_back(v
         assert len(venue.sandbox.ws.orders(USER)) == 5  # type: ignore[union-attr]
 
 
+async def test_a_cancel_takes_back_an_order_the_write_hold_keeps(venue: Venue) -> None:
+    """Four orders leave at once at 4 orders/s and their first write stalls 0.9 s, so the fifth,
+    which the pacer lets go a window after their release, waits in the write hold (its window
+    counts from when they were written). Cancelled there, its addorder is never written: the
+    order ends cancelled at once, no refno, no cancelorder, four orders at the venue."""
+    async with venue.adapter(symbols=()) as (adapter, sink):
+        stalled = stall_first_send(adapter._client, '"addorder"', 0.9)
+        orders = [venue.order(sink, price=str(90 + n)) for n in range(5)]
+        for order in orders:
+            adapter.submit(order)
+        held = orders[-1]
+        await until(lambda: adapter._pacer.departed["order"] == 5, timeout=10)
+        assert adapter._pacer.hold.in_progress == 0  # kept by the hold, not being written
+        held.transition(S.PENDING_CANCEL)
+        adapter.cancel(held)
+        await until(lambda: held.status is S.CANCELLED)
+        assert [u.status for u in sink.updates_for(held.client_id)] == [S.CANCELLED]
+        assert "before it left" in sink.updates_for(held.client_id)[0].reason and not held.venue_order_id
+        await until(lambda: all(o.status is S.NEW for o in orders[:-1]), timeout=15)
+        await anyio.sleep(1.2)  # past the hold's window: the fifth would be written by now
+        assert stalled
+        assert len(venue.sandbox.ws.orders(USER)) == 4  # type: ignore[union-attr]
+
+
 async def test_amend_is_refused_2007(venue: Venue) -> None:
     async with venue.adapter(symbols=()) as (adapter, sink):
         order = venue.order(sink)
