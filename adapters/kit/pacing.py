@@ -121,14 +121,21 @@ class WriteHold:
         self._waiting: list[anyio.Event] = []  # turns waiting for a write in progress to return
         self._socket: anyio.Lock | None = None  # :meth:`write`'s writers share one socket
 
-    async def write(self, lane: str, send: Callable[[], Awaitable[bool]]) -> bool:
+    async def write(self, lane: str, send: Callable[[], Awaitable[bool]],
+                    wanted: Callable[[], bool] | None = None) -> bool:
         """``await send()`` once ``lane`` has room, its tokens spent when it returned, unless it
         says it sent nothing (False); when it raises they are spent too (a write cut short may have
         left, and the cost is one window's wait at most). Returns what ``send`` returned. A lane
         the hold does not know is written at once and spends nothing. Writers through this method
         share one socket (a FIX session, a WebSocket): they write one at a time, each after its
-        room was secured, so a writer with room never waits for one still waiting for room."""
-        turn = await self.turn(lane)
+        room was secured, so a writer with room never waits for one still waiting for room.
+        ``wanted``: asked whenever the wait is woken (:meth:`recheck`); once False (its request
+        was taken back) the write stops waiting, sends nothing and returns False, so what queues
+        behind it is not kept for room it will not use."""
+        try:
+            turn = await self.turn(lane, wanted)
+        except _Unwanted:
+            return False
         if turn is None:
             return await send()
         if self._socket is None:
@@ -142,13 +149,14 @@ class WriteHold:
         finally:
             turn.end(sent)
 
-    async def turn(self, lane: str) -> WriteTurn | None:
+    async def turn(self, lane: str, wanted: Callable[[], bool] | None = None) -> WriteTurn | None:
         """Wait until ``lane``'s buckets have room for this write on top of every write in progress,
         and return its turn (None for a lane the hold does not know: nothing to hold). The caller
         writes, then calls :meth:`WriteTurn.end`. For a writer whose write happens inside a library
         (an HTTP client's trace callback starts the turn, the end of the request body ends it)
         where :meth:`write` cannot wrap it. Room, once granted, stays: a bucket's headroom only
-        grows with time, and only the writes in progress (counted here) will spend it."""
+        grows with time, and only the writes in progress (counted here) will spend it. ``wanted``
+        as in :meth:`write` (raises ``_Unwanted`` there, which :meth:`write` turns into False)."""
         buckets = self._lanes.get(lane, ())
         if not buckets:
             return None
@@ -177,6 +185,8 @@ class WriteHold:
                 finally:
                     if woken in self._waiting:
                         self._waiting.remove(woken)
+                if wanted is not None and not wanted():
+                    raise _Unwanted
                 kept = self._kept(first)
         except BaseException:
             if keeping:  # gave up: the token it kept is the others' again
@@ -216,10 +226,19 @@ class WriteHold:
             return self._writing
         return self._writing + self._first_waiting
 
+    def recheck(self) -> None:
+        """Wake every write waiting for room to look again (a request one of them carries was taken
+        back: see ``wanted`` in :meth:`write`)."""
+        self._wake_waiting()
+
     def _wake_waiting(self) -> None:
         waiting, self._waiting = self._waiting, []
         for woken in waiting:
             woken.set()
+
+
+class _Unwanted(Exception):
+    """A write waiting in the hold whose request was taken back (``wanted`` said so)."""
 
 
 class WriteTurn:

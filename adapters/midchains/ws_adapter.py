@@ -294,7 +294,8 @@ class _Track(TrackedOrder):
         self.wire_id = wire_root(order.client_id)
         self.request_seq = 0  # departure number of its addorder (0: not departed)
         self.cancel_wanted = False  # a cancel asked before the venue's refno came
-        self.waiting_add: _Request | None = None  # its addorder while the pacer holds it (take it back to cancel)
+        #: its addorder, which a cancel takes back until its write begins (:meth:`_take_back`)
+        self.waiting_add: _Request | None = None
 
 
 class _Request:
@@ -317,6 +318,10 @@ class _Request:
         self.assembler: RecordAssembler | None = None
         self.written = False
         self.withdrawn = False
+
+    def wanted(self) -> bool:
+        """Still to be written (not taken back): what the write hold asks while it keeps it."""
+        return not self.withdrawn
 
 
 class MidChainsWsAdapter(Adapter):
@@ -562,7 +567,7 @@ class MidChainsWsAdapter(Adapter):
         if isinstance(request.message, AddOrder):
             rec = self._by_wire.get(request.message.client_order_id or "")
             if rec is not None:
-                rec.request_seq = request.seq  # waiting_add stays until it is written: a cancel may take it back
+                rec.request_seq = request.seq
         request.deadline = time.monotonic() + self.ws_options.request_timeout_s
         self._outstanding[request.seq] = request
         self._by_key.setdefault(request.key, []).append(request)
@@ -587,7 +592,8 @@ class MidChainsWsAdapter(Adapter):
                 request.written = True
             return await self._client.send(text, epoch)
 
-        if (request is None or not request.withdrawn) and await pacer.hold.write(lane, send):
+        wanted = None if request is None else request.wanted
+        if (request is None or not request.withdrawn) and await pacer.hold.write(lane, send, wanted):
             self.messages_out += 1
 
     def _take_back(self, request: _Request) -> bool:
@@ -601,6 +607,7 @@ class MidChainsWsAdapter(Adapter):
             request.withdrawn = True
             if not self._pacer.take_back(request.lane, request):
                 self._forget(request)  # departed: no answer will come, none is awaited
+                self._pacer.hold.recheck()  # if the hold keeps it, it stops waiting there
         return True
 
     def _resolve(self, request: _Request, answer: Any) -> None:
@@ -991,7 +998,7 @@ class MidChainsWsAdapter(Adapter):
         if queued is None:
             self._orders.finish(rec, OrderStatus.REJECTED, int(Reject.BACKEND_CONNECTIVITY),
                                 f"venue {self.venue!r} is not connected: the order was not sent", later=True)
-        elif not queued.seq:  # still waiting for the budget (one that departed at once has its number)
+        else:  # a cancel may take it back until its write begins (waiting for the budget or after it)
             rec.waiting_add = queued
 
     def _add_order(self, order: Order, wire_id: str) -> AddOrder:

@@ -136,6 +136,10 @@ class _Frame:
         self.written = False
         self.withdrawn = False
 
+    def wanted(self) -> bool:
+        """Still to be written (not taken back): what the write hold asks while it keeps it."""
+        return not self.withdrawn
+
 NS_PER_S = 1_000_000_000
 GAP_LOGS = 5
 #: levels per side asked of private/get_order_book when a book's snapshot is overdue
@@ -473,7 +477,7 @@ class PulseAdapter(Adapter):
             frame.written = True
             return await self._client.send(frame.text, frame.gen)
 
-        if not frame.withdrawn and await self._pacer.hold.write(lane, send):
+        if not frame.withdrawn and await self._pacer.hold.write(lane, send, frame.wanted):
             self.messages_out += 1
 
     def _on_frame(self, raw: str | bytes, epoch: int) -> None:
@@ -647,7 +651,8 @@ class PulseAdapter(Adapter):
             return False
         if not frame.withdrawn:
             frame.withdrawn = True  # departed already: the writer drops it
-            self._pacer.take_back(frame.lane, frame)  # still waiting there: out of the queue
+            if not self._pacer.take_back(frame.lane, frame):  # still waiting there: out of the queue
+                self._pacer.hold.recheck()  # if the hold keeps it, it stops waiting there
             self._protocol.withdraw(frame.req_id)
         return True
 

@@ -376,6 +376,21 @@ async def test_a_cancel_takes_back_an_order_the_write_hold_keeps(venue: Venue) -
         assert len(venue.sandbox.ws.orders(USER)) == 4  # type: ignore[union-attr]
 
 
+async def test_a_cancel_in_the_instant_of_its_submit_takes_the_addorder_back(venue: Venue) -> None:
+    """The budget has room, so the addorder leaves the pacer at once, but the writer has not run
+    yet when the cancel comes: it is taken back, never written, the order cancelled at once."""
+    async with venue.adapter(symbols=()) as (adapter, sink):
+        order = venue.order(sink, price="90")
+        adapter.submit(order)
+        assert adapter._pacer.departed["order"] == 1  # let go by the pacer, not yet written
+        order.transition(S.PENDING_CANCEL)
+        adapter.cancel(order)
+        await until(lambda: order.status is S.CANCELLED)
+        assert [u.status for u in sink.updates_for(order.client_id)] == [S.CANCELLED]
+        await anyio.sleep(0.3)
+        assert venue.sandbox.ws.orders(USER) == []  # type: ignore[union-attr]
+
+
 async def test_amend_is_refused_2007(venue: Venue) -> None:
     async with venue.adapter(symbols=()) as (adapter, sink):
         order = venue.order(sink)

@@ -494,6 +494,45 @@ async def test_the_hold_under_random_writes_give_ups_and_time(seed: int) -> None
 
 
 @pytest.mark.anyio
+async def test_a_write_taken_back_while_the_hold_keeps_it_stops_waiting() -> None:
+    """An order waits in the hold for the orders budget; its request is taken back (``wanted``
+    turns False) and the adapter asks the hold to look again: the write returns False at once,
+    with nothing written, spent or counted as held, and the clock never moved, so what queued
+    behind it is not kept a window for room it will not use."""
+    clock = ManualClock()
+    pacer = WirePacer("v", [RateLimit("orders", 1, D(1))], ORDER_LANES, clock, on_depart=lambda lane, item: None,
+                      guard=D(0))
+    wire: list[str] = []
+    results: list[bool] = []
+    wanted = [True]
+
+    def writer(name: str) -> Callable[[], Awaitable[bool]]:
+        async def written() -> bool:
+            wire.append(name)
+            return True
+        return written
+
+    async def held_write() -> None:
+        results.append(await pacer.hold.write("order", writer("o2"), lambda: wanted[0]))
+
+    assert await pacer.hold.write("order", writer("o1"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(held_write)
+        await wait_all_tasks_blocked()
+        pacer.hold.recheck()  # woken while still wanted: waits on
+        await wait_all_tasks_blocked()
+        assert results == []
+        wanted[0] = False
+        pacer.hold.recheck()
+        await wait_all_tasks_blocked()
+        assert results == [False]
+    assert wire == ["o1"] and pacer.hold.held == 0 and pacer.hold.in_progress == 0
+    clock.advance(T0 + NS_PER_S)
+    assert await pacer.hold.write("order", writer("o3"))  # o2 spent nothing: o1's window alone
+    assert wire == ["o1", "o3"]
+
+
+@pytest.mark.anyio
 async def test_the_write_hold_spends_nothing_for_what_was_not_sent() -> None:
     clock = ManualClock()
     pacer = WirePacer("v", [RateLimit("orders", 1, D(1))], ORDER_LANES, clock, on_depart=lambda lane, item: None)
