@@ -333,6 +333,16 @@ async def test_cancel_refused_failed_keeps_the_order_working(venue: Venue) -> No
         await until(lambda: order.status is S.CANCELLED)
 
 
+async def cancelled_before_it_left(adapter: Any, sink: Any, order: Order) -> None:
+    """Cancel ``order`` whose addorder has not been written: it ends cancelled at once, "before it
+    left", with no refno (the venue never saw it)."""
+    order.transition(S.PENDING_CANCEL)
+    adapter.cancel(order)
+    await until(lambda: order.status is S.CANCELLED)
+    assert [u.status for u in sink.updates_for(order.client_id)] == [S.CANCELLED]
+    assert "before it left" in sink.updates_for(order.client_id)[0].reason and not order.venue_order_id
+
+
 async def test_a_cancel_of_an_order_still_waiting_for_the_budget_takes_it_back(venue: Venue) -> None:
     """Six orders at 4 orders/s: the fifth and sixth wait for the budget when the sixth's cancel is
     asked. Its addorder never leaves: the order ends cancelled at once, never live at the venue
@@ -341,12 +351,7 @@ async def test_a_cancel_of_an_order_still_waiting_for_the_budget_takes_it_back(v
         orders = [venue.order(sink, price=str(90 + n)) for n in range(6)]
         for order in orders:
             adapter.submit(order)
-        last = orders[-1]
-        last.transition(S.PENDING_CANCEL)
-        adapter.cancel(last)
-        await until(lambda: last.status is S.CANCELLED)
-        assert [u.status for u in sink.updates_for(last.client_id)] == [S.CANCELLED]
-        assert "before it left" in sink.updates_for(last.client_id)[0].reason and not last.venue_order_id
+        await cancelled_before_it_left(adapter, sink, orders[-1])
         await until(lambda: all(o.status is S.NEW for o in orders[:-1]), timeout=15)
         await anyio.sleep(1.2)  # the budget would have let the sixth go by now
         assert len(venue.sandbox.ws.orders(USER)) == 5  # type: ignore[union-attr]
@@ -365,11 +370,7 @@ async def test_a_cancel_takes_back_an_order_the_write_hold_keeps(venue: Venue) -
         held = orders[-1]
         await until(lambda: adapter._pacer.departed["order"] == 5, timeout=10)
         assert adapter._pacer.hold.in_progress == 0  # kept by the hold, not being written
-        held.transition(S.PENDING_CANCEL)
-        adapter.cancel(held)
-        await until(lambda: held.status is S.CANCELLED)
-        assert [u.status for u in sink.updates_for(held.client_id)] == [S.CANCELLED]
-        assert "before it left" in sink.updates_for(held.client_id)[0].reason and not held.venue_order_id
+        await cancelled_before_it_left(adapter, sink, held)
         await until(lambda: all(o.status is S.NEW for o in orders[:-1]), timeout=15)
         await anyio.sleep(1.2)  # past the hold's window: the fifth would be written by now
         assert stalled
@@ -383,10 +384,7 @@ async def test_a_cancel_in_the_instant_of_its_submit_takes_the_addorder_back(ven
         order = venue.order(sink, price="90")
         adapter.submit(order)
         assert adapter._pacer.departed["order"] == 1  # let go by the pacer, not yet written
-        order.transition(S.PENDING_CANCEL)
-        adapter.cancel(order)
-        await until(lambda: order.status is S.CANCELLED)
-        assert [u.status for u in sink.updates_for(order.client_id)] == [S.CANCELLED]
+        await cancelled_before_it_left(adapter, sink, order)
         await anyio.sleep(0.3)
         assert venue.sandbox.ws.orders(USER) == []  # type: ignore[union-attr]
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from decimal import Decimal
+from functools import partial
 
 import anyio
 import pytest
@@ -64,6 +65,14 @@ class ManualClock(Clock):
         self.timers = [t for t in self.timers if t not in due]
         for timer in sorted(due, key=lambda t: t.when):
             timer.fn(*timer.args)
+
+
+def recording(wire: list[str], name: str) -> Callable[[], Awaitable[bool]]:
+    """A write for the hold that records ``name`` on ``wire`` and says it sent."""
+    async def written() -> bool:
+        wire.append(name)
+        return True
+    return written
 
 
 def test_the_guard_is_never_less_than_a_share_of_real_time() -> None:
@@ -325,11 +334,7 @@ async def test_a_writer_with_room_is_not_held_behind_one_waiting_for_it() -> Non
     pacer = WirePacer("v", limits, ORDER_LANES, clock, on_depart=lambda lane, item: None, guard=D(0))
     wire: list[str] = []
 
-    def writer(name: str) -> Callable[[], Awaitable[bool]]:
-        async def written() -> bool:
-            wire.append(name)
-            return True
-        return written
+    writer = partial(recording, wire)
 
     assert await pacer.hold.write("order", writer("o1"))
     async with anyio.create_task_group() as tg:
@@ -408,11 +413,7 @@ async def test_a_cancel_waiting_in_the_hold_is_written_before_an_order_that_wait
                       guard=D(0))
     wire: list[str] = []
 
-    def writer(name: str) -> Callable[[], Awaitable[bool]]:
-        async def written() -> bool:
-            wire.append(name)
-            return True
-        return written
+    writer = partial(recording, wire)
 
     assert await pacer.hold.write("order", writer("o1"))
     clock.advance(T0 + NS_PER_S // 2)
@@ -506,11 +507,7 @@ async def test_a_write_taken_back_while_the_hold_keeps_it_stops_waiting() -> Non
     results: list[bool] = []
     wanted = [True]
 
-    def writer(name: str) -> Callable[[], Awaitable[bool]]:
-        async def written() -> bool:
-            wire.append(name)
-            return True
-        return written
+    writer = partial(recording, wire)
 
     async def held_write() -> None:
         results.append(await pacer.hold.write("order", writer("o2"), lambda: wanted[0]))
