@@ -106,8 +106,10 @@ class WriteHold:
     queue behind each other's writes when the loop is busy.
 
     Cancels first, as in the pacer: a write of a lane that takes as a cancel (``"cancel"`` in its
-    lane spec) waiting here keeps a token of each of its buckets from the other lanes' writes, so
-    after a stall an order that waited longer does not take the room a waiting cancel needs."""
+    lane spec) waiting here keeps a token from the other lanes' writes in each of its buckets it is
+    short of (not in one where it has room: as the pacer lets others pass a head waiting on a
+    budget they do not share), so after a stall an order that waited longer does not take the room
+    a waiting cancel needs; a write behind kept tokens waits for the time there is one more."""
 
     def __init__(self, venue: str, limits: Iterable[RateLimit], lanes: Mapping[str, LaneSpec], clock: Clock,
                  guard: Decimal = ARRIVAL_SPREAD_GUARD) -> None:
@@ -163,21 +165,20 @@ class WriteHold:
         first = lane in self._first
         kept = self._kept(first)
         waited = False
-        keeping = False  # a cancel's write, counted in _first_waiting while it waits
+        keeping: Sequence[RateBucket] = ()  # a cancel's write: the buckets it keeps a token of while it waits
         try:
             while True:
                 now = self.clock.now_ns()
                 short = [bucket for bucket in buckets if bucket.headroom(now) <= kept[bucket]]
+                if first:  # keeps a token only where it is short itself, as the pacer lets others pass
+                    keeping = self._keep(keeping, short, wake=bool(short))
                 if not short:
                     break
                 waited = True
-                if first and not keeping:
-                    keeping = True
-                    self._first_waiting.update(buckets)
                 # woken when a write in progress returns (what it spent decides), a waiting cancel
-                # gives up, or, for a bucket with no token left, when time frees one
-                due = max((bucket.next_free_ns("cancel") for bucket in short if bucket.headroom(now) < 1),
-                          default=None)
+                # gives up or stops keeping a token, or at the time its buckets have room
+                due = max((when for when in (self._room_at(bucket, now, kept, first) for bucket in short)
+                           if when is not None), default=None)
                 woken = anyio.Event()
                 self._waiting.append(woken)
                 try:
@@ -189,12 +190,8 @@ class WriteHold:
                     raise _Unwanted
                 kept = self._kept(first)
         except BaseException:
-            if keeping:  # gave up: the token it kept is the others' again
-                self._first_waiting -= Counter(buckets)
-                self._wake_waiting()
+            self._keep(keeping, (), wake=True)  # gave up: the tokens it kept are the others' again
             raise
-        if keeping:
-            self._first_waiting -= Counter(buckets)  # now counted as a write in progress instead
         if waited:
             self.held += 1
         for bucket in buckets:
@@ -218,6 +215,27 @@ class WriteHold:
     def cancels_waiting(self) -> int:
         """Cancels' writes waiting for room, over all buckets (0 when none waits)."""
         return sum(self._first_waiting.values())
+
+    def _keep(self, before: Sequence[RateBucket], after: Sequence[RateBucket], wake: bool) -> Sequence[RateBucket]:
+        """A waiting cancel's kept tokens move from ``before`` to ``after`` (given up: to none);
+        ``wake``: the other waiters look again where it stopped keeping one. Returns ``after``."""
+        if list(before) != list(after):
+            self._first_waiting -= Counter(before)
+            self._first_waiting.update(after)
+            if wake and set(before) - set(after):
+                self._wake_waiting()
+        return after
+
+    def _room_at(self, bucket: RateBucket, now: int, kept: Counter[RateBucket], first: bool) -> int | None:
+        """When ``bucket`` (short for this write) has room for it, if time alone decides: a token
+        when it has none, or for a write behind waiting cancels one more than they keep. None when
+        the writes in progress decide (their end wakes it)."""
+        if bucket.headroom(now) < 1:
+            return bucket.next_free_ns("cancel")
+        if not first and self._first_waiting[bucket]:
+            when = bucket.free_at_ns(kept[bucket] + 1)
+            return when if when > now else None  # more than the bucket holds: the writes' ends decide
+        return None
 
     def _kept(self, first: bool) -> Counter[RateBucket]:
         """Per bucket, the tokens a write must leave: the writes in progress, and for any but a

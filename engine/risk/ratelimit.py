@@ -264,14 +264,20 @@ class RateBucket:
         return True
 
     def next_free_ns(self, kind: TakeKind = "order") -> int:
-        """The earliest time a take of ``kind`` would succeed if nothing else is taken meanwhile.
+        """The earliest time a take of ``kind`` would succeed if nothing else is taken meanwhile."""
+        return self.free_at_ns(self._need(kind))
+
+    def free_at_ns(self, need: int) -> int:
+        """The earliest time ``need`` tokens are free at once if nothing is taken meanwhile (``need``
+        is held to 1 .. the bucket's size: more are never free together). For a waiter that must
+        leave tokens to others (the write hold's cancels first).
 
         Both bounds only loosen as time passes, so the answer is the later of the two bounds' own.
         """
         now = self.clock.now_ns()
         if now < self._last_take:
             self._clock_went_back(now)
-        need = self._need(kind)
+        need = max(1, min(need, self.capacity, self.window_cap))
         when = now
         # GCRA, I the interval: (t*scale + capacity*I - TAT) // I >= need  <=>  t*scale >= TAT - (capacity - need)*I
         threshold = self._tat - (self.capacity - need) * self._interval

@@ -430,7 +430,9 @@ async def test_a_cancel_waiting_in_the_hold_is_written_before_an_order_that_wait
         await wait_all_tasks_blocked()
     assert wire == ["o1", "o2", "c1", "o3"]
 
-    # the last token of "all" is kept for a cancel waiting on its own budget, until it gives up
+    # a cancel short only on its own budget keeps nothing of "all" (the pacer, too, lets others
+    # pass a head waiting on a budget they do not share); short on "all" as well, it keeps its
+    # token there until it gives up
     pacer = WirePacer("v", [RateLimit("all", 3, D(1)), RateLimit("cancels", 1, D(1))], ORDER_LANES, clock,
                       on_depart=lambda lane, item: None, guard=D(0))
     assert await pacer.hold.write("cancel", writer("c2"))
@@ -444,12 +446,52 @@ async def test_a_cancel_waiting_in_the_hold_is_written_before_an_order_that_wait
 
         tg.start_soon(cancel_c3)
         await wait_all_tasks_blocked()
-        tg.start_soon(pacer.hold.write, "order", writer("o5"))
+        assert await pacer.hold.write("order", writer("o5"))  # "all" had room: not kept for c3
+        tg.start_soon(pacer.hold.write, "order", writer("o6"))
         await wait_all_tasks_blocked()
-        assert wire[-2:] == ["c2", "o4"]  # o5 keeps off the token c3 will need
+        # "all" is full now: c3, short there too, keeps its next token (and one of "cancels")
+        assert wire[-3:] == ["c2", "o4", "o5"] and pacer.hold.cancels_waiting == 2
         waiting_cancel.cancel()  # c3's order filled meanwhile: its sender gave up
         await wait_all_tasks_blocked()
-        assert wire[-3:] == ["c2", "o4", "o5"]
+        assert pacer.hold.cancels_waiting == 0
+        clock.advance(clock.now + NS_PER_S)
+        await wait_all_tasks_blocked()
+    assert wire[-4:] == ["c2", "o4", "o5", "o6"]
+
+
+@pytest.mark.anyio
+async def test_an_order_behind_a_waiting_cancel_goes_when_time_frees_room_for_both() -> None:
+    """A cancel waits for its own budget (1 per 2 s) and keeps the token of "all" (3/s) it was
+    short of; an order waits behind it. When time frees a second token of "all" the order goes
+    then (1.1 s), not when the cancel's own budget frees (2.0 s): nothing but time would have
+    woken it (a review's repro)."""
+    clock = ManualClock()
+    pacer = WirePacer("v", [RateLimit("all", 3, D(1)), RateLimit("cancels", 1, D(2))], ORDER_LANES, clock,
+                      on_depart=lambda lane, item: None, guard=D(0))
+    wire: list[tuple[str, int]] = []
+
+    def stamped(name: str) -> Callable[[], Awaitable[bool]]:
+        async def written() -> bool:
+            wire.append((name, clock.now - T0))
+            return True
+        return written
+
+    assert await pacer.hold.write("cancel", stamped("c0"))
+    clock.advance(T0 + NS_PER_S // 10)
+    assert await pacer.hold.write("order", stamped("o1"))
+    clock.advance(T0 + NS_PER_S // 5)
+    assert await pacer.hold.write("order", stamped("o2"))
+    async with anyio.create_task_group() as tg:
+        clock.advance(T0 + NS_PER_S // 2)
+        tg.start_soon(pacer.hold.write, "cancel", stamped("c1"))
+        await wait_all_tasks_blocked()
+        clock.advance(T0 + 6 * NS_PER_S // 10)
+        tg.start_soon(pacer.hold.write, "order", stamped("o3"))
+        await wait_all_tasks_blocked()
+        for tenth in range(10, 21):
+            clock.advance(T0 + tenth * NS_PER_S // 10)
+            await wait_all_tasks_blocked()
+    assert wire[3:] == [("o3", 11 * NS_PER_S // 10), ("c1", 2 * NS_PER_S)]
 
 
 @pytest.mark.anyio
