@@ -5,6 +5,7 @@ condition with a generous timeout, never a sleep taken as proof."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -254,6 +255,21 @@ async def test_the_logout_at_close_waits_for_room_in_the_queries_budget(tmp_path
     print(f"algo724 logout: {len(wire)} requests on the wire, at most {most} in any 1 s window")
     assert logouts == 1
     assert most <= 3
+
+
+
+async def test_an_unreadable_logout_answer_is_neither_an_error_nor_bad_input(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """After close nobody needs the logout's answer: one that is not JSON is not logged as an
+    error nor counted as bad input from the venue (it is still a message in and out)."""
+    async with rig(tmp_path) as r:
+        adapter = await r.connect(poll_interval_s=D(60))
+        r.sandbox.inject("garbage")
+        with caplog.at_level(logging.ERROR):
+            await adapter.close()
+        assert r.sandbox.counts["logouts"] == 1
+        assert [rec.getMessage() for rec in caplog.records if rec.levelno >= logging.ERROR] == []
+        assert not any(adapter.bad_input().values())
 
 
 # ---- the id journal -----------------------------------------------------------------------------
