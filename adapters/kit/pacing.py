@@ -176,9 +176,11 @@ class WriteHold:
                     break
                 waited = True
                 # woken when a write in progress returns (what it spent decides), a waiting cancel
-                # gives up or stops keeping a token, or at the time its buckets have room
-                due = max((when for when in (self._room_at(bucket, now, kept, first) for bucket in short)
-                           if when is not None), default=None)
+                # gives up or stops keeping a token, or at the time its buckets have room: all of
+                # them; a cancel's, the first (it looks again where to keep a token)
+                dues = [when for when in (self._room_at(bucket, now, kept, first) for bucket in short)
+                        if when is not None]
+                due = (min(dues) if first else max(dues)) if dues else None
                 woken = anyio.Event()
                 self._waiting.append(woken)
                 try:
@@ -232,10 +234,9 @@ class WriteHold:
         the writes in progress decide (their end wakes it)."""
         if bucket.headroom(now) < 1:
             return bucket.next_free_ns("cancel")
-        if not first and self._first_waiting[bucket]:
-            when = bucket.free_at_ns(kept[bucket] + 1)
-            return when if when > now else None  # more than the bucket holds: the writes' ends decide
-        return None
+        if not first and self._first_waiting[bucket] and kept[bucket] < min(bucket.capacity, bucket.window_cap):
+            return bucket.free_at_ns(kept[bucket] + 1)  # later than now: it holds at most ``kept`` now
+        return None  # the writes in progress decide (or more than the bucket holds is kept): their ends
 
     def _kept(self, first: bool) -> Counter[RateBucket]:
         """Per bucket, the tokens a write must leave: the writes in progress, and for any but a

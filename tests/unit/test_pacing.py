@@ -27,6 +27,7 @@ from adapters.kit.pacing import (
     Outbox,
     PacerClosed,
     WirePacer,
+    WriteHold,
     guarded,
     lane_buckets,
     max_in_window,
@@ -462,9 +463,10 @@ async def test_a_cancel_waiting_in_the_hold_is_written_before_an_order_that_wait
 @pytest.mark.anyio
 async def test_an_order_behind_a_waiting_cancel_goes_when_time_frees_room_for_both() -> None:
     """A cancel waits for its own budget (1 per 2 s) and keeps the token of "all" (3/s) it was
-    short of; an order waits behind it. When time frees a second token of "all" the order goes
-    then (1.1 s), not when the cancel's own budget frees (2.0 s): nothing but time would have
-    woken it (a review's repro)."""
+    short of; an order waits behind it. When time frees "all" (1.0 s) the cancel looks again,
+    keeps nothing there (it still waits for its own budget) and the order goes then, not when
+    the cancel's own budget frees (2.0 s): nothing but time would have woken either (a review's
+    repro; the cancel still finds room in "all" at 2.0 s)."""
     clock = ManualClock()
     pacer = WirePacer("v", [RateLimit("all", 3, D(1)), RateLimit("cancels", 1, D(2))], ORDER_LANES, clock,
                       on_depart=lambda lane, item: None, guard=D(0))
@@ -491,7 +493,55 @@ async def test_an_order_behind_a_waiting_cancel_goes_when_time_frees_room_for_bo
         for tenth in range(10, 21):
             clock.advance(T0 + tenth * NS_PER_S // 10)
             await wait_all_tasks_blocked()
-    assert wire[3:] == [("o3", 11 * NS_PER_S // 10), ("c1", 2 * NS_PER_S)]
+    assert wire[3:] == [("o3", NS_PER_S), ("c1", 2 * NS_PER_S)]
+
+
+class CountingClock(ScaledClock):
+    """Real (scaled) time, counting the timers armed: a waiter that re-arms one for "now" spins."""
+
+    def __init__(self, speed: float) -> None:
+        super().__init__(speed=speed)
+        self.armed = 0
+
+    def call_at(self, when_ns: int, fn: Callable[..., object], *args: object) -> Timer:
+        self.armed += 1
+        return super().call_at(when_ns, fn, *args)
+
+
+@pytest.mark.anyio
+async def test_writes_waiting_behind_a_cancel_on_a_real_clock_neither_spin_nor_wait_for_it() -> None:
+    """On a real clock (x10), with "all" 1/s and a "cancels" budget of 1 per 3 s: c1 waits for its
+    own budget and at first for "all"; o1 behind it goes when "all" refills, before c1 (a cancel
+    that kept its token of "all" until its own budget refilled held o1 ~3 s, a review's repro),
+    and nobody re-arms a timer for the present over and over (a waiter behind more kept tokens
+    than the bucket holds did, at ~30,000 a second: reviews' repros, a full core each)."""
+    clock = CountingClock(speed=10)
+    hold = WriteHold("v", [RateLimit("all", 1, D(1)), RateLimit("cancels", 1, D(3))], ORDER_LANES, clock)
+    wire: list[str] = []
+    writer = partial(recording, wire)
+    assert await hold.write("cancel", writer("c0"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold.write, "cancel", writer("c1"))
+        await anyio.sleep(0.01)
+        tg.start_soon(hold.write, "order", writer("o1"))
+    assert wire == ["c0", "o1", "c1"]
+    assert clock.armed < 20, clock.armed
+
+    # more kept than the bucket holds: two writes in progress fill "all" (2), a cancel waits
+    clock = CountingClock(speed=10)
+    hold = WriteHold("v", [RateLimit("all", 2, D(1))], ORDER_LANES, clock)
+    turns = [await hold.turn("order"), await hold.turn("order")]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(hold.write, "cancel", writer("c2"))
+        await anyio.sleep(0.01)
+        tg.start_soon(hold.write, "order", writer("o2"))
+        await anyio.sleep(0.2)  # two seconds of the clock, the writes still in progress
+        armed = clock.armed
+        for turn in turns:
+            assert turn is not None
+            turn.end(sent=False)
+    assert armed < 20, armed
+    assert wire[-2:] == ["c2", "o2"]
 
 
 @pytest.mark.anyio
