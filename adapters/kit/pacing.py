@@ -234,7 +234,7 @@ class WriteHold:
         the writes in progress decide (their end wakes it)."""
         if bucket.headroom(now) < 1:
             return bucket.next_free_ns("cancel")
-        if not first and self._first_waiting[bucket] and kept[bucket] < min(bucket.capacity, bucket.window_cap):
+        if not first and self._first_waiting[bucket] and kept[bucket] < bucket.capacity:  # at most capacity at once
             return bucket.free_at_ns(kept[bucket] + 1)  # later than now: it holds at most ``kept`` now
         return None  # the writes in progress decide (or more than the bucket holds is kept): their ends
 

@@ -510,13 +510,14 @@ class CountingClock(ScaledClock):
 
 @pytest.mark.anyio
 async def test_writes_waiting_behind_a_cancel_on_a_real_clock_neither_spin_nor_wait_for_it() -> None:
-    """On a real clock (x10), with "all" 1/s and a "cancels" budget of 1 per 3 s: c1 waits for its
+    """On a real clock (x10), with "all" 1/s and a "cancels" budget of 1 per 10 s: c1 waits for its
     own budget and at first for "all"; o1 behind it goes when "all" refills, before c1 (a cancel
-    that kept its token of "all" until its own budget refilled held o1 ~3 s, a review's repro),
+    that kept its token of "all" until its own budget refilled held o1 that long: a review's repro
+    at 1 per 3 s; 10 s leaves the loop 0.9 s of real time to be late in before c1 could go first),
     and nobody re-arms a timer for the present over and over (a waiter behind more kept tokens
     than the bucket holds did, at ~30,000 a second: reviews' repros, a full core each)."""
     clock = CountingClock(speed=10)
-    hold = WriteHold("v", [RateLimit("all", 1, D(1)), RateLimit("cancels", 1, D(3))], ORDER_LANES, clock)
+    hold = WriteHold("v", [RateLimit("all", 1, D(1)), RateLimit("cancels", 1, D(10))], ORDER_LANES, clock)
     wire: list[str] = []
     writer = partial(recording, wire)
     assert await hold.write("cancel", writer("c0"))
