@@ -256,6 +256,40 @@ class WriteHold:
             woken.set()
 
 
+class Withdrawable:
+    """A request a cancel may take back until its write begins: waiting for its pacer, in the
+    writer's queue, or kept by the write hold after a stall (:meth:`WirePacer.take_back_unwritten`,
+    :func:`write_unless_withdrawn`). ``written`` once the writer began writing it; ``withdrawn``
+    when taken back before that: the writer then drops it, spending nothing."""
+
+    __slots__ = ("written", "withdrawn")
+
+    def __init__(self) -> None:
+        self.written = False
+        self.withdrawn = False
+
+    def wanted(self) -> bool:
+        """Still to be written (not taken back): what the write hold asks while it keeps it."""
+        return not self.withdrawn
+
+
+async def write_unless_withdrawn(hold: WriteHold, lane: str, item: Withdrawable,
+                                 send: Callable[[], Awaitable[bool]]) -> bool:
+    """Write ``item`` through ``hold`` (:meth:`WriteHold.write`) unless it is taken back first:
+    before its turn, while the hold keeps it, or while another writer has the socket. Returns
+    whether ``send`` said it sent."""
+    if item.withdrawn:
+        return False
+
+    async def send_if_wanted() -> bool:
+        if item.withdrawn:  # taken back while it waited in the hold or for the socket: nothing spent
+            return False
+        item.written = True
+        return await send()
+
+    return await hold.write(lane, send_if_wanted, item.wanted)
+
+
 class _Unwanted(Exception):
     """A write waiting in the hold whose request was taken back (``wanted`` said so)."""
 
@@ -548,6 +582,21 @@ class WirePacer:
         waiting, so it never leaves and ``on_depart`` never runs for it; False once it has departed.
         Its lane's tokens were never spent (they are spent at departure)."""
         return self._queue.remove(lane, item)
+
+    def take_back_unwritten(self, lane: str, item: Withdrawable, departed: Callable[[], None] | None = None) -> bool:
+        """Take ``item`` back if its write has not begun (:class:`Withdrawable`): out of this
+        pacer's queue if it still waits there; if it already departed, ``departed()`` undoes what
+        its departure set up and the write hold stops keeping it. True then (also when taken back
+        before), False once it is being written. What the pacer spent at its departure stays spent."""
+        if item.written:
+            return False
+        if not item.withdrawn:
+            item.withdrawn = True
+            if not self.take_back(lane, item):
+                if departed is not None:
+                    departed()
+                self.hold.recheck()
+        return True
 
     def take_back_sender(self, lane: str, what: Any) -> bool:
         """Take back the request a :meth:`depart` / :meth:`sending` sender is waiting to send for

@@ -80,7 +80,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from adapters.kit.backoff import Backoff
 from adapters.kit.credentials import read_secret
 from adapters.kit.orders import OrderTracker, RecentIds, TrackedOrder
-from adapters.kit.pacing import Outbox, PacerClosed, WirePacer, guarded
+from adapters.kit.pacing import Outbox, PacerClosed, WirePacer, Withdrawable, guarded, write_unless_withdrawn
 from adapters.kit.tasks import StoppableTasks
 from adapters.kit.urls import ClearTextRefused, refuse_clear_text
 from adapters.kit.wsclient import WsClient
@@ -298,15 +298,14 @@ class _Track(TrackedOrder):
         self.waiting_add: _Request | None = None
 
 
-class _Request:
-    """One request on its way: its key (what the answer carries), its handlers, its departure.
-    ``written`` once the writer began writing it; ``withdrawn`` when taken back before that
-    (:meth:`MidChainsWsAdapter._take_back`): the writer then drops it, spending nothing."""
+class _Request(Withdrawable):
+    """One request on its way: its key (what the answer carries), its handlers, its departure; a
+    cancel may take it back until its write begins (:meth:`MidChainsWsAdapter._take_back`)."""
 
-    __slots__ = ("message", "key", "lane", "on_answer", "on_unsent", "seq", "epoch", "deadline", "assembler",
-                 "written", "withdrawn")
+    __slots__ = ("message", "key", "lane", "on_answer", "on_unsent", "seq", "epoch", "deadline", "assembler")
 
     def __init__(self, message: Any, on_answer: Callable[[Any], None], on_unsent: Callable[[str], None]) -> None:
+        super().__init__()
         self.message = message
         self.key = request_key(message)
         self.lane = REQUEST_LANE[message.TYPE]
@@ -316,12 +315,6 @@ class _Request:
         self.epoch = 0
         self.deadline = 0.0
         self.assembler: RecordAssembler | None = None
-        self.written = False
-        self.withdrawn = False
-
-    def wanted(self) -> bool:
-        """Still to be written (not taken back): what the write hold asks while it keeps it."""
-        return not self.withdrawn
 
 
 class MidChainsWsAdapter(Adapter):
@@ -584,16 +577,9 @@ class MidChainsWsAdapter(Adapter):
     async def _write_one(self, lane: str, item: tuple[int, str, _Request | None]) -> None:
         epoch, text, request = item
         pacer = _public_pacer(self.ws_options.url, self._limits, self.clock) if lane == "public" else self._pacer
-
-        async def send() -> bool:
-            if request is not None:
-                if request.withdrawn:  # taken back while it waited here or in the hold: nothing spent
-                    return False
-                request.written = True
-            return await self._client.send(text, epoch)
-
-        wanted = None if request is None else request.wanted
-        if (request is None or not request.withdrawn) and await pacer.hold.write(lane, send, wanted):
+        send = partial(self._client.send, text, epoch)
+        if await (pacer.hold.write(lane, send) if request is None
+                  else write_unless_withdrawn(pacer.hold, lane, request, send)):
             self.messages_out += 1
 
     def _take_back(self, request: _Request) -> bool:
@@ -601,14 +587,8 @@ class MidChainsWsAdapter(Adapter):
         pacer, or let go and waiting for the writer or the write hold (after a stall). True then
         (neither handler runs: the caller answers for it), False once the writer has it on the
         socket. What the pacer spent at its departure stays spent."""
-        if request.written:
-            return False
-        if not request.withdrawn:
-            request.withdrawn = True
-            if not self._pacer.take_back(request.lane, request):
-                self._forget(request)  # departed: no answer will come, none is awaited
-                self._pacer.hold.recheck()  # if the hold keeps it, it stops waiting there
-        return True
+        # departed: no answer will come, none is awaited
+        return self._pacer.take_back_unwritten(request.lane, request, departed=partial(self._forget, request))
 
     def _resolve(self, request: _Request, answer: Any) -> None:
         self._forget(request)

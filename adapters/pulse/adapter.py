@@ -68,7 +68,15 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from adapters.kit.backoff import Backoff
 from adapters.kit.credentials import MissingSecret, read_secret
 from adapters.kit.orders import OrderTracker, TrackedOrder
-from adapters.kit.pacing import ORDER_LANES, LaneSpec, Outbox, PacerClosed, WirePacer
+from adapters.kit.pacing import (
+    ORDER_LANES,
+    LaneSpec,
+    Outbox,
+    PacerClosed,
+    WirePacer,
+    Withdrawable,
+    write_unless_withdrawn,
+)
 from adapters.kit.tasks import StoppableTasks
 from adapters.kit.wsclient import WsClient
 from adapters.pulse import codec
@@ -118,27 +126,21 @@ _LANE_OF = {
 }
 
 
-class _Frame:
-    """A request waiting for its departure: ``unsent(why)`` tells the engine when it never left.
-    ``written`` once the writer began writing it; ``withdrawn`` when taken back before that
-    (:meth:`PulseAdapter._take_back`): the writer then drops it, spending nothing."""
+class _Frame(Withdrawable):
+    """A request waiting for its departure: ``unsent(why)`` tells the engine when it never left;
+    a cancel may take it back until its write begins (:meth:`PulseAdapter._take_back`)."""
 
-    __slots__ = ("gen", "req_id", "text", "unsent", "lane", "ahead", "written", "withdrawn")
+    __slots__ = ("gen", "req_id", "text", "unsent", "lane", "ahead")
 
     def __init__(self, gen: int, req_id: int, text: str, unsent: Callable[[str], None] | None, lane: str,
                  ahead: bool = False) -> None:
+        super().__init__()
         self.gen = gen
         self.req_id = req_id
         self.text = text
         self.unsent = unsent
         self.lane = lane
         self.ahead = ahead  # one order's cancel: may be written ahead of what departed before it
-        self.written = False
-        self.withdrawn = False
-
-    def wanted(self) -> bool:
-        """Still to be written (not taken back): what the write hold asks while it keeps it."""
-        return not self.withdrawn
 
 NS_PER_S = 1_000_000_000
 GAP_LOGS = 5
@@ -471,13 +473,8 @@ class PulseAdapter(Adapter):
     async def _write_one(self, lane: str, frame: _Frame) -> None:
         # not sent when taken back, when made for a connection that is gone (its request was
         # already failed) or when the socket closes meanwhile (the reader reports the loss)
-        async def send() -> bool:
-            if frame.withdrawn:  # taken back while it waited here or in the hold: nothing spent
-                return False
-            frame.written = True
-            return await self._client.send(frame.text, frame.gen)
-
-        if not frame.withdrawn and await self._pacer.hold.write(lane, send, frame.wanted):
+        if await write_unless_withdrawn(self._pacer.hold, lane, frame,
+                                        partial(self._client.send, frame.text, frame.gen)):
             self.messages_out += 1
 
     def _on_frame(self, raw: str | bytes, epoch: int) -> None:
@@ -647,13 +644,9 @@ class PulseAdapter(Adapter):
         the pacer, or let go and waiting for the writer or the write hold (after a stall). True
         then (its callback and ``unsent`` never run: the caller answers for it), False once the
         writer has it on the socket. What the pacer spent at its departure stays spent."""
-        if frame.written:
+        if not self._pacer.take_back_unwritten(frame.lane, frame):
             return False
-        if not frame.withdrawn:
-            frame.withdrawn = True  # departed already: the writer drops it
-            if not self._pacer.take_back(frame.lane, frame):  # still waiting there: out of the queue
-                self._pacer.hold.recheck()  # if the hold keeps it, it stops waiting there
-            self._protocol.withdraw(frame.req_id)
+        self._protocol.withdraw(frame.req_id)  # no answer is awaited (again: a no-op)
         return True
 
     async def _request(self, method: str, params: dict[str, Any] | None = None) -> Any:

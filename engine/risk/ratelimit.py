@@ -277,7 +277,7 @@ class RateBucket:
         now = self.clock.now_ns()
         if now < self._last_take:
             self._clock_went_back(now)
-        need = max(1, min(need, self.capacity, self.window_cap))
+        need = max(1, min(need, self.capacity))  # window_cap is never less than capacity
         when = now
         # GCRA, I the interval: (t*scale + capacity*I - TAT) // I >= need  <=>  t*scale >= TAT - (capacity - need)*I
         threshold = self._tat - (self.capacity - need) * self._interval
