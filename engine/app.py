@@ -559,6 +559,7 @@ class Engine:
                 raise refusal from None  # one clear line, not the task group's traceback
             raise
         finally:
+            self.runtime.stop_hook_watch()
             if self.recorder is not None:
                 self.recorder.close()
             if self.journal is not None:
@@ -571,6 +572,10 @@ class Engine:
             ", ".join(self.adapters), "" if len(self.days) == 1 else "s",
             ", ".join(d.isoformat() for d in self.days), self.clock.describe(),
         )
+        # from here the per-event loop reads the clock once per event; the watch holds the budget
+        # (ended in this method's finally, whose rebuild of the dispatch settles the sampled counts
+        # before the report reads them; or in _run's, when starting failed)
+        self.runtime.start_hook_watch()
         await self._connect_and_recover()
         for runner in self.runtime.runners.values():
             self.runtime.call_rare(runner, "on_start")
@@ -613,6 +618,7 @@ class Engine:
             self.runtime.sample_timeline()
             self.observer.publish()
         finally:
+            self.runtime.stop_hook_watch()
             self._remove_pid_file()
         exit_code = EXIT_ORDERS_LEFT_WORKING if self.left_working else 0
         return RunResult(self.report(), exit_code, self.stopped_by)

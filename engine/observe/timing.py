@@ -6,11 +6,11 @@ and puts a call into a bucket only when it is slower than ``floor_ns`` (one inte
 the caller decides that); the calls at or under the floor are the count minus the bucketed ones.
 Buckets are powers of two of nanoseconds (``int.bit_length``): no search, no float.
 
-Where several strategies share a book, the runtime times their on_book / on_trade calls one event
-in about :data:`HOOK_SAMPLE_EVERY` (engine/runtime/dispatch.py) and records each sampled call for
-the events since the last sample: its count and, when slow, its bucket grow by that weight, so the
-count is exact at each sample, the buckets an unbiased estimate, and both only grow (what
-Prometheus needs of a histogram).
+While the hook watch runs (under ``engine run``), the runtime times on_book / on_trade calls one
+event in about :data:`HOOK_SAMPLE_EVERY` (engine/runtime/dispatch.py; the watch's thread holds the
+others to the budget) and records each sampled call for the events since the last sample: its
+count and, when slow, its bucket grow by that weight, so the count is exact at each sample, the
+buckets an unbiased estimate, and both only grow (what Prometheus needs of a histogram).
 
 The metrics collector turns one into Prometheus' cumulative buckets at scrape time.
 """
@@ -21,7 +21,7 @@ __all__ = ["HOOK_FLOOR_NS", "HOOK_SAMPLE_EVERY", "Log2Histogram"]
 
 #: hooks at or under this are only counted, not bucketed: 2**12 ns = 4.1 us
 HOOK_FLOOR_NS = 1 << 12
-#: with several strategies on one book, one event in this many (on average) is timed per hook
+#: while the hook watch runs, one event in this many (on average) is timed per hook
 HOOK_SAMPLE_EVERY = 16
 #: the largest finite bucket bound: 2**31 ns = 2.1 s; anything slower is only in +Inf
 _TOP_BITS = 31

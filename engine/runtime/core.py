@@ -58,6 +58,7 @@ from engine.runtime.connectivity import ConnectivityMixin
 from engine.runtime.dayroll import DayRollMixin
 from engine.runtime.dispatch import DispatchMixin
 from engine.runtime.entrance import EntranceMixin
+from engine.runtime.hookwatch import HookWatch
 from engine.runtime.orders import OrdersMixin
 from engine.runtime.protection import ProtectionMixin
 from engine.runtime.recovery import RecoveryMixin
@@ -135,6 +136,10 @@ class Runtime(DispatchMixin, EntranceMixin, OrdersMixin, RefusalsMixin, Strategi
         # perf_counter_ns() when the event being dispatched entered the runtime (0 between events):
         # tick-to-order latency is measured from it to the adapter hand-off
         self.event_ns = 0
+        # the hook watch (engine/runtime/hookwatch.py; the engine starts it for its run) and the start
+        # of the last event it saw run past the budget, until that event's end has timed it
+        self.hook_watch: HookWatch | None = None
+        self.overrun_began = 0
         # what the HTML page of the day draws: fills, rejects, phases, bands, periodic samples
         self.timeline = Timeline()
         # the durable journal (engine/journal.py); None in tests that build a runtime by hand

@@ -6,23 +6,27 @@ runtime (a local reject's ``on_order_update``) is queued and delivered by :meth:
 after the hook returns, so no hook ever runs inside another.
 
 Timing costs a clock read (~530 instructions under callgrind, as much as a small hook) per read, so
-an event's subscribers are timed as follows (issue 22: no clock read per strategy per event):
+an event's subscribers are timed as follows (issue 22: one clock read per event, none per strategy):
 
-- one strategy on the book: its call is timed exactly (two reads per event, as the batch would be);
-  a call over the histogram floor is bucketed, one over the budget is held to it.
-- several strategies: the batch of their calls is timed as one (two reads per event, whatever
-  their number). A batch within the budget proves every call in it was. The histogram is sampled:
-  one event in about :data:`HOOK_SAMPLE_EVERY` (pseudo-random gaps, a function of the event count,
-  so a strategy that acts every n events is not seen in step with the sample, and a replay samples
-  the same events) times each call, holds it to the budget by name, and counts it for the events
-  since the last sample: the strategy's ``_count`` is exact up to the last sample (it lags by a few
-  events, settled when the book's strategies change), its buckets an unbiased estimate; both only
-  grow. ``slowest_hook_ms`` is then the slowest sampled call (or, after an overrun, timed call).
-- a batch over the budget cannot say whose call it was: it is logged with the strategies it held,
-  and from then on that book times every call of each (exactly, as for one strategy), so a
-  strategy that overruns again is named, counted, and stopped at ``max_hook_overruns``. A strategy
-  that overruns on every event is thus stopped one overrun later than when alone on its book, at
-  worst; the batch's own overrun is in no strategy's ``hook_overruns``.
+- under ``engine run`` the hook watch (engine/runtime/hookwatch.py) runs: the clock is read when
+  an event enters (``event_ns``, which tick-to-order also needs) and not when its hooks return.
+  The watch's thread sees an event running past the budget and flags it; the event's end (which
+  checks the deferred queue anyway) then times it: a strategy alone on the book is held to the
+  budget by name, as if timed; several cannot say whose call it was (below). The histograms are
+  sampled: one event in about :data:`HOOK_SAMPLE_EVERY` (pseudo-random gaps, a function of the
+  event count, so a strategy that acts every n events is not seen in step with the sample, and a
+  replay samples the same events) times each call, holds it to the budget by name, and counts it
+  for the events since the last sample: the strategy's ``_count`` is exact up to the last sample
+  (it lags by a few events, settled when the book's strategies change or the watch stops), its
+  buckets an unbiased estimate; both only grow. ``slowest_hook_ms`` is then the slowest sampled or
+  flagged call.
+- without the watch (a runtime built by hand, tests, before the run starts), or on a book whose
+  batch once overran: each call is timed exactly (a read after each), bucketed when over the
+  histogram floor and held to the budget.
+- a flagged batch of several strategies is logged with the strategies it held, and from then on
+  that book times every call of each (exactly, as above), so a strategy that overruns again is
+  named, counted, and stopped at ``max_hook_overruns``: at worst one overrun later than when alone
+  on its book; the batch's own overrun is in no strategy's ``hook_overruns``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from engine.model import (
 )
 from engine.observe.timing import HOOK_SAMPLE_EVERY, Log2Histogram
 from engine.rejects import Reject
+from engine.runtime.hookwatch import OVERRUN_SEEN, HookWatch
 
 if TYPE_CHECKING:
     from engine.runtime.runner import StrategyRunner
@@ -75,39 +80,45 @@ class DispatchMixin:
         book = entry.book
         book.apply(update)
         outer = self.event_ns
-        started = self.event_ns = perf_counter_ns()
+        began = self.event_ns = perf_counter_ns()
         sample_at = entry.book_sample_at
-        if not sample_at:  # one strategy, or a book whose batch once overran: each call timed
-            slow = self.slow_hook_ns
-            for runner in entry.book_subs:
-                call = runner.on_book
-                try:
-                    call(runner.ctx, book)
-                except Exception:
-                    self.hook_raised(runner, "on_book")
-                ended = perf_counter_ns()
-                elapsed = ended - started
-                started = ended
-                if elapsed > slow:  # counted per entry; only a slow call is bucketed or held to the budget
-                    self._slow_hook(runner, runner.book_stats, "on_book", elapsed)
-        elif entry.n_book < sample_at:  # several strategies, no sample due: the batch is timed as one
+        if entry.n_book < sample_at:  # the common case: no clock read after the hooks, the watch holds the budget
             subs = entry.book_subs
-            for runner in subs:
-                call = runner.on_book  # a slot read specialises; runner.on_book(...) is a method lookup each time
-                try:
-                    call(runner.ctx, book)
-                except Exception:
-                    self.hook_raised(runner, "on_book")
-            elapsed = perf_counter_ns() - started
-            if elapsed > self.hook_budget_ns:
-                self.batch_overran(entry, subs, "on_book", elapsed)
-        else:
-            since = entry.n_book - entry.book_sampled
-            entry.book_sampled = entry.n_book  # first: a strategy failing in the sample settles none twice
-            self.sample_hooks(entry.book_subs, "on_book", book, started, since)
-            if entry.book_sample_at:  # still shared (a failure in the sample may have left one)
-                entry.book_sample_at = next_sample(entry.n_book)
-        self.event_ns = outer
+            try:
+                for runner in subs:
+                    call = runner.on_book  # a slot read specialises; runner.on_book(...) looks the method up
+                    try:
+                        call(runner.ctx, book)
+                    except Exception:
+                        self.hook_raised(runner, "on_book")
+            finally:  # whatever escapes, the next event must not inherit this one's start
+                self.event_ns = outer
+            if self.deferred:  # a local reject to deliver, or the watch saw this event overrun
+                self.end_watched(entry, subs, "on_book", began)
+            return
+        try:
+            if not sample_at:  # no watch running, or a book whose batch once overran: each call timed
+                slow = self.slow_hook_ns
+                started = began
+                for runner in entry.book_subs:
+                    call = runner.on_book
+                    try:
+                        call(runner.ctx, book)
+                    except Exception:
+                        self.hook_raised(runner, "on_book")
+                    ended = perf_counter_ns()
+                    elapsed = ended - started
+                    started = ended
+                    if elapsed > slow:  # counted per entry; only a slow call is bucketed or held to the budget
+                        self._slow_hook(runner, runner.book_stats, "on_book", elapsed)
+            else:
+                since = entry.n_book - entry.book_sampled
+                entry.book_sampled = entry.n_book  # first: a strategy failing in the sample settles none twice
+                self.sample_hooks(entry.book_subs, "on_book", book, began, since)
+                if entry.book_sample_at:  # still sampled (a failure in the sample may have changed that)
+                    entry.book_sample_at = next_sample(entry.n_book)
+        finally:
+            self.event_ns = outer
         if self.deferred:
             self.drain()
 
@@ -125,39 +136,45 @@ class DispatchMixin:
         ):
             self._band_hit(entry, trade)
         outer = self.event_ns
-        started = self.event_ns = perf_counter_ns()
+        began = self.event_ns = perf_counter_ns()
         sample_at = entry.trade_sample_at
-        if not sample_at:  # as on_book
-            slow = self.slow_hook_ns
-            for runner in entry.trade_subs:
-                call = runner.on_trade
-                try:
-                    call(runner.ctx, trade)
-                except Exception:
-                    self.hook_raised(runner, "on_trade")
-                ended = perf_counter_ns()
-                elapsed = ended - started
-                started = ended
-                if elapsed > slow:
-                    self._slow_hook(runner, runner.trade_stats, "on_trade", elapsed)
-        elif entry.n_trade < sample_at:
+        if entry.n_trade < sample_at:  # as on_book
             subs = entry.trade_subs
-            for runner in subs:
-                call = runner.on_trade  # a slot read specialises; runner.on_trade(...) is a method lookup each time
-                try:
-                    call(runner.ctx, trade)
-                except Exception:
-                    self.hook_raised(runner, "on_trade")
-            elapsed = perf_counter_ns() - started
-            if elapsed > self.hook_budget_ns:
-                self.batch_overran(entry, subs, "on_trade", elapsed)
-        else:
-            since = entry.n_trade - entry.trade_sampled
-            entry.trade_sampled = entry.n_trade
-            self.sample_hooks(entry.trade_subs, "on_trade", trade, started, since)
-            if entry.trade_sample_at:
-                entry.trade_sample_at = next_sample(entry.n_trade)
-        self.event_ns = outer
+            try:
+                for runner in subs:
+                    call = runner.on_trade  # as on_book
+                    try:
+                        call(runner.ctx, trade)
+                    except Exception:
+                        self.hook_raised(runner, "on_trade")
+            finally:  # whatever escapes, the next event must not inherit this one's start
+                self.event_ns = outer
+            if self.deferred:
+                self.end_watched(entry, subs, "on_trade", began)
+            return
+        try:
+            if not sample_at:
+                slow = self.slow_hook_ns
+                started = began
+                for runner in entry.trade_subs:
+                    call = runner.on_trade
+                    try:
+                        call(runner.ctx, trade)
+                    except Exception:
+                        self.hook_raised(runner, "on_trade")
+                    ended = perf_counter_ns()
+                    elapsed = ended - started
+                    started = ended
+                    if elapsed > slow:
+                        self._slow_hook(runner, runner.trade_stats, "on_trade", elapsed)
+            else:
+                since = entry.n_trade - entry.trade_sampled
+                entry.trade_sampled = entry.n_trade
+                self.sample_hooks(entry.trade_subs, "on_trade", trade, began, since)
+                if entry.trade_sample_at:
+                    entry.trade_sample_at = next_sample(entry.n_trade)
+        finally:
+            self.event_ns = outer
         if self.deferred:
             self.drain()
 
@@ -171,7 +188,7 @@ class DispatchMixin:
             self.hook_overran(runner, hook, elapsed)
 
     def sample_hooks(self, subs: tuple[StrategyRunner, ...], hook: str, arg: Any, started: int, weight: int) -> None:
-        """A sampled event of a shared book: each call timed, held to the budget by name, and
+        """A sampled event: each call timed, held to the budget by name, and
         counted ``weight`` times (the events since the last sample, this one included) in its
         strategy's histogram, so the count is exact and the buckets an unbiased estimate."""
         slow = self.slow_hook_ns
@@ -187,6 +204,32 @@ class DispatchMixin:
             stats.calls += weight
             if elapsed > slow:
                 self._slow_hook(runner, stats, hook, elapsed, weight)
+
+    def end_watched(self, entry: BookEntry, subs: tuple[StrategyRunner, ...], hook: str, began: int) -> None:
+        """The end of an event whose hooks were not timed, with something queued: if the watch saw
+        it overrun, time it now and name the strategy (alone on the book: held to the budget as if
+        timed; shared: the book times each call from now on). Then deliver what was queued."""
+        if self.overrun_began == began:
+            self.overrun_began = 0
+            elapsed = perf_counter_ns() - began
+            if len(subs) == 1:
+                runner = subs[0]
+                stats = runner.stats_for(hook)
+                if (entry.book_subs if hook == "on_book" else entry.trade_subs) is subs:
+                    # counted now, so the next sample's weight (the events since the last) leaves it out
+                    stats.calls += 1
+                    if hook == "on_book":
+                        entry.book_sampled += 1
+                    else:
+                        entry.trade_sampled += 1
+                # else the dispatch was rebuilt during the event (the strategy failed or was paused):
+                # the rebuild counted this call already, unbucketed, so bucketing it keeps every count
+                if elapsed > stats.floor_ns:
+                    stats.record_slow(elapsed)
+                self.hook_overran(runner, hook, elapsed)
+            elif subs:
+                self.batch_overran(entry, subs, hook, elapsed)
+        self.drain()
 
     def batch_overran(self, entry: BookEntry, subs: tuple[StrategyRunner, ...], hook: str, elapsed: int) -> None:
         """The strategies sharing a book took longer together than one hook may: whose call it was
@@ -246,9 +289,9 @@ class DispatchMixin:
                 hook(runner.ctx, arg)
             except Exception:
                 self.hook_raised(runner, name)
-            elapsed = perf_counter_ns() - started
-            self.event_ns = outer
-            self.hook_took(runner, name, elapsed)
+            finally:
+                self.event_ns = outer
+            self.hook_took(runner, name, perf_counter_ns() - started)
         if self.deferred:
             self.drain()
 
@@ -277,8 +320,13 @@ class DispatchMixin:
         """Deliver queued on_order_update calls (local rejects) after the hook that caused them."""
         deferred = self.deferred
         handled = 0
+        still_running = False  # the watch flagged an event that is still being dispatched (this drain is nested in it)
         while deferred:
-            runner, order = deferred.popleft()
+            item = deferred.popleft()
+            if item is OVERRUN_SEEN:  # the flagged event's end (end_watched) takes it; a stale flag goes
+                still_running = still_running or (self.overrun_began != 0 and self.overrun_began == self.event_ns)
+                continue
+            runner, order = item
             handled += 1
             if handled > DEFERRED_LOOP_LIMIT:
                 deferred.clear()
@@ -287,10 +335,19 @@ class DispatchMixin:
                 )
                 return
             if runner.on_order_update is not None and (runner.state == "running" or order is runner.pause_told):
+                # timed, held to the budget and seen by the watch as call_hook's calls are (not
+                # through call_hook: it drains too, and this loop counts what one event queued)
+                outer = self.event_ns
+                started = self.event_ns = perf_counter_ns()
                 try:
                     runner.on_order_update(runner.ctx, order)
                 except Exception:
                     self.hook_raised(runner, "on_order_update")
+                finally:
+                    self.event_ns = outer
+                self.hook_took(runner, "on_order_update", perf_counter_ns() - started)
+        if still_running:
+            deferred.append(OVERRUN_SEEN)
 
     def close_market_data(self) -> None:
         """The run's window has ended (its end time, or a stop asked for): strategies hear no more
@@ -306,6 +363,7 @@ class DispatchMixin:
         """Recompute the per-book subscriber tuples (at load and when a strategy stops), and how
         each book's calls are timed (see the module's docstring)."""
         self.settle_hook_counts()
+        watched = self.hook_watch is not None and self.hook_watch.running
         for venue in self.venues.values():
             for symbol, entry in venue.entries.items():
                 self.settle_samples(entry)
@@ -314,9 +372,9 @@ class DispatchMixin:
                     if r.venue == venue.name and symbol in r.instruments and r.state == "running"]
                 entry.book_subs = tuple(r for r in live if r.on_book is not None)
                 entry.trade_subs = tuple(r for r in live if r.on_trade is not None)
-                shared = not entry.hooks_each
-                entry.book_sample_at = next_sample(entry.n_book) if shared and len(entry.book_subs) > 1 else 0
-                entry.trade_sample_at = next_sample(entry.n_trade) if shared and len(entry.trade_subs) > 1 else 0
+                sampling = watched and not entry.hooks_each
+                entry.book_sample_at = next_sample(entry.n_book) if sampling and entry.book_subs else 0
+                entry.trade_sample_at = next_sample(entry.n_trade) if sampling and entry.trade_subs else 0
                 for runner in self.runners.values():
                     for hook, subs, count, sampled in (
                         ("on_book", entry.book_subs, entry.n_book, entry.book_sample_at),
@@ -326,6 +384,22 @@ class DispatchMixin:
                             runner.dispatch_base.setdefault((entry, hook), count)
                         else:  # not subscribed, or sampled: sample_hooks counts
                             runner.dispatch_base.pop((entry, hook), None)
+
+    def start_hook_watch(self) -> None:
+        """Hold on_book / on_trade to the budget from the watch's thread (engine/runtime/hookwatch.py):
+        from now on an event's hooks are timed only on sampled events and when the watch saw them
+        overrun. Started by the engine for its run; without it every call is timed."""
+        if self.hook_watch is None or not self.hook_watch.running:
+            self.hook_watch = HookWatch(self, self.hook_budget_ns)  # type: ignore[arg-type]
+            self.hook_watch.start()
+            self.rebuild_dispatch()
+
+    def stop_hook_watch(self) -> None:
+        """End the watch; every call is timed again."""
+        if self.hook_watch is not None:
+            self.hook_watch.stop()
+            self.hook_watch = None
+            self.rebuild_dispatch()
 
     @staticmethod
     def settle_samples(entry: BookEntry) -> None:

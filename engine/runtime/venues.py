@@ -35,9 +35,9 @@ class BookEntry(InstrumentFacts):
         self.band_halts = pack.band_hit_halts
         self.n_book = 0
         self.n_trade = 0
-        # hook timing (engine/runtime/dispatch.py): the next event timed per hook when several
-        # strategies share the book (0: every event is), the count at the last one, and whether a
-        # batch of them ever overran
+        # hook timing (engine/runtime/dispatch.py): the next event timed per hook while the hook
+        # watch runs (0: every event is), the count at the last one, and whether a batch of the
+        # book's strategies ever overran
         self.book_sample_at = 0
         self.trade_sample_at = 0
         self.book_sampled = 0

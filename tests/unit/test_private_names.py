@@ -39,8 +39,9 @@ SCANNED = ("engine", "adapters")
 # the names an order goes by where the engine reads its fast slots (engine.model.ENGINE_FAST_SLOTS):
 # the licence is for Order's slots, and "_venue" or "_qty" of any other object is still a reach
 ORDER_NAMES = frozenset({"order", "o"})
-# underscore names that are public API of the standard library (namedtuple's, os's)
-STDLIB_PUBLIC = frozenset({"_replace", "_asdict", "_fields", "_make", "_field_defaults", "_exit"})
+# underscore names that are public API of the standard library (namedtuple's, os's, and sys's
+# documented _current_frames, which the hook watch reads to say where a stuck hook is)
+STDLIB_PUBLIC = frozenset({"_replace", "_asdict", "_fields", "_make", "_field_defaults", "_exit", "_current_frames"})
 
 
 def _private(name: str) -> bool:
