@@ -83,6 +83,10 @@ def make_events(n: int, seed: int = 7) -> list[BookUpdate]:
     return events
 
 
+#: the engine of the last build, whose hook watch the next build ends
+BUILT: list[Engine] = []
+
+
 def build(strategies: int, venue_budget: bool = False, strategy: str = STRATEGY) -> Engine:
     """``venue_budget``: keep the paper venue's declared 100/s instead of the raised one.
     ``strategy``: the config line of each strategy (benchmarks/vs_nautilus.py runs its own)."""
@@ -99,6 +103,12 @@ def build(strategies: int, venue_budget: bool = False, strategy: str = STRATEGY)
     for adapter in engine.adapters.values():
         anyio.run(adapter.connect)
         adapter.on_session(open_state)
+    # as `engine run` does: the hook budget held by the watch's thread; one watch at a time (the
+    # previous build's is ended: a script builds an engine per run, and each watch takes the GIL)
+    while BUILT:
+        BUILT.pop().runtime.stop_hook_watch()
+    engine.runtime.start_hook_watch()
+    BUILT.append(engine)
     return engine
 
 
