@@ -133,8 +133,9 @@ class Runtime(DispatchMixin, EntranceMixin, OrdersMixin, RefusalsMixin, Strategi
         self.mmp_triggers = 0
         self.anomalies: Counter[str] = Counter()
         self.anomaly_samples: list[str] = []
-        # perf_counter_ns() when the event being dispatched entered the runtime (0 between events):
-        # tick-to-order latency is measured from it to the adapter hand-off
+        # perf_counter_ns() when the event being dispatched entered the runtime, or call_hook's hook
+        # started (0 between events): tick-to-order latency is measured from it to the adapter
+        # hand-off, and the hook watch reads it
         self.event_ns = 0
         # the hook watch (engine/runtime/hookwatch.py; the engine starts it for its run) and the start
         # of the last event it saw run past the budget, until that event's end has timed it

@@ -330,22 +330,25 @@ class DispatchMixin:
             handled += 1
             if handled > DEFERRED_LOOP_LIMIT:
                 deferred.clear()
+                if self.overrun_began and self.overrun_began == self.event_ns:  # kept for its event's end
+                    deferred.append(OVERRUN_SEEN)
                 self.strategy_failed(
                     runner, "on_order_update", f"more than {DEFERRED_LOOP_LIMIT} rejected orders from one event"
                 )
                 return
             if runner.on_order_update is not None and (runner.state == "running" or order is runner.pause_told):
-                # timed, held to the budget and seen by the watch as call_hook's calls are (not
-                # through call_hook: it drains too, and this loop counts what one event queued)
-                outer = self.event_ns
-                started = self.event_ns = perf_counter_ns()
+                # timed and held to the budget as call_hook's calls are (not through call_hook: it
+                # drains too, and this loop counts what one event queued); event_ns is left alone:
+                # a refusal is no event entering the runtime, so an order sent from its callback
+                # takes no tick-to-order sample (and the watch does not see this call); a paused
+                # strategy told why is not held to the budget (an overrun could not stop it)
+                started = perf_counter_ns()
                 try:
                     runner.on_order_update(runner.ctx, order)
                 except Exception:
                     self.hook_raised(runner, "on_order_update")
-                finally:
-                    self.event_ns = outer
-                self.hook_took(runner, "on_order_update", perf_counter_ns() - started)
+                self.hook_took(runner, "on_order_update", perf_counter_ns() - started,
+                               budgeted=runner.state == "running")
         if still_running:
             deferred.append(OVERRUN_SEEN)
 

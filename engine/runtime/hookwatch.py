@@ -20,7 +20,12 @@ that holds the GIL the look comes at the eval-breaker check after it, still insi
 switch interval is seen whenever the watch's thread gets a CPU in time (on a loaded 2 vCPU VM,
 looks were 10-13 ms apart at a 5 ms period); a shorter overrun by chance, or by the sampled
 per-call timing (one event in about 16 times each call exactly). One flag at a time: an event
-dispatched inside another (no adapter does that today) that is flagged too replaces the outer's.
+or a ``call_hook`` call dispatched inside another (nothing does that today: hooks never run
+inside hooks) that is flagged too replaces the outer's flag, and the outer overrun goes uncounted.
+
+``event_ns`` is also set while ``call_hook`` runs a hook (``on_fill``, a venue's
+``on_order_update``): the watch flags those too, but they time themselves, so their flag is
+dropped at their drain; it is still what makes a stuck ``on_fill`` reported.
 
 A hook still running after :data:`STUCK_REPORT_NS` (or twice the budget) is logged from the
 watch's thread with where the loop's thread is, and again each time its running time doubles: a

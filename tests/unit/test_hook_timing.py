@@ -32,20 +32,6 @@ def on_book(ctx, book):
     seen.append(book.seq)
 """
 
-# sleeps past a 20 ms budget on every call (a sleep lasts at least what it asks, whatever the load)
-SLEEPER = """\
-import time
-from engine import hookimpl
-
-seen = []
-
-@hookimpl
-def on_book(ctx, book):
-    seen.append(book.seq)
-    time.sleep(0.03)
-"""
-
-
 # holds the loop (no sleep: the GIL stays taken) until the watch has flagged this event, so the call
 # is over the budget whatever the load; 10 s at most
 SPINNER = """\
@@ -92,6 +78,10 @@ def watched(build_engine):
         engine.runtime.stop_hook_watch()
 
 
+# sampling tests: a stall of a loaded machine (a 50 ms budget could see one) must not flag an event
+NEVER_OVER = {"containment": {"hook_budget_ms": 600_000}}
+
+
 def unsampled_from(entry) -> int:
     """Push the book's next sample far away, so the coming events are held by the watch alone."""
     entry.book_sample_at = 10**9
@@ -107,7 +97,7 @@ def test_without_the_watch_every_call_is_timed_and_counted(build_engine):
 
 
 def test_the_watch_samples_one_strategy_and_a_stop_settles_its_count(watched):
-    engine = watched({"s": COUNTER})
+    engine = watched({"s": COUNTER}, risk=NEVER_OVER)
     entry = engine.runtime.venues["paper"].entries["MEBL"]
     assert entry.book_sample_at > 0  # one strategy: sampled too, no clock read after its call
     feed(engine, 500)
@@ -119,7 +109,7 @@ def test_the_watch_samples_one_strategy_and_a_stop_settles_its_count(watched):
 
 
 def test_a_shared_book_samples_the_histogram_and_every_count_only_grows(watched):
-    engine = watched({"a": COUNTER, "b": COUNTER})
+    engine = watched({"a": COUNTER, "b": COUNTER}, risk=NEVER_OVER)
     entry = engine.runtime.venues["paper"].entries["MEBL"]
     assert entry.book_sample_at > 0  # two strategies: batched, sampled
     runners = engine.runtime.runners
@@ -150,7 +140,7 @@ def test_a_replay_samples_the_same_events(watched):
     runtime in the process could have moved: two runs of the same feed sample alike."""
     counts = []
     for _ in range(2):
-        engine = watched({"a": COUNTER, "b": COUNTER})
+        engine = watched({"a": COUNTER, "b": COUNTER}, risk=NEVER_OVER)
         feed(engine, 777)
         counts.append((calls(engine, "a"), engine.runtime.venues["paper"].entries["MEBL"].book_sample_at))
     assert counts[0] == counts[1] and counts[0][0] <= 777 < counts[0][1]
@@ -230,14 +220,40 @@ def test_a_stuck_hook_is_reported_while_it_runs(watched, caplog, monkeypatch):
 def test_a_flag_of_an_event_timed_by_the_loop_itself_is_dropped(watched):
     """The watch also flags events the loop times itself (a sampled one, a book timing each call,
     call_hook's): their own timing counted the overrun, so the flag, matching no later event's
-    start, is dropped at the next drain and counts for no one."""
-    engine = watched({"s": COUNTER})
+    start, is dropped at the next event's end and counts for no one."""
+    engine = watched({"s": COUNTER}, risk=NEVER_OVER)
     runtime = engine.runtime
     runtime.overrun_began = 12_345
     runtime.deferred.append(OVERRUN_SEEN)
-    feed(engine, 3)
+    feed(engine, 3, first=unsampled_from(runtime.venues["paper"].entries["MEBL"]))  # through end_watched
     assert not runtime.deferred and runtime.runners["s"].hook_overruns == 0
     assert len(runtime.runners["s"].loaded.module.seen) == 3
+
+
+# raises what no hook may: it goes past the runtime's containment to the caller
+ESCAPES = """\
+from engine import hookimpl
+
+@hookimpl
+def on_book(ctx, book):
+    raise KeyboardInterrupt
+"""
+
+
+@pytest.mark.parametrize("watch", [True, False], ids=["watched", "timed-each"])
+def test_an_escaping_exception_leaves_no_event_start_behind(build_engine, watch):
+    """The next event must not inherit the escaped one's start: tick-to-order would run from it,
+    and the watch would flag the idle loop as a hook running ever longer."""
+    engine = build_engine({"s": ESCAPES}, symbols=("MEBL",), risk=NEVER_OVER)
+    if watch:
+        engine.runtime.start_hook_watch()
+        unsampled_from(engine.runtime.venues["paper"].entries["MEBL"])
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            feed(engine, 1)
+        assert engine.runtime.event_ns == 0
+    finally:
+        engine.runtime.stop_hook_watch()
 
 
 # spins past the budget, then raises: the strategy fails inside its overrunning call
@@ -331,3 +347,20 @@ def test_engine_run_holds_hooks_to_the_budget_with_the_watch_and_ends_it(tmp_pat
     assert watch.looks > 0 and not watch.running and runtime.hook_watch is None
     runtime.settle_hook_counts()
     assert runtime.runners["s"].hook_stats["on_book"].calls == len(module.seen)
+
+
+def test_after_the_runs_window_closes_strategies_hear_no_market_data(build_engine):
+    """The run's end (or a stop asked for) closes market data: what venues still send before
+    shutdown stops them updates the book and reaches no strategy, as a replay of the run ends
+    there too; a strategy stopped afterwards does not reopen it."""
+    engine = build_engine({"a": COUNTER, "b": COUNTER}, symbols=("MEBL",))
+    feed(engine, 40)
+    engine.runtime.close_market_data()
+    feed(engine, 10, first=41)
+    for name in ("a", "b"):
+        assert engine.runtime.runners[name].loaded.module.seen == list(range(1, 41))
+        assert calls(engine, name) == 40
+    assert engine.runtime.venues["paper"].entries["MEBL"].book.seq == 50  # the book still kept up
+    engine.runtime.stop_strategy(engine.runtime.runners["b"], cancel=False)  # rebuilds the dispatch
+    feed(engine, 5, first=51)
+    assert engine.runtime.runners["a"].loaded.module.seen == list(range(1, 41))
