@@ -98,23 +98,11 @@ class DispatchMixin:
             return
         try:
             if not sample_at:  # no watch running, or a book whose batch once overran: each call timed
-                slow = self.slow_hook_ns
-                started = began
-                for runner in entry.book_subs:
-                    call = runner.on_book
-                    try:
-                        call(runner.ctx, book)
-                    except Exception:
-                        self.hook_raised(runner, "on_book")
-                    ended = perf_counter_ns()
-                    elapsed = ended - started
-                    started = ended
-                    if elapsed > slow:  # counted per entry; only a slow call is bucketed or held to the budget
-                        self._slow_hook(runner, runner.book_stats, "on_book", elapsed)
+                self.time_each(entry.book_subs, "on_book", book, began)
             else:
                 since = entry.n_book - entry.book_sampled
                 entry.book_sampled = entry.n_book  # first: a strategy failing in the sample settles none twice
-                self.sample_hooks(entry.book_subs, "on_book", book, began, since)
+                self.time_each(entry.book_subs, "on_book", book, began, since)
                 if entry.book_sample_at:  # still sampled (a failure in the sample may have changed that)
                     entry.book_sample_at = next_sample(entry.n_book)
         finally:
@@ -153,25 +141,13 @@ class DispatchMixin:
                 self.end_watched(entry, subs, "on_trade", began)
             return
         try:
-            if not sample_at:
-                slow = self.slow_hook_ns
-                started = began
-                for runner in entry.trade_subs:
-                    call = runner.on_trade
-                    try:
-                        call(runner.ctx, trade)
-                    except Exception:
-                        self.hook_raised(runner, "on_trade")
-                    ended = perf_counter_ns()
-                    elapsed = ended - started
-                    started = ended
-                    if elapsed > slow:
-                        self._slow_hook(runner, runner.trade_stats, "on_trade", elapsed)
+            if not sample_at:  # no watch running, or a book whose batch once overran: each call timed
+                self.time_each(entry.trade_subs, "on_trade", trade, began)
             else:
                 since = entry.n_trade - entry.trade_sampled
-                entry.trade_sampled = entry.n_trade
-                self.sample_hooks(entry.trade_subs, "on_trade", trade, began, since)
-                if entry.trade_sample_at:
+                entry.trade_sampled = entry.n_trade  # first: a strategy failing in the sample settles none twice
+                self.time_each(entry.trade_subs, "on_trade", trade, began, since)
+                if entry.trade_sample_at:  # still sampled (a failure in the sample may have changed that)
                     entry.trade_sample_at = next_sample(entry.n_trade)
         finally:
             self.event_ns = outer
@@ -187,10 +163,12 @@ class DispatchMixin:
         if elapsed > self.hook_budget_ns:
             self.hook_overran(runner, hook, elapsed)
 
-    def sample_hooks(self, subs: tuple[StrategyRunner, ...], hook: str, arg: Any, started: int, weight: int) -> None:
-        """A sampled event: each call timed, held to the budget by name, and
-        counted ``weight`` times (the events since the last sample, this one included) in its
-        strategy's histogram, so the count is exact and the buckets an unbiased estimate."""
+    def time_each(self, subs: tuple[StrategyRunner, ...], hook: str, arg: Any, started: int, weight: int = 0) -> None:
+        """Each call timed exactly: bucketed when over the histogram floor, held to the budget by
+        name. ``weight`` 0: the calls are counted from the book's event count (no watch, or a book
+        whose batch overran); else a sampled event: each call counted ``weight`` times (the events
+        since the last sample, this one included), so the count is exact and the buckets an
+        unbiased estimate."""
         slow = self.slow_hook_ns
         for runner in subs:
             try:
@@ -200,10 +178,11 @@ class DispatchMixin:
             ended = perf_counter_ns()
             elapsed = ended - started
             started = ended
-            stats = runner.stats_for(hook)
-            stats.calls += weight
-            if elapsed > slow:
-                self._slow_hook(runner, stats, hook, elapsed, weight)
+            if weight or elapsed > slow:
+                stats = runner.stats_for(hook)
+                stats.calls += weight
+                if elapsed > slow:
+                    self._slow_hook(runner, stats, hook, elapsed, weight or 1)
 
     def end_watched(self, entry: BookEntry, subs: tuple[StrategyRunner, ...], hook: str, began: int) -> None:
         """The end of an event whose hooks were not timed, with something queued: if the watch saw
@@ -385,7 +364,7 @@ class DispatchMixin:
                     ):
                         if runner in subs and not sampled:  # every call counted: from the entry's count
                             runner.dispatch_base.setdefault((entry, hook), count)
-                        else:  # not subscribed, or sampled: sample_hooks counts
+                        else:  # not subscribed, or sampled: time_each counts
                             runner.dispatch_base.pop((entry, hook), None)
 
     def start_hook_watch(self) -> None:
